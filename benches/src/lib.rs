@@ -1,0 +1,1 @@
+//! chronik-benches: criterion benches and the load tool

@@ -1,0 +1,1 @@
+//! Chronik: a Kafka-compatible broker.
