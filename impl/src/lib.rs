@@ -1,1 +1,8 @@
 //! Chronik: a Kafka-compatible broker.
+//!
+//! The partition log ([`log`]) sits on the storage seam ([`disk`]) so the same code
+//! runs on real files and on the simulated disk the crash tests use.
+
+pub mod disk;
+pub mod log;
+pub(crate) mod sync;

@@ -1,0 +1,78 @@
+use super::error::{LogError, Result};
+use serde::{Deserialize, Serialize};
+
+/// When appended bytes are forced to disk (R-LOG-4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// An append completes only once its bytes are fdatasync'ed; concurrent appends
+    /// share flushes (group commit). The default.
+    Always,
+    /// Appends complete at once; a background flusher syncs every `ms` milliseconds.
+    /// A crash can lose up to that much acknowledged data: weaker, opt-in.
+    Interval { ms: u64 },
+    /// Never synced except when a segment is sealed. For tests and benches only.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A segment is sealed and a new one started when the next frame would pass this.
+    pub segment_bytes: u64,
+    /// ... or when the active segment's first append is this old.
+    pub segment_ms: u64,
+    /// Bytes of log between two entries of the sparse offset index.
+    pub index_interval_bytes: u64,
+    /// The largest batch one append accepts (Kafka's max.message.bytes).
+    pub max_batch_bytes: usize,
+    /// Segments whose newest timestamp is older than this are deleted.
+    pub retention_ms: Option<u64>,
+    /// Old segments are deleted while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    pub fsync: FsyncPolicy,
+}
+
+pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
+const WEEK_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_ms: WEEK_MS,
+            index_interval_bytes: 4096,
+            max_batch_bytes: 1_048_588,
+            retention_ms: Some(WEEK_MS),
+            retention_bytes: None,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+}
+
+impl LogConfig {
+    pub fn validate(&self) -> Result<()> {
+        // Index entries store positions as u32.
+        if self.segment_bytes < 1024 || self.segment_bytes > u64::from(u32::MAX) {
+            return Err(LogError::Config(format!(
+                "segment_bytes {} must be between 1 KiB and 4 GiB",
+                self.segment_bytes
+            )));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err(LogError::Config(
+                "index_interval_bytes must be positive".into(),
+            ));
+        }
+        if self.max_batch_bytes > super::frame::MAX_FRAME_PAYLOAD {
+            return Err(LogError::Config(format!(
+                "max_batch_bytes {} is over {}",
+                self.max_batch_bytes,
+                super::frame::MAX_FRAME_PAYLOAD
+            )));
+        }
+        if let FsyncPolicy::Interval { ms: 0 } = self.fsync {
+            return Err(LogError::Config("fsync interval must be positive".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Everything that can go wrong in the partition log. Storage failures are typed so
+/// the broker can answer KAFKA_STORAGE_ERROR instead of dropping a record (R-LOG-9).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogError {
+    #[error("offset {offset} is out of range: the log holds [{log_start}, {log_end})")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start: u64,
+        log_end: u64,
+    },
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(String),
+    #[error("record batch of {size} bytes is over the limit of {limit} bytes")]
+    BatchTooLarge { size: usize, limit: usize },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error("corrupt log data in {path} at byte {position} (near offset {offset}): {reason}")]
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        offset: u64,
+        reason: String,
+    },
+    #[error("corrupt checkpoint {path}: {reason}")]
+    CorruptCheckpoint { path: PathBuf, reason: String },
+    #[error("log {dir} is offline after a failed fsync; appends resume once it can be resynced")]
+    Offline { dir: PathBuf },
+    #[error("the group committer has stopped; the log is shutting down")]
+    ShuttingDown,
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+}
+
+impl LogError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        LogError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// True for failures of the disk (not of the request), which Kafka reports as
+    /// KAFKA_STORAGE_ERROR.
+    pub fn is_storage_error(&self) -> bool {
+        matches!(
+            self,
+            LogError::Io { .. }
+                | LogError::Corrupt { .. }
+                | LogError::CorruptCheckpoint { .. }
+                | LogError::Offline { .. }
+        )
+    }
+
+    /// True when the disk is full: the append can succeed later, once space returns.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, LogError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+    }
+}
+
+pub type Result<T, E = LogError> = std::result::Result<T, E>;

@@ -1,0 +1,17 @@
+//! The partition log: the source of truth for every partition's records.
+//! Rules R-LOG-1..R-LOG-10 in spec/log.md.
+
+pub mod batch;
+pub mod checkpoint;
+mod config;
+mod error;
+pub mod frame;
+mod group_commit;
+pub mod index;
+mod partition;
+pub mod segment;
+
+pub use config::{FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
+pub use error::{LogError, Result};
+pub use group_commit::{CommitQueue, CommitStats, Completion, GroupCommitter, SyncTarget};
+pub use partition::{AppendInfo, PartitionLog, ReadResult};

@@ -1,0 +1,763 @@
+//! The log of one partition: a directory of segments, the checkpoint, and the
+//! append, read, recovery and retention paths over them.
+
+use super::batch::{self, BatchHeader};
+use super::checkpoint::{self, Checkpoint};
+use super::config::{FsyncPolicy, LogConfig};
+use super::error::{LogError, Result};
+use super::frame::{self, FRAME_HEADER_LEN};
+use super::group_commit::{CommitQueue, SyncTarget};
+use super::segment::{self, FrameReader, Segment, Stop};
+use crate::disk::{Disk, DiskFile};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub append_time_ms: u64,
+    /// The log end offset right after this append.
+    pub log_end_offset: u64,
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Concatenated RecordBatch v2 bytes, as a Fetch response carries them.
+    pub records: Vec<u8>,
+    pub batch_count: usize,
+    /// The offset after the last batch returned (the read's start if none).
+    pub next_offset: u64,
+}
+
+/// The log of one partition. Cheap to share: all methods take `&self`.
+pub struct PartitionLog {
+    shared: Arc<LogShared>,
+}
+
+struct LogShared {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    commits: Option<CommitQueue>,
+    state: Mutex<LogState>,
+}
+
+struct LogState {
+    config: LogConfig,
+    segments: BTreeMap<u64, Segment>,
+    log_start: u64,
+    high_watermark: u64,
+    /// Every offset below this is on disk and fsynced.
+    durable_end: u64,
+    /// (base offset, size) of the active segment as of its last successful sync.
+    durable_position: (u64, u64),
+    /// Set when an fsync failed: what was written since the last good sync may be
+    /// lost, so nothing is appended until the tail has been cut back and resynced.
+    offline: bool,
+    last_checkpoint: Option<Checkpoint>,
+}
+
+impl LogState {
+    fn active(&self) -> Result<&Segment> {
+        self.segments
+            .values()
+            .next_back()
+            .ok_or_else(|| LogError::Config("log has no segment".into()))
+    }
+
+    fn active_mut(&mut self) -> Result<&mut Segment> {
+        self.segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(|| LogError::Config("log has no segment".into()))
+    }
+
+    fn log_end(&self) -> u64 {
+        self.segments
+            .values()
+            .next_back()
+            .map_or(self.log_start, |s| s.next_offset)
+    }
+
+    fn out_of_range(&self, offset: u64) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start: self.log_start,
+            log_end: self.log_end(),
+        }
+    }
+}
+
+/// A read's view of one segment, taken under the lock and used without it.
+struct SegmentView {
+    path: PathBuf,
+    file: Arc<dyn DiskFile>,
+    start_position: u64,
+    end_position: u64,
+    next_offset: u64,
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the log in `dir` (R-LOG-5). With the `Always`
+    /// policy, appends are grouped through `commits` if given, or each synced on
+    /// its own otherwise.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        config: LogConfig,
+        commits: Option<CommitQueue>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let created = !disk.is_dir(dir);
+        disk.create_dir_all(dir)
+            .map_err(|e| LogError::io("create directory", dir, e))?;
+        if created {
+            if let Some(parent) = dir.parent() {
+                disk.sync_dir(parent)
+                    .map_err(|e| LogError::io("fsync directory", parent, e))?;
+            }
+        }
+        let names = disk
+            .list_dir(dir)
+            .map_err(|e| LogError::io("list", dir, e))?;
+        for name in names.iter().filter(|n| n.ends_with(".tmp")) {
+            let path = dir.join(name);
+            disk.remove_file(&path)
+                .map_err(|e| LogError::io("remove", &path, e))?;
+        }
+        let mut bases: Vec<u64> = names
+            .iter()
+            .filter_map(|n| segment::parse_base_offset(n))
+            .collect();
+        bases.sort_unstable();
+        let checkpoint = checkpoint::read(disk.as_ref(), dir)?;
+
+        let mut segments = BTreeMap::new();
+        match bases.split_last() {
+            None => {
+                let base = checkpoint.map_or(0, |c| c.log_start_offset);
+                segments.insert(base, Segment::create(disk.as_ref(), dir, base)?);
+                disk.sync_dir(dir)
+                    .map_err(|e| LogError::io("fsync directory", dir, e))?;
+            }
+            Some((&last, sealed)) => {
+                for (i, &base) in sealed.iter().enumerate() {
+                    let next = bases[i + 1];
+                    let seg = Segment::open_sealed(
+                        disk.as_ref(),
+                        dir,
+                        base,
+                        next,
+                        config.index_interval_bytes,
+                    )?;
+                    segments.insert(base, seg);
+                }
+                let active =
+                    Segment::open_active(disk.as_ref(), dir, last, config.index_interval_bytes)?;
+                // What recovery kept is what the log now acknowledges: make it durable
+                // even if the previous process died before its own fsync.
+                active
+                    .file
+                    .sync_data()
+                    .map_err(|e| LogError::io("fsync", &active.path, e))?;
+                segments.insert(last, active);
+            }
+        }
+
+        let mut state = LogState {
+            config,
+            segments,
+            log_start: 0,
+            high_watermark: 0,
+            durable_end: 0,
+            durable_position: (0, 0),
+            offline: false,
+            last_checkpoint: checkpoint,
+        };
+        let first_base = state.segments.keys().next().copied().unwrap_or(0);
+        let log_end = state.log_end();
+        let (start, hw) =
+            checkpoint.map_or((first_base, 0), |c| (c.log_start_offset, c.high_watermark));
+        state.log_start = start.clamp(first_base, log_end);
+        state.high_watermark = hw.clamp(state.log_start, log_end);
+        state.durable_end = log_end;
+        let active = state.active()?;
+        state.durable_position = (active.base_offset, active.size);
+
+        let log = PartitionLog {
+            shared: Arc::new(LogShared {
+                disk,
+                dir: dir.to_path_buf(),
+                commits,
+                state: Mutex::new(state),
+            }),
+        };
+        // A crash between moving the log start and deleting segments leaves
+        // segments wholly below it: finish that deletion now.
+        log.delete_segments_below_start()?;
+        Ok(log)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        self.shared.lock()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    /// Changes the log's configuration; it applies from the next append.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.lock().config = config;
+        Ok(())
+    }
+
+    pub fn log_start_offset(&self) -> u64 {
+        self.lock().log_start
+    }
+
+    pub fn log_end_offset(&self) -> u64 {
+        self.lock().log_end()
+    }
+
+    /// Every offset below this is fsynced.
+    pub fn durable_end_offset(&self) -> u64 {
+        self.lock().durable_end
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.lock().high_watermark
+    }
+
+    /// Sets the high watermark, clamped to [log start, log end]. Persisted by the
+    /// next [`PartitionLog::checkpoint`].
+    pub fn set_high_watermark(&self, hw: u64) {
+        let mut st = self.lock();
+        let end = st.log_end();
+        st.high_watermark = hw.clamp(st.log_start, end);
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    /// Appends one RecordBatch v2, assigning its offsets, and returns once it is as
+    /// durable as the log's policy asks (R-LOG-1, R-LOG-4).
+    pub fn append(&self, batch: &[u8], now_ms: u64, leader_epoch: i32) -> Result<AppendInfo> {
+        let info = self.write(batch, now_ms, leader_epoch)?;
+        if self.needs_sync_before_ack() {
+            match &self.shared.commits {
+                Some(commits) => commits.sync(self.sync_target())?,
+                None => self.shared.sync()?,
+            }
+        }
+        Ok(info)
+    }
+
+    /// Like [`PartitionLog::append`], but returns at once; `done` is called when the
+    /// append is durable (possibly on the group commit thread), or failed.
+    pub fn append_then(
+        &self,
+        batch: &[u8],
+        now_ms: u64,
+        leader_epoch: i32,
+        done: impl FnOnce(Result<AppendInfo>) + Send + 'static,
+    ) {
+        let info = match self.write(batch, now_ms, leader_epoch) {
+            Ok(info) => info,
+            Err(e) => return done(Err(e)),
+        };
+        if !self.needs_sync_before_ack() {
+            return done(Ok(info));
+        }
+        match &self.shared.commits {
+            Some(commits) => {
+                commits.submit(self.sync_target(), Box::new(move |r| done(r.map(|_| info))))
+            }
+            None => done(self.shared.sync().map(|_| info)),
+        }
+    }
+
+    fn needs_sync_before_ack(&self) -> bool {
+        self.lock().config.fsync == FsyncPolicy::Always
+    }
+
+    fn sync_target(&self) -> Arc<dyn SyncTarget> {
+        Arc::clone(&self.shared) as Arc<dyn SyncTarget>
+    }
+
+    /// fdatasyncs what has been appended so far.
+    pub fn sync(&self) -> Result<()> {
+        self.shared.sync()
+    }
+
+    /// Writes the batch to the active segment (page cache), without waiting for it
+    /// to be durable.
+    fn write(&self, batch: &[u8], now_ms: u64, leader_epoch: i32) -> Result<AppendInfo> {
+        let mut st = self.lock();
+        if batch.len() > st.config.max_batch_bytes {
+            return Err(LogError::BatchTooLarge {
+                size: batch.len(),
+                limit: st.config.max_batch_bytes,
+            });
+        }
+        let header = BatchHeader::parse(batch).map_err(LogError::InvalidBatch)?;
+        if st.offline {
+            self.shared.resync_after_failure(&mut st)?;
+        }
+        let frame_len = (FRAME_HEADER_LEN + batch.len()) as u64;
+        self.maybe_roll(&mut st, frame_len, header.offset_count(), now_ms)?;
+        let index_interval = st.config.index_interval_bytes;
+        let active = st.active_mut()?;
+        let base_offset = active.next_offset;
+        let mut framed = vec![0u8; FRAME_HEADER_LEN + batch.len()];
+        {
+            let (head, payload) = framed.split_at_mut(FRAME_HEADER_LEN);
+            payload.copy_from_slice(batch);
+            batch::set_base_offset(payload, base_offset);
+            batch::set_partition_leader_epoch(payload, leader_epoch);
+            frame::write_header(head, payload);
+        }
+        let position = active.size;
+        if let Err(e) = active.file.write_at(&framed, position) {
+            // Cut off whatever part of the frame reached the file, so the log stays
+            // appendable once the cause (say, a full disk) is gone (R-LOG-9).
+            if let Err(cut) = active.file.set_len(position) {
+                tracing::error!(segment = %active.path.display(), error = %cut,
+                    "cannot cut a failed append; the log goes offline");
+                st.offline = true;
+            }
+            return Err(LogError::io("append to", &st.active()?.path.clone(), e));
+        }
+        active.record_batch(position, frame_len, &header, index_interval);
+        active.first_append_ms.get_or_insert(now_ms);
+        let log_end_offset = active.next_offset;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: base_offset + header.offset_count() - 1,
+            append_time_ms: now_ms,
+            log_end_offset,
+        })
+    }
+
+    /// Seals the active segment and starts a new one when the next frame would not
+    /// fit, the segment is old enough, or its offsets would overflow the index.
+    fn maybe_roll(
+        &self,
+        st: &mut LogState,
+        frame_len: u64,
+        offset_count: u64,
+        now_ms: u64,
+    ) -> Result<()> {
+        let active = st.active()?;
+        if active.size == 0 {
+            return Ok(());
+        }
+        let too_big = active.size + frame_len > st.config.segment_bytes;
+        let too_old = active
+            .first_append_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= st.config.segment_ms);
+        let too_many = active.next_offset - active.base_offset + offset_count > u64::from(u32::MAX);
+        if !(too_big || too_old || too_many) {
+            return Ok(());
+        }
+        let disk = self.shared.disk.as_ref();
+        let dir = &self.shared.dir;
+        let active = st.active_mut()?;
+        active.seal(disk, dir)?;
+        let new_base = active.next_offset;
+        let next = Segment::create(disk, dir, new_base)?;
+        disk.sync_dir(dir)
+            .map_err(|e| LogError::io("fsync directory", dir, e))?;
+        st.segments.insert(new_base, next);
+        st.durable_end = st.durable_end.max(new_base);
+        st.durable_position = (new_base, 0);
+        tracing::debug!(dir = %dir.display(), new_base, "rolled segment");
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset`, stopping before the first batch that ends
+    /// at or beyond `upper_bound` (the high watermark the caller may expose) and once
+    /// `max_bytes` are filled; the first batch is returned even if larger, so a
+    /// consumer always makes progress (R-LOG-7).
+    pub fn read(&self, offset: u64, max_bytes: usize, upper_bound: u64) -> Result<ReadResult> {
+        let mut result = ReadResult {
+            next_offset: offset,
+            ..ReadResult::default()
+        };
+        let mut cursor = offset;
+        let mut first = true;
+        loop {
+            let view = {
+                let st = self.lock();
+                if first && (offset < st.log_start || offset > st.log_end()) {
+                    return Err(st.out_of_range(offset));
+                }
+                let upper = upper_bound.min(st.log_end());
+                if cursor >= upper {
+                    return Ok(result);
+                }
+                match Self::view_for(&st, cursor) {
+                    Some(v) => v,
+                    None => return Ok(result),
+                }
+            };
+            first = false;
+            let done = Self::read_segment(&view, cursor, max_bytes, upper_bound, &mut result)?;
+            if done || result.records.len() >= max_bytes {
+                return Ok(result);
+            }
+            cursor = view.next_offset;
+        }
+    }
+
+    fn view_for(st: &LogState, offset: u64) -> Option<SegmentView> {
+        let seg = st
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| offset < s.next_offset)?;
+        let relative = (offset - seg.base_offset) as u32;
+        Some(SegmentView {
+            path: seg.path.clone(),
+            file: Arc::clone(&seg.file),
+            start_position: u64::from(seg.offset_index.position_for(relative)),
+            end_position: seg.size,
+            next_offset: seg.next_offset,
+        })
+    }
+
+    /// Appends the batches of one segment to `out`; true when the read is complete.
+    fn read_segment(
+        view: &SegmentView,
+        offset: u64,
+        max_bytes: usize,
+        upper_bound: u64,
+        out: &mut ReadResult,
+    ) -> Result<bool> {
+        // Enough for the skipped frames before `offset` (at most one index interval
+        // and a batch) plus what the caller wants, in one read when possible.
+        let block = max_bytes.saturating_add(64 * 1024).min(segment::SCAN_BLOCK);
+        let mut reader = FrameReader::new(
+            view.file.as_ref(),
+            &view.path,
+            view.start_position,
+            view.end_position,
+            block,
+        );
+        loop {
+            let frame = match reader.next_frame()? {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(false),
+                Err(stop) => return Err(stop_to_error(&view.path, stop, offset)),
+            };
+            let header = BatchHeader::parse(frame.payload).map_err(|reason| LogError::Corrupt {
+                path: view.path.clone(),
+                position: frame.position,
+                offset,
+                reason,
+            })?;
+            let base = header.base_offset as u64;
+            let last = base + header.offset_count() - 1;
+            if last < offset {
+                continue;
+            }
+            if last >= upper_bound
+                || (out.batch_count > 0 && out.records.len() + frame.payload.len() > max_bytes)
+            {
+                return Ok(true);
+            }
+            out.records.extend_from_slice(frame.payload);
+            out.batch_count += 1;
+            out.next_offset = last + 1;
+        }
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp`, with that
+    /// timestamp, among offsets below `upper_bound` (ListOffsets by time).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        upper_bound: u64,
+    ) -> Result<Option<(u64, i64)>> {
+        let (log_start, candidates) = {
+            let st = self.lock();
+            let views: Vec<SegmentView> = st
+                .segments
+                .values()
+                .filter(|s| s.max_timestamp >= timestamp && s.next_offset > st.log_start)
+                .map(|s| {
+                    let rel = s.time_index.start_for(timestamp);
+                    SegmentView {
+                        path: s.path.clone(),
+                        file: Arc::clone(&s.file),
+                        start_position: u64::from(s.offset_index.position_for(rel)),
+                        end_position: s.size,
+                        next_offset: s.next_offset,
+                    }
+                })
+                .collect();
+            (st.log_start, views)
+        };
+        for view in candidates {
+            let mut reader = FrameReader::new(
+                view.file.as_ref(),
+                &view.path,
+                view.start_position,
+                view.end_position,
+                64 * 1024,
+            );
+            loop {
+                let frame = match reader.next_frame()? {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(stop) => return Err(stop_to_error(&view.path, stop, 0)),
+                };
+                let header =
+                    BatchHeader::parse(frame.payload).map_err(|reason| LogError::Corrupt {
+                        path: view.path.clone(),
+                        position: frame.position,
+                        offset: 0,
+                        reason,
+                    })?;
+                let base = header.base_offset as u64;
+                let last = base + header.offset_count() - 1;
+                if last >= upper_bound {
+                    return Ok(None);
+                }
+                if last < log_start || header.max_timestamp < timestamp {
+                    continue;
+                }
+                let found = batch::first_record_at_or_after(frame.payload, timestamp)
+                    .unwrap_or((base, header.max_timestamp));
+                return Ok(Some((found.0.max(log_start), found.1)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves the log start to `offset` durably (DeleteRecords), then deletes whole
+    /// segments below it (R-LOG-8). Returns the new log start.
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        {
+            let mut st = self.lock();
+            if offset > st.high_watermark {
+                return Err(st.out_of_range(offset));
+            }
+            if offset <= st.log_start {
+                return Ok(st.log_start);
+            }
+            st.log_start = offset;
+            self.write_checkpoint(&mut st)?;
+        }
+        self.delete_segments_below_start()?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes sealed segments that retention by time or size no longer keeps, and
+    /// returns how many (R-LOG-8).
+    pub fn enforce_retention(&self, now_ms: u64) -> Result<usize> {
+        {
+            let mut st = self.lock();
+            let mut total: u64 = st.segments.values().map(|s| s.size).sum();
+            let mut new_start = st.log_start;
+            let sealed: Vec<(u64, u64, i64, u64)> = st
+                .segments
+                .values()
+                .rev()
+                .skip(1)
+                .rev()
+                .map(|s| (s.base_offset, s.size, s.max_timestamp, s.next_offset))
+                .collect();
+            for (_, size, max_ts, next) in sealed {
+                let expired = st
+                    .config
+                    .retention_ms
+                    .is_some_and(|ms| max_ts >= 0 && (max_ts as u64).saturating_add(ms) < now_ms);
+                let oversized = st
+                    .config
+                    .retention_bytes
+                    .is_some_and(|limit| total.saturating_sub(size) >= limit);
+                if !(expired || oversized) {
+                    break;
+                }
+                total -= size;
+                new_start = new_start.max(next);
+            }
+            if new_start == st.log_start {
+                return Ok(0);
+            }
+            st.log_start = new_start;
+            st.high_watermark = st.high_watermark.max(new_start);
+            self.write_checkpoint(&mut st)?;
+        }
+        self.delete_segments_below_start()
+    }
+
+    fn delete_segments_below_start(&self) -> Result<usize> {
+        let mut st = self.lock();
+        let doomed: Vec<u64> = st
+            .segments
+            .values()
+            .rev()
+            .skip(1)
+            .filter(|s| s.next_offset <= st.log_start)
+            .map(|s| s.base_offset)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let disk = self.shared.disk.as_ref();
+        for base in &doomed {
+            st.segments.remove(base);
+            Segment::delete_files(disk, &self.shared.dir, *base)?;
+        }
+        disk.sync_dir(&self.shared.dir)
+            .map_err(|e| LogError::io("fsync directory", &self.shared.dir, e))?;
+        Ok(doomed.len())
+    }
+
+    /// Persists the log start offset and high watermark if they changed (R-LOG-6).
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut st = self.lock();
+        self.write_checkpoint(&mut st)
+    }
+
+    fn write_checkpoint(&self, st: &mut LogState) -> Result<()> {
+        let current = Checkpoint::new(st.log_start, st.high_watermark);
+        if st.last_checkpoint == Some(current) {
+            return Ok(());
+        }
+        checkpoint::write(self.shared.disk.as_ref(), &self.shared.dir, &current)?;
+        st.last_checkpoint = Some(current);
+        Ok(())
+    }
+
+    /// Flushes everything and writes the active segment's indexes and the checkpoint,
+    /// so the next open is quick and exact.
+    pub fn close(&self) -> Result<()> {
+        self.shared.sync()?;
+        let mut st = self.lock();
+        st.active()?
+            .write_indexes(self.shared.disk.as_ref(), &self.shared.dir)?;
+        self.write_checkpoint(&mut st)
+    }
+
+    /// Removes the log's directory and everything in it.
+    pub fn delete(self) -> Result<()> {
+        let dir = self.shared.dir.clone();
+        let disk = Arc::clone(&self.shared.disk);
+        disk.remove_dir_all(&dir)
+            .map_err(|e| LogError::io("remove directory", &dir, e))?;
+        if let Some(parent) = dir.parent() {
+            disk.sync_dir(parent)
+                .map_err(|e| LogError::io("fsync directory", parent, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn stop_to_error(path: &Path, stop: Stop, offset: u64) -> LogError {
+    let (position, reason) = match stop {
+        Stop::Torn { position } => (position, "frame cut short".to_string()),
+        Stop::Corrupt { position, reason } => (position, reason),
+    };
+    LogError::Corrupt {
+        path: path.to_path_buf(),
+        position,
+        offset,
+        reason,
+    }
+}
+
+impl LogShared {
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Cuts the active segment back to its last synced size and rescans it. Only
+    /// unacknowledged appends lived past that point.
+    fn resync_after_failure(&self, st: &mut LogState) -> Result<()> {
+        let active = st.active()?;
+        let (base, durable_size) = st.durable_position;
+        let keep = if base == active.base_offset {
+            durable_size
+        } else {
+            0
+        };
+        active
+            .file
+            .set_len(keep)
+            .and_then(|_| active.file.sync_data())
+            .map_err(|e| LogError::io("resync", &active.path, e))?;
+        let base = active.base_offset;
+        let rescanned = Segment::open_active(
+            self.disk.as_ref(),
+            &self.dir,
+            base,
+            st.config.index_interval_bytes,
+        )?;
+        st.durable_end = rescanned.next_offset;
+        st.durable_position = (base, rescanned.size);
+        st.segments.insert(base, rescanned);
+        let end = st.log_end();
+        st.high_watermark = st.high_watermark.min(end);
+        st.offline = false;
+        tracing::warn!(dir = %self.dir.display(), log_end = end, "log back online after a failed fsync");
+        Ok(())
+    }
+}
+
+impl SyncTarget for LogShared {
+    fn sync(&self) -> Result<()> {
+        let (file, path, base, size, next_offset) = {
+            let st = self.lock();
+            if st.offline {
+                return Err(LogError::Offline {
+                    dir: self.dir.clone(),
+                });
+            }
+            let a = st.active()?;
+            (
+                Arc::clone(&a.file),
+                a.path.clone(),
+                a.base_offset,
+                a.size,
+                a.next_offset,
+            )
+        };
+        // Everything written before this point is covered by the sync below.
+        let result = file.sync_data();
+        let mut st = self.lock();
+        match result {
+            Ok(()) => {
+                if st.durable_position.0 == base {
+                    st.durable_position.1 = st.durable_position.1.max(size);
+                }
+                let end = st.log_end();
+                st.durable_end = st.durable_end.max(next_offset).min(end);
+                Ok(())
+            }
+            Err(e) => {
+                // After a failed fsync the kernel may have dropped the dirty pages:
+                // a later successful fsync would prove nothing about them.
+                st.offline = true;
+                tracing::error!(segment = %path.display(), error = %e, "fsync failed; log offline");
+                Err(LogError::io("fsync", &path, e))
+            }
+        }
+    }
+}

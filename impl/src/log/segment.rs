@@ -1,0 +1,393 @@
+//! One segment: a file of frames, named by the offset of its first batch, with its
+//! sparse offset and time indexes.
+
+use super::batch::BatchHeader;
+use super::error::{LogError, Result};
+use super::frame::{self, Decoded, FRAME_HEADER_LEN};
+use super::index::{OffsetIndex, TimeIndex};
+use crate::disk::{Disk, DiskFile, OpenMode};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const LOG_SUFFIX: &str = ".log";
+pub const INDEX_SUFFIX: &str = ".index";
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// Scans read blocks of this many bytes, so scanning a segment costs one syscall per
+/// block rather than one per frame.
+pub const SCAN_BLOCK: usize = 1 << 20;
+
+pub fn file_name(base_offset: u64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// The base offset encoded in a segment file name, if it is one of ours.
+pub fn parse_base_offset(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(LOG_SUFFIX)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Reads consecutive frames of a file from a start position up to an end position.
+pub struct FrameReader<'a> {
+    file: &'a dyn DiskFile,
+    path: &'a Path,
+    /// Position of the next frame.
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    buf_start: u64,
+    block: usize,
+}
+
+/// A frame found by [`FrameReader::next_frame`].
+pub struct FrameAt<'b> {
+    pub position: u64,
+    pub payload: &'b [u8],
+}
+
+/// Why a reader stopped before `end`.
+#[derive(Debug)]
+pub enum Stop {
+    /// The bytes end inside a frame.
+    Torn {
+        position: u64,
+    },
+    Corrupt {
+        position: u64,
+        reason: String,
+    },
+}
+
+impl<'a> FrameReader<'a> {
+    /// A reader of `[start, end)` that reads `block` bytes at a time (more only for
+    /// a frame larger than that).
+    pub fn new(file: &'a dyn DiskFile, path: &'a Path, start: u64, end: u64, block: usize) -> Self {
+        FrameReader {
+            file,
+            path,
+            pos: start,
+            end,
+            buf: Vec::new(),
+            buf_start: start,
+            block,
+        }
+    }
+
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next whole frame whose checksum matches, `Ok(Err(stop))` where the bytes
+    /// stop being valid frames, `Ok(Ok(None))` at `end`.
+    #[allow(clippy::type_complexity)]
+    pub fn next_frame(&mut self) -> Result<std::result::Result<Option<FrameAt<'_>>, Stop>> {
+        if self.pos >= self.end {
+            return Ok(Ok(None));
+        }
+        loop {
+            let offset_in_buf = (self.pos - self.buf_start) as usize;
+            match frame::decode(&self.buf, offset_in_buf) {
+                Decoded::Frame { start, end } => {
+                    let position = self.pos;
+                    self.pos = self.buf_start + end as u64;
+                    if self.pos > self.end {
+                        return Ok(Err(Stop::Torn { position }));
+                    }
+                    return Ok(Ok(Some(FrameAt {
+                        position,
+                        payload: &self.buf[start..end],
+                    })));
+                }
+                Decoded::Corrupt(reason) => {
+                    return Ok(Err(Stop::Corrupt {
+                        position: self.pos,
+                        reason,
+                    }))
+                }
+                Decoded::Incomplete { needed } => {
+                    let available = self.end - self.pos;
+                    if (needed as u64) > available {
+                        return Ok(Err(Stop::Torn { position: self.pos }));
+                    }
+                    let want = needed.max(self.block).min(available as usize);
+                    self.buf.resize(want, 0);
+                    let got = self
+                        .file
+                        .read_full_at(&mut self.buf, self.pos)
+                        .map_err(|e| LogError::io("read", self.path, e))?;
+                    self.buf.truncate(got);
+                    self.buf_start = self.pos;
+                    if got < needed {
+                        return Ok(Err(Stop::Torn { position: self.pos }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One segment of a partition log. The last segment of a log is its active one.
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: u64,
+    pub path: PathBuf,
+    pub file: Arc<dyn DiskFile>,
+    /// Bytes of valid frames.
+    pub size: u64,
+    /// The offset after the last batch in this segment.
+    pub next_offset: u64,
+    pub offset_index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub max_timestamp: i64,
+    bytes_since_index: u64,
+    /// When the first batch was appended to this segment since it was opened, for
+    /// rolling by age.
+    pub first_append_ms: Option<u64>,
+}
+
+/// What a scan that must not cut anything found wrong.
+fn corrupt(path: &Path, position: u64, offset: u64, reason: String) -> LogError {
+    LogError::Corrupt {
+        path: path.to_path_buf(),
+        position,
+        offset,
+        reason,
+    }
+}
+
+impl Segment {
+    pub fn paths(dir: &Path, base_offset: u64) -> [PathBuf; 3] {
+        [
+            dir.join(file_name(base_offset, LOG_SUFFIX)),
+            dir.join(file_name(base_offset, INDEX_SUFFIX)),
+            dir.join(file_name(base_offset, TIME_INDEX_SUFFIX)),
+        ]
+    }
+
+    /// Creates a new, empty segment file. The caller syncs the directory.
+    pub fn create(disk: &dyn Disk, dir: &Path, base_offset: u64) -> Result<Self> {
+        let [path, index_path, time_path] = Self::paths(dir, base_offset);
+        // Stale indexes of an earlier segment with this base must not be trusted later.
+        for stale in [&index_path, &time_path] {
+            if disk.exists(stale) {
+                disk.remove_file(stale)
+                    .map_err(|e| LogError::io("remove", stale, e))?;
+            }
+        }
+        let file = disk
+            .open_file(&path, OpenMode::CreateNew)
+            .map_err(|e| LogError::io("create", &path, e))?;
+        Ok(Self::empty(path, file, base_offset))
+    }
+
+    fn empty(path: PathBuf, file: Arc<dyn DiskFile>, base_offset: u64) -> Self {
+        Segment {
+            base_offset,
+            path,
+            file,
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            max_timestamp: -1,
+            bytes_since_index: 0,
+            first_append_ms: None,
+        }
+    }
+
+    /// Opens a sealed segment, trusting its index files if they are consistent with
+    /// it and rebuilding them by a strict scan (any bad frame is an error) otherwise.
+    pub fn open_sealed(
+        disk: &dyn Disk,
+        dir: &Path,
+        base_offset: u64,
+        next_offset: u64,
+        index_interval: u64,
+    ) -> Result<Self> {
+        let [path, index_path, time_path] = Self::paths(dir, base_offset);
+        let file = disk
+            .open_file(&path, OpenMode::Existing)
+            .map_err(|e| LogError::io("open", &path, e))?;
+        let size = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let read_all = |p: &Path| -> Option<Vec<u8>> {
+            let f = disk.open_file(p, OpenMode::Existing).ok()?;
+            let mut bytes = vec![0; usize::try_from(f.len().ok()?).ok()?];
+            let n = f.read_full_at(&mut bytes, 0).ok()?;
+            bytes.truncate(n);
+            Some(bytes)
+        };
+        let offset_index = read_all(&index_path).and_then(|b| OffsetIndex::decode(&b, size));
+        let time_index = read_all(&time_path).and_then(|b| TimeIndex::decode(&b));
+        if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
+            if size == 0 || !offset_index.is_empty() {
+                let mut seg = Self::empty(path, file, base_offset);
+                seg.size = size;
+                seg.next_offset = next_offset;
+                seg.max_timestamp = time_index.max_timestamp().unwrap_or(-1);
+                seg.offset_index = offset_index;
+                seg.time_index = time_index;
+                return Ok(seg);
+            }
+        }
+        tracing::info!(segment = %path.display(), "index missing or inconsistent; rebuilding");
+        let mut seg = Self::empty(path, file, base_offset);
+        if let Some(stop) = seg.scan(size, index_interval)? {
+            let (position, reason) = match stop {
+                Stop::Torn { position } => (position, "frame cut short".to_string()),
+                Stop::Corrupt { position, reason } => (position, reason),
+            };
+            return Err(corrupt(&seg.path, position, seg.next_offset, reason));
+        }
+        if seg.next_offset != next_offset {
+            return Err(corrupt(
+                &seg.path,
+                seg.size,
+                seg.next_offset,
+                format!(
+                    "sealed segment ends at offset {} but the next segment starts at {next_offset}",
+                    seg.next_offset
+                ),
+            ));
+        }
+        Ok(seg)
+    }
+
+    /// Opens the active (last) segment: scans every frame, and cuts the file at the
+    /// first torn or corrupt one, which can only be an unacknowledged write (R-LOG-5).
+    pub fn open_active(
+        disk: &dyn Disk,
+        dir: &Path,
+        base_offset: u64,
+        index_interval: u64,
+    ) -> Result<Self> {
+        let [path, ..] = Self::paths(dir, base_offset);
+        let file = disk
+            .open_file(&path, OpenMode::Existing)
+            .map_err(|e| LogError::io("open", &path, e))?;
+        let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let mut seg = Self::empty(path, file, base_offset);
+        if let Some(stop) = seg.scan(len, index_interval)? {
+            let (position, reason) = match stop {
+                Stop::Torn { position } => (position, "torn frame".to_string()),
+                Stop::Corrupt { position, reason } => (position, reason),
+            };
+            tracing::warn!(
+                segment = %seg.path.display(),
+                position,
+                cut_bytes = len - position,
+                next_offset = seg.next_offset,
+                %reason,
+                "truncating the log tail at the first invalid frame"
+            );
+            seg.file
+                .set_len(position)
+                .map_err(|e| LogError::io("truncate", &seg.path, e))?;
+        }
+        Ok(seg)
+    }
+
+    /// Reads every frame from the start, rebuilding the indexes. Returns where and
+    /// why it stopped early, if it did.
+    fn scan(&mut self, len: u64, index_interval: u64) -> Result<Option<Stop>> {
+        let file = Arc::clone(&self.file);
+        let path = self.path.clone();
+        let mut reader = FrameReader::new(file.as_ref(), &path, 0, len, SCAN_BLOCK);
+        loop {
+            let (position, header, frame_len) = match reader.next_frame()? {
+                Ok(None) => return Ok(None),
+                Err(stop) => return Ok(Some(stop)),
+                Ok(Some(frame)) => match BatchHeader::parse(frame.payload) {
+                    Ok(h) => (
+                        frame.position,
+                        h,
+                        (FRAME_HEADER_LEN + frame.payload.len()) as u64,
+                    ),
+                    Err(reason) => {
+                        return Ok(Some(Stop::Corrupt {
+                            position: frame.position,
+                            reason,
+                        }))
+                    }
+                },
+            };
+            if header.base_offset != self.next_offset as i64 {
+                return Ok(Some(Stop::Corrupt {
+                    position,
+                    reason: format!(
+                        "batch has base offset {} where {} was expected",
+                        header.base_offset, self.next_offset
+                    ),
+                }));
+            }
+            self.record_batch(position, frame_len, &header, index_interval);
+        }
+    }
+
+    /// Accounts for a batch written at `position`: indexes, size, next offset.
+    pub fn record_batch(
+        &mut self,
+        position: u64,
+        frame_len: u64,
+        header: &BatchHeader,
+        index_interval: u64,
+    ) {
+        let relative = (self.next_offset - self.base_offset) as u32;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if self.offset_index.is_empty() || self.bytes_since_index >= index_interval {
+            self.offset_index.push(relative, position as u32);
+            self.time_index.maybe_push(self.max_timestamp, relative);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += frame_len;
+        self.size = position + frame_len;
+        self.next_offset += header.offset_count();
+    }
+
+    /// Writes both index files and syncs them with the segment itself, as a sealed
+    /// segment must be before a successor exists.
+    pub fn seal(&mut self, disk: &dyn Disk, dir: &Path) -> Result<()> {
+        if self.next_offset > self.base_offset {
+            // The last entry makes the segment's newest timestamp survive a restart.
+            // It points at the last indexed batch start: a scan from there is safe.
+            let last_relative = self.offset_index.last_relative_offset().unwrap_or(0);
+            self.time_index
+                .maybe_push(self.max_timestamp, last_relative);
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io("fsync", &self.path, e))?;
+        self.write_indexes(disk, dir)
+    }
+
+    pub fn write_indexes(&self, disk: &dyn Disk, dir: &Path) -> Result<()> {
+        let [_, index_path, time_path] = Self::paths(dir, self.base_offset);
+        for (path, bytes) in [
+            (&index_path, self.offset_index.encode()),
+            (&time_path, self.time_index.encode()),
+        ] {
+            let f = disk
+                .open_file(path, OpenMode::Create)
+                .map_err(|e| LogError::io("create", path, e))?;
+            f.set_len(0)
+                .and_then(|_| f.write_at(&bytes, 0))
+                .and_then(|_| f.sync_data())
+                .map_err(|e| LogError::io("write", path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the segment's files. The caller syncs the directory.
+    pub fn delete_files(disk: &dyn Disk, dir: &Path, base_offset: u64) -> Result<()> {
+        for path in Self::paths(dir, base_offset) {
+            if disk.exists(&path) {
+                disk.remove_file(&path)
+                    .map_err(|e| LogError::io("remove", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+}

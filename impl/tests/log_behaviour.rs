@@ -1,0 +1,453 @@
+//! Behaviour of one partition log: offsets, reads, rolls, indexes, retention,
+//! checkpoints, corruption and disk errors. Each test names the rule of
+//! spec/log.md it checks.
+
+mod common;
+
+use chronik::disk::{Disk, OpenMode, RealDisk};
+use chronik::log::{batch, FsyncPolicy, LogConfig, LogError, PartitionLog};
+use common::*;
+use std::path::Path;
+use std::sync::Arc;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[test]
+fn r_log_1_offsets_are_assigned_consecutively_and_reads_return_whole_batches() -> TestResult {
+    let (_, disk) = mem();
+    let log = open(
+        &disk,
+        Path::new("/t-0"),
+        small_segments(FsyncPolicy::Always),
+    );
+    let mut expected = Vec::new();
+    for seq in 0..50 {
+        let b = batch_for(0, seq, 3, 40);
+        let info = log.append(&b, 10 + seq, 7)?;
+        assert_eq!(info.base_offset, seq * 3);
+        assert_eq!(info.last_offset, seq * 3 + 2);
+        assert_eq!(info.log_end_offset, seq * 3 + 3);
+        expected.push((info.base_offset, stored(&b, info.base_offset, 7)));
+    }
+    assert!(log.segment_count() > 1, "small segments must have rolled");
+    assert_eq!(read_all(&log), expected);
+    // A read from inside a batch returns that whole batch first.
+    let r = log.read(4, 1, u64::MAX)?;
+    assert_eq!(split_batches(&r.records), vec![expected[1].clone()]);
+    assert_eq!(r.next_offset, 6);
+    Ok(())
+}
+
+#[test]
+fn r_log_7_reads_stop_at_the_callers_bound_and_outside_the_log_are_out_of_range() -> TestResult {
+    let (_, disk) = mem();
+    let log = open(&disk, Path::new("/t-0"), LogConfig::default());
+    for seq in 0..10 {
+        log.append(&batch_for(0, seq, 1, 10), 0, 0)?;
+    }
+    let r = log.read(0, 1 << 20, 4)?;
+    assert_eq!(
+        r.batch_count, 4,
+        "nothing at or beyond the bound is exposed"
+    );
+    assert_eq!(
+        log.read(10, 100, u64::MAX)?.batch_count,
+        0,
+        "log end is an empty read"
+    );
+    assert!(matches!(
+        log.read(11, 100, u64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.set_high_watermark(10);
+    log.delete_records_before(3)?;
+    assert!(matches!(
+        log.read(2, 100, u64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.read(3, 100, u64::MAX)?.batch_count, 1);
+    Ok(())
+}
+
+#[test]
+fn r_log_3_reads_seek_through_the_index_instead_of_scanning() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let config = LogConfig {
+        fsync: FsyncPolicy::Never,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, Path::new("/t-0"), config);
+    for seq in 0..4000 {
+        log.append(&batch_for(0, seq, 1, 1000), 0, 0)?;
+    }
+    assert!(log.size_bytes() > 4_000_000);
+    let before = mem_disk.bytes_read();
+    let r = log.read(3990, 1024, u64::MAX)?;
+    assert_eq!(r.batch_count, 1);
+    let read = mem_disk.bytes_read() - before;
+    assert!(
+        read < 128 * 1024,
+        "read {read} bytes to fetch one batch near the end"
+    );
+    Ok(())
+}
+
+#[test]
+fn r_log_6_high_watermark_and_log_start_survive_a_crash_seed_002() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let dir = Path::new("/t-0");
+    let log = open(&disk, dir, LogConfig::default());
+    for seq in 0..100 {
+        log.append(&batch_for(0, seq, 1, 20), 0, 0)?;
+    }
+    log.set_high_watermark(100);
+    log.delete_records_before(10)?;
+    log.checkpoint()?;
+    drop(log);
+    mem_disk.crash(chronik::disk::Tear::None);
+    let log = open(&disk, dir, LogConfig::default());
+    assert_eq!(log.high_watermark(), 100);
+    assert_eq!(log.log_start_offset(), 10);
+    assert_eq!(log.read(10, 1 << 20, log.high_watermark())?.batch_count, 90);
+    Ok(())
+}
+
+#[test]
+fn r_log_6_a_stale_high_watermark_is_clamped_to_the_recovered_log_end() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let dir = Path::new("/t-0");
+    let log = open(&disk, dir, small_segments(FsyncPolicy::Never));
+    for seq in 0..20 {
+        log.append(&batch_for(0, seq, 1, 20), 0, 0)?;
+    }
+    log.set_high_watermark(20);
+    log.checkpoint()?;
+    drop(log);
+    mem_disk.crash(chronik::disk::Tear::None);
+    let log = open(&disk, dir, small_segments(FsyncPolicy::Never));
+    assert!(log.high_watermark() <= log.log_end_offset());
+    Ok(())
+}
+
+#[test]
+fn r_log_1_segments_roll_by_age() -> TestResult {
+    let (_, disk) = mem();
+    let config = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, Path::new("/t-0"), config);
+    log.append(&batch_for(0, 0, 1, 10), 0, 0)?;
+    log.append(&batch_for(0, 1, 1, 10), 999, 0)?;
+    assert_eq!(log.segment_count(), 1);
+    log.append(&batch_for(0, 2, 1, 10), 1000, 0)?;
+    assert_eq!(log.segment_count(), 2);
+    Ok(())
+}
+
+#[test]
+fn r_log_8_retention_by_time_and_size_deletes_whole_old_segments() -> TestResult {
+    let (_, disk) = mem();
+    let mut config = small_segments(FsyncPolicy::Never);
+    config.retention_ms = Some(1000);
+    let dir = Path::new("/t-0");
+    let log = open(&disk, dir, config.clone());
+    for seq in 0..60 {
+        // Timestamps are 1_000_000 + seq (see batch_for).
+        log.append(&batch_for(0, seq, 1, 200), 0, 0)?;
+    }
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    assert_eq!(log.enforce_retention(1_000_000)?, 0, "nothing is old yet");
+    let removed = log.enforce_retention(1_001_030)?;
+    assert!(removed > 0 && removed < segments);
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert_eq!(read_all(&log).first().map(|(o, _)| *o), Some(start));
+    // Size: keep at most ~8 KiB.
+    config.retention_ms = None;
+    config.retention_bytes = Some(8192);
+    log.set_config(config.clone())?;
+    log.enforce_retention(0)?;
+    assert!(log.size_bytes() <= 8192 + 4096);
+    let start = log.log_start_offset();
+    drop(log);
+    let log = open(&disk, dir, config);
+    assert_eq!(log.log_start_offset(), start, "the log start is durable");
+    Ok(())
+}
+
+#[test]
+fn r_log_8_delete_records_is_durable_and_bounded_by_the_high_watermark() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let dir = Path::new("/t-0");
+    let log = open(&disk, dir, small_segments(FsyncPolicy::Always));
+    for seq in 0..40 {
+        log.append(&batch_for(0, seq, 2, 100), 0, 0)?;
+    }
+    log.set_high_watermark(50);
+    assert!(matches!(
+        log.delete_records_before(51),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.delete_records_before(33)?, 33);
+    drop(log);
+    mem_disk.crash(chronik::disk::Tear::None);
+    let log = open(&disk, dir, small_segments(FsyncPolicy::Always));
+    assert_eq!(log.log_start_offset(), 33);
+    let first = read_all(&log)[0].0;
+    assert_eq!(
+        first, 32,
+        "the batch holding offset 33 starts at 32 and is kept whole"
+    );
+    Ok(())
+}
+
+#[test]
+fn r_log_1_list_offsets_by_timestamp_finds_the_first_record_at_or_after_it() -> TestResult {
+    let (_, disk) = mem();
+    let log = open(&disk, Path::new("/t-0"), small_segments(FsyncPolicy::Never));
+    for seq in 0..100 {
+        // Batch seq has records at timestamps 1_000_000 + seq + i, i in 0..3.
+        log.append(&batch_for(0, seq, 3, 50), 0, 0)?;
+    }
+    assert_eq!(log.offset_for_timestamp(0, u64::MAX)?, Some((0, 1_000_000)));
+    // Batch 50 holds timestamps 1_000_050..=1_000_052 at offsets 150..=152, and
+    // batch 49's newest is 1_000_051, so the first record at or after 1_000_052 is 152.
+    assert_eq!(
+        log.offset_for_timestamp(1_000_052, u64::MAX)?,
+        Some((152, 1_000_052))
+    );
+    assert_eq!(log.offset_for_timestamp(1_000_500, u64::MAX)?, None);
+    assert_eq!(
+        log.offset_for_timestamp(1_000_052, 150)?,
+        None,
+        "bounded by the caller"
+    );
+    Ok(())
+}
+
+/// Writes 30 batches to a real-file log with small segments and closes it.
+fn real_log(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+    let disk = real();
+    let log = PartitionLog::open(disk, dir, small_segments(FsyncPolicy::Always), None)?;
+    let mut expected = Vec::new();
+    for seq in 0..30 {
+        let b = batch_for(0, seq, 1, 300);
+        let info = log.append(&b, 0, 0)?;
+        expected.push((info.base_offset, stored(&b, info.base_offset, 0)));
+    }
+    Ok(expected)
+}
+
+fn segment_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, std::io::Error> {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    Ok(logs)
+}
+
+#[test]
+fn r_log_5_garbage_after_the_last_frame_is_cut() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let expected = real_log(tmp.path())?;
+    let last = segment_files(tmp.path())?.pop().ok_or("no segment")?;
+    let mut bytes = std::fs::read(&last)?;
+    let clean_len = bytes.len();
+    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&last, &bytes)?;
+    let log = open(&real(), tmp.path(), small_segments(FsyncPolicy::Always));
+    assert_eq!(read_all(&log), expected);
+    assert_eq!(std::fs::metadata(&last)?.len(), clean_len as u64);
+    Ok(())
+}
+
+#[test]
+fn r_log_5_a_flipped_byte_in_the_last_frame_cuts_only_that_frame() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let expected = real_log(tmp.path())?;
+    let last = segment_files(tmp.path())?.pop().ok_or("no segment")?;
+    let mut bytes = std::fs::read(&last)?;
+    let n = bytes.len();
+    bytes[n - 5] ^= 0x40;
+    std::fs::write(&last, &bytes)?;
+    let log = open(&real(), tmp.path(), small_segments(FsyncPolicy::Always));
+    assert_eq!(read_all(&log), expected[..expected.len() - 1].to_vec());
+    // And the log goes on from there.
+    let info = log.append(&batch_for(0, 99, 1, 10), 0, 0)?;
+    assert_eq!(info.base_offset, expected[expected.len() - 1].0);
+    Ok(())
+}
+
+#[test]
+fn r_log_5_a_zero_length_last_segment_is_an_empty_active_segment() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let expected = real_log(tmp.path())?;
+    let end = expected.last().map_or(0, |(o, _)| o + 1);
+    let empty = tmp.path().join(format!("{end:020}.log"));
+    std::fs::write(&empty, b"")?;
+    let log = open(&real(), tmp.path(), small_segments(FsyncPolicy::Always));
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(read_all(&log), expected);
+    assert_eq!(
+        log.append(&batch_for(0, 100, 1, 10), 0, 0)?.base_offset,
+        end
+    );
+    Ok(())
+}
+
+#[test]
+fn r_log_3_missing_or_damaged_index_files_are_rebuilt() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let expected = real_log(tmp.path())?;
+    let segments = segment_files(tmp.path())?;
+    assert!(segments.len() >= 3);
+    std::fs::remove_file(segments[0].with_extension("index"))?;
+    std::fs::write(segments[1].with_extension("index"), b"\x01\x02\x03")?;
+    std::fs::remove_file(segments[1].with_extension("timeindex"))?;
+    let log = open(&real(), tmp.path(), small_segments(FsyncPolicy::Always));
+    assert_eq!(read_all(&log), expected);
+    Ok(())
+}
+
+#[test]
+fn r_log_5_a_flipped_byte_in_an_older_segment_is_a_loud_error_naming_file_and_position(
+) -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let expected = real_log(tmp.path())?;
+    let segments = segment_files(tmp.path())?;
+    let older = &segments[0];
+    let mut bytes = std::fs::read(older)?;
+    bytes[100] ^= 0x01;
+    std::fs::write(older, &bytes)?;
+    // Reading it fails loudly, naming the file and the byte position.
+    let log = open(&real(), tmp.path(), small_segments(FsyncPolicy::Always));
+    let err = match log.read(0, 1 << 20, u64::MAX) {
+        Err(e) => e,
+        Ok(r) => panic!("corrupt data was served: {} batches", r.batch_count),
+    };
+    let message = err.to_string();
+    assert!(
+        matches!(err, LogError::Corrupt { position: 0, .. }),
+        "{message}"
+    );
+    assert!(message.contains(&older.display().to_string()), "{message}");
+    // Data in later segments is still served.
+    let later = expected[expected.len() - 1].0;
+    assert_eq!(log.read(later, 1 << 20, u64::MAX)?.batch_count, 1);
+    drop(log);
+    // Without its index the segment is scanned on open, and open refuses it.
+    std::fs::remove_file(older.with_extension("index"))?;
+    let err = PartitionLog::open(
+        real(),
+        tmp.path(),
+        small_segments(FsyncPolicy::Always),
+        None,
+    )
+    .err()
+    .ok_or("open accepted a corrupt sealed segment")?;
+    assert!(
+        err.to_string().contains(&older.display().to_string()),
+        "{err}"
+    );
+    assert!(err.is_storage_error());
+    Ok(())
+}
+
+#[test]
+fn r_log_9_a_full_disk_fails_the_append_and_loses_nothing() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let log = open(&disk, Path::new("/t-0"), LogConfig::default());
+    let mut expected = Vec::new();
+    for seq in 0..5 {
+        let b = batch_for(0, seq, 1, 100);
+        let info = log.append(&b, 0, 0)?;
+        expected.push((info.base_offset, stored(&b, info.base_offset, 0)));
+    }
+    mem_disk.set_capacity(Some(log.size_bytes() + 50));
+    let err = log
+        .append(&batch_for(0, 5, 1, 100), 0, 0)
+        .err()
+        .ok_or("append past capacity succeeded")?;
+    assert!(err.is_disk_full() && err.is_storage_error(), "{err}");
+    assert_eq!(read_all(&log), expected, "still readable");
+    mem_disk.set_capacity(None);
+    let b = batch_for(0, 5, 1, 100);
+    let info = log.append(&b, 0, 0)?;
+    assert_eq!(
+        info.base_offset, 5,
+        "no offset was burnt by the failed append"
+    );
+    expected.push((5, stored(&b, 5, 0)));
+    assert_eq!(read_all(&log), expected);
+    Ok(())
+}
+
+#[test]
+fn r_log_9_a_failed_fsync_fails_the_append_and_the_log_recovers_from_durable_data() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let dir = Path::new("/t-0");
+    let log = open(&disk, dir, LogConfig::default());
+    let mut expected = Vec::new();
+    for seq in 0..5 {
+        let b = batch_for(0, seq, 1, 100);
+        let info = log.append(&b, 0, 0)?;
+        expected.push((info.base_offset, stored(&b, info.base_offset, 0)));
+    }
+    mem_disk.fail_next_syncs(1);
+    let err = log
+        .append(&batch_for(0, 5, 1, 100), 0, 0)
+        .err()
+        .ok_or("append acked")?;
+    assert!(err.is_storage_error(), "{err}");
+    assert_eq!(log.durable_end_offset(), 5);
+    // The next append first cuts the unacknowledged tail back and resyncs.
+    let b = batch_for(0, 6, 1, 100);
+    let info = log.append(&b, 0, 0)?;
+    assert_eq!(info.base_offset, 5);
+    expected.push((5, stored(&b, 5, 0)));
+    assert_eq!(read_all(&log), expected);
+    drop(log);
+    mem_disk.crash(chronik::disk::Tear::None);
+    assert_eq!(read_all(&open(&disk, dir, LogConfig::default())), expected);
+    Ok(())
+}
+
+#[test]
+fn r_log_1_invalid_and_oversized_batches_are_refused_without_touching_the_log() -> TestResult {
+    let (_, disk) = mem();
+    let log = open(&disk, Path::new("/t-0"), LogConfig::default());
+    let mut b = batch::build_simple_batch(1, 10, b'x', 0);
+    b[16] = 1; // magic
+    assert!(matches!(
+        log.append(&b, 0, 0),
+        Err(LogError::InvalidBatch(_))
+    ));
+    assert!(matches!(
+        log.append(&[0u8; 30], 0, 0),
+        Err(LogError::InvalidBatch(_))
+    ));
+    let huge = batch::build_simple_batch(1, 2_000_000, b'x', 0);
+    assert!(matches!(
+        log.append(&huge, 0, 0),
+        Err(LogError::BatchTooLarge { .. })
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    Ok(())
+}
+
+#[test]
+fn r_log_6_a_corrupt_checkpoint_is_a_clear_error() -> TestResult {
+    let disk: Arc<dyn Disk> = Arc::new(RealDisk);
+    let tmp = tempfile::tempdir()?;
+    real_log(tmp.path())?;
+    let f = disk.open_file(&tmp.path().join("checkpoint.json"), OpenMode::Create)?;
+    f.write_at(b"{not json", 0)?;
+    let err = PartitionLog::open(disk, tmp.path(), LogConfig::default(), None)
+        .err()
+        .ok_or("opened with a corrupt checkpoint")?;
+    assert!(err.to_string().contains("checkpoint.json"), "{err}");
+    Ok(())
+}
