@@ -44,6 +44,7 @@ pub trait Disk: Send + Sync + Debug {
 }
 
 /// An open file. Positional reads and writes, so one handle serves many readers.
+#[allow(clippy::len_without_is_empty)] // files, not collections
 pub trait DiskFile: Send + Sync + Debug {
     fn len(&self) -> io::Result<u64>;
     /// Reads up to `buf.len()` bytes at `pos`; fewer only at the end of the file.

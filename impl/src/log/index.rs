@@ -49,7 +49,7 @@ impl OffsetIndex {
     /// None if the bytes are not a consistent index for a segment of `segment_len`
     /// bytes: entries strictly increasing and pointing inside the segment.
     pub fn decode(bytes: &[u8], segment_len: u64) -> Option<Self> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return None;
         }
         let mut entries = Vec::with_capacity(bytes.len() / 8);
@@ -116,7 +116,7 @@ impl TimeIndex {
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % 12 != 0 {
+        if !bytes.len().is_multiple_of(12) {
             return None;
         }
         let mut entries: Vec<(i64, u32)> = Vec::with_capacity(bytes.len() / 12);
