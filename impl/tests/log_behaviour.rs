@@ -451,3 +451,37 @@ fn r_log_6_a_corrupt_checkpoint_is_a_clear_error() -> TestResult {
     assert!(err.to_string().contains("checkpoint.json"), "{err}");
     Ok(())
 }
+
+#[test]
+fn r_log_4_the_interval_policy_acknowledges_at_once_and_syncs_when_due() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let dir = Path::new("/t-0");
+    let config = LogConfig {
+        fsync: FsyncPolicy::Interval { ms: 100 },
+        ..LogConfig::default()
+    };
+    let log = open(&disk, dir, config.clone());
+    let syncs = mem_disk.sync_count();
+    log.append(&batch_for(0, 0, 1, 10), 0, 0)?;
+    assert_eq!(mem_disk.sync_count(), syncs, "no fsync on the append path");
+    assert!(
+        !log.sync_if_due(1000)?,
+        "the first call starts the interval"
+    );
+    log.append(&batch_for(0, 1, 1, 10), 0, 0)?;
+    assert!(!log.sync_if_due(1099)?);
+    assert_eq!(log.durable_end_offset(), 0);
+    assert!(log.sync_if_due(1100)?);
+    assert_eq!(log.durable_end_offset(), 2);
+    assert!(!log.sync_if_due(1300)?, "nothing new to sync");
+    log.append(&batch_for(0, 2, 1, 10), 0, 0)?;
+    drop(log);
+    mem_disk.crash(chronik::disk::Tear::None);
+    let log = open(&disk, dir, config);
+    assert_eq!(
+        log.log_end_offset(),
+        2,
+        "what the interval had not synced is lost"
+    );
+    Ok(())
+}

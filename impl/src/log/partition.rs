@@ -58,6 +58,8 @@ struct LogState {
     /// lost, so nothing is appended until the tail has been cut back and resynced.
     offline: bool,
     last_checkpoint: Option<Checkpoint>,
+    /// When the interval policy last synced this log (the caller's clock).
+    last_interval_sync_ms: Option<u64>,
 }
 
 impl LogState {
@@ -176,6 +178,7 @@ impl PartitionLog {
             durable_position: (0, 0),
             offline: false,
             last_checkpoint: checkpoint,
+            last_interval_sync_ms: None,
         };
         let first_base = state.segments.keys().next().copied().unwrap_or(0);
         let log_end = state.log_end();
@@ -301,6 +304,24 @@ impl PartitionLog {
     /// fdatasyncs what has been appended so far.
     pub fn sync(&self) -> Result<()> {
         self.shared.sync()
+    }
+
+    /// Under the interval policy, syncs if `ms` have passed since the last such sync
+    /// and something was appended since; returns whether it synced. The shell calls
+    /// this from its timer: the log itself never reads a clock.
+    pub fn sync_if_due(&self, now_ms: u64) -> Result<bool> {
+        {
+            let mut st = self.lock();
+            let FsyncPolicy::Interval { ms } = st.config.fsync else {
+                return Ok(false);
+            };
+            let last = *st.last_interval_sync_ms.get_or_insert(now_ms);
+            if now_ms.saturating_sub(last) < ms || st.durable_end == st.log_end() {
+                return Ok(false);
+            }
+            st.last_interval_sync_ms = Some(now_ms);
+        }
+        self.shared.sync().map(|_| true)
     }
 
     /// Writes the batch to the active segment (page cache), without waiting for it
