@@ -218,7 +218,19 @@ fn r_log_4_ten_thousand_batches_crash_at_a_random_point_and_every_ack_survives()
                 if seq >= TOTAL {
                     return;
                 }
-                match log.append(&batch_for(p as u32, seq, 1, 64), 0, 0) {
+                // Partition 2 takes the asynchronous path through the group
+                // committer thread; the others block on the per-log coalesced sync.
+                let outcome = if p == 2 {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    log.append_then(&batch_for(p as u32, seq, 1, 64), 0, 0, move |r| {
+                        let _ = tx.send(r);
+                    });
+                    rx.recv()
+                        .unwrap_or(Err(chronik::log::LogError::ShuttingDown))
+                } else {
+                    log.append(&batch_for(p as u32, seq, 1, 64), 0, 0)
+                };
+                match outcome {
                     Ok(info) => acks.lock().unwrap_or_else(|e| e.into_inner()).push((
                         p,
                         info.base_offset,

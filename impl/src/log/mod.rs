@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+mod coalesce;
 mod config;
 mod error;
 pub mod frame;
@@ -11,6 +12,7 @@ pub mod index;
 mod partition;
 pub mod segment;
 
+pub use coalesce::SyncCoalescer;
 pub use config::{FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
 pub use error::{LogError, Result};
 pub use group_commit::{CommitQueue, CommitStats, Completion, GroupCommitter, SyncTarget};

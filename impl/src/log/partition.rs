@@ -3,6 +3,7 @@
 
 use super::batch::{self, BatchHeader};
 use super::checkpoint::{self, Checkpoint};
+use super::coalesce::SyncCoalescer;
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{LogError, Result};
 use super::frame::{self, FRAME_HEADER_LEN};
@@ -43,6 +44,7 @@ struct LogShared {
     dir: PathBuf,
     commits: Option<CommitQueue>,
     state: Mutex<LogState>,
+    coalescer: SyncCoalescer,
 }
 
 struct LogState {
@@ -57,6 +59,9 @@ struct LogState {
     /// Set when an fsync failed: what was written since the last good sync may be
     /// lost, so nothing is appended until the tail has been cut back and resynced.
     offline: bool,
+    /// Bumped by every failed fsync: a write from an earlier epoch can no longer
+    /// become durable, even if its offset is reused and synced later.
+    failure_epoch: u64,
     last_checkpoint: Option<Checkpoint>,
     /// When the interval policy last synced this log (the caller's clock).
     last_interval_sync_ms: Option<u64>,
@@ -177,6 +182,7 @@ impl PartitionLog {
             durable_end: 0,
             durable_position: (0, 0),
             offline: false,
+            failure_epoch: 0,
             last_checkpoint: checkpoint,
             last_interval_sync_ms: None,
         };
@@ -196,6 +202,7 @@ impl PartitionLog {
                 dir: dir.to_path_buf(),
                 commits,
                 state: Mutex::new(state),
+                coalescer: SyncCoalescer::new(),
             }),
         };
         // A crash between moving the log start and deleting segments leaves
@@ -259,12 +266,21 @@ impl PartitionLog {
     /// Appends one RecordBatch v2, assigning its offsets, and returns once it is as
     /// durable as the log's policy asks (R-LOG-1, R-LOG-4).
     pub fn append(&self, batch: &[u8], now_ms: u64, leader_epoch: i32) -> Result<AppendInfo> {
-        let info = self.write(batch, now_ms, leader_epoch)?;
+        let (info, epoch) = self.write(batch, now_ms, leader_epoch)?;
         if self.needs_sync_before_ack() {
-            match &self.shared.commits {
-                Some(commits) => commits.sync(self.sync_target())?,
-                None => self.shared.sync()?,
-            }
+            let shared = &self.shared;
+            shared.coalescer.wait_durable(
+                || {
+                    let st = shared.lock();
+                    if st.failure_epoch != epoch {
+                        return Err(LogError::Offline {
+                            dir: shared.dir.clone(),
+                        });
+                    }
+                    Ok(st.durable_end >= info.log_end_offset)
+                },
+                || shared.sync(),
+            )?;
         }
         Ok(info)
     }
@@ -279,7 +295,7 @@ impl PartitionLog {
         done: impl FnOnce(Result<AppendInfo>) + Send + 'static,
     ) {
         let info = match self.write(batch, now_ms, leader_epoch) {
-            Ok(info) => info,
+            Ok((info, _)) => info,
             Err(e) => return done(Err(e)),
         };
         if !self.needs_sync_before_ack() {
@@ -326,7 +342,7 @@ impl PartitionLog {
 
     /// Writes the batch to the active segment (page cache), without waiting for it
     /// to be durable.
-    fn write(&self, batch: &[u8], now_ms: u64, leader_epoch: i32) -> Result<AppendInfo> {
+    fn write(&self, batch: &[u8], now_ms: u64, leader_epoch: i32) -> Result<(AppendInfo, u64)> {
         let mut st = self.lock();
         if batch.len() > st.config.max_batch_bytes {
             return Err(LogError::BatchTooLarge {
@@ -359,18 +375,20 @@ impl PartitionLog {
                 tracing::error!(segment = %active.path.display(), error = %cut,
                     "cannot cut a failed append; the log goes offline");
                 st.offline = true;
+                st.failure_epoch += 1;
             }
             return Err(LogError::io("append to", &st.active()?.path.clone(), e));
         }
         active.record_batch(position, frame_len, &header, index_interval);
         active.first_append_ms.get_or_insert(now_ms);
         let log_end_offset = active.next_offset;
-        Ok(AppendInfo {
+        let info = AppendInfo {
             base_offset,
             last_offset: base_offset + header.offset_count() - 1,
             append_time_ms: now_ms,
             log_end_offset,
-        })
+        };
+        Ok((info, st.failure_epoch))
     }
 
     /// Seals the active segment and starts a new one when the next frame would not
@@ -776,6 +794,7 @@ impl SyncTarget for LogShared {
                 // After a failed fsync the kernel may have dropped the dirty pages:
                 // a later successful fsync would prove nothing about them.
                 st.offline = true;
+                st.failure_epoch += 1;
                 tracing::error!(segment = %path.display(), error = %e, "fsync failed; log offline");
                 Err(LogError::io("fsync", &path, e))
             }
