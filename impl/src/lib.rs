@@ -5,4 +5,5 @@
 
 pub mod disk;
 pub mod log;
+pub mod metadata;
 pub(crate) mod sync;

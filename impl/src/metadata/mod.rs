@@ -1,0 +1,12 @@
+//! The replicated metadata: the commands the Raft log carries and the state machine
+//! they are applied to. Everything here is deterministic: the same commands in the
+//! same order give the same state on every node and after every restart (R-RECOVER-2).
+
+mod command;
+mod state;
+
+pub use command::{CommandEnvelope, MetadataCommand, OffsetCommit, COMMAND_VERSION};
+pub use state::{
+    ApplyOutcome, BrokerInfo, CommittedOffset, MetadataState, PartitionInfo, Snapshot, TopicInfo,
+    SNAPSHOT_VERSION,
+};

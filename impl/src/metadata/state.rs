@@ -1,0 +1,285 @@
+use super::command::{CommandEnvelope, MetadataCommand};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+// Kafka error codes the state machine answers with.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+const INVALID_PARTITIONS: i16 = 37;
+const INVALID_REQUEST: i16 = 42;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    pub replicas: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    pub topic_id: String,
+    pub partitions: Vec<PartitionInfo>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_time_ms: i64,
+}
+
+/// What applying a command did, reported to its proposer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Done,
+    ProducerId(i64),
+    /// The command was valid Raft-wise but refused by the state machine, with the
+    /// Kafka error code the client gets.
+    Rejected {
+        code: i16,
+        message: String,
+    },
+}
+
+fn rejected(code: i16, message: impl Into<String>) -> ApplyOutcome {
+    ApplyOutcome::Rejected {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The whole replicated metadata image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataState {
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicInfo>,
+    /// group -> topic -> partition -> committed offset
+    pub offsets: BTreeMap<String, BTreeMap<String, BTreeMap<i32, CommittedOffset>>>,
+    pub next_producer_id: i64,
+    /// The Raft index of the last applied entry.
+    pub applied_index: u64,
+}
+
+/// The state as stored in a Raft snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub state: MetadataState,
+}
+
+impl Snapshot {
+    pub fn encode(state: &MetadataState) -> Vec<u8> {
+        serde_json::to_vec(&Snapshot {
+            version: SNAPSHOT_VERSION,
+            state: state.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<MetadataState, String> {
+        let snapshot: Snapshot =
+            serde_json::from_slice(bytes).map_err(|e| format!("undecodable snapshot: {e}"))?;
+        if snapshot.version > SNAPSHOT_VERSION {
+            return Err(format!(
+                "snapshot version {} is newer than this broker's {SNAPSHOT_VERSION}",
+                snapshot.version
+            ));
+        }
+        Ok(snapshot.state)
+    }
+}
+
+impl MetadataState {
+    /// Applies a committed entry at Raft index `index`. Entries at or below
+    /// `applied_index` were applied already (a replay after restart) and are ignored,
+    /// so every entry takes effect exactly once (R-PERSIST-3).
+    pub fn apply(&mut self, index: u64, envelope: &CommandEnvelope) -> ApplyOutcome {
+        if index <= self.applied_index {
+            return ApplyOutcome::Done;
+        }
+        self.applied_index = index;
+        self.apply_command(&envelope.command)
+    }
+
+    /// Records that an entry without a command (a leader's empty entry, a
+    /// configuration change) was applied.
+    pub fn mark_applied(&mut self, index: u64) {
+        self.applied_index = self.applied_index.max(index);
+    }
+
+    fn apply_command(&mut self, command: &MetadataCommand) -> ApplyOutcome {
+        match command {
+            MetadataCommand::RegisterBroker {
+                broker_id,
+                host,
+                port,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerInfo {
+                        broker_id: *broker_id,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                    },
+                );
+                ApplyOutcome::Done
+            }
+            MetadataCommand::CreateTopic {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => {
+                if self.topics.contains_key(name) {
+                    return rejected(TOPIC_ALREADY_EXISTS, format!("topic {name} already exists"));
+                }
+                if partitions.is_empty() || partitions.iter().any(Vec::is_empty) {
+                    return rejected(INVALID_PARTITIONS, "every partition needs a replica");
+                }
+                let partitions = partitions.iter().map(|r| new_partition(r)).collect();
+                self.topics.insert(
+                    name.clone(),
+                    TopicInfo {
+                        topic_id: topic_id.clone(),
+                        partitions,
+                        configs: configs.clone(),
+                    },
+                );
+                ApplyOutcome::Done
+            }
+            MetadataCommand::DeleteTopic { name } => match self.topics.remove(name) {
+                Some(_) => {
+                    for topics in self.offsets.values_mut() {
+                        topics.remove(name);
+                    }
+                    ApplyOutcome::Done
+                }
+                None => rejected(UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {name}")),
+            },
+            MetadataCommand::CreatePartitions {
+                topic,
+                new_partitions,
+            } => match self.topics.get_mut(topic) {
+                None => rejected(UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {topic}")),
+                Some(_) if new_partitions.iter().any(Vec::is_empty) => {
+                    rejected(INVALID_PARTITIONS, "every partition needs a replica")
+                }
+                Some(info) => {
+                    info.partitions
+                        .extend(new_partitions.iter().map(|r| new_partition(r)));
+                    ApplyOutcome::Done
+                }
+            },
+            MetadataCommand::AlterTopicConfigs {
+                topic,
+                set,
+                remove,
+                replace,
+            } => match self.topics.get_mut(topic) {
+                None => rejected(UNKNOWN_TOPIC_OR_PARTITION, format!("no topic {topic}")),
+                Some(info) => {
+                    if *replace {
+                        info.configs.clear();
+                    }
+                    for key in remove {
+                        info.configs.remove(key);
+                    }
+                    info.configs
+                        .extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    ApplyOutcome::Done
+                }
+            },
+            MetadataCommand::UpdatePartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                let Some(p) = self.topics.get_mut(topic).and_then(|t| {
+                    usize::try_from(*partition)
+                        .ok()
+                        .and_then(|i| t.partitions.get_mut(i))
+                }) else {
+                    return rejected(
+                        UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("no {topic}-{partition}"),
+                    );
+                };
+                if *leader_epoch < p.leader_epoch {
+                    return rejected(INVALID_REQUEST, "stale leader epoch");
+                }
+                p.leader = *leader;
+                p.leader_epoch = *leader_epoch;
+                p.isr = isr.clone();
+                ApplyOutcome::Done
+            }
+            MetadataCommand::CommitOffsets { group, offsets } => {
+                let topics = self.offsets.entry(group.clone()).or_default();
+                for o in offsets {
+                    topics.entry(o.topic.clone()).or_default().insert(
+                        o.partition,
+                        CommittedOffset {
+                            offset: o.offset,
+                            leader_epoch: o.leader_epoch,
+                            metadata: o.metadata.clone(),
+                            commit_time_ms: o.commit_time_ms,
+                        },
+                    );
+                }
+                ApplyOutcome::Done
+            }
+            MetadataCommand::DeleteGroupOffsets { group, partitions } => {
+                let Some(topics) = self.offsets.get_mut(group) else {
+                    return rejected(GROUP_ID_NOT_FOUND, format!("no group {group}"));
+                };
+                match partitions {
+                    None => {
+                        self.offsets.remove(group);
+                    }
+                    Some(parts) => {
+                        for (topic, partition) in parts {
+                            if let Some(ps) = topics.get_mut(topic) {
+                                ps.remove(partition);
+                                if ps.is_empty() {
+                                    topics.remove(topic);
+                                }
+                            }
+                        }
+                    }
+                }
+                ApplyOutcome::Done
+            }
+            MetadataCommand::AllocateProducerId => {
+                let id = self.next_producer_id;
+                self.next_producer_id += 1;
+                ApplyOutcome::ProducerId(id)
+            }
+        }
+    }
+}
+
+fn new_partition(replicas: &[i32]) -> PartitionInfo {
+    PartitionInfo {
+        replicas: replicas.to_vec(),
+        leader: replicas.first().copied().unwrap_or(-1),
+        leader_epoch: 0,
+        isr: replicas.to_vec(),
+    }
+}
