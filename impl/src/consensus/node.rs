@@ -1,0 +1,316 @@
+//! The metadata node core: deterministic, no threads, no clock, no sockets. It takes
+//! inputs (ticks, proposals, peer messages) and returns what the shell must do (send
+//! messages, answer proposers). Its only I/O is through the `Disk` seam, so the
+//! simulation shell can drive it with a simulated disk.
+
+use super::wal::{RaftStore, RaftWal};
+use crate::disk::Disk;
+use crate::log::LogError;
+use crate::metadata::{ApplyOutcome, CommandEnvelope, MetadataState, Snapshot};
+use raft::eraftpb::{ConfState, Entry, EntryType, Message};
+use raft::{RawNode, StateRole, Storage};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: u64,
+    pub voters: Vec<u64>,
+    /// Ticks without a leader before a follower campaigns.
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// Snapshot and compact the Raft log every this many applied entries.
+    pub snapshot_interval: u64,
+}
+
+impl NodeConfig {
+    pub fn single(node_id: u64) -> Self {
+        NodeConfig {
+            node_id,
+            voters: vec![node_id],
+            election_tick: 10,
+            heartbeat_tick: 2,
+            snapshot_interval: 1000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage failed; the node must stop, since it can no longer keep its promises.
+    #[error("metadata storage: {0}")]
+    Storage(#[from] LogError),
+    /// A committed entry could not be decoded: applying anything after it would fork
+    /// this node's state, so the node stops (seed 000: never skip).
+    #[error("committed metadata entry {index} cannot be decoded: {reason}")]
+    Undecodable { index: u64, reason: String },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Why a proposal was not accepted. Both are retriable by the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Only the leader proposes (R-PROPOSE-1); this is who the leader is, if known.
+    NotLeader { leader: Option<u64> },
+    /// raft-rs dropped it (leadership transfer, uncommitted size limit).
+    Dropped(String),
+}
+
+/// What the shell must do after a Ready was handled.
+#[derive(Debug, Default)]
+pub struct ReadyOutput {
+    /// Messages to send to peers; every message here may be sent now (the ones that
+    /// needed persistence were released only after the fsync).
+    pub messages: Vec<Message>,
+    /// Outcomes of applied commands, by the proposer's command id.
+    pub applied: Vec<(u64, ApplyOutcome)>,
+    /// True when the metadata changed.
+    pub state_changed: bool,
+}
+
+pub struct MetadataNode {
+    raw: RawNode<RaftStore>,
+    store: RaftStore,
+    wal: RaftWal,
+    state: MetadataState,
+    config: NodeConfig,
+    last_snapshot_index: u64,
+}
+
+fn raft_logger() -> slog::Logger {
+    // raft-rs logs through slog; our logs go through tracing. Its own logs add
+    // nothing the node does not report itself.
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+impl MetadataNode {
+    /// Recovers the Raft storage and the metadata snapshot; the committed entries
+    /// after the snapshot are replayed by the first Readys (R-RECOVER-2).
+    pub fn open(disk: Arc<dyn Disk>, dir: &Path, config: NodeConfig) -> Result<Self, NodeError> {
+        let (wal, store) = RaftWal::open(disk, dir, &config.voters)?;
+        let snapshot = store.last_snapshot();
+        let snapshot_index = snapshot.get_metadata().index;
+        let state = if snapshot.get_data().is_empty() {
+            MetadataState::default()
+        } else {
+            let mut state =
+                Snapshot::decode(snapshot.get_data()).map_err(|reason| NodeError::Undecodable {
+                    index: snapshot_index,
+                    reason,
+                })?;
+            state.applied_index = snapshot_index;
+            state
+        };
+        let raft_config = raft::Config {
+            id: config.node_id,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            applied: snapshot_index,
+            check_quorum: true,
+            pre_vote: true,
+            ..raft::Config::default()
+        };
+        raft_config
+            .validate()
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raw = RawNode::new(&raft_config, store.clone(), &raft_logger())
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        Ok(MetadataNode {
+            raw,
+            store,
+            wal,
+            state,
+            config,
+            last_snapshot_index: snapshot_index,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.config.node_id
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    pub fn role(&self) -> StateRole {
+        self.raw.raft.state
+    }
+
+    pub fn leader_id(&self) -> Option<u64> {
+        match self.raw.raft.leader_id {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    pub fn state(&self) -> &MetadataState {
+        &self.state
+    }
+
+    pub fn wal_size_bytes(&self) -> u64 {
+        self.wal.size_bytes()
+    }
+
+    /// Proposes a command, only as leader: raft-rs would forward a follower's
+    /// proposal silently, or drop it, and the caller could not tell (R-PROPOSE-1).
+    pub fn propose(&mut self, envelope: &CommandEnvelope) -> Result<(), ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader_id(),
+            });
+        }
+        self.raw
+            .propose(vec![], envelope.encode())
+            .map_err(|e| ProposeError::Dropped(e.to_string()))
+    }
+
+    /// One tick of logical time; returns true if there may be a Ready.
+    pub fn tick(&mut self) -> bool {
+        self.raw.tick()
+    }
+
+    /// Starts an election now instead of waiting for the election timeout.
+    pub fn campaign(&mut self) -> Result<(), NodeError> {
+        self.raw
+            .campaign()
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Feeds a message from a peer.
+    pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
+        match self.raw.step(message) {
+            // Messages from unknown peers or stale terms are not this node's failure.
+            Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
+            other => other.map_err(|e| NodeError::Raft(e.to_string())),
+        }
+    }
+
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
+    /// Handles one Ready following the raft-rs contract (R-PERSIST-1, R-PERSIST-2):
+    /// leader messages go out at once; snapshot, entries and HardState are written
+    /// and fdatasync'ed before the persisted messages are released and before
+    /// advance; committed entries are applied in order.
+    pub fn process_ready(&mut self) -> Result<ReadyOutput, NodeError> {
+        let mut out = ReadyOutput::default();
+        if !self.raw.has_ready() {
+            return Ok(out);
+        }
+        let mut ready = self.raw.ready();
+        out.messages.extend(ready.take_messages());
+
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            let mut state =
+                Snapshot::decode(snapshot.get_data()).map_err(|reason| NodeError::Undecodable {
+                    index: snapshot.get_metadata().index,
+                    reason,
+                })?;
+            state.applied_index = snapshot.get_metadata().index;
+            self.store
+                .mem()
+                .wl()
+                .apply_snapshot(snapshot.clone())
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+            self.wal.save_snapshot(&snapshot, &self.store)?;
+            self.last_snapshot_index = snapshot.get_metadata().index;
+            self.state = state;
+            out.state_changed = true;
+        }
+
+        self.apply(ready.take_committed_entries(), &mut out)?;
+
+        if !ready.entries().is_empty() {
+            self.wal.append_entries(ready.entries())?;
+            self.store
+                .mem()
+                .wl()
+                .append(ready.entries())
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
+        if let Some(hs) = ready.hs() {
+            self.wal.write_hard_state(hs)?;
+            self.store.mem().wl().set_hardstate(hs.clone());
+        }
+        self.wal.sync()?;
+        out.messages.extend(ready.take_persisted_messages());
+
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            // Synced before the entries it commits are applied and acknowledged, so a
+            // restart replays everything a proposer was told about at once, without
+            // waiting for an election to re-learn the commit index.
+            let mut hs = self.store.mem().rl().hard_state().clone();
+            hs.commit = commit;
+            self.wal.write_hard_state(&hs)?;
+            self.wal.sync()?;
+            self.store.mem().wl().set_hardstate(hs);
+        }
+        out.messages.extend(light.take_messages());
+        self.apply(light.take_committed_entries(), &mut out)?;
+        self.raw.advance_apply();
+        self.maybe_snapshot()?;
+        Ok(out)
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>, out: &mut ReadyOutput) -> Result<(), NodeError> {
+        for entry in entries {
+            if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+                // A new leader's empty entry, or a configuration change (the voter set
+                // is fixed at start-up for now).
+                self.state.mark_applied(entry.index);
+                continue;
+            }
+            let envelope =
+                CommandEnvelope::decode(&entry.data).map_err(|reason| NodeError::Undecodable {
+                    index: entry.index,
+                    reason,
+                })?;
+            let outcome = self.state.apply(entry.index, &envelope);
+            out.applied.push((envelope.id, outcome));
+            out.state_changed = true;
+        }
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
+        let applied = self.state.applied_index;
+        if applied < self.last_snapshot_index + self.config.snapshot_interval {
+            return Ok(());
+        }
+        let term = self
+            .store
+            .mem()
+            .term(applied)
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let mut snapshot = raft::eraftpb::Snapshot::default();
+        snapshot.set_data(Snapshot::encode(&self.state).into());
+        let meta = snapshot.mut_metadata();
+        meta.index = applied;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state());
+        self.wal.save_snapshot(&snapshot, &self.store)?;
+        self.last_snapshot_index = applied;
+        tracing::info!(
+            index = applied,
+            "metadata snapshot taken; raft log compacted"
+        );
+        Ok(())
+    }
+
+    fn conf_state(&self) -> ConfState {
+        self.raw.raft.prs().conf().to_conf_state()
+    }
+}

@@ -1,0 +1,399 @@
+//! Durable Raft storage (R-PERSIST-1, R-RECOVER-1).
+//!
+//! `raft/wal.log` holds frames (the partition log's format: length, crc32, payload)
+//! whose payload is a kind byte and a protobuf message: an entry or a HardState.
+//! Entries are written before the HardState that may commit them, and one fdatasync
+//! covers both, so a HardState on disk never commits an entry that is not.
+//! `raft/snapshot.bin` holds the last snapshot (metadata image and its Raft index),
+//! written atomically; after it the WAL is rewritten without the entries it covers.
+
+use crate::disk::{write_atomically, Disk, DiskFile, OpenMode};
+use crate::log::frame::{self, FRAME_HEADER_LEN};
+use crate::log::segment::{FrameReader, Stop, SCAN_BLOCK};
+use crate::log::LogError;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::storage::MemStorage;
+use raft::{GetEntriesContext, RaftState, Storage};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+const WAL_FILE: &str = "wal.log";
+const SNAPSHOT_FILE: &str = "snapshot.bin";
+const KIND_ENTRY: u8 = 1;
+const KIND_HARD_STATE: u8 = 2;
+
+fn corrupt(path: &Path, position: u64, reason: impl Into<String>) -> LogError {
+    LogError::Corrupt {
+        path: path.to_path_buf(),
+        position,
+        offset: 0,
+        reason: reason.into(),
+    }
+}
+
+/// The Raft storage that `RawNode` reads: entries from an in-memory copy of the
+/// durable log (raft-rs's `MemStorage`), snapshots from the last durable snapshot.
+#[derive(Clone)]
+pub struct RaftStore {
+    mem: MemStorage,
+    snapshot: Arc<RwLock<Snapshot>>,
+}
+
+impl RaftStore {
+    pub fn mem(&self) -> &MemStorage {
+        &self.mem
+    }
+
+    pub fn last_snapshot(&self) -> Snapshot {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_snapshot(&self, snapshot: Snapshot) {
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
+    }
+}
+
+impl Storage for RaftStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.mem.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let snapshot = self.last_snapshot();
+        if snapshot.get_metadata().index < request_index {
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(snapshot)
+    }
+}
+
+/// The durable side: appends and syncs records, and rebuilds a [`RaftStore`] on open.
+pub struct RaftWal {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    path: PathBuf,
+    file: Arc<dyn DiskFile>,
+    size: u64,
+    /// File position of each entry's frame, to cut the log when a new leader
+    /// overwrites a suffix.
+    positions: BTreeMap<u64, u64>,
+    hard_state: HardState,
+}
+
+impl RaftWal {
+    /// Opens (recovering) or creates the Raft storage in `dir`. `voters` is the
+    /// initial configuration, used when nothing is stored yet.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        voters: &[u64],
+    ) -> Result<(Self, RaftStore), LogError> {
+        disk.create_dir_all(dir)
+            .map_err(|e| LogError::io("create directory", dir, e))?;
+        let snapshot_path = dir.join(SNAPSHOT_FILE);
+        let snapshot = if disk.exists(&snapshot_path) {
+            let bytes = read_file(disk.as_ref(), &snapshot_path)?;
+            let (payload, valid) = match frame::decode(&bytes, 0) {
+                frame::Decoded::Frame { start, end } => (&bytes[start..end], end == bytes.len()),
+                _ => (&bytes[..0], false),
+            };
+            if !valid {
+                return Err(corrupt(&snapshot_path, 0, "snapshot frame does not check"));
+            }
+            Snapshot::parse_from_bytes(payload)
+                .map_err(|e| corrupt(&snapshot_path, 0, format!("snapshot: {e}")))?
+        } else {
+            let mut s = Snapshot::default();
+            s.mut_metadata()
+                .set_conf_state(ConfState::from((voters.to_vec(), vec![])));
+            s
+        };
+        let mem = if snapshot.get_metadata().index == 0 {
+            MemStorage::new_with_conf_state(snapshot.get_metadata().get_conf_state().clone())
+        } else {
+            let mem = MemStorage::new();
+            mem.wl()
+                .apply_snapshot(snapshot.clone())
+                .map_err(|e| corrupt(&snapshot_path, 0, format!("snapshot rejected: {e}")))?;
+            mem
+        };
+        let snapshot_index = snapshot.get_metadata().index;
+
+        let path = dir.join(WAL_FILE);
+        let file = disk
+            .open_file(&path, OpenMode::Create)
+            .map_err(|e| LogError::io("open", &path, e))?;
+        disk.sync_dir(dir)
+            .map_err(|e| LogError::io("fsync directory", dir, e))?;
+        let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let mut entries: BTreeMap<u64, Entry> = BTreeMap::new();
+        let mut positions = BTreeMap::new();
+        let mut hard_state = mem.rl().hard_state().clone();
+        let mut reader = FrameReader::new(file.as_ref(), &path, 0, len, SCAN_BLOCK);
+        let valid_len = loop {
+            let position = reader.position();
+            match reader.next_frame()? {
+                Ok(None) => break len,
+                Err(stop) => {
+                    let (at, why) = match stop {
+                        Stop::Torn { position } => (position, "torn record".to_string()),
+                        Stop::Corrupt { position, reason } => (position, reason),
+                    };
+                    tracing::warn!(wal = %path.display(), position = at, cut_bytes = len - at, %why,
+                        "cutting the Raft log at its first invalid record");
+                    break at;
+                }
+                Ok(Some(frame)) => {
+                    let (kind, body) = frame.payload.split_first().unwrap_or((&0, &[]));
+                    match *kind {
+                        KIND_ENTRY => {
+                            let entry = Entry::parse_from_bytes(body)
+                                .map_err(|e| corrupt(&path, position, format!("entry: {e}")))?;
+                            // A later record for an index replaces the suffix from it.
+                            let index = entry.index;
+                            entries.split_off(&index);
+                            positions.split_off(&index);
+                            positions.insert(index, position);
+                            entries.insert(index, entry);
+                        }
+                        KIND_HARD_STATE => {
+                            hard_state = HardState::parse_from_bytes(body).map_err(|e| {
+                                corrupt(&path, position, format!("hard state: {e}"))
+                            })?;
+                        }
+                        other => {
+                            return Err(corrupt(
+                                &path,
+                                position,
+                                format!("unknown record kind {other}"),
+                            ))
+                        }
+                    }
+                }
+            }
+        };
+        if valid_len < len {
+            file.set_len(valid_len)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| LogError::io("truncate", &path, e))?;
+        }
+        let kept: Vec<Entry> = entries
+            .into_values()
+            .filter(|e| e.index > snapshot_index)
+            .collect();
+        if let Some(first) = kept.first() {
+            if first.index != snapshot_index + 1 {
+                return Err(corrupt(
+                    &path,
+                    0,
+                    format!(
+                        "log starts at index {} but the snapshot ends at {snapshot_index}",
+                        first.index
+                    ),
+                ));
+            }
+        }
+        let last_index = kept.last().map_or(snapshot_index, |e| e.index);
+        if hard_state.commit > last_index {
+            // raft-rs would panic on this; say what is wrong instead (R-PERSIST-2).
+            return Err(corrupt(
+                &path,
+                valid_len,
+                format!(
+                    "hard state commits index {} but the log ends at {last_index}",
+                    hard_state.commit
+                ),
+            ));
+        }
+        hard_state.commit = hard_state.commit.max(snapshot_index);
+        {
+            let mut core = mem.wl();
+            core.append(&kept)
+                .map_err(|e| corrupt(&path, 0, format!("entries rejected: {e}")))?;
+            core.set_hardstate(hard_state.clone());
+        }
+        let store = RaftStore {
+            mem,
+            snapshot: Arc::new(RwLock::new(snapshot)),
+        };
+        let wal = RaftWal {
+            disk,
+            dir: dir.to_path_buf(),
+            path,
+            file,
+            size: valid_len,
+            positions,
+            hard_state,
+        };
+        Ok((wal, store))
+    }
+
+    fn write_record(&mut self, kind: u8, body: &[u8]) -> Result<u64, LogError> {
+        let mut payload = Vec::with_capacity(1 + body.len());
+        payload.push(kind);
+        payload.extend_from_slice(body);
+        let mut framed = vec![0u8; FRAME_HEADER_LEN];
+        frame::write_header(&mut framed, &payload);
+        framed.extend_from_slice(&payload);
+        let position = self.size;
+        self.file
+            .write_at(&framed, position)
+            .map_err(|e| LogError::io("append to", &self.path, e))?;
+        self.size += framed.len() as u64;
+        Ok(position)
+    }
+
+    /// Appends entries, first cutting off any stored suffix they replace.
+    pub fn append_entries(&mut self, entries: &[Entry]) -> Result<(), LogError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        if let Some(&cut) = self.positions.get(&first.index) {
+            self.file
+                .set_len(cut)
+                .map_err(|e| LogError::io("truncate", &self.path, e))?;
+            self.size = cut;
+            self.positions.split_off(&first.index);
+            // The cut may have taken the latest HardState record with it.
+            let hs = self.hard_state.clone();
+            self.write_hard_state(&hs)?;
+        }
+        for entry in entries {
+            let body = entry
+                .write_to_bytes()
+                .map_err(|e| corrupt(&self.path, self.size, format!("encode entry: {e}")))?;
+            let position = self.write_record(KIND_ENTRY, &body)?;
+            self.positions.insert(entry.index, position);
+        }
+        Ok(())
+    }
+
+    pub fn write_hard_state(&mut self, hs: &HardState) -> Result<(), LogError> {
+        let body = hs
+            .write_to_bytes()
+            .map_err(|e| corrupt(&self.path, self.size, format!("encode hard state: {e}")))?;
+        self.write_record(KIND_HARD_STATE, &body)?;
+        self.hard_state = hs.clone();
+        Ok(())
+    }
+
+    /// fdatasync: everything written so far is durable when this returns Ok.
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io("fsync", &self.path, e))
+    }
+
+    /// Stores a snapshot durably, then rewrites the WAL without the entries it
+    /// covers (both atomically, so a crash in between leaves a consistent pair).
+    pub fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        store: &RaftStore,
+    ) -> Result<(), LogError> {
+        let index = snapshot.get_metadata().index;
+        let body = snapshot
+            .write_to_bytes()
+            .map_err(|e| corrupt(&self.dir, 0, format!("encode snapshot: {e}")))?;
+        let mut framed = vec![0u8; FRAME_HEADER_LEN];
+        frame::write_header(&mut framed, &body);
+        framed.extend_from_slice(&body);
+        let snapshot_path = self.dir.join(SNAPSHOT_FILE);
+        write_atomically(self.disk.as_ref(), &snapshot_path, &framed)
+            .map_err(|e| LogError::io("write", &snapshot_path, e))?;
+        store.set_snapshot(snapshot.clone());
+
+        // Rewrite the WAL with the entries after the snapshot and the HardState.
+        let (entries, hs) = {
+            let last = store.mem.last_index().unwrap_or(index);
+            let entries = if last > index {
+                store
+                    .mem
+                    .entries(index + 1, last + 1, None, GetEntriesContext::empty(false))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (entries, self.hard_state.clone())
+        };
+        let tmp = self.dir.join("wal.rewrite");
+        let file = self
+            .disk
+            .open_file(&tmp, OpenMode::Create)
+            .map_err(|e| LogError::io("create", &tmp, e))?;
+        file.set_len(0)
+            .map_err(|e| LogError::io("truncate", &tmp, e))?;
+        let old = std::mem::replace(&mut self.file, file);
+        let old_path = std::mem::replace(&mut self.path, tmp.clone());
+        self.size = 0;
+        self.positions.clear();
+        let rewrite = self
+            .append_entries(&entries)
+            .and_then(|_| self.write_hard_state(&hs))
+            .and_then(|_| self.sync());
+        if let Err(e) = rewrite {
+            self.file = old;
+            self.path = old_path;
+            return Err(e);
+        }
+        self.disk
+            .rename(&tmp, &old_path)
+            .map_err(|e| LogError::io("rename", &tmp, e))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("fsync directory", &self.dir, e))?;
+        self.path = old_path;
+        store
+            .mem
+            .wl()
+            .compact(index)
+            .map_err(|e| corrupt(&self.path, 0, format!("compact: {e}")))?;
+        Ok(())
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size
+    }
+}
+
+fn read_file(disk: &dyn Disk, path: &Path) -> Result<Vec<u8>, LogError> {
+    let file = disk
+        .open_file(path, OpenMode::Existing)
+        .map_err(|e| LogError::io("open", path, e))?;
+    let len = file.len().map_err(|e| LogError::io("stat", path, e))?;
+    let mut bytes = vec![0; usize::try_from(len).unwrap_or(0)];
+    let n = file
+        .read_full_at(&mut bytes, 0)
+        .map_err(|e| LogError::io("read", path, e))?;
+    bytes.truncate(n);
+    Ok(bytes)
+}

@@ -1,0 +1,213 @@
+//! The metadata node core on the simulated disk: election of a one-voter group,
+//! proposals only on the leader, persistence before acknowledgement, replay after a
+//! restart, snapshots and compaction. Test names carry the rule they check.
+
+use chronik::consensus::{MetadataNode, NodeConfig, ProposeError};
+use chronik::disk::{Disk, MemDisk, Tear};
+use chronik::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand};
+use std::path::Path;
+use std::sync::Arc;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn dir() -> &'static Path {
+    Path::new("/data/raft")
+}
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        snapshot_interval: 1_000_000,
+        ..NodeConfig::single(1)
+    }
+}
+
+/// Handles every pending Ready, collecting the outcomes of applied commands.
+fn drain(node: &mut MetadataNode) -> Result<Vec<(u64, ApplyOutcome)>, Box<dyn std::error::Error>> {
+    let mut applied = Vec::new();
+    while node.has_ready() {
+        let out = node.process_ready()?;
+        assert!(out.messages.is_empty(), "a one-voter group sends nothing");
+        applied.extend(out.applied);
+    }
+    Ok(applied)
+}
+
+/// Ticks until the node leads; a one-voter group must elect itself.
+fn elect(node: &mut MetadataNode) -> TestResult {
+    for _ in 0..100 {
+        node.tick();
+        drain(node)?;
+        if node.is_leader() {
+            return Ok(());
+        }
+    }
+    Err("a one-voter group did not elect itself within 100 ticks".into())
+}
+
+fn topic(name: &str) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        topic_id: format!("id-{name}"),
+        partitions: vec![vec![1]],
+        configs: Default::default(),
+    }
+}
+
+fn propose_and_apply(
+    node: &mut MetadataNode,
+    id: u64,
+    command: MetadataCommand,
+) -> Result<ApplyOutcome, Box<dyn std::error::Error>> {
+    node.propose(&CommandEnvelope::new(id, command))
+        .map_err(|e| format!("propose: {e:?}"))?;
+    let applied = drain(node)?;
+    applied
+        .into_iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, o)| o)
+        .ok_or_else(|| format!("command {id} was not applied").into())
+}
+
+fn open(
+    disk: &Arc<dyn Disk>,
+    config: NodeConfig,
+) -> Result<MetadataNode, Box<dyn std::error::Error>> {
+    Ok(MetadataNode::open(Arc::clone(disk), dir(), config)?)
+}
+
+#[test]
+fn r_propose_1_a_node_that_is_not_leader_refuses_to_propose_and_does_not_panic() -> TestResult {
+    let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let mut node = open(&disk, config())?;
+    let err = node.propose(&CommandEnvelope::new(1, topic("t")));
+    assert_eq!(err, Err(ProposeError::NotLeader { leader: None }));
+    elect(&mut node)?;
+    assert_eq!(
+        propose_and_apply(&mut node, 2, topic("t"))?,
+        ApplyOutcome::Done
+    );
+    Ok(())
+}
+
+#[test]
+fn r_start_1_a_one_voter_group_elects_itself_on_ticks_alone() -> TestResult {
+    let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let mut node = open(&disk, config())?;
+    elect(&mut node)?;
+    assert_eq!(node.leader_id(), Some(1));
+    Ok(())
+}
+
+#[test]
+fn r_recover_2_committed_metadata_is_replayed_after_a_crash() -> TestResult {
+    let mem = MemDisk::new();
+    let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+    let mut node = open(&disk, config())?;
+    elect(&mut node)?;
+    propose_and_apply(
+        &mut node,
+        1,
+        MetadataCommand::RegisterBroker {
+            broker_id: 1,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        },
+    )?;
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        assert_eq!(
+            propose_and_apply(&mut node, 10 + i as u64, topic(name))?,
+            ApplyOutcome::Done
+        );
+    }
+    let before = node.state().clone();
+    drop(node);
+    mem.crash(Tear::None);
+    let mut node = open(&disk, config())?;
+    drain(&mut node)?; // replay happens before any election
+    assert_eq!(node.state(), &before);
+    elect(&mut node)?;
+    assert!(
+        matches!(
+            propose_and_apply(&mut node, 20, topic("a"))?,
+            ApplyOutcome::Rejected { code: 36, .. }
+        ),
+        "the replayed topic exists"
+    );
+    Ok(())
+}
+
+#[test]
+fn r_persist_1_a_proposal_lost_before_its_fsync_was_never_acknowledged() -> TestResult {
+    let mem = MemDisk::new();
+    let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+    let mut node = open(&disk, config())?;
+    elect(&mut node)?;
+    propose_and_apply(&mut node, 1, topic("kept"))?;
+    node.propose(&CommandEnvelope::new(2, topic("lost")))
+        .map_err(|e| format!("{e:?}"))?;
+    // The process dies before the Ready holding the entry is persisted.
+    drop(node);
+    mem.crash(Tear::KeepTail(7));
+    let mut node = open(&disk, config())?;
+    drain(&mut node)?;
+    assert!(node.state().topics.contains_key("kept"));
+    assert!(!node.state().topics.contains_key("lost"));
+    Ok(())
+}
+
+#[test]
+fn r_persist_3_snapshots_compact_the_log_and_restore_the_same_state() -> TestResult {
+    let mem = MemDisk::new();
+    let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+    let config = NodeConfig {
+        snapshot_interval: 10,
+        ..NodeConfig::single(1)
+    };
+    let mut node = open(&disk, config.clone())?;
+    elect(&mut node)?;
+    let mut sizes = Vec::new();
+    for i in 0..45u64 {
+        propose_and_apply(&mut node, i, topic(&format!("t{i}")))?;
+        sizes.push(node.wal_size_bytes());
+    }
+    assert!(
+        sizes.windows(2).any(|w| w[1] < w[0]),
+        "the WAL was never compacted: {sizes:?}"
+    );
+    let before = node.state().clone();
+    assert_eq!(before.topics.len(), 45);
+    drop(node);
+    mem.crash(Tear::None);
+    let mut node = open(&disk, config)?;
+    drain(&mut node)?;
+    assert_eq!(node.state(), &before);
+    elect(&mut node)?;
+    assert_eq!(
+        propose_and_apply(&mut node, 99, MetadataCommand::AllocateProducerId)?,
+        ApplyOutcome::ProducerId(0)
+    );
+    Ok(())
+}
+
+#[test]
+fn r_recover_1_a_torn_raft_log_tail_is_cut_and_the_node_starts() -> TestResult {
+    let mem = MemDisk::new();
+    let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+    for keep in [0usize, 1, 5, 9, 13, 40] {
+        let mut node = open(&disk, config())?;
+        drain(&mut node)?;
+        elect(&mut node)?;
+        let id = 1000 + keep as u64;
+        propose_and_apply(&mut node, id, topic(&format!("k{keep}")))?;
+        node.propose(&CommandEnvelope::new(id + 1, topic("maybe")))
+            .map_err(|e| format!("{e:?}"))?;
+        // Write the Ready but die before its fsync can be trusted: tear what was written.
+        drop(node);
+        mem.crash(Tear::KeepTail(keep));
+        let mut node = open(&disk, config())?;
+        drain(&mut node)?;
+        assert!(node.state().topics.contains_key(&format!("k{keep}")));
+    }
+    Ok(())
+}
