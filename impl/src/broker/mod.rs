@@ -1,0 +1,183 @@
+//! The production shell: tokio, real files, a real clock. Start-up order (R-START-1,
+//! ARCHITECTURE.md): open and recover storage, start the consensus loop, bind the
+//! Kafka listener, then register this broker in the background, retrying until the
+//! registration is applied. Nothing in start-up waits on consensus.
+
+mod config;
+mod consensus_loop;
+mod partitions;
+mod server;
+
+pub use config::BrokerConfig;
+pub use consensus_loop::{ConsensusHandle, ConsensusLoop, MetadataView, ProposalFailure};
+pub use partitions::{log_config, Partitions};
+
+use crate::consensus::{MetadataNode, NodeConfig};
+use crate::disk::{Disk, RealDisk};
+use crate::metadata::MetadataCommand;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What request handlers share.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub consensus: ConsensusHandle,
+    pub partitions: Arc<Partitions>,
+    /// Woken whenever a partition's high watermark moves, for Fetch long-polls.
+    pub data_arrived: Notify,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+impl Broker {
+    pub fn metadata_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.metadata_timeout_ms)
+    }
+
+    /// Opens the logs the current metadata assigns here.
+    pub fn reconcile_partitions(&self) {
+        let view = self.consensus.view();
+        if let Err(e) = self.partitions.reconcile(&view.state, self.config.node_id) {
+            tracing::error!(error = %e, "opening partition logs failed");
+        }
+    }
+}
+
+pub struct RunningBroker {
+    pub broker: Arc<Broker>,
+    consensus: ConsensusLoop,
+    tasks: Vec<JoinHandle<()>>,
+    local_addr: SocketAddr,
+}
+
+impl RunningBroker {
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let disk: Arc<dyn Disk> = Arc::new(RealDisk);
+        // 1. Storage: the metadata node recovers its Raft log and snapshot.
+        let node = MetadataNode::open(
+            Arc::clone(&disk),
+            &config.data_dir.join("metadata"),
+            NodeConfig::single(config.node_id as u64),
+        )?;
+        let partitions = Arc::new(Partitions::new(
+            Arc::clone(&disk),
+            config.data_dir.join("logs"),
+            config.log_defaults(),
+        ));
+        // 2. The consensus loop runs before anything could await a proposal.
+        let consensus = ConsensusLoop::start(node, Duration::from_millis(config.tick_ms))?;
+        // 3. The listener.
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let advertised_host = config
+            .advertised_host
+            .clone()
+            .unwrap_or_else(|| local_addr.ip().to_string());
+        let advertised_port = i32::from(config.advertised_port.unwrap_or(local_addr.port()));
+        let broker = Arc::new(Broker {
+            config: config.clone(),
+            consensus: consensus.handle(),
+            partitions,
+            data_arrived: Notify::new(),
+            advertised_host,
+            advertised_port,
+        });
+        let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];
+        tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
+        tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));
+        // 4. Registration, in the background.
+        tasks.push(tokio::spawn(register(Arc::clone(&broker))));
+        tracing::info!(node_id = config.node_id, %local_addr, data_dir = %config.data_dir.display(), "chronik started");
+        Ok(RunningBroker {
+            broker,
+            consensus,
+            tasks,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops serving, flushes every log and stops the consensus loop.
+    pub async fn shutdown(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let partitions = Arc::clone(&self.broker.partitions);
+        let _ = tokio::task::spawn_blocking(move || partitions.close_all()).await;
+        self.consensus.stop();
+        tracing::info!("chronik stopped");
+    }
+}
+
+/// Registers this broker, idempotently, until the metadata shows it (R-START-3).
+async fn register(broker: Arc<Broker>) {
+    let me = MetadataCommand::RegisterBroker {
+        broker_id: broker.config.node_id,
+        host: broker.advertised_host.clone(),
+        port: broker.advertised_port,
+        rack: None,
+    };
+    let mut view = broker.consensus.subscribe();
+    loop {
+        let registered = {
+            let v = view.borrow_and_update();
+            v.state
+                .brokers
+                .get(&broker.config.node_id)
+                .is_some_and(|b| {
+                    b.host == broker.advertised_host && b.port == broker.advertised_port
+                })
+        };
+        if registered {
+            tracing::info!(node_id = broker.config.node_id, "broker registered");
+            return;
+        }
+        if broker.consensus.view().is_leader {
+            if let Err(e) = broker
+                .consensus
+                .propose(me.clone(), broker.metadata_timeout())
+                .await
+            {
+                tracing::debug!(?e, "registration not applied yet; retrying");
+            }
+        }
+        // Wait for the metadata to change (a leader elected, an entry applied), or
+        // retry after a short while anyway.
+        let _ = tokio::time::timeout(Duration::from_millis(200), view.changed()).await;
+    }
+}
+
+/// Keeps the partition logs in line with the metadata.
+async fn follow_metadata(broker: Arc<Broker>) {
+    let mut view = broker.consensus.subscribe();
+    loop {
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || b.reconcile_partitions()).await;
+        if view.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn housekeeping(broker: Arc<Broker>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        let partitions = Arc::clone(&broker.partitions);
+        let _ = tokio::task::spawn_blocking(move || partitions.housekeeping(now_ms())).await;
+    }
+}

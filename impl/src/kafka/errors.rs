@@ -1,0 +1,39 @@
+//! Kafka error codes used by the broker, and the mapping of log errors onto them.
+
+use crate::log::LogError;
+
+pub const NONE: i16 = 0;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const NOT_CONTROLLER: i16 = 41;
+pub const INVALID_REQUEST: i16 = 42;
+pub const INVALID_CONFIG: i16 = 40;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const INVALID_RECORD: i16 = 87;
+
+/// The error code a client gets for a failed append or read.
+pub fn from_log_error(error: &LogError) -> i16 {
+    match error {
+        LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        LogError::InvalidBatch(_) => CORRUPT_MESSAGE,
+        LogError::BatchTooLarge { .. } => MESSAGE_TOO_LARGE,
+        LogError::ShuttingDown => REQUEST_TIMED_OUT,
+        LogError::Config(_) => INVALID_CONFIG,
+        LogError::Io { .. }
+        | LogError::Corrupt { .. }
+        | LogError::CorruptCheckpoint { .. }
+        | LogError::Offline { .. } => KAFKA_STORAGE_ERROR,
+    }
+}

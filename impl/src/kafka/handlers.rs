@@ -1,0 +1,618 @@
+//! Request handlers: each turns a decoded request into a response body.
+//! Version-specific fields are set only where the version has them: the encoder
+//! refuses a non-default value in a version without the field.
+
+use super::codec::{self, Request};
+use super::errors;
+use crate::broker::{now_ms, Broker, ProposalFailure};
+use crate::log::batch::{self, BatchHeader};
+use crate::log::{FsyncPolicy, PartitionLog};
+use crate::metadata::{ApplyOutcome, MetadataCommand};
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    ProducerId, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Handles one request; `Ok(None)` means no response is sent (acks=0).
+pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, String> {
+    let version = request.version;
+    let body = match request.body {
+        RequestKind::ApiVersions(_) => {
+            ResponseKind::ApiVersions(codec::api_versions_body(errors::NONE))
+        }
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, version).await),
+        RequestKind::Produce(r) => {
+            let acks = r.acks;
+            let response = produce(broker, r, version).await;
+            if acks == 0 {
+                return Ok(None);
+            }
+            ResponseKind::Produce(response)
+        }
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r, version).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, r)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics(broker, r, version).await)
+        }
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics(broker, r).await),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id(broker, r).await)
+        }
+        _ => return Err(format!("no handler for {:?}", request.api_key)),
+    };
+    codec::encode_response(
+        request.api_key,
+        version,
+        request.header.correlation_id,
+        &body,
+    )
+    .map(Some)
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+fn failure_code(failure: &ProposalFailure) -> i16 {
+    match failure {
+        ProposalFailure::NotLeader { .. } => errors::NOT_CONTROLLER,
+        ProposalFailure::Dropped(_) | ProposalFailure::TimedOut | ProposalFailure::Stopped => {
+            errors::REQUEST_TIMED_OUT
+        }
+    }
+}
+
+/// Runs a metadata command through the Raft group: (error code, message).
+async fn propose(broker: &Broker, command: MetadataCommand) -> Result<ApplyOutcome, (i16, String)> {
+    match broker
+        .consensus
+        .propose(command, broker.metadata_timeout())
+        .await
+    {
+        Ok(ApplyOutcome::Rejected { code, message }) => Err((code, message)),
+        Ok(outcome) => Ok(outcome),
+        Err(failure) => Err((failure_code(&failure), format!("{failure:?}"))),
+    }
+}
+
+fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Creates a topic through the metadata group and opens its logs here.
+async fn create_topic(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    assignments: Vec<Vec<i32>>,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    if !valid_topic_name(name) {
+        return Err((
+            errors::INVALID_TOPIC_EXCEPTION,
+            format!("invalid topic name {name:?}"),
+        ));
+    }
+    let view = broker.consensus.view();
+    let mut brokers: Vec<i32> = view.state.brokers.keys().copied().collect();
+    if brokers.is_empty() {
+        brokers.push(broker.config.node_id);
+    }
+    let assignments = if assignments.is_empty() {
+        let partitions = if partitions < 0 {
+            broker.config.default_partitions
+        } else {
+            partitions
+        };
+        let rf = if replication_factor < 0 {
+            1
+        } else {
+            replication_factor as usize
+        };
+        if partitions == 0 {
+            return Err((
+                errors::INVALID_PARTITIONS,
+                "a topic needs at least one partition".into(),
+            ));
+        }
+        if rf == 0 || rf > brokers.len() {
+            return Err((
+                errors::INVALID_REPLICATION_FACTOR,
+                format!("replication factor {rf} with {} broker(s)", brokers.len()),
+            ));
+        }
+        (0..partitions as usize)
+            .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
+            .collect()
+    } else {
+        assignments
+    };
+    if view.state.topics.contains_key(name) {
+        return Err((
+            errors::TOPIC_ALREADY_EXISTS,
+            format!("topic {name} already exists"),
+        ));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    propose(
+        broker,
+        MetadataCommand::CreateTopic {
+            name: name.to_string(),
+            topic_id: Uuid::new_v4().to_string(),
+            partitions: assignments,
+            configs,
+        },
+    )
+    .await?;
+    broker.reconcile_partitions();
+    Ok(())
+}
+
+async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut view = broker.consensus.view();
+    // v0: an empty list means all topics; v1+: null means all.
+    let wanted: Option<Vec<String>> = match &request.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    let auto_create =
+        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let mut creation_errors: BTreeMap<String, i16> = BTreeMap::new();
+    if let (Some(names), true) = (&wanted, auto_create) {
+        for name in names.iter().filter(|n| !view.state.topics.contains_key(*n)) {
+            if let Err((code, _)) =
+                create_topic(broker, name, -1, -1, vec![], BTreeMap::new(), false).await
+            {
+                if code != errors::TOPIC_ALREADY_EXISTS {
+                    creation_errors.insert(name.clone(), code);
+                }
+            }
+        }
+        view = broker.consensus.view();
+    }
+    let state = &view.state;
+    let brokers = state
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+        })
+        .collect();
+    let names: Vec<String> = wanted.unwrap_or_else(|| state.topics.keys().cloned().collect());
+    let topics = names
+        .into_iter()
+        .map(|name| {
+            let mut topic = MetadataResponseTopic::default().with_name(Some(topic_name(&name)));
+            match state.topics.get(&name) {
+                None => {
+                    let code = match creation_errors.get(&name) {
+                        Some(&errors::INVALID_TOPIC_EXCEPTION) => errors::INVALID_TOPIC_EXCEPTION,
+                        Some(_) => errors::LEADER_NOT_AVAILABLE,
+                        None => errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    };
+                    topic.error_code = code;
+                }
+                Some(info) => {
+                    if version >= 10 {
+                        topic.topic_id = Uuid::parse_str(&info.topic_id).unwrap_or(Uuid::nil());
+                    }
+                    topic.partitions = info
+                        .partitions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let mut part = MetadataResponsePartition::default()
+                                .with_partition_index(i as i32)
+                                .with_leader_id(BrokerId(p.leader))
+                                .with_replica_nodes(
+                                    p.replicas.iter().map(|r| BrokerId(*r)).collect(),
+                                )
+                                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect());
+                            if version >= 7 {
+                                part.leader_epoch = p.leader_epoch;
+                            }
+                            part
+                        })
+                        .collect();
+                }
+            }
+            topic
+        })
+        .collect();
+    let mut response = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_topics(topics);
+    if version >= 1 {
+        response.controller_id = BrokerId(view.leader_id.map_or(-1, |id| id as i32));
+    }
+    if version >= 2 {
+        response.cluster_id = Some(StrBytes::from_static_str("chronik"));
+    }
+    response
+}
+
+/// The high watermark a single-replica partition may expose: everything durable
+/// (or, under the weaker interval policy, everything written).
+fn advance_high_watermark(log: &PartitionLog) {
+    let end = match log.config().fsync {
+        FsyncPolicy::Always => log.durable_end_offset(),
+        _ => log.log_end_offset(),
+    };
+    log.set_high_watermark(end);
+}
+
+/// Checks that a Produce request's records are exactly one valid RecordBatch v2.
+fn validate_records(records: &[u8]) -> Result<(), i16> {
+    let header = BatchHeader::parse(records).map_err(|_| errors::CORRUPT_MESSAGE)?;
+    let _ = header;
+    if !batch::crc_is_valid(records) {
+        return Err(errors::CORRUPT_MESSAGE);
+    }
+    Ok(())
+}
+
+type AppendResult = Result<crate::log::AppendInfo, crate::log::LogError>;
+
+async fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> ProduceResponse {
+    let now = now_ms();
+    let acks_valid = matches!(request.acks, -1..=1);
+    let view = broker.consensus.view();
+    let mut pending: Vec<(
+        usize,
+        usize,
+        Arc<PartitionLog>,
+        oneshot::Receiver<AppendResult>,
+    )> = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = Vec::new();
+    for (ti, topic) in request.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.to_string();
+        let mut partition_responses = Vec::new();
+        for (pi, data) in topic.partition_data.into_iter().enumerate() {
+            let mut response = PartitionProduceResponse::default().with_index(data.index);
+            response.base_offset = -1;
+            let code = if !acks_valid {
+                Some(errors::INVALID_REQUIRED_ACKS)
+            } else {
+                match (broker.partitions.get(&name, data.index), data.records) {
+                    (None, _) if view.state.topics.contains_key(&name) => {
+                        Some(errors::NOT_LEADER_OR_FOLLOWER)
+                    }
+                    (None, _) => Some(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                    (Some(_), None) => Some(errors::INVALID_RECORD),
+                    (Some(log), Some(records)) => match validate_records(&records) {
+                        Err(code) => Some(code),
+                        Ok(()) => {
+                            let (tx, rx) = oneshot::channel();
+                            log.append_then(&records, now, 0, move |r| {
+                                let _ = tx.send(r);
+                            });
+                            pending.push((ti, pi, log, rx));
+                            None
+                        }
+                    },
+                }
+            };
+            if let Some(code) = code {
+                response.error_code = code;
+            }
+            partition_responses.push(response);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    let mut moved = false;
+    for (ti, pi, log, rx) in pending {
+        let outcome = rx.await.unwrap_or(Err(crate::log::LogError::ShuttingDown));
+        let response = &mut responses[ti].partition_responses[pi];
+        match outcome {
+            Ok(info) => {
+                response.base_offset = info.base_offset as i64;
+                if version >= 5 {
+                    response.log_start_offset = log.log_start_offset() as i64;
+                }
+                advance_high_watermark(&log);
+                moved = true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "append failed");
+                response.error_code = errors::from_log_error(&e);
+            }
+        }
+    }
+    if moved {
+        broker.data_arrived.notify_waiters();
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// One pass over the partitions of a Fetch: the response and how many bytes it holds.
+fn read_fetch(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+) -> (FetchResponse, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let max_bytes = if version >= 3 && request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.topic.0.to_string();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut data = PartitionData::default().with_partition_index(p.partition);
+                    let Some(log) = broker.partitions.get(&name, p.partition) else {
+                        data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                        any_error = true;
+                        return data;
+                    };
+                    let hw = log.high_watermark();
+                    data.high_watermark = hw as i64;
+                    data.last_stable_offset = hw as i64;
+                    if version >= 5 {
+                        data.log_start_offset = log.log_start_offset() as i64;
+                    }
+                    let room = max_bytes.saturating_sub(total);
+                    if room == 0 || p.fetch_offset < 0 {
+                        if p.fetch_offset < 0 {
+                            data.error_code = errors::OFFSET_OUT_OF_RANGE;
+                            any_error = true;
+                        }
+                        return data;
+                    }
+                    let limit = (p.partition_max_bytes.max(0) as usize).min(room);
+                    match log.read(p.fetch_offset as u64, limit, hw) {
+                        Ok(read) => {
+                            total += read.records.len();
+                            data.records = Some(Bytes::from(read.records));
+                        }
+                        Err(e) => {
+                            data.error_code = errors::from_log_error(&e);
+                            any_error = true;
+                        }
+                    }
+                    data
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    (
+        FetchResponse::default().with_responses(topics),
+        total,
+        any_error,
+    )
+}
+
+async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    loop {
+        // Registered before reading, so an append between the read and the wait
+        // still wakes this fetch.
+        let notified = broker.data_arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (response, bytes, any_error) = read_fetch(broker, &request, version);
+        if bytes >= request.min_bytes.max(1) as usize
+            || any_error
+            || tokio::time::Instant::now() >= deadline
+        {
+            return response;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return read_fetch(broker, &request, version).0;
+        }
+    }
+}
+
+fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(log) = broker.partitions.get(&name, p.partition_index) else {
+                        r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                        return r;
+                    };
+                    let hw = log.high_watermark();
+                    let found = match p.timestamp {
+                        -1 => Ok(Some((hw, -1))),
+                        -2 => Ok(Some((log.log_start_offset(), -1))),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts, hw),
+                        _ => {
+                            r.error_code = errors::INVALID_REQUEST;
+                            return r;
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => {
+                            r.offset = offset as i64;
+                            r.timestamp = ts;
+                        }
+                        Ok(None) => {
+                            r.offset = -1;
+                            r.timestamp = -1;
+                        }
+                        Err(e) => r.error_code = errors::from_log_error(&e),
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+async fn create_topics(
+    broker: &Broker,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let configs: BTreeMap<String, String> = topic
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        let mut assignments: Vec<(i32, Vec<i32>)> = topic
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect();
+        assignments.sort();
+        let outcome = create_topic(
+            broker,
+            &name,
+            topic.num_partitions,
+            topic.replication_factor,
+            assignments.into_iter().map(|(_, r)| r).collect(),
+            configs,
+            request.validate_only,
+        )
+        .await;
+        let mut result = CreatableTopicResult::default().with_name(topic.name);
+        match outcome {
+            Ok(()) => {
+                if version >= 5 {
+                    let info = broker.consensus.view().state.topics.get(&name).cloned();
+                    result.num_partitions = info
+                        .as_ref()
+                        .map_or(topic.num_partitions, |t| t.partitions.len() as i32);
+                    result.replication_factor = info
+                        .as_ref()
+                        .and_then(|t| t.partitions.first())
+                        .map_or(topic.replication_factor, |p| p.replicas.len() as i16);
+                    if version >= 7 {
+                        result.topic_id = info
+                            .and_then(|t| Uuid::parse_str(&t.topic_id).ok())
+                            .unwrap_or(Uuid::nil());
+                    }
+                }
+            }
+            Err((code, message)) => {
+                result.error_code = code;
+                if version >= 1 {
+                    result.error_message = Some(str_bytes(&message));
+                }
+            }
+        }
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+async fn delete_topics(broker: &Broker, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut results = Vec::new();
+    for name in request.topic_names {
+        let mut result = DeletableTopicResult::default().with_name(Some(name.clone()));
+        if let Err((code, _)) = propose(
+            broker,
+            MetadataCommand::DeleteTopic {
+                name: name.0.to_string(),
+            },
+        )
+        .await
+        {
+            result.error_code = code;
+        }
+        results.push(result);
+    }
+    broker.reconcile_partitions();
+    DeleteTopicsResponse::default().with_responses(results)
+}
+
+async fn init_producer_id(
+    broker: &Broker,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let mut response = InitProducerIdResponse::default();
+    if request.transactional_id.is_some() {
+        // Transactions are not implemented; say so rather than pretend.
+        response.error_code = errors::INVALID_REQUEST;
+        return response;
+    }
+    match propose(broker, MetadataCommand::AllocateProducerId).await {
+        Ok(ApplyOutcome::ProducerId(id)) => {
+            response.producer_id = ProducerId(id);
+            response.producer_epoch = 0;
+        }
+        Ok(_) => response.error_code = errors::REQUEST_TIMED_OUT,
+        Err((code, _)) => response.error_code = code,
+    }
+    response
+}

@@ -1,0 +1,7 @@
+//! The Kafka wire protocol: framing, headers, supported versions, and the request
+//! handlers. Messages are encoded and decoded by the kafka-protocol crate.
+
+pub mod codec;
+pub mod errors;
+pub mod handlers;
+pub mod versions;

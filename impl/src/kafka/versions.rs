@@ -1,0 +1,37 @@
+//! The API versions this broker implements and advertises (R-WIRE-2): only those,
+//! each clipped to what the kafka-protocol crate can encode.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest, highest) implemented. Fetch stops at 12 because 13+ name topics by
+/// id; ListOffsets starts at 1 and Produce at 3 as Kafka 4 does (KIP-896).
+const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 10),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+/// The advertised range of `key`, if it is implemented.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    IMPLEMENTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .and_then(|(k, lo, hi)| {
+            let crate_range = k.valid_versions();
+            let (lo, hi) = ((*lo).max(crate_range.min), (*hi).min(crate_range.max));
+            (lo <= hi).then_some((lo, hi))
+        })
+}
+
+/// Every implemented API with its advertised range, for ApiVersions.
+pub fn all() -> Vec<(ApiKey, i16, i16)> {
+    IMPLEMENTED
+        .iter()
+        .filter_map(|(k, _, _)| supported(*k).map(|(lo, hi)| (*k, lo, hi)))
+        .collect()
+}
