@@ -1,1 +1,46 @@
-//! chronik-model
+//! chronik-model: a stateright model of Chronik's start-up, Raft Ready handling, crash
+//! recovery and one partition's data path, at the granularity of the node core so that
+//! each action maps onto one harness command. spec/README.md traces every property to its
+//! rule.
+
+pub mod check;
+pub mod model;
+pub mod properties;
+pub mod state;
+
+pub use model::{Action, Bug, ChronikModel, PARTITION_LEADER};
+pub use state::State;
+
+use stateright::{Model, Property};
+
+impl Model for ChronikModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![self.init_state()]
+    }
+
+    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        self.enabled(state, actions);
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        self.step(last, action)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        action.to_string()
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::properties(self)
+    }
+
+    fn within_boundary(&self, s: &State) -> bool {
+        s.ghost.crashes <= self.max_crashes
+            && s.ghost.proposals <= self.max_proposals
+            && s.ghost.produced <= self.max_produce
+            && s.nodes.iter().all(|n| n.term <= self.max_term)
+    }
+}

@@ -1,0 +1,199 @@
+//! Running the checker and printing what it found; shared by the CLI and the tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, UniformChooser};
+
+use crate::model::{Action, ChronikModel};
+use crate::state::{Phase, Role, State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Exhaustive, shortest counterexamples, memory-hungry.
+    Bfs,
+    /// Exhaustive, low memory.
+    Dfs,
+    /// Random walks for this long, from this seed.
+    Simulation { seconds: u64, seed: u64 },
+}
+
+pub struct Run {
+    pub strategy: Strategy,
+    pub threads: usize,
+    pub max_depth: Option<usize>,
+    /// Stop as soon as this property has a discovery.
+    pub stop_on: Option<&'static str>,
+    /// Stop after generating about this many states.
+    pub max_states: Option<usize>,
+    /// Print progress to stderr every few seconds.
+    pub progress: bool,
+}
+
+pub struct Outcome {
+    pub states: usize,
+    pub unique: usize,
+    pub depth: usize,
+    pub elapsed: Duration,
+    pub discoveries: BTreeMap<&'static str, Path<State, Action>>,
+    /// Always-properties with a counterexample.
+    pub violated: Vec<&'static str>,
+    /// Sometimes-properties without an example.
+    pub missing_examples: Vec<&'static str>,
+}
+
+pub fn run(model: ChronikModel, run: &Run) -> Outcome {
+    let props = model.properties();
+    let mut b = model.checker().threads(run.threads.max(1));
+    if let Some(d) = run.max_depth {
+        b = b.target_max_depth(d);
+    }
+    if let Some(n) = run.max_states {
+        b = b.target_state_count(n);
+    }
+    if let Some(p) = run.stop_on {
+        b = b.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p])));
+    }
+    let start = Instant::now();
+    let (states, unique, depth, discoveries) = match run.strategy {
+        Strategy::Bfs => collect(wait(b.spawn_bfs(), run.progress, start)),
+        Strategy::Dfs => collect(wait(b.spawn_dfs(), run.progress, start)),
+        Strategy::Simulation { seconds, seed } => collect(wait(
+            b.timeout(Duration::from_secs(seconds))
+                .spawn_simulation(seed, UniformChooser),
+            run.progress,
+            start,
+        )),
+    };
+    let elapsed = start.elapsed();
+    let violated = props
+        .iter()
+        .filter(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name))
+        .map(|p| p.name)
+        .collect();
+    let missing_examples = props
+        .iter()
+        .filter(|p| p.expectation == Expectation::Sometimes && !discoveries.contains_key(p.name))
+        .map(|p| p.name)
+        .collect();
+    Outcome {
+        states,
+        unique,
+        depth,
+        elapsed,
+        discoveries,
+        violated,
+        missing_examples,
+    }
+}
+
+fn wait<C: Checker<ChronikModel>>(c: C, progress: bool, start: Instant) -> C {
+    if progress {
+        let mut last = Instant::now();
+        while !c.is_done() {
+            std::thread::sleep(Duration::from_millis(100));
+            if last.elapsed() >= Duration::from_secs(5) {
+                last = Instant::now();
+                eprintln!(
+                    "  ... {:.0}s states={} unique={} depth={}",
+                    start.elapsed().as_secs_f64(),
+                    c.state_count(),
+                    c.unique_state_count(),
+                    c.max_depth()
+                );
+            }
+        }
+    }
+    c.join()
+}
+
+type Found = (
+    usize,
+    usize,
+    usize,
+    BTreeMap<&'static str, Path<State, Action>>,
+);
+
+fn collect<C: Checker<ChronikModel>>(c: C) -> Found {
+    (
+        c.state_count(),
+        c.unique_state_count(),
+        c.max_depth(),
+        c.discoveries().into_iter().collect(),
+    )
+}
+
+/// One line per node: phase, role, term, log, commit/applied, disk, partition.
+pub fn summary(s: &State) -> String {
+    let mut out = String::new();
+    for (i, n) in s.nodes.iter().enumerate() {
+        let role = match n.role {
+            Role::Follower => "F",
+            Role::Candidate => "C",
+            Role::Leader => "L",
+        };
+        let phase = match n.phase {
+            Phase::Down => "down",
+            Phase::Recovered => "recovered",
+            Phase::LoopRunning => "loop",
+            Phase::Listening => "reg-pending",
+            Phase::Registered => "registered",
+            Phase::Failed => "FAILED",
+        };
+        let log: Vec<String> = n
+            .log
+            .iter()
+            .map(|e| format!("{}:{:?}", e.term, e.cmd))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    n{i} {phase:<11} {role} t{} v{:?} log[{}] stable={} commit={} applied={} brokers={:03b} topics={} | durable log={} hs=(t{} v{:?} c{}){} | plog={} durable={} hw={}{}",
+            n.term,
+            n.vote,
+            log.join(","),
+            n.stable,
+            n.commit,
+            n.applied,
+            n.image.brokers,
+            n.image.topics,
+            n.disk.durable_log.len(),
+            n.disk.durable_hs.term,
+            n.disk.durable_hs.vote,
+            n.disk.durable_hs.commit,
+            if n.disk.torn { " TORN" } else { "" },
+            n.disk.plog.len(),
+            n.disk.plog_durable,
+            n.hw,
+            if n.ready.is_some() { " [in Ready]" } else { "" },
+        );
+    }
+    let _ = writeln!(
+        out,
+        "    net={} msgs, acked={:?}, read={:?}, crashes={}",
+        s.net.len(),
+        s.ghost.acked,
+        s.ghost.read,
+        s.ghost.crashes
+    );
+    out
+}
+
+/// A counterexample or example, step by step.
+pub fn format_path(path: &Path<State, Action>) -> String {
+    let mut out = String::new();
+    let steps = path.clone().into_vec();
+    for (i, (state, action)) in steps.iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(out, "  initial state");
+            out.push_str(&summary(state));
+        }
+        if let Some(a) = action {
+            let _ = writeln!(out, "  step {}: {}", i + 1, a);
+            if let Some((next, _)) = steps.get(i + 1) {
+                out.push_str(&summary(next));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! `chronik-model check|explore`: run the model checker or serve stateright's Explorer.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use stateright::Model;
+
+use chronik_model::check::{format_path, run, Run, Strategy};
+use chronik_model::{Bug, ChronikModel};
+
+#[derive(Parser)]
+#[command(name = "chronik-model", about = "Model checking Chronik's spec rules")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check every property; print counts, time and each discovery step by step.
+    Check(CheckArgs),
+    /// Serve stateright's Explorer on 127.0.0.1.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Re-introduce a seed bug (repeatable).
+    #[arg(long = "bug", value_parser = parse_bug)]
+    bugs: Vec<Bug>,
+    #[arg(long, default_value_t = 2)]
+    max_term: u8,
+    #[arg(long, default_value_t = 1)]
+    max_crashes: u8,
+    #[arg(long, default_value_t = 1)]
+    max_proposals: u8,
+    #[arg(long, default_value_t = 1)]
+    max_produce: u8,
+    /// Committed CreateTopic records cannot be decoded on replay.
+    #[arg(long)]
+    undecodable: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Stop exploring paths deeper than this.
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Random walks for this many seconds instead of exhaustive search.
+    #[arg(long)]
+    sim: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = Search::Dfs)]
+    search: Search,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Stop once this property has a discovery.
+    #[arg(long)]
+    stop_on: Option<String>,
+    /// Stop after generating about this many states.
+    #[arg(long)]
+    max_states: Option<usize>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Search {
+    Bfs,
+    Dfs,
+}
+
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    Bug::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown bug {s:?}; one of {}", names.join(", "))
+    })
+}
+
+fn build(a: &ModelArgs) -> ChronikModel {
+    let mut m = ChronikModel::new(a.nodes);
+    m.max_term = a.max_term;
+    m.max_crashes = a.max_crashes;
+    m.max_proposals = a.max_proposals;
+    m.max_produce = a.max_produce;
+    m.undecodable = a.undecodable;
+    for b in &a.bugs {
+        m = m.with_bug(*b);
+    }
+    m
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Explore { model, port } => {
+            let m = build(&model);
+            let addr = format!("127.0.0.1:{port}");
+            println!("Explorer on http://{addr}/ (Ctrl-C to stop)");
+            // serve() blocks serving requests for as long as the process lives.
+            let _checker = m.checker().serve(addr);
+            ExitCode::SUCCESS
+        }
+        Cmd::Check(a) => check(a),
+    }
+}
+
+fn check(a: CheckArgs) -> ExitCode {
+    let m = build(&a.model);
+    let stop_on = match &a.stop_on {
+        None => None,
+        Some(name) => match m.properties().into_iter().find(|p| p.name == name.as_str()) {
+            Some(p) => Some(p.name),
+            None => {
+                eprintln!("unknown property {name:?}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let strategy = match (a.sim, a.search) {
+        (Some(seconds), _) => Strategy::Simulation {
+            seconds,
+            seed: a.seed,
+        },
+        (None, Search::Bfs) => Strategy::Bfs,
+        (None, Search::Dfs) => Strategy::Dfs,
+    };
+    let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
+    println!(
+        "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} bugs=[{}]",
+        m.nodes,
+        m.max_term,
+        m.max_crashes,
+        m.max_proposals,
+        m.max_produce,
+        m.undecodable,
+        bugs.join(", ")
+    );
+    println!(
+        "search: {:?} threads={} depth limit={:?}",
+        strategy, a.threads, a.depth
+    );
+    let o = run(
+        m,
+        &Run {
+            strategy,
+            threads: a.threads,
+            max_depth: a.depth,
+            stop_on,
+            max_states: a.max_states,
+            progress: !a.quiet,
+        },
+    );
+    println!(
+        "states explored={} unique={} max depth={} time={:.1}s",
+        o.states,
+        o.unique,
+        o.depth,
+        o.elapsed.as_secs_f64()
+    );
+    for (name, path) in &o.discoveries {
+        let kind = if o.violated.contains(name) {
+            "COUNTEREXAMPLE"
+        } else {
+            "example"
+        };
+        let steps = path.clone().into_actions().len();
+        println!("{kind} for \"{name}\" ({steps} steps):");
+        if o.violated.contains(name) {
+            print!("{}", format_path(path));
+        }
+    }
+    for name in &o.missing_examples {
+        println!("no example found for \"{name}\"");
+    }
+    if o.violated.is_empty() {
+        println!("all always-properties hold");
+        ExitCode::SUCCESS
+    } else {
+        println!("violated: {}", o.violated.join("; "));
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,910 @@
+//! The transition system. Each `Action` is one input to one node's deterministic core (or
+//! one perturbation), so that a path maps one to one onto harness commands.
+
+use std::fmt;
+
+use crate::state::*;
+
+/// One switch per bug class in ../shared/seeds/. Each re-introduces a seed bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bug {
+    /// Start-up waits for a leader before it starts the consensus loop (seed 001, deadlock 1).
+    InitWaitsElection,
+    /// Registration happens only once this node sees itself leader-ready (seed 000, bug 2).
+    DeferredRegistration,
+    /// raw `propose` on a follower (seed 003, fix 1).
+    ProposeOnFollower,
+    /// Persisted messages and produce acks released before fsync (seed 003, fixes 3-4).
+    SendBeforeFsync,
+    /// `advance` before the Ready's entries and HardState are durable (seed 003, fixes 3-4).
+    AdvanceBeforePersist,
+    /// Restart without replaying committed metadata (seed 000, bug 1).
+    NoReplay,
+    /// Recovery skips a committed record it cannot decode (seed 000, bincode).
+    SkipUndecodable,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 7] = [
+        Bug::InitWaitsElection,
+        Bug::DeferredRegistration,
+        Bug::ProposeOnFollower,
+        Bug::SendBeforeFsync,
+        Bug::AdvanceBeforePersist,
+        Bug::NoReplay,
+        Bug::SkipUndecodable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::InitWaitsElection => "init-waits-election",
+            Bug::DeferredRegistration => "deferred-registration",
+            Bug::ProposeOnFollower => "propose-on-follower",
+            Bug::SendBeforeFsync => "send-before-fsync",
+            Bug::AdvanceBeforePersist => "advance-before-persist",
+            Bug::NoReplay => "no-replay",
+            Bug::SkipUndecodable => "skip-undecodable",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == s)
+    }
+
+    /// The property whose counterexample this bug is expected to produce.
+    pub fn expected_property(self) -> &'static str {
+        use crate::properties::names::*;
+        match self {
+            Bug::InitWaitsElection => START_1,
+            Bug::DeferredRegistration => START_2,
+            Bug::ProposeOnFollower => PROPOSE_1,
+            Bug::SendBeforeFsync => PERSIST_1,
+            Bug::AdvanceBeforePersist => PERSIST_2,
+            Bug::NoReplay => RECOVER_2,
+            Bug::SkipUndecodable => RECOVER_2,
+        }
+    }
+
+    /// Fewest nodes at which the bug is observable: a follower needs a second node.
+    pub fn min_nodes(self) -> usize {
+        match self {
+            Bug::DeferredRegistration | Bug::ProposeOnFollower => 2,
+            _ => 1,
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// Model options: cluster size, the bounds that keep the space finite, and bug switches.
+#[derive(Clone, Debug)]
+pub struct ChronikModel {
+    pub nodes: usize,
+    pub max_term: u8,
+    pub max_crashes: u8,
+    /// Client metadata writes (CreateTopics) submitted, at any node.
+    pub max_proposals: u8,
+    /// Produce requests submitted to the partition leader.
+    pub max_produce: u8,
+    /// A committed CreateTopic record's bytes cannot be decoded on replay (the seed's
+    /// format defect), so recovery meets an undecodable record.
+    pub undecodable: bool,
+    bugs: u8,
+}
+
+impl ChronikModel {
+    pub fn new(nodes: usize) -> Self {
+        ChronikModel {
+            nodes: nodes.clamp(1, MAX_NODES),
+            max_term: 2,
+            max_crashes: 1,
+            max_proposals: 1,
+            max_produce: 1,
+            undecodable: false,
+            bugs: 0,
+        }
+    }
+
+    pub fn with_bug(mut self, bug: Bug) -> Self {
+        self.bugs |= bug.bit();
+        if bug == Bug::SkipUndecodable {
+            // Skipping is only observable when an undecodable record exists.
+            self.undecodable = true;
+        }
+        self
+    }
+
+    pub fn bug(&self, bug: Bug) -> bool {
+        self.bugs & bug.bit() != 0
+    }
+
+    pub fn bugs(&self) -> Vec<Bug> {
+        Bug::ALL.into_iter().filter(|b| self.bug(*b)).collect()
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.nodes / 2 + 1
+    }
+
+    fn ids(&self) -> impl Iterator<Item = NodeId> {
+        (0..self.nodes).map(|i| i as NodeId)
+    }
+
+    fn peers(&self, n: NodeId) -> impl Iterator<Item = NodeId> {
+        self.ids().filter(move |p| *p != n)
+    }
+
+    pub fn decodes(&self, cmd: Cmd) -> bool {
+        !(self.undecodable && cmd == Cmd::CreateTopic)
+    }
+}
+
+/// The partition's leader (fixed; partition failover belongs to the cluster issue).
+pub const PARTITION_LEADER: NodeId = 0;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Start a down node: storage recovery and metadata replay.
+    Restart(NodeId),
+    /// Start-up code starts the consensus loop.
+    StartLoop(NodeId),
+    /// The Kafka listener comes up and the broker submits its registration.
+    ListenerUp(NodeId),
+    /// The registration retry timer fires (the previous attempt was lost).
+    RegisterRetry(NodeId),
+    /// A client's CreateTopics arrives at this node.
+    ClientCreateTopic(NodeId),
+    /// A client's produce (acks=all) arrives at the partition leader.
+    Produce,
+    /// A follower's replica fetcher pulls from the partition leader.
+    ReplicaFetch(NodeId),
+    /// A consumer fetches from the partition leader.
+    Fetch,
+    /// Election timeout.
+    Timeout(NodeId),
+    /// The leader's heartbeat/replication timer.
+    Heartbeat(NodeId),
+    /// The consensus loop steps one peer message.
+    Deliver(Envelope),
+    /// The loop takes a raft-rs Ready: sends `messages()`, applies committed entries,
+    /// writes entries and HardState (not yet durable).
+    Ready(NodeId),
+    /// fdatasync of everything written (group commit across raft log and partition log).
+    Fsync(NodeId),
+    /// Release `persisted_messages()` and call `advance`.
+    Advance(NodeId),
+    /// Kill -9: unsynced bytes are lost.
+    Crash(NodeId),
+    /// Kill -9 during a write: unsynced bytes are lost and a torn frame is left behind.
+    CrashTorn(NodeId),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Deliver(e) => write!(f, "Deliver {} -> {}: {:?}", e.src, e.dst, e.msg),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+fn idx(n: NodeId) -> usize {
+    usize::from(n)
+}
+
+impl ChronikModel {
+    pub fn init_state(&self) -> State {
+        State {
+            nodes: (0..self.nodes).map(|_| Node::new()).collect(),
+            net: Default::default(),
+            ghost: Ghost::default(),
+        }
+    }
+
+    /// Every action whose guard holds, in a deterministic order.
+    pub fn enabled(&self, s: &State, out: &mut Vec<Action>) {
+        for n in self.ids() {
+            let node = &s.nodes[idx(n)];
+            match node.phase {
+                Phase::Down => out.push(Action::Restart(n)),
+                Phase::Recovered => {
+                    let may_start = !self.bug(Bug::InitWaitsElection)
+                        || node.leader.is_some()
+                        || node.role == Role::Leader;
+                    if may_start {
+                        out.push(Action::StartLoop(n));
+                    }
+                }
+                Phase::LoopRunning => out.push(Action::ListenerUp(n)),
+                Phase::Listening if node.can_step() && self.registration_retry_due(s, n) => {
+                    out.push(Action::RegisterRetry(n))
+                }
+                _ => {}
+            }
+            if node.listening() && node.can_step() {
+                out.push(Action::ClientCreateTopic(n));
+            }
+            if node.can_step() {
+                if node.role != Role::Leader && !self.live_leader_at_or_above(s, node.term) {
+                    out.push(Action::Timeout(n));
+                }
+                if node.role == Role::Leader
+                    && self
+                        .peers(n)
+                        .any(|p| self.out_of_sync(s, n, p) && !Self::link_busy(s, n, p))
+                {
+                    out.push(Action::Heartbeat(n));
+                }
+                out.push(Action::Ready(n));
+            }
+            if node.live() && !node.disk.synced() {
+                out.push(Action::Fsync(n));
+            }
+            if node.ready.is_some() {
+                out.push(Action::Advance(n));
+            }
+            if n != PARTITION_LEADER && node.listening() {
+                out.push(Action::ReplicaFetch(n));
+            }
+            if node.live() {
+                out.push(Action::Crash(n));
+                if !node.disk.synced() {
+                    out.push(Action::CrashTorn(n));
+                }
+            }
+        }
+        if s.nodes[idx(PARTITION_LEADER)].listening() {
+            out.push(Action::Produce);
+            out.push(Action::Fetch);
+        }
+        for e in &s.net {
+            if s.nodes[idx(e.dst)].can_step() {
+                out.push(Action::Deliver(e.clone()));
+            }
+        }
+    }
+
+    /// Actions that are progress, as opposed to perturbations (crashes, restarts, client
+    /// requests) which the environment may or may not supply. Quiescence = no progress.
+    pub fn is_progress(&self, s: &State, a: &Action) -> bool {
+        match a {
+            Action::Restart(_)
+            | Action::Crash(_)
+            | Action::CrashTorn(_)
+            | Action::ClientCreateTopic(_)
+            | Action::Produce
+            | Action::Fetch => false,
+            // An election is progress only while no live leader exists; with one, an
+            // election timeout is a perturbation.
+            Action::Timeout(_) => !s.nodes.iter().any(|n| n.live() && n.role == Role::Leader),
+            _ => true,
+        }
+    }
+
+    /// No progress action changes the state. Boundaries are ignored on purpose: a state
+    /// whose only way forward is outside the bounds is not judged quiescent.
+    pub fn quiescent(&self, s: &State) -> bool {
+        let mut acts = Vec::new();
+        self.enabled(s, &mut acts);
+        !acts
+            .into_iter()
+            .filter(|a| self.is_progress(s, a))
+            .any(|a| self.step(s, a).is_some())
+    }
+
+    pub fn live_quorum(&self, s: &State) -> bool {
+        s.nodes.iter().filter(|n| n.live()).count() >= self.quorum()
+    }
+
+    fn live_leader_at_or_above(&self, s: &State, term: u8) -> bool {
+        s.nodes
+            .iter()
+            .any(|m| m.live() && m.role == Role::Leader && m.term >= term)
+    }
+
+    /// The retry timer fires only once the previous attempt is certainly lost: no forward in
+    /// flight and no live log holding a registration above this boot's applied index. This
+    /// is a fairness abstraction; duplicate registrations are idempotent anyway.
+    fn registration_retry_due(&self, s: &State, n: NodeId) -> bool {
+        let node = &s.nodes[idx(n)];
+        if self.bug(Bug::DeferredRegistration) && node.role != Role::Leader {
+            return false;
+        }
+        let in_flight = s
+            .net
+            .iter()
+            .any(|e| matches!(e.msg, Msg::Forward { cmd: Cmd::Register(b) } if b == n));
+        let in_log = s.nodes.iter().filter(|m| m.live()).any(|m| {
+            m.log
+                .iter()
+                .enumerate()
+                .any(|(i, e)| e.cmd == Cmd::Register(n) && i >= usize::from(node.boot_applied))
+        });
+        !in_flight && !in_log
+    }
+
+    /// Applies an action; `None` when it changes nothing (not a transition).
+    pub fn step(&self, s: &State, a: Action) -> Option<State> {
+        let mut t = s.clone();
+        match a {
+            Action::Restart(n) => self.restart(&mut t, n),
+            Action::StartLoop(n) => t.nodes[idx(n)].phase = Phase::LoopRunning,
+            Action::ListenerUp(n) => {
+                t.nodes[idx(n)].phase = Phase::Listening;
+                self.mark_registered(&mut t, n);
+                if !self.bug(Bug::DeferredRegistration) || t.nodes[idx(n)].role == Role::Leader {
+                    self.submit(&mut t, n, Cmd::Register(n));
+                }
+            }
+            Action::RegisterRetry(n) => self.submit(&mut t, n, Cmd::Register(n)),
+            Action::ClientCreateTopic(n) => {
+                t.ghost.proposals += 1;
+                self.submit(&mut t, n, Cmd::CreateTopic);
+            }
+            Action::Produce => self.produce(&mut t),
+            Action::ReplicaFetch(f) => self.replica_fetch(&mut t, f),
+            Action::Fetch => {
+                let l = &t.nodes[idx(PARTITION_LEADER)];
+                let hw = usize::from(l.hw).min(l.disk.plog.len());
+                if hw > t.ghost.read.len() {
+                    t.ghost.read = l.disk.plog[..hw].to_vec();
+                }
+            }
+            Action::Timeout(n) => self.campaign(&mut t, n),
+            Action::Heartbeat(l) => {
+                let peers: Vec<NodeId> = self
+                    .peers(l)
+                    .filter(|p| self.out_of_sync(&t, l, *p))
+                    .collect();
+                for p in peers {
+                    self.send_append(&mut t, l, p);
+                }
+            }
+            Action::Deliver(e) => {
+                if !t.net.remove(&e) {
+                    return None;
+                }
+                self.deliver(&mut t, e);
+            }
+            Action::Ready(n) => self.ready(&mut t, n)?,
+            Action::Fsync(n) => self.fsync(&mut t, n),
+            Action::Advance(n) => self.advance(&mut t, n)?,
+            Action::Crash(n) => self.crash(&mut t, n, false),
+            Action::CrashTorn(n) => self.crash(&mut t, n, true),
+        }
+        if t == *s {
+            None
+        } else {
+            Some(t)
+        }
+    }
+
+    // ---- boot and recovery -------------------------------------------------------------
+
+    fn restart(&self, t: &mut State, n: NodeId) {
+        let was_crashed = t.ghost.crashes > 0;
+        let node = &mut t.nodes[idx(n)];
+        let disk = std::mem::take(&mut node.disk);
+        let mut fresh = Node::new();
+        fresh.disk = disk;
+        let d = &mut fresh.disk;
+        // Scan frames; a torn frame fails its checksum and is truncated.
+        d.torn = false;
+        d.log = d.durable_log.clone();
+        d.hs = d.durable_hs;
+        d.plog.truncate(usize::from(d.plog_durable));
+        fresh.log = d.durable_log.clone();
+        fresh.stable = len8(&fresh.log);
+        fresh.term = d.durable_hs.term;
+        fresh.vote = d.durable_hs.vote;
+        fresh.commit = d.durable_hs.commit;
+        fresh.hs_sent = d.durable_hs;
+        fresh.hw = d.hw_checkpoint.min(d.plog_durable);
+        fresh.phase = Phase::Recovered;
+        // Replay the committed metadata prefix.
+        let committed = usize::from(fresh.commit).min(fresh.log.len());
+        if !self.bug(Bug::NoReplay) {
+            for e in fresh.log[..committed].iter().copied() {
+                if self.decodes(e.cmd) {
+                    fresh.image.apply(e.cmd);
+                } else if !self.bug(Bug::SkipUndecodable) {
+                    fresh.phase = Phase::Failed;
+                    break;
+                }
+            }
+        }
+        fresh.applied = len8(&fresh.log[..committed]);
+        fresh.boot_applied = fresh.applied;
+        *node = fresh;
+        if was_crashed {
+            t.ghost.restarted = true;
+        }
+    }
+
+    fn crash(&self, t: &mut State, n: NodeId, torn: bool) {
+        t.ghost.crashes += 1;
+        let node = &mut t.nodes[idx(n)];
+        let mut disk = std::mem::take(&mut node.disk);
+        disk.torn = torn && !disk.synced();
+        disk.log = disk.durable_log.clone();
+        disk.hs = disk.durable_hs;
+        disk.plog.truncate(usize::from(disk.plog_durable));
+        let mut down = Node::new();
+        down.disk = disk;
+        *node = down;
+        // Connections to the dead process reset; what it already sent stays in flight.
+        t.net.retain(|e| e.dst != n);
+    }
+
+    fn mark_registered(&self, t: &mut State, n: NodeId) {
+        let node = &mut t.nodes[idx(n)];
+        if node.phase == Phase::Listening {
+            let above_boot = node.log[..usize::from(node.applied)]
+                .iter()
+                .enumerate()
+                .any(|(i, e)| e.cmd == Cmd::Register(n) && i >= usize::from(node.boot_applied));
+            if above_boot {
+                node.phase = Phase::Registered;
+            }
+        }
+    }
+
+    // ---- proposals ---------------------------------------------------------------------
+
+    /// A command arrives at node `n` (from a client, or the broker's own registration).
+    fn submit(&self, t: &mut State, n: NodeId, cmd: Cmd) {
+        let node = &t.nodes[idx(n)];
+        if !node.can_step() {
+            // The loop is busy with a Ready; the request waits in the loop's queue. The
+            // model delivers it only when the loop can take it, so nothing happens now.
+            return;
+        }
+        if node.role == Role::Leader {
+            self.propose(t, n, cmd, false);
+        } else if self.bug(Bug::ProposeOnFollower) {
+            // raw propose on a non-leader: raft-rs hits "not leader but has new msg after
+            // advance" (seed 003). The process is gone.
+            t.ghost.panicked = true;
+            t.nodes[idx(n)].phase = Phase::Failed;
+        } else if let Some(l) = node.leader.filter(|l| *l != n) {
+            t.net.insert(Envelope {
+                src: n,
+                dst: l,
+                msg: Msg::Forward { cmd },
+            });
+        }
+        // No known leader: the client gets NOT_CONTROLLER (retriable); no state changes.
+    }
+
+    fn propose(&self, t: &mut State, l: NodeId, cmd: Cmd, fwd: bool) {
+        let node = &mut t.nodes[idx(l)];
+        let term = node.term;
+        node.log.push(Entry { term, cmd, fwd });
+        for p in self.peers(l).collect::<Vec<_>>() {
+            self.send_append(t, l, p);
+        }
+    }
+
+    // ---- raft --------------------------------------------------------------------------
+
+    fn queue(t: &mut State, from: NodeId, to: NodeId, msg: Msg) {
+        let e = Envelope {
+            src: from,
+            dst: to,
+            msg,
+        };
+        let ob = &mut t.nodes[idx(from)].outbox;
+        if !ob.contains(&e) {
+            ob.push(e);
+        }
+    }
+
+    /// An append or its response between `l` and `p` is queued or in flight.
+    fn link_busy(t: &State, l: NodeId, p: NodeId) -> bool {
+        let is_append = |e: &Envelope| {
+            (e.src == l && e.dst == p && matches!(e.msg, Msg::Append { .. }))
+                || (e.src == p && e.dst == l && matches!(e.msg, Msg::AppendResp { .. }))
+        };
+        let pn = &t.nodes[idx(p)];
+        t.net.iter().any(is_append)
+            || t.nodes[idx(l)].outbox.iter().any(is_append)
+            || pn.outbox.iter().any(is_append)
+            || pn
+                .ready
+                .as_ref()
+                .is_some_and(|r| r.persisted_msgs.iter().any(is_append))
+    }
+
+    /// raft-rs in Probe state: at most one append in flight per follower. Flow control
+    /// keeps the space small; the heartbeat sends the latest state once the link is idle.
+    fn send_append(&self, t: &mut State, l: NodeId, p: NodeId) {
+        if Self::link_busy(t, l, p) {
+            return;
+        }
+        let node = &t.nodes[idx(l)];
+        let prev_idx = node.next[idx(p)].saturating_sub(1).min(node.last_idx());
+        let prev_term = node.term_at(prev_idx).unwrap_or(0);
+        let msg = Msg::Append {
+            term: node.term,
+            prev_idx,
+            prev_term,
+            entries: node.log[usize::from(prev_idx)..].to_vec(),
+            commit: node.commit,
+        };
+        Self::queue(t, l, p, msg);
+    }
+
+    /// The follower `p` would change on a heartbeat: it lags, or does not know the leader.
+    fn out_of_sync(&self, t: &State, l: NodeId, p: NodeId) -> bool {
+        let ln = &t.nodes[idx(l)];
+        let pn = &t.nodes[idx(p)];
+        pn.loop_running()
+            && pn.term <= ln.term
+            && (pn.term < ln.term
+                || pn.leader != Some(l)
+                || pn.commit < ln.commit
+                || pn.log.len() < ln.log.len()
+                || ln.log[..pn.log.len().min(ln.log.len())]
+                    != pn.log[..pn.log.len().min(ln.log.len())])
+    }
+
+    fn become_follower(node: &mut Node, term: u8, leader: Option<NodeId>) {
+        if term > node.term {
+            node.term = term;
+            node.vote = None;
+        }
+        node.role = Role::Follower;
+        node.leader = leader;
+        node.votes = 0;
+    }
+
+    fn campaign(&self, t: &mut State, n: NodeId) {
+        let node = &mut t.nodes[idx(n)];
+        node.term += 1;
+        node.vote = Some(n);
+        node.role = Role::Candidate;
+        node.leader = None;
+        node.votes = 1 << n;
+        if self.quorum() == 1 {
+            self.become_leader(t, n);
+            return;
+        }
+        let (term, last_idx, last_term) = (node.term, node.last_idx(), node.last_term());
+        for p in self.peers(n).collect::<Vec<_>>() {
+            Self::queue(
+                t,
+                n,
+                p,
+                Msg::Vote {
+                    term,
+                    last_idx,
+                    last_term,
+                },
+            );
+        }
+    }
+
+    fn become_leader(&self, t: &mut State, n: NodeId) {
+        let node = &mut t.nodes[idx(n)];
+        node.role = Role::Leader;
+        node.leader = Some(n);
+        node.votes = 0;
+        let next = node.last_idx() + 1;
+        node.next = [next; MAX_NODES];
+        node.matched = [0; MAX_NODES];
+        let term = node.term;
+        node.log.push(Entry {
+            term,
+            cmd: Cmd::Noop,
+            fwd: false,
+        });
+        t.ghost.elected.insert((term, n));
+        for p in self.peers(n).collect::<Vec<_>>() {
+            self.send_append(t, n, p);
+        }
+    }
+
+    fn maybe_commit(&self, t: &mut State, l: NodeId) {
+        let node = &t.nodes[idx(l)];
+        let mut m: Vec<u8> = self
+            .ids()
+            .map(|p| {
+                if p == l {
+                    node.stable
+                } else {
+                    node.matched[idx(p)]
+                }
+            })
+            .collect();
+        m.sort_unstable_by(|a, b| b.cmp(a));
+        let q = m[self.quorum() - 1];
+        if q > node.commit && node.term_at(q) == Some(node.term) {
+            let committed: Vec<(Entry, u8)> = node.log[..usize::from(q)]
+                .iter()
+                .map(|e| (*e, node.term))
+                .collect();
+            t.nodes[idx(l)].commit = q;
+            let g = &mut t.ghost;
+            let agrees = g
+                .committed
+                .iter()
+                .zip(committed.iter())
+                .all(|(a, b)| a.0 == b.0);
+            if !agrees {
+                g.committed_conflict = true;
+            } else if committed.len() > g.committed.len() {
+                let keep = g.committed.len();
+                g.committed.extend_from_slice(&committed[keep..]);
+            }
+            for p in self.peers(l).collect::<Vec<_>>() {
+                self.send_append(t, l, p);
+            }
+        }
+    }
+
+    fn deliver(&self, t: &mut State, e: Envelope) {
+        let d = e.dst;
+        let src = e.src;
+        match e.msg {
+            Msg::Forward { cmd } => {
+                if t.nodes[idx(d)].role == Role::Leader {
+                    self.propose(t, d, cmd, true);
+                }
+                // Otherwise the origin gets a retriable error and retries on its own.
+            }
+            Msg::Vote {
+                term,
+                last_idx,
+                last_term,
+            } => {
+                let node = &mut t.nodes[idx(d)];
+                if term > node.term {
+                    Self::become_follower(node, term, None);
+                }
+                if term < node.term {
+                    return;
+                }
+                let up_to_date = last_term > node.last_term()
+                    || (last_term == node.last_term() && last_idx >= node.last_idx());
+                let can_vote = node.vote.is_none() || node.vote == Some(src);
+                let granted = up_to_date && can_vote && node.leader.is_none();
+                if granted {
+                    node.vote = Some(src);
+                }
+                // Rejections are not sent: losing one is indistinguishable from delay, and
+                // a higher term reaches the candidate through other messages.
+                if granted {
+                    let term = node.term;
+                    Self::queue(t, d, src, Msg::VoteResp { term, granted });
+                }
+            }
+            Msg::VoteResp { term, granted } => {
+                let node = &mut t.nodes[idx(d)];
+                if term > node.term {
+                    Self::become_follower(node, term, None);
+                    return;
+                }
+                if node.role == Role::Candidate && term == node.term && granted {
+                    node.votes |= 1 << src;
+                    if node.votes.count_ones() as usize >= self.quorum() {
+                        self.become_leader(t, d);
+                    }
+                }
+            }
+            Msg::Append {
+                term,
+                prev_idx,
+                prev_term,
+                entries,
+                commit,
+            } => self.handle_append(t, d, src, term, prev_idx, prev_term, entries, commit),
+            Msg::AppendResp { term, ok, idx: at } => {
+                let node = &mut t.nodes[idx(d)];
+                if term > node.term {
+                    Self::become_follower(node, term, None);
+                    return;
+                }
+                if node.role != Role::Leader || term != node.term {
+                    return;
+                }
+                let p = idx(src);
+                if ok {
+                    node.matched[p] = node.matched[p].max(at);
+                    node.next[p] = node.matched[p] + 1;
+                    let behind = node.matched[p] < node.last_idx();
+                    self.maybe_commit(t, d);
+                    if behind {
+                        self.send_append(t, d, src);
+                    }
+                } else {
+                    node.next[p] = node.next[p].saturating_sub(1).min(at + 1).max(1);
+                    self.send_append(t, d, src);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_append(
+        &self,
+        t: &mut State,
+        d: NodeId,
+        src: NodeId,
+        term: u8,
+        prev_idx: u8,
+        prev_term: u8,
+        entries: Vec<Entry>,
+        commit: u8,
+    ) {
+        let node = &mut t.nodes[idx(d)];
+        if term < node.term {
+            let term = node.term;
+            Self::queue(
+                t,
+                d,
+                src,
+                Msg::AppendResp {
+                    term,
+                    ok: false,
+                    idx: 0,
+                },
+            );
+            return;
+        }
+        Self::become_follower(node, term, Some(src));
+        if node.term_at(prev_idx) != Some(prev_term) {
+            let hint = node.last_idx().min(prev_idx.saturating_sub(1));
+            Self::queue(
+                t,
+                d,
+                src,
+                Msg::AppendResp {
+                    term,
+                    ok: false,
+                    idx: hint,
+                },
+            );
+            return;
+        }
+        for (k, e) in entries.iter().enumerate() {
+            let at = usize::from(prev_idx) + k;
+            match node.log.get(at) {
+                Some(x) if x.term == e.term => {}
+                _ => {
+                    node.log.truncate(at);
+                    node.log.push(*e);
+                    node.stable = node.stable.min(len8(&node.log[..at]));
+                }
+            }
+        }
+        let last_new = prev_idx + len8(&entries);
+        node.commit = node.commit.max(commit.min(last_new));
+        Self::queue(
+            t,
+            d,
+            src,
+            Msg::AppendResp {
+                term,
+                ok: true,
+                idx: last_new,
+            },
+        );
+    }
+
+    /// raft-rs `ready()` handling, steps 1-5 of its contract (see spec/persist.md).
+    fn ready(&self, t: &mut State, n: NodeId) -> Option<()> {
+        let node = &t.nodes[idx(n)];
+        let apply_to = node.commit.min(node.stable);
+        let has_ready = node.stable < node.last_idx()
+            || node.hs() != node.hs_sent
+            || !node.outbox.is_empty()
+            || node.applied < apply_to;
+        if !has_ready {
+            return None;
+        }
+        let node = &mut t.nodes[idx(n)];
+        let outbox = std::mem::take(&mut node.outbox);
+        // raft-rs decides at ready() time: a leader's messages go out at once, anyone
+        // else's are persisted messages.
+        let (now, persisted) = if node.role == Role::Leader || self.bug(Bug::SendBeforeFsync) {
+            (outbox, Vec::new())
+        } else {
+            (Vec::new(), outbox)
+        };
+        for i in usize::from(node.applied)..usize::from(apply_to) {
+            let cmd = node.log[i].cmd;
+            node.image.apply(cmd);
+        }
+        node.applied = node.applied.max(apply_to);
+        node.disk.log = node.log.clone();
+        node.disk.hs = node.hs();
+        node.hs_sent = node.hs();
+        node.ready = Some(ReadyRec {
+            last: node.last_idx(),
+            persisted_msgs: persisted,
+        });
+        t.net.extend(now);
+        self.mark_registered(t, n);
+        Some(())
+    }
+
+    fn fsync(&self, t: &mut State, n: NodeId) {
+        let node = &mut t.nodes[idx(n)];
+        let d = &mut node.disk;
+        d.durable_log = d.log.clone();
+        d.durable_hs = d.hs;
+        d.plog_durable = len8(&d.plog);
+        if n == PARTITION_LEADER {
+            self.recompute_hw(t);
+            let l = &mut t.nodes[idx(n)];
+            l.disk.hw_checkpoint = l.hw;
+        }
+    }
+
+    fn advance(&self, t: &mut State, n: NodeId) -> Option<()> {
+        let node = &mut t.nodes[idx(n)];
+        if !node.disk.raft_synced() && !self.bug(Bug::AdvanceBeforePersist) {
+            return None;
+        }
+        let rd = node.ready.take()?;
+        node.stable = rd.last.min(node.last_idx());
+        t.net.extend(rd.persisted_msgs);
+        if t.nodes[idx(n)].role == Role::Leader {
+            self.maybe_commit(t, n);
+        }
+        Some(())
+    }
+
+    // ---- the partition -----------------------------------------------------------------
+
+    fn produce(&self, t: &mut State) {
+        let id = t.ghost.produced;
+        t.ghost.produced += 1;
+        let l = &mut t.nodes[idx(PARTITION_LEADER)];
+        let offset = len8(&l.disk.plog);
+        l.disk.plog.push(id);
+        l.pending_acks.push((offset, id));
+        self.recompute_hw(t);
+    }
+
+    /// HW = the least durable log end over the ISR (all replicas), never moving back.
+    fn recompute_hw(&self, t: &mut State) {
+        let l = &t.nodes[idx(PARTITION_LEADER)];
+        let own = if self.bug(Bug::SendBeforeFsync) {
+            len8(&l.disk.plog)
+        } else {
+            l.disk.plog_durable
+        };
+        let min = self
+            .peers(PARTITION_LEADER)
+            .map(|f| l.replica_leo[idx(f)])
+            .fold(own, u8::min);
+        let l = &mut t.nodes[idx(PARTITION_LEADER)];
+        l.hw = l.hw.max(min);
+        let hw = l.hw;
+        let (done, wait): (Vec<_>, Vec<_>) = l.pending_acks.iter().partition(|(o, _)| *o < hw);
+        l.pending_acks = wait;
+        t.ghost.acked.extend(done);
+    }
+
+    fn replica_fetch(&self, t: &mut State, f: NodeId) {
+        if !t.nodes[idx(PARTITION_LEADER)].listening() {
+            return;
+        }
+        let reported = t.nodes[idx(f)].disk.plog_durable;
+        t.nodes[idx(PARTITION_LEADER)].replica_leo[idx(f)] = reported;
+        self.recompute_hw(t);
+        let l = &t.nodes[idx(PARTITION_LEADER)];
+        // Followers are served only what the leader holds durably, so a leader crash can
+        // never leave a follower ahead of it.
+        let avail = usize::from(l.disk.plog_durable);
+        let have = t.nodes[idx(f)].disk.plog.len();
+        let more: Vec<u8> = l.disk.plog.get(have..avail).unwrap_or(&[]).to_vec();
+        let hw = l.hw;
+        let fnode = &mut t.nodes[idx(f)];
+        fnode.disk.plog.extend(more);
+        fnode.hw = hw.min(len8(&fnode.disk.plog));
+    }
+}

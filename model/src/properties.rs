@@ -1,0 +1,255 @@
+//! Properties, each named after the spec rule it checks (spec/README.md traces them).
+//!
+//! Liveness is encoded as "every quiescent state with a live quorum satisfies X", because
+//! stateright's `eventually` misses counterexamples that end in a cycle.
+
+use stateright::Property;
+
+use crate::model::{ChronikModel, PARTITION_LEADER};
+use crate::state::*;
+
+pub mod names {
+    pub const START_1: &str = "R-START-1 no startup deadlock";
+    pub const START_2: &str = "R-START-2 live brokers registered when quiescent";
+    pub const PROPOSE_1: &str = "R-PROPOSE-1 no propose on a non-leader";
+    pub const PERSIST_1: &str = "R-PERSIST-1 ack or vote implies durable";
+    pub const PERSIST_2: &str = "R-PERSIST-2 applied implies durable";
+    pub const PERSIST_3: &str = "R-PERSIST-3 durable HardState loadable";
+    pub const PERSIST_4: &str = "R-PERSIST-4 high watermark within durable data";
+    pub const RECOVER_1: &str = "R-RECOVER-1 recovered log is the durable prefix";
+    pub const RECOVER_2: &str = "R-RECOVER-2 replay rebuilds the applied image";
+    pub const WIRE_1: &str = "R-WIRE-1 fetched records are durable and stable";
+    pub const I_1: &str = "I-1 election safety";
+    pub const I_2: &str = "I-2 log matching";
+    pub const I_3: &str = "I-3 leader completeness";
+    pub const I_4: &str = "I-4 state machine safety";
+    pub const I_5: &str = "I-5 metadata converges when quiescent";
+    pub const I_6: &str = "I-6 no acknowledged produce lost";
+
+    pub const EX_ALL_REGISTERED: &str = "example: every broker registered";
+    pub const EX_FORWARDED: &str = "example: a forwarded command is applied";
+    pub const EX_ACKED: &str = "example: a produce is acknowledged";
+    pub const EX_RESTART: &str = "example: a restarted broker registers again";
+    pub const EX_READ_AFTER_CRASH: &str = "example: acknowledged data read after a crash";
+    pub const EX_LOUD_FAILURE: &str = "example: an undecodable record stops recovery";
+}
+use names::*;
+
+pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
+    let mut v = vec![
+        Property::always(START_1, no_startup_deadlock),
+        Property::always(START_2, live_brokers_registered),
+        Property::always(PROPOSE_1, |_, s: &State| !s.ghost.panicked),
+        Property::always(PERSIST_1, ack_implies_durable),
+        Property::always(PERSIST_2, applied_implies_durable),
+        Property::always(PERSIST_3, hardstate_loadable),
+        Property::always(PERSIST_4, hw_within_durable),
+        Property::always(RECOVER_1, recovered_is_durable_prefix),
+        Property::always(RECOVER_2, replay_rebuilds_image),
+        Property::always(WIRE_1, fetched_durable),
+        Property::always(I_1, election_safety),
+        Property::always(I_2, log_matching),
+        Property::always(I_3, leader_completeness),
+        Property::always(I_4, state_machine_safety),
+        Property::always(I_5, metadata_converges),
+        Property::always(I_6, no_acked_produce_lost),
+        Property::sometimes(EX_ALL_REGISTERED, |_, s: &State| {
+            s.nodes.iter().all(|n| n.phase == Phase::Registered)
+        }),
+        Property::sometimes(EX_ACKED, |_, s: &State| !s.ghost.acked.is_empty()),
+    ];
+    if m.nodes >= 2 {
+        v.push(Property::sometimes(EX_FORWARDED, |_, s: &State| {
+            s.nodes
+                .iter()
+                .any(|n| n.log[..usize::from(n.applied)].iter().any(|e| e.fwd))
+        }));
+    }
+    if m.max_crashes >= 1 {
+        v.push(Property::sometimes(EX_RESTART, |_, s: &State| {
+            s.ghost.restarted && s.nodes.iter().any(|n| n.phase == Phase::Registered)
+        }));
+        v.push(Property::sometimes(EX_READ_AFTER_CRASH, |_, s: &State| {
+            s.ghost.restarted && !s.ghost.acked.is_empty() && !s.ghost.read.is_empty()
+        }));
+    }
+    if m.undecodable && m.max_crashes >= 1 && m.max_proposals >= 1 {
+        v.push(Property::sometimes(EX_LOUD_FAILURE, |_, s: &State| {
+            s.nodes.iter().any(|n| n.phase == Phase::Failed)
+        }));
+    }
+    v
+}
+
+fn no_startup_deadlock(m: &ChronikModel, s: &State) -> bool {
+    let started = s.nodes.iter().filter(|n| n.live()).all(|n| n.listening());
+    started || !m.live_quorum(s) || !m.quiescent(s)
+}
+
+fn live_brokers_registered(m: &ChronikModel, s: &State) -> bool {
+    let done = s
+        .nodes
+        .iter()
+        .filter(|n| n.live())
+        .all(|n| n.phase == Phase::Registered);
+    done || !m.live_quorum(s) || !m.quiescent(s)
+}
+
+/// Every granted vote and successful append response in flight is backed by the sender's
+/// durable HardState and log; every produce acknowledgement by the leader's durable log.
+fn ack_implies_durable(_: &ChronikModel, s: &State) -> bool {
+    let msgs_ok = s.net.iter().all(|e| {
+        let d = &s.nodes[usize::from(e.src)].disk;
+        match e.msg {
+            Msg::VoteResp {
+                term,
+                granted: true,
+            } => {
+                d.durable_hs.term > term
+                    || (d.durable_hs.term == term && d.durable_hs.vote == Some(e.dst))
+            }
+            Msg::AppendResp {
+                term,
+                ok: true,
+                idx,
+            } => {
+                d.durable_hs.term > term
+                    || (d.durable_hs.term == term && d.durable_log.len() >= usize::from(idx))
+            }
+            _ => true,
+        }
+    });
+    let leader = &s.nodes[usize::from(PARTITION_LEADER)].disk;
+    msgs_ok
+        && s.ghost.acked.iter().all(|(o, id)| {
+            usize::from(*o) < usize::from(leader.plog_durable)
+                && leader.plog.get(usize::from(*o)) == Some(id)
+        })
+}
+
+fn applied_implies_durable(_: &ChronikModel, s: &State) -> bool {
+    s.nodes
+        .iter()
+        .filter(|n| n.live())
+        .all(|n| usize::from(n.applied) <= n.disk.durable_log.len())
+}
+
+/// What raft-rs's `load_state` and `RawNode::new` would accept on restart.
+fn hardstate_loadable(_: &ChronikModel, s: &State) -> bool {
+    s.nodes.iter().all(|n| {
+        let d = &n.disk;
+        let last_term = d.durable_log.last().map_or(0, |e| e.term);
+        let disk_ok = usize::from(d.durable_hs.commit) <= d.durable_log.len()
+            && d.durable_hs.term >= last_term;
+        let mem_ok = !n.live() || n.applied <= n.commit;
+        disk_ok && mem_ok
+    })
+}
+
+fn hw_within_durable(m: &ChronikModel, s: &State) -> bool {
+    let l = &s.nodes[usize::from(PARTITION_LEADER)];
+    (0..m.nodes).all(|r| l.hw <= s.nodes[r].disk.plog_durable)
+}
+
+fn recovered_is_durable_prefix(_: &ChronikModel, s: &State) -> bool {
+    s.nodes.iter().filter(|n| n.live()).all(|n| {
+        let st = usize::from(n.stable);
+        !n.disk.torn
+            && st <= n.disk.durable_log.len()
+            && st <= n.log.len()
+            && n.log[..st] == n.disk.durable_log[..st]
+    })
+}
+
+fn replay_rebuilds_image(_: &ChronikModel, s: &State) -> bool {
+    s.nodes.iter().filter(|n| n.live()).all(|n| {
+        let mut img = Image::default();
+        for e in n.log.iter().take(usize::from(n.applied)) {
+            img.apply(e.cmd);
+        }
+        usize::from(n.applied) <= n.log.len() && img == n.image
+    })
+}
+
+fn fetched_durable(_: &ChronikModel, s: &State) -> bool {
+    let d = &s.nodes[usize::from(PARTITION_LEADER)].disk;
+    s.ghost.read.len() <= usize::from(d.plog_durable) && d.plog.starts_with(&s.ghost.read)
+}
+
+fn election_safety(_: &ChronikModel, s: &State) -> bool {
+    let v: Vec<&(u8, NodeId)> = s.ghost.elected.iter().collect();
+    v.windows(2).all(|w| w[0].0 != w[1].0)
+}
+
+fn log_matching(_: &ChronikModel, s: &State) -> bool {
+    let logs: Vec<&Vec<Entry>> = s
+        .nodes
+        .iter()
+        .filter(|n| n.live())
+        .map(|n| &n.log)
+        .collect();
+    for (i, a) in logs.iter().enumerate() {
+        for b in &logs[i + 1..] {
+            let common = a.len().min(b.len());
+            // The highest index where terms agree must have identical prefixes.
+            if let Some(k) = (0..common).rev().find(|k| a[*k].term == b[*k].term) {
+                if a[..=k] != b[..=k] {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+fn leader_completeness(_: &ChronikModel, s: &State) -> bool {
+    s.nodes
+        .iter()
+        .filter(|n| n.live() && n.role == Role::Leader)
+        .all(|l| {
+            s.ghost
+                .committed
+                .iter()
+                .enumerate()
+                .all(|(i, (e, ct))| l.term <= *ct || l.log.get(i) == Some(e))
+        })
+}
+
+fn state_machine_safety(_: &ChronikModel, s: &State) -> bool {
+    if s.ghost.committed_conflict {
+        return false;
+    }
+    let applied: Vec<&[Entry]> = s
+        .nodes
+        .iter()
+        .filter(|n| n.live())
+        .map(|n| &n.log[..usize::from(n.applied).min(n.log.len())])
+        .collect();
+    applied.iter().enumerate().all(|(i, a)| {
+        applied[i + 1..].iter().all(|b| {
+            let c = a.len().min(b.len());
+            a[..c] == b[..c]
+        })
+    })
+}
+
+fn metadata_converges(m: &ChronikModel, s: &State) -> bool {
+    let live: Vec<&Node> = s
+        .nodes
+        .iter()
+        .filter(|n| n.live() && n.loop_running())
+        .collect();
+    let same = live
+        .windows(2)
+        .all(|w| w[0].applied == w[1].applied && w[0].image == w[1].image);
+    same || !m.live_quorum(s) || !m.quiescent(s)
+}
+
+fn no_acked_produce_lost(m: &ChronikModel, s: &State) -> bool {
+    s.ghost.acked.iter().all(|(o, id)| {
+        (0..m.nodes).all(|r| {
+            let d = &s.nodes[r].disk;
+            usize::from(*o) < usize::from(d.plog_durable) && d.plog.get(usize::from(*o)) == Some(id)
+        })
+    })
+}

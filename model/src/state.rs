@@ -1,0 +1,307 @@
+//! The model's state: one struct per node (in-memory Raft at the level of a raft-rs
+//! `RawNode`, the boot phase, the metadata image, one partition replica) plus its disk,
+//! the network, and ghost variables that only properties read.
+//!
+//! Every collection is a `Vec` or a `BTree*` so that `Hash` is deterministic: stateright
+//! deduplicates states by fingerprint.
+
+use std::collections::BTreeSet;
+
+/// Node ids are 0..nodes. Node 0 is also the leader of the one modelled partition.
+pub type NodeId = u8;
+
+/// Upper bound on nodes; fixed-size arrays keep per-peer leader state cheap to hash.
+pub const MAX_NODES: usize = 3;
+
+/// Boot phases, in the order a correct node passes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Not running (never started, or crashed).
+    Down,
+    /// Storage recovered (log, HardState, metadata replayed); start-up code is running but
+    /// the consensus loop has not started.
+    Recovered,
+    /// The consensus loop runs: the node steps messages and handles Ready.
+    LoopRunning,
+    /// The Kafka listener is up and the broker's registration is pending.
+    Listening,
+    /// The node has applied its own registration.
+    Registered,
+    /// Recovery stopped loudly (an undecodable committed record); the process exited.
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// A replicated metadata command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cmd {
+    /// The empty entry a new raft-rs leader appends in its term.
+    Noop,
+    /// Idempotent broker registration.
+    Register(NodeId),
+    /// A client's metadata write (CreateTopics).
+    CreateTopic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entry {
+    pub term: u8,
+    pub cmd: Cmd,
+    /// Ghost: the command reached the leader by forwarding from a follower.
+    pub fwd: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HardState {
+    pub term: u8,
+    pub vote: Option<NodeId>,
+    pub commit: u8,
+}
+
+/// Peer messages. Raft messages follow raft-rs; `Forward` is Chronik's own proposal
+/// forwarding over the peer transport.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Msg {
+    Vote {
+        term: u8,
+        last_idx: u8,
+        last_term: u8,
+    },
+    VoteResp {
+        term: u8,
+        granted: bool,
+    },
+    Append {
+        term: u8,
+        prev_idx: u8,
+        prev_term: u8,
+        entries: Vec<Entry>,
+        commit: u8,
+    },
+    AppendResp {
+        term: u8,
+        ok: bool,
+        /// On success the index the sender now holds; on rejection its last index (hint).
+        idx: u8,
+    },
+    Forward {
+        cmd: Cmd,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Envelope {
+    pub src: NodeId,
+    pub dst: NodeId,
+    pub msg: Msg,
+}
+
+/// The metadata state machine: registered brokers (bit set) and topics created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Image {
+    pub brokers: u8,
+    pub topics: u8,
+}
+
+impl Image {
+    pub fn apply(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Noop => {}
+            Cmd::Register(b) => self.brokers |= 1 << b,
+            Cmd::CreateTopic => self.topics = self.topics.saturating_add(1),
+        }
+    }
+
+    pub fn has_broker(&self, b: NodeId) -> bool {
+        self.brokers & (1 << b) != 0
+    }
+}
+
+/// A Ready being handled: between `ready()` and `advance()`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReadyRec {
+    /// The last log index this Ready wrote; `advance` makes it raft's persisted index.
+    pub last: u8,
+    /// `persisted_messages()`: released only once the Ready's writes are durable.
+    pub persisted_msgs: Vec<Envelope>,
+}
+
+/// One node's files. "Written" data sits in the page cache; `Fsync` makes it durable; a
+/// crash keeps only what is durable (plus, optionally, a torn fragment of the next frame).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Disk {
+    pub log: Vec<Entry>,
+    pub hs: HardState,
+    pub durable_log: Vec<Entry>,
+    pub durable_hs: HardState,
+    /// A torn, checksum-failing frame after the durable prefix (left by a crash).
+    pub torn: bool,
+    /// The partition replica's records (record ids, by offset), written.
+    pub plog: Vec<u8>,
+    pub plog_durable: u8,
+    /// The partition leader's high-watermark checkpoint, written with each fsync.
+    pub hw_checkpoint: u8,
+}
+
+impl Disk {
+    pub fn raft_synced(&self) -> bool {
+        self.log == self.durable_log && self.hs == self.durable_hs
+    }
+
+    pub fn synced(&self) -> bool {
+        self.raft_synced() && self.plog.len() == usize::from(self.plog_durable)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    pub phase: Phase,
+    // In-memory consensus state, as a raft-rs RawNode holds it.
+    pub term: u8,
+    pub vote: Option<NodeId>,
+    pub role: Role,
+    pub leader: Option<NodeId>,
+    pub log: Vec<Entry>,
+    /// raft-rs's persisted index: entries up to here were handed to a Ready and advanced.
+    pub stable: u8,
+    pub commit: u8,
+    pub applied: u8,
+    pub votes: u8,
+    pub next: [u8; MAX_NODES],
+    pub matched: [u8; MAX_NODES],
+    /// The HardState handed to the last Ready (raft-rs `prev_hs`).
+    pub hs_sent: HardState,
+    /// Messages raft has queued; the next Ready hands them out.
+    pub outbox: Vec<Envelope>,
+    pub ready: Option<ReadyRec>,
+    /// The metadata image (state machine).
+    pub image: Image,
+    /// Applied index when the node last booted: a registration must land above it.
+    pub boot_applied: u8,
+    // The partition replica.
+    pub hw: u8,
+    /// Leader side: each follower's last reported durable log end.
+    pub replica_leo: [u8; MAX_NODES],
+    /// Leader side: produce requests waiting for the high watermark (offset, record id).
+    pub pending_acks: Vec<(u8, u8)>,
+    pub disk: Disk,
+}
+
+impl Node {
+    pub fn new() -> Self {
+        Node {
+            phase: Phase::Down,
+            term: 0,
+            vote: None,
+            role: Role::Follower,
+            leader: None,
+            log: Vec::new(),
+            stable: 0,
+            commit: 0,
+            applied: 0,
+            votes: 0,
+            next: [1; MAX_NODES],
+            matched: [0; MAX_NODES],
+            hs_sent: HardState::default(),
+            outbox: Vec::new(),
+            ready: None,
+            image: Image::default(),
+            boot_applied: 0,
+            hw: 0,
+            replica_leo: [0; MAX_NODES],
+            pending_acks: Vec::new(),
+            disk: Disk::default(),
+        }
+    }
+
+    pub fn hs(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.commit,
+        }
+    }
+
+    pub fn last_idx(&self) -> u8 {
+        len8(&self.log)
+    }
+
+    pub fn last_term(&self) -> u8 {
+        self.log.last().map_or(0, |e| e.term)
+    }
+
+    pub fn term_at(&self, idx: u8) -> Option<u8> {
+        if idx == 0 {
+            Some(0)
+        } else {
+            self.log.get(usize::from(idx) - 1).map(|e| e.term)
+        }
+    }
+
+    /// The process is running (it may still be recovering or starting).
+    pub fn live(&self) -> bool {
+        !matches!(self.phase, Phase::Down | Phase::Failed)
+    }
+
+    pub fn loop_running(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::LoopRunning | Phase::Listening | Phase::Registered
+        )
+    }
+
+    pub fn listening(&self) -> bool {
+        matches!(self.phase, Phase::Listening | Phase::Registered)
+    }
+
+    /// The consensus loop can take a new input: running and not in the middle of a Ready.
+    pub fn can_step(&self) -> bool {
+        self.loop_running() && self.ready.is_none()
+    }
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Variables no node can see; only properties read them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    pub crashes: u8,
+    pub proposals: u8,
+    pub produced: u8,
+    /// Produce acknowledgements sent to clients: (offset, record id).
+    pub acked: Vec<(u8, u8)>,
+    /// Records returned to consumers, by offset.
+    pub read: Vec<u8>,
+    /// (term, node) for every leader ever elected.
+    pub elected: BTreeSet<(u8, NodeId)>,
+    /// The longest committed prefix any leader announced, with the term it was committed in.
+    pub committed: Vec<(Entry, u8)>,
+    /// A leader committed something that contradicts `committed`.
+    pub committed_conflict: bool,
+    /// A node called raw propose while not leader (raft-rs panics later in advance).
+    pub panicked: bool,
+    /// Some node restarted after a crash.
+    pub restarted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    pub nodes: Vec<Node>,
+    /// Unordered, non-duplicating; an identical message already in flight coalesces.
+    pub net: BTreeSet<Envelope>,
+    pub ghost: Ghost,
+}
+
+pub fn len8<T>(v: &[T]) -> u8 {
+    u8::try_from(v.len()).unwrap_or(u8::MAX)
+}
