@@ -3,6 +3,7 @@
 //! The partition log ([`log`]) sits on the storage seam ([`disk`]) so the same code
 //! runs on real files and on the simulated disk the crash tests use.
 
+pub mod alloc_guard;
 pub mod broker;
 pub mod consensus;
 pub mod disk;

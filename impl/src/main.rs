@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::signal::unix::{signal, SignalKind};
 
+#[global_allocator]
+static ALLOCATOR: chronik::alloc_guard::GuardedAlloc = chronik::alloc_guard::GuardedAlloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "chronik", version, about = "A Kafka-compatible broker")]
 struct Args {

@@ -65,11 +65,8 @@ async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAd
         }
     });
     let limit = broker.config.max_request_bytes;
-    loop {
-        let size = match reader.read_i32().await {
-            Ok(size) => size,
-            Err(_) => break, // the client closed the connection
-        };
+    // A failed read of the size means the client closed the connection.
+    while let Ok(size) = reader.read_i32().await {
         if size < 0 || size as usize > limit {
             tracing::warn!(%peer, size, limit, "closing connection: request frame size out of bounds");
             break;

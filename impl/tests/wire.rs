@@ -1,0 +1,235 @@
+//! Raw-socket tests of the Kafka listener (R-WIRE-*): what old and new clients send
+//! first, and bad input. The broker runs in-process on a free port.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use chronik::broker::{BrokerConfig, RunningBroker};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, MetadataResponse};
+use kafka_protocol::protocol::Decodable;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+// The broker binary's allocator, so bad input meets the same defences here.
+#[global_allocator]
+static ALLOCATOR: chronik::alloc_guard::GuardedAlloc = chronik::alloc_guard::GuardedAlloc;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn start() -> Result<(RunningBroker, tempfile::TempDir), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let config = BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        tick_ms: 10,
+        max_request_bytes: 1024 * 1024,
+        ..BrokerConfig::default()
+    };
+    let broker = RunningBroker::start(config).await?;
+    let handle = broker.broker.consensus.clone();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !handle.view().state.brokers.contains_key(&1) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await?;
+    Ok((broker, dir))
+}
+
+/// A request frame with header v1 (no tagged fields) or v2 (flexible).
+fn request(api_key: i16, version: i16, correlation_id: i32, flexible: bool, body: &[u8]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i32(0);
+    b.put_i16(api_key);
+    b.put_i16(version);
+    b.put_i32(correlation_id);
+    b.put_i16(-1); // null client id
+    if flexible {
+        b.put_u8(0); // no tagged fields
+    }
+    b.put_slice(body);
+    let size = (b.len() - 4) as i32;
+    b[..4].copy_from_slice(&size.to_be_bytes());
+    b.freeze()
+}
+
+/// Reads one response frame and returns (correlation id, rest after a v0 header).
+async fn read_response(stream: &mut TcpStream) -> Result<(i32, Bytes), Box<dyn std::error::Error>> {
+    let size = tokio::time::timeout(Duration::from_secs(5), stream.read_i32()).await??;
+    let mut frame = vec![0u8; size as usize];
+    stream.read_exact(&mut frame).await?;
+    let mut bytes = Bytes::from(frame);
+    let correlation = bytes.get_i32();
+    Ok((correlation, bytes))
+}
+
+/// True when the broker closed the connection (EOF) within a few seconds.
+async fn closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+async fn api_versions_ok(addr: std::net::SocketAddr) -> TestResult {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&request(18, 0, 7, false, &[])).await?;
+    let (correlation, mut body) = read_response(&mut s).await?;
+    assert_eq!(correlation, 7);
+    let response = ApiVersionsResponse::decode(&mut body, 0)?;
+    assert_eq!(response.error_code, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_1_api_versions_newer_than_ours_is_answered_in_the_v0_error_format() -> TestResult {
+    let (broker, _dir) = start().await?;
+    for version in [5i16, 127] {
+        let mut s = TcpStream::connect(broker.local_addr()).await?;
+        // Newer clients send a flexible header and a compact body we do not parse.
+        s.write_all(&request(
+            18,
+            version,
+            42,
+            true,
+            &[
+                0x08, b'c', b'h', b'r', b'o', b'n', b'i', b'k', 0x02, b'1', 0,
+            ],
+        ))
+        .await?;
+        let (correlation, mut body) = read_response(&mut s).await?;
+        assert_eq!(correlation, 42);
+        // v0 body: error code, then an int32-counted array of (key, min, max).
+        let response = ApiVersionsResponse::decode(&mut body, 0)?;
+        assert_eq!(response.error_code, 35, "UNSUPPORTED_VERSION");
+        assert!(!body.has_remaining(), "nothing after the v0 body");
+        let own = response
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::ApiVersions as i16);
+        assert_eq!(own.map(|k| (k.min_version, k.max_version)), Some((0, 4)));
+        // The connection stays usable: the client retries with a listed version.
+        s.write_all(&request(
+            18,
+            3,
+            43,
+            true,
+            &[
+                0x08, b'c', b'h', b'r', b'o', b'n', b'i', b'k', 0x02, b'1', 0,
+            ],
+        ))
+        .await?;
+        let (correlation, mut body) = read_response(&mut s).await?;
+        assert_eq!(correlation, 43);
+        assert_eq!(ApiVersionsResponse::decode(&mut body, 3)?.error_code, 0);
+    }
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_2_every_advertised_api_lists_an_implemented_range() -> TestResult {
+    let (broker, _dir) = start().await?;
+    let mut s = TcpStream::connect(broker.local_addr()).await?;
+    s.write_all(&request(18, 0, 1, false, &[])).await?;
+    let (_, mut body) = read_response(&mut s).await?;
+    let response = ApiVersionsResponse::decode(&mut body, 0)?;
+    let keys: Vec<i16> = response.api_keys.iter().map(|k| k.api_key).collect();
+    for key in [0i16, 1, 2, 3, 18, 19, 20, 22] {
+        assert!(
+            keys.contains(&key),
+            "API {key} is implemented but not advertised"
+        );
+    }
+    assert!(response
+        .api_keys
+        .iter()
+        .all(|k| k.min_version <= k.max_version));
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_4_bad_frames_close_only_their_own_connection() -> TestResult {
+    let (broker, _dir) = start().await?;
+    let addr = broker.local_addr();
+    let bystander = TcpStream::connect(addr).await?;
+
+    // A frame over the size limit.
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&(2 * 1024 * 1024i32).to_be_bytes()).await?;
+    assert!(closed(&mut s).await, "oversized frame");
+
+    // A truncated frame: the size promises more than arrives before EOF.
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&100i32.to_be_bytes()).await?;
+    s.write_all(&[0, 18, 0, 0]).await?;
+    s.shutdown().await?;
+    assert!(closed(&mut s).await, "truncated frame");
+
+    // An unknown API key.
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&request(9999, 0, 1, false, &[])).await?;
+    assert!(closed(&mut s).await, "unknown API key");
+
+    // A known API at a version we do not implement.
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&request(3, 99, 1, false, &[])).await?;
+    assert!(closed(&mut s).await, "unsupported Metadata version");
+
+    // A body that does not decode.
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&request(3, 1, 1, false, &[0x7f, 0xff, 0xff, 0xff]))
+        .await?;
+    assert!(closed(&mut s).await, "undecodable Metadata body");
+
+    // Array lengths that promise billions of elements in a few bytes (the
+    // kafka-protocol up-front reservation; see alloc_guard.rs).
+    for body in [
+        &[0x7f, 0xff, 0xff, 0xff][..],
+        &[0x03, 0x3c, 0x0c, 0x00, 0xb6][..],
+    ] {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(&request(3, 0, 1, false, body)).await?;
+        assert!(closed(&mut s).await, "huge Metadata array length");
+    }
+
+    // Garbage.
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&[0x00, 0x00, 0x00, 0x06, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02])
+        .await?;
+    assert!(closed(&mut s).await, "garbage");
+
+    // The broker still serves everyone else.
+    drop(bystander);
+    api_versions_ok(addr).await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_3_pipelined_requests_are_answered_in_order() -> TestResult {
+    let (broker, _dir) = start().await?;
+    let mut s = TcpStream::connect(broker.local_addr()).await?;
+    let mut burst = BytesMut::new();
+    for correlation in 0..50 {
+        // Alternate cheap and metadata requests (v1: all topics).
+        if correlation % 2 == 0 {
+            burst.put_slice(&request(18, 0, correlation, false, &[]));
+        } else {
+            burst.put_slice(&request(3, 1, correlation, false, &(-1i32).to_be_bytes()));
+        }
+    }
+    s.write_all(&burst).await?;
+    for expected in 0..50 {
+        let (correlation, mut body) = read_response(&mut s).await?;
+        assert_eq!(correlation, expected);
+        if expected % 2 == 1 {
+            let metadata = MetadataResponse::decode(&mut body, 1)?;
+            assert_eq!(metadata.brokers.len(), 1);
+            assert_eq!(metadata.controller_id.0, 1);
+        }
+    }
+    broker.shutdown().await;
+    Ok(())
+}
