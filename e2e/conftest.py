@@ -1,0 +1,91 @@
+"""Fixtures that run the real `chronik` binary on 127.0.0.1 with a fresh data
+directory and a free port, and always stop it."""
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = Path(os.environ.get("CHRONIK_BIN", ROOT / "target" / "release" / "chronik"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, data_dir, port=None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.proc = None
+        self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout=10.0):
+        assert BINARY.exists(), f"build the broker first: {BINARY} is missing"
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BINARY), "--data-dir", str(self.data_dir), "--listen", self.bootstrap],
+            stdout=self.log, stderr=self.log,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.proc.returncode}; log: {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("broker did not start listening in time")
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+        return self.proc.returncode if self.proc else None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "data").start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    started = []
+
+    def make(data_dir=None, port=None):
+        b = Broker(data_dir or tmp_path / "data", port).start()
+        started.append(b)
+        return b
+
+    try:
+        yield make
+    finally:
+        for b in started:
+            b.stop()

@@ -1,0 +1,168 @@
+"""End-to-end tests with real Kafka clients against the real binary (R-WIRE-*,
+R-LOG-4, R-RECOVER-*). Each test names the rule it checks."""
+import subprocess
+import threading
+import time
+import uuid
+
+from confluent_kafka import Producer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+
+def kcat(*args, input=None, timeout=30):
+    return subprocess.run(["kcat", *args], input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def consume_all(bootstrap, topic, partitions, expected, timeout=60):
+    """Reads every partition from the beginning with kafka-python (no group):
+    returns {(partition, offset): value}."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=5000, fetch_max_bytes=8 * 1024 * 1024)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        seen = {}
+        deadline = time.time() + timeout
+        while len(seen) < expected and time.time() < deadline:
+            for tp, records in consumer.poll(timeout_ms=1000, max_records=50000).items():
+                for r in records:
+                    key = (tp.partition, r.offset)
+                    assert key not in seen, f"offset {key} delivered twice"
+                    seen[key] = r.value
+        return seen
+    finally:
+        consumer.close()
+
+
+def test_r_wire_1_kcat_lists_the_broker_and_its_topics(broker):
+    kcat("-b", broker.bootstrap, "-P", "-t", "listed", input="one\n")
+    out = kcat("-b", broker.bootstrap, "-L")
+    assert out.returncode == 0, out.stderr
+    assert f"broker 1 at {broker.bootstrap}" in out.stdout
+    assert "(controller)" in out.stdout
+    assert 'topic "listed" with 1 partitions' in out.stdout
+
+
+def test_r_wire_2_kafka_python_admin_creates_and_deletes_topics(broker):
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic("admin-made", num_partitions=3, replication_factor=1,
+                                      topic_configs={"retention.ms": "3600000"})])
+        assert "admin-made" in admin.list_topics()
+        described = admin.describe_topics(["admin-made"])
+        assert len(described[0]["partitions"]) == 3
+        admin.delete_topics(["admin-made"])
+        deadline = time.time() + 10
+        while "admin-made" in admin.list_topics() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "admin-made" not in admin.list_topics()
+    finally:
+        admin.close()
+
+
+def test_r_log_4_confluent_producer_acks_all_and_every_message_read_once_at_its_offset(broker):
+    topic = "bulk"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    admin.close()
+    total = 100_000
+    acked = {}
+    errors = []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked[(msg.partition(), msg.offset())] = msg.value()
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5})
+    for i in range(total):
+        while True:
+            try:
+                producer.produce(topic, value=b"m%06d" % i, partition=i % 3, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0
+    assert not errors, errors[:5]
+    assert len(acked) == total
+    assert sorted(acked.values()) == sorted(b"m%06d" % i for i in range(total))
+    seen = consume_all(broker.bootstrap, topic, 3, total)
+    assert seen == acked, f"{len(seen)} read back, {len(acked)} acknowledged"
+
+
+def test_r_wire_2_kafka_python_default_idempotent_producer_works(broker):
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)  # idempotent by default
+    futures = [producer.send("idem", b"v%d" % i) for i in range(100)]
+    offsets = [f.get(timeout=30).offset for f in futures]
+    producer.close()
+    assert offsets == list(range(100))
+    seen = consume_all(broker.bootstrap, "idem", 1, 100)
+    assert [seen[(0, o)] for o in range(100)] == [b"v%d" % i for i in range(100)]
+
+
+def test_r_recover_2_kill_9_during_acks_all_produce_loses_no_acknowledged_message(broker_factory, tmp_path):
+    data = tmp_path / "crashdata"
+    b = broker_factory(data)
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    admin.create_topics([NewTopic("crash", num_partitions=2, replication_factor=1,
+                                  topic_configs={"retention.ms": "86400000"})])
+    admin.close()
+    acked = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def produce():
+        producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 1,
+                             "message.timeout.ms": 3000, "retries": 0})
+
+        def delivered(err, msg):
+            if err is None:
+                with lock:
+                    acked[(msg.partition(), msg.offset())] = msg.value()
+        i = 0
+        while not stop.is_set():
+            try:
+                producer.produce("crash", value=b"c%07d" % i, partition=i % 2, on_delivery=delivered)
+                i += 1
+            except BufferError:
+                pass
+            producer.poll(0.001)
+        producer.flush(5)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with lock:
+            if len(acked) >= 2000:
+                break
+        time.sleep(0.01)
+    b.kill9()  # mid-produce
+    stop.set()
+    t.join(30)
+    with lock:
+        acked_now = dict(acked)
+    assert len(acked_now) >= 2000
+
+    restarted = time.time()
+    b2 = broker_factory(data, port=b.port)
+    listed = None
+    while time.time() - restarted < 10:
+        out = kcat("-b", b2.bootstrap, "-L", "-m", "1")
+        if f"broker 1 at {b2.bootstrap}" in out.stdout:
+            listed = time.time() - restarted
+            break
+        time.sleep(0.02)
+    assert listed is not None and listed < 2.0, f"Metadata listed the broker after {listed}s"
+
+    admin = KafkaAdminClient(bootstrap_servers=b2.bootstrap)
+    assert "crash" in admin.list_topics(), "the topic survived"
+    admin.close()
+    seen = consume_all(b2.bootstrap, "crash", 2, len(acked_now))
+    missing = [k for k in acked_now if seen.get(k) != acked_now[k]]
+    assert not missing, f"{len(missing)} acknowledged messages lost or changed, e.g. {missing[:5]}"
