@@ -7,6 +7,7 @@ pub mod alloc_guard;
 pub mod broker;
 pub mod consensus;
 pub mod disk;
+pub mod groups;
 pub mod kafka;
 pub mod log;
 pub mod metadata;

@@ -52,13 +52,21 @@ pub struct ConsensusLoop {
 }
 
 impl ConsensusLoop {
-    /// Starts the loop thread around an opened node.
-    pub fn start(node: MetadataNode, tick: Duration) -> std::io::Result<Self> {
+    /// Replays the committed metadata the node recovered, then starts the loop thread.
+    /// The replay is local recovery (no peer, no election): it finishes before the
+    /// broker serves anything, so no request ever sees a pre-replay view
+    /// (R-RECOVER-2).
+    pub fn start(mut node: MetadataNode, tick: Duration) -> Result<Self, NodeError> {
+        while node.has_ready() {
+            node.process_ready()?;
+        }
         let (inputs, rx) = mpsc::channel();
         let (view_tx, view) = watch::channel(MetadataView::default());
+        publish(&node, &view_tx, None);
         let thread = std::thread::Builder::new()
             .name("consensus".into())
-            .spawn(move || run(node, tick, rx, view_tx))?;
+            .spawn(move || run(node, tick, rx, view_tx))
+            .map_err(|e| NodeError::Raft(format!("cannot start the consensus thread: {e}")))?;
         Ok(ConsensusLoop {
             handle: ConsensusHandle { inputs, view },
             thread: Some(thread),

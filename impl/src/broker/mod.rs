@@ -37,6 +37,8 @@ pub struct Broker {
     pub data_arrived: Notify,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// The consumer group coordinator (every group's, on a single node).
+    pub groups: crate::groups::Coordinator,
 }
 
 impl Broker {
@@ -75,8 +77,12 @@ impl RunningBroker {
             config.data_dir.join("logs"),
             config.log_defaults(),
         ));
-        // 2. The consensus loop runs before anything could await a proposal.
+        // 2. The consensus loop runs before anything could await a proposal (after
+        //    replaying the committed metadata, which needs no peer).
         let consensus = ConsensusLoop::start(node, Duration::from_millis(config.tick_ms))?;
+        // The partition logs the recovered metadata assigns here, before any client
+        // can ask for them.
+        partitions.reconcile(&consensus.handle().view().state, config.node_id)?;
         // 3. The listener.
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
@@ -92,6 +98,7 @@ impl RunningBroker {
             data_arrived: Notify::new(),
             advertised_host,
             advertised_port,
+            groups: crate::groups::Coordinator::new(),
         });
         let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];
         tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
@@ -177,6 +184,7 @@ async fn housekeeping(broker: Arc<Broker>) {
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     loop {
         interval.tick().await;
+        broker.groups.tick(now_ms());
         let partitions = Arc::clone(&broker.partitions);
         let _ = tokio::task::spawn_blocking(move || partitions.housekeeping(now_ms())).await;
     }

@@ -78,7 +78,8 @@ async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAd
         }
         let pending: Pending = match codec::decode_request(Bytes::from(frame)) {
             Ok(Decoded::Answer(bytes)) => tokio::spawn(async move { Ok(Some(bytes)) }),
-            Ok(Decoded::Request(request)) => {
+            Ok(Decoded::Request(mut request)) => {
+                request.peer = peer.ip().to_string();
                 let broker = Arc::clone(&broker);
                 tokio::spawn(async move { handlers::handle(&broker, *request).await })
             }

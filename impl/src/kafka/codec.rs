@@ -17,6 +17,8 @@ pub struct Request {
     pub version: i16,
     pub header: RequestHeader,
     pub body: RequestKind,
+    /// The client's address, set by the listener (for DescribeGroups' client host).
+    pub peer: String,
 }
 
 #[derive(Debug)]
@@ -93,6 +95,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, CodecError> {
         version,
         header,
         body,
+        peer: String::new(),
     })))
 }
 

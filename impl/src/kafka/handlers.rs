@@ -57,7 +57,15 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id(broker, r).await)
         }
-        _ => return Err(format!("no handler for {:?}", request.api_key)),
+        other => {
+            let client_id = request.header.client_id.as_deref().unwrap_or("");
+            match super::group_handlers::handle(broker, other, version, &request.peer, client_id)
+                .await
+            {
+                Some(body) => body,
+                None => return Err(format!("no handler for {:?}", request.api_key)),
+            }
+        }
     };
     codec::encode_response(
         request.api_key,
@@ -68,11 +76,11 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
     .map(Some)
 }
 
-fn str_bytes(s: &str) -> StrBytes {
+pub(super) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-fn topic_name(s: &str) -> TopicName {
+pub(super) fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
 }
 
@@ -86,7 +94,10 @@ fn failure_code(failure: &ProposalFailure) -> i16 {
 }
 
 /// Runs a metadata command through the Raft group: (error code, message).
-async fn propose(broker: &Broker, command: MetadataCommand) -> Result<ApplyOutcome, (i16, String)> {
+pub(super) async fn propose(
+    broker: &Broker,
+    command: MetadataCommand,
+) -> Result<ApplyOutcome, (i16, String)> {
     match broker
         .consensus
         .propose(command, broker.metadata_timeout())

@@ -3,5 +3,6 @@
 
 pub mod codec;
 pub mod errors;
+pub mod group_handlers;
 pub mod handlers;
 pub mod versions;

@@ -1,0 +1,126 @@
+"""Consumer groups with confluent-kafka (classic protocol) against the real binary
+(R-GROUP-*): rebalancing when a member leaves, and committed offsets that lose and
+duplicate nothing."""
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+PARTITIONS = 6
+TOTAL = 6000
+
+
+def produce(bootstrap, topic):
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    for i in range(TOTAL):
+        producer.produce(topic, value=b"g%05d" % i, partition=i % PARTITIONS)
+        if i % 500 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+class Member(threading.Thread):
+    """Consumes and commits each message synchronously; a message counts only once
+    its commit succeeded, so a count of two means two owners committed one offset."""
+
+    def __init__(self, bootstrap, topic, name, committed, lock):
+        super().__init__(name=name)
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": "e2e-group", "client.id": name,
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+            "partition.assignment.strategy": "range",
+        })
+        self.consumer.subscribe([topic])
+        self.committed, self.lock = committed, lock
+        self.stop = threading.Event()
+        self.assigned_ever = set()
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                msg = self.consumer.poll(0.2)
+                if msg is None or msg.error():
+                    continue
+                self.assigned_ever.add(msg.partition())
+                try:
+                    self.consumer.commit(message=msg, asynchronous=False)
+                except KafkaException:
+                    continue  # lost the partition in a rebalance: the next owner re-reads it
+                with self.lock:
+                    key = (msg.partition(), msg.offset())
+                    self.committed.setdefault(key, []).append((self.name, msg.value()))
+        finally:
+            self.consumer.close()  # LeaveGroup
+
+
+def test_r_group_1_three_members_rebalance_when_one_leaves_and_offsets_lose_and_duplicate_nothing(broker):
+    topic = "grouped"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    admin.close()
+    produce(broker.bootstrap, topic)
+
+    committed, lock = {}, threading.Lock()
+    members = [Member(broker.bootstrap, topic, f"m{i}", committed, lock) for i in range(3)]
+    for m in members:
+        m.start()
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with lock:
+            if len(committed) >= TOTAL // 3:
+                break
+        time.sleep(0.05)
+    members[2].stop.set()  # one member leaves the group mid-stream
+    members[2].join(30)
+
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        with lock:
+            if len(committed) >= TOTAL:
+                break
+        time.sleep(0.1)
+    for m in members[:2]:
+        m.stop.set()
+    for m in members[:2]:
+        m.join(30)
+
+    assert len(committed) == TOTAL, f"{len(committed)} of {TOTAL} messages committed"
+    duplicates = {k: v for k, v in committed.items() if len(v) > 1}
+    assert not duplicates, f"offsets committed twice: {list(duplicates.items())[:3]}"
+    values = sorted(v[0][1] for v in committed.values())
+    assert values == sorted(b"g%05d" % i for i in range(TOTAL))
+    # The survivors took over the partitions of the member that left.
+    taken_over = set().union(*(m.assigned_ever for m in members[:2]))
+    assert taken_over == set(range(PARTITIONS)), taken_over
+
+    # The group's committed offsets are at the end of every partition.
+    checker = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "e2e-group"})
+    try:
+        offsets = checker.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        assert [tp.offset for tp in offsets] == [TOTAL // PARTITIONS] * PARTITIONS
+    finally:
+        checker.close()
+
+
+def test_r_group_2_committed_offsets_survive_a_restart(broker_factory, tmp_path):
+    data = tmp_path / "groupdata"
+    b = broker_factory(data)
+    consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "durable",
+                         "enable.auto.commit": False})
+    producer = Producer({"bootstrap.servers": b.bootstrap})
+    producer.produce("kept", b"x")
+    assert producer.flush(10) == 0
+    consumer.commit(offsets=[TopicPartition("kept", 0, 42)], asynchronous=False)
+    consumer.close()
+    b.kill9()
+    b2 = broker_factory(data, port=b.port)
+    checker = Consumer({"bootstrap.servers": b2.bootstrap, "group.id": "durable"})
+    try:
+        got = checker.committed([TopicPartition("kept", 0)], timeout=10)
+        assert got[0].offset == 42
+    finally:
+        checker.close()

@@ -1,0 +1,478 @@
+//! Handlers of the classic consumer group APIs. Membership is the coordinator's
+//! (`crate::groups`); committed offsets go through the metadata Raft group.
+
+use super::errors;
+use super::handlers::{propose, str_bytes, topic_name};
+use crate::broker::{now_ms, Broker};
+use crate::groups::{self, JoinRequest};
+use crate::metadata::{MetadataCommand, OffsetCommit};
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::*;
+use std::time::Duration;
+
+pub async fn handle(
+    broker: &Broker,
+    body: RequestKind,
+    version: i16,
+    peer: &str,
+    client_id: &str,
+) -> Option<ResponseKind> {
+    Some(match body {
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator(broker, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(join_group(broker, r, version, peer, client_id).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group(broker, r, version).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(
+            HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
+                &r.group_id.0,
+                &r.member_id,
+                r.generation_id,
+                now_ms(),
+            )),
+        ),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group(broker, r, version)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(broker, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(broker, r, version)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups(broker, r, version)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups(broker, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups(broker, r).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(broker, r).await),
+        _ => return None,
+    })
+}
+
+fn find_coordinator(
+    broker: &Broker,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let me = BrokerId(broker.config.node_id);
+    let host = str_bytes(&broker.advertised_host);
+    if version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(me)
+                    .with_host(host.clone())
+                    .with_port(broker.advertised_port)
+            })
+            .collect();
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    } else {
+        FindCoordinatorResponse::default()
+            .with_node_id(me)
+            .with_host(host)
+            .with_port(broker.advertised_port)
+    }
+}
+
+async fn join_group(
+    broker: &Broker,
+    request: JoinGroupRequest,
+    version: i16,
+    peer: &str,
+    client_id: &str,
+) -> JoinGroupResponse {
+    let join = JoinRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+        client_id: client_id.to_string(),
+        client_host: format!("/{peer}"),
+        session_timeout_ms: request.session_timeout_ms,
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+    };
+    let waited = Duration::from_millis(
+        join.rebalance_timeout_ms
+            .max(join.session_timeout_ms)
+            .max(0) as u64
+            + 5_000,
+    );
+    let rx = broker.groups.join(join, now_ms());
+    let mut response = JoinGroupResponse::default();
+    match tokio::time::timeout(waited, rx).await {
+        Ok(Ok(result)) => {
+            response.error_code = result.error_code;
+            response.generation_id = result.generation_id;
+            response.protocol_name = Some(str_bytes(result.protocol_name.as_deref().unwrap_or("")));
+            if version >= 7 {
+                response.protocol_type = result.protocol_type.as_deref().map(str_bytes);
+            }
+            response.leader = str_bytes(&result.leader);
+            response.member_id = str_bytes(&result.member_id);
+            response.members = result
+                .members
+                .into_iter()
+                .map(|(id, instance, metadata)| {
+                    let mut m = JoinGroupResponseMember::default()
+                        .with_member_id(str_bytes(&id))
+                        .with_metadata(metadata);
+                    if version >= 5 {
+                        m.group_instance_id = instance.as_deref().map(str_bytes);
+                    }
+                    m
+                })
+                .collect();
+        }
+        _ => {
+            response.error_code = groups::REBALANCE_IN_PROGRESS;
+            response.protocol_name = Some(str_bytes(""));
+        }
+    }
+    response
+}
+
+async fn sync_group(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let assignments = request
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let rx = broker.groups.sync(
+        &request.group_id.0,
+        &request.member_id,
+        request.generation_id,
+        assignments,
+        now_ms(),
+    );
+    let mut response = SyncGroupResponse::default();
+    match tokio::time::timeout(Duration::from_secs(300), rx).await {
+        Ok(Ok(result)) => {
+            response.error_code = result.error_code;
+            response.assignment = result.assignment;
+            if version >= 5 {
+                response.protocol_type = result.protocol_type.as_deref().map(str_bytes);
+                response.protocol_name = result.protocol_name.as_deref().map(str_bytes);
+            }
+        }
+        _ => response.error_code = groups::REBALANCE_IN_PROGRESS,
+    }
+    response
+}
+
+fn leave_group(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let ids: Vec<String> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| m.member_id.to_string())
+            .collect()
+    } else {
+        vec![request.member_id.to_string()]
+    };
+    let results = broker.groups.leave(&request.group_id.0, &ids, now_ms());
+    let mut response = LeaveGroupResponse::default();
+    if version >= 3 {
+        response.members = results
+            .iter()
+            .map(|(id, code)| {
+                MemberResponse::default()
+                    .with_member_id(str_bytes(id))
+                    .with_error_code(*code)
+            })
+            .collect();
+    } else {
+        response.error_code = results
+            .first()
+            .map_or(groups::UNKNOWN_MEMBER_ID, |(_, c)| *c);
+    }
+    response
+}
+
+async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = request.group_id.0.to_string();
+    let check = broker.groups.validate_commit(
+        &group,
+        &request.member_id,
+        request.generation_id_or_member_epoch,
+    );
+    let view = broker.consensus.view();
+    let now = now_ms() as i64;
+    let mut offsets = Vec::new();
+    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let known = view.state.topics.get(&name);
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let valid = known.is_some_and(|t| {
+                    p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
+                });
+                let code = if check != 0 {
+                    check
+                } else if !valid {
+                    errors::UNKNOWN_TOPIC_OR_PARTITION
+                } else {
+                    offsets.push(OffsetCommit {
+                        topic: name.clone(),
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        commit_time_ms: now,
+                    });
+                    errors::NONE
+                };
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code)
+            })
+            .collect();
+        topics.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    if !offsets.is_empty() {
+        if let Err((code, _)) =
+            propose(broker, MetadataCommand::CommitOffsets { group, offsets }).await
+        {
+            for t in &mut topics {
+                for p in &mut t.partitions {
+                    if p.error_code == errors::NONE {
+                        p.error_code = if code == errors::NOT_CONTROLLER {
+                            errors::REQUEST_TIMED_OUT
+                        } else {
+                            code
+                        };
+                    }
+                }
+            }
+        }
+    }
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+fn offset_fetch(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    _version: i16,
+) -> OffsetFetchResponse {
+    let view = broker.consensus.view();
+    let committed = view.state.offsets.get(request.group_id.0.as_str());
+    let wanted: Vec<(String, Vec<i32>)> = match &request.topics {
+        Some(topics) => topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect(),
+        None => committed
+            .map(|c| {
+                c.iter()
+                    .map(|(t, ps)| (t.clone(), ps.keys().copied().collect()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let topics = wanted
+        .into_iter()
+        .map(|(name, partitions)| {
+            let parts = partitions
+                .into_iter()
+                .map(|p| {
+                    let found = committed
+                        .and_then(|c| c.get(&name))
+                        .and_then(|ps| ps.get(&p));
+                    let mut r = OffsetFetchResponsePartition::default().with_partition_index(p);
+                    match found {
+                        Some(o) => {
+                            r.committed_offset = o.offset;
+                            r.committed_leader_epoch = o.leader_epoch;
+                            r.metadata = Some(str_bytes(o.metadata.as_deref().unwrap_or("")));
+                        }
+                        None => {
+                            r.committed_offset = -1;
+                            r.metadata = Some(str_bytes(""));
+                        }
+                    }
+                    r
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&name))
+                .with_partitions(parts)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    let mut listed: std::collections::BTreeMap<String, (String, String)> = broker
+        .consensus
+        .view()
+        .state
+        .offsets
+        .keys()
+        .map(|g| (g.clone(), ("consumer".to_string(), "Empty".to_string())))
+        .collect();
+    for g in broker.groups.list() {
+        listed.insert(
+            g.group_id.clone(),
+            (g.protocol_type.clone(), g.state.name().to_string()),
+        );
+    }
+    let filter: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let groups = listed
+        .into_iter()
+        .filter(|(_, (_, state))| {
+            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(state))
+        })
+        .map(|(id, (protocol_type, state))| {
+            let mut g = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(&id)))
+                .with_protocol_type(str_bytes(&protocol_type));
+            if version >= 4 {
+                g.group_state = str_bytes(&state);
+            }
+            g
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+fn describe_groups(broker: &Broker, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|id| match broker.groups.describe(&id.0) {
+            Some(g) => DescribedGroup::default()
+                .with_group_id(id)
+                .with_group_state(str_bytes(g.state.name()))
+                .with_protocol_type(str_bytes(&g.protocol_type))
+                .with_protocol_data(str_bytes(&g.protocol_name))
+                .with_members(
+                    g.members
+                        .into_iter()
+                        .map(|(member, _instance, client, host, metadata, assignment)| {
+                            DescribedGroupMember::default()
+                                .with_member_id(str_bytes(&member))
+                                .with_client_id(str_bytes(&client))
+                                .with_client_host(str_bytes(&host))
+                                .with_member_metadata(metadata)
+                                .with_member_assignment(assignment)
+                        })
+                        .collect(),
+                ),
+            None => DescribedGroup::default()
+                .with_group_id(id)
+                .with_group_state(str_bytes("Dead")),
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+async fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::new();
+    for id in request.groups_names {
+        let group = id.0.to_string();
+        let code = if !broker.groups.is_empty(&group) {
+            groups::NON_EMPTY_GROUP
+        } else if !broker.consensus.view().state.offsets.contains_key(&group)
+            && broker.groups.describe(&group).is_none()
+        {
+            groups::GROUP_ID_NOT_FOUND
+        } else {
+            broker.groups.remove(&group);
+            match propose(
+                broker,
+                MetadataCommand::DeleteGroupOffsets {
+                    group,
+                    partitions: None,
+                },
+            )
+            .await
+            {
+                Ok(_) => errors::NONE,
+                Err((code, _)) if code == groups::GROUP_ID_NOT_FOUND => errors::NONE,
+                Err((code, _)) => code,
+            }
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+async fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group = request.group_id.0.to_string();
+    let parts: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let mut response = OffsetDeleteResponse::default();
+    match propose(
+        broker,
+        MetadataCommand::DeleteGroupOffsets {
+            group,
+            partitions: Some(parts),
+        },
+    )
+    .await
+    {
+        Ok(_) => {
+            response.topics = request
+                .topics
+                .into_iter()
+                .map(|t| {
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetDeleteResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+        }
+        Err((code, _)) => response.error_code = code,
+    }
+    response
+}
