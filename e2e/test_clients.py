@@ -166,3 +166,46 @@ def test_r_recover_2_kill_9_during_acks_all_produce_loses_no_acknowledged_messag
     seen = consume_all(b2.bootstrap, "crash", 2, len(acked_now))
     missing = [k for k in acked_now if seen.get(k) != acked_now[k]]
     assert not missing, f"{len(missing)} acknowledged messages lost or changed, e.g. {missing[:5]}"
+
+
+def test_r_wire_2_kafka_python_admin_configs_partitions_and_delete_records(broker):
+    from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
+    from kafka.errors import InvalidConfigurationError
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic("cfg", num_partitions=1, replication_factor=1,
+                                      topic_configs={"retention.ms": "123456"})])
+        # kafka-python 3 returns {type: {name: {config: {...}}}}, non-default ones.
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "cfg")])
+        entry = described["topic"]["cfg"]["retention.ms"]
+        assert entry["value"] == "123456" and entry["config_source"] == "DYNAMIC_TOPIC_CONFIG"
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "cfg", configs={"retention.ms": "999"})])
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "cfg")])
+        assert described["topic"]["cfg"]["retention.ms"]["value"] == "999"
+        # A behaviour Chronik does not implement is refused, not silently stored.
+        try:
+            admin.create_topics([NewTopic("compacted", 1, 1, topic_configs={"cleanup.policy": "compact"})])
+            raise AssertionError("cleanup.policy=compact was accepted")
+        except InvalidConfigurationError:
+            pass
+        assert "compacted" not in admin.list_topics()
+        admin.create_partitions({"cfg": NewPartitions(total_count=3)})
+        assert len(admin.describe_topics(["cfg"])[0]["partitions"]) == 3
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for i in range(10):
+        producer.send("cfg", b"r%d" % i, partition=0).get(timeout=10)
+    producer.close()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        result = admin.delete_records({TopicPartition("cfg", 0): 4})
+        assert list(result.values())[0]["low_watermark"] == 4
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    tp = TopicPartition("cfg", 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    assert consumer.position(tp) == 4
+    consumer.close()

@@ -30,8 +30,8 @@ pub async fn handle(
     version: i16,
     peer: &str,
     client_id: &str,
-) -> Option<ResponseKind> {
-    Some(match body {
+) -> Result<ResponseKind, RequestKind> {
+    Ok(match body {
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator(broker, r, version))
         }
@@ -54,7 +54,7 @@ pub async fn handle(
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups(broker, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups(broker, r).await),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(broker, r).await),
-        _ => return None,
+        other => return Err(other),
     })
 }
 

@@ -59,12 +59,22 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
         }
         other => {
             let client_id = request.header.client_id.as_deref().unwrap_or("");
-            match super::group_handlers::handle(broker, other, version, &request.peer, client_id)
-                .await
+            let other = match super::group_handlers::handle(
+                broker,
+                other,
+                version,
+                &request.peer,
+                client_id,
+            )
+            .await
             {
-                Some(body) => body,
-                None => return Err(format!("no handler for {:?}", request.api_key)),
-            }
+                Ok(body) => body,
+                Err(other) => match super::admin_handlers::handle(broker, other, version).await {
+                    Ok(body) => body,
+                    Err(_) => return Err(format!("no handler for {:?}", request.api_key)),
+                },
+            };
+            other
         }
     };
     codec::encode_response(
@@ -174,6 +184,9 @@ async fn create_topic(
             errors::TOPIC_ALREADY_EXISTS,
             format!("topic {name} already exists"),
         ));
+    }
+    for (key, value) in &configs {
+        super::configs::validate(key, value).map_err(|m| (errors::INVALID_CONFIG, m))?;
     }
     if validate_only {
         return Ok(());

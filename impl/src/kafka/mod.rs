@@ -1,7 +1,9 @@
 //! The Kafka wire protocol: framing, headers, supported versions, and the request
 //! handlers. Messages are encoded and decoded by the kafka-protocol crate.
 
+pub mod admin_handlers;
 pub mod codec;
+pub mod configs;
 pub mod errors;
 pub mod group_handlers;
 pub mod handlers;

@@ -1,0 +1,455 @@
+//! Handlers of the admin APIs beyond topic creation and deletion: partitions,
+//! configs, DeleteRecords, DescribeCluster, OffsetForLeaderEpoch.
+
+use super::configs::{self, TOPIC_CONFIGS};
+use super::errors;
+use super::handlers::{propose, str_bytes};
+use crate::broker::Broker;
+use crate::metadata::MetadataCommand;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+pub async fn handle(
+    broker: &Broker,
+    body: RequestKind,
+    version: i16,
+) -> Result<ResponseKind, RequestKind> {
+    Ok(match body {
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions(broker, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs(broker, r, version))
+        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs(broker, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs(broker, r).await)
+        }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records(broker, r)),
+        RequestKind::DescribeCluster(_) => ResponseKind::DescribeCluster(describe_cluster(broker)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(broker, r))
+        }
+        other => return Err(other),
+    })
+}
+
+async fn create_partitions(
+    broker: &Broker,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let view = broker.consensus.view();
+        let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        let outcome: Result<(), (i16, String)> = match view.state.topics.get(&name) {
+            None => Err((
+                errors::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no topic {name}"),
+            )),
+            Some(info) if topic.count as usize <= info.partitions.len() => Err((
+                errors::INVALID_PARTITIONS,
+                format!(
+                    "topic {name} has {} partitions; {} is not more",
+                    info.partitions.len(),
+                    topic.count
+                ),
+            )),
+            Some(info) => {
+                let current = info.partitions.len();
+                let rf = info.partitions.first().map_or(1, |p| p.replicas.len());
+                let brokers: Vec<i32> = view.state.brokers.keys().copied().collect();
+                let new_partitions: Vec<Vec<i32>> = match &topic.assignments {
+                    Some(a) => a
+                        .iter()
+                        .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                        .collect(),
+                    None if brokers.is_empty() => {
+                        vec![vec![broker.config.node_id]; topic.count as usize - current]
+                    }
+                    None => (current..topic.count as usize)
+                        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
+                        .collect(),
+                };
+                if new_partitions.len() != topic.count as usize - current {
+                    Err((
+                        errors::INVALID_REQUEST,
+                        "assignments do not match the new partition count".into(),
+                    ))
+                } else if request.validate_only {
+                    Ok(())
+                } else {
+                    propose(
+                        broker,
+                        MetadataCommand::CreatePartitions {
+                            topic: name.clone(),
+                            new_partitions,
+                        },
+                    )
+                    .await
+                    .map(|_| broker.reconcile_partitions())
+                }
+            }
+        };
+        if let Err((code, message)) = outcome {
+            result.error_code = code;
+            result.error_message = Some(str_bytes(&message));
+        }
+        results.push(result);
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn describe_configs(
+    broker: &Broker,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let view = broker.consensus.view();
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let mut result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let wanted = |name: &str| {
+                resource
+                    .configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+            };
+            match resource.resource_type {
+                RESOURCE_TOPIC => match view.state.topics.get(resource.resource_name.as_str()) {
+                    None => {
+                        result.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                        result.error_message = Some(str_bytes("no such topic"));
+                    }
+                    Some(info) => {
+                        result.configs = TOPIC_CONFIGS
+                            .iter()
+                            .filter(|c| wanted(c.name))
+                            .map(|c| {
+                                let (value, source) = match info.configs.get(c.name) {
+                                    Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
+                                    None => ((c.default)(&broker.config), SOURCE_DEFAULT),
+                                };
+                                let mut entry = DescribeConfigsResourceResult::default()
+                                    .with_name(str_bytes(c.name))
+                                    .with_value(Some(str_bytes(&value)))
+                                    .with_config_source(source);
+                                if version >= 3 {
+                                    entry.config_type = c.kind.config_type();
+                                }
+                                entry
+                            })
+                            .collect();
+                    }
+                },
+                RESOURCE_BROKER => {
+                    let c = &broker.config;
+                    let static_configs = [
+                        ("broker.id", c.node_id.to_string()),
+                        (
+                            "auto.create.topics.enable",
+                            c.auto_create_topics.to_string(),
+                        ),
+                        ("num.partitions", c.default_partitions.to_string()),
+                        ("log.retention.ms", c.retention_ms.to_string()),
+                        ("log.segment.bytes", c.segment_bytes.to_string()),
+                        ("socket.request.max.bytes", c.max_request_bytes.to_string()),
+                    ];
+                    result.configs = static_configs
+                        .iter()
+                        .filter(|(n, _)| wanted(n))
+                        .map(|(n, v)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(n))
+                                .with_value(Some(str_bytes(v)))
+                                .with_read_only(true)
+                                .with_config_source(SOURCE_STATIC_BROKER)
+                        })
+                        .collect();
+                }
+                _ => {
+                    result.error_code = errors::INVALID_REQUEST;
+                    result.error_message = Some(str_bytes("unsupported resource type"));
+                }
+            }
+            result
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Validates and applies a topic config change through the metadata group.
+async fn change_topic_configs(
+    broker: &Broker,
+    topic: &str,
+    set: BTreeMap<String, String>,
+    remove: Vec<String>,
+    replace: bool,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    if !broker.consensus.view().state.topics.contains_key(topic) {
+        return Err((
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("no topic {topic}"),
+        ));
+    }
+    for (name, value) in &set {
+        configs::validate(name, value).map_err(|m| (errors::INVALID_CONFIG, m))?;
+    }
+    if let Some(unknown) = remove.iter().find(|n| configs::find(n).is_none()) {
+        return Err((
+            errors::INVALID_CONFIG,
+            format!("unknown topic config {unknown}"),
+        ));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    propose(
+        broker,
+        MetadataCommand::AlterTopicConfigs {
+            topic: topic.to_string(),
+            set,
+            remove,
+            replace,
+        },
+    )
+    .await?;
+    broker.reconcile_partitions();
+    Ok(())
+}
+
+fn resource_response(
+    resource_type: i8,
+    name: StrBytes,
+    outcome: Result<(), (i16, String)>,
+) -> AlterConfigsResourceResponse {
+    let mut r = AlterConfigsResourceResponse::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(name);
+    if let Err((code, message)) = outcome {
+        r.error_code = code;
+        r.error_message = Some(str_bytes(&message));
+    }
+    r
+}
+
+async fn alter_configs(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        let outcome = if resource.resource_type != RESOURCE_TOPIC {
+            Err((
+                errors::INVALID_REQUEST,
+                "only topic configs can be altered".into(),
+            ))
+        } else {
+            let set = resource
+                .configs
+                .iter()
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
+                .collect();
+            change_topic_configs(
+                broker,
+                &resource.resource_name,
+                set,
+                vec![],
+                true,
+                request.validate_only,
+            )
+            .await
+        };
+        responses.push(resource_response(
+            resource.resource_type,
+            resource.resource_name,
+            outcome,
+        ));
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+async fn incremental_alter_configs(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        let outcome = if resource.resource_type != RESOURCE_TOPIC {
+            Err((
+                errors::INVALID_REQUEST,
+                "only topic configs can be altered".into(),
+            ))
+        } else {
+            let mut set = BTreeMap::new();
+            let mut remove = Vec::new();
+            let mut bad = None;
+            for c in &resource.configs {
+                match (c.config_operation, &c.value) {
+                    (0, Some(v)) => {
+                        set.insert(c.name.to_string(), v.to_string());
+                    }
+                    (1, _) => remove.push(c.name.to_string()),
+                    // APPEND/SUBTRACT apply to list configs; Chronik's only list
+                    // config (cleanup.policy) has one allowed value.
+                    (op, _) => bad = Some(format!("operation {op} on {} is not supported", c.name)),
+                }
+            }
+            match bad {
+                Some(message) => Err((errors::INVALID_REQUEST, message)),
+                None => {
+                    change_topic_configs(
+                        broker,
+                        &resource.resource_name,
+                        set,
+                        remove,
+                        false,
+                        request.validate_only,
+                    )
+                    .await
+                }
+            }
+        };
+        let mut r = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        if let Err((code, message)) = outcome {
+            r.error_code = code;
+            r.error_message = Some(str_bytes(&message));
+        }
+        responses.push(r);
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    match broker.partitions.get(&name, p.partition_index) {
+                        None => r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
+                        Some(log) => {
+                            // -1 means "up to the high watermark".
+                            let target = if p.offset == -1 {
+                                log.high_watermark()
+                            } else {
+                                p.offset.max(0) as u64
+                            };
+                            match log.delete_records_before(target) {
+                                Ok(start) => r.low_watermark = start as i64,
+                                Err(e) => r.error_code = errors::from_log_error(&e),
+                            }
+                        }
+                    }
+                    r
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
+    let view = broker.consensus.view();
+    DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_static_str("chronik"))
+        .with_controller_id(BrokerId(view.leader_id.map_or(-1, |id| id as i32)))
+        .with_brokers(
+            view.state
+                .brokers
+                .values()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.broker_id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(b.port)
+                })
+                .collect(),
+        )
+}
+
+/// Every batch on a single node is written under leader epoch 0 (partition
+/// leadership never moves), so the end offset of epoch 0 is the log end.
+fn offset_for_leader_epoch(
+    broker: &Broker,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let view = broker.consensus.view();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.topic.0.to_string();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = EpochEndOffset::default().with_partition(p.partition);
+                    let epoch = view
+                        .state
+                        .topics
+                        .get(&name)
+                        .and_then(|t| t.partitions.get(p.partition as usize))
+                        .map(|info| info.leader_epoch);
+                    match (broker.partitions.get(&name, p.partition), epoch) {
+                        (Some(log), Some(current)) => {
+                            if p.current_leader_epoch > current {
+                                r.error_code = 74; // UNKNOWN_LEADER_EPOCH
+                            } else if p.current_leader_epoch >= 0
+                                && p.current_leader_epoch < current
+                            {
+                                r.error_code = 13; // FENCED_LEADER_EPOCH
+                            } else {
+                                r.leader_epoch = p.leader_epoch.min(current);
+                                r.end_offset = log.log_end_offset() as i64;
+                            }
+                        }
+                        _ => r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    }
+                    r
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
