@@ -23,6 +23,7 @@ class Broker:
     def __init__(self, data_dir, port=None):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.http_port = free_port()
         self.proc = None
         self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
 
@@ -34,7 +35,8 @@ class Broker:
         assert BINARY.exists(), f"build the broker first: {BINARY} is missing"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(BINARY), "--data-dir", str(self.data_dir), "--listen", self.bootstrap],
+            [str(BINARY), "--data-dir", str(self.data_dir), "--listen", self.bootstrap,
+             "--http-listen", f"127.0.0.1:{self.http_port}"],
             stdout=self.log, stderr=self.log,
         )
         deadline = time.time() + timeout

@@ -209,3 +209,30 @@ def test_r_wire_2_kafka_python_admin_configs_partitions_and_delete_records(broke
     consumer.seek_to_beginning(tp)
     assert consumer.position(tp) == 4
     consumer.close()
+
+
+def test_r_ops_1_health_and_prometheus_metrics(broker):
+    import urllib.request
+
+    def get(path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+
+    deadline = time.time() + 10
+    while True:
+        try:
+            status, body = get("/health")
+            break
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+    assert (status, body) == (200, "ok\n")
+    kcat("-b", broker.bootstrap, "-P", "-t", "metered", input="a\nb\nc\n")
+    _, metrics = get("/metrics")
+    lines = dict(l.rsplit(" ", 1) for l in metrics.splitlines() if l and not l.startswith("#"))
+    assert int(lines['chronik_requests_total{api="Produce"}']) >= 1
+    assert int(lines['chronik_log_end_offset{topic="metered",partition="0"}']) == 3
+    assert int(lines["chronik_log_fsync_seconds_count"]) >= 1
+    assert int(lines["chronik_raft_commit_index"]) >= 1
+    assert int(lines["chronik_bytes_in_total"]) > 0 and int(lines["chronik_bytes_out_total"]) > 0

@@ -30,6 +30,9 @@ struct Args {
     advertised_host: Option<String>,
     #[arg(long)]
     advertised_port: Option<u16>,
+    /// Where to serve /metrics (Prometheus) and /health over HTTP.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// 0: fdatasync before every acknowledgement (default); N: every N ms (weaker).
     #[arg(long)]
     fsync_interval_ms: Option<u64>,
@@ -61,6 +64,9 @@ fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(v) = args.advertised_port {
         config.advertised_port = Some(v);
+    }
+    if let Some(v) = args.http_listen {
+        config.http_listen = Some(v);
     }
     if let Some(v) = args.fsync_interval_ms {
         config.fsync_interval_ms = v;

@@ -5,11 +5,13 @@
 
 mod config;
 mod consensus_loop;
+mod metrics;
 mod partitions;
 mod server;
 
 pub use config::BrokerConfig;
 pub use consensus_loop::{ConsensusHandle, ConsensusLoop, MetadataView, ProposalFailure};
+pub use metrics::Metrics;
 pub use partitions::{log_config, Partitions};
 
 use crate::consensus::{MetadataNode, NodeConfig};
@@ -39,6 +41,7 @@ pub struct Broker {
     pub advertised_port: i32,
     /// The consumer group coordinator (every group's, on a single node).
     pub groups: crate::groups::Coordinator,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Broker {
@@ -72,10 +75,12 @@ impl RunningBroker {
             &config.data_dir.join("metadata"),
             NodeConfig::single(config.node_id as u64),
         )?;
+        let metrics = Arc::new(Metrics::default());
         let partitions = Arc::new(Partitions::new(
             Arc::clone(&disk),
             config.data_dir.join("logs"),
             config.log_defaults(),
+            Arc::clone(&metrics),
         ));
         // 2. The consensus loop runs before anything could await a proposal (after
         //    replaying the committed metadata, which needs no peer).
@@ -99,8 +104,13 @@ impl RunningBroker {
             advertised_host,
             advertised_port,
             groups: crate::groups::Coordinator::new(),
+            metrics: Arc::clone(&metrics),
         });
         let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];
+        if let Some(addr) = config.http_listen {
+            let http = TcpListener::bind(addr).await?;
+            tasks.push(tokio::spawn(metrics::serve_http(Arc::clone(&broker), http)));
+        }
         tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
         tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));
         // 4. Registration, in the background.

@@ -16,6 +16,7 @@ pub struct Partitions {
     committer: GroupCommitter,
     defaults: LogConfig,
     logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
+    metrics: Arc<super::Metrics>,
 }
 
 fn dir_name(topic: &str, partition: i32) -> String {
@@ -48,13 +49,19 @@ pub fn log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> L
 }
 
 impl Partitions {
-    pub fn new(disk: Arc<dyn Disk>, root: PathBuf, defaults: LogConfig) -> Self {
+    pub fn new(
+        disk: Arc<dyn Disk>,
+        root: PathBuf,
+        defaults: LogConfig,
+        metrics: Arc<super::Metrics>,
+    ) -> Self {
         Partitions {
             disk,
             root,
             committer: GroupCommitter::start(),
             defaults,
             logs: RwLock::new(BTreeMap::new()),
+            metrics,
         }
     }
 
@@ -130,6 +137,8 @@ impl Partitions {
                     )?;
                     // A single-replica partition's durable log is all committed.
                     log.set_high_watermark(log.durable_end_offset());
+                    let metrics = Arc::clone(&self.metrics);
+                    log.set_sync_observer(Arc::new(move |took| metrics.fsync(took)));
                     logs.insert(key, Arc::new(log));
                 }
             }

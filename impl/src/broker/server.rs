@@ -44,10 +44,12 @@ type Pending = JoinHandle<Result<Option<Bytes>, String>>;
 async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let (mut reader, mut writer) = stream.into_split();
     let (queue, mut responses) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let metrics = Arc::clone(&broker.metrics);
     let writer_task = tokio::spawn(async move {
         while let Some(pending) = responses.recv().await {
             match pending.await {
                 Ok(Ok(Some(frame))) => {
+                    metrics.response(frame.len());
                     if writer.write_all(&frame).await.is_err() {
                         return;
                     }
@@ -76,14 +78,22 @@ async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAd
             tracing::warn!(%peer, size, error = %e, "closing connection: truncated request frame");
             break;
         }
+        let size = frame.len();
         let pending: Pending = match codec::decode_request(Bytes::from(frame)) {
-            Ok(Decoded::Answer(bytes)) => tokio::spawn(async move { Ok(Some(bytes)) }),
+            Ok(Decoded::Answer(bytes)) => {
+                broker.metrics.request("ApiVersions", size);
+                tokio::spawn(async move { Ok(Some(bytes)) })
+            }
             Ok(Decoded::Request(mut request)) => {
                 request.peer = peer.ip().to_string();
+                broker
+                    .metrics
+                    .request(&format!("{:?}", request.api_key), size);
                 let broker = Arc::clone(&broker);
                 tokio::spawn(async move { handlers::handle(&broker, *request).await })
             }
             Err(e) => {
+                broker.metrics.error("invalid_request");
                 tracing::warn!(%peer, reason = %e, "closing connection");
                 break;
             }

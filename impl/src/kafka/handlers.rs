@@ -359,6 +359,7 @@ async fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Prod
             };
             if let Some(code) = code {
                 response.error_code = code;
+                broker.metrics.error("Produce");
             }
             partition_responses.push(response);
         }
@@ -384,6 +385,7 @@ async fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Prod
             Err(e) => {
                 tracing::warn!(error = %e, "append failed");
                 response.error_code = errors::from_log_error(&e);
+                broker.metrics.error("Produce");
             }
         }
     }

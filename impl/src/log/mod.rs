@@ -16,4 +16,4 @@ pub use coalesce::SyncCoalescer;
 pub use config::{FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
 pub use error::{LogError, Result};
 pub use group_commit::{CommitQueue, CommitStats, Completion, GroupCommitter, SyncTarget};
-pub use partition::{AppendInfo, PartitionLog, ReadResult};
+pub use partition::{AppendInfo, PartitionLog, ReadResult, SyncObserver};

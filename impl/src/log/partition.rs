@@ -13,7 +13,7 @@ use crate::disk::{Disk, DiskFile};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,12 @@ struct LogShared {
     coalescer: SyncCoalescer,
     /// Successful fdatasyncs of this log's data, for metrics and benches.
     syncs: AtomicU64,
+    /// Told how long each fdatasync took (the broker's latency histogram).
+    sync_observer: RwLock<Option<SyncObserver>>,
 }
+
+/// Receives the duration of every fdatasync of appended data.
+pub type SyncObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 struct LogState {
     config: LogConfig,
@@ -207,6 +212,7 @@ impl PartitionLog {
                 state: Mutex::new(state),
                 coalescer: SyncCoalescer::new(),
                 syncs: AtomicU64::new(0),
+                sync_observer: RwLock::new(None),
             }),
         };
         // A crash between moving the log start and deleting segments leaves
@@ -261,6 +267,14 @@ impl PartitionLog {
 
     pub fn size_bytes(&self) -> u64 {
         self.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    pub fn set_sync_observer(&self, observer: SyncObserver) {
+        *self
+            .shared
+            .sync_observer
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
     /// How many fdatasyncs of appended data succeeded since the log was opened.
@@ -790,7 +804,16 @@ impl SyncTarget for LogShared {
             )
         };
         // Everything written before this point is covered by the sync below.
+        let started = std::time::Instant::now();
         let result = file.sync_data();
+        if let Some(observe) = self
+            .sync_observer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            observe(started.elapsed());
+        }
         let mut st = self.lock();
         match result {
             Ok(()) => {

@@ -1,0 +1,198 @@
+//! Prometheus metrics and the health check, served over plain HTTP on
+//! `http_listen`: `GET /metrics` and `GET /health`.
+
+use super::Broker;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    fsync_seconds: Histogram,
+    log_end_offset: Family<Labels, Gauge>,
+    high_watermark: Family<Labels, Gauge>,
+    raft_term: Gauge,
+    raft_commit_index: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chronik");
+        let requests = Family::<Labels, Counter>::default();
+        let errors = Family::<Labels, Counter>::default();
+        let bytes_in = Counter::default();
+        let bytes_out = Counter::default();
+        // 50 µs to ~26 s.
+        let fsync_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 20));
+        let log_end_offset = Family::<Labels, Gauge>::default();
+        let high_watermark = Family::<Labels, Gauge>::default();
+        let raft_term = Gauge::default();
+        let raft_commit_index = Gauge::default();
+        registry.register(
+            "requests",
+            "Kafka requests received, by API",
+            requests.clone(),
+        );
+        registry.register("request_errors", "Requests or partitions answered with an error, and connections closed on bad input, by API", errors.clone());
+        registry.register(
+            "bytes_in",
+            "Bytes of Kafka requests received",
+            bytes_in.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "Bytes of Kafka responses sent",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "log_fsync_seconds",
+            "Duration of partition log fdatasyncs",
+            fsync_seconds.clone(),
+        );
+        registry.register(
+            "log_end_offset",
+            "Log end offset per partition",
+            log_end_offset.clone(),
+        );
+        registry.register(
+            "high_watermark",
+            "High watermark per partition",
+            high_watermark.clone(),
+        );
+        registry.register(
+            "raft_term",
+            "Current term of the metadata Raft group",
+            raft_term.clone(),
+        );
+        registry.register(
+            "raft_commit_index",
+            "Commit index of the metadata Raft group",
+            raft_commit_index.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            errors,
+            bytes_in,
+            bytes_out,
+            fsync_seconds,
+            log_end_offset,
+            high_watermark,
+            raft_term,
+            raft_commit_index,
+        }
+    }
+}
+
+fn api(name: &str) -> Labels {
+    vec![("api".to_string(), name.to_string())]
+}
+
+impl Metrics {
+    pub fn request(&self, api_name: &str, bytes: usize) {
+        self.requests.get_or_create(&api(api_name)).inc();
+        self.bytes_in.inc_by(bytes as u64 + 4);
+    }
+
+    pub fn error(&self, api_name: &str) {
+        self.errors.get_or_create(&api(api_name)).inc();
+    }
+
+    pub fn response(&self, bytes: usize) {
+        self.bytes_out.inc_by(bytes as u64);
+    }
+
+    pub fn fsync(&self, took: Duration) {
+        self.fsync_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The exposition text, with the gauges read fresh from the broker.
+    pub fn render(&self, broker: &Broker) -> String {
+        let view = broker.consensus.view();
+        self.raft_term.set(view.term as i64);
+        self.raft_commit_index.set(view.commit_index as i64);
+        self.log_end_offset.clear();
+        self.high_watermark.clear();
+        for ((topic, partition), log) in broker.partitions.all() {
+            let labels = vec![
+                ("topic".to_string(), topic),
+                ("partition".to_string(), partition.to_string()),
+            ];
+            self.log_end_offset
+                .get_or_create(&labels)
+                .set(log.log_end_offset() as i64);
+            self.high_watermark
+                .get_or_create(&labels)
+                .set(log.high_watermark() as i64);
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `/metrics` and `/health` until the task is aborted.
+pub async fn serve_http(broker: Arc<Broker>, listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let broker = Arc::clone(&broker);
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 4096];
+            let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request))
+                .await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let line = String::from_utf8_lossy(&request[..n]);
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            let (status, content_type, body) = match path {
+                "/metrics" => (
+                    "200 OK",
+                    "text/plain; version=0.0.4",
+                    broker.metrics.render(&broker),
+                ),
+                "/health" => {
+                    let view = broker.consensus.view();
+                    let registered = view.state.brokers.contains_key(&broker.config.node_id);
+                    match (&view.failed, registered) {
+                        (Some(why), _) => (
+                            "503 Service Unavailable",
+                            "text/plain",
+                            format!("failed: {why}\n"),
+                        ),
+                        (None, false) => (
+                            "503 Service Unavailable",
+                            "text/plain",
+                            "starting: not registered yet\n".to_string(),
+                        ),
+                        (None, true) => ("200 OK", "text/plain", "ok\n".to_string()),
+                    }
+                }
+                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
