@@ -163,13 +163,14 @@ fn run(
             next_tick += tick;
         }
         let mut changed = false;
+        let mut answers = Vec::new();
         while node.has_ready() {
             match node.process_ready() {
                 Ok(out) => {
                     changed |= out.state_changed;
                     for (id, outcome) in out.applied {
                         if let Some(reply) = pending.remove(&id) {
-                            let _ = reply.send(Ok(outcome));
+                            answers.push((reply, outcome));
                         }
                     }
                     // Peer messages: the cluster transport delivers them (issue 5);
@@ -190,6 +191,10 @@ fn run(
         if changed || now != published {
             published = now;
             publish(&node, &view, None);
+        }
+        // Only after the view shows them: a client told "done" can read it back.
+        for (reply, outcome) in answers {
+            let _ = reply.send(Ok(outcome));
         }
     }
 }

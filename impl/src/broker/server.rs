@@ -89,8 +89,7 @@ async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAd
                 broker
                     .metrics
                     .request(&format!("{:?}", request.api_key), size);
-                let broker = Arc::clone(&broker);
-                tokio::spawn(async move { handlers::handle(&broker, *request).await })
+                tokio::spawn(handlers::start(Arc::clone(&broker), *request))
             }
             Err(e) => {
                 broker.metrics.error("invalid_request");

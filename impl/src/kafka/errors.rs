@@ -14,6 +14,8 @@ pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const RECORD_LIST_TOO_LARGE: i16 = 18;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
@@ -30,6 +32,9 @@ pub fn from_log_error(error: &LogError) -> i16 {
         LogError::InvalidBatch(_) => CORRUPT_MESSAGE,
         LogError::BatchTooLarge { .. } => MESSAGE_TOO_LARGE,
         LogError::ShuttingDown => REQUEST_TIMED_OUT,
+        LogError::DuplicateSequence { .. } => NONE,
+        LogError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        LogError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
         LogError::Config(_) => INVALID_CONFIG,
         LogError::Io { .. }
         | LogError::Corrupt { .. }

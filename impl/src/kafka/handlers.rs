@@ -32,6 +32,56 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+type Handled = Result<Option<Bytes>, String>;
+
+/// Starts a request on the connection's reader task and returns the rest of its
+/// handling as a future to run concurrently. What must happen in request order
+/// (a Produce's appends) happens before this returns.
+pub fn start(
+    broker: Arc<Broker>,
+    request: Request,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Handled> + Send>> {
+    let Request {
+        api_key,
+        version,
+        header,
+        body,
+        peer,
+    } = request;
+    match body {
+        RequestKind::Produce(r) => {
+            let acks = r.acks;
+            let submitted = produce_submit(&broker, r, version);
+            Box::pin(async move {
+                let response = produce_finish(&broker, submitted).await;
+                if acks == 0 {
+                    return Ok(None);
+                }
+                codec::encode_response(
+                    api_key,
+                    version,
+                    header.correlation_id,
+                    &ResponseKind::Produce(response),
+                )
+                .map(Some)
+            })
+        }
+        body => Box::pin(async move {
+            handle(
+                &broker,
+                Request {
+                    api_key,
+                    version,
+                    header,
+                    body,
+                    peer,
+                },
+            )
+            .await
+        }),
+    }
+}
+
 /// Handles one request; `Ok(None)` means no response is sent (acks=0).
 pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, String> {
     let version = request.version;
@@ -42,7 +92,7 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, version).await),
         RequestKind::Produce(r) => {
             let acks = r.acks;
-            let response = produce(broker, r, version).await;
+            let response = produce_finish(broker, produce_submit(broker, r, version)).await;
             if acks == 0 {
                 return Ok(None);
             }
@@ -318,7 +368,22 @@ fn validate_records(records: &[u8]) -> Result<(), i16> {
 
 type AppendResult = Result<crate::log::AppendInfo, crate::log::LogError>;
 
-async fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> ProduceResponse {
+/// A Produce whose appends were issued, waiting for durability.
+pub struct SubmittedProduce {
+    responses: Vec<TopicProduceResponse>,
+    pending: Vec<(
+        usize,
+        usize,
+        Arc<PartitionLog>,
+        oneshot::Receiver<AppendResult>,
+    )>,
+    version: i16,
+}
+
+/// Issues a Produce's appends. Runs on the connection's reader task, so a
+/// connection's produces are appended in request order, as Kafka clients rely on
+/// for ordering within a partition (R-WIRE-3).
+fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> SubmittedProduce {
     let now = now_ms();
     let acks_valid = matches!(request.acks, -1..=1);
     let view = broker.consensus.view();
@@ -369,6 +434,20 @@ async fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Prod
                 .with_partition_responses(partition_responses),
         );
     }
+    SubmittedProduce {
+        responses,
+        pending,
+        version,
+    }
+}
+
+/// Waits for a submitted Produce's appends to be durable and builds the response.
+async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> ProduceResponse {
+    let SubmittedProduce {
+        mut responses,
+        pending,
+        version,
+    } = submitted;
     let mut moved = false;
     for (ti, pi, log, rx) in pending {
         let outcome = rx.await.unwrap_or(Err(crate::log::LogError::ShuttingDown));
@@ -381,6 +460,10 @@ async fn produce(broker: &Broker, request: ProduceRequest, version: i16) -> Prod
                 }
                 advance_high_watermark(&log);
                 moved = true;
+            }
+            // A producer's retry of a batch already written: answer as the original.
+            Err(crate::log::LogError::DuplicateSequence { base_offset }) => {
+                response.base_offset = base_offset as i64;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "append failed");

@@ -34,6 +34,21 @@ pub enum LogError {
     CorruptCheckpoint { path: PathBuf, reason: String },
     #[error("log {dir} is offline after a failed fsync; appends resume once it can be resynced")]
     Offline { dir: PathBuf },
+    /// The batch repeats one already appended (a producer retry): this is where it went.
+    #[error("duplicate of the batch at offset {base_offset}")]
+    DuplicateSequence { base_offset: u64 },
+    #[error("producer {producer_id}: sequence {got} where {expected} was expected")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id}: epoch {epoch} is older than the current {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     #[error("the group committer has stopped; the log is shutting down")]
     ShuttingDown,
     #[error("invalid log configuration: {0}")]

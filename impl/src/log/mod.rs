@@ -10,6 +10,7 @@ pub mod frame;
 mod group_commit;
 pub mod index;
 mod partition;
+pub mod producers;
 pub mod segment;
 
 pub use coalesce::SyncCoalescer;

@@ -73,6 +73,7 @@ struct LogState {
     last_checkpoint: Option<Checkpoint>,
     /// When the interval policy last synced this log (the caller's clock).
     last_interval_sync_ms: Option<u64>,
+    producers: super::producers::ProducerStates,
 }
 
 impl LogState {
@@ -193,7 +194,11 @@ impl PartitionLog {
             failure_epoch: 0,
             last_checkpoint: checkpoint,
             last_interval_sync_ms: None,
+            producers: Default::default(),
         };
+        for seg in state.segments.values() {
+            state.producers.merge(&seg.scanned_producers);
+        }
         let first_base = state.segments.keys().next().copied().unwrap_or(0);
         let log_end = state.log_end();
         let (start, hw) =
@@ -377,6 +382,7 @@ impl PartitionLog {
         if st.offline {
             self.shared.resync_after_failure(&mut st)?;
         }
+        st.producers.check(&header)?;
         let frame_len = (FRAME_HEADER_LEN + batch.len()) as u64;
         self.maybe_roll(&mut st, frame_len, header.offset_count(), now_ms)?;
         let index_interval = st.config.index_interval_bytes;
@@ -407,6 +413,7 @@ impl PartitionLog {
         active.record_batch(position, frame_len, &header, index_interval);
         active.first_append_ms.get_or_insert(now_ms);
         let log_end_offset = active.next_offset;
+        st.producers.record(&header, base_offset);
         let info = AppendInfo {
             base_offset,
             last_offset: base_offset + header.offset_count() - 1,

@@ -147,6 +147,8 @@ pub struct Segment {
     /// When the first batch was appended to this segment since it was opened, for
     /// rolling by age.
     pub first_append_ms: Option<u64>,
+    /// Producer state found by a recovery scan (empty if the segment was not scanned).
+    pub scanned_producers: super::producers::ProducerStates,
 }
 
 /// What a scan that must not cut anything found wrong.
@@ -196,6 +198,7 @@ impl Segment {
             max_timestamp: -1,
             bytes_since_index: 0,
             first_append_ms: None,
+            scanned_producers: Default::default(),
         }
     }
 
@@ -323,6 +326,7 @@ impl Segment {
                     ),
                 }));
             }
+            self.scanned_producers.record(&header, self.next_offset);
             self.record_batch(position, frame_len, &header, index_interval);
         }
     }

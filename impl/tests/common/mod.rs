@@ -89,3 +89,18 @@ pub fn open(disk: &Arc<dyn Disk>, dir: &Path, config: LogConfig) -> PartitionLog
         Err(e) => panic!("open {} failed: {e}", dir.display()),
     }
 }
+
+/// Marks a batch as sent by an idempotent producer, fixing its CRC-32C.
+pub fn with_producer(
+    mut batch: Vec<u8>,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = batch::compute_crc(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
