@@ -108,6 +108,31 @@ fn wait<C: Checker<ChronikModel>>(c: C, progress: bool, start: Instant) -> C {
     c.join()
 }
 
+/// The shortest counterexample (or example) for `property`, by iterative deepening: BFS
+/// keeps the last discovery it meets, not the first, so one BFS run does not give the
+/// shortest path. Each round is small for the bug configurations this is used on.
+/// `max_depth` bounds the number of actions.
+pub fn shortest(
+    model: &ChronikModel,
+    property: &'static str,
+    max_depth: usize,
+) -> Option<Path<State, Action>> {
+    // A state at checker depth d is reached by d - 1 actions, and states at the target
+    // depth are neither checked nor expanded: paths of k actions need target k + 2.
+    (1..=max_depth + 2).find_map(|d| {
+        let (_, _, _, mut found) = collect(
+            model
+                .clone()
+                .checker()
+                .target_max_depth(d)
+                .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
+                .spawn_bfs()
+                .join(),
+        );
+        found.remove(property)
+    })
+}
+
 type Found = (
     usize,
     usize,

@@ -46,6 +46,9 @@ struct ModelArgs {
     /// Committed CreateTopic records cannot be decoded on replay.
     #[arg(long)]
     undecodable: bool,
+    /// Start with every node booted (listener up), skipping start-up interleavings.
+    #[arg(long)]
+    booted: bool,
 }
 
 #[derive(Args)]
@@ -70,6 +73,9 @@ struct CheckArgs {
     /// Stop after generating about this many states.
     #[arg(long)]
     max_states: Option<usize>,
+    /// With --stop-on: print the shortest path to it (iterative deepening BFS).
+    #[arg(long)]
+    shortest: bool,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -95,6 +101,7 @@ fn build(a: &ModelArgs) -> ChronikModel {
     m.max_proposals = a.max_proposals;
     m.max_produce = a.max_produce;
     m.undecodable = a.undecodable;
+    m.booted = a.booted;
     for b in &a.bugs {
         m = m.with_bug(*b);
     }
@@ -138,13 +145,14 @@ fn check(a: CheckArgs) -> ExitCode {
     };
     let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
     println!(
-        "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} bugs=[{}]",
+        "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} booted={} bugs=[{}]",
         m.nodes,
         m.max_term,
         m.max_crashes,
         m.max_proposals,
         m.max_produce,
         m.undecodable,
+        m.booted,
         bugs.join(", ")
     );
     println!(
@@ -152,7 +160,7 @@ fn check(a: CheckArgs) -> ExitCode {
         strategy, a.threads, a.depth
     );
     let o = run(
-        m,
+        m.clone(),
         &Run {
             strategy,
             threads: a.threads,
@@ -169,7 +177,16 @@ fn check(a: CheckArgs) -> ExitCode {
         o.depth,
         o.elapsed.as_secs_f64()
     );
-    for (name, path) in &o.discoveries {
+    let mut discoveries = o.discoveries.clone();
+    if let (true, Some(p)) = (a.shortest, stop_on) {
+        let bound = discoveries
+            .get(p)
+            .map_or(0, |x| x.clone().into_actions().len());
+        if let Some(short) = chronik_model::check::shortest(&m, p, bound) {
+            discoveries.insert(p, short);
+        }
+    }
+    for (name, path) in &discoveries {
         let kind = if o.violated.contains(name) {
             "COUNTEREXAMPLE"
         } else {

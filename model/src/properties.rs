@@ -9,16 +9,17 @@ use crate::model::{ChronikModel, PARTITION_LEADER};
 use crate::state::*;
 
 pub mod names {
-    pub const START_1: &str = "R-START-1 no startup deadlock";
-    pub const START_2: &str = "R-START-2 live brokers registered when quiescent";
+    pub const START_1: &str = "R-START-1 consensus loop runs (no startup deadlock)";
+    pub const START_2: &str = "R-START-2 listener up without waiting for consensus";
+    pub const START_3: &str = "R-START-3 live brokers registered when quiescent";
     pub const PROPOSE_1: &str = "R-PROPOSE-1 no propose on a non-leader";
     pub const PERSIST_1: &str = "R-PERSIST-1 ack or vote implies durable";
     pub const PERSIST_2: &str = "R-PERSIST-2 applied implies durable";
-    pub const PERSIST_3: &str = "R-PERSIST-3 durable HardState loadable";
+    pub const PERSIST_2_HS: &str = "R-PERSIST-2 durable HardState loadable";
     pub const PERSIST_4: &str = "R-PERSIST-4 high watermark within durable data";
     pub const RECOVER_1: &str = "R-RECOVER-1 recovered log is the durable prefix";
     pub const RECOVER_2: &str = "R-RECOVER-2 replay rebuilds the applied image";
-    pub const WIRE_1: &str = "R-WIRE-1 fetched records are durable and stable";
+    pub const WIRE_7: &str = "R-WIRE-7 fetched records are durable and stable";
     pub const I_1: &str = "I-1 election safety";
     pub const I_2: &str = "I-2 log matching";
     pub const I_3: &str = "I-3 leader completeness";
@@ -37,16 +38,17 @@ use names::*;
 
 pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
     let mut v = vec![
-        Property::always(START_1, no_startup_deadlock),
-        Property::always(START_2, live_brokers_registered),
+        Property::always(START_1, loop_running),
+        Property::always(START_2, listener_up),
+        Property::always(START_3, live_brokers_registered),
         Property::always(PROPOSE_1, |_, s: &State| !s.ghost.panicked),
         Property::always(PERSIST_1, ack_implies_durable),
         Property::always(PERSIST_2, applied_implies_durable),
-        Property::always(PERSIST_3, hardstate_loadable),
+        Property::always(PERSIST_2_HS, hardstate_loadable),
         Property::always(PERSIST_4, hw_within_durable),
         Property::always(RECOVER_1, recovered_is_durable_prefix),
         Property::always(RECOVER_2, replay_rebuilds_image),
-        Property::always(WIRE_1, fetched_durable),
+        Property::always(WIRE_7, fetched_durable),
         Property::always(I_1, election_safety),
         Property::always(I_2, log_matching),
         Property::always(I_3, leader_completeness),
@@ -56,8 +58,12 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
         Property::sometimes(EX_ALL_REGISTERED, |_, s: &State| {
             s.nodes.iter().all(|n| n.phase == Phase::Registered)
         }),
-        Property::sometimes(EX_ACKED, |_, s: &State| !s.ghost.acked.is_empty()),
     ];
+    if m.max_produce >= 1 {
+        v.push(Property::sometimes(EX_ACKED, |_, s: &State| {
+            !s.ghost.acked.is_empty()
+        }));
+    }
     if m.nodes >= 2 {
         v.push(Property::sometimes(EX_FORWARDED, |_, s: &State| {
             s.nodes
@@ -69,6 +75,8 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
         v.push(Property::sometimes(EX_RESTART, |_, s: &State| {
             s.ghost.restarted && s.nodes.iter().any(|n| n.phase == Phase::Registered)
         }));
+    }
+    if m.max_crashes >= 1 && m.max_produce >= 1 {
         v.push(Property::sometimes(EX_READ_AFTER_CRASH, |_, s: &State| {
             s.ghost.restarted && !s.ghost.acked.is_empty() && !s.ghost.read.is_empty()
         }));
@@ -81,7 +89,16 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
     v
 }
 
-fn no_startup_deadlock(m: &ChronikModel, s: &State) -> bool {
+fn loop_running(m: &ChronikModel, s: &State) -> bool {
+    let started = s
+        .nodes
+        .iter()
+        .filter(|n| n.live())
+        .all(|n| n.loop_running());
+    started || !m.live_quorum(s) || !m.quiescent(s)
+}
+
+fn listener_up(m: &ChronikModel, s: &State) -> bool {
     let started = s.nodes.iter().filter(|n| n.live()).all(|n| n.listening());
     started || !m.live_quorum(s) || !m.quiescent(s)
 }
