@@ -31,6 +31,43 @@ pub struct Run {
     pub progress: bool,
 }
 
+impl Run {
+    /// Exhaustive DFS on 2 threads, no bounds beyond the model's.
+    pub fn dfs() -> Self {
+        Run {
+            strategy: Strategy::Dfs,
+            threads: 2,
+            max_depth: None,
+            stop_on: None,
+            max_states: None,
+            progress: false,
+        }
+    }
+
+    /// Single-threaded BFS that stops once `property` has a discovery.
+    pub fn bfs_until(property: &'static str) -> Self {
+        Run {
+            strategy: Strategy::Bfs,
+            threads: 1,
+            stop_on: Some(property),
+            ..Run::dfs()
+        }
+    }
+
+    /// Random walks on 2 threads.
+    pub fn simulation(seconds: u64, seed: u64) -> Self {
+        Run {
+            strategy: Strategy::Simulation { seconds, seed },
+            ..Run::dfs()
+        }
+    }
+
+    pub fn depth(mut self, depth: usize) -> Self {
+        self.max_depth = Some(depth);
+        self
+    }
+}
+
 pub struct Outcome {
     pub states: usize,
     pub unique: usize,

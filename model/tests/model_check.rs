@@ -2,7 +2,7 @@
 //! every `sometimes` property has an example), and each bug switch yields a counterexample
 //! for the property of the rule it breaks. Bounds and timings: model/README.md.
 
-use chronik_model::check::{format_path, run, shortest, Outcome, Run, Strategy};
+use chronik_model::check::{format_path, run, shortest, Outcome, Run};
 use chronik_model::properties::names;
 use chronik_model::{Bug, ChronikModel};
 
@@ -19,17 +19,7 @@ fn model(nodes: usize, term: u8, crashes: u8, proposals: u8, produce: u8) -> Chr
 const THREE_NODE_DEPTH: usize = 30;
 
 fn exhaustive(m: ChronikModel) -> Outcome {
-    run(
-        m,
-        &Run {
-            strategy: Strategy::Dfs,
-            threads: 2,
-            max_depth: None,
-            stop_on: None,
-            max_states: None,
-            progress: false,
-        },
-    )
+    run(m, &Run::dfs())
 }
 
 fn assert_all_hold(label: &str, o: &Outcome) {
@@ -91,17 +81,7 @@ fn two_nodes_partition_data_all_properties_hold() {
 fn three_nodes_all_properties_hold() {
     let mut m = model(3, 1, 0, 0, 0);
     m.booted = true;
-    let o = run(
-        m,
-        &Run {
-            strategy: Strategy::Dfs,
-            threads: 2,
-            max_depth: Some(THREE_NODE_DEPTH),
-            stop_on: None,
-            max_states: None,
-            progress: false,
-        },
-    );
+    let o = run(m, &Run::dfs().depth(THREE_NODE_DEPTH));
     // Bounded by depth, so `sometimes` examples deeper than the bound are not expected.
     eprintln!(
         "3 nodes: states={} unique={} depth={} time={:.1}s",
@@ -119,20 +99,7 @@ fn three_nodes_random_walks_find_no_violation() {
     // Full 3-node bounds from an un-booted start, as random walks: crashes, restarts,
     // metadata writes and produce at depths the exhaustive 3-node run does not reach.
     // Walks rarely reach the deep examples, so only safety is asserted here.
-    let o = run(
-        model(3, 2, 1, 1, 1),
-        &Run {
-            strategy: Strategy::Simulation {
-                seconds: 20,
-                seed: 4,
-            },
-            threads: 2,
-            max_depth: None,
-            stop_on: None,
-            max_states: None,
-            progress: false,
-        },
-    );
+    let o = run(model(3, 2, 1, 1, 1), &Run::simulation(20, 4));
     eprintln!(
         "3 nodes, simulation: states={} depth={} time={:.1}s, examples found: {:?}",
         o.states,
@@ -160,17 +127,7 @@ fn assert_bug_found(bug: Bug, m: ChronikModel) {
 
 fn assert_violates(m: ChronikModel, bug: Bug, expected: &'static str) {
     let nodes = m.nodes;
-    let o = run(
-        m.clone(),
-        &Run {
-            strategy: Strategy::Bfs,
-            threads: 1,
-            max_depth: None,
-            stop_on: Some(expected),
-            max_states: None,
-            progress: false,
-        },
-    );
+    let o = run(m.clone(), &Run::bfs_until(expected));
     assert!(
         o.violated.contains(&expected),
         "{}: no counterexample for {expected:?} (violated: {:?}, unique states {})",
