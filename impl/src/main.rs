@@ -1,116 +1,130 @@
 //! `chronik`: the broker binary. One node by default, data under ./data, Kafka on
 //! 127.0.0.1:9092.
 
-use anyhow::Context;
-use chronik::broker::{BrokerConfig, RunningBroker};
-use clap::Parser;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use tokio::signal::unix::{signal, SignalKind};
+// Under `--cfg loom` (the loom tests build every target of the package) tokio has
+// no networking, so the binary is empty.
+#[cfg(loom)]
+fn main() {}
 
-#[global_allocator]
-static ALLOCATOR: chronik::alloc_guard::GuardedAlloc = chronik::alloc_guard::GuardedAlloc;
-
-#[derive(Parser, Debug)]
-#[command(name = "chronik", version, about = "A Kafka-compatible broker")]
-struct Args {
-    /// TOML file with broker settings (see BrokerConfig); flags override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    node_id: Option<i32>,
-    /// Where logs and metadata are stored.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Address of the Kafka listener.
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    /// Host clients are told to connect to.
-    #[arg(long)]
-    advertised_host: Option<String>,
-    #[arg(long)]
-    advertised_port: Option<u16>,
-    /// Where to serve /metrics (Prometheus) and /health over HTTP.
-    #[arg(long)]
-    http_listen: Option<SocketAddr>,
-    /// 0: fdatasync before every acknowledgement (default); N: every N ms (weaker).
-    #[arg(long)]
-    fsync_interval_ms: Option<u64>,
-    /// Log filter, e.g. info or chronik=debug.
-    #[arg(long, default_value = "info")]
-    log_level: String,
-}
-
-fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
-        }
-        None => BrokerConfig::default(),
-    };
-    if let Some(v) = args.node_id {
-        config.node_id = v;
-    }
-    if let Some(v) = &args.data_dir {
-        config.data_dir = v.clone();
-    }
-    if let Some(v) = args.listen {
-        config.listen = v;
-    }
-    if let Some(v) = &args.advertised_host {
-        config.advertised_host = Some(v.clone());
-    }
-    if let Some(v) = args.advertised_port {
-        config.advertised_port = Some(v);
-    }
-    if let Some(v) = args.http_listen {
-        config.http_listen = Some(v);
-    }
-    if let Some(v) = args.fsync_interval_ms {
-        config.fsync_interval_ms = v;
-    }
-    config.validate().map_err(anyhow::Error::msg)?;
-    Ok(config)
-}
-
+#[cfg(not(loom))]
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = load_config(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let broker = RunningBroker::start(config).await?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut view = broker.broker.consensus.subscribe();
-        let failure = loop {
-            tokio::select! {
-                _ = terminate.recv() => break None,
-                _ = interrupt.recv() => break None,
-                changed = view.changed() => {
-                    if changed.is_err() {
-                        break Some("consensus loop ended".to_string());
-                    }
-                    if let Some(why) = view.borrow().failed.clone() {
-                        break Some(why);
+    app::main()
+}
+
+#[cfg(not(loom))]
+mod app {
+
+    use anyhow::Context;
+    use chronik::broker::{BrokerConfig, RunningBroker};
+    use clap::Parser;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use tokio::signal::unix::{signal, SignalKind};
+
+    #[global_allocator]
+    pub static ALLOCATOR: chronik::alloc_guard::GuardedAlloc = chronik::alloc_guard::GuardedAlloc;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "chronik", version, about = "A Kafka-compatible broker")]
+    struct Args {
+        /// TOML file with broker settings (see BrokerConfig); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        node_id: Option<i32>,
+        /// Where logs and metadata are stored.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address of the Kafka listener.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Host clients are told to connect to.
+        #[arg(long)]
+        advertised_host: Option<String>,
+        #[arg(long)]
+        advertised_port: Option<u16>,
+        /// Where to serve /metrics (Prometheus) and /health over HTTP.
+        #[arg(long)]
+        http_listen: Option<SocketAddr>,
+        /// 0: fdatasync before every acknowledgement (default); N: every N ms (weaker).
+        #[arg(long)]
+        fsync_interval_ms: Option<u64>,
+        /// Log filter, e.g. info or chronik=debug.
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    }
+
+    fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
+        let mut config = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => BrokerConfig::default(),
+        };
+        if let Some(v) = args.node_id {
+            config.node_id = v;
+        }
+        if let Some(v) = &args.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = args.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &args.advertised_host {
+            config.advertised_host = Some(v.clone());
+        }
+        if let Some(v) = args.advertised_port {
+            config.advertised_port = Some(v);
+        }
+        if let Some(v) = args.http_listen {
+            config.http_listen = Some(v);
+        }
+        if let Some(v) = args.fsync_interval_ms {
+            config.fsync_interval_ms = v;
+        }
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+
+    pub fn main() -> anyhow::Result<()> {
+        let args = Args::parse();
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        let config = load_config(&args)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let broker = RunningBroker::start(config).await?;
+            let mut terminate = signal(SignalKind::terminate())?;
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let mut view = broker.broker.consensus.subscribe();
+            let failure = loop {
+                tokio::select! {
+                    _ = terminate.recv() => break None,
+                    _ = interrupt.recv() => break None,
+                    changed = view.changed() => {
+                        if changed.is_err() {
+                            break Some("consensus loop ended".to_string());
+                        }
+                        if let Some(why) = view.borrow().failed.clone() {
+                            break Some(why);
+                        }
                     }
                 }
+            };
+            broker.shutdown().await;
+            match failure {
+                None => Ok(()),
+                Some(why) => Err(anyhow::anyhow!("metadata node failed: {why}")),
             }
-        };
-        broker.shutdown().await;
-        match failure {
-            None => Ok(()),
-            Some(why) => Err(anyhow::anyhow!("metadata node failed: {why}")),
-        }
-    })
+        })
+    }
 }
