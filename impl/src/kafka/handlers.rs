@@ -338,7 +338,14 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
         .with_brokers(brokers)
         .with_topics(topics);
     if version >= 1 {
-        response.controller_id = BrokerId(view.leader_id.map_or(-1, |id| id as i32));
+        // Name a controller only if clients can find it in the broker list: kafkajs
+        // and librdkafka send CreateTopics there, and stall on an id they cannot
+        // resolve (R-WIRE-6).
+        let controller = view
+            .leader_id
+            .map(|id| id as i32)
+            .filter(|id| state.brokers.contains_key(id));
+        response.controller_id = BrokerId(controller.unwrap_or(-1));
     }
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_static_str("chronik"));
