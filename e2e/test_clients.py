@@ -165,8 +165,11 @@ def test_r_recover_2_kill_9_during_acks_all_produce_loses_no_acknowledged_messag
         time.sleep(0.02)
     assert listed is not None and listed < 2.0, f"Metadata listed the broker after {listed}s"
 
+    from kafka.admin import ConfigResource, ConfigResourceType
     admin = KafkaAdminClient(bootstrap_servers=b2.bootstrap)
     assert "crash" in admin.list_topics(), "the topic survived"
+    configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "crash")])
+    assert configs["topic"]["crash"]["retention.ms"]["value"] == "86400000", "its config survived"
     admin.close()
     seen = consume_all(b2.bootstrap, "crash", 2, len(acked_now))
     missing = [k for k in acked_now if seen.get(k) != acked_now[k]]
