@@ -15,8 +15,10 @@ pub enum Strategy {
     Bfs,
     /// Exhaustive, low memory.
     Dfs,
-    /// Random walks for this long, from this seed.
+    /// stateright's simulation checker for this long, from this seed.
     Simulation { seconds: u64, seed: u64 },
+    /// Our own random walks (see `walk`) for this long, from this seed.
+    Walks { seconds: u64, seed: u64 },
 }
 
 pub struct Run {
@@ -62,6 +64,15 @@ impl Run {
         }
     }
 
+    /// Our own random walks on one thread.
+    pub fn walks(seconds: u64, seed: u64) -> Self {
+        Run {
+            strategy: Strategy::Walks { seconds, seed },
+            threads: 1,
+            ..Run::dfs()
+        }
+    }
+
     pub fn depth(mut self, depth: usize) -> Self {
         self.max_depth = Some(depth);
         self
@@ -81,6 +92,9 @@ pub struct Outcome {
 }
 
 pub fn run(model: ChronikModel, run: &Run) -> Outcome {
+    if let Strategy::Walks { seconds, seed } = run.strategy {
+        return walks(&model, seconds, seed, run.max_depth.unwrap_or(400));
+    }
     let props = model.properties();
     let mut b = model.checker().threads(run.threads.max(1));
     if let Some(d) = run.max_depth {
@@ -102,6 +116,7 @@ pub fn run(model: ChronikModel, run: &Run) -> Outcome {
             run.progress,
             start,
         )),
+        Strategy::Walks { .. } => unreachable!("handled above"),
     };
     let elapsed = start.elapsed();
     let violated = props
@@ -168,6 +183,92 @@ pub fn shortest(
         );
         found.remove(property)
     })
+}
+
+/// xorshift64*: deterministic from the seed, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x % n.max(1) as u64) as usize
+    }
+}
+
+/// Random walks from the initial state, each step uniform over the actions that change the
+/// state and stay within bounds, until no action is left or `max_depth` steps. Unlike
+/// stateright's simulation checker, a walk does not stop at a state another walk visited,
+/// so walks reach deep states (all brokers registered, crash and restart, acks).
+/// Properties are checked on every state; the first discovery per property is kept.
+fn walks(model: &ChronikModel, seconds: u64, seed: u64, max_depth: usize) -> Outcome {
+    let props = model.properties();
+    let start = Instant::now();
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut found: BTreeMap<&'static str, Vec<Action>> = BTreeMap::new();
+    let (mut states, mut depth) = (0usize, 0usize);
+    let init = model.init_state();
+    while start.elapsed() < Duration::from_secs(seconds) {
+        let mut s = init.clone();
+        let mut taken: Vec<Action> = Vec::new();
+        loop {
+            states += 1;
+            for p in &props {
+                let holds = (p.condition)(model, &s);
+                let hit = match p.expectation {
+                    Expectation::Sometimes => holds,
+                    _ => !holds,
+                };
+                if hit && !found.contains_key(p.name) {
+                    found.insert(p.name, taken.clone());
+                }
+            }
+            if taken.len() >= max_depth {
+                break;
+            }
+            let mut acts = Vec::new();
+            model.enabled(&s, &mut acts);
+            let next: Vec<(Action, State)> = acts
+                .into_iter()
+                .filter_map(|a| model.step(&s, a.clone()).map(|t| (a, t)))
+                .filter(|(_, t)| model.within_boundary(t))
+                .collect();
+            if next.is_empty() {
+                break;
+            }
+            let (a, t) = next[rng.below(next.len())].clone();
+            taken.push(a);
+            s = t;
+        }
+        depth = depth.max(taken.len());
+    }
+    let discoveries: BTreeMap<&'static str, Path<State, Action>> = found
+        .into_iter()
+        .filter_map(|(name, acts)| {
+            Path::from_actions(model, init.clone(), acts.iter()).map(|p| (name, p))
+        })
+        .collect();
+    let violated = props
+        .iter()
+        .filter(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name))
+        .map(|p| p.name)
+        .collect();
+    let missing_examples = props
+        .iter()
+        .filter(|p| p.expectation == Expectation::Sometimes && !discoveries.contains_key(p.name))
+        .map(|p| p.name)
+        .collect();
+    Outcome {
+        states,
+        unique: 0,
+        depth,
+        elapsed: start.elapsed(),
+        discoveries,
+        violated,
+        missing_examples,
+    }
 }
 
 type Found = (

@@ -61,6 +61,10 @@ struct CheckArgs {
     /// Random walks for this many seconds instead of exhaustive search.
     #[arg(long)]
     sim: Option<u64>,
+    /// With --sim: use stateright's simulation checker instead of our walks (it ends a
+    /// walk at any state seen before, so its walks stay short on this model).
+    #[arg(long)]
+    stateright_sim: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, value_enum, default_value_t = Search::Dfs)]
@@ -136,7 +140,11 @@ fn check(a: CheckArgs) -> ExitCode {
         },
     };
     let strategy = match (a.sim, a.search) {
-        (Some(seconds), _) => Strategy::Simulation {
+        (Some(seconds), _) if a.stateright_sim => Strategy::Simulation {
+            seconds,
+            seed: a.seed,
+        },
+        (Some(seconds), _) => Strategy::Walks {
             seconds,
             seed: a.seed,
         },

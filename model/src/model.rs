@@ -235,7 +235,11 @@ impl ChronikModel {
                 out.push(Action::ClientCreateTopic(n));
             }
             if node.can_step() {
-                if node.role != Role::Leader && !self.live_leader_at_or_above(s, node.term) {
+                // A node that knows no leader may time out at any time (it has heard no
+                // heartbeat yet); one that follows a live leader does not.
+                if node.role != Role::Leader
+                    && (node.leader.is_none() || !self.live_leader_at_or_above(s, node.term))
+                {
                     out.push(Action::Timeout(n));
                 }
                 if node.role == Role::Leader
@@ -284,8 +288,8 @@ impl ChronikModel {
             | Action::ClientCreateTopic(_)
             | Action::Produce
             | Action::Fetch => false,
-            // Enabled only while no live leader at or above the node's term exists (the
-            // guard in `enabled`), so an election that can happen is progress.
+            // Enabled only for a node that follows no live leader (the guard in
+            // `enabled`), so an election that can happen is progress.
             _ => true,
         }
     }
