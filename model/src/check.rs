@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, UniformChooser};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, Property, UniformChooser};
 
 use crate::model::{Action, ChronikModel};
 use crate::state::{Phase, Role, State};
@@ -118,26 +118,7 @@ pub fn run(model: ChronikModel, run: &Run) -> Outcome {
         )),
         Strategy::Walks { .. } => unreachable!("handled above"),
     };
-    let elapsed = start.elapsed();
-    let violated = props
-        .iter()
-        .filter(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name))
-        .map(|p| p.name)
-        .collect();
-    let missing_examples = props
-        .iter()
-        .filter(|p| p.expectation == Expectation::Sometimes && !discoveries.contains_key(p.name))
-        .map(|p| p.name)
-        .collect();
-    Outcome {
-        states,
-        unique,
-        depth,
-        elapsed,
-        discoveries,
-        violated,
-        missing_examples,
-    }
+    outcome(&props, states, unique, depth, start.elapsed(), discoveries)
 }
 
 fn wait<C: Checker<ChronikModel>>(c: C, progress: bool, start: Instant) -> C {
@@ -183,6 +164,32 @@ pub fn shortest(
         );
         found.remove(property)
     })
+}
+
+fn outcome(
+    props: &[Property<ChronikModel>],
+    states: usize,
+    unique: usize,
+    depth: usize,
+    elapsed: Duration,
+    discoveries: BTreeMap<&'static str, Path<State, Action>>,
+) -> Outcome {
+    let with = |e: Expectation, found: bool| -> Vec<&'static str> {
+        props
+            .iter()
+            .filter(|p| p.expectation == e && discoveries.contains_key(p.name) == found)
+            .map(|p| p.name)
+            .collect()
+    };
+    Outcome {
+        states,
+        unique,
+        depth,
+        elapsed,
+        violated: with(Expectation::Always, true),
+        missing_examples: with(Expectation::Sometimes, false),
+        discoveries,
+    }
 }
 
 /// xorshift64*: deterministic from the seed, no dependency.
@@ -250,25 +257,7 @@ fn walks(model: &ChronikModel, seconds: u64, seed: u64, max_depth: usize) -> Out
             Path::from_actions(model, init.clone(), acts.iter()).map(|p| (name, p))
         })
         .collect();
-    let violated = props
-        .iter()
-        .filter(|p| p.expectation == Expectation::Always && discoveries.contains_key(p.name))
-        .map(|p| p.name)
-        .collect();
-    let missing_examples = props
-        .iter()
-        .filter(|p| p.expectation == Expectation::Sometimes && !discoveries.contains_key(p.name))
-        .map(|p| p.name)
-        .collect();
-    Outcome {
-        states,
-        unique: 0,
-        depth,
-        elapsed: start.elapsed(),
-        discoveries,
-        violated,
-        missing_examples,
-    }
+    outcome(&props, states, 0, depth, start.elapsed(), discoveries)
 }
 
 type Found = (
