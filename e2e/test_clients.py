@@ -244,3 +244,38 @@ def test_r_ops_1_health_and_prometheus_metrics(broker):
     assert int(lines["chronik_log_fsync_seconds_count"]) >= 1
     assert int(lines["chronik_raft_commit_index"]) >= 1
     assert int(lines["chronik_bytes_in_total"]) > 0 and int(lines["chronik_bytes_out_total"]) > 0
+
+
+def test_r_log_1_compressed_batches_are_stored_as_sent_and_read_back(broker):
+    from confluent_kafka import Consumer
+    for codec in ["gzip", "lz4", "zstd", "snappy"]:
+        topic = f"compressed-{codec}"
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all",
+                             "compression.type": codec, "linger.ms": 20})
+        for i in range(500):
+            producer.produce(topic, value=(b"%s-%04d " % (codec.encode(), i)) * 20)
+        assert producer.flush(30) == 0
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"c-{codec}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe([topic])
+        got = []
+        deadline = time.time() + 30
+        while len(got) < 500 and time.time() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                got.append(msg.value())
+        consumer.close()
+        assert got == [(b"%s-%04d " % (codec.encode(), i)) * 20 for i in range(500)], codec
+
+
+def test_r_ops_2_sigterm_flushes_and_exits_cleanly(broker_factory, tmp_path):
+    data = tmp_path / "termdata"
+    b = broker_factory(data)
+    producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+    for i in range(1000):
+        producer.produce("term", b"t%d" % i)
+    assert producer.flush(30) == 0
+    assert b.stop() == 0, "SIGTERM must exit 0"
+    b2 = broker_factory(data, port=b.port)
+    seen = consume_all(b2.bootstrap, "term", 1, 1000)
+    assert [seen[(0, o)] for o in range(1000)] == [b"t%d" % i for i in range(1000)]
