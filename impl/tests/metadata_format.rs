@@ -87,7 +87,8 @@ fn golden(name: &str) -> PathBuf {
 #[test]
 fn r_recover_3_every_command_variant_round_trips_through_json() {
     for envelope in every_variant() {
-        let bytes = envelope.encode();
+        let bytes = envelope.encode().map_err(|e| e.to_string());
+        let bytes = bytes.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             CommandEnvelope::decode(&bytes),
             Ok(envelope.clone()),
@@ -100,7 +101,8 @@ fn r_recover_3_every_command_variant_round_trips_through_json() {
 fn r_recover_3_the_snapshot_round_trips() {
     let state = state_after(&every_variant());
     assert!(!state.topics.is_empty() && !state.offsets.is_empty() && !state.brokers.is_empty());
-    assert_eq!(Snapshot::decode(&Snapshot::encode(&state)), Ok(state));
+    let encoded = Snapshot::encode(&state).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Snapshot::decode(&encoded), Ok(state));
 }
 
 #[test]
@@ -157,13 +159,13 @@ fn write_golden() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut lines = Vec::new();
     for envelope in every_variant() {
-        lines.extend(envelope.encode());
+        lines.extend(envelope.encode()?);
         lines.push(b'\n');
     }
     std::fs::write(golden("commands_v1.jsonl"), lines)?;
     std::fs::write(
         golden("snapshot_v1.json"),
-        Snapshot::encode(&state_after(&every_variant())),
+        Snapshot::encode(&state_after(&every_variant()))?,
     )?;
     Ok(())
 }

@@ -170,7 +170,7 @@ impl MetadataNode {
             });
         }
         self.raw
-            .propose(vec![], envelope.encode())
+            .propose(vec![], envelope.encode().map_err(ProposeError::Dropped)?)
             .map_err(|e| ProposeError::Dropped(e.to_string()))
     }
 
@@ -296,7 +296,8 @@ impl MetadataNode {
             .term(applied)
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let mut snapshot = raft::eraftpb::Snapshot::default();
-        snapshot.set_data(Snapshot::encode(&self.state).into());
+        let data = Snapshot::encode(&self.state).map_err(NodeError::Raft)?;
+        snapshot.set_data(data.into());
         let meta = snapshot.mut_metadata();
         meta.index = applied;
         meta.term = term;

@@ -334,12 +334,21 @@ impl RaftWal {
 
         // Rewrite the WAL with the entries after the snapshot and the HardState.
         let (entries, hs) = {
-            let last = store.mem.last_index().unwrap_or(index);
+            let last = store
+                .mem
+                .last_index()
+                .map_err(|e| corrupt(&self.path, 0, format!("last index: {e}")))?;
             let entries = if last > index {
                 store
                     .mem
                     .entries(index + 1, last + 1, None, GetEntriesContext::empty(false))
-                    .unwrap_or_default()
+                    .map_err(|e| {
+                        corrupt(
+                            &self.path,
+                            0,
+                            format!("read entries after the snapshot: {e}"),
+                        )
+                    })?
             } else {
                 Vec::new()
             };

@@ -221,7 +221,7 @@ impl Coordinator {
         if rebalance_needed || group.state != GroupState::PreparingRebalance {
             prepare_rebalance(group, now_ms);
         }
-        maybe_complete_join(group, now_ms, false);
+        maybe_complete_join(group, false);
         rx
     }
 
@@ -366,11 +366,11 @@ impl Coordinator {
                 }
                 membership_changed(group, now_ms);
             }
-            maybe_complete_join(group, now_ms, false);
+            maybe_complete_join(group, false);
             if group.state == GroupState::PreparingRebalance
                 && now_ms >= group.rebalance_deadline_ms
             {
-                maybe_complete_join(group, now_ms, true);
+                maybe_complete_join(group, true);
             }
         }
     }
@@ -482,13 +482,13 @@ fn membership_changed(group: &mut Group, now_ms: u64) {
         group.generation += 1;
     } else {
         prepare_rebalance(group, now_ms);
-        maybe_complete_join(group, now_ms, false);
+        maybe_complete_join(group, false);
     }
 }
 
 /// Completes the join phase once every member has rejoined, or at the deadline
 /// (`force`), dropping those that did not.
-fn maybe_complete_join(group: &mut Group, _now_ms: u64, force: bool) {
+fn maybe_complete_join(group: &mut Group, force: bool) {
     if group.state != GroupState::PreparingRebalance {
         return;
     }

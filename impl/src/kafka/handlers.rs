@@ -109,7 +109,7 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
         }
         other => {
             let client_id = request.header.client_id.as_deref().unwrap_or("");
-            let other = match super::group_handlers::handle(
+            let body = match super::group_handlers::handle(
                 broker,
                 other,
                 version,
@@ -119,12 +119,15 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
             .await
             {
                 Ok(body) => body,
-                Err(other) => match super::admin_handlers::handle(broker, other, version).await {
-                    Ok(body) => body,
-                    Err(_) => return Err(format!("no handler for {:?}", request.api_key)),
-                },
+                Err(not_a_group_request) => {
+                    match super::admin_handlers::handle(broker, not_a_group_request, version).await
+                    {
+                        Ok(body) => body,
+                        Err(_) => return Err(format!("no handler for {:?}", request.api_key)),
+                    }
+                }
             };
-            other
+            body
         }
     };
     codec::encode_response(
@@ -365,8 +368,7 @@ fn advance_high_watermark(log: &PartitionLog) {
 
 /// Checks that a Produce request's records are exactly one valid RecordBatch v2.
 fn validate_records(records: &[u8]) -> Result<(), i16> {
-    let header = BatchHeader::parse(records).map_err(|_| errors::CORRUPT_MESSAGE)?;
-    let _ = header;
+    BatchHeader::parse(records).map_err(|_| errors::CORRUPT_MESSAGE)?;
     if !batch::crc_is_valid(records) {
         return Err(errors::CORRUPT_MESSAGE);
     }

@@ -23,9 +23,8 @@ impl CommandEnvelope {
         }
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        // A tree of strings, integers and maps always serializes.
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(self).map_err(|e| format!("cannot encode command: {e}"))
     }
 
     /// Decodes an entry. An error here, for an entry in the committed log, must stop

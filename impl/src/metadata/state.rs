@@ -82,12 +82,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn encode(state: &MetadataState) -> Vec<u8> {
+    pub fn encode(state: &MetadataState) -> Result<Vec<u8>, String> {
         serde_json::to_vec(&Snapshot {
             version: SNAPSHOT_VERSION,
             state: state.clone(),
         })
-        .unwrap_or_default()
+        .map_err(|e| format!("cannot encode snapshot: {e}"))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<MetadataState, String> {
