@@ -19,6 +19,7 @@ fn every_variant() -> Vec<CommandEnvelope> {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: Some("r1".into()),
+            incarnation: 0,
         },
         MetadataCommand::CreateTopic {
             name: "orders".into(),
@@ -130,6 +131,41 @@ fn r_recover_3_a_newer_or_garbled_command_is_refused_not_skipped() {
             .is_err()
     );
     assert!(CommandEnvelope::decode(b"\x00\x01").is_err());
+}
+
+#[test]
+fn r_start_3_a_late_registration_of_an_earlier_incarnation_is_refused() {
+    let register = |incarnation: u64| MetadataCommand::RegisterBroker {
+        broker_id: 2,
+        host: "127.0.0.1".into(),
+        port: 9093,
+        rack: None,
+        incarnation,
+    };
+    let mut state = MetadataState::default();
+    assert_eq!(
+        state.apply(1, &CommandEnvelope::new(1, register(2))),
+        ApplyOutcome::Done
+    );
+    // A forward from the broker's previous life, applied after the new registration.
+    let late = state.apply(2, &CommandEnvelope::new(2, register(1)));
+    assert!(
+        matches!(late, ApplyOutcome::Rejected { code: 77, .. }),
+        "{late:?}"
+    );
+    assert_eq!(state.brokers[&2].incarnation, 2);
+    // The same incarnation again is an idempotent retry.
+    assert_eq!(
+        state.apply(3, &CommandEnvelope::new(3, register(2))),
+        ApplyOutcome::Done
+    );
+    // A record of format version 1 carries no incarnation and decodes as 0.
+    let v1 = br#"{"version":1,"id":9,"command":{"type":"RegisterBroker","broker_id":3,"host":"h","port":1,"rack":null}}"#;
+    let decoded = CommandEnvelope::decode(v1).expect("version 1 decodes");
+    assert!(matches!(
+        decoded.command,
+        MetadataCommand::RegisterBroker { incarnation: 0, .. }
+    ));
 }
 
 #[test]

@@ -112,6 +112,7 @@ fn r_recover_2_committed_metadata_is_replayed_after_a_crash() -> TestResult {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            incarnation: 1,
         },
     )?;
     for (i, name) in ["a", "b", "c"].iter().enumerate() {

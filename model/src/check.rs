@@ -300,7 +300,7 @@ pub fn summary(s: &State) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "    n{i} {phase:<11} {role} t{} v{:?} log[{}] stable={} commit={} applied={} brokers={:03b} topics={} | durable log={} hs=(t{} v{:?} c{}){} | plog={} durable={} hw={}{}",
+            "    n{i} {phase:<11} {role} t{} v{:?} log[{}] stable={} commit={} applied={} brokers={:?} topics={} | durable log={} hs=(t{} v{:?} c{}){} | plog={} durable={} hw={}{}",
             n.term,
             n.vote,
             log.join(","),

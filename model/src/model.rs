@@ -69,6 +69,9 @@ impl Bug {
     pub fn min_nodes(self) -> usize {
         match self {
             Bug::DeferredRegistration => 2,
+            // On a single node the commit index moves in `advance`, and its fsync
+            // (see `advance`) covers the entries too: only a follower shows the bug.
+            Bug::AdvanceBeforePersist => 2,
             _ => 1,
         }
     }
@@ -201,13 +204,16 @@ fn idx(n: NodeId) -> usize {
 impl ChronikModel {
     pub fn init_state(&self) -> State {
         let mut node = Node::new();
+        let mut ghost = Ghost::default();
         if self.booted {
             node.phase = Phase::Listening;
+            node.incarnation = 1;
+            ghost.boots = [1; MAX_NODES];
         }
         State {
             nodes: (0..self.nodes).map(|_| node.clone()).collect(),
             net: Default::default(),
-            ghost: Ghost::default(),
+            ghost,
         }
     }
 
@@ -323,16 +329,16 @@ impl ChronikModel {
         if self.bug(Bug::DeferredRegistration) && node.role != Role::Leader {
             return false;
         }
+        let mine = Cmd::Register(n, node.incarnation);
         let in_flight = s
             .net
             .iter()
-            .any(|e| matches!(e.msg, Msg::Forward { cmd: Cmd::Register(b) } if b == n));
-        let in_log = s.nodes.iter().filter(|m| m.live()).any(|m| {
-            m.log
-                .iter()
-                .enumerate()
-                .any(|(i, e)| e.cmd == Cmd::Register(n) && i >= usize::from(node.boot_applied))
-        });
+            .any(|e| matches!(e.msg, Msg::Forward { cmd } if cmd == mine));
+        let in_log = s
+            .nodes
+            .iter()
+            .filter(|m| m.live())
+            .any(|m| m.log.iter().any(|e| e.cmd == mine));
         !in_flight && !in_log
     }
 
@@ -346,10 +352,14 @@ impl ChronikModel {
                 t.nodes[idx(n)].phase = Phase::Listening;
                 self.mark_registered(&mut t, n);
                 if !self.bug(Bug::DeferredRegistration) || t.nodes[idx(n)].role == Role::Leader {
-                    self.submit(&mut t, n, Cmd::Register(n));
+                    let incarnation = t.nodes[idx(n)].incarnation;
+                    self.submit(&mut t, n, Cmd::Register(n, incarnation));
                 }
             }
-            Action::RegisterRetry(n) => self.submit(&mut t, n, Cmd::Register(n)),
+            Action::RegisterRetry(n) => {
+                let incarnation = t.nodes[idx(n)].incarnation;
+                self.submit(&mut t, n, Cmd::Register(n, incarnation))
+            }
             Action::ClientCreateTopic(n) => {
                 t.ghost.proposals += 1;
                 self.submit(&mut t, n, Cmd::CreateTopic);
@@ -396,6 +406,8 @@ impl ChronikModel {
 
     fn restart(&self, t: &mut State, n: NodeId) {
         let was_crashed = t.ghost.crashes > 0;
+        t.ghost.boots[idx(n)] = t.ghost.boots[idx(n)].saturating_add(1);
+        let incarnation = t.ghost.boots[idx(n)];
         let node = &mut t.nodes[idx(n)];
         let disk = std::mem::take(&mut node.disk);
         let mut fresh = Node::new();
@@ -427,7 +439,7 @@ impl ChronikModel {
             }
         }
         fresh.applied = len8(&fresh.log[..committed]);
-        fresh.boot_applied = fresh.applied;
+        fresh.incarnation = incarnation;
         *node = fresh;
         if was_crashed {
             t.ghost.restarted = true;
@@ -451,14 +463,8 @@ impl ChronikModel {
 
     fn mark_registered(&self, t: &mut State, n: NodeId) {
         let node = &mut t.nodes[idx(n)];
-        if node.phase == Phase::Listening {
-            let above_boot = node.log[..usize::from(node.applied)]
-                .iter()
-                .enumerate()
-                .any(|(i, e)| e.cmd == Cmd::Register(n) && i >= usize::from(node.boot_applied));
-            if above_boot {
-                node.phase = Phase::Registered;
-            }
+        if node.phase == Phase::Listening && node.image.brokers[idx(n)] == node.incarnation {
+            node.phase = Phase::Registered;
         }
     }
 
@@ -861,9 +867,28 @@ impl ChronikModel {
         }
         let rd = node.ready.take()?;
         node.stable = rd.last.min(node.last_idx());
+        let commit_before = node.commit;
         t.net.extend(rd.persisted_msgs);
         if t.nodes[idx(n)].role == Role::Leader {
             self.maybe_commit(t, n);
+        }
+        let node = &mut t.nodes[idx(n)];
+        if node.commit > commit_before {
+            // raft-rs hands a commit index that moved in `advance` to the LightReady, not
+            // to the next Ready. Chronik writes and fsyncs it before applying the entries
+            // it commits, so a restart replays everything a proposer was told about
+            // (R-RECOVER-2). One fsync covers the whole Raft WAL file.
+            node.disk.hs = node.hs();
+            node.hs_sent = node.hs();
+            node.disk.durable_log = node.disk.log.clone();
+            node.disk.durable_hs = node.disk.hs;
+            let apply_to = node.commit.min(node.stable);
+            for i in usize::from(node.applied)..usize::from(apply_to) {
+                let cmd = node.log[i].cmd;
+                node.image.apply(cmd);
+            }
+            node.applied = node.applied.max(apply_to);
+            self.mark_registered(t, n);
         }
         Some(())
     }

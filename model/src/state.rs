@@ -43,8 +43,8 @@ pub enum Role {
 pub enum Cmd {
     /// The empty entry a new raft-rs leader appends in its term.
     Noop,
-    /// Idempotent broker registration.
-    Register(NodeId),
+    /// Idempotent broker registration by one incarnation (start) of the broker.
+    Register(NodeId, u8),
     /// A client's metadata write (CreateTopics).
     CreateTopic,
 }
@@ -102,10 +102,11 @@ pub struct Envelope {
     pub msg: Msg,
 }
 
-/// The metadata state machine: registered brokers (bit set) and topics created.
+/// The metadata state machine: each broker's registered incarnation (0: never
+/// registered) and the topics created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Image {
-    pub brokers: u8,
+    pub brokers: [u8; MAX_NODES],
     pub topics: u8,
 }
 
@@ -113,13 +114,18 @@ impl Image {
     pub fn apply(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Noop => {}
-            Cmd::Register(b) => self.brokers |= 1 << b,
+            // A registration from an earlier start can arrive late (a forward still
+            // in flight when the broker died): it never replaces a later one.
+            Cmd::Register(b, incarnation) => {
+                let registered = &mut self.brokers[usize::from(b)];
+                *registered = (*registered).max(incarnation);
+            }
             Cmd::CreateTopic => self.topics = self.topics.saturating_add(1),
         }
     }
 
     pub fn has_broker(&self, b: NodeId) -> bool {
-        self.brokers & (1 << b) != 0
+        self.brokers[usize::from(b)] != 0
     }
 }
 
@@ -182,8 +188,9 @@ pub struct Node {
     pub ready: Option<ReadyRec>,
     /// The metadata image (state machine).
     pub image: Image,
-    /// Applied index when the node last booted: a registration must land above it.
-    pub boot_applied: u8,
+    /// This start of the process (1 for the first); a broker counts as registered only
+    /// once the image holds its current incarnation.
+    pub incarnation: u8,
     // The partition replica.
     pub hw: u8,
     /// Leader side: each follower's last reported durable log end.
@@ -212,7 +219,7 @@ impl Node {
             outbox: Vec::new(),
             ready: None,
             image: Image::default(),
-            boot_applied: 0,
+            incarnation: 0,
             hw: 0,
             replica_leo: [0; MAX_NODES],
             pending_acks: Vec::new(),
@@ -292,6 +299,8 @@ pub struct Ghost {
     pub panicked: bool,
     /// Some node restarted after a crash.
     pub restarted: bool,
+    /// How many times each node was started.
+    pub boots: [u8; MAX_NODES],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -204,7 +204,7 @@ fn bug_send_before_fsync_elects_two_leaders_in_one_term() {
 
 #[test]
 fn bug_advance_before_persist() {
-    assert_bug_found(Bug::AdvanceBeforePersist, model(1, 1, 0, 0, 0));
+    assert_bug_found(Bug::AdvanceBeforePersist, model(2, 1, 0, 0, 0));
 }
 
 #[test]

@@ -57,9 +57,7 @@ impl ConsensusLoop {
     /// broker serves anything, so no request ever sees a pre-replay view
     /// (R-RECOVER-2).
     pub fn start(mut node: MetadataNode, tick: Duration) -> Result<Self, NodeError> {
-        while node.has_ready() {
-            node.process_ready()?;
-        }
+        node.replay_committed()?;
         let (inputs, rx) = mpsc::channel();
         let (view_tx, view) = watch::channel(MetadataView::default());
         publish(&node, &view_tx, None);

@@ -39,6 +39,8 @@ pub struct Broker {
     pub data_arrived: Notify,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// This start of the process (see `RegisterBroker::incarnation`); never 0.
+    pub incarnation: u64,
     /// The consumer group coordinator (every group's, on a single node).
     pub groups: crate::groups::Coordinator,
     pub metrics: Arc<Metrics>,
@@ -75,6 +77,7 @@ impl RunningBroker {
             &config.data_dir.join("metadata"),
             NodeConfig::single(config.node_id as u64),
         )?;
+        let incarnation = next_incarnation(disk.as_ref(), &config.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let partitions = Arc::new(Partitions::new(
             Arc::clone(&disk),
@@ -103,6 +106,7 @@ impl RunningBroker {
             data_arrived: Notify::new(),
             advertised_host,
             advertised_port,
+            incarnation,
             groups: crate::groups::Coordinator::new(),
             metrics: Arc::clone(&metrics),
         });
@@ -140,6 +144,26 @@ impl RunningBroker {
     }
 }
 
+/// Counts the starts of this broker, durably, so that every start registers with a
+/// larger incarnation than any earlier one (R-START-3): a late registration from an
+/// earlier life cannot replace a newer one.
+fn next_incarnation(disk: &dyn Disk, data_dir: &std::path::Path) -> anyhow::Result<u64> {
+    let path = data_dir.join("incarnation");
+    let previous = if disk.exists(&path) {
+        let bytes = crate::disk::read_all(disk, &path)?;
+        let text = String::from_utf8_lossy(&bytes);
+        text.trim()
+            .parse::<u64>()
+            .map_err(|e| anyhow::anyhow!("{} is not a number ({e}): {text:?}", path.display()))?
+    } else {
+        0
+    };
+    let next = previous + 1;
+    disk.create_dir_all(data_dir)?;
+    crate::disk::write_atomically(disk, &path, format!("{next}\n").as_bytes())?;
+    Ok(next)
+}
+
 /// Registers this broker, idempotently, until the metadata shows it (R-START-3).
 async fn register(broker: Arc<Broker>) {
     let me = MetadataCommand::RegisterBroker {
@@ -147,6 +171,7 @@ async fn register(broker: Arc<Broker>) {
         host: broker.advertised_host.clone(),
         port: broker.advertised_port,
         rack: None,
+        incarnation: broker.incarnation,
     };
     let mut view = broker.consensus.subscribe();
     loop {
@@ -155,9 +180,7 @@ async fn register(broker: Arc<Broker>) {
             v.state
                 .brokers
                 .get(&broker.config.node_id)
-                .is_some_and(|b| {
-                    b.host == broker.advertised_host && b.port == broker.advertised_port
-                })
+                .is_some_and(|b| b.incarnation == broker.incarnation)
         };
         if registered {
             tracing::info!(node_id = broker.config.node_id, "broker registered");

@@ -136,7 +136,7 @@ impl Partitions {
                         Some(self.committer.queue()),
                     )?;
                     // A single-replica partition's durable log is all committed.
-                    log.set_high_watermark(log.durable_end_offset());
+                    log.advance_single_replica_high_watermark();
                     let metrics = Arc::clone(&self.metrics);
                     log.set_sync_observer(Arc::new(move |took| metrics.fsync(took)));
                     logs.insert(key, Arc::new(log));

@@ -4,5 +4,5 @@
 mod node;
 mod wal;
 
-pub use node::{MetadataNode, NodeConfig, NodeError, ProposeError, ReadyOutput};
+pub use node::{MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, ReadyOutput};
 pub use wal::{RaftStore, RaftWal};

@@ -46,6 +46,28 @@ pub enum NodeError {
     Undecodable { index: u64, reason: String },
     #[error("raft: {0}")]
     Raft(String),
+    /// `finish_ready` was called before the Ready's writes were fsynced: a bug in the
+    /// caller, refused rather than breaking R-PERSIST-2.
+    #[error("a Ready was advanced before its writes were durable")]
+    NotPersisted,
+}
+
+/// See [`MetadataNode::observe`].
+#[derive(Debug, Clone)]
+pub struct RaftObservation {
+    pub term: u64,
+    /// 0 when the node voted for nobody in this term.
+    pub vote: u64,
+    pub role: StateRole,
+    pub leader: Option<u64>,
+    pub first_index: u64,
+    /// Every entry in memory, stable or not, from `first_index`.
+    pub entries: Vec<Entry>,
+    /// raft-rs's persisted index.
+    pub persisted: u64,
+    pub committed: u64,
+    pub applied: u64,
+    pub ready_pending: bool,
 }
 
 /// Why a proposal was not accepted. Both are retriable by the client.
@@ -76,6 +98,8 @@ pub struct MetadataNode {
     state: MetadataState,
     config: NodeConfig,
     last_snapshot_index: u64,
+    /// The Ready between `begin_ready` and `finish_ready`.
+    pending: Option<raft::Ready>,
 }
 
 fn raft_logger() -> slog::Logger {
@@ -123,6 +147,7 @@ impl MetadataNode {
             state,
             config,
             last_snapshot_index: snapshot_index,
+            pending: None,
         })
     }
 
@@ -196,18 +221,34 @@ impl MetadataNode {
     }
 
     pub fn has_ready(&self) -> bool {
-        self.raw.has_ready()
+        self.pending.is_none() && self.raw.has_ready()
     }
 
     /// Handles one Ready following the raft-rs contract (R-PERSIST-1, R-PERSIST-2):
-    /// leader messages go out at once; snapshot, entries and HardState are written
-    /// and fdatasync'ed before the persisted messages are released and before
-    /// advance; committed entries are applied in order.
+    /// [`begin_ready`](Self::begin_ready), [`persist`](Self::persist),
+    /// [`finish_ready`](Self::finish_ready) in one go.
     pub fn process_ready(&mut self) -> Result<ReadyOutput, NodeError> {
-        let mut out = ReadyOutput::default();
-        if !self.raw.has_ready() {
-            return Ok(out);
+        let Some(mut out) = self.begin_ready()? else {
+            return Ok(ReadyOutput::default());
+        };
+        self.persist()?;
+        let rest = self.finish_ready()?;
+        out.messages.extend(rest.messages);
+        out.applied.extend(rest.applied);
+        out.state_changed |= rest.state_changed;
+        Ok(out)
+    }
+
+    /// Takes a Ready: leader messages may go out at once; a snapshot is installed;
+    /// committed entries are applied in order; entries and HardState are written but
+    /// not yet durable. `None` if there is nothing to do or a Ready is already taken.
+    /// The three stages are separate so that the simulation shell can crash the node
+    /// between them, as the model does.
+    pub fn begin_ready(&mut self) -> Result<Option<ReadyOutput>, NodeError> {
+        if self.pending.is_some() || !self.raw.has_ready() {
+            return Ok(None);
         }
+        let mut out = ReadyOutput::default();
         let mut ready = self.raw.ready();
         out.messages.extend(ready.take_messages());
 
@@ -244,7 +285,37 @@ impl MetadataNode {
             self.wal.write_hard_state(hs)?;
             self.store.mem().wl().set_hardstate(hs.clone());
         }
+        self.pending = Some(ready);
+        Ok(Some(out))
+    }
+
+    /// fdatasyncs everything the taken Ready wrote.
+    pub fn persist(&mut self) -> Result<(), NodeError> {
         self.wal.sync()?;
+        Ok(())
+    }
+
+    /// Everything the taken Ready wrote is durable.
+    pub fn ready_persisted(&self) -> bool {
+        self.wal.is_synced()
+    }
+
+    /// A Ready is taken and not yet finished.
+    pub fn ready_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Releases the persisted messages and advances raft-rs, only once the Ready's
+    /// writes are durable (R-PERSIST-1, R-PERSIST-2); a commit index that moved in
+    /// `advance` is made durable before the entries it commits are applied.
+    pub fn finish_ready(&mut self) -> Result<ReadyOutput, NodeError> {
+        let mut out = ReadyOutput::default();
+        if !self.wal.is_synced() {
+            return Err(NodeError::NotPersisted);
+        }
+        let Some(mut ready) = self.pending.take() else {
+            return Ok(out);
+        };
         out.messages.extend(ready.take_persisted_messages());
 
         let mut light = self.raw.advance(ready);
@@ -263,6 +334,39 @@ impl MetadataNode {
         self.raw.advance_apply();
         self.maybe_snapshot()?;
         Ok(out)
+    }
+
+    /// Replays the committed entries recovered from storage (R-RECOVER-2): local
+    /// work, no peer and no election involved.
+    pub fn replay_committed(&mut self) -> Result<(), NodeError> {
+        while self.raw.has_ready() {
+            self.process_ready()?;
+        }
+        Ok(())
+    }
+
+    /// The node's Raft and metadata state as the conformance oracle's abstraction
+    /// function reads it.
+    pub fn observe(&self) -> RaftObservation {
+        let log = &self.raw.raft.raft_log;
+        RaftObservation {
+            term: self.raw.raft.term,
+            vote: self.raw.raft.vote,
+            role: self.raw.raft.state,
+            leader: self.leader_id(),
+            first_index: log.first_index(),
+            entries: log.all_entries(),
+            persisted: log.persisted,
+            committed: log.committed,
+            applied: self.state.applied_index,
+            ready_pending: self.pending.is_some(),
+        }
+    }
+
+    /// Test-only fault for the conformance oracle: the Raft WAL's fsync does nothing.
+    #[cfg(feature = "inject-bugs")]
+    pub fn inject_skip_fsync(&mut self) {
+        self.wal.inject_skip_fsync();
     }
 
     fn apply(&mut self, entries: Vec<Entry>, out: &mut ReadyOutput) -> Result<(), NodeError> {

@@ -107,6 +107,10 @@ pub struct RaftWal {
     /// overwrites a suffix.
     positions: BTreeMap<u64, u64>,
     hard_state: HardState,
+    /// Something was written or cut since the last successful fsync.
+    unsynced: bool,
+    /// Test-only fault: `sync` reports success without syncing (the oracle's teeth).
+    skip_fsync: bool,
 }
 
 impl RaftWal {
@@ -253,6 +257,8 @@ impl RaftWal {
             size: valid_len,
             positions,
             hard_state,
+            unsynced: false,
+            skip_fsync: false,
         };
         Ok((wal, store))
     }
@@ -265,6 +271,7 @@ impl RaftWal {
         frame::write_header(&mut framed, &payload);
         framed.extend_from_slice(&payload);
         let position = self.size;
+        self.unsynced = true;
         self.file
             .write_at(&framed, position)
             .map_err(|e| LogError::io("append to", &self.path, e))?;
@@ -282,6 +289,7 @@ impl RaftWal {
                 .set_len(cut)
                 .map_err(|e| LogError::io("truncate", &self.path, e))?;
             self.size = cut;
+            self.unsynced = true;
             self.positions.split_off(&first.index);
             // The cut may have taken the latest HardState record with it.
             let hs = self.hard_state.clone();
@@ -307,10 +315,25 @@ impl RaftWal {
     }
 
     /// fdatasync: everything written so far is durable when this returns Ok.
-    pub fn sync(&self) -> Result<(), LogError> {
-        self.file
-            .sync_data()
-            .map_err(|e| LogError::io("fsync", &self.path, e))
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        if !self.skip_fsync {
+            self.file
+                .sync_data()
+                .map_err(|e| LogError::io("fsync", &self.path, e))?;
+        }
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// Everything written has been fsynced.
+    pub fn is_synced(&self) -> bool {
+        !self.unsynced
+    }
+
+    /// Test-only fault for the conformance oracle: `sync` succeeds without syncing.
+    #[cfg(feature = "inject-bugs")]
+    pub fn inject_skip_fsync(&mut self) {
+        self.skip_fsync = true;
     }
 
     /// Stores a snapshot durably, then rewrites the WAL without the entries it
@@ -395,14 +418,5 @@ impl RaftWal {
 }
 
 fn read_file(disk: &dyn Disk, path: &Path) -> Result<Vec<u8>, LogError> {
-    let file = disk
-        .open_file(path, OpenMode::Existing)
-        .map_err(|e| LogError::io("open", path, e))?;
-    let len = file.len().map_err(|e| LogError::io("stat", path, e))?;
-    let mut bytes = vec![0; usize::try_from(len).unwrap_or(0)];
-    let n = file
-        .read_full_at(&mut bytes, 0)
-        .map_err(|e| LogError::io("read", path, e))?;
-    bytes.truncate(n);
-    Ok(bytes)
+    crate::disk::read_all(disk, path).map_err(|e| LogError::io("read", path, e))
 }

@@ -128,6 +128,37 @@ impl MemDisk {
         st.last_written = None;
     }
 
+    /// A separate disk holding what a crash now would leave (nothing torn): the
+    /// conformance oracle opens it to see what is durable without disturbing this one.
+    pub fn durable_copy(&self) -> MemDisk {
+        let st = self.lock();
+        let live: BTreeSet<InodeId> = st.durable_names.values().copied().collect();
+        let inodes = st
+            .inodes
+            .iter()
+            .filter(|(id, _)| live.contains(id))
+            .map(|(id, inode)| {
+                let copy = Inode {
+                    data: inode.durable.clone(),
+                    durable: inode.durable.clone(),
+                    dirty_from: None,
+                };
+                (*id, copy)
+            })
+            .collect();
+        let copy = State {
+            dirs: st.dirs.clone(),
+            names: st.durable_names.clone(),
+            durable_names: st.durable_names.clone(),
+            inodes,
+            next_inode: st.next_inode,
+            ..State::default()
+        };
+        MemDisk {
+            state: Arc::new(Mutex::new(copy)),
+        }
+    }
+
     /// Limits the total size of all files; writes beyond it fail with StorageFull.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().capacity = bytes;

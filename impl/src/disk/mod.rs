@@ -69,6 +69,17 @@ pub trait DiskFile: Send + Sync + Debug {
     }
 }
 
+/// Reads a whole (small) file.
+pub fn read_all(disk: &dyn Disk, path: &Path) -> io::Result<Vec<u8>> {
+    let file = disk.open_file(path, OpenMode::Existing)?;
+    let len = usize::try_from(file.len()?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to read whole"))?;
+    let mut bytes = vec![0; len];
+    let n = file.read_full_at(&mut bytes, 0)?;
+    bytes.truncate(n);
+    Ok(bytes)
+}
+
 /// Writes `contents` to `path` so that after a crash the file holds either the old
 /// contents or the new ones, never a mix: temp file, fsync, rename, fsync directory.
 pub fn write_atomically(disk: &dyn Disk, path: &Path, contents: &[u8]) -> io::Result<()> {

@@ -6,7 +6,7 @@ use super::codec::{self, Request};
 use super::errors;
 use crate::broker::{now_ms, Broker, ProposalFailure};
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{FsyncPolicy, PartitionLog};
+use crate::log::PartitionLog;
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -356,16 +356,6 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
     response
 }
 
-/// The high watermark a single-replica partition may expose: everything durable
-/// (or, under the weaker interval policy, everything written).
-fn advance_high_watermark(log: &PartitionLog) {
-    let end = match log.config().fsync {
-        FsyncPolicy::Always => log.durable_end_offset(),
-        _ => log.log_end_offset(),
-    };
-    log.set_high_watermark(end);
-}
-
 /// Checks that a Produce request's records are exactly one valid RecordBatch v2.
 fn validate_records(records: &[u8]) -> Result<(), i16> {
     BatchHeader::parse(records).map_err(|_| errors::CORRUPT_MESSAGE)?;
@@ -467,7 +457,7 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
                 if version >= 5 {
                     response.log_start_offset = log.log_start_offset() as i64;
                 }
-                advance_high_watermark(&log);
+                log.advance_single_replica_high_watermark();
                 moved = true;
             }
             // A producer's retry of a batch already written: answer as the original.

@@ -149,21 +149,75 @@ fn run_flusher(shared: &Shared) {
                 q = shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let outcomes = sync_distinct_targets(&round);
-        {
-            let mut q = lock(&shared.queue);
-            q.rounds += 1;
-            q.syncs += outcomes.len() as u64;
-            q.acknowledged += round.len() as u64;
+        commit_round(shared, round);
+    }
+}
+
+/// Syncs every log named in `round` and completes its requests.
+fn commit_round(shared: &Shared, round: Vec<Request>) {
+    let outcomes = sync_distinct_targets(&round);
+    {
+        let mut q = lock(&shared.queue);
+        q.rounds += 1;
+        q.syncs += outcomes.len() as u64;
+        q.acknowledged += round.len() as u64;
+    }
+    for request in round {
+        let key = Arc::as_ptr(&request.target) as *const ();
+        let outcome = outcomes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, r)| r.clone())
+            .unwrap_or(Err(LogError::ShuttingDown));
+        (request.done)(outcome);
+    }
+}
+
+/// A commit queue without a flusher thread: its owner runs the rounds. The
+/// simulation shell uses it so that fsyncs happen exactly where its schedule puts
+/// them, through the same round logic as the broker's flusher.
+pub struct ManualCommitter {
+    shared: Arc<Shared>,
+}
+
+impl Default for ManualCommitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManualCommitter {
+    pub fn new() -> Self {
+        ManualCommitter {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                wake: Condvar::new(),
+            }),
         }
+    }
+
+    pub fn queue(&self) -> CommitQueue {
+        CommitQueue {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Runs one round over everything queued so far; returns how many requests it
+    /// completed.
+    pub fn run_round(&self) -> usize {
+        let round = std::mem::take(&mut lock(&self.shared.queue).requests);
+        let n = round.len();
+        if n > 0 {
+            commit_round(&self.shared, round);
+        }
+        n
+    }
+
+    /// Fails every queued request, as a crash of the process would leave them.
+    pub fn abandon(&self) {
+        let round = std::mem::take(&mut lock(&self.shared.queue).requests);
         for request in round {
-            let key = Arc::as_ptr(&request.target) as *const ();
-            let outcome = outcomes
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, r)| r.clone())
-                .unwrap_or(Err(LogError::ShuttingDown));
-            (request.done)(outcome);
+            (request.done)(Err(LogError::ShuttingDown));
         }
     }
 }

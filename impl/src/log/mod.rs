@@ -16,5 +16,7 @@ pub mod segment;
 pub use coalesce::SyncCoalescer;
 pub use config::{FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
 pub use error::{LogError, Result};
-pub use group_commit::{CommitQueue, CommitStats, Completion, GroupCommitter, SyncTarget};
+pub use group_commit::{
+    CommitQueue, CommitStats, Completion, GroupCommitter, ManualCommitter, SyncTarget,
+};
 pub use partition::{AppendInfo, PartitionLog, ReadResult, SyncObserver};

@@ -50,6 +50,8 @@ struct LogShared {
     syncs: AtomicU64,
     /// Told how long each fdatasync took (the broker's latency histogram).
     sync_observer: RwLock<Option<SyncObserver>>,
+    /// Test-only fault for the conformance oracle: acknowledge appends before fsync.
+    ack_before_fsync: std::sync::atomic::AtomicBool,
 }
 
 /// Receives the duration of every fdatasync of appended data.
@@ -218,6 +220,7 @@ impl PartitionLog {
                 coalescer: SyncCoalescer::new(),
                 syncs: AtomicU64::new(0),
                 sync_observer: RwLock::new(None),
+                ack_before_fsync: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         // A crash between moving the log start and deleting segments leaves
@@ -268,6 +271,23 @@ impl PartitionLog {
         let mut st = self.lock();
         let end = st.log_end();
         st.high_watermark = hw.clamp(st.log_start, end);
+    }
+
+    /// The high watermark a single-replica partition may expose: everything durable
+    /// (or, under the weaker interval and never policies, everything written).
+    pub fn advance_single_replica_high_watermark(&self) {
+        let end = match self.config().fsync {
+            FsyncPolicy::Always => self.durable_end_offset(),
+            _ => self.log_end_offset(),
+        };
+        self.set_high_watermark(end);
+    }
+
+    /// Test-only fault for the conformance oracle: `append_then` acknowledges as soon
+    /// as the bytes are written, before any fsync.
+    #[cfg(feature = "inject-bugs")]
+    pub fn inject_ack_before_fsync(&self) {
+        self.shared.ack_before_fsync.store(true, Ordering::Relaxed);
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -326,7 +346,7 @@ impl PartitionLog {
             Ok((info, _)) => info,
             Err(e) => return done(Err(e)),
         };
-        if !self.needs_sync_before_ack() {
+        if !self.needs_sync_before_ack() || self.shared.ack_before_fsync.load(Ordering::Relaxed) {
             return done(Ok(info));
         }
         match &self.shared.commits {

@@ -65,6 +65,12 @@ pub enum MetadataCommand {
         host: String,
         port: i32,
         rack: Option<String>,
+        /// Chosen afresh by every start of the broker process: a broker counts as
+        /// registered only once its current incarnation is applied, never on the
+        /// strength of a registration from an earlier life (R-START-3). Absent (0) in
+        /// version-1 records written before it existed.
+        #[serde(default)]
+        incarnation: u64,
     },
     CreateTopic {
         name: String,

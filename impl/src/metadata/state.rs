@@ -10,6 +10,7 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 const INVALID_PARTITIONS: i16 = 37;
 const INVALID_REQUEST: i16 = 42;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+const STALE_BROKER_EPOCH: i16 = 77;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
@@ -17,6 +18,9 @@ pub struct BrokerInfo {
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// The start of the broker process that registered (see `RegisterBroker`).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +132,21 @@ impl MetadataState {
                 host,
                 port,
                 rack,
+                incarnation,
             } => {
+                // A registration from an earlier start can be applied late (a forward
+                // still in flight when the broker died): it never replaces a later one.
+                if let Some(current) = self.brokers.get(broker_id) {
+                    if current.incarnation > *incarnation {
+                        return rejected(
+                            STALE_BROKER_EPOCH,
+                            format!(
+                                "broker {broker_id} is registered by incarnation {}, not {incarnation}",
+                                current.incarnation
+                            ),
+                        );
+                    }
+                }
                 self.brokers.insert(
                     *broker_id,
                     BrokerInfo {
@@ -136,6 +154,7 @@ impl MetadataState {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        incarnation: *incarnation,
                     },
                 );
                 ApplyOutcome::Done

@@ -1,0 +1,422 @@
+//! The simulation shell: the real node code from impl/ (the metadata node core, the
+//! partition log, the group-commit round logic) on simulated disks, one model action
+//! at a time. The clock is logical: an election timeout is the `Timeout` action, not
+//! the passing of time; fsyncs happen exactly at `Fsync` actions.
+//!
+//! Each action is applied the way the broker's shell applies the same event
+//! (`broker::start`, `consensus_loop`, the Produce handler); where the broker does
+//! something on its own schedule (the registration task, the flusher thread) the
+//! model's action says when.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chronik::consensus::{MetadataNode, NodeConfig, NodeError, ProposeError, ReadyOutput};
+use chronik::disk::{Disk, MemDisk, Tear};
+use chronik::log::batch::{build_batch, BatchHeader, Record};
+use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
+use chronik::metadata::{CommandEnvelope, MetadataCommand};
+use chronik_model::model::{Action, PARTITION_LEADER};
+use chronik_model::state::{NodeId, Phase};
+
+/// Test-only faults switched on in the real code (see `inject-bugs` in impl/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    /// The Raft WAL's fsync does nothing, so a Ready is acknowledged before it is
+    /// durable.
+    SkipRaftFsync,
+    /// The partition log acknowledges a produce as soon as it is written.
+    AckProduceBeforeFsync,
+}
+
+impl Injected {
+    pub const ALL: [Injected; 2] = [Injected::SkipRaftFsync, Injected::AckProduceBeforeFsync];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Injected::SkipRaftFsync => "skip-raft-fsync",
+            Injected::AckProduceBeforeFsync => "ack-produce-before-fsync",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Injected> {
+        Injected::ALL.into_iter().find(|b| b.name() == s)
+    }
+}
+
+/// The real code failed where the model has no failure: always a divergence.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<NodeError> for HarnessError {
+    fn from(e: NodeError) -> Self {
+        HarnessError(format!("metadata node: {e}"))
+    }
+}
+
+impl From<LogError> for HarnessError {
+    fn from(e: LogError) -> Self {
+        HarnessError(format!("partition log: {e}"))
+    }
+}
+
+/// Bytes a torn write leaves: fewer than a frame header, so the frame cannot check
+/// (the model's torn frame).
+const TORN_BYTES: usize = 5;
+
+/// Produce timestamps start here; a record's id is its timestamp minus this.
+const TIMESTAMP_BASE: i64 = 1_000_000;
+
+pub(crate) fn metadata_dir() -> PathBuf {
+    PathBuf::from("/data/metadata")
+}
+
+pub(crate) fn partition_dir() -> PathBuf {
+    PathBuf::from("/data/p-0")
+}
+
+/// Raft ids and broker ids start at 1; model node ids at 0.
+pub fn real_id(n: NodeId) -> u64 {
+    u64::from(n) + 1
+}
+
+pub struct SimNode {
+    pub(crate) id: NodeId,
+    pub(crate) disk: MemDisk,
+    pub(crate) phase: Phase,
+    pub(crate) meta: Option<MetadataNode>,
+    pub(crate) partition: Option<PartitionLog>,
+    committer: ManualCommitter,
+    /// This start of the process; the model's incarnation (1 for the first).
+    pub(crate) incarnation: u64,
+    boots: u64,
+}
+
+/// Acknowledgements the real produce path released: (offset, record id).
+type Acks = Arc<Mutex<Vec<(u64, u8)>>>;
+
+pub struct Harness {
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) voters: Vec<u64>,
+    acked: Acks,
+    pub(crate) read: Vec<u8>,
+    produced: u8,
+    topics_proposed: u32,
+    next_command_id: u64,
+    injected: Option<Injected>,
+}
+
+fn lock(acks: &Acks) -> MutexGuard<'_, Vec<(u64, u8)>> {
+    acks.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Harness {
+    pub fn new(nodes: usize, injected: Option<Injected>) -> Self {
+        let voters = (0..nodes).map(|n| real_id(n as NodeId)).collect();
+        Harness {
+            nodes: (0..nodes)
+                .map(|n| SimNode {
+                    id: n as NodeId,
+                    disk: MemDisk::new(),
+                    phase: Phase::Down,
+                    meta: None,
+                    partition: None,
+                    committer: ManualCommitter::new(),
+                    incarnation: 0,
+                    boots: 0,
+                })
+                .collect(),
+            voters,
+            acked: Arc::default(),
+            read: Vec::new(),
+            produced: 0,
+            topics_proposed: 0,
+            next_command_id: 1,
+            injected,
+        }
+    }
+
+    pub(crate) fn acked(&self) -> Vec<(u64, u8)> {
+        lock(&self.acked).clone()
+    }
+
+    /// Applies one model action to the real code.
+    pub fn apply(&mut self, action: &Action) -> Result<(), HarnessError> {
+        match action {
+            Action::Restart(n) => self.restart(*n)?,
+            Action::StartLoop(n) => self.node(*n).phase = Phase::LoopRunning,
+            Action::ListenerUp(n) => {
+                self.node(*n).phase = Phase::Listening;
+                self.submit_registration(*n)?;
+            }
+            Action::RegisterRetry(n) => self.submit_registration(*n)?,
+            Action::ClientCreateTopic(n) => {
+                self.topics_proposed += 1;
+                let command = MetadataCommand::CreateTopic {
+                    name: format!("t{}", self.topics_proposed),
+                    topic_id: format!("id-{}", self.topics_proposed),
+                    partitions: vec![vec![real_id(*n) as i32]],
+                    configs: Default::default(),
+                };
+                self.submit(*n, command)?;
+            }
+            Action::Produce => self.produce()?,
+            Action::Fetch => self.fetch()?,
+            Action::Timeout(n) => {
+                if let Some(meta) = self.node(*n).meta.as_mut() {
+                    meta.campaign()?;
+                }
+            }
+            Action::Ready(n) => {
+                let out = match self.node(*n).meta.as_mut() {
+                    Some(meta) => meta.begin_ready()?,
+                    None => None,
+                };
+                if let Some(out) = out {
+                    self.handle_output(*n, out)?;
+                }
+            }
+            Action::Fsync(n) => self.fsync(*n)?,
+            Action::Advance(n) => {
+                let out = match self.node(*n).meta.as_mut() {
+                    Some(meta) => meta.finish_ready()?,
+                    None => return Ok(()),
+                };
+                self.handle_output(*n, out)?;
+            }
+            Action::Crash(n) => self.crash(*n, Tear::None),
+            Action::CrashTorn(n) => self.crash(*n, Tear::KeepTail(TORN_BYTES)),
+            Action::Heartbeat(_) | Action::Deliver(_) | Action::ReplicaFetch(_) => {
+                return Err(HarnessError(format!(
+                    "{action}: peer messages and replica fetches are not mapped yet \
+                     (3-node conformance arrives with the cluster)"
+                )))
+            }
+        }
+        self.note_registration();
+        Ok(())
+    }
+
+    fn node(&mut self, n: NodeId) -> &mut SimNode {
+        &mut self.nodes[usize::from(n)]
+    }
+
+    /// Storage recovery and metadata replay, as `broker::start` does before the
+    /// consensus loop starts (R-START-1, R-RECOVER-1, R-RECOVER-2).
+    fn restart(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let voters = self.voters.clone();
+        let injected = self.injected;
+        let node = self.node(n);
+        node.boots += 1;
+        node.incarnation = node.boots;
+        let disk: Arc<dyn Disk> = Arc::new(node.disk.clone());
+        let config = NodeConfig {
+            voters,
+            ..NodeConfig::single(real_id(n))
+        };
+        let opened = MetadataNode::open(Arc::clone(&disk), &metadata_dir(), config)
+            .and_then(|mut meta| meta.replay_committed().map(|_| meta));
+        let mut meta = match opened {
+            Ok(meta) => meta,
+            Err(NodeError::Undecodable { .. }) => {
+                node.phase = Phase::Failed;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let partition = PartitionLog::open(
+            disk,
+            &partition_dir(),
+            LogConfig::default(),
+            Some(node.committer.queue()),
+        )?;
+        // What `Partitions::reconcile` does for a single-replica partition.
+        partition.advance_single_replica_high_watermark();
+        match injected {
+            Some(Injected::SkipRaftFsync) => meta.inject_skip_fsync(),
+            Some(Injected::AckProduceBeforeFsync) => partition.inject_ack_before_fsync(),
+            None => {}
+        }
+        node.meta = Some(meta);
+        node.partition = Some(partition);
+        node.phase = Phase::Recovered;
+        Ok(())
+    }
+
+    /// kill -9: the process's memory is gone, queued fsync requests are never
+    /// answered with success, and the disk keeps only what was synced.
+    fn crash(&mut self, n: NodeId, tear: Tear) {
+        let node = self.node(n);
+        node.meta = None;
+        node.partition = None;
+        node.committer.abandon();
+        node.disk.crash(tear);
+        node.phase = Phase::Down;
+    }
+
+    /// The broker's registration task: propose this incarnation's registration.
+    fn submit_registration(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let incarnation = self.node(n).incarnation;
+        let command = MetadataCommand::RegisterBroker {
+            broker_id: real_id(n) as i32,
+            host: "127.0.0.1".into(),
+            port: 9092 + i32::from(n),
+            rack: None,
+            incarnation,
+        };
+        self.submit(n, command)
+    }
+
+    /// What the consensus loop does with a proposal: propose as leader; otherwise
+    /// the proposer gets NOT_CONTROLLER and retries (R-PROPOSE-1). A loop in the
+    /// middle of a Ready takes the request later; the model leaves it to a retry.
+    fn submit(&mut self, n: NodeId, command: MetadataCommand) -> Result<(), HarnessError> {
+        let id = self.next_command_id;
+        self.next_command_id += 1;
+        let Some(meta) = self.node(n).meta.as_mut() else {
+            return Ok(());
+        };
+        if meta.ready_pending() {
+            return Ok(());
+        }
+        match meta.propose(&CommandEnvelope::new(id, command)) {
+            Ok(()) => Ok(()),
+            Err(ProposeError::NotLeader { leader: None }) => Ok(()),
+            Err(ProposeError::NotLeader { leader: Some(l) }) if l == real_id(n) => Ok(()),
+            Err(ProposeError::NotLeader { leader: Some(l) }) => Err(HarnessError(format!(
+                "forwarding to leader {l} is not mapped yet (3-node conformance)"
+            ))),
+            Err(ProposeError::Dropped(why)) => Err(HarnessError(format!(
+                "raft-rs dropped a proposal on the leader: {why}"
+            ))),
+        }
+    }
+
+    fn handle_output(&mut self, n: NodeId, out: ReadyOutput) -> Result<(), HarnessError> {
+        if let Some(m) = out.messages.first() {
+            if self.nodes.len() == 1 {
+                return Err(HarnessError(format!(
+                    "a one-voter group sent a message: {m:?}"
+                )));
+            }
+            return Err(HarnessError(format!(
+                "node {n}: peer messages are not mapped yet (3-node conformance)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The broker's registration task sees its incarnation in the metadata.
+    fn note_registration(&mut self) {
+        for node in &mut self.nodes {
+            if node.phase != Phase::Listening {
+                continue;
+            }
+            let mine = node.meta.as_ref().is_some_and(|meta| {
+                meta.state()
+                    .brokers
+                    .get(&(real_id(node.id) as i32))
+                    .is_some_and(|b| b.incarnation == node.incarnation)
+            });
+            if mine {
+                node.phase = Phase::Registered;
+            }
+        }
+    }
+
+    /// One fdatasync round: the Raft WAL, and the partition's group-commit round,
+    /// whose completions acknowledge produces as the Produce handler does.
+    fn fsync(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let node = self.node(n);
+        if let Some(meta) = node.meta.as_mut() {
+            meta.persist()?;
+        }
+        node.committer.run_round();
+        if let Some(partition) = node.partition.as_ref() {
+            partition.advance_single_replica_high_watermark();
+        }
+        Ok(())
+    }
+
+    /// acks=all produce of one record to the partition leader.
+    fn produce(&mut self) -> Result<(), HarnessError> {
+        let id = self.produced;
+        self.produced += 1;
+        let acked = Arc::clone(&self.acked);
+        let Some(partition) = self.node(PARTITION_LEADER).partition.as_ref() else {
+            return Err(HarnessError(
+                "produce to a partition leader that is down".into(),
+            ));
+        };
+        let batch = build_batch(
+            &[Record {
+                key: None,
+                value: Some(vec![id]),
+                timestamp_delta: 0,
+            }],
+            TIMESTAMP_BASE + i64::from(id),
+        );
+        partition.append_then(&batch, 0, 0, move |result| {
+            if let Ok(info) = result {
+                lock(&acked).push((info.base_offset, id));
+            }
+        });
+        // The Produce handler moves the high watermark after each acknowledgement.
+        partition.advance_single_replica_high_watermark();
+        Ok(())
+    }
+
+    /// A consumer reads everything below the high watermark.
+    fn fetch(&mut self) -> Result<(), HarnessError> {
+        let Some(partition) = self.node(PARTITION_LEADER).partition.as_ref() else {
+            return Err(HarnessError(
+                "fetch from a partition leader that is down".into(),
+            ));
+        };
+        let records = read_ids(partition, partition.high_watermark())?;
+        if records.len() > self.read.len() {
+            self.read = records;
+        }
+        Ok(())
+    }
+}
+
+/// The record ids stored below `upper_bound`, in offset order.
+pub(crate) fn read_ids(log: &PartitionLog, upper_bound: u64) -> Result<Vec<u8>, HarnessError> {
+    let mut ids = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < upper_bound {
+        let result = log.read(offset, 1 << 20, upper_bound)?;
+        if result.batch_count == 0 {
+            break;
+        }
+        let mut at = 0usize;
+        while at < result.records.len() {
+            let length = result
+                .records
+                .get(at + 8..at + 12)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(i32::from_be_bytes)
+                .ok_or_else(|| HarnessError("short batch".into()))?;
+            let end = at
+                + 12
+                + usize::try_from(length).map_err(|_| HarnessError("batch length".into()))?;
+            let batch = result
+                .records
+                .get(at..end)
+                .ok_or_else(|| HarnessError("short batch".into()))?;
+            let header = BatchHeader::parse(batch).map_err(HarnessError)?;
+            let id = header.base_timestamp - TIMESTAMP_BASE;
+            ids.push(u8::try_from(id).map_err(|_| HarnessError(format!("record id {id}")))?);
+            at = end;
+        }
+        offset = result.next_offset;
+    }
+    Ok(ids)
+}

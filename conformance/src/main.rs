@@ -1,0 +1,176 @@
+//! `chronik-conformance replay|real`: drives the real node code from the model.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use chronik_conformance::replay::summary;
+use chronik_conformance::{random_walks, real_runs, replay_all, Divergence, Injected, Stats};
+use chronik_model::ChronikModel;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Checks the real node code against the model, step by step")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Bounds {
+    /// Nodes (only 1 is mapped so far: peer messages arrive with the cluster).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    #[arg(long, default_value_t = 3)]
+    max_term: u8,
+    #[arg(long, default_value_t = 2)]
+    max_crashes: u8,
+    #[arg(long, default_value_t = 2)]
+    max_proposals: u8,
+    #[arg(long, default_value_t = 2)]
+    max_produce: u8,
+    /// Switch on a test-only fault in the real code: skip-raft-fsync,
+    /// ack-produce-before-fsync. The run must then report a divergence.
+    #[arg(long)]
+    inject: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Model → real: every model path up to --depth, then --walks random walks.
+    Replay {
+        #[command(flatten)]
+        bounds: Bounds,
+        #[arg(long, default_value_t = 8)]
+        depth: usize,
+        /// Stop the exhaustive part after this many paths.
+        #[arg(long, default_value_t = u64::MAX)]
+        max_paths: u64,
+        #[arg(long, default_value_t = 1000)]
+        walks: u64,
+        #[arg(long, default_value_t = 200)]
+        walk_steps: usize,
+    },
+    /// Process-level scenarios for e2e/test_model_scenarios.py: model walks that
+    /// produce and crash, projected onto what a test can do to the `chronik` binary
+    /// (start, produce with acks=all, kill -9, fetch), one JSON array per line.
+    Scenarios {
+        #[arg(long, default_value_t = 6)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Real → model: random runs of the real shell's own commands.
+    Real {
+        #[command(flatten)]
+        bounds: Bounds,
+        #[arg(long, default_value_t = 1000)]
+        runs: u64,
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+    },
+}
+
+fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
+    if b.nodes != 1 {
+        return Err("only --nodes 1 is mapped onto the real code so far".into());
+    }
+    let mut m = ChronikModel::new(b.nodes);
+    m.max_term = b.max_term;
+    m.max_crashes = b.max_crashes;
+    m.max_proposals = b.max_proposals;
+    m.max_produce = b.max_produce;
+    let injected = match &b.inject {
+        None => None,
+        Some(name) => Some(Injected::from_name(name).ok_or_else(|| {
+            let known: Vec<_> = Injected::ALL.iter().map(|i| i.name()).collect();
+            format!("unknown fault {name:?}; known: {}", known.join(", "))
+        })?),
+    };
+    println!(
+        "model: {} node(s), max term {}, max crashes {}, max proposals {}, max produce {}; injected fault: {}",
+        m.nodes,
+        m.max_term,
+        m.max_crashes,
+        m.max_proposals,
+        m.max_produce,
+        injected.map_or("none", |i| i.name())
+    );
+    Ok((m, injected))
+}
+
+fn setup_or_report(b: &Bounds) -> Option<(ChronikModel, Option<Injected>)> {
+    setup(b).map_err(|e| eprintln!("{e}")).ok()
+}
+
+fn report(what: &str, started: Instant, result: Result<Stats, Box<Divergence>>) -> bool {
+    match result {
+        Ok(stats) => {
+            println!("{}", summary(what, &stats, started.elapsed().as_secs_f64()));
+            true
+        }
+        Err(d) => {
+            println!("{what}: {d}");
+            false
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ok = match cli.command {
+        Command::Replay {
+            bounds,
+            depth,
+            max_paths,
+            walks,
+            walk_steps,
+        } => {
+            let Some((m, injected)) = setup_or_report(&bounds) else {
+                return ExitCode::from(2);
+            };
+            {
+                let t = Instant::now();
+                let exhaustive = report(
+                    &format!("every path to depth {depth}"),
+                    t,
+                    replay_all(&m, depth, max_paths, injected),
+                );
+                let t = Instant::now();
+                let walked = report(
+                    &format!("{walks} random walks of up to {walk_steps} steps"),
+                    t,
+                    random_walks(&m, walks, walk_steps, bounds.seed, injected),
+                );
+                exhaustive && walked
+            }
+        }
+        Command::Scenarios { count, seed } => {
+            for scenario in chronik_conformance::scenarios::generate(count, seed) {
+                let steps: Vec<String> = scenario.iter().map(|s| format!("\"{s}\"")).collect();
+                println!("[{}]", steps.join(","));
+            }
+            true
+        }
+        Command::Real {
+            bounds,
+            runs,
+            steps,
+        } => {
+            let Some((m, injected)) = setup_or_report(&bounds) else {
+                return ExitCode::from(2);
+            };
+            report(
+                &format!("{runs} real runs of up to {steps} steps"),
+                Instant::now(),
+                real_runs(&m, runs, steps, bounds.seed, injected),
+            )
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,378 @@
+//! The oracle: model paths replayed against the real code, comparing the two views
+//! after every step (model → real), and random runs of the real code checked to be
+//! behaviours of the model (real → model).
+
+use std::fmt::Write as _;
+
+use chronik_model::model::Action;
+use chronik_model::state::{Phase, State};
+use chronik_model::ChronikModel;
+use stateright::Model;
+
+use crate::harness::{Harness, Injected};
+use crate::view::{describe_ids, of_model, of_real, SystemView};
+
+/// The first step at which the real code and the model disagree.
+#[derive(Debug)]
+pub struct Divergence {
+    pub path: Vec<Action>,
+    /// Index in `path` of the step after which the views differ; `None`: the initial states.
+    pub step: Option<usize>,
+    pub model: SystemView,
+    pub real: Option<SystemView>,
+    pub why: Vec<String>,
+    pub seed: Option<u64>,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self.step.map_or("the initial state".to_string(), |i| {
+            format!("step {} ({})", i + 1, self.path[i])
+        });
+        writeln!(f, "DIVERGENCE after {at}")?;
+        if let Some(seed) = self.seed {
+            writeln!(f, "  seed: {seed}")?;
+        }
+        writeln!(f, "  ids: {}", describe_ids(self.model.nodes.len()))?;
+        writeln!(f, "  path:")?;
+        let shown = self.step.map_or(0, |i| i + 1);
+        for (i, a) in self.path.iter().take(shown).enumerate() {
+            writeln!(f, "    {:>3}. {a}", i + 1)?;
+        }
+        for why in &self.why {
+            writeln!(f, "  {why}")?;
+        }
+        writeln!(f, "  model: {:?}", self.model)?;
+        match &self.real {
+            Some(real) => writeln!(f, "  real:  {real:?}"),
+            None => writeln!(f, "  real:  (no view: the real code failed)"),
+        }
+    }
+}
+
+/// Splitmix64: a tiny PRNG whose sequence never changes between crate versions, so
+/// a reported seed reproduces its run forever.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// One model step and the same step on the real code, then the comparison.
+struct Lockstep<'a> {
+    model: &'a ChronikModel,
+    state: State,
+    real: Harness,
+    path: Vec<Action>,
+    seed: Option<u64>,
+}
+
+impl<'a> Lockstep<'a> {
+    fn start(
+        model: &'a ChronikModel,
+        injected: Option<Injected>,
+        seed: Option<u64>,
+    ) -> Result<Self, Box<Divergence>> {
+        let l = Lockstep {
+            model,
+            state: model.init_state(),
+            real: Harness::new(model.nodes, injected),
+            path: Vec::new(),
+            seed,
+        };
+        l.compare(None)?;
+        Ok(l)
+    }
+
+    /// The model's successors within its bounds.
+    fn successors(&self) -> Vec<(Action, State)> {
+        let mut actions = Vec::new();
+        self.model.enabled(&self.state, &mut actions);
+        actions
+            .into_iter()
+            .filter_map(|a| {
+                let next = self.model.step(&self.state, a.clone())?;
+                self.model.within_boundary(&next).then_some((a, next))
+            })
+            .collect()
+    }
+
+    fn advance(&mut self, action: Action, next: State) -> Result<(), Box<Divergence>> {
+        self.path.push(action.clone());
+        self.state = next;
+        let step = Some(self.path.len() - 1);
+        if let Err(e) = self.real.apply(&action) {
+            return Err(self.divergence(step, None, vec![format!("the real code failed: {e}")]));
+        }
+        self.compare(step)
+    }
+
+    fn compare(&self, step: Option<usize>) -> Result<(), Box<Divergence>> {
+        let model = of_model(&self.state);
+        match of_real(&self.real) {
+            Ok(real) if real == model => Ok(()),
+            Ok(real) => {
+                let why = model.diff(&real);
+                Err(self.divergence(step, Some(real), why))
+            }
+            Err(e) => Err(self.divergence(
+                step,
+                None,
+                vec![format!("observing the real code failed: {e}")],
+            )),
+        }
+    }
+
+    fn divergence(
+        &self,
+        step: Option<usize>,
+        real: Option<SystemView>,
+        why: Vec<String>,
+    ) -> Box<Divergence> {
+        Box::new(Divergence {
+            path: self.path.clone(),
+            step,
+            model: of_model(&self.state),
+            real,
+            why,
+            seed: self.seed,
+        })
+    }
+}
+
+/// Replays one model path from the initial state.
+pub fn replay_path(
+    model: &ChronikModel,
+    path: &[Action],
+    injected: Option<Injected>,
+) -> Result<(), Box<Divergence>> {
+    let mut l = Lockstep::start(model, injected, None)?;
+    for action in path {
+        let next = model.step(&l.state, action.clone()).ok_or_else(|| {
+            l.divergence(
+                Some(l.path.len()),
+                None,
+                vec![format!("{action} is not a model step here")],
+            )
+        })?;
+        l.advance(action.clone(), next)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Complete paths replayed (each maximal: depth reached or nothing enabled).
+    pub paths: u64,
+    /// Steps executed on both sides and compared.
+    pub steps: u64,
+    pub max_depth: usize,
+}
+
+/// Every model path up to `depth` steps (within the model's bounds), each replayed
+/// from the start on a fresh real system; stops at the first divergence or once
+/// `max_paths` paths are done.
+pub fn replay_all(
+    model: &ChronikModel,
+    depth: usize,
+    max_paths: u64,
+    injected: Option<Injected>,
+) -> Result<Stats, Box<Divergence>> {
+    let mut stats = Stats::default();
+    // Depth-first over action indices; each leaf is one path.
+    let mut choice: Vec<usize> = Vec::new();
+    loop {
+        // Build and check the path the choice vector names, extending it to a leaf.
+        let mut l = Lockstep::start(model, injected, None)?;
+        let mut widths = Vec::new();
+        let mut d = 0;
+        loop {
+            let succ = l.successors();
+            if d == depth || succ.is_empty() {
+                break;
+            }
+            if d == choice.len() {
+                choice.push(0);
+            }
+            widths.push(succ.len());
+            let (a, next) = succ.into_iter().nth(choice[d]).ok_or_else(|| {
+                l.divergence(None, None, vec!["the model is not deterministic".into()])
+            })?;
+            l.advance(a, next)?;
+            d += 1;
+        }
+        stats.paths += 1;
+        stats.steps += d as u64;
+        stats.max_depth = stats.max_depth.max(d);
+        if stats.paths >= max_paths {
+            return Ok(stats);
+        }
+        // Next leaf: bump the deepest choice that has a sibling left.
+        choice.truncate(d);
+        loop {
+            let Some(last) = choice.last_mut() else {
+                return Ok(stats);
+            };
+            *last += 1;
+            if *last < widths[choice.len() - 1] {
+                break;
+            }
+            choice.pop();
+        }
+    }
+}
+
+/// Random walks through the model (uniform over the enabled actions within the
+/// bounds), each replayed in lockstep on the real code.
+pub fn random_walks(
+    model: &ChronikModel,
+    walks: u64,
+    max_steps: usize,
+    seed: u64,
+    injected: Option<Injected>,
+) -> Result<Stats, Box<Divergence>> {
+    let mut stats = Stats::default();
+    for walk in 0..walks {
+        let walk_seed = seed.wrapping_mul(1_000_003).wrapping_add(walk);
+        let mut rng = Rng::new(walk_seed);
+        let mut l = Lockstep::start(model, injected, Some(walk_seed))?;
+        let mut d = 0;
+        while d < max_steps {
+            let mut succ = l.successors();
+            if succ.is_empty() {
+                break;
+            }
+            let (a, next) = succ.swap_remove(rng.below(succ.len()));
+            l.advance(a, next)?;
+            d += 1;
+        }
+        stats.paths += 1;
+        stats.steps += d as u64;
+        stats.max_depth = stats.max_depth.max(d);
+    }
+    Ok(stats)
+}
+
+/// Real → model: random runs that pick among the commands the real shell could
+/// issue (its own guards, not the model's), under crashes and torn writes. Each
+/// step must be a model step leading to the same view, or change nothing on
+/// either side.
+pub fn real_runs(
+    model: &ChronikModel,
+    runs: u64,
+    max_steps: usize,
+    seed: u64,
+    injected: Option<Injected>,
+) -> Result<Stats, Box<Divergence>> {
+    let mut stats = Stats::default();
+    for run in 0..runs {
+        let run_seed = seed.wrapping_mul(999_983).wrapping_add(run);
+        let mut rng = Rng::new(run_seed);
+        let mut l = Lockstep::start(model, injected, Some(run_seed))?;
+        let mut d = 0;
+        while d < max_steps {
+            let commands = real_commands(&l.real);
+            if commands.is_empty() {
+                break;
+            }
+            let action = commands[rng.below(commands.len())].clone();
+            match model.step(&l.state, action.clone()) {
+                Some(next) if model.within_boundary(&next) => l.advance(action, next)?,
+                // Outside the model's bounds (too many crashes, terms or requests):
+                // skipped, as the model checker does.
+                Some(_) => {}
+                None => {
+                    // Not a model transition: the real code must not change either.
+                    l.path.push(action.clone());
+                    let step = Some(l.path.len() - 1);
+                    if let Err(e) = l.real.apply(&action) {
+                        return Err(l.divergence(
+                            step,
+                            None,
+                            vec![format!("the real code failed: {e}")],
+                        ));
+                    }
+                    l.compare(step)?;
+                }
+            }
+            d += 1;
+        }
+        stats.paths += 1;
+        stats.steps += d as u64;
+        stats.max_depth = stats.max_depth.max(d);
+    }
+    Ok(stats)
+}
+
+/// What the real shell could do next, by its own state: the broker's start order,
+/// its loop (tick → campaign, Ready, fsync, advance), clients, and kill -9.
+fn real_commands(h: &Harness) -> Vec<Action> {
+    let mut out = Vec::new();
+    for node in &h.nodes {
+        let n = node.id;
+        match node.phase {
+            Phase::Down => out.push(Action::Restart(n)),
+            Phase::Recovered => out.push(Action::StartLoop(n)),
+            Phase::LoopRunning => out.push(Action::ListenerUp(n)),
+            Phase::Listening => out.push(Action::RegisterRetry(n)),
+            Phase::Registered | Phase::Failed => {}
+        }
+        let Some(meta) = node.meta.as_ref() else {
+            continue;
+        };
+        let running = matches!(
+            node.phase,
+            Phase::LoopRunning | Phase::Listening | Phase::Registered
+        );
+        let listening = matches!(node.phase, Phase::Listening | Phase::Registered);
+        if running && !meta.ready_pending() {
+            if !meta.is_leader() {
+                out.push(Action::Timeout(n));
+            }
+            if meta.has_ready() {
+                out.push(Action::Ready(n));
+            }
+            if listening {
+                out.push(Action::ClientCreateTopic(n));
+            }
+        }
+        out.push(Action::Fsync(n));
+        // The loop finishes a Ready only after its fsync (`process_ready`).
+        if meta.ready_pending() && meta.ready_persisted() {
+            out.push(Action::Advance(n));
+        }
+        out.push(Action::Crash(n));
+        out.push(Action::CrashTorn(n));
+        if n == chronik_model::PARTITION_LEADER && listening {
+            out.push(Action::Produce);
+            out.push(Action::Fetch);
+        }
+    }
+    out
+}
+
+/// A one-line summary for the CLI and tests.
+pub fn summary(what: &str, stats: &Stats, secs: f64) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{what}: {} paths, {} steps compared, max depth {}, {:.1}s, 0 divergences",
+        stats.paths, stats.steps, stats.max_depth, secs
+    );
+    s
+}

@@ -1,0 +1,115 @@
+//! The conformance oracle in CI (spec/conformance.md): the real node code follows the
+//! model along every path to a depth and along random walks, random runs of the real
+//! shell are model behaviours, and each injected fault is reported as a divergence.
+
+use chronik_conformance::{random_walks, real_runs, replay_all, replay_path, Injected};
+use chronik_model::model::Action;
+use chronik_model::ChronikModel;
+
+/// The bounds of the CI runs: three terms, two crashes, two metadata writes, two
+/// produces on one node.
+fn one_node() -> ChronikModel {
+    let mut m = ChronikModel::new(1);
+    m.max_term = 3;
+    m.max_crashes = 2;
+    m.max_proposals = 2;
+    m.max_produce = 2;
+    m
+}
+
+fn must_conform(
+    result: Result<chronik_conformance::Stats, Box<chronik_conformance::Divergence>>,
+) -> chronik_conformance::Stats {
+    match result {
+        Ok(stats) => stats,
+        Err(d) => panic!("{d}"),
+    }
+}
+
+/// C-1: every model path of 10 steps, replayed on the real code, compares equal after
+/// each step (R-START-*, R-PROPOSE-1, R-PERSIST-*, R-RECOVER-*, R-LOG-1).
+#[test]
+fn c1_every_path_to_depth_10_conforms() {
+    let stats = must_conform(replay_all(&one_node(), 10, u64::MAX, None));
+    eprintln!("{stats:?}");
+    assert!(stats.paths >= 10_000, "{stats:?}");
+}
+
+/// C-1: random walks reach past the exhaustive depth (crash, recovery, acks, reads).
+#[test]
+fn c1_random_walks_conform() {
+    let stats = must_conform(random_walks(&one_node(), 10_000, 200, 7, None));
+    eprintln!("{stats:?}");
+    assert_eq!(stats.paths, 10_000);
+    assert!(stats.max_depth >= 25, "{stats:?}");
+}
+
+/// C-2: what the real shell may do on its own schedule is a model behaviour.
+#[test]
+fn c2_real_runs_are_model_behaviours() {
+    let stats = must_conform(real_runs(&one_node(), 2_000, 200, 11, None));
+    eprintln!("{stats:?}");
+}
+
+/// C-3: the oracle has teeth. Each test-only fault in the real code is reported,
+/// at the step where the fault first shows.
+#[test]
+fn c3_injected_faults_are_reported() {
+    let expectations = [
+        (Injected::SkipRaftFsync, "Fsync"),
+        (Injected::AckProduceBeforeFsync, "Produce"),
+    ];
+    for (fault, at) in expectations {
+        for result in [
+            replay_all(&one_node(), 12, u64::MAX, Some(fault)),
+            random_walks(&one_node(), 1_000, 200, 7, Some(fault)),
+            real_runs(&one_node(), 1_000, 200, 11, Some(fault)),
+        ] {
+            let Err(d) = result else {
+                panic!("{}: no divergence reported", fault.name());
+            };
+            let step = d.step.expect("diverges after a step, not at the start");
+            let action = d.path[step].to_string();
+            assert!(
+                action.starts_with(at),
+                "{}: diverged at {action}:\n{d}",
+                fault.name()
+            );
+            assert!(!d.why.is_empty());
+        }
+    }
+}
+
+/// C-1, R-START-3: a broker that crashed with its registration durable but not yet
+/// committed, restarted, and saw the old registration committed by its new term,
+/// still registers its new incarnation before it counts as registered.
+#[test]
+fn c1_registration_of_an_earlier_incarnation_does_not_count() {
+    use Action::*;
+    let path = [
+        Restart(0),
+        StartLoop(0),
+        Timeout(0),
+        Ready(0),
+        Fsync(0),
+        Advance(0),
+        ListenerUp(0),
+        Ready(0),
+        Fsync(0),
+        Crash(0),
+        Restart(0),
+        StartLoop(0),
+        ListenerUp(0),
+        Timeout(0),
+        Ready(0),
+        Fsync(0),
+        Advance(0),
+        RegisterRetry(0),
+        Ready(0),
+        Fsync(0),
+        Advance(0),
+    ];
+    if let Err(d) = replay_path(&one_node(), &path, None) {
+        panic!("{d}");
+    }
+}
