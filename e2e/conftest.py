@@ -20,8 +20,9 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, data_dir, port=None):
+    def __init__(self, data_dir, port=None, extra_args=()):
         self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.http_port = free_port()
         self.proc = None
@@ -36,7 +37,7 @@ class Broker:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(BINARY), "--data-dir", str(self.data_dir), "--listen", self.bootstrap,
-             "--http-listen", f"127.0.0.1:{self.http_port}"],
+             "--http-listen", f"127.0.0.1:{self.http_port}", *self.extra_args],
             stdout=self.log, stderr=self.log,
         )
         deadline = time.time() + timeout
@@ -49,6 +50,10 @@ class Broker:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("broker did not start listening in time")
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
 
     def kill9(self):
         if self.proc and self.proc.poll() is None:
@@ -91,3 +96,38 @@ def broker_factory(tmp_path):
     finally:
         for b in started:
             b.stop()
+
+
+class Cluster:
+    """Three (or n) `chronik` processes on 127.0.0.1, each with its own data directory,
+    Kafka port and peer port; every node is a voter of the metadata group."""
+
+    def __init__(self, root, n=3, extra_args=()):
+        self.root = Path(root)
+        peer_ports = [free_port() for _ in range(n)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(peer_ports))
+        self.nodes = [
+            Broker(self.root / f"node{i + 1}", free_port(),
+                   ["--node-id", str(i + 1), "--voters", voters, *extra_args])
+            for i in range(n)
+        ]
+
+    def node(self, node_id):
+        return self.nodes[node_id - 1]
+
+    @property
+    def bootstrap(self):
+        return ",".join(n.bootstrap for n in self.nodes if n.running)
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.stop()

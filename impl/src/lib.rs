@@ -7,6 +7,8 @@ pub mod alloc_guard;
 // tokio compiles out its networking under loom, and loom checks only the log.
 #[cfg(not(loom))]
 pub mod broker;
+#[cfg(not(loom))]
+pub mod cluster;
 pub mod consensus;
 pub mod disk;
 #[cfg(not(loom))]

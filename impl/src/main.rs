@@ -30,7 +30,7 @@ mod app {
         /// TOML file with broker settings (see BrokerConfig); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
-        #[arg(long)]
+        #[arg(long, env = "CHRONIK_NODE_ID")]
         node_id: Option<i32>,
         /// Where logs and metadata are stored.
         #[arg(long)]
@@ -49,6 +49,16 @@ mod app {
         /// 0: fdatasync before every acknowledgement (default); N: every N ms (weaker).
         #[arg(long)]
         fsync_interval_ms: Option<u64>,
+        /// The cluster's nodes as ID@HOST:PORT (peer addresses), comma-separated,
+        /// this node included. Unset: a single node.
+        #[arg(long, env = "CHRONIK_VOTERS")]
+        voters: Option<String>,
+        /// Where peers connect (default: this node's address in --voters).
+        #[arg(long, env = "CHRONIK_PEER_LISTEN")]
+        peer_listen: Option<SocketAddr>,
+        /// Fence a broker the controller has not heard from for this long.
+        #[arg(long)]
+        session_timeout_ms: Option<u64>,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -83,6 +93,15 @@ mod app {
         }
         if let Some(v) = args.fsync_interval_ms {
             config.fsync_interval_ms = v;
+        }
+        if let Some(v) = &args.voters {
+            config.voters = BrokerConfig::parse_voters(v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(v) = args.peer_listen {
+            config.peer_listen = Some(v);
+        }
+        if let Some(v) = args.session_timeout_ms {
+            config.session_timeout_ms = v;
         }
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)

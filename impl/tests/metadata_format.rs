@@ -134,6 +134,23 @@ fn r_recover_3_a_newer_or_garbled_command_is_refused_not_skipped() {
 }
 
 #[test]
+fn r_recover_3_cluster_commands_round_trip() {
+    for command in [
+        MetadataCommand::FenceBroker { broker_id: 2 },
+        MetadataCommand::AlterIsr {
+            topic: "orders".into(),
+            partition: 1,
+            leader_epoch: 4,
+            isr: vec![1, 3],
+        },
+    ] {
+        let envelope = CommandEnvelope::new(7, command);
+        let bytes = envelope.encode().expect("encodes");
+        assert_eq!(CommandEnvelope::decode(&bytes), Ok(envelope));
+    }
+}
+
+#[test]
 fn r_start_3_a_late_registration_of_an_earlier_incarnation_is_refused() {
     let register = |incarnation: u64| MetadataCommand::RegisterBroker {
         broker_id: 2,

@@ -31,6 +31,53 @@ pub struct BrokerConfig {
     pub retention_ms: i64,
     /// Where /metrics and /health are served, if anywhere.
     pub http_listen: Option<SocketAddr>,
+    /// The metadata group's voters: every node of the cluster, this one included.
+    /// Empty: a one-voter group of this node alone.
+    pub voters: Vec<Voter>,
+    /// Where peers connect (default: this node's address in `voters`).
+    pub peer_listen: Option<SocketAddr>,
+    /// A broker the controller has not heard from for this long is fenced: it is no
+    /// longer listed, and its partitions move to other in-sync replicas.
+    pub session_timeout_ms: u64,
+    /// A follower that has not caught up with the leader for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// Replicas per partition when a CreateTopics request leaves it to the broker.
+    pub default_replication_factor: i16,
+}
+
+/// One member of the metadata group.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Voter {
+    pub id: i32,
+    /// Its peer (Raft and forwarding) address.
+    pub peer: SocketAddr,
+}
+
+impl Voter {
+    /// Parses `ID@HOST:PORT`.
+    pub fn parse(text: &str) -> Result<Voter, String> {
+        let (id, addr) = text
+            .split_once('@')
+            .ok_or_else(|| format!("voter {text:?} is not ID@HOST:PORT"))?;
+        let id = id
+            .trim()
+            .parse()
+            .map_err(|e| format!("voter id in {text:?}: {e}"))?;
+        let peer = addr
+            .trim()
+            .parse()
+            .map_err(|e| format!("voter address in {text:?}: {e}"))?;
+        Ok(Voter { id, peer })
+    }
+
+    /// Parses a comma-separated list of `ID@HOST:PORT`.
+    pub fn parse_list(text: &str) -> Result<Vec<Voter>, String> {
+        text.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Voter::parse)
+            .collect()
+    }
 }
 
 impl Default for BrokerConfig {
@@ -51,6 +98,11 @@ impl Default for BrokerConfig {
             segment_bytes: crate::log::DEFAULT_SEGMENT_BYTES,
             retention_ms: 7 * 24 * 3600 * 1000,
             http_listen: None,
+            voters: Vec::new(),
+            peer_listen: None,
+            session_timeout_ms: 1000,
+            replica_lag_time_max_ms: 2000,
+            default_replication_factor: 1,
         }
     }
 }
@@ -66,7 +118,50 @@ impl BrokerConfig {
         if self.tick_ms == 0 {
             return Err("tick_ms must be positive".into());
         }
+        if !self.voters.is_empty() {
+            if !self.voters.iter().any(|v| v.id == self.node_id) {
+                return Err(format!("node_id {} is not among the voters", self.node_id));
+            }
+            let mut ids: Vec<i32> = self.voters.iter().map(|v| v.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() != self.voters.len() || ids[0] < 1 {
+                return Err("voter ids must be distinct and at least 1".into());
+            }
+        }
+        if self.default_replication_factor < 1 {
+            return Err("default_replication_factor must be at least 1".into());
+        }
+        if self.session_timeout_ms < 2 * self.tick_ms {
+            return Err("session_timeout_ms must be at least two ticks".into());
+        }
         self.log_defaults().validate().map_err(|e| e.to_string())
+    }
+
+    pub fn parse_voters(text: &str) -> Result<Vec<Voter>, String> {
+        Voter::parse_list(text)
+    }
+
+    /// The Raft voter ids (this node alone when no voters are configured).
+    pub fn voter_ids(&self) -> Vec<u64> {
+        if self.voters.is_empty() {
+            vec![self.node_id as u64]
+        } else {
+            self.voters.iter().map(|v| v.id as u64).collect()
+        }
+    }
+
+    /// Where this node listens for peers, if it has any.
+    pub fn peer_listen_addr(&self) -> Option<SocketAddr> {
+        if self.voters.len() <= 1 {
+            return None;
+        }
+        self.peer_listen.or_else(|| {
+            self.voters
+                .iter()
+                .find(|v| v.id == self.node_id)
+                .map(|v| v.peer)
+        })
     }
 
     pub fn log_defaults(&self) -> LogConfig {

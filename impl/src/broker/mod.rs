@@ -10,7 +10,9 @@ mod partitions;
 mod server;
 
 pub use config::BrokerConfig;
-pub use consensus_loop::{ConsensusHandle, ConsensusLoop, MetadataView, ProposalFailure};
+pub use consensus_loop::{
+    ConsensusHandle, ConsensusLoop, Inputs, LoopConfig, MetadataView, ProposalFailure,
+};
 pub use metrics::Metrics;
 pub use partitions::{log_config, Partitions};
 
@@ -75,7 +77,10 @@ impl RunningBroker {
         let node = MetadataNode::open(
             Arc::clone(&disk),
             &config.data_dir.join("metadata"),
-            NodeConfig::single(config.node_id as u64),
+            NodeConfig {
+                voters: config.voter_ids(),
+                ..NodeConfig::single(config.node_id as u64)
+            },
         )?;
         let incarnation = next_incarnation(disk.as_ref(), &config.data_dir)?;
         let metrics = Arc::new(Metrics::default());
@@ -87,7 +92,35 @@ impl RunningBroker {
         ));
         // 2. The consensus loop runs before anything could await a proposal (after
         //    replaying the committed metadata, which needs no peer).
-        let consensus = ConsensusLoop::start(node, Duration::from_millis(config.tick_ms))?;
+        //    The peer transport binds its listener and connects in the background:
+        //    no peer is waited for.
+        let inputs = Inputs::new();
+        let transport = match config.peer_listen_addr() {
+            Some(addr) => {
+                let peers = config
+                    .voters
+                    .iter()
+                    .map(|v| (v.id as u64, v.peer))
+                    .collect();
+                Some(
+                    crate::cluster::Transport::start(
+                        config.node_id as u64,
+                        addr,
+                        peers,
+                        inputs.inbound(),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("peer listener on {addr}: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        let loop_config = LoopConfig {
+            tick: Duration::from_millis(config.tick_ms),
+            session_timeout: Duration::from_millis(config.session_timeout_ms),
+            forward_timeout: Duration::from_millis(config.metadata_timeout_ms),
+        };
+        let consensus = ConsensusLoop::start(node, loop_config, inputs, transport)?;
         // The partition logs the recovered metadata assigns here, before any client
         // can ask for them.
         partitions.reconcile(&consensus.handle().view().state, config.node_id)?;
@@ -164,7 +197,9 @@ fn next_incarnation(disk: &dyn Disk, data_dir: &std::path::Path) -> anyhow::Resu
     Ok(next)
 }
 
-/// Registers this broker, idempotently, until the metadata shows it (R-START-3).
+/// Registers this broker, idempotently, until the metadata shows this incarnation
+/// unfenced, and again whenever it is fenced (R-START-3): from any node, since a
+/// follower's proposal is forwarded to the leader.
 async fn register(broker: Arc<Broker>) {
     let me = MetadataCommand::RegisterBroker {
         broker_id: broker.config.node_id,
@@ -174,19 +209,28 @@ async fn register(broker: Arc<Broker>) {
         incarnation: broker.incarnation,
     };
     let mut view = broker.consensus.subscribe();
+    let mut announced = false;
     loop {
         let registered = {
             let v = view.borrow_and_update();
             v.state
                 .brokers
                 .get(&broker.config.node_id)
-                .is_some_and(|b| b.incarnation == broker.incarnation)
+                .is_some_and(|b| b.incarnation == broker.incarnation && !b.fenced)
         };
         if registered {
-            tracing::info!(node_id = broker.config.node_id, "broker registered");
-            return;
+            if !announced {
+                tracing::info!(node_id = broker.config.node_id, "broker registered");
+                announced = true;
+            }
+            // Watch for a fence (a lapsed session) and register again when it comes.
+            if view.changed().await.is_err() {
+                return;
+            }
+            continue;
         }
-        if broker.consensus.view().is_leader {
+        announced = false;
+        if broker.consensus.view().leader_id.is_some() {
             if let Err(e) = broker
                 .consensus
                 .propose(me.clone(), broker.metadata_timeout())

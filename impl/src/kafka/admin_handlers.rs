@@ -78,7 +78,7 @@ async fn create_partitions(
             Some(info) => {
                 let current = info.partitions.len();
                 let rf = info.partitions.first().map_or(1, |p| p.replicas.len());
-                let brokers: Vec<i32> = view.state.brokers.keys().copied().collect();
+                let brokers: Vec<i32> = view.state.live_brokers();
                 let new_partitions: Vec<Vec<i32>> = match &topic.assignments {
                     Some(a) => a
                         .iter()
@@ -395,6 +395,7 @@ fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
             view.state
                 .brokers
                 .values()
+                .filter(|b| !b.fenced)
                 .map(|b| {
                     DescribeClusterBroker::default()
                         .with_broker_id(BrokerId(b.broker_id))

@@ -199,7 +199,7 @@ async fn create_topic(
         ));
     }
     let view = broker.consensus.view();
-    let mut brokers: Vec<i32> = view.state.brokers.keys().copied().collect();
+    let mut brokers: Vec<i32> = view.state.live_brokers();
     if brokers.is_empty() {
         brokers.push(broker.config.node_id);
     }
@@ -210,7 +210,7 @@ async fn create_topic(
             partitions
         };
         let rf = if replication_factor < 0 {
-            1
+            broker.config.default_replication_factor as usize
         } else {
             replication_factor as usize
         };
@@ -286,9 +286,11 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
         view = broker.consensus.view();
     }
     let state = &view.state;
+    // Fenced brokers are not listed: clients must not be sent to them (R-WIRE-6).
     let brokers = state
         .brokers
         .values()
+        .filter(|b| !b.fenced)
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.broker_id))
@@ -326,6 +328,10 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
                                     p.replicas.iter().map(|r| BrokerId(*r)).collect(),
                                 )
                                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect());
+                            let listed = state.brokers.get(&p.leader).is_some_and(|b| !b.fenced);
+                            if !listed {
+                                part.error_code = errors::LEADER_NOT_AVAILABLE;
+                            }
                             if version >= 7 {
                                 part.leader_epoch = p.leader_epoch;
                             }
@@ -347,7 +353,7 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
         let controller = view
             .leader_id
             .map(|id| id as i32)
-            .filter(|id| state.brokers.contains_key(id));
+            .filter(|id| state.brokers.get(id).is_some_and(|b| !b.fenced));
         response.controller_id = BrokerId(controller.unwrap_or(-1));
     }
     if version >= 2 {

@@ -21,6 +21,13 @@ pub fn write_header(out: &mut [u8], payload: &[u8]) {
     out[4..8].copy_from_slice(&checksum(payload).to_be_bytes());
 }
 
+/// Reads a frame header: (payload length, checksum).
+pub fn parse_header(header: &[u8; FRAME_HEADER_LEN]) -> (u32, u32) {
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    (len, crc)
+}
+
 /// What is found at a position of a segment's bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded {

@@ -94,7 +94,19 @@ pub enum MetadataCommand {
         remove: Vec<String>,
         replace: bool,
     },
-    /// Partition leadership and ISR (from the controller; issue 5 proposes these).
+    /// The controller lost the broker's session (see `BrokerInfo::fenced`).
+    FenceBroker {
+        broker_id: i32,
+    },
+    /// A partition leader shrinks or expands its ISR; refused unless `leader_epoch`
+    /// is still the partition's (a deposed leader cannot change it).
+    AlterIsr {
+        topic: String,
+        partition: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// Partition leadership and ISR, set outright (administrative).
     UpdatePartition {
         topic: String,
         partition: i32,

@@ -11,6 +11,7 @@ const INVALID_PARTITIONS: i16 = 37;
 const INVALID_REQUEST: i16 = 42;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const STALE_BROKER_EPOCH: i16 = 77;
+const FENCED_LEADER_EPOCH: i16 = 74;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
@@ -21,6 +22,10 @@ pub struct BrokerInfo {
     /// The start of the broker process that registered (see `RegisterBroker`).
     #[serde(default)]
     pub incarnation: u64,
+    /// The controller lost its session: not listed to clients, leads nothing, in no
+    /// ISR. Its next registration lifts the fence.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +52,7 @@ pub struct CommittedOffset {
 }
 
 /// What applying a command did, reported to its proposer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {
     Done,
     ProducerId(i64),
@@ -119,6 +124,67 @@ impl MetadataState {
         self.apply_command(&envelope.command)
     }
 
+    /// Registered brokers without a fence, in id order.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.broker_id)
+            .collect()
+    }
+
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionInfo> {
+        let t = self.topics.get_mut(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get_mut(i))
+    }
+
+    /// A fenced broker leads nothing and is in no ISR: each partition it led moves
+    /// to the first other ISR member that is live (leader epoch + 1); with none, the
+    /// partition is offline (leader -1) and keeps its ISR, so that the broker's
+    /// return, not an out-of-sync replica, brings it back (no unclean election).
+    fn move_away_from(&mut self, gone: i32) {
+        let live = self.live_brokers();
+        for t in self.topics.values_mut() {
+            for p in &mut t.partitions {
+                if p.leader == gone {
+                    let successor = p
+                        .isr
+                        .iter()
+                        .copied()
+                        .find(|r| *r != gone && live.contains(r));
+                    p.leader_epoch += 1;
+                    match successor {
+                        Some(next) => {
+                            p.leader = next;
+                            p.isr.retain(|r| *r != gone);
+                        }
+                        None => p.leader = -1,
+                    }
+                } else if p.isr.contains(&gone) && p.leader >= 0 {
+                    p.isr.retain(|r| *r != gone);
+                }
+            }
+        }
+    }
+
+    /// A broker registered (again): it leads the offline partitions whose ISR it is
+    /// in. A new incarnation of a partition's leader starts a new leader epoch: its
+    /// predecessor's unsynced tail is gone, and followers must truncate to it.
+    fn broker_is_back(&mut self, back: i32, restarted: bool) {
+        for t in self.topics.values_mut() {
+            for p in &mut t.partitions {
+                if p.leader == -1 && p.isr.contains(&back) {
+                    p.leader = back;
+                    p.leader_epoch += 1;
+                } else if p.leader == back && restarted {
+                    p.leader_epoch += 1;
+                }
+            }
+        }
+    }
+
     /// Records that an entry without a command (a leader's empty entry, a
     /// configuration change) was applied.
     pub fn mark_applied(&mut self, index: u64) {
@@ -136,6 +202,7 @@ impl MetadataState {
             } => {
                 // A registration from an earlier start can be applied late (a forward
                 // still in flight when the broker died): it never replaces a later one.
+                let previous = self.brokers.get(broker_id).map(|b| b.incarnation);
                 if let Some(current) = self.brokers.get(broker_id) {
                     if current.incarnation > *incarnation {
                         return rejected(
@@ -155,8 +222,45 @@ impl MetadataState {
                         port: *port,
                         rack: rack.clone(),
                         incarnation: *incarnation,
+                        fenced: false,
                     },
                 );
+                let restarted = previous.is_some_and(|p| p != *incarnation);
+                self.broker_is_back(*broker_id, restarted);
+                ApplyOutcome::Done
+            }
+            MetadataCommand::FenceBroker { broker_id } => {
+                let Some(b) = self.brokers.get_mut(broker_id) else {
+                    return rejected(INVALID_REQUEST, format!("no broker {broker_id}"));
+                };
+                b.fenced = true;
+                self.move_away_from(*broker_id);
+                ApplyOutcome::Done
+            }
+            MetadataCommand::AlterIsr {
+                topic,
+                partition,
+                leader_epoch,
+                isr,
+            } => {
+                let live: Vec<i32> = self.live_brokers();
+                let Some(p) = self.partition_mut(topic, *partition) else {
+                    return rejected(
+                        UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("no {topic}-{partition}"),
+                    );
+                };
+                if *leader_epoch != p.leader_epoch {
+                    return rejected(FENCED_LEADER_EPOCH, "the leader epoch has moved on");
+                }
+                if !isr.contains(&p.leader)
+                    || isr
+                        .iter()
+                        .any(|r| !p.replicas.contains(r) || !live.contains(r))
+                {
+                    return rejected(INVALID_REQUEST, format!("ISR {isr:?} is not valid"));
+                }
+                p.isr = isr.clone();
                 ApplyOutcome::Done
             }
             MetadataCommand::CreateTopic {

@@ -1,0 +1,284 @@
+//! The peer transport: Raft messages and forwarded metadata proposals between nodes,
+//! over TCP. Frames are `[u32 length][u32 crc32][payload]` (the partition log's frame
+//! format), the payload `[u8 kind][u64 sender][body]`. Sending never blocks the caller:
+//! each peer has a bounded queue drained by its own task, which connects, reconnects
+//! with backoff, and drops what it cannot deliver (Raft tolerates lost messages; a
+//! forwarded proposal times out at its origin and is retried by the client).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protobuf::Message as _;
+use raft::eraftpb::Message as RaftMessage;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::log::frame;
+use crate::metadata::{ApplyOutcome, MetadataCommand};
+
+/// The largest frame a peer may send: Raft appends are bounded by raft-rs's
+/// `max_size_per_msg`, so anything near this is garbage or an attack.
+const MAX_FRAME: usize = 64 << 20;
+/// Frames queued per peer before new ones are dropped.
+const QUEUE: usize = 4096;
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+const KIND_RAFT: u8 = 1;
+const KIND_FORWARD: u8 = 2;
+const KIND_FORWARD_REPLY: u8 = 3;
+
+/// What a forwarded proposal came to, as the leader reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardOutcome {
+    /// Applied at this Raft index with this outcome.
+    Applied {
+        index: u64,
+        outcome: ApplyOutcome,
+    },
+    /// The receiver is not the leader (any more); this is who it thinks is.
+    NotLeader {
+        leader: Option<u64>,
+    },
+    Dropped(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum PeerMessage {
+    Raft(RaftMessage),
+    /// A proposal from a node that is not the leader (R-PROPOSE-2).
+    Forward {
+        request_id: u64,
+        command: MetadataCommand,
+    },
+    ForwardReply {
+        request_id: u64,
+        outcome: ForwardOutcome,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ForwardBody {
+    request_id: u64,
+    command: MetadataCommand,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ForwardReplyBody {
+    request_id: u64,
+    outcome: ForwardOutcome,
+}
+
+impl PeerMessage {
+    fn encode(&self, from: u64) -> Result<Vec<u8>, String> {
+        let (kind, body) = match self {
+            PeerMessage::Raft(m) => (KIND_RAFT, m.write_to_bytes().map_err(|e| e.to_string())?),
+            PeerMessage::Forward {
+                request_id,
+                command,
+            } => (
+                KIND_FORWARD,
+                serde_json::to_vec(&ForwardBody {
+                    request_id: *request_id,
+                    command: command.clone(),
+                })
+                .map_err(|e| e.to_string())?,
+            ),
+            PeerMessage::ForwardReply {
+                request_id,
+                outcome,
+            } => (
+                KIND_FORWARD_REPLY,
+                serde_json::to_vec(&ForwardReplyBody {
+                    request_id: *request_id,
+                    outcome: outcome.clone(),
+                })
+                .map_err(|e| e.to_string())?,
+            ),
+        };
+        let mut payload = Vec::with_capacity(9 + body.len());
+        payload.push(kind);
+        payload.extend_from_slice(&from.to_be_bytes());
+        payload.extend_from_slice(&body);
+        let mut framed = vec![0u8; frame::FRAME_HEADER_LEN];
+        frame::write_header(&mut framed, &payload);
+        framed.extend_from_slice(&payload);
+        Ok(framed)
+    }
+
+    /// Decodes a checked payload into (sender, message).
+    fn decode(payload: &[u8]) -> Result<(u64, PeerMessage), String> {
+        if payload.len() < 9 {
+            return Err(format!(
+                "peer frame of {} bytes is too short",
+                payload.len()
+            ));
+        }
+        let kind = payload[0];
+        let mut from = [0u8; 8];
+        from.copy_from_slice(&payload[1..9]);
+        let from = u64::from_be_bytes(from);
+        let body = &payload[9..];
+        let message = match kind {
+            KIND_RAFT => PeerMessage::Raft(
+                RaftMessage::parse_from_bytes(body).map_err(|e| format!("raft message: {e}"))?,
+            ),
+            KIND_FORWARD => {
+                let b: ForwardBody =
+                    serde_json::from_slice(body).map_err(|e| format!("forward: {e}"))?;
+                PeerMessage::Forward {
+                    request_id: b.request_id,
+                    command: b.command,
+                }
+            }
+            KIND_FORWARD_REPLY => {
+                let b: ForwardReplyBody =
+                    serde_json::from_slice(body).map_err(|e| format!("forward reply: {e}"))?;
+                PeerMessage::ForwardReply {
+                    request_id: b.request_id,
+                    outcome: b.outcome,
+                }
+            }
+            other => return Err(format!("unknown peer frame kind {other}")),
+        };
+        Ok((from, message))
+    }
+}
+
+/// Where received messages go: the consensus loop's input queue.
+pub type Inbound = Arc<dyn Fn(u64, PeerMessage) + Send + Sync>;
+
+/// A cheap handle: send to a peer without blocking.
+#[derive(Clone)]
+pub struct Transport {
+    me: u64,
+    peers: Arc<HashMap<u64, mpsc::Sender<Vec<u8>>>>,
+}
+
+impl Transport {
+    /// Binds the peer listener and starts one sender task per peer. Waits for no
+    /// peer: a peer that is down is retried in the background (R-START-1).
+    pub async fn start(
+        me: u64,
+        listen: SocketAddr,
+        peers: Vec<(u64, SocketAddr)>,
+        inbound: Inbound,
+    ) -> std::io::Result<Transport> {
+        let listener = TcpListener::bind(listen).await?;
+        tokio::spawn(accept(listener, inbound));
+        let mut senders = HashMap::new();
+        for (id, addr) in peers.into_iter().filter(|(id, _)| *id != me) {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(send_loop(id, addr, rx));
+            senders.insert(id, tx);
+        }
+        Ok(Transport {
+            me,
+            peers: Arc::new(senders),
+        })
+    }
+
+    /// Queues a message; drops it if the peer is unknown or its queue is full.
+    pub fn send(&self, to: u64, message: &PeerMessage) {
+        let Some(queue) = self.peers.get(&to) else {
+            tracing::debug!(to, "message to an unknown peer dropped");
+            return;
+        };
+        match message.encode(self.me) {
+            Ok(bytes) => {
+                if queue.try_send(bytes).is_err() {
+                    tracing::debug!(to, "peer queue full or closed; message dropped");
+                }
+            }
+            Err(e) => tracing::error!(to, error = %e, "cannot encode a peer message"),
+        }
+    }
+}
+
+async fn accept(listener: TcpListener, inbound: Inbound) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                let inbound = Arc::clone(&inbound);
+                tokio::spawn(async move {
+                    if let Err(e) = receive(stream, inbound).await {
+                        tracing::debug!(%addr, error = %e, "peer connection closed");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a peer connection failed");
+                tokio::time::sleep(BACKOFF_MIN).await;
+            }
+        }
+    }
+}
+
+async fn receive(mut stream: TcpStream, inbound: Inbound) -> Result<(), String> {
+    let mut header = [0u8; frame::FRAME_HEADER_LEN];
+    loop {
+        if let Err(e) = stream.read_exact(&mut header).await {
+            return Err(format!("read: {e}"));
+        }
+        let (len, crc) = frame::parse_header(&header);
+        let len = len as usize;
+        if len > MAX_FRAME {
+            return Err(format!("peer frame of {len} bytes exceeds {MAX_FRAME}"));
+        }
+        let mut payload = vec![0u8; len];
+        stream
+            .read_exact(&mut payload)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if frame::checksum(&payload) != crc {
+            return Err("peer frame checksum mismatch".into());
+        }
+        let (from, message) = PeerMessage::decode(&payload)?;
+        inbound(from, message);
+    }
+}
+
+async fn send_loop(peer: u64, addr: SocketAddr, mut queue: mpsc::Receiver<Vec<u8>>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let stream = match TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::trace!(peer, %addr, error = %e, "peer unreachable; retrying");
+                // What piles up while the peer is down is stale by the time it is
+                // back (heartbeats, old votes): keep only what fits the queue.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        backoff = BACKOFF_MIN;
+        let mut writer = BufWriter::new(stream);
+        loop {
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut result = writer.write_all(&first).await;
+            // Batch whatever else is queued into one flush.
+            while result.is_ok() {
+                match queue.try_recv() {
+                    Ok(next) => result = writer.write_all(&next).await,
+                    Err(_) => break,
+                }
+            }
+            if result.is_ok() {
+                result = writer.flush().await;
+            }
+            if let Err(e) = result {
+                tracing::debug!(peer, error = %e, "peer connection lost; reconnecting");
+                break;
+            }
+        }
+    }
+}
