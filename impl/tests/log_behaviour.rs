@@ -525,3 +525,44 @@ fn r_log_11_producer_sequences_are_checked_and_survive_a_crash() -> TestResult {
     assert_eq!(log.append(&third, 0, 0)?.base_offset, 3);
     Ok(())
 }
+
+#[test]
+fn r_log_12_a_follower_keeps_the_leaders_offsets_and_epochs_and_truncates_to_its_leader(
+) -> TestResult {
+    let (_, disk) = mem();
+    let leader = open(&disk, Path::new("/leader"), small_segments(FsyncPolicy::Always));
+    let follower = open(&disk, Path::new("/follower"), small_segments(FsyncPolicy::Always));
+    // Epoch 0 then epoch 3 on the leader; the follower copies every batch as stored.
+    for seq in 0..40 {
+        let epoch = if seq < 25 { 0 } else { 3 };
+        let info = leader.append(&batch_for(0, seq, 2, 40), 10, epoch)?;
+        let copy = leader.read(info.base_offset, 1, u64::MAX)?;
+        follower.append_replica(&copy.records, 10)?;
+    }
+    assert_eq!(read_all(&follower), read_all(&leader));
+    assert_eq!(follower.last_leader_epoch(), Some(3));
+    assert_eq!(leader.end_offset_for_epoch(0), Some((0, 50)));
+    assert_eq!(leader.end_offset_for_epoch(2), Some((0, 50)));
+    assert_eq!(leader.end_offset_for_epoch(3), Some((3, 80)));
+    // A batch that does not start at the log end is refused.
+    let stray = leader.read(10, 1, u64::MAX)?;
+    assert!(follower.append_replica(&stray.records, 10).is_err());
+
+    // Truncation to inside a batch cuts back to that batch's start, across segments.
+    assert!(follower.segment_count() > 1);
+    let end = follower.truncate_to(31)?;
+    assert_eq!(end, 30);
+    assert_eq!(follower.log_end_offset(), 30);
+    assert_eq!(read_all(&follower), read_all(&leader)[..15].to_vec());
+    assert_eq!(follower.last_leader_epoch(), Some(0));
+    // Appends continue from there, and all of it survives a reopen.
+    let copy = leader.read(30, 1, u64::MAX)?;
+    follower.append_replica(&copy.records, 10)?;
+    follower.sync()?;
+    drop(follower);
+    let reopened = open(&disk, Path::new("/follower"), small_segments(FsyncPolicy::Always));
+    assert_eq!(reopened.log_end_offset(), 32);
+    assert_eq!(read_all(&reopened), read_all(&leader)[..16].to_vec());
+    assert_eq!(reopened.end_offset_for_epoch(0), Some((0, 32)));
+    Ok(())
+}

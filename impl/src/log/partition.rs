@@ -76,6 +76,10 @@ struct LogState {
     /// When the interval policy last synced this log (the caller's clock).
     last_interval_sync_ms: Option<u64>,
     producers: super::producers::ProducerStates,
+    /// (leader epoch, first offset) of every leader epoch in the log, in order; kept
+    /// in `leader-epoch-checkpoint` so a follower can be told where its log and the
+    /// leader's part (R-LOG-12).
+    epochs: Vec<(i32, u64)>,
 }
 
 impl LogState {
@@ -197,9 +201,21 @@ impl PartitionLog {
             last_checkpoint: checkpoint,
             last_interval_sync_ms: None,
             producers: Default::default(),
+            epochs: read_epochs(disk.as_ref(), dir)?,
         };
         for seg in state.segments.values() {
             state.producers.merge(&seg.scanned_producers);
+        }
+        // The checkpoint may lack the epochs of the active segment (written after it)
+        // and may name epochs past a cut tail.
+        let log_end_now = state.log_end();
+        state.epochs.retain(|(_, start)| *start < log_end_now);
+        if let Some(active) = state.segments.values().next_back() {
+            for &(epoch, start) in &active.scanned_epochs {
+                if state.epochs.last().is_none_or(|(e, _)| epoch > *e) {
+                    state.epochs.push((epoch, start));
+                }
+            }
         }
         let first_base = state.segments.keys().next().copied().unwrap_or(0);
         let log_end = state.log_end();
@@ -333,6 +349,79 @@ impl PartitionLog {
         Ok(info)
     }
 
+    /// Appends a batch replicated from the partition leader, keeping its offsets and
+    /// leader epoch; not synced (the replica fetcher syncs before it reports its log
+    /// end to the leader).
+    pub fn append_replica(&self, batch: &[u8], now_ms: u64) -> Result<AppendInfo> {
+        self.write_as(batch, now_ms, None).map(|(info, _)| info)
+    }
+
+    /// The leader epoch of the last batch, if any.
+    pub fn last_leader_epoch(&self) -> Option<i32> {
+        self.lock().epochs.last().map(|(e, _)| *e)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that this log holds,
+    /// and the offset where it ends (the next epoch's first offset, or the log end).
+    /// `None` if the log holds no batch of an epoch at or below `epoch`.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, u64)> {
+        let st = self.lock();
+        let i = st.epochs.iter().rposition(|(e, _)| *e <= epoch)?;
+        let end = st
+            .epochs
+            .get(i + 1)
+            .map_or_else(|| st.log_end(), |(_, start)| *start);
+        Some((st.epochs[i].0, end))
+    }
+
+    /// Cuts the log back to the last batch boundary at or below `offset` (a follower
+    /// dropping what its new leader does not have). Returns the new log end.
+    pub fn truncate_to(&self, offset: u64) -> Result<u64> {
+        let mut st = self.lock();
+        if offset >= st.log_end() {
+            return Ok(st.log_end());
+        }
+        if offset < st.log_start {
+            return Err(st.out_of_range(offset));
+        }
+        let disk = self.shared.disk.as_ref();
+        let dir = &self.shared.dir;
+        // The segment that keeps `offset`: the last one starting at or below it.
+        let keep_base = st
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .ok_or_else(|| st.out_of_range(offset))?;
+        let doomed: Vec<u64> = st.segments.range(keep_base + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            st.segments.remove(&base);
+            Segment::delete_files(disk, dir, base)?;
+        }
+        let reopened = Segment::open_active_until(
+            disk,
+            dir,
+            keep_base,
+            st.config.index_interval_bytes,
+            offset,
+        )?;
+        disk.sync_dir(dir)
+            .map_err(|e| LogError::io("fsync directory", dir, e))?;
+        let end = reopened.next_offset;
+        st.durable_position = (keep_base, reopened.size);
+        st.segments.insert(keep_base, reopened);
+        st.durable_end = st.durable_end.min(end);
+        st.high_watermark = st.high_watermark.min(end);
+        st.epochs.retain(|(_, start)| *start < end);
+        write_epochs(disk, dir, &st.epochs)?;
+        // Producer state may name batches that are gone: forget those producers, so
+        // their next batch is judged afresh rather than as a duplicate.
+        st.producers.forget_from(end);
+        st.failure_epoch += 1;
+        tracing::info!(dir = %dir.display(), log_end = end, "log truncated to its leader's");
+        Ok(end)
+    }
+
     /// Like [`PartitionLog::append`], but returns at once; `done` is called when the
     /// append is durable (possibly on the group commit thread), or failed.
     pub fn append_then(
@@ -391,6 +480,18 @@ impl PartitionLog {
     /// Writes the batch to the active segment (page cache), without waiting for it
     /// to be durable.
     fn write(&self, batch: &[u8], now_ms: u64, leader_epoch: i32) -> Result<(AppendInfo, u64)> {
+        self.write_as(batch, now_ms, Some(leader_epoch))
+    }
+
+    /// Writes a batch: as the leader (`Some(epoch)`: offsets assigned here, stamped
+    /// with the epoch) or as a follower (`None`: the leader's offsets and epoch kept,
+    /// and the batch must start at this log's end).
+    fn write_as(
+        &self,
+        batch: &[u8],
+        now_ms: u64,
+        leader_epoch: Option<i32>,
+    ) -> Result<(AppendInfo, u64)> {
         let mut st = self.lock();
         if batch.len() > st.config.max_batch_bytes {
             return Err(LogError::BatchTooLarge {
@@ -402,7 +503,26 @@ impl PartitionLog {
         if st.offline {
             self.shared.resync_after_failure(&mut st)?;
         }
-        st.producers.check(&header)?;
+        if leader_epoch.is_some() {
+            st.producers.check(&header)?;
+        } else if header.base_offset != st.log_end() as i64 {
+            return Err(LogError::InvalidBatch(format!(
+                "replicated batch starts at offset {} but the log ends at {}",
+                header.base_offset,
+                st.log_end()
+            )));
+        }
+        let epoch = leader_epoch.unwrap_or(header.partition_leader_epoch);
+        if st.epochs.last().is_none_or(|(e, _)| epoch > *e) {
+            let start = st.log_end();
+            st.epochs.push((epoch, start));
+            write_epochs(self.shared.disk.as_ref(), &self.shared.dir, &st.epochs)?;
+        } else if st.epochs.last().is_some_and(|(e, _)| epoch < *e) {
+            return Err(LogError::InvalidBatch(format!(
+                "batch of leader epoch {epoch} after epoch {:?}",
+                st.epochs.last()
+            )));
+        }
         let frame_len = (FRAME_HEADER_LEN + batch.len()) as u64;
         self.maybe_roll(&mut st, frame_len, header.offset_count(), now_ms)?;
         let index_interval = st.config.index_interval_bytes;
@@ -415,7 +535,7 @@ impl PartitionLog {
         {
             let (head, payload) = framed.split_at_mut(FRAME_HEADER_LEN);
             batch::set_base_offset(payload, base_offset);
-            batch::set_partition_leader_epoch(payload, leader_epoch);
+            batch::set_partition_leader_epoch(payload, epoch);
             frame::write_header(head, payload);
         }
         let position = active.size;
@@ -772,6 +892,28 @@ fn stop_to_error(path: &Path, stop: Stop, offset: u64) -> LogError {
         offset,
         reason,
     }
+}
+
+const EPOCHS_FILE: &str = "leader-epoch-checkpoint";
+
+fn read_epochs(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i32, u64)>> {
+    let path = dir.join(EPOCHS_FILE);
+    if !disk.exists(&path) {
+        return Ok(Vec::new());
+    }
+    let bytes = crate::disk::read_all(disk, &path).map_err(|e| LogError::io("read", &path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| LogError::Corrupt {
+        path: path.clone(),
+        position: 0,
+        offset: 0,
+        reason: format!("leader epoch checkpoint: {e}"),
+    })
+}
+
+fn write_epochs(disk: &dyn Disk, dir: &Path, epochs: &[(i32, u64)]) -> Result<()> {
+    let path = dir.join(EPOCHS_FILE);
+    let bytes = serde_json::to_vec(epochs).map_err(|e| LogError::Config(e.to_string()))?;
+    crate::disk::write_atomically(disk, &path, &bytes).map_err(|e| LogError::io("write", &path, e))
 }
 
 impl LogShared {

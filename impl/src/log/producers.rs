@@ -106,6 +106,14 @@ impl ProducerStates {
         }
     }
 
+    /// Forgets the batches at or after `end` (the log was cut there).
+    pub fn forget_from(&mut self, end: u64) {
+        for entry in self.producers.values_mut() {
+            entry.recent.retain(|(_, _, base)| *base < end);
+        }
+        self.producers.retain(|_, e| !e.recent.is_empty());
+    }
+
     pub fn merge(&mut self, other: &ProducerStates) {
         for (pid, entry) in &other.producers {
             self.producers.insert(*pid, entry.clone());

@@ -149,6 +149,8 @@ pub struct Segment {
     pub first_append_ms: Option<u64>,
     /// Producer state found by a recovery scan (empty if the segment was not scanned).
     pub scanned_producers: super::producers::ProducerStates,
+    /// (leader epoch, first offset) of each epoch a recovery scan met, in order.
+    pub scanned_epochs: Vec<(i32, u64)>,
 }
 
 /// What a scan that must not cut anything found wrong.
@@ -199,6 +201,7 @@ impl Segment {
             bytes_since_index: 0,
             first_append_ms: None,
             scanned_producers: Default::default(),
+            scanned_epochs: Vec::new(),
         }
     }
 
@@ -238,7 +241,7 @@ impl Segment {
         }
         tracing::info!(segment = %path.display(), "index missing or inconsistent; rebuilding");
         let mut seg = Self::empty(path, file, base_offset);
-        if let Some(stop) = seg.scan(size, index_interval)? {
+        if let Some(stop) = seg.scan(size, index_interval, u64::MAX)? {
             let (position, reason) = match stop {
                 Stop::Torn { position } => (position, "frame cut short".to_string()),
                 Stop::Corrupt { position, reason } => (position, reason),
@@ -273,7 +276,7 @@ impl Segment {
             .map_err(|e| LogError::io("open", &path, e))?;
         let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
         let mut seg = Self::empty(path, file, base_offset);
-        if let Some(stop) = seg.scan(len, index_interval)? {
+        if let Some(stop) = seg.scan(len, index_interval, u64::MAX)? {
             let (position, reason) = match stop {
                 Stop::Torn { position } => (position, "torn frame".to_string()),
                 Stop::Corrupt { position, reason } => (position, reason),
@@ -293,9 +296,50 @@ impl Segment {
         Ok(seg)
     }
 
-    /// Reads every frame from the start, rebuilding the indexes. Returns where and
-    /// why it stopped early, if it did.
-    fn scan(&mut self, len: u64, index_interval: u64) -> Result<Option<Stop>> {
+    /// Reopens a segment as the active one, cut before the first batch that reaches
+    /// `end_offset` or beyond (a follower truncating to its leader's log). Returns the
+    /// segment; its `next_offset` is the new log end (at most `end_offset`).
+    pub fn open_active_until(
+        disk: &dyn Disk,
+        dir: &Path,
+        base_offset: u64,
+        index_interval: u64,
+        end_offset: u64,
+    ) -> Result<Self> {
+        let [path, index_path, time_path] = Self::paths(dir, base_offset);
+        let file = disk
+            .open_file(&path, OpenMode::Existing)
+            .map_err(|e| LogError::io("open", &path, e))?;
+        let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let mut seg = Self::empty(path, file, base_offset);
+        let cut = match seg.scan(len, index_interval, end_offset)? {
+            None => None,
+            Some(Stop::Torn { position }) => Some(position),
+            Some(Stop::Corrupt { position, reason }) => {
+                return Err(corrupt(&seg.path, position, seg.next_offset, reason))
+            }
+        };
+        if let Some(position) = cut {
+            seg.file
+                .set_len(position)
+                .map_err(|e| LogError::io("truncate", &seg.path, e))?;
+            seg.file
+                .sync_data()
+                .map_err(|e| LogError::io("fsync", &seg.path, e))?;
+        }
+        // Its indexes describe the old contents; an active segment is scanned on open.
+        for stale in [&index_path, &time_path] {
+            if disk.exists(stale) {
+                disk.remove_file(stale)
+                    .map_err(|e| LogError::io("remove", stale, e))?;
+            }
+        }
+        Ok(seg)
+    }
+
+    /// Reads every frame from the start, rebuilding the indexes, and stops before a
+    /// batch that would end beyond `stop_at`. Returns where and why it stopped early.
+    fn scan(&mut self, len: u64, index_interval: u64, stop_at: u64) -> Result<Option<Stop>> {
         let file = Arc::clone(&self.file);
         let path = self.path.clone();
         let mut reader = FrameReader::new(file.as_ref(), &path, 0, len, SCAN_BLOCK);
@@ -326,7 +370,14 @@ impl Segment {
                     ),
                 }));
             }
+            if self.next_offset + header.offset_count() > stop_at {
+                return Ok(Some(Stop::Torn { position }));
+            }
             self.scanned_producers.record(&header, self.next_offset);
+            if self.scanned_epochs.last().map(|e| e.0) != Some(header.partition_leader_epoch) {
+                self.scanned_epochs
+                    .push((header.partition_leader_epoch, self.next_offset));
+            }
             self.record_batch(position, frame_len, &header, index_interval);
         }
     }
