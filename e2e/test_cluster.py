@@ -85,3 +85,78 @@ def test_r_start_3_three_nodes_in_any_order_register_and_keep_their_metadata(tmp
             assert "orders" in topics_on(n)
     finally:
         cluster.stop()
+
+
+def partition_state(node, topic, partition=0):
+    """(leader, isr) of a partition as Metadata via `node` reports it."""
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(topic, timeout=3)
+    p = md.topics[topic].partitions[partition]
+    return p.leader, sorted(p.isrs)
+
+
+def produce(bootstrap, topic, values, timeout=30):
+    from confluent_kafka import Producer
+    acked, failed = {}, []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked[msg.value().decode()] = msg.offset()
+        else:
+            failed.append((msg.value().decode(), err))
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "message.timeout.ms": timeout * 1000, "linger.ms": 0})
+    for v in values:
+        p.produce(topic, v.encode(), partition=0, on_delivery=on_delivery)
+        p.poll(0)
+    p.flush(timeout + 5)
+    return acked, failed
+
+
+def consume(bootstrap, topic, count, timeout=20):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < count and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append((m.offset(), m.value().decode()))
+    c.close()
+    return got
+
+
+def test_r_repl_chaos_leader_killed_every_acknowledged_message_survives(cluster):
+    """The earlier broker produced 0 of 50 after one of three nodes died (seed 000)."""
+    from confluent_kafka.admin import AdminClient, NewTopic as CNewTopic
+    for n in cluster.nodes:
+        n.start()
+    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([CNewTopic("chaos", 1, 3, config={"min.insync.replicas": "2"})])[
+        "chaos"].result(10)
+    wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "chaos")[1]) == 3, 10.0)
+
+    first = [f"m{i}" for i in range(50)]
+    acked, failed = produce(cluster.node(1).bootstrap, "chaos", first)
+    assert not failed and len(acked) == 50, failed
+
+    leader, _ = partition_state(cluster.node(1), "chaos")
+    cluster.node(leader).kill9()
+    survivor = next(n for i, n in enumerate(cluster.nodes, 1) if i != leader)
+    second = [f"m{i}" for i in range(50, 100)]
+    acked2, failed2 = produce(survivor.bootstrap, "chaos", second)
+    assert not failed2 and len(acked2) == 50, failed2
+    acked.update(acked2)
+
+    got = consume(survivor.bootstrap, "chaos", 100)
+    assert [v for _, v in got] == first + second, got
+    assert all(acked[v] == o for o, v in got), "every record at its acknowledged offset"
+
+    # The killed leader comes back, truncates if it must, catches up, rejoins the ISR.
+    cluster.node(leader).start()
+    wait_for("the old leader back in the ISR",
+             lambda: leader in partition_state(survivor, "chaos")[1], 20.0)

@@ -530,8 +530,16 @@ fn r_log_11_producer_sequences_are_checked_and_survive_a_crash() -> TestResult {
 fn r_log_12_a_follower_keeps_the_leaders_offsets_and_epochs_and_truncates_to_its_leader(
 ) -> TestResult {
     let (_, disk) = mem();
-    let leader = open(&disk, Path::new("/leader"), small_segments(FsyncPolicy::Always));
-    let follower = open(&disk, Path::new("/follower"), small_segments(FsyncPolicy::Always));
+    let leader = open(
+        &disk,
+        Path::new("/leader"),
+        small_segments(FsyncPolicy::Always),
+    );
+    let follower = open(
+        &disk,
+        Path::new("/follower"),
+        small_segments(FsyncPolicy::Always),
+    );
     // Epoch 0 then epoch 3 on the leader; the follower copies every batch as stored.
     for seq in 0..40 {
         let epoch = if seq < 25 { 0 } else { 3 };
@@ -560,7 +568,11 @@ fn r_log_12_a_follower_keeps_the_leaders_offsets_and_epochs_and_truncates_to_its
     follower.append_replica(&copy.records, 10)?;
     follower.sync()?;
     drop(follower);
-    let reopened = open(&disk, Path::new("/follower"), small_segments(FsyncPolicy::Always));
+    let reopened = open(
+        &disk,
+        Path::new("/follower"),
+        small_segments(FsyncPolicy::Always),
+    );
     assert_eq!(reopened.log_end_offset(), 32);
     assert_eq!(read_all(&reopened), read_all(&leader)[..16].to_vec());
     assert_eq!(reopened.end_offset_for_epoch(0), Some((0, 32)));

@@ -7,6 +7,7 @@ mod config;
 mod consensus_loop;
 mod metrics;
 mod partitions;
+mod replica_fetcher;
 mod server;
 
 pub use config::BrokerConfig;
@@ -14,7 +15,7 @@ pub use consensus_loop::{
     ConsensusHandle, ConsensusLoop, Inputs, LoopConfig, MetadataView, ProposalFailure,
 };
 pub use metrics::Metrics;
-pub use partitions::{log_config, Partitions};
+pub use partitions::{log_config, own_end, Partitions};
 
 use crate::consensus::{MetadataNode, NodeConfig};
 use crate::disk::{Disk, RealDisk};
@@ -152,6 +153,14 @@ impl RunningBroker {
         tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));
         // 4. Registration, in the background.
         tasks.push(tokio::spawn(register(Arc::clone(&broker))));
+        // 5. Replication: a fetcher per peer, and the leader's ISR upkeep.
+        for voter in config.voters.iter().filter(|v| v.id != config.node_id) {
+            tasks.push(tokio::spawn(replica_fetcher::run(
+                Arc::clone(&broker),
+                voter.id,
+            )));
+        }
+        tasks.push(tokio::spawn(maintain_isr(Arc::clone(&broker))));
         tracing::info!(node_id = config.node_id, %local_addr, data_dir = %config.data_dir.display(), "chronik started");
         Ok(RunningBroker {
             broker,
@@ -253,6 +262,73 @@ async fn follow_metadata(broker: Arc<Broker>) {
         let _ = tokio::task::spawn_blocking(move || b.reconcile_partitions()).await;
         if view.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// On every partition this broker leads: propose the ISR its followers warrant
+/// (lagging ones out, caught-up ones in), and move the high watermark, which an ISR
+/// change can free (R-REPL-2).
+async fn maintain_isr(broker: Arc<Broker>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    let mut proposed: std::collections::HashMap<(String, i32), (Vec<i32>, u64)> =
+        Default::default();
+    let me = broker.config.node_id;
+    loop {
+        interval.tick().await;
+        let view = broker.consensus.view();
+        let live = view.state.live_brokers();
+        let now = now_ms();
+        for (key, log) in broker.partitions.all() {
+            let Some(info) = view
+                .state
+                .topics
+                .get(&key.0)
+                .and_then(|t| t.partitions.get(key.1 as usize))
+            else {
+                continue;
+            };
+            if info.leader != me {
+                continue;
+            }
+            if broker
+                .partitions
+                .advance_high_watermark(&key, &log, info, me, now)
+            {
+                broker.data_arrived.notify_waiters();
+            }
+            let Some(isr) = broker.partitions.wanted_isr(
+                &key,
+                &log,
+                info,
+                &live,
+                me,
+                now,
+                broker.config.replica_lag_time_max_ms,
+            ) else {
+                continue;
+            };
+            // One proposal per change and second: the next view shows the outcome.
+            if proposed
+                .get(&key)
+                .is_some_and(|(p, at)| *p == isr && now.saturating_sub(*at) < 1000)
+            {
+                continue;
+            }
+            proposed.insert(key.clone(), (isr.clone(), now));
+            tracing::info!(topic = %key.0, partition = key.1, old = ?info.isr, new = ?isr, "ISR change");
+            let command = MetadataCommand::AlterIsr {
+                topic: key.0.clone(),
+                partition: key.1,
+                leader_epoch: info.leader_epoch,
+                isr,
+            };
+            let b = Arc::clone(&broker);
+            tokio::spawn(async move {
+                if let Err(e) = b.consensus.propose(command, b.metadata_timeout()).await {
+                    tracing::debug!(?e, "ISR change not applied");
+                }
+            });
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The partition logs this broker hosts, opened and closed as the metadata assigns
 //! and removes partitions.
 
+use crate::cluster::replication::FollowerTracker;
 use crate::disk::Disk;
-use crate::log::{GroupCommitter, LogConfig, LogError, PartitionLog};
-use crate::metadata::MetadataState;
+use crate::log::{FsyncPolicy, GroupCommitter, LogConfig, LogError, PartitionLog};
+use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub type TopicPartition = (String, i32);
 
@@ -16,7 +17,18 @@ pub struct Partitions {
     committer: GroupCommitter,
     defaults: LogConfig,
     logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
+    /// On partitions this broker leads: what its followers have (R-REPL-1).
+    trackers: Mutex<BTreeMap<TopicPartition, FollowerTracker>>,
     metrics: Arc<super::Metrics>,
+}
+
+/// What of a log its leader counts as its own for the high watermark: everything
+/// durable (or, under the weaker interval policy, everything written).
+pub fn own_end(log: &PartitionLog) -> u64 {
+    match log.config().fsync {
+        FsyncPolicy::Always => log.durable_end_offset(),
+        _ => log.log_end_offset(),
+    }
 }
 
 fn dir_name(topic: &str, partition: i32) -> String {
@@ -61,6 +73,7 @@ impl Partitions {
             committer: GroupCommitter::start(),
             defaults,
             logs: RwLock::new(BTreeMap::new()),
+            trackers: Mutex::new(BTreeMap::new()),
             metrics,
         }
     }
@@ -77,6 +90,81 @@ impl Partitions {
             .cloned()
     }
 
+    fn with_tracker<T>(
+        &self,
+        key: &TopicPartition,
+        epoch: i32,
+        now_ms: u64,
+        f: impl FnOnce(&mut FollowerTracker) -> T,
+    ) -> T {
+        let mut trackers = self.trackers.lock().unwrap_or_else(|p| p.into_inner());
+        let tracker = trackers
+            .entry(key.clone())
+            .or_insert_with(|| FollowerTracker::new(epoch, now_ms));
+        if tracker.epoch() != epoch {
+            *tracker = FollowerTracker::new(epoch, now_ms);
+        }
+        f(tracker)
+    }
+
+    /// A follower fetched from `fetch_offset` (its durable log end).
+    pub fn on_follower_fetch(
+        &self,
+        key: &TopicPartition,
+        epoch: i32,
+        follower: i32,
+        fetch_offset: u64,
+        leader_end: u64,
+        now_ms: u64,
+    ) {
+        self.with_tracker(key, epoch, now_ms, |t| {
+            t.on_fetch(follower, fetch_offset, leader_end, now_ms)
+        });
+    }
+
+    /// Moves the high watermark of a partition this broker leads to the least
+    /// durable log end over its ISR; returns true if it moved (R-REPL-1). It never
+    /// moves back.
+    pub fn advance_high_watermark(
+        &self,
+        key: &TopicPartition,
+        log: &PartitionLog,
+        info: &PartitionInfo,
+        me: i32,
+        now_ms: u64,
+    ) -> bool {
+        if info.leader != me {
+            return false;
+        }
+        let own = own_end(log);
+        let hw = self.with_tracker(key, info.leader_epoch, now_ms, |t| {
+            t.high_watermark(own, &info.isr, me)
+        });
+        if hw > log.high_watermark() {
+            log.set_high_watermark(hw);
+            return true;
+        }
+        false
+    }
+
+    /// The ISR this leader should propose for a partition, if it should change.
+    #[allow(clippy::too_many_arguments)]
+    pub fn wanted_isr(
+        &self,
+        key: &TopicPartition,
+        log: &PartitionLog,
+        info: &PartitionInfo,
+        live: &[i32],
+        me: i32,
+        now_ms: u64,
+        lag_max_ms: u64,
+    ) -> Option<Vec<i32>> {
+        let hw = log.high_watermark();
+        self.with_tracker(key, info.leader_epoch, now_ms, |t| {
+            t.wanted_isr(&info.isr, &info.replicas, live, me, hw, now_ms, lag_max_ms)
+        })
+    }
+
     pub fn all(&self) -> Vec<(TopicPartition, Arc<PartitionLog>)> {
         self.logs
             .read()
@@ -90,6 +178,7 @@ impl Partitions {
     /// and deletes the logs of topics that no longer exist.
     pub fn reconcile(&self, state: &MetadataState, broker_id: i32) -> Result<(), LogError> {
         let mut wanted = BTreeMap::new();
+        let mut single_replica = Vec::new();
         for (name, topic) in &state.topics {
             for (i, p) in topic.partitions.iter().enumerate() {
                 if p.replicas.contains(&broker_id) {
@@ -97,6 +186,9 @@ impl Partitions {
                         (name.clone(), i as i32),
                         log_config(&self.defaults, &topic.configs),
                     );
+                    if p.replicas.len() == 1 {
+                        single_replica.push((name.clone(), i as i32));
+                    }
                 }
             }
         }
@@ -135,8 +227,12 @@ impl Partitions {
                         config,
                         Some(self.committer.queue()),
                     )?;
-                    // A single-replica partition's durable log is all committed.
-                    log.advance_single_replica_high_watermark();
+                    // A single-replica partition's durable log is all committed; a
+                    // replicated one keeps its checkpointed high watermark until its
+                    // leader says more.
+                    if single_replica.contains(&key) {
+                        log.advance_single_replica_high_watermark();
+                    }
                     let metrics = Arc::clone(&self.metrics);
                     log.set_sync_observer(Arc::new(move |took| metrics.fsync(took)));
                     logs.insert(key, Arc::new(log));

@@ -5,3 +5,5 @@
 pub mod transport;
 
 pub use transport::{ForwardOutcome, Inbound, PeerMessage, Transport};
+pub mod client;
+pub mod replication;

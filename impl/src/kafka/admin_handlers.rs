@@ -406,8 +406,9 @@ fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
         )
 }
 
-/// Every batch on a single node is written under leader epoch 0 (partition
-/// leadership never moves), so the end offset of epoch 0 is the log end.
+/// Where a leader epoch ends in this leader's log: a follower truncates to it
+/// before fetching again, so it never keeps records its new leader does not have
+/// (R-REPL-3).
 fn offset_for_leader_epoch(
     broker: &Broker,
     request: OffsetForLeaderEpochRequest,
@@ -429,17 +430,35 @@ fn offset_for_leader_epoch(
                         .get(&name)
                         .and_then(|t| t.partitions.get(p.partition as usize))
                         .map(|info| info.leader_epoch);
+                    let leader = view
+                        .state
+                        .topics
+                        .get(&name)
+                        .and_then(|t| t.partitions.get(p.partition as usize))
+                        .map(|info| info.leader);
                     match (broker.partitions.get(&name, p.partition), epoch) {
+                        (Some(_), Some(_)) if leader != Some(broker.config.node_id) => {
+                            r.error_code = errors::NOT_LEADER_OR_FOLLOWER;
+                        }
                         (Some(log), Some(current)) => {
                             if p.current_leader_epoch > current {
-                                r.error_code = 74; // UNKNOWN_LEADER_EPOCH
+                                r.error_code = errors::UNKNOWN_LEADER_EPOCH;
                             } else if p.current_leader_epoch >= 0
                                 && p.current_leader_epoch < current
                             {
-                                r.error_code = 13; // FENCED_LEADER_EPOCH
+                                r.error_code = errors::FENCED_LEADER_EPOCH;
                             } else {
-                                r.leader_epoch = p.leader_epoch.min(current);
-                                r.end_offset = log.log_end_offset() as i64;
+                                match log.end_offset_for_epoch(p.leader_epoch) {
+                                    Some((epoch, end)) => {
+                                        r.leader_epoch = epoch;
+                                        r.end_offset = end as i64;
+                                    }
+                                    // The log holds nothing of that epoch or earlier.
+                                    None => {
+                                        r.leader_epoch = -1;
+                                        r.end_offset = log.log_start_offset() as i64;
+                                    }
+                                }
                             }
                         }
                         _ => r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,

@@ -4,7 +4,7 @@
 
 use super::codec::{self, Request};
 use super::errors;
-use crate::broker::{now_ms, Broker, ProposalFailure};
+use crate::broker::{now_ms, own_end, Broker, ProposalFailure};
 use crate::log::batch::{self, BatchHeader};
 use crate::log::PartitionLog;
 use crate::metadata::{ApplyOutcome, MetadataCommand};
@@ -376,13 +376,40 @@ type AppendResult = Result<crate::log::AppendInfo, crate::log::LogError>;
 /// A Produce whose appends were issued, waiting for durability.
 pub struct SubmittedProduce {
     responses: Vec<TopicProduceResponse>,
-    pending: Vec<(
-        usize,
-        usize,
-        Arc<PartitionLog>,
-        oneshot::Receiver<AppendResult>,
-    )>,
+    pending: Vec<PendingAppend>,
     version: i16,
+    acks: i16,
+    timeout: Duration,
+}
+
+struct PendingAppend {
+    topic_index: usize,
+    partition_index: usize,
+    key: (String, i32),
+    log: Arc<PartitionLog>,
+    durable: oneshot::Receiver<AppendResult>,
+}
+
+/// The partition's entry in the metadata, if the topic and partition exist.
+fn partition_info<'a>(
+    state: &'a crate::metadata::MetadataState,
+    topic: &str,
+    partition: i32,
+) -> Option<&'a crate::metadata::PartitionInfo> {
+    let t = state.topics.get(topic)?;
+    usize::try_from(partition)
+        .ok()
+        .and_then(|i| t.partitions.get(i))
+}
+
+/// `min.insync.replicas` of a topic (1 unless set).
+fn min_insync_replicas(state: &crate::metadata::MetadataState, topic: &str) -> usize {
+    state
+        .topics
+        .get(topic)
+        .and_then(|t| t.configs.get("min.insync.replicas"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
 }
 
 /// Issues a Produce's appends. Runs on the connection's reader task, so a
@@ -390,14 +417,11 @@ pub struct SubmittedProduce {
 /// for ordering within a partition (R-WIRE-3).
 fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> SubmittedProduce {
     let now = now_ms();
-    let acks_valid = matches!(request.acks, -1..=1);
+    let acks = request.acks;
+    let acks_valid = matches!(acks, -1..=1);
     let view = broker.consensus.view();
-    let mut pending: Vec<(
-        usize,
-        usize,
-        Arc<PartitionLog>,
-        oneshot::Receiver<AppendResult>,
-    )> = Vec::new();
+    let me = broker.config.node_id;
+    let mut pending = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
@@ -405,23 +429,35 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let mut response = PartitionProduceResponse::default().with_index(data.index);
             response.base_offset = -1;
+            let info = partition_info(&view.state, &name, data.index);
             let code = if !acks_valid {
                 Some(errors::INVALID_REQUIRED_ACKS)
             } else {
-                match (broker.partitions.get(&name, data.index), data.records) {
-                    (None, _) if view.state.topics.contains_key(&name) => {
-                        Some(errors::NOT_LEADER_OR_FOLLOWER)
+                match (info, broker.partitions.get(&name, data.index), data.records) {
+                    (None, _, _) => Some(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                    // Only the partition's leader takes writes (R-WIRE-5).
+                    (Some(p), _, _) if p.leader != me => Some(errors::NOT_LEADER_OR_FOLLOWER),
+                    (Some(_), None, _) => Some(errors::NOT_LEADER_OR_FOLLOWER),
+                    (Some(_), Some(_), None) => Some(errors::INVALID_RECORD),
+                    (Some(p), Some(_), Some(_))
+                        if acks == -1 && p.isr.len() < min_insync_replicas(&view.state, &name) =>
+                    {
+                        Some(errors::NOT_ENOUGH_REPLICAS)
                     }
-                    (None, _) => Some(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                    (Some(_), None) => Some(errors::INVALID_RECORD),
-                    (Some(log), Some(records)) => match validate_records(&records) {
+                    (Some(p), Some(log), Some(records)) => match validate_records(&records) {
                         Err(code) => Some(code),
                         Ok(()) => {
                             let (tx, rx) = oneshot::channel();
-                            log.append_then(&records, now, 0, move |r| {
+                            log.append_then(&records, now, p.leader_epoch, move |r| {
                                 let _ = tx.send(r);
                             });
-                            pending.push((ti, pi, log, rx));
+                            pending.push(PendingAppend {
+                                topic_index: ti,
+                                partition_index: pi,
+                                key: (name.clone(), data.index),
+                                log,
+                                durable: rx,
+                            });
                             None
                         }
                     },
@@ -443,6 +479,44 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
         responses,
         pending,
         version,
+        acks,
+        timeout: Duration::from_millis(request.timeout_ms.max(0) as u64),
+    }
+}
+
+/// Moves a led partition's high watermark after its log or its followers moved,
+/// and wakes whoever waits on it.
+pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: &PartitionLog) {
+    let view = broker.consensus.view();
+    let Some(info) = partition_info(&view.state, &key.0, key.1) else {
+        return;
+    };
+    if broker
+        .partitions
+        .advance_high_watermark(key, log, info, broker.config.node_id, now_ms())
+    {
+        broker.data_arrived.notify_waiters();
+    }
+}
+
+/// acks=all: waits until the high watermark covers `end` (every ISR member has the
+/// records durably), or the deadline passes (R-REPL-1).
+async fn wait_for_high_watermark(
+    broker: &Broker,
+    log: &PartitionLog,
+    end: u64,
+    deadline: tokio::time::Instant,
+) -> bool {
+    loop {
+        let notified = broker.data_arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if log.high_watermark() >= end {
+            return true;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return log.high_watermark() >= end;
+        }
     }
 }
 
@@ -452,19 +526,34 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
         mut responses,
         pending,
         version,
+        acks,
+        timeout,
     } = submitted;
-    let mut moved = false;
-    for (ti, pi, log, rx) in pending {
-        let outcome = rx.await.unwrap_or(Err(crate::log::LogError::ShuttingDown));
-        let response = &mut responses[ti].partition_responses[pi];
+    let deadline = tokio::time::Instant::now() + timeout;
+    for append in pending {
+        let outcome = append
+            .durable
+            .await
+            .unwrap_or(Err(crate::log::LogError::ShuttingDown));
+        let response =
+            &mut responses[append.topic_index].partition_responses[append.partition_index];
         match outcome {
             Ok(info) => {
                 response.base_offset = info.base_offset as i64;
                 if version >= 5 {
-                    response.log_start_offset = log.log_start_offset() as i64;
+                    response.log_start_offset = append.log.log_start_offset() as i64;
                 }
-                log.advance_single_replica_high_watermark();
-                moved = true;
+                // Followers long-poll for new durable data, not only for the
+                // high watermark.
+                broker.data_arrived.notify_waiters();
+                advance_high_watermark(broker, &append.key, &append.log);
+                if acks == -1
+                    && !wait_for_high_watermark(broker, &append.log, info.last_offset + 1, deadline)
+                        .await
+                {
+                    response.error_code = errors::REQUEST_TIMED_OUT;
+                    broker.metrics.error("Produce");
+                }
             }
             // A producer's retry of a batch already written: answer as the original.
             Err(crate::log::LogError::DuplicateSequence { base_offset }) => {
@@ -477,9 +566,6 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
             }
         }
     }
-    if moved {
-        broker.data_arrived.notify_waiters();
-    }
     ProduceResponse::default().with_responses(responses)
 }
 
@@ -491,6 +577,9 @@ fn read_fetch(
 ) -> (FetchResponse, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
+    let view = broker.consensus.view();
+    let me = broker.config.node_id;
+    let follower = request.replica_id.0;
     let max_bytes = if version >= 3 && request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
@@ -506,10 +595,47 @@ fn read_fetch(
                 .iter()
                 .map(|p| {
                     let mut data = PartitionData::default().with_partition_index(p.partition);
-                    let Some(log) = broker.partitions.get(&name, p.partition) else {
+                    let Some(info) = partition_info(&view.state, &name, p.partition) else {
                         data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
                         any_error = true;
                         return data;
+                    };
+                    let epoch_error = if version < 9 || p.current_leader_epoch < 0 {
+                        None
+                    } else if p.current_leader_epoch < info.leader_epoch {
+                        Some(errors::FENCED_LEADER_EPOCH)
+                    } else if p.current_leader_epoch > info.leader_epoch {
+                        Some(errors::UNKNOWN_LEADER_EPOCH)
+                    } else {
+                        None
+                    };
+                    let log = match broker.partitions.get(&name, p.partition) {
+                        // Consumers and followers read from the leader only (R-WIRE-5).
+                        Some(_) if info.leader != me => None,
+                        other => other,
+                    };
+                    let (Some(log), None) = (log, epoch_error) else {
+                        data.error_code = epoch_error.unwrap_or(errors::NOT_LEADER_OR_FOLLOWER);
+                        any_error = true;
+                        return data;
+                    };
+                    let key = (name.clone(), p.partition);
+                    // A follower's fetch offset is its durable log end (R-REPL-1); it is
+                    // served what the leader holds durably, never less than that.
+                    let upper = if follower >= 0 && p.fetch_offset >= 0 {
+                        let own = own_end(&log);
+                        broker.partitions.on_follower_fetch(
+                            &key,
+                            info.leader_epoch,
+                            follower,
+                            p.fetch_offset as u64,
+                            own,
+                            now_ms(),
+                        );
+                        advance_high_watermark(broker, &key, &log);
+                        Some(own)
+                    } else {
+                        None
                     };
                     let hw = log.high_watermark();
                     data.high_watermark = hw as i64;
@@ -526,7 +652,7 @@ fn read_fetch(
                         return data;
                     }
                     let limit = (p.partition_max_bytes.max(0) as usize).min(room);
-                    match log.read(p.fetch_offset as u64, limit, hw) {
+                    match log.read(p.fetch_offset as u64, limit, upper.unwrap_or(hw)) {
                         Ok(read) => {
                             total += read.records.len();
                             data.records = Some(Bytes::from(read.records));
@@ -574,6 +700,7 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
 }
 
 fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let view = broker.consensus.view();
     let topics = request
         .topics
         .into_iter()
@@ -585,8 +712,13 @@ fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResp
                 .map(|p| {
                     let mut r = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(log) = broker.partitions.get(&name, p.partition_index) else {
+                    let Some(info) = partition_info(&view.state, &name, p.partition_index) else {
                         r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                        return r;
+                    };
+                    let log = broker.partitions.get(&name, p.partition_index);
+                    let Some(log) = log.filter(|_| info.leader == broker.config.node_id) else {
+                        r.error_code = errors::NOT_LEADER_OR_FOLLOWER;
                         return r;
                     };
                     let hw = log.high_watermark();

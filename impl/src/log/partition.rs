@@ -80,6 +80,10 @@ struct LogState {
     /// in `leader-epoch-checkpoint` so a follower can be told where its log and the
     /// leader's part (R-LOG-12).
     epochs: Vec<(i32, u64)>,
+    /// `epochs` changed since it was last written: it is written with the next
+    /// checkpoint or segment roll, not on the append path; recovery finds the
+    /// active segment's epochs by its scan.
+    epochs_dirty: bool,
 }
 
 impl LogState {
@@ -202,6 +206,7 @@ impl PartitionLog {
             last_interval_sync_ms: None,
             producers: Default::default(),
             epochs: read_epochs(disk.as_ref(), dir)?,
+            epochs_dirty: false,
         };
         for seg in state.segments.values() {
             state.producers.merge(&seg.scanned_producers);
@@ -393,7 +398,11 @@ impl PartitionLog {
             .next_back()
             .map(|(b, _)| *b)
             .ok_or_else(|| st.out_of_range(offset))?;
-        let doomed: Vec<u64> = st.segments.range(keep_base + 1..).map(|(b, _)| *b).collect();
+        let doomed: Vec<u64> = st
+            .segments
+            .range(keep_base + 1..)
+            .map(|(b, _)| *b)
+            .collect();
         for base in doomed {
             st.segments.remove(&base);
             Segment::delete_files(disk, dir, base)?;
@@ -414,6 +423,7 @@ impl PartitionLog {
         st.high_watermark = st.high_watermark.min(end);
         st.epochs.retain(|(_, start)| *start < end);
         write_epochs(disk, dir, &st.epochs)?;
+        st.epochs_dirty = false;
         // Producer state may name batches that are gone: forget those producers, so
         // their next batch is judged afresh rather than as a duplicate.
         st.producers.forget_from(end);
@@ -516,7 +526,7 @@ impl PartitionLog {
         if st.epochs.last().is_none_or(|(e, _)| epoch > *e) {
             let start = st.log_end();
             st.epochs.push((epoch, start));
-            write_epochs(self.shared.disk.as_ref(), &self.shared.dir, &st.epochs)?;
+            st.epochs_dirty = true;
         } else if st.epochs.last().is_some_and(|(e, _)| epoch < *e) {
             return Err(LogError::InvalidBatch(format!(
                 "batch of leader epoch {epoch} after epoch {:?}",
@@ -584,6 +594,8 @@ impl PartitionLog {
         if !(too_big || too_old || too_many) {
             return Ok(());
         }
+        // The sealed segment will not be scanned on open: its epochs must be on disk.
+        self.write_epochs_if_dirty(st)?;
         let disk = self.shared.disk.as_ref();
         let dir = &self.shared.dir;
         let active = st.active_mut()?;
@@ -847,7 +859,16 @@ impl PartitionLog {
         self.write_checkpoint(&mut st)
     }
 
+    fn write_epochs_if_dirty(&self, st: &mut LogState) -> Result<()> {
+        if st.epochs_dirty {
+            write_epochs(self.shared.disk.as_ref(), &self.shared.dir, &st.epochs)?;
+            st.epochs_dirty = false;
+        }
+        Ok(())
+    }
+
     fn write_checkpoint(&self, st: &mut LogState) -> Result<()> {
+        self.write_epochs_if_dirty(st)?;
         let current = Checkpoint::new(st.log_start, st.high_watermark);
         if st.last_checkpoint == Some(current) {
             return Ok(());

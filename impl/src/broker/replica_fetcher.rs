@@ -1,0 +1,272 @@
+//! The follower side of partition replication: one task per peer broker fetches
+//! (Fetch with this broker's id as replica id) every partition that peer leads and
+//! this broker follows, appends what it gets with the leader's offsets and epochs,
+//! fsyncs it, and only then fetches again, so each fetch offset it reports is its
+//! durable log end (R-REPL-1). When the partition's leader epoch changes it first
+//! asks the leader where its last epoch ends (OffsetForLeaderEpoch) and truncates to
+//! that (R-REPL-3).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, OffsetForLeaderEpochRequest, RequestKind, ResponseKind,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{now_ms, Broker};
+use crate::cluster::client::KafkaConnection;
+use crate::log::PartitionLog;
+
+const FETCH_VERSION: i16 = 12;
+const EPOCH_VERSION: i16 = 4;
+/// How long the leader may hold a fetch with nothing new (its long poll).
+const MAX_WAIT_MS: i32 = 500;
+const PARTITION_MAX_BYTES: i32 = 1 << 20;
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+const IDLE: Duration = Duration::from_millis(100);
+
+/// A followed partition: (topic, partition, leader epoch).
+type Followed = (String, i32, i32);
+
+/// Fetches, forever, the partitions `leader` leads and this broker follows.
+pub async fn run(broker: Arc<Broker>, leader: i32) {
+    let me = broker.config.node_id;
+    let mut connection: Option<(String, KafkaConnection)> = None;
+    // The leader epoch each partition was last truncated for.
+    let mut checked: BTreeMap<(String, i32), i32> = BTreeMap::new();
+    loop {
+        let view = broker.consensus.view();
+        let followed: Vec<Followed> = view
+            .state
+            .topics
+            .iter()
+            .flat_map(|(name, t)| {
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, p)| p.leader == leader && p.replicas.contains(&me))
+                    .map(move |(i, p)| (name.clone(), i as i32, p.leader_epoch))
+            })
+            .collect();
+        let address = view
+            .state
+            .brokers
+            .get(&leader)
+            .filter(|b| !b.fenced)
+            .map(|b| format!("{}:{}", b.host, b.port));
+        let (Some(address), false) = (address, followed.is_empty()) else {
+            connection = None;
+            tokio::time::sleep(IDLE).await;
+            continue;
+        };
+        if connection.as_ref().is_none_or(|(a, _)| *a != address) {
+            match KafkaConnection::connect(&address, format!("chronik-replica-{me}"), CALL_TIMEOUT)
+                .await
+            {
+                Ok(c) => connection = Some((address.clone(), c)),
+                Err(e) => {
+                    tracing::debug!(leader, error = %e, "replica fetcher cannot reach its leader");
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+            }
+        }
+        let Some((_, conn)) = connection.as_mut() else {
+            continue;
+        };
+        let result = fetch_round(&broker, conn, &followed, &mut checked).await;
+        if let Err(e) = result {
+            tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
+            connection = None;
+            tokio::time::sleep(IDLE).await;
+        }
+    }
+}
+
+/// Truncates what needs it, then one Fetch for every followed partition.
+async fn fetch_round(
+    broker: &Broker,
+    conn: &mut KafkaConnection,
+    followed: &[Followed],
+    checked: &mut BTreeMap<(String, i32), i32>,
+) -> Result<(), String> {
+    let me = broker.config.node_id;
+    let mut logs: Vec<(Followed, Arc<PartitionLog>)> = Vec::new();
+    for f in followed {
+        // The partition log opens when the metadata assigns it here.
+        if let Some(log) = broker.partitions.get(&f.0, f.1) {
+            logs.push((f.clone(), log));
+        }
+    }
+    for ((topic, partition, epoch), log) in &logs {
+        let key = (topic.clone(), *partition);
+        if checked.get(&key) != Some(epoch) {
+            truncate_to_leader(conn, me, topic, *partition, *epoch, log).await?;
+            checked.insert(key, *epoch);
+        }
+    }
+    if logs.is_empty() {
+        tokio::time::sleep(IDLE).await;
+        return Ok(());
+    }
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    for ((topic, partition, epoch), log) in &logs {
+        topics.entry(topic.clone()).or_default().push(
+            FetchPartition::default()
+                .with_partition(*partition)
+                .with_current_leader_epoch(*epoch)
+                .with_fetch_offset(log.log_end_offset() as i64)
+                .with_log_start_offset(log.log_start_offset() as i64)
+                .with_partition_max_bytes(PARTITION_MAX_BYTES),
+        );
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_max_wait_ms(MAX_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(16 << 20)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let response = conn
+        .call(
+            ApiKey::Fetch,
+            FETCH_VERSION,
+            &RequestKind::Fetch(request),
+            CALL_TIMEOUT,
+        )
+        .await?;
+    let ResponseKind::Fetch(response) = response else {
+        return Err("not a Fetch response".into());
+    };
+    if response.error_code != 0 {
+        return Err(format!("fetch error {}", response.error_code));
+    }
+    let now = now_ms();
+    for topic in response.responses {
+        let name = topic.topic.0.to_string();
+        for p in topic.partitions {
+            let key = (name.clone(), p.partition_index);
+            let Some((_, log)) = logs
+                .iter()
+                .find(|(f, _)| f.0 == name && f.1 == p.partition_index)
+            else {
+                continue;
+            };
+            if p.error_code != 0 {
+                // A new epoch or leader: check where to truncate before fetching again.
+                checked.remove(&key);
+                tracing::debug!(topic = %name, partition = p.partition_index, code = p.error_code,
+                    "replica fetch refused");
+                continue;
+            }
+            if let Some(records) = p.records {
+                append_batches(log, &records, now)
+                    .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
+            }
+            // Durable before the next fetch reports this log end to the leader.
+            log.sync().map_err(|e| e.to_string())?;
+            let hw = (p.high_watermark.max(0) as u64).min(log.log_end_offset());
+            if hw > log.high_watermark() {
+                log.set_high_watermark(hw);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends each whole batch of a Fetch response that starts at the log end.
+fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), String> {
+    let mut at = 0usize;
+    while at + 12 <= records.len() {
+        let base = i64::from_be_bytes(records[at..at + 8].try_into().map_err(|_| "short batch")?);
+        let len = i32::from_be_bytes(
+            records[at + 8..at + 12]
+                .try_into()
+                .map_err(|_| "short batch")?,
+        );
+        let end = at + 12 + usize::try_from(len).map_err(|_| "negative batch length")?;
+        if end > records.len() {
+            break; // a partial batch at the end of a size-limited response
+        }
+        let log_end = log.log_end_offset() as i64;
+        if base >= log_end {
+            log.append_replica(&records[at..end], now)
+                .map_err(|e| e.to_string())?;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// Asks the leader where this log's last epoch ends in its log, and cuts there.
+async fn truncate_to_leader(
+    conn: &mut KafkaConnection,
+    me: i32,
+    topic: &str,
+    partition: i32,
+    current_epoch: i32,
+    log: &PartitionLog,
+) -> Result<(), String> {
+    let Some(last_epoch) = log.last_leader_epoch() else {
+        return Ok(()); // nothing to truncate
+    };
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition)
+                .with_current_leader_epoch(current_epoch)
+                .with_leader_epoch(last_epoch)])]);
+    let response = conn
+        .call(
+            ApiKey::OffsetForLeaderEpoch,
+            EPOCH_VERSION,
+            &RequestKind::OffsetForLeaderEpoch(request),
+            CALL_TIMEOUT,
+        )
+        .await?;
+    let ResponseKind::OffsetForLeaderEpoch(response) = response else {
+        return Err("not an OffsetForLeaderEpoch response".into());
+    };
+    let Some(r) = response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition == partition)
+    else {
+        return Err("OffsetForLeaderEpoch answered another partition".into());
+    };
+    if r.error_code != 0 {
+        return Err(format!("OffsetForLeaderEpoch error {}", r.error_code));
+    }
+    let end = r.end_offset.max(0) as u64;
+    if end < log.log_end_offset() {
+        let cut = log.truncate_to(end).map_err(|e| e.to_string())?;
+        tracing::info!(
+            topic,
+            partition,
+            leader_end = end,
+            log_end = cut,
+            "follower truncated to its leader's log"
+        );
+    }
+    Ok(())
+}

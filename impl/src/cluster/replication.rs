@@ -1,0 +1,154 @@
+//! The partition leader's view of its followers: each follower's durable log end (the
+//! offset it fetches from, since a follower syncs what it appended before fetching
+//! again) and when it was last caught up. Deterministic: the caller passes the clock.
+//!
+//! - The high watermark is the least durable log end over the ISR (R-REPL-1).
+//! - A follower that has not caught up for `lag_max_ms` leaves the ISR; one that has
+//!   caught up with the high watermark joins it (R-REPL-2).
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy)]
+struct Follower {
+    log_end: u64,
+    caught_up_ms: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FollowerTracker {
+    /// The leader epoch this tracker belongs to; a new epoch starts afresh.
+    epoch: i32,
+    /// When this broker became leader in `epoch`.
+    since_ms: u64,
+    followers: BTreeMap<i32, Follower>,
+}
+
+impl FollowerTracker {
+    pub fn new(epoch: i32, now_ms: u64) -> Self {
+        FollowerTracker {
+            epoch,
+            since_ms: now_ms,
+            followers: BTreeMap::new(),
+        }
+    }
+
+    pub fn epoch(&self) -> i32 {
+        self.epoch
+    }
+
+    /// A follower fetched from `fetch_offset` while the leader's log ended at
+    /// `leader_end`.
+    pub fn on_fetch(&mut self, follower: i32, fetch_offset: u64, leader_end: u64, now_ms: u64) {
+        let entry = self.followers.entry(follower).or_insert(Follower {
+            log_end: 0,
+            caught_up_ms: 0,
+        });
+        entry.log_end = fetch_offset;
+        if fetch_offset >= leader_end {
+            entry.caught_up_ms = now_ms;
+        }
+    }
+
+    pub fn follower_end(&self, follower: i32) -> Option<u64> {
+        self.followers.get(&follower).map(|f| f.log_end)
+    }
+
+    /// The least durable log end over the ISR; `own_end` is the leader's.
+    pub fn high_watermark(&self, own_end: u64, isr: &[i32], me: i32) -> u64 {
+        isr.iter()
+            .filter(|r| **r != me)
+            .map(|r| self.followers.get(r).map_or(0, |f| f.log_end))
+            .fold(own_end, u64::min)
+    }
+
+    /// The ISR the leader should propose, if it differs from `isr`: lagging
+    /// followers dropped, caught-up live replicas added. The leader stays in it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn wanted_isr(
+        &self,
+        isr: &[i32],
+        replicas: &[i32],
+        live: &[i32],
+        me: i32,
+        high_watermark: u64,
+        now_ms: u64,
+        lag_max_ms: u64,
+    ) -> Option<Vec<i32>> {
+        let lagging = |r: &i32| {
+            let last = self
+                .followers
+                .get(r)
+                .map_or(self.since_ms, |f| f.caught_up_ms.max(self.since_ms));
+            now_ms.saturating_sub(last) > lag_max_ms
+        };
+        let caught_up = |r: &i32| {
+            self.followers.get(r).is_some_and(|f| {
+                f.log_end >= high_watermark && now_ms.saturating_sub(f.caught_up_ms) <= lag_max_ms
+            })
+        };
+        let wanted: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| {
+                *r == me
+                    || (live.contains(r)
+                        && if isr.contains(r) {
+                            !lagging(r)
+                        } else {
+                            caught_up(r)
+                        })
+            })
+            .collect();
+        let mut current = isr.to_vec();
+        current.sort_unstable();
+        let mut sorted = wanted.clone();
+        sorted.sort_unstable();
+        (sorted != current).then_some(wanted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r_repl_1_high_watermark_is_the_least_durable_end_over_the_isr() {
+        let mut t = FollowerTracker::new(1, 0);
+        assert_eq!(t.high_watermark(10, &[1], 1), 10);
+        assert_eq!(t.high_watermark(10, &[1, 2, 3], 1), 0);
+        t.on_fetch(2, 7, 10, 5);
+        t.on_fetch(3, 9, 10, 5);
+        assert_eq!(t.high_watermark(10, &[1, 2, 3], 1), 7);
+        assert_eq!(t.high_watermark(10, &[1, 3], 1), 9);
+        assert_eq!(t.high_watermark(8, &[1, 3], 1), 8);
+    }
+
+    #[test]
+    fn r_repl_2_lagging_followers_leave_and_caught_up_ones_join_the_isr() {
+        let mut t = FollowerTracker::new(1, 0);
+        let replicas = [1, 2, 3];
+        let live = [1, 2, 3];
+        // Within the lag bound at the start of the epoch, nobody leaves.
+        assert_eq!(
+            t.wanted_isr(&[1, 2, 3], &replicas, &live, 1, 0, 100, 1000),
+            None
+        );
+        t.on_fetch(2, 10, 10, 1500);
+        // Follower 3 never caught up: it leaves after the bound.
+        assert_eq!(
+            t.wanted_isr(&[1, 2, 3], &replicas, &live, 1, 10, 1600, 1000),
+            Some(vec![1, 2])
+        );
+        // It catches up with the high watermark and comes back.
+        t.on_fetch(3, 10, 10, 1700);
+        assert_eq!(
+            t.wanted_isr(&[1, 2], &replicas, &live, 1, 10, 1700, 1000),
+            Some(vec![1, 2, 3])
+        );
+        // A fenced replica is never added.
+        assert_eq!(
+            t.wanted_isr(&[1, 2], &replicas, &[1, 2], 1, 10, 1700, 1000),
+            None
+        );
+    }
+}
