@@ -160,3 +160,55 @@ def test_r_repl_chaos_leader_killed_every_acknowledged_message_survives(cluster)
     cluster.node(leader).start()
     wait_for("the old leader back in the ISR",
              lambda: leader in partition_state(survivor, "chaos")[1], 20.0)
+
+
+def test_r_group_3_a_group_keeps_its_offsets_when_its_coordinator_dies(cluster):
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic as CNewTopic
+    for n in cluster.nodes:
+        n.start()
+    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([CNewTopic("grouped", 1, 3)])["grouped"].result(10)
+    wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "grouped")[1]) == 3, 10.0)
+    acked, failed = produce(cluster.bootstrap, "grouped", [f"g{i}" for i in range(20)])
+    assert not failed and len(acked) == 20
+
+    def consumer():
+        return Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "survivors",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000})
+
+    c = consumer()
+    c.subscribe(["grouped"])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < 10 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    assert got[:10] == [f"g{i}" for i in range(10)]
+    c.commit(offsets=[TopicPartition("grouped", 0, 10)], asynchronous=False)
+    c.close()
+
+    # Kill the group's coordinator; a new member resumes from the committed offset.
+    # Every node names the same coordinator (one per group).
+    from confluent_kafka.admin import AdminClient as A2
+    named = set()
+    for n in cluster.nodes:
+        admin = A2({"bootstrap.servers": n.bootstrap})
+        named.add(admin.describe_consumer_groups(["survivors"])["survivors"].result(10)
+                  .coordinator.id)
+    assert len(named) == 1, named
+    coordinator = named.pop()
+    cluster.node(coordinator).kill9()
+    c2 = consumer()
+    c2.subscribe(["grouped"])
+    rest = []
+    deadline = time.time() + 30
+    while len(rest) < 10 and time.time() < deadline:
+        m = c2.poll(0.5)
+        if m is not None and not m.error():
+            rest.append(m.value().decode())
+    c2.close()
+    assert rest == [f"g{i}" for i in range(10, 20)], rest

@@ -22,6 +22,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
 
 pub async fn handle(
@@ -31,6 +32,9 @@ pub async fn handle(
     peer: &str,
     client_id: &str,
 ) -> Result<ResponseKind, RequestKind> {
+    if let Some(refusal) = not_coordinator(broker, &body) {
+        return Ok(refusal);
+    }
     Ok(match body {
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator(broker, r, version))
@@ -58,31 +62,125 @@ pub async fn handle(
     })
 }
 
+/// The broker that coordinates `group`: a stable hash of the group id over the
+/// registered brokers in id order, moving on to the next one while the chosen one
+/// is fenced, so a group moves only while its coordinator is down (R-GROUP-3).
+pub fn coordinator_for<'a>(
+    state: &'a crate::metadata::MetadataState,
+    group: &str,
+) -> Option<&'a crate::metadata::BrokerInfo> {
+    let brokers: Vec<_> = state.brokers.values().collect();
+    if brokers.is_empty() {
+        return None;
+    }
+    let start = crc32fast::hash(group.as_bytes()) as usize % brokers.len();
+    (0..brokers.len())
+        .map(|i| brokers[(start + i) % brokers.len()])
+        .find(|b| !b.fenced)
+}
+
+/// A group request sent to a broker that does not coordinate the group.
+fn not_coordinator(broker: &Broker, body: &RequestKind) -> Option<ResponseKind> {
+    let group = match body {
+        RequestKind::JoinGroup(r) => &r.group_id,
+        RequestKind::SyncGroup(r) => &r.group_id,
+        RequestKind::Heartbeat(r) => &r.group_id,
+        RequestKind::LeaveGroup(r) => &r.group_id,
+        RequestKind::OffsetCommit(r) => &r.group_id,
+        _ => return None,
+    };
+    let view = broker.consensus.view();
+    let mine = coordinator_for(&view.state, &group.0)
+        .is_some_and(|b| b.broker_id == broker.config.node_id);
+    // A single node before its registration is applied still coordinates.
+    if mine || view.state.brokers.is_empty() {
+        return None;
+    }
+    let code = errors::NOT_COORDINATOR;
+    Some(match body {
+        RequestKind::JoinGroup(_) => {
+            ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code))
+        }
+        RequestKind::SyncGroup(_) => {
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+        }
+        RequestKind::Heartbeat(_) => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+        }
+        RequestKind::LeaveGroup(_) => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
+            OffsetCommitResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        OffsetCommitResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        OffsetCommitResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        _ => return None,
+    })
+}
+
 fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let me = BrokerId(broker.config.node_id);
-    let host = str_bytes(&broker.advertised_host);
+    let view = broker.consensus.view();
+    let pick = |key: &str| -> (i16, BrokerId, StrBytes, i32) {
+        match coordinator_for(&view.state, key) {
+            Some(b) => (0, BrokerId(b.broker_id), str_bytes(&b.host), b.port),
+            // Not registered yet: this broker answers for itself on a single node.
+            None if view.state.brokers.is_empty() => (
+                0,
+                BrokerId(broker.config.node_id),
+                str_bytes(&broker.advertised_host),
+                broker.advertised_port,
+            ),
+            None => (
+                errors::COORDINATOR_NOT_AVAILABLE,
+                BrokerId(-1),
+                str_bytes(""),
+                -1,
+            ),
+        }
+    };
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let (code, id, host, port) = pick(&key);
                 Coordinator::default()
                     .with_key(key)
-                    .with_node_id(me)
-                    .with_host(host.clone())
-                    .with_port(broker.advertised_port)
+                    .with_error_code(code)
+                    .with_node_id(id)
+                    .with_host(host)
+                    .with_port(port)
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
+        let (code, id, host, port) = pick(&request.key);
         FindCoordinatorResponse::default()
-            .with_node_id(me)
+            .with_error_code(code)
+            .with_node_id(id)
             .with_host(host)
-            .with_port(broker.advertised_port)
+            .with_port(port)
     }
 }
 
