@@ -387,6 +387,8 @@ struct PendingAppend {
     partition_index: usize,
     key: (String, i32),
     log: Arc<PartitionLog>,
+    /// Offsets the batch spans (for a retry answered with the original's offsets).
+    offset_count: u64,
     durable: oneshot::Receiver<AppendResult>,
 }
 
@@ -451,11 +453,14 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
                             log.append_then(&records, now, p.leader_epoch, move |r| {
                                 let _ = tx.send(r);
                             });
+                            let offset_count =
+                                BatchHeader::parse(&records).map_or(1, |h| h.offset_count());
                             pending.push(PendingAppend {
                                 topic_index: ti,
                                 partition_index: pi,
                                 key: (name.clone(), data.index),
                                 log,
+                                offset_count,
                                 durable: rx,
                             });
                             None
@@ -499,24 +504,40 @@ pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: 
     }
 }
 
-/// acks=all: waits until the high watermark covers `end` (every ISR member has the
-/// records durably), or the deadline passes (R-REPL-1).
-async fn wait_for_high_watermark(
+/// Waits until `done` holds, re-checking whenever data arrives or a high watermark
+/// moves, or until the deadline passes.
+async fn wait_until(
     broker: &Broker,
-    log: &PartitionLog,
-    end: u64,
     deadline: tokio::time::Instant,
+    done: impl Fn() -> bool,
 ) -> bool {
     loop {
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if log.high_watermark() >= end {
+        if done() {
             return true;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return log.high_watermark() >= end;
+            return done();
         }
+    }
+}
+
+/// What an acknowledgement of records up to `end` must wait for: acks=all, the high
+/// watermark (every ISR member has them durably, R-REPL-1); acks=1, this log's
+/// durable end (R-LOG-4).
+async fn wait_acknowledgeable(
+    broker: &Broker,
+    log: &PartitionLog,
+    acks: i16,
+    end: u64,
+    deadline: tokio::time::Instant,
+) -> bool {
+    match acks {
+        -1 => wait_until(broker, deadline, || log.high_watermark() >= end).await,
+        1 => wait_until(broker, deadline, || own_end(log) >= end).await,
+        _ => true,
     }
 }
 
@@ -547,17 +568,24 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
                 // high watermark.
                 broker.data_arrived.notify_waiters();
                 advance_high_watermark(broker, &append.key, &append.log);
-                if acks == -1
-                    && !wait_for_high_watermark(broker, &append.log, info.last_offset + 1, deadline)
-                        .await
+                if !wait_acknowledgeable(broker, &append.log, acks, info.last_offset + 1, deadline)
+                    .await
                 {
                     response.error_code = errors::REQUEST_TIMED_OUT;
                     broker.metrics.error("Produce");
                 }
             }
-            // A producer's retry of a batch already written: answer as the original.
+            // A producer's retry of a batch already written: answer as the original
+            // would be answered, and no sooner. The original may not be replicated (or
+            // even durable) yet: acknowledging the retry at once lost acknowledged
+            // writes when the leader then died (found by the fault run, I-6).
             Err(crate::log::LogError::DuplicateSequence { base_offset }) => {
                 response.base_offset = base_offset as i64;
+                let end = base_offset + append.offset_count;
+                if !wait_acknowledgeable(broker, &append.log, acks, end, deadline).await {
+                    response.error_code = errors::REQUEST_TIMED_OUT;
+                    broker.metrics.error("Produce");
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "append failed");
