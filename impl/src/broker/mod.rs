@@ -316,6 +316,9 @@ async fn maintain_isr(broker: Arc<Broker>) {
                 continue;
             }
             proposed.insert(key.clone(), (isr.clone(), now));
+            broker
+                .partitions
+                .proposing_isr(&key, info.leader_epoch, isr.clone(), now);
             tracing::info!(topic = %key.0, partition = key.1, old = ?info.isr, new = ?isr, "ISR change");
             let command = MetadataCommand::AlterIsr {
                 topic: key.0.clone(),

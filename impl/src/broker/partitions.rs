@@ -19,8 +19,24 @@ pub struct Partitions {
     logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
     /// On partitions this broker leads: what its followers have (R-REPL-1).
     trackers: Mutex<BTreeMap<TopicPartition, FollowerTracker>>,
+    /// ISR changes this leader proposed and has not yet seen applied: (leader epoch,
+    /// proposed ISR, when). Until applied, the high watermark counts the union of the
+    /// applied and the proposed ISR (the maximal ISR): the controller may already
+    /// have committed an expansion, and a new member may become leader.
+    pending_isr: Mutex<BTreeMap<TopicPartition, PendingIsr>>,
+    /// On partitions this broker follows: the leader epoch its log was last
+    /// truncated for. Replica fetchers append only under this lock and only for
+    /// that epoch, so a late response from a deposed leader can never land after
+    /// the truncation for its successor (R-REPL-3).
+    follower_epochs: Mutex<BTreeMap<TopicPartition, i32>>,
     metrics: Arc<super::Metrics>,
 }
+
+/// (leader epoch, proposed ISR, when it was proposed in ms).
+type PendingIsr = (i32, Vec<i32>, u64);
+
+/// How long a proposed ISR change counts before it is given up.
+const PENDING_ISR_MS: u64 = 10_000;
 
 /// What of a log its leader counts as its own for the high watermark: everything
 /// durable (or, under the weaker interval policy, everything written).
@@ -74,6 +90,8 @@ impl Partitions {
             defaults,
             logs: RwLock::new(BTreeMap::new()),
             trackers: Mutex::new(BTreeMap::new()),
+            pending_isr: Mutex::new(BTreeMap::new()),
+            follower_epochs: Mutex::new(BTreeMap::new()),
             metrics,
         }
     }
@@ -137,14 +155,89 @@ impl Partitions {
             return false;
         }
         let own = own_end(log);
+        let isr = self.maximal_isr(key, info, now_ms);
         let hw = self.with_tracker(key, info.leader_epoch, now_ms, |t| {
-            t.high_watermark(own, &info.isr, me)
+            t.high_watermark(own, &isr, me)
         });
         if hw > log.high_watermark() {
             log.set_high_watermark(hw);
             return true;
         }
         false
+    }
+
+    /// The leader epoch this follower's log was truncated for, if any.
+    pub fn follower_epoch(&self, key: &TopicPartition) -> Option<i32> {
+        self.follower_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    /// Runs `truncate` and records that the log now follows `epoch`, atomically with
+    /// respect to [`Partitions::append_as_follower`].
+    pub fn truncate_for_epoch<T>(
+        &self,
+        key: &TopicPartition,
+        epoch: i32,
+        truncate: impl FnOnce() -> T,
+    ) -> T {
+        let mut gate = self
+            .follower_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let out = truncate();
+        gate.insert(key.clone(), epoch);
+        out
+    }
+
+    /// Runs `append` only if the log still follows `epoch`; `None` otherwise.
+    pub fn append_as_follower<T>(
+        &self,
+        key: &TopicPartition,
+        epoch: i32,
+        append: impl FnOnce() -> T,
+    ) -> Option<T> {
+        let gate = self
+            .follower_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        (gate.get(key) == Some(&epoch)).then(append)
+    }
+
+    /// Records an ISR change this leader is proposing.
+    pub fn proposing_isr(&self, key: &TopicPartition, epoch: i32, isr: Vec<i32>, now_ms: u64) {
+        self.pending_isr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), (epoch, isr, now_ms));
+    }
+
+    /// The applied ISR, plus the members of a proposed change still in flight.
+    fn maximal_isr(&self, key: &TopicPartition, info: &PartitionInfo, now_ms: u64) -> Vec<i32> {
+        let mut pending = self.pending_isr.lock().unwrap_or_else(|p| p.into_inner());
+        let mut isr = info.isr.clone();
+        let done = match pending.get(key) {
+            None => return isr,
+            Some((epoch, proposed, at)) => {
+                let mut sorted = proposed.clone();
+                sorted.sort_unstable();
+                let mut applied = info.isr.clone();
+                applied.sort_unstable();
+                let over = *epoch != info.leader_epoch
+                    || sorted == applied
+                    || now_ms.saturating_sub(*at) > PENDING_ISR_MS;
+                if !over {
+                    isr.extend(proposed.iter().filter(|r| !info.isr.contains(r)));
+                }
+                over
+            }
+        };
+        if done {
+            pending.remove(key);
+        }
+        isr
     }
 
     /// The ISR this leader should propose for a partition, if it should change.

@@ -40,8 +40,6 @@ type Followed = (String, i32, i32);
 pub async fn run(broker: Arc<Broker>, leader: i32) {
     let me = broker.config.node_id;
     let mut connection: Option<(String, KafkaConnection)> = None;
-    // The leader epoch each partition was last truncated for.
-    let mut checked: BTreeMap<(String, i32), i32> = BTreeMap::new();
     loop {
         let view = broker.consensus.view();
         let followed: Vec<Followed> = view
@@ -82,7 +80,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
         let Some((_, conn)) = connection.as_mut() else {
             continue;
         };
-        let result = fetch_round(&broker, conn, &followed, &mut checked).await;
+        let result = fetch_round(&broker, conn, &followed).await;
         if let Err(e) = result {
             tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
             connection = None;
@@ -96,7 +94,6 @@ async fn fetch_round(
     broker: &Broker,
     conn: &mut KafkaConnection,
     followed: &[Followed],
-    checked: &mut BTreeMap<(String, i32), i32>,
 ) -> Result<(), String> {
     let me = broker.config.node_id;
     let mut logs: Vec<(Followed, Arc<PartitionLog>)> = Vec::new();
@@ -108,9 +105,24 @@ async fn fetch_round(
     }
     for ((topic, partition, epoch), log) in &logs {
         let key = (topic.clone(), *partition);
-        if checked.get(&key) != Some(epoch) {
-            truncate_to_leader(conn, me, topic, *partition, *epoch, log).await?;
-            checked.insert(key, *epoch);
+        if broker.partitions.follower_epoch(&key) != Some(*epoch) {
+            let end = leader_end_offset(conn, me, topic, *partition, *epoch, log).await?;
+            broker
+                .partitions
+                .truncate_for_epoch(&key, *epoch, || match end {
+                    Some(end) if end < log.log_end_offset() => {
+                        let cut = log.truncate_to(end).map_err(|e| e.to_string())?;
+                        tracing::info!(
+                            topic,
+                            partition,
+                            leader_end = end,
+                            log_end = cut,
+                            "follower truncated to its leader's log"
+                        );
+                        Ok(())
+                    }
+                    _ => Ok::<(), String>(()),
+                })?;
         }
     }
     if logs.is_empty() {
@@ -163,22 +175,28 @@ async fn fetch_round(
         let name = topic.topic.0.to_string();
         for p in topic.partitions {
             let key = (name.clone(), p.partition_index);
-            let Some((_, log)) = logs
+            let Some(((_, _, epoch), log)) = logs
                 .iter()
                 .find(|(f, _)| f.0 == name && f.1 == p.partition_index)
             else {
                 continue;
             };
             if p.error_code != 0 {
-                // A new epoch or leader: check where to truncate before fetching again.
-                checked.remove(&key);
                 tracing::debug!(topic = %name, partition = p.partition_index, code = p.error_code,
                     "replica fetch refused");
                 continue;
             }
             if let Some(records) = p.records {
-                append_batches(log, &records, now)
-                    .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
+                // Dropped if the log has meanwhile been truncated for a newer leader.
+                let appended = broker
+                    .partitions
+                    .append_as_follower(&key, *epoch, || append_batches(log, &records, now));
+                match appended {
+                    None => continue,
+                    Some(result) => {
+                        result.map_err(|e| format!("{name}-{}: {e}", p.partition_index))?
+                    }
+                }
             }
             // Durable before the next fetch reports this log end to the leader.
             log.sync().map_err(|e| e.to_string())?;
@@ -215,17 +233,18 @@ fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), S
     Ok(())
 }
 
-/// Asks the leader where this log's last epoch ends in its log, and cuts there.
-async fn truncate_to_leader(
+/// Asks the leader where this log's last epoch ends in the leader's log: the offset
+/// to truncate to (`None`: nothing to truncate).
+async fn leader_end_offset(
     conn: &mut KafkaConnection,
     me: i32,
     topic: &str,
     partition: i32,
     current_epoch: i32,
     log: &PartitionLog,
-) -> Result<(), String> {
+) -> Result<Option<u64>, String> {
     let Some(last_epoch) = log.last_leader_epoch() else {
-        return Ok(()); // nothing to truncate
+        return Ok(None);
     };
     let request = OffsetForLeaderEpochRequest::default()
         .with_replica_id(BrokerId(me))
@@ -257,16 +276,5 @@ async fn truncate_to_leader(
     if r.error_code != 0 {
         return Err(format!("OffsetForLeaderEpoch error {}", r.error_code));
     }
-    let end = r.end_offset.max(0) as u64;
-    if end < log.log_end_offset() {
-        let cut = log.truncate_to(end).map_err(|e| e.to_string())?;
-        tracing::info!(
-            topic,
-            partition,
-            leader_end = end,
-            log_end = cut,
-            "follower truncated to its leader's log"
-        );
-    }
-    Ok(())
+    Ok(Some(r.end_offset.max(0) as u64))
 }

@@ -389,6 +389,8 @@ struct PendingAppend {
     log: Arc<PartitionLog>,
     /// Offsets the batch spans (for a retry answered with the original's offsets).
     offset_count: u64,
+    /// The partition's leader epoch the batch was appended under.
+    leader_epoch: i32,
     durable: oneshot::Receiver<AppendResult>,
 }
 
@@ -461,6 +463,7 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
                                 key: (name.clone(), data.index),
                                 log,
                                 offset_count,
+                                leader_epoch: p.leader_epoch,
                                 durable: rx,
                             });
                             None
@@ -504,40 +507,91 @@ pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: 
     }
 }
 
-/// Waits until `done` holds, re-checking whenever data arrives or a high watermark
-/// moves, or until the deadline passes.
+/// How waiting for an acknowledgement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AckWait {
+    Acknowledgeable,
+    TimedOut,
+    /// This broker no longer leads the partition in the epoch the batch was appended
+    /// under: the batch may have been truncated away, and its offsets reused.
+    Deposed,
+}
+
+/// Waits until `check` decides, re-checking whenever data arrives, a high watermark
+/// moves or the metadata changes, or until the deadline passes.
 async fn wait_until(
     broker: &Broker,
     deadline: tokio::time::Instant,
-    done: impl Fn() -> bool,
-) -> bool {
+    check: impl Fn() -> Option<AckWait>,
+) -> AckWait {
+    let mut metadata = broker.consensus.subscribe();
     loop {
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if done() {
-            return true;
+        metadata.borrow_and_update();
+        if let Some(outcome) = check() {
+            return outcome;
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return done();
+        let woken = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = metadata.changed() => {}
+            }
+        })
+        .await;
+        if woken.is_err() {
+            return check().unwrap_or(AckWait::TimedOut);
         }
     }
 }
 
-/// What an acknowledgement of records up to `end` must wait for: acks=all, the high
-/// watermark (every ISR member has them durably, R-REPL-1); acks=1, this log's
-/// durable end (R-LOG-4).
+/// What an acknowledgement of records up to `end`, appended under `epoch`, must wait
+/// for: acks=all, the high watermark (every ISR member has them durably, R-REPL-1);
+/// acks=1, this log's durable end (R-LOG-4). Either way this broker must still lead
+/// the partition in that epoch: a leader deposed and re-elected may have truncated
+/// the batch and reused its offsets, and a high watermark past them says nothing
+/// about it (found by the fault run: two acknowledged values at one offset).
 async fn wait_acknowledgeable(
     broker: &Broker,
     log: &PartitionLog,
+    key: &(String, i32),
+    epoch: i32,
     acks: i16,
     end: u64,
     deadline: tokio::time::Instant,
-) -> bool {
-    match acks {
-        -1 => wait_until(broker, deadline, || log.high_watermark() >= end).await,
-        1 => wait_until(broker, deadline, || own_end(log) >= end).await,
+) -> AckWait {
+    let me = broker.config.node_id;
+    let still_leading = || {
+        let view = broker.consensus.view();
+        partition_info(&view.state, &key.0, key.1)
+            .is_some_and(|p| p.leader == me && p.leader_epoch == epoch)
+    };
+    let reached = || match acks {
+        -1 => log.high_watermark() >= end,
+        1 => own_end(log) >= end,
         _ => true,
+    };
+    if acks == 0 {
+        return AckWait::Acknowledgeable;
+    }
+    wait_until(broker, deadline, || {
+        if !still_leading() {
+            Some(AckWait::Deposed)
+        } else if reached() {
+            Some(AckWait::Acknowledgeable)
+        } else {
+            None
+        }
+    })
+    .await
+}
+
+fn ack_error(waited: AckWait) -> Option<i16> {
+    match waited {
+        AckWait::Acknowledgeable => None,
+        AckWait::TimedOut => Some(errors::REQUEST_TIMED_OUT),
+        AckWait::Deposed => Some(errors::NOT_LEADER_OR_FOLLOWER),
     }
 }
 
@@ -558,7 +612,11 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
             .unwrap_or(Err(crate::log::LogError::ShuttingDown));
         let response =
             &mut responses[append.topic_index].partition_responses[append.partition_index];
-        match outcome {
+        // Where the acknowledgement must wait up to: the batch's own end, or for a
+        // retry of a batch already written, the original's (answered as the original
+        // would be, and no sooner: acknowledging such a retry at once lost
+        // acknowledged writes when the leader then died; found by the fault run, I-6).
+        let end = match &outcome {
             Ok(info) => {
                 response.base_offset = info.base_offset as i64;
                 if version >= 5 {
@@ -568,26 +626,33 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
                 // high watermark.
                 broker.data_arrived.notify_waiters();
                 advance_high_watermark(broker, &append.key, &append.log);
-                if !wait_acknowledgeable(broker, &append.log, acks, info.last_offset + 1, deadline)
-                    .await
-                {
-                    response.error_code = errors::REQUEST_TIMED_OUT;
-                    broker.metrics.error("Produce");
-                }
+                Some(info.last_offset + 1)
             }
-            // A producer's retry of a batch already written: answer as the original
-            // would be answered, and no sooner. The original may not be replicated (or
-            // even durable) yet: acknowledging the retry at once lost acknowledged
-            // writes when the leader then died (found by the fault run, I-6).
             Err(crate::log::LogError::DuplicateSequence { base_offset }) => {
-                response.base_offset = base_offset as i64;
-                let end = base_offset + append.offset_count;
-                if !wait_acknowledgeable(broker, &append.log, acks, end, deadline).await {
-                    response.error_code = errors::REQUEST_TIMED_OUT;
+                response.base_offset = *base_offset as i64;
+                Some(base_offset + append.offset_count)
+            }
+            Err(_) => None,
+        };
+        match (end, outcome) {
+            (Some(end), _) => {
+                let waited = wait_acknowledgeable(
+                    broker,
+                    &append.log,
+                    &append.key,
+                    append.leader_epoch,
+                    acks,
+                    end,
+                    deadline,
+                )
+                .await;
+                if let Some(code) = ack_error(waited) {
+                    response.error_code = code;
                     broker.metrics.error("Produce");
                 }
             }
-            Err(e) => {
+            (None, Ok(_)) => {}
+            (None, Err(e)) => {
                 tracing::warn!(error = %e, "append failed");
                 response.error_code = errors::from_log_error(&e);
                 broker.metrics.error("Produce");

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Cluster benchmarks (issue 5): three `chronik` processes on this machine.
+
+  benches/cluster.py [--trials 10] [--messages 100000] [--size 1024]
+
+1. Start to registered: from launching three nodes (at once) to Metadata listing
+   three brokers, per trial (target <= 2 s).
+2. Failover: kill -9 the leader of a partition (replication factor 3, min ISR 2)
+   while a producer sends acks=all to it; time from the kill to the first
+   acknowledgement of a record sent after the kill (target median <= 1.5 s).
+3. Throughput: acks=all produce MB/s to three partitions with replication factor 3,
+   and the same on a single node, same client and sitting.
+"""
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = Path(os.environ.get("CHRONIK_BIN", ROOT / "target" / "release" / "chronik"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    def __init__(self, root, node_id, voters, port):
+        self.dir = Path(root) / f"node{node_id}"
+        self.args = [str(BINARY), "--data-dir", str(self.dir), "--listen", f"127.0.0.1:{port}",
+                     "--log-level", "warn"]
+        if voters:
+            self.args += ["--node-id", str(node_id), "--voters", voters]
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stderr=subprocess.DEVNULL)
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def cluster(root, n=3):
+    peers = [free_port() for _ in range(n)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(peers)) if n > 1 else ""
+    return [Node(root, i + 1, voters, free_port()) for i in range(n)]
+
+
+def brokers_listed(node):
+    try:
+        md = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(timeout=0.5)
+        return len(md.brokers)
+    except Exception:  # noqa: BLE001 - still starting
+        return 0
+
+
+def wait(check, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = check()
+        if r:
+            return r
+        time.sleep(0.01)
+    raise SystemExit(f"{what} not within {timeout}s")
+
+
+def leader_of(node, topic):
+    md = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(topic, timeout=5)
+    p = md.topics[topic].partitions[0]
+    return p.leader, len(p.isrs)
+
+
+def start_to_registered(trials):
+    times = []
+    for _ in range(trials):
+        with tempfile.TemporaryDirectory() as root:
+            nodes = cluster(root)
+            t0 = time.time()
+            for n in nodes:
+                n.start()
+            wait(lambda: all(brokers_listed(n) == 3 for n in nodes), 20, "3 brokers")
+            times.append(time.time() - t0)
+            for n in nodes:
+                n.stop()
+    return times
+
+
+def failover(trials):
+    times = []
+    with tempfile.TemporaryDirectory() as root:
+        nodes = cluster(root)
+        for n in nodes:
+            n.start()
+        wait(lambda: brokers_listed(nodes[0]) == 3, 20, "3 brokers")
+        for trial in range(trials):
+            topic = f"failover-{trial}"
+            admin = AdminClient({"bootstrap.servers": nodes[0].bootstrap})
+            admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[
+                topic].result(10)
+            wait(lambda: leader_of(nodes[0], topic)[1] == 3, 20, "full ISR")
+            leader, _ = leader_of(nodes[0], topic)
+            victim = nodes[leader - 1]
+            bootstrap = ",".join(n.bootstrap for n in nodes if n is not victim)
+            acked = []
+            p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes),
+                          "acks": "all", "linger.ms": 0, "message.timeout.ms": 30000,
+                          "retry.backoff.ms": 20, "topic.metadata.refresh.interval.ms": 100})
+            p.produce(topic, b"warm", partition=0)
+            p.flush(10)
+            killed_at = [None]
+
+            def on_delivery(err, msg, sent_at=None):
+                if err is None and killed_at[0] is not None and msg.timestamp()[1] / 1000 >= killed_at[0]:
+                    acked.append(time.time())
+
+            killed_at[0] = time.time()
+            victim.kill9()
+            deadline = time.time() + 30
+            while not acked and time.time() < deadline:
+                p.produce(topic, b"after", partition=0, on_delivery=on_delivery)
+                p.poll(0.01)
+            p.flush(30)
+            if acked:
+                times.append(min(acked) - killed_at[0])
+            victim.start()
+            wait(lambda: brokers_listed(nodes[0]) == 3, 20, "the victim back")
+            wait(lambda: leader_of(nodes[0], topic)[1] == 3, 30, "the victim back in the ISR")
+            del bootstrap
+        for n in nodes:
+            n.stop()
+    return times
+
+
+def throughput(n_nodes, messages, size):
+    with tempfile.TemporaryDirectory() as root:
+        nodes = cluster(root, n_nodes)
+        for n in nodes:
+            n.start()
+        wait(lambda: brokers_listed(nodes[0]) == n_nodes, 20, "brokers")
+        rf = n_nodes
+        admin = AdminClient({"bootstrap.servers": nodes[0].bootstrap})
+        admin.create_topics([NewTopic("tput", 3, rf)])["tput"].result(10)
+        wait(lambda: all(leader_of(nodes[0], "tput")[0] > 0 for _ in [0]), 20, "leaders")
+        time.sleep(1)
+        p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes), "acks": "all",
+                      "linger.ms": 5, "batch.size": 1 << 20, "queue.buffering.max.messages": 500000})
+        payload = b"x" * size
+        t0 = time.time()
+        for i in range(messages):
+            while True:
+                try:
+                    p.produce("tput", payload, partition=i % 3)
+                    break
+                except BufferError:
+                    p.poll(0.001)
+            if i % 1000 == 0:
+                p.poll(0)
+        left = p.flush(120)
+        took = time.time() - t0
+        for n in nodes:
+            n.stop()
+        assert left == 0, f"{left} messages unacknowledged"
+        return messages * size / took / 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--size", type=int, default=1024)
+    args = ap.parse_args()
+    if not BINARY.exists():
+        sys.exit(f"build the broker first: {BINARY}")
+    s = start_to_registered(max(3, args.trials // 2))
+    print(f"start to 3 registered brokers: median {statistics.median(s):.2f}s, "
+          f"max {max(s):.2f}s over {len(s)} trials")
+    f = failover(args.trials)
+    print(f"failover (kill -9 of the leader to the first acks=all ack on its successor): "
+          f"median {statistics.median(f):.2f}s, min {min(f):.2f}s, max {max(f):.2f}s "
+          f"over {len(f)} of {args.trials} trials")
+    t3 = throughput(3, args.messages, args.size)
+    t1 = throughput(1, args.messages, args.size)
+    print(f"acks=all produce, {args.size} B messages, 3 partitions, confluent-kafka: "
+          f"3 nodes (RF 3) {t3:.0f} MB/s, 1 node {t1:.0f} MB/s")
+
+
+if __name__ == "__main__":
+    main()
