@@ -233,3 +233,157 @@ async fn r_wire_3_pipelined_requests_are_answered_in_order() -> TestResult {
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-WIRE-5: data requests for a partition another broker leads get
+/// NOT_LEADER_OR_FOLLOWER; a Fetch naming a leader epoch newer than the partition's gets
+/// UNKNOWN_LEADER_EPOCH.
+#[tokio::test]
+async fn r_wire_5_requests_for_a_partition_led_elsewhere_get_not_leader() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::{build_batch, Record};
+    use chronik::metadata::MetadataCommand;
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    // "elsewhere" is led by broker 2 (never started); "here" by this broker, 1.
+    for (name, leader) in [("elsewhere", 2), ("here", 1)] {
+        broker
+            .broker
+            .consensus
+            .propose(
+                MetadataCommand::CreateTopic {
+                    name: name.into(),
+                    topic_id: format!("{name}-id"),
+                    partitions: vec![vec![leader]],
+                    configs: Default::default(),
+                },
+                timeout,
+            )
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    broker.broker.reconcile_partitions();
+    let topic = |n: &str| TopicName(StrBytes::from_string(n.to_string()));
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), "r-wire-5".into(), timeout)
+            .await?;
+
+    let records = build_batch(
+        &[Record {
+            key: None,
+            value: Some(b"v".to_vec()),
+            timestamp_delta: 0,
+        }],
+        0,
+    );
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic("elsewhere"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(records)))])]);
+    let ResponseKind::Produce(r) = conn
+        .call(ApiKey::Produce, 9, &RequestKind::Produce(produce), timeout)
+        .await?
+    else {
+        return Err("not a Produce response".into());
+    };
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 6);
+
+    let fetch = |name: &str, current_leader_epoch: i32| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic(name))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(current_leader_epoch)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    for (request, expected) in [(fetch("elsewhere", -1), 6), (fetch("here", 5), 75)] {
+        let ResponseKind::Fetch(r) = conn
+            .call(ApiKey::Fetch, 12, &RequestKind::Fetch(request), timeout)
+            .await?
+        else {
+            return Err("not a Fetch response".into());
+        };
+        assert_eq!(r.responses[0].partitions[0].error_code, expected);
+    }
+
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic("elsewhere"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let ResponseKind::ListOffsets(r) = conn
+        .call(
+            ApiKey::ListOffsets,
+            7,
+            &RequestKind::ListOffsets(list),
+            timeout,
+        )
+        .await?
+    else {
+        return Err("not a ListOffsets response".into());
+    };
+    assert_eq!(r.topics[0].partitions[0].error_code, 6);
+
+    let epochs =
+        OffsetForLeaderEpochRequest::default().with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(topic("elsewhere"))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_leader_epoch(0)])]);
+    let ResponseKind::OffsetForLeaderEpoch(r) = conn
+        .call(
+            ApiKey::OffsetForLeaderEpoch,
+            4,
+            &RequestKind::OffsetForLeaderEpoch(epochs),
+            timeout,
+        )
+        .await?
+    else {
+        return Err("not an OffsetForLeaderEpoch response".into());
+    };
+    assert_eq!(r.topics[0].partitions[0].error_code, 6);
+
+    let delete = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(topic("elsewhere"))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(-1)])]);
+    let ResponseKind::DeleteRecords(r) = conn
+        .call(
+            ApiKey::DeleteRecords,
+            2,
+            &RequestKind::DeleteRecords(delete),
+            timeout,
+        )
+        .await?
+    else {
+        return Err("not a DeleteRecords response".into());
+    };
+    assert_eq!(r.topics[0].partitions[0].error_code, 6);
+    broker.shutdown().await;
+    Ok(())
+}

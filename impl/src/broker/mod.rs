@@ -15,7 +15,7 @@ pub use consensus_loop::{
     ConsensusHandle, ConsensusLoop, Inputs, LoopConfig, MetadataView, ProposalFailure,
 };
 pub use metrics::Metrics;
-pub use partitions::{log_config, own_end, Partitions};
+pub use partitions::{log_config, Partitions};
 
 use crate::consensus::{MetadataNode, NodeConfig};
 use crate::disk::{Disk, RealDisk};
@@ -280,12 +280,7 @@ async fn maintain_isr(broker: Arc<Broker>) {
         let live = view.state.live_brokers();
         let now = now_ms();
         for (key, log) in broker.partitions.all() {
-            let Some(info) = view
-                .state
-                .topics
-                .get(&key.0)
-                .and_then(|t| t.partitions.get(key.1 as usize))
-            else {
+            let Some(info) = view.state.partition(&key.0, key.1) else {
                 continue;
             };
             if info.leader != me {

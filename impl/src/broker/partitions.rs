@@ -3,7 +3,7 @@
 
 use crate::cluster::replication::FollowerTracker;
 use crate::disk::Disk;
-use crate::log::{FsyncPolicy, GroupCommitter, LogConfig, LogError, PartitionLog};
+use crate::log::{GroupCommitter, LogConfig, LogError, PartitionLog};
 use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,15 +37,6 @@ type PendingIsr = (i32, Vec<i32>, u64);
 
 /// How long a proposed ISR change counts before it is given up.
 const PENDING_ISR_MS: u64 = 10_000;
-
-/// What of a log its leader counts as its own for the high watermark: everything
-/// durable (or, under the weaker interval policy, everything written).
-pub fn own_end(log: &PartitionLog) -> u64 {
-    match log.config().fsync {
-        FsyncPolicy::Always => log.durable_end_offset(),
-        _ => log.log_end_offset(),
-    }
-}
 
 fn dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
@@ -154,7 +145,7 @@ impl Partitions {
         if info.leader != me {
             return false;
         }
-        let own = own_end(log);
+        let own = log.committable_end();
         let isr = self.maximal_isr(key, info, now_ms);
         let hw = self.with_tracker(key, info.leader_epoch, now_ms, |t| {
             t.high_watermark(own, &isr, me)

@@ -204,6 +204,13 @@ async fn fetch_round(
             if hw > log.high_watermark() {
                 log.set_high_watermark(hw);
             }
+            // Records the leader deleted (DeleteRecords, retention) go here too, or a
+            // failover would bring them back.
+            let leader_start = p.log_start_offset.max(0) as u64;
+            if leader_start > log.log_start_offset() {
+                log.delete_records_before(leader_start.min(log.high_watermark()))
+                    .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
+            }
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use super::configs::{self, TOPIC_CONFIGS};
 use super::errors;
-use super::handlers::{propose, str_bytes};
+use super::handlers::{leader_epoch_error, led_log, propose, str_bytes};
 use crate::broker::Broker;
 use crate::metadata::MetadataCommand;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -349,6 +349,7 @@ async fn incremental_alter_configs(
 }
 
 fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let view = broker.consensus.view();
     let topics = request
         .topics
         .into_iter()
@@ -360,9 +361,10 @@ fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecor
                 .map(|p| {
                     let mut r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
-                    match broker.partitions.get(&name, p.partition_index) {
-                        None => r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-                        Some(log) => {
+                    // Only the leader deletes; followers follow its log start (R-WIRE-5).
+                    match led_log(broker, &view.state, &name, p.partition_index) {
+                        Err(code) => r.error_code = code,
+                        Ok((log, _)) => {
                             // -1 means "up to the high watermark".
                             let target = if p.offset == -1 {
                                 log.high_watermark()
@@ -424,44 +426,25 @@ fn offset_for_leader_epoch(
                 .iter()
                 .map(|p| {
                     let mut r = EpochEndOffset::default().with_partition(p.partition);
-                    let epoch = view
-                        .state
-                        .topics
-                        .get(&name)
-                        .and_then(|t| t.partitions.get(p.partition as usize))
-                        .map(|info| info.leader_epoch);
-                    let leader = view
-                        .state
-                        .topics
-                        .get(&name)
-                        .and_then(|t| t.partitions.get(p.partition as usize))
-                        .map(|info| info.leader);
-                    match (broker.partitions.get(&name, p.partition), epoch) {
-                        (Some(_), Some(_)) if leader != Some(broker.config.node_id) => {
-                            r.error_code = errors::NOT_LEADER_OR_FOLLOWER;
+                    let led = led_log(broker, &view.state, &name, p.partition).and_then(|led| {
+                        match leader_epoch_error(p.current_leader_epoch, led.1.leader_epoch) {
+                            Some(code) => Err(code),
+                            None => Ok(led.0),
                         }
-                        (Some(log), Some(current)) => {
-                            if p.current_leader_epoch > current {
-                                r.error_code = errors::UNKNOWN_LEADER_EPOCH;
-                            } else if p.current_leader_epoch >= 0
-                                && p.current_leader_epoch < current
-                            {
-                                r.error_code = errors::FENCED_LEADER_EPOCH;
-                            } else {
-                                match log.end_offset_for_epoch(p.leader_epoch) {
-                                    Some((epoch, end)) => {
-                                        r.leader_epoch = epoch;
-                                        r.end_offset = end as i64;
-                                    }
-                                    // The log holds nothing of that epoch or earlier.
-                                    None => {
-                                        r.leader_epoch = -1;
-                                        r.end_offset = log.log_start_offset() as i64;
-                                    }
-                                }
+                    });
+                    match led {
+                        Err(code) => r.error_code = code,
+                        Ok(log) => match log.end_offset_for_epoch(p.leader_epoch) {
+                            Some((epoch, end)) => {
+                                r.leader_epoch = epoch;
+                                r.end_offset = end as i64;
                             }
-                        }
-                        _ => r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
+                            // The log holds nothing of that epoch or earlier.
+                            None => {
+                                r.leader_epoch = -1;
+                                r.end_offset = log.log_start_offset() as i64;
+                            }
+                        },
                     }
                     r
                 })

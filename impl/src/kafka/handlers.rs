@@ -4,7 +4,7 @@
 
 use super::codec::{self, Request};
 use super::errors;
-use crate::broker::{now_ms, own_end, Broker, ProposalFailure};
+use crate::broker::{now_ms, Broker, ProposalFailure};
 use crate::log::batch::{self, BatchHeader};
 use crate::log::PartitionLog;
 use crate::metadata::{ApplyOutcome, MetadataCommand};
@@ -394,16 +394,33 @@ struct PendingAppend {
     durable: oneshot::Receiver<AppendResult>,
 }
 
-/// The partition's entry in the metadata, if the topic and partition exist.
-fn partition_info<'a>(
+/// The log of a partition this broker leads, with its metadata; otherwise the error
+/// a client gets: UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER (R-WIRE-5).
+pub(super) fn led_log<'a>(
+    broker: &Broker,
     state: &'a crate::metadata::MetadataState,
     topic: &str,
     partition: i32,
-) -> Option<&'a crate::metadata::PartitionInfo> {
-    let t = state.topics.get(topic)?;
-    usize::try_from(partition)
-        .ok()
-        .and_then(|i| t.partitions.get(i))
+) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), i16> {
+    let info = state
+        .partition(topic, partition)
+        .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+    match broker.partitions.get(topic, partition) {
+        Some(log) if info.leader == broker.config.node_id => Ok((log, info)),
+        _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
+    }
+}
+
+/// A request's `current_leader_epoch` against the partition's: older is
+/// FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; -1 means "not checked".
+pub(super) fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
+    if requested < 0 || requested == current {
+        None
+    } else if requested < current {
+        Some(errors::FENCED_LEADER_EPOCH)
+    } else {
+        Some(errors::UNKNOWN_LEADER_EPOCH)
+    }
 }
 
 /// `min.insync.replicas` of a topic (1 unless set).
@@ -433,7 +450,7 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let mut response = PartitionProduceResponse::default().with_index(data.index);
             response.base_offset = -1;
-            let info = partition_info(&view.state, &name, data.index);
+            let info = view.state.partition(&name, data.index);
             let code = if !acks_valid {
                 Some(errors::INVALID_REQUIRED_ACKS)
             } else {
@@ -496,7 +513,7 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
 /// and wakes whoever waits on it.
 pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: &PartitionLog) {
     let view = broker.consensus.view();
-    let Some(info) = partition_info(&view.state, &key.0, key.1) else {
+    let Some(info) = view.state.partition(&key.0, key.1) else {
         return;
     };
     if broker
@@ -564,12 +581,13 @@ async fn wait_acknowledgeable(
     let me = broker.config.node_id;
     let still_leading = || {
         let view = broker.consensus.view();
-        partition_info(&view.state, &key.0, key.1)
+        view.state
+            .partition(&key.0, key.1)
             .is_some_and(|p| p.leader == me && p.leader_epoch == epoch)
     };
     let reached = || match acks {
         -1 => log.high_watermark() >= end,
-        1 => own_end(log) >= end,
+        1 => log.committable_end() >= end,
         _ => true,
     };
     if acks == 0 {
@@ -671,7 +689,6 @@ fn read_fetch(
     let mut total = 0usize;
     let mut any_error = false;
     let view = broker.consensus.view();
-    let me = broker.config.node_id;
     let follower = request.replica_id.0;
     let max_bytes = if version >= 3 && request.max_bytes > 0 {
         request.max_bytes as usize
@@ -688,35 +705,31 @@ fn read_fetch(
                 .iter()
                 .map(|p| {
                     let mut data = PartitionData::default().with_partition_index(p.partition);
-                    let Some(info) = partition_info(&view.state, &name, p.partition) else {
-                        data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
-                        any_error = true;
-                        return data;
-                    };
-                    let epoch_error = if version < 9 || p.current_leader_epoch < 0 {
-                        None
-                    } else if p.current_leader_epoch < info.leader_epoch {
-                        Some(errors::FENCED_LEADER_EPOCH)
-                    } else if p.current_leader_epoch > info.leader_epoch {
-                        Some(errors::UNKNOWN_LEADER_EPOCH)
-                    } else {
-                        None
-                    };
-                    let log = match broker.partitions.get(&name, p.partition) {
-                        // Consumers and followers read from the leader only (R-WIRE-5).
-                        Some(_) if info.leader != me => None,
-                        other => other,
-                    };
-                    let (Some(log), None) = (log, epoch_error) else {
-                        data.error_code = epoch_error.unwrap_or(errors::NOT_LEADER_OR_FOLLOWER);
-                        any_error = true;
-                        return data;
+                    // Consumers and followers read from the leader only (R-WIRE-5).
+                    let led = led_log(broker, &view.state, &name, p.partition).and_then(|led| {
+                        let requested = if version >= 9 {
+                            p.current_leader_epoch
+                        } else {
+                            -1
+                        };
+                        match leader_epoch_error(requested, led.1.leader_epoch) {
+                            Some(code) => Err(code),
+                            None => Ok(led),
+                        }
+                    });
+                    let (log, info) = match led {
+                        Ok(led) => led,
+                        Err(code) => {
+                            data.error_code = code;
+                            any_error = true;
+                            return data;
+                        }
                     };
                     let key = (name.clone(), p.partition);
                     // A follower's fetch offset is its durable log end (R-REPL-1); it is
                     // served what the leader holds durably, never less than that.
                     let upper = if follower >= 0 && p.fetch_offset >= 0 {
-                        let own = own_end(&log);
+                        let own = log.committable_end();
                         broker.partitions.on_follower_fetch(
                             &key,
                             info.leader_epoch,
@@ -805,14 +818,12 @@ fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResp
                 .map(|p| {
                     let mut r = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(info) = partition_info(&view.state, &name, p.partition_index) else {
-                        r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
-                        return r;
-                    };
-                    let log = broker.partitions.get(&name, p.partition_index);
-                    let Some(log) = log.filter(|_| info.leader == broker.config.node_id) else {
-                        r.error_code = errors::NOT_LEADER_OR_FOLLOWER;
-                        return r;
+                    let log = match led_log(broker, &view.state, &name, p.partition_index) {
+                        Ok((log, _)) => log,
+                        Err(code) => {
+                            r.error_code = code;
+                            return r;
+                        }
                     };
                     let hw = log.high_watermark();
                     let found = match p.timestamp {

@@ -294,14 +294,19 @@ impl PartitionLog {
         st.high_watermark = hw.clamp(st.log_start, end);
     }
 
-    /// The high watermark a single-replica partition may expose: everything durable
-    /// (or, under the weaker interval and never policies, everything written).
+    /// The high watermark a single-replica partition may expose: its committable end.
     pub fn advance_single_replica_high_watermark(&self) {
-        let end = match self.config().fsync {
+        self.set_high_watermark(self.committable_end());
+    }
+
+    /// What of this log its leader may count as its own towards the high watermark:
+    /// everything durable (or, under the weaker interval and never policies,
+    /// everything written).
+    pub fn committable_end(&self) -> u64 {
+        match self.config().fsync {
             FsyncPolicy::Always => self.durable_end_offset(),
             _ => self.log_end_offset(),
-        };
-        self.set_high_watermark(end);
+        }
     }
 
     /// Test-only fault for the conformance oracle: `append_then` acknowledges as soon

@@ -133,6 +133,14 @@ impl MetadataState {
             .collect()
     }
 
+    /// A partition's entry, if its topic and index exist.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionInfo> {
+        let t = self.topics.get(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+    }
+
     fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionInfo> {
         let t = self.topics.get_mut(topic)?;
         usize::try_from(partition)
