@@ -116,7 +116,15 @@ fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn st
         .collect::<Result<_, _>>()?;
     assert_eq!(decoded, every_variant());
     let snapshot = std::fs::read(golden("snapshot_v1.json"))?;
-    assert_eq!(Snapshot::decode(&snapshot)?, state_after(&every_variant()));
+    // Version 1 snapshots predate the partition epoch: it decodes as 0, where a replay
+    // of the same commands counts the UpdatePartition.
+    let mut replayed = state_after(&every_variant());
+    for topic in replayed.topics.values_mut() {
+        for p in &mut topic.partitions {
+            p.partition_epoch = 0;
+        }
+    }
+    assert_eq!(Snapshot::decode(&snapshot)?, replayed);
     Ok(())
 }
 
@@ -142,6 +150,7 @@ fn r_recover_3_cluster_commands_round_trip() {
             partition: 1,
             leader_epoch: 4,
             isr: vec![1, 3],
+            partition_epoch: Some(7),
         },
     ] {
         let envelope = CommandEnvelope::new(7, command);

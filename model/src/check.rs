@@ -4,10 +4,41 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use std::fmt::Debug;
+use std::hash::Hash;
+
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, Property, UniformChooser};
 
-use crate::model::{Action, ChronikModel};
+use crate::model::ChronikModel;
+use crate::replication::{members, RState, ReplicationModel};
 use crate::state::{Phase, Role, State};
+
+/// A model the runner can check and print: both the metadata model and the
+/// replication model.
+pub trait Checked:
+    Model<State = Self::S, Action = Self::A> + Clone + Send + Sync + 'static
+{
+    type S: Clone + Debug + Hash + Eq + Send + Sync + 'static;
+    type A: Clone + Debug + PartialEq + Send + Sync + 'static;
+    /// One line per node of a state, for counterexamples.
+    fn summary(&self, s: &Self::S) -> String;
+}
+
+impl Checked for ChronikModel {
+    type S = State;
+    type A = crate::model::Action;
+    fn summary(&self, s: &State) -> String {
+        summary(s)
+    }
+}
+
+impl Checked for ReplicationModel {
+    type S = RState;
+    type A = crate::replication::RAction;
+    fn summary(&self, s: &RState) -> String {
+        replication_summary(s)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
@@ -79,24 +110,26 @@ impl Run {
     }
 }
 
-pub struct Outcome {
+pub struct Outcome<M: Checked> {
+    /// The model checked (to print its paths).
+    pub model: M,
     pub states: usize,
     pub unique: usize,
     pub depth: usize,
     pub elapsed: Duration,
-    pub discoveries: BTreeMap<&'static str, Path<State, Action>>,
+    pub discoveries: BTreeMap<&'static str, Path<M::S, M::A>>,
     /// Always-properties with a counterexample.
     pub violated: Vec<&'static str>,
     /// Sometimes-properties without an example.
     pub missing_examples: Vec<&'static str>,
 }
 
-pub fn run(model: ChronikModel, run: &Run) -> Outcome {
+pub fn run<M: Checked>(model: M, run: &Run) -> Outcome<M> {
     if let Strategy::Walks { seconds, seed } = run.strategy {
         return walks(&model, seconds, seed, run.max_depth.unwrap_or(400));
     }
     let props = model.properties();
-    let mut b = model.checker().threads(run.threads.max(1));
+    let mut b = model.clone().checker().threads(run.threads.max(1));
     if let Some(d) = run.max_depth {
         b = b.target_max_depth(d);
     }
@@ -118,10 +151,18 @@ pub fn run(model: ChronikModel, run: &Run) -> Outcome {
         )),
         Strategy::Walks { .. } => unreachable!("handled above"),
     };
-    outcome(&props, states, unique, depth, start.elapsed(), discoveries)
+    outcome(
+        &model,
+        &props,
+        states,
+        unique,
+        depth,
+        start.elapsed(),
+        discoveries,
+    )
 }
 
-fn wait<C: Checker<ChronikModel>>(c: C, progress: bool, start: Instant) -> C {
+fn wait<M: Checked, C: Checker<M>>(c: C, progress: bool, start: Instant) -> C {
     if progress {
         let mut last = Instant::now();
         while !c.is_done() {
@@ -145,11 +186,11 @@ fn wait<C: Checker<ChronikModel>>(c: C, progress: bool, start: Instant) -> C {
 /// keeps the last discovery it meets, not the first, so one BFS run does not give the
 /// shortest path. Each round is small for the bug configurations this is used on.
 /// `max_depth` bounds the number of actions.
-pub fn shortest(
-    model: &ChronikModel,
+pub fn shortest<M: Checked>(
+    model: &M,
     property: &'static str,
     max_depth: usize,
-) -> Option<Path<State, Action>> {
+) -> Option<Path<M::S, M::A>> {
     // A state at checker depth d is reached by d - 1 actions, and states at the target
     // depth are neither checked nor expanded: paths of k actions need target k + 2.
     (1..=max_depth + 2).find_map(|d| {
@@ -166,14 +207,15 @@ pub fn shortest(
     })
 }
 
-fn outcome(
-    props: &[Property<ChronikModel>],
+fn outcome<M: Checked>(
+    model: &M,
+    props: &[Property<M>],
     states: usize,
     unique: usize,
     depth: usize,
     elapsed: Duration,
-    discoveries: BTreeMap<&'static str, Path<State, Action>>,
-) -> Outcome {
+    discoveries: BTreeMap<&'static str, Path<M::S, M::A>>,
+) -> Outcome<M> {
     let with = |e: Expectation, found: bool| -> Vec<&'static str> {
         props
             .iter()
@@ -182,6 +224,7 @@ fn outcome(
             .collect()
     };
     Outcome {
+        model: model.clone(),
         states,
         unique,
         depth,
@@ -210,16 +253,18 @@ impl Rng {
 /// stateright's simulation checker, a walk does not stop at a state another walk visited,
 /// so walks reach deep states (all brokers registered, crash and restart, acks).
 /// Properties are checked on every state; the first discovery per property is kept.
-fn walks(model: &ChronikModel, seconds: u64, seed: u64, max_depth: usize) -> Outcome {
+fn walks<M: Checked>(model: &M, seconds: u64, seed: u64, max_depth: usize) -> Outcome<M> {
     let props = model.properties();
     let start = Instant::now();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut found: BTreeMap<&'static str, Vec<Action>> = BTreeMap::new();
+    let mut found: BTreeMap<&'static str, Vec<M::A>> = BTreeMap::new();
     let (mut states, mut depth) = (0usize, 0usize);
-    let init = model.init_state();
+    let Some(init) = model.init_states().into_iter().next() else {
+        return outcome(model, &props, 0, 0, 0, start.elapsed(), BTreeMap::new());
+    };
     while start.elapsed() < Duration::from_secs(seconds) {
         let mut s = init.clone();
-        let mut taken: Vec<Action> = Vec::new();
+        let mut taken: Vec<M::A> = Vec::new();
         loop {
             states += 1;
             for p in &props {
@@ -236,10 +281,10 @@ fn walks(model: &ChronikModel, seconds: u64, seed: u64, max_depth: usize) -> Out
                 break;
             }
             let mut acts = Vec::new();
-            model.enabled(&s, &mut acts);
-            let next: Vec<(Action, State)> = acts
+            model.actions(&s, &mut acts);
+            let next: Vec<(M::A, M::S)> = acts
                 .into_iter()
-                .filter_map(|a| model.step(&s, a.clone()).map(|t| (a, t)))
+                .filter_map(|a| model.next_state(&s, a.clone()).map(|t| (a, t)))
                 .filter(|(_, t)| model.within_boundary(t))
                 .collect();
             if next.is_empty() {
@@ -251,23 +296,31 @@ fn walks(model: &ChronikModel, seconds: u64, seed: u64, max_depth: usize) -> Out
         }
         depth = depth.max(taken.len());
     }
-    let discoveries: BTreeMap<&'static str, Path<State, Action>> = found
+    let discoveries: BTreeMap<&'static str, Path<M::S, M::A>> = found
         .into_iter()
         .filter_map(|(name, acts)| {
             Path::from_actions(model, init.clone(), acts.iter()).map(|p| (name, p))
         })
         .collect();
-    outcome(&props, states, 0, depth, start.elapsed(), discoveries)
+    outcome(
+        model,
+        &props,
+        states,
+        0,
+        depth,
+        start.elapsed(),
+        discoveries,
+    )
 }
 
-type Found = (
+type Found<M> = (
     usize,
     usize,
     usize,
-    BTreeMap<&'static str, Path<State, Action>>,
+    BTreeMap<&'static str, Path<<M as Checked>::S, <M as Checked>::A>>,
 );
 
-fn collect<C: Checker<ChronikModel>>(c: C) -> Found {
+fn collect<M: Checked, C: Checker<M>>(c: C) -> Found<M> {
     (
         c.state_count(),
         c.unique_state_count(),
@@ -332,20 +385,78 @@ pub fn summary(s: &State) -> String {
 }
 
 /// A counterexample or example, step by step.
-pub fn format_path(path: &Path<State, Action>) -> String {
+pub fn format_path<M: Checked>(model: &M, path: &Path<M::S, M::A>) -> String {
     let mut out = String::new();
     let steps = path.clone().into_vec();
     for (i, (state, action)) in steps.iter().enumerate() {
         if i == 0 {
             let _ = writeln!(out, "  initial state");
-            out.push_str(&summary(state));
+            out.push_str(&model.summary(state));
         }
         if let Some(a) = action {
-            let _ = writeln!(out, "  step {}: {}", i + 1, a);
+            let _ = writeln!(out, "  step {}: {}", i + 1, model.format_action(a));
             if let Some((next, _)) = steps.get(i + 1) {
-                out.push_str(&summary(next));
+                out.push_str(&model.summary(next));
             }
         }
     }
+    out
+}
+
+/// One line per replica: up, its metadata view, log (epoch:value), durable end, high
+/// watermark, follower gate, leader-side follower ends and waiting produces.
+pub fn replication_summary(s: &RState) -> String {
+    let set = |x: u8| -> String { members(x).map(|m| m.to_string()).collect() };
+    let mut out = String::new();
+    let m = &s.meta;
+    let _ = writeln!(
+        out,
+        "    meta: leader={:?} epoch={} v{} isr={{{}}} fenced={{{}}} inc={:?} | inbox={:?}",
+        m.leader,
+        m.epoch,
+        m.version,
+        set(m.isr),
+        set(m.fenced),
+        m.incarnation,
+        s.inbox
+    );
+    for (i, r) in s.replicas.iter().enumerate() {
+        let log: Vec<String> = r
+            .log
+            .iter()
+            .map(|x| format!("{}:{}", x.epoch, x.value))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    r{i} {} inc={} view=(leader {:?} e{} isr {{{}}}) log[{}] durable={} hw={} ckpt={} gate={:?} ends={:?}@e{} pending={:?} waiting={:?}",
+            if r.up { "up  " } else { "DOWN" },
+            r.incarnation,
+            r.view.leader,
+            r.view.epoch,
+            set(r.view.isr),
+            log.join(","),
+            r.durable,
+            r.hw,
+            r.hw_checkpoint,
+            r.gate,
+            r.follower_end,
+            r.tracker_epoch,
+            r.pending_isr,
+            r.waiting
+                .iter()
+                .map(|w| (w.offset, w.value))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "    in flight={:?} acked={:?} read={:?}",
+        s.net
+            .iter()
+            .map(|m| (m.to, m.epoch, m.base, m.records.len(), m.hw))
+            .collect::<Vec<_>>(),
+        s.ghost.acked,
+        s.ghost.read
+    );
     out
 }

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod model;
 pub mod properties;
+pub mod replication;
 pub mod state;
 
 pub use model::{Action, Bug, ChronikModel, PARTITION_LEADER};

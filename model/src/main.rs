@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stateright::Model;
 
-use chronik_model::check::{format_path, run, Run, Strategy};
+use chronik_model::check::{format_path, run, Checked, Run, Strategy};
+use chronik_model::replication::{ReplBug, ReplicationModel};
 use chronik_model::{Bug, ChronikModel};
 
 #[derive(Parser)]
@@ -19,6 +20,8 @@ struct Cli {
 enum Cmd {
     /// Check every property; print counts, time and each discovery step by step.
     Check(CheckArgs),
+    /// Check the replication model (one partition, three replicas, ISR, leader epochs).
+    Replication(ReplicationArgs),
     /// Serve stateright's Explorer on 127.0.0.1.
     Explore {
         #[command(flatten)]
@@ -55,6 +58,33 @@ struct ModelArgs {
 struct CheckArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    search: SearchArgs,
+}
+
+#[derive(Args)]
+struct ReplicationArgs {
+    /// Re-introduce a replication bug (repeatable).
+    #[arg(long = "bug", value_parser = parse_repl_bug)]
+    bugs: Vec<ReplBug>,
+    #[arg(long, default_value_t = 2)]
+    min_isr: u8,
+    #[arg(long, default_value_t = 2)]
+    max_produce: u8,
+    #[arg(long, default_value_t = 1)]
+    max_crashes: u8,
+    #[arg(long, default_value_t = 1)]
+    max_fences: u8,
+    #[arg(long, default_value_t = 1)]
+    max_shrinks: u8,
+    #[arg(long, default_value_t = 3)]
+    max_epoch: u8,
+    #[command(flatten)]
+    search: SearchArgs,
+}
+
+#[derive(Args)]
+struct SearchArgs {
     /// Stop exploring paths deeper than this.
     #[arg(long)]
     depth: Option<usize>,
@@ -98,6 +128,13 @@ fn parse_bug(s: &str) -> Result<Bug, String> {
     })
 }
 
+fn parse_repl_bug(s: &str) -> Result<ReplBug, String> {
+    ReplBug::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = ReplBug::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown bug {s:?}; one of {}", names.join(", "))
+    })
+}
+
 fn build(a: &ModelArgs) -> ChronikModel {
     let mut m = ChronikModel::new(a.nodes);
     m.max_term = a.max_term;
@@ -123,12 +160,45 @@ fn main() -> ExitCode {
             let _checker = m.checker().serve(addr);
             ExitCode::SUCCESS
         }
-        Cmd::Check(a) => check(a),
+        Cmd::Check(a) => {
+            let m = build(&a.model);
+            let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
+            println!(
+                "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} booted={} bugs=[{}]",
+                m.nodes,
+                m.max_term,
+                m.max_crashes,
+                m.max_proposals,
+                m.max_produce,
+                m.undecodable,
+                m.booted,
+                bugs.join(", ")
+            );
+            check(m, &a.search)
+        }
+        Cmd::Replication(a) => {
+            let mut m = ReplicationModel::default();
+            m.min_isr = a.min_isr;
+            m.max_produce = a.max_produce;
+            m.max_crashes = a.max_crashes;
+            m.max_fences = a.max_fences;
+            m.max_shrinks = a.max_shrinks;
+            m.max_epoch = a.max_epoch;
+            for b in &a.bugs {
+                m = m.with_bug(*b);
+            }
+            let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
+            println!(
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} bugs=[{}]",
+                m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
+                m.max_epoch, bugs.join(", ")
+            );
+            check(m, &a.search)
+        }
     }
 }
 
-fn check(a: CheckArgs) -> ExitCode {
-    let m = build(&a.model);
+fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
     let stop_on = match &a.stop_on {
         None => None,
         Some(name) => match m.properties().into_iter().find(|p| p.name == name.as_str()) {
@@ -151,18 +221,6 @@ fn check(a: CheckArgs) -> ExitCode {
         (None, Search::Bfs) => Strategy::Bfs,
         (None, Search::Dfs) => Strategy::Dfs,
     };
-    let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
-    println!(
-        "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} booted={} bugs=[{}]",
-        m.nodes,
-        m.max_term,
-        m.max_crashes,
-        m.max_proposals,
-        m.max_produce,
-        m.undecodable,
-        m.booted,
-        bugs.join(", ")
-    );
     println!(
         "search: {:?} threads={} depth limit={:?}",
         strategy, a.threads, a.depth
@@ -203,7 +261,7 @@ fn check(a: CheckArgs) -> ExitCode {
         let steps = path.clone().into_actions().len();
         println!("{kind} for \"{name}\" ({steps} steps):");
         if o.violated.contains(name) {
-            print!("{}", format_path(path));
+            print!("{}", format_path(&m, path));
         }
     }
     for name in &o.missing_examples {

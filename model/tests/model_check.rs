@@ -18,11 +18,11 @@ fn model(nodes: usize, term: u8, crashes: u8, proposals: u8, produce: u8) -> Chr
 /// 3 nodes are checked to this depth (DFS); see model/README.md for the measurements.
 const THREE_NODE_DEPTH: usize = 30;
 
-fn exhaustive(m: ChronikModel) -> Outcome {
+fn exhaustive(m: ChronikModel) -> Outcome<ChronikModel> {
     run(m, &Run::dfs())
 }
 
-fn assert_all_hold(label: &str, o: &Outcome) {
+fn assert_all_hold(label: &str, o: &Outcome<ChronikModel>) {
     eprintln!(
         "{label}: states={} unique={} depth={} time={:.1}s",
         o.states,
@@ -32,7 +32,10 @@ fn assert_all_hold(label: &str, o: &Outcome) {
     );
     for name in &o.violated {
         if let Some(path) = o.discoveries.get(name) {
-            eprintln!("counterexample for {name}:\n{}", format_path(path));
+            eprintln!(
+                "counterexample for {name}:\n{}",
+                format_path(&o.model, path)
+            );
         }
     }
     assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
@@ -109,7 +112,10 @@ fn three_nodes_random_walks_find_no_violation() {
     );
     for name in &o.violated {
         if let Some(path) = o.discoveries.get(name) {
-            eprintln!("counterexample for {name}:\n{}", format_path(path));
+            eprintln!(
+                "counterexample for {name}:\n{}",
+                format_path(&o.model, path)
+            );
         }
     }
     assert!(o.violated.is_empty(), "3 nodes: violated {:?}", o.violated);
@@ -224,4 +230,81 @@ fn every_bug_is_named_and_parsed_back() {
         assert!(b.min_nodes() >= 1);
     }
     assert_eq!(Bug::from_name("no-such-bug"), None);
+}
+
+// ---- the replication model (spec/cluster.md, R-REPL-*) ---------------------------------
+
+use chronik_model::replication::{ReplBug, ReplicationModel};
+
+fn replication(produce: u8, crashes: u8, fences: u8, shrinks: u8) -> ReplicationModel {
+    ReplicationModel::bounded(produce, crashes, fences, shrinks)
+}
+
+fn assert_replication_holds(label: &str, o: &Outcome<ReplicationModel>, examples: bool) {
+    eprintln!(
+        "{label}: states={} unique={} depth={} time={:.1}s examples={:?}",
+        o.states,
+        o.unique,
+        o.depth,
+        o.elapsed.as_secs_f64(),
+        o.discoveries.keys().collect::<Vec<_>>()
+    );
+    for name in &o.violated {
+        if let Some(path) = o.discoveries.get(name) {
+            eprintln!(
+                "counterexample for {name}:\n{}",
+                format_path(&o.model, path)
+            );
+        }
+    }
+    assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
+    if examples {
+        assert!(
+            o.missing_examples.is_empty(),
+            "{label}: no example for {:?}",
+            o.missing_examples
+        );
+    }
+}
+
+#[test]
+fn r_repl_replication_failover_all_properties_hold() {
+    // Two produces, one fence (failover to another ISR member, truncation on return).
+    let o = run(replication(2, 0, 1, 0), &Run::dfs());
+    assert_replication_holds("replication, 2 produces, 1 fence", &o, true);
+}
+
+#[test]
+fn r_repl_replication_crash_and_restart_all_properties_hold() {
+    // A crash losing unsynced data, a restart with a new incarnation, one fence.
+    let o = run(replication(1, 1, 1, 0), &Run::dfs());
+    assert_replication_holds("replication, 1 produce, 1 crash, 1 fence", &o, true);
+}
+
+#[test]
+fn r_repl_replication_random_walks_find_no_violation() {
+    // Bounds no exhaustive run covers in CI time: 3 produces, a crash, two fences and
+    // an ISR shrink.
+    let o = run(replication(3, 1, 2, 1), &Run::walks(20, 11));
+    assert_replication_holds("replication, random walks", &o, false);
+}
+
+#[test]
+fn r_repl_replication_bug_switches_break_their_rules() {
+    for bug in ReplBug::ALL {
+        let expected = bug.expected_property();
+        let o = if bug.found_by_walks() {
+            run(replication(3, 1, 2, 1).with_bug(bug), &Run::walks(15, 11))
+        } else {
+            run(bug.bounds(), &Run::bfs_until(expected))
+        };
+        assert!(
+            o.violated.contains(&expected),
+            "{}: expected a counterexample for {expected}, got {:?}",
+            bug.name(),
+            o.violated
+        );
+        let steps = o.discoveries[expected].clone().into_actions().len();
+        eprintln!("{}: {expected} violated in {steps} steps", bug.name());
+    }
 }

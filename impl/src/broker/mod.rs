@@ -283,7 +283,7 @@ async fn maintain_isr(broker: Arc<Broker>) {
             let Some(info) = view.state.partition(&key.0, key.1) else {
                 continue;
             };
-            if info.leader != me {
+            if !view.state.leads(info, me, broker.incarnation) {
                 continue;
             }
             if broker
@@ -313,13 +313,14 @@ async fn maintain_isr(broker: Arc<Broker>) {
             proposed.insert(key.clone(), (isr.clone(), now));
             broker
                 .partitions
-                .proposing_isr(&key, info.leader_epoch, isr.clone(), now);
+                .proposing_isr(&key, info.partition_epoch, &isr);
             tracing::info!(topic = %key.0, partition = key.1, old = ?info.isr, new = ?isr, "ISR change");
             let command = MetadataCommand::AlterIsr {
                 topic: key.0.clone(),
                 partition: key.1,
                 leader_epoch: info.leader_epoch,
                 isr,
+                partition_epoch: Some(info.partition_epoch),
             };
             let b = Arc::clone(&broker);
             tokio::spawn(async move {

@@ -3,7 +3,7 @@
 
 use crate::cluster::replication::FollowerTracker;
 use crate::disk::Disk;
-use crate::log::{GroupCommitter, LogConfig, LogError, PartitionLog};
+use crate::log::{CommitQueue, GroupCommitter, LogConfig, LogError, PartitionLog};
 use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,15 +14,22 @@ pub type TopicPartition = (String, i32);
 pub struct Partitions {
     disk: Arc<dyn Disk>,
     root: PathBuf,
-    committer: GroupCommitter,
+    commits: CommitQueue,
+    /// The flusher thread behind `commits`, when this owns one (not in simulation,
+    /// where the caller runs the commit rounds).
+    _flusher: Option<GroupCommitter>,
     defaults: LogConfig,
     logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
     /// On partitions this broker leads: what its followers have (R-REPL-1).
     trackers: Mutex<BTreeMap<TopicPartition, FollowerTracker>>,
-    /// ISR changes this leader proposed and has not yet seen applied: (leader epoch,
-    /// proposed ISR, when). Until applied, the high watermark counts the union of the
-    /// applied and the proposed ISR (the maximal ISR): the controller may already
-    /// have committed an expansion, and a new member may become leader.
+    /// ISR changes this leader proposed from the partition's current version: (that
+    /// partition epoch, every member any of them names). Any of them may still be
+    /// applied, so the high watermark counts the applied ISR plus all of these (the
+    /// maximal ISR): the controller may already have committed an expansion, and a
+    /// new member may become leader. Once the partition epoch moves on, none of them
+    /// can be applied any more (AlterIsr is compare-and-set on it). Remembering only
+    /// the latest proposal, or giving up on one after a timeout, lost acknowledged
+    /// writes in the replication model (R-REPL-1).
     pending_isr: Mutex<BTreeMap<TopicPartition, PendingIsr>>,
     /// On partitions this broker follows: the leader epoch its log was last
     /// truncated for. Replica fetchers append only under this lock and only for
@@ -32,11 +39,8 @@ pub struct Partitions {
     metrics: Arc<super::Metrics>,
 }
 
-/// (leader epoch, proposed ISR, when it was proposed in ms).
-type PendingIsr = (i32, Vec<i32>, u64);
-
-/// How long a proposed ISR change counts before it is given up.
-const PENDING_ISR_MS: u64 = 10_000;
+/// (partition epoch, members named by the proposals made from it).
+type PendingIsr = (u64, Vec<i32>);
 
 fn dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
@@ -74,10 +78,27 @@ impl Partitions {
         defaults: LogConfig,
         metrics: Arc<super::Metrics>,
     ) -> Self {
+        let flusher = GroupCommitter::start();
+        let mut partitions =
+            Self::with_commit_queue(disk, root, defaults, metrics, flusher.queue());
+        partitions._flusher = Some(flusher);
+        partitions
+    }
+
+    /// Logs whose fsyncs go to `commits`, run by whoever owns it (the conformance
+    /// runner's manual committer).
+    pub fn with_commit_queue(
+        disk: Arc<dyn Disk>,
+        root: PathBuf,
+        defaults: LogConfig,
+        metrics: Arc<super::Metrics>,
+        commits: CommitQueue,
+    ) -> Self {
         Partitions {
             disk,
             root,
-            committer: GroupCommitter::start(),
+            commits,
+            _flusher: None,
             defaults,
             logs: RwLock::new(BTreeMap::new()),
             trackers: Mutex::new(BTreeMap::new()),
@@ -146,7 +167,7 @@ impl Partitions {
             return false;
         }
         let own = log.committable_end();
-        let isr = self.maximal_isr(key, info, now_ms);
+        let isr = self.maximal_isr(key, info);
         let hw = self.with_tracker(key, info.leader_epoch, now_ms, |t| {
             t.high_watermark(own, &isr, me)
         });
@@ -197,37 +218,42 @@ impl Partitions {
         (gate.get(key) == Some(&epoch)).then(append)
     }
 
-    /// Records an ISR change this leader is proposing.
-    pub fn proposing_isr(&self, key: &TopicPartition, epoch: i32, isr: Vec<i32>, now_ms: u64) {
-        self.pending_isr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), (epoch, isr, now_ms));
+    /// Records an ISR change this leader is proposing from `partition_epoch`.
+    pub fn proposing_isr(&self, key: &TopicPartition, partition_epoch: u64, isr: &[i32]) {
+        let mut pending = self.pending_isr.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = pending
+            .entry(key.clone())
+            .or_insert_with(|| (partition_epoch, Vec::new()));
+        if entry.0 != partition_epoch {
+            *entry = (partition_epoch, Vec::new());
+        }
+        for r in isr {
+            if !entry.1.contains(r) {
+                entry.1.push(*r);
+            }
+        }
     }
 
-    /// The applied ISR, plus the members of a proposed change still in flight.
-    fn maximal_isr(&self, key: &TopicPartition, info: &PartitionInfo, now_ms: u64) -> Vec<i32> {
+    /// The applied ISR, plus every member of the proposals that may still be applied.
+    fn maximal_isr(&self, key: &TopicPartition, info: &PartitionInfo) -> Vec<i32> {
         let mut pending = self.pending_isr.lock().unwrap_or_else(|p| p.into_inner());
         let mut isr = info.isr.clone();
-        let done = match pending.get(key) {
-            None => return isr,
-            Some((epoch, proposed, at)) => {
-                let mut sorted = proposed.clone();
-                sorted.sort_unstable();
-                let mut applied = info.isr.clone();
-                applied.sort_unstable();
-                let over = *epoch != info.leader_epoch
-                    || sorted == applied
-                    || now_ms.saturating_sub(*at) > PENDING_ISR_MS;
-                if !over {
-                    isr.extend(proposed.iter().filter(|r| !info.isr.contains(r)));
-                }
-                over
+        match pending.get(key) {
+            Some((version, proposed)) if *version == info.partition_epoch => {
+                isr.extend(proposed.iter().filter(|r| !info.isr.contains(r)));
             }
-        };
-        if done {
-            pending.remove(key);
+            Some(_) => {
+                pending.remove(key);
+            }
+            None => {}
         }
+        isr
+    }
+
+    /// The members of this leader's ISR proposals that may still be applied.
+    pub fn pending_isr(&self, key: &TopicPartition, info: &PartitionInfo) -> Vec<i32> {
+        let mut isr = self.maximal_isr(key, info);
+        isr.retain(|r| !info.isr.contains(r));
         isr
     }
 
@@ -243,9 +269,23 @@ impl Partitions {
         now_ms: u64,
         lag_max_ms: u64,
     ) -> Option<Vec<i32>> {
-        let hw = log.high_watermark();
+        // A follower must also hold what this leader had when its epoch began: a new
+        // leader's high watermark can lag the records already acknowledged (it comes
+        // from a checkpoint, or late from the previous leader), and a follower let in
+        // below them could become leader without them (found by the replication model).
+        let needed = log
+            .high_watermark()
+            .max(log.epoch_start_offset(info.leader_epoch));
         self.with_tracker(key, info.leader_epoch, now_ms, |t| {
-            t.wanted_isr(&info.isr, &info.replicas, live, me, hw, now_ms, lag_max_ms)
+            t.wanted_isr(
+                &info.isr,
+                &info.replicas,
+                live,
+                me,
+                needed,
+                now_ms,
+                lag_max_ms,
+            )
         })
     }
 
@@ -309,7 +349,7 @@ impl Partitions {
                         Arc::clone(&self.disk),
                         &dir,
                         config,
-                        Some(self.committer.queue()),
+                        Some(self.commits.clone()),
                     )?;
                     // A single-replica partition's durable log is all committed; a
                     // replicated one keeps its checkpointed high watermark until its

@@ -23,6 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
+use crate::cluster::replication::truncation_point;
 use crate::log::PartitionLog;
 
 const FETCH_VERSION: i16 = 12;
@@ -283,5 +284,7 @@ async fn leader_end_offset(
     if r.error_code != 0 {
         return Err(format!("OffsetForLeaderEpoch error {}", r.error_code));
     }
-    Ok(Some(r.end_offset.max(0) as u64))
+    let answer =
+        (r.leader_epoch >= 0 && r.end_offset >= 0).then_some((r.leader_epoch, r.end_offset as u64));
+    Ok(Some(truncation_point(log, answer)))
 }

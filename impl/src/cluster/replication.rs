@@ -8,6 +8,27 @@
 
 use std::collections::BTreeMap;
 
+use crate::log::PartitionLog;
+
+/// Where a follower cuts its log once its leader answered OffsetForLeaderEpoch for
+/// the follower's last epoch with `answer` (the leader's largest epoch at or below
+/// it, and where that ends in the leader's log; `None`: the leader has no such
+/// epoch). When the leader's epoch is older than the one asked about, the records
+/// here from later epochs are not the leader's even below its end offset, so the
+/// cut is also where that epoch ends here (Kafka's KIP-279; found by the
+/// replication model: a follower kept a record the new leader never had).
+pub fn truncation_point(log: &PartitionLog, answer: Option<(i32, u64)>) -> u64 {
+    match answer {
+        None => log.log_start_offset(),
+        Some((epoch, leader_end)) => {
+            let own = log
+                .end_offset_for_epoch(epoch)
+                .map_or(log.log_start_offset(), |(_, end)| end);
+            leader_end.min(own)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Follower {
     log_end: u64,

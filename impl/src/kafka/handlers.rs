@@ -406,7 +406,9 @@ pub(super) fn led_log<'a>(
         .partition(topic, partition)
         .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
     match broker.partitions.get(topic, partition) {
-        Some(log) if info.leader == broker.config.node_id => Ok((log, info)),
+        Some(log) if state.leads(info, broker.config.node_id, broker.incarnation) => {
+            Ok((log, info))
+        }
         _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
     }
 }
@@ -457,7 +459,9 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
                 match (info, broker.partitions.get(&name, data.index), data.records) {
                     (None, _, _) => Some(errors::UNKNOWN_TOPIC_OR_PARTITION),
                     // Only the partition's leader takes writes (R-WIRE-5).
-                    (Some(p), _, _) if p.leader != me => Some(errors::NOT_LEADER_OR_FOLLOWER),
+                    (Some(p), _, _) if !view.state.leads(p, me, broker.incarnation) => {
+                        Some(errors::NOT_LEADER_OR_FOLLOWER)
+                    }
                     (Some(_), None, _) => Some(errors::NOT_LEADER_OR_FOLLOWER),
                     (Some(_), Some(_), None) => Some(errors::INVALID_RECORD),
                     (Some(p), Some(_), Some(_))
@@ -513,7 +517,10 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
 /// and wakes whoever waits on it.
 pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: &PartitionLog) {
     let view = broker.consensus.view();
-    let Some(info) = view.state.partition(&key.0, key.1) else {
+    let Some(info) = view.state.partition(&key.0, key.1).filter(|p| {
+        view.state
+            .leads(p, broker.config.node_id, broker.incarnation)
+    }) else {
         return;
     };
     if broker
@@ -583,7 +590,7 @@ async fn wait_acknowledgeable(
         let view = broker.consensus.view();
         view.state
             .partition(&key.0, key.1)
-            .is_some_and(|p| p.leader == me && p.leader_epoch == epoch)
+            .is_some_and(|p| view.state.leads(p, me, broker.incarnation) && p.leader_epoch == epoch)
     };
     let reached = || match acks {
         -1 => log.high_watermark() >= end,

@@ -384,6 +384,16 @@ impl PartitionLog {
         Some((st.epochs[i].0, end))
     }
 
+    /// Where this log ended when its leader began `epoch`: the first offset of a batch
+    /// of that epoch or later, or the log end if there is none.
+    pub fn epoch_start_offset(&self, epoch: i32) -> u64 {
+        let st = self.lock();
+        st.epochs
+            .iter()
+            .find(|(e, _)| *e >= epoch)
+            .map_or_else(|| st.log_end(), |(_, start)| *start)
+    }
+
     /// Cuts the log back to the last batch boundary at or below `offset` (a follower
     /// dropping what its new leader does not have). Returns the new log end.
     pub fn truncate_to(&self, offset: u64) -> Result<u64> {

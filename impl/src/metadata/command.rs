@@ -105,6 +105,10 @@ pub enum MetadataCommand {
         partition: i32,
         leader_epoch: i32,
         isr: Vec<i32>,
+        /// The partition epoch the ISR was computed from; the change is refused if the
+        /// partition has changed since (absent in records written before it existed).
+        #[serde(default)]
+        partition_epoch: Option<u64>,
     },
     /// Partition leadership and ISR, set outright (administrative).
     UpdatePartition {

@@ -12,6 +12,7 @@ const INVALID_REQUEST: i16 = 42;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const STALE_BROKER_EPOCH: i16 = 77;
 const FENCED_LEADER_EPOCH: i16 = 74;
+const INVALID_UPDATE_VERSION: i16 = 95;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
@@ -34,6 +35,11 @@ pub struct PartitionInfo {
     pub leader: i32,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+    /// Bumped by every change of leader, leader epoch or ISR (Kafka's partition
+    /// epoch). An ISR change applies only to the version it was computed from, so a
+    /// leader knows which of its proposals can still be applied (R-REPL-2).
+    #[serde(default)]
+    pub partition_epoch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +139,19 @@ impl MetadataState {
             .collect()
     }
 
+    /// `broker` leads this partition in the start `incarnation`: the partition names it
+    /// leader and its current registration is applied and unfenced. A restarted
+    /// leader waits for its registration, which starts a new leader epoch, so that
+    /// ISR changes its previous life proposed are fenced (R-REPL-2; found by the
+    /// replication model).
+    pub fn leads(&self, info: &PartitionInfo, broker: i32, incarnation: u64) -> bool {
+        info.leader == broker
+            && self
+                .brokers
+                .get(&broker)
+                .is_some_and(|b| b.incarnation == incarnation && !b.fenced)
+    }
+
     /// A partition's entry, if its topic and index exist.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionInfo> {
         let t = self.topics.get(topic)?;
@@ -156,6 +175,9 @@ impl MetadataState {
         let live = self.live_brokers();
         for t in self.topics.values_mut() {
             for p in &mut t.partitions {
+                if p.leader == gone || (p.isr.contains(&gone) && p.leader >= 0) {
+                    p.partition_epoch += 1;
+                }
                 if p.leader == gone {
                     let successor = p
                         .isr
@@ -186,8 +208,10 @@ impl MetadataState {
                 if p.leader == -1 && p.isr.contains(&back) {
                     p.leader = back;
                     p.leader_epoch += 1;
+                    p.partition_epoch += 1;
                 } else if p.leader == back && restarted {
                     p.leader_epoch += 1;
+                    p.partition_epoch += 1;
                 }
             }
         }
@@ -250,6 +274,7 @@ impl MetadataState {
                 partition,
                 leader_epoch,
                 isr,
+                partition_epoch,
             } => {
                 let live: Vec<i32> = self.live_brokers();
                 let Some(p) = self.partition_mut(topic, *partition) else {
@@ -261,6 +286,12 @@ impl MetadataState {
                 if *leader_epoch != p.leader_epoch {
                     return rejected(FENCED_LEADER_EPOCH, "the leader epoch has moved on");
                 }
+                if partition_epoch.is_some_and(|v| v != p.partition_epoch) {
+                    return rejected(
+                        INVALID_UPDATE_VERSION,
+                        "the partition changed since this ISR was computed",
+                    );
+                }
                 if !isr.contains(&p.leader)
                     || isr
                         .iter()
@@ -268,7 +299,10 @@ impl MetadataState {
                 {
                     return rejected(INVALID_REQUEST, format!("ISR {isr:?} is not valid"));
                 }
-                p.isr = isr.clone();
+                if p.isr != *isr {
+                    p.isr = isr.clone();
+                    p.partition_epoch += 1;
+                }
                 ApplyOutcome::Done
             }
             MetadataCommand::CreateTopic {
@@ -359,6 +393,7 @@ impl MetadataState {
                 p.leader = *leader;
                 p.leader_epoch = *leader_epoch;
                 p.isr = isr.clone();
+                p.partition_epoch += 1;
                 ApplyOutcome::Done
             }
             MetadataCommand::CommitOffsets { group, offsets } => {
@@ -412,5 +447,6 @@ fn new_partition(replicas: &[i32]) -> PartitionInfo {
         leader: replicas.first().copied().unwrap_or(-1),
         leader_epoch: 0,
         isr: replicas.to_vec(),
+        partition_epoch: 0,
     }
 }

@@ -1,0 +1,282 @@
+//! The replication model: one partition with three replicas, its leader, ISR and leader
+//! epochs kept by the controller, followers that fetch, truncate by leader epoch and
+//! report their log ends, the high watermark and acks=all, crashes that keep only
+//! durable data, fencing and re-registration. Spec: spec/cluster.md (R-REPL-*).
+//!
+//! Metadata is one committed partition entry (`RState::meta`) plus the commands
+//! proposed and not yet committed: the metadata model (`crate::model`) checks that the
+//! Raft group applies one command sequence everywhere (I-4), so here a command is
+//! committed in one step and each broker learns the committed entry at its own pace
+//! (`Learn`), which is where deposed leaders and stale followers come from.
+//!
+//! Each action is one call of the real replication code (conformance/src/replication.rs
+//! drives it), so that a path maps one to one onto harness commands.
+
+mod properties;
+pub mod state;
+mod step;
+
+pub use properties::names;
+pub use state::*;
+
+use std::fmt;
+
+use stateright::{Model, Property};
+
+use crate::state::NodeId;
+
+/// Each switch re-introduces one way of losing or forking acknowledged data; the first
+/// three are what the fault run (e2e/test_jepsen.py) found in the real broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReplBug {
+    /// A produce is acknowledged once the high watermark passes it, even if its leader
+    /// was deposed and re-elected since (its offsets may have been reused).
+    AckWhenDeposed,
+    /// A fetch response is appended even if the follower has truncated for a newer
+    /// leader since it fetched.
+    NoEpochGate,
+    /// The high watermark counts only the applied ISR, not an expansion in flight.
+    HwOverAppliedIsr,
+    /// The leader remembers only its latest ISR proposal and the controller applies
+    /// an ISR change whatever version it was computed from (found by this model).
+    IsrLastProposalOnly,
+    /// A restarted leader serves before its new registration is applied (found by
+    /// this model).
+    LeadBeforeRegistered,
+    /// A follower joins the ISR once it reaches the leader's high watermark, even if
+    /// that lags what the leader had when its epoch began (found by this model).
+    ExpandBelowEpochStart,
+    /// The high watermark is the leader's own durable end (acks=all before replication).
+    HwLeaderOnly,
+    /// A fenced leader's partition moves to any live replica, not only an ISR member.
+    UncleanElection,
+    /// A follower of a new leader epoch fetches on without truncating first.
+    NoTruncation,
+    /// A follower truncates to the leader's end offset only, even when the leader
+    /// answered for an older epoch than asked (found by this model).
+    TruncateToLeaderEndOnly,
+}
+
+impl ReplBug {
+    pub const ALL: [ReplBug; 10] = [
+        ReplBug::AckWhenDeposed,
+        ReplBug::NoEpochGate,
+        ReplBug::HwOverAppliedIsr,
+        ReplBug::IsrLastProposalOnly,
+        ReplBug::LeadBeforeRegistered,
+        ReplBug::ExpandBelowEpochStart,
+        ReplBug::HwLeaderOnly,
+        ReplBug::UncleanElection,
+        ReplBug::NoTruncation,
+        ReplBug::TruncateToLeaderEndOnly,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplBug::AckWhenDeposed => "ack-when-deposed",
+            ReplBug::NoEpochGate => "no-epoch-gate",
+            ReplBug::HwOverAppliedIsr => "hw-over-applied-isr",
+            ReplBug::IsrLastProposalOnly => "isr-last-proposal-only",
+            ReplBug::LeadBeforeRegistered => "lead-before-registered",
+            ReplBug::ExpandBelowEpochStart => "expand-below-epoch-start",
+            ReplBug::HwLeaderOnly => "hw-leader-only",
+            ReplBug::UncleanElection => "unclean-election",
+            ReplBug::NoTruncation => "no-truncation",
+            ReplBug::TruncateToLeaderEndOnly => "truncate-to-leader-end-only",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<ReplBug> {
+        ReplBug::ALL.into_iter().find(|b| b.name() == s)
+    }
+
+    /// The property whose counterexample the switch is expected to produce.
+    pub fn expected_property(self) -> &'static str {
+        match self {
+            ReplBug::AckWhenDeposed => names::ONE_VALUE,
+            ReplBug::TruncateToLeaderEndOnly => names::READ_ON_ISR,
+            _ => names::ACKED_ON_ISR,
+        }
+    }
+
+    /// Too deep for a breadth-first search in CI time: random walks over
+    /// `ReplicationModel::bounded(3, 1, 2, 1)` find it in seconds.
+    pub fn found_by_walks(self) -> bool {
+        matches!(
+            self,
+            ReplBug::NoEpochGate | ReplBug::TruncateToLeaderEndOnly
+        )
+    }
+
+    /// The smallest bounds at which the switch shows (BFS finds it in seconds).
+    pub fn bounds(self) -> ReplicationModel {
+        let (produce, crashes, fences, shrinks) = match self {
+            ReplBug::AckWhenDeposed | ReplBug::NoTruncation | ReplBug::NoEpochGate => (2, 0, 1, 0),
+            ReplBug::HwLeaderOnly => (1, 0, 0, 0),
+            ReplBug::HwOverAppliedIsr => (1, 0, 1, 0),
+            ReplBug::UncleanElection | ReplBug::IsrLastProposalOnly => (1, 0, 1, 1),
+            ReplBug::LeadBeforeRegistered | ReplBug::ExpandBelowEpochStart => (1, 1, 1, 0),
+            ReplBug::TruncateToLeaderEndOnly => (2, 0, 2, 0),
+        };
+        ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// Options: bounds that keep the space finite, `min.insync.replicas`, bug switches.
+#[derive(Clone, Debug)]
+pub struct ReplicationModel {
+    pub min_isr: u8,
+    pub max_produce: u8,
+    pub max_crashes: u8,
+    /// Session lapses the controller acts on (a dead, stopped or slow broker).
+    pub max_fences: u8,
+    /// Followers the leader drops from the ISR for lagging (time is not modelled, so a
+    /// shrink may happen at any moment).
+    pub max_shrinks: u8,
+    pub max_epoch: u8,
+    bugs: u16,
+}
+
+impl Default for ReplicationModel {
+    fn default() -> Self {
+        ReplicationModel {
+            min_isr: 2,
+            max_produce: 2,
+            max_crashes: 1,
+            max_fences: 1,
+            max_shrinks: 1,
+            max_epoch: 3,
+            bugs: 0,
+        }
+    }
+}
+
+impl ReplicationModel {
+    /// Produces, crashes, fences and ISR shrinks allowed; other options default.
+    pub fn bounded(produce: u8, crashes: u8, fences: u8, shrinks: u8) -> Self {
+        ReplicationModel {
+            max_produce: produce,
+            max_crashes: crashes,
+            max_fences: fences,
+            max_shrinks: shrinks,
+            ..ReplicationModel::default()
+        }
+    }
+
+    pub fn with_bug(mut self, bug: ReplBug) -> Self {
+        self.bugs |= bug.bit();
+        self
+    }
+
+    pub fn bug(&self, bug: ReplBug) -> bool {
+        self.bugs & bug.bit() != 0
+    }
+
+    pub fn bugs(&self) -> Vec<ReplBug> {
+        ReplBug::ALL.into_iter().filter(|b| self.bug(*b)).collect()
+    }
+
+    pub fn ids() -> impl Iterator<Item = NodeId> {
+        0..REPLICAS as NodeId
+    }
+
+    pub fn init_state(&self) -> RState {
+        // As CreateTopics leaves it: replicas [0, 1, 2], the first leads, epoch 0.
+        let meta = Meta {
+            leader: Some(0),
+            epoch: 0,
+            version: 0,
+            isr: ALL,
+            fenced: 0,
+            incarnation: [1; REPLICAS],
+        };
+        let mut ghost = Ghost::default();
+        ghost.leaders.insert((0, 0));
+        RState {
+            meta,
+            inbox: Vec::new(),
+            replicas: Self::ids().map(|_| Replica::new(meta)).collect(),
+            net: Default::default(),
+            ghost,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RAction {
+    /// A client's produce (acks=all) of a new value to a broker that leads.
+    Produce(NodeId),
+    /// The group commit fsyncs the broker's partition log.
+    Fsync(NodeId),
+    /// The follower's replica fetcher sends a Fetch to the leader it knows; the leader
+    /// serves it at once (records its fetch offset, moves the high watermark, answers).
+    FetchRequest(NodeId),
+    /// The follower handles the Fetch response in flight to it.
+    FetchResponse(NodeId),
+    /// The follower asks its new leader where its last epoch ends and truncates there.
+    Truncate(NodeId),
+    /// The broker applies the committed metadata.
+    Learn(NodeId),
+    /// The Raft group commits the oldest proposed command.
+    Commit,
+    /// The controller fences a broker whose session lapsed.
+    Fence(NodeId),
+    /// A running broker that sees itself fenced registers again.
+    Rejoin(NodeId),
+    /// The leader proposes the ISR without this lagging follower.
+    ShrinkIsr(NodeId, NodeId),
+    /// The leader proposes the ISR with this caught-up follower.
+    ExpandIsr(NodeId, NodeId),
+    /// Housekeeping writes the high watermark checkpoint.
+    Checkpoint(NodeId),
+    /// A consumer reads up to the high watermark from a broker that leads.
+    Consume(NodeId),
+    /// kill -9.
+    Crash(NodeId),
+    /// The broker starts again: recovery, a new incarnation, registration.
+    Restart(NodeId),
+}
+
+impl fmt::Display for RAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl Model for ReplicationModel {
+    type State = RState;
+    type Action = RAction;
+
+    fn init_states(&self) -> Vec<RState> {
+        vec![self.init_state()]
+    }
+
+    fn actions(&self, state: &RState, actions: &mut Vec<RAction>) {
+        self.enabled(state, actions);
+    }
+
+    fn next_state(&self, last: &RState, action: RAction) -> Option<RState> {
+        self.step(last, action)
+    }
+
+    fn format_action(&self, action: &RAction) -> String {
+        action.to_string()
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::properties(self)
+    }
+
+    fn within_boundary(&self, s: &RState) -> bool {
+        let g = &s.ghost;
+        g.produced <= self.max_produce
+            && g.crashes <= self.max_crashes
+            && g.fences <= self.max_fences
+            && g.shrinks <= self.max_shrinks
+            && s.meta.epoch <= self.max_epoch
+    }
+}

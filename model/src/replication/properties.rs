@@ -1,0 +1,96 @@
+//! Properties of the replication model, each named after its rule in spec/cluster.md.
+
+use stateright::Property;
+
+use super::*;
+
+pub mod names {
+    pub const ACKED_ON_ISR: &str = "R-REPL-1 acknowledged records are durable on every ISR member";
+    pub const HW_DURABLE: &str = "R-REPL-1 a leader's high watermark is within its durable log";
+    pub const LEADER_IN_ISR: &str = "R-REPL-2 the leader is in the ISR";
+    pub const CONVERGES: &str = "R-REPL-2 a healed partition converges when quiescent";
+    pub const ONE_VALUE: &str = "R-REPL-3 one value per offset";
+    pub const READ_ON_ISR: &str = "R-WIRE-7 records read are durable on every ISR member";
+    pub const ONE_LEADER: &str = "R-CLUSTER-2 one leader per leader epoch";
+
+    pub const EX_FAILOVER: &str = "example: acknowledged records read after a failover";
+    pub const EX_TRUNCATED: &str = "example: a returning replica truncates to its leader";
+    pub const EX_EXPANDED: &str = "example: a follower rejoins the ISR";
+}
+use names::*;
+
+pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
+    let mut v = vec![
+        Property::always(ACKED_ON_ISR, |_, s: &RState| {
+            s.ghost.acked.iter().all(|r| on_every_isr_member(s, *r))
+        }),
+        Property::always(HW_DURABLE, |m: &ReplicationModel, s: &RState| {
+            ReplicationModel::ids().all(|n| {
+                let r = &s.replicas[usize::from(n)];
+                !m.leading(s, n) || r.hw <= r.durable
+            })
+        }),
+        Property::always(LEADER_IN_ISR, |_, s: &RState| {
+            s.meta.leader.is_none_or(|l| has(s.meta.isr, l))
+        }),
+        Property::always(CONVERGES, converges),
+        Property::always(ONE_VALUE, |_, s: &RState| {
+            let mut seen = std::collections::BTreeMap::new();
+            s.ghost
+                .acked
+                .iter()
+                .chain(&s.ghost.read)
+                .all(|(o, v)| *seen.entry(*o).or_insert(*v) == *v)
+        }),
+        Property::always(READ_ON_ISR, |_, s: &RState| {
+            s.ghost.read.iter().all(|r| on_every_isr_member(s, *r))
+        }),
+        Property::always(ONE_LEADER, |_, s: &RState| {
+            let epochs: Vec<u8> = s.ghost.leaders.iter().map(|(e, _)| *e).collect();
+            epochs.windows(2).all(|w| w[0] != w[1])
+        }),
+    ];
+    if m.max_produce >= 1 && m.max_fences + m.max_crashes >= 1 {
+        v.push(Property::sometimes(EX_FAILOVER, |_, s: &RState| {
+            !s.ghost.acked.is_empty()
+                && s.meta.leader.is_some_and(|l| l != 0)
+                && s.ghost.acked.is_subset(&s.ghost.read)
+        }));
+    }
+    if m.max_produce >= 2 && m.max_fences >= 1 {
+        v.push(Property::sometimes(EX_TRUNCATED, |_, s: &RState| {
+            s.ghost.truncated
+        }));
+    }
+    if m.max_shrinks >= 1 || m.max_fences >= 1 {
+        v.push(Property::sometimes(EX_EXPANDED, |_, s: &RState| {
+            s.ghost.expanded
+        }));
+    }
+    v
+}
+
+fn on_every_isr_member(s: &RState, (offset, value): (u8, u8)) -> bool {
+    members(s.meta.isr).all(|b| {
+        let r = &s.replicas[usize::from(b)];
+        offset < r.durable && r.log[usize::from(offset)].value == value
+    })
+}
+
+/// With every broker up and registered and nothing left to do, the partition has a
+/// leader, every replica is in the ISR with the leader's log, and every produce
+/// has been answered.
+fn converges(m: &ReplicationModel, s: &RState) -> bool {
+    let healed = s.replicas.iter().all(|r| r.up) && s.meta.fenced == 0 && s.inbox.is_empty();
+    if !healed || !m.quiescent(s) {
+        return true;
+    }
+    let Some(l) = s.meta.leader else {
+        return false;
+    };
+    let log = &s.replicas[usize::from(l)].log;
+    s.meta.isr == ALL
+        && s.replicas
+            .iter()
+            .all(|r| r.log == *log && r.waiting.is_empty())
+}

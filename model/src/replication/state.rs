@@ -1,0 +1,217 @@
+//! The replication model's state: the controller's committed partition entry (what
+//! every broker's metadata image converges to), the metadata commands proposed and not
+//! yet committed, three replicas of one partition with their disks and leader-side
+//! bookkeeping, the fetch responses in flight, and ghost variables.
+
+use std::collections::BTreeSet;
+
+use crate::state::NodeId;
+
+/// Replicas of the one modelled partition; broker `n` hosts replica `n`.
+pub const REPLICAS: usize = 3;
+
+/// A set of brokers, as bits.
+pub type Set = u8;
+
+pub fn bit(n: NodeId) -> Set {
+    1 << n
+}
+
+pub fn has(set: Set, n: NodeId) -> bool {
+    set & bit(n) != 0
+}
+
+pub fn members(set: Set) -> impl Iterator<Item = NodeId> {
+    (0..REPLICAS as NodeId).filter(move |n| has(set, *n))
+}
+
+pub const ALL: Set = (1 << REPLICAS) - 1;
+
+/// The metadata of the partition and its brokers, as the state machine holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Meta {
+    pub leader: Option<NodeId>,
+    pub epoch: u8,
+    /// Bumped by every change of the partition's leader or ISR (Kafka's partition
+    /// epoch): an ISR change applies only to the version it was computed from.
+    pub version: u8,
+    pub isr: Set,
+    pub fenced: Set,
+    /// Each broker's registered incarnation.
+    pub incarnation: [u8; REPLICAS],
+}
+
+impl Meta {
+    pub fn leads(&self, n: NodeId) -> bool {
+        self.leader == Some(n)
+    }
+
+    /// The partition entry proper, whose every change bumps `version`.
+    pub fn partition(&self) -> (Option<NodeId>, u8, Set) {
+        (self.leader, self.epoch, self.isr)
+    }
+}
+
+/// Metadata commands the replication path proposes (the controller's own `Fence` is
+/// applied where it is decided).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetaCmd {
+    /// A broker's registration by one incarnation (a start, or a return after a fence).
+    Register(NodeId, u8),
+    /// A leader's ISR change, fenced by its leader epoch and the partition version.
+    AlterIsr { epoch: u8, version: u8, isr: Set },
+}
+
+/// One record: the leader epoch it was appended in and its unique value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Rec {
+    pub epoch: u8,
+    pub value: u8,
+}
+
+/// A produce waiting for its acknowledgement on the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Waiting {
+    pub offset: u8,
+    pub epoch: u8,
+    pub value: u8,
+}
+
+/// A Fetch response on its way to a follower.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FetchResp {
+    pub to: NodeId,
+    /// The leader epoch the follower fetched under.
+    pub epoch: u8,
+    pub base: u8,
+    pub records: Vec<Rec>,
+    pub hw: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Replica {
+    pub up: bool,
+    pub incarnation: u8,
+    /// The metadata this broker has applied.
+    pub view: Meta,
+    /// The partition log as written; `durable` of it survive a crash.
+    pub log: Vec<Rec>,
+    pub durable: u8,
+    pub hw: u8,
+    /// The high watermark in the partition's checkpoint file.
+    pub hw_checkpoint: u8,
+    /// Follower side: the leader epoch the log was last truncated for.
+    pub gate: Option<u8>,
+    /// Leader side: the epoch the follower ends below belong to, and each follower's
+    /// last reported log end.
+    pub tracker_epoch: u8,
+    pub follower_end: [Option<u8>; REPLICAS],
+    /// Leader side: the partition version its ISR proposals were computed from, and
+    /// every member they name; any of them may still be applied.
+    pub pending_isr: Option<(u8, Set)>,
+    pub waiting: Vec<Waiting>,
+}
+
+impl Replica {
+    pub fn new(meta: Meta) -> Self {
+        Replica {
+            up: true,
+            incarnation: 1,
+            view: meta,
+            log: Vec::new(),
+            durable: 0,
+            hw: 0,
+            hw_checkpoint: 0,
+            gate: None,
+            tracker_epoch: meta.epoch,
+            follower_end: [None; REPLICAS],
+            pending_isr: None,
+            waiting: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> u8 {
+        u8::try_from(self.log.len()).unwrap_or(u8::MAX)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+
+    /// This broker leads the partition, as far as it knows: the metadata names it
+    /// leader and holds this start's registration. A restarted leader waits for its
+    /// registration, which starts a new leader epoch: proposals of its previous life
+    /// it cannot remember are fenced by that epoch.
+    pub fn leading(&self, me: NodeId) -> bool {
+        self.up && self.view.leads(me) && self.view.incarnation[usize::from(me)] == self.incarnation
+    }
+
+    /// Where this broker's log ended when it began leading in `epoch`: the first
+    /// record of that epoch, or the log end if it has appended none. A new leader's
+    /// high watermark can lag the committed records (it is restored from a checkpoint,
+    /// or learnt late from the previous leader): a follower joins the ISR only once it
+    /// has everything up to here too.
+    pub fn epoch_start(&self, epoch: u8) -> u8 {
+        self.log
+            .iter()
+            .position(|r| r.epoch >= epoch)
+            .map_or(self.len(), |p| p as u8)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` in this log, and
+    /// where it ends (the next epoch's first offset, or the log end).
+    pub fn end_offset_for_epoch(&self, epoch: u8) -> Option<(u8, u8)> {
+        let i = self.log.iter().rposition(|r| r.epoch <= epoch)?;
+        let e = self.log[i].epoch;
+        Some((
+            e,
+            self.log
+                .iter()
+                .position(|r| r.epoch > e)
+                .map_or(self.len(), |p| p as u8),
+        ))
+    }
+
+    /// Where a follower cuts its log after its leader answered OffsetForLeaderEpoch
+    /// with `answer`: at the leader's end for that epoch, and, when the leader's epoch
+    /// is older than the one asked about, also where that epoch ends here (records
+    /// of later epochs here are not the leader's even below its end).
+    pub fn truncation_point(&self, answer: Option<(u8, u8)>) -> u8 {
+        match answer {
+            None => 0,
+            Some((epoch, end)) => {
+                let own = self.end_offset_for_epoch(epoch).map_or(0, |(_, e)| e);
+                end.min(own)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    pub produced: u8,
+    pub crashes: u8,
+    pub fences: u8,
+    pub shrinks: u8,
+    pub expiries: u8,
+    /// Acknowledged produces: (offset, value).
+    pub acked: BTreeSet<(u8, u8)>,
+    /// Records consumers read: (offset, value).
+    pub read: BTreeSet<(u8, u8)>,
+    /// The leader each epoch was given to (the controller's choices).
+    pub leaders: BTreeSet<(u8, NodeId)>,
+    /// A follower cut records from its log to match a new leader.
+    pub truncated: bool,
+    /// An ISR expansion was committed.
+    pub expanded: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RState {
+    pub meta: Meta,
+    /// Proposed metadata commands, in the order the Raft log will hold them.
+    pub inbox: Vec<MetaCmd>,
+    pub replicas: Vec<Replica>,
+    pub net: BTreeSet<FetchResp>,
+    pub ghost: Ghost,
+}

@@ -1,0 +1,465 @@
+//! The transitions of the replication model. Each mirrors one call of the real code:
+//! the Produce handler and `wait_acknowledgeable` (impl/src/kafka/handlers.rs), the
+//! replica fetcher (impl/src/broker/replica_fetcher.rs), `Partitions` and
+//! `FollowerTracker` (high watermark, ISR), and the metadata state machine's
+//! `FenceBroker` / `RegisterBroker` / `AlterIsr` (impl/src/metadata/state.rs).
+
+use super::*;
+
+fn at(n: NodeId) -> usize {
+    usize::from(n)
+}
+
+impl ReplicationModel {
+    pub fn enabled(&self, s: &RState, out: &mut Vec<RAction>) {
+        for n in Self::ids() {
+            let r = &s.replicas[at(n)];
+            if !r.up {
+                out.push(RAction::Restart(n));
+            } else {
+                self.enabled_on_live(s, n, out);
+            }
+            if !has(s.meta.fenced, n) {
+                out.push(RAction::Fence(n));
+            }
+        }
+        if !s.inbox.is_empty() {
+            out.push(RAction::Commit);
+        }
+    }
+
+    fn enabled_on_live(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
+        let r = &s.replicas[at(n)];
+        if self.leading(s, n) && members(r.view.isr).count() >= usize::from(self.min_isr) {
+            out.push(RAction::Produce(n));
+        }
+        if usize::from(r.durable) < r.log.len() {
+            out.push(RAction::Fsync(n));
+        }
+        if let Some(l) = r.view.leader.filter(|l| *l != n) {
+            if self.leader_answers(s, l, r.view.epoch) {
+                if r.gate != Some(r.view.epoch) {
+                    out.push(RAction::Truncate(n));
+                } else if !s.net.iter().any(|m| m.to == n) && self.fetch_useful(s, n, l) {
+                    out.push(RAction::FetchRequest(n));
+                }
+            }
+        }
+        if s.net.iter().any(|m| m.to == n) {
+            out.push(RAction::FetchResponse(n));
+        }
+        if r.view != s.meta {
+            out.push(RAction::Learn(n));
+        }
+        if has(r.view.fenced, n) && !s.inbox.contains(&MetaCmd::Register(n, r.incarnation)) {
+            out.push(RAction::Rejoin(n));
+        }
+        if self.leading(s, n) {
+            for f in members(r.view.isr).filter(|f| *f != n) {
+                out.push(RAction::ShrinkIsr(n, f));
+            }
+            for f in members(ALL & !r.view.isr) {
+                let needed = if self.bug(ReplBug::ExpandBelowEpochStart) {
+                    r.hw
+                } else {
+                    r.hw.max(r.epoch_start(r.view.epoch))
+                };
+                let caught_up = r.tracker_epoch == r.view.epoch
+                    && r.follower_end[at(f)].is_some_and(|e| e >= needed);
+                let proposal = MetaCmd::AlterIsr {
+                    epoch: r.view.epoch,
+                    version: r.view.version,
+                    isr: r.view.isr | bit(f),
+                };
+                if caught_up && !has(r.view.fenced, f) && !s.inbox.contains(&proposal) {
+                    out.push(RAction::ExpandIsr(n, f));
+                }
+            }
+            let unread = (0..r.hw).any(|o| {
+                let v = r.log[usize::from(o)].value;
+                !s.ghost.read.contains(&(o, v))
+            });
+            if unread {
+                out.push(RAction::Consume(n));
+            }
+        }
+        if r.hw_checkpoint != r.hw {
+            out.push(RAction::Checkpoint(n));
+        }
+        out.push(RAction::Crash(n));
+    }
+
+    /// `l` answers Fetch and OffsetForLeaderEpoch for `epoch`: it is up and leads in
+    /// exactly that epoch (otherwise NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH or
+    /// UNKNOWN_LEADER_EPOCH, and the follower tries again later).
+    fn leader_answers(&self, s: &RState, l: NodeId, epoch: u8) -> bool {
+        self.leading(s, l) && s.replicas[at(l)].view.epoch == epoch
+    }
+
+    /// A fetch that changes nothing is not an action: the leader holds it (long poll).
+    fn fetch_useful(&self, s: &RState, f: NodeId, l: NodeId) -> bool {
+        let fr = &s.replicas[at(f)];
+        let lr = &s.replicas[at(l)];
+        let reported =
+            lr.tracker_epoch == lr.view.epoch && lr.follower_end[at(f)] == Some(fr.len());
+        !reported || lr.durable > fr.len() || lr.hw.min(fr.len()) > fr.hw
+    }
+
+    /// Only the variables that differ between states that should differ.
+    pub fn is_progress(&self, a: &RAction) -> bool {
+        matches!(
+            a,
+            RAction::Fsync(_)
+                | RAction::FetchRequest(_)
+                | RAction::FetchResponse(_)
+                | RAction::Truncate(_)
+                | RAction::Learn(_)
+                | RAction::Commit
+                | RAction::Rejoin(_)
+                | RAction::ExpandIsr(..)
+        )
+    }
+
+    /// No progress action changes the state: the partition has settled.
+    pub fn quiescent(&self, s: &RState) -> bool {
+        let mut acts = Vec::new();
+        self.enabled(s, &mut acts);
+        acts.into_iter()
+            .filter(|a| self.is_progress(a))
+            .all(|a| self.step(s, a).is_none_or(|t| t == *s))
+    }
+
+    pub fn step(&self, s: &RState, a: RAction) -> Option<RState> {
+        let mut t = s.clone();
+        match a {
+            RAction::Produce(n) => self.produce(&mut t, n),
+            RAction::Fsync(n) => {
+                let r = &mut t.replicas[at(n)];
+                r.durable = r.len();
+                self.advance_hw(&mut t, n);
+                self.resolve(&mut t, n);
+            }
+            RAction::FetchRequest(f) => self.fetch_request(&mut t, f),
+            RAction::FetchResponse(f) => self.fetch_response(&mut t, f),
+            RAction::Truncate(f) => self.truncate(&mut t, f),
+            RAction::Learn(n) => self.learn(&mut t, n),
+            RAction::Commit => {
+                let cmd = t.inbox.remove(0);
+                self.apply(&mut t, cmd);
+            }
+            RAction::Fence(b) => {
+                t.ghost.fences += 1;
+                t.meta.fenced |= bit(b);
+                self.move_away_from(&mut t, b);
+            }
+            RAction::Rejoin(b) => {
+                let incarnation = t.replicas[at(b)].incarnation;
+                t.inbox.push(MetaCmd::Register(b, incarnation));
+            }
+            RAction::ShrinkIsr(l, f) => {
+                t.ghost.shrinks += 1;
+                let isr = t.replicas[at(l)].view.isr & !bit(f);
+                self.propose_isr(&mut t, l, isr);
+            }
+            RAction::ExpandIsr(l, f) => {
+                let isr = t.replicas[at(l)].view.isr | bit(f);
+                self.propose_isr(&mut t, l, isr);
+            }
+            RAction::Checkpoint(n) => {
+                let r = &mut t.replicas[at(n)];
+                r.hw_checkpoint = r.hw;
+            }
+            RAction::Consume(n) => {
+                let r = &t.replicas[at(n)];
+                let read: Vec<(u8, u8)> = (0..r.hw)
+                    .map(|o| (o, r.log[usize::from(o)].value))
+                    .collect();
+                t.ghost.read.extend(read);
+            }
+            RAction::Crash(n) => self.crash(&mut t, n),
+            RAction::Restart(n) => self.restart(&mut t, n),
+        }
+        Some(t)
+    }
+
+    fn produce(&self, t: &mut RState, n: NodeId) {
+        let value = t.ghost.produced;
+        t.ghost.produced += 1;
+        let r = &mut t.replicas[at(n)];
+        let offset = r.len();
+        let epoch = r.view.epoch;
+        r.log.push(Rec { epoch, value });
+        r.waiting.push(Waiting {
+            offset,
+            epoch,
+            value,
+        });
+    }
+
+    /// The leader's side of a follower's Fetch, then the response put in flight.
+    fn fetch_request(&self, t: &mut RState, f: NodeId) {
+        let fr = &t.replicas[at(f)];
+        let (Some(l), epoch, fetch_offset) = (fr.view.leader, fr.view.epoch, fr.len()) else {
+            return;
+        };
+        let lr = &mut t.replicas[at(l)];
+        lr.follower_end[at(f)] = Some(fetch_offset);
+        self.advance_hw(t, l);
+        self.resolve(t, l);
+        let lr = &t.replicas[at(l)];
+        // Served up to the leader's durable end; past its log end the fetch is out of
+        // range and the follower gets an error, not records.
+        if fetch_offset > lr.len() {
+            return;
+        }
+        let records = lr
+            .log
+            .get(usize::from(fetch_offset)..usize::from(lr.durable))
+            .unwrap_or(&[])
+            .to_vec();
+        t.net.insert(FetchResp {
+            to: f,
+            epoch,
+            base: fetch_offset,
+            records,
+            hw: lr.hw,
+        });
+    }
+
+    /// Append what starts at the log end (only while the log still follows the epoch
+    /// it fetched under), fsync, take the leader's high watermark.
+    fn fetch_response(&self, t: &mut RState, f: NodeId) {
+        let Some(resp) = t.net.iter().find(|m| m.to == f).cloned() else {
+            return;
+        };
+        t.net.remove(&resp);
+        let r = &mut t.replicas[at(f)];
+        if r.gate != Some(resp.epoch) && !self.bug(ReplBug::NoEpochGate) {
+            return;
+        }
+        for (i, rec) in resp.records.iter().enumerate() {
+            let offset = usize::from(resp.base) + i;
+            if offset == r.log.len() {
+                r.log.push(*rec);
+            }
+        }
+        r.durable = r.len();
+        r.hw = r.hw.max(resp.hw.min(r.len()));
+        self.resolve(t, f);
+    }
+
+    fn truncate(&self, t: &mut RState, f: NodeId) {
+        let fr = &t.replicas[at(f)];
+        let (Some(l), epoch) = (fr.view.leader, fr.view.epoch) else {
+            return;
+        };
+        if let Some(last) = fr.log.last().map(|r| r.epoch) {
+            let answer = t.replicas[at(l)].end_offset_for_epoch(last);
+            let end = if self.bug(ReplBug::TruncateToLeaderEndOnly) {
+                answer.map_or(0, |(_, end)| end)
+            } else {
+                fr.truncation_point(answer)
+            };
+            let fr = &mut t.replicas[at(f)];
+            if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
+                fr.log.truncate(usize::from(end));
+                fr.durable = fr.durable.min(end);
+                fr.hw = fr.hw.min(end);
+                t.ghost.truncated = true;
+            }
+        }
+        t.replicas[at(f)].gate = Some(epoch);
+    }
+
+    fn learn(&self, t: &mut RState, n: NodeId) {
+        let meta = t.meta;
+        let r = &mut t.replicas[at(n)];
+        r.view = meta;
+        if r.tracker_epoch != meta.epoch {
+            r.tracker_epoch = meta.epoch;
+            r.follower_end = [None; REPLICAS];
+        }
+        // Proposals computed from an older version can never be applied.
+        if r.pending_isr
+            .is_some_and(|(version, _)| version != meta.version)
+        {
+            r.pending_isr = None;
+        }
+        self.advance_hw(t, n);
+        self.resolve(t, n);
+    }
+
+    fn propose_isr(&self, t: &mut RState, l: NodeId, isr: Set) {
+        let r = &mut t.replicas[at(l)];
+        let (epoch, version) = (r.view.epoch, r.view.version);
+        r.pending_isr = match r.pending_isr {
+            Some((v, earlier)) if v == version && !self.bug(ReplBug::IsrLastProposalOnly) => {
+                Some((v, earlier | isr))
+            }
+            _ => Some((version, isr)),
+        };
+        t.inbox.push(MetaCmd::AlterIsr {
+            epoch,
+            version,
+            isr,
+        });
+    }
+
+    /// High watermark = the least log end over the maximal ISR (applied plus proposed),
+    /// the leader's own counted durable; it never moves back.
+    fn advance_hw(&self, t: &mut RState, l: NodeId) {
+        if !self.leading(t, l) {
+            return;
+        }
+        let r = &mut t.replicas[at(l)];
+        let mut isr = r.view.isr;
+        if let Some((version, proposed)) = r.pending_isr {
+            if version == r.view.version && !self.bug(ReplBug::HwOverAppliedIsr) {
+                isr |= proposed;
+            }
+        }
+        let candidate = if self.bug(ReplBug::HwLeaderOnly) {
+            r.durable
+        } else {
+            members(isr)
+                .filter(|m| *m != l)
+                .map(|m| r.follower_end[at(m)].unwrap_or(0))
+                .fold(r.durable, u8::min)
+        };
+        r.hw = r.hw.max(candidate);
+    }
+
+    /// Answers the produces whose fate is known: acknowledged once the high watermark
+    /// passes them while this broker still leads in their epoch; failed once it does not.
+    fn resolve(&self, t: &mut RState, n: NodeId) {
+        let leading = self.leading(t, n);
+        let r = &mut t.replicas[at(n)];
+        let leads_in = |epoch: u8| leading && r.view.epoch == epoch;
+        let mut acked = Vec::new();
+        let mut keep = Vec::new();
+        for w in &r.waiting {
+            if !leads_in(w.epoch) && !self.bug(ReplBug::AckWhenDeposed) {
+                continue;
+            }
+            if r.hw > w.offset {
+                acked.push((w.offset, w.value));
+            } else {
+                keep.push(*w);
+            }
+        }
+        r.waiting = keep;
+        t.ghost.acked.extend(acked);
+    }
+
+    fn apply(&self, t: &mut RState, cmd: MetaCmd) {
+        let before = t.meta.partition();
+        let m = &mut t.meta;
+        match cmd {
+            MetaCmd::Register(b, incarnation) => {
+                let previous = m.incarnation[at(b)];
+                if previous > incarnation {
+                    return; // STALE_BROKER_EPOCH
+                }
+                m.incarnation[at(b)] = incarnation;
+                m.fenced &= !bit(b);
+                let restarted = previous != incarnation;
+                if m.leader.is_none() && has(m.isr, b) {
+                    m.leader = Some(b);
+                    m.epoch += 1;
+                } else if m.leader == Some(b) && restarted {
+                    m.epoch += 1;
+                }
+            }
+            MetaCmd::AlterIsr {
+                epoch,
+                version,
+                isr,
+            } => {
+                let valid = epoch == m.epoch
+                    && (version == m.version || self.bug(ReplBug::IsrLastProposalOnly))
+                    && m.leader.is_some_and(|l| has(isr, l))
+                    && isr & m.fenced == 0;
+                if valid {
+                    if isr & !m.isr != 0 {
+                        t.ghost.expanded = true;
+                    }
+                    m.isr = isr;
+                }
+            }
+        }
+        if t.meta.partition() != before {
+            t.meta.version += 1;
+        }
+        if let Some(l) = t.meta.leader {
+            t.ghost.leaders.insert((t.meta.epoch, l));
+        }
+    }
+
+    /// A fenced broker leads nothing and is in no ISR; with no live ISR member to take
+    /// over, the partition is offline and keeps its ISR.
+    fn move_away_from(&self, t: &mut RState, gone: NodeId) {
+        let before = t.meta.partition();
+        let m = &mut t.meta;
+        if m.leader == Some(gone) {
+            m.epoch += 1;
+            let candidates = if self.bug(ReplBug::UncleanElection) {
+                ALL
+            } else {
+                m.isr
+            };
+            match members(candidates).find(|r| *r != gone && !has(m.fenced, *r)) {
+                Some(next) => {
+                    m.leader = Some(next);
+                    m.isr = (m.isr & !bit(gone)) | bit(next);
+                    t.ghost.leaders.insert((m.epoch, next));
+                }
+                None => m.leader = None,
+            }
+        } else if has(m.isr, gone) && m.leader.is_some() {
+            m.isr &= !bit(gone);
+        }
+        if t.meta.partition() != before {
+            t.meta.version += 1;
+        }
+    }
+
+    /// `n` acts as the partition's leader (see `Replica::leading`).
+    pub fn leading(&self, s: &RState, n: NodeId) -> bool {
+        let r = &s.replicas[at(n)];
+        if self.bug(ReplBug::LeadBeforeRegistered) {
+            r.up && r.view.leads(n)
+        } else {
+            r.leading(n)
+        }
+    }
+
+    fn crash(&self, t: &mut RState, n: NodeId) {
+        t.ghost.crashes += 1;
+        let meta = t.meta;
+        let r = &mut t.replicas[at(n)];
+        let durable = usize::from(r.durable);
+        let disk = (
+            r.log[..durable].to_vec(),
+            r.durable,
+            r.hw_checkpoint,
+            r.incarnation,
+        );
+        // Everything in memory is gone; only the disk (and the start count) remains.
+        *r = Replica::new(meta);
+        r.up = false;
+        (r.log, r.durable, r.hw_checkpoint, r.incarnation) = disk;
+        t.net.retain(|m| m.to != n);
+    }
+
+    fn restart(&self, t: &mut RState, n: NodeId) {
+        let meta = t.meta;
+        let r = &mut t.replicas[at(n)];
+        r.up = true;
+        r.incarnation += 1;
+        r.view = meta;
+        r.tracker_epoch = meta.epoch;
+        r.hw = r.hw_checkpoint.min(r.len());
+        let incarnation = r.incarnation;
+        t.inbox.push(MetaCmd::Register(n, incarnation));
+    }
+}
