@@ -250,13 +250,6 @@ impl Partitions {
         isr
     }
 
-    /// The members of this leader's ISR proposals that may still be applied.
-    pub fn pending_isr(&self, key: &TopicPartition, info: &PartitionInfo) -> Vec<i32> {
-        let mut isr = self.maximal_isr(key, info);
-        isr.retain(|r| !info.isr.contains(r));
-        isr
-    }
-
     /// The ISR this leader should propose for a partition, if it should change.
     #[allow(clippy::too_many_arguments)]
     pub fn wanted_isr(

@@ -193,7 +193,6 @@ pub struct Ghost {
     pub crashes: u8,
     pub fences: u8,
     pub shrinks: u8,
-    pub expiries: u8,
     /// Acknowledged produces: (offset, value).
     pub acked: BTreeSet<(u8, u8)>,
     /// Records consumers read: (offset, value).
