@@ -387,3 +387,90 @@ async fn r_wire_5_requests_for_a_partition_led_elsewhere_get_not_leader() -> Tes
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-WIRE-6: a node never names itself leader of a partition it would refuse to serve.
+/// A registration of this node id newer than this process's incarnation stands in for
+/// the window after a restart before its own registration is applied.
+#[tokio::test]
+async fn r_wire_6_a_node_whose_registration_is_not_its_own_names_no_leader() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::metadata::MetadataCommand;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::CreateTopic {
+                name: "here".into(),
+                topic_id: "here-id".into(),
+                partitions: vec![vec![1]],
+                configs: Default::default(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), "r-wire-6".into(), timeout)
+            .await?;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("here"))))]));
+    let leader = |r: &MetadataResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.leader_id.0, p.error_code)
+    };
+
+    let ResponseKind::Metadata(r) = conn
+        .call(
+            ApiKey::Metadata,
+            7,
+            &RequestKind::Metadata(request.clone()),
+            timeout,
+        )
+        .await?
+    else {
+        return Err("not a Metadata response".into());
+    };
+    assert_eq!(
+        leader(&r),
+        (1, 0),
+        "registered: this node leads and says so"
+    );
+
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::RegisterBroker {
+                broker_id: 1,
+                host: "127.0.0.1".into(),
+                port: i32::from(broker.local_addr().port()),
+                rack: None,
+                incarnation: broker.broker.incarnation + 1,
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let ResponseKind::Metadata(r) = conn
+        .call(
+            ApiKey::Metadata,
+            7,
+            &RequestKind::Metadata(request),
+            timeout,
+        )
+        .await?
+    else {
+        return Err("not a Metadata response".into());
+    };
+    assert_eq!(leader(&r), (-1, 5), "LEADER_NOT_AVAILABLE, no leader named");
+    broker.shutdown().await;
+    Ok(())
+}

@@ -286,6 +286,7 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
         view = broker.consensus.view();
     }
     let state = &view.state;
+    let me = broker.config.node_id;
     // Fenced brokers are not listed: clients must not be sent to them (R-WIRE-6).
     let brokers = state
         .brokers
@@ -321,15 +322,25 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
                         .iter()
                         .enumerate()
                         .map(|(i, p)| {
+                            // This broker, restarted, does not lead until its new
+                            // registration is applied; naming it leader before then
+                            // would send clients to a broker that answers
+                            // NOT_LEADER_OR_FOLLOWER (R-WIRE-6, R-REPL-1).
+                            let led_here = p.leader == me;
+                            let serves = if led_here {
+                                state.leads(p, me, broker.incarnation)
+                            } else {
+                                state.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
+                            };
+                            let leader = if serves || !led_here { p.leader } else { -1 };
                             let mut part = MetadataResponsePartition::default()
                                 .with_partition_index(i as i32)
-                                .with_leader_id(BrokerId(p.leader))
+                                .with_leader_id(BrokerId(leader))
                                 .with_replica_nodes(
                                     p.replicas.iter().map(|r| BrokerId(*r)).collect(),
                                 )
                                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect());
-                            let listed = state.brokers.get(&p.leader).is_some_and(|b| !b.fenced);
-                            if !listed {
+                            if !serves {
                                 part.error_code = errors::LEADER_NOT_AVAILABLE;
                             }
                             if version >= 7 {
