@@ -71,7 +71,7 @@ impl From<LogError> for HarnessError {
 const TORN_BYTES: usize = 5;
 
 /// Produce timestamps start here; a record's id is its timestamp minus this.
-const TIMESTAMP_BASE: i64 = 1_000_000;
+pub(crate) const TIMESTAMP_BASE: i64 = 1_000_000;
 
 pub(crate) fn metadata_dir() -> PathBuf {
     PathBuf::from("/data/metadata")
@@ -389,7 +389,19 @@ impl Harness {
 
 /// The record ids stored below `upper_bound`, in offset order.
 pub(crate) fn read_ids(log: &PartitionLog, upper_bound: u64) -> Result<Vec<u8>, HarnessError> {
-    let mut ids = Vec::new();
+    Ok(read_records(log, upper_bound)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect())
+}
+
+/// (leader epoch, record id) of each record stored below `upper_bound`, in offset
+/// order; every batch the oracle writes holds one record.
+pub(crate) fn read_records(
+    log: &PartitionLog,
+    upper_bound: u64,
+) -> Result<Vec<(i32, u8)>, HarnessError> {
+    let mut records = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < upper_bound {
         let result = log.read(offset, 1 << 20, upper_bound)?;
@@ -413,10 +425,11 @@ pub(crate) fn read_ids(log: &PartitionLog, upper_bound: u64) -> Result<Vec<u8>, 
                 .ok_or_else(|| HarnessError("short batch".into()))?;
             let header = BatchHeader::parse(batch).map_err(HarnessError)?;
             let id = header.base_timestamp - TIMESTAMP_BASE;
-            ids.push(u8::try_from(id).map_err(|_| HarnessError(format!("record id {id}")))?);
+            let id = u8::try_from(id).map_err(|_| HarnessError(format!("record id {id}")))?;
+            records.push((header.partition_leader_epoch, id));
             at = end;
         }
         offset = result.next_offset;
     }
-    Ok(ids)
+    Ok(records)
 }

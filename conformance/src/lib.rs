@@ -8,6 +8,7 @@
 
 pub mod harness;
 pub mod replay;
+pub mod replication;
 pub mod scenarios;
 pub mod view;
 

@@ -1,10 +1,13 @@
-//! `chronik-conformance replay|real`: drives the real node code from the model.
+//! `chronik-conformance replay|real|replication|scenarios`: drives the real node code
+//! from the models.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use chronik_conformance::replay::summary;
+use chronik_conformance::replication::replication_walks;
 use chronik_conformance::{random_walks, real_runs, replay_all, Divergence, Injected, Stats};
+use chronik_model::replication::{ReplBug, ReplicationModel};
 use chronik_model::ChronikModel;
 use clap::{Args, Parser, Subcommand};
 
@@ -59,6 +62,30 @@ enum Command {
         #[arg(long, default_value_t = 6)]
         count: usize,
         #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Scenarios for three processes, from the replication model.
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// Replication model → the real replication steps of three brokers: random walks
+    /// (spec/conformance.md, C-5). With --bug, the model runs with that switch on and
+    /// the walks should report a divergence.
+    Replication {
+        #[arg(long, default_value_t = 3)]
+        max_produce: u8,
+        #[arg(long, default_value_t = 1)]
+        max_crashes: u8,
+        #[arg(long, default_value_t = 2)]
+        max_fences: u8,
+        #[arg(long, default_value_t = 1)]
+        max_shrinks: u8,
+        #[arg(long, default_value_t = 5000)]
+        walks: usize,
+        #[arg(long, default_value_t = 80)]
+        walk_steps: usize,
+        #[arg(long)]
+        bug: Option<String>,
+        #[arg(long, default_value_t = 5)]
         seed: u64,
     },
     /// Real → model: random runs of the real shell's own commands.
@@ -146,12 +173,66 @@ fn main() -> ExitCode {
                 exhaustive && walked
             }
         }
-        Command::Scenarios { count, seed } => {
-            for scenario in chronik_conformance::scenarios::generate(count, seed) {
-                let steps: Vec<String> = scenario.iter().map(|s| format!("\"{s}\"")).collect();
-                println!("[{}]", steps.join(","));
+        Command::Scenarios {
+            count,
+            seed,
+            cluster,
+        } => {
+            let lines: Vec<Vec<String>> = if cluster {
+                chronik_conformance::scenarios::generate_cluster(count, seed)
+                    .iter()
+                    .map(|s| s.iter().map(ToString::to_string).collect())
+                    .collect()
+            } else {
+                chronik_conformance::scenarios::generate(count, seed)
+                    .iter()
+                    .map(|s| s.iter().map(ToString::to_string).collect())
+                    .collect()
+            };
+            for steps in lines {
+                let quoted: Vec<String> = steps.iter().map(|s| format!("\"{s}\"")).collect();
+                println!("[{}]", quoted.join(","));
             }
             true
+        }
+        Command::Replication {
+            max_produce,
+            max_crashes,
+            max_fences,
+            max_shrinks,
+            walks,
+            walk_steps,
+            bug,
+            seed,
+        } => {
+            let mut model =
+                ReplicationModel::bounded(max_produce, max_crashes, max_fences, max_shrinks);
+            if let Some(name) = bug {
+                let Some(bug) = ReplBug::from_name(&name) else {
+                    let known: Vec<_> = ReplBug::ALL.iter().map(|b| b.name()).collect();
+                    eprintln!("unknown bug {name:?}; known: {}", known.join(", "));
+                    return ExitCode::from(2);
+                };
+                model = model.with_bug(bug);
+            }
+            let started = Instant::now();
+            match replication_walks(&model, walks, walk_steps, seed) {
+                Ok(stats) => {
+                    println!(
+                        "{} walks, {} steps (longest {}) conform in {:.1} s; actions taken: {}",
+                        stats.walks,
+                        stats.steps,
+                        stats.max_depth,
+                        started.elapsed().as_secs_f64(),
+                        stats.kinds.into_iter().collect::<Vec<_>>().join(", ")
+                    );
+                    true
+                }
+                Err(d) => {
+                    println!("{d}");
+                    false
+                }
+            }
         }
         Command::Real {
             bounds,

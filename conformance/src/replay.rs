@@ -73,6 +73,23 @@ impl Rng {
     }
 }
 
+/// A model's successors of `state` within its bounds, in the model's action order.
+pub fn successors<M>(model: &M, state: &M::State) -> Vec<(M::Action, M::State)>
+where
+    M: Model,
+    M::Action: Clone,
+{
+    let mut actions = Vec::new();
+    model.actions(state, &mut actions);
+    actions
+        .into_iter()
+        .filter_map(|a| {
+            let next = model.next_state(state, a.clone())?;
+            model.within_boundary(&next).then_some((a, next))
+        })
+        .collect()
+}
+
 /// One model step and the same step on the real code, then the comparison.
 struct Lockstep<'a> {
     model: &'a ChronikModel,
@@ -101,15 +118,7 @@ impl<'a> Lockstep<'a> {
 
     /// The model's successors within its bounds.
     fn successors(&self) -> Vec<(Action, State)> {
-        let mut actions = Vec::new();
-        self.model.enabled(&self.state, &mut actions);
-        actions
-            .into_iter()
-            .filter_map(|a| {
-                let next = self.model.step(&self.state, a.clone())?;
-                self.model.within_boundary(&next).then_some((a, next))
-            })
-            .collect()
+        successors(self.model, &self.state)
     }
 
     fn advance(&mut self, action: Action, next: State) -> Result<(), Box<Divergence>> {

@@ -8,6 +8,7 @@ mod consensus_loop;
 mod metrics;
 mod partitions;
 mod replica_fetcher;
+pub mod replication;
 mod server;
 
 pub use config::BrokerConfig;
@@ -50,6 +51,19 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// This broker's partitions as the applied metadata `state` sees them.
+    pub fn local<'a>(
+        &'a self,
+        state: &'a crate::metadata::MetadataState,
+    ) -> replication::LocalView<'a> {
+        replication::LocalView {
+            state,
+            partitions: &self.partitions,
+            me: self.config.node_id,
+            incarnation: self.incarnation,
+        }
+    }
+
     pub fn metadata_timeout(&self) -> Duration {
         Duration::from_millis(self.config.metadata_timeout_ms)
     }
@@ -279,6 +293,7 @@ async fn maintain_isr(broker: Arc<Broker>) {
         let view = broker.consensus.view();
         let live = view.state.live_brokers();
         let now = now_ms();
+        let local = broker.local(&view.state);
         for (key, log) in broker.partitions.all() {
             let Some(info) = view.state.partition(&key.0, key.1) else {
                 continue;
@@ -286,10 +301,7 @@ async fn maintain_isr(broker: Arc<Broker>) {
             if !view.state.leads(info, me, broker.incarnation) {
                 continue;
             }
-            if broker
-                .partitions
-                .advance_high_watermark(&key, &log, info, me, now)
-            {
+            if local.advance_high_watermark(&key, &log, now) {
                 broker.data_arrived.notify_waiters();
             }
             let Some(isr) = broker.partitions.wanted_isr(
@@ -311,17 +323,8 @@ async fn maintain_isr(broker: Arc<Broker>) {
                 continue;
             }
             proposed.insert(key.clone(), (isr.clone(), now));
-            broker
-                .partitions
-                .proposing_isr(&key, info.partition_epoch, &isr);
             tracing::info!(topic = %key.0, partition = key.1, old = ?info.isr, new = ?isr, "ISR change");
-            let command = MetadataCommand::AlterIsr {
-                topic: key.0.clone(),
-                partition: key.1,
-                leader_epoch: info.leader_epoch,
-                isr,
-                partition_epoch: Some(info.partition_epoch),
-            };
+            let command = local.isr_change(&key, info, isr);
             let b = Arc::clone(&broker);
             tokio::spawn(async move {
                 if let Err(e) = b.consensus.propose(command, b.metadata_timeout()).await {

@@ -152,6 +152,15 @@ impl Partitions {
         });
     }
 
+    /// The log end `follower` last reported to this leader in leader epoch `epoch`.
+    pub fn follower_end(&self, key: &TopicPartition, epoch: i32, follower: i32) -> Option<u64> {
+        let trackers = self.trackers.lock().unwrap_or_else(|p| p.into_inner());
+        trackers
+            .get(key)
+            .filter(|t| t.epoch() == epoch)
+            .and_then(|t| t.follower_end(follower))
+    }
+
     /// Moves the high watermark of a partition this broker leads to the least
     /// durable log end over its ISR; returns true if it moved (R-REPL-1). It never
     /// moves back.
@@ -235,7 +244,7 @@ impl Partitions {
     }
 
     /// The applied ISR, plus every member of the proposals that may still be applied.
-    fn maximal_isr(&self, key: &TopicPartition, info: &PartitionInfo) -> Vec<i32> {
+    pub fn maximal_isr(&self, key: &TopicPartition, info: &PartitionInfo) -> Vec<i32> {
         let mut pending = self.pending_isr.lock().unwrap_or_else(|p| p.into_inner());
         let mut isr = info.isr.clone();
         match pending.get(key) {

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -21,6 +20,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::replication::{truncate_for_leader, Fetched};
 use super::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
 use crate::cluster::replication::truncation_point;
@@ -108,22 +108,14 @@ async fn fetch_round(
         let key = (topic.clone(), *partition);
         if broker.partitions.follower_epoch(&key) != Some(*epoch) {
             let end = leader_end_offset(conn, me, topic, *partition, *epoch, log).await?;
-            broker
-                .partitions
-                .truncate_for_epoch(&key, *epoch, || match end {
-                    Some(end) if end < log.log_end_offset() => {
-                        let cut = log.truncate_to(end).map_err(|e| e.to_string())?;
-                        tracing::info!(
-                            topic,
-                            partition,
-                            leader_end = end,
-                            log_end = cut,
-                            "follower truncated to its leader's log"
-                        );
-                        Ok(())
-                    }
-                    _ => Ok::<(), String>(()),
-                })?;
+            if let Some(cut) = truncate_for_leader(&broker.partitions, &key, *epoch, log, end)? {
+                tracing::info!(
+                    topic,
+                    partition,
+                    log_end = cut,
+                    "follower truncated to its leader's log"
+                );
+            }
         }
     }
     if logs.is_empty() {
@@ -187,56 +179,17 @@ async fn fetch_round(
                     "replica fetch refused");
                 continue;
             }
-            if let Some(records) = p.records {
-                // Dropped if the log has meanwhile been truncated for a newer leader.
-                let appended = broker
-                    .partitions
-                    .append_as_follower(&key, *epoch, || append_batches(log, &records, now));
-                match appended {
-                    None => continue,
-                    Some(result) => {
-                        result.map_err(|e| format!("{name}-{}: {e}", p.partition_index))?
-                    }
-                }
-            }
-            // Durable before the next fetch reports this log end to the leader.
-            log.sync().map_err(|e| e.to_string())?;
-            let hw = (p.high_watermark.max(0) as u64).min(log.log_end_offset());
-            if hw > log.high_watermark() {
-                log.set_high_watermark(hw);
-            }
-            // Records the leader deleted (DeleteRecords, retention) go here too, or a
-            // failover would bring them back.
-            let leader_start = p.log_start_offset.max(0) as u64;
-            if leader_start > log.log_start_offset() {
-                log.delete_records_before(leader_start.min(log.high_watermark()))
-                    .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
-            }
+            let fetched = Fetched {
+                records: p.records,
+                high_watermark: p.high_watermark,
+                log_start_offset: p.log_start_offset,
+            };
+            let view = broker.consensus.view();
+            broker
+                .local(&view.state)
+                .apply_fetched(&key, *epoch, log, &fetched, now)
+                .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
         }
-    }
-    Ok(())
-}
-
-/// Appends each whole batch of a Fetch response that starts at the log end.
-fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), String> {
-    let mut at = 0usize;
-    while at + 12 <= records.len() {
-        let base = i64::from_be_bytes(records[at..at + 8].try_into().map_err(|_| "short batch")?);
-        let len = i32::from_be_bytes(
-            records[at + 8..at + 12]
-                .try_into()
-                .map_err(|_| "short batch")?,
-        );
-        let end = at + 12 + usize::try_from(len).map_err(|_| "negative batch length")?;
-        if end > records.len() {
-            break; // a partial batch at the end of a size-limited response
-        }
-        let log_end = log.log_end_offset() as i64;
-        if base >= log_end {
-            log.append_replica(&records[at..end], now)
-                .map_err(|e| e.to_string())?;
-        }
-        at = end;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use super::codec::{self, Request};
 use super::errors;
+use crate::broker::replication::AckWait;
 use crate::broker::{now_ms, Broker, ProposalFailure};
 use crate::log::batch::{self, BatchHeader};
 use crate::log::PartitionLog;
@@ -405,23 +406,14 @@ struct PendingAppend {
     durable: oneshot::Receiver<AppendResult>,
 }
 
-/// The log of a partition this broker leads, with its metadata; otherwise the error
-/// a client gets: UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER (R-WIRE-5).
+/// The log of a partition this broker leads, with its metadata (R-WIRE-5).
 pub(super) fn led_log<'a>(
-    broker: &Broker,
+    broker: &'a Broker,
     state: &'a crate::metadata::MetadataState,
     topic: &str,
     partition: i32,
 ) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), i16> {
-    let info = state
-        .partition(topic, partition)
-        .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-    match broker.partitions.get(topic, partition) {
-        Some(log) if state.leads(info, broker.config.node_id, broker.incarnation) => {
-            Ok((log, info))
-        }
-        _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
-    }
+    broker.local(state).led_log(topic, partition)
 }
 
 /// A request's `current_leader_epoch` against the partition's: older is
@@ -436,16 +428,6 @@ pub(super) fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
     }
 }
 
-/// `min.insync.replicas` of a topic (1 unless set).
-fn min_insync_replicas(state: &crate::metadata::MetadataState, topic: &str) -> usize {
-    state
-        .topics
-        .get(topic)
-        .and_then(|t| t.configs.get("min.insync.replicas"))
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1)
-}
-
 /// Issues a Produce's appends. Runs on the connection's reader task, so a
 /// connection's produces are appended in request order, as Kafka clients rely on
 /// for ordering within a partition (R-WIRE-3).
@@ -454,7 +436,7 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
     let view = broker.consensus.view();
-    let me = broker.config.node_id;
+    let local = broker.local(&view.state);
     let mut pending = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
@@ -463,24 +445,13 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let mut response = PartitionProduceResponse::default().with_index(data.index);
             response.base_offset = -1;
-            let info = view.state.partition(&name, data.index);
             let code = if !acks_valid {
                 Some(errors::INVALID_REQUIRED_ACKS)
             } else {
-                match (info, broker.partitions.get(&name, data.index), data.records) {
-                    (None, _, _) => Some(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                    // Only the partition's leader takes writes (R-WIRE-5).
-                    (Some(p), _, _) if !view.state.leads(p, me, broker.incarnation) => {
-                        Some(errors::NOT_LEADER_OR_FOLLOWER)
-                    }
-                    (Some(_), None, _) => Some(errors::NOT_LEADER_OR_FOLLOWER),
-                    (Some(_), Some(_), None) => Some(errors::INVALID_RECORD),
-                    (Some(p), Some(_), Some(_))
-                        if acks == -1 && p.isr.len() < min_insync_replicas(&view.state, &name) =>
-                    {
-                        Some(errors::NOT_ENOUGH_REPLICAS)
-                    }
-                    (Some(p), Some(log), Some(records)) => match validate_records(&records) {
+                match (local.admit_produce(&name, data.index, acks), data.records) {
+                    (Err(code), _) => Some(code),
+                    (Ok(_), None) => Some(errors::INVALID_RECORD),
+                    (Ok((log, p)), Some(records)) => match validate_records(&records) {
                         Err(code) => Some(code),
                         Ok(()) => {
                             let (tx, rx) = oneshot::channel();
@@ -528,28 +499,12 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
 /// and wakes whoever waits on it.
 pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: &PartitionLog) {
     let view = broker.consensus.view();
-    let Some(info) = view.state.partition(&key.0, key.1).filter(|p| {
-        view.state
-            .leads(p, broker.config.node_id, broker.incarnation)
-    }) else {
-        return;
-    };
     if broker
-        .partitions
-        .advance_high_watermark(key, log, info, broker.config.node_id, now_ms())
+        .local(&view.state)
+        .advance_high_watermark(key, log, now_ms())
     {
         broker.data_arrived.notify_waiters();
     }
-}
-
-/// How waiting for an acknowledgement ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AckWait {
-    Acknowledgeable,
-    TimedOut,
-    /// This broker no longer leads the partition in the epoch the batch was appended
-    /// under: the batch may have been truncated away, and its offsets reused.
-    Deposed,
 }
 
 /// Waits until `check` decides, re-checking whenever data arrives, a high watermark
@@ -581,12 +536,8 @@ async fn wait_until(
     }
 }
 
-/// What an acknowledgement of records up to `end`, appended under `epoch`, must wait
-/// for: acks=all, the high watermark (every ISR member has them durably, R-REPL-1);
-/// acks=1, this log's durable end (R-LOG-4). Either way this broker must still lead
-/// the partition in that epoch: a leader deposed and re-elected may have truncated
-/// the batch and reused its offsets, and a high watermark past them says nothing
-/// about it (found by the fault run: two acknowledged values at one offset).
+/// Waits until records up to `end`, appended under `epoch`, can be answered
+/// (`LocalView::ack_outcome`, R-REPL-1, R-LOG-4) or the deadline passes.
 async fn wait_acknowledgeable(
     broker: &Broker,
     log: &PartitionLog,
@@ -596,29 +547,14 @@ async fn wait_acknowledgeable(
     end: u64,
     deadline: tokio::time::Instant,
 ) -> AckWait {
-    let me = broker.config.node_id;
-    let still_leading = || {
-        let view = broker.consensus.view();
-        view.state
-            .partition(&key.0, key.1)
-            .is_some_and(|p| view.state.leads(p, me, broker.incarnation) && p.leader_epoch == epoch)
-    };
-    let reached = || match acks {
-        -1 => log.high_watermark() >= end,
-        1 => log.committable_end() >= end,
-        _ => true,
-    };
     if acks == 0 {
         return AckWait::Acknowledgeable;
     }
     wait_until(broker, deadline, || {
-        if !still_leading() {
-            Some(AckWait::Deposed)
-        } else if reached() {
-            Some(AckWait::Acknowledgeable)
-        } else {
-            None
-        }
+        let view = broker.consensus.view();
+        broker
+            .local(&view.state)
+            .ack_outcome(key, epoch, acks, end, log)
     })
     .await
 }
@@ -747,17 +683,19 @@ fn read_fetch(
                     // A follower's fetch offset is its durable log end (R-REPL-1); it is
                     // served what the leader holds durably, never less than that.
                     let upper = if follower >= 0 && p.fetch_offset >= 0 {
-                        let own = log.committable_end();
-                        broker.partitions.on_follower_fetch(
+                        let hw = log.high_watermark();
+                        let upper = broker.local(&view.state).serve_follower_fetch(
                             &key,
-                            info.leader_epoch,
+                            &log,
+                            info,
                             follower,
                             p.fetch_offset as u64,
-                            own,
                             now_ms(),
                         );
-                        advance_high_watermark(broker, &key, &log);
-                        Some(own)
+                        if log.high_watermark() > hw {
+                            broker.data_arrived.notify_waiters();
+                        }
+                        Some(upper)
                     } else {
                         None
                     };

@@ -234,6 +234,10 @@ impl ReplicationModel {
         };
         t.net.remove(&resp);
         let r = &mut t.replicas[at(f)];
+        // A broker its metadata names leader is no follower: the answer is dropped.
+        if r.view.leads(f) {
+            return;
+        }
         if r.gate != Some(resp.epoch) && !self.bug(ReplBug::NoEpochGate) {
             return;
         }

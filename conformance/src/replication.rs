@@ -1,0 +1,911 @@
+//! The replication model (model/src/replication) as the oracle of the real replication
+//! code: three simulated brokers, each with its own disk (MemDisk), its own partition
+//! logs (`Partitions`, with the real group commit run by hand), and its own applied
+//! metadata image; the controller's committed image is a real `MetadataState`. Every
+//! model action is carried out by the functions the broker's async edges call
+//! (`chronik::broker::replication`, `Partitions`, `truncation_point`,
+//! `MetadataState::apply`), and after every step both sides are reduced to a
+//! `ReplView` and compared (spec/conformance.md, C-5).
+//!
+//! The clock is logical and constant: time is not modelled, so an ISR shrink is the
+//! model's choice (the real trigger is a lag timer) and an expansion is checked
+//! against what the real `wanted_isr` would propose.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use chronik::broker::replication::{truncate_for_leader, AckWait, Fetched, LocalView};
+use chronik::broker::{Metrics, Partitions};
+use chronik::cluster::replication::truncation_point;
+use chronik::disk::{Disk, MemDisk, Tear};
+use chronik::log::batch::{build_batch, Record};
+use chronik::log::{LogConfig, ManualCommitter, PartitionLog};
+use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_model::replication::{
+    has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
+};
+use chronik_model::state::NodeId;
+
+use crate::harness::{read_records, HarnessError, TIMESTAMP_BASE};
+use crate::replay::{successors, Rng};
+
+const TOPIC: &str = "replicated";
+/// The logical clock: constant, so no follower ever lags by time.
+const NOW_MS: u64 = 1_000;
+/// Large enough that the real ISR logic never drops a follower for lag on its own.
+const LAG_MAX_MS: u64 = 1 << 40;
+
+fn key() -> (String, i32) {
+    (TOPIC.to_string(), 0)
+}
+
+/// Broker ids start at 1, model node ids at 0.
+fn broker_id(n: NodeId) -> i32 {
+    i32::from(n) + 1
+}
+
+fn node_of(id: i32) -> Option<NodeId> {
+    NodeId::try_from(id - 1)
+        .ok()
+        .filter(|n| usize::from(*n) < REPLICAS)
+}
+
+fn set_of(ids: &[i32]) -> Set {
+    ids.iter()
+        .filter_map(|id| node_of(*id))
+        .fold(0, |s, n| s | (1 << n))
+}
+
+/// A produce whose append is durable, waiting for its acknowledgement:
+/// (base offset, end, leader epoch, value).
+type Durable = (u64, u64, i32, u8);
+
+struct SimBroker {
+    disk: MemDisk,
+    incarnation: u64,
+    /// The metadata this broker has applied.
+    view: MetadataState,
+    committer: ManualCommitter,
+    /// `None` while the process is down.
+    partitions: Option<Partitions>,
+    /// Filled by the group commit's callbacks.
+    durable: Arc<Mutex<Vec<Durable>>>,
+    waiting: Vec<Durable>,
+}
+
+fn lock(v: &Mutex<Vec<Durable>>) -> MutexGuard<'_, Vec<Durable>> {
+    v.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SimBroker {
+    fn local(&self, n: NodeId) -> Option<LocalView<'_>> {
+        self.partitions.as_ref().map(|partitions| LocalView {
+            state: &self.view,
+            partitions,
+            me: broker_id(n),
+            incarnation: self.incarnation,
+        })
+    }
+
+    fn log(&self) -> Option<Arc<PartitionLog>> {
+        self.partitions.as_ref()?.get(TOPIC, 0)
+    }
+}
+
+/// The real replication code of three brokers and their controller.
+pub struct ReplicationHarness {
+    controller: MetadataState,
+    applied_index: u64,
+    /// Proposed metadata commands, in the order the Raft log will hold them.
+    inbox: Vec<MetadataCommand>,
+    brokers: Vec<SimBroker>,
+    /// Fetch responses in flight: (to, leader epoch fetched under, the partition's answer).
+    net: Vec<(NodeId, i32, Fetched)>,
+    acked: BTreeSet<(u8, u8)>,
+    read: BTreeSet<(u8, u8)>,
+    produced: u8,
+}
+
+fn fail(what: impl Into<String>) -> HarnessError {
+    HarnessError(what.into())
+}
+
+fn root() -> PathBuf {
+    PathBuf::from("/data")
+}
+
+fn registration(n: NodeId, incarnation: u64) -> MetadataCommand {
+    MetadataCommand::RegisterBroker {
+        broker_id: broker_id(n),
+        host: "127.0.0.1".into(),
+        port: 9092 + i32::from(n),
+        rack: None,
+        incarnation,
+    }
+}
+
+impl ReplicationHarness {
+    /// As the model's initial state: three brokers registered by their first start, one
+    /// topic with replicas [1, 2, 3] (broker 1 leads, epoch 0) and the model's
+    /// `min.insync.replicas`.
+    pub fn new(model: &ReplicationModel) -> Result<Self, HarnessError> {
+        let mut h = ReplicationHarness {
+            controller: MetadataState::default(),
+            applied_index: 0,
+            inbox: Vec::new(),
+            brokers: Vec::new(),
+            net: Vec::new(),
+            acked: BTreeSet::new(),
+            read: BTreeSet::new(),
+            produced: 0,
+        };
+        for n in ReplicationModel::ids() {
+            h.commit(registration(n, 1))?;
+        }
+        h.commit(MetadataCommand::CreateTopic {
+            name: TOPIC.into(),
+            topic_id: "replicated-id".into(),
+            partitions: vec![(1..=REPLICAS as i32).collect()],
+            configs: [("min.insync.replicas".to_string(), model.min_isr.to_string())]
+                .into_iter()
+                .collect(),
+        })?;
+        for _ in ReplicationModel::ids() {
+            h.brokers.push(SimBroker {
+                disk: MemDisk::new(),
+                incarnation: 1,
+                view: MetadataState::default(),
+                committer: ManualCommitter::new(),
+                partitions: None,
+                durable: Arc::default(),
+                waiting: Vec::new(),
+            });
+        }
+        for n in ReplicationModel::ids() {
+            h.open(n)?;
+        }
+        Ok(h)
+    }
+
+    fn commit(&mut self, command: MetadataCommand) -> Result<(), HarnessError> {
+        self.applied_index += 1;
+        let envelope = CommandEnvelope::new(self.applied_index, command);
+        // A rejected command (a stale registration, a fenced ISR change) is a
+        // decision of the real state machine, compared through the views.
+        let _ = self.controller.apply(self.applied_index, &envelope);
+        Ok(())
+    }
+
+    fn broker(&mut self, n: NodeId) -> &mut SimBroker {
+        &mut self.brokers[usize::from(n)]
+    }
+
+    /// A start of broker `n`: its partition logs opened (and recovered) from its disk
+    /// as the current metadata assigns them.
+    fn open(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let view = self.controller.clone();
+        let b = self.broker(n);
+        b.view = view;
+        b.committer = ManualCommitter::new();
+        let disk: Arc<dyn Disk> = Arc::new(b.disk.clone());
+        let partitions = Partitions::with_commit_queue(
+            disk,
+            root(),
+            LogConfig::default(),
+            Arc::new(Metrics::default()),
+            b.committer.queue(),
+        );
+        partitions
+            .reconcile(&b.view, broker_id(n))
+            .map_err(|e| fail(format!("opening broker {}'s logs: {e}", broker_id(n))))?;
+        b.partitions = Some(partitions);
+        Ok(())
+    }
+
+    /// Applies one model action to the real code.
+    pub fn apply(&mut self, action: &RAction) -> Result<(), HarnessError> {
+        match *action {
+            RAction::Produce(n) => self.produce(n)?,
+            RAction::Fsync(n) => self.fsync(n)?,
+            RAction::FetchRequest(f) => self.fetch_request(f)?,
+            RAction::FetchResponse(f) => self.fetch_response(f)?,
+            RAction::Truncate(f) => self.truncate(f)?,
+            RAction::Learn(n) => self.learn(n)?,
+            RAction::Commit => {
+                if self.inbox.is_empty() {
+                    return Err(fail("commit with nothing proposed"));
+                }
+                let command = self.inbox.remove(0);
+                self.commit(command)?;
+            }
+            RAction::Fence(b) => self.commit(MetadataCommand::FenceBroker {
+                broker_id: broker_id(b),
+            })?,
+            RAction::Rejoin(b) => {
+                let incarnation = self.broker(b).incarnation;
+                self.inbox.push(registration(b, incarnation));
+            }
+            RAction::ShrinkIsr(l, f) => self.change_isr(l, f, false)?,
+            RAction::ExpandIsr(l, f) => self.change_isr(l, f, true)?,
+            RAction::Checkpoint(n) => {
+                let log = self.broker(n).log().ok_or_else(|| fail("no log"))?;
+                log.checkpoint()?;
+            }
+            RAction::Consume(n) => self.consume(n)?,
+            RAction::Crash(n) => self.crash(n),
+            RAction::Restart(n) => {
+                self.broker(n).incarnation += 1;
+                self.open(n)?;
+                let incarnation = self.broker(n).incarnation;
+                self.inbox.push(registration(n, incarnation));
+            }
+        }
+        self.resolve_acks();
+        Ok(())
+    }
+
+    fn produce(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let value = self.produced;
+        self.produced += 1;
+        let b = &self.brokers[usize::from(n)];
+        let local = b
+            .local(n)
+            .ok_or_else(|| fail("produce to a broker that is down"))?;
+        let (log, info) = local
+            .admit_produce(TOPIC, 0, -1)
+            .map_err(|code| fail(format!("the real broker refused the produce: error {code}")))?;
+        let epoch = info.leader_epoch;
+        let batch = build_batch(
+            &[Record {
+                key: None,
+                value: Some(vec![value]),
+                timestamp_delta: 0,
+            }],
+            TIMESTAMP_BASE + i64::from(value),
+        );
+        let durable = Arc::clone(&b.durable);
+        log.append_then(&batch, NOW_MS, epoch, move |result| {
+            if let Ok(info) = result {
+                lock(&durable).push((info.base_offset, info.last_offset + 1, epoch, value));
+            }
+        });
+        Ok(())
+    }
+
+    /// A group commit round; each produce made durable moves the high watermark and
+    /// then waits for its acknowledgement, as `produce_finish` does.
+    fn fsync(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let b = &mut self.brokers[usize::from(n)];
+        b.committer.run_round();
+        let done: Vec<Durable> = std::mem::take(&mut *lock(&b.durable));
+        if let (Some(local), Some(log)) = (b.local(n), b.log()) {
+            for _ in &done {
+                local.advance_high_watermark(&key(), &log, NOW_MS);
+            }
+        }
+        b.waiting.extend(done);
+        Ok(())
+    }
+
+    /// The follower's fetch, served by the leader it knows (the Fetch handler's
+    /// checks, then `serve_follower_fetch` and a read up to what it returns).
+    fn fetch_request(&mut self, f: NodeId) -> Result<(), HarnessError> {
+        let (leader, epoch, fetch_offset) = {
+            let b = &self.brokers[usize::from(f)];
+            let info = b
+                .view
+                .partition(TOPIC, 0)
+                .ok_or_else(|| fail("the follower knows no partition"))?;
+            let log = b.log().ok_or_else(|| fail("the follower has no log"))?;
+            (info.leader, info.leader_epoch, log.log_end_offset())
+        };
+        let l = node_of(leader).ok_or_else(|| fail("fetch with no leader"))?;
+        let lb = &self.brokers[usize::from(l)];
+        let local = lb.local(l).ok_or_else(|| fail("the leader is down"))?;
+        let (log, info) = local
+            .led_log(TOPIC, 0)
+            .map_err(|code| fail(format!("the leader refused the fetch: error {code}")))?;
+        if info.leader_epoch != epoch {
+            return Err(fail(format!(
+                "the leader is in epoch {}, the follower fetched in {epoch}",
+                info.leader_epoch
+            )));
+        }
+        let upper =
+            local.serve_follower_fetch(&key(), &log, info, broker_id(f), fetch_offset, NOW_MS);
+        // Past the leader's log end the read fails (OFFSET_OUT_OF_RANGE), and the
+        // follower applies nothing of the answer.
+        if let Ok(read) = log.read(fetch_offset, 1 << 20, upper) {
+            let fetched = Fetched {
+                records: Some(Bytes::from(read.records)),
+                high_watermark: log.high_watermark() as i64,
+                log_start_offset: log.log_start_offset() as i64,
+            };
+            self.net.push((f, epoch, fetched));
+        }
+        Ok(())
+    }
+
+    fn fetch_response(&mut self, f: NodeId) -> Result<(), HarnessError> {
+        let at = self
+            .net
+            .iter()
+            .position(|(to, ..)| *to == f)
+            .ok_or_else(|| fail("no fetch response in flight"))?;
+        let (_, epoch, fetched) = self.net.remove(at);
+        let b = &self.brokers[usize::from(f)];
+        let (Some(local), Some(log)) = (b.local(f), b.log()) else {
+            return Err(fail("a response to a broker that is down"));
+        };
+        local
+            .apply_fetched(&key(), epoch, &log, &fetched, NOW_MS)
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch on the leader for the follower's last epoch, then the
+    /// replica fetcher's truncation.
+    fn truncate(&mut self, f: NodeId) -> Result<(), HarnessError> {
+        let b = &self.brokers[usize::from(f)];
+        let info = b
+            .view
+            .partition(TOPIC, 0)
+            .ok_or_else(|| fail("the follower knows no partition"))?;
+        let (leader, epoch) = (info.leader, info.leader_epoch);
+        let log = b.log().ok_or_else(|| fail("the follower has no log"))?;
+        let end = match log.last_leader_epoch() {
+            None => None,
+            Some(last) => {
+                let l = node_of(leader).ok_or_else(|| fail("truncation with no leader"))?;
+                let lb = &self.brokers[usize::from(l)];
+                let local = lb.local(l).ok_or_else(|| fail("the leader is down"))?;
+                let (leader_log, linfo) = local
+                    .led_log(TOPIC, 0)
+                    .map_err(|code| fail(format!("the leader refused: error {code}")))?;
+                if linfo.leader_epoch != epoch {
+                    return Err(fail("the leader answers in another epoch"));
+                }
+                // The handler answers (-1, log start) when it holds no such epoch, which
+                // the fetcher reads as "no answer".
+                let answer = leader_log.end_offset_for_epoch(last);
+                Some(truncation_point(&log, answer))
+            }
+        };
+        let partitions = b.partitions.as_ref().ok_or_else(|| fail("down"))?;
+        truncate_for_leader(partitions, &key(), epoch, &log, end).map_err(fail)?;
+        Ok(())
+    }
+
+    /// The broker applies the committed metadata: its logs follow it
+    /// (`follow_metadata`) and, leading, its high watermark (`maintain_isr`).
+    fn learn(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let view = self.controller.clone();
+        let b = self.broker(n);
+        b.view = view;
+        let partitions = b.partitions.as_ref().ok_or_else(|| fail("down"))?;
+        partitions.reconcile(&b.view, broker_id(n))?;
+        if let (Some(local), Some(log)) = (b.local(n), b.log()) {
+            local.advance_high_watermark(&key(), &log, NOW_MS);
+        }
+        Ok(())
+    }
+
+    fn change_isr(&mut self, l: NodeId, f: NodeId, expand: bool) -> Result<(), HarnessError> {
+        let b = &self.brokers[usize::from(l)];
+        let local = b.local(l).ok_or_else(|| fail("down"))?;
+        let (log, info) = local
+            .led_log(TOPIC, 0)
+            .map_err(|code| fail(format!("an ISR change from a non-leader: error {code}")))?;
+        let mut isr: Vec<i32> = info
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| *r != broker_id(f))
+            .collect();
+        if expand {
+            let wanted = b
+                .partitions
+                .as_ref()
+                .and_then(|p| {
+                    p.wanted_isr(
+                        &key(),
+                        &log,
+                        info,
+                        &b.view.live_brokers(),
+                        broker_id(l),
+                        NOW_MS,
+                        LAG_MAX_MS,
+                    )
+                })
+                .unwrap_or_default();
+            if !wanted.contains(&broker_id(f)) {
+                return Err(fail(format!(
+                    "the real leader would not let broker {} into the ISR",
+                    broker_id(f)
+                )));
+            }
+            isr.push(broker_id(f));
+        }
+        let command = local.isr_change(&key(), info, isr);
+        self.inbox.push(command);
+        Ok(())
+    }
+
+    /// A consumer reads everything below the leader's high watermark.
+    fn consume(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let b = &self.brokers[usize::from(n)];
+        let local = b.local(n).ok_or_else(|| fail("down"))?;
+        let (log, _) = local
+            .led_log(TOPIC, 0)
+            .map_err(|code| fail(format!("the leader refused a consumer: error {code}")))?;
+        let read = read_records(&log, log.high_watermark())?;
+        for (offset, (_, value)) in read.into_iter().enumerate() {
+            self.read.insert((offset_u8(offset as u64)?, value));
+        }
+        Ok(())
+    }
+
+    /// kill -9: what was not fsynced is gone, and so is everything in memory.
+    fn crash(&mut self, n: NodeId) {
+        let b = self.broker(n);
+        b.disk.crash(Tear::None);
+        b.committer.abandon();
+        b.partitions = None;
+        lock(&b.durable).clear();
+        b.waiting.clear();
+        self.net.retain(|(to, ..)| *to != n);
+    }
+
+    /// Every waiting produce whose fate is decided is answered (`wait_acknowledgeable`).
+    fn resolve_acks(&mut self) {
+        for n in ReplicationModel::ids() {
+            let b = &mut self.brokers[usize::from(n)];
+            let (Some(local), Some(log)) = (b.local(n), b.log()) else {
+                continue;
+            };
+            let mut keep = Vec::new();
+            for w in &b.waiting {
+                match local.ack_outcome(&key(), w.2, -1, w.1, &log) {
+                    Some(AckWait::Acknowledgeable) => {
+                        if let Ok(offset) = offset_u8(w.0) {
+                            self.acked.insert((offset, w.3));
+                        }
+                    }
+                    Some(_) => {}
+                    None => keep.push(*w),
+                }
+            }
+            b.waiting = keep;
+        }
+    }
+
+    /// The real side reduced to what is compared.
+    pub fn view(&self) -> Result<ReplView, HarnessError> {
+        let mut replicas = Vec::new();
+        for n in ReplicationModel::ids() {
+            let b = &self.brokers[usize::from(n)];
+            let (Some(local), Some(log)) = (b.local(n), b.log()) else {
+                replicas.push(ReplicaView::down(b.incarnation));
+                continue;
+            };
+            let info = b
+                .view
+                .partition(TOPIC, 0)
+                .ok_or_else(|| fail("no partition"))?;
+            let leading = local.led_log(TOPIC, 0).is_ok();
+            let log_records = read_records(&log, log.log_end_offset())?
+                .into_iter()
+                .map(|(epoch, value)| Ok((u8::try_from(epoch).map_err(|_| fail("epoch"))?, value)))
+                .collect::<Result<Vec<_>, HarnessError>>()?;
+            let mut r = ReplicaView {
+                up: true,
+                incarnation: b.incarnation,
+                meta: meta_of_real(&b.view)?,
+                log: log_records,
+                durable: offset_u8(log.durable_end_offset())?,
+                hw: offset_u8(log.high_watermark())?,
+                gate: local
+                    .partitions
+                    .follower_epoch(&key())
+                    .map(|e| u8::try_from(e).map_err(|_| fail("epoch")))
+                    .transpose()?,
+                leading,
+                admits_produce: local.admit_produce(TOPIC, 0, -1).is_ok(),
+                leader: None,
+            };
+            if leading {
+                let mut follower_ends = [None; REPLICAS];
+                for f in ReplicationModel::ids().filter(|f| *f != n) {
+                    follower_ends[usize::from(f)] = local
+                        .partitions
+                        .follower_end(&key(), info.leader_epoch, broker_id(f))
+                        .map(offset_u8)
+                        .transpose()?;
+                }
+                let wanted = local
+                    .partitions
+                    .wanted_isr(
+                        &key(),
+                        &log,
+                        info,
+                        &b.view.live_brokers(),
+                        broker_id(n),
+                        NOW_MS,
+                        LAG_MAX_MS,
+                    )
+                    .map_or(0, |w| set_of(&w));
+                r.leader = Some(LeaderView {
+                    follower_ends,
+                    maximal_isr: set_of(&local.partitions.maximal_isr(&key(), info)),
+                    expandable: wanted & !set_of(&info.isr),
+                });
+            }
+            replicas.push(r);
+        }
+        Ok(ReplView {
+            meta: meta_of_real(&self.controller)?,
+            replicas,
+            acked: self.acked.clone(),
+            read: self.read.clone(),
+        })
+    }
+}
+
+fn offset_u8(offset: u64) -> Result<u8, HarnessError> {
+    u8::try_from(offset).map_err(|_| fail(format!("offset {offset} beyond the model's range")))
+}
+
+/// The partition entry and broker registrations, as the model holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaView {
+    pub leader: Option<NodeId>,
+    pub epoch: u8,
+    pub version: u8,
+    pub isr: Set,
+    pub fenced: Set,
+    pub incarnation: [u64; REPLICAS],
+}
+
+fn meta_of_real(state: &MetadataState) -> Result<MetaView, HarnessError> {
+    let p = state
+        .partition(TOPIC, 0)
+        .ok_or_else(|| fail("no partition"))?;
+    let mut incarnation = [0; REPLICAS];
+    let mut fenced = 0;
+    for n in ReplicationModel::ids() {
+        if let Some(b) = state.brokers.get(&broker_id(n)) {
+            incarnation[usize::from(n)] = b.incarnation;
+            if b.fenced {
+                fenced |= 1 << n;
+            }
+        }
+    }
+    Ok(MetaView {
+        leader: node_of(p.leader),
+        epoch: u8::try_from(p.leader_epoch).map_err(|_| fail("epoch"))?,
+        version: u8::try_from(p.partition_epoch).map_err(|_| fail("partition epoch"))?,
+        isr: set_of(&p.isr),
+        fenced,
+        incarnation,
+    })
+}
+
+fn meta_of_model(m: &chronik_model::replication::Meta) -> MetaView {
+    MetaView {
+        leader: m.leader,
+        epoch: m.epoch,
+        version: m.version,
+        isr: m.isr,
+        fenced: m.fenced,
+        incarnation: m.incarnation.map(u64::from),
+    }
+}
+
+/// What a leading replica knows of its followers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderView {
+    /// Each follower's log end reported in the current leader epoch.
+    pub follower_ends: [Option<u8>; REPLICAS],
+    /// The applied ISR plus the members of proposals that may still be applied.
+    pub maximal_isr: Set,
+    /// Followers it would let into the ISR now.
+    pub expandable: Set,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaView {
+    pub up: bool,
+    pub incarnation: u64,
+    pub meta: MetaView,
+    /// (leader epoch, value) of every record in the log, durable or not.
+    pub log: Vec<(u8, u8)>,
+    pub durable: u8,
+    pub hw: u8,
+    pub gate: Option<u8>,
+    pub leading: bool,
+    pub admits_produce: bool,
+    pub leader: Option<LeaderView>,
+}
+
+impl ReplicaView {
+    fn down(incarnation: u64) -> Self {
+        ReplicaView {
+            up: false,
+            incarnation,
+            meta: MetaView {
+                leader: None,
+                epoch: 0,
+                version: 0,
+                isr: 0,
+                fenced: 0,
+                incarnation: [0; REPLICAS],
+            },
+            log: Vec::new(),
+            durable: 0,
+            hw: 0,
+            gate: None,
+            leading: false,
+            admits_produce: false,
+            leader: None,
+        }
+    }
+}
+
+/// Both sides reduced to what they must agree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplView {
+    pub meta: MetaView,
+    pub replicas: Vec<ReplicaView>,
+    pub acked: BTreeSet<(u8, u8)>,
+    pub read: BTreeSet<(u8, u8)>,
+}
+
+impl ReplView {
+    /// Where two views differ, one line per field.
+    pub fn differences(&self, real: &ReplView) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.meta != real.meta {
+            out.push(format!(
+                "controller: model {:?}, real {:?}",
+                self.meta, real.meta
+            ));
+        }
+        for (i, (m, r)) in self.replicas.iter().zip(&real.replicas).enumerate() {
+            if m != r {
+                out.push(format!(
+                    "broker {}: model {m:?}\n            real  {r:?}",
+                    i + 1
+                ));
+            }
+        }
+        if self.acked != real.acked {
+            out.push(format!(
+                "acknowledged: model {:?}, real {:?}",
+                self.acked, real.acked
+            ));
+        }
+        if self.read != real.read {
+            out.push(format!("read: model {:?}, real {:?}", self.read, real.read));
+        }
+        out
+    }
+}
+
+/// The model side reduced to what is compared.
+pub fn of_model(model: &ReplicationModel, s: &RState) -> ReplView {
+    let replicas = ReplicationModel::ids()
+        .map(|n| {
+            let r = &s.replicas[usize::from(n)];
+            if !r.up {
+                return ReplicaView::down(u64::from(r.incarnation));
+            }
+            let leading = model.leading(s, n);
+            let leader = leading.then(|| {
+                let current = r.tracker_epoch == r.view.epoch;
+                let mut follower_ends = [None; REPLICAS];
+                for f in ReplicationModel::ids().filter(|f| *f != n) {
+                    follower_ends[usize::from(f)] =
+                        r.follower_end[usize::from(f)].filter(|_| current);
+                }
+                let pending = r
+                    .pending_isr
+                    .filter(|(version, _)| *version == r.view.version)
+                    .map_or(0, |(_, members)| members);
+                let needed = r.hw.max(r.epoch_start(r.view.epoch));
+                let expandable = members(ALL & !r.view.isr)
+                    .filter(|f| {
+                        current
+                            && !has(r.view.fenced, *f)
+                            && r.follower_end[usize::from(*f)].is_some_and(|e| e >= needed)
+                    })
+                    .fold(0, |s, f| s | (1 << f));
+                LeaderView {
+                    follower_ends,
+                    maximal_isr: r.view.isr | pending,
+                    expandable,
+                }
+            });
+            ReplicaView {
+                up: true,
+                incarnation: u64::from(r.incarnation),
+                meta: meta_of_model(&r.view),
+                log: r.log.iter().map(|rec| (rec.epoch, rec.value)).collect(),
+                durable: r.durable,
+                hw: r.hw,
+                gate: r.gate,
+                leading,
+                admits_produce: leading
+                    && members(r.view.isr).count() >= usize::from(model.min_isr),
+                leader,
+            }
+        })
+        .collect();
+    ReplView {
+        meta: meta_of_model(&s.meta),
+        replicas,
+        acked: s.ghost.acked.clone(),
+        read: s.ghost.read.clone(),
+    }
+}
+
+/// The first step at which the real code and the replication model disagree.
+#[derive(Debug)]
+pub struct ReplDivergence {
+    pub path: Vec<RAction>,
+    pub seed: u64,
+    pub why: Vec<String>,
+}
+
+impl std::fmt::Display for ReplDivergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "DIVERGENCE (replication) after {} steps, seed {}",
+            self.path.len(),
+            self.seed
+        )?;
+        writeln!(f, "  broker n+1 is model node n")?;
+        for (i, a) in self.path.iter().enumerate() {
+            writeln!(f, "    {:>3}. {a}", i + 1)?;
+        }
+        for why in &self.why {
+            writeln!(f, "  {why}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ReplStats {
+    pub walks: usize,
+    pub steps: usize,
+    pub max_depth: usize,
+    /// Distinct actions kinds taken, by name.
+    pub kinds: BTreeSet<String>,
+}
+
+/// Replays one model path on the real code, comparing after every step.
+pub fn replay_replication_path(
+    model: &ReplicationModel,
+    path: &[RAction],
+) -> Result<ReplStats, Box<ReplDivergence>> {
+    let mut walk = Walk::start(model, 0)?;
+    for action in path {
+        let Some(next) = walk.model.step(&walk.state, action.clone()) else {
+            break;
+        };
+        walk.advance(action.clone(), next)?;
+    }
+    Ok(walk.stats())
+}
+
+/// `walks` random walks of at most `depth` steps through the model within its
+/// bounds, each replayed on a fresh real cluster; the first divergence, if any.
+pub fn replication_walks(
+    model: &ReplicationModel,
+    walks: usize,
+    depth: usize,
+    seed: u64,
+) -> Result<ReplStats, Box<ReplDivergence>> {
+    let mut rng = Rng::new(seed);
+    let mut stats = ReplStats::default();
+    for i in 0..walks {
+        let walk_seed = rng.next_u64() ^ i as u64;
+        let mut walk = Walk::start(model, walk_seed)?;
+        let mut choose = Rng::new(walk_seed);
+        for _ in 0..depth {
+            let next = walk.successors();
+            if next.is_empty() {
+                break;
+            }
+            let (action, state) = next[choose.below(next.len())].clone();
+            walk.advance(action, state)?;
+        }
+        let s = walk.stats();
+        stats.walks += 1;
+        stats.steps += s.steps;
+        stats.max_depth = stats.max_depth.max(s.steps);
+        stats.kinds.extend(s.kinds);
+    }
+    Ok(stats)
+}
+
+struct Walk<'a> {
+    model: &'a ReplicationModel,
+    state: RState,
+    real: ReplicationHarness,
+    path: Vec<RAction>,
+    seed: u64,
+}
+
+impl<'a> Walk<'a> {
+    fn start(model: &'a ReplicationModel, seed: u64) -> Result<Self, Box<ReplDivergence>> {
+        let real = ReplicationHarness::new(model).map_err(|e| {
+            Box::new(ReplDivergence {
+                path: Vec::new(),
+                seed,
+                why: vec![format!("the real cluster did not start: {e}")],
+            })
+        })?;
+        let walk = Walk {
+            model,
+            state: model.init_state(),
+            real,
+            path: Vec::new(),
+            seed,
+        };
+        walk.compare()?;
+        Ok(walk)
+    }
+
+    fn successors(&self) -> Vec<(RAction, RState)> {
+        successors(self.model, &self.state)
+    }
+
+    fn advance(&mut self, action: RAction, next: RState) -> Result<(), Box<ReplDivergence>> {
+        self.path.push(action.clone());
+        self.state = next;
+        if let Err(e) = self.real.apply(&action) {
+            return Err(self.divergence(vec![format!("the real code failed: {e}")]));
+        }
+        self.compare()
+    }
+
+    fn compare(&self) -> Result<(), Box<ReplDivergence>> {
+        let expected = of_model(self.model, &self.state);
+        match self.real.view() {
+            Err(e) => Err(self.divergence(vec![format!("no real view: {e}")])),
+            Ok(real) => {
+                let why = expected.differences(&real);
+                if why.is_empty() {
+                    Ok(())
+                } else {
+                    Err(self.divergence(why))
+                }
+            }
+        }
+    }
+
+    fn divergence(&self, why: Vec<String>) -> Box<ReplDivergence> {
+        Box::new(ReplDivergence {
+            path: self.path.clone(),
+            seed: self.seed,
+            why,
+        })
+    }
+
+    fn stats(&self) -> ReplStats {
+        ReplStats {
+            walks: 1,
+            steps: self.path.len(),
+            max_depth: self.path.len(),
+            kinds: self
+                .path
+                .iter()
+                .map(|a| format!("{a:?}").split('(').next().unwrap_or("").to_string())
+                .collect(),
+        }
+    }
+}

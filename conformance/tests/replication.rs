@@ -1,0 +1,110 @@
+//! The replication oracle in CI (spec/conformance.md, C-5 and C-6): the real replication
+//! code of three brokers and their controller follows the replication model
+//! (R-REPL-1..3) step by step along random walks and along the model's own example
+//! paths, and follows none of the counterexamples the model finds with a bug switched
+//! on.
+
+use chronik_conformance::replication::{
+    replay_replication_path, replication_walks, ReplDivergence, ReplStats,
+};
+use chronik_model::check::{run, Run};
+use chronik_model::replication::{names, ReplBug, ReplicationModel};
+
+fn must_conform(result: Result<ReplStats, Box<ReplDivergence>>) -> ReplStats {
+    match result {
+        Ok(stats) => stats,
+        Err(d) => panic!("{d}"),
+    }
+}
+
+/// C-5: random walks with produces, crashes, fences and ISR shrinks: after every step
+/// the real controller, leader and followers hold what the model's do (logs, durable
+/// ends, high watermarks, epochs, ISR, acknowledgements, reads).
+#[test]
+fn c5_replication_walks_conform() {
+    let model = ReplicationModel::bounded(3, 1, 2, 1);
+    let stats = must_conform(replication_walks(&model, 5_000, 80, 5));
+    eprintln!("{stats:?}");
+    assert_eq!(stats.walks, 5_000);
+    assert!(
+        stats.kinds.len() >= 15,
+        "every kind of action is taken: {stats:?}"
+    );
+}
+
+/// C-5: more crashes and shrinks, fewer produces: restarts, recovery from the
+/// checkpoint, re-registration and ISR changes dominate.
+#[test]
+fn c5_replication_walks_with_two_crashes_conform() {
+    let model = ReplicationModel::bounded(2, 2, 2, 2);
+    let stats = must_conform(replication_walks(&model, 3_000, 80, 13));
+    eprintln!("{stats:?}");
+    assert_eq!(stats.walks, 3_000);
+}
+
+/// C-5: the model's examples (an acknowledged record read after a failover, a
+/// returning replica truncated to its new leader, a follower let back into the ISR)
+/// happen on the real code along the same paths.
+#[test]
+fn c5_model_examples_replay_on_the_real_code() {
+    for (example, model) in [
+        (names::EX_FAILOVER, ReplicationModel::bounded(1, 0, 1, 0)),
+        (names::EX_TRUNCATED, ReplicationModel::bounded(2, 0, 1, 0)),
+        (names::EX_EXPANDED, ReplicationModel::bounded(1, 0, 1, 0)),
+    ] {
+        let outcome = run(model.clone(), &Run::bfs_until(example));
+        let path = outcome
+            .discoveries
+            .get(example)
+            .unwrap_or_else(|| panic!("the model found no example of {example}"))
+            .clone()
+            .into_actions();
+        let stats = must_conform(replay_replication_path(&model, &path));
+        assert_eq!(
+            stats.steps,
+            path.len(),
+            "{example}: the whole path replayed"
+        );
+        eprintln!("{example}: {} steps replayed", path.len());
+    }
+}
+
+/// C-6: the oracle has teeth, and the real code has none of the ten bugs: every
+/// counterexample the model finds with a bug switched on diverges from the real code
+/// when replayed, before or at the step that breaks the rule.
+#[test]
+fn c6_model_bug_counterexamples_diverge_on_the_real_code() {
+    for bug in ReplBug::ALL {
+        let expected = bug.expected_property();
+        let outcome = if bug.found_by_walks() {
+            run(
+                ReplicationModel::bounded(3, 1, 2, 1).with_bug(bug),
+                &Run::walks(15, 11),
+            )
+        } else {
+            run(bug.bounds(), &Run::bfs_until(expected))
+        };
+        let model = outcome.model.clone();
+        let path = outcome
+            .discoveries
+            .get(expected)
+            .unwrap_or_else(|| panic!("{}: no counterexample for {expected}", bug.name()))
+            .clone()
+            .into_actions();
+        match replay_replication_path(&model, &path) {
+            Ok(_) => panic!(
+                "{}: the real code followed the counterexample to {expected}:\n{path:#?}",
+                bug.name()
+            ),
+            Err(d) => {
+                assert!(d.path.len() <= path.len());
+                eprintln!(
+                    "{}: diverges at step {} of {}",
+                    bug.name(),
+                    d.path.len(),
+                    path.len()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The deterministic steps of partition replication, each a function of one broker's
+//! applied metadata, its partition logs and a clock value: whether this broker leads,
+//! admits a produce, moves the high watermark, serves a follower, acknowledges, and
+//! how a follower truncates and applies what it fetched (R-REPL-1..3). The async
+//! edges (the Kafka handlers, the replica fetcher, the ISR maintenance task) call
+//! these and only add waiting and I/O around them; the conformance replay
+//! (conformance/src/replication.rs) calls the same functions, one model action at a
+//! time, so what it checks is the code the broker runs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::Partitions;
+use crate::kafka::errors;
+use crate::log::PartitionLog;
+use crate::metadata::{MetadataCommand, MetadataState, PartitionInfo};
+
+pub type PartitionKey = (String, i32);
+
+/// One broker's partitions as its applied metadata sees them.
+#[derive(Clone, Copy)]
+pub struct LocalView<'a> {
+    pub state: &'a MetadataState,
+    pub partitions: &'a Partitions,
+    pub me: i32,
+    /// This start of the broker process (R-START-3).
+    pub incarnation: u64,
+}
+
+/// How waiting for a produce's acknowledgement ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckWait {
+    Acknowledgeable,
+    TimedOut,
+    /// This broker no longer leads the partition in the epoch the batch was appended
+    /// under: the batch may have been truncated away, and its offsets reused.
+    Deposed,
+}
+
+impl<'a> LocalView<'a> {
+    /// The log of a partition this broker leads, with its metadata; otherwise the error
+    /// a client gets: UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER (R-WIRE-5).
+    pub fn led_log(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+        let info = self
+            .state
+            .partition(topic, partition)
+            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+        match self.partitions.get(topic, partition) {
+            Some(log) if self.state.leads(info, self.me, self.incarnation) => Ok((log, info)),
+            _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
+        }
+    }
+
+    /// Where a produce with `acks` may be appended: only the leader takes writes
+    /// (R-WIRE-5), and acks=all only while the ISR has `min.insync.replicas` members.
+    pub fn admit_produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+        let (log, info) = self.led_log(topic, partition)?;
+        if acks == -1 && info.isr.len() < min_insync_replicas(self.state, topic) {
+            return Err(errors::NOT_ENOUGH_REPLICAS);
+        }
+        Ok((log, info))
+    }
+
+    /// Moves the high watermark of a partition this broker leads to the least durable
+    /// log end over its maximal ISR; true if it moved (R-REPL-1).
+    pub fn advance_high_watermark(
+        &self,
+        key: &PartitionKey,
+        log: &PartitionLog,
+        now_ms: u64,
+    ) -> bool {
+        let Some(info) = self
+            .state
+            .partition(&key.0, key.1)
+            .filter(|p| self.state.leads(p, self.me, self.incarnation))
+        else {
+            return false;
+        };
+        self.partitions
+            .advance_high_watermark(key, log, info, self.me, now_ms)
+    }
+
+    /// The leader's side of a follower's Fetch from `fetch_offset` (its durable log
+    /// end): records it, moves the high watermark, and returns the offset up to which
+    /// the follower is served: what this leader holds durably (R-REPL-1).
+    pub fn serve_follower_fetch(
+        &self,
+        key: &PartitionKey,
+        log: &PartitionLog,
+        info: &PartitionInfo,
+        follower: i32,
+        fetch_offset: u64,
+        now_ms: u64,
+    ) -> u64 {
+        let own = log.committable_end();
+        self.partitions.on_follower_fetch(
+            key,
+            info.leader_epoch,
+            follower,
+            fetch_offset,
+            own,
+            now_ms,
+        );
+        self.advance_high_watermark(key, log, now_ms);
+        own
+    }
+
+    /// Whether records up to `end`, appended under leader `epoch`, can be answered yet:
+    /// acks=all waits for the high watermark (every ISR member has them durably,
+    /// R-REPL-1), acks=1 for this log's durable end (R-LOG-4). Either way this broker
+    /// must still lead the partition in that epoch: a leader deposed and re-elected
+    /// may have truncated the batch and reused its offsets, and a high watermark past
+    /// them says nothing about it (found by the fault run: two acknowledged values at
+    /// one offset). `None`: not decided yet.
+    pub fn ack_outcome(
+        &self,
+        key: &PartitionKey,
+        epoch: i32,
+        acks: i16,
+        end: u64,
+        log: &PartitionLog,
+    ) -> Option<AckWait> {
+        let still_leading = self.state.partition(&key.0, key.1).is_some_and(|p| {
+            self.state.leads(p, self.me, self.incarnation) && p.leader_epoch == epoch
+        });
+        let reached = match acks {
+            -1 => log.high_watermark() >= end,
+            1 => log.committable_end() >= end,
+            _ => true,
+        };
+        if acks == 0 {
+            Some(AckWait::Acknowledgeable)
+        } else if !still_leading {
+            Some(AckWait::Deposed)
+        } else if reached {
+            Some(AckWait::Acknowledgeable)
+        } else {
+            None
+        }
+    }
+
+    /// The AlterIsr proposal for `isr` on a partition this broker leads, remembered as
+    /// pending so that the high watermark counts its members until the partition
+    /// epoch moves on (R-REPL-1, R-REPL-2).
+    pub fn isr_change(
+        &self,
+        key: &PartitionKey,
+        info: &PartitionInfo,
+        isr: Vec<i32>,
+    ) -> MetadataCommand {
+        self.partitions
+            .proposing_isr(key, info.partition_epoch, &isr);
+        MetadataCommand::AlterIsr {
+            topic: key.0.clone(),
+            partition: key.1,
+            leader_epoch: info.leader_epoch,
+            isr,
+            partition_epoch: Some(info.partition_epoch),
+        }
+    }
+
+    /// A follower applies its leader's answer to a Fetch made under leader `epoch`:
+    /// appends the batches that start at its log end (only while the log still
+    /// follows that epoch: a late answer from a deposed leader must not land after
+    /// the truncation for its successor, R-REPL-3), makes them durable before the
+    /// next fetch reports the new log end (R-REPL-1), then takes the leader's high
+    /// watermark and log start. An answer reaching a broker that its metadata now
+    /// names leader is dropped, as Kafka's fetcher drops a partition on becoming its
+    /// leader: it is no follower, and its sync would make its own produces durable
+    /// behind the group commit's back (found by the replication conformance replay).
+    /// Returns false if the answer was dropped.
+    pub fn apply_fetched(
+        &self,
+        key: &PartitionKey,
+        epoch: i32,
+        log: &PartitionLog,
+        fetched: &Fetched,
+        now_ms: u64,
+    ) -> Result<bool, String> {
+        let leads = self
+            .state
+            .partition(&key.0, key.1)
+            .is_some_and(|p| p.leader == self.me);
+        if leads {
+            return Ok(false);
+        }
+        if let Some(records) = &fetched.records {
+            let appended = self
+                .partitions
+                .append_as_follower(key, epoch, || append_batches(log, records, now_ms));
+            match appended {
+                None => return Ok(false),
+                Some(result) => result?,
+            }
+        }
+        log.sync().map_err(|e| e.to_string())?;
+        let hw = (fetched.high_watermark.max(0) as u64).min(log.log_end_offset());
+        if hw > log.high_watermark() {
+            log.set_high_watermark(hw);
+        }
+        // Records the leader deleted (DeleteRecords, retention) go here too, or a
+        // failover would bring them back.
+        let leader_start = fetched.log_start_offset.max(0) as u64;
+        if leader_start > log.log_start_offset() {
+            log.delete_records_before(leader_start.min(log.high_watermark()))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(true)
+    }
+}
+
+/// `min.insync.replicas` of a topic (1 unless set).
+pub fn min_insync_replicas(state: &MetadataState, topic: &str) -> usize {
+    state
+        .topics
+        .get(topic)
+        .and_then(|t| t.configs.get("min.insync.replicas"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+}
+
+/// A follower's log after its leader answered OffsetForLeaderEpoch: cut to `end` (the
+/// truncation point, `None`: nothing to cut) and from then on following `epoch`,
+/// atomically with respect to [`apply_fetched`] (R-REPL-3). Returns the new log end
+/// if it cut anything.
+pub fn truncate_for_leader(
+    partitions: &Partitions,
+    key: &PartitionKey,
+    epoch: i32,
+    log: &PartitionLog,
+    end: Option<u64>,
+) -> Result<Option<u64>, String> {
+    partitions.truncate_for_epoch(key, epoch, || match end {
+        Some(end) if end < log.log_end_offset() => {
+            log.truncate_to(end).map_err(|e| e.to_string())?;
+            Ok(Some(log.log_end_offset()))
+        }
+        _ => Ok(None),
+    })
+}
+
+/// What a leader's Fetch response holds for one partition.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub records: Option<Bytes>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// Appends each whole batch of a Fetch response that starts at the log end.
+fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), String> {
+    let mut at = 0usize;
+    while at + 12 <= records.len() {
+        let base = i64::from_be_bytes(records[at..at + 8].try_into().map_err(|_| "short batch")?);
+        let len = i32::from_be_bytes(
+            records[at + 8..at + 12]
+                .try_into()
+                .map_err(|_| "short batch")?,
+        );
+        let end = at + 12 + usize::try_from(len).map_err(|_| "negative batch length")?;
+        if end > records.len() {
+            break; // a partial batch at the end of a size-limited response
+        }
+        let log_end = log.log_end_offset() as i64;
+        if base >= log_end {
+            log.append_replica(&records[at..end], now)
+                .map_err(|e| e.to_string())?;
+        }
+        at = end;
+    }
+    Ok(())
+}
