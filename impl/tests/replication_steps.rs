@@ -1,0 +1,167 @@
+//! R-REPL-2: the two ISR rules the replication model found missing, pinned on the real
+//! code (the conformance replay, C-5, drives them along model paths too).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chronik::broker::{Metrics, Partitions};
+use chronik::disk::{Disk, MemDisk};
+use chronik::log::batch::{build_batch, Record};
+use chronik::log::{LogConfig, ManualCommitter};
+use chronik::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+
+const FENCED_LEADER_EPOCH: i16 = 74;
+const INVALID_UPDATE_VERSION: i16 = 95;
+
+/// Three registered brokers and topic "t" with replicas [1, 2, 3] (broker 1 leads).
+fn three_brokers_one_topic() -> (MetadataState, u64) {
+    let mut state = MetadataState::default();
+    let mut index = 0;
+    let mut commands: Vec<MetadataCommand> = (1..=3)
+        .map(|id| MetadataCommand::RegisterBroker {
+            broker_id: id,
+            host: "127.0.0.1".into(),
+            port: 9091 + id,
+            rack: None,
+            incarnation: 1,
+        })
+        .collect();
+    commands.push(MetadataCommand::CreateTopic {
+        name: "t".into(),
+        topic_id: "t-id".into(),
+        partitions: vec![vec![1, 2, 3]],
+        configs: Default::default(),
+    });
+    for command in commands {
+        index += 1;
+        assert_eq!(
+            state.apply(index, &CommandEnvelope::new(index, command)),
+            ApplyOutcome::Done
+        );
+    }
+    (state, index)
+}
+
+fn alter_isr(leader_epoch: i32, isr: Vec<i32>, partition_epoch: u64) -> MetadataCommand {
+    MetadataCommand::AlterIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch,
+        isr,
+        partition_epoch: Some(partition_epoch),
+    }
+}
+
+/// Two ISR changes computed from the same partition epoch: only the first applies, so
+/// the leader knows which of its proposals can still be applied (the replication
+/// model's `isr-last-proposal-only` lost acknowledged writes without this).
+#[test]
+fn r_repl_2_alter_isr_is_compare_and_set_on_the_partition_epoch() {
+    let (mut state, mut index) = three_brokers_one_topic();
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    let p = |s: &MetadataState| {
+        let p = s.partition("t", 0).cloned().expect("topic t exists");
+        (p.isr, p.partition_epoch)
+    };
+    assert_eq!(p(&state), (vec![1, 2, 3], 0));
+
+    assert_eq!(
+        apply(&mut state, alter_isr(0, vec![1, 2], 0)),
+        ApplyOutcome::Done
+    );
+    assert_eq!(p(&state), (vec![1, 2], 1));
+    let stale = apply(&mut state, alter_isr(0, vec![1, 3], 0));
+    assert!(
+        matches!(
+            stale,
+            ApplyOutcome::Rejected {
+                code: INVALID_UPDATE_VERSION,
+                ..
+            }
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(p(&state), (vec![1, 2], 1), "the stale change left no trace");
+
+    let old_leader = apply(&mut state, alter_isr(-1, vec![1, 2, 3], 1));
+    assert!(
+        matches!(
+            old_leader,
+            ApplyOutcome::Rejected {
+                code: FENCED_LEADER_EPOCH,
+                ..
+            }
+        ),
+        "{old_leader:?}"
+    );
+
+    // Recomputed from the current partition epoch, it applies.
+    assert_eq!(
+        apply(&mut state, alter_isr(0, vec![1, 2, 3], 1)),
+        ApplyOutcome::Done
+    );
+    assert_eq!(p(&state), (vec![1, 2, 3], 2));
+    // A leader change moves the partition epoch on too.
+    assert_eq!(
+        apply(&mut state, MetadataCommand::FenceBroker { broker_id: 1 }),
+        ApplyOutcome::Done
+    );
+    assert_eq!(p(&state), (vec![2, 3], 3));
+}
+
+/// A follower joins the ISR only once it holds everything its leader had when the
+/// leader's epoch began, even when the leader's high watermark lags that (restored
+/// from a stale checkpoint): otherwise it could become leader without acknowledged
+/// records (the replication model's `expand-below-epoch-start`).
+#[test]
+fn r_repl_2_a_follower_joins_the_isr_only_with_what_its_leader_had_at_its_epoch_start() {
+    let (mut state, _) = three_brokers_one_topic();
+    let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let committer = ManualCommitter::new();
+    let partitions = Partitions::with_commit_queue(
+        disk,
+        PathBuf::from("/data"),
+        LogConfig::default(),
+        Arc::new(Metrics::default()),
+        committer.queue(),
+    );
+    partitions.reconcile(&state, 1).expect("the log opens");
+    let log = partitions.get("t", 0).expect("broker 1 hosts t-0");
+    let record = |value: u8| {
+        build_batch(
+            &[Record {
+                key: None,
+                value: Some(vec![value]),
+                timestamp_delta: 0,
+            }],
+            0,
+        )
+    };
+    // Two records from epoch 0; then this broker leads epoch 1 with ISR [1, 2] and
+    // appends one more. Its high watermark is still 0.
+    log.append(&record(0), 0, 0).expect("append");
+    log.append(&record(1), 0, 0).expect("append");
+    {
+        let p = &mut state.topics.get_mut("t").expect("topic t").partitions[0];
+        p.leader_epoch = 1;
+        p.isr = vec![1, 2];
+    }
+    log.append(&record(2), 0, 1).expect("append");
+    assert_eq!(log.epoch_start_offset(1), 2);
+    assert_eq!(log.high_watermark(), 0);
+    let info = state.partition("t", 0).cloned().expect("topic t");
+    let key = ("t".to_string(), 0);
+    let wanted = |follower_end: u64| {
+        partitions.on_follower_fetch(&key, 1, 3, follower_end, 3, 100);
+        partitions.wanted_isr(&key, &log, &info, &[1, 2, 3], 1, 100, 10_000)
+    };
+    assert_eq!(
+        wanted(1),
+        None,
+        "past the high watermark, short of the epoch start"
+    );
+    assert_eq!(wanted(2), Some(vec![1, 2, 3]), "at the epoch start");
+}
