@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Cluster
 from test_cluster import brokers_seen, partition_state, wait_for
-from test_model_scenarios import CONFORMANCE, TOPIC, read_all
+from test_model_scenarios import CONFORMANCE, TOPIC, check_read, read_all
 
 SCENARIOS = 8
 #: Past the broker's default session timeout (1 s), so the controller fences the node.
@@ -53,15 +53,6 @@ def test_c4_cluster_model_chosen_faults_lose_no_acknowledged_record(tmp_path, in
     def on_delivery(err, msg):
         if err is None:
             acked[msg.value().decode()] = msg.offset()
-
-    def check(read, acked_before, complete):
-        values = list(read.values())
-        assert sorted(read) == list(range(len(read))), "offsets are dense from 0"
-        assert len(set(values)) == len(values), f"a record was read twice: {values}"
-        assert set(values) <= set(sent), f"read something never produced: {values}"
-        lost = {v: o for v, o in acked_before.items()
-                if (complete or o < len(read)) and read.get(o) != v}
-        assert not lost, f"acknowledged records lost or moved: {lost}; read {read}"
 
     try:
         for node in cluster.nodes:
@@ -98,7 +89,7 @@ def test_c4_cluster_model_chosen_faults_lose_no_acknowledged_record(tmp_path, in
                 acked_before = dict(acked)
                 read = read_when_led(cluster, 10)
                 if read is not None:
-                    check(read, acked_before, complete=False)
+                    check_read(read, sent, acked_before, complete=False)
         # Heal: every node up; what was sent is acknowledged or failed by now.
         for node in cluster.nodes:
             if not node.running:
@@ -114,7 +105,7 @@ def test_c4_cluster_model_chosen_faults_lose_no_acknowledged_record(tmp_path, in
 
         (read,) = wait_for("a high watermark covering every acknowledgement",
                            read_covering_every_ack, 30.0)
-        check(read, final, complete=True)
+        check_read(read, sent, final)
         print(f"scenario {index}: {steps}: sent {len(sent)}, acknowledged {len(acked)}, "
               f"read {len(read)}")
     finally:

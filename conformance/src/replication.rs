@@ -21,7 +21,7 @@ use chronik::broker::{Metrics, Partitions};
 use chronik::cluster::replication::truncation_point;
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, Record};
-use chronik::log::{LogConfig, ManualCommitter, PartitionLog};
+use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -142,7 +142,7 @@ impl ReplicationHarness {
             produced: 0,
         };
         for n in ReplicationModel::ids() {
-            h.commit(registration(n, 1))?;
+            h.commit(registration(n, 1));
         }
         h.commit(MetadataCommand::CreateTopic {
             name: TOPIC.into(),
@@ -151,7 +151,7 @@ impl ReplicationHarness {
             configs: [("min.insync.replicas".to_string(), model.min_isr.to_string())]
                 .into_iter()
                 .collect(),
-        })?;
+        });
         for _ in ReplicationModel::ids() {
             h.brokers.push(SimBroker {
                 disk: MemDisk::new(),
@@ -169,13 +169,12 @@ impl ReplicationHarness {
         Ok(h)
     }
 
-    fn commit(&mut self, command: MetadataCommand) -> Result<(), HarnessError> {
+    fn commit(&mut self, command: MetadataCommand) {
         self.applied_index += 1;
         let envelope = CommandEnvelope::new(self.applied_index, command);
         // A rejected command (a stale registration, a fenced ISR change) is a
         // decision of the real state machine, compared through the views.
         let _ = self.controller.apply(self.applied_index, &envelope);
-        Ok(())
     }
 
     fn broker(&mut self, n: NodeId) -> &mut SimBroker {
@@ -218,11 +217,11 @@ impl ReplicationHarness {
                     return Err(fail("commit with nothing proposed"));
                 }
                 let command = self.inbox.remove(0);
-                self.commit(command)?;
+                self.commit(command);
             }
             RAction::Fence(b) => self.commit(MetadataCommand::FenceBroker {
                 broker_id: broker_id(b),
-            })?,
+            }),
             RAction::Rejoin(b) => {
                 let incarnation = self.broker(b).incarnation;
                 self.inbox.push(registration(b, incarnation));
@@ -242,8 +241,7 @@ impl ReplicationHarness {
                 self.inbox.push(registration(n, incarnation));
             }
         }
-        self.resolve_acks();
-        Ok(())
+        self.resolve_acks()
     }
 
     fn produce(&mut self, n: NodeId) -> Result<(), HarnessError> {
@@ -280,10 +278,8 @@ impl ReplicationHarness {
         let b = &mut self.brokers[usize::from(n)];
         b.committer.run_round();
         let done: Vec<Durable> = std::mem::take(&mut *lock(&b.durable));
-        if let (Some(local), Some(log)) = (b.local(n), b.log()) {
-            for _ in &done {
-                local.advance_high_watermark(&key(), &log, NOW_MS);
-            }
+        if let (Some(local), Some(log), false) = (b.local(n), b.log(), done.is_empty()) {
+            local.advance_high_watermark(&key(), &log, NOW_MS);
         }
         b.waiting.extend(done);
         Ok(())
@@ -317,15 +313,19 @@ impl ReplicationHarness {
             local.serve_follower_fetch(&key(), &log, info, broker_id(f), fetch_offset, NOW_MS);
         // Past the leader's log end the read fails (OFFSET_OUT_OF_RANGE), and the
         // follower applies nothing of the answer.
-        if let Ok(read) = log.read(fetch_offset, 1 << 20, upper) {
-            let fetched = Fetched {
-                records: Some(Bytes::from(read.records)),
-                high_watermark: log.high_watermark() as i64,
-                log_start_offset: log.log_start_offset() as i64,
-            };
-            self.net.push((f, epoch, fetched));
+        match log.read(fetch_offset, 1 << 20, upper) {
+            Ok(read) => {
+                let fetched = Fetched {
+                    records: Some(Bytes::from(read.records)),
+                    high_watermark: log.high_watermark() as i64,
+                    log_start_offset: log.log_start_offset() as i64,
+                };
+                self.net.push((f, epoch, fetched));
+                Ok(())
+            }
+            Err(LogError::OffsetOutOfRange { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     fn fetch_response(&mut self, f: NodeId) -> Result<(), HarnessError> {
@@ -459,7 +459,7 @@ impl ReplicationHarness {
     }
 
     /// Every waiting produce whose fate is decided is answered (`wait_acknowledgeable`).
-    fn resolve_acks(&mut self) {
+    fn resolve_acks(&mut self) -> Result<(), HarnessError> {
         for n in ReplicationModel::ids() {
             let b = &mut self.brokers[usize::from(n)];
             let (Some(local), Some(log)) = (b.local(n), b.log()) else {
@@ -469,9 +469,7 @@ impl ReplicationHarness {
             for w in &b.waiting {
                 match local.ack_outcome(&key(), w.2, -1, w.1, &log) {
                     Some(AckWait::Acknowledgeable) => {
-                        if let Ok(offset) = offset_u8(w.0) {
-                            self.acked.insert((offset, w.3));
-                        }
+                        self.acked.insert((offset_u8(w.0)?, w.3));
                     }
                     Some(_) => {}
                     None => keep.push(*w),
@@ -479,6 +477,7 @@ impl ReplicationHarness {
             }
             b.waiting = keep;
         }
+        Ok(())
     }
 
     /// The real side reduced to what is compared.

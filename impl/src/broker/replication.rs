@@ -130,17 +130,18 @@ impl<'a> LocalView<'a> {
         end: u64,
         log: &PartitionLog,
     ) -> Option<AckWait> {
+        if acks == 0 {
+            return Some(AckWait::Acknowledgeable);
+        }
         let still_leading = self.state.partition(&key.0, key.1).is_some_and(|p| {
             self.state.leads(p, self.me, self.incarnation) && p.leader_epoch == epoch
         });
-        let reached = match acks {
-            -1 => log.high_watermark() >= end,
-            1 => log.committable_end() >= end,
-            _ => true,
+        let reached = if acks == -1 {
+            log.high_watermark() >= end
+        } else {
+            log.committable_end() >= end
         };
-        if acks == 0 {
-            Some(AckWait::Acknowledgeable)
-        } else if !still_leading {
+        if !still_leading {
             Some(AckWait::Deposed)
         } else if reached {
             Some(AckWait::Acknowledgeable)

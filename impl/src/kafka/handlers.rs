@@ -333,7 +333,7 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
                             } else {
                                 state.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
                             };
-                            let leader = if serves || !led_here { p.leader } else { -1 };
+                            let leader = if led_here && !serves { -1 } else { p.leader };
                             let mut part = MetadataResponsePartition::default()
                                 .with_partition_index(i as i32)
                                 .with_leader_id(BrokerId(leader))
@@ -547,9 +547,6 @@ async fn wait_acknowledgeable(
     end: u64,
     deadline: tokio::time::Instant,
 ) -> AckWait {
-    if acks == 0 {
-        return AckWait::Acknowledgeable;
-    }
     wait_until(broker, deadline, || {
         let view = broker.consensus.view();
         broker
