@@ -59,6 +59,10 @@ mod app {
         /// Fence a broker the controller has not heard from for this long.
         #[arg(long)]
         session_timeout_ms: Option<u64>,
+        /// An empty consumer group's first rebalance waits this long for more members
+        /// (Kafka's group.initial.rebalance.delay.ms, default 3000).
+        #[arg(long)]
+        group_initial_rebalance_delay_ms: Option<u64>,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -102,6 +106,9 @@ mod app {
         }
         if let Some(v) = args.session_timeout_ms {
             config.session_timeout_ms = v;
+        }
+        if let Some(v) = args.group_initial_rebalance_delay_ms {
+            config.group_initial_rebalance_delay_ms = v;
         }
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)

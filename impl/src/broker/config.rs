@@ -43,6 +43,14 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: u64,
     /// Replicas per partition when a CreateTopics request leaves it to the broker.
     pub default_replication_factor: i16,
+    /// Kafka's `group.initial.rebalance.delay.ms`: an empty group's first rebalance
+    /// waits this long so members started together share one generation.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's `group.max.size`.
+    pub group_max_size: usize,
 }
 
 /// One member of the metadata group.
@@ -103,6 +111,10 @@ impl Default for BrokerConfig {
             session_timeout_ms: 1000,
             replica_lag_time_max_ms: 2000,
             default_replication_factor: 1,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX as usize,
         }
     }
 }
@@ -135,7 +147,22 @@ impl BrokerConfig {
         if self.session_timeout_ms < 2 * self.tick_ms {
             return Err("session_timeout_ms must be at least two ticks".into());
         }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err("group_min_session_timeout_ms exceeds group_max_session_timeout_ms".into());
+        }
+        if self.group_max_size == 0 {
+            return Err("group_max_size must be at least 1".into());
+        }
         self.log_defaults().validate().map_err(|e| e.to_string())
+    }
+
+    pub fn group_config(&self) -> crate::groups::GroupConfig {
+        crate::groups::GroupConfig {
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            max_size: self.group_max_size,
+        }
     }
 
     pub fn parse_voters(text: &str) -> Result<Vec<Voter>, String> {

@@ -46,7 +46,7 @@ pub struct Broker {
     /// This start of the process (see `RegisterBroker::incarnation`); never 0.
     pub incarnation: u64,
     /// The consumer group coordinator (every group's, on a single node).
-    pub groups: crate::groups::Coordinator,
+    pub groups: crate::groups::GroupService,
     pub metrics: Arc<Metrics>,
 }
 
@@ -155,7 +155,7 @@ impl RunningBroker {
             advertised_host,
             advertised_port,
             incarnation,
-            groups: crate::groups::Coordinator::new(),
+            groups: crate::groups::GroupService::new(config.group_config()),
             metrics: Arc::clone(&metrics),
         });
         let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];

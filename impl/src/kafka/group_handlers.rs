@@ -4,7 +4,7 @@
 use super::errors;
 use super::handlers::{propose, str_bytes, topic_name};
 use crate::broker::{now_ms, Broker};
-use crate::groups::{self, JoinRequest};
+use crate::groups::{code_of, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest};
 use crate::metadata::{MetadataCommand, OffsetCommit};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -44,18 +44,23 @@ pub async fn handle(
         }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group(broker, r, version).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(
-            HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
+            HeartbeatResponse::default().with_error_code(code_of(&broker.groups.heartbeat(
                 &r.group_id.0,
                 &r.member_id,
+                r.group_instance_id.as_deref(),
                 r.generation_id,
                 now_ms(),
-            )),
+            ))),
         ),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group(broker, r, version)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(broker, r).await),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offset_commit(broker, r, version).await)
+        }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(broker, r, version)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups(broker, r, version)),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups(broker, r)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(describe_groups(broker, r, version))
+        }
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups(broker, r).await),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(broker, r).await),
         other => return Err(other),
@@ -209,18 +214,22 @@ async fn join_group(
             .iter()
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
+        require_known_member_id: version >= 4,
     };
+    // The core answers by the rebalance timeout (after an initial delay, which can
+    // be extended up to the rebalance timeout); this only guards against a lost reply.
     let waited = Duration::from_millis(
         join.rebalance_timeout_ms
             .max(join.session_timeout_ms)
             .max(0) as u64
+            + broker.config.group_initial_rebalance_delay_ms
             + 5_000,
     );
     let rx = broker.groups.join(join, now_ms());
     let mut response = JoinGroupResponse::default();
     match tokio::time::timeout(waited, rx).await {
         Ok(Ok(result)) => {
-            response.error_code = result.error_code;
+            response.error_code = result.error.map_or(0, GroupError::code);
             response.generation_id = result.generation_id;
             response.protocol_name = Some(str_bytes(result.protocol_name.as_deref().unwrap_or("")));
             if version >= 7 {
@@ -243,7 +252,7 @@ async fn join_group(
                 .collect();
         }
         _ => {
-            response.error_code = groups::REBALANCE_IN_PROGRESS;
+            response.error_code = GroupError::RebalanceInProgress.code();
             response.protocol_name = Some(str_bytes(""));
         }
     }
@@ -256,64 +265,81 @@ async fn sync_group(broker: &Broker, request: SyncGroupRequest, version: i16) ->
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
-    let rx = broker.groups.sync(
-        &request.group_id.0,
-        &request.member_id,
-        request.generation_id,
+    let sync = SyncRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+        generation_id: request.generation_id,
+        protocol_type: request.protocol_type.as_ref().map(|s| s.to_string()),
+        protocol_name: request.protocol_name.as_ref().map(|s| s.to_string()),
         assignments,
-        now_ms(),
-    );
+    };
+    let rx = broker.groups.sync(sync, now_ms());
     let mut response = SyncGroupResponse::default();
     match tokio::time::timeout(Duration::from_secs(300), rx).await {
         Ok(Ok(result)) => {
-            response.error_code = result.error_code;
+            response.error_code = result.error.map_or(0, GroupError::code);
             response.assignment = result.assignment;
             if version >= 5 {
                 response.protocol_type = result.protocol_type.as_deref().map(str_bytes);
                 response.protocol_name = result.protocol_name.as_deref().map(str_bytes);
             }
         }
-        _ => response.error_code = groups::REBALANCE_IN_PROGRESS,
+        _ => response.error_code = GroupError::RebalanceInProgress.code(),
     }
     response
 }
 
 fn leave_group(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
-    let ids: Vec<String> = if version >= 3 {
+    let leaving: Vec<LeavingMember> = if version >= 3 {
         request
             .members
             .iter()
-            .map(|m| m.member_id.to_string())
+            .map(|m| LeavingMember {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+            })
             .collect()
     } else {
-        vec![request.member_id.to_string()]
+        vec![LeavingMember {
+            member_id: request.member_id.to_string(),
+            group_instance_id: None,
+        }]
     };
-    let results = broker.groups.leave(&request.group_id.0, &ids, now_ms());
+    let results = broker.groups.leave(&request.group_id.0, &leaving, now_ms());
     let mut response = LeaveGroupResponse::default();
     if version >= 3 {
-        response.members = results
+        response.members = leaving
             .iter()
-            .map(|(id, code)| {
+            .zip(&results)
+            .map(|(m, result)| {
                 MemberResponse::default()
-                    .with_member_id(str_bytes(id))
-                    .with_error_code(*code)
+                    .with_member_id(str_bytes(&m.member_id))
+                    .with_group_instance_id(m.group_instance_id.as_deref().map(str_bytes))
+                    .with_error_code(code_of(result))
             })
             .collect();
     } else {
         response.error_code = results
             .first()
-            .map_or(groups::UNKNOWN_MEMBER_ID, |(_, c)| *c);
+            .map_or(GroupError::UnknownMemberId.code(), code_of);
     }
     response
 }
 
-async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+async fn offset_commit(
+    broker: &Broker,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
-    let check = broker.groups.validate_commit(
-        &group,
-        &request.member_id,
-        request.generation_id_or_member_epoch,
-    );
+    let committer = Committer {
+        member_id: &request.member_id,
+        group_instance_id: request.group_instance_id.as_deref(),
+        generation_id: request.generation_id_or_member_epoch,
+        api_version: version,
+    };
+    let check = code_of(&broker.groups.validate_commit(&group, committer, now_ms()));
     let view = broker.consensus.view();
     let now = now_ms() as i64;
     let mut offsets = Vec::new();
@@ -464,7 +490,11 @@ fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) -> Lis
     ListGroupsResponse::default().with_groups(groups)
 }
 
-fn describe_groups(broker: &Broker, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+fn describe_groups(
+    broker: &Broker,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
     let groups = request
         .groups
         .into_iter()
@@ -477,13 +507,18 @@ fn describe_groups(broker: &Broker, request: DescribeGroupsRequest) -> DescribeG
                 .with_members(
                     g.members
                         .into_iter()
-                        .map(|(member, _instance, client, host, metadata, assignment)| {
-                            DescribedGroupMember::default()
-                                .with_member_id(str_bytes(&member))
-                                .with_client_id(str_bytes(&client))
-                                .with_client_host(str_bytes(&host))
-                                .with_member_metadata(metadata)
-                                .with_member_assignment(assignment)
+                        .map(|m| {
+                            let mut member = DescribedGroupMember::default()
+                                .with_member_id(str_bytes(&m.member_id))
+                                .with_client_id(str_bytes(&m.client_id))
+                                .with_client_host(str_bytes(&m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment);
+                            if version >= 4 {
+                                member.group_instance_id =
+                                    m.group_instance_id.as_deref().map(str_bytes);
+                            }
+                            member
                         })
                         .collect(),
                 ),
@@ -499,14 +534,13 @@ async fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteG
     let mut results = Vec::new();
     for id in request.groups_names {
         let group = id.0.to_string();
-        let code = if !broker.groups.is_empty(&group) {
-            groups::NON_EMPTY_GROUP
-        } else if !broker.consensus.view().state.offsets.contains_key(&group)
-            && broker.groups.describe(&group).is_none()
-        {
-            groups::GROUP_ID_NOT_FOUND
+        let known = broker.consensus.view().state.offsets.contains_key(&group)
+            || broker.groups.describe(&group).is_some();
+        let code = if !known {
+            GroupError::GroupIdNotFound.code()
+        } else if let Err(e) = broker.groups.delete(&group) {
+            e.code()
         } else {
-            broker.groups.remove(&group);
             match propose(
                 broker,
                 MetadataCommand::DeleteGroupOffsets {
@@ -517,7 +551,7 @@ async fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteG
             .await
             {
                 Ok(_) => errors::NONE,
-                Err((code, _)) if code == groups::GROUP_ID_NOT_FOUND => errors::NONE,
+                Err((code, _)) if code == GroupError::GroupIdNotFound.code() => errors::NONE,
                 Err((code, _)) => code,
             }
         };
@@ -532,45 +566,57 @@ async fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteG
 
 async fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = request.group_id.0.to_string();
+    let mut response = OffsetDeleteResponse::default();
+    // The offsets of topics the group still consumes stay (R-GROUP-3).
+    let in_use = match broker.groups.topics_in_use(&group) {
+        Ok(topics) => topics,
+        Err(e) => {
+            response.error_code = e.code();
+            return response;
+        }
+    };
     let parts: Vec<(String, i32)> = request
         .topics
         .iter()
+        .filter(|t| !in_use.contains(t.name.0.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let mut response = OffsetDeleteResponse::default();
-    match propose(
-        broker,
-        MetadataCommand::DeleteGroupOffsets {
+    if !parts.is_empty() {
+        let command = MetadataCommand::DeleteGroupOffsets {
             group,
             partitions: Some(parts),
-        },
-    )
-    .await
-    {
-        Ok(_) => {
-            response.topics = request
-                .topics
-                .into_iter()
-                .map(|t| {
-                    OffsetDeleteResponseTopic::default()
-                        .with_name(t.name)
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    OffsetDeleteResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                })
-                                .collect(),
-                        )
+        };
+        if let Err((code, _)) = propose(broker, command).await {
+            response.error_code = code;
+            return response;
+        }
+    }
+    response.topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let code = if in_use.contains(t.name.0.as_str()) {
+                GroupError::GroupSubscribedToTopic.code()
+            } else {
+                errors::NONE
+            };
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
                 })
                 .collect();
-        }
-        Err((code, _)) => response.error_code = code,
-    }
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
     response
 }

@@ -1,0 +1,6 @@
+//! Chronik's deterministic core. Every function here takes an input (a decoded request,
+//! a tick carrying the current time) and returns what the shell must do; nothing here
+//! spawns, sleeps, reads the clock or touches a socket, and the crate's dependency list
+//! keeps it that way. The tokio shell (`chronik`) and the tests drive the same code.
+
+pub mod groups;
