@@ -1,5 +1,5 @@
 //! JoinGroup, SyncGroup, Heartbeat and LeaveGroup, with the answers Kafka's classic
-//! coordinator gives in each group state (R-GROUP-1, R-GROUP-3, R-GROUP-5, R-GROUP-6).
+//! coordinator gives in each group state (R-GROUP-1, R-GROUP-4, R-GROUP-6, R-GROUP-7).
 
 use super::group::{Group, GroupState, Member};
 use super::rebalance::{membership_changed, prepare_rebalance, try_complete_join};

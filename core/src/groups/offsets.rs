@@ -1,4 +1,4 @@
-//! Who may commit or delete a group's offsets (R-GROUP-2, R-GROUP-3). The offsets
+//! Who may commit or delete a group's offsets (R-GROUP-2, R-GROUP-4). The offsets
 //! themselves are replicated metadata the shell proposes; these are the checks
 //! Kafka's `ClassicGroup.validateOffsetCommit` and `validateOffsetDelete` make.
 

@@ -1,6 +1,6 @@
 //! Rebalance transitions and timers: PreparingRebalance -> CompletingRebalance ->
 //! Stable, the initial delay of a new group, session expiry, and the rebalance and
-//! pending-sync timeouts (R-GROUP-1, R-GROUP-4).
+//! pending-sync timeouts (R-GROUP-1, R-GROUP-5).
 
 use super::group::{Group, GroupState, InitialDelay};
 use super::{Coordinator, GroupError, Reply, SyncResult};

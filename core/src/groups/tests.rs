@@ -102,7 +102,7 @@ fn stable_group_of_two() -> (Coordinator, String, String) {
 }
 
 #[test]
-fn r_group_4_first_join_waits_the_initial_delay_so_members_started_together_share_a_generation() {
+fn r_group_5_first_join_waits_the_initial_delay_so_members_started_together_share_a_generation() {
     let mut c = coordinator();
     assert!(c.join(join_req("", None, &["t"]), 0, 1).is_empty());
     assert!(c.join(join_req("", None, &["t"]), 2_000, 2).is_empty());
@@ -123,7 +123,7 @@ fn r_group_4_first_join_waits_the_initial_delay_so_members_started_together_shar
 }
 
 #[test]
-fn r_group_4_zero_initial_delay_answers_the_first_join_at_once() {
+fn r_group_5_zero_initial_delay_answers_the_first_join_at_once() {
     let config = GroupConfig {
         initial_rebalance_delay_ms: 0,
         ..GroupConfig::default()
@@ -134,7 +134,7 @@ fn r_group_4_zero_initial_delay_answers_the_first_join_at_once() {
 }
 
 #[test]
-fn r_group_3_a_current_member_commits_while_the_group_prepares_a_rebalance() {
+fn r_group_4_a_current_member_commits_while_the_group_prepares_a_rebalance() {
     let (mut c, leader, follower) = stable_group_of_two();
     assert!(c.join(join_req("", None, &["t"]), 10_000, 9).is_empty());
     assert_eq!(
@@ -154,7 +154,7 @@ fn r_group_3_a_current_member_commits_while_the_group_prepares_a_rebalance() {
 }
 
 #[test]
-fn r_group_3_commits_refused_in_completing_rebalance_from_stale_generations_and_strangers() {
+fn r_group_4_commits_refused_in_completing_rebalance_from_stale_generations_and_strangers() {
     let (mut c, leader, follower) = stable_group_of_two();
     let mut replies = c.join(join_req(&leader, None, &["t", "u"]), 10_000, 10);
     replies.extend(c.join(join_req(&follower, None, &["t", "u"]), 10_001, 11));
@@ -183,7 +183,7 @@ fn r_group_3_commits_refused_in_completing_rebalance_from_stale_generations_and_
 }
 
 #[test]
-fn r_group_3_admin_commits_go_to_empty_and_unknown_groups_only() {
+fn r_group_4_admin_commits_go_to_empty_and_unknown_groups_only() {
     let mut c = coordinator();
     assert_eq!(commit(&mut c, "", -1, 0), Ok(()));
     assert_eq!(
@@ -203,7 +203,7 @@ fn r_group_3_admin_commits_go_to_empty_and_unknown_groups_only() {
 }
 
 #[test]
-fn r_group_5_first_join_of_v4_is_answered_member_id_required_and_the_id_then_joins() {
+fn r_group_6_first_join_of_v4_is_answered_member_id_required_and_the_id_then_joins() {
     let config = GroupConfig {
         initial_rebalance_delay_ms: 0,
         ..GroupConfig::default()
@@ -230,7 +230,7 @@ fn r_group_5_first_join_of_v4_is_answered_member_id_required_and_the_id_then_joi
 }
 
 #[test]
-fn r_group_6_a_static_member_restarting_in_a_stable_group_keeps_its_assignment_without_a_rebalance()
+fn r_group_7_a_static_member_restarting_in_a_stable_group_keeps_its_assignment_without_a_rebalance()
 {
     let mut c = coordinator();
     let mut replies = c.join(join_req("", Some("i-1"), &["t"]), 0, 1);
@@ -287,7 +287,7 @@ fn r_group_6_a_static_member_restarting_in_a_stable_group_keeps_its_assignment_w
 }
 
 #[test]
-fn r_group_6_leave_by_instance_id_removes_the_static_member_and_fences_a_wrong_member_id() {
+fn r_group_7_leave_by_instance_id_removes_the_static_member_and_fences_a_wrong_member_id() {
     let (mut c, leader, _) = stable_group_of_two();
     let mut replies = c.join(join_req("", Some("static"), &["t"]), 10_000, 7);
     replies.extend(c.tick(10_000 + REBALANCE as u64));
@@ -388,7 +388,7 @@ fn r_group_1_protocols_are_chosen_by_vote_and_a_member_without_a_common_one_is_r
 }
 
 #[test]
-fn r_group_3_offset_delete_refuses_topics_the_group_still_consumes() {
+fn r_group_4_offset_delete_refuses_topics_the_group_still_consumes() {
     let (mut c, _, _) = stable_group_of_two();
     let in_use = c.topics_in_use("g").unwrap();
     assert_eq!(
@@ -442,13 +442,13 @@ struct Client {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
-    /// R-GROUP-3 as a property: over any sequence of requests and time, a commit is
+    /// R-GROUP-4 as a property: over any sequence of requests and time, a commit is
     /// accepted only from a member of the group's current generation (or an admin
     /// commit to an empty group), every waiting request is answered at most once,
     /// the generation never goes back, and a Stable or CompletingRebalance group has
     /// a leader among its members.
     #[test]
-    fn r_group_3_no_stale_commit_no_double_answer_generation_monotone(ops in proptest::collection::vec(op(), 1..80)) {
+    fn r_group_4_no_stale_commit_no_double_answer_generation_monotone(ops in proptest::collection::vec(op(), 1..80)) {
         let mut c = coordinator();
         let mut clients = vec![Client::default(); 4];
         let mut now = 0u64;

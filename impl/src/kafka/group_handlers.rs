@@ -567,7 +567,7 @@ async fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteG
 async fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = request.group_id.0.to_string();
     let mut response = OffsetDeleteResponse::default();
-    // The offsets of topics the group still consumes stay (R-GROUP-3).
+    // The offsets of topics the group still consumes stay (R-GROUP-4).
     let in_use = match broker.groups.topics_in_use(&group) {
         Ok(topics) => topics,
         Err(e) => {

@@ -1,0 +1,160 @@
+"""Rebalances as a user sees them (R-GROUP-4, R-GROUP-1): members join and leave a group
+while it consumes, each commits what it consumed when its partitions are revoked, and
+every record must reach the group exactly once. Before the coordinator accepted a
+member's commit during PreparingRebalance, every join or leave made the next owner
+re-read the records since the last commit.
+
+One scenario, run with several clients and assignors: pre-produced records over six
+partitions; member 0 starts, members 1 and 2 join mid-stream, member 0 leaves; the
+group must deliver every record once."""
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+
+PARTITIONS = 6
+TOTAL = 6000
+#: Per record, so the group is mid-stream when members come and go.
+PROCESSING_S = 0.001
+
+
+class Deliveries:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.by_offset = {}
+        self.commit_errors = []
+
+    def record(self, member, partition, offset):
+        with self.lock:
+            self.by_offset.setdefault((partition, offset), []).append(member)
+
+    def count(self):
+        with self.lock:
+            return len(self.by_offset)
+
+    def duplicates(self):
+        with self.lock:
+            return {k: v for k, v in self.by_offset.items() if len(v) > 1}
+
+
+class ConfluentMember(threading.Thread):
+    def __init__(self, bootstrap, topic, group, name, strategy, deliveries):
+        super().__init__(name=name, daemon=True)
+        self.topic, self.deliveries = topic, deliveries
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
+            "partition.assignment.strategy": strategy,
+        })
+        self.stop = threading.Event()
+
+    def on_revoke(self, consumer, partitions):
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError._NO_OFFSET:
+                self.deliveries.commit_errors.append((self.name, str(e)))
+
+    def run(self):
+        self.consumer.subscribe([self.topic], on_revoke=self.on_revoke)
+        try:
+            while not self.stop.is_set():
+                msg = self.consumer.poll(0.1)
+                if msg is None or msg.error():
+                    continue
+                self.deliveries.record(self.name, msg.partition(), msg.offset())
+                time.sleep(PROCESSING_S)
+        finally:
+            self.consumer.close()  # revokes (our callback commits), then LeaveGroup
+
+
+class KafkaPythonMember(threading.Thread):
+    """kafka-python commits on revoke the way its users do: with auto commit on, it
+    commits what poll() returned, synchronously, before it rejoins, and on close."""
+
+    def __init__(self, bootstrap, topic, group, name, deliveries):
+        super().__init__(name=name, daemon=True)
+        self.topic, self.deliveries = topic, deliveries
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, client_id=name,
+            auto_offset_reset="earliest", enable_auto_commit=True,
+            auto_commit_interval_ms=1000, session_timeout_ms=6000, heartbeat_interval_ms=300)
+        self.stop = threading.Event()
+
+    def run(self):
+        self.consumer.subscribe([self.topic])
+        try:
+            while not self.stop.is_set():
+                for records in self.consumer.poll(timeout_ms=100, max_records=50).values():
+                    for r in records:
+                        self.deliveries.record(self.name, r.partition, r.offset)
+                        time.sleep(PROCESSING_S)
+        finally:
+            self.consumer.close()
+
+
+def produce(bootstrap, topic):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    admin.close()
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    for i in range(TOTAL):
+        producer.produce(topic, value=b"r%05d" % i, partition=i % PARTITIONS)
+        if i % 500 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def wait_for(deliveries, count, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline and deliveries.count() < count:
+        time.sleep(0.05)
+    return deliveries.count()
+
+
+def join_and_leave_while_consuming(make_member):
+    """Member 0 alone, then 1 and 2 join, then 0 leaves; returns the deliveries."""
+    deliveries = Deliveries()
+    members = [make_member(f"m{i}", deliveries) for i in range(3)]
+    members[0].start()
+    wait_for(deliveries, 1000, 60)
+    members[1].start()
+    wait_for(deliveries, 2500, 60)
+    members[2].start()
+    wait_for(deliveries, 4000, 60)
+    members[0].stop.set()
+    members[0].join(30)
+    wait_for(deliveries, TOTAL, 90)
+    for m in members[1:]:
+        m.stop.set()
+    for m in members[1:]:
+        m.join(30)
+    return deliveries
+
+
+def check_exactly_once(deliveries):
+    assert not deliveries.commit_errors, deliveries.commit_errors[:5]
+    assert deliveries.count() == TOTAL, f"{deliveries.count()} of {TOTAL} records delivered"
+    duplicates = deliveries.duplicates()
+    assert not duplicates, f"{len(duplicates)} records delivered twice, e.g. {list(duplicates.items())[:3]}"
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_r_group_4_confluent_members_joining_and_leaving_deliver_every_record_once(broker, strategy):
+    topic, group = f"rebalance-{strategy}", f"g-{strategy}"
+    produce(broker.bootstrap, topic)
+    deliveries = join_and_leave_while_consuming(
+        lambda name, d: ConfluentMember(broker.bootstrap, topic, group, name, strategy, d))
+    check_exactly_once(deliveries)
+
+
+def test_r_group_4_kafka_python_members_joining_and_leaving_deliver_every_record_once(broker):
+    topic, group = "rebalance-kafka-python", "g-kafka-python"
+    produce(broker.bootstrap, topic)
+    deliveries = join_and_leave_while_consuming(
+        lambda name, d: KafkaPythonMember(broker.bootstrap, topic, group, name, d))
+    check_exactly_once(deliveries)
