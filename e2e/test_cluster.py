@@ -273,3 +273,55 @@ def test_r_propose_2_proposals_on_followers_under_load_are_all_answered(cluster)
     for n in cluster.nodes:
         missing = set(created) - topics_on(n)
         assert not missing, f"node {n.port} lacks {sorted(missing)[:5]}"
+
+
+def test_r_group_8_a_member_keeps_its_generation_when_the_coordinator_dies(cluster):
+    """kill -9 of the group's coordinator in a 3-node cluster: the group moves to
+    another broker, which resumes it from the replicated record; the live member's
+    heartbeats and commits of its generation are accepted there, so its partition is
+    not revoked, and it goes on consuming where it committed."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic as CNewTopic
+    for n in cluster.nodes:
+        n.start()
+    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([CNewTopic("kept-generation", 1, 3)])["kept-generation"].result(10)
+    wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "kept-generation")[1]) == 3, 10.0)
+    acked, failed = produce(cluster.bootstrap, "kept-generation", [f"k{i}" for i in range(10)])
+    assert not failed and len(acked) == 10
+
+    events = []
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "kept",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "session.timeout.ms": 10000, "heartbeat.interval.ms": 300})
+    c.subscribe(["kept-generation"], on_assign=lambda _c, ps: events.append("assign"),
+                on_revoke=lambda _c, ps: events.append("revoke"))
+
+    def consume(n, timeout):
+        got = []
+        deadline = time.time() + timeout
+        while len(got) < n and time.time() < deadline:
+            m = c.poll(0.3)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+                c.commit(message=m, asynchronous=False)
+        return got
+
+    try:
+        assert consume(10, 30) == [f"k{i}" for i in range(10)]
+        coordinator = admin.describe_consumer_groups(["kept"])["kept"].result(10).coordinator.id
+        cluster.node(coordinator).kill9()
+        survivor = next(n for n in cluster.nodes if n.running)
+        # Kept in a name: a client dropped mid-call cancels its request.
+        survivor_admin = AdminClient({"bootstrap.servers": survivor.bootstrap})
+        wait_for("the group on another coordinator",
+                 lambda: survivor_admin.describe_consumer_groups(["kept"])["kept"]
+                 .result(10).coordinator.id != coordinator,
+                 20.0)
+        acked, failed = produce(survivor.bootstrap, "kept-generation", [f"k{i}" for i in range(10, 20)])
+        assert not failed and len(acked) == 10
+        assert consume(10, 40) == [f"k{i}" for i in range(10, 20)]
+        assert events == ["assign"], f"the coordinator's death made the group rebalance: {events}"
+    finally:
+        c.close()

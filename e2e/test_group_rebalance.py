@@ -7,10 +7,13 @@ re-read the records since the last commit.
 One scenario, run with several clients and assignors: pre-produced records over six
 partitions; member 0 starts, members 1 and 2 join mid-stream, member 0 leaves; the
 group must deliver every record once."""
+import asyncio
 import threading
 import time
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.abc import ConsumerRebalanceListener
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
@@ -97,6 +100,52 @@ class KafkaPythonMember(threading.Thread):
             self.consumer.close()
 
 
+class AiokafkaMember(threading.Thread):
+    """aiokafka on its own event loop; its listener awaits a commit on revoke."""
+
+    def __init__(self, bootstrap, topic, group, name, deliveries):
+        super().__init__(name=name, daemon=True)
+        self.bootstrap, self.topic, self.group, self.deliveries = bootstrap, topic, group, deliveries
+        self.stop = threading.Event()
+
+    async def commit(self, consumer):
+        try:
+            await consumer.commit()
+        except Exception as e:  # noqa: BLE001 - every failure is reported by the test
+            self.deliveries.commit_errors.append((self.name, repr(e)))
+
+    async def main(self):
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group, client_id=self.name,
+            auto_offset_reset="earliest", enable_auto_commit=False,
+            session_timeout_ms=6000, heartbeat_interval_ms=300)
+        member = self
+
+        class CommitOnRevoke(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked):
+                if revoked:
+                    await member.commit(consumer)
+
+            async def on_partitions_assigned(self, assigned):
+                pass
+
+        consumer.subscribe([self.topic], listener=CommitOnRevoke())
+        await consumer.start()
+        try:
+            while not self.stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=50)
+                for records in batches.values():
+                    for r in records:
+                        self.deliveries.record(self.name, r.partition, r.offset)
+                        await asyncio.sleep(PROCESSING_S)
+        finally:
+            await self.commit(consumer)
+            await consumer.stop()
+
+    def run(self):
+        asyncio.run(self.main())
+
+
 def produce(bootstrap, topic):
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
@@ -157,4 +206,12 @@ def test_r_group_4_kafka_python_members_joining_and_leaving_deliver_every_record
     produce(broker.bootstrap, topic)
     deliveries = join_and_leave_while_consuming(
         lambda name, d: KafkaPythonMember(broker.bootstrap, topic, group, name, d))
+    check_exactly_once(deliveries)
+
+
+def test_r_group_4_aiokafka_members_joining_and_leaving_deliver_every_record_once(broker):
+    topic, group = "rebalance-aiokafka", "g-aiokafka"
+    produce(broker.bootstrap, topic)
+    deliveries = join_and_leave_while_consuming(
+        lambda name, d: AiokafkaMember(broker.bootstrap, topic, group, name, d))
     check_exactly_once(deliveries)

@@ -124,3 +124,52 @@ def test_r_group_2_committed_offsets_survive_a_restart(broker_factory, tmp_path)
         assert got[0].offset == 42
     finally:
         checker.close()
+
+
+def test_r_group_8_a_coordinator_restart_keeps_the_generation_so_nobody_rebalances(broker_factory, tmp_path):
+    """kill -9 of the (single-node) coordinator: the restarted broker resumes the group
+    from its stored record, so the member's heartbeats and commits of its generation
+    are accepted and its partitions are neither revoked nor assigned again."""
+    data = tmp_path / "coord"
+    b = broker_factory(data)
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    admin.create_topics([NewTopic("resumed", num_partitions=2, replication_factor=1)])
+    admin.close()
+    events = []
+    consumer = Consumer({
+        "bootstrap.servers": b.bootstrap, "group.id": "resumed-group",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "session.timeout.ms": 10000, "heartbeat.interval.ms": 300,
+    })
+    consumer.subscribe(["resumed"], on_assign=lambda c, ps: events.append(("assign", len(ps))),
+                       on_revoke=lambda c, ps: events.append(("revoke", len(ps))))
+    producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+
+    def consume(expected, timeout):
+        got = []
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(got) < expected:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                got.append(msg.value())
+                consumer.commit(message=msg, asynchronous=False)
+        return got
+
+    try:
+        for i in range(10):
+            producer.produce("resumed", b"before-%d" % i, partition=i % 2)
+        assert producer.flush(10) == 0
+        assert len(consume(10, 30)) == 10
+        assert events == [("assign", 2)]
+
+        b.kill9()
+        b2 = broker_factory(data, port=b.port)
+        producer2 = Producer({"bootstrap.servers": b2.bootstrap, "acks": "all"})
+        for i in range(10):
+            producer2.produce("resumed", b"after-%d" % i, partition=i % 2)
+        assert producer2.flush(15) == 0
+        after = consume(10, 30)
+        assert sorted(after) == sorted(b"after-%d" % i for i in range(10))
+        assert events == [("assign", 2)], f"the restart made the group rebalance: {events}"
+    finally:
+        consumer.close()

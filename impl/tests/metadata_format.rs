@@ -5,12 +5,14 @@
 //! format that could not decode its own enum.
 
 use chronik::metadata::{
-    ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState, OffsetCommit, Snapshot,
+    ApplyOutcome, CommandEnvelope, GroupRecord, MemberRecord, MetadataCommand, MetadataState,
+    OffsetCommit, Snapshot,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 1, as its golden file holds them.
+fn version_1_variants() -> Vec<CommandEnvelope> {
     let configs: BTreeMap<String, String> =
         [("retention.ms".to_string(), "1000".to_string())].into();
     let commands = vec![
@@ -71,6 +73,40 @@ fn every_variant() -> Vec<CommandEnvelope> {
         .collect()
 }
 
+fn group_record() -> GroupRecord {
+    GroupRecord {
+        generation: 3,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        leader: Some("m-1".into()),
+        members: vec![MemberRecord {
+            member_id: "m-1".into(),
+            group_instance_id: Some("instance-1".into()),
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 45_000,
+            rebalance_timeout_ms: 300_000,
+            subscription: vec![0, 1, 2],
+            assignment: vec![3, 4],
+        }],
+    }
+}
+
+/// Every command of the current format: version 1's, then those version 2 added
+/// (consumer group records, R-GROUP-8).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_1_variants();
+    all.push(CommandEnvelope::new(
+        all.len() as u64 + 1,
+        MetadataCommand::StoreGroup {
+            group: "g".into(),
+            coordinator: 1,
+            record: group_record(),
+        },
+    ));
+    all
+}
+
 fn state_after(commands: &[CommandEnvelope]) -> MetadataState {
     let mut state = MetadataState::default();
     for (i, c) in commands.iter().enumerate() {
@@ -102,6 +138,7 @@ fn r_recover_3_every_command_variant_round_trips_through_json() {
 fn r_recover_3_the_snapshot_round_trips() {
     let state = state_after(&every_variant());
     assert!(!state.topics.is_empty() && !state.offsets.is_empty() && !state.brokers.is_empty());
+    assert_eq!(state.groups.get("g"), Some(&group_record()));
     let encoded = Snapshot::encode(&state).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(Snapshot::decode(&encoded), Ok(state));
 }
@@ -114,11 +151,18 @@ fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn st
         .filter(|l| !l.is_empty())
         .map(CommandEnvelope::decode)
         .collect::<Result<_, _>>()?;
-    assert_eq!(decoded, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_1_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 1,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(decoded, as_written);
     let snapshot = std::fs::read(golden("snapshot_v1.json"))?;
     // Version 1 snapshots predate the partition epoch: it decodes as 0, where a replay
     // of the same commands counts the UpdatePartition.
-    let mut replayed = state_after(&every_variant());
+    let mut replayed = state_after(&version_1_variants());
     for topic in replayed.topics.values_mut() {
         for p in &mut topic.partitions {
             p.partition_epoch = 0;
@@ -126,6 +170,56 @@ fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn st
     }
     assert_eq!(Snapshot::decode(&snapshot)?, replayed);
     Ok(())
+}
+
+#[test]
+fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn std::error::Error>> {
+    let commands = std::fs::read(golden("commands_v2.jsonl"))?;
+    let decoded: Vec<CommandEnvelope> = commands
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(CommandEnvelope::decode)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(decoded, every_variant());
+    let snapshot = std::fs::read(golden("snapshot_v2.json"))?;
+    assert_eq!(Snapshot::decode(&snapshot)?, state_after(&every_variant()));
+    Ok(())
+}
+
+#[test]
+fn r_group_8_a_group_record_is_stored_only_by_the_coordinator_and_never_goes_back_a_generation() {
+    let mut state = state_after(&version_1_variants());
+    let store = |coordinator: i32, generation: i32| {
+        let mut record = group_record();
+        record.generation = generation;
+        MetadataCommand::StoreGroup {
+            group: "g".into(),
+            coordinator,
+            record,
+        }
+    };
+    let mut index = 100;
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    // Broker 1 is the only registered broker, so it coordinates every group.
+    assert_eq!(apply(&mut state, store(1, 3)), ApplyOutcome::Done);
+    assert!(matches!(
+        apply(&mut state, store(2, 4)),
+        ApplyOutcome::Rejected { code: 16, .. }
+    ));
+    assert!(matches!(
+        apply(&mut state, store(1, 2)),
+        ApplyOutcome::Rejected { code: 22, .. }
+    ));
+    assert_eq!(state.groups["g"].generation, 3);
+    let delete = MetadataCommand::DeleteGroupOffsets {
+        group: "g".into(),
+        partitions: None,
+    };
+    assert_eq!(apply(&mut state, delete), ApplyOutcome::Done);
+    assert!(!state.groups.contains_key("g") && !state.offsets.contains_key("g"));
 }
 
 #[test]
@@ -224,9 +318,9 @@ fn write_golden() -> Result<(), Box<dyn std::error::Error>> {
         lines.extend(envelope.encode()?);
         lines.push(b'\n');
     }
-    std::fs::write(golden("commands_v1.jsonl"), lines)?;
+    std::fs::write(golden("commands_v2.jsonl"), lines)?;
     std::fs::write(
-        golden("snapshot_v1.json"),
+        golden("snapshot_v2.json"),
         Snapshot::encode(&state_after(&every_variant()))?,
     )?;
     Ok(())

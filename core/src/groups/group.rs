@@ -90,6 +90,8 @@ pub(crate) struct Group {
     /// not hold the group in CompletingRebalance forever).
     pub pending_sync: BTreeSet<String>,
     pub sync_deadline_ms: u64,
+    /// The durable record (`GroupRecord`) differs from the one last handed out.
+    pub changed: bool,
 }
 
 impl Group {
@@ -107,6 +109,7 @@ impl Group {
             initial_delay: None,
             pending_sync: BTreeSet::new(),
             sync_deadline_ms: 0,
+            changed: false,
         }
     }
 

@@ -325,6 +325,7 @@ fn await_assignment(
     let mut given: std::collections::BTreeMap<String, bytes::Bytes> =
         request.assignments.into_iter().collect();
     group.state = GroupState::Stable;
+    group.changed = true;
     let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
     for (id, m) in group.members.iter_mut() {
         m.assignment = given.remove(id).unwrap_or_default();
@@ -467,6 +468,7 @@ fn rejoin_static_member(
     }
     group.members.insert(new_id.clone(), member);
     if group.state == GroupState::Stable && same_protocols {
+        group.changed = true;
         let mut result = group.join_result(&new_id, false);
         result.leader = leader_before;
         replies.push(Reply::Join(token, result));

@@ -14,6 +14,7 @@ mod group;
 mod membership;
 mod offsets;
 mod rebalance;
+mod record;
 mod subscription;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ mod tests;
 pub use error::{code_of, GroupError};
 pub use group::GroupState;
 pub use offsets::Committer;
+pub use record::{GroupRecord, MemberRecord};
 
 use bytes::Bytes;
 use group::Group;

@@ -159,6 +159,7 @@ fn complete_join(group: &mut Group, now_ms: u64, replies: &mut Vec<Reply>) {
         group.state = GroupState::Empty;
         group.leader = None;
         group.protocol_name = None;
+        group.changed = true;
         return;
     };
     group.protocol_name = group.select_protocol(&leader);

@@ -516,3 +516,60 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn r_group_8_a_coordinator_that_loads_the_stored_record_resumes_the_generation_without_a_rebalance()
+{
+    let (mut c, leader, follower) = stable_group_of_two();
+    let records = c.take_records();
+    assert_eq!(records.len(), 1);
+    let (group_id, record) = &records[0];
+    assert_eq!((group_id.as_str(), record.generation), ("g", 1));
+    assert!(
+        c.take_records().is_empty(),
+        "each change is handed out once"
+    );
+
+    // A restarted coordinator: empty memory, then the record from the metadata.
+    let mut resumed = Coordinator::new(GroupConfig::default(), 8);
+    resumed.load("g", record, 50_000);
+    assert_eq!(resumed.heartbeat("g", &follower, None, 1, 50_001), Ok(()));
+    assert_eq!(commit(&mut resumed, &leader, 1, 50_002), Ok(()));
+    let replies = resumed.sync(sync_req(&follower, 1, &[]), 50_003, 1);
+    assert_eq!(
+        sync_of(&replies, 1).unwrap().assignment,
+        Bytes::from_static(b"F")
+    );
+    let described = resumed.describe("g").unwrap();
+    assert_eq!(described.state, GroupState::Stable);
+    assert_eq!(described.members.len(), 2);
+    // Members that never come back lapse as usual and the group rebalances.
+    resumed.heartbeat("g", &leader, None, 1, 55_000).unwrap();
+    resumed.tick(50_003 + SESSION as u64);
+    assert_eq!(
+        resumed.heartbeat("g", &leader, None, 1, 60_004),
+        Err(GroupError::RebalanceInProgress)
+    );
+}
+
+#[test]
+fn r_group_8_an_older_record_does_not_replace_a_newer_generation_and_emptiness_is_recorded() {
+    let (mut c, leader, follower) = stable_group_of_two();
+    let (_, gen1) = c.take_records().remove(0);
+    let leaving: Vec<LeavingMember> = [&leader, &follower]
+        .iter()
+        .map(|m| LeavingMember {
+            member_id: m.to_string(),
+            group_instance_id: None,
+        })
+        .collect();
+    c.leave("g", &leaving, 10_000);
+    let (_, empty) = c.take_records().remove(0);
+    assert_eq!((empty.generation, empty.members.len()), (2, 0));
+    c.load("g", &gen1, 10_001);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
+    let mut fresh = Coordinator::new(GroupConfig::default(), 9);
+    fresh.load("g", &empty, 0);
+    assert_eq!(fresh.describe("g").unwrap().state, GroupState::Empty);
+    assert_eq!(commit(&mut fresh, "", -1, 1), Ok(()));
+}

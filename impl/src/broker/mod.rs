@@ -68,6 +68,36 @@ impl Broker {
         Duration::from_millis(self.config.metadata_timeout_ms)
     }
 
+    /// Stores the group records a coordinator step changed, then lets its replies go,
+    /// so no member hears of a generation a restarted coordinator would not know
+    /// (R-GROUP-8).
+    pub async fn settle_groups(&self, settlement: crate::groups::Settlement) {
+        let mut stored = true;
+        for (group, record) in &settlement.records {
+            let command = MetadataCommand::StoreGroup {
+                group: group.clone(),
+                coordinator: self.config.node_id,
+                record: record.clone(),
+            };
+            match self
+                .consensus
+                .propose(command, self.metadata_timeout())
+                .await
+            {
+                Ok(crate::metadata::ApplyOutcome::Rejected { code, message }) => {
+                    tracing::warn!(%group, code, %message, "group record refused");
+                    stored = false;
+                }
+                Ok(_) => {}
+                Err(failure) => {
+                    tracing::warn!(%group, ?failure, "storing the group record failed");
+                    stored = false;
+                }
+            }
+        }
+        self.groups.settled(settlement, stored);
+    }
+
     /// Opens the logs the current metadata assigns here.
     pub fn reconcile_partitions(&self) {
         let view = self.consensus.view();
@@ -339,7 +369,13 @@ async fn housekeeping(broker: Arc<Broker>) {
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     loop {
         interval.tick().await;
-        broker.groups.tick(now_ms());
+        let settlement = broker.groups.tick(now_ms());
+        if settlement.records.is_empty() {
+            broker.groups.settled(settlement, true);
+        } else {
+            let b = Arc::clone(&broker);
+            tokio::spawn(async move { b.settle_groups(settlement).await });
+        }
         let partitions = Arc::clone(&broker.partitions);
         let _ = tokio::task::spawn_blocking(move || partitions.housekeeping(now_ms())).await;
     }

@@ -1,10 +1,12 @@
 //! The shell around the group coordinator core (`chronik_core::groups`): it owns the
-//! lock, the clock and the oneshot channels of requests waiting in JoinGroup and
-//! SyncGroup, and delivers the core's replies to them. Every decision is the core's.
+//! lock and the oneshot channels of requests waiting in JoinGroup and SyncGroup, and
+//! delivers the core's replies to them. Every decision is the core's. A step that
+//! changed a group's durable record returns a `Settlement`: the caller stores the
+//! records (the metadata group) and only then delivers the replies (R-GROUP-8).
 
 pub use chronik_core::groups::{
-    code_of, Committer, GroupConfig, GroupError, GroupState, GroupSummary, JoinRequest, JoinResult,
-    LeavingMember, SyncRequest, SyncResult,
+    code_of, Committer, GroupConfig, GroupError, GroupRecord, GroupState, GroupSummary,
+    JoinRequest, JoinResult, LeavingMember, SyncRequest, SyncResult,
 };
 
 use chronik_core::groups::{Coordinator, Reply, Token};
@@ -27,6 +29,33 @@ pub struct GroupService {
     inner: Mutex<Inner>,
 }
 
+/// The replies of a step, held back until the group records it changed are stored.
+#[must_use = "deliver the replies with GroupService::settled"]
+pub struct Settlement {
+    replies: Vec<Reply>,
+    pub records: Vec<(String, GroupRecord)>,
+}
+
+impl Settlement {
+    /// Stored (`Ok`) or not: the members are told only what a restarted coordinator
+    /// would also know, so a failed store fails their SyncGroup (they rejoin).
+    fn outcome(self, stored: bool) -> Vec<Reply> {
+        if stored {
+            return self.replies;
+        }
+        self.replies
+            .into_iter()
+            .map(|reply| match reply {
+                Reply::Sync(token, _) => Reply::Sync(
+                    token,
+                    SyncResult::error(GroupError::CoordinatorNotAvailable),
+                ),
+                join => join,
+            })
+            .collect()
+    }
+}
+
 impl GroupService {
     pub fn new(config: GroupConfig) -> Self {
         // Member ids of this start must not collide with those of an earlier one.
@@ -44,22 +73,48 @@ impl GroupService {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn join(&self, request: JoinRequest, now_ms: u64) -> oneshot::Receiver<JoinResult> {
+    pub fn join(
+        &self,
+        request: JoinRequest,
+        now_ms: u64,
+    ) -> (oneshot::Receiver<JoinResult>, Settlement) {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
         let token = inner.register(Waiter::Join(tx));
         let replies = inner.core.join(request, now_ms, token);
-        inner.deliver(replies);
-        rx
+        (rx, inner.settlement(replies))
     }
 
-    pub fn sync(&self, request: SyncRequest, now_ms: u64) -> oneshot::Receiver<SyncResult> {
+    pub fn sync(
+        &self,
+        request: SyncRequest,
+        now_ms: u64,
+    ) -> (oneshot::Receiver<SyncResult>, Settlement) {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
         let token = inner.register(Waiter::Sync(tx));
         let replies = inner.core.sync(request, now_ms, token);
-        inner.deliver(replies);
-        rx
+        (rx, inner.settlement(replies))
+    }
+
+    /// Delivers a step's replies once its records are stored (`stored`), or fails
+    /// its SyncGroup answers and keeps the records to store at the next step.
+    pub fn settled(&self, settlement: Settlement, stored: bool) {
+        let mut inner = self.lock();
+        if !stored {
+            for (group, _) in &settlement.records {
+                inner.core.record_unstored(group);
+            }
+        }
+        inner.deliver(settlement.outcome(stored));
+    }
+
+    /// Takes over `group` from its stored record if that is newer than what this
+    /// coordinator holds (after a restart, or when the group moved here).
+    pub fn load(&self, group: &str, record: Option<&GroupRecord>, now_ms: u64) {
+        if let Some(record) = record {
+            self.lock().core.load(group, record, now_ms);
+        }
     }
 
     pub fn heartbeat(
@@ -80,17 +135,16 @@ impl GroupService {
         group_id: &str,
         leaving: &[LeavingMember],
         now_ms: u64,
-    ) -> Vec<Result<(), GroupError>> {
+    ) -> (Vec<Result<(), GroupError>>, Settlement) {
         let mut inner = self.lock();
         let (results, replies) = inner.core.leave(group_id, leaving, now_ms);
-        inner.deliver(replies);
-        results
+        (results, inner.settlement(replies))
     }
 
-    pub fn tick(&self, now_ms: u64) {
+    pub fn tick(&self, now_ms: u64) -> Settlement {
         let mut inner = self.lock();
         let replies = inner.core.tick(now_ms);
-        inner.deliver(replies);
+        inner.settlement(replies)
     }
 
     pub fn validate_commit(
@@ -127,6 +181,19 @@ impl Inner {
         self.next_token += 1;
         self.waiters.insert(self.next_token, waiter);
         self.next_token
+    }
+
+    /// Replies with nothing to store go out at once.
+    fn settlement(&mut self, replies: Vec<Reply>) -> Settlement {
+        let records = self.core.take_records();
+        if records.is_empty() {
+            self.deliver(replies);
+            return Settlement {
+                replies: Vec::new(),
+                records,
+            };
+        }
+        Settlement { replies, records }
     }
 
     /// A waiter whose request timed out in the handler is gone; its reply is dropped.

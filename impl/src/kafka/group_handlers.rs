@@ -35,6 +35,7 @@ pub async fn handle(
     if let Some(refusal) = not_coordinator(broker, &body) {
         return Ok(refusal);
     }
+    load_stored_groups(broker, &body);
     Ok(match body {
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator(broker, r, version))
@@ -52,7 +53,9 @@ pub async fn handle(
                 now_ms(),
             ))),
         ),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group(broker, r, version)),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(leave_group(broker, r, version).await)
+        }
         RequestKind::OffsetCommit(r) => {
             ResponseKind::OffsetCommit(offset_commit(broker, r, version).await)
         }
@@ -67,38 +70,53 @@ pub async fn handle(
     })
 }
 
-/// The broker that coordinates `group`: a stable hash of the group id over the
-/// registered brokers in id order, moving on to the next one while the chosen one
-/// is fenced, so a group moves only while its coordinator is down (R-GROUP-3).
-pub fn coordinator_for<'a>(
-    state: &'a crate::metadata::MetadataState,
-    group: &str,
-) -> Option<&'a crate::metadata::BrokerInfo> {
-    let brokers: Vec<_> = state.brokers.values().collect();
-    if brokers.is_empty() {
-        return None;
-    }
-    let start = crc32fast::hash(group.as_bytes()) as usize % brokers.len();
-    (0..brokers.len())
-        .map(|i| brokers[(start + i) % brokers.len()])
-        .find(|b| !b.fenced)
-}
-
-/// A group request sent to a broker that does not coordinate the group.
-fn not_coordinator(broker: &Broker, body: &RequestKind) -> Option<ResponseKind> {
-    let group = match body {
+/// The group a request that needs its coordinator is about.
+fn coordinated_group(body: &RequestKind) -> Option<&GroupId> {
+    Some(match body {
         RequestKind::JoinGroup(r) => &r.group_id,
         RequestKind::SyncGroup(r) => &r.group_id,
         RequestKind::Heartbeat(r) => &r.group_id,
         RequestKind::LeaveGroup(r) => &r.group_id,
         RequestKind::OffsetCommit(r) => &r.group_id,
         _ => return None,
-    };
+    })
+}
+
+/// Groups this request reads or changes resume from their stored records when this
+/// coordinator has an older generation or none (it restarted, or the group moved
+/// here), so members keep their generation (R-GROUP-8).
+fn load_stored_groups(broker: &Broker, body: &RequestKind) {
     let view = broker.consensus.view();
-    let mine = coordinator_for(&view.state, &group.0)
-        .is_some_and(|b| b.broker_id == broker.config.node_id);
-    // A single node before its registration is applied still coordinates.
-    if mine || view.state.brokers.is_empty() {
+    let now = now_ms();
+    let me = broker.config.node_id;
+    let load = |group: &str| broker.groups.load(group, view.state.groups.get(group), now);
+    match body {
+        RequestKind::DescribeGroups(r) => r.groups.iter().for_each(|g| load(&g.0)),
+        RequestKind::DeleteGroups(r) => r.groups_names.iter().for_each(|g| load(&g.0)),
+        RequestKind::OffsetDelete(r) => load(&r.group_id.0),
+        RequestKind::ListGroups(_) => view
+            .state
+            .groups
+            .keys()
+            .filter(|g| view.state.coordinates(g, me))
+            .for_each(|g| load(g)),
+        other => {
+            if let Some(group) = coordinated_group(other) {
+                load(&group.0);
+            }
+        }
+    }
+}
+
+/// A group request sent to a broker that does not coordinate the group.
+fn not_coordinator(broker: &Broker, body: &RequestKind) -> Option<ResponseKind> {
+    let group = coordinated_group(body)?;
+    if broker
+        .consensus
+        .view()
+        .state
+        .coordinates(&group.0, broker.config.node_id)
+    {
         return None;
     }
     let code = errors::NOT_COORDINATOR;
@@ -147,7 +165,7 @@ fn find_coordinator(
 ) -> FindCoordinatorResponse {
     let view = broker.consensus.view();
     let pick = |key: &str| -> (i16, BrokerId, StrBytes, i32) {
-        match coordinator_for(&view.state, key) {
+        match view.state.coordinator_for(key) {
             Some(b) => (0, BrokerId(b.broker_id), str_bytes(&b.host), b.port),
             // Not registered yet: this broker answers for itself on a single node.
             None if view.state.brokers.is_empty() => (
@@ -225,7 +243,8 @@ async fn join_group(
             + broker.config.group_initial_rebalance_delay_ms
             + 5_000,
     );
-    let rx = broker.groups.join(join, now_ms());
+    let (rx, settlement) = broker.groups.join(join, now_ms());
+    broker.settle_groups(settlement).await;
     let mut response = JoinGroupResponse::default();
     match tokio::time::timeout(waited, rx).await {
         Ok(Ok(result)) => {
@@ -274,7 +293,8 @@ async fn sync_group(broker: &Broker, request: SyncGroupRequest, version: i16) ->
         protocol_name: request.protocol_name.as_ref().map(|s| s.to_string()),
         assignments,
     };
-    let rx = broker.groups.sync(sync, now_ms());
+    let (rx, settlement) = broker.groups.sync(sync, now_ms());
+    broker.settle_groups(settlement).await;
     let mut response = SyncGroupResponse::default();
     match tokio::time::timeout(Duration::from_secs(300), rx).await {
         Ok(Ok(result)) => {
@@ -290,7 +310,11 @@ async fn sync_group(broker: &Broker, request: SyncGroupRequest, version: i16) ->
     response
 }
 
-fn leave_group(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+async fn leave_group(
+    broker: &Broker,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let leaving: Vec<LeavingMember> = if version >= 3 {
         request
             .members
@@ -306,7 +330,8 @@ fn leave_group(broker: &Broker, request: LeaveGroupRequest, version: i16) -> Lea
             group_instance_id: None,
         }]
     };
-    let results = broker.groups.leave(&request.group_id.0, &leaving, now_ms());
+    let (results, settlement) = broker.groups.leave(&request.group_id.0, &leaving, now_ms());
+    broker.settle_groups(settlement).await;
     let mut response = LeaveGroupResponse::default();
     if version >= 3 {
         response.members = leaving

@@ -1,9 +1,10 @@
+pub use chronik_core::groups::{GroupRecord, MemberRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The version written in every envelope. Decoding accepts this and older versions;
 /// a newer one is refused loudly rather than half-understood.
-pub const COMMAND_VERSION: u32 = 1;
+pub const COMMAND_VERSION: u32 = 2;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -122,7 +123,18 @@ pub enum MetadataCommand {
         group: String,
         offsets: Vec<OffsetCommit>,
     },
-    /// Deletes a group's offsets: all of them, or those of the given partitions.
+    /// A consumer group's durable record (R-GROUP-8), written by its coordinator when
+    /// a generation gets its assignment or the group empties. Refused unless
+    /// `coordinator` still coordinates the group and the generation does not go back,
+    /// so a deposed coordinator cannot overwrite its successor's record. New in
+    /// format version 2.
+    StoreGroup {
+        group: String,
+        coordinator: i32,
+        record: GroupRecord,
+    },
+    /// Deletes a group's offsets: all of them (and then its record: the group is
+    /// deleted), or those of the given partitions.
     DeleteGroupOffsets {
         group: String,
         partitions: Option<Vec<(String, i32)>>,

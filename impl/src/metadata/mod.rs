@@ -5,7 +5,9 @@
 mod command;
 mod state;
 
-pub use command::{CommandEnvelope, MetadataCommand, OffsetCommit, COMMAND_VERSION};
+pub use command::{
+    CommandEnvelope, GroupRecord, MemberRecord, MetadataCommand, OffsetCommit, COMMAND_VERSION,
+};
 pub use state::{
     ApplyOutcome, BrokerInfo, CommittedOffset, MetadataState, PartitionInfo, Snapshot, TopicInfo,
     SNAPSHOT_VERSION,

@@ -1,8 +1,9 @@
-use super::command::{CommandEnvelope, MetadataCommand};
+use super::command::{CommandEnvelope, GroupRecord, MetadataCommand};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Version 2 added consumer group records (`MetadataState::groups`).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 // Kafka error codes the state machine answers with.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -13,6 +14,8 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const STALE_BROKER_EPOCH: i16 = 77;
 const FENCED_LEADER_EPOCH: i16 = 74;
 const INVALID_UPDATE_VERSION: i16 = 95;
+const NOT_COORDINATOR: i16 = 16;
+const ILLEGAL_GENERATION: i16 = 22;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
@@ -85,6 +88,9 @@ pub struct MetadataState {
     /// group -> topic -> partition -> committed offset
     pub offsets: BTreeMap<String, BTreeMap<String, BTreeMap<i32, CommittedOffset>>>,
     pub next_producer_id: i64,
+    /// Consumer groups' durable records (absent from version-1 snapshots).
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupRecord>,
     /// The Raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -150,6 +156,29 @@ impl MetadataState {
                 .brokers
                 .get(&broker)
                 .is_some_and(|b| b.incarnation == incarnation && !b.fenced)
+    }
+
+    /// The broker that coordinates `group`: a stable hash of the group id over the
+    /// registered brokers in id order, moving on to the next one while the chosen one
+    /// is fenced, so a group moves only while its coordinator is down (R-GROUP-3).
+    pub fn coordinator_for(&self, group: &str) -> Option<&BrokerInfo> {
+        let brokers: Vec<&BrokerInfo> = self.brokers.values().collect();
+        if brokers.is_empty() {
+            return None;
+        }
+        let start = crc32fast::hash(group.as_bytes()) as usize % brokers.len();
+        (0..brokers.len())
+            .map(|i| brokers[(start + i) % brokers.len()])
+            .find(|b| !b.fenced)
+    }
+
+    /// `broker` coordinates `group` (a single node whose registration is not yet
+    /// applied coordinates every group).
+    pub fn coordinates(&self, group: &str, broker: i32) -> bool {
+        match self.coordinator_for(group) {
+            Some(b) => b.broker_id == broker,
+            None => self.brokers.is_empty(),
+        }
     }
 
     /// A partition's entry, if its topic and index exist.
@@ -411,22 +440,34 @@ impl MetadataState {
                 }
                 ApplyOutcome::Done
             }
-            MetadataCommand::DeleteGroupOffsets { group, partitions } => {
+            MetadataCommand::StoreGroup {
+                group,
+                coordinator,
+                record,
+            } => self.store_group(group, *coordinator, record),
+            MetadataCommand::DeleteGroupOffsets {
+                group,
+                partitions: None,
+            } => {
+                let had_offsets = self.offsets.remove(group).is_some();
+                let had_record = self.groups.remove(group).is_some();
+                if !had_offsets && !had_record {
+                    return rejected(GROUP_ID_NOT_FOUND, format!("no group {group}"));
+                }
+                ApplyOutcome::Done
+            }
+            MetadataCommand::DeleteGroupOffsets {
+                group,
+                partitions: Some(parts),
+            } => {
                 let Some(topics) = self.offsets.get_mut(group) else {
                     return rejected(GROUP_ID_NOT_FOUND, format!("no group {group}"));
                 };
-                match partitions {
-                    None => {
-                        self.offsets.remove(group);
-                    }
-                    Some(parts) => {
-                        for (topic, partition) in parts {
-                            if let Some(ps) = topics.get_mut(topic) {
-                                ps.remove(partition);
-                                if ps.is_empty() {
-                                    topics.remove(topic);
-                                }
-                            }
+                for (topic, partition) in parts {
+                    if let Some(ps) = topics.get_mut(topic) {
+                        ps.remove(partition);
+                        if ps.is_empty() {
+                            topics.remove(topic);
                         }
                     }
                 }
@@ -438,6 +479,29 @@ impl MetadataState {
                 ApplyOutcome::ProducerId(id)
             }
         }
+    }
+}
+
+impl MetadataState {
+    fn store_group(&mut self, group: &str, coordinator: i32, record: &GroupRecord) -> ApplyOutcome {
+        if !self.coordinates(group, coordinator) {
+            return rejected(
+                NOT_COORDINATOR,
+                format!("{coordinator} does not coordinate {group}"),
+            );
+        }
+        if self
+            .groups
+            .get(group)
+            .is_some_and(|stored| stored.generation > record.generation)
+        {
+            return rejected(
+                ILLEGAL_GENERATION,
+                format!("{group} has a later generation"),
+            );
+        }
+        self.groups.insert(group.to_string(), record.clone());
+        ApplyOutcome::Done
     }
 }
 
