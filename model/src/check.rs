@@ -32,6 +32,49 @@ impl Checked for ChronikModel {
     }
 }
 
+impl Checked for crate::groups::GroupModel {
+    type S = crate::groups::GState;
+    type A = crate::groups::GroupAction;
+    fn summary(&self, s: &crate::groups::GState) -> String {
+        group_summary(s)
+    }
+}
+
+/// One line per consumer, then the coordinator's view and the committed offsets.
+pub fn group_summary(s: &crate::groups::GState) -> String {
+    let mut out = String::new();
+    for (i, c) in s.consumers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "    c{i}: {:?} member={} gen={} owns={:?}",
+            c.phase,
+            if c.member_id.is_empty() {
+                "-"
+            } else {
+                c.member_id.as_str()
+            },
+            c.generation,
+            c.owned
+        );
+    }
+    let group = s.coordinator.describe(crate::groups::GROUP);
+    let _ = writeln!(
+        out,
+        "    coordinator: {:?} gen={:?} members={:?}; committed={:?} delivered={:?} t={}",
+        group.as_ref().map(|g| g.state),
+        s.coordinator.generation(crate::groups::GROUP),
+        group.map(|g| g
+            .members
+            .into_iter()
+            .map(|m| m.member_id)
+            .collect::<Vec<_>>()),
+        s.committed,
+        s.ghost.delivered,
+        s.now
+    );
+    out
+}
+
 impl Checked for ReplicationModel {
     type S = RState;
     type A = crate::replication::RAction;

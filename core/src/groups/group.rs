@@ -5,7 +5,7 @@ use super::{GroupError, JoinResult, Reply, SyncResult, Token};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GroupState {
     Empty,
     PreparingRebalance,
@@ -24,7 +24,7 @@ impl GroupState {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Member {
     pub instance_id: Option<String>,
     pub client_id: String,
@@ -63,14 +63,14 @@ impl Member {
 /// The first rebalance of an empty group waits `group.initial.rebalance.delay.ms` so
 /// members started together land in one generation; it is extended (up to the
 /// rebalance timeout) while new members keep arriving, as Kafka's InitialDelayedJoin.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct InitialDelay {
     pub deadline_ms: u64,
     pub remaining_ms: u64,
     pub new_member_added: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Group {
     pub state: GroupState,
     pub generation: i32,

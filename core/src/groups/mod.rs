@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 pub type Token = u64;
 
 /// Broker settings of the coordinator, with Kafka's names and defaults.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupConfig {
     /// `group.initial.rebalance.delay.ms`
     pub initial_rebalance_delay_ms: u64,
@@ -42,6 +42,21 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// `group.max.size`
     pub max_size: usize,
+    /// A rule switched off, for the group model (model/src/groups) only.
+    #[cfg(feature = "inject-bugs")]
+    pub bug: Option<GroupBug>,
+}
+
+/// Test-only faults, each re-introducing a way to lose or repeat consumed records;
+/// only a build with the `inject-bugs` feature can switch one on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupBug {
+    /// A member's commit is refused while the group prepares a rebalance (the bug the
+    /// issue 13 clients hit: the commit made on revoke is lost).
+    CommitRefusedWhilePreparing,
+    /// A commit is accepted whatever member and generation it names (a consumer whose
+    /// session lapsed commits the offsets it had over its successor's).
+    CommitsFromNonMembers,
 }
 
 impl Default for GroupConfig {
@@ -51,6 +66,8 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             max_size: i32::MAX as usize,
+            #[cfg(feature = "inject-bugs")]
+            bug: None,
         }
     }
 }
@@ -164,6 +181,7 @@ pub struct GroupSummary {
     pub members: Vec<MemberSummary>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Coordinator {
     config: GroupConfig,
     groups: BTreeMap<String, Group>,
@@ -187,6 +205,11 @@ impl Coordinator {
     fn new_member_id(&mut self, prefix: &str) -> String {
         self.next_member += 1;
         format!("{prefix}-{:016x}-{:08x}", self.id_salt, self.next_member)
+    }
+
+    /// The group's generation, if the coordinator holds the group.
+    pub fn generation(&self, group_id: &str) -> Option<i32> {
+        self.groups.get(group_id).map(|g| g.generation)
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {

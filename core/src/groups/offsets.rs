@@ -3,7 +3,7 @@
 //! Kafka's `ClassicGroup.validateOffsetCommit` and `validateOffsetDelete` make.
 
 use super::group::GroupState;
-use super::{Coordinator, GroupError};
+use super::{Coordinator, GroupBug, GroupError};
 use std::collections::BTreeSet;
 
 /// The identity an OffsetCommit carries.
@@ -19,6 +19,17 @@ pub struct Committer<'a> {
 }
 
 impl Coordinator {
+    /// A rule switched off by the group model; never true in the broker's build.
+    fn bug_is(&self, bug: GroupBug) -> bool {
+        #[cfg(feature = "inject-bugs")]
+        return self.config.bug == Some(bug);
+        #[cfg(not(feature = "inject-bugs"))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+
     /// May this commit be stored? A member of the current generation may commit in
     /// every state but CompletingRebalance: in PreparingRebalance its generation is
     /// still valid, and refusing there loses the commit a consumer makes when its
@@ -29,6 +40,8 @@ impl Coordinator {
         who: Committer<'_>,
         now_ms: u64,
     ) -> Result<(), GroupError> {
+        let anyone_ok = self.bug_is(GroupBug::CommitsFromNonMembers);
+        let preparing_refused = self.bug_is(GroupBug::CommitRefusedWhilePreparing);
         let Some(group) = self.groups.get_mut(group_id) else {
             return match (who.generation_id < 0, who.api_version >= 9) {
                 (true, _) => Ok(()),
@@ -45,11 +58,18 @@ impl Coordinator {
             // An admin commit while members own the partitions would race them.
             return Err(GroupError::UnknownMemberId);
         }
-        group.validate_member(who.member_id, who.group_instance_id)?;
-        if who.generation_id != group.generation {
-            return Err(GroupError::IllegalGeneration);
+        if !anyone_ok {
+            group.validate_member(who.member_id, who.group_instance_id)?;
+            if who.generation_id != group.generation {
+                return Err(GroupError::IllegalGeneration);
+            }
         }
-        if group.state == GroupState::CompletingRebalance {
+        let refused_state = if preparing_refused {
+            group.state != GroupState::Stable
+        } else {
+            group.state == GroupState::CompletingRebalance
+        };
+        if refused_state {
             return Err(GroupError::RebalanceInProgress);
         }
         if let Some(member) = group.members.get_mut(who.member_id) {

@@ -6,7 +6,7 @@ use super::group::{Group, GroupState, Member};
 use super::Coordinator;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GroupRecord {
     pub generation: i32,
     pub protocol_type: Option<String>,
@@ -15,7 +15,7 @@ pub struct GroupRecord {
     pub members: Vec<MemberRecord>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemberRecord {
     pub member_id: String,
     pub group_instance_id: Option<String>,

@@ -156,12 +156,15 @@ impl BrokerConfig {
         self.log_defaults().validate().map_err(|e| e.to_string())
     }
 
+    // The default fills the test-only fault switch that builds with `inject-bugs` have.
+    #[allow(clippy::needless_update)]
     pub fn group_config(&self) -> crate::groups::GroupConfig {
         crate::groups::GroupConfig {
             initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
             min_session_timeout_ms: self.group_min_session_timeout_ms,
             max_session_timeout_ms: self.group_max_session_timeout_ms,
             max_size: self.group_max_size,
+            ..crate::groups::GroupConfig::default()
         }
     }
 

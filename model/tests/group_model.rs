@@ -1,0 +1,64 @@
+//! The group model in CI (spec/groups.md): with every rule on, every property holds over
+//! every interleaving at the bounds below, running the real coordinator core; with each
+//! bug switch, the property of the rule it breaks has a counterexample. Bounds, state
+//! counts and times: model/README.md.
+
+use chronik_model::check::{format_path, run, shortest, Outcome, Run};
+use chronik_model::groups::{names, GroupModel, GroupModelBug};
+
+fn assert_all_hold(label: &str, o: &Outcome<GroupModel>) {
+    eprintln!(
+        "{label}: states={} unique={} depth={} time={:.1}s",
+        o.states,
+        o.unique,
+        o.depth,
+        o.elapsed.as_secs_f64()
+    );
+    for name in &o.violated {
+        if let Some(path) = o.discoveries.get(name) {
+            eprintln!(
+                "counterexample for {name}:\n{}",
+                format_path(&o.model, path)
+            );
+        }
+    }
+    assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
+    assert!(
+        o.missing_examples.is_empty(),
+        "{label}: no example for {:?}",
+        o.missing_examples
+    );
+}
+
+#[test]
+fn two_consumers_every_group_property_holds() {
+    let o = run(GroupModel::new(2), &Run::dfs());
+    assert_all_hold("2 consumers", &o);
+}
+
+fn counterexample(bug: GroupModelBug, property: &'static str, max_actions: usize) {
+    let mut m = GroupModel::new(2);
+    m.bug = Some(bug);
+    let path = shortest(&m, property, max_actions)
+        .unwrap_or_else(|| panic!("{}: no counterexample for {property}", bug.name()));
+    eprintln!(
+        "{} breaks {property}:\n{}",
+        bug.name(),
+        format_path(&m, &path)
+    );
+}
+
+#[test]
+fn commit_refused_while_preparing_delivers_records_twice() {
+    counterexample(GroupModelBug::CommitRefusedWhilePreparing, names::ONCE, 12);
+}
+
+#[test]
+fn commits_from_non_members_move_committed_offsets_back() {
+    counterexample(GroupModelBug::CommitsFromNonMembers, names::FORWARD, 14);
+}
+
+#[test]
+fn forgetting_membership_on_restart_delivers_records_twice() {
+    counterexample(GroupModelBug::ForgetMembershipOnRestart, names::ONCE, 12);
+}
