@@ -18,6 +18,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
+from conftest import Broker
+
 PARTITIONS = 6
 TOTAL = 6000
 #: Per record, so the group is mid-stream when members come and go.
@@ -44,15 +46,22 @@ class Deliveries:
 
 
 class ConfluentMember(threading.Thread):
+    """strategy: a classic assignor, or "consumer" for the KIP-848 protocol, where the
+    broker assigns and times the heartbeats."""
+
     def __init__(self, bootstrap, topic, group, name, strategy, deliveries):
         super().__init__(name=name, daemon=True)
         self.topic, self.deliveries = topic, deliveries
-        self.consumer = Consumer({
+        config = {
             "bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
             "auto.offset.reset": "earliest", "enable.auto.commit": False,
-            "session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
-            "partition.assignment.strategy": strategy,
-        })
+        }
+        if strategy == "consumer":
+            config["group.protocol"] = "consumer"
+        else:
+            config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
+                           "partition.assignment.strategy": strategy})
+        self.consumer = Consumer(config)
         self.stop = threading.Event()
 
     def on_revoke(self, consumer, partitions):
@@ -190,6 +199,9 @@ def check_exactly_once(deliveries):
     assert deliveries.count() == TOTAL, f"{deliveries.count()} of {TOTAL} records delivered"
     duplicates = deliveries.duplicates()
     assert not duplicates, f"{len(duplicates)} records delivered twice, e.g. {list(duplicates.items())[:3]}"
+    with deliveries.lock:
+        consumers = {m for members in deliveries.by_offset.values() for m in members}
+    assert consumers == {"m0", "m1", "m2"}, f"partitions never moved to every member: {consumers}"
 
 
 @pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
@@ -215,3 +227,18 @@ def test_r_group_4_aiokafka_members_joining_and_leaving_deliver_every_record_onc
     deliveries = join_and_leave_while_consuming(
         lambda name, d: AiokafkaMember(broker.bootstrap, topic, group, name, d))
     check_exactly_once(deliveries)
+
+
+def test_r_group_9_kip848_consumers_joining_and_leaving_deliver_every_record_once(tmp_path):
+    """The same scenario with group.protocol=consumer: the broker computes assignments
+    and moves partitions only once their owner has revoked (and committed) them."""
+    broker = Broker(tmp_path / "data", extra_args=["--group-consumer-heartbeat-interval-ms", "500"])
+    broker.start()
+    try:
+        topic, group = "rebalance-kip848", "g-kip848"
+        produce(broker.bootstrap, topic)
+        deliveries = join_and_leave_while_consuming(
+            lambda name, d: ConfluentMember(broker.bootstrap, topic, group, name, "consumer", d))
+        check_exactly_once(deliveries)
+    finally:
+        broker.stop()

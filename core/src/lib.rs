@@ -3,4 +3,5 @@
 //! spawns, sleeps, reads the clock or touches a socket, and the crate's dependency list
 //! keeps it that way. The tokio shell (`chronik`) and the tests drive the same code.
 
+pub mod consumer_groups;
 pub mod groups;

@@ -63,6 +63,10 @@ mod app {
         /// (Kafka's group.initial.rebalance.delay.ms, default 3000).
         #[arg(long)]
         group_initial_rebalance_delay_ms: Option<u64>,
+        /// How often KIP-848 consumers heartbeat (Kafka's
+        /// group.consumer.heartbeat.interval.ms, default 5000).
+        #[arg(long)]
+        group_consumer_heartbeat_interval_ms: Option<i32>,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -109,6 +113,9 @@ mod app {
         }
         if let Some(v) = args.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = args.group_consumer_heartbeat_interval_ms {
+            config.group_consumer_heartbeat_interval_ms = v;
         }
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)

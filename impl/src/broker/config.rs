@@ -51,6 +51,10 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// Kafka's `group.max.size`.
     pub group_max_size: usize,
+    /// KIP-848 groups: Kafka's `group.consumer.session.timeout.ms` and
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub group_consumer_session_timeout_ms: u64,
+    pub group_consumer_heartbeat_interval_ms: i32,
 }
 
 /// One member of the metadata group.
@@ -115,6 +119,8 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX as usize,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -150,10 +156,24 @@ impl BrokerConfig {
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err("group_min_session_timeout_ms exceeds group_max_session_timeout_ms".into());
         }
+        if self.group_consumer_heartbeat_interval_ms < 1
+            || self.group_consumer_heartbeat_interval_ms as u64
+                >= self.group_consumer_session_timeout_ms
+        {
+            return Err("group_consumer_heartbeat_interval_ms must be positive and below the session timeout".into());
+        }
         if self.group_max_size == 0 {
             return Err("group_max_size must be at least 1".into());
         }
         self.log_defaults().validate().map_err(|e| e.to_string())
+    }
+
+    pub fn consumer_group_config(&self) -> crate::groups::ConsumerGroupConfig {
+        crate::groups::ConsumerGroupConfig {
+            session_timeout_ms: self.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
+            max_size: self.group_max_size,
+        }
     }
 
     // The default fills the test-only fault switch that builds with `inject-bugs` have.

@@ -185,7 +185,10 @@ impl RunningBroker {
             advertised_host,
             advertised_port,
             incarnation,
-            groups: crate::groups::GroupService::new(config.group_config()),
+            groups: crate::groups::GroupService::new(
+                config.group_config(),
+                config.consumer_group_config(),
+            ),
             metrics: Arc::clone(&metrics),
         });
         let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];

@@ -9,6 +9,11 @@ pub use chronik_core::groups::{
     JoinRequest, JoinResult, LeavingMember, SyncRequest, SyncResult,
 };
 
+pub use chronik_core::consumer_groups::{
+    ConsumerGroupConfig, GroupView, Heartbeat, HeartbeatAnswer, HeartbeatError, TopicsView,
+};
+
+use chronik_core::consumer_groups::ConsumerGroups;
 use chronik_core::groups::{Coordinator, Reply, Token};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -21,6 +26,8 @@ enum Waiter {
 
 struct Inner {
     core: Coordinator,
+    /// KIP-848 groups; one lock with the classic ones, as they share group ids.
+    consumer: ConsumerGroups,
     waiters: HashMap<Token, Waiter>,
     next_token: Token,
 }
@@ -57,12 +64,13 @@ impl Settlement {
 }
 
 impl GroupService {
-    pub fn new(config: GroupConfig) -> Self {
+    pub fn new(config: GroupConfig, consumer_config: ConsumerGroupConfig) -> Self {
         // Member ids of this start must not collide with those of an earlier one.
         let salt = uuid::Uuid::new_v4().as_u64_pair().0;
         GroupService {
             inner: Mutex::new(Inner {
                 core: Coordinator::new(config, salt),
+                consumer: ConsumerGroups::new(consumer_config, salt),
                 waiters: HashMap::new(),
                 next_token: 0,
             }),
@@ -80,6 +88,14 @@ impl GroupService {
     ) -> (oneshot::Receiver<JoinResult>, Settlement) {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
+        if inner.consumer.has_members(&request.group_id) {
+            // No conversion between the protocols: the id is taken (spec R-GROUP-9).
+            let _ = tx.send(JoinResult::error(
+                GroupError::InconsistentGroupProtocol,
+                &request.member_id,
+            ));
+            return (rx, inner.settlement(Vec::new()));
+        }
         let token = inner.register(Waiter::Join(tx));
         let replies = inner.core.join(request, now_ms, token);
         (rx, inner.settlement(replies))
@@ -143,24 +159,57 @@ impl GroupService {
 
     pub fn tick(&self, now_ms: u64) -> Settlement {
         let mut inner = self.lock();
+        for (group, member) in inner.consumer.tick(now_ms) {
+            tracing::info!(%group, %member, "consumer group member removed (session or revocation timeout)");
+        }
         let replies = inner.core.tick(now_ms);
         inner.settlement(replies)
     }
 
-    pub fn validate_commit(
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(
         &self,
-        group_id: &str,
-        who: Committer<'_>,
+        request: Heartbeat,
+        topics: &TopicsView,
         now_ms: u64,
-    ) -> Result<(), GroupError> {
-        self.lock().core.validate_commit(group_id, who, now_ms)
+    ) -> Result<HeartbeatAnswer, (HeartbeatError, String)> {
+        let mut inner = self.lock();
+        let classic_taken = inner
+            .core
+            .describe(&request.group_id)
+            .is_some_and(|g| !g.members.is_empty());
+        inner
+            .consumer
+            .heartbeat(request, topics, now_ms, classic_taken)
+    }
+
+    pub fn consumer_group(&self, group_id: &str) -> Option<GroupView> {
+        self.lock().consumer.describe(group_id)
+    }
+
+    /// The error code for an OffsetCommit, 0 if it may be stored: by the rules of the
+    /// group's protocol (a member epoch for KIP-848 groups, a generation for classic).
+    pub fn commit_check(&self, group_id: &str, who: Committer<'_>, now_ms: u64) -> i16 {
+        let mut inner = self.lock();
+        if inner.consumer.contains(group_id) {
+            let checked =
+                inner
+                    .consumer
+                    .validate_commit(group_id, who.member_id, who.generation_id);
+            return checked.err().map_or(0, |e| e.code());
+        }
+        code_of(&inner.core.validate_commit(group_id, who, now_ms))
     }
 
     pub fn topics_in_use(
         &self,
         group_id: &str,
     ) -> Result<std::collections::BTreeSet<String>, GroupError> {
-        self.lock().core.topics_in_use(group_id)
+        let inner = self.lock();
+        if inner.consumer.has_members(group_id) {
+            return Ok(inner.consumer.topics_in_use(group_id));
+        }
+        inner.core.topics_in_use(group_id)
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
@@ -171,8 +220,22 @@ impl GroupService {
         self.lock().core.list()
     }
 
+    /// KIP-848 groups: (group id, state).
+    pub fn list_consumer_groups(&self) -> Vec<(String, &'static str)> {
+        self.lock().consumer.list()
+    }
+
+    /// The state of a KIP-848 group, if it is one.
+    pub fn consumer_group_state(&self, group_id: &str) -> Option<&'static str> {
+        self.lock().consumer.state(group_id)
+    }
+
     pub fn delete(&self, group_id: &str) -> Result<(), GroupError> {
-        self.lock().core.delete(group_id)
+        let mut inner = self.lock();
+        if !inner.consumer.delete(group_id) {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        inner.core.delete(group_id)
     }
 }
 

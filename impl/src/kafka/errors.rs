@@ -29,6 +29,7 @@ pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const INVALID_RECORD: i16 = 87;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
 
 /// The error code a client gets for a failed append or read.
 pub fn from_log_error(error: &LogError) -> i16 {

@@ -66,6 +66,12 @@ pub async fn handle(
         }
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups(broker, r).await),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(broker, r).await),
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            super::consumer_group_handlers::heartbeat(broker, r, peer, client_id),
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(super::consumer_group_handlers::describe(broker, r))
+        }
         other => return Err(other),
     })
 }
@@ -78,6 +84,7 @@ fn coordinated_group(body: &RequestKind) -> Option<&GroupId> {
         RequestKind::Heartbeat(r) => &r.group_id,
         RequestKind::LeaveGroup(r) => &r.group_id,
         RequestKind::OffsetCommit(r) => &r.group_id,
+        RequestKind::ConsumerGroupHeartbeat(r) => &r.group_id,
         _ => return None,
     })
 }
@@ -130,6 +137,9 @@ fn not_coordinator(broker: &Broker, body: &RequestKind) -> Option<ResponseKind> 
         RequestKind::Heartbeat(_) => {
             ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
         }
+        RequestKind::ConsumerGroupHeartbeat(_) => ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default().with_error_code(code),
+        ),
         RequestKind::LeaveGroup(_) => {
             ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
         }
@@ -364,7 +374,7 @@ async fn offset_commit(
         generation_id: request.generation_id_or_member_epoch,
         api_version: version,
     };
-    let check = code_of(&broker.groups.validate_commit(&group, committer, now_ms()));
+    let check = broker.groups.commit_check(&group, committer, now_ms());
     let view = broker.consensus.view();
     let now = now_ms() as i64;
     let mut offsets = Vec::new();
@@ -492,6 +502,9 @@ fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) -> Lis
             (g.protocol_type.clone(), g.state.name().to_string()),
         );
     }
+    for (group, state) in broker.groups.list_consumer_groups() {
+        listed.insert(group, ("consumer".to_string(), state.to_string()));
+    }
     let filter: Vec<String> = request
         .states_filter
         .iter()
@@ -524,6 +537,13 @@ fn describe_groups(
         .groups
         .into_iter()
         .map(|id| match broker.groups.describe(&id.0) {
+            None if broker.groups.consumer_group_state(&id.0).is_some() => {
+                // As Kafka 4: a KIP-848 group is described by ConsumerGroupDescribe.
+                DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(GroupError::GroupIdNotFound.code())
+                    .with_group_state(str_bytes("Dead"))
+            }
             Some(g) => DescribedGroup::default()
                 .with_group_id(id)
                 .with_group_state(str_bytes(g.state.name()))

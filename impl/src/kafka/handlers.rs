@@ -259,15 +259,34 @@ async fn create_topic(
     Ok(())
 }
 
+fn topic_name_by_id(state: &crate::metadata::MetadataState, id: Uuid) -> Option<String> {
+    state
+        .topics
+        .iter()
+        .find(|(_, info)| Uuid::parse_str(&info.topic_id).is_ok_and(|t| t == id))
+        .map(|(name, _)| name.clone())
+}
+
 async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
     let mut view = broker.consensus.view();
     // v0: an empty list means all topics; v1+: null means all.
+    // v12+ may name topics by id alone (KIP-848 consumers resolve their assignment so).
+    let mut unknown_ids = Vec::new();
     let wanted: Option<Vec<String>> = match &request.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
         Some(t) => Some(
             t.iter()
-                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .filter_map(|t| match &t.name {
+                    Some(n) => Some(n.0.to_string()),
+                    None => {
+                        let name = topic_name_by_id(&view.state, t.topic_id);
+                        if name.is_none() {
+                            unknown_ids.push(t.topic_id);
+                        }
+                        name
+                    }
+                })
                 .collect(),
         ),
     };
@@ -355,6 +374,12 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
             topic
         })
         .collect();
+    let mut topics: Vec<MetadataResponseTopic> = topics;
+    topics.extend(unknown_ids.into_iter().map(|id| {
+        MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(errors::UNKNOWN_TOPIC_ID)
+    }));
     let mut response = MetadataResponse::default()
         .with_brokers(brokers)
         .with_topics(topics);

@@ -4,6 +4,7 @@
 pub mod admin_handlers;
 pub mod codec;
 pub mod configs;
+pub mod consumer_group_handlers;
 pub mod errors;
 pub mod group_handlers;
 pub mod handlers;
