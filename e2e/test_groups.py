@@ -173,3 +173,47 @@ def test_r_group_8_a_coordinator_restart_keeps_the_generation_so_nobody_rebalanc
         assert events == [("assign", 2)], f"the restart made the group rebalance: {events}"
     finally:
         consumer.close()
+
+
+def test_r_group_7_a_static_member_restarting_within_its_session_causes_no_rebalance(broker):
+    """KIP-345 as librdkafka's test 0102 uses it: two members with group.instance.id;
+    one closes (a static member sends no LeaveGroup) and comes back with the same
+    instance id before its session lapses; the other member sees no rebalance and the
+    returning one gets its partitions back."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("static", num_partitions=4, replication_factor=1)])
+    admin.close()
+
+    def member(instance, events):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "static-group",
+                      "group.instance.id": instance, "session.timeout.ms": 10000,
+                      "heartbeat.interval.ms": 300, "auto.offset.reset": "earliest",
+                      "partition.assignment.strategy": "range"})
+        c.subscribe(["static"],
+                    on_assign=lambda _c, ps: events.append(("assign", sorted(p.partition for p in ps))),
+                    on_revoke=lambda _c, ps: events.append(("revoke", sorted(p.partition for p in ps))))
+        return c
+
+    def poll_until(consumers, check, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline and not check():
+            for c in consumers:
+                c.poll(0.1)
+        return check()
+
+    a_events, b_events = [], []
+    a, b = member("static-a", a_events), member("static-b", b_events)
+    try:
+        assert poll_until([a, b], lambda: a_events and b_events, 30), (a_events, b_events)
+        b_partitions = b_events[-1][1]
+        assert len(a_events[-1][1]) == 2 and len(b_partitions) == 2, (a_events, b_events)
+        b.close()
+        b_again_events = []
+        b = member("static-b", b_again_events)
+        assert poll_until([a, b], lambda: b_again_events, 20), b_again_events
+        assert b_again_events[-1] == ("assign", b_partitions)
+        poll_until([a, b], lambda: False, 2)  # would show a late rebalance
+        assert a_events == [a_events[0]], f"the other member was disturbed: {a_events}"
+    finally:
+        a.close()
+        b.close()
