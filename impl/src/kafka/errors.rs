@@ -43,6 +43,7 @@ pub fn from_log_error(error: &LogError) -> i16 {
         LogError::Config(_) => INVALID_CONFIG,
         LogError::Io { .. }
         | LogError::Corrupt { .. }
+        | LogError::Damaged { .. }
         | LogError::CorruptCheckpoint { .. }
         | LogError::Offline { .. } => KAFKA_STORAGE_ERROR,
     }

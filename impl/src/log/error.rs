@@ -30,6 +30,20 @@ pub enum LogError {
         offset: u64,
         reason: String,
     },
+    /// A read touched offsets whose bytes are damaged (R-LOG-13). The rest of the log
+    /// is still served; only this range answers an error until it is repaired.
+    #[error(
+        "damaged log data in {path} at bytes [{position}, {end_position}): offsets \
+         [{first_offset}, {end_offset}) cannot be read: {reason}"
+    )]
+    Damaged {
+        path: PathBuf,
+        position: u64,
+        end_position: u64,
+        first_offset: u64,
+        end_offset: u64,
+        reason: String,
+    },
     #[error("corrupt checkpoint {path}: {reason}")]
     CorruptCheckpoint { path: PathBuf, reason: String },
     #[error("log {dir} is offline after a failed fsync; appends resume once it can be resynced")]
@@ -71,6 +85,7 @@ impl LogError {
             self,
             LogError::Io { .. }
                 | LogError::Corrupt { .. }
+                | LogError::Damaged { .. }
                 | LogError::CorruptCheckpoint { .. }
                 | LogError::Offline { .. }
         )
