@@ -3,9 +3,9 @@
 
 use super::batch::{self, BatchHeader};
 use super::checkpoint::{self, Checkpoint, DurablePoint};
-use super::damage::{self, Damage};
 use super::coalesce::SyncCoalescer;
 use super::config::{FsyncPolicy, LogConfig};
+use super::damage::{self, Damage};
 use super::error::{LogError, Result};
 use super::frame::{self, FRAME_HEADER_LEN};
 use super::group_commit::{CommitQueue, SyncTarget};
@@ -1093,12 +1093,11 @@ impl PartitionLog {
         // fsynced, since `durable_position` moves only after a sync succeeded and
         // every cut below it rewrites the checkpoint first (R-LOG-13).
         let (segment_base, bytes) = st.durable_position;
-        let current =
-            Checkpoint::new(st.log_start, st.high_watermark).with_durable(DurablePoint {
-                segment_base,
-                bytes,
-                end_offset: st.durable_end,
-            });
+        let current = Checkpoint::new(st.log_start, st.high_watermark).with_durable(DurablePoint {
+            segment_base,
+            bytes,
+            end_offset: st.durable_end,
+        });
         if st.last_checkpoint == Some(current) {
             return Ok(());
         }
