@@ -899,6 +899,11 @@ impl PartitionLog {
         Ok(found)
     }
 
+    /// How many damaged ranges have been found in this log (a metric).
+    pub fn damaged_range_count(&self) -> usize {
+        self.lock().segments.values().map(|s| s.damage.len()).sum()
+    }
+
     /// Every damaged range found so far: (segment file, damage), in offset order.
     pub fn damaged_ranges(&self) -> Vec<(PathBuf, Damage)> {
         let st = self.lock();
