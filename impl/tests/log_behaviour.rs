@@ -459,6 +459,32 @@ fn r_log_1_invalid_and_oversized_batches_are_refused_without_touching_the_log() 
 }
 
 #[test]
+fn r_log_14_a_batch_claiming_more_offsets_than_records_is_refused_and_the_end_stays() -> TestResult
+{
+    let (_, disk) = mem();
+    let log = open(&disk, Path::new("/t-0"), LogConfig::default());
+    log.append(&batch::build_simple_batch(2, 10, b'x', 0), 0, 0)?;
+    for (delta, count) in [(i32::MAX, 1i32), (0, 1000), (0, 0)] {
+        let mut b = batch::build_simple_batch(1, 10, b'x', 0);
+        b[23..27].copy_from_slice(&delta.to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            log.append(&b, 0, 0),
+            Err(LogError::InvalidRecord(_))
+        ));
+        assert_eq!(log.log_end_offset(), 2);
+    }
+    assert_eq!(
+        log.append(&batch::build_simple_batch(1, 10, b'x', 0), 0, 0)?
+            .base_offset,
+        2
+    );
+    Ok(())
+}
+
+#[test]
 fn r_log_6_a_corrupt_checkpoint_is_a_clear_error() -> TestResult {
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
     let tmp = tempfile::tempdir()?;

@@ -391,6 +391,80 @@ async fn r_wire_5_requests_for_a_partition_led_elsewhere_get_not_leader() -> Tes
 /// R-WIRE-6: a node never names itself leader of a partition it would refuse to serve.
 /// A registration of this node id newer than this process's incarnation stands in for
 /// the window after a restart before its own registration is applied.
+/// R-LOG-14: Produce refuses a batch whose records disagree with its header with
+/// INVALID_RECORD (as Kafka's LogValidator does) and appends nothing.
+#[tokio::test]
+async fn r_log_14_produce_refuses_inconsistent_batches_and_appends_nothing() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::{build_simple_batch, compute_crc};
+    use chronik::metadata::MetadataCommand;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::CreateTopic {
+                name: "v".into(),
+                topic_id: "v-id".into(),
+                partitions: vec![vec![1]],
+                configs: Default::default(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), "r-log-14".into(), timeout)
+            .await?;
+    let with = |delta: i32, count: i32, records: usize| {
+        let mut b = build_simple_batch(records, 4, b'x', 0);
+        b[23..27].copy_from_slice(&delta.to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    };
+    async fn produce(
+        conn: &mut KafkaConnection,
+        records: Vec<u8>,
+    ) -> Result<(i16, i64), Box<dyn std::error::Error>> {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("v")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(records)))])]);
+        let response = conn
+            .call(
+                ApiKey::Produce,
+                9,
+                &RequestKind::Produce(request),
+                Duration::from_secs(5),
+            )
+            .await?;
+        let ResponseKind::Produce(r) = response else {
+            return Err("not a Produce response".into());
+        };
+        let p = &r.responses[0].partition_responses[0];
+        Ok((p.error_code, p.base_offset))
+    }
+    // lastOffsetDelta 2^31-1 on one record; 1000 records claimed, one present.
+    for bad in [with(i32::MAX, 1, 1), with(999, 1000, 1)] {
+        assert_eq!(produce(&mut conn, bad).await?, (87, -1));
+    }
+    assert_eq!(produce(&mut conn, with(1, 2, 2)).await?, (0, 0));
+    assert_eq!(produce(&mut conn, with(0, 1, 1)).await?.1, 2);
+    Ok(())
+}
+
 #[tokio::test]
 async fn r_wire_6_a_node_whose_registration_is_not_its_own_names_no_leader() -> TestResult {
     use chronik::cluster::client::KafkaConnection;

@@ -35,6 +35,7 @@ pub fn from_log_error(error: &LogError) -> i16 {
     match error {
         LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         LogError::InvalidBatch(_) => CORRUPT_MESSAGE,
+        LogError::InvalidRecord(_) => INVALID_RECORD,
         LogError::BatchTooLarge { .. } => MESSAGE_TOO_LARGE,
         LogError::ShuttingDown => REQUEST_TIMED_OUT,
         LogError::DuplicateSequence { .. } => NONE,

@@ -374,12 +374,19 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
     response
 }
 
-/// Checks that a Produce request's records are exactly one valid RecordBatch v2.
+/// Checks that a Produce request's records are exactly one valid RecordBatch v2
+/// (CORRUPT_MESSAGE otherwise, as Kafka answers a bad CRC or framing) whose records
+/// agree with its header (INVALID_RECORD otherwise, as Kafka's LogValidator answers;
+/// R-LOG-14). Nothing is appended when either fails.
 fn validate_records(records: &[u8]) -> Result<(), i16> {
     BatchHeader::parse(records).map_err(|_| errors::CORRUPT_MESSAGE)?;
     if !batch::crc_is_valid(records) {
         return Err(errors::CORRUPT_MESSAGE);
     }
+    batch::validate_client_batch(records).map_err(|reason| {
+        tracing::debug!(%reason, "produce refused: invalid records");
+        errors::INVALID_RECORD
+    })?;
     Ok(())
 }
 

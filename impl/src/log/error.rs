@@ -14,6 +14,9 @@ pub enum LogError {
     },
     #[error("invalid record batch: {0}")]
     InvalidBatch(String),
+    /// A well-formed batch whose records disagree with its header (R-LOG-14).
+    #[error("invalid records: {0}")]
+    InvalidRecord(String),
     #[error("record batch of {size} bytes is over the limit of {limit} bytes")]
     BatchTooLarge { size: usize, limit: usize },
     #[error("{op} {path}: {source}")]

@@ -607,6 +607,11 @@ impl PartitionLog {
             self.shared.resync_after_failure(&mut st)?;
         }
         if leader_epoch.is_some() {
+            // Offsets are assigned from the header: it must not claim more than the
+            // batch holds (R-LOG-14; the Produce path checks the records too).
+            header
+                .check_offset_range()
+                .map_err(LogError::InvalidRecord)?;
             st.producers.check(&header)?;
         } else if header.base_offset != st.log_end() as i64 {
             return Err(LogError::InvalidBatch(format!(
