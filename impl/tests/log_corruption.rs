@@ -232,13 +232,13 @@ fn r_log_13_a_fenced_range_survives_appends_and_reopens() -> TestResult {
     Ok(())
 }
 
+/// A disk, the batches written to it, and the file length that was durable.
+type TornSetup = (MemDisk, Arc<dyn Disk>, Vec<(u64, Vec<u8>)>, u64);
+
 /// Builds a log with `synced` batches fsynced and checkpointed, then `unsynced`
 /// more written but not synced; returns the disk, every batch written, and the
 /// file length that was durable.
-fn log_with_unsynced_tail(
-    synced: u64,
-    unsynced: u64,
-) -> (MemDisk, Arc<dyn Disk>, Vec<(u64, Vec<u8>)>, u64) {
+fn log_with_unsynced_tail(synced: u64, unsynced: u64) -> TornSetup {
     let (mem_disk, disk) = mem();
     let cfg = LogConfig {
         fsync: FsyncPolicy::Never,

@@ -130,7 +130,9 @@ fn search(
 /// Cheap checks on a frame header and batch header before any checksum is computed.
 fn plausible(head: &[u8], remaining: u64, (min_base, max_base): (u64, u64)) -> bool {
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if len < HEADER_LEN || len > MAX_FRAME_PAYLOAD || (FRAME_HEADER_LEN + len) as u64 > remaining {
+    if !(HEADER_LEN..=MAX_FRAME_PAYLOAD).contains(&len)
+        || (FRAME_HEADER_LEN + len) as u64 > remaining
+    {
         return false;
     }
     let batch = &head[FRAME_HEADER_LEN..];

@@ -151,7 +151,7 @@ impl SegmentView {
     }
 
     /// The same segment read from its first byte (when an index entry misled).
-    fn from_start(&self) -> Self {
+    fn rewound(&self) -> Self {
         SegmentView {
             base_offset: self.base_offset,
             path: self.path.clone(),
@@ -798,7 +798,7 @@ impl PartitionLog {
                 // Index files carry no checksum: before calling the bytes damaged,
                 // walk to them from the segment's start.
                 trust_index = false;
-                let again = view.from_start();
+                let again = view.rewound();
                 (position, expected) = (again.start_position, again.start_offset);
                 continue;
             }
