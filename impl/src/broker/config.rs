@@ -43,6 +43,13 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: u64,
     /// Replicas per partition when a CreateTopics request leaves it to the broker.
     pub default_replication_factor: i16,
+    /// The most partitions the cluster may hold (KIP-578's `max.partitions`);
+    /// CreateTopics and CreatePartitions beyond it get POLICY_VIOLATION before
+    /// anything is allocated.
+    pub max_partitions: u64,
+    /// The most partition replicas one broker may host (KIP-578's
+    /// `max.broker.partitions`); each one costs open files and memory.
+    pub max_broker_partitions: u64,
 }
 
 /// One member of the metadata group.
@@ -103,6 +110,8 @@ impl Default for BrokerConfig {
             session_timeout_ms: 1000,
             replica_lag_time_max_ms: 2000,
             default_replication_factor: 1,
+            max_partitions: 10_000,
+            max_broker_partitions: 2_000,
         }
     }
 }
@@ -128,6 +137,9 @@ impl BrokerConfig {
             if ids.len() != self.voters.len() || ids[0] < 1 {
                 return Err("voter ids must be distinct and at least 1".into());
             }
+        }
+        if self.max_partitions == 0 || self.max_broker_partitions == 0 {
+            return Err("max_partitions and max_broker_partitions must be positive".into());
         }
         if self.default_replication_factor < 1 {
             return Err("default_replication_factor must be at least 1".into());

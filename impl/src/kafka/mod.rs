@@ -7,4 +7,5 @@ pub mod configs;
 pub mod errors;
 pub mod group_handlers;
 pub mod handlers;
+pub mod partition_limits;
 pub mod versions;
