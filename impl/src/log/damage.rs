@@ -74,10 +74,10 @@ const MIN_FRAME: usize = FRAME_HEADER_LEN + HEADER_LEN;
 ///
 /// Every byte position is tried: the length field of the damaged frame may itself
 /// be the damaged byte, so skipping by it could jump over good frames. A candidate
-/// whose successor is a valid but discontiguous frame is passed over on the first
-/// pass (a frame-shaped run of bytes inside a record value is not a boundary); if
-/// that finds nothing, a second pass takes any valid frame, so good frames are never
-/// written off for want of a perfect chain.
+/// whose successor is a valid but discontiguous frame or bad bytes is passed over
+/// (a frame-shaped run of bytes inside a record value is not a boundary) unless no
+/// better one follows: then the first valid frame is taken, so good frames are never
+/// written off for want of a perfect chain. One pass either way.
 pub fn find_next_frame(
     file: &dyn DiskFile,
     path: &Path,
@@ -86,22 +86,8 @@ pub fn find_next_frame(
     min_base: u64,
     max_base: u64,
 ) -> Result<Option<(u64, u64)>> {
-    for strict in [true, false] {
-        if let Some(found) = search(file, path, from, end, (min_base, max_base), strict)? {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
-}
-
-fn search(
-    file: &dyn DiskFile,
-    path: &Path,
-    from: u64,
-    end: u64,
-    bases: (u64, u64),
-    strict: bool,
-) -> Result<Option<(u64, u64)>> {
+    let bases = (min_base, max_base);
+    let mut fallback = None;
     let mut pos = from;
     let mut buf = Vec::new();
     while pos + MIN_FRAME as u64 <= end {
@@ -111,20 +97,25 @@ fn search(
             .read_full_at(&mut buf, pos)
             .map_err(|e| LogError::io("read", path, e))?;
         if got < MIN_FRAME {
-            return Ok(None);
+            break;
         }
         let candidates = got - MIN_FRAME + 1;
         for i in 0..candidates {
             let at = pos + i as u64;
-            if plausible(&buf[i..i + MIN_FRAME], end - at, bases) {
-                if let Some(base) = confirm(file, path, at, end, bases, strict)? {
-                    return Ok(Some((at, base)));
+            if !plausible(&buf[i..i + MIN_FRAME], end - at, bases) {
+                continue;
+            }
+            match confirm(file, path, at, end, bases)? {
+                Some((base, true)) => return Ok(Some((at, base))),
+                Some((base, false)) => {
+                    fallback.get_or_insert((at, base));
                 }
+                None => {}
             }
         }
         pos += candidates as u64;
     }
-    Ok(None)
+    Ok(fallback)
 }
 
 /// Cheap checks on a frame header and batch header before any checksum is computed.
@@ -146,16 +137,15 @@ fn plausible(head: &[u8], remaining: u64, (min_base, max_base): (u64, u64)) -> b
         && (min_base..max_base).contains(&(base as u64))
 }
 
-/// The base offset of the frame at `at` if it is whole, checks, and (when `strict`)
-/// is followed by the end, a torn tail, or a frame continuing its offsets.
+/// The base offset of the frame at `at` if it is whole and checks, and whether it is
+/// followed by the end, a torn tail, or a frame continuing its offsets.
 fn confirm(
     file: &dyn DiskFile,
     path: &Path,
     at: u64,
     end: u64,
     (min_base, max_base): (u64, u64),
-    strict: bool,
-) -> Result<Option<u64>> {
+) -> Result<Option<(u64, bool)>> {
     let mut reader = FrameReader::new(file, path, at, end, 64 * 1024);
     let (header, next) = match reader.next_frame()? {
         Ok(Some(f)) => match BatchHeader::parse(f.payload) {
@@ -168,8 +158,8 @@ fn confirm(
     if !(min_base..max_base).contains(&base) {
         return Ok(None);
     }
-    if !strict || next >= end {
-        return Ok(Some(base));
+    if next >= end {
+        return Ok(Some((base, true)));
     }
     let continues = match reader.next_frame()? {
         Ok(Some(f)) => BatchHeader::parse(f.payload)
@@ -177,5 +167,5 @@ fn confirm(
         Ok(None) | Err(Stop::Torn { .. }) => true,
         Err(Stop::Corrupt { .. }) => false,
     };
-    Ok(continues.then_some(base))
+    Ok(Some((base, continues)))
 }
