@@ -138,7 +138,56 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r_log_13_a_flipped_byte_after_a_clean_shutdown_loses_only_its_batch() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let broker = start(dir.path()).await?;
+    produce_5000(dir.path(), Default::default()).await?;
+    let segments = segment_files(dir.path());
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    // Frames are equal in size here: byte 40 of the 51st frame holds offsets 500..510.
+    flip(&segments[0], 500, 50)?;
+    assert_reads_all_but(dir.path(), 500).await
+}
+
+/// Issue 12's second case: one flipped byte in a sealed segment. Reads before and
+/// after the damaged batch, in that segment and the others, still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_log_13_a_flipped_byte_in_a_sealed_segment_loses_only_its_batch() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let configs = [("segment.bytes".to_string(), "16384".to_string())].into();
+    produce_5000(dir.path(), configs).await?;
+    let segments = segment_files(dir.path());
+    assert!(segments.len() > 3, "{segments:?}");
+    let base = |p: &Path| -> Result<usize, Box<dyn std::error::Error>> {
+        Ok(p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .ok_or("segment name")?)
+    };
+    // The middle batch of the second (sealed) segment; its batches are 10 offsets.
+    let batches = (base(&segments[2])? - base(&segments[1])?) / 10;
+    flip(&segments[1], batches, batches / 2)?;
+    assert_reads_all_but(dir.path(), (base(&segments[1])? + batches / 2 * 10) as i64).await
+}
+
+/// Flips byte 40 of frame `frame` of a segment made of `frames` equal frames.
+fn flip(segment: &Path, frames: usize, frame: usize) -> TestResult {
+    let mut bytes = std::fs::read(segment)?;
+    let frame_len = bytes.len() / frames;
+    assert_eq!(
+        frame_len * frames,
+        bytes.len(),
+        "frames are not all the same size"
+    );
+    bytes[frame * frame_len + 40] ^= 0x01;
+    std::fs::write(segment, &bytes)?;
+    Ok(())
+}
+
+/// A broker in `dir` with topic c (one partition) and 5,000 acknowledged records in
+/// 500 batches of 10, cleanly shut down.
+async fn produce_5000(
+    dir: &Path,
+    configs: std::collections::BTreeMap<String, String>,
+) -> TestResult {
+    let broker = start(dir).await?;
     broker
         .broker
         .consensus
@@ -147,7 +196,7 @@ async fn r_log_13_a_flipped_byte_after_a_clean_shutdown_loses_only_its_batch() -
                 name: "c".into(),
                 topic_id: "c-id".into(),
                 partitions: vec![vec![1]],
-                configs: Default::default(),
+                configs,
             },
             TIMEOUT,
         )
@@ -156,23 +205,21 @@ async fn r_log_13_a_flipped_byte_after_a_clean_shutdown_loses_only_its_batch() -
     broker.broker.reconcile_partitions();
     let mut conn = connect(&broker).await?;
     for i in 0..500 {
-        assert_eq!(
-            produce(&mut conn, build_simple_batch(10, 20, b'a', 0)).await?,
-            i * 10
-        );
+        // Timestamps of now, or retention by time would delete the old segments.
+        let now = chronik::broker::now_ms() as i64;
+        let base = produce(&mut conn, build_simple_batch(10, 20, b'a', now)).await?;
+        assert_eq!(base, i * 10);
     }
     drop(conn);
     broker.shutdown().await;
+    Ok(())
+}
 
-    let segments = segment_files(dir.path());
-    assert_eq!(segments.len(), 1, "{segments:?}");
-    let mut bytes = std::fs::read(&segments[0])?;
-    // Frames are equal in size here: byte 40 of the 51st frame holds offsets 500..510.
-    let frame_len = bytes.len() / 500;
-    bytes[50 * frame_len + 40] ^= 0x01;
-    std::fs::write(&segments[0], &bytes)?;
-
-    let broker = start(dir.path()).await?;
+/// Restarts the broker in `dir` and reads topic c from 0 to 5,000 as a consumer
+/// would: every batch but the one at `damaged` reads back, that one answers
+/// KAFKA_STORAGE_ERROR, and the high watermark stays 5,000.
+async fn assert_reads_all_but(dir: &Path, damaged: i64) -> TestResult {
+    let broker = start(dir).await?;
     broker.broker.reconcile_partitions();
     let mut conn = connect(&broker).await?;
     // The restarted node serves once its partitions are reconciled with the metadata.
@@ -209,7 +256,7 @@ async fn r_log_13_a_flipped_byte_after_a_clean_shutdown_loses_only_its_batch() -
             offset += count as i64;
         }
     }
-    assert_eq!(errors, vec![500]);
+    assert_eq!(errors, vec![damaged]);
     assert_eq!(readable, 4990);
     drop(conn);
     broker.shutdown().await;
