@@ -316,6 +316,30 @@ fn r_log_13_a_torn_tail_after_a_follower_truncation_is_still_cut() -> TestResult
 }
 
 #[test]
+fn r_log_13_a_follower_truncating_past_damage_cuts_below_it_and_refetches_it_whole() -> TestResult {
+    let (clean, expected) = clean_log(8, 1 << 20);
+    let path = segment_path(0);
+    let spans = frames(&file_bytes(&clean, &path));
+    let (copy, log) = open_flipped(&clean, &path, spans[3].start + 30, 0x02);
+    assert_only_lost(&log, &expected, &[spans[3].base], &path);
+    // The new leader's log ends at batch 6: cut there, the follower stops below the
+    // damage instead of failing, and refetches the damaged batch from the leader.
+    assert_eq!(log.truncate_to(spans[6].base)?, spans[3].base);
+    assert!(log.damaged_ranges().is_empty());
+    for (_, bytes) in &expected[3..] {
+        log.append_replica(bytes, 0)?;
+    }
+    assert_eq!(read_all(&log), expected);
+    log.close()?;
+    drop(log);
+    let disk: Arc<dyn Disk> = Arc::new(copy);
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(read_all(&log), expected);
+    assert!(log.damaged_ranges().is_empty());
+    Ok(())
+}
+
+#[test]
 fn r_log_13_a_file_cut_below_its_durable_point_fences_the_missing_offsets() -> TestResult {
     let (clean, expected) = clean_log(7, 1 << 20);
     let path = segment_path(0);

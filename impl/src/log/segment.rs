@@ -439,8 +439,17 @@ impl Segment {
         let cut = match seg.scan_from(0, len, index_interval, end_offset)? {
             None => None,
             Some(Stop::Torn { position }) => Some(position),
+            // A follower cuts below damage too: its leader holds those records and
+            // the next fetch brings them back whole (R-LOG-13, repair by refetch).
             Some(Stop::Corrupt { position, reason }) => {
-                return Err(corrupt(&seg.path, position, seg.next_offset, reason))
+                tracing::warn!(
+                    segment = %seg.path.display(),
+                    position,
+                    next_offset = seg.next_offset,
+                    %reason,
+                    "truncating below damaged bytes; the leader's copy replaces them"
+                );
+                Some(position)
             }
         };
         if let Some(position) = cut {
