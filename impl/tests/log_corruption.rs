@@ -201,6 +201,30 @@ fn r_log_13_every_flipped_byte_of_a_sealed_segment_fences_only_its_batch() -> Te
 }
 
 #[test]
+fn r_log_13_an_index_entry_pointing_inside_a_frame_is_not_taken_for_damage() -> TestResult {
+    let (clean, expected) = clean_log(24, 1024);
+    let index = segment_path(0).with_extension("index");
+    let bytes = file_bytes(&clean, &index);
+    assert!(
+        bytes.len() >= 16,
+        "the sealed segment needs two index entries"
+    );
+    // Index files carry no checksum: move the second entry one byte into its frame,
+    // still increasing and inside the file, so the open trusts it.
+    let position = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    clean.corrupt(&index, 12, &(position + 1).to_be_bytes())?;
+    let disk: Arc<dyn Disk> = Arc::new(clean.clone());
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(read_all(&log), expected);
+    for (offset, bytes) in &expected {
+        let r = log.read(*offset, 1, u64::MAX)?;
+        assert_eq!(split_batches(&r.records), vec![(*offset, bytes.clone())]);
+    }
+    assert!(log.damaged_ranges().is_empty());
+    Ok(())
+}
+
+#[test]
 fn r_log_13_a_fenced_range_survives_appends_and_reopens() -> TestResult {
     let (clean, expected) = clean_log(7, 1 << 20);
     let path = segment_path(0);
