@@ -19,6 +19,13 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     pub max_request_bytes: usize,
     pub max_connections: usize,
+    /// The most partitions the cluster may hold (KIP-578's `max.partitions`);
+    /// CreateTopics and CreatePartitions beyond it get POLICY_VIOLATION before
+    /// anything is allocated.
+    pub max_partitions: u64,
+    /// The most partition replicas one broker may host (KIP-578's
+    /// `max.broker.partitions`); each one costs open files and memory.
+    pub max_broker_partitions: u64,
     /// Raft tick; an election takes 10 to 20 ticks.
     pub tick_ms: u64,
     /// The longest a request waits for the metadata group.
@@ -43,13 +50,6 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: u64,
     /// Replicas per partition when a CreateTopics request leaves it to the broker.
     pub default_replication_factor: i16,
-    /// The most partitions the cluster may hold (KIP-578's `max.partitions`);
-    /// CreateTopics and CreatePartitions beyond it get POLICY_VIOLATION before
-    /// anything is allocated.
-    pub max_partitions: u64,
-    /// The most partition replicas one broker may host (KIP-578's
-    /// `max.broker.partitions`); each one costs open files and memory.
-    pub max_broker_partitions: u64,
 }
 
 /// One member of the metadata group.
@@ -99,6 +99,8 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 1024,
+            max_partitions: 10_000,
+            max_broker_partitions: 2_000,
             tick_ms: 50,
             metadata_timeout_ms: 5000,
             fsync_interval_ms: 0,
@@ -110,8 +112,6 @@ impl Default for BrokerConfig {
             session_timeout_ms: 1000,
             replica_lag_time_max_ms: 2000,
             default_replication_factor: 1,
-            max_partitions: 10_000,
-            max_broker_partitions: 2_000,
         }
     }
 }
