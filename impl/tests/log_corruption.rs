@@ -317,6 +317,36 @@ fn r_log_13_every_torn_tail_length_is_cut_back_and_loses_nothing_synced() -> Tes
 }
 
 #[test]
+fn r_log_13_a_flip_below_the_durable_point_and_a_torn_tail_fence_one_and_cut_the_other(
+) -> TestResult {
+    let (probe, _, written, durable) = log_with_unsynced_tail(5, 3);
+    let spans = frames(&file_bytes(&probe, &segment_path(0)));
+    let total = spans.last().map_or(0, |s| s.end);
+    for keep in 0..=(total - durable) as usize {
+        let (mem_disk, disk, _, _) = log_with_unsynced_tail(5, 3);
+        mem_disk.crash(Tear::KeepTail(keep));
+        let path = segment_path(0);
+        let at = spans[1].start as usize + 20;
+        let original = file_bytes(&mem_disk, &path)[at];
+        mem_disk.corrupt(&path, at, &[!original])?;
+        let log = open(&disk, Path::new(DIR), config(1 << 20));
+        let whole = spans
+            .iter()
+            .filter(|s| s.end <= durable + keep as u64)
+            .count();
+        assert_eq!(
+            log.log_end_offset(),
+            spans[whole - 1].base + spans[whole - 1].count
+        );
+        assert_only_lost(&log, &written[..whole], &[spans[1].base], &path);
+        assert_eq!(log.damaged_ranges().len(), 1, "keep {keep}");
+        let len = file_bytes(&mem_disk, &path).len() as u64;
+        assert_eq!(len, spans[whole - 1].end, "keep {keep}: torn tail not cut");
+    }
+    Ok(())
+}
+
+#[test]
 fn r_log_13_a_torn_tail_after_a_follower_truncation_is_still_cut() -> TestResult {
     let (mem_disk, disk) = mem();
     let log = open(&disk, Path::new(DIR), config(1 << 20));
