@@ -1,6 +1,6 @@
 //! The storage faults of issue 12 against a whole broker (in-process, real files):
 //! acknowledged records, a clean shutdown, one flipped byte on disk, a restart, and
-//! what a consumer can read afterwards (R-LOG-13, R-RECOVER-5).
+//! what a consumer can read afterwards (R-RECOVER-5, R-LOG-13).
 
 use bytes::Bytes;
 use chronik::broker::{BrokerConfig, RunningBroker};
@@ -136,7 +136,7 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 /// the damaged batch's is readable, the damaged offsets answer KAFKA_STORAGE_ERROR,
 /// and the high watermark stays at 5,000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r_log_13_a_flipped_byte_after_a_clean_shutdown_loses_only_its_batch() -> TestResult {
+async fn r_recover_5_a_flipped_byte_after_a_clean_shutdown_loses_only_its_batch() -> TestResult {
     let dir = tempfile::tempdir()?;
     produce_5000(dir.path(), Default::default()).await?;
     let segments = segment_files(dir.path());
@@ -149,7 +149,7 @@ async fn r_log_13_a_flipped_byte_after_a_clean_shutdown_loses_only_its_batch() -
 /// Issue 12's second case: one flipped byte in a sealed segment. Reads before and
 /// after the damaged batch, in that segment and the others, still work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r_log_13_a_flipped_byte_in_a_sealed_segment_loses_only_its_batch() -> TestResult {
+async fn r_recover_5_a_flipped_byte_in_a_sealed_segment_loses_only_its_batch() -> TestResult {
     let dir = tempfile::tempdir()?;
     let configs = [("segment.bytes".to_string(), "16384".to_string())].into();
     produce_5000(dir.path(), configs).await?;
