@@ -420,7 +420,8 @@ fn r_log_13_a_file_cut_below_its_durable_point_fences_the_missing_offsets() -> T
 }
 
 #[test]
-fn r_log_13_without_a_durable_point_a_bad_last_frame_is_a_torn_tail() -> TestResult {
+fn r_log_13_without_a_durable_point_a_bad_last_frame_is_torn_but_a_bad_middle_one_is_not(
+) -> TestResult {
     // No checkpoint names what was synced, so the last frame may have been torn.
     let (mem_disk, disk) = mem();
     let log = open(&disk, Path::new(DIR), config(1 << 20));
@@ -437,6 +438,12 @@ fn r_log_13_without_a_durable_point_a_bad_last_frame_is_a_torn_tail() -> TestRes
     let log = open(&disk, Path::new(DIR), config(1 << 20));
     assert_eq!(read_all(&log), expected[..3].to_vec());
     assert!(log.damaged_ranges().is_empty());
+    // A bad frame with valid frames after it is corruption, durable point or not.
+    drop(log);
+    mem_disk.corrupt(&path, 30, &[0xff])?;
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(log.log_end_offset(), 3);
+    assert_only_lost(&log, &expected[..3], &[0], &path);
     Ok(())
 }
 
