@@ -238,45 +238,6 @@ async fn create_topic(
     Ok(())
 }
 
-/// The replicas of each partition of a new topic: the request's own assignments,
-/// checked, or a round-robin over the live brokers, sized and bounded before it is
-/// built (issue 12: a count of 2^31-1 allocated gigabytes).
-fn new_topic_assignments(
-    broker: &Broker,
-    state: &crate::metadata::MetadataState,
-    brokers: &[i32],
-    (partitions, replication_factor): (i32, i16),
-    assignments: Vec<Vec<i32>>,
-) -> Result<Vec<Vec<i32>>, (i16, String)> {
-    let limits = partition_limits::Limits {
-        max_partitions: broker.config.max_partitions,
-        max_broker_partitions: broker.config.max_broker_partitions,
-    };
-    if !assignments.is_empty() {
-        if partitions != -1 || replication_factor != -1 {
-            return Err((
-                errors::INVALID_REQUEST,
-                "numPartitions and replicationFactor must be -1 with replica assignments".into(),
-            ));
-        }
-        partition_limits::check_assignments(state, &assignments, None)?;
-        let rf = assignments.first().map_or(0, Vec::len) as u64;
-        let added = assignments.len() as u64;
-        partition_limits::check_limits(state, limits, added, rf, Some(&assignments), 1)?;
-        return Ok(assignments);
-    }
-    let count = partition_limits::partition_count(partitions, broker.config.default_partitions)?;
-    let rf = partition_limits::replication_factor(
-        replication_factor,
-        broker.config.default_replication_factor,
-        brokers.len(),
-    )?;
-    partition_limits::check_limits(state, limits, count, rf as u64, None, brokers.len())?;
-    Ok((0..count as usize)
-        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
-        .collect())
-}
-
 async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
     let mut view = broker.consensus.view();
     // v0: an empty list means all topics; v1+: null means all.
@@ -406,6 +367,45 @@ fn validate_records(records: &[u8]) -> Result<(), i16> {
         errors::INVALID_RECORD
     })?;
     Ok(())
+}
+
+/// The replicas of each partition of a new topic: the request's own assignments,
+/// checked, or a round-robin over the live brokers, sized and bounded before it is
+/// built (issue 12: a count of 2^31-1 allocated gigabytes).
+fn new_topic_assignments(
+    broker: &Broker,
+    state: &crate::metadata::MetadataState,
+    brokers: &[i32],
+    (partitions, replication_factor): (i32, i16),
+    assignments: Vec<Vec<i32>>,
+) -> Result<Vec<Vec<i32>>, (i16, String)> {
+    let limits = partition_limits::Limits {
+        max_partitions: broker.config.max_partitions,
+        max_broker_partitions: broker.config.max_broker_partitions,
+    };
+    if !assignments.is_empty() {
+        if partitions != -1 || replication_factor != -1 {
+            return Err((
+                errors::INVALID_REQUEST,
+                "numPartitions and replicationFactor must be -1 with replica assignments".into(),
+            ));
+        }
+        partition_limits::check_assignments(state, &assignments, None)?;
+        let rf = assignments.first().map_or(0, Vec::len) as u64;
+        let added = assignments.len() as u64;
+        partition_limits::check_limits(state, limits, added, rf, Some(&assignments), 1)?;
+        return Ok(assignments);
+    }
+    let count = partition_limits::partition_count(partitions, broker.config.default_partitions)?;
+    let rf = partition_limits::replication_factor(
+        replication_factor,
+        broker.config.default_replication_factor,
+        brokers.len(),
+    )?;
+    partition_limits::check_limits(state, limits, count, rf as u64, None, brokers.len())?;
+    Ok((0..count as usize)
+        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
+        .collect())
 }
 
 type AppendResult = Result<crate::log::AppendInfo, crate::log::LogError>;
