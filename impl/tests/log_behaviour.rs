@@ -312,9 +312,31 @@ fn r_log_3_missing_or_damaged_index_files_are_rebuilt() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn r_log_5_a_flipped_byte_in_an_older_segment_is_a_loud_error_naming_file_and_position(
+/// Every batch of `expected` except those whose offsets are in `lost` reads back,
+/// and a read at a lost offset answers a storage error naming `file`.
+fn assert_only_lost(
+    log: &PartitionLog,
+    expected: &[(u64, Vec<u8>)],
+    lost: &[u64],
+    file: &Path,
 ) -> TestResult {
+    for (offset, bytes) in expected {
+        match log.read(*offset, 1, u64::MAX) {
+            Ok(r) if !lost.contains(offset) => {
+                assert_eq!(split_batches(&r.records), vec![(*offset, bytes.clone())]);
+            }
+            Err(e) if lost.contains(offset) => {
+                assert!(e.is_storage_error(), "{e}");
+                assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+            }
+            other => panic!("offset {offset}: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn r_log_13_a_flipped_byte_in_a_sealed_segment_fences_only_its_batch() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let expected = real_log(tmp.path())?;
     let segments = segment_files(tmp.path())?;
@@ -322,37 +344,35 @@ fn r_log_5_a_flipped_byte_in_an_older_segment_is_a_loud_error_naming_file_and_po
     let mut bytes = std::fs::read(older)?;
     bytes[100] ^= 0x01;
     std::fs::write(older, &bytes)?;
-    // Reading it fails loudly, naming the file and the byte position.
+    // With its index trusted, the damage is found by the read that meets it.
     let log = open(&real(), tmp.path(), small_segments(FsyncPolicy::Always));
     let err = match log.read(0, 1 << 20, u64::MAX) {
         Err(e) => e,
         Ok(r) => panic!("corrupt data was served: {} batches", r.batch_count),
     };
-    let message = err.to_string();
     assert!(
-        matches!(err, LogError::Corrupt { position: 0, .. }),
-        "{message}"
-    );
-    assert!(message.contains(&older.display().to_string()), "{message}");
-    // Data in later segments is still served.
-    let later = expected[expected.len() - 1].0;
-    assert_eq!(log.read(later, 1 << 20, u64::MAX)?.batch_count, 1);
-    drop(log);
-    // Without its index the segment is scanned on open, and open refuses it.
-    std::fs::remove_file(older.with_extension("index"))?;
-    let err = PartitionLog::open(
-        real(),
-        tmp.path(),
-        small_segments(FsyncPolicy::Always),
-        None,
-    )
-    .err()
-    .ok_or("open accepted a corrupt sealed segment")?;
-    assert!(
-        err.to_string().contains(&older.display().to_string()),
+        matches!(
+            err,
+            LogError::Damaged {
+                position: 0,
+                first_offset: 0,
+                end_offset: 1,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.is_storage_error());
+    assert_only_lost(&log, &expected, &[0], older)?;
+    assert_eq!(log.damaged_ranges().len(), 1);
+    let end = log.log_end_offset();
+    drop(log);
+    // Without its index the segment is scanned on open, which fences the same batch.
+    std::fs::remove_file(older.with_extension("index"))?;
+    let log = open(&real(), tmp.path(), small_segments(FsyncPolicy::Always));
+    assert_eq!(log.log_end_offset(), end);
+    assert_only_lost(&log, &expected, &[0], older)?;
+    assert_eq!(log.damaged_ranges().len(), 1);
     Ok(())
 }
 
@@ -435,6 +455,32 @@ fn r_log_1_invalid_and_oversized_batches_are_refused_without_touching_the_log() 
         Err(LogError::BatchTooLarge { .. })
     ));
     assert_eq!(log.log_end_offset(), 0);
+    Ok(())
+}
+
+#[test]
+fn r_log_14_a_batch_claiming_more_offsets_than_records_is_refused_and_the_end_stays() -> TestResult
+{
+    let (_, disk) = mem();
+    let log = open(&disk, Path::new("/t-0"), LogConfig::default());
+    log.append(&batch::build_simple_batch(2, 10, b'x', 0), 0, 0)?;
+    for (delta, count) in [(i32::MAX, 1i32), (0, 1000), (0, 0)] {
+        let mut b = batch::build_simple_batch(1, 10, b'x', 0);
+        b[23..27].copy_from_slice(&delta.to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            log.append(&b, 0, 0),
+            Err(LogError::InvalidRecord(_))
+        ));
+        assert_eq!(log.log_end_offset(), 2);
+    }
+    assert_eq!(
+        log.append(&batch::build_simple_batch(1, 10, b'x', 0), 0, 0)?
+            .base_offset,
+        2
+    );
     Ok(())
 }
 

@@ -391,6 +391,240 @@ async fn r_wire_5_requests_for_a_partition_led_elsewhere_get_not_leader() -> Tes
 /// R-WIRE-6: a node never names itself leader of a partition it would refuse to serve.
 /// A registration of this node id newer than this process's incarnation stands in for
 /// the window after a restart before its own registration is applied.
+/// R-LOG-14: Produce refuses a batch whose records disagree with its header with
+/// INVALID_RECORD (as Kafka's LogValidator does) and appends nothing.
+#[tokio::test]
+async fn r_log_14_produce_refuses_inconsistent_batches_and_appends_nothing() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::{build_simple_batch, compute_crc};
+    use chronik::metadata::MetadataCommand;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::CreateTopic {
+                name: "v".into(),
+                topic_id: "v-id".into(),
+                partitions: vec![vec![1]],
+                configs: Default::default(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), "r-log-14".into(), timeout)
+            .await?;
+    let with = |delta: i32, count: i32, records: usize| {
+        let mut b = build_simple_batch(records, 4, b'x', 0);
+        b[23..27].copy_from_slice(&delta.to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    };
+    async fn produce(
+        conn: &mut KafkaConnection,
+        records: Vec<u8>,
+    ) -> Result<(i16, i64), Box<dyn std::error::Error>> {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("v")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(records)))])]);
+        let response = conn
+            .call(
+                ApiKey::Produce,
+                9,
+                &RequestKind::Produce(request),
+                Duration::from_secs(5),
+            )
+            .await?;
+        let ResponseKind::Produce(r) = response else {
+            return Err("not a Produce response".into());
+        };
+        let p = &r.responses[0].partition_responses[0];
+        Ok((p.error_code, p.base_offset))
+    }
+    // lastOffsetDelta 2^31-1 on one record; 1000 records claimed, one present.
+    for bad in [with(i32::MAX, 1, 1), with(999, 1000, 1)] {
+        assert_eq!(produce(&mut conn, bad).await?, (87, -1));
+    }
+    assert_eq!(produce(&mut conn, with(1, 2, 2)).await?, (0, 0));
+    assert_eq!(produce(&mut conn, with(0, 1, 1)).await?.1, 2);
+    Ok(())
+}
+
+/// Issue 12: partition counts and replica assignments are bounded and checked
+/// before anything is allocated; the broker answers each with Kafka's code and
+/// keeps serving.
+#[tokio::test]
+async fn r_wire_8_partition_counts_and_assignments_are_bounded_before_allocation() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), "r-wire-8".into(), timeout)
+            .await?;
+    let name = |n: &str| TopicName(StrBytes::from_string(n.to_string()));
+    let assignment = |p: i32, brokers: &[i32]| {
+        CreatableReplicaAssignment::default()
+            .with_partition_index(p)
+            .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+    };
+    let cases: Vec<(CreatableTopic, i16)> = vec![
+        (
+            CreatableTopic::default()
+                .with_name(name("a"))
+                .with_num_partitions(i32::MAX)
+                .with_replication_factor(1),
+            44,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("b"))
+                .with_num_partitions(0)
+                .with_replication_factor(1),
+            37,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("c"))
+                .with_num_partitions(-7)
+                .with_replication_factor(1),
+            37,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("d"))
+                .with_num_partitions(1)
+                .with_replication_factor(0),
+            38,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("e"))
+                .with_num_partitions(1)
+                .with_replication_factor(i16::MAX),
+            38,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("f"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![assignment(0, &[1, 1])]),
+            39,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("g"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![assignment(0, &[7])]),
+            39,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("h"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![assignment(1, &[1])]),
+            39,
+        ),
+        (
+            CreatableTopic::default()
+                .with_name(name("ok"))
+                .with_num_partitions(2)
+                .with_replication_factor(1),
+            0,
+        ),
+    ];
+    for (topic, expected) in cases {
+        let label = topic.name.0.to_string();
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![topic]);
+        let ResponseKind::CreateTopics(r) = conn
+            .call(
+                ApiKey::CreateTopics,
+                5,
+                &RequestKind::CreateTopics(request),
+                timeout,
+            )
+            .await?
+        else {
+            return Err("not a CreateTopics response".into());
+        };
+        assert_eq!(r.topics[0].error_code, expected, "topic {label}");
+    }
+    let grow = |count: i32, assignments: Option<Vec<Vec<i32>>>| {
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name("ok"))
+                .with_count(count)
+                .with_assignments(assignments.map(|a| {
+                    a.into_iter()
+                        .map(|b| {
+                            CreatePartitionsAssignment::default()
+                                .with_broker_ids(b.into_iter().map(BrokerId).collect())
+                        })
+                        .collect()
+                }))])
+    };
+    for (request, expected) in [
+        (grow(-1, None), 37),
+        (grow(0, None), 37),
+        (grow(2, None), 37),
+        (grow(i32::MAX, None), 44),
+        (grow(3, Some(vec![vec![1, 1]])), 39),
+        (grow(3, Some(vec![vec![9]])), 39),
+        (grow(4, Some(vec![vec![1]])), 39),
+        (grow(3, Some(vec![vec![1]])), 0),
+    ] {
+        let count = request.topics[0].count;
+        let ResponseKind::CreatePartitions(r) = conn
+            .call(
+                ApiKey::CreatePartitions,
+                1,
+                &RequestKind::CreatePartitions(request),
+                timeout,
+            )
+            .await?
+        else {
+            return Err("not a CreatePartitions response".into());
+        };
+        assert_eq!(r.results[0].error_code, expected, "count {count}");
+    }
+    let view = broker.broker.consensus.view();
+    assert_eq!(
+        view.state.topics.get("ok").map(|t| t.partitions.len()),
+        Some(3)
+    );
+    assert_eq!(view.state.topics.len(), 1);
+    api_versions_ok(broker.local_addr()).await
+}
+
 #[tokio::test]
 async fn r_wire_6_a_node_whose_registration_is_not_its_own_names_no_leader() -> TestResult {
     use chronik::cluster::client::KafkaConnection;

@@ -19,6 +19,13 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     pub max_request_bytes: usize,
     pub max_connections: usize,
+    /// The most partitions the cluster may hold (KIP-578's `max.partitions`);
+    /// CreateTopics and CreatePartitions beyond it get POLICY_VIOLATION before
+    /// anything is allocated.
+    pub max_partitions: u64,
+    /// The most partition replicas one broker may host (KIP-578's
+    /// `max.broker.partitions`); each one costs open files and memory.
+    pub max_broker_partitions: u64,
     /// Raft tick; an election takes 10 to 20 ticks.
     pub tick_ms: u64,
     /// The longest a request waits for the metadata group.
@@ -104,6 +111,8 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 1024,
+            max_partitions: 10_000,
+            max_broker_partitions: 2_000,
             tick_ms: 50,
             metadata_timeout_ms: 5000,
             fsync_interval_ms: 0,
@@ -146,6 +155,9 @@ impl BrokerConfig {
             if ids.len() != self.voters.len() || ids[0] < 1 {
                 return Err("voter ids must be distinct and at least 1".into());
             }
+        }
+        if self.max_partitions == 0 || self.max_broker_partitions == 0 {
+            return Err("max_partitions and max_broker_partitions must be positive".into());
         }
         if self.default_replication_factor < 1 {
             return Err("default_replication_factor must be at least 1".into());

@@ -24,6 +24,7 @@ pub struct Metrics {
     fsync_seconds: Histogram,
     log_end_offset: Family<Labels, Gauge>,
     high_watermark: Family<Labels, Gauge>,
+    damaged_ranges: Family<Labels, Gauge>,
     raft_term: Gauge,
     raft_commit_index: Gauge,
 }
@@ -39,6 +40,7 @@ impl Default for Metrics {
         let fsync_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 20));
         let log_end_offset = Family::<Labels, Gauge>::default();
         let high_watermark = Family::<Labels, Gauge>::default();
+        let damaged_ranges = Family::<Labels, Gauge>::default();
         let raft_term = Gauge::default();
         let raft_commit_index = Gauge::default();
         registry.register(
@@ -73,6 +75,11 @@ impl Default for Metrics {
             high_watermark.clone(),
         );
         registry.register(
+            "log_damaged_ranges",
+            "Corrupt offset ranges fenced in the partition's log (R-LOG-13); reads inside them answer KAFKA_STORAGE_ERROR",
+            damaged_ranges.clone(),
+        );
+        registry.register(
             "raft_term",
             "Current term of the metadata Raft group",
             raft_term.clone(),
@@ -91,6 +98,7 @@ impl Default for Metrics {
             fsync_seconds,
             log_end_offset,
             high_watermark,
+            damaged_ranges,
             raft_term,
             raft_commit_index,
         }
@@ -126,6 +134,7 @@ impl Metrics {
         self.raft_commit_index.set(view.commit_index as i64);
         self.log_end_offset.clear();
         self.high_watermark.clear();
+        self.damaged_ranges.clear();
         for ((topic, partition), log) in broker.partitions.all() {
             let labels = vec![
                 ("topic".to_string(), topic),
@@ -137,6 +146,9 @@ impl Metrics {
             self.high_watermark
                 .get_or_create(&labels)
                 .set(log.high_watermark() as i64);
+            self.damaged_ranges
+                .get_or_create(&labels)
+                .set(log.damaged_range_count() as i64);
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {

@@ -4,6 +4,7 @@
 use super::configs::{self, TOPIC_CONFIGS};
 use super::errors;
 use super::handlers::{leader_epoch_error, led_log, propose, str_bytes};
+use super::partition_limits;
 use crate::broker::Broker;
 use crate::metadata::MetadataCommand;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -62,54 +63,18 @@ async fn create_partitions(
         let name = topic.name.0.to_string();
         let view = broker.consensus.view();
         let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        let outcome: Result<(), (i16, String)> = match view.state.topics.get(&name) {
-            None => Err((
-                errors::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no topic {name}"),
-            )),
-            Some(info) if topic.count as usize <= info.partitions.len() => Err((
-                errors::INVALID_PARTITIONS,
-                format!(
-                    "topic {name} has {} partitions; {} is not more",
-                    info.partitions.len(),
-                    topic.count
-                ),
-            )),
-            Some(info) => {
-                let current = info.partitions.len();
-                let rf = info.partitions.first().map_or(1, |p| p.replicas.len());
-                let brokers: Vec<i32> = view.state.live_brokers();
-                let new_partitions: Vec<Vec<i32>> = match &topic.assignments {
-                    Some(a) => a
-                        .iter()
-                        .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
-                        .collect(),
-                    None if brokers.is_empty() => {
-                        vec![vec![broker.config.node_id]; topic.count as usize - current]
-                    }
-                    None => (current..topic.count as usize)
-                        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
-                        .collect(),
-                };
-                if new_partitions.len() != topic.count as usize - current {
-                    Err((
-                        errors::INVALID_REQUEST,
-                        "assignments do not match the new partition count".into(),
-                    ))
-                } else if request.validate_only {
-                    Ok(())
-                } else {
-                    propose(
-                        broker,
-                        MetadataCommand::CreatePartitions {
-                            topic: name.clone(),
-                            new_partitions,
-                        },
-                    )
-                    .await
-                    .map(|_| broker.reconcile_partitions())
-                }
-            }
+        let outcome = match new_partitions(broker, &view.state, &name, &topic) {
+            Err(refusal) => Err(refusal),
+            Ok(_) if request.validate_only => Ok(()),
+            Ok(new_partitions) => propose(
+                broker,
+                MetadataCommand::CreatePartitions {
+                    topic: name.clone(),
+                    new_partitions,
+                },
+            )
+            .await
+            .map(|_| broker.reconcile_partitions()),
         };
         if let Err((code, message)) = outcome {
             result.error_code = code;
@@ -118,6 +83,65 @@ async fn create_partitions(
         results.push(result);
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// The replicas of the partitions CreatePartitions adds: the request's assignments,
+/// checked, or a round-robin over the live brokers; counted and bounded before
+/// anything is built (issue 12: count -1 panicked, 2^31-1 allocated gigabytes).
+fn new_partitions(
+    broker: &Broker,
+    state: &crate::metadata::MetadataState,
+    name: &str,
+    topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
+) -> Result<Vec<Vec<i32>>, (i16, String)> {
+    let info = state.topics.get(name).ok_or_else(|| {
+        (
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("no topic {name}"),
+        )
+    })?;
+    let current = info.partitions.len();
+    let added = partition_limits::partitions_to_add(topic.count, current)?;
+    let rf = info.partitions.first().map_or(1, |p| p.replicas.len());
+    let limits = partition_limits::Limits {
+        max_partitions: broker.config.max_partitions,
+        max_broker_partitions: broker.config.max_broker_partitions,
+    };
+    if let Some(a) = &topic.assignments {
+        let assignments: Vec<Vec<i32>> = a
+            .iter()
+            .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+            .collect();
+        if assignments.len() as u64 != added {
+            return Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                format!(
+                    "adding {added} partitions but {} assignments given",
+                    assignments.len()
+                ),
+            ));
+        }
+        partition_limits::check_assignments(state, &assignments, Some(rf))?;
+        partition_limits::check_limits(state, limits, added, rf as u64, Some(&assignments), 1)?;
+        return Ok(assignments);
+    }
+    let mut brokers: Vec<i32> = state.live_brokers();
+    if brokers.is_empty() {
+        brokers.push(broker.config.node_id);
+    }
+    if rf > brokers.len() {
+        return Err((
+            errors::INVALID_REPLICATION_FACTOR,
+            format!(
+                "replication factor {rf} with {} live broker(s)",
+                brokers.len()
+            ),
+        ));
+    }
+    partition_limits::check_limits(state, limits, added, rf as u64, None, brokers.len())?;
+    Ok((current..current + added as usize)
+        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
+        .collect())
 }
 
 fn describe_configs(

@@ -22,6 +22,8 @@ pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+pub const POLICY_VIOLATION: i16 = 44;
 pub const NOT_CONTROLLER: i16 = 41;
 pub const INVALID_REQUEST: i16 = 42;
 pub const INVALID_CONFIG: i16 = 40;
@@ -36,6 +38,7 @@ pub fn from_log_error(error: &LogError) -> i16 {
     match error {
         LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         LogError::InvalidBatch(_) => CORRUPT_MESSAGE,
+        LogError::InvalidRecord(_) => INVALID_RECORD,
         LogError::BatchTooLarge { .. } => MESSAGE_TOO_LARGE,
         LogError::ShuttingDown => REQUEST_TIMED_OUT,
         LogError::DuplicateSequence { .. } => NONE,
@@ -44,6 +47,7 @@ pub fn from_log_error(error: &LogError) -> i16 {
         LogError::Config(_) => INVALID_CONFIG,
         LogError::Io { .. }
         | LogError::Corrupt { .. }
+        | LogError::Damaged { .. }
         | LogError::CorruptCheckpoint { .. }
         | LogError::Offline { .. } => KAFKA_STORAGE_ERROR,
     }

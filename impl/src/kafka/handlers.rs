@@ -4,6 +4,7 @@
 
 use super::codec::{self, Request};
 use super::errors;
+use super::partition_limits;
 use crate::broker::replication::AckWait;
 use crate::broker::{now_ms, Broker, ProposalFailure};
 use crate::log::batch::{self, BatchHeader};
@@ -204,35 +205,13 @@ async fn create_topic(
     if brokers.is_empty() {
         brokers.push(broker.config.node_id);
     }
-    let assignments = if assignments.is_empty() {
-        let partitions = if partitions < 0 {
-            broker.config.default_partitions
-        } else {
-            partitions
-        };
-        let rf = if replication_factor < 0 {
-            broker.config.default_replication_factor as usize
-        } else {
-            replication_factor as usize
-        };
-        if partitions == 0 {
-            return Err((
-                errors::INVALID_PARTITIONS,
-                "a topic needs at least one partition".into(),
-            ));
-        }
-        if rf == 0 || rf > brokers.len() {
-            return Err((
-                errors::INVALID_REPLICATION_FACTOR,
-                format!("replication factor {rf} with {} broker(s)", brokers.len()),
-            ));
-        }
-        (0..partitions as usize)
-            .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
-            .collect()
-    } else {
-        assignments
-    };
+    let assignments = new_topic_assignments(
+        broker,
+        &view.state,
+        &brokers,
+        (partitions, replication_factor),
+        assignments,
+    )?;
     if view.state.topics.contains_key(name) {
         return Err((
             errors::TOPIC_ALREADY_EXISTS,
@@ -399,13 +378,59 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
     response
 }
 
-/// Checks that a Produce request's records are exactly one valid RecordBatch v2.
+/// Checks that a Produce request's records are exactly one valid RecordBatch v2
+/// (CORRUPT_MESSAGE otherwise, as Kafka answers a bad CRC or framing) whose records
+/// agree with its header (INVALID_RECORD otherwise, as Kafka's LogValidator answers;
+/// R-LOG-14). Nothing is appended when either fails.
 fn validate_records(records: &[u8]) -> Result<(), i16> {
     BatchHeader::parse(records).map_err(|_| errors::CORRUPT_MESSAGE)?;
     if !batch::crc_is_valid(records) {
         return Err(errors::CORRUPT_MESSAGE);
     }
+    batch::validate_client_batch(records).map_err(|reason| {
+        tracing::debug!(%reason, "produce refused: invalid records");
+        errors::INVALID_RECORD
+    })?;
     Ok(())
+}
+
+/// The replicas of each partition of a new topic: the request's own assignments,
+/// checked, or a round-robin over the live brokers, sized and bounded before it is
+/// built (issue 12: a count of 2^31-1 allocated gigabytes).
+fn new_topic_assignments(
+    broker: &Broker,
+    state: &crate::metadata::MetadataState,
+    brokers: &[i32],
+    (partitions, replication_factor): (i32, i16),
+    assignments: Vec<Vec<i32>>,
+) -> Result<Vec<Vec<i32>>, (i16, String)> {
+    let limits = partition_limits::Limits {
+        max_partitions: broker.config.max_partitions,
+        max_broker_partitions: broker.config.max_broker_partitions,
+    };
+    if !assignments.is_empty() {
+        if partitions != -1 || replication_factor != -1 {
+            return Err((
+                errors::INVALID_REQUEST,
+                "numPartitions and replicationFactor must be -1 with replica assignments".into(),
+            ));
+        }
+        partition_limits::check_assignments(state, &assignments, None)?;
+        let rf = assignments.first().map_or(0, Vec::len) as u64;
+        let added = assignments.len() as u64;
+        partition_limits::check_limits(state, limits, added, rf, Some(&assignments), 1)?;
+        return Ok(assignments);
+    }
+    let count = partition_limits::partition_count(partitions, broker.config.default_partitions)?;
+    let rf = partition_limits::replication_factor(
+        replication_factor,
+        broker.config.default_replication_factor,
+        brokers.len(),
+    )?;
+    partition_limits::check_limits(state, limits, count, rf as u64, None, brokers.len())?;
+    Ok((0..count as usize)
+        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
+        .collect())
 }
 
 type AppendResult = Result<crate::log::AppendInfo, crate::log::LogError>;
@@ -863,16 +888,27 @@ async fn create_topics(
             })
             .collect();
         assignments.sort();
-        let outcome = create_topic(
-            broker,
-            &name,
-            topic.num_partitions,
-            topic.replication_factor,
-            assignments.into_iter().map(|(_, r)| r).collect(),
-            configs,
-            request.validate_only,
-        )
-        .await;
+        let consecutive = assignments
+            .iter()
+            .enumerate()
+            .all(|(i, (p, _))| usize::try_from(*p) == Ok(i));
+        let outcome = if consecutive {
+            create_topic(
+                broker,
+                &name,
+                topic.num_partitions,
+                topic.replication_factor,
+                assignments.into_iter().map(|(_, r)| r).collect(),
+                configs,
+                request.validate_only,
+            )
+            .await
+        } else {
+            Err((
+                errors::INVALID_REPLICA_ASSIGNMENT,
+                "assigned partitions must be numbered 0, 1, 2, ... once each".into(),
+            ))
+        };
         let mut result = CreatableTopicResult::default().with_name(topic.name);
         match outcome {
             Ok(()) => {

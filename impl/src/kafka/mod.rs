@@ -8,4 +8,5 @@ pub mod consumer_group_handlers;
 pub mod errors;
 pub mod group_handlers;
 pub mod handlers;
+pub mod partition_limits;
 pub mod versions;

@@ -111,6 +111,118 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
+
+    /// Kafka's LogValidator check of a v2 batch's offset range: at least one record,
+    /// and exactly one offset per record. Without it a one-record batch claiming
+    /// lastOffsetDelta 2^31-1 would move the log end by 2^31 (issue 12).
+    pub fn check_offset_range(&self) -> Result<(), String> {
+        if self.record_count <= 0 {
+            return Err(format!("invalid record count {}", self.record_count));
+        }
+        if i64::from(self.last_offset_delta) + 1 != i64::from(self.record_count) {
+            return Err(format!(
+                "inconsistent batch: lastOffsetDelta {} but {} records",
+                self.last_offset_delta, self.record_count
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a batch a client produced as Kafka's LogValidator does before offsets are
+/// assigned (R-LOG-14): the offset range matches the record count; no control
+/// batch; an idempotent batch has a sequence; and, for an uncompressed batch, the
+/// records present are exactly `record_count` well-formed records whose offset
+/// deltas are 0, 1, 2, ... A compressed batch's records are inside its compressed
+/// payload and are not decompressed here (see spec/log.md R-LOG-14).
+pub fn validate_client_batch(bytes: &[u8]) -> Result<BatchHeader, String> {
+    let header = BatchHeader::parse(bytes)?;
+    header.check_offset_range()?;
+    if header.is_control() {
+        return Err("clients may not write control batches".into());
+    }
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(format!(
+            "invalid sequence {} for producer {}",
+            header.base_sequence, header.producer_id
+        ));
+    }
+    let body = &bytes[HEADER_LEN..];
+    if header.compression() == 0 {
+        check_records(body, header.record_count)?;
+    } else if body.is_empty() {
+        return Err("compressed batch without a payload".into());
+    }
+    Ok(header)
+}
+
+/// The records of an uncompressed batch: exactly `count` of them, filling `body`.
+fn check_records(body: &[u8], count: i32) -> Result<(), String> {
+    let mut pos = 0;
+    for index in 0..count {
+        let length = read_varlong(body, &mut pos)
+            .ok_or_else(|| format!("record {index} of {count}: unreadable length"))?;
+        let end = usize::try_from(length)
+            .ok()
+            .filter(|l| *l > 0)
+            .and_then(|l| pos.checked_add(l))
+            .filter(|end| *end <= body.len())
+            .ok_or_else(|| {
+                format!("record {index} of {count}: length {length} does not fit the batch")
+            })?;
+        check_record(&body[pos..end], index)
+            .map_err(|e| format!("record {index} of {count}: {e}"))?;
+        pos = end;
+    }
+    if pos != body.len() {
+        return Err(format!(
+            "{} bytes after the last of {count} records",
+            body.len() - pos
+        ));
+    }
+    Ok(())
+}
+
+/// One record's fields fill exactly its declared length, and its offset delta is
+/// its index, so the offsets consumers compute are the ones the batch occupies.
+fn check_record(record: &[u8], index: i32) -> Result<(), String> {
+    let mut p = 1; // attributes
+    read_varlong(record, &mut p).ok_or("unreadable timestamp delta")?;
+    let delta = read_varlong(record, &mut p).ok_or("unreadable offset delta")?;
+    if delta != i64::from(index) {
+        return Err(format!("offset delta {delta} where {index} was expected"));
+    }
+    skip_bytes(record, &mut p, true).ok_or("bad key")?;
+    skip_bytes(record, &mut p, true).ok_or("bad value")?;
+    let headers = read_varlong(record, &mut p).ok_or("unreadable header count")?;
+    if headers < 0 {
+        return Err(format!("negative header count {headers}"));
+    }
+    for _ in 0..headers {
+        skip_bytes(record, &mut p, false).ok_or("bad header key")?;
+        skip_bytes(record, &mut p, true).ok_or("bad header value")?;
+    }
+    if p != record.len() {
+        return Err(format!(
+            "fields end at byte {p} of a {}-byte record",
+            record.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Skips a length-prefixed byte string (-1 is null where `nullable`).
+fn skip_bytes(bytes: &[u8], pos: &mut usize, nullable: bool) -> Option<()> {
+    let len = read_varlong(bytes, pos)?;
+    if len == -1 && nullable {
+        return Some(());
+    }
+    let end = pos.checked_add(usize::try_from(len).ok()?)?;
+    if end > bytes.len() {
+        return None;
+    }
+    *pos = end;
+    Some(())
 }
 
 /// Writes the leader-assigned base offset.
@@ -314,5 +426,111 @@ mod tests {
         let mut magic = good.clone();
         magic[MAGIC_OFFSET] = 1;
         assert!(BatchHeader::parse(&magic).is_err());
+    }
+
+    /// Rewrites header fields after a change and fixes the CRC, as a client would.
+    fn patched(mut batch: Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        f(&mut batch);
+        let len = (batch.len() - LOG_OVERHEAD) as i32;
+        batch[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&len.to_be_bytes());
+        let crc = compute_crc(&batch);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    fn set_i32(at: usize, value: i32) -> impl FnOnce(&mut Vec<u8>) {
+        move |b| b[at..at + 4].copy_from_slice(&value.to_be_bytes())
+    }
+
+    fn three_records() -> Vec<u8> {
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                key: (i != 1).then(|| vec![b'k'; i]),
+                value: (i != 2).then(|| vec![b'v'; 5]),
+                timestamp_delta: i as i64,
+            })
+            .collect();
+        build_batch(&records, 1000)
+    }
+
+    #[test]
+    fn r_log_14_well_formed_batches_pass() {
+        for count in 1..6 {
+            assert!(validate_client_batch(&build_simple_batch(count, 7, b'x', 0)).is_ok());
+        }
+        assert!(validate_client_batch(&three_records()).is_ok());
+    }
+
+    #[test]
+    fn r_log_14_offset_range_must_match_the_record_count() {
+        let one = build_simple_batch(1, 3, b'x', 0);
+        // A one-record batch claiming 2^31 offsets (issue 12).
+        let wide = patched(one.clone(), set_i32(23, i32::MAX));
+        assert!(
+            validate_client_batch(&wide).is_err_and(|e| e.contains("lastOffsetDelta 2147483647"))
+        );
+        assert!(BatchHeader::parse(&wide).is_ok_and(|h| h.check_offset_range().is_err()));
+        // A batch claiming 1000 records but holding one.
+        let claims = patched(one.clone(), |b| {
+            set_i32(57, 1000)(b);
+            set_i32(23, 999)(b);
+        });
+        assert!(validate_client_batch(&claims).is_err_and(|e| e.contains("record 1 of 1000")));
+        let empty = patched(one.clone(), |b| {
+            set_i32(57, 0)(b);
+            b.truncate(HEADER_LEN);
+        });
+        assert!(validate_client_batch(&empty).is_err());
+        // Two records present, one declared: the second is trailing garbage.
+        let two = build_simple_batch(2, 3, b'x', 0);
+        let fewer = patched(two, |b| {
+            set_i32(57, 1)(b);
+            set_i32(23, 0)(b);
+        });
+        assert!(validate_client_batch(&fewer).is_err_and(|e| e.contains("after the last")));
+    }
+
+    #[test]
+    fn r_log_14_offset_deltas_must_be_contiguous() {
+        let batch = build_simple_batch(2, 3, b'x', 0);
+        // Record 0 is [len][attr][ts][offset delta]...; find record 1's delta byte.
+        let mut pos = HEADER_LEN;
+        let first_len = read_varlong(&batch, &mut pos).unwrap_or(0) as usize;
+        let delta_at = pos + first_len + 1 + 1 + 1;
+        assert_eq!(batch[delta_at], 2, "zig-zag 1");
+        let gap = patched(batch, |b| b[delta_at] = 4);
+        assert!(validate_client_batch(&gap).is_err_and(|e| e.contains("offset delta 2")));
+    }
+
+    #[test]
+    fn r_log_14_control_batches_and_missing_sequences_are_refused() {
+        let one = build_simple_batch(1, 3, b'x', 0);
+        let control = patched(one.clone(), |b| b[ATTRIBUTES_OFFSET + 1] |= 0x20);
+        assert!(validate_client_batch(&control).is_err());
+        let no_sequence = patched(one, |b| b[43..51].copy_from_slice(&7i64.to_be_bytes()));
+        assert!(validate_client_batch(&no_sequence).is_err_and(|e| e.contains("sequence")));
+    }
+
+    #[test]
+    fn r_log_14_compressed_batches_are_checked_by_their_header() {
+        let gzip = patched(build_simple_batch(3, 3, b'x', 0), |b| {
+            b[ATTRIBUTES_OFFSET + 1] |= 0x01;
+        });
+        assert!(validate_client_batch(&gzip).is_ok());
+        let wide = patched(gzip, set_i32(23, 1 << 20));
+        assert!(validate_client_batch(&wide).is_err());
+    }
+
+    #[test]
+    fn r_log_14_no_mutation_of_a_batch_panics_the_validator() {
+        let batch = three_records();
+        for i in 0..batch.len() {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut b = batch.clone();
+                b[i] = value;
+                let _ = validate_client_batch(&b);
+                let _ = validate_client_batch(&b[..i]);
+            }
+        }
     }
 }

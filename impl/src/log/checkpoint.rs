@@ -15,6 +15,21 @@ pub struct Checkpoint {
     pub version: u32,
     pub log_start_offset: u64,
     pub high_watermark: u64,
+    /// A lower bound of what of the active segment was fsynced when this was
+    /// written. Optional so that checkpoints written before it existed still decode
+    /// (they name no durable point, and recovery then assumes none: R-LOG-13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable: Option<DurablePoint>,
+}
+
+/// How far a segment was known to be fsynced: its first `bytes` bytes, holding the
+/// offsets below `end_offset`. Recovery treats a bad frame below it as corruption,
+/// never as a torn write (R-LOG-13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurablePoint {
+    pub segment_base: u64,
+    pub bytes: u64,
+    pub end_offset: u64,
 }
 
 impl Checkpoint {
@@ -23,6 +38,14 @@ impl Checkpoint {
             version: VERSION,
             log_start_offset,
             high_watermark,
+            durable: None,
+        }
+    }
+
+    pub fn with_durable(self, durable: DurablePoint) -> Self {
+        Checkpoint {
+            durable: Some(durable),
+            ..self
         }
     }
 }

@@ -14,6 +14,9 @@ pub enum LogError {
     },
     #[error("invalid record batch: {0}")]
     InvalidBatch(String),
+    /// A well-formed batch whose records disagree with its header (R-LOG-14).
+    #[error("invalid records: {0}")]
+    InvalidRecord(String),
     #[error("record batch of {size} bytes is over the limit of {limit} bytes")]
     BatchTooLarge { size: usize, limit: usize },
     #[error("{op} {path}: {source}")]
@@ -28,6 +31,20 @@ pub enum LogError {
         path: PathBuf,
         position: u64,
         offset: u64,
+        reason: String,
+    },
+    /// A read touched offsets whose bytes are damaged (R-LOG-13). The rest of the log
+    /// is still served; only this range answers an error until it is repaired.
+    #[error(
+        "damaged log data in {path} at bytes [{position}, {end_position}): offsets \
+         [{first_offset}, {end_offset}) cannot be read: {reason}"
+    )]
+    Damaged {
+        path: PathBuf,
+        position: u64,
+        end_position: u64,
+        first_offset: u64,
+        end_offset: u64,
         reason: String,
     },
     #[error("corrupt checkpoint {path}: {reason}")]
@@ -71,6 +88,7 @@ impl LogError {
             self,
             LogError::Io { .. }
                 | LogError::Corrupt { .. }
+                | LogError::Damaged { .. }
                 | LogError::CorruptCheckpoint { .. }
                 | LogError::Offline { .. }
         )

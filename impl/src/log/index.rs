@@ -33,6 +33,17 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry (relative offset, position) at or before `relative_offset`;
+    /// (0, 0), the segment's start, when there is none.
+    pub fn entry_for(&self, relative_offset: u32) -> (u32, u32) {
+        let i = self.entries.partition_point(|(o, _)| *o <= relative_offset);
+        if i == 0 {
+            (0, 0)
+        } else {
+            self.entries[i - 1]
+        }
+    }
+
     pub fn last_relative_offset(&self) -> Option<u32> {
         self.entries.last().map(|(o, _)| *o)
     }

@@ -1,10 +1,11 @@
 //! The partition log: the source of truth for every partition's records.
-//! Rules R-LOG-1..R-LOG-10 in spec/log.md.
+//! Rules R-LOG-1..R-LOG-13 in spec/log.md.
 
 pub mod batch;
 pub mod checkpoint;
 mod coalesce;
 mod config;
+pub mod damage;
 mod error;
 pub mod frame;
 mod group_commit;

@@ -2,9 +2,10 @@
 //! append, read, recovery and retention paths over them.
 
 use super::batch::{self, BatchHeader};
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::{self, Checkpoint, DurablePoint};
 use super::coalesce::SyncCoalescer;
 use super::config::{FsyncPolicy, LogConfig};
+use super::damage::{self, Damage};
 use super::error::{LogError, Result};
 use super::frame::{self, FRAME_HEADER_LEN};
 use super::group_commit::{CommitQueue, SyncTarget};
@@ -119,11 +120,73 @@ impl LogState {
 
 /// A read's view of one segment, taken under the lock and used without it.
 struct SegmentView {
+    base_offset: u64,
     path: PathBuf,
     file: Arc<dyn DiskFile>,
+    /// Where to start reading, and the offset of the batch there.
     start_position: u64,
+    start_offset: u64,
     end_position: u64,
     next_offset: u64,
+    damage: Vec<Damage>,
+}
+
+impl SegmentView {
+    fn is_known_damage(&self, position: u64) -> bool {
+        self.damage.iter().any(|d| d.position == position)
+    }
+
+    fn of(seg: &Segment, relative: u32) -> Self {
+        let (rel, position) = seg.offset_index.entry_for(relative);
+        SegmentView {
+            base_offset: seg.base_offset,
+            path: seg.path.clone(),
+            file: Arc::clone(&seg.file),
+            start_position: u64::from(position),
+            start_offset: seg.base_offset + u64::from(rel),
+            end_position: seg.size,
+            next_offset: seg.next_offset,
+            damage: seg.damage.clone(),
+        }
+    }
+
+    /// The same segment read from its first byte (when an index entry misled).
+    fn rewound(&self) -> Self {
+        SegmentView {
+            base_offset: self.base_offset,
+            path: self.path.clone(),
+            file: Arc::clone(&self.file),
+            start_position: 0,
+            start_offset: self.base_offset,
+            end_position: self.end_position,
+            next_offset: self.next_offset,
+            damage: self.damage.clone(),
+        }
+    }
+}
+
+/// What [`PartitionLog::find_batch`] found.
+enum Found {
+    Batch(Vec<u8>, BatchHeader),
+    /// A batch reaching the caller's upper bound came first.
+    Beyond,
+    End,
+    /// Bad bytes at a position, where a batch of the offset was expected.
+    Bad(u64, u64, String),
+}
+
+/// How a walk over the frames of a segment view ended.
+enum Walk {
+    /// The read is complete.
+    Complete,
+    /// The segment's bytes ended; `reached` is the offset after the last batch.
+    End { reached: u64 },
+    /// The bytes at `position` are not the valid batch of offset `expected`.
+    Bad {
+        position: u64,
+        expected: u64,
+        reason: String,
+    },
 }
 
 impl PartitionLog {
@@ -181,8 +244,19 @@ impl PartitionLog {
                     )?;
                     segments.insert(base, seg);
                 }
-                let active =
-                    Segment::open_active(disk.as_ref(), dir, last, config.index_interval_bytes)?;
+                // Only a durable point recorded for this very segment says anything
+                // about its bytes; without one every bad tail may be torn.
+                let durable = checkpoint
+                    .and_then(|c| c.durable)
+                    .filter(|d| d.segment_base == last)
+                    .map(|d| (d.bytes, d.end_offset));
+                let active = Segment::open_active(
+                    disk.as_ref(),
+                    dir,
+                    last,
+                    config.index_interval_bytes,
+                    durable,
+                )?;
                 // What recovery kept is what the log now acknowledges: make it durable
                 // even if the previous process died before its own fsync.
                 active
@@ -434,11 +508,15 @@ impl PartitionLog {
         let end = reopened.next_offset;
         st.durable_position = (keep_base, reopened.size);
         st.segments.insert(keep_base, reopened);
-        st.durable_end = st.durable_end.min(end);
+        // `open_active_until` synced what it kept: all of it is durable.
+        st.durable_end = end;
         st.high_watermark = st.high_watermark.min(end);
         st.epochs.retain(|(_, start)| *start < end);
         write_epochs(disk, dir, &st.epochs)?;
         st.epochs_dirty = false;
+        // The recorded durable point may lie beyond the cut: lower it before any
+        // new, unsynced byte lands there, or a later torn write would look corrupt.
+        self.write_checkpoint(&mut st)?;
         // Producer state may name batches that are gone: forget those producers, so
         // their next batch is judged afresh rather than as a duplicate.
         st.producers.forget_from(end);
@@ -529,6 +607,11 @@ impl PartitionLog {
             self.shared.resync_after_failure(&mut st)?;
         }
         if leader_epoch.is_some() {
+            // Offsets are assigned from the header: it must not claim more than the
+            // batch holds (R-LOG-14; the Produce path checks the records too).
+            header
+                .check_offset_range()
+                .map_err(LogError::InvalidRecord)?;
             st.producers.check(&header)?;
         } else if header.base_offset != st.log_end() as i64 {
             return Err(LogError::InvalidBatch(format!(
@@ -653,7 +736,7 @@ impl PartitionLog {
                 }
             };
             first = false;
-            let done = Self::read_segment(&view, cursor, max_bytes, upper_bound, &mut result)?;
+            let done = self.read_segment(&view, cursor, max_bytes, upper_bound, &mut result)?;
             if done || result.records.len() >= max_bytes {
                 return Ok(result);
             }
@@ -668,60 +751,171 @@ impl PartitionLog {
             .next_back()
             .map(|(_, s)| s)
             .filter(|s| offset < s.next_offset)?;
-        let relative = (offset - seg.base_offset) as u32;
-        Some(SegmentView {
-            path: seg.path.clone(),
-            file: Arc::clone(&seg.file),
-            start_position: u64::from(seg.offset_index.position_for(relative)),
-            end_position: seg.size,
-            next_offset: seg.next_offset,
-        })
+        Some(SegmentView::of(seg, (offset - seg.base_offset) as u32))
     }
 
     /// Appends the batches of one segment to `out`; true when the read is complete.
+    /// A damaged range is stepped over when the read starts beyond it, ends the read
+    /// when batches before it were returned, and is the answer when the read starts
+    /// inside it (R-LOG-13).
     fn read_segment(
+        &self,
         view: &SegmentView,
         offset: u64,
         max_bytes: usize,
         upper_bound: u64,
         out: &mut ReadResult,
     ) -> Result<bool> {
+        let (mut position, mut expected) = (view.start_position, view.start_offset);
+        let mut trust_index = view.start_position != 0;
+        loop {
+            let walk = Self::read_frames(
+                view,
+                (position, expected),
+                offset,
+                (max_bytes, upper_bound),
+                out,
+            )?;
+            let (at, at_offset, reason) = match walk {
+                Walk::Complete => return Ok(true),
+                Walk::End { reached } if reached >= view.next_offset => return Ok(false),
+                // Offsets missing at the end must answer an error, not be skipped.
+                Walk::End { reached } => (
+                    view.end_position,
+                    reached,
+                    "the segment ends before its offsets do".to_string(),
+                ),
+                Walk::Bad {
+                    position,
+                    expected,
+                    reason,
+                } => (position, expected, reason),
+            };
+            if out.batch_count > 0 || at_offset >= upper_bound {
+                return Ok(true);
+            }
+            if trust_index && at == view.start_position && !view.is_known_damage(at) {
+                // Index files carry no checksum: before calling the bytes damaged,
+                // walk to them from the segment's start.
+                trust_index = false;
+                let again = view.rewound();
+                (position, expected) = (again.start_position, again.start_offset);
+                continue;
+            }
+            let found = self.damage_at(view, at, at_offset, reason)?;
+            if offset < found.end_offset {
+                return Err(found.to_error(&view.path));
+            }
+            if found.end_position >= view.end_position {
+                return Ok(false);
+            }
+            (position, expected) = (found.end_position, found.end_offset);
+        }
+    }
+
+    /// Walks valid frames from `(position, expected offset)` to the view's end,
+    /// adding the batches at or after `offset` to `out`.
+    fn read_frames(
+        view: &SegmentView,
+        (from, mut expected): (u64, u64),
+        offset: u64,
+        (max_bytes, upper_bound): (usize, u64),
+        out: &mut ReadResult,
+    ) -> Result<Walk> {
         // Enough for the skipped frames before `offset` (at most one index interval
         // and a batch) plus what the caller wants, in one read when possible.
         let block = max_bytes.saturating_add(64 * 1024).min(segment::SCAN_BLOCK);
         let mut reader = FrameReader::new(
             view.file.as_ref(),
             &view.path,
-            view.start_position,
+            from,
             view.end_position,
             block,
         );
         loop {
             let frame = match reader.next_frame()? {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return Ok(false),
-                Err(stop) => return Err(stop_to_error(&view.path, stop, offset)),
+                Ok(None) => return Ok(Walk::End { reached: expected }),
+                Err(stop) => return Ok(bad_walk(stop, expected)),
             };
-            let header = BatchHeader::parse(frame.payload).map_err(|reason| LogError::Corrupt {
-                path: view.path.clone(),
-                position: frame.position,
-                offset,
-                reason,
-            })?;
-            let base = header.base_offset as u64;
-            let last = base + header.offset_count() - 1;
+            let header = match batch_at(frame.payload, expected) {
+                Ok(h) => h,
+                Err(reason) => {
+                    return Ok(Walk::Bad {
+                        position: frame.position,
+                        expected,
+                        reason,
+                    })
+                }
+            };
+            let last = expected + header.offset_count() - 1;
+            expected = last + 1;
             if last < offset {
                 continue;
             }
             if last >= upper_bound
                 || (out.batch_count > 0 && out.records.len() + frame.payload.len() > max_bytes)
             {
-                return Ok(true);
+                return Ok(Walk::Complete);
             }
             out.records.extend_from_slice(frame.payload);
             out.batch_count += 1;
             out.next_offset = last + 1;
         }
+    }
+
+    /// The damaged range that starts at `position` of a segment: known already, or
+    /// found now by searching for the next valid frame, then recorded and reported.
+    fn damage_at(
+        &self,
+        view: &SegmentView,
+        position: u64,
+        first_offset: u64,
+        reason: String,
+    ) -> Result<Damage> {
+        if let Some(known) = view.damage.iter().find(|d| d.position == position) {
+            return Ok(known.clone());
+        }
+        let next = damage::find_next_frame(
+            view.file.as_ref(),
+            &view.path,
+            position + 1,
+            view.end_position,
+            first_offset,
+            view.next_offset,
+        )?;
+        let (end_position, end_offset) =
+            next.unwrap_or((view.end_position, view.next_offset.max(first_offset)));
+        let found = Damage {
+            position,
+            end_position,
+            first_offset,
+            end_offset,
+            reason,
+        };
+        let mut st = self.lock();
+        if let Some(seg) = st.segments.get_mut(&view.base_offset) {
+            if !seg.damage.iter().any(|d| d.position == position) {
+                damage::report(&view.path, &found);
+                seg.damage.push(found.clone());
+                seg.damage.sort_by_key(|d| d.position);
+            }
+        }
+        Ok(found)
+    }
+
+    /// How many damaged ranges have been found in this log (a metric).
+    pub fn damaged_range_count(&self) -> usize {
+        self.lock().segments.values().map(|s| s.damage.len()).sum()
+    }
+
+    /// Every damaged range found so far: (segment file, damage), in offset order.
+    pub fn damaged_ranges(&self) -> Vec<(PathBuf, Damage)> {
+        let st = self.lock();
+        st.segments
+            .values()
+            .flat_map(|s| s.damage.iter().map(|d| (s.path.clone(), d.clone())))
+            .collect()
     }
 
     /// The first offset whose record timestamp is at least `timestamp`, with that
@@ -737,54 +931,75 @@ impl PartitionLog {
                 .segments
                 .values()
                 .filter(|s| s.max_timestamp >= timestamp && s.next_offset > st.log_start)
-                .map(|s| {
-                    let rel = s.time_index.start_for(timestamp);
-                    SegmentView {
-                        path: s.path.clone(),
-                        file: Arc::clone(&s.file),
-                        start_position: u64::from(s.offset_index.position_for(rel)),
-                        end_position: s.size,
-                        next_offset: s.next_offset,
-                    }
-                })
+                .map(|s| SegmentView::of(s, s.time_index.start_for(timestamp)))
                 .collect();
             (st.log_start, views)
         };
+        let wanted = |header: &BatchHeader, last: u64| {
+            last >= log_start && header.max_timestamp >= timestamp
+        };
         for view in candidates {
-            let mut reader = FrameReader::new(
-                view.file.as_ref(),
-                &view.path,
-                view.start_position,
-                view.end_position,
-                64 * 1024,
-            );
+            let (mut position, mut expected) = (view.start_position, view.start_offset);
             loop {
-                let frame = match reader.next_frame()? {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
-                    Err(stop) => return Err(stop_to_error(&view.path, stop, 0)),
-                };
-                let header =
-                    BatchHeader::parse(frame.payload).map_err(|reason| LogError::Corrupt {
-                        path: view.path.clone(),
-                        position: frame.position,
-                        offset: 0,
-                        reason,
-                    })?;
-                let base = header.base_offset as u64;
-                let last = base + header.offset_count() - 1;
-                if last >= upper_bound {
-                    return Ok(None);
+                match Self::find_batch(&view, (position, expected), upper_bound, &wanted)? {
+                    Found::Batch(payload, header) => {
+                        let found = batch::first_record_at_or_after(&payload, timestamp)
+                            .unwrap_or((header.base_offset as u64, header.max_timestamp));
+                        return Ok(Some((found.0.max(log_start), found.1)));
+                    }
+                    Found::Beyond => return Ok(None),
+                    Found::End => break,
+                    // Records that cannot be read cannot be the answer: step over them.
+                    Found::Bad(at, at_offset, reason) => {
+                        let found = self.damage_at(&view, at, at_offset, reason)?;
+                        if found.end_position >= view.end_position {
+                            break;
+                        }
+                        (position, expected) = (found.end_position, found.end_offset);
+                    }
                 }
-                if last < log_start || header.max_timestamp < timestamp {
-                    continue;
-                }
-                let found = batch::first_record_at_or_after(frame.payload, timestamp)
-                    .unwrap_or((base, header.max_timestamp));
-                return Ok(Some((found.0.max(log_start), found.1)));
             }
         }
         Ok(None)
+    }
+
+    /// The first batch of a view from `(position, expected offset)` that `wanted`
+    /// accepts, stopping at a batch that reaches `upper_bound` or at bad bytes.
+    fn find_batch(
+        view: &SegmentView,
+        (from, mut expected): (u64, u64),
+        upper_bound: u64,
+        wanted: &dyn Fn(&BatchHeader, u64) -> bool,
+    ) -> Result<Found> {
+        let mut reader = FrameReader::new(
+            view.file.as_ref(),
+            &view.path,
+            from,
+            view.end_position,
+            64 * 1024,
+        );
+        loop {
+            let frame = match reader.next_frame()? {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(Found::End),
+                Err(stop) => {
+                    let (position, reason) = stop_parts(stop);
+                    return Ok(Found::Bad(position, expected, reason));
+                }
+            };
+            let header = match batch_at(frame.payload, expected) {
+                Ok(h) => h,
+                Err(reason) => return Ok(Found::Bad(frame.position, expected, reason)),
+            };
+            let last = expected + header.offset_count() - 1;
+            expected = last + 1;
+            if last >= upper_bound {
+                return Ok(Found::Beyond);
+            }
+            if wanted(&header, last) {
+                return Ok(Found::Batch(frame.payload.to_vec(), header));
+            }
+        }
     }
 
     /// Moves the log start to `offset` durably (DeleteRecords), then deletes whole
@@ -884,7 +1099,15 @@ impl PartitionLog {
 
     fn write_checkpoint(&self, st: &mut LogState) -> Result<()> {
         self.write_epochs_if_dirty(st)?;
-        let current = Checkpoint::new(st.log_start, st.high_watermark);
+        // The durable point goes with every checkpoint: a lower bound of what is
+        // fsynced, since `durable_position` moves only after a sync succeeded and
+        // every cut below it rewrites the checkpoint first (R-LOG-13).
+        let (segment_base, bytes) = st.durable_position;
+        let current = Checkpoint::new(st.log_start, st.high_watermark).with_durable(DurablePoint {
+            segment_base,
+            bytes,
+            end_offset: st.durable_end,
+        });
         if st.last_checkpoint == Some(current) {
             return Ok(());
         }
@@ -917,17 +1140,32 @@ impl PartitionLog {
     }
 }
 
-fn stop_to_error(path: &Path, stop: Stop, offset: u64) -> LogError {
-    let (position, reason) = match stop {
+fn stop_parts(stop: Stop) -> (u64, String) {
+    match stop {
         Stop::Torn { position } => (position, "frame cut short".to_string()),
         Stop::Corrupt { position, reason } => (position, reason),
-    };
-    LogError::Corrupt {
-        path: path.to_path_buf(),
+    }
+}
+
+fn bad_walk(stop: Stop, expected: u64) -> Walk {
+    let (position, reason) = stop_parts(stop);
+    Walk::Bad {
         position,
-        offset,
+        expected,
         reason,
     }
+}
+
+/// The header of a batch that must start at offset `expected`.
+fn batch_at(payload: &[u8], expected: u64) -> std::result::Result<BatchHeader, String> {
+    let header = BatchHeader::parse(payload)?;
+    if header.base_offset != expected as i64 {
+        return Err(format!(
+            "batch has base offset {} where {expected} was expected",
+            header.base_offset
+        ));
+    }
+    Ok(header)
 }
 
 const EPOCHS_FILE: &str = "leader-epoch-checkpoint";
@@ -973,11 +1211,14 @@ impl LogShared {
             .and_then(|_| active.file.sync_data())
             .map_err(|e| LogError::io("resync", &active.path, e))?;
         let base = active.base_offset;
+        // Everything kept was just synced: nothing in it can be torn.
+        let durable = (base == st.durable_position.0).then_some((keep, st.durable_end));
         let rescanned = Segment::open_active(
             self.disk.as_ref(),
             &self.dir,
             base,
             st.config.index_interval_bytes,
+            durable,
         )?;
         st.durable_end = rescanned.next_offset;
         st.durable_position = (base, rescanned.size);

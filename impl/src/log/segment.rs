@@ -2,6 +2,7 @@
 //! sparse offset and time indexes.
 
 use super::batch::BatchHeader;
+use super::damage::{self, Damage};
 use super::error::{LogError, Result};
 use super::frame::{self, Decoded, FRAME_HEADER_LEN};
 use super::index::{OffsetIndex, TimeIndex};
@@ -151,6 +152,29 @@ pub struct Segment {
     pub scanned_producers: super::producers::ProducerStates,
     /// (leader epoch, first offset) of each epoch a recovery scan met, in order.
     pub scanned_epochs: Vec<(i32, u64)>,
+    /// Damaged ranges found so far, in file order (R-LOG-13).
+    pub damage: Vec<Damage>,
+}
+
+/// What recovery may assume about the end of a segment it scans (R-LOG-13).
+#[derive(Debug, Clone, Copy)]
+pub enum Tail {
+    /// A sealed segment was fsynced whole before its successor existed: nothing in
+    /// it can be torn, and its offsets end where the next segment begins.
+    Sealed { end_offset: u64 },
+    /// The active segment: bytes past the durable point (if one is known) may be a
+    /// torn write.
+    Active { durable: Option<(u64, u64)> },
+}
+
+impl Tail {
+    /// The durable prefix: (bytes, end offset).
+    fn durable(self) -> Option<(u64, u64)> {
+        match self {
+            Tail::Sealed { .. } => None,
+            Tail::Active { durable } => durable,
+        }
+    }
 }
 
 /// What a scan that must not cut anything found wrong.
@@ -202,6 +226,16 @@ impl Segment {
             first_append_ms: None,
             scanned_producers: Default::default(),
             scanned_epochs: Vec::new(),
+            damage: Vec::new(),
+        }
+    }
+
+    /// The offsets after which frames found past damage may lie: a segment's
+    /// relative offsets must fit the index's u32.
+    fn max_base(&self, tail: Tail) -> u64 {
+        match tail {
+            Tail::Sealed { end_offset } => end_offset,
+            Tail::Active { .. } => self.base_offset.saturating_add(u64::from(u32::MAX)),
         }
     }
 
@@ -241,12 +275,17 @@ impl Segment {
         }
         tracing::info!(segment = %path.display(), "index missing or inconsistent; rebuilding");
         let mut seg = Self::empty(path, file, base_offset);
-        if let Some(stop) = seg.scan(size, index_interval, u64::MAX)? {
-            let (position, reason) = match stop {
-                Stop::Torn { position } => (position, "frame cut short".to_string()),
-                Stop::Corrupt { position, reason } => (position, reason),
-            };
-            return Err(corrupt(&seg.path, position, seg.next_offset, reason));
+        let tail = Tail::Sealed {
+            end_offset: next_offset,
+        };
+        if let Some(position) = seg.recover(size, index_interval, tail)? {
+            // Unreachable for a sealed tail, which is never cut; refuse rather than cut.
+            return Err(corrupt(
+                &seg.path,
+                position,
+                seg.next_offset,
+                "sealed segment would be cut".into(),
+            ));
         }
         if seg.next_offset != next_offset {
             return Err(corrupt(
@@ -262,13 +301,16 @@ impl Segment {
         Ok(seg)
     }
 
-    /// Opens the active (last) segment: scans every frame, and cuts the file at the
-    /// first torn or corrupt one, which can only be an unacknowledged write (R-LOG-5).
+    /// Opens the active (last) segment: scans every frame, fences damaged ranges, and
+    /// cuts the file only at a torn tail: a bad frame at or past the durable point
+    /// (`durable`: bytes and end offset, if known) with no valid frame after it
+    /// (R-LOG-5, R-LOG-13).
     pub fn open_active(
         disk: &dyn Disk,
         dir: &Path,
         base_offset: u64,
         index_interval: u64,
+        durable: Option<(u64, u64)>,
     ) -> Result<Self> {
         let [path, ..] = Self::paths(dir, base_offset);
         let file = disk
@@ -276,24 +318,106 @@ impl Segment {
             .map_err(|e| LogError::io("open", &path, e))?;
         let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
         let mut seg = Self::empty(path, file, base_offset);
-        if let Some(stop) = seg.scan(len, index_interval, u64::MAX)? {
-            let (position, reason) = match stop {
-                Stop::Torn { position } => (position, "torn frame".to_string()),
-                Stop::Corrupt { position, reason } => (position, reason),
-            };
+        if let Some(position) = seg.recover(len, index_interval, Tail::Active { durable })? {
             tracing::warn!(
                 segment = %seg.path.display(),
                 position,
                 cut_bytes = len - position,
                 next_offset = seg.next_offset,
-                %reason,
-                "truncating the log tail at the first invalid frame"
+                durable_bytes = durable.map(|d| d.0),
+                "truncating a torn log tail (past the durable point, nothing valid after it)"
             );
             seg.file
                 .set_len(position)
                 .map_err(|e| LogError::io("truncate", &seg.path, e))?;
         }
         Ok(seg)
+    }
+
+    /// Scans the whole segment, stepping over damaged ranges (recorded and reported),
+    /// and returns the position to cut at if its tail is torn.
+    fn recover(&mut self, len: u64, index_interval: u64, tail: Tail) -> Result<Option<u64>> {
+        let mut from = 0;
+        loop {
+            let (position, reason) = match self.scan_from(from, len, index_interval, u64::MAX)? {
+                None => {
+                    self.note_missing_end(len, tail);
+                    return Ok(None);
+                }
+                Some(Stop::Torn { position }) => (position, "frame cut short".to_string()),
+                Some(Stop::Corrupt { position, reason }) => (position, reason),
+            };
+            let first_offset = self.next_offset;
+            let found = damage::find_next_frame(
+                self.file.as_ref(),
+                &self.path,
+                position + 1,
+                len,
+                first_offset,
+                self.max_base(tail),
+            )?;
+            let Some((end_position, end_offset)) = found else {
+                return Ok(self.damaged_tail(position, len, reason, tail));
+            };
+            self.fence(Damage {
+                position,
+                end_position,
+                first_offset,
+                end_offset,
+                reason,
+            });
+            from = end_position;
+        }
+    }
+
+    /// A bad tail with nothing valid after it: torn (cut: returns where) if it starts
+    /// at or past the durable point of an active segment, else fenced and kept.
+    fn damaged_tail(&mut self, position: u64, len: u64, reason: String, tail: Tail) -> Option<u64> {
+        let end_offset = match tail {
+            Tail::Sealed { end_offset } => end_offset,
+            Tail::Active {
+                durable: Some((bytes, end_offset)),
+            } if position < bytes => end_offset,
+            Tail::Active { .. } => return Some(position),
+        };
+        self.fence(Damage {
+            position,
+            end_position: len,
+            first_offset: self.next_offset,
+            end_offset: end_offset.max(self.next_offset),
+            reason,
+        });
+        None
+    }
+
+    /// A file that ends cleanly but short of what was durable lost its end (an
+    /// external truncation): those offsets are damaged, not gone.
+    fn note_missing_end(&mut self, len: u64, tail: Tail) {
+        let end_offset = match (tail, tail.durable()) {
+            (Tail::Sealed { end_offset }, _) => end_offset,
+            (_, Some((bytes, end_offset))) if len < bytes => end_offset,
+            _ => return,
+        };
+        if end_offset > self.next_offset {
+            self.fence(Damage {
+                position: len,
+                end_position: len,
+                first_offset: self.next_offset,
+                end_offset,
+                reason: "the file ends before the offsets it held durably".into(),
+            });
+        }
+    }
+
+    /// Records and reports a damaged range found by a scan, and continues after it.
+    fn fence(&mut self, found: Damage) {
+        damage::report(&self.path, &found);
+        self.size = found.end_position;
+        self.next_offset = found.end_offset;
+        // The first batch after the damage gets an index entry, so reads of later
+        // offsets seek past the damage instead of meeting it.
+        self.bytes_since_index = u64::MAX;
+        self.damage.push(found);
     }
 
     /// Reopens a segment as the active one, cut before the first batch that reaches
@@ -312,21 +436,31 @@ impl Segment {
             .map_err(|e| LogError::io("open", &path, e))?;
         let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
         let mut seg = Self::empty(path, file, base_offset);
-        let cut = match seg.scan(len, index_interval, end_offset)? {
+        let cut = match seg.scan_from(0, len, index_interval, end_offset)? {
             None => None,
             Some(Stop::Torn { position }) => Some(position),
+            // A follower cuts below damage too: its leader holds those records and
+            // the next fetch brings them back whole (R-LOG-13, repair by refetch).
             Some(Stop::Corrupt { position, reason }) => {
-                return Err(corrupt(&seg.path, position, seg.next_offset, reason))
+                tracing::warn!(
+                    segment = %seg.path.display(),
+                    position,
+                    next_offset = seg.next_offset,
+                    %reason,
+                    "truncating below damaged bytes; the leader's copy replaces them"
+                );
+                Some(position)
             }
         };
         if let Some(position) = cut {
             seg.file
                 .set_len(position)
                 .map_err(|e| LogError::io("truncate", &seg.path, e))?;
-            seg.file
-                .sync_data()
-                .map_err(|e| LogError::io("fsync", &seg.path, e))?;
         }
+        // Synced even when nothing was cut: the caller records all of it as durable.
+        seg.file
+            .sync_data()
+            .map_err(|e| LogError::io("fsync", &seg.path, e))?;
         // Its indexes describe the old contents; an active segment is scanned on open.
         for stale in [&index_path, &time_path] {
             if disk.exists(stale) {
@@ -337,12 +471,18 @@ impl Segment {
         Ok(seg)
     }
 
-    /// Reads every frame from the start, rebuilding the indexes, and stops before a
+    /// Reads every frame from `from`, rebuilding the indexes, and stops before a
     /// batch that would end beyond `stop_at`. Returns where and why it stopped early.
-    fn scan(&mut self, len: u64, index_interval: u64, stop_at: u64) -> Result<Option<Stop>> {
+    fn scan_from(
+        &mut self,
+        from: u64,
+        len: u64,
+        index_interval: u64,
+        stop_at: u64,
+    ) -> Result<Option<Stop>> {
         let file = Arc::clone(&self.file);
         let path = self.path.clone();
-        let mut reader = FrameReader::new(file.as_ref(), &path, 0, len, SCAN_BLOCK);
+        let mut reader = FrameReader::new(file.as_ref(), &path, from, len, SCAN_BLOCK);
         loop {
             let (position, header, frame_len) = match reader.next_frame()? {
                 Ok(None) => return Ok(None),
