@@ -4,9 +4,10 @@ every record must reach the group exactly once. Before the coordinator accepted 
 member's commit during PreparingRebalance, every join or leave made the next owner
 re-read the records since the last commit.
 
-One scenario, run with several clients and assignors: pre-produced records over six
-partitions; member 0 starts, members 1 and 2 join mid-stream, member 0 leaves; the
-group must deliver every record once."""
+One scenario, run with several clients and assignors: records produced over six
+partitions while the group consumes; member 0 starts, members 1 and 2 join mid-stream,
+member 0 leaves; the group must deliver every record once, and every member must have
+consumed some."""
 import asyncio
 import threading
 import time
@@ -155,16 +156,33 @@ class AiokafkaMember(threading.Thread):
         asyncio.run(self.main())
 
 
-def produce(bootstrap, topic):
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
-    admin.close()
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    for i in range(TOTAL):
-        producer.produce(topic, value=b"r%05d" % i, partition=i % PARTITIONS)
-        if i % 500 == 0:
-            producer.poll(0)
-    assert producer.flush(30) == 0
+class Feed(threading.Thread):
+    """Produces the records while the group consumes, so there is always something to
+    read when a member gets partitions: a quarter at once, the rest at about 750 a
+    second. `finish` waits for every acknowledgement."""
+
+    def __init__(self, bootstrap, topic, replication_factor=1):
+        super().__init__(daemon=True)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS,
+                                      replication_factor=replication_factor)])
+        admin.close()
+        self.topic = topic
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        self.unflushed = None
+        self.start()
+
+    def run(self):
+        for i in range(TOTAL):
+            self.producer.produce(self.topic, value=b"r%05d" % i, partition=i % PARTITIONS)
+            if i >= TOTAL // 4 and i % 15 == 0:
+                self.producer.poll(0)
+                time.sleep(0.02)
+        self.unflushed = self.producer.flush(60)
+
+    def finish(self):
+        self.join(120)
+        assert self.unflushed == 0, f"{self.unflushed} records not acknowledged"
 
 
 def wait_for(deliveries, count, timeout):
@@ -174,13 +192,17 @@ def wait_for(deliveries, count, timeout):
     return deliveries.count()
 
 
-def join_and_leave_while_consuming(make_member):
-    """Member 0 alone, then 1 and 2 join, then 0 leaves; returns the deliveries."""
+def join_and_leave_while_consuming(make_member, midway=None):
+    """Member 0 alone, then 1 and 2 join, then 0 leaves; `midway` runs between the
+    second and the third join. Returns the deliveries."""
     deliveries = Deliveries()
     members = [make_member(f"m{i}", deliveries) for i in range(3)]
     members[0].start()
     wait_for(deliveries, 1000, 60)
     members[1].start()
+    wait_for(deliveries, 2000, 60)
+    if midway:
+        midway()
     wait_for(deliveries, 2500, 60)
     members[2].start()
     wait_for(deliveries, 4000, 60)
@@ -207,25 +229,28 @@ def check_exactly_once(deliveries):
 @pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
 def test_r_group_4_confluent_members_joining_and_leaving_deliver_every_record_once(broker, strategy):
     topic, group = f"rebalance-{strategy}", f"g-{strategy}"
-    produce(broker.bootstrap, topic)
+    feed = Feed(broker.bootstrap, topic)
     deliveries = join_and_leave_while_consuming(
         lambda name, d: ConfluentMember(broker.bootstrap, topic, group, name, strategy, d))
+    feed.finish()
     check_exactly_once(deliveries)
 
 
 def test_r_group_4_kafka_python_members_joining_and_leaving_deliver_every_record_once(broker):
     topic, group = "rebalance-kafka-python", "g-kafka-python"
-    produce(broker.bootstrap, topic)
+    feed = Feed(broker.bootstrap, topic)
     deliveries = join_and_leave_while_consuming(
         lambda name, d: KafkaPythonMember(broker.bootstrap, topic, group, name, d))
+    feed.finish()
     check_exactly_once(deliveries)
 
 
 def test_r_group_4_aiokafka_members_joining_and_leaving_deliver_every_record_once(broker):
     topic, group = "rebalance-aiokafka", "g-aiokafka"
-    produce(broker.bootstrap, topic)
+    feed = Feed(broker.bootstrap, topic)
     deliveries = join_and_leave_while_consuming(
         lambda name, d: AiokafkaMember(broker.bootstrap, topic, group, name, d))
+    feed.finish()
     check_exactly_once(deliveries)
 
 
@@ -236,9 +261,37 @@ def test_r_group_9_kip848_consumers_joining_and_leaving_deliver_every_record_onc
     broker.start()
     try:
         topic, group = "rebalance-kip848", "g-kip848"
-        produce(broker.bootstrap, topic)
+        feed = Feed(broker.bootstrap, topic)
         deliveries = join_and_leave_while_consuming(
             lambda name, d: ConfluentMember(broker.bootstrap, topic, group, name, "consumer", d))
+        feed.finish()
         check_exactly_once(deliveries)
     finally:
         broker.stop()
+
+
+def test_r_group_8_three_nodes_the_coordinator_killed_mid_stream_delivers_every_record_once(cluster):
+    """3 nodes, RF 3: the same joins and leaves, and kill -9 of the group's coordinator
+    between them. The group resumes on another broker at its generation (R-GROUP-8),
+    so the members' commits keep being accepted and nothing is read twice."""
+    from confluent_kafka.admin import AdminClient
+    from test_cluster import brokers_seen, wait_for as wait_until
+    for n in cluster.nodes:
+        n.start()
+    wait_until("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    topic, group = "rebalance-3-nodes", "g-3-nodes"
+    feed = Feed(cluster.bootstrap, topic, replication_factor=3)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    killed = []
+
+    def kill_the_coordinator():
+        coordinator = admin.describe_consumer_groups([group])[group].result(10).coordinator.id
+        cluster.node(coordinator).kill9()
+        killed.append(coordinator)
+
+    deliveries = join_and_leave_while_consuming(
+        lambda name, d: ConfluentMember(cluster.bootstrap, topic, group, name, "range", d),
+        midway=kill_the_coordinator)
+    assert killed
+    feed.finish()
+    check_exactly_once(deliveries)

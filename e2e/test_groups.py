@@ -217,3 +217,60 @@ def test_r_group_7_a_static_member_restarting_within_its_session_causes_no_rebal
     finally:
         a.close()
         b.close()
+
+
+def test_r_group_9_a_kip848_member_keeps_its_partitions_across_a_coordinator_restart(tmp_path):
+    """group.protocol=consumer: kill -9 of the (single-node) coordinator; the restarted
+    broker resumes the group from its stored record, so the member's heartbeats at its
+    epoch and its commits are accepted and its partitions are neither lost nor moved."""
+    from conftest import Broker
+    data = tmp_path / "kip848"
+    extra = ["--group-consumer-heartbeat-interval-ms", "500"]
+    b = Broker(data, extra_args=extra).start()
+    events = []
+    consumer = None
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        admin.create_topics([NewTopic("kip848-kept", num_partitions=2, replication_factor=1)])
+        admin.close()
+        consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "kip848-kept",
+                             "group.protocol": "consumer", "auto.offset.reset": "earliest",
+                             "enable.auto.commit": False})
+        consumer.subscribe(["kip848-kept"],
+                           on_assign=lambda c, ps: events.append(("assign", len(ps))),
+                           on_revoke=lambda c, ps: events.append(("revoke", len(ps))),
+                           on_lost=lambda c, ps: events.append(("lost", len(ps))))
+
+        def consume(expected, timeout):
+            got = []
+            deadline = time.time() + timeout
+            while time.time() < deadline and len(got) < expected:
+                msg = consumer.poll(0.2)
+                if msg is not None and not msg.error():
+                    got.append(msg.value())
+                    consumer.commit(message=msg, asynchronous=False)
+            return got
+
+        producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+        for i in range(10):
+            producer.produce("kip848-kept", b"before-%d" % i, partition=i % 2)
+        assert producer.flush(10) == 0
+        assert len(consume(10, 30)) == 10
+        assert events == [("assign", 2)], events
+
+        b.kill9()
+        b.stop()
+        b = Broker(data, port=b.port, extra_args=extra).start()
+        producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+        for i in range(10):
+            producer.produce("kip848-kept", b"after-%d" % i, partition=i % 2)
+        assert producer.flush(15) == 0
+        after = consume(10, 30)
+        assert sorted(after) == sorted(b"after-%d" % i for i in range(10))
+        time.sleep(1.5)  # a few more heartbeats
+        consumer.poll(0.2)
+        assert events == [("assign", 2)], f"the restart cost the member its partitions: {events}"
+    finally:
+        if consumer is not None:
+            consumer.close()
+        b.stop()

@@ -5,9 +5,10 @@
 //! format that could not decode its own enum.
 
 use chronik::metadata::{
-    ApplyOutcome, CommandEnvelope, GroupRecord, MemberRecord, MetadataCommand, MetadataState,
-    OffsetCommit, Snapshot,
+    ApplyOutcome, CommandEnvelope, ConsumerGroupRecord, GroupRecord, MemberRecord, MetadataCommand,
+    MetadataState, OffsetCommit, Snapshot,
 };
+use chronik_core::consumer_groups::{ConsumerMemberRecord, MemberState, TopicPartitions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -92,8 +93,43 @@ fn group_record() -> GroupRecord {
     }
 }
 
+fn consumer_group_record() -> ConsumerGroupRecord {
+    let partitions = |ps: &[i32]| {
+        vec![TopicPartitions {
+            topic_id: "6f1c2a3b4d5e4f60718293a4b5c6d7e8".into(),
+            partitions: ps.to_vec(),
+        }]
+    };
+    ConsumerGroupRecord {
+        group_epoch: 4,
+        assignment_epoch: 4,
+        assignor: "uniform".into(),
+        members: vec![ConsumerMemberRecord {
+            member_id: "m-1".into(),
+            epoch: 4,
+            previous_epoch: 3,
+            state: MemberState::UnrevokedPartitions,
+            instance_id: None,
+            rack_id: Some("r1".into()),
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            rebalance_timeout_ms: 300_000,
+            subscribed: vec!["orders".into()],
+            server_assignor: Some("uniform".into()),
+            assigned: partitions(&[0]),
+            revoking: partitions(&[1]),
+        }],
+        target: vec![("m-1".into(), partitions(&[0]))],
+        subscribed_metadata: vec![(
+            "orders".into(),
+            "6f1c2a3b4d5e4f60718293a4b5c6d7e8".into(),
+            2,
+        )],
+    }
+}
+
 /// Every command of the current format: version 1's, then those version 2 added
-/// (consumer group records, R-GROUP-8).
+/// (consumer group records, R-GROUP-8 and R-GROUP-9).
 fn every_variant() -> Vec<CommandEnvelope> {
     let mut all = version_1_variants();
     all.push(CommandEnvelope::new(
@@ -102,6 +138,14 @@ fn every_variant() -> Vec<CommandEnvelope> {
             group: "g".into(),
             coordinator: 1,
             record: group_record(),
+        },
+    ));
+    all.push(CommandEnvelope::new(
+        all.len() as u64 + 1,
+        MetadataCommand::StoreConsumerGroup {
+            group: "kip848".into(),
+            coordinator: 1,
+            record: consumer_group_record(),
         },
     ));
     all
@@ -139,6 +183,10 @@ fn r_recover_3_the_snapshot_round_trips() {
     let state = state_after(&every_variant());
     assert!(!state.topics.is_empty() && !state.offsets.is_empty() && !state.brokers.is_empty());
     assert_eq!(state.groups.get("g"), Some(&group_record()));
+    assert_eq!(
+        state.consumer_groups.get("kip848"),
+        Some(&consumer_group_record())
+    );
     let encoded = Snapshot::encode(&state).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(Snapshot::decode(&encoded), Ok(state));
 }

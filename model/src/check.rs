@@ -225,6 +225,34 @@ fn wait<M: Checked, C: Checker<M>>(c: C, progress: bool, start: Instant) -> C {
     c.join()
 }
 
+/// For the CI tests: prints the run's figures and every counterexample, then fails
+/// unless every `always` property held, every `sometimes` one has an example, and the
+/// run explored something.
+pub fn assert_all_hold<M: Checked>(label: &str, o: &Outcome<M>) {
+    eprintln!(
+        "{label}: states={} unique={} depth={} time={:.1}s",
+        o.states,
+        o.unique,
+        o.depth,
+        o.elapsed.as_secs_f64()
+    );
+    for name in &o.violated {
+        if let Some(path) = o.discoveries.get(name) {
+            eprintln!(
+                "counterexample for {name}:\n{}",
+                format_path(&o.model, path)
+            );
+        }
+    }
+    assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
+    assert!(
+        o.missing_examples.is_empty(),
+        "{label}: no example for {:?}",
+        o.missing_examples
+    );
+    assert!(o.unique > 1, "{label}: nothing was explored");
+}
+
 /// The shortest counterexample (or example) for `property`, by iterative deepening: BFS
 /// keeps the last discovery it meets, not the first, so one BFS run does not give the
 /// shortest path. Each round is small for the bug configurations this is used on.

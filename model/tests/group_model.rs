@@ -3,32 +3,8 @@
 //! bug switch, the property of the rule it breaks has a counterexample. Bounds, state
 //! counts and times: model/README.md.
 
-use chronik_model::check::{format_path, run, shortest, Outcome, Run};
+use chronik_model::check::{assert_all_hold, format_path, run, shortest, Run};
 use chronik_model::groups::{names, GroupModel, GroupModelBug};
-
-fn assert_all_hold(label: &str, o: &Outcome<GroupModel>) {
-    eprintln!(
-        "{label}: states={} unique={} depth={} time={:.1}s",
-        o.states,
-        o.unique,
-        o.depth,
-        o.elapsed.as_secs_f64()
-    );
-    for name in &o.violated {
-        if let Some(path) = o.discoveries.get(name) {
-            eprintln!(
-                "counterexample for {name}:\n{}",
-                format_path(&o.model, path)
-            );
-        }
-    }
-    assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
-    assert!(
-        o.missing_examples.is_empty(),
-        "{label}: no example for {:?}",
-        o.missing_examples
-    );
-}
 
 #[test]
 fn two_consumers_every_group_property_holds() {

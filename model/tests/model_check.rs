@@ -2,7 +2,7 @@
 //! every `sometimes` property has an example), and each bug switch yields a counterexample
 //! for the property of the rule it breaks. Bounds and timings: model/README.md.
 
-use chronik_model::check::{format_path, run, shortest, Outcome, Run};
+use chronik_model::check::{assert_all_hold, format_path, run, shortest, Outcome, Run};
 use chronik_model::properties::names;
 use chronik_model::{Bug, ChronikModel};
 
@@ -20,31 +20,6 @@ const THREE_NODE_DEPTH: usize = 30;
 
 fn exhaustive(m: ChronikModel) -> Outcome<ChronikModel> {
     run(m, &Run::dfs())
-}
-
-fn assert_all_hold(label: &str, o: &Outcome<ChronikModel>) {
-    eprintln!(
-        "{label}: states={} unique={} depth={} time={:.1}s",
-        o.states,
-        o.unique,
-        o.depth,
-        o.elapsed.as_secs_f64()
-    );
-    for name in &o.violated {
-        if let Some(path) = o.discoveries.get(name) {
-            eprintln!(
-                "counterexample for {name}:\n{}",
-                format_path(&o.model, path)
-            );
-        }
-    }
-    assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
-    assert!(
-        o.missing_examples.is_empty(),
-        "{label}: no example for {:?}",
-        o.missing_examples
-    );
-    assert!(o.unique > 1, "{label}: nothing was explored");
 }
 
 #[test]

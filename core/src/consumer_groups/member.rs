@@ -1,9 +1,10 @@
 //! One member of a KIP-848 consumer group and where it stands in reaching its target.
 
 use super::{Assignment, MemberView};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MemberState {
     /// Owns exactly its target at the current assignment epoch.
     Stable,

@@ -12,10 +12,12 @@
 mod assignor;
 mod member;
 mod reconcile;
+mod record;
 #[cfg(test)]
 mod tests;
 
 pub use member::MemberState;
+pub use record::{ConsumerGroupRecord, ConsumerMemberRecord, TopicPartitions};
 
 use member::Member;
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,6 +138,8 @@ struct Group {
     /// The subscribed topics' ids and sizes the target was computed from; a change
     /// (a new topic, new partitions) bumps the group epoch.
     subscribed_metadata: TopicsView,
+    /// The durable record differs from the one last handed out.
+    changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

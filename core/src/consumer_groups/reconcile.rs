@@ -4,8 +4,8 @@
 use super::assignor::{assign, Subscriptions};
 use super::member::{Member, MemberState};
 use super::{
-    Assignment, ConsumerGroups, Group, Heartbeat, HeartbeatAnswer, HeartbeatError, TopicsView,
-    ASSIGNORS, DEFAULT_ASSIGNOR,
+    Assignment, ConsumerGroupRecord, ConsumerGroups, Group, Heartbeat, HeartbeatAnswer,
+    HeartbeatError, TopicsView, ASSIGNORS, DEFAULT_ASSIGNOR,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +20,26 @@ fn invalid(message: &str) -> (HeartbeatError, String) {
 
 impl ConsumerGroups {
     /// One heartbeat. `classic_taken`: the id belongs to a classic group with members.
+    /// A change to the group's durable part marks it for `take_records`.
     pub fn heartbeat(
+        &mut self,
+        request: Heartbeat,
+        topics: &TopicsView,
+        now_ms: u64,
+        classic_taken: bool,
+    ) -> Outcome {
+        let group_id = request.group_id.clone();
+        let before = self.groups.get(&group_id).map(ConsumerGroupRecord::of);
+        let outcome = self.step(request, topics, now_ms, classic_taken);
+        if let Some(group) = self.groups.get_mut(&group_id) {
+            if before.as_ref() != Some(&ConsumerGroupRecord::of(group)) {
+                group.changed = true;
+            }
+        }
+        outcome
+    }
+
+    fn step(
         &mut self,
         request: Heartbeat,
         topics: &TopicsView,
@@ -175,6 +194,7 @@ impl ConsumerGroups {
                 group.members.remove(&id);
                 group.target.remove(&id);
                 group.group_epoch += 1;
+                group.changed = true;
                 removed.push((group_id.clone(), id));
             }
         }
@@ -227,6 +247,7 @@ fn new_group() -> Group {
         members: BTreeMap::new(),
         target: BTreeMap::new(),
         subscribed_metadata: TopicsView::new(),
+        changed: false,
     }
 }
 

@@ -318,3 +318,45 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn r_group_9_a_coordinator_that_loads_the_record_resumes_members_at_their_epochs() {
+    let (mut g, view) = (groups(), topics(4));
+    let mut a = join(&mut g, &view, 0);
+    let mut b = join(&mut g, &view, 1);
+    for t in 2..6 {
+        beat(&mut g, &mut a, &view, t).unwrap();
+        beat(&mut g, &mut b, &view, t).unwrap();
+    }
+    let records = g.take_records();
+    let (_, record) = records.last().unwrap().clone();
+    assert!(
+        g.take_records().is_empty(),
+        "each change is handed out once"
+    );
+    beat(&mut g, &mut a, &view, 7).unwrap();
+    assert!(
+        g.take_records().is_empty(),
+        "a plain heartbeat changes nothing durable"
+    );
+
+    let mut resumed = ConsumerGroups::new(ConsumerGroupConfig::default(), 4);
+    assert!(resumed.load("g", &record, 100_000));
+    let (epoch_a, owned_a) = (a.epoch, a.owned.clone());
+    beat(&mut resumed, &mut a, &view, 100_001).unwrap();
+    beat(&mut resumed, &mut b, &view, 100_002).unwrap();
+    assert_eq!(
+        (a.epoch, a.owned.clone()),
+        (epoch_a, owned_a),
+        "nothing moved"
+    );
+    assert_eq!(count(&a.owned) + count(&b.owned), 4);
+    assert_eq!(resumed.state("g"), Some("Stable"));
+    assert_eq!(resumed.validate_commit("g", &b.id, b.epoch), Ok(()));
+    // Lapsed members are removed and that is recorded too.
+    resumed.tick(100_000 + 45_001 + 10);
+    assert_eq!(
+        resumed.take_records().pop().map(|(_, r)| r.members.len()),
+        Some(0)
+    );
+}

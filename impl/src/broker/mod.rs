@@ -71,14 +71,28 @@ impl Broker {
     /// Stores the group records a coordinator step changed, then lets its replies go,
     /// so no member hears of a generation a restarted coordinator would not know
     /// (R-GROUP-8).
-    pub async fn settle_groups(&self, settlement: crate::groups::Settlement) {
-        let mut stored = true;
-        for (group, record) in &settlement.records {
+    /// Returns whether every record was stored.
+    pub async fn settle_groups(&self, settlement: crate::groups::Settlement) -> bool {
+        let me = self.config.node_id;
+        let classic = settlement.records.iter().map(|(group, record)| {
             let command = MetadataCommand::StoreGroup {
                 group: group.clone(),
-                coordinator: self.config.node_id,
+                coordinator: me,
                 record: record.clone(),
             };
+            (group, command)
+        });
+        let consumer = settlement.consumer_records.iter().map(|(group, record)| {
+            let command = MetadataCommand::StoreConsumerGroup {
+                group: group.clone(),
+                coordinator: me,
+                record: record.clone(),
+            };
+            (group, command)
+        });
+        let commands: Vec<_> = classic.chain(consumer).collect();
+        let mut stored = true;
+        for (group, command) in commands {
             match self
                 .consensus
                 .propose(command, self.metadata_timeout())
@@ -96,6 +110,7 @@ impl Broker {
             }
         }
         self.groups.settled(settlement, stored);
+        stored
     }
 
     /// Opens the logs the current metadata assigns here.
@@ -373,7 +388,7 @@ async fn housekeeping(broker: Arc<Broker>) {
     loop {
         interval.tick().await;
         let settlement = broker.groups.tick(now_ms());
-        if settlement.records.is_empty() {
+        if settlement.records.is_empty() && settlement.consumer_records.is_empty() {
             broker.groups.settled(settlement, true);
         } else {
             let b = Arc::clone(&broker);

@@ -10,7 +10,8 @@ pub use chronik_core::groups::{
 };
 
 pub use chronik_core::consumer_groups::{
-    ConsumerGroupConfig, GroupView, Heartbeat, HeartbeatAnswer, HeartbeatError, TopicsView,
+    ConsumerGroupConfig, ConsumerGroupRecord, GroupView, Heartbeat, HeartbeatAnswer,
+    HeartbeatError, TopicsView,
 };
 
 use chronik_core::consumer_groups::ConsumerGroups;
@@ -41,6 +42,8 @@ pub struct GroupService {
 pub struct Settlement {
     replies: Vec<Reply>,
     pub records: Vec<(String, GroupRecord)>,
+    /// KIP-848 groups' records the same step changed.
+    pub consumer_records: Vec<(String, ConsumerGroupRecord)>,
 }
 
 impl Settlement {
@@ -121,6 +124,9 @@ impl GroupService {
             for (group, _) in &settlement.records {
                 inner.core.record_unstored(group);
             }
+            for (group, _) in &settlement.consumer_records {
+                inner.consumer.record_unstored(group);
+            }
         }
         inner.deliver(settlement.outcome(stored));
     }
@@ -130,6 +136,20 @@ impl GroupService {
     pub fn load(&self, group: &str, record: Option<&GroupRecord>, now_ms: u64) {
         if let Some(record) = record {
             self.lock().core.load(group, record, now_ms);
+        }
+    }
+
+    /// The same for a KIP-848 group.
+    pub fn load_consumer_group(
+        &self,
+        group: &str,
+        record: Option<&ConsumerGroupRecord>,
+        now_ms: u64,
+    ) {
+        if let Some(record) = record {
+            if !self.lock().consumer.load(group, record, now_ms) {
+                tracing::error!(%group, "the stored consumer group record does not decode; the group starts over");
+            }
         }
     }
 
@@ -166,21 +186,26 @@ impl GroupService {
         inner.settlement(replies)
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848).
+    /// ConsumerGroupHeartbeat (KIP-848). The settlement holds the records to store
+    /// before the answer goes out.
     pub fn consumer_heartbeat(
         &self,
         request: Heartbeat,
         topics: &TopicsView,
         now_ms: u64,
-    ) -> Result<HeartbeatAnswer, (HeartbeatError, String)> {
+    ) -> (
+        Result<HeartbeatAnswer, (HeartbeatError, String)>,
+        Settlement,
+    ) {
         let mut inner = self.lock();
         let classic_taken = inner
             .core
             .describe(&request.group_id)
             .is_some_and(|g| !g.members.is_empty());
-        inner
+        let answer = inner
             .consumer
-            .heartbeat(request, topics, now_ms, classic_taken)
+            .heartbeat(request, topics, now_ms, classic_taken);
+        (answer, inner.settlement(Vec::new()))
     }
 
     pub fn consumer_group(&self, group_id: &str) -> Option<GroupView> {
@@ -249,14 +274,20 @@ impl Inner {
     /// Replies with nothing to store go out at once.
     fn settlement(&mut self, replies: Vec<Reply>) -> Settlement {
         let records = self.core.take_records();
-        if records.is_empty() {
+        let consumer_records = self.consumer.take_records();
+        if records.is_empty() && consumer_records.is_empty() {
             self.deliver(replies);
             return Settlement {
                 replies: Vec::new(),
                 records,
+                consumer_records,
             };
         }
-        Settlement { replies, records }
+        Settlement {
+            replies,
+            records,
+            consumer_records,
+        }
     }
 
     /// A waiter whose request timed out in the handler is gone; its reply is dropped.

@@ -56,7 +56,10 @@ fn wire_assignment(assignment: &Assignment) -> WireAssignment {
     )
 }
 
-pub fn heartbeat(
+/// The heartbeat's changes to the group are stored before it is answered (R-GROUP-9):
+/// an answer the metadata does not hold yet fails with COORDINATOR_NOT_AVAILABLE, and
+/// the member's retry at its previous epoch is answered again.
+pub async fn heartbeat(
     broker: &Broker,
     request: ConsumerGroupHeartbeatRequest,
     peer: &str,
@@ -86,7 +89,14 @@ pub fn heartbeat(
         client_host: format!("/{peer}"),
     };
     let mut response = ConsumerGroupHeartbeatResponse::default();
-    match broker.groups.consumer_heartbeat(decoded, &topics, now_ms()) {
+    let (answer, settlement) = broker.groups.consumer_heartbeat(decoded, &topics, now_ms());
+    if !broker.settle_groups(settlement).await {
+        response.error_code = super::errors::COORDINATOR_NOT_AVAILABLE;
+        response.member_id = Some(request.member_id);
+        response.member_epoch = request.member_epoch;
+        return response;
+    }
+    match answer {
         Ok(answer) => {
             response.member_id = Some(str_bytes(&answer.member_id));
             response.member_epoch = answer.member_epoch;

@@ -67,7 +67,7 @@ pub async fn handle(
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups(broker, r).await),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(broker, r).await),
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
-            super::consumer_group_handlers::heartbeat(broker, r, peer, client_id),
+            super::consumer_group_handlers::heartbeat(broker, r, peer, client_id).await,
         ),
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(super::consumer_group_handlers::describe(broker, r))
@@ -96,15 +96,21 @@ fn load_stored_groups(broker: &Broker, body: &RequestKind) {
     let view = broker.consensus.view();
     let now = now_ms();
     let me = broker.config.node_id;
-    let load = |group: &str| broker.groups.load(group, view.state.groups.get(group), now);
+    let load = |group: &str| {
+        broker.groups.load(group, view.state.groups.get(group), now);
+        let consumer = view.state.consumer_groups.get(group);
+        broker.groups.load_consumer_group(group, consumer, now);
+    };
     match body {
         RequestKind::DescribeGroups(r) => r.groups.iter().for_each(|g| load(&g.0)),
         RequestKind::DeleteGroups(r) => r.groups_names.iter().for_each(|g| load(&g.0)),
         RequestKind::OffsetDelete(r) => load(&r.group_id.0),
+        RequestKind::ConsumerGroupDescribe(r) => r.group_ids.iter().for_each(|g| load(&g.0)),
         RequestKind::ListGroups(_) => view
             .state
             .groups
             .keys()
+            .chain(view.state.consumer_groups.keys())
             .filter(|g| view.state.coordinates(g, me))
             .for_each(|g| load(g)),
         other => {
@@ -254,7 +260,7 @@ async fn join_group(
             + 5_000,
     );
     let (rx, settlement) = broker.groups.join(join, now_ms());
-    broker.settle_groups(settlement).await;
+    let _stored = broker.settle_groups(settlement).await;
     let mut response = JoinGroupResponse::default();
     match tokio::time::timeout(waited, rx).await {
         Ok(Ok(result)) => {
@@ -304,7 +310,7 @@ async fn sync_group(broker: &Broker, request: SyncGroupRequest, version: i16) ->
         assignments,
     };
     let (rx, settlement) = broker.groups.sync(sync, now_ms());
-    broker.settle_groups(settlement).await;
+    let _stored = broker.settle_groups(settlement).await;
     let mut response = SyncGroupResponse::default();
     match tokio::time::timeout(Duration::from_secs(300), rx).await {
         Ok(Ok(result)) => {
@@ -341,7 +347,7 @@ async fn leave_group(
         }]
     };
     let (results, settlement) = broker.groups.leave(&request.group_id.0, &leaving, now_ms());
-    broker.settle_groups(settlement).await;
+    let _stored = broker.settle_groups(settlement).await;
     let mut response = LeaveGroupResponse::default();
     if version >= 3 {
         response.members = leaving

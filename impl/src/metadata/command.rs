@@ -1,3 +1,4 @@
+pub use chronik_core::consumer_groups::ConsumerGroupRecord;
 pub use chronik_core::groups::{GroupRecord, MemberRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -132,6 +133,15 @@ pub enum MetadataCommand {
         group: String,
         coordinator: i32,
         record: GroupRecord,
+    },
+    /// A KIP-848 group's durable record (R-GROUP-9), written by its coordinator before
+    /// it answers a heartbeat that changed it; refused like `StoreGroup` from a broker
+    /// that does not coordinate the group or with an older group epoch. New in format
+    /// version 2.
+    StoreConsumerGroup {
+        group: String,
+        coordinator: i32,
+        record: ConsumerGroupRecord,
     },
     /// Deletes a group's offsets: all of them (and then its record: the group is
     /// deleted), or those of the given partitions.

@@ -1,4 +1,4 @@
-use super::command::{CommandEnvelope, GroupRecord, MetadataCommand};
+use super::command::{CommandEnvelope, ConsumerGroupRecord, GroupRecord, MetadataCommand};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -91,6 +91,9 @@ pub struct MetadataState {
     /// Consumer groups' durable records (absent from version-1 snapshots).
     #[serde(default)]
     pub groups: BTreeMap<String, GroupRecord>,
+    /// KIP-848 groups' durable records (absent from version-1 snapshots).
+    #[serde(default)]
+    pub consumer_groups: BTreeMap<String, ConsumerGroupRecord>,
     /// The Raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -445,12 +448,18 @@ impl MetadataState {
                 coordinator,
                 record,
             } => self.store_group(group, *coordinator, record),
+            MetadataCommand::StoreConsumerGroup {
+                group,
+                coordinator,
+                record,
+            } => self.store_consumer_group(group, *coordinator, record),
             MetadataCommand::DeleteGroupOffsets {
                 group,
                 partitions: None,
             } => {
                 let had_offsets = self.offsets.remove(group).is_some();
-                let had_record = self.groups.remove(group).is_some();
+                let had_record = self.groups.remove(group).is_some()
+                    | self.consumer_groups.remove(group).is_some();
                 if !had_offsets && !had_record {
                     return rejected(GROUP_ID_NOT_FOUND, format!("no group {group}"));
                 }
@@ -501,6 +510,33 @@ impl MetadataState {
             );
         }
         self.groups.insert(group.to_string(), record.clone());
+        ApplyOutcome::Done
+    }
+
+    fn store_consumer_group(
+        &mut self,
+        group: &str,
+        coordinator: i32,
+        record: &ConsumerGroupRecord,
+    ) -> ApplyOutcome {
+        if !self.coordinates(group, coordinator) {
+            return rejected(
+                NOT_COORDINATOR,
+                format!("{coordinator} does not coordinate {group}"),
+            );
+        }
+        if self
+            .consumer_groups
+            .get(group)
+            .is_some_and(|stored| stored.group_epoch > record.group_epoch)
+        {
+            return rejected(
+                ILLEGAL_GENERATION,
+                format!("{group} has a later group epoch"),
+            );
+        }
+        self.consumer_groups
+            .insert(group.to_string(), record.clone());
         ApplyOutcome::Done
     }
 }

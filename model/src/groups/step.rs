@@ -300,28 +300,25 @@ fn settle(s: &mut GState, replies: Vec<Reply>) {
     }
 }
 
-/// The consumer a reply is for: `Ok(None)` if it has crashed (its connection is gone,
-/// the reply with it), `Err` if it is alive and waits for no such reply.
-fn waiting(s: &mut GState, token: u64, phase: Phase) -> Result<Option<&mut Consumer>, ()> {
-    let c = usize::try_from((token - 1) / 2).map_err(|_| ())?;
-    let consumer = s.consumers.get_mut(c).ok_or(())?;
-    if consumer.phase == Phase::Gone {
-        return Ok(None);
+/// The consumer a reply is for, if it waits for it. A crashed consumer's reply is
+/// dropped with its connection; one for a live consumer that waits for no such reply
+/// is marked as stray.
+fn waiting(s: &mut GState, token: u64, phase: Phase) -> Option<&mut Consumer> {
+    let c = usize::try_from((token - 1) / 2).ok()?;
+    let state = s.consumers.get(c).map(|consumer| consumer.phase.clone());
+    match state {
+        Some(Phase::Gone) => None,
+        Some(p) if p == phase => s.consumers.get_mut(c),
+        _ => {
+            s.ghost.stray_reply = true;
+            None
+        }
     }
-    if consumer.phase != phase {
-        return Err(());
-    }
-    Ok(Some(consumer))
 }
 
 fn on_join(s: &mut GState, token: u64, result: JoinResult) {
-    let consumer = match waiting(s, token, Phase::Joining) {
-        Ok(Some(consumer)) => consumer,
-        Ok(None) => return,
-        Err(()) => {
-            s.ghost.stray_reply = true;
-            return;
-        }
+    let Some(consumer) = waiting(s, token, Phase::Joining) else {
+        return;
     };
     match result.error {
         None => {
@@ -336,13 +333,8 @@ fn on_join(s: &mut GState, token: u64, result: JoinResult) {
 
 fn on_sync(s: &mut GState, token: u64, result: SyncResult) {
     let committed = s.committed.clone();
-    let consumer = match waiting(s, token, Phase::Syncing) {
-        Ok(Some(consumer)) => consumer,
-        Ok(None) => return,
-        Err(()) => {
-            s.ghost.stray_reply = true;
-            return;
-        }
+    let Some(consumer) = waiting(s, token, Phase::Syncing) else {
+        return;
     };
     match result.error {
         None => {
