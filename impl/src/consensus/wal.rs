@@ -9,7 +9,7 @@
 
 use crate::disk::{write_atomically, Disk, DiskFile, OpenMode};
 use crate::log::frame::{self, FRAME_HEADER_LEN};
-use crate::log::segment::{FrameReader, Stop, SCAN_BLOCK};
+use crate::log::frame_reader::{FrameReader, Stop, SCAN_BLOCK};
 use crate::log::LogError;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};

@@ -9,7 +9,7 @@
 use super::batch::{BatchHeader, HEADER_LEN};
 use super::error::{LogError, Result};
 use super::frame::{FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
-use super::segment::{FrameReader, Stop, SCAN_BLOCK};
+use super::frame_reader::{FrameReader, Stop, SCAN_BLOCK};
 use crate::disk::DiskFile;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

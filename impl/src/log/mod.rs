@@ -8,6 +8,7 @@ mod config;
 pub mod damage;
 mod error;
 pub mod frame;
+pub mod frame_reader;
 mod group_commit;
 pub mod index;
 mod partition;

@@ -8,8 +8,9 @@ use super::config::{FsyncPolicy, LogConfig};
 use super::damage::{self, Damage};
 use super::error::{LogError, Result};
 use super::frame::{self, FRAME_HEADER_LEN};
+use super::frame_reader::{FrameReader, Stop, SCAN_BLOCK};
 use super::group_commit::{CommitQueue, SyncTarget};
-use super::segment::{self, FrameReader, Segment, Stop};
+use super::segment::{self, Segment};
 use crate::disk::{Disk, DiskFile};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -824,7 +825,7 @@ impl PartitionLog {
     ) -> Result<Walk> {
         // Enough for the skipped frames before `offset` (at most one index interval
         // and a batch) plus what the caller wants, in one read when possible.
-        let block = max_bytes.saturating_add(64 * 1024).min(segment::SCAN_BLOCK);
+        let block = max_bytes.saturating_add(64 * 1024).min(SCAN_BLOCK);
         let mut reader = FrameReader::new(
             view.file.as_ref(),
             &view.path,
