@@ -126,6 +126,19 @@ def test_r_group_2_committed_offsets_survive_a_restart(broker_factory, tmp_path)
         checker.close()
 
 
+
+def consume_committing(consumer, expected, timeout):
+    """Polls up to `expected` records, committing each synchronously; returns their values."""
+    got = []
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(got) < expected:
+        msg = consumer.poll(0.2)
+        if msg is not None and not msg.error():
+            got.append(msg.value())
+            consumer.commit(message=msg, asynchronous=False)
+    return got
+
+
 def test_r_group_8_a_coordinator_restart_keeps_the_generation_so_nobody_rebalances(broker_factory, tmp_path):
     """kill -9 of the (single-node) coordinator: the restarted broker resumes the group
     from its stored record, so the member's heartbeats and commits of its generation
@@ -145,21 +158,11 @@ def test_r_group_8_a_coordinator_restart_keeps_the_generation_so_nobody_rebalanc
                        on_revoke=lambda c, ps: events.append(("revoke", len(ps))))
     producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
 
-    def consume(expected, timeout):
-        got = []
-        deadline = time.time() + timeout
-        while time.time() < deadline and len(got) < expected:
-            msg = consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                got.append(msg.value())
-                consumer.commit(message=msg, asynchronous=False)
-        return got
-
     try:
         for i in range(10):
             producer.produce("resumed", b"before-%d" % i, partition=i % 2)
         assert producer.flush(10) == 0
-        assert len(consume(10, 30)) == 10
+        assert len(consume_committing(consumer, 10, 30)) == 10
         assert events == [("assign", 2)]
 
         b.kill9()
@@ -168,7 +171,7 @@ def test_r_group_8_a_coordinator_restart_keeps_the_generation_so_nobody_rebalanc
         for i in range(10):
             producer2.produce("resumed", b"after-%d" % i, partition=i % 2)
         assert producer2.flush(15) == 0
-        after = consume(10, 30)
+        after = consume_committing(consumer, 10, 30)
         assert sorted(after) == sorted(b"after-%d" % i for i in range(10))
         assert events == [("assign", 2)], f"the restart made the group rebalance: {events}"
     finally:
@@ -241,21 +244,11 @@ def test_r_group_9_a_kip848_member_keeps_its_partitions_across_a_coordinator_res
                            on_revoke=lambda c, ps: events.append(("revoke", len(ps))),
                            on_lost=lambda c, ps: events.append(("lost", len(ps))))
 
-        def consume(expected, timeout):
-            got = []
-            deadline = time.time() + timeout
-            while time.time() < deadline and len(got) < expected:
-                msg = consumer.poll(0.2)
-                if msg is not None and not msg.error():
-                    got.append(msg.value())
-                    consumer.commit(message=msg, asynchronous=False)
-            return got
-
         producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
         for i in range(10):
             producer.produce("kip848-kept", b"before-%d" % i, partition=i % 2)
         assert producer.flush(10) == 0
-        assert len(consume(10, 30)) == 10
+        assert len(consume_committing(consumer, 10, 30)) == 10
         assert events == [("assign", 2)], events
 
         b.kill9()
@@ -265,7 +258,7 @@ def test_r_group_9_a_kip848_member_keeps_its_partitions_across_a_coordinator_res
         for i in range(10):
             producer.produce("kip848-kept", b"after-%d" % i, partition=i % 2)
         assert producer.flush(15) == 0
-        after = consume(10, 30)
+        after = consume_committing(consumer, 10, 30)
         assert sorted(after) == sorted(b"after-%d" % i for i in range(10))
         time.sleep(1.5)  # a few more heartbeats
         consumer.poll(0.2)
