@@ -225,6 +225,18 @@ fn wait<M: Checked, C: Checker<M>>(c: C, progress: bool, start: Instant) -> C {
     c.join()
 }
 
+/// Prints the path of every violated `always` property.
+pub fn print_counterexamples<M: Checked>(o: &Outcome<M>) {
+    for name in &o.violated {
+        if let Some(path) = o.discoveries.get(name) {
+            eprintln!(
+                "counterexample for {name}:\n{}",
+                format_path(&o.model, path)
+            );
+        }
+    }
+}
+
 /// For the CI tests: prints the run's figures and every counterexample, then fails
 /// unless every `always` property held, every `sometimes` one has an example, and the
 /// run explored something.
@@ -236,14 +248,7 @@ pub fn assert_all_hold<M: Checked>(label: &str, o: &Outcome<M>) {
         o.depth,
         o.elapsed.as_secs_f64()
     );
-    for name in &o.violated {
-        if let Some(path) = o.discoveries.get(name) {
-            eprintln!(
-                "counterexample for {name}:\n{}",
-                format_path(&o.model, path)
-            );
-        }
-    }
+    print_counterexamples(o);
     assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
     assert!(
         o.missing_examples.is_empty(),

@@ -2,7 +2,7 @@
 //! every `sometimes` property has an example), and each bug switch yields a counterexample
 //! for the property of the rule it breaks. Bounds and timings: model/README.md.
 
-use chronik_model::check::{assert_all_hold, format_path, run, shortest, Outcome, Run};
+use chronik_model::check::{assert_all_hold, print_counterexamples, run, shortest, Outcome, Run};
 use chronik_model::properties::names;
 use chronik_model::{Bug, ChronikModel};
 
@@ -85,14 +85,7 @@ fn three_nodes_random_walks_find_no_violation() {
         o.elapsed.as_secs_f64(),
         o.discoveries.keys().collect::<Vec<_>>()
     );
-    for name in &o.violated {
-        if let Some(path) = o.discoveries.get(name) {
-            eprintln!(
-                "counterexample for {name}:\n{}",
-                format_path(&o.model, path)
-            );
-        }
-    }
+    print_counterexamples(&o);
     assert!(o.violated.is_empty(), "3 nodes: violated {:?}", o.violated);
     assert!(
         o.states > 10_000,
@@ -224,14 +217,7 @@ fn assert_replication_holds(label: &str, o: &Outcome<ReplicationModel>, examples
         o.elapsed.as_secs_f64(),
         o.discoveries.keys().collect::<Vec<_>>()
     );
-    for name in &o.violated {
-        if let Some(path) = o.discoveries.get(name) {
-            eprintln!(
-                "counterexample for {name}:\n{}",
-                format_path(&o.model, path)
-            );
-        }
-    }
+    print_counterexamples(o);
     assert!(o.violated.is_empty(), "{label}: violated {:?}", o.violated);
     if examples {
         assert!(
