@@ -708,3 +708,167 @@ async fn r_wire_6_a_node_whose_registration_is_not_its_own_names_no_leader() -> 
     broker.shutdown().await;
     Ok(())
 }
+
+/// A connection to `broker` after creating `name` with `partitions` partitions and
+/// producing `batches` one-record batches of `value_len` bytes to each (acks=all).
+async fn topic_with_batches(
+    broker: &RunningBroker,
+    name: &'static str,
+    partitions: i32,
+    batches: usize,
+    value_len: usize,
+) -> Result<chronik::cluster::client::KafkaConnection, Box<dyn std::error::Error>> {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::build_simple_batch;
+    use chronik::metadata::MetadataCommand;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let timeout = Duration::from_secs(5);
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::CreateTopic {
+                name: name.into(),
+                topic_id: format!("{name}-id"),
+                partitions: vec![vec![1]; partitions as usize],
+                configs: Default::default(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), name.into(), timeout).await?;
+    for partition in 0..partitions {
+        for _ in 0..batches {
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str(name)))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(build_simple_batch(
+                            1, value_len, b'x', 0,
+                        ))))])]);
+            let response = conn
+                .call(ApiKey::Produce, 9, &RequestKind::Produce(request), timeout)
+                .await?;
+            let ResponseKind::Produce(r) = response else {
+                return Err("not a Produce response".into());
+            };
+            assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+        }
+    }
+    Ok(conn)
+}
+
+/// R-WIRE-9: a Fetch answer holds at most `max_bytes` and `partition_max_bytes`
+/// (whole batches), except KIP-74's first batch of the first partition with data.
+#[tokio::test]
+async fn r_wire_9_fetch_answers_stay_within_max_bytes() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::build_simple_batch;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    const VALUE: usize = 400_000;
+    let mut conn = topic_with_batches(&broker, "big", 3, 2, VALUE).await?;
+    /// Bytes returned per partition for (max_bytes, partition_max_bytes).
+    async fn fetch(
+        conn: &mut KafkaConnection,
+        max_bytes: i32,
+        partition_max_bytes: i32,
+    ) -> Result<Vec<usize>, Box<dyn std::error::Error>> {
+        let partitions = (0..3)
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_partition_max_bytes(partition_max_bytes)
+            })
+            .collect();
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("big")))
+                .with_partitions(partitions)]);
+        let response = conn
+            .call(
+                ApiKey::Fetch,
+                12,
+                &RequestKind::Fetch(request),
+                Duration::from_secs(5),
+            )
+            .await?;
+        let ResponseKind::Fetch(r) = response else {
+            return Err("not a Fetch response".into());
+        };
+        Ok(r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+            .collect())
+    }
+    let batch = build_simple_batch(1, VALUE, b'x', 0).len();
+    let mib = 1024 * 1024;
+    // Two batches of partition 0 fit; the next partition's first batch does not.
+    assert_eq!(fetch(&mut conn, mib, mib).await?, vec![2 * batch, 0, 0]);
+    // Smaller than one batch: only the first batch of the first partition comes.
+    assert_eq!(fetch(&mut conn, 1000, mib).await?, vec![batch, 0, 0]);
+    assert_eq!(fetch(&mut conn, 10 * mib, 1000).await?, vec![batch, 0, 0]);
+    // Room for everything.
+    assert_eq!(fetch(&mut conn, 10 * mib, mib).await?, vec![2 * batch; 3]);
+    Ok(())
+}
+
+/// R-WIRE-10: DeleteRecords deletes only up to the high watermark: an offset beyond
+/// it, or negative other than -1, is OFFSET_OUT_OF_RANGE with low watermark -1, as
+/// Kafka answers; the log start moves only on success.
+#[tokio::test]
+async fn r_wire_10_delete_records_checks_its_range() -> TestResult {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let mut conn = topic_with_batches(&broker, "trim", 1, 5, 10).await?;
+    let mut delete = async |offset: i64| -> Result<(i16, i64), Box<dyn std::error::Error>> {
+        let request = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("trim")))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(offset)])]);
+        let ResponseKind::DeleteRecords(r) = conn
+            .call(
+                ApiKey::DeleteRecords,
+                2,
+                &RequestKind::DeleteRecords(request),
+                Duration::from_secs(5),
+            )
+            .await?
+        else {
+            return Err("not a DeleteRecords response".into());
+        };
+        let p = &r.topics[0].partitions[0];
+        Ok((p.error_code, p.low_watermark))
+    };
+    assert_eq!(delete(6).await?, (1, -1));
+    assert_eq!(delete(-2).await?, (1, -1));
+    assert_eq!(delete(2).await?, (0, 2));
+    assert_eq!(delete(1).await?, (0, 2));
+    assert_eq!(delete(-1).await?, (0, 5));
+    broker.shutdown().await;
+    Ok(())
+}

@@ -18,6 +18,11 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_request_bytes: usize,
+    /// Kafka's `fetch.max.bytes`: the most one consumer Fetch answer carries,
+    /// whatever the request asks (its first batch excepted, KIP-74).
+    pub fetch_max_bytes: usize,
+    /// Kafka's `replica.fetch.response.max.bytes`: the same bound for followers.
+    pub replica_fetch_response_max_bytes: usize,
     pub max_connections: usize,
     /// The most partitions the cluster may hold (KIP-578's `max.partitions`);
     /// CreateTopics and CreatePartitions beyond it get POLICY_VIOLATION before
@@ -110,6 +115,8 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             max_request_bytes: 100 * 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
             max_connections: 1024,
             max_partitions: 10_000,
             max_broker_partitions: 2_000,

@@ -6,6 +6,7 @@ use super::errors;
 use super::handlers::{leader_epoch_error, led_log, propose, str_bytes};
 use super::partition_limits;
 use crate::broker::Broker;
+use crate::log::PartitionLog;
 use crate::metadata::MetadataCommand;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -202,6 +203,11 @@ fn describe_configs(
                         ("log.retention.ms", c.retention_ms.to_string()),
                         ("log.segment.bytes", c.segment_bytes.to_string()),
                         ("socket.request.max.bytes", c.max_request_bytes.to_string()),
+                        ("fetch.max.bytes", c.fetch_max_bytes.to_string()),
+                        (
+                            "replica.fetch.response.max.bytes",
+                            c.replica_fetch_response_max_bytes.to_string(),
+                        ),
                     ];
                     result.configs = static_configs
                         .iter()
@@ -372,6 +378,16 @@ async fn incremental_alter_configs(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
+/// The offset a DeleteRecords entry asks for: -1 is the high watermark; any other
+/// negative offset, like one beyond the high watermark, is OFFSET_OUT_OF_RANGE, as
+/// Kafka's `Partition.deleteRecordsOnLeader` answers.
+fn delete_target(log: &PartitionLog, requested: i64) -> Option<u64> {
+    match requested {
+        -1 => Some(log.high_watermark()),
+        offset => u64::try_from(offset).ok(),
+    }
+}
+
 fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let view = broker.consensus.view();
     let topics = request
@@ -384,22 +400,18 @@ fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecor
                 .iter()
                 .map(|p| {
                     let mut r = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
                     // Only the leader deletes; followers follow its log start (R-WIRE-5).
                     match led_log(broker, &view.state, &name, p.partition_index) {
                         Err(code) => r.error_code = code,
-                        Ok((log, _)) => {
-                            // -1 means "up to the high watermark".
-                            let target = if p.offset == -1 {
-                                log.high_watermark()
-                            } else {
-                                p.offset.max(0) as u64
-                            };
-                            match log.delete_records_before(target) {
-                                Ok(start) => r.low_watermark = start as i64,
-                                Err(e) => r.error_code = errors::from_log_error(&e),
-                            }
-                        }
+                        Ok((log, _)) => match delete_target(&log, p.offset)
+                            .map(|target| log.delete_records_before(target))
+                        {
+                            Some(Ok(start)) => r.low_watermark = start as i64,
+                            Some(Err(e)) => r.error_code = errors::from_log_error(&e),
+                            None => r.error_code = errors::OFFSET_OUT_OF_RANGE,
+                        },
                     }
                     r
                 })

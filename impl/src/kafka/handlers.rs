@@ -6,9 +6,10 @@ use super::codec::{self, Request};
 use super::errors;
 use super::partition_limits;
 use crate::broker::replication::AckWait;
+use crate::broker::BrokerConfig;
 use crate::broker::{now_ms, Broker, ProposalFailure};
 use crate::log::batch::{self, BatchHeader};
-use crate::log::PartitionLog;
+use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -681,6 +682,22 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
     ProduceResponse::default().with_responses(responses)
 }
 
+/// The most a Fetch answer may carry (R-WIRE-9): the request's `max_bytes` (v3+),
+/// capped by the broker's `fetch.max.bytes` for consumers and
+/// `replica.fetch.response.max.bytes` for followers, as Kafka's ReplicaManager does.
+fn fetch_budget(config: &BrokerConfig, request: &FetchRequest, version: i16) -> usize {
+    let broker_cap = if request.replica_id.0 >= 0 {
+        config.replica_fetch_response_max_bytes
+    } else {
+        config.fetch_max_bytes
+    };
+    if version >= 3 && request.max_bytes >= 0 {
+        (request.max_bytes as usize).min(broker_cap)
+    } else {
+        broker_cap
+    }
+}
+
 /// One pass over the partitions of a Fetch: the response and how many bytes it holds.
 fn read_fetch(
     broker: &Broker,
@@ -691,11 +708,9 @@ fn read_fetch(
     let mut any_error = false;
     let view = broker.consensus.view();
     let follower = request.replica_id.0;
-    let max_bytes = if version >= 3 && request.max_bytes > 0 {
-        request.max_bytes as usize
-    } else {
-        usize::MAX
-    };
+    let max_bytes = fetch_budget(&broker.config, request, version);
+    // Only the first partition that yields data may exceed the limits (KIP-74).
+    let mut first_batch_whole = true;
     let topics = request
         .topics
         .iter()
@@ -753,17 +768,22 @@ fn read_fetch(
                         data.log_start_offset = log.log_start_offset() as i64;
                     }
                     let room = max_bytes.saturating_sub(total);
-                    if room == 0 || p.fetch_offset < 0 {
+                    if (room == 0 && !first_batch_whole) || p.fetch_offset < 0 {
                         if p.fetch_offset < 0 {
                             data.error_code = errors::OFFSET_OUT_OF_RANGE;
                             any_error = true;
                         }
                         return data;
                     }
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(room);
-                    match log.read(p.fetch_offset as u64, limit, upper.unwrap_or(hw)) {
+                    let limits = ReadLimits {
+                        max_bytes: (p.partition_max_bytes.max(0) as usize).min(room),
+                        upper_bound: upper.unwrap_or(hw),
+                        first_batch_whole,
+                    };
+                    match log.read_limited(p.fetch_offset as u64, limits) {
                         Ok(read) => {
                             total += read.records.len();
+                            first_batch_whole &= read.records.is_empty();
                             data.records = Some(Bytes::from(read.records));
                         }
                         Err(e) => {

@@ -21,4 +21,4 @@ pub use error::{LogError, Result};
 pub use group_commit::{
     CommitQueue, CommitStats, Completion, GroupCommitter, ManualCommitter, SyncTarget,
 };
-pub use partition::{AppendInfo, PartitionLog, ReadResult, SyncObserver};
+pub use partition::{AppendInfo, PartitionLog, ReadLimits, ReadResult, SyncObserver};

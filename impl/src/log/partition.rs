@@ -37,6 +37,16 @@ pub struct ReadResult {
     pub next_offset: u64,
 }
 
+/// How much one read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub max_bytes: usize,
+    /// Batches ending at or beyond this offset are not returned.
+    pub upper_bound: u64,
+    /// Return the first batch even when it alone is larger than `max_bytes`.
+    pub first_batch_whole: bool,
+}
+
 /// The log of one partition. Cheap to share: all methods take `&self`.
 pub struct PartitionLog {
     shared: Arc<LogShared>,
@@ -715,6 +725,25 @@ impl PartitionLog {
     /// `max_bytes` are filled; the first batch is returned even if larger, so a
     /// consumer always makes progress (R-LOG-7).
     pub fn read(&self, offset: u64, max_bytes: usize, upper_bound: u64) -> Result<ReadResult> {
+        self.read_limited(
+            offset,
+            ReadLimits {
+                max_bytes,
+                upper_bound,
+                first_batch_whole: true,
+            },
+        )
+    }
+
+    /// As `read`, but with `first_batch_whole` false a batch larger than
+    /// `max_bytes` is not returned at all: a Fetch lets only its first partition
+    /// with data exceed the limits (KIP-74, R-WIRE-9).
+    pub fn read_limited(&self, offset: u64, limits: ReadLimits) -> Result<ReadResult> {
+        let ReadLimits {
+            max_bytes,
+            upper_bound,
+            ..
+        } = limits;
         let mut result = ReadResult {
             next_offset: offset,
             ..ReadResult::default()
@@ -737,7 +766,7 @@ impl PartitionLog {
                 }
             };
             first = false;
-            let done = self.read_segment(&view, cursor, max_bytes, upper_bound, &mut result)?;
+            let done = self.read_segment(&view, cursor, limits, &mut result)?;
             if done || result.records.len() >= max_bytes {
                 return Ok(result);
             }
@@ -763,20 +792,14 @@ impl PartitionLog {
         &self,
         view: &SegmentView,
         offset: u64,
-        max_bytes: usize,
-        upper_bound: u64,
+        limits: ReadLimits,
         out: &mut ReadResult,
     ) -> Result<bool> {
+        let upper_bound = limits.upper_bound;
         let (mut position, mut expected) = (view.start_position, view.start_offset);
         let mut trust_index = view.start_position != 0;
         loop {
-            let walk = Self::read_frames(
-                view,
-                (position, expected),
-                offset,
-                (max_bytes, upper_bound),
-                out,
-            )?;
+            let walk = Self::read_frames(view, (position, expected), offset, limits, out)?;
             let (at, at_offset, reason) = match walk {
                 Walk::Complete => return Ok(true),
                 Walk::End { reached } if reached >= view.next_offset => return Ok(false),
@@ -820,9 +843,14 @@ impl PartitionLog {
         view: &SegmentView,
         (from, mut expected): (u64, u64),
         offset: u64,
-        (max_bytes, upper_bound): (usize, u64),
+        limits: ReadLimits,
         out: &mut ReadResult,
     ) -> Result<Walk> {
+        let ReadLimits {
+            max_bytes,
+            upper_bound,
+            first_batch_whole,
+        } = limits;
         // Enough for the skipped frames before `offset` (at most one index interval
         // and a batch) plus what the caller wants, in one read when possible.
         let block = max_bytes.saturating_add(64 * 1024).min(SCAN_BLOCK);
@@ -855,7 +883,8 @@ impl PartitionLog {
                 continue;
             }
             if last >= upper_bound
-                || (out.batch_count > 0 && out.records.len() + frame.payload.len() > max_bytes)
+                || ((out.batch_count > 0 || !first_batch_whole)
+                    && out.records.len() + frame.payload.len() > max_bytes)
             {
                 return Ok(Walk::Complete);
             }
