@@ -3,5 +3,9 @@
 //! spawns, sleeps, reads the clock or touches a socket, and the crate's dependency list
 //! keeps it that way. The tokio shell (`chronik`) and the tests drive the same code.
 
+pub mod consensus;
 pub mod consumer_groups;
+pub mod disk;
 pub mod groups;
+pub mod log;
+pub mod metadata;

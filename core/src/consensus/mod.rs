@@ -1,8 +1,14 @@
 //! The metadata Raft group: durable Raft storage and the deterministic node core
 //! that owns the `raft::RawNode`. One node is a one-voter group on this same path.
 
+mod driver;
 mod node;
+mod peer;
 mod wal;
 
+pub use driver::{
+    Driver, DriverBugs, DriverConfig, Effect, Input, MetadataView, ProposalFailure, Registration,
+};
 pub use node::{MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, ReadyOutput};
+pub use peer::{ForwardOutcome, PeerMessage};
 pub use wal::{RaftStore, RaftWal};

@@ -8,7 +8,7 @@ use crate::disk::Disk;
 use crate::log::LogError;
 use crate::metadata::{ApplyOutcome, CommandEnvelope, MetadataState, Snapshot};
 use raft::eraftpb::{ConfState, Entry, EntryType, Message};
-use raft::{RawNode, StateRole, Storage};
+use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,6 +18,11 @@ pub struct NodeConfig {
     pub voters: Vec<u64>,
     /// Ticks without a leader before a follower campaigns.
     pub election_tick: usize,
+    /// raft-rs draws each election timeout from `[min, max)` ticks with its own
+    /// random source; 0 means raft-rs's default `[election_tick, 2 * election_tick)`.
+    /// The simulator pins `max = min + 1` so that a seed alone decides every run.
+    pub min_election_tick: usize,
+    pub max_election_tick: usize,
     pub heartbeat_tick: usize,
     /// Snapshot and compact the Raft log every this many applied entries.
     pub snapshot_interval: u64,
@@ -29,6 +34,8 @@ impl NodeConfig {
             node_id,
             voters: vec![node_id],
             election_tick: 10,
+            min_election_tick: 0,
+            max_election_tick: 0,
             heartbeat_tick: 2,
             snapshot_interval: 1000,
         }
@@ -129,6 +136,8 @@ impl MetadataNode {
         let raft_config = raft::Config {
             id: config.node_id,
             election_tick: config.election_tick,
+            min_election_tick: config.min_election_tick,
+            max_election_tick: config.max_election_tick,
             heartbeat_tick: config.heartbeat_tick,
             applied: snapshot_index,
             check_quorum: true,
@@ -153,6 +162,10 @@ impl MetadataNode {
 
     pub fn id(&self) -> u64 {
         self.config.node_id
+    }
+
+    pub fn voters(&self) -> &[u64] {
+        &self.config.voters
     }
 
     pub fn is_leader(&self) -> bool {
@@ -209,6 +222,28 @@ impl MetadataNode {
         self.raw
             .campaign()
             .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Peers this leader sent a snapshot to and still waits on. raft-rs waits for
+    /// the shell to report the snapshot's fate; a lost snapshot message left
+    /// unreported stalls that follower for as long as this node leads.
+    pub fn peers_awaiting_snapshot(&self) -> Vec<u64> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, p)| p.state == ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The snapshot sent to `peer` may be lost: probe it again, which sends a new
+    /// snapshot if it still needs one.
+    pub fn report_snapshot_lost(&mut self, peer: u64) {
+        self.raw.report_snapshot(peer, SnapshotStatus::Failure);
     }
 
     /// Feeds a message from a peer.

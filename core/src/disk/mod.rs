@@ -1,15 +1,13 @@
 //! The seam between the broker and its storage.
 //!
 //! Everything the log writes goes through [`Disk`] and [`DiskFile`], so the same code
-//! runs on real files ([`RealDisk`]) and on a simulated disk ([`MemDisk`]) that keeps
+//! runs on real files (the shell's `RealDisk`) and on a simulated disk ([`MemDisk`]) that keeps
 //! written-but-unsynced bytes apart from durable ones and can lose or tear them in a
 //! simulated crash.
 
 mod mem;
-mod real;
 
 pub use mem::{MemDisk, Tear};
-pub use real::RealDisk;
 
 use std::fmt::Debug;
 use std::io;

@@ -73,7 +73,7 @@ pub enum LogError {
 }
 
 impl LogError {
-    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
         LogError::Io {
             op,
             path: path.to_path_buf(),

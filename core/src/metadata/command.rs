@@ -1,5 +1,5 @@
-pub use chronik_core::consumer_groups::ConsumerGroupRecord;
-pub use chronik_core::groups::{GroupRecord, MemberRecord};
+pub use crate::consumer_groups::ConsumerGroupRecord;
+pub use crate::groups::{GroupRecord, MemberRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

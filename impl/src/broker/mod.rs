@@ -12,13 +12,11 @@ pub mod replication;
 mod server;
 
 pub use config::BrokerConfig;
-pub use consensus_loop::{
-    ConsensusHandle, ConsensusLoop, Inputs, LoopConfig, MetadataView, ProposalFailure,
-};
+pub use consensus_loop::{ConsensusHandle, ConsensusLoop, Inputs, MetadataView, ProposalFailure};
 pub use metrics::Metrics;
 pub use partitions::{log_config, Partitions};
 
-use crate::consensus::{MetadataNode, NodeConfig};
+use crate::consensus::{DriverConfig, MetadataNode, NodeConfig, Registration};
 use crate::disk::{Disk, RealDisk};
 use crate::metadata::MetadataCommand;
 use std::net::SocketAddr;
@@ -175,16 +173,8 @@ impl RunningBroker {
             }
             None => None,
         };
-        let loop_config = LoopConfig {
-            tick: Duration::from_millis(config.tick_ms),
-            session_timeout: Duration::from_millis(config.session_timeout_ms),
-            forward_timeout: Duration::from_millis(config.metadata_timeout_ms),
-        };
-        let consensus = ConsensusLoop::start(node, loop_config, inputs, transport)?;
-        // The partition logs the recovered metadata assigns here, before any client
-        // can ask for them.
-        partitions.reconcile(&consensus.handle().view().state, config.node_id)?;
-        // 3. The listener.
+        // 3. The listener is bound (connections queue; nothing is served yet), so
+        //    that the registration names the port clients will reach.
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         let advertised_host = config
@@ -192,6 +182,27 @@ impl RunningBroker {
             .clone()
             .unwrap_or_else(|| local_addr.ip().to_string());
         let advertised_port = i32::from(config.advertised_port.unwrap_or(local_addr.port()));
+        // 4. The loop starts, with this broker's registration among its duties
+        //    (R-START-3); a single node elects itself and registers in its first step
+        //    (R-START-4), so its first Metadata answer already lists it.
+        let driver_config = DriverConfig {
+            tick_ms: config.tick_ms,
+            session_timeout_ms: config.session_timeout_ms,
+            forward_timeout_ms: config.metadata_timeout_ms,
+            registration_retry_ms: 200,
+            id_base: incarnation << 32,
+            registration: Some(Registration {
+                broker_id: config.node_id,
+                host: advertised_host.clone(),
+                port: advertised_port,
+                rack: None,
+                incarnation,
+            }),
+        };
+        let consensus = ConsensusLoop::start(node, driver_config, inputs, transport)?;
+        // The partition logs the recovered metadata assigns here, before any client
+        // can ask for them.
+        partitions.reconcile(&consensus.handle().view().state, config.node_id)?;
         let broker = Arc::new(Broker {
             config: config.clone(),
             consensus: consensus.handle(),
@@ -213,8 +224,6 @@ impl RunningBroker {
         }
         tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
         tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));
-        // 4. Registration, in the background.
-        tasks.push(tokio::spawn(register(Arc::clone(&broker))));
         // 5. Replication: a fetcher per peer, and the leader's ISR upkeep.
         for voter in config.voters.iter().filter(|v| v.id != config.node_id) {
             tasks.push(tokio::spawn(replica_fetcher::run(
@@ -266,54 +275,6 @@ fn next_incarnation(disk: &dyn Disk, data_dir: &std::path::Path) -> anyhow::Resu
     disk.create_dir_all(data_dir)?;
     crate::disk::write_atomically(disk, &path, format!("{next}\n").as_bytes())?;
     Ok(next)
-}
-
-/// Registers this broker, idempotently, until the metadata shows this incarnation
-/// unfenced, and again whenever it is fenced (R-START-3): from any node, since a
-/// follower's proposal is forwarded to the leader.
-async fn register(broker: Arc<Broker>) {
-    let me = MetadataCommand::RegisterBroker {
-        broker_id: broker.config.node_id,
-        host: broker.advertised_host.clone(),
-        port: broker.advertised_port,
-        rack: None,
-        incarnation: broker.incarnation,
-    };
-    let mut view = broker.consensus.subscribe();
-    let mut announced = false;
-    loop {
-        let registered = {
-            let v = view.borrow_and_update();
-            v.state
-                .brokers
-                .get(&broker.config.node_id)
-                .is_some_and(|b| b.incarnation == broker.incarnation && !b.fenced)
-        };
-        if registered {
-            if !announced {
-                tracing::info!(node_id = broker.config.node_id, "broker registered");
-                announced = true;
-            }
-            // Watch for a fence (a lapsed session) and register again when it comes.
-            if view.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        announced = false;
-        if broker.consensus.view().leader_id.is_some() {
-            if let Err(e) = broker
-                .consensus
-                .propose(me.clone(), broker.metadata_timeout())
-                .await
-            {
-                tracing::debug!(?e, "registration not applied yet; retrying");
-            }
-        }
-        // Wait for the metadata to change (a leader elected, an entry applied), or
-        // retry after a short while anyway.
-        let _ = tokio::time::timeout(Duration::from_millis(200), view.changed()).await;
-    }
 }
 
 /// Keeps the partition logs in line with the metadata.

@@ -10,15 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protobuf::Message as _;
-use raft::eraftpb::Message as RaftMessage;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::log::frame;
-use crate::metadata::{ApplyOutcome, MetadataCommand};
+pub use chronik_core::consensus::{ForwardOutcome, PeerMessage};
 
 /// The largest frame a peer may send: Raft appends are bounded by raft-rs's
 /// `max_size_per_msg`, so anything near this is garbage or an attack.
@@ -27,127 +24,6 @@ const MAX_FRAME: usize = 64 << 20;
 const QUEUE: usize = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
-
-const KIND_RAFT: u8 = 1;
-const KIND_FORWARD: u8 = 2;
-const KIND_FORWARD_REPLY: u8 = 3;
-
-/// What a forwarded proposal came to, as the leader reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ForwardOutcome {
-    /// Applied at this Raft index with this outcome.
-    Applied {
-        index: u64,
-        outcome: ApplyOutcome,
-    },
-    /// The receiver is not the leader (any more); this is who it thinks is.
-    NotLeader {
-        leader: Option<u64>,
-    },
-    Dropped(String),
-}
-
-#[derive(Debug, Clone)]
-pub enum PeerMessage {
-    Raft(RaftMessage),
-    /// A proposal from a node that is not the leader (R-PROPOSE-2).
-    Forward {
-        request_id: u64,
-        command: MetadataCommand,
-    },
-    ForwardReply {
-        request_id: u64,
-        outcome: ForwardOutcome,
-    },
-}
-
-#[derive(Serialize, Deserialize)]
-struct ForwardBody {
-    request_id: u64,
-    command: MetadataCommand,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ForwardReplyBody {
-    request_id: u64,
-    outcome: ForwardOutcome,
-}
-
-impl PeerMessage {
-    fn encode(&self, from: u64) -> Result<Vec<u8>, String> {
-        let (kind, body) = match self {
-            PeerMessage::Raft(m) => (KIND_RAFT, m.write_to_bytes().map_err(|e| e.to_string())?),
-            PeerMessage::Forward {
-                request_id,
-                command,
-            } => (
-                KIND_FORWARD,
-                serde_json::to_vec(&ForwardBody {
-                    request_id: *request_id,
-                    command: command.clone(),
-                })
-                .map_err(|e| e.to_string())?,
-            ),
-            PeerMessage::ForwardReply {
-                request_id,
-                outcome,
-            } => (
-                KIND_FORWARD_REPLY,
-                serde_json::to_vec(&ForwardReplyBody {
-                    request_id: *request_id,
-                    outcome: outcome.clone(),
-                })
-                .map_err(|e| e.to_string())?,
-            ),
-        };
-        let mut payload = Vec::with_capacity(9 + body.len());
-        payload.push(kind);
-        payload.extend_from_slice(&from.to_be_bytes());
-        payload.extend_from_slice(&body);
-        let mut framed = vec![0u8; frame::FRAME_HEADER_LEN];
-        frame::write_header(&mut framed, &payload);
-        framed.extend_from_slice(&payload);
-        Ok(framed)
-    }
-
-    /// Decodes a checked payload into (sender, message).
-    fn decode(payload: &[u8]) -> Result<(u64, PeerMessage), String> {
-        if payload.len() < 9 {
-            return Err(format!(
-                "peer frame of {} bytes is too short",
-                payload.len()
-            ));
-        }
-        let kind = payload[0];
-        let mut from = [0u8; 8];
-        from.copy_from_slice(&payload[1..9]);
-        let from = u64::from_be_bytes(from);
-        let body = &payload[9..];
-        let message = match kind {
-            KIND_RAFT => PeerMessage::Raft(
-                RaftMessage::parse_from_bytes(body).map_err(|e| format!("raft message: {e}"))?,
-            ),
-            KIND_FORWARD => {
-                let b: ForwardBody =
-                    serde_json::from_slice(body).map_err(|e| format!("forward: {e}"))?;
-                PeerMessage::Forward {
-                    request_id: b.request_id,
-                    command: b.command,
-                }
-            }
-            KIND_FORWARD_REPLY => {
-                let b: ForwardReplyBody =
-                    serde_json::from_slice(body).map_err(|e| format!("forward reply: {e}"))?;
-                PeerMessage::ForwardReply {
-                    request_id: b.request_id,
-                    outcome: b.outcome,
-                }
-            }
-            other => return Err(format!("unknown peer frame kind {other}")),
-        };
-        Ok((from, message))
-    }
-}
 
 /// Where received messages go: the consensus loop's input queue.
 pub type Inbound = Arc<dyn Fn(u64, PeerMessage) + Send + Sync>;

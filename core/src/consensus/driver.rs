@@ -1,0 +1,594 @@
+//! The metadata node's driver: every decision between the Raft core and the world,
+//! as a step function. An input (a proposal, a peer message, the passing of time)
+//! and the current time in milliseconds go in; what the shell must do comes out:
+//! messages to send, the view to publish, proposers to answer. The tokio shell
+//! (`chronik::broker::consensus_loop`) and the simulator (`chronik-sim`) run this
+//! same code; neither decides anything itself.
+//!
+//! Decisions kept here: proposing only as leader and forwarding otherwise
+//! (R-PROPOSE-1, R-PROPOSE-2), answering a proposer only once its outcome is applied
+//! and visible in the view, failing proposals when leadership is lost, timing out
+//! forwards, the broker's own registration and its retries (R-START-3), a one-voter
+//! group electing itself at once (R-START-4), and the controller's fencing of brokers
+//! whose session lapsed (R-CLUSTER-2).
+
+use super::node::{MetadataNode, NodeError, ProposeError};
+use super::peer::{ForwardOutcome, PeerMessage};
+use crate::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Ticks a leader waits for a follower to acknowledge a snapshot before sending it
+/// again (a snapshot is at most a few megabytes of metadata).
+const SNAPSHOT_PATIENCE_TICKS: u64 = 40;
+
+/// What the rest of the broker sees of the metadata: the applied state and who leads.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataView {
+    pub state: Arc<MetadataState>,
+    pub leader_id: Option<u64>,
+    pub is_leader: bool,
+    pub term: u64,
+    pub commit_index: u64,
+    /// Set when the node stopped on an error it cannot continue from.
+    pub failed: Option<String>,
+}
+
+/// Why a proposal did not produce an outcome. All are retriable for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposalFailure {
+    NotLeader { leader: Option<u64> },
+    Dropped(String),
+    TimedOut,
+    Stopped,
+}
+
+/// This broker's own registration, proposed until the metadata shows it (R-START-3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// Larger at every start (the shell keeps it on disk), so a late registration
+    /// from an earlier life never replaces this one.
+    pub incarnation: u64,
+}
+
+impl Registration {
+    fn command(&self) -> MetadataCommand {
+        MetadataCommand::RegisterBroker {
+            broker_id: self.broker_id,
+            host: self.host.clone(),
+            port: self.port,
+            rack: self.rack.clone(),
+            incarnation: self.incarnation,
+        }
+    }
+
+    fn is_applied(&self, state: &MetadataState) -> bool {
+        state
+            .brokers
+            .get(&self.broker_id)
+            .is_some_and(|b| b.incarnation == self.incarnation && !b.fenced)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub tick_ms: u64,
+    /// The controller fences a broker it has not heard from for this long.
+    pub session_timeout_ms: u64,
+    /// How long a forwarded proposal may wait for the leader's answer.
+    pub forward_timeout_ms: u64,
+    /// How long an unapplied registration waits before it is proposed again.
+    pub registration_retry_ms: u64,
+    /// Where proposal ids start. They must differ from those of earlier runs of this
+    /// node still in the log (the shell derives this from its incarnation); the node
+    /// id is folded in by the driver so that nodes never share ids.
+    pub id_base: u64,
+    pub registration: Option<Registration>,
+}
+
+/// One input to [`Driver::step`].
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A proposal from this broker; `token` comes back in its [`Effect::Answer`].
+    Propose {
+        token: u64,
+        command: MetadataCommand,
+    },
+    Peer {
+        from: u64,
+        message: PeerMessage,
+    },
+    /// Only time passed.
+    Tick,
+}
+
+/// What the shell must do, in this order.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Send {
+        to: u64,
+        message: PeerMessage,
+    },
+    /// The view changed: publish [`Driver::view`] (before the answers that follow).
+    PublishView,
+    Answer {
+        token: u64,
+        result: Result<ApplyOutcome, ProposalFailure>,
+    },
+}
+
+/// Who waits for a proposal's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    Client(u64),
+    Registration,
+}
+
+pub struct Driver {
+    node: MetadataNode,
+    config: DriverConfig,
+    next_id: u64,
+    next_tick_ms: Option<u64>,
+    /// Proposed here, by this broker: answered when applied.
+    local: BTreeMap<u64, Waiter>,
+    /// Proposed here for another node: (origin, its request id).
+    forwarded_in: BTreeMap<u64, (u64, u64)>,
+    /// Forwarded to the leader, waiting for its answer until the deadline.
+    forwarded_out: BTreeMap<u64, (Waiter, u64)>,
+    /// The leader applied them at this index; answered once this node has applied
+    /// that far too, or dropped at the deadline.
+    awaiting_apply: Vec<(u64, ApplyOutcome, Waiter, u64)>,
+    /// When each peer was last heard from (any message).
+    last_heard: BTreeMap<u64, u64>,
+    leader_since: Option<u64>,
+    /// Fences proposed and not yet applied, to propose each once per session timeout.
+    fencing: BTreeMap<i32, u64>,
+    /// When the leader was first seen waiting on a snapshot to each peer.
+    snapshot_waits: BTreeMap<u64, u64>,
+    published: Option<(Option<u64>, u64, u64)>,
+    registration_due_ms: u64,
+    registration_in_flight: bool,
+    registered: bool,
+    failed: Option<String>,
+    effects: Vec<Effect>,
+    bugs: DriverBugs,
+}
+
+/// Test-only faults (feature `inject-bugs`), each the bug class of a seed or of the
+/// cluster work, for the simulator to prove it finds them. All off unless a test
+/// sets them through [`Driver::with_bugs`], which exists only with the feature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverBugs {
+    /// Answer a proposal as soon as the leader appended it, before it commits.
+    pub ack_before_commit: bool,
+    /// Register only once this node leads (seed 000, bug 2): followers never do.
+    pub register_only_as_leader: bool,
+    /// Serve the recovered view before replaying the committed metadata (seed 000).
+    pub skip_replay: bool,
+    /// Advance Raft before its writes are durable: the Raft log's fsync does nothing.
+    pub skip_raft_fsync: bool,
+}
+
+impl Driver {
+    /// Replays the committed metadata the node recovered (local work, no peer and no
+    /// election: R-RECOVER-2); a one-voter group then campaigns at once, since no
+    /// other vote can ever come (R-START-4). The first [`step`](Self::step) elects it
+    /// and proposes the registration.
+    pub fn new(node: MetadataNode, config: DriverConfig) -> Result<Self, NodeError> {
+        Self::build(node, config, DriverBugs::default())
+    }
+
+    /// A driver with test-only faults switched on.
+    #[cfg(feature = "inject-bugs")]
+    pub fn with_bugs(
+        node: MetadataNode,
+        config: DriverConfig,
+        bugs: DriverBugs,
+    ) -> Result<Self, NodeError> {
+        Self::build(node, config, bugs)
+    }
+
+    fn build(
+        mut node: MetadataNode,
+        config: DriverConfig,
+        bugs: DriverBugs,
+    ) -> Result<Self, NodeError> {
+        #[cfg(feature = "inject-bugs")]
+        if bugs.skip_raft_fsync {
+            node.inject_skip_fsync();
+        }
+        if !bugs.skip_replay {
+            node.replay_committed()?;
+        }
+        if node.voters() == [node.id()] && !node.is_leader() {
+            node.campaign()?;
+        }
+        let next_id = (node.id() << 56) | (config.id_base & ((1 << 56) - 1));
+        Ok(Driver {
+            node,
+            config,
+            next_id,
+            next_tick_ms: None,
+            local: BTreeMap::new(),
+            forwarded_in: BTreeMap::new(),
+            forwarded_out: BTreeMap::new(),
+            awaiting_apply: Vec::new(),
+            last_heard: BTreeMap::new(),
+            leader_since: None,
+            fencing: BTreeMap::new(),
+            snapshot_waits: BTreeMap::new(),
+            published: None,
+            registration_due_ms: 0,
+            registration_in_flight: false,
+            registered: false,
+            failed: None,
+            effects: Vec::new(),
+            bugs,
+        })
+    }
+
+    pub fn node(&self) -> &MetadataNode {
+        &self.node
+    }
+
+    pub fn view(&self) -> MetadataView {
+        MetadataView {
+            state: Arc::new(self.node.state().clone()),
+            leader_id: self.node.leader_id(),
+            is_leader: self.node.is_leader(),
+            term: self.node.term(),
+            commit_index: self.node.commit_index(),
+            failed: self.failed.clone(),
+        }
+    }
+
+    /// When the next tick is due; the shell steps with [`Input::Tick`] by then.
+    pub fn next_tick_ms(&self, now_ms: u64) -> u64 {
+        self.next_tick_ms.unwrap_or(now_ms)
+    }
+
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Handles one input at `now_ms` (a monotonic clock the shell reads) and returns
+    /// what to do. After an error the node has stopped: the error is returned once,
+    /// and every later proposal is answered `Stopped`.
+    pub fn step(&mut self, now_ms: u64, input: Input) -> Result<Vec<Effect>, NodeError> {
+        if self.failed.is_some() {
+            if let Input::Propose { token, .. } = input {
+                self.answer(Waiter::Client(token), Err(ProposalFailure::Stopped));
+            }
+            return Ok(std::mem::take(&mut self.effects));
+        }
+        if let Err(error) = self.handle(now_ms, input) {
+            tracing::error!(%error, "metadata node stopped: it cannot continue safely");
+            self.failed = Some(error.to_string());
+            self.effects.push(Effect::PublishView);
+            return Err(error);
+        }
+        Ok(std::mem::take(&mut self.effects))
+    }
+
+    fn handle(&mut self, now: u64, input: Input) -> Result<(), NodeError> {
+        match input {
+            Input::Propose { token, command } => self.propose(now, command, Waiter::Client(token)),
+            Input::Peer { from, message } => self.peer(now, from, message)?,
+            Input::Tick => {}
+        }
+        if now >= self.next_tick_ms.unwrap_or(0) {
+            if self.next_tick_ms.is_some() {
+                self.node.tick();
+            }
+            let next = self.next_tick_ms.unwrap_or(now) + self.config.tick_ms;
+            // After a pause, tick again one interval from now rather than in a burst.
+            self.next_tick_ms = Some(if next <= now {
+                now + self.config.tick_ms
+            } else {
+                next
+            });
+            self.controller_duties(now);
+            self.retry_lost_snapshots(now);
+            self.expire(now);
+        }
+        self.drive(now)?;
+        if self.register(now) {
+            self.drive(now)?;
+        }
+        Ok(())
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn send(&mut self, to: u64, message: PeerMessage) {
+        self.effects.push(Effect::Send { to, message });
+    }
+
+    fn answer(&mut self, waiter: Waiter, result: Result<ApplyOutcome, ProposalFailure>) {
+        match waiter {
+            Waiter::Client(token) => self.effects.push(Effect::Answer { token, result }),
+            Waiter::Registration => {
+                self.registration_in_flight = false;
+                if result.is_err() {
+                    // Not applied: the retry timer proposes it again (R-START-3).
+                    tracing::debug!(?result, "registration not applied yet; retrying");
+                }
+            }
+        }
+    }
+
+    fn propose(&mut self, now: u64, command: MetadataCommand, waiter: Waiter) {
+        let id = self.fresh_id();
+        match self
+            .node
+            .propose(&CommandEnvelope::new(id, command.clone()))
+        {
+            Ok(()) if self.bugs.ack_before_commit => self.answer(waiter, Ok(ApplyOutcome::Done)),
+            Ok(()) => {
+                self.local.insert(id, waiter);
+            }
+            Err(ProposeError::NotLeader {
+                leader: Some(leader),
+            }) if leader != self.node.id() && self.node.voters().len() > 1 => {
+                self.send(
+                    leader,
+                    PeerMessage::Forward {
+                        request_id: id,
+                        command,
+                    },
+                );
+                let deadline = now + self.config.forward_timeout_ms;
+                self.forwarded_out.insert(id, (waiter, deadline));
+            }
+            Err(ProposeError::NotLeader { leader }) => {
+                self.answer(waiter, Err(ProposalFailure::NotLeader { leader }))
+            }
+            Err(ProposeError::Dropped(why)) => {
+                self.answer(waiter, Err(ProposalFailure::Dropped(why)))
+            }
+        }
+    }
+
+    fn peer(&mut self, now: u64, from: u64, message: PeerMessage) -> Result<(), NodeError> {
+        self.last_heard.insert(from, now);
+        match message {
+            PeerMessage::Raft(m) => self.node.step(m)?,
+            PeerMessage::Forward {
+                request_id,
+                command,
+            } => self.forwarded(from, request_id, command),
+            PeerMessage::ForwardReply {
+                request_id,
+                outcome,
+            } => {
+                if let Some((waiter, deadline)) = self.forwarded_out.remove(&request_id) {
+                    match outcome {
+                        ForwardOutcome::Applied { index, outcome } => {
+                            self.awaiting_apply.push((index, outcome, waiter, deadline))
+                        }
+                        ForwardOutcome::NotLeader { leader } => {
+                            self.answer(waiter, Err(ProposalFailure::NotLeader { leader }))
+                        }
+                        ForwardOutcome::Dropped(why) => {
+                            self.answer(waiter, Err(ProposalFailure::Dropped(why)))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A proposal another node forwarded here: proposed if this node leads, answered
+    /// with who leads otherwise (never forwarded on: no loops).
+    fn forwarded(&mut self, origin: u64, request_id: u64, command: MetadataCommand) {
+        let id = self.fresh_id();
+        let outcome = match self.node.propose(&CommandEnvelope::new(id, command)) {
+            Ok(()) => {
+                self.forwarded_in.insert(id, (origin, request_id));
+                return;
+            }
+            Err(ProposeError::NotLeader { leader }) => ForwardOutcome::NotLeader { leader },
+            Err(ProposeError::Dropped(why)) => ForwardOutcome::Dropped(why),
+        };
+        self.send(
+            origin,
+            PeerMessage::ForwardReply {
+                request_id,
+                outcome,
+            },
+        );
+    }
+
+    /// Handles every Ready, sends what it says, publishes the view, then answers the
+    /// proposers whose outcome the view now shows.
+    fn drive(&mut self, now: u64) -> Result<(), NodeError> {
+        let mut changed = false;
+        let mut answers = Vec::new();
+        while self.node.has_ready() {
+            let out = self.node.process_ready()?;
+            changed |= out.state_changed;
+            for m in out.messages {
+                self.send(m.to, PeerMessage::Raft(m));
+            }
+            let index = self.node.state().applied_index;
+            for (id, outcome) in out.applied {
+                if let Some(waiter) = self.local.remove(&id) {
+                    answers.push((waiter, outcome));
+                } else if let Some((origin, request_id)) = self.forwarded_in.remove(&id) {
+                    self.send(
+                        origin,
+                        PeerMessage::ForwardReply {
+                            request_id,
+                            outcome: ForwardOutcome::Applied { index, outcome },
+                        },
+                    );
+                }
+            }
+        }
+        if self.node.is_leader() {
+            self.leader_since.get_or_insert(now);
+        } else {
+            self.leader_since = None;
+            self.fencing.clear();
+            self.lost_leadership();
+        }
+        let summary = (
+            self.node.leader_id(),
+            self.node.term(),
+            self.node.commit_index(),
+        );
+        if changed || self.published != Some(summary) {
+            self.published = Some(summary);
+            self.effects.push(Effect::PublishView);
+        }
+        // Only after the view shows them: a client told "done" can read it back.
+        for (waiter, outcome) in answers {
+            self.answer(waiter, Ok(outcome));
+        }
+        let applied = self.node.state().applied_index;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_apply)
+            .into_iter()
+            .partition(|(index, ..)| *index <= applied);
+        self.awaiting_apply = waiting;
+        for (_, outcome, waiter, _) in ready {
+            self.answer(waiter, Ok(outcome));
+        }
+        self.note_registration();
+        Ok(())
+    }
+
+    /// What was proposed here may never commit now: tell the proposers to retry.
+    fn lost_leadership(&mut self) {
+        let leader = self.node.leader_id();
+        for (_, waiter) in std::mem::take(&mut self.local) {
+            self.answer(waiter, Err(ProposalFailure::NotLeader { leader }));
+        }
+        for (_, (origin, request_id)) in std::mem::take(&mut self.forwarded_in) {
+            self.send(
+                origin,
+                PeerMessage::ForwardReply {
+                    request_id,
+                    outcome: ForwardOutcome::NotLeader { leader },
+                },
+            );
+        }
+    }
+
+    fn expire(&mut self, now: u64) {
+        let (expired, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut self.forwarded_out)
+                .into_iter()
+                .partition(|(_, (_, deadline))| *deadline <= now);
+        self.forwarded_out = kept;
+        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_apply)
+            .into_iter()
+            .partition(|(.., deadline)| *deadline <= now);
+        self.awaiting_apply = waiting;
+        let expired = expired.into_values().map(|(waiter, _)| waiter);
+        for waiter in expired.chain(late.into_iter().map(|(_, _, waiter, _)| waiter)) {
+            self.answer(waiter, Err(ProposalFailure::TimedOut));
+        }
+    }
+
+    /// Proposes this broker's registration when it is not applied, a leader is known
+    /// and none is in flight, at most once per retry interval (R-START-3). Returns
+    /// true if it proposed.
+    fn register(&mut self, now: u64) -> bool {
+        let Some(registration) = &self.config.registration else {
+            return false;
+        };
+        if self.registration_in_flight
+            || now < self.registration_due_ms
+            || self.node.leader_id().is_none()
+            || (self.bugs.register_only_as_leader && !self.node.is_leader())
+            || registration.is_applied(self.node.state())
+        {
+            return false;
+        }
+        let command = registration.command();
+        self.registration_in_flight = true;
+        self.registration_due_ms = now + self.config.registration_retry_ms;
+        self.propose(now, command, Waiter::Registration);
+        true
+    }
+
+    fn note_registration(&mut self) {
+        let Some(registration) = &self.config.registration else {
+            return;
+        };
+        let registered = registration.is_applied(self.node.state());
+        if registered && !self.registered {
+            tracing::info!(broker_id = registration.broker_id, "broker registered");
+        }
+        self.registered = registered;
+    }
+
+    /// The transport does not report deliveries, so a snapshot still unacknowledged
+    /// after a while is reported lost and raft-rs sends another (found by the
+    /// simulator: a lost snapshot message stalled its follower for good).
+    fn retry_lost_snapshots(&mut self, now: u64) {
+        let waiting = self.node.peers_awaiting_snapshot();
+        self.snapshot_waits.retain(|peer, _| waiting.contains(peer));
+        let patience = SNAPSHOT_PATIENCE_TICKS * self.config.tick_ms;
+        for peer in waiting {
+            let since = *self.snapshot_waits.entry(peer).or_insert(now);
+            if now.saturating_sub(since) >= patience {
+                tracing::info!(peer, "snapshot unacknowledged; sending it again");
+                self.node.report_snapshot_lost(peer);
+                self.snapshot_waits.remove(&peer);
+            }
+        }
+    }
+
+    /// The controller's duty: fence every broker whose session lapsed (R-CLUSTER-2).
+    fn controller_duties(&mut self, now: u64) {
+        let Some(since) = self.leader_since else {
+            return;
+        };
+        let me = self.node.id();
+        let timeout = self.config.session_timeout_ms;
+        let lapsed: Vec<i32> = self
+            .node
+            .state()
+            .brokers
+            .values()
+            .filter(|b| !b.fenced && b.broker_id as u64 != me)
+            .filter(|b| {
+                // A new controller gives every broker a full session first.
+                let heard = self
+                    .last_heard
+                    .get(&(b.broker_id as u64))
+                    .copied()
+                    .unwrap_or(since)
+                    .max(since);
+                now.saturating_sub(heard) > timeout
+            })
+            .map(|b| b.broker_id)
+            .collect();
+        self.fencing
+            .retain(|id, at| lapsed.contains(id) && now.saturating_sub(*at) < timeout);
+        for broker_id in lapsed {
+            if self.fencing.contains_key(&broker_id) {
+                continue;
+            }
+            tracing::warn!(broker_id, "broker session lapsed; fencing it");
+            let id = self.fresh_id();
+            let command = MetadataCommand::FenceBroker { broker_id };
+            if self
+                .node
+                .propose(&CommandEnvelope::new(id, command))
+                .is_ok()
+            {
+                self.fencing.insert(broker_id, now);
+            }
+        }
+    }
+}

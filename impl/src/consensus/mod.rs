@@ -1,0 +1,3 @@
+//! The metadata Raft group lives in the core (`chronik_core::consensus`).
+
+pub use chronik_core::consensus::*;

@@ -1,0 +1,87 @@
+//! What one simulated run does: its size, its faults and the bugs switched on.
+
+use chronik_core::consensus::DriverBugs;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+/// The faults of one run. Rates are per mille; intervals are means in simulated ms,
+/// 0 meaning never.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Faults {
+    pub drop_per_mille: u32,
+    pub duplicate_per_mille: u32,
+    pub min_latency_ms: u64,
+    pub max_latency_ms: u64,
+    pub crash_every_ms: u64,
+    pub partition_every_ms: u64,
+    /// A crash keeps up to this many unsynced bytes of the last write (a torn write).
+    pub max_torn_bytes: usize,
+    /// Crash only while a majority stays up; otherwise any node, even all of them.
+    pub keep_majority: bool,
+}
+
+impl Faults {
+    pub fn none() -> Self {
+        Faults {
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+            min_latency_ms: 1,
+            max_latency_ms: 3,
+            crash_every_ms: 0,
+            partition_every_ms: 0,
+            max_torn_bytes: 0,
+            keep_majority: true,
+        }
+    }
+
+    /// Swarm testing: every seed draws its own mix, so that some runs are calm
+    /// enough for rare interleavings and others are storms.
+    pub fn swarm(rng: &mut impl Rng) -> Self {
+        let pick = |rng: &mut dyn rand::RngCore, choices: &[u64]| {
+            choices.choose(rng).copied().unwrap_or_default()
+        };
+        let min_latency_ms = rng.gen_range(1..=5);
+        Faults {
+            drop_per_mille: pick(rng, &[0, 10, 50, 200]) as u32,
+            duplicate_per_mille: pick(rng, &[0, 0, 20]) as u32,
+            min_latency_ms,
+            max_latency_ms: min_latency_ms + pick(rng, &[2, 20, 80]),
+            crash_every_ms: pick(rng, &[0, 700, 1500, 4000]),
+            partition_every_ms: pick(rng, &[0, 1000, 3000]),
+            max_torn_bytes: pick(rng, &[0, 64, 4096]) as usize,
+            keep_majority: rng.gen_bool(0.7),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub nodes: usize,
+    /// Simulated time with faults and clients.
+    pub duration_ms: u64,
+    /// Then: every fault healed, every node up, no clients; the run must converge.
+    pub settle_ms: u64,
+    /// Mean time between client proposals.
+    pub client_every_ms: u64,
+    /// None: swarm (drawn from the seed).
+    pub faults: Option<Faults>,
+    pub bugs: DriverBugs,
+    /// Keep every notable event, not only the last ones.
+    pub full_trace: bool,
+}
+
+impl Options {
+    pub fn new(seed: u64) -> Self {
+        Options {
+            seed,
+            nodes: 3,
+            duration_ms: 8_000,
+            settle_ms: 6_000,
+            client_every_ms: 40,
+            faults: None,
+            bugs: DriverBugs::default(),
+            full_trace: false,
+        }
+    }
+}

@@ -1,0 +1,634 @@
+//! One simulated run: the nodes, the network, the clients, the faults, and the
+//! checks at the end. Everything random comes from one ChaCha8 source seeded by the
+//! run's seed, every collection is ordered, and time is a number: the same seed gives
+//! the same run (a test asserts the trace hash).
+
+use crate::check::Checker;
+use crate::net::{self, Fate, Network, Packet};
+use crate::options::{Faults, Options};
+use crate::trace::Trace;
+use chronik_core::consensus::{
+    Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, ProposalFailure, Registration,
+};
+use chronik_core::disk::{Disk, MemDisk, Tear};
+use chronik_core::metadata::{ApplyOutcome, MetadataCommand};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+const TICK_MS: u64 = 10;
+const METADATA_DIR: &str = "/metadata";
+
+/// What a run found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub seed: u64,
+    pub faults: Faults,
+    pub trace_hash: u64,
+    pub violations: Vec<String>,
+    /// The notable events (the last few hundred unless the full trace was asked for).
+    pub trace: Vec<String>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub steps: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub proposals: u64,
+    pub acknowledged: u64,
+    pub leader_changes: u64,
+}
+
+/// A client proposal and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Pending,
+    Done,
+    /// Answered with a refusal or a retriable failure: may or may not have happened.
+    Failed(String),
+    /// The node it was sent to crashed before answering.
+    Lost,
+}
+
+#[derive(Debug, Clone)]
+struct ClientOp {
+    node: usize,
+    topic: String,
+    status: Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Client,
+    Crash,
+    Restart(usize),
+    Partition,
+    Heal,
+}
+
+struct SimNode {
+    id: u64,
+    disk: MemDisk,
+    driver: Option<Driver>,
+    incarnation: u64,
+    /// Each node's own election timeout, drawn per start: the simulator's stand-in
+    /// for raft-rs's randomized timeout, which it pins to keep runs reproducible.
+    election_tick: usize,
+    /// Client tokens this incarnation has not answered, by op index.
+    pending: BTreeMap<u64, usize>,
+    last_leader: Option<u64>,
+}
+
+struct Sim {
+    opts: Options,
+    faults: Faults,
+    rng: ChaCha8Rng,
+    now: u64,
+    nodes: Vec<SimNode>,
+    net: Network,
+    timers: BTreeMap<(u64, u64), Timer>,
+    timer_seq: u64,
+    ops: Vec<ClientOp>,
+    next_token: u64,
+    checker: Checker,
+    trace: Trace,
+    stats: Stats,
+    /// Faults and clients stop here; then the run settles.
+    calm_from: u64,
+}
+
+/// Runs one seed to the end and checks it.
+pub fn run(opts: Options) -> Outcome {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let faults = opts
+        .faults
+        .clone()
+        .unwrap_or_else(|| Faults::swarm(&mut rng));
+    let nodes = (1..=opts.nodes as u64)
+        .map(|id| SimNode {
+            id,
+            disk: MemDisk::new(),
+            driver: None,
+            incarnation: 0,
+            election_tick: 10,
+            pending: BTreeMap::new(),
+            last_leader: None,
+        })
+        .collect();
+    let mut sim = Sim {
+        calm_from: opts.duration_ms,
+        trace: Trace::new(opts.full_trace),
+        opts,
+        faults,
+        rng,
+        now: 0,
+        nodes,
+        net: Network::default(),
+        timers: BTreeMap::new(),
+        timer_seq: 0,
+        ops: Vec::new(),
+        next_token: 0,
+        checker: Checker::default(),
+        stats: Stats::default(),
+    };
+    sim.trace.note(0, format!("faults {:?}", sim.faults));
+    // raft-rs asserts its own invariants by panicking (a commit index beyond the
+    // log, say): that is a finding like any other, reported with the trace.
+    let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sim.run_phases();
+    }));
+    if let Err(panic) = finished {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        sim.violation(format!(
+            "a node panicked (a Raft invariant broke): {message}"
+        ));
+    }
+    Outcome {
+        seed: sim.opts.seed,
+        faults: sim.faults.clone(),
+        trace_hash: sim.trace.hash(),
+        violations: sim.checker.violations.clone(),
+        trace: sim.trace.lines(),
+        stats: sim.stats.clone(),
+    }
+}
+
+impl Sim {
+    fn run_phases(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.boot(i);
+        }
+        self.schedule_first_timers();
+        self.run_until(self.calm_from);
+        self.calm_down();
+        let end = self.calm_from + self.opts.settle_ms;
+        self.run_until(end);
+        self.final_checks();
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    fn after(&mut self, delay: u64, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers
+            .insert((self.now + delay, self.timer_seq), timer);
+    }
+
+    /// A delay around `mean` (half to one and a half times it).
+    fn around(&mut self, mean: u64) -> u64 {
+        self.rng.gen_range(mean / 2..=mean + mean / 2).max(1)
+    }
+
+    fn schedule_first_timers(&mut self) {
+        let client = self.around(self.opts.client_every_ms);
+        self.after(client, Timer::Client);
+        if self.faults.crash_every_ms > 0 {
+            let at = self.around(self.faults.crash_every_ms);
+            self.after(at, Timer::Crash);
+        }
+        if self.faults.partition_every_ms > 0 {
+            let at = self.around(self.faults.partition_every_ms);
+            self.after(at, Timer::Partition);
+        }
+    }
+
+    fn run_until(&mut self, end: u64) {
+        while let Some(at) = self.next_event_at() {
+            if at > end {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.next_event();
+        }
+        self.now = end;
+    }
+
+    fn next_event_at(&self) -> Option<u64> {
+        let timer = self.timers.keys().next().map(|(at, _)| *at);
+        let packet = self.net.next_delivery();
+        let wake = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.driver.as_ref().map(|d| d.next_tick_ms(self.now)))
+            .min();
+        [timer, packet, wake].into_iter().flatten().min()
+    }
+
+    /// Timers first, then packets, then ticks, each in a fixed order at equal times.
+    fn next_event(&mut self) {
+        if let Some((&key, &timer)) = self.timers.iter().next() {
+            if key.0 <= self.now {
+                self.timers.remove(&key);
+                return self.timer(timer);
+            }
+        }
+        if let Some(packet) = self.net.pop_due(self.now) {
+            return self.deliver(packet);
+        }
+        let due = (0..self.nodes.len()).find(|&i| {
+            self.nodes[i]
+                .driver
+                .as_ref()
+                .is_some_and(|d| d.next_tick_ms(self.now) <= self.now)
+        });
+        if let Some(i) = due {
+            self.step(i, Input::Tick);
+        }
+    }
+
+    fn timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Client => self.client(),
+            Timer::Crash => self.crash(),
+            Timer::Restart(i) => self.boot(i),
+            Timer::Partition => self.partition(),
+            Timer::Heal => {
+                self.net.heal();
+                self.trace.note(self.now, "network healed".into());
+            }
+        }
+    }
+
+    /// The settle phase: every fault healed, every node up, no clients.
+    fn calm_down(&mut self) {
+        let restarts: Vec<usize> = self
+            .timers
+            .values()
+            .filter_map(|t| match t {
+                Timer::Restart(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        self.timers.clear();
+        self.net.heal();
+        self.faults.drop_per_mille = 0;
+        self.faults.duplicate_per_mille = 0;
+        self.trace
+            .note(self.now, "calm: faults healed, clients stopped".into());
+        for i in restarts {
+            self.boot(i);
+        }
+    }
+
+    /// Starts (or restarts) node `i` from its disk, as the broker's start-up does:
+    /// recover, build the driver (which replays), publish, take the first step.
+    fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.incarnation += 1;
+        node.pending.clear();
+        node.election_tick = self.rng.gen_range(10..20);
+        let id = node.id;
+        let voters = (1..=self.opts.nodes as u64).collect();
+        let config = NodeConfig {
+            voters,
+            election_tick: node.election_tick,
+            min_election_tick: node.election_tick,
+            max_election_tick: node.election_tick + 1,
+            snapshot_interval: 100,
+            ..NodeConfig::single(id)
+        };
+        let disk: Arc<dyn Disk> = Arc::new(node.disk.clone());
+        let opened = MetadataNode::open(disk, Path::new(METADATA_DIR), config);
+        let raft = match opened {
+            Ok(raft) => raft,
+            Err(e) => {
+                let incarnation = node.incarnation;
+                self.violation(format!(
+                    "R-RECOVER-1 node {id} (start {incarnation}) cannot recover its storage: {e}"
+                ));
+                return;
+            }
+        };
+        let durable_commit = raft.commit_index();
+        let driver_config = DriverConfig {
+            tick_ms: TICK_MS,
+            session_timeout_ms: 1_000,
+            forward_timeout_ms: 2_000,
+            registration_retry_ms: 200,
+            id_base: node.incarnation << 32,
+            registration: Some(Registration {
+                broker_id: id as i32,
+                host: format!("node-{id}"),
+                port: 9092,
+                rack: None,
+                incarnation: node.incarnation,
+            }),
+        };
+        let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {
+            Ok(driver) => driver,
+            Err(e) => {
+                self.violation(format!("R-RECOVER-2 node {id} cannot replay: {e}"));
+                return;
+            }
+        };
+        // What the shell publishes before it serves anything (R-RECOVER-2).
+        let applied = driver.view().state.applied_index;
+        if applied < durable_commit {
+            self.violation(format!(
+                "R-RECOVER-2 node {id} serves a view at index {applied} before replaying to its \
+                 durable commit index {durable_commit}"
+            ));
+        }
+        let incarnation = self.nodes[i].incarnation;
+        self.nodes[i].driver = Some(driver);
+        self.checker.restarted(id);
+        self.trace.note(
+            self.now,
+            format!("node {id} starts (start {incarnation}, durable commit {durable_commit})"),
+        );
+        self.step(i, Input::Tick);
+    }
+
+    fn crash(&mut self) {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].driver.is_some())
+            .collect();
+        // Some seeds keep a majority up (progress under crashes), others crash any
+        // node (recovery of the whole group).
+        let down = self.nodes.len() - up.len();
+        let allowed =
+            !up.is_empty() && (!self.faults.keep_majority || down < (self.nodes.len() - 1) / 2);
+        if allowed {
+            let i = up[self.rng.gen_range(0..up.len())];
+            let tear = match self.faults.max_torn_bytes {
+                0 => Tear::None,
+                max => Tear::KeepTail(self.rng.gen_range(0..=max)),
+            };
+            let node = &mut self.nodes[i];
+            node.driver = None;
+            node.disk.crash(tear);
+            for (_, op) in std::mem::take(&mut node.pending) {
+                self.ops[op].status = Status::Lost;
+            }
+            let id = node.id;
+            self.stats.crashes += 1;
+            self.trace
+                .note(self.now, format!("node {id} crashes ({tear:?})"));
+            let back = self.rng.gen_range(50..1_500);
+            self.after(back, Timer::Restart(i));
+        }
+        let next = self.around(self.faults.crash_every_ms);
+        self.after(next, Timer::Crash);
+    }
+
+    fn partition(&mut self) {
+        let ids = self.ids();
+        let a = ids[self.rng.gen_range(0..ids.len())];
+        if self.rng.gen_bool(0.5) {
+            self.net.isolate(a, &ids);
+            self.trace.note(self.now, format!("node {a} isolated"));
+        } else {
+            let b = ids[self.rng.gen_range(0..ids.len())];
+            if a != b {
+                self.net.block_one_way(a, b);
+                self.trace
+                    .note(self.now, format!("packets from {a} to {b} lost"));
+            }
+        }
+        self.stats.partitions += 1;
+        let heal = self.rng.gen_range(200..3_000);
+        self.after(heal, Timer::Heal);
+        let next = self.around(self.faults.partition_every_ms);
+        self.after(next, Timer::Partition);
+    }
+
+    /// A client creates a new topic through a random live node, as the CreateTopics
+    /// handler does through the consensus handle.
+    fn client(&mut self) {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].driver.is_some())
+            .collect();
+        if !up.is_empty() {
+            let i = up[self.rng.gen_range(0..up.len())];
+            let topic = format!("t{}", self.ops.len());
+            let command = MetadataCommand::CreateTopic {
+                name: topic.clone(),
+                topic_id: format!("{topic}-id"),
+                partitions: vec![vec![self.nodes[i].id as i32]],
+                configs: Default::default(),
+            };
+            self.next_token += 1;
+            let token = self.next_token;
+            self.nodes[i].pending.insert(token, self.ops.len());
+            self.ops.push(ClientOp {
+                node: i,
+                topic: topic.clone(),
+                status: Status::Pending,
+            });
+            self.stats.proposals += 1;
+            let id = self.nodes[i].id;
+            self.trace
+                .note(self.now, format!("client asks node {id} to create {topic}"));
+            self.step(i, Input::Propose { token, command });
+        }
+        let next = self.around(self.opts.client_every_ms);
+        self.after(next, Timer::Client);
+    }
+
+    fn deliver(&mut self, packet: Packet) {
+        let Some(i) = self.nodes.iter().position(|n| n.id == packet.to) else {
+            return;
+        };
+        if self.nodes[i].driver.is_none() {
+            self.stats.lost += 1;
+            return;
+        }
+        match net::decode(&packet.bytes) {
+            Ok((from, message)) if from == packet.from => {
+                self.stats.delivered += 1;
+                self.trace
+                    .hash_only(self.now, &format!("{}>{}", packet.from, packet.to));
+                self.step(i, Input::Peer { from, message });
+            }
+            Ok((from, _)) => self.violation(format!(
+                "R-CLUSTER-1 packet from {} decodes as sent by {from}",
+                packet.from
+            )),
+            Err(e) => self.violation(format!("R-CLUSTER-1 a peer message does not decode: {e}")),
+        }
+    }
+
+    fn step(&mut self, i: usize, input: Input) {
+        let now = self.now;
+        let Some(driver) = self.nodes[i].driver.as_mut() else {
+            return;
+        };
+        self.stats.steps += 1;
+        let effects = match driver.step(now, input) {
+            Ok(effects) => effects,
+            Err(e) => {
+                let id = self.nodes[i].id;
+                self.violation(format!("node {id} stopped on an error: {e}"));
+                self.nodes[i].driver = None;
+                return;
+            }
+        };
+        for effect in effects {
+            self.effect(i, effect);
+        }
+        self.observe_leadership(i);
+    }
+
+    fn effect(&mut self, i: usize, effect: Effect) {
+        let from = self.nodes[i].id;
+        match effect {
+            Effect::Send { to, message } => match message.encode(from) {
+                Ok(bytes) => {
+                    let fate = self.net.send(
+                        &mut self.rng,
+                        &self.faults,
+                        self.now,
+                        Packet { from, to, bytes },
+                    );
+                    if matches!(fate, Fate::Dropped | Fate::Blocked) {
+                        self.stats.lost += 1;
+                    }
+                }
+                Err(e) => self.violation(format!("R-CLUSTER-1 node {from} cannot encode: {e}")),
+            },
+            Effect::PublishView => {
+                if let Some(driver) = &self.nodes[i].driver {
+                    let observed = driver.node().observe();
+                    self.checker.committed(from, &observed);
+                }
+            }
+            Effect::Answer { token, result } => self.answered(i, token, result),
+        }
+    }
+
+    /// A proposer's answer. "Done" must already be visible in the answering node's
+    /// view (the shell answers only after publishing it: R-PERSIST-1).
+    fn answered(&mut self, i: usize, token: u64, result: Result<ApplyOutcome, ProposalFailure>) {
+        let Some(op) = self.nodes[i].pending.remove(&token) else {
+            return;
+        };
+        let topic = self.ops[op].topic.clone();
+        let id = self.nodes[i].id;
+        let status = match &result {
+            Ok(ApplyOutcome::Done) => Status::Done,
+            Ok(other) => Status::Failed(format!("{other:?}")),
+            Err(failure) => Status::Failed(format!("{failure:?}")),
+        };
+        if status == Status::Done {
+            self.stats.acknowledged += 1;
+            let visible = self.nodes[i]
+                .driver
+                .as_ref()
+                .is_some_and(|d| d.node().state().topics.contains_key(&topic));
+            if !visible {
+                self.violation(format!(
+                    "R-PERSIST-1 node {id} acknowledged {topic} before its view shows it"
+                ));
+            }
+        }
+        self.trace
+            .note(self.now, format!("node {id} answers {topic}: {status:?}"));
+        self.ops[op].status = status;
+    }
+
+    fn observe_leadership(&mut self, i: usize) {
+        let Some(driver) = &self.nodes[i].driver else {
+            return;
+        };
+        let node = driver.node();
+        let (id, leader, term) = (node.id(), node.leader_id(), node.term());
+        if node.is_leader() {
+            self.checker.leader(id, term);
+        }
+        if self.nodes[i].last_leader != leader {
+            self.nodes[i].last_leader = leader;
+            self.stats.leader_changes += 1;
+            self.trace.note(
+                self.now,
+                format!("node {id} sees leader {leader:?} in term {term}"),
+            );
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        self.trace.note(self.now, format!("VIOLATION {what}"));
+        self.checker.violations.push(what);
+    }
+
+    /// After the settle phase: I-5 (converged, one leader, everyone registered),
+    /// every question answered, and no acknowledged proposal lost.
+    fn final_checks(&mut self) {
+        let mut problems = Vec::new();
+        let drivers: Vec<(u64, u64, &Driver)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.driver.as_ref().map(|d| (n.id, n.incarnation, d)))
+            .collect();
+        if drivers.len() != self.nodes.len() {
+            problems.push("I-5 not every node is up after the settle phase".to_string());
+        }
+        let leaders: Vec<u64> = drivers
+            .iter()
+            .filter(|(_, _, d)| d.node().is_leader())
+            .map(|(id, _, _)| *id)
+            .collect();
+        if leaders.len() != 1 {
+            problems.push(format!("I-5 after settling, leaders are {leaders:?}"));
+        }
+        if let Some((first_id, _, first)) = drivers.first() {
+            let reference = first.node().state();
+            for (id, _, d) in &drivers {
+                if d.node().state() != reference {
+                    problems.push(format!(
+                        "I-5 metadata of node {id} (applied {}) differs from node {first_id} \
+                         (applied {})",
+                        d.node().state().applied_index,
+                        reference.applied_index
+                    ));
+                }
+                if leaders.len() == 1 && d.node().leader_id() != Some(leaders[0]) {
+                    problems.push(format!(
+                        "I-5 node {id} sees leader {:?}, not {}",
+                        d.node().leader_id(),
+                        leaders[0]
+                    ));
+                }
+            }
+            for (id, incarnation, _) in &drivers {
+                let registered = reference
+                    .brokers
+                    .get(&(*id as i32))
+                    .is_some_and(|b| b.incarnation == *incarnation && !b.fenced);
+                if !registered {
+                    problems.push(format!(
+                        "R-START-3 node {id} (start {incarnation}) is not registered after settling"
+                    ));
+                }
+            }
+            for op in &self.ops {
+                if op.status == Status::Done && !reference.topics.contains_key(&op.topic) {
+                    problems.push(format!(
+                        "R-PERSIST-1 acknowledged topic {} is lost",
+                        op.topic
+                    ));
+                }
+            }
+        }
+        for op in self.ops.iter().filter(|op| op.status == Status::Pending) {
+            problems.push(format!(
+                "R-PROPOSE-2 the proposal of {} at node {} was never answered",
+                op.topic, self.nodes[op.node].id
+            ));
+        }
+        for problem in problems {
+            self.violation(problem);
+        }
+    }
+}
