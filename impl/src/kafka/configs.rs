@@ -1,6 +1,6 @@
 //! The topic configs Chronik knows: their defaults (from the broker's settings) and
 //! what values it accepts. A value for a behaviour Chronik does not implement (log
-//! compaction, LogAppendTime, broker-side compression) is refused with
+//! compaction, broker-side compression) is refused with
 //! INVALID_CONFIG rather than stored and silently ignored.
 
 use crate::broker::BrokerConfig;
@@ -53,8 +53,23 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         default: |_| "1048588".into(),
     },
     TopicConfig {
+        name: "message.timestamp.after.max.ms",
+        kind: Kind::Long { min: 0 },
+        default: |_| i64::MAX.to_string(),
+    },
+    TopicConfig {
+        name: "message.timestamp.before.max.ms",
+        kind: Kind::Long { min: 0 },
+        default: |_| i64::MAX.to_string(),
+    },
+    TopicConfig {
+        name: "message.timestamp.difference.max.ms",
+        kind: Kind::Long { min: 0 },
+        default: |_| i64::MAX.to_string(),
+    },
+    TopicConfig {
         name: "message.timestamp.type",
-        kind: Kind::OneOf(&["CreateTime"]),
+        kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]),
         default: |_| "CreateTime".into(),
     },
     TopicConfig {
