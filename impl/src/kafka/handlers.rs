@@ -5,7 +5,7 @@
 use super::codec::{self, Request};
 use super::errors;
 use super::partition_limits;
-use super::record_validation::{self, TimestampPolicy};
+use super::record_validation::{self, RecordPolicy};
 use crate::broker::replication::AckWait;
 use crate::broker::BrokerConfig;
 use crate::broker::{now_ms, Broker, ProposalFailure};
@@ -493,8 +493,8 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
                             .state
                             .topics
                             .get(&name)
-                            .map(|t| TimestampPolicy::of_topic(&t.configs))
-                            .unwrap_or_else(|| TimestampPolicy::of_topic(&BTreeMap::new()));
+                            .map(|t| RecordPolicy::of_topic(&t.configs))
+                            .unwrap_or_else(|| RecordPolicy::of_topic(&BTreeMap::new()));
                         let limit = log.config().max_records_bytes();
                         match record_validation::prepare(&records, limit, &policy, now as i64) {
                             Err(code) => Some(code),

@@ -1,24 +1,28 @@
 //! What Kafka's LogValidator does to a produced batch before it is appended: checks
 //! its framing and records (R-LOG-14), checks and sets its timestamps from the
-//! records and the topic's `message.timestamp.*` configs (R-LOG-15).
+//! records and the topic's `message.timestamp.*` configs (R-LOG-15), and
+//! recompresses it when the topic's `compression.type` names another codec
+//! (R-WIRE-11).
 
 use super::errors;
 use crate::log::batch::{self, BatchFault, BatchHeader, RecordTimes};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// The topic's timestamp configs, as Kafka's LogConfig resolves them.
+/// The topic's configs that shape a produced batch, as Kafka's LogConfig resolves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimestampPolicy {
+pub struct RecordPolicy {
     /// `message.timestamp.type=LogAppendTime`: the broker's clock stamps batches.
     pub log_append_time: bool,
     /// How far in the past (`message.timestamp.before.max.ms`) and the future
     /// (`message.timestamp.after.max.ms`) a CreateTime record may be.
     pub before_max_ms: i64,
     pub after_max_ms: i64,
+    /// The codec batches are stored in; None keeps the producer's.
+    pub codec: Option<i16>,
 }
 
-impl TimestampPolicy {
+impl RecordPolicy {
     /// Reads the topic's configs. As Kafka 3.6+ does, the deprecated
     /// `message.timestamp.difference.max.ms` applies to a side whose KIP-937
     /// config is left at its default (unbounded).
@@ -34,11 +38,14 @@ impl TimestampPolicy {
             i64::MAX => difference,
             v => v,
         };
-        TimestampPolicy {
+        RecordPolicy {
             log_append_time: configs.get("message.timestamp.type").map(String::as_str)
                 == Some("LogAppendTime"),
             before_max_ms: side("message.timestamp.before.max.ms"),
             after_max_ms: side("message.timestamp.after.max.ms"),
+            codec: super::configs::target_codec(
+                configs.get("compression.type").map(String::as_str),
+            ),
         }
     }
 
@@ -68,7 +75,7 @@ pub struct Prepared<'a> {
 pub fn prepare<'a>(
     records: &'a [u8],
     max_records_bytes: usize,
-    policy: &TimestampPolicy,
+    policy: &RecordPolicy,
     now_ms: i64,
 ) -> Result<Prepared<'a>, i16> {
     if !batch::crc_is_valid(records) {
@@ -86,11 +93,18 @@ pub fn prepare<'a>(
     if header.is_log_append_time() {
         return Err(errors::INVALID_TIMESTAMP);
     }
+    let mut bytes = Cow::Borrowed(records);
+    if let Some(codec) = policy.codec.filter(|c| *c != header.compression()) {
+        let recompressed = batch::recompress(records, codec, max_records_bytes).map_err(|e| {
+            tracing::warn!(error = %e, "cannot recompress a produced batch");
+            errors::CORRUPT_MESSAGE
+        })?;
+        bytes = Cow::Owned(recompressed);
+    }
     if policy.log_append_time {
-        let mut stamped = records.to_vec();
-        batch::set_max_timestamp(&mut stamped, now_ms, true);
+        batch::set_max_timestamp(bytes.to_mut(), now_ms, true);
         return Ok(Prepared {
-            bytes: Cow::Owned(stamped),
+            bytes,
             header,
             log_append_time_ms: now_ms,
         });
@@ -98,13 +112,9 @@ pub fn prepare<'a>(
     if !policy.admits(&times, now_ms) {
         return Err(errors::INVALID_TIMESTAMP);
     }
-    let bytes = if header.max_timestamp == times.max_timestamp {
-        Cow::Borrowed(records)
-    } else {
-        let mut fixed = records.to_vec();
-        batch::set_max_timestamp(&mut fixed, times.max_timestamp, false);
-        Cow::Owned(fixed)
-    };
+    if header.max_timestamp != times.max_timestamp {
+        batch::set_max_timestamp(bytes.to_mut(), times.max_timestamp, false);
+    }
     Ok(Prepared {
         bytes,
         header,
@@ -130,7 +140,7 @@ mod tests {
 
     #[test]
     fn r_log_15_create_time_sets_the_max_timestamp_from_the_records() {
-        let policy = TimestampPolicy::of_topic(&BTreeMap::new());
+        let policy = RecordPolicy::of_topic(&BTreeMap::new());
         let b = sarama_batch();
         let p = prepare(&b, 1 << 20, &policy, 5000).expect("valid");
         let header = BatchHeader::parse(&p.bytes).expect("valid");
@@ -144,7 +154,7 @@ mod tests {
     #[test]
     fn r_log_15_log_append_time_stamps_the_broker_clock() {
         let policy =
-            TimestampPolicy::of_topic(&configs(&[("message.timestamp.type", "LogAppendTime")]));
+            RecordPolicy::of_topic(&configs(&[("message.timestamp.type", "LogAppendTime")]));
         let b = sarama_batch();
         let p = prepare(&b, 1 << 20, &policy, 777).expect("valid");
         let header = BatchHeader::parse(&p.bytes).expect("valid");
@@ -159,16 +169,36 @@ mod tests {
     }
 
     #[test]
+    fn r_wire_11_a_topic_codec_recompresses_batches_in_another() {
+        let policy = RecordPolicy::of_topic(&configs(&[("compression.type", "zstd")]));
+        let b = sarama_batch();
+        let p = prepare(&b, 1 << 20, &policy, 5000).expect("valid");
+        let header = BatchHeader::parse(&p.bytes).expect("valid");
+        assert_eq!(header.compression(), crate::log::compression::ZSTD);
+        assert_eq!(header.max_timestamp, 1040);
+        assert!(batch::crc_is_valid(&p.bytes));
+        let again = prepare(&p.bytes, 1 << 20, &policy, 5000).expect("valid");
+        assert!(matches!(again.bytes, Cow::Borrowed(_)), "already zstd");
+        let plain = RecordPolicy::of_topic(&configs(&[("compression.type", "uncompressed")]));
+        let back = prepare(&p.bytes, 1 << 20, &plain, 5000).expect("valid");
+        assert_eq!(
+            back.bytes.as_ref(),
+            prepare(&b, 1 << 20, &policy_default(), 5000)
+                .expect("valid")
+                .bytes
+                .as_ref()
+        );
+    }
+
+    fn policy_default() -> RecordPolicy {
+        RecordPolicy::of_topic(&BTreeMap::new())
+    }
+
+    #[test]
     fn r_log_15_timestamps_outside_the_topic_bounds_are_refused() {
         let b = sarama_batch(); // records at 1000 and 1040
         let check = |pairs: &[(&str, &str)], now: i64| {
-            prepare(
-                &b,
-                1 << 20,
-                &TimestampPolicy::of_topic(&configs(pairs)),
-                now,
-            )
-            .map(|_| ())
+            prepare(&b, 1 << 20, &RecordPolicy::of_topic(&configs(pairs)), now).map(|_| ())
         };
         let bad = Err(errors::INVALID_TIMESTAMP);
         assert_eq!(

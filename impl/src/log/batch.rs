@@ -378,6 +378,27 @@ pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64, log_append_time: 
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The batch with its records recompressed by `codec`, as Kafka stores batches on
+/// a topic whose `compression.type` differs from the batch's: every header field
+/// is kept but the codec bits, batchLength and the CRC. Records decompress to at
+/// most `limit` bytes.
+pub fn recompress(batch: &[u8], codec: i16, limit: usize) -> Result<Vec<u8>, String> {
+    let header = BatchHeader::parse(batch)?;
+    let records = records_of(&header, batch, limit)?;
+    let body = compression::compress(codec, &records)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let length = i32::try_from(out.len() - LOG_OVERHEAD)
+        .map_err(|_| format!("recompressed batch of {} bytes", out.len()))?;
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes = (header.attributes & !0x07) | codec;
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 /// The offset and timestamp of the first record whose timestamp is at least
 /// `target`, reading compressed records too (decompressed to at most `limit`
 /// bytes). In a LogAppendTime batch every record has the batch's timestamp. None
@@ -760,6 +781,34 @@ mod tests {
             (99_000, true)
         );
         assert_eq!(header.compression(), compression::ZSTD);
+    }
+
+    #[test]
+    fn r_wire_11_recompression_keeps_the_records_and_the_header() {
+        for from in CODECS {
+            for to in CODECS {
+                let batch = sarama_batch(&[0, 10, 20], from);
+                let out = recompress(&batch, to, 1 << 20).expect("recompress");
+                let (was, _) = inspect_client_batch(&batch, 1 << 20).expect("valid");
+                let (now, times) = inspect_client_batch(&out, 1 << 20).expect("valid");
+                assert!(crc_is_valid(&out), "{from} to {to}");
+                assert_eq!(now.compression(), to);
+                assert_eq!(times.max_timestamp, 1020);
+                let same = |h: &BatchHeader| {
+                    (
+                        h.record_count,
+                        h.base_timestamp,
+                        h.max_timestamp,
+                        h.producer_id,
+                    )
+                };
+                assert_eq!(same(&now), same(&was));
+                assert_eq!(
+                    records_of(&now, &out, 1 << 20).expect("records"),
+                    records_of(&was, &batch, 1 << 20).expect("records")
+                );
+            }
+        }
     }
 
     #[test]
