@@ -17,21 +17,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn start() -> Result<(RunningBroker, tempfile::TempDir), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let config = BrokerConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        tick_ms: 10,
-        max_request_bytes: 1024 * 1024,
-        ..BrokerConfig::default()
-    };
-    let broker = RunningBroker::start(config).await?;
-    let handle = broker.broker.consensus.clone();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !handle.view().state.brokers.contains_key(&1) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await?;
+    let broker = start_in(dir.path()).await?;
     Ok((broker, dir))
 }
 
@@ -869,6 +855,257 @@ async fn r_wire_10_delete_records_checks_its_range() -> TestResult {
     assert_eq!(delete(2).await?, (0, 2));
     assert_eq!(delete(1).await?, (0, 2));
     assert_eq!(delete(-1).await?, (0, 5));
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// Starts a broker on `dir` (kept across restarts) and waits for its registration.
+async fn start_in(dir: &std::path::Path) -> Result<RunningBroker, Box<dyn std::error::Error>> {
+    let config = BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        tick_ms: 10,
+        max_request_bytes: 1024 * 1024,
+        ..BrokerConfig::default()
+    };
+    let broker = RunningBroker::start(config).await?;
+    let handle = broker.broker.consensus.clone();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !handle.view().state.brokers.contains_key(&1) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await?;
+    Ok(broker)
+}
+
+/// Creates a one-partition topic with `configs` and connects to the broker.
+async fn topic_with_configs(
+    broker: &RunningBroker,
+    name: &'static str,
+    configs: &[(&str, &str)],
+) -> Result<chronik::cluster::client::KafkaConnection, Box<dyn std::error::Error>> {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::metadata::MetadataCommand;
+
+    let timeout = Duration::from_secs(5);
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::CreateTopic {
+                name: name.into(),
+                topic_id: format!("{name}-id"),
+                partitions: vec![vec![1]],
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    Ok(KafkaConnection::connect(&broker.local_addr().to_string(), name.into(), timeout).await?)
+}
+
+fn wall_clock_ms() -> Result<i64, std::time::SystemTimeError> {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    Ok(since.as_millis() as i64)
+}
+
+/// Produces one batch to partition 0: (error code, base offset, log_append_time_ms).
+async fn produce_one(
+    conn: &mut chronik::cluster::client::KafkaConnection,
+    topic: &'static str,
+    records: Vec<u8>,
+) -> Result<(i16, i64, i64), Box<dyn std::error::Error>> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(records)))])]);
+    let ResponseKind::Produce(r) = conn
+        .call(
+            ApiKey::Produce,
+            9,
+            &RequestKind::Produce(request),
+            Duration::from_secs(5),
+        )
+        .await?
+    else {
+        return Err("not a Produce response".into());
+    };
+    let p = &r.responses[0].partition_responses[0];
+    Ok((p.error_code, p.base_offset, p.log_append_time_ms))
+}
+
+/// ListOffsets v7 for partition 0: (error code, offset, timestamp).
+async fn list_offset(
+    conn: &mut chronik::cluster::client::KafkaConnection,
+    topic: &'static str,
+    timestamp: i64,
+) -> Result<(i16, i64, i64), Box<dyn std::error::Error>> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(topic)))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let ResponseKind::ListOffsets(r) = conn
+        .call(
+            ApiKey::ListOffsets,
+            7,
+            &RequestKind::ListOffsets(request),
+            Duration::from_secs(5),
+        )
+        .await?
+    else {
+        return Err("not a ListOffsets response".into());
+    };
+    let p = &r.topics[0].partitions[0];
+    Ok((p.error_code, p.offset, p.timestamp))
+}
+
+/// R-LOG-15: timestamps come from the records, not from the header a client wrote
+/// (Sarama writes maxTimestamp -1), also inside compressed batches, and survive a
+/// restart of the broker (time index rebuilt from the rewritten headers).
+#[tokio::test]
+async fn r_log_15_list_offsets_by_timestamp_reads_record_timestamps() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::build_sarama_batch;
+    use chronik::log::compression::{GZIP, NONE, ZSTD};
+
+    let dir = tempfile::tempdir()?;
+    let broker = start_in(dir.path()).await?;
+    let mut conn = topic_with_configs(&broker, "ts", &[]).await?;
+    let batches = [
+        build_sarama_batch(1000, &[0, 30, 10], NONE)?, // offsets 0..=2
+        build_sarama_batch(2000, &[0, 50, 20], GZIP)?, // offsets 3..=5
+        build_sarama_batch(1500, &[0, 100], ZSTD)?,    // offsets 6..=7
+    ];
+    for (i, b) in batches.into_iter().enumerate() {
+        assert_eq!(
+            produce_one(&mut conn, "ts", b).await?,
+            (0, [0, 3, 6][i], -1)
+        );
+    }
+    let expected = [
+        (1005, (0, 1, 1030)),
+        (1031, (0, 3, 2000)),
+        (2001, (0, 4, 2050)),
+        (2051, (0, -1, -1)),
+        (-3, (0, 4, 2050)), // MAX_TIMESTAMP (KIP-734)
+        (-1, (0, 8, -1)),
+        (-2, (0, 0, -1)),
+    ];
+    for (target, answer) in expected {
+        assert_eq!(
+            list_offset(&mut conn, "ts", target).await?,
+            answer,
+            "target {target}"
+        );
+    }
+    broker.shutdown().await;
+
+    let broker = start_in(dir.path()).await?;
+    let mut conn = KafkaConnection::connect(
+        &broker.local_addr().to_string(),
+        "ts2".into(),
+        Duration::from_secs(5),
+    )
+    .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while list_offset(&mut conn, "ts", -1).await?.0 != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no leader after restart"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (target, answer) in expected {
+        assert_eq!(
+            list_offset(&mut conn, "ts", target).await?,
+            answer,
+            "after restart, {target}"
+        );
+    }
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// R-LOG-15: a LogAppendTime topic stamps each batch with the broker's clock, says
+/// so in the batch (attribute bit 3) and in the Produce answer, and ListOffsets
+/// answers by that time.
+#[tokio::test]
+async fn r_log_15_log_append_time_topics_stamp_the_broker_clock() -> TestResult {
+    use chronik::log::batch::{build_sarama_batch, BatchHeader};
+    use chronik::log::compression::GZIP;
+
+    let (broker, _dir) = start().await?;
+    let mut conn = topic_with_configs(
+        &broker,
+        "lat",
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await?;
+    let before = wall_clock_ms()?;
+    let (code, base, stamped) =
+        produce_one(&mut conn, "lat", build_sarama_batch(1000, &[0, 5], GZIP)?).await?;
+    assert_eq!((code, base), (0, 0));
+    assert!(
+        stamped >= before,
+        "log_append_time_ms {stamped} before {before}"
+    );
+    assert_eq!(list_offset(&mut conn, "lat", 1000).await?, (0, 0, stamped));
+    assert_eq!(list_offset(&mut conn, "lat", -3).await?, (0, 0, stamped));
+    assert_eq!(
+        list_offset(&mut conn, "lat", stamped + 1).await?,
+        (0, -1, -1)
+    );
+    let log = broker.broker.partitions.get("lat", 0).ok_or("no log")?;
+    let read = log.read(0, 1 << 20, u64::MAX)?;
+    let header = BatchHeader::parse(&read.records)?;
+    assert!(header.is_log_append_time());
+    assert_eq!(
+        (header.max_timestamp, header.base_timestamp),
+        (stamped, 1000)
+    );
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// R-LOG-15: CreateTime records outside the topic's timestamp bounds refuse the
+/// whole batch with INVALID_TIMESTAMP (32) and append nothing.
+#[tokio::test]
+async fn r_log_15_timestamps_out_of_bounds_are_invalid_timestamp() -> TestResult {
+    use chronik::log::batch::build_sarama_batch;
+    use chronik::log::compression::{NONE, SNAPPY};
+    let (broker, _dir) = start().await?;
+    let mut conn = topic_with_configs(
+        &broker,
+        "bounded",
+        &[("message.timestamp.before.max.ms", "60000")],
+    )
+    .await?;
+    let now = wall_clock_ms()?;
+    let old = build_sarama_batch(now - 3_600_000, &[0, 3_599_000], SNAPPY)?;
+    assert_eq!(produce_one(&mut conn, "bounded", old).await?.0, 32);
+    assert_eq!(
+        produce_one(&mut conn, "bounded", build_sarama_batch(now, &[0], NONE)?).await?,
+        (0, 0, -1)
+    );
     broker.shutdown().await;
     Ok(())
 }

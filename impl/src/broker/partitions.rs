@@ -62,11 +62,13 @@ pub fn log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> L
     if let Some(v) = num("retention.bytes") {
         c.retention_bytes = (v >= 0).then_some(v as u64);
     }
-    if let Some(v) = num("max.message.bytes").filter(|v| *v > 0) {
-        c.max_batch_bytes = v as usize;
+    // 0 refuses every batch, as in Kafka; above a frame's limit no batch can arrive.
+    if let Some(v) = num("max.message.bytes").filter(|v| *v >= 0) {
+        c.max_batch_bytes = (v as usize).min(crate::log::frame::MAX_FRAME_PAYLOAD);
     }
-    if let Some(v) = num("index.interval.bytes").filter(|v| *v > 0) {
-        c.index_interval_bytes = v as u64;
+    // Kafka's 0 indexes every batch, which an interval of one byte does too.
+    if let Some(v) = num("index.interval.bytes").filter(|v| *v >= 0) {
+        c.index_interval_bytes = v.max(1) as u64;
     }
     c
 }

@@ -15,7 +15,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -171,22 +171,16 @@ fn describe_configs(
                         result.error_message = Some(str_bytes("no such topic"));
                     }
                     Some(info) => {
+                        let detail = Detail {
+                            synonyms: request.include_synonyms,
+                            documentation: request.include_documentation,
+                            version,
+                        };
                         result.configs = TOPIC_CONFIGS
                             .iter()
                             .filter(|c| wanted(c.name))
                             .map(|c| {
-                                let (value, source) = match info.configs.get(c.name) {
-                                    Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
-                                    None => ((c.default)(&broker.config), SOURCE_DEFAULT),
-                                };
-                                let mut entry = DescribeConfigsResourceResult::default()
-                                    .with_name(str_bytes(c.name))
-                                    .with_value(Some(str_bytes(&value)))
-                                    .with_config_source(source);
-                                if version >= 3 {
-                                    entry.config_type = c.kind.config_type();
-                                }
-                                entry
+                                topic_config_entry(broker, c, info.configs.get(c.name), detail)
                             })
                             .collect();
                     }
@@ -230,6 +224,71 @@ fn describe_configs(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// What a DescribeConfigs request asked to be told besides values.
+#[derive(Clone, Copy)]
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+    version: i16,
+}
+
+/// One topic config as Kafka describes it: the topic's own value
+/// (DYNAMIC_TOPIC_CONFIG) or the default, which is STATIC_BROKER_CONFIG when a
+/// broker setting chose it and DEFAULT_CONFIG otherwise; with `include_synonyms`,
+/// every level that holds a value, most specific first (R-WIRE-11).
+fn topic_config_entry(
+    broker: &Broker,
+    config: &configs::TopicConfig,
+    set: Option<&String>,
+    detail: Detail,
+) -> DescribeConfigsResourceResult {
+    let (default, from_broker) = config.default_value(&broker.config);
+    let broker_name = config.synonym.unwrap_or(config.name);
+    let mut levels = Vec::new();
+    if let Some(v) = set {
+        levels.push((config.name, v.clone(), SOURCE_DYNAMIC_TOPIC));
+    }
+    let default_source = if from_broker {
+        SOURCE_STATIC_BROKER
+    } else {
+        SOURCE_DEFAULT
+    };
+    levels.push((broker_name, default, default_source));
+    let (_, value, source) = levels[0].clone();
+    let mut entry = DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(config.name))
+        .with_value(Some(str_bytes(&value)))
+        .with_config_source(source);
+    if detail.synonyms && detail.version >= 1 {
+        entry.synonyms = levels
+            .iter()
+            .map(|(name, value, source)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(str_bytes(name))
+                    .with_value(Some(str_bytes(value)))
+                    .with_source(*source)
+            })
+            .collect();
+    }
+    if detail.version >= 3 {
+        entry.config_type = config.kind.config_type();
+        if detail.documentation {
+            entry.documentation = Some(str_bytes(&documentation(config)));
+        }
+    }
+    entry
+}
+
+/// Kafka's meaning of the config, and Chronik's word on it where it has no effect.
+fn documentation(config: &configs::TopicConfig) -> String {
+    match config.effect {
+        configs::Effect::Enforced => config.doc.to_string(),
+        configs::Effect::NoEffect(why) => {
+            format!("{} Accepted, no effect in Chronik: {why}.", config.doc)
+        }
+    }
 }
 
 /// Validates and applies a topic config change through the metadata group.
@@ -337,22 +396,43 @@ async fn incremental_alter_configs(
                 "only topic configs can be altered".into(),
             ))
         } else {
+            let current = broker
+                .consensus
+                .view()
+                .state
+                .topics
+                .get(resource.resource_name.as_str())
+                .map(|t| t.configs.clone())
+                .unwrap_or_default();
             let mut set = BTreeMap::new();
             let mut remove = Vec::new();
             let mut bad = None;
             for c in &resource.configs {
+                let name = c.name.to_string();
                 match (c.config_operation, &c.value) {
                     (0, Some(v)) => {
-                        set.insert(c.name.to_string(), v.to_string());
+                        set.insert(name, v.to_string());
                     }
-                    (1, _) => remove.push(c.name.to_string()),
-                    // APPEND/SUBTRACT apply to list configs; Chronik's only list
-                    // config (cleanup.policy) has one allowed value.
-                    (op, _) => bad = Some(format!("operation {op} on {} is not supported", c.name)),
+                    (1, _) => remove.push(name),
+                    (op @ (2 | 3), Some(v)) => {
+                        let now = set.get(&name).or(current.get(&name)).cloned();
+                        match list_operation(broker, &name, now, op == 2, v) {
+                            Ok(list) => {
+                                set.insert(name, list);
+                            }
+                            Err(message) => bad = Some((errors::INVALID_CONFIG, message)),
+                        }
+                    }
+                    (op, _) => {
+                        bad = Some((
+                            errors::INVALID_REQUEST,
+                            format!("operation {op} on {name} is not supported"),
+                        ))
+                    }
                 }
             }
             match bad {
-                Some(message) => Err((errors::INVALID_REQUEST, message)),
+                Some(refusal) => Err(refusal),
                 None => {
                     change_topic_configs(
                         broker,
@@ -376,6 +456,41 @@ async fn incremental_alter_configs(
         responses.push(r);
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// IncrementalAlterConfigs APPEND (`append`) or SUBTRACT of the comma-separated
+/// items in `value` to a list config's current value (the topic's or the default),
+/// as Kafka's ConfigAdminManager; INVALID_CONFIG for a config that is not a list.
+fn list_operation(
+    broker: &Broker,
+    name: &str,
+    current: Option<String>,
+    append: bool,
+    value: &str,
+) -> Result<String, String> {
+    let config = configs::find(name).ok_or_else(|| format!("unknown topic config {name}"))?;
+    if !matches!(
+        config.kind,
+        configs::Kind::ListOf(_) | configs::Kind::ThrottledReplicas
+    ) {
+        return Err(format!(
+            "{name} is not a list: it cannot be appended to or subtracted from"
+        ));
+    }
+    let current = current.unwrap_or_else(|| config.default_value(&broker.config).0);
+    let mut items: Vec<&str> = current
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .collect();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if append && !items.contains(&item) {
+            items.push(item);
+        } else if !append {
+            items.retain(|i| *i != item);
+        }
+    }
+    Ok(items.join(","))
 }
 
 /// The offset a DeleteRecords entry asks for: -1 is the high watermark; any other

@@ -5,10 +5,10 @@
 use super::codec::{self, Request};
 use super::errors;
 use super::partition_limits;
+use super::record_validation::{self, RecordPolicy};
 use crate::broker::replication::AckWait;
 use crate::broker::BrokerConfig;
 use crate::broker::{now_ms, Broker, ProposalFailure};
-use crate::log::batch::{self, BatchHeader};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
@@ -379,22 +379,6 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
     response
 }
 
-/// Checks that a Produce request's records are exactly one valid RecordBatch v2
-/// (CORRUPT_MESSAGE otherwise, as Kafka answers a bad CRC or framing) whose records
-/// agree with its header (INVALID_RECORD otherwise, as Kafka's LogValidator answers;
-/// R-LOG-14). Nothing is appended when either fails.
-fn validate_records(records: &[u8]) -> Result<(), i16> {
-    BatchHeader::parse(records).map_err(|_| errors::CORRUPT_MESSAGE)?;
-    if !batch::crc_is_valid(records) {
-        return Err(errors::CORRUPT_MESSAGE);
-    }
-    batch::validate_client_batch(records).map_err(|reason| {
-        tracing::debug!(%reason, "produce refused: invalid records");
-        errors::INVALID_RECORD
-    })?;
-    Ok(())
-}
-
 /// The replicas of each partition of a new topic: the request's own assignments,
 /// checked, or a round-robin over the live brokers, sized and bounded before it is
 /// built (issue 12: a count of 2^31-1 allocated gigabytes).
@@ -454,6 +438,8 @@ struct PendingAppend {
     offset_count: u64,
     /// The partition's leader epoch the batch was appended under.
     leader_epoch: i32,
+    /// The broker time stamped on a LogAppendTime topic's batch, else -1.
+    log_append_time_ms: i64,
     durable: oneshot::Receiver<AppendResult>,
 }
 
@@ -502,27 +488,35 @@ fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> Sub
                 match (local.admit_produce(&name, data.index, acks), data.records) {
                     (Err(code), _) => Some(code),
                     (Ok(_), None) => Some(errors::INVALID_RECORD),
-                    (Ok((log, p)), Some(records)) => match validate_records(&records) {
-                        Err(code) => Some(code),
-                        Ok(()) => {
-                            let (tx, rx) = oneshot::channel();
-                            log.append_then(&records, now, p.leader_epoch, move |r| {
-                                let _ = tx.send(r);
-                            });
-                            let offset_count =
-                                BatchHeader::parse(&records).map_or(1, |h| h.offset_count());
-                            pending.push(PendingAppend {
-                                topic_index: ti,
-                                partition_index: pi,
-                                key: (name.clone(), data.index),
-                                log,
-                                offset_count,
-                                leader_epoch: p.leader_epoch,
-                                durable: rx,
-                            });
-                            None
+                    (Ok((log, p)), Some(records)) => {
+                        let policy = view
+                            .state
+                            .topics
+                            .get(&name)
+                            .map(|t| RecordPolicy::of_topic(&t.configs))
+                            .unwrap_or_else(|| RecordPolicy::of_topic(&BTreeMap::new()));
+                        let limit = log.config().max_records_bytes();
+                        match record_validation::prepare(&records, limit, &policy, now as i64) {
+                            Err(code) => Some(code),
+                            Ok(prepared) => {
+                                let (tx, rx) = oneshot::channel();
+                                log.append_then(&prepared.bytes, now, p.leader_epoch, move |r| {
+                                    let _ = tx.send(r);
+                                });
+                                pending.push(PendingAppend {
+                                    topic_index: ti,
+                                    partition_index: pi,
+                                    key: (name.clone(), data.index),
+                                    log,
+                                    offset_count: prepared.header.offset_count(),
+                                    leader_epoch: p.leader_epoch,
+                                    log_append_time_ms: prepared.log_append_time_ms,
+                                    durable: rx,
+                                });
+                                None
+                            }
                         }
-                    },
+                    }
                 }
             };
             if let Some(code) = code {
@@ -639,6 +633,7 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
         let end = match &outcome {
             Ok(info) => {
                 response.base_offset = info.base_offset as i64;
+                response.log_append_time_ms = append.log_append_time_ms;
                 if version >= 5 {
                     response.log_start_offset = append.log.log_start_offset() as i64;
                 }
@@ -828,6 +823,9 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
     }
 }
 
+/// ListOffsets' target for the record with the largest timestamp (KIP-734, v7+).
+const MAX_TIMESTAMP: i64 = -3;
+
 fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let view = broker.consensus.view();
     let topics = request
@@ -852,6 +850,7 @@ fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResp
                     let found = match p.timestamp {
                         -1 => Ok(Some((hw, -1))),
                         -2 => Ok(Some((log.log_start_offset(), -1))),
+                        MAX_TIMESTAMP => log.offset_of_max_timestamp(hw),
                         ts if ts >= 0 => log.offset_for_timestamp(ts, hw),
                         _ => {
                             r.error_code = errors::INVALID_REQUEST;

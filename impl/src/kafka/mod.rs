@@ -9,4 +9,5 @@ pub mod errors;
 pub mod group_handlers;
 pub mod handlers;
 pub mod partition_limits;
+pub mod record_validation;
 pub mod versions;

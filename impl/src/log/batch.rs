@@ -8,12 +8,17 @@
 //! lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35,
 //! producerId i64 @43, producerEpoch i16 @51, baseSequence i32 @53, records i32 @57.
 
+use super::compression;
+
 pub const HEADER_LEN: usize = 61;
 const BATCH_LENGTH_OFFSET: usize = 8;
 const LEADER_EPOCH_OFFSET: usize = 12;
 const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+/// Attributes bit 3: the batch's timestamps are the broker's append time.
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 /// The bytes before `batchLength`'s end are not counted in `batchLength`.
 const LOG_OVERHEAD: usize = 12;
 
@@ -104,6 +109,10 @@ impl BatchHeader {
         self.attributes & 0x07
     }
 
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+
     pub fn is_transactional(&self) -> bool {
         self.attributes & 0x10 != 0
     }
@@ -129,35 +138,109 @@ impl BatchHeader {
     }
 }
 
-/// Checks a batch a client produced as Kafka's LogValidator does before offsets are
-/// assigned (R-LOG-14): the offset range matches the record count; no control
-/// batch; an idempotent batch has a sequence; and, for an uncompressed batch, the
-/// records present are exactly `record_count` well-formed records whose offset
-/// deltas are 0, 1, 2, ... A compressed batch's records are inside its compressed
-/// payload and are not decompressed here (see spec/log.md R-LOG-14).
-pub fn validate_client_batch(bytes: &[u8]) -> Result<BatchHeader, String> {
-    let header = BatchHeader::parse(bytes)?;
-    header.check_offset_range()?;
-    if header.is_control() {
-        return Err("clients may not write control batches".into());
-    }
-    if header.producer_id >= 0 && header.base_sequence < 0 {
-        return Err(format!(
-            "invalid sequence {} for producer {}",
-            header.base_sequence, header.producer_id
-        ));
-    }
-    let body = &bytes[HEADER_LEN..];
-    if header.compression() == 0 {
-        check_records(body, header.record_count)?;
-    } else if body.is_empty() {
-        return Err("compressed batch without a payload".into());
-    }
-    Ok(header)
+/// Why a client batch was refused: bytes that cannot be read as records (Kafka's
+/// CORRUPT_MESSAGE) or records that disagree with their header (INVALID_RECORD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchFault {
+    Corrupt(String),
+    Invalid(String),
 }
 
-/// The records of an uncompressed batch: exactly `count` of them, filling `body`.
-fn check_records(body: &[u8], count: i32) -> Result<(), String> {
+impl std::fmt::Display for BatchFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchFault::Corrupt(m) | BatchFault::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The record timestamps of a batch, as Kafka's LogValidator reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordTimes {
+    /// The largest record timestamp, -1 (Kafka's NO_TIMESTAMP) when no record has
+    /// a larger one: what maxTimestamp in the header must say.
+    pub max_timestamp: i64,
+    /// The smallest and largest timestamps other than -1, which are the ones the
+    /// topic's timestamp bounds apply to.
+    pub bounded: Option<(i64, i64)>,
+}
+
+impl RecordTimes {
+    fn new() -> Self {
+        RecordTimes {
+            max_timestamp: -1,
+            bounded: None,
+        }
+    }
+
+    fn add(&mut self, timestamp: i64) {
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        if timestamp != -1 {
+            let (lo, hi) = self.bounded.unwrap_or((timestamp, timestamp));
+            self.bounded = Some((lo.min(timestamp), hi.max(timestamp)));
+        }
+    }
+}
+
+/// Checks a batch a client produced as Kafka's LogValidator does before offsets are
+/// assigned (R-LOG-14): the offset range matches the record count; no control
+/// batch; an idempotent batch has a sequence; and the records, decompressed if need
+/// be (to at most `max_records_bytes`), are exactly `record_count` well-formed
+/// records whose offset deltas are 0, 1, 2, ... Returns the header and the record
+/// timestamps, from which the header's maxTimestamp is set (R-LOG-15).
+pub fn inspect_client_batch(
+    bytes: &[u8],
+    max_records_bytes: usize,
+) -> Result<(BatchHeader, RecordTimes), BatchFault> {
+    let header = BatchHeader::parse(bytes).map_err(BatchFault::Corrupt)?;
+    header.check_offset_range().map_err(BatchFault::Invalid)?;
+    if header.is_control() {
+        return Err(BatchFault::Invalid(
+            "clients may not write control batches".into(),
+        ));
+    }
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(BatchFault::Invalid(format!(
+            "invalid sequence {} for producer {}",
+            header.base_sequence, header.producer_id
+        )));
+    }
+    if header.compression() != 0 && bytes.len() == HEADER_LEN {
+        return Err(BatchFault::Invalid(
+            "compressed batch without a payload".into(),
+        ));
+    }
+    let records = records_of(&header, bytes, max_records_bytes).map_err(BatchFault::Corrupt)?;
+    let mut times = RecordTimes::new();
+    walk_records(&records, header.record_count, &mut |_, delta| {
+        times.add(header.base_timestamp.wrapping_add(delta));
+        true
+    })
+    .map_err(BatchFault::Invalid)?;
+    Ok((header, times))
+}
+
+/// The records of a batch as bytes: its own for an uncompressed batch, else
+/// decompressed to at most `limit` bytes.
+fn records_of<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    let body = &batch[HEADER_LEN..];
+    match header.compression() {
+        compression::NONE => Ok(std::borrow::Cow::Borrowed(body)),
+        codec => compression::decompress(codec, body, limit).map(std::borrow::Cow::Owned),
+    }
+}
+
+/// Walks exactly `count` records filling `body`, checking each, and calls `visit`
+/// with each record's index and timestamp delta until it returns false.
+fn walk_records(
+    body: &[u8],
+    count: i32,
+    visit: &mut dyn FnMut(i32, i64) -> bool,
+) -> Result<(), String> {
     let mut pos = 0;
     for index in 0..count {
         let length = read_varlong(body, &mut pos)
@@ -170,8 +253,11 @@ fn check_records(body: &[u8], count: i32) -> Result<(), String> {
             .ok_or_else(|| {
                 format!("record {index} of {count}: length {length} does not fit the batch")
             })?;
-        check_record(&body[pos..end], index)
+        let timestamp_delta = check_record(&body[pos..end], index)
             .map_err(|e| format!("record {index} of {count}: {e}"))?;
+        if !visit(index, timestamp_delta) {
+            return Ok(());
+        }
         pos = end;
     }
     if pos != body.len() {
@@ -185,9 +271,10 @@ fn check_records(body: &[u8], count: i32) -> Result<(), String> {
 
 /// One record's fields fill exactly its declared length, and its offset delta is
 /// its index, so the offsets consumers compute are the ones the batch occupies.
-fn check_record(record: &[u8], index: i32) -> Result<(), String> {
+/// Returns the record's timestamp delta.
+fn check_record(record: &[u8], index: i32) -> Result<i64, String> {
     let mut p = 1; // attributes
-    read_varlong(record, &mut p).ok_or("unreadable timestamp delta")?;
+    let timestamp_delta = read_varlong(record, &mut p).ok_or("unreadable timestamp delta")?;
     let delta = read_varlong(record, &mut p).ok_or("unreadable offset delta")?;
     if delta != i64::from(index) {
         return Err(format!("offset delta {delta} where {index} was expected"));
@@ -208,7 +295,7 @@ fn check_record(record: &[u8], index: i32) -> Result<(), String> {
             record.len()
         ));
     }
-    Ok(())
+    Ok(timestamp_delta)
 }
 
 /// Skips a length-prefixed byte string (-1 is null where `nullable`).
@@ -275,29 +362,65 @@ fn write_varlong(out: &mut Vec<u8>, value: i64) {
     out.push(raw as u8);
 }
 
+/// Sets maxTimestamp and the timestamp type (LogAppendTime when `log_append_time`)
+/// and re-checksums the batch, as Kafka's validator does in place.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64, log_append_time: bool) {
+    let attributes = be_i16(batch, ATTRIBUTES_OFFSET) & !TIMESTAMP_TYPE_BIT;
+    let attributes = if log_append_time {
+        attributes | TIMESTAMP_TYPE_BIT
+    } else {
+        attributes
+    };
+    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The batch with its records recompressed by `codec`, as Kafka stores batches on
+/// a topic whose `compression.type` differs from the batch's: every header field
+/// is kept but the codec bits, batchLength and the CRC. Records decompress to at
+/// most `limit` bytes.
+pub fn recompress(batch: &[u8], codec: i16, limit: usize) -> Result<Vec<u8>, String> {
+    let header = BatchHeader::parse(batch)?;
+    let records = records_of(&header, batch, limit)?;
+    let body = compression::compress(codec, &records)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let length = i32::try_from(out.len() - LOG_OVERHEAD)
+        .map_err(|_| format!("recompressed batch of {} bytes", out.len()))?;
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes = (header.attributes & !0x07) | codec;
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 /// The offset and timestamp of the first record whose timestamp is at least
-/// `target`, for an uncompressed batch. Returns None if no record qualifies or the
-/// records cannot be read (the caller then falls back to the batch's base offset).
-pub fn first_record_at_or_after(batch: &[u8], target: i64) -> Option<(u64, i64)> {
+/// `target`, reading compressed records too (decompressed to at most `limit`
+/// bytes). In a LogAppendTime batch every record has the batch's timestamp. None
+/// if no record qualifies or the records cannot be read (the caller then falls
+/// back to the batch's base offset).
+pub fn first_record_at_or_after(batch: &[u8], target: i64, limit: usize) -> Option<(u64, i64)> {
     let header = BatchHeader::parse(batch).ok()?;
-    if header.compression() != 0 {
-        return None;
+    let base_offset = u64::try_from(header.base_offset).ok()?;
+    if header.is_log_append_time() {
+        return (header.max_timestamp >= target).then_some((base_offset, header.max_timestamp));
     }
-    let mut pos = HEADER_LEN;
-    for _ in 0..header.record_count {
-        let length = read_varlong(batch, &mut pos)?;
-        let record_end = pos.checked_add(usize::try_from(length).ok()?)?;
-        let mut p = pos + 1; // attributes
-        let timestamp_delta = read_varlong(batch, &mut p)?;
-        let offset_delta = read_varlong(batch, &mut p)?;
-        let timestamp = header.base_timestamp.checked_add(timestamp_delta)?;
+    let records = records_of(&header, batch, limit).ok()?;
+    let mut found = None;
+    walk_records(&records, header.record_count, &mut |index, delta| {
+        let timestamp = header.base_timestamp.wrapping_add(delta);
         if timestamp >= target {
-            let offset = u64::try_from(header.base_offset.checked_add(offset_delta)?).ok()?;
-            return Some((offset, timestamp));
+            found = Some((base_offset + index as u64, timestamp));
         }
-        pos = record_end;
-    }
-    None
+        found.is_none()
+    })
+    .ok()?;
+    found
 }
 
 /// One record to put in a batch built by [`build_batch`].
@@ -311,6 +434,16 @@ pub struct Record {
 /// Encodes an uncompressed RecordBatch v2 with base offset 0, as a producer would.
 /// The broker never builds client batches; tests, benches and the load tool do.
 pub fn build_batch(records: &[Record], base_timestamp: i64) -> Vec<u8> {
+    build_compressed_batch(records, base_timestamp, compression::NONE)
+        .unwrap_or_else(|_| Vec::new())
+}
+
+/// As [`build_batch`], with the records compressed by `codec`.
+pub fn build_compressed_batch(
+    records: &[Record],
+    base_timestamp: i64,
+    codec: i16,
+) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     let mut max_timestamp = base_timestamp;
     for (i, r) in records.iter().enumerate() {
@@ -331,13 +464,14 @@ pub fn build_batch(records: &[Record], base_timestamp: i64) -> Vec<u8> {
         body.extend_from_slice(&rec);
         max_timestamp = max_timestamp.max(base_timestamp + r.timestamp_delta);
     }
+    let body = compression::compress(codec, &body)?;
     let mut batch = Vec::with_capacity(HEADER_LEN + body.len());
     batch.extend_from_slice(&0i64.to_be_bytes());
     batch.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
     batch.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
     batch.push(2); // magic
     batch.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-    batch.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    batch.extend_from_slice(&codec.to_be_bytes()); // attributes
     let last_offset_delta = records.len().saturating_sub(1) as i32;
     batch.extend_from_slice(&last_offset_delta.to_be_bytes());
     batch.extend_from_slice(&base_timestamp.to_be_bytes());
@@ -349,7 +483,27 @@ pub fn build_batch(records: &[Record], base_timestamp: i64) -> Vec<u8> {
     batch.extend_from_slice(&body);
     let crc = compute_crc(&batch);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    batch
+    Ok(batch)
+}
+
+/// One-byte records stamped `base_timestamp + delta` under a header whose
+/// maxTimestamp is -1, as Sarama writes it; compressed with `codec`.
+pub fn build_sarama_batch(
+    base_timestamp: i64,
+    deltas: &[i64],
+    codec: i16,
+) -> Result<Vec<u8>, String> {
+    let records: Vec<Record> = deltas
+        .iter()
+        .map(|d| Record {
+            key: None,
+            value: Some(vec![b'v']),
+            timestamp_delta: *d,
+        })
+        .collect();
+    let mut batch = build_compressed_batch(&records, base_timestamp, codec)?;
+    set_max_timestamp(&mut batch, -1, false);
+    Ok(batch)
 }
 
 /// A batch of `count` records whose values are `value_len` bytes of `fill`.
@@ -367,6 +521,20 @@ pub fn build_simple_batch(count: usize, value_len: usize, fill: u8, timestamp: i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CODECS: [i16; 5] = [
+        compression::NONE,
+        compression::GZIP,
+        compression::SNAPPY,
+        compression::LZ4,
+        compression::ZSTD,
+    ];
+
+    fn validate_client_batch(bytes: &[u8]) -> Result<BatchHeader, String> {
+        inspect_client_batch(bytes, 1 << 20)
+            .map(|(header, _)| header)
+            .map_err(|e| e.to_string())
+    }
 
     #[test]
     fn built_batches_parse_and_their_crc_checks() {
@@ -413,9 +581,9 @@ mod tests {
             .collect();
         let mut batch = build_batch(&records, 100);
         set_base_offset(&mut batch, 50);
-        assert_eq!(first_record_at_or_after(&batch, 115), Some((52, 120)));
-        assert_eq!(first_record_at_or_after(&batch, 0), Some((50, 100)));
-        assert_eq!(first_record_at_or_after(&batch, 131), None);
+        assert_eq!(first_record_at_or_after(&batch, 115, 1000), Some((52, 120)));
+        assert_eq!(first_record_at_or_after(&batch, 0, 1000), Some((50, 100)));
+        assert_eq!(first_record_at_or_after(&batch, 131, 1000), None);
     }
 
     #[test]
@@ -512,13 +680,154 @@ mod tests {
     }
 
     #[test]
-    fn r_log_14_compressed_batches_are_checked_by_their_header() {
-        let gzip = patched(build_simple_batch(3, 3, b'x', 0), |b| {
+    fn r_log_14_compressed_batches_are_checked_record_by_record() {
+        let records = |n: usize| -> Vec<Record> {
+            (0..n)
+                .map(|i| Record {
+                    key: None,
+                    value: Some(vec![b'x'; 3]),
+                    timestamp_delta: i as i64,
+                })
+                .collect()
+        };
+        for codec in CODECS {
+            let batch = build_compressed_batch(&records(3), 0, codec).expect("build");
+            assert!(validate_client_batch(&batch).is_ok(), "codec {codec}");
+            let wide = patched(batch, set_i32(23, 1 << 20));
+            assert!(validate_client_batch(&wide).is_err());
+            // Claims three records, holds two: only visible inside the payload.
+            let short = build_compressed_batch(&records(2), 0, codec).expect("build");
+            let claims = patched(short, |b| {
+                set_i32(57, 3)(b);
+                set_i32(23, 2)(b);
+            });
+            assert_eq!(
+                inspect_client_batch(&claims, 1 << 20).map(|_| ()),
+                Err(BatchFault::Invalid(
+                    "record 2 of 3: unreadable length".into()
+                )),
+                "codec {codec}"
+            );
+        }
+        // A payload that is not the codec's: corrupt, not invalid.
+        let garbage = patched(build_simple_batch(3, 3, b'x', 0), |b| {
             b[ATTRIBUTES_OFFSET + 1] |= 0x01;
         });
-        assert!(validate_client_batch(&gzip).is_ok());
-        let wide = patched(gzip, set_i32(23, 1 << 20));
-        assert!(validate_client_batch(&wide).is_err());
+        assert!(matches!(
+            inspect_client_batch(&garbage, 1 << 20),
+            Err(BatchFault::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn r_log_14_a_decompression_bomb_is_corrupt_not_allocated() {
+        let big = [Record {
+            key: None,
+            value: Some(vec![0; 4 << 20]),
+            timestamp_delta: 0,
+        }];
+        for codec in &CODECS[1..] {
+            let codec = *codec;
+            let bomb = build_compressed_batch(&big, 0, codec).expect("build");
+            assert!(bomb.len() < 512 << 10, "codec {codec}: {}", bomb.len());
+            assert!(matches!(
+                inspect_client_batch(&bomb, 1 << 20),
+                Err(BatchFault::Corrupt(e)) if e.contains("bound") || e.contains("more than")
+            ));
+            assert!(
+                inspect_client_batch(&bomb, 8 << 20).is_ok(),
+                "codec {codec}"
+            );
+        }
+    }
+
+    fn sarama_batch(deltas: &[i64], codec: i16) -> Vec<u8> {
+        build_sarama_batch(1000, deltas, codec).expect("build")
+    }
+
+    #[test]
+    fn r_log_15_record_timestamps_are_read_from_the_records() {
+        for codec in CODECS {
+            let batch = sarama_batch(&[5, 30, 2, 30], codec);
+            let (header, times) = inspect_client_batch(&batch, 1 << 20).expect("valid");
+            assert_eq!(header.max_timestamp, -1);
+            assert_eq!(times.max_timestamp, 1030, "codec {codec}");
+            assert_eq!(times.bounded, Some((1002, 1030)));
+        }
+        // Records without timestamps (-1) take no part in the bounds.
+        let none = patched(sarama_batch(&[0, 0], 0), |b| {
+            b[27..35].copy_from_slice(&(-1i64).to_be_bytes())
+        });
+        let (_, times) = inspect_client_batch(&none, 1 << 20).expect("valid");
+        assert_eq!((times.max_timestamp, times.bounded), (-1, None));
+    }
+
+    #[test]
+    fn r_log_15_setting_the_max_timestamp_keeps_the_crc_valid() {
+        let mut batch = sarama_batch(&[0, 7], compression::ZSTD);
+        set_max_timestamp(&mut batch, 1007, false);
+        let header = BatchHeader::parse(&batch).expect("valid");
+        assert!(crc_is_valid(&batch));
+        assert_eq!(
+            (header.max_timestamp, header.is_log_append_time()),
+            (1007, false)
+        );
+        assert_eq!(header.compression(), compression::ZSTD);
+        set_max_timestamp(&mut batch, 99_000, true);
+        let header = BatchHeader::parse(&batch).expect("valid");
+        assert!(crc_is_valid(&batch));
+        assert_eq!(
+            (header.max_timestamp, header.is_log_append_time()),
+            (99_000, true)
+        );
+        assert_eq!(header.compression(), compression::ZSTD);
+    }
+
+    #[test]
+    fn r_wire_11_recompression_keeps_the_records_and_the_header() {
+        for from in CODECS {
+            for to in CODECS {
+                let batch = sarama_batch(&[0, 10, 20], from);
+                let out = recompress(&batch, to, 1 << 20).expect("recompress");
+                let (was, _) = inspect_client_batch(&batch, 1 << 20).expect("valid");
+                let (now, times) = inspect_client_batch(&out, 1 << 20).expect("valid");
+                assert!(crc_is_valid(&out), "{from} to {to}");
+                assert_eq!(now.compression(), to);
+                assert_eq!(times.max_timestamp, 1020);
+                let same = |h: &BatchHeader| {
+                    (
+                        h.record_count,
+                        h.base_timestamp,
+                        h.max_timestamp,
+                        h.producer_id,
+                    )
+                };
+                assert_eq!(same(&now), same(&was));
+                assert_eq!(
+                    records_of(&now, &out, 1 << 20).expect("records"),
+                    records_of(&was, &batch, 1 << 20).expect("records")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn r_log_15_timestamp_search_reads_compressed_and_log_append_time_batches() {
+        for codec in CODECS {
+            let mut batch = sarama_batch(&[0, 10, 20, 30], codec);
+            set_base_offset(&mut batch, 50);
+            assert_eq!(
+                first_record_at_or_after(&batch, 1015, 1 << 20),
+                Some((52, 1020))
+            );
+            assert_eq!(first_record_at_or_after(&batch, 1031, 1 << 20), None);
+            set_max_timestamp(&mut batch, 5000, true);
+            assert_eq!(
+                first_record_at_or_after(&batch, 1015, 1 << 20),
+                Some((50, 5000))
+            );
+            assert_eq!(first_record_at_or_after(&batch, 5001, 1 << 20), None);
+        }
     }
 
     #[test]

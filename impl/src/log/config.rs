@@ -49,7 +49,17 @@ impl Default for LogConfig {
     }
 }
 
+/// How many times `max_batch_bytes` a batch's records may decompress to. Kafka has
+/// no such bound; without one, kilobytes of compressed zeros make the broker
+/// allocate gigabytes. Producers' batches are rarely compressed more than tenfold.
+const DECOMPRESSION_FACTOR: usize = 16;
+
 impl LogConfig {
+    /// The most a batch's records may decompress to (16 MiB by default).
+    pub fn max_records_bytes(&self) -> usize {
+        self.max_batch_bytes.saturating_mul(DECOMPRESSION_FACTOR)
+    }
+
     pub fn validate(&self) -> Result<()> {
         // Index entries store positions as u32.
         if self.segment_bytes < 1024 || self.segment_bytes > u64::from(u32::MAX) {

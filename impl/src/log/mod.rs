@@ -1,9 +1,10 @@
 //! The partition log: the source of truth for every partition's records.
-//! Rules R-LOG-1..R-LOG-13 in spec/log.md.
+//! Rules R-LOG-* in spec/log.md.
 
 pub mod batch;
 pub mod checkpoint;
 mod coalesce;
+pub mod compression;
 mod config;
 pub mod damage;
 pub use chronik_core::log::{error, frame, frame_reader};

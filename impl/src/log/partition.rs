@@ -955,7 +955,7 @@ impl PartitionLog {
         timestamp: i64,
         upper_bound: u64,
     ) -> Result<Option<(u64, i64)>> {
-        let (log_start, candidates) = {
+        let (log_start, limit, candidates) = {
             let st = self.lock();
             let views: Vec<SegmentView> = st
                 .segments
@@ -963,7 +963,7 @@ impl PartitionLog {
                 .filter(|s| s.max_timestamp >= timestamp && s.next_offset > st.log_start)
                 .map(|s| SegmentView::of(s, s.time_index.start_for(timestamp)))
                 .collect();
-            (st.log_start, views)
+            (st.log_start, st.config.max_records_bytes(), views)
         };
         let wanted = |header: &BatchHeader, last: u64| {
             last >= log_start && header.max_timestamp >= timestamp
@@ -973,7 +973,7 @@ impl PartitionLog {
             loop {
                 match Self::find_batch(&view, (position, expected), upper_bound, &wanted)? {
                     Found::Batch(payload, header) => {
-                        let found = batch::first_record_at_or_after(&payload, timestamp)
+                        let found = batch::first_record_at_or_after(&payload, timestamp, limit)
                             .unwrap_or((header.base_offset as u64, header.max_timestamp));
                         return Ok(Some((found.0.max(log_start), found.1)));
                     }
@@ -991,6 +991,25 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+
+    /// The first record holding the largest timestamp in the log, with that
+    /// timestamp, if it lies below `upper_bound` (ListOffsets MAX_TIMESTAMP,
+    /// KIP-734). No record has a larger timestamp, so it is the first record at or
+    /// after it.
+    pub fn offset_of_max_timestamp(&self, upper_bound: u64) -> Result<Option<(u64, i64)>> {
+        let max = {
+            let st = self.lock();
+            st.segments
+                .values()
+                .filter(|s| s.next_offset > st.log_start)
+                .map(|s| s.max_timestamp)
+                .max()
+        };
+        match max {
+            Some(max) if max >= 0 => self.offset_for_timestamp(max, upper_bound),
+            _ => Ok(None),
+        }
     }
 
     /// The first batch of a view from `(position, expected offset)` that `wanted`
