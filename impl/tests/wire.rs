@@ -1109,3 +1109,50 @@ async fn r_log_15_timestamps_out_of_bounds_are_invalid_timestamp() -> TestResult
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-START-4: a single node elects itself and registers before it serves, so the very
+/// first Metadata answer, sent the moment `start` returns, lists it and names it
+/// controller; after a restart on the same data too.
+#[tokio::test]
+async fn r_start_4_a_single_node_lists_itself_in_its_first_metadata_answer() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use kafka_protocol::messages::*;
+
+    let dir = tempfile::tempdir()?;
+    for start in 1..=2 {
+        let config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse()?,
+            ..BrokerConfig::default()
+        };
+        let broker = RunningBroker::start(config).await?;
+        let timeout = Duration::from_secs(5);
+        let mut conn = KafkaConnection::connect(
+            &broker.local_addr().to_string(),
+            "r-start-4".into(),
+            timeout,
+        )
+        .await?;
+        let request = MetadataRequest::default().with_topics(Some(vec![]));
+        let ResponseKind::Metadata(metadata) = conn
+            .call(
+                ApiKey::Metadata,
+                12,
+                &RequestKind::Metadata(request),
+                timeout,
+            )
+            .await?
+        else {
+            return Err("not a Metadata response".into());
+        };
+        let ids: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
+        assert_eq!(ids, vec![1], "start {start}: brokers in the first answer");
+        assert_eq!(metadata.controller_id.0, 1, "start {start}: controller");
+        assert_eq!(
+            metadata.brokers[0].port,
+            i32::from(broker.local_addr().port())
+        );
+        broker.shutdown().await;
+    }
+    Ok(())
+}

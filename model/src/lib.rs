@@ -7,6 +7,7 @@ pub mod check;
 pub mod groups;
 pub mod model;
 pub mod properties;
+pub mod property_names;
 pub mod replication;
 pub mod state;
 

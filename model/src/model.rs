@@ -53,7 +53,7 @@ impl Bug {
 
     /// The property whose counterexample this bug is expected to produce.
     pub fn expected_property(self) -> &'static str {
-        use crate::properties::names::*;
+        use crate::property_names::*;
         match self {
             Bug::InitWaitsElection => START_1,
             Bug::DeferredRegistration => START_3,

@@ -8,32 +8,7 @@ use stateright::Property;
 use crate::model::{ChronikModel, PARTITION_LEADER};
 use crate::state::*;
 
-pub mod names {
-    pub const START_1: &str = "R-START-1 consensus loop runs (no startup deadlock)";
-    pub const START_2: &str = "R-START-2 listener up without waiting for consensus";
-    pub const START_3: &str = "R-START-3 live brokers registered when quiescent";
-    pub const PROPOSE_1: &str = "R-PROPOSE-1 no propose on a non-leader";
-    pub const PERSIST_1: &str = "R-PERSIST-1 ack or vote implies durable";
-    pub const PERSIST_2: &str = "R-PERSIST-2 applied implies durable";
-    pub const PERSIST_2_HS: &str = "R-PERSIST-2 durable HardState loadable";
-    pub const PERSIST_4: &str = "R-PERSIST-4 high watermark within durable data";
-    pub const RECOVER_1: &str = "R-RECOVER-1 recovered log is the durable prefix";
-    pub const RECOVER_2: &str = "R-RECOVER-2 replay rebuilds the applied image";
-    pub const WIRE_7: &str = "R-WIRE-7 fetched records are durable and stable";
-    pub const I_1: &str = "I-1 election safety";
-    pub const I_2: &str = "I-2 log matching";
-    pub const I_3: &str = "I-3 leader completeness";
-    pub const I_4: &str = "I-4 state machine safety";
-    pub const I_5: &str = "I-5 metadata converges when quiescent";
-    pub const I_6: &str = "I-6 no acknowledged produce lost";
-
-    pub const EX_ALL_REGISTERED: &str = "example: every broker registered";
-    pub const EX_FORWARDED: &str = "example: a forwarded command is applied";
-    pub const EX_ACKED: &str = "example: a produce is acknowledged";
-    pub const EX_RESTART: &str = "example: a restarted broker registers again";
-    pub const EX_READ_AFTER_CRASH: &str = "example: acknowledged data read after a crash";
-    pub const EX_LOUD_FAILURE: &str = "example: an undecodable record stops recovery";
-}
+pub use crate::property_names as names;
 use names::*;
 
 pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {

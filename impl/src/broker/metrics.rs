@@ -1,7 +1,8 @@
 //! Prometheus metrics and the health check, served over plain HTTP on
 //! `http_listen`: `GET /metrics` and `GET /health`.
 
-use super::Broker;
+use crate::consensus::MetadataView;
+use crate::log::PartitionLog;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -10,8 +11,6 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 type Labels = Vec<(String, String)>;
 
@@ -127,15 +126,19 @@ impl Metrics {
         self.fsync_seconds.observe(took.as_secs_f64());
     }
 
-    /// The exposition text, with the gauges read fresh from the broker.
-    pub fn render(&self, broker: &Broker) -> String {
-        let view = broker.consensus.view();
+    /// The exposition text, with the gauges read fresh from the metadata view and
+    /// the partition logs.
+    pub fn render(
+        &self,
+        view: &MetadataView,
+        logs: Vec<((String, i32), Arc<PartitionLog>)>,
+    ) -> String {
         self.raft_term.set(view.term as i64);
         self.raft_commit_index.set(view.commit_index as i64);
         self.log_end_offset.clear();
         self.high_watermark.clear();
         self.damaged_ranges.clear();
-        for ((topic, partition), log) in broker.partitions.all() {
+        for ((topic, partition), log) in logs {
             let labels = vec![
                 ("topic".to_string(), topic),
                 ("partition".to_string(), partition.to_string()),
@@ -155,56 +158,5 @@ impl Metrics {
             out.clear();
         }
         out
-    }
-}
-
-/// Serves `/metrics` and `/health` until the task is aborted.
-pub async fn serve_http(broker: Arc<Broker>, listener: TcpListener) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let broker = Arc::clone(&broker);
-        tokio::spawn(async move {
-            let mut request = vec![0u8; 4096];
-            let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request))
-                .await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let line = String::from_utf8_lossy(&request[..n]);
-            let path = line.split_whitespace().nth(1).unwrap_or("");
-            let (status, content_type, body) = match path {
-                "/metrics" => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    broker.metrics.render(&broker),
-                ),
-                "/health" => {
-                    let view = broker.consensus.view();
-                    let registered = view.state.brokers.contains_key(&broker.config.node_id);
-                    match (&view.failed, registered) {
-                        (Some(why), _) => (
-                            "503 Service Unavailable",
-                            "text/plain",
-                            format!("failed: {why}\n"),
-                        ),
-                        (None, false) => (
-                            "503 Service Unavailable",
-                            "text/plain",
-                            "starting: not registered yet\n".to_string(),
-                        ),
-                        (None, true) => ("200 OK", "text/plain", "ok\n".to_string()),
-                    }
-                }
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
     }
 }

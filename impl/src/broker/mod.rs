@@ -3,122 +3,30 @@
 //! Kafka listener, then register this broker in the background, retrying until the
 //! registration is applied. Nothing in start-up waits on consensus.
 
-mod config;
+pub mod config;
 mod consensus_loop;
+mod http;
 mod metrics;
 mod partitions;
 mod replica_fetcher;
 pub mod replication;
 mod server;
+pub mod shared;
 
 pub use config::BrokerConfig;
 pub use consensus_loop::{ConsensusHandle, ConsensusLoop, Inputs, MetadataView, ProposalFailure};
 pub use metrics::Metrics;
 pub use partitions::{log_config, Partitions};
+pub use shared::{now_ms, Broker};
 
 use crate::consensus::{DriverConfig, MetadataNode, NodeConfig, Registration};
 use crate::disk::{Disk, RealDisk};
-use crate::metadata::MetadataCommand;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// What request handlers share.
-pub struct Broker {
-    pub config: BrokerConfig,
-    pub consensus: ConsensusHandle,
-    pub partitions: Arc<Partitions>,
-    /// Woken whenever a partition's high watermark moves, for Fetch long-polls.
-    pub data_arrived: Notify,
-    pub advertised_host: String,
-    pub advertised_port: i32,
-    /// This start of the process (see `RegisterBroker::incarnation`); never 0.
-    pub incarnation: u64,
-    /// The consumer group coordinator (every group's, on a single node).
-    pub groups: crate::groups::GroupService,
-    pub metrics: Arc<Metrics>,
-}
-
-impl Broker {
-    /// This broker's partitions as the applied metadata `state` sees them.
-    pub fn local<'a>(
-        &'a self,
-        state: &'a crate::metadata::MetadataState,
-    ) -> replication::LocalView<'a> {
-        replication::LocalView {
-            state,
-            partitions: &self.partitions,
-            me: self.config.node_id,
-            incarnation: self.incarnation,
-        }
-    }
-
-    pub fn metadata_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.metadata_timeout_ms)
-    }
-
-    /// Stores the group records a coordinator step changed, then lets its replies go,
-    /// so no member hears of a generation a restarted coordinator would not know
-    /// (R-GROUP-8).
-    /// Returns whether every record was stored.
-    pub async fn settle_groups(&self, settlement: crate::groups::Settlement) -> bool {
-        let me = self.config.node_id;
-        let classic = settlement.records.iter().map(|(group, record)| {
-            let command = MetadataCommand::StoreGroup {
-                group: group.clone(),
-                coordinator: me,
-                record: record.clone(),
-            };
-            (group, command)
-        });
-        let consumer = settlement.consumer_records.iter().map(|(group, record)| {
-            let command = MetadataCommand::StoreConsumerGroup {
-                group: group.clone(),
-                coordinator: me,
-                record: record.clone(),
-            };
-            (group, command)
-        });
-        let commands: Vec<_> = classic.chain(consumer).collect();
-        let mut stored = true;
-        for (group, command) in commands {
-            match self
-                .consensus
-                .propose(command, self.metadata_timeout())
-                .await
-            {
-                Ok(crate::metadata::ApplyOutcome::Rejected { code, message }) => {
-                    tracing::warn!(%group, code, %message, "group record refused");
-                    stored = false;
-                }
-                Ok(_) => {}
-                Err(failure) => {
-                    tracing::warn!(%group, ?failure, "storing the group record failed");
-                    stored = false;
-                }
-            }
-        }
-        self.groups.settled(settlement, stored);
-        stored
-    }
-
-    /// Opens the logs the current metadata assigns here.
-    pub fn reconcile_partitions(&self) {
-        let view = self.consensus.view();
-        if let Err(e) = self.partitions.reconcile(&view.state, self.config.node_id) {
-            tracing::error!(error = %e, "opening partition logs failed");
-        }
-    }
-}
 
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
@@ -220,7 +128,7 @@ impl RunningBroker {
         let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];
         if let Some(addr) = config.http_listen {
             let http = TcpListener::bind(addr).await?;
-            tasks.push(tokio::spawn(metrics::serve_http(Arc::clone(&broker), http)));
+            tasks.push(tokio::spawn(http::serve_http(Arc::clone(&broker), http)));
         }
         tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
         tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));

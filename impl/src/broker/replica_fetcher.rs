@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::replication::{truncate_for_leader, Fetched};
-use super::{now_ms, Broker};
+use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
 use crate::cluster::replication::truncation_point;
 use crate::log::PartitionLog;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::Partitions;
+use super::partitions::Partitions;
 use crate::kafka::errors;
 use crate::log::PartitionLog;
 use crate::metadata::{MetadataCommand, MetadataState, PartitionInfo};

@@ -1,7 +1,7 @@
 //! The Kafka listener: one task per connection reading frames, one task per request,
 //! and a writer that sends responses in request order (R-WIRE-3).
 
-use super::Broker;
+use super::shared::Broker;
 use crate::kafka::codec::{self, Decoded};
 use crate::kafka::handlers;
 use bytes::Bytes;

@@ -1,11 +1,11 @@
 //! Handlers of the admin APIs beyond topic creation and deletion: partitions,
 //! configs, DeleteRecords, DescribeCluster, OffsetForLeaderEpoch.
 
+use super::common::{leader_epoch_error, led_log, propose, str_bytes};
 use super::configs::{self, TOPIC_CONFIGS};
 use super::errors;
-use super::handlers::{leader_epoch_error, led_log, propose, str_bytes};
 use super::partition_limits;
-use crate::broker::Broker;
+use crate::broker::shared::Broker;
 use crate::log::PartitionLog;
 use crate::metadata::MetadataCommand;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;

@@ -5,7 +5,7 @@
 //! cannot honour (log compaction, tiered storage) is refused with INVALID_CONFIG
 //! rather than stored and silently ignored.
 
-use crate::broker::BrokerConfig;
+use crate::broker::config::BrokerConfig;
 use crate::log::compression;
 
 #[derive(Debug, Clone, Copy)]

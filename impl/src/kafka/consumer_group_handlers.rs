@@ -2,8 +2,8 @@
 //! core's (`chronik_core::consumer_groups`); this file turns the wire types into its
 //! inputs (topic ids as bytes, the metadata's topics) and its answers back.
 
-use super::handlers::{str_bytes, topic_name};
-use crate::broker::{now_ms, Broker};
+use super::common::{str_bytes, topic_name};
+use crate::broker::shared::{now_ms, Broker};
 use crate::groups::{Heartbeat, TopicsView};
 use crate::metadata::MetadataState;
 use chronik_core::consumer_groups::{Assignment, TopicId};

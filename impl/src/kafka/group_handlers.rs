@@ -1,9 +1,9 @@
 //! Handlers of the classic consumer group APIs. Membership is the coordinator's
 //! (`crate::groups`); committed offsets go through the metadata Raft group.
 
+use super::common::{propose, str_bytes, topic_name};
 use super::errors;
-use super::handlers::{propose, str_bytes, topic_name};
-use crate::broker::{now_ms, Broker};
+use crate::broker::shared::{now_ms, Broker};
 use crate::groups::{code_of, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest};
 use crate::metadata::{MetadataCommand, OffsetCommit};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;

@@ -3,12 +3,13 @@
 //! refuses a non-default value in a version without the field.
 
 use super::codec::{self, Request};
+use super::common::{leader_epoch_error, led_log, propose, str_bytes, topic_name};
 use super::errors;
 use super::partition_limits;
 use super::record_validation::{self, RecordPolicy};
+use crate::broker::config::BrokerConfig;
 use crate::broker::replication::AckWait;
-use crate::broker::BrokerConfig;
-use crate::broker::{now_ms, Broker, ProposalFailure};
+use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
@@ -26,7 +27,7 @@ use kafka_protocol::messages::{
     BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
     ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    ProducerId, RequestKind, ResponseKind, TopicName,
+    ProducerId, RequestKind, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -140,39 +141,6 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
         &body,
     )
     .map(Some)
-}
-
-pub(super) fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-pub(super) fn topic_name(s: &str) -> TopicName {
-    TopicName(str_bytes(s))
-}
-
-fn failure_code(failure: &ProposalFailure) -> i16 {
-    match failure {
-        ProposalFailure::NotLeader { .. } => errors::NOT_CONTROLLER,
-        ProposalFailure::Dropped(_) | ProposalFailure::TimedOut | ProposalFailure::Stopped => {
-            errors::REQUEST_TIMED_OUT
-        }
-    }
-}
-
-/// Runs a metadata command through the Raft group: (error code, message).
-pub(super) async fn propose(
-    broker: &Broker,
-    command: MetadataCommand,
-) -> Result<ApplyOutcome, (i16, String)> {
-    match broker
-        .consensus
-        .propose(command, broker.metadata_timeout())
-        .await
-    {
-        Ok(ApplyOutcome::Rejected { code, message }) => Err((code, message)),
-        Ok(outcome) => Ok(outcome),
-        Err(failure) => Err((failure_code(&failure), format!("{failure:?}"))),
-    }
 }
 
 fn valid_topic_name(name: &str) -> bool {
@@ -441,28 +409,6 @@ struct PendingAppend {
     /// The broker time stamped on a LogAppendTime topic's batch, else -1.
     log_append_time_ms: i64,
     durable: oneshot::Receiver<AppendResult>,
-}
-
-/// The log of a partition this broker leads, with its metadata (R-WIRE-5).
-pub(super) fn led_log<'a>(
-    broker: &'a Broker,
-    state: &'a crate::metadata::MetadataState,
-    topic: &str,
-    partition: i32,
-) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), i16> {
-    broker.local(state).led_log(topic, partition)
-}
-
-/// A request's `current_leader_epoch` against the partition's: older is
-/// FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; -1 means "not checked".
-pub(super) fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
-    if requested < 0 || requested == current {
-        None
-    } else if requested < current {
-        Some(errors::FENCED_LEADER_EPOCH)
-    } else {
-        Some(errors::UNKNOWN_LEADER_EPOCH)
-    }
 }
 
 /// Issues a Produce's appends. Runs on the connection's reader task, so a

@@ -3,6 +3,7 @@
 
 pub mod admin_handlers;
 pub mod codec;
+pub mod common;
 pub mod configs;
 pub mod consumer_group_handlers;
 pub mod errors;

@@ -1,0 +1,107 @@
+//! What the request handlers and the background tasks share: the `Broker`. Its own
+//! file, below the start-up code in `mod.rs`, so that the Kafka handlers the listener
+//! calls never import the module that starts the listener.
+
+use super::config::BrokerConfig;
+use super::consensus_loop::ConsensusHandle;
+use super::metrics::Metrics;
+use super::partitions::Partitions;
+use super::replication;
+use crate::metadata::MetadataCommand;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What request handlers share.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub consensus: ConsensusHandle,
+    pub partitions: Arc<Partitions>,
+    /// Woken whenever a partition's high watermark moves, for Fetch long-polls.
+    pub data_arrived: Notify,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    /// This start of the process (see `RegisterBroker::incarnation`); never 0.
+    pub incarnation: u64,
+    /// The consumer group coordinator (every group's, on a single node).
+    pub groups: crate::groups::GroupService,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Broker {
+    /// This broker's partitions as the applied metadata `state` sees them.
+    pub fn local<'a>(
+        &'a self,
+        state: &'a crate::metadata::MetadataState,
+    ) -> replication::LocalView<'a> {
+        replication::LocalView {
+            state,
+            partitions: &self.partitions,
+            me: self.config.node_id,
+            incarnation: self.incarnation,
+        }
+    }
+
+    pub fn metadata_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.metadata_timeout_ms)
+    }
+
+    /// Stores the group records a coordinator step changed, then lets its replies go,
+    /// so no member hears of a generation a restarted coordinator would not know
+    /// (R-GROUP-8).
+    /// Returns whether every record was stored.
+    pub async fn settle_groups(&self, settlement: crate::groups::Settlement) -> bool {
+        let me = self.config.node_id;
+        let classic = settlement.records.iter().map(|(group, record)| {
+            let command = MetadataCommand::StoreGroup {
+                group: group.clone(),
+                coordinator: me,
+                record: record.clone(),
+            };
+            (group, command)
+        });
+        let consumer = settlement.consumer_records.iter().map(|(group, record)| {
+            let command = MetadataCommand::StoreConsumerGroup {
+                group: group.clone(),
+                coordinator: me,
+                record: record.clone(),
+            };
+            (group, command)
+        });
+        let commands: Vec<_> = classic.chain(consumer).collect();
+        let mut stored = true;
+        for (group, command) in commands {
+            match self
+                .consensus
+                .propose(command, self.metadata_timeout())
+                .await
+            {
+                Ok(crate::metadata::ApplyOutcome::Rejected { code, message }) => {
+                    tracing::warn!(%group, code, %message, "group record refused");
+                    stored = false;
+                }
+                Ok(_) => {}
+                Err(failure) => {
+                    tracing::warn!(%group, ?failure, "storing the group record failed");
+                    stored = false;
+                }
+            }
+        }
+        self.groups.settled(settlement, stored);
+        stored
+    }
+
+    /// Opens the logs the current metadata assigns here.
+    pub fn reconcile_partitions(&self) {
+        let view = self.consensus.view();
+        if let Err(e) = self.partitions.reconcile(&view.state, self.config.node_id) {
+            tracing::error!(error = %e, "opening partition logs failed");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! What every Kafka API handler uses: string conversions, proposing a metadata command
+//! with its Kafka error mapping, and the per-partition leadership checks. Its own file,
+//! so that the handler modules (core, admin, groups) need not import each other.
+
+use super::errors;
+use crate::broker::shared::Broker;
+use crate::consensus::ProposalFailure;
+use crate::log::PartitionLog;
+use crate::metadata::{ApplyOutcome, MetadataCommand};
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+fn failure_code(failure: &ProposalFailure) -> i16 {
+    match failure {
+        ProposalFailure::NotLeader { .. } => errors::NOT_CONTROLLER,
+        ProposalFailure::Dropped(_) | ProposalFailure::TimedOut | ProposalFailure::Stopped => {
+            errors::REQUEST_TIMED_OUT
+        }
+    }
+}
+
+/// Runs a metadata command through the Raft group: (error code, message).
+pub async fn propose(
+    broker: &Broker,
+    command: MetadataCommand,
+) -> Result<ApplyOutcome, (i16, String)> {
+    match broker
+        .consensus
+        .propose(command, broker.metadata_timeout())
+        .await
+    {
+        Ok(ApplyOutcome::Rejected { code, message }) => Err((code, message)),
+        Ok(outcome) => Ok(outcome),
+        Err(failure) => Err((failure_code(&failure), format!("{failure:?}"))),
+    }
+}
+
+/// The log of a partition this broker leads, with its metadata (R-WIRE-5).
+pub fn led_log<'a>(
+    broker: &'a Broker,
+    state: &'a crate::metadata::MetadataState,
+    topic: &str,
+    partition: i32,
+) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), i16> {
+    broker.local(state).led_log(topic, partition)
+}
+
+/// A request's `current_leader_epoch` against the partition's: older is
+/// FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; -1 means "not checked".
+pub fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
+    if requested < 0 || requested == current {
+        None
+    } else if requested < current {
+        Some(errors::FENCED_LEADER_EPOCH)
+    } else {
+        Some(errors::UNKNOWN_LEADER_EPOCH)
+    }
+}
