@@ -212,3 +212,48 @@ fn r_recover_1_a_torn_raft_log_tail_is_cut_and_the_node_starts() -> TestResult {
     }
     Ok(())
 }
+
+/// R-RECOVER-6: one flipped byte inside a record in the middle of the Raft log is
+/// damage, not a torn tail: the node refuses to start, naming the file and byte, and
+/// the log is left as it was (issue 12: the record and every committed topic after it
+/// used to be cut away). With the byte restored, every topic is there.
+#[test]
+fn r_recover_6_a_damaged_raft_record_is_refused_not_cut() -> TestResult {
+    let mem = MemDisk::new();
+    let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+    let mut node = open(&disk, config())?;
+    drain(&mut node)?;
+    elect(&mut node)?;
+    for i in 0..6u64 {
+        propose_and_apply(&mut node, 100 + i, topic(&format!("t{i}")))?;
+    }
+    drop(node);
+    let wal = dir().join("wal.log");
+    let size = mem
+        .open_file(&wal, chronik::disk::OpenMode::Existing)?
+        .len()?;
+    let middle = (size / 2) as usize;
+    let mut original = [0u8; 1];
+    mem.open_file(&wal, chronik::disk::OpenMode::Existing)?
+        .read_full_at(&mut original, middle as u64)?;
+    mem.corrupt(&wal, middle, &[original[0] ^ 0x40])?;
+
+    let refused = match MetadataNode::open(Arc::clone(&disk), dir(), config()) {
+        Ok(_) => return Err("a node with a damaged Raft log started".into()),
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("wal.log"), "{refused}");
+    assert!(refused.contains("damaged, not torn"), "{refused}");
+    let after = mem
+        .open_file(&wal, chronik::disk::OpenMode::Existing)?
+        .len()?;
+    assert_eq!(after, size, "the refused log must not be cut");
+
+    mem.corrupt(&wal, middle, &original)?;
+    let mut node = open(&disk, config())?;
+    drain(&mut node)?;
+    for i in 0..6 {
+        assert!(node.state().topics.contains_key(&format!("t{i}")));
+    }
+    Ok(())
+}

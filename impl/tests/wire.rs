@@ -1156,3 +1156,48 @@ async fn r_start_4_a_single_node_lists_itself_in_its_first_metadata_answer() -> 
     }
     Ok(())
 }
+
+/// R-RECOVER-7: partition data with its metadata log missing or emptied is refused
+/// with a message naming both, instead of a broker with zero topics.
+#[tokio::test]
+async fn r_recover_7_partition_data_without_its_metadata_is_refused() -> TestResult {
+    let (broker, dir) = start().await?;
+    let _conn = topic_with_batches(&broker, "kept", 1, 3, 10).await?;
+    broker.shutdown().await;
+    let metadata = dir.path().join("metadata");
+    let config = || -> Result<BrokerConfig, Box<dyn std::error::Error>> {
+        Ok(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse()?,
+            ..BrokerConfig::default()
+        })
+    };
+    std::fs::rename(&metadata, dir.path().join("metadata.saved"))?;
+    for emptied in [false, true] {
+        if emptied {
+            std::fs::create_dir_all(&metadata)?;
+            std::fs::write(metadata.join("wal.log"), b"")?;
+        }
+        let refused = match RunningBroker::start(config()?).await {
+            Ok(broker) => {
+                broker.shutdown().await;
+                return Err("started with partition data and no metadata".into());
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(refused.contains("partition directories"), "{refused}");
+        assert!(refused.contains("metadata"), "{refused}");
+    }
+    std::fs::remove_dir_all(&metadata)?;
+    std::fs::rename(dir.path().join("metadata.saved"), &metadata)?;
+    let broker = RunningBroker::start(config()?).await?;
+    assert!(broker
+        .broker
+        .consensus
+        .view()
+        .state
+        .topics
+        .contains_key("kept"));
+    broker.shutdown().await;
+    Ok(())
+}

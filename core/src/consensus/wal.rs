@@ -24,6 +24,60 @@ const SNAPSHOT_FILE: &str = "snapshot.bin";
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 
+/// A bad record with a valid record after it is damage, not a crash's torn tail:
+/// cutting there would delete committed metadata (issue 12: three topics vanished).
+/// The node refuses to start instead, naming the bytes (R-RECOVER-6).
+fn refuse_damage(
+    file: &dyn DiskFile,
+    path: &Path,
+    at: u64,
+    len: u64,
+    why: &str,
+) -> Result<(), LogError> {
+    let Some(next) = next_valid_record(file, path, at + 1, len)? else {
+        return Ok(());
+    };
+    Err(corrupt(
+        path,
+        at,
+        format!(
+            "{why}, and a valid record follows at byte {next}: the bytes in between are \
+             damaged, not torn by a crash, so cutting the log there would delete committed \
+             metadata; refusing to start. Restore this directory from a copy; in a cluster \
+             whose other voters are healthy, this node's metadata directory can instead be \
+             moved aside so that it rejoins empty (only while no election is under way: it \
+             forgets its vote)"
+        ),
+    ))
+}
+
+/// The position of the first whole record (frame with a valid checksum and a known
+/// kind) at or after `from`.
+fn next_valid_record(
+    file: &dyn DiskFile,
+    path: &Path,
+    from: u64,
+    len: u64,
+) -> Result<Option<u64>, LogError> {
+    if from >= len {
+        return Ok(None);
+    }
+    let mut tail = vec![0u8; (len - from) as usize];
+    let got = file
+        .read_full_at(&mut tail, from)
+        .map_err(|e| LogError::io("read", path, e))?;
+    tail.truncate(got);
+    for i in 0..tail.len() {
+        if let frame::Decoded::Frame { start, end } = frame::decode(&tail, i) {
+            let kind = tail[start..end].first().copied();
+            if matches!(kind, Some(KIND_ENTRY) | Some(KIND_HARD_STATE)) {
+                return Ok(Some(from + i as u64));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn corrupt(path: &Path, position: u64, reason: impl Into<String>) -> LogError {
     LogError::Corrupt {
         path: path.to_path_buf(),
@@ -172,8 +226,9 @@ impl RaftWal {
                         Stop::Torn { position } => (position, "torn record".to_string()),
                         Stop::Corrupt { position, reason } => (position, reason),
                     };
+                    refuse_damage(file.as_ref(), &path, at, len, &why)?;
                     tracing::warn!(wal = %path.display(), position = at, cut_bytes = len - at, %why,
-                        "cutting the Raft log at its first invalid record");
+                        "cutting the torn tail of the Raft log");
                     break at;
                 }
                 Ok(Some(frame)) => {
@@ -290,6 +345,11 @@ impl RaftWal {
                 .map_err(|e| LogError::io("truncate", &self.path, e))?;
             self.size = cut;
             self.unsynced = true;
+            // Durable before anything is written over it: a crash can then leave only
+            // a torn frame at the very end, never a torn frame followed by the stale
+            // frames it replaced, which recovery would rightly call damage
+            // (R-RECOVER-6).
+            self.sync()?;
             self.positions.split_off(&first.index);
             // The cut may have taken the latest HardState record with it.
             let hs = self.hard_state.clone();
