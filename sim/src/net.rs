@@ -60,6 +60,12 @@ impl Network {
         }
     }
 
+    /// Delivers `packet` at `at` instead (its receiver is paused).
+    pub fn requeue(&mut self, at: u64, packet: Packet) {
+        self.seq += 1;
+        self.in_flight.insert((at, self.seq), packet);
+    }
+
     pub fn next_delivery(&self) -> Option<u64> {
         self.in_flight.keys().next().map(|(at, _)| *at)
     }

@@ -18,6 +18,12 @@ pub struct Faults {
     pub max_torn_bytes: usize,
     /// Crash only while a majority stays up; otherwise any node, even all of them.
     pub keep_majority: bool,
+    /// Mean ms between failed fsyncs on a random node's disk (0: none). The node
+    /// must stop rather than go on as if the write were durable; it is restarted.
+    pub fsync_failure_every_ms: u64,
+    /// Mean ms between process pauses (a stalled VM, a long GC) of a random node,
+    /// which then neither ticks nor reads its messages for up to two seconds.
+    pub pause_every_ms: u64,
 }
 
 impl Faults {
@@ -31,6 +37,8 @@ impl Faults {
             partition_every_ms: 0,
             max_torn_bytes: 0,
             keep_majority: true,
+            fsync_failure_every_ms: 0,
+            pause_every_ms: 0,
         }
     }
 
@@ -50,6 +58,8 @@ impl Faults {
             partition_every_ms: pick(rng, &[0, 1000, 3000]),
             max_torn_bytes: pick(rng, &[0, 64, 4096]) as usize,
             keep_majority: rng.gen_bool(0.7),
+            fsync_failure_every_ms: pick(rng, &[0, 0, 2000]),
+            pause_every_ms: pick(rng, &[0, 0, 1500]),
         }
     }
 }

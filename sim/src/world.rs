@@ -43,6 +43,8 @@ pub struct Stats {
     pub proposals: u64,
     pub acknowledged: u64,
     pub leader_changes: u64,
+    pub fsync_failures: u64,
+    pub pauses: u64,
 }
 
 /// A client proposal and what came of it.
@@ -70,6 +72,8 @@ enum Timer {
     Restart(usize),
     Partition,
     Heal,
+    FsyncFailure,
+    Pause,
 }
 
 struct SimNode {
@@ -83,6 +87,10 @@ struct SimNode {
     /// Client tokens this incarnation has not answered, by op index.
     pending: BTreeMap<u64, usize>,
     last_leader: Option<u64>,
+    /// The next fsync of this node's disk fails: the node is expected to stop.
+    sync_will_fail: bool,
+    /// Paused (neither ticking nor reading) until this time.
+    paused_until: u64,
 }
 
 struct Sim {
@@ -119,6 +127,8 @@ pub fn run(opts: Options) -> Outcome {
             election_tick: 10,
             pending: BTreeMap::new(),
             last_leader: None,
+            sync_will_fail: false,
+            paused_until: 0,
         })
         .collect();
     let mut sim = Sim {
@@ -202,6 +212,14 @@ impl Sim {
             let at = self.around(self.faults.partition_every_ms);
             self.after(at, Timer::Partition);
         }
+        if self.faults.fsync_failure_every_ms > 0 {
+            let at = self.around(self.faults.fsync_failure_every_ms);
+            self.after(at, Timer::FsyncFailure);
+        }
+        if self.faults.pause_every_ms > 0 {
+            let at = self.around(self.faults.pause_every_ms);
+            self.after(at, Timer::Pause);
+        }
     }
 
     fn run_until(&mut self, end: u64) {
@@ -221,7 +239,10 @@ impl Sim {
         let wake = self
             .nodes
             .iter()
-            .filter_map(|n| n.driver.as_ref().map(|d| d.next_tick_ms(self.now)))
+            .filter_map(|n| {
+                let tick = n.driver.as_ref()?.next_tick_ms(self.now);
+                Some(tick.max(n.paused_until))
+            })
             .min();
         [timer, packet, wake].into_iter().flatten().min()
     }
@@ -238,10 +259,12 @@ impl Sim {
             return self.deliver(packet);
         }
         let due = (0..self.nodes.len()).find(|&i| {
-            self.nodes[i]
-                .driver
-                .as_ref()
-                .is_some_and(|d| d.next_tick_ms(self.now) <= self.now)
+            let node = &self.nodes[i];
+            node.paused_until <= self.now
+                && node
+                    .driver
+                    .as_ref()
+                    .is_some_and(|d| d.next_tick_ms(self.now) <= self.now)
         });
         if let Some(i) = due {
             self.step(i, Input::Tick);
@@ -258,6 +281,8 @@ impl Sim {
                 self.net.heal();
                 self.trace.note(self.now, "network healed".into());
             }
+            Timer::FsyncFailure => self.fail_an_fsync(),
+            Timer::Pause => self.pause(),
         }
     }
 
@@ -273,6 +298,11 @@ impl Sim {
             .collect();
         self.timers.clear();
         self.net.heal();
+        for node in &mut self.nodes {
+            node.paused_until = node.paused_until.min(self.now);
+            node.sync_will_fail = false;
+            node.disk.fail_next_syncs(0);
+        }
         self.faults.drop_per_mille = 0;
         self.faults.duplicate_per_mille = 0;
         self.trace
@@ -368,6 +398,8 @@ impl Sim {
             };
             let node = &mut self.nodes[i];
             node.driver = None;
+            node.sync_will_fail = false;
+            node.disk.fail_next_syncs(0);
             node.disk.crash(tear);
             for (_, op) in std::mem::take(&mut node.pending) {
                 self.ops[op].status = Status::Lost;
@@ -381,6 +413,55 @@ impl Sim {
         }
         let next = self.around(self.faults.crash_every_ms);
         self.after(next, Timer::Crash);
+    }
+
+    /// The next fsync of a random live node fails, as a disk error would.
+    fn fail_an_fsync(&mut self) {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].driver.is_some())
+            .collect();
+        if !up.is_empty() {
+            let i = up[self.rng.gen_range(0..up.len())];
+            self.nodes[i].disk.fail_next_syncs(1);
+            self.nodes[i].sync_will_fail = true;
+            self.stats.fsync_failures += 1;
+            let id = self.nodes[i].id;
+            self.trace
+                .note(self.now, format!("node {id}: its next fsync will fail"));
+        }
+        let next = self.around(self.faults.fsync_failure_every_ms);
+        self.after(next, Timer::FsyncFailure);
+    }
+
+    /// A random live node stops running for a while; its packets wait.
+    fn pause(&mut self) {
+        let i = self.rng.gen_range(0..self.nodes.len());
+        let until = self.now + self.rng.gen_range(100..2_000);
+        self.nodes[i].paused_until = until;
+        self.stats.pauses += 1;
+        let id = self.nodes[i].id;
+        self.trace
+            .note(self.now, format!("node {id} paused until {until} ms"));
+        let next = self.around(self.faults.pause_every_ms);
+        self.after(next, Timer::Pause);
+    }
+
+    /// The node stopped on its storage error, as it must after a failed fsync: the
+    /// process exits (unsynced bytes are lost) and is started again later.
+    fn stopped_on_disk_error(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.driver = None;
+        node.sync_will_fail = false;
+        node.disk.fail_next_syncs(0);
+        node.disk.crash(Tear::None);
+        for (_, op) in std::mem::take(&mut node.pending) {
+            self.ops[op].status = Status::Lost;
+        }
+        let id = node.id;
+        self.trace
+            .note(self.now, format!("node {id} stopped on its failed fsync"));
+        let back = self.rng.gen_range(50..1_000);
+        self.after(back, Timer::Restart(i));
     }
 
     fn partition(&mut self) {
@@ -407,8 +488,9 @@ impl Sim {
     /// A client creates a new topic through a random live node, as the CreateTopics
     /// handler does through the consensus handle.
     fn client(&mut self) {
+        // A paused process accepts nothing; the client picks a running node.
         let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].driver.is_some())
+            .filter(|&i| self.nodes[i].driver.is_some() && self.nodes[i].paused_until <= self.now)
             .collect();
         if !up.is_empty() {
             let i = up[self.rng.gen_range(0..up.len())];
@@ -445,6 +527,11 @@ impl Sim {
             self.stats.lost += 1;
             return;
         }
+        if self.nodes[i].paused_until > self.now {
+            let until = self.nodes[i].paused_until;
+            self.net.requeue(until, packet);
+            return;
+        }
         match net::decode(&packet.bytes) {
             Ok((from, message)) if from == packet.from => {
                 self.stats.delivered += 1;
@@ -468,6 +555,11 @@ impl Sim {
         self.stats.steps += 1;
         let effects = match driver.step(now, input) {
             Ok(effects) => effects,
+            Err(e) if self.nodes[i].sync_will_fail => {
+                let _ = e;
+                self.stopped_on_disk_error(i);
+                return;
+            }
             Err(e) => {
                 let id = self.nodes[i].id;
                 self.violation(format!("node {id} stopped on an error: {e}"));
