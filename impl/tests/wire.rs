@@ -1201,3 +1201,46 @@ async fn r_recover_7_partition_data_without_its_metadata_is_refused() -> TestRes
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-WIRE-5: ListOffsets goes through the same partition gate as Fetch and
+/// OffsetForLeaderEpoch: a `current_leader_epoch` newer than the partition's is
+/// UNKNOWN_LEADER_EPOCH (it used to be ignored), -1 is not checked.
+#[tokio::test]
+async fn r_wire_5_list_offsets_checks_the_current_leader_epoch() -> TestResult {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let mut conn = topic_with_batches(&broker, "epochs", 1, 2, 10).await?;
+    for (epoch, expected) in [(-1, (0, 2)), (0, (0, 2)), (7, (75, -1))] {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("epochs")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(epoch)
+                    .with_timestamp(-1)])]);
+        let ResponseKind::ListOffsets(r) = conn
+            .call(
+                ApiKey::ListOffsets,
+                7,
+                &RequestKind::ListOffsets(request),
+                Duration::from_secs(5),
+            )
+            .await?
+        else {
+            return Err("not a ListOffsets response".into());
+        };
+        let p = &r.topics[0].partitions[0];
+        let offset = if p.error_code == 0 { p.offset } else { -1 };
+        assert_eq!(
+            (p.error_code, offset),
+            expected,
+            "current_leader_epoch {epoch}"
+        );
+    }
+    broker.shutdown().await;
+    Ok(())
+}

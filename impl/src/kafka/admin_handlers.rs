@@ -1,7 +1,7 @@
 //! Handlers of the admin APIs beyond topic creation and deletion: partitions,
 //! configs, DeleteRecords, DescribeCluster, OffsetForLeaderEpoch.
 
-use super::common::{leader_epoch_error, led_log, propose, str_bytes};
+use super::common::{gate, led_log, propose, str_bytes};
 use super::configs::{self, TOPIC_CONFIGS};
 use super::errors;
 use super::partition_limits;
@@ -577,12 +577,14 @@ fn offset_for_leader_epoch(
                 .iter()
                 .map(|p| {
                     let mut r = EpochEndOffset::default().with_partition(p.partition);
-                    let led = led_log(broker, &view.state, &name, p.partition).and_then(|led| {
-                        match leader_epoch_error(p.current_leader_epoch, led.1.leader_epoch) {
-                            Some(code) => Err(code),
-                            None => Ok(led.0),
-                        }
-                    });
+                    let led = gate(
+                        broker,
+                        &view.state,
+                        &name,
+                        p.partition,
+                        p.current_leader_epoch,
+                    )
+                    .map(|(log, _)| log);
                     match led {
                         Err(code) => r.error_code = code,
                         Ok(log) => match log.end_offset_for_epoch(p.leader_epoch) {

@@ -3,7 +3,7 @@
 //! refuses a non-default value in a version without the field.
 
 use super::codec::{self, Request};
-use super::common::{leader_epoch_error, led_log, propose, str_bytes, topic_name};
+use super::common::{gate, propose, str_bytes, topic_name};
 use super::errors;
 use super::partition_limits;
 use super::record_validation::{self, RecordPolicy};
@@ -663,18 +663,13 @@ fn read_fetch(
                 .map(|p| {
                     let mut data = PartitionData::default().with_partition_index(p.partition);
                     // Consumers and followers read from the leader only (R-WIRE-5).
-                    let led = led_log(broker, &view.state, &name, p.partition).and_then(|led| {
-                        let requested = if version >= 9 {
-                            p.current_leader_epoch
-                        } else {
-                            -1
-                        };
-                        match leader_epoch_error(requested, led.1.leader_epoch) {
-                            Some(code) => Err(code),
-                            None => Ok(led),
-                        }
-                    });
-                    let (log, info) = match led {
+                    let requested = if version >= 9 {
+                        p.current_leader_epoch
+                    } else {
+                        -1
+                    };
+                    let (log, info) = match gate(broker, &view.state, &name, p.partition, requested)
+                    {
                         Ok(led) => led,
                         Err(code) => {
                             data.error_code = code;
@@ -785,7 +780,14 @@ fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResp
                 .map(|p| {
                     let mut r = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let log = match led_log(broker, &view.state, &name, p.partition_index) {
+                    let gated = gate(
+                        broker,
+                        &view.state,
+                        &name,
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    );
+                    let log = match gated {
                         Ok((log, _)) => log,
                         Err(code) => {
                             r.error_code = code;
