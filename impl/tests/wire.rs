@@ -1244,3 +1244,100 @@ async fn r_wire_5_list_offsets_checks_the_current_leader_epoch() -> TestResult {
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-WIRE-5 with KIP-951: Produce v10 at a node that does not lead the partition is
+/// answered NOT_LEADER_OR_FOLLOWER with the current leader, its epoch and its endpoint,
+/// so the client retries there without a Metadata round trip.
+#[tokio::test]
+async fn r_wire_5_produce_at_the_wrong_node_names_the_leader_and_its_endpoint() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::build_simple_batch;
+    use chronik::metadata::MetadataCommand;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    let commands = [
+        MetadataCommand::RegisterBroker {
+            broker_id: 2,
+            host: "node-two.example".into(),
+            port: 19092,
+            rack: Some("r2".into()),
+            incarnation: 1,
+        },
+        MetadataCommand::CreateTopic {
+            name: "led-by-two".into(),
+            topic_id: "led-by-two-id".into(),
+            partitions: vec![vec![2, 1]],
+            configs: Default::default(),
+        },
+    ];
+    for command in commands {
+        broker
+            .broker
+            .consensus
+            .propose(command, timeout)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    broker.broker.reconcile_partitions();
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), "kip-951".into(), timeout)
+            .await?;
+    for version in [9, 10] {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("led-by-two")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(build_simple_batch(
+                        1, 8, b'x', 0,
+                    ))))])]);
+        let ResponseKind::Produce(r) = conn
+            .call(
+                ApiKey::Produce,
+                version,
+                &RequestKind::Produce(request),
+                timeout,
+            )
+            .await?
+        else {
+            return Err("not a Produce response".into());
+        };
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 6);
+        if version < 10 {
+            assert!(r.node_endpoints.is_empty());
+            continue;
+        }
+        assert_eq!(p.current_leader.leader_id.0, 2);
+        assert_eq!(p.current_leader.leader_epoch, 0);
+        let endpoints: Vec<_> = r
+            .node_endpoints
+            .iter()
+            .map(|e| {
+                (
+                    e.node_id.0,
+                    e.host.to_string(),
+                    e.port,
+                    e.rack.as_ref().map(|r| r.to_string()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            endpoints,
+            vec![(
+                2,
+                "node-two.example".to_string(),
+                19092,
+                Some("r2".to_string())
+            )]
+        );
+    }
+    broker.shutdown().await;
+    Ok(())
+}

@@ -620,7 +620,54 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
             }
         }
     }
-    ProduceResponse::default().with_responses(responses)
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if version >= 10 {
+        add_leader_hints(&broker.consensus.view().state, &mut response);
+    }
+    response
+}
+
+/// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names
+/// its current leader and epoch, and the answer carries that leader's endpoint, so the
+/// client sends its retry there without a Metadata round trip first (Produce v10+).
+fn add_leader_hints(state: &crate::metadata::MetadataState, response: &mut ProduceResponse) {
+    use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
+    let mut leaders = std::collections::BTreeSet::new();
+    for topic in &mut response.responses {
+        let Some(info) = state.topics.get(topic.name.0.as_str()) else {
+            continue;
+        };
+        for p in &mut topic.partition_responses {
+            let moved = [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH];
+            if !moved.contains(&p.error_code) {
+                continue;
+            }
+            let Some(partition) = usize::try_from(p.index)
+                .ok()
+                .and_then(|i| info.partitions.get(i))
+            else {
+                continue;
+            };
+            let leader = state.brokers.get(&partition.leader).filter(|b| !b.fenced);
+            if let Some(leader) = leader {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader.broker_id))
+                    .with_leader_epoch(partition.leader_epoch);
+                leaders.insert(leader.broker_id);
+            }
+        }
+    }
+    response.node_endpoints = leaders
+        .into_iter()
+        .filter_map(|id| state.brokers.get(&id))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
 }
 
 /// The most a Fetch answer may carry (R-WIRE-9): the request's `max_bytes` (v3+),
