@@ -1341,3 +1341,77 @@ async fn r_wire_5_produce_at_the_wrong_node_names_the_leader_and_its_endpoint() 
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-RECOVER-8: a partition directory left behind by a deleted topic (a kill -9 just
+/// after DeleteTopics) is never served as a new topic of the same name: directories
+/// carry their topic id, and a stale one is removed when the name is claimed again.
+#[tokio::test]
+async fn r_recover_8_a_recreated_topic_never_serves_the_old_topics_records() -> TestResult {
+    use chronik::metadata::MetadataCommand;
+
+    let (broker, dir) = start().await?;
+    let _conn = topic_with_batches(&broker, "reborn", 1, 4, 10).await?;
+    let logs = dir.path().join("logs");
+    let partition = logs.join("reborn-0");
+    assert!(partition.join("topic_id").exists());
+    let saved = dir.path().join("reborn-0.saved");
+    copy_dir(&partition, &saved)?;
+    let timeout = Duration::from_secs(5);
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::DeleteTopic {
+                name: "reborn".into(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    // What a crash between the metadata commit and the directory's removal leaves.
+    std::fs::remove_dir_all(&partition).ok();
+    copy_dir(&saved, &partition)?;
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::CreateTopic {
+                name: "reborn".into(),
+                topic_id: "reborn-id-2".into(),
+                partitions: vec![vec![1]],
+                configs: Default::default(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    let view = broker.broker.consensus.view();
+    let log = broker
+        .broker
+        .partitions
+        .get("reborn", 0)
+        .ok_or("no log for reborn-0")?;
+    assert_eq!(
+        log.log_end_offset(),
+        0,
+        "the new topic serves the old topic's records"
+    );
+    assert_eq!(view.state.topics["reborn"].topic_id, "reborn-id-2");
+    assert_eq!(
+        std::fs::read_to_string(partition.join("topic_id"))?,
+        "reborn-id-2"
+    );
+    broker.shutdown().await;
+    Ok(())
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}

@@ -2,11 +2,11 @@
 //! and removes partitions.
 
 use crate::cluster::replication::FollowerTracker;
-use crate::disk::Disk;
+use crate::disk::{read_all, write_atomically, Disk};
 use crate::log::{CommitQueue, GroupCommitter, LogConfig, LogError, PartitionLog};
 use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub type TopicPartition = (String, i32);
@@ -45,6 +45,33 @@ type PendingIsr = (u64, Vec<i32>);
 fn dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
+
+/// Names a partition directory's topic by id: directories are named by topic name,
+/// and a kill -9 just after DeleteTopics can leave one behind, which a topic created
+/// again under the same name would otherwise serve as its own (issue 12: 400 old
+/// records). A directory stamped with another topic's id belongs to a deleted topic
+/// and is removed, as the deletion would have done; an unstamped one (written before
+/// this stamp existed) is adopted (R-RECOVER-8).
+fn claim_dir(disk: &dyn Disk, dir: &Path, topic_id: &str) -> Result<(), LogError> {
+    let stamp = dir.join(TOPIC_ID_FILE);
+    if disk.exists(&stamp) {
+        let stored = read_all(disk, &stamp).map_err(|e| LogError::io("read", &stamp, e))?;
+        if String::from_utf8_lossy(&stored).trim() == topic_id {
+            return Ok(());
+        }
+        tracing::warn!(dir = %dir.display(), stored = %String::from_utf8_lossy(&stored).trim(),
+            topic_id, "removing a partition directory left by a deleted topic of the same name");
+        disk.remove_dir_all(dir)
+            .map_err(|e| LogError::io("remove directory", dir, e))?;
+    }
+    disk.create_dir_all(dir)
+        .map_err(|e| LogError::io("create directory", dir, e))?;
+    write_atomically(disk, &stamp, topic_id.as_bytes())
+        .map_err(|e| LogError::io("write", &stamp, e))
+}
+
+/// The file in a partition directory that names the topic id it belongs to.
+const TOPIC_ID_FILE: &str = "topic_id";
 
 /// Maps Kafka topic configs onto the log's configuration.
 pub fn log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
@@ -306,10 +333,12 @@ impl Partitions {
     /// and deletes the logs of topics that no longer exist.
     pub fn reconcile(&self, state: &MetadataState, broker_id: i32) -> Result<(), LogError> {
         let mut wanted = BTreeMap::new();
+        let mut topic_ids = BTreeMap::new();
         let mut single_replica = Vec::new();
         for (name, topic) in &state.topics {
             for (i, p) in topic.partitions.iter().enumerate() {
                 if p.replicas.contains(&broker_id) {
+                    topic_ids.insert((name.clone(), i as i32), topic.topic_id.clone());
                     wanted.insert(
                         (name.clone(), i as i32),
                         log_config(&self.defaults, &topic.configs),
@@ -349,6 +378,9 @@ impl Partitions {
                 }
                 None => {
                     let dir = self.root.join(dir_name(&key.0, key.1));
+                    if let Some(topic_id) = topic_ids.get(&key) {
+                        claim_dir(self.disk.as_ref(), &dir, topic_id)?;
+                    }
                     let log = PartitionLog::open(
                         Arc::clone(&self.disk),
                         &dir,
