@@ -861,13 +861,30 @@ async fn r_wire_10_delete_records_checks_its_range() -> TestResult {
 
 /// Starts a broker on `dir` (kept across restarts) and waits for its registration.
 async fn start_in(dir: &std::path::Path) -> Result<RunningBroker, Box<dyn std::error::Error>> {
-    let config = BrokerConfig {
+    start_in_with(dir, |_| {}).await
+}
+
+/// A broker with `adjust` applied to the test configuration.
+async fn start_with(
+    adjust: impl FnOnce(&mut BrokerConfig),
+) -> Result<(RunningBroker, tempfile::TempDir), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let broker = start_in_with(dir.path(), adjust).await?;
+    Ok((broker, dir))
+}
+
+async fn start_in_with(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut BrokerConfig),
+) -> Result<RunningBroker, Box<dyn std::error::Error>> {
+    let mut config = BrokerConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse()?,
         tick_ms: 10,
         max_request_bytes: 1024 * 1024,
         ..BrokerConfig::default()
     };
+    adjust(&mut config);
     let broker = RunningBroker::start(config).await?;
     let handle = broker.broker.consensus.clone();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -1154,5 +1171,101 @@ async fn r_start_4_a_single_node_lists_itself_in_its_first_metadata_answer() -> 
         );
         broker.shutdown().await;
     }
+    Ok(())
+}
+
+/// The value of the first metric line that starts with `series` (name and labels);
+/// 0 when there is none yet.
+fn metric(broker: &RunningBroker, series: &str) -> f64 {
+    let b = &broker.broker;
+    let text = b.metrics.render(&b.consensus.view(), b.partitions.all());
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Tries ApiVersions on fresh connections until one is answered.
+async fn eventually_served(addr: std::net::SocketAddr) -> TestResult {
+    let served = tokio::time::timeout(Duration::from_secs(10), async {
+        while api_versions_ok(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    served.map_err(|_| "no ApiVersions answer within 10 s".into())
+}
+
+/// Opens a connection and has one request answered on it, so the broker has
+/// admitted it before the test goes on.
+async fn admitted(addr: std::net::SocketAddr) -> Result<TcpStream, Box<dyn std::error::Error>> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&request(18, 0, 1, false, &[])).await?;
+    read_response(&mut s).await?;
+    Ok(s)
+}
+
+#[tokio::test]
+async fn r_wire_12_idle_connections_expire_so_a_full_broker_takes_new_clients() -> TestResult {
+    let (broker, _dir) = start_with(|c| {
+        c.max_connections = 4;
+        c.connections_max_idle_ms = 500;
+    })
+    .await?;
+    let addr = broker.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(admitted(addr).await?);
+    }
+    // Every slot is taken by a connection that sends nothing more: before the idle
+    // timeout this locked every client out for good.
+    eventually_served(addr).await?;
+    for s in &mut idle {
+        assert!(closed(s).await, "an idle connection is closed");
+    }
+    assert!(metric(&broker, "chronik_connections_closed_total{reason=\"idle\"}") >= 4.0);
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_a_connection_over_the_per_address_cap_is_closed_and_the_rest_work() -> TestResult
+{
+    let (broker, _dir) = start_with(|c| c.max_connections_per_ip = 2).await?;
+    let addr = broker.local_addr();
+    let first = admitted(addr).await?;
+    let mut second = admitted(addr).await?;
+    let mut third = TcpStream::connect(addr).await?;
+    assert!(
+        closed(&mut third).await,
+        "the third connection from one address"
+    );
+    let refused = "chronik_connections_refused_total{reason=\"max_connections_per_ip\"}";
+    assert_eq!(metric(&broker, refused), 1.0);
+    second.write_all(&request(18, 0, 9, false, &[])).await?;
+    assert_eq!(
+        read_response(&mut second).await?.0,
+        9,
+        "the others keep working"
+    );
+    // A closed connection gives its slot back.
+    drop(first);
+    eventually_served(addr).await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_a_request_frame_that_stops_arriving_closes_its_connection() -> TestResult {
+    let (broker, _dir) = start_with(|c| c.request_receive_timeout_ms = 300).await?;
+    let addr = broker.local_addr();
+    let mut slow = TcpStream::connect(addr).await?;
+    // A size, then a few bytes of the promised 100, then nothing (a slowloris).
+    slow.write_all(&100i32.to_be_bytes()).await?;
+    slow.write_all(&[0, 18, 0, 0]).await?;
+    assert!(closed(&mut slow).await, "a frame not received in time");
+    let timeouts = "chronik_connections_closed_total{reason=\"request_receive_timeout\"}";
+    assert_eq!(metric(&broker, timeouts), 1.0);
+    api_versions_ok(addr).await?;
+    broker.shutdown().await;
     Ok(())
 }

@@ -26,6 +26,9 @@ pub struct Metrics {
     damaged_ranges: Family<Labels, Gauge>,
     raft_term: Gauge,
     raft_commit_index: Gauge,
+    connections_open: Gauge,
+    connections_refused: Family<Labels, Counter>,
+    connections_closed: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -42,6 +45,9 @@ impl Default for Metrics {
         let damaged_ranges = Family::<Labels, Gauge>::default();
         let raft_term = Gauge::default();
         let raft_commit_index = Gauge::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Family::<Labels, Counter>::default();
+        let connections_closed = Family::<Labels, Counter>::default();
         registry.register(
             "requests",
             "Kafka requests received, by API",
@@ -88,6 +94,21 @@ impl Default for Metrics {
             "Commit index of the metadata Raft group",
             raft_commit_index.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Open Kafka client connections",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Kafka connections accepted and closed at once because a limit was reached (R-WIRE-12), by the limit",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Kafka connections the broker closed for idleness or a request frame that did not arrive in time (R-WIRE-12), by reason",
+            connections_closed.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -100,8 +121,15 @@ impl Default for Metrics {
             damaged_ranges,
             raft_term,
             raft_commit_index,
+            connections_open,
+            connections_refused,
+            connections_closed,
         }
     }
+}
+
+fn reason(why: &str) -> Labels {
+    vec![("reason".to_string(), why.to_string())]
 }
 
 fn api(name: &str) -> Labels {
@@ -120,6 +148,22 @@ impl Metrics {
 
     pub fn response(&self, bytes: usize) {
         self.bytes_out.inc_by(bytes as u64);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub fn connection_ended(&self) {
+        self.connections_open.dec();
+    }
+
+    pub fn connection_refused(&self, limit: &str) {
+        self.connections_refused.get_or_create(&reason(limit)).inc();
+    }
+
+    pub fn connection_closed(&self, why: &str) {
+        self.connections_closed.get_or_create(&reason(why)).inc();
     }
 
     pub fn fsync(&self, took: Duration) {

@@ -4,6 +4,7 @@
 //! registration is applied. Nothing in start-up waits on consensus.
 
 pub mod config;
+mod connection_limits;
 mod consensus_loop;
 mod http;
 mod metrics;
