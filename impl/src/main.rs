@@ -82,6 +82,10 @@ mod app {
         /// 30000).
         #[arg(long)]
         request_receive_timeout_ms: Option<u64>,
+        /// Bytes of requests being received or handled across all connections
+        /// (Kafka's queued.max.request.bytes; default twice max_request_bytes).
+        #[arg(long)]
+        queued_max_request_bytes: Option<usize>,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -149,6 +153,9 @@ mod app {
         }
         if let Some(v) = args.request_receive_timeout_ms {
             config.request_receive_timeout_ms = v;
+        }
+        if let Some(v) = args.queued_max_request_bytes {
+            config.queued_max_request_bytes = Some(v);
         }
     }
 

@@ -1184,6 +1184,17 @@ fn metric(broker: &RunningBroker, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until `ready` holds; the timeout is an upper bound for liveness only.
+async fn eventually(what: &str, mut ready: impl FnMut() -> bool) -> TestResult {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    waited.map_err(|_| format!("not within 10 s: {what}").into())
+}
+
 /// Tries ApiVersions on fresh connections until one is answered.
 async fn eventually_served(addr: std::net::SocketAddr) -> TestResult {
     let served = tokio::time::timeout(Duration::from_secs(10), async {
@@ -1266,6 +1277,48 @@ async fn r_wire_12_a_request_frame_that_stops_arriving_closes_its_connection() -
     let timeouts = "chronik_connections_closed_total{reason=\"request_receive_timeout\"}";
     assert_eq!(metric(&broker, timeouts), 1.0);
     api_versions_ok(addr).await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_large_frames_wait_unread_for_the_request_memory_budget() -> TestResult {
+    // Most of a 1 MiB frame each; the budget holds exactly two.
+    const FRAME: usize = 900_000;
+    let (broker, _dir) = start_with(|c| c.queued_max_request_bytes = Some(2 * FRAME)).await?;
+    let addr = broker.local_addr();
+    let held = |broker: &RunningBroker| metric(broker, "chronik_request_memory_bytes ");
+    // Bytes that do not decode (API key -1): a completed frame is read, refused
+    // and its connection closed, which gives its bytes back.
+    let half = vec![0xffu8; FRAME / 2];
+    let mut senders = Vec::new();
+    for n in 1..=3usize {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(&(FRAME as i32).to_be_bytes()).await?;
+        s.write_all(&half).await?;
+        senders.push(s);
+        let expected = (n.min(2) * FRAME) as f64;
+        eventually("frames hold the budget", || held(&broker) == expected).await?;
+    }
+    eventually("the third frame waits", || {
+        metric(&broker, "chronik_request_memory_waits_total ") == 1.0
+    })
+    .await?;
+    assert_eq!(
+        held(&broker),
+        (2 * FRAME) as f64,
+        "never more than the budget"
+    );
+    // A small request still gets through while the budget is full.
+    api_versions_ok(addr).await?;
+    // The first frame completes: the waiting one is read in its place.
+    senders[0].write_all(&half).await?;
+    assert!(closed(&mut senders[0]).await);
+    senders[2].write_all(&half).await?;
+    assert!(closed(&mut senders[2]).await, "the waiting frame was read");
+    senders[1].write_all(&half).await?;
+    assert!(closed(&mut senders[1]).await);
+    eventually("every byte given back", || held(&broker) == 0.0).await?;
     broker.shutdown().await;
     Ok(())
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_refused: Family<Labels, Counter>,
     connections_closed: Family<Labels, Counter>,
+    request_memory_bytes: Gauge,
+    request_memory_waits: Counter,
 }
 
 impl Default for Metrics {
@@ -48,6 +50,8 @@ impl Default for Metrics {
         let connections_open = Gauge::default();
         let connections_refused = Family::<Labels, Counter>::default();
         let connections_closed = Family::<Labels, Counter>::default();
+        let request_memory_bytes = Gauge::default();
+        let request_memory_waits = Counter::default();
         registry.register(
             "requests",
             "Kafka requests received, by API",
@@ -109,6 +113,16 @@ impl Default for Metrics {
             "Kafka connections the broker closed for idleness or a request frame that did not arrive in time (R-WIRE-12), by reason",
             connections_closed.clone(),
         );
+        registry.register(
+            "request_memory_bytes",
+            "Bytes of requests being received or handled, across connections (bounded by queued_max_request_bytes, R-WIRE-12)",
+            request_memory_bytes.clone(),
+        );
+        registry.register(
+            "request_memory_waits",
+            "Request frames whose connection waited, unread, for the request memory budget",
+            request_memory_waits.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -124,6 +138,8 @@ impl Default for Metrics {
             connections_open,
             connections_refused,
             connections_closed,
+            request_memory_bytes,
+            request_memory_waits,
         }
     }
 }
@@ -164,6 +180,14 @@ impl Metrics {
 
     pub fn connection_closed(&self, why: &str) {
         self.connections_closed.get_or_create(&reason(why)).inc();
+    }
+
+    pub fn request_memory_held(&self, delta: i64) {
+        self.request_memory_bytes.inc_by(delta);
+    }
+
+    pub fn request_memory_wait(&self) {
+        self.request_memory_waits.inc();
     }
 
     pub fn fsync(&self, took: Duration) {

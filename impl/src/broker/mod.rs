@@ -11,6 +11,7 @@ mod metrics;
 mod partitions;
 mod replica_fetcher;
 pub mod replication;
+mod request_memory;
 mod server;
 pub mod shared;
 

@@ -4,9 +4,11 @@
 //! Bounds on what a client can hold (R-WIRE-12): connection counts
 //! (`connection_limits.rs`); here, a connection with nothing in flight that starts no
 //! request within `connections_max_idle_ms` is closed, and a frame whose size has
-//! arrived must arrive whole within `request_receive_timeout_ms`.
+//! arrived must arrive whole within `request_receive_timeout_ms`; a frame's bytes come
+//! from the broker-wide budget (`request_memory.rs`) before its body is read.
 
 use super::connection_limits::{ConnectionLimits, Refusal, Slot};
+use super::request_memory::{Held, RequestMemory};
 use super::shared::Broker;
 use crate::kafka::codec::{self, Decoded};
 use crate::kafka::handlers;
@@ -31,6 +33,10 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     let config = &broker.config;
     let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
+    let memory = Arc::new(RequestMemory::new(
+        config.request_memory_bytes(),
+        Arc::clone(&broker.metrics),
+    ));
     let mut refusals = RefusalLog::default();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -43,7 +49,12 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
         match limits.admit(peer.ip()) {
             Ok(slot) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(Arc::clone(&broker), stream, peer, slot));
+                let connection = Connection {
+                    broker: Arc::clone(&broker),
+                    memory: Arc::clone(&memory),
+                    peer,
+                };
+                tokio::spawn(connection.serve(stream, slot));
             }
             // Dropping the stream closes it: the client hears at once.
             Err(refusal) => {
@@ -87,84 +98,125 @@ enum End {
     WriterGone,
 }
 
-async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, slot: Slot) {
-    broker.metrics.connection_opened();
-    let (mut reader, writer) = stream.into_split();
-    let (queue, responses) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
-    // Requests read and not yet answered: the idle clock runs only at zero.
-    let in_flight = Arc::new(watch::Sender::new(0usize));
-    let writer_task = tokio::spawn(write_responses(
-        Arc::clone(&broker),
-        writer,
-        responses,
-        Arc::clone(&in_flight),
-        peer,
-    ));
-    let end = read_requests(&broker, &mut reader, peer, &queue, &in_flight).await;
-    match end {
-        End::Idle => {
-            broker.metrics.connection_closed("idle");
-            tracing::debug!(%peer, "closing idle connection");
-        }
-        End::ReceiveTimeout => {
-            broker.metrics.connection_closed("request_receive_timeout");
-            tracing::warn!(%peer, timeout_ms = broker.config.request_receive_timeout_ms,
-                "closing connection: request frame not received in time");
-        }
-        End::ClientClosed | End::BadInput | End::WriterGone => {}
-    }
-    drop(queue);
-    let _ = writer_task.await;
-    broker.metrics.connection_ended();
-    drop(slot);
+/// What a connection's tasks share.
+struct Connection {
+    broker: Arc<Broker>,
+    memory: Arc<RequestMemory>,
+    peer: SocketAddr,
 }
 
-async fn read_requests(
-    broker: &Arc<Broker>,
-    reader: &mut OwnedReadHalf,
-    peer: SocketAddr,
-    queue: &mpsc::Sender<Pending>,
-    in_flight: &watch::Sender<usize>,
-) -> End {
-    let config = &broker.config;
-    let idle = Duration::from_millis(config.connections_max_idle_ms);
-    let receive = Duration::from_millis(config.request_receive_timeout_ms);
-    let limit = config.max_request_bytes;
-    loop {
+impl Connection {
+    async fn serve(self, stream: TcpStream, slot: Slot) {
+        let (broker, peer) = (Arc::clone(&self.broker), self.peer);
+        broker.metrics.connection_opened();
+        let (mut reader, writer) = stream.into_split();
+        let (queue, responses) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+        // Requests read and not yet answered: the idle clock runs only at zero.
+        let in_flight = Arc::new(watch::Sender::new(0usize));
+        let writer_task = tokio::spawn(write_responses(
+            Arc::clone(&broker),
+            writer,
+            responses,
+            Arc::clone(&in_flight),
+            peer,
+        ));
+        let end = self.read_requests(&mut reader, &queue, &in_flight).await;
+        match end {
+            End::Idle => {
+                broker.metrics.connection_closed("idle");
+                tracing::debug!(%peer, "closing idle connection");
+            }
+            End::ReceiveTimeout => {
+                broker.metrics.connection_closed("request_receive_timeout");
+                tracing::warn!(%peer, timeout_ms = broker.config.request_receive_timeout_ms,
+                    "closing connection: request frame not received in time");
+            }
+            End::ClientClosed | End::BadInput | End::WriterGone => {}
+        }
+        drop(queue);
+        let _ = writer_task.await;
+        broker.metrics.connection_ended();
+        drop(slot);
+    }
+
+    async fn read_requests(
+        &self,
+        reader: &mut OwnedReadHalf,
+        queue: &mpsc::Sender<Pending>,
+        in_flight: &watch::Sender<usize>,
+    ) -> End {
+        loop {
+            let size = match self.next_size(reader, queue, in_flight).await {
+                Ok(size) => size,
+                Err(end) => return end,
+            };
+            let (frame, held) = match self.receive_frame(reader, size).await {
+                Ok(received) => received,
+                Err(end) => return end,
+            };
+            let Some(pending) = dispatch(&self.broker, frame, self.peer, held) else {
+                return End::BadInput;
+            };
+            in_flight.send_modify(|n| *n += 1);
+            if queue.send(pending).await.is_err() {
+                return End::WriterGone;
+            }
+        }
+    }
+
+    /// The next frame's size, checked against `max_request_bytes`.
+    async fn next_size(
+        &self,
+        reader: &mut OwnedReadHalf,
+        queue: &mpsc::Sender<Pending>,
+        in_flight: &watch::Sender<usize>,
+    ) -> Result<usize, End> {
+        let idle = Duration::from_millis(self.broker.config.connections_max_idle_ms);
         // A failed read of the size means the client closed the connection.
         let size = tokio::select! {
-            size = reader.read_i32() => match size {
-                Ok(size) => size,
-                Err(_) => return End::ClientClosed,
-            },
-            () = idle_for(in_flight.subscribe(), idle) => return End::Idle,
-            () = queue.closed() => return End::WriterGone,
+            size = reader.read_i32() => size.map_err(|_| End::ClientClosed)?,
+            () = idle_for(in_flight.subscribe(), idle) => return Err(End::Idle),
+            () = queue.closed() => return Err(End::WriterGone),
         };
-        if size < 0 || size as usize > limit {
-            tracing::warn!(%peer, size, limit, "closing connection: request frame size out of bounds");
-            return End::BadInput;
+        let limit = self.broker.config.max_request_bytes;
+        match usize::try_from(size) {
+            Ok(size) if size <= limit => Ok(size),
+            _ => {
+                tracing::warn!(peer = %self.peer, size, limit, "closing connection: request frame size out of bounds");
+                Err(End::BadInput)
+            }
         }
-        let mut frame = vec![0u8; size as usize];
+    }
+
+    /// Takes the frame's bytes from the budget, waiting unread until they fit
+    /// (backpressure, not an error), then reads the frame within the receive timeout.
+    async fn receive_frame(
+        &self,
+        reader: &mut OwnedReadHalf,
+        size: usize,
+    ) -> Result<(Vec<u8>, Held), End> {
+        let peer = self.peer;
+        let held = self.memory.acquire(size).await.map_err(|full| {
+            tracing::warn!(%peer, size, budget = full.capacity,
+                "closing connection: request frame larger than queued_max_request_bytes");
+            End::BadInput
+        })?;
+        let receive = Duration::from_millis(self.broker.config.request_receive_timeout_ms);
+        let mut frame = vec![0u8; size];
         match tokio::time::timeout(receive, reader.read_exact(&mut frame)).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => Ok((frame, held)),
             Ok(Err(e)) => {
                 tracing::warn!(%peer, size, error = %e, "closing connection: truncated request frame");
-                return End::BadInput;
+                Err(End::BadInput)
             }
-            Err(_) => return End::ReceiveTimeout,
-        }
-        let Some(pending) = dispatch(broker, frame, peer) else {
-            return End::BadInput;
-        };
-        in_flight.send_modify(|n| *n += 1);
-        if queue.send(pending).await.is_err() {
-            return End::WriterGone;
+            Err(_) => Err(End::ReceiveTimeout),
         }
     }
 }
 
-/// Decodes a frame and starts its handler; `None` when the frame is refused.
-fn dispatch(broker: &Arc<Broker>, frame: Vec<u8>, peer: SocketAddr) -> Option<Pending> {
+/// Decodes a frame and starts its handler, which gives the frame's bytes back to the
+/// budget when done; `None` when the frame is refused.
+fn dispatch(broker: &Arc<Broker>, frame: Vec<u8>, peer: SocketAddr, held: Held) -> Option<Pending> {
     let size = frame.len();
     match codec::decode_request(Bytes::from(frame)) {
         Ok(Decoded::Answer(bytes)) => {
@@ -177,7 +229,12 @@ fn dispatch(broker: &Arc<Broker>, frame: Vec<u8>, peer: SocketAddr) -> Option<Pe
                 .metrics
                 .request(&format!("{:?}", request.api_key), size);
             // Called here, on the reader, so a connection's appends keep request order.
-            Some(tokio::spawn(handlers::start(Arc::clone(broker), *request)))
+            let handled = handlers::start(Arc::clone(broker), *request);
+            Some(tokio::spawn(async move {
+                let response = handled.await;
+                drop(held);
+                response
+            }))
         }
         Err(e) => {
             broker.metrics.error("invalid_request");
