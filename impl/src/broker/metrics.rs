@@ -31,6 +31,8 @@ pub struct Metrics {
     connections_closed: Family<Labels, Counter>,
     request_memory_bytes: Gauge,
     request_memory_waits: Counter,
+    housekeeping_failures: Counter,
+    housekeeping_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -52,6 +54,8 @@ impl Default for Metrics {
         let connections_closed = Family::<Labels, Counter>::default();
         let request_memory_bytes = Gauge::default();
         let request_memory_waits = Counter::default();
+        let housekeeping_failures = Counter::default();
+        let housekeeping_failing = Gauge::default();
         registry.register(
             "requests",
             "Kafka requests received, by API",
@@ -123,6 +127,16 @@ impl Default for Metrics {
             "Request frames whose connection waited, unread, for the request memory budget",
             request_memory_waits.clone(),
         );
+        registry.register(
+            "partition_housekeeping_failures",
+            "Failed housekeeping passes (checkpoint, interval fsync, retention), summed over partitions",
+            housekeeping_failures.clone(),
+        );
+        registry.register(
+            "partitions_failing_housekeeping",
+            "Partitions whose last housekeeping pass failed (logged once when each starts failing)",
+            housekeeping_failing.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -140,6 +154,8 @@ impl Default for Metrics {
             connections_closed,
             request_memory_bytes,
             request_memory_waits,
+            housekeeping_failures,
+            housekeeping_failing,
         }
     }
 }
@@ -188,6 +204,14 @@ impl Metrics {
 
     pub fn request_memory_wait(&self) {
         self.request_memory_waits.inc();
+    }
+
+    pub fn housekeeping_failure(&self) {
+        self.housekeeping_failures.inc();
+    }
+
+    pub fn housekeeping_failing(&self, partitions: usize) {
+        self.housekeeping_failing.set(partitions as i64);
     }
 
     pub fn fsync(&self, took: Duration) {

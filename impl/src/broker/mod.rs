@@ -6,6 +6,7 @@
 pub mod config;
 mod connection_limits;
 mod consensus_loop;
+mod failure_states;
 mod http;
 mod metrics;
 mod partitions;
