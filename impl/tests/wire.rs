@@ -1322,3 +1322,44 @@ async fn r_wire_12_large_frames_wait_unread_for_the_request_memory_budget() -> T
     broker.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn r_wire_12_a_request_being_handled_is_not_idleness() -> TestResult {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start_with(|c| c.connections_max_idle_ms = 200).await?;
+    let mut conn = topic_with_configs(&broker, "quiet", &[]).await?;
+    // A long poll on an empty partition: handled for far longer than the idle limit.
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(1500)
+        .with_min_bytes(1)
+        .with_max_bytes(1024)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("quiet")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1024)])]);
+    for _ in 0..2 {
+        let response = conn
+            .call(
+                ApiKey::Fetch,
+                12,
+                &RequestKind::Fetch(fetch.clone()),
+                Duration::from_secs(10),
+            )
+            .await?;
+        let ResponseKind::Fetch(r) = response else {
+            return Err("not a Fetch response".into());
+        };
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    }
+    assert_eq!(
+        metric(&broker, "chronik_connections_closed_total{reason=\"idle\"}"),
+        0.0
+    );
+    broker.shutdown().await;
+    Ok(())
+}
