@@ -1363,3 +1363,44 @@ async fn r_wire_12_a_request_being_handled_is_not_idleness() -> TestResult {
     broker.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn r_wire_12_a_client_that_stops_reading_responses_is_closed() -> TestResult {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    let (broker, _dir) = start_with(|c| c.connections_max_idle_ms = 300).await?;
+    topic_with_batches(&broker, "unread", 1, 2, 900_000).await?;
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(4 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("unread")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(4 << 20)])]);
+    let mut body = BytesMut::new();
+    fetch.encode(&mut body, 4)?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let mut s = socket.connect(broker.local_addr()).await?;
+    // About 1.8 MB of answer each, far more than the socket buffers hold; never read.
+    for correlation in 0..12 {
+        s.write_all(&request(1, 4, correlation, false, &body))
+            .await?;
+    }
+    let stalled = "chronik_connections_closed_total{reason=\"response_not_read\"}";
+    eventually("the connection is closed", || {
+        metric(&broker, stalled) == 1.0
+    })
+    .await?;
+    assert_eq!(
+        metric(&broker, "chronik_connections_closed_total{reason=\"idle\"}"),
+        0.0,
+        "requests in flight are not idleness"
+    );
+    api_versions_ok(broker.local_addr()).await?;
+    broker.shutdown().await;
+    Ok(())
+}

@@ -114,7 +114,7 @@ impl Default for Metrics {
         );
         registry.register(
             "connections_closed",
-            "Kafka connections the broker closed for idleness or a request frame that did not arrive in time (R-WIRE-12), by reason",
+            "Kafka connections the broker closed for idleness, a request frame that did not arrive in time or responses left unread (R-WIRE-12), by reason",
             connections_closed.clone(),
         );
         registry.register(

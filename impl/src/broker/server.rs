@@ -268,12 +268,23 @@ async fn write_responses(
     in_flight: Arc<watch::Sender<usize>>,
     peer: SocketAddr,
 ) {
+    // A client that stops reading its responses is idle too (Kafka's idle clock
+    // stops when nothing moves on the socket): without this bound it would hold its
+    // unread responses, up to MAX_IN_FLIGHT Fetch answers, for good.
+    let stall = Duration::from_millis(broker.config.connections_max_idle_ms);
     while let Some(pending) = responses.recv().await {
         let outcome = pending.await;
         let written = match outcome {
             Ok(Ok(Some(frame))) => {
                 broker.metrics.response(frame.len());
-                writer.write_all(&frame).await.is_ok()
+                match tokio::time::timeout(stall, writer.write_all(&frame)).await {
+                    Ok(result) => result.is_ok(),
+                    Err(_) => {
+                        broker.metrics.connection_closed("response_not_read");
+                        tracing::debug!(%peer, "closing connection: client does not read its responses");
+                        false
+                    }
+                }
             }
             Ok(Ok(None)) => true, // acks=0: no response
             Ok(Err(reason)) => {
