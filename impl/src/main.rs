@@ -67,6 +67,25 @@ mod app {
         /// group.consumer.heartbeat.interval.ms, default 5000).
         #[arg(long)]
         group_consumer_heartbeat_interval_ms: Option<i32>,
+        /// Open Kafka connections (Kafka's max.connections; default 1024).
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// Open Kafka connections from one client address (Kafka's
+        /// max.connections.per.ip; default 256).
+        #[arg(long)]
+        max_connections_per_ip: Option<usize>,
+        /// Close a connection with nothing in flight that starts no request for this
+        /// long (Kafka's connections.max.idle.ms, default 600000).
+        #[arg(long)]
+        connections_max_idle_ms: Option<u64>,
+        /// A request frame must arrive whole within this long of its size (default
+        /// 30000).
+        #[arg(long)]
+        request_receive_timeout_ms: Option<u64>,
+        /// Bytes of requests being received or handled across all connections
+        /// (Kafka's queued.max.request.bytes; default twice max_request_bytes).
+        #[arg(long)]
+        queued_max_request_bytes: Option<usize>,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -117,8 +136,27 @@ mod app {
         if let Some(v) = args.group_consumer_heartbeat_interval_ms {
             config.group_consumer_heartbeat_interval_ms = v;
         }
+        apply_limit_flags(args, &mut config);
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
+    }
+
+    fn apply_limit_flags(args: &Args, config: &mut BrokerConfig) {
+        if let Some(v) = args.max_connections {
+            config.max_connections = v;
+        }
+        if let Some(v) = args.max_connections_per_ip {
+            config.max_connections_per_ip = v;
+        }
+        if let Some(v) = args.connections_max_idle_ms {
+            config.connections_max_idle_ms = v;
+        }
+        if let Some(v) = args.request_receive_timeout_ms {
+            config.request_receive_timeout_ms = v;
+        }
+        if let Some(v) = args.queued_max_request_bytes {
+            config.queued_max_request_bytes = Some(v);
+        }
     }
 
     pub fn main() -> anyhow::Result<()> {

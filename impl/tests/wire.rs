@@ -861,13 +861,30 @@ async fn r_wire_10_delete_records_checks_its_range() -> TestResult {
 
 /// Starts a broker on `dir` (kept across restarts) and waits for its registration.
 async fn start_in(dir: &std::path::Path) -> Result<RunningBroker, Box<dyn std::error::Error>> {
-    let config = BrokerConfig {
+    start_in_with(dir, |_| {}).await
+}
+
+/// A broker with `adjust` applied to the test configuration.
+async fn start_with(
+    adjust: impl FnOnce(&mut BrokerConfig),
+) -> Result<(RunningBroker, tempfile::TempDir), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let broker = start_in_with(dir.path(), adjust).await?;
+    Ok((broker, dir))
+}
+
+async fn start_in_with(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut BrokerConfig),
+) -> Result<RunningBroker, Box<dyn std::error::Error>> {
+    let mut config = BrokerConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse()?,
         tick_ms: 10,
         max_request_bytes: 1024 * 1024,
         ..BrokerConfig::default()
     };
+    adjust(&mut config);
     let broker = RunningBroker::start(config).await?;
     let handle = broker.broker.consensus.clone();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -1413,5 +1430,236 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
         let entry = entry?;
         std::fs::copy(entry.path(), to.join(entry.file_name()))?;
     }
+    Ok(())
+}
+
+/// The value of the first metric line that starts with `series` (name and labels);
+/// 0 when there is none yet.
+fn metric(broker: &RunningBroker, series: &str) -> f64 {
+    let b = &broker.broker;
+    let text = b.metrics.render(&b.consensus.view(), b.partitions.all());
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until `ready` holds; the timeout is an upper bound for liveness only.
+async fn eventually(what: &str, mut ready: impl FnMut() -> bool) -> TestResult {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    waited.map_err(|_| format!("not within 10 s: {what}").into())
+}
+
+/// Tries ApiVersions on fresh connections until one is answered.
+async fn eventually_served(addr: std::net::SocketAddr) -> TestResult {
+    let served = tokio::time::timeout(Duration::from_secs(10), async {
+        while api_versions_ok(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    served.map_err(|_| "no ApiVersions answer within 10 s".into())
+}
+
+/// Opens a connection and has one request answered on it, so the broker has
+/// admitted it before the test goes on.
+async fn admitted(addr: std::net::SocketAddr) -> Result<TcpStream, Box<dyn std::error::Error>> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&request(18, 0, 1, false, &[])).await?;
+    read_response(&mut s).await?;
+    Ok(s)
+}
+
+#[tokio::test]
+async fn r_wire_12_idle_connections_expire_so_a_full_broker_takes_new_clients() -> TestResult {
+    let (broker, _dir) = start_with(|c| {
+        c.max_connections = 4;
+        c.connections_max_idle_ms = 500;
+    })
+    .await?;
+    let addr = broker.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(admitted(addr).await?);
+    }
+    // Every slot is taken by a connection that sends nothing more: before the idle
+    // timeout this locked every client out for good.
+    eventually_served(addr).await?;
+    for s in &mut idle {
+        assert!(closed(s).await, "an idle connection is closed");
+    }
+    assert!(metric(&broker, "chronik_connections_closed_total{reason=\"idle\"}") >= 4.0);
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_a_connection_over_the_per_address_cap_is_closed_and_the_rest_work() -> TestResult
+{
+    let (broker, _dir) = start_with(|c| c.max_connections_per_ip = 2).await?;
+    let addr = broker.local_addr();
+    let first = admitted(addr).await?;
+    let mut second = admitted(addr).await?;
+    let mut third = TcpStream::connect(addr).await?;
+    assert!(
+        closed(&mut third).await,
+        "the third connection from one address"
+    );
+    let refused = "chronik_connections_refused_total{reason=\"max_connections_per_ip\"}";
+    assert_eq!(metric(&broker, refused), 1.0);
+    second.write_all(&request(18, 0, 9, false, &[])).await?;
+    assert_eq!(
+        read_response(&mut second).await?.0,
+        9,
+        "the others keep working"
+    );
+    // A closed connection gives its slot back.
+    drop(first);
+    eventually_served(addr).await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_a_request_frame_that_stops_arriving_closes_its_connection() -> TestResult {
+    let (broker, _dir) = start_with(|c| c.request_receive_timeout_ms = 300).await?;
+    let addr = broker.local_addr();
+    let mut slow = TcpStream::connect(addr).await?;
+    // A size, then a few bytes of the promised 100, then nothing (a slowloris).
+    slow.write_all(&100i32.to_be_bytes()).await?;
+    slow.write_all(&[0, 18, 0, 0]).await?;
+    assert!(closed(&mut slow).await, "a frame not received in time");
+    let timeouts = "chronik_connections_closed_total{reason=\"request_receive_timeout\"}";
+    assert_eq!(metric(&broker, timeouts), 1.0);
+    api_versions_ok(addr).await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_large_frames_wait_unread_for_the_request_memory_budget() -> TestResult {
+    // Most of a 1 MiB frame each; the budget holds exactly two.
+    const FRAME: usize = 900_000;
+    let (broker, _dir) = start_with(|c| c.queued_max_request_bytes = Some(2 * FRAME)).await?;
+    let addr = broker.local_addr();
+    let held = |broker: &RunningBroker| metric(broker, "chronik_request_memory_bytes ");
+    // Bytes that do not decode (API key -1): a completed frame is read, refused
+    // and its connection closed, which gives its bytes back.
+    let half = vec![0xffu8; FRAME / 2];
+    let mut senders = Vec::new();
+    for n in 1..=3usize {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(&(FRAME as i32).to_be_bytes()).await?;
+        s.write_all(&half).await?;
+        senders.push(s);
+        let expected = (n.min(2) * FRAME) as f64;
+        eventually("frames hold the budget", || held(&broker) == expected).await?;
+    }
+    eventually("the third frame waits", || {
+        metric(&broker, "chronik_request_memory_waits_total ") == 1.0
+    })
+    .await?;
+    assert_eq!(
+        held(&broker),
+        (2 * FRAME) as f64,
+        "never more than the budget"
+    );
+    // A small request still gets through while the budget is full.
+    api_versions_ok(addr).await?;
+    // The first frame completes: the waiting one is read in its place.
+    senders[0].write_all(&half).await?;
+    assert!(closed(&mut senders[0]).await);
+    senders[2].write_all(&half).await?;
+    assert!(closed(&mut senders[2]).await, "the waiting frame was read");
+    senders[1].write_all(&half).await?;
+    assert!(closed(&mut senders[1]).await);
+    eventually("every byte given back", || held(&broker) == 0.0).await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_a_request_being_handled_is_not_idleness() -> TestResult {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start_with(|c| c.connections_max_idle_ms = 200).await?;
+    let mut conn = topic_with_configs(&broker, "quiet", &[]).await?;
+    // A long poll on an empty partition: handled for far longer than the idle limit.
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(1500)
+        .with_min_bytes(1)
+        .with_max_bytes(1024)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("quiet")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1024)])]);
+    for _ in 0..2 {
+        let response = conn
+            .call(
+                ApiKey::Fetch,
+                12,
+                &RequestKind::Fetch(fetch.clone()),
+                Duration::from_secs(10),
+            )
+            .await?;
+        let ResponseKind::Fetch(r) = response else {
+            return Err("not a Fetch response".into());
+        };
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    }
+    assert_eq!(
+        metric(&broker, "chronik_connections_closed_total{reason=\"idle\"}"),
+        0.0
+    );
+    broker.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r_wire_12_a_client_that_stops_reading_responses_is_closed() -> TestResult {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    let (broker, _dir) = start_with(|c| c.connections_max_idle_ms = 300).await?;
+    topic_with_batches(&broker, "unread", 1, 2, 900_000).await?;
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(4 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("unread")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(4 << 20)])]);
+    let mut body = BytesMut::new();
+    fetch.encode(&mut body, 4)?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let mut s = socket.connect(broker.local_addr()).await?;
+    // About 1.8 MB of answer each, far more than the socket buffers hold; never read.
+    for correlation in 0..12 {
+        s.write_all(&request(1, 4, correlation, false, &body))
+            .await?;
+    }
+    let stalled = "chronik_connections_closed_total{reason=\"response_not_read\"}";
+    eventually("the connection is closed", || {
+        metric(&broker, stalled) == 1.0
+    })
+    .await?;
+    assert_eq!(
+        metric(&broker, "chronik_connections_closed_total{reason=\"idle\"}"),
+        0.0,
+        "requests in flight are not idleness"
+    );
+    api_versions_ok(broker.local_addr()).await?;
+    broker.shutdown().await;
     Ok(())
 }

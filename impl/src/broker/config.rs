@@ -23,7 +23,24 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: usize,
     /// Kafka's `replica.fetch.response.max.bytes`: the same bound for followers.
     pub replica_fetch_response_max_bytes: usize,
+    /// Kafka's `max.connections`: open Kafka connections on this broker. One more is
+    /// accepted and closed at once (R-WIRE-12).
     pub max_connections: usize,
+    /// Kafka's `max.connections.per.ip` (unlimited there): open connections from one
+    /// client address, so one client cannot take every slot (R-WIRE-12).
+    pub max_connections_per_ip: usize,
+    /// Kafka's `connections.max.idle.ms`: a connection with nothing in flight that
+    /// starts no request for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// A request frame whose size has arrived must arrive whole within this long
+    /// (no Kafka name: Kafka only closes idle channels, so a client trickling a byte at
+    /// a time keeps one forever). The default is Kafka clients' `request.timeout.ms`:
+    /// by then the client has given up on the request itself.
+    pub request_receive_timeout_ms: u64,
+    /// Kafka's `queued.max.request.bytes` (unbounded there): bytes of requests being
+    /// received or handled, across all connections. A connection whose next frame
+    /// does not fit waits, unread. Unset: twice `max_request_bytes`.
+    pub queued_max_request_bytes: Option<usize>,
     /// The most partitions the cluster may hold (KIP-578's `max.partitions`);
     /// CreateTopics and CreatePartitions beyond it get POLICY_VIOLATION before
     /// anything is allocated.
@@ -118,6 +135,10 @@ impl Default for BrokerConfig {
             fetch_max_bytes: 55 * 1024 * 1024,
             replica_fetch_response_max_bytes: 10 * 1024 * 1024,
             max_connections: 1024,
+            max_connections_per_ip: 256,
+            connections_max_idle_ms: 600_000,
+            request_receive_timeout_ms: 30_000,
+            queued_max_request_bytes: None,
             max_partitions: 10_000,
             max_broker_partitions: 2_000,
             tick_ms: 50,
@@ -163,6 +184,7 @@ impl BrokerConfig {
                 return Err("voter ids must be distinct and at least 1".into());
             }
         }
+        self.validate_connection_limits()?;
         if self.max_partitions == 0 || self.max_broker_partitions == 0 {
             return Err("max_partitions and max_broker_partitions must be positive".into());
         }
@@ -185,6 +207,30 @@ impl BrokerConfig {
             return Err("group_max_size must be at least 1".into());
         }
         self.log_defaults().validate().map_err(|e| e.to_string())
+    }
+
+    fn validate_connection_limits(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return Err("max_connections and max_connections_per_ip must be positive".into());
+        }
+        if self.connections_max_idle_ms == 0 || self.request_receive_timeout_ms == 0 {
+            return Err(
+                "connections_max_idle_ms and request_receive_timeout_ms must be positive".into(),
+            );
+        }
+        if self.max_request_bytes > i32::MAX as usize {
+            return Err("max_request_bytes must fit a frame's 31-bit size".into());
+        }
+        if self.request_memory_bytes() < self.max_request_bytes {
+            return Err("queued_max_request_bytes must be at least max_request_bytes".into());
+        }
+        Ok(())
+    }
+
+    /// The broker-wide budget of request bytes being received or handled.
+    pub fn request_memory_bytes(&self) -> usize {
+        self.queued_max_request_bytes
+            .unwrap_or_else(|| self.max_request_bytes.saturating_mul(2))
     }
 
     pub fn consumer_group_config(&self) -> crate::groups::ConsumerGroupConfig {

@@ -26,6 +26,13 @@ pub struct Metrics {
     damaged_ranges: Family<Labels, Gauge>,
     raft_term: Gauge,
     raft_commit_index: Gauge,
+    connections_open: Gauge,
+    connections_refused: Family<Labels, Counter>,
+    connections_closed: Family<Labels, Counter>,
+    request_memory_bytes: Gauge,
+    request_memory_waits: Counter,
+    housekeeping_failures: Counter,
+    housekeeping_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -42,6 +49,13 @@ impl Default for Metrics {
         let damaged_ranges = Family::<Labels, Gauge>::default();
         let raft_term = Gauge::default();
         let raft_commit_index = Gauge::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Family::<Labels, Counter>::default();
+        let connections_closed = Family::<Labels, Counter>::default();
+        let request_memory_bytes = Gauge::default();
+        let request_memory_waits = Counter::default();
+        let housekeeping_failures = Counter::default();
+        let housekeeping_failing = Gauge::default();
         registry.register(
             "requests",
             "Kafka requests received, by API",
@@ -88,6 +102,41 @@ impl Default for Metrics {
             "Commit index of the metadata Raft group",
             raft_commit_index.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Open Kafka client connections",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Kafka connections accepted and closed at once because a limit was reached (R-WIRE-12), by the limit",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Kafka connections the broker closed for idleness, a request frame that did not arrive in time or responses left unread (R-WIRE-12), by reason",
+            connections_closed.clone(),
+        );
+        registry.register(
+            "request_memory_bytes",
+            "Bytes of requests being received or handled, across connections (bounded by queued_max_request_bytes, R-WIRE-12)",
+            request_memory_bytes.clone(),
+        );
+        registry.register(
+            "request_memory_waits",
+            "Request frames whose connection waited, unread, for the request memory budget",
+            request_memory_waits.clone(),
+        );
+        registry.register(
+            "partition_housekeeping_failures",
+            "Failed housekeeping passes (checkpoint, interval fsync, retention), summed over partitions",
+            housekeeping_failures.clone(),
+        );
+        registry.register(
+            "partitions_failing_housekeeping",
+            "Partitions whose last housekeeping pass failed (logged once when each starts failing)",
+            housekeeping_failing.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -100,8 +149,19 @@ impl Default for Metrics {
             damaged_ranges,
             raft_term,
             raft_commit_index,
+            connections_open,
+            connections_refused,
+            connections_closed,
+            request_memory_bytes,
+            request_memory_waits,
+            housekeeping_failures,
+            housekeeping_failing,
         }
     }
+}
+
+fn reason(why: &str) -> Labels {
+    vec![("reason".to_string(), why.to_string())]
 }
 
 fn api(name: &str) -> Labels {
@@ -120,6 +180,38 @@ impl Metrics {
 
     pub fn response(&self, bytes: usize) {
         self.bytes_out.inc_by(bytes as u64);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub fn connection_ended(&self) {
+        self.connections_open.dec();
+    }
+
+    pub fn connection_refused(&self, limit: &str) {
+        self.connections_refused.get_or_create(&reason(limit)).inc();
+    }
+
+    pub fn connection_closed(&self, why: &str) {
+        self.connections_closed.get_or_create(&reason(why)).inc();
+    }
+
+    pub fn request_memory_held(&self, delta: i64) {
+        self.request_memory_bytes.inc_by(delta);
+    }
+
+    pub fn request_memory_wait(&self) {
+        self.request_memory_waits.inc();
+    }
+
+    pub fn housekeeping_failure(&self) {
+        self.housekeeping_failures.inc();
+    }
+
+    pub fn housekeeping_failing(&self, partitions: usize) {
+        self.housekeeping_failing.set(partitions as i64);
     }
 
     pub fn fsync(&self, took: Duration) {

@@ -4,12 +4,15 @@
 //! registration is applied. Nothing in start-up waits on consensus.
 
 pub mod config;
+mod connection_limits;
 mod consensus_loop;
+mod failure_states;
 mod http;
 mod metrics;
 mod partitions;
 mod replica_fetcher;
 pub mod replication;
+mod request_memory;
 mod server;
 pub mod shared;
 

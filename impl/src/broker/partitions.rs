@@ -1,6 +1,7 @@
 //! The partition logs this broker hosts, opened and closed as the metadata assigns
 //! and removes partitions.
 
+use super::failure_states::{Change, FailureStates};
 use crate::cluster::replication::FollowerTracker;
 use crate::disk::{read_all, write_atomically, Disk};
 use crate::log::{CommitQueue, GroupCommitter, LogConfig, LogError, PartitionLog};
@@ -36,6 +37,8 @@ pub struct Partitions {
     /// that epoch, so a late response from a deposed leader can never land after
     /// the truncation for its successor (R-REPL-3).
     follower_epochs: Mutex<BTreeMap<TopicPartition, i32>>,
+    /// Partitions whose housekeeping fails (a full disk fails every pass).
+    housekeeping_failures: FailureStates<TopicPartition>,
     metrics: Arc<super::Metrics>,
 }
 
@@ -133,6 +136,7 @@ impl Partitions {
             trackers: Mutex::new(BTreeMap::new()),
             pending_isr: Mutex::new(BTreeMap::new()),
             follower_epochs: Mutex::new(BTreeMap::new()),
+            housekeeping_failures: FailureStates::default(),
             metrics,
         }
     }
@@ -402,17 +406,36 @@ impl Partitions {
         Ok(())
     }
 
-    /// Periodic duties: checkpoints, interval fsyncs, retention.
+    /// Periodic duties: checkpoints, interval fsyncs, retention. A partition whose
+    /// duties fail is logged when it starts failing and when it recovers; every failed
+    /// pass is counted.
     pub fn housekeeping(&self, now_ms: u64) {
-        for ((topic, partition), log) in self.all() {
+        let all = self.all();
+        for (key, log) in &all {
             let result = log
                 .sync_if_due(now_ms)
                 .and_then(|_| log.enforce_retention(now_ms))
                 .and_then(|_| log.checkpoint());
-            if let Err(e) = result {
-                tracing::error!(%topic, partition, error = %e, "partition housekeeping failed");
+            if result.is_err() {
+                self.metrics.housekeeping_failure();
+            }
+            let (topic, partition) = key;
+            let change = self.housekeeping_failures.record(key, result.is_err());
+            match (change, result) {
+                (Some(Change::StartedFailing), Err(e)) => {
+                    tracing::error!(%topic, partition, error = %e,
+                        "partition housekeeping failing (logged again when it recovers)");
+                }
+                (Some(Change::Recovered), _) => {
+                    tracing::info!(%topic, partition, "partition housekeeping recovered");
+                }
+                _ => {}
             }
         }
+        let failing = self
+            .housekeeping_failures
+            .retain(|key| all.iter().any(|(k, _)| k == key));
+        self.metrics.housekeeping_failing(failing);
     }
 
     /// Flushes and closes every log (clean shutdown).
@@ -422,5 +445,82 @@ impl Partitions {
                 tracing::error!(%topic, partition, error = %e, "closing partition log failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::MemDisk;
+    use crate::metadata::TopicInfo;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    /// Counts ERROR and INFO events.
+    #[derive(Clone, Default)]
+    struct LogLines {
+        errors: Arc<AtomicUsize>,
+        infos: Arc<AtomicUsize>,
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLines {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            match *event.metadata().level() {
+                tracing::Level::ERROR => self.errors.fetch_add(1, Ordering::Relaxed),
+                tracing::Level::INFO => self.infos.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+    }
+
+    fn one_topic(partitions: usize) -> MetadataState {
+        let partition = PartitionInfo {
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            partition_epoch: 0,
+        };
+        let mut state = MetadataState::default();
+        state.topics.insert(
+            "t".into(),
+            TopicInfo {
+                topic_id: "t-id".into(),
+                partitions: vec![partition; partitions],
+                configs: BTreeMap::new(),
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn r_ops_3_a_full_disk_is_logged_when_it_starts_and_ends_not_every_pass() -> Result<(), LogError>
+    {
+        let disk = MemDisk::new();
+        let metrics = Arc::new(super::super::Metrics::default());
+        let partitions = Partitions::new(
+            Arc::new(disk.clone()),
+            PathBuf::from("/data/logs"),
+            LogConfig::default(),
+            metrics,
+        );
+        partitions.reconcile(&one_topic(2), 1)?;
+        let lines = LogLines::default();
+        let subscriber = tracing_subscriber::registry().with(lines.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            // No file may grow: every checkpoint write fails.
+            disk.set_capacity(Some(0));
+            for pass in 0..50 {
+                partitions.housekeeping(pass * 100);
+            }
+            assert_eq!(lines.errors.load(Ordering::Relaxed), 2, "one per partition");
+            disk.set_capacity(None);
+            for pass in 50..60 {
+                partitions.housekeeping(pass * 100);
+            }
+        });
+        assert_eq!(lines.errors.load(Ordering::Relaxed), 2);
+        assert_eq!(lines.infos.load(Ordering::Relaxed), 2, "one recovery each");
+        Ok(())
     }
 }
