@@ -78,11 +78,14 @@ impl Kind {
 }
 
 /// `MAJOR.MINOR[.PATCH][-IVn]`, the shape Kafka's MetadataVersion parses.
+/// A version string as Kafka's `MetadataVersion.fromVersionString` reads it: it keeps
+/// the first three segments of a 0.x version and the first two of any other, so
+/// "0.10.0.0" (librdkafka's test 0092) and "3.0.1" are accepted as Kafka accepts them.
 fn is_version(value: &str) -> bool {
     let (numbers, iv) = value.split_once("-IV").unwrap_or((value, "0"));
     let parts: Vec<&str> = numbers.split('.').collect();
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (2..=3).contains(&parts.len()) && parts.iter().all(|p| digits(p)) && digits(iv)
+    (2..=4).contains(&parts.len()) && parts.iter().all(|p| digits(p)) && digits(iv)
 }
 
 fn is_replica_pair(item: &str) -> bool {
