@@ -1663,3 +1663,71 @@ async fn r_wire_12_a_client_that_stops_reading_responses_is_closed() -> TestResu
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-WIRE-3: a connection's OffsetCommits take effect in request order, not only
+/// their answers: 300 commits pipelined on one connection leave the last one's offset.
+/// librdkafka's test 0030 once saw 49 after committing 50 when they ran concurrently;
+/// this test did not reproduce that race on the old code here (it passed there too),
+/// so it holds the rule, while 0030 and the 3-node coordinator-kill test exercise it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn r_wire_3_pipelined_offset_commits_take_effect_in_order() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    const COMMITS: i64 = 300;
+    let (broker, _dir) = start().await?;
+    let _producer = topic_with_batches(&broker, "committed", 1, 1, 10).await?;
+    let commit = |offset: i64| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("ordered")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("committed")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])]);
+        let mut body = bytes::BytesMut::new();
+        request.encode(&mut body, 2)?;
+        Ok(body.to_vec())
+    };
+    let mut stream = TcpStream::connect(broker.local_addr()).await?;
+    let mut frames = Vec::new();
+    for offset in 1..=COMMITS {
+        frames.extend_from_slice(&request(8, 2, offset as i32, false, &commit(offset)?));
+    }
+    stream.write_all(&frames).await?;
+    for expected in 1..=COMMITS {
+        let (correlation, _) = read_response(&mut stream).await?;
+        assert_eq!(i64::from(correlation), expected);
+    }
+    let mut conn = KafkaConnection::connect(
+        &broker.local_addr().to_string(),
+        "r-wire-3".into(),
+        Duration::from_secs(5),
+    )
+    .await?;
+    let fetch = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("ordered")))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("committed")))
+            .with_partition_indexes(vec![0])]));
+    let ResponseKind::OffsetFetch(r) = conn
+        .call(
+            ApiKey::OffsetFetch,
+            5,
+            &RequestKind::OffsetFetch(fetch),
+            Duration::from_secs(5),
+        )
+        .await?
+    else {
+        return Err("not an OffsetFetch response".into());
+    };
+    assert_eq!(r.topics[0].partitions[0].committed_offset, COMMITS);
+    broker.shutdown().await;
+    Ok(())
+}

@@ -145,6 +145,7 @@ impl Connection {
         queue: &mpsc::Sender<Pending>,
         in_flight: &watch::Sender<usize>,
     ) -> End {
+        let mut commits = CommitChain::default();
         loop {
             let size = match self.next_size(reader, queue, in_flight).await {
                 Ok(size) => size,
@@ -154,7 +155,7 @@ impl Connection {
                 Ok(received) => received,
                 Err(end) => return end,
             };
-            let Some(pending) = dispatch(&self.broker, frame, self.peer, held) else {
+            let Some(pending) = dispatch(&self.broker, frame, self.peer, held, &mut commits) else {
                 return End::BadInput;
             };
             in_flight.send_modify(|n| *n += 1);
@@ -214,9 +215,39 @@ impl Connection {
     }
 }
 
+/// A connection's OffsetCommits take effect in the order they were sent: each starts
+/// once the previous one has finished. Run concurrently, pipelined commits reached the
+/// metadata log in any order and a committed offset went back (librdkafka's test 0030:
+/// 49 after 50). Only commits wait for commits: holding a commit behind the same
+/// connection's pending JoinGroup broke cooperative rebalancing (its commits then
+/// carried a generation the join had just ended).
+#[derive(Default)]
+struct CommitChain {
+    previous: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl CommitChain {
+    /// What the next commit waits for, and how it tells its successor it is done.
+    fn link(
+        &mut self,
+    ) -> (
+        Option<tokio::sync::oneshot::Receiver<()>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (done, next) = tokio::sync::oneshot::channel();
+        (self.previous.replace(next), done)
+    }
+}
+
 /// Decodes a frame and starts its handler, which gives the frame's bytes back to the
 /// budget when done; `None` when the frame is refused.
-fn dispatch(broker: &Arc<Broker>, frame: Vec<u8>, peer: SocketAddr, held: Held) -> Option<Pending> {
+fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Vec<u8>,
+    peer: SocketAddr,
+    held: Held,
+    commits: &mut CommitChain,
+) -> Option<Pending> {
     let size = frame.len();
     match codec::decode_request(Bytes::from(frame)) {
         Ok(Decoded::Answer(bytes)) => {
@@ -228,11 +259,27 @@ fn dispatch(broker: &Arc<Broker>, frame: Vec<u8>, peer: SocketAddr, held: Held) 
             broker
                 .metrics
                 .request(&format!("{:?}", request.api_key), size);
+            let is_commit = request.api_key == kafka_protocol::messages::ApiKey::OffsetCommit;
+            let chain = is_commit.then(|| commits.link());
             // Called here, on the reader, so a connection's appends keep request order.
             let handled = handlers::start(Arc::clone(broker), *request);
             Some(tokio::spawn(async move {
+                let done = match chain {
+                    Some((previous, done)) => {
+                        if let Some(previous) = previous {
+                            // An error means the previous commit's task ended without
+                            // a word (aborted): it is done either way.
+                            let _ = previous.await;
+                        }
+                        Some(done)
+                    }
+                    None => None,
+                };
                 let response = handled.await;
                 drop(held);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
                 response
             }))
         }
