@@ -396,20 +396,8 @@ impl Sim {
                 0 => Tear::None,
                 max => Tear::KeepTail(self.rng.gen_range(0..=max)),
             };
-            let node = &mut self.nodes[i];
-            node.driver = None;
-            node.sync_will_fail = false;
-            node.disk.fail_next_syncs(0);
-            node.disk.crash(tear);
-            for (_, op) in std::mem::take(&mut node.pending) {
-                self.ops[op].status = Status::Lost;
-            }
-            let id = node.id;
             self.stats.crashes += 1;
-            self.trace
-                .note(self.now, format!("node {id} crashes ({tear:?})"));
-            let back = self.rng.gen_range(50..1_500);
-            self.after(back, Timer::Restart(i));
+            self.take_down(i, tear, &format!("crashes ({tear:?})"), 1_500);
         }
         let next = self.around(self.faults.crash_every_ms);
         self.after(next, Timer::Crash);
@@ -449,18 +437,23 @@ impl Sim {
     /// The node stopped on its storage error, as it must after a failed fsync: the
     /// process exits (unsynced bytes are lost) and is started again later.
     fn stopped_on_disk_error(&mut self, i: usize) {
+        self.take_down(i, Tear::None, "stopped on its failed fsync", 1_000);
+    }
+
+    /// The process of node `i` is gone: its memory, its unanswered clients and its
+    /// unsynced bytes (but `tear`); it starts again within `max_down_ms`.
+    fn take_down(&mut self, i: usize, tear: Tear, why: &str, max_down_ms: u64) {
         let node = &mut self.nodes[i];
         node.driver = None;
         node.sync_will_fail = false;
         node.disk.fail_next_syncs(0);
-        node.disk.crash(Tear::None);
+        node.disk.crash(tear);
         for (_, op) in std::mem::take(&mut node.pending) {
             self.ops[op].status = Status::Lost;
         }
         let id = node.id;
-        self.trace
-            .note(self.now, format!("node {id} stopped on its failed fsync"));
-        let back = self.rng.gen_range(50..1_000);
+        self.trace.note(self.now, format!("node {id} {why}"));
+        let back = self.rng.gen_range(50..max_down_ms);
         self.after(back, Timer::Restart(i));
     }
 

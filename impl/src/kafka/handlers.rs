@@ -621,7 +621,15 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
         }
     }
     let mut response = ProduceResponse::default().with_responses(responses);
-    if version >= 10 {
+    let moved =
+        |code: i16| [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH].contains(&code);
+    let any_moved = response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .any(|p| moved(p.error_code));
+    // The view is read only when a partition needs a hint, not on every answer.
+    if version >= 10 && any_moved {
         add_leader_hints(&broker.consensus.view().state, &mut response);
     }
     response
