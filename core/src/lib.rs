@@ -9,3 +9,4 @@ pub mod disk;
 pub mod groups;
 pub mod log;
 pub mod metadata;
+pub mod security;

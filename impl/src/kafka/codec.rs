@@ -4,6 +4,7 @@
 
 use super::{errors, versions};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use chronik_core::security::Principal;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
@@ -19,6 +20,12 @@ pub struct Request {
     pub body: RequestKind,
     /// The client's address, set by the listener (for DescribeGroups' client host).
     pub peer: String,
+    /// Who sent it: set by the listener from the connection's authentication
+    /// (`User:ANONYMOUS` until then).
+    pub principal: Principal,
+    /// The name of the listener it came in on (Metadata answers with that
+    /// listener's addresses).
+    pub listener: String,
 }
 
 #[derive(Debug)]
@@ -96,6 +103,8 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, CodecError> {
         header,
         body,
         peer: String::new(),
+        principal: Principal::anonymous(),
+        listener: String::new(),
     })))
 }
 

@@ -51,6 +51,8 @@ pub fn start(
         header,
         body,
         peer,
+        principal,
+        listener,
     } = request;
     match body {
         RequestKind::Produce(r) => {
@@ -79,6 +81,8 @@ pub fn start(
                     header,
                     body,
                     peer,
+                    principal,
+                    listener,
                 },
             )
             .await
