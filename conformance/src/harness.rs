@@ -269,6 +269,7 @@ impl Harness {
             port: 9092 + i32::from(n),
             rack: None,
             incarnation,
+            listeners: Vec::new(),
         };
         self.submit(n, command)
     }

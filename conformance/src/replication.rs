@@ -123,6 +123,7 @@ fn registration(n: NodeId, incarnation: u64) -> MetadataCommand {
         port: 9092 + i32::from(n),
         rack: None,
         incarnation,
+        listeners: Vec::new(),
     }
 }
 

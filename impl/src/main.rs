@@ -27,6 +27,8 @@ mod app {
     #[derive(Parser, Debug)]
     #[command(name = "chronik", version, about = "A Kafka-compatible broker")]
     struct Args {
+        #[command(subcommand)]
+        command: Option<Command>,
         /// TOML file with broker settings (see BrokerConfig); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -86,9 +88,58 @@ mod app {
         /// (Kafka's queued.max.request.bytes; default twice max_request_bytes).
         #[arg(long)]
         queued_max_request_bytes: Option<usize>,
+        #[command(flatten)]
+        security: SecurityArgs,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
+    }
+
+    #[derive(clap::Subcommand, Debug)]
+    enum Command {
+        /// Creates a SCRAM user before the broker first starts (the first admin, say):
+        /// the salted credential goes to the data directory, and the broker stores it
+        /// in the replicated metadata when it starts. Reads the password from stdin.
+        AddScramUser {
+            /// The user name (its principal is User:NAME).
+            #[arg(long)]
+            user: String,
+            /// SCRAM-SHA-256 or SCRAM-SHA-512 (both, if not given).
+            #[arg(long)]
+            mechanism: Option<String>,
+        },
+    }
+
+    /// Listeners, TLS and SASL, with Kafka's setting names.
+    #[derive(clap::Args, Debug)]
+    struct SecurityArgs {
+        /// Kafka's listeners: NAME://HOST:PORT,... (replaces --listen).
+        #[arg(long)]
+        listeners: Option<String>,
+        /// Kafka's advertised.listeners: NAME://HOST:PORT,...
+        #[arg(long)]
+        advertised_listeners: Option<String>,
+        /// Kafka's listener.security.protocol.map: NAME:PROTOCOL,...
+        #[arg(long)]
+        listener_security_protocol_map: Option<String>,
+        /// Kafka's inter.broker.listener.name (default: the first listener).
+        #[arg(long)]
+        inter_broker_listener_name: Option<String>,
+        /// Kafka's sasl.enabled.mechanisms, comma-separated.
+        #[arg(long)]
+        sasl_enabled_mechanisms: Option<String>,
+        /// PEM file with the server's private key and certificate chain.
+        #[arg(long)]
+        ssl_keystore_location: Option<PathBuf>,
+        /// PEM file with the CA certificates that client certificates chain to.
+        #[arg(long)]
+        ssl_truststore_location: Option<PathBuf>,
+        /// none, requested or required.
+        #[arg(long)]
+        ssl_client_auth: Option<String>,
+        /// Kafka's connections.max.reauth.ms (0: sessions do not expire).
+        #[arg(long)]
+        connections_max_reauth_ms: Option<u64>,
     }
 
     fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
@@ -137,8 +188,73 @@ mod app {
             config.group_consumer_heartbeat_interval_ms = v;
         }
         apply_limit_flags(args, &mut config);
+        apply_security_flags(&args.security, &mut config);
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
+    }
+
+    fn apply_security_flags(args: &SecurityArgs, config: &mut BrokerConfig) {
+        let texts = [
+            (&args.listeners, &mut config.listeners),
+            (&args.advertised_listeners, &mut config.advertised_listeners),
+            (
+                &args.listener_security_protocol_map,
+                &mut config.listener_security_protocol_map,
+            ),
+            (
+                &args.inter_broker_listener_name,
+                &mut config.inter_broker_listener_name,
+            ),
+        ];
+        for (flag, setting) in texts {
+            if let Some(v) = flag {
+                *setting = Some(v.clone());
+            }
+        }
+        if let Some(v) = &args.sasl_enabled_mechanisms {
+            config.sasl_enabled_mechanisms = v.split(',').map(|m| m.trim().to_string()).collect();
+        }
+        if let Some(v) = &args.ssl_keystore_location {
+            config.ssl_keystore_location = Some(v.clone());
+        }
+        if let Some(v) = &args.ssl_truststore_location {
+            config.ssl_truststore_location = Some(v.clone());
+        }
+        if let Some(v) = &args.ssl_client_auth {
+            config.ssl_client_auth = v.clone();
+        }
+        if let Some(v) = args.connections_max_reauth_ms {
+            config.connections_max_reauth_ms = v;
+        }
+    }
+
+    fn add_scram_user(
+        config: &BrokerConfig,
+        user: &str,
+        mechanism: Option<&str>,
+    ) -> anyhow::Result<()> {
+        use chronik_core::security::scram::Mechanism;
+        let mechanisms = match mechanism {
+            None => Mechanism::ALL.to_vec(),
+            Some(name) => vec![Mechanism::from_name(name)
+                .ok_or_else(|| anyhow::anyhow!("{name} is not SCRAM-SHA-256 or SCRAM-SHA-512"))?],
+        };
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password)?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        for mechanism in mechanisms {
+            chronik::broker::bootstrap_credentials::add(
+                &config.data_dir,
+                user,
+                password,
+                mechanism,
+            )?;
+        }
+        eprintln!(
+            "added {user} to {}; the broker stores it in its metadata when it starts",
+            config.data_dir.display()
+        );
+        Ok(())
     }
 
     fn apply_limit_flags(args: &Args, config: &mut BrokerConfig) {
@@ -169,6 +285,9 @@ mod app {
             .with_writer(std::io::stderr)
             .init();
         let config = load_config(&args)?;
+        if let Some(Command::AddScramUser { user, mechanism }) = &args.command {
+            return add_scram_user(&config, user, mechanism.as_deref());
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

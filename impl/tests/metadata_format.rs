@@ -5,10 +5,11 @@
 //! format that could not decode its own enum.
 
 use chronik::metadata::{
-    ApplyOutcome, CommandEnvelope, ConsumerGroupRecord, GroupRecord, MemberRecord, MetadataCommand,
-    MetadataState, OffsetCommit, Snapshot,
+    ApplyOutcome, CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, MemberRecord,
+    MetadataCommand, MetadataState, OffsetCommit, Snapshot,
 };
 use chronik_core::consumer_groups::{ConsumerMemberRecord, MemberState, TopicPartitions};
+use chronik_core::security::scram::{Mechanism, ScramCredential};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ fn version_1_variants() -> Vec<CommandEnvelope> {
             port: 9092,
             rack: Some("r1".into()),
             incarnation: 0,
+            listeners: Vec::new(),
         },
         MetadataCommand::CreateTopic {
             name: "orders".into(),
@@ -128,9 +130,9 @@ fn consumer_group_record() -> ConsumerGroupRecord {
     }
 }
 
-/// Every command of the current format: version 1's, then those version 2 added
-/// (consumer group records, R-GROUP-8 and R-GROUP-9).
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 2: version 1's, then consumer group records
+/// (R-GROUP-8 and R-GROUP-9).
+fn version_2_variants() -> Vec<CommandEnvelope> {
     let mut all = version_1_variants();
     all.push(CommandEnvelope::new(
         all.len() as u64 + 1,
@@ -148,6 +150,56 @@ fn every_variant() -> Vec<CommandEnvelope> {
             record: consumer_group_record(),
         },
     ));
+    all
+}
+
+/// Every command of the current format: version 2's, then those version 3 added
+/// (named listeners, SCRAM credentials: spec/security.md).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_2_variants();
+    let credential =
+        ScramCredential::from_password(Mechanism::Sha256, "pw", b"salt".to_vec(), 4096);
+    let commands = [
+        MetadataCommand::RegisterBroker {
+            broker_id: 2,
+            host: "10.0.0.2".into(),
+            port: 9092,
+            rack: None,
+            incarnation: 7,
+            listeners: vec![
+                Endpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "10.0.0.2".into(),
+                    port: 9092,
+                },
+                Endpoint {
+                    name: "SASL_SSL".into(),
+                    host: "kafka-2.example".into(),
+                    port: 9094,
+                },
+            ],
+        },
+        MetadataCommand::UpsertScramCredential {
+            user: "alice".into(),
+            credential,
+        },
+        MetadataCommand::UpsertScramCredential {
+            user: "bob".into(),
+            credential: ScramCredential::from_password(
+                Mechanism::Sha512,
+                "pw",
+                b"s2".to_vec(),
+                8192,
+            ),
+        },
+        MetadataCommand::DeleteScramCredential {
+            user: "bob".into(),
+            mechanism: Mechanism::Sha512,
+        },
+    ];
+    for command in commands {
+        all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    }
     all
 }
 
@@ -228,9 +280,39 @@ fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn st
         .filter(|l| !l.is_empty())
         .map(CommandEnvelope::decode)
         .collect::<Result<_, _>>()?;
-    assert_eq!(decoded, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_2_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 2,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(decoded, as_written);
     let snapshot = std::fs::read(golden("snapshot_v2.json"))?;
-    assert_eq!(Snapshot::decode(&snapshot)?, state_after(&every_variant()));
+    assert_eq!(
+        Snapshot::decode(&snapshot)?,
+        state_after(&version_2_variants())
+    );
+    Ok(())
+}
+
+#[test]
+fn r_recover_3_golden_files_of_version_3_still_decode() -> Result<(), Box<dyn std::error::Error>> {
+    let commands = std::fs::read(golden("commands_v3.jsonl"))?;
+    let decoded: Vec<CommandEnvelope> = commands
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(CommandEnvelope::decode)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(decoded, every_variant());
+    let snapshot = std::fs::read(golden("snapshot_v3.json"))?;
+    let state = Snapshot::decode(&snapshot)?;
+    assert_eq!(state, state_after(&every_variant()));
+    // R-SEC-3: what is stored verifies the password, and is not the password.
+    let alice = &state.scram_credentials["alice"][&Mechanism::Sha256];
+    assert!(alice.verifies_password("pw"));
+    assert!(!String::from_utf8_lossy(&snapshot).contains("\"pw\""));
+    assert!(!state.scram_credentials.contains_key("bob"));
     Ok(())
 }
 
@@ -309,6 +391,7 @@ fn r_start_3_a_late_registration_of_an_earlier_incarnation_is_refused() {
         port: 9093,
         rack: None,
         incarnation,
+        listeners: Vec::new(),
     };
     let mut state = MetadataState::default();
     assert_eq!(
@@ -366,9 +449,9 @@ fn write_golden() -> Result<(), Box<dyn std::error::Error>> {
         lines.extend(envelope.encode()?);
         lines.push(b'\n');
     }
-    std::fs::write(golden("commands_v2.jsonl"), lines)?;
+    std::fs::write(golden("commands_v3.jsonl"), lines)?;
     std::fs::write(
-        golden("snapshot_v2.json"),
+        golden("snapshot_v3.json"),
         Snapshot::encode(&state_after(&every_variant()))?,
     )?;
     Ok(())

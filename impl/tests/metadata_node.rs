@@ -113,6 +113,7 @@ fn r_recover_2_committed_metadata_is_replayed_after_a_crash() -> TestResult {
             port: 9092,
             rack: None,
             incarnation: 1,
+            listeners: Vec::new(),
         },
     )?;
     for (i, name) in ["a", "b", "c"].iter().enumerate() {

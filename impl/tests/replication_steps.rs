@@ -24,6 +24,7 @@ fn three_brokers_one_topic() -> (MetadataState, u64) {
             port: 9091 + id,
             rack: None,
             incarnation: 1,
+            listeners: Vec::new(),
         })
         .collect();
     commands.push(MetadataCommand::CreateTopic {

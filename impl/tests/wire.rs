@@ -674,6 +674,7 @@ async fn r_wire_6_a_node_whose_registration_is_not_its_own_names_no_leader() -> 
                 port: i32::from(broker.local_addr().port()),
                 rack: None,
                 incarnation: broker.broker.incarnation + 1,
+                listeners: Vec::new(),
             },
             timeout,
         )
@@ -1283,6 +1284,7 @@ async fn r_wire_5_produce_at_the_wrong_node_names_the_leader_and_its_endpoint() 
             port: 19092,
             rack: Some("r2".into()),
             incarnation: 1,
+            listeners: Vec::new(),
         },
         MetadataCommand::CreateTopic {
             name: "led-by-two".into(),

@@ -354,6 +354,7 @@ impl Sim {
                 port: 9092,
                 rack: None,
                 incarnation: node.incarnation,
+                listeners: Vec::new(),
             }),
         };
         let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {

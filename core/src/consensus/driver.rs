@@ -14,7 +14,7 @@
 
 use super::node::{MetadataNode, NodeError, ProposeError};
 use super::peer::{ForwardOutcome, PeerMessage};
-use crate::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+use crate::metadata::{ApplyOutcome, CommandEnvelope, Endpoint, MetadataCommand, MetadataState};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -53,6 +53,8 @@ pub struct Registration {
     /// Larger at every start (the shell keeps it on disk), so a late registration
     /// from an earlier life never replaces this one.
     pub incarnation: u64,
+    /// Every named Kafka listener with its advertised address.
+    pub listeners: Vec<Endpoint>,
 }
 
 impl Registration {
@@ -63,6 +65,7 @@ impl Registration {
             port: self.port,
             rack: self.rack.clone(),
             incarnation: self.incarnation,
+            listeners: self.listeners.clone(),
         }
     }
 

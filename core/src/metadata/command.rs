@@ -1,11 +1,12 @@
 pub use crate::consumer_groups::ConsumerGroupRecord;
 pub use crate::groups::{GroupRecord, MemberRecord};
+pub use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The version written in every envelope. Decoding accepts this and older versions;
 /// a newer one is refused loudly rather than half-understood.
-pub const COMMAND_VERSION: u32 = 2;
+pub const COMMAND_VERSION: u32 = 3;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -73,6 +74,11 @@ pub enum MetadataCommand {
         /// version-1 records written before it existed.
         #[serde(default)]
         incarnation: u64,
+        /// Every Kafka listener of the broker, by name, with its advertised address;
+        /// `host`/`port` is the one other brokers fetch from. Empty in records
+        /// written before format version 3 (one unnamed listener).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<Endpoint>,
     },
     CreateTopic {
         name: String,
@@ -151,4 +157,24 @@ pub enum MetadataCommand {
     },
     /// Hands out the next producer id.
     AllocateProducerId,
+    /// Sets a user's SCRAM credential for one mechanism (R-SEC-3): the salted keys,
+    /// never the password. New in format version 3.
+    UpsertScramCredential {
+        user: String,
+        credential: ScramCredential,
+    },
+    /// Removes a user's credential for one mechanism; refused with
+    /// RESOURCE_NOT_FOUND if there is none. New in format version 3.
+    DeleteScramCredential {
+        user: String,
+        mechanism: Mechanism,
+    },
+}
+
+/// One named Kafka listener's advertised address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
 }

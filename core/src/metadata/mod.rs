@@ -6,8 +6,8 @@ mod command;
 mod state;
 
 pub use command::{
-    CommandEnvelope, ConsumerGroupRecord, GroupRecord, MemberRecord, MetadataCommand, OffsetCommit,
-    COMMAND_VERSION,
+    CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, MemberRecord, MetadataCommand,
+    OffsetCommit, COMMAND_VERSION,
 };
 pub use state::{
     ApplyOutcome, BrokerInfo, CommittedOffset, MetadataState, PartitionInfo, Snapshot, TopicInfo,

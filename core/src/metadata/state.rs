@@ -1,9 +1,12 @@
-use super::command::{CommandEnvelope, ConsumerGroupRecord, GroupRecord, MetadataCommand};
+use super::command::{
+    CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, Mechanism, MetadataCommand,
+    ScramCredential,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version 2 added consumer group records (`MetadataState::groups`).
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 // Kafka error codes the state machine answers with.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -15,6 +18,7 @@ const STALE_BROKER_EPOCH: i16 = 77;
 const FENCED_LEADER_EPOCH: i16 = 74;
 const INVALID_UPDATE_VERSION: i16 = 95;
 const NOT_COORDINATOR: i16 = 16;
+const RESOURCE_NOT_FOUND: i16 = 91;
 const ILLEGAL_GENERATION: i16 = 22;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +34,23 @@ pub struct BrokerInfo {
     /// ISR. Its next registration lifts the fence.
     #[serde(default)]
     pub fenced: bool,
+    /// Its Kafka listeners by name (empty: only `host`/`port`, unnamed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Endpoint>,
+}
+
+impl BrokerInfo {
+    /// The address a client that came in on `listener` is told. A broker without
+    /// that listener is not reachable from there (Kafka leaves it out).
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() || listener.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|e| e.name == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +115,9 @@ pub struct MetadataState {
     /// KIP-848 groups' durable records (absent from version-1 snapshots).
     #[serde(default)]
     pub consumer_groups: BTreeMap<String, ConsumerGroupRecord>,
+    /// user -> mechanism -> SCRAM credential (absent before format version 3).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
     /// The Raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -263,6 +287,7 @@ impl MetadataState {
                 port,
                 rack,
                 incarnation,
+                listeners,
             } => {
                 // A registration from an earlier start can be applied late (a forward
                 // still in flight when the broker died): it never replaces a later one.
@@ -287,6 +312,7 @@ impl MetadataState {
                         rack: rack.clone(),
                         incarnation: *incarnation,
                         fenced: false,
+                        listeners: listeners.clone(),
                     },
                 );
                 let restarted = previous.is_some_and(|p| p != *incarnation);
@@ -487,7 +513,38 @@ impl MetadataState {
                 self.next_producer_id += 1;
                 ApplyOutcome::ProducerId(id)
             }
+            MetadataCommand::UpsertScramCredential { user, credential } => {
+                self.scram_credentials
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(credential.mechanism, credential.clone());
+                ApplyOutcome::Done
+            }
+            MetadataCommand::DeleteScramCredential { user, mechanism } => {
+                self.delete_scram_credential(user, *mechanism)
+            }
         }
+    }
+}
+
+impl MetadataState {
+    fn delete_scram_credential(&mut self, user: &str, mechanism: Mechanism) -> ApplyOutcome {
+        let Some(mechanisms) = self.scram_credentials.get_mut(user) else {
+            return rejected(
+                RESOURCE_NOT_FOUND,
+                format!("no credentials for user {user}"),
+            );
+        };
+        if mechanisms.remove(&mechanism).is_none() {
+            return rejected(
+                RESOURCE_NOT_FOUND,
+                format!("no {} credential for user {user}", mechanism.name()),
+            );
+        }
+        if mechanisms.is_empty() {
+            self.scram_credentials.remove(user);
+        }
+        ApplyOutcome::Done
     }
 }
 
@@ -548,5 +605,12 @@ fn new_partition(replicas: &[i32]) -> PartitionInfo {
         leader_epoch: 0,
         isr: replicas.to_vec(),
         partition_epoch: 0,
+    }
+}
+
+/// SASL reads credentials straight from the replicated image (R-SEC-3).
+impl crate::security::sasl::CredentialStore for MetadataState {
+    fn scram(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism).cloned()
     }
 }

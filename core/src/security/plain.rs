@@ -29,8 +29,20 @@ mod tests {
     #[test]
     fn parses_and_refuses() {
         assert_eq!(parse(b"\0alice\0pw"), Ok(("alice".into(), "pw".into())));
-        assert_eq!(parse(b"alice\0alice\0pw"), Ok(("alice".into(), "pw".into())));
-        for bad in [&b""[..], b"alice", b"\0alice", b"\0\0pw", b"\0alice\0", b"bob\0alice\0pw", b"\0a\0b\0c", b"\0\xff\0pw"] {
+        assert_eq!(
+            parse(b"alice\0alice\0pw"),
+            Ok(("alice".into(), "pw".into()))
+        );
+        for bad in [
+            &b""[..],
+            b"alice",
+            b"\0alice",
+            b"\0\0pw",
+            b"\0alice\0",
+            b"bob\0alice\0pw",
+            b"\0a\0b\0c",
+            b"\0\xff\0pw",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -5,7 +5,7 @@
 //! decided here, with the time, nonces and credentials passed in.
 
 use super::plain;
-use super::scram::{Mechanism, ScramCredential, ServerExchange, MIN_ITERATIONS};
+use super::scram::{Mechanism, ScramCredential, ServerExchange};
 use super::Principal;
 
 /// Kafka API keys this module needs (the core does not depend on the codec).
@@ -48,8 +48,9 @@ pub trait CredentialStore {
 pub struct Entropy {
     /// The server's half of the SCRAM nonce (printable, no comma).
     pub nonce: String,
-    /// Salt of the decoy credential used for unknown users.
-    pub decoy_salt: Vec<u8>,
+    /// A secret of the process from which unknown users' decoy credentials are
+    /// made (the same for every attempt, so the answers do not vary).
+    pub decoy_key: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,9 +58,13 @@ enum Stage {
     /// Nothing has been said; only ApiVersions and SaslHandshake are served.
     Handshake,
     /// The mechanism is chosen; the next token starts the exchange.
-    Token { mechanism: SaslMechanism },
+    Token {
+        mechanism: SaslMechanism,
+    },
     /// SCRAM's second round.
-    ScramFinal { exchange: Box<ServerExchange> },
+    ScramFinal {
+        exchange: Box<ServerExchange>,
+    },
     Authenticated,
     /// Authentication failed: nothing more is served (the shell closes).
     Failed,
@@ -182,11 +187,14 @@ impl Authentication {
             self.stage = Stage::Failed;
             return Err(HandshakeError::IllegalState);
         }
-        let Some(chosen) = SaslMechanism::from_name(mechanism)
-            .filter(|m| self.mechanisms.contains(m))
+        let Some(chosen) =
+            SaslMechanism::from_name(mechanism).filter(|m| self.mechanisms.contains(m))
         else {
             return Err(HandshakeError::Unsupported(
-                self.mechanisms.iter().map(|m| m.name().to_string()).collect(),
+                self.mechanisms
+                    .iter()
+                    .map(|m| m.name().to_string())
+                    .collect(),
             ));
         };
         self.raw_tokens = version == 0;
@@ -278,12 +286,7 @@ fn scram_first(
     credentials: &dyn CredentialStore,
     entropy: Entropy,
 ) -> Result<Progress, String> {
-    let decoy = ScramCredential::from_salted_password(
-        mechanism,
-        &entropy.decoy_salt,
-        entropy.decoy_salt.clone(),
-        MIN_ITERATIONS,
-    );
+    let decoy = |user: &str| ScramCredential::decoy(mechanism, user, &entropy.decoy_key);
     let stored = |user: &str| credentials.scram(user, mechanism);
     let (exchange, first) = ServerExchange::start(token, &entropy.nonce, stored, decoy)
         .map_err(|e| format!("Authentication failed: {e}"))?;
@@ -294,7 +297,10 @@ fn scram_final(exchange: &ServerExchange, token: &[u8]) -> Result<Progress, Stri
     let verdict = exchange.finish(token).map_err(|e| {
         format!("Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM: {e}")
     })?;
-    Ok(Progress::Authenticated(Principal::user(&exchange.user), verdict))
+    Ok(Progress::Authenticated(
+        Principal::user(&exchange.user),
+        verdict,
+    ))
 }
 
 #[cfg(test)]
@@ -327,23 +333,35 @@ mod tests {
     fn entropy() -> Entropy {
         Entropy {
             nonce: "server-nonce".into(),
-            decoy_salt: b"decoy".to_vec(),
+            decoy_key: b"decoy".to_vec(),
         }
     }
 
     fn sasl_session(max_reauth_ms: u64) -> Authentication {
-        Authentication::new(true, SaslMechanism::ALL.to_vec(), Principal::anonymous(), max_reauth_ms)
+        Authentication::new(
+            true,
+            SaslMechanism::ALL.to_vec(),
+            Principal::anonymous(),
+            max_reauth_ms,
+        )
     }
 
     fn plain(auth: &mut Authentication, user: &str, password: &str, now_ms: u64) -> Step {
         auth.handshake("PLAIN", 1).unwrap();
-        auth.authenticate(format!("\0{user}\0{password}").as_bytes(), &store(), entropy(), now_ms)
+        auth.authenticate(
+            format!("\0{user}\0{password}").as_bytes(),
+            &store(),
+            entropy(),
+            now_ms,
+        )
     }
 
     fn scram(auth: &mut Authentication, m: Mechanism, user: &str, password: &str) -> Step {
         auth.handshake(m.name(), 1).unwrap();
         let mut client = ClientExchange::new(m, user, password, "client-nonce");
-        let Step::Continue(first) = auth.authenticate(&client.client_first(), &store(), entropy(), 0) else {
+        let Step::Continue(first) =
+            auth.authenticate(&client.client_first(), &store(), entropy(), 0)
+        else {
             panic!("SCRAM's first round always continues");
         };
         let last = client.client_final(&first).unwrap();
@@ -363,7 +381,10 @@ mod tests {
         assert!(matches!(auth.admit(PRODUCE, 0), Admission::Close(_)));
         let mut skipped = sasl_session(0);
         let step = skipped.authenticate(b"\0alice\0alice-pw", &store(), entropy(), 0);
-        assert!(matches!(step, Step::Failed(_)), "a token before the handshake");
+        assert!(
+            matches!(step, Step::Failed(_)),
+            "a token before the handshake"
+        );
         assert!(matches!(skipped.admit(PRODUCE, 0), Admission::Close(_)));
     }
 
@@ -371,12 +392,18 @@ mod tests {
     #[test]
     fn right_credentials_authenticate_and_wrong_ones_close_the_connection() {
         let mut ok = sasl_session(0);
-        assert!(matches!(plain(&mut ok, "alice", "alice-pw", 0), Step::Done { .. }));
+        assert!(matches!(
+            plain(&mut ok, "alice", "alice-pw", 0),
+            Step::Done { .. }
+        ));
         assert_eq!(ok.principal(), &Principal::user("alice"));
         assert_eq!(ok.admit(PRODUCE, 0), Admission::Serve);
         for m in Mechanism::ALL {
             let mut ok = sasl_session(0);
-            assert!(matches!(scram(&mut ok, m, "bob", "bob-pw"), Step::Done { .. }));
+            assert!(matches!(
+                scram(&mut ok, m, "bob", "bob-pw"),
+                Step::Done { .. }
+            ));
             assert_eq!(ok.principal(), &Principal::user("bob"));
         }
         let failures = [
@@ -397,10 +424,17 @@ mod tests {
 
     #[test]
     fn unknown_mechanisms_are_answered_with_those_on_offer() {
-        let mut auth = Authentication::new(true, vec![SaslMechanism::Plain], Principal::anonymous(), 0);
+        let mut auth =
+            Authentication::new(true, vec![SaslMechanism::Plain], Principal::anonymous(), 0);
         let refused = auth.handshake("SCRAM-SHA-256", 1);
-        assert_eq!(refused, Err(HandshakeError::Unsupported(vec!["PLAIN".into()])));
-        assert_eq!(auth.handshake("GSSAPI", 1), Err(HandshakeError::Unsupported(vec!["PLAIN".into()])));
+        assert_eq!(
+            refused,
+            Err(HandshakeError::Unsupported(vec!["PLAIN".into()]))
+        );
+        assert_eq!(
+            auth.handshake("GSSAPI", 1),
+            Err(HandshakeError::Unsupported(vec!["PLAIN".into()]))
+        );
         assert_eq!(auth.handshake("PLAIN", 1), Ok(()));
     }
 
@@ -408,17 +442,27 @@ mod tests {
     #[test]
     fn an_expired_session_serves_only_reauthentication_which_keeps_the_principal() {
         let mut auth = sasl_session(1_000);
-        let Step::Done { session_lifetime_ms, .. } = plain(&mut auth, "alice", "alice-pw", 10) else {
+        let Step::Done {
+            session_lifetime_ms,
+            ..
+        } = plain(&mut auth, "alice", "alice-pw", 10)
+        else {
             panic!("alice authenticates");
         };
         assert_eq!(session_lifetime_ms, 1_000);
         assert_eq!(auth.admit(PRODUCE, 1_009), Admission::Serve);
         assert!(matches!(auth.admit(PRODUCE, 1_010), Admission::Close(_)));
         assert_eq!(auth.admit(SASL_HANDSHAKE, 1_010), Admission::Serve);
-        assert!(matches!(plain(&mut auth, "alice", "alice-pw", 1_010), Step::Done { .. }));
+        assert!(matches!(
+            plain(&mut auth, "alice", "alice-pw", 1_010),
+            Step::Done { .. }
+        ));
         assert_eq!(auth.admit(PRODUCE, 2_000), Admission::Serve);
         let step = plain(&mut auth, "bob", "bob-pw", 2_000);
-        assert!(matches!(step, Step::Failed(_)), "re-authentication as another user: {step:?}");
+        assert!(
+            matches!(step, Step::Failed(_)),
+            "re-authentication as another user: {step:?}"
+        );
         assert!(matches!(auth.admit(PRODUCE, 2_000), Admission::Close(_)));
     }
 
@@ -430,7 +474,10 @@ mod tests {
         let step = auth.authenticate(b"\0alice\0alice-pw", &store(), entropy(), 0);
         assert!(matches!(step, Step::Done { .. }));
         assert!(!auth.expects_raw_token());
-        assert_eq!(auth.handshake("PLAIN", 0), Err(HandshakeError::IllegalState));
+        assert_eq!(
+            auth.handshake("PLAIN", 0),
+            Err(HandshakeError::IllegalState)
+        );
     }
 
     #[test]
@@ -439,5 +486,40 @@ mod tests {
         assert_eq!(auth.admit(PRODUCE, 0), Admission::Serve);
         assert!(matches!(auth.admit(SASL_HANDSHAKE, 0), Admission::Close(_)));
         assert_eq!(auth.principal(), &Principal::user("CN=client"));
+    }
+}
+
+#[cfg(test)]
+mod decoy_tests {
+    use super::*;
+    use crate::security::scram::ClientExchange;
+
+    struct Nobody;
+    impl CredentialStore for Nobody {
+        fn scram(&self, _: &str, _: Mechanism) -> Option<ScramCredential> {
+            None
+        }
+    }
+
+    /// An unknown user gets the same salt every time, so the first answer does not
+    /// tell a guesser which users exist.
+    #[test]
+    fn unknown_users_see_a_stable_salt() {
+        let first_answer = |nonce: &str| {
+            let mut auth =
+                Authentication::new(true, SaslMechanism::ALL.to_vec(), Principal::anonymous(), 0);
+            auth.handshake("SCRAM-SHA-256", 1).unwrap();
+            let client = ClientExchange::new(Mechanism::Sha256, "ghost", "pw", "c");
+            let entropy = Entropy {
+                nonce: nonce.into(),
+                decoy_key: b"process-secret".to_vec(),
+            };
+            match auth.authenticate(&client.client_first(), &Nobody, entropy, 0) {
+                Step::Continue(reply) => String::from_utf8(reply).unwrap(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let salt = |answer: String| answer.split(',').nth(1).unwrap().to_string();
+        assert_eq!(salt(first_answer("a")), salt(first_answer("b")));
     }
 }

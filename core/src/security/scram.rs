@@ -131,14 +131,18 @@ impl ScramCredential {
         Self::from_salted_password(mechanism, &salted, salt, iterations)
     }
 
+    /// A made-up credential for an unknown user: its salt is derived from the name
+    /// and `key` (a secret of the process), so it stays the same across attempts.
+    pub fn decoy(mechanism: Mechanism, user: &str, key: &[u8]) -> ScramCredential {
+        let mut salt = Mechanism::Sha256.hmac(key, user.as_bytes());
+        salt.truncate(16);
+        ScramCredential::from_salted_password(mechanism, key, salt, MIN_ITERATIONS)
+    }
+
     /// Checks a plain password (SASL/PLAIN) against this credential, in constant time.
     pub fn verifies_password(&self, password: &str) -> bool {
-        let candidate = Self::from_password(
-            self.mechanism,
-            password,
-            self.salt.clone(),
-            self.iterations,
-        );
+        let candidate =
+            Self::from_password(self.mechanism, password, self.salt.clone(), self.iterations);
         bool::from(candidate.stored_key.ct_eq(&self.stored_key))
     }
 }
@@ -169,19 +173,20 @@ pub struct ServerExchange {
 }
 
 impl ServerExchange {
-    /// Answers `client-first-message`. `decoy` is the credential used when the user is
-    /// unknown (the caller makes one with a random salt).
+    /// Answers `client-first-message`. `decoy` makes the credential used when the
+    /// user is unknown; it should give the same salt for the same name every time,
+    /// or a changing salt would tell which users do not exist.
     pub fn start(
         client_first: &[u8],
         server_nonce: &str,
         credential: impl FnOnce(&str) -> Option<ScramCredential>,
-        decoy: ScramCredential,
+        decoy: impl FnOnce(&str) -> ScramCredential,
     ) -> Result<(ServerExchange, Vec<u8>), ScramError> {
         let (user, client_nonce, client_first_bare) = parse_client_first(client_first)?;
-        let credential = credential(&user);
+        let stored = credential(&user);
         let nonce = format!("{client_nonce}{server_nonce}");
-        let known_user = credential.is_some();
-        let credential = credential.unwrap_or(decoy);
+        let known_user = stored.is_some();
+        let credential = stored.unwrap_or_else(|| decoy(&user));
         let server_first = format!(
             "r={nonce},s={},i={}",
             BASE64.encode(&credential.salt),
@@ -205,7 +210,9 @@ impl ServerExchange {
             .rsplit_once(",p=")
             .ok_or(ScramError::Malformed("no proof"))?;
         let mut fields = without_proof.split(',');
-        let binding = fields.next().ok_or(ScramError::Malformed("no channel binding"))?;
+        let binding = fields
+            .next()
+            .ok_or(ScramError::Malformed("no channel binding"))?;
         if binding != "c=biws" {
             return Err(ScramError::ChannelBinding);
         }
@@ -341,7 +348,11 @@ impl ClientExchange {
         let salted = m.salted_password(self.password.as_bytes(), &salt, iterations);
         let client_key = m.hmac(&salted, b"Client Key");
         let signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         let server_key = m.hmac(&salted, b"Server Key");
         self.server_signature = Some(m.hmac(&server_key, auth_message.as_bytes()));
         Ok(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())
@@ -370,14 +381,15 @@ mod tests {
     fn rfc_7677_example() {
         let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let credential = ScramCredential::from_password(Mechanism::Sha256, "pencil", salt, 4096);
-        let mut client = ClientExchange::new(Mechanism::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        let mut client =
+            ClientExchange::new(Mechanism::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
         assert_eq!(client.client_first(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let decoy = credential.clone();
         let (server, first) = ServerExchange::start(
             &client.client_first(),
             "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
             |_| Some(credential),
-            decoy,
+            |_| decoy,
         )
         .unwrap();
         assert_eq!(
@@ -394,12 +406,21 @@ mod tests {
         client.verify_server(&verdict).unwrap();
     }
 
-    fn exchange(mechanism: Mechanism, stored: &str, tried: &str, known: bool) -> Result<(), ScramError> {
+    fn exchange(
+        mechanism: Mechanism,
+        stored: &str,
+        tried: &str,
+        known: bool,
+    ) -> Result<(), ScramError> {
         let credential = ScramCredential::from_password(mechanism, stored, b"salt".to_vec(), 4096);
         let decoy = ScramCredential::from_password(mechanism, tried, b"decoy".to_vec(), 4096);
         let mut client = ClientExchange::new(mechanism, "a,b=c", tried, "cnonce");
-        let (server, first) =
-            ServerExchange::start(&client.client_first(), "snonce", |_| known.then_some(credential), decoy)?;
+        let (server, first) = ServerExchange::start(
+            &client.client_first(),
+            "snonce",
+            |_| known.then_some(credential),
+            |_| decoy,
+        )?;
         assert_eq!(server.user, "a,b=c");
         let last = client.client_final(&first)?;
         let verdict = server.finish(&last)?;
@@ -410,20 +431,44 @@ mod tests {
     fn right_password_passes_and_wrong_or_unknown_fails() {
         for m in Mechanism::ALL {
             assert_eq!(exchange(m, "secret", "secret", true), Ok(()));
-            assert_eq!(exchange(m, "secret", "guess", true), Err(ScramError::InvalidCredentials));
+            assert_eq!(
+                exchange(m, "secret", "guess", true),
+                Err(ScramError::InvalidCredentials)
+            );
             // The decoy is made from the tried password: still refused.
-            assert_eq!(exchange(m, "secret", "secret", false), Err(ScramError::InvalidCredentials));
+            assert_eq!(
+                exchange(m, "secret", "secret", false),
+                Err(ScramError::InvalidCredentials)
+            );
         }
     }
 
     #[test]
     fn malformed_messages_are_refused_not_panicked_on() {
         let c = ScramCredential::from_password(Mechanism::Sha256, "p", b"s".to_vec(), 4096);
-        for bad in [&b""[..], b"n,,", b"y,,n=u,r=x", b"n,,n=u", b"n,,r=x", b"n,,n=a=zz,r=x", b"\xff"] {
-            assert!(ServerExchange::start(bad, "s", |_| Some(c.clone()), c.clone()).is_err(), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"n,,",
+            b"y,,n=u,r=x",
+            b"n,,n=u",
+            b"n,,r=x",
+            b"n,,n=a=zz,r=x",
+            b"\xff",
+        ] {
+            assert!(
+                ServerExchange::start(bad, "s", |_| Some(c.clone()), |_| c.clone()).is_err(),
+                "{bad:?}"
+            );
         }
-        let (server, _) = ServerExchange::start(b"n,,n=u,r=x", "s", |_| Some(c.clone()), c.clone()).unwrap();
-        for bad in [&b""[..], b"c=biws,r=xs", b"c=biws,r=other,p=AAAA", b"c=eSws,r=xs,p=AAAA", b"c=biws,r=xs,p=!!"] {
+        let (server, _) =
+            ServerExchange::start(b"n,,n=u,r=x", "s", |_| Some(c.clone()), |_| c.clone()).unwrap();
+        for bad in [
+            &b""[..],
+            b"c=biws,r=xs",
+            b"c=biws,r=other,p=AAAA",
+            b"c=eSws,r=xs,p=AAAA",
+            b"c=biws,r=xs,p=!!",
+        ] {
             assert!(server.finish(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,4 +1,7 @@
+use super::listeners::{self, ListenerSpec};
 use crate::log::{FsyncPolicy, LogConfig};
+use chronik_core::security::sasl::SaslMechanism;
+use chronik_core::security::SecurityProtocol;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +87,34 @@ pub struct BrokerConfig {
     /// `group.consumer.heartbeat.interval.ms`.
     pub group_consumer_session_timeout_ms: u64,
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// Kafka's `listeners`: `NAME://HOST:PORT,...`. Unset: one PLAINTEXT listener
+    /// on `listen`, advertised as `advertised_host`/`advertised_port`.
+    pub listeners: Option<String>,
+    /// Kafka's `advertised.listeners`, in the same form (unset entries: the bound
+    /// address).
+    pub advertised_listeners: Option<String>,
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...`; a listener
+    /// named after its protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) needs none.
+    pub listener_security_protocol_map: Option<String>,
+    /// Kafka's `inter.broker.listener.name`: the listener other brokers fetch
+    /// replicas from (default: the first).
+    pub inter_broker_listener_name: Option<String>,
+    /// Kafka's `sasl.enabled.mechanisms`: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// Kafka's `ssl.keystore.location` with `ssl.keystore.type=PEM`: one PEM file
+    /// holding the private key and the certificate chain. Re-read when it changes.
+    pub ssl_keystore_location: Option<PathBuf>,
+    /// Kafka's `ssl.truststore.location` with `ssl.truststore.type=PEM`: the CA
+    /// certificates client certificates must chain to.
+    pub ssl_truststore_location: Option<PathBuf>,
+    /// Kafka's `ssl.client.auth`: none, requested or required.
+    pub ssl_client_auth: String,
+    /// Kafka's `connections.max.reauth.ms` (KIP-368): an authenticated SASL session
+    /// lasts this long; then the client must re-authenticate. 0: forever.
+    pub connections_max_reauth_ms: u64,
+    /// Kafka's `connection.failed.authentication.delay.ms`: a failed authentication
+    /// is answered this late, then the connection is closed, to slow guessing.
+    pub connection_failed_authentication_delay_ms: u64,
 }
 
 /// One member of the metadata group.
@@ -158,6 +189,19 @@ impl Default for BrokerConfig {
             group_max_size: i32::MAX as usize,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            listeners: None,
+            advertised_listeners: None,
+            listener_security_protocol_map: None,
+            inter_broker_listener_name: None,
+            sasl_enabled_mechanisms: SaslMechanism::ALL
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect(),
+            ssl_keystore_location: None,
+            ssl_truststore_location: None,
+            ssl_client_auth: "none".into(),
+            connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
         }
     }
 }
@@ -206,7 +250,69 @@ impl BrokerConfig {
         if self.group_max_size == 0 {
             return Err("group_max_size must be at least 1".into());
         }
+        self.validate_security()?;
         self.log_defaults().validate().map_err(|e| e.to_string())
+    }
+
+    fn validate_security(&self) -> Result<(), String> {
+        let listeners = self.listener_specs()?;
+        if let Some(name) = &self.inter_broker_listener_name {
+            if !listeners.iter().any(|l| l.name.eq_ignore_ascii_case(name)) {
+                return Err(format!(
+                    "inter_broker_listener_name {name} is not a listener"
+                ));
+            }
+        }
+        self.sasl_mechanisms()?;
+        ClientAuth::parse(&self.ssl_client_auth)?;
+        if listeners.iter().any(|l| l.protocol.uses_tls()) && self.ssl_keystore_location.is_none() {
+            return Err("an SSL or SASL_SSL listener needs ssl_keystore_location".into());
+        }
+        if ClientAuth::parse(&self.ssl_client_auth)? != ClientAuth::None
+            && self.ssl_truststore_location.is_none()
+        {
+            return Err("ssl_client_auth needs ssl_truststore_location".into());
+        }
+        Ok(())
+    }
+
+    /// The Kafka listeners to bind, the inter-broker one first.
+    pub fn listener_specs(&self) -> Result<Vec<ListenerSpec>, String> {
+        let mut specs = match &self.listeners {
+            Some(text) => listeners::parse(
+                text,
+                self.advertised_listeners.as_deref(),
+                self.listener_security_protocol_map.as_deref(),
+            )?,
+            None => vec![ListenerSpec {
+                name: "PLAINTEXT".into(),
+                protocol: SecurityProtocol::Plaintext,
+                bind: self.listen,
+                advertised_host: self.advertised_host.clone(),
+                advertised_port: self.advertised_port,
+            }],
+        };
+        if let Some(name) = &self.inter_broker_listener_name {
+            if let Some(at) = specs.iter().position(|l| l.name.eq_ignore_ascii_case(name)) {
+                let inter_broker = specs.remove(at);
+                specs.insert(0, inter_broker);
+            }
+        }
+        Ok(specs)
+    }
+
+    pub fn sasl_mechanisms(&self) -> Result<Vec<SaslMechanism>, String> {
+        self.sasl_enabled_mechanisms
+            .iter()
+            .map(|name| {
+                SaslMechanism::from_name(name.trim())
+                    .ok_or_else(|| format!("SASL mechanism {name} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"))
+            })
+            .collect()
+    }
+
+    pub fn client_auth(&self) -> ClientAuth {
+        ClientAuth::parse(&self.ssl_client_auth).unwrap_or(ClientAuth::None)
     }
 
     fn validate_connection_limits(&self) -> Result<(), String> {
@@ -288,6 +394,28 @@ impl BrokerConfig {
                 ms => FsyncPolicy::Interval { ms },
             },
             ..LogConfig::default()
+        }
+    }
+}
+
+/// Kafka's `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    /// A certificate is asked for; without one the client is ANONYMOUS.
+    Requested,
+    Required,
+}
+
+impl ClientAuth {
+    fn parse(text: &str) -> Result<ClientAuth, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" => Ok(ClientAuth::None),
+            "requested" => Ok(ClientAuth::Requested),
+            "required" => Ok(ClientAuth::Required),
+            _ => Err(format!(
+                "ssl_client_auth {text:?} is not none, requested or required"
+            )),
         }
     }
 }

@@ -3,11 +3,13 @@
 //! Kafka listener, then register this broker in the background, retrying until the
 //! registration is applied. Nothing in start-up waits on consensus.
 
+pub mod bootstrap_credentials;
 pub mod config;
 mod connection_limits;
 mod consensus_loop;
 mod failure_states;
 mod http;
+pub mod listeners;
 mod metrics;
 mod partitions;
 mod replica_fetcher;
@@ -15,6 +17,7 @@ pub mod replication;
 mod request_memory;
 mod server;
 pub mod shared;
+mod tls;
 
 pub use config::BrokerConfig;
 pub use consensus_loop::{ConsensusHandle, ConsensusLoop, Inputs, MetadataView, ProposalFailure};
@@ -24,9 +27,12 @@ pub use shared::{now_ms, Broker};
 
 use crate::consensus::{DriverConfig, MetadataNode, NodeConfig, Registration};
 use crate::disk::{Disk, RealDisk};
+use crate::metadata::Endpoint;
+use listeners::ListenerSpec;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tls::Tls;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -36,6 +42,7 @@ pub struct RunningBroker {
     consensus: ConsensusLoop,
     tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
+    local_addrs: Vec<(String, SocketAddr)>,
 }
 
 impl RunningBroker {
@@ -85,15 +92,16 @@ impl RunningBroker {
             }
             None => None,
         };
-        // 3. The listener is bound (connections queue; nothing is served yet), so
-        //    that the registration names the port clients will reach.
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
-        let advertised_host = config
-            .advertised_host
-            .clone()
-            .unwrap_or_else(|| local_addr.ip().to_string());
-        let advertised_port = i32::from(config.advertised_port.unwrap_or(local_addr.port()));
+        // 3. The listeners are bound (connections queue; nothing is served yet), so
+        //    that the registration names the ports clients will reach. The TLS files
+        //    are loaded now: a broken certificate stops the start, not a client.
+        let tls = Tls::from_config(&config).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+        bootstrap_credentials::pending(&config.data_dir)?;
+        let bound = bind_listeners(&config).await?;
+        let endpoints: Vec<Endpoint> = bound.iter().map(|b| b.endpoint.clone()).collect();
+        let local_addr = bound[0].local_addr;
+        let advertised_host = endpoints[0].host.clone();
+        let advertised_port = endpoints[0].port;
         // 4. The loop starts, with this broker's registration among its duties
         //    (R-START-3); a single node elects itself and registers in its first step
         //    (R-START-4), so its first Metadata answer already lists it.
@@ -109,6 +117,7 @@ impl RunningBroker {
                 port: advertised_port,
                 rack: None,
                 incarnation,
+                listeners: endpoints,
             }),
         };
         let consensus = ConsensusLoop::start(node, driver_config, inputs, transport)?;
@@ -129,11 +138,31 @@ impl RunningBroker {
             ),
             metrics: Arc::clone(&metrics),
         });
-        let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];
+        let shared = server::Listeners::new(&broker, tls);
+        let local_addrs = bound
+            .iter()
+            .map(|b| (b.spec.name.clone(), b.local_addr))
+            .collect();
+        let mut tasks: Vec<_> = bound
+            .into_iter()
+            .map(|b| {
+                tokio::spawn(server::serve(
+                    Arc::clone(&broker),
+                    b.listener,
+                    b.spec,
+                    shared.clone(),
+                ))
+            })
+            .collect();
         if let Some(addr) = config.http_listen {
             let http = TcpListener::bind(addr).await?;
             tasks.push(tokio::spawn(http::serve_http(Arc::clone(&broker), http)));
         }
+        tasks.push(tokio::spawn(bootstrap_credentials::apply(
+            broker.consensus.clone(),
+            config.data_dir.clone(),
+            broker.metadata_timeout(),
+        )));
         tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
         tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));
         // 5. Replication: a fetcher per peer, and the leader's ISR upkeep.
@@ -150,11 +179,21 @@ impl RunningBroker {
             consensus,
             tasks,
             local_addr,
+            local_addrs,
         })
     }
 
+    /// The bound address of the first (inter-broker) listener.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the listener named `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.local_addrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, addr)| *addr)
     }
 
     /// Stops serving, flushes every log and stops the consensus loop.
@@ -307,4 +346,36 @@ async fn housekeeping(broker: Arc<Broker>) {
         let partitions = Arc::clone(&broker.partitions);
         let _ = tokio::task::spawn_blocking(move || partitions.housekeeping(now_ms())).await;
     }
+}
+
+/// A listener bound at start-up, before the registration that advertises it.
+struct BoundListener {
+    spec: ListenerSpec,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    endpoint: Endpoint,
+}
+
+async fn bind_listeners(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListener>> {
+    let specs = config.listener_specs().map_err(|e| anyhow::anyhow!(e))?;
+    let mut bound = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let listener = TcpListener::bind(spec.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("listener {} on {}: {e}", spec.name, spec.bind))?;
+        let local_addr = listener.local_addr()?;
+        let endpoint = Endpoint {
+            name: spec.name.clone(),
+            host: (spec.advertised_host.clone()).unwrap_or_else(|| local_addr.ip().to_string()),
+            port: i32::from(spec.advertised_port.unwrap_or(local_addr.port())),
+        };
+        tracing::info!(listener = %spec.name, protocol = %spec.protocol, %local_addr, "listening");
+        bound.push(BoundListener {
+            spec,
+            listener,
+            local_addr,
+            endpoint,
+        });
+    }
+    Ok(bound)
 }

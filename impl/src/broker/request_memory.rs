@@ -38,6 +38,12 @@ pub struct Held {
     metrics: Arc<Metrics>,
 }
 
+impl Held {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 /// A frame that can never fit, however long it waits.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TooLarge {

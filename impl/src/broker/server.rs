@@ -1,5 +1,7 @@
-//! The Kafka listener: one task per connection reading frames, one task per request,
-//! and a writer that sends responses in request order (R-WIRE-3).
+//! A Kafka listener: one task per connection reading frames, one task per request,
+//! and a writer that sends responses in request order (R-WIRE-3). A connection on an
+//! SSL listener is TLS first; on a SASL listener it serves nothing but ApiVersions
+//! and the SASL exchange until it has authenticated (spec/security.md).
 //!
 //! Bounds on what a client can hold (R-WIRE-12): connection counts
 //! (`connection_limits.rs`); here, a connection with nothing in flight that starts no
@@ -8,16 +10,21 @@
 //! from the broker-wide budget (`request_memory.rs`) before its body is read.
 
 use super::connection_limits::{ConnectionLimits, Refusal, Slot};
+use super::listeners::ListenerSpec;
 use super::request_memory::{Held, RequestMemory};
 use super::shared::Broker;
-use crate::kafka::codec::{self, Decoded};
+use super::tls::{certificate_principal, Tls};
+use crate::kafka::codec::{self, Decoded, Request};
 use crate::kafka::handlers;
+use crate::kafka::sasl_handlers::{self, SaslAnswer};
 use bytes::Bytes;
+use chronik_core::security::sasl::{Admission, Authentication};
+use chronik_core::security::Principal;
+use kafka_protocol::messages::RequestKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -30,13 +37,44 @@ const MAX_IN_FLIGHT: usize = 16;
 /// log line per attempt.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
-    let config = &broker.config;
-    let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
-    let memory = Arc::new(RequestMemory::new(
-        config.request_memory_bytes(),
-        Arc::clone(&broker.metrics),
-    ));
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// What every listener of the broker shares: its connection slots, the request
+/// memory budget and the TLS configuration.
+#[derive(Clone)]
+pub struct Listeners {
+    limits: Arc<ConnectionLimits>,
+    memory: Arc<RequestMemory>,
+    tls: Option<Arc<Tls>>,
+}
+
+impl Listeners {
+    pub fn new(broker: &Broker, tls: Option<Arc<Tls>>) -> Listeners {
+        let config = &broker.config;
+        Listeners {
+            limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_ip),
+            memory: Arc::new(RequestMemory::new(
+                config.request_memory_bytes(),
+                Arc::clone(&broker.metrics),
+            )),
+            tls,
+        }
+    }
+}
+
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    spec: ListenerSpec,
+    shared: Listeners,
+) {
+    let Listeners {
+        limits,
+        memory,
+        tls,
+    } = shared;
+    let spec = Arc::new(spec);
     let mut refusals = RefusalLog::default();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -53,8 +91,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
                     broker: Arc::clone(&broker),
                     memory: Arc::clone(&memory),
                     peer,
+                    listener: Arc::clone(&spec),
                 };
-                tokio::spawn(connection.serve(stream, slot));
+                tokio::spawn(connection.start(stream, slot, tls.clone()));
             }
             // Dropping the stream closes it: the client hears at once.
             Err(refusal) => {
@@ -96,6 +135,8 @@ enum End {
     Idle,
     ReceiveTimeout,
     WriterGone,
+    /// Failed or missing authentication (logged where found).
+    Unauthenticated,
 }
 
 /// What a connection's tasks share.
@@ -103,13 +144,65 @@ struct Connection {
     broker: Arc<Broker>,
     memory: Arc<RequestMemory>,
     peer: SocketAddr,
+    listener: Arc<ListenerSpec>,
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, slot: Slot) {
+    /// The TLS handshake where the listener asks for it, then the connection.
+    async fn start(self, stream: TcpStream, slot: Slot, tls: Option<Arc<Tls>>) {
+        if !self.listener.protocol.uses_tls() {
+            let (reader, writer) = stream.into_split();
+            let authentication = self.authentication(Principal::anonymous());
+            return self
+                .serve(Box::new(reader), Box::new(writer), authentication, slot)
+                .await;
+        }
+        let Some(acceptor) = tls.and_then(|tls| tls.acceptor()) else {
+            tracing::error!(listener = %self.listener.name, "TLS listener without a TLS configuration");
+            return;
+        };
+        // The handshake has the receive bound of a request: a client that opens a
+        // connection and says nothing holds a slot no longer than that.
+        let bound = Duration::from_millis(self.broker.config.request_receive_timeout_ms);
+        let stream = match tokio::time::timeout(bound, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                self.broker.metrics.error("tls_handshake_failed");
+                tracing::warn!(peer = %self.peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.broker.metrics.error("tls_handshake_timeout");
+                tracing::warn!(peer = %self.peer, "TLS handshake not completed in time");
+                return;
+            }
+        };
+        let principal = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(certificate_principal)
+            .unwrap_or_else(Principal::anonymous);
+        let authentication = self.authentication(principal);
+        let (reader, writer) = tokio::io::split(stream);
+        self.serve(Box::new(reader), Box::new(writer), authentication, slot)
+            .await;
+    }
+
+    fn authentication(&self, principal: Principal) -> Authentication {
+        let config = &self.broker.config;
+        Authentication::new(
+            self.listener.protocol.uses_sasl(),
+            config.sasl_mechanisms().unwrap_or_default(),
+            principal,
+            config.connections_max_reauth_ms,
+        )
+    }
+
+    async fn serve(self, mut reader: Reader, writer: Writer, auth: Authentication, slot: Slot) {
         let (broker, peer) = (Arc::clone(&self.broker), self.peer);
         broker.metrics.connection_opened();
-        let (mut reader, writer) = stream.into_split();
         let (queue, responses) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
         // Requests read and not yet answered: the idle clock runs only at zero.
         let in_flight = Arc::new(watch::Sender::new(0usize));
@@ -120,7 +213,9 @@ impl Connection {
             Arc::clone(&in_flight),
             peer,
         ));
-        let end = self.read_requests(&mut reader, &queue, &in_flight).await;
+        let end = self
+            .read_requests(&mut reader, &queue, &in_flight, auth)
+            .await;
         match end {
             End::Idle => {
                 broker.metrics.connection_closed("idle");
@@ -131,6 +226,7 @@ impl Connection {
                 tracing::warn!(%peer, timeout_ms = broker.config.request_receive_timeout_ms,
                     "closing connection: request frame not received in time");
             }
+            End::Unauthenticated => broker.metrics.connection_closed("unauthenticated"),
             End::ClientClosed | End::BadInput | End::WriterGone => {}
         }
         drop(queue);
@@ -141,11 +237,13 @@ impl Connection {
 
     async fn read_requests(
         &self,
-        reader: &mut OwnedReadHalf,
+        reader: &mut Reader,
         queue: &mpsc::Sender<Pending>,
         in_flight: &watch::Sender<usize>,
+        mut auth: Authentication,
     ) -> End {
         let mut commits = CommitChain::default();
+        let opened = Instant::now();
         loop {
             let size = match self.next_size(reader, queue, in_flight).await {
                 Ok(size) => size,
@@ -155,20 +253,100 @@ impl Connection {
                 Ok(received) => received,
                 Err(end) => return end,
             };
-            let Some(pending) = dispatch(&self.broker, frame, self.peer, held, &mut commits) else {
-                return End::BadInput;
+            let now_ms = opened.elapsed().as_millis() as u64;
+            let next = self.next_step(frame, held, &mut auth, &mut commits, now_ms);
+            let (pending, end) = match next {
+                Next::Answer(pending) => (pending, None),
+                Next::AnswerThenClose(pending) => (pending, Some(End::Unauthenticated)),
+                Next::Close(end) => return end,
             };
             in_flight.send_modify(|n| *n += 1);
             if queue.send(pending).await.is_err() {
                 return End::WriterGone;
             }
+            if let Some(end) = end {
+                return end;
+            }
         }
+    }
+
+    /// What one frame asks: a SASL step, handled here in order, or a request for the
+    /// handlers, which the connection's authentication must admit first.
+    fn next_step(
+        &self,
+        frame: Vec<u8>,
+        held: Held,
+        auth: &mut Authentication,
+        commits: &mut CommitChain,
+        now_ms: u64,
+    ) -> Next {
+        let view = || self.broker.consensus.view();
+        if auth.expects_raw_token() {
+            let answer = sasl_handlers::raw_token(auth, &frame, &*view().state, now_ms);
+            return self.sasl_answer(answer);
+        }
+        let mut request = match codec::decode_request(Bytes::from(frame)) {
+            Ok(Decoded::Answer(bytes)) => {
+                self.broker.metrics.request("ApiVersions", 0);
+                return Next::Answer(tokio::spawn(async move { Ok(Some(bytes)) }));
+            }
+            Ok(Decoded::Request(request)) => request,
+            Err(e) => {
+                self.broker.metrics.error("invalid_request");
+                tracing::warn!(peer = %self.peer, reason = %e, "closing connection");
+                return Next::Close(End::BadInput);
+            }
+        };
+        if let Admission::Close(reason) = auth.admit(request.api_key as i16, now_ms) {
+            self.broker.metrics.error("unauthenticated_request");
+            tracing::warn!(peer = %self.peer, listener = %self.listener.name, %reason, "closing connection");
+            return Next::Close(End::Unauthenticated);
+        }
+        let answer = match &request.body {
+            RequestKind::SaslHandshake(r) => sasl_handlers::handshake(auth, &request, &r.mechanism),
+            RequestKind::SaslAuthenticate(r) => {
+                let token = r.auth_bytes.clone();
+                sasl_handlers::authenticate(auth, &request, &token, &*view().state, now_ms)
+            }
+            _ => {
+                request.peer = self.peer.ip().to_string();
+                request.principal = auth.principal().clone();
+                request.listener = self.listener.name.clone();
+                return Next::Answer(dispatch(&self.broker, *request, held, commits));
+            }
+        };
+        match answer {
+            Ok(answer) => self.sasl_answer(answer),
+            Err(reason) => {
+                tracing::error!(peer = %self.peer, %reason, "closing connection: SASL response could not be encoded");
+                Next::Close(End::BadInput)
+            }
+        }
+    }
+
+    /// A failed authentication is answered after the configured delay, and then
+    /// the connection closes (R-SEC-2).
+    fn sasl_answer(&self, answer: SaslAnswer) -> Next {
+        let SaslAnswer { frame, failed } = answer;
+        if !failed {
+            self.broker.metrics.request("SaslAuthenticate", 0);
+            return Next::Answer(tokio::spawn(async move { Ok(Some(frame)) }));
+        }
+        self.broker.metrics.error("authentication_failed");
+        tracing::warn!(peer = %self.peer, listener = %self.listener.name, "authentication failed; closing connection");
+        let delay =
+            Duration::from_millis(self.broker.config.connection_failed_authentication_delay_ms);
+        let frame = (!frame.is_empty()).then_some(frame);
+        Next::AnswerThenClose(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            Ok(frame)
+        }))
     }
 
     /// The next frame's size, checked against `max_request_bytes`.
     async fn next_size(
         &self,
-        reader: &mut OwnedReadHalf,
+        reader: &mut Reader,
         queue: &mpsc::Sender<Pending>,
         in_flight: &watch::Sender<usize>,
     ) -> Result<usize, End> {
@@ -193,7 +371,7 @@ impl Connection {
     /// (backpressure, not an error), then reads the frame within the receive timeout.
     async fn receive_frame(
         &self,
-        reader: &mut OwnedReadHalf,
+        reader: &mut Reader,
         size: usize,
     ) -> Result<(Vec<u8>, Held), End> {
         let peer = self.peer;
@@ -239,56 +417,48 @@ impl CommitChain {
     }
 }
 
-/// Decodes a frame and starts its handler, which gives the frame's bytes back to the
-/// budget when done; `None` when the frame is refused.
+/// What the reader does after a frame.
+enum Next {
+    Answer(Pending),
+    /// Send this answer, then end the connection.
+    AnswerThenClose(Pending),
+    Close(End),
+}
+
+/// Starts a request's handler, which gives the frame's bytes back to the budget
+/// when done.
 fn dispatch(
     broker: &Arc<Broker>,
-    frame: Vec<u8>,
-    peer: SocketAddr,
+    request: Request,
     held: Held,
     commits: &mut CommitChain,
-) -> Option<Pending> {
-    let size = frame.len();
-    match codec::decode_request(Bytes::from(frame)) {
-        Ok(Decoded::Answer(bytes)) => {
-            broker.metrics.request("ApiVersions", size);
-            Some(tokio::spawn(async move { Ok(Some(bytes)) }))
-        }
-        Ok(Decoded::Request(mut request)) => {
-            request.peer = peer.ip().to_string();
-            broker
-                .metrics
-                .request(&format!("{:?}", request.api_key), size);
-            let is_commit = request.api_key == kafka_protocol::messages::ApiKey::OffsetCommit;
-            let chain = is_commit.then(|| commits.link());
-            // Called here, on the reader, so a connection's appends keep request order.
-            let handled = handlers::start(Arc::clone(broker), *request);
-            Some(tokio::spawn(async move {
-                let done = match chain {
-                    Some((previous, done)) => {
-                        if let Some(previous) = previous {
-                            // An error means the previous commit's task ended without
-                            // a word (aborted): it is done either way.
-                            let _ = previous.await;
-                        }
-                        Some(done)
-                    }
-                    None => None,
-                };
-                let response = handled.await;
-                drop(held);
-                if let Some(done) = done {
-                    let _ = done.send(());
+) -> Pending {
+    broker
+        .metrics
+        .request(&format!("{:?}", request.api_key), held.bytes());
+    let is_commit = request.api_key == kafka_protocol::messages::ApiKey::OffsetCommit;
+    let chain = is_commit.then(|| commits.link());
+    // Called here, on the reader, so a connection's appends keep request order.
+    let handled = handlers::start(Arc::clone(broker), request);
+    tokio::spawn(async move {
+        let done = match chain {
+            Some((previous, done)) => {
+                if let Some(previous) = previous {
+                    // An error means the previous commit's task ended without a
+                    // word (aborted): it is done either way.
+                    let _ = previous.await;
                 }
-                response
-            }))
+                Some(done)
+            }
+            None => None,
+        };
+        let response = handled.await;
+        drop(held);
+        if let Some(done) = done {
+            let _ = done.send(());
         }
-        Err(e) => {
-            broker.metrics.error("invalid_request");
-            tracing::warn!(%peer, reason = %e, "closing connection");
-            None
-        }
-    }
+        response
+    })
 }
 
 /// Resolves once the connection has had nothing in flight for `limit`: a request
@@ -310,7 +480,7 @@ async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
 
 async fn write_responses(
     broker: Arc<Broker>,
-    mut writer: OwnedWriteHalf,
+    mut writer: Writer,
     mut responses: mpsc::Receiver<Pending>,
     in_flight: Arc<watch::Sender<usize>>,
     peer: SocketAddr,
@@ -324,7 +494,12 @@ async fn write_responses(
         let written = match outcome {
             Ok(Ok(Some(frame))) => {
                 broker.metrics.response(frame.len());
-                match tokio::time::timeout(stall, writer.write_all(&frame)).await {
+                // TLS holds written bytes in its records until flushed.
+                let send = async {
+                    writer.write_all(&frame).await?;
+                    writer.flush().await
+                };
+                match tokio::time::timeout(stall, send).await {
                     Ok(result) => result.is_ok(),
                     Err(_) => {
                         broker.metrics.connection_closed("response_not_read");

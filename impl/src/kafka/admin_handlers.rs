@@ -34,6 +34,7 @@ pub async fn handle(
     broker: &Broker,
     body: RequestKind,
     version: i16,
+    listener: &str,
 ) -> Result<ResponseKind, RequestKind> {
     Ok(match body {
         RequestKind::CreatePartitions(r) => {
@@ -47,7 +48,15 @@ pub async fn handle(
             ResponseKind::IncrementalAlterConfigs(incremental_alter_configs(broker, r).await)
         }
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records(broker, r)),
-        RequestKind::DescribeCluster(_) => ResponseKind::DescribeCluster(describe_cluster(broker)),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(super::scram_handlers::describe(broker, r))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(super::scram_handlers::alter(broker, r).await)
+        }
+        RequestKind::DescribeCluster(_) => {
+            ResponseKind::DescribeCluster(describe_cluster(broker, listener))
+        }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(broker, r))
         }
@@ -539,7 +548,7 @@ fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecor
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
+fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterResponse {
     let view = broker.consensus.view();
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_static_str("chronik"))
@@ -549,11 +558,14 @@ fn describe_cluster(broker: &Broker) -> DescribeClusterResponse {
                 .brokers
                 .values()
                 .filter(|b| !b.fenced)
-                .map(|b| {
-                    DescribeClusterBroker::default()
-                        .with_broker_id(BrokerId(b.broker_id))
-                        .with_host(str_bytes(&b.host))
-                        .with_port(b.port)
+                .filter_map(|b| {
+                    let (host, port) = b.endpoint(listener)?;
+                    Some(
+                        DescribeClusterBroker::default()
+                            .with_broker_id(BrokerId(b.broker_id))
+                            .with_host(str_bytes(host))
+                            .with_port(port),
+                    )
                 })
                 .collect(),
         )

@@ -33,6 +33,12 @@ pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+pub const DUPLICATE_RESOURCE: i16 = 92;
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 
 /// The error code a client gets for a failed append or read.
 pub fn from_log_error(error: &LogError) -> i16 {

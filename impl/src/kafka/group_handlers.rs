@@ -31,6 +31,7 @@ pub async fn handle(
     version: i16,
     peer: &str,
     client_id: &str,
+    listener: &str,
 ) -> Result<ResponseKind, RequestKind> {
     if let Some(refusal) = not_coordinator(broker, &body) {
         return Ok(refusal);
@@ -38,7 +39,7 @@ pub async fn handle(
     load_stored_groups(broker, &body);
     Ok(match body {
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator(broker, r, version))
+            ResponseKind::FindCoordinator(find_coordinator(broker, r, version, listener))
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group(broker, r, version, peer, client_id).await)
@@ -178,11 +179,14 @@ fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     let view = broker.consensus.view();
     let pick = |key: &str| -> (i16, BrokerId, StrBytes, i32) {
-        match view.state.coordinator_for(key) {
-            Some(b) => (0, BrokerId(b.broker_id), str_bytes(&b.host), b.port),
+        let coordinator = view.state.coordinator_for(key);
+        let reachable = coordinator.map(|b| (b, b.endpoint(listener)));
+        match reachable {
+            Some((b, Some((host, port)))) => (0, BrokerId(b.broker_id), str_bytes(host), port),
             // Not registered yet: this broker answers for itself on a single node.
             None if view.state.brokers.is_empty() => (
                 0,
@@ -190,7 +194,8 @@ fn find_coordinator(
                 str_bytes(&broker.advertised_host),
                 broker.advertised_port,
             ),
-            None => (
+            // Unknown, or not reachable on this client's listener.
+            _ => (
                 errors::COORDINATOR_NOT_AVAILABLE,
                 BrokerId(-1),
                 str_bytes(""),

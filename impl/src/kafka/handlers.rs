@@ -59,7 +59,7 @@ pub fn start(
             let acks = r.acks;
             let submitted = produce_submit(&broker, r, version);
             Box::pin(async move {
-                let response = produce_finish(&broker, submitted).await;
+                let response = produce_finish(&broker, submitted, &listener).await;
                 if acks == 0 {
                     return Ok(None);
                 }
@@ -97,10 +97,13 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
         RequestKind::ApiVersions(_) => {
             ResponseKind::ApiVersions(codec::api_versions_body(errors::NONE))
         }
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, version).await),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata(broker, r, version, &request.listener).await)
+        }
         RequestKind::Produce(r) => {
             let acks = r.acks;
-            let response = produce_finish(broker, produce_submit(broker, r, version)).await;
+            let submitted = produce_submit(broker, r, version);
+            let response = produce_finish(broker, submitted, &request.listener).await;
             if acks == 0 {
                 return Ok(None);
             }
@@ -123,13 +126,19 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
                 version,
                 &request.peer,
                 client_id,
+                &request.listener,
             )
             .await
             {
                 Ok(body) => body,
                 Err(not_a_group_request) => {
-                    match super::admin_handlers::handle(broker, not_a_group_request, version).await
-                    {
+                    let admin = super::admin_handlers::handle(
+                        broker,
+                        not_a_group_request,
+                        version,
+                        &request.listener,
+                    );
+                    match admin.await {
                         Ok(body) => body,
                         Err(_) => return Err(format!("no handler for {:?}", request.api_key)),
                     }
@@ -219,7 +228,12 @@ fn topic_name_by_id(state: &crate::metadata::MetadataState, id: Uuid) -> Option<
         .map(|(name, _)| name.clone())
 }
 
-async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+async fn metadata(
+    broker: &Broker,
+    request: MetadataRequest,
+    version: i16,
+    listener: &str,
+) -> MetadataResponse {
     let mut view = broker.consensus.view();
     // v0: an empty list means all topics; v1+: null means all.
     // v12+ may name topics by id alone (KIP-848 consumers resolve their assignment so).
@@ -260,15 +274,20 @@ async fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Me
     let state = &view.state;
     let me = broker.config.node_id;
     // Fenced brokers are not listed: clients must not be sent to them (R-WIRE-6).
+    // Each broker is named by its address on the listener the client came in on
+    // (R-SEC-7): a SASL_SSL client is never sent to a PLAINTEXT port.
     let brokers = state
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.broker_id))
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(str_bytes(host))
+                    .with_port(port),
+            )
         })
         .collect();
     let names: Vec<String> = wanted.unwrap_or_else(|| state.topics.keys().cloned().collect());
@@ -560,7 +579,11 @@ fn ack_error(waited: AckWait) -> Option<i16> {
 }
 
 /// Waits for a submitted Produce's appends to be durable and builds the response.
-async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> ProduceResponse {
+async fn produce_finish(
+    broker: &Broker,
+    submitted: SubmittedProduce,
+    listener: &str,
+) -> ProduceResponse {
     let SubmittedProduce {
         mut responses,
         pending,
@@ -634,7 +657,7 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
         .any(|p| moved(p.error_code));
     // The view is read only when a partition needs a hint, not on every answer.
     if version >= 10 && any_moved {
-        add_leader_hints(&broker.consensus.view().state, &mut response);
+        add_leader_hints(&broker.consensus.view().state, &mut response, listener);
     }
     response
 }
@@ -642,7 +665,11 @@ async fn produce_finish(broker: &Broker, submitted: SubmittedProduce) -> Produce
 /// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names
 /// its current leader and epoch, and the answer carries that leader's endpoint, so the
 /// client sends its retry there without a Metadata round trip first (Produce v10+).
-fn add_leader_hints(state: &crate::metadata::MetadataState, response: &mut ProduceResponse) {
+fn add_leader_hints(
+    state: &crate::metadata::MetadataState,
+    response: &mut ProduceResponse,
+    listener: &str,
+) {
     use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
     let mut leaders = std::collections::BTreeSet::new();
     for topic in &mut response.responses {
@@ -672,12 +699,15 @@ fn add_leader_hints(state: &crate::metadata::MetadataState, response: &mut Produ
     response.node_endpoints = leaders
         .into_iter()
         .filter_map(|id| state.brokers.get(&id))
-        .map(|b| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(b.broker_id))
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
-                .with_rack(b.rack.as_deref().map(str_bytes))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(b.rack.as_deref().map(str_bytes)),
+            )
         })
         .collect();
 }

@@ -11,4 +11,6 @@ pub mod group_handlers;
 pub mod handlers;
 pub mod partition_limits;
 pub mod record_validation;
+pub mod sasl_handlers;
+pub mod scram_handlers;
 pub mod versions;

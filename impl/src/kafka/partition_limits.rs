@@ -162,6 +162,7 @@ mod tests {
                     rack: None,
                     incarnation: 0,
                     fenced: false,
+                    listeners: Vec::new(),
                 },
             );
         }
