@@ -220,7 +220,10 @@ impl ServerExchange {
             .next()
             .and_then(|f| f.strip_prefix("r="))
             .ok_or(ScramError::Malformed("no nonce"))?;
-        if nonce != self.nonce {
+        // Kafka's ScramSaslServer accepts a final nonce that ends with the server's,
+        // and librdkafka up to 2.0 (kcat as Debian ships it) sends its own nonce
+        // again in front of it; the proof covers the message as sent either way.
+        if !nonce.ends_with(&self.nonce) {
             return Err(ScramError::NonceMismatch);
         }
         let proof = BASE64
@@ -471,6 +474,25 @@ mod tests {
         ] {
             assert!(server.finish(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// librdkafka 2.0.2 repeats its nonce before the server's in its final message;
+    /// Kafka accepts that, and so must we (found with Debian's kcat).
+    #[test]
+    fn a_final_nonce_ending_with_the_servers_is_accepted() {
+        let c = ScramCredential::from_password(Mechanism::Sha256, "pw", b"salt".to_vec(), 4096);
+        let (server, first) =
+            ServerExchange::start(b"n,,n=u,r=cn", "sn", |_| Some(c.clone()), |_| c.clone()).unwrap();
+        assert_eq!(&first[..7], b"r=cnsn,");
+        let doubled = "c=biws,r=cncnsn";
+        let auth_message = format!("n=u,r=cn,{},{doubled}", String::from_utf8(first).unwrap());
+        let salted = Mechanism::Sha256.salted_password(b"pw", b"salt", 4096);
+        let client_key = Mechanism::Sha256.hmac(&salted, b"Client Key");
+        let signature = Mechanism::Sha256.hmac(&Mechanism::Sha256.hash(&client_key), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let last = format!("{doubled},p={}", BASE64.encode(proof));
+        assert!(server.finish(last.as_bytes()).is_ok());
+        assert_eq!(server.finish(b"c=biws,r=cnsnX,p=AAAA"), Err(ScramError::NonceMismatch));
     }
 
     #[test]
