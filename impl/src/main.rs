@@ -140,6 +140,9 @@ mod app {
         /// Kafka's connections.max.reauth.ms (0: sessions do not expire).
         #[arg(long)]
         connections_max_reauth_ms: Option<u64>,
+        /// File with the cluster's shared secret for the peer handshake.
+        #[arg(long, env = "CHRONIK_PEER_SECRET_FILE")]
+        peer_secret_file: Option<PathBuf>,
     }
 
     fn load_config(args: &Args) -> anyhow::Result<BrokerConfig> {
@@ -225,6 +228,9 @@ mod app {
         }
         if let Some(v) = args.connections_max_reauth_ms {
             config.connections_max_reauth_ms = v;
+        }
+        if let Some(v) = &args.peer_secret_file {
+            config.peer_secret_file = Some(v.clone());
         }
     }
 

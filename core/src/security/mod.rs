@@ -3,6 +3,7 @@
 //! checks; the SASL mechanisms and their stored credentials (spec/security.md).
 
 pub mod plain;
+pub mod peer_auth;
 pub mod principal;
 pub mod protocol;
 pub mod sasl;

@@ -115,6 +115,11 @@ pub struct BrokerConfig {
     /// Kafka's `connection.failed.authentication.delay.ms`: a failed authentication
     /// is answered this late, then the connection is closed, to slow guessing.
     pub connection_failed_authentication_delay_ms: u64,
+    /// A file holding the cluster's shared secret (the same on every node, at least
+    /// 16 bytes): peers prove it before their Raft messages are accepted (R-SEC-9).
+    /// Unset in a cluster: any process that reaches the peer port and names a voter
+    /// is believed, and the broker warns at start-up.
+    pub peer_secret_file: Option<PathBuf>,
 }
 
 /// One member of the metadata group.
@@ -202,6 +207,7 @@ impl Default for BrokerConfig {
             ssl_client_auth: "none".into(),
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
+            peer_secret_file: None,
         }
     }
 }
@@ -309,6 +315,19 @@ impl BrokerConfig {
                     .ok_or_else(|| format!("SASL mechanism {name} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"))
             })
             .collect()
+    }
+
+    /// The peer transport's shared secret (empty when none is configured).
+    pub fn peer_secret(&self) -> Result<Vec<u8>, String> {
+        let Some(path) = &self.peer_secret_file else {
+            return Ok(Vec::new());
+        };
+        let text = std::fs::read(path).map_err(|e| format!("peer_secret_file {}: {e}", path.display()))?;
+        let secret = text.trim_ascii().to_vec();
+        if secret.len() < 16 {
+            return Err(format!("peer_secret_file {} holds fewer than 16 bytes", path.display()));
+        }
+        Ok(secret)
     }
 
     pub fn client_auth(&self) -> ClientAuth {

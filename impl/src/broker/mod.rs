@@ -85,6 +85,7 @@ impl RunningBroker {
                         addr,
                         peers,
                         inputs.inbound(),
+                        peer_security(&config)?,
                     )
                     .await
                     .map_err(|e| anyhow::anyhow!("peer listener on {addr}: {e}"))?,
@@ -378,4 +379,16 @@ async fn bind_listeners(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListen
         });
     }
     Ok(bound)
+}
+
+/// The peer handshake's secret and voters (R-SEC-9).
+fn peer_security(config: &BrokerConfig) -> anyhow::Result<crate::cluster::PeerSecurity> {
+    let secret = config.peer_secret().map_err(|e| anyhow::anyhow!(e))?;
+    if secret.is_empty() {
+        tracing::warn!("peer_secret_file is not set: the peer port believes any process that names a voter");
+    }
+    Ok(crate::cluster::PeerSecurity {
+        secret: Arc::new(secret),
+        voters: Arc::new(config.voter_ids()),
+    })
 }

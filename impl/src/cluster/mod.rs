@@ -4,6 +4,6 @@
 
 pub mod transport;
 
-pub use transport::{ForwardOutcome, Inbound, PeerMessage, Transport};
+pub use transport::{ForwardOutcome, Inbound, PeerMessage, PeerSecurity, Transport};
 pub mod client;
 pub mod replication;
