@@ -44,9 +44,15 @@ fn message() -> PeerMessage {
 /// A transport of node `me` that sends one message to node 1 at `target`.
 async fn send_as(me: u64, target: SocketAddr, secret: &[u8]) -> Transport {
     let (inbound, _) = recording();
-    let transport = Transport::start(me, free_addr(), vec![(1, target)], inbound, security(secret))
-        .await
-        .expect("transport starts");
+    let transport = Transport::start(
+        me,
+        free_addr(),
+        vec![(1, target)],
+        inbound,
+        security(secret),
+    )
+    .await
+    .expect("transport starts");
     transport.send(1, &message());
     transport
 }

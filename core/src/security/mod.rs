@@ -2,8 +2,8 @@
 //! authentication (TLS client certificates, SASL) establishes and that authorization
 //! checks; the SASL mechanisms and their stored credentials (spec/security.md).
 
-pub mod plain;
 pub mod peer_auth;
+pub mod plain;
 pub mod principal;
 pub mod protocol;
 pub mod sasl;

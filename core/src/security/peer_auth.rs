@@ -58,7 +58,11 @@ pub fn check_hello(
     }
     let (id, rest) = hello.split_at(8);
     let (their_nonce, proof) = rest.split_at(NONCE_LEN);
-    let expected = mac(secret, b"chronik-peer-client", &[challenge, their_nonce, id]);
+    let expected = mac(
+        secret,
+        b"chronik-peer-client",
+        &[challenge, their_nonce, id],
+    );
     if !bool::from(expected.ct_eq(proof)) {
         return Err(PeerAuthError::BadProof);
     }
@@ -68,7 +72,11 @@ pub fn check_hello(
     if !is_voter(node) {
         return Err(PeerAuthError::NotAVoter(node));
     }
-    let answer = mac(secret, b"chronik-peer-server", &[their_nonce, challenge, id]);
+    let answer = mac(
+        secret,
+        b"chronik-peer-server",
+        &[their_nonce, challenge, id],
+    );
     Ok((node, answer.to_vec()))
 }
 
@@ -109,15 +117,33 @@ mod tests {
         let good = hello(b"secret", 2, &nonce, &challenge);
         let (node, answer) = check_hello(b"secret", &challenge, &good, voter).unwrap();
         assert_eq!(node, 2);
-        assert_eq!(check_answer(b"secret", 2, &nonce, &challenge, &answer), Ok(()));
+        assert_eq!(
+            check_answer(b"secret", 2, &nonce, &challenge, &answer),
+            Ok(())
+        );
         // An impostor accepting the connection cannot answer.
-        let forged = check_hello(b"guess", &challenge, &hello(b"guess", 2, &nonce, &challenge), voter)
-            .map(|(_, a)| a)
-            .unwrap();
+        let forged = check_hello(
+            b"guess",
+            &challenge,
+            &hello(b"guess", 2, &nonce, &challenge),
+            voter,
+        )
+        .map(|(_, a)| a)
+        .unwrap();
         assert!(check_answer(b"secret", 2, &nonce, &challenge, &forged).is_err());
         let refusals = [
-            check_hello(b"secret", &challenge, &hello(b"wrong", 2, &nonce, &challenge), voter),
-            check_hello(b"secret", &challenge, &hello(b"secret", 9, &nonce, &challenge), voter),
+            check_hello(
+                b"secret",
+                &challenge,
+                &hello(b"wrong", 2, &nonce, &challenge),
+                voter,
+            ),
+            check_hello(
+                b"secret",
+                &challenge,
+                &hello(b"secret", 9, &nonce, &challenge),
+                voter,
+            ),
             // A hello recorded against another challenge does not replay.
             check_hello(b"secret", &[8u8; NONCE_LEN], &good, voter),
             check_hello(b"secret", &challenge, &good[1..], voter),

@@ -482,17 +482,28 @@ mod tests {
     fn a_final_nonce_ending_with_the_servers_is_accepted() {
         let c = ScramCredential::from_password(Mechanism::Sha256, "pw", b"salt".to_vec(), 4096);
         let (server, first) =
-            ServerExchange::start(b"n,,n=u,r=cn", "sn", |_| Some(c.clone()), |_| c.clone()).unwrap();
+            ServerExchange::start(b"n,,n=u,r=cn", "sn", |_| Some(c.clone()), |_| c.clone())
+                .unwrap();
         assert_eq!(&first[..7], b"r=cnsn,");
         let doubled = "c=biws,r=cncnsn";
         let auth_message = format!("n=u,r=cn,{},{doubled}", String::from_utf8(first).unwrap());
         let salted = Mechanism::Sha256.salted_password(b"pw", b"salt", 4096);
         let client_key = Mechanism::Sha256.hmac(&salted, b"Client Key");
-        let signature = Mechanism::Sha256.hmac(&Mechanism::Sha256.hash(&client_key), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let signature = Mechanism::Sha256.hmac(
+            &Mechanism::Sha256.hash(&client_key),
+            auth_message.as_bytes(),
+        );
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         let last = format!("{doubled},p={}", BASE64.encode(proof));
         assert!(server.finish(last.as_bytes()).is_ok());
-        assert_eq!(server.finish(b"c=biws,r=cnsnX,p=AAAA"), Err(ScramError::NonceMismatch));
+        assert_eq!(
+            server.finish(b"c=biws,r=cnsnX,p=AAAA"),
+            Err(ScramError::NonceMismatch)
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The first SCRAM user, created before any client can connect (R-SEC-8): `chronik
 //! add-scram-user` writes the salted credential to `bootstrap-credentials.json` in
-//! the data directory (never the password); the broker proposes each one that the
-//! metadata lacks, in the background, and renames the file once all are applied, so
-//! a user deleted later through the Kafka API does not come back at the next start.
+//! the data directory (never the password); the broker proposes each user and
+//! mechanism that the metadata lacks, in the background, and renames the file once
+//! all are there, so a user deleted later through the Kafka API does not come back at
+//! the next start. It creates users only: passwords change through
+//! AlterUserScramCredentials.
 
 use super::consensus_loop::ConsensusHandle;
 use crate::metadata::MetadataCommand;
@@ -82,9 +84,14 @@ pub async fn apply(consensus: ConsensusHandle, data_dir: PathBuf, timeout: Durat
         let state = consensus.view().state;
         let missing: Vec<&Bootstrap> = entries
             .iter()
+            // Only missing users: with the file on several nodes (each with its own
+            // salt) the first one applied wins, where "differs" would make the nodes
+            // overwrite each other forever.
             .filter(|e| {
                 let stored = state.scram_credentials.get(&e.user);
-                stored.and_then(|m| m.get(&e.credential.mechanism)) != Some(&e.credential)
+                stored
+                    .and_then(|m| m.get(&e.credential.mechanism))
+                    .is_none()
             })
             .collect();
         if missing.is_empty() {

@@ -1,4 +1,5 @@
 use super::listeners::{self, ListenerSpec};
+use crate::cluster::client::SaslLogin;
 use crate::log::{FsyncPolicy, LogConfig};
 use chronik_core::security::sasl::SaslMechanism;
 use chronik_core::security::SecurityProtocol;
@@ -120,6 +121,12 @@ pub struct BrokerConfig {
     /// Unset in a cluster: any process that reaches the peer port and names a voter
     /// is believed, and the broker warns at start-up.
     pub peer_secret_file: Option<PathBuf>,
+    /// Kafka's `sasl.mechanism.inter.broker.protocol`: how this broker logs in to a
+    /// SASL inter-broker listener, as `inter_broker_sasl_username` with the password
+    /// in `inter_broker_sasl_password_file`.
+    pub inter_broker_sasl_mechanism: String,
+    pub inter_broker_sasl_username: Option<String>,
+    pub inter_broker_sasl_password_file: Option<PathBuf>,
 }
 
 /// One member of the metadata group.
@@ -208,6 +215,9 @@ impl Default for BrokerConfig {
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
             peer_secret_file: None,
+            inter_broker_sasl_mechanism: "SCRAM-SHA-512".into(),
+            inter_broker_sasl_username: None,
+            inter_broker_sasl_password_file: None,
         }
     }
 }
@@ -322,12 +332,47 @@ impl BrokerConfig {
         let Some(path) = &self.peer_secret_file else {
             return Ok(Vec::new());
         };
-        let text = std::fs::read(path).map_err(|e| format!("peer_secret_file {}: {e}", path.display()))?;
+        let text =
+            std::fs::read(path).map_err(|e| format!("peer_secret_file {}: {e}", path.display()))?;
         let secret = text.trim_ascii().to_vec();
         if secret.len() < 16 {
-            return Err(format!("peer_secret_file {} holds fewer than 16 bytes", path.display()));
+            return Err(format!(
+                "peer_secret_file {} holds fewer than 16 bytes",
+                path.display()
+            ));
         }
         Ok(secret)
+    }
+
+    /// How the replica fetcher logs in to a SASL inter-broker listener.
+    pub fn inter_broker_login(&self) -> Result<Option<SaslLogin>, String> {
+        let inter_broker = &self.listener_specs()?[0];
+        if !inter_broker.protocol.uses_sasl() || self.voters.len() <= 1 {
+            return Ok(None);
+        }
+        let (Some(user), Some(path)) = (
+            &self.inter_broker_sasl_username,
+            &self.inter_broker_sasl_password_file,
+        ) else {
+            return Err(format!(
+                "the inter-broker listener {} uses SASL: set inter_broker_sasl_username and inter_broker_sasl_password_file",
+                inter_broker.name
+            ));
+        };
+        let password = std::fs::read_to_string(path)
+            .map_err(|e| format!("inter_broker_sasl_password_file {}: {e}", path.display()))?;
+        let mechanism =
+            SaslMechanism::from_name(&self.inter_broker_sasl_mechanism).ok_or_else(|| {
+                format!(
+                    "inter_broker_sasl_mechanism {} is not supported",
+                    self.inter_broker_sasl_mechanism
+                )
+            })?;
+        Ok(Some(SaslLogin {
+            mechanism,
+            user: user.clone(),
+            password: password.trim_end_matches(['\n', '\r']).to_string(),
+        }))
     }
 
     pub fn client_auth(&self) -> ClientAuth {

@@ -97,6 +97,7 @@ impl RunningBroker {
         //    that the registration names the ports clients will reach. The TLS files
         //    are loaded now: a broken certificate stops the start, not a client.
         let tls = Tls::from_config(&config).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+        let inter_broker = inter_broker(&config).map_err(|e| anyhow::anyhow!(e))?;
         bootstrap_credentials::pending(&config.data_dir)?;
         let bound = bind_listeners(&config).await?;
         let endpoints: Vec<Endpoint> = bound.iter().map(|b| b.endpoint.clone()).collect();
@@ -138,6 +139,7 @@ impl RunningBroker {
                 config.consumer_group_config(),
             ),
             metrics: Arc::clone(&metrics),
+            inter_broker,
         });
         let shared = server::Listeners::new(&broker, tls);
         let local_addrs = bound
@@ -385,10 +387,23 @@ async fn bind_listeners(config: &BrokerConfig) -> anyhow::Result<Vec<BoundListen
 fn peer_security(config: &BrokerConfig) -> anyhow::Result<crate::cluster::PeerSecurity> {
     let secret = config.peer_secret().map_err(|e| anyhow::anyhow!(e))?;
     if secret.is_empty() {
-        tracing::warn!("peer_secret_file is not set: the peer port believes any process that names a voter");
+        tracing::warn!(
+            "peer_secret_file is not set: the peer port believes any process that names a voter"
+        );
     }
     Ok(crate::cluster::PeerSecurity {
         secret: Arc::new(secret),
         voters: Arc::new(config.voter_ids()),
+    })
+}
+
+/// How the replica fetcher reaches the other brokers' inter-broker listener.
+fn inter_broker(config: &BrokerConfig) -> Result<shared::InterBroker, String> {
+    Ok(shared::InterBroker {
+        listener: config.listener_specs()?[0].name.clone(),
+        security: crate::cluster::client::ClientSecurity {
+            tls: tls::inter_broker_client(config)?,
+            sasl: config.inter_broker_login()?,
+        },
     })
 }

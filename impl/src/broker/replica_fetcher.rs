@@ -60,16 +60,17 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
             .brokers
             .get(&leader)
             .filter(|b| !b.fenced)
-            .map(|b| format!("{}:{}", b.host, b.port));
+            .and_then(|b| b.endpoint(&broker.inter_broker.listener))
+            .map(|(host, port)| format!("{host}:{port}"));
         let (Some(address), false) = (address, followed.is_empty()) else {
             connection = None;
             tokio::time::sleep(IDLE).await;
             continue;
         };
         if connection.as_ref().is_none_or(|(a, _)| *a != address) {
-            match KafkaConnection::connect(&address, format!("chronik-replica-{me}"), CALL_TIMEOUT)
-                .await
-            {
+            let security = &broker.inter_broker.security;
+            let client_id = format!("chronik-replica-{me}");
+            match KafkaConnection::connect_with(&address, client_id, CALL_TIMEOUT, security).await {
                 Ok(c) => connection = Some((address.clone(), c)),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "replica fetcher cannot reach its leader");

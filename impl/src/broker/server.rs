@@ -166,6 +166,11 @@ impl Connection {
         let bound = Duration::from_millis(self.broker.config.request_receive_timeout_ms);
         let stream = match tokio::time::timeout(bound, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => stream,
+            // A port probe (connect, then close) is no failure worth a warning.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!(peer = %self.peer, "connection closed before TLS");
+                return;
+            }
             Ok(Err(e)) => {
                 self.broker.metrics.error("tls_handshake_failed");
                 tracing::warn!(peer = %self.peer, error = %e, "TLS handshake failed");

@@ -32,6 +32,15 @@ pub struct Broker {
     /// The consumer group coordinator (every group's, on a single node).
     pub groups: crate::groups::GroupService,
     pub metrics: Arc<Metrics>,
+    /// The listener replicas fetch from, and how to connect to it.
+    pub inter_broker: InterBroker,
+}
+
+/// The inter-broker listener's name and this broker's credentials for it.
+#[derive(Clone, Default)]
+pub struct InterBroker {
+    pub listener: String,
+    pub security: crate::cluster::client::ClientSecurity,
 }
 
 impl Broker {

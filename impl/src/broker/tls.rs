@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 /// How often the files' modification times are looked at, at most.
@@ -178,4 +178,39 @@ fn escape_rfc2253(value: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// The replica fetcher's TLS, when the inter-broker listener uses it: the peers'
+/// certificates checked against the trust store, and this broker's own certificate
+/// presented, so that a leader requiring client certificates knows its follower.
+pub fn inter_broker_client(config: &BrokerConfig) -> Result<Option<Arc<ClientConfig>>, String> {
+    let specs = config.listener_specs()?;
+    if !specs[0].protocol.uses_tls() || config.voters.len() <= 1 {
+        return Ok(None);
+    }
+    let (Some(truststore), Some(keystore)) = (
+        &config.ssl_truststore_location,
+        &config.ssl_keystore_location,
+    ) else {
+        return Err(format!(
+            "the inter-broker listener {} uses TLS: set ssl_truststore_location to the CA of the peers' certificates",
+            specs[0].name
+        ));
+    };
+    let mut roots = RootCertStore::empty();
+    for ca in read_certificates(truststore)? {
+        roots
+            .add(ca)
+            .map_err(|e| format!("{}: {e}", truststore.display()))?;
+    }
+    let key = PrivateKeyDer::from_pem_file(keystore)
+        .map_err(|e| format!("no private key in {}: {e}", keystore.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(read_certificates(keystore)?, key)
+        .map_err(|e| format!("{}: {e}", keystore.display()))?;
+    Ok(Some(Arc::new(client)))
 }

@@ -139,9 +139,10 @@ async fn prove_and_check(stream: &mut TcpStream, security: &PeerSecurity) -> Res
         .await
         .map_err(|e| format!("read: {e}"))?;
     let voters = &security.voters;
-    let (peer, answer) =
-        peer_auth::check_hello(&security.secret, &challenge, &hello, |id| voters.contains(&id))
-            .map_err(|e| e.to_string())?;
+    let (peer, answer) = peer_auth::check_hello(&security.secret, &challenge, &hello, |id| {
+        voters.contains(&id)
+    })
+    .map_err(|e| e.to_string())?;
     stream
         .write_all(&answer)
         .await
@@ -210,10 +211,10 @@ async fn send_loop(
     let mut warned = false;
     loop {
         let connected = async {
-            let mut stream = TcpStream::connect(addr)
+            let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, introduce(&mut stream, me, &security))
                 .await
-                .map_err(|e| e.to_string())?;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, introduce(&mut stream, me, &security)).await {
+            {
                 Ok(Ok(())) => Ok(stream),
                 Ok(Err(e)) => Err(format!("handshake: {e}")),
                 Err(_) => Err("handshake: no answer in time".to_string()),
