@@ -6,6 +6,8 @@ fdatasync bandwidth in the same sitting and prints the ratio.
 
   benches/load.py --start-broker [--messages 200000] [--size 1024] [--fio]
   benches/load.py --bootstrap 127.0.0.1:9092 ...
+  benches/load.py --bootstrap 127.0.0.1:9094 -X security.protocol=SASL_SSL -X ssl.ca.location=ca.pem \
+      -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=admin -X sasl.password=...
 """
 import argparse
 import json
@@ -49,13 +51,17 @@ def percentile(sorted_values, p):
     return sorted_values[min(len(sorted_values) - 1, int(p / 100.0 * len(sorted_values)))]
 
 
+# librdkafka settings given with -X (security, say), for every client of the run.
+CLIENT_CONFIG = {}
+
+
 def produce(bootstrap, topic, messages, size, partitions, linger_ms):
     payload = os.urandom(size)
     latencies = []
     errors = []
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": linger_ms,
                          "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
-                         "queue.buffering.max.kbytes": 2_000_000})
+                         "queue.buffering.max.kbytes": 2_000_000, **CLIENT_CONFIG})
 
     start = time.perf_counter()
     for i in range(messages):
@@ -85,8 +91,9 @@ def produce_kcat(bootstrap, topic, messages, size, linger_ms, scratch):
     with open(data, "wb") as f:
         f.write((b"x" * (size - 1) + b"\n") * messages)
     start = time.perf_counter()
+    settings = [arg for k, v in CLIENT_CONFIG.items() for arg in ("-X", f"{k}={v}")]
     subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-X", "acks=all", "-X", f"linger.ms={linger_ms}",
-                    "-X", "batch.size=1000000", "-l", str(data)], check=True, capture_output=True)
+                    "-X", "batch.size=1000000", *settings, "-l", str(data)], check=True, capture_output=True)
     elapsed = time.perf_counter() - start
     data.unlink()
     return elapsed
@@ -94,7 +101,7 @@ def produce_kcat(bootstrap, topic, messages, size, linger_ms, scratch):
 
 def consume(bootstrap, topic, messages, partitions):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "load-tool", "enable.auto.commit": False,
-                         "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760})
+                         "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760, **CLIENT_CONFIG})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     got = 0
     nbytes = 0
@@ -134,7 +141,10 @@ def main():
     ap.add_argument("--fio", action="store_true")
     ap.add_argument("--driver", choices=["python", "kcat"], default="python",
                     help="python: confluent-kafka, with per-message latency; kcat: throughput only")
+    ap.add_argument("-X", dest="client_config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka setting for every client (repeatable)")
     args = ap.parse_args()
+    CLIENT_CONFIG.update(kv.split("=", 1) for kv in args.client_config)
 
     scratch = Path(tempfile.mkdtemp(prefix="chronik-load-", dir=ROOT / "target"))
     proc = None
@@ -143,7 +153,7 @@ def main():
         if args.start_broker:
             proc, bootstrap = start_broker(scratch / "data")
         topic = f"load-{int(time.time())}"
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient({"bootstrap.servers": bootstrap, **CLIENT_CONFIG})
         for _ in range(200):  # until the broker has registered itself
             try:
                 if admin.list_topics(timeout=5).brokers:
