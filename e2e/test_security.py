@@ -202,10 +202,11 @@ def test_r_sec_2_confluent_kafka_over_sasl_ssl(secure, certs, mechanism):
     confluent_round_trip(config, f"sasl-ssl-{mechanism.lower()}")
 
 
-@pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_r_sec_2_kafka_python_over_sasl_plaintext(secure, certs, mechanism):
-    config = kafka_python_config(secure, "SASL_PLAINTEXT", certs, mechanism)
-    topic = f"kp-{mechanism.lower()}"
+@pytest.mark.parametrize("listener,mechanism", [("SASL_PLAINTEXT", m) for m in MECHANISMS]
+                         + [("SASL_SSL", "SCRAM-SHA-256"), ("SSL", None)])
+def test_r_sec_2_kafka_python_over_sasl_and_ssl(secure, certs, listener, mechanism):
+    config = kafka_python_config(secure, listener, certs, mechanism)
+    topic = f"kp-{listener.lower()}-{(mechanism or 'none').lower()}"
     admin = KafkaAdminClient(**config)
     admin.create_topics([__import__("kafka").admin.NewTopic(topic, 2, 1)])
     admin.close()
@@ -214,7 +215,7 @@ def test_r_sec_2_kafka_python_over_sasl_plaintext(secure, certs, mechanism):
         producer.send(topic, f"m{i}".encode())
     producer.flush(20)
     producer.close()
-    consumer = KafkaConsumer(topic, group_id=f"g-{mechanism}", auto_offset_reset="earliest",
+    consumer = KafkaConsumer(topic, group_id=f"g-{listener}-{mechanism}", auto_offset_reset="earliest",
                              consumer_timeout_ms=15000, **config)
     values = []
     for message in consumer:
