@@ -288,7 +288,7 @@ impl Connection {
         let view = || self.broker.consensus.view();
         if auth.expects_raw_token() {
             let answer = sasl_handlers::raw_token(auth, &frame, &*view().state, now_ms);
-            return self.sasl_answer(answer);
+            return self.sasl_answer("SaslToken", answer);
         }
         let mut request = match codec::decode_request(Bytes::from(frame)) {
             Ok(Decoded::Answer(bytes)) => {
@@ -321,7 +321,7 @@ impl Connection {
             }
         };
         match answer {
-            Ok(answer) => self.sasl_answer(answer),
+            Ok(answer) => self.sasl_answer(&format!("{:?}", request.api_key), answer),
             Err(reason) => {
                 tracing::error!(peer = %self.peer, %reason, "closing connection: SASL response could not be encoded");
                 Next::Close(End::BadInput)
@@ -331,10 +331,10 @@ impl Connection {
 
     /// A failed authentication is answered after the configured delay, and then
     /// the connection closes (R-SEC-2).
-    fn sasl_answer(&self, answer: SaslAnswer) -> Next {
+    fn sasl_answer(&self, api: &str, answer: SaslAnswer) -> Next {
         let SaslAnswer { frame, failed } = answer;
+        self.broker.metrics.request(api, 0);
         if !failed {
-            self.broker.metrics.request("SaslAuthenticate", 0);
             return Next::Answer(tokio::spawn(async move { Ok(Some(frame)) }));
         }
         self.broker.metrics.error("authentication_failed");
