@@ -9,6 +9,9 @@ use chronik::metadata::{
     MetadataState, OffsetCommit, Snapshot,
 };
 use chronik_core::consumer_groups::{ConsumerMemberRecord, MemberState, TopicPartitions};
+use chronik_core::security::acl::{
+    AclBinding, AclEntry, Operation, PatternType, Permission, ResourcePattern, ResourceType,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -128,9 +131,9 @@ fn consumer_group_record() -> ConsumerGroupRecord {
     }
 }
 
-/// Every command of the current format: version 1's, then those version 2 added
+/// The commands of format version 2: version 1's, then those version 2 added
 /// (consumer group records, R-GROUP-8 and R-GROUP-9).
-fn every_variant() -> Vec<CommandEnvelope> {
+fn version_2_variants() -> Vec<CommandEnvelope> {
     let mut all = version_1_variants();
     all.push(CommandEnvelope::new(
         all.len() as u64 + 1,
@@ -146,6 +149,45 @@ fn every_variant() -> Vec<CommandEnvelope> {
             group: "kip848".into(),
             coordinator: 1,
             record: consumer_group_record(),
+        },
+    ));
+    all
+}
+
+fn acl(name: &str, pattern_type: PatternType, permission: Permission) -> AclBinding {
+    AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::Topic,
+            name: name.into(),
+            pattern_type,
+        },
+        entry: AclEntry {
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Read,
+            permission,
+        },
+    }
+}
+
+/// Every command of the current format: version 2's, then the ACL commands version 3
+/// added (R-SEC-ACL-11).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_2_variants();
+    all.push(CommandEnvelope::new(
+        all.len() as u64 + 1,
+        MetadataCommand::CreateAcls {
+            bindings: vec![
+                acl("orders", PatternType::Literal, Permission::Allow),
+                acl("ord", PatternType::Prefixed, Permission::Deny),
+                acl("gone", PatternType::Literal, Permission::Allow),
+            ],
+        },
+    ));
+    all.push(CommandEnvelope::new(
+        all.len() as u64 + 1,
+        MetadataCommand::DeleteAcls {
+            bindings: vec![acl("gone", PatternType::Literal, Permission::Allow)],
         },
     ));
     all
@@ -187,6 +229,7 @@ fn r_recover_3_the_snapshot_round_trips() {
         state.consumer_groups.get("kip848"),
         Some(&consumer_group_record())
     );
+    assert_eq!(state.acls.len(), 2);
     let encoded = Snapshot::encode(&state).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(Snapshot::decode(&encoded), Ok(state));
 }
@@ -228,8 +271,33 @@ fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn st
         .filter(|l| !l.is_empty())
         .map(CommandEnvelope::decode)
         .collect::<Result<_, _>>()?;
-    assert_eq!(decoded, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_2_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 2,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(decoded, as_written);
+    // Version 2 snapshots have no ACLs: they decode as none.
     let snapshot = std::fs::read(golden("snapshot_v2.json"))?;
+    assert_eq!(
+        Snapshot::decode(&snapshot)?,
+        state_after(&version_2_variants())
+    );
+    Ok(())
+}
+
+#[test]
+fn r_recover_3_golden_files_of_version_3_still_decode() -> Result<(), Box<dyn std::error::Error>> {
+    let commands = std::fs::read(golden("commands_v3.jsonl"))?;
+    let decoded: Vec<CommandEnvelope> = commands
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(CommandEnvelope::decode)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(decoded, every_variant());
+    let snapshot = std::fs::read(golden("snapshot_v3.json"))?;
     assert_eq!(Snapshot::decode(&snapshot)?, state_after(&every_variant()));
     Ok(())
 }
@@ -366,9 +434,9 @@ fn write_golden() -> Result<(), Box<dyn std::error::Error>> {
         lines.extend(envelope.encode()?);
         lines.push(b'\n');
     }
-    std::fs::write(golden("commands_v2.jsonl"), lines)?;
+    std::fs::write(golden("commands_v3.jsonl"), lines)?;
     std::fs::write(
-        golden("snapshot_v2.json"),
+        golden("snapshot_v3.json"),
         Snapshot::encode(&state_after(&every_variant()))?,
     )?;
     Ok(())

@@ -1,11 +1,13 @@
 pub use crate::consumer_groups::ConsumerGroupRecord;
 pub use crate::groups::{GroupRecord, MemberRecord};
+use crate::security::acl::AclBinding;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The version written in every envelope. Decoding accepts this and older versions;
-/// a newer one is refused loudly rather than half-understood.
-pub const COMMAND_VERSION: u32 = 2;
+/// a newer one is refused loudly rather than half-understood. Version 3 added ACL
+/// bindings (`CreateAcls`, `DeleteAcls`).
+pub const COMMAND_VERSION: u32 = 3;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -151,4 +153,15 @@ pub enum MetadataCommand {
     },
     /// Hands out the next producer id.
     AllocateProducerId,
+    /// Adds ACL bindings (CreateAcls); one already stored stays once. Refused whole
+    /// if any binding is invalid (R-SEC-ACL-11). New in format version 3.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Removes exactly these bindings: the DeleteAcls handler matched its filters
+    /// against its view, so a binding created since is not removed by a filter that
+    /// never saw it. Bindings already gone are ignored. New in format version 3.
+    DeleteAcls {
+        bindings: Vec<AclBinding>,
+    },
 }

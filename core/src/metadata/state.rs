@@ -1,9 +1,12 @@
 use super::command::{CommandEnvelope, ConsumerGroupRecord, GroupRecord, MetadataCommand};
+use crate::security::acl::AclBinding;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Version 2 added consumer group records (`MetadataState::groups`).
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// Version 2 added consumer group records (`MetadataState::groups`), version 3 ACL
+/// bindings (`MetadataState::acls`): a broker that predates them refuses the snapshot
+/// rather than silently dropping the ACLs.
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 // Kafka error codes the state machine answers with.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -94,6 +97,9 @@ pub struct MetadataState {
     /// KIP-848 groups' durable records (absent from version-1 snapshots).
     #[serde(default)]
     pub consumer_groups: BTreeMap<String, ConsumerGroupRecord>,
+    /// ACL bindings (R-SEC-ACL-11; absent from snapshots before version 3).
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
     /// The Raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -486,6 +492,19 @@ impl MetadataState {
                 let id = self.next_producer_id;
                 self.next_producer_id += 1;
                 ApplyOutcome::ProducerId(id)
+            }
+            MetadataCommand::CreateAcls { bindings } => {
+                if let Some(message) = bindings.iter().find_map(|b| b.validate().err()) {
+                    return rejected(INVALID_REQUEST, message);
+                }
+                self.acls.extend(bindings.iter().cloned());
+                ApplyOutcome::Done
+            }
+            MetadataCommand::DeleteAcls { bindings } => {
+                for b in bindings {
+                    self.acls.remove(b);
+                }
+                ApplyOutcome::Done
             }
         }
     }
