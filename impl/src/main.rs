@@ -86,6 +86,16 @@ mod app {
         /// (Kafka's queued.max.request.bytes; default twice max_request_bytes).
         #[arg(long)]
         queued_max_request_bytes: Option<usize>,
+        /// Check every request against the ACLs (Kafka's authorizer.class.name set).
+        #[arg(long)]
+        authorizer_enabled: bool,
+        /// Principals allowed everything, semicolon-separated as Kafka's super.users
+        /// (User:admin;User:broker).
+        #[arg(long)]
+        super_users: Option<String>,
+        /// Allow a resource no ACL covers (Kafka's allow.everyone.if.no.acl.found).
+        #[arg(long)]
+        allow_everyone_if_no_acl_found: bool,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -137,8 +147,17 @@ mod app {
             config.group_consumer_heartbeat_interval_ms = v;
         }
         apply_limit_flags(args, &mut config);
+        apply_authorizer_flags(args, &mut config);
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
+    }
+
+    fn apply_authorizer_flags(args: &Args, config: &mut BrokerConfig) {
+        config.authorizer_enabled |= args.authorizer_enabled;
+        config.allow_everyone_if_no_acl_found |= args.allow_everyone_if_no_acl_found;
+        if let Some(v) = &args.super_users {
+            config.super_users = BrokerConfig::parse_super_users(v);
+        }
     }
 
     fn apply_limit_flags(args: &Args, config: &mut BrokerConfig) {

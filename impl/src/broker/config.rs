@@ -84,6 +84,15 @@ pub struct BrokerConfig {
     /// `group.consumer.heartbeat.interval.ms`.
     pub group_consumer_session_timeout_ms: u64,
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// Kafka's `authorizer.class.name` set: every request is checked against the
+    /// ACLs (spec/security.md). Off, everything is allowed and the ACL APIs answer
+    /// SECURITY_DISABLED, as Kafka without an authorizer.
+    pub authorizer_enabled: bool,
+    /// Kafka's `super.users`: principals (`User:admin`) allowed everything.
+    pub super_users: Vec<String>,
+    /// Kafka's `allow.everyone.if.no.acl.found`: the answer for a resource no ACL
+    /// covers (default false: refused).
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 /// One member of the metadata group.
@@ -158,11 +167,31 @@ impl Default for BrokerConfig {
             group_max_size: i32::MAX as usize,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            authorizer_enabled: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
         }
     }
 }
 
 impl BrokerConfig {
+    /// Parses Kafka's `super.users` form: principals separated by semicolons.
+    pub fn parse_super_users(text: &str) -> Vec<String> {
+        text.split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The authorizer's settings, for the core's decision.
+    pub fn authorizer(&self) -> chronik_core::security::acl::Authorizer {
+        chronik_core::security::acl::Authorizer {
+            super_users: self.super_users.iter().cloned().collect(),
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.node_id < 1 {
             return Err(format!("node_id {} must be at least 1", self.node_id));
@@ -185,6 +214,10 @@ impl BrokerConfig {
             }
         }
         self.validate_connection_limits()?;
+        for user in &self.super_users {
+            chronik_core::security::Principal::parse(user)
+                .map_err(|e| format!("super_users: {e}"))?;
+        }
         if self.max_partitions == 0 || self.max_broker_partitions == 0 {
             return Err("max_partitions and max_broker_partitions must be positive".into());
         }

@@ -128,6 +128,9 @@ impl RunningBroker {
                 config.consumer_group_config(),
             ),
             metrics: Arc::clone(&metrics),
+            authorizer: config
+                .authorizer_enabled
+                .then(|| Arc::new(config.authorizer())),
         });
         let mut tasks = vec![tokio::spawn(server::serve(Arc::clone(&broker), listener))];
         if let Some(addr) = config.http_listen {

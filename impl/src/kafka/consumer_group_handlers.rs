@@ -2,11 +2,13 @@
 //! core's (`chronik_core::consumer_groups`); this file turns the wire types into its
 //! inputs (topic ids as bytes, the metadata's topics) and its answers back.
 
+use super::authorize::Caller;
 use super::common::{str_bytes, topic_name};
 use crate::broker::shared::{now_ms, Broker};
 use crate::groups::{Heartbeat, TopicsView};
 use crate::metadata::MetadataState;
 use chronik_core::consumer_groups::{Assignment, TopicId};
+use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment as DescribedAssignment, DescribedGroup, Member,
     TopicPartitions as DescribedPartitions,
@@ -136,8 +138,10 @@ fn described_assignment(
 
 pub fn describe(
     broker: &Broker,
+    caller: &Caller,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    let operations = request.include_authorized_operations;
     let names: Vec<(String, TopicId)> = topics_view(&broker.consensus.view().state)
         .into_iter()
         .map(|(name, (id, _))| (name, id))
@@ -146,6 +150,16 @@ pub fn describe(
         .group_ids
         .into_iter()
         .map(|group_id| {
+            if !caller.may_group(Operation::Describe, &group_id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(super::errors::GROUP_AUTHORIZATION_FAILED);
+            }
+            let authorized = if operations {
+                caller.authorized_operations(ResourceType::Group, &group_id.0)
+            } else {
+                i32::MIN
+            };
             let state = broker.groups.consumer_group_state(&group_id.0);
             let Some(view) = broker.groups.consumer_group(&group_id.0) else {
                 return DescribedGroup::default()
@@ -178,6 +192,7 @@ pub fn describe(
                 .with_assignment_epoch(view.assignment_epoch)
                 .with_assignor_name(str_bytes(&view.assignor))
                 .with_members(members)
+                .with_authorized_operations(authorized)
         })
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)
