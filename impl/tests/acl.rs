@@ -483,6 +483,21 @@ fn topic_cases() -> Result<Vec<Case>, AnyError> {
             vec![allow(Topic, "t-aconf", AlterConfigs)],
         ),
         row(
+            "AlterConfigs: AlterConfigs",
+            ApiKey::AlterConfigs,
+            2,
+            RequestKind::AlterConfigs(AlterConfigsRequest::default().with_resources(vec![
+                alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t-aconf"))
+                    .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("200000")))]),
+            ])),
+            t,
+            vec![allow(Topic, "t-aconf", AlterConfigs)],
+        ),
+        row(
             "CreatePartitions: Alter",
             ApiKey::CreatePartitions,
             3,
@@ -595,6 +610,36 @@ fn group_cases() -> Vec<Case> {
             refused: g,
             allowed: 79, // MEMBER_ID_REQUIRED
             grant: vec![allow(Group, "g-join", Read)],
+            code: top_level_code,
+        },
+        Case {
+            what: "SyncGroup: Read on the group",
+            api: ApiKey::SyncGroup,
+            version: 5,
+            body: RequestKind::SyncGroup(
+                SyncGroupRequest::default()
+                    .with_group_id(group("g-sync"))
+                    .with_member_id(s("m"))
+                    .with_protocol_type(Some(s("consumer")))
+                    .with_protocol_name(Some(s("range"))),
+            ),
+            refused: g,
+            allowed: 25, // UNKNOWN_MEMBER_ID
+            grant: vec![allow(Group, "g-sync", Read)],
+            code: top_level_code,
+        },
+        Case {
+            what: "LeaveGroup: Read on the group",
+            api: ApiKey::LeaveGroup,
+            version: 2,
+            body: RequestKind::LeaveGroup(
+                LeaveGroupRequest::default()
+                    .with_group_id(group("g-leave"))
+                    .with_member_id(s("m")),
+            ),
+            refused: g,
+            allowed: 25, // UNKNOWN_MEMBER_ID
+            grant: vec![allow(Group, "g-leave", Read)],
             code: top_level_code,
         },
         Case {
@@ -819,6 +864,31 @@ async fn r_sec_acl_15_every_api_checks_its_operation() -> TestResult {
         );
         revoke(&broker, &case.grant).await?;
     }
+    // ListGroups: Describe on the cluster lists every group, else those described.
+    let listed = |who: &'static str| {
+        let broker = &broker;
+        async move {
+            let request = RequestKind::ListGroups(ListGroupsRequest::default());
+            match call(broker, who, ApiKey::ListGroups, 4, request).await? {
+                ResponseKind::ListGroups(r) => Ok::<_, AnyError>(
+                    r.groups
+                        .iter()
+                        .map(|g| g.group_id.0.to_string())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => Err("not a ListGroups response".into()),
+            }
+        }
+    };
+    assert!(listed("admin").await?.contains(&"g-commit".to_string()));
+    // Alice's Read on g-commit2 (granted above) implies Describe.
+    assert_eq!(listed("alice").await?, vec!["g-commit2".to_string()]);
+    grant(
+        &broker,
+        &[allow(ResourceType::Group, "g-commit", Operation::Describe)],
+    )
+    .await?;
+    assert_eq!(listed("alice").await?, vec!["g-commit", "g-commit2"]);
     broker.shutdown().await;
     Ok(())
 }
@@ -1282,6 +1352,47 @@ async fn r_sec_acl_2_the_listener_principal_and_host_are_checked() -> TestResult
             .await?;
         assert_eq!(first_partition_code(&r), expected, "{name}");
     }
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// R-SEC-ACL-14: a refused request changes nothing: no record appended, no topic
+/// created or deleted, no ACL stored.
+#[tokio::test]
+async fn r_sec_acl_14_a_refused_request_changes_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let broker = start_in(dir.path(), |_| {}).await?;
+    create_topic(&broker, "guarded").await?;
+    let before = broker.broker.consensus.view().state.clone();
+    let refused = [
+        (ApiKey::Produce, 9, produce("guarded")?),
+        (
+            ApiKey::DeleteTopics,
+            5,
+            RequestKind::DeleteTopics(
+                DeleteTopicsRequest::default().with_topic_names(vec![topic("guarded")]),
+            ),
+        ),
+        (
+            ApiKey::CreateAcls,
+            3,
+            RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![creation(
+                &allow(ResourceType::Topic, "guarded", Operation::All),
+            )])),
+        ),
+    ];
+    for (api, version, body) in refused {
+        call(&broker, "alice", api, version, body).await?;
+    }
+    let r = call(&broker, "alice", ApiKey::Metadata, 12, metadata_all(false)).await?;
+    let ResponseKind::Metadata(r) = r else {
+        return Err("not a Metadata response".into());
+    };
+    assert!(r.topics.is_empty(), "alice may describe nothing");
+    let after = broker.broker.consensus.view().state.clone();
+    assert_eq!((&after.topics, &after.acls), (&before.topics, &before.acls));
+    let log = broker.broker.partitions.get("guarded", 0).ok_or("no log")?;
+    assert_eq!(log.high_watermark(), 0, "nothing was appended");
     broker.shutdown().await;
     Ok(())
 }
