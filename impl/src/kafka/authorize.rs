@@ -18,9 +18,9 @@ pub struct Caller {
     pub principal: Principal,
     /// The client's IP address, as ACL hosts name it.
     pub host: String,
-    /// None: no authorizer is configured, and everything is allowed (as Kafka).
-    authorizer: Option<Arc<Authorizer>>,
-    state: Arc<MetadataState>,
+    /// The authorizer and the metadata whose ACLs it reads; None: no authorizer is
+    /// configured, everything is allowed (as Kafka), and no view is taken.
+    authorizer: Option<(Arc<Authorizer>, Arc<MetadataState>)>,
 }
 
 impl Caller {
@@ -28,8 +28,10 @@ impl Caller {
         Caller {
             principal,
             host,
-            authorizer: broker.authorizer.clone(),
-            state: Arc::clone(&broker.consensus.view().state),
+            authorizer: broker
+                .authorizer
+                .as_ref()
+                .map(|a| (Arc::clone(a), broker.consensus.view().state)),
         }
     }
 
@@ -56,8 +58,8 @@ impl Caller {
     pub fn may(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
         match &self.authorizer {
             None => true,
-            Some(a) => a.authorize(
-                &self.state.acls,
+            Some((a, state)) => a.authorize(
+                &state.acls,
                 self.requester(),
                 operation,
                 resource_type,
@@ -88,8 +90,8 @@ impl Caller {
     pub fn may_any(&self, operation: Operation, resource_type: ResourceType) -> bool {
         match &self.authorizer {
             None => true,
-            Some(a) => {
-                a.authorize_any(&self.state.acls, self.requester(), operation, resource_type)
+            Some((a, state)) => {
+                a.authorize_any(&state.acls, self.requester(), operation, resource_type)
             }
         }
     }
@@ -99,8 +101,8 @@ impl Caller {
     pub fn authorized_operations(&self, resource_type: ResourceType, name: &str) -> i32 {
         match &self.authorizer {
             None => operations_bitfield(resource_type.supported_operations().iter().copied()),
-            Some(a) => {
-                a.authorized_operations(&self.state.acls, self.requester(), resource_type, name)
+            Some((a, state)) => {
+                a.authorized_operations(&state.acls, self.requester(), resource_type, name)
             }
         }
     }
