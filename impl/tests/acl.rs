@@ -864,6 +864,17 @@ async fn r_sec_acl_15_every_api_checks_its_operation() -> TestResult {
         );
         revoke(&broker, &case.grant).await?;
     }
+    // DeleteTopics of an absent topic the caller may describe: UNKNOWN_TOPIC_OR_PARTITION.
+    grant(
+        &broker,
+        &[allow(ResourceType::Topic, "t-absent", Operation::Describe)],
+    )
+    .await?;
+    let absent = RequestKind::DeleteTopics(
+        DeleteTopicsRequest::default().with_topic_names(vec![topic("t-absent")]),
+    );
+    let r = call(&broker, "alice", ApiKey::DeleteTopics, 5, absent).await?;
+    assert_eq!(first_partition_code(&r), 3);
     // ListGroups: Describe on the cluster lists every group, else those described.
     let listed = |who: &'static str| {
         let broker = &broker;

@@ -1099,6 +1099,21 @@ async fn create_topics(
     CreateTopicsResponse::default().with_topics(results)
 }
 
+/// As Kafka's controller: a topic the caller may not describe is
+/// TOPIC_AUTHORIZATION_FAILED whether it exists or not; one it may describe but that
+/// does not exist is UNKNOWN_TOPIC_OR_PARTITION; one it may not delete is refused.
+fn delete_refusal(broker: &Broker, caller: &Caller, name: &str) -> Option<i16> {
+    if !caller.may_topic(Operation::Describe, name) {
+        Some(errors::TOPIC_AUTHORIZATION_FAILED)
+    } else if !broker.consensus.view().state.topics.contains_key(name) {
+        Some(errors::UNKNOWN_TOPIC_OR_PARTITION)
+    } else if !caller.may_topic(Operation::Delete, name) {
+        Some(errors::TOPIC_AUTHORIZATION_FAILED)
+    } else {
+        None
+    }
+}
+
 async fn delete_topics(
     broker: &Broker,
     caller: &Caller,
@@ -1107,8 +1122,8 @@ async fn delete_topics(
     let mut results = Vec::new();
     for name in request.topic_names {
         let mut result = DeletableTopicResult::default().with_name(Some(name.clone()));
-        if !caller.may_topic(Operation::Delete, &name.0) {
-            result.error_code = errors::TOPIC_AUTHORIZATION_FAILED;
+        if let Some(code) = delete_refusal(broker, caller, &name.0) {
+            result.error_code = code;
         } else if let Err((code, _)) = propose(
             broker,
             MetadataCommand::DeleteTopic {
