@@ -1407,3 +1407,180 @@ async fn r_sec_acl_14_a_refused_request_changes_nothing() -> TestResult {
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-SEC-ACL-15, the topics inside group requests: OffsetFetch of all topics lists
+/// only those the caller may describe and a named one it may not is
+/// TOPIC_AUTHORIZATION_FAILED; OffsetDelete needs Read on each topic; a KIP-848
+/// subscription needs Describe on each topic; DescribeGroups reports the group
+/// operations granted (R-SEC-ACL-9).
+#[tokio::test]
+async fn r_sec_acl_15_topics_inside_group_requests_are_checked() -> TestResult {
+    use offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    let dir = tempfile::tempdir()?;
+    let broker = start_in(dir.path(), |_| {}).await?;
+    for name in ["mine", "theirs"] {
+        create_topic(&broker, name).await?;
+    }
+    let commit = RequestKind::OffsetCommit(
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(
+                ["mine", "theirs"]
+                    .iter()
+                    .map(|t| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(topic(t))
+                            .with_partitions(vec![
+                                OffsetCommitRequestPartition::default().with_committed_offset(0)
+                            ])
+                    })
+                    .collect(),
+            ),
+    );
+    let r = call(&broker, "admin", ApiKey::OffsetCommit, 8, commit).await?;
+    assert_eq!(first_partition_code(&r), 0);
+    grant(
+        &broker,
+        &[
+            allow(ResourceType::Group, "g", Operation::Read),
+            allow(ResourceType::Topic, "mine", Operation::Read),
+        ],
+    )
+    .await?;
+    let fetch_offsets = |topics: Option<Vec<&str>>| {
+        RequestKind::OffsetFetch(
+            OffsetFetchRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_topics(topics.map(|ts| {
+                    ts.iter()
+                        .map(|t| {
+                            offset_fetch_request::OffsetFetchRequestTopic::default()
+                                .with_name(topic(t))
+                                .with_partition_indexes(vec![0])
+                        })
+                        .collect()
+                })),
+        )
+    };
+    let ResponseKind::OffsetFetch(all) = call(
+        &broker,
+        "alice",
+        ApiKey::OffsetFetch,
+        7,
+        fetch_offsets(None),
+    )
+    .await?
+    else {
+        return Err("not an OffsetFetch response".into());
+    };
+    let names: Vec<String> = all.topics.iter().map(|t| t.name.0.to_string()).collect();
+    assert_eq!((all.error_code, names), (0, vec!["mine".to_string()]));
+    let ResponseKind::OffsetFetch(named) = call(
+        &broker,
+        "alice",
+        ApiKey::OffsetFetch,
+        7,
+        fetch_offsets(Some(vec!["mine", "theirs"])),
+    )
+    .await?
+    else {
+        return Err("not an OffsetFetch response".into());
+    };
+    let codes: Vec<i16> = named
+        .topics
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect();
+    assert_eq!(codes, vec![0, TOPIC_AUTHORIZATION_FAILED]);
+
+    grant(
+        &broker,
+        &[allow(ResourceType::Group, "g", Operation::Delete)],
+    )
+    .await?;
+    let delete = RequestKind::OffsetDelete(
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_topics(
+                ["mine", "theirs"]
+                    .iter()
+                    .map(|t| {
+                        offset_delete_request::OffsetDeleteRequestTopic::default()
+                            .with_name(topic(t))
+                            .with_partitions(vec![
+                                offset_delete_request::OffsetDeleteRequestPartition::default(),
+                            ])
+                    })
+                    .collect(),
+            ),
+    );
+    let ResponseKind::OffsetDelete(r) =
+        call(&broker, "alice", ApiKey::OffsetDelete, 0, delete).await?
+    else {
+        return Err("not an OffsetDelete response".into());
+    };
+    let codes: Vec<i16> = r
+        .topics
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect();
+    assert_eq!(
+        (r.error_code, codes),
+        (0, vec![0, TOPIC_AUTHORIZATION_FAILED])
+    );
+    let offsets = broker.broker.consensus.view().state.offsets.clone();
+    assert!(offsets["g"].contains_key("theirs") && !offsets["g"].contains_key("mine"));
+
+    let heartbeat = |subscribed: Vec<&str>| {
+        RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("g-848")))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(10_000)
+                .with_subscribed_topic_names(Some(subscribed.into_iter().map(topic).collect()))
+                .with_topic_partitions(Some(vec![])),
+        )
+    };
+    grant(
+        &broker,
+        &[allow(ResourceType::Group, "g-848", Operation::Read)],
+    )
+    .await?;
+    let r = call(
+        &broker,
+        "alice",
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        heartbeat(vec!["mine", "theirs"]),
+    )
+    .await?;
+    assert_eq!(top_level_code(&r), TOPIC_AUTHORIZATION_FAILED);
+    let r = call(
+        &broker,
+        "alice",
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        heartbeat(vec!["mine"]),
+    )
+    .await?;
+    assert_eq!(top_level_code(&r), 0);
+
+    let describe = RequestKind::DescribeGroups(
+        DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(s("g"))])
+            .with_include_authorized_operations(true),
+    );
+    let ResponseKind::DescribeGroups(r) =
+        call(&broker, "alice", ApiKey::DescribeGroups, 5, describe).await?
+    else {
+        return Err("not a DescribeGroups response".into());
+    };
+    // Read, Delete, and Describe implied by them.
+    assert_eq!(
+        r.groups[0].authorized_operations,
+        (1 << 3) | (1 << 6) | (1 << 8)
+    );
+    broker.shutdown().await;
+    Ok(())
+}
