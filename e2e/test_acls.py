@@ -2,6 +2,8 @@
 describe and delete ACLs against the real binary, see them enforced on a producer and
 survive a restart. Every client is User:ANONYMOUS until SASL lands, so enforcement is
 shown with a DENY for it and `--allow-everyone-if-no-acl-found` for the rest."""
+import time
+
 import pytest
 from kafka import KafkaProducer
 from kafka.admin import (
@@ -18,7 +20,7 @@ from kafka.admin import (
 )
 from kafka.errors import NoError, TopicAuthorizationFailedError
 
-from conftest import Broker
+from conftest import Broker, Cluster
 
 ANONYMOUS = "User:ANONYMOUS"
 
@@ -43,10 +45,10 @@ def topic_acls():
     )
 
 
-def produce(bootstrap, topic):
-    producer = KafkaProducer(bootstrap_servers=bootstrap, retries=0, max_block_ms=10000)
+def produce(bootstrap, topic, partition=None):
+    producer = KafkaProducer(bootstrap_servers=bootstrap, retries=0, max_block_ms=10000, acks="all")
     try:
-        return producer.send(topic, b"v").get(timeout=10)
+        return producer.send(topic, b"v", partition=partition).get(timeout=10)
     finally:
         producer.close()
 
@@ -112,3 +114,50 @@ def test_r_sec_acl_6_a_super_user_ignores_denials(tmp_path):
         assert produce(b.bootstrap, "t").offset == 0
     finally:
         b.stop()
+
+
+def test_r_sec_acl_11_a_cluster_shares_its_acls_and_followers_still_replicate(tmp_path):
+    """ACLs created through any node hold on every leader; acks=all on three replicas
+    shows followers' fetches pass the authorizer (no ACL covers the cluster here)."""
+    cluster = Cluster(tmp_path, extra_args=["--authorizer-enabled", "--allow-everyone-if-no-acl-found"])
+    try:
+        for n in cluster.nodes:
+            n.start()
+        deadline = time.time() + 15
+        while True:
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=5000)
+                if len(admin.describe_cluster()["brokers"]) == 3:
+                    break
+                admin.close()
+            except Exception:  # noqa: BLE001 - nodes still starting
+                pass
+            assert time.time() < deadline, "3 brokers not listed in time"
+            time.sleep(0.1)
+        try:
+            admin.create_topics([NewTopic("open", 3, 3), NewTopic("locked", 3, 3)])
+            assert not admin.create_acls([deny_write("locked")])["failed"]
+        finally:
+            admin.close()
+        deadline = time.time() + 15
+        while True:
+            try:
+                produce(cluster.bootstrap, "open")
+                break
+            except Exception:  # noqa: BLE001 - leaders still being elected
+                assert time.time() < deadline, "acks=all produce to 3 replicas failed"
+                time.sleep(0.2)
+        # Each partition has its own leader; each applies the ACL from the metadata.
+        for partition in range(3):
+            deadline = time.time() + 5
+            while True:
+                try:
+                    produce(cluster.bootstrap, "locked", partition)
+                except TopicAuthorizationFailedError:
+                    break
+                except Exception:  # noqa: BLE001 - a leader still being elected
+                    pass
+                assert time.time() < deadline, f"partition {partition} of locked still writable"
+                time.sleep(0.1)
+    finally:
+        cluster.stop()
