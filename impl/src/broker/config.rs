@@ -324,3 +324,30 @@ impl BrokerConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BrokerConfig;
+
+    #[test]
+    fn r_sec_acl_6_super_users_are_read_as_kafkas_super_users() -> Result<(), String> {
+        assert_eq!(
+            BrokerConfig::parse_super_users("User:admin; User:ops;"),
+            vec!["User:admin".to_string(), "User:ops".to_string()]
+        );
+        let config: BrokerConfig = toml::from_str(
+            "authorizer_enabled = true\nsuper_users = [\"User:admin\"]\nallow_everyone_if_no_acl_found = true\n",
+        )
+        .map_err(|e| e.to_string())?;
+        config.validate()?;
+        let authorizer = config.authorizer();
+        assert!(authorizer.super_users.contains("User:admin"));
+        assert!(authorizer.allow_everyone_if_no_acl_found);
+        let not_a_principal = BrokerConfig {
+            super_users: vec!["admin".into()],
+            ..BrokerConfig::default()
+        };
+        assert!(not_a_principal.validate().is_err());
+        Ok(())
+    }
+}
