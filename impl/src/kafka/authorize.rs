@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// One request's caller, for every authorization question its handler asks.
 pub struct Caller {
     pub principal: Principal,
-    /// The client's IP address, as ACL hosts name it.
+    /// The client's IP address, as ACL hosts name it (`acl_host`).
     pub host: String,
     /// The authorizer and the metadata whose ACLs it reads; None: no authorizer is
     /// configured, everything is allowed (as Kafka), and no view is taken.
@@ -24,10 +24,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn new(broker: &Broker, principal: Principal, host: String) -> Caller {
+    pub fn new(broker: &Broker, principal: Principal, peer: String) -> Caller {
         Caller {
             principal,
-            host,
+            host: acl_host(&peer),
             authorizer: broker
                 .authorizer
                 .as_ref()
@@ -115,5 +115,36 @@ impl Caller {
         } else {
             errors::TOPIC_AUTHORIZATION_FAILED
         }
+    }
+}
+
+/// The client address as Kafka writes it in ACLs (Java's `getHostAddress`): an
+/// IPv4-mapped IPv6 address (a dual-stack listener's IPv4 client) as plain IPv4, and
+/// IPv6 uncompressed (`0:0:0:0:0:0:0:1`, not `::1`), so an ACL written for a Kafka
+/// broker names the same clients here.
+pub fn acl_host(peer: &str) -> String {
+    match peer.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .segments()
+            .iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        Ok(ip) => ip.to_string(),
+        Err(_) => peer.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acl_host;
+
+    #[test]
+    fn r_sec_acl_5_hosts_are_written_as_kafka_writes_them() {
+        assert_eq!(acl_host("127.0.0.1"), "127.0.0.1");
+        assert_eq!(acl_host("::ffff:10.1.2.3"), "10.1.2.3");
+        assert_eq!(acl_host("::1"), "0:0:0:0:0:0:0:1");
+        assert_eq!(acl_host("fe80::a:1"), "fe80:0:0:0:0:0:a:1");
+        assert_eq!(acl_host(""), "");
     }
 }
