@@ -1565,6 +1565,39 @@ async fn r_sec_acl_15_topics_inside_group_requests_are_checked() -> TestResult {
     )
     .await?;
     assert_eq!(top_level_code(&r), 0);
+    // ConsumerGroupDescribe hides a group whose topics the caller may not describe.
+    let describe_848 = || {
+        RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g-848"))]),
+        )
+    };
+    let r = call(
+        &broker,
+        "alice",
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        describe_848(),
+    )
+    .await?;
+    assert_eq!(first_partition_code(&r), 0);
+    let bob = acl(
+        ResourceType::Group,
+        "g-848",
+        PatternType::Literal,
+        "User:bob",
+        Operation::Describe,
+        Permission::Allow,
+    );
+    grant(&broker, &[bob]).await?;
+    let r = call(
+        &broker,
+        "bob",
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        describe_848(),
+    )
+    .await?;
+    assert_eq!(first_partition_code(&r), TOPIC_AUTHORIZATION_FAILED);
 
     let describe = RequestKind::DescribeGroups(
         DescribeGroupsRequest::default()

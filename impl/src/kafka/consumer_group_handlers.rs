@@ -136,6 +136,20 @@ fn described_assignment(
     )
 }
 
+/// A member subscribes to or is assigned a topic the caller may not describe: the
+/// group is not described at all (Kafka 4.0, KAFKA-18813), so no topic leaks.
+fn names_a_hidden_topic(caller: &Caller, members: &[Member]) -> bool {
+    members.iter().any(|m| {
+        let assigned = [&m.assignment, &m.target_assignment]
+            .into_iter()
+            .flat_map(|a| a.topic_partitions.iter().map(|t| &t.topic_name));
+        m.subscribed_topic_names
+            .iter()
+            .chain(assigned)
+            .any(|t| !caller.may_topic(Operation::Describe, &t.0))
+    })
+}
+
 pub fn describe(
     broker: &Broker,
     caller: &Caller,
@@ -184,7 +198,15 @@ pub fn describe(
                         .with_assignment(described_assignment(&m.assigned, &names))
                         .with_target_assignment(described_assignment(&m.target, &names))
                 })
-                .collect();
+                .collect::<Vec<Member>>();
+            if names_a_hidden_topic(caller, &members) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(super::errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(str_bytes(
+                        "The group has described topic(s) that the client is not authorized to describe.",
+                    )));
+            }
             DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_group_state(str_bytes(state.unwrap_or("Empty")))
