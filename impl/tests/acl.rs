@@ -1041,6 +1041,46 @@ async fn r_sec_acl_13_metadata_hides_topics_and_reports_authorized_operations() 
         .state
         .topics
         .contains_key("wanted"));
+    // Named by id: a hidden topic is refused by id, without its name.
+    let id_of = |name: &str| -> Result<uuid::Uuid, AnyError> {
+        let state = broker.broker.consensus.view().state;
+        let id = &state.topics.get(name).ok_or("no such topic")?.topic_id;
+        Ok(uuid::Uuid::parse_str(id)?)
+    };
+    let by_ids = RequestKind::Metadata(
+        MetadataRequest::default().with_topics(Some(
+            [
+                id_of("visible")?,
+                id_of("hidden")?,
+                uuid::Uuid::from_u128(7),
+            ]
+            .into_iter()
+            .map(|id| {
+                metadata_request::MetadataRequestTopic::default()
+                    .with_name(None)
+                    .with_topic_id(id)
+            })
+            .collect(),
+        )),
+    );
+    let ResponseKind::Metadata(r) = call(&broker, "alice", ApiKey::Metadata, 12, by_ids).await?
+    else {
+        return Err("not a Metadata response".into());
+    };
+    let answers: Vec<(Option<String>, i16)> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.error_code))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (Some("visible".to_string()), 0),
+            (Some(String::new()), 100), // UNKNOWN_TOPIC_ID
+            (None, TOPIC_AUTHORIZATION_FAILED),
+        ]
+    );
+    assert_eq!(r.topics[2].topic_id, id_of("hidden")?);
     let ResponseKind::Metadata(r) =
         call(&broker, "admin", ApiKey::Metadata, 10, metadata_all(false)).await?
     else {

@@ -245,6 +245,77 @@ fn topic_name_by_id(state: &crate::metadata::MetadataState, id: Uuid) -> Option<
         .map(|(name, _)| name.clone())
 }
 
+/// The topics a Metadata request names, as names (None: all topics).
+struct Requested {
+    names: Option<Vec<String>>,
+    /// Named by an id no topic has.
+    unknown_ids: Vec<Uuid>,
+    /// Named by id but not describable: answered by id alone, so the name stays hidden.
+    denied_ids: Vec<Uuid>,
+}
+
+/// v0: an empty list means all topics; v1+: null means all. v12+ may name topics by
+/// id alone (KIP-848 consumers resolve their assignment so).
+fn requested_topics(
+    state: &crate::metadata::MetadataState,
+    caller: &Caller,
+    request: &MetadataRequest,
+    version: i16,
+) -> Requested {
+    let mut requested = Requested {
+        names: None,
+        unknown_ids: Vec::new(),
+        denied_ids: Vec::new(),
+    };
+    let topics = match &request.topics {
+        Some(t) if !(t.is_empty() && version == 0) => t,
+        _ => return requested,
+    };
+    let mut names = Vec::new();
+    for t in topics {
+        if let Some(n) = &t.name {
+            names.push(n.0.to_string());
+            continue;
+        }
+        match topic_name_by_id(state, t.topic_id) {
+            None => requested.unknown_ids.push(t.topic_id),
+            Some(name) if !caller.may_topic(Operation::Describe, &name) => {
+                requested.denied_ids.push(t.topic_id)
+            }
+            Some(name) => names.push(name),
+        }
+    }
+    requested.names = Some(names);
+    requested
+}
+
+/// Creates the named topics that do not exist; the error of each that was not. A topic
+/// the caller may not describe is left alone (answered TOPIC_AUTHORIZATION_FAILED,
+/// existing or not); creating one needs Create on the cluster or topic (R-SEC-ACL-13).
+async fn auto_create_topics(
+    broker: &Broker,
+    caller: &Caller,
+    state: &crate::metadata::MetadataState,
+    names: &[String],
+) -> BTreeMap<String, i16> {
+    let mut creation_errors = BTreeMap::new();
+    let missing = names.iter().filter(|n| !state.topics.contains_key(*n));
+    for name in missing.filter(|n| caller.may_topic(Operation::Describe, n)) {
+        if !caller.may_create_topic(name) {
+            creation_errors.insert(name.clone(), errors::TOPIC_AUTHORIZATION_FAILED);
+            continue;
+        }
+        if let Err((code, _)) =
+            create_topic(broker, name, -1, -1, vec![], BTreeMap::new(), false).await
+        {
+            if code != errors::TOPIC_ALREADY_EXISTS {
+                creation_errors.insert(name.clone(), code);
+            }
+        }
+    }
+    creation_errors
+}
+
 async fn metadata(
     broker: &Broker,
     caller: &Caller,
@@ -252,53 +323,16 @@ async fn metadata(
     version: i16,
 ) -> MetadataResponse {
     let mut view = broker.consensus.view();
-    // v0: an empty list means all topics; v1+: null means all.
-    // v12+ may name topics by id alone (KIP-848 consumers resolve their assignment so).
-    let mut unknown_ids = Vec::new();
-    // Named by id but not describable: answered by id alone, so the name stays hidden.
-    let mut denied_ids = Vec::new();
-    let wanted: Option<Vec<String>> = match &request.topics {
-        None => None,
-        Some(t) if t.is_empty() && version == 0 => None,
-        Some(t) => Some(
-            t.iter()
-                .filter_map(|t| match &t.name {
-                    Some(n) => Some(n.0.to_string()),
-                    None => match topic_name_by_id(&view.state, t.topic_id) {
-                        None => {
-                            unknown_ids.push(t.topic_id);
-                            None
-                        }
-                        Some(name) if !caller.may_topic(Operation::Describe, &name) => {
-                            denied_ids.push(t.topic_id);
-                            None
-                        }
-                        Some(name) => Some(name),
-                    },
-                })
-                .collect(),
-        ),
-    };
+    let Requested {
+        names: wanted,
+        unknown_ids,
+        denied_ids,
+    } = requested_topics(&view.state, caller, &request, version);
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let mut creation_errors: BTreeMap<String, i16> = BTreeMap::new();
     if let (Some(names), true) = (&wanted, auto_create) {
-        let missing = names.iter().filter(|n| !view.state.topics.contains_key(*n));
-        // A topic the caller may not describe is answered TOPIC_AUTHORIZATION_FAILED
-        // below, created or not; creating it needs Create on the cluster or topic.
-        for name in missing.filter(|n| caller.may_topic(Operation::Describe, n)) {
-            if !caller.may_create_topic(name) {
-                creation_errors.insert(name.clone(), errors::TOPIC_AUTHORIZATION_FAILED);
-                continue;
-            }
-            if let Err((code, _)) =
-                create_topic(broker, name, -1, -1, vec![], BTreeMap::new(), false).await
-            {
-                if code != errors::TOPIC_ALREADY_EXISTS {
-                    creation_errors.insert(name.clone(), code);
-                }
-            }
-        }
+        creation_errors = auto_create_topics(broker, caller, &view.state, names).await;
         view = broker.consensus.view();
     }
     let state = &view.state;
@@ -398,6 +432,7 @@ async fn metadata(
     }));
     topics.extend(denied_ids.into_iter().map(|id| {
         MetadataResponseTopic::default()
+            .with_name(None)
             .with_topic_id(id)
             .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
     }));
