@@ -90,6 +90,16 @@ mod app {
         queued_max_request_bytes: Option<usize>,
         #[command(flatten)]
         security: SecurityArgs,
+        /// Check every request against the ACLs (Kafka's authorizer.class.name set).
+        #[arg(long)]
+        authorizer_enabled: bool,
+        /// Principals allowed everything, semicolon-separated as Kafka's super.users
+        /// (User:admin;User:broker).
+        #[arg(long)]
+        super_users: Option<String>,
+        /// Allow a resource no ACL covers (Kafka's allow.everyone.if.no.acl.found).
+        #[arg(long)]
+        allow_everyone_if_no_acl_found: bool,
         /// Log filter, e.g. info or chronik=debug.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -192,6 +202,7 @@ mod app {
         }
         apply_limit_flags(args, &mut config);
         apply_security_flags(&args.security, &mut config);
+        apply_authorizer_flags(args, &mut config);
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
@@ -261,6 +272,14 @@ mod app {
             config.data_dir.display()
         );
         Ok(())
+    }
+
+    fn apply_authorizer_flags(args: &Args, config: &mut BrokerConfig) {
+        config.authorizer_enabled |= args.authorizer_enabled;
+        config.allow_everyone_if_no_acl_found |= args.allow_everyone_if_no_acl_found;
+        if let Some(v) = &args.super_users {
+            config.super_users = BrokerConfig::parse_super_users(v);
+        }
     }
 
     fn apply_limit_flags(args: &Args, config: &mut BrokerConfig) {

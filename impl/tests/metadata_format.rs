@@ -9,6 +9,9 @@ use chronik::metadata::{
     MetadataCommand, MetadataState, OffsetCommit, Snapshot,
 };
 use chronik_core::consumer_groups::{ConsumerMemberRecord, MemberState, TopicPartitions};
+use chronik_core::security::acl::{
+    AclBinding, AclEntry, Operation, PatternType, Permission, ResourcePattern, ResourceType,
+};
 use chronik_core::security::scram::{Mechanism, ScramCredential};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -153,8 +156,24 @@ fn version_2_variants() -> Vec<CommandEnvelope> {
     all
 }
 
+fn acl(name: &str, pattern_type: PatternType, permission: Permission) -> AclBinding {
+    AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::Topic,
+            name: name.into(),
+            pattern_type,
+        },
+        entry: AclEntry {
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Read,
+            permission,
+        },
+    }
+}
+
 /// Every command of the current format: version 2's, then those version 3 added
-/// (named listeners, SCRAM credentials: spec/security.md).
+/// (named listeners, SCRAM credentials, ACLs: spec/security.md).
 fn every_variant() -> Vec<CommandEnvelope> {
     let mut all = version_2_variants();
     let credential =
@@ -200,6 +219,22 @@ fn every_variant() -> Vec<CommandEnvelope> {
     for command in commands {
         all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     }
+    all.push(CommandEnvelope::new(
+        all.len() as u64 + 1,
+        MetadataCommand::CreateAcls {
+            bindings: vec![
+                acl("orders", PatternType::Literal, Permission::Allow),
+                acl("ord", PatternType::Prefixed, Permission::Deny),
+                acl("gone", PatternType::Literal, Permission::Allow),
+            ],
+        },
+    ));
+    all.push(CommandEnvelope::new(
+        all.len() as u64 + 1,
+        MetadataCommand::DeleteAcls {
+            bindings: vec![acl("gone", PatternType::Literal, Permission::Allow)],
+        },
+    ));
     all
 }
 
@@ -239,6 +274,7 @@ fn r_recover_3_the_snapshot_round_trips() {
         state.consumer_groups.get("kip848"),
         Some(&consumer_group_record())
     );
+    assert_eq!(state.acls.len(), 2);
     let encoded = Snapshot::encode(&state).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(Snapshot::decode(&encoded), Ok(state));
 }
@@ -288,6 +324,7 @@ fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn st
         })
         .collect();
     assert_eq!(decoded, as_written);
+    // Version 2 snapshots have no ACLs: they decode as none.
     let snapshot = std::fs::read(golden("snapshot_v2.json"))?;
     assert_eq!(
         Snapshot::decode(&snapshot)?,

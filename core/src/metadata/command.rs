@@ -1,11 +1,13 @@
 pub use crate::consumer_groups::ConsumerGroupRecord;
 pub use crate::groups::{GroupRecord, MemberRecord};
+use crate::security::acl::AclBinding;
 pub use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The version written in every envelope. Decoding accepts this and older versions;
-/// a newer one is refused loudly rather than half-understood.
+/// a newer one is refused loudly rather than half-understood. Version 3 added ACL
+/// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners.
 pub const COMMAND_VERSION: u32 = 3;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
@@ -157,6 +159,17 @@ pub enum MetadataCommand {
     },
     /// Hands out the next producer id.
     AllocateProducerId,
+    /// Adds ACL bindings (CreateAcls); one already stored stays once. Refused whole
+    /// if any binding is invalid (R-SEC-ACL-11). New in format version 3.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Removes exactly these bindings: the DeleteAcls handler matched its filters
+    /// against its view, so a binding created since is not removed by a filter that
+    /// never saw it. Bindings already gone are ignored. New in format version 3.
+    DeleteAcls {
+        bindings: Vec<AclBinding>,
+    },
     /// Sets a user's SCRAM credential for one mechanism (R-SEC-3): the salted keys,
     /// never the password. New in format version 3.
     UpsertScramCredential {

@@ -2,10 +2,13 @@ use super::command::{
     CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, Mechanism, MetadataCommand,
     ScramCredential,
 };
+use crate::security::acl::AclBinding;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Version 2 added consumer group records (`MetadataState::groups`).
+/// Version 2 added consumer group records (`MetadataState::groups`), version 3 ACL
+/// bindings (`MetadataState::acls`) and SCRAM credentials: a broker that predates them refuses the snapshot
+/// rather than silently dropping the ACLs.
 pub const SNAPSHOT_VERSION: u32 = 3;
 
 // Kafka error codes the state machine answers with.
@@ -118,6 +121,9 @@ pub struct MetadataState {
     /// user -> mechanism -> SCRAM credential (absent before format version 3).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram_credentials: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
+    /// ACL bindings (R-SEC-ACL-11; absent from snapshots before version 3).
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
     /// The Raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -522,6 +528,19 @@ impl MetadataState {
             }
             MetadataCommand::DeleteScramCredential { user, mechanism } => {
                 self.delete_scram_credential(user, *mechanism)
+            }
+            MetadataCommand::CreateAcls { bindings } => {
+                if let Some(message) = bindings.iter().find_map(|b| b.validate().err()) {
+                    return rejected(INVALID_REQUEST, message);
+                }
+                self.acls.extend(bindings.iter().cloned());
+                ApplyOutcome::Done
+            }
+            MetadataCommand::DeleteAcls { bindings } => {
+                for b in bindings {
+                    self.acls.remove(b);
+                }
+                ApplyOutcome::Done
             }
         }
     }

@@ -2,6 +2,7 @@
 //! authentication (TLS client certificates, SASL) establishes and that authorization
 //! checks; the SASL mechanisms and their stored credentials (spec/security.md).
 
+pub mod acl;
 pub mod peer_auth;
 pub mod plain;
 pub mod principal;

@@ -127,6 +127,15 @@ pub struct BrokerConfig {
     pub inter_broker_sasl_mechanism: String,
     pub inter_broker_sasl_username: Option<String>,
     pub inter_broker_sasl_password_file: Option<PathBuf>,
+    /// Kafka's `authorizer.class.name` set: every request is checked against the
+    /// ACLs (spec/security.md). Off, everything is allowed and the ACL APIs answer
+    /// SECURITY_DISABLED, as Kafka without an authorizer.
+    pub authorizer_enabled: bool,
+    /// Kafka's `super.users`: principals (`User:admin`) allowed everything.
+    pub super_users: Vec<String>,
+    /// Kafka's `allow.everyone.if.no.acl.found`: the answer for a resource no ACL
+    /// covers (default false: refused).
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 /// One member of the metadata group.
@@ -218,11 +227,31 @@ impl Default for BrokerConfig {
             inter_broker_sasl_mechanism: "SCRAM-SHA-512".into(),
             inter_broker_sasl_username: None,
             inter_broker_sasl_password_file: None,
+            authorizer_enabled: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
         }
     }
 }
 
 impl BrokerConfig {
+    /// Parses Kafka's `super.users` form: principals separated by semicolons.
+    pub fn parse_super_users(text: &str) -> Vec<String> {
+        text.split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The authorizer's settings, for the core's decision.
+    pub fn authorizer(&self) -> chronik_core::security::acl::Authorizer {
+        chronik_core::security::acl::Authorizer {
+            super_users: self.super_users.iter().cloned().collect(),
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.node_id < 1 {
             return Err(format!("node_id {} must be at least 1", self.node_id));
@@ -245,6 +274,10 @@ impl BrokerConfig {
             }
         }
         self.validate_connection_limits()?;
+        for user in &self.super_users {
+            chronik_core::security::Principal::parse(user)
+                .map_err(|e| format!("super_users: {e}"))?;
+        }
         if self.max_partitions == 0 || self.max_broker_partitions == 0 {
             return Err("max_partitions and max_broker_partitions must be positive".into());
         }
@@ -481,5 +514,32 @@ impl ClientAuth {
                 "ssl_client_auth {text:?} is not none, requested or required"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BrokerConfig;
+
+    #[test]
+    fn r_sec_acl_6_super_users_are_read_as_kafkas_super_users() -> Result<(), String> {
+        assert_eq!(
+            BrokerConfig::parse_super_users("User:admin; User:ops;"),
+            vec!["User:admin".to_string(), "User:ops".to_string()]
+        );
+        let config: BrokerConfig = toml::from_str(
+            "authorizer_enabled = true\nsuper_users = [\"User:admin\"]\nallow_everyone_if_no_acl_found = true\n",
+        )
+        .map_err(|e| e.to_string())?;
+        config.validate()?;
+        let authorizer = config.authorizer();
+        assert!(authorizer.super_users.contains("User:admin"));
+        assert!(authorizer.allow_everyone_if_no_acl_found);
+        let not_a_principal = BrokerConfig {
+            super_users: vec!["admin".into()],
+            ..BrokerConfig::default()
+        };
+        assert!(not_a_principal.validate().is_err());
+        Ok(())
     }
 }

@@ -140,6 +140,9 @@ impl RunningBroker {
             ),
             metrics: Arc::clone(&metrics),
             inter_broker,
+            authorizer: config
+                .authorizer_enabled
+                .then(|| Arc::new(config.authorizer())),
         });
         let shared = server::Listeners::new(&broker, tls);
         let local_addrs = bound

@@ -32,6 +32,9 @@ pub struct Broker {
     /// The consumer group coordinator (every group's, on a single node).
     pub groups: crate::groups::GroupService,
     pub metrics: Arc<Metrics>,
+    /// The authorizer's settings, if one is configured (`authorizer_enabled`); the
+    /// ACLs are the metadata's.
+    pub authorizer: Option<Arc<chronik_core::security::acl::Authorizer>>,
     /// The listener replicas fetch from, and how to connect to it.
     pub inter_broker: InterBroker,
 }

@@ -1,6 +1,7 @@
 //! Handlers of the admin APIs beyond topic creation and deletion: partitions,
 //! configs, DeleteRecords, DescribeCluster, OffsetForLeaderEpoch.
 
+use super::authorize::Caller;
 use super::common::{gate, led_log, propose, str_bytes};
 use super::configs::{self, TOPIC_CONFIGS};
 use super::errors;
@@ -8,6 +9,7 @@ use super::partition_limits;
 use crate::broker::shared::Broker;
 use crate::log::PartitionLog;
 use crate::metadata::MetadataCommand;
+use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::delete_records_response::{
@@ -26,46 +28,74 @@ use std::collections::BTreeMap;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn handle(
     broker: &Broker,
+    caller: &Caller,
     body: RequestKind,
     version: i16,
-    listener: &str,
 ) -> Result<ResponseKind, RequestKind> {
     Ok(match body {
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(create_partitions(broker, r).await)
+            ResponseKind::CreatePartitions(create_partitions(broker, caller, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(describe_configs(broker, r, version))
+            ResponseKind::DescribeConfigs(describe_configs(broker, caller, r, version))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs(broker, r).await),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs(broker, r).await)
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter_configs(broker, caller, r).await)
         }
-        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records(broker, r)),
-        RequestKind::DescribeUserScramCredentials(r) => {
-            ResponseKind::DescribeUserScramCredentials(super::scram_handlers::describe(broker, r))
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            incremental_alter_configs(broker, caller, r).await,
+        ),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records(broker, caller, r))
         }
-        RequestKind::AlterUserScramCredentials(r) => {
-            ResponseKind::AlterUserScramCredentials(super::scram_handlers::alter(broker, r).await)
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster(broker, caller, r))
         }
-        RequestKind::DescribeCluster(_) => {
-            ResponseKind::DescribeCluster(describe_cluster(broker, listener))
-        }
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            super::scram_handlers::describe(broker, caller, r),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            super::scram_handlers::alter(broker, caller, r).await,
+        ),
         RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(broker, r))
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(broker, caller, r))
         }
         other => return Err(other),
     })
 }
 
+/// The refusal of a config resource: DescribeConfigs or AlterConfigs (`operation`)
+/// on the topic, or on the cluster for a broker or broker logger.
+fn config_refusal(
+    caller: &Caller,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<(i16, String)> {
+    let (allowed, code) = match resource_type {
+        RESOURCE_TOPIC => (
+            caller.may_topic(operation, name),
+            errors::TOPIC_AUTHORIZATION_FAILED,
+        ),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => (
+            caller.may_cluster(operation),
+            errors::CLUSTER_AUTHORIZATION_FAILED,
+        ),
+        _ => (true, errors::NONE),
+    };
+    (!allowed).then(|| (code, "Authorization failed.".to_string()))
+}
+
 async fn create_partitions(
     broker: &Broker,
+    caller: &Caller,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::new();
@@ -73,7 +103,15 @@ async fn create_partitions(
         let name = topic.name.0.to_string();
         let view = broker.consensus.view();
         let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        let outcome = match new_partitions(broker, &view.state, &name, &topic) {
+        let checked = if caller.may_topic(Operation::Alter, &name) {
+            new_partitions(broker, &view.state, &name, &topic)
+        } else {
+            Err((
+                errors::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.".into(),
+            ))
+        };
+        let outcome = match checked {
             Err(refusal) => Err(refusal),
             Ok(_) if request.validate_only => Ok(()),
             Ok(new_partitions) => propose(
@@ -156,6 +194,7 @@ fn new_partitions(
 
 fn describe_configs(
     broker: &Broker,
+    caller: &Caller,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -167,6 +206,17 @@ fn describe_configs(
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let refused = config_refusal(
+                caller,
+                Operation::DescribeConfigs,
+                resource.resource_type,
+                &resource.resource_name,
+            );
+            if let Some((code, message)) = refused {
+                result.error_code = code;
+                result.error_message = Some(str_bytes(&message));
+                return result;
+            }
             let wanted = |name: &str| {
                 resource
                     .configuration_keys
@@ -356,10 +406,22 @@ fn resource_response(
     r
 }
 
-async fn alter_configs(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+async fn alter_configs(
+    broker: &Broker,
+    caller: &Caller,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut responses = Vec::new();
     for resource in request.resources {
-        let outcome = if resource.resource_type != RESOURCE_TOPIC {
+        let refused = config_refusal(
+            caller,
+            Operation::AlterConfigs,
+            resource.resource_type,
+            &resource.resource_name,
+        );
+        let outcome = if let Some(refusal) = refused {
+            Err(refusal)
+        } else if resource.resource_type != RESOURCE_TOPIC {
             Err((
                 errors::INVALID_REQUEST,
                 "only topic configs can be altered".into(),
@@ -395,11 +457,20 @@ async fn alter_configs(broker: &Broker, request: AlterConfigsRequest) -> AlterCo
 
 async fn incremental_alter_configs(
     broker: &Broker,
+    caller: &Caller,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::new();
     for resource in request.resources {
-        let outcome = if resource.resource_type != RESOURCE_TOPIC {
+        let refused = config_refusal(
+            caller,
+            Operation::AlterConfigs,
+            resource.resource_type,
+            &resource.resource_name,
+        );
+        let outcome = if let Some(refusal) = refused {
+            Err(refusal)
+        } else if resource.resource_type != RESOURCE_TOPIC {
             Err((
                 errors::INVALID_REQUEST,
                 "only topic configs can be altered".into(),
@@ -512,13 +583,18 @@ fn delete_target(log: &PartitionLog, requested: i64) -> Option<u64> {
     }
 }
 
-fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+fn delete_records(
+    broker: &Broker,
+    caller: &Caller,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let view = broker.consensus.view();
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            let refused = caller.topic_error(Operation::Delete, &name);
             let partitions = topic
                 .partitions
                 .iter()
@@ -526,6 +602,10 @@ fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecor
                     let mut r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if refused != errors::NONE {
+                        r.error_code = refused;
+                        return r;
+                    }
                     // Only the leader deletes; followers follow its log start (R-WIRE-5).
                     match led_log(broker, &view.state, &name, p.partition_index) {
                         Err(code) => r.error_code = code,
@@ -548,9 +628,18 @@ fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecor
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterResponse {
+fn describe_cluster(
+    broker: &Broker,
+    caller: &Caller,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    if !caller.may_cluster(Operation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes("Cluster authorization failed.")));
+    }
     let view = broker.consensus.view();
-    DescribeClusterResponse::default()
+    let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_static_str("chronik"))
         .with_controller_id(BrokerId(view.leader_id.map_or(-1, |id| id as i32)))
         .with_brokers(
@@ -559,7 +648,7 @@ fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterResponse 
                 .values()
                 .filter(|b| !b.fenced)
                 .filter_map(|b| {
-                    let (host, port) = b.endpoint(listener)?;
+                    let (host, port) = b.endpoint(&caller.listener)?;
                     Some(
                         DescribeClusterBroker::default()
                             .with_broker_id(BrokerId(b.broker_id))
@@ -568,7 +657,12 @@ fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterResponse 
                     )
                 })
                 .collect(),
-        )
+        );
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations =
+            caller.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
+    }
+    response
 }
 
 /// Where a leader epoch ends in this leader's log: a follower truncates to it
@@ -576,19 +670,32 @@ fn describe_cluster(broker: &Broker, listener: &str) -> DescribeClusterResponse 
 /// (R-REPL-3).
 fn offset_for_leader_epoch(
     broker: &Broker,
+    caller: &Caller,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let view = broker.consensus.view();
+    // A follower (ClusterAction on the cluster) may ask of every topic, a client of
+    // those it may describe (as Kafka).
+    let replica = caller.may_cluster(Operation::ClusterAction);
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.topic.0.to_string();
+            let refused = if replica {
+                errors::NONE
+            } else {
+                caller.topic_error(Operation::Describe, &name)
+            };
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     let mut r = EpochEndOffset::default().with_partition(p.partition);
+                    if refused != errors::NONE {
+                        r.error_code = refused;
+                        return r;
+                    }
                     let led = gate(
                         broker,
                         &view.state,

@@ -2,11 +2,13 @@
 //! core's (`chronik_core::consumer_groups`); this file turns the wire types into its
 //! inputs (topic ids as bytes, the metadata's topics) and its answers back.
 
+use super::authorize::Caller;
 use super::common::{str_bytes, topic_name};
 use crate::broker::shared::{now_ms, Broker};
 use crate::groups::{Heartbeat, TopicsView};
 use crate::metadata::MetadataState;
 use chronik_core::consumer_groups::{Assignment, TopicId};
+use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment as DescribedAssignment, DescribedGroup, Member,
     TopicPartitions as DescribedPartitions,
@@ -134,10 +136,26 @@ fn described_assignment(
     )
 }
 
+/// A member subscribes to or is assigned a topic the caller may not describe: the
+/// group is not described at all (Kafka 4.0, KAFKA-18813), so no topic leaks.
+fn names_a_hidden_topic(caller: &Caller, members: &[Member]) -> bool {
+    members.iter().any(|m| {
+        let assigned = [&m.assignment, &m.target_assignment]
+            .into_iter()
+            .flat_map(|a| a.topic_partitions.iter().map(|t| &t.topic_name));
+        m.subscribed_topic_names
+            .iter()
+            .chain(assigned)
+            .any(|t| !caller.may_topic(Operation::Describe, &t.0))
+    })
+}
+
 pub fn describe(
     broker: &Broker,
+    caller: &Caller,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    let operations = request.include_authorized_operations;
     let names: Vec<(String, TopicId)> = topics_view(&broker.consensus.view().state)
         .into_iter()
         .map(|(name, (id, _))| (name, id))
@@ -146,6 +164,16 @@ pub fn describe(
         .group_ids
         .into_iter()
         .map(|group_id| {
+            if !caller.may_group(Operation::Describe, &group_id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(super::errors::GROUP_AUTHORIZATION_FAILED);
+            }
+            let authorized = if operations {
+                caller.authorized_operations(ResourceType::Group, &group_id.0)
+            } else {
+                i32::MIN
+            };
             let state = broker.groups.consumer_group_state(&group_id.0);
             let Some(view) = broker.groups.consumer_group(&group_id.0) else {
                 return DescribedGroup::default()
@@ -170,7 +198,15 @@ pub fn describe(
                         .with_assignment(described_assignment(&m.assigned, &names))
                         .with_target_assignment(described_assignment(&m.target, &names))
                 })
-                .collect();
+                .collect::<Vec<Member>>();
+            if names_a_hidden_topic(caller, &members) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(super::errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(str_bytes(
+                        "The group has described topic(s) that the client is not authorized to describe.",
+                    )));
+            }
             DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_group_state(str_bytes(state.unwrap_or("Empty")))
@@ -178,6 +214,7 @@ pub fn describe(
                 .with_assignment_epoch(view.assignment_epoch)
                 .with_assignor_name(str_bytes(&view.assignor))
                 .with_members(members)
+                .with_authorized_operations(authorized)
         })
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)

@@ -1,11 +1,13 @@
 //! Handlers of the classic consumer group APIs. Membership is the coordinator's
 //! (`crate::groups`); committed offsets go through the metadata Raft group.
 
+use super::authorize::Caller;
 use super::common::{propose, str_bytes, topic_name};
 use super::errors;
 use crate::broker::shared::{now_ms, Broker};
 use crate::groups::{code_of, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest};
 use crate::metadata::{MetadataCommand, OffsetCommit};
+use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -27,19 +29,24 @@ use std::time::Duration;
 
 pub async fn handle(
     broker: &Broker,
+    caller: &Caller,
     body: RequestKind,
     version: i16,
     peer: &str,
     client_id: &str,
-    listener: &str,
 ) -> Result<ResponseKind, RequestKind> {
+    // Authorization comes first, as Kafka's: a refused caller learns nothing of
+    // where the group lives.
+    if let Some(refusal) = group_refusal(caller, &body, version) {
+        return Ok(refusal);
+    }
     if let Some(refusal) = not_coordinator(broker, &body) {
         return Ok(refusal);
     }
     load_stored_groups(broker, &body);
     Ok(match body {
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator(broker, r, version, listener))
+            ResponseKind::FindCoordinator(find_coordinator(broker, caller, r, version))
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(join_group(broker, r, version, peer, client_id).await)
@@ -58,23 +65,99 @@ pub async fn handle(
             ResponseKind::LeaveGroup(leave_group(broker, r, version).await)
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit(broker, r, version).await)
+            ResponseKind::OffsetCommit(offset_commit(broker, caller, r, version).await)
         }
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(broker, r, version)),
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups(broker, r, version)),
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offset_fetch(broker, caller, r, version))
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(list_groups(broker, caller, r, version))
+        }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups(broker, r, version))
+            ResponseKind::DescribeGroups(describe_groups(broker, caller, r, version))
         }
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups(broker, r).await),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(broker, r).await),
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(delete_groups(broker, caller, r).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offset_delete(broker, caller, r).await)
+        }
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             super::consumer_group_handlers::heartbeat(broker, r, peer, client_id).await,
         ),
-        RequestKind::ConsumerGroupDescribe(r) => {
-            ResponseKind::ConsumerGroupDescribe(super::consumer_group_handlers::describe(broker, r))
-        }
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            super::consumer_group_handlers::describe(broker, caller, r),
+        ),
         other => return Err(other),
     })
+}
+
+/// The group-level check of a request about one group (R-SEC-ACL-14): Read for
+/// membership and commits, Describe for OffsetFetch, Delete for OffsetDelete; and a
+/// KIP-848 heartbeat's subscription needs Describe on every topic it names.
+/// GROUP_AUTHORIZATION_FAILED (TOPIC_ for the subscription) where the answer has room.
+fn group_refusal(caller: &Caller, body: &RequestKind, version: i16) -> Option<ResponseKind> {
+    let (operation, group) = match body {
+        RequestKind::OffsetFetch(r) => (Operation::Describe, &r.group_id),
+        RequestKind::OffsetDelete(r) => (Operation::Delete, &r.group_id),
+        other => (Operation::Read, coordinated_group(other)?),
+    };
+    let code = errors::GROUP_AUTHORIZATION_FAILED;
+    if caller.may_group(operation, &group.0) {
+        let RequestKind::ConsumerGroupHeartbeat(r) = body else {
+            return None;
+        };
+        let topics = r.subscribed_topic_names.iter().flatten();
+        let mut refused = topics.filter(|t| !caller.may_topic(Operation::Describe, &t.0));
+        return refused.next().map(|t| {
+            ResponseKind::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(str_bytes(&format!(
+                        "Not authorized to describe topic {}",
+                        t.0
+                    )))),
+            )
+        });
+    }
+    Some(match body {
+        RequestKind::OffsetFetch(r) => {
+            let mut response = OffsetFetchResponse::default();
+            if version >= 2 {
+                response.error_code = code;
+            } else {
+                response.topics = offset_fetch_topics(r, code);
+            }
+            ResponseKind::OffsetFetch(response)
+        }
+        RequestKind::OffsetDelete(_) => {
+            ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
+        }
+        _ => return not_coordinated(body, code),
+    })
+}
+
+/// Every partition an OffsetFetch v1 names, answered with `code`.
+fn offset_fetch_topics(r: &OffsetFetchRequest, code: i16) -> Vec<OffsetFetchResponseTopic> {
+    r.topics
+        .iter()
+        .flatten()
+        .map(|t| {
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partition_indexes
+                        .iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(-1)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }
 
 /// The group a request that needs its coordinator is about.
@@ -133,7 +216,11 @@ fn not_coordinator(broker: &Broker, body: &RequestKind) -> Option<ResponseKind> 
     {
         return None;
     }
-    let code = errors::NOT_COORDINATOR;
+    not_coordinated(body, errors::NOT_COORDINATOR)
+}
+
+/// The answer with `code` to a request about the one group it coordinates.
+fn not_coordinated(body: &RequestKind, code: i16) -> Option<ResponseKind> {
     Some(match body {
         RequestKind::JoinGroup(_) => {
             ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code))
@@ -175,16 +262,31 @@ fn not_coordinator(broker: &Broker, body: &RequestKind) -> Option<ResponseKind> 
     })
 }
 
+/// FindCoordinator needs Describe on the group, or on the transactional id for key
+/// type 1 (as Kafka).
+fn coordinator_refusal(caller: &Caller, key_type: i8, key: &str) -> Option<i16> {
+    if key_type == 1 {
+        (!caller.may(Operation::Describe, ResourceType::TransactionalId, key))
+            .then_some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else {
+        (!caller.may_group(Operation::Describe, key)).then_some(errors::GROUP_AUTHORIZATION_FAILED)
+    }
+}
+
 fn find_coordinator(
     broker: &Broker,
+    caller: &Caller,
     request: FindCoordinatorRequest,
     version: i16,
-    listener: &str,
 ) -> FindCoordinatorResponse {
     let view = broker.consensus.view();
+    let key_type = request.key_type;
     let pick = |key: &str| -> (i16, BrokerId, StrBytes, i32) {
+        if let Some(code) = coordinator_refusal(caller, key_type, key) {
+            return (code, BrokerId(-1), str_bytes(""), -1);
+        }
         let coordinator = view.state.coordinator_for(key);
-        let reachable = coordinator.map(|b| (b, b.endpoint(listener)));
+        let reachable = coordinator.map(|b| (b, b.endpoint(&caller.listener)));
         match reachable {
             Some((b, Some((host, port)))) => (0, BrokerId(b.broker_id), str_bytes(host), port),
             // Not registered yet: this broker answers for itself on a single node.
@@ -375,6 +477,7 @@ async fn leave_group(
 
 async fn offset_commit(
     broker: &Broker,
+    caller: &Caller,
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
@@ -393,6 +496,7 @@ async fn offset_commit(
     for topic in &request.topics {
         let name = topic.name.0.to_string();
         let known = view.state.topics.get(&name);
+        let refused = caller.topic_error(Operation::Read, &name);
         let partitions = topic
             .partitions
             .iter()
@@ -400,7 +504,9 @@ async fn offset_commit(
                 let valid = known.is_some_and(|t| {
                     p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
                 });
-                let code = if check != 0 {
+                let code = if refused != errors::NONE {
+                    refused
+                } else if check != 0 {
                     check
                 } else if !valid {
                     errors::UNKNOWN_TOPIC_OR_PARTITION
@@ -448,6 +554,7 @@ async fn offset_commit(
 
 fn offset_fetch(
     broker: &Broker,
+    caller: &Caller,
     request: OffsetFetchRequest,
     _version: i16,
 ) -> OffsetFetchResponse {
@@ -458,9 +565,11 @@ fn offset_fetch(
             .iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect(),
+        // All of the group's offsets: those of topics the caller may describe.
         None => committed
             .map(|c| {
                 c.iter()
+                    .filter(|(t, _)| caller.may_topic(Operation::Describe, t))
                     .map(|(t, ps)| (t.clone(), ps.keys().copied().collect()))
                     .collect()
             })
@@ -469,9 +578,16 @@ fn offset_fetch(
     let topics = wanted
         .into_iter()
         .map(|(name, partitions)| {
+            let refused = caller.topic_error(Operation::Describe, &name);
             let parts = partitions
                 .into_iter()
                 .map(|p| {
+                    if refused != errors::NONE {
+                        return OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(-1)
+                            .with_error_code(refused);
+                    }
                     let found = committed
                         .and_then(|c| c.get(&name))
                         .and_then(|ps| ps.get(&p));
@@ -498,7 +614,14 @@ fn offset_fetch(
     OffsetFetchResponse::default().with_topics(topics)
 }
 
-fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+fn list_groups(
+    broker: &Broker,
+    caller: &Caller,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    // Describe on the cluster lists every group, else those the caller may describe.
+    let all = caller.may_cluster(Operation::Describe);
     let mut listed: std::collections::BTreeMap<String, (String, String)> = broker
         .consensus
         .view()
@@ -526,6 +649,7 @@ fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) -> Lis
         .filter(|(_, (_, state))| {
             filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(state))
         })
+        .filter(|(id, _)| all || caller.may_group(Operation::Describe, id))
         .map(|(id, (protocol_type, state))| {
             let mut g = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&id)))
@@ -541,58 +665,82 @@ fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) -> Lis
 
 fn describe_groups(
     broker: &Broker,
+    caller: &Caller,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
+    let operations = version >= 3 && request.include_authorized_operations;
     let groups = request
         .groups
         .into_iter()
-        .map(|id| match broker.groups.describe(&id.0) {
-            None if broker.groups.consumer_group_state(&id.0).is_some() => {
-                // As Kafka 4: a KIP-848 group is described by ConsumerGroupDescribe.
-                DescribedGroup::default()
+        .map(|id| {
+            if !caller.may_group(Operation::Describe, &id.0) {
+                return DescribedGroup::default()
                     .with_group_id(id)
-                    .with_error_code(GroupError::GroupIdNotFound.code())
-                    .with_group_state(str_bytes("Dead"))
+                    .with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
             }
-            Some(g) => DescribedGroup::default()
-                .with_group_id(id)
-                .with_group_state(str_bytes(g.state.name()))
-                .with_protocol_type(str_bytes(&g.protocol_type))
-                .with_protocol_data(str_bytes(&g.protocol_name))
-                .with_members(
-                    g.members
-                        .into_iter()
-                        .map(|m| {
-                            let mut member = DescribedGroupMember::default()
-                                .with_member_id(str_bytes(&m.member_id))
-                                .with_client_id(str_bytes(&m.client_id))
-                                .with_client_host(str_bytes(&m.client_host))
-                                .with_member_metadata(m.metadata)
-                                .with_member_assignment(m.assignment);
-                            if version >= 4 {
-                                member.group_instance_id =
-                                    m.group_instance_id.as_deref().map(str_bytes);
-                            }
-                            member
-                        })
-                        .collect(),
-                ),
-            None => DescribedGroup::default()
-                .with_group_id(id)
-                .with_group_state(str_bytes("Dead")),
+            let mut described = describe_group(broker, id, version);
+            if operations {
+                described.authorized_operations =
+                    caller.authorized_operations(ResourceType::Group, &described.group_id.0);
+            }
+            described
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-async fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+fn describe_group(broker: &Broker, id: GroupId, version: i16) -> DescribedGroup {
+    match broker.groups.describe(&id.0) {
+        None if broker.groups.consumer_group_state(&id.0).is_some() => {
+            // As Kafka 4: a KIP-848 group is described by ConsumerGroupDescribe.
+            DescribedGroup::default()
+                .with_group_id(id)
+                .with_error_code(GroupError::GroupIdNotFound.code())
+                .with_group_state(str_bytes("Dead"))
+        }
+        Some(g) => DescribedGroup::default()
+            .with_group_id(id)
+            .with_group_state(str_bytes(g.state.name()))
+            .with_protocol_type(str_bytes(&g.protocol_type))
+            .with_protocol_data(str_bytes(&g.protocol_name))
+            .with_members(
+                g.members
+                    .into_iter()
+                    .map(|m| {
+                        let mut member = DescribedGroupMember::default()
+                            .with_member_id(str_bytes(&m.member_id))
+                            .with_client_id(str_bytes(&m.client_id))
+                            .with_client_host(str_bytes(&m.client_host))
+                            .with_member_metadata(m.metadata)
+                            .with_member_assignment(m.assignment);
+                        if version >= 4 {
+                            member.group_instance_id =
+                                m.group_instance_id.as_deref().map(str_bytes);
+                        }
+                        member
+                    })
+                    .collect(),
+            ),
+        None => DescribedGroup::default()
+            .with_group_id(id)
+            .with_group_state(str_bytes("Dead")),
+    }
+}
+
+async fn delete_groups(
+    broker: &Broker,
+    caller: &Caller,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut results = Vec::new();
     for id in request.groups_names {
         let group = id.0.to_string();
         let known = broker.consensus.view().state.offsets.contains_key(&group)
             || broker.groups.describe(&group).is_some();
-        let code = if !known {
+        let code = if !caller.may_group(Operation::Delete, &group) {
+            errors::GROUP_AUTHORIZATION_FAILED
+        } else if !known {
             GroupError::GroupIdNotFound.code()
         } else if let Err(e) = broker.groups.delete(&group) {
             e.code()
@@ -620,7 +768,11 @@ async fn delete_groups(broker: &Broker, request: DeleteGroupsRequest) -> DeleteG
     DeleteGroupsResponse::default().with_results(results)
 }
 
-async fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+async fn offset_delete(
+    broker: &Broker,
+    caller: &Caller,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let group = request.group_id.0.to_string();
     let mut response = OffsetDeleteResponse::default();
     // The offsets of topics the group still consumes stay (R-GROUP-4).
@@ -631,10 +783,12 @@ async fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetD
             return response;
         }
     };
+    // Deleting a topic's offsets needs Read on it (as Kafka).
+    let readable = |t: &str| caller.may_topic(Operation::Read, t);
     let parts: Vec<(String, i32)> = request
         .topics
         .iter()
-        .filter(|t| !in_use.contains(t.name.0.as_str()))
+        .filter(|t| !in_use.contains(t.name.0.as_str()) && readable(&t.name.0))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -655,7 +809,9 @@ async fn offset_delete(broker: &Broker, request: OffsetDeleteRequest) -> OffsetD
         .topics
         .into_iter()
         .map(|t| {
-            let code = if in_use.contains(t.name.0.as_str()) {
+            let code = if !readable(&t.name.0) {
+                errors::TOPIC_AUTHORIZATION_FAILED
+            } else if in_use.contains(t.name.0.as_str()) {
                 GroupError::GroupSubscribedToTopic.code()
             } else {
                 errors::NONE

@@ -2,6 +2,7 @@
 //! Version-specific fields are set only where the version has them: the encoder
 //! refuses a non-default value in a version without the field.
 
+use super::authorize::Caller;
 use super::codec::{self, Request};
 use super::common::{gate, propose, str_bytes, topic_name};
 use super::errors;
@@ -13,6 +14,7 @@ use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
+use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -57,9 +59,10 @@ pub fn start(
     match body {
         RequestKind::Produce(r) => {
             let acks = r.acks;
-            let submitted = produce_submit(&broker, r, version);
+            let caller = Caller::new(&broker, principal, peer, listener);
+            let submitted = produce_submit(&broker, &caller, r, version);
             Box::pin(async move {
-                let response = produce_finish(&broker, submitted, &listener).await;
+                let response = produce_finish(&broker, submitted, &caller.listener).await;
                 if acks == 0 {
                     return Ok(None);
                 }
@@ -93,52 +96,66 @@ pub fn start(
 /// Handles one request; `Ok(None)` means no response is sent (acks=0).
 pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, String> {
     let version = request.version;
+    let caller = Caller::of(broker, &request);
+    let caller = &caller;
     let body = match request.body {
         RequestKind::ApiVersions(_) => {
             ResponseKind::ApiVersions(codec::api_versions_body(errors::NONE))
         }
         RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(metadata(broker, r, version, &request.listener).await)
+            ResponseKind::Metadata(metadata(broker, caller, r, version).await)
         }
         RequestKind::Produce(r) => {
             let acks = r.acks;
-            let submitted = produce_submit(broker, r, version);
-            let response = produce_finish(broker, submitted, &request.listener).await;
+            let submitted = produce_submit(broker, caller, r, version);
+            let response = produce_finish(broker, submitted, &caller.listener).await;
             if acks == 0 {
                 return Ok(None);
             }
             ResponseKind::Produce(response)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r, version).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, r)),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, caller, r, version).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, caller, r)),
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics(broker, r, version).await)
+            ResponseKind::CreateTopics(create_topics(broker, caller, r, version).await)
         }
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics(broker, r).await),
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics(broker, caller, r).await)
+        }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id(broker, r).await)
+            ResponseKind::InitProducerId(init_producer_id(broker, caller, r).await)
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(super::acl_handlers::create_acls(broker, caller, r).await)
+        }
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(super::acl_handlers::describe_acls(broker, caller, r))
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(super::acl_handlers::delete_acls(broker, caller, r).await)
         }
         other => {
             let client_id = request.header.client_id.as_deref().unwrap_or("");
             let body = match super::group_handlers::handle(
                 broker,
+                caller,
                 other,
                 version,
                 &request.peer,
                 client_id,
-                &request.listener,
             )
             .await
             {
                 Ok(body) => body,
                 Err(not_a_group_request) => {
-                    let admin = super::admin_handlers::handle(
+                    match super::admin_handlers::handle(
                         broker,
+                        caller,
                         not_a_group_request,
                         version,
-                        &request.listener,
-                    );
-                    match admin.await {
+                    )
+                    .await
+                    {
                         Ok(body) => body,
                         Err(_) => return Err(format!("no handler for {:?}", request.api_key)),
                     }
@@ -228,47 +245,94 @@ fn topic_name_by_id(state: &crate::metadata::MetadataState, id: Uuid) -> Option<
         .map(|(name, _)| name.clone())
 }
 
+/// The topics a Metadata request names, as names (None: all topics).
+struct Requested {
+    names: Option<Vec<String>>,
+    /// Named by an id no topic has.
+    unknown_ids: Vec<Uuid>,
+    /// Named by id but not describable: answered by id alone, so the name stays hidden.
+    denied_ids: Vec<Uuid>,
+}
+
+/// v0: an empty list means all topics; v1+: null means all. v12+ may name topics by
+/// id alone (KIP-848 consumers resolve their assignment so).
+fn requested_topics(
+    state: &crate::metadata::MetadataState,
+    caller: &Caller,
+    request: &MetadataRequest,
+    version: i16,
+) -> Requested {
+    let mut requested = Requested {
+        names: None,
+        unknown_ids: Vec::new(),
+        denied_ids: Vec::new(),
+    };
+    let topics = match &request.topics {
+        Some(t) if !(t.is_empty() && version == 0) => t,
+        _ => return requested,
+    };
+    let mut names = Vec::new();
+    for t in topics {
+        if let Some(n) = &t.name {
+            names.push(n.0.to_string());
+            continue;
+        }
+        match topic_name_by_id(state, t.topic_id) {
+            None => requested.unknown_ids.push(t.topic_id),
+            Some(name) if !caller.may_topic(Operation::Describe, &name) => {
+                requested.denied_ids.push(t.topic_id)
+            }
+            Some(name) => names.push(name),
+        }
+    }
+    requested.names = Some(names);
+    requested
+}
+
+/// Creates the named topics that do not exist; the error of each that was not. A topic
+/// the caller may not describe is left alone (answered TOPIC_AUTHORIZATION_FAILED,
+/// existing or not); creating one needs Create on the cluster or topic (R-SEC-ACL-13).
+async fn auto_create_topics(
+    broker: &Broker,
+    caller: &Caller,
+    state: &crate::metadata::MetadataState,
+    names: &[String],
+) -> BTreeMap<String, i16> {
+    let mut creation_errors = BTreeMap::new();
+    let missing = names.iter().filter(|n| !state.topics.contains_key(*n));
+    for name in missing.filter(|n| caller.may_topic(Operation::Describe, n)) {
+        if !caller.may_create_topic(name) {
+            creation_errors.insert(name.clone(), errors::TOPIC_AUTHORIZATION_FAILED);
+            continue;
+        }
+        if let Err((code, _)) =
+            create_topic(broker, name, -1, -1, vec![], BTreeMap::new(), false).await
+        {
+            if code != errors::TOPIC_ALREADY_EXISTS {
+                creation_errors.insert(name.clone(), code);
+            }
+        }
+    }
+    creation_errors
+}
+
 async fn metadata(
     broker: &Broker,
+    caller: &Caller,
     request: MetadataRequest,
     version: i16,
-    listener: &str,
 ) -> MetadataResponse {
     let mut view = broker.consensus.view();
-    // v0: an empty list means all topics; v1+: null means all.
-    // v12+ may name topics by id alone (KIP-848 consumers resolve their assignment so).
-    let mut unknown_ids = Vec::new();
-    let wanted: Option<Vec<String>> = match &request.topics {
-        None => None,
-        Some(t) if t.is_empty() && version == 0 => None,
-        Some(t) => Some(
-            t.iter()
-                .filter_map(|t| match &t.name {
-                    Some(n) => Some(n.0.to_string()),
-                    None => {
-                        let name = topic_name_by_id(&view.state, t.topic_id);
-                        if name.is_none() {
-                            unknown_ids.push(t.topic_id);
-                        }
-                        name
-                    }
-                })
-                .collect(),
-        ),
-    };
+    let Requested {
+        names: wanted,
+        unknown_ids,
+        denied_ids,
+    } = requested_topics(&view.state, caller, &request, version);
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let mut creation_errors: BTreeMap<String, i16> = BTreeMap::new();
     if let (Some(names), true) = (&wanted, auto_create) {
-        for name in names.iter().filter(|n| !view.state.topics.contains_key(*n)) {
-            if let Err((code, _)) =
-                create_topic(broker, name, -1, -1, vec![], BTreeMap::new(), false).await
-            {
-                if code != errors::TOPIC_ALREADY_EXISTS {
-                    creation_errors.insert(name.clone(), code);
-                }
-            }
-        }
+        creation_errors = auto_create_topics(broker, caller, &view.state, names).await;
         view = broker.consensus.view();
     }
     let state = &view.state;
@@ -281,7 +345,7 @@ async fn metadata(
         .values()
         .filter(|b| !b.fenced)
         .filter_map(|b| {
-            let (host, port) = b.endpoint(listener)?;
+            let (host, port) = b.endpoint(&caller.listener)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(b.broker_id))
@@ -290,15 +354,35 @@ async fn metadata(
             )
         })
         .collect();
-    let names: Vec<String> = wanted.unwrap_or_else(|| state.topics.keys().cloned().collect());
+    // Listing every topic lists only those the caller may describe (R-SEC-ACL-13).
+    let names: Vec<String> = wanted.unwrap_or_else(|| {
+        state
+            .topics
+            .keys()
+            .filter(|n| caller.may_topic(Operation::Describe, n))
+            .cloned()
+            .collect()
+    });
+    let topic_operations = version >= 8 && request.include_topic_authorized_operations;
     let topics = names
         .into_iter()
         .map(|name| {
             let mut topic = MetadataResponseTopic::default().with_name(Some(topic_name(&name)));
+            if !caller.may_topic(Operation::Describe, &name) {
+                topic.error_code = errors::TOPIC_AUTHORIZATION_FAILED;
+                return topic;
+            }
+            if topic_operations {
+                topic.topic_authorized_operations =
+                    caller.authorized_operations(ResourceType::Topic, &name);
+            }
             match state.topics.get(&name) {
                 None => {
                     let code = match creation_errors.get(&name) {
                         Some(&errors::INVALID_TOPIC_EXCEPTION) => errors::INVALID_TOPIC_EXCEPTION,
+                        Some(&errors::TOPIC_AUTHORIZATION_FAILED) => {
+                            errors::TOPIC_AUTHORIZATION_FAILED
+                        }
                         Some(_) => errors::LEADER_NOT_AVAILABLE,
                         None => errors::UNKNOWN_TOPIC_OR_PARTITION,
                     };
@@ -351,6 +435,12 @@ async fn metadata(
             .with_topic_id(id)
             .with_error_code(errors::UNKNOWN_TOPIC_ID)
     }));
+    topics.extend(denied_ids.into_iter().map(|id| {
+        MetadataResponseTopic::default()
+            .with_name(None)
+            .with_topic_id(id)
+            .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+    }));
     let mut response = MetadataResponse::default()
         .with_brokers(brokers)
         .with_topics(topics);
@@ -366,6 +456,10 @@ async fn metadata(
     }
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_static_str("chronik"));
+    }
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations =
+            caller.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
     }
     response
 }
@@ -437,21 +531,39 @@ struct PendingAppend {
 /// Issues a Produce's appends. Runs on the connection's reader task, so a
 /// connection's produces are appended in request order, as Kafka clients rely on
 /// for ordering within a partition (R-WIRE-3).
-fn produce_submit(broker: &Broker, request: ProduceRequest, version: i16) -> SubmittedProduce {
+fn produce_submit(
+    broker: &Broker,
+    caller: &Caller,
+    request: ProduceRequest,
+    version: i16,
+) -> SubmittedProduce {
     let now = now_ms();
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
+    // A transactional produce needs Write on its transactional id, every partition
+    // refused otherwise (as Kafka).
+    let transaction_refused = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !caller.may(Operation::Write, ResourceType::TransactionalId, id));
     let view = broker.consensus.view();
     let local = broker.local(&view.state);
     let mut pending = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
     for (ti, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
+        let refused = if transaction_refused {
+            errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        } else {
+            caller.topic_error(Operation::Write, &name)
+        };
         let mut partition_responses = Vec::new();
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let mut response = PartitionProduceResponse::default().with_index(data.index);
             response.base_offset = -1;
-            let code = if !acks_valid {
+            let code = if refused != errors::NONE {
+                Some(refused)
+            } else if !acks_valid {
                 Some(errors::INVALID_REQUIRED_ACKS)
             } else {
                 match (local.admit_produce(&name, data.index, acks), data.records) {
@@ -731,6 +843,7 @@ fn fetch_budget(config: &BrokerConfig, request: &FetchRequest, version: i16) -> 
 /// One pass over the partitions of a Fetch: the response and how many bytes it holds.
 fn read_fetch(
     broker: &Broker,
+    caller: &Caller,
     request: &FetchRequest,
     version: i16,
 ) -> (FetchResponse, usize, bool) {
@@ -746,11 +859,17 @@ fn read_fetch(
         .iter()
         .map(|topic| {
             let name = topic.topic.0.to_string();
+            let refused = fetch_refusal(caller, follower, &name);
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     let mut data = PartitionData::default().with_partition_index(p.partition);
+                    if refused != errors::NONE {
+                        data.error_code = refused;
+                        any_error = true;
+                        return data;
+                    }
                     // Consumers and followers read from the leader only (R-WIRE-5).
                     let requested = if version >= 9 {
                         p.current_leader_epoch
@@ -831,7 +950,27 @@ fn read_fetch(
     )
 }
 
-async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
+/// A follower's fetch needs ClusterAction on the cluster, a consumer's Read on the
+/// topic; either way a refused partition is TOPIC_AUTHORIZATION_FAILED (as Kafka).
+fn fetch_refusal(caller: &Caller, follower: i32, topic: &str) -> i16 {
+    let allowed = if follower >= 0 {
+        caller.may_cluster(Operation::ClusterAction)
+    } else {
+        caller.may_topic(Operation::Read, topic)
+    };
+    if allowed {
+        errors::NONE
+    } else {
+        errors::TOPIC_AUTHORIZATION_FAILED
+    }
+}
+
+async fn fetch(
+    broker: &Broker,
+    caller: &Caller,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
@@ -840,7 +979,7 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (response, bytes, any_error) = read_fetch(broker, &request, version);
+        let (response, bytes, any_error) = read_fetch(broker, caller, &request, version);
         if bytes >= request.min_bytes.max(1) as usize
             || any_error
             || tokio::time::Instant::now() >= deadline
@@ -848,7 +987,7 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
             return response;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return read_fetch(broker, &request, version).0;
+            return read_fetch(broker, caller, &request, version).0;
         }
     }
 }
@@ -856,19 +995,28 @@ async fn fetch(broker: &Broker, request: FetchRequest, version: i16) -> FetchRes
 /// ListOffsets' target for the record with the largest timestamp (KIP-734, v7+).
 const MAX_TIMESTAMP: i64 = -3;
 
-fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+fn list_offsets(
+    broker: &Broker,
+    caller: &Caller,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let view = broker.consensus.view();
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            let refused = caller.topic_error(Operation::Describe, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let mut r = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
+                    if refused != errors::NONE {
+                        r.error_code = refused;
+                        return r;
+                    }
                     let gated = gate(
                         broker,
                         &view.state,
@@ -918,6 +1066,7 @@ fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResp
 
 async fn create_topics(
     broker: &Broker,
+    caller: &Caller,
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -948,7 +1097,12 @@ async fn create_topics(
             .iter()
             .enumerate()
             .all(|(i, (p, _))| usize::try_from(*p) == Ok(i));
-        let outcome = if consecutive {
+        let outcome = if !caller.may_create_topic(&name) {
+            Err((
+                errors::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.".into(),
+            ))
+        } else if consecutive {
             create_topic(
                 broker,
                 &name,
@@ -996,11 +1150,32 @@ async fn create_topics(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-async fn delete_topics(broker: &Broker, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// As Kafka's controller: a topic the caller may not describe is
+/// TOPIC_AUTHORIZATION_FAILED whether it exists or not; one it may describe but that
+/// does not exist is UNKNOWN_TOPIC_OR_PARTITION; one it may not delete is refused.
+fn delete_refusal(broker: &Broker, caller: &Caller, name: &str) -> Option<i16> {
+    if !caller.may_topic(Operation::Describe, name) {
+        Some(errors::TOPIC_AUTHORIZATION_FAILED)
+    } else if !broker.consensus.view().state.topics.contains_key(name) {
+        Some(errors::UNKNOWN_TOPIC_OR_PARTITION)
+    } else if !caller.may_topic(Operation::Delete, name) {
+        Some(errors::TOPIC_AUTHORIZATION_FAILED)
+    } else {
+        None
+    }
+}
+
+async fn delete_topics(
+    broker: &Broker,
+    caller: &Caller,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let mut results = Vec::new();
     for name in request.topic_names {
         let mut result = DeletableTopicResult::default().with_name(Some(name.clone()));
-        if let Err((code, _)) = propose(
+        if let Some(code) = delete_refusal(broker, caller, &name.0) {
+            result.error_code = code;
+        } else if let Err((code, _)) = propose(
             broker,
             MetadataCommand::DeleteTopic {
                 name: name.0.to_string(),
@@ -1018,9 +1193,23 @@ async fn delete_topics(broker: &Broker, request: DeleteTopicsRequest) -> DeleteT
 
 async fn init_producer_id(
     broker: &Broker,
+    caller: &Caller,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
+    // As Kafka 3.x: a transactional id needs Write on it; an idempotent producer
+    // IdempotentWrite on the cluster or Write on some topic.
+    let refused = match &request.transactional_id {
+        Some(id) => (!caller.may(Operation::Write, ResourceType::TransactionalId, id))
+            .then_some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        None => (!caller.may_cluster(Operation::IdempotentWrite)
+            && !caller.may_any(Operation::Write, ResourceType::Topic))
+        .then_some(errors::CLUSTER_AUTHORIZATION_FAILED),
+    };
+    if let Some(code) = refused {
+        response.error_code = code;
+        return response;
+    }
     if request.transactional_id.is_some() {
         // Transactions are not implemented; say so rather than pretend.
         response.error_code = errors::INVALID_REQUEST;

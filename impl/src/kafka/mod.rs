@@ -1,7 +1,9 @@
 //! The Kafka wire protocol: framing, headers, supported versions, and the request
 //! handlers. Messages are encoded and decoded by the kafka-protocol crate.
 
+pub mod acl_handlers;
 pub mod admin_handlers;
+pub mod authorize;
 pub mod codec;
 pub mod common;
 pub mod configs;

@@ -2,10 +2,12 @@
 //! managed through the Kafka API, stored salted in the replicated metadata (R-SEC-3).
 //! The client sends the salted password, never the password itself.
 
+use super::authorize::Caller;
 use super::common::{propose, str_bytes};
 use super::errors;
 use crate::broker::shared::Broker;
 use crate::metadata::MetadataCommand;
+use chronik_core::security::acl::Operation;
 use chronik_core::security::scram::{Mechanism, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
@@ -18,10 +20,17 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Needs Describe on the cluster (R-SEC-ACL table); refused whole otherwise.
 pub fn describe(
     broker: &Broker,
+    caller: &Caller,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !caller.may_cluster(Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes("Cluster authorization failed.")));
+    }
     let view = broker.consensus.view();
     let stored = &view.state.scram_credentials;
     let asked: Vec<String> = match request.users {
@@ -101,10 +110,14 @@ impl UserChanges {
     }
 }
 
+/// Needs Alter on the cluster; without it every user's result is
+/// CLUSTER_AUTHORIZATION_FAILED and nothing changes.
 pub async fn alter(
     broker: &Broker,
+    caller: &Caller,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    let allowed = caller.may_cluster(Operation::Alter);
     let mut users: BTreeMap<String, UserChanges> = BTreeMap::new();
     for deletion in request.deletions {
         let user = deletion.name.to_string();
@@ -139,6 +152,10 @@ pub async fn alter(
     let mut results = Vec::with_capacity(users.len());
     for (user, changes) in users {
         let outcome = match changes.error {
+            _ if !allowed => Err((
+                errors::CLUSTER_AUTHORIZATION_FAILED,
+                "Cluster authorization failed.".to_string(),
+            )),
             Some(error) => Err(error),
             None => apply_all(broker, changes.commands).await,
         };
