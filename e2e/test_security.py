@@ -463,3 +463,42 @@ peer_secret_file = "{secret}"
             assert not re.search(r"authentication failed.*BROKER", log), node.log_path
     finally:
         cluster.stop()
+
+
+# --- SASL principals meet the ACLs ------------------------------------------------------
+
+def test_r_sec_acl_15_sasl_principals_are_what_the_acls_see(tmp_path, certs):
+    """The authorizer on, `admin` a super user, `carol` allowed to write one topic:
+    her SCRAM login is the principal every check reads."""
+    from confluent_kafka import KafkaError as ConfluentError
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, ResourcePatternType,
+                                       ResourceType)
+    data = tmp_path / "data"
+    add_user(data, ADMIN, ADMIN_PASSWORD)
+    add_user(data, "carol", "carol-pw")
+    broker = SecureBroker(data, certs, extra=["--authorizer-enabled", "--super-users", f"User:{ADMIN}"]).start()
+    try:
+        wait_for_user(broker, ADMIN, ADMIN_PASSWORD)
+        wait_for_user(broker, "carol", "carol-pw")
+        admin = AdminClient(confluent_config(broker, "SASL_SSL", certs, "SCRAM-SHA-256"))
+        for future in admin.create_topics([NewTopic("open", 1, 1), NewTopic("closed", 1, 1)]).values():
+            future.result(10)
+        grant = AclBinding(ResourceType.TOPIC, "open", ResourcePatternType.LITERAL, "User:carol", "*",
+                           AclOperation.WRITE, AclPermissionType.ALLOW)
+        for future in admin.create_acls([grant]).values():
+            future.result(10)
+        carol = confluent_config(broker, "SASL_SSL", certs, "SCRAM-SHA-512", "carol", "carol-pw")
+        outcomes = {}
+        producer = Producer({**carol, "message.timeout.ms": 10000})
+        for topic in ["open", "closed"]:
+            producer.produce(topic, value=b"x",
+                             on_delivery=lambda err, msg, t=topic: outcomes.setdefault(t, err))
+        producer.flush(15)
+        assert outcomes["open"] is None
+        assert outcomes["closed"] is not None
+        assert outcomes["closed"].code() == ConfluentError.TOPIC_AUTHORIZATION_FAILED
+        # Listing topics shows carol only what she may describe (Write implies Describe).
+        assert set(AdminClient(carol).list_topics(timeout=10).topics) == {"open"}
+        assert {"open", "closed"} <= set(admin.list_topics(timeout=10).topics)
+    finally:
+        broker.stop()
