@@ -246,6 +246,16 @@ fn state_after(commands: &[CommandEnvelope]) -> MetadataState {
     state
 }
 
+/// The commands of a golden file, one JSON envelope a line.
+fn golden_commands(name: &str) -> Result<Vec<CommandEnvelope>, Box<dyn std::error::Error>> {
+    let commands = std::fs::read(golden(name))?;
+    Ok(commands
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(CommandEnvelope::decode)
+        .collect::<Result<_, _>>()?)
+}
+
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
@@ -281,12 +291,7 @@ fn r_recover_3_the_snapshot_round_trips() {
 
 #[test]
 fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn std::error::Error>> {
-    let commands = std::fs::read(golden("commands_v1.jsonl"))?;
-    let decoded: Vec<CommandEnvelope> = commands
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(CommandEnvelope::decode)
-        .collect::<Result<_, _>>()?;
+    let decoded = golden_commands("commands_v1.jsonl")?;
     let as_written: Vec<CommandEnvelope> = version_1_variants()
         .into_iter()
         .map(|envelope| CommandEnvelope {
@@ -310,12 +315,7 @@ fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn st
 
 #[test]
 fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn std::error::Error>> {
-    let commands = std::fs::read(golden("commands_v2.jsonl"))?;
-    let decoded: Vec<CommandEnvelope> = commands
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(CommandEnvelope::decode)
-        .collect::<Result<_, _>>()?;
+    let decoded = golden_commands("commands_v2.jsonl")?;
     let as_written: Vec<CommandEnvelope> = version_2_variants()
         .into_iter()
         .map(|envelope| CommandEnvelope {
@@ -335,12 +335,7 @@ fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn st
 
 #[test]
 fn r_recover_3_golden_files_of_version_3_still_decode() -> Result<(), Box<dyn std::error::Error>> {
-    let commands = std::fs::read(golden("commands_v3.jsonl"))?;
-    let decoded: Vec<CommandEnvelope> = commands
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(CommandEnvelope::decode)
-        .collect::<Result<_, _>>()?;
+    let decoded = golden_commands("commands_v3.jsonl")?;
     assert_eq!(decoded, every_variant());
     let snapshot = std::fs::read(golden("snapshot_v3.json"))?;
     let state = Snapshot::decode(&snapshot)?;

@@ -406,6 +406,21 @@ fn resource_response(
     r
 }
 
+/// AlterConfigs and IncrementalAlterConfigs: AlterConfigs allowed, and a topic (the
+/// only resource whose configs can change here).
+fn alterable(caller: &Caller, resource_type: i8, name: &str) -> Result<(), (i16, String)> {
+    if let Some(refusal) = config_refusal(caller, Operation::AlterConfigs, resource_type, name) {
+        return Err(refusal);
+    }
+    if resource_type != RESOURCE_TOPIC {
+        return Err((
+            errors::INVALID_REQUEST,
+            "only topic configs can be altered".into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn alter_configs(
     broker: &Broker,
     caller: &Caller,
@@ -413,19 +428,10 @@ async fn alter_configs(
 ) -> AlterConfigsResponse {
     let mut responses = Vec::new();
     for resource in request.resources {
-        let refused = config_refusal(
-            caller,
-            Operation::AlterConfigs,
-            resource.resource_type,
-            &resource.resource_name,
-        );
-        let outcome = if let Some(refusal) = refused {
+        let outcome = if let Err(refusal) =
+            alterable(caller, resource.resource_type, &resource.resource_name)
+        {
             Err(refusal)
-        } else if resource.resource_type != RESOURCE_TOPIC {
-            Err((
-                errors::INVALID_REQUEST,
-                "only topic configs can be altered".into(),
-            ))
         } else {
             let set = resource
                 .configs
@@ -462,19 +468,10 @@ async fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::new();
     for resource in request.resources {
-        let refused = config_refusal(
-            caller,
-            Operation::AlterConfigs,
-            resource.resource_type,
-            &resource.resource_name,
-        );
-        let outcome = if let Some(refusal) = refused {
+        let outcome = if let Err(refusal) =
+            alterable(caller, resource.resource_type, &resource.resource_name)
+        {
             Err(refusal)
-        } else if resource.resource_type != RESOURCE_TOPIC {
-            Err((
-                errors::INVALID_REQUEST,
-                "only topic configs can be altered".into(),
-            ))
         } else {
             let current = broker
                 .consensus
