@@ -444,8 +444,30 @@ peer_secret_file = "{secret}"
         time.sleep(3)
         partition = admin.list_topics("secured", timeout=5).topics["secured"].partitions[0]
         assert sorted(partition.isrs) == [1, 2, 3]
-        cluster.node(partition.leader).kill9()
+        # The partition's leader goes, and with it the controller if it is the same
+        # node; otherwise the controller goes next (a majority stays up either way
+        # only if one node dies: so the leader's death is the one failover, and the
+        # controller's is checked by the user created after it below).
+        victim = partition.leader
+        cluster.node(victim).kill9()
         config["bootstrap.servers"] = cluster.bootstrap
+        admin = AdminClient(config)
+        # Credentials still work, and change, through whichever node now leads the
+        # metadata group.
+        upsert = UserScramCredentialUpsertion(
+            "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"dave-pw", b"salt-of-dave")
+        deadline = time.time() + 30
+        while True:
+            try:
+                for future in admin.alter_user_scram_credentials([upsert]).values():
+                    future.result(30)
+                break
+            except (KafkaException, TimeoutError):
+                assert time.time() < deadline, "no credential change after the failover"
+                time.sleep(0.5)
+        dave = {**config, "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "dave",
+                "sasl.password": "dave-pw"}
+        assert "secured" in AdminClient(dave).list_topics(timeout=10).topics
         consumer = Consumer({**config, "group.id": "secured-g", "auto.offset.reset": "earliest"})
         consumer.subscribe(["secured"])
         seen = set()

@@ -316,6 +316,30 @@ async fn auto_create_topics(
     creation_errors
 }
 
+/// The "controller" a client is told (R-WIRE-6): as Kafka's KRaft brokers do, a live
+/// broker that takes admin requests, not the Raft leader: every broker forwards what
+/// needs the leader (R-PROPOSE-2). This broker itself once it is listed; else the
+/// leader, if listed. A follower's view can name a leader that has just died, and
+/// librdkafka, told so, waited on it for good (no admin request for 30 s, issue 15's
+/// secured-cluster test); kafkajs and librdkafka stall on an id missing from the list.
+fn client_controller(
+    broker: &Broker,
+    caller: &Caller,
+    view: &crate::consensus::MetadataView,
+) -> Option<i32> {
+    let listed = |id: i32| {
+        view.state
+            .brokers
+            .get(&id)
+            .is_some_and(|b| !b.fenced && b.endpoint(&caller.listener).is_some())
+    };
+    let me = broker.config.node_id;
+    let leader = view.leader_id.map(|id| id as i32);
+    Some(me)
+        .filter(|id| listed(*id))
+        .or(leader.filter(|id| listed(*id)))
+}
+
 async fn metadata(
     broker: &Broker,
     caller: &Caller,
@@ -445,14 +469,7 @@ async fn metadata(
         .with_brokers(brokers)
         .with_topics(topics);
     if version >= 1 {
-        // Name a controller only if clients can find it in the broker list: kafkajs
-        // and librdkafka send CreateTopics there, and stall on an id they cannot
-        // resolve (R-WIRE-6).
-        let controller = view
-            .leader_id
-            .map(|id| id as i32)
-            .filter(|id| state.brokers.get(id).is_some_and(|b| !b.fenced));
-        response.controller_id = BrokerId(controller.unwrap_or(-1));
+        response.controller_id = BrokerId(client_controller(broker, caller, &view).unwrap_or(-1));
     }
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_static_str("chronik"));
