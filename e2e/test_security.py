@@ -277,6 +277,11 @@ def test_r_sec_1_requests_before_authentication_close_the_connection(secure):
     body = read_frame(sock)[4:]
     assert struct.unpack(">h", body[:2])[0] == 58
     assert closed_by_broker(sock)
+    # Before the login a frame may not exceed sasl.server.max.receive.size (512 KiB):
+    # announcing 10 MB closes the connection before a byte of it is taken in.
+    sock = socket.create_connection(("127.0.0.1", secure.ports["SASL_PLAINTEXT"]), timeout=5)
+    sock.sendall(struct.pack(">i", 10_000_000))
+    assert closed_by_broker(sock)
 
 
 def test_r_sec_2_garbage_in_sasl_authenticate_is_refused_and_touches_nothing(secure):

@@ -146,6 +146,12 @@ impl Authentication {
         &self.principal
     }
 
+    /// True once the connection may be served (at once on a listener without SASL);
+    /// a re-authentication in progress keeps it so.
+    pub fn is_authenticated(&self) -> bool {
+        !self.requires_sasl || self.authenticated_once && !matches!(self.stage, Stage::Failed)
+    }
+
     /// True while the next frame is a bare SASL token (after a v0 handshake).
     pub fn expects_raw_token(&self) -> bool {
         self.raw_tokens && matches!(self.stage, Stage::Token { .. } | Stage::ScramFinal { .. })

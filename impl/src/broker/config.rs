@@ -116,6 +116,9 @@ pub struct BrokerConfig {
     /// Kafka's `connection.failed.authentication.delay.ms`: a failed authentication
     /// is answered this late, then the connection is closed, to slow guessing.
     pub connection_failed_authentication_delay_ms: u64,
+    /// Kafka's `sasl.server.max.receive.size`: the largest frame a SASL listener
+    /// reads before the login succeeded.
+    pub sasl_server_max_receive_size: usize,
     /// A file holding the cluster's shared secret (the same on every node, at least
     /// 16 bytes): peers prove it before their Raft messages are accepted (R-SEC-9).
     /// Unset in a cluster: any process that reaches the peer port and names a voter
@@ -223,6 +226,7 @@ impl Default for BrokerConfig {
             ssl_client_auth: "none".into(),
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
+            sasl_server_max_receive_size: 524_288,
             peer_secret_file: None,
             inter_broker_sasl_mechanism: "SCRAM-SHA-512".into(),
             inter_broker_sasl_username: None,

@@ -250,7 +250,15 @@ impl Connection {
         let mut commits = CommitChain::default();
         let opened = Instant::now();
         loop {
-            let size = match self.next_size(reader, queue, in_flight).await {
+            // Before a SASL login a frame is held to Kafka's
+            // sasl.server.max.receive.size: a stranger cannot make the broker take
+            // in max_request_bytes (R-SEC-1).
+            let limit = if auth.is_authenticated() {
+                self.broker.config.max_request_bytes
+            } else {
+                self.broker.config.sasl_server_max_receive_size
+            };
+            let size = match self.next_size(reader, queue, in_flight, limit).await {
                 Ok(size) => size,
                 Err(end) => return end,
             };
@@ -348,12 +356,13 @@ impl Connection {
         }))
     }
 
-    /// The next frame's size, checked against `max_request_bytes`.
+    /// The next frame's size, checked against `limit`.
     async fn next_size(
         &self,
         reader: &mut Reader,
         queue: &mpsc::Sender<Pending>,
         in_flight: &watch::Sender<usize>,
+        limit: usize,
     ) -> Result<usize, End> {
         let idle = Duration::from_millis(self.broker.config.connections_max_idle_ms);
         // A failed read of the size means the client closed the connection.
@@ -362,7 +371,6 @@ impl Connection {
             () = idle_for(in_flight.subscribe(), idle) => return Err(End::Idle),
             () = queue.closed() => return Err(End::WriterGone),
         };
-        let limit = self.broker.config.max_request_bytes;
         match usize::try_from(size) {
             Ok(size) if size <= limit => Ok(size),
             _ => {
