@@ -529,3 +529,13 @@ def test_r_sec_acl_15_sasl_principals_are_what_the_acls_see(tmp_path, certs):
         assert {"open", "closed"} <= set(admin.list_topics(timeout=10).topics)
     finally:
         broker.stop()
+
+
+def test_r_ops_3_failed_logins_are_logged_once_a_while_not_per_attempt(secure):
+    """A password guesser must not be able to fill the disk with log lines."""
+    def failure_lines():
+        return secure.log_path.read_text(errors="replace").count("authentication failed")
+    before = failure_lines()
+    for _ in range(30):
+        assert sasl_plain_handshake(secure.ports["SASL_PLAINTEXT"], ADMIN, "guess")[0] == 58
+    assert failure_lines() - before <= 1

@@ -47,6 +47,10 @@ pub struct Listeners {
     limits: Arc<ConnectionLimits>,
     memory: Arc<RequestMemory>,
     tls: Option<Arc<Tls>>,
+    /// Failed logins and TLS handshakes, logged at most once per
+    /// [`REFUSAL_LOG_EVERY`] with a count: a password guesser or a client with a bad
+    /// certificate retrying in a loop would otherwise write a line per attempt.
+    failures: Arc<std::sync::Mutex<FailureLog>>,
 }
 
 impl Listeners {
@@ -59,6 +63,7 @@ impl Listeners {
                 Arc::clone(&broker.metrics),
             )),
             tls,
+            failures: Arc::default(),
         }
     }
 }
@@ -73,6 +78,7 @@ pub async fn serve(
         limits,
         memory,
         tls,
+        failures,
     } = shared;
     let spec = Arc::new(spec);
     let mut refusals = RefusalLog::default();
@@ -92,6 +98,7 @@ pub async fn serve(
                     memory: Arc::clone(&memory),
                     peer,
                     listener: Arc::clone(&spec),
+                    failures: Arc::clone(&failures),
                 };
                 tokio::spawn(connection.start(stream, slot, tls.clone()));
             }
@@ -125,6 +132,26 @@ impl RefusalLog {
     }
 }
 
+/// Failed logins and TLS handshakes across every listener: the first is logged, then
+/// at most one line per [`REFUSAL_LOG_EVERY`] with the count since the last.
+#[derive(Default)]
+struct FailureLog {
+    last: Option<Instant>,
+    failed: u64,
+}
+
+impl FailureLog {
+    fn note(&mut self, peer: SocketAddr, listener: &str, what: &str) {
+        self.failed += 1;
+        if self.last.is_some_and(|at| at.elapsed() < REFUSAL_LOG_EVERY) {
+            return;
+        }
+        tracing::warn!(%peer, %listener, failed = self.failed, "{what}");
+        self.last = Some(Instant::now());
+        self.failed = 0;
+    }
+}
+
 type Pending = JoinHandle<Result<Option<Bytes>, String>>;
 
 /// Why a connection's reader stopped.
@@ -145,6 +172,7 @@ struct Connection {
     memory: Arc<RequestMemory>,
     peer: SocketAddr,
     listener: Arc<ListenerSpec>,
+    failures: Arc<std::sync::Mutex<FailureLog>>,
 }
 
 impl Connection {
@@ -173,7 +201,7 @@ impl Connection {
             }
             Ok(Err(e)) => {
                 self.broker.metrics.error("tls_handshake_failed");
-                tracing::warn!(peer = %self.peer, error = %e, "TLS handshake failed");
+                self.note_failure(&format!("TLS handshake failed: {e}"));
                 return;
             }
             Err(_) => {
@@ -193,6 +221,12 @@ impl Connection {
         let (reader, writer) = tokio::io::split(stream);
         self.serve(Box::new(reader), Box::new(writer), authentication, slot)
             .await;
+    }
+
+    fn note_failure(&self, what: &str) {
+        if let Ok(mut log) = self.failures.lock() {
+            log.note(self.peer, &self.listener.name, what);
+        }
     }
 
     fn authentication(&self, principal: Principal) -> Authentication {
@@ -346,7 +380,7 @@ impl Connection {
             return Next::Answer(tokio::spawn(async move { Ok(Some(frame)) }));
         }
         self.broker.metrics.error("authentication_failed");
-        tracing::warn!(peer = %self.peer, listener = %self.listener.name, "authentication failed; closing connection");
+        self.note_failure("authentication failed; closing connection");
         let delay =
             Duration::from_millis(self.broker.config.connection_failed_authentication_delay_ms);
         let frame = (!frame.is_empty()).then_some(frame);
