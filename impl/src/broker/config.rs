@@ -317,13 +317,11 @@ impl BrokerConfig {
             }
         }
         self.sasl_mechanisms()?;
-        ClientAuth::parse(&self.ssl_client_auth)?;
+        let client_auth = ClientAuth::parse(&self.ssl_client_auth)?;
         if listeners.iter().any(|l| l.protocol.uses_tls()) && self.ssl_keystore_location.is_none() {
             return Err("an SSL or SASL_SSL listener needs ssl_keystore_location".into());
         }
-        if ClientAuth::parse(&self.ssl_client_auth)? != ClientAuth::None
-            && self.ssl_truststore_location.is_none()
-        {
+        if client_auth != ClientAuth::None && self.ssl_truststore_location.is_none() {
             return Err("ssl_client_auth needs ssl_truststore_location".into());
         }
         Ok(())

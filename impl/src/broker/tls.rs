@@ -169,9 +169,10 @@ pub fn certificate_principal(certificate: &CertificateDer<'_>) -> Option<Princip
 
 fn escape_rfc2253(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
     for (i, c) in value.chars().enumerate() {
         let leading = i == 0 && (c == '#' || c == ' ');
-        let trailing = i + 1 == value.chars().count() && c == ' ';
+        let trailing = i == last && c == ' ';
         if leading || trailing || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
             out.push('\\');
         }
@@ -213,4 +214,18 @@ pub fn inter_broker_client(config: &BrokerConfig) -> Result<Option<Arc<ClientCon
         .with_client_auth_cert(read_certificates(keystore)?, key)
         .map_err(|e| format!("{}: {e}", keystore.display()))?;
     Ok(Some(Arc::new(client)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_rfc2253;
+
+    /// R-SEC-5: a subject value prints as X500Principal.getName() prints it.
+    #[test]
+    fn r_sec_5_subject_values_are_escaped_as_rfc_2253() {
+        assert_eq!(escape_rfc2253("writer"), "writer");
+        assert_eq!(escape_rfc2253("Doe, Jane+1"), "Doe\\, Jane\\+1");
+        assert_eq!(escape_rfc2253("#lead and trail "), "\\#lead and trail\\ ");
+        assert_eq!(escape_rfc2253(""), "");
+    }
 }
