@@ -8,6 +8,8 @@ pub mod alloc_guard;
 #[cfg(not(loom))]
 pub mod broker;
 #[cfg(not(loom))]
+pub mod check_data;
+#[cfg(not(loom))]
 pub mod cluster;
 pub mod consensus;
 pub mod disk;

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 /// The version written in every envelope. Decoding accepts this and older versions;
 /// a newer one is refused loudly rather than half-understood. Version 3 added ACL
-/// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners.
-pub const COMMAND_VERSION: u32 = 3;
+/// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners;
+/// version 4 added `RepairReplica`.
+pub const COMMAND_VERSION: u32 = 4;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -119,6 +120,20 @@ pub enum MetadataCommand {
         /// partition has changed since (absent in records written before it existed).
         #[serde(default)]
         partition_epoch: Option<u64>,
+    },
+    /// `broker_id` found damage in its copy of the partition and must cut its log
+    /// below it and fetch the records back (R-REPL-5). It leaves the ISR first, so
+    /// that no copy the high watermark counts on is ever cut; a leader also hands
+    /// leadership to the first other live ISR member (refused if there is none: a
+    /// sole copy keeps serving what is undamaged). Compare-and-set on the leader
+    /// and partition epochs; it always moves the partition epoch on, so no ISR
+    /// expansion computed from a fetch made before the cut can be applied after it.
+    RepairReplica {
+        topic: String,
+        partition: i32,
+        broker_id: i32,
+        leader_epoch: i32,
+        partition_epoch: u64,
     },
     /// Partition leadership and ISR, set outright (administrative).
     UpdatePartition {

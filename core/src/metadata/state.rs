@@ -16,6 +16,7 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const INVALID_PARTITIONS: i16 = 37;
 const INVALID_REQUEST: i16 = 42;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const STALE_BROKER_EPOCH: i16 = 77;
 const FENCED_LEADER_EPOCH: i16 = 74;
@@ -261,6 +262,48 @@ impl MetadataState {
         }
     }
 
+    /// See [`MetadataCommand::RepairReplica`]: a leader's successor is the first
+    /// other live ISR member in ISR order, as when a leader is fenced.
+    fn repair_replica(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        damaged: i32,
+        (leader_epoch, partition_epoch): (i32, u64),
+    ) -> ApplyOutcome {
+        let live = self.live_brokers();
+        let Some(p) = self.partition_mut(topic, partition) else {
+            return rejected(
+                UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no {topic}-{partition}"),
+            );
+        };
+        if p.leader_epoch != leader_epoch {
+            return rejected(FENCED_LEADER_EPOCH, "the leader epoch has moved on");
+        }
+        if p.partition_epoch != partition_epoch {
+            return rejected(INVALID_UPDATE_VERSION, "the partition changed since");
+        }
+        if !p.replicas.contains(&damaged) {
+            return rejected(INVALID_REQUEST, format!("{damaged} holds no replica"));
+        }
+        if p.leader == damaged {
+            let Some(successor) = p
+                .isr
+                .iter()
+                .copied()
+                .find(|r| *r != damaged && live.contains(r))
+            else {
+                return rejected(NOT_ENOUGH_REPLICAS, "no other live ISR member to lead");
+            };
+            p.leader = successor;
+            p.leader_epoch += 1;
+        }
+        p.isr.retain(|r| *r != damaged);
+        p.partition_epoch += 1;
+        ApplyOutcome::Done
+    }
+
     /// A broker registered (again): it leads the offline partitions whose ISR it is
     /// in. A new incarnation of a partition's leader starts a new leader epoch: its
     /// predecessor's unsynced tail is gone, and followers must truncate to it.
@@ -369,6 +412,18 @@ impl MetadataState {
                 }
                 ApplyOutcome::Done
             }
+            MetadataCommand::RepairReplica {
+                topic,
+                partition,
+                broker_id,
+                leader_epoch,
+                partition_epoch,
+            } => self.repair_replica(
+                topic,
+                *partition,
+                *broker_id,
+                (*leader_epoch, *partition_epoch),
+            ),
             MetadataCommand::CreateTopic {
                 name,
                 topic_id,

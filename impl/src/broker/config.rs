@@ -74,6 +74,12 @@ pub struct BrokerConfig {
     pub session_timeout_ms: u64,
     /// A follower that has not caught up with the leader for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// How fast the background scrub re-reads partition logs to find damage nobody
+    /// has read yet (R-LOG-16); 0 turns it off.
+    pub log_scrub_bytes_per_sec: u64,
+    /// A scrub pass over every partition starts at start-up and again this long
+    /// after the previous one ended.
+    pub log_scrub_interval_ms: u64,
     /// Replicas per partition when a CreateTopics request leaves it to the broker.
     pub default_replication_factor: i16,
     /// Kafka's `group.initial.rebalance.delay.ms`: an empty group's first rebalance
@@ -206,6 +212,8 @@ impl Default for BrokerConfig {
             peer_listen: None,
             session_timeout_ms: 1000,
             replica_lag_time_max_ms: 2000,
+            log_scrub_bytes_per_sec: 8 * 1024 * 1024,
+            log_scrub_interval_ms: 24 * 3600 * 1000,
             default_replication_factor: 1,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,

@@ -7,14 +7,17 @@ pub mod bootstrap_credentials;
 pub mod config;
 mod connection_limits;
 mod consensus_loop;
+pub mod data_dir_lock;
 mod failure_states;
 mod http;
 pub mod listeners;
 mod metrics;
 mod partitions;
+mod repair;
 mod replica_fetcher;
 pub mod replication;
 mod request_memory;
+mod scrub;
 mod server;
 pub mod shared;
 mod tls;
@@ -27,8 +30,9 @@ pub use shared::{now_ms, Broker};
 
 use crate::consensus::{DriverConfig, MetadataNode, NodeConfig, Registration};
 use crate::disk::{Disk, RealDisk};
-use crate::metadata::Endpoint;
+use crate::metadata::{ApplyOutcome, Endpoint, MetadataCommand};
 use listeners::ListenerSpec;
+use repair::RepairStep;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,12 +47,15 @@ pub struct RunningBroker {
     tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     local_addrs: Vec<(String, SocketAddr)>,
+    /// Released when the broker is dropped, after everything above.
+    _lock: data_dir_lock::DataDirLock,
 }
 
 impl RunningBroker {
     pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         config.validate().map_err(anyhow::Error::msg)?;
         let disk: Arc<dyn Disk> = Arc::new(RealDisk);
+        let lock = data_dir_lock::acquire(&config.data_dir)?;
         // 1. Storage: the metadata node recovers its Raft log and snapshot.
         refuse_partition_data_without_metadata(disk.as_ref(), &config.data_dir)?;
         let node = MetadataNode::open(
@@ -139,6 +146,7 @@ impl RunningBroker {
                 config.consumer_group_config(),
             ),
             metrics: Arc::clone(&metrics),
+            repairs: Default::default(),
             inter_broker,
             authorizer: config
                 .authorizer_enabled
@@ -179,6 +187,7 @@ impl RunningBroker {
             )));
         }
         tasks.push(tokio::spawn(maintain_isr(Arc::clone(&broker))));
+        tasks.push(tokio::spawn(scrub::run(Arc::clone(&broker))));
         tracing::info!(node_id = config.node_id, %local_addr, data_dir = %config.data_dir.display(), "chronik started");
         Ok(RunningBroker {
             broker,
@@ -186,6 +195,7 @@ impl RunningBroker {
             tasks,
             local_addr,
             local_addrs,
+            _lock: lock,
         })
     }
 
@@ -307,6 +317,13 @@ async fn maintain_isr(broker: Arc<Broker>) {
             if local.advance_high_watermark(&key, &log, now) {
                 broker.data_arrived.notify_waiters();
             }
+            let lost_from = log.first_lost_offset();
+            if let RepairStep::Propose(command) =
+                broker.repairs.next_step(&key, info, me, lost_from, now)
+            {
+                propose_repair(&broker, key.clone(), command);
+                continue;
+            }
             let Some(isr) = broker.partitions.wanted_isr(
                 &key,
                 &log,
@@ -336,6 +353,26 @@ async fn maintain_isr(broker: Arc<Broker>) {
             });
         }
     }
+}
+
+/// Proposes a `RepairReplica` (R-REPL-5) and records what became of it.
+pub(super) fn propose_repair(broker: &Arc<Broker>, key: (String, i32), command: MetadataCommand) {
+    let b = Arc::clone(broker);
+    tokio::spawn(async move {
+        let refused = match b.consensus.propose(command, b.metadata_timeout()).await {
+            Ok(ApplyOutcome::Rejected { code, message }) => {
+                tracing::info!(topic = %key.0, partition = key.1, code, %message,
+                    "repair of a damaged copy not applied");
+                Some(Some(code))
+            }
+            Ok(_) => None,
+            Err(failure) => {
+                tracing::debug!(?failure, "repair of a damaged copy: no answer");
+                Some(None)
+            }
+        };
+        b.repairs.outcome(&key, refused, now_ms());
+    });
 }
 
 async fn housekeeping(broker: Arc<Broker>) {

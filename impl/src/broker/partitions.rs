@@ -170,18 +170,25 @@ impl Partitions {
         f(tracker)
     }
 
-    /// A follower fetched from `fetch_offset` (its durable log end).
+    /// A follower fetched from `fetch_offset` (its durable log end) while this
+    /// leader's metadata showed the partition as `info`.
     pub fn on_follower_fetch(
         &self,
         key: &TopicPartition,
-        epoch: i32,
+        info: &PartitionInfo,
         follower: i32,
         fetch_offset: u64,
         leader_end: u64,
         now_ms: u64,
     ) {
-        self.with_tracker(key, epoch, now_ms, |t| {
-            t.on_fetch(follower, fetch_offset, leader_end, now_ms)
+        self.with_tracker(key, info.leader_epoch, now_ms, |t| {
+            t.on_fetch(
+                follower,
+                fetch_offset,
+                leader_end,
+                info.partition_epoch,
+                now_ms,
+            )
         });
     }
 
@@ -244,6 +251,16 @@ impl Partitions {
         let out = truncate();
         gate.insert(key.clone(), epoch);
         out
+    }
+
+    /// Runs `cut` (a repair's truncation, R-REPL-5) atomically with respect to
+    /// [`Partitions::append_as_follower`], leaving the followed epoch as it is.
+    pub fn cut_for_repair<T>(&self, cut: impl FnOnce() -> T) -> T {
+        let _gate = self
+            .follower_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cut()
     }
 
     /// Runs `append` only if the log still follows `epoch`; `None` otherwise.
@@ -313,7 +330,7 @@ impl Partitions {
             .max(log.epoch_start_offset(info.leader_epoch));
         self.with_tracker(key, info.leader_epoch, now_ms, |t| {
             t.wanted_isr(
-                &info.isr,
+                (&info.isr, info.partition_epoch),
                 &info.replicas,
                 live,
                 me,

@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::repair::RepairStep;
 use super::replication::{truncate_for_leader, Fetched};
 use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
@@ -93,7 +94,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
 
 /// Truncates what needs it, then one Fetch for every followed partition.
 async fn fetch_round(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     conn: &mut KafkaConnection,
     followed: &[Followed],
 ) -> Result<(), String> {
@@ -119,6 +120,7 @@ async fn fetch_round(
             }
         }
     }
+    logs.retain(|(f, log)| repair_before_fetch(broker, f, log));
     if logs.is_empty() {
         tokio::time::sleep(IDLE).await;
         return Ok(());
@@ -193,6 +195,44 @@ async fn fetch_round(
         }
     }
     Ok(())
+}
+
+/// Takes this copy's repair step (R-REPL-5); true if the partition is fetched in
+/// this round. A damaged copy is not fetched until it has left the ISR and cut its
+/// log below the damage: a fetch would count towards the ISR.
+fn repair_before_fetch(broker: &Arc<Broker>, followed: &Followed, log: &PartitionLog) -> bool {
+    let (topic, partition, _) = followed;
+    let key = (topic.clone(), *partition);
+    let view = broker.consensus.view();
+    let Some(info) = view.state.partition(topic, *partition) else {
+        return false;
+    };
+    let me = broker.config.node_id;
+    match broker
+        .repairs
+        .next_step(&key, info, me, log.first_lost_offset(), now_ms())
+    {
+        RepairStep::Healthy => true,
+        RepairStep::Wait => false,
+        RepairStep::Propose(command) => {
+            super::propose_repair(broker, key, command);
+            false
+        }
+        RepairStep::Cut(from) => {
+            match broker.partitions.cut_for_repair(|| log.truncate_to(from)) {
+                Ok(end) => {
+                    tracing::warn!(topic, partition, log_end = end,
+                    "damaged copy cut below its damage; fetching the records back from the leader");
+                    broker.repairs.cut_done(&key);
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(topic, partition, error = %e, "cutting a damaged copy failed");
+                    false
+                }
+            }
+        }
+    }
 }
 
 /// Asks the leader where this log's last epoch ends in the leader's log: the offset

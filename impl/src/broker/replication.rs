@@ -103,14 +103,8 @@ impl<'a> LocalView<'a> {
         now_ms: u64,
     ) -> u64 {
         let own = log.committable_end();
-        self.partitions.on_follower_fetch(
-            key,
-            info.leader_epoch,
-            follower,
-            fetch_offset,
-            own,
-            now_ms,
-        );
+        self.partitions
+            .on_follower_fetch(key, info, follower, fetch_offset, own, now_ms);
         self.advance_high_watermark(key, log, now_ms);
         own
     }

@@ -4,7 +4,10 @@
 //!
 //! - The high watermark is the least durable log end over the ISR (R-REPL-1).
 //! - A follower that has not caught up for `lag_max_ms` leaves the ISR; one that has
-//!   caught up with the high watermark joins it (R-REPL-2).
+//!   caught up with the high watermark joins it (R-REPL-2), judged only by fetches
+//!   served at the partition's current partition epoch: a replica that left the ISR
+//!   to repair damage (R-REPL-5) cuts its log after that, and a fetch from before
+//!   must not bring it back.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +36,8 @@ pub fn truncation_point(log: &PartitionLog, answer: Option<(i32, u64)>) -> u64 {
 struct Follower {
     log_end: u64,
     caught_up_ms: u64,
+    /// The partition epoch the leader's metadata showed when it served that fetch.
+    partition_epoch: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,13 +63,22 @@ impl FollowerTracker {
     }
 
     /// A follower fetched from `fetch_offset` while the leader's log ended at
-    /// `leader_end`.
-    pub fn on_fetch(&mut self, follower: i32, fetch_offset: u64, leader_end: u64, now_ms: u64) {
+    /// `leader_end` and its metadata showed `partition_epoch`.
+    pub fn on_fetch(
+        &mut self,
+        follower: i32,
+        fetch_offset: u64,
+        leader_end: u64,
+        partition_epoch: u64,
+        now_ms: u64,
+    ) {
         let entry = self.followers.entry(follower).or_insert(Follower {
             log_end: 0,
             caught_up_ms: 0,
+            partition_epoch,
         });
         entry.log_end = fetch_offset;
+        entry.partition_epoch = partition_epoch;
         if fetch_offset >= leader_end {
             entry.caught_up_ms = now_ms;
         }
@@ -82,12 +96,13 @@ impl FollowerTracker {
             .fold(own_end, u64::min)
     }
 
-    /// The ISR the leader should propose, if it differs from `isr`: lagging
-    /// followers dropped, caught-up live replicas added. The leader stays in it.
+    /// The ISR the leader should propose, if it differs from `isr` (the ISR at
+    /// `partition_epoch`): lagging followers dropped, caught-up live replicas added.
+    /// The leader stays in it.
     #[allow(clippy::too_many_arguments)]
     pub fn wanted_isr(
         &self,
-        isr: &[i32],
+        (isr, partition_epoch): (&[i32], u64),
         replicas: &[i32],
         live: &[i32],
         me: i32,
@@ -104,7 +119,9 @@ impl FollowerTracker {
         };
         let caught_up = |r: &i32| {
             self.followers.get(r).is_some_and(|f| {
-                f.log_end >= high_watermark && now_ms.saturating_sub(f.caught_up_ms) <= lag_max_ms
+                f.partition_epoch == partition_epoch
+                    && f.log_end >= high_watermark
+                    && now_ms.saturating_sub(f.caught_up_ms) <= lag_max_ms
             })
         };
         let wanted: Vec<i32> = replicas
@@ -137,8 +154,8 @@ mod tests {
         let mut t = FollowerTracker::new(1, 0);
         assert_eq!(t.high_watermark(10, &[1], 1), 10);
         assert_eq!(t.high_watermark(10, &[1, 2, 3], 1), 0);
-        t.on_fetch(2, 7, 10, 5);
-        t.on_fetch(3, 9, 10, 5);
+        t.on_fetch(2, 7, 10, 0, 5);
+        t.on_fetch(3, 9, 10, 0, 5);
         assert_eq!(t.high_watermark(10, &[1, 2, 3], 1), 7);
         assert_eq!(t.high_watermark(10, &[1, 3], 1), 9);
         assert_eq!(t.high_watermark(8, &[1, 3], 1), 8);
@@ -151,25 +168,48 @@ mod tests {
         let live = [1, 2, 3];
         // Within the lag bound at the start of the epoch, nobody leaves.
         assert_eq!(
-            t.wanted_isr(&[1, 2, 3], &replicas, &live, 1, 0, 100, 1000),
+            t.wanted_isr((&[1, 2, 3], 0), &replicas, &live, 1, 0, 100, 1000),
             None
         );
-        t.on_fetch(2, 10, 10, 1500);
+        t.on_fetch(2, 10, 10, 0, 1500);
         // Follower 3 never caught up: it leaves after the bound.
         assert_eq!(
-            t.wanted_isr(&[1, 2, 3], &replicas, &live, 1, 10, 1600, 1000),
+            t.wanted_isr((&[1, 2, 3], 0), &replicas, &live, 1, 10, 1600, 1000),
             Some(vec![1, 2])
         );
         // It catches up with the high watermark and comes back.
-        t.on_fetch(3, 10, 10, 1700);
+        t.on_fetch(3, 10, 10, 1, 1700);
         assert_eq!(
-            t.wanted_isr(&[1, 2], &replicas, &live, 1, 10, 1700, 1000),
+            t.wanted_isr((&[1, 2], 1), &replicas, &live, 1, 10, 1700, 1000),
             Some(vec![1, 2, 3])
         );
         // A fenced replica is never added.
         assert_eq!(
-            t.wanted_isr(&[1, 2], &replicas, &[1, 2], 1, 10, 1700, 1000),
+            t.wanted_isr((&[1, 2], 1), &replicas, &[1, 2], 1, 10, 1700, 1000),
             None
+        );
+    }
+
+    #[test]
+    fn r_repl_5_only_a_fetch_at_the_current_partition_epoch_brings_a_replica_back() {
+        let mut t = FollowerTracker::new(1, 0);
+        let replicas = [1, 2];
+        // Caught up at partition epoch 4; then it left the ISR to repair (epoch 5).
+        t.on_fetch(2, 10, 10, 4, 100);
+        assert_eq!(
+            t.wanted_isr((&[1], 5), &replicas, &replicas, 1, 10, 200, 1000),
+            None
+        );
+        // A fetch served after its repair counts, once it is caught up again.
+        t.on_fetch(2, 3, 10, 5, 300);
+        assert_eq!(
+            t.wanted_isr((&[1], 5), &replicas, &replicas, 1, 10, 300, 1000),
+            None
+        );
+        t.on_fetch(2, 10, 10, 5, 400);
+        assert_eq!(
+            t.wanted_isr((&[1], 5), &replicas, &replicas, 1, 10, 400, 1000),
+            Some(vec![1, 2])
         );
     }
 }

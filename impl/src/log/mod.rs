@@ -12,6 +12,7 @@ mod group_commit;
 pub mod index;
 mod partition;
 pub mod producers;
+pub mod quarantine;
 pub mod segment;
 
 pub use coalesce::SyncCoalescer;

@@ -456,6 +456,17 @@ impl PartitionLog {
         self.lock().epochs.last().map(|(e, _)| *e)
     }
 
+    /// The leader epoch of the batch holding `offset` as the epoch cache records it
+    /// (0 before the first recorded epoch).
+    pub fn leader_epoch_at(&self, offset: u64) -> i32 {
+        let st = self.lock();
+        st.epochs
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= offset)
+            .map_or(0, |(e, _)| *e)
+    }
+
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that this log holds,
     /// and the offset where it ends (the next epoch's first offset, or the log end).
     /// `None` if the log holds no batch of an epoch at or below `epoch`.
@@ -946,6 +957,49 @@ impl PartitionLog {
             .values()
             .flat_map(|s| s.damage.iter().map(|d| (s.path.clone(), d.clone())))
             .collect()
+    }
+
+    /// The first offset of the first damaged range that held records: where a
+    /// replica must cut its log to fetch them back whole (R-REPL-5). Ranges of
+    /// garbage between valid frames lost nothing and need no repair.
+    pub fn first_lost_offset(&self) -> Option<u64> {
+        let st = self.lock();
+        st.segments
+            .values()
+            .flat_map(|s| s.damage.iter())
+            .filter(|d| d.first_offset < d.end_offset)
+            .map(|d| d.first_offset)
+            .min()
+    }
+
+    /// Reads the batches from `from` on, about `max_bytes` of them, so that their
+    /// checksums are checked and damage nobody has read yet is found and recorded
+    /// (R-LOG-16, a scrub). Returns the bytes read and where the next call should go
+    /// on, `None` once the log was read to its end.
+    pub fn scrub(&self, from: u64, max_bytes: usize) -> Result<(Option<u64>, usize)> {
+        let (start, end) = {
+            let st = self.lock();
+            (st.log_start, st.log_end())
+        };
+        let mut at = from.max(start);
+        let mut read = 0usize;
+        while at < end {
+            if read >= max_bytes {
+                return Ok((Some(at), read));
+            }
+            match self.read(at, max_bytes - read, end) {
+                Ok(r) if r.batch_count > 0 => {
+                    read += r.records.len();
+                    at = r.next_offset;
+                }
+                Ok(_) => break,
+                Err(LogError::Damaged { end_offset, .. }) => at = end_offset.max(at + 1),
+                // Retention or a truncation moved the log under the scrub.
+                Err(LogError::OffsetOutOfRange { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((None, read))
     }
 
     /// The first offset whose record timestamp is at least `timestamp`, with that

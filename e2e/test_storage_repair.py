@@ -1,0 +1,179 @@
+"""Damaged partition data as an operator meets it (issue 12): a byte flipped on disk
+under a running or a stopped broker. A replicated partition repairs its damaged copy
+from a replica while it runs (R-REPL-5), found by the background scrub (R-LOG-16);
+a sole copy keeps serving what is undamaged, and `chronik check-data --quarantine`
+on the stopped broker gives the damaged range up on the operator's word (R-LOG-17).
+Every test counts what a consumer reads."""
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import BINARY, Broker, Cluster
+from test_cluster import brokers_seen, partition_state, wait_for
+
+SCRUB = ["--log-scrub-bytes-per-sec", "50000000", "--log-scrub-interval-ms", "200"]
+VALUE = 200
+
+
+def create_topic(bootstrap, name, replication, configs):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, 1, replication, config=configs)])[name].result(10)
+
+
+def produce_all(bootstrap, topic, start, count):
+    """Produces `count` acks=all records numbered from `start`; all must be acknowledged."""
+    acked, failed = {}, []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked[int(msg.value()[:8])] = msg.offset()
+        else:
+            failed.append(err)
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 5, "batch.num.messages": 20})
+    for i in range(start, start + count):
+        p.produce(topic, (b"%08d" % i).ljust(VALUE, b"x"), partition=0, on_delivery=on_delivery)
+        p.poll(0)
+    p.flush(60)
+    assert not failed and len(acked) == count, (failed[:3], len(acked))
+    return acked
+
+
+def read_all(bootstrap, topic, until_offset, timeout=60):
+    """(offset, number) of every record from offset 0 until `until_offset`, and errors."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "error"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got, errors = [], []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            errors.append(str(m.error()))
+            continue
+        got.append((m.offset(), int(m.value()[:8])))
+        if m.offset() >= until_offset - 1:
+            break
+    c.close()
+    return got, errors
+
+
+def segments(data_dir, topic):
+    return sorted((Path(data_dir) / "logs" / f"{topic}-0").glob("*.log"))
+
+
+def flip_byte(path, at):
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0x5A]))
+
+
+def check_data(data_dir, *args):
+    return subprocess.run([str(BINARY), "--data-dir", str(data_dir), "check-data", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_r_log_17_a_sole_damaged_copy_is_served_around_the_damage_then_quarantined(tmp_path):
+    data = tmp_path / "data"
+    broker = Broker(data).start()
+    try:
+        create_topic(broker.bootstrap, "solo", 1, {"segment.bytes": "65536"})
+        acked = produce_all(broker.bootstrap, "solo", 0, 2000)
+        # The data directory is locked while the broker runs.
+        busy = check_data(data)
+        assert busy.returncode != 0 and "in use" in busy.stderr, busy
+    finally:
+        assert broker.stop() == 0
+    first = segments(data, "solo")[0]
+    assert len(segments(data, "solo")) > 3
+    flip_byte(first, first.stat().st_size // 2)
+
+    report = check_data(data)
+    assert report.returncode == 1, report
+    damaged = [line for line in report.stdout.splitlines() if line.startswith("damaged solo-0")]
+    assert len(damaged) == 1, report.stdout
+
+    quarantined = check_data(data, "--quarantine")
+    assert quarantined.returncode == 0, quarantined
+    assert "quarantined solo-0" in quarantined.stdout
+    assert list((first.parent / "quarantine").iterdir()), "the damaged bytes are kept"
+    again = check_data(data)
+    assert again.returncode == 0 and "0 damaged ranges" in again.stdout, again
+
+    broker = Broker(data).start()
+    try:
+        got, errors = read_all(broker.bootstrap, "solo", 2000)
+        assert not errors, errors[:3]
+        offsets = [o for o, _ in got]
+        lost = sorted(set(range(2000)) - set(offsets))
+        assert 0 < len(lost) < 100, f"{len(lost)} offsets given up"
+        assert lost == list(range(lost[0], lost[-1] + 1)), "one contiguous range is given up"
+        assert all(acked[n] == o for o, n in got), "every other record at its acknowledged offset"
+        assert offsets[-1] == 1999
+        # The log goes on after the quarantined range.
+        more = produce_all(broker.bootstrap, "solo", 2000, 10)
+        assert min(more.values()) == 2000
+    finally:
+        broker.stop()
+
+
+def start_cluster(tmp_path):
+    cluster = Cluster(tmp_path, extra_args=SCRUB)
+    for n in cluster.nodes:
+        n.start()
+    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    return cluster
+
+
+def repair_logged(node):
+    return "fetching the records back from the leader" in Path(node.log_path).read_text()
+
+
+def damage_and_watch_repair(tmp_path, damaged_role):
+    cluster = start_cluster(tmp_path)
+    try:
+        bootstrap = cluster.node(1).bootstrap
+        create_topic(bootstrap, "kept", 3, {"segment.bytes": "65536", "min.insync.replicas": "2"})
+        wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "kept")[1]) == 3, 10.0)
+        acked = produce_all(bootstrap, "kept", 0, 3000)
+        leader, _ = partition_state(cluster.node(1), "kept")
+        target = leader if damaged_role == "leader" else next(i for i in (1, 2, 3) if i != leader)
+        node = cluster.node(target)
+        wait_for("sealed segments on the damaged node",
+                 lambda: len(segments(node.data_dir, "kept")) > 3, 10.0)
+        first = segments(node.data_dir, "kept")[0]
+        flip_byte(first, first.stat().st_size // 2)
+
+        wait_for(f"node {target} repaired its copy", lambda: repair_logged(node), 30.0)
+        other = next(n for i, n in enumerate(cluster.nodes, 1) if i != target)
+        new_leader, _ = wait_for("node back in the ISR", lambda: (
+            (s := partition_state(other, "kept")) and target in s[1] and s), 30.0)
+        if damaged_role == "leader":
+            assert new_leader != target, "the damaged leader handed leadership over"
+        acked.update(produce_all(other.bootstrap, "kept", 3000, 100))
+        got, errors = read_all(other.bootstrap, "kept", 3100)
+        assert not errors, errors[:3]
+        assert [n for _, n in got] == list(range(3100)), "every acknowledged record, in order"
+        assert all(acked[n] == o for o, n in got)
+    finally:
+        cluster.stop()
+    # The repaired copy holds everything, undamaged.
+    for n in cluster.nodes:
+        report = check_data(n.data_dir)
+        assert report.returncode == 0 and "0 damaged ranges" in report.stdout, report.stdout
+
+
+def test_r_repl_5_a_damaged_follower_copy_is_repaired_from_the_leader(tmp_path):
+    damage_and_watch_repair(tmp_path, "follower")
+
+
+def test_r_repl_5_a_damaged_leader_hands_over_and_is_repaired(tmp_path):
+    damage_and_watch_repair(tmp_path, "leader")

@@ -1,0 +1,241 @@
+//! Repair of a damaged copy of a partition from its replicas (R-REPL-5).
+//!
+//! A replica whose log has a damaged range that held records (R-LOG-13) gets them
+//! back by cutting its log below the damage and fetching again. Cutting drops
+//! records the high watermark may count on, so the copy first leaves the ISR, and a
+//! leader first hands leadership to another ISR member, through one metadata
+//! command (`RepairReplica`). Only once that is applied does the copy cut. A sole
+//! copy cannot be repaired this way: it keeps serving every undamaged offset, and
+//! `chronik check-data --quarantine` is the operator's way out.
+//!
+//! The decisions are a function of the copy's progress, the applied partition
+//! metadata and the clock; the replica fetcher (followers) and the ISR upkeep
+//! (leaders) carry them out.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::replication::PartitionKey;
+use crate::metadata::{MetadataCommand, PartitionInfo};
+
+/// How long a proposal may stay unanswered, or a refused one rest, before the
+/// next one.
+const RETRY_MS: u64 = 1_000;
+/// A leader that is the only ISR member asks again this rarely: a follower may
+/// have joined the ISR since, but it cannot while it needs the damaged records.
+const SOLE_COPY_RETRY_MS: u64 = 10_000;
+/// The code a `RepairReplica` is refused with when no other ISR member can lead.
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Proposed {
+        at_ms: u64,
+    },
+    /// `RepairReplica` was applied: the copy left the ISR (and leadership).
+    Applied,
+    Refused {
+        at_ms: u64,
+        rest_ms: u64,
+    },
+}
+
+/// What a copy of a partition does about its damage now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RepairStep {
+    /// No damaged range lost records.
+    Healthy,
+    /// Propose this `RepairReplica`, then report its outcome.
+    Propose(MetadataCommand),
+    /// Waiting for the proposal, or a sole copy: a follower does not fetch the
+    /// partition meanwhile (a fetch would count towards rejoining the ISR); a
+    /// leader serves what is undamaged.
+    Wait,
+    /// Out of the ISR and not leading: cut the log to this offset, then fetch.
+    Cut(u64),
+}
+
+/// The repairs under way on this broker.
+#[derive(Debug, Default)]
+pub struct Repairs {
+    progress: Mutex<BTreeMap<PartitionKey, Progress>>,
+}
+
+impl Repairs {
+    /// The next step for this broker's (`me`) copy of `key`, whose first lost offset
+    /// is `lost_from`, with the partition as the applied metadata shows it.
+    pub fn next_step(
+        &self,
+        key: &PartitionKey,
+        info: &PartitionInfo,
+        me: i32,
+        lost_from: Option<u64>,
+        now_ms: u64,
+    ) -> RepairStep {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(from) = lost_from else {
+            progress.remove(key);
+            return RepairStep::Healthy;
+        };
+        let step = decide(progress.get(key).copied(), key, info, me, from, now_ms);
+        if let RepairStep::Propose(_) = step {
+            tracing::warn!(
+                topic = %key.0,
+                partition = key.1,
+                lost_from = from,
+                leads = info.leader == me,
+                "damaged copy: leaving the ISR to repair it from a replica"
+            );
+            progress.insert(key.clone(), Progress::Proposed { at_ms: now_ms });
+        }
+        step
+    }
+
+    /// What became of a proposed `RepairReplica`: applied, or refused with `code`
+    /// (`None`: no answer, it may yet be applied).
+    pub fn outcome(&self, key: &PartitionKey, refused: Option<Option<i16>>, now_ms: u64) {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match refused {
+            None => Progress::Applied,
+            Some(Some(NOT_ENOUGH_REPLICAS)) => {
+                tracing::warn!(
+                    topic = %key.0,
+                    partition = key.1,
+                    "damaged copy is the only one in the ISR: its undamaged offsets stay \
+                     served; `chronik check-data --quarantine` on a stopped broker gives up \
+                     the damaged range"
+                );
+                Progress::Refused {
+                    at_ms: now_ms,
+                    rest_ms: SOLE_COPY_RETRY_MS,
+                }
+            }
+            Some(_) => Progress::Refused {
+                at_ms: now_ms,
+                rest_ms: RETRY_MS,
+            },
+        };
+        progress.insert(key.clone(), next);
+    }
+
+    /// The copy was cut below its damage: it is a follower like any other now.
+    pub fn cut_done(&self, key: &PartitionKey) {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        progress.remove(key);
+    }
+}
+
+fn decide(
+    progress: Option<Progress>,
+    key: &PartitionKey,
+    info: &PartitionInfo,
+    me: i32,
+    from: u64,
+    now_ms: u64,
+) -> RepairStep {
+    let out_of_isr = info.leader != me && !info.isr.contains(&me);
+    match progress {
+        Some(Progress::Applied) if out_of_isr => RepairStep::Cut(from),
+        Some(Progress::Proposed { at_ms }) if now_ms.saturating_sub(at_ms) < RETRY_MS => {
+            RepairStep::Wait
+        }
+        Some(Progress::Refused { at_ms, rest_ms }) if now_ms.saturating_sub(at_ms) < rest_ms => {
+            RepairStep::Wait
+        }
+        _ => RepairStep::Propose(MetadataCommand::RepairReplica {
+            topic: key.0.clone(),
+            partition: key.1,
+            broker_id: me,
+            leader_epoch: info.leader_epoch,
+            partition_epoch: info.partition_epoch,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(leader: i32, isr: &[i32], partition_epoch: u64) -> PartitionInfo {
+        PartitionInfo {
+            leader,
+            leader_epoch: 3,
+            isr: isr.to_vec(),
+            replicas: vec![1, 2, 3],
+            partition_epoch,
+        }
+    }
+
+    fn key() -> PartitionKey {
+        ("t".to_string(), 0)
+    }
+
+    #[test]
+    fn r_repl_5_a_damaged_copy_cuts_only_after_it_left_the_isr() {
+        let repairs = Repairs::default();
+        let in_isr = partition(1, &[1, 2, 3], 7);
+        assert_eq!(
+            repairs.next_step(&key(), &in_isr, 2, None, 0),
+            RepairStep::Healthy
+        );
+        let step = repairs.next_step(&key(), &in_isr, 2, Some(40), 0);
+        assert_eq!(
+            step,
+            RepairStep::Propose(MetadataCommand::RepairReplica {
+                topic: "t".into(),
+                partition: 0,
+                broker_id: 2,
+                leader_epoch: 3,
+                partition_epoch: 7,
+            })
+        );
+        // Unanswered: no second proposal within the retry interval, and no cut.
+        assert_eq!(
+            repairs.next_step(&key(), &in_isr, 2, Some(40), 500),
+            RepairStep::Wait
+        );
+        // Out of the ISR without its own command applied (an ISR shrink): still no
+        // cut, an expansion computed before may yet bring it back.
+        let shrunk = partition(1, &[1, 3], 8);
+        assert!(matches!(
+            repairs.next_step(&key(), &shrunk, 2, Some(40), 1_500),
+            RepairStep::Propose(_)
+        ));
+        repairs.outcome(&key(), None, 1_600);
+        let left = partition(1, &[1, 3], 9);
+        assert_eq!(
+            repairs.next_step(&key(), &left, 2, Some(40), 1_700),
+            RepairStep::Cut(40)
+        );
+        repairs.cut_done(&key());
+        assert_eq!(
+            repairs.next_step(&key(), &left, 2, None, 1_800),
+            RepairStep::Healthy
+        );
+    }
+
+    #[test]
+    fn r_repl_5_a_sole_copy_keeps_leading_and_asks_again_rarely() {
+        let repairs = Repairs::default();
+        let alone = partition(1, &[1], 7);
+        assert!(matches!(
+            repairs.next_step(&key(), &alone, 1, Some(0), 0),
+            RepairStep::Propose(_)
+        ));
+        repairs.outcome(&key(), Some(Some(NOT_ENOUGH_REPLICAS)), 10);
+        assert_eq!(
+            repairs.next_step(&key(), &alone, 1, Some(0), 5_000),
+            RepairStep::Wait
+        );
+        assert!(matches!(
+            repairs.next_step(&key(), &alone, 1, Some(0), 10_011),
+            RepairStep::Propose(_)
+        ));
+        // Applied, but the view still shows it leading: propose again, never cut.
+        repairs.outcome(&key(), None, 10_020);
+        assert!(matches!(
+            repairs.next_step(&key(), &alone, 1, Some(0), 10_030),
+            RepairStep::Propose(_)
+        ));
+    }
+}
