@@ -177,3 +177,44 @@ def test_r_repl_5_a_damaged_follower_copy_is_repaired_from_the_leader(tmp_path):
 
 def test_r_repl_5_a_damaged_leader_hands_over_and_is_repaired(tmp_path):
     damage_and_watch_repair(tmp_path, "leader")
+
+
+def test_r_recover_8_directories_of_deleted_topics_are_removed_at_start(tmp_path):
+    """A kill -9 between DeleteTopics' commit and the removal of its directories leaves
+    them on disk; the next start removes them, and a topic of the same name starts empty."""
+    import shutil
+    data = tmp_path / "data"
+    broker = Broker(data).start()
+    try:
+        create_topic(broker.bootstrap, "gone", 1, {})
+        produce_all(broker.bootstrap, "gone", 0, 50)
+    finally:
+        assert broker.stop() == 0
+    left_behind = tmp_path / "gone-0.copy"
+    shutil.copytree(data / "logs" / "gone-0", left_behind)
+    broker = Broker(data).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.delete_topics(["gone"])["gone"].result(10)
+    finally:
+        assert broker.stop() == 0
+    # What the crash would have left: the deleted topic's directory, and one from
+    # before topic ids were stamped, of a topic the metadata never had.
+    shutil.copytree(left_behind, data / "logs" / "gone-0")
+    shutil.copytree(left_behind, data / "logs" / "never-3")
+    (data / "logs" / "never-3" / "topic_id").unlink()
+
+    broker = Broker(data).start()
+    try:
+        # The port opens before the metadata is replayed; the first answer comes after.
+        assert "gone" not in AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(
+            timeout=10).topics
+        assert not (data / "logs" / "gone-0").exists()
+        assert not (data / "logs" / "never-3").exists()
+        log = Path(broker.log_path).read_text()
+        assert log.count("removing the partition directory of a deleted topic") == 2
+        create_topic(broker.bootstrap, "gone", 1, {})
+        got, errors = read_all(broker.bootstrap, "gone", 1, timeout=3)
+        assert got == [] and not errors
+    finally:
+        broker.stop()

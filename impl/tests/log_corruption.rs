@@ -528,3 +528,77 @@ proptest::proptest! {
         prop_assert_eq!(log.damaged_ranges().len(), 1);
     }
 }
+
+/// After `quarantine` of the hit batch: the log opens clean, its end and every other
+/// batch are as before, the hit offsets read as one empty batch, and the damaged
+/// bytes are kept.
+fn check_quarantined(
+    disk: &MemDisk,
+    path: &Path,
+    spans: &[FrameSpan],
+    pos: u64,
+    expected: &[(u64, Vec<u8>)],
+) {
+    let hit = batch_hit(spans, pos);
+    let damaged_bytes = file_bytes(disk, path)[hit.start as usize..hit.end as usize].to_vec();
+    let shared: Arc<dyn Disk> = Arc::new(disk.clone());
+    let done =
+        chronik::log::quarantine::quarantine(Arc::clone(&shared), Path::new(DIR), config(1 << 30))
+            .unwrap_or_else(|e| panic!("byte {pos}: quarantine: {e}"));
+    assert_eq!(done.len(), 1, "byte {pos}");
+    assert_eq!(
+        file_bytes(disk, &done[0].1),
+        damaged_bytes,
+        "byte {pos}: kept bytes"
+    );
+    let log = open(&shared, Path::new(DIR), config(1 << 30));
+    log.scrub(0, usize::MAX)
+        .unwrap_or_else(|e| panic!("byte {pos}: scrub: {e}"));
+    assert!(
+        log.damaged_ranges().is_empty(),
+        "byte {pos}: {:?}",
+        log.damaged_ranges()
+    );
+    let end = expected.last().map_or(0, |(o, b)| {
+        o + chronik::log::batch::BatchHeader::parse(b).map_or(0, |h| h.offset_count())
+    });
+    assert_eq!(log.log_end_offset(), end, "byte {pos}");
+    for (offset, bytes) in expected {
+        let r = log
+            .read(*offset, 1, u64::MAX)
+            .unwrap_or_else(|e| panic!("byte {pos}: {e}"));
+        let got = split_batches(&r.records);
+        if *offset == hit.base {
+            let header = chronik::log::batch::BatchHeader::parse(&got[0].1)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                (got.len(), header.offset_count(), header.record_count),
+                (1, hit.count, 0)
+            );
+            assert_eq!(r.next_offset, hit.base + hit.count);
+        } else {
+            assert_eq!(
+                got,
+                vec![(*offset, bytes.clone())],
+                "byte {pos}: offset {offset}"
+            );
+        }
+    }
+}
+
+#[test]
+fn r_log_17_quarantine_gives_up_exactly_the_damaged_batch_of_an_active_or_sealed_segment(
+) -> TestResult {
+    for (batches, segment_bytes) in [(7, 1 << 20), (24, 1024)] {
+        let (clean, expected) = clean_log(batches, segment_bytes);
+        let path = segment_path(0);
+        let spans = frames(&file_bytes(&clean, &path));
+        let len = spans.last().map_or(0, |s| s.end);
+        for pos in (0..len).step_by(7) {
+            let (copy, log) = open_flipped(&clean, &path, pos, 0x10);
+            drop(log);
+            check_quarantined(&copy, &path, &spans, pos, &expected);
+        }
+    }
+    Ok(())
+}

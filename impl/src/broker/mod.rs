@@ -132,7 +132,9 @@ impl RunningBroker {
         let consensus = ConsensusLoop::start(node, driver_config, inputs, transport)?;
         // The partition logs the recovered metadata assigns here, before any client
         // can ask for them.
-        partitions.reconcile(&consensus.handle().view().state, config.node_id)?;
+        let replayed = consensus.handle().view().state;
+        partitions.remove_stray_dirs(&replayed)?;
+        partitions.reconcile(&replayed, config.node_id)?;
         let broker = Arc::new(Broker {
             config: config.clone(),
             consensus: consensus.handle(),

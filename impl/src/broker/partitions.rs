@@ -73,6 +73,22 @@ fn claim_dir(disk: &dyn Disk, dir: &Path, topic_id: &str) -> Result<(), LogError
         .map_err(|e| LogError::io("write", &stamp, e))
 }
 
+/// Whether the partition directory `name`, stamped with topic id `stamp`, belongs
+/// to no topic of `state`. Topic ids are never reused, so a stamp the metadata does
+/// not know is a deleted topic's; an unstamped directory (from before stamps) is
+/// judged by its topic name.
+fn is_stray(name: &str, stamp: Option<&str>, state: &MetadataState) -> bool {
+    match stamp {
+        Some(id) => !state.topics.values().any(|t| t.topic_id == id),
+        None => match name.rsplit_once('-') {
+            Some((topic, partition)) if partition.parse::<u32>().is_ok() => {
+                !state.topics.contains_key(topic)
+            }
+            _ => false,
+        },
+    }
+}
+
 /// The file in a partition directory that names the topic id it belongs to.
 const TOPIC_ID_FILE: &str = "topic_id";
 
@@ -423,6 +439,50 @@ impl Partitions {
         Ok(())
     }
 
+    /// Removes the partition directories of topics the metadata no longer has: a
+    /// kill -9 between DeleteTopics' commit and the removal of its directories leaves
+    /// them behind (R-RECOVER-8). Called once the metadata is replayed, before any
+    /// client is served; directories of live topics, and names that are not
+    /// partition directories, are left alone.
+    pub fn remove_stray_dirs(&self, state: &MetadataState) -> Result<Vec<PathBuf>, LogError> {
+        if !self.disk.is_dir(&self.root) {
+            return Ok(Vec::new());
+        }
+        let names = self
+            .disk
+            .list_dir(&self.root)
+            .map_err(|e| LogError::io("list", &self.root, e))?;
+        let mut removed = Vec::new();
+        for name in names {
+            let dir = self.root.join(&name);
+            if !self.disk.is_dir(&dir) {
+                continue;
+            }
+            let stamp_path = dir.join(TOPIC_ID_FILE);
+            let stamp = if self.disk.exists(&stamp_path) {
+                let bytes = read_all(self.disk.as_ref(), &stamp_path)
+                    .map_err(|e| LogError::io("read", &stamp_path, e))?;
+                Some(String::from_utf8_lossy(&bytes).trim().to_string())
+            } else {
+                None
+            };
+            if is_stray(&name, stamp.as_deref(), state) {
+                tracing::warn!(dir = %dir.display(), topic_id = ?stamp,
+                    "removing the partition directory of a deleted topic");
+                self.disk
+                    .remove_dir_all(&dir)
+                    .map_err(|e| LogError::io("remove directory", &dir, e))?;
+                removed.push(dir);
+            }
+        }
+        if !removed.is_empty() {
+            self.disk
+                .sync_dir(&self.root)
+                .map_err(|e| LogError::io("fsync directory", &self.root, e))?;
+        }
+        Ok(removed)
+    }
+
     /// Periodic duties: checkpoints, interval fsyncs, retention. A partition whose
     /// duties fail is logged when it starts failing and when it recovers; every failed
     /// pass is counted.
@@ -539,5 +599,20 @@ mod tests {
         assert_eq!(lines.errors.load(Ordering::Relaxed), 2);
         assert_eq!(lines.infos.load(Ordering::Relaxed), 2, "one recovery each");
         Ok(())
+    }
+
+    #[test]
+    fn r_recover_8_only_directories_of_topics_the_metadata_lacks_are_stray() {
+        let state = one_topic(1);
+        assert!(!is_stray("t-0", Some("t-id"), &state));
+        // A deleted topic's directory, whatever its name says.
+        assert!(is_stray("t-0", Some("old-id"), &state));
+        assert!(is_stray("gone-0", Some("gone-id"), &state));
+        // Unstamped (from before stamps): judged by the topic in its name.
+        assert!(!is_stray("t-0", None, &state));
+        assert!(is_stray("gone-12", None, &state));
+        assert!(is_stray("my-topic-1", None, &state));
+        assert!(!is_stray("quarantine", None, &state));
+        assert!(!is_stray("t-x", None, &state));
     }
 }
