@@ -95,6 +95,10 @@ mod app {
         /// (Kafka's queued.max.request.bytes; default twice max_request_bytes).
         #[arg(long)]
         queued_max_request_bytes: Option<usize>,
+        /// Bytes of consumer Fetch answers held at once across connections (default
+        /// 256 MiB); when short, answers get smaller.
+        #[arg(long)]
+        fetch_response_memory_bytes: Option<usize>,
         #[command(flatten)]
         security: SecurityArgs,
         /// Check every request against the ACLs (Kafka's authorizer.class.name set).
@@ -319,6 +323,9 @@ mod app {
         }
         if let Some(v) = args.queued_max_request_bytes {
             config.queued_max_request_bytes = Some(v);
+        }
+        if let Some(v) = args.fetch_response_memory_bytes {
+            config.fetch_response_memory_bytes = v;
         }
     }
 

@@ -1733,3 +1733,109 @@ async fn r_wire_3_pipelined_offset_commits_take_effect_in_order() -> TestResult 
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-WIRE-12: consumer Fetch answers are read into a broker-wide budget
+/// (`fetch_response_memory_bytes`): eight consumers asking for 50 MB each while
+/// the budget is 256 KiB get answers no larger than the budget (beyond one first
+/// batch, KIP-74), every byte is given back once written, and every consumer still
+/// reads every record in order.
+#[tokio::test]
+async fn r_wire_12_fetch_answers_stay_within_the_response_memory_budget() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::log::batch::build_simple_batch;
+    use chronik::metadata::MetadataCommand;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    const BUDGET: usize = 256 * 1024;
+    const BATCHES: usize = 64;
+    let (broker, _dir) = start_with(|c| c.fetch_response_memory_bytes = BUDGET).await?;
+    let timeout = Duration::from_secs(10);
+    let create = MetadataCommand::CreateTopic {
+        name: "big".into(),
+        topic_id: "big-id".into(),
+        partitions: vec![vec![1]],
+        configs: Default::default(),
+    };
+    broker
+        .broker
+        .consensus
+        .propose(create, timeout)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    let addr = broker.local_addr().to_string();
+    let topic = || TopicName(StrBytes::from_static_str("big"));
+    let mut producer = KafkaConnection::connect(&addr, "producer".into(), timeout).await?;
+    let batch = build_simple_batch(32, 1000, b'x', 0);
+    for _ in 0..BATCHES {
+        let produce = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch.clone())))])]);
+        producer
+            .call(ApiKey::Produce, 9, &RequestKind::Produce(produce), timeout)
+            .await?;
+    }
+    let end = (BATCHES * 32) as i64;
+    let mut consumers = Vec::new();
+    for i in 0..8 {
+        let addr = addr.clone();
+        let batch_len = batch.len();
+        consumers.push(tokio::spawn(async move {
+            let mut conn = KafkaConnection::connect(&addr, format!("c{i}"), timeout).await?;
+            let mut offset = 0i64;
+            let mut largest = 0usize;
+            while offset < end {
+                let request = FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(0)
+                    .with_max_bytes(50 << 20)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic(topic())
+                        .with_partitions(vec![FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(50 << 20)])]);
+                let ResponseKind::Fetch(r) = conn
+                    .call(ApiKey::Fetch, 12, &RequestKind::Fetch(request), timeout)
+                    .await?
+                else {
+                    return Err::<usize, Box<dyn std::error::Error + Send + Sync>>(
+                        "not a Fetch response".into(),
+                    );
+                };
+                let records = r.responses[0].partitions[0]
+                    .records
+                    .clone()
+                    .unwrap_or_default();
+                assert_eq!(records.len() % batch_len, 0, "whole batches only");
+                assert!(!records.is_empty(), "a consumer always makes progress");
+                largest = largest.max(records.len());
+                offset += (records.len() / batch_len * 32) as i64;
+            }
+            Ok(largest)
+        }));
+    }
+    for consumer in consumers {
+        let largest = consumer.await?.map_err(|e| e.to_string())?;
+        assert!(
+            largest <= BUDGET + batch.len(),
+            "an answer of {largest} bytes"
+        );
+    }
+    assert!(metric(&broker, "chronik_fetch_responses_shrunk_total ") > 0.0);
+    eventually("every response byte given back", || {
+        metric(&broker, "chronik_fetch_response_memory_bytes ") == 0.0
+    })
+    .await?;
+    broker.shutdown().await;
+    Ok(())
+}

@@ -45,6 +45,9 @@ pub struct BrokerConfig {
     /// received or handled, across all connections. A connection whose next frame
     /// does not fit waits, unread. Unset: twice `max_request_bytes`.
     pub queued_max_request_bytes: Option<usize>,
+    /// Bytes of consumer Fetch answers held at once, across connections, from the
+    /// read until written (R-WIRE-12): when short, answers get smaller.
+    pub fetch_response_memory_bytes: usize,
     /// The most partitions the cluster may hold (KIP-578's `max.partitions`);
     /// CreateTopics and CreatePartitions beyond it get POLICY_VIOLATION before
     /// anything is allocated.
@@ -200,6 +203,7 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             request_receive_timeout_ms: 30_000,
             queued_max_request_bytes: None,
+            fetch_response_memory_bytes: 256 * 1024 * 1024,
             max_partitions: 10_000,
             max_broker_partitions: 2_000,
             tick_ms: 50,

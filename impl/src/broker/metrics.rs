@@ -31,6 +31,8 @@ pub struct Metrics {
     connections_closed: Family<Labels, Counter>,
     request_memory_bytes: Gauge,
     request_memory_waits: Counter,
+    fetch_response_memory_bytes: Gauge,
+    fetch_responses_shrunk: Counter,
     housekeeping_failures: Counter,
     housekeeping_failing: Gauge,
 }
@@ -54,6 +56,8 @@ impl Default for Metrics {
         let connections_closed = Family::<Labels, Counter>::default();
         let request_memory_bytes = Gauge::default();
         let request_memory_waits = Counter::default();
+        let fetch_response_memory_bytes = Gauge::default();
+        let fetch_responses_shrunk = Counter::default();
         let housekeeping_failures = Counter::default();
         let housekeeping_failing = Gauge::default();
         registry.register(
@@ -128,6 +132,16 @@ impl Default for Metrics {
             request_memory_waits.clone(),
         );
         registry.register(
+            "fetch_response_memory_bytes",
+            "Bytes of consumer Fetch answers being read or waiting to be written (bounded by fetch_response_memory_bytes, R-WIRE-12)",
+            fetch_response_memory_bytes.clone(),
+        );
+        registry.register(
+            "fetch_responses_shrunk",
+            "Consumer Fetch answers made smaller, or delayed, because the response memory budget was short",
+            fetch_responses_shrunk.clone(),
+        );
+        registry.register(
             "partition_housekeeping_failures",
             "Failed housekeeping passes (checkpoint, interval fsync, retention), summed over partitions",
             housekeeping_failures.clone(),
@@ -154,6 +168,8 @@ impl Default for Metrics {
             connections_closed,
             request_memory_bytes,
             request_memory_waits,
+            fetch_response_memory_bytes,
+            fetch_responses_shrunk,
             housekeeping_failures,
             housekeeping_failing,
         }
@@ -204,6 +220,14 @@ impl Metrics {
 
     pub fn request_memory_wait(&self) {
         self.request_memory_waits.inc();
+    }
+
+    pub fn fetch_response_memory_held(&self, delta: i64) {
+        self.fetch_response_memory_bytes.inc_by(delta);
+    }
+
+    pub fn fetch_response_shrunk(&self) {
+        self.fetch_responses_shrunk.inc();
     }
 
     pub fn housekeeping_failure(&self) {

@@ -17,6 +17,7 @@ mod repair;
 mod replica_fetcher;
 pub mod replication;
 mod request_memory;
+pub mod response_memory;
 mod scrub;
 mod server;
 pub mod shared;
@@ -149,6 +150,10 @@ impl RunningBroker {
             ),
             metrics: Arc::clone(&metrics),
             repairs: Default::default(),
+            fetch_memory: response_memory::ResponseMemory::new(
+                config.fetch_response_memory_bytes,
+                Arc::clone(&metrics),
+            ),
             inter_broker,
             authorizer: config
                 .authorizer_enabled

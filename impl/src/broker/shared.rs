@@ -32,6 +32,8 @@ pub struct Broker {
     /// The consumer group coordinator (every group's, on a single node).
     pub groups: crate::groups::GroupService,
     pub metrics: Arc<Metrics>,
+    /// The budget consumer Fetch answers are read into (R-WIRE-12).
+    pub fetch_memory: super::response_memory::ResponseMemory,
     /// Damaged copies being repaired from their replicas (R-REPL-5).
     pub repairs: super::repair::Repairs,
     /// The authorizer's settings, if one is configured (`authorizer_enabled`); the

@@ -10,6 +10,7 @@ use super::partition_limits;
 use super::record_validation::{self, RecordPolicy};
 use crate::broker::config::BrokerConfig;
 use crate::broker::replication::AckWait;
+use crate::broker::response_memory::Grant;
 use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
@@ -114,7 +115,18 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
             }
             ResponseKind::Produce(response)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, caller, r, version).await),
+        RequestKind::Fetch(r) => {
+            let (response, grant) = fetch(broker, caller, r, version).await;
+            let body = ResponseKind::Fetch(response);
+            let encoded = codec::encode_response(
+                request.api_key,
+                version,
+                request.header.correlation_id,
+                &body,
+            )?;
+            // The answer holds its memory until it is written (R-WIRE-12).
+            return Ok(Some(grant.attach(encoded)));
+        }
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, caller, r)),
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics(broker, caller, r, version).await)
@@ -863,12 +875,12 @@ fn read_fetch(
     caller: &Caller,
     request: &FetchRequest,
     version: i16,
+    max_bytes: usize,
 ) -> (FetchResponse, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let view = broker.consensus.view();
     let follower = request.replica_id.0;
-    let max_bytes = fetch_budget(&broker.config, request, version);
     // Only the first partition that yields data may exceed the limits (KIP-74).
     let mut first_batch_whole = true;
     let topics = request
@@ -987,25 +999,44 @@ async fn fetch(
     caller: &Caller,
     request: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> (FetchResponse, Grant) {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let want = fetch_budget(&broker.config, &request, version);
     loop {
         // Registered before reading, so an append between the read and the wait
         // still wakes this fetch.
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (response, bytes, any_error) = read_fetch(broker, caller, &request, version);
+        let mut grant = response_grant(broker, &request, want).await;
+        let (response, bytes, any_error) =
+            read_fetch(broker, caller, &request, version, grant.bytes());
         if bytes >= request.min_bytes.max(1) as usize
             || any_error
             || tokio::time::Instant::now() >= deadline
         {
-            return response;
+            grant.shrink_to(bytes);
+            return (response, grant);
         }
+        // Nothing held while waiting for data.
+        drop(grant);
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return read_fetch(broker, caller, &request, version).0;
+            let mut grant = response_grant(broker, &request, want).await;
+            let (response, bytes, _) = read_fetch(broker, caller, &request, version, grant.bytes());
+            grant.shrink_to(bytes);
+            return (response, grant);
         }
+    }
+}
+
+/// The memory a Fetch answer may be read into: consumers draw on the broker-wide
+/// budget, followers do not (R-WIRE-12, `response_memory.rs`).
+async fn response_grant(broker: &Broker, request: &FetchRequest, want: usize) -> Grant {
+    if request.replica_id.0 >= 0 {
+        broker.fetch_memory.unbounded(want)
+    } else {
+        broker.fetch_memory.grant(want).await
     }
 }
 
