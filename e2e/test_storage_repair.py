@@ -1,6 +1,6 @@
 """Damaged partition data as an operator meets it (issue 12): a byte flipped on disk
 under a running or a stopped broker. A replicated partition repairs its damaged copy
-from a replica while it runs (R-REPL-5), found by the background scrub (R-LOG-16);
+from a replica while it runs (R-REPL-4), found by the background scrub (R-LOG-16);
 a sole copy keeps serving what is undamaged, and `chronik check-data --quarantine`
 on the stopped broker gives the damaged range up on the operator's word (R-LOG-17).
 Every test counts what a consumer reads."""
@@ -171,11 +171,11 @@ def damage_and_watch_repair(tmp_path, damaged_role):
         assert report.returncode == 0 and "0 damaged ranges" in report.stdout, report.stdout
 
 
-def test_r_repl_5_a_damaged_follower_copy_is_repaired_from_the_leader(tmp_path):
+def test_r_repl_4_a_damaged_follower_copy_is_repaired_from_the_leader(tmp_path):
     damage_and_watch_repair(tmp_path, "follower")
 
 
-def test_r_repl_5_a_damaged_leader_hands_over_and_is_repaired(tmp_path):
+def test_r_repl_4_a_damaged_leader_hands_over_and_is_repaired(tmp_path):
     damage_and_watch_repair(tmp_path, "leader")
 
 

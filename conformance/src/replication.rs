@@ -241,6 +241,14 @@ impl ReplicationHarness {
                 let incarnation = self.broker(n).incarnation;
                 self.inbox.push(registration(n, incarnation));
             }
+            // The repair of damaged copies (R-REPL-4) is checked by the model and by
+            // the real code's own tests; this harness has no damage to drive yet, and
+            // the bounds it replays (max_damage 0) never ask for it.
+            RAction::Damage(..) | RAction::ProposeRepair(_) | RAction::CutDamage(_) => {
+                return Err(fail(format!(
+                    "{action:?}: damage is not driven by the replication harness"
+                )));
+            }
         }
         self.resolve_acks()
     }
@@ -718,6 +726,7 @@ pub fn of_model(model: &ReplicationModel, s: &RState) -> ReplView {
                     .filter(|f| {
                         current
                             && !has(r.view.fenced, *f)
+                            && has(r.fresh, *f)
                             && r.follower_end[usize::from(*f)].is_some_and(|e| e >= needed)
                     })
                     .fold(0, |s, f| s | (1 << f));

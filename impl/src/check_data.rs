@@ -2,7 +2,7 @@
 //! every checksum, and reports each damaged range (R-LOG-13); with `--quarantine`,
 //! on the operator's word, gives them up (R-LOG-17). Meant for a partition whose only
 //! copy is damaged: a replicated partition repairs itself from its replicas while the
-//! broker runs (R-REPL-5).
+//! broker runs (R-REPL-4).
 
 use std::io::Write;
 use std::path::Path;

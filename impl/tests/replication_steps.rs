@@ -156,7 +156,7 @@ fn r_repl_2_a_follower_joins_the_isr_only_with_what_its_leader_had_at_its_epoch_
     let info = state.partition("t", 0).cloned().expect("topic t");
     let key = ("t".to_string(), 0);
     let wanted = |follower_end: u64| {
-        partitions.on_follower_fetch(&key, 1, 3, follower_end, 3, 100);
+        partitions.on_follower_fetch(&key, &info, 3, follower_end, 3, 100);
         partitions.wanted_isr(&key, &log, &info, &[1, 2, 3], 1, 100, 10_000)
     };
     assert_eq!(

@@ -504,7 +504,7 @@ pub fn replication_summary(s: &RState) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "    r{i} {} inc={} view=(leader {:?} e{} isr {{{}}}) log[{}] durable={} hw={} ckpt={} gate={:?} ends={:?}@e{} pending={:?} waiting={:?}",
+            "    r{i} {} inc={} view=(leader {:?} e{} isr {{{}}}) log[{}] durable={} hw={} ckpt={} gate={:?} ends={:?}@e{} pending={:?} waiting={:?} damaged={:?} repair={:?}",
             if r.up { "up  " } else { "DOWN" },
             r.incarnation,
             r.view.leader,
@@ -522,6 +522,8 @@ pub fn replication_summary(s: &RState) -> String {
                 .iter()
                 .map(|w| (w.offset, w.value))
                 .collect::<Vec<_>>(),
+            r.damaged,
+            r.repair,
         );
     }
     let _ = writeln!(

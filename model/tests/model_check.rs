@@ -243,6 +243,21 @@ fn r_repl_replication_crash_and_restart_all_properties_hold() {
 }
 
 #[test]
+fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
+    // Two produces, one damaged copy (leader or follower, any durable record), an ISR
+    // shrink: the copy leaves the ISR (the leader hands over) before it cuts.
+    let o = run(replication(2, 0, 0, 1).with_damage(1), &Run::dfs());
+    assert_replication_holds("replication, 2 produces, 1 shrink, 1 damage", &o, true);
+    // With a failover and a crash around the repair.
+    let o = run(replication(1, 1, 1, 0).with_damage(1), &Run::dfs());
+    assert_replication_holds(
+        "replication, 1 produce, 1 crash, 1 fence, 1 damage",
+        &o,
+        true,
+    );
+}
+
+#[test]
 fn r_repl_replication_random_walks_find_no_violation() {
     // Bounds no exhaustive run covers in CI time: 3 produces, a crash, two fences and
     // an ISR shrink.

@@ -122,7 +122,7 @@ pub enum MetadataCommand {
         partition_epoch: Option<u64>,
     },
     /// `broker_id` found damage in its copy of the partition and must cut its log
-    /// below it and fetch the records back (R-REPL-5). It leaves the ISR first, so
+    /// below it and fetch the records back (R-REPL-4). It leaves the ISR first, so
     /// that no copy the high watermark counts on is ever cut; a leader also hands
     /// leadership to the first other live ISR member (refused if there is none: a
     /// sole copy keeps serving what is undamaged). Compare-and-set on the leader

@@ -362,7 +362,7 @@ async fn maintain_isr(broker: Arc<Broker>) {
     }
 }
 
-/// Proposes a `RepairReplica` (R-REPL-5) and records what became of it.
+/// Proposes a `RepairReplica` (R-REPL-4) and records what became of it.
 pub(super) fn propose_repair(broker: &Arc<Broker>, key: (String, i32), command: MetadataCommand) {
     let b = Arc::clone(broker);
     tokio::spawn(async move {

@@ -269,7 +269,7 @@ impl Partitions {
         out
     }
 
-    /// Runs `cut` (a repair's truncation, R-REPL-5) atomically with respect to
+    /// Runs `cut` (a repair's truncation, R-REPL-4) atomically with respect to
     /// [`Partitions::append_as_follower`], leaving the followed epoch as it is.
     pub fn cut_for_repair<T>(&self, cut: impl FnOnce() -> T) -> T {
         let _gate = self

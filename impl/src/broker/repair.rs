@@ -1,4 +1,4 @@
-//! Repair of a damaged copy of a partition from its replicas (R-REPL-5).
+//! Repair of a damaged copy of a partition from its replicas (R-REPL-4).
 //!
 //! A replica whose log has a damaged range that held records (R-LOG-13) gets them
 //! back by cutting its log below the damage and fetching again. Cutting drops
@@ -77,6 +77,12 @@ impl Repairs {
             progress.remove(key);
             return RepairStep::Healthy;
         };
+        if info.leader == me && info.isr.iter().all(|r| *r == me) {
+            if progress.insert(key.clone(), Progress::SoleCopy) != Some(Progress::SoleCopy) {
+                warn_sole_copy(key);
+            }
+            return RepairStep::Wait;
+        }
         let step = decide(progress.get(key).copied(), key, info, me, from, now_ms);
         if let RepairStep::Propose(_) = step {
             tracing::warn!(
@@ -98,13 +104,7 @@ impl Repairs {
         let next = match refused {
             None => Progress::Applied,
             Some(Some(NOT_ENOUGH_REPLICAS)) => {
-                tracing::warn!(
-                    topic = %key.0,
-                    partition = key.1,
-                    "damaged copy is the only one in the ISR: its undamaged offsets stay \
-                     served; `chronik check-data --quarantine` on a stopped broker gives up \
-                     the damaged range"
-                );
+                warn_sole_copy(key);
                 Progress::Refused {
                     at_ms: now_ms,
                     rest_ms: SOLE_COPY_RETRY_MS,
@@ -123,6 +123,15 @@ impl Repairs {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         progress.remove(key);
     }
+}
+
+fn warn_sole_copy(key: &PartitionKey) {
+    tracing::warn!(
+        topic = %key.0,
+        partition = key.1,
+        "damaged copy is the only one in the ISR: its undamaged offsets stay served; \
+         `chronik check-data --quarantine` on a stopped broker gives up the damaged range"
+    );
 }
 
 fn decide(
@@ -171,7 +180,7 @@ mod tests {
     }
 
     #[test]
-    fn r_repl_5_a_damaged_copy_cuts_only_after_it_left_the_isr() {
+    fn r_repl_4_a_damaged_copy_cuts_only_after_it_left_the_isr() {
         let repairs = Repairs::default();
         let in_isr = partition(1, &[1, 2, 3], 7);
         assert_eq!(
@@ -215,9 +224,22 @@ mod tests {
     }
 
     #[test]
-    fn r_repl_5_a_sole_copy_keeps_leading_and_asks_again_rarely() {
+    fn r_repl_4_a_sole_copy_keeps_leading_and_proposes_nothing() {
         let repairs = Repairs::default();
         let alone = partition(1, &[1], 7);
+        for now in [0, 100, 100_000] {
+            assert_eq!(
+                repairs.next_step(&key(), &alone, 1, Some(0), now),
+                RepairStep::Wait
+            );
+        }
+    }
+
+    #[test]
+    fn r_repl_4_a_refused_handover_is_asked_again_rarely() {
+        let repairs = Repairs::default();
+        // The other ISR member died after this view: the controller refuses.
+        let alone = partition(1, &[1, 2], 7);
         assert!(matches!(
             repairs.next_step(&key(), &alone, 1, Some(0), 0),
             RepairStep::Propose(_)

@@ -197,7 +197,7 @@ async fn fetch_round(
     Ok(())
 }
 
-/// Takes this copy's repair step (R-REPL-5); true if the partition is fetched in
+/// Takes this copy's repair step (R-REPL-4); true if the partition is fetched in
 /// this round. A damaged copy is not fetched until it has left the ISR and cut its
 /// log below the damage: a fetch would count towards the ISR.
 fn repair_before_fetch(broker: &Arc<Broker>, followed: &Followed, log: &PartitionLog) -> bool {

@@ -1,7 +1,7 @@
 //! The background scrub (R-LOG-16): re-reads every hosted partition log at a
 //! bounded rate so that damage in data nobody reads (a sealed segment opened through
 //! its index, a follower's copy) is found while a replica can still repair it
-//! (R-REPL-5), not when a consumer or a failover first needs the records.
+//! (R-REPL-4), not when a consumer or a failover first needs the records.
 //!
 //! A pass walks the partitions in order, each from its log start to its log end; the
 //! next pass starts `log_scrub_interval_ms` after one ends. Reading is done on the

@@ -34,7 +34,7 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// The budget consumer Fetch answers are read into (R-WIRE-12).
     pub fetch_memory: super::response_memory::ResponseMemory,
-    /// Damaged copies being repaired from their replicas (R-REPL-5).
+    /// Damaged copies being repaired from their replicas (R-REPL-4).
     pub repairs: super::repair::Repairs,
     /// The authorizer's settings, if one is configured (`authorizer_enabled`); the
     /// ACLs are the metadata's.

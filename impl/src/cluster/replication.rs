@@ -6,7 +6,7 @@
 //! - A follower that has not caught up for `lag_max_ms` leaves the ISR; one that has
 //!   caught up with the high watermark joins it (R-REPL-2), judged only by fetches
 //!   served at the partition's current partition epoch: a replica that left the ISR
-//!   to repair damage (R-REPL-5) cuts its log after that, and a fetch from before
+//!   to repair damage (R-REPL-4) cuts its log after that, and a fetch from before
 //!   must not bring it back.
 
 use std::collections::BTreeMap;
@@ -191,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn r_repl_5_only_a_fetch_at_the_current_partition_epoch_brings_a_replica_back() {
+    fn r_repl_4_only_a_fetch_at_the_current_partition_epoch_brings_a_replica_back() {
         let mut t = FollowerTracker::new(1, 0);
         let replicas = [1, 2];
         // Caught up at partition epoch 4; then it left the ISR to repair (epoch 5).

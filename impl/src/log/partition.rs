@@ -960,7 +960,7 @@ impl PartitionLog {
     }
 
     /// The first offset of the first damaged range that held records: where a
-    /// replica must cut its log to fetch them back whole (R-REPL-5). Ranges of
+    /// replica must cut its log to fetch them back whole (R-REPL-4). Ranges of
     /// garbage between valid frames lost nothing and need no repair.
     pub fn first_lost_offset(&self) -> Option<u64> {
         let st = self.lock();

@@ -55,10 +55,17 @@ pub enum ReplBug {
     /// A follower truncates to the leader's end offset only, even when the leader
     /// answered for an older epoch than asked (found by this model).
     TruncateToLeaderEndOnly,
+    /// A damaged copy cuts its log below the damage at once, still in the ISR (what
+    /// recovery did before issue 12: a torn write and corruption treated alike).
+    CutDamageInIsr,
+    /// The leader lets a follower into the ISR on the strength of a fetch served
+    /// before the partition version moved on, e.g. before that follower left the ISR
+    /// to cut its damage (R-REPL-4).
+    ExpandOnStaleFetch,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 10] = [
+    pub const ALL: [ReplBug; 12] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -69,6 +76,8 @@ impl ReplBug {
         ReplBug::UncleanElection,
         ReplBug::NoTruncation,
         ReplBug::TruncateToLeaderEndOnly,
+        ReplBug::CutDamageInIsr,
+        ReplBug::ExpandOnStaleFetch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +92,8 @@ impl ReplBug {
             ReplBug::UncleanElection => "unclean-election",
             ReplBug::NoTruncation => "no-truncation",
             ReplBug::TruncateToLeaderEndOnly => "truncate-to-leader-end-only",
+            ReplBug::CutDamageInIsr => "cut-damage-in-isr",
+            ReplBug::ExpandOnStaleFetch => "expand-on-stale-fetch",
         }
     }
 
@@ -110,6 +121,12 @@ impl ReplBug {
 
     /// The smallest bounds at which the switch shows (BFS finds it in seconds).
     pub fn bounds(self) -> ReplicationModel {
+        if let ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch = self {
+            let shrinks = u8::from(self == ReplBug::ExpandOnStaleFetch);
+            return ReplicationModel::bounded(1, 0, 0, shrinks)
+                .with_damage(1)
+                .with_bug(self);
+        }
         let (produce, crashes, fences, shrinks) = match self {
             ReplBug::AckWhenDeposed | ReplBug::NoTruncation | ReplBug::NoEpochGate => (2, 0, 1, 0),
             ReplBug::HwLeaderOnly => (1, 0, 0, 0),
@@ -117,6 +134,7 @@ impl ReplBug {
             ReplBug::UncleanElection | ReplBug::IsrLastProposalOnly => (1, 0, 1, 1),
             ReplBug::LeadBeforeRegistered | ReplBug::ExpandBelowEpochStart => (1, 1, 1, 0),
             ReplBug::TruncateToLeaderEndOnly => (2, 0, 2, 0),
+            ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -138,6 +156,9 @@ pub struct ReplicationModel {
     /// shrink may happen at any moment).
     pub max_shrinks: u8,
     pub max_epoch: u8,
+    /// Copies whose stored bytes get damaged (a flipped byte below the durable point,
+    /// R-LOG-13), repaired from the others (R-REPL-4). 0 unless asked for.
+    pub max_damage: u8,
     bugs: u16,
 }
 
@@ -150,6 +171,7 @@ impl Default for ReplicationModel {
             max_fences: 1,
             max_shrinks: 1,
             max_epoch: 3,
+            max_damage: 0,
             bugs: 0,
         }
     }
@@ -165,6 +187,11 @@ impl ReplicationModel {
             max_shrinks: shrinks,
             ..ReplicationModel::default()
         }
+    }
+
+    pub fn with_damage(mut self, damage: u8) -> Self {
+        self.max_damage = damage;
+        self
     }
 
     pub fn with_bug(mut self, bug: ReplBug) -> Self {
@@ -239,6 +266,14 @@ pub enum RAction {
     Crash(NodeId),
     /// The broker starts again: recovery, a new incarnation, registration.
     Restart(NodeId),
+    /// A byte of this copy's durable record at this offset flips on disk, and the
+    /// broker finds it (its scrub or a read, R-LOG-16).
+    Damage(NodeId, u8),
+    /// The damaged copy proposes to leave the ISR (and leadership) for repair.
+    ProposeRepair(NodeId),
+    /// Out of the ISR by its own `Repair`, the copy cuts its log below the damage and
+    /// fetches from there.
+    CutDamage(NodeId),
 }
 
 impl fmt::Display for RAction {
@@ -277,6 +312,7 @@ impl Model for ReplicationModel {
             && g.crashes <= self.max_crashes
             && g.fences <= self.max_fences
             && g.shrinks <= self.max_shrinks
+            && g.damages <= self.max_damage
             && s.meta.epoch <= self.max_epoch
     }
 }

@@ -16,6 +16,8 @@ pub mod names {
     pub const EX_FAILOVER: &str = "example: acknowledged records read after a failover";
     pub const EX_TRUNCATED: &str = "example: a returning replica truncates to its leader";
     pub const EX_EXPANDED: &str = "example: a follower rejoins the ISR";
+    pub const EX_REPAIRED: &str =
+        "example: a damaged copy is repaired and every acknowledged record is read";
 }
 use names::*;
 
@@ -62,6 +64,14 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
             s.ghost.truncated
         }));
     }
+    if m.max_damage >= 1 && m.max_produce >= 1 {
+        v.push(Property::sometimes(EX_REPAIRED, |_, s: &RState| {
+            s.ghost.repaired
+                && !s.ghost.acked.is_empty()
+                && s.ghost.acked.is_subset(&s.ghost.read)
+                && s.meta.isr == ALL
+        }));
+    }
     if m.max_shrinks >= 1 || m.max_fences >= 1 {
         v.push(Property::sometimes(EX_EXPANDED, |_, s: &RState| {
             s.ghost.expanded
@@ -77,11 +87,14 @@ fn on_every_isr_member(s: &RState, (offset, value): (u8, u8)) -> bool {
     })
 }
 
-/// With every broker up and registered and nothing left to do, the partition has a
-/// leader, every replica is in the ISR with the leader's log, and every produce
-/// has been answered.
+/// With every broker up and registered, no damage left and nothing left to do, the
+/// partition has a leader, every replica is in the ISR with the leader's log, and
+/// every produce has been answered. (A sole damaged copy cannot be repaired: its
+/// partition never heals, and the operator's quarantine is outside the model.)
 fn converges(m: &ReplicationModel, s: &RState) -> bool {
-    let healed = s.replicas.iter().all(|r| r.up) && s.meta.fenced == 0 && s.inbox.is_empty();
+    let healed = s.replicas.iter().all(|r| r.up && r.damaged.is_none())
+        && s.meta.fenced == 0
+        && s.inbox.is_empty();
     if !healed || !m.quiescent(s) {
         return true;
     }

@@ -60,6 +60,23 @@ pub enum MetaCmd {
     Register(NodeId, u8),
     /// A leader's ISR change, fenced by its leader epoch and the partition version.
     AlterIsr { epoch: u8, version: u8, isr: Set },
+    /// A broker with a damaged copy leaves the ISR (and hands leadership to another
+    /// live ISR member) before it cuts the damage (R-REPL-4), fenced like `AlterIsr`.
+    Repair {
+        node: NodeId,
+        epoch: u8,
+        version: u8,
+    },
+}
+
+/// Where a damaged copy's repair is (memory only: a crash forgets it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RepairProgress {
+    #[default]
+    None,
+    Proposed,
+    /// Its `Repair` was applied: it left the ISR and leadership.
+    Applied,
 }
 
 /// One record: the leader epoch it was appended in and its unique value.
@@ -106,6 +123,13 @@ pub struct Replica {
     /// last reported log end.
     pub tracker_epoch: u8,
     pub follower_end: [Option<u8>; REPLICAS],
+    /// Leader side: the followers whose last fetch it served at the partition version
+    /// it knows now (the real tracker's partition-epoch tag, R-REPL-4).
+    pub fresh: Set,
+    /// The first offset of this copy whose bytes are damaged on disk (R-LOG-13): still
+    /// in the log, never served.
+    pub damaged: Option<u8>,
+    pub repair: RepairProgress,
     /// Leader side: the partition version its ISR proposals were computed from, and
     /// every member they name; any of them may still be applied.
     pub pending_isr: Option<(u8, Set)>,
@@ -125,6 +149,9 @@ impl Replica {
             gate: None,
             tracker_epoch: meta.epoch,
             follower_end: [None; REPLICAS],
+            fresh: 0,
+            damaged: None,
+            repair: RepairProgress::None,
             pending_isr: None,
             waiting: Vec::new(),
         }
@@ -136,6 +163,11 @@ impl Replica {
 
     pub fn is_empty(&self) -> bool {
         self.log.is_empty()
+    }
+
+    /// The end of what this copy can serve: its durable records below any damage.
+    pub fn servable(&self) -> u8 {
+        self.damaged.map_or(self.durable, |d| d.min(self.durable))
     }
 
     /// This broker leads the partition, as far as it knows: the metadata names it
@@ -203,6 +235,10 @@ pub struct Ghost {
     pub truncated: bool,
     /// An ISR expansion was committed.
     pub expanded: bool,
+    /// Copies whose bytes were damaged.
+    pub damages: u8,
+    /// A damaged copy was cut below its damage after leaving the ISR.
+    pub repaired: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

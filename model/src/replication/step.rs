@@ -40,7 +40,10 @@ impl ReplicationModel {
             if self.leader_answers(s, l, r.view.epoch) {
                 if r.gate != Some(r.view.epoch) {
                     out.push(RAction::Truncate(n));
-                } else if !s.net.iter().any(|m| m.to == n) && self.fetch_useful(s, n, l) {
+                } else if !s.net.iter().any(|m| m.to == n)
+                    && r.damaged.is_none()
+                    && self.fetch_useful(s, n, l)
+                {
                     out.push(RAction::FetchRequest(n));
                 }
             }
@@ -64,7 +67,9 @@ impl ReplicationModel {
                 } else {
                     r.hw.max(r.epoch_start(r.view.epoch))
                 };
+                let stale_ok = self.bug(ReplBug::ExpandOnStaleFetch);
                 let caught_up = r.tracker_epoch == r.view.epoch
+                    && (has(r.fresh, f) || stale_ok)
                     && r.follower_end[at(f)].is_some_and(|e| e >= needed);
                 let proposal = MetaCmd::AlterIsr {
                     epoch: r.view.epoch,
@@ -75,7 +80,7 @@ impl ReplicationModel {
                     out.push(RAction::ExpandIsr(n, f));
                 }
             }
-            let unread = (0..r.hw).any(|o| {
+            let unread = (0..r.hw.min(r.servable())).any(|o| {
                 let v = r.log[usize::from(o)].value;
                 !s.ghost.read.contains(&(o, v))
             });
@@ -86,7 +91,39 @@ impl ReplicationModel {
         if r.hw_checkpoint != r.hw {
             out.push(RAction::Checkpoint(n));
         }
+        self.enabled_repair(s, n, out);
         out.push(RAction::Crash(n));
+    }
+
+    /// Damage to a durable record, and the repair of a damaged copy (R-REPL-4).
+    fn enabled_repair(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
+        let r = &s.replicas[at(n)];
+        let Some(d) = r.damaged else {
+            if s.ghost.damages < self.max_damage {
+                out.extend((0..r.durable).map(|o| RAction::Damage(n, o)));
+            }
+            return;
+        };
+        let out_of_isr = !r.view.leads(n) && !has(r.view.isr, n);
+        let cut_now = if self.bug(ReplBug::CutDamageInIsr) {
+            true
+        } else {
+            r.repair == RepairProgress::Applied && out_of_isr
+        };
+        if cut_now && d < r.len() {
+            out.push(RAction::CutDamage(n));
+        } else if r.repair == RepairProgress::None
+            || (r.repair == RepairProgress::Applied && !out_of_isr)
+        {
+            let proposal = MetaCmd::Repair {
+                node: n,
+                epoch: r.view.epoch,
+                version: r.view.version,
+            };
+            if !s.inbox.contains(&proposal) {
+                out.push(RAction::ProposeRepair(n));
+            }
+        }
     }
 
     /// `l` answers Fetch and OffsetForLeaderEpoch for `epoch`: it is up and leads in
@@ -100,9 +137,10 @@ impl ReplicationModel {
     fn fetch_useful(&self, s: &RState, f: NodeId, l: NodeId) -> bool {
         let fr = &s.replicas[at(f)];
         let lr = &s.replicas[at(l)];
-        let reported =
-            lr.tracker_epoch == lr.view.epoch && lr.follower_end[at(f)] == Some(fr.len());
-        !reported || lr.durable > fr.len() || lr.hw.min(fr.len()) > fr.hw
+        let reported = lr.tracker_epoch == lr.view.epoch
+            && has(lr.fresh, f)
+            && lr.follower_end[at(f)] == Some(fr.len());
+        !reported || lr.servable() > fr.len() || lr.hw.min(fr.len()) > fr.hw
     }
 
     /// Only the variables that differ between states that should differ.
@@ -117,6 +155,8 @@ impl ReplicationModel {
                 | RAction::Commit
                 | RAction::Rejoin(_)
                 | RAction::ExpandIsr(..)
+                | RAction::ProposeRepair(_)
+                | RAction::CutDamage(_)
         )
     }
 
@@ -171,13 +211,37 @@ impl ReplicationModel {
             }
             RAction::Consume(n) => {
                 let r = &t.replicas[at(n)];
-                let read: Vec<(u8, u8)> = (0..r.hw)
+                let read: Vec<(u8, u8)> = (0..r.hw.min(r.servable()))
                     .map(|o| (o, r.log[usize::from(o)].value))
                     .collect();
                 t.ghost.read.extend(read);
             }
             RAction::Crash(n) => self.crash(&mut t, n),
             RAction::Restart(n) => self.restart(&mut t, n),
+            RAction::Damage(n, offset) => {
+                t.ghost.damages += 1;
+                t.replicas[at(n)].damaged = Some(offset);
+            }
+            RAction::ProposeRepair(n) => {
+                let r = &mut t.replicas[at(n)];
+                r.repair = RepairProgress::Proposed;
+                let (epoch, version) = (r.view.epoch, r.view.version);
+                t.inbox.push(MetaCmd::Repair {
+                    node: n,
+                    epoch,
+                    version,
+                });
+            }
+            RAction::CutDamage(n) => {
+                let r = &mut t.replicas[at(n)];
+                let d = r.damaged.unwrap_or(r.len());
+                r.log.truncate(usize::from(d));
+                r.durable = r.durable.min(d);
+                r.hw = r.hw.min(d);
+                r.damaged = None;
+                r.repair = RepairProgress::None;
+                t.ghost.repaired = true;
+            }
         }
         Some(t)
     }
@@ -204,6 +268,7 @@ impl ReplicationModel {
         };
         let lr = &mut t.replicas[at(l)];
         lr.follower_end[at(f)] = Some(fetch_offset);
+        lr.fresh |= bit(f);
         self.advance_hw(t, l);
         self.resolve(t, l);
         let lr = &t.replicas[at(l)];
@@ -212,9 +277,10 @@ impl ReplicationModel {
         if fetch_offset > lr.len() {
             return;
         }
+        // Damaged records are never served: the answer stops before them.
         let records = lr
             .log
-            .get(usize::from(fetch_offset)..usize::from(lr.durable))
+            .get(usize::from(fetch_offset)..usize::from(lr.servable()))
             .unwrap_or(&[])
             .to_vec();
         t.net.insert(FetchResp {
@@ -269,6 +335,7 @@ impl ReplicationModel {
                 fr.log.truncate(usize::from(end));
                 fr.durable = fr.durable.min(end);
                 fr.hw = fr.hw.min(end);
+                fr.damaged = fr.damaged.filter(|d| *d < end);
                 t.ghost.truncated = true;
             }
         }
@@ -278,6 +345,9 @@ impl ReplicationModel {
     fn learn(&self, t: &mut RState, n: NodeId) {
         let meta = t.meta;
         let r = &mut t.replicas[at(n)];
+        if r.view.version != meta.version {
+            r.fresh = 0;
+        }
         r.view = meta;
         if r.tracker_epoch != meta.epoch {
             r.tracker_epoch = meta.epoch;
@@ -356,6 +426,14 @@ impl ReplicationModel {
     }
 
     fn apply(&self, t: &mut RState, cmd: MetaCmd) {
+        if let MetaCmd::Repair {
+            node,
+            epoch,
+            version,
+        } = cmd
+        {
+            return self.apply_repair(t, node, epoch, version);
+        }
         let before = t.meta.partition();
         let m = &mut t.meta;
         match cmd {
@@ -390,12 +468,43 @@ impl ReplicationModel {
                     m.isr = isr;
                 }
             }
+            MetaCmd::Repair { .. } => {}
         }
         if t.meta.partition() != before {
             t.meta.version += 1;
         }
         if let Some(l) = t.meta.leader {
             t.ghost.leaders.insert((t.meta.epoch, l));
+        }
+    }
+
+    /// `Repair` (the metadata's `RepairReplica`): the copy leaves the ISR, a leader
+    /// hands over to the first other live ISR member (refused if there is none), and
+    /// the partition version always moves on. The proposer hears the outcome.
+    fn apply_repair(&self, t: &mut RState, node: NodeId, epoch: u8, version: u8) {
+        let m = &mut t.meta;
+        let mut applied = epoch == m.epoch && version == m.version;
+        if applied && m.leader == Some(node) {
+            match members(m.isr).find(|r| *r != node && !has(m.fenced, *r)) {
+                Some(next) => {
+                    m.leader = Some(next);
+                    m.epoch += 1;
+                    t.ghost.leaders.insert((m.epoch, next));
+                }
+                None => applied = false,
+            }
+        }
+        if applied {
+            m.isr &= !bit(node);
+            m.version += 1;
+        }
+        let r = &mut t.replicas[at(node)];
+        if r.up && r.repair == RepairProgress::Proposed {
+            r.repair = if applied {
+                RepairProgress::Applied
+            } else {
+                RepairProgress::None
+            };
         }
     }
 
@@ -447,11 +556,12 @@ impl ReplicationModel {
             r.durable,
             r.hw_checkpoint,
             r.incarnation,
+            r.damaged.filter(|d| usize::from(*d) < durable),
         );
         // Everything in memory is gone; only the disk (and the start count) remains.
         *r = Replica::new(meta);
         r.up = false;
-        (r.log, r.durable, r.hw_checkpoint, r.incarnation) = disk;
+        (r.log, r.durable, r.hw_checkpoint, r.incarnation, r.damaged) = disk;
         t.net.retain(|m| m.to != n);
     }
 
