@@ -78,6 +78,33 @@ fn next_valid_record(
     Ok(None)
 }
 
+/// Records whose checksums hold but whose indexes skip one (a record lost from the
+/// middle, or written by a bug) would have raft-rs index past its storage and panic
+/// once it reads there; the node refuses to start instead (R-RECOVER-6).
+fn check_contiguous(
+    kept: &[Entry],
+    positions: &BTreeMap<u64, u64>,
+    path: &Path,
+) -> Result<(), LogError> {
+    let Some(gap) = kept
+        .windows(2)
+        .find(|pair| pair[0].index.checked_add(1) != Some(pair[1].index))
+    else {
+        return Ok(());
+    };
+    let (before, after) = (gap[0].index, gap[1].index);
+    Err(corrupt(
+        path,
+        positions.get(&after).copied().unwrap_or(0),
+        format!(
+            "entry {after} follows entry {before}: the Raft log has a gap, so records are \
+             missing; refusing to start. Restore this directory from a copy; in a cluster \
+             whose other voters are healthy, this node's metadata directory can instead be \
+             moved aside so that it rejoins empty"
+        ),
+    ))
+}
+
 fn corrupt(path: &Path, position: u64, reason: impl Into<String>) -> LogError {
     LogError::Corrupt {
         path: path.to_path_buf(),
@@ -281,6 +308,7 @@ impl RaftWal {
                 ));
             }
         }
+        check_contiguous(&kept, &positions, &path)?;
         let last_index = kept.last().map_or(snapshot_index, |e| e.index);
         if hard_state.commit > last_index {
             // raft-rs would panic on this; say what is wrong instead (R-PERSIST-2).
