@@ -79,6 +79,7 @@ async fn call(
         peer: "127.0.0.1".into(),
         principal: Principal::user(user),
         listener: String::new(),
+        extras: Default::default(),
     };
     let mut bytes = handlers::handle(&broker.broker, request)
         .await?
