@@ -233,24 +233,18 @@ fn read_messages(mut bytes: &[u8]) -> Res<Vec<Read>> {
 /// A stored record: (offset, timestamp, key, value).
 type Stored = (u64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// Records of the v2 batches of `bytes`: (offset, timestamp, key, value), each
-/// batch's CRC checked.
-fn read_batches(mut bytes: &[u8]) -> Res<Vec<Stored>> {
+/// Records of the v2 batches of `bytes`, read by kafka-protocol's own decoder (which
+/// checks each batch's CRC-32C): (offset, timestamp, key, value).
+fn read_batches(bytes: &[u8]) -> Res<Vec<Stored>> {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut buf = Bytes::copy_from_slice(bytes);
     let mut out = Vec::new();
-    while bytes.len() >= 12 {
-        let len = 12 + i32::from_be_bytes(bytes[8..12].try_into()?) as usize;
-        let one = &bytes[..len];
-        bytes = &bytes[len..];
-        assert_eq!(one[16], 2, "stored as RecordBatch v2");
-        assert!(batch::crc_is_valid(one));
-        batch::visit_records(one, 1 << 24, &mut |r| {
-            out.push((
-                r.offset,
-                r.timestamp,
-                r.key.map(<[u8]>::to_vec),
-                r.value.map(<[u8]>::to_vec),
-            ))
-        })?;
+    for set in RecordBatchDecoder::decode_all(&mut buf)? {
+        assert_eq!(set.version, 2, "stored as RecordBatch v2");
+        for r in set.records {
+            let (key, value) = (r.key.map(|k| k.to_vec()), r.value.map(|v| v.to_vec()));
+            out.push((r.offset as u64, r.timestamp, key, value));
+        }
     }
     Ok(out)
 }

@@ -145,18 +145,30 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<Bytes, String> {
+    frame(api_key, version, correlation_id, |buf| {
+        if old_versions::is_old(api_key, version) {
+            old_versions::encode(api_key, version, body, buf)
+        } else {
+            body.encode(buf, version).map_err(|e| e.to_string())
+        }
+    })
+}
+
+/// A response frame: size, the header `api_key` and `version` call for, and the body
+/// `write_body` writes.
+pub fn frame(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    write_body: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+) -> Result<Bytes, String> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0); // size, patched below
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api_key.response_header_version(version))
         .map_err(|e| format!("encode {api_key:?} v{version} header: {e}"))?;
-    if old_versions::is_old(api_key, version) {
-        old_versions::encode(api_key, version, body, &mut buf)
-    } else {
-        body.encode(&mut buf, version).map_err(|e| e.to_string())
-    }
-    .map_err(|e| format!("encode {api_key:?} v{version}: {e}"))?;
+    write_body(&mut buf).map_err(|e| format!("encode {api_key:?} v{version}: {e}"))?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())

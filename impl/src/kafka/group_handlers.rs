@@ -304,25 +304,7 @@ fn not_coordinated(body: &RequestKind, code: i16) -> Option<ResponseKind> {
             ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
         }
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
-            OffsetCommitResponse::default().with_topics(
-                r.topics
-                    .iter()
-                    .map(|t| {
-                        OffsetCommitResponseTopic::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        OffsetCommitResponsePartition::default()
-                                            .with_partition_index(p.partition_index)
-                                            .with_error_code(code)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            ),
+            OffsetCommitResponse::default().with_topics(commit_errors(r, code)),
         ),
         _ => return None,
     })

@@ -28,10 +28,10 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    ProducerId, RequestKind, ResponseKind,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, RequestKind, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -1281,12 +1281,9 @@ fn list_offsets_v0(
     let body = kafka_protocol_39::messages::ResponseKind::ListOffsets(
         old::ListOffsetsResponse::default().with_topics(allowed),
     );
-    super::old_versions::frame(
-        kafka_protocol::messages::ApiKey::ListOffsets,
-        0,
-        correlation_id,
-        &body,
-    )
+    codec::frame(ApiKey::ListOffsets, 0, correlation_id, |buf| {
+        body.encode(buf, 0).map_err(|e| e.to_string())
+    })
 }
 
 async fn create_topics(

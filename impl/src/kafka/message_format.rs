@@ -433,7 +433,7 @@ fn convert_batch(
 }
 
 /// Writes one v0/v1 message with its CRC.
-pub fn write_message(
+fn write_message(
     out: &mut Vec<u8>,
     offset: u64,
     magic: i8,
@@ -460,4 +460,88 @@ pub fn write_message(
     out.extend_from_slice(&(offset as i64).to_be_bytes());
     out.extend_from_slice(&(body.len() as i32).to_be_bytes());
     out.extend_from_slice(&body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANY_TOPIC: Target = Target {
+        codec: None,
+        log_append_time: false,
+    };
+
+    fn lz4_wrapper(magic: i8, break_checksum: bool) -> Vec<u8> {
+        let mut inner = Vec::new();
+        write_message(&mut inner, 0, magic, 0, 7, None, Some(b"value"));
+        let mut packed = compression::compress(compression::LZ4, &inner).unwrap_or_default();
+        if break_checksum {
+            let flags = packed[4];
+            let at = 6 + usize::from(flags & 0x08) + usize::from(flags & 1) * 4;
+            packed[at] ^= 0xff;
+        }
+        let mut set = Vec::new();
+        write_message(&mut set, 0, magic, 3, 7, None, Some(&packed));
+        set
+    }
+
+    #[test]
+    fn r_wire_13_xxh32_matches_lz4s_own_header_checksum() {
+        assert_eq!(xxh32_short(b""), 0x02cc_5d05);
+        let frame = compression::compress(compression::LZ4, b"some bytes").unwrap_or_default();
+        assert!(frame.len() > 7);
+        assert_eq!(
+            fix_lz4_header_checksum(&frame),
+            frame,
+            "liblz4 wrote it right"
+        );
+    }
+
+    #[test]
+    fn r_wire_13_magic_0_lz4_with_kafka_08s_header_checksum_is_read() {
+        let limit = 1 << 20;
+        assert!(to_record_batch(&lz4_wrapper(0, true), limit, ANY_TOPIC).is_ok_and(|b| b.is_some()));
+        assert!(
+            to_record_batch(&lz4_wrapper(1, false), limit, ANY_TOPIC).is_ok_and(|b| b.is_some())
+        );
+        assert_eq!(
+            to_record_batch(&lz4_wrapper(1, true), limit, ANY_TOPIC),
+            Err(errors::CORRUPT_MESSAGE)
+        );
+    }
+
+    #[test]
+    fn r_wire_13_a_wrapper_decompressing_past_the_bound_is_refused() {
+        let mut inner = Vec::new();
+        write_message(&mut inner, 0, 1, 0, 7, None, Some(&vec![0u8; 1 << 20]));
+        let packed = compression::compress(compression::GZIP, &inner).unwrap_or_default();
+        let mut set = Vec::new();
+        write_message(&mut set, 0, 1, 1, 7, None, Some(&packed));
+        assert_eq!(
+            to_record_batch(&set, 64 << 10, ANY_TOPIC),
+            Err(errors::CORRUPT_MESSAGE)
+        );
+        assert!(to_record_batch(&set, 2 << 20, ANY_TOPIC).is_ok());
+    }
+
+    #[test]
+    fn r_wire_13_producers_may_not_claim_log_append_time_without_a_timestamp() {
+        let mut set = Vec::new();
+        write_message(&mut set, 0, 1, TIMESTAMP_TYPE_BIT, -1, None, Some(b"v"));
+        assert_eq!(
+            to_record_batch(&set, 1 << 20, ANY_TOPIC),
+            Err(errors::INVALID_TIMESTAMP)
+        );
+        let mut stamped = Vec::new();
+        write_message(&mut stamped, 0, 1, TIMESTAMP_TYPE_BIT, 5, None, Some(b"v"));
+        assert!(to_record_batch(&stamped, 1 << 20, ANY_TOPIC).is_ok());
+        let lat_topic = Target {
+            log_append_time: true,
+            ..ANY_TOPIC
+        };
+        assert_eq!(
+            to_record_batch(&stamped, 1 << 20, lat_topic),
+            Err(errors::INVALID_TIMESTAMP)
+        );
+    }
 }

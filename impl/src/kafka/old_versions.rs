@@ -12,9 +12,8 @@
 //! except two, which [`Extras`] carries past the bridge. A response goes the same way
 //! back, and [`fit`] sets what only the old version has.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::Encodable;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol_39::messages as old;
 
 /// What an old request says that its bridge version cannot: kept by the position of
@@ -69,32 +68,34 @@ fn take_extras(body: &mut old::RequestKind) -> Extras {
     let mut extras = Extras::default();
     match body {
         old::RequestKind::OffsetCommit(r) => {
-            extras.commit_timestamps = r
-                .topics
-                .iter_mut()
-                .map(|t| {
-                    let parts = t.partitions.iter_mut();
-                    parts
-                        .map(|p| std::mem::replace(&mut p.commit_timestamp, -1))
-                        .collect()
-                })
-                .collect();
+            extras.commit_timestamps = take_per_partition(
+                &mut r.topics,
+                |t| &mut t.partitions,
+                |p| std::mem::replace(&mut p.commit_timestamp, -1),
+            );
         }
         old::RequestKind::ListOffsets(r) => {
-            extras.max_num_offsets = r
-                .topics
-                .iter_mut()
-                .map(|t| {
-                    let parts = t.partitions.iter_mut();
-                    parts
-                        .map(|p| std::mem::replace(&mut p.max_num_offsets, 1))
-                        .collect()
-                })
-                .collect();
+            extras.max_num_offsets = take_per_partition(
+                &mut r.topics,
+                |t| &mut t.partitions,
+                |p| std::mem::replace(&mut p.max_num_offsets, 1),
+            );
         }
         _ => {}
     }
     extras
+}
+
+/// `take` applied to every partition of every topic, by position.
+fn take_per_partition<T, P, V>(
+    topics: &mut [T],
+    partitions: impl Fn(&mut T) -> &mut Vec<P>,
+    take: impl Fn(&mut P) -> V,
+) -> Vec<Vec<V>> {
+    topics
+        .iter_mut()
+        .map(|t| partitions(t).iter_mut().map(&take).collect())
+        .collect()
 }
 
 /// Encodes a handler's response body at an old version.
@@ -125,25 +126,4 @@ fn fit(body: &mut old::ResponseKind, version: i16) {
             config.is_default = config.config_source == 5;
         }
     }
-}
-
-/// A whole response frame for a body built in Kafka 3.9's types (ListOffsets v0,
-/// whose offsets array no later version has).
-pub fn frame(
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &old::ResponseKind,
-) -> Result<Bytes, String> {
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, api.response_header_version(version))
-        .map_err(|e| format!("encode {api:?} v{version} header: {e}"))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| format!("encode {api:?} v{version}: {e}"))?;
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
 }

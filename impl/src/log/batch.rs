@@ -448,7 +448,7 @@ pub fn visit_records(
     for index in 0..header.record_count {
         let length = read_varlong(&records, &mut pos)
             .and_then(|l| usize::try_from(l).ok())
-            .filter(|l| pos + l <= records.len())
+            .filter(|l| *l <= records.len() - pos)
             .ok_or_else(|| format!("record {index}: bad length"))?;
         let record = &records[pos..pos + length];
         pos += length;
