@@ -85,8 +85,8 @@ def test_r_wire_13_kafka_go_0_2_writer_and_group_reader(broker, go_clients):
 
 def test_r_wire_13_kafkajs_admin_codecs_group_commit_and_resume(broker):
     """kafkajs 2.2.4 (npm): creates a topic and reads its config back, produces 3 x 300
-    records (none, gzip, snappy), a group reads 500 committing each, a second run of
-    the group resumes at 500 and reads the other 400."""
+    records (none, gzip, snappy), a group reads 500 and commits, a second run of the
+    group resumes at 500 and reads the other 400."""
     js = ["node", "client.js", broker.bootstrap]
     cwd = CLIENTS / "kafkajs"
     assert run([*js, "admin", "kjs"], cwd=cwd) == "admin ok"

@@ -2,6 +2,8 @@
 //! built and read with kafka-protocol 0.15 (Kafka 3.9's schemas) at that version,
 //! and message formats v0/v1 both ways. The broker runs in-process on a free port.
 
+mod common;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use chronik::broker::{BrokerConfig, RunningBroker};
 use chronik::log::batch::{self, Record};
@@ -33,15 +35,18 @@ async fn start(
         ..BrokerConfig::default()
     };
     adjust(&mut config);
-    let broker = RunningBroker::start(config).await?;
-    let handle = broker.broker.consensus.clone();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !handle.view().state.brokers.contains_key(&1) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await?;
+    let broker = common::start_broker(config).await?;
     let client = Client::connect(broker.local_addr()).await?;
+    Ok((broker, dir, client))
+}
+
+/// A broker with a one-partition topic of `configs`, and a client.
+async fn start_with_topic(
+    topic: &str,
+    configs: &[(&str, &str)],
+) -> Res<(RunningBroker, tempfile::TempDir, Client)> {
+    let (broker, dir, client) = start(|_| {}).await?;
+    create_topic(&broker, topic, configs).await?;
     Ok((broker, dir, client))
 }
 
@@ -346,8 +351,7 @@ async fn r_wire_13_every_api_serves_kafka_3_9s_lowest_version() -> TestResult {
 /// Fetch v11.
 #[tokio::test]
 async fn r_wire_13_produced_message_sets_are_stored_as_record_batches() -> TestResult {
-    let (broker, _dir, mut c) = start(|_| {}).await?;
-    create_topic(&broker, "old", &[]).await?;
+    let (broker, _dir, mut c) = start_with_topic("old", &[]).await?;
     let now = chrono_ms();
     let v0: Vec<u8> = [
         message(0, 0, 0, 0, Some(b"k0"), Some(b"zero")),
@@ -388,8 +392,7 @@ fn chrono_ms() -> i64 {
 /// are unpacked into one batch in the producer's codec, every record kept.
 #[tokio::test]
 async fn r_wire_13_compressed_old_messages_are_unpacked() -> TestResult {
-    let (broker, _dir, mut c) = start(|_| {}).await?;
-    create_topic(&broker, "packed", &[]).await?;
+    let (broker, _dir, mut c) = start_with_topic("packed", &[]).await?;
     let now = chrono_ms();
     let mut next = 0;
     for (magic, codec) in [
@@ -450,8 +453,7 @@ async fn r_wire_13_compressed_old_messages_are_unpacked() -> TestResult {
 /// only v2 batches.
 #[tokio::test]
 async fn r_wire_13_damaged_old_messages_are_refused() -> TestResult {
-    let (broker, _dir, mut c) = start(|_| {}).await?;
-    create_topic(&broker, "bad", &[]).await?;
+    let (broker, _dir, mut c) = start_with_topic("bad", &[]).await?;
     let good = message(0, 1, 0, chrono_ms(), None, Some(b"value"));
     let mut flipped = good.clone();
     let last = flipped.len() - 1;
@@ -498,8 +500,7 @@ async fn r_wire_13_damaged_old_messages_are_refused() -> TestResult {
 /// than max_bytes beyond the first message.
 #[tokio::test]
 async fn r_wire_13_fetch_v0_to_v3_converts_batches_down() -> TestResult {
-    let (broker, _dir, mut c) = start(|_| {}).await?;
-    create_topic(&broker, "down", &[]).await?;
+    let (broker, _dir, mut c) = start_with_topic("down", &[]).await?;
     let now = chrono_ms();
     let records: Vec<Record> = (0..4)
         .map(|i| Record {
@@ -550,8 +551,7 @@ async fn r_wire_13_fetch_v0_to_v3_converts_batches_down() -> TestResult {
 /// Produce v2 (magic 1) to Fetch v11 and back to Fetch v2 keeps every record.
 #[tokio::test]
 async fn r_wire_13_magic_1_round_trips_through_the_v2_log() -> TestResult {
-    let (broker, _dir, mut c) = start(|_| {}).await?;
-    create_topic(&broker, "round", &[]).await?;
+    let (broker, _dir, mut c) = start_with_topic("round", &[]).await?;
     let now = chrono_ms();
     let sent: Vec<u8> = (0..10)
         .flat_map(|i| {
@@ -602,8 +602,7 @@ async fn r_wire_13_fetch_refusals_of_old_versions_follow_topic_configs() -> Test
 #[tokio::test]
 async fn r_wire_13_list_offsets_v0_answers_offset_lists() -> TestResult {
     use list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    let (broker, _dir, mut c) = start(|_| {}).await?;
-    create_topic(&broker, "lo", &[]).await?;
+    let (broker, _dir, mut c) = start_with_topic("lo", &[]).await?;
     let set: Vec<u8> = (0..3)
         .flat_map(|i| message(i, 0, 0, 0, None, Some(b"v")))
         .collect();
@@ -677,8 +676,7 @@ async fn committed(c: &mut Client, version: i16) -> Res<(i16, i64)> {
 /// OffsetCommit v1 commits (its commit timestamp kept) and OffsetFetch v1 reads it.
 #[tokio::test]
 async fn r_wire_13_offset_commit_v0_v1_and_offset_fetch_v0() -> TestResult {
-    let (broker, _dir, mut c) = start(|_| {}).await?;
-    create_topic(&broker, "offs", &[]).await?;
+    let (broker, _dir, mut c) = start_with_topic("offs", &[]).await?;
     let code = |r: ResponseKind| match r {
         ResponseKind::OffsetCommit(r) => r.topics[0].partitions[0].error_code,
         _ => -100,

@@ -85,11 +85,14 @@ func produce(broker, topic, codec string, first, n int) {
 }
 
 // consume reads n records as a member of the group, checks each is the next one
-// produced, and commits them.
+// produced, and commits every 50th and the last.
 func consume(broker, topic, group string, first, n int) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: []string{broker}, Topic: topic, GroupID: group,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond,
+		// Close sends no LeaveGroup here, so the next member's join waits for this
+		// one's session to lapse: Kafka's shortest (group.min.session.timeout.ms).
+		SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -99,7 +102,9 @@ func consume(broker, topic, group string, first, n int) {
 		if string(m.Value) != fmt.Sprintf("v-%d", i) || string(m.Key) != fmt.Sprintf("k-%d", i) {
 			fail(fmt.Errorf("record %d: key %q value %q at offset %d", i, m.Key, m.Value, m.Offset))
 		}
-		fail(r.CommitMessages(ctx, m))
+		if (i+1-first)%50 == 0 || i+1 == first+n { // each commit is a Raft write
+			fail(r.CommitMessages(ctx, m))
+		}
 	}
 	fail(r.Close())
 	fmt.Printf("consumed %d\n", n)
