@@ -3,6 +3,8 @@
 //! handler is called directly (authentication is not on this branch); the socket
 //! tests show the listener's principal and client address reach the same checks.
 
+mod common;
+
 use bytes::Bytes;
 use chronik::broker::{BrokerConfig, RunningBroker};
 use chronik::kafka::codec::Request;
@@ -40,14 +42,7 @@ async fn start_in(
         ..BrokerConfig::default()
     };
     adjust(&mut config);
-    let broker = RunningBroker::start(config).await?;
-    let handle = broker.broker.consensus.clone();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !handle.view().state.brokers.contains_key(&1) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await?;
+    let broker = common::start_broker(config).await?;
     Ok(broker)
 }
 
@@ -79,6 +74,7 @@ async fn call(
         peer: "127.0.0.1".into(),
         principal: Principal::user(user),
         listener: String::new(),
+        extras: Default::default(),
     };
     let mut bytes = handlers::handle(&broker.broker, request)
         .await?

@@ -1,6 +1,8 @@
 //! Raw-socket tests of the Kafka listener (R-WIRE-*): what old and new clients send
 //! first, and bad input. The broker runs in-process on a free port.
 
+mod common;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use chronik::broker::{BrokerConfig, RunningBroker};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, MetadataResponse};
@@ -886,14 +888,7 @@ async fn start_in_with(
         ..BrokerConfig::default()
     };
     adjust(&mut config);
-    let broker = RunningBroker::start(config).await?;
-    let handle = broker.broker.consensus.clone();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !handle.view().state.brokers.contains_key(&1) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await?;
+    let broker = common::start_broker(config).await?;
     Ok(broker)
 }
 

@@ -2,7 +2,7 @@
 //! which header version applies depends on the API and its version, and the
 //! response header version likewise (ApiVersions always answers with v0).
 
-use super::{errors, versions};
+use super::{errors, old_versions, versions};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use chronik_core::security::Principal;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -26,6 +26,8 @@ pub struct Request {
     /// The name of the listener it came in on (Metadata answers with that
     /// listener's addresses).
     pub listener: String,
+    /// What an old version says that the body's types have no field for.
+    pub extras: old_versions::Extras,
 }
 
 #[derive(Debug)]
@@ -91,12 +93,18 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, CodecError> {
             version,
             reason: format!("header: {e}"),
         })?;
-    let body =
-        RequestKind::decode(api_key, &mut buf, version).map_err(|e| CodecError::Undecodable {
-            api: api_key,
-            version,
-            reason: e.to_string(),
-        })?;
+    let undecodable = |reason: String| CodecError::Undecodable {
+        api: api_key,
+        version,
+        reason,
+    };
+    let (body, extras) = if old_versions::is_old(api_key, version) {
+        old_versions::decode(api_key, version, &mut buf).map_err(undecodable)?
+    } else {
+        let body = RequestKind::decode(api_key, &mut buf, version)
+            .map_err(|e| undecodable(e.to_string()))?;
+        (body, old_versions::Extras::default())
+    };
     Ok(Decoded::Request(Box::new(Request {
         api_key,
         version,
@@ -105,6 +113,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, CodecError> {
         peer: String::new(),
         principal: Principal::anonymous(),
         listener: String::new(),
+        extras,
     })))
 }
 
@@ -136,14 +145,30 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<Bytes, String> {
+    frame(api_key, version, correlation_id, |buf| {
+        if old_versions::is_old(api_key, version) {
+            old_versions::encode(api_key, version, body, buf)
+        } else {
+            body.encode(buf, version).map_err(|e| e.to_string())
+        }
+    })
+}
+
+/// A response frame: size, the header `api_key` and `version` call for, and the body
+/// `write_body` writes.
+pub fn frame(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    write_body: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+) -> Result<Bytes, String> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0); // size, patched below
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api_key.response_header_version(version))
         .map_err(|e| format!("encode {api_key:?} v{version} header: {e}"))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| format!("encode {api_key:?} v{version}: {e}"))?;
+    write_body(&mut buf).map_err(|e| format!("encode {api_key:?} v{version}: {e}"))?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())

@@ -311,8 +311,9 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         Kind::Bool,
         Fixed("true"),
         Some("log.message.downconversion.enable"),
-        NoEffect("deprecated (removed in Kafka 4.0); Fetch versions that need down-conversion are not served"),
-        "Whether old Fetch versions get down-converted records.",
+        Enforced,
+        "Whether Fetch v0-3 get records converted down to message format v0/v1; false \
+         answers them UNSUPPORTED_VERSION, as Kafka does (deprecated, removed in Kafka 4.0).",
     ),
     cfg(
         "message.format.version",

@@ -4,6 +4,7 @@
 use super::authorize::Caller;
 use super::common::{propose, str_bytes, topic_name};
 use super::errors;
+use super::old_versions::Extras;
 use crate::broker::shared::{now_ms, Broker};
 use crate::groups::{code_of, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest};
 use crate::metadata::{MetadataCommand, OffsetCommit};
@@ -34,10 +35,14 @@ pub async fn handle(
     version: i16,
     peer: &str,
     client_id: &str,
+    extras: &Extras,
 ) -> Result<ResponseKind, RequestKind> {
     // Authorization comes first, as Kafka's: a refused caller learns nothing of
     // where the group lives.
     if let Some(refusal) = group_refusal(caller, &body, version) {
+        return Ok(refusal);
+    }
+    if let Some(refusal) = zookeeper_only(broker, caller, &body, version) {
         return Ok(refusal);
     }
     if let Some(refusal) = not_coordinator(broker, &body) {
@@ -65,7 +70,8 @@ pub async fn handle(
             ResponseKind::LeaveGroup(leave_group(broker, r, version).await)
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit(broker, caller, r, version).await)
+            let times = &extras.commit_timestamps;
+            ResponseKind::OffsetCommit(offset_commit(broker, caller, r, version, times).await)
         }
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(offset_fetch(broker, caller, r, version))
@@ -160,6 +166,66 @@ fn offset_fetch_topics(r: &OffsetFetchRequest, code: i16) -> Vec<OffsetFetchResp
         .collect()
 }
 
+/// OffsetCommit v0 and OffsetFetch v0 kept offsets in ZooKeeper; a KRaft Kafka 3.9
+/// advertises them and answers every partition UNSUPPORTED_VERSION (its handler
+/// throws, and the whole request gets the error), once the group check passed and,
+/// for a commit, some partition named is a known one the caller may read.
+fn zookeeper_only(
+    broker: &Broker,
+    caller: &Caller,
+    body: &RequestKind,
+    version: i16,
+) -> Option<ResponseKind> {
+    const UNSUPPORTED: i16 = errors::UNSUPPORTED_VERSION;
+    match (body, version) {
+        (RequestKind::OffsetFetch(r), 0) => Some(ResponseKind::OffsetFetch(
+            OffsetFetchResponse::default().with_topics(offset_fetch_topics(r, UNSUPPORTED)),
+        )),
+        (RequestKind::OffsetCommit(r), 0) => {
+            let view = broker.consensus.view();
+            let committable = |t: &str, p: i32| {
+                caller.topic_error(Operation::Read, t) == errors::NONE
+                    && view.state.topics.get(t).is_some_and(|info| {
+                        usize::try_from(p).is_ok_and(|p| p < info.partitions.len())
+                    })
+            };
+            let any = r.topics.iter().any(|t| {
+                t.partitions
+                    .iter()
+                    .any(|p| committable(&t.name.0, p.partition_index))
+            });
+            // Otherwise the usual answer names each partition's own error.
+            any.then(|| {
+                ResponseKind::OffsetCommit(
+                    OffsetCommitResponse::default().with_topics(commit_errors(r, UNSUPPORTED)),
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Every partition an OffsetCommit names, answered with `code`.
+fn commit_errors(r: &OffsetCommitRequest, code: i16) -> Vec<OffsetCommitResponseTopic> {
+    r.topics
+        .iter()
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
 /// The group a request that needs its coordinator is about.
 fn coordinated_group(body: &RequestKind) -> Option<&GroupId> {
     Some(match body {
@@ -238,25 +304,7 @@ fn not_coordinated(body: &RequestKind, code: i16) -> Option<ResponseKind> {
             ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
         }
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
-            OffsetCommitResponse::default().with_topics(
-                r.topics
-                    .iter()
-                    .map(|t| {
-                        OffsetCommitResponseTopic::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        OffsetCommitResponsePartition::default()
-                                            .with_partition_index(p.partition_index)
-                                            .with_error_code(code)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            ),
+            OffsetCommitResponse::default().with_topics(commit_errors(r, code)),
         ),
         _ => return None,
     })
@@ -480,6 +528,7 @@ async fn offset_commit(
     caller: &Caller,
     request: OffsetCommitRequest,
     version: i16,
+    commit_timestamps: &[Vec<i64>],
 ) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let committer = Committer {
@@ -493,14 +542,15 @@ async fn offset_commit(
     let now = now_ms() as i64;
     let mut offsets = Vec::new();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
-    for topic in &request.topics {
+    for (ti, topic) in request.topics.iter().enumerate() {
         let name = topic.name.0.to_string();
         let known = view.state.topics.get(&name);
         let refused = caller.topic_error(Operation::Read, &name);
         let partitions = topic
             .partitions
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(pi, p)| {
                 let valid = known.is_some_and(|t| {
                     p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
                 });
@@ -517,7 +567,7 @@ async fn offset_commit(
                         offset: p.committed_offset,
                         leader_epoch: p.committed_leader_epoch,
                         metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                        commit_time_ms: now,
+                        commit_time_ms: commit_time(commit_timestamps, ti, pi, now),
                     });
                     errors::NONE
                 };
@@ -550,6 +600,17 @@ async fn offset_commit(
         }
     }
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// When a commit happened: v1 may say (Kafka keeps it, -1 meaning the broker's
+/// clock); later versions never do.
+fn commit_time(commit_timestamps: &[Vec<i64>], topic: usize, partition: usize, now: i64) -> i64 {
+    commit_timestamps
+        .get(topic)
+        .and_then(|t| t.get(partition))
+        .copied()
+        .filter(|t| *t != -1)
+        .unwrap_or(now)
 }
 
 fn offset_fetch(

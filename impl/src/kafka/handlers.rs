@@ -6,6 +6,7 @@ use super::authorize::Caller;
 use super::codec::{self, Request};
 use super::common::{gate, propose, str_bytes, topic_name};
 use super::errors;
+use super::message_format;
 use super::partition_limits;
 use super::record_validation::{self, RecordPolicy};
 use crate::broker::config::BrokerConfig;
@@ -27,10 +28,10 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    ProducerId, RequestKind, ResponseKind,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, RequestKind, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -56,6 +57,7 @@ pub fn start(
         peer,
         principal,
         listener,
+        extras,
     } = request;
     match body {
         RequestKind::Produce(r) => {
@@ -87,6 +89,7 @@ pub fn start(
                     peer,
                     principal,
                     listener,
+                    extras,
                 },
             )
             .await
@@ -127,6 +130,10 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
             // The answer holds its memory until it is written (R-WIRE-12).
             return Ok(Some(grant.attach(encoded)));
         }
+        RequestKind::ListOffsets(r) if version == 0 => {
+            let correlation_id = request.header.correlation_id;
+            return list_offsets_v0(broker, caller, r, &request.extras, correlation_id).map(Some);
+        }
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, caller, r)),
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics(broker, caller, r, version).await)
@@ -155,6 +162,7 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
                 version,
                 &request.peer,
                 client_id,
+                &request.extras,
             )
             .await
             {
@@ -606,9 +614,18 @@ fn produce_submit(
                             .map(|t| RecordPolicy::of_topic(&t.configs))
                             .unwrap_or_else(|| RecordPolicy::of_topic(&BTreeMap::new()));
                         let limit = log.config().max_records_bytes();
-                        match record_validation::prepare(&records, limit, &policy, now as i64) {
-                            Err(code) => Some(code),
-                            Ok(prepared) => {
+                        let batch = produced_batch(&records, version, limit, &policy);
+                        let prepared = batch.map(|b| {
+                            b.map(|b| {
+                                record_validation::prepare_owned(b, limit, &policy, now as i64)
+                            })
+                        });
+                        match prepared {
+                            Err(code) | Ok(Some(Err(code))) => Some(code),
+                            // An old message set with no whole message: Kafka
+                            // appends nothing and answers success.
+                            Ok(None) => None,
+                            Ok(Some(Ok(prepared))) => {
                                 let (tx, rx) = oneshot::channel();
                                 log.append_then(&prepared.bytes, now, p.leader_epoch, move |r| {
                                     let _ = tx.send(r);
@@ -647,6 +664,31 @@ fn produce_submit(
         version,
         acks,
         timeout: Duration::from_millis(request.timeout_ms.max(0) as u64),
+    }
+}
+
+/// The v2 batch to append for one partition's records: as sent (Produce v3+ carries
+/// nothing else, as Kafka's ProduceRequest.validateRecords requires), or a v0/v1
+/// message set of Produce v0-2 converted up (R-WIRE-13); None when such a set holds
+/// no whole message.
+fn produced_batch<'a>(
+    records: &'a Bytes,
+    version: i16,
+    limit: usize,
+    policy: &RecordPolicy,
+) -> Result<Option<std::borrow::Cow<'a, [u8]>>, i16> {
+    let target = message_format::Target {
+        codec: policy.codec,
+        log_append_time: policy.log_append_time,
+    };
+    match (message_format::magic(records), version < 3) {
+        (None, true) => Ok(None),
+        (Some(magic), true) if magic < 2 => {
+            let batch = message_format::to_record_batch(records, limit, target)?;
+            Ok(batch.map(std::borrow::Cow::Owned))
+        }
+        (Some(magic), false) if magic < 2 => Err(errors::INVALID_RECORD),
+        _ => Ok(Some(std::borrow::Cow::Borrowed(&records[..]))),
     }
 }
 
@@ -953,14 +995,25 @@ fn read_fetch(
                         upper_bound: upper.unwrap_or(hw),
                         first_batch_whole,
                     };
-                    match log.read_limited(p.fetch_offset as u64, limits) {
-                        Ok(read) => {
-                            total += read.records.len();
-                            first_batch_whole &= read.records.is_empty();
-                            data.records = Some(Bytes::from(read.records));
+                    let old_refusal = old_fetch_refusal(&view.state, &name, version, follower);
+                    let read = match old_refusal {
+                        errors::NONE => log
+                            .read_limited(p.fetch_offset as u64, limits)
+                            .map_err(|e| storage_error(errors::from_log_error(&e), version))
+                            .and_then(|read| {
+                                let offset = p.fetch_offset as u64;
+                                old_format(read.records, version, offset, limits, &log)
+                            }),
+                        code => Err(code),
+                    };
+                    match read {
+                        Ok(records) => {
+                            total += records.len();
+                            first_batch_whole &= records.is_empty();
+                            data.records = Some(Bytes::from(records));
                         }
-                        Err(e) => {
-                            data.error_code = errors::from_log_error(&e);
+                        Err(code) => {
+                            data.error_code = code;
                             any_error = true;
                         }
                     }
@@ -977,6 +1030,64 @@ fn read_fetch(
         total,
         any_error,
     )
+}
+
+/// Kafka's refusals of a consumer's Fetch for its topic's configs: below v10 a
+/// topic whose `compression.type` is zstd (UNSUPPORTED_COMPRESSION_TYPE: the
+/// client cannot read it), and v0-3 where `message.downconversion.enable` is false
+/// (UNSUPPORTED_VERSION).
+fn old_fetch_refusal(
+    state: &crate::metadata::MetadataState,
+    topic: &str,
+    version: i16,
+    follower: i32,
+) -> i16 {
+    let Some(configs) = state.topics.get(topic).map(|t| &t.configs) else {
+        return errors::NONE;
+    };
+    let config = |name: &str| configs.get(name).map(String::as_str);
+    if follower >= 0 || version >= 10 {
+        errors::NONE
+    } else if config("compression.type") == Some("zstd") {
+        message_format::UNSUPPORTED_COMPRESSION_TYPE
+    } else if version < 4 && config("message.downconversion.enable") == Some("false") {
+        errors::UNSUPPORTED_VERSION
+    } else {
+        errors::NONE
+    }
+}
+
+/// Fetch v0-5 clients do not know KAFKA_STORAGE_ERROR and would give up; Kafka
+/// answers them NOT_LEADER_OR_FOLLOWER, so they refresh metadata and retry.
+fn storage_error(code: i16, version: i16) -> i16 {
+    if code == errors::KAFKA_STORAGE_ERROR && version <= 5 {
+        errors::NOT_LEADER_OR_FOLLOWER
+    } else {
+        code
+    }
+}
+
+/// The records of a Fetch answer in the message format its version reads: stored
+/// v2 batches for v4+, converted down to magic 1 for v2-3 and magic 0 for v0-1
+/// (R-WIRE-13), within the same byte limits.
+fn old_format(
+    records: Vec<u8>,
+    version: i16,
+    fetch_offset: u64,
+    limits: ReadLimits,
+    log: &PartitionLog,
+) -> Result<Vec<u8>, i16> {
+    if version >= 4 || records.is_empty() {
+        return Ok(records);
+    }
+    let magic = if version <= 1 { 0 } else { 1 };
+    let down = message_format::DownLimits {
+        fetch_offset,
+        room: limits.max_bytes,
+        first_whole: limits.first_batch_whole,
+        decompress_limit: log.config().max_records_bytes(),
+    };
+    message_format::down_convert(&records, magic, down)
 }
 
 /// A follower's fetch needs ClusterAction on the cluster, a consumer's Read on the
@@ -1110,6 +1221,69 @@ fn list_offsets(
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// ListOffsets v0 (R-WIRE-13), Kafka's `handleListOffsetRequestV0`: a list of
+/// offsets per partition (`PartitionLog::legacy_offsets_before`), of which a
+/// consumer is shown none beyond the high watermark (the high watermark stands in
+/// for them, as in Kafka's `legacyFetchOffsetsForTimestamp`). Timestamps below -2
+/// are UNSUPPORTED_VERSION; unauthorized topics come last, as Kafka lists them.
+fn list_offsets_v0(
+    broker: &Broker,
+    caller: &Caller,
+    request: ListOffsetsRequest,
+    extras: &super::old_versions::Extras,
+    correlation_id: i32,
+) -> Result<Bytes, String> {
+    use kafka_protocol_39::messages::list_offsets_response as old;
+    let view = broker.consensus.view();
+    let consumer = request.replica_id.0 == -1;
+    let (mut allowed, mut refused) = (Vec::new(), Vec::new());
+    for (ti, topic) in request.topics.iter().enumerate() {
+        let name = topic.name.0.to_string();
+        let code = caller.topic_error(Operation::Describe, &name);
+        let partitions = topic.partitions.iter().enumerate().map(|(pi, p)| {
+            let mut r = old::ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index);
+            let max = extras.max_num_offsets.get(ti).and_then(|t| t.get(pi));
+            let gated = gate(broker, &view.state, &name, p.partition_index, -1);
+            match (code, p.timestamp < -2, gated) {
+                (errors::NONE, true, _) => r.error_code = errors::UNSUPPORTED_VERSION,
+                (errors::NONE, false, Err(e)) => r.error_code = e,
+                (errors::NONE, false, Ok((log, _))) => {
+                    let max = max.map_or(1, |m| usize::try_from(*m).unwrap_or(0));
+                    let found = log.legacy_offsets_before(p.timestamp, max, now_ms() as i64);
+                    let hw = log.high_watermark();
+                    let mut offsets: Vec<u64> =
+                        found.iter().copied().skip_while(|o| *o > hw).collect();
+                    if consumer && found.iter().any(|o| *o > hw) {
+                        offsets.insert(0, hw);
+                    }
+                    r.old_style_offsets = offsets.into_iter().map(|o| o as i64).collect();
+                }
+                (refusal, _, _) => r.error_code = refusal,
+            }
+            r
+        });
+        let partitions = partitions.collect();
+        let answer = old::ListOffsetsTopicResponse::default()
+            .with_name(kafka_protocol_39::messages::TopicName(
+                kafka_protocol_39::protocol::StrBytes::from_string(name),
+            ))
+            .with_partitions(partitions);
+        if code == errors::NONE {
+            allowed.push(answer);
+        } else {
+            refused.push(answer);
+        }
+    }
+    allowed.append(&mut refused);
+    let body = kafka_protocol_39::messages::ResponseKind::ListOffsets(
+        old::ListOffsetsResponse::default().with_topics(allowed),
+    );
+    codec::frame(ApiKey::ListOffsets, 0, correlation_id, |buf| {
+        body.encode(buf, 0).map_err(|e| e.to_string())
+    })
 }
 
 async fn create_topics(

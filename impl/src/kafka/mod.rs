@@ -1,5 +1,6 @@
 //! The Kafka wire protocol: framing, headers, supported versions, and the request
-//! handlers. Messages are encoded and decoded by the kafka-protocol crate.
+//! handlers. Messages are encoded and decoded by the kafka-protocol crate (0.18, and
+//! 0.15 for the versions Kafka 4 removed: `old_versions.rs`).
 
 pub mod acl_handlers;
 pub mod admin_handlers;
@@ -11,6 +12,8 @@ pub mod consumer_group_handlers;
 pub mod errors;
 pub mod group_handlers;
 pub mod handlers;
+pub mod message_format;
+pub mod old_versions;
 pub mod partition_limits;
 pub mod record_validation;
 pub mod sasl_handlers;

@@ -122,6 +122,32 @@ pub fn prepare<'a>(
     })
 }
 
+/// As [`prepare`], for a batch that may be borrowed from the request or built by
+/// the broker (an old message set converted up): the result owns what it must.
+pub fn prepare_owned<'a>(
+    records: Cow<'a, [u8]>,
+    max_records_bytes: usize,
+    policy: &RecordPolicy,
+    now_ms: i64,
+) -> Result<Prepared<'a>, i16> {
+    match records {
+        Cow::Borrowed(b) => prepare(b, max_records_bytes, policy, now_ms),
+        Cow::Owned(b) => {
+            let p = prepare(&b, max_records_bytes, policy, now_ms)?;
+            let (header, log_append_time_ms) = (p.header, p.log_append_time_ms);
+            let rebuilt = match p.bytes {
+                Cow::Owned(rebuilt) => Some(rebuilt),
+                Cow::Borrowed(_) => None,
+            };
+            Ok(Prepared {
+                bytes: Cow::Owned(rebuilt.unwrap_or(b)),
+                header,
+                log_append_time_ms,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

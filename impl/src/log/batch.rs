@@ -423,6 +423,75 @@ pub fn first_record_at_or_after(batch: &[u8], target: i64, limit: usize) -> Opti
     found
 }
 
+/// One record of a stored batch, as a reader sees it: its absolute offset and
+/// timestamp (the batch's append time on a LogAppendTime batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: u64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Calls `visit` with every record of one batch in order, its records decompressed
+/// to at most `limit` bytes; headers are skipped. Returns the batch's header.
+pub fn visit_records(
+    batch: &[u8],
+    limit: usize,
+    visit: &mut dyn FnMut(RecordView<'_>),
+) -> Result<BatchHeader, String> {
+    let header = BatchHeader::parse(batch)?;
+    let base_offset =
+        u64::try_from(header.base_offset).map_err(|_| "negative base offset".to_string())?;
+    let records = records_of(&header, batch, limit)?;
+    let mut pos = 0;
+    for index in 0..header.record_count {
+        let length = read_varlong(&records, &mut pos)
+            .and_then(|l| usize::try_from(l).ok())
+            .filter(|l| *l <= records.len() - pos)
+            .ok_or_else(|| format!("record {index}: bad length"))?;
+        let record = &records[pos..pos + length];
+        pos += length;
+        let (timestamp_delta, offset_delta, key, value) =
+            record_fields(record).ok_or_else(|| format!("record {index}: bad fields"))?;
+        visit(RecordView {
+            offset: base_offset.wrapping_add(offset_delta as u64),
+            timestamp: if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                header.base_timestamp.wrapping_add(timestamp_delta)
+            },
+            key,
+            value,
+        });
+    }
+    Ok(header)
+}
+
+type RecordFields<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// A record's timestamp delta, offset delta, key and value.
+fn record_fields(record: &[u8]) -> Option<RecordFields<'_>> {
+    let mut p = 1; // attributes
+    let timestamp_delta = read_varlong(record, &mut p)?;
+    let offset_delta = read_varlong(record, &mut p)?;
+    let key = read_nullable(record, &mut p)?;
+    let value = read_nullable(record, &mut p)?;
+    Some((timestamp_delta, offset_delta, key, value))
+}
+
+/// A varint-length byte string; the outer None is a malformed one, the inner a null.
+fn read_nullable<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
+    let len = read_varlong(bytes, pos)?;
+    if len == -1 {
+        return Some(None);
+    }
+    let end = pos.checked_add(usize::try_from(len).ok()?)?;
+    let field = bytes.get(*pos..end)?;
+    *pos = end;
+    Some(Some(field))
+}
+
 /// One record to put in a batch built by [`build_batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {

@@ -1066,6 +1066,43 @@ impl PartitionLog {
         }
     }
 
+    /// Kafka's answer to ListOffsets v0 (`UnifiedLog.legacyFetchOffsetsBefore`):
+    /// each segment's start (at least the log start) with the time it was last
+    /// written, then the log end at `now_ms` if the active segment holds data; -1
+    /// picks the last entry, -2 the first, another timestamp the last written at or
+    /// before it; from there back, at most `max` offsets, largest first. Kafka's
+    /// "last written" is the segment file's mtime; here it is the segment's largest
+    /// record timestamp, which survives a restart and is the same on every replica.
+    pub fn legacy_offsets_before(&self, timestamp: i64, max: usize, now_ms: i64) -> Vec<u64> {
+        let st = self.lock();
+        let last_base = st.segments.keys().next_back().copied();
+        let mut entries: Vec<(u64, i64)> = st
+            .segments
+            .values()
+            .filter(|s| s.next_offset > st.log_start || Some(s.base_offset) == last_base)
+            .map(|s| (s.base_offset.max(st.log_start), s.max_timestamp))
+            .collect();
+        if st.segments.values().next_back().is_some_and(|s| s.size > 0) {
+            entries.push((st.log_end(), now_ms));
+        }
+        let start = match timestamp {
+            -1 => entries.len().checked_sub(1),
+            -2 => (!entries.is_empty()).then_some(0),
+            ts => entries.iter().rposition(|(_, written)| *written <= ts),
+        };
+        let Some(start) = start else {
+            return Vec::new();
+        };
+        let mut offsets: Vec<u64> = entries[..=start]
+            .iter()
+            .rev()
+            .take(max)
+            .map(|(offset, _)| *offset)
+            .collect();
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        offsets
+    }
+
     /// The first batch of a view from `(position, expected offset)` that `wanted`
     /// accepts, stopping at a batch that reaches `upper_bound` or at bad bytes.
     fn find_batch(

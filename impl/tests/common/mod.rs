@@ -1,4 +1,4 @@
-//! Helpers shared by the log's integration tests.
+//! Helpers shared by the integration tests: the log's, and an in-process broker.
 #![allow(dead_code)]
 
 use chronik::disk::{Disk, MemDisk, RealDisk};
@@ -103,4 +103,20 @@ pub fn with_producer(
     let crc = batch::compute_crc(&batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     batch
+}
+
+/// Starts a broker in-process with `config` and waits until it has registered
+/// itself (so Metadata lists it and it leads what it is given).
+pub async fn start_broker(
+    config: chronik::broker::BrokerConfig,
+) -> Result<chronik::broker::RunningBroker, Box<dyn std::error::Error>> {
+    let broker = chronik::broker::RunningBroker::start(config).await?;
+    let handle = broker.broker.consensus.clone();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !handle.view().state.brokers.contains_key(&1) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await?;
+    Ok(broker)
 }
