@@ -72,14 +72,21 @@ fn c5_model_examples_replay_on_the_real_code() {
 /// C-6: the oracle has teeth, and the real code has none of the ten bugs: every
 /// counterexample the model finds with a bug switched on diverges from the real code
 /// when replayed, before or at the step that breaks the rule.
+///
+/// The two damage switches are left out: their paths start with a damaged record,
+/// which this harness does not drive (the repair's real code is checked by its unit
+/// tests and the e2e repairs, spec/cluster.md R-REPL-4).
 #[test]
 fn c6_model_bug_counterexamples_diverge_on_the_real_code() {
-    for bug in ReplBug::ALL {
+    let driven = ReplBug::ALL
+        .into_iter()
+        .filter(|b| !matches!(b, ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch));
+    for bug in driven {
         let expected = bug.expected_property();
         let outcome = if bug.found_by_walks() {
             run(
                 ReplicationModel::bounded(3, 1, 2, 1).with_bug(bug),
-                &Run::walks(15, 11),
+                &Run::walks(15, 2),
             )
         } else {
             run(bug.bounds(), &Run::bfs_until(expected))

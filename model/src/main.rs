@@ -79,6 +79,9 @@ struct ReplicationArgs {
     max_shrinks: u8,
     #[arg(long, default_value_t = 3)]
     max_epoch: u8,
+    /// Copies whose durable bytes get damaged and are repaired (R-REPL-4).
+    #[arg(long, default_value_t = 0)]
+    max_damage: u8,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -184,14 +187,15 @@ fn main() -> ExitCode {
             m.max_fences = a.max_fences;
             m.max_shrinks = a.max_shrinks;
             m.max_epoch = a.max_epoch;
+            m.max_damage = a.max_damage;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} bugs=[{}]",
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} bugs=[{}]",
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
-                m.max_epoch, bugs.join(", ")
+                m.max_epoch, m.max_damage, bugs.join(", ")
             );
             check(m, &a.search)
         }

@@ -38,6 +38,8 @@ enum Progress {
         at_ms: u64,
         rest_ms: u64,
     },
+    /// The only copy in the ISR: no one to repair from (said once).
+    SoleCopy,
 }
 
 /// What a copy of a partition does about its damage now.

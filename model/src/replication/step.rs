@@ -138,7 +138,7 @@ impl ReplicationModel {
         let fr = &s.replicas[at(f)];
         let lr = &s.replicas[at(l)];
         let reported = lr.tracker_epoch == lr.view.epoch
-            && has(lr.fresh, f)
+            && (has(lr.view.isr, f) || has(lr.fresh, f))
             && lr.follower_end[at(f)] == Some(fr.len());
         !reported || lr.servable() > fr.len() || lr.hw.min(fr.len()) > fr.hw
     }
@@ -242,6 +242,11 @@ impl ReplicationModel {
                 r.repair = RepairProgress::None;
                 t.ghost.repaired = true;
             }
+        }
+        // Freshness matters only for followers outside the ISR (who may be let in);
+        // forgetting it for members keeps states that act alike one state.
+        for r in &mut t.replicas {
+            r.fresh &= !r.view.isr;
         }
         Some(t)
     }
