@@ -34,6 +34,10 @@ pub fn run(
     quarantine: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<CheckReport> {
+    // A mistyped path must not become a new, empty, "clean" data directory.
+    if !config.data_dir.is_dir() {
+        anyhow::bail!("no data directory at {}", config.data_dir.display());
+    }
     let _lock = data_dir_lock::acquire(&config.data_dir)?;
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
     let root = config.data_dir.join("logs");
