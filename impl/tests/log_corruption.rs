@@ -602,3 +602,25 @@ fn r_log_17_quarantine_gives_up_exactly_the_damaged_batch_of_an_active_or_sealed
     }
     Ok(())
 }
+
+/// R-LOG-16: damage in a sealed segment opened through its index is unknown until
+/// something reads it; the scrub reads it, finds exactly the hit batch, and keeps
+/// every other batch readable.
+#[test]
+fn r_log_16_the_scrub_finds_damage_no_read_has_met() -> TestResult {
+    let (clean, expected) = clean_log(24, 1024);
+    let path = segment_path(0);
+    let spans = frames(&file_bytes(&clean, &path));
+    let pos = spans[1].start + 20;
+    let (copy, log) = open_flipped(&clean, &path, pos, 0x04);
+    assert!(log.damaged_ranges().is_empty(), "nothing has read it yet");
+    let (next, read) = log.scrub(0, usize::MAX)?;
+    assert_eq!(next, None, "one pass reads to the log end");
+    assert!(read > 0);
+    assert_eq!(log.damaged_ranges().len(), 1, "the scrub found it");
+    check_flip(&log, &copy, &path, &spans, pos, &expected);
+    // A bounded slice stops early and says where to go on.
+    let (next, _) = log.scrub(0, 1)?;
+    assert!(next.is_some_and(|o| o > 0 && o < log.log_end_offset()));
+    Ok(())
+}

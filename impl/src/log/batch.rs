@@ -322,6 +322,28 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// A RecordBatch v2 with no records over `count` offsets from `base`: no producer,
+/// no timestamps (-1), as the log cleaner writes when it removed every record.
+pub fn empty_batch(base: u64, count: i32, leader_epoch: i32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_LEN);
+    b.extend_from_slice(&(base as i64).to_be_bytes());
+    b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
+    b.extend_from_slice(&leader_epoch.to_be_bytes());
+    b.push(2); // magic
+    b.extend_from_slice(&[0; 4]); // crc, set below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&(count - 1).to_be_bytes()); // last offset delta
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // first timestamp
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // max timestamp
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&0i32.to_be_bytes()); // record count
+    let crc = compute_crc(&b);
+    b[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// The batch's CRC-32C, as Kafka computes it (attributes to the end).
 pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::batch::compute_crc;
+use super::batch::empty_batch;
 use super::checkpoint::{self, DurablePoint};
 use super::damage::Damage;
 use super::error::{LogError, Result};
@@ -23,8 +23,6 @@ use crate::disk::{Disk, DiskFile, OpenMode};
 /// The directory, inside a partition directory, that keeps quarantined bytes.
 pub const QUARANTINE_DIR: &str = "quarantine";
 const COPY_BLOCK: usize = 1 << 20;
-/// Bytes of an empty RecordBatch v2: the header alone.
-const EMPTY_BATCH_LEN: usize = 61;
 
 /// One damaged range of a partition log.
 #[derive(Debug, Clone)]
@@ -297,28 +295,6 @@ fn empty_batches(first: u64, end: u64, leader_epoch: i32) -> Vec<Vec<u8>> {
         base += count;
     }
     frames
-}
-
-/// A RecordBatch v2 with no records over `count` offsets from `base`: no producer,
-/// no timestamps (-1), as the log cleaner writes when it removed every record.
-pub fn empty_batch(base: u64, count: i32, leader_epoch: i32) -> Vec<u8> {
-    let mut b = Vec::with_capacity(EMPTY_BATCH_LEN);
-    b.extend_from_slice(&(base as i64).to_be_bytes());
-    b.extend_from_slice(&((EMPTY_BATCH_LEN - 12) as i32).to_be_bytes());
-    b.extend_from_slice(&leader_epoch.to_be_bytes());
-    b.push(2); // magic
-    b.extend_from_slice(&[0; 4]); // crc, set below
-    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
-    b.extend_from_slice(&(count - 1).to_be_bytes()); // last offset delta
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // first timestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // max timestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    b.extend_from_slice(&0i32.to_be_bytes()); // record count
-    let crc = compute_crc(&b);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 /// The partition directories under a data directory's `logs/`, in name order.
