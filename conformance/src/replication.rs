@@ -3,7 +3,7 @@
 //! logs (`Partitions`, with the real group commit run by hand), and its own applied
 //! metadata image; the controller's committed image is a real `MetadataState`. Every
 //! model action is carried out by the functions the broker's async edges call
-//! (`chronik::broker::replication`, `Partitions`, `truncation_point`,
+//! (`chronik_core::replication`: `LocalView`, `Partitions`, `truncation_point`,
 //! `MetadataState::apply`), and after every step both sides are reduced to a
 //! `ReplView` and compared (spec/conformance.md, C-5).
 //!
@@ -16,13 +16,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use chronik::broker::replication::{truncate_for_leader, AckWait, Fetched, LocalView};
-use chronik::broker::{Metrics, Partitions};
-use chronik::cluster::replication::truncation_point;
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, Record};
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_core::replication::{
+    truncate_for_leader, truncation_point, AckWait, Fetched, LocalView, NoEvents, Partitions,
+};
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
 };
@@ -190,11 +190,11 @@ impl ReplicationHarness {
         b.view = view;
         b.committer = ManualCommitter::new();
         let disk: Arc<dyn Disk> = Arc::new(b.disk.clone());
-        let partitions = Partitions::with_commit_queue(
+        let partitions = Partitions::new(
             disk,
             root(),
             LogConfig::default(),
-            Arc::new(Metrics::default()),
+            Arc::new(NoEvents),
             b.committer.queue(),
         );
         partitions

@@ -6,7 +6,10 @@
 pub mod consensus;
 pub mod consumer_groups;
 pub mod disk;
+pub mod errors;
 pub mod groups;
 pub mod log;
 pub mod metadata;
+pub mod replication;
 pub mod security;
+pub mod sync;

@@ -532,6 +532,34 @@ fn r_log_4_the_interval_policy_acknowledges_at_once_and_syncs_when_due() -> Test
     Ok(())
 }
 
+/// A batch whose fsync failed is cut off with the unacknowledged tail; its producer
+/// retries it with the same sequence. That retry is a new batch, appended and made
+/// durable: were it judged a duplicate of the cut one, it would wait for (or be
+/// acknowledged at) an offset the next append reuses (found by the simulator).
+#[test]
+fn r_log_11_a_retry_of_a_batch_cut_after_a_failed_fsync_is_appended_anew() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let dir = Path::new("/t-0");
+    let log = open(&disk, dir, LogConfig::default());
+    let first = with_producer(batch_for(0, 0, 1, 10), 42, 0, 0);
+    assert_eq!(log.append(&first, 0, 3)?.base_offset, 0);
+    mem_disk.fail_next_syncs(1);
+    let cut = with_producer(batch_for(0, 1, 1, 10), 42, 0, 1);
+    let err = log.append(&cut, 0, 4).err().ok_or("append acked")?;
+    assert!(err.is_storage_error(), "{err}");
+    let retried = log.append(&cut, 0, 4)?;
+    assert_eq!(
+        retried.base_offset, 1,
+        "appended again, at the offset the cut freed"
+    );
+    assert_eq!(log.durable_end_offset(), 2);
+    assert!(matches!(
+        log.append(&cut, 0, 4),
+        Err(LogError::DuplicateSequence { base_offset: 1 })
+    ));
+    Ok(())
+}
+
 #[test]
 fn r_log_11_producer_sequences_are_checked_and_survive_a_crash() -> TestResult {
     let (mem_disk, disk) = mem();

@@ -1,9 +1,10 @@
-//! `chronik-sim --seed N`: one simulated run of a Chronik metadata cluster, or
+//! `chronik-sim --seed N`: one simulated run of a Chronik cluster, or
 //! `--seeds COUNT` runs from N on. Prints each failing seed's broken rules and its
 //! trace; exits non-zero if any seed broke a rule.
 
 use chronik_core::consensus::DriverBugs;
-use chronik_sim::{run, Options};
+use chronik_core::replication::ReplicationBugs;
+use chronik_sim::{run, Faults, Options};
 use clap::Parser;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -26,34 +27,52 @@ struct Args {
     #[arg(long, default_value_t = 6_000)]
     settle_ms: u64,
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
-    /// skip-replay, skip-raft-fsync (repeatable).
+    /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
+    /// append-late-fetch (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
+    /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
+    /// only) or `partitions` (network partitions only).
+    #[arg(long, default_value = "swarm")]
+    faults: String,
     /// Print every notable event of each run, not only of failing ones.
     #[arg(long)]
     trace: bool,
 }
 
-fn bugs(names: &[String]) -> Result<DriverBugs, String> {
+fn bugs(names: &[String]) -> Result<(DriverBugs, ReplicationBugs), String> {
     let mut bugs = DriverBugs::default();
+    let mut replication = ReplicationBugs::default();
     for name in names {
         match name.as_str() {
             "ack-before-commit" => bugs.ack_before_commit = true,
             "register-only-as-leader" => bugs.register_only_as_leader = true,
             "skip-replay" => bugs.skip_replay = true,
             "skip-raft-fsync" => bugs.skip_raft_fsync = true,
+            "retry-acked-at-once" => replication.retry_acked_at_once = true,
+            "ack-after-deposed" => replication.ack_after_deposed = true,
+            "append-late-fetch" => replication.append_late_fetch = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
-    Ok(bugs)
+    Ok((bugs, replication))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let bugs = match bugs(&args.bugs) {
+    let (bugs, replication_bugs) = match bugs(&args.bugs) {
         Ok(bugs) => bugs,
         Err(e) => {
             eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let faults = match args.faults.as_str() {
+        "swarm" => None,
+        "pauses" => Some(Faults::pause_storm()),
+        "partitions" => Some(Faults::partition_storm()),
+        other => {
+            eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);
         }
     };
@@ -65,6 +84,8 @@ fn main() -> ExitCode {
             duration_ms: args.duration_ms,
             settle_ms: args.settle_ms,
             bugs,
+            replication_bugs,
+            faults: faults.clone(),
             full_trace: args.trace,
             ..Options::new(seed)
         });

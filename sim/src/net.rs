@@ -13,8 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Packet {
     pub from: u64,
     pub to: u64,
-    pub bytes: Vec<u8>,
+    pub payload: Payload,
 }
+
+/// What a packet carries: a metadata peer message as the transport frames it, or a
+/// partition request or answer (replica fetches and client produces).
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Raft(Vec<u8>),
+    Partition(crate::host::Message),
+}
+
+/// The address of the simulated clients: never cut off by a partition, which
+/// separates brokers from each other.
+pub const CLIENTS: u64 = 0;
 
 #[derive(Debug, Default)]
 pub struct Network {

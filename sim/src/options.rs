@@ -1,6 +1,7 @@
 //! What one simulated run does: its size, its faults and the bugs switched on.
 
 use chronik_core::consensus::DriverBugs;
+use chronik_core::replication::ReplicationBugs;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -42,6 +43,29 @@ impl Faults {
         }
     }
 
+    /// Process pauses and nothing else: a paused partition leader is fenced and
+    /// replaced while its requests and answers wait, then answers them late, and may
+    /// lead again later. The interleavings of a deposed leader's late acts.
+    pub fn pause_storm() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            pause_every_ms: 600,
+            ..Faults::none()
+        }
+    }
+
+    /// Partitions and nothing else, often: a leader cut off from the controller is
+    /// fenced and replaced while it still reaches its followers and clients.
+    pub fn partition_storm() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            partition_every_ms: 400,
+            ..Faults::none()
+        }
+    }
+
     /// Swarm testing: every seed draws its own mix, so that some runs are calm
     /// enough for rare interleavings and others are storms.
     pub fn swarm(rng: &mut impl Rng) -> Self {
@@ -77,6 +101,8 @@ pub struct Options {
     /// None: swarm (drawn from the seed).
     pub faults: Option<Faults>,
     pub bugs: DriverBugs,
+    /// Test-only faults in the replication steps.
+    pub replication_bugs: ReplicationBugs,
     /// Keep every notable event, not only the last ones.
     pub full_trace: bool,
 }
@@ -91,6 +117,7 @@ impl Options {
             client_every_ms: 40,
             faults: None,
             bugs: DriverBugs::default(),
+            replication_bugs: ReplicationBugs::default(),
             full_trace: false,
         }
     }

@@ -4,8 +4,12 @@
 //! the same run (a test asserts the trace hash).
 
 use crate::check::Checker;
-use crate::net::{self, Fate, Network, Packet};
+use crate::consumers::Consumers;
+use crate::host::{self, Host, Out};
+use crate::net::{self, Fate, Network, Packet, Payload, CLIENTS};
 use crate::options::{Faults, Options};
+use crate::producers::Producers;
+use crate::records::{self, read_values};
 use crate::trace::Trace;
 use chronik_core::consensus::{
     Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, ProposalFailure, Registration,
@@ -19,6 +23,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 const TICK_MS: u64 = 10;
+/// How often each node's partition work (commit rounds, replica fetches, ISR
+/// upkeep, answers) and the producers run.
+const PARTITION_TICK_MS: u64 = 5;
 const METADATA_DIR: &str = "/metadata";
 
 /// What a run found.
@@ -45,6 +52,10 @@ pub struct Stats {
     pub leader_changes: u64,
     pub fsync_failures: u64,
     pub pauses: u64,
+    /// Records acknowledged to the producers.
+    pub records_acknowledged: u64,
+    pub produce_retries: u64,
+    pub records_consumed: u64,
 }
 
 /// A client proposal and what came of it.
@@ -74,12 +85,15 @@ enum Timer {
     Heal,
     FsyncFailure,
     Pause,
+    Partitions,
 }
 
 struct SimNode {
     id: u64,
     disk: MemDisk,
     driver: Option<Driver>,
+    /// The partition logs and their replication, while the process runs.
+    host: Option<Host>,
     incarnation: u64,
     /// Each node's own election timeout, drawn per start: the simulator's stand-in
     /// for raft-rs's randomized timeout, which it pins to keep runs reproducible.
@@ -105,6 +119,8 @@ struct Sim {
     ops: Vec<ClientOp>,
     next_token: u64,
     checker: Checker,
+    producers: Producers,
+    consumers: Consumers,
     trace: Trace,
     stats: Stats,
     /// Faults and clients stop here; then the run settles.
@@ -123,6 +139,7 @@ pub fn run(opts: Options) -> Outcome {
             id,
             disk: MemDisk::new(),
             driver: None,
+            host: None,
             incarnation: 0,
             election_tick: 10,
             pending: BTreeMap::new(),
@@ -145,6 +162,8 @@ pub fn run(opts: Options) -> Outcome {
         ops: Vec::new(),
         next_token: 0,
         checker: Checker::default(),
+        producers: Producers::new(),
+        consumers: Consumers::new(),
         stats: Stats::default(),
     };
     sim.trace.note(0, format!("faults {:?}", sim.faults));
@@ -163,6 +182,9 @@ pub fn run(opts: Options) -> Outcome {
             "a node panicked (a Raft invariant broke): {message}"
         ));
     }
+    sim.stats.records_acknowledged = sim.producers.acknowledged;
+    sim.stats.produce_retries = sim.producers.retries;
+    sim.stats.records_consumed = sim.consumers.records_read;
     Outcome {
         seed: sim.opts.seed,
         faults: sim.faults.clone(),
@@ -204,6 +226,7 @@ impl Sim {
     fn schedule_first_timers(&mut self) {
         let client = self.around(self.opts.client_every_ms);
         self.after(client, Timer::Client);
+        self.after(PARTITION_TICK_MS, Timer::Partitions);
         if self.faults.crash_every_ms > 0 {
             let at = self.around(self.faults.crash_every_ms);
             self.after(at, Timer::Crash);
@@ -283,6 +306,7 @@ impl Sim {
             }
             Timer::FsyncFailure => self.fail_an_fsync(),
             Timer::Pause => self.pause(),
+            Timer::Partitions => self.partitions_tick(),
         }
     }
 
@@ -297,6 +321,7 @@ impl Sim {
             })
             .collect();
         self.timers.clear();
+        self.after(PARTITION_TICK_MS, Timer::Partitions);
         self.net.heal();
         for node in &mut self.nodes {
             node.paused_until = node.paused_until.min(self.now);
@@ -373,6 +398,17 @@ impl Sim {
             ));
         }
         let incarnation = self.nodes[i].incarnation;
+        let disk: Arc<dyn Disk> = Arc::new(self.nodes[i].disk.clone());
+        let bugs = self.opts.replication_bugs;
+        match Host::open(disk, id as i32, incarnation, &driver.view().state, bugs) {
+            Ok(host) => self.nodes[i].host = Some(host),
+            Err(e) => {
+                self.violation(format!(
+                    "R-RECOVER-1 node {id} (start {incarnation}) cannot open its partition logs: {e}"
+                ));
+                return;
+            }
+        }
         self.nodes[i].driver = Some(driver);
         self.checker.restarted(id);
         self.trace.note(
@@ -446,6 +482,7 @@ impl Sim {
     fn take_down(&mut self, i: usize, tear: Tear, why: &str, max_down_ms: u64) {
         let node = &mut self.nodes[i];
         node.driver = None;
+        node.host = None;
         node.sync_will_fail = false;
         node.disk.fail_next_syncs(0);
         node.disk.crash(tear);
@@ -488,13 +525,11 @@ impl Sim {
             .collect();
         if !up.is_empty() {
             let i = up[self.rng.gen_range(0..up.len())];
-            let topic = format!("t{}", self.ops.len());
-            let command = MetadataCommand::CreateTopic {
-                name: topic.clone(),
-                topic_id: format!("{topic}-id"),
-                partitions: vec![vec![self.nodes[i].id as i32]],
-                configs: Default::default(),
+            let command = self.topic_to_create(i);
+            let MetadataCommand::CreateTopic { name: topic, .. } = &command else {
+                return;
             };
+            let topic = topic.clone();
             self.next_token += 1;
             let token = self.next_token;
             self.nodes[i].pending.insert(token, self.ops.len());
@@ -513,7 +548,144 @@ impl Sim {
         self.after(next, Timer::Client);
     }
 
+    /// The replicated topic the producers write to, until some node's view has it;
+    /// then a single-replica topic per proposal.
+    fn topic_to_create(&self, i: usize) -> MetadataCommand {
+        let exists = self.nodes[i]
+            .driver
+            .as_ref()
+            .is_some_and(|d| d.node().state().topics.contains_key(records::TOPIC));
+        if exists {
+            let topic = format!("t{}", self.ops.len());
+            return MetadataCommand::CreateTopic {
+                topic_id: format!("{topic}-id"),
+                name: topic,
+                partitions: vec![vec![self.nodes[i].id as i32]],
+                configs: Default::default(),
+            };
+        }
+        let n = self.nodes.len();
+        let factor = n.min(3);
+        let partitions = (0..records::PARTITIONS as usize)
+            .map(|p| (0..factor).map(|r| ((p + r) % n) as i32 + 1).collect())
+            .collect();
+        let min_insync = if factor >= 3 { "2" } else { "1" };
+        MetadataCommand::CreateTopic {
+            name: records::TOPIC.to_string(),
+            topic_id: format!("{}-id", records::TOPIC),
+            partitions,
+            configs: [("min.insync.replicas".to_string(), min_insync.to_string())].into(),
+        }
+    }
+
+    /// Every running node's partition work, then the producers'.
+    fn partitions_tick(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused_until > self.now {
+                continue;
+            }
+            let node = &mut self.nodes[i];
+            let (Some(driver), Some(host)) = (&node.driver, &mut node.host) else {
+                continue;
+            };
+            let outs = host.tick(self.now, driver.node().state());
+            self.carry_out(i, outs);
+        }
+        let writing = self.now < self.calm_from;
+        let leaders = self.client_metadata();
+        let requests = self
+            .producers
+            .tick(self.now, writing, |key| leaders.get(key).copied());
+        let fetches = self
+            .consumers
+            .tick(self.now, |key| leaders.get(key).copied());
+        for (to, message) in requests.into_iter().chain(fetches) {
+            self.send_partition(CLIENTS, to, message);
+        }
+        for found in std::mem::take(&mut self.consumers.violations) {
+            self.violation(found);
+        }
+        self.after(PARTITION_TICK_MS, Timer::Partitions);
+    }
+
+    /// Where the clients believe each partition's leader is: what a random running
+    /// node's metadata says (a client's Metadata request).
+    fn client_metadata(&mut self) -> BTreeMap<(String, i32), u64> {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].driver.is_some())
+            .collect();
+        if up.is_empty() {
+            return BTreeMap::new();
+        }
+        let i = up[self.rng.gen_range(0..up.len())];
+        let Some(driver) = &self.nodes[i].driver else {
+            return BTreeMap::new();
+        };
+        let state = driver.node().state();
+        (0..records::PARTITIONS)
+            .filter_map(|p| {
+                let info = state.partition(records::TOPIC, p)?;
+                let leader = u64::try_from(info.leader).ok()?;
+                Some(((records::TOPIC.to_string(), p), leader))
+            })
+            .collect()
+    }
+
+    fn send_partition(&mut self, from: u64, to: u64, message: host::Message) {
+        let packet = Packet {
+            from,
+            to,
+            payload: Payload::Partition(message),
+        };
+        let fate = self.net.send(&mut self.rng, &self.faults, self.now, packet);
+        if matches!(fate, Fate::Dropped | Fate::Blocked) {
+            self.stats.lost += 1;
+        }
+    }
+
+    fn partition_message(&mut self, i: usize, from: u64, message: host::Message) {
+        if self.nodes[i].id == CLIENTS {
+            return;
+        }
+        let node = &mut self.nodes[i];
+        let (Some(driver), Some(host)) = (&node.driver, &mut node.host) else {
+            return;
+        };
+        let outs = host.handle(self.now, driver.node().state(), from, message);
+        self.carry_out(i, outs);
+    }
+
+    fn carry_out(&mut self, i: usize, outs: Vec<Out>) {
+        let from = self.nodes[i].id;
+        for out in outs {
+            match out {
+                Out::Send(to, message) => self.send_partition(from, to, message),
+                Out::Propose(command) => {
+                    // The answer goes to no client: the next view shows the outcome.
+                    self.next_token += 1;
+                    let token = self.next_token;
+                    self.step(i, Input::Propose { token, command });
+                }
+                Out::Note(line) => self.trace.note(self.now, line),
+            }
+        }
+    }
+
     fn deliver(&mut self, packet: Packet) {
+        if packet.to == CLIENTS {
+            match packet.payload {
+                Payload::Partition(host::Message::ProduceAnswer { request, result }) => {
+                    if let Some(line) = self.producers.answered(self.now, request, result) {
+                        self.trace.note(self.now, line);
+                    }
+                }
+                Payload::Partition(host::Message::ConsumerFetchAnswer { request, answer }) => {
+                    self.consumers.answered(self.now, request, answer);
+                }
+                _ => {}
+            }
+            return;
+        }
         let Some(i) = self.nodes.iter().position(|n| n.id == packet.to) else {
             return;
         };
@@ -526,7 +698,11 @@ impl Sim {
             self.net.requeue(until, packet);
             return;
         }
-        match net::decode(&packet.bytes) {
+        let bytes = match packet.payload {
+            Payload::Raft(bytes) => bytes,
+            Payload::Partition(message) => return self.partition_message(i, packet.from, message),
+        };
+        match net::decode(&bytes) {
             Ok((from, message)) if from == packet.from => {
                 self.stats.delivered += 1;
                 self.trace
@@ -576,7 +752,11 @@ impl Sim {
                         &mut self.rng,
                         &self.faults,
                         self.now,
-                        Packet { from, to, bytes },
+                        Packet {
+                            from,
+                            to,
+                            payload: Payload::Raft(bytes),
+                        },
                     );
                     if matches!(fate, Fate::Dropped | Fate::Blocked) {
                         self.stats.lost += 1;
@@ -588,6 +768,11 @@ impl Sim {
                 if let Some(driver) = &self.nodes[i].driver {
                     let observed = driver.node().observe();
                     self.checker.committed(from, &observed);
+                    let state = driver.node().state();
+                    if let Some(Err(e)) = self.nodes[i].host.as_ref().map(|h| h.on_view(state)) {
+                        self.trace
+                            .note(self.now, format!("node {from} cannot open a log: {e}"));
+                    }
                 }
             }
             Effect::Answer { token, result } => self.answered(i, token, result),
@@ -641,6 +826,79 @@ impl Sim {
                 format!("node {id} sees leader {leader:?} in term {term}"),
             );
         }
+    }
+
+    /// The producers' history against the settled cluster, and liveness: every
+    /// partition led by an ISR member, every produce a node took answered.
+    fn check_partitions(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for node in &self.nodes {
+            if let Some(host) = node
+                .host
+                .as_ref()
+                .filter(|h| h.overdue_produces(self.now) > 0)
+            {
+                problems.push(format!(
+                    "R-PROPOSE-2 node {} has {} produce requests unanswered past their timeout",
+                    node.id,
+                    host.overdue_produces(self.now)
+                ));
+            }
+        }
+        let Some(state) = self
+            .nodes
+            .iter()
+            .find_map(|n| n.driver.as_ref().map(|d| d.node().state()))
+        else {
+            return problems;
+        };
+        if !state.topics.contains_key(records::TOPIC) {
+            return problems;
+        }
+        let log_of = |id: i32, p: i32| {
+            self.nodes
+                .iter()
+                .find(|n| n.id as i32 == id)
+                .and_then(|n| n.host.as_ref())
+                .and_then(|h| h.partitions.get(records::TOPIC, p))
+        };
+        for p in 0..records::PARTITIONS {
+            let Some(info) = state.partition(records::TOPIC, p) else {
+                continue;
+            };
+            if !info.isr.contains(&info.leader) {
+                problems.push(format!(
+                    "I-5 after settling, {}-{p} has leader {} outside its ISR {:?}",
+                    records::TOPIC,
+                    info.leader,
+                    info.isr
+                ));
+                continue;
+            }
+            let Some(leader) = log_of(info.leader, p) else {
+                problems.push(format!(
+                    "I-5 the leader of {}-{p} has no log",
+                    records::TOPIC
+                ));
+                continue;
+            };
+            let followers: Vec<_> = info
+                .isr
+                .iter()
+                .filter(|r| **r != info.leader)
+                .filter_map(|r| log_of(*r, p).map(|log| (*r as u64, log)))
+                .collect();
+            let replicas: Vec<(u64, &chronik_core::log::PartitionLog)> = followers
+                .iter()
+                .map(|(id, log)| (*id, log.as_ref()))
+                .collect();
+            problems.extend(self.producers.check(p, &leader, &replicas));
+            match read_values(&leader, leader.high_watermark()) {
+                Ok(held) => problems.extend(self.consumers.check(p, &held)),
+                Err(e) => problems.push(format!("R-REPL-1 p{p}: the leader's log: {e}")),
+            }
+        }
+        problems
     }
 
     fn violation(&mut self, what: String) {
@@ -707,6 +965,7 @@ impl Sim {
                 }
             }
         }
+        problems.extend(self.check_partitions());
         for op in self.ops.iter().filter(|op| op.status == Status::Pending) {
             problems.push(format!(
                 "R-PROPOSE-2 the proposal of {} at node {} was never answered",

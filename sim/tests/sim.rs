@@ -1,10 +1,12 @@
 //! The simulator in CI (spec/conformance.md, "The simulator"): hundreds of seeds of
-//! three real metadata node cores under swarm faults hold every checked rule; a seed
+//! three real node cores (metadata and partition replication, with idempotent acks=all
+//! producers) under swarm faults hold every checked rule; a seed
 //! always gives the same run; and each injected bug class is found within a small
 //! seed budget, by the rule it breaks.
 
 use chronik_core::consensus::DriverBugs;
-use chronik_sim::{run, Options, Outcome};
+use chronik_core::replication::ReplicationBugs;
+use chronik_sim::{run, Faults, Options, Outcome};
 
 fn report(outcome: &Outcome) -> String {
     format!(
@@ -17,19 +19,30 @@ fn report(outcome: &Outcome) -> String {
     )
 }
 
+/// Every seed holds every rule; and the runs do work: a storm may leave a seed
+/// with nothing acknowledged (20% loss, latency to 84 ms, a crash every 0.7 s and a
+/// partition every second, on five nodes), but not one seed in ten, and the
+/// producers' records are acknowledged and read.
 fn assert_seeds_hold(first: u64, count: u64, nodes: usize) {
+    let (mut idle, mut records, mut consumed) = (Vec::new(), 0, 0);
     for seed in first..first + count {
         let outcome = run(Options {
             nodes,
             ..Options::new(seed)
         });
         assert!(outcome.violations.is_empty(), "{}", report(&outcome));
-        assert!(
-            outcome.stats.acknowledged > 0,
-            "seed {seed} acknowledged nothing: {:?}",
-            outcome.stats
-        );
+        if outcome.stats.acknowledged == 0 {
+            idle.push((seed, outcome.faults.clone()));
+        }
+        records += outcome.stats.records_acknowledged;
+        consumed += outcome.stats.records_consumed;
     }
+    assert!(
+        idle.len() as u64 <= count / 10,
+        "seeds that acknowledged nothing: {idle:?}"
+    );
+    assert!(records >= count * 10, "only {records} records acknowledged");
+    assert!(consumed >= count * 10, "only {consumed} records consumed");
 }
 
 /// I-1, I-4, I-5, R-PERSIST-1, R-RECOVER-1, R-RECOVER-2, R-START-3, R-PROPOSE-2 on
@@ -97,13 +110,53 @@ fn finds_a_view_served_before_replay() {
 }
 
 /// Advance before persist: the Raft log's fsync does nothing, so a crash forgets
-/// votes and entries the node had already acted on.
+/// votes and entries the node had already acted on: committed entries change (I-4;
+/// two leaders in one term, I-1, shows up too but more rarely since the partition
+/// traffic shares the seed's random draws) and acknowledged topics are lost.
 #[test]
 fn finds_raft_advancing_before_its_writes_are_durable() {
     let bugs = DriverBugs {
         skip_raft_fsync: true,
         ..DriverBugs::default()
     };
-    finds(bugs, "I-1", 50);
+    finds(bugs, "I-4", 50);
     finds(bugs, "R-PERSIST-1 acknowledged topic", 100);
+}
+
+/// The retried batch acknowledged before replication (commit e9b9b57's bug): an
+/// idempotent retry of a batch already written is answered at once, and the
+/// record is lost when the leader then fails before its followers have it.
+#[test]
+fn finds_a_retry_acknowledged_before_it_is_replicated() {
+    let replication_bugs = ReplicationBugs {
+        retry_acked_at_once: true,
+        ..ReplicationBugs::default()
+    };
+    for seed in 0..100 {
+        let outcome = run(Options {
+            replication_bugs,
+            ..Options::new(seed)
+        });
+        if outcome.violations.iter().any(|v| v.contains("I-6")) {
+            return;
+        }
+    }
+    panic!("{replication_bugs:?}: no seed of 100 lost an acknowledged record");
+}
+
+/// Storms of one fault each hold every rule: process pauses (a paused partition
+/// leader is fenced and replaced while its requests and answers wait, then answers
+/// them late) and network partitions (a leader cut off from the controller is
+/// replaced while it still reaches its followers and clients).
+#[test]
+fn pause_and_partition_storms_hold_every_rule() {
+    for faults in [Faults::pause_storm(), Faults::partition_storm()] {
+        for seed in 0..100 {
+            let outcome = run(Options {
+                faults: Some(faults.clone()),
+                ..Options::new(seed)
+            });
+            assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        }
+    }
 }

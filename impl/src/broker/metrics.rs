@@ -2,7 +2,8 @@
 //! `http_listen`: `GET /metrics` and `GET /health`.
 
 use crate::consensus::MetadataView;
-use crate::log::PartitionLog;
+use crate::log::{PartitionLog, SyncObserver};
+use chronik_core::replication::PartitionEvents;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -10,7 +11,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use std::time::Duration;
 
 type Labels = Vec<(String, String)>;
 
@@ -230,18 +230,6 @@ impl Metrics {
         self.fetch_responses_shrunk.inc();
     }
 
-    pub fn housekeeping_failure(&self) {
-        self.housekeeping_failures.inc();
-    }
-
-    pub fn housekeeping_failing(&self, partitions: usize) {
-        self.housekeeping_failing.set(partitions as i64);
-    }
-
-    pub fn fsync(&self, took: Duration) {
-        self.fsync_seconds.observe(took.as_secs_f64());
-    }
-
     /// The exposition text, with the gauges read fresh from the metadata view and
     /// the partition logs.
     pub fn render(
@@ -274,5 +262,25 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+impl PartitionEvents for Metrics {
+    fn sync_observer(&self) -> Option<SyncObserver> {
+        let fsync_seconds = self.fsync_seconds.clone();
+        Some(Arc::new(move |sync| {
+            let started = std::time::Instant::now();
+            let outcome = sync();
+            fsync_seconds.observe(started.elapsed().as_secs_f64());
+            outcome
+        }))
+    }
+
+    fn housekeeping_failure(&self) {
+        self.housekeeping_failures.inc();
+    }
+
+    fn housekeeping_failing(&self, partitions: usize) {
+        self.housekeeping_failing.set(partitions as i64);
     }
 }

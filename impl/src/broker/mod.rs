@@ -8,14 +8,10 @@ pub mod config;
 mod connection_limits;
 mod consensus_loop;
 pub mod data_dir_lock;
-mod failure_states;
 mod http;
 pub mod listeners;
 mod metrics;
-mod partitions;
-mod repair;
 mod replica_fetcher;
-pub mod replication;
 mod request_memory;
 pub mod response_memory;
 mod scrub;
@@ -23,17 +19,19 @@ mod server;
 pub mod shared;
 mod tls;
 
+pub use chronik_core::replication::{self, log_config, Partitions};
 pub use config::BrokerConfig;
 pub use consensus_loop::{ConsensusHandle, ConsensusLoop, Inputs, MetadataView, ProposalFailure};
 pub use metrics::Metrics;
-pub use partitions::{log_config, Partitions};
 pub use shared::{now_ms, Broker};
 
 use crate::consensus::{DriverConfig, MetadataNode, NodeConfig, Registration};
 use crate::disk::{Disk, RealDisk};
+use crate::log::GroupCommitter;
 use crate::metadata::{ApplyOutcome, Endpoint, MetadataCommand};
+use chronik_core::replication::PartitionEvents;
+use chronik_core::replication::RepairStep;
 use listeners::ListenerSpec;
-use repair::RepairStep;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +46,8 @@ pub struct RunningBroker {
     tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     local_addrs: Vec<(String, SocketAddr)>,
+    /// The thread that runs the partition logs' group commit rounds.
+    _flusher: GroupCommitter,
     /// Released when the broker is dropped, after everything above.
     _lock: data_dir_lock::DataDirLock,
 }
@@ -69,11 +69,13 @@ impl RunningBroker {
         )?;
         let incarnation = next_incarnation(disk.as_ref(), &config.data_dir)?;
         let metrics = Arc::new(Metrics::default());
+        let flusher = GroupCommitter::start();
         let partitions = Arc::new(Partitions::new(
             Arc::clone(&disk),
             config.data_dir.join("logs"),
             config.log_defaults(),
-            Arc::clone(&metrics),
+            Arc::clone(&metrics) as Arc<dyn PartitionEvents>,
+            flusher.queue(),
         ));
         // 2. The consensus loop runs before anything could await a proposal (after
         //    replaying the committed metadata, which needs no peer).
@@ -202,6 +204,7 @@ impl RunningBroker {
             tasks,
             local_addr,
             local_addrs,
+            _flusher: flusher,
             _lock: lock,
         })
     }

@@ -20,12 +20,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::repair::RepairStep;
-use super::replication::{truncate_for_leader, Fetched};
 use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
-use crate::cluster::replication::truncation_point;
 use crate::log::PartitionLog;
+use chronik_core::replication::RepairStep;
+use chronik_core::replication::{truncate_for_leader, truncation_point_for_answer, Fetched};
 
 const FETCH_VERSION: i16 = 12;
 const EPOCH_VERSION: i16 = 4;
@@ -278,7 +277,9 @@ async fn leader_end_offset(
     if r.error_code != 0 {
         return Err(format!("OffsetForLeaderEpoch error {}", r.error_code));
     }
-    let answer =
-        (r.leader_epoch >= 0 && r.end_offset >= 0).then_some((r.leader_epoch, r.end_offset as u64));
-    Ok(Some(truncation_point(log, answer)))
+    Ok(Some(truncation_point_for_answer(
+        log,
+        r.leader_epoch,
+        r.end_offset,
+    )))
 }

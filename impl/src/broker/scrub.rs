@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::partitions::Partitions;
 use super::shared::Broker;
+use chronik_core::replication::Partitions;
 
 const SLICE: Duration = Duration::from_millis(100);
 

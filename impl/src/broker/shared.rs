@@ -5,9 +5,9 @@
 use super::config::BrokerConfig;
 use super::consensus_loop::ConsensusHandle;
 use super::metrics::Metrics;
-use super::partitions::Partitions;
-use super::replication;
 use crate::metadata::MetadataCommand;
+use chronik_core::replication;
+use chronik_core::replication::Partitions;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -35,7 +35,7 @@ pub struct Broker {
     /// The budget consumer Fetch answers are read into (R-WIRE-12).
     pub fetch_memory: super::response_memory::ResponseMemory,
     /// Damaged copies being repaired from their replicas (R-REPL-4).
-    pub repairs: super::repair::Repairs,
+    pub repairs: chronik_core::replication::Repairs,
     /// The authorizer's settings, if one is configured (`authorizer_enabled`); the
     /// ACLs are the metadata's.
     pub authorizer: Option<Arc<chronik_core::security::acl::Authorizer>>,

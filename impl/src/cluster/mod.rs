@@ -6,4 +6,3 @@ pub mod transport;
 
 pub use transport::{ForwardOutcome, Inbound, PeerMessage, PeerSecurity, Transport};
 pub mod client;
-pub mod replication;

@@ -2,7 +2,7 @@
 //! configs, DeleteRecords, DescribeCluster, OffsetForLeaderEpoch.
 
 use super::authorize::Caller;
-use super::common::{gate, led_log, propose, str_bytes};
+use super::common::{led_log, propose, str_bytes};
 use super::configs::{self, TOPIC_CONFIGS};
 use super::errors;
 use super::partition_limits;
@@ -693,27 +693,18 @@ fn offset_for_leader_epoch(
                         r.error_code = refused;
                         return r;
                     }
-                    let led = gate(
-                        broker,
-                        &view.state,
+                    let answer = broker.local(&view.state).epoch_end(
                         &name,
                         p.partition,
                         p.current_leader_epoch,
-                    )
-                    .map(|(log, _)| log);
-                    match led {
+                        p.leader_epoch,
+                    );
+                    match answer {
                         Err(code) => r.error_code = code,
-                        Ok(log) => match log.end_offset_for_epoch(p.leader_epoch) {
-                            Some((epoch, end)) => {
-                                r.leader_epoch = epoch;
-                                r.end_offset = end as i64;
-                            }
-                            // The log holds nothing of that epoch or earlier.
-                            None => {
-                                r.leader_epoch = -1;
-                                r.end_offset = log.log_start_offset() as i64;
-                            }
-                        },
+                        Ok((epoch, end)) => {
+                            r.leader_epoch = epoch;
+                            r.end_offset = end as i64;
+                        }
                     }
                     r
                 })

@@ -54,9 +54,7 @@ pub fn led_log<'a>(
     broker.local(state).led_log(topic, partition)
 }
 
-/// The one gate of every per-partition request (R-WIRE-5): this broker leads the
-/// partition (`led_log`), and the request's `current_leader_epoch` (-1: not checked)
-/// is the partition's. Fetch, ListOffsets and OffsetForLeaderEpoch pass through it.
+/// The one gate of every per-partition request (`LocalView::gate`, R-WIRE-5).
 pub fn gate<'a>(
     broker: &'a Broker,
     state: &'a crate::metadata::MetadataState,
@@ -64,21 +62,9 @@ pub fn gate<'a>(
     partition: i32,
     current_leader_epoch: i32,
 ) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), i16> {
-    let (log, info) = led_log(broker, state, topic, partition)?;
-    match leader_epoch_error(current_leader_epoch, info.leader_epoch) {
-        Some(code) => Err(code),
-        None => Ok((log, info)),
-    }
+    broker
+        .local(state)
+        .gate(topic, partition, current_leader_epoch)
 }
 
-/// A request's `current_leader_epoch` against the partition's: older is
-/// FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; -1 means "not checked".
-pub fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
-    if requested < 0 || requested == current {
-        None
-    } else if requested < current {
-        Some(errors::FENCED_LEADER_EPOCH)
-    } else {
-        Some(errors::UNKNOWN_LEADER_EPOCH)
-    }
-}
+pub use chronik_core::replication::leader_epoch_error;

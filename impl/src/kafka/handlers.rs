@@ -10,12 +10,12 @@ use super::message_format;
 use super::partition_limits;
 use super::record_validation::{self, RecordPolicy};
 use crate::broker::config::BrokerConfig;
-use crate::broker::replication::AckWait;
 use crate::broker::response_memory::Grant;
 use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
+use chronik_core::replication::{ack_error, appended, AckWait, Appended};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -753,14 +753,6 @@ async fn wait_acknowledgeable(
     .await
 }
 
-fn ack_error(waited: AckWait) -> Option<i16> {
-    match waited {
-        AckWait::Acknowledgeable => None,
-        AckWait::TimedOut => Some(errors::REQUEST_TIMED_OUT),
-        AckWait::Deposed => Some(errors::NOT_LEADER_OR_FOLLOWER),
-    }
-}
-
 /// Waits for a submitted Produce's appends to be durable and builds the response.
 async fn produce_finish(
     broker: &Broker,
@@ -782,31 +774,19 @@ async fn produce_finish(
             .unwrap_or(Err(crate::log::LogError::ShuttingDown));
         let response =
             &mut responses[append.topic_index].partition_responses[append.partition_index];
-        // Where the acknowledgement must wait up to: the batch's own end, or for a
-        // retry of a batch already written, the original's (answered as the original
-        // would be, and no sooner: acknowledging such a retry at once lost
-        // acknowledged writes when the leader then died; found by the fault run, I-6).
-        let end = match &outcome {
-            Ok(info) => {
-                response.base_offset = info.base_offset as i64;
-                response.log_append_time_ms = append.log_append_time_ms;
-                if version >= 5 {
-                    response.log_start_offset = append.log.log_start_offset() as i64;
-                }
-                // Followers long-poll for new durable data, not only for the
-                // high watermark.
-                broker.data_arrived.notify_waiters();
-                advance_high_watermark(broker, &append.key, &append.log);
-                Some(info.last_offset + 1)
+        if outcome.is_ok() {
+            response.log_append_time_ms = append.log_append_time_ms;
+            if version >= 5 {
+                response.log_start_offset = append.log.log_start_offset() as i64;
             }
-            Err(crate::log::LogError::DuplicateSequence { base_offset }) => {
-                response.base_offset = *base_offset as i64;
-                Some(base_offset + append.offset_count)
-            }
-            Err(_) => None,
-        };
-        match (end, outcome) {
-            (Some(end), _) => {
+            // Followers long-poll for new durable data, not only for the high
+            // watermark.
+            broker.data_arrived.notify_waiters();
+            advance_high_watermark(broker, &append.key, &append.log);
+        }
+        match appended(&outcome, append.offset_count, broker.partitions.bugs()) {
+            Appended::WaitFor { base_offset, end } => {
+                response.base_offset = base_offset as i64;
                 let waited = wait_acknowledgeable(
                     broker,
                     &append.log,
@@ -822,10 +802,11 @@ async fn produce_finish(
                     broker.metrics.error("Produce");
                 }
             }
-            (None, Ok(_)) => {}
-            (None, Err(e)) => {
-                tracing::warn!(error = %e, "append failed");
-                response.error_code = errors::from_log_error(&e);
+            Appended::Refused(code) => {
+                if let Err(e) = &outcome {
+                    tracing::warn!(error = %e, "append failed");
+                }
+                response.error_code = code;
                 broker.metrics.error("Produce");
             }
         }

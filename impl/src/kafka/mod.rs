@@ -9,7 +9,7 @@ pub mod codec;
 pub mod common;
 pub mod configs;
 pub mod consumer_group_handlers;
-pub mod errors;
+pub use chronik_core::errors;
 pub mod group_handlers;
 pub mod handlers;
 pub mod message_format;

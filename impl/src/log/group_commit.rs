@@ -7,26 +7,14 @@
 //! that started after the request was queued has succeeded; since an append writes
 //! its bytes before it queues its request, that sync covers them.
 
-use super::error::LogError;
+use super::{complete_round, distinct_targets, CommitQueue, CommitRequest, CommitSink};
+use super::{LogError, SyncTarget};
 use crate::sync::{lock, thread, Condvar, Mutex};
 use std::sync::Arc;
 
-/// Something whose written bytes can be made durable: a partition log.
-pub trait SyncTarget: Send + Sync {
-    fn sync(&self) -> Result<(), LogError>;
-}
-
-/// Called once with the outcome of the sync that covers a request.
-pub type Completion = Box<dyn FnOnce(Result<(), LogError>) + Send>;
-
-struct Request {
-    target: Arc<dyn SyncTarget>,
-    done: Completion,
-}
-
 #[derive(Default)]
 struct Queue {
-    requests: Vec<Request>,
+    requests: Vec<CommitRequest>,
     shutdown: bool,
     rounds: u64,
     syncs: u64,
@@ -42,12 +30,6 @@ struct Shared {
 pub struct GroupCommitter {
     shared: Arc<Shared>,
     flusher: Option<thread::JoinHandle<()>>,
-}
-
-/// A handle to submit requests to a [`GroupCommitter`]; cheap to clone.
-#[derive(Clone)]
-pub struct CommitQueue {
-    shared: Arc<Shared>,
 }
 
 /// Counters for benches and tests: how well requests were grouped.
@@ -73,9 +55,7 @@ impl GroupCommitter {
     }
 
     pub fn queue(&self) -> CommitQueue {
-        CommitQueue {
-            shared: Arc::clone(&self.shared),
-        }
+        CommitQueue::new(Arc::new(FlusherSink(Arc::clone(&self.shared))))
     }
 
     pub fn stats(&self) -> CommitStats {
@@ -100,38 +80,20 @@ impl Drop for GroupCommitter {
     }
 }
 
-impl CommitQueue {
-    /// Queues a request; `done` runs on the flusher thread after the covering sync.
-    pub fn submit(&self, target: Arc<dyn SyncTarget>, done: Completion) {
-        let mut q = lock(&self.shared.queue);
+/// The flusher's end of a [`CommitQueue`].
+struct FlusherSink(Arc<Shared>);
+
+impl CommitSink for FlusherSink {
+    fn submit(&self, request: CommitRequest) {
+        let mut q = lock(&self.0.queue);
         if q.shutdown {
             drop(q);
-            done(Err(LogError::ShuttingDown));
+            (request.done)(Err(LogError::ShuttingDown));
             return;
         }
-        q.requests.push(Request { target, done });
+        q.requests.push(request);
         drop(q);
-        self.shared.wake.notify_one();
-    }
-
-    /// Queues a request and blocks until it is durable or has failed.
-    pub fn sync(&self, target: Arc<dyn SyncTarget>) -> Result<(), LogError> {
-        let slot = Arc::new((Mutex::new(None), Condvar::new()));
-        let for_done = Arc::clone(&slot);
-        self.submit(
-            target,
-            Box::new(move |result| {
-                *lock(&for_done.0) = Some(result);
-                for_done.1.notify_one();
-            }),
-        );
-        let mut outcome = lock(&slot.0);
-        loop {
-            if let Some(result) = outcome.take() {
-                return result;
-            }
-            outcome = slot.1.wait(outcome).unwrap_or_else(|p| p.into_inner());
-        }
+        self.0.wake.notify_one();
     }
 }
 
@@ -154,97 +116,32 @@ fn run_flusher(shared: &Shared) {
 }
 
 /// Syncs every log named in `round` and completes its requests.
-fn commit_round(shared: &Shared, round: Vec<Request>) {
-    let outcomes = sync_distinct_targets(&round);
+fn commit_round(shared: &Shared, round: Vec<CommitRequest>) {
+    let targets = distinct_targets(&round);
+    let outcomes = sync_in_parallel(&targets);
     {
         let mut q = lock(&shared.queue);
         q.rounds += 1;
-        q.syncs += outcomes.len() as u64;
+        q.syncs += targets.len() as u64;
         q.acknowledged += round.len() as u64;
     }
-    for request in round {
-        let key = Arc::as_ptr(&request.target) as *const ();
-        let outcome = outcomes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, r)| r.clone())
-            .unwrap_or(Err(LogError::ShuttingDown));
-        (request.done)(outcome);
-    }
+    complete_round(round, &targets, &outcomes);
 }
 
-/// A commit queue without a flusher thread: its owner runs the rounds. The
-/// simulation shell uses it so that fsyncs happen exactly where its schedule puts
-/// them, through the same round logic as the broker's flusher.
-pub struct ManualCommitter {
-    shared: Arc<Shared>,
-}
-
-impl Default for ManualCommitter {
-    fn default() -> Self {
-        Self::new()
+/// Different logs are different files, and this kind of disk completes concurrent
+/// fdatasyncs far faster than the same number in sequence, so they run in parallel.
+fn sync_in_parallel(targets: &[Arc<dyn SyncTarget>]) -> Vec<Result<(), LogError>> {
+    if let [only] = targets {
+        return vec![only.sync()];
     }
-}
-
-impl ManualCommitter {
-    pub fn new() -> Self {
-        ManualCommitter {
-            shared: Arc::new(Shared {
-                queue: Mutex::new(Queue::default()),
-                wake: Condvar::new(),
-            }),
-        }
-    }
-
-    pub fn queue(&self) -> CommitQueue {
-        CommitQueue {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-
-    /// Runs one round over everything queued so far; returns how many requests it
-    /// completed.
-    pub fn run_round(&self) -> usize {
-        let round = std::mem::take(&mut lock(&self.shared.queue).requests);
-        let n = round.len();
-        if n > 0 {
-            commit_round(&self.shared, round);
-        }
-        n
-    }
-
-    /// Fails every queued request, as a crash of the process would leave them.
-    pub fn abandon(&self) {
-        let round = std::mem::take(&mut lock(&self.shared.queue).requests);
-        for request in round {
-            (request.done)(Err(LogError::ShuttingDown));
-        }
-    }
-}
-
-/// Syncs each distinct target of a round once. Different logs are different files,
-/// and this kind of disk completes concurrent fdatasyncs far faster than the same
-/// number in sequence, so they run in parallel.
-fn sync_distinct_targets(round: &[Request]) -> Vec<(*const (), Result<(), LogError>)> {
-    let mut targets: Vec<(*const (), &Arc<dyn SyncTarget>)> = Vec::new();
-    for request in round {
-        let key = Arc::as_ptr(&request.target) as *const ();
-        if !targets.iter().any(|(k, _)| *k == key) {
-            targets.push((key, &request.target));
-        }
-    }
-    if targets.len() == 1 {
-        return targets.into_iter().map(|(k, t)| (k, t.sync())).collect();
-    }
-    let results: Vec<Result<(), LogError>> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()
-            .map(|(_, t)| scope.spawn(move || t.sync()))
+            .map(|t| scope.spawn(move || t.sync()))
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(LogError::ShuttingDown)))
             .collect()
-    });
-    targets.into_iter().map(|(k, _)| k).zip(results).collect()
+    })
 }

@@ -1,24 +1,7 @@
-//! The partition log: the source of truth for every partition's records.
-//! Rules R-LOG-* in spec/log.md.
+//! The partition log lives in the core (`chronik_core::log`); the shell adds the
+//! flusher thread that runs its group commit rounds.
 
-pub mod batch;
-pub mod checkpoint;
-mod coalesce;
-pub mod compression;
-mod config;
-pub mod damage;
-pub use chronik_core::log::{error, frame, frame_reader};
+pub use chronik_core::log::*;
 mod group_commit;
-pub mod index;
-mod partition;
-pub mod producers;
-pub mod quarantine;
-pub mod segment;
 
-pub use coalesce::SyncCoalescer;
-pub use config::{FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
-pub use error::{LogError, Result};
-pub use group_commit::{
-    CommitQueue, CommitStats, Completion, GroupCommitter, ManualCommitter, SyncTarget,
-};
-pub use partition::{AppendInfo, PartitionLog, ReadLimits, ReadResult, SyncObserver};
+pub use group_commit::{CommitStats, GroupCommitter};

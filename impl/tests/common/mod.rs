@@ -97,11 +97,7 @@ pub fn with_producer(
     epoch: i16,
     base_sequence: i32,
 ) -> Vec<u8> {
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
-    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = batch::compute_crc(&batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch::set_producer(&mut batch, producer_id, epoch, base_sequence);
     batch
 }
 

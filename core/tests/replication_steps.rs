@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chronik::broker::{Metrics, Partitions};
-use chronik::disk::{Disk, MemDisk};
-use chronik::log::batch::{build_batch, Record};
-use chronik::log::{LogConfig, ManualCommitter};
-use chronik::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_core::disk::{Disk, MemDisk};
+use chronik_core::log::batch::{build_batch, Record};
+use chronik_core::log::{LogConfig, ManualCommitter};
+use chronik_core::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_core::replication::{NoEvents, Partitions};
 
 const FENCED_LEADER_EPOCH: i16 = 74;
 const INVALID_UPDATE_VERSION: i16 = 95;
@@ -122,11 +122,11 @@ fn r_repl_2_a_follower_joins_the_isr_only_with_what_its_leader_had_at_its_epoch_
     let (mut state, _) = three_brokers_one_topic();
     let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
     let committer = ManualCommitter::new();
-    let partitions = Partitions::with_commit_queue(
+    let partitions = Partitions::new(
         disk,
         PathBuf::from("/data"),
         LogConfig::default(),
-        Arc::new(Metrics::default()),
+        Arc::new(NoEvents),
         committer.queue(),
     );
     partitions.reconcile(&state, 1).expect("the log opens");

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::bugs::ReplicationBugs;
 use super::partitions::Partitions;
-use crate::kafka::errors;
-use crate::log::PartitionLog;
+use crate::errors;
+use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 
 pub type PartitionKey = (String, i32);
@@ -54,6 +55,39 @@ impl<'a> LocalView<'a> {
             Some(log) if self.state.leads(info, self.me, self.incarnation) => Ok((log, info)),
             _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
         }
+    }
+
+    /// The one gate of every per-partition request (R-WIRE-5): this broker leads the
+    /// partition (`led_log`), and the request's `current_leader_epoch` (-1: not
+    /// checked) is the partition's. Fetch, ListOffsets and OffsetForLeaderEpoch pass
+    /// through it.
+    pub fn gate(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+        let (log, info) = self.led_log(topic, partition)?;
+        match leader_epoch_error(current_leader_epoch, info.leader_epoch) {
+            Some(code) => Err(code),
+            None => Ok((log, info)),
+        }
+    }
+
+    /// The leader's answer to OffsetForLeaderEpoch for `asked_epoch`: its largest
+    /// epoch at or below it and where that ends here, or `(-1, log start)` when it
+    /// holds nothing of that epoch or earlier (KIP-101, KIP-279).
+    pub fn epoch_end(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+        asked_epoch: i32,
+    ) -> Result<(i32, u64), i16> {
+        let (log, _) = self.gate(topic, partition, current_leader_epoch)?;
+        Ok(log
+            .end_offset_for_epoch(asked_epoch)
+            .unwrap_or((-1, log.log_start_offset())))
     }
 
     /// Where a produce with `acks` may be appended: only the leader takes writes
@@ -128,7 +162,8 @@ impl<'a> LocalView<'a> {
             return Some(AckWait::Acknowledgeable);
         }
         let still_leading = self.state.partition(&key.0, key.1).is_some_and(|p| {
-            self.state.leads(p, self.me, self.incarnation) && p.leader_epoch == epoch
+            self.state.leads(p, self.me, self.incarnation)
+                && (p.leader_epoch == epoch || self.partitions.bugs().ack_after_deposed)
         });
         let reached = if acks == -1 {
             log.high_watermark() >= end
@@ -211,6 +246,65 @@ impl<'a> LocalView<'a> {
                 .map_err(|e| e.to_string())?;
         }
         Ok(true)
+    }
+}
+
+/// A request's `current_leader_epoch` against the partition's: older is
+/// FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; -1 means "not checked".
+pub fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
+    if requested < 0 || requested == current {
+        None
+    } else if requested < current {
+        Some(errors::FENCED_LEADER_EPOCH)
+    } else {
+        Some(errors::UNKNOWN_LEADER_EPOCH)
+    }
+}
+
+/// What a produce's append came to, for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Answer with `base_offset` once the records up to `end` may be acknowledged
+    /// (`LocalView::ack_outcome`).
+    WaitFor { base_offset: u64, end: u64 },
+    /// Answer at once with this code.
+    Refused(i16),
+}
+
+/// Where a produce's acknowledgement must wait up to: the batch's own end, or, for
+/// an idempotent retry of a batch already written, the original's, answered as the
+/// original would be and no sooner. Acknowledging such a retry at once lost
+/// acknowledged writes when the leader then died (found by the fault run, I-6).
+pub fn appended(
+    outcome: &Result<AppendInfo, LogError>,
+    offset_count: u64,
+    bugs: ReplicationBugs,
+) -> Appended {
+    match outcome {
+        Ok(info) => Appended::WaitFor {
+            base_offset: info.base_offset,
+            end: info.last_offset + 1,
+        },
+        Err(LogError::DuplicateSequence { base_offset }) if bugs.retry_acked_at_once => {
+            Appended::WaitFor {
+                base_offset: *base_offset,
+                end: 0,
+            }
+        }
+        Err(LogError::DuplicateSequence { base_offset }) => Appended::WaitFor {
+            base_offset: *base_offset,
+            end: base_offset + offset_count,
+        },
+        Err(e) => Appended::Refused(errors::from_log_error(e)),
+    }
+}
+
+/// The code a produce is answered with once waiting for it ended.
+pub fn ack_error(waited: AckWait) -> Option<i16> {
+    match waited {
+        AckWait::Acknowledgeable => None,
+        AckWait::TimedOut => Some(errors::REQUEST_TIMED_OUT),
+        AckWait::Deposed => Some(errors::NOT_LEADER_OR_FOLLOWER),
     }
 }
 

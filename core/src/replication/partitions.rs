@@ -1,10 +1,11 @@
 //! The partition logs this broker hosts, opened and closed as the metadata assigns
 //! and removes partitions.
 
+use super::bugs::ReplicationBugs;
 use super::failure_states::{Change, FailureStates};
-use crate::cluster::replication::FollowerTracker;
+use super::tracker::FollowerTracker;
 use crate::disk::{read_all, write_atomically, Disk};
-use crate::log::{CommitQueue, GroupCommitter, LogConfig, LogError, PartitionLog};
+use crate::log::{CommitQueue, LogConfig, LogError, PartitionLog, SyncObserver};
 use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,10 +16,9 @@ pub type TopicPartition = (String, i32);
 pub struct Partitions {
     disk: Arc<dyn Disk>,
     root: PathBuf,
+    /// Where appends queue their fsyncs: the broker's flusher thread, or a committer
+    /// whose rounds the simulator runs.
     commits: CommitQueue,
-    /// The flusher thread behind `commits`, when this owns one (not in simulation,
-    /// where the caller runs the commit rounds).
-    _flusher: Option<GroupCommitter>,
     defaults: LogConfig,
     logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
     /// On partitions this broker leads: what its followers have (R-REPL-1).
@@ -39,8 +39,28 @@ pub struct Partitions {
     follower_epochs: Mutex<BTreeMap<TopicPartition, i32>>,
     /// Partitions whose housekeeping fails (a full disk fails every pass).
     housekeeping_failures: FailureStates<TopicPartition>,
-    metrics: Arc<super::Metrics>,
+    events: Arc<dyn PartitionEvents>,
+    /// Test-only faults (feature `inject-bugs`); none in the broker.
+    bugs: ReplicationBugs,
 }
+
+/// What the shell observes of the hosted logs (its metrics). The core counts nothing
+/// in a global and reads no clock, so timing an fsync is the shell's.
+pub trait PartitionEvents: Send + Sync {
+    /// Wraps the fsyncs of appended data of every log opened from now on.
+    fn sync_observer(&self) -> Option<SyncObserver> {
+        None
+    }
+    /// One partition's housekeeping pass failed.
+    fn housekeeping_failure(&self) {}
+    /// How many partitions' housekeeping is failing now.
+    fn housekeeping_failing(&self, _partitions: usize) {}
+}
+
+/// Observes nothing (the simulator and tests).
+pub struct NoEvents;
+
+impl PartitionEvents for NoEvents {}
 
 /// (partition epoch, members named by the proposals made from it).
 type PendingIsr = (u64, Vec<i32>);
@@ -120,41 +140,38 @@ pub fn log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> L
 }
 
 impl Partitions {
+    /// Logs under `root` whose fsyncs go to `commits`, run by whoever owns it.
     pub fn new(
         disk: Arc<dyn Disk>,
         root: PathBuf,
         defaults: LogConfig,
-        metrics: Arc<super::Metrics>,
-    ) -> Self {
-        let flusher = GroupCommitter::start();
-        let mut partitions =
-            Self::with_commit_queue(disk, root, defaults, metrics, flusher.queue());
-        partitions._flusher = Some(flusher);
-        partitions
-    }
-
-    /// Logs whose fsyncs go to `commits`, run by whoever owns it (the conformance
-    /// runner's manual committer).
-    pub fn with_commit_queue(
-        disk: Arc<dyn Disk>,
-        root: PathBuf,
-        defaults: LogConfig,
-        metrics: Arc<super::Metrics>,
+        events: Arc<dyn PartitionEvents>,
         commits: CommitQueue,
     ) -> Self {
         Partitions {
             disk,
             root,
             commits,
-            _flusher: None,
             defaults,
             logs: RwLock::new(BTreeMap::new()),
             trackers: Mutex::new(BTreeMap::new()),
             pending_isr: Mutex::new(BTreeMap::new()),
             follower_epochs: Mutex::new(BTreeMap::new()),
             housekeeping_failures: FailureStates::default(),
-            metrics,
+            events,
+            bugs: ReplicationBugs::default(),
         }
+    }
+
+    /// The same, with test-only faults in the replication steps.
+    #[cfg(feature = "inject-bugs")]
+    pub fn with_bugs(mut self, bugs: ReplicationBugs) -> Self {
+        self.bugs = bugs;
+        self
+    }
+
+    pub fn bugs(&self) -> ReplicationBugs {
+        self.bugs
     }
 
     pub fn defaults(&self) -> &LogConfig {
@@ -290,7 +307,7 @@ impl Partitions {
             .follower_epochs
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        (gate.get(key) == Some(&epoch)).then(append)
+        (gate.get(key) == Some(&epoch) || self.bugs.append_late_fetch).then(append)
     }
 
     /// Records an ISR change this leader is proposing from `partition_epoch`.
@@ -430,8 +447,9 @@ impl Partitions {
                     if single_replica.contains(&key) {
                         log.advance_single_replica_high_watermark();
                     }
-                    let metrics = Arc::clone(&self.metrics);
-                    log.set_sync_observer(Arc::new(move |took| metrics.fsync(took)));
+                    if let Some(observer) = self.events.sync_observer() {
+                        log.set_sync_observer(observer);
+                    }
                     logs.insert(key, Arc::new(log));
                 }
             }
@@ -494,7 +512,7 @@ impl Partitions {
                 .and_then(|_| log.enforce_retention(now_ms))
                 .and_then(|_| log.checkpoint());
             if result.is_err() {
-                self.metrics.housekeeping_failure();
+                self.events.housekeeping_failure();
             }
             let (topic, partition) = key;
             let change = self.housekeeping_failures.record(key, result.is_err());
@@ -512,7 +530,7 @@ impl Partitions {
         let failing = self
             .housekeeping_failures
             .retain(|key| all.iter().any(|(k, _)| k == key));
-        self.metrics.housekeeping_failing(failing);
+        self.events.housekeeping_failing(failing);
     }
 
     /// Flushes and closes every log (clean shutdown).
@@ -574,12 +592,12 @@ mod tests {
     fn r_ops_3_a_full_disk_is_logged_when_it_starts_and_ends_not_every_pass() -> Result<(), LogError>
     {
         let disk = MemDisk::new();
-        let metrics = Arc::new(super::super::Metrics::default());
         let partitions = Partitions::new(
             Arc::new(disk.clone()),
             PathBuf::from("/data/logs"),
             LogConfig::default(),
-            metrics,
+            Arc::new(NoEvents),
+            crate::log::ManualCommitter::new().queue(),
         );
         partitions.reconcile(&one_topic(2), 1)?;
         let lines = LogLines::default();

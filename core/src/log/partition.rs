@@ -4,12 +4,12 @@
 use super::batch::{self, BatchHeader};
 use super::checkpoint::{self, Checkpoint, DurablePoint};
 use super::coalesce::SyncCoalescer;
+use super::commit::{CommitQueue, SyncTarget};
 use super::config::{FsyncPolicy, LogConfig};
 use super::damage::{self, Damage};
 use super::error::{LogError, Result};
 use super::frame::{self, FRAME_HEADER_LEN};
 use super::frame_reader::{FrameReader, Stop, SCAN_BLOCK};
-use super::group_commit::{CommitQueue, SyncTarget};
 use super::segment::{self, Segment};
 use crate::disk::{Disk, DiskFile};
 use std::collections::BTreeMap;
@@ -66,8 +66,10 @@ struct LogShared {
     ack_before_fsync: std::sync::atomic::AtomicBool,
 }
 
-/// Receives the duration of every fdatasync of appended data.
-pub type SyncObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+/// Wraps every fdatasync of appended data (it is handed the sync to run), so the
+/// shell can time it: the core reads no clock.
+pub type SyncObserver =
+    Arc<dyn Fn(&mut dyn FnMut() -> std::io::Result<()>) -> std::io::Result<()> + Send + Sync>;
 
 struct LogState {
     config: LogConfig,
@@ -1365,6 +1367,17 @@ impl LogShared {
         st.segments.insert(base, rescanned);
         let end = st.log_end();
         st.high_watermark = st.high_watermark.min(end);
+        // The cut appends are gone, and so is what they told the producer and epoch
+        // caches: an idempotent retry of a cut batch is a new batch, not a duplicate
+        // at an offset the next append will reuse (found by the simulator: the
+        // retry waited on that offset forever, and would have been acknowledged by
+        // whatever landed there).
+        st.producers.forget_from(end);
+        if st.epochs.iter().any(|(_, start)| *start >= end) {
+            st.epochs.retain(|(_, start)| *start < end);
+            write_epochs(self.disk.as_ref(), &self.dir, &st.epochs)?;
+            st.epochs_dirty = false;
+        }
         st.offline = false;
         tracing::warn!(dir = %self.dir.display(), log_end = end, "log back online after a failed fsync");
         Ok(())
@@ -1390,16 +1403,15 @@ impl SyncTarget for LogShared {
             )
         };
         // Everything written before this point is covered by the sync below.
-        let started = std::time::Instant::now();
-        let result = file.sync_data();
-        if let Some(observe) = self
+        let observer = self
             .sync_observer
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            observe(started.elapsed());
-        }
+            .clone();
+        let result = match observer {
+            Some(around) => around(&mut || file.sync_data()),
+            None => file.sync_data(),
+        };
         let mut st = self.lock();
         match result {
             Ok(()) => {

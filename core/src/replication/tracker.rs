@@ -32,6 +32,14 @@ pub fn truncation_point(log: &PartitionLog, answer: Option<(i32, u64)>) -> u64 {
     }
 }
 
+/// [`truncation_point`] from OffsetForLeaderEpoch as the wire carries its answer:
+/// a leader epoch of -1 (or a negative end) means the leader has no such epoch.
+pub fn truncation_point_for_answer(log: &PartitionLog, leader_epoch: i32, end_offset: i64) -> u64 {
+    let answer =
+        (leader_epoch >= 0 && end_offset >= 0).then_some((leader_epoch, end_offset as u64));
+    truncation_point(log, answer)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Follower {
     log_end: u64,

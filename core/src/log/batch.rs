@@ -529,6 +529,19 @@ pub fn build_batch(records: &[Record], base_timestamp: i64) -> Vec<u8> {
         .unwrap_or_else(|_| Vec::new())
 }
 
+/// Marks a built batch as sent by an idempotent producer (producer id, epoch and
+/// base sequence), fixing its CRC-32C.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    if batch.len() < HEADER_LEN {
+        return;
+    }
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// As [`build_batch`], with the records compressed by `codec`.
 pub fn build_compressed_batch(
     records: &[Record],

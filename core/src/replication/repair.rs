@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::replication::PartitionKey;
+use super::PartitionKey;
 use crate::metadata::{MetadataCommand, PartitionInfo};
 
 /// How long a proposal may stay unanswered, or a refused one rest, before the
@@ -25,7 +25,7 @@ const RETRY_MS: u64 = 1_000;
 /// have joined the ISR since, but it cannot while it needs the damaged records.
 const SOLE_COPY_RETRY_MS: u64 = 10_000;
 /// The code a `RepairReplica` is refused with when no other ISR member can lead.
-const NOT_ENOUGH_REPLICAS: i16 = 19;
+const NOT_ENOUGH_REPLICAS: i16 = crate::errors::NOT_ENOUGH_REPLICAS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Progress {

@@ -1,0 +1,16 @@
+//! Test-only faults of the replication steps.
+
+/// Faults re-introduced in the real replication code, test-only (feature
+/// `inject-bugs`), so the simulator can show it finds each (issue 10).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationBugs {
+    /// An idempotent retry of a batch already written is acknowledged at once,
+    /// before the high watermark covers the original (commit e9b9b57's bug).
+    pub retry_acked_at_once: bool,
+    /// An acknowledgement ignores that the leader was deposed (and maybe re-elected
+    /// in a later epoch) after it appended: its offsets may have been reused.
+    pub ack_after_deposed: bool,
+    /// A follower appends a fetch answer whatever epoch its log now follows: a late
+    /// answer from a deposed leader lands after the truncation for its successor.
+    pub append_late_fetch: bool,
+}

@@ -1,0 +1,23 @@
+//! Partition replication, as deterministic steps over one broker's applied metadata,
+//! its partition logs and a clock value passed in (spec/cluster.md, R-REPL-*): the
+//! hosted logs and their per-partition replication state (`partitions`), the
+//! leader's view of its followers (`tracker`), and the steps the Kafka handlers, the
+//! replica fetcher, the ISR upkeep, the conformance runner and the simulator all call
+//! (`steps`). Waiting and I/O are the callers'.
+
+mod bugs;
+mod failure_states;
+mod partitions;
+mod repair;
+mod steps;
+mod tracker;
+
+pub use bugs::ReplicationBugs;
+pub use failure_states::{Change, FailureStates};
+pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPartition};
+pub use repair::{RepairStep, Repairs};
+pub use steps::{
+    ack_error, appended, leader_epoch_error, min_insync_replicas, truncate_for_leader, AckWait,
+    Appended, Fetched, LocalView, PartitionKey,
+};
+pub use tracker::{truncation_point, truncation_point_for_answer, FollowerTracker};

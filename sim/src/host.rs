@@ -1,0 +1,514 @@
+//! The partitions of one simulated node: the core's `Partitions` on the node's
+//! `MemDisk`, with a `ManualCommitter` whose rounds run where the schedule puts them,
+//! driven as the broker's shell drives them (the Produce handler, follower serving in
+//! Fetch, OffsetForLeaderEpoch, the replica fetcher, the ISR upkeep, housekeeping).
+//! Every decision is a call into `chronik_core::replication`; what is here is the
+//! waiting and the messages, which in the broker are tokio tasks and sockets.
+//!
+//! Not yet through the Kafka codec: partition messages travel as the typed values
+//! below, and a produced batch skips the handler's record validation (which lives in
+//! the shell crate).
+
+use chronik_core::disk::Disk;
+use chronik_core::errors;
+use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, PartitionLog};
+use chronik_core::metadata::{MetadataCommand, MetadataState};
+use chronik_core::replication::{
+    ack_error, appended, truncate_for_leader, truncation_point_for_answer, Appended, Fetched,
+    LocalView, NoEvents, PartitionKey, Partitions, ReplicationBugs,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// How long a follower waits for an answer before it asks again.
+const FETCH_RETRY_MS: u64 = 200;
+/// The ISR upkeep and housekeeping period (the broker's 100 ms).
+const UPKEEP_MS: u64 = 100;
+/// `replica.lag.time.max.ms`, short so that runs see shrinks and expansions.
+pub const LAG_MAX_MS: u64 = 1_000;
+/// A produce's `timeout.ms` (Kafka's default request timeout): longer than a run,
+/// so that a request a deposed leader holds is still waiting if it ever leads again.
+const PRODUCE_TIMEOUT_MS: u64 = 30_000;
+/// What a follower asks for per fetch.
+const FETCH_MAX_BYTES: usize = 64 << 10;
+
+/// A partition request or answer between nodes, or between a client and a node.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Produce {
+        request: u64,
+        key: PartitionKey,
+        batch: Vec<u8>,
+        offset_count: u64,
+    },
+    ProduceAnswer {
+        request: u64,
+        result: Result<u64, i16>,
+    },
+    EpochQuery {
+        key: PartitionKey,
+        current_epoch: i32,
+        asked: i32,
+    },
+    EpochAnswer {
+        key: PartitionKey,
+        current_epoch: i32,
+        answer: Result<(i32, u64), i16>,
+    },
+    Fetch {
+        key: PartitionKey,
+        epoch: i32,
+        offset: u64,
+    },
+    FetchAnswer {
+        key: PartitionKey,
+        epoch: i32,
+        answer: Result<Fetched, i16>,
+    },
+    ConsumerFetch {
+        request: u64,
+        key: PartitionKey,
+        offset: u64,
+    },
+    ConsumerFetchAnswer {
+        request: u64,
+        answer: Result<Vec<u8>, i16>,
+    },
+}
+
+/// What the node asks the world to do.
+#[derive(Debug)]
+pub enum Out {
+    Send(u64, Message),
+    Propose(MetadataCommand),
+    Note(String),
+}
+
+struct PendingProduce {
+    client: u64,
+    key: PartitionKey,
+    log: Arc<PartitionLog>,
+    epoch: i32,
+    offset_count: u64,
+    appended: Option<Appended>,
+    deadline: u64,
+}
+
+type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
+
+pub struct Host {
+    me: i32,
+    incarnation: u64,
+    pub partitions: Arc<Partitions>,
+    committer: ManualCommitter,
+    /// Appends whose commit round completed, by request.
+    completions: Completions,
+    produces: BTreeMap<u64, PendingProduce>,
+    /// Followed partitions with a question in flight, by the leader asked (the
+    /// broker runs one replica fetcher per leader, so a question to a new leader does
+    /// not wait for the old leader's answer), since when.
+    asking: BTreeMap<(u64, PartitionKey), u64>,
+    proposed_isr: BTreeMap<PartitionKey, (Vec<i32>, u64)>,
+    next_upkeep: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Host {
+    /// Opens (recovers) the node's partition logs for the replayed `state`, as the
+    /// broker's start-up does before it serves (R-RECOVER-8, R-START-1).
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        me: i32,
+        incarnation: u64,
+        state: &MetadataState,
+        bugs: ReplicationBugs,
+    ) -> Result<Host, LogError> {
+        let committer = ManualCommitter::new();
+        let partitions = Partitions::new(
+            disk,
+            PathBuf::from("/logs"),
+            LogConfig::default(),
+            Arc::new(NoEvents),
+            committer.queue(),
+        )
+        .with_bugs(bugs);
+        partitions.remove_stray_dirs(state)?;
+        partitions.reconcile(state, me)?;
+        Ok(Host {
+            me,
+            incarnation,
+            partitions: Arc::new(partitions),
+            committer,
+            completions: Arc::default(),
+            produces: BTreeMap::new(),
+            asking: BTreeMap::new(),
+            proposed_isr: BTreeMap::new(),
+            next_upkeep: 0,
+        })
+    }
+
+    fn local<'a>(&'a self, state: &'a MetadataState) -> LocalView<'a> {
+        LocalView {
+            state,
+            partitions: &self.partitions,
+            me: self.me,
+            incarnation: self.incarnation,
+        }
+    }
+
+    /// The metadata changed: open and close logs as it assigns them.
+    pub fn on_view(&self, state: &MetadataState) -> Result<(), LogError> {
+        self.partitions.reconcile(state, self.me)
+    }
+
+    /// Produce requests still unanswered after their deadline.
+    pub fn overdue_produces(&self, now: u64) -> usize {
+        self.produces.values().filter(|p| now > p.deadline).count()
+    }
+
+    pub fn handle(&mut self, now: u64, state: &MetadataState, from: u64, msg: Message) -> Vec<Out> {
+        match msg {
+            Message::Produce {
+                request,
+                key,
+                batch,
+                offset_count,
+            } => self.produce(now, state, from, request, key, &batch, offset_count),
+            Message::EpochQuery {
+                key,
+                current_epoch,
+                asked,
+            } => {
+                let answer = self
+                    .local(state)
+                    .epoch_end(&key.0, key.1, current_epoch, asked);
+                let reply = Message::EpochAnswer {
+                    key,
+                    current_epoch,
+                    answer,
+                };
+                vec![Out::Send(from, reply)]
+            }
+            Message::Fetch { key, epoch, offset } => {
+                let answer = self.serve_fetch(now, state, from, &key, epoch, offset);
+                vec![Out::Send(from, Message::FetchAnswer { key, epoch, answer })]
+            }
+            Message::EpochAnswer {
+                key,
+                current_epoch,
+                answer,
+            } => {
+                self.asking.remove(&(from, key.clone()));
+                self.truncate(&key, current_epoch, answer)
+            }
+            Message::FetchAnswer { key, epoch, answer } => {
+                self.asking.remove(&(from, key.clone()));
+                self.apply_fetched(now, state, &key, epoch, answer)
+            }
+            Message::ConsumerFetch {
+                request,
+                key,
+                offset,
+            } => {
+                let answer = self.serve_consumer(state, &key, offset);
+                vec![Out::Send(
+                    from,
+                    Message::ConsumerFetchAnswer { request, answer },
+                )]
+            }
+            Message::ProduceAnswer { .. } | Message::ConsumerFetchAnswer { .. } => Vec::new(),
+        }
+    }
+
+    /// `produce_submit`: admission, then the append, whose commit round comes later.
+    #[allow(clippy::too_many_arguments)]
+    fn produce(
+        &mut self,
+        now: u64,
+        state: &MetadataState,
+        client: u64,
+        request: u64,
+        key: PartitionKey,
+        batch: &[u8],
+        offset_count: u64,
+    ) -> Vec<Out> {
+        let (log, info) = match self.local(state).admit_produce(&key.0, key.1, -1) {
+            Ok(admitted) => admitted,
+            Err(code) => {
+                let result = Err(code);
+                return vec![Out::Send(
+                    client,
+                    Message::ProduceAnswer { request, result },
+                )];
+            }
+        };
+        let completions = Arc::clone(&self.completions);
+        log.append_then(batch, now, info.leader_epoch, move |result| {
+            lock(&completions).push((request, result));
+        });
+        self.produces.insert(
+            request,
+            PendingProduce {
+                client,
+                key,
+                epoch: info.leader_epoch,
+                log,
+                offset_count,
+                appended: None,
+                deadline: now + PRODUCE_TIMEOUT_MS,
+            },
+        );
+        Vec::new()
+    }
+
+    /// The leader's side of a follower's Fetch, as the Fetch handler serves it.
+    fn serve_fetch(
+        &self,
+        now: u64,
+        state: &MetadataState,
+        follower: u64,
+        key: &PartitionKey,
+        epoch: i32,
+        offset: u64,
+    ) -> Result<Fetched, i16> {
+        let local = self.local(state);
+        let (log, info) = local.gate(&key.0, key.1, epoch)?;
+        let upper = local.serve_follower_fetch(key, &log, info, follower as i32, offset, now);
+        let high_watermark = log.high_watermark() as i64;
+        let log_start_offset = log.log_start_offset() as i64;
+        let read = log
+            .read(offset, FETCH_MAX_BYTES, upper)
+            .map_err(|e| errors::from_log_error(&e))?;
+        Ok(Fetched {
+            records: Some(read.records.into()),
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// A consumer's Fetch, as the Fetch handler serves it: from the leader only, up
+    /// to the high watermark (R-WIRE-5, R-REPL-1).
+    fn serve_consumer(
+        &self,
+        state: &MetadataState,
+        key: &PartitionKey,
+        offset: u64,
+    ) -> Result<Vec<u8>, i16> {
+        let (log, _) = self.local(state).gate(&key.0, key.1, -1)?;
+        let read = log
+            .read(offset, FETCH_MAX_BYTES, log.high_watermark())
+            .map_err(|e| errors::from_log_error(&e))?;
+        Ok(read.records)
+    }
+
+    /// The replica fetcher after OffsetForLeaderEpoch: cut where the leader's log
+    /// diverges, and follow `epoch` from now on (R-REPL-3).
+    fn truncate(
+        &mut self,
+        key: &PartitionKey,
+        epoch: i32,
+        answer: Result<(i32, u64), i16>,
+    ) -> Vec<Out> {
+        let (Ok((leader_epoch, end)), Some(log)) = (answer, self.partitions.get(&key.0, key.1))
+        else {
+            return Vec::new();
+        };
+        let point = truncation_point_for_answer(&log, leader_epoch, end as i64);
+        match truncate_for_leader(&self.partitions, key, epoch, &log, Some(point)) {
+            Ok(Some(cut)) => vec![Out::Note(format!(
+                "node {} truncates {}-{} to {cut} for epoch {epoch}",
+                self.me, key.0, key.1
+            ))],
+            Ok(None) => Vec::new(),
+            Err(e) => vec![Out::Note(format!("node {} cannot truncate: {e}", self.me))],
+        }
+    }
+
+    fn apply_fetched(
+        &mut self,
+        now: u64,
+        state: &MetadataState,
+        key: &PartitionKey,
+        epoch: i32,
+        answer: Result<Fetched, i16>,
+    ) -> Vec<Out> {
+        let (Ok(fetched), Some(log)) = (answer, self.partitions.get(&key.0, key.1)) else {
+            return Vec::new();
+        };
+        let following = self.partitions.follower_epoch(key);
+        match self
+            .local(state)
+            .apply_fetched(key, epoch, &log, &fetched, now)
+        {
+            Ok(applied) if following != Some(epoch) => vec![Out::Note(format!(
+                "node {} got a late fetch answer of epoch {epoch} for {}-{} (it follows \
+                 {following:?}; applied: {applied})",
+                self.me, key.0, key.1
+            ))],
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Out::Note(format!(
+                "node {} cannot apply a fetch of {}-{}: {e}",
+                self.me, key.0, key.1
+            ))],
+        }
+    }
+
+    /// One pass of the node's background work at `now`.
+    pub fn tick(&mut self, now: u64, state: &MetadataState) -> Vec<Out> {
+        let mut out = Vec::new();
+        self.commit_round(now, state);
+        self.follow(now, state, &mut out);
+        if now >= self.next_upkeep {
+            self.next_upkeep = now + UPKEEP_MS;
+            self.maintain_isr(now, state, &mut out);
+            self.partitions.housekeeping(now);
+        }
+        self.answer_produces(now, state, &mut out);
+        out
+    }
+
+    /// The disk completes the queued fsyncs; each append learns its outcome and
+    /// moves the high watermark (`produce_finish`).
+    fn commit_round(&mut self, now: u64, state: &MetadataState) {
+        self.committer.run_round();
+        let done = std::mem::take(&mut *lock(&self.completions));
+        let bugs = self.partitions.bugs();
+        let local = LocalView {
+            state,
+            partitions: &self.partitions,
+            me: self.me,
+            incarnation: self.incarnation,
+        };
+        for (request, result) in done {
+            let Some(pending) = self.produces.get_mut(&request) else {
+                continue;
+            };
+            if result.is_ok() {
+                local.advance_high_watermark(&pending.key, &pending.log, now);
+            }
+            pending.appended = Some(appended(&result, pending.offset_count, bugs));
+        }
+    }
+
+    fn answer_produces(&mut self, now: u64, state: &MetadataState, out: &mut Vec<Out>) {
+        let local = self.local(state);
+        let mut answered = Vec::new();
+        for (request, p) in &self.produces {
+            let result = match p.appended {
+                None => continue,
+                Some(Appended::Refused(code)) => Err(code),
+                Some(Appended::WaitFor { base_offset, end }) => {
+                    match local.ack_outcome(&p.key, p.epoch, -1, end, &p.log) {
+                        Some(waited) => ack_error(waited).map_or(Ok(base_offset), Err),
+                        None if now >= p.deadline => Err(errors::REQUEST_TIMED_OUT),
+                        None => continue,
+                    }
+                }
+            };
+            answered.push(*request);
+            out.push(Out::Note(format!(
+                "node {} answers produce {request} to {}-{}: {result:?}",
+                self.me, p.key.0, p.key.1
+            )));
+            let reply = Message::ProduceAnswer {
+                request: *request,
+                result,
+            };
+            out.push(Out::Send(p.client, reply));
+        }
+        for request in answered {
+            self.produces.remove(&request);
+        }
+    }
+
+    /// The replica fetcher: for every partition this node follows, first the
+    /// truncation for the leader's epoch, then fetches from the log end.
+    fn follow(&mut self, now: u64, state: &MetadataState, out: &mut Vec<Out>) {
+        for (topic, t) in &state.topics {
+            for (index, p) in t.partitions.iter().enumerate() {
+                let key = (topic.clone(), index as i32);
+                let leader_up = state.brokers.get(&p.leader).is_some_and(|b| !b.fenced);
+                if p.leader == self.me || !p.replicas.contains(&self.me) || !leader_up {
+                    continue;
+                }
+                let to = p.leader as u64;
+                let question = (to, key.clone());
+                if self
+                    .asking
+                    .get(&question)
+                    .is_some_and(|at| now < at + FETCH_RETRY_MS)
+                {
+                    continue;
+                }
+                let Some(log) = self.partitions.get(&key.0, key.1) else {
+                    continue;
+                };
+                let message = if self.partitions.follower_epoch(&key) != Some(p.leader_epoch) {
+                    let Some(asked) = log.last_leader_epoch() else {
+                        // Nothing to compare: follow the epoch without cutting.
+                        let _ =
+                            truncate_for_leader(&self.partitions, &key, p.leader_epoch, &log, None);
+                        continue;
+                    };
+                    Message::EpochQuery {
+                        key: key.clone(),
+                        current_epoch: p.leader_epoch,
+                        asked,
+                    }
+                } else {
+                    Message::Fetch {
+                        key: key.clone(),
+                        epoch: p.leader_epoch,
+                        offset: log.log_end_offset(),
+                    }
+                };
+                self.asking.insert(question, now);
+                out.push(Out::Send(to, message));
+            }
+        }
+    }
+
+    /// `maintain_isr`: on every led partition, move the high watermark and propose
+    /// the ISR the tracker wants, once per change and second.
+    fn maintain_isr(&mut self, now: u64, state: &MetadataState, out: &mut Vec<Out>) {
+        let live = state.live_brokers();
+        let local = LocalView {
+            state,
+            partitions: &self.partitions,
+            me: self.me,
+            incarnation: self.incarnation,
+        };
+        for (key, log) in self.partitions.all() {
+            let Some(info) = state.partition(&key.0, key.1) else {
+                continue;
+            };
+            if !state.leads(info, self.me, self.incarnation) {
+                continue;
+            }
+            local.advance_high_watermark(&key, &log, now);
+            let Some(isr) = self
+                .partitions
+                .wanted_isr(&key, &log, info, &live, self.me, now, LAG_MAX_MS)
+            else {
+                continue;
+            };
+            let recent = self
+                .proposed_isr
+                .get(&key)
+                .is_some_and(|(p, at)| *p == isr && now.saturating_sub(*at) < 1_000);
+            if recent {
+                continue;
+            }
+            self.proposed_isr.insert(key.clone(), (isr.clone(), now));
+            out.push(Out::Note(format!(
+                "node {} proposes ISR {isr:?} for {}-{} (was {:?})",
+                self.me, key.0, key.1, info.isr
+            )));
+            out.push(Out::Propose(local.isr_change(&key, info, isr)));
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Simulated idempotent producers at acks=all, one per partition of the replicated
+//! topic, each with one request in flight, retrying a batch (same producer id, epoch
+//! and sequence) until it is answered with success; and the history their answers
+//! make, checked at the end against what the cluster holds, in the manner of
+//! Jepsen's Kafka workload: no acknowledged record lost, no record twice, one value
+//! per offset, replicas agreeing below the high watermark (R-REPL-1, I-6).
+
+use crate::host::Message;
+use crate::records::{read_values, PARTITIONS, TOPIC};
+use chronik_core::log::batch::{build_batch, set_producer, Record};
+use chronik_core::log::PartitionLog;
+use chronik_core::replication::PartitionKey;
+use std::collections::BTreeMap;
+
+const PRODUCER_ID: i64 = 1;
+/// An answer not back by then is taken as lost, and the batch is sent again.
+const ANSWER_TIMEOUT_MS: u64 = 1_000;
+const RETRY_BACKOFF_MS: u64 = 50;
+
+struct InFlight {
+    request: u64,
+    value: u64,
+    sequence: i32,
+    sent_at: u64,
+}
+
+#[derive(Default)]
+struct Producer {
+    next_value: u64,
+    sequence: i32,
+    in_flight: Option<InFlight>,
+    retry_at: u64,
+    /// Acknowledged values and the offsets they were acknowledged at.
+    acked: Vec<(u64, u64)>,
+}
+
+#[derive(Default)]
+pub struct Producers {
+    by_partition: BTreeMap<i32, Producer>,
+    next_request: u64,
+    pub acknowledged: u64,
+    pub retries: u64,
+}
+
+fn value_bytes(partition: i32, value: u64) -> Vec<u8> {
+    format!("p{partition}-v{value}").into_bytes()
+}
+
+fn batch(partition: i32, value: u64, sequence: i32) -> Vec<u8> {
+    let record = Record {
+        key: None,
+        value: Some(value_bytes(partition, value)),
+        timestamp_delta: 0,
+    };
+    let mut batch = build_batch(&[record], 1_000);
+    set_producer(&mut batch, PRODUCER_ID, 0, sequence);
+    batch
+}
+
+impl Producers {
+    pub fn new() -> Self {
+        Producers {
+            by_partition: (0..PARTITIONS).map(|p| (p, Producer::default())).collect(),
+            ..Producers::default()
+        }
+    }
+
+    /// The requests to send now: a new value where nothing is in flight (while
+    /// `writing`), the same batch again where an answer is overdue or refused.
+    /// `leader_of` is the client's metadata: where it believes the leader is.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        writing: bool,
+        leader_of: impl Fn(&PartitionKey) -> Option<u64>,
+    ) -> Vec<(u64, Message)> {
+        let mut out = Vec::new();
+        for (&partition, producer) in &mut self.by_partition {
+            let overdue = producer
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| now >= f.sent_at + ANSWER_TIMEOUT_MS);
+            let idle = producer.in_flight.is_none() && now >= producer.retry_at;
+            let (value, sequence) = match (&producer.in_flight, idle, overdue) {
+                (Some(f), _, true) => (f.value, f.sequence),
+                (None, true, _) if writing || producer.retry_at > 0 => {
+                    let value = producer.next_value;
+                    (value, producer.sequence)
+                }
+                _ => continue,
+            };
+            let key = (TOPIC.to_string(), partition);
+            let Some(leader) = leader_of(&key) else {
+                continue;
+            };
+            if producer.retry_at > 0 || overdue {
+                self.retries += 1;
+            }
+            self.next_request += 1;
+            producer.in_flight = Some(InFlight {
+                request: self.next_request,
+                value,
+                sequence,
+                sent_at: now,
+            });
+            producer.retry_at = 0;
+            let message = Message::Produce {
+                request: self.next_request,
+                key,
+                batch: batch(partition, value, sequence),
+                offset_count: 1,
+            };
+            out.push((leader, message));
+        }
+        out
+    }
+
+    /// An answer: success moves the producer on; a refusal sends the batch again.
+    /// Returns a line for the trace.
+    pub fn answered(&mut self, now: u64, request: u64, result: Result<u64, i16>) -> Option<String> {
+        let (&partition, producer) = self
+            .by_partition
+            .iter_mut()
+            .find(|(_, p)| p.in_flight.as_ref().is_some_and(|f| f.request == request))?;
+        let flight = producer.in_flight.take()?;
+        match result {
+            Ok(offset) => {
+                producer.acked.push((flight.value, offset));
+                producer.next_value += 1;
+                producer.sequence += 1;
+                producer.retry_at = 0;
+                self.acknowledged += 1;
+                Some(format!(
+                    "client: p{partition} v{} acknowledged at offset {offset}",
+                    flight.value
+                ))
+            }
+            Err(code) => {
+                // Sent again, as the same batch.
+                producer.next_value = flight.value;
+                producer.retry_at = now + RETRY_BACKOFF_MS;
+                Some(format!(
+                    "client: p{partition} v{} refused with {code}",
+                    flight.value
+                ))
+            }
+        }
+    }
+
+    /// Checks the history against the partition logs after the run settled:
+    /// `leader` is each partition's leader log, `replicas` the logs of its ISR.
+    pub fn check(
+        &self,
+        partition: i32,
+        leader: &PartitionLog,
+        replicas: &[(u64, &PartitionLog)],
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        let hw = leader.high_watermark();
+        let held = match read_values(leader, hw) {
+            Ok(held) => held,
+            Err(e) => {
+                return vec![format!(
+                    "R-REPL-1 p{partition}: the leader's log cannot be read: {e}"
+                )]
+            }
+        };
+        let Some(producer) = self.by_partition.get(&partition) else {
+            return problems;
+        };
+        for &(value, offset) in &producer.acked {
+            let expected = value_bytes(partition, value);
+            match held.get(&offset) {
+                Some(v) if *v == expected => {}
+                Some(v) => problems.push(format!(
+                    "I-6 p{partition}: v{value} was acknowledged at offset {offset}, which now holds {}",
+                    String::from_utf8_lossy(v)
+                )),
+                None => problems.push(format!(
+                    "I-6 p{partition}: v{value} acknowledged at offset {offset} is lost \
+                     (high watermark {hw})"
+                )),
+            }
+        }
+        let mut seen: BTreeMap<&[u8], u64> = BTreeMap::new();
+        for (offset, v) in &held {
+            if let Some(first) = seen.insert(v, *offset) {
+                problems.push(format!(
+                    "I-6 p{partition}: {} is at offsets {first} and {offset} (a duplicate from an \
+                     idempotent producer)",
+                    String::from_utf8_lossy(v)
+                ));
+            }
+        }
+        for (id, log) in replicas {
+            match read_values(log, hw) {
+                Ok(theirs) if theirs == held => {}
+                Ok(_) => problems.push(format!(
+                    "R-REPL-1 p{partition}: ISR member {id} differs from the leader below the \
+                     high watermark {hw}"
+                )),
+                Err(e) => problems.push(format!("R-REPL-1 p{partition}: node {id}'s log: {e}")),
+            }
+        }
+        problems
+    }
+}
