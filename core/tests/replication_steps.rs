@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use chronik_core::disk::{Disk, MemDisk};
 use chronik_core::log::batch::{build_batch, Record};
-use chronik_core::log::{LogConfig, ManualCommitter};
+use chronik_core::log::{LogConfig, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
-use chronik_core::replication::{NoEvents, Partitions};
+use chronik_core::replication::{truncate_for_leader, LocalView, NoEvents, Partitions};
 
 const FENCED_LEADER_EPOCH: i16 = 74;
 const INVALID_UPDATE_VERSION: i16 = 95;
@@ -41,6 +41,34 @@ fn three_brokers_one_topic() -> (MetadataState, u64) {
         );
     }
     (state, index)
+}
+
+/// The partitions broker `me` hosts for `state` on a fresh simulated disk, and its
+/// log of t-0.
+fn hosted(state: &MetadataState, me: i32) -> (Partitions, Arc<PartitionLog>) {
+    let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let partitions = Partitions::new(
+        disk,
+        PathBuf::from("/data"),
+        LogConfig::default(),
+        Arc::new(NoEvents),
+        ManualCommitter::new().queue(),
+    );
+    partitions.reconcile(state, me).expect("the log opens");
+    let log = partitions.get("t", 0).expect("the broker hosts t-0");
+    (partitions, log)
+}
+
+/// A one-record batch holding `value`.
+fn record(value: u8) -> Vec<u8> {
+    build_batch(
+        &[Record {
+            key: None,
+            value: Some(vec![value]),
+            timestamp_delta: 0,
+        }],
+        0,
+    )
 }
 
 fn alter_isr(leader_epoch: i32, isr: Vec<i32>, partition_epoch: u64) -> MetadataCommand {
@@ -120,27 +148,7 @@ fn r_repl_2_alter_isr_is_compare_and_set_on_the_partition_epoch() {
 #[test]
 fn r_repl_2_a_follower_joins_the_isr_only_with_what_its_leader_had_at_its_epoch_start() {
     let (mut state, _) = three_brokers_one_topic();
-    let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
-    let committer = ManualCommitter::new();
-    let partitions = Partitions::new(
-        disk,
-        PathBuf::from("/data"),
-        LogConfig::default(),
-        Arc::new(NoEvents),
-        committer.queue(),
-    );
-    partitions.reconcile(&state, 1).expect("the log opens");
-    let log = partitions.get("t", 0).expect("broker 1 hosts t-0");
-    let record = |value: u8| {
-        build_batch(
-            &[Record {
-                key: None,
-                value: Some(vec![value]),
-                timestamp_delta: 0,
-            }],
-            0,
-        )
-    };
+    let (partitions, log) = hosted(&state, 1);
     // Two records from epoch 0; then this broker leads epoch 1 with ISR [1, 2] and
     // appends one more. Its high watermark is still 0.
     log.append(&record(0), 0, 0).expect("append");
@@ -165,4 +173,51 @@ fn r_repl_2_a_follower_joins_the_isr_only_with_what_its_leader_had_at_its_epoch_
         "past the high watermark, short of the epoch start"
     );
     assert_eq!(wanted(2), Some(vec![1, 2, 3]), "at the epoch start");
+}
+
+/// A late OffsetForLeaderEpoch answer cuts nothing once it is stale (R-REPL-3): here
+/// broker 2 followed broker 1 in epoch 0, then led epoch 1 itself and appended (and
+/// could have acknowledged) records of its own when the answer about epoch 0
+/// arrives. Found by the simulator (pause storm, seed 185): the cut took away
+/// acknowledged records. Refused three times over: the metadata no longer names
+/// another leader in that epoch, the log holds a batch of a later epoch, and the log
+/// already follows a later epoch.
+#[test]
+fn r_repl_3_a_stale_offset_for_leader_epoch_answer_cuts_nothing() {
+    let (mut state, _) = three_brokers_one_topic();
+    let (partitions, log) = hosted(&state, 2);
+    let key = ("t".to_string(), 0);
+    log.append(&record(0), 0, 0).expect("append");
+    // Broker 2 leads epoch 1 and appends two records in it.
+    {
+        let p = &mut state.topics.get_mut("t").expect("topic t").partitions[0];
+        p.leader = 2;
+        p.leader_epoch = 1;
+    }
+    log.append(&record(1), 0, 1).expect("append");
+    log.append(&record(2), 0, 1).expect("append");
+    let local = LocalView {
+        state: &state,
+        partitions: &partitions,
+        me: 2,
+        incarnation: 1,
+    };
+    let stale = local.truncate_for_leader(&key, 0, &log, Some(1));
+    assert_eq!(stale, Ok(None), "it leads the partition now");
+    assert_eq!(log.log_end_offset(), 3);
+    let below_the_view = truncate_for_leader(&partitions, &key, 0, &log, Some(1));
+    assert_eq!(below_the_view, Ok(None), "the log holds epoch 1");
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.truncate_for_epoch(1, 0).ok(), Some(None));
+    // Following epoch 2 now: an answer about epoch 1 is stale as well.
+    assert_eq!(
+        truncate_for_leader(&partitions, &key, 2, &log, None),
+        Ok(None)
+    );
+    assert_eq!(
+        truncate_for_leader(&partitions, &key, 1, &log, Some(1)),
+        Ok(None)
+    );
+    assert_eq!(partitions.follower_epoch(&key), Some(2));
+    assert_eq!(log.log_end_offset(), 3);
 }

@@ -6,16 +6,17 @@
 //! waiting and the messages, which in the broker are tokio tasks and sockets.
 //!
 //! Not yet through the Kafka codec: partition messages travel as the typed values
-//! below, and a produced batch skips the handler's record validation (which lives in
-//! the shell crate).
+//! below. A produced batch is prepared by the core's `prepare_produced`, as the
+//! Produce handler prepares it.
 
 use chronik_core::disk::Disk;
 use chronik_core::errors;
+use chronik_core::log::produced::prepare_produced;
 use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{MetadataCommand, MetadataState};
 use chronik_core::replication::{
-    ack_error, appended, truncate_for_leader, truncation_point_for_answer, Appended, Fetched,
-    LocalView, NoEvents, PartitionKey, Partitions, ReplicationBugs,
+    ack_error, appended, truncation_point_for_answer, Appended, Fetched, LocalView, NoEvents,
+    PartitionKey, Partitions, ReplicationBugs,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub const LAG_MAX_MS: u64 = 1_000;
 /// A produce's `timeout.ms` (Kafka's default request timeout): longer than a run,
 /// so that a request a deposed leader holds is still waiting if it ever leads again.
 const PRODUCE_TIMEOUT_MS: u64 = 30_000;
+/// The Produce version the simulated clients speak.
+const PRODUCE_VERSION: i16 = 9;
 /// What a follower asks for per fetch.
 const FETCH_MAX_BYTES: usize = 64 << 10;
 
@@ -39,8 +42,8 @@ pub enum Message {
     Produce {
         request: u64,
         key: PartitionKey,
-        batch: Vec<u8>,
-        offset_count: u64,
+        /// The partition's records as a Produce request carries them.
+        records: Vec<u8>,
     },
     ProduceAnswer {
         request: u64,
@@ -175,9 +178,8 @@ impl Host {
             Message::Produce {
                 request,
                 key,
-                batch,
-                offset_count,
-            } => self.produce(now, state, from, request, key, &batch, offset_count),
+                records,
+            } => self.produce(now, state, from, request, key, &records),
             Message::EpochQuery {
                 key,
                 current_epoch,
@@ -203,7 +205,7 @@ impl Host {
                 answer,
             } => {
                 self.asking.remove(&(from, key.clone()));
-                self.truncate(&key, current_epoch, answer)
+                self.truncate(state, &key, current_epoch, answer)
             }
             Message::FetchAnswer { key, epoch, answer } => {
                 self.asking.remove(&(from, key.clone()));
@@ -224,8 +226,8 @@ impl Host {
         }
     }
 
-    /// `produce_submit`: admission, then the append, whose commit round comes later.
-    #[allow(clippy::too_many_arguments)]
+    /// `produce_submit`: admission, the batch prepared as the handler prepares it
+    /// (Produce v9), then the append, whose commit round comes later.
     fn produce(
         &mut self,
         now: u64,
@@ -233,21 +235,31 @@ impl Host {
         client: u64,
         request: u64,
         key: PartitionKey,
-        batch: &[u8],
-        offset_count: u64,
+        records: &[u8],
     ) -> Vec<Out> {
+        let refuse = |code: i16| {
+            let result = Err(code);
+            vec![Out::Send(
+                client,
+                Message::ProduceAnswer { request, result },
+            )]
+        };
         let (log, info) = match self.local(state).admit_produce(&key.0, key.1, -1) {
             Ok(admitted) => admitted,
-            Err(code) => {
-                let result = Err(code);
-                return vec![Out::Send(
-                    client,
-                    Message::ProduceAnswer { request, result },
-                )];
-            }
+            Err(code) => return refuse(code),
         };
+        let no_configs = BTreeMap::new();
+        let configs = state.topics.get(&key.0).map_or(&no_configs, |t| &t.configs);
+        let limit = log.config().max_records_bytes();
+        let prepared = match prepare_produced(records, PRODUCE_VERSION, configs, limit, now as i64)
+        {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return refuse(errors::INVALID_RECORD),
+            Err(code) => return refuse(code),
+        };
+        let offset_count = prepared.header.offset_count();
         let completions = Arc::clone(&self.completions);
-        log.append_then(batch, now, info.leader_epoch, move |result| {
+        log.append_then(&prepared.bytes, now, info.leader_epoch, move |result| {
             lock(&completions).push((request, result));
         });
         self.produces.insert(
@@ -309,6 +321,7 @@ impl Host {
     /// diverges, and follow `epoch` from now on (R-REPL-3).
     fn truncate(
         &mut self,
+        state: &MetadataState,
         key: &PartitionKey,
         epoch: i32,
         answer: Result<(i32, u64), i16>,
@@ -318,7 +331,10 @@ impl Host {
             return Vec::new();
         };
         let point = truncation_point_for_answer(&log, leader_epoch, end as i64);
-        match truncate_for_leader(&self.partitions, key, epoch, &log, Some(point)) {
+        match self
+            .local(state)
+            .truncate_for_leader(key, epoch, &log, Some(point))
+        {
             Ok(Some(cut)) => vec![Out::Note(format!(
                 "node {} truncates {}-{} to {cut} for epoch {epoch}",
                 self.me, key.0, key.1
@@ -357,8 +373,9 @@ impl Host {
         }
     }
 
-    /// One pass of the node's background work at `now`.
-    pub fn tick(&mut self, now: u64, state: &MetadataState) -> Vec<Out> {
+    /// One pass of the node's background work at `now`; the waiting produce
+    /// requests look at the view only if `waiters_look`.
+    pub fn tick(&mut self, now: u64, state: &MetadataState, waiters_look: bool) -> Vec<Out> {
         let mut out = Vec::new();
         self.commit_round(now, state);
         self.follow(now, state, &mut out);
@@ -367,7 +384,9 @@ impl Host {
             self.maintain_isr(now, state, &mut out);
             self.partitions.housekeeping(now);
         }
-        self.answer_produces(now, state, &mut out);
+        if waiters_look {
+            self.answer_produces(now, state, &mut out);
+        }
         out
     }
 
@@ -451,7 +470,8 @@ impl Host {
                     let Some(asked) = log.last_leader_epoch() else {
                         // Nothing to compare: follow the epoch without cutting.
                         let _ =
-                            truncate_for_leader(&self.partitions, &key, p.leader_epoch, &log, None);
+                            self.local(state)
+                                .truncate_for_leader(&key, p.leader_epoch, &log, None);
                         continue;
                     };
                     Message::EpochQuery {

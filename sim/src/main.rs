@@ -28,11 +28,12 @@ struct Args {
     settle_ms: u64,
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
-    /// append-late-fetch (repeatable).
+    /// append-late-fetch, truncate-on-stale-answer (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
-    /// only) or `partitions` (network partitions only).
+    /// only), `partitions` (network partitions only) or `starved` (both, and produce
+    /// waiters that look at the view about once a second).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -52,6 +53,7 @@ fn bugs(names: &[String]) -> Result<(DriverBugs, ReplicationBugs), String> {
             "retry-acked-at-once" => replication.retry_acked_at_once = true,
             "ack-after-deposed" => replication.ack_after_deposed = true,
             "append-late-fetch" => replication.append_late_fetch = true,
+            "truncate-on-stale-answer" => replication.truncate_on_stale_answer = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         "swarm" => None,
         "pauses" => Some(Faults::pause_storm()),
         "partitions" => Some(Faults::partition_storm()),
+        "starved" => Some(Faults::starved_waiters()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

@@ -25,6 +25,11 @@ pub struct Faults {
     /// Mean ms between process pauses (a stalled VM, a long GC) of a random node,
     /// which then neither ticks nor reads its messages for up to two seconds.
     pub pause_every_ms: u64,
+    /// Mean ms between two looks of a node's waiting produce requests at the view
+    /// (0: on every partition tick). The broker's waiters look only when woken, and
+    /// a starved task looks late: whatever happened in between, it sees only the
+    /// outcome.
+    pub waiter_look_every_ms: u64,
 }
 
 impl Faults {
@@ -40,6 +45,7 @@ impl Faults {
             keep_majority: true,
             fsync_failure_every_ms: 0,
             pause_every_ms: 0,
+            waiter_look_every_ms: 0,
         }
     }
 
@@ -66,6 +72,19 @@ impl Faults {
         }
     }
 
+    /// Pauses and partitions, with produce waiters that look at the view about
+    /// once a second: a deposed leader may lead again before its waiter looks.
+    pub fn starved_waiters() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            pause_every_ms: 800,
+            partition_every_ms: 800,
+            waiter_look_every_ms: 2_000,
+            ..Faults::none()
+        }
+    }
+
     /// Swarm testing: every seed draws its own mix, so that some runs are calm
     /// enough for rare interleavings and others are storms.
     pub fn swarm(rng: &mut impl Rng) -> Self {
@@ -84,6 +103,7 @@ impl Faults {
             keep_majority: rng.gen_bool(0.7),
             fsync_failure_every_ms: pick(rng, &[0, 0, 2000]),
             pause_every_ms: pick(rng, &[0, 0, 1500]),
+            waiter_look_every_ms: pick(rng, &[0, 0, 0, 500]),
         }
     }
 }

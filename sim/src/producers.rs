@@ -1,5 +1,6 @@
-//! Simulated idempotent producers at acks=all, one per partition of the replicated
-//! topic, each with one request in flight, retrying a batch (same producer id, epoch
+//! Simulated idempotent producers at acks=all, two per partition of the replicated
+//! topic (so that an offset given to one is another's record if it is ever reused),
+//! each with one request in flight, retrying a batch (same producer id, epoch
 //! and sequence) until it is answered with success; and the history their answers
 //! make, checked at the end against what the cluster holds, in the manner of
 //! Jepsen's Kafka workload: no acknowledged record lost, no record twice, one value
@@ -12,7 +13,8 @@ use chronik_core::log::PartitionLog;
 use chronik_core::replication::PartitionKey;
 use std::collections::BTreeMap;
 
-const PRODUCER_ID: i64 = 1;
+/// The producer ids writing to each partition.
+const PRODUCER_IDS: [i64; 2] = [1, 2];
 /// An answer not back by then is taken as lost, and the batch is sent again.
 const ANSWER_TIMEOUT_MS: u64 = 1_000;
 const RETRY_BACKOFF_MS: u64 = 50;
@@ -36,31 +38,33 @@ struct Producer {
 
 #[derive(Default)]
 pub struct Producers {
-    by_partition: BTreeMap<i32, Producer>,
+    by_partition: BTreeMap<(i32, i64), Producer>,
     next_request: u64,
     pub acknowledged: u64,
     pub retries: u64,
 }
 
-fn value_bytes(partition: i32, value: u64) -> Vec<u8> {
-    format!("p{partition}-v{value}").into_bytes()
+fn value_bytes((partition, producer): (i32, i64), value: u64) -> Vec<u8> {
+    format!("p{partition}-w{producer}-v{value}").into_bytes()
 }
 
-fn batch(partition: i32, value: u64, sequence: i32) -> Vec<u8> {
+fn batch(writer: (i32, i64), value: u64, sequence: i32) -> Vec<u8> {
     let record = Record {
         key: None,
-        value: Some(value_bytes(partition, value)),
+        value: Some(value_bytes(writer, value)),
         timestamp_delta: 0,
     };
     let mut batch = build_batch(&[record], 1_000);
-    set_producer(&mut batch, PRODUCER_ID, 0, sequence);
+    set_producer(&mut batch, writer.1, 0, sequence);
     batch
 }
 
 impl Producers {
     pub fn new() -> Self {
         Producers {
-            by_partition: (0..PARTITIONS).map(|p| (p, Producer::default())).collect(),
+            by_partition: (0..PARTITIONS)
+                .flat_map(|p| PRODUCER_IDS.map(|id| ((p, id), Producer::default())))
+                .collect(),
             ..Producers::default()
         }
     }
@@ -75,7 +79,8 @@ impl Producers {
         leader_of: impl Fn(&PartitionKey) -> Option<u64>,
     ) -> Vec<(u64, Message)> {
         let mut out = Vec::new();
-        for (&partition, producer) in &mut self.by_partition {
+        for (&writer, producer) in &mut self.by_partition {
+            let partition = writer.0;
             let overdue = producer
                 .in_flight
                 .as_ref()
@@ -107,8 +112,7 @@ impl Producers {
             let message = Message::Produce {
                 request: self.next_request,
                 key,
-                batch: batch(partition, value, sequence),
-                offset_count: 1,
+                records: batch(writer, value, sequence),
             };
             out.push((leader, message));
         }
@@ -118,7 +122,7 @@ impl Producers {
     /// An answer: success moves the producer on; a refusal sends the batch again.
     /// Returns a line for the trace.
     pub fn answered(&mut self, now: u64, request: u64, result: Result<u64, i16>) -> Option<String> {
-        let (&partition, producer) = self
+        let (&(partition, producer_id), producer) = self
             .by_partition
             .iter_mut()
             .find(|(_, p)| p.in_flight.as_ref().is_some_and(|f| f.request == request))?;
@@ -131,7 +135,7 @@ impl Producers {
                 producer.retry_at = 0;
                 self.acknowledged += 1;
                 Some(format!(
-                    "client: p{partition} v{} acknowledged at offset {offset}",
+                    "client: p{partition} w{producer_id} v{} acknowledged at offset {offset}",
                     flight.value
                 ))
             }
@@ -140,7 +144,7 @@ impl Producers {
                 producer.next_value = flight.value;
                 producer.retry_at = now + RETRY_BACKOFF_MS;
                 Some(format!(
-                    "client: p{partition} v{} refused with {code}",
+                    "client: p{partition} w{producer_id} v{} refused with {code}",
                     flight.value
                 ))
             }
@@ -165,20 +169,25 @@ impl Producers {
                 )]
             }
         };
-        let Some(producer) = self.by_partition.get(&partition) else {
-            return problems;
-        };
-        for &(value, offset) in &producer.acked {
-            let expected = value_bytes(partition, value);
+        let acked = self
+            .by_partition
+            .iter()
+            .filter(|((p, _), _)| *p == partition)
+            .flat_map(|(writer, producer)| producer.acked.iter().map(move |a| (*writer, *a)));
+        for (writer, (value, offset)) in acked {
+            let expected = value_bytes(writer, value);
             match held.get(&offset) {
                 Some(v) if *v == expected => {}
                 Some(v) => problems.push(format!(
-                    "I-6 p{partition}: v{value} was acknowledged at offset {offset}, which now holds {}",
+                    "I-6 p{partition}: w{} v{value} was acknowledged at offset {offset}, which \
+                     now holds {}",
+                    writer.1,
                     String::from_utf8_lossy(v)
                 )),
                 None => problems.push(format!(
-                    "I-6 p{partition}: v{value} acknowledged at offset {offset} is lost \
-                     (high watermark {hw})"
+                    "I-6 p{partition}: w{} v{value} acknowledged at offset {offset} is lost \
+                     (high watermark {hw})",
+                    writer.1
                 )),
             }
         }

@@ -101,6 +101,8 @@ struct SimNode {
     /// Client tokens this incarnation has not answered, by op index.
     pending: BTreeMap<u64, usize>,
     last_leader: Option<u64>,
+    /// The replicated topic's partitions as this node last saw them, for the trace.
+    seen_partitions: Vec<(i32, i32, Vec<i32>)>,
     /// The next fsync of this node's disk fails: the node is expected to stop.
     sync_will_fail: bool,
     /// Paused (neither ticking nor reading) until this time.
@@ -144,6 +146,7 @@ pub fn run(opts: Options) -> Outcome {
             election_tick: 10,
             pending: BTreeMap::new(),
             last_leader: None,
+            seen_partitions: Vec::new(),
             sync_will_fail: false,
             paused_until: 0,
         })
@@ -329,6 +332,7 @@ impl Sim {
             node.disk.fail_next_syncs(0);
         }
         self.faults.drop_per_mille = 0;
+        self.faults.waiter_look_every_ms = 0;
         self.faults.duplicate_per_mille = 0;
         self.trace
             .note(self.now, "calm: faults healed, clients stopped".into());
@@ -584,11 +588,14 @@ impl Sim {
             if self.nodes[i].paused_until > self.now {
                 continue;
             }
+            let look_every = self.faults.waiter_look_every_ms;
+            let waiters_look =
+                look_every == 0 || self.rng.gen_range(0..look_every) < PARTITION_TICK_MS;
             let node = &mut self.nodes[i];
             let (Some(driver), Some(host)) = (&node.driver, &mut node.host) else {
                 continue;
             };
-            let outs = host.tick(self.now, driver.node().state());
+            let outs = host.tick(self.now, driver.node().state(), waiters_look);
             self.carry_out(i, outs);
         }
         let writing = self.now < self.calm_from;
@@ -764,18 +771,38 @@ impl Sim {
                 }
                 Err(e) => self.violation(format!("R-CLUSTER-1 node {from} cannot encode: {e}")),
             },
-            Effect::PublishView => {
-                if let Some(driver) = &self.nodes[i].driver {
-                    let observed = driver.node().observe();
-                    self.checker.committed(from, &observed);
-                    let state = driver.node().state();
-                    if let Some(Err(e)) = self.nodes[i].host.as_ref().map(|h| h.on_view(state)) {
-                        self.trace
-                            .note(self.now, format!("node {from} cannot open a log: {e}"));
-                    }
-                }
-            }
+            Effect::PublishView => self.published(i),
             Effect::Answer { token, result } => self.answered(i, token, result),
+        }
+    }
+
+    /// Node `i` published a new view: the checker records what it committed, its
+    /// partition logs follow the assignment, and the trace notes leadership changes
+    /// of the replicated topic.
+    fn published(&mut self, i: usize) {
+        let from = self.nodes[i].id;
+        let node = &mut self.nodes[i];
+        let Some(driver) = &node.driver else {
+            return;
+        };
+        let observed = driver.node().observe();
+        self.checker.committed(from, &observed);
+        let state = driver.node().state();
+        if let Some(Err(e)) = node.host.as_ref().map(|h| h.on_view(state)) {
+            self.trace
+                .note(self.now, format!("node {from} cannot open a log: {e}"));
+        }
+        let seen: Vec<(i32, i32, Vec<i32>)> = (0..records::PARTITIONS)
+            .filter_map(|p| state.partition(records::TOPIC, p))
+            .map(|p| (p.leader, p.leader_epoch, p.isr.clone()))
+            .collect();
+        if seen != node.seen_partitions {
+            let line = format!(
+                "node {from} sees {} as (leader, epoch, ISR) {seen:?}",
+                records::TOPIC
+            );
+            node.seen_partitions = seen;
+            self.trace.note(self.now, line);
         }
     }
 

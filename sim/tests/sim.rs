@@ -144,14 +144,44 @@ fn finds_a_retry_acknowledged_before_it_is_replicated() {
     panic!("{replication_bugs:?}: no seed of 100 lost an acknowledged record");
 }
 
+/// A late fetch answer appended after a truncation (R-REPL-3): a paused leader,
+/// replaced while paused, answers the fetches queued meanwhile; the follower appends
+/// records of the deposed leader after truncating for its successor, and parts from
+/// the new leader below the high watermark (R-REPL-1).
+#[test]
+fn finds_a_late_fetch_answer_appended_after_truncation() {
+    let bugs = ReplicationBugs {
+        append_late_fetch: true,
+        ..ReplicationBugs::default()
+    };
+    for seed in 0..100 {
+        let outcome = run(Options {
+            replication_bugs: bugs,
+            faults: Some(Faults::pause_storm()),
+            ..Options::new(seed)
+        });
+        if outcome.violations.iter().any(|v| v.contains("R-REPL-1")) {
+            return;
+        }
+    }
+    panic!("{bugs:?}: no seed of 100 broke R-REPL-1");
+}
+
 /// Storms of one fault each hold every rule: process pauses (a paused partition
 /// leader is fenced and replaced while its requests and answers wait, then answers
-/// them late) and network partitions (a leader cut off from the controller is
-/// replaced while it still reaches its followers and clients).
+/// them late), network partitions (a leader cut off from the controller is replaced
+/// while it still reaches its followers and clients), and both with starved produce
+/// waiters. Pause-storm seed 185 and starved seed 173 lost acknowledged records to a
+/// stale OffsetForLeaderEpoch answer until R-REPL-3 refused it.
 #[test]
 fn pause_and_partition_storms_hold_every_rule() {
-    for faults in [Faults::pause_storm(), Faults::partition_storm()] {
-        for seed in 0..100 {
+    let storms = [
+        (Faults::pause_storm(), 200),
+        (Faults::partition_storm(), 100),
+        (Faults::starved_waiters(), 200),
+    ];
+    for (faults, seeds) in storms {
+        for seed in 0..seeds {
             let outcome = run(Options {
                 faults: Some(faults.clone()),
                 ..Options::new(seed)

@@ -15,10 +15,13 @@ pub mod error;
 pub mod frame;
 pub mod frame_reader;
 pub mod index;
+pub mod message_format;
 mod partition;
+pub mod produced;
 pub mod producers;
 pub mod quarantine;
 pub mod segment;
+pub mod validation;
 
 pub use coalesce::SyncCoalescer;
 pub use commit::{

@@ -496,6 +496,24 @@ impl PartitionLog {
     /// dropping what its new leader does not have). Returns the new log end.
     pub fn truncate_to(&self, offset: u64) -> Result<u64> {
         let mut st = self.lock();
+        self.truncate_locked(&mut st, offset)
+    }
+
+    /// [`PartitionLog::truncate_to`] for a follower of leader epoch `epoch`, refused
+    /// (`None`) if the log already holds a batch of a later epoch: it has led or
+    /// followed a later leader since, and an answer about `epoch` is stale. The check
+    /// and the cut are one critical section, so no append of a later epoch can slip
+    /// in between (found by the simulator: a late OffsetForLeaderEpoch answer made a
+    /// leader cut records it had acknowledged in its own, later epoch).
+    pub fn truncate_for_epoch(&self, offset: u64, epoch: i32) -> Result<Option<u64>> {
+        let mut st = self.lock();
+        if st.epochs.last().is_some_and(|(e, _)| *e > epoch) {
+            return Ok(None);
+        }
+        self.truncate_locked(&mut st, offset).map(Some)
+    }
+
+    fn truncate_locked(&self, st: &mut MutexGuard<'_, LogState>, offset: u64) -> Result<u64> {
         if offset >= st.log_end() {
             return Ok(st.log_end());
         }
@@ -540,7 +558,7 @@ impl PartitionLog {
         st.epochs_dirty = false;
         // The recorded durable point may lie beyond the cut: lower it before any
         // new, unsynced byte lands there, or a later torn write would look corrupt.
-        self.write_checkpoint(&mut st)?;
+        self.write_checkpoint(st)?;
         // Producer state may name batches that are gone: forget those producers, so
         // their next batch is judged afresh rather than as a duplicate.
         st.producers.forget_from(end);

@@ -13,4 +13,7 @@ pub struct ReplicationBugs {
     /// A follower appends a fetch answer whatever epoch its log now follows: a late
     /// answer from a deposed leader lands after the truncation for its successor.
     pub append_late_fetch: bool,
+    /// A follower truncates on an OffsetForLeaderEpoch answer however stale: after
+    /// it became leader itself, or began to follow a later leader.
+    pub truncate_on_stale_answer: bool,
 }

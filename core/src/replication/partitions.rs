@@ -271,19 +271,25 @@ impl Partitions {
 
     /// Runs `truncate` and records that the log now follows `epoch`, atomically with
     /// respect to [`Partitions::append_as_follower`].
+    /// `None` (and nothing run) if the log already follows a later epoch: the
+    /// answer that asked for this truncation is stale.
     pub fn truncate_for_epoch<T>(
         &self,
         key: &TopicPartition,
         epoch: i32,
         truncate: impl FnOnce() -> T,
-    ) -> T {
+    ) -> Option<T> {
         let mut gate = self
             .follower_epochs
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        let stale = gate.get(key).is_some_and(|followed| *followed > epoch);
+        if stale && !self.bugs.truncate_on_stale_answer {
+            return None;
+        }
         let out = truncate();
         gate.insert(key.clone(), epoch);
-        out
+        Some(out)
     }
 
     /// Runs `cut` (a repair's truncation, R-REPL-4) atomically with respect to

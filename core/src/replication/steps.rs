@@ -90,6 +90,27 @@ impl<'a> LocalView<'a> {
             .unwrap_or((-1, log.log_start_offset())))
     }
 
+    /// [`truncate_for_leader`] only while the applied metadata still names another
+    /// broker leader in `epoch`: an OffsetForLeaderEpoch answer arrives after a
+    /// round trip, and by then this broker may lead the partition itself (its log
+    /// then holds what it acknowledged) or follow a later leader.
+    pub fn truncate_for_leader(
+        &self,
+        key: &PartitionKey,
+        epoch: i32,
+        log: &PartitionLog,
+        end: Option<u64>,
+    ) -> Result<Option<u64>, String> {
+        let current = self
+            .state
+            .partition(&key.0, key.1)
+            .is_some_and(|p| p.leader_epoch == epoch && p.leader != self.me);
+        if !current && !self.partitions.bugs().truncate_on_stale_answer {
+            return Ok(None);
+        }
+        truncate_for_leader(self.partitions, key, epoch, log, end)
+    }
+
     /// Where a produce with `acks` may be appended: only the leader takes writes
     /// (R-WIRE-5), and acks=all only while the ISR has `min.insync.replicas` members.
     pub fn admit_produce(
@@ -321,7 +342,10 @@ pub fn min_insync_replicas(state: &MetadataState, topic: &str) -> usize {
 /// A follower's log after its leader answered OffsetForLeaderEpoch: cut to `end` (the
 /// truncation point, `None`: nothing to cut) and from then on following `epoch`,
 /// atomically with respect to [`apply_fetched`] (R-REPL-3). Returns the new log end
-/// if it cut anything.
+/// if it cut anything. A stale answer cuts nothing: one for an epoch older than the
+/// log already follows, or holds batches of (R-REPL-3); callers first ask
+/// [`LocalView::truncate_for_leader`], which also refuses one the metadata no longer
+/// asks for.
 pub fn truncate_for_leader(
     partitions: &Partitions,
     key: &PartitionKey,
@@ -329,13 +353,17 @@ pub fn truncate_for_leader(
     log: &PartitionLog,
     end: Option<u64>,
 ) -> Result<Option<u64>, String> {
-    partitions.truncate_for_epoch(key, epoch, || match end {
-        Some(end) if end < log.log_end_offset() => {
-            log.truncate_to(end).map_err(|e| e.to_string())?;
-            Ok(Some(log.log_end_offset()))
+    let stale_too = partitions.bugs().truncate_on_stale_answer;
+    let cut = partitions.truncate_for_epoch(key, epoch, || match end {
+        Some(end) if end < log.log_end_offset() && stale_too => {
+            log.truncate_to(end).map(Some).map_err(|e| e.to_string())
         }
+        Some(end) if end < log.log_end_offset() => log
+            .truncate_for_epoch(end, epoch)
+            .map_err(|e| e.to_string()),
         _ => Ok(None),
-    })
+    });
+    cut.unwrap_or(Ok(None))
 }
 
 /// What a leader's Fetch response holds for one partition.

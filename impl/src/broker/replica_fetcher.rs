@@ -24,7 +24,7 @@ use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
 use crate::log::PartitionLog;
 use chronik_core::replication::RepairStep;
-use chronik_core::replication::{truncate_for_leader, truncation_point_for_answer, Fetched};
+use chronik_core::replication::{truncation_point_for_answer, Fetched};
 
 const FETCH_VERSION: i16 = 12;
 const EPOCH_VERSION: i16 = 4;
@@ -109,7 +109,11 @@ async fn fetch_round(
         let key = (topic.clone(), *partition);
         if broker.partitions.follower_epoch(&key) != Some(*epoch) {
             let end = leader_end_offset(conn, me, topic, *partition, *epoch, log).await?;
-            if let Some(cut) = truncate_for_leader(&broker.partitions, &key, *epoch, log, end)? {
+            // The metadata as it is now, after the round trip: this broker may lead
+            // the partition by now, and then the answer must cut nothing.
+            let view = broker.consensus.view();
+            let local = broker.local(&view.state);
+            if let Some(cut) = local.truncate_for_leader(&key, *epoch, log, end)? {
                 tracing::info!(
                     topic,
                     partition,

@@ -8,13 +8,13 @@ use super::common::{gate, propose, str_bytes, topic_name};
 use super::errors;
 use super::message_format;
 use super::partition_limits;
-use super::record_validation::{self, RecordPolicy};
 use crate::broker::config::BrokerConfig;
 use crate::broker::response_memory::Grant;
 use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
+use chronik_core::log::produced::prepare_produced;
 use chronik_core::replication::{ack_error, appended, AckWait, Appended};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -607,25 +607,19 @@ fn produce_submit(
                     (Err(code), _) => Some(code),
                     (Ok(_), None) => Some(errors::INVALID_RECORD),
                     (Ok((log, p)), Some(records)) => {
-                        let policy = view
+                        let no_configs = BTreeMap::new();
+                        let configs = view
                             .state
                             .topics
                             .get(&name)
-                            .map(|t| RecordPolicy::of_topic(&t.configs))
-                            .unwrap_or_else(|| RecordPolicy::of_topic(&BTreeMap::new()));
+                            .map_or(&no_configs, |t| &t.configs);
                         let limit = log.config().max_records_bytes();
-                        let batch = produced_batch(&records, version, limit, &policy);
-                        let prepared = batch.map(|b| {
-                            b.map(|b| {
-                                record_validation::prepare_owned(b, limit, &policy, now as i64)
-                            })
-                        });
-                        match prepared {
-                            Err(code) | Ok(Some(Err(code))) => Some(code),
+                        match prepare_produced(&records, version, configs, limit, now as i64) {
+                            Err(code) => Some(code),
                             // An old message set with no whole message: Kafka
                             // appends nothing and answers success.
                             Ok(None) => None,
-                            Ok(Some(Ok(prepared))) => {
+                            Ok(Some(prepared)) => {
                                 let (tx, rx) = oneshot::channel();
                                 log.append_then(&prepared.bytes, now, p.leader_epoch, move |r| {
                                     let _ = tx.send(r);
@@ -664,31 +658,6 @@ fn produce_submit(
         version,
         acks,
         timeout: Duration::from_millis(request.timeout_ms.max(0) as u64),
-    }
-}
-
-/// The v2 batch to append for one partition's records: as sent (Produce v3+ carries
-/// nothing else, as Kafka's ProduceRequest.validateRecords requires), or a v0/v1
-/// message set of Produce v0-2 converted up (R-WIRE-13); None when such a set holds
-/// no whole message.
-fn produced_batch<'a>(
-    records: &'a Bytes,
-    version: i16,
-    limit: usize,
-    policy: &RecordPolicy,
-) -> Result<Option<std::borrow::Cow<'a, [u8]>>, i16> {
-    let target = message_format::Target {
-        codec: policy.codec,
-        log_append_time: policy.log_append_time,
-    };
-    match (message_format::magic(records), version < 3) {
-        (None, true) => Ok(None),
-        (Some(magic), true) if magic < 2 => {
-            let batch = message_format::to_record_batch(records, limit, target)?;
-            Ok(batch.map(std::borrow::Cow::Owned))
-        }
-        (Some(magic), false) if magic < 2 => Err(errors::INVALID_RECORD),
-        _ => Ok(Some(std::borrow::Cow::Borrowed(&records[..]))),
     }
 }
 

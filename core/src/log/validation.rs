@@ -4,7 +4,7 @@
 //! recompresses it when the topic's `compression.type` names another codec
 //! (R-WIRE-11).
 
-use super::errors;
+use crate::errors;
 use crate::log::batch::{self, BatchFault, BatchHeader, RecordTimes};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -43,9 +43,9 @@ impl RecordPolicy {
                 == Some("LogAppendTime"),
             before_max_ms: side("message.timestamp.before.max.ms"),
             after_max_ms: side("message.timestamp.after.max.ms"),
-            codec: super::configs::target_codec(
-                configs.get("compression.type").map(String::as_str),
-            ),
+            codec: configs
+                .get("compression.type")
+                .and_then(|name| crate::log::compression::from_name(name)),
         }
     }
 

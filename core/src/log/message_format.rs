@@ -11,7 +11,7 @@
 //! offsets are relative (0, 1, ...) in v1 and absolute in v0, and the wrapper's offset
 //! is its last inner message's.
 
-use super::errors;
+use crate::errors;
 use crate::log::batch::{self, Record, RecordView};
 use crate::log::compression;
 
