@@ -221,3 +221,32 @@ fn r_repl_3_a_stale_offset_for_leader_epoch_answer_cuts_nothing() {
     assert_eq!(partitions.follower_epoch(&key), Some(2));
     assert_eq!(log.log_end_offset(), 3);
 }
+
+/// A topic deleted and created again under the same name starts its leader epochs
+/// at 0 again: the follower must not carry the old partition's followed epoch over,
+/// or every truncation for the new one would look stale and it would never append
+/// (found by review of the stale-answer guard).
+#[test]
+fn r_repl_3_a_recreated_partition_is_followed_afresh() {
+    let (mut state, _) = three_brokers_one_topic();
+    let (partitions, log) = hosted(&state, 2);
+    let key = ("t".to_string(), 0);
+    assert_eq!(
+        truncate_for_leader(&partitions, &key, 3, &log, None),
+        Ok(None)
+    );
+    assert_eq!(partitions.follower_epoch(&key), Some(3));
+    let topic = state.topics.remove("t").expect("topic t");
+    partitions.reconcile(&state, 2).expect("the log is removed");
+    state.topics.insert("t".into(), topic);
+    partitions
+        .reconcile(&state, 2)
+        .expect("the log opens again");
+    assert_eq!(partitions.follower_epoch(&key), None);
+    let log = partitions.get("t", 0).expect("broker 2 hosts t-0 again");
+    assert_eq!(
+        truncate_for_leader(&partitions, &key, 0, &log, None),
+        Ok(None)
+    );
+    assert_eq!(partitions.follower_epoch(&key), Some(0));
+}

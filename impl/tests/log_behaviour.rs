@@ -652,3 +652,74 @@ fn r_log_12_a_follower_keeps_the_leaders_offsets_and_epochs_and_truncates_to_its
     assert_eq!(reopened.end_offset_for_epoch(0), Some((0, 32)));
     Ok(())
 }
+
+/// A log whose group commit rounds the test runs.
+fn open_with_manual_commits(
+    disk: &Arc<dyn Disk>,
+) -> Result<(chronik::log::ManualCommitter, PartitionLog), LogError> {
+    let committer = chronik::log::ManualCommitter::new();
+    let log = PartitionLog::open(
+        Arc::clone(disk),
+        Path::new("/t-0"),
+        LogConfig::default(),
+        Some(committer.queue()),
+    )?;
+    Ok((committer, log))
+}
+
+/// An append queued for the group commit when an fsync failed is cut with the
+/// unsynced tail when the log comes back; a later successful sync must not
+/// acknowledge it, since its offset now holds another batch (R-LOG-9). The blocking
+/// append checked this already; the queued one did not.
+#[test]
+fn r_log_9_an_append_cut_after_a_failed_fsync_is_never_acknowledged() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let (committer, log) = open_with_manual_commits(&disk)?;
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let append = |seq: u64| {
+        let outcomes = Arc::clone(&outcomes);
+        log.append_then(&batch_for(0, seq, 1, 10), 0, 0, move |r| {
+            outcomes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((seq, r.map(|i| i.base_offset)));
+        });
+    };
+    append(0);
+    committer.run_round();
+    append(1); // written, queued, not yet synced
+    mem_disk.fail_next_syncs(1);
+    assert!(log.sync().is_err(), "the fsync fails; the log goes offline");
+    append(2); // cuts batch 1 off and takes its offset
+    committer.run_round();
+    let outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(matches!(outcomes[0], (0, Ok(0))), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[1], (1, Err(_))),
+        "the cut batch is not acknowledged: {outcomes:?}"
+    );
+    assert!(matches!(outcomes[2], (2, Ok(1))), "{outcomes:?}");
+    Ok(())
+}
+
+/// A log left offline by a failed fsync answers OffsetForLeaderEpoch only after
+/// cutting the tail it cannot vouch for (R-LOG-9, R-REPL-3).
+#[test]
+fn r_log_9_an_offline_log_cuts_its_unsynced_tail_before_it_reports_its_end() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let (_committer, log) = open_with_manual_commits(&disk)?;
+    log.append_replica(&stored(&batch_for(0, 0, 1, 10), 0, 3), 0)?;
+    log.sync()?;
+    log.append_replica(&stored(&batch_for(0, 1, 1, 10), 1, 3), 0)?;
+    mem_disk.fail_next_syncs(1);
+    assert!(log.sync().is_err());
+    assert_eq!(
+        log.end_offset_for_epoch(3),
+        Some((3, 2)),
+        "still counts the unsynced batch"
+    );
+    log.resync_if_offline()?;
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 1)));
+    assert_eq!(log.log_end_offset(), 1);
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! Simulated consumers of the replicated topic: one per partition, fetching from the
 //! leader its metadata names, from the offset after the last record it read. What
-//! they read is checked as it arrives (offsets only increase; an offset read twice
-//! holds the same record) and at the end (every record a consumer read is still in
+//! they read is checked as it arrives (offsets increase within an answer; an offset
+//! read twice holds the same record) and at the end (every record a consumer read is still in
 //! the leader's log at that offset: a record visible below the high watermark is
 //! never taken back, whatever crashed or moved in between; R-REPL-1, R-RECOVER-3).
 
@@ -96,10 +96,10 @@ impl Consumers {
             ));
             return;
         }
+        let mut last = None;
         for (offset, value) in seen {
-            if offset < consumer.position {
-                continue; // the start of the first batch, before the asked offset
-            }
+            // A batch read again from its start (the asked offset lies inside it)
+            // shows records read before: they must be the same records.
             if let Some(before) = consumer.read.get(&offset).filter(|v| **v != value) {
                 self.violations.push(format!(
                     "I-6 p{partition}: offset {offset} read as {} and later as {}",
@@ -107,9 +107,17 @@ impl Consumers {
                     String::from_utf8_lossy(&value)
                 ));
             }
-            consumer.read.insert(offset, value);
-            consumer.position = offset + 1;
-            self.records_read += 1;
+            if last.is_some_and(|l| offset <= l) {
+                self.violations.push(format!(
+                    "I-6 p{partition}: offset {offset} read after offset {last:?} in one answer"
+                ));
+            }
+            last = Some(offset);
+            if offset >= consumer.position {
+                consumer.read.insert(offset, value);
+                consumer.position = offset + 1;
+                self.records_read += 1;
+            }
         }
     }
 

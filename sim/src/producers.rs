@@ -34,6 +34,9 @@ struct Producer {
     retry_at: u64,
     /// Acknowledged values and the offsets they were acknowledged at.
     acked: Vec<(u64, u64)>,
+    /// Every request sent, by id, with its value: an earlier attempt's success
+    /// may arrive after the producer moved on to a retry, and it counts too.
+    attempts: BTreeMap<u64, u64>,
 }
 
 #[derive(Default)]
@@ -102,6 +105,7 @@ impl Producers {
                 self.retries += 1;
             }
             self.next_request += 1;
+            producer.attempts.insert(self.next_request, value);
             producer.in_flight = Some(InFlight {
                 request: self.next_request,
                 value,
@@ -120,34 +124,44 @@ impl Producers {
     }
 
     /// An answer: success moves the producer on; a refusal sends the batch again.
-    /// Returns a line for the trace.
+    /// A success for an earlier attempt of a value is recorded as well. Returns a
+    /// line for the trace.
     pub fn answered(&mut self, now: u64, request: u64, result: Result<u64, i16>) -> Option<String> {
         let (&(partition, producer_id), producer) = self
             .by_partition
             .iter_mut()
-            .find(|(_, p)| p.in_flight.as_ref().is_some_and(|f| f.request == request))?;
-        let flight = producer.in_flight.take()?;
+            .find(|(_, p)| p.attempts.contains_key(&request))?;
+        let value = producer.attempts.remove(&request)?;
+        let current = producer
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.request == request);
         match result {
             Ok(offset) => {
-                producer.acked.push((flight.value, offset));
-                producer.next_value += 1;
-                producer.sequence += 1;
-                producer.retry_at = 0;
-                self.acknowledged += 1;
+                if !producer.acked.contains(&(value, offset)) {
+                    producer.acked.push((value, offset));
+                    self.acknowledged += 1;
+                }
+                if current {
+                    producer.in_flight = None;
+                    producer.next_value += 1;
+                    producer.sequence += 1;
+                    producer.retry_at = 0;
+                }
                 Some(format!(
-                    "client: p{partition} w{producer_id} v{} acknowledged at offset {offset}",
-                    flight.value
+                    "client: p{partition} w{producer_id} v{value} acknowledged at offset {offset}"
                 ))
             }
-            Err(code) => {
+            Err(code) if current => {
                 // Sent again, as the same batch.
-                producer.next_value = flight.value;
+                producer.in_flight = None;
+                producer.next_value = value;
                 producer.retry_at = now + RETRY_BACKOFF_MS;
                 Some(format!(
-                    "client: p{partition} w{producer_id} v{} refused with {code}",
-                    flight.value
+                    "client: p{partition} w{producer_id} v{value} refused with {code}"
                 ))
             }
+            Err(_) => None,
         }
     }
 

@@ -482,6 +482,20 @@ impl PartitionLog {
         Some((st.epochs[i].0, end))
     }
 
+    /// If a failed fsync left the log offline, cuts the tail it cannot vouch for and
+    /// resyncs now, rather than at the next append: the log end this log reports to
+    /// others (OffsetForLeaderEpoch) must not include bytes it will cut later, or a
+    /// follower keeps records there that this log then replaces (found by the
+    /// simulator: a follower whose fsync failed became leader and answered with its
+    /// unsynced end).
+    pub fn resync_if_offline(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.offline {
+            self.shared.resync_after_failure(&mut st)?;
+        }
+        Ok(())
+    }
+
     /// Where this log ended when its leader began `epoch`: the first offset of a batch
     /// of that epoch or later, or the log end if there is none.
     pub fn epoch_start_offset(&self, epoch: i32) -> u64 {
@@ -576,18 +590,29 @@ impl PartitionLog {
         leader_epoch: i32,
         done: impl FnOnce(Result<AppendInfo>) + Send + 'static,
     ) {
-        let info = match self.write(batch, now_ms, leader_epoch) {
-            Ok((info, _)) => info,
+        let (info, written_in) = match self.write(batch, now_ms, leader_epoch) {
+            Ok(written) => written,
             Err(e) => return done(Err(e)),
         };
         if !self.needs_sync_before_ack() || self.shared.ack_before_fsync.load(Ordering::Relaxed) {
             return done(Ok(info));
         }
+        // A sync that succeeds after a failure cut the log back proves nothing about
+        // bytes written before the cut: they are gone, and the offsets reused.
+        let shared = Arc::clone(&self.shared);
+        let still_there = move |r: Result<()>| {
+            r.and_then(|_| match shared.lock().failure_epoch == written_in {
+                true => Ok(info),
+                false => Err(LogError::Offline {
+                    dir: shared.dir.clone(),
+                }),
+            })
+        };
         match &self.shared.commits {
             Some(commits) => {
-                commits.submit(self.sync_target(), Box::new(move |r| done(r.map(|_| info))))
+                commits.submit(self.sync_target(), Box::new(move |r| done(still_there(r))))
             }
-            None => done(self.shared.sync().map(|_| info)),
+            None => done(still_there(self.shared.sync())),
         }
     }
 
@@ -1397,6 +1422,8 @@ impl LogShared {
             st.epochs_dirty = false;
         }
         st.offline = false;
+        // Whatever was written before this cut is gone: nothing may acknowledge it.
+        st.failure_epoch += 1;
         tracing::warn!(dir = %self.dir.display(), log_end = end, "log back online after a failed fsync");
         Ok(())
     }
@@ -1404,7 +1431,7 @@ impl LogShared {
 
 impl SyncTarget for LogShared {
     fn sync(&self) -> Result<()> {
-        let (file, path, base, size, next_offset) = {
+        let (file, path, base, size, next_offset, epoch) = {
             let st = self.lock();
             if st.offline {
                 return Err(LogError::Offline {
@@ -1418,6 +1445,7 @@ impl SyncTarget for LogShared {
                 a.base_offset,
                 a.size,
                 a.next_offset,
+                st.failure_epoch,
             )
         };
         // Everything written before this point is covered by the sync below.
@@ -1432,6 +1460,11 @@ impl SyncTarget for LogShared {
         };
         let mut st = self.lock();
         match result {
+            // The log was cut while this sync ran: the position it covered names
+            // bytes that are gone, and offsets that new bytes may hold.
+            Ok(()) if st.failure_epoch != epoch => Err(LogError::Offline {
+                dir: self.dir.clone(),
+            }),
             Ok(()) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
                 if st.durable_position.0 == base {

@@ -416,6 +416,7 @@ impl Partitions {
             .cloned()
             .collect();
         for key in gone {
+            self.forget_replication_state(&key);
             if let Some(log) = logs.remove(&key) {
                 if let Ok(log) = Arc::try_unwrap(log) {
                     log.delete()?;
@@ -437,6 +438,7 @@ impl Partitions {
                     }
                 }
                 None => {
+                    self.forget_replication_state(&key);
                     let dir = self.root.join(dir_name(&key.0, key.1));
                     if let Some(topic_id) = topic_ids.get(&key) {
                         claim_dir(self.disk.as_ref(), &dir, topic_id)?;
@@ -461,6 +463,25 @@ impl Partitions {
             }
         }
         Ok(())
+    }
+
+    /// A partition's log is removed or opened afresh: what was known of its
+    /// replication belonged to the old log. Keeping the followed epoch would make a
+    /// topic deleted and created again under the same name (whose epochs start at 0
+    /// again) look stale to every truncation, and its follower would never append.
+    fn forget_replication_state(&self, key: &TopicPartition) {
+        self.follower_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        self.trackers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        self.pending_isr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     /// Removes the partition directories of topics the metadata no longer has: a

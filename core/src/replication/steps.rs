@@ -85,6 +85,8 @@ impl<'a> LocalView<'a> {
         asked_epoch: i32,
     ) -> Result<(i32, u64), i16> {
         let (log, _) = self.gate(topic, partition, current_leader_epoch)?;
+        log.resync_if_offline()
+            .map_err(|e| errors::from_log_error(&e))?;
         Ok(log
             .end_offset_for_epoch(asked_epoch)
             .unwrap_or((-1, log.log_start_offset())))
