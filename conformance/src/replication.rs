@@ -21,7 +21,7 @@ use chronik::log::batch::{build_batch, Record};
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::replication::{
-    truncate_for_leader, truncation_point, AckWait, Fetched, LocalView, NoEvents, Partitions,
+    truncation_point, AckWait, Fetched, LocalView, NoEvents, Partitions,
 };
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -382,8 +382,10 @@ impl ReplicationHarness {
                 Some(truncation_point(&log, answer))
             }
         };
-        let partitions = b.partitions.as_ref().ok_or_else(|| fail("down"))?;
-        truncate_for_leader(partitions, &key(), epoch, &log, end).map_err(fail)?;
+        let local = b.local(f).ok_or_else(|| fail("down"))?;
+        local
+            .truncate_for_leader(&key(), epoch, &log, end)
+            .map_err(fail)?;
         Ok(())
     }
 
