@@ -664,6 +664,17 @@ impl Sim {
 
     fn carry_out(&mut self, i: usize, outs: Vec<Out>) {
         let from = self.nodes[i].id;
+        // The injected fsync failure is the disk's, and a partition log may take it:
+        // that log goes offline and cuts its tail (R-LOG-9) while the node runs on,
+        // so a later metadata error is no longer excused by it.
+        let node = &mut self.nodes[i];
+        if node.sync_will_fail && node.disk.sync_failures_pending() == 0 {
+            node.sync_will_fail = false;
+            self.trace.note(
+                self.now,
+                format!("node {from}: the failed fsync hit a partition log"),
+            );
+        }
         for out in outs {
             match out {
                 Out::Send(to, message) => self.send_partition(from, to, message),

@@ -169,6 +169,11 @@ impl MemDisk {
         self.lock().failing_syncs = n;
     }
 
+    /// How many of the failures `fail_next_syncs` asked for are still to come.
+    pub fn sync_failures_pending(&self) -> u32 {
+        self.lock().failing_syncs
+    }
+
     /// How many `sync_data` calls succeeded so far.
     pub fn sync_count(&self) -> u64 {
         self.lock().syncs
