@@ -165,24 +165,16 @@ impl Producers {
         }
     }
 
-    /// Checks the history against the partition logs after the run settled:
-    /// `leader` is each partition's leader log, `replicas` the logs of its ISR.
+    /// Checks the history against the partition after the run settled: `held` is
+    /// what the leader's log holds below its high watermark `hw`, `replicas` the
+    /// logs of the other ISR members.
     pub fn check(
         &self,
         partition: i32,
-        leader: &PartitionLog,
+        (held, hw): (&BTreeMap<u64, Vec<u8>>, u64),
         replicas: &[(u64, &PartitionLog)],
     ) -> Vec<String> {
         let mut problems = Vec::new();
-        let hw = leader.high_watermark();
-        let held = match read_values(leader, hw) {
-            Ok(held) => held,
-            Err(e) => {
-                return vec![format!(
-                    "R-REPL-1 p{partition}: the leader's log cannot be read: {e}"
-                )]
-            }
-        };
         let acked = self
             .by_partition
             .iter()
@@ -206,7 +198,7 @@ impl Producers {
             }
         }
         let mut seen: BTreeMap<&[u8], u64> = BTreeMap::new();
-        for (offset, v) in &held {
+        for (offset, v) in held {
             if let Some(first) = seen.insert(v, *offset) {
                 problems.push(format!(
                     "I-6 p{partition}: {} is at offsets {first} and {offset} (a duplicate from an \
@@ -217,7 +209,7 @@ impl Producers {
         }
         for (id, log) in replicas {
             match read_values(log, hw) {
-                Ok(theirs) if theirs == held => {}
+                Ok(theirs) if theirs == *held => {}
                 Ok(_) => problems.push(format!(
                     "R-REPL-1 p{partition}: ISR member {id} differs from the leader below the \
                      high watermark {hw}"

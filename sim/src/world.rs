@@ -930,9 +930,12 @@ impl Sim {
                 .iter()
                 .map(|(id, log)| (*id, log.as_ref()))
                 .collect();
-            problems.extend(self.producers.check(p, &leader, &replicas));
-            match read_values(&leader, leader.high_watermark()) {
-                Ok(held) => problems.extend(self.consumers.check(p, &held)),
+            let hw = leader.high_watermark();
+            match read_values(&leader, hw) {
+                Ok(held) => {
+                    problems.extend(self.producers.check(p, (&held, hw), &replicas));
+                    problems.extend(self.consumers.check(p, &held));
+                }
                 Err(e) => problems.push(format!("R-REPL-1 p{p}: the leader's log: {e}")),
             }
         }

@@ -68,18 +68,22 @@ fn a_seed_always_gives_the_same_run() {
     assert_ne!(first.trace_hash, run(Options::new(8)).trace_hash);
 }
 
+/// The first seed (of `budget`) whose run, with the options `with(seed)` gives,
+/// breaks `rule`; the test fails if none does.
+fn first_seed_breaking(rule: &str, budget: u64, with: impl Fn(u64) -> Options) -> u64 {
+    let switched = with(0);
+    let bugs = (switched.bugs, switched.replication_bugs);
+    (0..budget)
+        .find(|&seed| run(with(seed)).violations.iter().any(|v| v.contains(rule)))
+        .unwrap_or_else(|| panic!("{bugs:?}: no seed of {budget} broke {rule}"))
+}
+
 /// The first seed (of `budget`) on which `bugs` break `rule`.
 fn finds(bugs: DriverBugs, rule: &str, budget: u64) -> u64 {
-    for seed in 0..budget {
-        let outcome = run(Options {
-            bugs,
-            ..Options::new(seed)
-        });
-        if outcome.violations.iter().any(|v| v.contains(rule)) {
-            return seed;
-        }
-    }
-    panic!("{bugs:?}: no seed of {budget} broke {rule}");
+    first_seed_breaking(rule, budget, |seed| Options {
+        bugs,
+        ..Options::new(seed)
+    })
 }
 
 #[test]
@@ -132,16 +136,10 @@ fn finds_a_retry_acknowledged_before_it_is_replicated() {
         retry_acked_at_once: true,
         ..ReplicationBugs::default()
     };
-    for seed in 0..100 {
-        let outcome = run(Options {
-            replication_bugs,
-            ..Options::new(seed)
-        });
-        if outcome.violations.iter().any(|v| v.contains("I-6")) {
-            return;
-        }
-    }
-    panic!("{replication_bugs:?}: no seed of 100 lost an acknowledged record");
+    first_seed_breaking("I-6", 100, |seed| Options {
+        replication_bugs,
+        ..Options::new(seed)
+    });
 }
 
 /// A late fetch answer appended after a truncation (R-REPL-3): a paused leader,
@@ -150,21 +148,15 @@ fn finds_a_retry_acknowledged_before_it_is_replicated() {
 /// the new leader below the high watermark (R-REPL-1).
 #[test]
 fn finds_a_late_fetch_answer_appended_after_truncation() {
-    let bugs = ReplicationBugs {
+    let replication_bugs = ReplicationBugs {
         append_late_fetch: true,
         ..ReplicationBugs::default()
     };
-    for seed in 0..100 {
-        let outcome = run(Options {
-            replication_bugs: bugs,
-            faults: Some(Faults::pause_storm()),
-            ..Options::new(seed)
-        });
-        if outcome.violations.iter().any(|v| v.contains("R-REPL-1")) {
-            return;
-        }
-    }
-    panic!("{bugs:?}: no seed of 100 broke R-REPL-1");
+    first_seed_breaking("R-REPL-1", 100, |seed| Options {
+        replication_bugs,
+        faults: Some(Faults::pause_storm()),
+        ..Options::new(seed)
+    });
 }
 
 /// Storms of one fault each hold every rule: process pauses (a paused partition
