@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use chronik::disk::{Disk, MemDisk, Tear};
-use chronik::log::batch::{build_batch, Record};
+use chronik::log::batch::{build_batch, set_producer, Record};
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::replication::{
-    truncation_point, AckWait, Fetched, LocalView, NoEvents, Partitions,
+    appended, truncation_point, AckWait, Appended, Fetched, LocalView, NoEvents, Partitions,
+    ReplicationBugs,
 };
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -207,7 +208,13 @@ impl ReplicationHarness {
     /// Applies one model action to the real code.
     pub fn apply(&mut self, action: &RAction) -> Result<(), HarnessError> {
         match *action {
-            RAction::Produce(n) => self.produce(n)?,
+            RAction::Produce(n) => {
+                let value = self.produced;
+                self.produced += 1;
+                self.produce(n, value)?;
+            }
+            RAction::Retry(n, value) => self.produce(n, value)?,
+            RAction::ControllerFailover(kept) => self.inbox.truncate(usize::from(kept)),
             RAction::Fsync(n) => self.fsync(n)?,
             RAction::FetchRequest(f) => self.fetch_request(f)?,
             RAction::FetchResponse(f) => self.fetch_response(f)?,
@@ -253,9 +260,10 @@ impl ReplicationHarness {
         self.resolve_acks()
     }
 
-    fn produce(&mut self, n: NodeId) -> Result<(), HarnessError> {
-        let value = self.produced;
-        self.produced += 1;
+    /// A produce of `value`, or its retry: each value is its own idempotent producer
+    /// (id value + 1, sequence 0), so a retry is the same batch again and the real
+    /// producer state decides whether it is a duplicate.
+    fn produce(&mut self, n: NodeId, value: u8) -> Result<(), HarnessError> {
         let b = &self.brokers[usize::from(n)];
         let local = b
             .local(n)
@@ -264,7 +272,7 @@ impl ReplicationHarness {
             .admit_produce(TOPIC, 0, -1)
             .map_err(|code| fail(format!("the real broker refused the produce: error {code}")))?;
         let epoch = info.leader_epoch;
-        let batch = build_batch(
+        let mut batch = build_batch(
             &[Record {
                 key: None,
                 value: Some(vec![value]),
@@ -272,12 +280,24 @@ impl ReplicationHarness {
             }],
             TIMESTAMP_BASE + i64::from(value),
         );
+        set_producer(&mut batch, i64::from(value) + 1, 0, 0);
         let durable = Arc::clone(&b.durable);
+        let duplicate = Arc::new(Mutex::new(Vec::new()));
+        let answer_now = Arc::clone(&duplicate);
         log.append_then(&batch, NOW_MS, epoch, move |result| {
-            if let Ok(info) = result {
-                lock(&durable).push((info.base_offset, info.last_offset + 1, epoch, value));
+            match (&result, appended(&result, 1, ReplicationBugs::default())) {
+                (Ok(info), _) => {
+                    lock(&durable).push((info.base_offset, info.last_offset + 1, epoch, value))
+                }
+                // A duplicate waits for its original, as the Produce handler's does.
+                (Err(_), Appended::WaitFor { base_offset, end }) => {
+                    lock(&answer_now).push((base_offset, end, epoch, value))
+                }
+                (Err(_), Appended::Refused(_)) => {}
             }
         });
+        let duplicates = std::mem::take(&mut *lock(&duplicate));
+        self.brokers[usize::from(n)].waiting.extend(duplicates);
         Ok(())
     }
 

@@ -42,6 +42,23 @@ fn c5_replication_walks_with_two_crashes_conform() {
     assert_eq!(stats.walks, 3_000);
 }
 
+/// C-5: idempotent retries (the same producer and sequence again, also at a new
+/// leader) and controller failovers that lose uncommitted ISR changes and
+/// registrations: the real producer state dedupes exactly where the model does, and
+/// the retry's answer waits for its original (R-REPL-3, I-6).
+#[test]
+fn c5_replication_walks_with_retries_and_controller_failovers_conform() {
+    let model = ReplicationModel::bounded(2, 1, 1, 1)
+        .with_retries(2)
+        .with_failovers(1);
+    let stats = must_conform(replication_walks(&model, 3_000, 80, 17));
+    eprintln!("{stats:?}");
+    assert_eq!(stats.walks, 3_000);
+    for kind in ["Retry", "ControllerFailover", "Rejoin"] {
+        assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
+    }
+}
+
 /// C-5: the model's examples (an acknowledged record read after a failover, a
 /// returning replica truncated to its new leader, a follower let back into the ISR)
 /// happen on the real code along the same paths.
@@ -69,7 +86,7 @@ fn c5_model_examples_replay_on_the_real_code() {
     }
 }
 
-/// C-6: the oracle has teeth, and the real code has none of the ten bugs: every
+/// C-6: the oracle has teeth, and the real code has none of the twelve bugs: every
 /// counterexample the model finds with a bug switched on diverges from the real code
 /// when replayed, before or at the step that breaks the rule.
 ///
@@ -83,14 +100,8 @@ fn c6_model_bug_counterexamples_diverge_on_the_real_code() {
         .filter(|b| !matches!(b, ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch));
     for bug in driven {
         let expected = bug.expected_property();
-        let outcome = if bug.found_by_walks() {
-            run(
-                ReplicationModel::bounded(3, 1, 2, 1).with_bug(bug),
-                &Run::walks(15, 2),
-            )
-        } else {
-            run(bug.bounds(), &Run::bfs_until(expected))
-        };
+        let (model, search) = bug.counterexample_search();
+        let outcome = run(model, &search);
         let model = outcome.model.clone();
         let path = outcome
             .discoveries

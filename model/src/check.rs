@@ -22,13 +22,23 @@ pub trait Checked:
     type A: Clone + Debug + PartialEq + Send + Sync + 'static;
     /// One line per node of a state, for counterexamples.
     fn summary(&self, s: &Self::S) -> String;
+    /// The representative of a state's symmetry class, where the model has one.
+    fn representative(&self) -> Option<Representative<Self::S>> {
+        None
+    }
 }
+
+/// Maps a state to the one state of its symmetry class the checker visits.
+pub type Representative<S> = fn(&S) -> S;
 
 impl Checked for ChronikModel {
     type S = State;
     type A = crate::model::Action;
     fn summary(&self, s: &State) -> String {
         summary(s)
+    }
+    fn representative(&self) -> Option<Representative<State>> {
+        Some(crate::symmetry::representative)
     }
 }
 
@@ -105,6 +115,8 @@ pub struct Run {
     pub max_states: Option<usize>,
     /// Print progress to stderr every few seconds.
     pub progress: bool,
+    /// Visit one state per symmetry class (DFS and simulation only, in stateright).
+    pub symmetry: bool,
 }
 
 impl Run {
@@ -117,6 +129,15 @@ impl Run {
             stop_on: None,
             max_states: None,
             progress: false,
+            symmetry: false,
+        }
+    }
+
+    /// Exhaustive DFS on 2 threads over one state per symmetry class.
+    pub fn dfs_symmetric() -> Self {
+        Run {
+            symmetry: true,
+            ..Run::dfs()
         }
     }
 
@@ -169,7 +190,8 @@ pub struct Outcome<M: Checked> {
 
 pub fn run<M: Checked>(model: M, run: &Run) -> Outcome<M> {
     if let Strategy::Walks { seconds, seed } = run.strategy {
-        return walks(&model, seconds, seed, run.max_depth.unwrap_or(400));
+        let depth = run.max_depth.unwrap_or(400);
+        return walks(&model, seconds, seed, depth, run.stop_on);
     }
     let props = model.properties();
     let mut b = model.clone().checker().threads(run.threads.max(1));
@@ -178,6 +200,9 @@ pub fn run<M: Checked>(model: M, run: &Run) -> Outcome<M> {
     }
     if let Some(n) = run.max_states {
         b = b.target_state_count(n);
+    }
+    if let (true, Some(f)) = (run.symmetry, model.representative()) {
+        b = b.symmetry_fn(f);
     }
     if let Some(p) = run.stop_on {
         b = b.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([p])));
@@ -329,7 +354,14 @@ impl Rng {
 /// stateright's simulation checker, a walk does not stop at a state another walk visited,
 /// so walks reach deep states (all brokers registered, crash and restart, acks).
 /// Properties are checked on every state; the first discovery per property is kept.
-fn walks<M: Checked>(model: &M, seconds: u64, seed: u64, max_depth: usize) -> Outcome<M> {
+/// Seeded random walks for `seconds`, or until `stop_on` has a discovery.
+fn walks<M: Checked>(
+    model: &M,
+    seconds: u64,
+    seed: u64,
+    max_depth: usize,
+    stop_on: Option<&'static str>,
+) -> Outcome<M> {
     let props = model.properties();
     let start = Instant::now();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -338,7 +370,9 @@ fn walks<M: Checked>(model: &M, seconds: u64, seed: u64, max_depth: usize) -> Ou
     let Some(init) = model.init_states().into_iter().next() else {
         return outcome(model, &props, 0, 0, 0, start.elapsed(), BTreeMap::new());
     };
-    while start.elapsed() < Duration::from_secs(seconds) {
+    while start.elapsed() < Duration::from_secs(seconds)
+        && stop_on.is_none_or(|p| !found.contains_key(p))
+    {
         let mut s = init.clone();
         let mut taken: Vec<M::A> = Vec::new();
         loop {

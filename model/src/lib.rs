@@ -10,6 +10,7 @@ pub mod properties;
 pub mod property_names;
 pub mod replication;
 pub mod state;
+pub mod symmetry;
 
 pub use model::{Action, Bug, ChronikModel, PARTITION_LEADER};
 pub use state::State;

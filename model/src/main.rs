@@ -82,6 +82,12 @@ struct ReplicationArgs {
     /// Copies whose durable bytes get damaged and are repaired (R-REPL-4).
     #[arg(long, default_value_t = 0)]
     max_damage: u8,
+    /// Idempotent retries of unacknowledged produces.
+    #[arg(long, default_value_t = 0)]
+    max_retries: u8,
+    /// Controller failovers that lose the uncommitted metadata proposals.
+    #[arg(long, default_value_t = 0)]
+    max_failovers: u8,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -116,6 +122,10 @@ struct SearchArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// DFS over one state per symmetry class (metadata model at 3 nodes: nodes 1 and
+    /// 2 are interchangeable; node 0 leads the partition).
+    #[arg(long)]
+    symmetry: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -188,14 +198,16 @@ fn main() -> ExitCode {
             m.max_shrinks = a.max_shrinks;
             m.max_epoch = a.max_epoch;
             m.max_damage = a.max_damage;
+            m.max_retries = a.max_retries;
+            m.max_failovers = a.max_failovers;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} bugs=[{}]",
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} bugs=[{}]",
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
-                m.max_epoch, m.max_damage, bugs.join(", ")
+                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, bugs.join(", ")
             );
             check(m, &a.search)
         }
@@ -226,8 +238,8 @@ fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
         (None, Search::Dfs) => Strategy::Dfs,
     };
     println!(
-        "search: {:?} threads={} depth limit={:?}",
-        strategy, a.threads, a.depth
+        "search: {:?} threads={} depth limit={:?} symmetry={}",
+        strategy, a.threads, a.depth, a.symmetry
     );
     let o = run(
         m.clone(),
@@ -238,6 +250,7 @@ fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
             stop_on,
             max_states: a.max_states,
             progress: !a.quiet,
+            symmetry: a.symmetry,
         },
     );
     println!(

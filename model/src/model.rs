@@ -12,7 +12,7 @@ pub enum Bug {
     InitWaitsElection,
     /// Registration happens only once this node sees itself leader-ready (seed 000, bug 2).
     DeferredRegistration,
-    /// raw `propose` on a follower (seed 003, fix 1).
+    /// raw `propose` on a follower, its result taken as the outcome (seed 003, fix 1).
     ProposeOnFollower,
     /// Persisted messages and produce acks released before fsync (seed 003, fixes 3-4).
     SendBeforeFsync,
@@ -22,10 +22,12 @@ pub enum Bug {
     NoReplay,
     /// Recovery skips a committed record it cannot decode (seed 000, bincode).
     SkipUndecodable,
+    /// Recovery does not restore the high watermark from its checkpoint (seed 002).
+    NoHwRestore,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::InitWaitsElection,
         Bug::DeferredRegistration,
         Bug::ProposeOnFollower,
@@ -33,6 +35,7 @@ impl Bug {
         Bug::AdvanceBeforePersist,
         Bug::NoReplay,
         Bug::SkipUndecodable,
+        Bug::NoHwRestore,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Bug {
             Bug::AdvanceBeforePersist => "advance-before-persist",
             Bug::NoReplay => "no-replay",
             Bug::SkipUndecodable => "skip-undecodable",
+            Bug::NoHwRestore => "no-hw-restore",
         }
     }
 
@@ -62,13 +66,15 @@ impl Bug {
             Bug::AdvanceBeforePersist => PERSIST_2,
             Bug::NoReplay => RECOVER_2,
             Bug::SkipUndecodable => RECOVER_2,
+            Bug::NoHwRestore => RECOVER_4,
         }
     }
 
     /// Fewest nodes at which the bug is observable: a follower needs a second node.
     pub fn min_nodes(self) -> usize {
         match self {
-            Bug::DeferredRegistration => 2,
+            // Only a follower forwards; a client's write is what is answered.
+            Bug::DeferredRegistration | Bug::ProposeOnFollower => 2,
             // On a single node the commit index moves in `advance`, and its fsync
             // (see `advance`) covers the entries too: only a follower shows the bug.
             Bug::AdvanceBeforePersist => 2,
@@ -333,7 +339,7 @@ impl ChronikModel {
         let in_flight = s
             .net
             .iter()
-            .any(|e| matches!(e.msg, Msg::Forward { cmd } if cmd == mine));
+            .any(|e| matches!(e.msg, Msg::Forward { cmd, .. } if cmd == mine));
         let in_log = s
             .nodes
             .iter()
@@ -353,16 +359,17 @@ impl ChronikModel {
                 self.mark_registered(&mut t, n);
                 if !self.bug(Bug::DeferredRegistration) || t.nodes[idx(n)].role == Role::Leader {
                     let incarnation = t.nodes[idx(n)].incarnation;
-                    self.submit(&mut t, n, Cmd::Register(n, incarnation));
+                    self.submit(&mut t, n, Cmd::Register(n, incarnation), 0);
                 }
             }
             Action::RegisterRetry(n) => {
                 let incarnation = t.nodes[idx(n)].incarnation;
-                self.submit(&mut t, n, Cmd::Register(n, incarnation))
+                self.submit(&mut t, n, Cmd::Register(n, incarnation), 0)
             }
             Action::ClientCreateTopic(n) => {
                 t.ghost.proposals += 1;
-                self.submit(&mut t, n, Cmd::CreateTopic);
+                let req = t.ghost.proposals;
+                self.submit(&mut t, n, Cmd::CreateTopic, req);
             }
             Action::Produce => self.produce(&mut t),
             Action::ReplicaFetch(f) => self.replica_fetch(&mut t, f),
@@ -424,7 +431,11 @@ impl ChronikModel {
         fresh.vote = d.durable_hs.vote;
         fresh.commit = d.durable_hs.commit;
         fresh.hs_sent = d.durable_hs;
-        fresh.hw = d.hw_checkpoint.min(d.plog_durable);
+        fresh.hw = if self.bug(Bug::NoHwRestore) {
+            0
+        } else {
+            d.hw_checkpoint.min(d.plog_durable)
+        };
         fresh.phase = Phase::Recovered;
         // Replay the committed metadata prefix.
         let committed = usize::from(fresh.commit).min(fresh.log.len());
@@ -470,35 +481,52 @@ impl ChronikModel {
 
     // ---- proposals ---------------------------------------------------------------------
 
-    /// A command arrives at node `n` (from a client, or the broker's own registration).
-    fn submit(&self, t: &mut State, n: NodeId, cmd: Cmd) {
+    /// A command arrives at node `n` (from a client, with its request number `req`, or
+    /// the broker's own registration, `req` 0).
+    fn submit(&self, t: &mut State, n: NodeId, cmd: Cmd, req: u8) {
         let node = &t.nodes[idx(n)];
         if !node.can_step() {
             // The loop is busy with a Ready; the request waits in the loop's queue. The
             // model delivers it only when the loop can take it, so nothing happens now.
             return;
         }
+        let leader = node.leader.filter(|l| *l != n);
         if node.role == Role::Leader {
-            self.propose(t, n, cmd, false);
-        } else if self.bug(Bug::ProposeOnFollower) {
-            // raw propose on a non-leader: raft-rs hits "not leader but has new msg after
-            // advance" (seed 003). The process is gone.
-            t.ghost.panicked = true;
-            t.nodes[idx(n)].phase = Phase::Failed;
-        } else if let Some(l) = node.leader.filter(|l| *l != n) {
+            self.propose(t, n, cmd, false, req);
+        } else if let Some(l) = leader {
+            // Forwarded: this node answers its client once it has applied the command.
+            // With the bug, raft-rs forwards its own `MsgPropose` (dropped by a node that
+            // no longer leads) and `propose` returning Ok is taken for success at once.
             t.net.insert(Envelope {
                 src: n,
                 dst: l,
-                msg: Msg::Forward { cmd },
+                msg: Msg::Forward { cmd, req },
             });
+            if self.bug(Bug::ProposeOnFollower) {
+                if req != 0 {
+                    t.ghost.answered.push(req);
+                }
+                return;
+            }
+        } else {
+            // No known leader: the client gets NOT_CONTROLLER (retriable); raft-rs
+            // would drop the proposal (ProposalDropped) and say so.
+            return;
         }
-        // No known leader: the client gets NOT_CONTROLLER (retriable); no state changes.
+        if req != 0 {
+            t.nodes[idx(n)].answering.push(req);
+        }
     }
 
-    fn propose(&self, t: &mut State, l: NodeId, cmd: Cmd, fwd: bool) {
+    fn propose(&self, t: &mut State, l: NodeId, cmd: Cmd, fwd: bool, req: u8) {
         let node = &mut t.nodes[idx(l)];
         let term = node.term;
-        node.log.push(Entry { term, cmd, fwd });
+        node.log.push(Entry {
+            term,
+            cmd,
+            fwd,
+            req,
+        });
         for p in self.peers(l).collect::<Vec<_>>() {
             self.send_append(t, l, p);
         }
@@ -512,9 +540,11 @@ impl ChronikModel {
             dst: to,
             msg,
         };
+        // Kept sorted: a Ready hands the whole outbox out at once, so its order
+        // carries nothing, and one order keeps alike states one.
         let ob = &mut t.nodes[idx(from)].outbox;
-        if !ob.contains(&e) {
-            ob.push(e);
+        if let Err(at) = ob.binary_search(&e) {
+            ob.insert(at, e);
         }
     }
 
@@ -616,6 +646,7 @@ impl ChronikModel {
             term,
             cmd: Cmd::Noop,
             fwd: false,
+            req: 0,
         });
         t.ghost.elected.insert((term, n));
         for p in self.peers(n).collect::<Vec<_>>() {
@@ -665,9 +696,9 @@ impl ChronikModel {
         let d = e.dst;
         let src = e.src;
         match e.msg {
-            Msg::Forward { cmd } => {
+            Msg::Forward { cmd, req } => {
                 if t.nodes[idx(d)].role == Role::Leader {
-                    self.propose(t, d, cmd, true);
+                    self.propose(t, d, cmd, true, req);
                 }
                 // Otherwise the origin gets a retriable error and retries on its own.
             }
@@ -830,11 +861,8 @@ impl ChronikModel {
         } else {
             (Vec::new(), outbox)
         };
-        for i in usize::from(node.applied)..usize::from(apply_to) {
-            let cmd = node.log[i].cmd;
-            node.image.apply(cmd);
-        }
-        node.applied = node.applied.max(apply_to);
+        Self::apply_committed(node, &mut t.ghost.answered, apply_to);
+        let node = &mut t.nodes[idx(n)];
         node.disk.log = node.log.clone();
         node.disk.hs = node.hs();
         node.hs_sent = node.hs();
@@ -847,13 +875,30 @@ impl ChronikModel {
         Some(())
     }
 
+    /// Applies the committed entries up to `apply_to` and answers the clients whose
+    /// commands they are and who wait here.
+    fn apply_committed(node: &mut Node, answered: &mut Vec<u8>, apply_to: u8) {
+        for i in usize::from(node.applied)..usize::from(apply_to) {
+            let Entry { cmd, req, .. } = node.log[i];
+            node.image.apply(cmd);
+            if let Some(k) = node.answering.iter().position(|r| *r == req) {
+                node.answering.remove(k);
+                answered.push(req);
+            }
+        }
+        node.applied = node.applied.max(apply_to);
+    }
+
     fn fsync(&self, t: &mut State, n: NodeId) {
         let node = &mut t.nodes[idx(n)];
         let d = &mut node.disk;
         d.durable_log = d.log.clone();
         d.durable_hs = d.hs;
+        // The high watermark moves when the partition's own durable end does (or a
+        // follower reports), not on a sync of the Raft log alone.
+        let partition_synced = d.plog_durable != len8(&d.plog);
         d.plog_durable = len8(&d.plog);
-        if n == PARTITION_LEADER {
+        if n == PARTITION_LEADER && partition_synced {
             self.recompute_hw(t);
             let l = &mut t.nodes[idx(n)];
             l.disk.hw_checkpoint = l.hw;
@@ -883,11 +928,7 @@ impl ChronikModel {
             node.disk.durable_log = node.disk.log.clone();
             node.disk.durable_hs = node.disk.hs;
             let apply_to = node.commit.min(node.stable);
-            for i in usize::from(node.applied)..usize::from(apply_to) {
-                let cmd = node.log[i].cmd;
-                node.image.apply(cmd);
-            }
-            node.applied = node.applied.max(apply_to);
+            Self::apply_committed(node, &mut t.ghost.answered, apply_to);
             self.mark_registered(t, n);
         }
         Some(())

@@ -16,13 +16,14 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
         Property::always(START_1, loop_running),
         Property::always(START_2, listener_up),
         Property::always(START_3, live_brokers_registered),
-        Property::always(PROPOSE_1, |_, s: &State| !s.ghost.panicked),
+        Property::always(PROPOSE_1, answered_is_committed),
         Property::always(PERSIST_1, ack_implies_durable),
         Property::always(PERSIST_2, applied_implies_durable),
         Property::always(PERSIST_2_HS, hardstate_loadable),
         Property::always(PERSIST_4, hw_within_durable),
         Property::always(RECOVER_1, recovered_is_durable_prefix),
         Property::always(RECOVER_2, replay_rebuilds_image),
+        Property::always(RECOVER_4, read_stays_readable),
         Property::always(WIRE_7, fetched_durable),
         Property::always(I_1, election_safety),
         Property::always(I_2, log_matching),
@@ -89,6 +90,25 @@ fn live_brokers_registered(m: &ChronikModel, s: &State) -> bool {
 
 /// Every granted vote and successful append response in flight is backed by the sender's
 /// durable HardState and log; every produce acknowledgement by the leader's durable log.
+/// A client told its metadata write succeeded can rely on it: the command is in the
+/// committed log (which every later leader holds, I-3), not only sent somewhere.
+fn answered_is_committed(_: &ChronikModel, s: &State) -> bool {
+    s.ghost
+        .answered
+        .iter()
+        .all(|req| s.ghost.committed.iter().any(|(e, _)| e.req == *req))
+}
+
+/// Once the cluster has settled with every node up, a consumer can read again every
+/// record it read before any crash: the partition leader's high watermark is back
+/// (seed 002: recovery did not restore it, and nothing moved it again).
+fn read_stays_readable(m: &ChronikModel, s: &State) -> bool {
+    let l = &s.nodes[usize::from(PARTITION_LEADER)];
+    let readable = usize::from(l.hw).min(l.disk.plog.len());
+    let settled = s.nodes.iter().all(|n| n.listening()) && m.quiescent(s);
+    !settled || readable >= s.ghost.read.len()
+}
+
 fn ack_implies_durable(_: &ChronikModel, s: &State) -> bool {
     let msgs_ok = s.net.iter().all(|e| {
         let d = &s.nodes[usize::from(e.src)].disk;

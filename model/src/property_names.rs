@@ -5,13 +5,14 @@
 pub const START_1: &str = "R-START-1 consensus loop runs (no startup deadlock)";
 pub const START_2: &str = "R-START-2 listener up without waiting for consensus";
 pub const START_3: &str = "R-START-3 live brokers registered when quiescent";
-pub const PROPOSE_1: &str = "R-PROPOSE-1 no propose on a non-leader";
+pub const PROPOSE_1: &str = "R-PROPOSE-1 a metadata write answered success is committed";
 pub const PERSIST_1: &str = "R-PERSIST-1 ack or vote implies durable";
 pub const PERSIST_2: &str = "R-PERSIST-2 applied implies durable";
 pub const PERSIST_2_HS: &str = "R-PERSIST-2 durable HardState loadable";
 pub const PERSIST_4: &str = "R-PERSIST-4 high watermark within durable data";
 pub const RECOVER_1: &str = "R-RECOVER-1 recovered log is the durable prefix";
 pub const RECOVER_2: &str = "R-RECOVER-2 replay rebuilds the applied image";
+pub const RECOVER_4: &str = "R-RECOVER-4 records read before a crash are readable after it";
 pub const WIRE_7: &str = "R-WIRE-7 fetched records are durable and stable";
 pub const I_1: &str = "I-1 election safety";
 pub const I_2: &str = "I-2 log matching";

@@ -55,6 +55,8 @@ pub struct Entry {
     pub cmd: Cmd,
     /// Ghost: the command reached the leader by forwarding from a follower.
     pub fwd: bool,
+    /// Ghost: the client request this command came from (0: none, e.g. a registration).
+    pub req: u8,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,6 +94,8 @@ pub enum Msg {
     },
     Forward {
         cmd: Cmd,
+        /// Ghost: the client request, so that the model can tell whose it is.
+        req: u8,
     },
 }
 
@@ -197,6 +201,9 @@ pub struct Node {
     pub replica_leo: [u8; MAX_NODES],
     /// Leader side: produce requests waiting for the high watermark (offset, record id).
     pub pending_acks: Vec<(u8, u8)>,
+    /// Client requests (metadata writes) this node answers with success once it has
+    /// applied them; memory only.
+    pub answering: Vec<u8>,
     pub disk: Disk,
 }
 
@@ -223,6 +230,7 @@ impl Node {
             hw: 0,
             replica_leo: [0; MAX_NODES],
             pending_acks: Vec::new(),
+            answering: Vec::new(),
             disk: Disk::default(),
         }
     }
@@ -295,8 +303,8 @@ pub struct Ghost {
     pub committed: Vec<(Entry, u8)>,
     /// A leader committed something that contradicts `committed`.
     pub committed_conflict: bool,
-    /// A node called raw propose while not leader (raft-rs panics later in advance).
-    pub panicked: bool,
+    /// Client requests (metadata writes) answered with success.
+    pub answered: Vec<u8>,
     /// Some node restarted after a crash.
     pub restarted: bool,
     /// How many times each node was started.

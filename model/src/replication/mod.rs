@@ -62,10 +62,18 @@ pub enum ReplBug {
     /// before the partition version moved on, e.g. before that follower left the ISR
     /// to cut its damage (R-REPL-4).
     ExpandOnStaleFetch,
+    /// The leader's high watermark is recomputed from its followers' ends as they are
+    /// now, without keeping what it was: a new leader that has not heard from its
+    /// followers yet answers consumers with less than they have read.
+    HwMayRegress,
+    /// An idempotent retry of a batch the leader already holds is acknowledged at once,
+    /// before the high watermark passes the original (what the fault run found, fixed
+    /// in commit e9b9b57; `retry_acked_at_once` in the real code).
+    RetryAckedAtOnce,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 12] = [
+    pub const ALL: [ReplBug; 14] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -78,6 +86,8 @@ impl ReplBug {
         ReplBug::TruncateToLeaderEndOnly,
         ReplBug::CutDamageInIsr,
         ReplBug::ExpandOnStaleFetch,
+        ReplBug::HwMayRegress,
+        ReplBug::RetryAckedAtOnce,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +104,8 @@ impl ReplBug {
             ReplBug::TruncateToLeaderEndOnly => "truncate-to-leader-end-only",
             ReplBug::CutDamageInIsr => "cut-damage-in-isr",
             ReplBug::ExpandOnStaleFetch => "expand-on-stale-fetch",
+            ReplBug::HwMayRegress => "hw-may-regress",
+            ReplBug::RetryAckedAtOnce => "retry-acked-at-once",
         }
     }
 
@@ -106,6 +118,7 @@ impl ReplBug {
         match self {
             ReplBug::AckWhenDeposed => names::ONE_VALUE,
             ReplBug::TruncateToLeaderEndOnly => names::READ_ON_ISR,
+            ReplBug::HwMayRegress => names::HW_MONOTONIC,
             _ => names::ACKED_ON_ISR,
         }
     }
@@ -119,6 +132,23 @@ impl ReplBug {
         )
     }
 
+    /// The model and the search that find this switch's counterexample in CI: BFS at
+    /// the smallest bounds that show it, or seeded random walks that stop at the first
+    /// counterexample (at most 90 s; the walks check every property at every step, so
+    /// a time budget alone would find less on a slower or busier machine).
+    pub fn counterexample_search(self) -> (ReplicationModel, crate::check::Run) {
+        let expected = self.expected_property();
+        if self.found_by_walks() {
+            let walks = crate::check::Run {
+                stop_on: Some(expected),
+                ..crate::check::Run::walks(90, 2)
+            };
+            (ReplicationModel::bounded(3, 1, 2, 1).with_bug(self), walks)
+        } else {
+            (self.bounds(), crate::check::Run::bfs_until(expected))
+        }
+    }
+
     /// The smallest bounds at which the switch shows (BFS finds it in seconds).
     pub fn bounds(self) -> ReplicationModel {
         if let ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch = self {
@@ -127,14 +157,21 @@ impl ReplBug {
                 .with_damage(1)
                 .with_bug(self);
         }
+        if self == ReplBug::RetryAckedAtOnce {
+            return ReplicationModel::bounded(1, 0, 0, 0)
+                .with_retries(1)
+                .with_bug(self);
+        }
         let (produce, crashes, fences, shrinks) = match self {
             ReplBug::AckWhenDeposed | ReplBug::NoTruncation | ReplBug::NoEpochGate => (2, 0, 1, 0),
             ReplBug::HwLeaderOnly => (1, 0, 0, 0),
-            ReplBug::HwOverAppliedIsr => (1, 0, 1, 0),
+            ReplBug::HwOverAppliedIsr | ReplBug::HwMayRegress => (1, 0, 1, 0),
             ReplBug::UncleanElection | ReplBug::IsrLastProposalOnly => (1, 0, 1, 1),
             ReplBug::LeadBeforeRegistered | ReplBug::ExpandBelowEpochStart => (1, 1, 1, 0),
             ReplBug::TruncateToLeaderEndOnly => (2, 0, 2, 0),
-            ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch => (1, 0, 0, 0),
+            ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch | ReplBug::RetryAckedAtOnce => {
+                (1, 0, 0, 0)
+            }
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -159,6 +196,12 @@ pub struct ReplicationModel {
     /// Copies whose stored bytes get damaged (a flipped byte below the durable point,
     /// R-LOG-13), repaired from the others (R-REPL-4). 0 unless asked for.
     pub max_damage: u8,
+    /// Idempotent retries of an unacknowledged produce (same producer, same
+    /// sequence) at a broker that leads. 0 unless asked for.
+    pub max_retries: u8,
+    /// Controller failovers: the metadata leader changes and the commands proposed
+    /// to the old one and not yet committed are lost. 0 unless asked for.
+    pub max_failovers: u8,
     bugs: u16,
 }
 
@@ -172,6 +215,8 @@ impl Default for ReplicationModel {
             max_shrinks: 1,
             max_epoch: 3,
             max_damage: 0,
+            max_retries: 0,
+            max_failovers: 0,
             bugs: 0,
         }
     }
@@ -191,6 +236,16 @@ impl ReplicationModel {
 
     pub fn with_damage(mut self, damage: u8) -> Self {
         self.max_damage = damage;
+        self
+    }
+
+    pub fn with_retries(mut self, retries: u8) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    pub fn with_failovers(mut self, failovers: u8) -> Self {
+        self.max_failovers = failovers;
         self
     }
 
@@ -237,6 +292,12 @@ impl ReplicationModel {
 pub enum RAction {
     /// A client's produce (acks=all) of a new value to a broker that leads.
     Produce(NodeId),
+    /// The client of this unacknowledged value sends it again (its request timed out
+    /// or its leader moved): an idempotent producer's retry, same sequence.
+    Retry(NodeId, u8),
+    /// The metadata Raft group elects a new leader (a controller failover); the
+    /// commands proposed and not yet committed beyond the first this many are lost.
+    ControllerFailover(u8),
     /// The group commit fsyncs the broker's partition log.
     Fsync(NodeId),
     /// The follower's replica fetcher sends a Fetch to the leader it knows; the leader
@@ -313,6 +374,8 @@ impl Model for ReplicationModel {
             && g.fences <= self.max_fences
             && g.shrinks <= self.max_shrinks
             && g.damages <= self.max_damage
+            && g.retries <= self.max_retries
+            && g.failovers <= self.max_failovers
             && s.meta.epoch <= self.max_epoch
     }
 }

@@ -12,6 +12,16 @@ pub mod names {
     pub const ONE_VALUE: &str = "R-REPL-3 one value per offset";
     pub const READ_ON_ISR: &str = "R-WIRE-7 records read are durable on every ISR member";
     pub const ONE_LEADER: &str = "R-CLUSTER-2 one leader per leader epoch";
+    pub const COMMITTED_ON_ISR: &str =
+        "R-REPL-1 every record below the true high watermark is durable on every ISR member";
+    pub const COMMITTED_ON_LEADER: &str =
+        "R-REPL-1 the controller's leader holds every record below the true high watermark";
+    pub const LOG_MATCHING: &str = "R-REPL-3 replicas agree below both their high watermarks";
+    pub const MAXIMAL_ISR: &str =
+        "R-REPL-2 a current leader's maximal ISR contains the controller's ISR";
+    pub const FENCED_OUT_OF_ISR: &str = "R-REPL-2 a fenced broker is in no ISR of two or more";
+    pub const NO_DUPLICATE: &str = "R-REPL-3 an idempotent retry is committed at most once";
+    pub const HW_MONOTONIC: &str = "R-REPL-1 a running broker's high watermark never goes back";
 
     pub const EX_FAILOVER: &str = "example: acknowledged records read after a failover";
     pub const EX_TRUNCATED: &str = "example: a returning replica truncates to its leader";
@@ -51,6 +61,29 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
             let epochs: Vec<u8> = s.ghost.leaders.iter().map(|(e, _)| *e).collect();
             epochs.windows(2).all(|w| w[0] != w[1])
         }),
+        Property::always(COMMITTED_ON_ISR, |_, s: &RState| {
+            !s.ghost.committed_conflict && members(s.meta.isr).all(|b| holds_committed(s, b))
+        }),
+        Property::always(COMMITTED_ON_LEADER, |_, s: &RState| {
+            s.meta.leader.is_none_or(|l| holds_committed(s, l))
+        }),
+        Property::always(LOG_MATCHING, log_matching_below_hw),
+        Property::always(MAXIMAL_ISR, maximal_isr_covers_controller_isr),
+        Property::always(FENCED_OUT_OF_ISR, |_, s: &RState| {
+            members(s.meta.isr).count() < 2 || s.meta.isr & s.meta.fenced == 0
+        }),
+        Property::always(NO_DUPLICATE, |_, s: &RState| {
+            let c = &s.ghost.committed;
+            c.iter()
+                .enumerate()
+                .all(|(i, a)| c[i + 1..].iter().all(|b| a.value != b.value))
+        }),
+        Property::always(HW_MONOTONIC, |_, s: &RState| {
+            s.replicas
+                .iter()
+                .zip(&s.ghost.hw_mark)
+                .all(|(r, mark)| mark.is_none_or(|(_, highest)| r.hw >= highest))
+        }),
     ];
     if m.max_produce >= 1 && m.max_fences + m.max_crashes >= 1 {
         v.push(Property::sometimes(EX_FAILOVER, |_, s: &RState| {
@@ -78,6 +111,40 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
         }));
     }
     v
+}
+
+/// Kafka's LeaderCandidateCompleteness: the copy of `b` durably holds every
+/// committed record, as committed.
+fn holds_committed(s: &RState, b: NodeId) -> bool {
+    let r = &s.replicas[usize::from(b)];
+    let c = &s.ghost.committed;
+    usize::from(r.durable) >= c.len() && r.log[..c.len()] == c[..]
+}
+
+/// Kafka's LogMatchingProperty: below both replicas' high watermarks their logs hold
+/// the same records.
+fn log_matching_below_hw(_: &ReplicationModel, s: &RState) -> bool {
+    s.replicas.iter().enumerate().all(|(i, a)| {
+        s.replicas[i + 1..].iter().all(|b| {
+            let below = usize::from(a.hw.min(b.hw))
+                .min(a.log.len())
+                .min(b.log.len());
+            a.log[..below] == b.log[..below]
+        })
+    })
+}
+
+/// Kafka's ReplicationQuorumSupersetProperty: a leader in the controller's current
+/// epoch counts (for its high watermark) at least every member the controller has
+/// in the ISR, since any of them may be elected next.
+fn maximal_isr_covers_controller_isr(m: &ReplicationModel, s: &RState) -> bool {
+    ReplicationModel::ids().all(|n| {
+        let r = &s.replicas[usize::from(n)];
+        if !m.leading(s, n) || r.view.epoch != s.meta.epoch {
+            return true;
+        }
+        s.meta.isr & !m.maximal_isr(r) == 0
+    })
 }
 
 fn on_every_isr_member(s: &RState, (offset, value): (u8, u8)) -> bool {

@@ -174,6 +174,13 @@ impl Replica {
     /// leader and holds this start's registration. A restarted leader waits for its
     /// registration, which starts a new leader epoch: proposals of its previous life
     /// it cannot remember are fenced by that epoch.
+    pub fn holds_value(&self, value: u8) -> Option<u8> {
+        self.log
+            .iter()
+            .position(|r| r.value == value)
+            .and_then(|o| u8::try_from(o).ok())
+    }
+
     pub fn leading(&self, me: NodeId) -> bool {
         self.up && self.view.leads(me) && self.view.incarnation[usize::from(me)] == self.incarnation
     }
@@ -237,8 +244,20 @@ pub struct Ghost {
     pub expanded: bool,
     /// Copies whose bytes were damaged.
     pub damages: u8,
+    pub retries: u8,
+    pub failovers: u8,
     /// A damaged copy was cut below its damage after leaving the ISR.
     pub repaired: bool,
+    /// The records below the highest high watermark any leader has had (the true
+    /// high watermark of the TLA+ specifications of Kafka's replication): committed,
+    /// whether or not their acknowledgement reached a client.
+    pub committed: Vec<Rec>,
+    /// Two leaders' high watermarks covered different records at one offset.
+    pub committed_conflict: bool,
+    /// Per running broker: (incarnation, the highest high watermark it has had since
+    /// it started or last cut its own damaged copy). A property compares it with the
+    /// current one; `None` while the broker is down.
+    pub hw_mark: [Option<(u8, u8)>; REPLICAS],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

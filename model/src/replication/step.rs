@@ -25,6 +25,10 @@ impl ReplicationModel {
         }
         if !s.inbox.is_empty() {
             out.push(RAction::Commit);
+            if s.ghost.failovers < self.max_failovers {
+                let kept = u8::try_from(s.inbox.len()).unwrap_or(u8::MAX);
+                out.extend((0..kept).map(RAction::ControllerFailover));
+            }
         }
     }
 
@@ -32,6 +36,13 @@ impl ReplicationModel {
         let r = &s.replicas[at(n)];
         if self.leading(s, n) && members(r.view.isr).count() >= usize::from(self.min_isr) {
             out.push(RAction::Produce(n));
+            if s.ghost.retries < self.max_retries {
+                // Also while the original still waits here: the client's request
+                // timed out first.
+                let unanswered =
+                    (0..s.ghost.produced).filter(|v| !s.ghost.acked.iter().any(|(_, a)| a == v));
+                out.extend(unanswered.map(|v| RAction::Retry(n, v)));
+            }
         }
         if usize::from(r.durable) < r.log.len() {
             out.push(RAction::Fsync(n));
@@ -54,7 +65,10 @@ impl ReplicationModel {
         if r.view != s.meta {
             out.push(RAction::Learn(n));
         }
-        if has(r.view.fenced, n) && !s.inbox.contains(&MetaCmd::Register(n, r.incarnation)) {
+        // A broker registers again when it sees itself fenced, and its start's
+        // registration is retried until applied (lost in a controller failover).
+        let unregistered = has(r.view.fenced, n) || s.meta.incarnation[at(n)] < r.incarnation;
+        if unregistered && !s.inbox.contains(&MetaCmd::Register(n, r.incarnation)) {
             out.push(RAction::Rejoin(n));
         }
         if self.leading(s, n) {
@@ -114,6 +128,7 @@ impl ReplicationModel {
             out.push(RAction::CutDamage(n));
         } else if r.repair == RepairProgress::None
             || (r.repair == RepairProgress::Applied && !out_of_isr)
+            || (r.repair == RepairProgress::Proposed && !Self::repair_proposed(s, n))
         {
             let proposal = MetaCmd::Repair {
                 node: n,
@@ -124,6 +139,13 @@ impl ReplicationModel {
                 out.push(RAction::ProposeRepair(n));
             }
         }
+    }
+
+    /// A `Repair` of `n` waits to be committed (else a controller failover lost it).
+    fn repair_proposed(s: &RState, n: NodeId) -> bool {
+        s.inbox
+            .iter()
+            .any(|c| matches!(c, MetaCmd::Repair { node, .. } if *node == n))
     }
 
     /// `l` answers Fetch and OffsetForLeaderEpoch for `epoch`: it is up and leads in
@@ -173,6 +195,11 @@ impl ReplicationModel {
         let mut t = s.clone();
         match a {
             RAction::Produce(n) => self.produce(&mut t, n),
+            RAction::Retry(n, value) => self.retry(&mut t, n, value),
+            RAction::ControllerFailover(kept) => {
+                t.ghost.failovers += 1;
+                t.inbox.truncate(usize::from(kept));
+            }
             RAction::Fsync(n) => {
                 let r = &mut t.replicas[at(n)];
                 r.durable = r.len();
@@ -241,6 +268,8 @@ impl ReplicationModel {
                 r.damaged = None;
                 r.repair = RepairProgress::None;
                 t.ghost.repaired = true;
+                // Out of the ISR, the copy gives up what it cannot vouch for.
+                t.ghost.hw_mark[at(n)] = None;
             }
         }
         // Freshness matters only for followers outside the ISR (who may be let in);
@@ -248,7 +277,32 @@ impl ReplicationModel {
         for r in &mut t.replicas {
             r.fresh &= !r.view.isr;
         }
+        self.note_high_watermarks(&mut t);
         Some(t)
+    }
+
+    /// Ghost bookkeeping for the properties: the true high watermark's records, and
+    /// each running broker's highest high watermark.
+    fn note_high_watermarks(&self, t: &mut RState) {
+        for n in Self::ids() {
+            let r = &t.replicas[at(n)];
+            t.ghost.hw_mark[at(n)] = match t.ghost.hw_mark[at(n)] {
+                _ if !r.up => None,
+                Some((i, hw)) if i == r.incarnation => Some((i, hw.max(r.hw))),
+                _ => Some((r.incarnation, r.hw)),
+            };
+            if !self.leading(t, n) {
+                continue;
+            }
+            let below_hw = &r.log[..usize::from(r.hw).min(r.log.len())];
+            let g = &mut t.ghost;
+            let common = below_hw.len().min(g.committed.len());
+            if below_hw[..common] != g.committed[..common] {
+                g.committed_conflict = true;
+            } else if below_hw.len() > g.committed.len() {
+                g.committed = below_hw.to_vec();
+            }
+        }
     }
 
     fn produce(&self, t: &mut RState, n: NodeId) {
@@ -263,6 +317,32 @@ impl ReplicationModel {
             epoch,
             value,
         });
+    }
+
+    /// The leader finds the retried batch by its producer's sequence if its log holds
+    /// it (the producer state is rebuilt from the log, also on a new leader) and
+    /// answers as for the original; otherwise the batch is appended as new.
+    fn retry(&self, t: &mut RState, n: NodeId, value: u8) {
+        t.ghost.retries += 1;
+        let r = &mut t.replicas[at(n)];
+        let epoch = r.view.epoch;
+        let offset = match r.holds_value(value) {
+            Some(original) if self.bug(ReplBug::RetryAckedAtOnce) => {
+                t.ghost.acked.insert((original, value));
+                return;
+            }
+            Some(original) => original,
+            None => {
+                r.log.push(Rec { epoch, value });
+                r.len() - 1
+            }
+        };
+        r.waiting.push(Waiting {
+            offset,
+            epoch,
+            value,
+        });
+        self.resolve(t, n);
     }
 
     /// The leader's side of a follower's Fetch, then the response put in flight.
@@ -390,13 +470,8 @@ impl ReplicationModel {
         if !self.leading(t, l) {
             return;
         }
+        let isr = self.maximal_isr(&t.replicas[at(l)]);
         let r = &mut t.replicas[at(l)];
-        let mut isr = r.view.isr;
-        if let Some((version, proposed)) = r.pending_isr {
-            if version == r.view.version && !self.bug(ReplBug::HwOverAppliedIsr) {
-                isr |= proposed;
-            }
-        }
         let candidate = if self.bug(ReplBug::HwLeaderOnly) {
             r.durable
         } else {
@@ -405,7 +480,24 @@ impl ReplicationModel {
                 .map(|m| r.follower_end[at(m)].unwrap_or(0))
                 .fold(r.durable, u8::min)
         };
-        r.hw = r.hw.max(candidate);
+        r.hw = if self.bug(ReplBug::HwMayRegress) {
+            candidate
+        } else {
+            r.hw.max(candidate)
+        };
+    }
+
+    /// The members a leader's high watermark waits for: the ISR it has applied and
+    /// every member its proposals at that partition version name (Kafka's maximal ISR).
+    pub fn maximal_isr(&self, r: &Replica) -> Set {
+        match r.pending_isr {
+            Some((version, proposed))
+                if version == r.view.version && !self.bug(ReplBug::HwOverAppliedIsr) =>
+            {
+                r.view.isr | proposed
+            }
+            _ => r.view.isr,
+        }
     }
 
     /// Answers the produces whose fate is known: acknowledged once the high watermark
