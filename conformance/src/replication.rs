@@ -216,6 +216,7 @@ impl ReplicationHarness {
             RAction::Retry(n, value) => self.produce(n, value)?,
             RAction::ControllerFailover(kept) => self.inbox.truncate(usize::from(kept)),
             RAction::Fsync(n) => self.fsync(n)?,
+            RAction::FsyncFail(n) => self.failed_fsync(n)?,
             RAction::FetchRequest(f) => self.fetch_request(f)?,
             RAction::FetchResponse(f) => self.fetch_response(f)?,
             RAction::Truncate(f) => self.truncate(f)?,
@@ -311,6 +312,23 @@ impl ReplicationHarness {
             local.advance_high_watermark(&key(), &log, NOW_MS);
         }
         b.waiting.extend(done);
+        Ok(())
+    }
+
+    /// A group commit round whose fsync fails: its produces are answered with an
+    /// error, and the log cuts its unsynced tail before anything else touches it, as
+    /// the next append or OffsetForLeaderEpoch answer would (R-LOG-9).
+    fn failed_fsync(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let b = &mut self.brokers[usize::from(n)];
+        b.disk.fail_next_syncs(1);
+        b.committer.run_round();
+        if !lock(&b.durable).is_empty() {
+            return Err(fail("a produce was made durable by a failed fsync"));
+        }
+        let log = b
+            .log()
+            .ok_or_else(|| fail("fsync failure of a broker that is down"))?;
+        log.resync_if_offline()?;
         Ok(())
     }
 

@@ -43,18 +43,20 @@ fn c5_replication_walks_with_two_crashes_conform() {
 }
 
 /// C-5: idempotent retries (the same producer and sequence again, also at a new
-/// leader) and controller failovers that lose uncommitted ISR changes and
-/// registrations: the real producer state dedupes exactly where the model does, and
-/// the retry's answer waits for its original (R-REPL-3, I-6).
+/// leader), controller failovers that lose uncommitted ISR changes and registrations,
+/// and a failed fsync that cuts a leader's unsynced records: the real producer state
+/// dedupes exactly where the model does, a retry's answer waits for its original, and
+/// a produce cut by the failed sync is never acknowledged (R-REPL-3, R-LOG-9, I-6).
 #[test]
 fn c5_replication_walks_with_retries_and_controller_failovers_conform() {
     let model = ReplicationModel::bounded(2, 1, 1, 1)
         .with_retries(2)
-        .with_failovers(1);
+        .with_failovers(1)
+        .with_sync_failures(1);
     let stats = must_conform(replication_walks(&model, 3_000, 80, 17));
     eprintln!("{stats:?}");
     assert_eq!(stats.walks, 3_000);
-    for kind in ["Retry", "ControllerFailover", "Rejoin"] {
+    for kind in ["Retry", "ControllerFailover", "Rejoin", "FsyncFail"] {
         assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
     }
 }

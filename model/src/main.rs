@@ -88,6 +88,9 @@ struct ReplicationArgs {
     /// Controller failovers that lose the uncommitted metadata proposals.
     #[arg(long, default_value_t = 0)]
     max_failovers: u8,
+    /// Failed fsyncs of a partition log (R-LOG-9).
+    #[arg(long, default_value_t = 0)]
+    max_sync_failures: u8,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -200,14 +203,15 @@ fn main() -> ExitCode {
             m.max_damage = a.max_damage;
             m.max_retries = a.max_retries;
             m.max_failovers = a.max_failovers;
+            m.max_sync_failures = a.max_sync_failures;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} bugs=[{}]",
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} bugs=[{}]",
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
-                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, bugs.join(", ")
+                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, bugs.join(", ")
             );
             check(m, &a.search)
         }

@@ -70,10 +70,14 @@ pub enum ReplBug {
     /// before the high watermark passes the original (what the fault run found, fixed
     /// in commit e9b9b57; `retry_acked_at_once` in the real code).
     RetryAckedAtOnce,
+    /// Produces whose records a failed fsync cut off stay waiting, and are answered
+    /// once the high watermark passes their offsets, which new records now hold (what
+    /// the simulator found before R-LOG-9's failure epoch).
+    AckCutAppends,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 14] = [
+    pub const ALL: [ReplBug; 15] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -88,6 +92,7 @@ impl ReplBug {
         ReplBug::ExpandOnStaleFetch,
         ReplBug::HwMayRegress,
         ReplBug::RetryAckedAtOnce,
+        ReplBug::AckCutAppends,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +111,7 @@ impl ReplBug {
             ReplBug::ExpandOnStaleFetch => "expand-on-stale-fetch",
             ReplBug::HwMayRegress => "hw-may-regress",
             ReplBug::RetryAckedAtOnce => "retry-acked-at-once",
+            ReplBug::AckCutAppends => "ack-cut-appends",
         }
     }
 
@@ -157,6 +163,11 @@ impl ReplBug {
                 .with_damage(1)
                 .with_bug(self);
         }
+        if self == ReplBug::AckCutAppends {
+            return ReplicationModel::bounded(2, 0, 0, 0)
+                .with_sync_failures(1)
+                .with_bug(self);
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -169,9 +180,10 @@ impl ReplBug {
             ReplBug::UncleanElection | ReplBug::IsrLastProposalOnly => (1, 0, 1, 1),
             ReplBug::LeadBeforeRegistered | ReplBug::ExpandBelowEpochStart => (1, 1, 1, 0),
             ReplBug::TruncateToLeaderEndOnly => (2, 0, 2, 0),
-            ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch | ReplBug::RetryAckedAtOnce => {
-                (1, 0, 0, 0)
-            }
+            ReplBug::CutDamageInIsr
+            | ReplBug::ExpandOnStaleFetch
+            | ReplBug::RetryAckedAtOnce
+            | ReplBug::AckCutAppends => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -202,6 +214,9 @@ pub struct ReplicationModel {
     /// Controller failovers: the metadata leader changes and the commands proposed
     /// to the old one and not yet committed are lost. 0 unless asked for.
     pub max_failovers: u8,
+    /// Failed fsyncs of a partition log: the sync returns an error, the log goes
+    /// offline and cuts its unsynced tail (R-LOG-9). 0 unless asked for.
+    pub max_sync_failures: u8,
     bugs: u16,
 }
 
@@ -217,6 +232,7 @@ impl Default for ReplicationModel {
             max_damage: 0,
             max_retries: 0,
             max_failovers: 0,
+            max_sync_failures: 0,
             bugs: 0,
         }
     }
@@ -246,6 +262,11 @@ impl ReplicationModel {
 
     pub fn with_failovers(mut self, failovers: u8) -> Self {
         self.max_failovers = failovers;
+        self
+    }
+
+    pub fn with_sync_failures(mut self, failures: u8) -> Self {
+        self.max_sync_failures = failures;
         self
     }
 
@@ -300,6 +321,9 @@ pub enum RAction {
     ControllerFailover(u8),
     /// The group commit fsyncs the broker's partition log.
     Fsync(NodeId),
+    /// The group commit's fsync fails: the produces it covered are answered with an
+    /// error, and the log cuts what was not synced before it takes anything new.
+    FsyncFail(NodeId),
     /// The follower's replica fetcher sends a Fetch to the leader it knows; the leader
     /// serves it at once (records its fetch offset, moves the high watermark, answers).
     FetchRequest(NodeId),
@@ -376,6 +400,7 @@ impl Model for ReplicationModel {
             && g.damages <= self.max_damage
             && g.retries <= self.max_retries
             && g.failovers <= self.max_failovers
+            && g.sync_failures <= self.max_sync_failures
             && s.meta.epoch <= self.max_epoch
     }
 }

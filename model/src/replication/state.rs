@@ -246,6 +246,7 @@ pub struct Ghost {
     pub damages: u8,
     pub retries: u8,
     pub failovers: u8,
+    pub sync_failures: u8,
     /// A damaged copy was cut below its damage after leaving the ISR.
     pub repaired: bool,
     /// The records below the highest high watermark any leader has had (the true

@@ -46,6 +46,9 @@ impl ReplicationModel {
         }
         if usize::from(r.durable) < r.log.len() {
             out.push(RAction::Fsync(n));
+            if s.ghost.sync_failures < self.max_sync_failures {
+                out.push(RAction::FsyncFail(n));
+            }
         }
         if let Some(l) = r.view.leader.filter(|l| *l != n) {
             if self.leader_answers(s, l, r.view.epoch) {
@@ -206,6 +209,7 @@ impl ReplicationModel {
                 self.advance_hw(&mut t, n);
                 self.resolve(&mut t, n);
             }
+            RAction::FsyncFail(n) => self.fsync_failed(&mut t, n),
             RAction::FetchRequest(f) => self.fetch_request(&mut t, f),
             RAction::FetchResponse(f) => self.fetch_response(&mut t, f),
             RAction::Truncate(f) => self.truncate(&mut t, f),
@@ -317,6 +321,19 @@ impl ReplicationModel {
             epoch,
             value,
         });
+    }
+
+    /// R-LOG-9: the records past the durable point are cut (their offsets will be
+    /// reused), and the produces waiting for them fail rather than wait on.
+    fn fsync_failed(&self, t: &mut RState, n: NodeId) {
+        t.ghost.sync_failures += 1;
+        let r = &mut t.replicas[at(n)];
+        let durable = r.durable;
+        r.log.truncate(usize::from(durable));
+        r.hw = r.hw.min(durable);
+        if !self.bug(ReplBug::AckCutAppends) {
+            r.waiting.retain(|w| w.offset < durable);
+        }
     }
 
     /// The leader finds the retried batch by its producer's sequence if its log holds
