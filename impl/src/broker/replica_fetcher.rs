@@ -45,6 +45,7 @@ const MAX_WAIT_MS: i32 = 500;
 const PARTITION_MAX_BYTES: i32 = 1 << 20;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_millis(100);
+const IDLE_MIN: Duration = Duration::from_millis(10);
 
 /// A followed partition: (topic, partition, leader epoch, topic id).
 type Followed = (String, i32, i32, String);
@@ -60,6 +61,7 @@ struct LeaderConnection {
 pub async fn run(broker: Arc<Broker>, leader: i32) {
     let me = broker.config.node_id;
     let mut connection: Option<LeaderConnection> = None;
+    let mut changes = broker.consensus.subscribe();
     loop {
         let view = broker.consensus.view();
         let followed: Vec<Followed> = view
@@ -85,7 +87,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
             .map(|(host, port)| format!("{host}:{port}"));
         let (Some(address), false) = (address, followed.is_empty()) else {
             connection = None;
-            tokio::time::sleep(IDLE).await;
+            idle(&mut changes).await;
             continue;
         };
         if connection.as_ref().is_none_or(|c| c.address != address) {
@@ -93,7 +95,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
                 Ok(c) => connection = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "replica fetcher cannot reach its leader");
-                    tokio::time::sleep(IDLE).await;
+                    idle(&mut changes).await;
                     continue;
                 }
             }
@@ -110,6 +112,24 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
     }
 }
 
+/// Waits `IDLE`, or less if the metadata changes: a broker that has just become
+/// leader is fetched from at once, and acks=all produces to it wait on this
+/// follower's fetch (a failover is otherwise up to `IDLE` longer).
+async fn idle(changes: &mut tokio::sync::watch::Receiver<crate::consensus::MetadataView>) {
+    // Every applied command changes the metadata (offset commits too): at most one
+    // pass per IDLE_MIN however busy it is. A change meanwhile is still pending after.
+    tokio::time::sleep(IDLE_MIN).await;
+    tokio::select! {
+        _ = tokio::time::sleep(IDLE - IDLE_MIN) => {}
+        changed = changes.changed() => {
+            // The metadata loop has stopped: nothing will change any more.
+            if changed.is_err() {
+                tokio::time::sleep(IDLE).await;
+            }
+        }
+    }
+}
+
 /// Connects to a leader and asks which Fetch versions it serves.
 async fn connect(broker: &Broker, address: String) -> Result<LeaderConnection, String> {
     let security = &broker.inter_broker.security;
@@ -117,6 +137,7 @@ async fn connect(broker: &Broker, address: String) -> Result<LeaderConnection, S
     let mut conn = KafkaConnection::connect_with(&address, client_id, CALL_TIMEOUT, security).await?;
     let served = conn.max_version(ApiKey::Fetch, CALL_TIMEOUT).await?;
     let fetch_version = served.map_or(LAST_NAME_VERSION, |v| v.clamp(LAST_NAME_VERSION, FETCH_VERSION));
+    tracing::debug!(%address, fetch_version, "replica fetcher connected to its leader");
     Ok(LeaderConnection {
         address,
         conn,
