@@ -1886,7 +1886,9 @@ async fn produce_batch(
             .with_name(TopicName(StrBytes::from_static_str(name)))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(Bytes::from(build_simple_batch(1, 10, b'x', 0))))])]);
+                .with_records(Some(Bytes::from(build_simple_batch(
+                    1, 10, b'x', 0,
+                ))))])]);
     let response = conn
         .call(
             ApiKey::Produce,
@@ -2047,7 +2049,9 @@ async fn r_wire_13_delete_topics_v6_takes_topic_ids() -> TestResult {
         .with_timeout_ms(5000)
         .with_topics(vec![
             DeleteTopicState::default().with_topic_id(unknown),
-            DeleteTopicState::default().with_name(name()).with_topic_id(id),
+            DeleteTopicState::default()
+                .with_name(name())
+                .with_topic_id(id),
             DeleteTopicState::default(),
             DeleteTopicState::default().with_topic_id(id),
         ]);
@@ -2065,7 +2069,13 @@ async fn r_wire_13_delete_topics_v6_takes_topic_ids() -> TestResult {
     let answers: Vec<_> = r
         .responses
         .iter()
-        .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id, t.error_code))
+        .map(|t| {
+            (
+                t.name.as_ref().map(|n| n.0.to_string()),
+                t.topic_id,
+                t.error_code,
+            )
+        })
         .collect();
     let doomed = Some("doomed".to_string());
     assert_eq!(
@@ -2077,7 +2087,13 @@ async fn r_wire_13_delete_topics_v6_takes_topic_ids() -> TestResult {
             (doomed, id, 0),
         ]
     );
-    assert!(!broker.broker.consensus.view().state.topics.contains_key("doomed"));
+    assert!(!broker
+        .broker
+        .consensus
+        .view()
+        .state
+        .topics
+        .contains_key("doomed"));
     broker.shutdown().await;
     Ok(())
 }
@@ -2128,7 +2144,10 @@ async fn r_wire_5_fetch_at_the_wrong_node_names_the_leader_from_v16() -> TestRes
             assert!(r.node_endpoints.is_empty());
             continue;
         }
-        assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (2, 0));
+        assert_eq!(
+            (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+            (2, 0)
+        );
         let endpoints: Vec<_> = r
             .node_endpoints
             .iter()

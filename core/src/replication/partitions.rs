@@ -705,7 +705,9 @@ mod tests {
         }
         partitions.reconcile(&recreated, 1)?;
         assert!(partitions.get_of("t", 0, "t-id").is_none());
-        let new = partitions.get_of("t", 0, "t-id-2").ok_or("no log for the new t-0")?;
+        let new = partitions
+            .get_of("t", 0, "t-id-2")
+            .ok_or("no log for the new t-0")?;
         assert!(!Arc::ptr_eq(&old, &new), "the old topic's log was kept");
         let stamp = read_all(&disk, Path::new("/data/logs/t-0/topic_id"))?;
         assert_eq!(stamp, b"t-id-2");

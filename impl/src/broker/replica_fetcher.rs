@@ -73,9 +73,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
                     .iter()
                     .enumerate()
                     .filter(move |(_, p)| p.leader == leader && p.replicas.contains(&me))
-                    .map(move |(i, p)| {
-                        (name.clone(), i as i32, p.leader_epoch, t.topic_id.clone())
-                    })
+                    .map(move |(i, p)| (name.clone(), i as i32, p.leader_epoch, t.topic_id.clone()))
             })
             .collect();
         let address = view
@@ -134,9 +132,12 @@ async fn idle(changes: &mut tokio::sync::watch::Receiver<crate::consensus::Metad
 async fn connect(broker: &Broker, address: String) -> Result<LeaderConnection, String> {
     let security = &broker.inter_broker.security;
     let client_id = format!("chronik-replica-{}", broker.config.node_id);
-    let mut conn = KafkaConnection::connect_with(&address, client_id, CALL_TIMEOUT, security).await?;
+    let mut conn =
+        KafkaConnection::connect_with(&address, client_id, CALL_TIMEOUT, security).await?;
     let served = conn.max_version(ApiKey::Fetch, CALL_TIMEOUT).await?;
-    let fetch_version = served.map_or(LAST_NAME_VERSION, |v| v.clamp(LAST_NAME_VERSION, FETCH_VERSION));
+    let fetch_version = served.map_or(LAST_NAME_VERSION, |v| {
+        v.clamp(LAST_NAME_VERSION, FETCH_VERSION)
+    });
     tracing::debug!(%address, fetch_version, "replica fetcher connected to its leader");
     Ok(LeaderConnection {
         address,
@@ -215,8 +216,14 @@ fn fetch_request(
     logs: &[(Followed, Arc<PartitionLog>)],
 ) -> (FetchRequest, i16) {
     let by_id = fetch_version >= FIRST_ID_VERSION
-        && logs.iter().all(|((_, _, _, id), _)| topic_uuid(id).is_some());
-    let version = if by_id { fetch_version } else { LAST_NAME_VERSION };
+        && logs
+            .iter()
+            .all(|((_, _, _, id), _)| topic_uuid(id).is_some());
+    let version = if by_id {
+        fetch_version
+    } else {
+        LAST_NAME_VERSION
+    };
     let mut topics: BTreeMap<(String, String), Vec<FetchPartition>> = BTreeMap::new();
     for ((topic, partition, epoch, topic_id), log) in logs {
         let key = (topic.clone(), topic_id.clone());

@@ -1491,10 +1491,18 @@ async fn delete_topics(
 ) -> DeleteTopicsResponse {
     let asked: Vec<(Option<String>, Uuid)> = if version >= 6 {
         let name = |t: &DeleteTopicState| t.name.as_ref().map(|n| n.0.to_string());
-        request.topics.iter().map(|t| (name(t), t.topic_id)).collect()
+        request
+            .topics
+            .iter()
+            .map(|t| (name(t), t.topic_id))
+            .collect()
     } else {
         let name = |n: &kafka_protocol::messages::TopicName| Some(n.0.to_string());
-        request.topic_names.iter().map(|n| (name(n), Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (name(n), Uuid::nil()))
+            .collect()
     };
     let mut results = Vec::new();
     for (name, id) in asked {
