@@ -1,5 +1,7 @@
 """End-to-end tests with real Kafka clients against the real binary (R-WIRE-*,
 R-LOG-4, R-RECOVER-*). Each test names the rule it checks."""
+import logging
+import re
 import subprocess
 import threading
 import time
@@ -389,3 +391,73 @@ def test_r_log_15_confluent_offsets_for_times_reads_record_timestamps(broker):
     found = consumer.offsets_for_times([CTopicPartition("by-time", 0, base + 7500)], timeout=15)
     assert found[0].offset == 8, found
     consumer.close()
+
+
+class _FetchVersions(logging.Handler):
+    """Collects the versions of the FetchRequests librdkafka logs it sent."""
+
+    def __init__(self):
+        super().__init__()
+        self.versions = set()
+
+    def emit(self, record):
+        m = re.search(r"Sent FetchRequest \(v(\d+)", record.getMessage())
+        if m:
+            self.versions.add(int(m.group(1)))
+
+
+def test_r_wire_13_librdkafka_fetches_by_topic_id(broker):
+    """librdkafka 2.x sends Fetch v13+ (topics by id, KIP-516) once the broker offers
+    it: every message is read once at its offset, and a topic deleted and created again
+    under its name is read afresh by a new consumer (the new id, none of the old records)."""
+    from confluent_kafka import Consumer
+    from confluent_kafka import TopicPartition as CkTopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic as CkNewTopic
+
+    topic = "by-id"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+
+    def create_and_fill(prefix, count):
+        admin.create_topics([CkNewTopic(topic, 2, 1)])[topic].result(15)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+        for i in range(count):
+            producer.produce(topic, value=b"%s-%04d" % (prefix, i), partition=i % 2)
+        assert producer.flush(30) == 0
+
+    def read(expected):
+        handler = _FetchVersions()
+        logger = logging.getLogger(f"librdkafka-fetch-{uuid.uuid4()}")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": str(uuid.uuid4()),
+                             "enable.auto.commit": False, "debug": "protocol"}, logger=logger)
+        try:
+            consumer.assign([CkTopicPartition(topic, p, 0) for p in range(2)])
+            seen = {}
+            deadline = time.time() + 30
+            while len(seen) < expected and time.time() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                key = (msg.partition(), msg.offset())
+                assert key not in seen, f"offset {key} delivered twice"
+                seen[key] = msg.value()
+            # Anything more (an old topic's records) would arrive here.
+            end = time.time() + 1
+            while time.time() < end:
+                msg = consumer.poll(0.2)
+                if msg is not None and not msg.error():
+                    seen[(msg.partition(), msg.offset())] = msg.value()
+            return seen, handler.versions
+        finally:
+            consumer.close()
+
+    create_and_fill(b"old", 100)
+    seen, versions = read(100)
+    assert sorted(seen.values()) == [b"old-%04d" % i for i in range(100)]
+    assert versions and min(versions) >= 13, f"Fetch versions sent: {versions}"
+    admin.delete_topics([topic])[topic].result(15)
+    create_and_fill(b"new", 10)
+    seen, versions = read(10)
+    assert sorted(seen.values()) == [b"new-%04d" % i for i in range(10)]
+    assert min(versions) >= 13

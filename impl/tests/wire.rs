@@ -1834,3 +1834,327 @@ async fn r_wire_12_fetch_answers_stay_within_the_response_memory_budget() -> Tes
     broker.shutdown().await;
     Ok(())
 }
+
+/// Creates `name` with id `id` (one partition here) and produces `batches` one-record
+/// batches to it; the connection it produced on.
+async fn topic_with_id(
+    broker: &RunningBroker,
+    name: &'static str,
+    id: uuid::Uuid,
+    batches: usize,
+) -> Result<chronik::cluster::client::KafkaConnection, Box<dyn std::error::Error>> {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::metadata::MetadataCommand;
+
+    let timeout = Duration::from_secs(5);
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::CreateTopic {
+                name: name.into(),
+                topic_id: id.to_string(),
+                partitions: vec![vec![1]],
+                configs: Default::default(),
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    broker.broker.reconcile_partitions();
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), name.into(), timeout).await?;
+    for _ in 0..batches {
+        produce_batch(&mut conn, name).await?;
+    }
+    Ok(conn)
+}
+
+async fn produce_batch(
+    conn: &mut chronik::cluster::client::KafkaConnection,
+    name: &'static str,
+) -> TestResult {
+    use chronik::log::batch::build_simple_batch;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(build_simple_batch(
+                    1, 10, b'x', 0,
+                ))))])]);
+    let response = conn
+        .call(
+            ApiKey::Produce,
+            9,
+            &RequestKind::Produce(request),
+            Duration::from_secs(5),
+        )
+        .await?;
+    let ResponseKind::Produce(r) = response else {
+        return Err("not a Produce response".into());
+    };
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    Ok(())
+}
+
+/// One partition (0) of one topic, fetched from offset 0 at `version`: by id from v13,
+/// by name below.
+async fn fetch_one(
+    conn: &mut chronik::cluster::client::KafkaConnection,
+    version: i16,
+    name: &'static str,
+    id: uuid::Uuid,
+) -> Result<kafka_protocol::messages::FetchResponse, Box<dyn std::error::Error>> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let topic = FetchTopic::default().with_partitions(vec![FetchPartition::default()
+        .with_partition(0)
+        .with_partition_max_bytes(1 << 20)]);
+    let topic = if version >= 13 {
+        topic.with_topic_id(id)
+    } else {
+        topic.with_topic(TopicName(StrBytes::from_static_str(name)))
+    };
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![topic]);
+    let request = if version >= 15 {
+        request.with_replica_state(fetch_request::ReplicaState::default())
+    } else {
+        request.with_replica_id(BrokerId(-1))
+    };
+    let response = conn
+        .call(
+            ApiKey::Fetch,
+            version,
+            &RequestKind::Fetch(request),
+            Duration::from_secs(5),
+        )
+        .await?;
+    let ResponseKind::Fetch(r) = response else {
+        return Err("not a Fetch response".into());
+    };
+    Ok(r)
+}
+
+/// The offsets of the records in a Fetch answer's one partition.
+fn fetched_offsets(response: &kafka_protocol::messages::FetchResponse) -> Vec<i64> {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let Some(records) = response
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .and_then(|p| p.records.clone())
+    else {
+        return Vec::new();
+    };
+    let mut records = records;
+    RecordBatchDecoder::decode_all(&mut records)
+        .map(|sets| {
+            sets.iter()
+                .flat_map(|set| set.records.iter().map(|r| r.offset))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// R-WIRE-13: Fetch v13-17 name topics by id (KIP-516) and answer with the id, not
+/// the name; an id the metadata does not have is UNKNOWN_TOPIC_ID (100) for each of
+/// its partitions, as Kafka's KafkaApis answers; v12 by name still works.
+#[tokio::test]
+async fn r_wire_13_fetch_v13_and_later_name_topics_by_id() -> TestResult {
+    let (broker, _dir) = start().await?;
+    let id = uuid::Uuid::new_v4();
+    let mut conn = topic_with_id(&broker, "by-id", id, 3).await?;
+    for version in 13..=17 {
+        let r = fetch_one(&mut conn, version, "by-id", id).await?;
+        let topic = &r.responses[0];
+        assert_eq!(topic.topic_id, id, "v{version}");
+        assert!(topic.topic.0.is_empty(), "v{version} answered a name");
+        assert_eq!(topic.partitions[0].error_code, 0, "v{version}");
+        assert_eq!(topic.partitions[0].high_watermark, 3);
+        assert_eq!(fetched_offsets(&r), vec![0, 1, 2], "v{version}");
+        let unknown = fetch_one(&mut conn, version, "by-id", uuid::Uuid::new_v4()).await?;
+        let partition = &unknown.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 100, "v{version}");
+        assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+    let r = fetch_one(&mut conn, 12, "by-id", id).await?;
+    assert_eq!(r.responses[0].topic.0.as_str(), "by-id");
+    assert_eq!(fetched_offsets(&r), vec![0, 1, 2]);
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// R-WIRE-13, R-RECOVER-8: a topic deleted and created again under its name has a new
+/// id; a Fetch with the old id is UNKNOWN_TOPIC_ID and never reads the new topic's
+/// records, the new id reads only them.
+#[tokio::test]
+async fn r_wire_13_a_deleted_topics_id_does_not_read_the_recreated_topic() -> TestResult {
+    use chronik::metadata::MetadataCommand;
+
+    let (broker, _dir) = start().await?;
+    let old = uuid::Uuid::new_v4();
+    let _ = topic_with_id(&broker, "again", old, 2).await?;
+    broker
+        .broker
+        .consensus
+        .propose(
+            MetadataCommand::DeleteTopic {
+                name: "again".into(),
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let new = uuid::Uuid::new_v4();
+    let mut conn = topic_with_id(&broker, "again", new, 1).await?;
+    produce_batch(&mut conn, "again").await?;
+    for version in [13, 16, 17] {
+        let r = fetch_one(&mut conn, version, "again", old).await?;
+        assert_eq!(r.responses[0].partitions[0].error_code, 100, "v{version}");
+        assert!(fetched_offsets(&r).is_empty(), "v{version}");
+        let r = fetch_one(&mut conn, version, "again", new).await?;
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        assert_eq!(fetched_offsets(&r), vec![0, 1], "v{version}");
+    }
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// R-WIRE-13: DeleteTopics v6 names topics by name or by id (KIP-516); an unknown id
+/// is UNKNOWN_TOPIC_ID, both or neither INVALID_REQUEST; the answer carries both.
+#[tokio::test]
+async fn r_wire_13_delete_topics_v6_takes_topic_ids() -> TestResult {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let id = uuid::Uuid::new_v4();
+    let mut conn = topic_with_id(&broker, "doomed", id, 1).await?;
+    let name = || Some(TopicName(StrBytes::from_static_str("doomed")));
+    let unknown = uuid::Uuid::new_v4();
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            DeleteTopicState::default().with_topic_id(unknown),
+            DeleteTopicState::default()
+                .with_name(name())
+                .with_topic_id(id),
+            DeleteTopicState::default(),
+            DeleteTopicState::default().with_topic_id(id),
+        ]);
+    let response = conn
+        .call(
+            ApiKey::DeleteTopics,
+            6,
+            &RequestKind::DeleteTopics(request),
+            Duration::from_secs(5),
+        )
+        .await?;
+    let ResponseKind::DeleteTopics(r) = response else {
+        return Err("not a DeleteTopics response".into());
+    };
+    let answers: Vec<_> = r
+        .responses
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_ref().map(|n| n.0.to_string()),
+                t.topic_id,
+                t.error_code,
+            )
+        })
+        .collect();
+    let doomed = Some("doomed".to_string());
+    assert_eq!(
+        answers,
+        vec![
+            (None, unknown, 100),
+            (doomed.clone(), id, 42),
+            (None, uuid::Uuid::nil(), 42),
+            (doomed, id, 0),
+        ]
+    );
+    assert!(!broker
+        .broker
+        .consensus
+        .view()
+        .state
+        .topics
+        .contains_key("doomed"));
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// R-WIRE-5: a Fetch v16+ partition answered NOT_LEADER_OR_FOLLOWER names its leader
+/// and epoch and the answer that leader's endpoint (KIP-951); v15 has no such fields.
+#[tokio::test]
+async fn r_wire_5_fetch_at_the_wrong_node_names_the_leader_from_v16() -> TestResult {
+    use chronik::cluster::client::KafkaConnection;
+    use chronik::metadata::MetadataCommand;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    let id = uuid::Uuid::new_v4();
+    let commands = [
+        MetadataCommand::RegisterBroker {
+            broker_id: 2,
+            host: "node-two.example".into(),
+            port: 19092,
+            rack: None,
+            incarnation: 1,
+            listeners: Vec::new(),
+        },
+        MetadataCommand::CreateTopic {
+            name: "fetched-from-two".into(),
+            topic_id: id.to_string(),
+            partitions: vec![vec![2, 1]],
+            configs: Default::default(),
+        },
+    ];
+    for command in commands {
+        broker
+            .broker
+            .consensus
+            .propose(command, timeout)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    broker.broker.reconcile_partitions();
+    let mut conn =
+        KafkaConnection::connect(&broker.local_addr().to_string(), "kip-951".into(), timeout)
+            .await?;
+    for version in [15, 16, 17] {
+        let r = fetch_one(&mut conn, version, "fetched-from-two", id).await?;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 6, "v{version}");
+        if version < 16 {
+            assert!(r.node_endpoints.is_empty());
+            continue;
+        }
+        assert_eq!(
+            (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+            (2, 0)
+        );
+        let endpoints: Vec<_> = r
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id.0, e.host.to_string(), e.port))
+            .collect();
+        assert_eq!(endpoints, vec![(2, "node-two.example".to_string(), 19092)]);
+    }
+    broker.shutdown().await;
+    Ok(())
+}

@@ -20,7 +20,10 @@ pub struct Partitions {
     /// whose rounds the simulator runs.
     commits: CommitQueue,
     defaults: LogConfig,
-    logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
+    /// Each log with the id of the topic it was opened for: a name can be deleted and
+    /// created again between two reconciliations, and the log of the old topic must
+    /// never be served as the new one's.
+    logs: RwLock<BTreeMap<TopicPartition, Hosted>>,
     /// On partitions this broker leads: what its followers have (R-REPL-1).
     trackers: Mutex<BTreeMap<TopicPartition, FollowerTracker>>,
     /// ISR changes this leader proposed from the partition's current version: (that
@@ -61,6 +64,11 @@ pub trait PartitionEvents: Send + Sync {
 pub struct NoEvents;
 
 impl PartitionEvents for NoEvents {}
+
+struct Hosted {
+    topic_id: String,
+    log: Arc<PartitionLog>,
+}
 
 /// (partition epoch, members named by the proposals made from it).
 type PendingIsr = (u64, Vec<i32>);
@@ -183,7 +191,19 @@ impl Partitions {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&(topic.to_string(), partition))
-            .cloned()
+            .map(|h| Arc::clone(&h.log))
+    }
+
+    /// The log of a partition if it was opened for the topic with id `topic_id`. A
+    /// caller that judged a request by one metadata view must not serve a log that a
+    /// later view opened for another topic of the same name (R-RECOVER-8).
+    pub fn get_of(&self, topic: &str, partition: i32, topic_id: &str) -> Option<Arc<PartitionLog>> {
+        self.logs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(topic.to_string(), partition))
+            .filter(|h| h.topic_id == topic_id)
+            .map(|h| Arc::clone(&h.log))
     }
 
     fn with_tracker<T>(
@@ -385,7 +405,7 @@ impl Partitions {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .map(|(k, v)| (k.clone(), Arc::clone(&v.log)))
             .collect()
     }
 
@@ -410,14 +430,16 @@ impl Partitions {
             }
         }
         let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+        // A log opened for another topic id belongs to a deleted topic of the same
+        // name, even when the new topic is already wanted here.
         let gone: Vec<TopicPartition> = logs
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .cloned()
+            .iter()
+            .filter(|(k, h)| topic_ids.get(*k) != Some(&h.topic_id))
+            .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
             self.forget_replication_state(&key);
-            if let Some(log) = logs.remove(&key) {
+            if let Some(Hosted { log, .. }) = logs.remove(&key) {
                 if let Ok(log) = Arc::try_unwrap(log) {
                     log.delete()?;
                 } else {
@@ -432,7 +454,7 @@ impl Partitions {
         }
         for (key, config) in wanted {
             match logs.get(&key) {
-                Some(log) => {
+                Some(Hosted { log, .. }) => {
                     if log.config() != config {
                         log.set_config(config)?;
                     }
@@ -440,9 +462,8 @@ impl Partitions {
                 None => {
                     self.forget_replication_state(&key);
                     let dir = self.root.join(dir_name(&key.0, key.1));
-                    if let Some(topic_id) = topic_ids.get(&key) {
-                        claim_dir(self.disk.as_ref(), &dir, topic_id)?;
-                    }
+                    let topic_id = topic_ids.get(&key).cloned().unwrap_or_default();
+                    claim_dir(self.disk.as_ref(), &dir, &topic_id)?;
                     let log = PartitionLog::open(
                         Arc::clone(&self.disk),
                         &dir,
@@ -458,7 +479,8 @@ impl Partitions {
                     if let Some(observer) = self.events.sync_observer() {
                         log.set_sync_observer(observer);
                     }
-                    logs.insert(key, Arc::new(log));
+                    let log = Arc::new(log);
+                    logs.insert(key, Hosted { topic_id, log });
                 }
             }
         }
@@ -659,5 +681,36 @@ mod tests {
         assert!(is_stray("my-topic-1", None, &state));
         assert!(!is_stray("quarantine", None, &state));
         assert!(!is_stray("t-x", None, &state));
+    }
+
+    /// R-RECOVER-8: a topic deleted and created again under the same name between two
+    /// reconciliations (a metadata watch can skip the view without it) gets a fresh
+    /// log; the old topic's log is neither kept nor served under the new id.
+    #[test]
+    fn r_recover_8_a_name_recreated_between_reconciliations_gets_a_fresh_log(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let disk = MemDisk::new();
+        let partitions = Partitions::new(
+            Arc::new(disk.clone()),
+            PathBuf::from("/data/logs"),
+            LogConfig::default(),
+            Arc::new(NoEvents),
+            crate::log::ManualCommitter::new().queue(),
+        );
+        partitions.reconcile(&one_topic(1), 1)?;
+        let old = partitions.get_of("t", 0, "t-id").ok_or("no log for t-0")?;
+        let mut recreated = one_topic(1);
+        if let Some(t) = recreated.topics.get_mut("t") {
+            t.topic_id = "t-id-2".into();
+        }
+        partitions.reconcile(&recreated, 1)?;
+        assert!(partitions.get_of("t", 0, "t-id").is_none());
+        let new = partitions
+            .get_of("t", 0, "t-id-2")
+            .ok_or("no log for the new t-0")?;
+        assert!(!Arc::ptr_eq(&old, &new), "the old topic's log was kept");
+        let stamp = read_all(&disk, Path::new("/data/logs/t-0/topic_id"))?;
+        assert_eq!(stamp, b"t-id-2");
+        Ok(())
     }
 }

@@ -51,7 +51,10 @@ impl<'a> LocalView<'a> {
             .state
             .partition(topic, partition)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-        match self.partitions.get(topic, partition) {
+        let topic_id = self.state.topics.get(topic).map_or("", |t| &t.topic_id);
+        // Only the log opened for this view's topic: not yet reopened for a topic
+        // created again under the name, it is not led here yet.
+        match self.partitions.get_of(topic, partition, topic_id) {
             Some(log) if self.state.leads(info, self.me, self.incarnation) => Ok((log, info)),
             _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
         }

@@ -5,12 +5,19 @@
 //! durable log end (R-REPL-1). When the partition's leader epoch changes it first
 //! asks the leader where its last epoch ends (OffsetForLeaderEpoch) and truncates to
 //! that (R-REPL-3).
+//!
+//! It fetches with Fetch v13+ (topics named by id, KIP-516) when the leader serves
+//! it, as Kafka's replica fetcher does since 3.1: a follower whose metadata still
+//! names a deleted topic asks for the old id and is answered UNKNOWN_TOPIC_ID, where
+//! a fetch by name would read the records of a topic created again under that name
+//! into the old topic's log. A leader that serves only v12 (an older Chronik during
+//! a rolling upgrade) is fetched from by name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -19,6 +26,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
@@ -26,21 +34,34 @@ use crate::log::PartitionLog;
 use chronik_core::replication::RepairStep;
 use chronik_core::replication::{truncation_point_for_answer, Fetched};
 
-const FETCH_VERSION: i16 = 12;
+/// Kafka 3.9's replica fetcher version; v15+ carry the replica id in `replica_state`.
+const FETCH_VERSION: i16 = 17;
+/// The first version that names topics by id, and the last that names them by name.
+const FIRST_ID_VERSION: i16 = 13;
+const LAST_NAME_VERSION: i16 = 12;
 const EPOCH_VERSION: i16 = 4;
 /// How long the leader may hold a fetch with nothing new (its long poll).
 const MAX_WAIT_MS: i32 = 500;
 const PARTITION_MAX_BYTES: i32 = 1 << 20;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_millis(100);
+const IDLE_MIN: Duration = Duration::from_millis(10);
 
-/// A followed partition: (topic, partition, leader epoch).
-type Followed = (String, i32, i32);
+/// A followed partition: (topic, partition, leader epoch, topic id).
+type Followed = (String, i32, i32, String);
+
+/// A connection to a leader, and the Fetch version both sides serve.
+struct LeaderConnection {
+    address: String,
+    conn: KafkaConnection,
+    fetch_version: i16,
+}
 
 /// Fetches, forever, the partitions `leader` leads and this broker follows.
 pub async fn run(broker: Arc<Broker>, leader: i32) {
     let me = broker.config.node_id;
-    let mut connection: Option<(String, KafkaConnection)> = None;
+    let mut connection: Option<LeaderConnection> = None;
+    let mut changes = broker.consensus.subscribe();
     loop {
         let view = broker.consensus.view();
         let followed: Vec<Followed> = view
@@ -52,7 +73,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
                     .iter()
                     .enumerate()
                     .filter(move |(_, p)| p.leader == leader && p.replicas.contains(&me))
-                    .map(move |(i, p)| (name.clone(), i as i32, p.leader_epoch))
+                    .map(move |(i, p)| (name.clone(), i as i32, p.leader_epoch, t.topic_id.clone()))
             })
             .collect();
         let address = view
@@ -64,25 +85,23 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
             .map(|(host, port)| format!("{host}:{port}"));
         let (Some(address), false) = (address, followed.is_empty()) else {
             connection = None;
-            tokio::time::sleep(IDLE).await;
+            idle(&mut changes).await;
             continue;
         };
-        if connection.as_ref().is_none_or(|(a, _)| *a != address) {
-            let security = &broker.inter_broker.security;
-            let client_id = format!("chronik-replica-{me}");
-            match KafkaConnection::connect_with(&address, client_id, CALL_TIMEOUT, security).await {
-                Ok(c) => connection = Some((address.clone(), c)),
+        if connection.as_ref().is_none_or(|c| c.address != address) {
+            match connect(&broker, address).await {
+                Ok(c) => connection = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "replica fetcher cannot reach its leader");
-                    tokio::time::sleep(IDLE).await;
+                    idle(&mut changes).await;
                     continue;
                 }
             }
         }
-        let Some((_, conn)) = connection.as_mut() else {
+        let Some(c) = connection.as_mut() else {
             continue;
         };
-        let result = fetch_round(&broker, conn, &followed).await;
+        let result = fetch_round(&broker, &mut c.conn, c.fetch_version, &followed).await;
         if let Err(e) = result {
             tracing::debug!(leader, error = %e, "replica fetch failed; reconnecting");
             connection = None;
@@ -91,21 +110,59 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
     }
 }
 
+/// Waits `IDLE`, or less if the metadata changes: a broker that has just become
+/// leader is fetched from at once, and acks=all produces to it wait on this
+/// follower's fetch (a failover is otherwise up to `IDLE` longer).
+async fn idle(changes: &mut tokio::sync::watch::Receiver<crate::consensus::MetadataView>) {
+    // Every applied command changes the metadata (offset commits too): at most one
+    // pass per IDLE_MIN however busy it is. A change meanwhile is still pending after.
+    tokio::time::sleep(IDLE_MIN).await;
+    tokio::select! {
+        _ = tokio::time::sleep(IDLE - IDLE_MIN) => {}
+        changed = changes.changed() => {
+            // The metadata loop has stopped: nothing will change any more.
+            if changed.is_err() {
+                tokio::time::sleep(IDLE).await;
+            }
+        }
+    }
+}
+
+/// Connects to a leader and asks which Fetch versions it serves.
+async fn connect(broker: &Broker, address: String) -> Result<LeaderConnection, String> {
+    let security = &broker.inter_broker.security;
+    let client_id = format!("chronik-replica-{}", broker.config.node_id);
+    let mut conn =
+        KafkaConnection::connect_with(&address, client_id, CALL_TIMEOUT, security).await?;
+    let served = conn.max_version(ApiKey::Fetch, CALL_TIMEOUT).await?;
+    let fetch_version = served.map_or(LAST_NAME_VERSION, |v| {
+        v.clamp(LAST_NAME_VERSION, FETCH_VERSION)
+    });
+    tracing::debug!(%address, fetch_version, "replica fetcher connected to its leader");
+    Ok(LeaderConnection {
+        address,
+        conn,
+        fetch_version,
+    })
+}
+
 /// Truncates what needs it, then one Fetch for every followed partition.
 async fn fetch_round(
     broker: &Arc<Broker>,
     conn: &mut KafkaConnection,
+    fetch_version: i16,
     followed: &[Followed],
 ) -> Result<(), String> {
     let me = broker.config.node_id;
     let mut logs: Vec<(Followed, Arc<PartitionLog>)> = Vec::new();
     for f in followed {
-        // The partition log opens when the metadata assigns it here.
-        if let Some(log) = broker.partitions.get(&f.0, f.1) {
+        // The partition log opens when the metadata assigns it here; one still open
+        // for a deleted topic of the same name is not this topic's.
+        if let Some(log) = broker.partitions.get_of(&f.0, f.1, &f.3) {
             logs.push((f.clone(), log));
         }
     }
-    for ((topic, partition, epoch), log) in &logs {
+    for ((topic, partition, epoch, _), log) in &logs {
         let key = (topic.clone(), *partition);
         if broker.partitions.follower_epoch(&key) != Some(*epoch) {
             let end = leader_end_offset(conn, me, topic, *partition, *epoch, log).await?;
@@ -128,38 +185,12 @@ async fn fetch_round(
         tokio::time::sleep(IDLE).await;
         return Ok(());
     }
-    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-    for ((topic, partition, epoch), log) in &logs {
-        topics.entry(topic.clone()).or_default().push(
-            FetchPartition::default()
-                .with_partition(*partition)
-                .with_current_leader_epoch(*epoch)
-                .with_fetch_offset(log.log_end_offset() as i64)
-                .with_log_start_offset(log.log_start_offset() as i64)
-                .with_partition_max_bytes(PARTITION_MAX_BYTES),
-        );
-    }
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(me))
-        .with_max_wait_ms(MAX_WAIT_MS)
-        .with_min_bytes(1)
-        .with_max_bytes(16 << 20)
-        .with_session_epoch(-1)
-        .with_topics(
-            topics
-                .into_iter()
-                .map(|(t, ps)| {
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(t)))
-                        .with_partitions(ps)
-                })
-                .collect(),
-        );
+    let request = fetch_request(me, fetch_version, &logs);
     let response = conn
         .call(
             ApiKey::Fetch,
-            FETCH_VERSION,
-            &RequestKind::Fetch(request),
+            request.1,
+            &RequestKind::Fetch(request.0),
             CALL_TIMEOUT,
         )
         .await?;
@@ -169,17 +200,87 @@ async fn fetch_round(
     if response.error_code != 0 {
         return Err(format!("fetch error {}", response.error_code));
     }
+    apply_response(broker, response, &logs)
+}
+
+/// The version actually used: names when some followed topic has an id that is not a
+/// UUID (no Fetch v13+ can name it; the broker never makes such ids, tests do).
+fn topic_uuid(topic_id: &str) -> Option<Uuid> {
+    Uuid::parse_str(topic_id).ok()
+}
+
+/// The Fetch of one round and its version.
+fn fetch_request(
+    me: i32,
+    fetch_version: i16,
+    logs: &[(Followed, Arc<PartitionLog>)],
+) -> (FetchRequest, i16) {
+    let by_id = fetch_version >= FIRST_ID_VERSION
+        && logs
+            .iter()
+            .all(|((_, _, _, id), _)| topic_uuid(id).is_some());
+    let version = if by_id {
+        fetch_version
+    } else {
+        LAST_NAME_VERSION
+    };
+    let mut topics: BTreeMap<(String, String), Vec<FetchPartition>> = BTreeMap::new();
+    for ((topic, partition, epoch, topic_id), log) in logs {
+        let key = (topic.clone(), topic_id.clone());
+        topics.entry(key).or_default().push(
+            FetchPartition::default()
+                .with_partition(*partition)
+                .with_current_leader_epoch(*epoch)
+                .with_fetch_offset(log.log_end_offset() as i64)
+                .with_log_start_offset(log.log_start_offset() as i64)
+                .with_partition_max_bytes(PARTITION_MAX_BYTES),
+        );
+    }
+    let topics = topics
+        .into_iter()
+        .map(|((name, topic_id), partitions)| {
+            let topic = FetchTopic::default().with_partitions(partitions);
+            match topic_uuid(&topic_id).filter(|_| by_id) {
+                Some(id) => topic.with_topic_id(id),
+                None => topic.with_topic(TopicName(StrBytes::from_string(name))),
+            }
+        })
+        .collect();
+    let request = FetchRequest::default()
+        .with_max_wait_ms(MAX_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(16 << 20)
+        .with_session_epoch(-1)
+        .with_topics(topics);
+    let request = if version >= 15 {
+        let state = ReplicaState::default().with_replica_id(BrokerId(me));
+        request.with_replica_state(state)
+    } else {
+        request.with_replica_id(BrokerId(me))
+    };
+    (request, version)
+}
+
+/// Appends what a Fetch answer brought to the logs it was asked for, matched by topic
+/// id (v13+) or name.
+fn apply_response(
+    broker: &Arc<Broker>,
+    response: kafka_protocol::messages::FetchResponse,
+    logs: &[(Followed, Arc<PartitionLog>)],
+) -> Result<(), String> {
     let now = now_ms();
     for topic in response.responses {
-        let name = topic.topic.0.to_string();
+        let asked = |f: &Followed| {
+            f.0 == topic.topic.0.as_str() || topic_uuid(&f.3) == Some(topic.topic_id)
+        };
         for p in topic.partitions {
-            let key = (name.clone(), p.partition_index);
-            let Some(((_, _, epoch), log)) = logs
+            let Some(((name, _, epoch, _), log)) = logs
                 .iter()
-                .find(|(f, _)| f.0 == name && f.1 == p.partition_index)
+                .find(|(f, _)| asked(f) && f.1 == p.partition_index)
             else {
                 continue;
             };
+            let key = (name.clone(), p.partition_index);
             if p.error_code != 0 {
                 tracing::debug!(topic = %name, partition = p.partition_index, code = p.error_code,
                     "replica fetch refused");
@@ -204,7 +305,7 @@ async fn fetch_round(
 /// this round. A damaged copy is not fetched until it has left the ISR and cut its
 /// log below the damage: a fetch would count towards the ISR.
 fn repair_before_fetch(broker: &Arc<Broker>, followed: &Followed, log: &PartitionLog) -> bool {
-    let (topic, partition, _) = followed;
+    let (topic, partition, _, _) = followed;
     let key = (topic.clone(), *partition);
     let view = broker.consensus.view();
     let Some(info) = view.state.partition(topic, *partition) else {

@@ -10,8 +10,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use chronik_core::security::sasl::SaslMechanism;
 use chronik_core::security::scram::ClientExchange;
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind, SaslAuthenticateRequest,
-    SaslHandshakeRequest,
+    ApiKey, ApiVersionsRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rand::distributions::Alphanumeric;
@@ -140,6 +140,24 @@ impl KafkaConnection {
                 r.error_message.as_deref().unwrap_or("")
             )),
             other => Err(format!("unexpected answer to SaslAuthenticate: {other:?}")),
+        }
+    }
+
+    /// The highest version of `api_key` the peer serves, if it serves it (ApiVersions
+    /// v0, which every broker answers).
+    pub async fn max_version(
+        &mut self,
+        api_key: ApiKey,
+        timeout: Duration,
+    ) -> Result<Option<i16>, String> {
+        let request = RequestKind::ApiVersions(ApiVersionsRequest::default());
+        match self.call(ApiKey::ApiVersions, 0, &request, timeout).await? {
+            ResponseKind::ApiVersions(r) if r.error_code == 0 => Ok(r
+                .api_keys
+                .iter()
+                .find(|k| k.api_key == api_key as i16)
+                .map(|k| k.max_version)),
+            other => Err(format!("unexpected answer to ApiVersions: {other:?}")),
         }
     }
 

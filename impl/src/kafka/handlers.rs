@@ -18,6 +18,7 @@ use chronik_core::log::produced::prepare_produced;
 use chronik_core::replication::{ack_error, appended, AckWait, Appended};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
@@ -139,7 +140,7 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
             ResponseKind::CreateTopics(create_topics(broker, caller, r, version).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics(broker, caller, r).await)
+            ResponseKind::DeleteTopics(delete_topics(broker, caller, r, version).await)
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id(broker, caller, r).await)
@@ -797,7 +798,43 @@ async fn produce_finish(
 
 /// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names
 /// its current leader and epoch, and the answer carries that leader's endpoint, so the
-/// client sends its retry there without a Metadata round trip first (Produce v10+).
+/// client sends its retry there without a Metadata round trip first (Produce v10+,
+/// Fetch v16+). The leader and epoch, when the metadata names an unfenced leader.
+fn moved_leader(
+    state: &crate::metadata::MetadataState,
+    topic: &str,
+    partition: i32,
+    code: i16,
+) -> Option<(i32, i32)> {
+    if ![errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH].contains(&code) {
+        return None;
+    }
+    let info = state.partition(topic, partition)?;
+    let leader = state.brokers.get(&info.leader).filter(|b| !b.fenced)?;
+    Some((leader.broker_id, info.leader_epoch))
+}
+
+/// The endpoints of `leaders` on `listener`: (id, host, port, rack).
+fn leader_endpoints(
+    state: &crate::metadata::MetadataState,
+    leaders: std::collections::BTreeSet<i32>,
+    listener: &str,
+) -> Vec<(i32, StrBytes, i32, Option<StrBytes>)> {
+    leaders
+        .into_iter()
+        .filter_map(|id| state.brokers.get(&id))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some((
+                b.broker_id,
+                str_bytes(host),
+                port,
+                b.rack.as_deref().map(str_bytes),
+            ))
+        })
+        .collect()
+}
+
 fn add_leader_hints(
     state: &crate::metadata::MetadataState,
     response: &mut ProduceResponse,
@@ -806,41 +843,60 @@ fn add_leader_hints(
     use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
     let mut leaders = std::collections::BTreeSet::new();
     for topic in &mut response.responses {
-        let Some(info) = state.topics.get(topic.name.0.as_str()) else {
-            continue;
-        };
         for p in &mut topic.partition_responses {
-            let moved = [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH];
-            if !moved.contains(&p.error_code) {
-                continue;
-            }
-            let Some(partition) = usize::try_from(p.index)
-                .ok()
-                .and_then(|i| info.partitions.get(i))
-            else {
-                continue;
-            };
-            let leader = state.brokers.get(&partition.leader).filter(|b| !b.fenced);
-            if let Some(leader) = leader {
+            if let Some((leader, epoch)) = moved_leader(state, &topic.name.0, p.index, p.error_code)
+            {
                 p.current_leader = LeaderIdAndEpoch::default()
-                    .with_leader_id(BrokerId(leader.broker_id))
-                    .with_leader_epoch(partition.leader_epoch);
-                leaders.insert(leader.broker_id);
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
             }
         }
     }
-    response.node_endpoints = leaders
+    response.node_endpoints = leader_endpoints(state, leaders, listener)
         .into_iter()
-        .filter_map(|id| state.brokers.get(&id))
-        .filter_map(|b| {
-            let (host, port) = b.endpoint(listener)?;
-            Some(
-                NodeEndpoint::default()
-                    .with_node_id(BrokerId(b.broker_id))
-                    .with_host(str_bytes(host))
-                    .with_port(port)
-                    .with_rack(b.rack.as_deref().map(str_bytes)),
-            )
+        .map(|(id, host, port, rack)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(host)
+                .with_port(port)
+                .with_rack(rack)
+        })
+        .collect();
+}
+
+/// The same hints in a Fetch v16+ answer, whose topics are named by id.
+fn add_fetch_leader_hints(
+    state: &crate::metadata::MetadataState,
+    response: &mut FetchResponse,
+    listener: &str,
+    by_id: Option<&BTreeMap<Uuid, String>>,
+) {
+    use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint};
+    let mut leaders = std::collections::BTreeSet::new();
+    for topic in &mut response.responses {
+        let Some(name) = by_id.and_then(|names| names.get(&topic.topic_id)) else {
+            continue;
+        };
+        for p in &mut topic.partitions {
+            if let Some((leader, epoch)) =
+                moved_leader(state, name, p.partition_index, p.error_code)
+            {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
+            }
+        }
+    }
+    response.node_endpoints = leader_endpoints(state, leaders, listener)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(host)
+                .with_port(port)
+                .with_rack(rack)
         })
         .collect();
 }
@@ -849,7 +905,7 @@ fn add_leader_hints(
 /// capped by the broker's `fetch.max.bytes` for consumers and
 /// `replica.fetch.response.max.bytes` for followers, as Kafka's ReplicaManager does.
 fn fetch_budget(config: &BrokerConfig, request: &FetchRequest, version: i16) -> usize {
-    let broker_cap = if request.replica_id.0 >= 0 {
+    let broker_cap = if fetching_replica(request, version) >= 0 {
         config.replica_fetch_response_max_bytes
     } else {
         config.fetch_max_bytes
@@ -861,6 +917,39 @@ fn fetch_budget(config: &BrokerConfig, request: &FetchRequest, version: i16) -> 
     }
 }
 
+/// The broker id of a follower's Fetch, -1 for a consumer: v15+ carry it in
+/// `replica_state` (KIP-903), older versions in `replica_id`.
+fn fetching_replica(request: &FetchRequest, version: i16) -> i32 {
+    if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    }
+}
+
+/// Every topic's name by its id, for a Fetch v13+ that names topics by id (KIP-516).
+/// Ids the metadata no longer has (a deleted topic's) are simply absent: a topic
+/// created again under the same name has a new id, so the old one reads nothing.
+fn topic_names_by_id(state: &crate::metadata::MetadataState) -> BTreeMap<Uuid, String> {
+    state
+        .topics
+        .iter()
+        .filter_map(|(name, t)| Some((Uuid::parse_str(&t.topic_id).ok()?, name.clone())))
+        .collect()
+}
+
+/// What one pass over a Fetch's partitions has gathered so far.
+struct FetchPass {
+    /// Bytes of records in the answer.
+    total: usize,
+    any_error: bool,
+    /// Only the first partition that yields data may exceed the limits (KIP-74).
+    first_batch_whole: bool,
+    max_bytes: usize,
+    follower: i32,
+    version: i16,
+}
+
 /// One pass over the partitions of a Fetch: the response and how many bytes it holds.
 fn read_fetch(
     broker: &Broker,
@@ -869,117 +958,146 @@ fn read_fetch(
     version: i16,
     max_bytes: usize,
 ) -> (FetchResponse, usize, bool) {
-    let mut total = 0usize;
-    let mut any_error = false;
     let view = broker.consensus.view();
-    let follower = request.replica_id.0;
-    // Only the first partition that yields data may exceed the limits (KIP-74).
-    let mut first_batch_whole = true;
+    let by_id = (version >= 13).then(|| topic_names_by_id(&view.state));
+    let mut pass = FetchPass {
+        total: 0,
+        any_error: false,
+        first_batch_whole: true,
+        max_bytes,
+        follower: fetching_replica(request, version),
+        version,
+    };
     let topics = request
         .topics
         .iter()
         .map(|topic| {
-            let name = topic.topic.0.to_string();
-            let refused = fetch_refusal(caller, follower, &name);
+            let name = match &by_id {
+                Some(names) => names.get(&topic.topic_id).cloned(),
+                None => Some(topic.topic.0.to_string()),
+            };
+            let refused = match &name {
+                None => errors::UNKNOWN_TOPIC_ID,
+                Some(name) => fetch_refusal(caller, pass.follower, name),
+            };
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|p| {
-                    let mut data = PartitionData::default().with_partition_index(p.partition);
-                    if refused != errors::NONE {
-                        data.error_code = refused;
-                        any_error = true;
-                        return data;
+                .map(|p| match (&name, refused) {
+                    (Some(name), errors::NONE) => {
+                        read_partition(broker, &view.state, name, p, &mut pass)
                     }
-                    // Consumers and followers read from the leader only (R-WIRE-5).
-                    let requested = if version >= 9 {
-                        p.current_leader_epoch
-                    } else {
-                        -1
-                    };
-                    let (log, info) = match gate(broker, &view.state, &name, p.partition, requested)
-                    {
-                        Ok(led) => led,
-                        Err(code) => {
-                            data.error_code = code;
-                            any_error = true;
-                            return data;
-                        }
-                    };
-                    let key = (name.clone(), p.partition);
-                    // A follower's fetch offset is its durable log end (R-REPL-1); it is
-                    // served what the leader holds durably, never less than that.
-                    let upper = if follower >= 0 && p.fetch_offset >= 0 {
-                        let hw = log.high_watermark();
-                        let upper = broker.local(&view.state).serve_follower_fetch(
-                            &key,
-                            &log,
-                            info,
-                            follower,
-                            p.fetch_offset as u64,
-                            now_ms(),
-                        );
-                        if log.high_watermark() > hw {
-                            broker.data_arrived.notify_waiters();
-                        }
-                        Some(upper)
-                    } else {
-                        None
-                    };
-                    let hw = log.high_watermark();
-                    data.high_watermark = hw as i64;
-                    data.last_stable_offset = hw as i64;
-                    if version >= 5 {
-                        data.log_start_offset = log.log_start_offset() as i64;
+                    (_, code) => {
+                        pass.any_error = true;
+                        PartitionData::default()
+                            .with_partition_index(p.partition)
+                            .with_error_code(code)
                     }
-                    let room = max_bytes.saturating_sub(total);
-                    if (room == 0 && !first_batch_whole) || p.fetch_offset < 0 {
-                        if p.fetch_offset < 0 {
-                            data.error_code = errors::OFFSET_OUT_OF_RANGE;
-                            any_error = true;
-                        }
-                        return data;
-                    }
-                    let limits = ReadLimits {
-                        max_bytes: (p.partition_max_bytes.max(0) as usize).min(room),
-                        upper_bound: upper.unwrap_or(hw),
-                        first_batch_whole,
-                    };
-                    let old_refusal = old_fetch_refusal(&view.state, &name, version, follower);
-                    let read = match old_refusal {
-                        errors::NONE => log
-                            .read_limited(p.fetch_offset as u64, limits)
-                            .map_err(|e| storage_error(errors::from_log_error(&e), version))
-                            .and_then(|read| {
-                                let offset = p.fetch_offset as u64;
-                                old_format(read.records, version, offset, limits, &log)
-                            }),
-                        code => Err(code),
-                    };
-                    match read {
-                        Ok(records) => {
-                            total += records.len();
-                            first_batch_whole &= records.is_empty();
-                            data.records = Some(Bytes::from(records));
-                        }
-                        Err(code) => {
-                            data.error_code = code;
-                            any_error = true;
-                        }
-                    }
-                    data
                 })
                 .collect();
-            FetchableTopicResponse::default()
-                .with_topic(topic.topic.clone())
-                .with_partitions(partitions)
+            let answer = FetchableTopicResponse::default().with_partitions(partitions);
+            // v13+ answer by id only: the name field does not exist there.
+            if version >= 13 {
+                answer.with_topic_id(topic.topic_id)
+            } else {
+                answer.with_topic(topic.topic.clone())
+            }
         })
         .collect();
-    (
-        FetchResponse::default().with_responses(topics),
-        total,
-        any_error,
-    )
+    let mut response = FetchResponse::default().with_responses(topics);
+    if version >= 16 && pass.any_error {
+        add_fetch_leader_hints(&view.state, &mut response, &caller.listener, by_id.as_ref());
+    }
+    (response, pass.total, pass.any_error)
+}
+
+/// One partition of a Fetch whose topic is known and may be read.
+fn read_partition(
+    broker: &Broker,
+    state: &crate::metadata::MetadataState,
+    name: &str,
+    p: &kafka_protocol::messages::fetch_request::FetchPartition,
+    pass: &mut FetchPass,
+) -> PartitionData {
+    let mut data = PartitionData::default().with_partition_index(p.partition);
+    match read_led_partition(broker, state, name, p, pass, &mut data) {
+        Ok(Some(records)) => {
+            pass.total += records.len();
+            pass.first_batch_whole &= records.is_empty();
+            data.records = Some(Bytes::from(records));
+        }
+        Ok(None) => {}
+        Err(code) => {
+            data.error_code = code;
+            pass.any_error = true;
+        }
+    }
+    data
+}
+
+/// The records of a partition this broker leads (None: none are read), with its
+/// watermarks set in `data`.
+fn read_led_partition(
+    broker: &Broker,
+    state: &crate::metadata::MetadataState,
+    name: &str,
+    p: &kafka_protocol::messages::fetch_request::FetchPartition,
+    pass: &FetchPass,
+    data: &mut PartitionData,
+) -> Result<Option<Vec<u8>>, i16> {
+    let version = pass.version;
+    // Consumers and followers read from the leader only (R-WIRE-5).
+    let requested = if version >= 9 {
+        p.current_leader_epoch
+    } else {
+        -1
+    };
+    let (log, info) = gate(broker, state, name, p.partition, requested)?;
+    let key = (name.to_string(), p.partition);
+    // A follower's fetch offset is its durable log end (R-REPL-1); it is served what
+    // the leader holds durably, never less than that.
+    let upper = (pass.follower >= 0 && p.fetch_offset >= 0).then(|| {
+        let hw = log.high_watermark();
+        let upper = broker.local(state).serve_follower_fetch(
+            &key,
+            &log,
+            info,
+            pass.follower,
+            p.fetch_offset as u64,
+            now_ms(),
+        );
+        if log.high_watermark() > hw {
+            broker.data_arrived.notify_waiters();
+        }
+        upper
+    });
+    let hw = log.high_watermark();
+    data.high_watermark = hw as i64;
+    data.last_stable_offset = hw as i64;
+    if version >= 5 {
+        data.log_start_offset = log.log_start_offset() as i64;
+    }
+    if p.fetch_offset < 0 {
+        return Err(errors::OFFSET_OUT_OF_RANGE);
+    }
+    let room = pass.max_bytes.saturating_sub(pass.total);
+    if room == 0 && !pass.first_batch_whole {
+        return Ok(None);
+    }
+    let limits = ReadLimits {
+        max_bytes: (p.partition_max_bytes.max(0) as usize).min(room),
+        upper_bound: upper.unwrap_or(hw),
+        first_batch_whole: pass.first_batch_whole,
+    };
+    match old_fetch_refusal(state, name, version, pass.follower) {
+        errors::NONE => {}
+        code => return Err(code),
+    }
+    let offset = p.fetch_offset as u64;
+    let read = log
+        .read_limited(offset, limits)
+        .map_err(|e| storage_error(errors::from_log_error(&e), version))?;
+    old_format(read.records, version, offset, limits, &log).map(Some)
 }
 
 /// Kafka's refusals of a consumer's Fetch for its topic's configs: below v10 a
@@ -1070,7 +1188,7 @@ async fn fetch(
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let mut grant = response_grant(broker, &request, want).await;
+        let mut grant = response_grant(broker, &request, version, want).await;
         let (response, bytes, any_error) =
             read_fetch(broker, caller, &request, version, grant.bytes());
         if bytes >= request.min_bytes.max(1) as usize
@@ -1083,7 +1201,7 @@ async fn fetch(
         // Nothing held while waiting for data.
         drop(grant);
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            let mut grant = response_grant(broker, &request, want).await;
+            let mut grant = response_grant(broker, &request, version, want).await;
             let (response, bytes, _) = read_fetch(broker, caller, &request, version, grant.bytes());
             grant.shrink_to(bytes);
             return (response, grant);
@@ -1093,8 +1211,13 @@ async fn fetch(
 
 /// The memory a Fetch answer may be read into: consumers draw on the broker-wide
 /// budget, followers do not (R-WIRE-12, `response_memory.rs`).
-async fn response_grant(broker: &Broker, request: &FetchRequest, want: usize) -> Grant {
-    if request.replica_id.0 >= 0 {
+async fn response_grant(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+    want: usize,
+) -> Grant {
+    if fetching_replica(request, version) >= 0 {
         broker.fetch_memory.unbounded(want)
     } else {
         broker.fetch_memory.grant(want).await
@@ -1337,30 +1460,87 @@ fn delete_refusal(broker: &Broker, caller: &Caller, name: &str) -> Option<i16> {
     }
 }
 
+/// A DeleteTopics v6+ entry names a topic by name or by id, never both (KIP-516).
+/// The name to delete, or the error, as Kafka's controller answers: neither or both
+/// is INVALID_REQUEST, an id no topic has UNKNOWN_TOPIC_ID, and an id of a topic the
+/// caller may not describe TOPIC_AUTHORIZATION_FAILED without its name.
+fn deletion_target(
+    state: &crate::metadata::MetadataState,
+    caller: &Caller,
+    name: Option<&str>,
+    id: Uuid,
+) -> Result<String, i16> {
+    match (name, id.is_nil()) {
+        (Some(name), true) => Ok(name.to_string()),
+        (None, false) => match topic_name_by_id(state, id) {
+            None => Err(errors::UNKNOWN_TOPIC_ID),
+            Some(name) if !caller.may_topic(Operation::Describe, &name) => {
+                Err(errors::TOPIC_AUTHORIZATION_FAILED)
+            }
+            Some(name) => Ok(name),
+        },
+        _ => Err(errors::INVALID_REQUEST),
+    }
+}
+
 async fn delete_topics(
     broker: &Broker,
     caller: &Caller,
     request: DeleteTopicsRequest,
+    version: i16,
 ) -> DeleteTopicsResponse {
+    let asked: Vec<(Option<String>, Uuid)> = if version >= 6 {
+        let name = |t: &DeleteTopicState| t.name.as_ref().map(|n| n.0.to_string());
+        request
+            .topics
+            .iter()
+            .map(|t| (name(t), t.topic_id))
+            .collect()
+    } else {
+        let name = |n: &kafka_protocol::messages::TopicName| Some(n.0.to_string());
+        request
+            .topic_names
+            .iter()
+            .map(|n| (name(n), Uuid::nil()))
+            .collect()
+    };
     let mut results = Vec::new();
-    for name in request.topic_names {
-        let mut result = DeletableTopicResult::default().with_name(Some(name.clone()));
-        if let Some(code) = delete_refusal(broker, caller, &name.0) {
-            result.error_code = code;
-        } else if let Err((code, _)) = propose(
-            broker,
-            MetadataCommand::DeleteTopic {
-                name: name.0.to_string(),
-            },
-        )
-        .await
-        {
+    for (name, id) in asked {
+        let state = broker.consensus.view().state.clone();
+        let mut result = DeletableTopicResult::default().with_name(name.as_deref().map(topic_name));
+        if version >= 6 {
+            result.topic_id = id;
+        }
+        let target = deletion_target(&state, caller, name.as_deref(), id);
+        let outcome = match target {
+            Ok(name) => {
+                if version >= 6 && caller.may_topic(Operation::Describe, &name) {
+                    let info = state.topics.get(&name);
+                    let known = info.and_then(|t| Uuid::parse_str(&t.topic_id).ok());
+                    result.topic_id = known.unwrap_or(id);
+                    result.name = Some(topic_name(&name));
+                }
+                delete_topic(broker, caller, name).await
+            }
+            Err(code) => Err(code),
+        };
+        if let Err(code) = outcome {
             result.error_code = code;
         }
         results.push(result);
     }
     broker.reconcile_partitions();
     DeleteTopicsResponse::default().with_responses(results)
+}
+
+async fn delete_topic(broker: &Broker, caller: &Caller, name: String) -> Result<(), i16> {
+    if let Some(code) = delete_refusal(broker, caller, &name) {
+        return Err(code);
+    }
+    propose(broker, MetadataCommand::DeleteTopic { name })
+        .await
+        .map(|_| ())
+        .map_err(|(code, _)| code)
 }
 
 async fn init_producer_id(

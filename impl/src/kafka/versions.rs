@@ -10,15 +10,15 @@ use kafka_protocol::messages::ApiKey;
 /// message formats v0/v1 and Fetch v0-3 get them back (`message_format.rs`);
 /// OffsetCommit v0 and OffsetFetch v0 are answered UNSUPPORTED_VERSION per
 /// partition, as a KRaft Kafka 3.9 answers them (v0 kept offsets in ZooKeeper).
-/// Fetch stops at 12 because 13+ name topics by id.
+/// Fetch v13+ and DeleteTopics v6 name topics by id (KIP-516).
 const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 10),
-    (ApiKey::Fetch, 0, 12),
+    (ApiKey::Fetch, 0, 17),
     (ApiKey::ListOffsets, 0, 7),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 0, 7),
-    (ApiKey::DeleteTopics, 0, 5),
+    (ApiKey::DeleteTopics, 0, 6),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 7),
