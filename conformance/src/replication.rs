@@ -283,22 +283,19 @@ impl ReplicationHarness {
         );
         set_producer(&mut batch, i64::from(value) + 1, 0, 0);
         let durable = Arc::clone(&b.durable);
-        let duplicate = Arc::new(Mutex::new(Vec::new()));
-        let answer_now = Arc::clone(&duplicate);
+        // A new batch is answered by the group commit's round; a duplicate of one
+        // already synced at once, else by the next round (R-LOG-9). Either way it then
+        // waits for the high watermark, as the Produce handler's answer does.
         log.append_then(&batch, NOW_MS, epoch, move |result| {
-            match (&result, appended(&result, 1, ReplicationBugs::default())) {
-                (Ok(info), _) => {
-                    lock(&durable).push((info.base_offset, info.last_offset + 1, epoch, value))
-                }
-                // A duplicate waits for its original, as the Produce handler's does.
-                (Err(_), Appended::WaitFor { base_offset, end }) => {
-                    lock(&answer_now).push((base_offset, end, epoch, value))
-                }
-                (Err(_), Appended::Refused(_)) => {}
+            if let Appended::WaitFor { base_offset, end } =
+                appended(&result, 1, ReplicationBugs::default())
+            {
+                lock(&durable).push((base_offset, end, epoch, value));
             }
         });
-        let duplicates = std::mem::take(&mut *lock(&duplicate));
-        self.brokers[usize::from(n)].waiting.extend(duplicates);
+        let b = &mut self.brokers[usize::from(n)];
+        let answered_at_once = std::mem::take(&mut *lock(&b.durable));
+        b.waiting.extend(answered_at_once);
         Ok(())
     }
 

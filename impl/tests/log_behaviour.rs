@@ -555,7 +555,7 @@ fn r_log_11_a_retry_of_a_batch_cut_after_a_failed_fsync_is_appended_anew() -> Te
     assert_eq!(log.durable_end_offset(), 2);
     assert!(matches!(
         log.append(&cut, 0, 4),
-        Err(LogError::DuplicateSequence { base_offset: 1 })
+        Err(LogError::DuplicateSequence { base_offset: 1, .. })
     ));
     Ok(())
 }
@@ -571,7 +571,7 @@ fn r_log_11_producer_sequences_are_checked_and_survive_a_crash() -> TestResult {
     assert_eq!(log.append(&second, 0, 0)?.base_offset, 2);
     assert!(matches!(
         log.append(&first, 0, 0),
-        Err(LogError::DuplicateSequence { base_offset: 0 })
+        Err(LogError::DuplicateSequence { base_offset: 0, .. })
     ));
     let gap = with_producer(batch_for(0, 2, 1, 10), 42, 0, 9);
     assert!(matches!(
@@ -593,7 +593,7 @@ fn r_log_11_producer_sequences_are_checked_and_survive_a_crash() -> TestResult {
     let log = open(&disk, dir, LogConfig::default());
     assert!(matches!(
         log.append(&second, 0, 0),
-        Err(LogError::DuplicateSequence { base_offset: 2 })
+        Err(LogError::DuplicateSequence { base_offset: 2, .. })
     ));
     let third = with_producer(batch_for(0, 3, 1, 10), 42, 0, 3);
     assert_eq!(log.append(&third, 0, 0)?.base_offset, 3);
@@ -699,6 +699,61 @@ fn r_log_9_an_append_cut_after_a_failed_fsync_is_never_acknowledged() -> TestRes
         "the cut batch is not acknowledged: {outcomes:?}"
     );
     assert!(matches!(outcomes[2], (2, Ok(1))), "{outcomes:?}");
+    Ok(())
+}
+
+/// An idempotent retry of a batch whose original is not yet synced waits for a sync
+/// that covers the original; when that sync fails and the original is cut (its offset
+/// then taken by another batch), the retry is answered with an error, never as a
+/// duplicate of whatever now sits at that offset (R-LOG-9; found by conformance C-5
+/// with retries and a failed fsync: the retry was acknowledged once the new batch at
+/// the cut offset passed the high watermark).
+#[test]
+fn r_log_9_a_retry_of_a_batch_cut_by_a_failed_fsync_is_never_acknowledged_as_its_duplicate(
+) -> TestResult {
+    let (mem_disk, disk) = mem();
+    let (committer, log) = open_with_manual_commits(&disk)?;
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let append = |what: &'static str, batch: Vec<u8>| {
+        let outcomes = Arc::clone(&outcomes);
+        log.append_then(&batch, 0, 0, move |r| {
+            outcomes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((what, r));
+        });
+    };
+    let original = with_producer(batch_for(0, 0, 1, 10), 7, 0, 0);
+    append("original", original.clone());
+    append("retry", original.clone());
+    assert!(
+        outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty(),
+        "the retry of an unsynced original is not answered before a sync"
+    );
+    mem_disk.fail_next_syncs(1);
+    committer.run_round();
+    append("other", with_producer(batch_for(0, 0, 1, 10), 8, 0, 0));
+    committer.run_round();
+    append("retry after the cut", original);
+    committer.run_round();
+    let outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner());
+    let by = |what: &str| outcomes.iter().find(|(w, _)| *w == what).map(|(_, r)| r);
+    assert!(matches!(by("original"), Some(Err(_))), "{outcomes:?}");
+    assert!(
+        matches!(by("retry"), Some(Err(e)) if !matches!(e, LogError::DuplicateSequence { .. })),
+        "the retry fails with its original: {outcomes:?}"
+    );
+    assert!(
+        matches!(by("other"), Some(Ok(info)) if info.base_offset == 0),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(by("retry after the cut"), Some(Ok(info)) if info.base_offset == 1),
+        "a later retry is appended anew (R-LOG-11): {outcomes:?}"
+    );
     Ok(())
 }
 

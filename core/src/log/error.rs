@@ -51,9 +51,11 @@ pub enum LogError {
     CorruptCheckpoint { path: PathBuf, reason: String },
     #[error("log {dir} is offline after a failed fsync; appends resume once it can be resynced")]
     Offline { dir: PathBuf },
-    /// The batch repeats one already appended (a producer retry): this is where it went.
+    /// The batch repeats one already appended (a producer retry): this is where it went,
+    /// and the log's failure epoch when it was found (a failed fsync that cuts the
+    /// original moves it on; R-LOG-9).
     #[error("duplicate of the batch at offset {base_offset}")]
-    DuplicateSequence { base_offset: u64 },
+    DuplicateSequence { base_offset: u64, written_in: u64 },
     #[error("producer {producer_id}: sequence {got} where {expected} was expected")]
     OutOfOrderSequence {
         producer_id: i64,

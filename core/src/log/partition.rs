@@ -592,6 +592,14 @@ impl PartitionLog {
     ) {
         let (info, written_in) = match self.write(batch, now_ms, leader_epoch) {
             Ok(written) => written,
+            Err(LogError::DuplicateSequence {
+                base_offset,
+                written_in,
+            }) => {
+                let end = BatchHeader::parse(batch)
+                    .map_or(base_offset + 1, |h| base_offset + h.offset_count());
+                return self.answer_duplicate(base_offset, end, written_in, done);
+            }
             Err(e) => return done(Err(e)),
         };
         if !self.needs_sync_before_ack() || self.shared.ack_before_fsync.load(Ordering::Relaxed) {
@@ -613,6 +621,48 @@ impl PartitionLog {
                 commits.submit(self.sync_target(), Box::new(move |r| done(still_there(r))))
             }
             None => done(still_there(self.shared.sync())),
+        }
+    }
+
+    /// A retry of a batch already written is answered as the original would be: only
+    /// once a sync has covered the original in the failure epoch it was found in. A
+    /// failed fsync cuts an unsynced original and reuses its offsets, and the retry
+    /// must then fail, not wait for the new records there (R-LOG-9; found by
+    /// conformance C-5 with retries and a failed fsync).
+    fn answer_duplicate(
+        &self,
+        base_offset: u64,
+        end: u64,
+        written_in: u64,
+        done: impl FnOnce(Result<AppendInfo>) + Send + 'static,
+    ) {
+        let duplicate = LogError::DuplicateSequence {
+            base_offset,
+            written_in,
+        };
+        let synced = {
+            let st = self.lock();
+            st.failure_epoch == written_in && st.durable_end >= end
+        };
+        let no_sync_needed =
+            !self.needs_sync_before_ack() || self.shared.ack_before_fsync.load(Ordering::Relaxed);
+        if synced || no_sync_needed {
+            return done(Err(duplicate));
+        }
+        let shared = Arc::clone(&self.shared);
+        let answer = move |r: Result<()>| {
+            done(
+                r.and_then(|_| match shared.lock().failure_epoch == written_in {
+                    true => Err(duplicate),
+                    false => Err(LogError::Offline {
+                        dir: shared.dir.clone(),
+                    }),
+                }),
+            )
+        };
+        match &self.shared.commits {
+            Some(commits) => commits.submit(self.sync_target(), Box::new(answer)),
+            None => answer(self.shared.sync()),
         }
     }
 
@@ -679,7 +729,14 @@ impl PartitionLog {
             header
                 .check_offset_range()
                 .map_err(LogError::InvalidRecord)?;
-            st.producers.check(&header)?;
+            let failure_epoch = st.failure_epoch;
+            st.producers.check(&header).map_err(|e| match e {
+                LogError::DuplicateSequence { base_offset, .. } => LogError::DuplicateSequence {
+                    base_offset,
+                    written_in: failure_epoch,
+                },
+                other => other,
+            })?;
         } else if header.base_offset != st.log_end() as i64 {
             return Err(LogError::InvalidBatch(format!(
                 "replicated batch starts at offset {} but the log ends at {}",

@@ -72,7 +72,11 @@ impl ProducerStates {
             .iter()
             .find(|(first, l, _)| *first == h.base_sequence && *l == last)
         {
-            return Err(LogError::DuplicateSequence { base_offset });
+            // The log that asked fills in its failure epoch.
+            return Err(LogError::DuplicateSequence {
+                base_offset,
+                written_in: 0,
+            });
         }
         let expected = entry
             .recent
@@ -143,7 +147,10 @@ mod tests {
         s.record(&first, 100);
         assert!(matches!(
             s.check(&first),
-            Err(LogError::DuplicateSequence { base_offset: 100 })
+            Err(LogError::DuplicateSequence {
+                base_offset: 100,
+                ..
+            })
         ));
         assert!(matches!(
             s.check(&header(7, 0, 5, 1)),
@@ -154,7 +161,10 @@ mod tests {
         s.record(&next, 103);
         assert!(matches!(
             s.check(&header(7, 0, 3, 2)),
-            Err(LogError::DuplicateSequence { base_offset: 103 })
+            Err(LogError::DuplicateSequence {
+                base_offset: 103,
+                ..
+            })
         ));
         let bumped = header(7, 1, 0, 1);
         assert!(s.check(&bumped).is_ok());

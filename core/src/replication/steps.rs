@@ -311,13 +311,13 @@ pub fn appended(
             base_offset: info.base_offset,
             end: info.last_offset + 1,
         },
-        Err(LogError::DuplicateSequence { base_offset }) if bugs.retry_acked_at_once => {
+        Err(LogError::DuplicateSequence { base_offset, .. }) if bugs.retry_acked_at_once => {
             Appended::WaitFor {
                 base_offset: *base_offset,
                 end: 0,
             }
         }
-        Err(LogError::DuplicateSequence { base_offset }) => Appended::WaitFor {
+        Err(LogError::DuplicateSequence { base_offset, .. }) => Appended::WaitFor {
             base_offset: *base_offset,
             end: base_offset + offset_count,
         },
