@@ -485,10 +485,11 @@ pub fn summary(s: &State) -> String {
     }
     let _ = writeln!(
         out,
-        "    net={} msgs, acked={:?}, read={:?}, crashes={}",
+        "    net={} msgs, acked={:?}, read={:?}, writes answered={:?}, crashes={}",
         s.net.len(),
         s.ghost.acked,
         s.ghost.read,
+        s.ghost.answered,
         s.ghost.crashes
     );
     out

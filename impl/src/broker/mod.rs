@@ -8,6 +8,7 @@ pub mod config;
 mod connection_limits;
 mod consensus_loop;
 pub mod data_dir_lock;
+mod file_limit;
 mod http;
 pub mod listeners;
 mod metrics;
@@ -55,6 +56,10 @@ pub struct RunningBroker {
 impl RunningBroker {
     pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         config.validate().map_err(anyhow::Error::msg)?;
+        let needed = file_limit::needed(config.max_connections, config.max_broker_partitions);
+        if let Err(e) = file_limit::raise_to_hard_limit(needed) {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+        }
         let disk: Arc<dyn Disk> = Arc::new(RealDisk);
         let lock = data_dir_lock::acquire(&config.data_dir)?;
         // 1. Storage: the metadata node recovers its Raft log and snapshot.
