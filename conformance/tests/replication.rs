@@ -7,7 +7,7 @@
 use chronik_conformance::replication::{
     replay_replication_path, replication_walks, ReplDivergence, ReplStats,
 };
-use chronik_model::check::{run, Run};
+use chronik_model::check::{counterexample_search, run, Run};
 use chronik_model::replication::{names, ReplBug, ReplicationModel};
 
 fn must_conform(result: Result<ReplStats, Box<ReplDivergence>>) -> ReplStats {
@@ -102,7 +102,7 @@ fn c6_model_bug_counterexamples_diverge_on_the_real_code() {
         .filter(|b| !matches!(b, ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch));
     for bug in driven {
         let expected = bug.expected_property();
-        let (model, search) = bug.counterexample_search();
+        let (model, search) = counterexample_search(bug);
         let outcome = run(model, &search);
         let model = outcome.model.clone();
         let path = outcome

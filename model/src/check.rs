@@ -10,7 +10,7 @@ use std::hash::Hash;
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path, Property, UniformChooser};
 
 use crate::model::ChronikModel;
-use crate::replication::{members, RState, ReplicationModel};
+use crate::replication::{members, RState, ReplBug, ReplicationModel};
 use crate::state::{Phase, Role, State};
 
 /// A model the runner can check and print: both the metadata model and the
@@ -171,6 +171,23 @@ impl Run {
     pub fn depth(mut self, depth: usize) -> Self {
         self.max_depth = Some(depth);
         self
+    }
+}
+
+/// The model and the search that find a replication bug switch's counterexample in
+/// CI: BFS at the smallest bounds that show it, or seeded random walks that stop at
+/// the first counterexample (at most 90 s; the walks check every property at every
+/// step, so a time budget alone would find less on a slower or busier machine).
+pub fn counterexample_search(bug: ReplBug) -> (ReplicationModel, Run) {
+    let expected = bug.expected_property();
+    if bug.found_by_walks() {
+        let walks = Run {
+            stop_on: Some(expected),
+            ..Run::walks(90, 2)
+        };
+        (ReplicationModel::bounded(3, 1, 2, 1).with_bug(bug), walks)
+    } else {
+        (bug.bounds(), Run::bfs_until(expected))
     }
 }
 

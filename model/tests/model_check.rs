@@ -2,7 +2,9 @@
 //! every `sometimes` property has an example), and each bug switch yields a counterexample
 //! for the property of the rule it breaks. Bounds and timings: model/README.md.
 
-use chronik_model::check::{assert_all_hold, print_counterexamples, run, shortest, Outcome, Run};
+use chronik_model::check::{
+    assert_all_hold, counterexample_search, print_counterexamples, run, shortest, Outcome, Run,
+};
 use chronik_model::properties::names;
 use chronik_model::{Bug, ChronikModel};
 
@@ -309,7 +311,7 @@ fn r_repl_replication_random_walks_find_no_violation() {
 fn r_repl_replication_bug_switches_break_their_rules() {
     for bug in ReplBug::ALL {
         let expected = bug.expected_property();
-        let (model, search) = bug.counterexample_search();
+        let (model, search) = counterexample_search(bug);
         let o = run(model, &search);
         assert!(
             o.violated.contains(&expected),

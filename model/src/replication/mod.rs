@@ -138,23 +138,6 @@ impl ReplBug {
         )
     }
 
-    /// The model and the search that find this switch's counterexample in CI: BFS at
-    /// the smallest bounds that show it, or seeded random walks that stop at the first
-    /// counterexample (at most 90 s; the walks check every property at every step, so
-    /// a time budget alone would find less on a slower or busier machine).
-    pub fn counterexample_search(self) -> (ReplicationModel, crate::check::Run) {
-        let expected = self.expected_property();
-        if self.found_by_walks() {
-            let walks = crate::check::Run {
-                stop_on: Some(expected),
-                ..crate::check::Run::walks(90, 2)
-            };
-            (ReplicationModel::bounded(3, 1, 2, 1).with_bug(self), walks)
-        } else {
-            (self.bounds(), crate::check::Run::bfs_until(expected))
-        }
-    }
-
     /// The smallest bounds at which the switch shows (BFS finds it in seconds).
     pub fn bounds(self) -> ReplicationModel {
         if let ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch = self {
