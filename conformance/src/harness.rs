@@ -8,6 +8,7 @@
 //! something on its own schedule (the registration task, the flusher thread) the
 //! model's action says when.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -109,6 +110,12 @@ pub struct Harness {
     produced: u8,
     topics_proposed: u32,
     next_command_id: u64,
+    /// Clients' metadata writes proposed and not yet answered: command id to
+    /// (the node that answers, request number).
+    waiting_writes: BTreeMap<u64, (NodeId, u8)>,
+    /// Request numbers of the writes answered success, as the driver answers them:
+    /// once the proposing node has applied the command (R-PROPOSE-1).
+    pub(crate) answered: Vec<u8>,
     injected: Option<Injected>,
 }
 
@@ -138,6 +145,8 @@ impl Harness {
             produced: 0,
             topics_proposed: 0,
             next_command_id: 1,
+            waiting_writes: BTreeMap::new(),
+            answered: Vec::new(),
             injected,
         }
     }
@@ -164,7 +173,11 @@ impl Harness {
                     partitions: vec![vec![real_id(*n) as i32]],
                     configs: Default::default(),
                 };
-                self.submit(*n, command)?;
+                if let Some(id) = self.submit(*n, command)? {
+                    let req = u8::try_from(self.topics_proposed)
+                        .map_err(|_| HarnessError("too many metadata writes".into()))?;
+                    self.waiting_writes.insert(id, (*n, req));
+                }
             }
             Action::Produce => self.produce()?,
             Action::Fetch => self.fetch()?,
@@ -252,6 +265,8 @@ impl Harness {
     /// kill -9: the process's memory is gone, queued fsync requests are never
     /// answered with success, and the disk keeps only what was synced.
     fn crash(&mut self, n: NodeId, tear: Tear) {
+        // Its clients' connections are gone: nobody is answered.
+        self.waiting_writes.retain(|_, (origin, _)| *origin != n);
         let node = self.node(n);
         node.meta = None;
         node.partition = None;
@@ -271,25 +286,26 @@ impl Harness {
             incarnation,
             listeners: Vec::new(),
         };
-        self.submit(n, command)
+        self.submit(n, command).map(|_| ())
     }
 
     /// What the consensus loop does with a proposal: propose as leader; otherwise
     /// the proposer gets NOT_CONTROLLER and retries (R-PROPOSE-1). A loop in the
     /// middle of a Ready takes the request later; the model leaves it to a retry.
-    fn submit(&mut self, n: NodeId, command: MetadataCommand) -> Result<(), HarnessError> {
+    /// Returns the command's id if it was proposed.
+    fn submit(&mut self, n: NodeId, command: MetadataCommand) -> Result<Option<u64>, HarnessError> {
         let id = self.next_command_id;
         self.next_command_id += 1;
         let Some(meta) = self.node(n).meta.as_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         if meta.ready_pending() {
-            return Ok(());
+            return Ok(None);
         }
         match meta.propose(&CommandEnvelope::new(id, command)) {
-            Ok(()) => Ok(()),
-            Err(ProposeError::NotLeader { leader: None }) => Ok(()),
-            Err(ProposeError::NotLeader { leader: Some(l) }) if l == real_id(n) => Ok(()),
+            Ok(()) => Ok(Some(id)),
+            Err(ProposeError::NotLeader { leader: None }) => Ok(None),
+            Err(ProposeError::NotLeader { leader: Some(l) }) if l == real_id(n) => Ok(None),
             Err(ProposeError::NotLeader { leader: Some(l) }) => Err(HarnessError(format!(
                 "forwarding to leader {l} is not mapped yet (3-node conformance)"
             ))),
@@ -300,6 +316,13 @@ impl Harness {
     }
 
     fn handle_output(&mut self, n: NodeId, out: ReadyOutput) -> Result<(), HarnessError> {
+        for (id, _) in &out.applied {
+            if let Some((origin, req)) = self.waiting_writes.remove(id) {
+                if origin == n {
+                    self.answered.push(req);
+                }
+            }
+        }
         if let Some(m) = out.messages.first() {
             if self.nodes.len() == 1 {
                 return Err(HarnessError(format!(

@@ -79,6 +79,8 @@ pub struct SystemView {
     pub acked: Vec<(u8, u8)>,
     /// What consumers have read, by offset.
     pub read: Vec<u8>,
+    /// Clients' metadata writes answered success, by request number (R-PROPOSE-1).
+    pub answered: Vec<u8>,
 }
 
 impl SystemView {
@@ -98,6 +100,12 @@ impl SystemView {
         }
         if self.read != other.read {
             out.push(format!("read: model {:?} real {:?}", self.read, other.read));
+        }
+        if self.answered != other.answered {
+            out.push(format!(
+                "metadata writes answered: model {:?} real {:?}",
+                self.answered, other.answered
+            ));
         }
         out
     }
@@ -147,6 +155,7 @@ pub fn of_model(s: &State) -> SystemView {
         nodes,
         acked: s.ghost.acked.clone(),
         read: s.ghost.read.clone(),
+        answered: s.ghost.answered.clone(),
     }
 }
 
@@ -281,6 +290,7 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
         nodes,
         acked,
         read: h.read.clone(),
+        answered: h.answered.clone(),
     })
 }
 
