@@ -317,8 +317,13 @@ impl Harness {
 
     fn handle_output(&mut self, n: NodeId, out: ReadyOutput) -> Result<(), HarnessError> {
         for (id, _) in &out.applied {
-            if let Some((origin, req)) = self.waiting_writes.remove(id) {
-                if origin == n {
+            // Only the proposer answers, once it has applied the write itself.
+            if self
+                .waiting_writes
+                .get(id)
+                .is_some_and(|(origin, _)| *origin == n)
+            {
+                if let Some((_, req)) = self.waiting_writes.remove(id) {
                     self.answered.push(req);
                 }
             }

@@ -319,6 +319,11 @@ impl ReplicationHarness {
         let b = &mut self.brokers[usize::from(n)];
         b.disk.fail_next_syncs(1);
         b.committer.run_round();
+        if b.disk.sync_failures_pending() > 0 {
+            // Disarmed, so that it cannot fail some later, unrelated sync.
+            b.disk.fail_next_syncs(0);
+            return Err(fail("the failed fsync found nothing to sync"));
+        }
         if !lock(&b.durable).is_empty() {
             return Err(fail("a produce was made durable by a failed fsync"));
         }

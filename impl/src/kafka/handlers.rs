@@ -1526,6 +1526,10 @@ async fn delete_topics(
         };
         if let Err(code) = outcome {
             result.error_code = code;
+            // As Kafka: a refused or failed deletion names no id it was not given.
+            if version >= 6 {
+                result.topic_id = id;
+            }
         }
         results.push(result);
     }
