@@ -1258,32 +1258,31 @@ async fn r_wire_5_list_offsets_checks_the_current_leader_epoch() -> TestResult {
     Ok(())
 }
 
-/// R-WIRE-5 with KIP-951: Produce v10 at a node that does not lead the partition is
-/// answered NOT_LEADER_OR_FOLLOWER with the current leader, its epoch and its endpoint,
-/// so the client retries there without a Metadata round trip.
-#[tokio::test]
-async fn r_wire_5_produce_at_the_wrong_node_names_the_leader_and_its_endpoint() -> TestResult {
+/// A connection to `broker` (node 1), whose metadata also has broker 2 registered at
+/// node-two.example:19092 and leading the one partition of topic `name` (R-WIRE-5:
+/// the set-up of the KIP-951 leader-hint tests).
+async fn led_by_broker_two(
+    broker: &RunningBroker,
+    name: &str,
+    topic_id: &str,
+    rack: Option<&str>,
+) -> Result<chronik::cluster::client::KafkaConnection, Box<dyn std::error::Error>> {
     use chronik::cluster::client::KafkaConnection;
-    use chronik::log::batch::build_simple_batch;
     use chronik::metadata::MetadataCommand;
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::StrBytes;
 
-    let (broker, _dir) = start().await?;
     let timeout = Duration::from_secs(5);
     let commands = [
         MetadataCommand::RegisterBroker {
             broker_id: 2,
             host: "node-two.example".into(),
             port: 19092,
-            rack: Some("r2".into()),
+            rack: rack.map(Into::into),
             incarnation: 1,
             listeners: Vec::new(),
         },
         MetadataCommand::CreateTopic {
-            name: "led-by-two".into(),
-            topic_id: "led-by-two-id".into(),
+            name: name.into(),
+            topic_id: topic_id.into(),
             partitions: vec![vec![2, 1]],
             configs: Default::default(),
         },
@@ -1297,9 +1296,25 @@ async fn r_wire_5_produce_at_the_wrong_node_names_the_leader_and_its_endpoint() 
             .map_err(|e| format!("{e:?}"))?;
     }
     broker.broker.reconcile_partitions();
-    let mut conn =
+    Ok(
         KafkaConnection::connect(&broker.local_addr().to_string(), "kip-951".into(), timeout)
-            .await?;
+            .await?,
+    )
+}
+
+/// R-WIRE-5 with KIP-951: Produce v10 at a node that does not lead the partition is
+/// answered NOT_LEADER_OR_FOLLOWER with the current leader, its epoch and its endpoint,
+/// so the client retries there without a Metadata round trip.
+#[tokio::test]
+async fn r_wire_5_produce_at_the_wrong_node_names_the_leader_and_its_endpoint() -> TestResult {
+    use chronik::log::batch::build_simple_batch;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    let mut conn = led_by_broker_two(&broker, "led-by-two", "led-by-two-id", Some("r2")).await?;
     for version in [9, 10] {
         let request = ProduceRequest::default()
             .with_acks(-1)
@@ -2115,40 +2130,9 @@ async fn r_wire_13_delete_topics_v6_takes_topic_ids() -> TestResult {
 /// and epoch and the answer that leader's endpoint (KIP-951); v15 has no such fields.
 #[tokio::test]
 async fn r_wire_5_fetch_at_the_wrong_node_names_the_leader_from_v16() -> TestResult {
-    use chronik::cluster::client::KafkaConnection;
-    use chronik::metadata::MetadataCommand;
-
     let (broker, _dir) = start().await?;
-    let timeout = Duration::from_secs(5);
     let id = uuid::Uuid::new_v4();
-    let commands = [
-        MetadataCommand::RegisterBroker {
-            broker_id: 2,
-            host: "node-two.example".into(),
-            port: 19092,
-            rack: None,
-            incarnation: 1,
-            listeners: Vec::new(),
-        },
-        MetadataCommand::CreateTopic {
-            name: "fetched-from-two".into(),
-            topic_id: id.to_string(),
-            partitions: vec![vec![2, 1]],
-            configs: Default::default(),
-        },
-    ];
-    for command in commands {
-        broker
-            .broker
-            .consensus
-            .propose(command, timeout)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-    }
-    broker.broker.reconcile_partitions();
-    let mut conn =
-        KafkaConnection::connect(&broker.local_addr().to_string(), "kip-951".into(), timeout)
-            .await?;
+    let mut conn = led_by_broker_two(&broker, "fetched-from-two", &id.to_string(), None).await?;
     for version in [15, 16, 17] {
         let r = fetch_one(&mut conn, version, "fetched-from-two", id).await?;
         let p = &r.responses[0].partitions[0];

@@ -637,17 +637,23 @@ mod tests {
         state
     }
 
-    #[test]
-    fn r_ops_3_a_full_disk_is_logged_when_it_starts_and_ends_not_every_pass() -> Result<(), LogError>
-    {
-        let disk = MemDisk::new();
-        let partitions = Partitions::new(
+    /// Partitions under /data/logs on `disk`, with no events and a commit queue that
+    /// nobody runs (these tests never wait for an fsync).
+    fn partitions_on(disk: &MemDisk) -> Partitions {
+        Partitions::new(
             Arc::new(disk.clone()),
             PathBuf::from("/data/logs"),
             LogConfig::default(),
             Arc::new(NoEvents),
             crate::log::ManualCommitter::new().queue(),
-        );
+        )
+    }
+
+    #[test]
+    fn r_ops_3_a_full_disk_is_logged_when_it_starts_and_ends_not_every_pass() -> Result<(), LogError>
+    {
+        let disk = MemDisk::new();
+        let partitions = partitions_on(&disk);
         partitions.reconcile(&one_topic(2), 1)?;
         let lines = LogLines::default();
         let subscriber = tracing_subscriber::registry().with(lines.clone());
@@ -690,13 +696,7 @@ mod tests {
     fn r_recover_8_a_name_recreated_between_reconciliations_gets_a_fresh_log(
     ) -> Result<(), Box<dyn std::error::Error>> {
         let disk = MemDisk::new();
-        let partitions = Partitions::new(
-            Arc::new(disk.clone()),
-            PathBuf::from("/data/logs"),
-            LogConfig::default(),
-            Arc::new(NoEvents),
-            crate::log::ManualCommitter::new().queue(),
-        );
+        let partitions = partitions_on(&disk);
         partitions.reconcile(&one_topic(1), 1)?;
         let old = partitions.get_of("t", 0, "t-id").ok_or("no log for t-0")?;
         let mut recreated = one_topic(1);
