@@ -222,7 +222,7 @@ pub fn inspect_client_batch(
 
 /// The records of a batch as bytes: its own for an uncompressed batch, else
 /// decompressed to at most `limit` bytes.
-fn records_of<'a>(
+pub(super) fn records_of<'a>(
     header: &BatchHeader,
     batch: &'a [u8],
     limit: usize,
@@ -362,7 +362,7 @@ pub fn crc_is_valid(batch: &[u8]) -> bool {
 }
 
 /// Reads a zig-zag varint; None on truncated or over-long input.
-fn read_varlong(bytes: &[u8], pos: &mut usize) -> Option<i64> {
+pub(super) fn read_varlong(bytes: &[u8], pos: &mut usize) -> Option<i64> {
     let mut raw: u64 = 0;
     for shift in (0..70).step_by(7) {
         let byte = *bytes.get(*pos)?;
@@ -416,6 +416,35 @@ pub fn recompress(batch: &[u8], codec: i16, limit: usize) -> Result<Vec<u8>, Str
     out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
     let attributes = (header.attributes & !0x07) | codec;
     out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+/// The batch with only `count` of its records, `records` (uncompressed, each with
+/// its length prefix, offset and timestamp deltas unchanged), compressed again by the
+/// batch's own codec. Every other header field is kept, so the batch still covers
+/// the same offsets and names the same producer; maxTimestamp becomes `max_timestamp`
+/// unless the batch carries its append time (what Kafka's cleaner writes).
+pub fn with_records(
+    batch: &[u8],
+    records: &[u8],
+    count: i32,
+    max_timestamp: i64,
+) -> Result<Vec<u8>, String> {
+    let header = BatchHeader::parse(batch)?;
+    let body = compression::compress(header.compression(), records)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let length = i32::try_from(out.len() - LOG_OVERHEAD)
+        .map_err(|_| format!("filtered batch of {} bytes", out.len()))?;
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
+    out[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
+    if !header.is_log_append_time() {
+        out[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&max_timestamp.to_be_bytes());
+    }
     let crc = compute_crc(&out);
     out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
@@ -490,10 +519,10 @@ pub fn visit_records(
     Ok(header)
 }
 
-type RecordFields<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>);
+pub(super) type RecordFields<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// A record's timestamp delta, offset delta, key and value.
-fn record_fields(record: &[u8]) -> Option<RecordFields<'_>> {
+pub(super) fn record_fields(record: &[u8]) -> Option<RecordFields<'_>> {
     let mut p = 1; // attributes
     let timestamp_delta = read_varlong(record, &mut p)?;
     let offset_delta = read_varlong(record, &mut p)?;

@@ -30,6 +30,34 @@ pub struct LogConfig {
     /// Old segments are deleted while the log is larger than this.
     pub retention_bytes: Option<u64>,
     pub fsync: FsyncPolicy,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the last record of
+    /// every key (R-LOG-18).
+    pub compaction: Option<Compaction>,
+}
+
+/// A compacted topic's cleaner settings, with Kafka's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// `min.cleanable.dirty.ratio`, in millionths: a pass starts once this share
+    /// of the cleanable bytes has not been cleaned yet.
+    pub min_dirty_ppm: u32,
+    /// `min.compaction.lag.ms`: a segment whose newest record is younger is left.
+    pub min_lag_ms: u64,
+    /// `max.compaction.lag.ms`: a dirty segment this old is cleaned whatever the ratio.
+    pub max_lag_ms: u64,
+    /// `delete.retention.ms`: how long a tombstone outlives its first cleaning.
+    pub delete_retention_ms: u64,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction {
+            min_dirty_ppm: 500_000,
+            min_lag_ms: 0,
+            max_lag_ms: i64::MAX as u64,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+        }
+    }
 }
 
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
@@ -45,6 +73,7 @@ impl Default for LogConfig {
             retention_ms: Some(WEEK_MS),
             retention_bytes: None,
             fsync: FsyncPolicy::Always,
+            compaction: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 mod coalesce;
 pub mod commit;
 pub mod compression;
@@ -28,6 +29,6 @@ pub use commit::{
     complete_round, distinct_targets, CommitQueue, CommitRequest, CommitSink, Completion,
     ManualCommitter, SyncTarget,
 };
-pub use config::{FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
+pub use config::{Compaction, FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
 pub use error::{LogError, Result};
-pub use partition::{AppendInfo, PartitionLog, ReadLimits, ReadResult, SyncObserver};
+pub use partition::{AppendInfo, CleanOutcome, PartitionLog, ReadLimits, ReadResult, SyncObserver};

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+mod clean;
+pub use clean::CleanOutcome;
+
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -98,6 +101,8 @@ struct LogState {
     /// checkpoint or segment roll, not on the append path; recovery finds the
     /// active segment's epochs by its scan.
     epochs_dirty: bool,
+    /// The first offset no cleaning pass has read the keys of (R-LOG-18).
+    clean_offset: u64,
 }
 
 impl LogState {
@@ -230,6 +235,12 @@ impl PartitionLog {
             disk.remove_file(&path)
                 .map_err(|e| LogError::io("remove", &path, e))?;
         }
+        let names = match clean::recover_cleaning(disk.as_ref(), dir, &names)? {
+            true => disk
+                .list_dir(dir)
+                .map_err(|e| LogError::io("list", dir, e))?,
+            false => names,
+        };
         let mut bases: Vec<u64> = names
             .iter()
             .filter_map(|n| segment::parse_base_offset(n))
@@ -294,6 +305,7 @@ impl PartitionLog {
             producers: Default::default(),
             epochs: read_epochs(disk.as_ref(), dir)?,
             epochs_dirty: false,
+            clean_offset: super::cleaner::read_clean_offset(disk.as_ref(), dir),
         };
         for seg in state.segments.values() {
             state.producers.merge(&seg.scanned_producers);
@@ -576,6 +588,8 @@ impl PartitionLog {
         // Producer state may name batches that are gone: forget those producers, so
         // their next batch is judged afresh rather than as a duplicate.
         st.producers.forget_from(end);
+        // Offsets cut here come back as new records, which no pass has read yet.
+        st.clean_offset = st.clean_offset.min(end);
         st.failure_epoch += 1;
         tracing::info!(dir = %dir.display(), log_end = end, "log truncated to its leader's");
         Ok(end)

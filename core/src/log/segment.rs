@@ -109,6 +109,17 @@ impl Segment {
         Ok(Self::empty(path, file, base_offset))
     }
 
+    /// Creates an empty segment in a file of another name (the cleaner's output,
+    /// renamed into place once complete), replacing any leftover of that name.
+    pub fn create_at(disk: &dyn Disk, path: PathBuf, base_offset: u64) -> Result<Self> {
+        let file = disk
+            .open_file(&path, OpenMode::Create)
+            .map_err(|e| LogError::io("create", &path, e))?;
+        file.set_len(0)
+            .map_err(|e| LogError::io("truncate", &path, e))?;
+        Ok(Self::empty(path, file, base_offset))
+    }
+
     fn empty(path: PathBuf, file: Arc<dyn DiskFile>, base_offset: u64) -> Self {
         Segment {
             base_offset,
@@ -442,6 +453,13 @@ impl Segment {
     /// Writes both index files and syncs them with the segment itself, as a sealed
     /// segment must be before a successor exists.
     pub fn seal(&mut self, disk: &dyn Disk, dir: &Path) -> Result<()> {
+        self.seal_file()?;
+        self.write_indexes(disk, dir)
+    }
+
+    /// The first half of [`Segment::seal`]: the newest timestamp indexed and the
+    /// file synced, its index files not yet written.
+    pub fn seal_file(&mut self) -> Result<()> {
         if self.next_offset > self.base_offset {
             // The last entry makes the segment's newest timestamp survive a restart.
             // It points at the last indexed batch start: a scan from there is safe.
@@ -451,8 +469,7 @@ impl Segment {
         }
         self.file
             .sync_data()
-            .map_err(|e| LogError::io("fsync", &self.path, e))?;
-        self.write_indexes(disk, dir)
+            .map_err(|e| LogError::io("fsync", &self.path, e))
     }
 
     pub fn write_indexes(&self, disk: &dyn Disk, dir: &Path) -> Result<()> {
