@@ -83,6 +83,14 @@ mod app {
         /// Time between scrub passes over every partition (default one day).
         #[arg(long)]
         log_scrub_interval_ms: Option<u64>,
+        /// Pause between cleaning rounds over compacted partitions (Kafka's
+        /// log.cleaner.backoff.ms, default 15000).
+        #[arg(long)]
+        log_cleaner_backoff_ms: Option<u64>,
+        /// Memory for the keys one cleaning pass reads (Kafka's
+        /// log.cleaner.dedupe.buffer.size, default 128 MiB).
+        #[arg(long)]
+        log_cleaner_dedupe_buffer_size: Option<u64>,
         /// Close a connection with nothing in flight that starts no request for this
         /// long (Kafka's connections.max.idle.ms, default 600000).
         #[arg(long)]
@@ -314,6 +322,12 @@ mod app {
         }
         if let Some(v) = args.log_scrub_interval_ms {
             config.log_scrub_interval_ms = v;
+        }
+        if let Some(v) = args.log_cleaner_backoff_ms {
+            config.log_cleaner_backoff_ms = v;
+        }
+        if let Some(v) = args.log_cleaner_dedupe_buffer_size {
+            config.log_cleaner_dedupe_buffer_size = v;
         }
         if let Some(v) = args.connections_max_idle_ms {
             config.connections_max_idle_ms = v;

@@ -20,6 +20,8 @@ pub struct RecordPolicy {
     pub after_max_ms: i64,
     /// The codec batches are stored in; None keeps the producer's.
     pub codec: Option<i16>,
+    /// `cleanup.policy` includes `compact`: every record needs a key (R-LOG-18).
+    pub keys_required: bool,
 }
 
 impl RecordPolicy {
@@ -46,6 +48,9 @@ impl RecordPolicy {
             codec: configs
                 .get("compression.type")
                 .and_then(|name| crate::log::compression::from_name(name)),
+            keys_required: configs
+                .get("cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|item| item.trim() == "compact")),
         }
     }
 
@@ -93,6 +98,10 @@ pub fn prepare<'a>(
     if header.is_log_append_time() {
         return Err(errors::INVALID_TIMESTAMP);
     }
+    if policy.keys_required && !every_record_has_a_key(records, max_records_bytes) {
+        tracing::debug!("compacted topic refused a record without a key");
+        return Err(errors::INVALID_RECORD);
+    }
     let mut bytes = Cow::Borrowed(records);
     if let Some(codec) = policy.codec.filter(|c| *c != header.compression()) {
         let recompressed = batch::recompress(records, codec, max_records_bytes).map_err(|e| {
@@ -120,6 +129,15 @@ pub fn prepare<'a>(
         header,
         log_append_time_ms: -1,
     })
+}
+
+/// Kafka's "Compacted topic cannot accept message without key".
+fn every_record_has_a_key(records: &[u8], max_records_bytes: usize) -> bool {
+    let mut keyless = false;
+    let read = batch::visit_records(records, max_records_bytes, &mut |r| {
+        keyless |= r.key.is_none();
+    });
+    read.is_ok() && !keyless
 }
 
 /// As [`prepare`], for a batch that may be borrowed from the request or built by
@@ -214,6 +232,35 @@ mod tests {
                 .bytes
                 .as_ref()
         );
+    }
+
+    #[test]
+    fn r_log_18_a_compacted_topic_refuses_a_record_without_a_key() {
+        let compacted = RecordPolicy::of_topic(&configs(&[("cleanup.policy", "compact,delete")]));
+        let keyed = |key: Option<&[u8]>| {
+            batch::build_batch(
+                &[
+                    batch::Record {
+                        key: Some(b"k".to_vec()),
+                        value: Some(b"v".to_vec()),
+                        timestamp_delta: 0,
+                    },
+                    batch::Record {
+                        key: key.map(<[u8]>::to_vec),
+                        value: Some(b"v".to_vec()),
+                        timestamp_delta: 0,
+                    },
+                ],
+                1_000,
+            )
+        };
+        let (with_keys, without) = (keyed(Some(b"j")), keyed(None));
+        assert!(prepare(&with_keys, 1 << 20, &compacted, 1_000).is_ok());
+        assert_eq!(
+            prepare(&without, 1 << 20, &compacted, 1_000).map(|_| ()),
+            Err(errors::INVALID_RECORD)
+        );
+        assert!(prepare(&without, 1 << 20, &policy_default(), 1_000).is_ok());
     }
 
     fn policy_default() -> RecordPolicy {

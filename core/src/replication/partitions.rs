@@ -5,7 +5,7 @@ use super::bugs::ReplicationBugs;
 use super::failure_states::{Change, FailureStates};
 use super::tracker::FollowerTracker;
 use crate::disk::{read_all, write_atomically, Disk};
-use crate::log::{CommitQueue, LogConfig, LogError, PartitionLog, SyncObserver};
+use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, SyncObserver};
 use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,10 +140,41 @@ pub fn log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> L
     if let Some(v) = num("max.message.bytes").filter(|v| *v >= 0) {
         c.max_batch_bytes = (v as usize).min(crate::log::frame::MAX_FRAME_PAYLOAD);
     }
+    if let Some(policy) = configs.get("cleanup.policy") {
+        let has = |p: &str| policy.split(',').any(|item| item.trim() == p);
+        if !has("delete") {
+            c.retention_ms = None;
+            c.retention_bytes = None;
+        }
+        c.compaction = has("compact").then(|| compaction(configs));
+    }
     // Kafka's 0 indexes every batch, which an interval of one byte does too.
     if let Some(v) = num("index.interval.bytes").filter(|v| *v >= 0) {
         c.index_interval_bytes = v.max(1) as u64;
     }
+    c
+}
+
+/// A compacted topic's cleaner settings; what is absent or unreadable keeps
+/// Kafka's default (the catalogue validated the values when they were set).
+fn compaction(configs: &BTreeMap<String, String>) -> Compaction {
+    let mut c = Compaction::default();
+    let ms = |k: &str| {
+        configs
+            .get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|v| v.max(0) as u64)
+    };
+    if let Some(ratio) = configs
+        .get("min.cleanable.dirty.ratio")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|r| (0.0..=1.0).contains(r))
+    {
+        c.min_dirty_ppm = (ratio * 1_000_000.0).round() as u32;
+    }
+    c.min_lag_ms = ms("min.compaction.lag.ms").unwrap_or(c.min_lag_ms);
+    c.max_lag_ms = ms("max.compaction.lag.ms").unwrap_or(c.max_lag_ms);
+    c.delete_retention_ms = ms("delete.retention.ms").unwrap_or(c.delete_retention_ms);
     c
 }
 

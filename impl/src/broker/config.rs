@@ -83,6 +83,13 @@ pub struct BrokerConfig {
     /// A scrub pass over every partition starts at start-up and again this long
     /// after the previous one ended.
     pub log_scrub_interval_ms: u64,
+    /// Kafka's `log.cleaner.enable`: compacted topics are cleaned (R-LOG-18).
+    pub log_cleaner_enable: bool,
+    /// Kafka's `log.cleaner.backoff.ms`: the pause between cleaning rounds over the
+    /// compacted partitions.
+    pub log_cleaner_backoff_ms: u64,
+    /// Kafka's `log.cleaner.dedupe.buffer.size`: memory for the keys of one pass.
+    pub log_cleaner_dedupe_buffer_size: u64,
     /// Replicas per partition when a CreateTopics request leaves it to the broker.
     pub default_replication_factor: i16,
     /// Kafka's `group.initial.rebalance.delay.ms`: an empty group's first rebalance
@@ -217,6 +224,9 @@ impl Default for BrokerConfig {
             session_timeout_ms: 1000,
             replica_lag_time_max_ms: 2000,
             log_scrub_bytes_per_sec: 8 * 1024 * 1024,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             log_scrub_interval_ms: 24 * 3600 * 1000,
             default_replication_factor: 1,
             group_initial_rebalance_delay_ms: 3_000,

@@ -35,6 +35,10 @@ pub struct Metrics {
     fetch_responses_shrunk: Counter,
     housekeeping_failures: Counter,
     housekeeping_failing: Gauge,
+    cleaner_bytes_read: Counter,
+    cleaner_bytes_written: Counter,
+    cleaner_records_removed: Counter,
+    cleaner_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -60,6 +64,10 @@ impl Default for Metrics {
         let fetch_responses_shrunk = Counter::default();
         let housekeeping_failures = Counter::default();
         let housekeeping_failing = Gauge::default();
+        let cleaner_bytes_read = Counter::default();
+        let cleaner_bytes_written = Counter::default();
+        let cleaner_records_removed = Counter::default();
+        let cleaner_failures = Counter::default();
         registry.register(
             "requests",
             "Kafka requests received, by API",
@@ -151,6 +159,26 @@ impl Default for Metrics {
             "Partitions whose last housekeeping pass failed (logged once when each starts failing)",
             housekeeping_failing.clone(),
         );
+        registry.register(
+            "log_cleaner_bytes_read",
+            "Bytes of sealed segments the log cleaner rewrote (R-LOG-18)",
+            cleaner_bytes_read.clone(),
+        );
+        registry.register(
+            "log_cleaner_bytes_written",
+            "Bytes of cleaned segments the log cleaner wrote in their place",
+            cleaner_bytes_written.clone(),
+        );
+        registry.register(
+            "log_cleaner_records_removed",
+            "Records the log cleaner removed: superseded by a later record of their key, expired tombstones, keyless",
+            cleaner_records_removed.clone(),
+        );
+        registry.register(
+            "log_cleaner_failures",
+            "Cleaning passes that failed, summed over partitions",
+            cleaner_failures.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -172,6 +200,10 @@ impl Default for Metrics {
             fetch_responses_shrunk,
             housekeeping_failures,
             housekeeping_failing,
+            cleaner_bytes_read,
+            cleaner_bytes_written,
+            cleaner_records_removed,
+            cleaner_failures,
         }
     }
 }
@@ -224,6 +256,16 @@ impl Metrics {
 
     pub fn fetch_response_memory_held(&self, delta: i64) {
         self.fetch_response_memory_bytes.inc_by(delta);
+    }
+
+    pub fn cleaned(&self, outcome: &chronik_core::log::CleanOutcome) {
+        self.cleaner_bytes_read.inc_by(outcome.bytes_read);
+        self.cleaner_bytes_written.inc_by(outcome.bytes_written);
+        self.cleaner_records_removed.inc_by(outcome.records_removed);
+    }
+
+    pub fn cleaner_failure(&self) {
+        self.cleaner_failures.inc();
     }
 
     pub fn fetch_response_shrunk(&self) {

@@ -11,6 +11,7 @@ pub mod data_dir_lock;
 mod file_limit;
 mod http;
 pub mod listeners;
+mod log_cleaner;
 mod metrics;
 mod replica_fetcher;
 mod request_memory;
@@ -202,6 +203,7 @@ impl RunningBroker {
         }
         tasks.push(tokio::spawn(maintain_isr(Arc::clone(&broker))));
         tasks.push(tokio::spawn(scrub::run(Arc::clone(&broker))));
+        tasks.push(tokio::spawn(log_cleaner::run(Arc::clone(&broker))));
         tracing::info!(node_id = config.node_id, %local_addr, data_dir = %config.data_dir.display(), "chronik started");
         Ok(RunningBroker {
             broker,

@@ -1,0 +1,65 @@
+//! The log cleaner's shell (R-LOG-18): every `log_cleaner_backoff_ms`, one round
+//! over the hosted partitions of compacted topics, on the blocking pool. What a
+//! pass cleans and how it swaps files is the core's (`PartitionLog::clean`); this
+//! only keeps time, counts, and logs a partition when its cleaning starts failing
+//! and when it recovers, not every round.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::shared::{now_ms, Broker};
+
+type Key = (String, i32);
+
+/// Cleans forever, unless `log_cleaner_enable` is off.
+pub async fn run(broker: Arc<Broker>) {
+    if !broker.config.log_cleaner_enable {
+        return;
+    }
+    let backoff = Duration::from_millis(broker.config.log_cleaner_backoff_ms.max(1));
+    let budget =
+        usize::try_from(broker.config.log_cleaner_dedupe_buffer_size).unwrap_or(usize::MAX);
+    let mut failing = BTreeSet::new();
+    loop {
+        tokio::time::sleep(backoff).await;
+        let b = Arc::clone(&broker);
+        let before = std::mem::take(&mut failing);
+        match tokio::task::spawn_blocking(move || round(&b, budget, before)).await {
+            Ok(now_failing) => failing = now_failing,
+            Err(e) => tracing::error!(error = %e, "log cleaner round panicked"),
+        }
+    }
+}
+
+/// One pass over every compacted partition; returns those whose pass failed.
+fn round(broker: &Broker, budget: usize, mut failing: BTreeSet<Key>) -> BTreeSet<Key> {
+    let logs = broker.partitions.all();
+    failing.retain(|key| logs.iter().any(|(k, _)| k == key));
+    for (key, log) in logs {
+        if log.config().compaction.is_none() {
+            failing.remove(&key);
+            continue;
+        }
+        let (topic, partition) = (&key.0, key.1);
+        match log.clean(now_ms(), budget) {
+            Ok(outcome) => {
+                if failing.remove(&key) {
+                    tracing::info!(%topic, partition, "log cleaning recovered");
+                }
+                if outcome.segments_written > 0 {
+                    broker.metrics.cleaned(&outcome);
+                    tracing::debug!(%topic, partition, ?outcome, "log cleaned");
+                }
+            }
+            Err(e) => {
+                broker.metrics.cleaner_failure();
+                if failing.insert(key.clone()) {
+                    tracing::error!(%topic, partition, error = %e,
+                        "log cleaning failing (logged again when it recovers)");
+                }
+            }
+        }
+    }
+    failing
+}
