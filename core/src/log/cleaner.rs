@@ -11,6 +11,7 @@
 use super::batch::{self, BatchHeader, RecordView};
 use super::config::Compaction;
 use crate::disk::{self, Disk};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
@@ -34,15 +35,25 @@ pub struct Plan {
     pub dirty_end: u64,
 }
 
-/// Chooses what a pass cleans, or None when it has no reason to run. `sealed` are
+/// Chooses what a pass cleans, or None when it has no reason to run: too few dirty
+/// bytes, and no overdue dirty segment or expired tombstone. `sealed` are
 /// the log's sealed segments in order; nothing at or past `limit` (the active
 /// segment's base, the high watermark and the durable end, the least of them) is
 /// cleaned, nor anything from a damaged segment on (its records cannot be read
 /// whole) or from a segment younger than `min.compaction.lag.ms`.
+/// Where the previous pass left the log: the first offset whose keys no pass has
+/// read, and when the first tombstone it kept may go (KIP-534's reason to clean a
+/// log nobody writes to any more).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanPoint {
+    pub offset: u64,
+    pub tombstones_due_ms: Option<u64>,
+}
+
 pub fn plan(
     sealed: &[SegmentFacts],
     log_start: u64,
-    clean_offset: u64,
+    point: CleanPoint,
     limit: u64,
     now_ms: u64,
     compaction: &Compaction,
@@ -56,19 +67,22 @@ pub fn plan(
         .take_while(|s| s.next_offset <= limit && !s.damaged && old_enough(s))
         .copied()
         .collect();
-    let first_dirty = clean_offset.max(log_start);
+    let first_dirty = point.offset.max(log_start);
     let dirty: Vec<&SegmentFacts> = segments
         .iter()
         .filter(|s| s.next_offset > first_dirty)
         .collect();
     let dirty_end = segments.last()?.next_offset;
-    let first = dirty.first()?;
     let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
     let total: u64 = segments.iter().map(|s| s.size).sum();
     let ratio_ppm = dirty_bytes.saturating_mul(1_000_000) / total.max(1);
-    let overdue = first.max_timestamp >= 0
-        && ms(first.max_timestamp).saturating_add(compaction.max_lag_ms) <= now_ms;
-    if ratio_ppm < u64::from(compaction.min_dirty_ppm) && !overdue {
+    let overdue = dirty.first().is_some_and(|first| {
+        first.max_timestamp >= 0
+            && ms(first.max_timestamp).saturating_add(compaction.max_lag_ms) <= now_ms
+    });
+    let dirty_enough = !dirty.is_empty() && ratio_ppm >= u64::from(compaction.min_dirty_ppm);
+    let tombstones_due = point.tombstones_due_ms.is_some_and(|due| due <= now_ms);
+    if !(dirty_enough || overdue || tombstones_due) {
         return None;
     }
     Some(Plan {
@@ -221,9 +235,21 @@ pub struct RecordRule<'a> {
     pub first_dirty: u64,
     pub now_ms: u64,
     pub delete_retention_ms: u64,
+    /// The earliest time a tombstone this pass kept may go.
+    pub tombstones_due_ms: Cell<Option<u64>>,
 }
 
-impl RecordRule<'_> {
+impl<'a> RecordRule<'a> {
+    pub fn new(keys: &'a KeyMap, first_dirty: u64, now_ms: u64, delete_retention_ms: u64) -> Self {
+        RecordRule {
+            keys,
+            first_dirty,
+            now_ms,
+            delete_retention_ms,
+            tombstones_due_ms: Cell::new(None),
+        }
+    }
+
     pub fn keeps(&self, header: &BatchHeader, record: &RecordView<'_>) -> bool {
         let Some(key) = record.key else {
             return false;
@@ -231,11 +257,16 @@ impl RecordRule<'_> {
         if self.keys.superseded(key, record.offset) {
             return false;
         }
-        if record.value.is_some() || record.offset >= self.first_dirty {
+        if record.value.is_some() || header.max_timestamp < 0 {
             return true;
         }
-        header.max_timestamp < 0
-            || ms(header.max_timestamp).saturating_add(self.delete_retention_ms) > self.now_ms
+        let due = ms(header.max_timestamp).saturating_add(self.delete_retention_ms);
+        if record.offset < self.first_dirty && due <= self.now_ms {
+            return false;
+        }
+        let earliest = self.tombstones_due_ms.get().map_or(due, |d| d.min(due));
+        self.tombstones_due_ms.set(Some(earliest));
+        true
     }
 }
 
@@ -292,21 +323,30 @@ pub fn parse_swap(name: &str) -> Option<(u64, u64)> {
 /// Where the previous pass's key map ended: the first offset not yet cleaned.
 pub const CLEAN_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
 
-pub fn read_clean_offset(disk: &dyn Disk, dir: &Path) -> u64 {
+/// The clean point on disk ("offset" or "offset due-ms"); a missing or unreadable
+/// file is the start (everything dirty, which is always safe: tombstones wait).
+pub fn read_clean_point(disk: &dyn Disk, dir: &Path) -> CleanPoint {
     let path = dir.join(CLEAN_OFFSET_FILE);
-    disk::read_all(disk, &path)
+    let text = disk::read_all(disk, &path)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_default();
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    match fields.next() {
+        Some(Ok(offset)) => CleanPoint {
+            offset,
+            tombstones_due_ms: fields.next().and_then(Result::ok),
+        },
+        _ => CleanPoint::default(),
+    }
 }
 
-pub fn write_clean_offset(disk: &dyn Disk, dir: &Path, offset: u64) -> io::Result<()> {
-    disk::write_atomically(
-        disk,
-        &dir.join(CLEAN_OFFSET_FILE),
-        format!("{offset}\n").as_bytes(),
-    )
+pub fn write_clean_point(disk: &dyn Disk, dir: &Path, point: CleanPoint) -> io::Result<()> {
+    let text = match point.tombstones_due_ms {
+        Some(due) => format!("{} {due}\n", point.offset),
+        None => format!("{}\n", point.offset),
+    };
+    disk::write_atomically(disk, &dir.join(CLEAN_OFFSET_FILE), text.as_bytes())
 }
 
 #[cfg(test)]
@@ -323,6 +363,26 @@ mod tests {
             max_timestamp: ts,
             damaged: false,
         }
+    }
+
+    fn at(offset: u64) -> CleanPoint {
+        CleanPoint {
+            offset,
+            tombstones_due_ms: None,
+        }
+    }
+
+    #[test]
+    fn r_log_18_an_expired_tombstone_is_a_reason_to_clean_a_quiet_log() {
+        let sealed = [facts(0, 10, 100, 5), facts(10, 20, 100, 6)];
+        let c = Compaction::default();
+        let quiet = |due| CleanPoint {
+            offset: 20,
+            tombstones_due_ms: Some(due),
+        };
+        assert_eq!(plan(&sealed, 0, quiet(101), 20, 100, &c), None);
+        let p = plan(&sealed, 0, quiet(100), 20, 100, &c).expect("a tombstone is due");
+        assert_eq!((p.first_dirty, p.dirty_end), (20, 20));
     }
 
     fn record(key: &str, value: Option<&str>) -> Record {
@@ -342,17 +402,17 @@ mod tests {
         ];
         let c = Compaction::default();
         // Two thirds dirty: cleaned.
-        let p = plan(&sealed, 0, 10, 30, 100, &c).expect("dirty enough");
+        let p = plan(&sealed, 0, at(10), 30, 100, &c).expect("dirty enough");
         assert_eq!((p.first_dirty, p.dirty_end, p.segments.len()), (10, 30, 3));
         // One third dirty: left, until the dirty part is older than max lag.
-        assert_eq!(plan(&sealed, 0, 20, 30, 100, &c), None);
+        assert_eq!(plan(&sealed, 0, at(20), 30, 100, &c), None);
         let overdue = Compaction {
             max_lag_ms: 50,
             ..c
         };
-        assert!(plan(&sealed, 0, 20, 30, 100, &overdue).is_some());
+        assert!(plan(&sealed, 0, at(20), 30, 100, &overdue).is_some());
         // Nothing dirty, nothing to do.
-        assert_eq!(plan(&sealed, 0, 30, 30, 100, &c), None);
+        assert_eq!(plan(&sealed, 0, at(30), 30, 100, &c), None);
     }
 
     #[test]
@@ -366,13 +426,16 @@ mod tests {
             min_lag_ms: 20,
             ..Compaction::default()
         };
-        let p = plan(&sealed, 0, 0, 30, 100, &c).expect("the first is old enough");
+        let p = plan(&sealed, 0, at(0), 30, 100, &c).expect("the first is old enough");
         assert_eq!(p.dirty_end, 10, "the young segment stops the plan");
-        let p = plan(&sealed, 0, 0, 15, 100, &Compaction::default()).expect("below the limit");
+        let p = plan(&sealed, 0, at(0), 15, 100, &Compaction::default()).expect("below the limit");
         assert_eq!(p.dirty_end, 10, "a segment reaching past the limit is left");
         let mut damaged = sealed;
         damaged[0].damaged = true;
-        assert_eq!(plan(&damaged, 0, 0, 30, 100, &Compaction::default()), None);
+        assert_eq!(
+            plan(&damaged, 0, at(0), 30, 100, &Compaction::default()),
+            None
+        );
     }
 
     #[test]
@@ -418,12 +481,7 @@ mod tests {
             batch::set_base_offset(&mut stored, 40);
             let mut keys = KeyMap::new(1 << 20);
             assert!(keys.add_batch(&stored, 1 << 20)?);
-            let rule = RecordRule {
-                keys: &keys,
-                first_dirty: 40,
-                now_ms: 2_000,
-                delete_retention_ms: 10,
-            };
+            let rule = RecordRule::new(&keys, 40, 2_000, 10);
             let Kept::Some(cleaned) = filter_batch(&stored, 1 << 20, &mut |h, r| rule.keeps(h, r))?
             else {
                 return Err("one record should go".into());
@@ -465,12 +523,7 @@ mod tests {
         batch::set_base_offset(&mut stored, 5);
         let keys = KeyMap::new(1 << 20);
         let keeps = |first_dirty, now_ms| {
-            let rule = RecordRule {
-                keys: &keys,
-                first_dirty,
-                now_ms,
-                delete_retention_ms: 100,
-            };
+            let rule = RecordRule::new(&keys, first_dirty, now_ms, 100);
             filter_batch(&stored, 1 << 20, &mut |h, r| rule.keeps(h, r))
         };
         assert_eq!(keeps(0, 10_000)?, Kept::All, "first pass: still dirty");
@@ -493,12 +546,7 @@ mod tests {
         )?;
         batch::set_base_offset(&mut keyless, 0);
         let keys = KeyMap::new(0);
-        let rule = RecordRule {
-            keys: &keys,
-            first_dirty: 0,
-            now_ms: 0,
-            delete_retention_ms: 0,
-        };
+        let rule = RecordRule::new(&keys, 0, 0, 0);
         assert_eq!(
             filter_batch(&keyless, 1 << 20, &mut |h, r| rule.keeps(h, r))?,
             Kept::Nothing

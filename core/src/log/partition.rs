@@ -101,8 +101,8 @@ struct LogState {
     /// checkpoint or segment roll, not on the append path; recovery finds the
     /// active segment's epochs by its scan.
     epochs_dirty: bool,
-    /// The first offset no cleaning pass has read the keys of (R-LOG-18).
-    clean_offset: u64,
+    /// Where the last cleaning pass left off (R-LOG-18).
+    clean_point: super::cleaner::CleanPoint,
 }
 
 impl LogState {
@@ -305,7 +305,7 @@ impl PartitionLog {
             producers: Default::default(),
             epochs: read_epochs(disk.as_ref(), dir)?,
             epochs_dirty: false,
-            clean_offset: super::cleaner::read_clean_offset(disk.as_ref(), dir),
+            clean_point: super::cleaner::read_clean_point(disk.as_ref(), dir),
         };
         for seg in state.segments.values() {
             state.producers.merge(&seg.scanned_producers);
@@ -589,7 +589,7 @@ impl PartitionLog {
         // their next batch is judged afresh rather than as a duplicate.
         st.producers.forget_from(end);
         // Offsets cut here come back as new records, which no pass has read yet.
-        st.clean_offset = st.clean_offset.min(end);
+        st.clean_point.offset = st.clean_point.offset.min(end);
         st.failure_epoch += 1;
         tracing::info!(dir = %dir.display(), log_end = end, "log truncated to its leader's");
         Ok(end)

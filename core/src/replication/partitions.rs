@@ -148,6 +148,11 @@ pub fn log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> L
         }
         c.compaction = has("compact").then(|| compaction(configs));
     }
+    // KIP-354: a record must not wait in the active segment, which is never
+    // cleaned, longer than max.compaction.lag.ms.
+    if let Some(compaction) = c.compaction {
+        c.segment_ms = c.segment_ms.min(compaction.max_lag_ms.max(1));
+    }
     // Kafka's 0 indexes every batch, which an interval of one byte does too.
     if let Some(v) = num("index.interval.bytes").filter(|v| *v >= 0) {
         c.index_interval_bytes = v.max(1) as u64;
@@ -678,6 +683,41 @@ mod tests {
             Arc::new(NoEvents),
             crate::log::ManualCommitter::new().queue(),
         )
+    }
+
+    #[test]
+    fn r_log_18_cleanup_policy_chooses_compaction_retention_or_both() {
+        let defaults = LogConfig::default();
+        let of = |pairs: &[(&str, &str)]| {
+            let configs = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            log_config(&defaults, &configs)
+        };
+        let compact = of(&[
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+            ("max.compaction.lag.ms", "60000"),
+            ("delete.retention.ms", "5"),
+        ]);
+        let c = compact.compaction.expect("compacted");
+        assert_eq!(
+            (c.min_dirty_ppm, c.max_lag_ms, c.delete_retention_ms),
+            (250_000, 60_000, 5)
+        );
+        assert_eq!(
+            compact.retention_ms, None,
+            "compact alone keeps every key forever"
+        );
+        assert_eq!(
+            compact.segment_ms, 60_000,
+            "KIP-354: the active segment rolls in time"
+        );
+        let both = of(&[("cleanup.policy", "compact,delete")]);
+        assert!(both.compaction.is_some() && both.retention_ms == defaults.retention_ms);
+        let delete = of(&[("cleanup.policy", "delete")]);
+        assert!(delete.compaction.is_none() && delete.retention_ms == defaults.retention_ms);
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn policy(switches: u8) -> RecordPolicy {
         before_max_ms: i64::MAX,
         after_max_ms: i64::MAX,
         codec: (codec <= compression::ZSTD).then_some(codec),
+        keys_required: switches & 0x40 != 0,
     }
 }
 
