@@ -1,9 +1,10 @@
 """Compacted topics as Kafka Connect and Kafka Streams use them (R-LOG-18, issue 14):
 keyed records overwritten many times, tombstones, the cleaner running under the
 producers, a clean restart and kill -9 in the middle of cleaning. Every test reads the
-topic from offset 0 with two client libraries (librdkafka and kafka-python) and checks
-what a compacted topic promises: offsets only grow and never change their record, and
-the last record of every key is there."""
+topic from offset 0 with librdkafka and kafka-python (and Sarama 1.22 in its three
+fetch generations and kafkajs in one test) and checks what a compacted topic promises:
+offsets only grow and never change their record, and the last record of every key is
+there."""
 import random
 import re
 import time
@@ -15,6 +16,7 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 
 from conftest import Broker, Cluster
+from test_old_clients import go_clients, run, CLIENTS  # noqa: F401 - a fixture
 from test_cluster import brokers_seen, partition_state, wait_for
 
 CLEANER = ["--log-cleaner-backoff-ms", "100"]
@@ -201,3 +203,35 @@ def test_r_log_18_every_replica_cleans_and_a_new_leader_serves_a_compacted_log(t
         read_both_and_check(c.node(leader).bootstrap, "shared", acked)
     finally:
         c.stop()
+
+
+def parse_dump(text):
+    """(offset, key, value) from a client program's dump lines ("-": no value)."""
+    read = []
+    for line in text.splitlines():
+        offset, key, value = line.split(" ", 2)
+        read.append((int(offset), key.encode(), None if value == "-" else value.encode()))
+    return read
+
+
+def test_r_log_18_sarama_and_kafkajs_read_a_compacted_topic(tmp_path, go_clients):  # noqa: F811
+    """Sarama 1.22 at its default (Fetch v0, down-converted to message format v0), as
+    0.10 (Fetch v2, format v1) and as 2.1 (record batches), and kafkajs, read a cleaned
+    topic through its emptied offsets: in the old formats a run of batches that lost
+    every record converts to nothing, and the broker reads on past it."""
+    b = Broker(tmp_path / "data", extra_args=CLEANER).start()
+    try:
+        create_compacted(b.bootstrap, "old")
+        acked = produce(b.bootstrap, "old", updates(0, 3000))
+        wait_cleaned(b, at_least=1000)
+        for version in [None, "0.10.0.0", "2.1.0"]:
+            extra = ["-version", version] if version else []
+            # 100 bytes: an answer holds one batch, so some hold only an empty one.
+            for fetch in ["0", "100"]:
+                out = run([go_clients["sarama_old"], "-brokers", b.bootstrap, *extra,
+                           "-mode", "dump", "-topic", "old", "-fetch-bytes", fetch])
+                check(parse_dump(out), acked)
+        out = run(["node", "client.js", b.bootstrap, "dump", "old"], cwd=CLIENTS / "kafkajs")
+        check(parse_dump(out), acked)
+    finally:
+        b.stop()

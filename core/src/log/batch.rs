@@ -344,6 +344,23 @@ pub fn empty_batch(base: u64, count: i32, leader_epoch: i32) -> Vec<u8> {
     b
 }
 
+/// True when some batch of `batches` (stored batches one after another) holds a
+/// record, false for none or only empty ones (compaction, quarantine).
+pub fn holds_records(batches: &[u8]) -> bool {
+    let mut rest = batches;
+    while rest.len() >= HEADER_LEN {
+        let length = usize::try_from(be_i32(rest, BATCH_LENGTH_OFFSET)).unwrap_or(0);
+        if be_i32(rest, HEADER_LEN - 4) > 0 {
+            return true;
+        }
+        let Some(next) = rest.get(LOG_OVERHEAD + length..) else {
+            return false;
+        };
+        rest = next;
+    }
+    false
+}
+
 /// The batch's CRC-32C, as Kafka computes it (attributes to the end).
 pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])

@@ -1,6 +1,7 @@
 // kafkajs 2.2.4 for the e2e tests: admin (create a topic, describe its configs),
 // produce `n` records with a codec, and consume `n` records as a group member,
-// checking each is the next one produced, committing every 50th and the last. Prints one line of counts.
+// checking each is the next one produced, committing every 50th and the last. Prints one line of counts;
+// dump prints every record of partition 0 up to the log end.
 // Usage: node client.js BROKER MODE TOPIC [N] [CODEC|GROUP] [FIRST]
 const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, logLevel } = require('kafkajs')
 CompressionCodecs[CompressionTypes.Snappy] = require('kafkajs-snappy')
@@ -74,5 +75,38 @@ async function consume () {
   console.log(`consumed ${next - Number(first)}`)
 }
 
-const modes = { admin, produce, consume }
+// Prints "offset key value" for every record of partition 0 from offset 0 up to the
+// log end as it was at the start ("-" for a tombstone's value).
+async function dump () {
+  const a = kafka.admin()
+  await a.connect()
+  const [{ high }] = await a.fetchTopicOffsets(topic)
+  await a.disconnect()
+  const end = Number(high)
+  const c = kafka.consumer({ groupId: `dump-${Date.now()}`, maxWaitTimeInMs: 100 })
+  await c.connect()
+  await c.subscribe({ topic, fromBeginning: true })
+  let last = -1
+  const lines = []
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no record after offset ${last} of ${end}`)), 60000)
+    c.run({
+      autoCommit: false,
+      eachMessage: async ({ message }) => {
+        const offset = Number(message.offset)
+        if (offset >= end) return
+        lines.push(`${offset} ${message.key} ${message.value === null ? '-' : message.value}`)
+        last = offset
+        if (last + 1 >= end) {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+    })
+  })
+  await c.disconnect()
+  console.log(lines.join('\n'))
+}
+
+const modes = { admin, produce, consume, dump }
 modes[mode]().then(() => process.exit(0), (e) => { console.error('error:', e.message); process.exit(1) })

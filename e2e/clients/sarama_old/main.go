@@ -16,13 +16,14 @@ import (
 
 func main() {
 	brokers := flag.String("brokers", "", "bootstrap address")
-	mode := flag.String("mode", "produce", "produce, consume or admin")
+	mode := flag.String("mode", "produce", "produce, consume, admin or dump")
 	topic := flag.String("topic", "", "topic")
 	group := flag.String("group", "", "group whose offsets consume commits and resumes from")
 	count := flag.Int("n", 0, "records to produce or consume")
 	first := flag.Int("first", 0, "index of the first record produced (its offset)")
 	codec := flag.String("codec", "none", "none, gzip, snappy or lz4")
 	version := flag.String("version", "", "Kafka version to speak; empty keeps Sarama's default")
+	fetchBytes := flag.Int("fetch-bytes", 0, "bytes a fetch asks for per partition; 0 keeps Sarama's 1 MiB")
 	flag.Parse()
 
 	conf := sarama.NewConfig()
@@ -30,6 +31,9 @@ func main() {
 		v, err := sarama.ParseKafkaVersion(*version)
 		fail(err)
 		conf.Version = v
+	}
+	if *fetchBytes > 0 {
+		conf.Consumer.Fetch.Default = int32(*fetchBytes)
 	}
 	addrs := []string{*brokers}
 	switch *mode {
@@ -39,6 +43,8 @@ func main() {
 		consume(addrs, conf, *topic, *group, *count)
 	case "admin":
 		admin(addrs, conf, *topic)
+	case "dump":
+		dump(addrs, conf, *topic)
 	default:
 		fail(fmt.Errorf("unknown mode %q", *mode))
 	}
@@ -152,4 +158,35 @@ func admin(addrs []string, conf *sarama.Config, topic string) {
 	step("delete", ca.DeleteTopic(topic))
 	fail(ca.Close())
 	fmt.Println("admin ok")
+}
+
+// dump prints "offset key value" for every record of partition 0 from the oldest to
+// the log end as it was at the start ("-" for a tombstone's value), for a test to
+// check against what it produced (a compacted topic, R-LOG-18).
+func dump(addrs []string, conf *sarama.Config, topic string) {
+	client, err := sarama.NewClient(addrs, conf)
+	fail(err)
+	end, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	fail(err)
+	consumer, err := sarama.NewConsumerFromClient(client)
+	fail(err)
+	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	fail(err)
+	for last := int64(-1); last+1 < end; {
+		select {
+		case m := <-pc.Messages():
+			value := "-"
+			if m.Value != nil {
+				value = string(m.Value)
+			}
+			fmt.Printf("%d %s %s\n", m.Offset, m.Key, value)
+			last = m.Offset
+		case e := <-pc.Errors():
+			fail(e.Err)
+		case <-time.After(30 * time.Second):
+			fail(fmt.Errorf("no record after offset %d of %d", last, end))
+		}
+	}
+	fail(pc.Close())
+	fail(client.Close())
 }

@@ -1093,12 +1093,57 @@ fn read_led_partition(
         errors::NONE => {}
         code => return Err(code),
     }
-    let offset = p.fetch_offset as u64;
-    let read = log
-        .read_limited(offset, limits)
-        .map_err(|e| storage_error(errors::from_log_error(&e), version))?;
-    old_format(read.records, version, offset, limits, &log).map(Some)
+    read_past_empty_batches(
+        &log,
+        p.fetch_offset as u64,
+        limits,
+        version,
+        pass.follower < 0,
+    )
+    .map(Some)
 }
+
+/// A consumer's answer, in its version's format. Batches with no records
+/// (compaction, R-LOG-18; quarantine, R-LOG-17) convert to no message at all in
+/// formats v0/v1, and a v0-3 client that gets nothing fetches the same offset
+/// forever; Sarama before 1.26 does the same with an answer of only empty record
+/// batches. So an answer with no record reads on past them, a bounded number of
+/// times, and starts at the records it finds (clients step over the offsets between,
+/// as over a compacted gap); with none found it is the empty batches, which newer
+/// clients step over. A follower gets every batch as stored.
+fn read_past_empty_batches(
+    log: &PartitionLog,
+    offset: u64,
+    limits: ReadLimits,
+    version: i16,
+    consumer: bool,
+) -> Result<Vec<u8>, i16> {
+    let mut from = offset;
+    let mut first_answer = None;
+    for _ in 0..EMPTY_ANSWERS_READ_PAST {
+        let read = log
+            .read_limited(from, limits)
+            .map_err(|e| storage_error(errors::from_log_error(&e), version))?;
+        let (read_any, next) = (read.batch_count > 0, read.next_offset);
+        let answer = old_format(read.records, version, offset, limits, log)?;
+        let has_records = match version {
+            4.. => chronik_core::log::batch::holds_records(&answer),
+            _ => !answer.is_empty(),
+        };
+        if !read_any {
+            return Ok(first_answer.unwrap_or(answer));
+        }
+        if has_records || !consumer {
+            return Ok(answer);
+        }
+        first_answer.get_or_insert(answer);
+        from = next;
+    }
+    Ok(first_answer.unwrap_or_default())
+}
+
+/// How many reads of nothing but empty batches a consumer's Fetch answer goes past.
+const EMPTY_ANSWERS_READ_PAST: usize = 64;
 
 /// Kafka's refusals of a consumer's Fetch for its topic's configs: below v10 a
 /// topic whose `compression.type` is zstd (UNSUPPORTED_COMPRESSION_TYPE: the
