@@ -131,6 +131,21 @@ pub fn prepare<'a>(
     })
 }
 
+/// The positions in a batch of the records without a key: what a compacted topic's
+/// refusal names in Produce v8+'s `record_errors` (KIP-467), so a client fails those
+/// records and not the rest of their batch for the same reason.
+pub fn keyless_record_indexes(records: &[u8], max_records_bytes: usize) -> Vec<i32> {
+    let mut index = 0;
+    let mut keyless = Vec::new();
+    let _ = batch::visit_records(records, max_records_bytes, &mut |r| {
+        if r.key.is_none() {
+            keyless.push(index);
+        }
+        index += 1;
+    });
+    keyless
+}
+
 /// Kafka's "Compacted topic cannot accept message without key".
 fn every_record_has_a_key(records: &[u8], max_records_bytes: usize) -> bool {
     let mut keyless = false;
@@ -261,6 +276,8 @@ mod tests {
             Err(errors::INVALID_RECORD)
         );
         assert!(prepare(&without, 1 << 20, &policy_default(), 1_000).is_ok());
+        assert_eq!(keyless_record_indexes(&without, 1 << 20), vec![1]);
+        assert!(keyless_record_indexes(&with_keys, 1 << 20).is_empty());
     }
 
     fn policy_default() -> RecordPolicy {

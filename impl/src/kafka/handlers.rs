@@ -27,7 +27,9 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
@@ -616,7 +618,18 @@ fn produce_submit(
                             .map_or(&no_configs, |t| &t.configs);
                         let limit = log.config().max_records_bytes();
                         match prepare_produced(&records, version, configs, limit, now as i64) {
-                            Err(code) => Some(code),
+                            Err(code) => {
+                                if code == errors::INVALID_RECORD && version >= 8 {
+                                    name_keyless_records(
+                                        &mut response,
+                                        &name,
+                                        configs,
+                                        &records,
+                                        limit,
+                                    );
+                                }
+                                Some(code)
+                            }
                             // An old message set with no whole message: Kafka
                             // appends nothing and answers success.
                             Ok(None) => None,
@@ -660,6 +673,33 @@ fn produce_submit(
         acks,
         timeout: Duration::from_millis(request.timeout_ms.max(0) as u64),
     }
+}
+
+/// A compacted topic's refusal names the records without a key and says why, as
+/// Kafka's validator does (KIP-467): librdkafka then fails those records with
+/// INVALID_RECORD and the others of their batch with _INVALID_DIFFERENT_RECORD.
+fn name_keyless_records(
+    response: &mut PartitionProduceResponse,
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+    records: &[u8],
+    limit: usize,
+) {
+    if !chronik_core::log::validation::RecordPolicy::of_topic(configs).keys_required {
+        return;
+    }
+    let keyless = chronik_core::log::validation::keyless_record_indexes(records, limit);
+    if keyless.is_empty() {
+        return;
+    }
+    response.record_errors = keyless
+        .into_iter()
+        .map(|i| BatchIndexAndErrorMessage::default().with_batch_index(i))
+        .collect();
+    response.error_message = Some(str_bytes(&format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{}.",
+        response.index
+    )));
 }
 
 /// Moves a led partition's high watermark after its log or its followers moved,
