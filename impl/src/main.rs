@@ -83,6 +83,10 @@ mod app {
         /// Time between scrub passes over every partition (default one day).
         #[arg(long)]
         log_scrub_interval_ms: Option<u64>,
+        /// Sealed segment files open at once over every partition (default 10000;
+        /// lowered to what the open-file limit leaves).
+        #[arg(long)]
+        max_open_segment_files: Option<u64>,
         /// Pause between cleaning rounds over compacted partitions (Kafka's
         /// log.cleaner.backoff.ms, default 15000).
         #[arg(long)]
@@ -322,6 +326,9 @@ mod app {
         }
         if let Some(v) = args.log_scrub_interval_ms {
             config.log_scrub_interval_ms = v;
+        }
+        if let Some(v) = args.max_open_segment_files {
+            config.max_open_segment_files = v;
         }
         if let Some(v) = args.log_cleaner_backoff_ms {
             config.log_cleaner_backoff_ms = v;

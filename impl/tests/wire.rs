@@ -1448,7 +1448,11 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
 /// 0 when there is none yet.
 fn metric(broker: &RunningBroker, series: &str) -> f64 {
     let b = &broker.broker;
-    let text = b.metrics.render(&b.consensus.view(), b.partitions.all());
+    let text = b.metrics.render(
+        &b.consensus.view(),
+        b.partitions.all(),
+        b.partitions.open_segment_files(),
+    );
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)

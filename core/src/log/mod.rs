@@ -17,6 +17,7 @@ pub mod frame;
 pub mod frame_reader;
 pub mod index;
 pub mod message_format;
+pub mod open_files;
 mod partition;
 pub mod produced;
 pub mod producers;

@@ -10,6 +10,7 @@ use super::damage::{self, Damage};
 use super::error::{LogError, Result};
 use super::frame::{self, FRAME_HEADER_LEN};
 use super::frame_reader::{FrameReader, Stop, SCAN_BLOCK};
+use super::open_files::OpenFiles;
 use super::segment::{self, Segment};
 use crate::disk::{Disk, DiskFile};
 use std::collections::BTreeMap;
@@ -67,6 +68,8 @@ struct LogShared {
     sync_observer: RwLock<Option<SyncObserver>>,
     /// Test-only fault for the conformance oracle: acknowledge appends before fsync.
     ack_before_fsync: std::sync::atomic::AtomicBool,
+    /// The broker-wide bound on open sealed segment files (R-LOG-19).
+    files: Arc<OpenFiles>,
 }
 
 /// Wraps every fdatasync of appended data (it is handed the sync to run), so the
@@ -154,12 +157,12 @@ impl SegmentView {
         self.damage.iter().any(|d| d.position == position)
     }
 
-    fn of(seg: &Segment, relative: u32) -> Self {
+    fn of(seg: &Segment, relative: u32, file: Arc<dyn DiskFile>) -> Self {
         let (rel, position) = seg.offset_index.entry_for(relative);
         SegmentView {
             base_offset: seg.base_offset,
             path: seg.path.clone(),
-            file: Arc::clone(&seg.file),
+            file,
             start_position: u64::from(position),
             start_offset: seg.base_offset + u64::from(rel),
             end_position: seg.size,
@@ -216,6 +219,18 @@ impl PartitionLog {
         dir: &Path,
         config: LogConfig,
         commits: Option<CommitQueue>,
+    ) -> Result<Self> {
+        Self::open_sharing(disk, dir, config, commits, OpenFiles::unbounded())
+    }
+
+    /// [`PartitionLog::open`], with its sealed segments' files counted in the
+    /// broker-wide bound `files` (R-LOG-19).
+    pub fn open_sharing(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        config: LogConfig,
+        commits: Option<CommitQueue>,
+        files: Arc<OpenFiles>,
     ) -> Result<Self> {
         config.validate()?;
         let created = !disk.is_dir(dir);
@@ -284,7 +299,7 @@ impl PartitionLog {
                 // What recovery kept is what the log now acknowledges: make it durable
                 // even if the previous process died before its own fsync.
                 active
-                    .file
+                    .handle()?
                     .sync_data()
                     .map_err(|e| LogError::io("fsync", &active.path, e))?;
                 segments.insert(last, active);
@@ -329,6 +344,7 @@ impl PartitionLog {
         state.high_watermark = hw.clamp(state.log_start, log_end);
         state.durable_end = log_end;
         let active = state.active()?;
+        let active_base = active.base_offset;
         state.durable_position = (active.base_offset, active.size);
 
         let log = PartitionLog {
@@ -341,8 +357,15 @@ impl PartitionLog {
                 syncs: AtomicU64::new(0),
                 sync_observer: RwLock::new(None),
                 ack_before_fsync: std::sync::atomic::AtomicBool::new(false),
+                files,
             }),
         };
+        {
+            let st = log.lock();
+            for seg in st.segments.range(..active_base) {
+                log.shared.files.opened(&seg.1.file);
+            }
+        }
         // A crash between moving the log start and deleting segments leaves
         // segments wholly below it: finish that deletion now.
         log.delete_segments_below_start()?;
@@ -785,10 +808,11 @@ impl PartitionLog {
             frame::write_header(head, payload);
         }
         let position = active.size;
-        if let Err(e) = active.file.write_at(&framed, position) {
+        let file = active.handle()?;
+        if let Err(e) = file.write_at(&framed, position) {
             // Cut off whatever part of the frame reached the file, so the log stays
             // appendable once the cause (say, a full disk) is gone (R-LOG-9).
-            if let Err(cut) = active.file.set_len(position) {
+            if let Err(cut) = file.set_len(position) {
                 tracing::error!(segment = %active.path.display(), error = %cut,
                     "cannot cut a failed append; the log goes offline");
                 st.offline = true;
@@ -836,6 +860,7 @@ impl PartitionLog {
         let dir = &self.shared.dir;
         let active = st.active_mut()?;
         active.seal(disk, dir)?;
+        self.shared.files.opened(&active.file);
         let new_base = active.next_offset;
         let next = Segment::create(disk, dir, new_base)?;
         disk.sync_dir(dir)
@@ -887,7 +912,7 @@ impl PartitionLog {
                 if cursor >= upper {
                     return Ok(result);
                 }
-                match Self::view_for(&st, cursor) {
+                match self.view_for(&st, cursor)? {
                     Some(v) => v,
                     None => return Ok(result),
                 }
@@ -901,14 +926,22 @@ impl PartitionLog {
         }
     }
 
-    fn view_for(st: &LogState, offset: u64) -> Option<SegmentView> {
+    fn view_for(&self, st: &LogState, offset: u64) -> Result<Option<SegmentView>> {
         let seg = st
             .segments
             .range(..=offset)
             .next_back()
             .map(|(_, s)| s)
-            .filter(|s| offset < s.next_offset)?;
-        Some(SegmentView::of(seg, (offset - seg.base_offset) as u32))
+            .filter(|s| offset < s.next_offset);
+        let Some(seg) = seg else {
+            return Ok(None);
+        };
+        let file = self.shared.file_of(seg)?;
+        Ok(Some(SegmentView::of(
+            seg,
+            (offset - seg.base_offset) as u32,
+            file,
+        )))
     }
 
     /// Appends the batches of one segment to `out`; true when the read is complete.
@@ -1131,8 +1164,11 @@ impl PartitionLog {
                 .segments
                 .values()
                 .filter(|s| s.max_timestamp >= timestamp && s.next_offset > st.log_start)
-                .map(|s| SegmentView::of(s, s.time_index.start_for(timestamp)))
-                .collect();
+                .map(|s| {
+                    let file = self.shared.file_of(s)?;
+                    Ok(SegmentView::of(s, s.time_index.start_for(timestamp), file))
+                })
+                .collect::<Result<_>>()?;
             (st.log_start, st.config.max_records_bytes(), views)
         };
         let wanted = |header: &BatchHeader, last: u64| {
@@ -1447,6 +1483,22 @@ fn write_epochs(disk: &dyn Disk, dir: &Path, epochs: &[(i32, u64)]) -> Result<()
 }
 
 impl LogShared {
+    /// A segment's file handle, opening it again if the bound closed it.
+    fn file_of(&self, seg: &Segment) -> Result<Arc<dyn DiskFile>> {
+        if let Some(file) = seg.file.get() {
+            return Ok(file);
+        }
+        let opened = self
+            .disk
+            .open_file(&seg.path, crate::disk::OpenMode::Existing)
+            .map_err(|e| LogError::io("open", &seg.path, e))?;
+        let (file, filled) = seg.file.fill(opened);
+        if filled {
+            self.files.opened(&seg.file);
+        }
+        Ok(file)
+    }
+
     fn lock(&self) -> MutexGuard<'_, LogState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -1461,10 +1513,9 @@ impl LogShared {
         } else {
             0
         };
-        active
-            .file
-            .set_len(keep)
-            .and_then(|_| active.file.sync_data())
+        let file = active.handle()?;
+        file.set_len(keep)
+            .and_then(|_| file.sync_data())
             .map_err(|e| LogError::io("resync", &active.path, e))?;
         let base = active.base_offset;
         // Everything kept was just synced: nothing in it can be torn.
@@ -1511,7 +1562,7 @@ impl SyncTarget for LogShared {
             }
             let a = st.active()?;
             (
-                Arc::clone(&a.file),
+                a.handle()?,
                 a.path.clone(),
                 a.base_offset,
                 a.size,

@@ -7,6 +7,7 @@ use super::error::{LogError, Result};
 use super::frame::FRAME_HEADER_LEN;
 use super::frame_reader::{FrameReader, Stop, SCAN_BLOCK};
 use super::index::{OffsetIndex, TimeIndex};
+use super::open_files::FileSlot;
 use crate::disk::{Disk, DiskFile, OpenMode};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +34,9 @@ pub fn parse_base_offset(name: &str) -> Option<u64> {
 pub struct Segment {
     pub base_offset: u64,
     pub path: PathBuf,
-    pub file: Arc<dyn DiskFile>,
+    /// Its file: the active segment's is always open; a sealed one's may be closed
+    /// by the broker's bound on open files and reopened by the next read (R-LOG-19).
+    pub file: Arc<FileSlot>,
     /// Bytes of valid frames.
     pub size: u64,
     /// The offset after the last batch in this segment.
@@ -120,11 +123,23 @@ impl Segment {
         Ok(Self::empty(path, file, base_offset))
     }
 
+    /// The open handle of a segment whose file is open: the active one, or one
+    /// just opened.
+    pub fn handle(&self) -> Result<Arc<dyn DiskFile>> {
+        self.file.get().ok_or_else(|| {
+            LogError::io(
+                "use",
+                &self.path,
+                std::io::Error::other("the segment's file was closed"),
+            )
+        })
+    }
+
     fn empty(path: PathBuf, file: Arc<dyn DiskFile>, base_offset: u64) -> Self {
         Segment {
             base_offset,
             path,
-            file,
+            file: FileSlot::open(file),
             size: 0,
             next_offset: base_offset,
             offset_index: OffsetIndex::default(),
@@ -235,7 +250,7 @@ impl Segment {
                 durable_bytes = durable.map(|d| d.0),
                 "truncating a torn log tail (past the durable point, nothing valid after it)"
             );
-            seg.file
+            seg.handle()?
                 .set_len(position)
                 .map_err(|e| LogError::io("truncate", &seg.path, e))?;
         }
@@ -256,8 +271,9 @@ impl Segment {
                 Some(Stop::Corrupt { position, reason }) => (position, reason),
             };
             let first_offset = self.next_offset;
+            let file = self.handle()?;
             let found = damage::find_next_frame(
-                self.file.as_ref(),
+                file.as_ref(),
                 &self.path,
                 position + 1,
                 len,
@@ -361,12 +377,12 @@ impl Segment {
             }
         };
         if let Some(position) = cut {
-            seg.file
+            seg.handle()?
                 .set_len(position)
                 .map_err(|e| LogError::io("truncate", &seg.path, e))?;
         }
         // Synced even when nothing was cut: the caller records all of it as durable.
-        seg.file
+        seg.handle()?
             .sync_data()
             .map_err(|e| LogError::io("fsync", &seg.path, e))?;
         // Its indexes describe the old contents; an active segment is scanned on open.
@@ -388,7 +404,7 @@ impl Segment {
         index_interval: u64,
         stop_at: u64,
     ) -> Result<Option<Stop>> {
-        let file = Arc::clone(&self.file);
+        let file = self.handle()?;
         let path = self.path.clone();
         let mut reader = FrameReader::new(file.as_ref(), &path, from, len, SCAN_BLOCK);
         loop {
@@ -467,7 +483,7 @@ impl Segment {
             self.time_index
                 .maybe_push(self.max_timestamp, last_relative);
         }
-        self.file
+        self.handle()?
             .sync_data()
             .map_err(|e| LogError::io("fsync", &self.path, e))
     }

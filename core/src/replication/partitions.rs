@@ -5,6 +5,7 @@ use super::bugs::ReplicationBugs;
 use super::failure_states::{Change, FailureStates};
 use super::tracker::FollowerTracker;
 use crate::disk::{read_all, write_atomically, Disk};
+use crate::log::open_files::OpenFiles;
 use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, SyncObserver};
 use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ pub struct Partitions {
     /// whose rounds the simulator runs.
     commits: CommitQueue,
     defaults: LogConfig,
+    /// The bound on open sealed segment files, shared by every log (R-LOG-19).
+    open_files: Arc<OpenFiles>,
     /// Each log with the id of the topic it was opened for: a name can be deleted and
     /// created again between two reconciliations, and the log of the old topic must
     /// never be served as the new one's.
@@ -197,6 +200,7 @@ impl Partitions {
             root,
             commits,
             defaults,
+            open_files: OpenFiles::unbounded(),
             logs: RwLock::new(BTreeMap::new()),
             trackers: Mutex::new(BTreeMap::new()),
             pending_isr: Mutex::new(BTreeMap::new()),
@@ -205,6 +209,18 @@ impl Partitions {
             events,
             bugs: ReplicationBugs::default(),
         }
+    }
+
+    /// The same, with at most `limit` sealed segment files open at once over every
+    /// log (R-LOG-19); without it there is no bound, as in Kafka.
+    pub fn with_open_file_limit(mut self, limit: usize) -> Self {
+        self.open_files = OpenFiles::new(limit);
+        self
+    }
+
+    /// How many sealed segment files are open now (a metric).
+    pub fn open_segment_files(&self) -> usize {
+        self.open_files.open_count()
     }
 
     /// The same, with test-only faults in the replication steps.
@@ -500,11 +516,12 @@ impl Partitions {
                     let dir = self.root.join(dir_name(&key.0, key.1));
                     let topic_id = topic_ids.get(&key).cloned().unwrap_or_default();
                     claim_dir(self.disk.as_ref(), &dir, &topic_id)?;
-                    let log = PartitionLog::open(
+                    let log = PartitionLog::open_sharing(
                         Arc::clone(&self.disk),
                         &dir,
                         config,
                         Some(self.commits.clone()),
+                        Arc::clone(&self.open_files),
                     )?;
                     // A single-replica partition's durable log is all committed; a
                     // replicated one keeps its checkpointed high watermark until its

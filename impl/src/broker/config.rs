@@ -55,6 +55,11 @@ pub struct BrokerConfig {
     /// The most partition replicas one broker may host (KIP-578's
     /// `max.broker.partitions`); each one costs open files and memory.
     pub max_broker_partitions: u64,
+    /// Sealed segment files open at once over every partition (R-LOG-19): more are
+    /// closed, least recently read first, and opened again when read. The active
+    /// segment of every partition stays open besides. Lowered at start to what the
+    /// open-file limit leaves after connections and active segments.
+    pub max_open_segment_files: u64,
     /// Raft tick; an election takes 10 to 20 ticks.
     pub tick_ms: u64,
     /// The longest a request waits for the metadata group.
@@ -213,6 +218,7 @@ impl Default for BrokerConfig {
             fetch_response_memory_bytes: 256 * 1024 * 1024,
             max_partitions: 10_000,
             max_broker_partitions: 2_000,
+            max_open_segment_files: 10_000,
             tick_ms: 50,
             metadata_timeout_ms: 5000,
             fsync_interval_ms: 0,

@@ -28,6 +28,14 @@ fn most() -> u64 {
         .unwrap_or(NR_OPEN_DEFAULT)
 }
 
+/// How many sealed segment files may stay open: the configured bound, lowered to
+/// what the open-file limit leaves after what `needed` counts (at least 64, so
+/// reads work even under a tiny limit; R-LOG-19).
+pub fn segment_files(configured: u64, limit: u64, needed: u64) -> usize {
+    let left = limit.saturating_sub(needed);
+    usize::try_from(configured.min(left).max(64)).unwrap_or(usize::MAX)
+}
+
 /// Raises the soft open-file limit to the hard one and returns the limit now in
 /// force; warns when it is below `needed`.
 pub fn raise_to_hard_limit(needed: u64) -> std::io::Result<u64> {

@@ -27,9 +27,11 @@ pub async fn serve_http(broker: Arc<Broker>, listener: TcpListener) {
                 "/metrics" => (
                     "200 OK",
                     "text/plain; version=0.0.4",
-                    broker
-                        .metrics
-                        .render(&broker.consensus.view(), broker.partitions.all()),
+                    broker.metrics.render(
+                        &broker.consensus.view(),
+                        broker.partitions.all(),
+                        broker.partitions.open_segment_files(),
+                    ),
                 ),
                 "/health" => {
                     let view = broker.consensus.view();

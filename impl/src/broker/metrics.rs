@@ -39,6 +39,7 @@ pub struct Metrics {
     cleaner_bytes_written: Counter,
     cleaner_records_removed: Counter,
     cleaner_failures: Counter,
+    open_segment_files: Gauge,
 }
 
 impl Default for Metrics {
@@ -68,6 +69,7 @@ impl Default for Metrics {
         let cleaner_bytes_written = Counter::default();
         let cleaner_records_removed = Counter::default();
         let cleaner_failures = Counter::default();
+        let open_segment_files = Gauge::default();
         registry.register(
             "requests",
             "Kafka requests received, by API",
@@ -179,6 +181,11 @@ impl Default for Metrics {
             "Cleaning passes that failed, summed over partitions",
             cleaner_failures.clone(),
         );
+        registry.register(
+            "open_segment_files",
+            "Sealed segment files open now over every partition (bounded by max_open_segment_files, R-LOG-19)",
+            open_segment_files.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -204,6 +211,7 @@ impl Default for Metrics {
             cleaner_bytes_written,
             cleaner_records_removed,
             cleaner_failures,
+            open_segment_files,
         }
     }
 }
@@ -278,7 +286,9 @@ impl Metrics {
         &self,
         view: &MetadataView,
         logs: Vec<((String, i32), Arc<PartitionLog>)>,
+        open_segment_files: usize,
     ) -> String {
+        self.open_segment_files.set(open_segment_files as i64);
         self.raft_term.set(view.term as i64);
         self.raft_commit_index.set(view.commit_index as i64);
         self.log_end_offset.clear();

@@ -58,9 +58,12 @@ impl RunningBroker {
     pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         config.validate().map_err(anyhow::Error::msg)?;
         let needed = file_limit::needed(config.max_connections, config.max_broker_partitions);
-        if let Err(e) = file_limit::raise_to_hard_limit(needed) {
+        let fd_limit = file_limit::raise_to_hard_limit(needed).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read or raise the open-file limit");
-        }
+            needed
+        });
+        let segment_files =
+            file_limit::segment_files(config.max_open_segment_files, fd_limit, needed);
         let disk: Arc<dyn Disk> = Arc::new(RealDisk);
         let lock = data_dir_lock::acquire(&config.data_dir)?;
         // 1. Storage: the metadata node recovers its Raft log and snapshot.
@@ -76,13 +79,16 @@ impl RunningBroker {
         let incarnation = next_incarnation(disk.as_ref(), &config.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let flusher = GroupCommitter::start();
-        let partitions = Arc::new(Partitions::new(
-            Arc::clone(&disk),
-            config.data_dir.join("logs"),
-            config.log_defaults(),
-            Arc::clone(&metrics) as Arc<dyn PartitionEvents>,
-            flusher.queue(),
-        ));
+        let partitions = Arc::new(
+            Partitions::new(
+                Arc::clone(&disk),
+                config.data_dir.join("logs"),
+                config.log_defaults(),
+                Arc::clone(&metrics) as Arc<dyn PartitionEvents>,
+                flusher.queue(),
+            )
+            .with_open_file_limit(segment_files),
+        );
         // 2. The consensus loop runs before anything could await a proposal (after
         //    replaying the committed metadata, which needs no peer).
         //    The peer transport binds its listener and connects in the background:

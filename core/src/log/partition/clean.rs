@@ -56,7 +56,7 @@ impl PartitionLog {
     /// pass. Reads and appends go on meanwhile: the log's lock is held only to
     /// plan and to swap each group in.
     pub fn clean(&self, now_ms: u64, key_map_bytes: usize) -> Result<CleanOutcome> {
-        let Some(start) = self.clean_start(now_ms) else {
+        let Some(start) = self.clean_start(now_ms)? else {
             return Ok(CleanOutcome::default());
         };
         let (keys, map_end) = read_keys(&start, key_map_bytes)?;
@@ -81,41 +81,47 @@ impl PartitionLog {
         Ok(outcome)
     }
 
-    fn clean_start(&self, now_ms: u64) -> Option<Start> {
+    fn clean_start(&self, now_ms: u64) -> Result<Option<Start>> {
         let st = self.lock();
-        let compaction = st.config.compaction?;
+        let Some(compaction) = st.config.compaction else {
+            return Ok(None);
+        };
         if st.offline {
-            return None;
+            return Ok(None);
         }
-        let active_base = st.active().ok()?.base_offset;
+        let active_base = st.active()?.base_offset;
         let limit = active_base.min(st.high_watermark).min(st.durable_end);
         let sealed: Vec<&Segment> = st.segments.range(..active_base).map(|(_, s)| s).collect();
         let facts: Vec<SegmentFacts> = sealed.iter().map(|s| facts_of(s)).collect();
-        let plan = cleaner::plan(
+        let Some(plan) = cleaner::plan(
             &facts,
             st.log_start,
             st.clean_point,
             limit,
             now_ms,
             &compaction,
-        )?;
+        ) else {
+            return Ok(None);
+        };
         let sources = sealed
             .iter()
             .filter(|s| plan.segments.iter().any(|f| f.base_offset == s.base_offset))
-            .map(|s| Source {
-                facts: facts_of(s),
-                path: s.path.clone(),
-                file: Arc::clone(&s.file),
+            .map(|s| {
+                Ok(Source {
+                    facts: facts_of(s),
+                    path: s.path.clone(),
+                    file: self.shared.file_of(s)?,
+                })
             })
-            .collect();
-        Some(Start {
+            .collect::<Result<_>>()?;
+        Ok(Some(Start {
             plan,
             tombstone_ms: compaction.delete_retention_ms,
             segment_bytes: st.config.segment_bytes,
             index_interval: st.config.index_interval_bytes,
             records_limit: st.config.max_records_bytes(),
             sources,
-        })
+        }))
     }
 
     /// Writes one group's cleaned segment and swaps it in; a group whose segments
@@ -174,6 +180,7 @@ impl PartitionLog {
         for source in group {
             st.segments.remove(&source.facts.base_offset);
         }
+        self.shared.files.opened(&out.file);
         st.segments.insert(base, out);
         Ok(true)
     }
@@ -410,7 +417,7 @@ fn append(out: &mut Segment, payload: &[u8], index_interval: u64) -> Result<()> 
         frame::write_header(head, body);
     }
     let position = out.size;
-    out.file
+    out.handle()?
         .write_at(&framed, position)
         .map_err(|e| LogError::io("write", &out.path, e))?;
     out.record_batch(position, framed.len() as u64, &header, index_interval);
