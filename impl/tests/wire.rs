@@ -2158,3 +2158,142 @@ async fn r_wire_5_fetch_at_the_wrong_node_names_the_leader_from_v16() -> TestRes
     broker.shutdown().await;
     Ok(())
 }
+
+/// R-WIRE-15: DescribeTopicPartitions pages topics and partitions by its cursor and
+/// limit, names leaders, epochs, replicas and ISR as Metadata does, answers an
+/// unknown topic UNKNOWN_TOPIC_OR_PARTITION, and a cursor outside the topics asked
+/// for INVALID_REQUEST on each of them (Kafka's DescribeTopicPartitionsRequestHandler).
+#[tokio::test]
+async fn r_wire_15_describe_topic_partitions_pages_by_cursor() -> TestResult {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let timeout = Duration::from_secs(5);
+    for (name, partitions) in [("dtp-a", 3), ("dtp-b", 2)] {
+        broker
+            .broker
+            .consensus
+            .propose(
+                chronik::metadata::MetadataCommand::CreateTopic {
+                    name: name.into(),
+                    topic_id: uuid::Uuid::new_v4().to_string(),
+                    partitions: vec![vec![1]; partitions],
+                    configs: Default::default(),
+                },
+                timeout,
+            )
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    broker.broker.reconcile_partitions();
+    let mut conn = chronik::cluster::client::KafkaConnection::connect(
+        &broker.local_addr().to_string(),
+        "dtp".into(),
+        timeout,
+    )
+    .await?;
+    let name = |n: &'static str| TopicName(StrBytes::from_static_str(n));
+    let mut describe = async |request: DescribeTopicPartitionsRequest| match conn
+        .call(
+            ApiKey::DescribeTopicPartitions,
+            0,
+            &RequestKind::DescribeTopicPartitions(request),
+            timeout,
+        )
+        .await
+    {
+        Ok(ResponseKind::DescribeTopicPartitions(r)) => Ok(r),
+        Ok(_) => Err("not a DescribeTopicPartitions response".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let pages = |r: &DescribeTopicPartitionsResponse| -> Vec<(String, Vec<i32>)> {
+        r.topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                (
+                    name,
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
+            .collect()
+    };
+    // Every topic, two partitions at a time.
+    let mut cursor = None;
+    let mut seen = Vec::new();
+    loop {
+        let r = describe(
+            DescribeTopicPartitionsRequest::default()
+                .with_response_partition_limit(2)
+                .with_cursor(cursor.clone()),
+        )
+        .await?;
+        for topic in &r.topics {
+            assert_eq!(topic.error_code, 0);
+            assert!(!topic.topic_id.is_nil());
+            for p in &topic.partitions {
+                assert_eq!((p.error_code, p.leader_id.0), (0, 1));
+                assert_eq!(p.isr_nodes, vec![BrokerId(1)]);
+            }
+        }
+        seen.extend(pages(&r));
+        match r.next_cursor {
+            Some(next) => {
+                cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(next.topic_name)
+                        .with_partition_index(next.partition_index),
+                )
+            }
+            None => break,
+        }
+    }
+    let flat: Vec<(String, i32)> = seen
+        .into_iter()
+        .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+        .collect();
+    let expected: Vec<(String, i32)> = [
+        ("dtp-a", 0),
+        ("dtp-a", 1),
+        ("dtp-a", 2),
+        ("dtp-b", 0),
+        ("dtp-b", 1),
+    ]
+    .iter()
+    .map(|(t, p)| (t.to_string(), *p))
+    .collect();
+    assert_eq!(flat, expected, "every partition once, in order");
+    // Named topics: an unknown one is an error entry, the known one whole.
+    let r = describe(
+        DescribeTopicPartitionsRequest::default()
+            .with_response_partition_limit(2000)
+            .with_topics(vec![
+                TopicRequest::default().with_name(name("dtp-b")),
+                TopicRequest::default().with_name(name("nope")),
+            ]),
+    )
+    .await?;
+    let codes: Vec<(String, i16, usize)> = r
+        .topics
+        .iter()
+        .map(|t| {
+            let n = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            (n, t.error_code, t.partitions.len())
+        })
+        .collect();
+    assert_eq!(codes, vec![("dtp-b".into(), 0, 2), ("nope".into(), 3, 0)]);
+    // A cursor at a topic not asked for.
+    let r = describe(
+        DescribeTopicPartitionsRequest::default()
+            .with_response_partition_limit(10)
+            .with_topics(vec![TopicRequest::default().with_name(name("dtp-b"))])
+            .with_cursor(Some(Cursor::default().with_topic_name(name("dtp-a")))),
+    )
+    .await?;
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].error_code, 42, "INVALID_REQUEST");
+    broker.shutdown().await;
+    Ok(())
+}

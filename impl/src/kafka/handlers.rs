@@ -153,6 +153,9 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
         RequestKind::DescribeAcls(r) => {
             ResponseKind::DescribeAcls(super::acl_handlers::describe_acls(broker, caller, r))
         }
+        RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
+            super::describe_topic_partitions::describe_topic_partitions(broker, caller, r),
+        ),
         RequestKind::DeleteAcls(r) => {
             ResponseKind::DeleteAcls(super::acl_handlers::delete_acls(broker, caller, r).await)
         }
@@ -444,17 +447,7 @@ async fn metadata(
                         .iter()
                         .enumerate()
                         .map(|(i, p)| {
-                            // This broker, restarted, does not lead until its new
-                            // registration is applied; naming it leader before then
-                            // would send clients to a broker that answers
-                            // NOT_LEADER_OR_FOLLOWER (R-WIRE-6, R-REPL-1).
-                            let led_here = p.leader == me;
-                            let serves = if led_here {
-                                state.leads(p, me, broker.incarnation)
-                            } else {
-                                state.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
-                            };
-                            let leader = if led_here && !serves { -1 } else { p.leader };
+                            let (leader, serves) = client_leader(state, p, me, broker.incarnation);
                             let mut part = MetadataResponsePartition::default()
                                 .with_partition_index(i as i32)
                                 .with_leader_id(BrokerId(leader))
@@ -502,6 +495,26 @@ async fn metadata(
             caller.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
     }
     response
+}
+
+/// The leader a client is told of, and whether it serves. This broker, restarted,
+/// does not lead until its new registration is applied; naming it leader before
+/// then would send clients to a broker that answers NOT_LEADER_OR_FOLLOWER
+/// (R-WIRE-6, R-REPL-1). Metadata and DescribeTopicPartitions both answer this.
+pub(super) fn client_leader(
+    state: &crate::metadata::MetadataState,
+    p: &crate::metadata::PartitionInfo,
+    me: i32,
+    incarnation: u64,
+) -> (i32, bool) {
+    let led_here = p.leader == me;
+    let serves = if led_here {
+        state.leads(p, me, incarnation)
+    } else {
+        state.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
+    };
+    let leader = if led_here && !serves { -1 } else { p.leader };
+    (leader, serves)
 }
 
 /// The replicas of each partition of a new topic: the request's own assignments,

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod common;
 pub mod configs;
 pub mod consumer_group_handlers;
+pub mod describe_topic_partitions;
 pub use chronik_core::errors;
 pub mod group_handlers;
 pub mod handlers;
