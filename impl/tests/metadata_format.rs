@@ -238,8 +238,8 @@ fn version_3_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 3's and `RepairReplica` (4).
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 4: version 3's and `RepairReplica`.
+fn version_4_variants() -> Vec<CommandEnvelope> {
     let mut all = version_3_variants();
     let commands = [
         MetadataCommand::CreateTopic {
@@ -254,6 +254,48 @@ fn every_variant() -> Vec<CommandEnvelope> {
             broker_id: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+        },
+    ];
+    for command in commands {
+        all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    }
+    all
+}
+
+/// Every command of the current format: version 4's and `AlterBrokerConfigs` (5),
+/// at the cluster level, for broker 1, and broker 1's level emptied again.
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_4_variants();
+    let level = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let commands = [
+        MetadataCommand::AlterBrokerConfigs {
+            resource: "".into(),
+            set: level(&[("log.retention.hours", "24"), ("min.insync.replicas", "2")]),
+            remove: vec![],
+            replace: false,
+        },
+        MetadataCommand::AlterBrokerConfigs {
+            resource: "1".into(),
+            set: level(&[("background.threads", "9")]),
+            remove: vec![],
+            replace: true,
+        },
+        MetadataCommand::AlterBrokerConfigs {
+            resource: "2".into(),
+            set: level(&[("log.cleanup.policy", "compact")]),
+            remove: vec![],
+            replace: false,
+        },
+        MetadataCommand::AlterBrokerConfigs {
+            resource: "2".into(),
+            set: BTreeMap::new(),
+            remove: vec!["log.cleanup.policy".into()],
+            replace: false,
         },
     ];
     for command in commands {
@@ -382,12 +424,35 @@ fn r_recover_3_golden_files_of_version_3_still_decode() -> Result<(), Box<dyn st
 #[test]
 fn r_recover_3_golden_commands_of_version_4_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
-    assert_eq!(golden_commands("commands_v4.jsonl")?, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_4_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 4,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(golden_commands("commands_v4.jsonl")?, as_written);
     // Version 4 changed no snapshot field: its snapshots are version 3's format.
-    let state = state_after(&every_variant());
+    let state = state_after(&version_4_variants());
     let replicated = &state.topics["replicated"].partitions[0];
     assert_eq!((replicated.leader, replicated.leader_epoch), (2, 1));
     assert_eq!(replicated.isr, vec![2]);
+    Ok(())
+}
+
+#[test]
+fn r_recover_3_golden_files_of_version_5_still_decode() -> Result<(), Box<dyn std::error::Error>> {
+    assert_eq!(golden_commands("commands_v5.jsonl")?, every_variant());
+    let snapshot = std::fs::read(golden("snapshot_v4.json"))?;
+    let state = Snapshot::decode(&snapshot)?;
+    assert_eq!(state, state_after(&every_variant()));
+    // R-WIRE-16: the cluster level and broker 1's are kept; broker 2's, emptied, is gone.
+    assert_eq!(
+        state.broker_configs[""]["log.retention.hours"],
+        "24".to_string()
+    );
+    assert_eq!(state.broker_configs["1"].len(), 1);
+    assert!(!state.broker_configs.contains_key("2"));
     Ok(())
 }
 

@@ -2297,3 +2297,134 @@ async fn r_wire_15_describe_topic_partitions_pages_by_cursor() -> TestResult {
     broker.shutdown().await;
     Ok(())
 }
+
+/// The cluster level of dynamic broker configs (resource name ""), which the Python
+/// clients cannot name: set, refused, described, and in force on a topic (R-WIRE-16).
+#[tokio::test]
+async fn r_wire_16_the_cluster_level_sets_topic_defaults() -> TestResult {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, _dir) = start().await?;
+    let mut conn = topic_with_configs(&broker, "dyn", &[]).await?;
+    let timeout = Duration::from_secs(5);
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let alter = async |conn: &mut chronik::cluster::client::KafkaConnection,
+                       name: &str,
+                       configs: &[(&str, i8, Option<&str>)]| {
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s(name))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(n, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(s(n))
+                            .with_config_operation(*op)
+                            .with_value(v.map(s))
+                    })
+                    .collect(),
+            );
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+        match conn
+            .call(
+                ApiKey::IncrementalAlterConfigs,
+                1,
+                &RequestKind::IncrementalAlterConfigs(request),
+                timeout,
+            )
+            .await
+        {
+            Ok(ResponseKind::IncrementalAlterConfigs(r)) => Ok(r.responses[0].error_code),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    let set = |name, value| (name, 0i8, Some(value));
+    assert_eq!(
+        alter(
+            &mut conn,
+            "",
+            &[
+                set("min.insync.replicas", "2"),
+                set("log.retention.hours", "48")
+            ]
+        )
+        .await?,
+        0
+    );
+    // A per-broker config at the cluster level, another broker's id, a bad value.
+    let refused = [
+        ("", set("sasl.kerberos.min.time.before.relogin", "1"), 40),
+        ("7", set("background.threads", "2"), 42),
+        ("", set("log.retention.hours", "soon"), 40),
+        ("", set("num.partitions", "3"), 40),
+    ];
+    for (name, config, code) in refused {
+        assert_eq!(alter(&mut conn, name, &[config]).await?, code, "{config:?}");
+    }
+    let (code, _, _) = produce_one(&mut conn, "dyn", common::batch_for(0, 0, 1, 10)).await?;
+    assert_eq!(
+        code, 19,
+        "min.insync.replicas=2 on one node: NOT_ENOUGH_REPLICAS"
+    );
+
+    let describe = async |conn: &mut chronik::cluster::client::KafkaConnection,
+                          resource_type: i8,
+                          name: &str| {
+        let request = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(s(name))
+                    .with_configuration_keys(None),
+            ]);
+        match conn
+            .call(
+                ApiKey::DescribeConfigs,
+                4,
+                &RequestKind::DescribeConfigs(request),
+                timeout,
+            )
+            .await
+        {
+            Ok(ResponseKind::DescribeConfigs(r)) => Ok(r.results[0].configs.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    let cluster = describe(&mut conn, 4, "").await?;
+    let names: Vec<(&str, Option<&str>, i8)> = cluster
+        .iter()
+        .map(|c| (c.name.as_str(), c.value.as_deref(), c.config_source))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("log.retention.hours", Some("48"), 3),
+            ("min.insync.replicas", Some("2"), 3)
+        ]
+    );
+    let topic = describe(&mut conn, 2, "dyn").await?;
+    let retention = topic
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .ok_or("no retention.ms")?;
+    assert_eq!(retention.value.as_deref(), Some("172800000"));
+    assert_eq!(retention.config_source, 3);
+    let synonyms: Vec<&str> = retention.synonyms.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(synonyms, vec!["log.retention.hours", "log.retention.ms"]);
+    let log = broker.broker.partitions.get("dyn", 0).ok_or("no log")?;
+    assert_eq!(log.config().retention_ms, Some(172_800_000));
+
+    assert_eq!(
+        alter(&mut conn, "", &[("min.insync.replicas", 1, None)]).await?,
+        0
+    );
+    let (code, _, _) = produce_one(&mut conn, "dyn", common::batch_for(0, 0, 1, 10)).await?;
+    assert_eq!(code, 0);
+    Ok(())
+}

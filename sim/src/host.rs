@@ -248,8 +248,8 @@ impl Host {
             Ok(admitted) => admitted,
             Err(code) => return refuse(code),
         };
-        let no_configs = BTreeMap::new();
-        let configs = state.topics.get(&key.0).map_or(&no_configs, |t| &t.configs);
+        let topic_configs = self.local(state).topic_configs(&key.0);
+        let configs = &*topic_configs;
         let limit = log.config().max_records_bytes();
         let prepared = match prepare_produced(records, PRODUCE_VERSION, configs, limit, now as i64)
         {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 /// The version written in every envelope. Decoding accepts this and older versions;
 /// a newer one is refused loudly rather than half-understood. Version 3 added ACL
 /// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners;
-/// version 4 added `RepairReplica`.
-pub const COMMAND_VERSION: u32 = 4;
+/// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`.
+pub const COMMAND_VERSION: u32 = 5;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -190,6 +190,15 @@ pub enum MetadataCommand {
     UpsertScramCredential {
         user: String,
         credential: ScramCredential,
+    },
+    /// Sets and removes dynamic broker configs (KIP-226) of one level: `resource` is
+    /// `""` for the cluster default or a broker id; `replace` first clears the level
+    /// (AlterConfigs semantics). New in format version 5.
+    AlterBrokerConfigs {
+        resource: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+        replace: bool,
     },
     /// Removes a user's credential for one mechanism; refused with
     /// RESOURCE_NOT_FOUND if there is none. New in format version 3.

@@ -2,6 +2,7 @@
 //! they are applied to. Everything here is deterministic: the same commands in the
 //! same order give the same state on every node and after every restart (R-RECOVER-2).
 
+pub mod broker_configs;
 mod command;
 mod state;
 

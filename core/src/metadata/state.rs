@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Version 2 added consumer group records (`MetadataState::groups`), version 3 ACL
 /// bindings (`MetadataState::acls`) and SCRAM credentials: a broker that predates them refuses the snapshot
-/// rather than silently dropping the ACLs.
-pub const SNAPSHOT_VERSION: u32 = 3;
+/// rather than silently dropping the ACLs; version 4 dynamic broker configs
+/// (`MetadataState::broker_configs`).
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 // Kafka error codes the state machine answers with.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -125,6 +126,10 @@ pub struct MetadataState {
     /// ACL bindings (R-SEC-ACL-11; absent from snapshots before version 3).
     #[serde(default)]
     pub acls: BTreeSet<AclBinding>,
+    /// Dynamic broker configs (KIP-226) by level: `""` for the cluster default, a
+    /// broker id for that broker (absent from snapshots before version 4).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The Raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -595,6 +600,21 @@ impl MetadataState {
                 for b in bindings {
                     self.acls.remove(b);
                 }
+                ApplyOutcome::Done
+            }
+            MetadataCommand::AlterBrokerConfigs {
+                resource,
+                set,
+                remove,
+                replace,
+            } => {
+                if !super::broker_configs::is_broker_resource(resource) {
+                    return rejected(
+                        INVALID_REQUEST,
+                        format!("{resource:?} is neither a broker id nor the cluster default"),
+                    );
+                }
+                self.alter_broker_configs(resource, set, remove, *replace);
                 ApplyOutcome::Done
             }
         }

@@ -473,7 +473,7 @@ impl Partitions {
                     topic_ids.insert((name.clone(), i as i32), topic.topic_id.clone());
                     wanted.insert(
                         (name.clone(), i as i32),
-                        log_config(&self.defaults, &topic.configs),
+                        log_config(&self.defaults, &state.topic_configs_on(topic, broker_id)),
                     );
                     if p.replicas.len() == 1 {
                         single_replica.push((name.clone(), i as i32));

@@ -7,6 +7,8 @@
 //! (conformance/src/replication.rs) calls the same functions, one model action at a
 //! time, so what it checks is the code the broker runs.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -116,6 +118,15 @@ impl<'a> LocalView<'a> {
         truncate_for_leader(self.partitions, key, epoch, log, end)
     }
 
+    /// A topic's configs as this broker enforces them (R-WIRE-16); empty for a topic
+    /// it does not know.
+    pub fn topic_configs(&self, topic: &str) -> Cow<'a, BTreeMap<String, String>> {
+        match self.state.topics.get(topic) {
+            Some(t) => self.state.topic_configs_on(t, self.me),
+            None => Cow::Owned(BTreeMap::new()),
+        }
+    }
+
     /// Where a produce with `acks` may be appended: only the leader takes writes
     /// (R-WIRE-5), and acks=all only while the ISR has `min.insync.replicas` members.
     pub fn admit_produce(
@@ -125,7 +136,7 @@ impl<'a> LocalView<'a> {
         acks: i16,
     ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
         let (log, info) = self.led_log(topic, partition)?;
-        if acks == -1 && info.isr.len() < min_insync_replicas(self.state, topic) {
+        if acks == -1 && info.isr.len() < min_insync_replicas(self.state, topic, self.me) {
             return Err(errors::NOT_ENOUGH_REPLICAS);
         }
         Ok((log, info))
@@ -334,13 +345,18 @@ pub fn ack_error(waited: AckWait) -> Option<i16> {
     }
 }
 
-/// `min.insync.replicas` of a topic (1 unless set).
-pub fn min_insync_replicas(state: &MetadataState, topic: &str) -> usize {
+/// `min.insync.replicas` of a topic on broker `me`: the topic's, else the dynamic
+/// broker default (R-WIRE-16), else 1.
+pub fn min_insync_replicas(state: &MetadataState, topic: &str, me: i32) -> usize {
     state
         .topics
         .get(topic)
-        .and_then(|t| t.configs.get("min.insync.replicas"))
-        .and_then(|v| v.parse::<usize>().ok())
+        .and_then(|t| {
+            state
+                .topic_configs_on(t, me)
+                .get("min.insync.replicas")
+                .and_then(|v| v.parse::<usize>().ok())
+        })
         .unwrap_or(1)
 }
 

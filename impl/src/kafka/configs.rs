@@ -29,6 +29,8 @@ pub enum Kind {
     Version,
     /// `*`, or `partition:broker` pairs separated by commas (replication throttles).
     ThrottledReplicas,
+    /// Any string (class names, Kerberos commands and rules).
+    Text,
 }
 
 impl Kind {
@@ -36,7 +38,7 @@ impl Kind {
     pub fn config_type(self) -> i8 {
         match self {
             Kind::Bool => 1,
-            Kind::OneOf(_) | Kind::Version => 2,
+            Kind::OneOf(_) | Kind::Version | Kind::Text => 2,
             Kind::Int { .. } => 3,
             Kind::Long { .. } => 5,
             Kind::Double { .. } => 6,
@@ -44,7 +46,7 @@ impl Kind {
         }
     }
 
-    fn admits(self, value: &str) -> bool {
+    pub fn admits(self, value: &str) -> bool {
         match self {
             Kind::Long { min } => value.trim().parse::<i64>().is_ok_and(|v| v >= min),
             Kind::Int { min, max } => value
@@ -60,10 +62,11 @@ impl Kind {
             Kind::ListOf(allowed) => value.split(',').all(|item| allowed.contains(&item.trim())),
             Kind::Version => is_version(value.trim()),
             Kind::ThrottledReplicas => value.trim() == "*" || value.split(',').all(is_replica_pair),
+            Kind::Text => true,
         }
     }
 
-    fn expectation(self) -> String {
+    pub fn expectation(self) -> String {
         match self {
             Kind::Long { min } => format!("a long of at least {min}"),
             Kind::Int { min, max } => format!("an int in [{min}, {max}]"),
@@ -73,6 +76,7 @@ impl Kind {
             Kind::ListOf(allowed) => format!("a list of {}", allowed.join(", ")),
             Kind::Version => "a Kafka version such as 3.0-IV1".into(),
             Kind::ThrottledReplicas => "* or partition:broker pairs".into(),
+            Kind::Text => "a string".into(),
         }
     }
 }
@@ -115,6 +119,21 @@ pub enum DefaultValue {
     Broker(fn(&BrokerConfig) -> String, &'static str),
 }
 
+impl DefaultValue {
+    /// The value on this broker, and whether the broker's own settings (rather than
+    /// Kafka's default) chose it.
+    pub fn on(self, broker: &BrokerConfig) -> (String, bool) {
+        match self {
+            DefaultValue::Fixed(v) => (v.to_string(), false),
+            DefaultValue::Broker(f, kafka) => {
+                let v = f(broker);
+                let from_broker = v != kafka;
+                (v, from_broker)
+            }
+        }
+    }
+}
+
 pub struct TopicConfig {
     pub name: &'static str,
     pub kind: Kind,
@@ -131,20 +150,13 @@ impl TopicConfig {
     /// The default value on this broker, and whether the broker's own settings
     /// (rather than Kafka's default) chose it.
     pub fn default_value(&self, broker: &BrokerConfig) -> (String, bool) {
-        match self.default {
-            DefaultValue::Fixed(v) => (v.to_string(), false),
-            DefaultValue::Broker(f, kafka) => {
-                let v = f(broker);
-                let from_broker = v != kafka;
-                (v, from_broker)
-            }
-        }
+        self.default.on(broker)
     }
 }
 
 const NO_TIERED: &str = "tiered storage is not built; it only matters with \
                          remote.storage.enable=true, which is refused";
-const LONG_MAX: &str = "9223372036854775807";
+pub const LONG_MAX: &str = "9223372036854775807";
 
 const fn cfg(
     name: &'static str,

@@ -623,12 +623,8 @@ fn produce_submit(
                     (Err(code), _) => Some(code),
                     (Ok(_), None) => Some(errors::INVALID_RECORD),
                     (Ok((log, p)), Some(records)) => {
-                        let no_configs = BTreeMap::new();
-                        let configs = view
-                            .state
-                            .topics
-                            .get(&name)
-                            .map_or(&no_configs, |t| &t.configs);
+                        let topic_configs = local.topic_configs(&name);
+                        let configs = &*topic_configs;
                         let limit = log.config().max_records_bytes();
                         match prepare_produced(&records, version, configs, limit, now as i64) {
                             Err(code) => {
@@ -1142,7 +1138,7 @@ fn read_led_partition(
         upper_bound: upper.unwrap_or(hw),
         first_batch_whole: pass.first_batch_whole,
     };
-    match old_fetch_refusal(state, name, version, pass.follower) {
+    match old_fetch_refusal(state, name, version, pass.follower, broker.config.node_id) {
         errors::NONE => {}
         code => return Err(code),
     }
@@ -1207,8 +1203,13 @@ fn old_fetch_refusal(
     topic: &str,
     version: i16,
     follower: i32,
+    me: i32,
 ) -> i16 {
-    let Some(configs) = state.topics.get(topic).map(|t| &t.configs) else {
+    let Some(configs) = state
+        .topics
+        .get(topic)
+        .map(|t| state.topic_configs_on(t, me))
+    else {
         return errors::NONE;
     };
     let config = |name: &str| configs.get(name).map(String::as_str);

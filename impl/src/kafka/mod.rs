@@ -5,8 +5,10 @@
 pub mod acl_handlers;
 pub mod admin_handlers;
 pub mod authorize;
+pub mod broker_configs;
 pub mod codec;
 pub mod common;
+pub mod config_handlers;
 pub mod configs;
 pub mod consumer_group_handlers;
 pub mod describe_topic_partitions;
