@@ -232,6 +232,39 @@ impl Group {
         }
     }
 
+    /// The earliest time at which a timer of this group runs out (a member's
+    /// session, a pending member, the join or initial delay of a rebalance, the
+    /// pending-sync timeout), so the shell can tick then rather than a poll period
+    /// later: Kafka expires sessions at their deadline, and clients time their next
+    /// step by it (librdkafka's 0081 deletes a static group one session after its
+    /// members closed).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none() && m.sync_waiter.is_none())
+            .map(|m| m.session_deadline_ms);
+        let pending = self.pending_members.values().copied();
+        let rebalancing = self.state == GroupState::PreparingRebalance;
+        let join = rebalancing.then_some(self.join_deadline_ms);
+        let delay = self
+            .initial_delay
+            .as_ref()
+            .filter(|_| rebalancing)
+            .map(|d| d.deadline_ms);
+        let syncing = matches!(
+            self.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) && !self.pending_sync.is_empty();
+        let sync = syncing.then_some(self.sync_deadline_ms);
+        sessions
+            .chain(pending)
+            .chain(join)
+            .chain(delay)
+            .chain(sync)
+            .min()
+    }
+
     /// Members whose session lapsed at `now_ms`.
     pub fn expired_members(&self, now_ms: u64) -> Vec<String> {
         self.members

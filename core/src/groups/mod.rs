@@ -207,6 +207,14 @@ impl Coordinator {
         format!("{prefix}-{:016x}-{:08x}", self.id_salt, self.next_member)
     }
 
+    /// The earliest time any group's timer runs out (`Group::next_deadline_ms`).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.groups
+            .values()
+            .filter_map(|g| g.next_deadline_ms())
+            .min()
+    }
+
     /// The group's generation, if the coordinator holds the group.
     pub fn generation(&self, group_id: &str) -> Option<i32> {
         self.groups.get(group_id).map(|g| g.generation)

@@ -573,3 +573,24 @@ fn r_group_8_an_older_record_does_not_replace_a_newer_generation_and_emptiness_i
     assert_eq!(fresh.describe("g").unwrap().state, GroupState::Empty);
     assert_eq!(commit(&mut fresh, "", -1, 1), Ok(()));
 }
+
+#[test]
+fn r_group_1_the_next_deadline_is_the_earliest_session_and_a_tick_then_expires_it() {
+    let (mut c, leader, follower) = stable_group_of_two();
+    // Both sessions were last moved on by their SyncGroup at STABLE.
+    assert_eq!(c.next_deadline_ms(), Some(STABLE + SESSION as u64));
+    c.heartbeat("g", &leader, None, 1, 7_000).unwrap();
+    assert_eq!(c.next_deadline_ms(), Some(STABLE + SESSION as u64));
+    c.heartbeat("g", &follower, None, 1, 7_500).unwrap();
+    assert_eq!(c.next_deadline_ms(), Some(7_000 + SESSION as u64));
+    // One millisecond early nothing lapses; at the deadline the leader does.
+    c.tick(7_000 + SESSION as u64 - 1);
+    assert_eq!(c.describe("g").unwrap().members.len(), 2);
+    c.tick(7_000 + SESSION as u64);
+    let group = c.describe("g").unwrap();
+    assert_eq!(group.members.len(), 1);
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    // The rebalance's join deadline now counts too; an empty coordinator has none.
+    assert!(c.next_deadline_ms().is_some());
+    assert_eq!(coordinator().next_deadline_ms(), None);
+}

@@ -200,6 +200,7 @@ impl RunningBroker {
         )));
         tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
         tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));
+        tasks.push(tokio::spawn(group_timers(Arc::clone(&broker))));
         // 5. Replication: a fetcher per peer, and the leader's ISR upkeep.
         for voter in config.voters.iter().filter(|v| v.id != config.node_id) {
             tasks.push(tokio::spawn(replica_fetcher::run(
@@ -398,10 +399,34 @@ pub(super) fn propose_repair(broker: &Arc<Broker>, key: (String, i32), command: 
     });
 }
 
+/// The partitions' retention, rolls and cleaning of old segments, on a poll period.
 async fn housekeeping(broker: Arc<Broker>) {
-    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    let mut interval = tokio::time::interval(HOUSEKEEPING_PERIOD);
     loop {
         interval.tick().await;
+        let partitions = Arc::clone(&broker.partitions);
+        let _ = tokio::task::spawn_blocking(move || partitions.housekeeping(now_ms())).await;
+    }
+}
+
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+
+/// The group coordinators' timers: a tick at the earliest deadline of a classic
+/// group (a session lapses when it is due, as in Kafka, not up to a poll period
+/// later), and at least every poll period; apart from the partitions'
+/// housekeeping, so a slow retention pass never delays an expiry.
+async fn group_timers(broker: Arc<Broker>) {
+    loop {
+        let now = now_ms();
+        let due = broker.groups.next_deadline_ms().unwrap_or(u64::MAX);
+        let poll = HOUSEKEEPING_PERIOD.as_millis() as u64;
+        // A deadline already past is one the last tick left standing (a member
+        // waiting in a join): waiting a poll period keeps that from spinning.
+        let wait = match due.saturating_sub(now) {
+            0 => poll,
+            until_due => until_due.min(poll),
+        };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
         let settlement = broker.groups.tick(now_ms());
         if settlement.records.is_empty() && settlement.consumer_records.is_empty() {
             broker.groups.settled(settlement, true);
@@ -409,8 +434,6 @@ async fn housekeeping(broker: Arc<Broker>) {
             let b = Arc::clone(&broker);
             tokio::spawn(async move { b.settle_groups(settlement).await });
         }
-        let partitions = Arc::clone(&broker.partitions);
-        let _ = tokio::task::spawn_blocking(move || partitions.housekeeping(now_ms())).await;
     }
 }
 

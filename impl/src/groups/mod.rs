@@ -177,6 +177,12 @@ impl GroupService {
         (results, inner.settlement(replies))
     }
 
+    /// When the classic coordinator next needs a tick (KIP-848 groups are ticked
+    /// on the shell's poll period).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.lock().core.next_deadline_ms()
+    }
+
     pub fn tick(&self, now_ms: u64) -> Settlement {
         let mut inner = self.lock();
         for (group, member) in inner.consumer.tick(now_ms) {
