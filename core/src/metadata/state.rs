@@ -184,6 +184,22 @@ impl MetadataState {
             .collect()
     }
 
+    /// The leader a client is told of by broker `me`, and whether it serves. A
+    /// restarted `me` does not lead until its new registration is applied; naming it
+    /// leader before then would send clients to a broker that answers
+    /// NOT_LEADER_OR_FOLLOWER (R-WIRE-6, R-REPL-1). Metadata and
+    /// DescribeTopicPartitions both answer this.
+    pub fn client_leader(&self, p: &PartitionInfo, me: i32, incarnation: u64) -> (i32, bool) {
+        let led_here = p.leader == me;
+        let serves = if led_here {
+            self.leads(p, me, incarnation)
+        } else {
+            self.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
+        };
+        let leader = if led_here && !serves { -1 } else { p.leader };
+        (leader, serves)
+    }
+
     /// `broker` leads this partition in the start `incarnation`: the partition names it
     /// leader and its current registration is applied and unfenced. A restarted
     /// leader waits for its registration, which starts a new leader epoch, so that

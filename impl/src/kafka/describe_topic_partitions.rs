@@ -10,13 +10,12 @@
 //!   topic asked for answer INVALID_REQUEST.
 //! - At most `min(response_partition_limit, 2000)` partitions; where they run out,
 //!   `next_cursor` names the topic and partition to ask from next.
-//! - Leaders are named as Metadata names them (`client_leader`), so a client sent
+//! - Leaders are named as Metadata names them (`MetadataState::client_leader`), so a client sent
 //!   here goes where Produce and Fetch answers send it (KIP-951).
 
 use super::authorize::Caller;
 use super::common::topic_name;
 use super::errors;
-use super::handlers::client_leader;
 use crate::broker::shared::Broker;
 use crate::metadata::{MetadataState, TopicInfo};
 use chronik_core::security::acl::{Operation, ResourceType};
@@ -138,7 +137,7 @@ fn partition(
             .with_partition_index(index)
             .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
     };
-    let (leader, serves) = client_leader(state, p, broker.config.node_id, broker.incarnation);
+    let (leader, serves) = state.client_leader(p, broker.config.node_id, broker.incarnation);
     let offline = p
         .replicas
         .iter()

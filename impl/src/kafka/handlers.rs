@@ -447,7 +447,7 @@ async fn metadata(
                         .iter()
                         .enumerate()
                         .map(|(i, p)| {
-                            let (leader, serves) = client_leader(state, p, me, broker.incarnation);
+                            let (leader, serves) = state.client_leader(p, me, broker.incarnation);
                             let mut part = MetadataResponsePartition::default()
                                 .with_partition_index(i as i32)
                                 .with_leader_id(BrokerId(leader))
@@ -495,26 +495,6 @@ async fn metadata(
             caller.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
     }
     response
-}
-
-/// The leader a client is told of, and whether it serves. This broker, restarted,
-/// does not lead until its new registration is applied; naming it leader before
-/// then would send clients to a broker that answers NOT_LEADER_OR_FOLLOWER
-/// (R-WIRE-6, R-REPL-1). Metadata and DescribeTopicPartitions both answer this.
-pub(super) fn client_leader(
-    state: &crate::metadata::MetadataState,
-    p: &crate::metadata::PartitionInfo,
-    me: i32,
-    incarnation: u64,
-) -> (i32, bool) {
-    let led_here = p.leader == me;
-    let serves = if led_here {
-        state.leads(p, me, incarnation)
-    } else {
-        state.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
-    };
-    let leader = if led_here && !serves { -1 } else { p.leader };
-    (leader, serves)
 }
 
 /// The replicas of each partition of a new topic: the request's own assignments,
