@@ -121,6 +121,15 @@ impl MetadataState {
         self.broker_configs.get(resource)
     }
 
+    /// A broker config set dynamically for `broker`: its own level's value, else the
+    /// cluster's.
+    pub fn broker_config_on(&self, broker: i32, name: &str) -> Option<&str> {
+        [broker.to_string(), CLUSTER_DEFAULT.to_string()]
+            .iter()
+            .find_map(|level| self.broker_configs.get(level)?.get(name))
+            .map(String::as_str)
+    }
+
     /// A topic's configs as broker `broker` enforces them: its own, over the topic
     /// defaults set dynamically for this broker, over those set for the cluster.
     /// Borrowed when no dynamic default is set, which is the common case on the
@@ -225,6 +234,9 @@ mod tests {
             on_2.get("min.insync.replicas").map(String::as_str),
             Some("2")
         );
+        assert_eq!(state.broker_config_on(1, "min.insync.replicas"), Some("3"));
+        assert_eq!(state.broker_config_on(2, "min.insync.replicas"), Some("2"));
+        assert_eq!(state.broker_config_on(2, "log.cleaner.backoff.ms"), None);
     }
 
     #[test]

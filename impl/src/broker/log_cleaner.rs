@@ -1,4 +1,5 @@
-//! The log cleaner's shell (R-LOG-18): every `log_cleaner_backoff_ms`, one round
+//! The log cleaner's shell (R-LOG-18): every `log_cleaner_backoff_ms` (or its dynamic
+//! `log.cleaner.backoff.ms`), one round
 //! over the hosted partitions of compacted topics, on the blocking pool. What a
 //! pass cleans and how it swaps files is the core's (`PartitionLog::clean`); this
 //! only keeps time, counts, and logs a partition when its cleaning starts failing
@@ -17,12 +18,14 @@ pub async fn run(broker: Arc<Broker>) {
     if !broker.config.log_cleaner_enable {
         return;
     }
-    let backoff = Duration::from_millis(broker.config.log_cleaner_backoff_ms.max(1));
-    let budget =
-        usize::try_from(broker.config.log_cleaner_dedupe_buffer_size).unwrap_or(usize::MAX);
     let mut failing = BTreeSet::new();
     loop {
-        tokio::time::sleep(backoff).await;
+        let backoff = setting(&broker, "log.cleaner.backoff.ms")
+            .unwrap_or(broker.config.log_cleaner_backoff_ms);
+        tokio::time::sleep(Duration::from_millis(backoff.max(1))).await;
+        let budget = setting(&broker, "log.cleaner.dedupe.buffer.size")
+            .unwrap_or(broker.config.log_cleaner_dedupe_buffer_size);
+        let budget = usize::try_from(budget).unwrap_or(usize::MAX);
         let b = Arc::clone(&broker);
         let before = std::mem::take(&mut failing);
         match tokio::task::spawn_blocking(move || round(&b, budget, before)).await {
@@ -30,6 +33,14 @@ pub async fn run(broker: Arc<Broker>) {
             Err(e) => tracing::error!(error = %e, "log cleaner round panicked"),
         }
     }
+}
+
+/// A cleaner setting changed at run time with AlterConfigs (R-WIRE-16), read
+/// afresh every round; None leaves the broker's own configuration in force.
+fn setting(broker: &Broker, name: &str) -> Option<u64> {
+    let view = broker.consensus.view();
+    let value = view.state.broker_config_on(broker.config.node_id, name)?;
+    value.trim().parse::<u64>().ok()
 }
 
 /// One pass over every compacted partition; returns those whose pass failed.

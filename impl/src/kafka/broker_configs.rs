@@ -139,8 +139,8 @@ const OWN_CONFIGS: &[BrokerConfigDef] = &[
         Kind::Long { min: 0 },
         DefaultValue::Broker(|c| c.log_cleaner_backoff_ms.to_string(), "15000"),
         ClusterWide,
-        NoEffect(AT_START),
-        "Pause of the cleaner when there is nothing to clean.",
+        Effect::Enforced,
+        "Pause of the cleaner between rounds; a dynamic value takes effect from the next round.",
     ),
     dynamic(
         "log.cleaner.dedupe.buffer.size",
@@ -150,8 +150,8 @@ const OWN_CONFIGS: &[BrokerConfigDef] = &[
             "134217728",
         ),
         ClusterWide,
-        NoEffect(AT_START),
-        "Memory the cleaner's key map may use.",
+        Effect::Enforced,
+        "Memory the cleaner's key map may use in one pass; a dynamic value takes effect from the next round.",
     ),
     dynamic(
         "log.cleaner.io.buffer.load.factor",
