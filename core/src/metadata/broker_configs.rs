@@ -101,6 +101,28 @@ pub fn topic_default_at(
         })
 }
 
+/// The topic defaults one level sets, by topic config name; where several
+/// synonyms of one topic config are set, the first of the table wins.
+fn topic_defaults_of(level: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
+    let mut chosen: BTreeMap<&'static str, (usize, String)> = BTreeMap::new();
+    for (name, value) in level {
+        let synonym = TOPIC_CONFIG_SYNONYMS
+            .iter()
+            .enumerate()
+            .find(|(_, (broker_name, _, _))| broker_name == name);
+        let Some((rank, &(_, topic_config, unit_ms))) = synonym else {
+            continue;
+        };
+        if chosen.get(topic_config).is_none_or(|(r, _)| rank < *r) {
+            chosen.insert(topic_config, (rank, in_unit(value, unit_ms)));
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(topic_config, (_, value))| (topic_config, value))
+        .collect()
+}
+
 /// A minutes or hours value in milliseconds; a negative one (no limit) stays
 /// negative. What does not parse is passed on unchanged for the reader to ignore,
 /// as it ignores any unreadable topic config (the handler validated it).
@@ -143,17 +165,19 @@ impl MetadataState {
             self.broker_configs.get(CLUSTER_DEFAULT),
             self.broker_configs.get(&broker.to_string()),
         ];
-        if levels.iter().all(Option::is_none) {
+        let mut defaults = BTreeMap::new();
+        for level in levels.into_iter().flatten() {
+            defaults.extend(topic_defaults_of(level));
+        }
+        // Broker configs that set no topic default (thread pools, the cleaner's
+        // tuning) leave the produce path without a copy.
+        if defaults.is_empty() {
             return Cow::Borrowed(&topic.configs);
         }
-        let mut merged = BTreeMap::new();
-        for level in levels.into_iter().flatten() {
-            for (_, topic_config, _) in TOPIC_CONFIG_SYNONYMS {
-                if let Some((_, value)) = topic_default_at(level, topic_config) {
-                    merged.insert(topic_config.to_string(), value);
-                }
-            }
-        }
+        let mut merged: BTreeMap<String, String> = defaults
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
         merged.extend(topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())));
         Cow::Owned(merged)
     }
@@ -217,6 +241,11 @@ mod tests {
         let mut state = MetadataState::default();
         let t = topic(&[("retention.ms", "1000")]);
         assert!(matches!(state.topic_configs_on(&t, 1), Cow::Borrowed(_)));
+        set(&mut state, "1", &[("background.threads", "9")]);
+        assert!(
+            matches!(state.topic_configs_on(&t, 1), Cow::Borrowed(_)),
+            "no topic default set: no copy"
+        );
         set(
             &mut state,
             CLUSTER_DEFAULT,
