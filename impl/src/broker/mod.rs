@@ -121,6 +121,17 @@ impl RunningBroker {
         let tls = Tls::from_config(&config).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
         let inter_broker = inter_broker(&config).map_err(|e| anyhow::anyhow!(e))?;
         bootstrap_credentials::pending(&config.data_dir)?;
+        // The HTTP port is bound before the Kafka ports, so a probe of /health or
+        // /metrics made the moment the Kafka port opens waits in the backlog instead of
+        // being refused while the logs are reconciled.
+        let http = match config.http_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("http listener on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         let bound = bind_listeners(&config).await?;
         let endpoints: Vec<Endpoint> = bound.iter().map(|b| b.endpoint.clone()).collect();
         let local_addr = bound[0].local_addr;
@@ -189,8 +200,7 @@ impl RunningBroker {
                 ))
             })
             .collect();
-        if let Some(addr) = config.http_listen {
-            let http = TcpListener::bind(addr).await?;
+        if let Some(http) = http {
             tasks.push(tokio::spawn(http::serve_http(Arc::clone(&broker), http)));
         }
         tasks.push(tokio::spawn(bootstrap_credentials::apply(
