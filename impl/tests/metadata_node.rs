@@ -301,3 +301,153 @@ fn r_recover_6_a_raft_log_with_a_gap_is_refused() -> TestResult {
     assert!(refused.contains("entry 4 follows entry 2"), "{refused}");
     Ok(())
 }
+
+fn three_voters() -> NodeConfig {
+    NodeConfig {
+        voters: vec![1, 2, 3],
+        ..config()
+    }
+}
+
+/// Flips one bit of the byte in the middle of the Raft log; returns the log's size.
+fn damage_the_middle(mem: &MemDisk) -> Result<u64, Box<dyn std::error::Error>> {
+    let wal = dir().join("wal.log");
+    let file = mem.open_file(&wal, chronik::disk::OpenMode::Existing)?;
+    let size = file.len()?;
+    let mut byte = [0u8; 1];
+    file.read_full_at(&mut byte, size / 2)?;
+    mem.corrupt(&wal, (size / 2) as usize, &[byte[0] ^ 0x40])?;
+    Ok(size)
+}
+
+/// A vote request from node 2 in a term above every other, with a log longer than
+/// any here: every node that votes at all grants it.
+fn vote_request(term: u64) -> raft::eraftpb::Message {
+    let mut m = raft::eraftpb::Message::default();
+    m.set_msg_type(raft::eraftpb::MessageType::MsgRequestVote);
+    m.from = 2;
+    m.to = 1;
+    m.term = term;
+    m.index = 1_000;
+    m.log_term = term;
+    m
+}
+
+fn vote_answers(node: &mut MetadataNode) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut answers = 0;
+    while node.has_ready() {
+        let out = node.process_ready()?;
+        answers += out
+            .messages
+            .iter()
+            .filter(|m| m.get_msg_type() == raft::eraftpb::MessageType::MsgRequestVoteResponse)
+            .count();
+    }
+    Ok(answers)
+}
+
+/// R-RECOVER-9: in a cluster, a damaged Raft log is cut at the damage instead of
+/// refusing the start, and the node repairs it from its peers: until then it neither
+/// campaigns (ticks do nothing) nor answers a vote request, also after a restart in
+/// the middle of the repair; once the repair is over it does both again.
+#[test]
+fn r_recover_9_a_damaged_node_in_a_cluster_starts_and_neither_votes_nor_campaigns_until_repaired(
+) -> TestResult {
+    let (mem, disk) = six_topics_then_stop()?;
+    let size = damage_the_middle(&mem)?;
+    let mut node = open(&disk, three_voters())?;
+    assert!(node.is_repairing());
+    let wal_len = mem
+        .open_file(&dir().join("wal.log"), chronik::disk::OpenMode::Existing)?
+        .len()?;
+    assert!(wal_len < size, "the log is cut at the damage");
+    assert!(
+        mem.exists(&dir().join("repair")),
+        "the repair is remembered"
+    );
+    let term = node.term();
+    for _ in 0..100 {
+        node.tick();
+        vote_answers(&mut node)?;
+    }
+    assert_eq!(node.term(), term, "a repairing node does not campaign");
+    node.step(vote_request(term + 5))?;
+    assert_eq!(
+        vote_answers(&mut node)?,
+        0,
+        "a repairing node does not vote"
+    );
+
+    drop(node);
+    mem.crash(Tear::None);
+    let mut node = open(&disk, three_voters())?;
+    assert!(node.is_repairing(), "a restart does not end the repair");
+    assert!(node.term() >= term + 5, "the term it learned is kept");
+
+    node.finish_repair()?;
+    assert!(!mem.exists(&dir().join("repair")));
+    node.step(vote_request(term + 10))?;
+    assert_eq!(vote_answers(&mut node)?, 1, "a repaired node votes");
+    drop(node);
+    mem.crash(Tear::None);
+    assert!(!open(&disk, three_voters())?.is_repairing());
+    Ok(())
+}
+
+/// R-RECOVER-9: the term and vote are kept twice, as HardState records in the WAL and
+/// in the vote file, and recovery takes the later: damage to the only WAL record of a
+/// vote (a record that a valid one follows) does not make the node forget it, so it
+/// cannot vote twice in that term.
+#[test]
+fn r_recover_9_a_vote_whose_wal_record_is_damaged_is_not_forgotten() -> TestResult {
+    use chronik::consensus::RaftWal;
+    use raft::eraftpb::{Entry, HardState};
+    let mem = MemDisk::new();
+    let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+    let entry = |index: u64| Entry {
+        index,
+        term: 1,
+        ..Entry::default()
+    };
+    let (mut wal, _) = RaftWal::open(Arc::clone(&disk), dir(), &[1, 2, 3])?;
+    wal.append_entries(&[entry(1), entry(2)])?;
+    let before_vote = wal.size_bytes();
+    wal.write_hard_state(&HardState {
+        term: 7,
+        vote: 3,
+        commit: 1,
+        ..HardState::default()
+    })?;
+    wal.append_entries(&[entry(3)])?;
+    wal.sync()?;
+    drop(wal);
+    // One bit inside the HardState record; the entry record after it still checks.
+    let wal_path = dir().join("wal.log");
+    let mut byte = [0u8; 1];
+    let at = before_vote + 10;
+    mem.open_file(&wal_path, chronik::disk::OpenMode::Existing)?
+        .read_full_at(&mut byte, at)?;
+    mem.corrupt(&wal_path, at as usize, &[byte[0] ^ 0x01])?;
+
+    let (wal, store) = RaftWal::open(Arc::clone(&disk), dir(), &[1, 2, 3])?;
+    assert!(wal.is_repairing());
+    let hs = store.mem().rl().hard_state().clone();
+    assert_eq!(
+        (hs.term, hs.vote),
+        (7, 3),
+        "the vote survives in the vote file"
+    );
+    assert!(hs.commit <= 2, "the commit index is within the kept log");
+    Ok(())
+}
+
+/// R-RECOVER-6 stays for one node: with no peer to repair from, the damaged log is
+/// refused and left as it was (the test above it checks the message).
+#[test]
+fn r_recover_9_a_single_node_never_enters_repair() -> TestResult {
+    let (mem, disk) = six_topics_then_stop()?;
+    damage_the_middle(&mem)?;
+    assert!(MetadataNode::open(Arc::clone(&disk), dir(), config()).is_err());
+    assert!(!mem.exists(&dir().join("repair")));
+    Ok(())
+}

@@ -122,12 +122,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Host {
     /// Opens (recovers) the node's partition logs for the replayed `state`, as the
-    /// broker's start-up does before it serves (R-RECOVER-8, R-START-1).
+    /// broker's start-up does before it serves (R-RECOVER-8, R-START-1). While the
+    /// metadata log is under repair the replayed state stops at the cut, so no
+    /// directory is taken for a deleted topic's (R-RECOVER-9).
     pub fn open(
         disk: Arc<dyn Disk>,
         me: i32,
         incarnation: u64,
         state: &MetadataState,
+        metadata_repairing: bool,
         bugs: ReplicationBugs,
     ) -> Result<Host, LogError> {
         let committer = ManualCommitter::new();
@@ -139,7 +142,9 @@ impl Host {
             committer.queue(),
         )
         .with_bugs(bugs);
-        partitions.remove_stray_dirs(state)?;
+        if !metadata_repairing {
+            partitions.remove_stray_dirs(state)?;
+        }
         partitions.reconcile(state, me)?;
         Ok(Host {
             me,

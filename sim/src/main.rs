@@ -28,12 +28,13 @@ struct Args {
     settle_ms: u64,
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
-    /// append-late-fetch, truncate-on-stale-answer (repeatable).
+    /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
-    /// only), `partitions` (network partitions only) or `starved` (both, and produce
-    /// waiters that look at the view about once a second).
+    /// only), `partitions` (network partitions only), `starved` (both, and produce
+    /// waiters that look at the view about once a second) or `damage` (crashes that
+    /// each damage the crashed node's Raft log, R-RECOVER-9).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -50,6 +51,7 @@ fn bugs(names: &[String]) -> Result<(DriverBugs, ReplicationBugs), String> {
             "register-only-as-leader" => bugs.register_only_as_leader = true,
             "skip-replay" => bugs.skip_replay = true,
             "skip-raft-fsync" => bugs.skip_raft_fsync = true,
+            "vote-while-repairing" => bugs.vote_while_repairing = true,
             "retry-acked-at-once" => replication.retry_acked_at_once = true,
             "ack-after-deposed" => replication.ack_after_deposed = true,
             "append-late-fetch" => replication.append_late_fetch = true,
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         "pauses" => Some(Faults::pause_storm()),
         "partitions" => Some(Faults::partition_storm()),
         "starved" => Some(Faults::starved_waiters()),
+        "damage" => Some(Faults::damage_storm()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

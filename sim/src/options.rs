@@ -30,6 +30,12 @@ pub struct Faults {
     /// a starved task looks late: whatever happened in between, it sees only the
     /// outcome.
     pub waiter_look_every_ms: u64,
+    /// Per mille of crashes after which one byte of the node's Raft log is damaged
+    /// while it is down, inside a record that another record follows (so recovery can
+    /// tell it from a torn tail): the node must repair its log from its peers and
+    /// lose nothing committed (R-RECOVER-9). Only while no other node repairs: a
+    /// majority that lost entries cannot safely elect anyone.
+    pub damage_metadata_per_mille: u32,
 }
 
 impl Faults {
@@ -46,6 +52,21 @@ impl Faults {
             fsync_failure_every_ms: 0,
             pause_every_ms: 0,
             waiter_look_every_ms: 0,
+            damage_metadata_per_mille: 0,
+        }
+    }
+
+    /// Crashes, each of which damages the crashed node's Raft log (R-RECOVER-9), and
+    /// partitions, so that a follower lags while a commit counts the damaged node.
+    pub fn damage_storm() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_every_ms: 700,
+            partition_every_ms: 800,
+            max_torn_bytes: 64,
+            damage_metadata_per_mille: 1000,
+            ..Faults::none()
         }
     }
 
@@ -104,6 +125,9 @@ impl Faults {
             fsync_failure_every_ms: pick(rng, &[0, 0, 2000]),
             pause_every_ms: pick(rng, &[0, 0, 1500]),
             waiter_look_every_ms: pick(rng, &[0, 0, 0, 500]),
+            // Drawn by the caller from a source of its own, so that adding this fault
+            // left every earlier seed's run as it was.
+            damage_metadata_per_mille: 0,
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::trace::Trace;
 use chronik_core::consensus::{
     Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, ProposalFailure, Registration,
 };
-use chronik_core::disk::{Disk, MemDisk, Tear};
+use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
+use chronik_core::log::frame;
 use chronik_core::metadata::{ApplyOutcome, MetadataCommand};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,6 +57,10 @@ pub struct Stats {
     pub records_acknowledged: u64,
     pub produce_retries: u64,
     pub records_consumed: u64,
+    /// Raft logs damaged while their node was down (R-RECOVER-9).
+    pub metadata_damaged: u64,
+    /// Of those, repairs seen to end.
+    pub metadata_repaired: u64,
 }
 
 /// A client proposal and what came of it.
@@ -107,12 +112,15 @@ struct SimNode {
     sync_will_fail: bool,
     /// Paused (neither ticking nor reading) until this time.
     paused_until: u64,
+    /// Its Raft log was damaged and its repair is not known to be over.
+    metadata_damaged: bool,
 }
 
 struct Sim {
     opts: Options,
     faults: Faults,
     rng: ChaCha8Rng,
+    damage_rng: ChaCha8Rng,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -132,10 +140,13 @@ struct Sim {
 /// Runs one seed to the end and checks it.
 pub fn run(opts: Options) -> Outcome {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let faults = opts
-        .faults
-        .clone()
-        .unwrap_or_else(|| Faults::swarm(&mut rng));
+    // Decisions of faults added after the first swarm come from a source of their
+    // own, so that each seed's earlier faults stay as they were.
+    let mut damage_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6461_6d61_6765);
+    let faults = opts.faults.clone().unwrap_or_else(|| Faults {
+        damage_metadata_per_mille: [0, 0, 300][damage_rng.gen_range(0..3)],
+        ..Faults::swarm(&mut rng)
+    });
     let nodes = (1..=opts.nodes as u64)
         .map(|id| SimNode {
             id,
@@ -149,6 +160,7 @@ pub fn run(opts: Options) -> Outcome {
             seen_partitions: Vec::new(),
             sync_will_fail: false,
             paused_until: 0,
+            metadata_damaged: false,
         })
         .collect();
     let mut sim = Sim {
@@ -157,6 +169,7 @@ pub fn run(opts: Options) -> Outcome {
         opts,
         faults,
         rng,
+        damage_rng,
         now: 0,
         nodes,
         net: Network::default(),
@@ -404,7 +417,15 @@ impl Sim {
         let incarnation = self.nodes[i].incarnation;
         let disk: Arc<dyn Disk> = Arc::new(self.nodes[i].disk.clone());
         let bugs = self.opts.replication_bugs;
-        match Host::open(disk, id as i32, incarnation, &driver.view().state, bugs) {
+        let repairing = driver.node().is_repairing();
+        match Host::open(
+            disk,
+            id as i32,
+            incarnation,
+            &driver.view().state,
+            repairing,
+            bugs,
+        ) {
             Ok(host) => self.nodes[i].host = Some(host),
             Err(e) => {
                 self.violation(format!(
@@ -439,9 +460,52 @@ impl Sim {
             };
             self.stats.crashes += 1;
             self.take_down(i, tear, &format!("crashes ({tear:?})"), 1_500);
+            self.maybe_damage_metadata(i);
         }
         let next = self.around(self.faults.crash_every_ms);
         self.after(next, Timer::Crash);
+    }
+
+    /// Flips one byte of down node `i`'s Raft log, inside a record another record
+    /// follows, when the seed's rate says so and no other node is still repairing.
+    fn maybe_damage_metadata(&mut self, i: usize) {
+        let rate = self.faults.damage_metadata_per_mille;
+        if rate == 0
+            || self.damage_rng.gen_range(0..1000) >= rate
+            || self.nodes.iter().any(|n| n.metadata_damaged)
+        {
+            return;
+        }
+        let wal = Path::new(METADATA_DIR).join("wal.log");
+        let Some(last_record) = last_record_start(&self.nodes[i].disk, &wal) else {
+            return;
+        };
+        if last_record == 0 {
+            return;
+        }
+        let at = self.damage_rng.gen_range(0..last_record);
+        let flip = 1u8 << self.damage_rng.gen_range(0..8);
+        let node = &mut self.nodes[i];
+        let mut byte = [0u8; 1];
+        let read = node
+            .disk
+            .open_file(&wal, OpenMode::Existing)
+            .and_then(|f| f.read_full_at(&mut byte, at));
+        if read.is_err()
+            || node
+                .disk
+                .corrupt(&wal, at as usize, &[byte[0] ^ flip])
+                .is_err()
+        {
+            return;
+        }
+        node.metadata_damaged = true;
+        self.stats.metadata_damaged += 1;
+        let id = node.id;
+        self.trace.note(
+            self.now,
+            format!("node {id}: byte {at} of its Raft log damaged"),
+        );
     }
 
     /// The next fsync of a random live node fails, as a disk error would.
@@ -759,6 +823,24 @@ impl Sim {
             self.effect(i, effect);
         }
         self.observe_leadership(i);
+        self.observe_repair(i);
+    }
+
+    /// A damaged node's repair ends once its registration of this start is applied
+    /// (R-RECOVER-9).
+    fn observe_repair(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let repaired = node
+            .driver
+            .as_ref()
+            .is_some_and(|d| !d.node().is_repairing());
+        if node.metadata_damaged && repaired {
+            node.metadata_damaged = false;
+            self.stats.metadata_repaired += 1;
+            let id = node.id;
+            self.trace
+                .note(self.now, format!("node {id}: its Raft log is repaired"));
+        }
     }
 
     fn effect(&mut self, i: usize, effect: Effect) {
@@ -986,6 +1068,13 @@ impl Sim {
                     ));
                 }
             }
+            for (id, _, d) in &drivers {
+                if d.node().is_repairing() {
+                    problems.push(format!(
+                        "R-RECOVER-9 node {id} still repairs its Raft log after settling"
+                    ));
+                }
+            }
             for (id, incarnation, _) in &drivers {
                 let registered = reference
                     .brokers
@@ -1017,4 +1106,17 @@ impl Sim {
             self.violation(problem);
         }
     }
+}
+
+/// Where the last whole record of the file at `path` starts: bytes before it lie in
+/// records that another record follows.
+fn last_record_start(disk: &MemDisk, path: &Path) -> Option<u64> {
+    let bytes = chronik_core::disk::read_all(disk, path).ok()?;
+    let mut pos = 0;
+    let mut last = None;
+    while let frame::Decoded::Frame { end, .. } = frame::decode(&bytes, pos) {
+        last = Some(pos as u64);
+        pos = end;
+    }
+    last
 }

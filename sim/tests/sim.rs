@@ -182,3 +182,43 @@ fn pause_and_partition_storms_hold_every_rule() {
         }
     }
 }
+
+/// R-RECOVER-9: every crash damages one byte of the crashed node's Raft log, inside a
+/// record that another follows, while no other node repairs; partitions make
+/// followers lag. The node cuts its log at the damage, neither votes nor campaigns
+/// until its registration of this start is applied, and every rule holds: no
+/// committed entry changes (I-4), no acknowledged topic is lost, every repair ends
+/// once the faults heal. Its first run found that raft-rs panics when a heartbeat
+/// commits past the cut log (the leader's match predates the damage): a repairing
+/// node takes no commit index from heartbeats, and its leader probes it afresh.
+#[test]
+fn damaged_raft_logs_are_repaired_from_the_peers_and_lose_nothing() {
+    let (mut damaged, mut repaired) = (0, 0);
+    for seed in 0..100 {
+        let outcome = run(Options {
+            faults: Some(Faults::damage_storm()),
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        damaged += outcome.stats.metadata_damaged;
+        repaired += outcome.stats.metadata_repaired;
+    }
+    assert!(damaged >= 100, "only {damaged} Raft logs damaged");
+    assert_eq!(repaired, damaged, "every damaged log is repaired");
+}
+
+/// The same storm with the repairing node voting and campaigning (as if the damage
+/// were a torn tail): it votes with a log that lost entries it acknowledged, elects a
+/// leader without them, and committed entries change (first at seed 16).
+#[test]
+fn finds_a_damaged_node_voting_before_its_repair() {
+    let bugs = DriverBugs {
+        vote_while_repairing: true,
+        ..DriverBugs::default()
+    };
+    first_seed_breaking("I-4", 60, |seed| Options {
+        bugs,
+        faults: Some(Faults::damage_storm()),
+        ..Options::new(seed)
+    });
+}

@@ -174,6 +174,9 @@ pub struct DriverBugs {
     pub skip_replay: bool,
     /// Advance Raft before its writes are durable: the Raft log's fsync does nothing.
     pub skip_raft_fsync: bool,
+    /// A node whose Raft log was damaged and cut votes and campaigns while it
+    /// repairs, as if the cut had been a torn tail (R-RECOVER-9).
+    pub vote_while_repairing: bool,
 }
 
 impl Driver {
@@ -206,6 +209,10 @@ impl Driver {
         }
         if !bugs.skip_replay {
             node.replay_committed()?;
+        }
+        #[cfg(feature = "inject-bugs")]
+        if bugs.vote_while_repairing {
+            node.inject_vote_while_repairing();
         }
         if node.voters() == [node.id()] && !node.is_leader() {
             node.campaign()?;
@@ -464,7 +471,7 @@ impl Driver {
         for (_, outcome, waiter, _) in ready {
             self.answer(waiter, Ok(outcome));
         }
-        self.note_registration();
+        self.note_registration()?;
         Ok(())
     }
 
@@ -523,15 +530,20 @@ impl Driver {
         true
     }
 
-    fn note_registration(&mut self) {
+    /// Notes this start's registration once applied. The leader appended it after
+    /// this start, so a node repairing a damaged Raft log now holds every entry it
+    /// acknowledged before, and may vote again (R-RECOVER-9).
+    fn note_registration(&mut self) -> Result<(), NodeError> {
         let Some(registration) = &self.config.registration else {
-            return;
+            return Ok(());
         };
         let registered = registration.is_applied(self.node.state());
         if registered && !self.registered {
             tracing::info!(broker_id = registration.broker_id, "broker registered");
+            self.node.finish_repair()?;
         }
         self.registered = registered;
+        Ok(())
     }
 
     /// The transport does not report deliveries, so a snapshot still unacknowledged

@@ -4,6 +4,7 @@
 mod driver;
 mod node;
 mod peer;
+mod vote;
 mod wal;
 
 pub use driver::{

@@ -7,7 +7,7 @@ use super::wal::{RaftStore, RaftWal};
 use crate::disk::Disk;
 use crate::log::LogError;
 use crate::metadata::{ApplyOutcome, CommandEnvelope, MetadataState, Snapshot};
-use raft::eraftpb::{ConfState, Entry, EntryType, Message};
+use raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType};
 use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 use std::path::Path;
 use std::sync::Arc;
@@ -75,6 +75,8 @@ pub struct RaftObservation {
     pub committed: u64,
     pub applied: u64,
     pub ready_pending: bool,
+    /// Repairing a damaged Raft log (R-RECOVER-9).
+    pub repairing: bool,
 }
 
 /// Why a proposal was not accepted. Both are retriable by the client.
@@ -107,6 +109,8 @@ pub struct MetadataNode {
     last_snapshot_index: u64,
     /// The Ready between `begin_ready` and `finish_ready`.
     pending: Option<raft::Ready>,
+    /// Test-only fault: see [`inject_vote_while_repairing`](Self::inject_vote_while_repairing).
+    vote_while_repairing: bool,
 }
 
 fn raft_logger() -> slog::Logger {
@@ -157,6 +161,7 @@ impl MetadataNode {
             config,
             last_snapshot_index: snapshot_index,
             pending: None,
+            vote_while_repairing: false,
         })
     }
 
@@ -212,16 +217,43 @@ impl MetadataNode {
             .map_err(|e| ProposeError::Dropped(e.to_string()))
     }
 
-    /// One tick of logical time; returns true if there may be a Ready.
+    /// One tick of logical time; returns true if there may be a Ready. A repairing
+    /// node does not tick: a follower's ticks only lead to its own campaign.
     pub fn tick(&mut self) -> bool {
-        self.raw.tick()
+        !self.abstains() && self.raw.tick()
     }
 
-    /// Starts an election now instead of waiting for the election timeout.
+    /// Starts an election now instead of waiting for the election timeout; a
+    /// repairing node does not (R-RECOVER-9).
     pub fn campaign(&mut self) -> Result<(), NodeError> {
+        if self.abstains() {
+            return Ok(());
+        }
         self.raw
             .campaign()
             .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// The Raft log was damaged and cut, and the entries it lost are not yet
+    /// fetched back from the leader: the node neither votes nor campaigns
+    /// (R-RECOVER-9).
+    pub fn is_repairing(&self) -> bool {
+        self.wal.is_repairing()
+    }
+
+    /// Ends the repair once the log holds an entry the leader appended after this
+    /// start (the driver's registration of this start, applied): the leader's log up
+    /// to there holds every entry this node acknowledged before the damage, so it
+    /// may vote again (R-RECOVER-9).
+    pub fn finish_repair(&mut self) -> Result<(), NodeError> {
+        if self.wal.is_repairing() {
+            self.wal.finish_repair()?;
+            tracing::info!(
+                applied = self.state.applied_index,
+                "the Raft log is repaired from the leader; voting again (R-RECOVER-9)"
+            );
+        }
+        Ok(())
     }
 
     /// Peers this leader sent a snapshot to and still waits on. raft-rs waits for
@@ -247,12 +279,57 @@ impl MetadataNode {
     }
 
     /// Feeds a message from a peer.
-    pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
-        match self.raw.step(message) {
+    pub fn step(&mut self, mut message: Message) -> Result<(), NodeError> {
+        let mut probe_again = None;
+        match message.get_msg_type() {
+            // A leadership transfer would have it campaign at once (R-RECOVER-9).
+            MessageType::MsgTimeoutNow if self.abstains() => return Ok(()),
+            MessageType::MsgHeartbeat if self.wal.is_repairing() => {
+                // The leader's idea of what this node holds predates the damage: a
+                // heartbeat's commit index may name entries it lost (raft-rs panics)
+                // or stale ones it kept. Only appends, checked against the leader's
+                // entries, move its commit index while it repairs (R-RECOVER-9).
+                message.commit = message.commit.min(self.raw.raft.raft_log.committed);
+            }
+            MessageType::MsgAppendResponse if message.reject => {
+                probe_again = self.forget_lost_match(&message);
+            }
+            _ => {}
+        }
+        let stepped = match self.raw.step(message) {
             // Messages from unknown peers or stale terms are not this node's failure.
             Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
             other => other.map_err(|e| NodeError::Raft(e.to_string())),
+        };
+        if let Some(peer) = probe_again {
+            self.raw.raft.send_append(peer);
         }
+        stepped
+    }
+
+    /// A follower that rejects an append with a last index below what this leader
+    /// took as its match has lost entries it acknowledged: its log was damaged and
+    /// cut (R-RECOVER-9). raft-rs never lowers a match, so it would take every later
+    /// rejection for a stale one and never send the entries again; the follower is
+    /// probed afresh from its hint instead. Lowering a match only delays commits.
+    fn forget_lost_match(&mut self, m: &Message) -> Option<u64> {
+        if !self.is_leader() || m.term != self.term() {
+            return None;
+        }
+        let progress = self.raw.raft.mut_prs().get_mut(m.from)?;
+        if m.reject_hint >= progress.matched || m.index < progress.matched {
+            return None;
+        }
+        tracing::warn!(
+            peer = m.from,
+            matched = progress.matched,
+            its_last = m.reject_hint,
+            "a follower lost Raft entries it had acknowledged; probing it again (R-RECOVER-9)"
+        );
+        progress.matched = 0;
+        progress.become_probe();
+        progress.next_idx = m.reject_hint + 1;
+        Some(m.from)
     }
 
     pub fn has_ready(&self) -> bool {
@@ -286,6 +363,7 @@ impl MetadataNode {
         let mut out = ReadyOutput::default();
         let mut ready = self.raw.ready();
         out.messages.extend(ready.take_messages());
+        self.withhold_votes(&mut out.messages);
 
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
@@ -352,6 +430,7 @@ impl MetadataNode {
             return Ok(out);
         };
         out.messages.extend(ready.take_persisted_messages());
+        self.withhold_votes(&mut out.messages);
 
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
@@ -365,6 +444,7 @@ impl MetadataNode {
             self.store.mem().wl().set_hardstate(hs);
         }
         out.messages.extend(light.take_messages());
+        self.withhold_votes(&mut out.messages);
         self.apply(light.take_committed_entries(), &mut out)?;
         self.raw.advance_apply();
         self.maybe_snapshot()?;
@@ -395,6 +475,34 @@ impl MetadataNode {
             committed: log.committed,
             applied: self.state.applied_index,
             ready_pending: self.pending.is_some(),
+            repairing: self.wal.is_repairing(),
+        }
+    }
+
+    /// Repairing, so neither campaigning nor voting (R-RECOVER-9).
+    fn abstains(&self) -> bool {
+        self.wal.is_repairing() && !self.vote_while_repairing
+    }
+
+    /// Test-only fault (the simulator's teeth): a repairing node votes and
+    /// campaigns, as if the damage had been a torn tail.
+    #[cfg(feature = "inject-bugs")]
+    pub fn inject_vote_while_repairing(&mut self) {
+        self.vote_while_repairing = true;
+    }
+
+    /// A repairing node's log may lack entries it acknowledged, so its vote could
+    /// elect a leader without them: no vote (or pre-vote) answer leaves it. Dropping
+    /// one is what a lost message does; a vote recorded and never sent only keeps the
+    /// node from voting again in that term.
+    fn withhold_votes(&self, messages: &mut Vec<Message>) {
+        if self.abstains() {
+            messages.retain(|m| {
+                !matches!(
+                    m.get_msg_type(),
+                    MessageType::MsgRequestVoteResponse | MessageType::MsgRequestPreVoteResponse
+                )
+            });
         }
     }
 

@@ -7,6 +7,7 @@
 //! `raft/snapshot.bin` holds the last snapshot (metadata image and its Raft index),
 //! written atomically; after it the WAL is rewritten without the entries it covers.
 
+use super::vote::{TermVote, VoteFile};
 use crate::disk::{write_atomically, Disk, DiskFile, OpenMode};
 use crate::log::frame::{self, FRAME_HEADER_LEN};
 use crate::log::frame_reader::{FrameReader, Stop, SCAN_BLOCK};
@@ -20,35 +21,38 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 const WAL_FILE: &str = "wal.log";
+/// Present while the node repairs a damaged WAL from its peers (R-RECOVER-9); it says
+/// where the damage was.
+const REPAIR_FILE: &str = "repair";
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 
 /// A bad record with a valid record after it is damage, not a crash's torn tail:
 /// cutting there would delete committed metadata (issue 12: three topics vanished).
-/// The node refuses to start instead, naming the bytes (R-RECOVER-6).
-fn refuse_damage(
+/// Returns the position of that next valid record, if there is one.
+fn damage_before_valid_record(
     file: &dyn DiskFile,
     path: &Path,
     at: u64,
     len: u64,
-    why: &str,
-) -> Result<(), LogError> {
-    let Some(next) = next_valid_record(file, path, at + 1, len)? else {
-        return Ok(());
-    };
-    Err(corrupt(
+) -> Result<Option<u64>, LogError> {
+    next_valid_record(file, path, at + 1, len)
+}
+
+/// A single node has no peer to repair from: it refuses to start, naming the bytes
+/// (R-RECOVER-6).
+fn refuse_damage(path: &Path, at: u64, next: u64, why: &str) -> LogError {
+    corrupt(
         path,
         at,
         format!(
             "{why}, and a valid record follows at byte {next}: the bytes in between are \
              damaged, not torn by a crash, so cutting the log there would delete committed \
              metadata; refusing to start. Restore this directory from a copy; in a cluster \
-             whose other voters are healthy, this node's metadata directory can instead be \
-             moved aside so that it rejoins empty (only while no election is under way: it \
-             forgets its vote)"
+             the node repairs its log from its peers instead (R-RECOVER-9)"
         ),
-    ))
+    )
 }
 
 /// The position of the first whole record (frame with a valid checksum and a known
@@ -80,27 +84,18 @@ fn next_valid_record(
 
 /// Records whose checksums hold but whose indexes skip one (a record lost from the
 /// middle, or written by a bug) would have raft-rs index past its storage and panic
-/// once it reads there; the node refuses to start instead (R-RECOVER-6).
-fn check_contiguous(
-    kept: &[Entry],
-    positions: &BTreeMap<u64, u64>,
-    path: &Path,
-) -> Result<(), LogError> {
-    let Some(gap) = kept
+/// once it reads there (R-RECOVER-6). Returns the entries before the gap, the entry
+/// index after it, and what to say.
+fn find_gap(kept: &[Entry]) -> Option<(usize, u64, String)> {
+    let at = kept
         .windows(2)
-        .find(|pair| pair[0].index.checked_add(1) != Some(pair[1].index))
-    else {
-        return Ok(());
-    };
-    let (before, after) = (gap[0].index, gap[1].index);
-    Err(corrupt(
-        path,
-        positions.get(&after).copied().unwrap_or(0),
+        .position(|pair| pair[0].index.checked_add(1) != Some(pair[1].index))?;
+    let (before, after) = (kept[at].index, kept[at + 1].index);
+    Some((
+        at + 1,
+        after,
         format!(
-            "entry {after} follows entry {before}: the Raft log has a gap, so records are \
-             missing; refusing to start. Restore this directory from a copy; in a cluster \
-             whose other voters are healthy, this node's metadata directory can instead be \
-             moved aside so that it rejoins empty"
+            "entry {after} follows entry {before}: the Raft log has a gap, so records are missing"
         ),
     ))
 }
@@ -112,6 +107,154 @@ fn corrupt(path: &Path, position: u64, reason: impl Into<String>) -> LogError {
         offset: 0,
         reason: reason.into(),
     }
+}
+
+fn term_vote(hs: &HardState) -> TermVote {
+    TermVote {
+        term: hs.term,
+        vote: hs.vote,
+    }
+}
+
+/// The durable snapshot, or an empty one holding the initial voters.
+fn read_snapshot(disk: &dyn Disk, dir: &Path, voters: &[u64]) -> Result<Snapshot, LogError> {
+    let snapshot_path = dir.join(SNAPSHOT_FILE);
+    if !disk.exists(&snapshot_path) {
+        let mut s = Snapshot::default();
+        s.mut_metadata()
+            .set_conf_state(ConfState::from((voters.to_vec(), vec![])));
+        return Ok(s);
+    }
+    let bytes = read_file(disk, &snapshot_path)?;
+    let (payload, valid) = match frame::decode(&bytes, 0) {
+        frame::Decoded::Frame { start, end } => (&bytes[start..end], end == bytes.len()),
+        _ => (&bytes[..0], false),
+    };
+    if !valid {
+        return Err(corrupt(&snapshot_path, 0, "snapshot frame does not check"));
+    }
+    Snapshot::parse_from_bytes(payload)
+        .map_err(|e| corrupt(&snapshot_path, 0, format!("snapshot: {e}")))
+}
+
+/// What a read of the WAL found.
+#[derive(Default)]
+struct WalScan {
+    entries: BTreeMap<u64, Entry>,
+    /// File position of each kept entry's frame.
+    positions: BTreeMap<u64, u64>,
+    /// The newest HardState before any damage, its term and vote raised to the latest
+    /// found after it.
+    hard_state: HardState,
+    /// Where the kept records end.
+    valid_len: u64,
+    /// Where the damage starts, and what it is.
+    damage: Option<(u64, String)>,
+}
+
+/// Reads every record up to the first bad one. A bad record with no valid one after it
+/// is a torn tail. One with a valid record after it is damage: refused unless
+/// `may_repair`, in which case the records after it are read only for the latest term
+/// and vote they hold (R-RECOVER-9).
+fn scan_wal(
+    file: &dyn DiskFile,
+    path: &Path,
+    len: u64,
+    may_repair: bool,
+    initial: HardState,
+) -> Result<WalScan, LogError> {
+    let mut scan = WalScan {
+        hard_state: initial,
+        ..WalScan::default()
+    };
+    let mut reader = FrameReader::new(file, path, 0, len, SCAN_BLOCK);
+    scan.valid_len = loop {
+        let position = reader.position();
+        let frame = match reader.next_frame()? {
+            Ok(None) => break len,
+            Ok(Some(frame)) => frame,
+            Err(stop) => {
+                let (at, why) = match stop {
+                    Stop::Torn { position } => (position, "torn record".to_string()),
+                    Stop::Corrupt { position, reason } => (position, reason),
+                };
+                if let Some(next) = damage_before_valid_record(file, path, at, len)? {
+                    if !may_repair {
+                        return Err(refuse_damage(path, at, next, &why));
+                    }
+                    scan.damage =
+                        Some((at, format!("{why}; a valid record follows at byte {next}")));
+                    raise_to_later_votes(file, path, next, len, &mut scan.hard_state)?;
+                }
+                break at;
+            }
+        };
+        let (kind, body) = frame.payload.split_first().unwrap_or((&0, &[]));
+        match *kind {
+            KIND_ENTRY => {
+                let entry = Entry::parse_from_bytes(body)
+                    .map_err(|e| corrupt(path, position, format!("entry: {e}")))?;
+                // A later record for an index replaces the suffix from it.
+                let index = entry.index;
+                scan.entries.split_off(&index);
+                scan.positions.split_off(&index);
+                scan.positions.insert(index, position);
+                scan.entries.insert(index, entry);
+            }
+            KIND_HARD_STATE => {
+                scan.hard_state = HardState::parse_from_bytes(body)
+                    .map_err(|e| corrupt(path, position, format!("hard state: {e}")))?;
+            }
+            other => {
+                return Err(corrupt(
+                    path,
+                    position,
+                    format!("unknown record kind {other}"),
+                ))
+            }
+        }
+    };
+    Ok(scan)
+}
+
+/// Raises `hard_state`'s term and vote to the latest of the HardState records that
+/// still check from `from` on, past any further damage.
+fn raise_to_later_votes(
+    file: &dyn DiskFile,
+    path: &Path,
+    from: u64,
+    len: u64,
+    hard_state: &mut HardState,
+) -> Result<(), LogError> {
+    let mut next = Some(from);
+    while let Some(start) = next {
+        let mut reader = FrameReader::new(file, path, start, len, SCAN_BLOCK);
+        let stopped_at = loop {
+            match reader.next_frame()? {
+                Ok(None) => break None,
+                Err(Stop::Torn { position } | Stop::Corrupt { position, .. }) => {
+                    break Some(position)
+                }
+                Ok(Some(frame)) => {
+                    let Some((&KIND_HARD_STATE, body)) = frame.payload.split_first() else {
+                        continue;
+                    };
+                    let Ok(later) = HardState::parse_from_bytes(body) else {
+                        continue;
+                    };
+                    if term_vote(&later).is_later_than(&term_vote(hard_state)) {
+                        hard_state.term = later.term;
+                        hard_state.vote = later.vote;
+                    }
+                }
+            }
+        };
+        next = match stopped_at {
+            Some(at) => next_valid_record(file, path, at + 1, len)?,
+            None => None,
+        };
+    }
+    Ok(())
 }
 
 /// The Raft storage that `RawNode` reads: entries from an in-memory copy of the
@@ -188,6 +331,9 @@ pub struct RaftWal {
     /// overwrites a suffix.
     positions: BTreeMap<u64, u64>,
     hard_state: HardState,
+    /// The term and vote again, outside the WAL (R-RECOVER-9).
+    votes: VoteFile,
+    repairing: bool,
     /// Something was written or cut since the last successful fsync.
     unsynced: bool,
     /// Test-only fault: `sync` reports success without syncing (the oracle's teeth).
@@ -196,7 +342,9 @@ pub struct RaftWal {
 
 impl RaftWal {
     /// Opens (recovering) or creates the Raft storage in `dir`. `voters` is the
-    /// initial configuration, used when nothing is stored yet.
+    /// initial configuration, used when nothing is stored yet. Damage to the WAL stops
+    /// a single node (R-RECOVER-6); in a cluster the damaged suffix is cut and the
+    /// node repairs it from its peers (R-RECOVER-9, [`is_repairing`](Self::is_repairing)).
     pub fn open(
         disk: Arc<dyn Disk>,
         dir: &Path,
@@ -204,24 +352,8 @@ impl RaftWal {
     ) -> Result<(Self, RaftStore), LogError> {
         disk.create_dir_all(dir)
             .map_err(|e| LogError::io("create directory", dir, e))?;
+        let snapshot = read_snapshot(disk.as_ref(), dir, voters)?;
         let snapshot_path = dir.join(SNAPSHOT_FILE);
-        let snapshot = if disk.exists(&snapshot_path) {
-            let bytes = read_file(disk.as_ref(), &snapshot_path)?;
-            let (payload, valid) = match frame::decode(&bytes, 0) {
-                frame::Decoded::Frame { start, end } => (&bytes[start..end], end == bytes.len()),
-                _ => (&bytes[..0], false),
-            };
-            if !valid {
-                return Err(corrupt(&snapshot_path, 0, "snapshot frame does not check"));
-            }
-            Snapshot::parse_from_bytes(payload)
-                .map_err(|e| corrupt(&snapshot_path, 0, format!("snapshot: {e}")))?
-        } else {
-            let mut s = Snapshot::default();
-            s.mut_metadata()
-                .set_conf_state(ConfState::from((voters.to_vec(), vec![])));
-            s
-        };
         let mem = if snapshot.get_metadata().index == 0 {
             MemStorage::new_with_conf_state(snapshot.get_metadata().get_conf_state().clone())
         } else {
@@ -239,60 +371,13 @@ impl RaftWal {
             .map_err(|e| LogError::io("open", &path, e))?;
         disk.sync_dir(dir)
             .map_err(|e| LogError::io("fsync directory", dir, e))?;
+        let votes = VoteFile::open(disk.as_ref(), dir)?;
         let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
-        let mut entries: BTreeMap<u64, Entry> = BTreeMap::new();
-        let mut positions = BTreeMap::new();
-        let mut hard_state = mem.rl().hard_state().clone();
-        let mut reader = FrameReader::new(file.as_ref(), &path, 0, len, SCAN_BLOCK);
-        let valid_len = loop {
-            let position = reader.position();
-            match reader.next_frame()? {
-                Ok(None) => break len,
-                Err(stop) => {
-                    let (at, why) = match stop {
-                        Stop::Torn { position } => (position, "torn record".to_string()),
-                        Stop::Corrupt { position, reason } => (position, reason),
-                    };
-                    refuse_damage(file.as_ref(), &path, at, len, &why)?;
-                    tracing::warn!(wal = %path.display(), position = at, cut_bytes = len - at, %why,
-                        "cutting the torn tail of the Raft log");
-                    break at;
-                }
-                Ok(Some(frame)) => {
-                    let (kind, body) = frame.payload.split_first().unwrap_or((&0, &[]));
-                    match *kind {
-                        KIND_ENTRY => {
-                            let entry = Entry::parse_from_bytes(body)
-                                .map_err(|e| corrupt(&path, position, format!("entry: {e}")))?;
-                            // A later record for an index replaces the suffix from it.
-                            let index = entry.index;
-                            entries.split_off(&index);
-                            positions.split_off(&index);
-                            positions.insert(index, position);
-                            entries.insert(index, entry);
-                        }
-                        KIND_HARD_STATE => {
-                            hard_state = HardState::parse_from_bytes(body).map_err(|e| {
-                                corrupt(&path, position, format!("hard state: {e}"))
-                            })?;
-                        }
-                        other => {
-                            return Err(corrupt(
-                                &path,
-                                position,
-                                format!("unknown record kind {other}"),
-                            ))
-                        }
-                    }
-                }
-            }
-        };
-        if valid_len < len {
-            file.set_len(valid_len)
-                .and_then(|_| file.sync_data())
-                .map_err(|e| LogError::io("truncate", &path, e))?;
-        }
-        let kept: Vec<Entry> = entries
+        let may_repair = voters.len() > 1;
+        let initial = mem.rl().hard_state().clone();
+        let mut scan = scan_wal(file.as_ref(), &path, len, may_repair, initial)?;
+        let mut hard_state = std::mem::take(&mut scan.hard_state);
+        let mut kept: Vec<Entry> = std::mem::take(&mut scan.entries)
             .into_values()
             .filter(|e| e.index > snapshot_index)
             .collect();
@@ -308,18 +393,73 @@ impl RaftWal {
                 ));
             }
         }
-        check_contiguous(&kept, &positions, &path)?;
+        if let Some((keep, after, why)) = find_gap(&kept) {
+            let position = scan.positions.get(&after).copied().unwrap_or(0);
+            if !may_repair {
+                return Err(corrupt(
+                    &path,
+                    position,
+                    format!(
+                        "{why}; refusing to start. Restore this directory from a copy; in a \
+                         cluster the node repairs its log from its peers instead (R-RECOVER-9)"
+                    ),
+                ));
+            }
+            kept.truncate(keep);
+            scan.positions.split_off(&after);
+            scan.valid_len = scan.valid_len.min(position);
+            scan.damage.get_or_insert((position, why));
+        }
+        let marker = dir.join(REPAIR_FILE);
+        if let Some((position, why)) = &scan.damage {
+            // Durable before the cut: a crash after it must still know that this node
+            // lost entries it may have acknowledged, and so must not vote yet.
+            let note = format!("byte {position} of {}: {why}\n", path.display());
+            write_atomically(disk.as_ref(), &marker, note.as_bytes())
+                .map_err(|e| LogError::io("write", &marker, e))?;
+            tracing::error!(wal = %path.display(), position, %why, cut_bytes = len - scan.valid_len,
+                "the Raft log is damaged, not torn: cutting it at the damage and repairing it \
+                 from the peers; this node does not vote until its own registration is applied \
+                 (R-RECOVER-9)");
+        } else if scan.valid_len < len {
+            tracing::warn!(wal = %path.display(), position = scan.valid_len,
+                cut_bytes = len - scan.valid_len, "cutting the torn tail of the Raft log");
+        }
+        if scan.valid_len < len {
+            file.set_len(scan.valid_len)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| LogError::io("truncate", &path, e))?;
+        }
+        let repairing = disk.exists(&marker);
+        if repairing && !may_repair {
+            return Err(corrupt(
+                &marker,
+                0,
+                "this node's metadata log was cut for a repair from its peers, but it is now a \
+                 single voter: there is no peer to repair from; restore the metadata directory \
+                 from a copy",
+            ));
+        }
+        let stored = votes.stored();
+        if stored.is_later_than(&term_vote(&hard_state)) {
+            hard_state.term = stored.term;
+            hard_state.vote = stored.vote;
+        }
         let last_index = kept.last().map_or(snapshot_index, |e| e.index);
         if hard_state.commit > last_index {
-            // raft-rs would panic on this; say what is wrong instead (R-PERSIST-2).
-            return Err(corrupt(
-                &path,
-                valid_len,
-                format!(
-                    "hard state commits index {} but the log ends at {last_index}",
-                    hard_state.commit
-                ),
-            ));
+            if !repairing {
+                // raft-rs would panic on this; say what is wrong instead (R-PERSIST-2).
+                return Err(corrupt(
+                    &path,
+                    scan.valid_len,
+                    format!(
+                        "hard state commits index {} but the log ends at {last_index}",
+                        hard_state.commit
+                    ),
+                ));
+            }
+            // The leader tells the commit index again once the log is repaired.
+            hard_state.commit = last_index;
         }
         hard_state.commit = hard_state.commit.max(snapshot_index);
         {
@@ -332,18 +472,50 @@ impl RaftWal {
             mem,
             snapshot: Arc::new(RwLock::new(snapshot)),
         };
-        let wal = RaftWal {
+        let mut wal = RaftWal {
             disk,
             dir: dir.to_path_buf(),
             path,
             file,
-            size: valid_len,
-            positions,
-            hard_state,
+            size: scan.valid_len,
+            positions: scan.positions,
+            hard_state: hard_state.clone(),
+            votes,
+            repairing,
             unsynced: false,
             skip_fsync: false,
         };
+        if scan.damage.is_some() || stored != term_vote(&hard_state) {
+            // The cut may have taken the newest HardState record; and a vote file older
+            // than the WAL (written by a version without one) is brought up to date.
+            wal.write_hard_state(&hard_state)?;
+            wal.sync()?;
+        }
         Ok((wal, store))
+    }
+
+    /// The WAL was damaged and cut (R-RECOVER-9): until the node's own registration of
+    /// this start is applied, its log may lack entries it acknowledged, so it must
+    /// neither vote nor campaign.
+    pub fn is_repairing(&self) -> bool {
+        self.repairing
+    }
+
+    /// The repair is over: the log holds the leader's log up to an entry proposed
+    /// after this start, so every entry acknowledged before the damage.
+    pub fn finish_repair(&mut self) -> Result<(), LogError> {
+        if !self.repairing {
+            return Ok(());
+        }
+        let marker = self.dir.join(REPAIR_FILE);
+        self.disk
+            .remove_file(&marker)
+            .map_err(|e| LogError::io("remove", &marker, e))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("fsync directory", &self.dir, e))?;
+        self.repairing = false;
+        Ok(())
     }
 
     fn write_record(&mut self, kind: u8, body: &[u8]) -> Result<u64, LogError> {
@@ -398,6 +570,7 @@ impl RaftWal {
             .write_to_bytes()
             .map_err(|e| corrupt(&self.path, self.size, format!("encode hard state: {e}")))?;
         self.write_record(KIND_HARD_STATE, &body)?;
+        self.votes.record(term_vote(hs))?;
         self.hard_state = hs.clone();
         Ok(())
     }
@@ -408,6 +581,7 @@ impl RaftWal {
             self.file
                 .sync_data()
                 .map_err(|e| LogError::io("fsync", &self.path, e))?;
+            self.votes.sync()?;
         }
         self.unsynced = false;
         Ok(())

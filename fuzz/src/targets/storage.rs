@@ -132,7 +132,8 @@ fn whole_file(file: &[u8]) -> Frames {
 /// to 10 MB (its READ_RAW_BYTES_MAX_ALLOC).
 const PROTOBUF_SLACK: usize = 10_000_000;
 
-/// Input: a switch byte (bit 0: the first record is `snapshot.bin` instead), then
+/// Input: a switch byte (bit 0: the first record is `snapshot.bin` instead; bit 1:
+/// three voters, so damage is cut for a repair instead of refused), then
 /// records `[kind][length u16][body]` that the harness frames with valid CRCs (so the
 /// fuzzer reaches the protobuf and the recovery logic), and any bytes left over as an
 /// unframed tail. Checks: `RaftWal::open` never panics; reservations bounded by the
@@ -147,7 +148,10 @@ pub fn raft_wal(data: &[u8]) {
     let disk = Arc::new(MemDisk::new());
     let dir = Path::new("raft");
     write_wal(&disk, dir, switches & 1 != 0, rest);
-    let (opened, usage) = alloc::measure(|| RaftWal::open(disk.clone(), dir, &[1]));
+    // Bit 1: a node of a three-voter cluster, which cuts damage and repairs from its
+    // peers (R-RECOVER-9) where a single node refuses (R-RECOVER-6).
+    let voters: &[u64] = if switches & 2 != 0 { &[1, 2, 3] } else { &[1] };
+    let (opened, usage) = alloc::measure(|| RaftWal::open(disk.clone(), dir, voters));
     let cap = (1 << 20) + PROTOBUF_SLACK + 64 * data.len();
     assert_within(
         "Raft WAL recovery reserved",
@@ -160,7 +164,7 @@ pub fn raft_wal(data: &[u8]) {
     };
     let first = usable_log(&store);
     drop(wal);
-    let (_, again) = RaftWal::open(disk, dir, &[1]).expect("a recovered WAL opens again");
+    let (_, again) = RaftWal::open(disk, dir, voters).expect("a recovered WAL opens again");
     assert_eq!(usable_log(&again), first, "recovery is not idempotent");
 }
 
