@@ -102,13 +102,14 @@ class Cluster:
     """Three (or n) `chronik` processes on 127.0.0.1, each with its own data directory,
     Kafka port and peer port; every node is a voter of the metadata group."""
 
-    def __init__(self, root, n=3, extra_args=()):
+    def __init__(self, root, n=3, extra_args=(), node_args=lambda node_id: []):
         self.root = Path(root)
         peer_ports = [free_port() for _ in range(n)]
         voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(peer_ports))
         self.nodes = [
             Broker(self.root / f"node{i + 1}", free_port(),
-                   ["--node-id", str(i + 1), "--voters", voters, *extra_args])
+                   ["--node-id", str(i + 1), "--voters", voters, *extra_args,
+                    *node_args(i + 1)])
             for i in range(n)
         ]
 

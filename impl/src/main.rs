@@ -45,6 +45,13 @@ mod app {
         advertised_host: Option<String>,
         #[arg(long)]
         advertised_port: Option<u16>,
+        /// This broker's rack (Kafka's broker.rack), for consumers' client.rack.
+        #[arg(long)]
+        broker_rack: Option<String>,
+        /// Kafka's replica.selector.class; RackAwareReplicaSelector lets consumers
+        /// fetch from an in-sync replica in their own rack (KIP-392).
+        #[arg(long)]
+        replica_selector_class: Option<String>,
         /// Where to serve /metrics (Prometheus) and /health over HTTP.
         #[arg(long)]
         http_listen: Option<SocketAddr>,
@@ -204,6 +211,12 @@ mod app {
         }
         if let Some(v) = args.listen {
             config.listen = v;
+        }
+        if let Some(v) = &args.broker_rack {
+            config.broker_rack = Some(v.clone());
+        }
+        if let Some(v) = &args.replica_selector_class {
+            config.replica_selector_class = Some(v.clone());
         }
         if let Some(v) = &args.advertised_host {
             config.advertised_host = Some(v.clone());

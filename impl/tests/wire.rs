@@ -1266,6 +1266,7 @@ async fn led_by_broker_two(
     name: &str,
     topic_id: &str,
     rack: Option<&str>,
+    replicas: Vec<i32>,
 ) -> Result<chronik::cluster::client::KafkaConnection, Box<dyn std::error::Error>> {
     use chronik::cluster::client::KafkaConnection;
     use chronik::metadata::MetadataCommand;
@@ -1283,7 +1284,7 @@ async fn led_by_broker_two(
         MetadataCommand::CreateTopic {
             name: name.into(),
             topic_id: topic_id.into(),
-            partitions: vec![vec![2, 1]],
+            partitions: vec![replicas],
             configs: Default::default(),
         },
     ];
@@ -1314,7 +1315,14 @@ async fn r_wire_5_produce_at_the_wrong_node_names_the_leader_and_its_endpoint() 
 
     let (broker, _dir) = start().await?;
     let timeout = Duration::from_secs(5);
-    let mut conn = led_by_broker_two(&broker, "led-by-two", "led-by-two-id", Some("r2")).await?;
+    let mut conn = led_by_broker_two(
+        &broker,
+        "led-by-two",
+        "led-by-two-id",
+        Some("r2"),
+        vec![2, 1],
+    )
+    .await?;
     for version in [9, 10] {
         let request = ProduceRequest::default()
             .with_acks(-1)
@@ -2136,7 +2144,9 @@ async fn r_wire_13_delete_topics_v6_takes_topic_ids() -> TestResult {
 async fn r_wire_5_fetch_at_the_wrong_node_names_the_leader_from_v16() -> TestResult {
     let (broker, _dir) = start().await?;
     let id = uuid::Uuid::new_v4();
-    let mut conn = led_by_broker_two(&broker, "fetched-from-two", &id.to_string(), None).await?;
+    // This node holds no replica: a follower would serve a consumer (R-WIRE-17).
+    let mut conn =
+        led_by_broker_two(&broker, "fetched-from-two", &id.to_string(), None, vec![2]).await?;
     for version in [15, 16, 17] {
         let r = fetch_one(&mut conn, version, "fetched-from-two", id).await?;
         let p = &r.responses[0].partitions[0];
@@ -2154,6 +2164,29 @@ async fn r_wire_5_fetch_at_the_wrong_node_names_the_leader_from_v16() -> TestRes
             .map(|e| (e.node_id.0, e.host.to_string(), e.port))
             .collect();
         assert_eq!(endpoints, vec![(2, "node-two.example".to_string(), 19092)]);
+    }
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// R-WIRE-17: a follower serves a consumer's Fetch v11+ (Kafka's rule for clients
+/// that send client metadata) up to its own high watermark, and answers an older
+/// version NOT_LEADER_OR_FOLLOWER, as before KIP-392.
+#[tokio::test]
+async fn r_wire_17_a_follower_serves_consumers_from_fetch_v11() -> TestResult {
+    let (broker, _dir) = start().await?;
+    let id = uuid::Uuid::new_v4();
+    let mut conn =
+        led_by_broker_two(&broker, "followed", &id.to_string(), None, vec![2, 1]).await?;
+    for version in [4, 10, 11, 12, 13, 17] {
+        let r = fetch_one(&mut conn, version, "followed", id).await?;
+        let p = &r.responses[0].partitions[0];
+        let expected = if version >= 11 { 0 } else { 6 };
+        assert_eq!(p.error_code, expected, "v{version}");
+        if version >= 11 {
+            assert_eq!(p.high_watermark, 0, "v{version}: the follower's own");
+            assert_eq!(p.preferred_read_replica.0, -1, "v{version}");
+        }
     }
     broker.shutdown().await;
     Ok(())

@@ -49,15 +49,27 @@ impl<'a> LocalView<'a> {
         topic: &str,
         partition: i32,
     ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+        self.hosted_log(topic, partition, |info| {
+            self.state.leads(info, self.me, self.incarnation)
+        })
+    }
+
+    /// The log of a partition opened here for the view's topic id, if `serves` holds
+    /// of its metadata: only the log opened for this view's topic, since one not yet
+    /// reopened for a topic created again under the name is not served here yet.
+    fn hosted_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        serves: impl Fn(&PartitionInfo) -> bool,
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
         let info = self
             .state
             .partition(topic, partition)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
         let topic_id = self.state.topics.get(topic).map_or("", |t| &t.topic_id);
-        // Only the log opened for this view's topic: not yet reopened for a topic
-        // created again under the name, it is not led here yet.
         match self.partitions.get_of(topic, partition, topic_id) {
-            Some(log) if self.state.leads(info, self.me, self.incarnation) => Ok((log, info)),
+            Some(log) if serves(info) => Ok((log, info)),
             _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
         }
     }
@@ -73,10 +85,64 @@ impl<'a> LocalView<'a> {
         current_leader_epoch: i32,
     ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
         let (log, info) = self.led_log(topic, partition)?;
+        Self::current_epoch(current_leader_epoch, log, info)
+    }
+
+    /// The gate of a consumer's Fetch at a follower (KIP-392, R-WIRE-17): this broker
+    /// holds a replica of the partition, and the request's `current_leader_epoch` is
+    /// the partition's. Reads go no further than this replica's high watermark.
+    pub fn replica_gate(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+        let (log, info) =
+            self.hosted_log(topic, partition, |info| info.replicas.contains(&self.me))?;
+        Self::current_epoch(current_leader_epoch, log, info)
+    }
+
+    fn current_epoch(
+        current_leader_epoch: i32,
+        log: Arc<PartitionLog>,
+        info: &'a PartitionInfo,
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
         match leader_epoch_error(current_leader_epoch, info.leader_epoch) {
             Some(code) => Err(code),
             None => Ok((log, info)),
         }
+    }
+
+    /// The in-sync replica a consumer in `client_rack` should read from instead of
+    /// this leader (Kafka's RackAwareReplicaSelector, KIP-392): none when no rack is
+    /// named, when this broker is in that rack, or when no live in-sync replica is.
+    /// Only an offset below the high watermark is sent away: every in-sync replica
+    /// holds those.
+    pub fn preferred_read_replica(
+        &self,
+        info: &PartitionInfo,
+        client_rack: &str,
+        fetch_offset: u64,
+        high_watermark: u64,
+    ) -> Option<i32> {
+        let rack_of = |id: i32| {
+            self.state
+                .brokers
+                .get(&id)
+                .filter(|b| !b.fenced)
+                .and_then(|b| b.rack.as_deref())
+        };
+        if client_rack.is_empty()
+            || fetch_offset >= high_watermark
+            || rack_of(self.me) == Some(client_rack)
+        {
+            return None;
+        }
+        info.isr
+            .iter()
+            .copied()
+            .filter(|r| *r != self.me)
+            .find(|r| rack_of(*r) == Some(client_rack))
     }
 
     /// The leader's answer to OffsetForLeaderEpoch for `asked_epoch`: its largest

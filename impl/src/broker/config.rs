@@ -19,6 +19,14 @@ pub struct BrokerConfig {
     /// The host and port clients are told to connect to (default: `listen`).
     pub advertised_host: Option<String>,
     pub advertised_port: Option<u16>,
+    /// Kafka's `broker.rack`: the rack (or zone) this broker runs in, named in
+    /// Metadata and matched against consumers' `client.rack` (KIP-392).
+    pub broker_rack: Option<String>,
+    /// Kafka's `replica.selector.class`: with
+    /// `org.apache.kafka.common.replica.RackAwareReplicaSelector`, a leader sends a
+    /// consumer that names its rack to an in-sync replica in that rack (KIP-392);
+    /// unset, consumers read from leaders (R-WIRE-17).
+    pub replica_selector_class: Option<String>,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_request_bytes: usize,
@@ -197,6 +205,11 @@ impl Voter {
     }
 }
 
+/// Kafka's two `replica.selector.class` values: consumers read from leaders, or
+/// from an in-sync replica in their rack (KIP-392).
+pub const LEADER_SELECTOR: &str = "org.apache.kafka.common.replica.LeaderSelector";
+pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
@@ -205,6 +218,8 @@ impl Default for BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_host: None,
             advertised_port: None,
+            broker_rack: None,
+            replica_selector_class: None,
             auto_create_topics: true,
             default_partitions: 1,
             max_request_bytes: 100 * 1024 * 1024,
@@ -284,6 +299,11 @@ impl BrokerConfig {
         }
     }
 
+    /// Consumers that name their rack are sent to an in-sync replica there (KIP-392).
+    pub fn rack_aware_reads(&self) -> bool {
+        self.replica_selector_class.as_deref() == Some(RACK_AWARE_SELECTOR)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.node_id < 1 {
             return Err(format!("node_id {} must be at least 1", self.node_id));
@@ -293,6 +313,15 @@ impl BrokerConfig {
         }
         if self.tick_ms == 0 {
             return Err("tick_ms must be positive".into());
+        }
+        match self.replica_selector_class.as_deref() {
+            None | Some(LEADER_SELECTOR) | Some(RACK_AWARE_SELECTOR) => {}
+            Some(other) => {
+                return Err(format!(
+                    "replica_selector_class {other:?} is not one of Kafka's selectors: \
+                     {RACK_AWARE_SELECTOR} or {LEADER_SELECTOR}"
+                ))
+            }
         }
         if !self.voters.is_empty() {
             if !self.voters.iter().any(|v| v.id == self.node_id) {

@@ -150,7 +150,7 @@ impl RunningBroker {
                 broker_id: config.node_id,
                 host: advertised_host.clone(),
                 port: advertised_port,
-                rack: None,
+                rack: config.broker_rack.clone(),
                 incarnation,
                 listeners: endpoints,
             }),

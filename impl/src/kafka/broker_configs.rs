@@ -111,6 +111,14 @@ const OWN_CONFIGS: &[BrokerConfigDef] = &[
         "This broker's id.",
     ),
     dynamic(
+        "broker.rack",
+        Kind::Text,
+        DefaultValue::Broker(|c| c.broker_rack.clone().unwrap_or_default(), ""),
+        ReadOnly,
+        Effect::Enforced,
+        "This broker's rack, matched against consumers' client.rack (KIP-392).",
+    ),
+    dynamic(
         "fetch.max.bytes",
         INT_NON_NEGATIVE,
         DefaultValue::Broker(|c| c.fetch_max_bytes.to_string(), "57671680"),
@@ -286,6 +294,14 @@ const OWN_CONFIGS: &[BrokerConfigDef] = &[
         ReadOnly,
         Effect::Enforced,
         "The most bytes of records one follower Fetch answer holds.",
+    ),
+    dynamic(
+        "replica.selector.class",
+        Kind::Text,
+        DefaultValue::Broker(|c| c.replica_selector_class.clone().unwrap_or_default(), ""),
+        ReadOnly,
+        Effect::Enforced,
+        "RackAwareReplicaSelector sends a consumer to an in-sync replica in its rack.",
     ),
     dynamic(
         "sasl.kerberos.kinit.cmd",

@@ -977,6 +977,9 @@ struct FetchPass {
     max_bytes: usize,
     follower: i32,
     version: i16,
+    /// The consumer's `client.rack` (Fetch v11+), when this broker sends consumers to
+    /// replicas in their rack (KIP-392); empty otherwise.
+    client_rack: String,
 }
 
 /// One pass over the partitions of a Fetch: the response and how many bytes it holds.
@@ -996,6 +999,11 @@ fn read_fetch(
         max_bytes,
         follower: fetching_replica(request, version),
         version,
+        client_rack: if broker.config.rack_aware_reads() && version >= 11 {
+            request.rack_id.to_string()
+        } else {
+            String::new()
+        },
     };
     let topics = request
         .topics
@@ -1064,8 +1072,34 @@ fn read_partition(
     data
 }
 
-/// The records of a partition this broker leads (None: none are read), with its
-/// watermarks set in `data`.
+/// The log a Fetch reads: the leader's; for a consumer of Fetch v11+ also a
+/// follower's (KIP-392, R-WIRE-17). True when this broker leads the partition.
+fn fetch_gate<'a>(
+    broker: &'a Broker,
+    state: &'a crate::metadata::MetadataState,
+    name: &str,
+    p: &kafka_protocol::messages::fetch_request::FetchPartition,
+    pass: &FetchPass,
+) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo, bool), i16> {
+    let requested = if pass.version >= 9 {
+        p.current_leader_epoch
+    } else {
+        -1
+    };
+    match gate(broker, state, name, p.partition, requested) {
+        Ok((log, info)) => Ok((log, info, true)),
+        Err(errors::NOT_LEADER_OR_FOLLOWER) if pass.follower < 0 && pass.version >= 11 => {
+            let (log, info) = broker
+                .local(state)
+                .replica_gate(name, p.partition, requested)?;
+            Ok((log, info, false))
+        }
+        Err(code) => Err(code),
+    }
+}
+
+/// The records of a partition this broker leads, or follows for a consumer (None:
+/// none are read), with its watermarks set in `data`.
 fn read_led_partition(
     broker: &Broker,
     state: &crate::metadata::MetadataState,
@@ -1075,13 +1109,7 @@ fn read_led_partition(
     data: &mut PartitionData,
 ) -> Result<Option<Vec<u8>>, i16> {
     let version = pass.version;
-    // Consumers and followers read from the leader only (R-WIRE-5).
-    let requested = if version >= 9 {
-        p.current_leader_epoch
-    } else {
-        -1
-    };
-    let (log, info) = gate(broker, state, name, p.partition, requested)?;
+    let (log, info, leads) = fetch_gate(broker, state, name, p, pass)?;
     let key = (name.to_string(), p.partition);
     // A follower's fetch offset is its durable log end (R-REPL-1); it is served what
     // the leader holds durably, never less than that.
@@ -1108,6 +1136,18 @@ fn read_led_partition(
     }
     if p.fetch_offset < 0 {
         return Err(errors::OFFSET_OUT_OF_RANGE);
+    }
+    if leads && !pass.client_rack.is_empty() {
+        if let Some(replica) = broker.local(state).preferred_read_replica(
+            info,
+            &pass.client_rack,
+            p.fetch_offset as u64,
+            hw,
+        ) {
+            // The consumer reads from that replica from now on; no records here.
+            data.preferred_read_replica = kafka_protocol::messages::BrokerId(replica);
+            return Ok(None);
+        }
     }
     let room = pass.max_bytes.saturating_sub(pass.total);
     if room == 0 && !pass.first_batch_whole {
