@@ -62,6 +62,10 @@ pub enum HeartbeatError {
     GroupMaxSizeReached,
     /// The group id is taken by a group of the classic protocol.
     GroupIdNotFound,
+    /// A new member names a static instance id that an active member holds.
+    UnreleasedInstanceId,
+    /// A member heartbeats with an instance id another member now holds.
+    FencedInstanceId,
 }
 
 impl HeartbeatError {
@@ -73,6 +77,8 @@ impl HeartbeatError {
             HeartbeatError::UnsupportedAssignor => 112,
             HeartbeatError::GroupMaxSizeReached => 81,
             HeartbeatError::GroupIdNotFound => 69,
+            HeartbeatError::UnreleasedInstanceId => 111,
+            HeartbeatError::FencedInstanceId => 82,
         }
     }
 }

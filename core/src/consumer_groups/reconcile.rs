@@ -51,8 +51,11 @@ impl ConsumerGroups {
             let message = format!("group {} is a classic group", request.group_id);
             return Err((HeartbeatError::GroupIdNotFound, message));
         }
-        if request.member_epoch == LEAVE || request.member_epoch == LEAVE_STATIC {
+        if request.member_epoch == LEAVE {
             return self.leave(&request);
+        }
+        if request.member_epoch == LEAVE_STATIC {
+            return self.leave_static(&request);
         }
         let member_id = match request.member_epoch {
             0 => self.admit(&request, now_ms)?,
@@ -109,14 +112,22 @@ impl ConsumerGroups {
             .entry(request.group_id.clone())
             .or_insert_with(new_group);
         if let Some(iid) = &request.instance_id {
-            // A static member restarting takes its instance's place (KIP-345 here too).
-            let old: Vec<String> = group
+            // A static member restarting takes its instance's place (KIP-345 here too),
+            // but only once the instance was released by a leave with epoch -2: while
+            // its holder is active a second process with the same instance id is a
+            // misconfiguration, refused as Kafka refuses it.
+            let old: Vec<(String, i32)> = group
                 .members
                 .iter()
                 .filter(|(id, m)| m.instance_id.as_ref() == Some(iid) && **id != member_id)
-                .map(|(id, _)| id.clone())
+                .map(|(id, m)| (id.clone(), m.epoch))
                 .collect();
-            for id in old {
+            if let Some((holder, _)) = old.iter().find(|(_, epoch)| *epoch != LEAVE_STATIC) {
+                let message =
+                    format!("instance id {iid} is held by member {holder}, which has not left");
+                return Err((HeartbeatError::UnreleasedInstanceId, message));
+            }
+            for (id, _) in old {
                 group.members.remove(&id);
             }
         }
@@ -132,9 +143,24 @@ impl ConsumerGroups {
     /// Kafka's epoch rule: the member's epoch, or its previous one if it owns no more
     /// than it was given (a heartbeat that crossed the bump); else FENCED_MEMBER_EPOCH.
     fn check_epoch(&self, request: &Heartbeat) -> Result<String, (HeartbeatError, String)> {
-        let member = self
-            .groups
-            .get(&request.group_id)
+        let group = self.groups.get(&request.group_id);
+        if let (Some(group), Some(iid)) = (group, &request.instance_id) {
+            // The instance was taken over by a newer process: this one is a zombie.
+            let holder = group
+                .members
+                .iter()
+                .find(|(_, m)| m.instance_id.as_ref() == Some(iid))
+                .map(|(id, _)| id);
+            match holder {
+                None => return Err((HeartbeatError::UnknownMemberId, String::new())),
+                Some(id) if *id != request.member_id => {
+                    let message = format!("instance id {iid} is now held by member {id}");
+                    return Err((HeartbeatError::FencedInstanceId, message));
+                }
+                Some(_) => {}
+            }
+        }
+        let member = group
             .and_then(|g| g.members.get(&request.member_id))
             .ok_or_else(|| (HeartbeatError::UnknownMemberId, String::new()))?;
         let owns_no_more = || {
@@ -156,6 +182,27 @@ impl ConsumerGroups {
             return Err((HeartbeatError::FencedMemberEpoch, message));
         }
         Ok(request.member_id.clone())
+    }
+
+    /// A static member leaving with epoch -2 keeps its place and its partitions
+    /// until its session lapses, so that its instance restarting within it takes
+    /// them over without a rebalance (KIP-345 under KIP-848, as Kafka).
+    fn leave_static(&mut self, request: &Heartbeat) -> Outcome {
+        let member = self
+            .groups
+            .get_mut(&request.group_id)
+            .and_then(|g| g.members.get_mut(&request.member_id))
+            .ok_or_else(|| (HeartbeatError::UnknownMemberId, String::new()))?;
+        if member.instance_id.is_none() {
+            return self.leave(request);
+        }
+        member.epoch = LEAVE_STATIC;
+        Ok(HeartbeatAnswer {
+            member_id: request.member_id.clone(),
+            member_epoch: LEAVE_STATIC,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        })
     }
 
     fn leave(&mut self, request: &Heartbeat) -> Outcome {

@@ -360,3 +360,49 @@ fn r_group_9_a_coordinator_that_loads_the_record_resumes_members_at_their_epochs
         Some(0)
     );
 }
+
+/// A static member's heartbeat: `epoch` 0 joins, -2 leaves its place, else beats.
+fn static_beat(
+    g: &mut ConsumerGroups,
+    view: &TopicsView,
+    member_id: &str,
+    epoch: i32,
+    now: u64,
+) -> Result<HeartbeatAnswer, HeartbeatError> {
+    let request = Heartbeat {
+        group_id: "g".into(),
+        member_id: member_id.into(),
+        member_epoch: epoch,
+        instance_id: Some("instance-1".into()),
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: (epoch == 0).then(|| vec!["t".into()]),
+        owned: Some(Assignment::new()),
+        ..Heartbeat::default()
+    };
+    g.heartbeat(request, view, now, false).map_err(|(e, _)| e)
+}
+
+/// R-GROUP-9 with static membership (KIP-345 under KIP-848, as Kafka's coordinator):
+/// a second process naming an instance id an active member holds is refused with
+/// UNRELEASED_INSTANCE_ID; once the holder leaves with epoch -2 it keeps its
+/// partitions until the new process takes the instance over, and the old process is
+/// then fenced with FENCED_INSTANCE_ID. (librdkafka's 0102 under the consumer
+/// protocol: the second consumer got no error and waited.)
+#[test]
+fn r_group_9_a_static_instance_is_taken_over_only_once_released() {
+    let (mut g, view) = (groups(), topics(4));
+    let first = static_beat(&mut g, &view, "", 0, 0).unwrap();
+    assert_eq!(
+        static_beat(&mut g, &view, "", 0, 10).map(|a| a.member_id),
+        Err(HeartbeatError::UnreleasedInstanceId)
+    );
+    let left = static_beat(&mut g, &view, &first.member_id, -2, 20).unwrap();
+    assert_eq!(left.member_epoch, -2);
+    let second = static_beat(&mut g, &view, "", 0, 30).unwrap();
+    assert_ne!(second.member_id, first.member_id);
+    assert_eq!(second.assignment.map(|a| count(&a)), Some(4));
+    assert_eq!(
+        static_beat(&mut g, &view, &first.member_id, first.member_epoch, 40).map(|_| ()),
+        Err(HeartbeatError::FencedInstanceId)
+    );
+}
