@@ -110,6 +110,11 @@ fn api_key_of(body: &RequestKind) -> ApiKey {
         RequestKind::DeleteAcls(_) => ApiKey::DeleteAcls,
         RequestKind::ApiVersions(_) => ApiKey::ApiVersions,
         RequestKind::Metadata(_) => ApiKey::Metadata,
+        RequestKind::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
+        RequestKind::ListGroups(_) => ApiKey::ListGroups,
+        RequestKind::FindCoordinator(_) => ApiKey::FindCoordinator,
+        RequestKind::JoinGroup(_) => ApiKey::JoinGroup,
+        RequestKind::SyncGroup(_) => ApiKey::SyncGroup,
         _ => ApiKey::ApiVersions,
     }
 }
@@ -906,6 +911,330 @@ async fn r_wire_13_acl_apis_v0_are_literal_only() -> TestResult {
         ),
         (0, 1)
     );
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// Kafka 3.9's highest version of each API this broker implements (its message
+/// schemas' `validVersions`, none of them unstable there).
+const KAFKA_3_9_HIGHEST: &[(ApiKey, i16)] = &[
+    (ApiKey::Produce, 11),
+    (ApiKey::Fetch, 17),
+    (ApiKey::ListOffsets, 9),
+    (ApiKey::Metadata, 12),
+    (ApiKey::OffsetCommit, 9),
+    (ApiKey::OffsetFetch, 9),
+    (ApiKey::FindCoordinator, 6),
+    (ApiKey::JoinGroup, 9),
+    (ApiKey::Heartbeat, 4),
+    (ApiKey::LeaveGroup, 5),
+    (ApiKey::SyncGroup, 5),
+    (ApiKey::DescribeGroups, 5),
+    (ApiKey::ListGroups, 5),
+    (ApiKey::SaslHandshake, 1),
+    (ApiKey::ApiVersions, 4),
+    (ApiKey::CreateTopics, 7),
+    (ApiKey::DeleteTopics, 6),
+    (ApiKey::DeleteRecords, 2),
+    (ApiKey::InitProducerId, 5),
+    (ApiKey::OffsetForLeaderEpoch, 4),
+    (ApiKey::DescribeAcls, 3),
+    (ApiKey::CreateAcls, 3),
+    (ApiKey::DeleteAcls, 3),
+    (ApiKey::DescribeConfigs, 4),
+    (ApiKey::AlterConfigs, 2),
+    (ApiKey::SaslAuthenticate, 2),
+    (ApiKey::CreatePartitions, 3),
+    (ApiKey::DeleteGroups, 2),
+    (ApiKey::IncrementalAlterConfigs, 1),
+    (ApiKey::OffsetDelete, 0),
+    (ApiKey::DescribeUserScramCredentials, 0),
+    (ApiKey::AlterUserScramCredentials, 0),
+    (ApiKey::DescribeCluster, 1),
+    (ApiKey::DescribeTopicPartitions, 0),
+];
+
+#[tokio::test]
+async fn r_wire_13_every_api_serves_kafka_3_9s_highest_version() -> TestResult {
+    let (broker, _dir, mut c) = start(|_| {}).await?;
+    let ResponseKind::ApiVersions(r) = c
+        .call(3, RequestKind::ApiVersions(ApiVersionsRequest::default()))
+        .await?
+    else {
+        return Err("not ApiVersions".into());
+    };
+    for (api, highest) in KAFKA_3_9_HIGHEST {
+        let served = r.api_keys.iter().find(|k| k.api_key == *api as i16);
+        assert!(
+            served.is_some_and(|k| k.max_version >= *highest),
+            "{api:?}: {:?}, Kafka 3.9 serves up to v{highest}",
+            served.map(|k| k.max_version)
+        );
+    }
+    broker.shutdown().await;
+    Ok(())
+}
+
+fn group(id: &'static str) -> GroupId {
+    GroupId(StrBytes::from_static_str(id))
+}
+
+/// A KIP-848 member's first heartbeat in `group`, subscribed to `topic`: its id and
+/// epoch.
+async fn consumer_member(
+    c: &mut Client,
+    group_id: &'static str,
+    topic: &'static str,
+) -> Res<(StrBytes, i32)> {
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group(group_id))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(5_000)
+        .with_subscribed_topic_names(Some(vec![name(topic)]))
+        .with_topic_partitions(Some(vec![]));
+    let ResponseKind::ConsumerGroupHeartbeat(r) =
+        c.call(0, RequestKind::ConsumerGroupHeartbeat(join)).await?
+    else {
+        return Err("not ConsumerGroupHeartbeat".into());
+    };
+    assert_eq!(r.error_code, 0, "{r:?}");
+    Ok((r.member_id.ok_or("no member id")?, r.member_epoch))
+}
+
+/// OffsetFetch v8 asks for several groups in one request, each answered on its own;
+/// v9 checks a KIP-848 member's id and epoch (UNKNOWN_MEMBER_ID 25,
+/// STALE_MEMBER_EPOCH 113) and lets a caller naming no member read, as Kafka 3.9.
+#[tokio::test]
+async fn r_wire_13_offset_fetch_v8_and_v9_answer_groups_by_their_own_rules() -> TestResult {
+    use offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+    let (broker, _dir, mut c) = start_with_topic("offs", &[]).await?;
+    c.call(1, commit(1, "offs", 0, 7, -1)).await?;
+    assert_eq!(committed(&mut c, 7).await?, (0, 7));
+    let (member, epoch) = consumer_member(&mut c, "cg", "offs").await?;
+    let ask = |id: &'static str, member: Option<StrBytes>, epoch: i32, all: bool| {
+        let topics = (!all).then(|| {
+            vec![OffsetFetchRequestTopics::default()
+                .with_name(name("offs"))
+                .with_partition_indexes(vec![0])]
+        });
+        OffsetFetchRequestGroup::default()
+            .with_group_id(group(id))
+            .with_member_id(member)
+            .with_member_epoch(epoch)
+            .with_topics(topics)
+    };
+    let groups = vec![
+        ask("g", None, -1, true),
+        ask("nobody", None, -1, false),
+        ask("cg", Some(member.clone()), epoch, false),
+        ask("cg", Some(member.clone()), epoch + 1, false),
+        ask(
+            "cg",
+            Some(StrBytes::from_static_str("stranger")),
+            epoch,
+            false,
+        ),
+        ask("cg", None, -1, false),
+        ask(
+            "g",
+            Some(StrBytes::from_static_str("classic ignores it")),
+            5,
+            false,
+        ),
+    ];
+    let request = RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(groups));
+    let ResponseKind::OffsetFetch(r) = c.call(9, request).await? else {
+        return Err("not OffsetFetch".into());
+    };
+    let answers: Vec<(&str, i16, Vec<i64>)> = r
+        .groups
+        .iter()
+        .map(|g| {
+            let offsets = g
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.committed_offset);
+            (g.group_id.0.as_str(), g.error_code, offsets.collect())
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            ("g", 0, vec![7]),
+            ("nobody", 0, vec![-1]),
+            ("cg", 0, vec![-1]),
+            ("cg", 113, vec![]),
+            ("cg", 25, vec![]),
+            ("cg", 0, vec![-1]),
+            ("g", 0, vec![7]),
+        ]
+    );
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// ListGroups v5 (KIP-848) names each group's type and filters by it, case aside; a
+/// group that only has committed offsets is an Empty classic group.
+#[tokio::test]
+async fn r_wire_13_list_groups_v5_filters_by_group_type() -> TestResult {
+    let (broker, _dir, mut c) = start_with_topic("offs", &[]).await?;
+    c.call(1, commit(1, "offs", 0, 7, -1)).await?;
+    consumer_member(&mut c, "cg", "offs").await?;
+    let both = vec![
+        ("cg".to_string(), "consumer".to_string()),
+        ("g".to_string(), "classic".to_string()),
+    ];
+    assert_eq!(groups_of_types(&mut c, &[]).await?, both);
+    assert_eq!(groups_of_types(&mut c, &["Consumer"]).await?, both[..1]);
+    assert_eq!(groups_of_types(&mut c, &["classic"]).await?, both[1..]);
+    assert_eq!(groups_of_types(&mut c, &["share"]).await?, Vec::new());
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// ListGroups v5 with `types`: (group id, group type) of each group listed.
+async fn groups_of_types(c: &mut Client, types: &[&'static str]) -> Res<Vec<(String, String)>> {
+    let types = types.iter().map(|t| StrBytes::from_static_str(t)).collect();
+    let request = ListGroupsRequest::default().with_types_filter(types);
+    let ResponseKind::ListGroups(r) = c.call(5, RequestKind::ListGroups(request)).await? else {
+        return Err("not ListGroups".into());
+    };
+    Ok(r.groups
+        .iter()
+        .map(|g| (g.group_id.0.to_string(), g.group_type.to_string()))
+        .collect())
+}
+
+/// FindCoordinator v`version` for group "g" with `key_type`: the key's error code.
+async fn coordinator_error(c: &mut Client, version: i16, key_type: i8) -> Res<i16> {
+    let request = FindCoordinatorRequest::default()
+        .with_key_type(key_type)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("g")]);
+    match c
+        .call(version, RequestKind::FindCoordinator(request))
+        .await?
+    {
+        ResponseKind::FindCoordinator(r) => Ok(r.coordinators.first().map_or(-1, |k| k.error_code)),
+        _ => Err("not FindCoordinator".into()),
+    }
+}
+
+/// FindCoordinator v6 may ask for a share group's coordinator (KIP-932): there is
+/// none (COORDINATOR_NOT_AVAILABLE 15), as in Kafka 3.9; v5 may not ask
+/// (INVALID_REQUEST 42), and neither may any version for an unknown key type.
+#[tokio::test]
+async fn r_wire_13_find_coordinator_v6_knows_share_groups_have_none() -> TestResult {
+    let (broker, _dir, mut c) = start(|_| {}).await?;
+    assert_eq!(coordinator_error(&mut c, 6, 0).await?, 0);
+    assert_eq!(coordinator_error(&mut c, 6, 2).await?, 15);
+    assert_eq!(coordinator_error(&mut c, 5, 2).await?, 42);
+    assert_eq!(coordinator_error(&mut c, 6, 3).await?, 42);
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// JoinGroup v9 (KIP-814): a static leader restarting in a Stable group learns it
+/// leads, with the members, and is told to skip the assignment; v8 names the old
+/// leader id instead so the member does not assign.
+#[tokio::test]
+async fn r_wire_13_join_group_v9_tells_a_restarted_static_leader_to_skip_assigning() -> TestResult {
+    use join_group_request::JoinGroupRequestProtocol;
+    use sync_group_request::SyncGroupRequestAssignment;
+    let (broker, _dir, mut c) = start(|config| config.group_initial_rebalance_delay_ms = 0).await?;
+    let join = |version: i16| {
+        let request = JoinGroupRequest::default()
+            .with_group_id(group("static"))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_group_instance_id(Some(StrBytes::from_static_str("i-1")))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"m"))])
+            .with_reason(Some(StrBytes::from_static_str("a test")));
+        (version, RequestKind::JoinGroup(request))
+    };
+    let joined = |r: ResponseKind| match r {
+        ResponseKind::JoinGroup(r) => Ok(r),
+        _ => Err("not JoinGroup"),
+    };
+    let (v, request) = join(9);
+    let first = joined(c.call(v, request).await?)?;
+    assert_eq!(
+        (first.error_code, first.leader.clone()),
+        (0, first.member_id.clone())
+    );
+    assert!(!first.skip_assignment, "a new generation is assigned");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group("static"))
+        .with_generation_id(first.generation_id)
+        .with_member_id(first.member_id.clone())
+        .with_group_instance_id(Some(StrBytes::from_static_str("i-1")))
+        .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+        .with_protocol_name(Some(StrBytes::from_static_str("range")))
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(first.member_id.clone())
+            .with_assignment(Bytes::from_static(b"a"))]);
+    let ResponseKind::SyncGroup(synced) = c.call(5, RequestKind::SyncGroup(sync)).await? else {
+        return Err("not SyncGroup".into());
+    };
+    assert_eq!(synced.error_code, 0);
+
+    let (v, request) = join(8);
+    let restarted = joined(c.call(v, request).await?)?;
+    assert_eq!(restarted.generation_id, first.generation_id, "no rebalance");
+    assert_eq!(restarted.leader, first.member_id, "v8: the old leader id");
+    assert!(restarted.members.is_empty());
+
+    let (v, request) = join(9);
+    let again = joined(c.call(v, request).await?)?;
+    assert_eq!(again.generation_id, first.generation_id, "no rebalance");
+    assert_eq!(again.leader, again.member_id, "v9: it leads");
+    assert_eq!(again.members.len(), 1, "v9: with the members");
+    assert!(again.skip_assignment, "v9: and must not assign");
+    broker.shutdown().await;
+    Ok(())
+}
+
+/// ListOffsets v`version` of partition 0 of "lo" at `timestamp`: (error code,
+/// offset, leader epoch).
+async fn offset_listed(c: &mut Client, version: i16, timestamp: i64) -> Res<(i16, i64, i32)> {
+    use list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("lo"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let ResponseKind::ListOffsets(r) = c.call(version, RequestKind::ListOffsets(request)).await?
+    else {
+        return Err("not ListOffsets".into());
+    };
+    let p = &r.topics[0].partitions[0];
+    Ok((p.error_code, p.offset, p.leader_epoch))
+}
+
+/// ListOffsets v8 asks for the local log start (-4: the log start without tiered
+/// storage) and v9 for the last tiered offset (-5: none); each special timestamp
+/// before its version, and any other negative one, is UNSUPPORTED_VERSION.
+#[tokio::test]
+async fn r_wire_13_list_offsets_v8_and_v9_know_the_tiered_storage_timestamps() -> TestResult {
+    let (broker, _dir, mut c) = start_with_topic("lo", &[]).await?;
+    assert_eq!(
+        offset_listed(&mut c, 8, -4).await?,
+        (0, 0, -1),
+        "an empty log has no epoch yet"
+    );
+    assert_eq!(offset_listed(&mut c, 9, -5).await?, (0, -1, -1));
+    assert_eq!(offset_listed(&mut c, 7, -4).await?.0, UNSUPPORTED_VERSION);
+    assert_eq!(offset_listed(&mut c, 8, -5).await?.0, UNSUPPORTED_VERSION);
+    assert_eq!(offset_listed(&mut c, 6, -3).await?.0, UNSUPPORTED_VERSION);
+    assert_eq!(offset_listed(&mut c, 9, -6).await?.0, UNSUPPORTED_VERSION);
+    let (code, offset, epoch) = offset_listed(&mut c, 9, -1).await?;
+    assert_eq!((code, offset), (0, 0));
+    assert!(epoch >= 0, "latest names the leader epoch");
     broker.shutdown().await;
     Ok(())
 }

@@ -240,6 +240,31 @@ impl ConsumerGroups {
         Ok(())
     }
 
+    /// OffsetFetch v9 (Kafka's `validateOffsetFetch`): no member id with a negative
+    /// epoch is an admin client or a classic consumer and may read; otherwise the
+    /// member must exist with that epoch. Unlike a commit, a fetch without a member
+    /// is allowed while the group has members.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), CommitRefusal> {
+        let Some(group) = self.groups.get(group_id) else {
+            return Ok(());
+        };
+        if member_id.is_none() && member_epoch < 0 {
+            return Ok(());
+        }
+        let member = member_id
+            .and_then(|id| group.members.get(id))
+            .ok_or(CommitRefusal::UnknownMemberId)?;
+        if member_epoch != member.epoch {
+            return Err(CommitRefusal::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
     /// Subscribed topics of a group with members, for OffsetDelete.
     pub fn topics_in_use(&self, group_id: &str) -> BTreeSet<String> {
         self.groups

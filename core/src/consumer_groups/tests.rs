@@ -153,6 +153,21 @@ fn r_group_9_epochs_fence_zombies_and_commits_need_the_current_epoch() {
         g.validate_commit("g", "", -1),
         Err(CommitRefusal::UnknownMemberId)
     );
+    // OffsetFetch v9: the same checks, but no member and no epoch may always read.
+    assert_eq!(g.validate_offset_fetch("g", Some(&a.id), 1), Ok(()));
+    assert_eq!(g.validate_offset_fetch("g", None, -1), Ok(()));
+    assert_eq!(
+        g.validate_offset_fetch("g", Some(&a.id), 0),
+        Err(CommitRefusal::StaleMemberEpoch)
+    );
+    assert_eq!(
+        g.validate_offset_fetch("g", Some("nobody"), 1),
+        Err(CommitRefusal::UnknownMemberId)
+    );
+    assert_eq!(
+        g.validate_offset_fetch("g", None, 1),
+        Err(CommitRefusal::UnknownMemberId)
+    );
     // A late heartbeat at the previous epoch is accepted when it owns no more.
     let mut b = join(&mut g, &view, 2);
     beat(&mut g, &mut a, &view, 3).unwrap(); // a revokes one

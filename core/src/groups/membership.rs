@@ -417,7 +417,8 @@ fn update_member_and_rebalance(
 /// KIP-345: a static member that restarts gets a new member id in place of its old
 /// one. The old incarnation's waiting requests are fenced. In a Stable group whose
 /// protocols it still supports nothing else changes: no rebalance, and the answer
-/// names the old leader id so the member does not think it must assign.
+/// names the old leader id so the member does not think it must assign, or, from
+/// JoinGroup v9, tells the leader it leads and must skip the assignment.
 struct Rejoin<'a> {
     old_id: &'a str,
     new_id: String,
@@ -469,8 +470,18 @@ fn rejoin_static_member(
     group.members.insert(new_id.clone(), member);
     if group.state == GroupState::Stable && same_protocols {
         group.changed = true;
-        let mut result = group.join_result(&new_id, false);
-        result.leader = leader_before;
+        let leads = group.leader.as_deref() == Some(new_id.as_str());
+        let result = if request.supports_skip_assignment {
+            // Kafka's KIP-814: the leader learns it leads, so it goes on watching the
+            // topics' metadata, but must not assign: a Stable group would ignore it.
+            let mut result = group.join_result(&new_id, leads);
+            result.skip_assignment = leads;
+            result
+        } else {
+            let mut result = group.join_result(&new_id, false);
+            result.leader = leader_before;
+            result
+        };
         replies.push(Reply::Join(token, result));
         return;
     }

@@ -86,6 +86,9 @@ pub struct JoinRequest {
     /// JoinGroup v4+: a first join without a member id is answered MEMBER_ID_REQUIRED
     /// with the id to join with (KIP-394).
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: a static leader rejoining a Stable group is told it leads, with
+    /// the members, and to skip the assignment (KIP-814 `SkipAssignment`).
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +101,9 @@ pub struct JoinResult {
     pub member_id: String,
     /// (member id, instance id, subscription) of every member, for the leader only.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader must not run the assignor: the group is Stable and keeps its
+    /// assignment (JoinGroup v9+).
+    pub skip_assignment: bool,
 }
 
 impl JoinResult {
@@ -110,6 +116,7 @@ impl JoinResult {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }

@@ -26,6 +26,7 @@ fn join_req(member_id: &str, instance: Option<&str>, topics: &[&str]) -> JoinReq
         protocol_type: "consumer".into(),
         protocols: vec![("range".into(), subscription::encode(topics))],
         require_known_member_id: false,
+        supports_skip_assignment: false,
     }
 }
 
@@ -284,6 +285,72 @@ fn r_group_7_a_static_member_restarting_in_a_stable_group_keeps_its_assignment_w
         c.heartbeat("g", &other.member_id, instance.as_deref(), 1, 9_003),
         Err(GroupError::FencedInstanceId)
     );
+}
+
+/// A Stable group of static members i-1 and i-2, synced: (coordinator, leader's join
+/// answer, the other's).
+fn stable_static_group() -> (Coordinator, JoinResult, JoinResult) {
+    let mut c = coordinator();
+    let mut replies = c.join(join_req("", Some("i-1"), &["t"]), 0, 1);
+    replies.extend(c.join(join_req("", Some("i-2"), &["t"]), 0, 2));
+    c.tick(DELAY);
+    replies.extend(c.tick(STABLE));
+    let (a, b) = (join_of(&replies, 1).unwrap(), join_of(&replies, 2).unwrap());
+    let (leader, other) = if a.leader == a.member_id {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    c.sync(sync_req(&other.member_id, 1, &[]), STABLE, 3);
+    let assignments = [
+        (leader.member_id.as_str(), "L"),
+        (other.member_id.as_str(), "O"),
+    ];
+    c.sync(sync_req(&leader.member_id, 1, &assignments), STABLE, 4);
+    (c, leader, other)
+}
+
+fn instance_of(c: &Coordinator, member_id: &str) -> Option<String> {
+    c.describe("g")
+        .unwrap()
+        .members
+        .iter()
+        .find(|m| m.member_id == member_id)
+        .and_then(|m| m.group_instance_id.clone())
+}
+
+#[test]
+fn r_group_7_a_restarted_static_leader_is_told_it_leads_and_to_skip_the_assignment_from_v9() {
+    for supports_skip in [false, true] {
+        let (mut c, leader, other) = stable_static_group();
+        let mut rejoin = join_req("", instance_of(&c, &leader.member_id).as_deref(), &["t"]);
+        rejoin.supports_skip_assignment = supports_skip;
+        let restarted = join_of(&c.join(rejoin, 9_000, 5), 5).unwrap();
+        assert_eq!(restarted.error, None);
+        assert_eq!(restarted.generation_id, 1, "no new generation");
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+        if supports_skip {
+            assert_eq!(
+                restarted.leader, restarted.member_id,
+                "v9: it learns it leads"
+            );
+            assert_eq!(restarted.members.len(), 2, "v9: with the members to watch");
+            assert!(restarted.skip_assignment, "v9: but must not assign");
+        } else {
+            assert_eq!(
+                restarted.leader, leader.member_id,
+                "v8: the old id, not its own"
+            );
+            assert!(restarted.members.is_empty());
+            assert!(!restarted.skip_assignment);
+        }
+        // A follower rejoining is never told to skip: it does not assign anyway.
+        let mut follower = join_req("", instance_of(&c, &other.member_id).as_deref(), &["t"]);
+        follower.supports_skip_assignment = supports_skip;
+        let rejoined = join_of(&c.join(follower, 9_001, 6), 6).unwrap();
+        assert!(!rejoined.skip_assignment && rejoined.members.is_empty());
+        assert_ne!(rejoined.leader, rejoined.member_id);
+    }
 }
 
 #[test]

@@ -488,6 +488,11 @@ impl PartitionLog {
         self.write_as(batch, now_ms, None).map(|(info, _)| info)
     }
 
+    /// The first recorded leader epoch and the offset where it begins, if any.
+    pub fn earliest_epoch(&self) -> Option<(i32, u64)> {
+        self.lock().epochs.first().copied()
+    }
+
     /// The leader epoch of the last batch, if any.
     pub fn last_leader_epoch(&self) -> Option<i32> {
         self.lock().epochs.last().map(|(e, _)| *e)

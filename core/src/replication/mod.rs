@@ -7,6 +7,7 @@
 
 mod bugs;
 mod failure_states;
+mod list_offsets;
 mod partitions;
 mod repair;
 mod steps;
@@ -14,6 +15,7 @@ mod tracker;
 
 pub use bugs::ReplicationBugs;
 pub use failure_states::{Change, FailureStates};
+pub use list_offsets::{list_offset, ListedOffset};
 pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPartition};
 pub use repair::{RepairStep, Repairs};
 pub use steps::{

@@ -232,6 +232,16 @@ impl GroupService {
         code_of(&inner.core.validate_commit(group_id, who, now_ms))
     }
 
+    /// The error code for an OffsetFetch v9 naming `member_id` and `member_epoch`, 0
+    /// if it may read: only KIP-848 groups check them.
+    pub fn offset_fetch_check(&self, group_id: &str, member_id: Option<&str>, epoch: i32) -> i16 {
+        let inner = self.lock();
+        let checked = inner
+            .consumer
+            .validate_offset_fetch(group_id, member_id, epoch);
+        checked.err().map_or(0, |e| e.code())
+    }
+
     pub fn topics_in_use(
         &self,
         group_id: &str,

@@ -21,8 +21,10 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -31,12 +33,20 @@ use std::time::Duration;
 pub async fn handle(
     broker: &Broker,
     caller: &Caller,
-    body: RequestKind,
+    mut body: RequestKind,
     version: i16,
     peer: &str,
     client_id: &str,
     extras: &Extras,
 ) -> Result<ResponseKind, RequestKind> {
+    if let RequestKind::OffsetFetch(r) = body {
+        if version >= 8 {
+            return Ok(ResponseKind::OffsetFetch(offset_fetch_groups(
+                broker, caller, r, version,
+            )));
+        }
+        body = RequestKind::OffsetFetch(r);
+    }
     // Authorization comes first, as Kafka's: a refused caller learns nothing of
     // where the group lives.
     if let Some(refusal) = group_refusal(caller, &body, version) {
@@ -310,14 +320,29 @@ fn not_coordinated(body: &RequestKind, code: i16) -> Option<ResponseKind> {
     })
 }
 
+/// FindCoordinator key types: a consumer group, a transactional id, a share group
+/// (KIP-932, v6+).
+const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
+const SHARE_KEY: i8 = 2;
+
 /// FindCoordinator needs Describe on the group, or on the transactional id for key
-/// type 1 (as Kafka).
-fn coordinator_refusal(caller: &Caller, key_type: i8, key: &str) -> Option<i16> {
-    if key_type == 1 {
-        (!caller.may(Operation::Describe, ResourceType::TransactionalId, key))
-            .then_some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    } else {
-        (!caller.may_group(Operation::Describe, key)).then_some(errors::GROUP_AUTHORIZATION_FAILED)
+/// type 1, as Kafka 3.9's `getCoordinator`. Share groups (KIP-932) have no
+/// coordinator in Kafka 3.9 or here: v6+ with ClusterAction learn
+/// COORDINATOR_NOT_AVAILABLE, older versions may not ask. Unknown key types are
+/// INVALID_REQUEST.
+fn coordinator_refusal(caller: &Caller, key_type: i8, key: &str, version: i16) -> Option<i16> {
+    match key_type {
+        GROUP_KEY => (!caller.may_group(Operation::Describe, key))
+            .then_some(errors::GROUP_AUTHORIZATION_FAILED),
+        TRANSACTION_KEY => (!caller.may(Operation::Describe, ResourceType::TransactionalId, key))
+            .then_some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        SHARE_KEY if version >= 6 => Some(if caller.may_cluster(Operation::ClusterAction) {
+            errors::COORDINATOR_NOT_AVAILABLE
+        } else {
+            errors::CLUSTER_AUTHORIZATION_FAILED
+        }),
+        _ => Some(errors::INVALID_REQUEST),
     }
 }
 
@@ -330,7 +355,7 @@ fn find_coordinator(
     let view = broker.consensus.view();
     let key_type = request.key_type;
     let pick = |key: &str| -> (i16, BrokerId, StrBytes, i32) {
-        if let Some(code) = coordinator_refusal(caller, key_type, key) {
+        if let Some(code) = coordinator_refusal(caller, key_type, key, version) {
             return (code, BrokerId(-1), str_bytes(""), -1);
         }
         let coordinator = view.state.coordinator_for(key);
@@ -404,7 +429,11 @@ async fn join_group(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
+    if let Some(reason) = request.reason.as_deref().filter(|r| !r.is_empty()) {
+        tracing::debug!(group = %join.group_id, member = %join.member_id, %reason, "join");
+    }
     // The core answers by the rebalance timeout (after an initial delay, which can
     // be extended up to the rebalance timeout); this only guards against a lost reply.
     let waited = Duration::from_millis(
@@ -426,6 +455,9 @@ async fn join_group(
                 response.protocol_type = result.protocol_type.as_deref().map(str_bytes);
             }
             response.leader = str_bytes(&result.leader);
+            if version >= 9 {
+                response.skip_assignment = result.skip_assignment;
+            }
             response.member_id = str_bytes(&result.member_id);
             response.members = result
                 .members
@@ -490,9 +522,14 @@ async fn leave_group(
         request
             .members
             .iter()
-            .map(|m| LeavingMember {
-                member_id: m.member_id.to_string(),
-                group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+            .map(|m| {
+                if let Some(reason) = m.reason.as_deref().filter(|r| !r.is_empty()) {
+                    tracing::debug!(group = %request.group_id.0, member = %m.member_id, %reason, "leave");
+                }
+                LeavingMember {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+                }
             })
             .collect()
     } else {
@@ -675,6 +712,94 @@ fn offset_fetch(
     OffsetFetchResponse::default().with_topics(topics)
 }
 
+/// OffsetFetch v8+ asks for several groups at once; each is answered as a v7
+/// request for it alone would be, with its refusals at the group level: Describe on
+/// the group (GROUP_AUTHORIZATION_FAILED) and, from v9, a KIP-848 member's id and
+/// epoch (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH), as Kafka 3.9's coordinator.
+fn offset_fetch_groups(
+    broker: &Broker,
+    caller: &Caller,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|g| {
+            let answer = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            if !caller.may_group(Operation::Describe, &g.group_id.0) {
+                return answer.with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+            }
+            if version >= 9 {
+                let member = g.member_id.as_deref();
+                let check =
+                    offset_fetch_member_check(broker, &g.group_id.0, member, g.member_epoch);
+                if check != errors::NONE {
+                    return answer.with_error_code(check);
+                }
+            }
+            let alone = OffsetFetchRequest::default()
+                .with_group_id(g.group_id)
+                .with_require_stable(request.require_stable)
+                .with_topics(g.topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|t| {
+                            OffsetFetchRequestTopic::default()
+                                .with_name(t.name)
+                                .with_partition_indexes(t.partition_indexes)
+                        })
+                        .collect()
+                }));
+            let topics = offset_fetch(broker, caller, alone, 7).topics;
+            answer.with_topics(topics.into_iter().map(as_group_topic).collect())
+        })
+        .collect();
+    OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// OffsetFetch v9's member check: a member of a KIP-848 group fetches with its id and
+/// current epoch; no id and a negative epoch (an admin client, a classic member) is
+/// always allowed. The group is loaded first where this broker coordinates it.
+fn offset_fetch_member_check(
+    broker: &Broker,
+    group: &str,
+    member: Option<&str>,
+    epoch: i32,
+) -> i16 {
+    let view = broker.consensus.view();
+    if view.state.coordinates(group, broker.config.node_id) {
+        let stored = view.state.consumer_groups.get(group);
+        broker.groups.load_consumer_group(group, stored, now_ms());
+    }
+    broker.groups.offset_fetch_check(group, member, epoch)
+}
+
+fn as_group_topic(t: OffsetFetchResponseTopic) -> OffsetFetchResponseTopics {
+    OffsetFetchResponseTopics::default()
+        .with_name(t.name)
+        .with_partitions(
+            t.partitions
+                .into_iter()
+                .map(|p| {
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(p.partition_index)
+                        .with_committed_offset(p.committed_offset)
+                        .with_committed_leader_epoch(p.committed_leader_epoch)
+                        .with_metadata(p.metadata)
+                        .with_error_code(p.error_code)
+                })
+                .collect(),
+        )
+}
+
+/// A listed group: its protocol type, state and (ListGroups v5, KIP-848) type.
+struct Listed {
+    protocol_type: String,
+    state: String,
+    group_type: &'static str,
+}
+
 fn list_groups(
     broker: &Broker,
     caller: &Caller,
@@ -683,42 +808,50 @@ fn list_groups(
 ) -> ListGroupsResponse {
     // Describe on the cluster lists every group, else those the caller may describe.
     let all = caller.may_cluster(Operation::Describe);
-    let mut listed: std::collections::BTreeMap<String, (String, String)> = broker
+    let listed = |protocol_type: &str, state: &str, group_type| Listed {
+        protocol_type: protocol_type.to_string(),
+        state: state.to_string(),
+        group_type,
+    };
+    // A group with only committed offsets is an Empty classic group, as Kafka's
+    // coordinator creates one for a commit from outside any group.
+    let mut groups: std::collections::BTreeMap<String, Listed> = broker
         .consensus
         .view()
         .state
         .offsets
         .keys()
-        .map(|g| (g.clone(), ("consumer".to_string(), "Empty".to_string())))
+        .map(|g| (g.clone(), listed("consumer", "Empty", "classic")))
         .collect();
     for g in broker.groups.list() {
-        listed.insert(
+        let state = g.state.name();
+        groups.insert(
             g.group_id.clone(),
-            (g.protocol_type.clone(), g.state.name().to_string()),
+            listed(&g.protocol_type, state, "classic"),
         );
     }
     for (group, state) in broker.groups.list_consumer_groups() {
-        listed.insert(group, ("consumer".to_string(), state.to_string()));
+        groups.insert(group, listed("consumer", state, "consumer"));
     }
-    let filter: Vec<String> = request
-        .states_filter
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let groups = listed
+    let wanted = |filter: &[StrBytes], value: &str| {
+        filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+    };
+    let groups = groups
         .into_iter()
-        .filter(|(_, (_, state))| {
-            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(state))
-        })
+        .filter(|(_, g)| wanted(&request.states_filter, &g.state))
+        .filter(|(_, g)| wanted(&request.types_filter, g.group_type))
         .filter(|(id, _)| all || caller.may_group(Operation::Describe, id))
-        .map(|(id, (protocol_type, state))| {
-            let mut g = ListedGroup::default()
+        .map(|(id, g)| {
+            let mut answer = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&id)))
-                .with_protocol_type(str_bytes(&protocol_type));
+                .with_protocol_type(str_bytes(&g.protocol_type));
             if version >= 4 {
-                g.group_state = str_bytes(&state);
+                answer.group_state = str_bytes(&g.state);
             }
-            g
+            if version >= 5 {
+                answer.group_type = str_bytes(g.group_type);
+            }
+            answer
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

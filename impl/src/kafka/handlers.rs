@@ -15,7 +15,7 @@ use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
 use chronik_core::log::produced::prepare_produced;
-use chronik_core::replication::{ack_error, appended, AckWait, Appended};
+use chronik_core::replication::{ack_error, appended, list_offset, AckWait, Appended};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -137,7 +137,9 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
             let correlation_id = request.header.correlation_id;
             return list_offsets_v0(broker, caller, r, &request.extras, correlation_id).map(Some);
         }
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, caller, r)),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets(broker, caller, r, version))
+        }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics(broker, caller, r, version).await)
         }
@@ -1343,13 +1345,11 @@ async fn response_grant(
     }
 }
 
-/// ListOffsets' target for the record with the largest timestamp (KIP-734, v7+).
-const MAX_TIMESTAMP: i64 = -3;
-
 fn list_offsets(
     broker: &Broker,
     caller: &Caller,
     request: ListOffsetsRequest,
+    version: i16,
 ) -> ListOffsetsResponse {
     let view = broker.consensus.view();
     let topics = request
@@ -1363,46 +1363,32 @@ fn list_offsets(
                 .into_iter()
                 .map(|p| {
                     let mut r = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    if refused != errors::NONE {
-                        r.error_code = refused;
-                        return r;
-                    }
-                    let gated = gate(
-                        broker,
-                        &view.state,
-                        &name,
-                        p.partition_index,
-                        p.current_leader_epoch,
-                    );
-                    let log = match gated {
-                        Ok((log, _)) => log,
-                        Err(code) => {
-                            r.error_code = code;
-                            return r;
-                        }
-                    };
-                    let hw = log.high_watermark();
-                    let found = match p.timestamp {
-                        -1 => Ok(Some((hw, -1))),
-                        -2 => Ok(Some((log.log_start_offset(), -1))),
-                        MAX_TIMESTAMP => log.offset_of_max_timestamp(hw),
-                        ts if ts >= 0 => log.offset_for_timestamp(ts, hw),
-                        _ => {
-                            r.error_code = errors::INVALID_REQUEST;
-                            return r;
-                        }
+                        .with_partition_index(p.partition_index)
+                        .with_offset(-1)
+                        .with_timestamp(-1);
+                    let found = if refused != errors::NONE {
+                        Err(refused)
+                    } else {
+                        gate(
+                            broker,
+                            &view.state,
+                            &name,
+                            p.partition_index,
+                            p.current_leader_epoch,
+                        )
+                        .and_then(|(log, info)| {
+                            list_offset(&log, info.leader_epoch, p.timestamp, version)
+                        })
                     };
                     match found {
-                        Ok(Some((offset, ts))) => {
-                            r.offset = offset as i64;
-                            r.timestamp = ts;
+                        Ok(listed) => {
+                            r.offset = listed.offset;
+                            r.timestamp = listed.timestamp;
+                            if version >= 4 {
+                                r.leader_epoch = listed.leader_epoch.unwrap_or(-1);
+                            }
                         }
-                        Ok(None) => {
-                            r.offset = -1;
-                            r.timestamp = -1;
-                        }
-                        Err(e) => r.error_code = errors::from_log_error(&e),
+                        Err(code) => r.error_code = code,
                     }
                     r
                 })

@@ -113,6 +113,7 @@ impl GroupModel {
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), subscription())],
             require_known_member_id: false,
+            supports_skip_assignment: false,
         };
         let replies = s.coordinator.join(request, s.now, join_token(c));
         settle(s, replies);
