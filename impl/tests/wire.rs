@@ -1547,6 +1547,59 @@ async fn r_wire_12_a_connection_over_the_per_address_cap_is_closed_and_the_rest_
     Ok(())
 }
 
+/// Sets `max.connections.per.ip` for the whole cluster with IncrementalAlterConfigs
+/// v0 on `stream`, which must be admitted; its error code.
+async fn set_per_address_cap(
+    stream: &mut TcpStream,
+    cap: &str,
+) -> Result<i16, Box<dyn std::error::Error>> {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str(""))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("max.connections.per.ip"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(cap.to_string())))]),
+    ]);
+    let mut body = bytes::BytesMut::new();
+    alter.encode(&mut body, 0)?;
+    stream.write_all(&request(44, 0, 7, false, &body)).await?;
+    let (_, mut answer) = read_response(stream).await?;
+    let response = IncrementalAlterConfigsResponse::decode(&mut answer, 0)?;
+    Ok(response.responses.first().map_or(-1, |r| r.error_code))
+}
+
+/// Kafka's `max.connections.per.ip` is a dynamic config: changed at run time, it
+/// holds for the connections accepted after it and closes none already open.
+#[tokio::test]
+async fn r_wire_12_a_per_address_cap_set_at_run_time_holds_for_new_connections() -> TestResult {
+    let (broker, _dir) = start().await?;
+    let addr = broker.local_addr();
+    let mut first = admitted(addr).await?;
+    let mut second = admitted(addr).await?;
+    assert_eq!(set_per_address_cap(&mut first, "1").await?, 0);
+    let mut third = TcpStream::connect(addr).await?;
+    assert!(closed(&mut third).await, "over the cap set at run time");
+    second.write_all(&request(18, 0, 9, false, &[])).await?;
+    assert_eq!(
+        read_response(&mut second).await?.0,
+        9,
+        "open ones stay open"
+    );
+    assert_eq!(set_per_address_cap(&mut first, "3").await?, 0);
+    eventually_served(addr).await?;
+    broker.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn r_wire_12_a_request_frame_that_stops_arriving_closes_its_connection() -> TestResult {
     let (broker, _dir) = start_with(|c| c.request_receive_timeout_ms = 300).await?;

@@ -27,9 +27,17 @@ impl Refusal {
     }
 }
 
+/// The limits in force when a connection arrives: `max.connections` and
+/// `max.connections.per.ip`, as configured or as last changed at run time. A limit
+/// lowered below the connections open closes none of them; new ones wait for room.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub total: usize,
+    pub per_ip: usize,
+}
+
+#[derive(Default)]
 pub struct ConnectionLimits {
-    max_total: usize,
-    max_per_ip: usize,
     open: Mutex<Counts>,
 }
 
@@ -46,21 +54,17 @@ pub struct Slot {
 }
 
 impl ConnectionLimits {
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
-        Arc::new(ConnectionLimits {
-            max_total,
-            max_per_ip,
-            open: Mutex::new(Counts::default()),
-        })
+    pub fn new() -> Arc<Self> {
+        Arc::default()
     }
 
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, caps: Caps) -> Result<Slot, Refusal> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if open.total >= self.max_total {
+        if open.total >= caps.total {
             return Err(Refusal::MaxConnections);
         }
         let from_ip = open.per_ip.entry(ip).or_insert(0);
-        if *from_ip >= self.max_per_ip {
+        if *from_ip >= caps.per_ip {
             return Err(Refusal::MaxConnectionsPerIp);
         }
         *from_ip += 1;
@@ -96,27 +100,60 @@ mod tests {
 
     #[test]
     fn r_wire_12_one_address_cannot_take_every_slot() {
-        let limits = ConnectionLimits::new(3, 2);
-        let a1 = limits.admit(A);
-        let a2 = limits.admit(A);
+        let limits = ConnectionLimits::new();
+        let caps = Caps {
+            total: 3,
+            per_ip: 2,
+        };
+        let a1 = limits.admit(A, caps);
+        let a2 = limits.admit(A, caps);
         assert!(a1.is_ok() && a2.is_ok());
-        assert_eq!(limits.admit(A).err(), Some(Refusal::MaxConnectionsPerIp));
-        let b1 = limits.admit(B);
+        assert_eq!(
+            limits.admit(A, caps).err(),
+            Some(Refusal::MaxConnectionsPerIp)
+        );
+        let b1 = limits.admit(B, caps);
         assert!(b1.is_ok());
-        assert_eq!(limits.admit(B).err(), Some(Refusal::MaxConnections));
+        assert_eq!(limits.admit(B, caps).err(), Some(Refusal::MaxConnections));
         drop(a1);
         assert!(
-            limits.admit(A).is_ok(),
+            limits.admit(A, caps).is_ok(),
             "a closed connection frees its slots"
         );
     }
 
     #[test]
+    fn r_wire_12_a_lowered_cap_closes_nothing_and_admits_once_below_it() {
+        let limits = ConnectionLimits::new();
+        let wide = Caps {
+            total: 10,
+            per_ip: 3,
+        };
+        let (a1, a2) = (limits.admit(A, wide), limits.admit(A, wide));
+        let narrow = Caps {
+            total: 10,
+            per_ip: 1,
+        };
+        assert_eq!(
+            limits.admit(A, narrow).err(),
+            Some(Refusal::MaxConnectionsPerIp)
+        );
+        drop(a1);
+        assert!(limits.admit(A, narrow).is_err(), "still one open");
+        drop(a2);
+        assert!(limits.admit(A, narrow).is_ok());
+    }
+
+    #[test]
     fn r_wire_12_refusals_take_no_slot_and_closed_addresses_are_forgotten() {
-        let limits = ConnectionLimits::new(10, 1);
-        let a = limits.admit(A);
+        let limits = ConnectionLimits::new();
+        let caps = Caps {
+            total: 10,
+            per_ip: 1,
+        };
+        let a = limits.admit(A, caps);
         for _ in 0..5 {
-            assert!(limits.admit(A).is_err());
+            assert!(limits.admit(A, caps).is_err());
         }
         let total = || limits.open.lock().unwrap_or_else(|p| p.into_inner()).total;
         assert_eq!(total(), 1);

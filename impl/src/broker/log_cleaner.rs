@@ -20,10 +20,12 @@ pub async fn run(broker: Arc<Broker>) {
     }
     let mut failing = BTreeSet::new();
     loop {
-        let backoff = setting(&broker, "log.cleaner.backoff.ms")
+        let backoff = broker
+            .dynamic_setting("log.cleaner.backoff.ms")
             .unwrap_or(broker.config.log_cleaner_backoff_ms);
         tokio::time::sleep(Duration::from_millis(backoff.max(1))).await;
-        let budget = setting(&broker, "log.cleaner.dedupe.buffer.size")
+        let budget = broker
+            .dynamic_setting("log.cleaner.dedupe.buffer.size")
             .unwrap_or(broker.config.log_cleaner_dedupe_buffer_size);
         let budget = usize::try_from(budget).unwrap_or(usize::MAX);
         let b = Arc::clone(&broker);
@@ -33,14 +35,6 @@ pub async fn run(broker: Arc<Broker>) {
             Err(e) => tracing::error!(error = %e, "log cleaner round panicked"),
         }
     }
-}
-
-/// A cleaner setting changed at run time with AlterConfigs (R-WIRE-16), read
-/// afresh every round; None leaves the broker's own configuration in force.
-fn setting(broker: &Broker, name: &str) -> Option<u64> {
-    let view = broker.consensus.view();
-    let value = view.state.broker_config_on(broker.config.node_id, name)?;
-    value.trim().parse::<u64>().ok()
 }
 
 /// One pass over every compacted partition; returns those whose pass failed.

@@ -9,7 +9,7 @@
 //! arrived must arrive whole within `request_receive_timeout_ms`; a frame's bytes come
 //! from the broker-wide budget (`request_memory.rs`) before its body is read.
 
-use super::connection_limits::{ConnectionLimits, Refusal, Slot};
+use super::connection_limits::{Caps, ConnectionLimits, Refusal, Slot};
 use super::listeners::ListenerSpec;
 use super::request_memory::{Held, RequestMemory};
 use super::shared::Broker;
@@ -57,7 +57,7 @@ impl Listeners {
     pub fn new(broker: &Broker, tls: Option<Arc<Tls>>) -> Listeners {
         let config = &broker.config;
         Listeners {
-            limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_ip),
+            limits: ConnectionLimits::new(),
             memory: Arc::new(RequestMemory::new(
                 config.request_memory_bytes(),
                 Arc::clone(&broker.metrics),
@@ -90,7 +90,7 @@ pub async fn serve(
                 continue;
             }
         };
-        match limits.admit(peer.ip()) {
+        match limits.admit(peer.ip(), connection_caps(&broker)) {
             Ok(slot) => {
                 let _ = stream.set_nodelay(true);
                 let connection = Connection {
@@ -108,6 +108,22 @@ pub async fn serve(
                 refusals.note(peer, refusal);
             }
         }
+    }
+}
+
+/// The connection limits now: set at run time (R-WIRE-16), else configured.
+fn connection_caps(broker: &Broker) -> Caps {
+    let cap = |name, configured| {
+        broker
+            .dynamic_setting(name)
+            .map_or(configured, |v| usize::try_from(v).unwrap_or(usize::MAX))
+    };
+    Caps {
+        total: cap("max.connections", broker.config.max_connections),
+        per_ip: cap(
+            "max.connections.per.ip",
+            broker.config.max_connections_per_ip,
+        ),
     }
 }
 

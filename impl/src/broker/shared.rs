@@ -51,6 +51,15 @@ pub struct InterBroker {
 }
 
 impl Broker {
+    /// A broker setting changed at run time with AlterConfigs (R-WIRE-16), for this
+    /// broker or the whole cluster, read afresh by each use; None leaves the broker's
+    /// own configuration in force.
+    pub fn dynamic_setting(&self, name: &str) -> Option<u64> {
+        let view = self.consensus.view();
+        let value = view.state.broker_config_on(self.config.node_id, name)?;
+        value.trim().parse::<u64>().ok()
+    }
+
     /// This broker's partitions as the applied metadata `state` sees them.
     pub fn local<'a>(
         &'a self,

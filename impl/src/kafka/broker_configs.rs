@@ -40,7 +40,6 @@ impl BrokerConfigDef {
 
 const THREADS: &str = "requests, replication and housekeeping run as tokio tasks on a runtime \
                        sized by the machine's cores, not in Kafka's thread pools";
-const AT_START: &str = "Chronik reads it from its own configuration at start-up";
 const NO_KERBEROS: &str = "Chronik has no GSSAPI (Kerberos) login";
 const NO_OAUTH: &str = "Chronik has no OAUTHBEARER login to refresh";
 const NOT_THROTTLED: &str = "replication is not throttled";
@@ -209,16 +208,16 @@ const OWN_CONFIGS: &[BrokerConfigDef] = &[
         INT_NON_NEGATIVE,
         DefaultValue::Broker(|c| c.max_connections.to_string(), "2147483647"),
         ClusterWide,
-        NoEffect(AT_START),
-        "Connections the broker accepts at once.",
+        Effect::Enforced,
+        "Connections the broker accepts at once; a dynamic value holds for connections accepted after it.",
     ),
     dynamic(
         "max.connections.per.ip",
         INT_NON_NEGATIVE,
         DefaultValue::Broker(|c| c.max_connections_per_ip.to_string(), "2147483647"),
         ClusterWide,
-        NoEffect(AT_START),
-        "Connections one address may hold at once.",
+        Effect::Enforced,
+        "Connections one address may hold at once; a dynamic value holds for connections accepted after it.",
     ),
     dynamic(
         "max.connections.per.ip.overrides",
