@@ -4,6 +4,7 @@
 //! rule.
 
 pub mod check;
+pub mod ci;
 pub mod groups;
 pub mod model;
 pub mod properties;

@@ -1,4 +1,5 @@
-//! `chronik-model check|explore`: run the model checker or serve stateright's Explorer.
+//! `chronik-model check|replication|table|explore`: run the model checker, measure the
+//! CI configurations for model/README.md, or serve stateright's Explorer.
 
 use std::process::ExitCode;
 
@@ -22,6 +23,12 @@ enum Cmd {
     Check(CheckArgs),
     /// Check the replication model (one partition, three replicas, ISR, leader epochs).
     Replication(ReplicationArgs),
+    /// Measure every configuration CI checks exhaustively (model/src/ci.rs) and print
+    /// model/README.md's table of them; with --write, replace the table there.
+    Table {
+        #[arg(long)]
+        write: bool,
+    },
     /// Serve stateright's Explorer on 127.0.0.1.
     Explore {
         #[command(flatten)]
@@ -176,6 +183,7 @@ fn main() -> ExitCode {
             let _checker = m.checker().serve(addr);
             ExitCode::SUCCESS
         }
+        Cmd::Table { write } => table(write),
         Cmd::Check(a) => {
             let m = build(&a.model);
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
@@ -214,6 +222,34 @@ fn main() -> ExitCode {
                 m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, bugs.join(", ")
             );
             check(m, &a.search)
+        }
+    }
+}
+
+fn table(write: bool) -> ExitCode {
+    let table = chronik_model::ci::measure_all(|row| eprint!("{row}"));
+    if table.contains("(VIOLATED)") {
+        eprintln!("a CI configuration violates a property; the table is not written");
+        return ExitCode::FAILURE;
+    }
+    if !write {
+        println!("{table}");
+        return ExitCode::SUCCESS;
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let written = std::fs::read_to_string(path).and_then(|readme| {
+        let replaced = chronik_model::ci::replace_table(&readme, &table)
+            .ok_or_else(|| std::io::Error::other("model/README.md has no ci-table markers"))?;
+        std::fs::write(path, replaced)
+    });
+    match written {
+        Ok(()) => {
+            eprintln!("wrote the table to {path}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -3,13 +3,17 @@
 //! bug switch, the property of the rule it breaks has a counterexample. Bounds, state
 //! counts and times: model/README.md.
 
-use chronik_model::check::{assert_all_hold, format_path, run, shortest, Run};
+use chronik_model::check::{assert_all_hold, format_path, run, shortest};
+use chronik_model::ci;
 use chronik_model::groups::{names, GroupModel, GroupModelBug};
 
 #[test]
 fn two_consumers_every_group_property_holds() {
-    let o = run(GroupModel::new(2), &Run::dfs());
+    let test = "two_consumers_every_group_property_holds";
+    let (m, how) = ci::group_check(test);
+    let o = run(m, &how);
     assert_all_hold("2 consumers", &o);
+    ci::assert_documented(include_str!("../README.md"), test, o.unique);
 }
 
 fn counterexample(bug: GroupModelBug, property: &'static str, max_actions: usize) {

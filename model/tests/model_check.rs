@@ -5,77 +5,69 @@
 use chronik_model::check::{
     assert_all_hold, counterexample_search, print_counterexamples, run, shortest, Outcome, Run,
 };
+use chronik_model::ci;
 use chronik_model::properties::names;
 use chronik_model::{Bug, ChronikModel};
 
-fn model(nodes: usize, term: u8, crashes: u8, proposals: u8, produce: u8) -> ChronikModel {
-    let mut m = ChronikModel::new(nodes);
-    m.max_term = term;
-    m.max_crashes = crashes;
-    m.max_proposals = proposals;
-    m.max_produce = produce;
-    m
-}
+use ci::metadata as model;
 
-/// 3 nodes are checked to this depth, breadth first: every state within it is visited
-/// (a depth-bounded DFS visits a state once, at the first depth it meets it, and so
-/// missed 27% of them). See model/README.md for the measurements.
-const THREE_NODE_DEPTH: usize = 30;
+/// The committed table of CI configurations, which every exhaustive test checks its
+/// state count against (issue 11: the README's numbers had drifted from the CLI's).
+const README: &str = include_str!("../README.md");
 
-fn exhaustive(m: ChronikModel) -> Outcome<ChronikModel> {
-    run(m, &Run::dfs())
+/// Runs CI configuration `test` of the metadata model (model/src/ci.rs); its unique
+/// states must be the README's.
+fn ci_metadata(test: &str) -> Outcome<ChronikModel> {
+    let (m, how) = ci::metadata_check(test);
+    let o = run(m, &how);
+    eprintln!(
+        "{test}: states={} unique={} depth={} time={:.1}s",
+        o.states,
+        o.unique,
+        o.depth,
+        o.elapsed.as_secs_f64()
+    );
+    ci::assert_documented(README, test, o.unique);
+    o
 }
 
 #[test]
 fn one_node_all_properties_hold() {
-    let o = exhaustive(model(1, 3, 2, 1, 2));
+    let o = ci_metadata("one_node_all_properties_hold");
     assert_all_hold("1 node", &o);
 }
 
 #[test]
 fn two_nodes_metadata_writes_all_properties_hold() {
-    let o = exhaustive(model(2, 1, 0, 1, 0));
+    let o = ci_metadata("two_nodes_metadata_writes_all_properties_hold");
     assert_all_hold("2 nodes, metadata writes", &o);
 }
 
 #[test]
 fn one_node_undecodable_record_stops_recovery_loudly() {
-    let mut m = model(1, 2, 1, 1, 0);
-    m.undecodable = true;
-    let o = exhaustive(m);
+    let o = ci_metadata("one_node_undecodable_record_stops_recovery_loudly");
     assert_all_hold("1 node, undecodable record", &o);
     assert!(o.discoveries.contains_key(names::EX_LOUD_FAILURE));
 }
 
 #[test]
 fn two_nodes_all_properties_hold() {
-    let o = exhaustive(model(2, 2, 1, 0, 0));
+    let o = ci_metadata("two_nodes_all_properties_hold");
     assert_all_hold("2 nodes, re-election after a crash", &o);
 }
 
 #[test]
 fn two_nodes_partition_data_all_properties_hold() {
-    let o = exhaustive(model(2, 1, 1, 0, 1));
+    let o = ci_metadata("two_nodes_partition_data_all_properties_hold");
     assert_all_hold("2 nodes, partition data", &o);
 }
 
 #[test]
 fn three_nodes_all_properties_hold() {
-    let mut m = model(3, 1, 0, 0, 0);
-    m.booted = true;
-    let bfs = Run {
-        strategy: chronik_model::check::Strategy::Bfs,
-        ..Run::dfs().depth(THREE_NODE_DEPTH)
-    };
-    let o = run(m, &bfs);
-    // Bounded by depth, so `sometimes` examples deeper than the bound are not expected.
-    eprintln!(
-        "3 nodes: states={} unique={} depth={} time={:.1}s",
-        o.states,
-        o.unique,
-        o.depth,
-        o.elapsed.as_secs_f64()
-    );
+    // Booted, breadth first to a depth bound (ci::THREE_NODE_DEPTH): every state
+    // within it is checked. Bounded by depth, so `sometimes` examples deeper than the
+    // bound are not expected.
+    let o = ci_metadata("three_nodes_all_properties_hold");
     assert!(o.violated.is_empty(), "3 nodes: violated {:?}", o.violated);
     assert!(o.unique > 1000, "3 nodes: too little explored");
 }
@@ -245,17 +237,26 @@ fn assert_replication_holds(label: &str, o: &Outcome<ReplicationModel>, examples
     }
 }
 
+/// Runs CI configuration `test` of the replication model; its unique states must be
+/// the README's.
+fn ci_replication(test: &str) -> Outcome<ReplicationModel> {
+    let (m, how) = ci::replication_check(test);
+    let o = run(m, &how);
+    ci::assert_documented(README, test, o.unique);
+    o
+}
+
 #[test]
 fn r_repl_replication_failover_all_properties_hold() {
     // Two produces, one fence (failover to another ISR member, truncation on return).
-    let o = run(replication(2, 0, 1, 0), &Run::dfs());
+    let o = ci_replication("r_repl_replication_failover_all_properties_hold");
     assert_replication_holds("replication, 2 produces, 1 fence", &o, true);
 }
 
 #[test]
 fn r_repl_replication_crash_and_restart_all_properties_hold() {
     // A crash losing unsynced data, a restart with a new incarnation, one fence.
-    let o = run(replication(1, 1, 1, 0), &Run::dfs());
+    let o = ci_replication("r_repl_replication_crash_and_restart_all_properties_hold");
     assert_replication_holds("replication, 1 produce, 1 crash, 1 fence", &o, true);
 }
 
@@ -265,8 +266,8 @@ fn r_repl_idempotent_retries_and_a_controller_failover_all_properties_hold() {
     // answered, at the same or a new leader), a controller failover that loses the
     // uncommitted metadata proposals (an ISR change, a registration), one fence:
     // every interleaving. Kafka's replication invariants hold with them (R-REPL-1..3).
-    let m = replication(1, 0, 1, 0).with_retries(1).with_failovers(1);
-    let o = run(m, &Run::dfs());
+    let o =
+        ci_replication("r_repl_idempotent_retries_and_a_controller_failover_all_properties_hold");
     assert_replication_holds("replication, 1 retry, 1 controller failover", &o, true);
 }
 
@@ -275,15 +276,13 @@ fn r_log_9_a_failed_fsync_acknowledges_nothing_it_cut() {
     // A failed group-commit fsync on the leader (its unsynced records cut, their
     // produces failed), a retry, and a fence or a second produce at the cut offsets:
     // every interleaving (2 produces with the fence too: 36 M states, 437 s).
-    let m = replication(1, 0, 1, 0)
-        .with_sync_failures(1)
-        .with_retries(1);
-    let o = run(m, &Run::dfs());
+    let o = ci_replication("r_log_9_a_failed_fsync_acknowledges_nothing_it_cut");
     assert_replication_holds("replication, 1 failed fsync, 1 retry, 1 fence", &o, true);
-    let m = replication(2, 0, 0, 0)
-        .with_sync_failures(1)
-        .with_retries(1);
-    let o = run(m, &Run::dfs());
+}
+
+#[test]
+fn r_log_9_a_failed_fsync_and_two_produces() {
+    let o = ci_replication("r_log_9_a_failed_fsync_and_two_produces");
     assert_replication_holds("replication, 1 failed fsync, 2 produces", &o, false);
 }
 
@@ -293,7 +292,8 @@ fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
     // an ISR shrink, every interleaving: the copy leaves the ISR (a leader hands over)
     // before it cuts. With a fence and a crash too, random walks (the exhaustive run of
     // 1 produce, 1 fence, 1 damage did not finish in 12 minutes here).
-    let o = run(replication(1, 0, 0, 1).with_damage(1), &Run::dfs());
+    let o =
+        ci_replication("r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record");
     assert_replication_holds("replication, 1 produce, 1 shrink, 1 damage", &o, true);
     let o = run(replication(2, 1, 1, 1).with_damage(1), &Run::walks(10, 11));
     assert_replication_holds("replication, damage, random walks", &o, false);
