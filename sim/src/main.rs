@@ -33,8 +33,9 @@ struct Args {
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
     /// only), `partitions` (network partitions only), `starved` (both, and produce
-    /// waiters that look at the view about once a second) or `damage` (crashes that
-    /// each damage the crashed node's Raft log, R-RECOVER-9).
+    /// waiters that look at the view about once a second), `damage` (crashes that
+    /// each damage the crashed node's Raft log, R-RECOVER-9) or `full` (disks that
+    /// fill up for a while, with crashes and partitions).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         "partitions" => Some(Faults::partition_storm()),
         "starved" => Some(Faults::starved_waiters()),
         "damage" => Some(Faults::damage_storm()),
+        "full" => Some(Faults::full_disk_storm()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

@@ -36,6 +36,11 @@ pub struct Faults {
     /// lose nothing committed (R-RECOVER-9). Only while no other node repairs: a
     /// majority that lost entries cannot safely elect anyone.
     pub damage_metadata_per_mille: u32,
+    /// Mean ms between disks filling up (0: never): a random live node's disk takes
+    /// no more bytes for up to 2.5 s. A partition append is refused (the producer
+    /// retries) and cut back (R-LOG-9); a failed Raft log write stops the node, which
+    /// starts again once it can (R-PERSIST-1).
+    pub disk_full_every_ms: u64,
 }
 
 impl Faults {
@@ -53,6 +58,21 @@ impl Faults {
             pause_every_ms: 0,
             waiter_look_every_ms: 0,
             damage_metadata_per_mille: 0,
+            disk_full_every_ms: 0,
+        }
+    }
+
+    /// Full disks, with crashes and partitions: nodes stop on their Raft log's
+    /// failed writes and come back, partition appends are refused and retried.
+    pub fn full_disk_storm() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_every_ms: 2_000,
+            partition_every_ms: 1_500,
+            max_torn_bytes: 64,
+            disk_full_every_ms: 600,
+            ..Faults::none()
         }
     }
 
@@ -125,9 +145,10 @@ impl Faults {
             fsync_failure_every_ms: pick(rng, &[0, 0, 2000]),
             pause_every_ms: pick(rng, &[0, 0, 1500]),
             waiter_look_every_ms: pick(rng, &[0, 0, 0, 500]),
-            // Drawn by the caller from a source of its own, so that adding this fault
-            // left every earlier seed's run as it was.
+            // Drawn by the caller from sources of their own, so that adding these
+            // faults left every earlier seed's run as it was.
             damage_metadata_per_mille: 0,
+            disk_full_every_ms: 0,
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct Stats {
     pub metadata_damaged: u64,
     /// Of those, repairs seen to end.
     pub metadata_repaired: u64,
+    /// Disks that filled up for a while.
+    pub disks_filled: u64,
 }
 
 /// A client proposal and what came of it.
@@ -89,6 +91,8 @@ enum Timer {
     Partition,
     Heal,
     FsyncFailure,
+    DiskFull,
+    DiskFreed(usize),
     Pause,
     Partitions,
 }
@@ -110,6 +114,8 @@ struct SimNode {
     seen_partitions: Vec<(i32, i32, Vec<i32>)>,
     /// The next fsync of this node's disk fails: the node is expected to stop.
     sync_will_fail: bool,
+    /// Its disk takes no more bytes: a failed write may stop the node.
+    disk_full: bool,
     /// Paused (neither ticking nor reading) until this time.
     paused_until: u64,
     /// Its Raft log was damaged and its repair is not known to be over.
@@ -143,8 +149,10 @@ pub fn run(opts: Options) -> Outcome {
     // Decisions of faults added after the first swarm come from a source of their
     // own, so that each seed's earlier faults stay as they were.
     let mut damage_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6461_6d61_6765);
+    let mut full_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6675_6c6c);
     let faults = opts.faults.clone().unwrap_or_else(|| Faults {
         damage_metadata_per_mille: [0, 0, 300][damage_rng.gen_range(0..3)],
+        disk_full_every_ms: [0, 0, 0, 2_500][full_rng.gen_range(0..4)],
         ..Faults::swarm(&mut rng)
     });
     let nodes = (1..=opts.nodes as u64)
@@ -159,6 +167,7 @@ pub fn run(opts: Options) -> Outcome {
             last_leader: None,
             seen_partitions: Vec::new(),
             sync_will_fail: false,
+            disk_full: false,
             paused_until: 0,
             metadata_damaged: false,
         })
@@ -259,6 +268,10 @@ impl Sim {
             let at = self.around(self.faults.pause_every_ms);
             self.after(at, Timer::Pause);
         }
+        if self.faults.disk_full_every_ms > 0 {
+            let at = self.around(self.faults.disk_full_every_ms);
+            self.after(at, Timer::DiskFull);
+        }
     }
 
     fn run_until(&mut self, end: u64) {
@@ -321,6 +334,8 @@ impl Sim {
                 self.trace.note(self.now, "network healed".into());
             }
             Timer::FsyncFailure => self.fail_an_fsync(),
+            Timer::DiskFull => self.fill_a_disk(),
+            Timer::DiskFreed(i) => self.free_disk(i),
             Timer::Pause => self.pause(),
             Timer::Partitions => self.partitions_tick(),
         }
@@ -343,6 +358,8 @@ impl Sim {
             node.paused_until = node.paused_until.min(self.now);
             node.sync_will_fail = false;
             node.disk.fail_next_syncs(0);
+            node.disk_full = false;
+            node.disk.set_capacity(None);
         }
         self.faults.drop_per_mille = 0;
         self.faults.waiter_look_every_ms = 0;
@@ -377,9 +394,12 @@ impl Sim {
             Ok(raft) => raft,
             Err(e) => {
                 let incarnation = node.incarnation;
-                self.violation(format!(
-                    "R-RECOVER-1 node {id} (start {incarnation}) cannot recover its storage: {e}"
-                ));
+                self.failed_start(
+                    i,
+                    format!(
+                        "R-RECOVER-1 node {id} (start {incarnation}) cannot recover its storage: {e}"
+                    ),
+                );
                 return;
             }
         };
@@ -402,7 +422,7 @@ impl Sim {
         let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {
             Ok(driver) => driver,
             Err(e) => {
-                self.violation(format!("R-RECOVER-2 node {id} cannot replay: {e}"));
+                self.failed_start(i, format!("R-RECOVER-2 node {id} cannot replay: {e}"));
                 return;
             }
         };
@@ -428,9 +448,13 @@ impl Sim {
         ) {
             Ok(host) => self.nodes[i].host = Some(host),
             Err(e) => {
-                self.violation(format!(
-                    "R-RECOVER-1 node {id} (start {incarnation}) cannot open its partition logs: {e}"
-                ));
+                self.failed_start(
+                    i,
+                    format!(
+                        "R-RECOVER-1 node {id} (start {incarnation}) cannot open its partition \
+                         logs: {e}"
+                    ),
+                );
                 return;
             }
         }
@@ -526,6 +550,39 @@ impl Sim {
         self.after(next, Timer::FsyncFailure);
     }
 
+    /// A random live node's disk fills up: it takes a few more bytes at most, until
+    /// it is freed again.
+    fn fill_a_disk(&mut self) {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].driver.is_some() && !self.nodes[i].disk_full)
+            .collect();
+        if !up.is_empty() {
+            let i = up[self.rng.gen_range(0..up.len())];
+            let node = &mut self.nodes[i];
+            let room = self.rng.gen_range(0..2_048);
+            node.disk.set_capacity(Some(node.disk.used_bytes() + room));
+            node.disk_full = true;
+            self.stats.disks_filled += 1;
+            let id = node.id;
+            self.trace.note(
+                self.now,
+                format!("node {id}: disk full ({room} bytes left)"),
+            );
+            let freed = self.rng.gen_range(100..2_500);
+            self.after(freed, Timer::DiskFreed(i));
+        }
+        let next = self.around(self.faults.disk_full_every_ms);
+        self.after(next, Timer::DiskFull);
+    }
+
+    fn free_disk(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.disk.set_capacity(None);
+        node.disk_full = false;
+        let id = node.id;
+        self.trace.note(self.now, format!("node {id}: disk freed"));
+    }
+
     /// A random live node stops running for a while; its packets wait.
     fn pause(&mut self) {
         let i = self.rng.gen_range(0..self.nodes.len());
@@ -539,10 +596,29 @@ impl Sim {
         self.after(next, Timer::Pause);
     }
 
-    /// The node stopped on its storage error, as it must after a failed fsync: the
-    /// process exits (unsynced bytes are lost) and is started again later.
+    /// A start that failed: on a full disk the broker exits and is started again
+    /// (its disk may have room by then); otherwise recovery is broken.
+    fn failed_start(&mut self, i: usize, what: String) {
+        if !self.nodes[i].disk_full {
+            self.violation(what);
+            return;
+        }
+        self.nodes[i].disk.crash(Tear::None);
+        self.trace
+            .note(self.now, format!("{what}; starts again later"));
+        let back = self.rng.gen_range(100..1_000);
+        self.after(back, Timer::Restart(i));
+    }
+
+    /// The node stopped on its storage error, as it must after a failed fsync or
+    /// write: the process exits (unsynced bytes are lost) and is started again later.
     fn stopped_on_disk_error(&mut self, i: usize) {
-        self.take_down(i, Tear::None, "stopped on its failed fsync", 1_000);
+        let why = if self.nodes[i].disk_full {
+            "stopped on its full disk"
+        } else {
+            "stopped on its failed fsync"
+        };
+        self.take_down(i, Tear::None, why, 1_000);
     }
 
     /// The process of node `i` is gone: its memory, its unanswered clients and its
@@ -807,7 +883,7 @@ impl Sim {
         self.stats.steps += 1;
         let effects = match driver.step(now, input) {
             Ok(effects) => effects,
-            Err(e) if self.nodes[i].sync_will_fail => {
+            Err(e) if self.nodes[i].sync_will_fail || self.nodes[i].disk_full => {
                 let _ = e;
                 self.stopped_on_disk_error(i);
                 return;

@@ -207,6 +207,30 @@ fn damaged_raft_logs_are_repaired_from_the_peers_and_lose_nothing() {
     assert_eq!(repaired, damaged, "every damaged log is repaired");
 }
 
+/// Disks that fill up for a while, with crashes and partitions: a node whose Raft log
+/// write fails stops and starts again once it can (as the broker exits on a failed
+/// metadata node), a partition append that finds no room is refused
+/// (KAFKA_STORAGE_ERROR) and cut back, and its producer's retry lands once there is
+/// room (R-LOG-9); every rule holds and nothing acknowledged is lost.
+#[test]
+fn full_disks_stop_nodes_or_refuse_writes_and_lose_nothing() {
+    let (mut filled, mut acknowledged) = (0, 0);
+    for seed in 0..100 {
+        let outcome = run(Options {
+            faults: Some(Faults::full_disk_storm()),
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        filled += outcome.stats.disks_filled;
+        acknowledged += outcome.stats.records_acknowledged;
+    }
+    assert!(filled >= 500, "only {filled} disks filled");
+    assert!(
+        acknowledged >= 1_000,
+        "only {acknowledged} records acknowledged"
+    );
+}
+
 /// The same storm with the repairing node voting and campaigning (as if the damage
 /// were a torn tail): it votes with a log that lost entries it acknowledged, elects a
 /// leader without them, and committed entries change (first at seed 16).

@@ -159,6 +159,11 @@ impl MemDisk {
         }
     }
 
+    /// The bytes all files hold, synced or not.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
     /// Limits the total size of all files; writes beyond it fail with StorageFull.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().capacity = bytes;
