@@ -34,8 +34,9 @@ struct Args {
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
     /// only), `partitions` (network partitions only), `starved` (both, and produce
     /// waiters that look at the view about once a second), `damage` (crashes that
-    /// each damage the crashed node's Raft log, R-RECOVER-9) or `full` (disks that
-    /// fill up for a while, with crashes and partitions).
+    /// each damage the crashed node's Raft log, R-RECOVER-9), `full` (disks that
+    /// fill up for a while, with crashes and partitions) or `drift` (clocks up to 5%
+    /// fast or slow, with crashes and partitions).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
         "starved" => Some(Faults::starved_waiters()),
         "damage" => Some(Faults::damage_storm()),
         "full" => Some(Faults::full_disk_storm()),
+        "drift" => Some(Faults::drifting_clocks()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

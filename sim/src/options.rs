@@ -41,6 +41,10 @@ pub struct Faults {
     /// retries) and cut back (R-LOG-9); a failed Raft log write stops the node, which
     /// starts again once it can (R-PERSIST-1).
     pub disk_full_every_ms: u64,
+    /// Each node's clock starts at its own value (up to 1000 s in) and runs up to this
+    /// many parts per million fast or slow (0: every clock is the simulator's). The
+    /// node core reads only its own clock: sessions, timeouts and ticks are its.
+    pub clock_drift_ppm: u32,
 }
 
 impl Faults {
@@ -59,6 +63,7 @@ impl Faults {
             waiter_look_every_ms: 0,
             damage_metadata_per_mille: 0,
             disk_full_every_ms: 0,
+            clock_drift_ppm: 0,
         }
     }
 
@@ -72,6 +77,20 @@ impl Faults {
             partition_every_ms: 1_500,
             max_torn_bytes: 64,
             disk_full_every_ms: 600,
+            ..Faults::none()
+        }
+    }
+
+    /// Clocks 5% apart and started at different values, with crashes and partitions:
+    /// sessions, fencing, timeouts and elections each judged on one node's own clock.
+    pub fn drifting_clocks() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_every_ms: 1_500,
+            partition_every_ms: 1_000,
+            max_torn_bytes: 64,
+            clock_drift_ppm: 50_000,
             ..Faults::none()
         }
     }
@@ -149,6 +168,7 @@ impl Faults {
             // faults left every earlier seed's run as it was.
             damage_metadata_per_mille: 0,
             disk_full_every_ms: 0,
+            clock_drift_ppm: 0,
         }
     }
 }

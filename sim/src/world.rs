@@ -97,8 +97,51 @@ enum Timer {
     Partitions,
 }
 
+/// A node's monotonic clock: where it stood when the simulation began, and how fast
+/// it runs against simulated time. It keeps going across the node's restarts, as a
+/// machine's clock does across its broker's.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start_ms: u64,
+    drift_ppm: i64,
+}
+
+impl Clock {
+    fn drawn(rng: &mut impl Rng, max_drift_ppm: u32) -> Clock {
+        if max_drift_ppm == 0 {
+            return Clock {
+                start_ms: 0,
+                drift_ppm: 0,
+            };
+        }
+        let max = i64::from(max_drift_ppm);
+        Clock {
+            start_ms: rng.gen_range(0..1_000_000),
+            drift_ppm: rng.gen_range(-max..=max),
+        }
+    }
+
+    /// The node's reading at simulated time `now`.
+    fn local(&self, now: u64) -> u64 {
+        let elapsed = i128::from(now) * i128::from(1_000_000 + self.drift_ppm) / 1_000_000;
+        self.start_ms + elapsed as u64
+    }
+
+    /// The first simulated time at which the node reads `local` or later.
+    fn simulated(&self, local: u64) -> u64 {
+        let elapsed = i128::from(local.saturating_sub(self.start_ms));
+        let rate = i128::from(1_000_000 + self.drift_ppm);
+        let mut now = (elapsed * 1_000_000 / rate) as u64;
+        while self.local(now) < local {
+            now += 1;
+        }
+        now
+    }
+}
+
 struct SimNode {
     id: u64,
+    clock: Clock,
     disk: MemDisk,
     driver: Option<Driver>,
     /// The partition logs and their replication, while the process runs.
@@ -150,14 +193,21 @@ pub fn run(opts: Options) -> Outcome {
     // own, so that each seed's earlier faults stay as they were.
     let mut damage_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6461_6d61_6765);
     let mut full_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6675_6c6c);
+    let mut clock_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x0063_6c6f_636b);
     let faults = opts.faults.clone().unwrap_or_else(|| Faults {
         damage_metadata_per_mille: [0, 0, 300][damage_rng.gen_range(0..3)],
         disk_full_every_ms: [0, 0, 0, 2_500][full_rng.gen_range(0..4)],
+        clock_drift_ppm: [0, 0, 200, 50_000][clock_rng.gen_range(0..4)],
         ..Faults::swarm(&mut rng)
     });
+    let clocks: Vec<Clock> = (0..opts.nodes)
+        .map(|_| Clock::drawn(&mut clock_rng, faults.clock_drift_ppm))
+        .collect();
     let nodes = (1..=opts.nodes as u64)
-        .map(|id| SimNode {
+        .zip(clocks)
+        .map(|(id, clock)| SimNode {
             id,
+            clock,
             disk: MemDisk::new(),
             driver: None,
             host: None,
@@ -292,8 +342,8 @@ impl Sim {
             .nodes
             .iter()
             .filter_map(|n| {
-                let tick = n.driver.as_ref()?.next_tick_ms(self.now);
-                Some(tick.max(n.paused_until))
+                let local = n.driver.as_ref()?.next_tick_ms(n.clock.local(self.now));
+                Some(n.clock.simulated(local).max(n.paused_until))
             })
             .min();
         [timer, packet, wake].into_iter().flatten().min()
@@ -313,10 +363,10 @@ impl Sim {
         let due = (0..self.nodes.len()).find(|&i| {
             let node = &self.nodes[i];
             node.paused_until <= self.now
-                && node
-                    .driver
-                    .as_ref()
-                    .is_some_and(|d| d.next_tick_ms(self.now) <= self.now)
+                && node.driver.as_ref().is_some_and(|d| {
+                    let local = node.clock.local(self.now);
+                    d.next_tick_ms(local) <= local
+                })
         });
         if let Some(i) = due {
             self.step(i, Input::Tick);
@@ -735,7 +785,8 @@ impl Sim {
             let (Some(driver), Some(host)) = (&node.driver, &mut node.host) else {
                 continue;
             };
-            let outs = host.tick(self.now, driver.node().state(), waiters_look);
+            let local = node.clock.local(self.now);
+            let outs = host.tick(local, driver.node().state(), waiters_look);
             self.carry_out(i, outs);
         }
         let writing = self.now < self.calm_from;
@@ -798,7 +849,8 @@ impl Sim {
         let (Some(driver), Some(host)) = (&node.driver, &mut node.host) else {
             return;
         };
-        let outs = host.handle(self.now, driver.node().state(), from, message);
+        let local = node.clock.local(self.now);
+        let outs = host.handle(local, driver.node().state(), from, message);
         self.carry_out(i, outs);
     }
 
@@ -876,7 +928,7 @@ impl Sim {
     }
 
     fn step(&mut self, i: usize, input: Input) {
-        let now = self.now;
+        let now = self.nodes[i].clock.local(self.now);
         let Some(driver) = self.nodes[i].driver.as_mut() else {
             return;
         };
@@ -1032,12 +1084,12 @@ impl Sim {
             if let Some(host) = node
                 .host
                 .as_ref()
-                .filter(|h| h.overdue_produces(self.now) > 0)
+                .filter(|h| h.overdue_produces(node.clock.local(self.now)) > 0)
             {
                 problems.push(format!(
                     "R-PROPOSE-2 node {} has {} produce requests unanswered past their timeout",
                     node.id,
-                    host.overdue_produces(self.now)
+                    host.overdue_produces(node.clock.local(self.now))
                 ));
             }
         }
@@ -1195,4 +1247,28 @@ fn last_record_start(disk: &MemDisk, path: &Path) -> Option<u64> {
         pos = end;
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+
+    #[test]
+    fn a_drifting_clock_only_moves_forward_and_is_read_back_at_its_first_moment() {
+        for drift_ppm in [-50_000, -1, 0, 200, 50_000] {
+            let clock = Clock {
+                start_ms: 123_456,
+                drift_ppm,
+            };
+            let mut last = 0;
+            for now in 0..5_000 {
+                let local = clock.local(now);
+                assert!(local >= last, "{drift_ppm} ppm at {now}");
+                last = local;
+                let first = clock.simulated(local);
+                assert!(clock.local(first) >= local);
+                assert!(first == 0 || clock.local(first - 1) < local);
+            }
+        }
+    }
 }

@@ -231,6 +231,20 @@ fn full_disks_stop_nodes_or_refuse_writes_and_lose_nothing() {
     );
 }
 
+/// Every node's clock starts at its own value and runs up to 5% fast or slow, with
+/// crashes and partitions: each node judges sessions, timeouts and elections on its
+/// own clock only, and every rule holds.
+#[test]
+fn drifting_clocks_hold_every_rule() {
+    for seed in 0..100 {
+        let outcome = run(Options {
+            faults: Some(Faults::drifting_clocks()),
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+    }
+}
+
 /// The same storm with the repairing node voting and campaigning (as if the damage
 /// were a torn tail): it votes with a log that lost entries it acknowledged, elects a
 /// leader without them, and committed entries change (first at seed 16).
