@@ -11,6 +11,7 @@ use chronik_core::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, Met
 use chronik_core::replication::{truncate_for_leader, LocalView, NoEvents, Partitions};
 
 const FENCED_LEADER_EPOCH: i16 = 74;
+const KAFKA_STORAGE_ERROR: i16 = 56;
 const INVALID_UPDATE_VERSION: i16 = 95;
 
 /// Three registered brokers and topic "t" with replicas [1, 2, 3] (broker 1 leads).
@@ -249,4 +250,75 @@ fn r_repl_3_a_recreated_partition_is_followed_afresh() {
         Ok(None)
     );
     assert_eq!(partitions.follower_epoch(&key), Some(0));
+}
+
+/// R-REPL-4: a leader whose copy lost records to damage takes no produce while other
+/// ISR members hold them (it hands leadership to one): its idempotent producer state
+/// lacks the damaged batches, so a retry of one would be appended again beside the
+/// original (the simulator's damaged-copies storm, seed 323: a duplicate at offsets
+/// 29 and 31). A sole copy goes on taking writes: nobody else holds those batches.
+#[test]
+fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
+    let (mut state, index) = three_brokers_one_topic();
+    let disk = MemDisk::new();
+    let open = |state: &MetadataState| {
+        let partitions = Partitions::new(
+            Arc::new(disk.clone()),
+            PathBuf::from("/data"),
+            LogConfig::default(),
+            Arc::new(NoEvents),
+            ManualCommitter::new().queue(),
+        );
+        partitions.reconcile(state, 1).expect("the log opens");
+        partitions
+    };
+    let partitions = open(&state);
+    let local = LocalView {
+        state: &state,
+        partitions: &partitions,
+        me: 1,
+        incarnation: 1,
+    };
+    let (log, _) = local
+        .admit_produce("t", 0, -1)
+        .expect("a healthy leader takes writes");
+    for value in 0..3 {
+        log.append(&record(value), 0, 0).expect("appended");
+    }
+    drop((log, partitions));
+    let segment = PathBuf::from("/data/t-0/00000000000000000000.log");
+    disk.corrupt(&segment, 30, &[0xff]).expect("damaged");
+    let partitions = open(&state);
+    let local = LocalView {
+        state: &state,
+        partitions: &partitions,
+        me: 1,
+        incarnation: 1,
+    };
+    let log = partitions.get("t", 0).expect("t-0");
+    assert_eq!(
+        log.first_lost_offset(),
+        Some(0),
+        "the first batch is damaged"
+    );
+    for acks in [-1, 0, 1] {
+        assert_eq!(
+            local.admit_produce("t", 0, acks).map(|_| ()),
+            Err(KAFKA_STORAGE_ERROR)
+        );
+    }
+    drop((log, partitions));
+    let sole = CommandEnvelope::new(index + 1, alter_isr(0, vec![1], 0));
+    assert_eq!(state.apply(index + 1, &sole), ApplyOutcome::Done);
+    let partitions = open(&state);
+    let local = LocalView {
+        state: &state,
+        partitions: &partitions,
+        me: 1,
+        incarnation: 1,
+    };
+    assert!(
+        local.admit_produce("t", 0, 1).is_ok(),
+        "the sole copy takes writes"
+    );
 }

@@ -13,10 +13,10 @@ use chronik_core::disk::Disk;
 use chronik_core::errors;
 use chronik_core::log::produced::prepare_produced;
 use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, PartitionLog};
-use chronik_core::metadata::{MetadataCommand, MetadataState};
+use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 use chronik_core::replication::{
     ack_error, appended, truncation_point_for_answer, Appended, Fetched, LocalView, NoEvents,
-    PartitionKey, Partitions, ReplicationBugs,
+    PartitionKey, Partitions, RepairStep, Repairs, ReplicationBugs,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -85,6 +85,8 @@ pub enum Message {
 pub enum Out {
     Send(u64, Message),
     Propose(MetadataCommand),
+    /// A `RepairReplica` (R-REPL-4) whose outcome goes back to `repair_answered`.
+    ProposeRepair(PartitionKey, MetadataCommand),
     Note(String),
 }
 
@@ -113,6 +115,8 @@ pub struct Host {
     /// not wait for the old leader's answer), since when.
     asking: BTreeMap<(u64, PartitionKey), u64>,
     proposed_isr: BTreeMap<PartitionKey, (Vec<i32>, u64)>,
+    /// Damaged copies on their way to repair (R-REPL-4), as the broker keeps them.
+    repairs: Repairs,
     next_upkeep: u64,
 }
 
@@ -155,6 +159,7 @@ impl Host {
             produces: BTreeMap::new(),
             asking: BTreeMap::new(),
             proposed_isr: BTreeMap::new(),
+            repairs: Repairs::with_bugs(bugs),
             next_upkeep: 0,
         })
     }
@@ -165,6 +170,63 @@ impl Host {
             partitions: &self.partitions,
             me: self.me,
             incarnation: self.incarnation,
+        }
+    }
+
+    /// What became of a `RepairReplica` this host proposed: applied (`None`), or
+    /// refused with a code or unanswered.
+    pub fn repair_answered(&self, key: &PartitionKey, refused: Option<Option<i16>>, now: u64) {
+        self.repairs.outcome(key, refused, now);
+    }
+
+    /// The first offset this node's copies lost to damage, over all its logs.
+    pub fn damaged(&self) -> Option<u64> {
+        self.partitions
+            .all()
+            .iter()
+            .filter_map(|(_, log)| log.first_lost_offset())
+            .min()
+    }
+
+    /// The replica fetcher's repair step for a followed copy (`repair_before_fetch`):
+    /// true if the partition is fetched in this round.
+    fn repair_before_fetch(
+        &self,
+        now: u64,
+        key: &PartitionKey,
+        info: &PartitionInfo,
+        log: &PartitionLog,
+        out: &mut Vec<Out>,
+    ) -> bool {
+        match self
+            .repairs
+            .next_step(key, info, self.me, log.first_lost_offset(), now)
+        {
+            RepairStep::Healthy => true,
+            RepairStep::Wait => false,
+            RepairStep::Propose(command) => {
+                out.push(Out::ProposeRepair(key.clone(), command));
+                false
+            }
+            RepairStep::Cut(from) => {
+                match self.partitions.cut_for_repair(|| log.truncate_to(from)) {
+                    Ok(end) => {
+                        out.push(Out::Note(format!(
+                            "node {} cut its damaged copy of {}-{} to {end}",
+                            self.me, key.0, key.1
+                        )));
+                        self.repairs.cut_done(key);
+                        true
+                    }
+                    Err(e) => {
+                        out.push(Out::Note(format!(
+                            "node {} cannot cut its damaged copy of {}-{}: {e}",
+                            self.me, key.0, key.1
+                        )));
+                        false
+                    }
+                }
+            }
         }
     }
 
@@ -471,6 +533,9 @@ impl Host {
                 let Some(log) = self.partitions.get(&key.0, key.1) else {
                     continue;
                 };
+                if !self.repair_before_fetch(now, &key, p, &log, out) {
+                    continue;
+                }
                 let message = if self.partitions.follower_epoch(&key) != Some(p.leader_epoch) {
                     let Some(asked) = log.last_leader_epoch() else {
                         // Nothing to compare: follow the epoch without cutting.
@@ -515,6 +580,13 @@ impl Host {
                 continue;
             }
             local.advance_high_watermark(&key, &log, now);
+            let lost_from = log.first_lost_offset();
+            if let RepairStep::Propose(command) =
+                self.repairs.next_step(&key, info, self.me, lost_from, now)
+            {
+                out.push(Out::ProposeRepair(key.clone(), command));
+                continue;
+            }
             let Some(isr) = self
                 .partitions
                 .wanted_isr(&key, &log, info, &live, self.me, now, LAG_MAX_MS)

@@ -28,15 +28,17 @@ struct Args {
     settle_ms: u64,
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
-    /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing (repeatable).
+    /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
+    /// cut-damage-in-isr (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
     /// only), `partitions` (network partitions only), `starved` (both, and produce
     /// waiters that look at the view about once a second), `damage` (crashes that
     /// each damage the crashed node's Raft log, R-RECOVER-9), `full` (disks that
-    /// fill up for a while, with crashes and partitions) or `drift` (clocks up to 5%
-    /// fast or slow, with crashes and partitions).
+    /// fill up for a while, with crashes and partitions), `drift` (clocks up to 5%
+    /// fast or slow, with crashes and partitions) or `copies` (crashes that each
+    /// damage a copy of a replicated partition, R-REPL-4, and partitions).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -55,6 +57,7 @@ fn bugs(names: &[String]) -> Result<(DriverBugs, ReplicationBugs), String> {
             "skip-raft-fsync" => bugs.skip_raft_fsync = true,
             "vote-while-repairing" => bugs.vote_while_repairing = true,
             "retry-acked-at-once" => replication.retry_acked_at_once = true,
+            "cut-damage-in-isr" => replication.cut_damage_in_isr = true,
             "ack-after-deposed" => replication.ack_after_deposed = true,
             "append-late-fetch" => replication.append_late_fetch = true,
             "truncate-on-stale-answer" => replication.truncate_on_stale_answer = true,
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         "damage" => Some(Faults::damage_storm()),
         "full" => Some(Faults::full_disk_storm()),
         "drift" => Some(Faults::drifting_clocks()),
+        "copies" => Some(Faults::damaged_copies()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

@@ -45,6 +45,12 @@ pub struct Faults {
     /// many parts per million fast or slow (0: every clock is the simulator's). The
     /// node core reads only its own clock: sessions, timeouts and ticks are its.
     pub clock_drift_ppm: u32,
+    /// Per mille of crashes after which one byte of a replicated partition's segment
+    /// on the crashed node is damaged while it is down, inside a batch that another
+    /// follows: the copy must leave the ISR before it cuts and fetches the records
+    /// back (R-REPL-4), losing nothing acknowledged. Only while no other copy is
+    /// damaged: with every copy damaged nothing can be repaired.
+    pub damage_partition_per_mille: u32,
 }
 
 impl Faults {
@@ -64,6 +70,7 @@ impl Faults {
             damage_metadata_per_mille: 0,
             disk_full_every_ms: 0,
             clock_drift_ppm: 0,
+            damage_partition_per_mille: 0,
         }
     }
 
@@ -91,6 +98,20 @@ impl Faults {
             partition_every_ms: 1_000,
             max_torn_bytes: 64,
             clock_drift_ppm: 50_000,
+            ..Faults::none()
+        }
+    }
+
+    /// Crashes, each of which damages a copy of a replicated partition (R-REPL-4),
+    /// and partitions, so that the damaged copy may lead or be needed by the ISR.
+    pub fn damaged_copies() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_every_ms: 900,
+            partition_every_ms: 1_200,
+            max_torn_bytes: 64,
+            damage_partition_per_mille: 1000,
             ..Faults::none()
         }
     }
@@ -169,6 +190,7 @@ impl Faults {
             damage_metadata_per_mille: 0,
             disk_full_every_ms: 0,
             clock_drift_ppm: 0,
+            damage_partition_per_mille: 0,
         }
     }
 }

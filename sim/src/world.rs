@@ -17,10 +17,11 @@ use chronik_core::consensus::{
 use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
 use chronik_core::log::frame;
 use chronik_core::metadata::{ApplyOutcome, MetadataCommand};
+use chronik_core::replication::PartitionKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const TICK_MS: u64 = 10;
@@ -63,6 +64,10 @@ pub struct Stats {
     pub metadata_repaired: u64,
     /// Disks that filled up for a while.
     pub disks_filled: u64,
+    /// Copies of a replicated partition damaged while their node was down (R-REPL-4).
+    pub copies_damaged: u64,
+    /// Of those, repairs seen to end.
+    pub copies_repaired: u64,
 }
 
 /// A client proposal and what came of it.
@@ -163,6 +168,9 @@ struct SimNode {
     paused_until: u64,
     /// Its Raft log was damaged and its repair is not known to be over.
     metadata_damaged: bool,
+    /// A copy of a replicated partition was damaged and its repair is not known to
+    /// be over.
+    copy_damaged: bool,
 }
 
 struct Sim {
@@ -170,6 +178,9 @@ struct Sim {
     faults: Faults,
     rng: ChaCha8Rng,
     damage_rng: ChaCha8Rng,
+    copy_rng: ChaCha8Rng,
+    /// `RepairReplica` proposals in flight: (node, its start, partition) by token.
+    repair_waits: BTreeMap<u64, (usize, u64, PartitionKey)>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -194,10 +205,12 @@ pub fn run(opts: Options) -> Outcome {
     let mut damage_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6461_6d61_6765);
     let mut full_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6675_6c6c);
     let mut clock_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x0063_6c6f_636b);
+    let mut copy_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x636f_7079);
     let faults = opts.faults.clone().unwrap_or_else(|| Faults {
         damage_metadata_per_mille: [0, 0, 300][damage_rng.gen_range(0..3)],
         disk_full_every_ms: [0, 0, 0, 2_500][full_rng.gen_range(0..4)],
         clock_drift_ppm: [0, 0, 200, 50_000][clock_rng.gen_range(0..4)],
+        damage_partition_per_mille: [0, 0, 300][copy_rng.gen_range(0..3)],
         ..Faults::swarm(&mut rng)
     });
     let clocks: Vec<Clock> = (0..opts.nodes)
@@ -220,6 +233,7 @@ pub fn run(opts: Options) -> Outcome {
             disk_full: false,
             paused_until: 0,
             metadata_damaged: false,
+            copy_damaged: false,
         })
         .collect();
     let mut sim = Sim {
@@ -229,6 +243,8 @@ pub fn run(opts: Options) -> Outcome {
         faults,
         rng,
         damage_rng,
+        copy_rng,
+        repair_waits: BTreeMap::new(),
         now: 0,
         nodes,
         net: Network::default(),
@@ -535,6 +551,7 @@ impl Sim {
             self.stats.crashes += 1;
             self.take_down(i, tear, &format!("crashes ({tear:?})"), 1_500);
             self.maybe_damage_metadata(i);
+            self.maybe_damage_copy(i);
         }
         let next = self.around(self.faults.crash_every_ms);
         self.after(next, Timer::Crash);
@@ -580,6 +597,82 @@ impl Sim {
             self.now,
             format!("node {id}: byte {at} of its Raft log damaged"),
         );
+    }
+
+    /// One byte of a batch of node `i`'s copy of a replicated partition, inside a
+    /// batch that another follows, while no other copy is damaged and another
+    /// replica holds that batch durably: one fault, which R-REPL-4 must repair. (With
+    /// no intact copy anywhere the records are gone, and a sole damaged copy only
+    /// serves around them, as R-REPL-4 says.)
+    fn maybe_damage_copy(&mut self, i: usize) {
+        let rate = self.faults.damage_partition_per_mille;
+        if rate == 0
+            || self.copy_rng.gen_range(0..1000) >= rate
+            || self.nodes.iter().any(|n| n.copy_damaged)
+        {
+            return;
+        }
+        let disk = self.nodes[i].disk.clone();
+        let elsewhere: Vec<MemDisk> = (0..self.nodes.len())
+            .filter(|&j| j != i)
+            .map(|j| self.nodes[j].disk.durable_copy())
+            .collect();
+        let candidates: Vec<(PathBuf, Batch)> = (0..records::PARTITIONS)
+            .flat_map(|p| {
+                let held: Vec<(u64, u32)> = elsewhere
+                    .iter()
+                    .flat_map(|d| segment_batches(d, p))
+                    .map(|(_, b)| (b.end_offset, b.crc))
+                    .collect();
+                segment_batches(&disk, p)
+                    .into_iter()
+                    .filter(move |(_, batch)| {
+                        batch.followed && held.contains(&(batch.end_offset, batch.crc))
+                    })
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let (path, batch) = &candidates[self.copy_rng.gen_range(0..candidates.len())];
+        let at = self.copy_rng.gen_range(batch.bytes.clone());
+        let flip = 1u8 << self.copy_rng.gen_range(0..8);
+        let mut byte = [0u8; 1];
+        let read = disk
+            .open_file(path, OpenMode::Existing)
+            .and_then(|f| f.read_full_at(&mut byte, at));
+        if read.is_err() || disk.corrupt(path, at as usize, &[byte[0] ^ flip]).is_err() {
+            return;
+        }
+        let node = &mut self.nodes[i];
+        node.copy_damaged = true;
+        self.stats.copies_damaged += 1;
+        let id = node.id;
+        self.trace.note(
+            self.now,
+            format!(
+                "node {id}: byte {at} of {} damaged (offsets to {})",
+                path.display(),
+                batch.end_offset
+            ),
+        );
+    }
+
+    /// A damaged copy's repair ends once the node's logs have lost no offset.
+    fn observe_copy_repair(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let healthy = match &node.host {
+            Some(host) => host.damaged().is_none(),
+            None => false,
+        };
+        if !node.copy_damaged || !healthy {
+            return;
+        }
+        node.copy_damaged = false;
+        self.stats.copies_repaired += 1;
+        let id = node.id;
+        self.trace
+            .note(self.now, format!("node {id}: its damaged copy is repaired"));
     }
 
     /// The next fsync of a random live node fails, as a disk error would.
@@ -788,6 +881,7 @@ impl Sim {
             let local = node.clock.local(self.now);
             let outs = host.tick(local, driver.node().state(), waiters_look);
             self.carry_out(i, outs);
+            self.observe_copy_repair(i);
         }
         let writing = self.now < self.calm_from;
         let leaders = self.client_metadata();
@@ -874,6 +968,13 @@ impl Sim {
                     // The answer goes to no client: the next view shows the outcome.
                     self.next_token += 1;
                     let token = self.next_token;
+                    self.step(i, Input::Propose { token, command });
+                }
+                Out::ProposeRepair(key, command) => {
+                    self.next_token += 1;
+                    let token = self.next_token;
+                    let incarnation = self.nodes[i].incarnation;
+                    self.repair_waits.insert(token, (i, incarnation, key));
                     self.step(i, Input::Propose { token, command });
                 }
                 Out::Note(line) => self.trace.note(self.now, line),
@@ -1030,6 +1131,18 @@ impl Sim {
     /// A proposer's answer. "Done" must already be visible in the answering node's
     /// view (the shell answers only after publishing it: R-PERSIST-1).
     fn answered(&mut self, i: usize, token: u64, result: Result<ApplyOutcome, ProposalFailure>) {
+        if let Some((node, incarnation, key)) = self.repair_waits.remove(&token) {
+            let refused = match result {
+                Ok(ApplyOutcome::Rejected { code, .. }) => Some(Some(code)),
+                Ok(_) => None,
+                Err(_) => Some(None),
+            };
+            let n = &self.nodes[node];
+            if let (Some(host), true) = (&n.host, n.incarnation == incarnation && node == i) {
+                host.repair_answered(&key, refused, n.clock.local(self.now));
+            }
+            return;
+        }
         let Some(op) = self.nodes[i].pending.remove(&token) else {
             return;
         };
@@ -1079,6 +1192,24 @@ impl Sim {
     /// The producers' history against the settled cluster, and liveness: every
     /// partition led by an ISR member, every produce a node took answered.
     fn check_partitions(&self) -> Vec<String> {
+        for node in &self.nodes {
+            if let Some(h) = &node.host {
+                for (k, l) in h.partitions.all() {
+                    if k.0 == "orders" {
+                        eprintln!(
+                            "DEBUG node {} {:?} end {} hw {} lost {:?} epochs {:?} start {}",
+                            node.id,
+                            k,
+                            l.log_end_offset(),
+                            l.high_watermark(),
+                            l.first_lost_offset(),
+                            l.last_leader_epoch(),
+                            l.log_start_offset()
+                        );
+                    }
+                }
+            }
+        }
         let mut problems = Vec::new();
         for node in &self.nodes {
             if let Some(host) = node
@@ -1203,6 +1334,15 @@ impl Sim {
                     ));
                 }
             }
+            for node in &self.nodes {
+                if let Some(lost_from) = node.host.as_ref().and_then(|h| h.damaged()) {
+                    problems.push(format!(
+                        "R-REPL-4 node {} still holds a damaged copy (lost from offset \
+                         {lost_from}) after settling",
+                        node.id
+                    ));
+                }
+            }
             for (id, incarnation, _) in &drivers {
                 let registered = reference
                     .brokers
@@ -1238,6 +1378,55 @@ impl Sim {
 
 /// Where the last whole record of the file at `path` starts: bytes before it lie in
 /// records that another record follows.
+/// A stored batch of a partition segment: its bytes in the file, the offset after
+/// its last record, and whether another frame follows it in the file.
+struct Batch {
+    bytes: std::ops::Range<u64>,
+    end_offset: u64,
+    /// The frame's checksum, which covers the whole batch as stored.
+    crc: u32,
+    followed: bool,
+}
+
+/// The batches of every segment of the replicated topic's partition `partition`.
+fn segment_batches(disk: &MemDisk, partition: i32) -> Vec<(PathBuf, Batch)> {
+    let dir = Path::new("/logs").join(format!("{}-{partition}", records::TOPIC));
+    let files = disk.list_dir(&dir).unwrap_or_default();
+    let mut found = Vec::new();
+    for file in files.into_iter().filter(|f| f.ends_with(".log")) {
+        let path = dir.join(file);
+        let Ok(bytes) = chronik_core::disk::read_all(disk, &path) else {
+            continue;
+        };
+        let mut pos = 0;
+        let mut batches: Vec<Batch> = Vec::new();
+        while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
+            if let Some(last) = batches.last_mut() {
+                last.followed = true;
+            }
+            if let Some(end_offset) = batch_end_offset(&bytes[start..end]) {
+                batches.push(Batch {
+                    bytes: pos as u64..end as u64,
+                    end_offset,
+                    crc: frame::checksum(&bytes[start..end]),
+                    followed: false,
+                });
+            }
+            pos = end;
+        }
+        found.extend(batches.into_iter().map(|b| (path.clone(), b)));
+    }
+    found
+}
+
+/// The offset after a stored RecordBatch's last record: base offset plus last
+/// offset delta, plus one.
+fn batch_end_offset(batch: &[u8]) -> Option<u64> {
+    let base = i64::from_be_bytes(batch.get(0..8)?.try_into().ok()?);
+    let delta = i32::from_be_bytes(batch.get(23..27)?.try_into().ok()?);
+    u64::try_from(base + i64::from(delta) + 1).ok()
+}
+
 fn last_record_start(disk: &MemDisk, path: &Path) -> Option<u64> {
     let bytes = chronik_core::disk::read_all(disk, path).ok()?;
     let mut pos = 0;

@@ -245,6 +245,44 @@ fn drifting_clocks_hold_every_rule() {
     }
 }
 
+/// Crashes that each damage a batch of the crashed node's copy of a replicated
+/// partition (one that another replica holds), with partitions: the copy leaves the
+/// ISR (a leader hands leadership over) before it cuts below the damage and fetches
+/// the records back, and a damaged leader takes no writes meanwhile (R-REPL-4). Seed
+/// 323 is the run in which a damaged leader still took writes: its producer state
+/// lacked the damaged batch, and a producer's retry of it was appended again.
+#[test]
+fn damaged_copies_are_repaired_from_their_replicas_and_lose_nothing() {
+    let (mut damaged, mut repaired) = (0, 0);
+    for seed in (0..100).chain([323]) {
+        let outcome = run(Options {
+            faults: Some(Faults::damaged_copies()),
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        damaged += outcome.stats.copies_damaged;
+        repaired += outcome.stats.copies_repaired;
+    }
+    assert!(damaged >= 100, "only {damaged} copies damaged");
+    assert_eq!(repaired, damaged, "every damaged copy is repaired");
+}
+
+/// The same storm with a damaged follower cutting below its damage at once, still in
+/// the ISR, as recovery did before issue 12: it becomes leader without records the
+/// high watermark counted on it for, and acknowledged records are lost (I-6).
+#[test]
+fn finds_a_damaged_follower_cutting_while_in_the_isr() {
+    let replication_bugs = ReplicationBugs {
+        cut_damage_in_isr: true,
+        ..ReplicationBugs::default()
+    };
+    first_seed_breaking("I-6", 60, |seed| Options {
+        replication_bugs,
+        faults: Some(Faults::damaged_copies()),
+        ..Options::new(seed)
+    });
+}
+
 /// The same storm with the repairing node voting and campaigning (as if the damage
 /// were a torn tail): it votes with a log that lost entries it acknowledged, elects a
 /// leader without them, and committed entries change (first at seed 16).

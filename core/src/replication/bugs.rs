@@ -16,4 +16,8 @@ pub struct ReplicationBugs {
     /// A follower truncates on an OffsetForLeaderEpoch answer however stale: after
     /// it became leader itself, or began to follow a later leader.
     pub truncate_on_stale_answer: bool,
+    /// A damaged follower cuts its log below the damage at once, still in the ISR,
+    /// as recovery did before issue 12, instead of leaving the ISR first (R-REPL-4):
+    /// the high watermark still counts on the records it dropped.
+    pub cut_damage_in_isr: bool,
 }

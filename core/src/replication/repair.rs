@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::PartitionKey;
+use super::{PartitionKey, ReplicationBugs};
 use crate::metadata::{MetadataCommand, PartitionInfo};
 
 /// How long a proposal may stay unanswered, or a refused one rest, before the
@@ -61,9 +61,19 @@ pub enum RepairStep {
 #[derive(Debug, Default)]
 pub struct Repairs {
     progress: Mutex<BTreeMap<PartitionKey, Progress>>,
+    bugs: ReplicationBugs,
 }
 
 impl Repairs {
+    /// The same, with test-only faults.
+    #[cfg(feature = "inject-bugs")]
+    pub fn with_bugs(bugs: ReplicationBugs) -> Self {
+        Repairs {
+            bugs,
+            ..Repairs::default()
+        }
+    }
+
     /// The next step for this broker's (`me`) copy of `key`, whose first lost offset
     /// is `lost_from`, with the partition as the applied metadata shows it.
     pub fn next_step(
@@ -79,6 +89,9 @@ impl Repairs {
             progress.remove(key);
             return RepairStep::Healthy;
         };
+        if self.bugs.cut_damage_in_isr && info.leader != me {
+            return RepairStep::Cut(from);
+        }
         if info.leader == me && info.isr.iter().all(|r| *r == me) {
             if progress.insert(key.clone(), Progress::SoleCopy) != Some(Progress::SoleCopy) {
                 warn_sole_copy(key);

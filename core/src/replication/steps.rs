@@ -195,6 +195,11 @@ impl<'a> LocalView<'a> {
 
     /// Where a produce with `acks` may be appended: only the leader takes writes
     /// (R-WIRE-5), and acks=all only while the ISR has `min.insync.replicas` members.
+    /// A copy that lost records to damage takes none while another ISR member holds
+    /// them (R-REPL-4: it hands leadership over to one): its idempotent producer
+    /// state lacks the damaged batches, so a retry of one would be appended again
+    /// beside the original the others hold (found by the simulator). A sole copy goes
+    /// on taking writes: the damaged batches exist nowhere else.
     pub fn admit_produce(
         &self,
         topic: &str,
@@ -204,6 +209,10 @@ impl<'a> LocalView<'a> {
         let (log, info) = self.led_log(topic, partition)?;
         if acks == -1 && info.isr.len() < min_insync_replicas(self.state, topic, self.me) {
             return Err(errors::NOT_ENOUGH_REPLICAS);
+        }
+        let others_hold_it = info.isr.iter().any(|r| *r != self.me);
+        if others_hold_it && log.first_lost_offset().is_some() {
+            return Err(errors::KAFKA_STORAGE_ERROR);
         }
         Ok((log, info))
     }
