@@ -6,7 +6,7 @@
 
 use chronik_core::consensus::DriverBugs;
 use chronik_core::replication::ReplicationBugs;
-use chronik_sim::{run, Faults, Options, Outcome};
+use chronik_sim::{run, Faults, Options, Outcome, Stats};
 
 fn report(outcome: &Outcome) -> String {
     format!(
@@ -173,14 +173,28 @@ fn pause_and_partition_storms_hold_every_rule() {
         (Faults::starved_waiters(), 200),
     ];
     for (faults, seeds) in storms {
-        for seed in 0..seeds {
+        storm_holds(faults, 0..seeds);
+    }
+}
+
+/// Runs `seeds` under `faults`, fails on any broken rule, and returns each run's
+/// stats.
+fn storm_holds(faults: Faults, seeds: impl IntoIterator<Item = u64>) -> Vec<Stats> {
+    seeds
+        .into_iter()
+        .map(|seed| {
             let outcome = run(Options {
                 faults: Some(faults.clone()),
                 ..Options::new(seed)
             });
             assert!(outcome.violations.is_empty(), "{}", report(&outcome));
-        }
-    }
+            outcome.stats
+        })
+        .collect()
+}
+
+fn total(stats: &[Stats], of: impl Fn(&Stats) -> u64) -> u64 {
+    stats.iter().map(of).sum()
 }
 
 /// R-RECOVER-9: every crash damages one byte of the crashed node's Raft log, inside a
@@ -193,16 +207,9 @@ fn pause_and_partition_storms_hold_every_rule() {
 /// node takes no commit index from heartbeats, and its leader probes it afresh.
 #[test]
 fn damaged_raft_logs_are_repaired_from_the_peers_and_lose_nothing() {
-    let (mut damaged, mut repaired) = (0, 0);
-    for seed in 0..100 {
-        let outcome = run(Options {
-            faults: Some(Faults::damage_storm()),
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
-        damaged += outcome.stats.metadata_damaged;
-        repaired += outcome.stats.metadata_repaired;
-    }
+    let stats = storm_holds(Faults::damage_storm(), 0..100);
+    let damaged = total(&stats, |s| s.metadata_damaged);
+    let repaired = total(&stats, |s| s.metadata_repaired);
     assert!(damaged >= 100, "only {damaged} Raft logs damaged");
     assert_eq!(repaired, damaged, "every damaged log is repaired");
 }
@@ -214,16 +221,9 @@ fn damaged_raft_logs_are_repaired_from_the_peers_and_lose_nothing() {
 /// room (R-LOG-9); every rule holds and nothing acknowledged is lost.
 #[test]
 fn full_disks_stop_nodes_or_refuse_writes_and_lose_nothing() {
-    let (mut filled, mut acknowledged) = (0, 0);
-    for seed in 0..100 {
-        let outcome = run(Options {
-            faults: Some(Faults::full_disk_storm()),
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
-        filled += outcome.stats.disks_filled;
-        acknowledged += outcome.stats.records_acknowledged;
-    }
+    let stats = storm_holds(Faults::full_disk_storm(), 0..100);
+    let filled = total(&stats, |s| s.disks_filled);
+    let acknowledged = total(&stats, |s| s.records_acknowledged);
     assert!(filled >= 500, "only {filled} disks filled");
     assert!(
         acknowledged >= 1_000,
@@ -236,13 +236,7 @@ fn full_disks_stop_nodes_or_refuse_writes_and_lose_nothing() {
 /// own clock only, and every rule holds.
 #[test]
 fn drifting_clocks_hold_every_rule() {
-    for seed in 0..100 {
-        let outcome = run(Options {
-            faults: Some(Faults::drifting_clocks()),
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
-    }
+    storm_holds(Faults::drifting_clocks(), 0..100);
 }
 
 /// Crashes that each damage a batch of the crashed node's copy of a replicated
@@ -253,16 +247,9 @@ fn drifting_clocks_hold_every_rule() {
 /// lacked the damaged batch, and a producer's retry of it was appended again.
 #[test]
 fn damaged_copies_are_repaired_from_their_replicas_and_lose_nothing() {
-    let (mut damaged, mut repaired) = (0, 0);
-    for seed in (0..100).chain([323]) {
-        let outcome = run(Options {
-            faults: Some(Faults::damaged_copies()),
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
-        damaged += outcome.stats.copies_damaged;
-        repaired += outcome.stats.copies_repaired;
-    }
+    let stats = storm_holds(Faults::damaged_copies(), (0..100).chain([323]));
+    let damaged = total(&stats, |s| s.copies_damaged);
+    let repaired = total(&stats, |s| s.copies_repaired);
     assert!(damaged >= 100, "only {damaged} copies damaged");
     assert_eq!(repaired, damaged, "every damaged copy is repaired");
 }
