@@ -60,6 +60,16 @@ fn hosted(state: &MetadataState, me: i32) -> (Partitions, Arc<PartitionLog>) {
     (partitions, log)
 }
 
+/// Broker 1's view (its first start) of `partitions` under `state`.
+fn broker_one<'a>(state: &'a MetadataState, partitions: &'a Partitions) -> LocalView<'a> {
+    LocalView {
+        state,
+        partitions,
+        me: 1,
+        incarnation: 1,
+    }
+}
+
 /// A one-record batch holding `value`.
 fn record(value: u8) -> Vec<u8> {
     build_batch(
@@ -273,12 +283,7 @@ fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
         partitions
     };
     let partitions = open(&state);
-    let local = LocalView {
-        state: &state,
-        partitions: &partitions,
-        me: 1,
-        incarnation: 1,
-    };
+    let local = broker_one(&state, &partitions);
     let (log, _) = local
         .admit_produce("t", 0, -1)
         .expect("a healthy leader takes writes");
@@ -289,12 +294,7 @@ fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
     let segment = PathBuf::from("/data/t-0/00000000000000000000.log");
     disk.corrupt(&segment, 30, &[0xff]).expect("damaged");
     let partitions = open(&state);
-    let local = LocalView {
-        state: &state,
-        partitions: &partitions,
-        me: 1,
-        incarnation: 1,
-    };
+    let local = broker_one(&state, &partitions);
     let log = partitions.get("t", 0).expect("t-0");
     assert_eq!(
         log.first_lost_offset(),
@@ -311,12 +311,7 @@ fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
     let sole = CommandEnvelope::new(index + 1, alter_isr(0, vec![1], 0));
     assert_eq!(state.apply(index + 1, &sole), ApplyOutcome::Done);
     let partitions = open(&state);
-    let local = LocalView {
-        state: &state,
-        partitions: &partitions,
-        me: 1,
-        incarnation: 1,
-    };
+    let local = broker_one(&state, &partitions);
     assert!(
         local.admit_produce("t", 0, 1).is_ok(),
         "the sole copy takes writes"

@@ -233,33 +233,8 @@ fn r_group_6_first_join_of_v4_is_answered_member_id_required_and_the_id_then_joi
 #[test]
 fn r_group_7_a_static_member_restarting_in_a_stable_group_keeps_its_assignment_without_a_rebalance()
 {
-    let mut c = coordinator();
-    let mut replies = c.join(join_req("", Some("i-1"), &["t"]), 0, 1);
-    replies.extend(c.join(join_req("", Some("i-2"), &["t"]), 0, 2));
-    c.tick(DELAY);
-    replies.extend(c.tick(STABLE));
-    let (a, b) = (join_of(&replies, 1).unwrap(), join_of(&replies, 2).unwrap());
-    let (leader, other) = if a.leader == a.member_id {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    c.sync(sync_req(&other.member_id, 1, &[]), STABLE, 3);
-    let assignments = [
-        (leader.member_id.as_str(), "L"),
-        (other.member_id.as_str(), "O"),
-    ];
-    c.sync(sync_req(&leader.member_id, 1, &assignments), STABLE, 4);
-
-    let instance = c
-        .describe("g")
-        .unwrap()
-        .members
-        .iter()
-        .find(|m| m.member_id == other.member_id)
-        .unwrap()
-        .group_instance_id
-        .clone();
+    let (mut c, leader, other) = stable_static_group();
+    let instance = instance_of(&c, &other.member_id);
     let restarted = join_of(
         &c.join(join_req("", instance.as_deref(), &["t"]), 9_000, 5),
         5,
