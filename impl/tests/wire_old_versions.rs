@@ -321,15 +321,24 @@ async fn fetch(
     ))
 }
 
+/// The broker's ApiVersions answer at `version`.
+async fn advertised(c: &mut Client, version: i16) -> Res<ApiVersionsResponse> {
+    match c
+        .call(
+            version,
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        )
+        .await?
+    {
+        ResponseKind::ApiVersions(r) => Ok(r),
+        _ => Err("not ApiVersions".into()),
+    }
+}
+
 #[tokio::test]
 async fn r_wire_13_every_api_serves_kafka_3_9s_lowest_version() -> TestResult {
     let (broker, _dir, mut c) = start(|_| {}).await?;
-    let ResponseKind::ApiVersions(r) = c
-        .call(0, RequestKind::ApiVersions(Default::default()))
-        .await?
-    else {
-        return Err("not ApiVersions".into());
-    };
+    let r = advertised(&mut c, 0).await?;
     for (key, floor) in [
         (ApiKey::Produce, 0),
         (ApiKey::Fetch, 0),
@@ -957,12 +966,7 @@ const KAFKA_3_9_HIGHEST: &[(ApiKey, i16)] = &[
 #[tokio::test]
 async fn r_wire_13_every_api_serves_kafka_3_9s_highest_version() -> TestResult {
     let (broker, _dir, mut c) = start(|_| {}).await?;
-    let ResponseKind::ApiVersions(r) = c
-        .call(3, RequestKind::ApiVersions(ApiVersionsRequest::default()))
-        .await?
-    else {
-        return Err("not ApiVersions".into());
-    };
+    let r = advertised(&mut c, 3).await?;
     for (api, highest) in KAFKA_3_9_HIGHEST {
         let served = r.api_keys.iter().find(|k| k.api_key == *api as i16);
         assert!(

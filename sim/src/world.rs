@@ -576,20 +576,10 @@ impl Sim {
         }
         let at = self.damage_rng.gen_range(0..last_record);
         let flip = 1u8 << self.damage_rng.gen_range(0..8);
-        let node = &mut self.nodes[i];
-        let mut byte = [0u8; 1];
-        let read = node
-            .disk
-            .open_file(&wal, OpenMode::Existing)
-            .and_then(|f| f.read_full_at(&mut byte, at));
-        if read.is_err()
-            || node
-                .disk
-                .corrupt(&wal, at as usize, &[byte[0] ^ flip])
-                .is_err()
-        {
+        if !flip_bits(&self.nodes[i].disk, &wal, at, flip) {
             return;
         }
+        let node = &mut self.nodes[i];
         node.metadata_damaged = true;
         self.stats.metadata_damaged += 1;
         let id = node.id;
@@ -637,11 +627,7 @@ impl Sim {
         let (path, batch) = &candidates[self.copy_rng.gen_range(0..candidates.len())];
         let at = self.copy_rng.gen_range(batch.bytes.clone());
         let flip = 1u8 << self.copy_rng.gen_range(0..8);
-        let mut byte = [0u8; 1];
-        let read = disk
-            .open_file(path, OpenMode::Existing)
-            .and_then(|f| f.read_full_at(&mut byte, at));
-        if read.is_err() || disk.corrupt(path, at as usize, &[byte[0] ^ flip]).is_err() {
+        if !flip_bits(&disk, path, at, flip) {
             return;
         }
         let node = &mut self.nodes[i];
@@ -675,13 +661,17 @@ impl Sim {
             .note(self.now, format!("node {id}: its damaged copy is repaired"));
     }
 
+    /// A node that `eligible` picks out, drawn at random; None if there is none.
+    fn random_node(&mut self, eligible: impl Fn(&SimNode) -> bool) -> Option<usize> {
+        let picked: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| eligible(&self.nodes[i]))
+            .collect();
+        (!picked.is_empty()).then(|| picked[self.rng.gen_range(0..picked.len())])
+    }
+
     /// The next fsync of a random live node fails, as a disk error would.
     fn fail_an_fsync(&mut self) {
-        let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].driver.is_some())
-            .collect();
-        if !up.is_empty() {
-            let i = up[self.rng.gen_range(0..up.len())];
+        if let Some(i) = self.random_node(|n| n.driver.is_some()) {
             self.nodes[i].disk.fail_next_syncs(1);
             self.nodes[i].sync_will_fail = true;
             self.stats.fsync_failures += 1;
@@ -696,11 +686,7 @@ impl Sim {
     /// A random live node's disk fills up: it takes a few more bytes at most, until
     /// it is freed again.
     fn fill_a_disk(&mut self) {
-        let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].driver.is_some() && !self.nodes[i].disk_full)
-            .collect();
-        if !up.is_empty() {
-            let i = up[self.rng.gen_range(0..up.len())];
+        if let Some(i) = self.random_node(|n| n.driver.is_some() && !n.disk_full) {
             let node = &mut self.nodes[i];
             let room = self.rng.gen_range(0..2_048);
             node.disk.set_capacity(Some(node.disk.used_bytes() + room));
@@ -1192,24 +1178,6 @@ impl Sim {
     /// The producers' history against the settled cluster, and liveness: every
     /// partition led by an ISR member, every produce a node took answered.
     fn check_partitions(&self) -> Vec<String> {
-        for node in &self.nodes {
-            if let Some(h) = &node.host {
-                for (k, l) in h.partitions.all() {
-                    if k.0 == "orders" {
-                        eprintln!(
-                            "DEBUG node {} {:?} end {} hw {} lost {:?} epochs {:?} start {}",
-                            node.id,
-                            k,
-                            l.log_end_offset(),
-                            l.high_watermark(),
-                            l.first_lost_offset(),
-                            l.last_leader_epoch(),
-                            l.log_start_offset()
-                        );
-                    }
-                }
-            }
-        }
         let mut problems = Vec::new();
         for node in &self.nodes {
             if let Some(host) = node
@@ -1378,6 +1346,16 @@ impl Sim {
 
 /// Where the last whole record of the file at `path` starts: bytes before it lie in
 /// records that another record follows.
+/// Flips the bits `mask` of byte `at` of `path`, as a bad sector would; false if the
+/// byte cannot be read or written.
+fn flip_bits(disk: &MemDisk, path: &Path, at: u64, mask: u8) -> bool {
+    let mut byte = [0u8; 1];
+    let read = disk
+        .open_file(path, OpenMode::Existing)
+        .and_then(|f| f.read_full_at(&mut byte, at));
+    read.is_ok() && disk.corrupt(path, at as usize, &[byte[0] ^ mask]).is_ok()
+}
+
 /// A stored batch of a partition segment: its bytes in the file, the offset after
 /// its last record, and whether another frame follows it in the file.
 struct Batch {

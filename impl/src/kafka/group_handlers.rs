@@ -7,7 +7,7 @@ use super::errors;
 use super::old_versions::Extras;
 use crate::broker::shared::{now_ms, Broker};
 use crate::groups::{code_of, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest};
-use crate::metadata::{MetadataCommand, OffsetCommit};
+use crate::metadata::{MetadataCommand, MetadataState, OffsetCommit};
 use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -256,11 +256,7 @@ fn load_stored_groups(broker: &Broker, body: &RequestKind) {
     let view = broker.consensus.view();
     let now = now_ms();
     let me = broker.config.node_id;
-    let load = |group: &str| {
-        broker.groups.load(group, view.state.groups.get(group), now);
-        let consumer = view.state.consumer_groups.get(group);
-        broker.groups.load_consumer_group(group, consumer, now);
-    };
+    let load = |group: &str| load_stored_group(broker, &view.state, group, now);
     match body {
         RequestKind::DescribeGroups(r) => r.groups.iter().for_each(|g| load(&g.0)),
         RequestKind::DeleteGroups(r) => r.groups_names.iter().for_each(|g| load(&g.0)),
@@ -279,6 +275,14 @@ fn load_stored_groups(broker: &Broker, body: &RequestKind) {
             }
         }
     }
+}
+
+/// One group, classic or KIP-848, resumed from its stored record where this
+/// coordinator holds an older generation or none (R-GROUP-8).
+fn load_stored_group(broker: &Broker, state: &MetadataState, group: &str, now: u64) {
+    broker.groups.load(group, state.groups.get(group), now);
+    let consumer = state.consumer_groups.get(group);
+    broker.groups.load_consumer_group(group, consumer, now);
 }
 
 /// A group request sent to a broker that does not coordinate the group.
@@ -769,8 +773,7 @@ fn offset_fetch_member_check(
 ) -> i16 {
     let view = broker.consensus.view();
     if view.state.coordinates(group, broker.config.node_id) {
-        let stored = view.state.consumer_groups.get(group);
-        broker.groups.load_consumer_group(group, stored, now_ms());
+        load_stored_group(broker, &view.state, group, now_ms());
     }
     broker.groups.offset_fetch_check(group, member, epoch)
 }
