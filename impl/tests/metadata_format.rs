@@ -9,6 +9,8 @@ use chronik::metadata::{
     MetadataCommand, MetadataState, OffsetCommit, Snapshot,
 };
 use chronik_core::consumer_groups::{ConsumerMemberRecord, MemberState, TopicPartitions};
+use chronik_core::groups::CommitFence;
+use chronik_core::metadata::{COMMAND_VERSION, SNAPSHOT_VERSION};
 use chronik_core::security::acl::{
     AclBinding, AclEntry, Operation, PatternType, Permission, ResourcePattern, ResourceType,
 };
@@ -62,6 +64,7 @@ fn version_1_variants() -> Vec<CommandEnvelope> {
                 metadata: Some("m".into()),
                 commit_time_ms: 1_700_000_000_000,
             }],
+            fence: None,
         },
         MetadataCommand::DeleteGroupOffsets {
             group: "g".into(),
@@ -262,9 +265,9 @@ fn version_4_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 4's and `AlterBrokerConfigs` (5),
-/// at the cluster level, for broker 1, and broker 1's level emptied again.
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 5: version 4's and `AlterBrokerConfigs`, at the
+/// cluster level, for broker 1, and broker 1's level emptied again.
+fn version_5_variants() -> Vec<CommandEnvelope> {
     let mut all = version_4_variants();
     let level = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
@@ -302,6 +305,44 @@ fn every_variant() -> Vec<CommandEnvelope> {
         all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     }
     all
+}
+
+/// Every command of the current format: version 5's and `CommitOffsets` with its
+/// fence (6, R-GROUP-10), from a member of generation 3 and from outside the group.
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_5_variants();
+    let commit = |partition: i32, sequence: u64, generation| MetadataCommand::CommitOffsets {
+        group: "g".into(),
+        offsets: vec![OffsetCommit {
+            topic: "orders".into(),
+            partition,
+            offset: 7,
+            leader_epoch: -1,
+            metadata: None,
+            commit_time_ms: 1_700_000_000_001,
+        }],
+        fence: Some(CommitFence {
+            coordinator: 1,
+            incarnation: 0,
+            view_index: 23,
+            sequence,
+            generation,
+        }),
+    };
+    for command in [commit(0, 1, Some(3)), commit(1, 2, None)] {
+        all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    }
+    all
+}
+
+/// The state a snapshot from before version 5 restores after `commands`: when the
+/// brokers last changed is taken to be the snapshot's index.
+fn restored_before_v5(commands: &[CommandEnvelope]) -> MetadataState {
+    let state = state_after(commands);
+    MetadataState {
+        brokers_changed_at: state.applied_index,
+        ..state
+    }
 }
 
 fn state_after(commands: &[CommandEnvelope]) -> MetadataState {
@@ -369,7 +410,7 @@ fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn st
     let snapshot = std::fs::read(golden("snapshot_v1.json"))?;
     // Version 1 snapshots predate the partition epoch: it decodes as 0, where a replay
     // of the same commands counts the UpdatePartition.
-    let mut replayed = state_after(&version_1_variants());
+    let mut replayed = restored_before_v5(&version_1_variants());
     for topic in replayed.topics.values_mut() {
         for p in &mut topic.partitions {
             p.partition_epoch = 0;
@@ -394,7 +435,7 @@ fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn st
     let snapshot = std::fs::read(golden("snapshot_v2.json"))?;
     assert_eq!(
         Snapshot::decode(&snapshot)?,
-        state_after(&version_2_variants())
+        restored_before_v5(&version_2_variants())
     );
     Ok(())
 }
@@ -412,7 +453,7 @@ fn r_recover_3_golden_files_of_version_3_still_decode() -> Result<(), Box<dyn st
     assert_eq!(decoded, as_written);
     let snapshot = std::fs::read(golden("snapshot_v3.json"))?;
     let state = Snapshot::decode(&snapshot)?;
-    assert_eq!(state, state_after(&version_3_variants()));
+    assert_eq!(state, restored_before_v5(&version_3_variants()));
     // R-SEC-3: what is stored verifies the password, and is not the password.
     let alice = &state.scram_credentials["alice"][&Mechanism::Sha256];
     assert!(alice.verifies_password("pw"));
@@ -442,10 +483,17 @@ fn r_recover_3_golden_commands_of_version_4_still_decode() -> Result<(), Box<dyn
 
 #[test]
 fn r_recover_3_golden_files_of_version_5_still_decode() -> Result<(), Box<dyn std::error::Error>> {
-    assert_eq!(golden_commands("commands_v5.jsonl")?, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_5_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 5,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(golden_commands("commands_v5.jsonl")?, as_written);
     let snapshot = std::fs::read(golden("snapshot_v4.json"))?;
     let state = Snapshot::decode(&snapshot)?;
-    assert_eq!(state, state_after(&every_variant()));
+    assert_eq!(state, restored_before_v5(&version_5_variants()));
     // R-WIRE-16: the cluster level and broker 1's are kept; broker 2's, emptied, is gone.
     assert_eq!(
         state.broker_configs[""]["log.retention.hours"],
@@ -454,6 +502,122 @@ fn r_recover_3_golden_files_of_version_5_still_decode() -> Result<(), Box<dyn st
     assert_eq!(state.broker_configs["1"].len(), 1);
     assert!(!state.broker_configs.contains_key("2"));
     Ok(())
+}
+
+/// Commands of version 6 and snapshots of version 5 (which name the decision that
+/// stored each committed offset).
+#[test]
+fn r_recover_3_golden_files_of_version_6_still_decode() -> Result<(), Box<dyn std::error::Error>> {
+    assert_eq!(golden_commands("commands_v6.jsonl")?, every_variant());
+    let snapshot = std::fs::read(golden("snapshot_v5.json"))?;
+    let state = Snapshot::decode(&snapshot)?;
+    assert_eq!(state, state_after(&every_variant()));
+    // Both fences hold: broker 1 (start 0) coordinates "g", which is at generation 3.
+    assert_eq!(state.offsets["g"]["orders"][&0].offset, 7);
+    assert_eq!(state.offsets["g"]["orders"][&1].offset, 7);
+    Ok(())
+}
+
+/// R-GROUP-10: a commit is applied only while its coordinator still coordinates
+/// the group and the group's stored generation is not later than the committer's;
+/// a commit without a fence (written before version 6) is applied as before.
+#[test]
+fn r_group_10_a_commit_landing_after_a_newer_generation_or_another_coordinator_is_refused() {
+    let mut state = state_after(&version_2_variants());
+    let commit = |offset: i64, fence: Option<CommitFence>| MetadataCommand::CommitOffsets {
+        group: "g".into(),
+        offsets: vec![OffsetCommit {
+            topic: "orders".into(),
+            partition: 1,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+            commit_time_ms: 0,
+        }],
+        fence,
+    };
+    // Decided in the view at index 100, by broker 1 in start 0 unless named.
+    let at = |view_index: u64, sequence: u64, generation: Option<i32>| CommitFence {
+        coordinator: 1,
+        incarnation: 0,
+        view_index,
+        sequence,
+        generation,
+    };
+    let fence = |coordinator: i32, incarnation: u64, sequence: u64, generation: Option<i32>| {
+        Some(CommitFence {
+            coordinator,
+            incarnation,
+            ..at(100, sequence, generation)
+        })
+    };
+    let mut index = 100;
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    // "g" is stored at generation 3, and broker 1 (start 0) coordinates it.
+    let done = ApplyOutcome::Done;
+    assert_eq!(apply(&mut state, commit(50, fence(1, 0, 5, Some(3)))), done);
+    let refusal = |outcome| match outcome {
+        ApplyOutcome::Rejected { code, .. } => code,
+        other => panic!("{other:?} is no refusal"),
+    };
+    // An earlier generation, another broker, another start of the same broker.
+    assert_eq!(
+        refusal(apply(&mut state, commit(40, fence(1, 0, 6, Some(2))))),
+        22
+    );
+    assert_eq!(
+        refusal(apply(&mut state, commit(40, fence(2, 0, 6, Some(3))))),
+        16
+    );
+    assert_eq!(
+        refusal(apply(&mut state, commit(40, fence(1, 1, 6, Some(3))))),
+        16
+    );
+    assert_eq!(state.offsets["g"]["orders"][&1].offset, 50);
+    // Decided before the stored commit: superseded, so skipped, as Kafka's log
+    // order would have it.
+    assert_eq!(apply(&mut state, commit(40, fence(1, 0, 4, Some(3)))), done);
+    assert_eq!(state.offsets["g"]["orders"][&1].offset, 50);
+    // From outside the group (generation -1) only the coordinator is checked.
+    assert_eq!(apply(&mut state, commit(60, fence(1, 0, 7, None))), done);
+    assert_eq!(apply(&mut state, commit(45, None)), done);
+    assert_eq!(state.offsets["g"]["orders"][&1].offset, 45);
+    // A broker registers and is fenced again: "g" may have moved away and back, so
+    // a commit decided in a view before that is refused; one decided after is not.
+    let register = MetadataCommand::RegisterBroker {
+        broker_id: 2,
+        host: "h".into(),
+        port: 1,
+        rack: None,
+        incarnation: 1,
+        listeners: Vec::new(),
+    };
+    assert_eq!(apply(&mut state, register), done);
+    let fence_2 = MetadataCommand::FenceBroker { broker_id: 2 };
+    assert_eq!(apply(&mut state, fence_2), done);
+    let changed_at = state.brokers_changed_at;
+    let before = Some(at(changed_at - 1, 8, Some(3)));
+    assert_eq!(refusal(apply(&mut state, commit(30, before))), 16);
+    let after = Some(at(changed_at, 9, Some(3)));
+    assert_eq!(apply(&mut state, commit(70, after)), done);
+    assert_eq!(state.offsets["g"]["orders"][&1].offset, 70);
+    // OffsetFetch's read barrier: fenced like a commit, and it stores nothing, so no
+    // group appears.
+    let barrier = |fence| MetadataCommand::offsets_barrier("fresh", fence);
+    assert_eq!(
+        apply(&mut state, barrier(Some(at(changed_at, 10, None)))),
+        done
+    );
+    assert!(!state.offsets.contains_key("fresh"));
+    let stale = Some(at(changed_at - 1, 11, None));
+    assert_eq!(refusal(apply(&mut state, barrier(stale))), 16);
+    // Only a broker whose registration of this start is applied coordinates.
+    assert!(state.coordinates_in_start("g", 1, 0));
+    assert!(!state.coordinates_in_start("g", 1, 1));
+    assert!(!MetadataState::default().coordinates_in_start("g", 1, 0));
 }
 
 #[test]
@@ -589,6 +753,12 @@ fn write_golden() -> Result<(), Box<dyn std::error::Error>> {
         lines.extend(envelope.encode()?);
         lines.push(b'\n');
     }
-    std::fs::write(golden("commands_v4.jsonl"), lines)?;
+    let name = format!("commands_v{COMMAND_VERSION}.jsonl");
+    std::fs::write(golden(&name), lines)?;
+    let snapshot = Snapshot::encode(&state_after(&every_variant()))?;
+    std::fs::write(
+        golden(&format!("snapshot_v{SNAPSHOT_VERSION}.json")),
+        snapshot,
+    )?;
     Ok(())
 }

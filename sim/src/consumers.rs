@@ -6,7 +6,7 @@
 //! never taken back, whatever crashed or moved in between; R-REPL-1, R-RECOVER-3).
 
 use crate::host::Message;
-use crate::records::{visit_batches, PARTITIONS, TOPIC};
+use crate::records::{fetched_records, PARTITIONS, TOPIC};
 use chronik_core::replication::PartitionKey;
 use std::collections::BTreeMap;
 
@@ -89,13 +89,10 @@ impl Consumers {
         let Ok(records) = answer else {
             return;
         };
-        let mut seen = Vec::new();
-        if let Err(e) = visit_batches(&records, &mut |offset, value| seen.push((offset, value))) {
-            self.violations.push(format!(
-                "R-WIRE-5 p{partition}: a fetch answer does not parse: {e}"
-            ));
-            return;
-        }
+        let seen = match fetched_records(partition, &records) {
+            Ok(seen) => seen,
+            Err(broken) => return self.violations.push(broken),
+        };
         let mut last = None;
         for (offset, value) in seen {
             // A batch read again from its start (the asked offset lies inside it)

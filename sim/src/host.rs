@@ -15,8 +15,8 @@ use chronik_core::log::produced::prepare_produced;
 use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 use chronik_core::replication::{
-    ack_error, appended, truncation_point_for_answer, Appended, Fetched, LocalView, NoEvents,
-    PartitionKey, Partitions, RepairStep, Repairs, ReplicationBugs,
+    ack_error, appended, follower_fetch_offset, truncation_point_for_answer, Appended, Fetched,
+    LocalView, NoEvents, PartitionKey, Partitions, RepairStep, Repairs, ReplicationBugs,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -553,7 +553,7 @@ impl Host {
                     Message::Fetch {
                         key: key.clone(),
                         epoch: p.leader_epoch,
-                        offset: log.log_end_offset(),
+                        offset: follower_fetch_offset(&log),
                     }
                 };
                 self.asking.insert(question, now);

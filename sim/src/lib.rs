@@ -7,11 +7,14 @@
 //! loses unsynced bytes (or keeps a torn tail) when the node crashes; clients propose
 //! metadata commands through the same driver input the broker's request handlers use,
 //! and produce to and consume from a replicated topic (`producers.rs`,
-//! `consumers.rs`). Checkers run after every step and at the end
+//! `consumers.rs`), and read it as one consumer group (`group_members.rs`, with each
+//! node's coordinator in `group_host.rs`). Checkers run after every step and at the end
 //! (spec/conformance.md, "The simulator"). The same seed gives the same run.
 
 pub mod check;
 pub mod consumers;
+pub mod group_host;
+pub mod group_members;
 pub mod host;
 pub mod net;
 pub mod options;

@@ -3,6 +3,7 @@
 //! trace; exits non-zero if any seed broke a rule.
 
 use chronik_core::consensus::DriverBugs;
+use chronik_core::groups::GroupBug;
 use chronik_core::replication::ReplicationBugs;
 use chronik_sim::{run, Faults, Options};
 use clap::Parser;
@@ -29,7 +30,7 @@ struct Args {
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
     /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
-    /// cut-damage-in-isr (repeatable).
+    /// cut-damage-in-isr, unfenced-commits (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
@@ -38,7 +39,9 @@ struct Args {
     /// each damage the crashed node's Raft log, R-RECOVER-9), `full` (disks that
     /// fill up for a while, with crashes and partitions), `drift` (clocks up to 5%
     /// fast or slow, with crashes and partitions) or `copies` (crashes that each
-    /// damage a copy of a replicated partition, R-REPL-4, and partitions).
+    /// damage a copy of a replicated partition, R-REPL-4, and partitions) or
+    /// `groups` (slow, lossy links, pauses, partitions and crashes: what moves a
+    /// consumer group's commits out of decision order, R-GROUP-10).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -46,9 +49,12 @@ struct Args {
     trace: bool,
 }
 
-fn bugs(names: &[String]) -> Result<(DriverBugs, ReplicationBugs), String> {
+type Bugs = (DriverBugs, ReplicationBugs, Option<GroupBug>);
+
+fn bugs(names: &[String]) -> Result<Bugs, String> {
     let mut bugs = DriverBugs::default();
     let mut replication = ReplicationBugs::default();
+    let mut group = None;
     for name in names {
         match name.as_str() {
             "ack-before-commit" => bugs.ack_before_commit = true,
@@ -61,15 +67,16 @@ fn bugs(names: &[String]) -> Result<(DriverBugs, ReplicationBugs), String> {
             "ack-after-deposed" => replication.ack_after_deposed = true,
             "append-late-fetch" => replication.append_late_fetch = true,
             "truncate-on-stale-answer" => replication.truncate_on_stale_answer = true,
+            "unfenced-commits" => group = Some(GroupBug::UnfencedCommits),
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
-    Ok((bugs, replication))
+    Ok((bugs, replication, group))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let (bugs, replication_bugs) = match bugs(&args.bugs) {
+    let (bugs, replication_bugs, group_bug) = match bugs(&args.bugs) {
         Ok(bugs) => bugs,
         Err(e) => {
             eprintln!("{e}");
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
         "full" => Some(Faults::full_disk_storm()),
         "drift" => Some(Faults::drifting_clocks()),
         "copies" => Some(Faults::damaged_copies()),
+        "groups" => Some(Faults::group_storm()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);
@@ -99,6 +107,7 @@ fn main() -> ExitCode {
             settle_ms: args.settle_ms,
             bugs,
             replication_bugs,
+            group_bug,
             faults: faults.clone(),
             full_trace: args.trace,
             ..Options::new(seed)

@@ -17,11 +17,13 @@ pub struct Packet {
 }
 
 /// What a packet carries: a metadata peer message as the transport frames it, or a
-/// partition request or answer (replica fetches and client produces).
+/// partition request or answer (replica fetches and client produces), or a group
+/// request or answer between a group member and a coordinator.
 #[derive(Debug, Clone)]
 pub enum Payload {
     Raft(Vec<u8>),
     Partition(crate::host::Message),
+    Group(crate::group_host::GroupMessage),
 }
 
 /// The address of the simulated clients: never cut off by a partition, which
@@ -54,7 +56,12 @@ impl Network {
         if rng.gen_range(0..1000) < faults.drop_per_mille {
             return Fate::Dropped;
         }
-        let copies = if rng.gen_range(0..1000) < faults.duplicate_per_mille {
+        // A group request travels on a client's TCP connection, which never delivers
+        // it twice; Kafka's commits carry nothing to tell a copy processed late from
+        // a new commit, so a copy would be a fault no broker survives. (Produce
+        // requests keep their copies: idempotent producers must survive them.)
+        let duplicated = rng.gen_range(0..1000) < faults.duplicate_per_mille;
+        let copies = if duplicated && !matches!(packet.payload, Payload::Group(_)) {
             2
         } else {
             1

@@ -1,6 +1,7 @@
 //! What one simulated run does: its size, its faults and the bugs switched on.
 
 use chronik_core::consensus::DriverBugs;
+use chronik_core::groups::GroupBug;
 use chronik_core::replication::ReplicationBugs;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -166,6 +167,23 @@ impl Faults {
         }
     }
 
+    /// What moves a consumer group's commits out of decision order: slow and lossy
+    /// links (a commit's proposal forwarded late, or answered "timed out" and
+    /// applied anyway), pauses, partitions that fence a coordinator and move its
+    /// groups, and crashes that restart one (R-GROUP-10).
+    pub fn group_storm() -> Self {
+        Faults {
+            drop_per_mille: 50,
+            min_latency_ms: 1,
+            max_latency_ms: 120,
+            crash_every_ms: 1_500,
+            keep_majority: true,
+            partition_every_ms: 1_000,
+            pause_every_ms: 800,
+            ..Faults::none()
+        }
+    }
+
     /// Swarm testing: every seed draws its own mix, so that some runs are calm
     /// enough for rare interleavings and others are storms.
     pub fn swarm(rng: &mut impl Rng) -> Self {
@@ -210,6 +228,8 @@ pub struct Options {
     pub bugs: DriverBugs,
     /// Test-only faults in the replication steps.
     pub replication_bugs: ReplicationBugs,
+    /// A test-only fault in the group coordinator core.
+    pub group_bug: Option<GroupBug>,
     /// Keep every notable event, not only the last ones.
     pub full_trace: bool,
 }
@@ -225,6 +245,7 @@ impl Options {
             faults: None,
             bugs: DriverBugs::default(),
             replication_bugs: ReplicationBugs::default(),
+            group_bug: None,
             full_trace: false,
         }
     }

@@ -9,6 +9,15 @@ use std::collections::BTreeMap;
 pub const TOPIC: &str = "orders";
 pub const PARTITIONS: i32 = 2;
 
+/// (offset, value) of every record of a consumer's fetch answer for `partition`, or
+/// the broken rule if it does not parse.
+pub fn fetched_records(partition: i32, records: &[u8]) -> Result<Vec<(u64, Vec<u8>)>, String> {
+    let mut seen = Vec::new();
+    visit_batches(records, &mut |offset, value| seen.push((offset, value)))
+        .map_err(|e| format!("R-WIRE-5 p{partition}: a fetch answer does not parse: {e}"))?;
+    Ok(seen)
+}
+
 /// Calls `visit` with (offset, value) of every record in concatenated batches.
 pub fn visit_batches(records: &[u8], visit: &mut dyn FnMut(u64, Vec<u8>)) -> Result<(), String> {
     let mut at = 0;

@@ -5,6 +5,8 @@
 
 use crate::check::Checker;
 use crate::consumers::Consumers;
+use crate::group_host::{self, GroupHost, GroupMessage, GroupOut};
+use crate::group_members::{GroupMembers, FETCH_REQUEST_BASE, MEMBERS};
 use crate::host::{self, Host, Out};
 use crate::net::{self, Fate, Network, Packet, Payload, CLIENTS};
 use crate::options::{Faults, Options};
@@ -68,6 +70,12 @@ pub struct Stats {
     pub copies_damaged: u64,
     /// Of those, repairs seen to end.
     pub copies_repaired: u64,
+    /// Generations the group members were assigned partitions in.
+    pub group_generations: u64,
+    pub group_commits: u64,
+    /// Records a group member read that another (or it) had read before.
+    pub group_redeliveries: u64,
+    pub member_restarts: u64,
 }
 
 /// A client proposal and what came of it.
@@ -100,6 +108,7 @@ enum Timer {
     DiskFreed(usize),
     Pause,
     Partitions,
+    MemberRestart,
 }
 
 /// A node's monotonic clock: where it stood when the simulation began, and how fast
@@ -151,6 +160,8 @@ struct SimNode {
     driver: Option<Driver>,
     /// The partition logs and their replication, while the process runs.
     host: Option<Host>,
+    /// The group coordinator, while the process runs.
+    groups: Option<GroupHost>,
     incarnation: u64,
     /// Each node's own election timeout, drawn per start: the simulator's stand-in
     /// for raft-rs's randomized timeout, which it pins to keep runs reproducible.
@@ -181,6 +192,9 @@ struct Sim {
     copy_rng: ChaCha8Rng,
     /// `RepairReplica` proposals in flight: (node, its start, partition) by token.
     repair_waits: BTreeMap<u64, (usize, u64, PartitionKey)>,
+    /// Group coordinators' proposals in flight: (node, its start, its wait) by token.
+    group_waits: BTreeMap<u64, (usize, u64, u64)>,
+    group_rng: ChaCha8Rng,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -191,6 +205,7 @@ struct Sim {
     checker: Checker,
     producers: Producers,
     consumers: Consumers,
+    group_members: GroupMembers,
     trace: Trace,
     stats: Stats,
     /// Faults and clients stop here; then the run settles.
@@ -206,6 +221,7 @@ pub fn run(opts: Options) -> Outcome {
     let mut full_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6675_6c6c);
     let mut clock_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x0063_6c6f_636b);
     let mut copy_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x636f_7079);
+    let group_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x0067_726f_7570);
     let faults = opts.faults.clone().unwrap_or_else(|| Faults {
         damage_metadata_per_mille: [0, 0, 300][damage_rng.gen_range(0..3)],
         disk_full_every_ms: [0, 0, 0, 2_500][full_rng.gen_range(0..4)],
@@ -224,6 +240,7 @@ pub fn run(opts: Options) -> Outcome {
             disk: MemDisk::new(),
             driver: None,
             host: None,
+            groups: None,
             incarnation: 0,
             election_tick: 10,
             pending: BTreeMap::new(),
@@ -245,6 +262,8 @@ pub fn run(opts: Options) -> Outcome {
         damage_rng,
         copy_rng,
         repair_waits: BTreeMap::new(),
+        group_waits: BTreeMap::new(),
+        group_rng,
         now: 0,
         nodes,
         net: Network::default(),
@@ -255,6 +274,7 @@ pub fn run(opts: Options) -> Outcome {
         checker: Checker::default(),
         producers: Producers::new(),
         consumers: Consumers::new(),
+        group_members: GroupMembers::new(),
         stats: Stats::default(),
     };
     sim.trace.note(0, format!("faults {:?}", sim.faults));
@@ -276,6 +296,10 @@ pub fn run(opts: Options) -> Outcome {
     sim.stats.records_acknowledged = sim.producers.acknowledged;
     sim.stats.produce_retries = sim.producers.retries;
     sim.stats.records_consumed = sim.consumers.records_read;
+    sim.stats.group_generations = sim.group_members.generations_joined;
+    sim.stats.group_commits = sim.group_members.commits_acknowledged;
+    sim.stats.group_redeliveries = sim.group_members.redeliveries;
+    sim.stats.member_restarts = sim.group_members.restarts;
     Outcome {
         seed: sim.opts.seed,
         faults: sim.faults.clone(),
@@ -318,6 +342,8 @@ impl Sim {
         let client = self.around(self.opts.client_every_ms);
         self.after(client, Timer::Client);
         self.after(PARTITION_TICK_MS, Timer::Partitions);
+        let restart = self.group_rng.gen_range(500..2_500);
+        self.after(restart, Timer::MemberRestart);
         if self.faults.crash_every_ms > 0 {
             let at = self.around(self.faults.crash_every_ms);
             self.after(at, Timer::Crash);
@@ -404,6 +430,7 @@ impl Sim {
             Timer::DiskFreed(i) => self.free_disk(i),
             Timer::Pause => self.pause(),
             Timer::Partitions => self.partitions_tick(),
+            Timer::MemberRestart => self.restart_a_member(),
         }
     }
 
@@ -512,7 +539,11 @@ impl Sim {
             repairing,
             bugs,
         ) {
-            Ok(host) => self.nodes[i].host = Some(host),
+            Ok(host) => {
+                self.nodes[i].host = Some(host);
+                let config = group_host::config(self.opts.group_bug);
+                self.nodes[i].groups = Some(GroupHost::new(id as i32, incarnation, config));
+            }
             Err(e) => {
                 self.failed_start(
                     i,
@@ -756,6 +787,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.driver = None;
         node.host = None;
+        node.groups = None;
         node.sync_will_fail = false;
         node.disk.fail_next_syncs(0);
         node.disk.crash(tear);
@@ -866,11 +898,13 @@ impl Sim {
             };
             let local = node.clock.local(self.now);
             let outs = host.tick(local, driver.node().state(), waiters_look);
+            let group_outs = node.groups.as_mut().map(|g| g.tick(local));
             self.carry_out(i, outs);
+            self.carry_out_group(i, group_outs.unwrap_or_default());
             self.observe_copy_repair(i);
         }
         let writing = self.now < self.calm_from;
-        let leaders = self.client_metadata();
+        let (leaders, coordinator) = self.client_metadata();
         let requests = self
             .producers
             .tick(self.now, writing, |key| leaders.get(key).copied());
@@ -880,41 +914,52 @@ impl Sim {
         for (to, message) in requests.into_iter().chain(fetches) {
             self.send_partition(CLIENTS, to, message);
         }
+        let leader_of = |p: i32| leaders.get(&(records::TOPIC.to_string(), p)).copied();
+        let group_requests = self.group_members.tick(self.now, coordinator, leader_of);
+        for (to, payload) in group_requests {
+            self.send(CLIENTS, to, payload);
+        }
         for found in std::mem::take(&mut self.consumers.violations) {
             self.violation(found);
         }
+        self.group_violations();
         self.after(PARTITION_TICK_MS, Timer::Partitions);
     }
 
-    /// Where the clients believe each partition's leader is: what a random running
-    /// node's metadata says (a client's Metadata request).
-    fn client_metadata(&mut self) -> BTreeMap<(String, i32), u64> {
+    /// Where the clients believe each partition's leader and the group's
+    /// coordinator are: what a random running node's metadata says (a client's
+    /// Metadata and FindCoordinator requests).
+    fn client_metadata(&mut self) -> (BTreeMap<(String, i32), u64>, Option<u64>) {
         let up: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].driver.is_some())
             .collect();
         if up.is_empty() {
-            return BTreeMap::new();
+            return (BTreeMap::new(), None);
         }
         let i = up[self.rng.gen_range(0..up.len())];
         let Some(driver) = &self.nodes[i].driver else {
-            return BTreeMap::new();
+            return (BTreeMap::new(), None);
         };
         let state = driver.node().state();
-        (0..records::PARTITIONS)
+        let leaders = (0..records::PARTITIONS)
             .filter_map(|p| {
                 let info = state.partition(records::TOPIC, p)?;
                 let leader = u64::try_from(info.leader).ok()?;
                 Some(((records::TOPIC.to_string(), p), leader))
             })
-            .collect()
+            .collect();
+        let coordinator = state
+            .coordinator_for(group_host::GROUP)
+            .and_then(|b| u64::try_from(b.broker_id).ok());
+        (leaders, coordinator)
     }
 
     fn send_partition(&mut self, from: u64, to: u64, message: host::Message) {
-        let packet = Packet {
-            from,
-            to,
-            payload: Payload::Partition(message),
-        };
+        self.send(from, to, Payload::Partition(message));
+    }
+
+    fn send(&mut self, from: u64, to: u64, payload: Payload) {
+        let packet = Packet { from, to, payload };
         let fate = self.net.send(&mut self.rng, &self.faults, self.now, packet);
         if matches!(fate, Fate::Dropped | Fate::Blocked) {
             self.stats.lost += 1;
@@ -932,6 +977,71 @@ impl Sim {
         let local = node.clock.local(self.now);
         let outs = host.handle(local, driver.node().state(), from, message);
         self.carry_out(i, outs);
+    }
+
+    fn group_message(&mut self, i: usize, message: GroupMessage) {
+        let node = &mut self.nodes[i];
+        let (Some(driver), Some(groups)) = (&node.driver, &mut node.groups) else {
+            return;
+        };
+        let local = node.clock.local(self.now);
+        let state = driver.node().state();
+        let line = matches!(message, GroupMessage::OffsetFetch { .. }).then(|| {
+            let committed = state.offsets.get(group_host::GROUP);
+            let applied = state.applied_index;
+            format!(
+                "node {} (applied {applied}) reads offsets {committed:?}",
+                node.id
+            )
+        });
+        let outs = groups.handle(local, state, message);
+        if let Some(line) = line {
+            self.trace.note(self.now, line);
+        }
+        self.carry_out_group(i, outs);
+    }
+
+    /// A coordinator's answers go to the members; its proposals go through its
+    /// node's driver, their outcomes back to it (`answered`).
+    fn carry_out_group(&mut self, i: usize, outs: Vec<GroupOut>) {
+        let from = self.nodes[i].id;
+        for out in outs {
+            match out {
+                GroupOut::Answer(message) => self.send(from, CLIENTS, Payload::Group(message)),
+                GroupOut::Propose(wait, command) => {
+                    if let MetadataCommand::CommitOffsets { offsets, fence, .. } = &command {
+                        let offsets: Vec<(i32, i64)> =
+                            offsets.iter().map(|o| (o.partition, o.offset)).collect();
+                        let line = format!("node {from} proposes commit {offsets:?} {fence:?}");
+                        self.trace.note(self.now, line);
+                    }
+                    self.next_token += 1;
+                    let token = self.next_token;
+                    let incarnation = self.nodes[i].incarnation;
+                    self.group_waits.insert(token, (i, incarnation, wait));
+                    self.step(i, Input::Propose { token, command });
+                }
+            }
+        }
+    }
+
+    fn group_violations(&mut self) {
+        for found in std::mem::take(&mut self.group_members.violations) {
+            self.violation(found);
+        }
+    }
+
+    /// A group member's process restarts (while clients run).
+    fn restart_a_member(&mut self) {
+        if self.now >= self.calm_from {
+            return;
+        }
+        let m = self.group_rng.gen_range(0..MEMBERS);
+        self.group_members.restart(m, self.now);
+        self.trace
+            .note(self.now, format!("group member {m} restarts"));
+        let next = self.group_rng.gen_range(500..2_500);
+        self.after(next, Timer::MemberRestart);
     }
 
     fn carry_out(&mut self, i: usize, outs: Vec<Out>) {
@@ -976,8 +1086,20 @@ impl Sim {
                         self.trace.note(self.now, line);
                     }
                 }
+                Payload::Partition(host::Message::ConsumerFetchAnswer { request, answer })
+                    if request > FETCH_REQUEST_BASE =>
+                {
+                    self.group_members.fetched(request, answer);
+                    self.group_violations();
+                }
                 Payload::Partition(host::Message::ConsumerFetchAnswer { request, answer }) => {
                     self.consumers.answered(self.now, request, answer);
+                }
+                Payload::Group(message) => {
+                    if let Some(line) = self.group_members.answered(self.now, message) {
+                        self.trace.note(self.now, line);
+                    }
+                    self.group_violations();
                 }
                 _ => {}
             }
@@ -998,6 +1120,7 @@ impl Sim {
         let bytes = match packet.payload {
             Payload::Raft(bytes) => bytes,
             Payload::Partition(message) => return self.partition_message(i, packet.from, message),
+            Payload::Group(message) => return self.group_message(i, message),
         };
         match net::decode(&bytes) {
             Ok((from, message)) if from == packet.from => {
@@ -1096,6 +1219,14 @@ impl Sim {
         let observed = driver.node().observe();
         self.checker.committed(from, &observed);
         let state = driver.node().state();
+        let committed = state
+            .offsets
+            .get(group_host::GROUP)
+            .and_then(|topics| topics.get(records::TOPIC))
+            .into_iter()
+            .flatten()
+            .filter_map(|(p, o)| Some((*p, u64::try_from(o.offset).ok()?)));
+        self.group_members.applied(state.applied_index, committed);
         if let Some(Err(e)) = node.host.as_ref().map(|h| h.on_view(state)) {
             self.trace
                 .note(self.now, format!("node {from} cannot open a log: {e}"));
@@ -1112,11 +1243,24 @@ impl Sim {
             node.seen_partitions = seen;
             self.trace.note(self.now, line);
         }
+        self.group_violations();
     }
 
     /// A proposer's answer. "Done" must already be visible in the answering node's
     /// view (the shell answers only after publishing it: R-PERSIST-1).
     fn answered(&mut self, i: usize, token: u64, result: Result<ApplyOutcome, ProposalFailure>) {
+        if let Some((node, incarnation, wait)) = self.group_waits.remove(&token) {
+            let n = &mut self.nodes[node];
+            let same_start = n.incarnation == incarnation && node == i;
+            let outs = match (&mut n.groups, &n.driver) {
+                (Some(groups), Some(driver)) if same_start => {
+                    groups.stored(wait, result, driver.node().state())
+                }
+                _ => Vec::new(),
+            };
+            self.carry_out_group(node, outs);
+            return;
+        }
         if let Some((node, incarnation, key)) = self.repair_waits.remove(&token) {
             let refused = match result {
                 Ok(ApplyOutcome::Rejected { code, .. }) => Some(Some(code)),
@@ -1244,6 +1388,13 @@ impl Sim {
                 Ok(held) => {
                     problems.extend(self.producers.check(p, (&held, hw), &replicas));
                     problems.extend(self.consumers.check(p, &held));
+                    let committed = state
+                        .offsets
+                        .get(group_host::GROUP)
+                        .and_then(|topics| topics.get(records::TOPIC))
+                        .and_then(|c| c.get(&p))
+                        .and_then(|o| u64::try_from(o.offset).ok());
+                    problems.extend(self.group_members.check(p, &held, committed));
                 }
                 Err(e) => problems.push(format!("R-REPL-1 p{p}: the leader's log: {e}")),
             }

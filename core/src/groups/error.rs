@@ -1,6 +1,8 @@
 //! The Kafka error codes a group coordinator answers with, as a type, so a decision
 //! cannot return a code that means something else.
 
+use crate::errors;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupError {
     CoordinatorNotAvailable,
@@ -22,13 +24,13 @@ impl GroupError {
     /// The code on the wire (Kafka's `Errors` enum).
     pub fn code(self) -> i16 {
         match self {
-            GroupError::CoordinatorNotAvailable => 15,
-            GroupError::IllegalGeneration => 22,
+            GroupError::CoordinatorNotAvailable => errors::COORDINATOR_NOT_AVAILABLE,
+            GroupError::IllegalGeneration => errors::ILLEGAL_GENERATION,
             GroupError::InconsistentGroupProtocol => 23,
             GroupError::InvalidGroupId => 24,
-            GroupError::UnknownMemberId => 25,
+            GroupError::UnknownMemberId => errors::UNKNOWN_MEMBER_ID,
             GroupError::InvalidSessionTimeout => 26,
-            GroupError::RebalanceInProgress => 27,
+            GroupError::RebalanceInProgress => errors::REBALANCE_IN_PROGRESS,
             GroupError::NonEmptyGroup => 68,
             GroupError::GroupIdNotFound => 69,
             GroupError::MemberIdRequired => 79,

@@ -21,7 +21,7 @@ mod tests;
 
 pub use error::{code_of, GroupError};
 pub use group::GroupState;
-pub use offsets::Committer;
+pub use offsets::{CommitDecider, CommitFence, Committer};
 pub use record::{GroupRecord, MemberRecord};
 
 use bytes::Bytes;
@@ -57,6 +57,9 @@ pub enum GroupBug {
     /// A commit is accepted whatever member and generation it names (a consumer whose
     /// session lapsed commits the offsets it had over its successor's).
     CommitsFromNonMembers,
+    /// An accepted commit is proposed without its fence, so the metadata stores it
+    /// even after its generation or its coordinator was superseded (R-GROUP-10).
+    UnfencedCommits,
 }
 
 impl Default for GroupConfig {
@@ -159,6 +162,26 @@ pub enum Reply {
     Sync(Token, SyncResult),
 }
 
+/// The replies of a step whose group records were stored (`stored`) or not: the
+/// members are told only what a restarted coordinator would also know, so a failed
+/// store fails the step's SyncGroup answers (COORDINATOR_NOT_AVAILABLE; they rejoin)
+/// (R-GROUP-8).
+pub fn settled_replies(replies: Vec<Reply>, stored: bool) -> Vec<Reply> {
+    if stored {
+        return replies;
+    }
+    replies
+        .into_iter()
+        .map(|reply| match reply {
+            Reply::Sync(token, _) => Reply::Sync(
+                token,
+                SyncResult::error(GroupError::CoordinatorNotAvailable),
+            ),
+            join => join,
+        })
+        .collect()
+}
+
 /// A LeaveGroup member identity (v3+ sends several; older versions one member id).
 #[derive(Debug, Clone)]
 pub struct LeavingMember {
@@ -195,6 +218,8 @@ pub struct Coordinator {
     /// Makes member ids of this coordinator unlike those of an earlier start.
     id_salt: u64,
     next_member: u64,
+    /// Commits accepted so far: the sequence of the next one's fence.
+    commit_decisions: u64,
 }
 
 impl Coordinator {
@@ -206,6 +231,7 @@ impl Coordinator {
             groups: BTreeMap::new(),
             id_salt,
             next_member: 0,
+            commit_decisions: 0,
         }
     }
 

@@ -4,7 +4,34 @@
 
 use super::group::GroupState;
 use super::{Coordinator, GroupBug, GroupError};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+
+/// What the metadata checks again when it applies a commit its coordinator
+/// accepted (R-GROUP-10). A proposal can be applied long after its decision, and
+/// after proposals decided later: it waited for a leader, was forwarded late, or
+/// was answered "timed out" and applied anyway. Kafka's coordinator appends to one
+/// log in decision order; this restores that order:
+/// - the coordinator, in the start that decided, must still coordinate the group,
+///   and no broker may have registered or been fenced since the view it decided in
+///   (the group may have moved away and back meanwhile);
+/// - a classic group's stored generation must not be later than the committer's;
+/// - per partition, a commit decided before the one already stored by the same
+///   coordinator start is skipped (it was superseded, as it would be in Kafka's log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CommitFence {
+    pub coordinator: i32,
+    /// The coordinator's start (`RegisterBroker::incarnation`).
+    pub incarnation: u64,
+    /// The applied index of the coordinator's view when it decided.
+    pub view_index: u64,
+    /// Its decisions in order, over all groups and partitions.
+    pub sequence: u64,
+    /// The committer's generation in a classic group; none for a commit from
+    /// outside the group (generation -1) or to a KIP-848 group, whose member epochs
+    /// the record does not order.
+    pub generation: Option<i32>,
+}
 
 /// The identity an OffsetCommit carries.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +43,15 @@ pub struct Committer<'a> {
     /// OffsetCommit v9+ answers GROUP_ID_NOT_FOUND for an unknown group where older
     /// versions answer ILLEGAL_GENERATION.
     pub api_version: i16,
+}
+
+/// Who decides a commit: the coordinating broker, its start, and the applied index
+/// of the metadata view it decides in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitDecider {
+    pub coordinator: i32,
+    pub incarnation: u64,
+    pub view_index: u64,
 }
 
 impl Coordinator {
@@ -76,6 +112,26 @@ impl Coordinator {
             member.touch(now_ms);
         }
         Ok(())
+    }
+
+    /// The fence of a commit accepted now from a committer of classic `generation`
+    /// (none from outside the group or to a KIP-848 group) (R-GROUP-10).
+    pub fn commit_fence(
+        &mut self,
+        decider: CommitDecider,
+        generation: Option<i32>,
+    ) -> Option<CommitFence> {
+        if self.bug_is(GroupBug::UnfencedCommits) {
+            return None;
+        }
+        self.commit_decisions += 1;
+        Some(CommitFence {
+            coordinator: decider.coordinator,
+            incarnation: decider.incarnation,
+            view_index: decider.view_index,
+            sequence: self.commit_decisions,
+            generation: generation.filter(|g| *g >= 0),
+        })
     }
 
     /// OffsetDelete: which of `topics` the group still consumes, so their partitions

@@ -1,5 +1,5 @@
 pub use crate::consumer_groups::ConsumerGroupRecord;
-pub use crate::groups::{GroupRecord, MemberRecord};
+pub use crate::groups::{CommitFence, GroupRecord, MemberRecord};
 use crate::security::acl::AclBinding;
 pub use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 /// The version written in every envelope. Decoding accepts this and older versions;
 /// a newer one is refused loudly rather than half-understood. Version 3 added ACL
 /// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners;
-/// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`.
-pub const COMMAND_VERSION: u32 = 5;
+/// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`, version 6 the
+/// fence of `CommitOffsets`.
+pub const COMMAND_VERSION: u32 = 6;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -45,6 +46,21 @@ impl CommandEnvelope {
             ));
         }
         Ok(envelope)
+    }
+}
+
+impl MetadataCommand {
+    /// A commit of nothing, applied only while its fence holds: once its proposer
+    /// has applied it, that coordinator knows it still coordinated the group at
+    /// that index and that its view holds every commit before it. OffsetFetch waits
+    /// for one, so a coordinator cut off from the metadata leader, whose view lags,
+    /// never answers offsets older than an acknowledged commit (R-GROUP-10).
+    pub fn offsets_barrier(group: &str, fence: Option<CommitFence>) -> Self {
+        MetadataCommand::CommitOffsets {
+            group: group.to_string(),
+            offsets: Vec::new(),
+            fence,
+        }
     }
 }
 
@@ -143,9 +159,13 @@ pub enum MetadataCommand {
         leader_epoch: i32,
         isr: Vec<i32>,
     },
+    /// Refused if its fence no longer holds (R-GROUP-10). Commits stored before the
+    /// fence existed carry none and are applied as they were.
     CommitOffsets {
         group: String,
         offsets: Vec<OffsetCommit>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fence: Option<CommitFence>,
     },
     /// A consumer group's durable record (R-GROUP-8), written by its coordinator when
     /// a generation gets its assignment or the group empties. Refused unless

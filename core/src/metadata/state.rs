@@ -1,6 +1,6 @@
 use super::command::{
-    CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, Mechanism, MetadataCommand,
-    ScramCredential,
+    CommandEnvelope, CommitFence, ConsumerGroupRecord, Endpoint, GroupRecord, Mechanism,
+    MetadataCommand, ScramCredential,
 };
 use crate::security::acl::AclBinding;
 use serde::{Deserialize, Serialize};
@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Version 2 added consumer group records (`MetadataState::groups`), version 3 ACL
 /// bindings (`MetadataState::acls`) and SCRAM credentials: a broker that predates them refuses the snapshot
 /// rather than silently dropping the ACLs; version 4 dynamic broker configs
-/// (`MetadataState::broker_configs`).
-pub const SNAPSHOT_VERSION: u32 = 4;
+/// (`MetadataState::broker_configs`); version 5 the decision that stored each
+/// committed offset (`CommittedOffset::decided_by`).
+pub const SNAPSHOT_VERSION: u32 = 5;
 
 // Kafka error codes the state machine answers with.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -84,6 +85,10 @@ pub struct CommittedOffset {
     pub leader_epoch: i32,
     pub metadata: Option<String>,
     pub commit_time_ms: i64,
+    /// Which coordinator decision stored it (R-GROUP-10; absent before snapshot
+    /// version 5, and for commits without a fence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<CommitFence>,
 }
 
 /// What applying a command did, reported to its proposer.
@@ -97,6 +102,18 @@ pub enum ApplyOutcome {
         code: i16,
         message: String,
     },
+}
+
+/// A partition's commit decided before the one stored there by the same coordinator
+/// start: applying it would undo a later decision (R-GROUP-10).
+fn superseded(fence: Option<&CommitFence>, stored: &CommittedOffset) -> bool {
+    match (fence, stored.decided_by) {
+        (Some(new), Some(old)) => {
+            (new.coordinator, new.incarnation) == (old.coordinator, old.incarnation)
+                && new.sequence < old.sequence
+        }
+        _ => false,
+    }
 }
 
 fn rejected(code: i16, message: impl Into<String>) -> ApplyOutcome {
@@ -130,6 +147,11 @@ pub struct MetadataState {
     /// broker id for that broker (absent from snapshots before version 4).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The index of the last entry that registered, changed or fenced a broker:
+    /// groups may have changed coordinator there (R-GROUP-10; absent before
+    /// snapshot version 5).
+    #[serde(default)]
+    pub brokers_changed_at: u64,
     /// The Raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -159,7 +181,13 @@ impl Snapshot {
                 snapshot.version
             ));
         }
-        Ok(snapshot.state)
+        let mut state = snapshot.state;
+        if snapshot.version < 5 {
+            // When its brokers last changed is unknown: as if at the snapshot, so a
+            // commit decided in a view before it is refused (R-GROUP-10).
+            state.brokers_changed_at = state.applied_index;
+        }
+        Ok(state)
     }
 }
 
@@ -234,6 +262,22 @@ impl MetadataState {
             Some(b) => b.broker_id == broker,
             None => self.brokers.is_empty(),
         }
+    }
+
+    /// `broker`, in its start `incarnation`, may act as `group`'s coordinator: it
+    /// coordinates the group and this view holds its registration of this start. A
+    /// restarted broker replays only to its durable commit index, and commits made
+    /// while it was down come later; until its own registration (proposed after the
+    /// restart) is applied it would answer from a view that misses them, and hand out
+    /// an old generation and older committed offsets (R-GROUP-10), as a partition
+    /// leader waits for the same registration (`leads`). A view with no broker
+    /// registered names no coordinator (a single node registers before it serves).
+    pub fn coordinates_in_start(&self, group: &str, broker: i32, incarnation: u64) -> bool {
+        let registered = self
+            .brokers
+            .get(&broker)
+            .is_some_and(|b| b.incarnation == incarnation);
+        registered && self.coordinates(group, broker)
     }
 
     /// A partition's entry, if its topic and index exist.
@@ -373,18 +417,19 @@ impl MetadataState {
                         );
                     }
                 }
-                self.brokers.insert(
-                    *broker_id,
-                    BrokerInfo {
-                        broker_id: *broker_id,
-                        host: host.clone(),
-                        port: *port,
-                        rack: rack.clone(),
-                        incarnation: *incarnation,
-                        fenced: false,
-                        listeners: listeners.clone(),
-                    },
-                );
+                let registered = BrokerInfo {
+                    broker_id: *broker_id,
+                    host: host.clone(),
+                    port: *port,
+                    rack: rack.clone(),
+                    incarnation: *incarnation,
+                    fenced: false,
+                    listeners: listeners.clone(),
+                };
+                if self.brokers.get(broker_id) != Some(&registered) {
+                    self.brokers_changed_at = self.applied_index;
+                }
+                self.brokers.insert(*broker_id, registered);
                 let restarted = previous.is_some_and(|p| p != *incarnation);
                 self.broker_is_back(*broker_id, restarted);
                 ApplyOutcome::Done
@@ -393,7 +438,10 @@ impl MetadataState {
                 let Some(b) = self.brokers.get_mut(broker_id) else {
                     return rejected(INVALID_REQUEST, format!("no broker {broker_id}"));
                 };
-                b.fenced = true;
+                if !b.fenced {
+                    b.fenced = true;
+                    self.brokers_changed_at = self.applied_index;
+                }
                 self.move_away_from(*broker_id);
                 ApplyOutcome::Done
             }
@@ -536,18 +584,33 @@ impl MetadataState {
                 p.partition_epoch += 1;
                 ApplyOutcome::Done
             }
-            MetadataCommand::CommitOffsets { group, offsets } => {
+            MetadataCommand::CommitOffsets {
+                group,
+                offsets,
+                fence,
+            } => {
+                if let Some(refused) = fence.and_then(|f| self.commit_refusal(group, f)) {
+                    return refused;
+                }
+                if offsets.is_empty() {
+                    // A read barrier (`offsets_barrier`) makes no group appear.
+                    return ApplyOutcome::Done;
+                }
                 let topics = self.offsets.entry(group.clone()).or_default();
                 for o in offsets {
-                    topics.entry(o.topic.clone()).or_default().insert(
-                        o.partition,
-                        CommittedOffset {
-                            offset: o.offset,
-                            leader_epoch: o.leader_epoch,
-                            metadata: o.metadata.clone(),
-                            commit_time_ms: o.commit_time_ms,
-                        },
-                    );
+                    let partitions = topics.entry(o.topic.clone()).or_default();
+                    let stored = partitions.get(&o.partition);
+                    if stored.is_some_and(|s| superseded(fence.as_ref(), s)) {
+                        continue;
+                    }
+                    let committed = CommittedOffset {
+                        offset: o.offset,
+                        leader_epoch: o.leader_epoch,
+                        metadata: o.metadata.clone(),
+                        commit_time_ms: o.commit_time_ms,
+                        decided_by: *fence,
+                    };
+                    partitions.insert(o.partition, committed);
                 }
                 ApplyOutcome::Done
             }
@@ -659,6 +722,30 @@ impl MetadataState {
 }
 
 impl MetadataState {
+    /// A commit whose coordinator (in the start that decided it) was superseded, or
+    /// whose classic generation the group's stored record has moved past, is refused
+    /// (R-GROUP-10).
+    fn commit_refusal(&self, group: &str, fence: CommitFence) -> Option<ApplyOutcome> {
+        let moved = fence.view_index < self.brokers_changed_at;
+        if moved || !self.coordinates_in_start(group, fence.coordinator, fence.incarnation) {
+            return Some(rejected(
+                NOT_COORDINATOR,
+                format!(
+                    "{} (start {}) no longer coordinates {group}",
+                    fence.coordinator, fence.incarnation
+                ),
+            ));
+        }
+        let stored = self.groups.get(group).map(|g| g.generation);
+        match (fence.generation, stored) {
+            (Some(committer), Some(stored)) if stored > committer => Some(rejected(
+                ILLEGAL_GENERATION,
+                format!("{group} has moved on to generation {stored}"),
+            )),
+            _ => None,
+        }
+    }
+
     fn store_group(&mut self, group: &str, coordinator: i32, record: &GroupRecord) -> ApplyOutcome {
         if !self.coordinates(group, coordinator) {
             return rejected(

@@ -19,7 +19,7 @@ pub use list_offsets::{list_offset, ListedOffset};
 pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPartition};
 pub use repair::{RepairStep, Repairs};
 pub use steps::{
-    ack_error, appended, leader_epoch_error, min_insync_replicas, truncate_for_leader, AckWait,
-    Appended, Fetched, LocalView, PartitionKey,
+    ack_error, appended, follower_fetch_offset, leader_epoch_error, min_insync_replicas,
+    truncate_for_leader, AckWait, Appended, Fetched, LocalView, PartitionKey,
 };
 pub use tracker::{truncation_point, truncation_point_for_answer, FollowerTracker};

@@ -336,16 +336,22 @@ impl<'a> LocalView<'a> {
         if leads {
             return Ok(false);
         }
+        let mut appended = Ok(());
         if let Some(records) = &fetched.records {
-            let appended = self
+            let attempt = self
                 .partitions
                 .append_as_follower(key, epoch, || append_batches(log, records, now_ms));
-            match appended {
+            match attempt {
                 None => return Ok(false),
-                Some(result) => result?,
+                Some(result) => appended = result,
             }
         }
-        log.sync().map_err(|e| e.to_string())?;
+        // What part of the answer was appended is synced even when a later batch
+        // failed (a full disk): the next fetch reports this log's end, which the
+        // leader counts as held durably (R-REPL-1).
+        let synced = log.sync().map_err(|e| e.to_string());
+        appended?;
+        synced?;
         let hw = (fetched.high_watermark.max(0) as u64).min(log.log_end_offset());
         if hw > log.high_watermark() {
             log.set_high_watermark(hw);
@@ -359,6 +365,21 @@ impl<'a> LocalView<'a> {
         }
         Ok(true)
     }
+}
+
+/// The offset a follower fetches from: its leader counts everything below it as
+/// held durably here (R-REPL-1), so it is the durable end. A tail written but not
+/// synced (an append or fsync that failed part way) is synced now, or cut if it
+/// cannot be (R-LOG-9); if neither works, the durable end is reported and the
+/// tail's records are fetched again once the log can take them. Found by the
+/// simulator (seed 1196): a follower whose disk filled after one batch of an answer
+/// reported the unsynced batch, the leader acknowledged it, the follower crashed
+/// without it and was elected leader.
+pub fn follower_fetch_offset(log: &PartitionLog) -> u64 {
+    if log.durable_end_offset() < log.log_end_offset() && log.sync().is_err() {
+        let _ = log.resync_if_offline();
+    }
+    log.durable_end_offset().min(log.log_end_offset())
 }
 
 /// A request's `current_leader_epoch` against the partition's: older is

@@ -32,7 +32,7 @@ use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
 use crate::log::PartitionLog;
 use chronik_core::replication::RepairStep;
-use chronik_core::replication::{truncation_point_for_answer, Fetched};
+use chronik_core::replication::{follower_fetch_offset, truncation_point_for_answer, Fetched};
 
 /// Kafka 3.9's replica fetcher version; v15+ carry the replica id in `replica_state`.
 const FETCH_VERSION: i16 = 17;
@@ -231,7 +231,7 @@ fn fetch_request(
             FetchPartition::default()
                 .with_partition(*partition)
                 .with_current_leader_epoch(*epoch)
-                .with_fetch_offset(log.log_end_offset() as i64)
+                .with_fetch_offset(follower_fetch_offset(log) as i64)
                 .with_log_start_offset(log.log_start_offset() as i64)
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
         );

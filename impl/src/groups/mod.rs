@@ -5,8 +5,8 @@
 //! records (the metadata group) and only then delivers the replies (R-GROUP-8).
 
 pub use chronik_core::groups::{
-    code_of, Committer, GroupConfig, GroupError, GroupRecord, GroupState, GroupSummary,
-    JoinRequest, JoinResult, LeavingMember, SyncRequest, SyncResult,
+    code_of, CommitDecider, CommitFence, Committer, GroupConfig, GroupError, GroupRecord,
+    GroupState, GroupSummary, JoinRequest, JoinResult, LeavingMember, SyncRequest, SyncResult,
 };
 
 pub use chronik_core::consumer_groups::{
@@ -15,7 +15,7 @@ pub use chronik_core::consumer_groups::{
 };
 
 use chronik_core::consumer_groups::ConsumerGroups;
-use chronik_core::groups::{Coordinator, Reply, Token};
+use chronik_core::groups::{settled_replies, Coordinator, Reply, Token};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
@@ -44,26 +44,6 @@ pub struct Settlement {
     pub records: Vec<(String, GroupRecord)>,
     /// KIP-848 groups' records the same step changed.
     pub consumer_records: Vec<(String, ConsumerGroupRecord)>,
-}
-
-impl Settlement {
-    /// Stored (`Ok`) or not: the members are told only what a restarted coordinator
-    /// would also know, so a failed store fails their SyncGroup (they rejoin).
-    fn outcome(self, stored: bool) -> Vec<Reply> {
-        if stored {
-            return self.replies;
-        }
-        self.replies
-            .into_iter()
-            .map(|reply| match reply {
-                Reply::Sync(token, _) => Reply::Sync(
-                    token,
-                    SyncResult::error(GroupError::CoordinatorNotAvailable),
-                ),
-                join => join,
-            })
-            .collect()
-    }
 }
 
 impl GroupService {
@@ -128,7 +108,7 @@ impl GroupService {
                 inner.consumer.record_unstored(group);
             }
         }
-        inner.deliver(settlement.outcome(stored));
+        inner.deliver(settled_replies(settlement.replies, stored));
     }
 
     /// Takes over `group` from its stored record if that is newer than what this
@@ -218,18 +198,39 @@ impl GroupService {
         self.lock().consumer.describe(group_id)
     }
 
-    /// The error code for an OffsetCommit, 0 if it may be stored: by the rules of the
-    /// group's protocol (a member epoch for KIP-848 groups, a generation for classic).
-    pub fn commit_check(&self, group_id: &str, who: Committer<'_>, now_ms: u64) -> i16 {
+    /// May an OffsetCommit be stored, by the rules of the group's protocol (a member
+    /// epoch for KIP-848 groups, a generation for classic)? If so, the fence the
+    /// metadata checks again when it applies the commit (R-GROUP-10); if not, the
+    /// error code.
+    /// The fence's sequence is taken under the lock: it is the order of the
+    /// decisions.
+    pub fn commit_check(
+        &self,
+        group_id: &str,
+        who: Committer<'_>,
+        decider: CommitDecider,
+        now_ms: u64,
+    ) -> Result<Option<CommitFence>, i16> {
         let mut inner = self.lock();
-        if inner.consumer.contains(group_id) {
+        let generation = if inner.consumer.contains(group_id) {
             let checked =
                 inner
                     .consumer
                     .validate_commit(group_id, who.member_id, who.generation_id);
-            return checked.err().map_or(0, |e| e.code());
-        }
-        code_of(&inner.core.validate_commit(group_id, who, now_ms))
+            checked.map_err(|e| e.code())?;
+            None
+        } else {
+            let checked = inner.core.validate_commit(group_id, who, now_ms);
+            checked.map_err(|e| e.code())?;
+            Some(who.generation_id)
+        };
+        Ok(inner.core.commit_fence(decider, generation))
+    }
+
+    /// The fence of an OffsetFetch's read barrier (`MetadataCommand::offsets_barrier`,
+    /// R-GROUP-10).
+    pub fn read_fence(&self, decider: CommitDecider) -> Option<CommitFence> {
+        self.lock().core.commit_fence(decider, None)
     }
 
     /// The error code for an OffsetFetch v9 naming `member_id` and `member_epoch`, 0

@@ -6,7 +6,9 @@ use super::common::{propose, str_bytes, topic_name};
 use super::errors;
 use super::old_versions::Extras;
 use crate::broker::shared::{now_ms, Broker};
-use crate::groups::{code_of, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest};
+use crate::groups::{
+    code_of, CommitDecider, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest,
+};
 use crate::metadata::{MetadataCommand, MetadataState, OffsetCommit};
 use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -41,9 +43,9 @@ pub async fn handle(
 ) -> Result<ResponseKind, RequestKind> {
     if let RequestKind::OffsetFetch(r) = body {
         if version >= 8 {
-            return Ok(ResponseKind::OffsetFetch(offset_fetch_groups(
-                broker, caller, r, version,
-            )));
+            return Ok(ResponseKind::OffsetFetch(
+                offset_fetch_groups(broker, caller, r, version).await,
+            ));
         }
         body = RequestKind::OffsetFetch(r);
     }
@@ -84,7 +86,7 @@ pub async fn handle(
             ResponseKind::OffsetCommit(offset_commit(broker, caller, r, version, times).await)
         }
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch(broker, caller, r, version))
+            ResponseKind::OffsetFetch(offset_fetch(broker, caller, r, version).await)
         }
         RequestKind::ListGroups(r) => {
             ResponseKind::ListGroups(list_groups(broker, caller, r, version))
@@ -267,7 +269,7 @@ fn load_stored_groups(broker: &Broker, body: &RequestKind) {
             .groups
             .keys()
             .chain(view.state.consumer_groups.keys())
-            .filter(|g| view.state.coordinates(g, me))
+            .filter(|g| view.state.coordinates_in_start(g, me, broker.incarnation))
             .for_each(|g| load(g)),
         other => {
             if let Some(group) = coordinated_group(other) {
@@ -288,15 +290,17 @@ fn load_stored_group(broker: &Broker, state: &MetadataState, group: &str, now: u
 /// A group request sent to a broker that does not coordinate the group.
 fn not_coordinator(broker: &Broker, body: &RequestKind) -> Option<ResponseKind> {
     let group = coordinated_group(body)?;
-    if broker
-        .consensus
-        .view()
-        .state
-        .coordinates(&group.0, broker.config.node_id)
-    {
+    if coordinates(broker, &broker.consensus.view().state, &group.0) {
         return None;
     }
     not_coordinated(body, errors::NOT_COORDINATOR)
+}
+
+/// This broker acts as `group`'s coordinator: it coordinates the group in `state`,
+/// which holds its registration of this start (R-GROUP-10).
+fn coordinates(broker: &Broker, state: &MetadataState, group: &str) -> bool {
+    let me = broker.config.node_id;
+    state.coordinates_in_start(group, me, broker.incarnation)
 }
 
 /// The answer with `code` to a request about the one group it coordinates.
@@ -578,8 +582,25 @@ async fn offset_commit(
         generation_id: request.generation_id_or_member_epoch,
         api_version: version,
     };
-    let check = broker.groups.commit_check(&group, committer, now_ms());
+    // Decided in one view: the one the coordination is checked in, and whose
+    // index the fence carries (R-GROUP-10).
     let view = broker.consensus.view();
+    if !coordinates(broker, &view.state, &group) {
+        let topics = commit_errors(&request, errors::NOT_COORDINATOR);
+        return OffsetCommitResponse::default().with_topics(topics);
+    }
+    let decider = CommitDecider {
+        coordinator: broker.config.node_id,
+        incarnation: broker.incarnation,
+        view_index: view.state.applied_index,
+    };
+    let check = broker
+        .groups
+        .commit_check(&group, committer, decider, now_ms());
+    let (fence, check) = match check {
+        Ok(fence) => (fence, errors::NONE),
+        Err(code) => (None, code),
+    };
     let now = now_ms() as i64;
     let mut offsets = Vec::new();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
@@ -597,7 +618,7 @@ async fn offset_commit(
                 });
                 let code = if refused != errors::NONE {
                     refused
-                } else if check != 0 {
+                } else if check != errors::NONE {
                     check
                 } else if !valid {
                     errors::UNKNOWN_TOPIC_OR_PARTITION
@@ -624,8 +645,15 @@ async fn offset_commit(
         );
     }
     if !offsets.is_empty() {
-        if let Err((code, _)) =
-            propose(broker, MetadataCommand::CommitOffsets { group, offsets }).await
+        if let Err((code, _)) = propose(
+            broker,
+            MetadataCommand::CommitOffsets {
+                group,
+                offsets,
+                fence,
+            },
+        )
+        .await
         {
             for t in &mut topics {
                 for p in &mut t.partitions {
@@ -654,11 +682,48 @@ fn commit_time(commit_timestamps: &[Vec<i64>], topic: usize, partition: usize, n
         .unwrap_or(now)
 }
 
-fn offset_fetch(
+/// OffsetFetch up to v7, answered once its read barrier is applied.
+async fn offset_fetch(
     broker: &Broker,
     caller: &Caller,
     request: OffsetFetchRequest,
-    _version: i16,
+    version: i16,
+) -> OffsetFetchResponse {
+    match offsets_barrier(broker, &request.group_id.0).await {
+        Ok(()) => committed_offsets(broker, caller, request),
+        Err(code) => offsets_refused(&request, version, code),
+    }
+}
+
+/// Only the group's coordinator answers OffsetFetch (NOT_COORDINATOR elsewhere, as
+/// Kafka's), and only once a read barrier it proposed is applied: its view then
+/// holds every commit acknowledged before the request, even if it was cut off from
+/// the metadata leader and does not know yet that the group moved (R-GROUP-10).
+async fn offsets_barrier(broker: &Broker, group: &str) -> Result<(), i16> {
+    let view = broker.consensus.view();
+    if !coordinates(broker, &view.state, group) {
+        return Err(errors::NOT_COORDINATOR);
+    }
+    let decider = CommitDecider {
+        coordinator: broker.config.node_id,
+        incarnation: broker.incarnation,
+        view_index: view.state.applied_index,
+    };
+    let fence = broker.groups.read_fence(decider);
+    match propose(broker, MetadataCommand::offsets_barrier(group, fence)).await {
+        Ok(_) => Ok(()),
+        Err((errors::NOT_COORDINATOR, _)) => Err(errors::NOT_COORDINATOR),
+        // No leader, or no answer in time: retriable, and the client looks for the
+        // coordinator again.
+        Err(_) => Err(errors::COORDINATOR_NOT_AVAILABLE),
+    }
+}
+
+/// The group's committed offsets, as this broker's view holds them.
+fn committed_offsets(
+    broker: &Broker,
+    caller: &Caller,
+    request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let view = broker.consensus.view();
     let committed = view.state.offsets.get(request.group_id.0.as_str());
@@ -716,49 +781,71 @@ fn offset_fetch(
     OffsetFetchResponse::default().with_topics(topics)
 }
 
+/// An OffsetFetch refused with `code` (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE).
+/// Before v2 there is no top-level error code; each asked partition carries it.
+fn offsets_refused(request: &OffsetFetchRequest, version: i16, code: i16) -> OffsetFetchResponse {
+    if version >= 2 {
+        return OffsetFetchResponse::default().with_error_code(code);
+    }
+    let topics = request.topics.iter().flatten().map(|t| {
+        let partitions = t.partition_indexes.iter().map(|p| {
+            OffsetFetchResponsePartition::default()
+                .with_partition_index(*p)
+                .with_committed_offset(-1)
+                .with_error_code(code)
+        });
+        OffsetFetchResponseTopic::default()
+            .with_name(t.name.clone())
+            .with_partitions(partitions.collect())
+    });
+    OffsetFetchResponse::default().with_topics(topics.collect())
+}
+
 /// OffsetFetch v8+ asks for several groups at once; each is answered as a v7
 /// request for it alone would be, with its refusals at the group level: Describe on
 /// the group (GROUP_AUTHORIZATION_FAILED) and, from v9, a KIP-848 member's id and
 /// epoch (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH), as Kafka 3.9's coordinator.
-fn offset_fetch_groups(
+async fn offset_fetch_groups(
     broker: &Broker,
     caller: &Caller,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let groups = request
-        .groups
-        .into_iter()
-        .map(|g| {
-            let answer = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            if !caller.may_group(Operation::Describe, &g.group_id.0) {
-                return answer.with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+    let mut groups = Vec::new();
+    for g in request.groups {
+        let answer = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+        if !caller.may_group(Operation::Describe, &g.group_id.0) {
+            groups.push(answer.with_error_code(errors::GROUP_AUTHORIZATION_FAILED));
+            continue;
+        }
+        if let Err(code) = offsets_barrier(broker, &g.group_id.0).await {
+            groups.push(answer.with_error_code(code));
+            continue;
+        }
+        if version >= 9 {
+            let member = g.member_id.as_deref();
+            let check = offset_fetch_member_check(broker, &g.group_id.0, member, g.member_epoch);
+            if check != errors::NONE {
+                groups.push(answer.with_error_code(check));
+                continue;
             }
-            if version >= 9 {
-                let member = g.member_id.as_deref();
-                let check =
-                    offset_fetch_member_check(broker, &g.group_id.0, member, g.member_epoch);
-                if check != errors::NONE {
-                    return answer.with_error_code(check);
-                }
-            }
-            let alone = OffsetFetchRequest::default()
-                .with_group_id(g.group_id)
-                .with_require_stable(request.require_stable)
-                .with_topics(g.topics.map(|topics| {
-                    topics
-                        .into_iter()
-                        .map(|t| {
-                            OffsetFetchRequestTopic::default()
-                                .with_name(t.name)
-                                .with_partition_indexes(t.partition_indexes)
-                        })
-                        .collect()
-                }));
-            let topics = offset_fetch(broker, caller, alone, 7).topics;
-            answer.with_topics(topics.into_iter().map(as_group_topic).collect())
-        })
-        .collect();
+        }
+        let alone = OffsetFetchRequest::default()
+            .with_group_id(g.group_id)
+            .with_require_stable(request.require_stable)
+            .with_topics(g.topics.map(|topics| {
+                topics
+                    .into_iter()
+                    .map(|t| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(t.name)
+                            .with_partition_indexes(t.partition_indexes)
+                    })
+                    .collect()
+            }));
+        let topics = committed_offsets(broker, caller, alone).topics;
+        groups.push(answer.with_topics(topics.into_iter().map(as_group_topic).collect()));
+    }
     OffsetFetchResponse::default().with_groups(groups)
 }
 
@@ -772,7 +859,7 @@ fn offset_fetch_member_check(
     epoch: i32,
 ) -> i16 {
     let view = broker.consensus.view();
-    if view.state.coordinates(group, broker.config.node_id) {
+    if coordinates(broker, &view.state, group) {
         load_stored_group(broker, &view.state, group, now_ms());
     }
     broker.groups.offset_fetch_check(group, member, epoch)

@@ -1,0 +1,452 @@
+//! The group coordinator of one simulated node: the core's classic `Coordinator`,
+//! driven as the broker's `GroupService` and group handlers drive it. A request to a
+//! node that does not coordinate the group is answered NOT_COORDINATOR; a group the
+//! node holds at an older generation than its stored record is loaded from that
+//! record first (R-GROUP-8); the replies of a step that changed the group's record
+//! wait until `StoreGroup` is applied, and a commit is answered once `CommitOffsets`
+//! is (R-GROUP-2). Every decision is the core's; what is here is the waiting.
+
+use crate::records::TOPIC;
+use chronik_core::consensus::ProposalFailure;
+use chronik_core::errors;
+use chronik_core::groups::{
+    code_of, settled_replies, CommitDecider, Committer, Coordinator, GroupBug, GroupConfig,
+    GroupError, JoinRequest, JoinResult, Reply, SyncRequest, SyncResult, Token,
+};
+use chronik_core::metadata::{ApplyOutcome, MetadataCommand, MetadataState};
+use std::collections::BTreeMap;
+
+/// The consumer group of the simulated members.
+pub const GROUP: &str = "readers";
+pub const PROTOCOL_TYPE: &str = "consumer";
+pub const ASSIGNOR: &str = "range";
+/// OffsetCommit's version as the members send it.
+const COMMIT_VERSION: i16 = 8;
+
+/// A group request from a member, or its answer. `request` pairs them.
+#[derive(Debug, Clone)]
+pub enum GroupMessage {
+    Join {
+        request: u64,
+        member_id: String,
+        subscription: Vec<u8>,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: i32,
+    },
+    JoinAnswer {
+        request: u64,
+        result: JoinResult,
+    },
+    Sync {
+        request: u64,
+        member_id: String,
+        generation: i32,
+        assignments: Vec<(String, Vec<u8>)>,
+    },
+    SyncAnswer {
+        request: u64,
+        result: SyncResult,
+    },
+    Heartbeat {
+        request: u64,
+        member_id: String,
+        generation: i32,
+    },
+    Commit {
+        request: u64,
+        member_id: String,
+        generation: i32,
+        /// (partition of the workload's topic, next offset to read)
+        offsets: Vec<(i32, u64)>,
+    },
+    OffsetFetch {
+        request: u64,
+        partitions: Vec<i32>,
+    },
+    /// The answer to a Heartbeat or a Commit: an error code, 0 for none.
+    Answer {
+        request: u64,
+        code: i16,
+    },
+    OffsetFetchAnswer {
+        request: u64,
+        /// The committed offset of each asked partition, if any; or an error code.
+        result: Result<Vec<(i32, Option<u64>)>, i16>,
+    },
+}
+
+/// What the coordinator asks the world to do.
+#[derive(Debug)]
+pub enum GroupOut {
+    /// An answer to the members.
+    Answer(GroupMessage),
+    /// A command whose outcome goes back to `stored` with this wait.
+    Propose(u64, MetadataCommand),
+}
+
+/// What a proposal in flight was for.
+enum Wait {
+    /// The replies of a step, held until its group records are stored.
+    Settlement {
+        replies: Vec<Reply>,
+        outstanding: usize,
+        stored: bool,
+    },
+    Commit {
+        request: u64,
+    },
+    /// An OffsetFetch waiting for its read barrier.
+    OffsetFetch {
+        request: u64,
+        partitions: Vec<i32>,
+    },
+}
+
+pub struct GroupHost {
+    me: i32,
+    incarnation: u64,
+    core: Coordinator,
+    /// The member request of each waiting JoinGroup and SyncGroup, by token.
+    waiters: BTreeMap<Token, u64>,
+    next_token: Token,
+    waits: BTreeMap<u64, Wait>,
+    next_wait: u64,
+}
+
+/// The coordinator's settings in the simulation: Kafka's, with the initial
+/// rebalance delay and the smallest session timeout scaled to runs of seconds.
+pub fn config(bug: Option<GroupBug>) -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: 100,
+        min_session_timeout_ms: 200,
+        bug,
+        ..GroupConfig::default()
+    }
+}
+
+impl GroupHost {
+    /// `incarnation` salts member ids, as the broker's random salt does: ids of one
+    /// start never collide with those of an earlier one.
+    pub fn new(me: i32, incarnation: u64, config: GroupConfig) -> Self {
+        GroupHost {
+            me,
+            incarnation,
+            core: Coordinator::new(config, (u64::from(me as u32) << 32) | incarnation),
+            waiters: BTreeMap::new(),
+            next_token: 0,
+            waits: BTreeMap::new(),
+            next_wait: 0,
+        }
+    }
+
+    /// One member request, as the broker's group handlers take it.
+    pub fn handle(
+        &mut self,
+        now: u64,
+        state: &MetadataState,
+        message: GroupMessage,
+    ) -> Vec<GroupOut> {
+        if !state.coordinates_in_start(GROUP, self.me, self.incarnation) {
+            return not_coordinator(message).into_iter().collect();
+        }
+        if let Some(record) = state.groups.get(GROUP) {
+            self.core.load(GROUP, record, now);
+        }
+        match message {
+            GroupMessage::Join {
+                request,
+                member_id,
+                subscription,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+            } => {
+                let join = JoinRequest {
+                    group_id: GROUP.to_string(),
+                    member_id,
+                    group_instance_id: None,
+                    client_id: "sim".to_string(),
+                    client_host: "clients".to_string(),
+                    session_timeout_ms,
+                    rebalance_timeout_ms,
+                    protocol_type: PROTOCOL_TYPE.to_string(),
+                    protocols: vec![(ASSIGNOR.to_string(), subscription.into())],
+                    require_known_member_id: true,
+                    supports_skip_assignment: false,
+                };
+                let token = self.waiter(request);
+                let replies = self.core.join(join, now, token);
+                self.settle(replies)
+            }
+            GroupMessage::Sync {
+                request,
+                member_id,
+                generation,
+                assignments,
+            } => {
+                let sync = SyncRequest {
+                    group_id: GROUP.to_string(),
+                    member_id,
+                    group_instance_id: None,
+                    generation_id: generation,
+                    protocol_type: Some(PROTOCOL_TYPE.to_string()),
+                    protocol_name: Some(ASSIGNOR.to_string()),
+                    assignments: assignments
+                        .into_iter()
+                        .map(|(m, a)| (m, a.into()))
+                        .collect(),
+                };
+                let token = self.waiter(request);
+                let replies = self.core.sync(sync, now, token);
+                self.settle(replies)
+            }
+            GroupMessage::Heartbeat {
+                request,
+                member_id,
+                generation,
+            } => {
+                let result = self
+                    .core
+                    .heartbeat(GROUP, &member_id, None, generation, now);
+                let code = code_of(&result);
+                vec![GroupOut::Answer(GroupMessage::Answer { request, code })]
+            }
+            GroupMessage::Commit {
+                request,
+                member_id,
+                generation,
+                offsets,
+            } => self.commit(now, state, request, (&member_id, generation), offsets),
+            GroupMessage::OffsetFetch {
+                request,
+                partitions,
+            } => {
+                // Answered from the view once the read barrier is applied, as the
+                // OffsetFetch handler answers.
+                let fence = self.core.commit_fence(self.decider(state), None);
+                let wait = self.wait(Wait::OffsetFetch {
+                    request,
+                    partitions,
+                });
+                vec![GroupOut::Propose(
+                    wait,
+                    MetadataCommand::offsets_barrier(GROUP, fence),
+                )]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The group timers (sessions, rebalance and initial delays), run on the
+    /// node's partition tick.
+    pub fn tick(&mut self, now: u64) -> Vec<GroupOut> {
+        if self.core.next_deadline_ms().is_none_or(|at| at > now) {
+            return Vec::new();
+        }
+        let replies = self.core.tick(now);
+        self.settle(replies)
+    }
+
+    /// A proposal's outcome: a settlement's replies go once all its records are
+    /// stored (or are failed, as `GroupService::settled` fails them); a commit is
+    /// answered; an OffsetFetch is answered from `state`, the view its barrier is
+    /// applied in.
+    pub fn stored(
+        &mut self,
+        wait: u64,
+        result: Result<ApplyOutcome, ProposalFailure>,
+        state: &MetadataState,
+    ) -> Vec<GroupOut> {
+        let code = match result {
+            Ok(ApplyOutcome::Done) => errors::NONE,
+            Ok(ApplyOutcome::Rejected { code, .. }) => code,
+            Ok(_) => errors::UNKNOWN_SERVER_ERROR,
+            // The group handler's mapping of a proposal that got no answer.
+            Err(_) => errors::REQUEST_TIMED_OUT,
+        };
+        match self.waits.remove(&wait) {
+            Some(Wait::Commit { request }) => {
+                vec![GroupOut::Answer(GroupMessage::Answer { request, code })]
+            }
+            Some(Wait::OffsetFetch {
+                request,
+                partitions,
+            }) => {
+                let result = match code {
+                    errors::NONE => Ok(committed_offsets(state, partitions)),
+                    errors::REQUEST_TIMED_OUT => Err(errors::COORDINATOR_NOT_AVAILABLE),
+                    refused => Err(refused),
+                };
+                vec![GroupOut::Answer(GroupMessage::OffsetFetchAnswer {
+                    request,
+                    result,
+                })]
+            }
+            Some(Wait::Settlement {
+                replies,
+                outstanding,
+                stored,
+            }) => {
+                let stored = stored && code == errors::NONE;
+                if outstanding > 1 {
+                    let rest = Wait::Settlement {
+                        replies,
+                        outstanding: outstanding - 1,
+                        stored,
+                    };
+                    self.waits.insert(wait, rest);
+                    return Vec::new();
+                }
+                if !stored {
+                    self.core.record_unstored(GROUP);
+                }
+                self.deliver(settled_replies(replies, stored))
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn commit(
+        &mut self,
+        now: u64,
+        state: &MetadataState,
+        request: u64,
+        (member_id, generation): (&str, i32),
+        offsets: Vec<(i32, u64)>,
+    ) -> Vec<GroupOut> {
+        let committer = Committer {
+            member_id,
+            group_instance_id: None,
+            generation_id: generation,
+            api_version: COMMIT_VERSION,
+        };
+        let code = code_of(&self.core.validate_commit(GROUP, committer, now));
+        if code != errors::NONE {
+            return vec![GroupOut::Answer(GroupMessage::Answer { request, code })];
+        }
+        let fence = self
+            .core
+            .commit_fence(self.decider(state), Some(generation));
+        let offsets = offsets
+            .into_iter()
+            .map(|(partition, offset)| chronik_core::metadata::OffsetCommit {
+                topic: TOPIC.to_string(),
+                partition,
+                offset: offset as i64,
+                leader_epoch: -1,
+                metadata: None,
+                commit_time_ms: now as i64,
+            })
+            .collect();
+        let command = MetadataCommand::CommitOffsets {
+            group: GROUP.to_string(),
+            offsets,
+            fence,
+        };
+        let wait = self.wait(Wait::Commit { request });
+        vec![GroupOut::Propose(wait, command)]
+    }
+
+    fn decider(&self, state: &MetadataState) -> CommitDecider {
+        CommitDecider {
+            coordinator: self.me,
+            incarnation: self.incarnation,
+            view_index: state.applied_index,
+        }
+    }
+
+    fn waiter(&mut self, request: u64) -> Token {
+        self.next_token += 1;
+        self.waiters.insert(self.next_token, request);
+        self.next_token
+    }
+
+    fn wait(&mut self, wait: Wait) -> u64 {
+        self.next_wait += 1;
+        self.waits.insert(self.next_wait, wait);
+        self.next_wait
+    }
+
+    /// Replies with nothing to store go out at once; the others wait for their
+    /// records, each proposed as the broker's `settle_groups` proposes it.
+    fn settle(&mut self, replies: Vec<Reply>) -> Vec<GroupOut> {
+        let records = self.core.take_records();
+        if records.is_empty() {
+            return self.deliver(replies);
+        }
+        let wait = self.wait(Wait::Settlement {
+            replies,
+            outstanding: records.len(),
+            stored: true,
+        });
+        records
+            .into_iter()
+            .map(|(group, record)| {
+                let command = MetadataCommand::StoreGroup {
+                    group,
+                    coordinator: self.me,
+                    record,
+                };
+                GroupOut::Propose(wait, command)
+            })
+            .collect()
+    }
+
+    fn deliver(&mut self, replies: Vec<Reply>) -> Vec<GroupOut> {
+        replies
+            .into_iter()
+            .filter_map(|reply| {
+                let message = match reply {
+                    Reply::Join(token, result) => GroupMessage::JoinAnswer {
+                        request: self.waiters.remove(&token)?,
+                        result,
+                    },
+                    Reply::Sync(token, result) => GroupMessage::SyncAnswer {
+                        request: self.waiters.remove(&token)?,
+                        result,
+                    },
+                };
+                Some(GroupOut::Answer(message))
+            })
+            .collect()
+    }
+}
+
+fn committed_offsets(state: &MetadataState, partitions: Vec<i32>) -> Vec<(i32, Option<u64>)> {
+    let committed = state.offsets.get(GROUP).and_then(|t| t.get(TOPIC));
+    partitions
+        .into_iter()
+        .map(|p| {
+            let found = committed.and_then(|c| c.get(&p));
+            (p, found.and_then(|o| u64::try_from(o.offset).ok()))
+        })
+        .collect()
+}
+
+/// NOT_COORDINATOR, as the broker answers a group request sent to the wrong broker
+/// (JoinGroup and SyncGroup carry a `GroupError`, whose nearest is
+/// COORDINATOR_NOT_AVAILABLE: a client does the same for both, it finds the
+/// coordinator again).
+fn not_coordinator(message: GroupMessage) -> Option<GroupOut> {
+    let code = errors::NOT_COORDINATOR;
+    let answer = match message {
+        GroupMessage::Join {
+            request, member_id, ..
+        } => GroupMessage::JoinAnswer {
+            request,
+            result: JoinResult::error(GroupError::CoordinatorNotAvailable, &member_id),
+        },
+        GroupMessage::Sync { request, .. } => GroupMessage::SyncAnswer {
+            request,
+            result: SyncResult::error(GroupError::CoordinatorNotAvailable),
+        },
+        GroupMessage::Heartbeat { request, .. } | GroupMessage::Commit { request, .. } => {
+            GroupMessage::Answer { request, code }
+        }
+        GroupMessage::OffsetFetch { request, .. } => GroupMessage::OffsetFetchAnswer {
+            request,
+            result: Err(code),
+        },
+        _ => return None,
+    };
+    Some(GroupOut::Answer(answer))
+}

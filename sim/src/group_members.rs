@@ -1,0 +1,624 @@
+//! Simulated consumers in one consumer group, as a Kafka client's consumer runs
+//! the classic protocol: find the coordinator, JoinGroup (MEMBER_ID_REQUIRED first,
+//! KIP-394), SyncGroup (the leader assigns ranges), OffsetFetch, then fetch from
+//! the partition leaders, heartbeat, and commit what was read; on REBALANCE_IN_PROGRESS
+//! commit and rejoin; now and then a member's process restarts and its successor
+//! joins with a new id, so groups rebalance all run long.
+//!
+//! The history they make is checked in the manner of Jepsen's Kafka workload:
+//! - the committed offset of a partition never goes back in the applied metadata
+//!   (the workload never seeks back, so a step back is a stale commit landing after
+//!   its successor's: the next owner reads those records again) (R-GROUP-10);
+//! - an OffsetFetch answers at least every commit acknowledged before it was sent
+//!   (R-GROUP-2);
+//! - at the end, every record below a committed offset was read by some member
+//!   (no commit skips records) and, faults healed, every record was read (R-GROUP-1).
+
+use crate::group_host::GroupMessage;
+use crate::host::Message;
+use crate::net::Payload;
+use crate::records::{fetched_records, PARTITIONS, TOPIC};
+use chronik_core::errors;
+use chronik_core::groups::{GroupError, JoinResult, SyncResult};
+use std::collections::BTreeMap;
+
+pub const MEMBERS: usize = 3;
+/// Group members' fetches are numbered from here, so the world routes their answers
+/// here and the plain consumers' to them.
+pub const FETCH_REQUEST_BASE: u64 = 1 << 40;
+const SESSION_TIMEOUT_MS: i32 = 600;
+const REBALANCE_TIMEOUT_MS: i32 = 1_000;
+/// Longer than a JoinGroup may wait for its rebalance.
+const ANSWER_TIMEOUT_MS: u64 = 1_500;
+const HEARTBEAT_MS: u64 = 150;
+const COMMIT_MS: u64 = 100;
+const POLL_MS: u64 = 20;
+const BACKOFF_MS: u64 = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Join,
+    /// The leader's assignments to send (none from a follower).
+    Sync(Vec<(String, Vec<u8>)>),
+    FetchOffsets,
+    Consume,
+    /// Told to rejoin: commit what was read, then join.
+    Revoke,
+}
+
+#[derive(Debug, Clone)]
+enum Asked {
+    Join,
+    Sync,
+    FetchOffsets,
+    Commit(Vec<(i32, u64)>),
+}
+
+struct Member {
+    member_id: String,
+    generation: i32,
+    phase: Phase,
+    owned: Vec<i32>,
+    positions: BTreeMap<i32, u64>,
+    committed: BTreeMap<i32, u64>,
+    /// The coordinator request in flight: (request, sent at, what).
+    asking: Option<(u64, u64, Asked)>,
+    next_ask: u64,
+    /// Heartbeats go beside the other requests, as a client's heartbeat thread
+    /// sends them: (request, sent at, generation).
+    heartbeating: Option<(u64, u64, i32)>,
+    next_heartbeat: u64,
+    next_commit: u64,
+    /// Fetch in flight per owned partition: (request, sent at).
+    fetches: BTreeMap<i32, (u64, u64)>,
+    next_poll: u64,
+}
+
+impl Member {
+    fn new() -> Self {
+        Member {
+            member_id: String::new(),
+            generation: -1,
+            phase: Phase::Join,
+            owned: Vec::new(),
+            positions: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            asking: None,
+            next_ask: 0,
+            heartbeating: None,
+            next_heartbeat: 0,
+            next_commit: 0,
+            fetches: BTreeMap::new(),
+            next_poll: 0,
+        }
+    }
+
+    /// Gives up its partitions and joins again; `forget_id` after UNKNOWN_MEMBER_ID.
+    fn rejoin(&mut self, now: u64, forget_id: bool) {
+        if forget_id {
+            self.member_id.clear();
+        }
+        self.phase = Phase::Join;
+        // The answer to a request of the generation it leaves is of no use now.
+        self.asking = None;
+        self.owned.clear();
+        self.positions.clear();
+        self.committed.clear();
+        self.fetches.clear();
+        self.next_ask = now + BACKOFF_MS;
+    }
+
+    fn uncommitted(&self) -> Vec<(i32, u64)> {
+        self.positions
+            .iter()
+            .filter(|(p, o)| self.committed.get(p) != Some(o))
+            .map(|(p, o)| (*p, *o))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+pub struct GroupMembers {
+    members: Vec<Member>,
+    next_request: u64,
+    /// Commits acknowledged, per partition: (acknowledged at, offset).
+    acked_commits: BTreeMap<i32, Vec<(u64, u64)>>,
+    /// The committed offset per partition as nodes applied it, by applied index.
+    applied: BTreeMap<i32, BTreeMap<u64, u64>>,
+    /// Every record a member read, per partition and offset.
+    read: BTreeMap<i32, BTreeMap<u64, Vec<u8>>>,
+    pub redeliveries: u64,
+    pub generations_joined: u64,
+    pub commits_acknowledged: u64,
+    pub restarts: u64,
+    /// Broken rules seen as answers arrived.
+    pub violations: Vec<String>,
+}
+
+impl GroupMembers {
+    pub fn new() -> Self {
+        GroupMembers {
+            members: (0..MEMBERS).map(|_| Member::new()).collect(),
+            next_request: FETCH_REQUEST_BASE,
+            ..GroupMembers::default()
+        }
+    }
+
+    fn request(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    /// The requests to send now: group requests to `coordinator` (what a
+    /// FindCoordinator answered), fetches to the leaders `leader_of` names.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        coordinator: Option<u64>,
+        leader_of: impl Fn(i32) -> Option<u64>,
+    ) -> Vec<(u64, Payload)> {
+        let mut out = Vec::new();
+        for m in 0..self.members.len() {
+            if let Some(to) = coordinator {
+                let asked = self.ask(m, now).into_iter();
+                for message in asked.chain(self.heartbeat(m, now)) {
+                    out.push((to, Payload::Group(message)));
+                }
+            }
+            for (partition, offset) in self.due_fetches(m, now) {
+                let Some(leader) = leader_of(partition) else {
+                    continue;
+                };
+                let request = self.request();
+                self.members[m].fetches.insert(partition, (request, now));
+                let key = (TOPIC.to_string(), partition);
+                let fetch = Message::ConsumerFetch {
+                    request,
+                    key,
+                    offset,
+                };
+                out.push((leader, Payload::Partition(fetch)));
+            }
+        }
+        out
+    }
+
+    fn due_fetches(&mut self, m: usize, now: u64) -> Vec<(i32, u64)> {
+        let member = &mut self.members[m];
+        if member.phase != Phase::Consume || now < member.next_poll {
+            return Vec::new();
+        }
+        member.next_poll = now + POLL_MS;
+        member
+            .fetches
+            .retain(|_, (_, sent)| now < *sent + ANSWER_TIMEOUT_MS);
+        member
+            .positions
+            .iter()
+            .filter(|(p, _)| !member.fetches.contains_key(p))
+            .map(|(p, o)| (*p, *o))
+            .collect()
+    }
+
+    /// The member's next coordinator request, if one is due.
+    fn ask(&mut self, m: usize, now: u64) -> Option<GroupMessage> {
+        let member = &self.members[m];
+        let waiting = member
+            .asking
+            .as_ref()
+            .is_some_and(|(_, sent, _)| now < sent + ANSWER_TIMEOUT_MS);
+        if waiting || now < member.next_ask {
+            return None;
+        }
+        let (asked, message) = self.next_question(m, now)?;
+        let member = &mut self.members[m];
+        member.asking = Some((request_of(&message), now, asked));
+        Some(message)
+    }
+
+    /// A heartbeat, if one is due: in a generation (from its join answer on), one at
+    /// a time, every `HEARTBEAT_MS`.
+    fn heartbeat(&mut self, m: usize, now: u64) -> Option<GroupMessage> {
+        let member = &self.members[m];
+        let in_generation = member.phase != Phase::Join && member.generation >= 0;
+        let waiting = member
+            .heartbeating
+            .is_some_and(|(_, sent, _)| now < sent + ANSWER_TIMEOUT_MS);
+        if !in_generation || waiting || now < member.next_heartbeat {
+            return None;
+        }
+        let request = self.request();
+        let member = &mut self.members[m];
+        member.next_heartbeat = now + HEARTBEAT_MS;
+        member.heartbeating = Some((request, now, member.generation));
+        Some(GroupMessage::Heartbeat {
+            request,
+            member_id: member.member_id.clone(),
+            generation: member.generation,
+        })
+    }
+
+    fn next_question(&mut self, m: usize, now: u64) -> Option<(Asked, GroupMessage)> {
+        let request = self.request();
+        let member = &mut self.members[m];
+        let member_id = member.member_id.clone();
+        let generation = member.generation;
+        Some(match &member.phase {
+            Phase::Join => (
+                Asked::Join,
+                GroupMessage::Join {
+                    request,
+                    member_id,
+                    subscription: TOPIC.as_bytes().to_vec(),
+                    session_timeout_ms: SESSION_TIMEOUT_MS,
+                    rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+                },
+            ),
+            Phase::Sync(assignments) => (
+                Asked::Sync,
+                GroupMessage::Sync {
+                    request,
+                    member_id,
+                    generation,
+                    assignments: assignments.clone(),
+                },
+            ),
+            Phase::FetchOffsets => (
+                Asked::FetchOffsets,
+                GroupMessage::OffsetFetch {
+                    request,
+                    partitions: member.owned.clone(),
+                },
+            ),
+            Phase::Revoke | Phase::Consume
+                if (member.phase == Phase::Revoke || now >= member.next_commit)
+                    && !member.uncommitted().is_empty() =>
+            {
+                member.next_commit = now + COMMIT_MS;
+                let offsets = member.uncommitted();
+                (
+                    Asked::Commit(offsets.clone()),
+                    GroupMessage::Commit {
+                        request,
+                        member_id,
+                        generation,
+                        offsets,
+                    },
+                )
+            }
+            Phase::Revoke => {
+                member.rejoin(now, false);
+                member.next_ask = now;
+                return None;
+            }
+            Phase::Consume => return None,
+        })
+    }
+
+    /// A member's process restarts: its successor knows nothing and joins anew;
+    /// the old member id lapses with its session.
+    pub fn restart(&mut self, m: usize, now: u64) {
+        self.restarts += 1;
+        self.members[m] = Member::new();
+        self.members[m].next_ask = now;
+    }
+
+    /// An answer from a coordinator; a line for the trace when something changed.
+    pub fn answered(&mut self, now: u64, message: GroupMessage) -> Option<String> {
+        let request = request_of(&message);
+        if let GroupMessage::Answer { code, .. } = message {
+            let beat = |member: &Member| member.heartbeating.is_some_and(|(r, ..)| r == request);
+            if let Some(m) = self.members.iter().position(beat) {
+                return self.heartbeat_answered(m, now, code);
+            }
+        }
+        let m = self
+            .members
+            .iter()
+            .position(|member| member.asking.as_ref().is_some_and(|(r, ..)| *r == request))?;
+        let (_, sent_at, asked) = self.members[m].asking.take()?;
+        match (asked, message) {
+            (Asked::Join, GroupMessage::JoinAnswer { result, .. }) => self.joined(m, now, result),
+            (Asked::Sync, GroupMessage::SyncAnswer { result, .. }) => self.synced(m, now, result),
+            (Asked::FetchOffsets, GroupMessage::OffsetFetchAnswer { result, .. }) => {
+                let line = format!("group member {m} reads the committed offsets: {result:?}");
+                self.offsets_fetched(m, now, sent_at, result);
+                Some(line)
+            }
+            (Asked::Commit(offsets), GroupMessage::Answer { code, .. }) => {
+                let generation = self.members[m].generation;
+                let line = format!(
+                    "group member {m} commits {offsets:?} in generation {generation}: code {code}"
+                );
+                self.commit_answered(m, now, offsets, code);
+                Some(line)
+            }
+            _ => None,
+        }
+    }
+
+    fn joined(&mut self, m: usize, now: u64, result: JoinResult) -> Option<String> {
+        let member = &mut self.members[m];
+        match result.error {
+            None => {
+                member.member_id = result.member_id.clone();
+                member.generation = result.generation_id;
+                let assignments = if result.leader == result.member_id {
+                    let ids: Vec<String> =
+                        result.members.iter().map(|(id, ..)| id.clone()).collect();
+                    assign_ranges(&ids)
+                } else {
+                    Vec::new()
+                };
+                member.phase = Phase::Sync(assignments);
+                member.next_ask = now;
+                None
+            }
+            Some(GroupError::MemberIdRequired) => {
+                member.member_id = result.member_id;
+                member.next_ask = now;
+                None
+            }
+            Some(GroupError::UnknownMemberId) => {
+                member.rejoin(now, true);
+                None
+            }
+            Some(_) => {
+                member.next_ask = now + BACKOFF_MS;
+                None
+            }
+        }
+    }
+
+    fn synced(&mut self, m: usize, now: u64, result: SyncResult) -> Option<String> {
+        let member = &mut self.members[m];
+        match result.error {
+            None => {
+                member.owned = decode_assignment(&result.assignment);
+                member.phase = if member.owned.is_empty() {
+                    Phase::Consume
+                } else {
+                    Phase::FetchOffsets
+                };
+                member.next_ask = now;
+                member.next_heartbeat = now + HEARTBEAT_MS;
+                self.generations_joined += 1;
+                let member = &self.members[m];
+                Some(format!(
+                    "group member {m} ({}) holds {:?} in generation {}",
+                    member.member_id, member.owned, member.generation
+                ))
+            }
+            Some(GroupError::UnknownMemberId) => {
+                member.rejoin(now, true);
+                None
+            }
+            Some(_) => {
+                member.rejoin(now, false);
+                None
+            }
+        }
+    }
+
+    /// The positions to read from, checked against every commit acknowledged
+    /// before the question was sent (R-GROUP-2).
+    fn offsets_fetched(
+        &mut self,
+        m: usize,
+        now: u64,
+        sent_at: u64,
+        result: Result<Vec<(i32, Option<u64>)>, i16>,
+    ) {
+        let Ok(offsets) = result else {
+            self.members[m].next_ask = now + BACKOFF_MS;
+            return;
+        };
+        for (partition, committed) in offsets {
+            let before = self
+                .acked_commits
+                .get(&partition)
+                .into_iter()
+                .flatten()
+                .filter(|(at, _)| *at < sent_at)
+                .map(|(at, offset)| (*offset, *at))
+                .max();
+            if let Some((acked, at)) = before.filter(|(o, _)| committed.is_none_or(|c| c < *o)) {
+                self.violations.push(format!(
+                    "R-GROUP-2 p{partition}: an OffsetFetch sent at {sent_at} answered \
+                     {committed:?}, below the commit of {acked} acknowledged at {at}"
+                ));
+            }
+            let member = &mut self.members[m];
+            member.positions.insert(partition, committed.unwrap_or(0));
+            if let Some(c) = committed {
+                member.committed.insert(partition, c);
+            }
+        }
+        let member = &mut self.members[m];
+        member.phase = Phase::Consume;
+        member.next_commit = now + COMMIT_MS;
+    }
+
+    /// A heartbeat's answer counts only in the generation it was sent in.
+    fn heartbeat_answered(&mut self, m: usize, now: u64, code: i16) -> Option<String> {
+        let member = &mut self.members[m];
+        let sent_in = member
+            .heartbeating
+            .take()
+            .map(|(.., generation)| generation);
+        if sent_in != Some(member.generation) || member.phase == Phase::Join {
+            return None;
+        }
+        match code {
+            errors::REBALANCE_IN_PROGRESS if member.phase == Phase::Consume => {
+                member.phase = Phase::Revoke;
+                member.next_ask = now;
+            }
+            errors::REBALANCE_IN_PROGRESS | errors::ILLEGAL_GENERATION => member.rejoin(now, false),
+            errors::UNKNOWN_MEMBER_ID => member.rejoin(now, true),
+            _ => {}
+        }
+        None
+    }
+
+    fn commit_answered(&mut self, m: usize, now: u64, offsets: Vec<(i32, u64)>, code: i16) {
+        if code == errors::NONE {
+            self.commits_acknowledged += 1;
+            for &(partition, offset) in &offsets {
+                self.acked_commits
+                    .entry(partition)
+                    .or_default()
+                    .push((now, offset));
+                self.members[m].committed.insert(partition, offset);
+            }
+        }
+        let member = &mut self.members[m];
+        match code {
+            errors::REBALANCE_IN_PROGRESS | errors::ILLEGAL_GENERATION => member.rejoin(now, false),
+            errors::UNKNOWN_MEMBER_ID => member.rejoin(now, true),
+            _ if member.phase == Phase::Revoke => {
+                member.rejoin(now, false);
+                member.next_ask = now;
+            }
+            _ => {}
+        }
+    }
+
+    /// A fetch answer for a member's partition: the records from its position.
+    pub fn fetched(&mut self, request: u64, answer: Result<Vec<u8>, i16>) {
+        let Some((m, partition)) = self.members.iter().enumerate().find_map(|(m, member)| {
+            let (p, _) = member.fetches.iter().find(|(_, (r, _))| *r == request)?;
+            Some((m, *p))
+        }) else {
+            return;
+        };
+        self.members[m].fetches.remove(&partition);
+        let Ok(records) = answer else {
+            return;
+        };
+        let seen = match fetched_records(partition, &records) {
+            Ok(seen) => seen,
+            Err(broken) => return self.violations.push(broken),
+        };
+        for (offset, value) in seen {
+            let Some(position) = self.members[m].positions.get_mut(&partition) else {
+                return;
+            };
+            if offset < *position {
+                continue;
+            }
+            *position = offset + 1;
+            let read = self.read.entry(partition).or_default();
+            match read.get(&offset) {
+                Some(before) if *before != value => self.violations.push(format!(
+                    "I-6 p{partition}: group members read offset {offset} as {} and as {}",
+                    String::from_utf8_lossy(before),
+                    String::from_utf8_lossy(&value)
+                )),
+                Some(_) => self.redeliveries += 1,
+                None => {
+                    read.insert(offset, value);
+                }
+            }
+        }
+    }
+
+    /// A node applied the metadata to `index`, where the group's committed offsets
+    /// are `offsets`: none may be below one applied at an earlier index, or above
+    /// one at a later index (R-GROUP-10).
+    pub fn applied(&mut self, index: u64, offsets: impl IntoIterator<Item = (i32, u64)>) {
+        for (partition, offset) in offsets {
+            let history = self.applied.entry(partition).or_default();
+            let earlier = history.range(..index).next_back().map(|(i, o)| (*i, *o));
+            let later = history.range(index + 1..).next().map(|(i, o)| (*i, *o));
+            if let Some((at, before)) = earlier.filter(|(_, o)| *o > offset) {
+                self.violations.push(format!(
+                    "R-GROUP-10 p{partition}: the committed offset goes back from {before} \
+                     (applied index {at}) to {offset} (index {index})"
+                ));
+            }
+            if let Some((at, after)) = later.filter(|(_, o)| *o < offset) {
+                self.violations.push(format!(
+                    "R-GROUP-10 p{partition}: the committed offset goes back from {offset} \
+                     (applied index {index}) to {after} (index {at})"
+                ));
+            }
+            history.insert(index, offset);
+        }
+    }
+
+    /// At the end, against the records the partition's leader holds below its high
+    /// watermark and the offset the group has committed there: every record below
+    /// the commit was read (no commit skips records, R-GROUP-10), and every record
+    /// was read by some member once faults healed (R-GROUP-1).
+    pub fn check(
+        &self,
+        partition: i32,
+        held: &BTreeMap<u64, Vec<u8>>,
+        committed: Option<u64>,
+    ) -> Vec<String> {
+        let empty = BTreeMap::new();
+        let read = self.read.get(&partition).unwrap_or(&empty);
+        let unread: Vec<u64> = held
+            .keys()
+            .filter(|o| !read.contains_key(o))
+            .copied()
+            .collect();
+        let Some(&first) = unread.first() else {
+            return Vec::new();
+        };
+        if committed.is_some_and(|c| first < c) {
+            return vec![format!(
+                "R-GROUP-10 p{partition}: the group committed {committed:?} but no member read \
+                 offset {first}"
+            )];
+        }
+        vec![format!(
+            "R-GROUP-1 p{partition}: {} records were never read by the group once faults \
+             healed (first offset {first}, committed {committed:?})",
+            unread.len()
+        )]
+    }
+}
+
+fn request_of(message: &GroupMessage) -> u64 {
+    match message {
+        GroupMessage::Join { request, .. }
+        | GroupMessage::JoinAnswer { request, .. }
+        | GroupMessage::Sync { request, .. }
+        | GroupMessage::SyncAnswer { request, .. }
+        | GroupMessage::Heartbeat { request, .. }
+        | GroupMessage::Commit { request, .. }
+        | GroupMessage::OffsetFetch { request, .. }
+        | GroupMessage::Answer { request, .. }
+        | GroupMessage::OffsetFetchAnswer { request, .. } => *request,
+    }
+}
+
+/// The range assignor over the topic's partitions, members in id order.
+fn assign_ranges(member_ids: &[String]) -> Vec<(String, Vec<u8>)> {
+    let mut ids = member_ids.to_vec();
+    ids.sort();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let mut owned: BTreeMap<&String, Vec<i32>> = ids.iter().map(|id| (id, Vec::new())).collect();
+    for partition in 0..PARTITIONS {
+        let id = &ids[partition as usize % ids.len()];
+        owned.entry(id).or_default().push(partition);
+    }
+    owned
+        .into_iter()
+        .map(|(id, partitions)| {
+            let text: Vec<String> = partitions.iter().map(|p| p.to_string()).collect();
+            (id.clone(), text.join(",").into_bytes())
+        })
+        .collect()
+}
+
+fn decode_assignment(bytes: &[u8]) -> Vec<i32> {
+    String::from_utf8_lossy(bytes)
+        .split(',')
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
