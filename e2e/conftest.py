@@ -13,10 +13,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BINARY = Path(os.environ.get("CHRONIK_BIN", ROOT / "target" / "release" / "chronik"))
 
 
+# Ports handed out in this test process. The OS may give a port that was free a
+# moment ago to the next bind(0) as well: a cluster once got the same port as one
+# node's HTTP listener and another's peer listener, and that node could not start.
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Broker:

@@ -127,9 +127,14 @@ def test_r_log_17_a_sole_damaged_copy_is_served_around_the_damage_then_quarantin
 
 def start_cluster(tmp_path):
     cluster = Cluster(tmp_path, extra_args=SCRUB)
-    for n in cluster.nodes:
-        n.start()
-    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    try:
+        for n in cluster.nodes:
+            n.start()
+        wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    except BaseException:
+        # A node that failed to start must not leave the others running.
+        cluster.stop()
+        raise
     return cluster
 
 

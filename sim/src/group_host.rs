@@ -11,7 +11,7 @@ use chronik_core::consensus::ProposalFailure;
 use chronik_core::errors;
 use chronik_core::groups::{
     code_of, settled_replies, CommitDecider, Committer, Coordinator, GroupBug, GroupConfig,
-    GroupError, JoinRequest, JoinResult, Reply, SyncRequest, SyncResult, Token,
+    GroupError, JoinRequest, JoinResult, LeavingMember, Reply, SyncRequest, SyncResult, Token,
 };
 use chronik_core::metadata::{ApplyOutcome, MetadataCommand, MetadataState};
 use std::collections::BTreeMap;
@@ -63,7 +63,13 @@ pub enum GroupMessage {
         request: u64,
         partitions: Vec<i32>,
     },
-    /// The answer to a Heartbeat or a Commit: an error code, 0 for none.
+    /// A member that shuts down leaves (LeaveGroup), so the group rebalances at once
+    /// rather than after its session timeout.
+    Leave {
+        request: u64,
+        member_id: String,
+    },
+    /// The answer to a Heartbeat, a Commit or a Leave: an error code, 0 for none.
     Answer {
         request: u64,
         code: i16,
@@ -216,6 +222,17 @@ impl GroupHost {
                 generation,
                 offsets,
             } => self.commit(now, state, request, (&member_id, generation), offsets),
+            GroupMessage::Leave { request, member_id } => {
+                let leaving = LeavingMember {
+                    member_id,
+                    group_instance_id: None,
+                };
+                let (results, replies) = self.core.leave(GROUP, &[leaving], now);
+                let code = results.first().map_or(errors::NONE, code_of);
+                let mut outs = self.settle(replies);
+                outs.push(GroupOut::Answer(GroupMessage::Answer { request, code }));
+                outs
+            }
             GroupMessage::OffsetFetch {
                 request,
                 partitions,
@@ -439,9 +456,9 @@ fn not_coordinator(message: GroupMessage) -> Option<GroupOut> {
             request,
             result: SyncResult::error(GroupError::CoordinatorNotAvailable),
         },
-        GroupMessage::Heartbeat { request, .. } | GroupMessage::Commit { request, .. } => {
-            GroupMessage::Answer { request, code }
-        }
+        GroupMessage::Heartbeat { request, .. }
+        | GroupMessage::Commit { request, .. }
+        | GroupMessage::Leave { request, .. } => GroupMessage::Answer { request, code },
         GroupMessage::OffsetFetch { request, .. } => GroupMessage::OffsetFetchAnswer {
             request,
             result: Err(code),

@@ -2,8 +2,9 @@
 //! the classic protocol: find the coordinator, JoinGroup (MEMBER_ID_REQUIRED first,
 //! KIP-394), SyncGroup (the leader assigns ranges), OffsetFetch, then fetch from
 //! the partition leaders, heartbeat, and commit what was read; on REBALANCE_IN_PROGRESS
-//! commit and rejoin; now and then a member's process restarts and its successor
-//! joins with a new id, so groups rebalance all run long.
+//! commit and rejoin; now and then a member's process restarts (half of the time
+//! after a LeaveGroup, as a consumer's close sends it) and its successor joins with a
+//! new id, so groups rebalance all run long.
 //!
 //! The history they make is checked in the manner of Jepsen's Kafka workload:
 //! - the committed offset of a partition never goes back in the applied metadata
@@ -295,12 +296,20 @@ impl GroupMembers {
         })
     }
 
-    /// A member's process restarts: its successor knows nothing and joins anew;
-    /// the old member id lapses with its session.
-    pub fn restart(&mut self, m: usize, now: u64) {
+    /// A member's process restarts: its successor knows nothing and joins anew. A
+    /// crashed one's member id lapses with its session; one shut down `gracefully`
+    /// leaves first (the LeaveGroup returned, sent without waiting for its answer, as
+    /// a consumer's close sends it).
+    pub fn restart(&mut self, m: usize, now: u64, gracefully: bool) -> Option<GroupMessage> {
         self.restarts += 1;
+        let member_id = std::mem::take(&mut self.members[m].member_id);
         self.members[m] = Member::new();
         self.members[m].next_ask = now;
+        if !gracefully || member_id.is_empty() {
+            return None;
+        }
+        let request = self.request();
+        Some(GroupMessage::Leave { request, member_id })
     }
 
     /// An answer from a coordinator; a line for the trace when something changed.
@@ -590,6 +599,7 @@ fn request_of(message: &GroupMessage) -> u64 {
         | GroupMessage::Heartbeat { request, .. }
         | GroupMessage::Commit { request, .. }
         | GroupMessage::OffsetFetch { request, .. }
+        | GroupMessage::Leave { request, .. }
         | GroupMessage::Answer { request, .. }
         | GroupMessage::OffsetFetchAnswer { request, .. } => *request,
     }

@@ -1037,9 +1037,18 @@ impl Sim {
             return;
         }
         let m = self.group_rng.gen_range(0..MEMBERS);
-        self.group_members.restart(m, self.now);
-        self.trace
-            .note(self.now, format!("group member {m} restarts"));
+        let gracefully = self.group_rng.gen_bool(0.5);
+        let leave = self.group_members.restart(m, self.now, gracefully);
+        let how = if gracefully {
+            "leaves and restarts"
+        } else {
+            "restarts"
+        };
+        self.trace.note(self.now, format!("group member {m} {how}"));
+        let (_, coordinator) = self.client_metadata();
+        if let (Some(leave), Some(to)) = (leave, coordinator) {
+            self.send(CLIENTS, to, Payload::Group(leave));
+        }
         let next = self.group_rng.gen_range(500..2_500);
         self.after(next, Timer::MemberRestart);
     }
