@@ -76,9 +76,34 @@ pub enum GroupMessage {
     },
     OffsetFetchAnswer {
         request: u64,
-        /// The committed offset of each asked partition, if any; or an error code.
-        result: Result<Vec<(i32, Option<u64>)>, i16>,
+        /// Each asked partition's committed offset, if any; or an error code.
+        result: Result<Vec<(i32, Option<Committed>)>, i16>,
     },
+}
+
+/// A committed offset, and the member request that committed it (the commit's
+/// metadata names it, so the history check can tell whose it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: u64,
+    pub request: Option<u64>,
+    /// The applied index of the view its coordinator decided it in (none without a
+    /// fence).
+    pub decided_at: Option<u64>,
+}
+
+impl Committed {
+    pub fn of(stored: &chronik_core::metadata::CommittedOffset) -> Option<Committed> {
+        Some(Committed {
+            offset: u64::try_from(stored.offset).ok()?,
+            request: stored
+                .metadata
+                .as_deref()
+                .and_then(|m| m.strip_prefix('r'))
+                .and_then(|r| r.parse().ok()),
+            decided_at: stored.decided_by.map(|f| f.view_index),
+        })
+    }
 }
 
 /// What the coordinator asks the world to do.
@@ -350,7 +375,7 @@ impl GroupHost {
                 partition,
                 offset: offset as i64,
                 leader_epoch: -1,
-                metadata: None,
+                metadata: Some(format!("r{request}")),
                 commit_time_ms: now as i64,
             })
             .collect();
@@ -428,14 +453,11 @@ impl GroupHost {
     }
 }
 
-fn committed_offsets(state: &MetadataState, partitions: Vec<i32>) -> Vec<(i32, Option<u64>)> {
+fn committed_offsets(state: &MetadataState, partitions: Vec<i32>) -> Vec<(i32, Option<Committed>)> {
     let committed = state.offsets.get(GROUP).and_then(|t| t.get(TOPIC));
     partitions
         .into_iter()
-        .map(|p| {
-            let found = committed.and_then(|c| c.get(&p));
-            (p, found.and_then(|o| u64::try_from(o.offset).ok()))
-        })
+        .map(|p| (p, committed.and_then(|c| c.get(&p)).and_then(Committed::of)))
         .collect()
 }
 

@@ -15,13 +15,13 @@
 //! - at the end, every record below a committed offset was read by some member
 //!   (no commit skips records) and, faults healed, every record was read (R-GROUP-1).
 
-use crate::group_host::GroupMessage;
+use crate::group_host::{Committed, GroupMessage};
 use crate::host::Message;
 use crate::net::Payload;
 use crate::records::{fetched_records, PARTITIONS, TOPIC};
 use chronik_core::errors;
 use chronik_core::groups::{GroupError, JoinResult, SyncResult};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const MEMBERS: usize = 3;
 /// Group members' fetches are numbered from here, so the world routes their answers
@@ -73,6 +73,8 @@ struct Member {
     /// Fetch in flight per owned partition: (request, sent at).
     fetches: BTreeMap<i32, (u64, u64)>,
     next_poll: u64,
+    /// Commit requests it stopped waiting for when it rejoined.
+    abandoned: Vec<u64>,
 }
 
 impl Member {
@@ -91,6 +93,7 @@ impl Member {
             next_commit: 0,
             fetches: BTreeMap::new(),
             next_poll: 0,
+            abandoned: Vec::new(),
         }
     }
 
@@ -101,7 +104,9 @@ impl Member {
         }
         self.phase = Phase::Join;
         // The answer to a request of the generation it leaves is of no use now.
-        self.asking = None;
+        if let Some((request, _, Asked::Commit(_))) = self.asking.take() {
+            self.abandoned.push(request);
+        }
         self.owned.clear();
         self.positions.clear();
         self.committed.clear();
@@ -125,7 +130,16 @@ pub struct GroupMembers {
     /// Commits acknowledged, per partition: (acknowledged at, offset).
     acked_commits: BTreeMap<i32, Vec<(u64, u64)>>,
     /// The committed offset per partition as nodes applied it, by applied index.
-    applied: BTreeMap<i32, BTreeMap<u64, u64>>,
+    applied: BTreeMap<i32, BTreeMap<u64, Committed>>,
+    /// OffsetFetch answers: (partition, sent at, answered).
+    fetched_offsets: Vec<(i32, u64, Option<Committed>)>,
+    /// Commit requests a member stopped waiting for (it timed out, rejoined or
+    /// restarted): their fate is unknown to it, as a Kafka client's is, and one may
+    /// be applied at any time later (a process paused with it in its socket buffer
+    /// takes it when it wakes). Kafka's commits carry nothing that could order such
+    /// a commit against the member's later ones, so the history excuses what they
+    /// move back.
+    abandoned: BTreeSet<u64>,
     /// Every record a member read, per partition and offset.
     read: BTreeMap<i32, BTreeMap<u64, Vec<u8>>>,
     pub redeliveries: u64,
@@ -210,6 +224,9 @@ impl GroupMembers {
             .is_some_and(|(_, sent, _)| now < sent + ANSWER_TIMEOUT_MS);
         if waiting || now < member.next_ask {
             return None;
+        }
+        if let Some((request, _, Asked::Commit(_))) = self.members[m].asking.take() {
+            self.abandoned.insert(request);
         }
         let (asked, message) = self.next_question(m, now)?;
         let member = &mut self.members[m];
@@ -302,6 +319,7 @@ impl GroupMembers {
     /// a consumer's close sends it).
     pub fn restart(&mut self, m: usize, now: u64, gracefully: bool) -> Option<GroupMessage> {
         self.restarts += 1;
+        self.abandon(m);
         let member_id = std::mem::take(&mut self.members[m].member_id);
         self.members[m] = Member::new();
         self.members[m].next_ask = now;
@@ -416,27 +434,15 @@ impl GroupMembers {
         m: usize,
         now: u64,
         sent_at: u64,
-        result: Result<Vec<(i32, Option<u64>)>, i16>,
+        result: Result<Vec<(i32, Option<Committed>)>, i16>,
     ) {
         let Ok(offsets) = result else {
             self.members[m].next_ask = now + BACKOFF_MS;
             return;
         };
-        for (partition, committed) in offsets {
-            let before = self
-                .acked_commits
-                .get(&partition)
-                .into_iter()
-                .flatten()
-                .filter(|(at, _)| *at < sent_at)
-                .map(|(at, offset)| (*offset, *at))
-                .max();
-            if let Some((acked, at)) = before.filter(|(o, _)| committed.is_none_or(|c| c < *o)) {
-                self.violations.push(format!(
-                    "R-GROUP-2 p{partition}: an OffsetFetch sent at {sent_at} answered \
-                     {committed:?}, below the commit of {acked} acknowledged at {at}"
-                ));
-            }
+        for (partition, answered) in offsets {
+            self.fetched_offsets.push((partition, sent_at, answered));
+            let committed = answered.map(|c| c.offset);
             let member = &mut self.members[m];
             member.positions.insert(partition, committed.unwrap_or(0));
             if let Some(c) = committed {
@@ -532,28 +538,87 @@ impl GroupMembers {
         }
     }
 
-    /// A node applied the metadata to `index`, where the group's committed offsets
-    /// are `offsets`: none may be below one applied at an earlier index, or above
-    /// one at a later index (R-GROUP-10).
-    pub fn applied(&mut self, index: u64, offsets: impl IntoIterator<Item = (i32, u64)>) {
-        for (partition, offset) in offsets {
-            let history = self.applied.entry(partition).or_default();
-            let earlier = history.range(..index).next_back().map(|(i, o)| (*i, *o));
-            let later = history.range(index + 1..).next().map(|(i, o)| (*i, *o));
-            if let Some((at, before)) = earlier.filter(|(_, o)| *o > offset) {
-                self.violations.push(format!(
-                    "R-GROUP-10 p{partition}: the committed offset goes back from {before} \
-                     (applied index {at}) to {offset} (index {index})"
-                ));
-            }
-            if let Some((at, after)) = later.filter(|(_, o)| *o < offset) {
-                self.violations.push(format!(
-                    "R-GROUP-10 p{partition}: the committed offset goes back from {offset} \
-                     (applied index {index}) to {after} (index {at})"
-                ));
-            }
-            history.insert(index, offset);
+    /// Commits of `m`'s that it waits for no more.
+    fn abandon(&mut self, m: usize) {
+        let member = &mut self.members[m];
+        self.abandoned.extend(member.abandoned.drain(..));
+        if let Some((request, _, Asked::Commit(_))) = member.asking.take() {
+            self.abandoned.insert(request);
         }
+    }
+
+    /// A node applied the metadata to `index`, where the group's committed offsets
+    /// are `offsets` (checked at the end, `history_violations`).
+    pub fn applied(&mut self, index: u64, offsets: impl IntoIterator<Item = (i32, Committed)>) {
+        for (partition, committed) in offsets {
+            let history = self.applied.entry(partition).or_default();
+            history.insert(index, committed);
+        }
+    }
+
+    /// `later` moved a committed offset below `earlier`: excused if its member had
+    /// abandoned the request and its coordinator decided it after `earlier` was
+    /// decided (a late request, decided anew as Kafka's coordinator would; not an old
+    /// decision applied out of order, which the fence refuses). Without fences the
+    /// order of decisions is unknown, and nothing is excused.
+    fn excused(&self, later: &Committed, earlier: &Committed) -> bool {
+        let abandoned = |r: &u64| {
+            self.abandoned.contains(r) || self.members.iter().any(|m| m.abandoned.contains(r))
+        };
+        let decided_after = match (later.decided_at, earlier.decided_at) {
+            (Some(l), Some(e)) => l >= e,
+            _ => false,
+        };
+        later.request.as_ref().is_some_and(abandoned) && decided_after
+    }
+
+    /// The applied commit of `offset` to `partition`, as the history holds it.
+    fn commit_of(&self, partition: i32, offset: u64) -> Option<&Committed> {
+        let history = self.applied.get(&partition)?;
+        history.values().find(|c| c.offset == offset)
+    }
+
+    /// The history at the end: a partition's committed offset never goes back in
+    /// the applied metadata (R-GROUP-10), and an OffsetFetch answers at least every
+    /// commit acknowledged before it was sent (R-GROUP-2), but for a commit its
+    /// member abandoned.
+    pub fn history_violations(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (partition, history) in &self.applied {
+            let steps = history.iter().zip(history.iter().skip(1));
+            for ((i, before), (j, after)) in steps {
+                if after.offset < before.offset && !self.excused(after, before) {
+                    found.push(format!(
+                        "R-GROUP-10 p{partition}: the committed offset goes back from {} \
+                         (applied index {i}) to {} (index {j})",
+                        before.offset, after.offset
+                    ));
+                }
+            }
+        }
+        for (partition, sent_at, answered) in &self.fetched_offsets {
+            let before = self
+                .acked_commits
+                .get(partition)
+                .into_iter()
+                .flatten()
+                .filter(|(at, _)| at < sent_at)
+                .map(|(at, offset)| (*offset, *at))
+                .max();
+            let below = |(acked, _): &(u64, u64)| answered.is_none_or(|c| c.offset < *acked);
+            let excused = |(acked, _): &(u64, u64)| {
+                let earlier = self.commit_of(*partition, *acked);
+                answered.is_some_and(|c| earlier.is_some_and(|e| self.excused(&c, e)))
+            };
+            if let Some((acked, at)) = before.filter(below).filter(|a| !excused(a)) {
+                found.push(format!(
+                    "R-GROUP-2 p{partition}: an OffsetFetch sent at {sent_at} answered \
+                     {:?}, below the commit of {acked} acknowledged at {at}",
+                    answered.map(|c| c.offset)
+                ));
+            }
+        }
+        found
     }
 
     /// At the end, against the records the partition's leader holds below its high

@@ -126,15 +126,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Host {
     /// Opens (recovers) the node's partition logs for the replayed `state`, as the
-    /// broker's start-up does before it serves (R-RECOVER-8, R-START-1). While the
-    /// metadata log is under repair the replayed state stops at the cut, so no
-    /// directory is taken for a deleted topic's (R-RECOVER-9).
+    /// broker's start-up does before it serves (R-START-1). Directories of deleted
+    /// topics go once the metadata holds this start's registration (R-RECOVER-8).
     pub fn open(
         disk: Arc<dyn Disk>,
         me: i32,
         incarnation: u64,
         state: &MetadataState,
-        metadata_repairing: bool,
         bugs: ReplicationBugs,
     ) -> Result<Host, LogError> {
         let committer = ManualCommitter::new();
@@ -146,10 +144,7 @@ impl Host {
             committer.queue(),
         )
         .with_bugs(bugs);
-        if !metadata_repairing {
-            partitions.remove_stray_dirs(state)?;
-        }
-        partitions.reconcile(state, me)?;
+        partitions.reconcile_in_start(state, me, incarnation)?;
         Ok(Host {
             me,
             incarnation,
@@ -231,8 +226,11 @@ impl Host {
     }
 
     /// The metadata changed: open and close logs as it assigns them.
+    /// The logs follow the metadata; once it holds this start's registration, the
+    /// directories of deleted topics go (R-RECOVER-8).
     pub fn on_view(&self, state: &MetadataState) -> Result<(), LogError> {
-        self.partitions.reconcile(state, self.me)
+        self.partitions
+            .reconcile_in_start(state, self.me, self.incarnation)
     }
 
     /// Produce requests still unanswered after their deadline.

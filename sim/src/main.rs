@@ -30,7 +30,7 @@ struct Args {
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
     /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
-    /// cut-damage-in-isr, unfenced-commits (repeatable).
+    /// cut-damage-in-isr, unfenced-commits, strays-before-registered (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
@@ -68,6 +68,7 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "append-late-fetch" => replication.append_late_fetch = true,
             "truncate-on-stale-answer" => replication.truncate_on_stale_answer = true,
             "unfenced-commits" => group = Some(GroupBug::UnfencedCommits),
+            "strays-before-registered" => replication.strays_before_registered = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }

@@ -110,6 +110,12 @@ impl Network {
         self.blocked.insert((from, to));
     }
 
+    /// Node `to`'s process died: what was on its way to it is lost with its
+    /// connections (a packet held for a paused process must not reach the next one).
+    pub fn lose_to(&mut self, to: u64) {
+        self.in_flight.retain(|_, packet| packet.to != to);
+    }
+
     pub fn heal(&mut self) {
         self.blocked.clear();
     }

@@ -18,7 +18,7 @@ use chronik_core::consensus::{
 };
 use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
 use chronik_core::log::frame;
-use chronik_core::metadata::{ApplyOutcome, MetadataCommand};
+use chronik_core::metadata::{ApplyOutcome, MetadataCommand, MetadataState};
 use chronik_core::replication::PartitionKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -93,7 +93,18 @@ enum Status {
 struct ClientOp {
     node: usize,
     topic: String,
+    admin: Admin,
     status: Status,
+}
+
+/// What an admin client asked of the metadata (CreateTopics, DeleteTopics,
+/// CreatePartitions, as their handlers propose them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admin {
+    Create,
+    Delete,
+    /// The topic should then have this many partitions.
+    AddPartition(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -171,6 +182,8 @@ struct SimNode {
     last_leader: Option<u64>,
     /// The replicated topic's partitions as this node last saw them, for the trace.
     seen_partitions: Vec<(i32, i32, Vec<i32>)>,
+    /// The index of the last broker change this node saw, for the trace.
+    seen_brokers_change: u64,
     /// The next fsync of this node's disk fails: the node is expected to stop.
     sync_will_fail: bool,
     /// Its disk takes no more bytes: a failed write may stop the node.
@@ -195,6 +208,8 @@ struct Sim {
     /// Group coordinators' proposals in flight: (node, its start, its wait) by token.
     group_waits: BTreeMap<u64, (usize, u64, u64)>,
     group_rng: ChaCha8Rng,
+    /// Partition directories a start removed before it served: (node, dir, topic id).
+    removed_at_start: Vec<(u64, String, String)>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -246,6 +261,7 @@ pub fn run(opts: Options) -> Outcome {
             pending: BTreeMap::new(),
             last_leader: None,
             seen_partitions: Vec::new(),
+            seen_brokers_change: 0,
             sync_will_fail: false,
             disk_full: false,
             paused_until: 0,
@@ -264,6 +280,7 @@ pub fn run(opts: Options) -> Outcome {
         repair_waits: BTreeMap::new(),
         group_waits: BTreeMap::new(),
         group_rng,
+        removed_at_start: Vec::new(),
         now: 0,
         nodes,
         net: Network::default(),
@@ -530,16 +547,15 @@ impl Sim {
         let incarnation = self.nodes[i].incarnation;
         let disk: Arc<dyn Disk> = Arc::new(self.nodes[i].disk.clone());
         let bugs = self.opts.replication_bugs;
-        let repairing = driver.node().is_repairing();
-        match Host::open(
-            disk,
-            id as i32,
-            incarnation,
-            &driver.view().state,
-            repairing,
-            bugs,
-        ) {
+        let before = stamped_dirs(&self.nodes[i].disk);
+        match Host::open(disk, id as i32, incarnation, &driver.view().state, bugs) {
             Ok(host) => {
+                let after = stamped_dirs(&self.nodes[i].disk);
+                let removed = before
+                    .into_iter()
+                    .filter(|(dir, _)| !after.contains_key(dir));
+                self.removed_at_start
+                    .extend(removed.map(|(dir, stamp)| (id, dir, stamp)));
                 self.nodes[i].host = Some(host);
                 let config = group_host::config(self.opts.group_bug);
                 self.nodes[i].groups = Some(GroupHost::new(id as i32, incarnation, config));
@@ -788,6 +804,9 @@ impl Sim {
         node.driver = None;
         node.host = None;
         node.groups = None;
+        self.net.lose_to(node.id);
+        // A pause was the dead process's; the next one starts running.
+        node.paused_until = 0;
         node.sync_will_fail = false;
         node.disk.fail_next_syncs(0);
         node.disk.crash(tear);
@@ -821,8 +840,10 @@ impl Sim {
         self.after(next, Timer::Partition);
     }
 
-    /// A client creates a new topic through a random live node, as the CreateTopics
-    /// handler does through the consensus handle.
+    /// An admin client creates a topic through a random live node, as the
+    /// CreateTopics handler does through the consensus handle; once the replicated
+    /// topic exists, now and then it deletes a single-replica topic or adds a
+    /// partition to one instead.
     fn client(&mut self) {
         // A paused process accepts nothing; the client picks a running node.
         let up: Vec<usize> = (0..self.nodes.len())
@@ -830,27 +851,66 @@ impl Sim {
             .collect();
         if !up.is_empty() {
             let i = up[self.rng.gen_range(0..up.len())];
-            let command = self.topic_to_create(i);
-            let MetadataCommand::CreateTopic { name: topic, .. } = &command else {
-                return;
-            };
-            let topic = topic.clone();
+            let (command, topic, admin) = self.admin_command(i);
             self.next_token += 1;
             let token = self.next_token;
             self.nodes[i].pending.insert(token, self.ops.len());
             self.ops.push(ClientOp {
                 node: i,
                 topic: topic.clone(),
+                admin,
                 status: Status::Pending,
             });
             self.stats.proposals += 1;
             let id = self.nodes[i].id;
-            self.trace
-                .note(self.now, format!("client asks node {id} to create {topic}"));
+            self.trace.note(
+                self.now,
+                format!("client asks node {id}: {admin:?} {topic}"),
+            );
             self.step(i, Input::Propose { token, command });
         }
         let next = self.around(self.opts.client_every_ms);
         self.after(next, Timer::Client);
+    }
+
+    /// One in ten proposals deletes a single-replica topic node `i` sees, one in ten
+    /// adds a partition (on node `i`) to one; the rest create topics.
+    fn admin_command(&mut self, i: usize) -> (MetadataCommand, String, Admin) {
+        let create = |sim: &Self| {
+            let command = sim.topic_to_create(i);
+            let topic = match &command {
+                MetadataCommand::CreateTopic { name, .. } => name.clone(),
+                _ => String::new(),
+            };
+            (command, topic, Admin::Create)
+        };
+        let draw = self.rng.gen_range(0..10);
+        let Some(driver) = self.nodes[i].driver.as_ref() else {
+            return create(self);
+        };
+        let state = driver.node().state();
+        let singles: Vec<(&String, usize)> = state
+            .topics
+            .iter()
+            .filter(|(name, _)| name.as_str() != records::TOPIC)
+            .map(|(name, t)| (name, t.partitions.len()))
+            .collect();
+        if singles.is_empty() || draw >= 2 {
+            return create(self);
+        }
+        let (topic, partitions) = singles[self.rng.gen_range(0..singles.len())];
+        let topic = topic.clone();
+        if draw == 0 {
+            let command = MetadataCommand::DeleteTopic {
+                name: topic.clone(),
+            };
+            return (command, topic, Admin::Delete);
+        }
+        let command = MetadataCommand::CreatePartitions {
+            topic: topic.clone(),
+            new_partitions: vec![vec![self.nodes[i].id as i32]],
+        };
+        (command, topic, Admin::AddPartition(partitions + 1))
     }
 
     /// The replicated topic the producers write to, until some node's view has it;
@@ -1234,7 +1294,7 @@ impl Sim {
             .and_then(|topics| topics.get(records::TOPIC))
             .into_iter()
             .flatten()
-            .filter_map(|(p, o)| Some((*p, u64::try_from(o.offset).ok()?)));
+            .filter_map(|(p, o)| Some((*p, group_host::Committed::of(o)?)));
         self.group_members.applied(state.applied_index, committed);
         if let Some(Err(e)) = node.host.as_ref().map(|h| h.on_view(state)) {
             self.trace
@@ -1244,6 +1304,25 @@ impl Sim {
             .filter_map(|p| state.partition(records::TOPIC, p))
             .map(|p| (p.leader, p.leader_epoch, p.isr.clone()))
             .collect();
+        if state.brokers_changed_at != node.seen_brokers_change {
+            node.seen_brokers_change = state.brokers_changed_at;
+            let fenced: Vec<i32> = state
+                .brokers
+                .values()
+                .filter(|b| b.fenced)
+                .map(|b| b.broker_id)
+                .collect();
+            let line = format!(
+                "node {from} sees the brokers change at index {} (fenced: {fenced:?}, \
+                 {} coordinates {})",
+                state.brokers_changed_at,
+                state
+                    .coordinator_for(group_host::GROUP)
+                    .map_or(-1, |b| b.broker_id),
+                group_host::GROUP
+            );
+            self.trace.note(self.now, line);
+        }
         if seen != node.seen_partitions {
             let line = format!(
                 "node {from} sees {} as (leader, epoch, ISR) {seen:?}",
@@ -1286,6 +1365,7 @@ impl Sim {
             return;
         };
         let topic = self.ops[op].topic.clone();
+        let admin = self.ops[op].admin;
         let id = self.nodes[i].id;
         let status = match &result {
             Ok(ApplyOutcome::Done) => Status::Done,
@@ -1297,10 +1377,17 @@ impl Sim {
             let visible = self.nodes[i]
                 .driver
                 .as_ref()
-                .is_some_and(|d| d.node().state().topics.contains_key(&topic));
-            if !visible {
+                .is_some_and(|d| shows(d.node().state(), &topic, admin));
+            // The view may already hold a later deletion of the topic.
+            let deleted_later = admin != Admin::Delete
+                && self
+                    .ops
+                    .iter()
+                    .any(|o| o.admin == Admin::Delete && o.topic == topic);
+            if !visible && !deleted_later {
                 self.violation(format!(
-                    "R-PERSIST-1 node {id} acknowledged {topic} before its view shows it"
+                    "R-PERSIST-1 node {id} acknowledged {admin:?} {topic} before its view \
+                     shows it"
                 ));
             }
         }
@@ -1411,6 +1498,53 @@ impl Sim {
         problems
     }
 
+    /// Every acknowledged admin operation holds in the settled metadata (a topic
+    /// deleted later is excused for its creation and growth), and no node keeps a
+    /// directory of a deleted topic once it runs (R-RECOVER-8).
+    fn check_admin(&self, state: &MetadataState) -> Vec<String> {
+        let deleted: std::collections::BTreeSet<&str> = self
+            .ops
+            .iter()
+            .filter(|op| op.admin == Admin::Delete)
+            .map(|op| op.topic.as_str())
+            .collect();
+        let mut problems = Vec::new();
+        for op in self.ops.iter().filter(|op| op.status == Status::Done) {
+            let excused = op.admin != Admin::Delete && deleted.contains(op.topic.as_str());
+            if !excused && !shows(state, &op.topic, op.admin) {
+                problems.push(format!(
+                    "R-PERSIST-1 acknowledged {:?} of topic {} is lost",
+                    op.admin, op.topic
+                ));
+            }
+        }
+        for (node, dir, stamp) in &self.removed_at_start {
+            if state.topics.values().any(|t| &t.topic_id == stamp) {
+                problems.push(format!(
+                    "R-RECOVER-8 node {node} removed {dir} at a start, a directory of topic \
+                     id {stamp}, which the metadata still has"
+                ));
+            }
+        }
+        for node in self.nodes.iter().filter(|n| n.host.is_some()) {
+            let dirs = node.disk.list_dir(Path::new("/logs")).unwrap_or_default();
+            let stray: Vec<&String> = dirs
+                .iter()
+                .filter(|dir| {
+                    let topic = dir.rsplit_once('-').map_or(dir.as_str(), |(t, _)| t);
+                    !state.topics.contains_key(topic) && deleted.contains(topic)
+                })
+                .collect();
+            if !stray.is_empty() {
+                problems.push(format!(
+                    "R-RECOVER-8 node {} keeps directories of deleted topics: {stray:?}",
+                    node.id
+                ));
+            }
+        }
+        problems
+    }
+
     fn violation(&mut self, what: String) {
         self.trace.note(self.now, format!("VIOLATION {what}"));
         self.checker.violations.push(what);
@@ -1482,16 +1616,10 @@ impl Sim {
                     ));
                 }
             }
-            for op in &self.ops {
-                if op.status == Status::Done && !reference.topics.contains_key(&op.topic) {
-                    problems.push(format!(
-                        "R-PERSIST-1 acknowledged topic {} is lost",
-                        op.topic
-                    ));
-                }
-            }
+            problems.extend(self.check_admin(reference));
         }
         problems.extend(self.check_partitions());
+        problems.extend(self.group_members.history_violations());
         for op in self.ops.iter().filter(|op| op.status == Status::Pending) {
             problems.push(format!(
                 "R-PROPOSE-2 the proposal of {} at node {} was never answered",
@@ -1501,6 +1629,31 @@ impl Sim {
         for problem in problems {
             self.violation(problem);
         }
+    }
+}
+
+/// The partition directories on `disk` with their topic id stamps.
+fn stamped_dirs(disk: &MemDisk) -> BTreeMap<String, String> {
+    let root = Path::new("/logs");
+    let names = disk.list_dir(root).unwrap_or_default();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let stamp = chronik_core::disk::read_all(disk, &root.join(&name).join("topic_id"));
+            let stamp = String::from_utf8_lossy(&stamp.ok()?).trim().to_string();
+            Some((name, stamp))
+        })
+        .collect()
+}
+
+/// `state` shows what `admin` did to `topic`: it exists, it is gone, or it has the
+/// partitions asked for.
+fn shows(state: &MetadataState, topic: &str, admin: Admin) -> bool {
+    let partitions = state.topics.get(topic).map(|t| t.partitions.len());
+    match admin {
+        Admin::Create => partitions.is_some(),
+        Admin::Delete => partitions.is_none(),
+        Admin::AddPartition(wanted) => partitions.is_some_and(|n| n >= wanted),
     }
 }
 

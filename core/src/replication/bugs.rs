@@ -20,4 +20,8 @@ pub struct ReplicationBugs {
     /// as recovery did before issue 12, instead of leaving the ISR first (R-REPL-4):
     /// the high watermark still counts on the records it dropped.
     pub cut_damage_in_isr: bool,
+    /// Directories of topics the replayed metadata lacks are removed at start-up, as
+    /// the broker did before, from metadata that stops at the durable commit index:
+    /// topics created after it lose their directories (R-RECOVER-8).
+    pub strays_before_registered: bool,
 }

@@ -10,6 +10,7 @@ use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, Syn
 use crate::metadata::{MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub type TopicPartition = (String, i32);
@@ -48,6 +49,8 @@ pub struct Partitions {
     events: Arc<dyn PartitionEvents>,
     /// Test-only faults (feature `inject-bugs`); none in the broker.
     bugs: ReplicationBugs,
+    /// This start removed the directories of deleted topics (`reconcile_in_start`).
+    strays_removed: AtomicBool,
 }
 
 /// What the shell observes of the hosted logs (its metrics). The core counts nothing
@@ -208,6 +211,7 @@ impl Partitions {
             housekeeping_failures: FailureStates::default(),
             events,
             bugs: ReplicationBugs::default(),
+            strays_removed: AtomicBool::new(false),
         }
     }
 
@@ -559,11 +563,40 @@ impl Partitions {
             .remove(key);
     }
 
+    /// `reconcile`, and once per start, as soon as `state` holds this broker's
+    /// registration of start `incarnation`, the removal of the directories of deleted
+    /// topics (R-RECOVER-8). Not sooner: a restarted broker replays only to its
+    /// durable commit index, and it had applied more before it stopped; a topic
+    /// created there looks deleted in the replayed metadata, and its directory would
+    /// go with the records in it (found by the simulator, seed 637: a node restarted
+    /// at durable commit 13 after applying far beyond it). The registration of this
+    /// start is proposed after the restart, so a view that holds it holds everything
+    /// this broker applied before; a repaired Raft log's too (R-RECOVER-9).
+    pub fn reconcile_in_start(
+        &self,
+        state: &MetadataState,
+        me: i32,
+        incarnation: u64,
+    ) -> Result<(), LogError> {
+        let registered = state
+            .brokers
+            .get(&me)
+            .is_some_and(|b| b.incarnation == incarnation)
+            || self.bugs.strays_before_registered;
+        if registered && !self.strays_removed.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.remove_stray_dirs(state) {
+                self.strays_removed.store(false, Ordering::Release);
+                return Err(e);
+            }
+        }
+        self.reconcile(state, me)
+    }
+
     /// Removes the partition directories of topics the metadata no longer has: a
     /// kill -9 between DeleteTopics' commit and the removal of its directories leaves
-    /// them behind (R-RECOVER-8). Called once the metadata is replayed, before any
-    /// client is served; directories of live topics, and names that are not
-    /// partition directories, are left alone.
+    /// them behind (R-RECOVER-8). Only from metadata that holds everything this
+    /// broker ever applied (`reconcile_in_start`); directories of live topics, of
+    /// open logs, and names that are not partition directories, are left alone.
     pub fn remove_stray_dirs(&self, state: &MetadataState) -> Result<Vec<PathBuf>, LogError> {
         if !self.disk.is_dir(&self.root) {
             return Ok(Vec::new());
@@ -572,10 +605,17 @@ impl Partitions {
             .disk
             .list_dir(&self.root)
             .map_err(|e| LogError::io("list", &self.root, e))?;
+        let open: Vec<String> = self
+            .logs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .map(|(topic, partition)| dir_name(topic, *partition))
+            .collect();
         let mut removed = Vec::new();
         for name in names {
             let dir = self.root.join(&name);
-            if !self.disk.is_dir(&dir) {
+            if !self.disk.is_dir(&dir) || open.contains(&name) {
                 continue;
             }
             let stamp_path = dir.join(TOPIC_ID_FILE);

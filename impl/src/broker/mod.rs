@@ -155,20 +155,13 @@ impl RunningBroker {
                 listeners: endpoints,
             }),
         };
-        let repairing = node.is_repairing();
         let consensus = ConsensusLoop::start(node, driver_config, inputs, transport)?;
         // The partition logs the recovered metadata assigns here, before any client
-        // can ask for them.
+        // can ask for them. Directories of deleted topics go once the metadata holds
+        // this start's registration: here on a single node, which registered in the
+        // driver's first step; later in a cluster (R-RECOVER-8).
         let replayed = consensus.handle().view().state;
-        if repairing {
-            // The replayed metadata stops where the Raft log was cut, so topics created
-            // after it look deleted: their directories wait for the next start
-            // (R-RECOVER-9).
-            tracing::warn!("the metadata log is under repair: partition directories of topics it does not show yet are kept");
-        } else {
-            partitions.remove_stray_dirs(&replayed)?;
-        }
-        partitions.reconcile(&replayed, config.node_id)?;
+        partitions.reconcile_in_start(&replayed, config.node_id, incarnation)?;
         let broker = Arc::new(Broker {
             config: config.clone(),
             consensus: consensus.handle(),

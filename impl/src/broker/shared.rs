@@ -122,10 +122,12 @@ impl Broker {
         stored
     }
 
-    /// Opens the logs the current metadata assigns here.
+    /// Opens the logs the current metadata assigns here, and once this start's
+    /// registration is in it, removes the directories of deleted topics (R-RECOVER-8).
     pub fn reconcile_partitions(&self) {
         let view = self.consensus.view();
-        if let Err(e) = self.partitions.reconcile(&view.state, self.config.node_id) {
+        let (me, start) = (self.config.node_id, self.incarnation);
+        if let Err(e) = self.partitions.reconcile_in_start(&view.state, me, start) {
             tracing::error!(error = %e, "opening partition logs failed");
         }
     }
