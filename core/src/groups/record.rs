@@ -120,11 +120,22 @@ impl Coordinator {
     /// Stable assignment, an Empty generation, a static member replaced). The shell
     /// stores them before it delivers the replies of the same step, so no member
     /// hears of a generation a restarted coordinator would not know.
+    ///
+    /// Only a Stable or Empty group has a record. Mid-rebalance, the generation
+    /// still names the last one while the members and their (cleared) assignments
+    /// are the next one's: resumed, that record would be a Stable group owning
+    /// nothing of what its departed member held, and nothing would rebalance it
+    /// (simulator seed 300541 of the full-disk storm, after a store failed and a
+    /// member left). A change still unstored when a rebalance starts is dropped:
+    /// the rebalance ends in a record of its own, as Kafka writes only at the
+    /// leader's SyncGroup and when the group empties.
     pub fn take_records(&mut self) -> Vec<(String, GroupRecord)> {
         self.groups
             .iter_mut()
             .filter_map(|(id, g)| {
-                std::mem::take(&mut g.changed).then(|| (id.clone(), GroupRecord::of(g)))
+                let settled = matches!(g.state, GroupState::Stable | GroupState::Empty);
+                (std::mem::take(&mut g.changed) && settled)
+                    .then(|| (id.clone(), GroupRecord::of(g)))
             })
             .collect()
     }

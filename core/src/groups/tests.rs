@@ -616,6 +616,42 @@ fn r_group_8_an_older_record_does_not_replace_a_newer_generation_and_emptiness_i
     assert_eq!(commit(&mut fresh, "", -1, 1), Ok(()));
 }
 
+/// Simulator seed 300541 (full-disk storm): generation 18's record failed to store,
+/// a member left, and the retry stored generation 18 with the remaining members and
+/// no assignments; the restarted coordinator resumed it as Stable and partition 0
+/// stayed unowned.
+#[test]
+fn r_group_8_a_group_mid_rebalance_hands_out_no_record_even_after_a_failed_store() {
+    let (mut c, leader, follower) = stable_group_of_two();
+    let (_, stable) = c.take_records().remove(0);
+    assert_eq!(stable.generation, 1);
+    c.record_unstored("g");
+    let leaving = LeavingMember {
+        member_id: follower.clone(),
+        group_instance_id: None,
+    };
+    c.leave("g", &[leaving], 10_000);
+    assert_eq!(
+        c.describe("g").unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    assert!(
+        c.take_records().is_empty(),
+        "a record taken now would name generation 1 with its assignments gone"
+    );
+    let replies = c.join(join_req(&leader, None, &["t"]), 10_001, 5);
+    assert_eq!(join_of(&replies, 5).unwrap().generation_id, 2);
+    assert!(
+        c.take_records().is_empty(),
+        "CompletingRebalance has no record either"
+    );
+    c.sync(sync_req(&leader, 2, &[(&leader, "LF")]), 10_002, 6);
+    let records = c.take_records();
+    let record = &records[0].1;
+    assert_eq!((record.generation, record.members.len()), (2, 1));
+    assert_eq!(record.members[0].assignment, b"LF".to_vec());
+}
+
 #[test]
 fn r_group_1_the_next_deadline_is_the_earliest_session_and_a_tick_then_expires_it() {
     let (mut c, leader, follower) = stable_group_of_two();
