@@ -214,6 +214,48 @@ def test_r_group_3_a_group_keeps_its_offsets_when_its_coordinator_dies(cluster):
     assert rest == [f"g{i}" for i in range(10, 20)], rest
 
 
+def earliest_offset(node, topic):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "watermarks"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=3)[0]
+    finally:
+        c.close()
+
+
+def test_r_wire_5_deleted_records_stay_deleted_when_the_leader_dies_at_once(cluster):
+    """DeleteRecords used to be answered once the leader had deleted; a follower learnt
+    the new log start with its next fetch answer, so a leader killed right after the
+    answer left a successor serving the deleted records again. Kafka answers once
+    every live replica's log start passed the offset (DelayedDeleteRecords)."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic as CNewTopic
+    for n in cluster.nodes:
+        n.start()
+    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([CNewTopic("trimmed", 1, 3)])["trimmed"].result(10)
+    wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "trimmed")[1]) == 3, 10.0)
+    acked, failed = produce(cluster.bootstrap, "trimmed", [f"t{i}" for i in range(30)])
+    assert not failed and len(acked) == 30
+    for target in (10, 20):
+        leader, _ = partition_state(cluster.node(1), "trimmed")
+        admin = AdminClient({"bootstrap.servers": cluster.node(leader).bootstrap})
+        futures = admin.delete_records([TopicPartition("trimmed", 0, target)],
+                                       operation_timeout=20, request_timeout=30)
+        deleted = list(futures.values())[0].result(30)
+        assert deleted.low_watermark == target, deleted
+        cluster.node(leader).kill9()
+        survivor = next(n for i, n in enumerate(cluster.nodes, 1) if i != leader)
+        wait_for("a new leader", lambda: partition_state(survivor, "trimmed")[0]
+                 not in (leader, -1), 20.0)
+        successor = cluster.node(partition_state(survivor, "trimmed")[0])
+        assert earliest_offset(successor, "trimmed") >= target
+        cluster.node(leader).start()
+        wait_for("the old leader back in the ISR",
+                 lambda: leader in partition_state(survivor, "trimmed")[1], 20.0)
+
+
 def test_r_propose_2_proposals_on_followers_under_load_are_all_answered(cluster):
     """Seed 003: a follower's raw propose panicked raft-rs. Here three clients hammer
     CreateTopics (metadata proposals) on both followers and the controller while

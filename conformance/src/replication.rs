@@ -21,8 +21,8 @@ use chronik::log::batch::{build_batch, set_producer, Record};
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::replication::{
-    appended, truncation_point, AckWait, Appended, Fetched, LocalView, NoEvents, Partitions,
-    ReplicationBugs,
+    appended, truncation_point, AckWait, Appended, Fetched, FollowerFetch, LocalView, NoEvents,
+    Partitions, ReplicationBugs,
 };
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -337,14 +337,15 @@ impl ReplicationHarness {
     /// The follower's fetch, served by the leader it knows (the Fetch handler's
     /// checks, then `serve_follower_fetch` and a read up to what it returns).
     fn fetch_request(&mut self, f: NodeId) -> Result<(), HarnessError> {
-        let (leader, epoch, fetch_offset) = {
+        let (leader, epoch, fetch_offset, log_start) = {
             let b = &self.brokers[usize::from(f)];
             let info = b
                 .view
                 .partition(TOPIC, 0)
                 .ok_or_else(|| fail("the follower knows no partition"))?;
             let log = b.log().ok_or_else(|| fail("the follower has no log"))?;
-            (info.leader, info.leader_epoch, log.log_end_offset())
+            let ends = (log.log_end_offset(), log.log_start_offset());
+            (info.leader, info.leader_epoch, ends.0, ends.1)
         };
         let l = node_of(leader).ok_or_else(|| fail("fetch with no leader"))?;
         let lb = &self.brokers[usize::from(l)];
@@ -358,8 +359,14 @@ impl ReplicationHarness {
                 info.leader_epoch
             )));
         }
-        let upper =
-            local.serve_follower_fetch(&key(), &log, info, broker_id(f), fetch_offset, NOW_MS);
+        let fetch = FollowerFetch {
+            follower: broker_id(f),
+            fetch_offset,
+            log_start,
+        };
+        let upper = local
+            .serve_follower_fetch(&key(), &log, info, fetch, NOW_MS)
+            .upper;
         // Past the leader's log end the read fails (OFFSET_OUT_OF_RANGE), and the
         // follower applies nothing of the answer.
         match log.read(fetch_offset, 1 << 20, upper) {

@@ -8,7 +8,9 @@ use chronik_core::disk::{Disk, MemDisk};
 use chronik_core::log::batch::{build_batch, Record};
 use chronik_core::log::{LogConfig, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
-use chronik_core::replication::{truncate_for_leader, LocalView, NoEvents, Partitions};
+use chronik_core::replication::{
+    truncate_for_leader, FollowerFetch, LocalView, NoEvents, Partitions,
+};
 
 const FENCED_LEADER_EPOCH: i16 = 74;
 const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -175,7 +177,12 @@ fn r_repl_2_a_follower_joins_the_isr_only_with_what_its_leader_had_at_its_epoch_
     let info = state.partition("t", 0).cloned().expect("topic t");
     let key = ("t".to_string(), 0);
     let wanted = |follower_end: u64| {
-        partitions.on_follower_fetch(&key, &info, 3, follower_end, 3, 100);
+        let fetch = FollowerFetch {
+            follower: 3,
+            fetch_offset: follower_end,
+            log_start: 0,
+        };
+        partitions.on_follower_fetch(&key, &info, fetch, 3, 100);
         partitions.wanted_isr(&key, &log, &info, &[1, 2, 3], 1, 100, 10_000)
     };
     assert_eq!(

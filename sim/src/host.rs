@@ -16,7 +16,8 @@ use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, Partit
 use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 use chronik_core::replication::{
     ack_error, appended, follower_fetch_offset, truncation_point_for_answer, Appended, Fetched,
-    LocalView, NoEvents, PartitionKey, Partitions, RepairStep, Repairs, ReplicationBugs,
+    FollowerFetch, LocalView, NoEvents, PartitionKey, Partitions, RepairStep, Repairs,
+    ReplicationBugs,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,6 +64,7 @@ pub enum Message {
         key: PartitionKey,
         epoch: i32,
         offset: u64,
+        log_start: u64,
     },
     FetchAnswer {
         key: PartitionKey,
@@ -260,8 +262,18 @@ impl Host {
                 };
                 vec![Out::Send(from, reply)]
             }
-            Message::Fetch { key, epoch, offset } => {
-                let answer = self.serve_fetch(now, state, from, &key, epoch, offset);
+            Message::Fetch {
+                key,
+                epoch,
+                offset,
+                log_start,
+            } => {
+                let fetch = FollowerFetch {
+                    follower: from as i32,
+                    fetch_offset: offset,
+                    log_start,
+                };
+                let answer = self.serve_fetch(now, state, &key, epoch, fetch);
                 vec![Out::Send(from, Message::FetchAnswer { key, epoch, answer })]
             }
             Message::EpochAnswer {
@@ -347,14 +359,16 @@ impl Host {
         &self,
         now: u64,
         state: &MetadataState,
-        follower: u64,
         key: &PartitionKey,
         epoch: i32,
-        offset: u64,
+        fetch: FollowerFetch,
     ) -> Result<Fetched, i16> {
         let local = self.local(state);
         let (log, info) = local.gate(&key.0, key.1, epoch)?;
-        let upper = local.serve_follower_fetch(key, &log, info, follower as i32, offset, now);
+        let offset = fetch.fetch_offset;
+        let upper = local
+            .serve_follower_fetch(key, &log, info, fetch, now)
+            .upper;
         let high_watermark = log.high_watermark() as i64;
         let log_start_offset = log.log_start_offset() as i64;
         let read = log
@@ -552,6 +566,7 @@ impl Host {
                         key: key.clone(),
                         epoch: p.leader_epoch,
                         offset: follower_fetch_offset(&log),
+                        log_start: log.log_start_offset(),
                     }
                 };
                 self.asking.insert(question, now);

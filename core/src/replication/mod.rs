@@ -20,6 +20,7 @@ pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPar
 pub use repair::{RepairStep, Repairs};
 pub use steps::{
     ack_error, appended, follower_fetch_offset, leader_epoch_error, min_insync_replicas,
-    truncate_for_leader, AckWait, Appended, Fetched, LocalView, PartitionKey,
+    truncate_for_leader, AckWait, Appended, DeletionStarted, Fetched, FollowerServed, LocalView,
+    PartitionKey,
 };
-pub use tracker::{truncation_point, truncation_point_for_answer, FollowerTracker};
+pub use tracker::{truncation_point, truncation_point_for_answer, FollowerFetch, FollowerTracker};

@@ -3,7 +3,7 @@
 
 use super::bugs::ReplicationBugs;
 use super::failure_states::{Change, FailureStates};
-use super::tracker::FollowerTracker;
+use super::tracker::{FollowerFetch, FollowerTracker};
 use crate::disk::{read_all, write_atomically, Disk};
 use crate::log::open_files::OpenFiles;
 use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, SyncObserver};
@@ -279,26 +279,47 @@ impl Partitions {
         f(tracker)
     }
 
-    /// A follower fetched from `fetch_offset` (its durable log end) while this
-    /// leader's metadata showed the partition as `info`.
+    /// A follower fetched from its durable log end while this leader's metadata
+    /// showed the partition as `info`; true if its log start moved on.
     pub fn on_follower_fetch(
         &self,
         key: &TopicPartition,
         info: &PartitionInfo,
-        follower: i32,
-        fetch_offset: u64,
+        fetch: FollowerFetch,
         leader_end: u64,
         now_ms: u64,
-    ) {
+    ) -> bool {
         self.with_tracker(key, info.leader_epoch, now_ms, |t| {
             t.on_fetch(
-                follower,
-                fetch_offset,
+                fetch.follower,
+                fetch.fetch_offset,
                 leader_end,
                 info.partition_epoch,
                 now_ms,
-            )
-        });
+            );
+            t.on_log_start(fetch.follower, fetch.log_start)
+        })
+    }
+
+    /// The least log start over this leader's `log` and the replicas among `live`
+    /// (`FollowerTracker::low_watermark`).
+    pub fn low_watermark(
+        &self,
+        key: &TopicPartition,
+        log: &PartitionLog,
+        info: &PartitionInfo,
+        live: &[i32],
+        now_ms: u64,
+    ) -> u64 {
+        let replicas: Vec<i32> = info
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| live.contains(r))
+            .collect();
+        self.with_tracker(key, info.leader_epoch, now_ms, |t| {
+            t.low_watermark(log.log_start_offset(), &replicas, info.leader)
+        })
     }
 
     /// The log end `follower` last reported to this leader in leader epoch `epoch`.

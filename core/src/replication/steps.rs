@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::bugs::ReplicationBugs;
 use super::partitions::Partitions;
+use super::tracker::FollowerFetch;
 use crate::errors;
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::metadata::{MetadataCommand, MetadataState, PartitionInfo};
@@ -236,23 +237,74 @@ impl<'a> LocalView<'a> {
             .advance_high_watermark(key, log, info, self.me, now_ms)
     }
 
-    /// The leader's side of a follower's Fetch from `fetch_offset` (its durable log
-    /// end): records it, moves the high watermark, and returns the offset up to which
-    /// the follower is served: what this leader holds durably (R-REPL-1).
+    /// The leader's side of a follower's Fetch from its durable log end: records it
+    /// and the follower's log start, moves the high watermark, and returns the offset
+    /// up to which the follower is served: what this leader holds durably (R-REPL-1).
     pub fn serve_follower_fetch(
         &self,
         key: &PartitionKey,
         log: &PartitionLog,
         info: &PartitionInfo,
-        follower: i32,
-        fetch_offset: u64,
+        fetch: FollowerFetch,
         now_ms: u64,
-    ) -> u64 {
+    ) -> FollowerServed {
         let own = log.committable_end();
-        self.partitions
-            .on_follower_fetch(key, info, follower, fetch_offset, own, now_ms);
-        self.advance_high_watermark(key, log, now_ms);
-        own
+        let start_moved = self
+            .partitions
+            .on_follower_fetch(key, info, fetch, own, now_ms);
+        let hw_moved = self.advance_high_watermark(key, log, now_ms);
+        FollowerServed {
+            upper: own,
+            wakes_waiters: start_moved || hw_moved,
+        }
+    }
+
+    /// DeleteRecords on the leader (R-WIRE-5): moves this log's start to the asked
+    /// offset (-1: the high watermark; beyond it, OFFSET_OUT_OF_RANGE, as Kafka's
+    /// `Partition.deleteRecordsOnLeader`). The answer waits for
+    /// [`LocalView::deletion_outcome`].
+    pub fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        requested: i64,
+    ) -> Result<DeletionStarted, i16> {
+        let (log, info) = self.led_log(topic, partition)?;
+        let target = match requested {
+            -1 => log.high_watermark(),
+            offset => u64::try_from(offset).map_err(|_| errors::OFFSET_OUT_OF_RANGE)?,
+        };
+        log.delete_records_before(target)
+            .map_err(|e| errors::from_log_error(&e))?;
+        Ok(DeletionStarted {
+            epoch: info.leader_epoch,
+            target,
+            log,
+        })
+    }
+
+    /// Whether a DeleteRecords up to `target`, started under leader `epoch`, may be
+    /// answered: once every live replica's log start passed it (Kafka's
+    /// `DelayedDeleteRecords` waits for the low watermark), so a follower elected
+    /// leader later does not serve the deleted records again. `Ok`: the low
+    /// watermark to answer; `Err`: this broker no longer leads in that epoch.
+    /// `None`: not yet.
+    pub fn deletion_outcome(
+        &self,
+        key: &PartitionKey,
+        deletion: &DeletionStarted,
+        now_ms: u64,
+    ) -> Option<Result<u64, i16>> {
+        let Some(info) = self.state.partition(&key.0, key.1).filter(|p| {
+            self.state.leads(p, self.me, self.incarnation) && p.leader_epoch == deletion.epoch
+        }) else {
+            return Some(Err(errors::NOT_LEADER_OR_FOLLOWER));
+        };
+        let live = self.state.live_brokers();
+        let low = self
+            .partitions
+            .low_watermark(key, &deletion.log, info, &live, now_ms);
+        (low >= deletion.target).then_some(Ok(low))
     }
 
     /// Whether records up to `end`, appended under leader `epoch`, can be answered yet:
@@ -481,6 +533,25 @@ pub fn truncate_for_leader(
         _ => Ok(None),
     });
     cut.unwrap_or(Ok(None))
+}
+
+/// What a leader's side of a follower's Fetch decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerServed {
+    /// Serve the follower records below this offset.
+    pub upper: u64,
+    /// The high watermark or the follower's log start moved: produces and
+    /// DeleteRecords waiting on them should look again.
+    pub wakes_waiters: bool,
+}
+
+/// A DeleteRecords the leader carried out, waiting for its followers.
+#[derive(Clone)]
+pub struct DeletionStarted {
+    pub log: Arc<PartitionLog>,
+    pub epoch: i32,
+    /// Every replica's log start must reach this before the answer.
+    pub target: u64,
 }
 
 /// What a leader's Fetch response holds for one partition.

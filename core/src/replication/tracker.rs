@@ -40,9 +40,22 @@ pub fn truncation_point_for_answer(log: &PartitionLog, leader_epoch: i32, end_of
     truncation_point(log, answer)
 }
 
+/// One follower's Fetch as its leader takes it: the follower fetches from its
+/// durable log end and reports its log start (Kafka's Fetch `log_start_offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerFetch {
+    pub follower: i32,
+    pub fetch_offset: u64,
+    pub log_start: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Follower {
     log_end: u64,
+    /// Below this the follower holds nothing (DeleteRecords, retention); a record
+    /// deleted on the leader is deleted everywhere once every live replica's start
+    /// passed it.
+    log_start: u64,
     caught_up_ms: u64,
     /// The partition epoch the leader's metadata showed when it served that fetch.
     partition_epoch: u64,
@@ -82,6 +95,7 @@ impl FollowerTracker {
     ) {
         let entry = self.followers.entry(follower).or_insert(Follower {
             log_end: 0,
+            log_start: 0,
             caught_up_ms: 0,
             partition_epoch,
         });
@@ -90,6 +104,28 @@ impl FollowerTracker {
         if fetch_offset >= leader_end {
             entry.caught_up_ms = now_ms;
         }
+    }
+
+    /// A follower reported its log start; true if it moved on (a DeleteRecords
+    /// waiting for it may now be answered).
+    pub fn on_log_start(&mut self, follower: i32, log_start: u64) -> bool {
+        let Some(entry) = self.followers.get_mut(&follower) else {
+            return false;
+        };
+        let moved = log_start > entry.log_start;
+        entry.log_start = log_start;
+        moved
+    }
+
+    /// Kafka's low watermark: the least log start over this leader (`own_start`) and
+    /// every other replica in `replicas`; one that has not fetched in this epoch
+    /// counts as holding everything.
+    pub fn low_watermark(&self, own_start: u64, replicas: &[i32], me: i32) -> u64 {
+        replicas
+            .iter()
+            .filter(|r| **r != me)
+            .map(|r| self.followers.get(r).map_or(0, |f| f.log_start))
+            .fold(own_start, u64::min)
     }
 
     pub fn follower_end(&self, follower: i32) -> Option<u64> {
@@ -167,6 +203,21 @@ mod tests {
         assert_eq!(t.high_watermark(10, &[1, 2, 3], 1), 7);
         assert_eq!(t.high_watermark(10, &[1, 3], 1), 9);
         assert_eq!(t.high_watermark(8, &[1, 3], 1), 8);
+    }
+
+    #[test]
+    fn r_wire_5_the_low_watermark_waits_for_every_replica_to_report_its_log_start() {
+        let mut t = FollowerTracker::new(1, 0);
+        assert_eq!(t.low_watermark(8, &[1], 1), 8);
+        assert_eq!(t.low_watermark(8, &[1, 2, 3], 1), 0, "nobody reported yet");
+        t.on_fetch(2, 10, 10, 0, 5);
+        t.on_fetch(3, 10, 10, 0, 5);
+        assert!(t.on_log_start(2, 8));
+        assert!(!t.on_log_start(2, 8), "no move, nothing to wake");
+        assert_eq!(t.low_watermark(8, &[1, 2, 3], 1), 0);
+        assert!(t.on_log_start(3, 5));
+        assert_eq!(t.low_watermark(8, &[1, 2, 3], 1), 5);
+        assert_eq!(t.low_watermark(8, &[1, 2], 1), 8);
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! `config_handlers`).
 
 use super::authorize::Caller;
-use super::common::{led_log, propose, str_bytes};
+use super::common::{propose, str_bytes};
 use super::errors;
+use super::handlers::wait_until;
 use super::partition_limits;
+use crate::broker::shared::now_ms;
 use crate::broker::shared::Broker;
-use crate::log::PartitionLog;
 use crate::metadata::MetadataCommand;
+use chronik_core::replication::DeletionStarted;
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::delete_records_response::{
@@ -20,6 +22,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use std::time::Duration;
 
 pub async fn handle(
     broker: &Broker,
@@ -41,7 +44,7 @@ pub async fn handle(
             super::config_handlers::incremental_alter(broker, caller, r).await,
         ),
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records(broker, caller, r))
+            ResponseKind::DeleteRecords(delete_records(broker, caller, r).await)
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster(broker, caller, r))
@@ -158,59 +161,81 @@ fn new_partitions(
         .collect())
 }
 
-/// The offset a DeleteRecords entry asks for: -1 is the high watermark; any other
-/// negative offset, like one beyond the high watermark, is OFFSET_OUT_OF_RANGE, as
-/// Kafka's `Partition.deleteRecordsOnLeader` answers.
-fn delete_target(log: &PartitionLog, requested: i64) -> Option<u64> {
-    match requested {
-        -1 => Some(log.high_watermark()),
-        offset => u64::try_from(offset).ok(),
-    }
-}
-
-fn delete_records(
+/// DeleteRecords (R-WIRE-5): each led partition deletes at once and is answered
+/// once every live replica's log start passed the offset (`LocalView::
+/// deletion_outcome`), REQUEST_TIMED_OUT if that takes longer than the request's
+/// timeout, as Kafka's `DelayedDeleteRecords` answers.
+async fn delete_records(
     broker: &Broker,
     caller: &Caller,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
-    let view = broker.consensus.view();
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
-            let refused = caller.topic_error(Operation::Delete, &name);
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let mut r = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index)
-                        .with_low_watermark(-1);
-                    if refused != errors::NONE {
-                        r.error_code = refused;
-                        return r;
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let refused = caller.topic_error(Operation::Delete, &name);
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let mut r = DeleteRecordsPartitionResult::default()
+                .with_partition_index(p.partition_index)
+                .with_low_watermark(-1);
+            let started = match refused {
+                errors::NONE => started_deletion(broker, &name, p.partition_index, p.offset),
+                code => Err(code),
+            };
+            match started {
+                Err(code) => r.error_code = code,
+                Ok(deletion) => {
+                    let key = (name.clone(), p.partition_index);
+                    match wait_deleted(broker, &key, &deletion, deadline).await {
+                        Ok(low) => r.low_watermark = low as i64,
+                        Err(code) => {
+                            r.error_code = code;
+                            r.low_watermark = deletion.log.log_start_offset() as i64;
+                        }
                     }
-                    // Only the leader deletes; followers follow its log start (R-WIRE-5).
-                    match led_log(broker, &view.state, &name, p.partition_index) {
-                        Err(code) => r.error_code = code,
-                        Ok((log, _)) => match delete_target(&log, p.offset)
-                            .map(|target| log.delete_records_before(target))
-                        {
-                            Some(Ok(start)) => r.low_watermark = start as i64,
-                            Some(Err(e)) => r.error_code = errors::from_log_error(&e),
-                            None => r.error_code = errors::OFFSET_OUT_OF_RANGE,
-                        },
-                    }
-                    r
-                })
-                .collect();
+                }
+            }
+            partitions.push(r);
+        }
+        topics.push(
             DeleteRecordsTopicResult::default()
                 .with_name(topic.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// Only the leader deletes; followers follow its log start (R-WIRE-5).
+fn started_deletion(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<DeletionStarted, i16> {
+    let view = broker.consensus.view();
+    broker
+        .local(&view.state)
+        .delete_records(topic, partition, offset)
+}
+
+async fn wait_deleted(
+    broker: &Broker,
+    key: &(String, i32),
+    deletion: &DeletionStarted,
+    deadline: tokio::time::Instant,
+) -> Result<u64, i16> {
+    wait_until(broker, deadline, || {
+        let view = broker.consensus.view();
+        broker
+            .local(&view.state)
+            .deletion_outcome(key, deletion, now_ms())
+    })
+    .await
+    .unwrap_or(Err(errors::REQUEST_TIMED_OUT))
 }
 
 fn describe_cluster(

@@ -15,7 +15,9 @@ use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
 use chronik_core::log::produced::prepare_produced;
-use chronik_core::replication::{ack_error, appended, list_offset, AckWait, Appended};
+use chronik_core::replication::{
+    ack_error, appended, list_offset, AckWait, Appended, FollowerFetch,
+};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -706,12 +708,13 @@ pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: 
 }
 
 /// Waits until `check` decides, re-checking whenever data arrives, a high watermark
-/// moves or the metadata changes, or until the deadline passes.
-async fn wait_until(
+/// or a follower's log start moves or the metadata changes; `None` once the
+/// deadline passes undecided.
+pub(super) async fn wait_until<T>(
     broker: &Broker,
     deadline: tokio::time::Instant,
-    check: impl Fn() -> Option<AckWait>,
-) -> AckWait {
+    check: impl Fn() -> Option<T>,
+) -> Option<T> {
     let mut metadata = broker.consensus.subscribe();
     loop {
         let notified = broker.data_arrived.notified();
@@ -719,7 +722,7 @@ async fn wait_until(
         notified.as_mut().enable();
         metadata.borrow_and_update();
         if let Some(outcome) = check() {
-            return outcome;
+            return Some(outcome);
         }
         let woken = tokio::time::timeout_at(deadline, async {
             tokio::select! {
@@ -729,7 +732,7 @@ async fn wait_until(
         })
         .await;
         if woken.is_err() {
-            return check().unwrap_or(AckWait::TimedOut);
+            return check();
         }
     }
 }
@@ -752,6 +755,7 @@ async fn wait_acknowledgeable(
             .ack_outcome(key, epoch, acks, end, log)
     })
     .await
+    .unwrap_or(AckWait::TimedOut)
 }
 
 /// Waits for a submitted Produce's appends to be durable and builds the response.
@@ -1116,19 +1120,18 @@ fn read_led_partition(
     // A follower's fetch offset is its durable log end (R-REPL-1); it is served what
     // the leader holds durably, never less than that.
     let upper = (pass.follower >= 0 && p.fetch_offset >= 0).then(|| {
-        let hw = log.high_watermark();
-        let upper = broker.local(state).serve_follower_fetch(
-            &key,
-            &log,
-            info,
-            pass.follower,
-            p.fetch_offset as u64,
-            now_ms(),
-        );
-        if log.high_watermark() > hw {
+        let fetch = FollowerFetch {
+            follower: pass.follower,
+            fetch_offset: p.fetch_offset as u64,
+            log_start: p.log_start_offset.max(0) as u64,
+        };
+        let served = broker
+            .local(state)
+            .serve_follower_fetch(&key, &log, info, fetch, now_ms());
+        if served.wakes_waiters {
             broker.data_arrived.notify_waiters();
         }
-        upper
+        served.upper
     });
     let hw = log.high_watermark();
     data.high_watermark = hw as i64;
