@@ -256,6 +256,55 @@ def test_r_wire_5_deleted_records_stay_deleted_when_the_leader_dies_at_once(clus
                  lambda: leader in partition_state(survivor, "trimmed")[1], 20.0)
 
 
+def test_r_wire_5_a_follower_away_during_a_deletion_catches_up_from_the_leaders_log_start(cluster):
+    """A follower that was down while the leader deleted past its log end used to be
+    refused OFFSET_OUT_OF_RANGE on every fetch and never came back into the ISR; it
+    now starts its log afresh at the leader's log start, as Kafka's follower does."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic as CNewTopic
+    for n in cluster.nodes:
+        n.start()
+    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([CNewTopic("away", 1, 3)])["away"].result(10)
+    wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "away")[1]) == 3, 10.0)
+    acked, failed = produce(cluster.bootstrap, "away", [f"a{i}" for i in range(10)])
+    assert not failed and len(acked) == 10
+    leader, isr = partition_state(cluster.node(1), "away")
+    away = next(r for r in isr if r != leader)
+    cluster.node(away).kill9()
+    staying = cluster.node(leader)
+    wait_for("the ISR without the stopped follower",
+             lambda: away not in partition_state(staying, "away")[1], 30.0)
+    acked, failed = produce(staying.bootstrap, "away", [f"a{i}" for i in range(10, 30)])
+    assert not failed and len(acked) == 20
+    admin = AdminClient({"bootstrap.servers": staying.bootstrap})
+    futures = admin.delete_records([TopicPartition("away", 0, 25)],
+                                   operation_timeout=30, request_timeout=40)
+    assert list(futures.values())[0].result(40).low_watermark == 25
+    cluster.node(away).start()
+    wait_for("the follower back in the ISR",
+             lambda: away in partition_state(staying, "away")[1], 30.0)
+    staying.kill9()
+    survivor = next(n for i, n in enumerate(cluster.nodes, 1) if i != leader)
+    wait_for("a new leader", lambda: partition_state(survivor, "away")[0]
+             not in (leader, -1), 20.0)
+    successor = cluster.node(partition_state(survivor, "away")[0])
+    assert earliest_offset(successor, "away") == 25
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": successor.bootstrap, "group.id": "after-away",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("away", 0, 25)])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < 5 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append((m.offset(), m.value().decode()))
+    c.close()
+    assert got == [(o, f"a{o}") for o in range(25, 30)], got
+
+
 def test_r_propose_2_proposals_on_followers_under_load_are_all_answered(cluster):
     """Seed 003: a follower's raw propose panicked raft-rs. Here three clients hammer
     CreateTopics (metadata proposals) on both followers and the controller while

@@ -9,7 +9,7 @@ use chronik_core::log::batch::{build_batch, Record};
 use chronik_core::log::{LogConfig, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::replication::{
-    truncate_for_leader, FollowerFetch, LocalView, NoEvents, Partitions,
+    truncate_for_leader, Fetched, FollowerFetch, LocalView, NoEvents, Partitions,
 };
 
 const FENCED_LEADER_EPOCH: i16 = 74;
@@ -322,5 +322,64 @@ fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
     assert!(
         local.admit_produce("t", 0, 1).is_ok(),
         "the sole copy takes writes"
+    );
+}
+
+/// A follower whose log ends below its leader's log start (the leader deleted the
+/// records in between while it was away) starts afresh there, as Kafka's follower
+/// does; before, every fetch was refused OFFSET_OUT_OF_RANGE and it never caught up.
+/// Then the leader's answer from a DeleteRecords offset inside a batch: the empty log
+/// starts again at that batch's base, appends it, and takes the leader's log start.
+#[test]
+fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
+    let (state, _) = three_brokers_one_topic();
+    let (partitions, log) = hosted(&state, 2);
+    let key = ("t".to_string(), 0);
+    log.append(&record(0), 0, 0).expect("append");
+    assert_eq!(
+        truncate_for_leader(&partitions, &key, 0, &log, None),
+        Ok(None)
+    );
+    let local = LocalView {
+        state: &state,
+        partitions: &partitions,
+        me: 2,
+        incarnation: 1,
+    };
+    let other = local.fetch_refused(&key, 0, &log, (FENCED_LEADER_EPOCH, 10));
+    assert_eq!(other, Ok(false), "only OFFSET_OUT_OF_RANGE");
+    assert_eq!(local.fetch_refused(&key, 0, &log, (1, 10)), Ok(true));
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
+    assert_eq!(
+        local.fetch_refused(&key, 0, &log, (1, 10)),
+        Ok(false),
+        "not behind any more"
+    );
+
+    // The leader deleted below 11, inside its batch 9..=11.
+    let mut batch = chronik_core::log::batch::build_batch(
+        &[0u8, 1, 2].map(|v| Record {
+            key: None,
+            value: Some(vec![v]),
+            timestamp_delta: 0,
+        }),
+        0,
+    );
+    chronik_core::log::batch::set_base_offset(&mut batch, 9);
+    chronik_core::log::batch::set_partition_leader_epoch(&mut batch, 0);
+    log.truncate_to(9).expect("cut below the start");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (9, 9));
+    log.start_afresh_at(10)
+        .expect("an empty log starts anywhere");
+    let fetched = Fetched {
+        records: Some(batch.into()),
+        high_watermark: 12,
+        log_start_offset: 11,
+    };
+    assert_eq!(local.apply_fetched(&key, 0, &log, &fetched, 0), Ok(true));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (11, 12),
+        "the batch appended whole, the leader's start taken"
     );
 }

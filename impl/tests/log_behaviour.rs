@@ -203,6 +203,40 @@ fn r_log_8_delete_records_is_durable_and_bounded_by_the_high_watermark() -> Test
     Ok(())
 }
 
+/// A log cut at or below its start keeps nothing and starts empty at the cut (it
+/// could otherwise end below its own start, a DeleteRecords offset lying inside a
+/// batch); a log started afresh beyond its end (a follower behind its leader's log
+/// start) says so after a crash, and takes the leader's batches from there.
+#[test]
+fn r_log_8_a_log_cut_at_its_start_or_started_afresh_is_empty_there_and_durable() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let dir = Path::new("/t-0");
+    let log = open(&disk, dir, small_segments(FsyncPolicy::Always));
+    for seq in 0..40 {
+        log.append(&batch_for(0, seq, 2, 100), 0, 0)?;
+    }
+    log.set_high_watermark(80);
+    log.delete_records_before(33)?;
+    assert_eq!(log.truncate_to(33)?, 33);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (33, 33));
+    assert_eq!(log.read(33, 1 << 20, u64::MAX)?.batch_count, 0);
+    log.start_afresh_at(100)?;
+    drop(log);
+    mem_disk.crash(chronik::disk::Tear::None);
+    let log = open(&disk, dir, small_segments(FsyncPolicy::Always));
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert_eq!(log.high_watermark(), 100);
+    let mut replicated = batch_for(0, 0, 2, 100);
+    batch::set_base_offset(&mut replicated, 100);
+    log.append_replica(&replicated, 0)?;
+    assert_eq!(log.log_end_offset(), 102);
+    assert!(
+        log.start_afresh_at(101).is_err(),
+        "a log that holds records does not start afresh below its end"
+    );
+    Ok(())
+}
+
 #[test]
 fn r_log_1_list_offsets_by_timestamp_finds_the_first_record_at_or_after_it() -> TestResult {
     let (_, disk) = mem();

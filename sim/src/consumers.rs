@@ -7,6 +7,7 @@
 
 use crate::host::Message;
 use crate::records::{fetched_records, PARTITIONS, TOPIC};
+use chronik_core::errors;
 use chronik_core::replication::PartitionKey;
 use std::collections::BTreeMap;
 
@@ -75,8 +76,22 @@ impl Consumers {
         out
     }
 
-    /// A fetch answer: the records (whole batches) from the asked offset.
-    pub fn answered(&mut self, now: u64, request: u64, answer: Result<Vec<u8>, i16>) {
+    /// Where the consumer of `partition` will fetch next: it has read everything
+    /// below.
+    pub fn position(&self, partition: i32) -> u64 {
+        self.by_partition.get(&partition).map_or(0, |c| c.position)
+    }
+
+    /// A fetch answer: the records (whole batches) from the asked offset. Refused
+    /// below the log start, the consumer goes on from there (auto.offset.reset
+    /// "earliest").
+    pub fn answered(
+        &mut self,
+        now: u64,
+        request: u64,
+        answer: Result<Vec<u8>, i16>,
+        log_start: u64,
+    ) {
         let Some((&partition, consumer)) = self
             .by_partition
             .iter_mut()
@@ -86,8 +101,13 @@ impl Consumers {
         };
         consumer.in_flight = None;
         consumer.next_poll = now + POLL_MS;
-        let Ok(records) = answer else {
-            return;
+        let records = match answer {
+            Ok(records) => records,
+            Err(errors::OFFSET_OUT_OF_RANGE) => {
+                consumer.position = consumer.position.max(log_start);
+                return;
+            }
+            Err(_) => return,
         };
         let seen = match fetched_records(partition, &records) {
             Ok(seen) => seen,
@@ -119,14 +139,20 @@ impl Consumers {
     }
 
     /// Every record read from `partition` against the leader's records below its
-    /// high watermark at the end.
-    pub fn check(&self, partition: i32, held: &BTreeMap<u64, Vec<u8>>) -> Vec<String> {
+    /// high watermark at the end, but those below `deleted_below` (DeleteRecords).
+    pub fn check(
+        &self,
+        partition: i32,
+        held: &BTreeMap<u64, Vec<u8>>,
+        deleted_below: u64,
+    ) -> Vec<String> {
         let Some(consumer) = self.by_partition.get(&partition) else {
             return Vec::new();
         };
         consumer
             .read
             .iter()
+            .filter(|(offset, _)| **offset >= deleted_below)
             .filter(|(offset, value)| held.get(offset) != Some(value))
             .take(3)
             .map(|(offset, value)| {

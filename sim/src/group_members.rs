@@ -499,8 +499,22 @@ impl GroupMembers {
         }
     }
 
+    /// The largest offset of `partition` whose commit was acknowledged: the group
+    /// has read everything below.
+    pub fn acknowledged_commit(&self, partition: i32) -> u64 {
+        let acked = self.acked_commits.get(&partition);
+        acked
+            .into_iter()
+            .flatten()
+            .map(|(_, o)| *o)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// A fetch answer for a member's partition: the records from its position.
-    pub fn fetched(&mut self, request: u64, answer: Result<Vec<u8>, i16>) {
+    /// Refused below the log start, the member goes on from there
+    /// (auto.offset.reset "earliest").
+    pub fn fetched(&mut self, request: u64, answer: Result<Vec<u8>, i16>, log_start: u64) {
         let Some((m, partition)) = self.members.iter().enumerate().find_map(|(m, member)| {
             let (p, _) = member.fetches.iter().find(|(_, (r, _))| *r == request)?;
             Some((m, *p))
@@ -508,8 +522,15 @@ impl GroupMembers {
             return;
         };
         self.members[m].fetches.remove(&partition);
-        let Ok(records) = answer else {
-            return;
+        let records = match answer {
+            Ok(records) => records,
+            Err(errors::OFFSET_OUT_OF_RANGE) => {
+                if let Some(position) = self.members[m].positions.get_mut(&partition) {
+                    *position = (*position).max(log_start);
+                }
+                return;
+            }
+            Err(_) => return,
         };
         let seen = match fetched_records(partition, &records) {
             Ok(seen) => seen,

@@ -15,9 +15,9 @@ use chronik_core::log::produced::prepare_produced;
 use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 use chronik_core::replication::{
-    ack_error, appended, follower_fetch_offset, truncation_point_for_answer, Appended, Fetched,
-    FollowerFetch, LocalView, NoEvents, PartitionKey, Partitions, RepairStep, Repairs,
-    ReplicationBugs,
+    ack_error, appended, follower_fetch_offset, truncation_point_for_answer, Appended,
+    DeletionStarted, Fetched, FollowerFetch, LocalView, NoEvents, PartitionKey, Partitions,
+    RepairStep, Repairs, ReplicationBugs,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex};
 
 /// How long a follower waits for an answer before it asks again.
 const FETCH_RETRY_MS: u64 = 200;
+/// DeleteRecords' timeout, as an admin client's default request timeout scaled
+/// to the simulated runs.
+const DELETE_TIMEOUT_MS: u64 = 5_000;
 /// The ISR upkeep and housekeeping period (the broker's 100 ms).
 const UPKEEP_MS: u64 = 100;
 /// `replica.lag.time.max.ms`, short so that runs see shrinks and expansions.
@@ -70,6 +73,8 @@ pub enum Message {
         key: PartitionKey,
         epoch: i32,
         answer: Result<Fetched, i16>,
+        /// The leader's log start, also when the fetch is refused.
+        leader_start: u64,
     },
     ConsumerFetch {
         request: u64,
@@ -79,6 +84,21 @@ pub enum Message {
     ConsumerFetchAnswer {
         request: u64,
         answer: Result<Vec<u8>, i16>,
+        /// The leader's log start: where a consumer refused OFFSET_OUT_OF_RANGE
+        /// below it resets to (a Kafka consumer's ListOffsets for "earliest",
+        /// folded into the answer).
+        log_start: u64,
+    },
+    /// DeleteRecords of the records below `offset` (-1: the high watermark).
+    DeleteRecords {
+        request: u64,
+        key: PartitionKey,
+        offset: i64,
+    },
+    /// The low watermark, or the error code.
+    DeleteRecordsAnswer {
+        request: u64,
+        result: Result<u64, i16>,
     },
 }
 
@@ -102,6 +122,14 @@ struct PendingProduce {
     deadline: u64,
 }
 
+/// A DeleteRecords the leader carried out, waiting for its followers.
+struct PendingDeletion {
+    client: u64,
+    key: PartitionKey,
+    started: DeletionStarted,
+    deadline: u64,
+}
+
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
 
 pub struct Host {
@@ -112,6 +140,7 @@ pub struct Host {
     /// Appends whose commit round completed, by request.
     completions: Completions,
     produces: BTreeMap<u64, PendingProduce>,
+    deletions: BTreeMap<u64, PendingDeletion>,
     /// Followed partitions with a question in flight, by the leader asked (the
     /// broker runs one replica fetcher per leader, so a question to a new leader does
     /// not wait for the old leader's answer), since when.
@@ -154,6 +183,7 @@ impl Host {
             committer,
             completions: Arc::default(),
             produces: BTreeMap::new(),
+            deletions: BTreeMap::new(),
             asking: BTreeMap::new(),
             proposed_isr: BTreeMap::new(),
             repairs: Repairs::with_bugs(bugs),
@@ -235,9 +265,11 @@ impl Host {
             .reconcile_in_start(state, self.me, self.incarnation)
     }
 
-    /// Produce requests still unanswered after their deadline.
-    pub fn overdue_produces(&self, now: u64) -> usize {
-        self.produces.values().filter(|p| now > p.deadline).count()
+    /// Produce and DeleteRecords requests still unanswered after their deadline.
+    pub fn overdue_requests(&self, now: u64) -> usize {
+        let produces = self.produces.values().filter(|p| now > p.deadline);
+        let deletions = self.deletions.values().filter(|d| now > d.deadline);
+        produces.count() + deletions.count()
     }
 
     pub fn handle(&mut self, now: u64, state: &MetadataState, from: u64, msg: Message) -> Vec<Out> {
@@ -273,8 +305,14 @@ impl Host {
                     fetch_offset: offset,
                     log_start,
                 };
-                let answer = self.serve_fetch(now, state, &key, epoch, fetch);
-                vec![Out::Send(from, Message::FetchAnswer { key, epoch, answer })]
+                let (answer, leader_start) = self.serve_fetch(now, state, &key, epoch, fetch);
+                let reply = Message::FetchAnswer {
+                    key,
+                    epoch,
+                    answer,
+                    leader_start,
+                };
+                vec![Out::Send(from, reply)]
             }
             Message::EpochAnswer {
                 key,
@@ -284,22 +322,36 @@ impl Host {
                 self.asking.remove(&(from, key.clone()));
                 self.truncate(state, &key, current_epoch, answer)
             }
-            Message::FetchAnswer { key, epoch, answer } => {
+            Message::FetchAnswer {
+                key,
+                epoch,
+                answer,
+                leader_start,
+            } => {
                 self.asking.remove(&(from, key.clone()));
-                self.apply_fetched(now, state, &key, epoch, answer)
+                self.apply_fetched(now, state, (&key, epoch), answer, leader_start)
             }
             Message::ConsumerFetch {
                 request,
                 key,
                 offset,
             } => {
-                let answer = self.serve_consumer(state, &key, offset);
-                vec![Out::Send(
-                    from,
-                    Message::ConsumerFetchAnswer { request, answer },
-                )]
+                let (answer, log_start) = self.serve_consumer(state, &key, offset);
+                let reply = Message::ConsumerFetchAnswer {
+                    request,
+                    answer,
+                    log_start,
+                };
+                vec![Out::Send(from, reply)]
             }
-            Message::ProduceAnswer { .. } | Message::ConsumerFetchAnswer { .. } => Vec::new(),
+            Message::DeleteRecords {
+                request,
+                key,
+                offset,
+            } => self.delete_records(now, state, (from, request), key, offset),
+            Message::ProduceAnswer { .. }
+            | Message::ConsumerFetchAnswer { .. }
+            | Message::DeleteRecordsAnswer { .. } => Vec::new(),
         }
     }
 
@@ -362,23 +414,27 @@ impl Host {
         key: &PartitionKey,
         epoch: i32,
         fetch: FollowerFetch,
-    ) -> Result<Fetched, i16> {
+    ) -> (Result<Fetched, i16>, u64) {
         let local = self.local(state);
-        let (log, info) = local.gate(&key.0, key.1, epoch)?;
+        let (log, info) = match local.gate(&key.0, key.1, epoch) {
+            Ok(gated) => gated,
+            Err(code) => return (Err(code), 0),
+        };
         let offset = fetch.fetch_offset;
         let upper = local
             .serve_follower_fetch(key, &log, info, fetch, now)
             .upper;
         let high_watermark = log.high_watermark() as i64;
-        let log_start_offset = log.log_start_offset() as i64;
+        let log_start = log.log_start_offset();
         let read = log
             .read(offset, FETCH_MAX_BYTES, upper)
-            .map_err(|e| errors::from_log_error(&e))?;
-        Ok(Fetched {
+            .map_err(|e| errors::from_log_error(&e));
+        let fetched = read.map(|read| Fetched {
             records: Some(read.records.into()),
             high_watermark,
-            log_start_offset,
-        })
+            log_start_offset: log_start as i64,
+        });
+        (fetched, log_start)
     }
 
     /// A consumer's Fetch, as the Fetch handler serves it: from the leader only, up
@@ -388,12 +444,70 @@ impl Host {
         state: &MetadataState,
         key: &PartitionKey,
         offset: u64,
-    ) -> Result<Vec<u8>, i16> {
-        let (log, _) = self.local(state).gate(&key.0, key.1, -1)?;
+    ) -> (Result<Vec<u8>, i16>, u64) {
+        let (log, _) = match self.local(state).gate(&key.0, key.1, -1) {
+            Ok(gated) => gated,
+            Err(code) => return (Err(code), 0),
+        };
         let read = log
             .read(offset, FETCH_MAX_BYTES, log.high_watermark())
-            .map_err(|e| errors::from_log_error(&e))?;
-        Ok(read.records)
+            .map(|read| read.records)
+            .map_err(|e| errors::from_log_error(&e));
+        (read, log.log_start_offset())
+    }
+
+    /// DeleteRecords, as its handler runs it: the leader deletes at once, the
+    /// answer waits for the followers' log starts (`answer_deletions`).
+    fn delete_records(
+        &mut self,
+        now: u64,
+        state: &MetadataState,
+        (client, request): (u64, u64),
+        key: PartitionKey,
+        offset: i64,
+    ) -> Vec<Out> {
+        match self.local(state).delete_records(&key.0, key.1, offset) {
+            Err(code) => {
+                let result = Err(code);
+                let reply = Message::DeleteRecordsAnswer { request, result };
+                vec![Out::Send(client, reply)]
+            }
+            Ok(started) => {
+                let note = format!(
+                    "node {} deletes {}-{} below {}",
+                    self.me, key.0, key.1, started.target
+                );
+                let deletion = PendingDeletion {
+                    client,
+                    key,
+                    started,
+                    deadline: now + DELETE_TIMEOUT_MS,
+                };
+                self.deletions.insert(request, deletion);
+                vec![Out::Note(note)]
+            }
+        }
+    }
+
+    fn answer_deletions(&mut self, now: u64, state: &MetadataState, out: &mut Vec<Out>) {
+        let local = self.local(state);
+        let mut answered = Vec::new();
+        for (request, d) in &self.deletions {
+            let result = match local.deletion_outcome(&d.key, &d.started, now) {
+                Some(outcome) => outcome,
+                None if now >= d.deadline => Err(errors::REQUEST_TIMED_OUT),
+                None => continue,
+            };
+            answered.push(*request);
+            let reply = Message::DeleteRecordsAnswer {
+                request: *request,
+                result,
+            };
+            out.push(Out::Send(d.client, reply));
+        }
+        for request in answered {
+            self.deletions.remove(&request);
+        }
     }
 
     /// The replica fetcher after OffsetForLeaderEpoch: cut where the leader's log
@@ -427,12 +541,29 @@ impl Host {
         &mut self,
         now: u64,
         state: &MetadataState,
-        key: &PartitionKey,
-        epoch: i32,
+        (key, epoch): (&PartitionKey, i32),
         answer: Result<Fetched, i16>,
+        leader_start: u64,
     ) -> Vec<Out> {
-        let (Ok(fetched), Some(log)) = (answer, self.partitions.get(&key.0, key.1)) else {
+        let Some(log) = self.partitions.get(&key.0, key.1) else {
             return Vec::new();
+        };
+        let fetched = match answer {
+            Ok(fetched) => fetched,
+            Err(code) => {
+                let refusal = (code, leader_start);
+                return match self.local(state).fetch_refused(key, epoch, &log, refusal) {
+                    Ok(true) => vec![Out::Note(format!(
+                        "node {} starts {}-{} afresh at its leader's log start {leader_start}",
+                        self.me, key.0, key.1
+                    ))],
+                    Ok(false) => Vec::new(),
+                    Err(e) => vec![Out::Note(format!(
+                        "node {} cannot start {}-{} afresh: {e}",
+                        self.me, key.0, key.1
+                    ))],
+                };
+            }
         };
         let following = self.partitions.follower_epoch(key);
         match self
@@ -465,6 +596,7 @@ impl Host {
         }
         if waiters_look {
             self.answer_produces(now, state, &mut out);
+            self.answer_deletions(now, state, &mut out);
         }
         out
     }

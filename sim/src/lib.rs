@@ -8,7 +8,7 @@
 //! metadata commands through the same driver input the broker's request handlers use,
 //! and produce to and consume from a replicated topic (`producers.rs`,
 //! `consumers.rs`), and read it as one consumer group (`group_members.rs`, with each
-//! node's coordinator in `group_host.rs`). Checkers run after every step and at the end
+//! node's coordinator in `group_host.rs`), and delete what was read (`trimmer.rs`). Checkers run after every step and at the end
 //! (spec/conformance.md, "The simulator"). The same seed gives the same run.
 
 pub mod check;
@@ -21,6 +21,7 @@ pub mod options;
 pub mod producers;
 pub mod records;
 pub mod trace;
+pub mod trimmer;
 pub mod world;
 
 pub use options::{Faults, Options};

@@ -30,7 +30,8 @@ struct Args {
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
     /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
-    /// cut-damage-in-isr, unfenced-commits, strays-before-registered (repeatable).
+    /// cut-damage-in-isr, unfenced-commits, strays-before-registered,
+    /// delete-acked-at-once (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
@@ -41,7 +42,9 @@ struct Args {
     /// fast or slow, with crashes and partitions) or `copies` (crashes that each
     /// damage a copy of a replicated partition, R-REPL-4, and partitions) or
     /// `groups` (slow, lossy links, pauses, partitions and crashes: what moves a
-    /// consumer group's commits out of decision order, R-GROUP-10).
+    /// consumer group's commits out of decision order, R-GROUP-10) or `trims`
+    /// (DeleteRecords of consumed records, often, with crashes and partitions,
+    /// R-WIRE-5).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -69,6 +72,7 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "truncate-on-stale-answer" => replication.truncate_on_stale_answer = true,
             "unfenced-commits" => group = Some(GroupBug::UnfencedCommits),
             "strays-before-registered" => replication.strays_before_registered = true,
+            "delete-acked-at-once" => replication.delete_acked_at_once = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         "drift" => Some(Faults::drifting_clocks()),
         "copies" => Some(Faults::damaged_copies()),
         "groups" => Some(Faults::group_storm()),
+        "trims" => Some(Faults::trim_storm()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

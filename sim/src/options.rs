@@ -52,6 +52,9 @@ pub struct Faults {
     /// back (R-REPL-4), losing nothing acknowledged. Only while no other copy is
     /// damaged: with every copy damaged nothing can be repaired.
     pub damage_partition_per_mille: u32,
+    /// Mean ms between DeleteRecords of what every consumer has read (0: none),
+    /// sent while clients run (R-WIRE-5).
+    pub trim_every_ms: u64,
 }
 
 impl Faults {
@@ -72,6 +75,21 @@ impl Faults {
             disk_full_every_ms: 0,
             clock_drift_ppm: 0,
             damage_partition_per_mille: 0,
+            trim_every_ms: 0,
+        }
+    }
+
+    /// DeleteRecords of consumed records, often, with crashes and partitions that
+    /// move partition leadership right after a deletion (R-WIRE-5).
+    pub fn trim_storm() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_every_ms: 900,
+            partition_every_ms: 1_200,
+            max_torn_bytes: 64,
+            trim_every_ms: 150,
+            ..Faults::none()
         }
     }
 
@@ -209,6 +227,7 @@ impl Faults {
             disk_full_every_ms: 0,
             clock_drift_ppm: 0,
             damage_partition_per_mille: 0,
+            trim_every_ms: 0,
         }
     }
 }

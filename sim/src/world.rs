@@ -13,6 +13,7 @@ use crate::options::{Faults, Options};
 use crate::producers::Producers;
 use crate::records::{self, read_values};
 use crate::trace::Trace;
+use crate::trimmer::Trimmer;
 use chronik_core::consensus::{
     Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, ProposalFailure, Registration,
 };
@@ -76,6 +77,8 @@ pub struct Stats {
     /// Records a group member read that another (or it) had read before.
     pub group_redeliveries: u64,
     pub member_restarts: u64,
+    /// DeleteRecords acknowledged (every live replica's log start passed the offset).
+    pub deletions_acknowledged: u64,
 }
 
 /// A client proposal and what came of it.
@@ -208,6 +211,7 @@ struct Sim {
     /// Group coordinators' proposals in flight: (node, its start, its wait) by token.
     group_waits: BTreeMap<u64, (usize, u64, u64)>,
     group_rng: ChaCha8Rng,
+    trim_rng: ChaCha8Rng,
     /// Partition directories a start removed before it served: (node, dir, topic id).
     removed_at_start: Vec<(u64, String, String)>,
     now: u64,
@@ -221,6 +225,7 @@ struct Sim {
     producers: Producers,
     consumers: Consumers,
     group_members: GroupMembers,
+    trimmer: Trimmer,
     trace: Trace,
     stats: Stats,
     /// Faults and clients stop here; then the run settles.
@@ -237,7 +242,9 @@ pub fn run(opts: Options) -> Outcome {
     let mut clock_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x0063_6c6f_636b);
     let mut copy_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x636f_7079);
     let group_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x0067_726f_7570);
+    let mut trim_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x7472_696d);
     let faults = opts.faults.clone().unwrap_or_else(|| Faults {
+        trim_every_ms: [0, 0, 700][trim_rng.gen_range(0..3)],
         damage_metadata_per_mille: [0, 0, 300][damage_rng.gen_range(0..3)],
         disk_full_every_ms: [0, 0, 0, 2_500][full_rng.gen_range(0..4)],
         clock_drift_ppm: [0, 0, 200, 50_000][clock_rng.gen_range(0..4)],
@@ -280,6 +287,7 @@ pub fn run(opts: Options) -> Outcome {
         repair_waits: BTreeMap::new(),
         group_waits: BTreeMap::new(),
         group_rng,
+        trim_rng,
         removed_at_start: Vec::new(),
         now: 0,
         nodes,
@@ -292,6 +300,7 @@ pub fn run(opts: Options) -> Outcome {
         producers: Producers::new(),
         consumers: Consumers::new(),
         group_members: GroupMembers::new(),
+        trimmer: Trimmer::default(),
         stats: Stats::default(),
     };
     sim.trace.note(0, format!("faults {:?}", sim.faults));
@@ -317,6 +326,7 @@ pub fn run(opts: Options) -> Outcome {
     sim.stats.group_commits = sim.group_members.commits_acknowledged;
     sim.stats.group_redeliveries = sim.group_members.redeliveries;
     sim.stats.member_restarts = sim.group_members.restarts;
+    sim.stats.deletions_acknowledged = sim.trimmer.deletions_acknowledged;
     Outcome {
         seed: sim.opts.seed,
         faults: sim.faults.clone(),
@@ -971,7 +981,8 @@ impl Sim {
         let fetches = self
             .consumers
             .tick(self.now, |key| leaders.get(key).copied());
-        for (to, message) in requests.into_iter().chain(fetches) {
+        let deletion = self.next_deletion(writing, &leaders);
+        for (to, message) in requests.into_iter().chain(fetches).chain(deletion) {
             self.send_partition(CLIENTS, to, message);
         }
         let leader_of = |p: i32| leaders.get(&(records::TOPIC.to_string(), p)).copied();
@@ -984,6 +995,29 @@ impl Sim {
         }
         self.group_violations();
         self.after(PARTITION_TICK_MS, Timer::Partitions);
+    }
+
+    /// The trimmer's next DeleteRecords, below what the partition's consumer and
+    /// the group have both read, while clients run.
+    fn next_deletion(
+        &mut self,
+        writing: bool,
+        leaders: &BTreeMap<PartitionKey, u64>,
+    ) -> Option<(u64, host::Message)> {
+        let every_ms = if writing {
+            self.faults.trim_every_ms
+        } else {
+            0
+        };
+        let (consumers, members) = (&self.consumers, &self.group_members);
+        let read_by_all = |p: i32| consumers.position(p).min(members.acknowledged_commit(p));
+        self.trimmer.tick(
+            self.now,
+            every_ms,
+            &mut self.trim_rng,
+            |key| leaders.get(key).copied(),
+            read_by_all,
+        )
     }
 
     /// Where the clients believe each partition's leader and the group's
@@ -1155,14 +1189,26 @@ impl Sim {
                         self.trace.note(self.now, line);
                     }
                 }
-                Payload::Partition(host::Message::ConsumerFetchAnswer { request, answer })
-                    if request > FETCH_REQUEST_BASE =>
-                {
-                    self.group_members.fetched(request, answer);
+                Payload::Partition(host::Message::ConsumerFetchAnswer {
+                    request,
+                    answer,
+                    log_start,
+                }) if request > FETCH_REQUEST_BASE => {
+                    self.group_members.fetched(request, answer, log_start);
                     self.group_violations();
                 }
-                Payload::Partition(host::Message::ConsumerFetchAnswer { request, answer }) => {
-                    self.consumers.answered(self.now, request, answer);
+                Payload::Partition(host::Message::ConsumerFetchAnswer {
+                    request,
+                    answer,
+                    log_start,
+                }) => {
+                    self.consumers
+                        .answered(self.now, request, answer, log_start);
+                }
+                Payload::Partition(host::Message::DeleteRecordsAnswer { request, result }) => {
+                    if let Some(line) = self.trimmer.answered(self.now, request, result) {
+                        self.trace.note(self.now, line);
+                    }
                 }
                 Payload::Group(message) => {
                     if let Some(line) = self.group_members.answered(self.now, message) {
@@ -1423,12 +1469,13 @@ impl Sim {
             if let Some(host) = node
                 .host
                 .as_ref()
-                .filter(|h| h.overdue_produces(node.clock.local(self.now)) > 0)
+                .filter(|h| h.overdue_requests(node.clock.local(self.now)) > 0)
             {
                 problems.push(format!(
-                    "R-PROPOSE-2 node {} has {} produce requests unanswered past their timeout",
+                    "R-PROPOSE-2 node {} has {} produce or DeleteRecords requests unanswered \
+                     past their timeout",
                     node.id,
-                    host.overdue_produces(node.clock.local(self.now))
+                    host.overdue_requests(node.clock.local(self.now))
                 ));
             }
         }
@@ -1480,10 +1527,13 @@ impl Sim {
                 .map(|(id, log)| (*id, log.as_ref()))
                 .collect();
             let hw = leader.high_watermark();
+            problems.extend(self.trimmer.check(p, leader.log_start_offset()));
+            let deleted_below = self.trimmer.deleted_below(p);
             match read_values(&leader, hw) {
                 Ok(held) => {
-                    problems.extend(self.producers.check(p, (&held, hw), &replicas));
-                    problems.extend(self.consumers.check(p, &held));
+                    let history = (&held, hw);
+                    problems.extend(self.producers.check(p, history, &replicas, deleted_below));
+                    problems.extend(self.consumers.check(p, &held, deleted_below));
                     let committed = state
                         .offsets
                         .get(group_host::GROUP)

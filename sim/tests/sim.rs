@@ -311,6 +311,45 @@ fn a_consumer_group_commits_in_decision_order_through_the_group_storm() {
     }
 }
 
+/// Full-disk storm seed 300541: a group record failed to store, a member left, and
+/// the retry stored the old generation with the next one's members and no
+/// assignments; the restarted coordinator resumed it as Stable and nobody owned
+/// partition 0 (R-GROUP-1). A group mid-rebalance now has no record (R-GROUP-8).
+#[test]
+fn a_group_resumed_after_a_failed_store_owns_every_partition() {
+    let outcome = run(Options {
+        faults: Some(Faults::full_disk_storm()),
+        ..Options::new(300_541)
+    });
+    assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+}
+
+/// DeleteRecords of consumed records every 150 ms through crashes and partitions:
+/// no deletion acknowledged is undone by a failover (R-WIRE-5), and nothing the
+/// other checks see is lost beyond what was asked to be deleted.
+#[test]
+fn deleted_records_stay_deleted_through_the_trim_storm() {
+    // Measured: 236 deletions acknowledged over these 60 seeds.
+    let stats = storm_holds(Faults::trim_storm(), 0..60);
+    assert!(total(&stats, |s| s.deletions_acknowledged) >= 150);
+}
+
+/// DeleteRecords answered once the leader deleted, before its followers did
+/// (`ReplicationBugs::delete_acked_at_once`, the broker before this rule): a leader
+/// crashed right after the answer leaves a successor that serves the records again.
+#[test]
+fn finds_deletions_acknowledged_before_the_followers_deleted() {
+    let replication_bugs = ReplicationBugs {
+        delete_acked_at_once: true,
+        ..ReplicationBugs::default()
+    };
+    first_seed_breaking("R-WIRE-5", 20, |seed| Options {
+        replication_bugs,
+        faults: Some(Faults::trim_storm()),
+        ..Options::new(seed)
+    });
+}
+
 /// Commits and OffsetFetch's read barriers proposed without their fence
 /// (`GroupBug::UnfencedCommits`): the swarm finds it rarely (seed 1066, the one of
 /// 2,000): node 2 is fenced and the group moves to node 3, where a member commits 62;

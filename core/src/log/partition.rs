@@ -571,8 +571,14 @@ impl PartitionLog {
         if offset >= st.log_end() {
             return Ok(st.log_end());
         }
-        if offset < st.log_start {
-            return Err(st.out_of_range(offset));
+        // Nothing at or above the log start is kept: the log starts empty at the cut,
+        // as Kafka's `truncateTo` below the log start does. Cutting at a batch
+        // boundary instead could end the log below its own start (a DeleteRecords
+        // offset may lie inside a batch), and damage just above the start could
+        // never be cut (found by the simulator: a damaged copy stuck in repair).
+        if offset <= st.log_start {
+            self.restart_locked(st, offset)?;
+            return Ok(offset);
         }
         let disk = self.shared.disk.as_ref();
         let dir = &self.shared.dir;
@@ -621,6 +627,48 @@ impl PartitionLog {
         st.failure_epoch += 1;
         tracing::info!(dir = %dir.display(), log_end = end, "log truncated to its leader's");
         Ok(end)
+    }
+
+    /// Drops every record and starts the log empty at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): beyond its end, for a follower whose log ends
+    /// below its leader's log start, which can fetch nothing the leader still holds;
+    /// anywhere, for an empty log. The old segments go first; a crash before the new
+    /// one exists leaves an empty log at the old start, whose fetch is refused the
+    /// same way again.
+    pub fn start_afresh_at(&self, offset: u64) -> Result<()> {
+        let mut st = self.lock();
+        let empty = st.log_start == st.log_end();
+        if offset < st.log_end() && !empty {
+            return Err(st.out_of_range(offset));
+        }
+        self.restart_locked(&mut st, offset)
+    }
+
+    fn restart_locked(&self, st: &mut MutexGuard<'_, LogState>, offset: u64) -> Result<()> {
+        let disk = self.shared.disk.as_ref();
+        let dir = &self.shared.dir;
+        let doomed: Vec<u64> = st.segments.keys().copied().collect();
+        for base in doomed {
+            st.segments.remove(&base);
+            Segment::delete_files(disk, dir, base)?;
+        }
+        st.segments
+            .insert(offset, Segment::create(disk, dir, offset)?);
+        disk.sync_dir(dir)
+            .map_err(|e| LogError::io("fsync directory", dir, e))?;
+        st.log_start = offset;
+        st.high_watermark = offset;
+        st.durable_end = offset;
+        st.durable_position = (offset, 0);
+        st.epochs.clear();
+        write_epochs(disk, dir, &st.epochs)?;
+        st.epochs_dirty = false;
+        self.write_checkpoint(st)?;
+        st.producers.forget_from(0);
+        st.clean_point.offset = offset;
+        st.failure_epoch += 1;
+        tracing::info!(dir = %dir.display(), log_start = offset, "log started afresh, empty");
+        Ok(())
     }
 
     /// Like [`PartitionLog::append`], but returns at once; `done` is called when the
@@ -1118,11 +1166,12 @@ impl PartitionLog {
     /// garbage between valid frames lost nothing and need no repair.
     pub fn first_lost_offset(&self) -> Option<u64> {
         let st = self.lock();
+        // Damage below the log start is in records already deleted: nothing is lost.
         st.segments
             .values()
             .flat_map(|s| s.damage.iter())
-            .filter(|d| d.first_offset < d.end_offset)
-            .map(|d| d.first_offset)
+            .filter(|d| d.first_offset < d.end_offset && d.end_offset > st.log_start)
+            .map(|d| d.first_offset.max(st.log_start))
             .min()
     }
 

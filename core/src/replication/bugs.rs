@@ -24,4 +24,8 @@ pub struct ReplicationBugs {
     /// the broker did before, from metadata that stops at the durable commit index:
     /// topics created after it lose their directories (R-RECOVER-8).
     pub strays_before_registered: bool,
+    /// DeleteRecords is answered once the leader deleted, as before Kafka's wait
+    /// for the low watermark was built: a leader lost right after the answer leaves
+    /// a successor that still serves the deleted records (R-WIRE-5).
+    pub delete_acked_at_once: bool,
 }

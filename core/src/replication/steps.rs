@@ -300,6 +300,9 @@ impl<'a> LocalView<'a> {
         }) else {
             return Some(Err(errors::NOT_LEADER_OR_FOLLOWER));
         };
+        if self.partitions.bugs().delete_acked_at_once {
+            return Some(Ok(deletion.log.log_start_offset()));
+        }
         let live = self.state.live_brokers();
         let low = self
             .partitions
@@ -416,6 +419,37 @@ impl<'a> LocalView<'a> {
                 .map_err(|e| e.to_string())?;
         }
         Ok(true)
+    }
+
+    /// A follower's fetch in leader `epoch` was refused with `code`; the leader's log
+    /// starts at `leader_start`. OFFSET_OUT_OF_RANGE while this log ends below that
+    /// start: the leader deleted (DeleteRecords, retention) everything this copy
+    /// lacks while it was away, so no fetch could ever fill the gap; the log starts
+    /// afresh at the leader's start, as Kafka's follower does. Safe: a copy ending
+    /// below the leader's log start ends below its high watermark, so no ISR count
+    /// rests on it. True if the log started afresh; any other refusal is retried.
+    pub fn fetch_refused(
+        &self,
+        key: &PartitionKey,
+        epoch: i32,
+        log: &PartitionLog,
+        (code, leader_start): (i16, u64),
+    ) -> Result<bool, String> {
+        let following = self
+            .state
+            .partition(&key.0, key.1)
+            .is_some_and(|p| p.leader != self.me && p.leader_epoch == epoch);
+        let behind = log.log_end_offset() < leader_start;
+        if code != errors::OFFSET_OUT_OF_RANGE || !following || !behind {
+            return Ok(false);
+        }
+        let started = self
+            .partitions
+            .append_as_follower(key, epoch, || log.start_afresh_at(leader_start));
+        match started {
+            Some(result) => result.map(|()| true).map_err(|e| e.to_string()),
+            None => Ok(false),
+        }
     }
 }
 
@@ -562,6 +596,20 @@ pub struct Fetched {
     pub log_start_offset: i64,
 }
 
+/// An empty log that starts inside `batch`: its start came from a DeleteRecords
+/// offset in the middle of a batch, and the leader answers a fetch from there with
+/// the whole batch. The log starts again at the batch's base, as Kafka's follower
+/// does on its UnexpectedAppendOffsetException; the leader's log start, which comes
+/// with the same answer, moves the start up again.
+fn straddles_empty_start(log: &PartitionLog, batch: &[u8]) -> bool {
+    let Ok(header) = crate::log::batch::BatchHeader::parse(batch) else {
+        return false;
+    };
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let base = header.base_offset.max(0) as u64;
+    start == end && base < end && base + header.offset_count() > end
+}
+
 /// Appends each whole batch of a Fetch response that starts at the log end.
 fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), String> {
     let mut at = 0usize;
@@ -576,10 +624,13 @@ fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), S
         if end > records.len() {
             break; // a partial batch at the end of a size-limited response
         }
-        let log_end = log.log_end_offset() as i64;
-        if base >= log_end {
-            log.append_replica(&records[at..end], now)
+        let batch = &records[at..end];
+        if straddles_empty_start(log, batch) {
+            log.start_afresh_at(base as u64)
                 .map_err(|e| e.to_string())?;
+        }
+        if base >= log.log_end_offset() as i64 {
+            log.append_replica(batch, now).map_err(|e| e.to_string())?;
         }
         at = end;
     }

@@ -284,6 +284,12 @@ fn apply_response(
             if p.error_code != 0 {
                 tracing::debug!(topic = %name, partition = p.partition_index, code = p.error_code,
                     "replica fetch refused");
+                let view = broker.consensus.view();
+                let refusal = (p.error_code, p.log_start_offset.max(0) as u64);
+                broker
+                    .local(&view.state)
+                    .fetch_refused(&key, *epoch, log, refusal)
+                    .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
                 continue;
             }
             let fetched = Fetched {
