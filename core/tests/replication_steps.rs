@@ -383,3 +383,27 @@ fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
         "the batch appended whole, the leader's start taken"
     );
 }
+
+/// DeleteRecords on a compacted topic whose policy lacks `delete` is refused with
+/// POLICY_VIOLATION and moves nothing, as Kafka's `Partition.deleteRecordsOnLeader`.
+#[test]
+fn r_wire_10_delete_records_on_a_compact_only_topic_is_a_policy_violation() {
+    let (mut state, _) = three_brokers_one_topic();
+    let (partitions, log) = hosted(&state, 1);
+    for value in 0..3 {
+        log.append(&record(value), 0, 0).expect("append");
+    }
+    log.set_high_watermark(3);
+    let set_policy = |state: &mut MetadataState, policy: &str| {
+        let topic = state.topics.get_mut("t").expect("topic t");
+        topic.configs.insert("cleanup.policy".into(), policy.into());
+    };
+    set_policy(&mut state, "compact");
+    let refused = broker_one(&state, &partitions).delete_records("t", 0, 2);
+    assert_eq!(refused.err(), Some(44));
+    assert_eq!(log.log_start_offset(), 0);
+    set_policy(&mut state, "compact, delete");
+    let started = broker_one(&state, &partitions).delete_records("t", 0, 2);
+    assert_eq!(started.map(|d| d.target).ok(), Some(2));
+    assert_eq!(log.log_start_offset(), 2);
+}

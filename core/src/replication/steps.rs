@@ -260,7 +260,8 @@ impl<'a> LocalView<'a> {
     }
 
     /// DeleteRecords on the leader (R-WIRE-5): moves this log's start to the asked
-    /// offset (-1: the high watermark; beyond it, OFFSET_OUT_OF_RANGE, as Kafka's
+    /// offset (-1: the high watermark; beyond it, OFFSET_OUT_OF_RANGE; a topic whose
+    /// `cleanup.policy` lacks `delete`, POLICY_VIOLATION: as Kafka's
     /// `Partition.deleteRecordsOnLeader`). The answer waits for
     /// [`LocalView::deletion_outcome`].
     pub fn delete_records(
@@ -270,6 +271,13 @@ impl<'a> LocalView<'a> {
         requested: i64,
     ) -> Result<DeletionStarted, i16> {
         let (log, info) = self.led_log(topic, partition)?;
+        let deletes = self
+            .topic_configs(topic)
+            .get("cleanup.policy")
+            .is_none_or(|policy| policy.split(',').any(|p| p.trim() == "delete"));
+        if !deletes {
+            return Err(errors::POLICY_VIOLATION);
+        }
         let target = match requested {
             -1 => log.high_watermark(),
             offset => u64::try_from(offset).map_err(|_| errors::OFFSET_OUT_OF_RANGE)?,
