@@ -185,14 +185,7 @@ async fn fetch_round(
         tokio::time::sleep(IDLE).await;
         return Ok(());
     }
-    // Building the request may sync a log's unsynced tail, and applying the answer
-    // appends and syncs: disk work, kept off the runtime's worker threads, which
-    // also serve the clients.
-    let logs = Arc::new(logs);
-    let request = {
-        let logs = logs.clone();
-        blocking(move || fetch_request(me, fetch_version, &logs)).await?
-    };
+    let request = fetch_request(me, fetch_version, &logs);
     let response = conn
         .call(
             ApiKey::Fetch,
@@ -207,16 +200,7 @@ async fn fetch_round(
     if response.error_code != 0 {
         return Err(format!("fetch error {}", response.error_code));
     }
-    let broker = broker.clone();
-    blocking(move || apply_response(&broker, response, &logs)).await?
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| format!("replica fetch work failed: {e}"))
+    apply_response(broker, response, &logs)
 }
 
 /// The version actually used: names when some followed topic has an id that is not a
