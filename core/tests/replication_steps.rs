@@ -368,7 +368,11 @@ fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
     chronik_core::log::batch::set_base_offset(&mut batch, 9);
     chronik_core::log::batch::set_partition_leader_epoch(&mut batch, 0);
     log.truncate_to(9).expect("cut below the start");
-    assert_eq!((log.log_start_offset(), log.log_end_offset()), (9, 9));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (10, 9),
+        "a log start never moves back"
+    );
     log.start_afresh_at(10)
         .expect("an empty log starts anywhere");
     let fetched = Fetched {
@@ -382,6 +386,8 @@ fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
         (11, 12),
         "the batch appended whole, the leader's start taken"
     );
+    let below_start = log.read(10, 1 << 20, 12);
+    assert!(below_start.is_err(), "offset 10 stays deleted");
 }
 
 /// DeleteRecords on a compacted topic whose policy lacks `delete` is refused with

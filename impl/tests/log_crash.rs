@@ -374,3 +374,154 @@ fn r_log_4_sigkill_mid_write_loses_no_acknowledged_batch() {
     );
     verify_acked(&logs, &acks, 500);
 }
+
+/// A disk on which the process dies after `budget` more changes: every later change
+/// fails, as nothing after a kill reaches the disk; reads go on.
+#[derive(Debug)]
+struct DiesAfter {
+    inner: MemDisk,
+    budget: Arc<std::sync::atomic::AtomicI64>,
+}
+
+#[derive(Debug)]
+struct DiesAfterFile {
+    inner: Arc<dyn chronik::disk::DiskFile>,
+    budget: Arc<std::sync::atomic::AtomicI64>,
+}
+
+fn spend(budget: &std::sync::atomic::AtomicI64) -> std::io::Result<()> {
+    match budget.fetch_sub(1, Ordering::SeqCst) {
+        left if left > 0 => Ok(()),
+        _ => Err(std::io::Error::other("the process died here")),
+    }
+}
+
+impl Disk for DiesAfter {
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn is_dir(&self, path: &std::path::Path) -> bool {
+        self.inner.is_dir(path)
+    }
+    fn exists(&self, path: &std::path::Path) -> bool {
+        self.inner.exists(path)
+    }
+    fn open_file(
+        &self,
+        path: &std::path::Path,
+        mode: chronik::disk::OpenMode,
+    ) -> std::io::Result<Arc<dyn chronik::disk::DiskFile>> {
+        let inner = self.inner.open_file(path, mode)?;
+        let budget = Arc::clone(&self.budget);
+        Ok(Arc::new(DiesAfterFile { inner, budget }))
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.remove_dir_all(dir)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.sync_dir(dir)
+    }
+}
+
+impl chronik::disk::DiskFile for DiesAfterFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+    fn write_at(&self, data: &[u8], pos: u64) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.write_at(data, pos)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        spend(&self.budget)?;
+        self.inner.sync_data()
+    }
+}
+
+/// A log emptied at or below its start (a cut) or started afresh beyond its end (a
+/// follower behind its leader's log start), killed at every change it makes: after
+/// recovery it holds either its old records or the empty log, never claims an offset
+/// it lacks (no damage recorded), and its start never moves back (R-LOG-8, R-LOG-13).
+#[test]
+fn r_log_8_a_log_restarted_empty_and_killed_at_any_point_recovers_consistently() {
+    let dir = std::path::Path::new("/t-0");
+    let small = || small_segments(FsyncPolicy::Always);
+    let one_segment = || LogConfig {
+        fsync: FsyncPolicy::Always,
+        ..LogConfig::default()
+    };
+    // (what, log settings, deleted below, where it restarts)
+    type Case = (&'static str, fn() -> LogConfig, u64, u64);
+    let cases: [Case; 3] = [
+        ("start afresh beyond the end", small, 13, 50),
+        ("cut at the start", small, 13, 13),
+        // The checkpoint's durable point names the very segment the cut replaces.
+        ("cut at the start of the only segment", one_segment, 0, 0),
+    ];
+    for (what, config, deleted, target) in cases {
+        let mut outcomes = std::collections::BTreeSet::new();
+        for budget in 0..60 {
+            let mem = MemDisk::new();
+            let counter = Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
+            let dying: Arc<dyn Disk> = Arc::new(DiesAfter {
+                inner: mem.clone(),
+                budget: Arc::clone(&counter),
+            });
+            let log = open(&dying, dir, config());
+            for seq in 0..20 {
+                log.append(&batch_for(0, seq, 2, 150), 0, 0)
+                    .expect("append");
+            }
+            log.set_high_watermark(30);
+            log.delete_records_before(deleted).expect("delete records");
+            // Housekeeping's checkpoint: it names the active segment's durable end.
+            log.checkpoint().expect("checkpoint");
+            counter.store(budget, Ordering::SeqCst);
+            let finished = match target {
+                50 => log.start_afresh_at(target).is_ok(),
+                cut => log.truncate_to(cut).is_ok(),
+            };
+            drop(log);
+            mem.crash(Tear::None);
+            let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+            let log = open(&disk, dir, config());
+            let (start, end) = (log.log_start_offset(), log.log_end_offset());
+            assert_eq!(log.first_lost_offset(), None, "{what}, budget {budget}");
+            assert!(start >= deleted, "{what}, budget {budget}: start {start}");
+            assert!(start <= end, "{what}, budget {budget}: [{start}, {end})");
+            let records: u64 = read_all(&log).iter().map(|(_, b)| b.len() as u64).sum();
+            assert!(
+                end == 40 || end <= target,
+                "{what}, budget {budget}: end {end}"
+            );
+            if finished {
+                assert_eq!((start, end), (target, target), "{what}, budget {budget}");
+            }
+            outcomes.insert((start, end, records > 0));
+        }
+        assert!(
+            outcomes.len() >= 2,
+            "{what}: both outcomes seen: {outcomes:?}"
+        );
+    }
+}

@@ -76,6 +76,11 @@ impl Consumers {
         out
     }
 
+    /// Every record the consumer of `partition` read, by offset.
+    pub fn reads(&self, partition: i32) -> Option<&BTreeMap<u64, Vec<u8>>> {
+        self.by_partition.get(&partition).map(|c| &c.read)
+    }
+
     /// Where the consumer of `partition` will fetch next: it has read everything
     /// below.
     pub fn position(&self, partition: i32) -> u64 {
@@ -139,7 +144,7 @@ impl Consumers {
     }
 
     /// Every record read from `partition` against the leader's records below its
-    /// high watermark at the end, but those below `deleted_below` (DeleteRecords).
+    /// high watermark at the end, from its log start (`deleted_below`) on.
     pub fn check(
         &self,
         partition: i32,

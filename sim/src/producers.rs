@@ -167,15 +167,19 @@ impl Producers {
 
     /// Checks the history against the partition after the run settled: `held` is
     /// what the leader's log holds below its high watermark `hw`, `replicas` the
-    /// logs of the other ISR members. Records below `deleted_below` may be gone
-    /// (DeleteRecords), on some replicas sooner than on others.
+    /// logs of the other ISR members. Records below `asked_below` (the largest
+    /// DeleteRecords offset asked for) may be gone, on some replicas sooner than on
+    /// others; one acknowledged below the leader's log start `leader_start` must
+    /// have been read at its offset (`read`, the partition consumer's reads:
+    /// deletions go only below what it read).
     pub fn check(
         &self,
         partition: i32,
         (held, hw): (&BTreeMap<u64, Vec<u8>>, u64),
         replicas: &[(u64, &PartitionLog)],
-        deleted_below: u64,
+        (asked_below, leader_start, read): (u64, u64, &BTreeMap<u64, Vec<u8>>),
     ) -> Vec<String> {
+        let deleted_below = asked_below.min(leader_start);
         let mut problems = Vec::new();
         let acked = self
             .by_partition
@@ -192,7 +196,14 @@ impl Producers {
                     writer.1,
                     String::from_utf8_lossy(v)
                 )),
-                None if offset < deleted_below => {}
+                None if offset < deleted_below && read.get(&offset) == Some(&expected) => {}
+                None if offset < deleted_below => problems.push(format!(
+                    "I-6 p{partition}: w{} v{value} acknowledged at offset {offset} was deleted \
+                     but read there as {:?}",
+                    writer.1,
+                    read.get(&offset)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                )),
                 None => problems.push(format!(
                     "I-6 p{partition}: w{} v{value} acknowledged at offset {offset} is lost \
                      (high watermark {hw})",
@@ -211,7 +222,7 @@ impl Producers {
             }
         }
         let kept = |values: &BTreeMap<u64, Vec<u8>>| -> BTreeMap<u64, Vec<u8>> {
-            let range = values.range(deleted_below..);
+            let range = values.range(asked_below..);
             range.map(|(o, v)| (*o, v.clone())).collect()
         };
         let held_kept = kept(held);

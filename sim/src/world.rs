@@ -1527,13 +1527,17 @@ impl Sim {
                 .map(|(id, log)| (*id, log.as_ref()))
                 .collect();
             let hw = leader.high_watermark();
-            problems.extend(self.trimmer.check(p, leader.log_start_offset()));
-            let deleted_below = self.trimmer.deleted_below(p);
+            let leader_start = leader.log_start_offset();
+            problems.extend(self.trimmer.check(p, leader_start));
+            let asked_below = self.trimmer.deleted_below(p);
+            let empty = BTreeMap::new();
+            let read = self.consumers.reads(p).unwrap_or(&empty);
             match read_values(&leader, hw) {
                 Ok(held) => {
                     let history = (&held, hw);
-                    problems.extend(self.producers.check(p, history, &replicas, deleted_below));
-                    problems.extend(self.consumers.check(p, &held, deleted_below));
+                    let deleted = (asked_below, leader_start, read);
+                    problems.extend(self.producers.check(p, history, &replicas, deleted));
+                    problems.extend(self.consumers.check(p, &held, leader_start));
                     let committed = state
                         .offsets
                         .get(group_host::GROUP)

@@ -571,8 +571,8 @@ impl PartitionLog {
         if offset >= st.log_end() {
             return Ok(st.log_end());
         }
-        // Nothing at or above the log start is kept: the log starts empty at the cut,
-        // as Kafka's `truncateTo` below the log start does. Cutting at a batch
+        // Nothing at or above the log start is kept: the log is empty from the cut
+        // (its start stays), as Kafka's `truncateTo` below the log start. Cutting at a batch
         // boundary instead could end the log below its own start (a DeleteRecords
         // offset may lie inside a batch), and damage just above the start could
         // never be cut (found by the simulator: a damaged copy stuck in repair).
@@ -632,42 +632,51 @@ impl PartitionLog {
     /// Drops every record and starts the log empty at `offset` (Kafka's
     /// `truncateFullyAndStartAt`): beyond its end, for a follower whose log ends
     /// below its leader's log start, which can fetch nothing the leader still holds;
-    /// anywhere, for an empty log. The old segments go first; a crash before the new
-    /// one exists leaves an empty log at the old start, whose fetch is refused the
-    /// same way again.
+    /// anywhere, for an empty log, whose start then stays where it was if later
+    /// (`restart_locked`).
     pub fn start_afresh_at(&self, offset: u64) -> Result<()> {
         let mut st = self.lock();
-        let empty = st.log_start == st.log_end();
+        let empty = st.log_start >= st.log_end();
         if offset < st.log_end() && !empty {
             return Err(st.out_of_range(offset));
         }
         self.restart_locked(&mut st, offset)
     }
 
-    fn restart_locked(&self, st: &mut MutexGuard<'_, LogState>, offset: u64) -> Result<()> {
+    /// Drops every segment and starts an empty one at `base`. The log start becomes
+    /// `base`, or stays where it was if that is later: a start never moves back, so
+    /// records deleted here never come back. The checkpoint of the new state is
+    /// written first, so a crash at any point leaves either the old records (`open`
+    /// clamps the checkpoint's start to them) or an empty log; the unlinks are
+    /// synced before the new segment is created, so a file system cannot keep the
+    /// new segment beside old ones.
+    fn restart_locked(&self, st: &mut MutexGuard<'_, LogState>, base: u64) -> Result<()> {
         let disk = self.shared.disk.as_ref();
         let dir = &self.shared.dir;
+        let start = base.max(st.log_start);
+        st.log_start = start;
+        st.high_watermark = start;
+        st.durable_end = base;
+        st.durable_position = (base, 0);
+        st.failure_epoch += 1;
+        self.write_checkpoint(st)?;
         let doomed: Vec<u64> = st.segments.keys().copied().collect();
-        for base in doomed {
-            st.segments.remove(&base);
-            Segment::delete_files(disk, dir, base)?;
+        for old in doomed {
+            Segment::delete_files(disk, dir, old)?;
+            st.segments.remove(&old);
         }
-        st.segments
-            .insert(offset, Segment::create(disk, dir, offset)?);
         disk.sync_dir(dir)
             .map_err(|e| LogError::io("fsync directory", dir, e))?;
-        st.log_start = offset;
-        st.high_watermark = offset;
-        st.durable_end = offset;
-        st.durable_position = (offset, 0);
+        st.segments.insert(base, Segment::create(disk, dir, base)?);
+        disk.sync_dir(dir)
+            .map_err(|e| LogError::io("fsync directory", dir, e))?;
         st.epochs.clear();
+        st.epochs_dirty = true;
         write_epochs(disk, dir, &st.epochs)?;
         st.epochs_dirty = false;
-        self.write_checkpoint(st)?;
         st.producers.forget_from(0);
-        st.clean_point.offset = offset;
-        st.failure_epoch += 1;
-        tracing::info!(dir = %dir.display(), log_start = offset, "log started afresh, empty");
+        st.clean_point.offset = base;
+        tracing::info!(dir = %dir.display(), base, log_start = start, "log started afresh, empty");
         Ok(())
     }
 

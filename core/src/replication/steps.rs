@@ -284,7 +284,9 @@ impl<'a> LocalView<'a> {
         };
         log.delete_records_before(target)
             .map_err(|e| errors::from_log_error(&e))?;
+        let topic_id = self.state.topics.get(topic).map(|t| t.topic_id.clone());
         Ok(DeletionStarted {
+            topic_id: topic_id.unwrap_or_default(),
             epoch: info.leader_epoch,
             target,
             log,
@@ -303,8 +305,15 @@ impl<'a> LocalView<'a> {
         deletion: &DeletionStarted,
         now_ms: u64,
     ) -> Option<Result<u64, i16>> {
+        let same_topic = self
+            .state
+            .topics
+            .get(&key.0)
+            .is_some_and(|t| t.topic_id == deletion.topic_id);
         let Some(info) = self.state.partition(&key.0, key.1).filter(|p| {
-            self.state.leads(p, self.me, self.incarnation) && p.leader_epoch == deletion.epoch
+            same_topic
+                && self.state.leads(p, self.me, self.incarnation)
+                && p.leader_epoch == deletion.epoch
         }) else {
             return Some(Err(errors::NOT_LEADER_OR_FOLLOWER));
         };
@@ -591,6 +600,9 @@ pub struct FollowerServed {
 #[derive(Clone)]
 pub struct DeletionStarted {
     pub log: Arc<PartitionLog>,
+    /// The topic and leader epoch it was started in (a topic deleted and created
+    /// again under its name starts its epochs afresh).
+    pub topic_id: String,
     pub epoch: i32,
     /// Every replica's log start must reach this before the answer.
     pub target: u64,
@@ -606,16 +618,16 @@ pub struct Fetched {
 
 /// An empty log that starts inside `batch`: its start came from a DeleteRecords
 /// offset in the middle of a batch, and the leader answers a fetch from there with
-/// the whole batch. The log starts again at the batch's base, as Kafka's follower
-/// does on its UnexpectedAppendOffsetException; the leader's log start, which comes
-/// with the same answer, moves the start up again.
+/// the whole batch. The log's segment starts again at the batch's base, as Kafka's
+/// follower does on its UnexpectedAppendOffsetException; its log start stays, so the
+/// records below it in that batch stay deleted.
 fn straddles_empty_start(log: &PartitionLog, batch: &[u8]) -> bool {
     let Ok(header) = crate::log::batch::BatchHeader::parse(batch) else {
         return false;
     };
     let (start, end) = (log.log_start_offset(), log.log_end_offset());
     let base = header.base_offset.max(0) as u64;
-    start == end && base < end && base + header.offset_count() > end
+    start >= end && base < end && base + header.offset_count() > end
 }
 
 /// Appends each whole batch of a Fetch response that starts at the log end.

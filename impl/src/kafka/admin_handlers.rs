@@ -161,10 +161,11 @@ fn new_partitions(
         .collect())
 }
 
-/// DeleteRecords (R-WIRE-5): each led partition deletes at once and is answered
-/// once every live replica's log start passed the offset (`LocalView::
-/// deletion_outcome`), REQUEST_TIMED_OUT if that takes longer than the request's
-/// timeout, as Kafka's `DelayedDeleteRecords` answers.
+/// DeleteRecords (R-WIRE-5): every led partition deletes at once, then the answer
+/// waits until every live replica's log start passed each offset (`LocalView::
+/// deletion_outcome`), all partitions against one deadline, REQUEST_TIMED_OUT for
+/// those not there by the request's timeout, as Kafka's `DelayedDeleteRecords`.
+/// An error answers low watermark -1, as Kafka does.
 async fn delete_records(
     broker: &Broker,
     caller: &Caller,
@@ -172,40 +173,48 @@ async fn delete_records(
 ) -> DeleteRecordsResponse {
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut topics = Vec::with_capacity(request.topics.len());
-    for topic in request.topics {
+    let mut started = Vec::new();
+    for topic in &request.topics {
         let name = topic.name.0.to_string();
         let refused = caller.topic_error(Operation::Delete, &name);
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let mut r = DeleteRecordsPartitionResult::default()
-                .with_partition_index(p.partition_index)
-                .with_low_watermark(-1);
-            let started = match refused {
+            let deletion = match refused {
                 errors::NONE => started_deletion(broker, &name, p.partition_index, p.offset),
                 code => Err(code),
             };
-            match started {
-                Err(code) => r.error_code = code,
-                Ok(deletion) => {
-                    let key = (name.clone(), p.partition_index);
-                    match wait_deleted(broker, &key, &deletion, deadline).await {
-                        Ok(low) => r.low_watermark = low as i64,
-                        Err(code) => {
-                            r.error_code = code;
-                            r.low_watermark = deletion.log.log_start_offset() as i64;
-                        }
-                    }
-                }
-            }
-            partitions.push(r);
+            started.push(((name.clone(), p.partition_index), deletion));
         }
-        topics.push(
+    }
+    let mut outcomes = Vec::with_capacity(started.len());
+    for (key, deletion) in started {
+        let outcome = match deletion {
+            Ok(deletion) => wait_deleted(broker, &key, &deletion, deadline).await,
+            Err(code) => Err(code),
+        };
+        outcomes.push(outcome);
+    }
+    let mut outcomes = outcomes.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    match outcomes.next().unwrap_or(Err(errors::UNKNOWN_SERVER_ERROR)) {
+                        Ok(low) => r.with_low_watermark(low as i64),
+                        Err(code) => r.with_low_watermark(-1).with_error_code(code),
+                    }
+                })
+                .collect();
             DeleteRecordsTopicResult::default()
                 .with_name(topic.name)
-                .with_partitions(partitions),
-        );
-    }
+                .with_partitions(partitions)
+        })
+        .collect();
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
