@@ -158,6 +158,12 @@ fn r_log_8_retention_by_time_and_size_deletes_whole_old_segments() -> TestResult
     }
     let segments = log.segment_count();
     assert!(segments > 3);
+    assert_eq!(
+        log.enforce_retention(1_001_030)?,
+        0,
+        "nothing above the high watermark goes"
+    );
+    log.set_high_watermark(60);
     assert_eq!(log.enforce_retention(1_000_000)?, 0, "nothing is old yet");
     let removed = log.enforce_retention(1_001_030)?;
     assert!(removed > 0 && removed < segments);

@@ -1391,6 +1391,12 @@ impl PartitionLog {
                 .map(|s| (s.base_offset, s.size, s.max_timestamp, s.next_offset))
                 .collect();
             for (_, size, max_ts, next) in sealed {
+                // Only what every in-sync replica holds goes, as in Kafka: a record
+                // above the high watermark may still be on its way to the followers
+                // (or acknowledged with acks=1 and not yet replicated).
+                if next > st.high_watermark {
+                    break;
+                }
                 let expired = st
                     .config
                     .retention_ms
