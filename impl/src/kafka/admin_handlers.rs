@@ -5,8 +5,8 @@
 use super::authorize::Caller;
 use super::common::{propose, str_bytes};
 use super::errors;
-use super::handlers::wait_until;
 use super::partition_limits;
+use super::waiting::wait_until;
 use crate::broker::shared::now_ms;
 use crate::broker::shared::Broker;
 use crate::metadata::MetadataCommand;

@@ -8,6 +8,7 @@ use super::common::{gate, propose, str_bytes, topic_name};
 use super::errors;
 use super::message_format;
 use super::partition_limits;
+use super::waiting::wait_until;
 use crate::broker::config::BrokerConfig;
 use crate::broker::response_memory::Grant;
 use crate::broker::shared::{now_ms, Broker};
@@ -704,36 +705,6 @@ pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: 
         .advance_high_watermark(key, log, now_ms())
     {
         broker.data_arrived.notify_waiters();
-    }
-}
-
-/// Waits until `check` decides, re-checking whenever data arrives, a high watermark
-/// or a follower's log start moves or the metadata changes; `None` once the
-/// deadline passes undecided.
-pub(super) async fn wait_until<T>(
-    broker: &Broker,
-    deadline: tokio::time::Instant,
-    check: impl Fn() -> Option<T>,
-) -> Option<T> {
-    let mut metadata = broker.consensus.subscribe();
-    loop {
-        let notified = broker.data_arrived.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        metadata.borrow_and_update();
-        if let Some(outcome) = check() {
-            return Some(outcome);
-        }
-        let woken = tokio::time::timeout_at(deadline, async {
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = metadata.changed() => {}
-            }
-        })
-        .await;
-        if woken.is_err() {
-            return check();
-        }
     }
 }
 

@@ -22,3 +22,4 @@ pub use chronik_core::log::validation as record_validation;
 pub mod sasl_handlers;
 pub mod scram_handlers;
 pub mod versions;
+pub mod waiting;
