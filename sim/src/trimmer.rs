@@ -19,8 +19,11 @@ const ANSWER_TIMEOUT_MS: u64 = 6_000;
 #[derive(Default)]
 pub struct Trimmer {
     next_request: u64,
-    /// (request, partition, offset, sent at) of the deletion in flight.
-    in_flight: Option<(u64, i32, u64, u64)>,
+    /// (request, sent at) of the deletion in flight.
+    in_flight: Option<(u64, u64)>,
+    /// Every deletion sent, by request: (partition, offset). An answer that comes
+    /// after the client stopped waiting still tells what the cluster acknowledged.
+    sent: BTreeMap<u64, (i32, u64)>,
     next_at: u64,
     /// The largest offset ever asked for, per partition.
     asked: BTreeMap<i32, u64>,
@@ -42,7 +45,7 @@ impl Trimmer {
     ) -> Option<(u64, Message)> {
         let waiting = self
             .in_flight
-            .is_some_and(|(_, _, _, at)| now < at + ANSWER_TIMEOUT_MS);
+            .is_some_and(|(_, at)| now < at + ANSWER_TIMEOUT_MS);
         if every_ms == 0 || waiting || now < self.next_at {
             return None;
         }
@@ -57,7 +60,8 @@ impl Trimmer {
         let leader = leader_of(&key)?;
         self.next_request += 1;
         let request = self.next_request;
-        self.in_flight = Some((request, partition, offset, now));
+        self.in_flight = Some((request, now));
+        self.sent.insert(request, (partition, offset));
         self.asked.insert(partition, offset);
         let message = Message::DeleteRecords {
             request,
@@ -69,8 +73,10 @@ impl Trimmer {
 
     /// An answer: the low watermark, or an error. Returns a line for the trace.
     pub fn answered(&mut self, now: u64, request: u64, result: Result<u64, i16>) -> Option<String> {
-        let (sent, partition, offset, _) = self.in_flight.filter(|(r, ..)| *r == request)?;
-        self.in_flight = None;
+        let (partition, offset) = self.sent.remove(&request)?;
+        if self.in_flight.is_some_and(|(r, _)| r == request) {
+            self.in_flight = None;
+        }
         if let Ok(low) = result {
             if low >= offset {
                 self.deletions_acknowledged += 1;
@@ -81,7 +87,7 @@ impl Trimmer {
             }
         }
         Some(format!(
-            "trimmer: deletion {sent} of p{partition} below {offset} answered {result:?}"
+            "trimmer: deletion {request} of p{partition} below {offset} answered {result:?}"
         ))
     }
 
