@@ -10,10 +10,11 @@ use crate::records::TOPIC;
 use chronik_core::consensus::ProposalFailure;
 use chronik_core::errors;
 use chronik_core::groups::{
-    code_of, settled_replies, CommitDecider, Committer, Coordinator, GroupBug, GroupConfig,
-    GroupError, JoinRequest, JoinResult, LeavingMember, Reply, SyncRequest, SyncResult, Token,
+    code_of, settled_replies, CommitDecider, CommitFence, Committer, Coordinator, GroupBug,
+    GroupConfig, GroupError, JoinRequest, JoinResult, LeavingMember, Reply, SyncRequest,
+    SyncResult, Token,
 };
-use chronik_core::metadata::{ApplyOutcome, MetadataCommand, MetadataState};
+use chronik_core::metadata::{ApplyOutcome, MetadataCommand, MetadataState, OffsetCommit};
 use std::collections::BTreeMap;
 
 /// The consumer group of the simulated members.
@@ -94,14 +95,25 @@ pub struct Committed {
 
 impl Committed {
     pub fn of(stored: &chronik_core::metadata::CommittedOffset) -> Option<Committed> {
+        Self::decided(stored.offset, stored.metadata.as_deref(), stored.decided_by)
+    }
+
+    /// A commit as its coordinator proposed it.
+    pub fn proposed(commit: &OffsetCommit, fence: &Option<CommitFence>) -> Option<Committed> {
+        Self::decided(commit.offset, commit.metadata.as_deref(), *fence)
+    }
+
+    fn decided(
+        offset: i64,
+        metadata: Option<&str>,
+        fence: Option<CommitFence>,
+    ) -> Option<Committed> {
         Some(Committed {
-            offset: u64::try_from(stored.offset).ok()?,
-            request: stored
-                .metadata
-                .as_deref()
+            offset: u64::try_from(offset).ok()?,
+            request: metadata
                 .and_then(|m| m.strip_prefix('r'))
                 .and_then(|r| r.parse().ok()),
-            decided_at: stored.decided_by.map(|f| f.view_index),
+            decided_at: fence.map(|f| f.view_index),
         })
     }
 }

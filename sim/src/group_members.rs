@@ -127,10 +127,14 @@ impl Member {
 pub struct GroupMembers {
     members: Vec<Member>,
     next_request: u64,
-    /// Commits acknowledged, per partition: (acknowledged at, offset).
-    acked_commits: BTreeMap<i32, Vec<(u64, u64)>>,
+    /// Commits acknowledged, per partition: (acknowledged at, offset, request).
+    acked_commits: BTreeMap<i32, Vec<(u64, u64, u64)>>,
     /// The committed offset per partition as nodes applied it, by applied index.
+    /// A node's step may apply several commits at once, so a commit may be missing.
     applied: BTreeMap<i32, BTreeMap<u64, Committed>>,
+    /// Every commit a coordinator proposed, by partition and request: how it was
+    /// decided, also where `applied` missed it.
+    proposed: BTreeMap<(i32, u64), Committed>,
     /// OffsetFetch answers: (partition, sent at, answered).
     fetched_offsets: Vec<(i32, u64, Option<Committed>)>,
     /// Commit requests a member stopped waiting for (it timed out, rejoined or
@@ -357,7 +361,7 @@ impl GroupMembers {
                 let line = format!(
                     "group member {m} commits {offsets:?} in generation {generation}: code {code}"
                 );
-                self.commit_answered(m, now, offsets, code);
+                self.commit_answered(m, now, request, offsets, code);
                 Some(line)
             }
             _ => None,
@@ -476,14 +480,21 @@ impl GroupMembers {
         None
     }
 
-    fn commit_answered(&mut self, m: usize, now: u64, offsets: Vec<(i32, u64)>, code: i16) {
+    fn commit_answered(
+        &mut self,
+        m: usize,
+        now: u64,
+        request: u64,
+        offsets: Vec<(i32, u64)>,
+        code: i16,
+    ) {
         if code == errors::NONE {
             self.commits_acknowledged += 1;
             for &(partition, offset) in &offsets {
                 self.acked_commits
                     .entry(partition)
                     .or_default()
-                    .push((now, offset));
+                    .push((now, offset, request));
                 self.members[m].committed.insert(partition, offset);
             }
         }
@@ -506,7 +517,7 @@ impl GroupMembers {
         acked
             .into_iter()
             .flatten()
-            .map(|(_, o)| *o)
+            .map(|(_, o, _)| *o)
             .max()
             .unwrap_or(0)
     }
@@ -593,10 +604,21 @@ impl GroupMembers {
         later.request.as_ref().is_some_and(abandoned) && decided_after
     }
 
-    /// The applied commit of `offset` to `partition`, as the history holds it.
-    fn commit_of(&self, partition: i32, offset: u64) -> Option<&Committed> {
-        let history = self.applied.get(&partition)?;
-        history.values().find(|c| c.offset == offset)
+    /// A coordinator proposed `committed` for `partition`.
+    pub fn proposed(&mut self, partition: i32, committed: Committed) {
+        if let Some(request) = committed.request {
+            self.proposed.insert((partition, request), committed);
+        }
+    }
+
+    /// The applied commit of `request` to `partition`: as the history holds it, or,
+    /// where one step applied it with a later commit, as it was proposed.
+    fn commit_of(&self, partition: i32, request: u64) -> Option<&Committed> {
+        let applied = self
+            .applied
+            .get(&partition)
+            .and_then(|history| history.values().find(|c| c.request == Some(request)));
+        applied.or_else(|| self.proposed.get(&(partition, request)))
     }
 
     /// The history at the end: a partition's committed offset never goes back in
@@ -623,15 +645,15 @@ impl GroupMembers {
                 .get(partition)
                 .into_iter()
                 .flatten()
-                .filter(|(at, _)| at < sent_at)
-                .map(|(at, offset)| (*offset, *at))
+                .filter(|(at, ..)| at < sent_at)
+                .map(|(at, offset, request)| (*offset, *at, *request))
                 .max();
-            let below = |(acked, _): &(u64, u64)| answered.is_none_or(|c| c.offset < *acked);
-            let excused = |(acked, _): &(u64, u64)| {
-                let earlier = self.commit_of(*partition, *acked);
+            let below = |(acked, ..): &(u64, u64, u64)| answered.is_none_or(|c| c.offset < *acked);
+            let excused = |(_, _, request): &(u64, u64, u64)| {
+                let earlier = self.commit_of(*partition, *request);
                 answered.is_some_and(|c| earlier.is_some_and(|e| self.excused(&c, e)))
             };
-            if let Some((acked, at)) = before.filter(below).filter(|a| !excused(a)) {
+            if let Some((acked, at, _)) = before.filter(below).filter(|a| !excused(a)) {
                 found.push(format!(
                     "R-GROUP-2 p{partition}: an OffsetFetch sent at {sent_at} answered \
                      {:?}, below the commit of {acked} acknowledged at {at}",

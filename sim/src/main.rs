@@ -44,7 +44,8 @@ struct Args {
     /// `groups` (slow, lossy links, pauses, partitions and crashes: what moves a
     /// consumer group's commits out of decision order, R-GROUP-10) or `trims`
     /// (DeleteRecords of consumed records, often, with crashes and partitions,
-    /// R-WIRE-5).
+    /// R-WIRE-5) or `deposals` (pauses and partitions that move partition leaders
+    /// away and back, with produce waiters stalled for seconds, R-REPL-1).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -99,6 +100,7 @@ fn main() -> ExitCode {
         "copies" => Some(Faults::damaged_copies()),
         "groups" => Some(Faults::group_storm()),
         "trims" => Some(Faults::trim_storm()),
+        "deposals" => Some(Faults::deposal_storm()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

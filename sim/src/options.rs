@@ -31,6 +31,12 @@ pub struct Faults {
     /// a starved task looks late: whatever happened in between, it sees only the
     /// outcome.
     pub waiter_look_every_ms: u64,
+    /// Mean ms between stalls of a random node's produce waiters (0: none): for 2 to
+    /// 8 s they do not look at the view although the node runs on, as a task that is
+    /// woken but not scheduled; when they look again they see only the outcome. A
+    /// leader deposed and elected again within a stall must still not answer a batch
+    /// appended in its earlier epoch (R-REPL-1).
+    pub waiter_stall_every_ms: u64,
     /// Per mille of crashes after which one byte of the node's Raft log is damaged
     /// while it is down, inside a record that another record follows (so recovery can
     /// tell it from a torn tail): the node must repair its log from its peers and
@@ -71,6 +77,7 @@ impl Faults {
             fsync_failure_every_ms: 0,
             pause_every_ms: 0,
             waiter_look_every_ms: 0,
+            waiter_stall_every_ms: 0,
             damage_metadata_per_mille: 0,
             disk_full_every_ms: 0,
             clock_drift_ppm: 0,
@@ -185,6 +192,20 @@ impl Faults {
         }
     }
 
+    /// Pauses and partitions that depose partition leaders and elect them again,
+    /// with produce waiters stalled for seconds at a time: a leader's waiter may
+    /// sleep through its deposal, its truncation and its return (R-REPL-1).
+    pub fn deposal_storm() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            pause_every_ms: 800,
+            partition_every_ms: 400,
+            waiter_stall_every_ms: 1_000,
+            ..Faults::none()
+        }
+    }
+
     /// What moves a consumer group's commits out of decision order: slow and lossy
     /// links (a commit's proposal forwarded late, or answered "timed out" and
     /// applied anyway), pauses, partitions that fence a coordinator and move its
@@ -221,6 +242,7 @@ impl Faults {
             fsync_failure_every_ms: pick(rng, &[0, 0, 2000]),
             pause_every_ms: pick(rng, &[0, 0, 1500]),
             waiter_look_every_ms: pick(rng, &[0, 0, 0, 500]),
+            waiter_stall_every_ms: 0,
             // Drawn by the caller from sources of their own, so that adding these
             // faults left every earlier seed's run as it was.
             damage_metadata_per_mille: 0,

@@ -121,6 +121,7 @@ enum Timer {
     DiskFull,
     DiskFreed(usize),
     Pause,
+    WaiterStall,
     Partitions,
     MemberRestart,
 }
@@ -193,6 +194,8 @@ struct SimNode {
     disk_full: bool,
     /// Paused (neither ticking nor reading) until this time.
     paused_until: u64,
+    /// Its produce waiters do not look at the view until this time.
+    waiters_stalled_until: u64,
     /// Its Raft log was damaged and its repair is not known to be over.
     metadata_damaged: bool,
     /// A copy of a replicated partition was damaged and its repair is not known to
@@ -272,6 +275,7 @@ pub fn run(opts: Options) -> Outcome {
             sync_will_fail: false,
             disk_full: false,
             paused_until: 0,
+            waiters_stalled_until: 0,
             metadata_damaged: false,
             copy_damaged: false,
         })
@@ -387,6 +391,10 @@ impl Sim {
             let at = self.around(self.faults.pause_every_ms);
             self.after(at, Timer::Pause);
         }
+        if self.faults.waiter_stall_every_ms > 0 {
+            let at = self.around(self.faults.waiter_stall_every_ms);
+            self.after(at, Timer::WaiterStall);
+        }
         if self.faults.disk_full_every_ms > 0 {
             let at = self.around(self.faults.disk_full_every_ms);
             self.after(at, Timer::DiskFull);
@@ -456,6 +464,7 @@ impl Sim {
             Timer::DiskFull => self.fill_a_disk(),
             Timer::DiskFreed(i) => self.free_disk(i),
             Timer::Pause => self.pause(),
+            Timer::WaiterStall => self.stall_waiters(),
             Timer::Partitions => self.partitions_tick(),
             Timer::MemberRestart => self.restart_a_member(),
         }
@@ -476,6 +485,7 @@ impl Sim {
         self.net.heal();
         for node in &mut self.nodes {
             node.paused_until = node.paused_until.min(self.now);
+            node.waiters_stalled_until = 0;
             node.sync_will_fail = false;
             node.disk.fail_next_syncs(0);
             node.disk_full = false;
@@ -782,6 +792,20 @@ impl Sim {
         self.after(next, Timer::Pause);
     }
 
+    /// A random node's produce waiters stop looking for a while; the node runs on.
+    fn stall_waiters(&mut self) {
+        let i = self.rng.gen_range(0..self.nodes.len());
+        let until = self.now + self.rng.gen_range(2_000..8_000);
+        self.nodes[i].waiters_stalled_until = until;
+        let id = self.nodes[i].id;
+        self.trace.note(
+            self.now,
+            format!("node {id}'s waiters stalled until {until} ms"),
+        );
+        let next = self.around(self.faults.waiter_stall_every_ms);
+        self.after(next, Timer::WaiterStall);
+    }
+
     /// A start that failed: on a full disk the broker exits and is started again
     /// (its disk may have room by then); otherwise recovery is broken.
     fn failed_start(&mut self, i: usize, what: String) {
@@ -817,6 +841,7 @@ impl Sim {
         self.net.lose_to(node.id);
         // A pause was the dead process's; the next one starts running.
         node.paused_until = 0;
+        node.waiters_stalled_until = 0;
         node.sync_will_fail = false;
         node.disk.fail_next_syncs(0);
         node.disk.crash(tear);
@@ -960,8 +985,9 @@ impl Sim {
                 continue;
             }
             let look_every = self.faults.waiter_look_every_ms;
-            let waiters_look =
-                look_every == 0 || self.rng.gen_range(0..look_every) < PARTITION_TICK_MS;
+            let stalled = self.nodes[i].waiters_stalled_until > self.now;
+            let waiters_look = !stalled
+                && (look_every == 0 || self.rng.gen_range(0..look_every) < PARTITION_TICK_MS);
             let node = &mut self.nodes[i];
             let (Some(driver), Some(host)) = (&node.driver, &mut node.host) else {
                 continue;
@@ -1104,6 +1130,12 @@ impl Sim {
                 GroupOut::Answer(message) => self.send(from, CLIENTS, Payload::Group(message)),
                 GroupOut::Propose(wait, command) => {
                     if let MetadataCommand::CommitOffsets { offsets, fence, .. } = &command {
+                        for commit in offsets {
+                            if let Some(committed) = group_host::Committed::proposed(commit, fence)
+                            {
+                                self.group_members.proposed(commit.partition, committed);
+                            }
+                        }
                         let offsets: Vec<(i32, i64)> =
                             offsets.iter().map(|o| (o.partition, o.offset)).collect();
                         let line = format!("node {from} proposes commit {offsets:?} {fence:?}");
