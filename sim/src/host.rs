@@ -9,6 +9,8 @@
 //! below. A produced batch is prepared by the core's `prepare_produced`, as the
 //! Produce handler prepares it.
 
+pub use crate::message::Message;
+use crate::wire::{self, Asked};
 use chronik_core::disk::Disk;
 use chronik_core::errors;
 use chronik_core::log::produced::prepare_produced;
@@ -35,72 +37,8 @@ pub const LAG_MAX_MS: u64 = 1_000;
 /// A produce's `timeout.ms` (Kafka's default request timeout): longer than a run,
 /// so that a request a deposed leader holds is still waiting if it ever leads again.
 const PRODUCE_TIMEOUT_MS: u64 = 30_000;
-/// The Produce version the simulated clients speak.
-const PRODUCE_VERSION: i16 = 9;
 /// What a follower asks for per fetch.
 const FETCH_MAX_BYTES: usize = 64 << 10;
-
-/// A partition request or answer between nodes, or between a client and a node.
-#[derive(Debug, Clone)]
-pub enum Message {
-    Produce {
-        request: u64,
-        key: PartitionKey,
-        /// The partition's records as a Produce request carries them.
-        records: Vec<u8>,
-    },
-    ProduceAnswer {
-        request: u64,
-        result: Result<u64, i16>,
-    },
-    EpochQuery {
-        key: PartitionKey,
-        current_epoch: i32,
-        asked: i32,
-    },
-    EpochAnswer {
-        key: PartitionKey,
-        current_epoch: i32,
-        answer: Result<(i32, u64), i16>,
-    },
-    Fetch {
-        key: PartitionKey,
-        epoch: i32,
-        offset: u64,
-        log_start: u64,
-    },
-    FetchAnswer {
-        key: PartitionKey,
-        epoch: i32,
-        answer: Result<Fetched, i16>,
-        /// The leader's log start, also when the fetch is refused.
-        leader_start: u64,
-    },
-    ConsumerFetch {
-        request: u64,
-        key: PartitionKey,
-        offset: u64,
-    },
-    ConsumerFetchAnswer {
-        request: u64,
-        answer: Result<Vec<u8>, i16>,
-        /// The leader's log start: where a consumer refused OFFSET_OUT_OF_RANGE
-        /// below it resets to (a Kafka consumer's ListOffsets for "earliest",
-        /// folded into the answer).
-        log_start: u64,
-    },
-    /// DeleteRecords of the records below `offset` (-1: the high watermark).
-    DeleteRecords {
-        request: u64,
-        key: PartitionKey,
-        offset: i64,
-    },
-    /// The low watermark, or the error code.
-    DeleteRecordsAnswer {
-        request: u64,
-        result: Result<u64, i16>,
-    },
-}
 
 /// What the node asks the world to do.
 #[derive(Debug)]
@@ -110,6 +48,8 @@ pub enum Out {
     /// A `RepairReplica` (R-REPL-4) whose outcome goes back to `repair_answered`.
     ProposeRepair(PartitionKey, MetadataCommand),
     Note(String),
+    /// A rule broken at this node (a client's frame its codec refused).
+    Broken(String),
 }
 
 struct PendingProduce {
@@ -148,7 +88,19 @@ pub struct Host {
     proposed_isr: BTreeMap<PartitionKey, (Vec<i32>, u64)>,
     /// Damaged copies on their way to repair (R-REPL-4), as the broker keeps them.
     repairs: Repairs,
+    /// Clients' requests not answered yet: how their answers are encoded.
+    asked: BTreeMap<u64, Asked>,
     next_upkeep: u64,
+}
+
+/// The client request an answer answers.
+fn answered_request(answer: &Message) -> Option<u64> {
+    match answer {
+        Message::ProduceAnswer { request, .. }
+        | Message::ConsumerFetchAnswer { request, .. }
+        | Message::DeleteRecordsAnswer { request, .. } => Some(*request),
+        _ => None,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -187,6 +139,7 @@ impl Host {
             asking: BTreeMap::new(),
             proposed_isr: BTreeMap::new(),
             repairs: Repairs::with_bugs(bugs),
+            asked: BTreeMap::new(),
             next_upkeep: 0,
         })
     }
@@ -273,7 +226,44 @@ impl Host {
     }
 
     pub fn handle(&mut self, now: u64, state: &MetadataState, from: u64, msg: Message) -> Vec<Out> {
+        let outs = self.serve(now, state, from, msg);
+        self.encode_answers(outs)
+    }
+
+    /// Answers to clients encoded as their requests call for, by the broker's codec.
+    fn encode_answers(&mut self, outs: Vec<Out>) -> Vec<Out> {
+        outs.into_iter()
+            .map(|out| match out {
+                Out::Send(to, answer) => {
+                    let asked = answered_request(&answer).and_then(|r| self.asked.remove(&r));
+                    match asked.map(|asked| wire::encode_answer(&answer, &asked)) {
+                        None => Out::Send(to, answer),
+                        Some(Ok(encoded)) => Out::Send(to, encoded),
+                        Some(Err(e)) => Out::Broken(format!(
+                            "R-WIRE-13 node {} cannot encode {answer:?}: {e}",
+                            self.me
+                        )),
+                    }
+                }
+                other => other,
+            })
+            .collect()
+    }
+
+    fn serve(&mut self, now: u64, state: &MetadataState, from: u64, msg: Message) -> Vec<Out> {
         match msg {
+            Message::KafkaRequest { request, frame } => {
+                match wire::decode_request(request, frame) {
+                    Ok((message, asked)) => {
+                        self.asked.insert(request, asked);
+                        self.serve(now, state, from, message)
+                    }
+                    Err(e) => vec![Out::Broken(format!(
+                        "R-WIRE-13 node {} refuses request {request}'s frame: {e}",
+                        self.me
+                    ))],
+                }
+            }
             Message::Produce {
                 request,
                 key,
@@ -351,7 +341,8 @@ impl Host {
             } => self.delete_records(now, state, (from, request), key, offset),
             Message::ProduceAnswer { .. }
             | Message::ConsumerFetchAnswer { .. }
-            | Message::DeleteRecordsAnswer { .. } => Vec::new(),
+            | Message::DeleteRecordsAnswer { .. }
+            | Message::KafkaAnswer { .. } => Vec::new(),
         }
     }
 
@@ -380,8 +371,11 @@ impl Host {
         let topic_configs = self.local(state).topic_configs(&key.0);
         let configs = &*topic_configs;
         let limit = log.config().max_records_bytes();
-        let prepared = match prepare_produced(records, PRODUCE_VERSION, configs, limit, now as i64)
-        {
+        let version = self
+            .asked
+            .get(&request)
+            .map_or(wire::PRODUCE_VERSION, |asked| asked.version);
+        let prepared = match prepare_produced(records, version, configs, limit, now as i64) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return refuse(errors::INVALID_RECORD),
             Err(code) => return refuse(code),
@@ -598,7 +592,7 @@ impl Host {
             self.answer_produces(now, state, &mut out);
             self.answer_deletions(now, state, &mut out);
         }
-        out
+        self.encode_answers(out)
     }
 
     /// The disk completes the queued fsyncs; each append learns its outcome and

@@ -16,12 +16,14 @@ pub mod consumers;
 pub mod group_host;
 pub mod group_members;
 pub mod host;
+pub mod message;
 pub mod net;
 pub mod options;
 pub mod producers;
 pub mod records;
 pub mod trace;
 pub mod trimmer;
+pub mod wire;
 pub mod world;
 
 pub use options::{Faults, Options};

@@ -14,6 +14,7 @@ use crate::producers::Producers;
 use crate::records::{self, read_values};
 use crate::trace::Trace;
 use crate::trimmer::Trimmer;
+use crate::wire;
 use chronik_core::consensus::{
     Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, ProposalFailure, Registration,
 };
@@ -1074,7 +1075,15 @@ impl Sim {
         (leaders, coordinator)
     }
 
+    /// A client's request goes as a Kafka frame (`wire.rs`).
     fn send_partition(&mut self, from: u64, to: u64, message: host::Message) {
+        let message = match wire::encode_request(&message) {
+            Some(Ok(framed)) if from == CLIENTS => framed,
+            Some(Err(e)) if from == CLIENTS => {
+                return self.violation(format!("R-WIRE-13 a client cannot encode: {e}"));
+            }
+            _ => message,
+        };
         self.send(from, to, Payload::Partition(message));
     }
 
@@ -1209,12 +1218,27 @@ impl Sim {
                     self.step(i, Input::Propose { token, command });
                 }
                 Out::Note(line) => self.trace.note(self.now, line),
+                Out::Broken(line) => self.violation(line),
             }
         }
     }
 
-    fn deliver(&mut self, packet: Packet) {
+    fn deliver(&mut self, mut packet: Packet) {
         if packet.to == CLIENTS {
+            if let Payload::Partition(host::Message::KafkaAnswer {
+                request,
+                asked,
+                frame,
+            }) = &packet.payload
+            {
+                match wire::decode_answer(*request, asked, frame) {
+                    Ok(answer) => packet.payload = Payload::Partition(answer),
+                    Err(e) => {
+                        let line = format!("R-WIRE-13 a client cannot decode an answer: {e}");
+                        return self.violation(line);
+                    }
+                }
+            }
             match packet.payload {
                 Payload::Partition(host::Message::ProduceAnswer { request, result }) => {
                     if let Some(line) = self.producers.answered(self.now, request, result) {

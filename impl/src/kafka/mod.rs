@@ -1,12 +1,12 @@
-//! The Kafka wire protocol: framing, headers, supported versions, and the request
-//! handlers. Messages are encoded and decoded by the kafka-protocol crate (0.18, and
-//! 0.15 for the versions Kafka 4 removed: `old_versions.rs`).
+//! The Kafka request handlers. Framing, headers and supported versions are the
+//! `chronik-protocol` crate's (re-exported here as `codec`, `versions`,
+//! `old_versions`); messages are encoded and decoded by the kafka-protocol crate.
 
 pub mod acl_handlers;
 pub mod admin_handlers;
 pub mod authorize;
 pub mod broker_configs;
-pub mod codec;
+pub use chronik_protocol::{codec, old_versions, versions};
 pub mod common;
 pub mod config_handlers;
 pub mod configs;
@@ -16,10 +16,8 @@ pub use chronik_core::errors;
 pub mod group_handlers;
 pub mod handlers;
 pub use chronik_core::log::message_format;
-pub mod old_versions;
 pub mod partition_limits;
 pub use chronik_core::log::validation as record_validation;
 pub mod sasl_handlers;
 pub mod scram_handlers;
-pub mod versions;
 pub mod waiting;
