@@ -79,6 +79,9 @@ fn the_core_and_the_wire_layer_reach_no_runtime_socket_or_thread_pool() {
 fn the_walk_finds_what_the_shell_depends_on() {
     // The check can fail: the broker itself reaches tokio.
     let found = reachable(&lock_graph(), "chronik");
-    assert!(found.contains_key("tokio"), "the walk missed the shell's tokio");
+    assert!(
+        found.contains_key("tokio"),
+        "the walk missed the shell's tokio"
+    );
     assert!(found.contains_key("chronik-protocol"));
 }

@@ -88,8 +88,11 @@ pub struct Host {
     proposed_isr: BTreeMap<PartitionKey, (Vec<i32>, u64)>,
     /// Damaged copies on their way to repair (R-REPL-4), as the broker keeps them.
     repairs: Repairs,
-    /// Clients' requests not answered yet: how their answers are encoded.
-    asked: BTreeMap<u64, Asked>,
+    /// Clients' requests not answered yet, by client and request: how their answers
+    /// are encoded.
+    asked: BTreeMap<(u64, u64), Asked>,
+    /// The number of this node's last question to a leader.
+    next_request: u64,
     next_upkeep: u64,
 }
 
@@ -140,6 +143,7 @@ impl Host {
             proposed_isr: BTreeMap::new(),
             repairs: Repairs::with_bugs(bugs),
             asked: BTreeMap::new(),
+            next_request: 0,
             next_upkeep: 0,
         })
     }
@@ -227,23 +231,58 @@ impl Host {
 
     pub fn handle(&mut self, now: u64, state: &MetadataState, from: u64, msg: Message) -> Vec<Out> {
         let outs = self.serve(now, state, from, msg);
-        self.encode_answers(outs)
+        self.on_the_wire(outs)
     }
 
-    /// Answers to clients encoded as their requests call for, by the broker's codec.
-    fn encode_answers(&mut self, outs: Vec<Out>) -> Vec<Out> {
+    /// What the node sends, as Kafka frames of the broker's codec: its questions to
+    /// a leader numbered afresh, its answers to clients as their requests call for.
+    fn on_the_wire(&mut self, outs: Vec<Out>) -> Vec<Out> {
         outs.into_iter()
             .map(|out| match out {
-                Out::Send(to, answer) => {
-                    let asked = answered_request(&answer).and_then(|r| self.asked.remove(&r));
-                    match asked.map(|asked| wire::encode_answer(&answer, &asked)) {
-                        None => Out::Send(to, answer),
-                        Some(Ok(encoded)) => Out::Send(to, encoded),
-                        Some(Err(e)) => Out::Broken(format!(
-                            "R-WIRE-13 node {} cannot encode {answer:?}: {e}",
-                            self.me
-                        )),
-                    }
+                Out::Send(to, message) => self.framed(to, message),
+                other => other,
+            })
+            .collect()
+    }
+
+    fn framed(&mut self, to: u64, message: Message) -> Out {
+        let encoded = match answered_request(&message) {
+            Some(request) => match self.asked.remove(&(to, request)) {
+                Some(asked) => wire::encode_answer(request, &message, &asked),
+                None => return Out::Send(to, message),
+            },
+            None => {
+                self.next_request += 1;
+                match wire::encode_request(&message, self.next_request, self.me) {
+                    Some(encoded) => encoded,
+                    None => return Out::Send(to, message),
+                }
+            }
+        };
+        encoded.map_or_else(
+            |e| Out::Broken(format!("R-WIRE-13 node {} cannot encode: {e}", self.me)),
+            |framed| Out::Send(to, framed),
+        )
+    }
+
+    /// A replica's question, answered at once, in the frame it calls for.
+    fn answer_replica(
+        &mut self,
+        now: u64,
+        state: &MetadataState,
+        from: u64,
+        asked: Asked,
+        request: u64,
+        question: Message,
+    ) -> Vec<Out> {
+        let outs = self.serve(now, state, from, question);
+        outs.into_iter()
+            .map(|out| match out {
+                Out::Send(to, answer) if to == from => {
+                    wire::encode_answer(request, &answer, &asked).map_or_else(
+                        |e| Out::Broken(format!("R-WIRE-13 node {} cannot encode: {e}", self.me)),
+                        |framed| Out::Send(to, framed),
+                    )
                 }
                 other => other,
             })
@@ -254,8 +293,11 @@ impl Host {
         match msg {
             Message::KafkaRequest { request, frame } => {
                 match wire::decode_request(request, frame) {
+                    Ok((message, asked)) if asked.replica_epoch.is_some() => {
+                        self.answer_replica(now, state, from, asked, request, message)
+                    }
                     Ok((message, asked)) => {
-                        self.asked.insert(request, asked);
+                        self.asked.insert((from, request), asked);
                         self.serve(now, state, from, message)
                     }
                     Err(e) => vec![Out::Broken(format!(
@@ -264,6 +306,17 @@ impl Host {
                     ))],
                 }
             }
+            Message::KafkaAnswer {
+                request,
+                asked,
+                frame,
+            } => match wire::decode_answer(request, &asked, &frame) {
+                Ok(answer) => self.serve(now, state, from, answer),
+                Err(e) => vec![Out::Broken(format!(
+                    "R-WIRE-13 node {} cannot decode an answer: {e}",
+                    self.me
+                ))],
+            },
             Message::Produce {
                 request,
                 key,
@@ -341,8 +394,7 @@ impl Host {
             } => self.delete_records(now, state, (from, request), key, offset),
             Message::ProduceAnswer { .. }
             | Message::ConsumerFetchAnswer { .. }
-            | Message::DeleteRecordsAnswer { .. }
-            | Message::KafkaAnswer { .. } => Vec::new(),
+            | Message::DeleteRecordsAnswer { .. } => Vec::new(),
         }
     }
 
@@ -373,7 +425,7 @@ impl Host {
         let limit = log.config().max_records_bytes();
         let version = self
             .asked
-            .get(&request)
+            .get(&(client, request))
             .map_or(wire::PRODUCE_VERSION, |asked| asked.version);
         let prepared = match prepare_produced(records, version, configs, limit, now as i64) {
             Ok(Some(prepared)) => prepared,
@@ -592,7 +644,7 @@ impl Host {
             self.answer_produces(now, state, &mut out);
             self.answer_deletions(now, state, &mut out);
         }
-        self.encode_answers(out)
+        self.on_the_wire(out)
     }
 
     /// The disk completes the queued fsyncs; each append learns its outcome and

@@ -76,12 +76,14 @@ pub enum Message {
     },
 }
 
-/// What a client's connection remembers of a request in flight: the API and version
-/// its answer is encoded in, and the partition it was about.
+/// What a connection remembers of a request in flight: the API and version its
+/// answer is encoded in, the partition it was about, and for a replica's Fetch or
+/// OffsetForLeaderEpoch the leader epoch it named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asked {
     pub api: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
     pub key: PartitionKey,
+    pub replica_epoch: Option<i32>,
 }

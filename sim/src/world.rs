@@ -1077,7 +1077,7 @@ impl Sim {
 
     /// A client's request goes as a Kafka frame (`wire.rs`).
     fn send_partition(&mut self, from: u64, to: u64, message: host::Message) {
-        let message = match wire::encode_request(&message) {
+        let message = match wire::encode_request(&message, 0, -1) {
             Some(Ok(framed)) if from == CLIENTS => framed,
             Some(Err(e)) if from == CLIENTS => {
                 return self.violation(format!("R-WIRE-13 a client cannot encode: {e}"));
