@@ -397,7 +397,7 @@ impl ReplicationHarness {
         };
         local
             .apply_fetched(&key(), epoch, &log, &fetched, NOW_MS)
-            .map_err(fail)?;
+            .map_err(|e| fail(e.to_string()))?;
         Ok(())
     }
 
@@ -432,7 +432,7 @@ impl ReplicationHarness {
         let local = b.local(f).ok_or_else(|| fail("down"))?;
         local
             .truncate_for_leader(&key(), epoch, &log, end)
-            .map_err(fail)?;
+            .map_err(|e| fail(e.to_string()))?;
         Ok(())
     }
 

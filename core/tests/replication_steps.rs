@@ -9,7 +9,7 @@ use chronik_core::log::batch::{build_batch, Record};
 use chronik_core::log::{LogConfig, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::replication::{
-    truncate_for_leader, Fetched, FollowerFetch, LocalView, NoEvents, Partitions,
+    truncate_for_leader, Fetched, FollowerFetch, LocalView, NoEvents, Partitions, ReplicationError,
 };
 
 const FENCED_LEADER_EPOCH: i16 = 74;
@@ -221,19 +221,19 @@ fn r_repl_3_a_stale_offset_for_leader_epoch_answer_cuts_nothing() {
         incarnation: 1,
     };
     let stale = local.truncate_for_leader(&key, 0, &log, Some(1));
-    assert_eq!(stale, Ok(None), "it leads the partition now");
+    assert_eq!(ok(stale), Ok(None), "it leads the partition now");
     assert_eq!(log.log_end_offset(), 3);
     let below_the_view = truncate_for_leader(&partitions, &key, 0, &log, Some(1));
-    assert_eq!(below_the_view, Ok(None), "the log holds epoch 1");
+    assert_eq!(ok(below_the_view), Ok(None), "the log holds epoch 1");
     assert_eq!(log.log_end_offset(), 3);
     assert_eq!(log.truncate_for_epoch(1, 0).ok(), Some(None));
     // Following epoch 2 now: an answer about epoch 1 is stale as well.
     assert_eq!(
-        truncate_for_leader(&partitions, &key, 2, &log, None),
+        ok(truncate_for_leader(&partitions, &key, 2, &log, None)),
         Ok(None)
     );
     assert_eq!(
-        truncate_for_leader(&partitions, &key, 1, &log, Some(1)),
+        ok(truncate_for_leader(&partitions, &key, 1, &log, Some(1))),
         Ok(None)
     );
     assert_eq!(partitions.follower_epoch(&key), Some(2));
@@ -250,7 +250,7 @@ fn r_repl_3_a_recreated_partition_is_followed_afresh() {
     let (partitions, log) = hosted(&state, 2);
     let key = ("t".to_string(), 0);
     assert_eq!(
-        truncate_for_leader(&partitions, &key, 3, &log, None),
+        ok(truncate_for_leader(&partitions, &key, 3, &log, None)),
         Ok(None)
     );
     assert_eq!(partitions.follower_epoch(&key), Some(3));
@@ -263,7 +263,7 @@ fn r_repl_3_a_recreated_partition_is_followed_afresh() {
     assert_eq!(partitions.follower_epoch(&key), None);
     let log = partitions.get("t", 0).expect("broker 2 hosts t-0 again");
     assert_eq!(
-        truncate_for_leader(&partitions, &key, 0, &log, None),
+        ok(truncate_for_leader(&partitions, &key, 0, &log, None)),
         Ok(None)
     );
     assert_eq!(partitions.follower_epoch(&key), Some(0));
@@ -337,7 +337,7 @@ fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
     let key = ("t".to_string(), 0);
     log.append(&record(0), 0, 0).expect("append");
     assert_eq!(
-        truncate_for_leader(&partitions, &key, 0, &log, None),
+        ok(truncate_for_leader(&partitions, &key, 0, &log, None)),
         Ok(None)
     );
     let local = LocalView {
@@ -347,11 +347,11 @@ fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
         incarnation: 1,
     };
     let other = local.fetch_refused(&key, 0, &log, (FENCED_LEADER_EPOCH, 10));
-    assert_eq!(other, Ok(false), "only OFFSET_OUT_OF_RANGE");
-    assert_eq!(local.fetch_refused(&key, 0, &log, (1, 10)), Ok(true));
+    assert_eq!(ok(other), Ok(false), "only OFFSET_OUT_OF_RANGE");
+    assert_eq!(ok(local.fetch_refused(&key, 0, &log, (1, 10))), Ok(true));
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
     assert_eq!(
-        local.fetch_refused(&key, 0, &log, (1, 10)),
+        ok(local.fetch_refused(&key, 0, &log, (1, 10))),
         Ok(false),
         "not behind any more"
     );
@@ -380,7 +380,10 @@ fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
         high_watermark: 12,
         log_start_offset: 11,
     };
-    assert_eq!(local.apply_fetched(&key, 0, &log, &fetched, 0), Ok(true));
+    assert_eq!(
+        ok(local.apply_fetched(&key, 0, &log, &fetched, 0)),
+        Ok(true)
+    );
     assert_eq!(
         (log.log_start_offset(), log.log_end_offset()),
         (11, 12),
@@ -412,4 +415,9 @@ fn r_wire_10_delete_records_on_a_compact_only_topic_is_a_policy_violation() {
     let started = broker_one(&state, &partitions).delete_records("t", 0, 2);
     assert_eq!(started.map(|d| d.target).ok(), Some(2));
     assert_eq!(log.log_start_offset(), 2);
+}
+
+/// A replication step's result with its error as text, to compare in assertions.
+fn ok<T>(result: Result<T, ReplicationError>) -> Result<T, String> {
+    result.map_err(|e| e.to_string())
 }

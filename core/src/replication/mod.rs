@@ -6,6 +6,7 @@
 //! (`steps`). Waiting and I/O are the callers'.
 
 mod bugs;
+mod error;
 mod failure_states;
 mod list_offsets;
 mod partitions;
@@ -14,6 +15,7 @@ mod steps;
 mod tracker;
 
 pub use bugs::ReplicationBugs;
+pub use error::ReplicationError;
 pub use failure_states::{Change, FailureStates};
 pub use list_offsets::{list_offset, ListedOffset};
 pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPartition};

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::bugs::ReplicationBugs;
+use super::error::ReplicationError;
 use super::partitions::Partitions;
 use super::tracker::FollowerFetch;
 use crate::errors;
@@ -174,7 +175,7 @@ impl<'a> LocalView<'a> {
         epoch: i32,
         log: &PartitionLog,
         end: Option<u64>,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, ReplicationError> {
         let current = self
             .state
             .partition(&key.0, key.1)
@@ -400,7 +401,7 @@ impl<'a> LocalView<'a> {
         log: &PartitionLog,
         fetched: &Fetched,
         now_ms: u64,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ReplicationError> {
         let leads = self
             .state
             .partition(&key.0, key.1)
@@ -421,7 +422,7 @@ impl<'a> LocalView<'a> {
         // What part of the answer was appended is synced even when a later batch
         // failed (a full disk): the next fetch reports this log's end, which the
         // leader counts as held durably (R-REPL-1).
-        let synced = log.sync().map_err(|e| e.to_string());
+        let synced = log.sync();
         appended?;
         synced?;
         let hw = (fetched.high_watermark.max(0) as u64).min(log.log_end_offset());
@@ -432,8 +433,7 @@ impl<'a> LocalView<'a> {
         // failover would bring them back.
         let leader_start = fetched.log_start_offset.max(0) as u64;
         if leader_start > log.log_start_offset() {
-            log.delete_records_before(leader_start.min(log.high_watermark()))
-                .map_err(|e| e.to_string())?;
+            log.delete_records_before(leader_start.min(log.high_watermark()))?;
         }
         Ok(true)
     }
@@ -451,7 +451,7 @@ impl<'a> LocalView<'a> {
         epoch: i32,
         log: &PartitionLog,
         (code, leader_start): (i16, u64),
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ReplicationError> {
         let following = self
             .state
             .partition(&key.0, key.1)
@@ -464,7 +464,7 @@ impl<'a> LocalView<'a> {
             .partitions
             .append_as_follower(key, epoch, || log.start_afresh_at(leader_start));
         match started {
-            Some(result) => result.map(|()| true).map_err(|e| e.to_string()),
+            Some(result) => Ok(result.map(|()| true)?),
             None => Ok(false),
         }
     }
@@ -572,18 +572,14 @@ pub fn truncate_for_leader(
     epoch: i32,
     log: &PartitionLog,
     end: Option<u64>,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, ReplicationError> {
     let stale_too = partitions.bugs().truncate_on_stale_answer;
     let cut = partitions.truncate_for_epoch(key, epoch, || match end {
-        Some(end) if end < log.log_end_offset() && stale_too => {
-            log.truncate_to(end).map(Some).map_err(|e| e.to_string())
-        }
-        Some(end) if end < log.log_end_offset() => log
-            .truncate_for_epoch(end, epoch)
-            .map_err(|e| e.to_string()),
+        Some(end) if end < log.log_end_offset() && stale_too => log.truncate_to(end).map(Some),
+        Some(end) if end < log.log_end_offset() => log.truncate_for_epoch(end, epoch),
         _ => Ok(None),
     });
-    cut.unwrap_or(Ok(None))
+    Ok(cut.unwrap_or(Ok(None))?)
 }
 
 /// What a leader's side of a follower's Fetch decided.
@@ -631,26 +627,23 @@ fn straddles_empty_start(log: &PartitionLog, batch: &[u8]) -> bool {
 }
 
 /// Appends each whole batch of a Fetch response that starts at the log end.
-fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), String> {
+fn append_batches(log: &PartitionLog, records: &Bytes, now: u64) -> Result<(), ReplicationError> {
+    let short = |_| ReplicationError::MalformedAnswer("short batch");
     let mut at = 0usize;
     while at + 12 <= records.len() {
-        let base = i64::from_be_bytes(records[at..at + 8].try_into().map_err(|_| "short batch")?);
-        let len = i32::from_be_bytes(
-            records[at + 8..at + 12]
-                .try_into()
-                .map_err(|_| "short batch")?,
-        );
-        let end = at + 12 + usize::try_from(len).map_err(|_| "negative batch length")?;
+        let base = i64::from_be_bytes(records[at..at + 8].try_into().map_err(short)?);
+        let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().map_err(short)?);
+        let negative = |_| ReplicationError::MalformedAnswer("negative batch length");
+        let end = at + 12 + usize::try_from(len).map_err(negative)?;
         if end > records.len() {
             break; // a partial batch at the end of a size-limited response
         }
         let batch = &records[at..end];
         if straddles_empty_start(log, batch) {
-            log.start_afresh_at(base as u64)
-                .map_err(|e| e.to_string())?;
+            log.start_afresh_at(base as u64)?;
         }
         if base >= log.log_end_offset() as i64 {
-            log.append_replica(batch, now).map_err(|e| e.to_string())?;
+            log.append_replica(batch, now)?;
         }
         at = end;
     }

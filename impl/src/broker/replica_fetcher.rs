@@ -170,7 +170,10 @@ async fn fetch_round(
             // the partition by now, and then the answer must cut nothing.
             let view = broker.consensus.view();
             let local = broker.local(&view.state);
-            if let Some(cut) = local.truncate_for_leader(&key, *epoch, log, end)? {
+            let cut = local
+                .truncate_for_leader(&key, *epoch, log, end)
+                .map_err(|e| format!("{topic}-{partition}: {e}"))?;
+            if let Some(cut) = cut {
                 tracing::info!(
                     topic,
                     partition,
