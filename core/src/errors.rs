@@ -1,57 +1,111 @@
-//! Kafka error codes used by the broker, and the mapping of log errors onto them.
+//! Kafka error codes, typed, and the mapping of log errors onto them.
 
 use crate::log::LogError;
+use serde::{Deserialize, Serialize};
 
-pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-pub const NONE: i16 = 0;
-pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-pub const CORRUPT_MESSAGE: i16 = 2;
-pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-pub const LEADER_NOT_AVAILABLE: i16 = 5;
-pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-pub const REQUEST_TIMED_OUT: i16 = 7;
-pub const MESSAGE_TOO_LARGE: i16 = 10;
-pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-pub const NOT_COORDINATOR: i16 = 16;
-pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-pub const RECORD_LIST_TOO_LARGE: i16 = 18;
-pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-pub const INVALID_REQUIRED_ACKS: i16 = 21;
-pub const ILLEGAL_GENERATION: i16 = 22;
-pub const UNKNOWN_MEMBER_ID: i16 = 25;
-pub const REBALANCE_IN_PROGRESS: i16 = 27;
-pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
-pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
-pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
-pub const INVALID_TIMESTAMP: i16 = 32;
-pub const UNSUPPORTED_VERSION: i16 = 35;
-pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-pub const INVALID_PARTITIONS: i16 = 37;
-pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-pub const POLICY_VIOLATION: i16 = 44;
-pub const NOT_CONTROLLER: i16 = 41;
-pub const INVALID_REQUEST: i16 = 42;
-pub const INVALID_CONFIG: i16 = 40;
-pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-pub const SECURITY_DISABLED: i16 = 54;
-pub const KAFKA_STORAGE_ERROR: i16 = 56;
-pub const FENCED_LEADER_EPOCH: i16 = 74;
-pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
-pub const INVALID_RECORD: i16 = 87;
-pub const OFFSET_NOT_AVAILABLE: i16 = 78;
-pub const UNKNOWN_TOPIC_ID: i16 = 100;
-pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-pub const ILLEGAL_SASL_STATE: i16 = 34;
-pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
-pub const DUPLICATE_RESOURCE: i16 = 92;
-pub const RESOURCE_NOT_FOUND: i16 = 91;
-pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
+/// A Kafka error code (the protocol's INT16 `error_code`). Typed so that it cannot be
+/// mixed up with the other INT16s of a request (acks, API versions, producer
+/// epochs); it becomes a bare `i16` only where a message is encoded.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ErrorCode(i16);
+
+impl ErrorCode {
+    /// The code a message carries.
+    pub const fn from_wire(code: i16) -> ErrorCode {
+        ErrorCode(code)
+    }
+
+    /// The code to put in a message.
+    pub const fn code(self) -> i16 {
+        self.0
+    }
+
+    pub const fn is_error(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl From<ErrorCode> for i16 {
+    fn from(code: ErrorCode) -> i16 {
+        code.0
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+pub const UNKNOWN_SERVER_ERROR: ErrorCode = ErrorCode(-1);
+pub const NONE: ErrorCode = ErrorCode(0);
+pub const OFFSET_OUT_OF_RANGE: ErrorCode = ErrorCode(1);
+pub const CORRUPT_MESSAGE: ErrorCode = ErrorCode(2);
+pub const UNKNOWN_TOPIC_OR_PARTITION: ErrorCode = ErrorCode(3);
+pub const LEADER_NOT_AVAILABLE: ErrorCode = ErrorCode(5);
+pub const NOT_LEADER_OR_FOLLOWER: ErrorCode = ErrorCode(6);
+pub const REQUEST_TIMED_OUT: ErrorCode = ErrorCode(7);
+pub const MESSAGE_TOO_LARGE: ErrorCode = ErrorCode(10);
+pub const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode(15);
+pub const NOT_COORDINATOR: ErrorCode = ErrorCode(16);
+pub const INVALID_TOPIC_EXCEPTION: ErrorCode = ErrorCode(17);
+pub const RECORD_LIST_TOO_LARGE: ErrorCode = ErrorCode(18);
+pub const NOT_ENOUGH_REPLICAS: ErrorCode = ErrorCode(19);
+pub const INVALID_REQUIRED_ACKS: ErrorCode = ErrorCode(21);
+pub const ILLEGAL_GENERATION: ErrorCode = ErrorCode(22);
+pub const INCONSISTENT_GROUP_PROTOCOL: ErrorCode = ErrorCode(23);
+pub const INVALID_GROUP_ID: ErrorCode = ErrorCode(24);
+pub const UNKNOWN_MEMBER_ID: ErrorCode = ErrorCode(25);
+pub const INVALID_SESSION_TIMEOUT: ErrorCode = ErrorCode(26);
+pub const REBALANCE_IN_PROGRESS: ErrorCode = ErrorCode(27);
+pub const TOPIC_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(29);
+pub const GROUP_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(30);
+pub const CLUSTER_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(31);
+pub const INVALID_TIMESTAMP: ErrorCode = ErrorCode(32);
+pub const UNSUPPORTED_SASL_MECHANISM: ErrorCode = ErrorCode(33);
+pub const ILLEGAL_SASL_STATE: ErrorCode = ErrorCode(34);
+pub const UNSUPPORTED_VERSION: ErrorCode = ErrorCode(35);
+pub const TOPIC_ALREADY_EXISTS: ErrorCode = ErrorCode(36);
+pub const INVALID_PARTITIONS: ErrorCode = ErrorCode(37);
+pub const INVALID_REPLICATION_FACTOR: ErrorCode = ErrorCode(38);
+pub const INVALID_REPLICA_ASSIGNMENT: ErrorCode = ErrorCode(39);
+pub const INVALID_CONFIG: ErrorCode = ErrorCode(40);
+pub const NOT_CONTROLLER: ErrorCode = ErrorCode(41);
+pub const INVALID_REQUEST: ErrorCode = ErrorCode(42);
+pub const POLICY_VIOLATION: ErrorCode = ErrorCode(44);
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: ErrorCode = ErrorCode(45);
+pub const INVALID_PRODUCER_EPOCH: ErrorCode = ErrorCode(47);
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(53);
+pub const SECURITY_DISABLED: ErrorCode = ErrorCode(54);
+pub const KAFKA_STORAGE_ERROR: ErrorCode = ErrorCode(56);
+pub const SASL_AUTHENTICATION_FAILED: ErrorCode = ErrorCode(58);
+pub const NON_EMPTY_GROUP: ErrorCode = ErrorCode(68);
+pub const GROUP_ID_NOT_FOUND: ErrorCode = ErrorCode(69);
+pub const FENCED_LEADER_EPOCH: ErrorCode = ErrorCode(74);
+pub const UNKNOWN_LEADER_EPOCH: ErrorCode = ErrorCode(75);
+pub const UNSUPPORTED_COMPRESSION_TYPE: ErrorCode = ErrorCode(76);
+pub const STALE_BROKER_EPOCH: ErrorCode = ErrorCode(77);
+pub const OFFSET_NOT_AVAILABLE: ErrorCode = ErrorCode(78);
+pub const MEMBER_ID_REQUIRED: ErrorCode = ErrorCode(79);
+pub const GROUP_MAX_SIZE_REACHED: ErrorCode = ErrorCode(81);
+pub const FENCED_INSTANCE_ID: ErrorCode = ErrorCode(82);
+pub const GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode = ErrorCode(86);
+pub const INVALID_RECORD: ErrorCode = ErrorCode(87);
+pub const RESOURCE_NOT_FOUND: ErrorCode = ErrorCode(91);
+pub const DUPLICATE_RESOURCE: ErrorCode = ErrorCode(92);
+pub const UNACCEPTABLE_CREDENTIAL: ErrorCode = ErrorCode(93);
+pub const INVALID_UPDATE_VERSION: ErrorCode = ErrorCode(95);
+pub const UNKNOWN_TOPIC_ID: ErrorCode = ErrorCode(100);
+pub const FENCED_MEMBER_EPOCH: ErrorCode = ErrorCode(110);
+pub const UNRELEASED_INSTANCE_ID: ErrorCode = ErrorCode(111);
+pub const UNSUPPORTED_ASSIGNOR: ErrorCode = ErrorCode(112);
+pub const STALE_MEMBER_EPOCH: ErrorCode = ErrorCode(113);
 
 /// The error code a client gets for a failed append or read.
-pub fn from_log_error(error: &LogError) -> i16 {
+pub fn from_log_error(error: &LogError) -> ErrorCode {
     match error {
         LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         LogError::InvalidBatch(_) => CORRUPT_MESSAGE,

@@ -12,9 +12,10 @@ use chronik_core::replication::{
     truncate_for_leader, Fetched, FollowerFetch, LocalView, NoEvents, Partitions, ReplicationError,
 };
 
-const FENCED_LEADER_EPOCH: i16 = 74;
-const KAFKA_STORAGE_ERROR: i16 = 56;
-const INVALID_UPDATE_VERSION: i16 = 95;
+use chronik_core::errors::{
+    FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, KAFKA_STORAGE_ERROR, OFFSET_OUT_OF_RANGE,
+    POLICY_VIOLATION,
+};
 
 /// Three registered brokers and topic "t" with replicas [1, 2, 3] (broker 1 leads).
 fn three_brokers_one_topic() -> (MetadataState, u64) {
@@ -348,10 +349,13 @@ fn r_wire_5_a_follower_behind_its_leaders_log_start_starts_afresh_there() {
     };
     let other = local.fetch_refused(&key, 0, &log, (FENCED_LEADER_EPOCH, 10));
     assert_eq!(ok(other), Ok(false), "only OFFSET_OUT_OF_RANGE");
-    assert_eq!(ok(local.fetch_refused(&key, 0, &log, (1, 10))), Ok(true));
+    assert_eq!(
+        ok(local.fetch_refused(&key, 0, &log, (OFFSET_OUT_OF_RANGE, 10))),
+        Ok(true)
+    );
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
     assert_eq!(
-        ok(local.fetch_refused(&key, 0, &log, (1, 10))),
+        ok(local.fetch_refused(&key, 0, &log, (OFFSET_OUT_OF_RANGE, 10))),
         Ok(false),
         "not behind any more"
     );
@@ -409,7 +413,7 @@ fn r_wire_10_delete_records_on_a_compact_only_topic_is_a_policy_violation() {
     };
     set_policy(&mut state, "compact");
     let refused = broker_one(&state, &partitions).delete_records("t", 0, 2);
-    assert_eq!(refused.err(), Some(44));
+    assert_eq!(refused.err(), Some(POLICY_VIOLATION));
     assert_eq!(log.log_start_offset(), 0);
     set_policy(&mut state, "compact, delete");
     let started = broker_one(&state, &partitions).delete_records("t", 0, 2);

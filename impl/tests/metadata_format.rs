@@ -566,15 +566,15 @@ fn r_group_10_a_commit_landing_after_a_newer_generation_or_another_coordinator_i
     // An earlier generation, another broker, another start of the same broker.
     assert_eq!(
         refusal(apply(&mut state, commit(40, fence(1, 0, 6, Some(2))))),
-        22
+        chronik_core::errors::ILLEGAL_GENERATION
     );
     assert_eq!(
         refusal(apply(&mut state, commit(40, fence(2, 0, 6, Some(3))))),
-        16
+        chronik_core::errors::NOT_COORDINATOR
     );
     assert_eq!(
         refusal(apply(&mut state, commit(40, fence(1, 1, 6, Some(3))))),
-        16
+        chronik_core::errors::NOT_COORDINATOR
     );
     assert_eq!(state.offsets["g"]["orders"][&1].offset, 50);
     // Decided before the stored commit: superseded, so skipped, as Kafka's log
@@ -600,7 +600,10 @@ fn r_group_10_a_commit_landing_after_a_newer_generation_or_another_coordinator_i
     assert_eq!(apply(&mut state, fence_2), done);
     let changed_at = state.brokers_changed_at;
     let before = Some(at(changed_at - 1, 8, Some(3)));
-    assert_eq!(refusal(apply(&mut state, commit(30, before))), 16);
+    assert_eq!(
+        refusal(apply(&mut state, commit(30, before))),
+        chronik_core::errors::NOT_COORDINATOR
+    );
     let after = Some(at(changed_at, 9, Some(3)));
     assert_eq!(apply(&mut state, commit(70, after)), done);
     assert_eq!(state.offsets["g"]["orders"][&1].offset, 70);
@@ -613,7 +616,10 @@ fn r_group_10_a_commit_landing_after_a_newer_generation_or_another_coordinator_i
     );
     assert!(!state.offsets.contains_key("fresh"));
     let stale = Some(at(changed_at - 1, 11, None));
-    assert_eq!(refusal(apply(&mut state, barrier(stale))), 16);
+    assert_eq!(
+        refusal(apply(&mut state, barrier(stale))),
+        chronik_core::errors::NOT_COORDINATOR
+    );
     // Only a broker whose registration of this start is applied coordinates.
     assert!(state.coordinates_in_start("g", 1, 0));
     assert!(!state.coordinates_in_start("g", 1, 1));
@@ -641,11 +647,17 @@ fn r_group_8_a_group_record_is_stored_only_by_the_coordinator_and_never_goes_bac
     assert_eq!(apply(&mut state, store(1, 3)), ApplyOutcome::Done);
     assert!(matches!(
         apply(&mut state, store(2, 4)),
-        ApplyOutcome::Rejected { code: 16, .. }
+        ApplyOutcome::Rejected {
+            code: chronik_core::errors::NOT_COORDINATOR,
+            ..
+        }
     ));
     assert!(matches!(
         apply(&mut state, store(1, 2)),
-        ApplyOutcome::Rejected { code: 22, .. }
+        ApplyOutcome::Rejected {
+            code: chronik_core::errors::ILLEGAL_GENERATION,
+            ..
+        }
     ));
     assert_eq!(state.groups["g"].generation, 3);
     let delete = MetadataCommand::DeleteGroupOffsets {
@@ -705,7 +717,13 @@ fn r_start_3_a_late_registration_of_an_earlier_incarnation_is_refused() {
     // A forward from the broker's previous life, applied after the new registration.
     let late = state.apply(2, &CommandEnvelope::new(2, register(1)));
     assert!(
-        matches!(late, ApplyOutcome::Rejected { code: 77, .. }),
+        matches!(
+            late,
+            ApplyOutcome::Rejected {
+                code: chronik_core::errors::STALE_BROKER_EPOCH,
+                ..
+            }
+        ),
         "{late:?}"
     );
     assert_eq!(state.brokers[&2].incarnation, 2);

@@ -132,7 +132,10 @@ fn r_recover_2_committed_metadata_is_replayed_after_a_crash() -> TestResult {
     assert!(
         matches!(
             propose_and_apply(&mut node, 20, topic("a"))?,
-            ApplyOutcome::Rejected { code: 36, .. }
+            ApplyOutcome::Rejected {
+                code: chronik_core::errors::TOPIC_ALREADY_EXISTS,
+                ..
+            }
         ),
         "the replayed topic exists"
     );

@@ -4,6 +4,7 @@
 
 use super::{errors, old_versions, versions};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use chronik_core::errors::ErrorCode;
 use chronik_core::security::Principal;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
@@ -118,7 +119,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, CodecError> {
 }
 
 /// The ApiVersions body listing everything this broker implements.
-pub fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
+pub fn api_versions_body(error_code: ErrorCode) -> ApiVersionsResponse {
     let keys = versions::all()
         .into_iter()
         .map(|(k, lo, hi)| {
@@ -129,7 +130,7 @@ pub fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
         })
         .collect();
     ApiVersionsResponse::default()
-        .with_error_code(error_code)
+        .with_error_code(error_code.code())
         .with_api_keys(keys)
 }
 

@@ -7,7 +7,7 @@
 
 use crate::host::Message;
 use crate::records::{fetched_records, PARTITIONS, TOPIC};
-use chronik_core::errors;
+use chronik_core::errors::{self, ErrorCode};
 use chronik_core::replication::PartitionKey;
 use std::collections::BTreeMap;
 
@@ -94,7 +94,7 @@ impl Consumers {
         &mut self,
         now: u64,
         request: u64,
-        answer: Result<Vec<u8>, i16>,
+        answer: Result<Vec<u8>, ErrorCode>,
         log_start: u64,
     ) {
         let Some((&partition, consumer)) = self

@@ -8,7 +8,7 @@
 
 use crate::records::TOPIC;
 use chronik_core::consensus::ProposalFailure;
-use chronik_core::errors;
+use chronik_core::errors::{self, ErrorCode};
 use chronik_core::groups::{
     code_of, settled_replies, CommitDecider, CommitFence, Committer, Coordinator, GroupBug,
     GroupConfig, GroupError, JoinRequest, JoinResult, LeavingMember, Reply, SyncRequest,
@@ -73,12 +73,12 @@ pub enum GroupMessage {
     /// The answer to a Heartbeat, a Commit or a Leave: an error code, 0 for none.
     Answer {
         request: u64,
-        code: i16,
+        code: ErrorCode,
     },
     OffsetFetchAnswer {
         request: u64,
         /// Each asked partition's committed offset, if any; or an error code.
-        result: Result<Vec<(i32, Option<Committed>)>, i16>,
+        result: Result<Vec<(i32, Option<Committed>)>, ErrorCode>,
     },
 }
 

@@ -19,7 +19,7 @@ use crate::group_host::{Committed, GroupMessage};
 use crate::host::Message;
 use crate::net::Payload;
 use crate::records::{fetched_records, PARTITIONS, TOPIC};
-use chronik_core::errors;
+use chronik_core::errors::{self, ErrorCode};
 use chronik_core::groups::{GroupError, JoinResult, SyncResult};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -438,7 +438,7 @@ impl GroupMembers {
         m: usize,
         now: u64,
         sent_at: u64,
-        result: Result<Vec<(i32, Option<Committed>)>, i16>,
+        result: Result<Vec<(i32, Option<Committed>)>, ErrorCode>,
     ) {
         let Ok(offsets) = result else {
             self.members[m].next_ask = now + BACKOFF_MS;
@@ -459,7 +459,7 @@ impl GroupMembers {
     }
 
     /// A heartbeat's answer counts only in the generation it was sent in.
-    fn heartbeat_answered(&mut self, m: usize, now: u64, code: i16) -> Option<String> {
+    fn heartbeat_answered(&mut self, m: usize, now: u64, code: ErrorCode) -> Option<String> {
         let member = &mut self.members[m];
         let sent_in = member
             .heartbeating
@@ -486,7 +486,7 @@ impl GroupMembers {
         now: u64,
         request: u64,
         offsets: Vec<(i32, u64)>,
-        code: i16,
+        code: ErrorCode,
     ) {
         if code == errors::NONE {
             self.commits_acknowledged += 1;
@@ -525,7 +525,7 @@ impl GroupMembers {
     /// A fetch answer for a member's partition: the records from its position.
     /// Refused below the log start, the member goes on from there
     /// (auto.offset.reset "earliest").
-    pub fn fetched(&mut self, request: u64, answer: Result<Vec<u8>, i16>, log_start: u64) {
+    pub fn fetched(&mut self, request: u64, answer: Result<Vec<u8>, ErrorCode>, log_start: u64) {
         let Some((m, partition)) = self.members.iter().enumerate().find_map(|(m, member)| {
             let (p, _) = member.fetches.iter().find(|(_, (r, _))| *r == request)?;
             Some((m, *p))

@@ -12,7 +12,7 @@
 pub use crate::message::Message;
 use crate::wire::{self, Asked};
 use chronik_core::disk::Disk;
-use chronik_core::errors;
+use chronik_core::errors::{self, ErrorCode};
 use chronik_core::log::produced::prepare_produced;
 use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
@@ -159,7 +159,12 @@ impl Host {
 
     /// What became of a `RepairReplica` this host proposed: applied (`None`), or
     /// refused with a code or unanswered.
-    pub fn repair_answered(&self, key: &PartitionKey, refused: Option<Option<i16>>, now: u64) {
+    pub fn repair_answered(
+        &self,
+        key: &PartitionKey,
+        refused: Option<Option<ErrorCode>>,
+        now: u64,
+    ) {
         self.repairs.outcome(key, refused, now);
     }
 
@@ -409,7 +414,7 @@ impl Host {
         key: PartitionKey,
         records: &[u8],
     ) -> Vec<Out> {
-        let refuse = |code: i16| {
+        let refuse = |code: ErrorCode| {
             let result = Err(code);
             vec![Out::Send(
                 client,
@@ -460,7 +465,7 @@ impl Host {
         key: &PartitionKey,
         epoch: i32,
         fetch: FollowerFetch,
-    ) -> (Result<Fetched, i16>, u64) {
+    ) -> (Result<Fetched, ErrorCode>, u64) {
         let local = self.local(state);
         let (log, info) = match local.gate(&key.0, key.1, epoch) {
             Ok(gated) => gated,
@@ -490,7 +495,7 @@ impl Host {
         state: &MetadataState,
         key: &PartitionKey,
         offset: u64,
-    ) -> (Result<Vec<u8>, i16>, u64) {
+    ) -> (Result<Vec<u8>, ErrorCode>, u64) {
         let (log, _) = match self.local(state).gate(&key.0, key.1, -1) {
             Ok(gated) => gated,
             Err(code) => return (Err(code), 0),
@@ -563,7 +568,7 @@ impl Host {
         state: &MetadataState,
         key: &PartitionKey,
         epoch: i32,
-        answer: Result<(i32, u64), i16>,
+        answer: Result<(i32, u64), ErrorCode>,
     ) -> Vec<Out> {
         let (Ok((leader_epoch, end)), Some(log)) = (answer, self.partitions.get(&key.0, key.1))
         else {
@@ -588,7 +593,7 @@ impl Host {
         now: u64,
         state: &MetadataState,
         (key, epoch): (&PartitionKey, i32),
-        answer: Result<Fetched, i16>,
+        answer: Result<Fetched, ErrorCode>,
         leader_start: u64,
     ) -> Vec<Out> {
         let Some(log) = self.partitions.get(&key.0, key.1) else {

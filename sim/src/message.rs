@@ -2,6 +2,7 @@
 //! nodes, and between clients and nodes (which `wire.rs` carries as Kafka frames).
 
 use bytes::Bytes;
+use chronik_core::errors::ErrorCode;
 use chronik_core::replication::{Fetched, PartitionKey};
 use kafka_protocol::messages::ApiKey;
 
@@ -16,7 +17,7 @@ pub enum Message {
     },
     ProduceAnswer {
         request: u64,
-        result: Result<u64, i16>,
+        result: Result<u64, ErrorCode>,
     },
     EpochQuery {
         key: PartitionKey,
@@ -26,7 +27,7 @@ pub enum Message {
     EpochAnswer {
         key: PartitionKey,
         current_epoch: i32,
-        answer: Result<(i32, u64), i16>,
+        answer: Result<(i32, u64), ErrorCode>,
     },
     Fetch {
         key: PartitionKey,
@@ -37,7 +38,7 @@ pub enum Message {
     FetchAnswer {
         key: PartitionKey,
         epoch: i32,
-        answer: Result<Fetched, i16>,
+        answer: Result<Fetched, ErrorCode>,
         /// The leader's log start, also when the fetch is refused.
         leader_start: u64,
     },
@@ -48,7 +49,7 @@ pub enum Message {
     },
     ConsumerFetchAnswer {
         request: u64,
-        answer: Result<Vec<u8>, i16>,
+        answer: Result<Vec<u8>, ErrorCode>,
         /// The leader's log start: where a consumer refused OFFSET_OUT_OF_RANGE
         /// below it resets to (a Kafka consumer's ListOffsets for "earliest",
         /// folded into the answer).
@@ -63,7 +64,7 @@ pub enum Message {
     /// The low watermark, or the error code.
     DeleteRecordsAnswer {
         request: u64,
-        result: Result<u64, i16>,
+        result: Result<u64, ErrorCode>,
     },
     /// A client's request as a Kafka request frame (`wire.rs`).
     KafkaRequest { request: u64, frame: Bytes },

@@ -8,6 +8,7 @@
 
 use crate::host::Message;
 use crate::records::{read_values, PARTITIONS, TOPIC};
+use chronik_core::errors::ErrorCode;
 use chronik_core::log::batch::{build_batch, set_producer, Record};
 use chronik_core::log::PartitionLog;
 use chronik_core::replication::PartitionKey;
@@ -126,7 +127,12 @@ impl Producers {
     /// An answer: success moves the producer on; a refusal sends the batch again.
     /// A success for an earlier attempt of a value is recorded as well. Returns a
     /// line for the trace.
-    pub fn answered(&mut self, now: u64, request: u64, result: Result<u64, i16>) -> Option<String> {
+    pub fn answered(
+        &mut self,
+        now: u64,
+        request: u64,
+        result: Result<u64, ErrorCode>,
+    ) -> Option<String> {
         let (&(partition, producer_id), producer) = self
             .by_partition
             .iter_mut()

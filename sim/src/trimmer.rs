@@ -8,6 +8,7 @@
 
 use crate::host::Message;
 use crate::records::{PARTITIONS, TOPIC};
+use chronik_core::errors::ErrorCode;
 use chronik_core::replication::PartitionKey;
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -72,7 +73,12 @@ impl Trimmer {
     }
 
     /// An answer: the low watermark, or an error. Returns a line for the trace.
-    pub fn answered(&mut self, now: u64, request: u64, result: Result<u64, i16>) -> Option<String> {
+    pub fn answered(
+        &mut self,
+        now: u64,
+        request: u64,
+        result: Result<u64, ErrorCode>,
+    ) -> Option<String> {
         let (partition, offset) = self.sent.remove(&request)?;
         if self.in_flight.is_some_and(|(r, _)| r == request) {
             self.in_flight = None;

@@ -9,7 +9,7 @@
 
 pub use crate::message::{Asked, Message};
 use bytes::{Buf, Bytes, BytesMut};
-use chronik_core::errors;
+use chronik_core::errors::{self, ErrorCode};
 use chronik_core::replication::{Fetched, PartitionKey};
 use chronik_protocol::codec::{self, Decoded};
 use kafka_protocol::messages::delete_records_request::{
@@ -352,7 +352,9 @@ pub fn encode_answer(request: u64, answer: &Message, asked: &Asked) -> Result<Me
                 Ok(fetched) => answered
                     .with_high_watermark(fetched.high_watermark)
                     .with_records(fetched.records.clone()),
-                Err(code) => answered.with_error_code(*code).with_high_watermark(-1),
+                Err(code) => answered
+                    .with_error_code(code.code())
+                    .with_high_watermark(-1),
             };
             let topic = FetchableTopicResponse::default()
                 .with_topic(name)
@@ -366,7 +368,7 @@ pub fn encode_answer(request: u64, answer: &Message, asked: &Asked) -> Result<Me
             };
             let answered = EpochEndOffset::default()
                 .with_partition(partition)
-                .with_error_code(error_code)
+                .with_error_code(error_code.code())
                 .with_leader_epoch(leader_epoch)
                 .with_end_offset(end_offset);
             let topic = OffsetForLeaderTopicResult::default()
@@ -379,7 +381,7 @@ pub fn encode_answer(request: u64, answer: &Message, asked: &Asked) -> Result<Me
             let (error_code, base_offset) = split(result);
             let answered = PartitionProduceResponse::default()
                 .with_index(partition)
-                .with_error_code(error_code)
+                .with_error_code(error_code.code())
                 .with_base_offset(base_offset);
             let topic = TopicProduceResponse::default()
                 .with_name(name)
@@ -396,7 +398,7 @@ pub fn encode_answer(request: u64, answer: &Message, asked: &Asked) -> Result<Me
             };
             let answered = PartitionData::default()
                 .with_partition_index(partition)
-                .with_error_code(error_code)
+                .with_error_code(error_code.code())
                 .with_log_start_offset(*log_start as i64)
                 .with_records(records);
             let topic = FetchableTopicResponse::default()
@@ -409,7 +411,7 @@ pub fn encode_answer(request: u64, answer: &Message, asked: &Asked) -> Result<Me
             let (error_code, low_watermark) = split(result);
             let answered = DeleteRecordsPartitionResult::default()
                 .with_partition_index(partition)
-                .with_error_code(error_code)
+                .with_error_code(error_code.code())
                 .with_low_watermark(low_watermark);
             let topic = DeleteRecordsTopicResult::default()
                 .with_name(name)
@@ -428,7 +430,7 @@ pub fn encode_answer(request: u64, answer: &Message, asked: &Asked) -> Result<Me
 }
 
 /// Kafka's shape of a result: the error code, and the offset or -1.
-fn split(result: &Result<u64, i16>) -> (i16, i64) {
+fn split(result: &Result<u64, ErrorCode>) -> (ErrorCode, i64) {
     match result {
         Ok(offset) => (errors::NONE, *offset as i64),
         Err(code) => (*code, -1),
@@ -481,7 +483,7 @@ pub fn decode_answer(request: u64, asked: &Asked, frame: &Bytes) -> Result<Messa
                 Some(epoch) => Message::FetchAnswer {
                     key: asked.key.clone(),
                     epoch,
-                    answer: match p.error_code {
+                    answer: match ErrorCode::from_wire(p.error_code) {
                         errors::NONE => Ok(Fetched {
                             records: p.records.clone(),
                             high_watermark: p.high_watermark,
@@ -493,7 +495,7 @@ pub fn decode_answer(request: u64, asked: &Asked, frame: &Bytes) -> Result<Messa
                 },
                 None => Message::ConsumerFetchAnswer {
                     request,
-                    answer: match p.error_code {
+                    answer: match ErrorCode::from_wire(p.error_code) {
                         errors::NONE => Ok(p.records.as_deref().unwrap_or_default().to_vec()),
                         code => Err(code),
                     },
@@ -507,7 +509,7 @@ pub fn decode_answer(request: u64, asked: &Asked, frame: &Bytes) -> Result<Messa
                 .first()
                 .and_then(|t| t.partitions.first())
                 .ok_or("OffsetForLeaderEpoch answer without its partition")?;
-            let answer = match p.error_code {
+            let answer = match ErrorCode::from_wire(p.error_code) {
                 errors::NONE => {
                     let end = u64::try_from(p.end_offset).map_err(|e| e.to_string())?;
                     Ok((p.leader_epoch, end))
@@ -536,8 +538,9 @@ pub fn decode_answer(request: u64, asked: &Asked, frame: &Bytes) -> Result<Messa
     Ok(answer)
 }
 
-fn joined(error_code: i16, offset: i64) -> Result<Result<u64, i16>, String> {
-    if error_code != errors::NONE {
+fn joined(error_code: i16, offset: i64) -> Result<Result<u64, ErrorCode>, String> {
+    let error_code = ErrorCode::from_wire(error_code);
+    if error_code.is_error() {
         return Ok(Err(error_code));
     }
     u64::try_from(offset)

@@ -19,6 +19,7 @@ mod tests;
 pub use member::MemberState;
 pub use record::{ConsumerGroupRecord, ConsumerMemberRecord, TopicPartitions};
 
+use crate::errors::{self, ErrorCode};
 use member::Member;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,16 +70,16 @@ pub enum HeartbeatError {
 }
 
 impl HeartbeatError {
-    pub fn code(self) -> i16 {
+    pub fn code(self) -> ErrorCode {
         match self {
-            HeartbeatError::InvalidRequest => 42,
-            HeartbeatError::UnknownMemberId => 25,
-            HeartbeatError::FencedMemberEpoch => 110,
-            HeartbeatError::UnsupportedAssignor => 112,
-            HeartbeatError::GroupMaxSizeReached => 81,
-            HeartbeatError::GroupIdNotFound => 69,
-            HeartbeatError::UnreleasedInstanceId => 111,
-            HeartbeatError::FencedInstanceId => 82,
+            HeartbeatError::InvalidRequest => errors::INVALID_REQUEST,
+            HeartbeatError::UnknownMemberId => errors::UNKNOWN_MEMBER_ID,
+            HeartbeatError::FencedMemberEpoch => errors::FENCED_MEMBER_EPOCH,
+            HeartbeatError::UnsupportedAssignor => errors::UNSUPPORTED_ASSIGNOR,
+            HeartbeatError::GroupMaxSizeReached => errors::GROUP_MAX_SIZE_REACHED,
+            HeartbeatError::GroupIdNotFound => errors::GROUP_ID_NOT_FOUND,
+            HeartbeatError::UnreleasedInstanceId => errors::UNRELEASED_INSTANCE_ID,
+            HeartbeatError::FencedInstanceId => errors::FENCED_INSTANCE_ID,
         }
     }
 }
@@ -286,10 +287,10 @@ pub enum CommitRefusal {
 }
 
 impl CommitRefusal {
-    pub fn code(self) -> i16 {
+    pub fn code(self) -> ErrorCode {
         match self {
-            CommitRefusal::UnknownMemberId => 25,
-            CommitRefusal::StaleMemberEpoch => 113,
+            CommitRefusal::UnknownMemberId => errors::UNKNOWN_MEMBER_ID,
+            CommitRefusal::StaleMemberEpoch => errors::STALE_MEMBER_EPOCH,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The Kafka error codes a group coordinator answers with, as a type, so a decision
 //! cannot return a code that means something else.
 
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupError {
@@ -22,26 +22,26 @@ pub enum GroupError {
 
 impl GroupError {
     /// The code on the wire (Kafka's `Errors` enum).
-    pub fn code(self) -> i16 {
+    pub fn code(self) -> ErrorCode {
         match self {
             GroupError::CoordinatorNotAvailable => errors::COORDINATOR_NOT_AVAILABLE,
             GroupError::IllegalGeneration => errors::ILLEGAL_GENERATION,
-            GroupError::InconsistentGroupProtocol => 23,
-            GroupError::InvalidGroupId => 24,
+            GroupError::InconsistentGroupProtocol => errors::INCONSISTENT_GROUP_PROTOCOL,
+            GroupError::InvalidGroupId => errors::INVALID_GROUP_ID,
             GroupError::UnknownMemberId => errors::UNKNOWN_MEMBER_ID,
-            GroupError::InvalidSessionTimeout => 26,
+            GroupError::InvalidSessionTimeout => errors::INVALID_SESSION_TIMEOUT,
             GroupError::RebalanceInProgress => errors::REBALANCE_IN_PROGRESS,
-            GroupError::NonEmptyGroup => 68,
-            GroupError::GroupIdNotFound => 69,
-            GroupError::MemberIdRequired => 79,
-            GroupError::FencedInstanceId => 82,
-            GroupError::GroupMaxSizeReached => 81,
-            GroupError::GroupSubscribedToTopic => 86,
+            GroupError::NonEmptyGroup => errors::NON_EMPTY_GROUP,
+            GroupError::GroupIdNotFound => errors::GROUP_ID_NOT_FOUND,
+            GroupError::MemberIdRequired => errors::MEMBER_ID_REQUIRED,
+            GroupError::FencedInstanceId => errors::FENCED_INSTANCE_ID,
+            GroupError::GroupMaxSizeReached => errors::GROUP_MAX_SIZE_REACHED,
+            GroupError::GroupSubscribedToTopic => errors::GROUP_SUBSCRIBED_TO_TOPIC,
         }
     }
 }
 
 /// `Ok` as 0, an error as its code.
-pub fn code_of<T>(result: &Result<T, GroupError>) -> i16 {
-    result.as_ref().err().map_or(0, |e| e.code())
+pub fn code_of<T>(result: &Result<T, GroupError>) -> ErrorCode {
+    result.as_ref().err().map_or(errors::NONE, |e| e.code())
 }

@@ -11,14 +11,14 @@
 //! offsets are relative (0, 1, ...) in v1 and absolute in v0, and the wrapper's offset
 //! is its last inner message's.
 
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::log::batch::{self, Record, RecordView};
 use crate::log::compression;
 
 const LOG_OVERHEAD: usize = 12;
 const TIMESTAMP_TYPE_BIT: i8 = 0x08;
 const CODEC_MASK: i8 = 0x07;
-pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+pub use crate::errors::UNSUPPORTED_COMPRESSION_TYPE;
 
 /// The magic of the first batch or message of `records` (same byte in every format).
 pub fn magic(records: &[u8]) -> Option<i8> {
@@ -62,7 +62,7 @@ fn be_i64(b: &[u8], at: usize) -> Option<i64> {
 
 /// Reads the message at the start of `bytes` and how many bytes it spans. None when
 /// fewer bytes than a whole message remain: Kafka ignores such a tail.
-fn next_message(bytes: &[u8]) -> Result<Option<(Message<'_>, usize)>, i16> {
+fn next_message(bytes: &[u8]) -> Result<Option<(Message<'_>, usize)>, ErrorCode> {
     // The offset (bytes 0-7) is the broker's to assign; Kafka ignores the producer's.
     let Some(size) = be_i32(bytes, 8) else {
         return Ok(None);
@@ -102,7 +102,7 @@ fn next_message(bytes: &[u8]) -> Result<Option<(Message<'_>, usize)>, i16> {
     Ok(Some((message, LOG_OVERHEAD + size)))
 }
 
-fn length_prefixed<'a>(body: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8]>, i16> {
+fn length_prefixed<'a>(body: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8]>, ErrorCode> {
     let len = be_i32(body, *pos).ok_or(errors::CORRUPT_MESSAGE)?;
     *pos += 4;
     if len == -1 {
@@ -115,7 +115,7 @@ fn length_prefixed<'a>(body: &'a [u8], pos: &mut usize) -> Result<Option<&'a [u8
 }
 
 /// Every whole message of a message set, each checked (CRC, magic, fields).
-fn messages(mut bytes: &[u8]) -> Result<Vec<Message<'_>>, i16> {
+fn messages(mut bytes: &[u8]) -> Result<Vec<Message<'_>>, ErrorCode> {
     let mut out = Vec::new();
     while let Some((message, len)) = next_message(bytes)? {
         out.push(message);
@@ -137,7 +137,11 @@ pub struct Target {
 /// with their keys, values and (v1) timestamps, in the topic's codec or else the
 /// producer's, compressed records decompressed to at most `limit` bytes. None when
 /// the set holds no whole message: Kafka then appends nothing and answers success.
-pub fn to_record_batch(bytes: &[u8], limit: usize, target: Target) -> Result<Option<Vec<u8>>, i16> {
+pub fn to_record_batch(
+    bytes: &[u8],
+    limit: usize,
+    target: Target,
+) -> Result<Option<Vec<u8>>, ErrorCode> {
     let outer = messages(bytes)?;
     let Some(first) = outer.first() else {
         return Ok(None);
@@ -157,7 +161,7 @@ pub fn to_record_batch(bytes: &[u8], limit: usize, target: Target) -> Result<Opt
         outer
             .iter()
             .map(|m| record_of(m, m.timestamp, target))
-            .collect::<Result<Vec<_>, i16>>()?
+            .collect::<Result<Vec<_>, ErrorCode>>()?
     };
     let codec = target.codec.unwrap_or(first.codec());
     build(&records, codec).map(Some)
@@ -166,7 +170,7 @@ pub fn to_record_batch(bytes: &[u8], limit: usize, target: Target) -> Result<Opt
 /// A message as a record with its absolute timestamp; a producer may not claim
 /// LogAppendTime (Kafka's validateTimestamp: allowed only on a CreateTime topic
 /// for a message that carries its own timestamp, which is then kept).
-fn record_of(m: &Message<'_>, timestamp: i64, target: Target) -> Result<(Record, i64), i16> {
+fn record_of(m: &Message<'_>, timestamp: i64, target: Target) -> Result<(Record, i64), ErrorCode> {
     if m.log_append_time() && (target.log_append_time || timestamp == -1) {
         return Err(errors::INVALID_TIMESTAMP);
     }
@@ -178,7 +182,7 @@ fn record_of(m: &Message<'_>, timestamp: i64, target: Target) -> Result<(Record,
     Ok((record, timestamp))
 }
 
-fn decompress_wrapper(wrapper: &Message<'_>, limit: usize) -> Result<Vec<u8>, i16> {
+fn decompress_wrapper(wrapper: &Message<'_>, limit: usize) -> Result<Vec<u8>, ErrorCode> {
     let codec = wrapper.codec();
     if codec == compression::ZSTD {
         return Err(UNSUPPORTED_COMPRESSION_TYPE); // zstd came with format v2
@@ -204,7 +208,7 @@ fn inner_records(
     wrapper: &Message<'_>,
     inner: &[u8],
     target: Target,
-) -> Result<Vec<(Record, i64)>, i16> {
+) -> Result<Vec<(Record, i64)>, ErrorCode> {
     let mut rest = inner;
     let mut out = Vec::new();
     while !rest.is_empty() {
@@ -230,7 +234,7 @@ fn inner_records(
     Ok(out)
 }
 
-fn build(records: &[(Record, i64)], codec: i16) -> Result<Vec<u8>, i16> {
+fn build(records: &[(Record, i64)], codec: i16) -> Result<Vec<u8>, ErrorCode> {
     let base = records.first().map_or(-1, |(_, ts)| *ts);
     let records: Vec<Record> = records
         .iter()
@@ -308,7 +312,7 @@ pub struct DownLimits {
 /// skipped. Whole messages only, within `limits.room`. A zstd batch cannot be
 /// expressed: UNSUPPORTED_COMPRESSION_TYPE if it comes first, else the answer stops
 /// before it.
-pub fn down_convert(stored: &[u8], magic: i8, limits: DownLimits) -> Result<Vec<u8>, i16> {
+pub fn down_convert(stored: &[u8], magic: i8, limits: DownLimits) -> Result<Vec<u8>, ErrorCode> {
     let mut out = Vec::new();
     let mut rest = stored;
     while let Some(len) = be_i32(rest, 8).and_then(|l| usize::try_from(l).ok()) {
@@ -344,7 +348,7 @@ fn convert_batch(
     magic: i8,
     limits: DownLimits,
     out: &mut Vec<u8>,
-) -> Result<bool, i16> {
+) -> Result<bool, ErrorCode> {
     let mut records: Vec<OwnedRecord> = Vec::new();
     batch::visit_records(one, limits.decompress_limit, &mut |r: RecordView<'_>| {
         if r.offset >= limits.fetch_offset {

@@ -5,7 +5,7 @@
 
 use super::message_format;
 use super::validation::{prepare_owned, Prepared, RecordPolicy};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ pub fn prepare_produced<'a>(
     topic_configs: &BTreeMap<String, String>,
     limit: usize,
     now_ms: i64,
-) -> Result<Option<Prepared<'a>>, i16> {
+) -> Result<Option<Prepared<'a>>, ErrorCode> {
     let policy = RecordPolicy::of_topic(topic_configs);
     match produced_batch(records, version, limit, &policy)? {
         None => Ok(None),
@@ -34,7 +34,7 @@ fn produced_batch<'a>(
     version: i16,
     limit: usize,
     policy: &RecordPolicy,
-) -> Result<Option<Cow<'a, [u8]>>, i16> {
+) -> Result<Option<Cow<'a, [u8]>>, ErrorCode> {
     let target = message_format::Target {
         codec: policy.codec,
         log_append_time: policy.log_append_time,

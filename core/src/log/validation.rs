@@ -4,7 +4,7 @@
 //! recompresses it when the topic's `compression.type` names another codec
 //! (R-WIRE-11).
 
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::log::batch::{self, BatchFault, BatchHeader, RecordTimes};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -82,7 +82,7 @@ pub fn prepare<'a>(
     max_records_bytes: usize,
     policy: &RecordPolicy,
     now_ms: i64,
-) -> Result<Prepared<'a>, i16> {
+) -> Result<Prepared<'a>, ErrorCode> {
     if !batch::crc_is_valid(records) {
         return Err(errors::CORRUPT_MESSAGE);
     }
@@ -162,7 +162,7 @@ pub fn prepare_owned<'a>(
     max_records_bytes: usize,
     policy: &RecordPolicy,
     now_ms: i64,
-) -> Result<Prepared<'a>, i16> {
+) -> Result<Prepared<'a>, ErrorCode> {
     match records {
         Cow::Borrowed(b) => prepare(b, max_records_bytes, policy, now_ms),
         Cow::Owned(b) => {

@@ -14,18 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const SNAPSHOT_VERSION: u32 = 5;
 
 // Kafka error codes the state machine answers with.
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-const INVALID_PARTITIONS: i16 = 37;
-const INVALID_REQUEST: i16 = 42;
-const NOT_ENOUGH_REPLICAS: i16 = 19;
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const STALE_BROKER_EPOCH: i16 = 77;
-const FENCED_LEADER_EPOCH: i16 = 74;
-const INVALID_UPDATE_VERSION: i16 = 95;
-const NOT_COORDINATOR: i16 = 16;
-const RESOURCE_NOT_FOUND: i16 = 91;
-const ILLEGAL_GENERATION: i16 = 22;
+use crate::errors::{
+    ErrorCode, FENCED_LEADER_EPOCH, GROUP_ID_NOT_FOUND, ILLEGAL_GENERATION, INVALID_PARTITIONS,
+    INVALID_REQUEST, INVALID_UPDATE_VERSION, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS,
+    RESOURCE_NOT_FOUND, STALE_BROKER_EPOCH, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
@@ -99,7 +92,7 @@ pub enum ApplyOutcome {
     /// The command was valid Raft-wise but refused by the state machine, with the
     /// Kafka error code the client gets.
     Rejected {
-        code: i16,
+        code: ErrorCode,
         message: String,
     },
 }
@@ -116,7 +109,7 @@ fn superseded(fence: Option<&CommitFence>, stored: &CommittedOffset) -> bool {
     }
 }
 
-fn rejected(code: i16, message: impl Into<String>) -> ApplyOutcome {
+fn rejected(code: ErrorCode, message: impl Into<String>) -> ApplyOutcome {
     ApplyOutcome::Rejected {
         code,
         message: message.into(),

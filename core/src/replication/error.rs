@@ -2,7 +2,7 @@
 //! the leader's answer was not what a Fetch answer can be. Callers tell them apart:
 //! a storage error takes the partition offline, a malformed answer is retried.
 
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::log::LogError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +15,7 @@ pub enum ReplicationError {
 
 impl ReplicationError {
     /// The Kafka error code a client would get for it.
-    pub fn code(&self) -> i16 {
+    pub fn code(&self) -> ErrorCode {
         match self {
             ReplicationError::Log(e) => errors::from_log_error(e),
             ReplicationError::MalformedAnswer(_) => errors::CORRUPT_MESSAGE,

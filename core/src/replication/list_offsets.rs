@@ -2,7 +2,7 @@
 //! which special timestamps each version may ask, what each answers, and the
 //! refusal while a new leader's high watermark still lags its epoch's start.
 
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::log::PartitionLog;
 
 /// The special timestamps of ListOffsets, with the first version that may send each.
@@ -52,7 +52,7 @@ pub fn list_offset(
     leader_epoch: i32,
     timestamp: i64,
     version: i16,
-) -> Result<ListedOffset, i16> {
+) -> Result<ListedOffset, ErrorCode> {
     let known_here = match first_version_of(timestamp) {
         Some(first) => version >= first,
         None => timestamp >= 0,

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{PartitionKey, ReplicationBugs};
+use crate::errors::ErrorCode;
 use crate::metadata::{MetadataCommand, PartitionInfo};
 
 /// How long a proposal may stay unanswered, or a refused one rest, before the
@@ -25,7 +26,7 @@ const RETRY_MS: u64 = 1_000;
 /// have joined the ISR since, but it cannot while it needs the damaged records.
 const SOLE_COPY_RETRY_MS: u64 = 10_000;
 /// The code a `RepairReplica` is refused with when no other ISR member can lead.
-const NOT_ENOUGH_REPLICAS: i16 = crate::errors::NOT_ENOUGH_REPLICAS;
+const NOT_ENOUGH_REPLICAS: ErrorCode = crate::errors::NOT_ENOUGH_REPLICAS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Progress {
@@ -114,7 +115,7 @@ impl Repairs {
 
     /// What became of a proposed `RepairReplica`: applied, or refused with `code`
     /// (`None`: no answer, it may yet be applied).
-    pub fn outcome(&self, key: &PartitionKey, refused: Option<Option<i16>>, now_ms: u64) {
+    pub fn outcome(&self, key: &PartitionKey, refused: Option<Option<ErrorCode>>, now_ms: u64) {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         let next = match refused {
             None => Progress::Applied,

@@ -17,7 +17,7 @@ use super::bugs::ReplicationBugs;
 use super::error::ReplicationError;
 use super::partitions::Partitions;
 use super::tracker::FollowerFetch;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 
@@ -50,7 +50,7 @@ impl<'a> LocalView<'a> {
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), ErrorCode> {
         self.hosted_log(topic, partition, |info| {
             self.state.leads(info, self.me, self.incarnation)
         })
@@ -64,7 +64,7 @@ impl<'a> LocalView<'a> {
         topic: &str,
         partition: i32,
         serves: impl Fn(&PartitionInfo) -> bool,
-    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), ErrorCode> {
         let info = self
             .state
             .partition(topic, partition)
@@ -85,7 +85,7 @@ impl<'a> LocalView<'a> {
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
-    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), ErrorCode> {
         let (log, info) = self.led_log(topic, partition)?;
         Self::current_epoch(current_leader_epoch, log, info)
     }
@@ -98,7 +98,7 @@ impl<'a> LocalView<'a> {
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
-    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), ErrorCode> {
         let (log, info) =
             self.hosted_log(topic, partition, |info| info.replicas.contains(&self.me))?;
         Self::current_epoch(current_leader_epoch, log, info)
@@ -108,7 +108,7 @@ impl<'a> LocalView<'a> {
         current_leader_epoch: i32,
         log: Arc<PartitionLog>,
         info: &'a PartitionInfo,
-    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), ErrorCode> {
         match leader_epoch_error(current_leader_epoch, info.leader_epoch) {
             Some(code) => Err(code),
             None => Ok((log, info)),
@@ -156,7 +156,7 @@ impl<'a> LocalView<'a> {
         partition: i32,
         current_leader_epoch: i32,
         asked_epoch: i32,
-    ) -> Result<(i32, u64), i16> {
+    ) -> Result<(i32, u64), ErrorCode> {
         let (log, _) = self.gate(topic, partition, current_leader_epoch)?;
         log.resync_if_offline()
             .map_err(|e| errors::from_log_error(&e))?;
@@ -207,7 +207,7 @@ impl<'a> LocalView<'a> {
         topic: &str,
         partition: i32,
         acks: i16,
-    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), i16> {
+    ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), ErrorCode> {
         let (log, info) = self.led_log(topic, partition)?;
         if acks == -1 && info.isr.len() < min_insync_replicas(self.state, topic, self.me) {
             return Err(errors::NOT_ENOUGH_REPLICAS);
@@ -270,7 +270,7 @@ impl<'a> LocalView<'a> {
         topic: &str,
         partition: i32,
         requested: i64,
-    ) -> Result<DeletionStarted, i16> {
+    ) -> Result<DeletionStarted, ErrorCode> {
         let (log, info) = self.led_log(topic, partition)?;
         let deletes = self
             .topic_configs(topic)
@@ -305,7 +305,7 @@ impl<'a> LocalView<'a> {
         key: &PartitionKey,
         deletion: &DeletionStarted,
         now_ms: u64,
-    ) -> Option<Result<u64, i16>> {
+    ) -> Option<Result<u64, ErrorCode>> {
         let same_topic = self
             .state
             .topics
@@ -450,7 +450,7 @@ impl<'a> LocalView<'a> {
         key: &PartitionKey,
         epoch: i32,
         log: &PartitionLog,
-        (code, leader_start): (i16, u64),
+        (code, leader_start): (ErrorCode, u64),
     ) -> Result<bool, ReplicationError> {
         let following = self
             .state
@@ -487,7 +487,7 @@ pub fn follower_fetch_offset(log: &PartitionLog) -> u64 {
 
 /// A request's `current_leader_epoch` against the partition's: older is
 /// FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; -1 means "not checked".
-pub fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
+pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ErrorCode> {
     if requested < 0 || requested == current {
         None
     } else if requested < current {
@@ -504,7 +504,7 @@ pub enum Appended {
     /// (`LocalView::ack_outcome`).
     WaitFor { base_offset: u64, end: u64 },
     /// Answer at once with this code.
-    Refused(i16),
+    Refused(ErrorCode),
 }
 
 /// Where a produce's acknowledgement must wait up to: the batch's own end, or, for
@@ -536,7 +536,7 @@ pub fn appended(
 }
 
 /// The code a produce is answered with once waiting for it ended.
-pub fn ack_error(waited: AckWait) -> Option<i16> {
+pub fn ack_error(waited: AckWait) -> Option<ErrorCode> {
     match waited {
         AckWait::Acknowledgeable => None,
         AckWait::TimedOut => Some(errors::REQUEST_TIMED_OUT),

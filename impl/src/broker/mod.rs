@@ -396,7 +396,7 @@ pub(super) fn propose_repair(broker: &Arc<Broker>, key: (String, i32), command: 
     tokio::spawn(async move {
         let refused = match b.consensus.propose(command, b.metadata_timeout()).await {
             Ok(ApplyOutcome::Rejected { code, message }) => {
-                tracing::info!(topic = %key.0, partition = key.1, code, %message,
+                tracing::info!(topic = %key.0, partition = key.1, %code, %message,
                     "repair of a damaged copy not applied");
                 Some(Some(code))
             }

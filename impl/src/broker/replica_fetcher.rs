@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
 use crate::log::PartitionLog;
+use chronik_core::errors::ErrorCode;
 use chronik_core::replication::RepairStep;
 use chronik_core::replication::{follower_fetch_offset, truncation_point_for_answer, Fetched};
 
@@ -288,7 +289,10 @@ fn apply_response(
                 tracing::debug!(topic = %name, partition = p.partition_index, code = p.error_code,
                     "replica fetch refused");
                 let view = broker.consensus.view();
-                let refusal = (p.error_code, p.log_start_offset.max(0) as u64);
+                let refusal = (
+                    ErrorCode::from_wire(p.error_code),
+                    p.log_start_offset.max(0) as u64,
+                );
                 broker
                     .local(&view.state)
                     .fetch_refused(&key, *epoch, log, refusal)

@@ -108,7 +108,7 @@ impl Broker {
                 .await
             {
                 Ok(crate::metadata::ApplyOutcome::Rejected { code, message }) => {
-                    tracing::warn!(%group, code, %message, "group record refused");
+                    tracing::warn!(%group, %code, %message, "group record refused");
                     stored = false;
                 }
                 Ok(_) => {}

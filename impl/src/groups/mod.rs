@@ -15,6 +15,7 @@ pub use chronik_core::consumer_groups::{
 };
 
 use chronik_core::consumer_groups::ConsumerGroups;
+use chronik_core::errors::{self, ErrorCode};
 use chronik_core::groups::{settled_replies, Coordinator, Reply, Token};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -210,7 +211,7 @@ impl GroupService {
         who: Committer<'_>,
         decider: CommitDecider,
         now_ms: u64,
-    ) -> Result<Option<CommitFence>, i16> {
+    ) -> Result<Option<CommitFence>, ErrorCode> {
         let mut inner = self.lock();
         let generation = if inner.consumer.contains(group_id) {
             let checked =
@@ -235,12 +236,17 @@ impl GroupService {
 
     /// The error code for an OffsetFetch v9 naming `member_id` and `member_epoch`, 0
     /// if it may read: only KIP-848 groups check them.
-    pub fn offset_fetch_check(&self, group_id: &str, member_id: Option<&str>, epoch: i32) -> i16 {
+    pub fn offset_fetch_check(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> ErrorCode {
         let inner = self.lock();
         let checked = inner
             .consumer
             .validate_offset_fetch(group_id, member_id, epoch);
-        checked.err().map_or(0, |e| e.code())
+        checked.err().map_or(errors::NONE, |e| e.code())
     }
 
     pub fn topics_in_use(

@@ -6,6 +6,7 @@ use super::common::{propose, str_bytes};
 use super::errors;
 use crate::broker::shared::Broker;
 use crate::metadata::MetadataCommand;
+use chronik_core::errors::ErrorCode;
 use chronik_core::security::acl::{
     AclBinding, AclBindingFilter, AclEntry, Operation, PatternFilter, PatternType, Permission,
     ResourcePattern, ResourceType,
@@ -30,7 +31,7 @@ const ANY: i8 = 1;
 
 /// The refusal every ACL API gives before looking at its input: CLUSTER_AUTHORIZATION_FAILED
 /// without `operation` on the cluster, SECURITY_DISABLED with no authorizer (as Kafka).
-fn refusal(caller: &Caller, operation: Operation) -> Option<(i16, &'static str)> {
+fn refusal(caller: &Caller, operation: Operation) -> Option<(ErrorCode, &'static str)> {
     if !caller.may_cluster(operation) {
         Some((
             errors::CLUSTER_AUTHORIZATION_FAILED,
@@ -75,9 +76,9 @@ pub async fn create_acls(
     caller: &Caller,
     request: CreateAclsRequest,
 ) -> CreateAclsResponse {
-    let result = |code: i16, message: Option<&str>| {
+    let result = |code: ErrorCode, message: Option<&str>| {
         AclCreationResult::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_error_message(message.map(str_bytes))
     };
     if let Some((code, message)) = refusal(caller, Operation::Alter) {
@@ -152,9 +153,9 @@ pub fn describe_acls(
     caller: &Caller,
     r: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
-    let refused = |code: i16, message: &str| {
+    let refused = |code: ErrorCode, message: &str| {
         DescribeAclsResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
     if let Some((code, message)) = refusal(caller, Operation::Describe) {
@@ -215,9 +216,9 @@ pub async fn delete_acls(
     caller: &Caller,
     r: DeleteAclsRequest,
 ) -> DeleteAclsResponse {
-    let failed = |code: i16, message: &str| {
+    let failed = |code: ErrorCode, message: &str| {
         DeleteAclsFilterResult::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
     if let Some((code, message)) = refusal(caller, Operation::Alter) {

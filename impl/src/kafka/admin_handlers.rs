@@ -10,6 +10,7 @@ use super::waiting::wait_until;
 use crate::broker::shared::now_ms;
 use crate::broker::shared::Broker;
 use crate::metadata::MetadataCommand;
+use chronik_core::errors::ErrorCode;
 use chronik_core::replication::DeletionStarted;
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -94,7 +95,7 @@ async fn create_partitions(
             .map(|_| broker.reconcile_partitions()),
         };
         if let Err((code, message)) = outcome {
-            result.error_code = code;
+            result.error_code = code.code();
             result.error_message = Some(str_bytes(&message));
         }
         results.push(result);
@@ -110,7 +111,7 @@ fn new_partitions(
     state: &crate::metadata::MetadataState,
     name: &str,
     topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
-) -> Result<Vec<Vec<i32>>, (i16, String)> {
+) -> Result<Vec<Vec<i32>>, (ErrorCode, String)> {
     let info = state.topics.get(name).ok_or_else(|| {
         (
             errors::UNKNOWN_TOPIC_OR_PARTITION,
@@ -206,7 +207,7 @@ async fn delete_records(
                         .with_partition_index(p.partition_index);
                     match outcomes.next().unwrap_or(Err(errors::UNKNOWN_SERVER_ERROR)) {
                         Ok(low) => r.with_low_watermark(low as i64),
-                        Err(code) => r.with_low_watermark(-1).with_error_code(code),
+                        Err(code) => r.with_low_watermark(-1).with_error_code(code.code()),
                     }
                 })
                 .collect();
@@ -224,7 +225,7 @@ fn started_deletion(
     topic: &str,
     partition: i32,
     offset: i64,
-) -> Result<DeletionStarted, i16> {
+) -> Result<DeletionStarted, ErrorCode> {
     let view = broker.consensus.view();
     broker
         .local(&view.state)
@@ -236,7 +237,7 @@ async fn wait_deleted(
     key: &(String, i32),
     deletion: &DeletionStarted,
     deadline: tokio::time::Instant,
-) -> Result<u64, i16> {
+) -> Result<u64, ErrorCode> {
     wait_until(broker, deadline, || {
         let view = broker.consensus.view();
         broker
@@ -254,7 +255,7 @@ fn describe_cluster(
 ) -> DescribeClusterResponse {
     if !caller.may_cluster(Operation::Describe) {
         return DescribeClusterResponse::default()
-            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED.code())
             .with_error_message(Some(str_bytes("Cluster authorization failed.")));
     }
     let view = broker.consensus.view();
@@ -312,7 +313,7 @@ fn offset_for_leader_epoch(
                 .map(|p| {
                     let mut r = EpochEndOffset::default().with_partition(p.partition);
                     if refused != errors::NONE {
-                        r.error_code = refused;
+                        r.error_code = refused.code();
                         return r;
                     }
                     let answer = broker.local(&view.state).epoch_end(
@@ -322,7 +323,7 @@ fn offset_for_leader_epoch(
                         p.leader_epoch,
                     );
                     match answer {
-                        Err(code) => r.error_code = code,
+                        Err(code) => r.error_code = code.code(),
                         Ok((epoch, end)) => {
                             r.leader_epoch = epoch;
                             r.end_offset = end as i64;

@@ -7,6 +7,7 @@ use super::codec::Request;
 use super::errors;
 use crate::broker::shared::Broker;
 use crate::metadata::MetadataState;
+use chronik_core::errors::ErrorCode;
 use chronik_core::security::acl::{
     operations_bitfield, Authorizer, Operation, Requester, ResourceType, CLUSTER_NAME,
 };
@@ -118,7 +119,7 @@ impl Caller {
 
     /// `NONE`, or TOPIC_AUTHORIZATION_FAILED if the caller may not do `operation`
     /// on the topic: the per-partition answer of most topic APIs.
-    pub fn topic_error(&self, operation: Operation, topic: &str) -> i16 {
+    pub fn topic_error(&self, operation: Operation, topic: &str) -> ErrorCode {
         if self.may_topic(operation, topic) {
             errors::NONE
         } else {

@@ -7,6 +7,7 @@ use crate::broker::shared::Broker;
 use crate::consensus::ProposalFailure;
 use crate::log::PartitionLog;
 use crate::metadata::{ApplyOutcome, MetadataCommand};
+use chronik_core::errors::ErrorCode;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
 }
 
-fn failure_code(failure: &ProposalFailure) -> i16 {
+fn failure_code(failure: &ProposalFailure) -> ErrorCode {
     match failure {
         ProposalFailure::NotLeader { .. } => errors::NOT_CONTROLLER,
         ProposalFailure::Dropped(_) | ProposalFailure::TimedOut | ProposalFailure::Stopped => {
@@ -32,7 +33,7 @@ fn failure_code(failure: &ProposalFailure) -> i16 {
 pub async fn propose(
     broker: &Broker,
     command: MetadataCommand,
-) -> Result<ApplyOutcome, (i16, String)> {
+) -> Result<ApplyOutcome, (ErrorCode, String)> {
     match broker
         .consensus
         .propose(command, broker.metadata_timeout())
@@ -50,7 +51,7 @@ pub fn led_log<'a>(
     state: &'a crate::metadata::MetadataState,
     topic: &str,
     partition: i32,
-) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), i16> {
+) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), ErrorCode> {
     broker.local(state).led_log(topic, partition)
 }
 
@@ -61,7 +62,7 @@ pub fn gate<'a>(
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
-) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), i16> {
+) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo), ErrorCode> {
     broker
         .local(state)
         .gate(topic, partition, current_leader_epoch)

@@ -9,6 +9,7 @@ use super::configs::{self, Effect, Kind, TOPIC_CONFIGS};
 use super::errors;
 use crate::broker::shared::Broker;
 use crate::metadata::{MetadataCommand, MetadataState, TopicInfo};
+use chronik_core::errors::ErrorCode;
 use chronik_core::metadata::broker_configs::{
     is_broker_resource, topic_default_at, CLUSTER_DEFAULT,
 };
@@ -30,7 +31,7 @@ const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-type Refusal = (i16, String);
+type Refusal = (ErrorCode, String);
 
 /// The refusal of a config resource: DescribeConfigs or AlterConfigs (`operation`)
 /// on the topic, or on the cluster for a broker or broker logger.
@@ -107,7 +108,7 @@ pub fn describe(
                     result.configs = entries.iter().map(|d| entry(d, detail)).collect();
                 }
                 Err((code, message)) => {
-                    result.error_code = code;
+                    result.error_code = code.code();
                     result.error_message = Some(str_bytes(&message));
                 }
             }
@@ -443,7 +444,7 @@ pub async fn alter(
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name)
-                .with_error_code(code)
+                .with_error_code(code.code())
                 .with_error_message(message),
         );
     }
@@ -474,7 +475,7 @@ pub async fn incremental_alter(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name)
-                .with_error_code(code)
+                .with_error_code(code.code())
                 .with_error_message(message),
         );
     }
@@ -499,7 +500,7 @@ async fn authorized_change(
 
 fn outcome_fields(
     outcome: Result<(), Refusal>,
-) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+) -> (ErrorCode, Option<kafka_protocol::protocol::StrBytes>) {
     match outcome {
         Ok(()) => (errors::NONE, None),
         Err((code, message)) => (code, Some(str_bytes(&message))),

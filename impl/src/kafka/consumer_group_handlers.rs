@@ -93,7 +93,7 @@ pub async fn heartbeat(
     let mut response = ConsumerGroupHeartbeatResponse::default();
     let (answer, settlement) = broker.groups.consumer_heartbeat(decoded, &topics, now_ms());
     if !broker.settle_groups(settlement).await {
-        response.error_code = super::errors::COORDINATOR_NOT_AVAILABLE;
+        response.error_code = super::errors::COORDINATOR_NOT_AVAILABLE.code();
         response.member_id = Some(request.member_id);
         response.member_epoch = request.member_epoch;
         return response;
@@ -106,7 +106,7 @@ pub async fn heartbeat(
             response.assignment = answer.assignment.as_ref().map(wire_assignment);
         }
         Err((error, message)) => {
-            response.error_code = error.code();
+            response.error_code = error.code().code();
             response.error_message = (!message.is_empty()).then(|| str_bytes(&message));
             response.member_id = Some(request.member_id);
             response.member_epoch = request.member_epoch;
@@ -167,7 +167,7 @@ pub fn describe(
             if !caller.may_group(Operation::Describe, &group_id.0) {
                 return DescribedGroup::default()
                     .with_group_id(group_id)
-                    .with_error_code(super::errors::GROUP_AUTHORIZATION_FAILED);
+                    .with_error_code(super::errors::GROUP_AUTHORIZATION_FAILED.code());
             }
             let authorized = if operations {
                 caller.authorized_operations(ResourceType::Group, &group_id.0)
@@ -202,7 +202,7 @@ pub fn describe(
             if names_a_hidden_topic(caller, &members) {
                 return DescribedGroup::default()
                     .with_group_id(group_id)
-                    .with_error_code(super::errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_code(super::errors::TOPIC_AUTHORIZATION_FAILED.code())
                     .with_error_message(Some(str_bytes(
                         "The group has described topic(s) that the client is not authorized to describe.",
                     )));

@@ -18,6 +18,7 @@ use super::common::topic_name;
 use super::errors;
 use crate::broker::shared::Broker;
 use crate::metadata::{MetadataState, TopicInfo};
+use chronik_core::errors::ErrorCode;
 use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::describe_topic_partitions_request::DescribeTopicPartitionsRequest;
 use kafka_protocol::messages::describe_topic_partitions_response::{
@@ -75,12 +76,12 @@ pub fn describe_topic_partitions(
             .with_name(Some(topic_name(&name)))
             .with_topic_id(Uuid::nil());
         if !caller.may_topic(Operation::Describe, &name) {
-            topic.error_code = errors::TOPIC_AUTHORIZATION_FAILED;
+            topic.error_code = errors::TOPIC_AUTHORIZATION_FAILED.code();
             response.topics.push(topic);
             continue;
         }
         let Some(info) = state.topics.get(&name) else {
-            topic.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+            topic.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION.code();
             response.topics.push(topic);
             continue;
         };
@@ -104,14 +105,17 @@ pub fn describe_topic_partitions(
 
 /// Kafka's error answer to a request it cannot serve: every topic asked for, with
 /// the error and no partitions.
-fn refused(request: &DescribeTopicPartitionsRequest, code: i16) -> DescribeTopicPartitionsResponse {
+fn refused(
+    request: &DescribeTopicPartitionsRequest,
+    code: ErrorCode,
+) -> DescribeTopicPartitionsResponse {
     let topics = request
         .topics
         .iter()
         .map(|t| {
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(t.name.clone()))
-                .with_error_code(code)
+                .with_error_code(code.code())
         })
         .collect();
     DescribeTopicPartitionsResponse::default().with_topics(topics)
@@ -135,7 +139,7 @@ fn partition(
     else {
         return DescribeTopicPartitionsResponsePartition::default()
             .with_partition_index(index)
-            .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
+            .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION.code());
     };
     let (leader, serves) = state.client_leader(p, broker.config.node_id, broker.incarnation);
     let offline = p
@@ -147,9 +151,9 @@ fn partition(
     DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(index)
         .with_error_code(if serves {
-            errors::NONE
+            errors::NONE.code()
         } else {
-            errors::LEADER_NOT_AVAILABLE
+            errors::LEADER_NOT_AVAILABLE.code()
         })
         .with_leader_id(BrokerId(leader))
         .with_leader_epoch(p.leader_epoch)

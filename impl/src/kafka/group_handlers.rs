@@ -10,6 +10,7 @@ use crate::groups::{
     code_of, CommitDecider, Committer, GroupError, JoinRequest, LeavingMember, SyncRequest,
 };
 use crate::metadata::{MetadataCommand, MetadataState, OffsetCommit};
+use chronik_core::errors::ErrorCode;
 use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -70,13 +71,16 @@ pub async fn handle(
         }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group(broker, r, version).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(
-            HeartbeatResponse::default().with_error_code(code_of(&broker.groups.heartbeat(
-                &r.group_id.0,
-                &r.member_id,
-                r.group_instance_id.as_deref(),
-                r.generation_id,
-                now_ms(),
-            ))),
+            HeartbeatResponse::default().with_error_code(
+                code_of(&broker.groups.heartbeat(
+                    &r.group_id.0,
+                    &r.member_id,
+                    r.group_instance_id.as_deref(),
+                    r.generation_id,
+                    now_ms(),
+                ))
+                .code(),
+            ),
         ),
         RequestKind::LeaveGroup(r) => {
             ResponseKind::LeaveGroup(leave_group(broker, r, version).await)
@@ -130,7 +134,7 @@ fn group_refusal(caller: &Caller, body: &RequestKind, version: i16) -> Option<Re
         return refused.next().map(|t| {
             ResponseKind::ConsumerGroupHeartbeat(
                 ConsumerGroupHeartbeatResponse::default()
-                    .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED.code())
                     .with_error_message(Some(str_bytes(&format!(
                         "Not authorized to describe topic {}",
                         t.0
@@ -142,21 +146,21 @@ fn group_refusal(caller: &Caller, body: &RequestKind, version: i16) -> Option<Re
         RequestKind::OffsetFetch(r) => {
             let mut response = OffsetFetchResponse::default();
             if version >= 2 {
-                response.error_code = code;
+                response.error_code = code.code();
             } else {
                 response.topics = offset_fetch_topics(r, code);
             }
             ResponseKind::OffsetFetch(response)
         }
         RequestKind::OffsetDelete(_) => {
-            ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
+            ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code.code()))
         }
         _ => return not_coordinated(body, code),
     })
 }
 
 /// Every partition an OffsetFetch v1 names, answered with `code`.
-fn offset_fetch_topics(r: &OffsetFetchRequest, code: i16) -> Vec<OffsetFetchResponseTopic> {
+fn offset_fetch_topics(r: &OffsetFetchRequest, code: ErrorCode) -> Vec<OffsetFetchResponseTopic> {
     r.topics
         .iter()
         .flatten()
@@ -170,7 +174,7 @@ fn offset_fetch_topics(r: &OffsetFetchRequest, code: i16) -> Vec<OffsetFetchResp
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(*p)
                                 .with_committed_offset(-1)
-                                .with_error_code(code)
+                                .with_error_code(code.code())
                         })
                         .collect(),
                 )
@@ -188,7 +192,7 @@ fn zookeeper_only(
     body: &RequestKind,
     version: i16,
 ) -> Option<ResponseKind> {
-    const UNSUPPORTED: i16 = errors::UNSUPPORTED_VERSION;
+    const UNSUPPORTED: ErrorCode = errors::UNSUPPORTED_VERSION;
     match (body, version) {
         (RequestKind::OffsetFetch(r), 0) => Some(ResponseKind::OffsetFetch(
             OffsetFetchResponse::default().with_topics(offset_fetch_topics(r, UNSUPPORTED)),
@@ -218,7 +222,7 @@ fn zookeeper_only(
 }
 
 /// Every partition an OffsetCommit names, answered with `code`.
-fn commit_errors(r: &OffsetCommitRequest, code: i16) -> Vec<OffsetCommitResponseTopic> {
+fn commit_errors(r: &OffsetCommitRequest, code: ErrorCode) -> Vec<OffsetCommitResponseTopic> {
     r.topics
         .iter()
         .map(|t| {
@@ -230,7 +234,7 @@ fn commit_errors(r: &OffsetCommitRequest, code: i16) -> Vec<OffsetCommitResponse
                         .map(|p| {
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(code)
+                                .with_error_code(code.code())
                         })
                         .collect(),
                 )
@@ -304,22 +308,22 @@ fn coordinates(broker: &Broker, state: &MetadataState, group: &str) -> bool {
 }
 
 /// The answer with `code` to a request about the one group it coordinates.
-fn not_coordinated(body: &RequestKind, code: i16) -> Option<ResponseKind> {
+fn not_coordinated(body: &RequestKind, code: ErrorCode) -> Option<ResponseKind> {
     Some(match body {
         RequestKind::JoinGroup(_) => {
-            ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code))
+            ResponseKind::JoinGroup(JoinGroupResponse::default().with_error_code(code.code()))
         }
         RequestKind::SyncGroup(_) => {
-            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code.code()))
         }
         RequestKind::Heartbeat(_) => {
-            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code.code()))
         }
         RequestKind::ConsumerGroupHeartbeat(_) => ResponseKind::ConsumerGroupHeartbeat(
-            ConsumerGroupHeartbeatResponse::default().with_error_code(code),
+            ConsumerGroupHeartbeatResponse::default().with_error_code(code.code()),
         ),
         RequestKind::LeaveGroup(_) => {
-            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code.code()))
         }
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
             OffsetCommitResponse::default().with_topics(commit_errors(r, code)),
@@ -339,7 +343,12 @@ const SHARE_KEY: i8 = 2;
 /// coordinator in Kafka 3.9 or here: v6+ with ClusterAction learn
 /// COORDINATOR_NOT_AVAILABLE, older versions may not ask. Unknown key types are
 /// INVALID_REQUEST.
-fn coordinator_refusal(caller: &Caller, key_type: i8, key: &str, version: i16) -> Option<i16> {
+fn coordinator_refusal(
+    caller: &Caller,
+    key_type: i8,
+    key: &str,
+    version: i16,
+) -> Option<ErrorCode> {
     match key_type {
         GROUP_KEY => (!caller.may_group(Operation::Describe, key))
             .then_some(errors::GROUP_AUTHORIZATION_FAILED),
@@ -362,17 +371,19 @@ fn find_coordinator(
 ) -> FindCoordinatorResponse {
     let view = broker.consensus.view();
     let key_type = request.key_type;
-    let pick = |key: &str| -> (i16, BrokerId, StrBytes, i32) {
+    let pick = |key: &str| -> (ErrorCode, BrokerId, StrBytes, i32) {
         if let Some(code) = coordinator_refusal(caller, key_type, key, version) {
             return (code, BrokerId(-1), str_bytes(""), -1);
         }
         let coordinator = view.state.coordinator_for(key);
         let reachable = coordinator.map(|b| (b, b.endpoint(&caller.listener)));
         match reachable {
-            Some((b, Some((host, port)))) => (0, BrokerId(b.broker_id), str_bytes(host), port),
+            Some((b, Some((host, port)))) => {
+                (errors::NONE, BrokerId(b.broker_id), str_bytes(host), port)
+            }
             // Not registered yet: this broker answers for itself on a single node.
             None if view.state.brokers.is_empty() => (
-                0,
+                errors::NONE,
                 BrokerId(broker.config.node_id),
                 str_bytes(&broker.advertised_host),
                 broker.advertised_port,
@@ -394,7 +405,7 @@ fn find_coordinator(
                 let (code, id, host, port) = pick(&key);
                 Coordinator::default()
                     .with_key(key)
-                    .with_error_code(code)
+                    .with_error_code(code.code())
                     .with_node_id(id)
                     .with_host(host)
                     .with_port(port)
@@ -404,7 +415,7 @@ fn find_coordinator(
     } else {
         let (code, id, host, port) = pick(&request.key);
         FindCoordinatorResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_node_id(id)
             .with_host(host)
             .with_port(port)
@@ -456,7 +467,7 @@ async fn join_group(
     let mut response = JoinGroupResponse::default();
     match tokio::time::timeout(waited, rx).await {
         Ok(Ok(result)) => {
-            response.error_code = result.error.map_or(0, GroupError::code);
+            response.error_code = result.error.map_or(errors::NONE, GroupError::code).code();
             response.generation_id = result.generation_id;
             response.protocol_name = Some(str_bytes(result.protocol_name.as_deref().unwrap_or("")));
             if version >= 7 {
@@ -482,7 +493,7 @@ async fn join_group(
                 .collect();
         }
         _ => {
-            response.error_code = GroupError::RebalanceInProgress.code();
+            response.error_code = GroupError::RebalanceInProgress.code().code();
             response.protocol_name = Some(str_bytes(""));
         }
     }
@@ -509,14 +520,14 @@ async fn sync_group(broker: &Broker, request: SyncGroupRequest, version: i16) ->
     let mut response = SyncGroupResponse::default();
     match tokio::time::timeout(Duration::from_secs(300), rx).await {
         Ok(Ok(result)) => {
-            response.error_code = result.error.map_or(0, GroupError::code);
+            response.error_code = result.error.map_or(errors::NONE, GroupError::code).code();
             response.assignment = result.assignment;
             if version >= 5 {
                 response.protocol_type = result.protocol_type.as_deref().map(str_bytes);
                 response.protocol_name = result.protocol_name.as_deref().map(str_bytes);
             }
         }
-        _ => response.error_code = GroupError::RebalanceInProgress.code(),
+        _ => response.error_code = GroupError::RebalanceInProgress.code().code(),
     }
     response
 }
@@ -557,13 +568,14 @@ async fn leave_group(
                 MemberResponse::default()
                     .with_member_id(str_bytes(&m.member_id))
                     .with_group_instance_id(m.group_instance_id.as_deref().map(str_bytes))
-                    .with_error_code(code_of(result))
+                    .with_error_code(code_of(result).code())
             })
             .collect();
     } else {
         response.error_code = results
             .first()
-            .map_or(GroupError::UnknownMemberId.code(), code_of);
+            .map_or(GroupError::UnknownMemberId.code(), code_of)
+            .code();
     }
     response
 }
@@ -635,7 +647,7 @@ async fn offset_commit(
                 };
                 OffsetCommitResponsePartition::default()
                     .with_partition_index(p.partition_index)
-                    .with_error_code(code)
+                    .with_error_code(code.code())
             })
             .collect();
         topics.push(
@@ -657,11 +669,11 @@ async fn offset_commit(
         {
             for t in &mut topics {
                 for p in &mut t.partitions {
-                    if p.error_code == errors::NONE {
+                    if p.error_code == errors::NONE.code() {
                         p.error_code = if code == errors::NOT_CONTROLLER {
-                            errors::REQUEST_TIMED_OUT
+                            errors::REQUEST_TIMED_OUT.code()
                         } else {
-                            code
+                            code.code()
                         };
                     }
                 }
@@ -699,7 +711,7 @@ async fn offset_fetch(
 /// Kafka's), and only once a read barrier it proposed is applied: its view then
 /// holds every commit acknowledged before the request, even if it was cut off from
 /// the metadata leader and does not know yet that the group moved (R-GROUP-10).
-async fn offsets_barrier(broker: &Broker, group: &str) -> Result<(), i16> {
+async fn offsets_barrier(broker: &Broker, group: &str) -> Result<(), ErrorCode> {
     let view = broker.consensus.view();
     if !coordinates(broker, &view.state, group) {
         return Err(errors::NOT_COORDINATOR);
@@ -753,7 +765,7 @@ fn committed_offsets(
                         return OffsetFetchResponsePartition::default()
                             .with_partition_index(p)
                             .with_committed_offset(-1)
-                            .with_error_code(refused);
+                            .with_error_code(refused.code());
                     }
                     let found = committed
                         .and_then(|c| c.get(&name))
@@ -783,16 +795,20 @@ fn committed_offsets(
 
 /// An OffsetFetch refused with `code` (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE).
 /// Before v2 there is no top-level error code; each asked partition carries it.
-fn offsets_refused(request: &OffsetFetchRequest, version: i16, code: i16) -> OffsetFetchResponse {
+fn offsets_refused(
+    request: &OffsetFetchRequest,
+    version: i16,
+    code: ErrorCode,
+) -> OffsetFetchResponse {
     if version >= 2 {
-        return OffsetFetchResponse::default().with_error_code(code);
+        return OffsetFetchResponse::default().with_error_code(code.code());
     }
     let topics = request.topics.iter().flatten().map(|t| {
         let partitions = t.partition_indexes.iter().map(|p| {
             OffsetFetchResponsePartition::default()
                 .with_partition_index(*p)
                 .with_committed_offset(-1)
-                .with_error_code(code)
+                .with_error_code(code.code())
         });
         OffsetFetchResponseTopic::default()
             .with_name(t.name.clone())
@@ -815,18 +831,18 @@ async fn offset_fetch_groups(
     for g in request.groups {
         let answer = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
         if !caller.may_group(Operation::Describe, &g.group_id.0) {
-            groups.push(answer.with_error_code(errors::GROUP_AUTHORIZATION_FAILED));
+            groups.push(answer.with_error_code(errors::GROUP_AUTHORIZATION_FAILED.code()));
             continue;
         }
         if let Err(code) = offsets_barrier(broker, &g.group_id.0).await {
-            groups.push(answer.with_error_code(code));
+            groups.push(answer.with_error_code(code.code()));
             continue;
         }
         if version >= 9 {
             let member = g.member_id.as_deref();
             let check = offset_fetch_member_check(broker, &g.group_id.0, member, g.member_epoch);
             if check != errors::NONE {
-                groups.push(answer.with_error_code(check));
+                groups.push(answer.with_error_code(check.code()));
                 continue;
             }
         }
@@ -857,7 +873,7 @@ fn offset_fetch_member_check(
     group: &str,
     member: Option<&str>,
     epoch: i32,
-) -> i16 {
+) -> ErrorCode {
     let view = broker.consensus.view();
     if coordinates(broker, &view.state, group) {
         load_stored_group(broker, &view.state, group, now_ms());
@@ -961,7 +977,7 @@ fn describe_groups(
             if !caller.may_group(Operation::Describe, &id.0) {
                 return DescribedGroup::default()
                     .with_group_id(id)
-                    .with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+                    .with_error_code(errors::GROUP_AUTHORIZATION_FAILED.code());
             }
             let mut described = describe_group(broker, id, version);
             if operations {
@@ -980,7 +996,7 @@ fn describe_group(broker: &Broker, id: GroupId, version: i16) -> DescribedGroup 
             // As Kafka 4: a KIP-848 group is described by ConsumerGroupDescribe.
             DescribedGroup::default()
                 .with_group_id(id)
-                .with_error_code(GroupError::GroupIdNotFound.code())
+                .with_error_code(GroupError::GroupIdNotFound.code().code())
                 .with_group_state(str_bytes("Dead"))
         }
         Some(g) => DescribedGroup::default()
@@ -1046,7 +1062,7 @@ async fn delete_groups(
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)
-                .with_error_code(code),
+                .with_error_code(code.code()),
         );
     }
     DeleteGroupsResponse::default().with_results(results)
@@ -1063,7 +1079,7 @@ async fn offset_delete(
     let in_use = match broker.groups.topics_in_use(&group) {
         Ok(topics) => topics,
         Err(e) => {
-            response.error_code = e.code();
+            response.error_code = e.code().code();
             return response;
         }
     };
@@ -1085,7 +1101,7 @@ async fn offset_delete(
             partitions: Some(parts),
         };
         if let Err((code, _)) = propose(broker, command).await {
-            response.error_code = code;
+            response.error_code = code.code();
             return response;
         }
     }
@@ -1106,7 +1122,7 @@ async fn offset_delete(
                 .map(|p| {
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(code.code())
                 })
                 .collect();
             OffsetDeleteResponseTopic::default()

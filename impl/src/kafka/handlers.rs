@@ -15,6 +15,7 @@ use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
+use chronik_core::errors::ErrorCode;
 use chronik_core::log::produced::prepare_produced;
 use chronik_core::replication::{
     ack_error, appended, list_offset, AckWait, Appended, FollowerFetch,
@@ -223,7 +224,7 @@ async fn create_topic(
     assignments: Vec<Vec<i32>>,
     configs: BTreeMap<String, String>,
     validate_only: bool,
-) -> Result<(), (i16, String)> {
+) -> Result<(), (ErrorCode, String)> {
     if !valid_topic_name(name) {
         return Err((
             errors::INVALID_TOPIC_EXCEPTION,
@@ -328,7 +329,7 @@ async fn auto_create_topics(
     caller: &Caller,
     state: &crate::metadata::MetadataState,
     names: &[String],
-) -> BTreeMap<String, i16> {
+) -> BTreeMap<String, ErrorCode> {
     let mut creation_errors = BTreeMap::new();
     let missing = names.iter().filter(|n| !state.topics.contains_key(*n));
     for name in missing.filter(|n| caller.may_topic(Operation::Describe, n)) {
@@ -385,7 +386,7 @@ async fn metadata(
     } = requested_topics(&view.state, caller, &request, version);
     let auto_create =
         broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
-    let mut creation_errors: BTreeMap<String, i16> = BTreeMap::new();
+    let mut creation_errors: BTreeMap<String, ErrorCode> = BTreeMap::new();
     if let (Some(names), true) = (&wanted, auto_create) {
         creation_errors = auto_create_topics(broker, caller, &view.state, names).await;
         view = broker.consensus.view();
@@ -424,7 +425,7 @@ async fn metadata(
         .map(|name| {
             let mut topic = MetadataResponseTopic::default().with_name(Some(topic_name(&name)));
             if !caller.may_topic(Operation::Describe, &name) {
-                topic.error_code = errors::TOPIC_AUTHORIZATION_FAILED;
+                topic.error_code = errors::TOPIC_AUTHORIZATION_FAILED.code();
                 return topic;
             }
             if topic_operations {
@@ -441,7 +442,7 @@ async fn metadata(
                         Some(_) => errors::LEADER_NOT_AVAILABLE,
                         None => errors::UNKNOWN_TOPIC_OR_PARTITION,
                     };
-                    topic.error_code = code;
+                    topic.error_code = code.code();
                 }
                 Some(info) => {
                     if version >= 10 {
@@ -461,7 +462,7 @@ async fn metadata(
                                 )
                                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect());
                             if !serves {
-                                part.error_code = errors::LEADER_NOT_AVAILABLE;
+                                part.error_code = errors::LEADER_NOT_AVAILABLE.code();
                             }
                             if version >= 7 {
                                 part.leader_epoch = p.leader_epoch;
@@ -478,13 +479,13 @@ async fn metadata(
     topics.extend(unknown_ids.into_iter().map(|id| {
         MetadataResponseTopic::default()
             .with_topic_id(id)
-            .with_error_code(errors::UNKNOWN_TOPIC_ID)
+            .with_error_code(errors::UNKNOWN_TOPIC_ID.code())
     }));
     topics.extend(denied_ids.into_iter().map(|id| {
         MetadataResponseTopic::default()
             .with_name(None)
             .with_topic_id(id)
-            .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+            .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED.code())
     }));
     let mut response = MetadataResponse::default()
         .with_brokers(brokers)
@@ -511,7 +512,7 @@ fn new_topic_assignments(
     brokers: &[i32],
     (partitions, replication_factor): (i32, i16),
     assignments: Vec<Vec<i32>>,
-) -> Result<Vec<Vec<i32>>, (i16, String)> {
+) -> Result<Vec<Vec<i32>>, (ErrorCode, String)> {
     let limits = partition_limits::Limits {
         max_partitions: broker.config.max_partitions,
         max_broker_partitions: broker.config.max_broker_partitions,
@@ -649,7 +650,7 @@ fn produce_submit(
                 }
             };
             if let Some(code) = code {
-                response.error_code = code;
+                response.error_code = code.code();
                 broker.metrics.error("Produce");
             }
             partition_responses.push(response);
@@ -774,7 +775,7 @@ async fn produce_finish(
                 )
                 .await;
                 if let Some(code) = ack_error(waited) {
-                    response.error_code = code;
+                    response.error_code = code.code();
                     broker.metrics.error("Produce");
                 }
             }
@@ -782,19 +783,20 @@ async fn produce_finish(
                 if let Err(e) = &outcome {
                     tracing::warn!(error = %e, "append failed");
                 }
-                response.error_code = code;
+                response.error_code = code.code();
                 broker.metrics.error("Produce");
             }
         }
     }
     let mut response = ProduceResponse::default().with_responses(responses);
-    let moved =
-        |code: i16| [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH].contains(&code);
+    let moved = |code: ErrorCode| {
+        [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH].contains(&code)
+    };
     let any_moved = response
         .responses
         .iter()
         .flat_map(|t| &t.partition_responses)
-        .any(|p| moved(p.error_code));
+        .any(|p| moved(ErrorCode::from_wire(p.error_code)));
     // The view is read only when a partition needs a hint, not on every answer.
     if version >= 10 && any_moved {
         add_leader_hints(&broker.consensus.view().state, &mut response, listener);
@@ -810,7 +812,7 @@ fn moved_leader(
     state: &crate::metadata::MetadataState,
     topic: &str,
     partition: i32,
-    code: i16,
+    code: ErrorCode,
 ) -> Option<(i32, i32)> {
     if ![errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH].contains(&code) {
         return None;
@@ -850,8 +852,12 @@ fn add_leader_hints(
     let mut leaders = std::collections::BTreeSet::new();
     for topic in &mut response.responses {
         for p in &mut topic.partition_responses {
-            if let Some((leader, epoch)) = moved_leader(state, &topic.name.0, p.index, p.error_code)
-            {
+            if let Some((leader, epoch)) = moved_leader(
+                state,
+                &topic.name.0,
+                p.index,
+                ErrorCode::from_wire(p.error_code),
+            ) {
                 p.current_leader = LeaderIdAndEpoch::default()
                     .with_leader_id(BrokerId(leader))
                     .with_leader_epoch(epoch);
@@ -885,9 +891,12 @@ fn add_fetch_leader_hints(
             continue;
         };
         for p in &mut topic.partitions {
-            if let Some((leader, epoch)) =
-                moved_leader(state, name, p.partition_index, p.error_code)
-            {
+            if let Some((leader, epoch)) = moved_leader(
+                state,
+                name,
+                p.partition_index,
+                ErrorCode::from_wire(p.error_code),
+            ) {
                 p.current_leader = LeaderIdAndEpoch::default()
                     .with_leader_id(BrokerId(leader))
                     .with_leader_epoch(epoch);
@@ -1005,7 +1014,7 @@ fn read_fetch(
                         pass.any_error = true;
                         PartitionData::default()
                             .with_partition_index(p.partition)
-                            .with_error_code(code)
+                            .with_error_code(code.code())
                     }
                 })
                 .collect();
@@ -1042,7 +1051,7 @@ fn read_partition(
         }
         Ok(None) => {}
         Err(code) => {
-            data.error_code = code;
+            data.error_code = code.code();
             pass.any_error = true;
         }
     }
@@ -1057,7 +1066,7 @@ fn fetch_gate<'a>(
     name: &str,
     p: &kafka_protocol::messages::fetch_request::FetchPartition,
     pass: &FetchPass,
-) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo, bool), i16> {
+) -> Result<(Arc<PartitionLog>, &'a crate::metadata::PartitionInfo, bool), ErrorCode> {
     let requested = if pass.version >= 9 {
         p.current_leader_epoch
     } else {
@@ -1084,7 +1093,7 @@ fn read_led_partition(
     p: &kafka_protocol::messages::fetch_request::FetchPartition,
     pass: &FetchPass,
     data: &mut PartitionData,
-) -> Result<Option<Vec<u8>>, i16> {
+) -> Result<Option<Vec<u8>>, ErrorCode> {
     let version = pass.version;
     let (log, info, leads) = fetch_gate(broker, state, name, p, pass)?;
     let key = (name.to_string(), p.partition);
@@ -1162,7 +1171,7 @@ fn read_past_empty_batches(
     limits: ReadLimits,
     version: i16,
     consumer: bool,
-) -> Result<Vec<u8>, i16> {
+) -> Result<Vec<u8>, ErrorCode> {
     let mut from = offset;
     let mut first_answer = None;
     for _ in 0..EMPTY_ANSWERS_READ_PAST {
@@ -1200,7 +1209,7 @@ fn old_fetch_refusal(
     version: i16,
     follower: i32,
     me: i32,
-) -> i16 {
+) -> ErrorCode {
     let Some(configs) = state
         .topics
         .get(topic)
@@ -1222,7 +1231,7 @@ fn old_fetch_refusal(
 
 /// Fetch v0-5 clients do not know KAFKA_STORAGE_ERROR and would give up; Kafka
 /// answers them NOT_LEADER_OR_FOLLOWER, so they refresh metadata and retry.
-fn storage_error(code: i16, version: i16) -> i16 {
+fn storage_error(code: ErrorCode, version: i16) -> ErrorCode {
     if code == errors::KAFKA_STORAGE_ERROR && version <= 5 {
         errors::NOT_LEADER_OR_FOLLOWER
     } else {
@@ -1239,7 +1248,7 @@ fn old_format(
     fetch_offset: u64,
     limits: ReadLimits,
     log: &PartitionLog,
-) -> Result<Vec<u8>, i16> {
+) -> Result<Vec<u8>, ErrorCode> {
     if version >= 4 || records.is_empty() {
         return Ok(records);
     }
@@ -1255,7 +1264,7 @@ fn old_format(
 
 /// A follower's fetch needs ClusterAction on the cluster, a consumer's Read on the
 /// topic; either way a refused partition is TOPIC_AUTHORIZATION_FAILED (as Kafka).
-fn fetch_refusal(caller: &Caller, follower: i32, topic: &str) -> i16 {
+fn fetch_refusal(caller: &Caller, follower: i32, topic: &str) -> ErrorCode {
     let allowed = if follower >= 0 {
         caller.may_cluster(Operation::ClusterAction)
     } else {
@@ -1362,7 +1371,7 @@ fn list_offsets(
                                 r.leader_epoch = listed.leader_epoch.unwrap_or(-1);
                             }
                         }
-                        Err(code) => r.error_code = code,
+                        Err(code) => r.error_code = code.code(),
                     }
                     r
                 })
@@ -1400,8 +1409,8 @@ fn list_offsets_v0(
             let max = extras.max_num_offsets.get(ti).and_then(|t| t.get(pi));
             let gated = gate(broker, &view.state, &name, p.partition_index, -1);
             match (code, p.timestamp < -2, gated) {
-                (errors::NONE, true, _) => r.error_code = errors::UNSUPPORTED_VERSION,
-                (errors::NONE, false, Err(e)) => r.error_code = e,
+                (errors::NONE, true, _) => r.error_code = errors::UNSUPPORTED_VERSION.code(),
+                (errors::NONE, false, Err(e)) => r.error_code = e.code(),
                 (errors::NONE, false, Ok((log, _))) => {
                     let max = max.map_or(1, |m| usize::try_from(*m).unwrap_or(0));
                     let found = log.legacy_offsets_before(p.timestamp, max, now_ms() as i64);
@@ -1413,7 +1422,7 @@ fn list_offsets_v0(
                     }
                     r.old_style_offsets = offsets.into_iter().map(|o| o as i64).collect();
                 }
-                (refusal, _, _) => r.error_code = refusal,
+                (refusal, _, _) => r.error_code = refusal.code(),
             }
             r
         });
@@ -1513,7 +1522,7 @@ async fn create_topics(
                 }
             }
             Err((code, message)) => {
-                result.error_code = code;
+                result.error_code = code.code();
                 if version >= 1 {
                     result.error_message = Some(str_bytes(&message));
                 }
@@ -1527,7 +1536,7 @@ async fn create_topics(
 /// As Kafka's controller: a topic the caller may not describe is
 /// TOPIC_AUTHORIZATION_FAILED whether it exists or not; one it may describe but that
 /// does not exist is UNKNOWN_TOPIC_OR_PARTITION; one it may not delete is refused.
-fn delete_refusal(broker: &Broker, caller: &Caller, name: &str) -> Option<i16> {
+fn delete_refusal(broker: &Broker, caller: &Caller, name: &str) -> Option<ErrorCode> {
     if !caller.may_topic(Operation::Describe, name) {
         Some(errors::TOPIC_AUTHORIZATION_FAILED)
     } else if !broker.consensus.view().state.topics.contains_key(name) {
@@ -1548,7 +1557,7 @@ fn deletion_target(
     caller: &Caller,
     name: Option<&str>,
     id: Uuid,
-) -> Result<String, i16> {
+) -> Result<String, ErrorCode> {
     match (name, id.is_nil()) {
         (Some(name), true) => Ok(name.to_string()),
         (None, false) => match topic_name_by_id(state, id) {
@@ -1604,7 +1613,7 @@ async fn delete_topics(
             Err(code) => Err(code),
         };
         if let Err(code) = outcome {
-            result.error_code = code;
+            result.error_code = code.code();
             // As Kafka: a refused or failed deletion names no id it was not given.
             if version >= 6 {
                 result.topic_id = id;
@@ -1616,7 +1625,7 @@ async fn delete_topics(
     DeleteTopicsResponse::default().with_responses(results)
 }
 
-async fn delete_topic(broker: &Broker, caller: &Caller, name: String) -> Result<(), i16> {
+async fn delete_topic(broker: &Broker, caller: &Caller, name: String) -> Result<(), ErrorCode> {
     if let Some(code) = delete_refusal(broker, caller, &name) {
         return Err(code);
     }
@@ -1642,12 +1651,12 @@ async fn init_producer_id(
         .then_some(errors::CLUSTER_AUTHORIZATION_FAILED),
     };
     if let Some(code) = refused {
-        response.error_code = code;
+        response.error_code = code.code();
         return response;
     }
     if request.transactional_id.is_some() {
         // Transactions are not implemented; say so rather than pretend.
-        response.error_code = errors::INVALID_REQUEST;
+        response.error_code = errors::INVALID_REQUEST.code();
         return response;
     }
     match propose(broker, MetadataCommand::AllocateProducerId).await {
@@ -1655,8 +1664,8 @@ async fn init_producer_id(
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;
         }
-        Ok(_) => response.error_code = errors::REQUEST_TIMED_OUT,
-        Err((code, _)) => response.error_code = code,
+        Ok(_) => response.error_code = errors::REQUEST_TIMED_OUT.code(),
+        Err((code, _)) => response.error_code = code.code(),
     }
     response
 }

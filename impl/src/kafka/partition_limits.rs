@@ -7,10 +7,11 @@ use super::errors::{
     INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, POLICY_VIOLATION,
 };
 use crate::metadata::MetadataState as ClusterState;
+use chronik_core::errors::ErrorCode;
 use std::collections::BTreeMap;
 
 /// An error code and the message that goes with it.
-pub type Refusal = (i16, String);
+pub type Refusal = (ErrorCode, String);
 
 /// The configured ceilings (KIP-578's `max.partitions` and `max.broker.partitions`).
 #[derive(Debug, Clone, Copy)]

@@ -37,7 +37,7 @@ pub fn handshake(
         Err(HandshakeError::IllegalState) => (errors::ILLEGAL_SASL_STATE, Vec::new(), true),
     };
     let body = SaslHandshakeResponse::default()
-        .with_error_code(error_code)
+        .with_error_code(error_code.code())
         .with_mechanisms(offered.into_iter().map(StrBytes::from_string).collect());
     let frame = encode(request, ResponseKind::SaslHandshake(body))?;
     Ok(SaslAnswer { frame, failed })
@@ -65,7 +65,7 @@ pub fn authenticate(
             false
         }
         Step::Failed(message) => {
-            body.error_code = errors::SASL_AUTHENTICATION_FAILED;
+            body.error_code = errors::SASL_AUTHENTICATION_FAILED.code();
             body.error_message = Some(StrBytes::from_string(message));
             true
         }

@@ -7,6 +7,7 @@ use super::common::{propose, str_bytes};
 use super::errors;
 use crate::broker::shared::Broker;
 use crate::metadata::MetadataCommand;
+use chronik_core::errors::ErrorCode;
 use chronik_core::security::acl::Operation;
 use chronik_core::security::scram::{Mechanism, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -28,7 +29,7 @@ pub fn describe(
 ) -> DescribeUserScramCredentialsResponse {
     if !caller.may_cluster(Operation::Describe) {
         return DescribeUserScramCredentialsResponse::default()
-            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED.code())
             .with_error_message(Some(str_bytes("Cluster authorization failed.")));
     }
     let view = broker.consensus.view();
@@ -76,11 +77,11 @@ pub fn describe(
 
 fn failed_describe(
     result: DescribeUserScramCredentialsResult,
-    code: i16,
+    code: ErrorCode,
     message: &str,
 ) -> DescribeUserScramCredentialsResult {
     result
-        .with_error_code(code)
+        .with_error_code(code.code())
         .with_error_message(Some(str_bytes(message)))
 }
 
@@ -89,11 +90,11 @@ fn failed_describe(
 struct UserChanges {
     commands: Vec<MetadataCommand>,
     mechanisms: BTreeSet<i8>,
-    error: Option<(i16, String)>,
+    error: Option<(ErrorCode, String)>,
 }
 
 impl UserChanges {
-    fn refuse(&mut self, code: i16, message: String) {
+    fn refuse(&mut self, code: ErrorCode, message: String) {
         self.error.get_or_insert((code, message));
     }
 
@@ -162,7 +163,7 @@ pub async fn alter(
         let mut result = AlterUserScramCredentialsResult::default().with_user(str_bytes(&user));
         if let Err((code, message)) = outcome {
             result = result
-                .with_error_code(code)
+                .with_error_code(code.code())
                 .with_error_message(Some(StrBytes::from_string(message)));
         }
         results.push(result);
@@ -170,14 +171,17 @@ pub async fn alter(
     AlterUserScramCredentialsResponse::default().with_results(results)
 }
 
-async fn apply_all(broker: &Broker, commands: Vec<MetadataCommand>) -> Result<(), (i16, String)> {
+async fn apply_all(
+    broker: &Broker,
+    commands: Vec<MetadataCommand>,
+) -> Result<(), (ErrorCode, String)> {
     for command in commands {
         propose(broker, command).await?;
     }
     Ok(())
 }
 
-fn checked_mechanism(user: &str, code: i8) -> Result<Mechanism, (i16, String)> {
+fn checked_mechanism(user: &str, code: i8) -> Result<Mechanism, (ErrorCode, String)> {
     if user.is_empty() {
         return Err((
             errors::UNACCEPTABLE_CREDENTIAL,
@@ -197,7 +201,7 @@ fn checked_credential(
     iterations: i32,
     salt: &[u8],
     salted_password: &[u8],
-) -> Result<ScramCredential, (i16, String)> {
+) -> Result<ScramCredential, (ErrorCode, String)> {
     let unacceptable = |message: String| (errors::UNACCEPTABLE_CREDENTIAL, message);
     let iterations = u32::try_from(iterations).unwrap_or(0);
     if iterations < MIN_ITERATIONS {
