@@ -21,6 +21,7 @@ use chronik_core::replication::{
     DeletionStarted, Fetched, FollowerFetch, LocalView, NoEvents, PartitionKey, Partitions,
     RepairStep, Repairs, ReplicationBugs,
 };
+use kafka_protocol::messages::ApiKey;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -88,20 +89,23 @@ pub struct Host {
     proposed_isr: BTreeMap<PartitionKey, (Vec<i32>, u64)>,
     /// Damaged copies on their way to repair (R-REPL-4), as the broker keeps them.
     repairs: Repairs,
-    /// Clients' requests not answered yet, by client and request: how their answers
-    /// are encoded.
-    asked: BTreeMap<(u64, u64), Asked>,
+    /// Clients' requests not answered yet, by client, API and request number (each
+    /// client kind numbers its own requests, as each Kafka connection numbers its
+    /// correlation ids): how their answers are encoded.
+    asked: BTreeMap<(u64, i16, u64), Asked>,
     /// The number of this node's last question to a leader.
     next_request: u64,
     next_upkeep: u64,
 }
 
-/// The client request an answer answers.
-fn answered_request(answer: &Message) -> Option<u64> {
+/// The client request an answer answers: its API and number.
+fn answered_request(answer: &Message) -> Option<(i16, u64)> {
     match answer {
-        Message::ProduceAnswer { request, .. }
-        | Message::ConsumerFetchAnswer { request, .. }
-        | Message::DeleteRecordsAnswer { request, .. } => Some(*request),
+        Message::ProduceAnswer { request, .. } => Some((ApiKey::Produce as i16, *request)),
+        Message::ConsumerFetchAnswer { request, .. } => Some((ApiKey::Fetch as i16, *request)),
+        Message::DeleteRecordsAnswer { request, .. } => {
+            Some((ApiKey::DeleteRecords as i16, *request))
+        }
         _ => None,
     }
 }
@@ -252,7 +256,7 @@ impl Host {
 
     fn framed(&mut self, to: u64, message: Message) -> Out {
         let encoded = match answered_request(&message) {
-            Some(request) => match self.asked.remove(&(to, request)) {
+            Some((api, request)) => match self.asked.remove(&(to, api, request)) {
                 Some(asked) => wire::encode_answer(request, &message, &asked),
                 None => return Out::Send(to, message),
             },
@@ -302,7 +306,7 @@ impl Host {
                         self.answer_replica(now, state, from, asked, request, message)
                     }
                     Ok((message, asked)) => {
-                        self.asked.insert((from, request), asked);
+                        self.asked.insert((from, asked.api as i16, request), asked);
                         self.serve(now, state, from, message)
                     }
                     Err(e) => vec![Out::Broken(format!(
@@ -430,7 +434,7 @@ impl Host {
         let limit = log.config().max_records_bytes();
         let version = self
             .asked
-            .get(&(client, request))
+            .get(&(client, ApiKey::Produce as i16, request))
             .map_or(wire::PRODUCE_VERSION, |asked| asked.version);
         let prepared = match prepare_produced(records, version, configs, limit, now as i64) {
             Ok(Some(prepared)) => prepared,
