@@ -179,9 +179,6 @@ struct SimNode {
     /// The group coordinator, while the process runs.
     groups: Option<GroupHost>,
     incarnation: u64,
-    /// Each node's own election timeout, drawn per start: the simulator's stand-in
-    /// for raft-rs's randomized timeout, which it pins to keep runs reproducible.
-    election_tick: usize,
     /// Client tokens this incarnation has not answered, by op index.
     pending: BTreeMap<u64, usize>,
     last_leader: Option<u64>,
@@ -268,7 +265,6 @@ pub fn run(opts: Options) -> Outcome {
             host: None,
             groups: None,
             incarnation: 0,
-            election_tick: 10,
             pending: BTreeMap::new(),
             last_leader: None,
             seen_partitions: Vec::new(),
@@ -495,6 +491,11 @@ impl Sim {
         self.faults.drop_per_mille = 0;
         self.faults.waiter_look_every_ms = 0;
         self.faults.duplicate_per_mille = 0;
+        // Slow links are a fault too: latency above the election timeout (100 ms at
+        // least) makes a follower campaign now and then however calm the rest is.
+        let calm = Faults::none();
+        self.faults.min_latency_ms = calm.min_latency_ms;
+        self.faults.max_latency_ms = calm.max_latency_ms;
         self.trace
             .note(self.now, "calm: faults healed, clients stopped".into());
         for i in restarts {
@@ -508,14 +509,13 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.pending.clear();
-        node.election_tick = self.rng.gen_range(10..20);
+        let election_seed = self.rng.gen();
         let id = node.id;
         let voters = (1..=self.opts.nodes as u64).collect();
+        // raft-rs's range, as the broker runs it; the seed draws each timeout.
         let config = NodeConfig {
             voters,
-            election_tick: node.election_tick,
-            min_election_tick: node.election_tick,
-            max_election_tick: node.election_tick + 1,
+            election_seed: Some(election_seed),
             snapshot_interval: 100,
             ..NodeConfig::single(id)
         };

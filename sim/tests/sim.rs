@@ -376,13 +376,14 @@ fn deleted_records_stay_deleted_through_the_trim_storm() {
 /// DeleteRecords answered once the leader deleted, before its followers did
 /// (`ReplicationBugs::delete_acked_at_once`, the broker before this rule): a leader
 /// crashed right after the answer leaves a successor that serves the records again.
+/// The trim storm finds it in 7 of 200 seeds (first at seed 27).
 #[test]
 fn finds_deletions_acknowledged_before_the_followers_deleted() {
     let replication_bugs = ReplicationBugs {
         delete_acked_at_once: true,
         ..ReplicationBugs::default()
     };
-    first_seed_breaking("R-WIRE-5", 20, |seed| Options {
+    first_seed_breaking("R-WIRE-5", 100, |seed| Options {
         replication_bugs,
         faults: Some(Faults::trim_storm()),
         ..Options::new(seed)
@@ -390,16 +391,16 @@ fn finds_deletions_acknowledged_before_the_followers_deleted() {
 }
 
 /// Commits and OffsetFetch's read barriers proposed without their fence
-/// (`GroupBug::UnfencedCommits`): the swarm finds it rarely (seed 1066, the one of
-/// 2,000): node 2 is fenced and the group moves to node 3, where a member commits 62;
-/// node 2, from its stale view, still takes that member's late commit of 60, which
-/// lands after it (R-GROUP-10), and an OffsetFetch then answers 60 (R-GROUP-2). With
-/// the fence, the same seed holds.
+/// (`GroupBug::UnfencedCommits`): the swarm finds it rarely (3 of 3,000 seeds, first
+/// seed 73; the group storm in none of 1,500). In seed 73 node 2 proposes a member's
+/// commit of 64 and then a late commit of 62 for the same partition, which lands after
+/// it (R-GROUP-10), and an OffsetFetch then answers 62 (R-GROUP-2). With the fence,
+/// the same seed holds.
 #[test]
 fn finds_commits_applied_out_of_decision_order() {
     let outcome = run(Options {
         group_bug: Some(GroupBug::UnfencedCommits),
-        ..Options::new(1066)
+        ..Options::new(73)
     });
     let found = outcome.violations.iter().any(|v| v.contains("R-GROUP-10"));
     assert!(
@@ -407,7 +408,7 @@ fn finds_commits_applied_out_of_decision_order() {
         "unfenced commits broke nothing: {:?}",
         outcome.violations
     );
-    assert!(run(Options::new(1066)).violations.is_empty());
+    assert!(run(Options::new(73)).violations.is_empty());
 }
 
 /// R-RECOVER-8: a restarted node replays its metadata only to its durable commit

@@ -18,11 +18,15 @@ pub struct NodeConfig {
     pub voters: Vec<u64>,
     /// Ticks without a leader before a follower campaigns.
     pub election_tick: usize,
-    /// raft-rs draws each election timeout from `[min, max)` ticks with its own
-    /// random source; 0 means raft-rs's default `[election_tick, 2 * election_tick)`.
-    /// The simulator pins `max = min + 1` so that a seed alone decides every run.
+    /// Each election timeout is drawn from `[min, max)` ticks at every reset (a new
+    /// term or role); 0 means raft-rs's default `[election_tick, 2 * election_tick)`.
     pub min_election_tick: usize,
     pub max_election_tick: usize,
+    /// `None`: raft-rs draws the timeouts from its own random source (the broker).
+    /// `Some(seed)`: they are drawn from a sequence this seed decides, so that a seed
+    /// alone decides a simulated run while every reset still draws afresh: a timeout
+    /// pinned per node lets two nodes with the same one split every vote forever.
+    pub election_seed: Option<u64>,
     pub heartbeat_tick: usize,
     /// Snapshot and compact the Raft log every this many applied entries.
     pub snapshot_interval: u64,
@@ -36,6 +40,7 @@ impl NodeConfig {
             election_tick: 10,
             min_election_tick: 0,
             max_election_tick: 0,
+            election_seed: None,
             heartbeat_tick: 2,
             snapshot_interval: 1000,
         }
@@ -111,6 +116,51 @@ pub struct MetadataNode {
     pending: Option<raft::Ready>,
     /// Test-only fault: see [`inject_vote_while_repairing`](Self::inject_vote_while_repairing).
     vote_while_repairing: bool,
+    /// The seeded election timeouts (`NodeConfig::election_seed`).
+    election_draws: Option<ElectionDraws>,
+}
+
+/// Election timeouts drawn from a seed: a new one whenever raft-rs reset its timer,
+/// which it does on every change of term or role.
+struct ElectionDraws {
+    sequence: u64,
+    range: (usize, usize),
+    drawn_for: Option<(u64, StateRole)>,
+}
+
+impl ElectionDraws {
+    fn new(seed: u64, config: &NodeConfig) -> Self {
+        let min = match config.min_election_tick {
+            0 => config.election_tick,
+            min => min,
+        };
+        let max = match config.max_election_tick {
+            0 => 2 * config.election_tick,
+            max => max,
+        };
+        ElectionDraws {
+            sequence: seed,
+            range: (min, max.max(min + 1)),
+            drawn_for: None,
+        }
+    }
+
+    /// The timeout for a timer reset at `(term, role)`, or `None` if this reset
+    /// was drawn for already.
+    fn draw(&mut self, at: (u64, StateRole)) -> Option<usize> {
+        if self.drawn_for == Some(at) {
+            return None;
+        }
+        self.drawn_for = Some(at);
+        // SplitMix64: a well-mixed sequence from any seed, in a few operations.
+        self.sequence = self.sequence.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.sequence;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let (min, max) = self.range;
+        Some(min + (z % (max - min) as u64) as usize)
+    }
 }
 
 fn raft_logger() -> slog::Logger {
@@ -153,7 +203,8 @@ impl MetadataNode {
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let raw = RawNode::new(&raft_config, store.clone(), &raft_logger())
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        Ok(MetadataNode {
+        let election_draws = config.election_seed.map(|s| ElectionDraws::new(s, &config));
+        let mut node = MetadataNode {
             raw,
             store,
             wal,
@@ -162,7 +213,20 @@ impl MetadataNode {
             last_snapshot_index: snapshot_index,
             pending: None,
             vote_while_repairing: false,
-        })
+            election_draws,
+        };
+        node.redraw_election_timeout();
+        Ok(node)
+    }
+
+    /// With a seed, replaces the timeout raft-rs drew at its last reset with the
+    /// seeded sequence's next one. Called after every call into raft-rs that can
+    /// reset the timer (tick, campaign, step), before the next tick reads it.
+    fn redraw_election_timeout(&mut self) {
+        let at = (self.raw.raft.term, self.raw.raft.state);
+        if let Some(timeout) = self.election_draws.as_mut().and_then(|d| d.draw(at)) {
+            self.raw.raft.set_randomized_election_timeout(timeout);
+        }
     }
 
     pub fn id(&self) -> u64 {
@@ -220,7 +284,9 @@ impl MetadataNode {
     /// One tick of logical time; returns true if there may be a Ready. A repairing
     /// node does not tick: a follower's ticks only lead to its own campaign.
     pub fn tick(&mut self) -> bool {
-        !self.abstains() && self.raw.tick()
+        let ready = !self.abstains() && self.raw.tick();
+        self.redraw_election_timeout();
+        ready
     }
 
     /// Starts an election now instead of waiting for the election timeout; a
@@ -229,9 +295,12 @@ impl MetadataNode {
         if self.abstains() {
             return Ok(());
         }
-        self.raw
+        let campaigned = self
+            .raw
             .campaign()
-            .map_err(|e| NodeError::Raft(e.to_string()))
+            .map_err(|e| NodeError::Raft(e.to_string()));
+        self.redraw_election_timeout();
+        campaigned
     }
 
     /// The Raft log was damaged and cut, and the entries it lost are not yet
@@ -304,6 +373,7 @@ impl MetadataNode {
         if let Some(peer) = probe_again {
             self.raw.raft.send_append(peer);
         }
+        self.redraw_election_timeout();
         stepped
     }
 
@@ -560,5 +630,45 @@ impl MetadataNode {
 
     fn conf_state(&self) -> ConfState {
         self.raw.raft.prs().conf().to_conf_state()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn draws(seed: u64) -> ElectionDraws {
+        ElectionDraws::new(seed, &NodeConfig::single(1))
+    }
+
+    /// I-5: a seeded node draws a new election timeout at every reset, within
+    /// raft-rs's range, so two nodes cannot stay in step and split every vote; the
+    /// same seed draws the same timeouts, so a simulated run stays reproducible.
+    #[test]
+    fn seeded_election_timeouts_are_drawn_afresh_at_every_reset() {
+        let (mut one, mut again) = (draws(7), draws(7));
+        let mut seen = BTreeSet::new();
+        for term in 1..200u64 {
+            for role in [
+                StateRole::PreCandidate,
+                StateRole::Candidate,
+                StateRole::Follower,
+            ] {
+                let drawn = one.draw((term, role)).expect("a new reset draws");
+                assert_eq!(Some(drawn), again.draw((term, role)));
+                assert!((10..20).contains(&drawn), "{drawn} outside raft-rs's range");
+                assert_eq!(one.draw((term, role)), None, "one reset, one draw");
+                seen.insert(drawn);
+            }
+        }
+        assert_eq!(seen.len(), 10, "every timeout of the range is drawn");
+        let sequence = |seed| {
+            let mut d = draws(seed);
+            (1..20)
+                .map(|t| d.draw((t, StateRole::Follower)))
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(sequence(7), sequence(8), "another seed, other timeouts");
     }
 }
