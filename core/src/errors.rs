@@ -28,12 +28,6 @@ impl ErrorCode {
     }
 }
 
-impl From<ErrorCode> for i16 {
-    fn from(code: ErrorCode) -> i16 {
-        code.0
-    }
-}
-
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)

@@ -268,6 +268,11 @@ impl Host {
                 }
             }
         };
+        self.sent_or_broken(to, encoded)
+    }
+
+    /// An encoded message goes out; one the codec cannot encode breaks R-WIRE-13.
+    fn sent_or_broken(&self, to: u64, encoded: Result<Message, String>) -> Out {
         encoded.map_or_else(
             |e| Out::Broken(format!("R-WIRE-13 node {} cannot encode: {e}", self.me)),
             |framed| Out::Send(to, framed),
@@ -288,10 +293,7 @@ impl Host {
         outs.into_iter()
             .map(|out| match out {
                 Out::Send(to, answer) if to == from => {
-                    wire::encode_answer(request, &answer, &asked).map_or_else(
-                        |e| Out::Broken(format!("R-WIRE-13 node {} cannot encode: {e}", self.me)),
-                        |framed| Out::Send(to, framed),
-                    )
+                    self.sent_or_broken(to, wire::encode_answer(request, &answer, &asked))
                 }
                 other => other,
             })

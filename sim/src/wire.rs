@@ -578,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_and_answers_survive_the_brokers_codec() {
+    fn r_wire_13_requests_and_answers_survive_the_brokers_codec() {
         let request = (7u64 << 40) + 3;
         round_trip(
             -1,
@@ -620,7 +620,7 @@ mod tests {
     }
 
     #[test]
-    fn a_replicas_questions_and_their_answers_survive_the_brokers_codec() {
+    fn r_wire_13_a_replicas_questions_and_their_answers_survive_the_brokers_codec() {
         let fetched = Fetched {
             records: Some(Bytes::from_static(&[9, 8, 7])),
             high_watermark: 30,
@@ -656,7 +656,7 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_the_codec_refuses_is_an_error_not_a_panic() {
+    fn r_wire_13_a_frame_the_codec_refuses_is_an_error_not_a_panic() {
         let refused = decode_request(1, Bytes::from_static(&[0, 0, 0]));
         assert!(refused.is_err());
         let asked = Asked {
