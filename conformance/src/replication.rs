@@ -347,7 +347,9 @@ impl ReplicationHarness {
             let ends = (log.log_end_offset(), log.log_start_offset());
             (info.leader, info.leader_epoch, ends.0, ends.1)
         };
-        let l = node_of(leader).ok_or_else(|| fail("fetch with no leader"))?;
+        let l = leader
+            .and_then(node_of)
+            .ok_or_else(|| fail("fetch with no leader"))?;
         let lb = &self.brokers[usize::from(l)];
         let local = lb.local(l).ok_or_else(|| fail("the leader is down"))?;
         let (log, info) = local
@@ -414,7 +416,9 @@ impl ReplicationHarness {
         let end = match log.last_leader_epoch() {
             None => None,
             Some(last) => {
-                let l = node_of(leader).ok_or_else(|| fail("truncation with no leader"))?;
+                let l = leader
+                    .and_then(node_of)
+                    .ok_or_else(|| fail("truncation with no leader"))?;
                 let lb = &self.brokers[usize::from(l)];
                 let local = lb.local(l).ok_or_else(|| fail("the leader is down"))?;
                 let (leader_log, linfo) = local
@@ -640,7 +644,7 @@ fn meta_of_real(state: &MetadataState) -> Result<MetaView, HarnessError> {
         }
     }
     Ok(MetaView {
-        leader: node_of(p.leader),
+        leader: p.leader.and_then(node_of),
         epoch: u8::try_from(p.leader_epoch).map_err(|_| fail("epoch"))?,
         version: u8::try_from(p.partition_epoch).map_err(|_| fail("partition epoch"))?,
         isr: set_of(&p.isr),

@@ -210,7 +210,7 @@ fn r_repl_3_a_stale_offset_for_leader_epoch_answer_cuts_nothing() {
     // Broker 2 leads epoch 1 and appends two records in it.
     {
         let p = &mut state.topics.get_mut("t").expect("topic t").partitions[0];
-        p.leader = 2;
+        p.leader = Some(2);
         p.leader_epoch = 1;
     }
     log.append(&record(1), 0, 1).expect("append");

@@ -322,7 +322,7 @@ fn metadata() {
         MetadataCommand::UpdatePartition {
             topic: "t".into(),
             partition: 1,
-            leader: 3,
+            leader: Some(3),
             leader_epoch: 1,
             isr: vec![3],
         },

@@ -50,7 +50,7 @@ fn version_1_variants() -> Vec<CommandEnvelope> {
         MetadataCommand::UpdatePartition {
             topic: "orders".into(),
             partition: 0,
-            leader: 1,
+            leader: Some(1),
             leader_epoch: 1,
             isr: vec![1],
         },
@@ -476,7 +476,7 @@ fn r_recover_3_golden_commands_of_version_4_still_decode() -> Result<(), Box<dyn
     // Version 4 changed no snapshot field: its snapshots are version 3's format.
     let state = state_after(&version_4_variants());
     let replicated = &state.topics["replicated"].partitions[0];
-    assert_eq!((replicated.leader, replicated.leader_epoch), (2, 1));
+    assert_eq!((replicated.leader, replicated.leader_epoch), (Some(2), 1));
     assert_eq!(replicated.isr, vec![2]);
     Ok(())
 }

@@ -718,11 +718,14 @@ impl Host {
         for (topic, t) in &state.topics {
             for (index, p) in t.partitions.iter().enumerate() {
                 let key = (topic.clone(), index as i32);
-                let leader_up = state.brokers.get(&p.leader).is_some_and(|b| !b.fenced);
-                if p.leader == self.me || !p.replicas.contains(&self.me) || !leader_up {
+                let Some(leader) = p.leader.filter(|l| *l != self.me) else {
+                    continue;
+                };
+                let leader_up = state.brokers.get(&leader).is_some_and(|b| !b.fenced);
+                if !p.replicas.contains(&self.me) || !leader_up {
                     continue;
                 }
-                let to = p.leader as u64;
+                let to = leader as u64;
                 let question = (to, key.clone());
                 if self
                     .asking

@@ -20,7 +20,7 @@ use chronik_core::consensus::{
 };
 use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
 use chronik_core::log::frame;
-use chronik_core::metadata::{ApplyOutcome, MetadataCommand, MetadataState};
+use chronik_core::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand, MetadataState};
 use chronik_core::replication::PartitionKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -1065,7 +1065,7 @@ impl Sim {
         let leaders = (0..records::PARTITIONS)
             .filter_map(|p| {
                 let info = state.partition(records::TOPIC, p)?;
-                let leader = u64::try_from(info.leader).ok()?;
+                let leader = u64::try_from(info.leader?).ok()?;
                 Some(((records::TOPIC.to_string(), p), leader))
             })
             .collect();
@@ -1404,7 +1404,7 @@ impl Sim {
         }
         let seen: Vec<(i32, i32, Vec<i32>)> = (0..records::PARTITIONS)
             .filter_map(|p| state.partition(records::TOPIC, p))
-            .map(|p| (p.leader, p.leader_epoch, p.isr.clone()))
+            .map(|p| (broker_to_wire(p.leader), p.leader_epoch, p.isr.clone()))
             .collect();
         if state.brokers_changed_at != node.seen_brokers_change {
             node.seen_brokers_change = state.brokers_changed_at;
@@ -1556,16 +1556,16 @@ impl Sim {
             let Some(info) = state.partition(records::TOPIC, p) else {
                 continue;
             };
-            if !info.isr.contains(&info.leader) {
+            let Some(leader_id) = info.leader.filter(|l| info.isr.contains(l)) else {
                 problems.push(format!(
-                    "I-5 after settling, {}-{p} has leader {} outside its ISR {:?}",
+                    "I-5 after settling, {}-{p} has leader {:?} outside its ISR {:?}",
                     records::TOPIC,
                     info.leader,
                     info.isr
                 ));
                 continue;
-            }
-            let Some(leader) = log_of(info.leader, p) else {
+            };
+            let Some(leader) = log_of(leader_id, p) else {
                 problems.push(format!(
                     "I-5 the leader of {}-{p} has no log",
                     records::TOPIC
@@ -1575,7 +1575,7 @@ impl Sim {
             let followers: Vec<_> = info
                 .isr
                 .iter()
-                .filter(|r| **r != info.leader)
+                .filter(|r| **r != leader_id)
                 .filter_map(|r| log_of(*r, p).map(|log| (*r as u64, log)))
                 .collect();
             let replicas: Vec<(u64, &chronik_core::log::PartitionLog)> = followers

@@ -155,7 +155,8 @@ pub enum MetadataCommand {
     UpdatePartition {
         topic: String,
         partition: i32,
-        leader: i32,
+        #[serde(with = "super::broker_id::stored")]
+        leader: Option<super::BrokerId>,
         leader_epoch: i32,
         isr: Vec<i32>,
     },

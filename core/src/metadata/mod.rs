@@ -3,9 +3,13 @@
 //! same order give the same state on every node and after every restart (R-RECOVER-2).
 
 pub mod broker_configs;
+mod broker_id;
 mod command;
 mod state;
 
+pub use broker_id::{
+    from_wire as broker_from_wire, to_wire as broker_to_wire, BrokerId, NO_BROKER,
+};
 pub use command::{
     CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, MemberRecord, MetadataCommand,
     OffsetCommit, COMMAND_VERSION,

@@ -1,3 +1,4 @@
+use super::broker_id::BrokerId;
 use super::command::{
     CommandEnvelope, CommitFence, ConsumerGroupRecord, Endpoint, GroupRecord, Mechanism,
     MetadataCommand, ScramCredential,
@@ -55,7 +56,9 @@ impl BrokerInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionInfo {
     pub replicas: Vec<i32>,
-    pub leader: i32,
+    /// `None` while the partition is offline (stored as Kafka's `-1`).
+    #[serde(with = "super::broker_id::stored")]
+    pub leader: Option<BrokerId>,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
     /// Bumped by every change of leader, leader epoch or ISR (Kafka's partition
@@ -210,14 +213,21 @@ impl MetadataState {
     /// leader before then would send clients to a broker that answers
     /// NOT_LEADER_OR_FOLLOWER (R-WIRE-6, R-REPL-1). Metadata and
     /// DescribeTopicPartitions both answer this.
-    pub fn client_leader(&self, p: &PartitionInfo, me: i32, incarnation: u64) -> (i32, bool) {
-        let led_here = p.leader == me;
+    pub fn client_leader(
+        &self,
+        p: &PartitionInfo,
+        me: BrokerId,
+        incarnation: u64,
+    ) -> (Option<BrokerId>, bool) {
+        let led_here = p.leader == Some(me);
         let serves = if led_here {
             self.leads(p, me, incarnation)
         } else {
-            self.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
+            p.leader
+                .and_then(|l| self.brokers.get(&l))
+                .is_some_and(|b| !b.fenced)
         };
-        let leader = if led_here && !serves { -1 } else { p.leader };
+        let leader = if led_here && !serves { None } else { p.leader };
         (leader, serves)
     }
 
@@ -226,8 +236,8 @@ impl MetadataState {
     /// leader waits for its registration, which starts a new leader epoch, so that
     /// ISR changes its previous life proposed are fenced (R-REPL-2; found by the
     /// replication model).
-    pub fn leads(&self, info: &PartitionInfo, broker: i32, incarnation: u64) -> bool {
-        info.leader == broker
+    pub fn leads(&self, info: &PartitionInfo, broker: BrokerId, incarnation: u64) -> bool {
+        info.leader == Some(broker)
             && self
                 .brokers
                 .get(&broker)
@@ -290,30 +300,28 @@ impl MetadataState {
 
     /// A fenced broker leads nothing and is in no ISR: each partition it led moves
     /// to the first other ISR member that is live (leader epoch + 1); with none, the
-    /// partition is offline (leader -1) and keeps its ISR, so that the broker's
+    /// partition is offline (no leader) and keeps its ISR, so that the broker's
     /// return, not an out-of-sync replica, brings it back (no unclean election).
     fn move_away_from(&mut self, gone: i32) {
         let live = self.live_brokers();
         for t in self.topics.values_mut() {
             for p in &mut t.partitions {
-                if p.leader == gone || (p.isr.contains(&gone) && p.leader >= 0) {
+                let led = p.leader == Some(gone);
+                if led || (p.isr.contains(&gone) && p.leader.is_some()) {
                     p.partition_epoch += 1;
                 }
-                if p.leader == gone {
+                if led {
                     let successor = p
                         .isr
                         .iter()
                         .copied()
                         .find(|r| *r != gone && live.contains(r));
                     p.leader_epoch += 1;
-                    match successor {
-                        Some(next) => {
-                            p.leader = next;
-                            p.isr.retain(|r| *r != gone);
-                        }
-                        None => p.leader = -1,
+                    p.leader = successor;
+                    if successor.is_some() {
+                        p.isr.retain(|r| *r != gone);
                     }
-                } else if p.isr.contains(&gone) && p.leader >= 0 {
+                } else if p.isr.contains(&gone) && p.leader.is_some() {
                     p.isr.retain(|r| *r != gone);
                 }
             }
@@ -345,7 +353,7 @@ impl MetadataState {
         if !p.replicas.contains(&damaged) {
             return rejected(INVALID_REQUEST, format!("{damaged} holds no replica"));
         }
-        if p.leader == damaged {
+        if p.leader == Some(damaged) {
             let Some(successor) = p
                 .isr
                 .iter()
@@ -354,7 +362,7 @@ impl MetadataState {
             else {
                 return rejected(NOT_ENOUGH_REPLICAS, "no other live ISR member to lead");
             };
-            p.leader = successor;
+            p.leader = Some(successor);
             p.leader_epoch += 1;
         }
         p.isr.retain(|r| *r != damaged);
@@ -368,11 +376,11 @@ impl MetadataState {
     fn broker_is_back(&mut self, back: i32, restarted: bool) {
         for t in self.topics.values_mut() {
             for p in &mut t.partitions {
-                if p.leader == -1 && p.isr.contains(&back) {
-                    p.leader = back;
+                if p.leader.is_none() && p.isr.contains(&back) {
+                    p.leader = Some(back);
                     p.leader_epoch += 1;
                     p.partition_epoch += 1;
-                } else if p.leader == back && restarted {
+                } else if p.leader == Some(back) && restarted {
                     p.leader_epoch += 1;
                     p.partition_epoch += 1;
                 }
@@ -461,7 +469,7 @@ impl MetadataState {
                         "the partition changed since this ISR was computed",
                     );
                 }
-                if !isr.contains(&p.leader)
+                if !p.leader.is_some_and(|l| isr.contains(&l))
                     || isr
                         .iter()
                         .any(|r| !p.replicas.contains(r) || !live.contains(r))
@@ -791,7 +799,7 @@ impl MetadataState {
 fn new_partition(replicas: &[i32]) -> PartitionInfo {
     PartitionInfo {
         replicas: replicas.to_vec(),
-        leader: replicas.first().copied().unwrap_or(-1),
+        leader: replicas.first().copied(),
         leader_epoch: 0,
         isr: replicas.to_vec(),
         partition_epoch: 0,

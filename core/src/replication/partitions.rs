@@ -342,7 +342,7 @@ impl Partitions {
         me: i32,
         now_ms: u64,
     ) -> bool {
-        if info.leader != me {
+        if info.leader != Some(me) {
             return false;
         }
         let own = log.committable_end();
@@ -734,7 +734,7 @@ mod tests {
     fn one_topic(partitions: usize) -> MetadataState {
         let partition = PartitionInfo {
             replicas: vec![1],
-            leader: 1,
+            leader: Some(1),
             leader_epoch: 0,
             isr: vec![1],
             partition_epoch: 0,

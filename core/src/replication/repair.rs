@@ -90,10 +90,10 @@ impl Repairs {
             progress.remove(key);
             return RepairStep::Healthy;
         };
-        if self.bugs.cut_damage_in_isr && info.leader != me {
+        if self.bugs.cut_damage_in_isr && info.leader != Some(me) {
             return RepairStep::Cut(from);
         }
-        if info.leader == me && info.isr.iter().all(|r| *r == me) {
+        if info.leader == Some(me) && info.isr.iter().all(|r| *r == me) {
             if progress.insert(key.clone(), Progress::SoleCopy) != Some(Progress::SoleCopy) {
                 warn_sole_copy(key);
             }
@@ -105,7 +105,7 @@ impl Repairs {
                 topic = %key.0,
                 partition = key.1,
                 lost_from = from,
-                leads = info.leader == me,
+                leads = info.leader == Some(me),
                 "damaged copy: leaving the ISR to repair it from a replica"
             );
             progress.insert(key.clone(), Progress::Proposed { at_ms: now_ms });
@@ -158,7 +158,7 @@ fn decide(
     from: u64,
     now_ms: u64,
 ) -> RepairStep {
-    let out_of_isr = info.leader != me && !info.isr.contains(&me);
+    let out_of_isr = info.leader != Some(me) && !info.isr.contains(&me);
     match progress {
         Some(Progress::Applied) if out_of_isr => RepairStep::Cut(from),
         Some(Progress::Proposed { at_ms }) if now_ms.saturating_sub(at_ms) < RETRY_MS => {
@@ -183,7 +183,7 @@ mod tests {
 
     fn partition(leader: i32, isr: &[i32], partition_epoch: u64) -> PartitionInfo {
         PartitionInfo {
-            leader,
+            leader: Some(leader),
             leader_epoch: 3,
             isr: isr.to_vec(),
             replicas: vec![1, 2, 3],

@@ -179,7 +179,7 @@ impl<'a> LocalView<'a> {
         let current = self
             .state
             .partition(&key.0, key.1)
-            .is_some_and(|p| p.leader_epoch == epoch && p.leader != self.me);
+            .is_some_and(|p| p.leader_epoch == epoch && p.leader != Some(self.me));
         if !current && !self.partitions.bugs().truncate_on_stale_answer {
             return Ok(None);
         }
@@ -405,7 +405,7 @@ impl<'a> LocalView<'a> {
         let leads = self
             .state
             .partition(&key.0, key.1)
-            .is_some_and(|p| p.leader == self.me);
+            .is_some_and(|p| p.leader == Some(self.me));
         if leads {
             return Ok(false);
         }
@@ -455,7 +455,7 @@ impl<'a> LocalView<'a> {
         let following = self
             .state
             .partition(&key.0, key.1)
-            .is_some_and(|p| p.leader != self.me && p.leader_epoch == epoch);
+            .is_some_and(|p| p.leader != Some(self.me) && p.leader_epoch == epoch);
         let behind = log.log_end_offset() < leader_start;
         if code != errors::OFFSET_OUT_OF_RANGE || !following || !behind {
             return Ok(false);

@@ -119,11 +119,11 @@ impl FollowerTracker {
 
     /// Kafka's low watermark: the least log start over this leader (`own_start`) and
     /// every other replica in `replicas`; one that has not fetched in this epoch
-    /// counts as holding everything.
-    pub fn low_watermark(&self, own_start: u64, replicas: &[i32], me: i32) -> u64 {
+    /// counts as starting at 0, so nothing it may still need is deleted.
+    pub fn low_watermark(&self, own_start: u64, replicas: &[i32], leader: Option<i32>) -> u64 {
         replicas
             .iter()
-            .filter(|r| **r != me)
+            .filter(|r| Some(**r) != leader)
             .map(|r| self.followers.get(r).map_or(0, |f| f.log_start))
             .fold(own_start, u64::min)
     }
@@ -208,16 +208,20 @@ mod tests {
     #[test]
     fn r_wire_5_the_low_watermark_waits_for_every_replica_to_report_its_log_start() {
         let mut t = FollowerTracker::new(1, 0);
-        assert_eq!(t.low_watermark(8, &[1], 1), 8);
-        assert_eq!(t.low_watermark(8, &[1, 2, 3], 1), 0, "nobody reported yet");
+        assert_eq!(t.low_watermark(8, &[1], Some(1)), 8);
+        assert_eq!(
+            t.low_watermark(8, &[1, 2, 3], Some(1)),
+            0,
+            "nobody reported yet"
+        );
         t.on_fetch(2, 10, 10, 0, 5);
         t.on_fetch(3, 10, 10, 0, 5);
         assert!(t.on_log_start(2, 8));
         assert!(!t.on_log_start(2, 8), "no move, nothing to wake");
-        assert_eq!(t.low_watermark(8, &[1, 2, 3], 1), 0);
+        assert_eq!(t.low_watermark(8, &[1, 2, 3], Some(1)), 0);
         assert!(t.on_log_start(3, 5));
-        assert_eq!(t.low_watermark(8, &[1, 2, 3], 1), 5);
-        assert_eq!(t.low_watermark(8, &[1, 2], 1), 8);
+        assert_eq!(t.low_watermark(8, &[1, 2, 3], Some(1)), 5);
+        assert_eq!(t.low_watermark(8, &[1, 2], Some(1)), 8);
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
                 t.partitions
                     .iter()
                     .enumerate()
-                    .filter(move |(_, p)| p.leader == leader && p.replicas.contains(&me))
+                    .filter(move |(_, p)| p.leader == Some(leader) && p.replicas.contains(&me))
                     .map(move |(i, p)| (name.clone(), i as i32, p.leader_epoch, t.topic_id.clone()))
             })
             .collect();

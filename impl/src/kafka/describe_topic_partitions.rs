@@ -17,7 +17,7 @@ use super::authorize::Caller;
 use super::common::topic_name;
 use super::errors;
 use crate::broker::shared::Broker;
-use crate::metadata::{MetadataState, TopicInfo};
+use crate::metadata::{broker_to_wire, MetadataState, TopicInfo};
 use chronik_core::errors::ErrorCode;
 use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::describe_topic_partitions_request::DescribeTopicPartitionsRequest;
@@ -155,7 +155,7 @@ fn partition(
         } else {
             errors::LEADER_NOT_AVAILABLE.code()
         })
-        .with_leader_id(BrokerId(leader))
+        .with_leader_id(BrokerId(broker_to_wire(leader)))
         .with_leader_epoch(p.leader_epoch)
         .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
         .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())

@@ -13,7 +13,7 @@ use crate::broker::config::BrokerConfig;
 use crate::broker::response_memory::Grant;
 use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
-use crate::metadata::{ApplyOutcome, MetadataCommand};
+use crate::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
 use chronik_core::errors::ErrorCode;
 use chronik_core::log::produced::prepare_produced;
@@ -456,7 +456,7 @@ async fn metadata(
                             let (leader, serves) = state.client_leader(p, me, broker.incarnation);
                             let mut part = MetadataResponsePartition::default()
                                 .with_partition_index(i as i32)
-                                .with_leader_id(BrokerId(leader))
+                                .with_leader_id(BrokerId(broker_to_wire(leader)))
                                 .with_replica_nodes(
                                     p.replicas.iter().map(|r| BrokerId(*r)).collect(),
                                 )
@@ -818,7 +818,7 @@ fn moved_leader(
         return None;
     }
     let info = state.partition(topic, partition)?;
-    let leader = state.brokers.get(&info.leader).filter(|b| !b.fenced)?;
+    let leader = state.brokers.get(&info.leader?).filter(|b| !b.fenced)?;
     Some((leader.broker_id, info.leader_epoch))
 }
 

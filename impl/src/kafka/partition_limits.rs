@@ -171,7 +171,7 @@ mod tests {
             .iter()
             .map(|r| PartitionInfo {
                 replicas: r.clone(),
-                leader: r[0],
+                leader: r.first().copied(),
                 leader_epoch: 0,
                 isr: r.clone(),
                 partition_epoch: 0,
