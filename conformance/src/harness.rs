@@ -285,6 +285,7 @@ impl Harness {
             rack: None,
             incarnation,
             listeners: Vec::new(),
+            acks_before_fsync: false,
         };
         self.submit(n, command).map(|_| ())
     }

@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, set_producer, Record};
-use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
+use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::replication::{
-    appended, truncation_point, AckWait, Appended, Fetched, FollowerFetch, LocalView, NoEvents,
-    Partitions, ReplicationBugs,
+    appended, follower_fetch_offset, truncation_point, AckWait, Appended, Fetched, FollowerFetch,
+    LocalView, NoEvents, Partitions, ReplicationBugs,
 };
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -107,6 +107,9 @@ pub struct ReplicationHarness {
     acked: BTreeSet<(u8, u8)>,
     read: BTreeSet<(u8, u8)>,
     produced: u8,
+    /// The model's interval fsync policy: leaders acknowledge before syncing, and
+    /// their registrations say so (R-REPL-5).
+    acks_before_fsync: bool,
 }
 
 fn fail(what: impl Into<String>) -> HarnessError {
@@ -117,7 +120,7 @@ fn root() -> PathBuf {
     PathBuf::from("/data")
 }
 
-fn registration(n: NodeId, incarnation: u64) -> MetadataCommand {
+fn registration(n: NodeId, incarnation: u64, acks_before_fsync: bool) -> MetadataCommand {
     MetadataCommand::RegisterBroker {
         broker_id: broker_id(n),
         host: "127.0.0.1".into(),
@@ -125,6 +128,7 @@ fn registration(n: NodeId, incarnation: u64) -> MetadataCommand {
         rack: None,
         incarnation,
         listeners: Vec::new(),
+        acks_before_fsync,
     }
 }
 
@@ -142,9 +146,10 @@ impl ReplicationHarness {
             acked: BTreeSet::new(),
             read: BTreeSet::new(),
             produced: 0,
+            acks_before_fsync: model.acks_before_fsync,
         };
         for n in ReplicationModel::ids() {
-            h.commit(registration(n, 1));
+            h.commit(registration(n, 1, model.acks_before_fsync));
         }
         h.commit(MetadataCommand::CreateTopic {
             name: TOPIC.into(),
@@ -187,6 +192,15 @@ impl ReplicationHarness {
     /// as the current metadata assigns them.
     fn open(&mut self, n: NodeId) -> Result<(), HarnessError> {
         let view = self.controller.clone();
+        let config = LogConfig {
+            // Synced only when the model's `Fsync` says (the interval timer).
+            fsync: if self.acks_before_fsync {
+                FsyncPolicy::Interval { ms: u64::MAX }
+            } else {
+                FsyncPolicy::Always
+            },
+            ..LogConfig::default()
+        };
         let b = self.broker(n);
         b.view = view;
         b.committer = ManualCommitter::new();
@@ -194,7 +208,7 @@ impl ReplicationHarness {
         let partitions = Partitions::new(
             disk,
             root(),
-            LogConfig::default(),
+            config,
             Arc::new(NoEvents),
             b.committer.queue(),
         );
@@ -233,7 +247,8 @@ impl ReplicationHarness {
             }),
             RAction::Rejoin(b) => {
                 let incarnation = self.broker(b).incarnation;
-                self.inbox.push(registration(b, incarnation));
+                self.inbox
+                    .push(registration(b, incarnation, self.acks_before_fsync));
             }
             RAction::ShrinkIsr(l, f) => self.change_isr(l, f, false)?,
             RAction::ExpandIsr(l, f) => self.change_isr(l, f, true)?,
@@ -247,7 +262,8 @@ impl ReplicationHarness {
                 self.broker(n).incarnation += 1;
                 self.open(n)?;
                 let incarnation = self.broker(n).incarnation;
-                self.inbox.push(registration(n, incarnation));
+                self.inbox
+                    .push(registration(n, incarnation, self.acks_before_fsync));
             }
             // The repair of damaged copies (R-REPL-4) is checked by the model and by
             // the real code's own tests; this harness has no damage to drive yet, and
@@ -295,6 +311,13 @@ impl ReplicationHarness {
         });
         let b = &mut self.brokers[usize::from(n)];
         let answered_at_once = std::mem::take(&mut *lock(&b.durable));
+        if self.acks_before_fsync && !answered_at_once.is_empty() {
+            // The interval policy answers the append at once; the Produce handler
+            // then moves the high watermark, as after a group commit.
+            if let (Some(local), Some(log)) = (b.local(n), b.log()) {
+                local.advance_high_watermark(&key(), &log, NOW_MS);
+            }
+        }
         b.waiting.extend(answered_at_once);
         Ok(())
     }
@@ -302,7 +325,15 @@ impl ReplicationHarness {
     /// A group commit round; each produce made durable moves the high watermark and
     /// then waits for its acknowledgement, as `produce_finish` does.
     fn fsync(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let acks_before_fsync = self.acks_before_fsync;
         let b = &mut self.brokers[usize::from(n)];
+        if acks_before_fsync {
+            // The interval policy's timer: a plain sync; nothing waits on it.
+            let log = b
+                .log()
+                .ok_or_else(|| fail("fsync of a broker that is down"))?;
+            log.sync()?;
+        }
         b.committer.run_round();
         let done: Vec<Durable> = std::mem::take(&mut *lock(&b.durable));
         if let (Some(local), Some(log), false) = (b.local(n), b.log(), done.is_empty()) {
@@ -344,7 +375,8 @@ impl ReplicationHarness {
                 .partition(TOPIC, 0)
                 .ok_or_else(|| fail("the follower knows no partition"))?;
             let log = b.log().ok_or_else(|| fail("the follower has no log"))?;
-            let ends = (log.log_end_offset(), log.log_start_offset());
+            // As the replica fetcher asks: a tail not yet synced is synced first.
+            let ends = (follower_fetch_offset(&log), log.log_start_offset());
             (info.leader, info.leader_epoch, ends.0, ends.1)
         };
         let l = leader

@@ -42,6 +42,21 @@ fn c5_replication_walks_with_two_crashes_conform() {
     assert_eq!(stats.walks, 3_000);
 }
 
+/// C-5 under the interval fsync policy (R-REPL-5): leaders acknowledge what they
+/// wrote before syncing it, crashes cut it, and a restarted broker's registration
+/// takes it out of the ISR and hands its leadership over; the real state machine,
+/// logs and replication steps do what the model does at every step.
+#[test]
+fn c5_replication_walks_under_the_interval_policy_conform() {
+    let model = ReplicationModel::bounded(2, 2, 1, 1).with_acks_before_fsync();
+    let stats = must_conform(replication_walks(&model, 3_000, 80, 19));
+    eprintln!("{stats:?}");
+    assert_eq!(stats.walks, 3_000);
+    for kind in ["Crash", "Restart", "Rejoin", "Fsync"] {
+        assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
+    }
+}
+
 /// C-5: idempotent retries (the same producer and sequence again, also at a new
 /// leader), controller failovers that lose uncommitted ISR changes and registrations,
 /// and a failed fsync that cuts a leader's unsynced records: the real producer state

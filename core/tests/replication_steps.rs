@@ -29,6 +29,7 @@ fn three_brokers_one_topic() -> (MetadataState, u64) {
             rack: None,
             incarnation: 1,
             listeners: Vec::new(),
+            acks_before_fsync: false,
         })
         .collect();
     commands.push(MetadataCommand::CreateTopic {
@@ -424,4 +425,56 @@ fn r_wire_10_delete_records_on_a_compact_only_topic_is_a_policy_violation() {
 /// A replication step's result with its error as text, to compare in assertions.
 fn ok<T>(result: Result<T, ReplicationError>) -> Result<T, String> {
     result.map_err(|e| e.to_string())
+}
+
+/// R-REPL-5: a broker that acknowledges before fsync (the interval policy) and
+/// restarts may have lost records it acknowledged, so its new incarnation leaves
+/// the ISR and hands its leadership to another live member; a broker that syncs
+/// every acknowledged batch keeps leading in a new epoch; a sole ISR member stays.
+#[test]
+fn r_repl_5_an_unclean_restart_hands_over_what_it_led_and_leaves_the_isr() {
+    let register = |incarnation: u64, acks_before_fsync: bool| MetadataCommand::RegisterBroker {
+        broker_id: 1,
+        host: "127.0.0.1".into(),
+        port: 9092,
+        rack: None,
+        incarnation,
+        listeners: Vec::new(),
+        acks_before_fsync,
+    };
+    let apply = |state: &mut MetadataState, index: &mut u64, command: MetadataCommand| {
+        *index += 1;
+        state.apply(*index, &CommandEnvelope::new(*index, command))
+    };
+    let partition = |state: &MetadataState| {
+        let p = state.partition("t", 0).cloned();
+        p.map(|p| (p.leader, p.leader_epoch, p.isr))
+    };
+
+    let (mut syncing, mut index) = three_brokers_one_topic();
+    apply(&mut syncing, &mut index, register(2, false));
+    assert_eq!(partition(&syncing), Some((Some(1), 1, vec![1, 2, 3])));
+
+    let (mut interval, mut index) = three_brokers_one_topic();
+    assert_eq!(
+        apply(&mut interval, &mut index, register(2, true)),
+        ApplyOutcome::Done
+    );
+    assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
+    // The same incarnation again (a retried registration) changes nothing more.
+    apply(&mut interval, &mut index, register(2, true));
+    assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
+
+    // Alone in the ISR (the others fenced), its copy is the best there is: it stays.
+    let (mut alone, mut index) = three_brokers_one_topic();
+    for broker_id in [2, 3] {
+        apply(
+            &mut alone,
+            &mut index,
+            MetadataCommand::FenceBroker { broker_id },
+        );
+    }
+    assert_eq!(partition(&alone), Some((Some(1), 0, vec![1])));
+    apply(&mut alone, &mut index, register(2, true));
+    assert_eq!(partition(&alone), Some((Some(1), 1, vec![1])));
 }

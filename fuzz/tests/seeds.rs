@@ -301,6 +301,7 @@ fn metadata() {
             rack: Some("r".into()),
             incarnation: 2,
             listeners: Vec::new(),
+            acks_before_fsync: false,
         },
         MetadataCommand::CreateTopic {
             name: "u".into(),

@@ -30,6 +30,7 @@ fn version_1_variants() -> Vec<CommandEnvelope> {
             rack: Some("r1".into()),
             incarnation: 0,
             listeners: Vec::new(),
+            acks_before_fsync: false,
         },
         MetadataCommand::CreateTopic {
             name: "orders".into(),
@@ -200,6 +201,7 @@ fn version_3_variants() -> Vec<CommandEnvelope> {
                     port: 9094,
                 },
             ],
+            acks_before_fsync: false,
         },
         MetadataCommand::UpsertScramCredential {
             user: "alice".into(),
@@ -307,9 +309,9 @@ fn version_5_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 5's and `CommitOffsets` with its
-/// fence (6, R-GROUP-10), from a member of generation 3 and from outside the group.
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 6: version 5's and `CommitOffsets` with its
+/// fence (R-GROUP-10), from a member of generation 3 and from outside the group.
+fn version_6_variants() -> Vec<CommandEnvelope> {
     let mut all = version_5_variants();
     let commit = |partition: i32, sequence: u64, generation| MetadataCommand::CommitOffsets {
         group: "g".into(),
@@ -332,6 +334,23 @@ fn every_variant() -> Vec<CommandEnvelope> {
     for command in [commit(0, 1, Some(3)), commit(1, 2, None)] {
         all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     }
+    all
+}
+
+/// Every command of the current format: version 6's and a registration of a broker
+/// that acknowledges before fsync (7, R-REPL-5).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_6_variants();
+    let command = MetadataCommand::RegisterBroker {
+        broker_id: 3,
+        host: "10.0.0.3".into(),
+        port: 9092,
+        rack: None,
+        incarnation: 9,
+        listeners: Vec::new(),
+        acks_before_fsync: true,
+    };
+    all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     all
 }
 
@@ -508,13 +527,40 @@ fn r_recover_3_golden_files_of_version_5_still_decode() -> Result<(), Box<dyn st
 /// stored each committed offset).
 #[test]
 fn r_recover_3_golden_files_of_version_6_still_decode() -> Result<(), Box<dyn std::error::Error>> {
-    assert_eq!(golden_commands("commands_v6.jsonl")?, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_6_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 6,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(golden_commands("commands_v6.jsonl")?, as_written);
     let snapshot = std::fs::read(golden("snapshot_v5.json"))?;
     let state = Snapshot::decode(&snapshot)?;
-    assert_eq!(state, state_after(&every_variant()));
+    assert_eq!(state, state_after(&version_6_variants()));
     // Both fences hold: broker 1 (start 0) coordinates "g", which is at generation 3.
     assert_eq!(state.offsets["g"]["orders"][&0].offset, 7);
     assert_eq!(state.offsets["g"]["orders"][&1].offset, 7);
+    Ok(())
+}
+
+/// Commands of version 7: a registration says whether its broker acknowledges
+/// before fsync (R-REPL-5); those written before it read as not.
+#[test]
+fn r_recover_3_golden_commands_of_version_7_still_decode() -> Result<(), Box<dyn std::error::Error>>
+{
+    let golden = golden_commands("commands_v7.jsonl")?;
+    assert_eq!(golden, every_variant());
+    let flagged = golden.iter().filter(|e| {
+        matches!(
+            e.command,
+            MetadataCommand::RegisterBroker {
+                acks_before_fsync: true,
+                ..
+            }
+        )
+    });
+    assert_eq!(flagged.count(), 1);
     Ok(())
 }
 
@@ -594,6 +640,7 @@ fn r_group_10_a_commit_landing_after_a_newer_generation_or_another_coordinator_i
         rack: None,
         incarnation: 1,
         listeners: Vec::new(),
+        acks_before_fsync: false,
     };
     assert_eq!(apply(&mut state, register), done);
     let fence_2 = MetadataCommand::FenceBroker { broker_id: 2 };
@@ -708,6 +755,7 @@ fn r_start_3_a_late_registration_of_an_earlier_incarnation_is_refused() {
         rack: None,
         incarnation,
         listeners: Vec::new(),
+        acks_before_fsync: false,
     };
     let mut state = MetadataState::default();
     assert_eq!(

@@ -114,6 +114,7 @@ fn r_recover_2_committed_metadata_is_replayed_after_a_crash() -> TestResult {
             rack: None,
             incarnation: 1,
             listeners: Vec::new(),
+            acks_before_fsync: false,
         },
     )?;
     for (i, name) in ["a", "b", "c"].iter().enumerate() {

@@ -677,6 +677,7 @@ async fn r_wire_6_a_node_whose_registration_is_not_its_own_names_no_leader() -> 
                 rack: None,
                 incarnation: broker.broker.incarnation + 1,
                 listeners: Vec::new(),
+                acks_before_fsync: false,
             },
             timeout,
         )
@@ -1280,6 +1281,7 @@ async fn led_by_broker_two(
             rack: rack.map(Into::into),
             incarnation: 1,
             listeners: Vec::new(),
+            acks_before_fsync: false,
         },
         MetadataCommand::CreateTopic {
             name: name.into(),

@@ -121,6 +121,13 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "r_repl_5_under_the_interval_policy_a_restart_loses_no_acknowledged_record",
+        build: || {
+            let m = ReplicationModel::bounded(2, 1, 0, 0).with_acks_before_fsync();
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record",
         build: || {
             let m = ReplicationModel::bounded(1, 0, 0, 1).with_damage(1);
@@ -213,6 +220,9 @@ impl CiCheck {
                     if n > 0 {
                         b.push_str(&format!(", {name} {n}"));
                     }
+                }
+                if m.acks_before_fsync {
+                    b.push_str(", interval fsync");
                 }
                 b + &search(r)
             }

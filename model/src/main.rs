@@ -98,6 +98,10 @@ struct ReplicationArgs {
     /// Failed fsyncs of a partition log (R-LOG-9).
     #[arg(long, default_value_t = 0)]
     max_sync_failures: u8,
+    /// The interval fsync policy: leaders acknowledge what they wrote before
+    /// syncing it (R-REPL-5).
+    #[arg(long)]
+    acks_before_fsync: bool,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -212,14 +216,15 @@ fn main() -> ExitCode {
             m.max_retries = a.max_retries;
             m.max_failovers = a.max_failovers;
             m.max_sync_failures = a.max_sync_failures;
+            m.acks_before_fsync = a.acks_before_fsync;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} bugs=[{}]",
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} acks_before_fsync={} bugs=[{}]",
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
-                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, bugs.join(", ")
+                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, m.acks_before_fsync, bugs.join(", ")
             );
             check(m, &a.search)
         }

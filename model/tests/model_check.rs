@@ -287,6 +287,16 @@ fn r_log_9_a_failed_fsync_and_two_produces() {
 }
 
 #[test]
+fn r_repl_5_under_the_interval_policy_a_restart_loses_no_acknowledged_record() {
+    // Leaders acknowledge what they wrote before syncing it; two produces and a
+    // crash anywhere: the restarted broker's registration takes it out of the ISR
+    // and hands its leadership over before anyone truncates to its shorter log.
+    let o =
+        ci_replication("r_repl_5_under_the_interval_policy_a_restart_loses_no_acknowledged_record");
+    assert_replication_holds("replication, interval fsync, 2 produces, 1 crash", &o, true);
+}
+
+#[test]
 fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
     // One damaged copy (leader or follower, any durable record) around a produce and
     // an ISR shrink, every interleaving: the copy leaves the ISR (a leader hands over)

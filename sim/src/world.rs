@@ -548,6 +548,8 @@ impl Sim {
                 rack: None,
                 incarnation: node.incarnation,
                 listeners: Vec::new(),
+                // The simulated brokers sync every acknowledged batch.
+                acks_before_fsync: false,
             }),
         };
         let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {

@@ -55,6 +55,9 @@ pub struct Registration {
     pub incarnation: u64,
     /// Every named Kafka listener with its advertised address.
     pub listeners: Vec<Endpoint>,
+    /// This broker acknowledges produces before they are durable (the interval
+    /// fsync policy): its restarts hand over what it leads (R-REPL-5).
+    pub acks_before_fsync: bool,
 }
 
 impl Registration {
@@ -66,6 +69,7 @@ impl Registration {
             rack: self.rack.clone(),
             incarnation: self.incarnation,
             listeners: self.listeners.clone(),
+            acks_before_fsync: self.acks_before_fsync,
         }
     }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 /// a newer one is refused loudly rather than half-understood. Version 3 added ACL
 /// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners;
 /// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`, version 6 the
-/// fence of `CommitOffsets`.
-pub const COMMAND_VERSION: u32 = 6;
+/// fence of `CommitOffsets`, version 7 `acks_before_fsync` of `RegisterBroker`.
+pub const COMMAND_VERSION: u32 = 7;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -98,6 +98,12 @@ pub enum MetadataCommand {
         /// written before format version 3 (one unnamed listener).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         listeners: Vec<Endpoint>,
+        /// The broker acknowledges records before they are durable (the interval
+        /// fsync policy), so a restart may have lost records it counted towards high
+        /// watermarks: a new incarnation leaves the ISRs it is in and hands over its
+        /// leaderships (R-REPL-5). Absent (false) before format version 7.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        acks_before_fsync: bool,
     },
     CreateTopic {
         name: String,

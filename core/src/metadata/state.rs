@@ -372,11 +372,16 @@ impl MetadataState {
 
     /// A broker registered (again): it leads the offline partitions whose ISR it is
     /// in. A new incarnation of a partition's leader starts a new leader epoch: its
-    /// predecessor's unsynced tail is gone, and followers must truncate to it.
-    fn broker_is_back(&mut self, back: i32, restarted: bool) {
+    /// predecessor's unsynced tail is gone, and followers must truncate to it. A new
+    /// incarnation that may have lost acknowledged records (`unclean`) first leaves
+    /// every ISR with another live member (R-REPL-5).
+    fn broker_is_back(&mut self, back: i32, restarted: bool, unclean: bool) {
+        let live = self.live_brokers();
         for t in self.topics.values_mut() {
             for p in &mut t.partitions {
-                if p.leader.is_none() && p.isr.contains(&back) {
+                if unclean && leave_after_unclean_restart(p, back, &live) {
+                    p.partition_epoch += 1;
+                } else if p.leader.is_none() && p.isr.contains(&back) {
                     p.leader = Some(back);
                     p.leader_epoch += 1;
                     p.partition_epoch += 1;
@@ -403,6 +408,7 @@ impl MetadataState {
                 rack,
                 incarnation,
                 listeners,
+                acks_before_fsync,
             } => {
                 // A registration from an earlier start can be applied late (a forward
                 // still in flight when the broker died): it never replaces a later one.
@@ -432,7 +438,7 @@ impl MetadataState {
                 }
                 self.brokers.insert(*broker_id, registered);
                 let restarted = previous.is_some_and(|p| p != *incarnation);
-                self.broker_is_back(*broker_id, restarted);
+                self.broker_is_back(*broker_id, restarted, restarted && *acks_before_fsync);
                 ApplyOutcome::Done
             }
             MetadataCommand::FenceBroker { broker_id } => {
@@ -794,6 +800,31 @@ impl MetadataState {
             .insert(group.to_string(), record.clone());
         ApplyOutcome::Done
     }
+}
+
+/// A broker that acknowledged records before syncing them restarted, and the crash
+/// may have cut some of them: it leaves the ISR and hands a leadership to the first
+/// other live ISR member, as Kafka's controller does after an unclean shutdown
+/// (`handleBrokerUncleanShutdown`, KIP-966). With no other live member it stays:
+/// its copy is then the best there is. False if nothing changed (R-REPL-5).
+fn leave_after_unclean_restart(p: &mut PartitionInfo, back: BrokerId, live: &[BrokerId]) -> bool {
+    if !p.isr.contains(&back) {
+        return false;
+    }
+    let Some(next) = p
+        .isr
+        .iter()
+        .copied()
+        .find(|r| *r != back && live.contains(r))
+    else {
+        return false;
+    };
+    if p.leader == Some(back) {
+        p.leader = Some(next);
+        p.leader_epoch += 1;
+    }
+    p.isr.retain(|r| *r != back);
+    true
 }
 
 fn new_partition(replicas: &[i32]) -> PartitionInfo {

@@ -132,6 +132,7 @@ fn small_cluster() -> MetadataState {
             rack: None,
             incarnation: 1,
             listeners: Vec::new(),
+            acks_before_fsync: false,
         })
         .collect();
     commands.push(MetadataCommand::CreateTopic {

@@ -153,6 +153,7 @@ impl RunningBroker {
                 rack: config.broker_rack.clone(),
                 incarnation,
                 listeners: endpoints,
+                acks_before_fsync: config.fsync_interval_ms > 0,
             }),
         };
         let consensus = ConsensusLoop::start(node, driver_config, inputs, transport)?;

@@ -74,10 +74,15 @@ pub enum ReplBug {
     /// once the high watermark passes their offsets, which new records now hold (what
     /// the simulator found before R-LOG-9's failure epoch).
     AckCutAppends,
+    /// Under the interval fsync policy, a leader that restarts keeps leading (with a
+    /// new leader epoch) although the crash may have cut records it acknowledged
+    /// before syncing them; its followers then truncate them away (what Chronik did
+    /// before this switch existed; Kafka's KIP-966 unclean-shutdown handling).
+    UncleanRestartKeepsLeading,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 15] = [
+    pub const ALL: [ReplBug; 16] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -93,6 +98,7 @@ impl ReplBug {
         ReplBug::HwMayRegress,
         ReplBug::RetryAckedAtOnce,
         ReplBug::AckCutAppends,
+        ReplBug::UncleanRestartKeepsLeading,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +118,7 @@ impl ReplBug {
             ReplBug::HwMayRegress => "hw-may-regress",
             ReplBug::RetryAckedAtOnce => "retry-acked-at-once",
             ReplBug::AckCutAppends => "ack-cut-appends",
+            ReplBug::UncleanRestartKeepsLeading => "unclean-restart-keeps-leading",
         }
     }
 
@@ -151,6 +158,11 @@ impl ReplBug {
                 .with_sync_failures(1)
                 .with_bug(self);
         }
+        if self == ReplBug::UncleanRestartKeepsLeading {
+            return ReplicationModel::bounded(1, 1, 0, 0)
+                .with_acks_before_fsync()
+                .with_bug(self);
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -166,7 +178,8 @@ impl ReplBug {
             ReplBug::CutDamageInIsr
             | ReplBug::ExpandOnStaleFetch
             | ReplBug::RetryAckedAtOnce
-            | ReplBug::AckCutAppends => (1, 0, 0, 0),
+            | ReplBug::AckCutAppends
+            | ReplBug::UncleanRestartKeepsLeading => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -200,6 +213,11 @@ pub struct ReplicationModel {
     /// Failed fsyncs of a partition log: the sync returns an error, the log goes
     /// offline and cuts its unsynced tail (R-LOG-9). 0 unless asked for.
     pub max_sync_failures: u8,
+    /// The interval fsync policy (`--fsync-interval-ms`): a leader counts, serves and
+    /// acknowledges what it has written before syncing it, so a crash may cut
+    /// records it acknowledged; its followers still sync every fetch, as the real
+    /// ones do. Properties then judge the copies of running brokers (R-REPL-5).
+    pub acks_before_fsync: bool,
     bugs: u16,
 }
 
@@ -216,6 +234,7 @@ impl Default for ReplicationModel {
             max_retries: 0,
             max_failovers: 0,
             max_sync_failures: 0,
+            acks_before_fsync: false,
             bugs: 0,
         }
     }
@@ -250,6 +269,11 @@ impl ReplicationModel {
 
     pub fn with_sync_failures(mut self, failures: u8) -> Self {
         self.max_sync_failures = failures;
+        self
+    }
+
+    pub fn with_acks_before_fsync(mut self) -> Self {
+        self.acks_before_fsync = true;
         self
     }
 

@@ -33,13 +33,13 @@ use names::*;
 
 pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
     let mut v = vec![
-        Property::always(ACKED_ON_ISR, |_, s: &RState| {
-            s.ghost.acked.iter().all(|r| on_every_isr_member(s, *r))
+        Property::always(ACKED_ON_ISR, |m, s: &RState| {
+            s.ghost.acked.iter().all(|r| on_every_isr_member(m, s, *r))
         }),
         Property::always(HW_DURABLE, |m: &ReplicationModel, s: &RState| {
             ReplicationModel::ids().all(|n| {
                 let r = &s.replicas[usize::from(n)];
-                !m.leading(s, n) || r.hw <= r.durable
+                !m.leading(s, n) || r.hw <= held(m, r)
             })
         }),
         Property::always(LEADER_IN_ISR, |_, s: &RState| {
@@ -54,18 +54,21 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
                 .chain(&s.ghost.read)
                 .all(|(o, v)| *seen.entry(*o).or_insert(*v) == *v)
         }),
-        Property::always(READ_ON_ISR, |_, s: &RState| {
-            s.ghost.read.iter().all(|r| on_every_isr_member(s, *r))
+        Property::always(READ_ON_ISR, |m, s: &RState| {
+            s.ghost.read.iter().all(|r| on_every_isr_member(m, s, *r))
         }),
         Property::always(ONE_LEADER, |_, s: &RState| {
             let epochs: Vec<u8> = s.ghost.leaders.iter().map(|(e, _)| *e).collect();
             epochs.windows(2).all(|w| w[0] != w[1])
         }),
-        Property::always(COMMITTED_ON_ISR, |_, s: &RState| {
-            !s.ghost.committed_conflict && members(s.meta.isr).all(|b| holds_committed(s, b))
+        Property::always(COMMITTED_ON_ISR, |m, s: &RState| {
+            !s.ghost.committed_conflict && counted_isr(m, s).all(|b| holds_committed(m, s, b))
         }),
-        Property::always(COMMITTED_ON_LEADER, |_, s: &RState| {
-            s.meta.leader.is_none_or(|l| holds_committed(s, l))
+        Property::always(COMMITTED_ON_LEADER, |m, s: &RState| {
+            s.meta
+                .leader
+                .filter(|l| counted(m, s, *l))
+                .is_none_or(|l| holds_committed(m, s, l))
         }),
         Property::always(LOG_MATCHING, log_matching_below_hw),
         Property::always(MAXIMAL_ISR, maximal_isr_covers_controller_isr),
@@ -113,12 +116,36 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
     v
 }
 
-/// Kafka's LeaderCandidateCompleteness: the copy of `b` durably holds every
-/// committed record, as committed.
-fn holds_committed(s: &RState, b: NodeId) -> bool {
+/// What a copy holds for sure: its durable records, or under the interval policy
+/// (R-REPL-5) everything written, since a running broker serves it and a crash
+/// leaves only the durable part in the log anyway.
+fn held(m: &ReplicationModel, r: &Replica) -> u8 {
+    if m.acks_before_fsync {
+        r.len()
+    } else {
+        r.durable
+    }
+}
+
+/// The ISR members whose copies the rules judge: all of them, or under the interval
+/// policy those running in the start the controller knows (a restarted broker's
+/// crash may have cut what it acknowledged, and its registration takes it out of
+/// the ISR, R-REPL-5; until then it serves nothing).
+fn counted(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
+    let r = &s.replicas[usize::from(b)];
+    !m.acks_before_fsync || (r.up && s.meta.incarnation[usize::from(b)] == r.incarnation)
+}
+
+fn counted_isr<'a>(m: &'a ReplicationModel, s: &'a RState) -> impl Iterator<Item = NodeId> + 'a {
+    members(s.meta.isr).filter(move |b| counted(m, s, *b))
+}
+
+/// Kafka's LeaderCandidateCompleteness: the copy of `b` holds every committed
+/// record, as committed.
+fn holds_committed(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
     let r = &s.replicas[usize::from(b)];
     let c = &s.ghost.committed;
-    usize::from(r.durable) >= c.len() && r.log[..c.len()] == c[..]
+    usize::from(held(m, r)) >= c.len() && r.log[..c.len()] == c[..]
 }
 
 /// Kafka's LogMatchingProperty: below both replicas' high watermarks their logs hold
@@ -147,10 +174,10 @@ fn maximal_isr_covers_controller_isr(m: &ReplicationModel, s: &RState) -> bool {
     })
 }
 
-fn on_every_isr_member(s: &RState, (offset, value): (u8, u8)) -> bool {
-    members(s.meta.isr).all(|b| {
+fn on_every_isr_member(m: &ReplicationModel, s: &RState, (offset, value): (u8, u8)) -> bool {
+    counted_isr(m, s).all(|b| {
         let r = &s.replicas[usize::from(b)];
-        offset < r.durable && r.log[usize::from(offset)].value == value
+        offset < held(m, r) && r.log[usize::from(offset)].value == value
     })
 }
 

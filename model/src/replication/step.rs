@@ -97,7 +97,7 @@ impl ReplicationModel {
                     out.push(RAction::ExpandIsr(n, f));
                 }
             }
-            let unread = (0..r.hw.min(r.servable())).any(|o| {
+            let unread = (0..r.hw.min(self.served_end(r))).any(|o| {
                 let v = r.log[usize::from(o)].value;
                 !s.ghost.read.contains(&(o, v))
             });
@@ -165,7 +165,7 @@ impl ReplicationModel {
         let reported = lr.tracker_epoch == lr.view.epoch
             && (has(lr.view.isr, f) || has(lr.fresh, f))
             && lr.follower_end[at(f)] == Some(fr.len());
-        !reported || lr.servable() > fr.len() || lr.hw.min(fr.len()) > fr.hw
+        !reported || self.served_end(lr) > fr.len() || lr.hw.min(fr.len()) > fr.hw
     }
 
     /// Only the variables that differ between states that should differ.
@@ -242,7 +242,7 @@ impl ReplicationModel {
             }
             RAction::Consume(n) => {
                 let r = &t.replicas[at(n)];
-                let read: Vec<(u8, u8)> = (0..r.hw.min(r.servable()))
+                let read: Vec<(u8, u8)> = (0..r.hw.min(self.served_end(r)))
                     .map(|o| (o, r.log[usize::from(o)].value))
                     .collect();
                 t.ghost.read.extend(read);
@@ -364,10 +364,14 @@ impl ReplicationModel {
 
     /// The leader's side of a follower's Fetch, then the response put in flight.
     fn fetch_request(&self, t: &mut RState, f: NodeId) {
-        let fr = &t.replicas[at(f)];
+        let fr = &mut t.replicas[at(f)];
         let (Some(l), epoch, fetch_offset) = (fr.view.leader, fr.view.epoch, fr.len()) else {
             return;
         };
+        // The leader counts what a fetch offset covers as held durably here, so a
+        // tail written but not synced (records this broker appended while it led)
+        // is synced first (`follower_fetch_offset`).
+        fr.durable = fetch_offset;
         let lr = &mut t.replicas[at(l)];
         lr.follower_end[at(f)] = Some(fetch_offset);
         lr.fresh |= bit(f);
@@ -382,7 +386,7 @@ impl ReplicationModel {
         // Damaged records are never served: the answer stops before them.
         let records = lr
             .log
-            .get(usize::from(fetch_offset)..usize::from(lr.servable()))
+            .get(usize::from(fetch_offset)..usize::from(self.served_end(lr)))
             .unwrap_or(&[])
             .to_vec();
         t.net.insert(FetchResp {
@@ -489,13 +493,18 @@ impl ReplicationModel {
         }
         let isr = self.maximal_isr(&t.replicas[at(l)]);
         let r = &mut t.replicas[at(l)];
-        let candidate = if self.bug(ReplBug::HwLeaderOnly) {
+        let own = if self.acks_before_fsync {
+            r.len()
+        } else {
             r.durable
+        };
+        let candidate = if self.bug(ReplBug::HwLeaderOnly) {
+            own
         } else {
             members(isr)
                 .filter(|m| *m != l)
                 .map(|m| r.follower_end[at(m)].unwrap_or(0))
-                .fold(r.durable, u8::min)
+                .fold(own, u8::min)
         };
         r.hw = if self.bug(ReplBug::HwMayRegress) {
             candidate
@@ -559,7 +568,12 @@ impl ReplicationModel {
                 m.incarnation[at(b)] = incarnation;
                 m.fenced &= !bit(b);
                 let restarted = previous != incarnation;
-                if m.leader.is_none() && has(m.isr, b) {
+                let unclean = restarted
+                    && self.acks_before_fsync
+                    && !self.bug(ReplBug::UncleanRestartKeepsLeading);
+                if unclean && leave_after_unclean_restart(m, b) {
+                    // Out of the ISR; it returns once it has caught up again.
+                } else if m.leader.is_none() && has(m.isr, b) {
                     m.leader = Some(b);
                     m.epoch += 1;
                 } else if m.leader == Some(b) && restarted {
@@ -650,6 +664,17 @@ impl ReplicationModel {
         }
     }
 
+    /// What a leader serves, to followers and consumers: its durable records, or
+    /// under the interval policy everything written (the real `committable_end`);
+    /// never a damaged record.
+    pub fn served_end(&self, r: &Replica) -> u8 {
+        if self.acks_before_fsync {
+            r.damaged.map_or(r.len(), |d| d.min(r.len()))
+        } else {
+            r.servable()
+        }
+    }
+
     /// `n` acts as the partition's leader (see `Replica::leading`).
     pub fn leading(&self, s: &RState, n: NodeId) -> bool {
         let r = &s.replicas[at(n)];
@@ -690,4 +715,24 @@ impl ReplicationModel {
         let incarnation = r.incarnation;
         t.inbox.push(MetaCmd::Register(n, incarnation));
     }
+}
+
+/// A broker that acknowledged records before syncing them restarted: the crash may
+/// have cut some of them, so it leaves the ISR, and hands its leadership to the
+/// first other unfenced ISR member (R-REPL-5; Kafka's `handleBrokerUncleanShutdown`,
+/// KIP-966). With no other member to take over it stays: its copy is then the best
+/// there is. False if nothing changed.
+fn leave_after_unclean_restart(m: &mut Meta, b: NodeId) -> bool {
+    if !has(m.isr, b) {
+        return false;
+    }
+    let Some(next) = members(m.isr).find(|r| *r != b && !has(m.fenced, *r)) else {
+        return false;
+    };
+    if m.leader == Some(b) {
+        m.leader = Some(next);
+        m.epoch += 1;
+    }
+    m.isr &= !bit(b);
+    true
 }
