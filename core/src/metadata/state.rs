@@ -68,6 +68,17 @@ pub struct PartitionInfo {
     pub partition_epoch: u64,
 }
 
+impl PartitionInfo {
+    /// Who takes over from `leaving`: the first other ISR member among `live`, in
+    /// ISR order (never an out-of-sync replica: no unclean election).
+    pub fn successor_of(&self, leaving: BrokerId, live: &[BrokerId]) -> Option<BrokerId> {
+        self.isr
+            .iter()
+            .copied()
+            .find(|r| *r != leaving && live.contains(r))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicInfo {
     pub topic_id: String,
@@ -311,11 +322,7 @@ impl MetadataState {
                     p.partition_epoch += 1;
                 }
                 if led {
-                    let successor = p
-                        .isr
-                        .iter()
-                        .copied()
-                        .find(|r| *r != gone && live.contains(r));
+                    let successor = p.successor_of(gone, &live);
                     p.leader_epoch += 1;
                     p.leader = successor;
                     if successor.is_some() {
@@ -354,12 +361,7 @@ impl MetadataState {
             return rejected(INVALID_REQUEST, format!("{damaged} holds no replica"));
         }
         if p.leader == Some(damaged) {
-            let Some(successor) = p
-                .isr
-                .iter()
-                .copied()
-                .find(|r| *r != damaged && live.contains(r))
-            else {
+            let Some(successor) = p.successor_of(damaged, &live) else {
                 return rejected(NOT_ENOUGH_REPLICAS, "no other live ISR member to lead");
             };
             p.leader = Some(successor);
@@ -811,12 +813,7 @@ fn leave_after_unclean_restart(p: &mut PartitionInfo, back: BrokerId, live: &[Br
     if !p.isr.contains(&back) {
         return false;
     }
-    let Some(next) = p
-        .isr
-        .iter()
-        .copied()
-        .find(|r| *r != back && live.contains(r))
-    else {
+    let Some(next) = p.successor_of(back, live) else {
         return false;
     };
     if p.leader == Some(back) {
