@@ -416,3 +416,53 @@ def test_r_group_8_a_member_keeps_its_generation_when_the_coordinator_dies(clust
         assert events == ["assign"], f"the coordinator's death made the group rebalance: {events}"
     finally:
         c.close()
+
+
+def test_r_repl_5_a_leader_that_lost_its_unsynced_tail_hands_over_on_restart(tmp_path):
+    """Under --fsync-interval-ms a leader acknowledges before syncing. Its machine
+    losing power is kill -9 plus the loss of every byte not yet synced: here the
+    partition's segments are cut back to empty (the interval, 60 s, never came). The
+    leader is back well within its session timeout; its registration must take it
+    out of the ISR and hand its leadership to a follower, which holds every
+    acknowledged record. Before R-REPL-5 it kept leading with an empty log and the
+    followers truncated all 50 records away."""
+    from confluent_kafka.admin import AdminClient, NewTopic as CNewTopic
+    cluster = Cluster(tmp_path, extra_args=["--fsync-interval-ms", "60000",
+                                            "--session-timeout-ms", "30000"])
+    try:
+        for n in cluster.nodes:
+            n.start()
+        wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3],
+                 10.0)
+        admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+        admin.create_topics([CNewTopic("interval", 1, 3, config={"min.insync.replicas": "2"})])[
+            "interval"].result(10)
+        wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "interval")[1]) == 3,
+                 10.0)
+        values = [f"v{i}" for i in range(50)]
+        acked, failed = produce(cluster.node(1).bootstrap, "interval", values)
+        assert not failed and len(acked) == 50, failed
+
+        leader, _ = partition_state(cluster.node(1), "interval")
+        old = cluster.node(leader)
+        old.kill9()
+        cut = sorted((old.data_dir / "logs" / "interval-0").glob("*.log"))
+        assert cut, "the leader's segments"
+        for segment in cut:
+            segment.write_bytes(b"")
+        old.start()
+        survivor = next(n for i, n in enumerate(cluster.nodes, 1) if i != leader)
+        new_leader, isr = wait_for(
+            "a follower leads",
+            lambda: (lambda s: s if s[0] not in (leader, -1) else None)(
+                partition_state(survivor, "interval")),
+            20.0)
+        assert new_leader != leader, isr
+
+        got = consume(survivor.bootstrap, "interval", 50)
+        assert [v for _, v in got] == values, got
+        assert all(acked[v] == o for o, v in got), "every record at its acknowledged offset"
+        wait_for("the restarted broker back in the ISR",
+                 lambda: leader in partition_state(survivor, "interval")[1], 30.0)
+    finally:
+        cluster.stop()
