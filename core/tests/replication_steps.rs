@@ -427,20 +427,26 @@ fn ok<T>(result: Result<T, ReplicationError>) -> Result<T, String> {
     result.map_err(|e| e.to_string())
 }
 
-/// R-REPL-5: a broker that acknowledges before fsync (the interval policy) and
-/// restarts may have lost records it acknowledged, so its new incarnation leaves
-/// the ISR and hands its leadership to another live member; a broker that syncs
-/// every acknowledged batch keeps leading in a new epoch; a sole ISR member stays.
+/// R-REPL-5: a leader that acknowledges before fsync (the interval policy) and
+/// restarts may have lost records it acknowledged, so its new incarnation hands its
+/// leadership to another live ISR member and leaves the ISR; a follower synced what
+/// it reported and keeps its place; a leader that syncs every acknowledged batch
+/// keeps leading in a new epoch; a sole ISR member stays.
 #[test]
 fn r_repl_5_an_unclean_restart_hands_over_what_it_led_and_leaves_the_isr() {
-    let register = |incarnation: u64, acks_before_fsync: bool| MetadataCommand::RegisterBroker {
-        broker_id: 1,
-        host: "127.0.0.1".into(),
-        port: 9092,
-        rack: None,
-        incarnation,
-        listeners: Vec::new(),
-        acks_before_fsync,
+    let register_broker = |broker_id: i32, incarnation: u64, acks_before_fsync: bool| {
+        MetadataCommand::RegisterBroker {
+            broker_id,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            incarnation,
+            listeners: Vec::new(),
+            acks_before_fsync,
+        }
+    };
+    let register = |incarnation: u64, acks_before_fsync: bool| {
+        register_broker(1, incarnation, acks_before_fsync)
     };
     let apply = |state: &mut MetadataState, index: &mut u64, command: MetadataCommand| {
         *index += 1;
@@ -463,6 +469,9 @@ fn r_repl_5_an_unclean_restart_hands_over_what_it_led_and_leaves_the_isr() {
     assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
     // The same incarnation again (a retried registration) changes nothing more.
     apply(&mut interval, &mut index, register(2, true));
+    assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
+    // A restarted follower keeps its place.
+    apply(&mut interval, &mut index, register_broker(3, 2, true));
     assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
 
     // Alone in the ISR (the others fenced), its copy is the best there is: it stays.

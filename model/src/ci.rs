@@ -128,6 +128,13 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "r_repl_5_under_the_interval_policy_two_crashes_lose_no_acknowledged_record",
+        build: || {
+            let m = ReplicationModel::bounded(1, 2, 0, 0).with_acks_before_fsync();
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record",
         build: || {
             let m = ReplicationModel::bounded(1, 0, 0, 1).with_damage(1);

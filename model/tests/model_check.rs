@@ -297,6 +297,22 @@ fn r_repl_5_under_the_interval_policy_a_restart_loses_no_acknowledged_record() {
 }
 
 #[test]
+fn r_repl_5_under_the_interval_policy_two_crashes_lose_no_acknowledged_record() {
+    // A leader and then its follower crash: the follower synced what it reported, so
+    // it keeps its ISR place across its restart and holds what the leader lost (the
+    // simulator found a first rule that also took restarted followers out of the
+    // ISR, seed 1007 of `--faults interval`).
+    let o = ci_replication(
+        "r_repl_5_under_the_interval_policy_two_crashes_lose_no_acknowledged_record",
+    );
+    assert_replication_holds(
+        "replication, interval fsync, 1 produce, 2 crashes",
+        &o,
+        true,
+    );
+}
+
+#[test]
 fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
     // One damaged copy (leader or follower, any durable record) around a produce and
     // an ISR shrink, every interleaving: the copy leaves the ISR (a leader hands over)

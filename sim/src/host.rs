@@ -14,7 +14,9 @@ use crate::wire::{self, Asked};
 use chronik_core::disk::Disk;
 use chronik_core::errors::{self, ErrorCode};
 use chronik_core::log::produced::prepare_produced;
-use chronik_core::log::{AppendInfo, LogConfig, LogError, ManualCommitter, PartitionLog};
+use chronik_core::log::{
+    AppendInfo, FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionLog,
+};
 use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 use chronik_core::replication::{
     ack_error, appended, follower_fetch_offset, truncation_point_for_answer, Appended,
@@ -120,16 +122,23 @@ impl Host {
     /// topics go once the metadata holds this start's registration (R-RECOVER-8).
     pub fn open(
         disk: Arc<dyn Disk>,
-        me: i32,
-        incarnation: u64,
+        (me, incarnation): (i32, u64),
         state: &MetadataState,
         bugs: ReplicationBugs,
+        fsync_interval_ms: u64,
     ) -> Result<Host, LogError> {
         let committer = ManualCommitter::new();
+        let config = LogConfig {
+            fsync: match fsync_interval_ms {
+                0 => FsyncPolicy::Always,
+                ms => FsyncPolicy::Interval { ms },
+            },
+            ..LogConfig::default()
+        };
         let partitions = Partitions::new(
             disk,
             PathBuf::from("/logs"),
-            LogConfig::default(),
+            config,
             Arc::new(NoEvents),
             committer.queue(),
         )

@@ -31,7 +31,7 @@ struct Args {
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
     /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
     /// cut-damage-in-isr, unfenced-commits, strays-before-registered,
-    /// delete-acked-at-once (repeatable).
+    /// delete-acked-at-once, unclean-restart-keeps-leading (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
@@ -45,7 +45,8 @@ struct Args {
     /// consumer group's commits out of decision order, R-GROUP-10) or `trims`
     /// (DeleteRecords of consumed records, often, with crashes and partitions,
     /// R-WIRE-5) or `deposals` (pauses and partitions that move partition leaders
-    /// away and back, with produce waiters stalled for seconds, R-REPL-1).
+    /// away and back, with produce waiters stalled for seconds, R-REPL-1) or
+    /// `interval` (the interval fsync policy with fast-returning crashes, R-REPL-5).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Print every notable event of each run, not only of failing ones.
@@ -66,6 +67,7 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "skip-replay" => bugs.skip_replay = true,
             "skip-raft-fsync" => bugs.skip_raft_fsync = true,
             "vote-while-repairing" => bugs.vote_while_repairing = true,
+            "unclean-restart-keeps-leading" => bugs.unclean_restart_keeps_leading = true,
             "retry-acked-at-once" => replication.retry_acked_at_once = true,
             "cut-damage-in-isr" => replication.cut_damage_in_isr = true,
             "ack-after-deposed" => replication.ack_after_deposed = true,
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         "groups" => Some(Faults::group_storm()),
         "trims" => Some(Faults::trim_storm()),
         "deposals" => Some(Faults::deposal_storm()),
+        "interval" => Some(Faults::interval_fsync()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

@@ -61,6 +61,11 @@ pub struct Faults {
     /// Mean ms between DeleteRecords of what every consumer has read (0: none),
     /// sent while clients run (R-WIRE-5).
     pub trim_every_ms: u64,
+    /// The partition logs' fsync policy: 0 syncs every acknowledged batch (the
+    /// default); N > 0 acknowledges at once and syncs every N ms (the broker's
+    /// `--fsync-interval-ms`), so a crash cuts acknowledged records and a restarted
+    /// broker must hand over (R-REPL-5).
+    pub fsync_interval_ms: u64,
 }
 
 impl Faults {
@@ -83,6 +88,22 @@ impl Faults {
             clock_drift_ppm: 0,
             damage_partition_per_mille: 0,
             trim_every_ms: 0,
+            fsync_interval_ms: 0,
+        }
+    }
+
+    /// The interval fsync policy, with crashes that come back fast (often within a
+    /// session) and partitions: leaders lose acknowledged records they had not
+    /// synced, which their followers hold (R-REPL-5).
+    pub fn interval_fsync() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_every_ms: 700,
+            partition_every_ms: 1_500,
+            max_torn_bytes: 64,
+            fsync_interval_ms: 400,
+            ..Faults::none()
         }
     }
 
@@ -250,6 +271,7 @@ impl Faults {
             clock_drift_ppm: 0,
             damage_partition_per_mille: 0,
             trim_every_ms: 0,
+            fsync_interval_ms: 0,
         }
     }
 }

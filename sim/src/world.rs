@@ -548,8 +548,7 @@ impl Sim {
                 rack: None,
                 incarnation: node.incarnation,
                 listeners: Vec::new(),
-                // The simulated brokers sync every acknowledged batch.
-                acks_before_fsync: false,
+                acks_before_fsync: self.faults.fsync_interval_ms > 0,
             }),
         };
         let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {
@@ -571,7 +570,15 @@ impl Sim {
         let disk: Arc<dyn Disk> = Arc::new(self.nodes[i].disk.clone());
         let bugs = self.opts.replication_bugs;
         let before = stamped_dirs(&self.nodes[i].disk);
-        match Host::open(disk, id as i32, incarnation, &driver.view().state, bugs) {
+        let fsync_interval_ms = self.faults.fsync_interval_ms;
+        let opened = Host::open(
+            disk,
+            (id as i32, incarnation),
+            &driver.view().state,
+            bugs,
+            fsync_interval_ms,
+        );
+        match opened {
             Ok(host) => {
                 let after = stamped_dirs(&self.nodes[i].disk);
                 let removed = before

@@ -310,6 +310,34 @@ fn finds_a_damaged_follower_cutting_while_in_the_isr() {
     });
 }
 
+/// R-REPL-5: under the interval fsync policy leaders acknowledge before syncing, and
+/// crashes (every 700 ms, often back within the session timeout) cut what they had
+/// not synced; each restarted broker leaves the ISR and hands its leaderships to a
+/// follower that holds the records, so nothing acknowledged is lost.
+#[test]
+fn under_the_interval_policy_restarts_lose_no_acknowledged_record() {
+    let stats = storm_holds(Faults::interval_fsync(), 0..60);
+    let crashes = total(&stats, |s| s.crashes);
+    assert!(crashes >= 300, "only {crashes} crashes");
+}
+
+/// The same storm with registrations that do not say the broker acknowledges before
+/// fsync, as before R-REPL-5: a restarted leader keeps leading with the shorter log
+/// its crash left, its followers truncate to it, and acknowledged records are lost
+/// (I-6; 163 of 200 seeds).
+#[test]
+fn finds_a_restarted_leader_that_kept_leading_after_its_crash_cut_acknowledged_records() {
+    let bugs = DriverBugs {
+        unclean_restart_keeps_leading: true,
+        ..DriverBugs::default()
+    };
+    first_seed_breaking("I-6", 20, |seed| Options {
+        bugs,
+        faults: Some(Faults::interval_fsync()),
+        ..Options::new(seed)
+    });
+}
+
 /// The same storm with the repairing node voting and campaigning (as if the damage
 /// were a torn tail): it votes with a log that lost entries it acknowledged, elects a
 /// leader without them, and committed entries change (first at seed 16).

@@ -181,6 +181,10 @@ pub struct DriverBugs {
     /// A node whose Raft log was damaged and cut votes and campaigns while it
     /// repairs, as if the cut had been a torn tail (R-RECOVER-9).
     pub vote_while_repairing: bool,
+    /// The registration does not say that this broker acknowledges before fsync, as
+    /// before R-REPL-5: a restarted leader keeps leading after its crash cut records
+    /// it acknowledged, and its followers truncate them away.
+    pub unclean_restart_keeps_leading: bool,
 }
 
 impl Driver {
@@ -527,7 +531,15 @@ impl Driver {
         {
             return false;
         }
-        let command = registration.command();
+        let mut command = registration.command();
+        if self.bugs.unclean_restart_keeps_leading {
+            if let MetadataCommand::RegisterBroker {
+                acks_before_fsync, ..
+            } = &mut command
+            {
+                *acks_before_fsync = false;
+            }
+        }
         self.registration_in_flight = true;
         self.registration_due_ms = now + self.config.registration_retry_ms;
         self.propose(now, command, Waiter::Registration);

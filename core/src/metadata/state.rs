@@ -375,8 +375,8 @@ impl MetadataState {
     /// A broker registered (again): it leads the offline partitions whose ISR it is
     /// in. A new incarnation of a partition's leader starts a new leader epoch: its
     /// predecessor's unsynced tail is gone, and followers must truncate to it. A new
-    /// incarnation that may have lost acknowledged records (`unclean`) first leaves
-    /// every ISR with another live member (R-REPL-5).
+    /// incarnation of a leader that may have lost acknowledged records (`unclean`)
+    /// hands over to another live ISR member instead (R-REPL-5).
     fn broker_is_back(&mut self, back: i32, restarted: bool, unclean: bool) {
         let live = self.live_brokers();
         for t in self.topics.values_mut() {
@@ -804,22 +804,22 @@ impl MetadataState {
     }
 }
 
-/// A broker that acknowledged records before syncing them restarted, and the crash
-/// may have cut some of them: it leaves the ISR and hands a leadership to the first
-/// other live ISR member, as Kafka's controller does after an unclean shutdown
-/// (`handleBrokerUncleanShutdown`, KIP-966). With no other live member it stays:
-/// its copy is then the best there is. False if nothing changed (R-REPL-5).
+/// A leader that acknowledged records before syncing them restarted, and the crash
+/// may have cut some of them: it hands its leadership to the first other live ISR
+/// member and leaves the ISR, as Kafka's controller does after an unclean shutdown
+/// (`handleBrokerUncleanShutdown`, KIP-966). Unlike Kafka's followers, Chronik's sync
+/// what they report, so a follower keeps its place. With no other live member the
+/// leader stays: its copy is then the best there is. False if nothing changed
+/// (R-REPL-5).
 fn leave_after_unclean_restart(p: &mut PartitionInfo, back: BrokerId, live: &[BrokerId]) -> bool {
-    if !p.isr.contains(&back) {
+    if p.leader != Some(back) {
         return false;
     }
     let Some(next) = p.successor_of(back, live) else {
         return false;
     };
-    if p.leader == Some(back) {
-        p.leader = Some(next);
-        p.leader_epoch += 1;
-    }
+    p.leader = Some(next);
+    p.leader_epoch += 1;
     p.isr.retain(|r| *r != back);
     true
 }

@@ -717,22 +717,21 @@ impl ReplicationModel {
     }
 }
 
-/// A broker that acknowledged records before syncing them restarted: the crash may
-/// have cut some of them, so it leaves the ISR, and hands its leadership to the
-/// first other unfenced ISR member (R-REPL-5; Kafka's `handleBrokerUncleanShutdown`,
-/// KIP-966). With no other member to take over it stays: its copy is then the best
-/// there is. False if nothing changed.
+/// A leader that acknowledged records before syncing them restarted: the crash may
+/// have cut some of them, so it hands its leadership to the first other unfenced ISR
+/// member and leaves the ISR (R-REPL-5; Kafka's `handleBrokerUncleanShutdown`,
+/// KIP-966). A follower synced what it reported and keeps its place. With no other
+/// member to take over the leader stays: its copy is then the best there is. False
+/// if nothing changed.
 fn leave_after_unclean_restart(m: &mut Meta, b: NodeId) -> bool {
-    if !has(m.isr, b) {
+    if m.leader != Some(b) {
         return false;
     }
     let Some(next) = members(m.isr).find(|r| *r != b && !has(m.fenced, *r)) else {
         return false;
     };
-    if m.leader == Some(b) {
-        m.leader = Some(next);
-        m.epoch += 1;
-    }
+    m.leader = Some(next);
+    m.epoch += 1;
     m.isr &= !bit(b);
     true
 }
