@@ -125,14 +125,11 @@ impl Host {
         (me, incarnation): (i32, u64),
         state: &MetadataState,
         bugs: ReplicationBugs,
-        fsync_interval_ms: u64,
+        fsync: FsyncPolicy,
     ) -> Result<Host, LogError> {
         let committer = ManualCommitter::new();
         let config = LogConfig {
-            fsync: match fsync_interval_ms {
-                0 => FsyncPolicy::Always,
-                ms => FsyncPolicy::Interval { ms },
-            },
+            fsync,
             ..LogConfig::default()
         };
         let partitions = Partitions::new(

@@ -19,7 +19,7 @@ use chronik_core::consensus::{
     Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, ProposalFailure, Registration,
 };
 use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
-use chronik_core::log::frame;
+use chronik_core::log::{frame, FsyncPolicy};
 use chronik_core::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand, MetadataState};
 use chronik_core::replication::PartitionKey;
 use rand::{Rng, SeedableRng};
@@ -548,7 +548,8 @@ impl Sim {
                 rack: None,
                 incarnation: node.incarnation,
                 listeners: Vec::new(),
-                acks_before_fsync: self.faults.fsync_interval_ms > 0,
+                acks_before_fsync: FsyncPolicy::every_ms(self.faults.fsync_interval_ms)
+                    .acks_before_fsync(),
             }),
         };
         let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {
@@ -570,13 +571,13 @@ impl Sim {
         let disk: Arc<dyn Disk> = Arc::new(self.nodes[i].disk.clone());
         let bugs = self.opts.replication_bugs;
         let before = stamped_dirs(&self.nodes[i].disk);
-        let fsync_interval_ms = self.faults.fsync_interval_ms;
+        let fsync = FsyncPolicy::every_ms(self.faults.fsync_interval_ms);
         let opened = Host::open(
             disk,
             (id as i32, incarnation),
             &driver.view().state,
             bugs,
-            fsync_interval_ms,
+            fsync,
         );
         match opened {
             Ok(host) => {

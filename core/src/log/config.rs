@@ -15,6 +15,22 @@ pub enum FsyncPolicy {
     Never,
 }
 
+impl FsyncPolicy {
+    /// The broker's `--fsync-interval-ms`: 0 syncs every acknowledged append.
+    pub fn every_ms(ms: u64) -> Self {
+        match ms {
+            0 => FsyncPolicy::Always,
+            ms => FsyncPolicy::Interval { ms },
+        }
+    }
+
+    /// Appends are acknowledged, counted and served before they are durable, so a
+    /// crash can cut acknowledged records (R-LOG-4, R-REPL-5).
+    pub fn acks_before_fsync(self) -> bool {
+        self != FsyncPolicy::Always
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// A segment is sealed and a new one started when the next frame would pass this.

@@ -425,9 +425,10 @@ impl PartitionLog {
     /// everything durable (or, under the weaker interval and never policies,
     /// everything written).
     pub fn committable_end(&self) -> u64 {
-        match self.config().fsync {
-            FsyncPolicy::Always => self.durable_end_offset(),
-            _ => self.log_end_offset(),
+        if self.config().fsync.acks_before_fsync() {
+            self.log_end_offset()
+        } else {
+            self.durable_end_offset()
         }
     }
 
@@ -766,7 +767,7 @@ impl PartitionLog {
     }
 
     fn needs_sync_before_ack(&self) -> bool {
-        self.lock().config.fsync == FsyncPolicy::Always
+        !self.lock().config.fsync.acks_before_fsync()
     }
 
     fn sync_target(&self) -> Arc<dyn SyncTarget> {

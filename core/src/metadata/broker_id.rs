@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serializer};
 pub type BrokerId = i32;
 
 /// What Kafka's wire format and Chronik's stored format write for "no broker".
-pub const NO_BROKER: i32 = -1;
+const NO_BROKER: i32 = -1;
 
 /// The wire and stored form of an optional broker id.
 pub fn to_wire(broker: Option<BrokerId>) -> i32 {

@@ -7,9 +7,7 @@ mod broker_id;
 mod command;
 mod state;
 
-pub use broker_id::{
-    from_wire as broker_from_wire, to_wire as broker_to_wire, BrokerId, NO_BROKER,
-};
+pub use broker_id::{to_wire as broker_to_wire, BrokerId};
 pub use command::{
     CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, MemberRecord, MetadataCommand,
     OffsetCommit, COMMAND_VERSION,

@@ -545,10 +545,7 @@ impl BrokerConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,
             retention_ms: (self.retention_ms >= 0).then_some(self.retention_ms as u64),
-            fsync: match self.fsync_interval_ms {
-                0 => FsyncPolicy::Always,
-                ms => FsyncPolicy::Interval { ms },
-            },
+            fsync: FsyncPolicy::every_ms(self.fsync_interval_ms),
             ..LogConfig::default()
         }
     }

@@ -153,7 +153,7 @@ impl RunningBroker {
                 rack: config.broker_rack.clone(),
                 incarnation,
                 listeners: endpoints,
-                acks_before_fsync: config.fsync_interval_ms > 0,
+                acks_before_fsync: config.log_defaults().fsync.acks_before_fsync(),
             }),
         };
         let consensus = ConsensusLoop::start(node, driver_config, inputs, transport)?;
