@@ -8,11 +8,14 @@
 
 use crate::records::TOPIC;
 use chronik_core::consensus::ProposalFailure;
+use chronik_core::consumer_groups::{
+    Assignment, ConsumerGroupConfig, Heartbeat, HeartbeatAnswer, HeartbeatError, TopicId,
+};
 use chronik_core::errors::{self, ErrorCode};
 use chronik_core::groups::{
-    code_of, settled_replies, CommitDecider, CommitFence, Committer, Coordinator, GroupBug,
-    GroupConfig, GroupError, JoinRequest, JoinResult, LeavingMember, Reply, SyncRequest,
-    SyncResult, Token,
+    code_of, settled_replies, ChangedRecords, CommitDecider, CommitFence, Committer, GroupBug,
+    GroupConfig, GroupCoordinators, GroupError, JoinRequest, JoinResult, LeavingMember, Reply,
+    SyncRequest, SyncResult, Token,
 };
 use chronik_core::metadata::{ApplyOutcome, MetadataCommand, MetadataState, OffsetCommit};
 use std::collections::BTreeMap;
@@ -23,6 +26,8 @@ pub const PROTOCOL_TYPE: &str = "consumer";
 pub const ASSIGNOR: &str = "range";
 /// OffsetCommit's version as the members send it.
 const COMMIT_VERSION: i16 = 8;
+/// A KIP-848 member's rebalance timeout, as the classic members'.
+const REBALANCE_TIMEOUT_MS: i32 = 1_000;
 
 /// A group request from a member, or its answer. `request` pairs them.
 #[derive(Debug, Clone)]
@@ -63,6 +68,20 @@ pub enum GroupMessage {
     OffsetFetch {
         request: u64,
         partitions: Vec<i32>,
+        /// A KIP-848 member's id and epoch (OffsetFetch v9); none from a classic one.
+        member: Option<(String, i32)>,
+    },
+    /// ConsumerGroupHeartbeat (KIP-848): epoch 0 joins, -1 leaves; `owned` is what
+    /// the member consumes now.
+    ConsumerHeartbeat {
+        request: u64,
+        member_id: String,
+        member_epoch: i32,
+        owned: Vec<i32>,
+    },
+    ConsumerHeartbeatAnswer {
+        request: u64,
+        result: Result<Beat, ErrorCode>,
     },
     /// A member that shuts down leaves (LeaveGroup), so the group rebalances at once
     /// rather than after its session timeout.
@@ -80,6 +99,15 @@ pub enum GroupMessage {
         /// Each asked partition's committed offset, if any; or an error code.
         result: Result<Vec<(i32, Option<Committed>)>, ErrorCode>,
     },
+}
+
+/// A ConsumerGroupHeartbeat's answer: the member's id and epoch, and its whole
+/// assignment of the workload's topic when it must act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub assignment: Option<Vec<i32>>,
 }
 
 /// A committed offset, and the member request that committed it (the commit's
@@ -129,9 +157,12 @@ pub enum GroupOut {
 
 /// What a proposal in flight was for.
 enum Wait {
-    /// The replies of a step, held until its group records are stored.
+    /// The replies of a step (and a ConsumerGroupHeartbeat's answer), held until
+    /// its group records are stored.
     Settlement {
         replies: Vec<Reply>,
+        beat: Option<(u64, Result<Beat, ErrorCode>)>,
+        records: ChangedRecords,
         outstanding: usize,
         stored: bool,
     },
@@ -148,12 +179,26 @@ enum Wait {
 pub struct GroupHost {
     me: i32,
     incarnation: u64,
-    core: Coordinator,
+    groups: GroupCoordinators,
     /// The member request of each waiting JoinGroup and SyncGroup, by token.
     waiters: BTreeMap<Token, u64>,
     next_token: Token,
     waits: BTreeMap<u64, Wait>,
     next_wait: u64,
+}
+
+/// KIP-848 settings scaled as the classic ones: a member lapses after 600 ms.
+fn consumer_config(bug: Option<GroupBug>) -> ConsumerGroupConfig {
+    ConsumerGroupConfig {
+        session_timeout_ms: 600,
+        heartbeat_interval_ms: 150,
+        bug,
+        ..ConsumerGroupConfig::default()
+    }
+}
+
+fn salt(me: i32, incarnation: u64) -> u64 {
+    (u64::from(me as u32) << 32) | incarnation
 }
 
 /// The coordinator's settings in the simulation: Kafka's, with the initial
@@ -174,7 +219,11 @@ impl GroupHost {
         GroupHost {
             me,
             incarnation,
-            core: Coordinator::new(config, (u64::from(me as u32) << 32) | incarnation),
+            groups: GroupCoordinators::new(
+                config.clone(),
+                consumer_config(config.bug),
+                salt(me, incarnation),
+            ),
             waiters: BTreeMap::new(),
             next_token: 0,
             waits: BTreeMap::new(),
@@ -192,9 +241,8 @@ impl GroupHost {
         if !state.coordinates_in_start(GROUP, self.me, self.incarnation) {
             return not_coordinator(message).into_iter().collect();
         }
-        if let Some(record) = state.groups.get(GROUP) {
-            self.core.load(GROUP, record, now);
-        }
+        let (classic, consumer) = (state.groups.get(GROUP), state.consumer_groups.get(GROUP));
+        self.groups.load(GROUP, classic, consumer, now);
         match message {
             GroupMessage::Join {
                 request,
@@ -217,8 +265,8 @@ impl GroupHost {
                     supports_skip_assignment: false,
                 };
                 let token = self.waiter(request);
-                let replies = self.core.join(join, now, token);
-                self.settle(replies)
+                let replies = self.groups.join(join, now, token);
+                self.settle(replies, None)
             }
             GroupMessage::Sync {
                 request,
@@ -239,8 +287,8 @@ impl GroupHost {
                         .collect(),
                 };
                 let token = self.waiter(request);
-                let replies = self.core.sync(sync, now, token);
-                self.settle(replies)
+                let replies = self.groups.classic.sync(sync, now, token);
+                self.settle(replies, None)
             }
             GroupMessage::Heartbeat {
                 request,
@@ -248,7 +296,8 @@ impl GroupHost {
                 generation,
             } => {
                 let result = self
-                    .core
+                    .groups
+                    .classic
                     .heartbeat(GROUP, &member_id, None, generation, now);
                 let code = code_of(&result);
                 vec![GroupOut::Answer(GroupMessage::Answer { request, code })]
@@ -264,19 +313,31 @@ impl GroupHost {
                     member_id,
                     group_instance_id: None,
                 };
-                let (results, replies) = self.core.leave(GROUP, &[leaving], now);
+                let (results, replies) = self.groups.classic.leave(GROUP, &[leaving], now);
                 let code = results.first().map_or(errors::NONE, code_of);
-                let mut outs = self.settle(replies);
+                let mut outs = self.settle(replies, None);
                 outs.push(GroupOut::Answer(GroupMessage::Answer { request, code }));
                 outs
             }
             GroupMessage::OffsetFetch {
                 request,
                 partitions,
+                member,
             } => {
+                let (member_id, epoch) = member.map_or((None, -1), |(id, e)| (Some(id), e));
+                let code = self
+                    .groups
+                    .offset_fetch_check(GROUP, member_id.as_deref(), epoch);
+                if code != errors::NONE {
+                    let answer = GroupMessage::OffsetFetchAnswer {
+                        request,
+                        result: Err(code),
+                    };
+                    return vec![GroupOut::Answer(answer)];
+                }
                 // Answered from the view once the read barrier is applied, as the
                 // OffsetFetch handler answers.
-                let fence = self.core.commit_fence(self.decider(state), None);
+                let fence = self.groups.classic.commit_fence(self.decider(state), None);
                 let wait = self.wait(Wait::OffsetFetch {
                     request,
                     partitions,
@@ -286,18 +347,64 @@ impl GroupHost {
                     MetadataCommand::offsets_barrier(GROUP, fence),
                 )]
             }
+            GroupMessage::ConsumerHeartbeat {
+                request,
+                member_id,
+                member_epoch,
+                owned,
+            } => self.consumer_heartbeat(now, state, request, (member_id, member_epoch), owned),
             _ => Vec::new(),
         }
     }
 
+    /// ConsumerGroupHeartbeat, as its handler takes it: answered once what it
+    /// changed in the group is stored (R-GROUP-9).
+    fn consumer_heartbeat(
+        &mut self,
+        now: u64,
+        state: &MetadataState,
+        request: u64,
+        (member_id, member_epoch): (String, i32),
+        owned: Vec<i32>,
+    ) -> Vec<GroupOut> {
+        let topics = state.topics_view();
+        let topic_id = topics.get(TOPIC).map(|(id, _)| *id);
+        let joining = member_epoch == 0;
+        let heartbeat = Heartbeat {
+            group_id: GROUP.to_string(),
+            member_id,
+            member_epoch,
+            rebalance_timeout_ms: if joining { REBALANCE_TIMEOUT_MS } else { -1 },
+            subscribed_topic_names: joining.then(|| vec![TOPIC.to_string()]),
+            owned: Some(assignment_of(topic_id, &owned)),
+            client_id: "sim".to_string(),
+            client_host: "clients".to_string(),
+            ..Heartbeat::default()
+        };
+        let result = self.groups.consumer_heartbeat(heartbeat, &topics, now);
+        let answer = beat_of(topic_id, result);
+        self.settle(Vec::new(), Some((request, answer)))
+    }
+
     /// The group timers (sessions, rebalance and initial delays), run on the
     /// node's partition tick.
-    pub fn tick(&mut self, now: u64) -> Vec<GroupOut> {
-        if self.core.next_deadline_ms().is_none_or(|at| at > now) {
-            return Vec::new();
+    pub fn tick(&mut self, now: u64, state: &MetadataState) -> Vec<GroupOut> {
+        let (me, start) = (self.me, self.incarnation);
+        let coordinates = |group: &str| state.coordinates_in_start(group, me, start);
+        let unloaded = self.groups.unload_uncoordinated(coordinates);
+        let mut outs = self.deliver(unloaded);
+        let classic_due = self
+            .groups
+            .classic
+            .next_deadline_ms()
+            .is_some_and(|at| at <= now);
+        // KIP-848 sessions are checked on every tick, as the broker's poll does.
+        if !classic_due && self.groups.consumer.list().is_empty() {
+            return outs;
         }
-        let replies = self.core.tick(now);
-        self.settle(replies)
+        let (replies, _lapsed) = self.groups.tick(now);
+        outs.extend(self.settle(replies, None));
+        outs
     }
 
     /// A proposal's outcome: a settlement's replies go once all its records are
@@ -337,6 +444,8 @@ impl GroupHost {
             }
             Some(Wait::Settlement {
                 replies,
+                beat,
+                records,
                 outstanding,
                 stored,
             }) => {
@@ -344,6 +453,8 @@ impl GroupHost {
                 if outstanding > 1 {
                     let rest = Wait::Settlement {
                         replies,
+                        beat,
+                        records,
                         outstanding: outstanding - 1,
                         stored,
                     };
@@ -351,9 +462,11 @@ impl GroupHost {
                     return Vec::new();
                 }
                 if !stored {
-                    self.core.record_unstored(GROUP);
+                    self.groups.records_unstored(&records);
                 }
-                self.deliver(settled_replies(replies, stored))
+                let mut outs = self.deliver(settled_replies(replies, stored));
+                outs.extend(beat.map(|beat| settled_beat(beat, stored)));
+                outs
             }
             None => Vec::new(),
         }
@@ -373,13 +486,11 @@ impl GroupHost {
             generation_id: generation,
             api_version: COMMIT_VERSION,
         };
-        let code = code_of(&self.core.validate_commit(GROUP, committer, now));
-        if code != errors::NONE {
-            return vec![GroupOut::Answer(GroupMessage::Answer { request, code })];
-        }
-        let fence = self
-            .core
-            .commit_fence(self.decider(state), Some(generation));
+        let decider = self.decider(state);
+        let fence = match self.groups.commit_check(GROUP, committer, decider, now) {
+            Ok(fence) => fence,
+            Err(code) => return vec![GroupOut::Answer(GroupMessage::Answer { request, code })],
+        };
         let offsets = offsets
             .into_iter()
             .map(|(partition, offset)| chronik_core::metadata::OffsetCommit {
@@ -422,26 +533,46 @@ impl GroupHost {
 
     /// Replies with nothing to store go out at once; the others wait for their
     /// records, each proposed as the broker's `settle_groups` proposes it.
-    fn settle(&mut self, replies: Vec<Reply>) -> Vec<GroupOut> {
-        let records = self.core.take_records();
+    fn settle(
+        &mut self,
+        replies: Vec<Reply>,
+        beat: Option<(u64, Result<Beat, ErrorCode>)>,
+    ) -> Vec<GroupOut> {
+        let records = self.groups.take_records();
         if records.is_empty() {
-            return self.deliver(replies);
+            let mut outs = self.deliver(replies);
+            outs.extend(beat.map(|beat| settled_beat(beat, true)));
+            return outs;
         }
+        let me = self.me;
+        let classic = records
+            .classic
+            .iter()
+            .map(|(group, record)| MetadataCommand::StoreGroup {
+                group: group.clone(),
+                coordinator: me,
+                record: record.clone(),
+            });
+        let consumer =
+            records
+                .consumer
+                .iter()
+                .map(|(group, record)| MetadataCommand::StoreConsumerGroup {
+                    group: group.clone(),
+                    coordinator: me,
+                    record: record.clone(),
+                });
+        let commands: Vec<MetadataCommand> = classic.chain(consumer).collect();
         let wait = self.wait(Wait::Settlement {
             replies,
+            beat,
             outstanding: records.len(),
+            records,
             stored: true,
         });
-        records
+        commands
             .into_iter()
-            .map(|(group, record)| {
-                let command = MetadataCommand::StoreGroup {
-                    group,
-                    coordinator: self.me,
-                    record,
-                };
-                GroupOut::Propose(wait, command)
-            })
+            .map(|command| GroupOut::Propose(wait, command))
             .collect()
     }
 
@@ -463,6 +594,42 @@ impl GroupHost {
             })
             .collect()
     }
+}
+
+/// A heartbeat whose changes were not stored answers COORDINATOR_NOT_AVAILABLE,
+/// as its handler does; the member retries at its previous epoch.
+fn settled_beat((request, result): (u64, Result<Beat, ErrorCode>), stored: bool) -> GroupOut {
+    let result = if stored {
+        result
+    } else {
+        Err(errors::COORDINATOR_NOT_AVAILABLE)
+    };
+    GroupOut::Answer(GroupMessage::ConsumerHeartbeatAnswer { request, result })
+}
+
+fn assignment_of(topic_id: Option<TopicId>, partitions: &[i32]) -> Assignment {
+    match topic_id {
+        Some(id) if !partitions.is_empty() => {
+            Assignment::from([(id, partitions.iter().copied().collect())])
+        }
+        _ => Assignment::new(),
+    }
+}
+
+fn beat_of(
+    topic_id: Option<TopicId>,
+    result: Result<HeartbeatAnswer, (HeartbeatError, String)>,
+) -> Result<Beat, ErrorCode> {
+    let answer = result.map_err(|(error, _)| error.code())?;
+    let partitions = |a: Assignment| {
+        let of_topic = topic_id.and_then(|id| a.get(&id).cloned());
+        of_topic.into_iter().flatten().collect()
+    };
+    Ok(Beat {
+        member_id: answer.member_id,
+        member_epoch: answer.member_epoch,
+        assignment: answer.assignment.map(partitions),
+    })
 }
 
 fn committed_offsets(state: &MetadataState, partitions: Vec<i32>) -> Vec<(i32, Option<Committed>)> {
@@ -494,6 +661,10 @@ fn not_coordinator(message: GroupMessage) -> Option<GroupOut> {
         | GroupMessage::Commit { request, .. }
         | GroupMessage::Leave { request, .. } => GroupMessage::Answer { request, code },
         GroupMessage::OffsetFetch { request, .. } => GroupMessage::OffsetFetchAnswer {
+            request,
+            result: Err(code),
+        },
+        GroupMessage::ConsumerHeartbeat { request, .. } => GroupMessage::ConsumerHeartbeatAnswer {
             request,
             result: Err(code),
         },

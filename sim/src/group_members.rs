@@ -15,10 +15,14 @@
 //! - at the end, every record below a committed offset was read by some member
 //!   (no commit skips records) and, faults healed, every record was read (R-GROUP-1).
 
+mod kip848;
+
 use crate::group_host::{Committed, GroupMessage};
 use crate::host::Message;
 use crate::net::Payload;
+use crate::options::GroupProtocol;
 use crate::records::{fetched_records, PARTITIONS, TOPIC};
+use chronik_core::consumer_groups::ConsumerGroupRecord;
 use chronik_core::errors::{self, ErrorCode};
 use chronik_core::groups::{GroupError, JoinResult, SyncResult};
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +79,13 @@ struct Member {
     next_poll: u64,
     /// Commit requests it stopped waiting for when it rejoined.
     abandoned: Vec<u64>,
+    /// KIP-848: partitions the coordinator took back, to commit before reporting
+    /// them gone.
+    revoking: Vec<i32>,
+    /// KIP-848: partitions given whose committed offsets it has yet to read.
+    awaiting: Vec<i32>,
+    /// KIP-848: send the next heartbeat at once (a join, or a change to report).
+    beat_now: bool,
 }
 
 impl Member {
@@ -94,6 +105,9 @@ impl Member {
             fetches: BTreeMap::new(),
             next_poll: 0,
             abandoned: Vec::new(),
+            revoking: Vec::new(),
+            awaiting: Vec::new(),
+            beat_now: false,
         }
     }
 
@@ -114,6 +128,12 @@ impl Member {
         self.next_ask = now + BACKOFF_MS;
     }
 
+    /// A heartbeat leaves: one in flight, the next due `HEARTBEAT_MS` later.
+    fn heartbeat_sent(&mut self, request: u64, now: u64) {
+        self.next_heartbeat = now + HEARTBEAT_MS;
+        self.heartbeating = Some((request, now, self.generation));
+    }
+
     fn uncommitted(&self) -> Vec<(i32, u64)> {
         self.positions
             .iter()
@@ -125,6 +145,7 @@ impl Member {
 
 #[derive(Default)]
 pub struct GroupMembers {
+    protocol: GroupProtocol,
     members: Vec<Member>,
     next_request: u64,
     /// Commits acknowledged, per partition: (acknowledged at, offset, request).
@@ -144,6 +165,8 @@ pub struct GroupMembers {
     /// a commit against the member's later ones, so the history excuses what they
     /// move back.
     abandoned: BTreeSet<u64>,
+    /// Partitions a stored KIP-848 record gave to two members, reported once.
+    doubly_held: BTreeSet<(i32, String, String)>,
     /// Every record a member read, per partition and offset.
     read: BTreeMap<i32, BTreeMap<u64, Vec<u8>>>,
     pub redeliveries: u64,
@@ -155,8 +178,9 @@ pub struct GroupMembers {
 }
 
 impl GroupMembers {
-    pub fn new() -> Self {
+    pub fn new(protocol: GroupProtocol) -> Self {
         GroupMembers {
+            protocol,
             members: (0..MEMBERS).map(|_| Member::new()).collect(),
             next_request: FETCH_REQUEST_BASE,
             ..GroupMembers::default()
@@ -241,6 +265,9 @@ impl GroupMembers {
     /// A heartbeat, if one is due: in a generation (from its join answer on), one at
     /// a time, every `HEARTBEAT_MS`.
     fn heartbeat(&mut self, m: usize, now: u64) -> Option<GroupMessage> {
+        if self.protocol == GroupProtocol::Consumer {
+            return self.consumer_heartbeat(m, now);
+        }
         let member = &self.members[m];
         let in_generation = member.phase != Phase::Join && member.generation >= 0;
         let waiting = member
@@ -251,8 +278,7 @@ impl GroupMembers {
         }
         let request = self.request();
         let member = &mut self.members[m];
-        member.next_heartbeat = now + HEARTBEAT_MS;
-        member.heartbeating = Some((request, now, member.generation));
+        member.heartbeat_sent(request, now);
         Some(GroupMessage::Heartbeat {
             request,
             member_id: member.member_id.clone(),
@@ -261,6 +287,9 @@ impl GroupMembers {
     }
 
     fn next_question(&mut self, m: usize, now: u64) -> Option<(Asked, GroupMessage)> {
+        if self.protocol == GroupProtocol::Consumer {
+            return self.consumer_question(m, now);
+        }
         let request = self.request();
         let member = &mut self.members[m];
         let member_id = member.member_id.clone();
@@ -290,6 +319,7 @@ impl GroupMembers {
                 GroupMessage::OffsetFetch {
                     request,
                     partitions: member.owned.clone(),
+                    member: None,
                 },
             ),
             Phase::Revoke | Phase::Consume
@@ -331,17 +361,25 @@ impl GroupMembers {
             return None;
         }
         let request = self.request();
+        if self.protocol == GroupProtocol::Consumer {
+            return Some(kip848::leave(request, member_id));
+        }
         Some(GroupMessage::Leave { request, member_id })
     }
 
     /// An answer from a coordinator; a line for the trace when something changed.
     pub fn answered(&mut self, now: u64, message: GroupMessage) -> Option<String> {
         let request = request_of(&message);
-        if let GroupMessage::Answer { code, .. } = message {
-            let beat = |member: &Member| member.heartbeating.is_some_and(|(r, ..)| r == request);
-            if let Some(m) = self.members.iter().position(beat) {
-                return self.heartbeat_answered(m, now, code);
+        let beat = |member: &Member| member.heartbeating.is_some_and(|(r, ..)| r == request);
+        let beating = self.members.iter().position(beat);
+        match (&message, beating) {
+            (GroupMessage::Answer { code, .. }, Some(m)) => {
+                return self.heartbeat_answered(m, now, *code);
             }
+            (GroupMessage::ConsumerHeartbeatAnswer { result, .. }, Some(m)) => {
+                return self.consumer_beat_answered(m, now, result.clone());
+            }
+            _ => {}
         }
         let m = self
             .members
@@ -446,6 +484,11 @@ impl GroupMembers {
         };
         for (partition, answered) in offsets {
             self.fetched_offsets.push((partition, sent_at, answered));
+            let revoked = !self.members[m].owned.contains(&partition);
+            if self.protocol == GroupProtocol::Consumer && revoked {
+                // Taken back while the question was out.
+                continue;
+            }
             let committed = answered.map(|c| c.offset);
             let member = &mut self.members[m];
             member.positions.insert(partition, committed.unwrap_or(0));
@@ -454,7 +497,13 @@ impl GroupMembers {
             }
         }
         let member = &mut self.members[m];
-        member.phase = Phase::Consume;
+        member
+            .awaiting
+            .retain(|p| !member.positions.contains_key(p));
+        let all_read = member.awaiting.is_empty() && member.phase == Phase::FetchOffsets;
+        if self.protocol == GroupProtocol::Classic || all_read {
+            member.phase = Phase::Consume;
+        }
         member.next_commit = now + COMMIT_MS;
     }
 
@@ -497,6 +546,9 @@ impl GroupMembers {
                     .push((now, offset, request));
                 self.members[m].committed.insert(partition, offset);
             }
+        }
+        if self.protocol == GroupProtocol::Consumer {
+            return self.consumer_commit_answered(m, now, code);
         }
         let member = &mut self.members[m];
         match code {
@@ -585,6 +637,33 @@ impl GroupMembers {
         for (partition, committed) in offsets {
             let history = self.applied.entry(partition).or_default();
             history.insert(index, committed);
+        }
+    }
+
+    /// A KIP-848 group's record as a node applied it: no partition is held (kept
+    /// or being revoked) by two members (R-GROUP-9), else a second member reads
+    /// what the first has not committed yet.
+    pub fn stored_assignment(&mut self, index: u64, record: &ConsumerGroupRecord) {
+        let mut holder: BTreeMap<(&str, i32), &str> = BTreeMap::new();
+        for member in &record.members {
+            let held = member.assigned.iter().chain(&member.revoking);
+            for topic in held {
+                for &p in &topic.partitions {
+                    let key = (topic.topic_id.as_str(), p);
+                    let Some(other) = holder.insert(key, &member.member_id) else {
+                        continue;
+                    };
+                    let pair = (p, other.to_string(), member.member_id.clone());
+                    if !self.doubly_held.insert(pair) {
+                        continue;
+                    }
+                    self.violations.push(format!(
+                        "R-GROUP-9 p{p}: the group record applied at index {index} gives the \
+                         partition to members {other} and {}",
+                        member.member_id
+                    ));
+                }
+            }
         }
     }
 
@@ -709,7 +788,9 @@ fn request_of(message: &GroupMessage) -> u64 {
         | GroupMessage::OffsetFetch { request, .. }
         | GroupMessage::Leave { request, .. }
         | GroupMessage::Answer { request, .. }
-        | GroupMessage::OffsetFetchAnswer { request, .. } => *request,
+        | GroupMessage::OffsetFetchAnswer { request, .. }
+        | GroupMessage::ConsumerHeartbeat { request, .. }
+        | GroupMessage::ConsumerHeartbeatAnswer { request, .. } => *request,
     }
 }
 

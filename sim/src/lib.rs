@@ -26,5 +26,5 @@ pub mod trimmer;
 pub mod wire;
 pub mod world;
 
-pub use options::{Faults, Options};
+pub use options::{Faults, GroupProtocol, Options};
 pub use world::{run, Outcome, Stats};

@@ -5,7 +5,7 @@
 use chronik_core::consensus::DriverBugs;
 use chronik_core::groups::GroupBug;
 use chronik_core::replication::ReplicationBugs;
-use chronik_sim::{run, Faults, Options};
+use chronik_sim::{run, Faults, GroupProtocol, Options};
 use clap::Parser;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -30,7 +30,8 @@ struct Args {
     /// Switch on a test-only bug: ack-before-commit, register-only-as-leader,
     /// skip-replay, skip-raft-fsync, retry-acked-at-once, ack-after-deposed,
     /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
-    /// cut-damage-in-isr, unfenced-commits, strays-before-registered,
+    /// cut-damage-in-isr, unfenced-commits, assign-before-revoked (with
+    /// --group-protocol consumer), keep-uncoordinated-groups, strays-before-registered,
     /// delete-acked-at-once, unclean-restart-keeps-leading (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
@@ -49,6 +50,10 @@ struct Args {
     /// `interval` (the interval fsync policy with fast-returning crashes, R-REPL-5).
     #[arg(long, default_value = "swarm")]
     faults: String,
+    /// The consumer group's protocol: `classic` (JoinGroup, SyncGroup) or `consumer`
+    /// (ConsumerGroupHeartbeat, KIP-848, R-GROUP-9).
+    #[arg(long, default_value = "classic")]
+    group_protocol: String,
     /// Print every notable event of each run, not only of failing ones.
     #[arg(long)]
     trace: bool,
@@ -74,6 +79,8 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "append-late-fetch" => replication.append_late_fetch = true,
             "truncate-on-stale-answer" => replication.truncate_on_stale_answer = true,
             "unfenced-commits" => group = Some(GroupBug::UnfencedCommits),
+            "assign-before-revoked" => group = Some(GroupBug::AssignBeforeRevoked),
+            "keep-uncoordinated-groups" => group = Some(GroupBug::KeepUncoordinatedGroups),
             "strays-before-registered" => replication.strays_before_registered = true,
             "delete-acked-at-once" => replication.delete_acked_at_once = true,
             other => return Err(format!("unknown bug {other:?}")),
@@ -109,6 +116,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let group_protocol = match args.group_protocol.as_str() {
+        "classic" => GroupProtocol::Classic,
+        "consumer" => GroupProtocol::Consumer,
+        other => {
+            eprintln!("unknown group protocol {other:?}");
+            return ExitCode::from(2);
+        }
+    };
     let started = Instant::now();
     let (mut failed, mut steps) = (0u64, 0u64);
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
@@ -119,6 +134,7 @@ fn main() -> ExitCode {
             bugs,
             replication_bugs,
             group_bug,
+            group_protocol,
             faults: faults.clone(),
             full_trace: args.trace,
             ..Options::new(seed)

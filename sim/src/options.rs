@@ -276,6 +276,16 @@ impl Faults {
     }
 }
 
+/// Which consumer group protocol the simulated members speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// JoinGroup, SyncGroup, Heartbeat: the members assign partitions themselves.
+    #[default]
+    Classic,
+    /// ConsumerGroupHeartbeat (KIP-848): the coordinator assigns and revokes.
+    Consumer,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
@@ -293,6 +303,8 @@ pub struct Options {
     pub replication_bugs: ReplicationBugs,
     /// A test-only fault in the group coordinator core.
     pub group_bug: Option<GroupBug>,
+    /// The protocol the consumer group's members speak.
+    pub group_protocol: GroupProtocol,
     /// Keep every notable event, not only the last ones.
     pub full_trace: bool,
 }
@@ -309,6 +321,7 @@ impl Options {
             bugs: DriverBugs::default(),
             replication_bugs: ReplicationBugs::default(),
             group_bug: None,
+            group_protocol: GroupProtocol::Classic,
             full_trace: false,
         }
     }

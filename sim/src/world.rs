@@ -235,6 +235,7 @@ struct Sim {
 
 /// Runs one seed to the end and checks it.
 pub fn run(opts: Options) -> Outcome {
+    let group_protocol = opts.group_protocol;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     // Decisions of faults added after the first swarm come from a source of their
     // own, so that each seed's earlier faults stay as they were.
@@ -300,7 +301,7 @@ pub fn run(opts: Options) -> Outcome {
         checker: Checker::default(),
         producers: Producers::new(),
         consumers: Consumers::new(),
-        group_members: GroupMembers::new(),
+        group_members: GroupMembers::new(group_protocol),
         trimmer: Trimmer::default(),
         stats: Stats::default(),
     };
@@ -969,7 +970,7 @@ impl Sim {
         if exists {
             let topic = format!("t{}", self.ops.len());
             return MetadataCommand::CreateTopic {
-                topic_id: format!("{topic}-id"),
+                topic_id: topic_uuid(&topic),
                 name: topic,
                 partitions: vec![vec![self.nodes[i].id as i32]],
                 configs: Default::default(),
@@ -983,7 +984,7 @@ impl Sim {
         let min_insync = if factor >= 3 { "2" } else { "1" };
         MetadataCommand::CreateTopic {
             name: records::TOPIC.to_string(),
-            topic_id: format!("{}-id", records::TOPIC),
+            topic_id: topic_uuid(records::TOPIC),
             partitions,
             configs: [("min.insync.replicas".to_string(), min_insync.to_string())].into(),
         }
@@ -1005,7 +1006,8 @@ impl Sim {
             };
             let local = node.clock.local(self.now);
             let outs = host.tick(local, driver.node().state(), waiters_look);
-            let group_outs = node.groups.as_mut().map(|g| g.tick(local));
+            let state = driver.node().state();
+            let group_outs = node.groups.as_mut().map(|g| g.tick(local, state));
             self.carry_out(i, outs);
             self.carry_out_group(i, group_outs.unwrap_or_default());
             self.observe_copy_repair(i);
@@ -1158,6 +1160,18 @@ impl Sim {
                         let offsets: Vec<(i32, i64)> =
                             offsets.iter().map(|o| (o.partition, o.offset)).collect();
                         let line = format!("node {from} proposes commit {offsets:?} {fence:?}");
+                        self.trace.note(self.now, line);
+                    }
+                    if let MetadataCommand::StoreConsumerGroup { record, .. } = &command {
+                        let members: Vec<(&str, i32)> = record
+                            .members
+                            .iter()
+                            .map(|m| (m.member_id.as_str(), m.epoch))
+                            .collect();
+                        let line = format!(
+                            "node {from} stores the group at epoch {}, members {members:?}",
+                            record.group_epoch
+                        );
                         self.trace.note(self.now, line);
                     }
                     self.next_token += 1;
@@ -1408,6 +1422,10 @@ impl Sim {
             .flatten()
             .filter_map(|(p, o)| Some((*p, group_host::Committed::of(o)?)));
         self.group_members.applied(state.applied_index, committed);
+        if let Some(record) = state.consumer_groups.get(group_host::GROUP) {
+            self.group_members
+                .stored_assignment(state.applied_index, record);
+        }
         if let Some(Err(e)) = node.host.as_ref().map(|h| h.on_view(state)) {
             self.trace
                 .note(self.now, format!("node {from} cannot open a log: {e}"));
@@ -1847,6 +1865,24 @@ fn last_record_start(disk: &MemDisk, path: &Path) -> Option<u64> {
         pos = end;
     }
     last
+}
+
+/// A topic id as the broker writes one (a UUID's text), made from the name so runs
+/// repeat: the name's first 16 bytes, zero-padded.
+fn topic_uuid(name: &str) -> String {
+    let mut bytes = [0u8; 16];
+    for (b, n) in bytes.iter_mut().zip(name.bytes()) {
+        *b = n;
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 #[cfg(test)]

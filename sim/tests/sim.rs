@@ -7,7 +7,7 @@
 use chronik_core::consensus::DriverBugs;
 use chronik_core::groups::GroupBug;
 use chronik_core::replication::ReplicationBugs;
-use chronik_sim::{run, Faults, Options, Outcome, Stats};
+use chronik_sim::{run, Faults, GroupProtocol, Options, Outcome, Stats};
 
 fn report(outcome: &Outcome) -> String {
     format!(
@@ -165,19 +165,25 @@ fn finds_a_late_fetch_answer_appended_after_truncation() {
 /// leader whose produce waiter sleeps through its deposal, its truncation and its
 /// election in a later epoch answers the batch its successor's records replaced.
 /// The deposal storm stalls waiters for seconds while leaders come and go; in its
-/// 30-second runs the switch breaks I-6 in 7 of 200 seeds (first at seed 13).
+/// 30-second runs the switch breaks I-6 in 4 of 200 seeds (131, 141, 147, 169; 7 of
+/// 200 from seed 13 before the workload's topic ids became UUIDs), so the test pins
+/// the first, and checks that the same seed holds without the switch.
 #[test]
 fn finds_an_acknowledgement_after_the_leader_was_deposed() {
-    let replication_bugs = ReplicationBugs {
-        ack_after_deposed: true,
-        ..ReplicationBugs::default()
-    };
-    first_seed_breaking("I-6", 100, |seed| Options {
-        replication_bugs,
+    let with = |ack_after_deposed| Options {
+        replication_bugs: ReplicationBugs {
+            ack_after_deposed,
+            ..ReplicationBugs::default()
+        },
         faults: Some(Faults::deposal_storm()),
         duration_ms: 30_000,
-        ..Options::new(seed)
-    });
+        ..Options::new(131)
+    };
+    let outcome = run(with(true));
+    let found = outcome.violations.iter().any(|v| v.contains("I-6"));
+    assert!(found, "the switch broke nothing: {:?}", outcome.violations);
+    let fixed = run(with(false));
+    assert!(fixed.violations.is_empty(), "{}", report(&fixed));
 }
 
 /// Storms of one fault each hold every rule: process pauses (a paused partition
@@ -454,4 +460,65 @@ fn finds_directories_of_live_topics_removed_at_start() {
         replication_bugs,
         ..Options::new(seed)
     });
+}
+
+fn kip848(seed: u64) -> Options {
+    Options {
+        group_protocol: GroupProtocol::Consumer,
+        ..Options::new(seed)
+    }
+}
+
+/// R-GROUP-9 through faults: the members speak ConsumerGroupHeartbeat (KIP-848),
+/// the coordinator assigns, revokes before it reassigns, and stores each change
+/// before it answers; members commit what they read before they report a
+/// partition gone. Through the swarm and the group storm no stored record gives a
+/// partition to two members (R-GROUP-9), a committed offset never goes back
+/// (R-GROUP-10), an OffsetFetch answers every commit acknowledged before it
+/// (R-GROUP-2), and once faults heal every record is read (R-GROUP-1).
+#[test]
+fn r_group_9_kip848_members_hold_every_rule_through_the_swarm_and_the_group_storm() {
+    let mut stats = Vec::new();
+    for seed in (0..60).chain(1000..1030) {
+        let faults = (seed >= 1000).then(Faults::group_storm);
+        let outcome = run(Options {
+            faults,
+            ..kip848(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        stats.push(outcome.stats);
+    }
+    // Measured: 271 epochs joined, 213 commits acknowledged over these 90 seeds.
+    assert!(total(&stats, |s| s.group_generations) >= 180);
+    assert!(total(&stats, |s| s.group_commits) >= 140);
+}
+
+/// A partition given to its new owner before its old owner reported it gone
+/// (`GroupBug::AssignBeforeRevoked`): the stored record names both, and both
+/// consume it (R-GROUP-9). Found in the first seeds.
+#[test]
+fn finds_a_partition_given_before_its_owner_gave_it_up() {
+    first_seed_breaking("R-GROUP-9", 5, |seed| Options {
+        group_bug: Some(GroupBug::AssignBeforeRevoked),
+        ..kip848(seed)
+    });
+}
+
+/// A broker that keeps the groups it no longer coordinates
+/// (`GroupBug::KeepUncoordinatedGroups`, the broker before this rule): a deposed
+/// coordinator's timers lapse its members, it proposes the record at every tick
+/// and each is refused NOT_COORDINATOR, so the metadata never settles (I-5). The
+/// KIP-848 group storm's seed 18 was the first found.
+#[test]
+fn finds_a_deposed_coordinator_proposing_its_groups_forever() {
+    let with = |bug| Options {
+        group_bug: bug,
+        faults: Some(Faults::group_storm()),
+        ..kip848(18)
+    };
+    let outcome = run(with(Some(GroupBug::KeepUncoordinatedGroups)));
+    let found = outcome.violations.iter().any(|v| v.contains("I-5"));
+    assert!(found, "kept groups broke nothing: {:?}", outcome.violations);
+    let fixed = run(with(None));
+    assert!(fixed.violations.is_empty(), "{}", report(&fixed));
 }

@@ -42,6 +42,9 @@ pub struct ConsumerGroupConfig {
     pub heartbeat_interval_ms: i32,
     /// `group.consumer.max.size`
     pub max_size: usize,
+    /// A rule switched off, for the simulator only.
+    #[cfg(feature = "inject-bugs")]
+    pub bug: Option<crate::groups::GroupBug>,
 }
 
 impl Default for ConsumerGroupConfig {
@@ -50,6 +53,20 @@ impl Default for ConsumerGroupConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             max_size: i32::MAX as usize,
+            #[cfg(feature = "inject-bugs")]
+            bug: None,
+        }
+    }
+}
+
+impl ConsumerGroupConfig {
+    fn bug_is(&self, bug: crate::groups::GroupBug) -> bool {
+        #[cfg(feature = "inject-bugs")]
+        return self.bug == Some(bug);
+        #[cfg(not(feature = "inject-bugs"))]
+        {
+            let _ = bug;
+            false
         }
     }
 }

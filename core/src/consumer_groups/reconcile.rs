@@ -63,6 +63,9 @@ impl ConsumerGroups {
         };
         let interval = self.config.heartbeat_interval_ms;
         let session = self.config.session_timeout_ms;
+        let assign_before_revoked = self
+            .config
+            .bug_is(crate::groups::GroupBug::AssignBeforeRevoked);
         let group = self
             .groups
             .get_mut(&request.group_id)
@@ -76,7 +79,13 @@ impl ConsumerGroups {
         }
         refresh_target(group);
         let epoch_before = group.members.get(&member_id).map_or(0, |m| m.epoch);
-        let changed = reconcile(group, &member_id, request.owned.as_ref(), now_ms);
+        let changed = reconcile(
+            group,
+            &member_id,
+            request.owned.as_ref(),
+            now_ms,
+            assign_before_revoked,
+        );
         let member = group
             .members
             .get(&member_id)
@@ -400,9 +409,19 @@ fn most_named_assignor(group: &Group) -> String {
 }
 
 /// Moves one member toward its target; true if what it must act on changed.
-fn reconcile(group: &mut Group, member_id: &str, owned: Option<&Assignment>, now_ms: u64) -> bool {
+fn reconcile(
+    group: &mut Group,
+    member_id: &str,
+    owned: Option<&Assignment>,
+    now_ms: u64,
+    assign_before_revoked: bool,
+) -> bool {
     let target = group.target.get(member_id).cloned().unwrap_or_default();
-    let held_by_others = held_by_others(group, member_id);
+    let held_by_others = if assign_before_revoked {
+        Assignment::new()
+    } else {
+        held_by_others(group, member_id)
+    };
     let assignment_epoch = group.assignment_epoch;
     let Some(member) = group.members.get_mut(member_id) else {
         return false;

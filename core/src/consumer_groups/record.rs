@@ -193,6 +193,17 @@ impl ConsumerGroups {
             .collect()
     }
 
+    /// Forgets `group_id` (this broker no longer coordinates it): should it
+    /// coordinate the group again, it resumes from the stored record.
+    pub fn unload(&mut self, group_id: &str) {
+        self.groups.remove(group_id);
+    }
+
+    /// The groups this coordinator holds.
+    pub fn group_ids(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
     /// Storing `group`'s record failed: hand it out again with the next change.
     pub fn record_unstored(&mut self, group_id: &str) {
         if let Some(g) = self.groups.get_mut(group_id) {

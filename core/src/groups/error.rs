@@ -6,6 +6,7 @@ use crate::errors::{self, ErrorCode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupError {
     CoordinatorNotAvailable,
+    NotCoordinator,
     IllegalGeneration,
     InconsistentGroupProtocol,
     InvalidGroupId,
@@ -25,6 +26,7 @@ impl GroupError {
     pub fn code(self) -> ErrorCode {
         match self {
             GroupError::CoordinatorNotAvailable => errors::COORDINATOR_NOT_AVAILABLE,
+            GroupError::NotCoordinator => errors::NOT_COORDINATOR,
             GroupError::IllegalGeneration => errors::ILLEGAL_GENERATION,
             GroupError::InconsistentGroupProtocol => errors::INCONSISTENT_GROUP_PROTOCOL,
             GroupError::InvalidGroupId => errors::INVALID_GROUP_ID,

@@ -9,6 +9,7 @@
 //! the leader's assignment. Committed offsets are replicated metadata, kept by the
 //! shell; this core only decides whether a commit is allowed.
 
+mod coordinators;
 mod error;
 mod group;
 mod membership;
@@ -19,6 +20,7 @@ mod subscription;
 #[cfg(test)]
 mod tests;
 
+pub use coordinators::{ChangedRecords, GroupCoordinators};
 pub use error::{code_of, GroupError};
 pub use group::GroupState;
 pub use offsets::{CommitDecider, CommitFence, Committer};
@@ -60,6 +62,13 @@ pub enum GroupBug {
     /// An accepted commit is proposed without its fence, so the metadata stores it
     /// even after its generation or its coordinator was superseded (R-GROUP-10).
     UnfencedCommits,
+    /// KIP-848: a partition is given to its new owner before its old owner reported
+    /// it gone, so both consume it and the old owner's commits land over the new
+    /// one's (R-GROUP-9).
+    AssignBeforeRevoked,
+    /// A broker keeps the groups it no longer coordinates: their timers change them
+    /// on, and each change it cannot store is proposed again at every tick.
+    KeepUncoordinatedGroups,
 }
 
 impl Default for GroupConfig {

@@ -55,8 +55,9 @@ pub struct CommitDecider {
 }
 
 impl Coordinator {
-    /// A rule switched off by the group model; never true in the broker's build.
-    fn bug_is(&self, bug: GroupBug) -> bool {
+    /// A rule switched off by the group model or the simulator; never true in the
+    /// broker's build.
+    pub(super) fn bug_is(&self, bug: GroupBug) -> bool {
         #[cfg(feature = "inject-bugs")]
         return self.config.bug == Some(bug);
         #[cfg(not(feature = "inject-bugs"))]

@@ -3,7 +3,7 @@
 //! resumes the generation instead of making every member rejoin.
 
 use super::group::{Group, GroupState, Member};
-use super::Coordinator;
+use super::{Coordinator, GroupError, JoinResult, Reply, SyncResult};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,6 +107,36 @@ impl Coordinator {
             self.groups
                 .insert(group_id.to_string(), record.resume(now_ms));
         }
+    }
+
+    /// Forgets `group_id`, as Kafka's coordinator unloads the groups of an offsets
+    /// partition it no longer leads: requests waiting in it are told
+    /// NOT_COORDINATOR and find the coordinator again. Should it coordinate the
+    /// group again, it resumes from the stored record, not from a state its
+    /// successor has moved past.
+    pub fn unload(&mut self, group_id: &str) -> Vec<Reply> {
+        let Some(group) = self.groups.remove(group_id) else {
+            return Vec::new();
+        };
+        let mut replies = Vec::new();
+        for (member_id, member) in &group.members {
+            if let Some(token) = member.join_waiter {
+                let refused = JoinResult::error(GroupError::NotCoordinator, member_id);
+                replies.push(Reply::Join(token, refused));
+            }
+            if let Some(token) = member.sync_waiter {
+                replies.push(Reply::Sync(
+                    token,
+                    SyncResult::error(GroupError::NotCoordinator),
+                ));
+            }
+        }
+        replies
+    }
+
+    /// The groups this coordinator holds.
+    pub fn group_ids(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
     }
 
     /// Storing `group`'s record failed: hand it out again at the next step.

@@ -672,3 +672,64 @@ fn r_group_1_the_next_deadline_is_the_earliest_session_and_a_tick_then_expires_i
     assert!(c.next_deadline_ms().is_some());
     assert_eq!(coordinator().next_deadline_ms(), None);
 }
+
+/// Both protocols' coordinators of one start (`salt`).
+fn both(salt: u64) -> GroupCoordinators {
+    use crate::consumer_groups::ConsumerGroupConfig;
+    GroupCoordinators::new(GroupConfig::default(), ConsumerGroupConfig::default(), salt)
+}
+
+/// R-GROUP-3: a broker that no longer coordinates a group forgets it; a JoinGroup
+/// waiting in it is told NOT_COORDINATOR and finds the coordinator again.
+#[test]
+fn r_group_3_a_deposed_coordinator_answers_its_waiting_joins_not_coordinator() {
+    let mut groups = both(7);
+    let waiting = groups.join(join_req("", None, &["t"]), 0, 1);
+    assert!(waiting.is_empty(), "the initial delay holds the join");
+    let replies = groups.unload_uncoordinated(|_| false);
+    let refused = JoinResult::error(GroupError::NotCoordinator, "");
+    assert!(matches!(&replies[..], [Reply::Join(1, r)] if r.error == refused.error));
+    assert!(groups.classic.describe("g").is_none());
+    assert!(groups.unload_uncoordinated(|_| true).is_empty());
+}
+
+/// R-GROUP-3 with KIP-848 groups: a deposed coordinator's timers lapse a member it
+/// can no longer store the removal of, so it holds the group at the same epoch as
+/// the record its successor wrote with other members. Kept, that fork would win the
+/// next load (same epoch) and the successor's members would be unknown; forgotten
+/// when deposed, the group resumes from the record.
+#[test]
+fn r_group_3_a_coordinator_that_returns_resumes_from_the_record_not_its_fork() {
+    use crate::consumer_groups::{Heartbeat, TopicsView};
+    let topics: TopicsView = [("t".to_string(), ([1u8; 16], 2))].into();
+    let join = Heartbeat {
+        group_id: "g".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 1_000,
+        subscribed_topic_names: Some(vec!["t".into()]),
+        ..Heartbeat::default()
+    };
+    let mut deposed = both(7);
+    deposed
+        .consumer_heartbeat(join.clone(), &topics, 0)
+        .unwrap();
+    let first = deposed.take_records().consumer.remove(0).1;
+    deposed.tick(1_000_000);
+    let refused = deposed.take_records();
+    deposed.records_unstored(&refused);
+    let mut successor = both(8);
+    successor.load("g", None, Some(&first), 0);
+    successor.consumer_heartbeat(join, &topics, 10).unwrap();
+    let second = successor.take_records().consumer.remove(0).1;
+    assert_eq!(second.group_epoch, refused.consumer[0].1.group_epoch);
+    assert_eq!(second.members.len(), 2);
+
+    deposed.load("g", None, Some(&second), 1_000_001);
+    let fork = deposed.consumer.describe("g").map(|g| g.members.len());
+    assert_eq!(fork, Some(0), "kept, the fork wins the load");
+
+    deposed.unload_uncoordinated(|_| false);
+    deposed.load("g", None, Some(&second), 1_000_001);
+    let resumed = deposed.consumer.describe("g").map(|g| g.members.len());
+    assert_eq!(resumed, Some(2));
+}

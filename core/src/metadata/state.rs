@@ -111,6 +111,19 @@ pub enum ApplyOutcome {
     },
 }
 
+/// A topic id's UUID text (hyphens anywhere) as its 16 bytes.
+fn topic_id_bytes(text: &str) -> Option<[u8; 16]> {
+    let digits: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (byte, pair) in id.iter_mut().zip(digits.chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(id)
+}
+
 /// A partition's commit decided before the one stored there by the same coordinator
 /// start: applying it would undo a later decision (R-GROUP-10).
 fn superseded(fence: Option<&CommitFence>, stored: &CommittedOffset) -> bool {
@@ -253,6 +266,18 @@ impl MetadataState {
                 .brokers
                 .get(&broker)
                 .is_some_and(|b| b.incarnation == incarnation && !b.fenced)
+    }
+
+    /// Topics as a KIP-848 coordinator sees them: name -> (id, partition count). A
+    /// topic whose id is not a UUID's text is left out (none is written so).
+    pub fn topics_view(&self) -> crate::consumer_groups::TopicsView {
+        self.topics
+            .iter()
+            .filter_map(|(name, info)| {
+                let id = topic_id_bytes(&info.topic_id)?;
+                Some((name.clone(), (id, info.partitions.len() as u32)))
+            })
+            .collect()
     }
 
     /// The broker that coordinates `group`: a stable hash of the group id over the

@@ -495,11 +495,14 @@ impl BrokerConfig {
             .unwrap_or_else(|| self.max_request_bytes.saturating_mul(2))
     }
 
+    // The default fills the test-only fault switch that builds with `inject-bugs` have.
+    #[allow(clippy::needless_update)]
     pub fn consumer_group_config(&self) -> crate::groups::ConsumerGroupConfig {
         crate::groups::ConsumerGroupConfig {
             session_timeout_ms: self.group_consumer_session_timeout_ms,
             heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
             max_size: self.group_max_size,
+            ..Default::default()
         }
     }
 

@@ -439,8 +439,11 @@ async fn group_timers(broker: Arc<Broker>) {
             until_due => until_due.min(poll),
         };
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let settlement = broker.groups.tick(now_ms());
-        if settlement.records.is_empty() && settlement.consumer_records.is_empty() {
+        let view = broker.consensus.view();
+        let (me, start) = (broker.config.node_id, broker.incarnation);
+        let coordinates = |group: &str| view.state.coordinates_in_start(group, me, start);
+        let settlement = broker.groups.tick(now_ms(), coordinates);
+        if settlement.records.is_empty() {
             broker.groups.settled(settlement, true);
         } else {
             let b = Arc::clone(&broker);

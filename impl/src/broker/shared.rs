@@ -83,7 +83,7 @@ impl Broker {
     /// Returns whether every record was stored.
     pub async fn settle_groups(&self, settlement: crate::groups::Settlement) -> bool {
         let me = self.config.node_id;
-        let classic = settlement.records.iter().map(|(group, record)| {
+        let classic = settlement.records.classic.iter().map(|(group, record)| {
             let command = MetadataCommand::StoreGroup {
                 group: group.clone(),
                 coordinator: me,
@@ -91,7 +91,7 @@ impl Broker {
             };
             (group, command)
         });
-        let consumer = settlement.consumer_records.iter().map(|(group, record)| {
+        let consumer = settlement.records.consumer.iter().map(|(group, record)| {
             let command = MetadataCommand::StoreConsumerGroup {
                 group: group.clone(),
                 coordinator: me,

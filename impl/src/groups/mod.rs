@@ -14,9 +14,8 @@ pub use chronik_core::consumer_groups::{
     HeartbeatError, TopicsView,
 };
 
-use chronik_core::consumer_groups::ConsumerGroups;
-use chronik_core::errors::{self, ErrorCode};
-use chronik_core::groups::{settled_replies, Coordinator, Reply, Token};
+use chronik_core::errors::ErrorCode;
+use chronik_core::groups::{settled_replies, ChangedRecords, GroupCoordinators, Reply, Token};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
@@ -27,9 +26,8 @@ enum Waiter {
 }
 
 struct Inner {
-    core: Coordinator,
-    /// KIP-848 groups; one lock with the classic ones, as they share group ids.
-    consumer: ConsumerGroups,
+    /// Classic and KIP-848 groups under one lock, as they share group ids.
+    groups: GroupCoordinators,
     waiters: HashMap<Token, Waiter>,
     next_token: Token,
 }
@@ -42,9 +40,7 @@ pub struct GroupService {
 #[must_use = "deliver the replies with GroupService::settled"]
 pub struct Settlement {
     replies: Vec<Reply>,
-    pub records: Vec<(String, GroupRecord)>,
-    /// KIP-848 groups' records the same step changed.
-    pub consumer_records: Vec<(String, ConsumerGroupRecord)>,
+    pub records: ChangedRecords,
 }
 
 impl GroupService {
@@ -53,8 +49,7 @@ impl GroupService {
         let salt = uuid::Uuid::new_v4().as_u64_pair().0;
         GroupService {
             inner: Mutex::new(Inner {
-                core: Coordinator::new(config, salt),
-                consumer: ConsumerGroups::new(consumer_config, salt),
+                groups: GroupCoordinators::new(config, consumer_config, salt),
                 waiters: HashMap::new(),
                 next_token: 0,
             }),
@@ -72,16 +67,8 @@ impl GroupService {
     ) -> (oneshot::Receiver<JoinResult>, Settlement) {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
-        if inner.consumer.has_members(&request.group_id) {
-            // No conversion between the protocols: the id is taken (spec R-GROUP-9).
-            let _ = tx.send(JoinResult::error(
-                GroupError::InconsistentGroupProtocol,
-                &request.member_id,
-            ));
-            return (rx, inner.settlement(Vec::new()));
-        }
         let token = inner.register(Waiter::Join(tx));
-        let replies = inner.core.join(request, now_ms, token);
+        let replies = inner.groups.join(request, now_ms, token);
         (rx, inner.settlement(replies))
     }
 
@@ -93,7 +80,7 @@ impl GroupService {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
         let token = inner.register(Waiter::Sync(tx));
-        let replies = inner.core.sync(request, now_ms, token);
+        let replies = inner.groups.classic.sync(request, now_ms, token);
         (rx, inner.settlement(replies))
     }
 
@@ -102,12 +89,7 @@ impl GroupService {
     pub fn settled(&self, settlement: Settlement, stored: bool) {
         let mut inner = self.lock();
         if !stored {
-            for (group, _) in &settlement.records {
-                inner.core.record_unstored(group);
-            }
-            for (group, _) in &settlement.consumer_records {
-                inner.consumer.record_unstored(group);
-            }
+            inner.groups.records_unstored(&settlement.records);
         }
         inner.deliver(settled_replies(settlement.replies, stored));
     }
@@ -115,9 +97,7 @@ impl GroupService {
     /// Takes over `group` from its stored record if that is newer than what this
     /// coordinator holds (after a restart, or when the group moved here).
     pub fn load(&self, group: &str, record: Option<&GroupRecord>, now_ms: u64) {
-        if let Some(record) = record {
-            self.lock().core.load(group, record, now_ms);
-        }
+        self.lock().groups.load(group, record, None, now_ms);
     }
 
     /// The same for a KIP-848 group.
@@ -127,10 +107,8 @@ impl GroupService {
         record: Option<&ConsumerGroupRecord>,
         now_ms: u64,
     ) {
-        if let Some(record) = record {
-            if !self.lock().consumer.load(group, record, now_ms) {
-                tracing::error!(%group, "the stored consumer group record does not decode; the group starts over");
-            }
+        if !self.lock().groups.load(group, None, record, now_ms) {
+            tracing::error!(%group, "the stored consumer group record does not decode; the group starts over");
         }
     }
 
@@ -142,9 +120,13 @@ impl GroupService {
         generation_id: i32,
         now_ms: u64,
     ) -> Result<(), GroupError> {
-        self.lock()
-            .core
-            .heartbeat(group_id, member_id, instance_id, generation_id, now_ms)
+        self.lock().groups.classic.heartbeat(
+            group_id,
+            member_id,
+            instance_id,
+            generation_id,
+            now_ms,
+        )
     }
 
     pub fn leave(
@@ -154,22 +136,26 @@ impl GroupService {
         now_ms: u64,
     ) -> (Vec<Result<(), GroupError>>, Settlement) {
         let mut inner = self.lock();
-        let (results, replies) = inner.core.leave(group_id, leaving, now_ms);
+        let (results, replies) = inner.groups.classic.leave(group_id, leaving, now_ms);
         (results, inner.settlement(replies))
     }
 
     /// When the classic coordinator next needs a tick (KIP-848 groups are ticked
     /// on the shell's poll period).
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.lock().core.next_deadline_ms()
+        self.lock().groups.classic.next_deadline_ms()
     }
 
-    pub fn tick(&self, now_ms: u64) -> Settlement {
+    /// The timers, after forgetting the groups this broker no longer coordinates
+    /// (`coordinates` says which it does).
+    pub fn tick(&self, now_ms: u64, coordinates: impl Fn(&str) -> bool) -> Settlement {
         let mut inner = self.lock();
-        for (group, member) in inner.consumer.tick(now_ms) {
+        let mut replies = inner.groups.unload_uncoordinated(coordinates);
+        let (ticked, removed) = inner.groups.tick(now_ms);
+        replies.extend(ticked);
+        for (group, member) in removed {
             tracing::info!(%group, %member, "consumer group member removed (session or revocation timeout)");
         }
-        let replies = inner.core.tick(now_ms);
         inner.settlement(replies)
     }
 
@@ -185,18 +171,12 @@ impl GroupService {
         Settlement,
     ) {
         let mut inner = self.lock();
-        let classic_taken = inner
-            .core
-            .describe(&request.group_id)
-            .is_some_and(|g| !g.members.is_empty());
-        let answer = inner
-            .consumer
-            .heartbeat(request, topics, now_ms, classic_taken);
+        let answer = inner.groups.consumer_heartbeat(request, topics, now_ms);
         (answer, inner.settlement(Vec::new()))
     }
 
     pub fn consumer_group(&self, group_id: &str) -> Option<GroupView> {
-        self.lock().consumer.describe(group_id)
+        self.lock().groups.consumer.describe(group_id)
     }
 
     /// May an OffsetCommit be stored, by the rules of the group's protocol (a member
@@ -212,26 +192,15 @@ impl GroupService {
         decider: CommitDecider,
         now_ms: u64,
     ) -> Result<Option<CommitFence>, ErrorCode> {
-        let mut inner = self.lock();
-        let generation = if inner.consumer.contains(group_id) {
-            let checked =
-                inner
-                    .consumer
-                    .validate_commit(group_id, who.member_id, who.generation_id);
-            checked.map_err(|e| e.code())?;
-            None
-        } else {
-            let checked = inner.core.validate_commit(group_id, who, now_ms);
-            checked.map_err(|e| e.code())?;
-            Some(who.generation_id)
-        };
-        Ok(inner.core.commit_fence(decider, generation))
+        self.lock()
+            .groups
+            .commit_check(group_id, who, decider, now_ms)
     }
 
     /// The fence of an OffsetFetch's read barrier (`MetadataCommand::offsets_barrier`,
     /// R-GROUP-10).
     pub fn read_fence(&self, decider: CommitDecider) -> Option<CommitFence> {
-        self.lock().core.commit_fence(decider, None)
+        self.lock().groups.classic.commit_fence(decider, None)
     }
 
     /// The error code for an OffsetFetch v9 naming `member_id` and `member_epoch`, 0
@@ -242,48 +211,38 @@ impl GroupService {
         member_id: Option<&str>,
         epoch: i32,
     ) -> ErrorCode {
-        let inner = self.lock();
-        let checked = inner
-            .consumer
-            .validate_offset_fetch(group_id, member_id, epoch);
-        checked.err().map_or(errors::NONE, |e| e.code())
+        self.lock()
+            .groups
+            .offset_fetch_check(group_id, member_id, epoch)
     }
 
     pub fn topics_in_use(
         &self,
         group_id: &str,
     ) -> Result<std::collections::BTreeSet<String>, GroupError> {
-        let inner = self.lock();
-        if inner.consumer.has_members(group_id) {
-            return Ok(inner.consumer.topics_in_use(group_id));
-        }
-        inner.core.topics_in_use(group_id)
+        self.lock().groups.topics_in_use(group_id)
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
-        self.lock().core.describe(group_id)
+        self.lock().groups.classic.describe(group_id)
     }
 
     pub fn list(&self) -> Vec<GroupSummary> {
-        self.lock().core.list()
+        self.lock().groups.classic.list()
     }
 
     /// KIP-848 groups: (group id, state).
     pub fn list_consumer_groups(&self) -> Vec<(String, &'static str)> {
-        self.lock().consumer.list()
+        self.lock().groups.consumer.list()
     }
 
     /// The state of a KIP-848 group, if it is one.
     pub fn consumer_group_state(&self, group_id: &str) -> Option<&'static str> {
-        self.lock().consumer.state(group_id)
+        self.lock().groups.consumer.state(group_id)
     }
 
     pub fn delete(&self, group_id: &str) -> Result<(), GroupError> {
-        let mut inner = self.lock();
-        if !inner.consumer.delete(group_id) {
-            return Err(GroupError::NonEmptyGroup);
-        }
-        inner.core.delete(group_id)
+        self.lock().groups.delete(group_id)
     }
 }
 
@@ -296,21 +255,15 @@ impl Inner {
 
     /// Replies with nothing to store go out at once.
     fn settlement(&mut self, replies: Vec<Reply>) -> Settlement {
-        let records = self.core.take_records();
-        let consumer_records = self.consumer.take_records();
-        if records.is_empty() && consumer_records.is_empty() {
+        let records = self.groups.take_records();
+        if records.is_empty() {
             self.deliver(replies);
             return Settlement {
                 replies: Vec::new(),
                 records,
-                consumer_records,
             };
         }
-        Settlement {
-            replies,
-            records,
-            consumer_records,
-        }
+        Settlement { replies, records }
     }
 
     /// A waiter whose request timed out in the handler is gone; its reply is dropped.

@@ -5,8 +5,7 @@
 use super::authorize::Caller;
 use super::common::{str_bytes, topic_name};
 use crate::broker::shared::{now_ms, Broker};
-use crate::groups::{Heartbeat, TopicsView};
-use crate::metadata::MetadataState;
+use crate::groups::Heartbeat;
 use chronik_core::consumer_groups::{Assignment, TopicId};
 use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::consumer_group_describe_response::{
@@ -18,18 +17,6 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
 };
 use kafka_protocol::messages::*;
 use uuid::Uuid;
-
-/// Topics as the core sees them: name -> (id, partition count).
-fn topics_view(state: &MetadataState) -> TopicsView {
-    state
-        .topics
-        .iter()
-        .filter_map(|(name, info)| {
-            let id = Uuid::parse_str(&info.topic_id).ok()?;
-            Some((name.clone(), (*id.as_bytes(), info.partitions.len() as u32)))
-        })
-        .collect()
-}
 
 fn owned_of(request: &ConsumerGroupHeartbeatRequest) -> Option<Assignment> {
     request.topic_partitions.as_ref().map(|topics| {
@@ -67,7 +54,7 @@ pub async fn heartbeat(
     peer: &str,
     client_id: &str,
 ) -> ConsumerGroupHeartbeatResponse {
-    let topics = topics_view(&broker.consensus.view().state);
+    let topics = broker.consensus.view().state.topics_view();
     let decoded = Heartbeat {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -156,7 +143,11 @@ pub fn describe(
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let operations = request.include_authorized_operations;
-    let names: Vec<(String, TopicId)> = topics_view(&broker.consensus.view().state)
+    let names: Vec<(String, TopicId)> = broker
+        .consensus
+        .view()
+        .state
+        .topics_view()
         .into_iter()
         .map(|(name, (id, _))| (name, id))
         .collect();
