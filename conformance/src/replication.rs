@@ -20,9 +20,10 @@ use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, set_producer, Record};
 use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_core::log::frame::FRAME_HEADER_LEN;
 use chronik_core::replication::{
     appended, follower_fetch_offset, truncation_point, AckWait, Appended, Fetched, FollowerFetch,
-    LocalView, NoEvents, Partitions, ReplicationBugs,
+    LocalView, NoEvents, Partitions, ReplicationBugs, ReplicationError,
 };
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -74,6 +75,8 @@ struct SimBroker {
     /// Filled by the group commit's callbacks.
     durable: Arc<Mutex<Vec<Durable>>>,
     waiting: Vec<Durable>,
+    /// The model filled this broker's disk: no write may grow it.
+    full: bool,
 }
 
 fn lock(v: &Mutex<Vec<Durable>>) -> MutexGuard<'_, Vec<Durable>> {
@@ -118,6 +121,30 @@ fn fail(what: impl Into<String>) -> HarnessError {
 
 fn root() -> PathBuf {
     PathBuf::from("/data")
+}
+
+/// The bytes the first `k` batches of `records` that start at or past `end` take
+/// on disk: each is one frame (header and batch) in the segment.
+fn frames_len(records: &[u8], end: u64, k: usize) -> u64 {
+    let mut at = 0usize;
+    let (mut taken, mut bytes) = (0usize, 0u64);
+    while at + 12 <= records.len() && taken < k {
+        let base = records[at..at + 8]
+            .try_into()
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let len = records[at + 8..at + 12]
+            .try_into()
+            .map(u32::from_be_bytes)
+            .unwrap_or(0) as usize;
+        let batch = 12 + len;
+        if base >= end {
+            taken += 1;
+            bytes += (FRAME_HEADER_LEN + batch) as u64;
+        }
+        at += batch;
+    }
+    bytes
 }
 
 fn registration(n: NodeId, incarnation: u64, acks_before_fsync: bool) -> MetadataCommand {
@@ -168,6 +195,7 @@ impl ReplicationHarness {
                 partitions: None,
                 durable: Arc::default(),
                 waiting: Vec::new(),
+                full: false,
             });
         }
         for n in ReplicationModel::ids() {
@@ -232,7 +260,18 @@ impl ReplicationHarness {
             RAction::Fsync(n) => self.fsync(n)?,
             RAction::FsyncFail(n) => self.failed_fsync(n)?,
             RAction::FetchRequest(f) => self.fetch_request(f)?,
-            RAction::FetchResponse(f) => self.fetch_response(f)?,
+            RAction::FetchResponse(f) => self.fetch_response(f, None)?,
+            RAction::FetchResponseCut(f, k) => self.fetch_response(f, Some(k))?,
+            RAction::DiskFull(n) => {
+                let b = self.broker(n);
+                b.full = true;
+                b.disk.set_capacity(Some(b.disk.used_bytes()));
+            }
+            RAction::DiskFreed(n) => {
+                let b = self.broker(n);
+                b.full = false;
+                b.disk.set_capacity(None);
+            }
             RAction::Truncate(f) => self.truncate(f)?,
             RAction::Learn(n) => self.learn(n)?,
             RAction::Commit => {
@@ -261,6 +300,11 @@ impl ReplicationHarness {
             RAction::Restart(n) => {
                 self.broker(n).incarnation += 1;
                 self.open(n)?;
+                // The crash dropped unsynced bytes: full is full again at what is left.
+                let b = self.broker(n);
+                if b.full {
+                    b.disk.set_capacity(Some(b.disk.used_bytes()));
+                }
                 let incarnation = self.broker(n).incarnation;
                 self.inbox
                     .push(registration(n, incarnation, self.acks_before_fsync));
@@ -418,7 +462,10 @@ impl ReplicationHarness {
         }
     }
 
-    fn fetch_response(&mut self, f: NodeId) -> Result<(), HarnessError> {
+    /// The replica fetcher's handling of the answer in flight. With `cut`, the
+    /// follower's full disk has room for exactly that many of the batches it would
+    /// append: the append of the next one fails with ENOSPC, as the model says.
+    fn fetch_response(&mut self, f: NodeId, cut: Option<u8>) -> Result<(), HarnessError> {
         let at = self
             .net
             .iter()
@@ -429,10 +476,25 @@ impl ReplicationHarness {
         let (Some(local), Some(log)) = (b.local(f), b.log()) else {
             return Err(fail("a response to a broker that is down"));
         };
-        local
-            .apply_fetched(&key(), epoch, &log, &fetched, NOW_MS)
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(())
+        let room = cut.map(|k| {
+            let records = fetched.records.as_deref().unwrap_or_default();
+            frames_len(records, log.log_end_offset(), usize::from(k))
+        });
+        if let Some(room) = room {
+            b.disk.set_capacity(Some(b.disk.used_bytes() + room));
+        }
+        let applied = local.apply_fetched(&key(), epoch, &log, &fetched, NOW_MS);
+        if room.is_some() {
+            b.disk.set_capacity(Some(b.disk.used_bytes()));
+        }
+        match (applied, cut) {
+            (Ok(_), None) => Ok(()),
+            (Err(e), None) => Err(fail(e.to_string())),
+            (Err(ReplicationError::Log(e)), Some(_)) if e.is_disk_full() => Ok(()),
+            (other, Some(k)) => Err(fail(format!(
+                "a full disk with room for {k} batches: the append ended {other:?}"
+            ))),
+        }
     }
 
     /// OffsetForLeaderEpoch on the leader for the follower's last epoch, then the

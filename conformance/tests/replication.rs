@@ -76,6 +76,21 @@ fn c5_replication_walks_with_retries_and_controller_failovers_conform() {
     }
 }
 
+/// C-5 with full disks (R-LOG-9, R-REPL-1): a full leader takes no produce, a full
+/// follower's disk has room for only part of a fetch answer, a full broker writes no
+/// checkpoint, and space returns; the real replica fetcher appends exactly the part
+/// the model does, syncs it although the next append failed, and reports it.
+#[test]
+fn c5_replication_walks_with_full_disks_conform() {
+    let model = ReplicationModel::bounded(3, 1, 1, 1).with_full_disks(2);
+    let stats = must_conform(replication_walks(&model, 3_000, 80, 23));
+    eprintln!("{stats:?}");
+    assert_eq!(stats.walks, 3_000);
+    for kind in ["DiskFull", "DiskFreed", "FetchResponseCut", "Crash"] {
+        assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
+    }
+}
+
 /// C-5: the model's examples (an acknowledged record read after a failover, a
 /// returning replica truncated to its new leader, a follower let back into the ISR)
 /// happen on the real code along the same paths.
@@ -85,6 +100,10 @@ fn c5_model_examples_replay_on_the_real_code() {
         (names::EX_FAILOVER, ReplicationModel::bounded(1, 0, 1, 0)),
         (names::EX_TRUNCATED, ReplicationModel::bounded(2, 0, 1, 0)),
         (names::EX_EXPANDED, ReplicationModel::bounded(1, 0, 1, 0)),
+        (
+            names::EX_CUT_SHORT,
+            ReplicationModel::bounded(2, 0, 0, 0).with_full_disks(1),
+        ),
     ] {
         let outcome = run(model.clone(), &Run::bfs_until(example));
         let path = outcome
@@ -103,7 +122,7 @@ fn c5_model_examples_replay_on_the_real_code() {
     }
 }
 
-/// C-6: the oracle has teeth, and the real code has none of the twelve bugs: every
+/// C-6: the oracle has teeth, and the real code has none of the fifteen bugs: every
 /// counterexample the model finds with a bug switched on diverges from the real code
 /// when replayed, before or at the step that breaks the rule.
 ///

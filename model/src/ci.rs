@@ -135,6 +135,20 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "r_repl_1_a_full_disk_cuts_a_fetch_short_and_loses_no_acknowledged_record",
+        build: || {
+            let m = ReplicationModel::bounded(2, 1, 0, 0).with_full_disks(1);
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "r_log_9_a_full_disk_and_a_fence_lose_no_acknowledged_record",
+        build: || {
+            let m = ReplicationModel::bounded(1, 0, 1, 0).with_full_disks(1);
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record",
         build: || {
             let m = ReplicationModel::bounded(1, 0, 0, 1).with_damage(1);
@@ -223,6 +237,7 @@ impl CiCheck {
                     ("retries", m.max_retries),
                     ("failovers", m.max_failovers),
                     ("sync failures", m.max_sync_failures),
+                    ("full disks", m.max_full),
                 ] {
                     if n > 0 {
                         b.push_str(&format!(", {name} {n}"));

@@ -102,6 +102,9 @@ struct ReplicationArgs {
     /// syncing it (R-REPL-5).
     #[arg(long)]
     acks_before_fsync: bool,
+    /// Disks that fill up for a while (ENOSPC, R-LOG-12).
+    #[arg(long, default_value_t = 0)]
+    max_full: u8,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -217,14 +220,15 @@ fn main() -> ExitCode {
             m.max_failovers = a.max_failovers;
             m.max_sync_failures = a.max_sync_failures;
             m.acks_before_fsync = a.acks_before_fsync;
+            m.max_full = a.max_full;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} acks_before_fsync={} bugs=[{}]",
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} max_full={} acks_before_fsync={} bugs=[{}]",
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
-                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, m.acks_before_fsync, bugs.join(", ")
+                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, m.max_full, m.acks_before_fsync, bugs.join(", ")
             );
             check(m, &a.search)
         }

@@ -297,6 +297,25 @@ fn r_repl_5_under_the_interval_policy_a_restart_loses_no_acknowledged_record() {
 }
 
 #[test]
+fn r_repl_1_a_full_disk_cuts_a_fetch_short_and_loses_no_acknowledged_record() {
+    // A full follower appends part of a fetch answer (any part), syncs it although
+    // the next append failed and reports it; a full leader takes no produce; two
+    // produces and a crash anywhere.
+    let o =
+        ci_replication("r_repl_1_a_full_disk_cuts_a_fetch_short_and_loses_no_acknowledged_record");
+    // No fence, so no failover: that example is not reachable here.
+    assert_replication_holds("replication, a full disk, 2 produces, 1 crash", &o, false);
+}
+
+#[test]
+fn r_log_9_a_full_disk_and_a_fence_lose_no_acknowledged_record() {
+    // A full disk blocks a cut to a new leader's log (the checkpoints it rewrites
+    // first need space), with a fence that moves leadership.
+    let o = ci_replication("r_log_9_a_full_disk_and_a_fence_lose_no_acknowledged_record");
+    assert_replication_holds("replication, a full disk, a fence", &o, true);
+}
+
+#[test]
 fn r_repl_5_under_the_interval_policy_two_crashes_lose_no_acknowledged_record() {
     // A leader and then its follower crash: the follower synced what it reported, so
     // it keeps its ISR place across its restart and holds what the leader lost (the

@@ -79,10 +79,15 @@ pub enum ReplBug {
     /// before syncing them; its followers then truncate them away (what Chronik did
     /// before this switch existed; Kafka's KIP-966 unclean-shutdown handling).
     UncleanRestartKeepsLeading,
+    /// A follower whose full disk cut a fetch answer short leaves what it appended
+    /// unsynced, and fetches from its log end without syncing first: the leader
+    /// counts records a crash of the follower loses (what the simulator's full-disk
+    /// storm found, seed 1196, before `follower_fetch_offset`).
+    FetchFromUnsyncedEnd,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 16] = [
+    pub const ALL: [ReplBug; 17] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -99,6 +104,7 @@ impl ReplBug {
         ReplBug::RetryAckedAtOnce,
         ReplBug::AckCutAppends,
         ReplBug::UncleanRestartKeepsLeading,
+        ReplBug::FetchFromUnsyncedEnd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +125,7 @@ impl ReplBug {
             ReplBug::RetryAckedAtOnce => "retry-acked-at-once",
             ReplBug::AckCutAppends => "ack-cut-appends",
             ReplBug::UncleanRestartKeepsLeading => "unclean-restart-keeps-leading",
+            ReplBug::FetchFromUnsyncedEnd => "fetch-from-unsynced-end",
         }
     }
 
@@ -163,6 +170,11 @@ impl ReplBug {
                 .with_acks_before_fsync()
                 .with_bug(self);
         }
+        if self == ReplBug::FetchFromUnsyncedEnd {
+            return ReplicationModel::bounded(2, 1, 0, 0)
+                .with_full_disks(1)
+                .with_bug(self);
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -179,13 +191,14 @@ impl ReplBug {
             | ReplBug::ExpandOnStaleFetch
             | ReplBug::RetryAckedAtOnce
             | ReplBug::AckCutAppends
-            | ReplBug::UncleanRestartKeepsLeading => (1, 0, 0, 0),
+            | ReplBug::UncleanRestartKeepsLeading
+            | ReplBug::FetchFromUnsyncedEnd => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -218,7 +231,11 @@ pub struct ReplicationModel {
     /// records it acknowledged; its followers still sync every fetch, as the real
     /// ones do. Properties then judge the copies of running brokers (R-REPL-5).
     pub acks_before_fsync: bool,
-    bugs: u16,
+    /// Disks that fill up (ENOSPC) for a while: a full leader refuses produces, a
+    /// full follower appends part of a fetch answer, a full broker writes no
+    /// checkpoint (R-LOG-12). 0 unless asked for.
+    pub max_full: u8,
+    bugs: u32,
 }
 
 impl Default for ReplicationModel {
@@ -235,6 +252,7 @@ impl Default for ReplicationModel {
             max_failovers: 0,
             max_sync_failures: 0,
             acks_before_fsync: false,
+            max_full: 0,
             bugs: 0,
         }
     }
@@ -269,6 +287,11 @@ impl ReplicationModel {
 
     pub fn with_sync_failures(mut self, failures: u8) -> Self {
         self.max_sync_failures = failures;
+        self
+    }
+
+    pub fn with_full_disks(mut self, full: u8) -> Self {
+        self.max_full = full;
         self
     }
 
@@ -336,6 +359,13 @@ pub enum RAction {
     FetchRequest(NodeId),
     /// The follower handles the Fetch response in flight to it.
     FetchResponse(NodeId),
+    /// The follower's full disk takes only this many of the records the response in
+    /// flight to it would append; it syncs those and leaves its high watermark.
+    FetchResponseCut(NodeId, u8),
+    /// The broker's disk fills up.
+    DiskFull(NodeId),
+    /// Space is freed on the broker's full disk.
+    DiskFreed(NodeId),
     /// The follower asks its new leader where its last epoch ends and truncates there.
     Truncate(NodeId),
     /// The broker applies the committed metadata.
@@ -408,6 +438,7 @@ impl Model for ReplicationModel {
             && g.retries <= self.max_retries
             && g.failovers <= self.max_failovers
             && g.sync_failures <= self.max_sync_failures
+            && g.fulls <= self.max_full
             && s.meta.epoch <= self.max_epoch
     }
 }

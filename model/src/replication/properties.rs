@@ -26,6 +26,8 @@ pub mod names {
     pub const EX_FAILOVER: &str = "example: acknowledged records read after a failover";
     pub const EX_TRUNCATED: &str = "example: a returning replica truncates to its leader";
     pub const EX_EXPANDED: &str = "example: a follower rejoins the ISR";
+    pub const EX_CUT_SHORT: &str =
+        "example: a full disk cuts a fetch answer short and every acknowledged record is read";
     pub const EX_REPAIRED: &str =
         "example: a damaged copy is repaired and every acknowledged record is read";
 }
@@ -106,6 +108,11 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
                 && !s.ghost.acked.is_empty()
                 && s.ghost.acked.is_subset(&s.ghost.read)
                 && s.meta.isr == ALL
+        }));
+    }
+    if m.max_full >= 1 && m.max_produce >= 1 {
+        v.push(Property::sometimes(EX_CUT_SHORT, |_, s: &RState| {
+            s.ghost.cut_short && !s.ghost.acked.is_empty() && s.ghost.acked.is_subset(&s.ghost.read)
         }));
     }
     if m.max_shrinks >= 1 || m.max_fences >= 1 {

@@ -134,6 +134,9 @@ pub struct Replica {
     /// every member they name; any of them may still be applied.
     pub pending_isr: Option<(u8, Set)>,
     pub waiting: Vec<Waiting>,
+    /// The broker's disk is full (ENOSPC): appends and checkpoint writes fail, syncs
+    /// of what is written succeed (R-LOG-12).
+    pub full: bool,
 }
 
 impl Replica {
@@ -154,6 +157,7 @@ impl Replica {
             repair: RepairProgress::None,
             pending_isr: None,
             waiting: Vec::new(),
+            full: false,
         }
     }
 
@@ -247,6 +251,10 @@ pub struct Ghost {
     pub retries: u8,
     pub failovers: u8,
     pub sync_failures: u8,
+    /// Disks that filled up.
+    pub fulls: u8,
+    /// A follower's fetch answer was cut short by its full disk.
+    pub cut_short: bool,
     /// A damaged copy was cut below its damage after leaving the ISR.
     pub repaired: bool,
     /// The records below the highest high watermark any leader has had (the true

@@ -34,7 +34,18 @@ impl ReplicationModel {
 
     fn enabled_on_live(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
         let r = &s.replicas[at(n)];
-        if self.leading(s, n) && members(r.view.isr).count() >= usize::from(self.min_isr) {
+        if r.full {
+            out.push(RAction::DiskFreed(n));
+        } else if s.ghost.fulls < self.max_full {
+            out.push(RAction::DiskFull(n));
+        }
+        // A full leader's append fails: the produce is answered KAFKA_STORAGE_ERROR
+        // and nothing waits.
+        let may_append = !r.full;
+        if may_append
+            && self.leading(s, n)
+            && members(r.view.isr).count() >= usize::from(self.min_isr)
+        {
             out.push(RAction::Produce(n));
             if s.ghost.retries < self.max_retries {
                 // Also while the original still waits here: the client's request
@@ -53,7 +64,9 @@ impl ReplicationModel {
         if let Some(l) = r.view.leader.filter(|l| *l != n) {
             if self.leader_answers(s, l, r.view.epoch) {
                 if r.gate != Some(r.view.epoch) {
-                    out.push(RAction::Truncate(n));
+                    if !self.truncation_blocked(s, n) {
+                        out.push(RAction::Truncate(n));
+                    }
                 } else if !s.net.iter().any(|m| m.to == n)
                     && r.damaged.is_none()
                     && self.fetch_useful(s, n, l)
@@ -62,8 +75,13 @@ impl ReplicationModel {
                 }
             }
         }
-        if s.net.iter().any(|m| m.to == n) {
-            out.push(RAction::FetchResponse(n));
+        if let Some(resp) = s.net.iter().find(|m| m.to == n) {
+            let appendable = self.appendable(r, resp);
+            if r.full && appendable > 0 {
+                out.extend((0..appendable).map(|k| RAction::FetchResponseCut(n, k)));
+            } else {
+                out.push(RAction::FetchResponse(n));
+            }
         }
         if r.view != s.meta {
             out.push(RAction::Learn(n));
@@ -105,7 +123,7 @@ impl ReplicationModel {
                 out.push(RAction::Consume(n));
             }
         }
-        if r.hw_checkpoint != r.hw {
+        if r.hw_checkpoint != r.hw && !r.full {
             out.push(RAction::Checkpoint(n));
         }
         self.enabled_repair(s, n, out);
@@ -175,6 +193,8 @@ impl ReplicationModel {
             RAction::Fsync(_)
                 | RAction::FetchRequest(_)
                 | RAction::FetchResponse(_)
+                | RAction::FetchResponseCut(..)
+                | RAction::DiskFreed(_)
                 | RAction::Truncate(_)
                 | RAction::Learn(_)
                 | RAction::Commit
@@ -211,7 +231,13 @@ impl ReplicationModel {
             }
             RAction::FsyncFail(n) => self.fsync_failed(&mut t, n),
             RAction::FetchRequest(f) => self.fetch_request(&mut t, f),
-            RAction::FetchResponse(f) => self.fetch_response(&mut t, f),
+            RAction::FetchResponse(f) => self.fetch_response(&mut t, f, None),
+            RAction::FetchResponseCut(f, k) => self.fetch_response(&mut t, f, Some(k)),
+            RAction::DiskFull(n) => {
+                t.ghost.fulls += 1;
+                t.replicas[at(n)].full = true;
+            }
+            RAction::DiskFreed(n) => t.replicas[at(n)].full = false,
             RAction::Truncate(f) => self.truncate(&mut t, f),
             RAction::Learn(n) => self.learn(&mut t, n),
             RAction::Commit => {
@@ -369,9 +395,12 @@ impl ReplicationModel {
             return;
         };
         // The leader counts what a fetch offset covers as held durably here, so a
-        // tail written but not synced (records this broker appended while it led)
-        // is synced first (`follower_fetch_offset`).
-        fr.durable = fetch_offset;
+        // tail written but not synced (records this broker appended while it led, or
+        // the part of an answer a full disk cut short) is synced first
+        // (`follower_fetch_offset`).
+        if !self.bug(ReplBug::FetchFromUnsyncedEnd) {
+            fr.durable = fetch_offset;
+        }
         let lr = &mut t.replicas[at(l)];
         lr.follower_end[at(f)] = Some(fetch_offset);
         lr.fresh |= bit(f);
@@ -398,9 +427,25 @@ impl ReplicationModel {
         });
     }
 
+    /// How many records of `resp` the follower would append: those from its log end
+    /// on, if it takes the answer at all.
+    fn appendable(&self, r: &Replica, resp: &FetchResp) -> u8 {
+        let taken = !r.view.leads(resp.to)
+            && (r.gate == Some(resp.epoch) || self.bug(ReplBug::NoEpochGate));
+        let from = r.len().saturating_sub(resp.base);
+        let records = u8::try_from(resp.records.len()).unwrap_or(u8::MAX);
+        if taken && r.len() >= resp.base {
+            records.saturating_sub(from)
+        } else {
+            0
+        }
+    }
+
     /// Append what starts at the log end (only while the log still follows the epoch
-    /// it fetched under), fsync, take the leader's high watermark.
-    fn fetch_response(&self, t: &mut RState, f: NodeId) {
+    /// it fetched under), fsync, take the leader's high watermark. With `cut`, a full
+    /// disk takes only that many records: they are synced (the append error comes
+    /// after the sync, R-REPL-1) and the high watermark stays.
+    fn fetch_response(&self, t: &mut RState, f: NodeId, cut: Option<u8>) {
         let Some(resp) = t.net.iter().find(|m| m.to == f).cloned() else {
             return;
         };
@@ -413,29 +458,52 @@ impl ReplicationModel {
         if r.gate != Some(resp.epoch) && !self.bug(ReplBug::NoEpochGate) {
             return;
         }
+        let mut room = cut.map_or(usize::MAX, usize::from);
         for (i, rec) in resp.records.iter().enumerate() {
             let offset = usize::from(resp.base) + i;
-            if offset == r.log.len() {
+            if offset == r.log.len() && room > 0 {
                 r.log.push(*rec);
+                room -= 1;
             }
+        }
+        if cut.is_some() {
+            t.ghost.cut_short = true;
+            if !self.bug(ReplBug::FetchFromUnsyncedEnd) {
+                r.durable = r.len();
+            }
+            return;
         }
         r.durable = r.len();
         r.hw = r.hw.max(resp.hw.min(r.len()));
         self.resolve(t, f);
     }
 
+    /// Where follower `f` would cut its log for its leader, if its log has records.
+    fn truncation_end(&self, s: &RState, f: NodeId) -> Option<u8> {
+        let fr = &s.replicas[at(f)];
+        let l = fr.view.leader?;
+        let last = fr.log.last()?.epoch;
+        let answer = s.replicas[at(l)].end_offset_for_epoch(last);
+        Some(if self.bug(ReplBug::TruncateToLeaderEndOnly) {
+            answer.map_or(0, |(_, end)| end)
+        } else {
+            fr.truncation_point(answer)
+        })
+    }
+
+    /// A cut rewrites the leader epoch and high watermark checkpoints first, which a
+    /// full disk refuses: the fetcher tries again once space returns.
+    fn truncation_blocked(&self, s: &RState, f: NodeId) -> bool {
+        let fr = &s.replicas[at(f)];
+        fr.full && self.truncation_end(s, f).is_some_and(|end| end < fr.len())
+    }
+
     fn truncate(&self, t: &mut RState, f: NodeId) {
         let fr = &t.replicas[at(f)];
-        let (Some(l), epoch) = (fr.view.leader, fr.view.epoch) else {
+        let (Some(_), epoch) = (fr.view.leader, fr.view.epoch) else {
             return;
         };
-        if let Some(last) = fr.log.last().map(|r| r.epoch) {
-            let answer = t.replicas[at(l)].end_offset_for_epoch(last);
-            let end = if self.bug(ReplBug::TruncateToLeaderEndOnly) {
-                answer.map_or(0, |(_, end)| end)
-            } else {
-                fr.truncation_point(answer)
-            };
+        if let Some(end) = self.truncation_end(t, f) {
             let fr = &mut t.replicas[at(f)];
             if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
                 fr.log.truncate(usize::from(end));
@@ -697,9 +765,11 @@ impl ReplicationModel {
             r.incarnation,
             r.damaged.filter(|d| usize::from(*d) < durable),
         );
+        let full = r.full;
         // Everything in memory is gone; only the disk (and the start count) remains.
         *r = Replica::new(meta);
         r.up = false;
+        r.full = full;
         (r.log, r.durable, r.hw_checkpoint, r.incarnation, r.damaged) = disk;
         t.net.retain(|m| m.to != n);
     }
