@@ -1,11 +1,13 @@
-//! The group coordinator of one simulated node: the core's classic `Coordinator`,
-//! driven as the broker's `GroupService` and group handlers drive it. A request to a
-//! node that does not coordinate the group is answered NOT_COORDINATOR; a group the
-//! node holds at an older generation than its stored record is loaded from that
-//! record first (R-GROUP-8); the replies of a step that changed the group's record
-//! wait until `StoreGroup` is applied, and a commit is answered once `CommitOffsets`
-//! is (R-GROUP-2). Every decision is the core's; what is here is the waiting.
-
+//! The group coordinator of one simulated node: the core's `GroupCoordinators` (the
+//! classic coordinator and the KIP-848 groups), driven as the broker's `GroupService`
+//! and group handlers drive it. A request to a node that does not coordinate the
+//! group is answered NOT_COORDINATOR, and at each tick the node forgets the groups it
+//! no longer coordinates (R-GROUP-3); a group the node holds at an older generation
+//! or group epoch than its stored record is loaded from that record first
+//! (R-GROUP-8); the replies of a step that changed the group's record (and a
+//! ConsumerGroupHeartbeat's answer) wait until `StoreGroup` or `StoreConsumerGroup`
+//! is applied, and a commit is answered once `CommitOffsets` is (R-GROUP-2). Every
+//! decision is the core's; what is here is the waiting.
 use crate::records::TOPIC;
 use chronik_core::consensus::ProposalFailure;
 use chronik_core::consumer_groups::{
