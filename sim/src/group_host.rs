@@ -8,6 +8,7 @@
 //! ConsumerGroupHeartbeat's answer) wait until `StoreGroup` or `StoreConsumerGroup`
 //! is applied, and a commit is answered once `CommitOffsets` is (R-GROUP-2). Every
 //! decision is the core's; what is here is the waiting.
+
 use crate::records::TOPIC;
 use chronik_core::consensus::ProposalFailure;
 use chronik_core::consumer_groups::{
