@@ -65,6 +65,19 @@ fn hosted(state: &MetadataState, me: i32) -> (Partitions, Arc<PartitionLog>) {
 }
 
 /// Broker 1's view (its first start) of `partitions` under `state`.
+/// Broker 1's partitions, opened (and recovered) from `disk` as `state` assigns them.
+fn broker_one_on(disk: &MemDisk, state: &MetadataState) -> Partitions {
+    let partitions = Partitions::new(
+        Arc::new(disk.clone()),
+        PathBuf::from("/data"),
+        LogConfig::default(),
+        Arc::new(NoEvents),
+        ManualCommitter::new().queue(),
+    );
+    partitions.reconcile(state, 1).expect("the log opens");
+    partitions
+}
+
 fn broker_one<'a>(state: &'a MetadataState, partitions: &'a Partitions) -> LocalView<'a> {
     LocalView {
         state,
@@ -280,17 +293,7 @@ fn r_repl_3_a_recreated_partition_is_followed_afresh() {
 fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
     let (mut state, index) = three_brokers_one_topic();
     let disk = MemDisk::new();
-    let open = |state: &MetadataState| {
-        let partitions = Partitions::new(
-            Arc::new(disk.clone()),
-            PathBuf::from("/data"),
-            LogConfig::default(),
-            Arc::new(NoEvents),
-            ManualCommitter::new().queue(),
-        );
-        partitions.reconcile(state, 1).expect("the log opens");
-        partitions
-    };
+    let open = |state: &MetadataState| broker_one_on(&disk, state);
     let partitions = open(&state);
     let local = broker_one(&state, &partitions);
     let (log, _) = local
@@ -324,6 +327,43 @@ fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
     assert!(
         local.admit_produce("t", 0, 1).is_ok(),
         "the sole copy takes writes"
+    );
+}
+
+/// R-REPL-4 with R-LOG-8: damage in records below the log start lies in records a
+/// DeleteRecords already removed, so nothing the copy should hold is lost: it needs no
+/// repair, keeps leading and takes writes.
+#[test]
+fn r_repl_4_damage_below_the_log_start_needs_no_repair() {
+    let (state, _) = three_brokers_one_topic();
+    let disk = MemDisk::new();
+    let open = |state: &MetadataState| broker_one_on(&disk, state);
+    let partitions = open(&state);
+    let log = partitions.get("t", 0).expect("t-0");
+    for value in 0..3 {
+        log.append(&record(value), 0, 0).expect("appended");
+    }
+    log.set_high_watermark(3);
+    assert_eq!(log.delete_records_before(1).expect("deleted"), 1);
+    drop((log, partitions));
+    let segment = PathBuf::from("/data/t-0/00000000000000000000.log");
+    disk.corrupt(&segment, 30, &[0xff]).expect("damaged");
+    let partitions = open(&state);
+    let log = partitions.get("t", 0).expect("t-0");
+    assert_eq!(
+        log.log_start_offset(),
+        1,
+        "the deletion survives the restart"
+    );
+    assert!(
+        !log.damaged_ranges().is_empty(),
+        "recovery found the damage in the deleted batch"
+    );
+    assert_eq!(log.first_lost_offset(), None, "nothing kept was lost");
+    let local = broker_one(&state, &partitions);
+    assert!(
+        local.admit_produce("t", 0, -1).is_ok(),
+        "an undamaged leader takes writes"
     );
 }
 
