@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chronik::consensus::{MetadataNode, NodeConfig, NodeError, ProposeError, ReadyOutput};
+use chronik::consensus::{MetadataNode, NodeConfig, NodeError, ProposeError, RaftWal, ReadyOutput};
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, BatchHeader, Record};
+use chronik::log::frame::FRAME_HEADER_LEN;
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand};
 use chronik_model::model::{Action, PARTITION_LEADER};
@@ -28,15 +29,23 @@ pub enum Injected {
     SkipRaftFsync,
     /// The partition log acknowledges a produce as soon as it is written.
     AckProduceBeforeFsync,
+    /// Recovery cuts a damaged Raft log at the damage as if it were a torn tail and
+    /// starts (issue 12).
+    CutRaftDamage,
 }
 
 impl Injected {
-    pub const ALL: [Injected; 2] = [Injected::SkipRaftFsync, Injected::AckProduceBeforeFsync];
+    pub const ALL: [Injected; 3] = [
+        Injected::SkipRaftFsync,
+        Injected::AckProduceBeforeFsync,
+        Injected::CutRaftDamage,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Injected::SkipRaftFsync => "skip-raft-fsync",
             Injected::AckProduceBeforeFsync => "ack-produce-before-fsync",
+            Injected::CutRaftDamage => "cut-raft-damage",
         }
     }
 
@@ -97,6 +106,8 @@ pub struct SimNode {
     /// This start of the process; the model's incarnation (1 for the first).
     pub(crate) incarnation: u64,
     boots: u64,
+    /// A bad sector was put in its Raft log (the fault injector's own record).
+    pub(crate) damaged: bool,
 }
 
 /// Acknowledgements the real produce path released: (offset, record id).
@@ -137,6 +148,7 @@ impl Harness {
                     committer: ManualCommitter::new(),
                     incarnation: 0,
                     boots: 0,
+                    damaged: false,
                 })
                 .collect(),
             voters,
@@ -205,6 +217,7 @@ impl Harness {
             }
             Action::Crash(n) => self.crash(*n, Tear::None),
             Action::CrashTorn(n) => self.crash(*n, Tear::KeepTail(TORN_BYTES)),
+            Action::DamageRaftLog(n, at) => self.damage_raft_log(*n, *at)?,
             Action::Heartbeat(_) | Action::Deliver(_) | Action::ReplicaFetch(_) => {
                 return Err(HarnessError(format!(
                     "{action}: peer messages and replica fetches are not mapped yet \
@@ -233,11 +246,18 @@ impl Harness {
             voters,
             ..NodeConfig::single(real_id(n))
         };
-        let opened = MetadataNode::open(Arc::clone(&disk), &metadata_dir(), config)
-            .and_then(|mut meta| meta.replay_committed().map(|_| meta));
+        let opened = match injected {
+            Some(Injected::CutRaftDamage) => {
+                MetadataNode::open_cutting_damage(Arc::clone(&disk), &metadata_dir(), config)
+            }
+            _ => MetadataNode::open(Arc::clone(&disk), &metadata_dir(), config),
+        };
+        let opened = opened.and_then(|mut meta| meta.replay_committed().map(|_| meta));
         let mut meta = match opened {
             Ok(meta) => meta,
-            Err(NodeError::Undecodable { .. }) => {
+            // The broker exits with the error: a refusal to start (R-RECOVER-3,
+            // R-RECOVER-6). Whether the model refuses here too is the view's business.
+            Err(NodeError::Undecodable { .. } | NodeError::Storage(LogError::Corrupt { .. })) => {
                 node.phase = Phase::Failed;
                 return Ok(());
             }
@@ -254,7 +274,7 @@ impl Harness {
         match injected {
             Some(Injected::SkipRaftFsync) => meta.inject_skip_fsync(),
             Some(Injected::AckProduceBeforeFsync) => partition.inject_ack_before_fsync(),
-            None => {}
+            Some(Injected::CutRaftDamage) | None => {}
         }
         node.meta = Some(meta);
         node.partition = Some(partition);
@@ -273,6 +293,32 @@ impl Harness {
         node.committer.abandon();
         node.disk.crash(tear);
         node.phase = Phase::Down;
+    }
+
+    /// A bad sector in the record of entry `at + 1` (the model's 0-based position) of
+    /// a down node's Raft log: one flipped byte inside the record's payload, so its
+    /// checksum fails while the records after it still check.
+    fn damage_raft_log(&mut self, n: NodeId, at: u8) -> Result<(), HarnessError> {
+        self.node(n).damaged = true;
+        let disk = self.node(n).disk.clone();
+        let (wal, records) = RaftWal::entry_records(&disk, &metadata_dir())?;
+        let index = u64::from(at) + 1;
+        let record = records.get(&index).copied().ok_or_else(|| {
+            HarnessError(format!(
+                "no record of entry {index} in the Raft log to damage"
+            ))
+        })?;
+        let byte_at = usize::try_from(record)
+            .map_err(|_| HarnessError("record position".into()))?
+            + FRAME_HEADER_LEN
+            + 1;
+        let bytes = chronik::disk::read_all(&disk, &wal)
+            .map_err(|e| HarnessError(format!("read {}: {e}", wal.display())))?;
+        let byte = bytes
+            .get(byte_at)
+            .ok_or_else(|| HarnessError("the record ends before its payload".into()))?;
+        disk.corrupt(&wal, byte_at, &[byte ^ 0x40])
+            .map_err(|e| HarnessError(format!("damage {}: {e}", wal.display())))
     }
 
     /// The broker's registration task: propose this incarnation's registration.

@@ -31,8 +31,12 @@ struct Bounds {
     max_proposals: u8,
     #[arg(long, default_value_t = 2)]
     max_produce: u8,
+    /// Bad sectors in a down node's Raft log (R-RECOVER-6).
+    #[arg(long, default_value_t = 0)]
+    max_damage: u8,
     /// Switch on a test-only fault in the real code: skip-raft-fsync,
-    /// ack-produce-before-fsync. The run must then report a divergence.
+    /// ack-produce-before-fsync, cut-raft-damage. The run must then report a
+    /// divergence.
     #[arg(long)]
     inject: Option<String>,
     #[arg(long, default_value_t = 1)]
@@ -108,6 +112,7 @@ fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
     m.max_crashes = b.max_crashes;
     m.max_proposals = b.max_proposals;
     m.max_produce = b.max_produce;
+    m.max_damage = b.max_damage;
     let injected = match &b.inject {
         None => None,
         Some(name) => Some(Injected::from_name(name).ok_or_else(|| {
@@ -116,12 +121,13 @@ fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
         })?),
     };
     println!(
-        "model: {} node(s), max term {}, max crashes {}, max proposals {}, max produce {}; injected fault: {}",
+        "model: {} node(s), max term {}, max crashes {}, max proposals {}, max produce {}, max damage {}; injected fault: {}",
         m.nodes,
         m.max_term,
         m.max_crashes,
         m.max_proposals,
         m.max_produce,
+        m.max_damage,
         injected.map_or("none", |i| i.name())
     );
     Ok((m, injected))

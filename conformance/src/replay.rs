@@ -9,7 +9,9 @@ use chronik_model::state::{Phase, State};
 use chronik_model::ChronikModel;
 use stateright::Model;
 
-use crate::harness::{Harness, Injected};
+use chronik::consensus::RaftWal;
+
+use crate::harness::{metadata_dir, Harness, Injected, SimNode};
 use crate::view::{describe_ids, of_model, of_real, SystemView};
 
 /// The first step at which the real code and the model disagree.
@@ -191,6 +193,20 @@ pub struct Stats {
     /// Steps executed on both sides and compared.
     pub steps: u64,
     pub max_depth: usize,
+    /// Paths that ended with a start the real code refused (R-RECOVER-3, R-RECOVER-6),
+    /// so that a test can tell the refusals were reached, not only allowed.
+    pub refused_starts: u64,
+}
+
+impl Stats {
+    fn count_path(&mut self, depth: usize, real: &Harness) {
+        self.paths += 1;
+        self.steps += depth as u64;
+        self.max_depth = self.max_depth.max(depth);
+        if real.nodes.iter().any(|n| n.phase == Phase::Failed) {
+            self.refused_starts += 1;
+        }
+    }
 }
 
 /// Every model path up to `depth` steps (within the model's bounds), each replayed
@@ -225,9 +241,7 @@ pub fn replay_all(
             l.advance(a, next)?;
             d += 1;
         }
-        stats.paths += 1;
-        stats.steps += d as u64;
-        stats.max_depth = stats.max_depth.max(d);
+        stats.count_path(d, &l.real);
         if stats.paths >= max_paths {
             return Ok(stats);
         }
@@ -270,9 +284,7 @@ pub fn random_walks(
             l.advance(a, next)?;
             d += 1;
         }
-        stats.paths += 1;
-        stats.steps += d as u64;
-        stats.max_depth = stats.max_depth.max(d);
+        stats.count_path(d, &l.real);
     }
     Ok(stats)
 }
@@ -321,9 +333,7 @@ pub fn real_runs(
             }
             d += 1;
         }
-        stats.paths += 1;
-        stats.steps += d as u64;
-        stats.max_depth = stats.max_depth.max(d);
+        stats.count_path(d, &l.real);
     }
     Ok(stats)
 }
@@ -335,7 +345,10 @@ fn real_commands(h: &Harness) -> Vec<Action> {
     for node in &h.nodes {
         let n = node.id;
         match node.phase {
-            Phase::Down => out.push(Action::Restart(n)),
+            Phase::Down => {
+                out.push(Action::Restart(n));
+                out.extend(damage_commands(node));
+            }
             Phase::Recovered => out.push(Action::StartLoop(n)),
             Phase::LoopRunning => out.push(Action::ListenerUp(n)),
             Phase::Listening => out.push(Action::RegisterRetry(n)),
@@ -373,6 +386,24 @@ fn real_commands(h: &Harness) -> Vec<Action> {
         }
     }
     out
+}
+
+/// A bad sector in any entry record of a down node's Raft log that another record
+/// follows, once per node (the model bounds how many).
+fn damage_commands(node: &SimNode) -> Vec<Action> {
+    if node.damaged {
+        return Vec::new();
+    }
+    let Ok((_, records)) = RaftWal::entry_records(&node.disk, &metadata_dir()) else {
+        return Vec::new();
+    };
+    let last = records.keys().next_back().copied().unwrap_or(0);
+    records
+        .keys()
+        .filter(|index| **index < last)
+        .filter_map(|index| u8::try_from(index - 1).ok())
+        .map(|at| Action::DamageRaftLog(node.id, at))
+        .collect()
 }
 
 /// A one-line summary for the CLI and tests.

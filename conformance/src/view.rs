@@ -35,9 +35,12 @@ pub struct NodeView {
     /// Partition records written (ids by offset); the durable ones when not running.
     pub plog: Vec<u8>,
     pub hw: u8,
-    // On disk: what a crash now would leave.
+    // On disk: what a crash now would leave, as far as it reads back (up to any
+    // damage: R-RECOVER-6).
     pub durable_log: Vec<(u8, Cmd)>,
     pub durable_hs: (u8, Option<NodeId>, u8),
+    /// The Raft log is damaged, or cut at damage and under repair (R-RECOVER-9).
+    pub raft_damaged: bool,
     pub plog_durable: Vec<u8>,
 }
 
@@ -48,6 +51,7 @@ impl NodeView {
         phase: Phase,
         durable_log: Vec<(u8, Cmd)>,
         durable_hs: (u8, Option<NodeId>, u8),
+        raft_damaged: bool,
         plog_durable: Vec<u8>,
     ) -> Self {
         NodeView {
@@ -67,6 +71,7 @@ impl NodeView {
             hw: 0,
             durable_log,
             durable_hs,
+            raft_damaged,
             plog_durable,
         }
     }
@@ -111,6 +116,23 @@ impl SystemView {
     }
 }
 
+/// A voter that exists only so that the copy of a disk opens as a cluster member's
+/// and reads up to damage instead of refusing it.
+const READING_PEER: u64 = 1 << 40;
+
+/// The durable term, vote and commit index. Past damage the commit index is left out:
+/// it is whatever the last HardState record before the damage said, and the model does
+/// not order HardState records among entry records (term and vote are kept whole by the
+/// vote file; a repair learns the commit index from the leader again).
+fn durable_hard_state(
+    term: u8,
+    vote: Option<NodeId>,
+    commit: u8,
+    damaged: bool,
+) -> (u8, Option<NodeId>, u8) {
+    (term, vote, if damaged { 0 } else { commit })
+}
+
 fn entries(log: &[Entry]) -> Vec<(u8, Cmd)> {
     log.iter().map(|e| (e.term, e.cmd)).collect()
 }
@@ -127,10 +149,13 @@ pub fn of_model(s: &State) -> SystemView {
             let durable = usize::from(n.disk.plog_durable).min(n.disk.plog.len());
             let plog_durable = n.disk.plog[..durable].to_vec();
             let hs = n.disk.durable_hs;
+            let readable = n.disk.damaged.map_or(n.disk.durable_log.len(), usize::from);
+            let damaged = n.disk.damaged.is_some() || n.disk.repair_marker;
             let mut v = NodeView::at_rest(
                 n.phase,
-                entries(&n.disk.durable_log),
-                (hs.term, hs.vote, hs.commit),
+                entries(&n.disk.durable_log[..readable]),
+                durable_hard_state(hs.term, hs.vote, hs.commit, damaged),
+                damaged,
                 plog_durable,
             );
             if live(n.phase) {
@@ -210,9 +235,11 @@ fn role(r: StateRole) -> Result<Role, HarnessError> {
 pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
     let mut nodes = Vec::with_capacity(h.nodes.len());
     for node in &h.nodes {
-        // Durable state: recover a copy of the disk as a restart would.
+        // Durable state: recover a copy of the disk as a restart would, as a member of
+        // a cluster, which reads up to any damage where a single node refuses to.
         let copy: Arc<dyn Disk> = Arc::new(node.disk.durable_copy());
-        let (_, store) = RaftWal::open(Arc::clone(&copy), &metadata_dir(), &h.voters)?;
+        let readers = [real_id(node.id), READING_PEER];
+        let (wal, store) = RaftWal::open(Arc::clone(&copy), &metadata_dir(), &readers)?;
         let storage = store.mem();
         let state = storage
             .initial_state()
@@ -240,16 +267,23 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
             .map(command)
             .collect::<Result<Vec<_>, _>>()?;
         let hs = &state.hard_state;
-        let durable_hs = (
+        let durable_hs = durable_hard_state(
             small("term", hs.term)?,
             model_id(hs.vote)?,
             small("commit", hs.commit)?,
+            wal.is_repairing(),
         );
         let durable_partition =
             PartitionLog::open(copy, &partition_dir(), LogConfig::default(), None)?;
         let plog_durable = read_ids(&durable_partition, durable_partition.log_end_offset())?;
 
-        let mut v = NodeView::at_rest(node.phase, durable_log, durable_hs, plog_durable);
+        let mut v = NodeView::at_rest(
+            node.phase,
+            durable_log,
+            durable_hs,
+            wal.is_repairing(),
+            plog_durable,
+        );
         if live(node.phase) {
             let (Some(meta), Some(partition)) = (node.meta.as_ref(), node.partition.as_ref())
             else {

@@ -17,6 +17,15 @@ fn one_node() -> ChronikModel {
     m
 }
 
+/// The same with one bad sector in the Raft log of the down node (R-RECOVER-6), and
+/// room for crashes after the log holds two entries, where damage can fall.
+fn one_node_with_damage() -> ChronikModel {
+    let mut m = one_node();
+    m.max_crashes = 4;
+    m.max_damage = 1;
+    m
+}
+
 fn must_conform(
     result: Result<chronik_conformance::Stats, Box<chronik_conformance::Divergence>>,
 ) -> chronik_conformance::Stats {
@@ -51,6 +60,19 @@ fn c2_real_runs_are_model_behaviours() {
     eprintln!("{stats:?}");
 }
 
+/// C-1 with damage: a bad sector in any entry that another record follows makes the
+/// real recovery refuse to start where the model's node fails, after crashes, torn
+/// tails and writes (R-RECOVER-6), and both sides read the same up to the damage.
+#[test]
+fn c1_r_recover_6_damaged_raft_logs_conform() {
+    let stats = must_conform(random_walks(&one_node_with_damage(), 5_000, 200, 13, None));
+    eprintln!("{stats:?}");
+    assert!(stats.refused_starts >= 100, "{stats:?}");
+    let stats = must_conform(real_runs(&one_node_with_damage(), 3_000, 200, 17, None));
+    eprintln!("{stats:?}");
+    assert!(stats.refused_starts >= 20, "{stats:?}");
+}
+
 /// C-3: the oracle has teeth. Each test-only fault in the real code is reported,
 /// at the step where the fault first shows.
 #[test]
@@ -65,19 +87,35 @@ fn c3_injected_faults_are_reported() {
             random_walks(&one_node(), 1_000, 200, 7, Some(fault)),
             real_runs(&one_node(), 1_000, 200, 11, Some(fault)),
         ] {
-            let Err(d) = result else {
-                panic!("{}: no divergence reported", fault.name());
-            };
-            let step = d.step.expect("diverges after a step, not at the start");
-            let action = d.path[step].to_string();
-            assert!(
-                action.starts_with(at),
-                "{}: diverged at {action}:\n{d}",
-                fault.name()
-            );
-            assert!(!d.why.is_empty());
+            assert_reported_at(result, fault, at);
         }
     }
+    // Issue 12's recovery shows only once a log is damaged, at the restart after it.
+    let fault = Injected::CutRaftDamage;
+    for result in [
+        random_walks(&one_node_with_damage(), 2_000, 200, 7, Some(fault)),
+        real_runs(&one_node_with_damage(), 2_000, 200, 11, Some(fault)),
+    ] {
+        assert_reported_at(result, fault, "Restart");
+    }
+}
+
+fn assert_reported_at(
+    result: Result<chronik_conformance::Stats, Box<chronik_conformance::Divergence>>,
+    fault: Injected,
+    at: &str,
+) {
+    let Err(d) = result else {
+        panic!("{}: no divergence reported", fault.name());
+    };
+    let step = d.step.expect("diverges after a step, not at the start");
+    let action = d.path[step].to_string();
+    assert!(
+        action.starts_with(at),
+        "{}: diverged at {action}:\n{d}",
+        fault.name()
+    );
+    assert!(!d.why.is_empty());
 }
 
 /// C-1, R-START-3: a broker that crashed with its registration durable but not yet

@@ -62,6 +62,22 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "r_recover_6_a_damaged_raft_log_stops_a_single_node",
+        build: || {
+            let mut m = metadata(1, 3, 2, 1, 0);
+            m.max_damage = 1;
+            CiCheck::Metadata(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "r_recover_9_a_damaged_raft_log_is_repaired_from_the_peer",
+        build: || {
+            let mut m = metadata(2, 2, 1, 0, 0);
+            m.max_damage = 1;
+            CiCheck::Metadata(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "two_nodes_metadata_writes_all_properties_hold",
         build: || CiCheck::Metadata(metadata(2, 1, 0, 1, 0), Run::dfs()),
     },
@@ -224,6 +240,9 @@ impl CiCheck {
                 );
                 if m.undecodable {
                     b.push_str(", undecodable");
+                }
+                if m.max_damage > 0 {
+                    b.push_str(&format!(", damaged Raft logs {}", m.max_damage));
                 }
                 b + &search(r)
             }

@@ -46,6 +46,7 @@ impl Model for ChronikModel {
         s.ghost.crashes <= self.max_crashes
             && s.ghost.proposals <= self.max_proposals
             && s.ghost.produced <= self.max_produce
+            && s.ghost.damages <= self.max_damage
             && s.nodes.iter().all(|n| n.term <= self.max_term)
     }
 }

@@ -59,6 +59,9 @@ struct ModelArgs {
     /// Start with every node booted (listener up), skipping start-up interleavings.
     #[arg(long)]
     booted: bool,
+    /// Raft logs damaged at rest (R-RECOVER-6, R-RECOVER-9).
+    #[arg(long, default_value_t = 0)]
+    max_damage: u8,
 }
 
 #[derive(Args)]
@@ -173,6 +176,7 @@ fn build(a: &ModelArgs) -> ChronikModel {
     m.max_produce = a.max_produce;
     m.undecodable = a.undecodable;
     m.booted = a.booted;
+    m.max_damage = a.max_damage;
     for b in &a.bugs {
         m = m.with_bug(*b);
     }
@@ -195,7 +199,7 @@ fn main() -> ExitCode {
             let m = build(&a.model);
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} booted={} bugs=[{}]",
+                "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} booted={} max_damage={} bugs=[{}]",
                 m.nodes,
                 m.max_term,
                 m.max_crashes,
@@ -203,6 +207,7 @@ fn main() -> ExitCode {
                 m.max_produce,
                 m.undecodable,
                 m.booted,
+                m.max_damage,
                 bugs.join(", ")
             );
             check(m, &a.search)

@@ -24,10 +24,15 @@ pub enum Bug {
     SkipUndecodable,
     /// Recovery does not restore the high watermark from its checkpoint (seed 002).
     NoHwRestore,
+    /// Recovery cuts a damaged Raft log at the damage as if it were a torn tail and
+    /// starts (issue 12: committed topics vanished).
+    CutRaftDamage,
+    /// A node whose log was cut at damage votes and campaigns before its repair ends.
+    VoteWhileRepairing,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::InitWaitsElection,
         Bug::DeferredRegistration,
         Bug::ProposeOnFollower,
@@ -36,6 +41,8 @@ impl Bug {
         Bug::NoReplay,
         Bug::SkipUndecodable,
         Bug::NoHwRestore,
+        Bug::CutRaftDamage,
+        Bug::VoteWhileRepairing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +55,8 @@ impl Bug {
             Bug::NoReplay => "no-replay",
             Bug::SkipUndecodable => "skip-undecodable",
             Bug::NoHwRestore => "no-hw-restore",
+            Bug::CutRaftDamage => "cut-raft-damage",
+            Bug::VoteWhileRepairing => "vote-while-repairing",
         }
     }
 
@@ -67,6 +76,8 @@ impl Bug {
             Bug::NoReplay => RECOVER_2,
             Bug::SkipUndecodable => RECOVER_2,
             Bug::NoHwRestore => RECOVER_4,
+            // The cut entries were committed: the next leader's log lacks them.
+            Bug::CutRaftDamage | Bug::VoteWhileRepairing => I_3,
         }
     }
 
@@ -78,12 +89,15 @@ impl Bug {
             // On a single node the commit index moves in `advance`, and its fsync
             // (see `advance`) covers the entries too: only a follower shows the bug.
             Bug::AdvanceBeforePersist => 2,
+            // A repairing node's vote elects a leader without the entries it lost only
+            // if a third node lacks them too.
+            Bug::VoteWhileRepairing => 3,
             _ => 1,
         }
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
@@ -103,7 +117,9 @@ pub struct ChronikModel {
     /// Start with every node's listener up (boot already done) instead of every node
     /// down: start-up ordering is then not explored, which keeps 3-node runs small.
     pub booted: bool,
-    bugs: u8,
+    /// Raft logs damaged at rest (R-RECOVER-6, R-RECOVER-9).
+    pub max_damage: u8,
+    bugs: u16,
 }
 
 impl ChronikModel {
@@ -116,6 +132,7 @@ impl ChronikModel {
             max_produce: 1,
             undecodable: false,
             booted: false,
+            max_damage: 0,
             bugs: 0,
         }
     }
@@ -125,6 +142,9 @@ impl ChronikModel {
         if bug == Bug::SkipUndecodable {
             // Skipping is only observable when an undecodable record exists.
             self.undecodable = true;
+        }
+        if matches!(bug, Bug::CutRaftDamage | Bug::VoteWhileRepairing) {
+            self.max_damage = self.max_damage.max(1);
         }
         self
     }
@@ -192,6 +212,10 @@ pub enum Action {
     Crash(NodeId),
     /// Kill -9 during a write: unsynced bytes are lost and a torn frame is left behind.
     CrashTorn(NodeId),
+    /// A bad sector in a down node's Raft log: the durable entry at this position
+    /// (0-based) and everything after it no longer read back, and a valid record
+    /// follows, so recovery can tell it from a torn tail.
+    DamageRaftLog(NodeId, u8),
 }
 
 impl fmt::Display for Action {
@@ -228,7 +252,10 @@ impl ChronikModel {
         for n in self.ids() {
             let node = &s.nodes[idx(n)];
             match node.phase {
-                Phase::Down => out.push(Action::Restart(n)),
+                Phase::Down => {
+                    out.push(Action::Restart(n));
+                    self.damage_actions(s, n, out);
+                }
                 Phase::Recovered => {
                     let may_start = !self.bug(Bug::InitWaitsElection)
                         || node.leader.is_some()
@@ -250,6 +277,7 @@ impl ChronikModel {
                 // A node that knows no leader may time out at any time (it has heard no
                 // heartbeat yet); one that follows a live leader does not.
                 if node.role != Role::Leader
+                    && !self.abstains(node)
                     && (node.leader.is_none() || !self.live_leader_at_or_above(s, node.term))
                 {
                     out.push(Action::Timeout(n));
@@ -297,6 +325,7 @@ impl ChronikModel {
             Action::Restart(_)
             | Action::Crash(_)
             | Action::CrashTorn(_)
+            | Action::DamageRaftLog(..)
             | Action::ClientCreateTopic(_)
             | Action::Produce
             | Action::Fetch => false,
@@ -315,6 +344,23 @@ impl ChronikModel {
             .into_iter()
             .filter(|a| self.is_progress(a))
             .any(|a| self.step(s, a).is_some())
+    }
+
+    /// One bad sector at a time, in any durable entry that another follows.
+    fn damage_actions(&self, s: &State, n: NodeId, out: &mut Vec<Action>) {
+        let d = &s.nodes[idx(n)].disk;
+        if s.ghost.damages >= self.max_damage || d.damaged.is_some() {
+            return;
+        }
+        for at in 0..len8(&d.durable_log).saturating_sub(1) {
+            out.push(Action::DamageRaftLog(n, at));
+        }
+    }
+
+    /// A node repairing a damaged log neither campaigns nor answers votes
+    /// (R-RECOVER-9).
+    fn abstains(&self, node: &Node) -> bool {
+        node.repairing && !self.bug(Bug::VoteWhileRepairing)
     }
 
     pub fn live_quorum(&self, s: &State) -> bool {
@@ -401,6 +447,15 @@ impl ChronikModel {
             Action::Advance(n) => self.advance(&mut t, n)?,
             Action::Crash(n) => self.crash(&mut t, n, false),
             Action::CrashTorn(n) => self.crash(&mut t, n, true),
+            Action::DamageRaftLog(n, at) => {
+                let node = &mut t.nodes[idx(n)];
+                let followed = usize::from(at) + 1 < node.disk.durable_log.len();
+                if node.phase != Phase::Down || node.disk.damaged.is_some() || !followed {
+                    return None;
+                }
+                node.disk.damaged = Some(at);
+                t.ghost.damages += 1;
+            }
         }
         if t == *s {
             None
@@ -422,9 +477,27 @@ impl ChronikModel {
         let d = &mut fresh.disk;
         // Scan frames; a torn frame fails its checksum and is truncated.
         d.torn = false;
+        if let Some(at) = d.damaged {
+            if self.nodes == 1 && !self.bug(Bug::CutRaftDamage) {
+                // R-RECOVER-6: no peer to repair from, so the node refuses to start and
+                // leaves the log as it is.
+                fresh.phase = Phase::Failed;
+                fresh.incarnation = incarnation;
+                *node = fresh;
+                return;
+            }
+            // R-RECOVER-9: the repair file first, then the cut; the vote survives in
+            // the vote file, the commit index only as far as the log now goes.
+            d.durable_log.truncate(usize::from(at));
+            d.durable_hs.commit = d.durable_hs.commit.min(at);
+            d.damaged = None;
+            d.repair_marker |= !self.bug(Bug::CutRaftDamage);
+            t.ghost.damaged_nodes |= 1 << n;
+        }
         d.log = d.durable_log.clone();
         d.hs = d.durable_hs;
         d.plog.truncate(usize::from(d.plog_durable));
+        fresh.repairing = d.repair_marker;
         fresh.log = d.durable_log.clone();
         fresh.stable = len8(&fresh.log);
         fresh.term = d.durable_hs.term;
@@ -474,8 +547,16 @@ impl ChronikModel {
 
     fn mark_registered(&self, t: &mut State, n: NodeId) {
         let node = &mut t.nodes[idx(n)];
-        if node.phase == Phase::Listening && node.image.brokers[idx(n)] == node.incarnation {
+        let mine = node.image.brokers[idx(n)] == node.incarnation;
+        if node.phase == Phase::Listening && mine {
             node.phase = Phase::Registered;
+        }
+        // The leader appended this start's registration after the start, so the log up
+        // to it is the leader's: the repair is over (R-RECOVER-9).
+        if node.repairing && mine {
+            node.repairing = false;
+            node.disk.repair_marker = false;
+            t.ghost.repaired = true;
         }
     }
 
@@ -722,8 +803,9 @@ impl ChronikModel {
                     node.vote = Some(src);
                 }
                 // Rejections are not sent: losing one is indistinguishable from delay, and
-                // a higher term reaches the candidate through other messages.
-                if granted {
+                // a higher term reaches the candidate through other messages. A repairing
+                // node records the vote (raft-rs does) but withholds the answer.
+                if granted && !self.abstains(node) {
                     let term = node.term;
                     Self::queue(t, d, src, Msg::VoteResp { term, granted });
                 }
@@ -766,6 +848,12 @@ impl ChronikModel {
                     if behind {
                         self.send_append(t, d, src);
                     }
+                } else if at < node.matched[p] {
+                    // The follower lost entries it acknowledged (its log was cut at
+                    // damage): probe it afresh from its last index (R-RECOVER-9).
+                    node.matched[p] = 0;
+                    node.next[p] = at + 1;
+                    self.send_append(t, d, src);
                 } else {
                     node.next[p] = node.next[p].saturating_sub(1).min(at + 1).max(1);
                     self.send_append(t, d, src);

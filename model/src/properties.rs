@@ -57,6 +57,16 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
             s.ghost.restarted && !s.ghost.acked.is_empty() && !s.ghost.read.is_empty()
         }));
     }
+    if m.max_damage >= 1 && m.max_crashes >= 1 && m.nodes == 1 {
+        v.push(Property::sometimes(EX_DAMAGE_REFUSED, |_, s: &State| {
+            s.ghost.damages > 0 && s.nodes.iter().any(|n| n.phase == Phase::Failed)
+        }));
+    }
+    if m.max_damage >= 1 && m.max_crashes >= 1 && m.nodes >= 2 {
+        v.push(Property::sometimes(EX_REPAIRED, |_, s: &State| {
+            s.ghost.repaired
+        }));
+    }
     if m.undecodable && m.max_crashes >= 1 && m.max_proposals >= 1 {
         v.push(Property::sometimes(EX_LOUD_FAILURE, |_, s: &State| {
             s.nodes.iter().any(|n| n.phase == Phase::Failed)
@@ -109,8 +119,13 @@ fn read_stays_readable(m: &ChronikModel, s: &State) -> bool {
     !settled || readable >= s.ghost.read.len()
 }
 
+/// A node whose log a bad sector cut lost durable entries through no fault of its
+/// own: what it acknowledged before is judged by R-RECOVER-9, not here.
 fn ack_implies_durable(_: &ChronikModel, s: &State) -> bool {
     let msgs_ok = s.net.iter().all(|e| {
+        if s.ghost.damaged_nodes & (1 << e.src) != 0 {
+            return true;
+        }
         let d = &s.nodes[usize::from(e.src)].disk;
         match e.msg {
             Msg::VoteResp {

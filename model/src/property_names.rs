@@ -27,3 +27,5 @@ pub const EX_ACKED: &str = "example: a produce is acknowledged";
 pub const EX_RESTART: &str = "example: a restarted broker registers again";
 pub const EX_READ_AFTER_CRASH: &str = "example: acknowledged data read after a crash";
 pub const EX_LOUD_FAILURE: &str = "example: an undecodable record stops recovery";
+pub const EX_DAMAGE_REFUSED: &str = "example: a damaged Raft log stops a single node";
+pub const EX_REPAIRED: &str = "example: a node repairs its damaged Raft log from its peers";

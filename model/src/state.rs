@@ -157,6 +157,14 @@ pub struct Disk {
     pub plog_durable: u8,
     /// The partition leader's high-watermark checkpoint, written with each fsync.
     pub hw_checkpoint: u8,
+    /// A durable Raft record was damaged while the node was down (a bad sector): the
+    /// position of the first entry recovery cannot read, with another record after
+    /// it, so it is not a torn tail (R-RECOVER-6, R-RECOVER-9).
+    pub damaged: Option<u8>,
+    /// The `repair` file: the log was cut at damage and is being repaired from the
+    /// peers; written before the cut, removed once this start's registration is
+    /// applied (R-RECOVER-9).
+    pub repair_marker: bool,
 }
 
 impl Disk {
@@ -204,6 +212,9 @@ pub struct Node {
     /// Client requests (metadata writes) this node answers with success once it has
     /// applied them; memory only.
     pub answering: Vec<u8>,
+    /// Its log was cut at damage: it neither campaigns nor answers a vote until the
+    /// repair ends (R-RECOVER-9).
+    pub repairing: bool,
     pub disk: Disk,
 }
 
@@ -231,6 +242,7 @@ impl Node {
             replica_leo: [0; MAX_NODES],
             pending_acks: Vec::new(),
             answering: Vec::new(),
+            repairing: false,
             disk: Disk::default(),
         }
     }
@@ -309,6 +321,13 @@ pub struct Ghost {
     pub restarted: bool,
     /// How many times each node was started.
     pub boots: [u8; MAX_NODES],
+    /// Damage done to Raft logs at rest.
+    pub damages: u8,
+    /// Nodes whose durable Raft log lost entries to damage (bit per node): what they
+    /// acknowledged before is no longer on their disk, through no fault of theirs.
+    pub damaged_nodes: u8,
+    /// A node whose log was cut at damage finished its repair.
+    pub repaired: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -54,6 +54,7 @@ pub fn rewrite(s: &State, to: &dyn Fn(NodeId) -> NodeId) -> State {
         .map(|(e, t)| (rewrite_entry(e, to), *t))
         .collect();
     ghost.boots = permute(&s.ghost.boots, to);
+    ghost.damaged_nodes = rewrite_mask(s.ghost.damaged_nodes, to);
     State { nodes, net, ghost }
 }
 
@@ -61,9 +62,7 @@ fn rewrite_node(n: &Node, to: &dyn Fn(NodeId) -> NodeId) -> Node {
     let mut m = n.clone();
     m.vote = n.vote.map(to);
     m.leader = n.leader.map(to);
-    m.votes = (0..MAX_NODES as NodeId)
-        .filter(|i| n.votes & (1 << i) != 0)
-        .fold(0, |acc, i| acc | (1 << to(i)));
+    m.votes = rewrite_mask(n.votes, to);
     m.log = rewrite_log(&n.log, to);
     m.next = permute(&n.next, to);
     m.matched = permute(&n.matched, to);
@@ -85,6 +84,13 @@ fn rewrite_node(n: &Node, to: &dyn Fn(NodeId) -> NodeId) -> Node {
     m.disk.hs = rewrite_hs(n.disk.hs, to);
     m.disk.durable_hs = rewrite_hs(n.disk.durable_hs, to);
     m
+}
+
+/// A set of nodes, one bit each.
+fn rewrite_mask(mask: u8, to: &dyn Fn(NodeId) -> NodeId) -> u8 {
+    (0..MAX_NODES as NodeId)
+        .filter(|i| mask & (1 << i) != 0)
+        .fold(0, |acc, i| acc | (1 << to(i)))
 }
 
 /// Messages a node has queued go out together, so their order carries nothing.

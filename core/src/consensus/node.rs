@@ -174,6 +174,23 @@ impl MetadataNode {
     /// after the snapshot are replayed by the first Readys (R-RECOVER-2).
     pub fn open(disk: Arc<dyn Disk>, dir: &Path, config: NodeConfig) -> Result<Self, NodeError> {
         let (wal, store) = RaftWal::open(disk, dir, &config.voters)?;
+        Self::on_storage(wal, store, config)
+    }
+
+    /// Test-only fault for the conformance oracle: recovery cuts a damaged Raft log
+    /// as if the damage were a torn tail (issue 12), see
+    /// [`RaftWal::open_cutting_damage`].
+    #[cfg(feature = "inject-bugs")]
+    pub fn open_cutting_damage(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        config: NodeConfig,
+    ) -> Result<Self, NodeError> {
+        let (wal, store) = RaftWal::open_cutting_damage(disk, dir, &config.voters)?;
+        Self::on_storage(wal, store, config)
+    }
+
+    fn on_storage(wal: RaftWal, store: RaftStore, config: NodeConfig) -> Result<Self, NodeError> {
         let snapshot = store.last_snapshot();
         let snapshot_index = snapshot.get_metadata().index;
         let state = if snapshot.get_data().is_empty() {

@@ -350,6 +350,27 @@ impl RaftWal {
         dir: &Path,
         voters: &[u64],
     ) -> Result<(Self, RaftStore), LogError> {
+        Self::open_with(disk, dir, voters, false)
+    }
+
+    /// Test-only fault for the conformance oracle (issue 12's recovery): damage is
+    /// cut as if it were a torn tail, the commit index taken down to what is left,
+    /// and the node starts, single voter or not, with no repair.
+    #[cfg(feature = "inject-bugs")]
+    pub fn open_cutting_damage(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        voters: &[u64],
+    ) -> Result<(Self, RaftStore), LogError> {
+        Self::open_with(disk, dir, voters, true)
+    }
+
+    fn open_with(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        voters: &[u64],
+        cut_damage: bool,
+    ) -> Result<(Self, RaftStore), LogError> {
         disk.create_dir_all(dir)
             .map_err(|e| LogError::io("create directory", dir, e))?;
         let snapshot = read_snapshot(disk.as_ref(), dir, voters)?;
@@ -375,7 +396,10 @@ impl RaftWal {
         let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
         let may_repair = voters.len() > 1;
         let initial = mem.rl().hard_state().clone();
-        let mut scan = scan_wal(file.as_ref(), &path, len, may_repair, initial)?;
+        let mut scan = scan_wal(file.as_ref(), &path, len, may_repair || cut_damage, initial)?;
+        if cut_damage {
+            scan.damage = None;
+        }
         let mut hard_state = std::mem::take(&mut scan.hard_state);
         let mut kept: Vec<Entry> = std::mem::take(&mut scan.entries)
             .into_values()
@@ -447,7 +471,7 @@ impl RaftWal {
         }
         let last_index = kept.last().map_or(snapshot_index, |e| e.index);
         if hard_state.commit > last_index {
-            if !repairing {
+            if !repairing && !cut_damage {
                 // raft-rs would panic on this; say what is wrong instead (R-PERSIST-2).
                 return Err(corrupt(
                     &path,
@@ -492,6 +516,22 @@ impl RaftWal {
             wal.sync()?;
         }
         Ok((wal, store))
+    }
+
+    /// The WAL file in `dir` and the file position of the record that holds each
+    /// entry a recovery would keep, read without changing anything: for tools and
+    /// tests that must name the bytes of an entry (a bad sector in it, R-RECOVER-6).
+    pub fn entry_records(
+        disk: &dyn Disk,
+        dir: &Path,
+    ) -> Result<(PathBuf, BTreeMap<u64, u64>), LogError> {
+        let path = dir.join(WAL_FILE);
+        let file = disk
+            .open_file(&path, OpenMode::Existing)
+            .map_err(|e| LogError::io("open", &path, e))?;
+        let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
+        let scan = scan_wal(file.as_ref(), &path, len, true, HardState::default())?;
+        Ok((path, scan.positions))
     }
 
     /// The WAL was damaged and cut (R-RECOVER-9): until the node's own registration of
