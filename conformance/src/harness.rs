@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chronik::consensus::{MetadataNode, NodeConfig, NodeError, ProposeError, RaftWal, ReadyOutput};
+use chronik::consensus::{
+    elect_sole_voter, MetadataNode, NodeConfig, NodeError, ProposeError, RaftWal, ReadyOutput,
+};
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, BatchHeader, Record};
 use chronik::log::frame::FRAME_HEADER_LEN;
@@ -252,7 +254,13 @@ impl Harness {
             }
             _ => MetadataNode::open(Arc::clone(&disk), &metadata_dir(), config),
         };
-        let opened = opened.and_then(|mut meta| meta.replay_committed().map(|_| meta));
+        // What `Driver::new` does: replay, then a one-voter group elects itself
+        // (R-START-4).
+        let opened = opened.and_then(|mut meta| {
+            meta.replay_committed()?;
+            elect_sole_voter(&mut meta)?;
+            Ok(meta)
+        });
         let mut meta = match opened {
             Ok(meta) => meta,
             // The broker exits with the error: a refusal to start (R-RECOVER-3,

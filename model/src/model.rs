@@ -29,10 +29,13 @@ pub enum Bug {
     CutRaftDamage,
     /// A node whose log was cut at damage votes and campaigns before its repair ends.
     VoteWhileRepairing,
+    /// A one-voter group waits for an election timeout it can only win before it
+    /// leads (issue 14: a new single node served ~0.8 s without a controller).
+    SoleVoterWaitsTimeout,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::InitWaitsElection,
         Bug::DeferredRegistration,
         Bug::ProposeOnFollower,
@@ -43,6 +46,7 @@ impl Bug {
         Bug::NoHwRestore,
         Bug::CutRaftDamage,
         Bug::VoteWhileRepairing,
+        Bug::SoleVoterWaitsTimeout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +61,7 @@ impl Bug {
             Bug::NoHwRestore => "no-hw-restore",
             Bug::CutRaftDamage => "cut-raft-damage",
             Bug::VoteWhileRepairing => "vote-while-repairing",
+            Bug::SoleVoterWaitsTimeout => "sole-voter-waits-timeout",
         }
     }
 
@@ -78,6 +83,7 @@ impl Bug {
             Bug::NoHwRestore => RECOVER_4,
             // The cut entries were committed: the next leader's log lacks them.
             Bug::CutRaftDamage | Bug::VoteWhileRepairing => I_3,
+            Bug::SoleVoterWaitsTimeout => START_4,
         }
     }
 
@@ -524,7 +530,13 @@ impl ChronikModel {
         }
         fresh.applied = len8(&fresh.log[..committed]);
         fresh.incarnation = incarnation;
+        let failed = fresh.phase == Phase::Failed;
         *node = fresh;
+        if self.nodes == 1 && !failed && !self.bug(Bug::SoleVoterWaitsTimeout) {
+            // `Driver::new`: a one-voter group elects itself as soon as it has replayed
+            // (R-START-4).
+            self.campaign(t, n);
+        }
         if was_crashed {
             t.ghost.restarted = true;
         }

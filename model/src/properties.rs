@@ -16,6 +16,7 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
         Property::always(START_1, loop_running),
         Property::always(START_2, listener_up),
         Property::always(START_3, live_brokers_registered),
+        Property::always(START_4, sole_voter_leads_when_listening),
         Property::always(PROPOSE_1, answered_is_committed),
         Property::always(PERSIST_1, ack_implies_durable),
         Property::always(PERSIST_2, applied_implies_durable),
@@ -96,6 +97,15 @@ fn live_brokers_registered(m: &ChronikModel, s: &State) -> bool {
         .filter(|n| n.live())
         .all(|n| n.phase == Phase::Registered);
     done || !m.live_quorum(s) || !m.quiescent(s)
+}
+
+/// A client's first Metadata request to a single node finds a controller: the node
+/// elected itself before its listener came up (issue 14).
+fn sole_voter_leads_when_listening(m: &ChronikModel, s: &State) -> bool {
+    m.nodes != 1
+        || s.nodes
+            .iter()
+            .all(|n| !n.listening() || n.role == Role::Leader)
 }
 
 /// Every granted vote and successful append response in flight is backed by the sender's

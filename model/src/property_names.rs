@@ -5,6 +5,7 @@
 pub const START_1: &str = "R-START-1 consensus loop runs (no startup deadlock)";
 pub const START_2: &str = "R-START-2 listener up without waiting for consensus";
 pub const START_3: &str = "R-START-3 live brokers registered when quiescent";
+pub const START_4: &str = "R-START-4 a one-voter group leads before its listener is up";
 pub const PROPOSE_1: &str = "R-PROPOSE-1 a metadata write answered success is committed";
 pub const PERSIST_1: &str = "R-PERSIST-1 ack or vote implies durable";
 pub const PERSIST_2: &str = "R-PERSIST-2 applied implies durable";

@@ -165,6 +165,16 @@ pub struct Driver {
     bugs: DriverBugs,
 }
 
+/// A one-voter group campaigns as soon as its storage is recovered and replayed: no
+/// other vote can ever come, so an election timeout would only keep its clients
+/// waiting (R-START-4). Local work, like the replay; raft-rs makes it leader at once.
+pub fn elect_sole_voter(node: &mut MetadataNode) -> Result<(), NodeError> {
+    if node.voters() == [node.id()] && !node.is_leader() {
+        node.campaign()?;
+    }
+    Ok(())
+}
+
 /// Test-only faults (feature `inject-bugs`), each the bug class of a seed or of the
 /// cluster work, for the simulator to prove it finds them. All off unless a test
 /// sets them through [`Driver::with_bugs`], which exists only with the feature.
@@ -222,9 +232,7 @@ impl Driver {
         if bugs.vote_while_repairing {
             node.inject_vote_while_repairing();
         }
-        if node.voters() == [node.id()] && !node.is_leader() {
-            node.campaign()?;
-        }
+        elect_sole_voter(&mut node)?;
         let next_id = (node.id() << 56) | (config.id_base & ((1 << 56) - 1));
         Ok(Driver {
             node,

@@ -8,7 +8,8 @@ mod vote;
 mod wal;
 
 pub use driver::{
-    Driver, DriverBugs, DriverConfig, Effect, Input, MetadataView, ProposalFailure, Registration,
+    elect_sole_voter, Driver, DriverBugs, DriverConfig, Effect, Input, MetadataView,
+    ProposalFailure, Registration,
 };
 pub use node::{MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, ReadyOutput};
 pub use peer::{ForwardOutcome, PeerMessage};
