@@ -129,6 +129,7 @@ pub struct Harness {
     /// Request numbers of the writes answered success, as the driver answers them:
     /// once the proposing node has applied the command (R-PROPOSE-1).
     pub(crate) answered: Vec<u8>,
+    snapshot_interval: u64,
     injected: Option<Injected>,
 }
 
@@ -137,7 +138,8 @@ fn lock(acks: &Acks) -> MutexGuard<'_, Vec<(u64, u8)>> {
 }
 
 impl Harness {
-    pub fn new(nodes: usize, injected: Option<Injected>) -> Self {
+    /// `snapshot_interval` as the model's: 0 never snapshots.
+    pub fn new(nodes: usize, snapshot_interval: u8, injected: Option<Injected>) -> Self {
         let voters = (0..nodes).map(|n| real_id(n as NodeId)).collect();
         Harness {
             nodes: (0..nodes)
@@ -161,6 +163,10 @@ impl Harness {
             next_command_id: 1,
             waiting_writes: BTreeMap::new(),
             answered: Vec::new(),
+            snapshot_interval: match snapshot_interval {
+                0 => NodeConfig::single(0).snapshot_interval,
+                every => u64::from(every),
+            },
             injected,
         }
     }
@@ -239,6 +245,7 @@ impl Harness {
     /// consensus loop starts (R-START-1, R-RECOVER-1, R-RECOVER-2).
     fn restart(&mut self, n: NodeId) -> Result<(), HarnessError> {
         let voters = self.voters.clone();
+        let snapshot_interval = self.snapshot_interval;
         let injected = self.injected;
         let node = self.node(n);
         node.boots += 1;
@@ -246,6 +253,7 @@ impl Harness {
         let disk: Arc<dyn Disk> = Arc::new(node.disk.clone());
         let config = NodeConfig {
             voters,
+            snapshot_interval,
             ..NodeConfig::single(real_id(n))
         };
         let opened = match injected {

@@ -34,6 +34,10 @@ struct Bounds {
     /// Bad sectors in a down node's Raft log (R-RECOVER-6).
     #[arg(long, default_value_t = 0)]
     max_damage: u8,
+    /// Snapshot the metadata and compact the Raft log every this many applied
+    /// entries, on both sides (0: never).
+    #[arg(long, default_value_t = 0)]
+    snapshot_interval: u8,
     /// Switch on a test-only fault in the real code: skip-raft-fsync,
     /// ack-produce-before-fsync, cut-raft-damage. The run must then report a
     /// divergence.
@@ -113,6 +117,7 @@ fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
     m.max_proposals = b.max_proposals;
     m.max_produce = b.max_produce;
     m.max_damage = b.max_damage;
+    m.snapshot_interval = b.snapshot_interval;
     let injected = match &b.inject {
         None => None,
         Some(name) => Some(Injected::from_name(name).ok_or_else(|| {
@@ -121,13 +126,14 @@ fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
         })?),
     };
     println!(
-        "model: {} node(s), max term {}, max crashes {}, max proposals {}, max produce {}, max damage {}; injected fault: {}",
+        "model: {} node(s), max term {}, max crashes {}, max proposals {}, max produce {}, max damage {}, snapshot interval {}; injected fault: {}",
         m.nodes,
         m.max_term,
         m.max_crashes,
         m.max_proposals,
         m.max_produce,
         m.max_damage,
+        m.snapshot_interval,
         injected.map_or("none", |i| i.name())
     );
     Ok((m, injected))

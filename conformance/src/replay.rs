@@ -110,7 +110,7 @@ impl<'a> Lockstep<'a> {
         let l = Lockstep {
             model,
             state: model.init_state(),
-            real: Harness::new(model.nodes, injected),
+            real: Harness::new(model.nodes, model.snapshot_interval, injected),
             path: Vec::new(),
             seed,
         };
@@ -196,6 +196,9 @@ pub struct Stats {
     /// Paths that ended with a start the real code refused (R-RECOVER-3, R-RECOVER-6),
     /// so that a test can tell the refusals were reached, not only allowed.
     pub refused_starts: u64,
+    /// Paths that ended with a running node whose Raft log was compacted to a
+    /// metadata snapshot.
+    pub compacted: u64,
 }
 
 impl Stats {
@@ -205,6 +208,14 @@ impl Stats {
         self.max_depth = self.max_depth.max(depth);
         if real.nodes.iter().any(|n| n.phase == Phase::Failed) {
             self.refused_starts += 1;
+        }
+        let compacted = |n: &SimNode| {
+            n.meta
+                .as_ref()
+                .is_some_and(|meta| meta.observe().snapshot_index > 0)
+        };
+        if real.nodes.iter().any(compacted) {
+            self.compacted += 1;
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct NodeView {
     pub vote: Option<NodeId>,
     pub role: Role,
     pub leader: Option<NodeId>,
+    /// The metadata snapshot the log was compacted to: (index, term), (0, 0) for none.
+    pub snapshot: (u8, u8),
+    /// The entries after the snapshot.
     pub log: Vec<(u8, Cmd)>,
     pub stable: u8,
     pub commit: u8,
@@ -37,6 +40,7 @@ pub struct NodeView {
     pub hw: u8,
     // On disk: what a crash now would leave, as far as it reads back (up to any
     // damage: R-RECOVER-6).
+    pub durable_snapshot: (u8, u8),
     pub durable_log: Vec<(u8, Cmd)>,
     pub durable_hs: (u8, Option<NodeId>, u8),
     /// The Raft log is damaged, or cut at damage and under repair (R-RECOVER-9).
@@ -49,6 +53,7 @@ impl NodeView {
     /// caller overwrites while the process runs.
     fn at_rest(
         phase: Phase,
+        durable_snapshot: (u8, u8),
         durable_log: Vec<(u8, Cmd)>,
         durable_hs: (u8, Option<NodeId>, u8),
         raft_damaged: bool,
@@ -60,6 +65,7 @@ impl NodeView {
             vote: None,
             role: Role::Follower,
             leader: None,
+            snapshot: (0, 0),
             log: Vec::new(),
             stable: 0,
             commit: 0,
@@ -69,6 +75,7 @@ impl NodeView {
             ready_pending: false,
             plog: plog_durable.clone(),
             hw: 0,
+            durable_snapshot,
             durable_log,
             durable_hs,
             raft_damaged,
@@ -133,6 +140,15 @@ fn durable_hard_state(
     (term, vote, if damaged { 0 } else { commit })
 }
 
+/// (index, term) of the snapshot at `at` of a model log that keeps compacted entries.
+fn snapshot_of(log: &[Entry], at: u8) -> (u8, u8) {
+    let term = usize::from(at)
+        .checked_sub(1)
+        .and_then(|i| log.get(i))
+        .map_or(0, |e| e.term);
+    (at, term)
+}
+
 fn entries(log: &[Entry]) -> Vec<(u8, Cmd)> {
     log.iter().map(|e| (e.term, e.cmd)).collect()
 }
@@ -151,9 +167,11 @@ pub fn of_model(s: &State) -> SystemView {
             let hs = n.disk.durable_hs;
             let readable = n.disk.damaged.map_or(n.disk.durable_log.len(), usize::from);
             let damaged = n.disk.damaged.is_some() || n.disk.repair_marker;
+            let snap = usize::from(n.disk.snap_idx);
             let mut v = NodeView::at_rest(
                 n.phase,
-                entries(&n.disk.durable_log[..readable]),
+                snapshot_of(&n.disk.durable_log, n.disk.snap_idx),
+                entries(&n.disk.durable_log[snap..readable]),
                 durable_hard_state(hs.term, hs.vote, hs.commit, damaged),
                 damaged,
                 plog_durable,
@@ -163,7 +181,8 @@ pub fn of_model(s: &State) -> SystemView {
                 v.vote = n.vote;
                 v.role = n.role;
                 v.leader = n.leader;
-                v.log = entries(&n.log);
+                v.snapshot = snapshot_of(&n.log, n.snap_idx);
+                v.log = entries(&n.log[usize::from(n.snap_idx)..]);
                 v.stable = n.stable;
                 v.commit = n.commit;
                 v.applied = n.applied;
@@ -250,11 +269,11 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
         let last = storage
             .last_index()
             .map_err(|e| HarnessError(e.to_string()))?;
-        if first != 1 && last >= first {
-            return Err(HarnessError(format!(
-                "the durable log starts at {first}: snapshots are outside the model"
-            )));
-        }
+        let snapshot = store.last_snapshot();
+        let durable_snapshot = (
+            small("snapshot index", snapshot.get_metadata().index)?,
+            small("snapshot term", snapshot.get_metadata().term)?,
+        );
         let durable_entries = if last >= first {
             storage
                 .entries(first, last + 1, None, GetEntriesContext::empty(false))
@@ -279,6 +298,7 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
 
         let mut v = NodeView::at_rest(
             node.phase,
+            durable_snapshot,
             durable_log,
             durable_hs,
             wal.is_repairing(),
@@ -290,14 +310,22 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
                 return Err(HarnessError("a running node without its state".into()));
             };
             let o = meta.observe();
-            if o.first_index != 1 && !o.entries.is_empty() {
-                return Err(HarnessError("snapshots are outside the model".into()));
-            }
             v.term = small("term", o.term)?;
             v.vote = model_id(o.vote)?;
             v.role = role(o.role)?;
             v.leader = o.leader.map(model_id).transpose()?.flatten();
-            v.log = o.entries.iter().map(command).collect::<Result<_, _>>()?;
+            v.snapshot = (
+                small("snapshot index", o.snapshot_index)?,
+                small("snapshot term", o.snapshot_term)?,
+            );
+            // After a compaction raft-rs's storage may still hold the snapshot's last
+            // entry; the view starts after the snapshot either way.
+            v.log = o
+                .entries
+                .iter()
+                .filter(|e| e.index > o.snapshot_index)
+                .map(command)
+                .collect::<Result<_, _>>()?;
             v.stable = small("persisted", o.persisted)?;
             v.commit = small("commit", o.committed)?;
             v.applied = small("applied", o.applied)?;

@@ -73,6 +73,28 @@ fn c1_r_recover_6_damaged_raft_logs_conform() {
     assert!(stats.refused_starts >= 20, "{stats:?}");
 }
 
+/// C-1 with snapshots: a node compacting its Raft log every two applied entries, as
+/// the real node does at its `snapshot_interval`, recovers from the snapshot and the
+/// WAL after it, after crashes, torn tails and damage to the WAL part, exactly as the
+/// model says (R-RECOVER-1, R-RECOVER-2, R-RECOVER-6).
+#[test]
+fn c1_r_recover_2_compacted_raft_logs_conform() {
+    let mut m = one_node_with_damage();
+    m.snapshot_interval = 2;
+    let stats = must_conform(replay_all(&m, 11, u64::MAX, None));
+    eprintln!("{stats:?}");
+    assert!(stats.compacted >= 1_000, "{stats:?}");
+    let stats = must_conform(random_walks(&m, 5_000, 200, 19, None));
+    eprintln!("{stats:?}");
+    assert!(
+        stats.compacted >= 1_000 && stats.refused_starts >= 50,
+        "{stats:?}"
+    );
+    let stats = must_conform(real_runs(&m, 2_000, 200, 23, None));
+    eprintln!("{stats:?}");
+    assert!(stats.compacted >= 500, "{stats:?}");
+}
+
 /// C-3: the oracle has teeth. Each test-only fault in the real code is reported,
 /// at the step where the fault first shows.
 #[test]

@@ -78,6 +78,24 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "r_recover_2_a_compacted_raft_log_recovers_from_its_snapshot",
+        build: || {
+            let mut m = metadata(1, 3, 2, 1, 2);
+            m.snapshot_interval = 2;
+            m.max_damage = 1;
+            CiCheck::Metadata(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "r_recover_2_a_follower_installs_its_leaders_snapshot",
+        build: || {
+            let mut m = metadata(2, 2, 1, 0, 0);
+            m.snapshot_interval = 2;
+            m.max_damage = 1;
+            CiCheck::Metadata(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "two_nodes_metadata_writes_all_properties_hold",
         build: || CiCheck::Metadata(metadata(2, 1, 0, 1, 0), Run::dfs()),
     },
@@ -243,6 +261,12 @@ impl CiCheck {
                 }
                 if m.max_damage > 0 {
                     b.push_str(&format!(", damaged Raft logs {}", m.max_damage));
+                }
+                if m.snapshot_interval > 0 {
+                    b.push_str(&format!(
+                        ", a snapshot every {} applied",
+                        m.snapshot_interval
+                    ));
                 }
                 b + &search(r)
             }

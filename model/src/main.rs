@@ -62,6 +62,10 @@ struct ModelArgs {
     /// Raft logs damaged at rest (R-RECOVER-6, R-RECOVER-9).
     #[arg(long, default_value_t = 0)]
     max_damage: u8,
+    /// Snapshot the metadata and compact the Raft log every this many applied
+    /// entries (0: never).
+    #[arg(long, default_value_t = 0)]
+    snapshot_interval: u8,
 }
 
 #[derive(Args)]
@@ -177,6 +181,7 @@ fn build(a: &ModelArgs) -> ChronikModel {
     m.undecodable = a.undecodable;
     m.booted = a.booted;
     m.max_damage = a.max_damage;
+    m.snapshot_interval = a.snapshot_interval;
     for b in &a.bugs {
         m = m.with_bug(*b);
     }
@@ -199,7 +204,7 @@ fn main() -> ExitCode {
             let m = build(&a.model);
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} booted={} max_damage={} bugs=[{}]",
+                "model: nodes={} max_term={} max_crashes={} max_proposals={} max_produce={} undecodable={} booted={} max_damage={} snapshot_interval={} bugs=[{}]",
                 m.nodes,
                 m.max_term,
                 m.max_crashes,
@@ -208,6 +213,7 @@ fn main() -> ExitCode {
                 m.undecodable,
                 m.booted,
                 m.max_damage,
+                m.snapshot_interval,
                 bugs.join(", ")
             );
             check(m, &a.search)

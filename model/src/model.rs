@@ -32,10 +32,12 @@ pub enum Bug {
     /// A one-voter group waits for an election timeout it can only win before it
     /// leads (issue 14: a new single node served ~0.8 s without a controller).
     SoleVoterWaitsTimeout,
+    /// A follower installs a leader's snapshot without taking its metadata image.
+    SnapshotKeepsImage,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::InitWaitsElection,
         Bug::DeferredRegistration,
         Bug::ProposeOnFollower,
@@ -47,6 +49,7 @@ impl Bug {
         Bug::CutRaftDamage,
         Bug::VoteWhileRepairing,
         Bug::SoleVoterWaitsTimeout,
+        Bug::SnapshotKeepsImage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Bug {
             Bug::CutRaftDamage => "cut-raft-damage",
             Bug::VoteWhileRepairing => "vote-while-repairing",
             Bug::SoleVoterWaitsTimeout => "sole-voter-waits-timeout",
+            Bug::SnapshotKeepsImage => "snapshot-keeps-image",
         }
     }
 
@@ -84,6 +88,7 @@ impl Bug {
             // The cut entries were committed: the next leader's log lacks them.
             Bug::CutRaftDamage | Bug::VoteWhileRepairing => I_3,
             Bug::SoleVoterWaitsTimeout => START_4,
+            Bug::SnapshotKeepsImage => RECOVER_2,
         }
     }
 
@@ -98,6 +103,8 @@ impl Bug {
             // A repairing node's vote elects a leader without the entries it lost only
             // if a third node lacks them too.
             Bug::VoteWhileRepairing => 3,
+            // Only a follower receives a snapshot.
+            Bug::SnapshotKeepsImage => 2,
             _ => 1,
         }
     }
@@ -125,6 +132,9 @@ pub struct ChronikModel {
     pub booted: bool,
     /// Raft logs damaged at rest (R-RECOVER-6, R-RECOVER-9).
     pub max_damage: u8,
+    /// A node snapshots its metadata and compacts its Raft log every this many applied
+    /// entries (`NodeConfig::snapshot_interval`); 0: never.
+    pub snapshot_interval: u8,
     bugs: u16,
 }
 
@@ -139,6 +149,7 @@ impl ChronikModel {
             undecodable: false,
             booted: false,
             max_damage: 0,
+            snapshot_interval: 0,
             bugs: 0,
         }
     }
@@ -151,6 +162,13 @@ impl ChronikModel {
         }
         if matches!(bug, Bug::CutRaftDamage | Bug::VoteWhileRepairing) {
             self.max_damage = self.max_damage.max(1);
+        }
+        if bug == Bug::SnapshotKeepsImage {
+            // At 2 nodes a follower lacks compacted entries only after damage cut them.
+            self.max_damage = self.max_damage.max(1);
+            if self.snapshot_interval == 0 {
+                self.snapshot_interval = 2;
+            }
         }
         self
     }
@@ -358,7 +376,8 @@ impl ChronikModel {
         if s.ghost.damages >= self.max_damage || d.damaged.is_some() {
             return;
         }
-        for at in 0..len8(&d.durable_log).saturating_sub(1) {
+        // Entries in the snapshot file are no longer in the WAL.
+        for at in d.snap_idx..len8(&d.durable_log).saturating_sub(1) {
             out.push(Action::DamageRaftLog(n, at));
         }
     }
@@ -456,7 +475,9 @@ impl ChronikModel {
             Action::DamageRaftLog(n, at) => {
                 let node = &mut t.nodes[idx(n)];
                 let followed = usize::from(at) + 1 < node.disk.durable_log.len();
-                if node.phase != Phase::Down || node.disk.damaged.is_some() || !followed {
+                let in_wal = at >= node.disk.snap_idx;
+                if node.phase != Phase::Down || node.disk.damaged.is_some() || !followed || !in_wal
+                {
                     return None;
                 }
                 node.disk.damaged = Some(at);
@@ -506,9 +527,10 @@ impl ChronikModel {
         fresh.repairing = d.repair_marker;
         fresh.log = d.durable_log.clone();
         fresh.stable = len8(&fresh.log);
+        fresh.snap_idx = d.snap_idx;
         fresh.term = d.durable_hs.term;
         fresh.vote = d.durable_hs.vote;
-        fresh.commit = d.durable_hs.commit;
+        fresh.commit = d.durable_hs.commit.max(d.snap_idx);
         fresh.hs_sent = d.durable_hs;
         fresh.hw = if self.bug(Bug::NoHwRestore) {
             0
@@ -531,6 +553,10 @@ impl ChronikModel {
         fresh.applied = len8(&fresh.log[..committed]);
         fresh.incarnation = incarnation;
         let failed = fresh.phase == Phase::Failed;
+        if !failed {
+            // The replay's last Ready may reach the next snapshot.
+            self.maybe_compact(&mut fresh);
+        }
         *node = fresh;
         if self.nodes == 1 && !failed && !self.bug(Bug::SoleVoterWaitsTimeout) {
             // `Driver::new`: a one-voter group elects itself as soon as it has replayed
@@ -644,7 +670,7 @@ impl ChronikModel {
     /// An append or its response between `l` and `p` is queued or in flight.
     fn link_busy(t: &State, l: NodeId, p: NodeId) -> bool {
         let is_append = |e: &Envelope| {
-            (e.src == l && e.dst == p && matches!(e.msg, Msg::Append { .. }))
+            (e.src == l && e.dst == p && matches!(e.msg, Msg::Append { .. } | Msg::Snapshot { .. }))
                 || (e.src == p && e.dst == l && matches!(e.msg, Msg::AppendResp { .. }))
         };
         let pn = &t.nodes[idx(p)];
@@ -665,6 +691,16 @@ impl ChronikModel {
         }
         let node = &t.nodes[idx(l)];
         let prev_idx = node.next[idx(p)].saturating_sub(1).min(node.last_idx());
+        if prev_idx < node.snap_idx {
+            // The entries the follower needs are compacted away (raft-rs sends its
+            // snapshot).
+            let msg = Msg::Snapshot {
+                term: node.term,
+                entries: node.log[..usize::from(node.snap_idx)].to_vec(),
+            };
+            Self::queue(t, l, p, msg);
+            return;
+        }
         let prev_term = node.term_at(prev_idx).unwrap_or(0);
         let msg = Msg::Append {
             term: node.term,
@@ -842,6 +878,7 @@ impl ChronikModel {
                 entries,
                 commit,
             } => self.handle_append(t, d, src, term, prev_idx, prev_term, entries, commit),
+            Msg::Snapshot { term, entries } => self.handle_snapshot(t, d, src, term, entries),
             Msg::AppendResp { term, ok, idx: at } => {
                 let node = &mut t.nodes[idx(d)];
                 if term > node.term {
@@ -941,11 +978,90 @@ impl ChronikModel {
         );
     }
 
+    /// raft-rs `handle_snapshot` and `restore`: a snapshot at or below the commit index
+    /// changes nothing; one whose last entry the log already holds moves the commit
+    /// index; any other replaces the log, for the next Ready to install.
+    fn handle_snapshot(
+        &self,
+        t: &mut State,
+        d: NodeId,
+        src: NodeId,
+        term: u8,
+        entries: Vec<Entry>,
+    ) {
+        let node = &mut t.nodes[idx(d)];
+        if term < node.term {
+            return;
+        }
+        Self::become_follower(node, term, Some(src));
+        let at = len8(&entries);
+        let last_term = entries.last().map_or(0, |e| e.term);
+        let answer = if at <= node.commit {
+            node.commit
+        } else if node.term_at(at) == Some(last_term) {
+            node.commit = at;
+            at
+        } else {
+            node.log = entries;
+            node.stable = node.stable.min(at);
+            node.commit = at;
+            node.pending_snapshot = true;
+            at
+        };
+        Self::queue(
+            t,
+            d,
+            src,
+            Msg::AppendResp {
+                term,
+                ok: true,
+                idx: answer,
+            },
+        );
+    }
+
+    /// The snapshot file, written atomically, then the WAL rewritten with what follows
+    /// and synced (`RaftWal::save_snapshot`): every written Raft record is durable.
+    fn save_snapshot(node: &mut Node, at: u8) {
+        node.snap_idx = at;
+        let d = &mut node.disk;
+        d.snap_idx = at;
+        d.durable_log = d.log.clone();
+        d.durable_hs = d.hs;
+    }
+
+    /// `MetadataNode::maybe_snapshot`, at the end of each advance.
+    fn maybe_compact(&self, node: &mut Node) {
+        let interval = self.snapshot_interval;
+        if interval > 0 && node.applied >= node.snap_idx.saturating_add(interval) {
+            let at = node.applied;
+            Self::save_snapshot(node, at);
+        }
+    }
+
+    /// A snapshot from the leader, installed at the start of a Ready
+    /// (`MetadataNode::begin_ready`): durable before the Ready's own writes.
+    fn install_snapshot(&self, node: &mut Node) {
+        node.pending_snapshot = false;
+        let at = len8(&node.log);
+        node.disk.log = node.log.clone();
+        Self::save_snapshot(node, at);
+        if !self.bug(Bug::SnapshotKeepsImage) {
+            let mut image = Image::default();
+            for e in &node.log {
+                image.apply(e.cmd);
+            }
+            node.image = image;
+        }
+        node.applied = at;
+    }
+
     /// raft-rs `ready()` handling, steps 1-5 of its contract (see spec/persist.md).
     fn ready(&self, t: &mut State, n: NodeId) -> Option<()> {
         let node = &t.nodes[idx(n)];
         let apply_to = node.commit.min(node.stable);
         let has_ready = node.stable < node.last_idx()
+            || node.pending_snapshot
             || node.hs() != node.hs_sent
             || !node.outbox.is_empty()
             || node.applied < apply_to;
@@ -953,6 +1069,10 @@ impl ChronikModel {
             return None;
         }
         let node = &mut t.nodes[idx(n)];
+        if node.pending_snapshot {
+            self.install_snapshot(node);
+            t.ghost.snapshot_installed = true;
+        }
         let outbox = std::mem::take(&mut node.outbox);
         // raft-rs decides at ready() time: a leader's messages go out at once, anyone
         // else's are persisted messages.
@@ -1031,6 +1151,7 @@ impl ChronikModel {
             Self::apply_committed(node, &mut t.ghost.answered, apply_to);
             self.mark_registered(t, n);
         }
+        self.maybe_compact(&mut t.nodes[idx(n)]);
         Some(())
     }
 

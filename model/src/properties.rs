@@ -68,6 +68,12 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
             s.ghost.repaired
         }));
     }
+    if m.snapshot_interval > 0 && m.max_crashes >= 1 && m.nodes >= 2 {
+        v.push(Property::sometimes(
+            EX_SNAPSHOT_INSTALLED,
+            |_, s: &State| s.ghost.snapshot_installed,
+        ));
+    }
     if m.undecodable && m.max_crashes >= 1 && m.max_proposals >= 1 {
         v.push(Property::sometimes(EX_LOUD_FAILURE, |_, s: &State| {
             s.nodes.iter().any(|n| n.phase == Phase::Failed)

@@ -29,4 +29,5 @@ pub const EX_RESTART: &str = "example: a restarted broker registers again";
 pub const EX_READ_AFTER_CRASH: &str = "example: acknowledged data read after a crash";
 pub const EX_LOUD_FAILURE: &str = "example: an undecodable record stops recovery";
 pub const EX_DAMAGE_REFUSED: &str = "example: a damaged Raft log stops a single node";
+pub const EX_SNAPSHOT_INSTALLED: &str = "example: a follower installs its leader's snapshot";
 pub const EX_REPAIRED: &str = "example: a node repairs its damaged Raft log from its peers";

@@ -97,6 +97,14 @@ pub enum Msg {
         /// Ghost: the client request, so that the model can tell whose it is.
         req: u8,
     },
+    /// raft-rs's `MsgSnapshot`: the leader's snapshot, sent when the entries a
+    /// follower needs are compacted away. `entries` are the ones it covers (the model
+    /// keeps compacted entries so that indexes stay positions); its image is their
+    /// replay.
+    Snapshot {
+        term: u8,
+        entries: Vec<Entry>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -165,6 +173,10 @@ pub struct Disk {
     /// peers; written before the cut, removed once this start's registration is
     /// applied (R-RECOVER-9).
     pub repair_marker: bool,
+    /// The metadata snapshot file (written atomically): the entries up to here are in
+    /// it, no longer in the WAL. `log` and `durable_log` keep them all the same, so
+    /// that indexes stay positions; the snapshot's image is their replay.
+    pub snap_idx: u8,
 }
 
 impl Disk {
@@ -215,6 +227,10 @@ pub struct Node {
     /// Its log was cut at damage: it neither campaigns nor answers a vote until the
     /// repair ends (R-RECOVER-9).
     pub repairing: bool,
+    /// raft-rs's storage holds no entries up to here (its snapshot covers them).
+    pub snap_idx: u8,
+    /// A snapshot received from the leader, to be installed by the next Ready.
+    pub pending_snapshot: bool,
     pub disk: Disk,
 }
 
@@ -243,6 +259,8 @@ impl Node {
             pending_acks: Vec::new(),
             answering: Vec::new(),
             repairing: false,
+            snap_idx: 0,
+            pending_snapshot: false,
             disk: Disk::default(),
         }
     }
@@ -328,6 +346,8 @@ pub struct Ghost {
     pub damaged_nodes: u8,
     /// A node whose log was cut at damage finished its repair.
     pub repaired: bool,
+    /// A follower installed a snapshot its leader sent.
+    pub snapshot_installed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

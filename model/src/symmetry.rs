@@ -151,6 +151,10 @@ fn rewrite_envelope(e: &Envelope, to: &dyn Fn(NodeId) -> NodeId) -> Envelope {
             cmd: rewrite_cmd(*cmd, to),
             req: *req,
         },
+        Msg::Snapshot { term, entries } => Msg::Snapshot {
+            term: *term,
+            entries: rewrite_log(entries, to),
+        },
         other => other.clone(),
     };
     Envelope {

@@ -82,6 +82,10 @@ pub struct RaftObservation {
     pub ready_pending: bool,
     /// Repairing a damaged Raft log (R-RECOVER-9).
     pub repairing: bool,
+    /// The metadata snapshot the Raft log was last compacted to (0: none), and the
+    /// term of its last entry.
+    pub snapshot_index: u64,
+    pub snapshot_term: u64,
 }
 
 /// Why a proposal was not accepted. Both are retriable by the client.
@@ -563,6 +567,8 @@ impl MetadataNode {
             applied: self.state.applied_index,
             ready_pending: self.pending.is_some(),
             repairing: self.wal.is_repairing(),
+            snapshot_index: self.last_snapshot_index,
+            snapshot_term: self.store.last_snapshot().get_metadata().term,
         }
     }
 
