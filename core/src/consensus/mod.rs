@@ -13,4 +13,4 @@ pub use driver::{
 };
 pub use node::{MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, ReadyOutput};
 pub use peer::{ForwardOutcome, PeerMessage};
-pub use wal::{RaftStore, RaftWal};
+pub use wal::{refuse_partition_data_without_metadata, OrphanedData, RaftStore, RaftWal};

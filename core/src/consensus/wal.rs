@@ -40,6 +40,60 @@ fn damage_before_valid_record(
     next_valid_record(file, path, at + 1, len)
 }
 
+/// Why a broker refuses to start on partition data whose metadata is gone
+/// (R-RECOVER-7).
+#[derive(Debug, thiserror::Error)]
+pub enum OrphanedData {
+    #[error(transparent)]
+    Storage(#[from] LogError),
+    #[error(
+        "{logs} holds {count} partition directories (e.g. {example}) but the metadata log in \
+         {metadata} is missing or empty: starting would lose every topic and let a new topic \
+         of the same name serve the old records. Restore the metadata directory, or move \
+         {logs} aside to start empty."
+    )]
+    MetadataMissing {
+        logs: String,
+        count: usize,
+        example: String,
+        metadata: String,
+    },
+}
+
+/// Partition directories in `logs_dir` with no Raft log or snapshot in
+/// `metadata_dir` mean the metadata was lost (deleted, emptied, a wrong path):
+/// starting anyway would serve zero topics, and a topic created again under an old
+/// name would serve the old records (issue 12). A start-up decision, made before the
+/// Raft storage is opened (which would create an empty log).
+pub fn refuse_partition_data_without_metadata(
+    disk: &dyn Disk,
+    metadata_dir: &Path,
+    logs_dir: &Path,
+) -> Result<(), OrphanedData> {
+    let wal_len = disk
+        .open_file(&metadata_dir.join(WAL_FILE), OpenMode::Existing)
+        .and_then(|f| f.len())
+        .unwrap_or(0);
+    if wal_len > 0 || disk.exists(&metadata_dir.join(SNAPSHOT_FILE)) {
+        return Ok(());
+    }
+    let partitions = if disk.is_dir(logs_dir) {
+        disk.list_dir(logs_dir)
+            .map_err(|e| LogError::io("list", logs_dir, e))?
+    } else {
+        Vec::new()
+    };
+    let Some(example) = partitions.first() else {
+        return Ok(());
+    };
+    Err(OrphanedData::MetadataMissing {
+        logs: logs_dir.display().to_string(),
+        count: partitions.len(),
+        example: example.clone(),
+        metadata: metadata_dir.display().to_string(),
+    })
+}
+
 /// A single node has no peer to repair from: it refuses to start, naming the bytes
 /// (R-RECOVER-6).
 fn refuse_damage(path: &Path, at: u64, next: u64, why: &str) -> LogError {

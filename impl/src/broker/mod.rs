@@ -27,7 +27,9 @@ pub use consensus_loop::{ConsensusHandle, ConsensusLoop, Inputs, MetadataView, P
 pub use metrics::Metrics;
 pub use shared::{now_ms, Broker};
 
-use crate::consensus::{DriverConfig, MetadataNode, NodeConfig, Registration};
+use crate::consensus::{
+    refuse_partition_data_without_metadata, DriverConfig, MetadataNode, NodeConfig, Registration,
+};
 use crate::disk::{Disk, RealDisk};
 use crate::log::GroupCommitter;
 use crate::metadata::{ApplyOutcome, Endpoint, MetadataCommand};
@@ -67,7 +69,11 @@ impl RunningBroker {
         let disk: Arc<dyn Disk> = Arc::new(RealDisk);
         let lock = data_dir_lock::acquire(&config.data_dir)?;
         // 1. Storage: the metadata node recovers its Raft log and snapshot.
-        refuse_partition_data_without_metadata(disk.as_ref(), &config.data_dir)?;
+        refuse_partition_data_without_metadata(
+            disk.as_ref(),
+            &config.data_dir.join("metadata"),
+            &config.data_dir.join("logs"),
+        )?;
         let node = MetadataNode::open(
             Arc::clone(&disk),
             &config.data_dir.join("metadata"),
@@ -258,43 +264,6 @@ impl RunningBroker {
         self.consensus.stop();
         tracing::info!("chronik stopped");
     }
-}
-
-/// Partition directories with no metadata log beside them mean the metadata was lost
-/// (deleted, emptied, a wrong path): starting anyway would serve zero topics, and a
-/// topic created again under an old name would serve the old records (issue 12).
-/// Refuse, and say what to do (R-RECOVER-7).
-fn refuse_partition_data_without_metadata(
-    disk: &dyn Disk,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let metadata = data_dir.join("metadata");
-    let wal_len = disk
-        .open_file(&metadata.join("wal.log"), crate::disk::OpenMode::Existing)
-        .and_then(|f| f.len())
-        .unwrap_or(0);
-    if wal_len > 0 || disk.exists(&metadata.join("snapshot.bin")) {
-        return Ok(());
-    }
-    let logs = data_dir.join("logs");
-    let partitions = if disk.is_dir(&logs) {
-        disk.list_dir(&logs)?
-    } else {
-        Vec::new()
-    };
-    if partitions.is_empty() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "{} holds {} partition directories (e.g. {}) but the metadata log in {} is missing or \
-         empty: starting would lose every topic and let a new topic of the same name serve \
-         the old records. Restore the metadata directory, or move {} aside to start empty.",
-        logs.display(),
-        partitions.len(),
-        partitions[0],
-        metadata.display(),
-        logs.display()
-    )
 }
 
 /// Counts the starts of this broker, durably, so that every start registers with a
