@@ -116,6 +116,8 @@ pub struct MetadataNode {
     state: MetadataState,
     config: NodeConfig,
     last_snapshot_index: u64,
+    /// The term of the snapshot's last entry (what the oracle's view shows).
+    last_snapshot_term: u64,
     /// The Ready between `begin_ready` and `finish_ready`.
     pending: Option<raft::Ready>,
     /// Test-only fault: see [`inject_vote_while_repairing`](Self::inject_vote_while_repairing).
@@ -232,6 +234,7 @@ impl MetadataNode {
             state,
             config,
             last_snapshot_index: snapshot_index,
+            last_snapshot_term: snapshot.get_metadata().term,
             pending: None,
             vote_while_repairing: false,
             election_draws,
@@ -471,6 +474,7 @@ impl MetadataNode {
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
             self.wal.save_snapshot(&snapshot, &self.store)?;
             self.last_snapshot_index = snapshot.get_metadata().index;
+            self.last_snapshot_term = snapshot.get_metadata().term;
             self.state = state;
             out.state_changed = true;
         }
@@ -568,7 +572,7 @@ impl MetadataNode {
             ready_pending: self.pending.is_some(),
             repairing: self.wal.is_repairing(),
             snapshot_index: self.last_snapshot_index,
-            snapshot_term: self.store.last_snapshot().get_metadata().term,
+            snapshot_term: self.last_snapshot_term,
         }
     }
 
@@ -644,6 +648,7 @@ impl MetadataNode {
         meta.set_conf_state(self.conf_state());
         self.wal.save_snapshot(&snapshot, &self.store)?;
         self.last_snapshot_index = applied;
+        self.last_snapshot_term = term;
         tracing::info!(
             index = applied,
             "metadata snapshot taken; raft log compacted"
