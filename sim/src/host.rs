@@ -28,6 +28,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// Where a node keeps its partition directories, as the broker keeps them in
+/// `<data>/logs`.
+pub const LOGS_DIR: &str = "/logs";
+
 /// How long a follower waits for an answer before it asks again.
 const FETCH_RETRY_MS: u64 = 200;
 /// DeleteRecords' timeout, as an admin client's default request timeout scaled
@@ -134,7 +138,7 @@ impl Host {
         };
         let partitions = Partitions::new(
             disk,
-            PathBuf::from("/logs"),
+            PathBuf::from(LOGS_DIR),
             config,
             Arc::new(NoEvents),
             committer.queue(),

@@ -16,7 +16,8 @@ use crate::trace::Trace;
 use crate::trimmer::Trimmer;
 use crate::wire;
 use chronik_core::consensus::{
-    Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, ProposalFailure, Registration,
+    refuse_partition_data_without_metadata, Driver, DriverConfig, Effect, Input, MetadataNode,
+    NodeConfig, ProposalFailure, Registration,
 };
 use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
 use chronik_core::log::{frame, FsyncPolicy};
@@ -521,6 +522,21 @@ impl Sim {
             ..NodeConfig::single(id)
         };
         let disk: Arc<dyn Disk> = Arc::new(node.disk.clone());
+        // The broker's first start-up check, before the Raft storage is opened
+        // (R-RECOVER-7): a refusal here, with the metadata intact, would be a finding.
+        let orphaned = refuse_partition_data_without_metadata(
+            disk.as_ref(),
+            Path::new(METADATA_DIR),
+            Path::new(host::LOGS_DIR),
+        );
+        if let Err(e) = orphaned {
+            let incarnation = node.incarnation;
+            self.failed_start(
+                i,
+                format!("R-RECOVER-7 node {id} (start {incarnation}) refuses to start: {e}"),
+            );
+            return;
+        }
         let opened = MetadataNode::open(disk, Path::new(METADATA_DIR), config);
         let raft = match opened {
             Ok(raft) => raft,
@@ -1665,7 +1681,10 @@ impl Sim {
             }
         }
         for node in self.nodes.iter().filter(|n| n.host.is_some()) {
-            let dirs = node.disk.list_dir(Path::new("/logs")).unwrap_or_default();
+            let dirs = node
+                .disk
+                .list_dir(Path::new(host::LOGS_DIR))
+                .unwrap_or_default();
             let stray: Vec<&String> = dirs
                 .iter()
                 .filter(|dir| {
@@ -1772,7 +1791,7 @@ impl Sim {
 
 /// The partition directories on `disk` with their topic id stamps.
 fn stamped_dirs(disk: &MemDisk) -> BTreeMap<String, String> {
-    let root = Path::new("/logs");
+    let root = Path::new(host::LOGS_DIR);
     let names = disk.list_dir(root).unwrap_or_default();
     names
         .into_iter()
@@ -1819,7 +1838,7 @@ struct Batch {
 
 /// The batches of every segment of the replicated topic's partition `partition`.
 fn segment_batches(disk: &MemDisk, partition: i32) -> Vec<(PathBuf, Batch)> {
-    let dir = Path::new("/logs").join(format!("{}-{partition}", records::TOPIC));
+    let dir = Path::new(host::LOGS_DIR).join(format!("{}-{partition}", records::TOPIC));
     let files = disk.list_dir(&dir).unwrap_or_default();
     let mut found = Vec::new();
     for file in files.into_iter().filter(|f| f.ends_with(".log")) {
