@@ -42,6 +42,26 @@ impl Checked for ChronikModel {
     }
 }
 
+impl Checked for crate::dirs::DirModel {
+    type S = crate::dirs::DState;
+    type A = crate::dirs::DirAction;
+    fn summary(&self, s: &crate::dirs::DState) -> String {
+        format!(
+            "    {:?} start={} applied={} open={:?} dir={:?}; broker log={}/{} (commit {}), \
+             committed={:?}\n",
+            s.phase,
+            s.starts,
+            s.applied,
+            s.open,
+            s.dir,
+            s.wal,
+            s.cluster.len(),
+            s.commit,
+            s.cluster
+        )
+    }
+}
+
 impl Checked for crate::groups::GroupModel {
     type S = crate::groups::GState;
     type A = crate::groups::GroupAction;

@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use crate::check::{run, Checked, Outcome, Run, Strategy};
+use crate::dirs::DirModel;
 use crate::groups::GroupModel;
 use crate::replication::ReplicationModel;
 use crate::ChronikModel;
@@ -30,6 +31,7 @@ pub enum CiCheck {
     Metadata(ChronikModel, Run),
     Replication(ReplicationModel, Run),
     Groups(GroupModel, Run),
+    Dirs(DirModel, Run),
 }
 
 /// The metadata model at these bounds (nodes; the most term, crashes, client writes
@@ -193,6 +195,14 @@ pub const CONFIGS: &[CiConfig] = &[
         test: "two_consumers_every_group_property_holds",
         build: || CiCheck::Groups(GroupModel::new(2), Run::dfs()),
     },
+    CiConfig {
+        test: "r_recover_7_a_sole_voters_directories_follow_its_metadata",
+        build: || CiCheck::Dirs(DirModel::new(true), Run::dfs()),
+    },
+    CiConfig {
+        test: "r_recover_8_a_cluster_members_directories_follow_its_metadata",
+        build: || CiCheck::Dirs(DirModel::new(false), Run::dfs()),
+    },
 ];
 
 pub fn config(test: &str) -> &'static CiConfig {
@@ -226,6 +236,14 @@ pub fn group_check(test: &str) -> (GroupModel, Run) {
     }
 }
 
+/// The directories model and search of CI configuration `test`.
+pub fn dirs_check(test: &str) -> (DirModel, Run) {
+    match (config(test).build)() {
+        CiCheck::Dirs(m, r) => (m, r),
+        _ => panic!("{test} does not check the directories model"),
+    }
+}
+
 /// What one configuration measured.
 pub struct Measured {
     pub unique: usize,
@@ -240,6 +258,7 @@ impl CiCheck {
             CiCheck::Metadata(..) => "metadata",
             CiCheck::Replication(..) => "replication",
             CiCheck::Groups(..) => "groups",
+            CiCheck::Dirs(..) => "directories",
         }
     }
 
@@ -298,6 +317,21 @@ impl CiCheck {
                 );
                 b + &search(r)
             }
+            CiCheck::Dirs(m, r) => {
+                let b = format!(
+                    "{}: topic writes {}, produce {}, crashes {}, metadata losses {}",
+                    if m.sole_voter {
+                        "sole voter"
+                    } else {
+                        "cluster member"
+                    },
+                    m.max_writes,
+                    m.max_produce,
+                    m.max_crashes,
+                    m.max_losses
+                );
+                b + &search(r)
+            }
         }
     }
 
@@ -315,6 +349,7 @@ impl CiCheck {
             CiCheck::Metadata(m, r) => of(run(m, &r), started),
             CiCheck::Replication(m, r) => of(run(m, &r), started),
             CiCheck::Groups(m, r) => of(run(m, &r), started),
+            CiCheck::Dirs(m, r) => of(run(m, &r), started),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod ci;
+pub mod dirs;
 pub mod groups;
 pub mod model;
 pub mod properties;

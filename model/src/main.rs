@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use stateright::Model;
 
 use chronik_model::check::{format_path, run, Checked, Run, Strategy};
+use chronik_model::dirs::{DirBug, DirModel};
 use chronik_model::replication::{ReplBug, ReplicationModel};
 use chronik_model::{Bug, ChronikModel};
 
@@ -23,6 +24,9 @@ enum Cmd {
     Check(CheckArgs),
     /// Check the replication model (one partition, three replicas, ISR, leader epochs).
     Replication(ReplicationArgs),
+    /// Check the partition-directories model (R-RECOVER-7, R-RECOVER-8): one broker's
+    /// directory of a topic deleted and re-created, crashes, lost metadata.
+    Dirs(DirsArgs),
     /// Measure every configuration CI checks exhaustively (model/src/ci.rs) and print
     /// model/README.md's table of them; with --write, replace the table there.
     Table {
@@ -114,6 +118,32 @@ struct ReplicationArgs {
     max_full: u8,
     #[command(flatten)]
     search: SearchArgs,
+}
+
+#[derive(Args)]
+struct DirsArgs {
+    /// A cluster member rather than a sole voter.
+    #[arg(long)]
+    cluster: bool,
+    #[arg(long = "bug", value_parser = parse_dir_bug)]
+    bug: Option<DirBug>,
+    #[arg(long, default_value_t = 3)]
+    max_writes: u8,
+    #[arg(long, default_value_t = 2)]
+    max_produce: u8,
+    #[arg(long, default_value_t = 2)]
+    max_crashes: u8,
+    #[arg(long, default_value_t = 1)]
+    max_losses: u8,
+    #[command(flatten)]
+    search: SearchArgs,
+}
+
+fn parse_dir_bug(s: &str) -> Result<DirBug, String> {
+    DirBug::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = DirBug::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown bug {s}; one of {}", names.join(", "))
+    })
 }
 
 #[derive(Args)]
@@ -241,6 +271,18 @@ fn main() -> ExitCode {
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
                 m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, m.max_full, m.acks_before_fsync, bugs.join(", ")
             );
+            check(m, &a.search)
+        }
+        Cmd::Dirs(a) => {
+            let m = DirModel {
+                sole_voter: !a.cluster,
+                max_writes: a.max_writes,
+                max_produce: a.max_produce,
+                max_crashes: a.max_crashes,
+                max_losses: a.max_losses,
+                bug: a.bug,
+            };
+            println!("{m:?}");
             check(m, &a.search)
         }
     }

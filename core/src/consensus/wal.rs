@@ -70,10 +70,14 @@ pub fn refuse_partition_data_without_metadata(
     metadata_dir: &Path,
     logs_dir: &Path,
 ) -> Result<(), OrphanedData> {
-    let wal_len = disk
-        .open_file(&metadata_dir.join(WAL_FILE), OpenMode::Existing)
-        .and_then(|f| f.len())
-        .unwrap_or(0);
+    let wal_path = metadata_dir.join(WAL_FILE);
+    // Only a missing WAL counts as no metadata: an unreadable one is a storage error
+    // to report, not a reason to refuse a node whose metadata may be intact.
+    let wal_len = match disk.open_file(&wal_path, OpenMode::Existing) {
+        Ok(file) => file.len().map_err(|e| LogError::io("stat", &wal_path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(LogError::io("open", &wal_path, e).into()),
+    };
     if wal_len > 0 || disk.exists(&metadata_dir.join(SNAPSHOT_FILE)) {
         return Ok(());
     }

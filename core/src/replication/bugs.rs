@@ -24,6 +24,13 @@ pub struct ReplicationBugs {
     /// the broker did before, from metadata that stops at the durable commit index:
     /// topics created after it lose their directories (R-RECOVER-8).
     pub strays_before_registered: bool,
+    /// A partition directory stamped with another topic id is adopted as the new
+    /// topic's, as before stamps existed (R-RECOVER-8).
+    pub adopt_foreign_dirs: bool,
+    /// A partition directory stamped with another topic id is replaced whatever view
+    /// the broker judges from, as issue 12's fix did: a restarted member catching up
+    /// applies an older prefix first and removes the newer topic's records.
+    pub claim_from_stale_view: bool,
     /// DeleteRecords is answered once the leader deleted, as before Kafka's wait
     /// for the low watermark was built: a leader lost right after the answer leaves
     /// a successor that still serves the deleted records (R-WIRE-5).

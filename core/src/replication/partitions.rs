@@ -83,28 +83,54 @@ fn dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
+/// What `claim_dir` decided.
+#[derive(Debug, PartialEq, Eq)]
+enum Claim {
+    /// The directory is the topic's: open its log.
+    Ours,
+    /// Stamped with a topic id the metadata does not hold, which may be a newer
+    /// topic's: leave it, and the partition closed, for a later view.
+    Later,
+}
+
 /// Names a partition directory's topic by id: directories are named by topic name,
 /// and a kill -9 just after DeleteTopics can leave one behind, which a topic created
 /// again under the same name would otherwise serve as its own (issue 12: 400 old
 /// records). A directory stamped with another topic's id belongs to a deleted topic
-/// and is removed, as the deletion would have done; an unstamped one (written before
-/// this stamp existed) is adopted (R-RECOVER-8).
-fn claim_dir(disk: &dyn Disk, dir: &Path, topic_id: &str) -> Result<(), LogError> {
+/// and is removed, as the deletion would have done, but only when `complete` (the
+/// metadata holds everything this broker applied before): a restarted member that
+/// catches up applies an older prefix first, where the name may still be a deleted
+/// topic's and the directory the newer topic's (found by the directories model,
+/// R-RECOVER-8). An unstamped directory (written before this stamp existed) is adopted.
+fn claim_dir(
+    disk: &dyn Disk,
+    dir: &Path,
+    topic_id: &str,
+    complete: bool,
+    bugs: ReplicationBugs,
+) -> Result<Claim, LogError> {
     let stamp = dir.join(TOPIC_ID_FILE);
     if disk.exists(&stamp) {
         let stored = read_all(disk, &stamp).map_err(|e| LogError::io("read", &stamp, e))?;
-        if String::from_utf8_lossy(&stored).trim() == topic_id {
-            return Ok(());
+        let stored = String::from_utf8_lossy(&stored).trim().to_string();
+        if stored == topic_id || bugs.adopt_foreign_dirs {
+            return Ok(Claim::Ours);
         }
-        tracing::warn!(dir = %dir.display(), stored = %String::from_utf8_lossy(&stored).trim(),
-            topic_id, "removing a partition directory left by a deleted topic of the same name");
+        if !complete && !bugs.claim_from_stale_view {
+            tracing::info!(dir = %dir.display(), %stored, topic_id,
+                "leaving a partition directory of a topic this metadata does not hold yet");
+            return Ok(Claim::Later);
+        }
+        tracing::warn!(dir = %dir.display(), %stored, topic_id,
+            "removing a partition directory left by a deleted topic of the same name");
         disk.remove_dir_all(dir)
             .map_err(|e| LogError::io("remove directory", dir, e))?;
     }
     disk.create_dir_all(dir)
         .map_err(|e| LogError::io("create directory", dir, e))?;
     write_atomically(disk, &stamp, topic_id.as_bytes())
-        .map_err(|e| LogError::io("write", &stamp, e))
+        .map_err(|e| LogError::io("write", &stamp, e))?;
+    Ok(Claim::Ours)
 }
 
 /// Whether the partition directory `name`, stamped with topic id `stamp`, belongs
@@ -487,8 +513,20 @@ impl Partitions {
     }
 
     /// Opens the logs of partitions assigned to `broker_id`, applies topic configs,
-    /// and deletes the logs of topics that no longer exist.
+    /// and deletes the logs of topics that no longer exist; `state` holds everything
+    /// this broker applied before (see `reconcile_in_start` for a start's views).
     pub fn reconcile(&self, state: &MetadataState, broker_id: i32) -> Result<(), LogError> {
+        self.reconcile_with(state, broker_id, true)
+    }
+
+    /// `complete`: whether `state` holds everything this broker applied before, so
+    /// that a directory stamped with a topic id it lacks belongs to a deleted topic.
+    fn reconcile_with(
+        &self,
+        state: &MetadataState,
+        broker_id: i32,
+        complete: bool,
+    ) -> Result<(), LogError> {
         let mut wanted = BTreeMap::new();
         let mut topic_ids = BTreeMap::new();
         let mut single_replica = Vec::new();
@@ -540,7 +578,11 @@ impl Partitions {
                     self.forget_replication_state(&key);
                     let dir = self.root.join(dir_name(&key.0, key.1));
                     let topic_id = topic_ids.get(&key).cloned().unwrap_or_default();
-                    claim_dir(self.disk.as_ref(), &dir, &topic_id)?;
+                    if claim_dir(self.disk.as_ref(), &dir, &topic_id, complete, self.bugs)?
+                        == Claim::Later
+                    {
+                        continue;
+                    }
                     let log = PartitionLog::open_sharing(
                         Arc::clone(&self.disk),
                         &dir,
@@ -592,7 +634,9 @@ impl Partitions {
     /// go with the records in it (found by the simulator, seed 637: a node restarted
     /// at durable commit 13 after applying far beyond it). The registration of this
     /// start is proposed after the restart, so a view that holds it holds everything
-    /// this broker applied before; a repaired Raft log's too (R-RECOVER-9).
+    /// this broker applied before; a repaired Raft log's too (R-RECOVER-9). Until
+    /// then a directory stamped with a topic id the view lacks is left alone too
+    /// (`claim_dir`): it may be a newer topic's.
     pub fn reconcile_in_start(
         &self,
         state: &MetadataState,
@@ -602,15 +646,15 @@ impl Partitions {
         let registered = state
             .brokers
             .get(&me)
-            .is_some_and(|b| b.incarnation == incarnation)
-            || self.bugs.strays_before_registered;
-        if registered && !self.strays_removed.swap(true, Ordering::AcqRel) {
+            .is_some_and(|b| b.incarnation == incarnation);
+        let strays_due = registered || self.bugs.strays_before_registered;
+        if strays_due && !self.strays_removed.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.remove_stray_dirs(state) {
                 self.strays_removed.store(false, Ordering::Release);
                 return Err(e);
             }
         }
-        self.reconcile(state, me)
+        self.reconcile_with(state, me, registered)
     }
 
     /// Removes the partition directories of topics the metadata no longer has: a
@@ -836,6 +880,42 @@ mod tests {
         assert!(is_stray("my-topic-1", None, &state));
         assert!(!is_stray("quarantine", None, &state));
         assert!(!is_stray("t-x", None, &state));
+    }
+
+    /// R-RECOVER-8, found by the directories model (`claim-from-stale-view`): a
+    /// restarted member catching up applies an older prefix of the metadata, where
+    /// `t` is still the deleted topic; the directory stamped with the newer topic's
+    /// id stays, closed, until the view holds this start's registration.
+    #[test]
+    fn r_recover_8_a_catching_up_start_leaves_a_newer_topics_directory(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let disk = MemDisk::new();
+        let stamp = Path::new("/data/logs/t-0/topic_id");
+        let mut newer = one_topic(1);
+        if let Some(t) = newer.topics.get_mut("t") {
+            t.topic_id = "t-id-2".into();
+        }
+        partitions_on(&disk).reconcile(&newer, 1)?;
+        let restarted = partitions_on(&disk);
+        restarted.reconcile_in_start(&one_topic(1), 1, 2)?;
+        assert!(restarted.get("t", 0).is_none(), "opened from a stale view");
+        assert_eq!(read_all(&disk, stamp)?, b"t-id-2");
+        newer.brokers.insert(
+            1,
+            crate::metadata::BrokerInfo {
+                broker_id: 1,
+                host: "h".into(),
+                port: 9092,
+                rack: None,
+                incarnation: 2,
+                fenced: false,
+                listeners: Vec::new(),
+            },
+        );
+        restarted.reconcile_in_start(&newer, 1, 2)?;
+        assert!(restarted.get_of("t", 0, "t-id-2").is_some());
+        assert_eq!(read_all(&disk, stamp)?, b"t-id-2");
+        Ok(())
     }
 
     /// R-RECOVER-8: a topic deleted and created again under the same name between two
