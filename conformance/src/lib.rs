@@ -6,6 +6,7 @@
 //! shell, and reports the first divergence with its path, both views and the seed.
 //! spec/conformance.md names the rules each comparison checks.
 
+pub mod dirs;
 pub mod harness;
 pub mod replay;
 pub mod replication;

@@ -1,12 +1,15 @@
-//! `chronik-conformance replay|real|replication|scenarios`: drives the real node code
+//! `chronik-conformance replay|real|replication|dirs|scenarios`: drives the real node code
 //! from the models.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
+use chronik_conformance::dirs::dirs_walks;
 use chronik_conformance::replay::summary;
 use chronik_conformance::replication::replication_walks;
 use chronik_conformance::{random_walks, real_runs, replay_all, Divergence, Injected, Stats};
+use chronik_core::replication::ReplicationBugs;
+use chronik_model::dirs::{DirBug, DirModel};
 use chronik_model::replication::{ReplBug, ReplicationModel};
 use chronik_model::ChronikModel;
 use clap::{Args, Parser, Subcommand};
@@ -94,6 +97,26 @@ enum Command {
         #[arg(long)]
         bug: Option<String>,
         #[arg(long, default_value_t = 5)]
+        seed: u64,
+    },
+    /// Directories model → the real start-up check, metadata recovery and directory
+    /// code of one broker: random walks (spec/conformance.md, C-7). With --bug the
+    /// model runs with that switch on; with --inject the real code runs with that
+    /// fault (adopt-foreign-dirs, strays-before-registered, claim-from-stale-view);
+    /// either should report a divergence.
+    Dirs {
+        /// A cluster member rather than a sole voter.
+        #[arg(long)]
+        cluster: bool,
+        #[arg(long, default_value_t = 3000)]
+        walks: usize,
+        #[arg(long, default_value_t = 60)]
+        walk_steps: usize,
+        #[arg(long)]
+        bug: Option<String>,
+        #[arg(long)]
+        inject: Option<String>,
+        #[arg(long, default_value_t = 7)]
         seed: u64,
     },
     /// Real → model: random runs of the real shell's own commands.
@@ -237,6 +260,55 @@ fn main() -> ExitCode {
                         stats.max_depth,
                         started.elapsed().as_secs_f64(),
                         stats.kinds.into_iter().collect::<Vec<_>>().join(", ")
+                    );
+                    true
+                }
+                Err(d) => {
+                    println!("{d}");
+                    false
+                }
+            }
+        }
+        Command::Dirs {
+            cluster,
+            walks,
+            walk_steps,
+            bug,
+            inject,
+            seed,
+        } => {
+            let mut model = DirModel::new(!cluster);
+            if let Some(name) = bug {
+                let Some(bug) = DirBug::parse(&name) else {
+                    let known: Vec<_> = DirBug::ALL.iter().map(|b| b.name()).collect();
+                    eprintln!("unknown bug {name:?}; known: {}", known.join(", "));
+                    return ExitCode::from(2);
+                };
+                model = model.with_bug(bug);
+            }
+            let mut faults = ReplicationBugs::default();
+            match inject.as_deref() {
+                None => {}
+                Some("adopt-foreign-dirs") => faults.adopt_foreign_dirs = true,
+                Some("strays-before-registered") => faults.strays_before_registered = true,
+                Some("claim-from-stale-view") => faults.claim_from_stale_view = true,
+                Some(other) => {
+                    eprintln!("unknown fault {other:?}");
+                    return ExitCode::from(2);
+                }
+            }
+            let started = Instant::now();
+            match dirs_walks(&model, faults, walks, walk_steps, seed) {
+                Ok(stats) => {
+                    println!(
+                        "{} walks, {} steps conform in {:.1} s: {} refused starts, {} stray \
+                         removals, {} deferred claims",
+                        stats.walks,
+                        stats.steps,
+                        started.elapsed().as_secs_f64(),
+                        stats.refused,
+                        stats.strays_removed,
+                        stats.deferred
                     );
                     true
                 }
