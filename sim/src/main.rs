@@ -32,7 +32,8 @@ struct Args {
     /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
     /// cut-damage-in-isr, unfenced-commits, assign-before-revoked (with
     /// --group-protocol consumer), keep-uncoordinated-groups, strays-before-registered,
-    /// delete-acked-at-once, unclean-restart-keeps-leading (repeatable).
+    /// delete-acked-at-once, unclean-restart-keeps-leading, adopt-foreign-dirs,
+    /// claim-from-stale-view (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
@@ -47,7 +48,9 @@ struct Args {
     /// (DeleteRecords of consumed records, often, with crashes and partitions,
     /// R-WIRE-5) or `deposals` (pauses and partitions that move partition leaders
     /// away and back, with produce waiters stalled for seconds, R-REPL-1) or
-    /// `interval` (the interval fsync policy with fast-returning crashes, R-REPL-5).
+    /// `interval` (the interval fsync policy with fast-returning crashes, R-REPL-5) or
+    /// `names` (topics deleted and created again under the same names, with crashes
+    /// and partitions; every view's directory removals are watched, R-RECOVER-8).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// The consumer group's protocol: `classic` (JoinGroup, SyncGroup) or `consumer`
@@ -82,6 +85,8 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "assign-before-revoked" => group = Some(GroupBug::AssignBeforeRevoked),
             "keep-uncoordinated-groups" => group = Some(GroupBug::KeepUncoordinatedGroups),
             "strays-before-registered" => replication.strays_before_registered = true,
+            "adopt-foreign-dirs" => replication.adopt_foreign_dirs = true,
+            "claim-from-stale-view" => replication.claim_from_stale_view = true,
             "delete-acked-at-once" => replication.delete_acked_at_once = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
         "groups" => Some(Faults::group_storm()),
         "trims" => Some(Faults::trim_storm()),
         "deposals" => Some(Faults::deposal_storm()),
+        "names" => Some(Faults::names_storm()),
         "interval" => Some(Faults::interval_fsync()),
         other => {
             eprintln!("unknown fault mix {other:?}");

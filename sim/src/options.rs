@@ -66,6 +66,10 @@ pub struct Faults {
     /// `--fsync-interval-ms`), so a crash cuts acknowledged records and a restarted
     /// broker must hand over (R-REPL-5).
     pub fsync_interval_ms: u64,
+    /// Admin clients create topics again under deleted topics' names (with new topic
+    /// ids), so that a directory's name can belong to two topic ids over a run
+    /// (R-RECOVER-8).
+    pub recreate_deleted_names: bool,
 }
 
 impl Faults {
@@ -89,6 +93,7 @@ impl Faults {
             damage_partition_per_mille: 0,
             trim_every_ms: 0,
             fsync_interval_ms: 0,
+            recreate_deleted_names: false,
         }
     }
 
@@ -216,6 +221,21 @@ impl Faults {
     /// Pauses and partitions that depose partition leaders and elect them again,
     /// with produce waiters stalled for seconds at a time: a leader's waiter may
     /// sleep through its deposal, its truncation and its return (R-REPL-1).
+    /// Topics deleted and created again under the same names, with crashes that
+    /// often restart a node whose durable commit index lags what it applied: its
+    /// start replays an older prefix, in which a name may still be a deleted topic's
+    /// (R-RECOVER-8).
+    pub fn names_storm() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_every_ms: 500,
+            partition_every_ms: 1_500,
+            recreate_deleted_names: true,
+            ..Faults::none()
+        }
+    }
+
     pub fn deposal_storm() -> Self {
         Faults {
             min_latency_ms: 1,
@@ -272,6 +292,7 @@ impl Faults {
             damage_partition_per_mille: 0,
             trim_every_ms: 0,
             fsync_interval_ms: 0,
+            recreate_deleted_names: false,
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct Stats {
     pub member_restarts: u64,
     /// DeleteRecords acknowledged (every live replica's log start passed the offset).
     pub deletions_acknowledged: u64,
+    /// Topics created under the name of a topic deleted before.
+    pub names_reused: u64,
 }
 
 /// A client proposal and what came of it.
@@ -214,8 +216,8 @@ struct Sim {
     group_waits: BTreeMap<u64, (usize, u64, u64)>,
     group_rng: ChaCha8Rng,
     trim_rng: ChaCha8Rng,
-    /// Partition directories a start removed before it served: (node, dir, topic id).
-    removed_at_start: Vec<(u64, String, String)>,
+    /// Partition directories a start or a new view removed: (node, dir, topic id).
+    removed_dirs: Vec<(u64, String, String)>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -291,7 +293,7 @@ pub fn run(opts: Options) -> Outcome {
         group_waits: BTreeMap::new(),
         group_rng,
         trim_rng,
-        removed_at_start: Vec::new(),
+        removed_dirs: Vec::new(),
         now: 0,
         nodes,
         net: Network::default(),
@@ -602,7 +604,7 @@ impl Sim {
                 let removed = before
                     .into_iter()
                     .filter(|(dir, _)| !after.contains_key(dir));
-                self.removed_at_start
+                self.removed_dirs
                     .extend(removed.map(|(dir, stamp)| (id, dir, stamp)));
                 self.nodes[i].host = Some(host);
                 let config = group_host::config(self.opts.group_bug);
@@ -915,6 +917,12 @@ impl Sim {
         if !up.is_empty() {
             let i = up[self.rng.gen_range(0..up.len())];
             let (command, topic, admin) = self.admin_command(i);
+            let reused = admin == Admin::Create
+                && self
+                    .ops
+                    .iter()
+                    .any(|op| op.admin == Admin::Delete && op.topic == topic);
+            self.stats.names_reused += u64::from(reused);
             self.next_token += 1;
             let token = self.next_token;
             self.nodes[i].pending.insert(token, self.ops.len());
@@ -979,14 +987,23 @@ impl Sim {
     /// The replicated topic the producers write to, until some node's view has it;
     /// then a single-replica topic per proposal.
     fn topic_to_create(&self, i: usize) -> MetadataCommand {
-        let exists = self.nodes[i]
-            .driver
-            .as_ref()
-            .is_some_and(|d| d.node().state().topics.contains_key(records::TOPIC));
+        let view = self.nodes[i].driver.as_ref().map(|d| d.node().state());
+        let exists = view.is_some_and(|state| state.topics.contains_key(records::TOPIC));
         if exists {
-            let topic = format!("t{}", self.ops.len());
+            let (topic, topic_id) = match self.deleted_name_to_reuse(i, view) {
+                // Ids are never reused: a name created again gets a new one.
+                Some(name) => {
+                    let id = topic_uuid(&format!("{name}/{}", self.ops.len()));
+                    (name, id)
+                }
+                None => {
+                    let name = format!("t{}", self.ops.len());
+                    let id = topic_uuid(&name);
+                    (name, id)
+                }
+            };
             return MetadataCommand::CreateTopic {
-                topic_id: topic_uuid(&topic),
+                topic_id,
                 name: topic,
                 partitions: vec![vec![self.nodes[i].id as i32]],
                 configs: Default::default(),
@@ -1004,6 +1021,28 @@ impl Sim {
             partitions,
             configs: [("min.insync.replicas".to_string(), min_insync.to_string())].into(),
         }
+    }
+
+    /// Under `recreate_deleted_names`: a deleted topic's name that `view` does not
+    /// show, or none. Draws no randomness otherwise, so other runs stay as they were.
+    /// Only names node `i` created: the new topic's partition lands on `i`, where
+    /// the deleted one's directory was.
+    fn deleted_name_to_reuse(&self, i: usize, view: Option<&MetadataState>) -> Option<String> {
+        if !self.faults.recreate_deleted_names {
+            return None;
+        }
+        let created_here = |name: &str| {
+            self.ops
+                .iter()
+                .any(|op| op.admin == Admin::Create && op.node == i && op.topic == name)
+        };
+        self.ops
+            .iter()
+            .filter(|op| op.admin == Admin::Delete && op.status == Status::Done)
+            .map(|op| &op.topic)
+            .filter(|name| created_here(name))
+            .find(|name| !view.is_some_and(|state| state.topics.contains_key(name.as_str())))
+            .cloned()
     }
 
     /// Every running node's partition work, then the producers'.
@@ -1442,9 +1481,22 @@ impl Sim {
             self.group_members
                 .stored_assignment(state.applied_index, record);
         }
+        // Only where names come back: listing every stamp at every view costs a
+        // fifth of the simulator's speed, and without a name created again a view
+        // removes only deleted topics' directories.
+        let watch = self.faults.recreate_deleted_names && node.host.is_some();
+        let before = watch.then(|| stamped_dirs(&node.disk));
         if let Some(Err(e)) = node.host.as_ref().map(|h| h.on_view(state)) {
             self.trace
                 .note(self.now, format!("node {from} cannot open a log: {e}"));
+        }
+        if let Some(before) = before {
+            let after = stamped_dirs(&node.disk);
+            let removed = before
+                .into_iter()
+                .filter(|(dir, _)| !after.contains_key(dir));
+            self.removed_dirs
+                .extend(removed.map(|(dir, stamp)| (from, dir, stamp)));
         }
         let seen: Vec<(i32, i32, Vec<i32>)> = (0..records::PARTITIONS)
             .filter_map(|p| state.partition(records::TOPIC, p))
@@ -1524,13 +1576,18 @@ impl Sim {
                 .driver
                 .as_ref()
                 .is_some_and(|d| shows(d.node().state(), &topic, admin));
-            // The view may already hold a later deletion of the topic.
-            let deleted_later = admin != Admin::Delete
-                && self
+            // The view may already hold a later deletion of the topic, or a later
+            // creation of a deleted name.
+            let undone_later = match admin {
+                Admin::Delete => self.ops[op + 1..]
+                    .iter()
+                    .any(|o| o.admin == Admin::Create && o.topic == topic),
+                _ => self
                     .ops
                     .iter()
-                    .any(|o| o.admin == Admin::Delete && o.topic == topic);
-            if !visible && !deleted_later {
+                    .any(|o| o.admin == Admin::Delete && o.topic == topic),
+            };
+            if !visible && !undone_later {
                 self.violation(format!(
                     "R-PERSIST-1 node {id} acknowledged {admin:?} {topic} before its view \
                      shows it"
@@ -1653,8 +1710,9 @@ impl Sim {
     }
 
     /// Every acknowledged admin operation holds in the settled metadata (a topic
-    /// deleted later is excused for its creation and growth), and no node keeps a
-    /// directory of a deleted topic once it runs (R-RECOVER-8).
+    /// deleted later is excused for its creation and growth), no node removed a
+    /// directory of a topic id the metadata still has, and no node keeps a directory
+    /// of a deleted topic once it runs (R-RECOVER-8).
     fn check_admin(&self, state: &MetadataState) -> Vec<String> {
         let deleted: std::collections::BTreeSet<&str> = self
             .ops
@@ -1663,8 +1721,22 @@ impl Sim {
             .map(|op| op.topic.as_str())
             .collect();
         let mut problems = Vec::new();
-        for op in self.ops.iter().filter(|op| op.status == Status::Done) {
-            let excused = op.admin != Admin::Delete && deleted.contains(op.topic.as_str());
+        for (i, op) in self.ops.iter().enumerate() {
+            if op.status != Status::Done {
+                continue;
+            }
+            // A deletion is undone by a creation of the same name after it (issued
+            // once the deletion applied where it is issued; it may time out and
+            // apply anyway).
+            let recreated = || {
+                self.ops[i + 1..]
+                    .iter()
+                    .any(|later| later.topic == op.topic && later.admin == Admin::Create)
+            };
+            let excused = match op.admin {
+                Admin::Delete => recreated(),
+                _ => deleted.contains(op.topic.as_str()),
+            };
             if !excused && !shows(state, &op.topic, op.admin) {
                 problems.push(format!(
                     "R-PERSIST-1 acknowledged {:?} of topic {} is lost",
@@ -1672,11 +1744,11 @@ impl Sim {
                 ));
             }
         }
-        for (node, dir, stamp) in &self.removed_at_start {
+        for (node, dir, stamp) in &self.removed_dirs {
             if state.topics.values().any(|t| &t.topic_id == stamp) {
                 problems.push(format!(
-                    "R-RECOVER-8 node {node} removed {dir} at a start, a directory of topic \
-                     id {stamp}, which the metadata still has"
+                    "R-RECOVER-8 node {node} removed {dir}, a directory of topic id {stamp}, \
+                     which the metadata still has"
                 ));
             }
         }
