@@ -223,3 +223,43 @@ def test_r_recover_8_directories_of_deleted_topics_are_removed_at_start(tmp_path
         assert got == [] and not errors
     finally:
         broker.stop()
+
+
+def test_r_recover_7_lost_metadata_refuses_to_start_until_the_logs_are_moved_aside(tmp_path):
+    """An operator deletes the metadata directory of a stopped single node (or points
+    --data-dir at a copy without it): the broker exits non-zero and says what it found
+    and what to do, and the partition data is untouched; once the logs are moved aside
+    it starts empty, and the moved data is still there to restore from."""
+    import shutil
+    data = tmp_path / "data"
+    broker = Broker(data).start()
+    try:
+        create_topic(broker.bootstrap, "kept", 1, {})
+        produce_all(broker.bootstrap, "kept", 0, 40)
+    finally:
+        assert broker.stop() == 0
+    segment_bytes = sum(p.stat().st_size for p in (data / "logs" / "kept-0").iterdir())
+    shutil.rmtree(data / "metadata")
+
+    refused = Broker(data)
+    try:
+        refused.start(timeout=5)
+        raise AssertionError("the broker started with partition data and no metadata")
+    except RuntimeError as e:
+        assert "exited with" in str(e), e
+    finally:
+        refused.stop()
+    assert refused.proc.returncode not in (0, None)
+    log = Path(refused.log_path).read_text()
+    assert "partition directories" in log and "kept-0" in log, log[-2000:]
+    assert "move" in log and "aside" in log, log[-2000:]
+    assert sum(p.stat().st_size for p in (data / "logs" / "kept-0").iterdir()) == segment_bytes
+
+    (data / "logs").rename(tmp_path / "logs.aside")
+    broker = Broker(data).start()
+    try:
+        topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+        assert "kept" not in topics
+    finally:
+        assert broker.stop() == 0
+    assert (tmp_path / "logs.aside" / "kept-0" / "topic_id").exists()
