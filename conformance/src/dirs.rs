@@ -565,6 +565,77 @@ pub fn replay_dirs_path(
     Ok(())
 }
 
+/// What an exhaustive replay covered.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// Model states reached on the real code and compared there.
+    pub states: usize,
+    /// Paths replayed: one to each leaf of the breadth-first tree.
+    pub paths: usize,
+    pub steps: usize,
+}
+
+/// Every state of the model within `max_depth` steps (`None`: every reachable state),
+/// each reached on the real code along its breadth-first path and compared there: the
+/// paths to the leaves of the breadth-first tree pass through every state of it.
+pub fn dirs_every_state(
+    model: &DirModel,
+    bugs: ReplicationBugs,
+    max_depth: Option<usize>,
+) -> Result<Coverage, Box<DirDivergence>> {
+    let (parents, leaves) = breadth_first_tree(model, max_depth);
+    let mut coverage = Coverage {
+        states: parents.len(),
+        ..Coverage::default()
+    };
+    for leaf in leaves {
+        let mut path = Vec::new();
+        let mut at = leaf;
+        while let Some((parent, action)) = parents[at] {
+            path.push(action);
+            at = parent;
+        }
+        path.reverse();
+        coverage.paths += 1;
+        coverage.steps += path.len();
+        replay_dirs_path(model, bugs, &path)?;
+    }
+    Ok(coverage)
+}
+
+/// Each state's parent and the action from it (`None` for the initial state), and
+/// the states with no child in the tree.
+type Tree = (Vec<Option<(usize, DirAction)>>, Vec<usize>);
+
+fn breadth_first_tree(model: &DirModel, max_depth: Option<usize>) -> Tree {
+    let mut seen = std::collections::HashMap::from([(DState::default(), 0usize)]);
+    let mut states = vec![DState::default()];
+    let mut parents: Vec<Option<(usize, DirAction)>> = vec![None];
+    let mut depths = vec![0usize];
+    let mut has_child = vec![false];
+    let mut queue = std::collections::VecDeque::from([0usize]);
+    while let Some(i) = queue.pop_front() {
+        if max_depth.is_some_and(|d| depths[i] >= d) {
+            continue;
+        }
+        for (action, next) in successors(model, &states[i]) {
+            if seen.contains_key(&next) {
+                continue;
+            }
+            let j = states.len();
+            seen.insert(next.clone(), j);
+            states.push(next);
+            parents.push(Some((i, action)));
+            depths.push(depths[i] + 1);
+            has_child.push(false);
+            has_child[i] = true;
+            queue.push_back(j);
+        }
+    }
+    let leaves = (0..states.len()).filter(|i| !has_child[*i]).collect();
+    (parents, leaves)
+}
+
 /// `walks` random walks of at most `depth` steps through the model within its
 /// bounds, each on a fresh broker; the first divergence, if any.
 pub fn dirs_walks(

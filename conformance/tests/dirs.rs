@@ -1,7 +1,7 @@
 //! C-7 (spec/conformance.md): the directories model (R-RECOVER-7, R-RECOVER-8) as the
 //! oracle of the real start-up check, metadata recovery and partition-directory code.
 
-use chronik_conformance::dirs::{dirs_walks, replay_dirs_path, DirStats};
+use chronik_conformance::dirs::{dirs_every_state, dirs_walks, replay_dirs_path, DirStats};
 use chronik_core::replication::ReplicationBugs;
 use chronik_model::check::shortest;
 use chronik_model::dirs::{DirBug, DirModel};
@@ -53,6 +53,34 @@ fn c7_a_cluster_members_directories_conform() {
         stats.deferred >= 20,
         "too few deferred claims: {}",
         stats.deferred
+    );
+}
+
+/// Every reachable state of a sole voter (the whole space CI checks), each reached
+/// on the real code and compared there.
+#[test]
+fn c7_every_state_of_a_sole_voter_conforms() {
+    let model = DirModel::new(true);
+    let coverage = dirs_every_state(&model, ReplicationBugs::default(), None)
+        .unwrap_or_else(|d| panic!("{d}"));
+    eprintln!("sole voter: {coverage:?}");
+    assert_eq!(
+        coverage.states, 1_213,
+        "the space CI checks (model/README.md)"
+    );
+}
+
+/// Every reachable state of a cluster member (the whole space CI checks), each
+/// reached on the real code and compared there.
+#[test]
+fn c7_every_state_of_a_cluster_member_conforms() {
+    let model = DirModel::new(false);
+    let coverage = dirs_every_state(&model, ReplicationBugs::default(), None)
+        .unwrap_or_else(|d| panic!("{d}"));
+    eprintln!("cluster member: {coverage:?}");
+    assert_eq!(
+        coverage.states, 328_915,
+        "the space CI checks (model/README.md)"
     );
 }
 
