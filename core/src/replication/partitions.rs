@@ -126,11 +126,32 @@ fn claim_dir(
         disk.remove_dir_all(dir)
             .map_err(|e| LogError::io("remove directory", dir, e))?;
     }
-    disk.create_dir_all(dir)
-        .map_err(|e| LogError::io("create directory", dir, e))?;
+    create_durably(disk, dir)?;
     write_atomically(disk, &stamp, topic_id.as_bytes())
         .map_err(|e| LogError::io("write", &stamp, e))?;
     Ok(Claim::Ours)
+}
+
+/// Creates `dir` and makes its entry durable in its parent (and the parent's, if
+/// that was new too) before anything is written in it: a directory's entry is data of
+/// its parent, so records synced inside a directory whose entry is not can vanish
+/// with it at a power loss, and a removal of a deleted topic's directory just before
+/// could come back under the new stamp. `PartitionLog::open` syncs the parent only
+/// when it creates the directory itself, which it no longer does after `claim_dir`.
+fn create_durably(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
+    let parent = dir.parent();
+    let parent_existed = parent.is_some_and(|p| disk.is_dir(p));
+    disk.create_dir_all(dir)
+        .map_err(|e| LogError::io("create directory", dir, e))?;
+    let mut to_sync: Vec<&Path> = parent.into_iter().collect();
+    if !parent_existed {
+        to_sync.extend(parent.and_then(Path::parent));
+    }
+    for p in to_sync.into_iter().filter(|p| disk.is_dir(p)) {
+        disk.sync_dir(p)
+            .map_err(|e| LogError::io("fsync directory", p, e))?;
+    }
+    Ok(())
 }
 
 /// Whether the partition directory `name`, stamped with topic id `stamp`, belongs
@@ -915,6 +936,95 @@ mod tests {
         restarted.reconcile_in_start(&newer, 1, 2)?;
         assert!(restarted.get_of("t", 0, "t-id-2").is_some());
         assert_eq!(read_all(&disk, stamp)?, b"t-id-2");
+        Ok(())
+    }
+
+    /// The disk operations made through it, in order.
+    #[derive(Debug)]
+    struct Recording {
+        inner: MemDisk,
+        ops: Mutex<Vec<String>>,
+    }
+
+    impl Recording {
+        fn note(&self, op: &str, path: &Path) {
+            self.ops
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{op} {}", path.display()));
+        }
+    }
+
+    impl Disk for Recording {
+        fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+            self.note("mkdir", dir);
+            self.inner.create_dir_all(dir)
+        }
+        fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+            self.inner.list_dir(dir)
+        }
+        fn is_dir(&self, path: &Path) -> bool {
+            self.inner.is_dir(path)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.inner.exists(path)
+        }
+        fn open_file(
+            &self,
+            path: &Path,
+            mode: crate::disk::OpenMode,
+        ) -> std::io::Result<Arc<dyn crate::disk::DiskFile>> {
+            self.inner.open_file(path, mode)
+        }
+        fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+            self.inner.remove_file(path)
+        }
+        fn remove_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+            self.note("rmdir", dir);
+            self.inner.remove_dir_all(dir)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            self.note("rename", to);
+            self.inner.rename(from, to)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            self.note("sync", dir);
+            self.inner.sync_dir(dir)
+        }
+    }
+
+    /// A new partition directory, and one that replaces a deleted topic's, is durable
+    /// in the logs directory before its stamp and records are written in it.
+    #[test]
+    fn r_recover_8_a_claimed_directory_is_durable_in_its_parent_before_it_is_used(
+    ) -> Result<(), LogError> {
+        let disk = Recording {
+            inner: MemDisk::new(),
+            ops: Mutex::new(Vec::new()),
+        };
+        let dir = Path::new("/data/logs/t-0");
+        let ops = |disk: &Recording| {
+            std::mem::take(&mut *disk.ops.lock().unwrap_or_else(|p| p.into_inner()))
+        };
+        for (id, first) in [
+            ("t-id", "mkdir /data/logs/t-0"),
+            ("t-id-2", "rmdir /data/logs/t-0"),
+        ] {
+            assert_eq!(
+                claim_dir(&disk, dir, id, true, ReplicationBugs::default())?,
+                Claim::Ours
+            );
+            let done = ops(&disk);
+            let at = |op: &str| done.iter().position(|o| o == op);
+            assert_eq!(done.first().map(String::as_str), Some(first), "{done:?}");
+            let synced = at("sync /data/logs");
+            let stamped = at("rename /data/logs/t-0/topic_id");
+            assert!(
+                matches!((synced, stamped), (Some(s), Some(w)) if s < w),
+                "{done:?}"
+            );
+        }
+        assert!(ops(&disk).is_empty());
         Ok(())
     }
 
