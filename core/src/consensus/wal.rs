@@ -429,7 +429,8 @@ impl RaftWal {
         voters: &[u64],
         cut_damage: bool,
     ) -> Result<(Self, RaftStore), LogError> {
-        disk.create_dir_all(dir)
+        // A new metadata directory's own entry is durable before the log in it is.
+        crate::disk::create_dir_durably(disk.as_ref(), dir)
             .map_err(|e| LogError::io("create directory", dir, e))?;
         let snapshot = read_snapshot(disk.as_ref(), dir, voters)?;
         let snapshot_path = dir.join(SNAPSHOT_FILE);

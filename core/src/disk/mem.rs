@@ -43,6 +43,9 @@ impl Inode {
 #[derive(Debug, Default)]
 struct State {
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose own entry is durable: synced in their parent, or at the top
+    /// level (`/x`, which stands for the mount point or the operator's data directory).
+    durable_dirs: BTreeSet<PathBuf>,
     names: BTreeMap<PathBuf, InodeId>,
     durable_names: BTreeMap<PathBuf, InodeId>,
     inodes: BTreeMap<InodeId, Inode>,
@@ -84,6 +87,14 @@ struct MemFile {
     generation: u64,
 }
 
+/// Whether directory `dir` is still there after a power loss: its entry and every
+/// ancestor's is durable (the root always is).
+fn survives(durable_dirs: &BTreeSet<PathBuf>, dir: &Path) -> bool {
+    dir.ancestors()
+        .filter(|a| !a.as_os_str().is_empty() && a.parent().is_some())
+        .all(|a| durable_dirs.contains(a))
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -105,6 +116,12 @@ impl MemDisk {
     pub fn crash(&self, tear: Tear) {
         let mut st = self.lock();
         st.generation += 1;
+        // A directory whose entry was never synced is gone, with everything under it.
+        let durable_dirs = st.durable_dirs.clone();
+        st.dirs.retain(|d| survives(&durable_dirs, d));
+        st.durable_dirs.retain(|d| survives(&durable_dirs, d));
+        st.durable_names
+            .retain(|p, _| p.parent().is_some_and(|d| survives(&durable_dirs, d)));
         st.names = st.durable_names.clone();
         let torn = match tear {
             Tear::KeepTail(n) => st.last_written.map(|i| (i, n)),
@@ -132,7 +149,13 @@ impl MemDisk {
     /// conformance oracle opens it to see what is durable without disturbing this one.
     pub fn durable_copy(&self) -> MemDisk {
         let st = self.lock();
-        let live: BTreeSet<InodeId> = st.durable_names.values().copied().collect();
+        let durable_names: BTreeMap<PathBuf, InodeId> = st
+            .durable_names
+            .iter()
+            .filter(|(p, _)| p.parent().is_some_and(|d| survives(&st.durable_dirs, d)))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
+        let live: BTreeSet<InodeId> = durable_names.values().copied().collect();
         let inodes = st
             .inodes
             .iter()
@@ -146,10 +169,21 @@ impl MemDisk {
                 (*id, copy)
             })
             .collect();
+        let durable_dirs = &st.durable_dirs;
         let copy = State {
-            dirs: st.dirs.clone(),
-            names: st.durable_names.clone(),
-            durable_names: st.durable_names.clone(),
+            dirs: st
+                .dirs
+                .iter()
+                .filter(|d| survives(durable_dirs, d))
+                .cloned()
+                .collect(),
+            durable_dirs: durable_dirs
+                .iter()
+                .filter(|d| survives(durable_dirs, d))
+                .cloned()
+                .collect(),
+            names: durable_names.clone(),
+            durable_names,
             inodes,
             next_inode: st.next_inode,
             ..State::default()
@@ -217,6 +251,9 @@ impl Disk for MemDisk {
         for ancestor in dir.ancestors() {
             if !ancestor.as_os_str().is_empty() {
                 st.dirs.insert(ancestor.to_path_buf());
+                if ancestor.parent().is_none_or(|p| p.parent().is_none()) {
+                    st.durable_dirs.insert(ancestor.to_path_buf());
+                }
             }
         }
         Ok(())
@@ -287,6 +324,7 @@ impl Disk for MemDisk {
         st.names.retain(|p, _| !p.starts_with(dir));
         st.durable_names.retain(|p, _| !p.starts_with(dir));
         st.dirs.retain(|p| !p.starts_with(dir));
+        st.durable_dirs.retain(|p| !p.starts_with(dir));
         Ok(())
     }
 
@@ -311,6 +349,9 @@ impl Disk for MemDisk {
             .map(|(p, id)| (p.clone(), *id))
             .collect();
         st.durable_names.extend(entries);
+        let subdirs: Vec<PathBuf> = st.dirs.iter().filter(|p| in_dir(p)).cloned().collect();
+        st.durable_dirs.retain(|p| !in_dir(p));
+        st.durable_dirs.extend(subdirs);
         Ok(())
     }
 }
@@ -401,6 +442,35 @@ impl DiskFile for MemFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory's entry is data of its parent: a synced file in a directory whose
+    /// entry was never synced vanishes with it, as on a real file system after a power
+    /// loss; `create_dir_durably` syncs each new directory into its parent.
+    #[test]
+    fn a_directory_never_synced_into_its_parent_vanishes_on_crash() -> io::Result<()> {
+        let disk = MemDisk::new();
+        for durably in [false, true] {
+            let dir = PathBuf::from(format!("/data/logs{durably}/t-0"));
+            if durably {
+                crate::disk::create_dir_durably(&disk, &dir)?;
+            } else {
+                disk.create_dir_all(&dir)?;
+            }
+            let file = disk.open_file(&dir.join("seg"), OpenMode::CreateNew)?;
+            file.write_at(b"acknowledged", 0)?;
+            file.sync_data()?;
+            disk.sync_dir(&dir)?;
+            let copy = disk.durable_copy();
+            disk.crash(Tear::None);
+            assert_eq!(disk.exists(&dir.join("seg")), durably, "{}", dir.display());
+            assert_eq!(copy.exists(&dir.join("seg")), durably, "{}", dir.display());
+        }
+        assert!(
+            disk.is_dir(Path::new("/data")),
+            "the top level stands for the mount"
+        );
+        Ok(())
+    }
 
     #[test]
     fn unsynced_bytes_and_names_vanish_on_crash() -> io::Result<()> {

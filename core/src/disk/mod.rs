@@ -67,6 +67,23 @@ pub trait DiskFile: Send + Sync + Debug {
     }
 }
 
+/// Creates `dir` and its missing ancestors, and makes each new one's entry durable
+/// in its parent: a directory's entry is data of its parent, so files synced inside a
+/// directory whose own entry is not can vanish with it at a power loss.
+pub fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !disk.is_dir(a))
+        .collect();
+    disk.create_dir_all(dir)?;
+    for created in missing.into_iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a whole (small) file.
 pub fn read_all(disk: &dyn Disk, path: &Path) -> io::Result<Vec<u8>> {
     let file = disk.open_file(path, OpenMode::Existing)?;

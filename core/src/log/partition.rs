@@ -233,15 +233,8 @@ impl PartitionLog {
         files: Arc<OpenFiles>,
     ) -> Result<Self> {
         config.validate()?;
-        let created = !disk.is_dir(dir);
-        disk.create_dir_all(dir)
+        crate::disk::create_dir_durably(disk.as_ref(), dir)
             .map_err(|e| LogError::io("create directory", dir, e))?;
-        if created {
-            if let Some(parent) = dir.parent() {
-                disk.sync_dir(parent)
-                    .map_err(|e| LogError::io("fsync directory", parent, e))?;
-            }
-        }
         let names = disk
             .list_dir(dir)
             .map_err(|e| LogError::io("list", dir, e))?;

@@ -4,7 +4,7 @@
 use super::bugs::ReplicationBugs;
 use super::failure_states::{Change, FailureStates};
 use super::tracker::{FollowerFetch, FollowerTracker};
-use crate::disk::{read_all, write_atomically, Disk};
+use crate::disk::{create_dir_durably, read_all, write_atomically, Disk};
 use crate::log::open_files::OpenFiles;
 use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, SyncObserver};
 use crate::metadata::{MetadataState, PartitionInfo};
@@ -126,32 +126,12 @@ fn claim_dir(
         disk.remove_dir_all(dir)
             .map_err(|e| LogError::io("remove directory", dir, e))?;
     }
-    create_durably(disk, dir)?;
+    // `PartitionLog::open` would sync the parent only if it created the directory,
+    // which after this it never does.
+    create_dir_durably(disk, dir).map_err(|e| LogError::io("create directory", dir, e))?;
     write_atomically(disk, &stamp, topic_id.as_bytes())
         .map_err(|e| LogError::io("write", &stamp, e))?;
     Ok(Claim::Ours)
-}
-
-/// Creates `dir` and makes its entry durable in its parent (and the parent's, if
-/// that was new too) before anything is written in it: a directory's entry is data of
-/// its parent, so records synced inside a directory whose entry is not can vanish
-/// with it at a power loss, and a removal of a deleted topic's directory just before
-/// could come back under the new stamp. `PartitionLog::open` syncs the parent only
-/// when it creates the directory itself, which it no longer does after `claim_dir`.
-fn create_durably(disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {
-    let parent = dir.parent();
-    let parent_existed = parent.is_some_and(|p| disk.is_dir(p));
-    disk.create_dir_all(dir)
-        .map_err(|e| LogError::io("create directory", dir, e))?;
-    let mut to_sync: Vec<&Path> = parent.into_iter().collect();
-    if !parent_existed {
-        to_sync.extend(parent.and_then(Path::parent));
-    }
-    for p in to_sync.into_iter().filter(|p| disk.is_dir(p)) {
-        disk.sync_dir(p)
-            .map_err(|e| LogError::io("fsync directory", p, e))?;
-    }
-    Ok(())
 }
 
 /// Whether the partition directory `name`, stamped with topic id `stamp`, belongs
