@@ -187,11 +187,17 @@ impl DirHarness {
         Ok(())
     }
 
+    /// The operator's removal (or a lost disk): durable, as after `rm -r` and `sync`.
     fn remove(&self, dir: &std::path::Path) -> Result<(), HarnessError> {
         if self.disk.is_dir(dir) {
             self.disk
                 .remove_dir_all(dir)
                 .map_err(|e| fail(format!("remove {}: {e}", dir.display())))?;
+            if let Some(parent) = dir.parent() {
+                self.disk
+                    .sync_dir(parent)
+                    .map_err(|e| fail(format!("sync {}: {e}", parent.display())))?;
+            }
         }
         Ok(())
     }

@@ -4,9 +4,11 @@
 //! from its durable bytes (what survives a crash). `sync_data` makes the current bytes
 //! durable; `sync_dir` makes the directory's names durable. [`MemDisk::crash`] throws
 //! away everything not durable, and can let a prefix of the last unsynced append
-//! survive, which is what a torn write looks like after power loss. Directories
-//! themselves are durable as soon as they are created: the log never depends on
-//! losing one.
+//! survive, which is what a torn write looks like after power loss. A directory's
+//! entry is data of its parent: one created, or removed with everything in it, is
+//! undone by a crash until its parent is synced (top-level directories, which stand
+//! for the mount point or the operator's data directory, are created and removed
+//! durably at once).
 
 use super::{Disk, DiskFile, OpenMode};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +50,9 @@ struct State {
     durable_dirs: BTreeSet<PathBuf>,
     names: BTreeMap<PathBuf, InodeId>,
     durable_names: BTreeMap<PathBuf, InodeId>,
+    /// Directories removed since their parent was last synced, each with the durable
+    /// subtree a crash now would bring back (its directories and names).
+    unsynced_removals: BTreeMap<PathBuf, DurableTree>,
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
     last_written: Option<InodeId>,
@@ -59,9 +64,41 @@ struct State {
     bytes_read: u64,
 }
 
+/// The durable directories and names at and under one directory.
+#[derive(Debug, Default, Clone)]
+struct DurableTree {
+    dirs: BTreeSet<PathBuf>,
+    names: BTreeMap<PathBuf, InodeId>,
+}
+
 impl State {
     fn used_bytes(&self) -> u64 {
         self.inodes.values().map(|i| i.data.len() as u64).sum()
+    }
+
+    /// The durable directories and names as a crash now leaves them: removals whose
+    /// parent was not synced since are undone, the durable tree they removed coming
+    /// back in place of anything synced under the same path since (that belonged to
+    /// a new directory whose own entry is not durable yet); then whatever lies under
+    /// a directory whose entry is not durable is gone.
+    fn durable_tree(&self) -> DurableTree {
+        let mut tree = DurableTree {
+            dirs: self.durable_dirs.clone(),
+            names: self.durable_names.clone(),
+        };
+        // Outermost first, so that a removal inside a removed directory comes back too.
+        for (removed, undone) in &self.unsynced_removals {
+            tree.dirs.retain(|d| !d.starts_with(removed));
+            tree.names.retain(|p, _| !p.starts_with(removed));
+            tree.dirs.extend(undone.dirs.iter().cloned());
+            tree.names
+                .extend(undone.names.iter().map(|(p, id)| (p.clone(), *id)));
+        }
+        let dirs = tree.dirs.clone();
+        tree.dirs.retain(|d| survives(&dirs, d));
+        tree.names
+            .retain(|p, _| p.parent().is_some_and(|d| survives(&dirs, d)));
+        tree
     }
 }
 
@@ -116,12 +153,11 @@ impl MemDisk {
     pub fn crash(&self, tear: Tear) {
         let mut st = self.lock();
         st.generation += 1;
-        // A directory whose entry was never synced is gone, with everything under it.
-        let durable_dirs = st.durable_dirs.clone();
-        st.dirs.retain(|d| survives(&durable_dirs, d));
-        st.durable_dirs.retain(|d| survives(&durable_dirs, d));
-        st.durable_names
-            .retain(|p, _| p.parent().is_some_and(|d| survives(&durable_dirs, d)));
+        let tree = st.durable_tree();
+        st.unsynced_removals.clear();
+        st.dirs = tree.dirs.clone();
+        st.durable_dirs = tree.dirs;
+        st.durable_names = tree.names;
         st.names = st.durable_names.clone();
         let torn = match tear {
             Tear::KeepTail(n) => st.last_written.map(|i| (i, n)),
@@ -149,12 +185,8 @@ impl MemDisk {
     /// conformance oracle opens it to see what is durable without disturbing this one.
     pub fn durable_copy(&self) -> MemDisk {
         let st = self.lock();
-        let durable_names: BTreeMap<PathBuf, InodeId> = st
-            .durable_names
-            .iter()
-            .filter(|(p, _)| p.parent().is_some_and(|d| survives(&st.durable_dirs, d)))
-            .map(|(p, id)| (p.clone(), *id))
-            .collect();
+        let tree = st.durable_tree();
+        let durable_names = tree.names;
         let live: BTreeSet<InodeId> = durable_names.values().copied().collect();
         let inodes = st
             .inodes
@@ -169,19 +201,9 @@ impl MemDisk {
                 (*id, copy)
             })
             .collect();
-        let durable_dirs = &st.durable_dirs;
         let copy = State {
-            dirs: st
-                .dirs
-                .iter()
-                .filter(|d| survives(durable_dirs, d))
-                .cloned()
-                .collect(),
-            durable_dirs: durable_dirs
-                .iter()
-                .filter(|d| survives(durable_dirs, d))
-                .cloned()
-                .collect(),
+            dirs: tree.dirs.clone(),
+            durable_dirs: tree.dirs,
             names: durable_names.clone(),
             durable_names,
             inodes,
@@ -321,10 +343,33 @@ impl Disk for MemDisk {
 
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
+        if !st.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
         st.names.retain(|p, _| !p.starts_with(dir));
-        st.durable_names.retain(|p, _| !p.starts_with(dir));
         st.dirs.retain(|p| !p.starts_with(dir));
+        let undone = DurableTree {
+            dirs: st
+                .durable_dirs
+                .iter()
+                .filter(|p| p.starts_with(dir))
+                .cloned()
+                .collect(),
+            names: st
+                .durable_names
+                .iter()
+                .filter(|(p, _)| p.starts_with(dir))
+                .map(|(p, id)| (p.clone(), *id))
+                .collect(),
+        };
+        st.durable_names.retain(|p, _| !p.starts_with(dir));
         st.durable_dirs.retain(|p| !p.starts_with(dir));
+        let top_level = dir.parent().is_none_or(|p| p.parent().is_none());
+        // A removal already pending for this path keeps the older state, the one a
+        // crash would bring back; those pending inside it stay, to come back with it.
+        if !top_level && !st.unsynced_removals.contains_key(dir) {
+            st.unsynced_removals.insert(dir.to_path_buf(), undone);
+        }
         Ok(())
     }
 
@@ -352,6 +397,16 @@ impl Disk for MemDisk {
         let subdirs: Vec<PathBuf> = st.dirs.iter().filter(|p| in_dir(p)).cloned().collect();
         st.durable_dirs.retain(|p| !in_dir(p));
         st.durable_dirs.extend(subdirs);
+        // These removals are durable now, and so are those inside the directories
+        // they removed.
+        let durable: Vec<PathBuf> = st
+            .unsynced_removals
+            .keys()
+            .filter(|p| in_dir(p))
+            .cloned()
+            .collect();
+        st.unsynced_removals
+            .retain(|p, _| !durable.iter().any(|d| p.starts_with(d)));
         Ok(())
     }
 }
@@ -468,6 +523,78 @@ mod tests {
         assert!(
             disk.is_dir(Path::new("/data")),
             "the top level stands for the mount"
+        );
+        Ok(())
+    }
+
+    fn write_synced(disk: &MemDisk, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let file = disk.open_file(path, OpenMode::Create)?;
+        file.set_len(0)?;
+        file.write_at(bytes, 0)?;
+        file.sync_data()?;
+        disk.sync_dir(&parent_of(path))
+    }
+
+    fn read(disk: &MemDisk, path: &Path) -> io::Result<Vec<u8>> {
+        crate::disk::read_all(disk, path)
+    }
+
+    /// A removed directory comes back whole after a power loss until its parent is
+    /// synced: a directory re-created at the same path in between (with files synced
+    /// in it) is the one lost, the old one and its durable files return.
+    #[test]
+    fn a_directory_removal_is_undone_by_a_crash_until_its_parent_is_synced() -> io::Result<()> {
+        let disk = MemDisk::new();
+        let dir = Path::new("/data/logs/t-0");
+        crate::disk::create_dir_durably(&disk, dir)?;
+        write_synced(&disk, &dir.join("topic_id"), b"old")?;
+        disk.remove_dir_all(dir)?;
+        disk.create_dir_all(dir)?;
+        write_synced(&disk, &dir.join("topic_id"), b"new")?;
+        assert_eq!(read(&disk.durable_copy(), &dir.join("topic_id"))?, b"old");
+        disk.crash(Tear::None);
+        assert_eq!(
+            read(&disk, &dir.join("topic_id"))?,
+            b"old",
+            "the removal was undone"
+        );
+
+        disk.remove_dir_all(dir)?;
+        disk.sync_dir(Path::new("/data/logs"))?;
+        disk.crash(Tear::None);
+        assert!(
+            !disk.exists(dir),
+            "a removal synced in its parent is durable"
+        );
+        assert!(
+            disk.remove_dir_all(dir).is_err(),
+            "removing what is not there fails, as remove_dir_all(2) does"
+        );
+        Ok(())
+    }
+
+    /// A removal inside a removed directory comes back with it, and is made durable
+    /// with it.
+    #[test]
+    fn removals_inside_a_removed_directory_follow_it() -> io::Result<()> {
+        let disk = MemDisk::new();
+        let inner = Path::new("/data/a/b");
+        crate::disk::create_dir_durably(&disk, inner)?;
+        write_synced(&disk, &inner.join("f"), b"x")?;
+        disk.remove_dir_all(inner)?;
+        disk.remove_dir_all(Path::new("/data/a"))?;
+        disk.crash(Tear::None);
+        assert_eq!(read(&disk, &inner.join("f"))?, b"x");
+
+        disk.remove_dir_all(inner)?;
+        disk.remove_dir_all(Path::new("/data/a"))?;
+        disk.sync_dir(Path::new("/data"))?;
+        crate::disk::create_dir_durably(&disk, inner)?;
+        disk.crash(Tear::None);
+        assert!(disk.is_dir(inner), "the new directory is durable");
+        assert!(
+            !disk.exists(&inner.join("f")),
+            "the old one's files are not"
         );
         Ok(())
     }

@@ -565,6 +565,10 @@ impl Partitions {
                     self.disk
                         .remove_dir_all(&dir)
                         .map_err(|e| LogError::io("remove directory", &dir, e))?;
+                    // As `delete` does: else a crash brings the directory back.
+                    self.disk
+                        .sync_dir(&self.root)
+                        .map_err(|e| LogError::io("fsync directory", &self.root, e))?;
                 }
             }
         }
