@@ -13,6 +13,7 @@
 
 pub mod check;
 pub mod consumers;
+pub mod dir_traces;
 pub mod group_host;
 pub mod group_members;
 pub mod host;

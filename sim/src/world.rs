@@ -5,6 +5,7 @@
 
 use crate::check::Checker;
 use crate::consumers::Consumers;
+use crate::dir_traces::{DirTraces, Shown};
 use crate::group_host::{self, GroupHost, GroupMessage, GroupOut};
 use crate::group_members::{GroupMembers, FETCH_REQUEST_BASE, MEMBERS};
 use crate::host::{self, Host, Out};
@@ -23,6 +24,7 @@ use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
 use chronik_core::log::{frame, FsyncPolicy};
 use chronik_core::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand, MetadataState};
 use chronik_core::replication::PartitionKey;
+use chronik_model::dirs::trace::DirEvent;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -34,6 +36,9 @@ const TICK_MS: u64 = 10;
 /// upkeep, answers) and the producers run.
 const PARTITION_TICK_MS: u64 = 5;
 const METADATA_DIR: &str = "/metadata";
+/// Under the names storm, how often a node that learns the deletion of a topic it
+/// hosts dies before its partitions follow the view.
+const CRASH_BEFORE_RECONCILE: f64 = 0.25;
 
 /// What a run found.
 #[derive(Debug, Clone)]
@@ -83,6 +88,13 @@ pub struct Stats {
     pub deletions_acknowledged: u64,
     /// Topics created under the name of a topic deleted before.
     pub names_reused: u64,
+    /// Steps of partition directories checked against the directories model (names
+    /// storm only, `dir_traces.rs`).
+    pub dir_steps_validated: u64,
+    /// Directory traces followed (one per hosted topic name), and those given up:
+    /// the reference missed entries compacted unseen.
+    pub dir_traces: u64,
+    pub dir_traces_abandoned: u64,
 }
 
 /// A client proposal and what came of it.
@@ -218,6 +230,8 @@ struct Sim {
     trim_rng: ChaCha8Rng,
     /// Partition directories a start or a new view removed: (node, dir, topic id).
     removed_dirs: Vec<(u64, String, String)>,
+    /// Trace validation of partition directories, under `recreate_deleted_names`.
+    dir_traces: Option<DirTraces>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -256,6 +270,7 @@ pub fn run(opts: Options) -> Outcome {
         damage_partition_per_mille: [0, 0, 300][copy_rng.gen_range(0..3)],
         ..Faults::swarm(&mut rng)
     });
+    let validate_dirs = faults.recreate_deleted_names;
     let clocks: Vec<Clock> = (0..opts.nodes)
         .map(|_| Clock::drawn(&mut clock_rng, faults.clock_drift_ppm))
         .collect();
@@ -294,6 +309,7 @@ pub fn run(opts: Options) -> Outcome {
         group_rng,
         trim_rng,
         removed_dirs: Vec::new(),
+        dir_traces: validate_dirs.then(DirTraces::new),
         now: 0,
         nodes,
         net: Network::default(),
@@ -607,6 +623,19 @@ impl Sim {
                 self.removed_dirs
                     .extend(removed.map(|(dir, stamp)| (id, dir, stamp)));
                 self.nodes[i].host = Some(host);
+                if let Some(traces) = &mut self.dir_traces {
+                    traces.started(id, incarnation);
+                    let node = &self.nodes[i];
+                    traces.observe(&Shown {
+                        node: id,
+                        event: DirEvent::Start,
+                        state: Some(&driver.view().state),
+                        partitions: node.host.as_ref().map(|h| h.partitions.as_ref()),
+                        disk: &node.disk,
+                        logs_dir: Path::new(host::LOGS_DIR),
+                        durable_commit: Some(durable_commit),
+                    });
+                }
                 let config = group_host::config(self.opts.group_bug);
                 self.nodes[i].groups = Some(GroupHost::new(id as i32, incarnation, config));
             }
@@ -877,6 +906,17 @@ impl Sim {
         node.disk.crash(tear);
         for (_, op) in std::mem::take(&mut node.pending) {
             self.ops[op].status = Status::Lost;
+        }
+        if let Some(traces) = &mut self.dir_traces {
+            traces.observe(&Shown {
+                node: node.id,
+                event: DirEvent::Crash,
+                state: None,
+                partitions: None,
+                disk: &node.disk,
+                logs_dir: Path::new(host::LOGS_DIR),
+                durable_commit: None,
+            });
         }
         let id = node.id;
         self.trace.note(self.now, format!("node {id} {why}"));
@@ -1468,6 +1508,9 @@ impl Sim {
         };
         let observed = driver.node().observe();
         self.checker.committed(from, &observed);
+        if let Some(traces) = &mut self.dir_traces {
+            traces.committed(&observed);
+        }
         let state = driver.node().state();
         let committed = state
             .offsets
@@ -1480,6 +1523,26 @@ impl Sim {
         if let Some(record) = state.consumer_groups.get(group_host::GROUP) {
             self.group_members
                 .stored_assignment(state.applied_index, record);
+        }
+        // The broker reconciles its partitions after it publishes a view, not in the
+        // same step: under the names storm a node that learns a deletion of a topic it
+        // hosts dies before removing it now and then, so a start meets the deleted
+        // topic's directory (R-RECOVER-8's strays).
+        let drops_hosted = self.faults.recreate_deleted_names
+            && node.host.as_ref().is_some_and(|h| {
+                h.partitions
+                    .all()
+                    .iter()
+                    .any(|((topic, _), _)| !state.topics.contains_key(topic))
+            });
+        if drops_hosted && self.rng.gen_bool(CRASH_BEFORE_RECONCILE) {
+            self.take_down(
+                i,
+                Tear::None,
+                "crashes before removing a deleted topic",
+                1_500,
+            );
+            return;
         }
         // Only where names come back: listing every stamp at every view costs a
         // fifth of the simulator's speed, and without a name created again a view
@@ -1497,6 +1560,17 @@ impl Sim {
                 .filter(|(dir, _)| !after.contains_key(dir));
             self.removed_dirs
                 .extend(removed.map(|(dir, stamp)| (from, dir, stamp)));
+        }
+        if let Some(traces) = &mut self.dir_traces {
+            traces.observe(&Shown {
+                node: from,
+                event: DirEvent::View,
+                state: Some(state),
+                partitions: node.host.as_ref().map(|h| h.partitions.as_ref()),
+                disk: &node.disk,
+                logs_dir: Path::new(host::LOGS_DIR),
+                durable_commit: None,
+            });
         }
         let seen: Vec<(i32, i32, Vec<i32>)> = (0..records::PARTITIONS)
             .filter_map(|p| state.partition(records::TOPIC, p))
@@ -1854,6 +1928,16 @@ impl Sim {
                 "R-PROPOSE-2 the proposal of {} at node {} was never answered",
                 op.topic, self.nodes[op.node].id
             ));
+        }
+        if let Some(traces) = &mut self.dir_traces {
+            self.stats.dir_steps_validated = traces.steps_validated;
+            self.stats.dir_traces = traces.started;
+            self.stats.dir_traces_abandoned = traces.abandoned;
+            problems.extend(
+                std::mem::take(&mut traces.rejections)
+                    .into_iter()
+                    .map(|r| format!("R-RECOVER-8 trace validation: {r}")),
+            );
         }
         for problem in problems {
             self.violation(problem);

@@ -277,6 +277,16 @@ impl Partitions {
             .map(|h| Arc::clone(&h.log))
     }
 
+    /// The topic id the partition's open log was opened for (trace validation reads
+    /// it, R-RECOVER-8).
+    pub fn open_topic_id(&self, topic: &str, partition: i32) -> Option<String> {
+        self.logs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(topic.to_string(), partition))
+            .map(|h| h.topic_id.clone())
+    }
+
     /// The log of a partition if it was opened for the topic with id `topic_id`. A
     /// caller that judged a request by one metadata view must not serve a log that a
     /// later view opened for another topic of the same name (R-RECOVER-8).

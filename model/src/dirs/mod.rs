@@ -20,6 +20,7 @@
 mod properties;
 mod state;
 mod step;
+pub mod trace;
 
 pub use properties::names;
 pub use state::*;
