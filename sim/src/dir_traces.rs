@@ -17,7 +17,7 @@ use chronik_core::disk::{read_all, MemDisk};
 use chronik_core::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::replication::Partitions;
 use chronik_model::dirs::trace::{DirEvent, DirObservation, DirTrace};
-use chronik_model::dirs::{DCmd, TopicId};
+use chronik_model::dirs::{len8, DCmd, TopicId};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -104,7 +104,14 @@ impl DirTraces {
         let Ok(envelope) = CommandEnvelope::decode(data) else {
             return;
         };
-        let before = self.reference.clone();
+        // The topic of the name the command is about, as it was before: all a
+        // creation or a deletion is judged by.
+        let named = match &envelope.command {
+            MetadataCommand::CreateTopic { name, .. } | MetadataCommand::DeleteTopic { name } => {
+                self.reference.topics.get(name).map(|t| t.topic_id.clone())
+            }
+            _ => None,
+        };
         self.reference.apply(index, &envelope);
         match &envelope.command {
             MetadataCommand::CreateTopic {
@@ -113,7 +120,7 @@ impl DirTraces {
                 let Some(topic) = self.reference.topics.get(name) else {
                     return;
                 };
-                if before.topics.contains_key(name) {
+                if named.is_some() {
                     return;
                 }
                 let number = self.creations.entry(name.clone()).or_default();
@@ -132,14 +139,14 @@ impl DirTraces {
                 }
             }
             MetadataCommand::DeleteTopic { name } => {
-                let Some(gone) = before.topics.get(name) else {
+                let Some(gone) = named else {
                     return;
                 };
                 if self.reference.topics.contains_key(name) {
                     return;
                 }
                 let (Some(&number), Some(&owner)) =
-                    (self.numbers.get(&gone.topic_id), self.owners.get(name))
+                    (self.numbers.get(&gone), self.owners.get(name))
                 else {
                     return;
                 };
@@ -293,8 +300,4 @@ impl DirTraces {
             durable,
         })
     }
-}
-
-fn len8<T>(v: &[T]) -> u8 {
-    u8::try_from(v.len()).unwrap_or(u8::MAX)
 }
