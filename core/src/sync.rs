@@ -1,14 +1,14 @@
 //! The synchronisation primitives of code that loom checks (the commit queue, the
 //! coalesced sync of blocking appends, and the broker's flusher built on them).
 //!
-//! Under `--cfg loom` these are loom's instrumented types, so the loom tests explore
+//! With the `loom` feature these are loom's instrumented types, so the loom tests explore
 //! every interleaving of the code that uses them; otherwise they are std's. Nothing
 //! here spawns: threads belong to the shell.
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 pub use loom::sync::{Condvar, Mutex, MutexGuard};
 
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 pub use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Locks a mutex, treating poisoning as harmless: the data it guards is kept

@@ -1,17 +1,17 @@
 //! `chronik`: the broker binary. One node by default, data under ./data, Kafka on
 //! 127.0.0.1:9092.
 
-// Under `--cfg loom` (the loom tests build every target of the package) tokio has
-// no networking, so the binary is empty.
-#[cfg(loom)]
+// With the `loom` feature (the loom tests build every target of the package) the
+// broker's modules are left out, so the binary is empty.
+#[cfg(feature = "loom")]
 fn main() {}
 
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 fn main() -> anyhow::Result<()> {
     app::main()
 }
 
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 mod app {
 
     use anyhow::Context;

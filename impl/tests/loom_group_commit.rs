@@ -1,12 +1,12 @@
 //! loom: the group-commit hand-off between producers and the flusher (R-LOG-4).
 //! Also the per-log coalesced sync that blocking appends use.
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p chronik --release --test loom_group_commit`.
+//! Run with `cargo test -p chronik --release --features loom --test loom_group_commit`.
 //! Checked in every interleaving (bounded by LOOM_MAX_PREEMPTIONS):
 //! - no acknowledgement before the fsync that covers the acknowledged write;
 //! - no lost wake-up: every producer's wait ends (loom reports a deadlock otherwise);
 //! - acknowledgements arrive in enqueue order, and the durable data is the written
 //!   data in write order.
-#![cfg(loom)]
+#![cfg(feature = "loom")]
 
 use chronik::log::{GroupCommitter, LogError, SyncTarget};
 use loom::sync::Mutex;

@@ -121,8 +121,19 @@ pub enum Strategy {
     Dfs,
     /// stateright's simulation checker for this long, from this seed.
     Simulation { seconds: u64, seed: u64 },
-    /// Our own random walks (see `walk`) for this long, from this seed.
-    Walks { seconds: u64, seed: u64 },
+    /// Our own random walks (see `walks`), from this seed.
+    Walks { budget: WalkBudget, seed: u64 },
+}
+
+/// How many random walks to take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkBudget {
+    /// As many as fit in this many seconds (the CLI): a slower or busier machine
+    /// explores less.
+    Seconds(u64),
+    /// This many walks, so a seed gives the same walks, the same states and the same
+    /// findings on any machine under any load (the CI tests).
+    Walks(usize),
 }
 
 pub struct Run {
@@ -179,10 +190,19 @@ impl Run {
         }
     }
 
-    /// Our own random walks on one thread.
+    /// Our own random walks on one thread, for this many seconds.
     pub fn walks(seconds: u64, seed: u64) -> Self {
+        Self::walks_within(WalkBudget::Seconds(seconds), seed)
+    }
+
+    /// Exactly this many random walks on one thread: the same outcome on every machine.
+    pub fn walk_count(walks: usize, seed: u64) -> Self {
+        Self::walks_within(WalkBudget::Walks(walks), seed)
+    }
+
+    fn walks_within(budget: WalkBudget, seed: u64) -> Self {
         Run {
-            strategy: Strategy::Walks { seconds, seed },
+            strategy: Strategy::Walks { budget, seed },
             threads: 1,
             ..Run::dfs()
         }
@@ -196,14 +216,14 @@ impl Run {
 
 /// The model and the search that find a replication bug switch's counterexample in
 /// CI: BFS at the smallest bounds that show it, or seeded random walks that stop at
-/// the first counterexample (at most 90 s; the walks check every property at every
-/// step, so a time budget alone would find less on a slower or busier machine).
+/// the first counterexample (at most 200,000 walks: a count, not a time, so that a
+/// slower or busier machine finds the same).
 pub fn counterexample_search(bug: ReplBug) -> (ReplicationModel, Run) {
     let expected = bug.expected_property();
     if bug.found_by_walks() {
         let walks = Run {
             stop_on: Some(expected),
-            ..Run::walks(90, 2)
+            ..Run::walk_count(200_000, 2)
         };
         (ReplicationModel::bounded(3, 1, 2, 1).with_bug(bug), walks)
     } else {
@@ -226,9 +246,9 @@ pub struct Outcome<M: Checked> {
 }
 
 pub fn run<M: Checked>(model: M, run: &Run) -> Outcome<M> {
-    if let Strategy::Walks { seconds, seed } = run.strategy {
+    if let Strategy::Walks { budget, seed } = run.strategy {
         let depth = run.max_depth.unwrap_or(400);
-        return walks(&model, seconds, seed, depth, run.stop_on);
+        return walks(&model, budget, seed, depth, run.stop_on);
     }
     let props = model.properties();
     let mut b = model.clone().checker().threads(run.threads.max(1));
@@ -391,10 +411,10 @@ impl Rng {
 /// stateright's simulation checker, a walk does not stop at a state another walk visited,
 /// so walks reach deep states (all brokers registered, crash and restart, acks).
 /// Properties are checked on every state; the first discovery per property is kept.
-/// Seeded random walks for `seconds`, or until `stop_on` has a discovery.
+/// Seeded random walks within `budget`, or until `stop_on` has a discovery.
 fn walks<M: Checked>(
     model: &M,
-    seconds: u64,
+    budget: WalkBudget,
     seed: u64,
     max_depth: usize,
     stop_on: Option<&'static str>,
@@ -407,9 +427,13 @@ fn walks<M: Checked>(
     let Some(init) = model.init_states().into_iter().next() else {
         return outcome(model, &props, 0, 0, 0, start.elapsed(), BTreeMap::new());
     };
-    while start.elapsed() < Duration::from_secs(seconds)
-        && stop_on.is_none_or(|p| !found.contains_key(p))
-    {
+    let mut taken_walks = 0usize;
+    let budget_left = |taken_walks: usize| match budget {
+        WalkBudget::Seconds(s) => start.elapsed() < Duration::from_secs(s),
+        WalkBudget::Walks(n) => taken_walks < n,
+    };
+    while budget_left(taken_walks) && stop_on.is_none_or(|p| !found.contains_key(p)) {
+        taken_walks += 1;
         let mut s = init.clone();
         let mut taken: Vec<M::A> = Vec::new();
         loop {

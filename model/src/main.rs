@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stateright::Model;
 
-use chronik_model::check::{format_path, run, Checked, Run, Strategy};
+use chronik_model::check::{format_path, run, Checked, Run, Strategy, WalkBudget};
 use chronik_model::dirs::{DirBug, DirModel};
 use chronik_model::replication::{ReplBug, ReplicationModel};
 use chronik_model::{Bug, ChronikModel};
@@ -333,7 +333,7 @@ fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
             seed: a.seed,
         },
         (Some(seconds), _) => Strategy::Walks {
-            seconds,
+            budget: WalkBudget::Seconds(seconds),
             seed: a.seed,
         },
         (None, Search::Bfs) => Strategy::Bfs,

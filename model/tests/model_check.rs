@@ -113,7 +113,7 @@ fn three_nodes_random_walks_find_no_violation() {
     // Full 3-node bounds from an un-booted start, as random walks: crashes, restarts,
     // metadata writes and produce at depths the exhaustive 3-node run does not reach.
     // Every example is expected as well as no violation.
-    let o = run(model(3, 2, 1, 1, 1), &Run::walks(20, 4));
+    let o = run(model(3, 2, 1, 1, 1), &Run::walk_count(10_000, 4));
     eprintln!(
         "3 nodes, random walks: states={} depth={} time={:.1}s, examples found: {:?}",
         o.states,
@@ -129,14 +129,14 @@ fn three_nodes_random_walks_find_no_violation() {
     );
 }
 
-/// Snapshots at 3 nodes, as time-bounded random walks from power-on: a node that was
+/// Snapshots at 3 nodes, as seeded random walks from power-on: a node that was
 /// down while the other two committed and compacted installs the leader's snapshot
 /// (no damage needed), and no property breaks.
 #[test]
 fn three_nodes_with_snapshots_random_walks_find_no_violation() {
     let mut m = model(3, 2, 1, 1, 1);
     m.snapshot_interval = 2;
-    let o = run(m, &Run::walks(20, 4));
+    let o = run(m, &Run::walk_count(10_000, 4));
     eprintln!(
         "3 nodes, snapshots, random walks: states={} depth={} examples found: {:?}",
         o.states,
@@ -516,7 +516,10 @@ fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
     let o =
         ci_replication("r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record");
     assert_replication_holds("replication, 1 produce, 1 shrink, 1 damage", &o, true);
-    let o = run(replication(2, 1, 1, 1).with_damage(1), &Run::walks(10, 11));
+    let o = run(
+        replication(2, 1, 1, 1).with_damage(1),
+        &Run::walk_count(20_000, 11),
+    );
     assert_replication_holds("replication, damage, random walks", &o, false);
 }
 
@@ -524,7 +527,7 @@ fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
 fn r_repl_replication_random_walks_find_no_violation() {
     // Bounds no exhaustive run covers in CI time: 3 produces, a crash, two fences and
     // an ISR shrink.
-    let o = run(replication(3, 1, 2, 1), &Run::walks(20, 11));
+    let o = run(replication(3, 1, 2, 1), &Run::walk_count(40_000, 11));
     assert_replication_holds("replication, random walks", &o, false);
 }
 
