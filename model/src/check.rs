@@ -182,6 +182,20 @@ impl Run {
         }
     }
 
+    /// Single-threaded BFS to `depth`: every state within `depth` steps of the start is
+    /// checked. One thread takes states strictly in order of depth, so a state is first
+    /// met at its least depth; with two, stateright's BFS may first meet it on a longer
+    /// path, at the bound, and never expand it (the unique count then varied from run
+    /// to run: 3,514,311 and 3,514,358 at 3 nodes, depth 22).
+    pub fn bfs_to_depth(depth: usize) -> Self {
+        Run {
+            strategy: Strategy::Bfs,
+            threads: 1,
+            max_depth: Some(depth),
+            ..Run::dfs()
+        }
+    }
+
     /// Random walks on 2 threads.
     pub fn simulation(seconds: u64, seed: u64) -> Self {
         Run {

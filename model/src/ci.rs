@@ -50,6 +50,10 @@ pub fn metadata(nodes: usize, term: u8, crashes: u8, proposals: u8, produce: u8)
 /// missed 27% of them).
 pub const THREE_NODE_DEPTH: usize = 30;
 
+/// 3 nodes from power-on with a crash, a client's metadata write and a produce in
+/// reach: breadth first to this depth.
+pub const THREE_NODE_POWER_ON_DEPTH: usize = 22;
+
 pub const CONFIGS: &[CiConfig] = &[
     CiConfig {
         test: "one_node_all_properties_hold",
@@ -114,11 +118,16 @@ pub const CONFIGS: &[CiConfig] = &[
         build: || {
             let mut m = metadata(3, 1, 0, 0, 0);
             m.booted = true;
-            let bfs = Run {
-                strategy: Strategy::Bfs,
-                ..Run::dfs().depth(THREE_NODE_DEPTH)
-            };
-            CiCheck::Metadata(m, bfs)
+            CiCheck::Metadata(m, Run::bfs_to_depth(THREE_NODE_DEPTH))
+        },
+    },
+    CiConfig {
+        test: "three_nodes_from_power_on_with_a_crash_a_write_and_a_produce_all_properties_hold",
+        build: || {
+            CiCheck::Metadata(
+                metadata(3, 2, 1, 1, 1),
+                Run::bfs_to_depth(THREE_NODE_POWER_ON_DEPTH),
+            )
         },
     },
     CiConfig {

@@ -339,15 +339,21 @@ fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
         (None, Search::Bfs) => Strategy::Bfs,
         (None, Search::Dfs) => Strategy::Dfs,
     };
+    // A depth-bounded BFS covers every state within the bound on one thread only
+    // (`Run::bfs_to_depth`).
+    let threads = match (strategy, a.depth) {
+        (Strategy::Bfs, Some(_)) => 1,
+        _ => a.threads,
+    };
     println!(
         "search: {:?} threads={} depth limit={:?} symmetry={}",
-        strategy, a.threads, a.depth, a.symmetry
+        strategy, threads, a.depth, a.symmetry
     );
     let o = run(
         m.clone(),
         &Run {
             strategy,
-            threads: a.threads,
+            threads,
             max_depth: a.depth,
             stop_on,
             max_states: a.max_states,

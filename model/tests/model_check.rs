@@ -109,6 +109,22 @@ fn three_nodes_all_properties_hold() {
 }
 
 #[test]
+fn three_nodes_from_power_on_with_a_crash_a_write_and_a_produce_all_properties_hold() {
+    // Every node down at first; a crash, a client's CreateTopics and a produce within
+    // the bounds. Breadth first to ci::THREE_NODE_POWER_ON_DEPTH: every state within
+    // it is checked (a bounded check, not a proof; the walks below go deeper).
+    let o = ci_metadata(
+        "three_nodes_from_power_on_with_a_crash_a_write_and_a_produce_all_properties_hold",
+    );
+    print_counterexamples(&o);
+    assert!(o.violated.is_empty(), "3 nodes: violated {:?}", o.violated);
+    assert!(
+        o.discoveries.contains_key(names::EX_ACKED),
+        "3 nodes from power-on: no produce acknowledged within the bound"
+    );
+}
+
+#[test]
 fn three_nodes_random_walks_find_no_violation() {
     // Full 3-node bounds from an un-booted start, as random walks: crashes, restarts,
     // metadata writes and produce at depths the exhaustive 3-node run does not reach.
