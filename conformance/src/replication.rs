@@ -262,6 +262,15 @@ impl ReplicationHarness {
             RAction::FetchRequest(f) => self.fetch_request(f)?,
             RAction::FetchResponse(f) => self.fetch_response(f, None)?,
             RAction::FetchResponseCut(f, k) => self.fetch_response(f, Some(k))?,
+            RAction::FetchSend(_)
+            | RAction::ReplaceInIsr(..)
+            | RAction::FetchServe(..)
+            | RAction::FetchLost(..)
+            | RAction::FetchResponseNth(..) => {
+                return Err(fail(format!(
+                    "{action:?}: reordered fetches are not driven by the replication harness"
+                )));
+            }
             RAction::DiskFull(n) => {
                 let b = self.broker(n);
                 b.full = true;

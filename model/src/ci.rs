@@ -135,6 +135,13 @@ pub const CONFIGS: &[CiConfig] = &[
         build: || CiCheck::Replication(ReplicationModel::bounded(2, 0, 1, 0), Run::dfs()),
     },
     CiConfig {
+        test: "r_repl_brokers_learning_one_committed_change_at_a_time_all_properties_hold",
+        build: || {
+            let m = ReplicationModel::bounded(2, 0, 1, 0).with_stepwise_learning();
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "r_repl_replication_crash_and_restart_all_properties_hold",
         build: || CiCheck::Replication(ReplicationModel::bounded(1, 1, 1, 0), Run::dfs()),
     },
@@ -316,6 +323,9 @@ impl CiCheck {
                 }
                 if m.acks_before_fsync {
                     b.push_str(", interval fsync");
+                }
+                if m.stepwise_learning {
+                    b.push_str(", stepwise learning");
                 }
                 b + &search(r)
             }

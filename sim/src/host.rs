@@ -77,6 +77,29 @@ struct PendingDeletion {
     deadline: u64,
 }
 
+/// A step of the replica fetch protocol, kept for trace validation
+/// (`repl_traces.rs`) while `Host::fetch_steps` is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchStep {
+    /// This node, following, sent its leader a Fetch from `offset`.
+    Asked { key: PartitionKey, offset: u64 },
+    /// This node, leading, served or refused a follower's Fetch from `offset`.
+    Served {
+        key: PartitionKey,
+        follower: i32,
+        offset: u64,
+    },
+    /// A follower's Fetch from `offset` reached this node before it knew the
+    /// partition (UNKNOWN_TOPIC_OR_PARTITION): as if lost.
+    Unknown {
+        key: PartitionKey,
+        follower: i32,
+        offset: u64,
+    },
+    /// This node handled a Fetch answer from its leader.
+    Answered { key: PartitionKey },
+}
+
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
 
 pub struct Host {
@@ -102,6 +125,8 @@ pub struct Host {
     /// The number of this node's last question to a leader.
     next_request: u64,
     next_upkeep: u64,
+    /// Fetch steps since the last `take_fetch_steps`; `None` when not kept.
+    fetch_steps: Option<Vec<FetchStep>>,
 }
 
 /// The client request an answer answers: its API and number.
@@ -159,7 +184,23 @@ impl Host {
             asked: BTreeMap::new(),
             next_request: 0,
             next_upkeep: 0,
+            fetch_steps: None,
         })
+    }
+
+    /// Keep the fetch steps from now on, for `take_fetch_steps`.
+    pub fn keep_fetch_steps(&mut self) {
+        self.fetch_steps.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_fetch_steps(&mut self) -> Vec<FetchStep> {
+        self.fetch_steps.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn kept(&mut self, step: FetchStep) {
+        if let Some(steps) = &mut self.fetch_steps {
+            steps.push(step);
+        }
     }
 
     fn local<'a>(&'a self, state: &'a MetadataState) -> LocalView<'a> {
@@ -370,6 +411,19 @@ impl Host {
                     log_start,
                 };
                 let (answer, leader_start) = self.serve_fetch(now, state, &key, epoch, fetch);
+                let (step_key, follower) = (key.clone(), from as i32);
+                self.kept(match answer {
+                    Err(errors::UNKNOWN_TOPIC_OR_PARTITION) => FetchStep::Unknown {
+                        key: step_key,
+                        follower,
+                        offset,
+                    },
+                    _ => FetchStep::Served {
+                        key: step_key,
+                        follower,
+                        offset,
+                    },
+                });
                 let reply = Message::FetchAnswer {
                     key,
                     epoch,
@@ -393,6 +447,9 @@ impl Host {
                 leader_start,
             } => {
                 self.asking.remove(&(from, key.clone()));
+                if answer.is_ok() {
+                    self.kept(FetchStep::Answered { key: key.clone() });
+                }
                 self.apply_fetched(now, state, (&key, epoch), answer, leader_start)
             }
             Message::ConsumerFetch {
@@ -764,10 +821,15 @@ impl Host {
                         asked,
                     }
                 } else {
+                    let offset = follower_fetch_offset(&log);
+                    self.kept(FetchStep::Asked {
+                        key: key.clone(),
+                        offset,
+                    });
                     Message::Fetch {
                         key: key.clone(),
                         epoch: p.leader_epoch,
-                        offset: follower_fetch_offset(&log),
+                        offset,
                         log_start: log.log_start_offset(),
                     }
                 };

@@ -60,6 +60,10 @@ struct Args {
     /// Print every notable event of each run, not only of failing ones.
     #[arg(long)]
     trace: bool,
+    /// Check every step of the workload's partition 0 against the replication model
+    /// (trace validation, R-REPL-*); a step it does not allow breaks the run.
+    #[arg(long)]
+    validate_replication: bool,
 }
 
 type Bugs = (DriverBugs, ReplicationBugs, Option<GroupBug>);
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
             group_protocol,
             faults: faults.clone(),
             full_trace: args.trace,
+            validate_replication: args.validate_replication,
             ..Options::new(seed)
         });
         steps += outcome.stats.steps;

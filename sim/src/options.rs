@@ -328,6 +328,9 @@ pub struct Options {
     pub group_protocol: GroupProtocol,
     /// Keep every notable event, not only the last ones.
     pub full_trace: bool,
+    /// Check what the nodes show of the workload's partition 0 against the
+    /// replication model after every event (`repl_traces.rs`).
+    pub validate_replication: bool,
 }
 
 impl Options {
@@ -344,6 +347,7 @@ impl Options {
             group_bug: None,
             group_protocol: GroupProtocol::Classic,
             full_trace: false,
+            validate_replication: false,
         }
     }
 }

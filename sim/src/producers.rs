@@ -124,6 +124,20 @@ impl Producers {
         out
     }
 
+    /// (offset, value) of every acknowledged record of `partition`.
+    pub fn acked_records(&self, partition: i32) -> Vec<(u64, Vec<u8>)> {
+        self.by_partition
+            .iter()
+            .filter(|((p, _), _)| *p == partition)
+            .flat_map(|(&writer, producer)| {
+                producer
+                    .acked
+                    .iter()
+                    .map(move |(value, offset)| (*offset, value_bytes(writer, *value)))
+            })
+            .collect()
+    }
+
     /// An answer: success moves the producer on; a refusal sends the batch again.
     /// A success for an earlier attempt of a value is recorded as well. Returns a
     /// line for the trace.

@@ -6,6 +6,7 @@
 use crate::check::Checker;
 use crate::consumers::Consumers;
 use crate::dir_traces::{DirTraces, Shown};
+use crate::repl_traces::{NodeShown, ReplTraces};
 use crate::group_host::{self, GroupHost, GroupMessage, GroupOut};
 use crate::group_members::{GroupMembers, FETCH_REQUEST_BASE, MEMBERS};
 use crate::host::{self, Host, Out};
@@ -95,6 +96,10 @@ pub struct Stats {
     /// the reference missed entries compacted unseen.
     pub dir_traces: u64,
     pub dir_traces_abandoned: u64,
+    /// Steps of the workload's partition 0 checked against the replication model
+    /// (`--validate-replication`, `repl_traces.rs`), and why its trace ended early.
+    pub repl_steps_validated: u64,
+    pub repl_trace_ended: Option<String>,
 }
 
 /// A client proposal and what came of it.
@@ -232,6 +237,7 @@ struct Sim {
     removed_dirs: Vec<(u64, String, String)>,
     /// Trace validation of partition directories, under `recreate_deleted_names`.
     dir_traces: Option<DirTraces>,
+    repl_traces: Option<ReplTraces>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -310,6 +316,7 @@ pub fn run(opts: Options) -> Outcome {
         trim_rng,
         removed_dirs: Vec::new(),
         dir_traces: validate_dirs.then(DirTraces::new),
+        repl_traces: None,
         now: 0,
         nodes,
         net: Network::default(),
@@ -325,6 +332,18 @@ pub fn run(opts: Options) -> Outcome {
         stats: Stats::default(),
     };
     sim.trace.note(0, format!("faults {:?}", sim.faults));
+    if sim.opts.validate_replication {
+        let mut traces = ReplTraces::new();
+        let f = &sim.faults;
+        let disk_faults = f.fsync_failure_every_ms > 0
+            || f.disk_full_every_ms > 0
+            || f.damage_partition_per_mille > 0
+            || f.fsync_interval_ms > 0;
+        if disk_faults {
+            traces.end("the fault mix has disk faults the mapping does not cover");
+        }
+        sim.repl_traces = Some(traces);
+    }
     // raft-rs asserts its own invariants by panicking (a commit index beyond the
     // log, say): that is a finding like any other, reported with the trace.
     let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -425,6 +444,7 @@ impl Sim {
             }
             self.now = self.now.max(at);
             self.next_event();
+            self.observe_replication();
         }
         self.now = end;
     }
@@ -622,6 +642,10 @@ impl Sim {
                     .filter(|(dir, _)| !after.contains_key(dir));
                 self.removed_dirs
                     .extend(removed.map(|(dir, stamp)| (id, dir, stamp)));
+                let mut host = host;
+                if self.repl_traces.is_some() {
+                    host.keep_fetch_steps();
+                }
                 self.nodes[i].host = Some(host);
                 if let Some(traces) = &mut self.dir_traces {
                     traces.started(id, incarnation);
@@ -788,6 +812,41 @@ impl Sim {
     }
 
     /// A node that `eligible` picks out, drawn at random; None if there is none.
+    /// Trace validation of replication: what the nodes show now.
+    fn observe_replication(&mut self) {
+        let Some(traces) = &mut self.repl_traces else {
+            return;
+        };
+        let mut fetches = Vec::new();
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let Some(host) = &mut node.host else {
+                continue;
+            };
+            fetches.extend(host.take_fetch_steps().into_iter().map(|step| (i, step)));
+        }
+        if !traces.active() {
+            return;
+        }
+        let nodes: Vec<NodeShown> = self
+            .nodes
+            .iter()
+            .map(|n| NodeShown {
+                incarnation: n.incarnation,
+                running: match (&n.driver, &n.host) {
+                    (Some(driver), Some(host)) => {
+                        Some((driver.node().state(), &*host.partitions))
+                    }
+                    _ => None,
+                },
+            })
+            .collect();
+        traces.observe(&nodes, &self.producers.acked_records(0), &fetches);
+        if let Some(rejection) = traces.rejection.take() {
+            traces.ended = Some("rejected".into());
+            self.violation(format!("R-REPL trace validation (partition 0): {rejection}"));
+        }
+    }
+
     fn random_node(&mut self, eligible: impl Fn(&SimNode) -> bool) -> Option<usize> {
         let picked: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| eligible(&self.nodes[i]))
@@ -1106,6 +1165,7 @@ impl Sim {
             self.carry_out(i, outs);
             self.carry_out_group(i, group_outs.unwrap_or_default());
             self.observe_copy_repair(i);
+            self.observe_replication();
         }
         let writing = self.now < self.calm_from;
         let (leaders, coordinator) = self.client_metadata();
@@ -1938,6 +1998,10 @@ impl Sim {
                     .into_iter()
                     .map(|r| format!("R-RECOVER-8 trace validation: {r}")),
             );
+        }
+        if let Some(traces) = &self.repl_traces {
+            self.stats.repl_steps_validated = traces.steps_validated;
+            self.stats.repl_trace_ended = traces.ended.clone();
         }
         for problem in problems {
             self.violation(problem);

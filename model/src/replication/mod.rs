@@ -15,6 +15,7 @@
 mod properties;
 pub mod state;
 mod step;
+pub mod trace;
 
 pub use properties::names;
 pub use state::*;
@@ -235,6 +236,22 @@ pub struct ReplicationModel {
     /// full follower appends part of a fetch answer, a full broker writes no
     /// checkpoint (R-LOG-12). 0 unless asked for.
     pub max_full: u8,
+    /// A broker applies the committed metadata one committed change at a time, as a
+    /// real broker applies the committed entries a Ready hands it, instead of jumping
+    /// to the newest: a broker may learn a version another has already left behind.
+    /// Off in the exhaustive checks (it only adds interleavings of `Learn`); on for
+    /// trace validation, where real brokers apply at their own pace.
+    pub stepwise_learning: bool,
+    /// The network reorders a follower's Fetch requests and their answers: up to two
+    /// answers are in flight to a follower, in any order, and a request sent earlier
+    /// may be served after a later one. Off in most exhaustive checks; on for trace
+    /// validation (the simulator's network reorders packets).
+    pub reordered_fetches: bool,
+    /// With reordered fetches: requests and answers in flight for one follower (each
+    /// beyond the first is a retry after a timeout).
+    pub max_fetches_in_flight: u8,
+    /// A leader's ISR proposal may drop one follower and add another at once.
+    pub combined_isr_changes: bool,
     bugs: u32,
 }
 
@@ -253,6 +270,10 @@ impl Default for ReplicationModel {
             max_sync_failures: 0,
             acks_before_fsync: false,
             max_full: 0,
+            stepwise_learning: false,
+            reordered_fetches: false,
+            max_fetches_in_flight: 2,
+            combined_isr_changes: false,
             bugs: 0,
         }
     }
@@ -300,6 +321,45 @@ impl ReplicationModel {
         self
     }
 
+    pub fn with_reordered_fetches(mut self) -> Self {
+        self.reordered_fetches = true;
+        self
+    }
+
+    pub fn with_combined_isr_changes(mut self) -> Self {
+        self.combined_isr_changes = true;
+        self
+    }
+
+    pub fn with_stepwise_learning(mut self) -> Self {
+        self.stepwise_learning = true;
+        self
+    }
+
+    /// The model real runs are validated against (`trace`): no bound on faults,
+    /// produces or epochs (they come from the run), brokers learning stepwise.
+    pub fn for_traces(min_isr: u8) -> Self {
+        ReplicationModel {
+            min_isr,
+            max_produce: u8::MAX,
+            max_crashes: u8::MAX,
+            max_fences: u8::MAX,
+            max_shrinks: u8::MAX,
+            max_epoch: u8::MAX,
+            max_damage: u8::MAX,
+            max_retries: u8::MAX,
+            max_failovers: u8::MAX,
+            max_sync_failures: u8::MAX,
+            acks_before_fsync: false,
+            max_full: u8::MAX,
+            stepwise_learning: true,
+            reordered_fetches: true,
+            max_fetches_in_flight: u8::MAX,
+            combined_isr_changes: true,
+            bugs: 0,
+        }
+    }
+
     pub fn with_bug(mut self, bug: ReplBug) -> Self {
         self.bugs |= bug.bit();
         self
@@ -334,7 +394,13 @@ impl ReplicationModel {
             inbox: Vec::new(),
             replicas: Self::ids().map(|_| Replica::new(meta)).collect(),
             net: Default::default(),
+            requests: Default::default(),
             ghost,
+            history: if self.stepwise_learning {
+                vec![meta]
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -357,8 +423,21 @@ pub enum RAction {
     /// The follower's replica fetcher sends a Fetch to the leader it knows; the leader
     /// serves it at once (records its fetch offset, moves the high watermark, answers).
     FetchRequest(NodeId),
+    /// With reordered fetches: the follower's replica fetcher syncs its log and sends
+    /// a Fetch from its log end to the leader it knows.
+    FetchSend(NodeId),
+    /// With reordered fetches: the leader the `k`th (from 0) of the follower's Fetch
+    /// requests in flight went to serves it, or refuses it if it no longer leads in
+    /// the request's epoch (a request may be served after a later one).
+    FetchServe(NodeId, u8),
+    /// With reordered fetches: the `k`th of the follower's Fetch requests in flight
+    /// is lost (the network dropped it, or it reached a broker that had not yet
+    /// applied the partition's creation and answered UNKNOWN_TOPIC_OR_PARTITION).
+    FetchLost(NodeId, u8),
     /// The follower handles the Fetch response in flight to it.
     FetchResponse(NodeId),
+    /// The follower handles the `k`th (from 0) of the answers in flight to it.
+    FetchResponseNth(NodeId, u8),
     /// The follower's full disk takes only this many of the records the response in
     /// flight to it would append; it syncs those and leaves its high watermark.
     FetchResponseCut(NodeId, u8),
@@ -380,6 +459,10 @@ pub enum RAction {
     ShrinkIsr(NodeId, NodeId),
     /// The leader proposes the ISR with this caught-up follower.
     ExpandIsr(NodeId, NodeId),
+    /// With combined ISR changes: the leader proposes, in one command, the ISR
+    /// without the first (lagging) follower and with the second (caught up), as the
+    /// real `wanted_isr` does when both happen in one upkeep round.
+    ReplaceInIsr(NodeId, NodeId, NodeId),
     /// Housekeeping writes the high watermark checkpoint.
     Checkpoint(NodeId),
     /// A consumer reads up to the high watermark from a broker that leads.

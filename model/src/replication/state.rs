@@ -94,6 +94,16 @@ pub struct Waiting {
     pub value: u8,
 }
 
+/// A Fetch on its way from a follower to the leader it follows, sent when its log
+/// ended at `offset` (only when the network reorders fetches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FetchReq {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub epoch: u8,
+    pub offset: u8,
+}
+
 /// A Fetch response on its way to a follower.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FetchResp {
@@ -137,6 +147,8 @@ pub struct Replica {
     /// The broker's disk is full (ENOSPC): appends and checkpoint writes fail, syncs
     /// of what is written succeed (R-LOG-12).
     pub full: bool,
+    /// With stepwise learning: the position in `RState::history` of `view`.
+    pub learned: u8,
 }
 
 impl Replica {
@@ -158,6 +170,7 @@ impl Replica {
             pending_isr: None,
             waiting: Vec::new(),
             full: false,
+            learned: 0,
         }
     }
 
@@ -275,6 +288,14 @@ pub struct RState {
     /// Proposed metadata commands, in the order the Raft log will hold them.
     pub inbox: Vec<MetaCmd>,
     pub replicas: Vec<Replica>,
-    pub net: BTreeSet<FetchResp>,
+    /// Sorted: with reordered fetches, a retry's answer may be a second copy.
+    pub net: Vec<FetchResp>,
+    /// Fetch requests in flight (only when the network reorders fetches; otherwise a
+    /// request is served the moment it is sent), sorted: a retry of the same request
+    /// is a second copy.
+    pub requests: Vec<FetchReq>,
     pub ghost: Ghost,
+    /// With stepwise learning: every committed `meta` in commit order, the last being
+    /// `meta` (empty otherwise, so that the checked state spaces stay as they were).
+    pub history: Vec<Meta>,
 }

@@ -10,6 +10,7 @@ fn at(n: NodeId) -> usize {
     usize::from(n)
 }
 
+
 impl ReplicationModel {
     pub fn enabled(&self, s: &RState, out: &mut Vec<RAction>) {
         for n in Self::ids() {
@@ -67,13 +68,35 @@ impl ReplicationModel {
                     if !self.truncation_blocked(s, n) {
                         out.push(RAction::Truncate(n));
                     }
-                } else if !s.net.iter().any(|m| m.to == n)
+                } else if !self.reordered_fetches
+                    && !s.net.iter().any(|m| m.to == n)
                     && r.damaged.is_none()
                     && self.fetch_useful(s, n, l)
                 {
                     out.push(RAction::FetchRequest(n));
                 }
             }
+            // The follower does not know whether its leader still leads: it asks.
+            let in_flight = s.net.iter().filter(|m| m.to == n).count()
+                + s.requests.iter().filter(|q| q.from == n).count();
+            if self.reordered_fetches
+                && r.gate == Some(r.view.epoch)
+                && r.damaged.is_none()
+                && in_flight < usize::from(self.max_fetches_in_flight)
+            {
+                out.push(RAction::FetchSend(n));
+            }
+        }
+        if self.reordered_fetches {
+            let asked = s.requests.iter().filter(|q| q.from == n).count();
+            let asked = u8::try_from(asked).unwrap_or(u8::MAX);
+            out.extend((0..asked).map(|k| RAction::FetchServe(n, k)));
+            out.extend((0..asked).map(|k| RAction::FetchLost(n, k)));
+        }
+        if self.reordered_fetches {
+            let in_flight = s.net.iter().filter(|m| m.to == n).count();
+            let later = u8::try_from(in_flight).unwrap_or(u8::MAX);
+            out.extend((1..later).map(|k| RAction::FetchResponseNth(n, k)));
         }
         if let Some(resp) = s.net.iter().find(|m| m.to == n) {
             let appendable = self.appendable(r, resp);
@@ -83,7 +106,12 @@ impl ReplicationModel {
                 out.push(RAction::FetchResponse(n));
             }
         }
-        if r.view != s.meta {
+        let behind = if self.stepwise_learning {
+            usize::from(r.learned) + 1 < s.history.len()
+        } else {
+            r.view != s.meta
+        };
+        if behind {
             out.push(RAction::Learn(n));
         }
         // A broker registers again when it sees itself fenced, and its start's
@@ -113,6 +141,10 @@ impl ReplicationModel {
                 };
                 if caught_up && !has(r.view.fenced, f) && !s.inbox.contains(&proposal) {
                     out.push(RAction::ExpandIsr(n, f));
+                    if self.combined_isr_changes {
+                        let shrinkable = members(r.view.isr).filter(|m| *m != n);
+                        out.extend(shrinkable.map(|m| RAction::ReplaceInIsr(n, m, f)));
+                    }
                 }
             }
             let unread = (0..r.hw.min(self.served_end(r))).any(|o| {
@@ -192,7 +224,11 @@ impl ReplicationModel {
             a,
             RAction::Fsync(_)
                 | RAction::FetchRequest(_)
+                | RAction::FetchSend(_)
+                | RAction::FetchServe(..)
+                | RAction::FetchLost(..)
                 | RAction::FetchResponse(_)
+                | RAction::FetchResponseNth(..)
                 | RAction::FetchResponseCut(..)
                 | RAction::DiskFreed(_)
                 | RAction::Truncate(_)
@@ -200,6 +236,7 @@ impl ReplicationModel {
                 | RAction::Commit
                 | RAction::Rejoin(_)
                 | RAction::ExpandIsr(..)
+                | RAction::ReplaceInIsr(..)
                 | RAction::ProposeRepair(_)
                 | RAction::CutDamage(_)
         )
@@ -231,8 +268,14 @@ impl ReplicationModel {
             }
             RAction::FsyncFail(n) => self.fsync_failed(&mut t, n),
             RAction::FetchRequest(f) => self.fetch_request(&mut t, f),
-            RAction::FetchResponse(f) => self.fetch_response(&mut t, f, None),
-            RAction::FetchResponseCut(f, k) => self.fetch_response(&mut t, f, Some(k)),
+            RAction::FetchSend(f) => self.fetch_send(&mut t, f),
+            RAction::FetchServe(f, k) => self.fetch_serve(&mut t, f, k),
+            RAction::FetchLost(f, k) => {
+                take_request(&mut t, f, k);
+            }
+            RAction::FetchResponse(f) => self.fetch_response(&mut t, f, None, 0),
+            RAction::FetchResponseNth(f, k) => self.fetch_response(&mut t, f, None, k),
+            RAction::FetchResponseCut(f, k) => self.fetch_response(&mut t, f, Some(k), 0),
             RAction::DiskFull(n) => {
                 t.ghost.fulls += 1;
                 t.replicas[at(n)].full = true;
@@ -260,6 +303,11 @@ impl ReplicationModel {
             }
             RAction::ExpandIsr(l, f) => {
                 let isr = t.replicas[at(l)].view.isr | bit(f);
+                self.propose_isr(&mut t, l, isr);
+            }
+            RAction::ReplaceInIsr(l, out, into) => {
+                t.ghost.shrinks += 1;
+                let isr = (t.replicas[at(l)].view.isr & !bit(out)) | bit(into);
                 self.propose_isr(&mut t, l, isr);
             }
             RAction::Checkpoint(n) => {
@@ -308,7 +356,28 @@ impl ReplicationModel {
             r.fresh &= !r.view.isr;
         }
         self.note_high_watermarks(&mut t);
+        if self.stepwise_learning && t.history.last() != Some(&t.meta) {
+            t.history.push(t.meta);
+        }
         Some(t)
+    }
+
+    /// The committed metadata a broker learns next, and its position: the newest, or
+    /// with stepwise learning the one committed after what it knows.
+    fn next_learnt(&self, t: &RState, n: NodeId) -> (Meta, u8) {
+        if !self.stepwise_learning {
+            return (t.meta, 0);
+        }
+        let next = usize::from(t.replicas[at(n)].learned) + 1;
+        match t.history.get(next) {
+            Some(meta) => (*meta, u8::try_from(next).unwrap_or(u8::MAX)),
+            None => (t.meta, t.replicas[at(n)].learned),
+        }
+    }
+
+    /// The position of the newest committed metadata in `history` (0 without it).
+    fn newest(&self, t: &RState) -> u8 {
+        u8::try_from(t.history.len().saturating_sub(1)).unwrap_or(u8::MAX)
     }
 
     /// Ghost bookkeeping for the properties: the true high watermark's records, and
@@ -388,19 +457,54 @@ impl ReplicationModel {
         self.resolve(t, n);
     }
 
-    /// The leader's side of a follower's Fetch, then the response put in flight.
+    /// A follower's Fetch, sent and served at once.
     fn fetch_request(&self, t: &mut RState, f: NodeId) {
+        if let Some(q) = self.fetch_asked(t, f) {
+            self.serve_fetch(t, q);
+        }
+    }
+
+    /// The follower's side of a Fetch: what it asks for.
+    fn fetch_asked(&self, t: &mut RState, f: NodeId) -> Option<FetchReq> {
         let fr = &mut t.replicas[at(f)];
-        let (Some(l), epoch, fetch_offset) = (fr.view.leader, fr.view.epoch, fr.len()) else {
-            return;
-        };
+        let l = fr.view.leader?;
+        let offset = fr.len();
         // The leader counts what a fetch offset covers as held durably here, so a
         // tail written but not synced (records this broker appended while it led, or
         // the part of an answer a full disk cut short) is synced first
         // (`follower_fetch_offset`).
         if !self.bug(ReplBug::FetchFromUnsyncedEnd) {
-            fr.durable = fetch_offset;
+            fr.durable = offset;
         }
+        Some(FetchReq {
+            from: f,
+            to: l,
+            epoch: fr.view.epoch,
+            offset,
+        })
+    }
+
+    fn fetch_send(&self, t: &mut RState, f: NodeId) {
+        if let Some(q) = self.fetch_asked(t, f) {
+            let position = t.requests.partition_point(|r| *r <= q);
+            t.requests.insert(position, q);
+        }
+    }
+
+    /// The `k`th request of `f` reaches its leader: served if it still leads in the
+    /// request's epoch, refused (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH) if not.
+    fn fetch_serve(&self, t: &mut RState, f: NodeId, k: u8) {
+        let Some(q) = take_request(t, f, k) else {
+            return;
+        };
+        if self.leader_answers(t, q.to, q.epoch) {
+            self.serve_fetch(t, q);
+        }
+    }
+
+    /// The leader's side of a Fetch, then the response put in flight.
+    fn serve_fetch(&self, t: &mut RState, q: FetchReq) {
+        let (f, l, epoch, fetch_offset) = (q.from, q.to, q.epoch, q.offset);
         let lr = &mut t.replicas[at(l)];
         lr.follower_end[at(f)] = Some(fetch_offset);
         lr.fresh |= bit(f);
@@ -418,13 +522,15 @@ impl ReplicationModel {
             .get(usize::from(fetch_offset)..usize::from(self.served_end(lr)))
             .unwrap_or(&[])
             .to_vec();
-        t.net.insert(FetchResp {
+        let resp = FetchResp {
             to: f,
             epoch,
             base: fetch_offset,
             records,
             hw: lr.hw,
-        });
+        };
+        let position = t.net.partition_point(|m| *m <= resp);
+        t.net.insert(position, resp);
     }
 
     /// How many records of `resp` the follower would append: those from its log end
@@ -445,11 +551,17 @@ impl ReplicationModel {
     /// it fetched under), fsync, take the leader's high watermark. With `cut`, a full
     /// disk takes only that many records: they are synced (the append error comes
     /// after the sync, R-REPL-1) and the high watermark stays.
-    fn fetch_response(&self, t: &mut RState, f: NodeId, cut: Option<u8>) {
-        let Some(resp) = t.net.iter().find(|m| m.to == f).cloned() else {
+    fn fetch_response(&self, t: &mut RState, f: NodeId, cut: Option<u8>, nth: u8) {
+        let Some((position, _)) = t
+            .net
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.to == f)
+            .nth(usize::from(nth))
+        else {
             return;
         };
-        t.net.remove(&resp);
+        let resp = t.net.remove(position);
         let r = &mut t.replicas[at(f)];
         // A broker its metadata names leader is no follower: the answer is dropped.
         if r.view.leads(f) {
@@ -517,8 +629,9 @@ impl ReplicationModel {
     }
 
     fn learn(&self, t: &mut RState, n: NodeId) {
-        let meta = t.meta;
+        let (meta, learned) = self.next_learnt(t, n);
         let r = &mut t.replicas[at(n)];
+        r.learned = learned;
         if r.view.version != meta.version {
             r.fresh = 0;
         }
@@ -766,17 +879,23 @@ impl ReplicationModel {
             r.damaged.filter(|d| usize::from(*d) < durable),
         );
         let full = r.full;
+        let newest = self.newest(t);
+        let r = &mut t.replicas[at(n)];
         // Everything in memory is gone; only the disk (and the start count) remains.
         *r = Replica::new(meta);
+        r.learned = newest;
         r.up = false;
         r.full = full;
         (r.log, r.durable, r.hw_checkpoint, r.incarnation, r.damaged) = disk;
         t.net.retain(|m| m.to != n);
+        t.requests.retain(|q| q.from != n && q.to != n);
     }
 
     fn restart(&self, t: &mut RState, n: NodeId) {
         let meta = t.meta;
+        let newest = self.newest(t);
         let r = &mut t.replicas[at(n)];
+        r.learned = newest;
         r.up = true;
         r.incarnation += 1;
         r.view = meta;
@@ -804,4 +923,15 @@ fn leave_after_unclean_restart(m: &mut Meta, b: NodeId) -> bool {
     m.epoch += 1;
     m.isr &= !bit(b);
     true
+}
+
+/// Takes the `k`th (from 0) of follower `f`'s requests in flight.
+fn take_request(t: &mut RState, f: NodeId, k: u8) -> Option<FetchReq> {
+    let (position, _) = t
+        .requests
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| q.from == f)
+        .nth(usize::from(k))?;
+    Some(t.requests.remove(position))
 }

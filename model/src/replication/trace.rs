@@ -1,0 +1,428 @@
+//! Trace validation of the replication model (issue 11): what a real run shows of one
+//! partition's three copies after each of its events (each broker's applied metadata,
+//! log, durable end, high watermark, the epoch it follows, and as leader its
+//! followers' ends and maximal ISR; the clients' acknowledgements) is checked against
+//! the model, the way CCF and etcd's raft check their traces: every change must be
+//! reachable by a few model actions from a state consistent with the trace so far.
+//! A change no candidate state can reach is rejected with what was observed.
+//!
+//! The real shell runs the model's actions at other moments than the model does, and
+//! a trace shows states, not actions. So:
+//! - one observed change may take several actions (a tick fsyncs and proposes),
+//!   found by a breadth-first search over the actions that touch what differs; the
+//!   shortest explanations are kept;
+//! - fetches are taken where the run reports them (`FetchHint`), since a served
+//!   fetch may show nothing at the moment and still bring news later;
+//! - metadata commands are proposed and committed lazily: a `Commit`, `Fence` or
+//!   `Rejoin` is taken only when a broker's applied metadata shows a change the
+//!   model's committed history does not hold yet;
+//! - the model moves a leader's high watermark, and acknowledges, at the first moment
+//!   the rules allow; the real broker does so on its next upkeep or produce wake-up.
+//!   An observed high watermark may therefore lag the model's, never pass it, and
+//!   every real acknowledgement must be one the model has made.
+
+use super::*;
+use std::collections::{BTreeSet, HashSet};
+
+/// What a leading copy shows of its followers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaderObs {
+    /// Each follower's log end reported in the current leader epoch.
+    pub follower_end: [Option<u8>; REPLICAS],
+    /// The applied ISR plus the members of its proposals that may still be applied.
+    pub maximal_isr: Set,
+}
+
+/// One broker's copy, in the model's terms.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReplicaObs {
+    pub up: bool,
+    pub incarnation: u8,
+    pub view: Meta,
+    pub log: Vec<Rec>,
+    pub durable: u8,
+    pub hw: u8,
+    pub gate: Option<u8>,
+    /// `Some` exactly while the broker leads the partition.
+    pub leader: Option<LeaderObs>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplObservation {
+    pub replicas: Vec<ReplicaObs>,
+    /// (offset, value) of every produce a client saw acknowledged.
+    pub acked: BTreeSet<(u8, u8)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplTraceRejection {
+    pub step: usize,
+    pub observed: ReplObservation,
+    /// What the candidate states before the step showed.
+    pub before: Vec<ReplObservation>,
+    /// The fetches in flight in the first candidates.
+    pub in_flight: Vec<String>,
+    pub why: String,
+}
+
+impl fmt::Display for ReplTraceRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "step {} is not a step the replication model allows: {}",
+            self.step, self.why
+        )?;
+        for (n, r) in self.observed.replicas.iter().enumerate() {
+            writeln!(f, "  observed broker {}: {}", n + 1, compact(r))?;
+        }
+        writeln!(f, "  observed acknowledged: {:?}", self.observed.acked)?;
+        // Each candidate only where it differs from what was observed.
+        for (k, o) in self.before.iter().take(4).enumerate() {
+            for (n, (r, seen)) in o.replicas.iter().zip(&self.observed.replicas).enumerate() {
+                if r != seen {
+                    writeln!(f, "  candidate {k} broker {}: {}", n + 1, compact(r))?;
+                }
+            }
+            let missing: Vec<_> = self.observed.acked.difference(&o.acked).collect();
+            if !missing.is_empty() {
+                writeln!(f, "  candidate {k} has not acknowledged {missing:?}")?;
+            }
+            if let Some(flight) = self.in_flight.get(k) {
+                writeln!(f, "  candidate {k} in flight: {flight}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A copy in one line: the log as epoch/value pairs.
+fn compact(r: &ReplicaObs) -> String {
+    let log: Vec<String> = r.log.iter().map(|x| format!("{}/{}", x.epoch, x.value)).collect();
+    let m = &r.view;
+    format!(
+        "up {} inc {} view[leader {:?} epoch {} version {} isr {:03b} fenced {:03b} inc {:?}] \
+         log [{}] durable {} hw {} gate {:?} leader {:?}",
+        r.up,
+        r.incarnation,
+        m.leader,
+        m.epoch,
+        m.version,
+        m.isr,
+        m.fenced,
+        m.incarnation,
+        log.join(" "),
+        r.durable,
+        r.hw,
+        r.gate,
+        r.leader
+    )
+}
+
+/// A fetch step the run reports, since a fetch the leader serves may change nothing
+/// it shows (the follower's end and the high watermark stay) and still bring the
+/// follower news later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchHint {
+    /// `follower` sent a Fetch from `offset` to the leader it knows.
+    Asked { follower: NodeId, offset: u8 },
+    /// The leader served (or refused) a Fetch of `follower` from `offset`.
+    Served { follower: NodeId, offset: u8 },
+    /// A Fetch of `follower` from `offset` was lost.
+    Lost { follower: NodeId, offset: u8 },
+    /// `follower` handled a Fetch answer.
+    Answered { follower: NodeId },
+}
+
+/// Candidate states beyond this mean the trace is too ambiguous to follow.
+const MAX_CANDIDATES: usize = 1_024;
+/// Actions one observed change may take, besides one per record appended.
+const MAX_STEPS: usize = 6;
+/// States one observed change may visit in its search.
+const MAX_VISITED: usize = 200_000;
+
+pub struct ReplTrace {
+    model: ReplicationModel,
+    candidates: Vec<RState>,
+    steps: usize,
+}
+
+impl ReplTrace {
+    /// A partition's trace from its creation: replicas [0, 1, 2], every broker in
+    /// its first registered start, `min_isr` its `min.insync.replicas`.
+    pub fn new(min_isr: u8) -> Self {
+        let model = ReplicationModel::for_traces(min_isr);
+        let candidates = vec![model.init_state()];
+        ReplTrace {
+            model,
+            candidates,
+            steps: 0,
+        }
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    pub fn candidates(&self) -> usize {
+        self.candidates.len()
+    }
+
+    /// Follows one observed change; `fetches` are the follower fetches served and
+    /// answers handled in the event that made it, in order.
+    pub fn observe(
+        &mut self,
+        observed: &ReplObservation,
+        fetches: &[FetchHint],
+    ) -> Result<(), ReplTraceRejection> {
+        self.steps += 1;
+        let mut next: HashSet<RState> = HashSet::new();
+        let mut why = String::new();
+        for s in &self.candidates {
+            match self.explain(s, observed, fetches) {
+                Ok(found) => next.extend(found),
+                Err(e) => why = e,
+            }
+        }
+        if next.is_empty() {
+            return Err(ReplTraceRejection {
+                step: self.steps,
+                observed: observed.clone(),
+                before: self
+                    .candidates
+                    .iter()
+                    .map(|s| self.shown(s))
+                    .collect::<Vec<_>>(),
+                in_flight: self
+                    .candidates
+                    .iter()
+                    .take(4)
+                    .map(|s| format!("requests {:?} answers {:?}", s.requests, s.net))
+                    .collect(),
+                why,
+            });
+        }
+        if next.len() > MAX_CANDIDATES {
+            return Err(ReplTraceRejection {
+                step: self.steps,
+                observed: observed.clone(),
+                before: Vec::new(),
+                in_flight: Vec::new(),
+                why: format!("{} candidate states: too ambiguous to follow", next.len()),
+            });
+        }
+        self.candidates = next.into_iter().collect();
+        Ok(())
+    }
+
+    /// The states nearest to `from` that show `observed`, having taken the fetch
+    /// steps `fetches` names, in order.
+    fn explain(
+        &self,
+        from: &RState,
+        observed: &ReplObservation,
+        fetches: &[FetchHint],
+    ) -> Result<Vec<RState>, String> {
+        let appended: usize = from
+            .replicas
+            .iter()
+            .zip(&observed.replicas)
+            .map(|(r, o)| o.log.len().saturating_sub(r.log.len()))
+            .sum();
+        let max_steps = MAX_STEPS + appended + fetches.len();
+        let mut frontier = vec![(from.clone(), 0usize)];
+        let mut seen: HashSet<(RState, usize)> = HashSet::new();
+        for depth in 0..=max_steps {
+            let found: Vec<RState> = frontier
+                .iter()
+                .filter(|(s, used)| *used == fetches.len() && self.agrees(s, observed))
+                .map(|(s, _)| s.clone())
+                .collect();
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            if depth == max_steps {
+                break;
+            }
+            let mut next = Vec::new();
+            for (s, used) in &frontier {
+                let hinted = fetches.get(*used).map(|h| self.hinted(s, *h));
+                let actions = hinted
+                    .into_iter()
+                    .flatten()
+                    .map(|a| (a, used + 1))
+                    .chain(
+                        self.relevant(s, observed)
+                            .into_iter()
+                            .map(|a| (Some(a), *used)),
+                    );
+                for (a, used) in actions {
+                    let next_state = match a {
+                        Some(a) => self.model.step(s, a),
+                        None => Some(s.clone()),
+                    };
+                    let Some(t) = next_state else {
+                        continue;
+                    };
+                    if seen.len() >= MAX_VISITED {
+                        return Err(format!("no explanation within {MAX_VISITED} states"));
+                    }
+                    if seen.insert((t.clone(), used)) {
+                        next.push((t, used));
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        Err(format!(
+            "no sequence of at most {max_steps} model actions leads to what was observed \
+             (fetch steps {fetches:?})"
+        ))
+    }
+
+    /// The model actions a fetch step of the run may be; `None` for an answer that
+    /// changes nothing (one to a refused or stale request is not in the model's
+    /// flight: the real follower drops it as the model would).
+    fn hinted(&self, s: &RState, hint: FetchHint) -> Vec<Option<RAction>> {
+        let mut enabled = Vec::new();
+        self.model.enabled(s, &mut enabled);
+        let steps: Vec<Option<RAction>> = enabled
+            .into_iter()
+            .filter(|a| match (hint, a) {
+                (FetchHint::Asked { follower, offset }, RAction::FetchSend(f)) => {
+                    *f == follower && s.replicas[usize::from(follower)].len() == offset
+                }
+                (FetchHint::Served { follower, offset }, RAction::FetchServe(f, k))
+                | (FetchHint::Lost { follower, offset }, RAction::FetchLost(f, k)) => {
+                    *f == follower
+                        && s.requests
+                            .iter()
+                            .filter(|q| q.from == follower)
+                            .nth(usize::from(*k))
+                            .is_some_and(|q| q.offset == offset)
+                }
+                (
+                    FetchHint::Answered { follower },
+                    RAction::FetchResponse(f)
+                    | RAction::FetchResponseNth(f, _)
+                    | RAction::FetchResponseCut(f, _),
+                ) => *f == follower,
+                _ => false,
+            })
+            .map(Some)
+            .collect();
+        steps
+    }
+
+    /// The actions besides fetches that can bring `s` closer to `observed`: those
+    /// of brokers whose copy differs, and the metadata steps when a broker applied
+    /// metadata the model has not committed.
+    fn relevant(&self, s: &RState, observed: &ReplObservation) -> Vec<RAction> {
+        let differs: Vec<bool> = ReplicationModel::ids()
+            .map(|n| {
+                let o = &observed.replicas[usize::from(n)];
+                !self.copy_agrees(s, n, o) || o.hw > self.shown_copy(s, n).hw
+            })
+            .collect();
+        let differ = |n: NodeId| differs[usize::from(n)];
+        // A broker shows metadata it has not learnt and the model has not committed
+        // since (the same metadata may have been committed before: a fence lifted
+        // by a registration of the same start).
+        let uncommitted = ReplicationModel::ids().any(|n| {
+            let (r, o) = (&s.replicas[usize::from(n)], &observed.replicas[usize::from(n)]);
+            let ahead = s.history.get(usize::from(r.learned) + 1..).unwrap_or(&[]);
+            o.up && r.up && o.view != r.view && !ahead.contains(&o.view)
+        });
+        let mut enabled = Vec::new();
+        self.model.enabled(s, &mut enabled);
+        enabled
+            .into_iter()
+            .filter(|a| match *a {
+                RAction::Produce(n)
+                | RAction::Retry(n, _)
+                | RAction::Fsync(n)
+                | RAction::FsyncFail(n)
+                | RAction::Truncate(n)
+                | RAction::Learn(n)
+                | RAction::CutDamage(n) => differ(n),
+                RAction::ShrinkIsr(l, _)
+                | RAction::ExpandIsr(l, _)
+                | RAction::ReplaceInIsr(l, ..) => differ(l) || uncommitted,
+                RAction::Commit
+                | RAction::Fence(_)
+                | RAction::Rejoin(_)
+                | RAction::ControllerFailover(_)
+                | RAction::ProposeRepair(_) => uncommitted,
+                RAction::Crash(n) | RAction::Restart(n) => {
+                    s.replicas[usize::from(n)].up != observed.replicas[usize::from(n)].up
+                }
+                // Fetches are taken where the run says one happened (`hinted`).
+                RAction::FetchRequest(_)
+                | RAction::FetchSend(_)
+                | RAction::FetchServe(..)
+                | RAction::FetchLost(..)
+                | RAction::FetchResponse(_)
+                | RAction::FetchResponseNth(..)
+                | RAction::FetchResponseCut(..)
+                | RAction::Consume(_)
+                | RAction::Checkpoint(_)
+                | RAction::Damage(..)
+                | RAction::DiskFull(_)
+                | RAction::DiskFreed(_) => false,
+            })
+            .collect()
+    }
+
+    fn agrees(&self, s: &RState, observed: &ReplObservation) -> bool {
+        ReplicationModel::ids().all(|n| {
+            let o = &observed.replicas[usize::from(n)];
+            self.copy_agrees(s, n, o) && o.hw <= self.shown_copy(s, n).hw
+        }) && observed.acked.is_subset(&s.ghost.acked)
+    }
+
+    /// Everything of the copy but the high watermark agrees.
+    fn copy_agrees(&self, s: &RState, n: NodeId, o: &ReplicaObs) -> bool {
+        let shown = self.shown_copy(s, n);
+        if !shown.up || !o.up {
+            return shown.up == o.up && shown.incarnation == o.incarnation;
+        }
+        ReplicaObs { hw: o.hw, ..shown } == *o
+    }
+
+    fn shown(&self, s: &RState) -> ReplObservation {
+        ReplObservation {
+            replicas: ReplicationModel::ids()
+                .map(|n| self.shown_copy(s, n))
+                .collect(),
+            acked: s.ghost.acked.clone(),
+        }
+    }
+
+    /// What the model's state shows of broker `n`'s copy.
+    pub fn shown_copy(&self, s: &RState, n: NodeId) -> ReplicaObs {
+        let r = &s.replicas[usize::from(n)];
+        let leader = self.model.leading(s, n).then(|| {
+            let current = r.tracker_epoch == r.view.epoch;
+            let mut follower_end = [None; REPLICAS];
+            for f in ReplicationModel::ids().filter(|f| *f != n) {
+                follower_end[usize::from(f)] = r.follower_end[usize::from(f)].filter(|_| current);
+            }
+            LeaderObs {
+                follower_end,
+                maximal_isr: self.model.maximal_isr(r),
+            }
+        });
+        ReplicaObs {
+            up: r.up,
+            incarnation: r.incarnation,
+            view: r.view,
+            log: r.log.clone(),
+            durable: r.durable,
+            hw: r.hw,
+            gate: r.gate,
+            leader,
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Trace validation of replication (issue 11): what the three nodes show of the
+//! workload's partition 0 (replicas 1, 2, 3) after every event of the run is checked
+//! against the replication model (`chronik_model::replication::trace`): each change
+//! must be one a few model actions make. The end-of-run checks see only lost or
+//! forked data; this sees a wrong step (a high watermark ahead of its followers, an
+//! acknowledgement the rules do not allow yet) even where it happened to lose nothing.
+//!
+//! Broker `n + 1` is model node `n`; records become the model's values in the order
+//! they first appear in a log, incarnations count from each broker's start when the
+//! topic was created. A run leaves what the mapping covers (a crash, DeleteRecords,
+//! a disk fault, more records than the model's u8 offsets) and the trace ends there:
+//! counted with its reason, never silent.
+
+use crate::records::{visit_batches, TOPIC};
+use chronik_core::log::batch::BatchHeader;
+use chronik_core::log::PartitionLog;
+use chronik_core::metadata::{MetadataState, PartitionInfo};
+use chronik_core::replication::{LocalView, Partitions};
+use crate::host::FetchStep;
+use chronik_model::replication::trace::{
+    FetchHint, LeaderObs, ReplObservation, ReplTrace, ReplicaObs,
+};
+use chronik_model::replication::{Meta, Rec, Set, ALL, REPLICAS};
+use std::collections::{BTreeMap, BTreeSet};
+
+const PARTITION: i32 = 0;
+/// Offsets and values stay below this: the model counts them in u8.
+const MODEL_RANGE: usize = 250;
+
+/// What one node shows: nothing while it is down.
+pub struct NodeShown<'a> {
+    pub incarnation: u64,
+    pub running: Option<(&'a MetadataState, &'a Partitions)>,
+}
+
+#[derive(Default)]
+pub struct ReplTraces {
+    trace: Option<ReplTrace>,
+    /// Each broker's incarnation when the topic was created.
+    base: [u64; REPLICAS],
+    values: BTreeMap<Vec<u8>, u8>,
+    /// Fetch steps before the trace started (followers that applied the creation
+    /// before broker 1 did): the first observation follows them too.
+    early: Vec<FetchHint>,
+    last: Option<ReplObservation>,
+    /// Per node: the log end last read and its records.
+    logs: [Option<(u64, Vec<Rec>)>; REPLICAS],
+    pub steps_validated: u64,
+    /// Why the trace ended before the run did (none: it ran to the end).
+    pub ended: Option<String>,
+    pub rejection: Option<String>,
+}
+
+fn node_of(broker: i32) -> Option<u8> {
+    u8::try_from(broker - 1)
+        .ok()
+        .filter(|n| usize::from(*n) < REPLICAS)
+}
+
+fn set_of(brokers: &[i32]) -> Set {
+    brokers
+        .iter()
+        .filter_map(|b| node_of(*b))
+        .fold(0, |s, n| s | (1 << n))
+}
+
+fn small(x: u64) -> Result<u8, String> {
+    u8::try_from(x)
+        .ok()
+        .filter(|x| usize::from(*x) < MODEL_RANGE)
+        .ok_or_else(|| format!("offset or epoch {x} beyond the model's range"))
+}
+
+impl ReplTraces {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn active(&self) -> bool {
+        self.ended.is_none() && self.rejection.is_none()
+    }
+
+    /// The run left what the mapping covers: the trace ends here.
+    pub fn end(&mut self, why: impl Into<String>) {
+        if self.active() {
+            self.ended = Some(why.into());
+        }
+    }
+
+    /// What the nodes show now, and the (offset, value) of every acknowledged
+    /// produce to the partition.
+    pub fn observe(
+        &mut self,
+        nodes: &[NodeShown],
+        acked: &[(u64, Vec<u8>)],
+        fetches: &[(usize, FetchStep)],
+    ) {
+        if !self.active() {
+            return;
+        }
+        let mut hints = match fetch_hints(fetches) {
+            Ok(hints) => hints,
+            Err(why) => return self.end(why),
+        };
+        if self.trace.is_none() {
+            self.early.append(&mut hints);
+            if !self.start(nodes) {
+                return;
+            }
+            hints = std::mem::take(&mut self.early);
+        }
+        let observed = match self.observation(nodes, acked) {
+            Ok(observed) => observed,
+            Err(why) => return self.end(why),
+        };
+        if self.last.as_ref() == Some(&observed) && hints.is_empty() {
+            return;
+        }
+        let Some(trace) = &mut self.trace else {
+            return;
+        };
+        match trace.observe(&observed, &hints) {
+            Ok(()) => self.steps_validated += 1,
+            Err(rejection) => self.rejection = Some(rejection.to_string()),
+        }
+        self.last = Some(observed);
+    }
+
+    /// The trace starts once broker 1, the partition's first leader, has applied
+    /// its creation, if the cluster is where the model starts.
+    fn start(&mut self, nodes: &[NodeShown]) -> bool {
+        let Some((state, _)) = nodes.first().and_then(|n| n.running) else {
+            return false;
+        };
+        let Some(info) = state.partition(TOPIC, PARTITION) else {
+            return false;
+        };
+        let min_isr = state
+            .topics
+            .get(TOPIC)
+            .and_then(|t| t.configs.get("min.insync.replicas"))
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(1);
+        let as_created = nodes.len() == REPLICAS
+            && info.replicas == [1, 2, 3]
+            && info.leader == Some(1)
+            && info.leader_epoch == 0
+            && info.partition_epoch == 0
+            && set_of(&info.isr) == ALL;
+        let registered: Option<Vec<u64>> = (1..=REPLICAS as i32)
+            .map(|b| {
+                state
+                    .brokers
+                    .get(&b)
+                    .filter(|r| !r.fenced && r.incarnation > 0)
+                    .map(|r| r.incarnation)
+            })
+            .collect();
+        match registered {
+            Some(incarnations) if as_created => {
+                for (base, i) in self.base.iter_mut().zip(incarnations) {
+                    *base = i;
+                }
+                self.trace = Some(ReplTrace::new(min_isr));
+                true
+            }
+            _ => {
+                self.end(format!(
+                    "the topic was created where the model does not start: {info:?}, \
+                     brokers {:?}",
+                    state.brokers.values().map(|b| (b.broker_id, b.incarnation, b.fenced)).collect::<Vec<_>>()
+                ));
+                false
+            }
+        }
+    }
+
+    fn incarnation(&self, n: usize, real: u64) -> Result<u8, String> {
+        let base = self.base[n];
+        real.checked_sub(base)
+            .and_then(|d| u8::try_from(d + 1).ok())
+            .ok_or_else(|| format!("broker {} incarnation {real} before the trace", n + 1))
+    }
+
+    fn observation(
+        &mut self,
+        nodes: &[NodeShown],
+        acked: &[(u64, Vec<u8>)],
+    ) -> Result<ReplObservation, String> {
+        let mut replicas = Vec::new();
+        for (n, node) in nodes.iter().enumerate() {
+            let incarnation = self.incarnation(n, node.incarnation)?;
+            let Some((state, partitions)) = node.running else {
+                return Err(format!("broker {} went down", n + 1));
+            };
+            replicas.push(self.copy(n, incarnation, state, partitions)?);
+        }
+        let mut seen = BTreeSet::new();
+        for (offset, value) in acked {
+            let value = self
+                .values
+                .get(value)
+                .copied()
+                .ok_or("a value acknowledged that no log showed")?;
+            seen.insert((small(*offset)?, value));
+        }
+        Ok(ReplObservation {
+            replicas,
+            acked: seen,
+        })
+    }
+
+    fn meta(&self, state: &MetadataState) -> Result<Meta, String> {
+        if state.partition(TOPIC, PARTITION).is_none() {
+            // Not applied the creation yet: the model's view is the creation's.
+            return Ok(Meta {
+                leader: Some(0),
+                epoch: 0,
+                version: 0,
+                isr: ALL,
+                fenced: 0,
+                incarnation: [1; REPLICAS],
+            });
+        }
+        let mut incarnation = [0; REPLICAS];
+        let mut fenced = 0;
+        for (n, inc) in incarnation.iter_mut().enumerate() {
+            let Some(b) = state.brokers.get(&(n as i32 + 1)) else {
+                return Err(format!("broker {} is not registered", n + 1));
+            };
+            *inc = self.incarnation(n, b.incarnation)?;
+            if b.fenced {
+                fenced |= 1 << n;
+            }
+        }
+        let Some(p) = state.partition(TOPIC, PARTITION) else {
+            return Err("the partition went away".into());
+        };
+        if p.replicas != [1, 2, 3] {
+            return Err("the partition's replicas changed".into());
+        }
+        Ok(Meta {
+            leader: p.leader.and_then(node_of),
+            epoch: small(p.leader_epoch as u64)?,
+            version: small(p.partition_epoch)?,
+            isr: set_of(&p.isr),
+            fenced,
+            incarnation,
+        })
+    }
+
+    fn copy(
+        &mut self,
+        n: usize,
+        incarnation: u8,
+        state: &MetadataState,
+        partitions: &Partitions,
+    ) -> Result<ReplicaObs, String> {
+        let view = self.meta(state)?;
+        let key = (TOPIC.to_string(), PARTITION);
+        let Some(log) = partitions.get(TOPIC, PARTITION) else {
+            return Ok(ReplicaObs {
+                up: true,
+                incarnation,
+                view,
+                log: Vec::new(),
+                durable: 0,
+                hw: 0,
+                gate: None,
+                leader: None,
+            });
+        };
+        if log.log_start_offset() > 0 {
+            return Err("DeleteRecords moved the log start".into());
+        }
+        let records = self.records(n, &log)?;
+        let local = LocalView {
+            state,
+            partitions,
+            me: n as i32 + 1,
+            incarnation: incarnation_real(self.base[n], incarnation),
+        };
+        let leader = match local.led_log(TOPIC, PARTITION) {
+            Ok((_, info)) => Some(self.leader_obs(n, &key, partitions, info)?),
+            Err(_) => None,
+        };
+        Ok(ReplicaObs {
+            up: true,
+            incarnation,
+            view,
+            log: records,
+            durable: small(log.durable_end_offset())?,
+            hw: small(log.high_watermark())?,
+            gate: partitions
+                .follower_epoch(&key)
+                .map(|e| small(e as u64))
+                .transpose()?,
+            leader,
+        })
+    }
+
+    fn leader_obs(
+        &self,
+        n: usize,
+        key: &(String, i32),
+        partitions: &Partitions,
+        info: &PartitionInfo,
+    ) -> Result<LeaderObs, String> {
+        let mut follower_end = [None; REPLICAS];
+        for (f, end) in follower_end.iter_mut().enumerate().filter(|(f, _)| *f != n) {
+            *end = partitions
+                .follower_end(key, info.leader_epoch, f as i32 + 1)
+                .map(small)
+                .transpose()?;
+        }
+        Ok(LeaderObs {
+            follower_end,
+            maximal_isr: set_of(&partitions.maximal_isr(key, info)),
+        })
+    }
+
+    /// The log's records as the model's, read again only when its end moved.
+    fn records(&mut self, n: usize, log: &PartitionLog) -> Result<Vec<Rec>, String> {
+        let end = log.log_end_offset();
+        if let Some((at, records)) = &self.logs[n] {
+            if *at == end {
+                return Ok(records.clone());
+            }
+        }
+        let mut records = Vec::new();
+        let mut offset = 0;
+        while offset < end {
+            let read = log.read(offset, 1 << 20, end).map_err(|e| e.to_string())?;
+            if read.batch_count == 0 {
+                break;
+            }
+            let mut at = 0;
+            while at < read.records.len() {
+                let length = read
+                    .records
+                    .get(at + 8..at + 12)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(i32::from_be_bytes)
+                    .ok_or("short batch")?;
+                let batch_end = at + 12 + usize::try_from(length).map_err(|_| "batch length")?;
+                let batch = read.records.get(at..batch_end).ok_or("short batch")?;
+                let epoch = small(BatchHeader::parse(batch)?.partition_leader_epoch as u64)?;
+                let mut values = Vec::new();
+                visit_batches(batch, &mut |_, value| values.push(value))?;
+                for value in values {
+                    let next = self.values.len();
+                    let value = *self
+                        .values
+                        .entry(value)
+                        .or_insert_with(|| u8::try_from(next).unwrap_or(u8::MAX));
+                    if usize::from(value) >= MODEL_RANGE {
+                        return Err("more records than the model's range".into());
+                    }
+                    records.push(Rec { epoch, value });
+                }
+                at = batch_end;
+            }
+            offset = read.next_offset;
+        }
+        if records.len() >= MODEL_RANGE {
+            return Err("more records than the model's range".into());
+        }
+        self.logs[n] = Some((end, records.clone()));
+        Ok(records)
+    }
+}
+
+/// The fetch steps of partition 0, node index `i` being broker `i + 1`.
+fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String> {
+    let ours = |key: &(String, i32)| key.0 == TOPIC && key.1 == PARTITION;
+    let mut hints = Vec::new();
+    for (i, step) in fetches {
+        match step {
+            FetchStep::Served {
+                key,
+                follower,
+                offset,
+            } if ours(key) => hints.push(FetchHint::Served {
+                follower: node_of(*follower).ok_or("a fetch from no replica")?,
+                offset: small(*offset)?,
+            }),
+            FetchStep::Asked { key, offset } if ours(key) => hints.push(FetchHint::Asked {
+                follower: u8::try_from(*i).map_err(|_| "node index")?,
+                offset: small(*offset)?,
+            }),
+            FetchStep::Unknown {
+                key,
+                follower,
+                offset,
+            } if ours(key) => hints.push(FetchHint::Lost {
+                follower: node_of(*follower).ok_or("a fetch from no replica")?,
+                offset: small(*offset)?,
+            }),
+            FetchStep::Answered { key } if ours(key) => hints.push(FetchHint::Answered {
+                follower: u8::try_from(*i).map_err(|_| "node index")?,
+            }),
+            _ => {}
+        }
+    }
+    Ok(hints)
+}
+
+fn incarnation_real(base: u64, model: u8) -> u64 {
+    base + u64::from(model) - 1
+}
