@@ -263,7 +263,7 @@ impl ReplicationHarness {
             RAction::FetchResponse(f) => self.fetch_response(f, None)?,
             RAction::FetchResponseCut(f, k) => self.fetch_response(f, Some(k))?,
             RAction::FetchSend(_)
-            | RAction::ReplaceInIsr(..)
+            | RAction::ProposeIsr(..)
             | RAction::FetchServe(..)
             | RAction::FetchLost(..)
             | RAction::FetchResponseNth(..) => {

@@ -135,13 +135,6 @@ pub const CONFIGS: &[CiConfig] = &[
         build: || CiCheck::Replication(ReplicationModel::bounded(2, 0, 1, 0), Run::dfs()),
     },
     CiConfig {
-        test: "r_repl_brokers_learning_one_committed_change_at_a_time_all_properties_hold",
-        build: || {
-            let m = ReplicationModel::bounded(2, 0, 1, 0).with_stepwise_learning();
-            CiCheck::Replication(m, Run::dfs())
-        },
-    },
-    CiConfig {
         test: "r_repl_replication_crash_and_restart_all_properties_hold",
         build: || CiCheck::Replication(ReplicationModel::bounded(1, 1, 1, 0), Run::dfs()),
     },
@@ -326,6 +319,15 @@ impl CiCheck {
                 }
                 if m.stepwise_learning {
                     b.push_str(", stepwise learning");
+                }
+                if m.reordered_fetches {
+                    b.push_str(&format!(
+                        ", reordered fetches ({} in flight)",
+                        m.max_fetches_in_flight
+                    ));
+                }
+                if m.combined_isr_changes {
+                    b.push_str(", combined ISR changes");
                 }
                 b + &search(r)
             }

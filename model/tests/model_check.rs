@@ -446,16 +446,6 @@ fn r_repl_replication_failover_all_properties_hold() {
 }
 
 #[test]
-fn r_repl_brokers_learning_one_committed_change_at_a_time_all_properties_hold() {
-    // The failover configuration with brokers applying committed metadata one
-    // change at a time (as real brokers do, and as trace validation assumes).
-    let o = ci_replication(
-        "r_repl_brokers_learning_one_committed_change_at_a_time_all_properties_hold",
-    );
-    assert_replication_holds("replication, stepwise learning", &o, true);
-}
-
-#[test]
 fn r_repl_replication_crash_and_restart_all_properties_hold() {
     // A crash losing unsynced data, a restart with a new incarnation, one fence.
     let o = ci_replication("r_repl_replication_crash_and_restart_all_properties_hold");

@@ -194,7 +194,10 @@ impl Host {
     }
 
     pub fn take_fetch_steps(&mut self) -> Vec<FetchStep> {
-        self.fetch_steps.as_mut().map(std::mem::take).unwrap_or_default()
+        self.fetch_steps
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     fn kept(&mut self, step: FetchStep) {

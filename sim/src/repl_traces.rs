@@ -11,12 +11,12 @@
 //! a disk fault, more records than the model's u8 offsets) and the trace ends there:
 //! counted with its reason, never silent.
 
+use crate::host::FetchStep;
 use crate::records::{visit_batches, TOPIC};
 use chronik_core::log::batch::BatchHeader;
 use chronik_core::log::PartitionLog;
 use chronik_core::metadata::{MetadataState, PartitionInfo};
 use chronik_core::replication::{LocalView, Partitions};
-use crate::host::FetchStep;
 use chronik_model::replication::trace::{
     FetchHint, LeaderObs, ReplObservation, ReplTrace, ReplicaObs,
 };
@@ -168,7 +168,11 @@ impl ReplTraces {
                 self.end(format!(
                     "the topic was created where the model does not start: {info:?}, \
                      brokers {:?}",
-                    state.brokers.values().map(|b| (b.broker_id, b.incarnation, b.fenced)).collect::<Vec<_>>()
+                    state
+                        .brokers
+                        .values()
+                        .map(|b| (b.broker_id, b.incarnation, b.fenced))
+                        .collect::<Vec<_>>()
                 ));
                 false
             }

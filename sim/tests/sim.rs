@@ -606,3 +606,57 @@ fn finds_a_deposed_coordinator_proposing_its_groups_forever() {
     let fixed = run(with(None));
     assert!(fixed.violations.is_empty(), "{}", report(&fixed));
 }
+
+/// C-9: under pauses (leaders fenced and replaced, fetches retried and reordered),
+/// every step of the workload's partition 0 is one the replication model allows.
+#[test]
+fn c_9_replication_traces_of_paused_runs_are_model_steps() {
+    let (mut finished, mut steps) = (0, 0);
+    for seed in 0..20 {
+        let outcome = run(Options {
+            faults: Some(Faults::pause_storm()),
+            validate_replication: true,
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        finished += u64::from(outcome.stats.repl_trace_ended.is_none());
+        steps += outcome.stats.repl_steps_validated;
+    }
+    assert!(
+        finished >= 14,
+        "only {finished} of 20 traces ran to the end"
+    );
+    assert!(steps >= 80_000, "only {steps} steps validated");
+}
+
+/// C-9 sees a wrong acknowledgement where no record is lost: an idempotent retry
+/// acknowledged before the high watermark passes the original is caught by trace
+/// validation on more seeds than the end-of-run checks (I-6) catch it.
+#[test]
+fn c_9_trace_validation_sees_a_retry_acknowledged_at_once() {
+    let (mut by_trace, mut only_by_trace) = (0, 0);
+    for seed in 0..10 {
+        let outcome = run(Options {
+            faults: Some(Faults::pause_storm()),
+            validate_replication: true,
+            replication_bugs: ReplicationBugs {
+                retry_acked_at_once: true,
+                ..ReplicationBugs::default()
+            },
+            ..Options::new(seed)
+        });
+        let broke = |rule: &str| outcome.violations.iter().any(|v| v.contains(rule));
+        if broke("C-9") {
+            by_trace += 1;
+            only_by_trace += u64::from(!broke("I-6"));
+        }
+    }
+    assert!(
+        by_trace >= 5,
+        "trace validation caught it on {by_trace} of 10 seeds"
+    );
+    assert!(
+        only_by_trace >= 3,
+        "caught only by trace validation on {only_by_trace}"
+    );
+}

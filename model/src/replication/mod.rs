@@ -250,7 +250,7 @@ pub struct ReplicationModel {
     /// With reordered fetches: requests and answers in flight for one follower (each
     /// beyond the first is a retry after a timeout).
     pub max_fetches_in_flight: u8,
-    /// A leader's ISR proposal may drop one follower and add another at once.
+    /// A leader's ISR proposal may drop and add several followers at once.
     pub combined_isr_changes: bool,
     bugs: u32,
 }
@@ -459,10 +459,10 @@ pub enum RAction {
     ShrinkIsr(NodeId, NodeId),
     /// The leader proposes the ISR with this caught-up follower.
     ExpandIsr(NodeId, NodeId),
-    /// With combined ISR changes: the leader proposes, in one command, the ISR
-    /// without the first (lagging) follower and with the second (caught up), as the
-    /// real `wanted_isr` does when both happen in one upkeep round.
-    ReplaceInIsr(NodeId, NodeId, NodeId),
+    /// With combined ISR changes: the leader proposes, in one command, this ISR,
+    /// which drops and adds two or more followers (each added one caught up), as the
+    /// real `wanted_isr` does when several changes fall in one upkeep round.
+    ProposeIsr(NodeId, Set),
     /// Housekeeping writes the high watermark checkpoint.
     Checkpoint(NodeId),
     /// A consumer reads up to the high watermark from a broker that leads.

@@ -10,7 +10,6 @@ fn at(n: NodeId) -> usize {
     usize::from(n)
 }
 
-
 impl ReplicationModel {
     pub fn enabled(&self, s: &RState, out: &mut Vec<RAction>) {
         for n in Self::ids() {
@@ -124,6 +123,7 @@ impl ReplicationModel {
             for f in members(r.view.isr).filter(|f| *f != n) {
                 out.push(RAction::ShrinkIsr(n, f));
             }
+            let mut addable: Set = 0;
             for f in members(ALL & !r.view.isr) {
                 let needed = if self.bug(ReplBug::ExpandBelowEpochStart) {
                     r.hw
@@ -141,11 +141,11 @@ impl ReplicationModel {
                 };
                 if caught_up && !has(r.view.fenced, f) && !s.inbox.contains(&proposal) {
                     out.push(RAction::ExpandIsr(n, f));
-                    if self.combined_isr_changes {
-                        let shrinkable = members(r.view.isr).filter(|m| *m != n);
-                        out.extend(shrinkable.map(|m| RAction::ReplaceInIsr(n, m, f)));
-                    }
+                    addable |= bit(f);
                 }
+            }
+            if self.combined_isr_changes {
+                self.enabled_combined_isr(s, n, addable, out);
             }
             let unread = (0..r.hw.min(self.served_end(r))).any(|o| {
                 let v = r.log[usize::from(o)].value;
@@ -160,6 +160,22 @@ impl ReplicationModel {
         }
         self.enabled_repair(s, n, out);
         out.push(RAction::Crash(n));
+    }
+
+    /// ISR proposals that drop and add more than one follower at once (what the real
+    /// `wanted_isr` proposes when several changes fall in one upkeep round).
+    fn enabled_combined_isr(&self, s: &RState, n: NodeId, addable: Set, out: &mut Vec<RAction>) {
+        let isr = s.replicas[at(n)].view.isr;
+        let droppable = isr & !bit(n);
+        for add in 0..=ALL {
+            for drop in 0..=ALL {
+                let single = (add | drop).count_ones() < 2;
+                if single || add & !addable != 0 || drop & !droppable != 0 {
+                    continue;
+                }
+                out.push(RAction::ProposeIsr(n, (isr & !drop) | add));
+            }
+        }
     }
 
     /// Damage to a durable record, and the repair of a damaged copy (R-REPL-4).
@@ -236,7 +252,7 @@ impl ReplicationModel {
                 | RAction::Commit
                 | RAction::Rejoin(_)
                 | RAction::ExpandIsr(..)
-                | RAction::ReplaceInIsr(..)
+                | RAction::ProposeIsr(..)
                 | RAction::ProposeRepair(_)
                 | RAction::CutDamage(_)
         )
@@ -305,9 +321,10 @@ impl ReplicationModel {
                 let isr = t.replicas[at(l)].view.isr | bit(f);
                 self.propose_isr(&mut t, l, isr);
             }
-            RAction::ReplaceInIsr(l, out, into) => {
-                t.ghost.shrinks += 1;
-                let isr = (t.replicas[at(l)].view.isr & !bit(out)) | bit(into);
+            RAction::ProposeIsr(l, isr) => {
+                if t.replicas[at(l)].view.isr & !isr != 0 {
+                    t.ghost.shrinks += 1;
+                }
                 self.propose_isr(&mut t, l, isr);
             }
             RAction::Checkpoint(n) => {

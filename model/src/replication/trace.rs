@@ -97,7 +97,11 @@ impl fmt::Display for ReplTraceRejection {
 
 /// A copy in one line: the log as epoch/value pairs.
 fn compact(r: &ReplicaObs) -> String {
-    let log: Vec<String> = r.log.iter().map(|x| format!("{}/{}", x.epoch, x.value)).collect();
+    let log: Vec<String> = r
+        .log
+        .iter()
+        .map(|x| format!("{}/{}", x.epoch, x.value))
+        .collect();
     let m = &r.view;
     format!(
         "up {} inc {} view[leader {:?} epoch {} version {} isr {:03b} fenced {:03b} inc {:?}] \
@@ -136,7 +140,7 @@ pub enum FetchHint {
 /// Candidate states beyond this mean the trace is too ambiguous to follow.
 const MAX_CANDIDATES: usize = 1_024;
 /// Actions one observed change may take, besides one per record appended.
-const MAX_STEPS: usize = 6;
+const MAX_STEPS: usize = 9;
 /// States one observed change may visit in its search.
 const MAX_VISITED: usize = 200_000;
 
@@ -173,7 +177,7 @@ impl ReplTrace {
         &mut self,
         observed: &ReplObservation,
         fetches: &[FetchHint],
-    ) -> Result<(), ReplTraceRejection> {
+    ) -> Result<(), Box<ReplTraceRejection>> {
         self.steps += 1;
         let mut next: HashSet<RState> = HashSet::new();
         let mut why = String::new();
@@ -184,7 +188,7 @@ impl ReplTrace {
             }
         }
         if next.is_empty() {
-            return Err(ReplTraceRejection {
+            return Err(Box::new(ReplTraceRejection {
                 step: self.steps,
                 observed: observed.clone(),
                 before: self
@@ -199,16 +203,16 @@ impl ReplTrace {
                     .map(|s| format!("requests {:?} answers {:?}", s.requests, s.net))
                     .collect(),
                 why,
-            });
+            }));
         }
         if next.len() > MAX_CANDIDATES {
-            return Err(ReplTraceRejection {
+            return Err(Box::new(ReplTraceRejection {
                 step: self.steps,
                 observed: observed.clone(),
                 before: Vec::new(),
                 in_flight: Vec::new(),
                 why: format!("{} candidate states: too ambiguous to follow", next.len()),
-            });
+            }));
         }
         self.candidates = next.into_iter().collect();
         Ok(())
@@ -246,15 +250,11 @@ impl ReplTrace {
             let mut next = Vec::new();
             for (s, used) in &frontier {
                 let hinted = fetches.get(*used).map(|h| self.hinted(s, *h));
-                let actions = hinted
-                    .into_iter()
-                    .flatten()
-                    .map(|a| (a, used + 1))
-                    .chain(
-                        self.relevant(s, observed)
-                            .into_iter()
-                            .map(|a| (Some(a), *used)),
-                    );
+                let actions = hinted.into_iter().flatten().map(|a| (a, used + 1)).chain(
+                    self.relevant(s, observed)
+                        .into_iter()
+                        .map(|a| (Some(a), *used)),
+                );
                 for (a, used) in actions {
                     let next_state = match a {
                         Some(a) => self.model.step(s, a),
@@ -331,25 +331,30 @@ impl ReplTrace {
         // since (the same metadata may have been committed before: a fence lifted
         // by a registration of the same start).
         let uncommitted = ReplicationModel::ids().any(|n| {
-            let (r, o) = (&s.replicas[usize::from(n)], &observed.replicas[usize::from(n)]);
+            let (r, o) = (
+                &s.replicas[usize::from(n)],
+                &observed.replicas[usize::from(n)],
+            );
             let ahead = s.history.get(usize::from(r.learned) + 1..).unwrap_or(&[]);
             o.up && r.up && o.view != r.view && !ahead.contains(&o.view)
         });
+        let unacknowledged = !observed.acked.is_subset(&s.ghost.acked);
         let mut enabled = Vec::new();
         self.model.enabled(s, &mut enabled);
         enabled
             .into_iter()
             .filter(|a| match *a {
+                // A retry may show only as its acknowledgement (the leader held it).
+                RAction::Retry(n, _) => differ(n) || unacknowledged,
                 RAction::Produce(n)
-                | RAction::Retry(n, _)
                 | RAction::Fsync(n)
                 | RAction::FsyncFail(n)
                 | RAction::Truncate(n)
                 | RAction::Learn(n)
                 | RAction::CutDamage(n) => differ(n),
-                RAction::ShrinkIsr(l, _)
-                | RAction::ExpandIsr(l, _)
-                | RAction::ReplaceInIsr(l, ..) => differ(l) || uncommitted,
+                RAction::ShrinkIsr(l, _) | RAction::ExpandIsr(l, _) | RAction::ProposeIsr(l, _) => {
+                    differ(l) || uncommitted
+                }
                 RAction::Commit
                 | RAction::Fence(_)
                 | RAction::Rejoin(_)
