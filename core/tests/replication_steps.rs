@@ -255,6 +255,51 @@ fn r_repl_3_a_stale_offset_for_leader_epoch_answer_cuts_nothing() {
     assert_eq!(log.log_end_offset(), 3);
 }
 
+/// A second OffsetForLeaderEpoch answer for the epoch a follower already truncated
+/// for cuts nothing (R-REPL-3): the follower asked twice (its first question timed
+/// out), acted on one answer, fetched its leader's records of that epoch, and then
+/// the other answer came, naming where the follower's previous epoch ends. Cutting
+/// there took the leader's records away from an ISR member, below the high
+/// watermark: acknowledged records one election from loss. Found by trace
+/// validation (C-9, `chronik-sim --faults starved --seed 15 --validate-replication`),
+/// which the end-of-run checks missed because the follower fetched them again.
+#[test]
+fn r_repl_3_a_second_answer_for_the_followed_epoch_cuts_nothing() {
+    let (mut state, _) = three_brokers_one_topic();
+    let (partitions, log) = hosted(&state, 3);
+    let key = ("t".to_string(), 0);
+    for value in 0..4 {
+        log.append(&record(value), 0, 0).expect("append");
+    }
+    {
+        let p = &mut state.topics.get_mut("t").expect("topic t").partitions[0];
+        p.leader = Some(2);
+        p.leader_epoch = 1;
+    }
+    // Epoch 0 ends at 4 on the new leader: nothing to cut, and the log follows 1.
+    assert_eq!(
+        ok(truncate_for_leader(&partitions, &key, 1, &log, Some(4))),
+        Ok(None)
+    );
+    assert_eq!(partitions.follower_epoch(&key), Some(1));
+    // Records 4 and 5 of epoch 1, fetched from the leader.
+    log.append(&record(4), 0, 1).expect("append");
+    log.append(&record(5), 0, 1).expect("append");
+    let local = LocalView {
+        state: &state,
+        partitions: &partitions,
+        me: 3,
+        incarnation: 1,
+    };
+    let late_copy = local.truncate_for_leader(&key, 1, &log, Some(4));
+    assert_eq!(ok(late_copy), Ok(None));
+    assert_eq!(
+        log.log_end_offset(),
+        6,
+        "the leader's records of epoch 1 stay"
+    );
+}
+
 /// A topic deleted and created again under the same name starts its leader epochs
 /// at 0 again: the follower must not carry the old partition's followed epoch over,
 /// or every truncation for the new one would look stale and it would never append

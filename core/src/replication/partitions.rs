@@ -405,8 +405,11 @@ impl Partitions {
 
     /// Runs `truncate` and records that the log now follows `epoch`, atomically with
     /// respect to [`Partitions::append_as_follower`].
-    /// `None` (and nothing run) if the log already follows a later epoch: the
-    /// answer that asked for this truncation is stale.
+    /// `None` (and nothing run) if the log already follows this epoch or a later
+    /// one: the answer that asked for this truncation is stale. A second answer for
+    /// the epoch already followed is a late copy of one acted on (a retried query):
+    /// the log has since taken records from that very leader, which its cut would
+    /// drop, below the high watermark (found by trace validation, C-9).
     pub fn truncate_for_epoch<T>(
         &self,
         key: &TopicPartition,
@@ -417,7 +420,7 @@ impl Partitions {
             .follower_epochs
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let stale = gate.get(key).is_some_and(|followed| *followed > epoch);
+        let stale = gate.get(key).is_some_and(|followed| *followed >= epoch);
         if stale && !self.bugs.truncate_on_stale_answer {
             return None;
         }

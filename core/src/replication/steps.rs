@@ -562,8 +562,8 @@ pub fn min_insync_replicas(state: &MetadataState, topic: &str, me: i32) -> usize
 /// A follower's log after its leader answered OffsetForLeaderEpoch: cut to `end` (the
 /// truncation point, `None`: nothing to cut) and from then on following `epoch`,
 /// atomically with respect to [`apply_fetched`] (R-REPL-3). Returns the new log end
-/// if it cut anything. A stale answer cuts nothing: one for an epoch older than the
-/// log already follows, or holds batches of (R-REPL-3); callers first ask
+/// if it cut anything. A stale answer cuts nothing: one for an epoch the log already
+/// follows or follows a later one than, or holds batches of (R-REPL-3); callers first ask
 /// [`LocalView::truncate_for_leader`], which also refuses one the metadata no longer
 /// asks for.
 pub fn truncate_for_leader(
