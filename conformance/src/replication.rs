@@ -266,6 +266,7 @@ impl ReplicationHarness {
             | RAction::ProposeIsr(..)
             | RAction::FetchServe(..)
             | RAction::FetchLost(..)
+            | RAction::FetchAnswerLost(..)
             | RAction::FetchResponseNth(..) => {
                 return Err(fail(format!(
                     "{action:?}: reordered fetches are not driven by the replication harness"

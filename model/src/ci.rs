@@ -201,6 +201,30 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "c_9_the_trace_model_with_a_fence_a_retry_and_a_failover",
+        build: || {
+            let m = ReplicationModel::bounded(1, 0, 1, 0)
+                .with_retries(1)
+                .with_failovers(1)
+                .with_trace_options(1);
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "c_9_the_trace_model_with_a_shrink",
+        build: || {
+            let m = ReplicationModel::bounded(1, 0, 0, 1).with_trace_options(1);
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "c_9_the_trace_model_with_a_crash_and_a_retried_fetch",
+        build: || {
+            let m = ReplicationModel::bounded(1, 1, 0, 0).with_trace_options(2);
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "two_consumers_every_group_property_holds",
         build: || CiCheck::Groups(GroupModel::new(2), Run::dfs()),
     },

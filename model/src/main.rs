@@ -116,6 +116,16 @@ struct ReplicationArgs {
     /// Disks that fill up for a while (ENOSPC, R-LOG-12).
     #[arg(long, default_value_t = 0)]
     max_full: u8,
+    /// Brokers apply committed metadata one change at a time (as trace validation does).
+    #[arg(long)]
+    stepwise_learning: bool,
+    /// Fetch requests and answers in flight, reordered, retried and lost (as trace
+    /// validation does); at most this many per follower. 0: off.
+    #[arg(long, default_value_t = 0)]
+    reordered_fetches: u8,
+    /// One ISR proposal may drop and add several followers (as trace validation does).
+    #[arg(long)]
+    combined_isr_changes: bool,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -262,14 +272,19 @@ fn main() -> ExitCode {
             m.max_sync_failures = a.max_sync_failures;
             m.acks_before_fsync = a.acks_before_fsync;
             m.max_full = a.max_full;
+            m.stepwise_learning = a.stepwise_learning;
+            m.reordered_fetches = a.reordered_fetches > 0;
+            m.max_fetches_in_flight = a.reordered_fetches;
+            m.combined_isr_changes = a.combined_isr_changes;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} max_full={} acks_before_fsync={} bugs=[{}]",
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} max_full={} acks_before_fsync={} stepwise_learning={} reordered_fetches={} combined_isr_changes={} bugs=[{}]",
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
-                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, m.max_full, m.acks_before_fsync, bugs.join(", ")
+                m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, m.max_full, m.acks_before_fsync,
+                m.stepwise_learning, a.reordered_fetches, m.combined_isr_changes, bugs.join(", ")
             );
             check(m, &a.search)
         }

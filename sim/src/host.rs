@@ -11,6 +11,7 @@
 
 pub use crate::message::Message;
 use crate::wire::{self, Asked};
+use bytes::Bytes;
 use chronik_core::disk::Disk;
 use chronik_core::errors::{self, ErrorCode};
 use chronik_core::log::produced::prepare_produced;
@@ -96,8 +97,22 @@ pub enum FetchStep {
         follower: i32,
         offset: u64,
     },
-    /// This node handled a Fetch answer from its leader.
-    Answered { key: PartitionKey },
+    /// This node handled a Fetch answer from its leader: the epoch it fetched under
+    /// and the records it carried.
+    Answered {
+        key: PartitionKey,
+        epoch: i32,
+        records: Option<Bytes>,
+    },
+    /// The network dropped this node's Fetch from `offset` (reported by the world,
+    /// which carries packets, not by the host).
+    Dropped { key: PartitionKey, offset: u64 },
+    /// The network dropped an answer with records to this node's Fetch.
+    AnswerDropped {
+        key: PartitionKey,
+        epoch: i32,
+        records: Option<Bytes>,
+    },
 }
 
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
@@ -450,8 +465,12 @@ impl Host {
                 leader_start,
             } => {
                 self.asking.remove(&(from, key.clone()));
-                if answer.is_ok() {
-                    self.kept(FetchStep::Answered { key: key.clone() });
+                if let Ok(fetched) = &answer {
+                    self.kept(FetchStep::Answered {
+                        key: key.clone(),
+                        epoch,
+                        records: fetched.records.clone(),
+                    });
                 }
                 self.apply_fetched(now, state, (&key, epoch), answer, leader_start)
             }

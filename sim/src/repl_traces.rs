@@ -7,9 +7,12 @@
 //!
 //! Broker `n + 1` is model node `n`; records become the model's values in the order
 //! they first appear in a log, incarnations count from each broker's start when the
-//! topic was created. A run leaves what the mapping covers (a crash, DeleteRecords,
-//! a disk fault, more records than the model's u8 offsets) and the trace ends there:
-//! counted with its reason, never silent.
+//! topic was created. Fetches are reported by the hosts that send, serve and
+//! answer them, and by the network that drops them; a crashed broker shows only
+//! that it is down, and what it recovers when it starts again. A run leaves what the
+//! mapping covers (DeleteRecords, a disk fault, duplicated packets, more records
+//! than the model's u8 offsets) and the trace ends there: counted with its reason,
+//! never silent.
 
 use crate::host::FetchStep;
 use crate::records::{visit_batches, TOPIC};
@@ -18,12 +21,13 @@ use chronik_core::log::PartitionLog;
 use chronik_core::metadata::{MetadataState, PartitionInfo};
 use chronik_core::replication::{LocalView, Partitions};
 use chronik_model::replication::trace::{
-    FetchHint, LeaderObs, ReplObservation, ReplTrace, ReplicaObs,
+    AnswerShape, FetchHint, LeaderObs, ReplObservation, ReplTrace, ReplicaObs,
 };
-use chronik_model::replication::{Meta, Rec, Set, ALL, REPLICAS};
+use chronik_model::replication::{Meta, Rec, Set, ALL, CREATED, REPLICAS};
 use std::collections::{BTreeMap, BTreeSet};
 
 const PARTITION: i32 = 0;
+
 /// Offsets and values stay below this: the model counts them in u8.
 const MODEL_RANGE: usize = 250;
 
@@ -195,7 +199,19 @@ impl ReplTraces {
         for (n, node) in nodes.iter().enumerate() {
             let incarnation = self.incarnation(n, node.incarnation)?;
             let Some((state, partitions)) = node.running else {
-                return Err(format!("broker {} went down", n + 1));
+                // Its log is read afresh once it has recovered.
+                self.logs[n] = None;
+                replicas.push(ReplicaObs {
+                    up: false,
+                    incarnation,
+                    view: CREATED,
+                    log: Vec::new(),
+                    durable: 0,
+                    hw: 0,
+                    gate: None,
+                    leader: None,
+                });
+                continue;
             };
             replicas.push(self.copy(n, incarnation, state, partitions)?);
         }
@@ -217,14 +233,7 @@ impl ReplTraces {
     fn meta(&self, state: &MetadataState) -> Result<Meta, String> {
         if state.partition(TOPIC, PARTITION).is_none() {
             // Not applied the creation yet: the model's view is the creation's.
-            return Ok(Meta {
-                leader: Some(0),
-                epoch: 0,
-                version: 0,
-                isr: ALL,
-                fenced: 0,
-                incarnation: [1; REPLICAS],
-            });
+            return Ok(CREATED);
         }
         let mut incarnation = [0; REPLICAS];
         let mut fenced = 0;
@@ -400,13 +409,45 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                 follower: node_of(*follower).ok_or("a fetch from no replica")?,
                 offset: small(*offset)?,
             }),
-            FetchStep::Answered { key } if ours(key) => hints.push(FetchHint::Answered {
+            FetchStep::Answered {
+                key,
+                epoch,
+                records,
+            } if ours(key) => hints.push(FetchHint::Answered {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
+                answer: answer_shape(*epoch, records.as_deref())?,
+            }),
+            FetchStep::Dropped { key, offset } if ours(key) => hints.push(FetchHint::Lost {
+                follower: u8::try_from(*i).map_err(|_| "node index")?,
+                offset: small(*offset)?,
+            }),
+            FetchStep::AnswerDropped {
+                key,
+                epoch,
+                records,
+            } if ours(key) => hints.push(FetchHint::AnswerLost {
+                follower: u8::try_from(*i).map_err(|_| "node index")?,
+                answer: answer_shape(*epoch, records.as_deref())?,
             }),
             _ => {}
         }
     }
     Ok(hints)
+}
+
+/// What tells one answer in flight from another: the epoch it was fetched under,
+/// where its records start and how many there are.
+fn answer_shape(epoch: i32, records: Option<&[u8]>) -> Result<AnswerShape, String> {
+    let mut offsets = Vec::new();
+    visit_batches(records.unwrap_or_default(), &mut |offset, _| {
+        offsets.push(offset)
+    })?;
+    let count = u8::try_from(offsets.len()).map_err(|_| "an answer beyond the model's range")?;
+    Ok(AnswerShape {
+        epoch: small(u64::try_from(epoch).map_err(|_| "a negative fetch epoch")?)?,
+        first: offsets.first().map(|o| small(*o)).transpose()?,
+        count,
+    })
 }
 
 fn incarnation_real(base: u64, model: u8) -> u64 {

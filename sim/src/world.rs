@@ -8,7 +8,7 @@ use crate::consumers::Consumers;
 use crate::dir_traces::{DirTraces, Shown};
 use crate::group_host::{self, GroupHost, GroupMessage, GroupOut};
 use crate::group_members::{GroupMembers, FETCH_REQUEST_BASE, MEMBERS};
-use crate::host::{self, Host, Out};
+use crate::host::{self, FetchStep, Host, Out};
 use crate::net::{self, Fate, Network, Packet, Payload, CLIENTS};
 use crate::options::{Faults, Options};
 use crate::producers::Producers;
@@ -238,6 +238,9 @@ struct Sim {
     /// Trace validation of partition directories, under `recreate_deleted_names`.
     dir_traces: Option<DirTraces>,
     repl_traces: Option<ReplTraces>,
+    /// Fetch packets the network dropped since the last observation, by the
+    /// follower's node index (only while traces are validated).
+    dropped_fetches: Vec<(usize, FetchStep)>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -317,6 +320,7 @@ pub fn run(opts: Options) -> Outcome {
         removed_dirs: Vec::new(),
         dir_traces: validate_dirs.then(DirTraces::new),
         repl_traces: None,
+        dropped_fetches: Vec::new(),
         now: 0,
         nodes,
         net: Network::default(),
@@ -826,12 +830,10 @@ impl Sim {
             };
             fetches.extend(host.take_fetch_steps().into_iter().map(|step| (i, step)));
         }
+        // Dropped after the steps of the event that sent them.
+        fetches.append(&mut self.dropped_fetches);
         if !traces.active() {
             return;
-        }
-        if self.stats.lost > 0 {
-            // Which fetch a lost packet carried is not reported yet.
-            return traces.end("the network lost a packet, which the mapping does not cover");
         }
         let nodes: Vec<NodeShown> = self
             .nodes
@@ -1262,9 +1264,50 @@ impl Sim {
 
     fn send(&mut self, from: u64, to: u64, payload: Payload) {
         let packet = Packet { from, to, payload };
+        let dropped_step = self.fetch_step_if_dropped(&packet);
         let fate = self.net.send(&mut self.rng, &self.faults, self.now, packet);
         if matches!(fate, Fate::Dropped | Fate::Blocked) {
             self.stats.lost += 1;
+            self.dropped_fetches.extend(dropped_step);
+        }
+    }
+
+    /// What trace validation is told if the network drops `packet`: a follower's
+    /// Fetch, or an answer with records to one.
+    fn fetch_step_if_dropped(&self, packet: &Packet) -> Option<(usize, FetchStep)> {
+        self.repl_traces.as_ref()?;
+        let index = |id: u64| self.nodes.iter().position(|n| n.id == id);
+        // Between nodes, a Fetch and its answer travel as Kafka frames.
+        let message = match &packet.payload {
+            Payload::Partition(host::Message::KafkaRequest { request, frame }) => {
+                wire::decode_request(*request, frame.clone()).ok()?.0
+            }
+            Payload::Partition(host::Message::KafkaAnswer {
+                request,
+                asked,
+                frame,
+            }) => wire::decode_answer(*request, asked, frame).ok()?,
+            Payload::Partition(message) => message.clone(),
+            _ => return None,
+        };
+        match message {
+            host::Message::Fetch { key, offset, .. } => {
+                Some((index(packet.from)?, FetchStep::Dropped { key, offset }))
+            }
+            host::Message::FetchAnswer {
+                key,
+                epoch,
+                answer: Ok(fetched),
+                ..
+            } => Some((
+                index(packet.to)?,
+                FetchStep::AnswerDropped {
+                    key,
+                    epoch,
+                    records: fetched.records,
+                },
+            )),
+            _ => None,
         }
     }
 

@@ -629,6 +629,57 @@ fn c_9_replication_traces_of_paused_runs_are_model_steps() {
     assert!(steps >= 80_000, "only {steps} steps validated");
 }
 
+/// C-9 through lost packets and crashes: the network reports each Fetch and each
+/// answer with records it drops, a crashed broker shows that it is down and then
+/// what it recovers (its durable log, its high-watermark checkpoint, the metadata it
+/// replays), and a request it sent before it died may still be served. Partition
+/// storms and drifting clocks with crashes, every step checked.
+#[test]
+fn c_9_replication_traces_through_lost_packets_and_crashes_are_model_steps() {
+    let (mut finished, mut steps, mut across_crashes) = (0, 0, 0);
+    let runs = (1..=10)
+        .map(|seed| (seed, Faults::partition_storm()))
+        .chain((1..=9).map(|seed| (seed, Faults::drifting_clocks())));
+    for (seed, faults) in runs {
+        let outcome = run(Options {
+            faults: Some(faults),
+            validate_replication: true,
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        let complete = outcome.stats.repl_trace_ended.is_none();
+        finished += u64::from(complete);
+        across_crashes += u64::from(complete && outcome.stats.crashes > 0);
+        steps += outcome.stats.repl_steps_validated;
+    }
+    assert!(
+        finished >= 14,
+        "only {finished} of 19 traces ran to the end"
+    );
+    assert!(
+        across_crashes >= 6,
+        "only {across_crashes} complete traces crossed a crash"
+    );
+    assert!(steps >= 80_000, "only {steps} steps validated");
+}
+
+/// C-9 found it (R-REPL-3): a follower that asked its leader twice where its last
+/// epoch ends acted on one answer, fetched the leader's records of the new epoch, and
+/// cut them again on the late second answer: an ISR member below the high watermark,
+/// acknowledged records one election from loss. The end-of-run checks saw nothing,
+/// since the follower fetched them again. (`core/tests/replication_steps.rs`
+/// `r_repl_3_a_second_answer_for_the_followed_epoch_cuts_nothing`.)
+#[test]
+fn c_9_a_late_second_epoch_answer_cuts_nothing() {
+    let outcome = run(Options {
+        faults: Some(Faults::starved_waiters()),
+        validate_replication: true,
+        ..Options::new(15)
+    });
+    assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+    assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+}
+
 /// C-9 sees a wrong acknowledgement where no record is lost: an idempotent retry
 /// acknowledged before the high watermark passes the original is caught by trace
 /// validation on more seeds than the end-of-run checks (I-6) catch it.

@@ -279,6 +279,17 @@ impl Default for ReplicationModel {
     }
 }
 
+/// The partition as CreateTopics leaves it, where the model starts: replicas
+/// [0, 1, 2], the first leads, epoch 0, every broker in its first start.
+pub const CREATED: Meta = Meta {
+    leader: Some(0),
+    epoch: 0,
+    version: 0,
+    isr: ALL,
+    fenced: 0,
+    incarnation: [1; REPLICAS],
+};
+
 impl ReplicationModel {
     /// Produces, crashes, fences and ISR shrinks allowed; other options default.
     pub fn bounded(produce: u8, crashes: u8, fences: u8, shrinks: u8) -> Self {
@@ -336,6 +347,17 @@ impl ReplicationModel {
         self
     }
 
+    /// The options trace validation turns on (stepwise learning, reordered fetches
+    /// with this many in flight, combined ISR changes), for checking them at small
+    /// bounds: the validator follows this model, so its properties must hold with them.
+    pub fn with_trace_options(mut self, fetches_in_flight: u8) -> Self {
+        self.stepwise_learning = true;
+        self.reordered_fetches = true;
+        self.max_fetches_in_flight = fetches_in_flight;
+        self.combined_isr_changes = true;
+        self
+    }
+
     /// The model real runs are validated against (`trace`): no bound on faults,
     /// produces or epochs (they come from the run), brokers learning stepwise.
     pub fn for_traces(min_isr: u8) -> Self {
@@ -378,15 +400,7 @@ impl ReplicationModel {
     }
 
     pub fn init_state(&self) -> RState {
-        // As CreateTopics leaves it: replicas [0, 1, 2], the first leads, epoch 0.
-        let meta = Meta {
-            leader: Some(0),
-            epoch: 0,
-            version: 0,
-            isr: ALL,
-            fenced: 0,
-            incarnation: [1; REPLICAS],
-        };
+        let meta = CREATED;
         let mut ghost = Ghost::default();
         ghost.leaders.insert((0, 0));
         RState {
@@ -434,6 +448,9 @@ pub enum RAction {
     /// is lost (the network dropped it, or it reached a broker that had not yet
     /// applied the partition's creation and answered UNKNOWN_TOPIC_OR_PARTITION).
     FetchLost(NodeId, u8),
+    /// With reordered fetches: the network drops the `k`th (from 0) of the answers
+    /// in flight to the follower, which asks again.
+    FetchAnswerLost(NodeId, u8),
     /// The follower handles the Fetch response in flight to it.
     FetchResponse(NodeId),
     /// The follower handles the `k`th (from 0) of the answers in flight to it.

@@ -95,13 +95,17 @@ pub struct Waiting {
 }
 
 /// A Fetch on its way from a follower to the leader it follows, sent when its log
-/// ended at `offset` (only when the network reorders fetches).
+/// ended at `offset` (only when the network reorders fetches). It outlives its
+/// sender's crash (what a process wrote to a socket before it died still reaches
+/// the peer), but its answer goes to that start of the sender only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FetchReq {
     pub from: NodeId,
     pub to: NodeId,
     pub epoch: u8,
     pub offset: u8,
+    /// The sender's incarnation when it sent the request.
+    pub incarnation: u8,
 }
 
 /// A Fetch response on its way to a follower.

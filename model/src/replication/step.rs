@@ -19,6 +19,13 @@ impl ReplicationModel {
             } else {
                 self.enabled_on_live(s, n, out);
             }
+            // A request outlives its sender's crash.
+            if self.reordered_fetches {
+                let asked = s.requests.iter().filter(|q| q.from == n).count();
+                let asked = u8::try_from(asked).unwrap_or(u8::MAX);
+                out.extend((0..asked).map(|k| RAction::FetchServe(n, k)));
+                out.extend((0..asked).map(|k| RAction::FetchLost(n, k)));
+            }
             if !has(s.meta.fenced, n) {
                 out.push(RAction::Fence(n));
             }
@@ -87,15 +94,10 @@ impl ReplicationModel {
             }
         }
         if self.reordered_fetches {
-            let asked = s.requests.iter().filter(|q| q.from == n).count();
-            let asked = u8::try_from(asked).unwrap_or(u8::MAX);
-            out.extend((0..asked).map(|k| RAction::FetchServe(n, k)));
-            out.extend((0..asked).map(|k| RAction::FetchLost(n, k)));
-        }
-        if self.reordered_fetches {
             let in_flight = s.net.iter().filter(|m| m.to == n).count();
             let later = u8::try_from(in_flight).unwrap_or(u8::MAX);
             out.extend((1..later).map(|k| RAction::FetchResponseNth(n, k)));
+            out.extend((0..later).map(|k| RAction::FetchAnswerLost(n, k)));
         }
         if let Some(resp) = s.net.iter().find(|m| m.to == n) {
             let appendable = self.appendable(r, resp);
@@ -165,15 +167,25 @@ impl ReplicationModel {
     /// ISR proposals that drop and add more than one follower at once (what the real
     /// `wanted_isr` proposes when several changes fall in one upkeep round).
     fn enabled_combined_isr(&self, s: &RState, n: NodeId, addable: Set, out: &mut Vec<RAction>) {
-        let isr = s.replicas[at(n)].view.isr;
-        let droppable = isr & !bit(n);
+        let view = s.replicas[at(n)].view;
+        let droppable = view.isr & !bit(n);
         for add in 0..=ALL {
             for drop in 0..=ALL {
                 let single = (add | drop).count_ones() < 2;
                 if single || add & !addable != 0 || drop & !droppable != 0 {
                     continue;
                 }
-                out.push(RAction::ProposeIsr(n, (isr & !drop) | add));
+                let isr = (view.isr & !drop) | add;
+                // As for a single expansion: proposing again what waits to be
+                // committed changes nothing but the length of the queue, without bound.
+                let proposal = MetaCmd::AlterIsr {
+                    epoch: view.epoch,
+                    version: view.version,
+                    isr,
+                };
+                if !s.inbox.contains(&proposal) {
+                    out.push(RAction::ProposeIsr(n, isr));
+                }
             }
         }
     }
@@ -243,6 +255,7 @@ impl ReplicationModel {
                 | RAction::FetchSend(_)
                 | RAction::FetchServe(..)
                 | RAction::FetchLost(..)
+                | RAction::FetchAnswerLost(..)
                 | RAction::FetchResponse(_)
                 | RAction::FetchResponseNth(..)
                 | RAction::FetchResponseCut(..)
@@ -288,6 +301,17 @@ impl ReplicationModel {
             RAction::FetchServe(f, k) => self.fetch_serve(&mut t, f, k),
             RAction::FetchLost(f, k) => {
                 take_request(&mut t, f, k);
+            }
+            RAction::FetchAnswerLost(f, k) => {
+                if let Some((position, _)) = t
+                    .net
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.to == f)
+                    .nth(usize::from(k))
+                {
+                    t.net.remove(position);
+                }
             }
             RAction::FetchResponse(f) => self.fetch_response(&mut t, f, None, 0),
             RAction::FetchResponseNth(f, k) => self.fetch_response(&mut t, f, None, k),
@@ -498,6 +522,7 @@ impl ReplicationModel {
             to: l,
             epoch: fr.view.epoch,
             offset,
+            incarnation: fr.incarnation,
         })
     }
 
@@ -531,6 +556,11 @@ impl ReplicationModel {
         // Served up to the leader's durable end; past its log end the fetch is out of
         // range and the follower gets an error, not records.
         if fetch_offset > lr.len() {
+            return;
+        }
+        // The connection the request came on died with its sender.
+        let fr = &t.replicas[at(f)];
+        if !fr.up || fr.incarnation != q.incarnation {
             return;
         }
         // Damaged records are never served: the answer stops before them.
@@ -896,23 +926,35 @@ impl ReplicationModel {
             r.damaged.filter(|d| usize::from(*d) < durable),
         );
         let full = r.full;
-        let newest = self.newest(t);
+        // Learning stepwise, the broker replays its own metadata log at its restart:
+        // what it had applied was committed and its commit index durable first
+        // (R-PERSIST), so it comes back at least that far, and no farther until it
+        // learns more.
+        let learned = if self.stepwise_learning {
+            r.learned
+        } else {
+            self.newest(t)
+        };
         let r = &mut t.replicas[at(n)];
         // Everything in memory is gone; only the disk (and the start count) remains.
         *r = Replica::new(meta);
-        r.learned = newest;
+        r.learned = learned;
         r.up = false;
         r.full = full;
         (r.log, r.durable, r.hw_checkpoint, r.incarnation, r.damaged) = disk;
         t.net.retain(|m| m.to != n);
-        t.requests.retain(|q| q.from != n && q.to != n);
+        t.requests.retain(|q| q.to != n);
     }
 
     fn restart(&self, t: &mut RState, n: NodeId) {
-        let meta = t.meta;
-        let newest = self.newest(t);
+        let (meta, learned) = if self.stepwise_learning {
+            let learned = t.replicas[at(n)].learned;
+            (t.history[usize::from(learned)], learned)
+        } else {
+            (t.meta, self.newest(t))
+        };
         let r = &mut t.replicas[at(n)];
-        r.learned = newest;
+        r.learned = learned;
         r.up = true;
         r.incarnation += 1;
         r.view = meta;

@@ -91,6 +91,11 @@ impl fmt::Display for ReplTraceRejection {
                 writeln!(f, "  candidate {k} in flight: {flight}")?;
             }
         }
+        if self.before.is_empty() {
+            for (k, flight) in self.in_flight.iter().enumerate() {
+                writeln!(f, "  candidate {k} after the step, in flight: {flight}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -133,8 +138,35 @@ pub enum FetchHint {
     Served { follower: NodeId, offset: u8 },
     /// A Fetch of `follower` from `offset` was lost.
     Lost { follower: NodeId, offset: u8 },
+    /// The network dropped an answer (with records, not a refusal) to `follower`.
+    AnswerLost {
+        follower: NodeId,
+        answer: AnswerShape,
+    },
     /// `follower` handled a Fetch answer.
-    Answered { follower: NodeId },
+    Answered {
+        follower: NodeId,
+        answer: AnswerShape,
+    },
+}
+
+/// What the run shows of a Fetch answer, enough to tell which of the answers in
+/// flight to a follower it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerShape {
+    /// The leader epoch the follower fetched under.
+    pub epoch: u8,
+    /// The offset of its first record, if it has any.
+    pub first: Option<u8>,
+    pub count: u8,
+}
+
+impl AnswerShape {
+    fn is(&self, resp: &FetchResp) -> bool {
+        resp.epoch == self.epoch
+            && resp.records.len() == usize::from(self.count)
+            && self.first.is_none_or(|first| first == resp.base)
+    }
 }
 
 /// Candidate states beyond this mean the trace is too ambiguous to follow.
@@ -210,8 +242,16 @@ impl ReplTrace {
                 step: self.steps,
                 observed: observed.clone(),
                 before: Vec::new(),
-                in_flight: Vec::new(),
-                why: format!("{} candidate states: too ambiguous to follow", next.len()),
+                in_flight: next
+                    .iter()
+                    .take(4)
+                    .map(|s| format!("requests {:?} answers {:?}", s.requests, s.net))
+                    .collect(),
+                why: format!(
+                    "{} candidate states: too ambiguous to follow; they differ in {}",
+                    next.len(),
+                    ambiguity(&next)
+                ),
             }));
         }
         self.candidates = next.into_iter().collect();
@@ -256,18 +296,13 @@ impl ReplTrace {
                         .map(|a| (Some(a), *used)),
                 );
                 for (a, used) in actions {
-                    let next_state = match a {
-                        Some(a) => self.model.step(s, a),
-                        None => Some(s.clone()),
-                    };
-                    let Some(t) = next_state else {
-                        continue;
-                    };
-                    if seen.len() >= MAX_VISITED {
-                        return Err(format!("no explanation within {MAX_VISITED} states"));
-                    }
-                    if seen.insert((t.clone(), used)) {
-                        next.push((t, used));
+                    for t in self.successors(s, a) {
+                        if seen.len() >= MAX_VISITED {
+                            return Err(format!("no explanation within {MAX_VISITED} states"));
+                        }
+                        if seen.insert((t.clone(), used)) {
+                            next.push((t, used));
+                        }
                     }
                 }
             }
@@ -280,6 +315,30 @@ impl ReplTrace {
             "no sequence of at most {max_steps} model actions leads to what was observed \
              (fetch steps {fetches:?})"
         ))
+    }
+
+    /// The states `a` leads to from `s` (`None`: a step that changes nothing). The
+    /// run does not show when a broker writes its high-watermark checkpoint, only a
+    /// restart reads it: a crash is also taken right after the newest checkpoint the
+    /// broker may have written (a restart from an older one shows a lower high
+    /// watermark, which `agrees` allows).
+    fn successors(&self, s: &RState, a: Option<RAction>) -> Vec<RState> {
+        let Some(a) = a else {
+            return vec![s.clone()];
+        };
+        let mut out: Vec<RState> = self.model.step(s, a.clone()).into_iter().collect();
+        if let RAction::Crash(n) = a {
+            let r = &s.replicas[usize::from(n)];
+            if r.full || r.hw_checkpoint == r.hw {
+                return out;
+            }
+            let checkpointed = self
+                .model
+                .step(s, RAction::Checkpoint(n))
+                .and_then(|c| self.model.step(&c, RAction::Crash(n)));
+            out.extend(checkpointed);
+        }
+        out
     }
 
     /// The model actions a fetch step of the run may be; `None` for an answer that
@@ -303,12 +362,17 @@ impl ReplTrace {
                             .nth(usize::from(*k))
                             .is_some_and(|q| q.offset == offset)
                 }
+                (FetchHint::AnswerLost { follower, answer }, RAction::FetchAnswerLost(f, k))
+                | (FetchHint::Answered { follower, answer }, RAction::FetchResponseNth(f, k)) => {
+                    *f == follower
+                        && answer_in_flight(s, follower, *k).is_some_and(|r| answer.is(r))
+                }
                 (
-                    FetchHint::Answered { follower },
-                    RAction::FetchResponse(f)
-                    | RAction::FetchResponseNth(f, _)
-                    | RAction::FetchResponseCut(f, _),
-                ) => *f == follower,
+                    FetchHint::Answered { follower, answer },
+                    RAction::FetchResponse(f) | RAction::FetchResponseCut(f, _),
+                ) => {
+                    *f == follower && answer_in_flight(s, follower, 0).is_some_and(|r| answer.is(r))
+                }
                 _ => false,
             })
             .map(Some)
@@ -363,11 +427,13 @@ impl ReplTrace {
                 RAction::Crash(n) | RAction::Restart(n) => {
                     s.replicas[usize::from(n)].up != observed.replicas[usize::from(n)].up
                 }
+
                 // Fetches are taken where the run says one happened (`hinted`).
                 RAction::FetchRequest(_)
                 | RAction::FetchSend(_)
                 | RAction::FetchServe(..)
                 | RAction::FetchLost(..)
+                | RAction::FetchAnswerLost(..)
                 | RAction::FetchResponse(_)
                 | RAction::FetchResponseNth(..)
                 | RAction::FetchResponseCut(..)
@@ -430,4 +496,86 @@ impl ReplTrace {
             leader,
         }
     }
+}
+
+/// Which parts of the candidate states differ, with how many distinct values each
+/// takes: where a trace is too ambiguous, what the run would have to report.
+fn ambiguity(candidates: &HashSet<RState>) -> String {
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    let mut count = |name: String, values: Vec<String>| {
+        let distinct: HashSet<String> = values.into_iter().collect();
+        if distinct.len() > 1 {
+            parts.push((name, distinct.len()));
+        }
+    };
+    let all = || candidates.iter();
+    count(
+        "committed metadata".into(),
+        all().map(|s| format!("{:?}", s.meta)).collect(),
+    );
+    count(
+        "proposals".into(),
+        all().map(|s| format!("{:?}", s.inbox)).collect(),
+    );
+    count(
+        "answers in flight".into(),
+        all().map(|s| format!("{:?}", s.net)).collect(),
+    );
+    count(
+        "requests in flight".into(),
+        all().map(|s| format!("{:?}", s.requests)).collect(),
+    );
+    count(
+        "acknowledged".into(),
+        all().map(|s| format!("{:?}", s.ghost.acked)).collect(),
+    );
+    count(
+        "ghost".into(),
+        all().map(|s| format!("{:?}", s.ghost)).collect(),
+    );
+    count(
+        "history".into(),
+        all().map(|s| format!("{:?}", s.history)).collect(),
+    );
+    for n in 0..REPLICAS {
+        let of = |f: &dyn Fn(&Replica) -> String| -> Vec<String> {
+            all().map(|s| f(&s.replicas[n])).collect()
+        };
+        count(format!("node {n} hw"), of(&|r| r.hw.to_string()));
+        count(format!("node {n} log"), of(&|r| format!("{:?}", r.log)));
+        count(format!("node {n} durable"), of(&|r| r.durable.to_string()));
+        count(format!("node {n} view"), of(&|r| format!("{:?}", r.view)));
+        count(
+            format!("node {n} follower ends"),
+            of(&|r| format!("{:?}", r.follower_end)),
+        );
+        count(format!("node {n} fresh"), of(&|r| r.fresh.to_string()));
+        count(
+            format!("node {n} pending ISR"),
+            of(&|r| format!("{:?}", r.pending_isr)),
+        );
+        count(
+            format!("node {n} waiting"),
+            of(&|r| format!("{:?}", r.waiting)),
+        );
+        count(
+            format!("node {n} checkpoint"),
+            of(&|r| r.hw_checkpoint.to_string()),
+        );
+        count(format!("node {n} learned"), of(&|r| r.learned.to_string()));
+        count(format!("node {n} other"), of(&|r| format!("{:?}", r)));
+    }
+    parts
+        .iter()
+        .map(|(name, k)| format!("{name} ({k})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `k`th (from 0) answer in flight to `follower`.
+fn answer_in_flight(s: &RState, follower: NodeId, k: u8) -> Option<&FetchResp> {
+    s.net
+        .iter()
+        .filter(|m| m.to == follower)
+        .nth(usize::from(k))
 }
