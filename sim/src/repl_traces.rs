@@ -160,6 +160,23 @@ impl ReplTraces {
                     .map(|r| r.incarnation)
             })
             .collect();
+        // The model starts every broker in the start it registered: one that started
+        // again since (its new registration not yet applied) is elsewhere.
+        let restarted = registered.as_ref().and_then(|incarnations| {
+            nodes
+                .iter()
+                .zip(incarnations)
+                .position(|(node, registered)| node.incarnation != *registered)
+        });
+        if let Some(n) = restarted.filter(|_| as_created) {
+            self.end(format!(
+                "broker {} started again before the trace began (start {}, registered {:?})",
+                n + 1,
+                nodes[n].incarnation,
+                registered.as_ref().map(|r| r[n])
+            ));
+            return false;
+        }
         match registered {
             Some(incarnations) if as_created => {
                 for (base, i) in self.base.iter_mut().zip(incarnations) {
