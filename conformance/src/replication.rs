@@ -257,6 +257,11 @@ impl ReplicationHarness {
             }
             RAction::Retry(n, value) => self.produce(n, value)?,
             RAction::ControllerFailover(kept) => self.inbox.truncate(usize::from(kept)),
+            RAction::ProposalLost(k) => {
+                if usize::from(k) < self.inbox.len() {
+                    self.inbox.remove(usize::from(k));
+                }
+            }
             RAction::Fsync(n) => self.fsync(n)?,
             RAction::FsyncFail(n) => self.failed_fsync(n)?,
             RAction::FetchRequest(f) => self.fetch_request(f)?,
@@ -267,6 +272,9 @@ impl ReplicationHarness {
             | RAction::FetchServe(..)
             | RAction::FetchLost(..)
             | RAction::FetchAnswerLost(..)
+            | RAction::EpochAsk(_)
+            | RAction::EpochAnswered(..)
+            | RAction::EpochAnswerLost(..)
             | RAction::FetchResponseNth(..) => {
                 return Err(fail(format!(
                     "{action:?}: reordered fetches are not driven by the replication harness"

@@ -353,6 +353,9 @@ impl CiCheck {
                 if m.combined_isr_changes {
                     b.push_str(", combined ISR changes");
                 }
+                if m.lossy_proposals {
+                    b.push_str(", lossy proposals");
+                }
                 b + &search(r)
             }
             CiCheck::Groups(m, r) => {

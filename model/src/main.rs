@@ -126,6 +126,9 @@ struct ReplicationArgs {
     /// One ISR proposal may drop and add several followers (as trace validation does).
     #[arg(long)]
     combined_isr_changes: bool,
+    /// A controller failover may lose any one proposal (as trace validation does).
+    #[arg(long)]
+    lossy_proposals: bool,
     #[command(flatten)]
     search: SearchArgs,
 }
@@ -276,15 +279,16 @@ fn main() -> ExitCode {
             m.reordered_fetches = a.reordered_fetches > 0;
             m.max_fetches_in_flight = a.reordered_fetches;
             m.combined_isr_changes = a.combined_isr_changes;
+            m.lossy_proposals = a.lossy_proposals;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(
-                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} max_full={} acks_before_fsync={} stepwise_learning={} reordered_fetches={} combined_isr_changes={} bugs=[{}]",
+                "replication model: replicas=3 min_isr={} max_produce={} max_crashes={} max_fences={} max_shrinks={} max_epoch={} max_damage={} max_retries={} max_failovers={} max_sync_failures={} max_full={} acks_before_fsync={} stepwise_learning={} reordered_fetches={} combined_isr_changes={} lossy_proposals={} bugs=[{}]",
                 m.min_isr, m.max_produce, m.max_crashes, m.max_fences, m.max_shrinks,
                 m.max_epoch, m.max_damage, m.max_retries, m.max_failovers, m.max_sync_failures, m.max_full, m.acks_before_fsync,
-                m.stepwise_learning, a.reordered_fetches, m.combined_isr_changes, bugs.join(", ")
+                m.stepwise_learning, a.reordered_fetches, m.combined_isr_changes, m.lossy_proposals, bugs.join(", ")
             );
             check(m, &a.search)
         }

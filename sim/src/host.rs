@@ -25,7 +25,7 @@ use chronik_core::replication::{
     RepairStep, Repairs, ReplicationBugs,
 };
 use kafka_protocol::messages::ApiKey;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +35,9 @@ pub const LOGS_DIR: &str = "/logs";
 
 /// How long a follower waits for an answer before it asks again.
 const FETCH_RETRY_MS: u64 = 200;
+/// Questions of one start kept waiting for their answers (lost ones are never
+/// answered).
+const MAX_UNANSWERED: usize = 1_024;
 /// DeleteRecords' timeout, as an admin client's default request timeout scaled
 /// to the simulated runs.
 const DELETE_TIMEOUT_MS: u64 = 5_000;
@@ -113,6 +116,14 @@ pub enum FetchStep {
         epoch: i32,
         records: Option<Bytes>,
     },
+    /// This node, leading, answered a follower's OffsetForLeaderEpoch (not with an
+    /// error).
+    EpochServed { key: PartitionKey, follower: i32 },
+    /// This node handled an OffsetForLeaderEpoch answer (not an error) it asked
+    /// under `epoch`.
+    EpochAnswered { key: PartitionKey, epoch: i32 },
+    /// The network dropped an OffsetForLeaderEpoch answer (not an error) to this node.
+    EpochAnswerDropped { key: PartitionKey, epoch: i32 },
 }
 
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
@@ -137,8 +148,13 @@ pub struct Host {
     /// client kind numbers its own requests, as each Kafka connection numbers its
     /// correlation ids): how their answers are encoded.
     asked: BTreeMap<(u64, i16, u64), Asked>,
-    /// The number of this node's last question to a leader.
+    /// The number of this node's last question to a leader; numbers of different
+    /// starts never meet.
     next_request: u64,
+    /// Questions of this start not answered yet, by number and leader: as a Kafka
+    /// connection matches a response to its request, an answer to a question of an
+    /// earlier start (its connection closed with that process) is none of them.
+    unanswered: BTreeSet<(u64, u64)>,
     next_upkeep: u64,
     /// Fetch steps since the last `take_fetch_steps`; `None` when not kept.
     fetch_steps: Option<Vec<FetchStep>>,
@@ -197,7 +213,8 @@ impl Host {
             proposed_isr: BTreeMap::new(),
             repairs: Repairs::with_bugs(bugs),
             asked: BTreeMap::new(),
-            next_request: 0,
+            next_request: incarnation << 32,
+            unanswered: BTreeSet::new(),
             next_upkeep: 0,
             fetch_steps: None,
         })
@@ -332,12 +349,23 @@ impl Host {
             None => {
                 self.next_request += 1;
                 match wire::encode_request(&message, self.next_request, self.me) {
-                    Some(encoded) => encoded,
+                    Some(encoded) => {
+                        self.note_unanswered(to);
+                        encoded
+                    }
                     None => return Out::Send(to, message),
                 }
             }
         };
         self.sent_or_broken(to, encoded)
+    }
+
+    /// Lost questions are never answered: the oldest are forgotten past a bound.
+    fn note_unanswered(&mut self, to: u64) {
+        self.unanswered.insert((self.next_request, to));
+        if self.unanswered.len() > MAX_UNANSWERED {
+            self.unanswered.pop_first();
+        }
     }
 
     /// An encoded message goes out; one the codec cannot encode breaks R-WIRE-13.
@@ -386,6 +414,9 @@ impl Host {
                     ))],
                 }
             }
+            Message::KafkaAnswer { request, .. } if !self.unanswered.remove(&(request, from)) => {
+                Vec::new()
+            }
             Message::KafkaAnswer {
                 request,
                 asked,
@@ -410,6 +441,12 @@ impl Host {
                 let answer = self
                     .local(state)
                     .epoch_end(&key.0, key.1, current_epoch, asked);
+                if answer.is_ok() {
+                    self.kept(FetchStep::EpochServed {
+                        key: key.clone(),
+                        follower: from as i32,
+                    });
+                }
                 let reply = Message::EpochAnswer {
                     key,
                     current_epoch,
@@ -456,6 +493,12 @@ impl Host {
                 answer,
             } => {
                 self.asking.remove(&(from, key.clone()));
+                if answer.is_ok() {
+                    self.kept(FetchStep::EpochAnswered {
+                        key: key.clone(),
+                        epoch: current_epoch,
+                    });
+                }
                 self.truncate(state, &key, current_epoch, answer)
             }
             Message::FetchAnswer {

@@ -37,7 +37,6 @@ pub struct NodeShown<'a> {
     pub running: Option<(&'a MetadataState, &'a Partitions)>,
 }
 
-#[derive(Default)]
 pub struct ReplTraces {
     trace: Option<ReplTrace>,
     /// Each broker's incarnation when the topic was created.
@@ -73,6 +72,22 @@ fn small(x: u64) -> Result<u8, String> {
         .ok()
         .filter(|x| usize::from(*x) < MODEL_RANGE)
         .ok_or_else(|| format!("offset or epoch {x} beyond the model's range"))
+}
+
+impl Default for ReplTraces {
+    fn default() -> Self {
+        ReplTraces {
+            trace: None,
+            base: [0; REPLICAS],
+            values: BTreeMap::new(),
+            early: Vec::new(),
+            last: None,
+            logs: Default::default(),
+            steps_validated: 0,
+            ended: None,
+            rejection: None,
+        }
+    }
 }
 
 impl ReplTraces {
@@ -131,7 +146,7 @@ impl ReplTraces {
     }
 
     /// The trace starts once broker 1, the partition's first leader, has applied
-    /// its creation, if the cluster is where the model starts.
+    /// its creation, if the partition is where the model starts.
     fn start(&mut self, nodes: &[NodeShown]) -> bool {
         let Some((state, _)) = nodes.first().and_then(|n| n.running) else {
             return false;
@@ -151,53 +166,49 @@ impl ReplTraces {
             && info.leader_epoch == 0
             && info.partition_epoch == 0
             && set_of(&info.isr) == ALL;
-        let registered: Option<Vec<u64>> = (1..=REPLICAS as i32)
-            .map(|b| {
-                state
-                    .brokers
-                    .get(&b)
-                    .filter(|r| !r.fenced && r.incarnation > 0)
-                    .map(|r| r.incarnation)
-            })
-            .collect();
-        // The model starts every broker in the start it registered: one that started
-        // again since (its new registration not yet applied) is elsewhere.
-        let restarted = registered.as_ref().and_then(|incarnations| {
-            nodes
-                .iter()
-                .zip(incarnations)
-                .position(|(node, registered)| node.incarnation != *registered)
-        });
-        if let Some(n) = restarted.filter(|_| as_created) {
+        if !as_created {
             self.end(format!(
-                "broker {} started again before the trace began (start {}, registered {:?})",
-                n + 1,
-                nodes[n].incarnation,
-                registered.as_ref().map(|r| r[n])
+                "the topic was created where the model does not start: {info:?}"
             ));
             return false;
         }
-        match registered {
-            Some(incarnations) if as_created => {
-                for (base, i) in self.base.iter_mut().zip(incarnations) {
-                    *base = i;
+        // The model starts every broker in the start it registered, or not registered
+        // yet (its registration on the way); one fenced, or registered by an earlier
+        // start than it runs now, is elsewhere.
+        let (mut unregistered, mut maybe): (Set, Set) = (0, 0);
+        for (n, node) in nodes.iter().enumerate() {
+            let broker = n as i32 + 1;
+            if registered_after_creation(nodes, broker) {
+                unregistered |= 1 << n;
+            }
+            match state.brokers.get(&broker) {
+                Some(b) if has_set(unregistered, n) && b.incarnation == node.incarnation => {}
+                None => unregistered |= 1 << n,
+                Some(b) if b.fenced => {
+                    self.end(format!(
+                        "broker {} was fenced before the trace began",
+                        n + 1
+                    ));
+                    return false;
                 }
-                self.trace = Some(ReplTrace::new(min_isr));
-                true
+                Some(b) if b.incarnation != node.incarnation => {
+                    self.end(format!(
+                        "broker {} started again before the trace began (start {}, \
+                         registered {})",
+                        n + 1,
+                        node.incarnation,
+                        b.incarnation
+                    ));
+                    return false;
+                }
+                // Registered before the creation, or after it and applied at once
+                // with it by every broker that shows the creation.
+                Some(_) => maybe |= 1 << n,
             }
-            _ => {
-                self.end(format!(
-                    "the topic was created where the model does not start: {info:?}, \
-                     brokers {:?}",
-                    state
-                        .brokers
-                        .values()
-                        .map(|b| (b.broker_id, b.incarnation, b.fenced))
-                        .collect::<Vec<_>>()
-                ));
-                false
-            }
+            self.base[n] = node.incarnation;
         }
+        self.trace = Some(ReplTrace::starting(min_isr, unregistered, maybe));
+        true
     }
 
     fn incarnation(&self, n: usize, real: u64) -> Result<u8, String> {
@@ -221,6 +232,7 @@ impl ReplTraces {
                 replicas.push(ReplicaObs {
                     up: false,
                     incarnation,
+                    created: false,
                     view: CREATED,
                     log: Vec::new(),
                     durable: 0,
@@ -249,14 +261,14 @@ impl ReplTraces {
 
     fn meta(&self, state: &MetadataState) -> Result<Meta, String> {
         if state.partition(TOPIC, PARTITION).is_none() {
-            // Not applied the creation yet: the model's view is the creation's.
+            // Not applied the creation yet: the view says nothing (`created`).
             return Ok(CREATED);
         }
         let mut incarnation = [0; REPLICAS];
         let mut fenced = 0;
         for (n, inc) in incarnation.iter_mut().enumerate() {
             let Some(b) = state.brokers.get(&(n as i32 + 1)) else {
-                return Err(format!("broker {} is not registered", n + 1));
+                continue; // not registered yet: incarnation 0
             };
             *inc = self.incarnation(n, b.incarnation)?;
             if b.fenced {
@@ -287,11 +299,13 @@ impl ReplTraces {
         partitions: &Partitions,
     ) -> Result<ReplicaObs, String> {
         let view = self.meta(state)?;
+        let created = state.partition(TOPIC, PARTITION).is_some();
         let key = (TOPIC.to_string(), PARTITION);
         let Some(log) = partitions.get(TOPIC, PARTITION) else {
             return Ok(ReplicaObs {
                 up: true,
                 incarnation,
+                created,
                 view,
                 log: Vec::new(),
                 durable: 0,
@@ -317,6 +331,7 @@ impl ReplTraces {
         Ok(ReplicaObs {
             up: true,
             incarnation,
+            created,
             view,
             log: records,
             durable: small(log.durable_end_offset())?,
@@ -446,6 +461,23 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
                 answer: answer_shape(*epoch, records.as_deref())?,
             }),
+            FetchStep::EpochServed { key, follower } if ours(key) => {
+                hints.push(FetchHint::EpochServed {
+                    follower: node_of(*follower).ok_or("an epoch query from no replica")?,
+                })
+            }
+            FetchStep::EpochAnswered { key, epoch } if ours(key) => {
+                hints.push(FetchHint::EpochAnswered {
+                    follower: u8::try_from(*i).map_err(|_| "node index")?,
+                    epoch: small(u64::try_from(*epoch).map_err(|_| "a negative epoch")?)?,
+                })
+            }
+            FetchStep::EpochAnswerDropped { key, epoch } if ours(key) => {
+                hints.push(FetchHint::EpochAnswerLost {
+                    follower: u8::try_from(*i).map_err(|_| "node index")?,
+                    epoch: small(u64::try_from(*epoch).map_err(|_| "a negative epoch")?)?,
+                })
+            }
             _ => {}
         }
     }
@@ -465,6 +497,21 @@ fn answer_shape(epoch: i32, records: Option<&[u8]>) -> Result<AnswerShape, Strin
         first: offsets.first().map(|o| small(*o)).transpose()?,
         count,
     })
+}
+
+/// Some broker shows the partition's creation without `broker`'s registration, even
+/// if broker 1 applied both at once.
+fn registered_after_creation(nodes: &[NodeShown], broker: i32) -> bool {
+    nodes
+        .iter()
+        .filter_map(|node| node.running)
+        .any(|(view, _)| {
+            view.partition(TOPIC, PARTITION).is_some() && !view.brokers.contains_key(&broker)
+        })
+}
+
+fn has_set(set: Set, n: usize) -> bool {
+    set & (1 << n) != 0
 }
 
 fn incarnation_real(base: u64, model: u8) -> u64 {

@@ -1273,7 +1273,7 @@ impl Sim {
     }
 
     /// What trace validation is told if the network drops `packet`: a follower's
-    /// Fetch, or an answer with records to one.
+    /// Fetch, or an answer with records or an epoch's end to one.
     fn fetch_step_if_dropped(&self, packet: &Packet) -> Option<(usize, FetchStep)> {
         self.repl_traces.as_ref()?;
         let index = |id: u64| self.nodes.iter().position(|n| n.id == id);
@@ -1305,6 +1305,17 @@ impl Sim {
                     key,
                     epoch,
                     records: fetched.records,
+                },
+            )),
+            host::Message::EpochAnswer {
+                key,
+                current_epoch,
+                answer: Ok(_),
+            } => Some((
+                index(packet.to)?,
+                FetchStep::EpochAnswerDropped {
+                    key,
+                    epoch: current_epoch,
                 },
             )),
             _ => None,

@@ -592,13 +592,15 @@ fn finds_a_partition_given_before_its_owner_gave_it_up() {
 /// (`GroupBug::KeepUncoordinatedGroups`, the broker before this rule): a deposed
 /// coordinator's timers lapse its members, it proposes the record at every tick
 /// and each is refused NOT_COORDINATOR, so the metadata never settles (I-5). The
-/// KIP-848 group storm's seed 18 was the first found.
+/// KIP-848 group storm's seed 18 was the first found; since the replica fetcher
+/// takes only answers to its own start's questions the runs differ, and seeds 45, 46
+/// and 50 are the ones of the first 61 that show it.
 #[test]
 fn finds_a_deposed_coordinator_proposing_its_groups_forever() {
     let with = |bug| Options {
         group_bug: bug,
         faults: Some(Faults::group_storm()),
-        ..kip848(18)
+        ..kip848(45)
     };
     let outcome = run(with(Some(GroupBug::KeepUncoordinatedGroups)));
     let found = outcome.violations.iter().any(|v| v.contains("I-5"));
@@ -629,6 +631,18 @@ fn c_9_replication_traces_of_paused_runs_are_model_steps() {
     assert!(steps >= 80_000, "only {steps} steps validated");
 }
 
+/// A run whose partition 0 is validated against the replication model (C-9), which
+/// must break no rule.
+fn validated_run(seed: u64, faults: Faults) -> Outcome {
+    let outcome = run(Options {
+        faults: Some(faults),
+        validate_replication: true,
+        ..Options::new(seed)
+    });
+    assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+    outcome
+}
+
 /// C-9 through lost packets and crashes: the network reports each Fetch and each
 /// answer with records it drops, a crashed broker shows that it is down and then
 /// what it recovers (its durable log, its high-watermark checkpoint, the metadata it
@@ -641,26 +655,18 @@ fn c_9_replication_traces_through_lost_packets_and_crashes_are_model_steps() {
         .map(|seed| (seed, Faults::partition_storm()))
         .chain((1..=9).map(|seed| (seed, Faults::drifting_clocks())));
     for (seed, faults) in runs {
-        let outcome = run(Options {
-            faults: Some(faults),
-            validate_replication: true,
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        let outcome = validated_run(seed, faults);
         let complete = outcome.stats.repl_trace_ended.is_none();
         finished += u64::from(complete);
         across_crashes += u64::from(complete && outcome.stats.crashes > 0);
         steps += outcome.stats.repl_steps_validated;
     }
+    assert_eq!(finished, 19, "only {finished} of 19 traces ran to the end");
     assert!(
-        finished >= 14,
-        "only {finished} of 19 traces ran to the end"
-    );
-    assert!(
-        across_crashes >= 6,
+        across_crashes >= 9,
         "only {across_crashes} complete traces crossed a crash"
     );
-    assert!(steps >= 80_000, "only {steps} steps validated");
+    assert!(steps >= 120_000, "only {steps} steps validated");
 }
 
 /// C-9 found it (R-REPL-3): a follower that asked its leader twice where its last
@@ -678,6 +684,64 @@ fn c_9_a_late_second_epoch_answer_cuts_nothing() {
     });
     assert!(outcome.violations.is_empty(), "{}", report(&outcome));
     assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+}
+
+/// The validator's own gaps, each once a rejected trace: the nearest past of an
+/// observation skipped a shrink that a broker replaying its log showed later (drift
+/// seed 14); a follower cut on an OffsetForLeaderEpoch answer its leader gave before
+/// it crashed, when the model asked and cut in one step (groups seed 10); a
+/// restarted broker's registration lost while the next start's was committed, when
+/// the model lost only the newest proposals (groups seed 3); a restarted follower
+/// taking an answer to its previous start's Fetch, which no TCP connection delivers
+/// (groups seed 8, a fault of the simulator's replica fetcher); and a topic created
+/// before every broker registered, which ended the trace at once (partitions seed 4).
+/// A broker started again before the trace began is an early end with its reason
+/// (groups seeds 2 and 16), not a rejection.
+#[test]
+fn c_9_traces_once_rejected_by_the_validator_are_model_steps() {
+    let runs = [
+        (14, Faults::drifting_clocks()),
+        (10, Faults::group_storm()),
+        (3, Faults::group_storm()),
+        (8, Faults::group_storm()),
+        (4, Faults::partition_storm()),
+    ];
+    for (seed, faults) in runs {
+        let outcome = validated_run(seed, faults);
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+    }
+    for seed in [2, 16] {
+        let outcome = validated_run(seed, Faults::group_storm());
+        let ended = outcome.stats.repl_trace_ended.clone().unwrap_or_default();
+        assert!(
+            ended.contains("started again before the trace began"),
+            "seed {seed}: {ended:?}"
+        );
+    }
+}
+
+/// With the real follower acting on a stale OffsetForLeaderEpoch answer
+/// (`truncate_on_stale_answer`), the seed that found it is rejected where the
+/// follower cuts: the model's answers are in flight, and it cuts only on a current one.
+#[test]
+fn c_9_trace_validation_sees_a_stale_epoch_answer_acted_on() {
+    let outcome = run(Options {
+        faults: Some(Faults::starved_waiters()),
+        validate_replication: true,
+        replication_bugs: ReplicationBugs {
+            truncate_on_stale_answer: true,
+            ..ReplicationBugs::default()
+        },
+        ..Options::new(15)
+    });
+    assert!(
+        outcome
+            .violations
+            .iter()
+            .any(|v| v.contains("C-9") && v.contains("EpochAnswered")),
+        "{}",
+        report(&outcome)
+    );
 }
 
 /// C-9 sees a wrong acknowledgement where no record is lost: an idempotent retry

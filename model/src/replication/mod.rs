@@ -85,10 +85,16 @@ pub enum ReplBug {
     /// counts records a crash of the follower loses (what the simulator's full-disk
     /// storm found, seed 1196, before `follower_fetch_offset`).
     FetchFromUnsyncedEnd,
+    /// A follower acts on every OffsetForLeaderEpoch answer, even a late copy for
+    /// the epoch it already follows or one from a leader it no longer follows: it
+    /// cuts records it has since fetched, below the high watermark (what trace
+    /// validation found, C-9; `truncate_on_stale_answer` in the real code). Needs
+    /// reordered fetches, where an answer is in flight.
+    TruncateOnStaleAnswer,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 17] = [
+    pub const ALL: [ReplBug; 18] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -106,6 +112,7 @@ impl ReplBug {
         ReplBug::AckCutAppends,
         ReplBug::UncleanRestartKeepsLeading,
         ReplBug::FetchFromUnsyncedEnd,
+        ReplBug::TruncateOnStaleAnswer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +134,7 @@ impl ReplBug {
             ReplBug::AckCutAppends => "ack-cut-appends",
             ReplBug::UncleanRestartKeepsLeading => "unclean-restart-keeps-leading",
             ReplBug::FetchFromUnsyncedEnd => "fetch-from-unsynced-end",
+            ReplBug::TruncateOnStaleAnswer => "truncate-on-stale-answer",
         }
     }
 
@@ -176,6 +184,11 @@ impl ReplBug {
                 .with_full_disks(1)
                 .with_bug(self);
         }
+        if self == ReplBug::TruncateOnStaleAnswer {
+            return ReplicationModel::bounded(2, 0, 1, 0)
+                .with_trace_options(2)
+                .with_bug(self);
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -193,7 +206,8 @@ impl ReplBug {
             | ReplBug::RetryAckedAtOnce
             | ReplBug::AckCutAppends
             | ReplBug::UncleanRestartKeepsLeading
-            | ReplBug::FetchFromUnsyncedEnd => (1, 0, 0, 0),
+            | ReplBug::FetchFromUnsyncedEnd
+            | ReplBug::TruncateOnStaleAnswer => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -252,6 +266,10 @@ pub struct ReplicationModel {
     pub max_fetches_in_flight: u8,
     /// A leader's ISR proposal may drop and add several followers at once.
     pub combined_isr_changes: bool,
+    /// A controller failover may lose any one proposal, not only all past the first
+    /// few (a forward dropped on its way to the leader, or held by one that lost it,
+    /// while a later proposal reaches the next leader).
+    pub lossy_proposals: bool,
     bugs: u32,
 }
 
@@ -274,6 +292,7 @@ impl Default for ReplicationModel {
             reordered_fetches: false,
             max_fetches_in_flight: 2,
             combined_isr_changes: false,
+            lossy_proposals: false,
             bugs: 0,
         }
     }
@@ -355,6 +374,7 @@ impl ReplicationModel {
         self.reordered_fetches = true;
         self.max_fetches_in_flight = fetches_in_flight;
         self.combined_isr_changes = true;
+        self.lossy_proposals = true;
         self
     }
 
@@ -378,6 +398,7 @@ impl ReplicationModel {
             reordered_fetches: true,
             max_fetches_in_flight: u8::MAX,
             combined_isr_changes: true,
+            lossy_proposals: true,
             bugs: 0,
         }
     }
@@ -409,6 +430,7 @@ impl ReplicationModel {
             replicas: Self::ids().map(|_| Replica::new(meta)).collect(),
             net: Default::default(),
             requests: Default::default(),
+            epoch_answers: Default::default(),
             ghost,
             history: if self.stepwise_learning {
                 vec![meta]
@@ -429,6 +451,9 @@ pub enum RAction {
     /// The metadata Raft group elects a new leader (a controller failover); the
     /// commands proposed and not yet committed beyond the first this many are lost.
     ControllerFailover(u8),
+    /// With lossy proposals: a controller failover loses the `k`th (from 0) command
+    /// proposed and not yet committed, and no other.
+    ProposalLost(u8),
     /// The group commit fsyncs the broker's partition log.
     Fsync(NodeId),
     /// The group commit's fsync fails: the produces it covered are answered with an
@@ -462,8 +487,19 @@ pub enum RAction {
     DiskFull(NodeId),
     /// Space is freed on the broker's full disk.
     DiskFreed(NodeId),
-    /// The follower asks its new leader where its last epoch ends and truncates there.
+    /// The follower asks its new leader where its last epoch ends and truncates there
+    /// (with reordered fetches: only a follower with an empty log, which has nothing
+    /// to ask and follows the epoch at once).
     Truncate(NodeId),
+    /// With reordered fetches: the follower's leader answers its OffsetForLeaderEpoch
+    /// (the answer is in flight).
+    EpochAsk(NodeId),
+    /// With reordered fetches: the follower handles the `k`th (from 0) answer in
+    /// flight to it: it cuts and follows the epoch, unless the answer is stale (it
+    /// no longer follows that epoch's leader, or already follows that epoch).
+    EpochAnswered(NodeId, u8),
+    /// With reordered fetches: the network drops the `k`th answer in flight to it.
+    EpochAnswerLost(NodeId, u8),
     /// The broker applies the committed metadata.
     Learn(NodeId),
     /// The Raft group commits the oldest proposed command.

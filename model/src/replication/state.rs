@@ -37,11 +37,20 @@ pub struct Meta {
     pub version: u8,
     pub isr: Set,
     pub fenced: Set,
-    /// Each broker's registered incarnation.
+    /// Each broker's registered incarnation (0: not registered yet, a trace that
+    /// starts with a topic created before every broker registered).
     pub incarnation: [u8; REPLICAS],
 }
 
 impl Meta {
+    /// Brokers not live (the real `live_brokers`): fenced, or not registered.
+    pub fn not_live(&self) -> Set {
+        let unregistered = (0..REPLICAS as NodeId)
+            .filter(|n| self.incarnation[usize::from(*n)] == 0)
+            .fold(0, |set, n| set | (1 << n));
+        self.fenced | unregistered
+    }
+
     pub fn leads(&self, n: NodeId) -> bool {
         self.leader == Some(n)
     }
@@ -119,6 +128,17 @@ pub struct FetchResp {
     pub hw: u8,
 }
 
+/// With reordered fetches: a leader's OffsetForLeaderEpoch answer on its way to a
+/// follower (the leader may crash or be deposed before it arrives).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EpochAnswer {
+    pub to: NodeId,
+    /// The leader epoch the follower asked under (its `current_leader_epoch`).
+    pub epoch: u8,
+    /// The leader's answer: the epoch at or below the asked one and where it ends.
+    pub answer: Option<(u8, u8)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
     pub up: bool,
@@ -151,7 +171,8 @@ pub struct Replica {
     /// The broker's disk is full (ENOSPC): appends and checkpoint writes fail, syncs
     /// of what is written succeed (R-LOG-12).
     pub full: bool,
-    /// With stepwise learning: the position in `RState::history` of `view`.
+    /// With stepwise learning: the position in `RState::history` of `view` (the
+    /// history starts at the oldest position any broker is at).
     pub learned: u8,
 }
 
@@ -298,8 +319,12 @@ pub struct RState {
     /// request is served the moment it is sent), sorted: a retry of the same request
     /// is a second copy.
     pub requests: Vec<FetchReq>,
+    /// OffsetForLeaderEpoch answers in flight, sorted (only with reordered fetches;
+    /// otherwise a follower's question and its cut are one step).
+    pub epoch_answers: Vec<EpochAnswer>,
     pub ghost: Ghost,
-    /// With stepwise learning: every committed `meta` in commit order, the last being
-    /// `meta` (empty otherwise, so that the checked state spaces stay as they were).
+    /// With stepwise learning: every committed `meta` in commit order from the oldest
+    /// one a broker is at, the last being `meta` (empty otherwise, so that the
+    /// checked state spaces stay as they were).
     pub history: Vec<Meta>,
 }

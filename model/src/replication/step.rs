@@ -26,7 +26,7 @@ impl ReplicationModel {
                 out.extend((0..asked).map(|k| RAction::FetchServe(n, k)));
                 out.extend((0..asked).map(|k| RAction::FetchLost(n, k)));
             }
-            if !has(s.meta.fenced, n) {
+            if !has(s.meta.not_live(), n) {
                 out.push(RAction::Fence(n));
             }
         }
@@ -35,6 +35,10 @@ impl ReplicationModel {
             if s.ghost.failovers < self.max_failovers {
                 let kept = u8::try_from(s.inbox.len()).unwrap_or(u8::MAX);
                 out.extend((0..kept).map(RAction::ControllerFailover));
+                if self.lossy_proposals {
+                    // Losing the last is `ControllerFailover(last)`.
+                    out.extend((0..kept.saturating_sub(1)).map(RAction::ProposalLost));
+                }
             }
         }
     }
@@ -69,11 +73,11 @@ impl ReplicationModel {
             }
         }
         if let Some(l) = r.view.leader.filter(|l| *l != n) {
-            if self.leader_answers(s, l, r.view.epoch) {
+            if self.follows_at_once(r, l) {
+                out.push(RAction::Truncate(n));
+            } else if self.leader_answers(s, l, r.view.epoch) {
                 if r.gate != Some(r.view.epoch) {
-                    if !self.truncation_blocked(s, n) {
-                        out.push(RAction::Truncate(n));
-                    }
+                    self.enabled_truncation(s, n, out);
                 } else if !self.reordered_fetches
                     && !s.net.iter().any(|m| m.to == n)
                     && r.damaged.is_none()
@@ -98,6 +102,10 @@ impl ReplicationModel {
             let later = u8::try_from(in_flight).unwrap_or(u8::MAX);
             out.extend((1..later).map(|k| RAction::FetchResponseNth(n, k)));
             out.extend((0..later).map(|k| RAction::FetchAnswerLost(n, k)));
+            let answers = s.epoch_answers.iter().filter(|a| a.to == n).count();
+            let answers = u8::try_from(answers).unwrap_or(u8::MAX);
+            out.extend((0..answers).map(|k| RAction::EpochAnswered(n, k)));
+            out.extend((0..answers).map(|k| RAction::EpochAnswerLost(n, k)));
         }
         if let Some(resp) = s.net.iter().find(|m| m.to == n) {
             let appendable = self.appendable(r, resp);
@@ -141,7 +149,7 @@ impl ReplicationModel {
                     version: r.view.version,
                     isr: r.view.isr | bit(f),
                 };
-                if caught_up && !has(r.view.fenced, f) && !s.inbox.contains(&proposal) {
+                if caught_up && !has(r.view.not_live(), f) && !s.inbox.contains(&proposal) {
                     out.push(RAction::ExpandIsr(n, f));
                     addable |= bit(f);
                 }
@@ -229,6 +237,36 @@ impl ReplicationModel {
             .any(|c| matches!(c, MetaCmd::Repair { node, .. } if *node == n))
     }
 
+    /// A follower not yet following its leader's epoch: it asks where its last epoch
+    /// ends (with reordered fetches the answer is in flight, at most as many as
+    /// fetches may be; the real fetcher asks again when an answer is late).
+    fn enabled_truncation(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
+        let r = &s.replicas[at(n)];
+        if !self.reordered_fetches {
+            if !self.truncation_blocked(s, n) {
+                out.push(RAction::Truncate(n));
+            }
+            return;
+        }
+        if r.is_empty() {
+            return; // `follows_at_once`
+        }
+        let in_flight = s.epoch_answers.iter().filter(|a| a.to == n).count();
+        if in_flight < usize::from(self.max_fetches_in_flight) {
+            out.push(RAction::EpochAsk(n));
+        }
+    }
+
+    /// With reordered fetches: a follower with nothing in its log has nothing to
+    /// ask, and follows the epoch of a leader it knows unfenced without a word to it
+    /// (the real fetcher does, whether or not that leader is up yet).
+    fn follows_at_once(&self, r: &Replica, l: NodeId) -> bool {
+        self.reordered_fetches
+            && r.is_empty()
+            && r.gate != Some(r.view.epoch)
+            && !has(r.view.not_live(), l)
+    }
+
     /// `l` answers Fetch and OffsetForLeaderEpoch for `epoch`: it is up and leads in
     /// exactly that epoch (otherwise NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH or
     /// UNKNOWN_LEADER_EPOCH, and the follower tries again later).
@@ -261,6 +299,9 @@ impl ReplicationModel {
                 | RAction::FetchResponseCut(..)
                 | RAction::DiskFreed(_)
                 | RAction::Truncate(_)
+                | RAction::EpochAsk(_)
+                | RAction::EpochAnswered(..)
+                | RAction::EpochAnswerLost(..)
                 | RAction::Learn(_)
                 | RAction::Commit
                 | RAction::Rejoin(_)
@@ -288,6 +329,12 @@ impl ReplicationModel {
             RAction::ControllerFailover(kept) => {
                 t.ghost.failovers += 1;
                 t.inbox.truncate(usize::from(kept));
+            }
+            RAction::ProposalLost(k) => {
+                t.ghost.failovers += 1;
+                if usize::from(k) < t.inbox.len() {
+                    t.inbox.remove(usize::from(k));
+                }
             }
             RAction::Fsync(n) => {
                 let r = &mut t.replicas[at(n)];
@@ -322,6 +369,15 @@ impl ReplicationModel {
             }
             RAction::DiskFreed(n) => t.replicas[at(n)].full = false,
             RAction::Truncate(f) => self.truncate(&mut t, f),
+            RAction::EpochAsk(f) => self.epoch_ask(&mut t, f),
+            RAction::EpochAnswered(f, k) => {
+                if let Some(answer) = take_epoch_answer(&mut t, f, k) {
+                    self.epoch_answered(&mut t, answer);
+                }
+            }
+            RAction::EpochAnswerLost(f, k) => {
+                take_epoch_answer(&mut t, f, k);
+            }
             RAction::Learn(n) => self.learn(&mut t, n),
             RAction::Commit => {
                 let cmd = t.inbox.remove(0);
@@ -397,8 +453,11 @@ impl ReplicationModel {
             r.fresh &= !r.view.isr;
         }
         self.note_high_watermarks(&mut t);
-        if self.stepwise_learning && t.history.last() != Some(&t.meta) {
-            t.history.push(t.meta);
+        if self.stepwise_learning {
+            if t.history.last() != Some(&t.meta) {
+                t.history.push(t.meta);
+            }
+            forget_history_learned_by_all(&mut t);
         }
         Some(t)
     }
@@ -643,11 +702,15 @@ impl ReplicationModel {
         let l = fr.view.leader?;
         let last = fr.log.last()?.epoch;
         let answer = s.replicas[at(l)].end_offset_for_epoch(last);
-        Some(if self.bug(ReplBug::TruncateToLeaderEndOnly) {
+        Some(self.cut_point(fr, answer))
+    }
+
+    fn cut_point(&self, follower: &Replica, answer: Option<(u8, u8)>) -> u8 {
+        if self.bug(ReplBug::TruncateToLeaderEndOnly) {
             answer.map_or(0, |(_, end)| end)
         } else {
-            fr.truncation_point(answer)
-        })
+            follower.truncation_point(answer)
+        }
     }
 
     /// A cut rewrites the leader epoch and high watermark checkpoints first, which a
@@ -662,17 +725,53 @@ impl ReplicationModel {
         let (Some(_), epoch) = (fr.view.leader, fr.view.epoch) else {
             return;
         };
-        if let Some(end) = self.truncation_end(t, f) {
-            let fr = &mut t.replicas[at(f)];
-            if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
-                fr.log.truncate(usize::from(end));
-                fr.durable = fr.durable.min(end);
-                fr.hw = fr.hw.min(end);
-                fr.damaged = fr.damaged.filter(|d| *d < end);
-                t.ghost.truncated = true;
-            }
+        let end = self.truncation_end(t, f).unwrap_or(fr.len());
+        self.cut_and_follow(t, f, end, epoch);
+    }
+
+    fn cut_and_follow(&self, t: &mut RState, f: NodeId, end: u8, epoch: u8) {
+        let fr = &mut t.replicas[at(f)];
+        if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
+            fr.log.truncate(usize::from(end));
+            fr.durable = fr.durable.min(end);
+            fr.hw = fr.hw.min(end);
+            fr.damaged = fr.damaged.filter(|d| *d < end);
+            t.ghost.truncated = true;
         }
         t.replicas[at(f)].gate = Some(epoch);
+    }
+
+    /// The leader's side of OffsetForLeaderEpoch: its answer, put in flight.
+    fn epoch_ask(&self, t: &mut RState, f: NodeId) {
+        let fr = &t.replicas[at(f)];
+        let (Some(l), Some(last)) = (fr.view.leader, fr.log.last()) else {
+            return;
+        };
+        let answer = EpochAnswer {
+            to: f,
+            epoch: fr.view.epoch,
+            answer: t.replicas[at(l)].end_offset_for_epoch(last.epoch),
+        };
+        let position = t.epoch_answers.partition_point(|a| *a <= answer);
+        t.epoch_answers.insert(position, answer);
+    }
+
+    /// The follower's side: it cuts where the answer says and follows its epoch, if
+    /// it still follows that epoch's leader and has not already cut for it (a late
+    /// copy of an answer acted on, R-REPL-3). A full disk refuses a cut: the answer
+    /// is spent and the follower asks again.
+    fn epoch_answered(&self, t: &mut RState, a: EpochAnswer) {
+        let fr = &t.replicas[at(a.to)];
+        let current = fr.view.epoch == a.epoch && fr.view.leader.is_some_and(|l| l != a.to);
+        let stale = fr.gate.is_some_and(|g| g >= a.epoch);
+        if (!current || stale) && !self.bug(ReplBug::TruncateOnStaleAnswer) {
+            return;
+        }
+        let end = self.cut_point(fr, a.answer);
+        if fr.full && end < fr.len() {
+            return;
+        }
+        self.cut_and_follow(t, a.to, end, a.epoch);
     }
 
     fn learn(&self, t: &mut RState, n: NodeId) {
@@ -795,7 +894,7 @@ impl ReplicationModel {
                 }
                 m.incarnation[at(b)] = incarnation;
                 m.fenced &= !bit(b);
-                let restarted = previous != incarnation;
+                let restarted = previous != 0 && previous != incarnation;
                 let unclean = restarted
                     && self.acks_before_fsync
                     && !self.bug(ReplBug::UncleanRestartKeepsLeading);
@@ -816,7 +915,7 @@ impl ReplicationModel {
                 let valid = epoch == m.epoch
                     && (version == m.version || self.bug(ReplBug::IsrLastProposalOnly))
                     && m.leader.is_some_and(|l| has(isr, l))
-                    && isr & m.fenced == 0;
+                    && isr & m.not_live() == 0;
                 if valid {
                     if isr & !m.isr != 0 {
                         t.ghost.expanded = true;
@@ -841,7 +940,7 @@ impl ReplicationModel {
         let m = &mut t.meta;
         let mut applied = epoch == m.epoch && version == m.version;
         if applied && m.leader == Some(node) {
-            match members(m.isr).find(|r| *r != node && !has(m.fenced, *r)) {
+            match members(m.isr).find(|r| *r != node && !has(m.not_live(), *r)) {
                 Some(next) => {
                     m.leader = Some(next);
                     m.epoch += 1;
@@ -876,7 +975,7 @@ impl ReplicationModel {
             } else {
                 m.isr
             };
-            match members(candidates).find(|r| *r != gone && !has(m.fenced, *r)) {
+            match members(candidates).find(|r| *r != gone && !has(m.not_live(), *r)) {
                 Some(next) => {
                     m.leader = Some(next);
                     m.isr = (m.isr & !bit(gone)) | bit(next);
@@ -943,6 +1042,7 @@ impl ReplicationModel {
         r.full = full;
         (r.log, r.durable, r.hw_checkpoint, r.incarnation, r.damaged) = disk;
         t.net.retain(|m| m.to != n);
+        t.epoch_answers.retain(|a| a.to != n);
         t.requests.retain(|q| q.to != n);
     }
 
@@ -965,6 +1065,22 @@ impl ReplicationModel {
     }
 }
 
+/// No broker goes back behind what it learned (a restart replays its own log up to
+/// there), so the metadata every broker has learned past is never seen again: states
+/// that differ only in that history act alike and are one state.
+fn forget_history_learned_by_all(t: &mut RState) {
+    let Some(oldest) = t.replicas.iter().map(|r| r.learned).min() else {
+        return;
+    };
+    if oldest == 0 {
+        return;
+    }
+    t.history.drain(..usize::from(oldest));
+    for r in &mut t.replicas {
+        r.learned -= oldest;
+    }
+}
+
 /// A leader that acknowledged records before syncing them restarted: the crash may
 /// have cut some of them, so it hands its leadership to the first other unfenced ISR
 /// member and leaves the ISR (R-REPL-5; Kafka's `handleBrokerUncleanShutdown`,
@@ -975,7 +1091,7 @@ fn leave_after_unclean_restart(m: &mut Meta, b: NodeId) -> bool {
     if m.leader != Some(b) {
         return false;
     }
-    let Some(next) = members(m.isr).find(|r| *r != b && !has(m.fenced, *r)) else {
+    let Some(next) = members(m.isr).find(|r| *r != b && !has(m.not_live(), *r)) else {
         return false;
     };
     m.leader = Some(next);
@@ -985,6 +1101,17 @@ fn leave_after_unclean_restart(m: &mut Meta, b: NodeId) -> bool {
 }
 
 /// Takes the `k`th (from 0) of follower `f`'s requests in flight.
+fn take_epoch_answer(t: &mut RState, f: NodeId, k: u8) -> Option<EpochAnswer> {
+    let position = t
+        .epoch_answers
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.to == f)
+        .nth(usize::from(k))?
+        .0;
+    Some(t.epoch_answers.remove(position))
+}
+
 fn take_request(t: &mut RState, f: NodeId, k: u8) -> Option<FetchReq> {
     let (position, _) = t
         .requests

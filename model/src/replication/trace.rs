@@ -38,6 +38,9 @@ pub struct LeaderObs {
 pub struct ReplicaObs {
     pub up: bool,
     pub incarnation: u8,
+    /// The broker has applied the partition's creation: before it, `view` says
+    /// nothing (the trace may start from several pasts of the registrations).
+    pub created: bool,
     pub view: Meta,
     pub log: Vec<Rec>,
     pub durable: u8,
@@ -148,6 +151,12 @@ pub enum FetchHint {
         follower: NodeId,
         answer: AnswerShape,
     },
+    /// The leader answered an OffsetForLeaderEpoch of `follower`.
+    EpochServed { follower: NodeId },
+    /// `follower` handled an OffsetForLeaderEpoch answer it asked under `epoch`.
+    EpochAnswered { follower: NodeId, epoch: u8 },
+    /// The network dropped an OffsetForLeaderEpoch answer to `follower`.
+    EpochAnswerLost { follower: NodeId, epoch: u8 },
 }
 
 /// What the run shows of a Fetch answer, enough to tell which of the answers in
@@ -173,6 +182,12 @@ impl AnswerShape {
 const MAX_CANDIDATES: usize = 1_024;
 /// Actions one observed change may take, besides one per record appended.
 const MAX_STEPS: usize = 9;
+/// Actions beyond the shortest explanation whose states are kept too.
+const SLACK: usize = 3;
+/// States the search past the nearest explanation may visit.
+const SLACK_VISITS: usize = 5_000;
+/// States each candidate's first search may visit.
+const FIRST_VISITS: usize = 20_000;
 /// States one observed change may visit in its search.
 const MAX_VISITED: usize = 200_000;
 
@@ -186,8 +201,31 @@ impl ReplTrace {
     /// A partition's trace from its creation: replicas [0, 1, 2], every broker in
     /// its first registered start, `min_isr` its `min.insync.replicas`.
     pub fn new(min_isr: u8) -> Self {
+        Self::starting(min_isr, 0, 0)
+    }
+
+    /// A trace from a creation applied before the brokers in `unregistered` had
+    /// registered: their registration (of the start the run shows first) is proposed.
+    /// The brokers in `maybe` registered before the creation or after it (no
+    /// broker has shown which yet): a start for each.
+    pub fn starting(min_isr: u8, unregistered: Set, maybe: Set) -> Self {
         let model = ReplicationModel::for_traces(min_isr);
-        let candidates = vec![model.init_state()];
+        let candidates = (0..=maybe)
+            .filter(|later| later & !maybe == 0)
+            .map(|later| {
+                let unregistered = unregistered | later;
+                let mut start = model.init_state();
+                start.meta = created_before(unregistered);
+                for r in &mut start.replicas {
+                    r.view = start.meta;
+                }
+                start.history = vec![start.meta];
+                start.inbox = members(unregistered)
+                    .map(|n| MetaCmd::Register(n, 1))
+                    .collect();
+                start
+            })
+            .collect();
         ReplTrace {
             model,
             candidates,
@@ -213,10 +251,17 @@ impl ReplTrace {
         self.steps += 1;
         let mut next: HashSet<RState> = HashSet::new();
         let mut why = String::new();
-        for s in &self.candidates {
-            match self.explain(s, observed, fetches) {
-                Ok(found) => next.extend(found),
-                Err(e) => why = e,
+        // A candidate with no explanation costs its whole search: first every
+        // candidate gets a short one, the full one only if none is explained.
+        for visits in [FIRST_VISITS, MAX_VISITED] {
+            for s in &self.candidates {
+                match self.explain(s, observed, fetches, visits) {
+                    Ok(found) => next.extend(found),
+                    Err(e) => why = e,
+                }
+            }
+            if !next.is_empty() {
+                break;
             }
         }
         if next.is_empty() {
@@ -237,6 +282,7 @@ impl ReplTrace {
                 why,
             }));
         }
+        let next: HashSet<RState> = next.into_iter().map(forget_counts).collect();
         if next.len() > MAX_CANDIDATES {
             return Err(Box::new(ReplTraceRejection {
                 step: self.steps,
@@ -259,12 +305,17 @@ impl ReplTrace {
     }
 
     /// The states nearest to `from` that show `observed`, having taken the fetch
-    /// steps `fetches` names, in order.
+    /// steps `fetches` names, in order, and, where a broker shows metadata not yet
+    /// committed, those up to `SLACK` actions farther: a
+    /// broker that applied several commands at once shows only the last, and the
+    /// shortest way there may skip a command (a shrink before a fence that also takes
+    /// the broker out of the ISR) that a broker learning stepwise later shows.
     fn explain(
         &self,
         from: &RState,
         observed: &ReplObservation,
         fetches: &[FetchHint],
+        max_visited: usize,
     ) -> Result<Vec<RState>, String> {
         let appended: usize = from
             .replicas
@@ -275,30 +326,62 @@ impl ReplTrace {
         let max_steps = MAX_STEPS + appended + fetches.len();
         let mut frontier = vec![(from.clone(), 0usize)];
         let mut seen: HashSet<(RState, usize)> = HashSet::new();
+        let mut found: Vec<RState> = Vec::new();
+        let mut last_depth = max_steps;
+        let mut nearest_count = 0;
+        let mut slack_budget = max_visited;
         for depth in 0..=max_steps {
-            let found: Vec<RState> = frontier
-                .iter()
-                .filter(|(s, used)| *used == fetches.len() && self.agrees(s, observed))
-                .map(|(s, _)| s.clone())
-                .collect();
-            if !found.is_empty() {
-                return Ok(found);
+            let found_before = found.len();
+            found.extend(
+                frontier
+                    .iter()
+                    .filter(|(s, used)| *used == fetches.len() && self.agrees(s, observed))
+                    .map(|(s, _)| s.clone()),
+            );
+            if found_before == 0 && !found.is_empty() {
+                let slack = if self.uncommitted(from, observed) {
+                    SLACK
+                } else {
+                    0
+                };
+                last_depth = (depth + slack).min(max_steps);
+                slack_budget = seen.len() + SLACK_VISITS;
+            } else if found_before > 0 {
+                // Only another past of a nearest state: what it shows and has in
+                // flight now is the same, only its committed history differs.
+                let farther = found.split_off(found_before);
+                let nearest = &found[..nearest_count];
+                let kept: Vec<RState> = farther
+                    .into_iter()
+                    .filter(|f| nearest.iter().any(|n| same_but_history(n, f)))
+                    .collect();
+                found.extend(kept);
             }
-            if depth == max_steps {
+            if nearest_count == 0 {
+                nearest_count = found.len();
+            }
+            if depth == last_depth {
                 break;
             }
             let mut next = Vec::new();
             for (s, used) in &frontier {
                 let hinted = fetches.get(*used).map(|h| self.hinted(s, *h));
+                // Past the nearest explanation only other pasts of the metadata are
+                // looked for.
+                let slack = !found.is_empty();
                 let actions = hinted.into_iter().flatten().map(|a| (a, used + 1)).chain(
                     self.relevant(s, observed)
                         .into_iter()
+                        .filter(|a| !slack || is_metadata_step(a))
                         .map(|a| (Some(a), *used)),
                 );
                 for (a, used) in actions {
                     for t in self.successors(s, a) {
-                        if seen.len() >= MAX_VISITED {
-                            return Err(format!("no explanation within {MAX_VISITED} states"));
+                        if slack && seen.len() >= slack_budget.min(max_visited) {
+                            return Ok(found);
+                        }
+                        if seen.len() >= max_visited {
+                            return Err(format!("no explanation within {max_visited} states"));
                         }
                         if seen.insert((t.clone(), used)) {
                             next.push((t, used));
@@ -310,6 +393,9 @@ impl ReplTrace {
                 break;
             }
             frontier = next;
+        }
+        if !found.is_empty() {
+            return Ok(found);
         }
         Err(format!(
             "no sequence of at most {max_steps} model actions leads to what was observed \
@@ -367,6 +453,19 @@ impl ReplTrace {
                     *f == follower
                         && answer_in_flight(s, follower, *k).is_some_and(|r| answer.is(r))
                 }
+                (FetchHint::EpochServed { follower }, RAction::EpochAsk(f)) => *f == follower,
+                (FetchHint::EpochAnswered { follower, epoch }, RAction::EpochAnswered(f, k))
+                | (
+                    FetchHint::EpochAnswerLost { follower, epoch },
+                    RAction::EpochAnswerLost(f, k),
+                ) => {
+                    *f == follower
+                        && s.epoch_answers
+                            .iter()
+                            .filter(|a| a.to == follower)
+                            .nth(usize::from(*k))
+                            .is_some_and(|a| a.epoch == epoch)
+                }
                 (
                     FetchHint::Answered { follower, answer },
                     RAction::FetchResponse(f) | RAction::FetchResponseCut(f, _),
@@ -377,7 +476,28 @@ impl ReplTrace {
             })
             .map(Some)
             .collect();
+        if steps.is_empty() && self.epoch_step_changes_nothing(s, hint) {
+            return vec![None];
+        }
         steps
+    }
+
+    /// An OffsetForLeaderEpoch step the model has no action for, because the real
+    /// follower acts on it as on nothing: a question asked again before the follower
+    /// cut for the first answer and served after (the model asks only a follower
+    /// that has not cut), and its answer, stale on arrival.
+    fn epoch_step_changes_nothing(&self, s: &RState, hint: FetchHint) -> bool {
+        let stale = |f: NodeId, epoch: Option<u8>| {
+            let r = &s.replicas[usize::from(f)];
+            let epoch = epoch.unwrap_or(r.view.epoch);
+            r.gate.is_some_and(|g| g >= epoch) || r.view.epoch != epoch
+        };
+        match hint {
+            FetchHint::EpochServed { follower } => stale(follower, None),
+            FetchHint::EpochAnswered { follower, epoch }
+            | FetchHint::EpochAnswerLost { follower, epoch } => stale(follower, Some(epoch)),
+            _ => false,
+        }
     }
 
     /// The actions besides fetches that can bring `s` closer to `observed`: those
@@ -391,17 +511,7 @@ impl ReplTrace {
             })
             .collect();
         let differ = |n: NodeId| differs[usize::from(n)];
-        // A broker shows metadata it has not learnt and the model has not committed
-        // since (the same metadata may have been committed before: a fence lifted
-        // by a registration of the same start).
-        let uncommitted = ReplicationModel::ids().any(|n| {
-            let (r, o) = (
-                &s.replicas[usize::from(n)],
-                &observed.replicas[usize::from(n)],
-            );
-            let ahead = s.history.get(usize::from(r.learned) + 1..).unwrap_or(&[]);
-            o.up && r.up && o.view != r.view && !ahead.contains(&o.view)
-        });
+        let uncommitted = self.uncommitted(s, observed);
         let unacknowledged = !observed.acked.is_subset(&s.ghost.acked);
         let mut enabled = Vec::new();
         self.model.enabled(s, &mut enabled);
@@ -423,6 +533,7 @@ impl ReplTrace {
                 | RAction::Fence(_)
                 | RAction::Rejoin(_)
                 | RAction::ControllerFailover(_)
+                | RAction::ProposalLost(_)
                 | RAction::ProposeRepair(_) => uncommitted,
                 RAction::Crash(n) | RAction::Restart(n) => {
                     s.replicas[usize::from(n)].up != observed.replicas[usize::from(n)].up
@@ -437,6 +548,9 @@ impl ReplTrace {
                 | RAction::FetchResponse(_)
                 | RAction::FetchResponseNth(..)
                 | RAction::FetchResponseCut(..)
+                | RAction::EpochAsk(_)
+                | RAction::EpochAnswered(..)
+                | RAction::EpochAnswerLost(..)
                 | RAction::Consume(_)
                 | RAction::Checkpoint(_)
                 | RAction::Damage(..)
@@ -444,6 +558,20 @@ impl ReplTrace {
                 | RAction::DiskFreed(_) => false,
             })
             .collect()
+    }
+
+    /// A broker shows metadata it has not learnt and the model has not committed
+    /// since (the same metadata may have been committed before: a fence lifted by a
+    /// registration of the same start).
+    fn uncommitted(&self, s: &RState, observed: &ReplObservation) -> bool {
+        ReplicationModel::ids().any(|n| {
+            let (r, o) = (
+                &s.replicas[usize::from(n)],
+                &observed.replicas[usize::from(n)],
+            );
+            let ahead = s.history.get(usize::from(r.learned) + 1..).unwrap_or(&[]);
+            o.up && o.created && r.up && o.view != r.view && !ahead.contains(&o.view)
+        })
     }
 
     fn agrees(&self, s: &RState, observed: &ReplObservation) -> bool {
@@ -459,7 +587,13 @@ impl ReplTrace {
         if !shown.up || !o.up {
             return shown.up == o.up && shown.incarnation == o.incarnation;
         }
-        ReplicaObs { hw: o.hw, ..shown } == *o
+        let view = if o.created { shown.view } else { o.view };
+        ReplicaObs {
+            hw: o.hw,
+            created: o.created,
+            view,
+            ..shown
+        } == *o
     }
 
     fn shown(&self, s: &RState) -> ReplObservation {
@@ -488,6 +622,7 @@ impl ReplTrace {
         ReplicaObs {
             up: r.up,
             incarnation: r.incarnation,
+            created: true,
             view: r.view,
             log: r.log.clone(),
             durable: r.durable,
@@ -524,6 +659,10 @@ fn ambiguity(candidates: &HashSet<RState>) -> String {
     count(
         "requests in flight".into(),
         all().map(|s| format!("{:?}", s.requests)).collect(),
+    );
+    count(
+        "epoch answers in flight".into(),
+        all().map(|s| format!("{:?}", s.epoch_answers)).collect(),
     );
     count(
         "acknowledged".into(),
@@ -573,6 +712,59 @@ fn ambiguity(candidates: &HashSet<RState>) -> String {
 }
 
 /// The `k`th (from 0) answer in flight to `follower`.
+/// The partition as CreateTopics leaves it when the brokers in `unregistered` have
+/// not registered yet.
+pub fn created_before(unregistered: Set) -> Meta {
+    let mut meta = CREATED;
+    for n in members(unregistered) {
+        meta.incarnation[usize::from(n)] = 0;
+    }
+    meta
+}
+
+/// A step of the metadata: a proposal, its commit, or a broker learning it.
+fn is_metadata_step(a: &RAction) -> bool {
+    matches!(
+        a,
+        RAction::ShrinkIsr(..)
+            | RAction::ExpandIsr(..)
+            | RAction::ProposeIsr(..)
+            | RAction::ProposeRepair(_)
+            | RAction::Rejoin(_)
+            | RAction::Fence(_)
+            | RAction::Commit
+            | RAction::Learn(_)
+    )
+}
+
+/// The ghost's counts and flags only bound a model check and feed its properties;
+/// a trace's model is unbounded and checks no property, so states that differ only
+/// in how many shrinks or crashes led there act alike.
+fn forget_counts(mut s: RState) -> RState {
+    let g = &mut s.ghost;
+    (g.crashes, g.fences, g.shrinks, g.damages) = (0, 0, 0, 0);
+    (g.retries, g.failovers, g.sync_failures, g.fulls) = (0, 0, 0, 0);
+    (g.truncated, g.expanded, g.cut_short, g.repaired) = (false, false, false, false);
+    g.leaders.clear();
+    s
+}
+
+/// The two states differ only in the metadata committed before and in what the
+/// brokers learned of it, not in anything in flight, proposed, shown or stored.
+fn same_but_history(a: &RState, b: &RState) -> bool {
+    a.meta == b.meta
+        && a.inbox == b.inbox
+        && a.net == b.net
+        && a.requests == b.requests
+        && a.epoch_answers == b.epoch_answers
+        && a.replicas.len() == b.replicas.len()
+        && a.replicas.iter().zip(&b.replicas).all(|(x, y)| {
+            let mut y = y.clone();
+            y.learned = x.learned;
+            *x == y
+        })
+}
+
 fn answer_in_flight(s: &RState, follower: NodeId, k: u8) -> Option<&FetchResp> {
     s.net
         .iter()
