@@ -711,7 +711,6 @@ fn ambiguity(candidates: &HashSet<RState>) -> String {
         .join(", ")
 }
 
-/// The `k`th (from 0) answer in flight to `follower`.
 /// The partition as CreateTopics leaves it when the brokers in `unregistered` have
 /// not registered yet.
 pub fn created_before(unregistered: Set) -> Meta {
@@ -765,6 +764,7 @@ fn same_but_history(a: &RState, b: &RState) -> bool {
         })
 }
 
+/// The `k`th (from 0) answer in flight to `follower`.
 fn answer_in_flight(s: &RState, follower: NodeId, k: u8) -> Option<&FetchResp> {
     s.net
         .iter()
