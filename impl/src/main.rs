@@ -58,6 +58,10 @@ mod app {
         /// 0: fdatasync before every acknowledgement (default); N: every N ms (weaker).
         #[arg(long)]
         fsync_interval_ms: Option<u64>,
+        /// A test aid: append a line to this file each time the metadata Raft state
+        /// moves, for `chronik-sim --check-raft-trace` (spec/conformance.md C-10).
+        #[arg(long)]
+        raft_trace: Option<std::path::PathBuf>,
         /// The cluster's nodes as ID@HOST:PORT (peer addresses), comma-separated,
         /// this node included. Unset: a single node.
         #[arg(long, env = "CHRONIK_VOTERS")]
@@ -229,6 +233,9 @@ mod app {
         }
         if let Some(v) = args.fsync_interval_ms {
             config.fsync_interval_ms = v;
+        }
+        if let Some(v) = &args.raft_trace {
+            config.raft_trace = Some(v.clone());
         }
         if let Some(v) = &args.voters {
             config.voters = BrokerConfig::parse_voters(v).map_err(anyhow::Error::msg)?;

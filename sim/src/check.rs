@@ -1,16 +1,13 @@
 //! The checkers that run while the simulation runs; each violation names the spec
-//! rule it breaks. The end-of-run checks (convergence, liveness, no acknowledged
+//! rule it breaks. Every Raft step is checked in `raft_history.rs` (I-1..I-4,
+//! R-PERSIST-1); this one compares what the nodes publish as committed. The end-of-run checks (convergence, liveness, no acknowledged
 //! proposal lost) are in `world.rs`, next to the history they read.
 
-use chronik_core::consensus::RaftObservation;
+use chronik_core::consensus::{entry_digest, RaftObservation};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
 pub struct Checker {
-    /// term -> the node that led it.
-    leaders: BTreeMap<u64, u64>,
-    /// Terms already reported with two leaders (one report each).
-    split_terms: std::collections::BTreeSet<u64>,
     /// index -> (term, hash of the data) of the entry committed there.
     committed: BTreeMap<u64, (u64, u64)>,
     /// Per node, the highest committed index already compared.
@@ -19,23 +16,6 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// I-1: at most one leader per term.
-    pub fn leader(&mut self, node: u64, term: u64) {
-        match self.leaders.get(&term) {
-            Some(&other) if other != node => {
-                if self.split_terms.insert(term) {
-                    self.violations.push(format!(
-                        "I-1 election safety: nodes {other} and {node} both led term {term}"
-                    ));
-                }
-            }
-            Some(_) => {}
-            None => {
-                self.leaders.insert(term, node);
-            }
-        }
-    }
-
     /// I-2 and I-4: every node's committed entries agree, index by index, with what
     /// any node ever had committed there.
     pub fn committed(&mut self, node: u64, observed: &RaftObservation) {
@@ -45,7 +25,7 @@ impl Checker {
             if index <= from || index > observed.committed {
                 continue;
             }
-            let seen = (entry.term, fnv(&entry.data[..]));
+            let seen = (entry.term, entry_digest(&entry.data[..]));
             match self.committed.get(&index) {
                 Some(&first) if first != seen => self.violations.push(format!(
                     "I-4 state machine safety: node {node} committed (term {}, data {:016x}) at \
@@ -65,13 +45,4 @@ impl Checker {
     pub fn restarted(&mut self, node: u64) {
         self.checked.remove(&node);
     }
-}
-
-pub fn fnv(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }

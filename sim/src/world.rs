@@ -12,11 +12,13 @@ use crate::host::{self, FetchStep, Host, Out};
 use crate::net::{self, Fate, Network, Packet, Payload, CLIENTS};
 use crate::options::{Faults, Options};
 use crate::producers::Producers;
+use crate::raft_history::RaftHistory;
 use crate::records::{self, read_values};
 use crate::repl_traces::{NodeShown, ReplTraces};
 use crate::trace::Trace;
 use crate::trimmer::Trimmer;
 use crate::wire;
+use chronik_core::consensus::RaftSeen;
 use chronik_core::consensus::{
     refuse_partition_data_without_metadata, Driver, DriverConfig, Effect, Input, MetadataNode,
     NodeConfig, ProposalFailure, Registration,
@@ -100,6 +102,9 @@ pub struct Stats {
     /// (`--validate-replication`, `repl_traces.rs`), and why its trace ended early.
     pub repl_steps_validated: u64,
     pub repl_trace_ended: Option<String>,
+    /// Steps that changed a node's Raft state, each checked against Raft's rules
+    /// (`raft_history.rs`, C-10).
+    pub raft_changes_validated: u64,
 }
 
 /// A client proposal and what came of it.
@@ -249,6 +254,8 @@ struct Sim {
     ops: Vec<ClientOp>,
     next_token: u64,
     checker: Checker,
+    /// Every Raft step of every node checked against Raft's rules (C-10).
+    raft_history: RaftHistory,
     producers: Producers,
     consumers: Consumers,
     group_members: GroupMembers,
@@ -283,7 +290,7 @@ pub fn run(opts: Options) -> Outcome {
     let clocks: Vec<Clock> = (0..opts.nodes)
         .map(|_| Clock::drawn(&mut clock_rng, faults.clock_drift_ppm))
         .collect();
-    let nodes = (1..=opts.nodes as u64)
+    let nodes: Vec<SimNode> = (1..=opts.nodes as u64)
         .zip(clocks)
         .map(|(id, clock)| SimNode {
             id,
@@ -305,6 +312,7 @@ pub fn run(opts: Options) -> Outcome {
             copy_damaged: false,
         })
         .collect();
+    let voters = nodes.len();
     let mut sim = Sim {
         calm_from: opts.duration_ms,
         trace: Trace::new(opts.full_trace),
@@ -329,6 +337,7 @@ pub fn run(opts: Options) -> Outcome {
         ops: Vec::new(),
         next_token: 0,
         checker: Checker::default(),
+        raft_history: RaftHistory::new(voters),
         producers: Producers::new(),
         consumers: Consumers::new(),
         group_members: GroupMembers::new(group_protocol),
@@ -971,6 +980,7 @@ impl Sim {
         node.sync_will_fail = false;
         node.disk.fail_next_syncs(0);
         node.disk.crash(tear);
+        self.raft_history.crashed(node.id);
         for (_, op) in std::mem::take(&mut node.pending) {
             self.ops[op].status = Status::Lost;
         }
@@ -1549,11 +1559,28 @@ impl Sim {
 
     fn step(&mut self, i: usize, input: Input) {
         let now = self.nodes[i].clock.local(self.now);
+        let (id, damaged) = (self.nodes[i].id, self.nodes[i].metadata_damaged);
         let Some(driver) = self.nodes[i].driver.as_mut() else {
             return;
         };
         self.stats.steps += 1;
-        let effects = match driver.step(now, input) {
+        let result = driver.step(now, input);
+        // Checked before the effects (publishing a view may take the node down). A
+        // failed step is not checked but kept: raft-rs may have cut its log in
+        // memory, lowering its persisted index, before the write that failed.
+        let node = driver.node();
+        let position = node.position();
+        if result.is_err() {
+            let seen = RaftSeen::of(&node.observe(), position.leader);
+            self.raft_history.failed(id, seen);
+        } else if self.raft_history.moved(id, position) {
+            let seen = RaftSeen::of(&node.observe(), position.leader);
+            self.raft_history.observe(id, seen, damaged);
+        }
+        for what in std::mem::take(&mut self.raft_history.violations) {
+            self.violation(what);
+        }
+        let effects = match result {
             Ok(effects) => effects,
             Err(e) if self.nodes[i].sync_will_fail || self.nodes[i].disk_full => {
                 let _ = e;
@@ -1799,9 +1826,6 @@ impl Sim {
         };
         let node = driver.node();
         let (id, leader, term) = (node.id(), node.leader_id(), node.term());
-        if node.is_leader() {
-            self.checker.leader(id, term);
-        }
         if self.nodes[i].last_leader != leader {
             self.nodes[i].last_leader = leader;
             self.stats.leader_changes += 1;
@@ -2059,6 +2083,7 @@ impl Sim {
                     .map(|r| format!("R-RECOVER-8 trace validation: {r}")),
             );
         }
+        self.stats.raft_changes_validated = self.raft_history.changes;
         if let Some(traces) = &self.repl_traces {
             self.stats.repl_steps_validated = traces.steps_validated;
             self.stats.repl_trace_ended = traces.ended.clone();

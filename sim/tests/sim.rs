@@ -25,7 +25,7 @@ fn report(outcome: &Outcome) -> String {
 /// partition every second, on five nodes), but not one seed in ten, and the
 /// producers' records are acknowledged and read.
 fn assert_seeds_hold(first: u64, count: u64, nodes: usize) {
-    let (mut idle, mut records, mut consumed) = (Vec::new(), 0, 0);
+    let (mut idle, mut records, mut consumed, mut raft_changes) = (Vec::new(), 0, 0, 0);
     for seed in first..first + count {
         let outcome = run(Options {
             nodes,
@@ -37,6 +37,7 @@ fn assert_seeds_hold(first: u64, count: u64, nodes: usize) {
         }
         records += outcome.stats.records_acknowledged;
         consumed += outcome.stats.records_consumed;
+        raft_changes += outcome.stats.raft_changes_validated;
     }
     assert!(
         idle.len() as u64 <= count / 10,
@@ -44,10 +45,15 @@ fn assert_seeds_hold(first: u64, count: u64, nodes: usize) {
     );
     assert!(records >= count * 10, "only {records} records acknowledged");
     assert!(consumed >= count * 10, "only {consumed} records consumed");
+    // C-10: every Raft step was checked, and there were many (near 900 a seed).
+    assert!(
+        raft_changes >= count * 500,
+        "only {raft_changes} Raft state changes validated"
+    );
 }
 
-/// I-1, I-4, I-5, R-PERSIST-1, R-RECOVER-1, R-RECOVER-2, R-START-3, R-PROPOSE-2 on
-/// three nodes, 300 seeds (seed 12 of this set first found a follower stalled for
+/// I-1..I-5, R-PERSIST-1, R-RECOVER-1, R-RECOVER-2, R-START-3, R-PROPOSE-2 on
+/// three nodes, 300 seeds, with every Raft step trace-validated (C-10) (seed 12 of this set first found a follower stalled for
 /// good by a lost snapshot message).
 #[test]
 fn three_nodes_hold_every_rule_over_300_seeds() {
@@ -126,6 +132,9 @@ fn finds_raft_advancing_before_its_writes_are_durable() {
     };
     finds(bugs, "I-4", 50);
     finds(bugs, "R-PERSIST-1 acknowledged", 100);
+    // C-10 sees the step itself: a node came back without entries raft-rs had been
+    // told were durable (first at seed 1), whatever came of it.
+    finds(bugs, "of its persisted log", 5);
 }
 
 /// The retried batch acknowledged before replication (commit e9b9b57's bug): an
@@ -346,7 +355,8 @@ fn finds_a_restarted_leader_that_kept_leading_after_its_crash_cut_acknowledged_r
 
 /// The same storm with the repairing node voting and campaigning (as if the damage
 /// were a torn tail): it votes with a log that lost entries it acknowledged, elects a
-/// leader without them, and committed entries change (first at seed 16).
+/// leader without them, and committed entries change (first at seed 16); trace
+/// validation (C-10) sees the vote counted at once.
 #[test]
 fn finds_a_damaged_node_voting_before_its_repair() {
     let bugs = DriverBugs {
@@ -354,6 +364,13 @@ fn finds_a_damaged_node_voting_before_its_repair() {
         ..DriverBugs::default()
     };
     first_seed_breaking("I-4", 60, |seed| Options {
+        bugs,
+        faults: Some(Faults::damage_storm()),
+        ..Options::new(seed)
+    });
+    // C-10 sees the election itself: a leader counted a repairing node's vote, which
+    // R-RECOVER-9 withholds (first at seed 0).
+    first_seed_breaking("votes; a quorum is", 3, |seed| Options {
         bugs,
         faults: Some(Faults::damage_storm()),
         ..Options::new(seed)

@@ -4,6 +4,7 @@
 mod driver;
 mod node;
 mod peer;
+mod raft_trace;
 mod vote;
 mod wal;
 
@@ -11,6 +12,9 @@ pub use driver::{
     elect_sole_voter, Driver, DriverBugs, DriverConfig, Effect, Input, MetadataView,
     ProposalFailure, Registration,
 };
-pub use node::{MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, ReadyOutput};
+pub use node::{
+    MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, RaftPosition, ReadyOutput,
+};
 pub use peer::{ForwardOutcome, PeerMessage};
+pub use raft_trace::{entry_digest, Mark, RaftSeen, RaftTraceEvent, RaftTraceLine};
 pub use wal::{refuse_partition_data_without_metadata, OrphanedData, RaftStore, RaftWal};

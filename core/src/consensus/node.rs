@@ -88,6 +88,25 @@ pub struct RaftObservation {
     pub snapshot_term: u64,
 }
 
+/// What [`MetadataNode::observe`] would show, without copying the log: equal
+/// positions at two moments mean nothing of the Raft state changed in between, as
+/// long as raft-rs keeps log matching (two logs with the same last index and term
+/// hold the same entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftPosition {
+    pub term: u64,
+    pub vote: u64,
+    pub leader: bool,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub last_term: u64,
+    pub persisted: u64,
+    pub committed: u64,
+    pub applied: u64,
+    pub repairing: bool,
+    pub snapshot_index: u64,
+}
+
 /// Why a proposal was not accepted. Both are retriable by the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProposeError {
@@ -573,6 +592,24 @@ impl MetadataNode {
             repairing: self.wal.is_repairing(),
             snapshot_index: self.last_snapshot_index,
             snapshot_term: self.last_snapshot_term,
+        }
+    }
+
+    /// See [`RaftPosition`].
+    pub fn position(&self) -> RaftPosition {
+        let log = &self.raw.raft.raft_log;
+        RaftPosition {
+            term: self.raw.raft.term,
+            vote: self.raw.raft.vote,
+            leader: self.is_leader(),
+            first_index: log.first_index(),
+            last_index: log.last_index(),
+            last_term: log.last_term(),
+            persisted: log.persisted,
+            committed: log.committed,
+            applied: self.state.applied_index,
+            repairing: self.wal.is_repairing(),
+            snapshot_index: self.last_snapshot_index,
         }
     }
 

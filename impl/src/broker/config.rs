@@ -80,6 +80,9 @@ pub struct BrokerConfig {
     pub retention_ms: i64,
     /// Where /metrics and /health are served, if anywhere.
     pub http_listen: Option<SocketAddr>,
+    /// A test aid: write a line to this file each time the metadata Raft state moves
+    /// (C-10; `chronik-sim --check-raft-trace` checks it).
+    pub raft_trace: Option<PathBuf>,
     /// The metadata group's voters: every node of the cluster, this one included.
     /// Empty: a one-voter group of this node alone.
     pub voters: Vec<Voter>,
@@ -240,6 +243,7 @@ impl Default for BrokerConfig {
             segment_bytes: crate::log::DEFAULT_SEGMENT_BYTES,
             retention_ms: 7 * 24 * 3600 * 1000,
             http_listen: None,
+            raft_trace: None,
             voters: Vec::new(),
             peer_listen: None,
             session_timeout_ms: 1000,

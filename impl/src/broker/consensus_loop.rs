@@ -5,6 +5,7 @@
 //! effects out. It starts before anything awaits a proposal, and nothing in start-up
 //! waits for it to elect a leader (R-START-1, R-START-2).
 
+use super::raft_trace::RaftTrace;
 use crate::cluster::{Inbound, PeerMessage, Transport};
 use crate::consensus::{
     Driver, DriverConfig, Effect, Input as DriverInput, MetadataNode, NodeError,
@@ -81,9 +82,11 @@ impl ConsensusLoop {
         config: DriverConfig,
         inputs: Inputs,
         transport: Option<Transport>,
+        raft_trace: Option<RaftTrace>,
     ) -> Result<Self, NodeError> {
         let mut shell = Shell {
             driver: Driver::new(node, config)?,
+            raft_trace,
             clock: Instant::now(),
             transport,
             view: watch::channel(MetadataView::default()).0,
@@ -161,6 +164,7 @@ impl ConsensusHandle {
 /// the transport, the view channel and the proposers' reply channels).
 struct Shell {
     driver: Driver,
+    raft_trace: Option<RaftTrace>,
     clock: Instant,
     transport: Option<Transport>,
     view: watch::Sender<MetadataView>,
@@ -207,6 +211,9 @@ impl Shell {
             Ok(effects) => (effects, true),
             Err(_) => (vec![Effect::PublishView], false),
         };
+        if let Some(trace) = &mut self.raft_trace {
+            trace.after_step(self.driver.node(), !running);
+        }
         for effect in effects {
             match effect {
                 Effect::Send { to, message } => {

@@ -13,6 +13,7 @@ mod http;
 pub mod listeners;
 mod log_cleaner;
 mod metrics;
+mod raft_trace;
 mod replica_fetcher;
 mod request_memory;
 pub mod response_memory;
@@ -162,7 +163,14 @@ impl RunningBroker {
                 acks_before_fsync: config.log_defaults().fsync.acks_before_fsync(),
             }),
         };
-        let consensus = ConsensusLoop::start(node, driver_config, inputs, transport)?;
+        let raft_trace = match &config.raft_trace {
+            Some(path) => Some(
+                raft_trace::RaftTrace::open(path, config.node_id as u64)
+                    .map_err(|e| anyhow::anyhow!("Raft trace {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let consensus = ConsensusLoop::start(node, driver_config, inputs, transport, raft_trace)?;
         // The partition logs the recovered metadata assigns here, before any client
         // can ask for them. Directories of deleted topics go once the metadata holds
         // this start's registration: here on a single node, which registered in the
