@@ -10,6 +10,7 @@ pub mod groups;
 pub mod model;
 pub mod properties;
 pub mod property_names;
+pub mod raft_rules;
 pub mod replication;
 pub mod state;
 pub mod symmetry;

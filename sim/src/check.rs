@@ -1,5 +1,5 @@
 //! The checkers that run while the simulation runs; each violation names the spec
-//! rule it breaks. Every Raft step is checked in `raft_history.rs` (I-1..I-4,
+//! rule it breaks. Every Raft step is checked in `chronik_model::raft_rules` (I-1..I-4,
 //! R-PERSIST-1); this one compares what the nodes publish as committed. The end-of-run checks (convergence, liveness, no acknowledged
 //! proposal lost) are in `world.rs`, next to the history they read.
 

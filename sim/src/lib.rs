@@ -21,7 +21,6 @@ pub mod message;
 pub mod net;
 pub mod options;
 pub mod producers;
-pub mod raft_history;
 pub mod records;
 pub mod repl_traces;
 pub mod trace;

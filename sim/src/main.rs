@@ -6,7 +6,7 @@ use chronik_core::consensus::DriverBugs;
 use chronik_core::consensus::RaftTraceLine;
 use chronik_core::groups::GroupBug;
 use chronik_core::replication::ReplicationBugs;
-use chronik_sim::raft_history::RaftHistory;
+use chronik_model::raft_rules::RaftHistory;
 use chronik_sim::{run, Faults, GroupProtocol, Options};
 use clap::Parser;
 use std::process::ExitCode;

@@ -12,7 +12,6 @@ use crate::host::{self, FetchStep, Host, Out};
 use crate::net::{self, Fate, Network, Packet, Payload, CLIENTS};
 use crate::options::{Faults, Options};
 use crate::producers::Producers;
-use crate::raft_history::RaftHistory;
 use crate::records::{self, read_values};
 use crate::repl_traces::{NodeShown, ReplTraces};
 use crate::trace::Trace;
@@ -28,6 +27,7 @@ use chronik_core::log::{frame, FsyncPolicy};
 use chronik_core::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand, MetadataState};
 use chronik_core::replication::PartitionKey;
 use chronik_model::dirs::trace::DirEvent;
+use chronik_model::raft_rules::RaftHistory;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -103,7 +103,7 @@ pub struct Stats {
     pub repl_steps_validated: u64,
     pub repl_trace_ended: Option<String>,
     /// Steps that changed a node's Raft state, each checked against Raft's rules
-    /// (`raft_history.rs`, C-10).
+    /// (`chronik_model::raft_rules`, C-10).
     pub raft_changes_validated: u64,
 }
 

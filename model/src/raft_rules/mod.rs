@@ -25,6 +25,8 @@
 //! at sending (a leader's log only grows within its term and its commit index only
 //! rises, so the latest state covers every earlier message).
 
+pub mod of_model;
+
 use chronik_core::consensus::{Mark, RaftPosition, RaftSeen, RaftTraceEvent, RaftTraceLine};
 use std::collections::BTreeMap;
 
@@ -92,6 +94,11 @@ pub struct RaftHistory {
     /// term -> voter -> the candidate it voted for (votes a repairing node withholds
     /// are not counted: R-RECOVER-9).
     votes: BTreeMap<u64, BTreeMap<u64, u64>>,
+    /// (term, node) -> its vote when last seen in that term, and node -> the highest
+    /// term it was seen in: a node that voted and left the term within one step
+    /// (a vote answered, then its own campaign) was never seen voting.
+    last_vote_in: BTreeMap<(u64, u64), u64>,
+    highest_term: BTreeMap<u64, u64>,
     /// term -> node -> the highest index up to which it held the leader's entries
     /// durably.
     acks: BTreeMap<u64, BTreeMap<u64, u64>>,
@@ -118,6 +125,8 @@ impl RaftHistory {
             logs: BTreeMap::new(),
             candidates: BTreeMap::new(),
             votes: BTreeMap::new(),
+            last_vote_in: BTreeMap::new(),
+            highest_term: BTreeMap::new(),
             acks: BTreeMap::new(),
             committed: BTreeMap::new(),
             steps: 0,
@@ -159,6 +168,27 @@ impl RaftHistory {
         if let Some(last) = history.last.take() {
             history.down = Some(last);
         }
+        history.position = None;
+    }
+
+    /// Whether `node` has shown a state since it last went down.
+    pub fn is_up(&self, node: u64) -> bool {
+        self.nodes.get(&node).is_some_and(|h| h.last.is_some())
+    }
+
+    /// Node `node` went down keeping `durable` (its disk after the crash): what its
+    /// next start must recover at least.
+    pub fn went_down(&mut self, node: u64, durable: RaftSeen) {
+        // Votes it did not keep were only in memory: they never left the node.
+        for (&term, voters) in self.votes.iter_mut() {
+            let kept = term < durable.term || (term == durable.term && durable.vote != 0);
+            if !kept || (term == durable.term && voters.get(&node) != Some(&durable.vote)) {
+                voters.remove(&node);
+            }
+        }
+        let history = self.nodes.entry(node).or_default();
+        history.last = None;
+        history.down = Some(durable);
         history.position = None;
     }
 
@@ -370,11 +400,14 @@ impl RaftHistory {
                 "I-1 node {node} voted for {candidate} in term {}, in which it never campaigned",
                 now.term
             )),
-            Some(&asked) if asked < now.last_position() => self.violation(format!(
+            // The voter's log before the step: the step that shows a vote may also
+            // show entries taken since from the new leader (a model path, where the
+            // vote shows once durable).
+            Some(&asked) if asked < prev.last_position() => self.violation(format!(
                 "I-3 node {node} voted for {candidate} in term {}: the candidate's last entry \
                  {asked:?} is behind the voter's {:?}",
                 now.term,
-                now.last_position()
+                prev.last_position()
             )),
             Some(_) => {}
         }
@@ -398,7 +431,7 @@ impl RaftHistory {
                 .filter(|&(&voter, &c)| voter != node && c == node)
                 .count()
         });
-        let votes = others + usize::from(now.vote == node);
+        let votes = others + usize::from(now.vote == node) + self.unseen_votes(term, node);
         if votes < self.quorum {
             self.violation(format!(
                 "I-1 node {node} leads term {term} with {votes} votes; a quorum is {}",
@@ -421,10 +454,35 @@ impl RaftHistory {
         self.logs.insert(term, TermLog::of(now));
     }
 
+    /// Nodes that may have voted for `candidate` in `term` unseen: they left the term
+    /// without being seen voting in it (a vote and a campaign of their own in one
+    /// step; in the model, a vote never durable on its own because the same Ready
+    /// wrote the next term).
+    fn unseen_votes(&self, term: u64, candidate: u64) -> usize {
+        self.highest_term
+            .iter()
+            .filter(|&(&voter, &highest)| {
+                voter != candidate
+                    && highest > term
+                    && !self
+                        .votes
+                        .get(&term)
+                        .is_some_and(|v| v.contains_key(&voter))
+                    && self
+                        .last_vote_in
+                        .get(&(term, voter))
+                        .is_none_or(|&v| v == 0)
+            })
+            .count()
+    }
+
     /// What later steps are checked against: the leader's log, who campaigned, who
     /// voted, and how far each node holds its leader's entries durably.
     fn record(&mut self, node: u64, now: &RaftSeen) {
         let term = now.term;
+        self.last_vote_in.insert((term, node), now.vote);
+        let highest = self.highest_term.entry(node).or_insert(0);
+        *highest = (*highest).max(term);
         if self.leaders.get(&term) == Some(&node) {
             if let Some(log) = self.logs.get_mut(&term) {
                 log.absorb(now);
@@ -435,7 +493,9 @@ impl RaftHistory {
                 .entry((term, node))
                 .or_insert_with(|| now.last_position());
         }
-        if now.vote != 0 && !now.repairing {
+        // A candidate's own vote counts where it leads (`check_elected`); only votes
+        // for another leave the node.
+        if now.vote != 0 && now.vote != node && !now.repairing {
             self.votes
                 .entry(term)
                 .or_default()
