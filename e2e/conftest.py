@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = Path(os.environ.get("CHRONIK_BIN", ROOT / "target" / "release" / "chronik"))
+SIM_BINARY = Path(os.environ.get("CHRONIK_SIM_BIN", ROOT / "target" / "release" / "chronik-sim"))
 
 
 # Ports handed out in this test process. The OS may give a port that was free a
@@ -110,18 +111,24 @@ def broker_factory(tmp_path):
 
 class Cluster:
     """Three (or n) `chronik` processes on 127.0.0.1, each with its own data directory,
-    Kafka port and peer port; every node is a voter of the metadata group."""
+    Kafka port and peer port; every node is a voter of the metadata group. Each node
+    writes its Raft trace (`--raft-trace`), and `stop` checks them against the Raft
+    rules (spec/conformance.md C-10): a cluster test fails on a Raft step the rules do
+    not allow, whatever else it asserts."""
 
     def __init__(self, root, n=3, extra_args=(), node_args=lambda node_id: []):
         self.root = Path(root)
         peer_ports = [free_port() for _ in range(n)]
         voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(peer_ports))
+        self.raft_traces = [self.root / f"raft-{i + 1}.trace" for i in range(n)]
         self.nodes = [
             Broker(self.root / f"node{i + 1}", free_port(),
-                   ["--node-id", str(i + 1), "--voters", voters, *extra_args,
+                   ["--node-id", str(i + 1), "--voters", voters,
+                    "--raft-trace", str(self.raft_traces[i]), *extra_args,
                     *node_args(i + 1)])
             for i in range(n)
         ]
+        self.raft_trace_checked = False
 
     def node(self, node_id):
         return self.nodes[node_id - 1]
@@ -133,6 +140,21 @@ class Cluster:
     def stop(self):
         for n in self.nodes:
             n.stop()
+        if not self.raft_trace_checked:
+            self.raft_trace_checked = True
+            check_raft_traces([t for t in self.raft_traces if t.exists()], len(self.nodes))
+
+
+def check_raft_traces(traces, voters):
+    """C-10: every metadata Raft step the brokers wrote, merged by time, is one the
+    Raft rules allow (`chronik-sim --check-raft-trace`)."""
+    if not traces:
+        return
+    out = subprocess.run([str(SIM_BINARY), "--nodes", str(voters), "--check-raft-trace",
+                          *map(str, traces)], capture_output=True, text=True, timeout=120)
+    print(out.stdout + out.stderr)
+    assert out.returncode == 0, \
+        f"the Raft traces break the Raft rules (C-10):\n{out.stdout}{out.stderr}"
 
 
 @pytest.fixture
