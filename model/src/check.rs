@@ -408,16 +408,36 @@ fn outcome<M: Checked>(
 }
 
 /// xorshift64*: deterministic from the seed, no dependency.
-struct Rng(u64);
+/// xorshift64*: seeded walks are the same on every machine.
+pub struct Rng(u64);
 
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
+    pub fn seeded(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
         (x % n.max(1) as u64) as usize
     }
+}
+
+/// Every action of `state` that changes it and stays within the bounds, with the state
+/// it leads to: what a random walk picks from.
+pub fn successors<M: Model>(model: &M, state: &M::State) -> Vec<(M::Action, M::State)>
+where
+    M::Action: Clone,
+{
+    let mut actions = Vec::new();
+    model.actions(state, &mut actions);
+    actions
+        .into_iter()
+        .filter_map(|a| model.next_state(state, a.clone()).map(|t| (a, t)))
+        .filter(|(_, t)| model.within_boundary(t))
+        .collect()
 }
 
 /// Random walks from the initial state, each step uniform over the actions that change the
@@ -435,7 +455,7 @@ fn walks<M: Checked>(
 ) -> Outcome<M> {
     let props = model.properties();
     let start = Instant::now();
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let mut found: BTreeMap<&'static str, Vec<M::A>> = BTreeMap::new();
     let (mut states, mut depth) = (0usize, 0usize);
     let Some(init) = model.init_states().into_iter().next() else {
@@ -465,13 +485,7 @@ fn walks<M: Checked>(
             if taken.len() >= max_depth {
                 break;
             }
-            let mut acts = Vec::new();
-            model.actions(&s, &mut acts);
-            let next: Vec<(M::A, M::S)> = acts
-                .into_iter()
-                .filter_map(|a| model.next_state(&s, a.clone()).map(|t| (a, t)))
-                .filter(|(_, t)| model.within_boundary(t))
-                .collect();
+            let next = successors(model, &s);
             if next.is_empty() {
                 break;
             }

@@ -3,22 +3,11 @@
 //! own paths: every path of the correct model passes them (they are no stricter than
 //! the model), and the model's durability bugs fail them (they are not blind).
 
+use chronik_model::check::{successors, Rng};
 use chronik_model::ci::metadata;
 use chronik_model::model::{Bug, ChronikModel};
 use chronik_model::raft_rules::{of_model, RaftHistory};
 use stateright::Model;
-
-/// xorshift64*: the walks are the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    }
-}
 
 /// What the walks showed: how many states they fed the rules, and the first walk
 /// the rules refused (its actions and the violations).
@@ -31,7 +20,7 @@ struct Walked {
 /// `walks` seeded random walks of up to `max_depth` actions, each through a fresh
 /// checker, until one is refused.
 fn walk(model: &ChronikModel, walks: usize, seed: u64, max_depth: usize) -> Walked {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::seeded(seed);
     let mut walked = Walked {
         states: 0,
         changes: 0,
@@ -44,13 +33,7 @@ fn walk(model: &ChronikModel, walks: usize, seed: u64, max_depth: usize) -> Walk
         let mut taken = Vec::new();
         of_model::observe(&mut history, &state);
         while taken.len() < max_depth && history.violations.is_empty() {
-            let mut actions = Vec::new();
-            model.actions(&state, &mut actions);
-            let next: Vec<_> = actions
-                .into_iter()
-                .filter_map(|a| model.next_state(&state, a.clone()).map(|t| (a, t)))
-                .filter(|(_, t)| model.within_boundary(t))
-                .collect();
+            let next = successors(model, &state);
             if next.is_empty() {
                 break;
             }

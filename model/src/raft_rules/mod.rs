@@ -180,9 +180,8 @@ impl RaftHistory {
     /// next start must recover at least.
     pub fn went_down(&mut self, node: u64, durable: RaftSeen) {
         // Votes it did not keep were only in memory: they never left the node.
-        for (&term, voters) in self.votes.iter_mut() {
-            let kept = term < durable.term || (term == durable.term && durable.vote != 0);
-            if !kept || (term == durable.term && voters.get(&node) != Some(&durable.vote)) {
+        for (&term, voters) in self.votes.range_mut(durable.term..) {
+            if term > durable.term || voters.get(&node) != Some(&durable.vote) {
                 voters.remove(&node);
             }
         }
@@ -225,22 +224,6 @@ impl RaftHistory {
     /// Raft log while it was down, so it may recover less than it had persisted.
     pub fn observe(&mut self, node: u64, seen: RaftSeen, disk_damaged: bool) {
         self.changes += 1;
-        if std::env::var_os("RAFT_DEBUG").is_some() {
-            eprintln!(
-                "DBG node {node} t{} v{} L{} snap{:?} first{} last{} p{} c{} a{} r{} {:?}",
-                seen.term,
-                seen.vote,
-                seen.leader,
-                seen.snapshot,
-                seen.first,
-                seen.last(),
-                seen.persisted,
-                seen.committed,
-                seen.applied,
-                seen.repairing,
-                seen.entries.iter().map(|e| e.0).collect::<Vec<_>>()
-            );
-        }
         let history = self.nodes.entry(node).or_default();
         let prev = history.last.take();
         let down = history.down.take();
@@ -292,9 +275,8 @@ impl RaftHistory {
         if let Some(index) = lost {
             self.violation(format!(
                 "R-PERSIST-1 node {node} lost entry {index} (term {:?}) of its persisted log \
-                 (persisted to {}) in a crash; it recovered {:?} there",
+                 (a crash must keep it through {kept}); it recovered {:?} there",
                 down.term_at(index),
-                down.persisted,
                 now.term_at(index)
             ));
         }
@@ -634,6 +616,20 @@ mod tests {
         h.observe(3, seen(2, 3, false, &[], 0), false);
         h.observe(2, seen(2, 3, false, &[1], 1), false);
         assert!(h.violations[0].starts_with("I-3 node 2 voted for 3 in term 2"));
+    }
+
+    #[test]
+    fn c_10_r_persist_2_applying_past_the_commit_index_is_a_violation() {
+        let mut h = elected();
+        h.observe(
+            2,
+            RaftSeen {
+                applied: 2,
+                ..seen(1, 1, false, &[1], 1)
+            },
+            false,
+        );
+        assert!(h.violations[0].starts_with("R-PERSIST-2 node 2 applied 2 past"));
     }
 
     #[test]
