@@ -466,3 +466,68 @@ def test_r_repl_5_a_leader_that_lost_its_unsynced_tail_hands_over_on_restart(tmp
                  lambda: leader in partition_state(survivor, "interval")[1], 30.0)
     finally:
         cluster.stop()
+
+
+def test_r_repl_6_an_eligible_follower_leads_after_the_lone_leader_lost_power(tmp_path):
+    """Under --fsync-interval-ms the ISR shrinks to the leader alone: one follower is
+    stopped (ISR {leader, other}, at min.insync.replicas 2) and then the other (below
+    it: that follower stays eligible to lead, KIP-966's ELR). While the ISR is below
+    the minimum the high watermark stands still, so an acks=1 record is acknowledged
+    but no consumer sees it. Then the leader loses power (kill -9, unsynced bytes
+    gone) and restarts: it must not lead alone on a log that lost acknowledged
+    records; the partition waits offline for the eligible follower, which leads on
+    its return with every acknowledged record. Before R-REPL-6 the restarted leader
+    led alone and the returning follower truncated all 50 records away (the
+    simulator's --faults interval seed 50210 is this order). Five nodes, so that the
+    metadata group keeps a quorum with two of the partition's replicas down."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic as CNewTopic
+    cluster = Cluster(tmp_path, n=5, extra_args=["--fsync-interval-ms", "60000",
+                                                 "--session-timeout-ms", "3000"])
+    try:
+        for n in cluster.nodes:
+            n.start()
+        wait_for("5 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3, 4, 5],
+                 20.0)
+        admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+        admin.create_topics([CNewTopic("elr", 1, replica_assignment=[[1, 2, 3]],
+                                       config={"min.insync.replicas": "2"})])["elr"].result(10)
+        wait_for("full ISR", lambda: len(partition_state(cluster.node(4), "elr")[1]) == 3, 10.0)
+        values = [f"v{i}" for i in range(50)]
+        acked, failed = produce(cluster.node(4).bootstrap, "elr", values)
+        assert not failed and len(acked) == 50, failed
+
+        leader, _ = partition_state(cluster.node(4), "elr")
+        first, eligible = [i for i in (1, 2, 3) if i != leader]
+        for gone, isr in ((first, sorted([leader, eligible])), (eligible, [leader])):
+            cluster.node(gone).kill9()
+            wait_for(f"ISR {isr}", lambda isr=isr: partition_state(cluster.node(4), "elr")
+                     == (leader, isr), 20.0)
+
+        p = Producer({"bootstrap.servers": cluster.node(leader).bootstrap, "acks": "1",
+                      "linger.ms": 0})
+        results = []
+        p.produce("elr", b"unseen", partition=0, on_delivery=lambda e, m: results.append(e))
+        p.flush(10)
+        assert results == [None], results
+        seen = consume(cluster.node(leader).bootstrap, "elr", 51, timeout=5)
+        assert [v for _, v in seen] == values, "the high watermark stood still below the minimum"
+
+        old = cluster.node(leader)
+        old.kill9()
+        for segment in sorted((old.data_dir / "logs" / "elr-0").glob("*.log")):
+            segment.write_bytes(b"")
+        old.start()
+        wait_for("the partition offline, waiting for its eligible replica",
+                 lambda: partition_state(cluster.node(4), "elr")[0] == -1, 20.0)
+        cluster.node(eligible).start()
+        wait_for("the eligible follower leads",
+                 lambda: partition_state(cluster.node(4), "elr")[0] == eligible, 20.0)
+        got = consume(cluster.node(eligible).bootstrap, "elr", 50)
+        assert [v for _, v in got] == values, got
+        assert all(acked[v] == o for o, v in got), "every record at its acknowledged offset"
+        cluster.node(first).start()
+        wait_for("every replica back in the ISR",
+                 lambda: partition_state(cluster.node(4), "elr")[1] == [1, 2, 3], 30.0)
+    finally:
+        cluster.stop()

@@ -737,6 +737,7 @@ pub struct MetaView {
     pub epoch: u8,
     pub version: u8,
     pub isr: Set,
+    pub elr: Set,
     pub fenced: Set,
     pub incarnation: [u64; REPLICAS],
 }
@@ -760,6 +761,7 @@ fn meta_of_real(state: &MetadataState) -> Result<MetaView, HarnessError> {
         epoch: u8::try_from(p.leader_epoch).map_err(|_| fail("epoch"))?,
         version: u8::try_from(p.partition_epoch).map_err(|_| fail("partition epoch"))?,
         isr: set_of(&p.isr),
+        elr: set_of(&p.elr),
         fenced,
         incarnation,
     })
@@ -771,6 +773,7 @@ fn meta_of_model(m: &chronik_model::replication::Meta) -> MetaView {
         epoch: m.epoch,
         version: m.version,
         isr: m.isr,
+        elr: m.elr,
         fenced: m.fenced,
         incarnation: m.incarnation.map(u64::from),
     }
@@ -812,6 +815,7 @@ impl ReplicaView {
                 epoch: 0,
                 version: 0,
                 isr: 0,
+                elr: 0,
                 fenced: 0,
                 incarnation: [0; REPLICAS],
             },

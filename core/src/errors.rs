@@ -48,6 +48,7 @@ pub const NOT_COORDINATOR: ErrorCode = ErrorCode(16);
 pub const INVALID_TOPIC_EXCEPTION: ErrorCode = ErrorCode(17);
 pub const RECORD_LIST_TOO_LARGE: ErrorCode = ErrorCode(18);
 pub const NOT_ENOUGH_REPLICAS: ErrorCode = ErrorCode(19);
+pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: ErrorCode = ErrorCode(20);
 pub const INVALID_REQUIRED_ACKS: ErrorCode = ErrorCode(21);
 pub const ILLEGAL_GENERATION: ErrorCode = ErrorCode(22);
 pub const INCONSISTENT_GROUP_PROTOCOL: ErrorCode = ErrorCode(23);

@@ -13,30 +13,41 @@ use chronik_core::replication::{
 };
 
 use chronik_core::errors::{
-    FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, KAFKA_STORAGE_ERROR, OFFSET_OUT_OF_RANGE,
-    POLICY_VIOLATION,
+    FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, KAFKA_STORAGE_ERROR, NOT_ENOUGH_REPLICAS,
+    OFFSET_OUT_OF_RANGE, POLICY_VIOLATION,
 };
 
 /// Three registered brokers and topic "t" with replicas [1, 2, 3] (broker 1 leads).
 fn three_brokers_one_topic() -> (MetadataState, u64) {
+    three_brokers_one_topic_with(&[])
+}
+
+/// Broker `broker_id`'s registration by start `incarnation`.
+fn register_broker(broker_id: i32, incarnation: u64, acks_before_fsync: bool) -> MetadataCommand {
+    MetadataCommand::RegisterBroker {
+        broker_id,
+        host: "127.0.0.1".into(),
+        port: 9091 + broker_id,
+        rack: None,
+        incarnation,
+        listeners: Vec::new(),
+        acks_before_fsync,
+    }
+}
+
+fn three_brokers_one_topic_with(configs: &[(&str, &str)]) -> (MetadataState, u64) {
     let mut state = MetadataState::default();
     let mut index = 0;
-    let mut commands: Vec<MetadataCommand> = (1..=3)
-        .map(|id| MetadataCommand::RegisterBroker {
-            broker_id: id,
-            host: "127.0.0.1".into(),
-            port: 9091 + id,
-            rack: None,
-            incarnation: 1,
-            listeners: Vec::new(),
-            acks_before_fsync: false,
-        })
-        .collect();
+    let mut commands: Vec<MetadataCommand> =
+        (1..=3).map(|id| register_broker(id, 1, false)).collect();
     commands.push(MetadataCommand::CreateTopic {
         name: "t".into(),
         topic_id: "t-id".into(),
         partitions: vec![vec![1, 2, 3]],
-        configs: Default::default(),
+        configs: configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     });
     for command in commands {
         index += 1;
@@ -519,17 +530,6 @@ fn ok<T>(result: Result<T, ReplicationError>) -> Result<T, String> {
 /// keeps leading in a new epoch; a sole ISR member stays.
 #[test]
 fn r_repl_5_an_unclean_restart_hands_over_what_it_led_and_leaves_the_isr() {
-    let register_broker = |broker_id: i32, incarnation: u64, acks_before_fsync: bool| {
-        MetadataCommand::RegisterBroker {
-            broker_id,
-            host: "127.0.0.1".into(),
-            port: 9092,
-            rack: None,
-            incarnation,
-            listeners: Vec::new(),
-            acks_before_fsync,
-        }
-    };
     let register = |incarnation: u64, acks_before_fsync: bool| {
         register_broker(1, incarnation, acks_before_fsync)
     };
@@ -571,4 +571,115 @@ fn r_repl_5_an_unclean_restart_hands_over_what_it_led_and_leaves_the_isr() {
     assert_eq!(partition(&alone), Some((Some(1), 0, vec![1])));
     apply(&mut alone, &mut index, register(2, true));
     assert_eq!(partition(&alone), Some((Some(1), 1, vec![1])));
+}
+
+/// R-REPL-6 through the state machine: with min.insync.replicas 2, the follower fenced
+/// at the minimum is not eligible, the one fenced below it is; the lone leader's
+/// unclean restart leaves the partition offline for it, and its return makes it lead.
+#[test]
+fn r_repl_6_an_eligible_follower_leads_after_the_lone_leader_restarts_uncleanly() {
+    let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    let register = |broker_id: i32, incarnation: u64| register_broker(broker_id, incarnation, true);
+    let partition = |state: &MetadataState| {
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        (p.leader, p.isr, p.elr)
+    };
+    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 2 });
+    assert_eq!(partition(&state), (Some(1), vec![1, 3], vec![]));
+    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 3 });
+    assert_eq!(partition(&state), (Some(1), vec![1], vec![3]));
+
+    apply(&mut state, register(1, 2));
+    assert_eq!(
+        partition(&state),
+        (None, vec![], vec![3]),
+        "offline: the restarted leader may have lost what 3 holds"
+    );
+    apply(&mut state, register(2, 2));
+    assert_eq!(
+        partition(&state),
+        (None, vec![], vec![3]),
+        "2 is not eligible"
+    );
+    apply(&mut state, register(3, 2));
+    assert_eq!(partition(&state), (Some(3), vec![3], vec![]));
+}
+
+/// R-REPL-6: a fenced leader with no live ISR member hands over to a live eligible
+/// replica; without the minimum configured (1) nobody is ever eligible.
+#[test]
+fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
+    let eligible_left = (Some(2), vec![2], vec![3]);
+    for (min_isr, expected) in [("2", eligible_left), ("1", (None, vec![1], vec![]))] {
+        let (mut state, mut index) =
+            three_brokers_one_topic_with(&[("min.insync.replicas", min_isr)]);
+        let mut apply = |state: &mut MetadataState, command| {
+            index += 1;
+            state.apply(index, &CommandEnvelope::new(index, command))
+        };
+        assert_eq!(
+            apply(&mut state, alter_isr(0, vec![1], 0)),
+            ApplyOutcome::Done
+        );
+        apply(&mut state, MetadataCommand::FenceBroker { broker_id: 1 });
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        assert_eq!(
+            (p.leader, p.isr, p.elr),
+            expected,
+            "min.insync.replicas {min_isr}"
+        );
+    }
+}
+
+/// R-REPL-6: below the minimum the leader's high watermark stands still, so the
+/// eligible replicas hold everything below it; an acks=1 record is durable but unseen.
+/// With a minimum of 1 the same ISR is at the minimum, and the record is committed.
+#[test]
+fn r_repl_6_the_high_watermark_stands_still_below_the_minimum() {
+    for (min_isr, committed) in [("2", 0), ("1", 1)] {
+        let (mut state, index) = three_brokers_one_topic_with(&[("min.insync.replicas", min_isr)]);
+        let shrink = CommandEnvelope::new(index + 1, alter_isr(0, vec![1], 0));
+        assert_eq!(state.apply(index + 1, &shrink), ApplyOutcome::Done);
+        let (partitions, _) = hosted(&state, 1);
+        let local = broker_one(&state, &partitions);
+        let refused = local.admit_produce("t", 0, -1).err();
+        assert_eq!(refused, (committed == 0).then_some(NOT_ENOUGH_REPLICAS));
+        let (log, _) = local.admit_produce("t", 0, 1).expect("acks=1 is taken");
+        log.append(&record(7), 0, 0).expect("appended");
+        log.sync().expect("synced");
+        let key = ("t".to_string(), 0);
+        assert_eq!(local.advance_high_watermark(&key, &log, 0), committed == 1);
+        assert_eq!(
+            log.high_watermark(),
+            committed,
+            "min.insync.replicas {min_isr}"
+        );
+    }
+}
+
+/// R-REPL-3: a restarted broker follows only once the metadata it judges from holds
+/// its registration of this start; until then it may be an older view than the one
+/// it had before its crash (swarm seed 109739).
+#[test]
+fn r_repl_3_a_restarted_broker_follows_once_its_registration_is_applied() {
+    let (mut state, index) = three_brokers_one_topic();
+    let (partitions, _) = hosted(&state, 2);
+    let restarted = |state: &MetadataState| {
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        let local = LocalView {
+            state,
+            partitions: &partitions,
+            me: 2,
+            incarnation: 2,
+        };
+        local.followed_leader(&p)
+    };
+    assert_eq!(restarted(&state), None, "start 2 is not registered yet");
+    let registered = CommandEnvelope::new(index + 1, register_broker(2, 2, false));
+    assert_eq!(state.apply(index + 1, &registered), ApplyOutcome::Done);
+    assert_eq!(restarted(&state), Some(1));
 }

@@ -611,11 +611,12 @@ pub fn replication_summary(s: &RState) -> String {
     let m = &s.meta;
     let _ = writeln!(
         out,
-        "    meta: leader={:?} epoch={} v{} isr={{{}}} fenced={{{}}} inc={:?} | inbox={:?}",
+        "    meta: leader={:?} epoch={} v{} isr={{{}}} elr={{{}}} fenced={{{}}} inc={:?} | inbox={:?}",
         m.leader,
         m.epoch,
         m.version,
         set(m.isr),
+        set(m.elr),
         set(m.fenced),
         m.incarnation,
         s.inbox

@@ -524,6 +524,24 @@ fn r_repl_5_under_the_interval_policy_two_crashes_lose_no_acknowledged_record() 
 }
 
 #[test]
+fn r_repl_6_under_the_interval_policy_a_shrink_a_fence_and_a_crash_lose_no_acknowledged_record() {
+    // The order of the simulator's `--faults interval` seed 50210: the ISR shrinks to
+    // the leader and one follower, the follower is fenced, the leader acknowledged a
+    // record it had not synced and crashes. The fenced follower holds the record and
+    // stays eligible (the ISR fell below min.insync.replicas as it left), so the
+    // restarted leader hands over to it instead of leading alone on a log that lost
+    // the record. Every state within the bound is visited (breadth first).
+    let o = ci_replication(
+        "r_repl_6_under_the_interval_policy_a_shrink_a_fence_and_a_crash_lose_no_acknowledged_record",
+    );
+    assert_replication_holds(
+        "replication, interval fsync, 1 produce, 1 crash, 1 fence, 1 shrink",
+        &o,
+        true,
+    );
+}
+
+#[test]
 fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
     // One damaged copy (leader or follower, any durable record) around a produce and
     // an ISR shrink, every interleaving: the copy leaves the ISR (a leader hands over)

@@ -850,13 +850,9 @@ impl Host {
         for (topic, t) in &state.topics {
             for (index, p) in t.partitions.iter().enumerate() {
                 let key = (topic.clone(), index as i32);
-                let Some(leader) = p.leader.filter(|l| *l != self.me) else {
+                let Some(leader) = self.local(state).followed_leader(p) else {
                     continue;
                 };
-                let leader_up = state.brokers.get(&leader).is_some_and(|b| !b.fenced);
-                if !p.replicas.contains(&self.me) || !leader_up {
-                    continue;
-                }
                 let to = leader as u64;
                 let question = (to, key.clone());
                 if self

@@ -34,7 +34,7 @@ struct Args {
     /// append-late-fetch, truncate-on-stale-answer, vote-while-repairing,
     /// cut-damage-in-isr, unfenced-commits, assign-before-revoked (with
     /// --group-protocol consumer), keep-uncoordinated-groups, strays-before-registered,
-    /// delete-acked-at-once, unclean-restart-keeps-leading, adopt-foreign-dirs,
+    /// delete-acked-at-once, hw-below-min-isr, follow-before-registered, unclean-restart-keeps-leading, adopt-foreign-dirs,
     /// claim-from-stale-view (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
@@ -99,6 +99,8 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "adopt-foreign-dirs" => replication.adopt_foreign_dirs = true,
             "claim-from-stale-view" => replication.claim_from_stale_view = true,
             "delete-acked-at-once" => replication.delete_acked_at_once = true,
+            "hw-below-min-isr" => replication.hw_below_min_isr = true,
+            "follow-before-registered" => replication.follow_before_registered = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }

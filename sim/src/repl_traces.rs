@@ -286,6 +286,7 @@ impl ReplTraces {
             epoch: small(p.leader_epoch as u64)?,
             version: small(p.partition_epoch)?,
             isr: set_of(&p.isr),
+            elr: set_of(&p.elr),
             fenced,
             incarnation,
         })

@@ -336,6 +336,61 @@ fn under_the_interval_policy_restarts_lose_no_acknowledged_record() {
     assert!(crashes >= 300, "only {crashes} crashes");
 }
 
+/// R-REPL-6: the order a longer sweep found (seed 50210): a leader acknowledges
+/// records with ISR {1, 2} before syncing them and loses them in a crash; the
+/// follower that synced them crashes before the leader's unclean registration can hand
+/// over, and is fenced, leaving the ISR below min.insync.replicas; the follower stays
+/// eligible, so the restarted leader does not lead alone on its shorter log, and the
+/// follower's return brings the records back. It lost offsets 62 to 64 of p0 before.
+#[test]
+fn r_repl_6_a_fenced_follower_holding_what_the_leader_lost_stays_eligible() {
+    storm_holds(Faults::interval_fsync(), [50210]);
+}
+
+/// R-REPL-3: a restarted broker follows partitions only once its registration of
+/// this start is applied. Swarm seed 109739 (1 of 10,000 seeds): node 2 led p0 in
+/// epoch 1 and crashed with a damaged Raft log, was cut back to an older view
+/// (leader 1, epoch 0) and fetched from node 1, which had been deposed while cut
+/// off; node 1 counted that fetch, whose offset covered node 2's own epoch-1
+/// records, and acknowledged another value at offset 19 (I-6). With
+/// `follow_before_registered` the loss comes back.
+#[test]
+fn a_restarted_broker_follows_no_older_metadata_than_its_registration() {
+    let seed = 109_739;
+    let outcome = run(Options::new(seed));
+    assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+    let replication_bugs = ReplicationBugs {
+        follow_before_registered: true,
+        ..ReplicationBugs::default()
+    };
+    let broken = run(Options {
+        replication_bugs,
+        ..Options::new(seed)
+    });
+    assert!(
+        broken.violations.iter().any(|v| v.contains("I-6")),
+        "{}",
+        report(&broken)
+    );
+}
+
+/// The same storm with a high watermark that advances while the ISR is below
+/// min.insync.replicas (`hw_below_min_isr`, before R-REPL-6): an eligible replica
+/// elected later lacks records consumers read, and the offsets take other values (2
+/// of the first 200 seeds, first 44).
+#[test]
+fn finds_a_high_watermark_advancing_below_the_minimum() {
+    let replication_bugs = ReplicationBugs {
+        hw_below_min_isr: true,
+        ..ReplicationBugs::default()
+    };
+    first_seed_breaking("which the leader no longer holds", 60, |seed| Options {
+        replication_bugs,
+        faults: Some(Faults::interval_fsync()),
+        ..Options::new(seed)
+    });
+}
+
 /// The same storm with registrations that do not say the broker acknowledges before
 /// fsync, as before R-REPL-5: a restarted leader keeps leading with the shorter log
 /// its crash left, its followers truncate to it, and acknowledged records are lost

@@ -152,6 +152,19 @@ impl MetadataState {
             .map(String::as_str)
     }
 
+    /// `min.insync.replicas` of a topic as the controller applies it to ISR
+    /// changes (R-REPL-6): the topic's, else the cluster-wide dynamic default, else
+    /// 1. A default set for one broker only is that broker's to enforce on produce.
+    pub fn controller_min_isr(&self, topic: &TopicInfo) -> usize {
+        let name = "min.insync.replicas";
+        topic
+            .configs
+            .get(name)
+            .or_else(|| self.broker_configs.get(CLUSTER_DEFAULT)?.get(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+
     /// A topic's configs as broker `broker` enforces them: its own, over the topic
     /// defaults set dynamically for this broker, over those set for the cluster.
     /// Borrowed when no dynamic default is set, which is the common case on the

@@ -61,6 +61,10 @@ pub struct PartitionInfo {
     pub leader: Option<BrokerId>,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+    /// Eligible leader replicas: members that left the ISR while it was below
+    /// `min.insync.replicas` and still hold every committed record (R-REPL-6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<i32>,
     /// Bumped by every change of leader, leader epoch or ISR (Kafka's partition
     /// epoch). An ISR change applies only to the version it was computed from, so a
     /// leader knows which of its proposals can still be applied (R-REPL-2).
@@ -335,29 +339,44 @@ impl MetadataState {
     }
 
     /// A fenced broker leads nothing and is in no ISR: each partition it led moves
-    /// to the first other ISR member that is live (leader epoch + 1); with none, the
-    /// partition is offline (no leader) and keeps its ISR, so that the broker's
-    /// return, not an out-of-sync replica, brings it back (no unclean election).
+    /// to the first other ISR member that is live, else to a live eligible replica
+    /// (leader epoch + 1); with none, the partition is offline (no leader) and keeps
+    /// its ISR, so that the broker's return, not an out-of-sync replica, brings it
+    /// back (no unclean election). A fenced follower leaving an ISR below the minimum
+    /// stays eligible; a fenced leader does not, since under the interval policy it
+    /// counted records it had not synced (R-REPL-6).
     fn move_away_from(&mut self, gone: i32) {
         let live = self.live_brokers();
-        for t in self.topics.values_mut() {
+        let min_isrs = self.controller_min_isrs();
+        for (name, t) in &mut self.topics {
+            let min_isr = min_isrs.get(name).copied().unwrap_or(1);
             for p in &mut t.partitions {
                 let led = p.leader == Some(gone);
                 if led || (p.isr.contains(&gone) && p.leader.is_some()) {
                     p.partition_epoch += 1;
                 }
                 if led {
-                    let successor = p.successor_of(gone, &live);
                     p.leader_epoch += 1;
-                    p.leader = successor;
-                    if successor.is_some() {
-                        p.isr.retain(|r| *r != gone);
+                    p.leader = p.successor_of(gone, &live);
+                    if p.leader.is_some() {
+                        p.set_isr(p.isr_without(gone), min_isr, false);
+                    } else if p.elect_eligible(gone, &live) {
+                        p.leader_epoch -= 1; // one move, one epoch
                     }
                 } else if p.isr.contains(&gone) && p.leader.is_some() {
-                    p.isr.retain(|r| *r != gone);
+                    p.set_isr(p.isr_without(gone), min_isr, true);
                 }
             }
         }
+    }
+
+    /// `min.insync.replicas` of every topic as the controller judges it: the
+    /// topic's, else the cluster-wide dynamic default, else 1.
+    fn controller_min_isrs(&self) -> BTreeMap<String, usize> {
+        self.topics
+            .iter()
+            .map(|(name, t)| (name.clone(), self.controller_min_isr(t)))
+            .collect()
     }
 
     /// See [`MetadataCommand::RepairReplica`]: a leader's successor is the first
@@ -370,6 +389,7 @@ impl MetadataState {
         (leader_epoch, partition_epoch): (i32, u64),
     ) -> ApplyOutcome {
         let live = self.live_brokers();
+        let min_isr = self.controller_min_isrs().get(topic).copied().unwrap_or(1);
         let Some(p) = self.partition_mut(topic, partition) else {
             return rejected(
                 UNKNOWN_TOPIC_OR_PARTITION,
@@ -392,25 +412,30 @@ impl MetadataState {
             p.leader = Some(successor);
             p.leader_epoch += 1;
         }
-        p.isr.retain(|r| *r != damaged);
+        p.set_isr(p.isr_without(damaged), min_isr, false);
+        p.elr.retain(|r| *r != damaged);
         p.partition_epoch += 1;
         ApplyOutcome::Done
     }
 
     /// A broker registered (again): it leads the offline partitions whose ISR it is
-    /// in. A new incarnation of a partition's leader starts a new leader epoch: its
+    /// in, or whose ISR is empty and which it is eligible to lead (R-REPL-6). A new
+    /// incarnation of a partition's leader starts a new leader epoch: its
     /// predecessor's unsynced tail is gone, and followers must truncate to it. A new
     /// incarnation of a leader that may have lost acknowledged records (`unclean`)
-    /// hands over to another live ISR member instead (R-REPL-5).
+    /// hands over instead, as Kafka's controller does after an unclean shutdown
+    /// (`handleBrokerUncleanShutdown`, KIP-966): to another live ISR member, else to
+    /// an eligible replica (R-REPL-5). Unlike Kafka's followers, Chronik's sync what
+    /// they report, so a follower keeps its ISR place and its eligibility.
     fn broker_is_back(&mut self, back: i32, restarted: bool, unclean: bool) {
         let live = self.live_brokers();
-        for t in self.topics.values_mut() {
+        let min_isrs = self.controller_min_isrs();
+        for (name, t) in &mut self.topics {
+            let min_isr = min_isrs.get(name).copied().unwrap_or(1);
             for p in &mut t.partitions {
-                if unclean && leave_after_unclean_restart(p, back, &live) {
-                    p.partition_epoch += 1;
-                } else if p.leader.is_none() && p.isr.contains(&back) {
-                    p.leader = Some(back);
-                    p.leader_epoch += 1;
+                let handed_over =
+                    unclean && p.hand_over_after_unclean_restart(back, &live, min_isr);
+                if handed_over || p.lead_on_return(back) {
                     p.partition_epoch += 1;
                 } else if p.leader == Some(back) && restarted {
                     p.leader_epoch += 1;
@@ -487,6 +512,7 @@ impl MetadataState {
                 partition_epoch,
             } => {
                 let live: Vec<i32> = self.live_brokers();
+                let min_isr = self.controller_min_isrs().get(topic).copied().unwrap_or(1);
                 let Some(p) = self.partition_mut(topic, *partition) else {
                     return rejected(
                         UNKNOWN_TOPIC_OR_PARTITION,
@@ -510,7 +536,7 @@ impl MetadataState {
                     return rejected(INVALID_REQUEST, format!("ISR {isr:?} is not valid"));
                 }
                 if p.isr != *isr {
-                    p.isr = isr.clone();
+                    p.set_isr(isr.clone(), min_isr, true);
                     p.partition_epoch += 1;
                 }
                 ApplyOutcome::Done
@@ -615,6 +641,7 @@ impl MetadataState {
                 p.leader = *leader;
                 p.leader_epoch = *leader_epoch;
                 p.isr = isr.clone();
+                p.elr.clear();
                 p.partition_epoch += 1;
                 ApplyOutcome::Done
             }
@@ -829,32 +856,13 @@ impl MetadataState {
     }
 }
 
-/// A leader that acknowledged records before syncing them restarted, and the crash
-/// may have cut some of them: it hands its leadership to the first other live ISR
-/// member and leaves the ISR, as Kafka's controller does after an unclean shutdown
-/// (`handleBrokerUncleanShutdown`, KIP-966). Unlike Kafka's followers, Chronik's sync
-/// what they report, so a follower keeps its place. With no other live member the
-/// leader stays: its copy is then the best there is. False if nothing changed
-/// (R-REPL-5).
-fn leave_after_unclean_restart(p: &mut PartitionInfo, back: BrokerId, live: &[BrokerId]) -> bool {
-    if p.leader != Some(back) {
-        return false;
-    }
-    let Some(next) = p.successor_of(back, live) else {
-        return false;
-    };
-    p.leader = Some(next);
-    p.leader_epoch += 1;
-    p.isr.retain(|r| *r != back);
-    true
-}
-
 fn new_partition(replicas: &[i32]) -> PartitionInfo {
     PartitionInfo {
         replicas: replicas.to_vec(),
         leader: replicas.first().copied(),
         leader_epoch: 0,
         isr: replicas.to_vec(),
+        elr: Vec::new(),
         partition_epoch: 0,
     }
 }

@@ -35,4 +35,12 @@ pub struct ReplicationBugs {
     /// for the low watermark was built: a leader lost right after the answer leaves
     /// a successor that still serves the deleted records (R-WIRE-5).
     pub delete_acked_at_once: bool,
+    /// The high watermark advances while the ISR is below `min.insync.replicas`,
+    /// as before eligible leader replicas: one of them, elected after the last ISR
+    /// member restarted uncleanly, lacks records consumers read (R-REPL-6).
+    pub hw_below_min_isr: bool,
+    /// A restarted broker follows partitions by whatever metadata it has replayed,
+    /// before its registration of this start is applied: after its damaged Raft log
+    /// was cut, an older view than it had before its crash (R-REPL-3).
+    pub follow_before_registered: bool,
 }

@@ -370,19 +370,26 @@ impl Partitions {
 
     /// Moves the high watermark of a partition this broker leads to the least
     /// durable log end over its ISR; returns true if it moved (R-REPL-1). It never
-    /// moves back.
+    /// moves back, and stands still while the applied ISR is below `min_isr`: the
+    /// replicas that left it stay eligible to lead only while they hold every
+    /// committed record (R-REPL-6, KIP-966). An expansion still pending does not
+    /// count there, as in Kafka's `isUnderMinIsr`: it may be refused, and the
+    /// eligible replicas stay.
     pub fn advance_high_watermark(
         &self,
         key: &TopicPartition,
         log: &PartitionLog,
         info: &PartitionInfo,
-        me: i32,
+        (me, min_isr): (i32, usize),
         now_ms: u64,
     ) -> bool {
         if info.leader != Some(me) {
             return false;
         }
         let own = log.committable_end();
+        if info.isr.len() < info.effective_min_isr(min_isr) && !self.bugs.hw_below_min_isr {
+            return false;
+        }
         let isr = self.maximal_isr(key, info);
         let hw = self.with_tracker(key, info.leader_epoch, now_ms, |t| {
             t.high_watermark(own, &isr, me)
@@ -799,6 +806,7 @@ mod tests {
             leader: Some(1),
             leader_epoch: 0,
             isr: vec![1],
+            elr: Vec::new(),
             partition_epoch: 0,
         };
         let mut state = MetadataState::default();

@@ -186,6 +186,7 @@ mod tests {
             leader: Some(leader),
             leader_epoch: 3,
             isr: isr.to_vec(),
+            elr: Vec::new(),
             replicas: vec![1, 2, 3],
             partition_epoch,
         }

@@ -19,7 +19,7 @@ use super::partitions::Partitions;
 use super::tracker::FollowerFetch;
 use crate::errors::{self, ErrorCode};
 use crate::log::{AppendInfo, LogError, PartitionLog};
-use crate::metadata::{MetadataCommand, MetadataState, PartitionInfo};
+use crate::metadata::{BrokerId, MetadataCommand, MetadataState, PartitionInfo};
 
 pub type PartitionKey = (String, i32);
 
@@ -38,6 +38,9 @@ pub struct LocalView<'a> {
 pub enum AckWait {
     Acknowledgeable,
     TimedOut,
+    /// The high watermark passed the batch after the ISR shrank below
+    /// `min.insync.replicas`: fewer copies hold it than acks=all promised.
+    NotEnoughReplicas,
     /// This broker no longer leads the partition in the epoch the batch was appended
     /// under: the batch may have been truncated away, and its offsets reused.
     Deposed,
@@ -234,8 +237,9 @@ impl<'a> LocalView<'a> {
         else {
             return false;
         };
+        let min_isr = min_insync_replicas(self.state, &key.0, self.me);
         self.partitions
-            .advance_high_watermark(key, log, info, self.me, now_ms)
+            .advance_high_watermark(key, log, info, (self.me, min_isr), now_ms)
     }
 
     /// The leader's side of a follower's Fetch from its durable log end: records it
@@ -334,7 +338,11 @@ impl<'a> LocalView<'a> {
     /// must still lead the partition in that epoch: a leader deposed and re-elected
     /// may have truncated the batch and reused its offsets, and a high watermark past
     /// them says nothing about it (found by the fault run: two acknowledged values at
-    /// one offset). `None`: not decided yet.
+    /// one offset). An acks=all batch the high watermark passed while the maximal ISR
+    /// is below `min.insync.replicas` fails NOT_ENOUGH_REPLICAS_AFTER_APPEND, as
+    /// Kafka's `checkEnoughReplicasReachOffset` answers: admission checked the ISR,
+    /// but it may have shrunk since. (The high watermark stands still below the
+    /// minimum, R-REPL-6, so this is the second line.) `None`: not decided yet.
     pub fn ack_outcome(
         &self,
         key: &PartitionKey,
@@ -357,11 +365,43 @@ impl<'a> LocalView<'a> {
         };
         if !still_leading {
             Some(AckWait::Deposed)
-        } else if reached {
-            Some(AckWait::Acknowledgeable)
-        } else {
+        } else if !reached {
             None
+        } else if acks == -1 && self.below_min_isr(key) {
+            Some(AckWait::NotEnoughReplicas)
+        } else {
+            Some(AckWait::Acknowledgeable)
         }
+    }
+
+    /// Whether the maximal ISR of a partition this broker leads is smaller than
+    /// its `min.insync.replicas` (R-REPL-1).
+    fn below_min_isr(&self, key: &PartitionKey) -> bool {
+        let Some(info) = self.state.partition(&key.0, key.1) else {
+            return true;
+        };
+        let maximal = self.partitions.maximal_isr(key, info).len();
+        maximal < min_insync_replicas(self.state, &key.0, self.me)
+    }
+
+    /// The leader this broker fetches `p` from now, if any: it holds a replica,
+    /// another live broker leads, and the metadata it judges from holds this start's
+    /// registration. A restart can replay less than the broker applied before its
+    /// crash (a damaged Raft log is cut, R-RECOVER-9); following that older view, a
+    /// broker once followed a deposed leader in an epoch older than its own log's,
+    /// and that leader counted its fetch to acknowledge a record the real leader had
+    /// put another at (swarm seed 109739, I-6). Kafka's brokers likewise act on no
+    /// metadata before they have caught up at start-up (R-REPL-3).
+    pub fn followed_leader(&self, p: &PartitionInfo) -> Option<BrokerId> {
+        let leader = p.leader.filter(|l| *l != self.me)?;
+        let leader_live = self.state.brokers.get(&leader).is_some_and(|b| !b.fenced);
+        let caught_up = self
+            .state
+            .brokers
+            .get(&self.me)
+            .is_some_and(|b| b.incarnation == self.incarnation)
+            || self.partitions.bugs().follow_before_registered;
+        (p.replicas.contains(&self.me) && leader_live && caught_up).then_some(leader)
     }
 
     /// The AlterIsr proposal for `isr` on a partition this broker leads, remembered as
@@ -540,6 +580,7 @@ pub fn ack_error(waited: AckWait) -> Option<ErrorCode> {
     match waited {
         AckWait::Acknowledgeable => None,
         AckWait::TimedOut => Some(errors::REQUEST_TIMED_OUT),
+        AckWait::NotEnoughReplicas => Some(errors::NOT_ENOUGH_REPLICAS_AFTER_APPEND),
         AckWait::Deposed => Some(errors::NOT_LEADER_OR_FOLLOWER),
     }
 }

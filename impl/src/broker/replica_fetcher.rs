@@ -60,11 +60,11 @@ struct LeaderConnection {
 
 /// Fetches, forever, the partitions `leader` leads and this broker follows.
 pub async fn run(broker: Arc<Broker>, leader: i32) {
-    let me = broker.config.node_id;
     let mut connection: Option<LeaderConnection> = None;
     let mut changes = broker.consensus.subscribe();
     loop {
         let view = broker.consensus.view();
+        let local = broker.local(&view.state);
         let followed: Vec<Followed> = view
             .state
             .topics
@@ -73,7 +73,7 @@ pub async fn run(broker: Arc<Broker>, leader: i32) {
                 t.partitions
                     .iter()
                     .enumerate()
-                    .filter(move |(_, p)| p.leader == Some(leader) && p.replicas.contains(&me))
+                    .filter(|(_, p)| local.followed_leader(p) == Some(leader))
                     .map(move |(i, p)| (name.clone(), i as i32, p.leader_epoch, t.topic_id.clone()))
             })
             .collect();

@@ -159,9 +159,9 @@ fn partition(
         .with_leader_epoch(p.leader_epoch)
         .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
         .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
-        // No eligible leader replicas (KIP-966's ELR is not kept): empty, as Kafka
-        // answers with ELR off.
-        .with_eligible_leader_replicas(Some(Vec::new()))
+        // KIP-966's eligible leader replicas (R-REPL-6). Chronik keeps no last known
+        // ELR: it does no unclean recovery that would read it.
+        .with_eligible_leader_replicas(Some(p.elr.iter().map(|r| BrokerId(*r)).collect()))
         .with_last_known_elr(Some(Vec::new()))
         .with_offline_replicas(offline)
 }

@@ -174,6 +174,7 @@ mod tests {
                 leader: r.first().copied(),
                 leader_epoch: 0,
                 isr: r.clone(),
+                elr: Vec::new(),
                 partition_epoch: 0,
             })
             .collect();

@@ -12,6 +12,7 @@
 //! Each action is one call of the real replication code (conformance/src/replication.rs
 //! drives it), so that a path maps one to one onto harness commands.
 
+mod eligible;
 mod properties;
 pub mod state;
 mod step;
@@ -91,10 +92,19 @@ pub enum ReplBug {
     /// validation found, C-9; `truncate_on_stale_answer` in the real code). Needs
     /// reordered fetches, where an answer is in flight.
     TruncateOnStaleAnswer,
+    /// The high watermark advances while the ISR is below `min.insync.replicas`
+    /// (before KIP-966): an eligible replica elected later lacks records consumers
+    /// read (`hw_below_min_isr` in the real code).
+    HwBelowMinIsr,
+    /// Nobody is eligible to lead outside the ISR: the last ISR member keeps
+    /// leading after an unclean restart although the follower that left holds what
+    /// its crash cut (what Chronik did before R-REPL-6; the simulator's
+    /// `--faults interval` seed 50210).
+    NoEligibleLeaders,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 18] = [
+    pub const ALL: [ReplBug; 20] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -113,6 +123,8 @@ impl ReplBug {
         ReplBug::UncleanRestartKeepsLeading,
         ReplBug::FetchFromUnsyncedEnd,
         ReplBug::TruncateOnStaleAnswer,
+        ReplBug::HwBelowMinIsr,
+        ReplBug::NoEligibleLeaders,
     ];
 
     pub fn name(self) -> &'static str {
@@ -135,6 +147,8 @@ impl ReplBug {
             ReplBug::UncleanRestartKeepsLeading => "unclean-restart-keeps-leading",
             ReplBug::FetchFromUnsyncedEnd => "fetch-from-unsynced-end",
             ReplBug::TruncateOnStaleAnswer => "truncate-on-stale-answer",
+            ReplBug::HwBelowMinIsr => "hw-below-min-isr",
+            ReplBug::NoEligibleLeaders => "no-eligible-leaders",
         }
     }
 
@@ -148,6 +162,7 @@ impl ReplBug {
             ReplBug::AckWhenDeposed => names::ONE_VALUE,
             ReplBug::TruncateToLeaderEndOnly => names::READ_ON_ISR,
             ReplBug::HwMayRegress => names::HW_MONOTONIC,
+            ReplBug::HwBelowMinIsr => names::ELIGIBLE_COMPLETE,
             _ => names::ACKED_ON_ISR,
         }
     }
@@ -189,6 +204,12 @@ impl ReplBug {
                 .with_trace_options(2)
                 .with_bug(self);
         }
+        if let ReplBug::HwBelowMinIsr | ReplBug::NoEligibleLeaders = self {
+            // The copy the lone leader loses is unsynced: the interval policy shows it.
+            return ReplicationModel::bounded(1, 1, 1, 1)
+                .with_acks_before_fsync()
+                .with_bug(self);
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -207,7 +228,9 @@ impl ReplBug {
             | ReplBug::AckCutAppends
             | ReplBug::UncleanRestartKeepsLeading
             | ReplBug::FetchFromUnsyncedEnd
-            | ReplBug::TruncateOnStaleAnswer => (1, 0, 0, 0),
+            | ReplBug::TruncateOnStaleAnswer
+            | ReplBug::HwBelowMinIsr
+            | ReplBug::NoEligibleLeaders => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -305,6 +328,7 @@ pub const CREATED: Meta = Meta {
     epoch: 0,
     version: 0,
     isr: ALL,
+    elr: 0,
     fenced: 0,
     incarnation: [1; REPLICAS],
 };
@@ -406,6 +430,16 @@ impl ReplicationModel {
     pub fn with_bug(mut self, bug: ReplBug) -> Self {
         self.bugs |= bug.bit();
         self
+    }
+
+    /// The `min.insync.replicas` below which members leaving the ISR stay eligible
+    /// (R-REPL-6); none ever are with `no-eligible-leaders`.
+    pub fn eligible_min_isr(&self) -> u8 {
+        if self.bug(ReplBug::NoEligibleLeaders) {
+            0
+        } else {
+            self.min_isr
+        }
     }
 
     pub fn bug(&self, bug: ReplBug) -> bool {

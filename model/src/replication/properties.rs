@@ -22,6 +22,8 @@ pub mod names {
     pub const FENCED_OUT_OF_ISR: &str = "R-REPL-2 a fenced broker is in no ISR of two or more";
     pub const NO_DUPLICATE: &str = "R-REPL-3 an idempotent retry is committed at most once";
     pub const HW_MONOTONIC: &str = "R-REPL-1 a running broker's high watermark never goes back";
+    pub const ELIGIBLE_COMPLETE: &str =
+        "R-REPL-6 every eligible replica holds every record below the true high watermark";
 
     pub const EX_FAILOVER: &str = "example: acknowledged records read after a failover";
     pub const EX_TRUNCATED: &str = "example: a returning replica truncates to its leader";
@@ -82,6 +84,9 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
             c.iter()
                 .enumerate()
                 .all(|(i, a)| c[i + 1..].iter().all(|b| a.value != b.value))
+        }),
+        Property::always(ELIGIBLE_COMPLETE, |m, s: &RState| {
+            members(s.meta.elr).all(|b| holds_committed(m, s, b))
         }),
         Property::always(HW_MONOTONIC, |_, s: &RState| {
             s.replicas

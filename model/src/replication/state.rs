@@ -36,6 +36,9 @@ pub struct Meta {
     /// epoch): an ISR change applies only to the version it was computed from.
     pub version: u8,
     pub isr: Set,
+    /// Eligible leader replicas (R-REPL-6): members that left the ISR while it was
+    /// below `min.insync.replicas`.
+    pub elr: Set,
     pub fenced: Set,
     /// Each broker's registered incarnation (0: not registered yet, a trace that
     /// starts with a topic created before every broker registered).
@@ -56,8 +59,8 @@ impl Meta {
     }
 
     /// The partition entry proper, whose every change bumps `version`.
-    pub fn partition(&self) -> (Option<NodeId>, u8, Set) {
-        (self.leader, self.epoch, self.isr)
+    pub fn partition(&self) -> (Option<NodeId>, u8, Set, Set) {
+        (self.leader, self.epoch, self.isr, self.elr)
     }
 }
 

@@ -819,6 +819,13 @@ impl ReplicationModel {
             return;
         }
         let isr = self.maximal_isr(&t.replicas[at(l)]);
+        // R-REPL-6: the eligible replicas hold everything committed. The applied ISR
+        // decides, as Kafka's `isUnderMinIsr`: an expansion still pending may be
+        // refused, and the eligible replicas stay.
+        let applied = members(t.replicas[at(l)].view.isr).count();
+        if applied < usize::from(self.min_isr) && !self.bug(ReplBug::HwBelowMinIsr) {
+            return;
+        }
         let r = &mut t.replicas[at(l)];
         let own = if self.acks_before_fsync {
             r.len()
@@ -854,9 +861,13 @@ impl ReplicationModel {
     }
 
     /// Answers the produces whose fate is known: acknowledged once the high watermark
-    /// passes them while this broker still leads in their epoch; failed once it does not.
+    /// passes them while this broker still leads in their epoch; failed once it does
+    /// not, or once it passes them with the maximal ISR below `min.insync.replicas`
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND: the ISR shrank after admission).
     fn resolve(&self, t: &mut RState, n: NodeId) {
         let leading = self.leading(t, n);
+        let enough =
+            members(self.maximal_isr(&t.replicas[at(n)])).count() >= usize::from(self.min_isr);
         let r = &mut t.replicas[at(n)];
         let leads_in = |epoch: u8| leading && r.view.epoch == epoch;
         let mut acked = Vec::new();
@@ -866,7 +877,9 @@ impl ReplicationModel {
                 continue;
             }
             if r.hw > w.offset {
-                acked.push((w.offset, w.value));
+                if enough {
+                    acked.push((w.offset, w.value));
+                }
             } else {
                 keep.push(*w);
             }
@@ -898,12 +911,10 @@ impl ReplicationModel {
                 let unclean = restarted
                     && self.acks_before_fsync
                     && !self.bug(ReplBug::UncleanRestartKeepsLeading);
-                if unclean && leave_after_unclean_restart(m, b) {
-                    // Out of the ISR; it returns once it has caught up again.
-                } else if m.leader.is_none() && has(m.isr, b) {
-                    m.leader = Some(b);
-                    m.epoch += 1;
-                } else if m.leader == Some(b) && restarted {
+                // Handed over, it is out of the ISR until it has caught up again.
+                let handed_over =
+                    unclean && m.hand_over_after_unclean_restart(b, self.eligible_min_isr());
+                if !handed_over && !m.lead_on_return(b) && m.leader == Some(b) && restarted {
                     m.epoch += 1;
                 }
             }
@@ -920,7 +931,7 @@ impl ReplicationModel {
                     if isr & !m.isr != 0 {
                         t.ghost.expanded = true;
                     }
-                    m.isr = isr;
+                    m.set_isr(isr, self.eligible_min_isr(), true);
                 }
             }
             MetaCmd::Repair { .. } => {}
@@ -950,7 +961,8 @@ impl ReplicationModel {
             }
         }
         if applied {
-            m.isr &= !bit(node);
+            m.set_isr(m.isr & !bit(node), self.eligible_min_isr(), false);
+            m.elr &= !bit(node);
             m.version += 1;
         }
         let r = &mut t.replicas[at(node)];
@@ -978,13 +990,19 @@ impl ReplicationModel {
             match members(candidates).find(|r| *r != gone && !has(m.not_live(), *r)) {
                 Some(next) => {
                     m.leader = Some(next);
-                    m.isr = (m.isr & !bit(gone)) | bit(next);
+                    let isr = (m.isr & !bit(gone)) | bit(next);
+                    m.set_isr(isr, self.eligible_min_isr(), false);
                     t.ghost.leaders.insert((m.epoch, next));
                 }
-                None => m.leader = None,
+                None => {
+                    m.leader = None;
+                    if m.elect_eligible(gone) {
+                        m.epoch -= 1; // one move, one epoch
+                    }
+                }
             }
         } else if has(m.isr, gone) && m.leader.is_some() {
-            m.isr &= !bit(gone);
+            m.set_isr(m.isr & !bit(gone), self.eligible_min_isr(), true);
         }
         if t.meta.partition() != before {
             t.meta.version += 1;
@@ -1079,25 +1097,6 @@ fn forget_history_learned_by_all(t: &mut RState) {
     for r in &mut t.replicas {
         r.learned -= oldest;
     }
-}
-
-/// A leader that acknowledged records before syncing them restarted: the crash may
-/// have cut some of them, so it hands its leadership to the first other unfenced ISR
-/// member and leaves the ISR (R-REPL-5; Kafka's `handleBrokerUncleanShutdown`,
-/// KIP-966). A follower synced what it reported and keeps its place. With no other
-/// member to take over the leader stays: its copy is then the best there is. False
-/// if nothing changed.
-fn leave_after_unclean_restart(m: &mut Meta, b: NodeId) -> bool {
-    if m.leader != Some(b) {
-        return false;
-    }
-    let Some(next) = members(m.isr).find(|r| *r != b && !has(m.not_live(), *r)) else {
-        return false;
-    };
-    m.leader = Some(next);
-    m.epoch += 1;
-    m.isr &= !bit(b);
-    true
 }
 
 /// Takes the `k`th (from 0) of follower `f`'s requests in flight.

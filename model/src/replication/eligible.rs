@@ -1,0 +1,85 @@
+//! The controller's eligible leader replicas (R-REPL-6, Kafka's KIP-966), as the real
+//! `PartitionInfo` keeps them (core/src/metadata/eligible.rs): a member leaving an ISR
+//! that ends below `min.insync.replicas` stays eligible to lead, since the high
+//! watermark stands still from then on and it holds everything committed.
+
+use super::state::*;
+use crate::state::NodeId;
+
+impl Meta {
+    /// Sets the ISR; members that leave it below the minimum become eligible if
+    /// `eligible` (a follower: it synced what it reported). Back at the minimum, the
+    /// ELR empties.
+    pub fn set_isr(&mut self, isr: Set, min_isr: u8, eligible: bool) {
+        if members(isr).count() >= usize::from(min_isr.max(1)) {
+            self.elr = 0;
+        } else if eligible {
+            self.elr |= self.isr & !isr;
+        }
+        self.elr &= !isr;
+        self.isr = isr;
+    }
+
+    /// The lowest live eligible replica other than `leaving` leads, alone in the ISR.
+    pub fn elect_eligible(&mut self, leaving: NodeId) -> bool {
+        let not_live = self.not_live();
+        let Some(next) = members(self.elr).find(|r| *r != leaving && !has(not_live, *r)) else {
+            return false;
+        };
+        self.leader = Some(next);
+        self.epoch += 1;
+        self.isr = bit(next);
+        self.elr &= !bit(next);
+        true
+    }
+
+    /// `back` registered: it leads the offline partition if it is in the ISR, or if
+    /// the ISR is empty and it is eligible.
+    pub fn lead_on_return(&mut self, back: NodeId) -> bool {
+        if self.leader.is_some() {
+            return false;
+        }
+        if has(self.isr, back) {
+            self.leader = Some(back);
+            self.epoch += 1;
+            return true;
+        }
+        if self.isr == 0 && has(self.elr, back) {
+            self.leader = Some(back);
+            self.epoch += 1;
+            self.isr = bit(back);
+            self.elr &= !bit(back);
+            return true;
+        }
+        false
+    }
+
+    /// A new incarnation of `back`, which may have lost records it acknowledged
+    /// before syncing them, led or would lead: another live ISR member leads, else a
+    /// live eligible replica; with eligible replicas none of which is live, the
+    /// partition waits offline. With neither, `back` leads (R-REPL-5).
+    pub fn hand_over_after_unclean_restart(&mut self, back: NodeId, min_isr: u8) -> bool {
+        let leads_or_would =
+            self.leader == Some(back) || (self.leader.is_none() && has(self.isr, back));
+        if !leads_or_would {
+            return false;
+        }
+        let not_live = self.not_live();
+        if let Some(next) = members(self.isr).find(|r| *r != back && !has(not_live, *r)) {
+            self.leader = Some(next);
+            self.epoch += 1;
+            self.set_isr(self.isr & !bit(back), min_isr, false);
+            return true;
+        }
+        if self.elr & !bit(back) == 0 {
+            return false;
+        }
+        if !self.elect_eligible(back) {
+            if self.leader.take().is_some() {
+                self.epoch += 1;
+            }
+            self.isr &= !bit(back);
+        }
+        true
+    }
+}
