@@ -374,19 +374,18 @@ fn a_restarted_broker_follows_no_older_metadata_than_its_registration() {
     );
 }
 
-/// The same storm with a high watermark that advances while the ISR is below
-/// min.insync.replicas (`hw_below_min_isr`, before R-REPL-6): an eligible replica
-/// elected later lacks records consumers read, and the offsets take other values (2
-/// of the first 200 seeds, first 44).
+/// A high watermark that advances while the ISR is below min.insync.replicas
+/// (`hw_below_min_isr`, before R-REPL-6): an eligible replica elected later lacks
+/// records consumers read, and those offsets take other values (swarm seed 133, 1 of
+/// the first 300; none of 300 interval-storm seeds).
 #[test]
 fn finds_a_high_watermark_advancing_below_the_minimum() {
     let replication_bugs = ReplicationBugs {
         hw_below_min_isr: true,
         ..ReplicationBugs::default()
     };
-    first_seed_breaking("which the leader no longer holds", 60, |seed| Options {
+    first_seed_breaking("which the leader no longer holds", 200, |seed| Options {
         replication_bugs,
-        faults: Some(Faults::interval_fsync()),
         ..Options::new(seed)
     });
 }
@@ -497,16 +496,19 @@ fn finds_deletions_acknowledged_before_the_followers_deleted() {
 }
 
 /// Commits and OffsetFetch's read barriers proposed without their fence
-/// (`GroupBug::UnfencedCommits`): the swarm finds it rarely (3 of 3,000 seeds, first
-/// seed 73; the group storm in none of 1,500). In seed 73 node 2 proposes a member's
-/// commit of 64 and then a late commit of 62 for the same partition, which lands after
-/// it (R-GROUP-10), and an OffsetFetch then answers 62 (R-GROUP-2). With the fence,
+/// (`GroupBug::UnfencedCommits`): the swarm finds it rarely (3 of 3,000 seeds; the
+/// group storm in none of 1,500). It was seed 73, where node 2 proposed a member's
+/// commit of 64 and then a late commit of 62 for the same partition, which landed
+/// after it (R-GROUP-10), and an OffsetFetch then answered 62 (R-GROUP-2). R-REPL-6
+/// changed the runs: now seeds 1379, 1454 and 2311 of the first 3,000 (1379: a commit
+/// of 47 overtaken by one of 46, and an OffsetFetch answering 46). With the fence,
 /// the same seed holds.
 #[test]
 fn finds_commits_applied_out_of_decision_order() {
+    let seed = 1379;
     let outcome = run(Options {
         group_bug: Some(GroupBug::UnfencedCommits),
-        ..Options::new(73)
+        ..Options::new(seed)
     });
     let found = outcome.violations.iter().any(|v| v.contains("R-GROUP-10"));
     assert!(
@@ -514,7 +516,7 @@ fn finds_commits_applied_out_of_decision_order() {
         "unfenced commits broke nothing: {:?}",
         outcome.violations
     );
-    assert!(run(Options::new(73)).violations.is_empty());
+    assert!(run(Options::new(seed)).violations.is_empty());
 }
 
 /// R-RECOVER-8: a restarted node replays its metadata only to its durable commit
@@ -664,20 +666,20 @@ fn finds_a_partition_given_before_its_owner_gave_it_up() {
 /// (`GroupBug::KeepUncoordinatedGroups`, the broker before this rule): a deposed
 /// coordinator's timers lapse its members, it proposes the record at every tick
 /// and each is refused NOT_COORDINATOR, so the metadata never settles (I-5). The
-/// KIP-848 group storm's seed 18 was the first found; since the replica fetcher
-/// takes only answers to its own start's questions the runs differ, and seeds 45, 46
-/// and 50 are the ones of the first 61 that show it.
+/// KIP-848 group storm's seed 18 was the first found; the runs have changed since
+/// (the replica fetcher's own-start answers, R-REPL-6), and 8 of the first 200 seeds
+/// show it now (first 39), so the test looks for the first rather than naming one.
 #[test]
 fn finds_a_deposed_coordinator_proposing_its_groups_forever() {
-    let with = |bug| Options {
+    let with = |bug, seed| Options {
         group_bug: bug,
         faults: Some(Faults::group_storm()),
-        ..kip848(45)
+        ..kip848(seed)
     };
-    let outcome = run(with(Some(GroupBug::KeepUncoordinatedGroups)));
-    let found = outcome.violations.iter().any(|v| v.contains("I-5"));
-    assert!(found, "kept groups broke nothing: {:?}", outcome.violations);
-    let fixed = run(with(None));
+    let seed = first_seed_breaking("I-5", 120, |seed| {
+        with(Some(GroupBug::KeepUncoordinatedGroups), seed)
+    });
+    let fixed = run(with(None, seed));
     assert!(fixed.violations.is_empty(), "{}", report(&fixed));
 }
 

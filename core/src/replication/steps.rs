@@ -237,7 +237,15 @@ impl<'a> LocalView<'a> {
         else {
             return false;
         };
-        let min_isr = min_insync_replicas(self.state, &key.0, self.me);
+        // The controller keeps replicas eligible by its own minimum (a dynamic default
+        // for this broker alone does not move it): the stall must hold whenever it
+        // does (R-REPL-6).
+        let controller_min = self
+            .state
+            .topics
+            .get(&key.0)
+            .map_or(1, |t| self.state.controller_min_isr(t));
+        let min_isr = min_insync_replicas(self.state, &key.0, self.me).max(controller_min);
         self.partitions
             .advance_high_watermark(key, log, info, (self.me, min_isr), now_ms)
     }

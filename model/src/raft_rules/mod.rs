@@ -193,15 +193,20 @@ impl RaftHistory {
 
     /// Node `node`'s step failed (a write or an fsync) and it stops. What raft-rs
     /// changed in memory in that step was not durable, but a cut of its log lowered
-    /// its persisted index: a crash now must keep the last step's term and vote and
-    /// the log up to the lower persisted index.
+    /// its persisted index, and some of the step's writes may have reached the disk
+    /// before the one that failed: entries a newer leader sent, over uncommitted
+    /// ones (found in the full-disk storm, seed 49: entry 101 of term 8 was
+    /// recovered as the term-9 entry the failed step had written). A crash now must
+    /// keep the last step's term and vote and the log up to the lower persisted
+    /// index, and no further than the commit index; what lies beyond is judged as
+    /// any follower's entries are (I-2).
     pub fn failed(&mut self, node: u64, seen: RaftSeen) {
         let history = self.nodes.entry(node).or_default();
         let Some(last) = history.last.take() else {
             return;
         };
         history.down = Some(RaftSeen {
-            persisted: seen.persisted.min(last.persisted),
+            persisted: seen.persisted.min(last.persisted).min(last.committed),
             ..last
         });
         history.position = None;
@@ -599,6 +604,19 @@ mod tests {
         let h = elected();
         assert_eq!(h.violations, Vec::<String>::new());
         assert_eq!(h.changes, 9);
+    }
+
+    #[test]
+    fn c_10_r_persist_1_a_failed_step_may_have_replaced_uncommitted_entries() {
+        let mut h = elected();
+        h.observe(1, seen(1, 1, true, &[1, 1], 1), false);
+        h.observe(2, seen(1, 1, false, &[1, 1], 1), false);
+        h.failed(2, seen(1, 1, false, &[1, 1], 1));
+        h.observe(2, seen(1, 1, false, &[1], 1), false);
+        assert_eq!(h.violations, Vec::<String>::new());
+        h.failed(2, seen(1, 1, false, &[1], 1));
+        h.observe(2, seen(1, 1, false, &[], 0), false);
+        assert!(h.violations[0].starts_with("R-PERSIST-1 node 2 lost entry 1 "));
     }
 
     #[test]
