@@ -683,3 +683,29 @@ fn r_repl_3_a_restarted_broker_follows_once_its_registration_is_applied() {
     assert_eq!(state.apply(index + 1, &registered), ApplyOutcome::Done);
     assert_eq!(restarted(&state), Some(1));
 }
+
+/// R-REPL-6: lowering min.insync.replicas puts the ISR back at the minimum, where the
+/// high watermark moves again: the eligible replicas no longer hold everything
+/// committed, so they stop being eligible (found by review: a stale ELR member could
+/// have been elected without records acknowledged at the lower minimum).
+#[test]
+fn r_repl_6_a_lowered_minimum_forgets_the_eligible_replicas() {
+    let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    for broker_id in [2, 3] {
+        apply(&mut state, MetadataCommand::FenceBroker { broker_id });
+    }
+    let elr = |state: &MetadataState| state.partition("t", 0).map(|p| p.elr.clone());
+    assert_eq!(elr(&state), Some(vec![3]));
+    let lowered = MetadataCommand::AlterTopicConfigs {
+        topic: "t".into(),
+        set: [("min.insync.replicas".to_string(), "1".to_string())].into(),
+        remove: Vec::new(),
+        replace: false,
+    };
+    assert_eq!(apply(&mut state, lowered), ApplyOutcome::Done);
+    assert_eq!(elr(&state), Some(vec![]));
+}

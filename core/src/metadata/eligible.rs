@@ -63,10 +63,12 @@ impl PartitionInfo {
         true
     }
 
-    /// A registration of `back` (which may not be live before it): leads the
-    /// offline partition if it is in its ISR, or if the ISR is empty and it is
-    /// eligible. True if it now leads.
-    pub fn lead_on_return(&mut self, back: BrokerId) -> bool {
+    /// A registration of `back` (live among `live` now): leads the offline
+    /// partition if it is in its ISR, or if it is eligible and no ISR member is live
+    /// (those who stayed in the ISR are then not waited for: the eligible replica
+    /// holds everything committed, and the high watermark stood still since it
+    /// left). True if it now leads.
+    pub fn lead_on_return(&mut self, back: BrokerId, live: &[BrokerId]) -> bool {
         if self.leader.is_some() {
             return false;
         }
@@ -75,7 +77,8 @@ impl PartitionInfo {
             self.leader_epoch += 1;
             return true;
         }
-        self.isr.is_empty() && self.elect_eligible(-1, &[back])
+        let isr_live = self.isr.iter().any(|r| live.contains(r));
+        !isr_live && self.elect_eligible(-1, &[back])
     }
 
     /// A new incarnation of `back`, whose crash may have cut records it acknowledged
@@ -167,9 +170,30 @@ mod tests {
         let mut p = partition(&[0], &[2]);
         assert!(p.hand_over_after_unclean_restart(0, &[0, 1], 2));
         assert_eq!((p.leader, p.isr.clone()), (None, vec![]));
-        assert!(!p.lead_on_return(1), "1 was never eligible");
-        assert!(p.lead_on_return(2));
+        assert!(!p.lead_on_return(1, &[0, 1]), "1 was never eligible");
+        assert!(p.lead_on_return(2, &[0, 1, 2]));
         assert_eq!((p.leader, p.isr.clone()), (Some(2), vec![2]));
+    }
+
+    #[test]
+    fn r_repl_6_an_eligible_replica_leads_while_the_offline_isr_is_down() {
+        // ISR {0}, ELR {2}; 0 was fenced with 2 down: offline, ISR kept.
+        let mut p = partition(&[0], &[2]);
+        p.leader = None;
+        assert!(
+            p.lead_on_return(2, &[1, 2]),
+            "0 is down: 2 holds what was committed"
+        );
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.elr.clone()),
+            (Some(2), vec![2], vec![])
+        );
+        let mut waiting = partition(&[0], &[2]);
+        waiting.leader = None;
+        assert!(
+            !waiting.lead_on_return(2, &[0, 2]),
+            "0 is live: it leads on its return"
+        );
     }
 
     #[test]

@@ -370,6 +370,25 @@ impl MetadataState {
         }
     }
 
+    /// A lowered `min.insync.replicas` can put an ISR back at the minimum, where its
+    /// leader's high watermark moves again and eligible replicas stop holding
+    /// everything committed: they are no longer eligible, as when the ISR grows
+    /// back (Kafka clears the ELR when the minimum changes). An offline partition
+    /// keeps its ELR: nothing is committed there (R-REPL-6).
+    fn forget_eligible_at_the_minimum(&mut self) {
+        let min_isrs = self.controller_min_isrs();
+        for (name, t) in &mut self.topics {
+            let min_isr = min_isrs.get(name).copied().unwrap_or(1);
+            for p in &mut t.partitions {
+                let at_minimum = p.isr.len() >= p.effective_min_isr(min_isr);
+                if p.leader.is_some() && at_minimum && !p.elr.is_empty() {
+                    p.elr.clear();
+                    p.partition_epoch += 1;
+                }
+            }
+        }
+    }
+
     /// `min.insync.replicas` of every topic as the controller judges it: the
     /// topic's, else the cluster-wide dynamic default, else 1.
     fn controller_min_isrs(&self) -> BTreeMap<String, usize> {
@@ -435,7 +454,7 @@ impl MetadataState {
             for p in &mut t.partitions {
                 let handed_over =
                     unclean && p.hand_over_after_unclean_restart(back, &live, min_isr);
-                if handed_over || p.lead_on_return(back) {
+                if handed_over || p.lead_on_return(back, &live) {
                     p.partition_epoch += 1;
                 } else if p.leader == Some(back) && restarted {
                     p.leader_epoch += 1;
@@ -615,6 +634,7 @@ impl MetadataState {
                     }
                     info.configs
                         .extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    self.forget_eligible_at_the_minimum();
                     ApplyOutcome::Done
                 }
             },
@@ -755,6 +775,7 @@ impl MetadataState {
                     );
                 }
                 self.alter_broker_configs(resource, set, remove, *replace);
+                self.forget_eligible_at_the_minimum();
                 ApplyOutcome::Done
             }
         }

@@ -237,15 +237,7 @@ impl<'a> LocalView<'a> {
         else {
             return false;
         };
-        // The controller keeps replicas eligible by its own minimum (a dynamic default
-        // for this broker alone does not move it): the stall must hold whenever it
-        // does (R-REPL-6).
-        let controller_min = self
-            .state
-            .topics
-            .get(&key.0)
-            .map_or(1, |t| self.state.controller_min_isr(t));
-        let min_isr = min_insync_replicas(self.state, &key.0, self.me).max(controller_min);
+        let min_isr = min_insync_replicas(self.state, &key.0, self.me);
         self.partitions
             .advance_high_watermark(key, log, info, (self.me, min_isr), now_ms)
     }
@@ -593,19 +585,21 @@ pub fn ack_error(waited: AckWait) -> Option<ErrorCode> {
     }
 }
 
-/// `min.insync.replicas` of a topic on broker `me`: the topic's, else the dynamic
-/// broker default (R-WIRE-16), else 1.
+/// `min.insync.replicas` of a topic as broker `me` enforces it: the topic's, else
+/// the dynamic broker default (R-WIRE-16), else 1, and never below the minimum the
+/// controller keeps replicas eligible by (R-REPL-6): admission, the completion of
+/// acks=all and the high watermark's stall all judge by this one number, so a
+/// produce the stall would hold is refused NOT_ENOUGH_REPLICAS at once instead.
 pub fn min_insync_replicas(state: &MetadataState, topic: &str, me: i32) -> usize {
-    state
-        .topics
-        .get(topic)
-        .and_then(|t| {
-            state
-                .topic_configs_on(t, me)
-                .get("min.insync.replicas")
-                .and_then(|v| v.parse::<usize>().ok())
-        })
-        .unwrap_or(1)
+    let Some(t) = state.topics.get(topic) else {
+        return 1;
+    };
+    let enforced = state
+        .topic_configs_on(t, me)
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    enforced.max(state.controller_min_isr(t))
 }
 
 /// A follower's log after its leader answered OffsetForLeaderEpoch: cut to `end` (the

@@ -198,15 +198,18 @@ impl RaftHistory {
     /// ones (found in the full-disk storm, seed 49: entry 101 of term 8 was
     /// recovered as the term-9 entry the failed step had written). A crash now must
     /// keep the last step's term and vote and the log up to the lower persisted
-    /// index, and no further than the commit index; what lies beyond is judged as
-    /// any follower's entries are (I-2).
+    /// index, and no further than the last entry some node had committed (no step
+    /// may replace that); what lies beyond is judged as any follower's entries are
+    /// (I-2).
     pub fn failed(&mut self, node: u64, seen: RaftSeen) {
+        let committed_anywhere = self.committed.keys().next_back().copied().unwrap_or(0);
         let history = self.nodes.entry(node).or_default();
         let Some(last) = history.last.take() else {
             return;
         };
+        let kept = seen.persisted.min(last.persisted);
         history.down = Some(RaftSeen {
-            persisted: seen.persisted.min(last.persisted).min(last.committed),
+            persisted: kept.min(committed_anywhere.max(last.committed)),
             ..last
         });
         history.position = None;

@@ -34,7 +34,7 @@ impl Meta {
     }
 
     /// `back` registered: it leads the offline partition if it is in the ISR, or if
-    /// the ISR is empty and it is eligible.
+    /// it is eligible and no ISR member is live.
     pub fn lead_on_return(&mut self, back: NodeId) -> bool {
         if self.leader.is_some() {
             return false;
@@ -44,7 +44,7 @@ impl Meta {
             self.epoch += 1;
             return true;
         }
-        if self.isr == 0 && has(self.elr, back) {
+        if self.isr & !self.not_live() == 0 && has(self.elr, back) {
             self.leader = Some(back);
             self.epoch += 1;
             self.isr = bit(back);
