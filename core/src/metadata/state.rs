@@ -408,7 +408,10 @@ impl MetadataState {
         (leader_epoch, partition_epoch): (i32, u64),
     ) -> ApplyOutcome {
         let live = self.live_brokers();
-        let min_isr = self.controller_min_isrs().get(topic).copied().unwrap_or(1);
+        let min_isr = self
+            .topics
+            .get(topic)
+            .map_or(1, |t| self.controller_min_isr(t));
         let Some(p) = self.partition_mut(topic, partition) else {
             return rejected(
                 UNKNOWN_TOPIC_OR_PARTITION,
@@ -438,7 +441,7 @@ impl MetadataState {
     }
 
     /// A broker registered (again): it leads the offline partitions whose ISR it is
-    /// in, or whose ISR is empty and which it is eligible to lead (R-REPL-6). A new
+    /// in, or which it is eligible to lead while no ISR member is live (R-REPL-6). A new
     /// incarnation of a partition's leader starts a new leader epoch: its
     /// predecessor's unsynced tail is gone, and followers must truncate to it. A new
     /// incarnation of a leader that may have lost acknowledged records (`unclean`)
@@ -531,7 +534,10 @@ impl MetadataState {
                 partition_epoch,
             } => {
                 let live: Vec<i32> = self.live_brokers();
-                let min_isr = self.controller_min_isrs().get(topic).copied().unwrap_or(1);
+                let min_isr = self
+                    .topics
+                    .get(topic)
+                    .map_or(1, |t| self.controller_min_isr(t));
                 let Some(p) = self.partition_mut(topic, *partition) else {
                     return rejected(
                         UNKNOWN_TOPIC_OR_PARTITION,
