@@ -21,7 +21,10 @@ use chronik::log::frame::FRAME_HEADER_LEN;
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand};
 use chronik_model::model::{Action, PARTITION_LEADER};
-use chronik_model::state::{NodeId, Phase};
+use chronik_model::state::{Envelope, NodeId, Phase};
+use raft::eraftpb::MessageType;
+
+use crate::network::{Carried, Network};
 
 /// Test-only faults switched on in the real code (see `inject-bugs` in impl/).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,10 +96,7 @@ pub(crate) fn partition_dir() -> PathBuf {
     PathBuf::from("/data/p-0")
 }
 
-/// Raft ids and broker ids start at 1; model node ids at 0.
-pub fn real_id(n: NodeId) -> u64 {
-    u64::from(n) + 1
-}
+pub use crate::ids::real_id;
 
 pub struct SimNode {
     pub(crate) id: NodeId,
@@ -131,6 +131,11 @@ pub struct Harness {
     pub(crate) answered: Vec<u8>,
     snapshot_interval: u64,
     injected: Option<Injected>,
+    /// Messages between the nodes, delivered as the model delivers its own.
+    net: Network,
+    /// The last step could not be replayed: the model delivered a message raft-rs
+    /// never sent in that form (its kind). The walk ends there.
+    unmapped: Option<String>,
 }
 
 fn lock(acks: &Acks) -> MutexGuard<'_, Vec<(u64, u8)>> {
@@ -168,7 +173,26 @@ impl Harness {
                 every => u64::from(every),
             },
             injected,
+            net: Network::default(),
+            unmapped: None,
         }
+    }
+
+    /// Why the last step could not be replayed, if it could not; cleared.
+    pub fn take_unmapped(&mut self) -> Option<String> {
+        self.unmapped.take()
+    }
+
+    /// Leader `l`'s heartbeat, for the followers the model's heartbeat reaches:
+    /// each is sent what it lacks from the leader's last known match (the append a
+    /// heartbeat's answer draws from raft-rs).
+    pub fn heartbeat(&mut self, l: NodeId, followers: &[NodeId]) -> Result<(), HarnessError> {
+        if let Some(meta) = self.node(l).meta.as_mut() {
+            for p in followers {
+                meta.resend_append(real_id(*p));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn acked(&self) -> Vec<(u64, u8)> {
@@ -226,10 +250,11 @@ impl Harness {
             Action::Crash(n) => self.crash(*n, Tear::None),
             Action::CrashTorn(n) => self.crash(*n, Tear::KeepTail(TORN_BYTES)),
             Action::DamageRaftLog(n, at) => self.damage_raft_log(*n, *at)?,
-            Action::Heartbeat(_) | Action::Deliver(_) | Action::ReplicaFetch(_) => {
+            Action::Deliver(e) => self.deliver(e)?,
+            Action::Heartbeat(_) | Action::ReplicaFetch(_) => {
                 return Err(HarnessError(format!(
-                    "{action}: peer messages and replica fetches are not mapped yet \
-                     (3-node conformance arrives with the cluster)"
+                    "{action}: the lockstep maps heartbeats itself; replica fetches \
+                     belong to the replication oracle (C-5, C-6)"
                 )))
             }
         }
@@ -251,7 +276,12 @@ impl Harness {
         node.boots += 1;
         node.incarnation = node.boots;
         let disk: Arc<dyn Disk> = Arc::new(node.disk.clone());
+        // The model campaigns without raft-rs's pre-vote round and keeps one
+        // append in flight per follower (spec/conformance.md, "Scope today").
         let config = NodeConfig {
+            pre_vote: voters.len() == 1,
+            max_inflight_appends: if voters.len() == 1 { 256 } else { 1 },
+            max_append_bytes: u64::MAX,
             voters,
             snapshot_interval,
             ..NodeConfig::single(real_id(n))
@@ -303,6 +333,7 @@ impl Harness {
     fn crash(&mut self, n: NodeId, tear: Tear) {
         // Its clients' connections are gone: nobody is answered.
         self.waiting_writes.retain(|_, (origin, _)| *origin != n);
+        self.net.drop_to(n);
         let node = self.node(n);
         node.meta = None;
         node.partition = None;
@@ -365,13 +396,22 @@ impl Harness {
         if meta.ready_pending() {
             return Ok(None);
         }
-        match meta.propose(&CommandEnvelope::new(id, command)) {
+        match meta.propose(&CommandEnvelope::new(id, command.clone())) {
             Ok(()) => Ok(Some(id)),
             Err(ProposeError::NotLeader { leader: None }) => Ok(None),
             Err(ProposeError::NotLeader { leader: Some(l) }) if l == real_id(n) => Ok(None),
-            Err(ProposeError::NotLeader { leader: Some(l) }) => Err(HarnessError(format!(
-                "forwarding to leader {l} is not mapped yet (3-node conformance)"
-            ))),
+            Err(ProposeError::NotLeader { leader: Some(l) }) => {
+                // The driver forwards it to the leader it knows (R-PROPOSE-2) and
+                // answers its client once it has applied it itself.
+                let leader =
+                    NodeId::try_from(l - 1).map_err(|_| HarnessError(format!("leader id {l}")))?;
+                self.net.send(
+                    n,
+                    leader,
+                    Carried::Forward(CommandEnvelope::new(id, command)),
+                );
+                Ok(Some(id))
+            }
             Err(ProposeError::Dropped(why)) => Err(HarnessError(format!(
                 "raft-rs dropped a proposal on the leader: {why}"
             ))),
@@ -391,15 +431,52 @@ impl Harness {
                 }
             }
         }
-        if let Some(m) = out.messages.first() {
+        for m in out.messages {
             if self.nodes.len() == 1 {
                 return Err(HarnessError(format!(
                     "a one-voter group sent a message: {m:?}"
                 )));
             }
+            let to = NodeId::try_from(m.to.wrapping_sub(1))
+                .map_err(|_| HarnessError(format!("message to unknown node {}", m.to)))?;
+            self.net.send(n, to, Carried::Raft(m));
+        }
+        Ok(())
+    }
+
+    /// The model delivers a peer message: the real one standing for it is stepped
+    /// into its destination as the driver steps it.
+    fn deliver(&mut self, e: &Envelope) -> Result<(), HarnessError> {
+        let carried = match self.net.take(e) {
+            Ok(carried) => carried,
+            Err(kind) => {
+                self.unmapped = Some(kind);
+                return Ok(());
+            }
+        };
+        let Some(meta) = self.node(e.dst).meta.as_mut() else {
             return Err(HarnessError(format!(
-                "node {n}: peer messages are not mapped yet (3-node conformance)"
+                "a message delivered to node {} that is not running",
+                e.dst
             )));
+        };
+        match carried {
+            Carried::Raft(m) => {
+                if m.get_msg_type() == MessageType::MsgRequestVote {
+                    meta.let_leader_lease_lapse();
+                }
+                meta.step(m)?;
+            }
+            // Proposed if this node leads; otherwise the origin retries on its own
+            // (the driver answers NOT_CONTROLLER, never forwards on).
+            Carried::Forward(envelope) => match meta.propose(&envelope) {
+                Ok(()) | Err(ProposeError::NotLeader { .. }) => {}
+                Err(ProposeError::Dropped(why)) => {
+                    return Err(HarnessError(format!(
+                        "raft-rs dropped a forwarded proposal on the leader: {why}"
+                    )))
+                }
+            },
         }
         Ok(())
     }

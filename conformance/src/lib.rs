@@ -8,6 +8,8 @@
 
 pub mod dirs;
 pub mod harness;
+pub mod ids;
+pub mod network;
 pub mod replay;
 pub mod replication;
 pub mod scenarios;

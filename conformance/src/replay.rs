@@ -107,6 +107,20 @@ impl<'a> Lockstep<'a> {
         injected: Option<Injected>,
         seed: Option<u64>,
     ) -> Result<Self, Box<Divergence>> {
+        if model.nodes > 1 && !model.raft_rs_flow_control {
+            return Err(Box::new(Divergence {
+                path: Vec::new(),
+                step: None,
+                model: of_model(&model.init_state()),
+                real: None,
+                why: vec![
+                    "the real nodes run raft-rs's flow control: set the model's \
+                     raft_rs_flow_control (C-11)"
+                        .into(),
+                ],
+                seed,
+            }));
+        }
         let l = Lockstep {
             model,
             state: model.init_state(),
@@ -118,19 +132,45 @@ impl<'a> Lockstep<'a> {
         Ok(l)
     }
 
-    /// The model's successors within its bounds.
+    /// The model's successors within its bounds. With more than one node the
+    /// partition's replication is left to the replication oracle (C-5, C-6): its
+    /// produce, fetch and replica fetch steps are not taken here.
     fn successors(&self) -> Vec<(Action, State)> {
-        successors(self.model, &self.state)
+        let mut succ = successors(self.model, &self.state);
+        if self.model.nodes > 1 {
+            succ.retain(|(a, _)| {
+                !matches!(a, Action::Produce | Action::Fetch | Action::ReplicaFetch(_))
+            });
+        }
+        succ
     }
 
-    fn advance(&mut self, action: Action, next: State) -> Result<(), Box<Divergence>> {
+    /// One step on both sides, then the comparison. `Ok(Some(kind))`: the model
+    /// delivered a message raft-rs sent in no such form, so the step could not be
+    /// replayed and nothing was compared.
+    fn advance(&mut self, action: Action, next: State) -> Result<Option<String>, Box<Divergence>> {
         self.path.push(action.clone());
-        self.state = next;
+        let before = std::mem::replace(&mut self.state, next);
         let step = Some(self.path.len() - 1);
-        if let Err(e) = self.real.apply(&action) {
+        let applied = match &action {
+            Action::Heartbeat(l) => {
+                let followers = self.model.heartbeat_targets(&before, *l);
+                self.real.heartbeat(*l, &followers)
+            }
+            _ => self.real.apply(&action),
+        };
+        if let Err(e) = applied {
             return Err(self.divergence(step, None, vec![format!("the real code failed: {e}")]));
         }
-        self.compare(step)
+        if let Some(kind) = self.real.take_unmapped() {
+            if std::env::var_os("CHRONIK_ORACLE_DEBUG").is_some() {
+                for (i, a) in self.path.iter().enumerate() {
+                    eprintln!("  {:>3}. {a}", i + 1);
+                }
+            }
+            return Ok(Some(kind));
+        }
+        self.compare(step).map(|()| None)
     }
 
     fn compare(&self, step: Option<usize>) -> Result<(), Box<Divergence>> {
@@ -181,12 +221,20 @@ pub fn replay_path(
                 vec![format!("{action} is not a model step here")],
             )
         })?;
-        l.advance(action.clone(), next)?;
+        if let Some(kind) = l.advance(action.clone(), next)? {
+            return Err(l.divergence(
+                Some(l.path.len() - 1),
+                None,
+                vec![format!(
+                    "raft-rs sent no {kind} like the model's: not replayable"
+                )],
+            ));
+        }
     }
     Ok(())
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Stats {
     /// Complete paths replayed (each maximal: depth reached or nothing enabled).
     pub paths: u64,
@@ -199,11 +247,32 @@ pub struct Stats {
     /// Paths that ended with a running node whose Raft log was compacted to a
     /// metadata snapshot.
     pub compacted: u64,
+    /// Peer messages delivered on both sides and compared after.
+    pub delivered: u64,
+    /// Paths that ended early at a model message raft-rs sent in no such form, by
+    /// the kind of message.
+    pub unmapped: std::collections::BTreeMap<String, u64>,
+    /// Paths in which some node applied another node's registration, or a write
+    /// forwarded from a follower: the cluster behaviour, not one node's.
+    pub cluster_paths: u64,
 }
 
 impl Stats {
+    fn count_unmapped(&mut self, kind: String) {
+        *self.unmapped.entry(kind).or_default() += 1;
+    }
+
     fn count_path(&mut self, depth: usize, real: &Harness) {
         self.paths += 1;
+        if real.nodes.len() > 1
+            && crate::view::of_real(real).is_ok_and(|v| {
+                v.nodes
+                    .iter()
+                    .any(|n| n.brokers.iter().filter(|b| **b != 0).count() > 1)
+            })
+        {
+            self.cluster_paths += 1;
+        }
         self.steps += depth as u64;
         self.max_depth = self.max_depth.max(depth);
         if real.nodes.iter().any(|n| n.phase == Phase::Failed) {
@@ -249,8 +318,15 @@ pub fn replay_all(
             let (a, next) = succ.into_iter().nth(choice[d]).ok_or_else(|| {
                 l.divergence(None, None, vec!["the model is not deterministic".into()])
             })?;
-            l.advance(a, next)?;
+            let delivery = matches!(a, Action::Deliver(_));
             d += 1;
+            if let Some(kind) = l.advance(a, next)? {
+                // That last step was not compared.
+                d -= 1;
+                stats.count_unmapped(kind);
+                break;
+            }
+            stats.delivered += u64::from(delivery);
         }
         stats.count_path(d, &l.real);
         if stats.paths >= max_paths {
@@ -292,8 +368,15 @@ pub fn random_walks(
                 break;
             }
             let (a, next) = succ.swap_remove(rng.below(succ.len()));
-            l.advance(a, next)?;
+            let delivery = matches!(a, Action::Deliver(_));
             d += 1;
+            if let Some(kind) = l.advance(a, next)? {
+                // That last step was not compared.
+                d -= 1;
+                stats.count_unmapped(kind);
+                break;
+            }
+            stats.delivered += u64::from(delivery);
         }
         stats.count_path(d, &l.real);
     }
@@ -324,7 +407,12 @@ pub fn real_runs(
             }
             let action = commands[rng.below(commands.len())].clone();
             match model.step(&l.state, action.clone()) {
-                Some(next) if model.within_boundary(&next) => l.advance(action, next)?,
+                Some(next) if model.within_boundary(&next) => {
+                    if let Some(kind) = l.advance(action, next)? {
+                        stats.count_unmapped(kind);
+                        break;
+                    }
+                }
                 // Outside the model's bounds (too many crashes, terms or requests):
                 // skipped, as the model checker does.
                 Some(_) => {}
@@ -425,5 +513,24 @@ pub fn summary(what: &str, stats: &Stats, secs: f64) -> String {
         "{what}: {} paths, {} steps compared, max depth {}, {:.1}s, 0 divergences",
         stats.paths, stats.steps, stats.max_depth, secs
     );
+    if stats.delivered > 0 || !stats.unmapped.is_empty() {
+        let cut: Vec<String> = stats
+            .unmapped
+            .iter()
+            .map(|(kind, n)| format!("{n} at a {kind}"))
+            .collect();
+        let _ = write!(
+            s,
+            "; {} peer messages delivered, {} paths with another node's registration \
+             applied; paths cut where raft-rs sent no such message: {}",
+            stats.delivered,
+            stats.cluster_paths,
+            if cut.is_empty() {
+                "none".into()
+            } else {
+                cut.join(", ")
+            }
+        );
+    }
     s
 }

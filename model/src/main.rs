@@ -70,6 +70,10 @@ struct ModelArgs {
     /// entries (0: never).
     #[arg(long, default_value_t = 0)]
     snapshot_interval: u8,
+    /// raft-rs's own flow control (what the conformance oracle replays, C-11)
+    /// instead of the coarser one-message-per-link rule of the CI configurations.
+    #[arg(long)]
+    raft_rs_flow_control: bool,
 }
 
 #[derive(Args)]
@@ -225,6 +229,7 @@ fn build(a: &ModelArgs) -> ChronikModel {
     m.booted = a.booted;
     m.max_damage = a.max_damage;
     m.snapshot_interval = a.snapshot_interval;
+    m.raft_rs_flow_control = a.raft_rs_flow_control;
     for b in &a.bugs {
         m = m.with_bug(*b);
     }

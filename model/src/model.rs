@@ -135,6 +135,13 @@ pub struct ChronikModel {
     /// A node snapshots its metadata and compacts its Raft log every this many applied
     /// entries (`NodeConfig::snapshot_interval`); 0: never.
     pub snapshot_interval: u8,
+    /// raft-rs's own flow control (one append carrying entries in flight per
+    /// follower; appends without entries, and answers, never hold the next one
+    /// back), as the conformance oracle runs the real nodes (spec/conformance.md
+    /// C-11). Off, the model checker's coarser rule: at most one append or answer
+    /// on a link at a time, a subset of raft-rs's interleavings that keeps the
+    /// space a tenth the size (2 nodes with damage: 0.9 M states against 9 M).
+    pub raft_rs_flow_control: bool,
     bugs: u16,
 }
 
@@ -150,6 +157,7 @@ impl ChronikModel {
             booted: false,
             max_damage: 0,
             snapshot_interval: 0,
+            raft_rs_flow_control: false,
             bugs: 0,
         }
     }
@@ -453,11 +461,14 @@ impl ChronikModel {
             }
             Action::Timeout(n) => self.campaign(&mut t, n),
             Action::Heartbeat(l) => {
-                let peers: Vec<NodeId> = self
-                    .peers(l)
-                    .filter(|p| self.out_of_sync(&t, l, *p))
-                    .collect();
-                for p in peers {
+                // The heartbeat's answer resumes the follower's progress from its
+                // match (raft-rs `handle_heartbeat_response`, and a probe afresh).
+                for p in self.heartbeat_targets(&t, l) {
+                    if self.raft_rs_flow_control {
+                        let leader = &mut t.nodes[idx(l)];
+                        leader.paused[idx(p)] = false;
+                        leader.next[idx(p)] = leader.matched[idx(p)] + 1;
+                    }
                     self.send_append(&mut t, l, p);
                 }
             }
@@ -683,33 +694,56 @@ impl ChronikModel {
                 .is_some_and(|r| r.persisted_msgs.iter().any(is_append))
     }
 
-    /// raft-rs in Probe state: at most one append in flight per follower. Flow control
-    /// keeps the space small; the heartbeat sends the latest state once the link is idle.
+    /// Sends follower `p` what it lacks from `next` on (a snapshot where that is
+    /// compacted away), under the flow control the model runs with (see
+    /// `raft_rs_flow_control`): raft-rs's pauses a follower once an append with
+    /// entries (or a snapshot) is on its way until an answer moves its match; the
+    /// coarse one sends nothing while an append or answer is on the link. The
+    /// heartbeat sends the latest state once the link is idle.
     fn send_append(&self, t: &mut State, l: NodeId, p: NodeId) {
-        if Self::link_busy(t, l, p) {
+        let held = if self.raft_rs_flow_control {
+            t.nodes[idx(l)].paused[idx(p)]
+        } else {
+            Self::link_busy(t, l, p)
+        };
+        if held {
             return;
         }
         let node = &t.nodes[idx(l)];
         let prev_idx = node.next[idx(p)].saturating_sub(1).min(node.last_idx());
-        if prev_idx < node.snap_idx {
+        let msg = if prev_idx < node.snap_idx {
             // The entries the follower needs are compacted away (raft-rs sends its
             // snapshot).
-            let msg = Msg::Snapshot {
+            Msg::Snapshot {
                 term: node.term,
                 entries: node.log[..usize::from(node.snap_idx)].to_vec(),
-            };
-            Self::queue(t, l, p, msg);
-            return;
-        }
-        let prev_term = node.term_at(prev_idx).unwrap_or(0);
-        let msg = Msg::Append {
-            term: node.term,
-            prev_idx,
-            prev_term,
-            entries: node.log[usize::from(prev_idx)..].to_vec(),
-            commit: node.commit,
+            }
+        } else {
+            Msg::Append {
+                term: node.term,
+                prev_idx,
+                prev_term: node.term_at(prev_idx).unwrap_or(0),
+                entries: node.log[usize::from(prev_idx)..].to_vec(),
+                commit: node.commit,
+            }
         };
+        let pauses = match &msg {
+            Msg::Append { entries, .. } => !entries.is_empty(),
+            _ => true,
+        };
+        if self.raft_rs_flow_control && pauses {
+            t.nodes[idx(l)].paused[idx(p)] = true;
+        }
         Self::queue(t, l, p, msg);
+    }
+
+    /// The followers leader `l`'s heartbeat sends an append to: those out of sync
+    /// whose link carries no append or answer (the conformance oracle sends the real
+    /// leader's appends to the same ones).
+    pub fn heartbeat_targets(&self, t: &State, l: NodeId) -> Vec<NodeId> {
+        self.peers(l)
+            .filter(|p| self.out_of_sync(t, l, *p) && !Self::link_busy(t, l, *p))
+            .collect()
     }
 
     /// The follower `p` would change on a heartbeat: it lags, or does not know the leader.
@@ -734,6 +768,9 @@ impl ChronikModel {
         node.role = Role::Follower;
         node.leader = leader;
         node.votes = 0;
+        // A leader's flow control means nothing once it follows (raft-rs resets
+        // every progress when it next leads); kept, it would tell alike states apart.
+        node.paused = [false; MAX_NODES];
     }
 
     fn campaign(&self, t: &mut State, n: NodeId) {
@@ -741,6 +778,7 @@ impl ChronikModel {
         node.term += 1;
         node.vote = Some(n);
         node.role = Role::Candidate;
+        node.paused = [false; MAX_NODES];
         node.leader = None;
         node.votes = 1 << n;
         if self.quorum() == 1 {
@@ -748,6 +786,7 @@ impl ChronikModel {
             return;
         }
         let (term, last_idx, last_term) = (node.term, node.last_idx(), node.last_term());
+        let (commit, commit_term) = (node.commit, node.term_at(node.commit).unwrap_or(0));
         for p in self.peers(n).collect::<Vec<_>>() {
             Self::queue(
                 t,
@@ -757,6 +796,8 @@ impl ChronikModel {
                     term,
                     last_idx,
                     last_term,
+                    commit,
+                    commit_term,
                 },
             );
         }
@@ -770,6 +811,7 @@ impl ChronikModel {
         let next = node.last_idx() + 1;
         node.next = [next; MAX_NODES];
         node.matched = [0; MAX_NODES];
+        node.paused = [false; MAX_NODES];
         let term = node.term;
         node.log.push(Entry {
             term,
@@ -783,7 +825,9 @@ impl ChronikModel {
         }
     }
 
-    fn maybe_commit(&self, t: &mut State, l: NodeId) {
+    /// Moves the leader's commit index if a quorum holds more of its term, and
+    /// then sends every follower the news; true if it moved.
+    fn maybe_commit(&self, t: &mut State, l: NodeId) -> bool {
         let node = &t.nodes[idx(l)];
         let mut m: Vec<u8> = self
             .ids()
@@ -818,7 +862,9 @@ impl ChronikModel {
             for p in self.peers(l).collect::<Vec<_>>() {
                 self.send_append(t, l, p);
             }
+            return true;
         }
+        false
     }
 
     fn deliver(&self, t: &mut State, e: Envelope) {
@@ -835,6 +881,8 @@ impl ChronikModel {
                 term,
                 last_idx,
                 last_term,
+                commit,
+                commit_term,
             } => {
                 let node = &mut t.nodes[idx(d)];
                 if term > node.term {
@@ -849,6 +897,13 @@ impl ChronikModel {
                 let granted = up_to_date && can_vote && node.leader.is_none();
                 if granted {
                     node.vote = Some(src);
+                } else if commit > node.commit
+                    && node.role != Role::Leader
+                    && node.term_at(commit) == Some(commit_term)
+                {
+                    // raft-rs `maybe_commit_by_vote`: the candidate's committed entry
+                    // is here, so everything up to it is committed.
+                    node.commit = commit;
                 }
                 // Rejections are not sent: losing one is indistinguishable from delay, and
                 // a higher term reaches the candidate through other messages. A repairing
@@ -879,7 +934,12 @@ impl ChronikModel {
                 commit,
             } => self.handle_append(t, d, src, term, prev_idx, prev_term, entries, commit),
             Msg::Snapshot { term, entries } => self.handle_snapshot(t, d, src, term, entries),
-            Msg::AppendResp { term, ok, idx: at } => {
+            Msg::AppendResp {
+                term,
+                ok,
+                idx: at,
+                refused_at,
+            } => {
                 let node = &mut t.nodes[idx(d)];
                 if term > node.term {
                     Self::become_follower(node, term, None);
@@ -889,7 +949,20 @@ impl ChronikModel {
                     return;
                 }
                 let p = idx(src);
-                if ok {
+                if ok && self.raft_rs_flow_control {
+                    // raft-rs `handle_append_response`: an answer that does not
+                    // move the match changes nothing.
+                    if at <= node.matched[p] {
+                        return;
+                    }
+                    let was_paused = node.paused[p];
+                    node.matched[p] = at;
+                    node.next[p] = at + 1;
+                    node.paused[p] = false;
+                    if !self.maybe_commit(t, d) && was_paused {
+                        self.send_append(t, d, src);
+                    }
+                } else if ok {
                     node.matched[p] = node.matched[p].max(at);
                     node.next[p] = node.matched[p] + 1;
                     let behind = node.matched[p] < node.last_idx();
@@ -897,14 +970,23 @@ impl ChronikModel {
                     if behind {
                         self.send_append(t, d, src);
                     }
+                } else if self.raft_rs_flow_control && refused_at == 0 {
+                    // The answer to an append of an older term carries no refusal
+                    // in raft-rs (`reject` false, index 0): it moves nothing.
                 } else if at < node.matched[p] {
                     // The follower lost entries it acknowledged (its log was cut at
                     // damage): probe it afresh from its last index (R-RECOVER-9).
                     node.matched[p] = 0;
                     node.next[p] = at + 1;
+                    node.paused[p] = false;
                     self.send_append(t, d, src);
+                } else if self.raft_rs_flow_control && node.next[p].saturating_sub(1) != refused_at
+                {
+                    // raft-rs `maybe_decr_to`: the refusal of an append older than
+                    // the latest probe is stale.
                 } else {
                     node.next[p] = node.next[p].saturating_sub(1).min(at + 1).max(1);
+                    node.paused[p] = false;
                     self.send_append(t, d, src);
                 }
             }
@@ -934,13 +1016,36 @@ impl ChronikModel {
                     term,
                     ok: false,
                     idx: 0,
+                    refused_at: 0,
                 },
             );
             return;
         }
         Self::become_follower(node, term, Some(src));
+        if prev_idx < node.commit {
+            // raft-rs `handle_append_entries`: an append from below the commit index
+            // is stale; the answer names the commit index.
+            let at = node.commit;
+            Self::queue(
+                t,
+                d,
+                src,
+                Msg::AppendResp {
+                    term,
+                    ok: true,
+                    idx: at,
+                    refused_at: 0,
+                },
+            );
+            return;
+        }
         if node.term_at(prev_idx) != Some(prev_term) {
             let hint = node.last_idx().min(prev_idx.saturating_sub(1));
+            let refused_at = if self.raft_rs_flow_control {
+                prev_idx
+            } else {
+                0
+            };
             Self::queue(
                 t,
                 d,
@@ -949,6 +1054,7 @@ impl ChronikModel {
                     term,
                     ok: false,
                     idx: hint,
+                    refused_at,
                 },
             );
             return;
@@ -974,6 +1080,7 @@ impl ChronikModel {
                 term,
                 ok: true,
                 idx: last_new,
+                refused_at: 0,
             },
         );
     }
@@ -1016,6 +1123,7 @@ impl ChronikModel {
                 term,
                 ok: true,
                 idx: answer,
+                refused_at: 0,
             },
         );
     }
@@ -1083,6 +1191,7 @@ impl ChronikModel {
         };
         Self::apply_committed(node, &mut t.ghost.answered, apply_to);
         let node = &mut t.nodes[idx(n)];
+        Self::cut_replaced_entries(&mut node.disk, &node.log);
         node.disk.log = node.log.clone();
         node.disk.hs = node.hs();
         node.hs_sent = node.hs();
@@ -1093,6 +1202,23 @@ impl ChronikModel {
         t.net.extend(now);
         self.mark_registered(t, n);
         Some(())
+    }
+
+    /// Chronik's Raft WAL makes a cut durable before it writes the entries that
+    /// replace the cut ones (`RaftWal::append_entries`), so that a crash never
+    /// leaves a torn frame followed by stale ones (R-RECOVER-6). Raft replaces only
+    /// entries that cannot be committed, so nothing acknowledged is lost.
+    fn cut_replaced_entries(disk: &mut Disk, log: &[Entry]) {
+        let kept = disk
+            .log
+            .iter()
+            .zip(log)
+            .take_while(|(written, new)| written == new)
+            .count();
+        if kept < disk.log.len() {
+            disk.log.truncate(kept);
+            disk.durable_log.truncate(kept);
+        }
     }
 
     /// Applies the committed entries up to `apply_to` and answers the clients whose
@@ -1147,7 +1273,12 @@ impl ChronikModel {
             node.hs_sent = node.hs();
             node.disk.durable_log = node.disk.log.clone();
             node.disk.durable_hs = node.disk.hs;
-            let apply_to = node.commit.min(node.stable);
+        }
+        // The LightReady also hands over entries committed before this Ready whose
+        // own write it made durable (raft-rs `gen_light_ready`): a follower that
+        // learned the commit index before it held the entries applies them here.
+        let apply_to = node.commit.min(node.stable);
+        if apply_to > node.applied {
             Self::apply_committed(node, &mut t.ghost.answered, apply_to);
             self.mark_registered(t, n);
         }

@@ -155,6 +155,7 @@ fn ack_implies_durable(_: &ChronikModel, s: &State) -> bool {
                 term,
                 ok: true,
                 idx,
+                ..
             } => {
                 d.durable_hs.term > term
                     || (d.durable_hs.term == term && d.durable_log.len() >= usize::from(idx))

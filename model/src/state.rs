@@ -74,6 +74,10 @@ pub enum Msg {
         term: u8,
         last_idx: u8,
         last_term: u8,
+        /// The candidate's commit index and its entry's term: raft-rs carries them
+        /// so that a node refusing the vote may move its own commit index up.
+        commit: u8,
+        commit_term: u8,
     },
     VoteResp {
         term: u8,
@@ -91,6 +95,10 @@ pub enum Msg {
         ok: bool,
         /// On success the index the sender now holds; on rejection its last index (hint).
         idx: u8,
+        /// On rejection under raft-rs's flow control, the refused append's previous
+        /// index (raft-rs's `index`), by which the leader tells a stale refusal; 0
+        /// otherwise, so that the coarse model's states stay as they were.
+        refused_at: u8,
     },
     Forward {
         cmd: Cmd,
@@ -205,6 +213,11 @@ pub struct Node {
     pub votes: u8,
     pub next: [u8; MAX_NODES],
     pub matched: [u8; MAX_NODES],
+    /// Leader side, raft-rs's flow control with one append in flight: an append
+    /// carrying entries (or a snapshot) went to this follower and no answer that
+    /// moved its match came back, so nothing more is sent until one does or a
+    /// heartbeat's answer resumes it. Appends without entries never pause.
+    pub paused: [bool; MAX_NODES],
     /// The HardState handed to the last Ready (raft-rs `prev_hs`).
     pub hs_sent: HardState,
     /// Messages raft has queued; the next Ready hands them out.
@@ -249,6 +262,7 @@ impl Node {
             votes: 0,
             next: [1; MAX_NODES],
             matched: [0; MAX_NODES],
+            paused: [false; MAX_NODES],
             hs_sent: HardState::default(),
             outbox: Vec::new(),
             ready: None,

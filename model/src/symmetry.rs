@@ -66,6 +66,7 @@ fn rewrite_node(n: &Node, to: &dyn Fn(NodeId) -> NodeId) -> Node {
     m.log = rewrite_log(&n.log, to);
     m.next = permute(&n.next, to);
     m.matched = permute(&n.matched, to);
+    m.paused = permute(&n.paused, to);
     m.hs_sent = rewrite_hs(n.hs_sent, to);
     m.outbox = sorted(n.outbox.iter().map(|e| rewrite_envelope(e, to)).collect());
     m.ready = n.ready.as_ref().map(|r| ReadyRec {

@@ -30,6 +30,18 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// Snapshot and compact the Raft log every this many applied entries.
     pub snapshot_interval: u64,
+    /// raft-rs's pre-vote round before each election. The broker always runs it;
+    /// the conformance oracle turns it off because the metadata model campaigns
+    /// without it (spec/conformance.md, "Scope today").
+    pub pre_vote: bool,
+    /// Appends a leader keeps in flight to one follower (raft-rs
+    /// `max_inflight_msgs`). The oracle uses 1, the model's flow control.
+    pub max_inflight_appends: usize,
+    /// Bytes of entries one append carries at most (raft-rs `max_size_per_msg`;
+    /// 0, its default and the broker's: one entry per append, which the pipeline
+    /// of in-flight appends makes up for). The oracle lifts it: the model's
+    /// append carries every entry the follower lacks.
+    pub max_append_bytes: u64,
 }
 
 impl NodeConfig {
@@ -43,6 +55,9 @@ impl NodeConfig {
             election_seed: None,
             heartbeat_tick: 2,
             snapshot_interval: 1000,
+            pre_vote: true,
+            max_inflight_appends: raft::Config::default().max_inflight_msgs,
+            max_append_bytes: raft::Config::default().max_size_per_msg,
         }
     }
 }
@@ -237,7 +252,9 @@ impl MetadataNode {
             heartbeat_tick: config.heartbeat_tick,
             applied: snapshot_index,
             check_quorum: true,
-            pre_vote: true,
+            pre_vote: config.pre_vote,
+            max_inflight_msgs: config.max_inflight_appends,
+            max_size_per_msg: config.max_append_bytes,
             ..raft::Config::default()
         };
         raft_config
@@ -644,6 +661,30 @@ impl MetadataNode {
     #[cfg(feature = "inject-bugs")]
     pub fn inject_skip_fsync(&mut self) {
         self.wal.inject_skip_fsync();
+    }
+
+    /// For the conformance oracle, whose clock is logical: an election timeout has
+    /// passed since this node last heard a leader, so check-quorum's lease no longer
+    /// makes it ignore a vote request. The model delivers a vote request to a node
+    /// that knows a leader only where that leader is down or its heartbeats are late.
+    #[cfg(feature = "inject-bugs")]
+    pub fn let_leader_lease_lapse(&mut self) {
+        self.raw.raft.election_elapsed = self.raw.raft.election_timeout();
+    }
+
+    /// For the conformance oracle: what a heartbeat's round trip does for a follower
+    /// that lags, in one step. The leader stops waiting on appends the follower may
+    /// never get (they went to a process that crashed) and sends what it lacks from
+    /// its last known match, as it does after the rejection such an append draws.
+    #[cfg(feature = "inject-bugs")]
+    pub fn resend_append(&mut self, peer: u64) {
+        if !self.is_leader() {
+            return;
+        }
+        if let Some(progress) = self.raw.raft.mut_prs().get_mut(peer) {
+            progress.become_probe();
+        }
+        self.raw.raft.send_append(peer);
     }
 
     fn apply(&mut self, entries: Vec<Entry>, out: &mut ReadyOutput) -> Result<(), NodeError> {
