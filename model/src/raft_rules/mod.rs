@@ -492,16 +492,34 @@ impl RaftHistory {
                 .entry(node)
                 .or_insert(now.vote);
         }
-        let Some(log) = self.logs.get(&term) else {
-            return;
-        };
+        // A node's answer to a leader is released once the entries it answers for
+        // are durable, and by then it may have moved to a later term (a vote
+        // request came between the append and its Ready): it holds them for that
+        // leader all the same. The three latest leaders' terms bound the work.
         let top = now.persisted.min(now.last());
-        let held = (now.first..=top)
+        let recent: Vec<u64> = self
+            .logs
+            .range(..=term)
             .rev()
-            .find(|&i| now.mark(i).is_some() && now.mark(i) == log.mark(i));
-        if let Some(held) = held {
-            let ack = self.acks.entry(term).or_default().entry(node).or_insert(0);
-            *ack = (*ack).max(held);
+            .take(3)
+            .map(|(t, _)| *t)
+            .collect();
+        for leader_term in recent {
+            let Some(log) = self.logs.get(&leader_term) else {
+                continue;
+            };
+            let held = (now.first..=top)
+                .rev()
+                .find(|&i| now.mark(i).is_some() && now.mark(i) == log.mark(i));
+            if let Some(held) = held {
+                let ack = self
+                    .acks
+                    .entry(leader_term)
+                    .or_default()
+                    .entry(node)
+                    .or_insert(0);
+                *ack = (*ack).max(held);
+            }
         }
     }
 
@@ -666,6 +684,21 @@ mod tests {
         h.observe(1, seen(1, 1, true, &[1, 1], 1), false);
         h.observe(1, seen(1, 1, true, &[1, 1], 2), false);
         assert!(h.violations[0].contains("committed index 2 (term Some(1)) that 1 nodes"));
+    }
+
+    /// A follower that took the leader's entry, then a later term's vote request
+    /// (refused) before its Ready made the entry durable, still answers the leader
+    /// for it once it is durable (found by the model's walks, issue 11).
+    #[test]
+    fn c_10_r_persist_1_a_follower_in_a_later_term_still_holds_the_leaders_entries() {
+        let mut h = elected();
+        h.observe(1, seen(1, 1, true, &[1, 1], 1), false);
+        let mut taken = seen(1, 1, false, &[1, 1], 1);
+        taken.persisted = 1;
+        h.observe(2, taken, false);
+        h.observe(2, seen(2, 0, false, &[1, 1], 1), false);
+        h.observe(1, seen(1, 1, true, &[1, 1], 2), false);
+        assert_eq!(h.violations, Vec::<String>::new());
     }
 
     #[test]
