@@ -709,3 +709,65 @@ fn r_repl_6_a_lowered_minimum_forgets_the_eligible_replicas() {
     assert_eq!(apply(&mut state, lowered), ApplyOutcome::Done);
     assert_eq!(elr(&state), Some(vec![]));
 }
+
+fn repair(state: &MetadataState, broker_id: i32) -> MetadataCommand {
+    let p = state.partition("t", 0).cloned().expect("t-0");
+    MetadataCommand::RepairReplica {
+        topic: "t".into(),
+        partition: 0,
+        broker_id,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+    }
+}
+
+/// R-REPL-4 with R-REPL-6: a damaged leader alone in the ISR hands over to a live
+/// eligible replica, which holds everything committed, instead of keeping a copy it
+/// must serve around the damage.
+#[test]
+fn r_repl_4_a_damaged_sole_leader_hands_over_to_a_live_eligible_replica() {
+    let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    let partition = |state: &MetadataState| {
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        (p.leader, p.isr, p.elr)
+    };
+    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 2 });
+    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 3 });
+    apply(&mut state, register_broker(3, 2, false));
+    assert_eq!(partition(&state), (Some(1), vec![1], vec![3]));
+    let damaged = repair(&state, 1);
+    assert_eq!(apply(&mut state, damaged), ApplyOutcome::Done);
+    assert_eq!(partition(&state), (Some(3), vec![3], vec![]));
+}
+
+/// R-REPL-4: the last replica an offline partition could be led from keeps its ISR
+/// place when it finds damage: cut, nothing but an unclean election could lead the
+/// partition again. It leads on its return and serves around the damage.
+#[test]
+fn r_repl_4_an_offline_partitions_last_copy_is_not_cut_out_of_its_isr() {
+    let (mut state, mut index) = three_brokers_one_topic();
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    let partition = |state: &MetadataState| {
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        (p.leader, p.isr, p.elr)
+    };
+    for broker_id in [2, 3, 1] {
+        apply(&mut state, MetadataCommand::FenceBroker { broker_id });
+    }
+    assert_eq!(partition(&state), (None, vec![1], vec![]));
+    let damaged = repair(&state, 1);
+    assert!(matches!(
+        apply(&mut state, damaged),
+        ApplyOutcome::Rejected { code, .. } if code == NOT_ENOUGH_REPLICAS
+    ));
+    assert_eq!(partition(&state), (None, vec![1], vec![]));
+    apply(&mut state, register_broker(1, 2, false));
+    assert_eq!(partition(&state).0, Some(1));
+}

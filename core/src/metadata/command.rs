@@ -146,10 +146,13 @@ pub enum MetadataCommand {
     /// `broker_id` found damage in its copy of the partition and must cut its log
     /// below it and fetch the records back (R-REPL-4). It leaves the ISR first, so
     /// that no copy the high watermark counts on is ever cut; a leader also hands
-    /// leadership to the first other live ISR member (refused if there is none: a
-    /// sole copy keeps serving what is undamaged). Compare-and-set on the leader
-    /// and partition epochs; it always moves the partition epoch on, so no ISR
-    /// expansion computed from a fetch made before the cut can be applied after it.
+    /// leadership to the first other live ISR member, else to a live eligible
+    /// replica (refused if there is neither: a sole copy keeps serving what is
+    /// undamaged). Refused too for an offline partition's last replica it could be
+    /// led from (the ISR would empty with no eligible replica left). Compare-and-set
+    /// on the leader and partition epochs; it always moves the partition epoch on, so
+    /// no ISR expansion computed from a fetch made before the cut can be applied
+    /// after it.
     RepairReplica {
         topic: String,
         partition: i32,

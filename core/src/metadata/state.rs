@@ -399,7 +399,8 @@ impl MetadataState {
     }
 
     /// See [`MetadataCommand::RepairReplica`]: a leader's successor is the first
-    /// other live ISR member in ISR order, as when a leader is fenced.
+    /// other live ISR member in ISR order, as when a leader is fenced, else a live
+    /// eligible replica (R-REPL-6: it holds everything committed).
     fn repair_replica(
         &mut self,
         topic: &str,
@@ -428,11 +429,23 @@ impl MetadataState {
             return rejected(INVALID_REQUEST, format!("{damaged} holds no replica"));
         }
         if p.leader == Some(damaged) {
-            let Some(successor) = p.successor_of(damaged, &live) else {
-                return rejected(NOT_ENOUGH_REPLICAS, "no other live ISR member to lead");
-            };
-            p.leader = Some(successor);
-            p.leader_epoch += 1;
+            if let Some(successor) = p.successor_of(damaged, &live) {
+                p.leader = Some(successor);
+                p.leader_epoch += 1;
+            } else if !p.elect_eligible(damaged, &live) {
+                return rejected(
+                    NOT_ENOUGH_REPLICAS,
+                    "no other live ISR member or eligible replica to lead",
+                );
+            }
+        } else if p.isr_without(damaged).is_empty() && p.elr.iter().all(|r| *r == damaged) {
+            // An offline partition's last copy it could be led from: cut, nothing
+            // could lead it again but an unclean election; kept, it leads on its
+            // return and serves what is undamaged, as a sole leader does.
+            return rejected(
+                NOT_ENOUGH_REPLICAS,
+                "the last replica the partition could be led from",
+            );
         }
         p.set_isr(p.isr_without(damaged), min_isr, false);
         p.elr.retain(|r| *r != damaged);

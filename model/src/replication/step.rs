@@ -945,8 +945,10 @@ impl ReplicationModel {
     }
 
     /// `Repair` (the metadata's `RepairReplica`): the copy leaves the ISR, a leader
-    /// hands over to the first other live ISR member (refused if there is none), and
-    /// the partition version always moves on. The proposer hears the outcome.
+    /// hands over to the first other live ISR member, else to a live eligible
+    /// replica (refused if there is neither), an offline partition's last replica
+    /// it could be led from is refused, and the partition version always moves on.
+    /// The proposer hears the outcome.
     fn apply_repair(&self, t: &mut RState, node: NodeId, epoch: u8, version: u8) {
         let m = &mut t.meta;
         let mut applied = epoch == m.epoch && version == m.version;
@@ -957,8 +959,17 @@ impl ReplicationModel {
                     m.epoch += 1;
                     t.ghost.leaders.insert((m.epoch, next));
                 }
+                // R-REPL-6: a live eligible replica holds everything committed.
+                None if m.elect_eligible(node) => {
+                    if let Some(next) = m.leader {
+                        t.ghost.leaders.insert((m.epoch, next));
+                    }
+                }
                 None => applied = false,
             }
+        } else if applied && m.isr & !bit(node) == 0 && m.elr & !bit(node) == 0 {
+            // An offline partition's last replica it could be led from stays.
+            applied = false;
         }
         if applied {
             m.set_isr(m.isr & !bit(node), self.eligible_min_isr(), false);
