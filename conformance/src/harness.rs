@@ -1,19 +1,21 @@
-//! The simulation shell: the real node code from impl/ (the metadata node core, the
-//! partition log, the group-commit round logic) on simulated disks, one model action
-//! at a time. The clock is logical: an election timeout is the `Timeout` action, not
-//! the passing of time; fsyncs happen exactly at `Fsync` actions.
+//! The simulation shell: the real node code (the metadata driver and its Raft node,
+//! the partition log, the group-commit round logic) on simulated disks, one model
+//! action at a time. The metadata side is the broker's own `Driver`, paced stepwise:
+//! the model's `Ready`, `Fsync` and `Advance` are its Ready stages, `Timeout` its
+//! election timer, and the driver's clock moves only at `RegisterRetry` (its
+//! registration timer). Forwarding, answering proposers, registration and repair
+//! are the driver's decisions, not copies of them.
 //!
-//! Each action is applied the way the broker's shell applies the same event
-//! (`broker::start`, `consensus_loop`, the Produce handler); where the broker does
-//! something on its own schedule (the registration task, the flusher thread) the
-//! model's action says when.
+//! The partition side is applied the way the broker's shell applies the same event
+//! (`broker::start`, the Produce handler); where the broker does something on its
+//! own schedule (the flusher thread) the model's action says when.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chronik::consensus::{
-    elect_sole_voter, MetadataNode, NodeConfig, NodeError, ProposeError, RaftWal, ReadyOutput,
+    Driver, DriverBugs, DriverConfig, Effect, Input, MetadataNode, NodeConfig, NodeError, Pacing,
+    PeerMessage, RaftWal, Registration,
 };
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, BatchHeader, Record};
@@ -98,11 +100,18 @@ pub(crate) fn partition_dir() -> PathBuf {
 
 pub use crate::ids::real_id;
 
+/// The driver's timers in the oracle: it ticks on every move of its clock, which
+/// moves only at `RegisterRetry`; a client's forward or a session never times out
+/// (the model has no such timeout).
+const NEVER_MS: u64 = u64::MAX / 4;
+
 pub struct SimNode {
     pub(crate) id: NodeId,
     pub(crate) disk: MemDisk,
     pub(crate) phase: Phase,
-    pub(crate) meta: Option<MetadataNode>,
+    pub(crate) driver: Option<Driver>,
+    /// The driver's clock (ms), kept across restarts.
+    now_ms: u64,
     pub(crate) partition: Option<PartitionLog>,
     committer: ManualCommitter,
     /// This start of the process; the model's incarnation (1 for the first).
@@ -110,6 +119,12 @@ pub struct SimNode {
     boots: u64,
     /// A bad sector was put in its Raft log (the fault injector's own record).
     pub(crate) damaged: bool,
+}
+
+impl SimNode {
+    pub(crate) fn meta(&self) -> Option<&MetadataNode> {
+        self.driver.as_ref().map(Driver::node)
+    }
 }
 
 /// Acknowledgements the real produce path released: (offset, record id).
@@ -122,12 +137,7 @@ pub struct Harness {
     pub(crate) read: Vec<u8>,
     produced: u8,
     topics_proposed: u32,
-    next_command_id: u64,
-    /// Clients' metadata writes proposed and not yet answered: command id to
-    /// (the node that answers, request number).
-    waiting_writes: BTreeMap<u64, (NodeId, u8)>,
-    /// Request numbers of the writes answered success, as the driver answers them:
-    /// once the proposing node has applied the command (R-PROPOSE-1).
+    /// Request numbers of the writes the drivers answered success (R-PROPOSE-1).
     pub(crate) answered: Vec<u8>,
     snapshot_interval: u64,
     injected: Option<Injected>,
@@ -152,7 +162,8 @@ impl Harness {
                     id: n as NodeId,
                     disk: MemDisk::new(),
                     phase: Phase::Down,
-                    meta: None,
+                    driver: None,
+                    now_ms: 0,
                     partition: None,
                     committer: ManualCommitter::new(),
                     incarnation: 0,
@@ -165,8 +176,6 @@ impl Harness {
             read: Vec::new(),
             produced: 0,
             topics_proposed: 0,
-            next_command_id: 1,
-            waiting_writes: BTreeMap::new(),
             answered: Vec::new(),
             snapshot_interval: match snapshot_interval {
                 0 => NodeConfig::single(0).snapshot_interval,
@@ -186,13 +195,12 @@ impl Harness {
     /// Leader `l`'s heartbeat, for the followers the model's heartbeat reaches:
     /// each is sent what it lacks from the leader's last known match (the append a
     /// heartbeat's answer draws from raft-rs).
-    pub fn heartbeat(&mut self, l: NodeId, followers: &[NodeId]) -> Result<(), HarnessError> {
-        if let Some(meta) = self.node(l).meta.as_mut() {
+    pub fn heartbeat(&mut self, l: NodeId, followers: &[NodeId]) {
+        if let Some(driver) = self.node(l).driver.as_mut() {
             for p in followers {
-                meta.resend_append(real_id(*p));
+                driver.node_mut().resend_append(real_id(*p));
             }
         }
-        Ok(())
     }
 
     pub(crate) fn acked(&self) -> Vec<(u64, u8)> {
@@ -206,47 +214,32 @@ impl Harness {
             Action::StartLoop(n) => self.node(*n).phase = Phase::LoopRunning,
             Action::ListenerUp(n) => {
                 self.node(*n).phase = Phase::Listening;
-                self.submit_registration(*n)?;
+                let registration = self.registration(*n);
+                self.step(*n, Input::Register(registration))?;
             }
-            Action::RegisterRetry(n) => self.submit_registration(*n)?,
+            Action::RegisterRetry(n) => {
+                self.node(*n).now_ms += 1;
+                self.step(*n, Input::Tick)?;
+            }
             Action::ClientCreateTopic(n) => {
                 self.topics_proposed += 1;
+                let req = u8::try_from(self.topics_proposed)
+                    .map_err(|_| HarnessError("too many metadata writes".into()))?;
                 let command = MetadataCommand::CreateTopic {
-                    name: format!("t{}", self.topics_proposed),
-                    topic_id: format!("id-{}", self.topics_proposed),
+                    name: format!("t{req}"),
+                    topic_id: format!("id-{req}"),
                     partitions: vec![vec![real_id(*n) as i32]],
                     configs: Default::default(),
                 };
-                if let Some(id) = self.submit(*n, command)? {
-                    let req = u8::try_from(self.topics_proposed)
-                        .map_err(|_| HarnessError("too many metadata writes".into()))?;
-                    self.waiting_writes.insert(id, (*n, req));
-                }
+                let token = u64::from(req);
+                self.step(*n, Input::Propose { token, command })?;
             }
             Action::Produce => self.produce()?,
             Action::Fetch => self.fetch()?,
-            Action::Timeout(n) => {
-                if let Some(meta) = self.node(*n).meta.as_mut() {
-                    meta.campaign()?;
-                }
-            }
-            Action::Ready(n) => {
-                let out = match self.node(*n).meta.as_mut() {
-                    Some(meta) => meta.begin_ready()?,
-                    None => None,
-                };
-                if let Some(out) = out {
-                    self.handle_output(*n, out)?;
-                }
-            }
+            Action::Timeout(n) => self.step(*n, Input::ElectionTimeout)?,
+            Action::Ready(n) => self.step(*n, Input::BeginReady)?,
             Action::Fsync(n) => self.fsync(*n)?,
-            Action::Advance(n) => {
-                let out = match self.node(*n).meta.as_mut() {
-                    Some(meta) => meta.finish_ready()?,
-                    None => return Ok(()),
-                };
-                self.handle_output(*n, out)?;
-            }
+            Action::Advance(n) => self.step(*n, Input::FinishReady)?,
             Action::Crash(n) => self.crash(*n, Tear::None),
             Action::CrashTorn(n) => self.crash(*n, Tear::KeepTail(TORN_BYTES)),
             Action::DamageRaftLog(n, at) => self.damage_raft_log(*n, *at)?,
@@ -262,12 +255,70 @@ impl Harness {
         Ok(())
     }
 
+    /// One step of node `n`'s driver at its clock, and what it says to do: messages
+    /// go into the network, answers to the clients are noted. A forward's answer is
+    /// delivered at once (the model has no such message: it fails the request where
+    /// the leader gives up on it).
+    fn step(&mut self, n: NodeId, input: Input) -> Result<(), HarnessError> {
+        let node = self.node(n);
+        let now = node.now_ms;
+        let Some(driver) = node.driver.as_mut() else {
+            return Ok(());
+        };
+        for effect in driver.step(now, input)? {
+            match effect {
+                Effect::Send { to, message } => self.send(n, to, message)?,
+                Effect::Answer {
+                    token,
+                    result: Ok(_),
+                } => self.answered.push(request_number(token)?),
+                Effect::Answer { result: Err(_), .. } | Effect::PublishView => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, n: NodeId, to: u64, message: PeerMessage) -> Result<(), HarnessError> {
+        if self.nodes.len() == 1 {
+            return Err(HarnessError(format!(
+                "a one-voter group sent a message: {message:?}"
+            )));
+        }
+        let dst = NodeId::try_from(to.wrapping_sub(1))
+            .ok()
+            .filter(|d| usize::from(*d) < self.nodes.len())
+            .ok_or_else(|| HarnessError(format!("message to unknown node {to}")))?;
+        match message {
+            PeerMessage::Raft(m) => self.net.send(n, dst, Carried::Raft(m)),
+            PeerMessage::Forward {
+                request_id,
+                command,
+            } => self.net.send(
+                n,
+                dst,
+                Carried::Forward(CommandEnvelope::new(request_id, command)),
+            ),
+            reply @ PeerMessage::ForwardReply { .. } => {
+                let from = real_id(n);
+                self.step(
+                    dst,
+                    Input::Peer {
+                        from,
+                        message: reply,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     fn node(&mut self, n: NodeId) -> &mut SimNode {
         &mut self.nodes[usize::from(n)]
     }
 
-    /// Storage recovery and metadata replay, as `broker::start` does before the
-    /// consensus loop starts (R-START-1, R-RECOVER-1, R-RECOVER-2).
+    /// Storage recovery, then the driver, which replays the committed metadata and
+    /// lets a one-voter group elect itself, as `broker::start` does before the
+    /// consensus loop starts (R-START-1, R-START-4, R-RECOVER-1, R-RECOVER-2).
     fn restart(&mut self, n: NodeId) -> Result<(), HarnessError> {
         let voters = self.voters.clone();
         let snapshot_interval = self.snapshot_interval;
@@ -292,15 +343,21 @@ impl Harness {
             }
             _ => MetadataNode::open(Arc::clone(&disk), &metadata_dir(), config),
         };
-        // What `Driver::new` does: replay, then a one-voter group elects itself
-        // (R-START-4).
-        let opened = opened.and_then(|mut meta| {
-            meta.replay_committed()?;
-            elect_sole_voter(&mut meta)?;
-            Ok(meta)
-        });
-        let mut meta = match opened {
-            Ok(meta) => meta,
+        let driver_config = DriverConfig {
+            tick_ms: 1,
+            session_timeout_ms: NEVER_MS,
+            forward_timeout_ms: NEVER_MS,
+            registration_retry_ms: 1,
+            id_base: node.incarnation << 32,
+            pacing: Pacing::Stepwise,
+        };
+        let bugs = DriverBugs {
+            skip_raft_fsync: injected == Some(Injected::SkipRaftFsync),
+            ..DriverBugs::default()
+        };
+        let driver = opened.and_then(|meta| Driver::with_bugs(meta, driver_config, bugs));
+        let driver = match driver {
+            Ok(driver) => driver,
             // The broker exits with the error: a refusal to start (R-RECOVER-3,
             // R-RECOVER-6). Whether the model refuses here too is the view's business.
             Err(NodeError::Undecodable { .. } | NodeError::Storage(LogError::Corrupt { .. })) => {
@@ -317,12 +374,10 @@ impl Harness {
         )?;
         // What `Partitions::reconcile` does for a single-replica partition.
         partition.advance_single_replica_high_watermark();
-        match injected {
-            Some(Injected::SkipRaftFsync) => meta.inject_skip_fsync(),
-            Some(Injected::AckProduceBeforeFsync) => partition.inject_ack_before_fsync(),
-            Some(Injected::CutRaftDamage) | None => {}
+        if injected == Some(Injected::AckProduceBeforeFsync) {
+            partition.inject_ack_before_fsync();
         }
-        node.meta = Some(meta);
+        node.driver = Some(driver);
         node.partition = Some(partition);
         node.phase = Phase::Recovered;
         Ok(())
@@ -331,11 +386,10 @@ impl Harness {
     /// kill -9: the process's memory is gone, queued fsync requests are never
     /// answered with success, and the disk keeps only what was synced.
     fn crash(&mut self, n: NodeId, tear: Tear) {
-        // Its clients' connections are gone: nobody is answered.
-        self.waiting_writes.retain(|_, (origin, _)| *origin != n);
+        // Its clients' connections are gone with its driver: nobody is answered.
         self.net.drop_to(n);
         let node = self.node(n);
-        node.meta = None;
+        node.driver = None;
         node.partition = None;
         node.committer.abandon();
         node.disk.crash(tear);
@@ -368,84 +422,21 @@ impl Harness {
             .map_err(|e| HarnessError(format!("damage {}: {e}", wal.display())))
     }
 
-    /// The broker's registration task: propose this incarnation's registration.
-    fn submit_registration(&mut self, n: NodeId) -> Result<(), HarnessError> {
-        let incarnation = self.node(n).incarnation;
-        let command = MetadataCommand::RegisterBroker {
+    /// What `broker::start` registers once its listeners are bound.
+    fn registration(&mut self, n: NodeId) -> Registration {
+        Registration {
             broker_id: real_id(n) as i32,
             host: "127.0.0.1".into(),
             port: 9092 + i32::from(n),
             rack: None,
-            incarnation,
+            incarnation: self.node(n).incarnation,
             listeners: Vec::new(),
             acks_before_fsync: false,
-        };
-        self.submit(n, command).map(|_| ())
-    }
-
-    /// What the consensus loop does with a proposal: propose as leader; otherwise
-    /// the proposer gets NOT_CONTROLLER and retries (R-PROPOSE-1). A loop in the
-    /// middle of a Ready takes the request later; the model leaves it to a retry.
-    /// Returns the command's id if it was proposed.
-    fn submit(&mut self, n: NodeId, command: MetadataCommand) -> Result<Option<u64>, HarnessError> {
-        let id = self.next_command_id;
-        self.next_command_id += 1;
-        let Some(meta) = self.node(n).meta.as_mut() else {
-            return Ok(None);
-        };
-        if meta.ready_pending() {
-            return Ok(None);
         }
-        match meta.propose(&CommandEnvelope::new(id, command.clone())) {
-            Ok(()) => Ok(Some(id)),
-            Err(ProposeError::NotLeader { leader: None }) => Ok(None),
-            Err(ProposeError::NotLeader { leader: Some(l) }) if l == real_id(n) => Ok(None),
-            Err(ProposeError::NotLeader { leader: Some(l) }) => {
-                // The driver forwards it to the leader it knows (R-PROPOSE-2) and
-                // answers its client once it has applied it itself.
-                let leader =
-                    NodeId::try_from(l - 1).map_err(|_| HarnessError(format!("leader id {l}")))?;
-                self.net.send(
-                    n,
-                    leader,
-                    Carried::Forward(CommandEnvelope::new(id, command)),
-                );
-                Ok(Some(id))
-            }
-            Err(ProposeError::Dropped(why)) => Err(HarnessError(format!(
-                "raft-rs dropped a proposal on the leader: {why}"
-            ))),
-        }
-    }
-
-    fn handle_output(&mut self, n: NodeId, out: ReadyOutput) -> Result<(), HarnessError> {
-        for (id, _) in &out.applied {
-            // Only the proposer answers, once it has applied the write itself.
-            if self
-                .waiting_writes
-                .get(id)
-                .is_some_and(|(origin, _)| *origin == n)
-            {
-                if let Some((_, req)) = self.waiting_writes.remove(id) {
-                    self.answered.push(req);
-                }
-            }
-        }
-        for m in out.messages {
-            if self.nodes.len() == 1 {
-                return Err(HarnessError(format!(
-                    "a one-voter group sent a message: {m:?}"
-                )));
-            }
-            let to = NodeId::try_from(m.to.wrapping_sub(1))
-                .map_err(|_| HarnessError(format!("message to unknown node {}", m.to)))?;
-            self.net.send(n, to, Carried::Raft(m));
-        }
-        Ok(())
     }
 
     /// The model delivers a peer message: the real one standing for it is stepped
-    /// into its destination as the driver steps it.
+    /// into its destination's driver.
     fn deliver(&mut self, e: &Envelope) -> Result<(), HarnessError> {
         let carried = match self.net.take(e) {
             Ok(carried) => carried,
@@ -454,31 +445,26 @@ impl Harness {
                 return Ok(());
             }
         };
-        let Some(meta) = self.node(e.dst).meta.as_mut() else {
+        let Some(driver) = self.node(e.dst).driver.as_mut() else {
             return Err(HarnessError(format!(
                 "a message delivered to node {} that is not running",
                 e.dst
             )));
         };
-        match carried {
+        let message = match carried {
             Carried::Raft(m) => {
                 if m.get_msg_type() == MessageType::MsgRequestVote {
-                    meta.let_leader_lease_lapse();
+                    driver.node_mut().let_leader_lease_lapse();
                 }
-                meta.step(m)?;
+                PeerMessage::Raft(m)
             }
-            // Proposed if this node leads; otherwise the origin retries on its own
-            // (the driver answers NOT_CONTROLLER, never forwards on).
-            Carried::Forward(envelope) => match meta.propose(&envelope) {
-                Ok(()) | Err(ProposeError::NotLeader { .. }) => {}
-                Err(ProposeError::Dropped(why)) => {
-                    return Err(HarnessError(format!(
-                        "raft-rs dropped a forwarded proposal on the leader: {why}"
-                    )))
-                }
+            Carried::Forward(envelope) => PeerMessage::Forward {
+                request_id: envelope.id,
+                command: envelope.command,
             },
-        }
-        Ok(())
+        };
+        let from = real_id(e.src);
+        self.step(e.dst, Input::Peer { from, message })
     }
 
     /// The broker's registration task sees its incarnation in the metadata.
@@ -487,7 +473,7 @@ impl Harness {
             if node.phase != Phase::Listening {
                 continue;
             }
-            let mine = node.meta.as_ref().is_some_and(|meta| {
+            let mine = node.meta().is_some_and(|meta| {
                 meta.state()
                     .brokers
                     .get(&(real_id(node.id) as i32))
@@ -502,10 +488,8 @@ impl Harness {
     /// One fdatasync round: the Raft WAL, and the partition's group-commit round,
     /// whose completions acknowledge produces as the Produce handler does.
     fn fsync(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        self.step(n, Input::PersistReady)?;
         let node = self.node(n);
-        if let Some(meta) = node.meta.as_mut() {
-            meta.persist()?;
-        }
         node.committer.run_round();
         if let Some(partition) = node.partition.as_ref() {
             partition.advance_single_replica_high_watermark();
@@ -562,6 +546,11 @@ pub(crate) fn read_ids(log: &PartitionLog, upper_bound: u64) -> Result<Vec<u8>, 
         .into_iter()
         .map(|(_, id)| id)
         .collect())
+}
+
+/// A client write's request number, the token its proposal carried.
+fn request_number(token: u64) -> Result<u8, HarnessError> {
+    u8::try_from(token).map_err(|_| HarnessError(format!("answer to unknown token {token}")))
 }
 
 /// (leader epoch, record id) of each record stored below `upper_bound`, in offset

@@ -155,7 +155,8 @@ impl<'a> Lockstep<'a> {
         let applied = match &action {
             Action::Heartbeat(l) => {
                 let followers = self.model.heartbeat_targets(&before, *l);
-                self.real.heartbeat(*l, &followers)
+                self.real.heartbeat(*l, &followers);
+                Ok(())
             }
             _ => self.real.apply(&action),
         };
@@ -279,8 +280,7 @@ impl Stats {
             self.refused_starts += 1;
         }
         let compacted = |n: &SimNode| {
-            n.meta
-                .as_ref()
+            n.meta()
                 .is_some_and(|meta| meta.observe().snapshot_index > 0)
         };
         if real.nodes.iter().any(compacted) {
@@ -453,7 +453,7 @@ fn real_commands(h: &Harness) -> Vec<Action> {
             Phase::Listening => out.push(Action::RegisterRetry(n)),
             Phase::Registered | Phase::Failed => {}
         }
-        let Some(meta) = node.meta.as_ref() else {
+        let Some(meta) = node.meta() else {
             continue;
         };
         let running = matches!(

@@ -305,8 +305,7 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
             plog_durable,
         );
         if live(node.phase) {
-            let (Some(meta), Some(partition)) = (node.meta.as_ref(), node.partition.as_ref())
-            else {
+            let (Some(meta), Some(partition)) = (node.meta(), node.partition.as_ref()) else {
                 return Err(HarnessError("a running node without its state".into()));
             };
             let o = meta.observe();

@@ -8,6 +8,7 @@ use chronik_model::check::shortest;
 use chronik_model::ci::metadata;
 use chronik_model::model::{Action, Bug};
 use chronik_model::property_names as names;
+use chronik_model::state::{Msg, NodeId, State};
 use chronik_model::ChronikModel;
 
 /// Start-up from power-on, crashes (torn writes among them), a metadata write at
@@ -130,4 +131,183 @@ fn c11_counterexamples_that_need_two_nodes_do_not_replay_on_raft_rs() {
         assert!(d.path[step].to_string().starts_with(at), "{d}");
         assert!(d.why.iter().any(|w| w.contains(why)), "{d}");
     }
+}
+
+/// A path built by naming each step: the first action the model enables that
+/// matches. Fails with what the model enables when none does.
+struct Script {
+    model: ChronikModel,
+    state: State,
+    path: Vec<Action>,
+}
+
+impl Script {
+    fn new(model: ChronikModel) -> Self {
+        let state = model.init_state();
+        Script {
+            model,
+            state,
+            path: Vec::new(),
+        }
+    }
+
+    fn then(&mut self, what: &str, pick: impl Fn(&Action) -> bool) -> &mut Self {
+        let mut enabled = Vec::new();
+        self.model.enabled(&self.state, &mut enabled);
+        let Some(action) = enabled.into_iter().find(|a| pick(a)) else {
+            let mut enabled = Vec::new();
+            self.model.enabled(&self.state, &mut enabled);
+            panic!("no {what} after {:?}; enabled: {enabled:?}", self.path);
+        };
+        self.state = self
+            .model
+            .step(&self.state, action.clone())
+            .unwrap_or_else(|| panic!("{action} changes nothing"));
+        self.path.push(action);
+        self
+    }
+
+    fn act(&mut self, action: Action) -> &mut Self {
+        let wanted = action.clone();
+        self.then(&wanted.to_string(), move |a| *a == action)
+    }
+
+    /// A whole Ready of node `n`: taken, made durable, advanced.
+    fn ready(&mut self, n: NodeId) -> &mut Self {
+        self.act(Action::Ready(n))
+            .act(Action::Fsync(n))
+            .act(Action::Advance(n))
+    }
+
+    fn deliver(&mut self, src: NodeId, dst: NodeId, kind: fn(&Msg) -> bool) -> &mut Self {
+        self.then(&format!("message {src} -> {dst}"), move |a| {
+            matches!(a, Action::Deliver(e) if e.src == src && e.dst == dst && kind(&e.msg))
+        })
+    }
+}
+
+fn vote(m: &Msg) -> bool {
+    matches!(m, Msg::Vote { .. })
+}
+
+fn vote_resp(m: &Msg) -> bool {
+    matches!(m, Msg::VoteResp { .. })
+}
+
+fn append(m: &Msg) -> bool {
+    matches!(m, Msg::Append { .. })
+}
+
+fn append_with_entries(m: &Msg) -> bool {
+    matches!(m, Msg::Append { entries, .. } if !entries.is_empty())
+}
+
+fn append_accepted(m: &Msg) -> bool {
+    matches!(m, Msg::AppendResp { ok: true, .. })
+}
+
+fn forward(m: &Msg) -> bool {
+    matches!(m, Msg::Forward { .. })
+}
+
+/// Two nodes from power-on: node 0 is elected in term 1 and commits its first entry,
+/// and node 1 learns it leads.
+fn node_0_leads_two() -> Script {
+    use Action::*;
+    let mut m = cluster(2);
+    m.max_damage = 0;
+    let mut s = Script::new(m);
+    s.act(Restart(0))
+        .act(Restart(1))
+        .act(StartLoop(0))
+        .act(StartLoop(1))
+        .act(ListenerUp(0))
+        .act(ListenerUp(1))
+        .act(Timeout(0))
+        .ready(0)
+        .deliver(0, 1, vote)
+        .ready(1)
+        .deliver(1, 0, vote_resp)
+        .ready(0)
+        .deliver(0, 1, append)
+        .ready(1)
+        .deliver(1, 0, append_accepted)
+        .ready(0);
+    s
+}
+
+impl Script {
+    /// Node 1 campaigns in term 2, node 0 votes for it, and node 1 commits its term's
+    /// first entry and with it everything before.
+    fn node_1_takes_over(&mut self) -> &mut Self {
+        self.act(Action::Timeout(1))
+            .ready(1)
+            .deliver(1, 0, vote)
+            .ready(0)
+            .deliver(0, 1, vote_resp)
+            .ready(1)
+            .deliver(1, 0, append)
+            .ready(0)
+            .deliver(0, 1, append_accepted)
+            .ready(1)
+    }
+
+    /// The path replays on the real nodes, the write is applied at `node`, and
+    /// neither side told its client success.
+    fn assert_applied_unanswered(&self, node: usize) {
+        let applied = self.state.nodes[node].applied;
+        assert!(applied >= 3, "the write is not applied: {:?}", self.path);
+        if let Err(d) = replay_path(&self.model, &self.path, None) {
+            panic!("{d}");
+        }
+        assert!(
+            self.state.ghost.answered.is_empty(),
+            "{:?}",
+            self.state.ghost
+        );
+    }
+}
+
+/// C-11 (R-PROPOSE-1): a leader that steps down fails the writes it proposed and has
+/// not applied (its clients hear NOT_CONTROLLER and retry); when the next leader
+/// commits one of them after all, its client is still not told success. The driver
+/// decides this (`lost_leadership`); the model follows it. Node 0 leads term 1 and
+/// takes a write, node 1 copies it, restarts, and wins term 2 with it.
+#[test]
+fn c11_a_write_whose_leader_stepped_down_is_not_answered_success_when_it_commits_later() {
+    use Action::*;
+    let mut s = node_0_leads_two();
+    // Node 1 holds the write durably; its answer never reaches node 0.
+    s.act(ClientCreateTopic(0))
+        .ready(0)
+        .deliver(0, 1, append_with_entries)
+        .ready(1)
+        .act(Crash(1))
+        .act(Restart(1))
+        .act(StartLoop(1))
+        .node_1_takes_over()
+        .deliver(1, 0, append)
+        .ready(0);
+    s.assert_applied_unanswered(0);
+}
+
+/// C-11 (R-PROPOSE-1, R-PROPOSE-2): a write forwarded to a leader that crashes before
+/// applying it is never answered success by its origin, even when the next leader
+/// commits it: the origin hears only the leader's answer (the real one times out).
+/// Node 1 forwards to node 0, which hands it on to node 1 and crashes; node 1 wins
+/// term 2 and commits it.
+#[test]
+fn c11_a_forward_whose_leader_crashed_is_not_answered_success_when_it_commits_later() {
+    use Action::*;
+    let mut s = node_0_leads_two();
+    s.act(ClientCreateTopic(1))
+        .deliver(1, 0, forward)
+        .ready(0)
+        .deliver(0, 1, append_with_entries)
+        .ready(1)
+        .act(Crash(0))
+        .act(Restart(0))
+        .act(StartLoop(0))
+        .node_1_takes_over();
+    s.assert_applied_unanswered(1);
 }

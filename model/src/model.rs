@@ -441,10 +441,13 @@ impl ChronikModel {
                     self.submit(&mut t, n, Cmd::Register(n, incarnation), 0);
                 }
             }
-            Action::RegisterRetry(n) => {
+            // The retry timer proposes nothing while the last attempt is in flight
+            // (a real run's timer fires whether or not the model would enable it).
+            Action::RegisterRetry(n) if self.registration_retry_due(&t, n) => {
                 let incarnation = t.nodes[idx(n)].incarnation;
                 self.submit(&mut t, n, Cmd::Register(n, incarnation), 0)
             }
+            Action::RegisterRetry(_) => return None,
             Action::ClientCreateTopic(n) => {
                 t.ghost.proposals += 1;
                 let req = t.ghost.proposals;
@@ -493,6 +496,12 @@ impl ChronikModel {
                 }
                 node.disk.damaged = Some(at);
                 t.ghost.damages += 1;
+            }
+        }
+        for n in self.ids() {
+            let was = &s.nodes[idx(n)];
+            if was.role == Role::Leader && t.nodes[idx(n)].role != Role::Leader {
+                Self::fail_unapplied_proposals(&mut t, was);
             }
         }
         if t == *s {
@@ -758,6 +767,22 @@ impl ChronikModel {
                 || pn.log.len() < ln.log.len()
                 || ln.log[..pn.log.len().min(ln.log.len())]
                     != pn.log[..pn.log.len().min(ln.log.len())])
+    }
+
+    /// A leader that stops leading tells the proposers of what it proposed in its
+    /// term and has not applied to retry (the driver's `lost_leadership`:
+    /// NOT_CONTROLLER, at once to a forward's origin); one that crashes never answers
+    /// a forward's origin, which hears only the leader's answer (it times out). Either
+    /// way, should such a write commit after all, its client is not told success.
+    fn fail_unapplied_proposals(t: &mut State, leader: &Node) {
+        let failed: Vec<u8> = leader.log[usize::from(leader.applied).min(leader.log.len())..]
+            .iter()
+            .filter(|e| e.term == leader.term && e.req != 0)
+            .map(|e| e.req)
+            .collect();
+        for m in &mut t.nodes {
+            m.answering.retain(|r| !failed.contains(r));
+        }
     }
 
     fn become_follower(node: &mut Node, term: u8, leader: Option<NodeId>) {

@@ -20,7 +20,7 @@ use crate::wire;
 use chronik_core::consensus::RaftSeen;
 use chronik_core::consensus::{
     refuse_partition_data_without_metadata, Driver, DriverConfig, Effect, Input, MetadataNode,
-    NodeConfig, ProposalFailure, Registration,
+    NodeConfig, Pacing, ProposalFailure, Registration,
 };
 use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
 use chronik_core::log::{frame, FsyncPolicy};
@@ -611,16 +611,17 @@ impl Sim {
             forward_timeout_ms: 2_000,
             registration_retry_ms: 200,
             id_base: node.incarnation << 32,
-            registration: Some(Registration {
-                broker_id: id as i32,
-                host: format!("node-{id}"),
-                port: 9092,
-                rack: None,
-                incarnation: node.incarnation,
-                listeners: Vec::new(),
-                acks_before_fsync: FsyncPolicy::every_ms(self.faults.fsync_interval_ms)
-                    .acks_before_fsync(),
-            }),
+            pacing: Pacing::Whole,
+        };
+        let registration = Registration {
+            broker_id: id as i32,
+            host: format!("node-{id}"),
+            port: 9092,
+            rack: None,
+            incarnation: node.incarnation,
+            listeners: Vec::new(),
+            acks_before_fsync: FsyncPolicy::every_ms(self.faults.fsync_interval_ms)
+                .acks_before_fsync(),
         };
         let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {
             Ok(driver) => driver,
@@ -695,7 +696,7 @@ impl Sim {
             self.now,
             format!("node {id} starts (start {incarnation}, durable commit {durable_commit})"),
         );
-        self.step(i, Input::Tick);
+        self.step(i, Input::Register(registration));
     }
 
     fn crash(&mut self) {

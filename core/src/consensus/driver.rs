@@ -11,8 +11,12 @@
 //! forwards, the broker's own registration and its retries (R-START-3), a one-voter
 //! group electing itself at once (R-START-4), and the controller's fencing of brokers
 //! whose session lapsed (R-CLUSTER-2).
+//!
+//! The conformance oracle runs this same driver with [`Pacing::Stepwise`]: the model
+//! says when each stage of a Ready happens and when an election timer fires, and the
+//! driver decides everything else exactly as in the broker.
 
-use super::node::{MetadataNode, NodeError, ProposeError};
+use super::node::{MetadataNode, NodeError, ProposeError, ReadyOutput};
 use super::peer::{ForwardOutcome, PeerMessage};
 use crate::metadata::{ApplyOutcome, CommandEnvelope, Endpoint, MetadataCommand, MetadataState};
 use std::collections::BTreeMap;
@@ -81,6 +85,21 @@ impl Registration {
     }
 }
 
+/// Who decides when raft-rs's Readys are handled and its timers fire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pacing {
+    /// The broker and the simulator: raft-rs ticks with the clock, and every Ready is
+    /// written, made durable and advanced within the step that produced it.
+    #[default]
+    Whole,
+    /// The conformance oracle: the shell takes, persists and finishes each Ready
+    /// ([`Input::BeginReady`], [`Input::PersistReady`], [`Input::FinishReady`]) and
+    /// fires the election timer ([`Input::ElectionTimeout`]), as the model's actions
+    /// say; raft-rs is never ticked. A loop in the middle of a Ready proposes no
+    /// registration (it cannot take a request then; the retry timer brings it back).
+    Stepwise,
+}
+
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
     pub tick_ms: u64,
@@ -88,13 +107,14 @@ pub struct DriverConfig {
     pub session_timeout_ms: u64,
     /// How long a forwarded proposal may wait for the leader's answer.
     pub forward_timeout_ms: u64,
-    /// How long an unapplied registration waits before it is proposed again.
+    /// How often an unapplied registration is proposed, and how long a forwarded one
+    /// waits for the leader's answer before it is proposed again.
     pub registration_retry_ms: u64,
     /// Where proposal ids start. They must differ from those of earlier runs of this
     /// node still in the log (the shell derives this from its incarnation); the node
     /// id is folded in by the driver so that nodes never share ids.
     pub id_base: u64,
-    pub registration: Option<Registration>,
+    pub pacing: Pacing,
 }
 
 /// One input to [`Driver::step`].
@@ -109,8 +129,19 @@ pub enum Input {
         from: u64,
         message: PeerMessage,
     },
+    /// The listeners are bound: register this broker, and again on the retry timer
+    /// until the metadata shows it (R-START-3).
+    Register(Registration),
     /// Only time passed.
     Tick,
+    /// [`Pacing::Stepwise`]: the election timer fired.
+    ElectionTimeout,
+    /// [`Pacing::Stepwise`]: take a Ready (its writes are not yet durable).
+    BeginReady,
+    /// [`Pacing::Stepwise`]: fdatasync what the taken Ready wrote.
+    PersistReady,
+    /// [`Pacing::Stepwise`]: advance past the taken Ready, once it is durable.
+    FinishReady,
 }
 
 /// What the shell must do, in this order.
@@ -149,6 +180,8 @@ pub struct Driver {
     /// The leader applied them at this index; answered once this node has applied
     /// that far too, or dropped at the deadline.
     awaiting_apply: Vec<(u64, ApplyOutcome, Waiter, u64)>,
+    /// Applied and waiting until the view that shows them is published.
+    answers_due: Vec<(Waiter, ApplyOutcome)>,
     /// When each peer was last heard from (any message).
     last_heard: BTreeMap<u64, u64>,
     leader_since: Option<u64>,
@@ -157,6 +190,8 @@ pub struct Driver {
     /// When the leader was first seen waiting on a snapshot to each peer.
     snapshot_waits: BTreeMap<u64, u64>,
     published: Option<(Option<u64>, u64, u64)>,
+    view_changed: bool,
+    registration: Option<Registration>,
     registration_due_ms: u64,
     registration_in_flight: bool,
     registered: bool,
@@ -243,11 +278,14 @@ impl Driver {
             forwarded_in: BTreeMap::new(),
             forwarded_out: BTreeMap::new(),
             awaiting_apply: Vec::new(),
+            answers_due: Vec::new(),
             last_heard: BTreeMap::new(),
             leader_since: None,
             fencing: BTreeMap::new(),
             snapshot_waits: BTreeMap::new(),
             published: None,
+            view_changed: false,
+            registration: None,
             registration_due_ms: 0,
             registration_in_flight: false,
             registered: false,
@@ -259,6 +297,13 @@ impl Driver {
 
     pub fn node(&self) -> &MetadataNode {
         &self.node
+    }
+
+    /// The node, for the conformance oracle's test-only levers on raft-rs (a lease
+    /// that lapsed, a heartbeat's round trip), which the model takes as one step.
+    #[cfg(feature = "inject-bugs")]
+    pub fn node_mut(&mut self) -> &mut MetadataNode {
+        &mut self.node
     }
 
     pub fn view(&self) -> MetadataView {
@@ -304,10 +349,25 @@ impl Driver {
         match input {
             Input::Propose { token, command } => self.propose(now, command, Waiter::Client(token)),
             Input::Peer { from, message } => self.peer(now, from, message)?,
+            Input::Register(registration) => {
+                self.registration = Some(registration);
+                self.registration_due_ms = now;
+            }
             Input::Tick => {}
+            Input::ElectionTimeout => self.stepwise()?.campaign()?,
+            Input::BeginReady => {
+                if let Some(out) = self.stepwise()?.begin_ready()? {
+                    self.take_output(out);
+                }
+            }
+            Input::PersistReady => self.stepwise()?.persist()?,
+            Input::FinishReady => {
+                let out = self.stepwise()?.finish_ready()?;
+                self.take_output(out);
+            }
         }
         if now >= self.next_tick_ms.unwrap_or(0) {
-            if self.next_tick_ms.is_some() {
+            if self.next_tick_ms.is_some() && self.config.pacing == Pacing::Whole {
                 self.node.tick();
             }
             let next = self.next_tick_ms.unwrap_or(now) + self.config.tick_ms;
@@ -326,6 +386,17 @@ impl Driver {
             self.drive(now)?;
         }
         Ok(())
+    }
+
+    /// The node, for an input only [`Pacing::Stepwise`] takes.
+    fn stepwise(&mut self) -> Result<&mut MetadataNode, NodeError> {
+        if self.config.pacing != Pacing::Stepwise {
+            return Err(NodeError::Raft(
+                "a Ready stage or election timer from the shell, but the driver paces itself"
+                    .into(),
+            ));
+        }
+        Ok(&mut self.node)
     }
 
     fn fresh_id(&mut self) -> u64 {
@@ -370,8 +441,11 @@ impl Driver {
                         command,
                     },
                 );
-                let deadline = now + self.config.forward_timeout_ms;
-                self.forwarded_out.insert(id, (waiter, deadline));
+                let patience = match (waiter, self.config.pacing) {
+                    (Waiter::Registration, Pacing::Stepwise) => self.config.registration_retry_ms,
+                    _ => self.config.forward_timeout_ms,
+                };
+                self.forwarded_out.insert(id, (waiter, now + patience));
             }
             Err(ProposeError::NotLeader { leader }) => {
                 self.answer(waiter, Err(ProposalFailure::NotLeader { leader }))
@@ -433,32 +507,41 @@ impl Driver {
         );
     }
 
-    /// Handles every Ready, sends what it says, publishes the view, then answers the
-    /// proposers whose outcome the view now shows.
+    /// Handles every Ready ([`Pacing::Whole`]), then settles: publishes the view and
+    /// answers the proposers whose outcome it now shows.
     fn drive(&mut self, now: u64) -> Result<(), NodeError> {
-        let mut changed = false;
-        let mut answers = Vec::new();
-        while self.node.has_ready() {
-            let out = self.node.process_ready()?;
-            changed |= out.state_changed;
-            for m in out.messages {
-                self.send(m.to, PeerMessage::Raft(m));
-            }
-            let index = self.node.state().applied_index;
-            for (id, outcome) in out.applied {
-                if let Some(waiter) = self.local.remove(&id) {
-                    answers.push((waiter, outcome));
-                } else if let Some((origin, request_id)) = self.forwarded_in.remove(&id) {
-                    self.send(
-                        origin,
-                        PeerMessage::ForwardReply {
-                            request_id,
-                            outcome: ForwardOutcome::Applied { index, outcome },
-                        },
-                    );
-                }
+        if self.config.pacing == Pacing::Whole {
+            while self.node.has_ready() {
+                let out = self.node.process_ready()?;
+                self.take_output(out);
             }
         }
+        self.settle(now)
+    }
+
+    /// Sends a Ready's messages and notes the outcomes of what it applied.
+    fn take_output(&mut self, out: ReadyOutput) {
+        self.view_changed |= out.state_changed;
+        for m in out.messages {
+            self.send(m.to, PeerMessage::Raft(m));
+        }
+        let index = self.node.state().applied_index;
+        for (id, outcome) in out.applied {
+            if let Some(waiter) = self.local.remove(&id) {
+                self.answers_due.push((waiter, outcome));
+            } else if let Some((origin, request_id)) = self.forwarded_in.remove(&id) {
+                self.send(
+                    origin,
+                    PeerMessage::ForwardReply {
+                        request_id,
+                        outcome: ForwardOutcome::Applied { index, outcome },
+                    },
+                );
+            }
+        }
+    }
+
+    fn settle(&mut self, now: u64) -> Result<(), NodeError> {
         if self.node.is_leader() {
             self.leader_since.get_or_insert(now);
         } else {
@@ -471,12 +554,12 @@ impl Driver {
             self.node.term(),
             self.node.commit_index(),
         );
-        if changed || self.published != Some(summary) {
+        if std::mem::take(&mut self.view_changed) || self.published != Some(summary) {
             self.published = Some(summary);
             self.effects.push(Effect::PublishView);
         }
         // Only after the view shows them: a client told "done" can read it back.
-        for (waiter, outcome) in answers {
+        for (waiter, outcome) in std::mem::take(&mut self.answers_due) {
             self.answer(waiter, Ok(outcome));
         }
         let applied = self.node.state().applied_index;
@@ -524,21 +607,32 @@ impl Driver {
         }
     }
 
-    /// Proposes this broker's registration when it is not applied, a leader is known
-    /// and none is in flight, at most once per retry interval (R-START-3). Returns
-    /// true if it proposed.
+    /// Proposes this broker's registration if it is not applied, none is in flight,
+    /// a leader is known and the loop is not in the middle of a Ready, at most once
+    /// per retry interval (R-START-3). Returns true if it proposed.
+    ///
+    /// The broker tries at every step, so it proposes as soon as it learns a leader.
+    /// Stepwise pacing puts the registration on its timer alone, as the model's
+    /// `RegisterRetry` is: an attempt that cannot propose waits for the next
+    /// interval, and a forwarded one is given up after an interval.
     fn register(&mut self, now: u64) -> bool {
-        let Some(registration) = &self.config.registration else {
+        let Some(registration) = &self.registration else {
             return false;
         };
+        if now < self.registration_due_ms || registration.is_applied(self.node.state()) {
+            return false;
+        }
+        if self.config.pacing == Pacing::Stepwise {
+            self.registration_due_ms = now + self.config.registration_retry_ms;
+        }
         if self.registration_in_flight
-            || now < self.registration_due_ms
             || self.node.leader_id().is_none()
+            || self.node.ready_pending()
             || (self.bugs.register_only_as_leader && !self.node.is_leader())
-            || registration.is_applied(self.node.state())
         {
             return false;
         }
+        self.registration_due_ms = now + self.config.registration_retry_ms;
         let mut command = registration.command();
         if self.bugs.unclean_restart_keeps_leading {
             if let MetadataCommand::RegisterBroker {
@@ -549,7 +643,6 @@ impl Driver {
             }
         }
         self.registration_in_flight = true;
-        self.registration_due_ms = now + self.config.registration_retry_ms;
         self.propose(now, command, Waiter::Registration);
         true
     }
@@ -558,7 +651,7 @@ impl Driver {
     /// this start, so a node repairing a damaged Raft log now holds every entry it
     /// acknowledged before, and may vote again (R-RECOVER-9).
     fn note_registration(&mut self) -> Result<(), NodeError> {
-        let Some(registration) = &self.config.registration else {
+        let Some(registration) = &self.registration else {
             return Ok(());
         };
         let registered = registration.is_applied(self.node.state());

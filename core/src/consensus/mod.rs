@@ -9,7 +9,7 @@ mod vote;
 mod wal;
 
 pub use driver::{
-    elect_sole_voter, Driver, DriverBugs, DriverConfig, Effect, Input, MetadataView,
+    elect_sole_voter, Driver, DriverBugs, DriverConfig, Effect, Input, MetadataView, Pacing,
     ProposalFailure, Registration,
 };
 pub use node::{

@@ -8,7 +8,7 @@
 use super::raft_trace::RaftTrace;
 use crate::cluster::{Inbound, PeerMessage, Transport};
 use crate::consensus::{
-    Driver, DriverConfig, Effect, Input as DriverInput, MetadataNode, NodeError,
+    Driver, DriverConfig, Effect, Input as DriverInput, MetadataNode, NodeError, Registration,
 };
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 pub use chronik_core::consensus::{MetadataView, ProposalFailure};
@@ -80,6 +80,7 @@ impl ConsensusLoop {
     pub fn start(
         node: MetadataNode,
         config: DriverConfig,
+        registration: Registration,
         inputs: Inputs,
         transport: Option<Transport>,
         raft_trace: Option<RaftTrace>,
@@ -95,7 +96,7 @@ impl ConsensusLoop {
         };
         let view = shell.view.subscribe();
         shell.view.send_replace(shell.driver.view());
-        if !shell.step(DriverInput::Tick) {
+        if !shell.step(DriverInput::Register(registration)) {
             return Err(NodeError::Raft(
                 shell.driver.failed().unwrap_or("stopped").to_string(),
             ));

@@ -29,7 +29,8 @@ pub use metrics::Metrics;
 pub use shared::{now_ms, Broker};
 
 use crate::consensus::{
-    refuse_partition_data_without_metadata, DriverConfig, MetadataNode, NodeConfig, Registration,
+    refuse_partition_data_without_metadata, DriverConfig, MetadataNode, NodeConfig, Pacing,
+    Registration,
 };
 use crate::disk::{Disk, RealDisk};
 use crate::log::GroupCommitter;
@@ -153,15 +154,16 @@ impl RunningBroker {
             forward_timeout_ms: config.metadata_timeout_ms,
             registration_retry_ms: 200,
             id_base: incarnation << 32,
-            registration: Some(Registration {
-                broker_id: config.node_id,
-                host: advertised_host.clone(),
-                port: advertised_port,
-                rack: config.broker_rack.clone(),
-                incarnation,
-                listeners: endpoints,
-                acks_before_fsync: config.log_defaults().fsync.acks_before_fsync(),
-            }),
+            pacing: Pacing::Whole,
+        };
+        let registration = Registration {
+            broker_id: config.node_id,
+            host: advertised_host.clone(),
+            port: advertised_port,
+            rack: config.broker_rack.clone(),
+            incarnation,
+            listeners: endpoints,
+            acks_before_fsync: config.log_defaults().fsync.acks_before_fsync(),
         };
         let raft_trace = match &config.raft_trace {
             Some(path) => Some(
@@ -170,7 +172,14 @@ impl RunningBroker {
             ),
             None => None,
         };
-        let consensus = ConsensusLoop::start(node, driver_config, inputs, transport, raft_trace)?;
+        let consensus = ConsensusLoop::start(
+            node,
+            driver_config,
+            registration,
+            inputs,
+            transport,
+            raft_trace,
+        )?;
         // The partition logs the recovered metadata assigns here, before any client
         // can ask for them. Directories of deleted topics go once the metadata holds
         // this start's registration: here on a single node, which registered in the

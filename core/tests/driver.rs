@@ -1,0 +1,159 @@
+//! The metadata driver's decisions between the Raft node and the world, on two real
+//! nodes over an in-memory network that can lose messages: when a registration is
+//! proposed again (R-START-3).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chronik_core::consensus::{
+    Driver, DriverConfig, Effect, Input, MetadataNode, NodeConfig, Pacing, PeerMessage,
+    Registration,
+};
+use chronik_core::disk::MemDisk;
+use chronik_core::metadata::MetadataCommand;
+
+const TICK_MS: u64 = 10;
+const RETRY_MS: u64 = 200;
+const FORWARD_TIMEOUT_MS: u64 = 1_000;
+
+/// Two brokers (ids 1 and 2) and the messages between them.
+struct Pair {
+    drivers: Vec<Driver>,
+    now: u64,
+    in_flight: Vec<(u64, u64, PeerMessage)>,
+    /// Which messages the network loses.
+    lose: fn(from: u64, to: u64, &PeerMessage) -> bool,
+    /// Forwards each node sent, in order.
+    forwards: Vec<(u64, MetadataCommand)>,
+}
+
+fn driver(id: u64) -> Driver {
+    let node = MetadataNode::open(
+        Arc::new(MemDisk::new()),
+        Path::new("/data/metadata"),
+        NodeConfig {
+            voters: vec![1, 2],
+            election_seed: Some(id),
+            ..NodeConfig::single(id)
+        },
+    )
+    .expect("an empty disk opens");
+    let config = DriverConfig {
+        tick_ms: TICK_MS,
+        session_timeout_ms: 60_000,
+        forward_timeout_ms: FORWARD_TIMEOUT_MS,
+        registration_retry_ms: RETRY_MS,
+        id_base: 1 << 32,
+        pacing: Pacing::Whole,
+    };
+    Driver::new(node, config).expect("nothing to replay")
+}
+
+fn registration(id: u64) -> Registration {
+    Registration {
+        broker_id: id as i32,
+        host: "127.0.0.1".into(),
+        port: 9092,
+        rack: None,
+        incarnation: 1,
+        listeners: Vec::new(),
+        acks_before_fsync: false,
+    }
+}
+
+impl Pair {
+    fn new(lose: fn(u64, u64, &PeerMessage) -> bool) -> Self {
+        Pair {
+            drivers: vec![driver(1), driver(2)],
+            now: 0,
+            in_flight: Vec::new(),
+            lose,
+            forwards: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, id: u64, input: Input) {
+        let effects = self.drivers[(id - 1) as usize]
+            .step(self.now, input)
+            .expect("the node keeps running");
+        for effect in effects {
+            match effect {
+                Effect::Send { to, message } => {
+                    if let PeerMessage::Forward { command, .. } = &message {
+                        self.forwards.push((id, command.clone()));
+                    }
+                    if !(self.lose)(id, to, &message) {
+                        self.in_flight.push((id, to, message));
+                    }
+                }
+                Effect::Answer { .. } | Effect::PublishView => {}
+            }
+        }
+    }
+
+    /// Delivers what is in flight and ticks both nodes until `until` holds or
+    /// `ms` pass.
+    fn run_until(&mut self, ms: u64, until: impl Fn(&Pair) -> bool) -> bool {
+        let end = self.now + ms;
+        while self.now < end {
+            for (from, to, message) in std::mem::take(&mut self.in_flight) {
+                self.step(to, Input::Peer { from, message });
+            }
+            for id in [1, 2] {
+                self.step(id, Input::Tick);
+            }
+            if until(self) {
+                return true;
+            }
+            self.now += TICK_MS;
+        }
+        false
+    }
+
+    /// The leader both nodes know, once they agree.
+    fn leader(&self) -> Option<u64> {
+        let leader = self.drivers[0].node().leader_id()?;
+        (self.drivers[1].node().leader_id() == Some(leader)).then_some(leader)
+    }
+}
+
+/// R-START-3: a registration forwarded to a leader that never answers (every forward
+/// lost) is proposed again once the forward timed out, not before, and until it is
+/// applied once the network heals.
+#[test]
+fn r_start_3_a_lost_registration_forward_is_proposed_again_once_it_times_out() {
+    let mut pair = Pair::new(|_, _, m| matches!(m, PeerMessage::Forward { .. }));
+    assert!(
+        pair.run_until(10_000, |p| p.leader().is_some()),
+        "no leader"
+    );
+    let follower = 3 - pair.leader().expect("a leader");
+    pair.step(follower, Input::Register(registration(follower)));
+    let registrations = |p: &Pair| {
+        p.forwards
+            .iter()
+            .filter(|(from, c)| {
+                *from == follower && matches!(c, MetadataCommand::RegisterBroker { .. })
+            })
+            .count()
+    };
+    assert_eq!(registrations(&pair), 1, "the first attempt is at once");
+    let start = pair.now;
+    assert!(pair.run_until(2 * FORWARD_TIMEOUT_MS, |p| registrations(p) == 2));
+    assert!(
+        pair.now - start >= FORWARD_TIMEOUT_MS,
+        "proposed again after {} ms",
+        pair.now - start
+    );
+    pair.lose = |_, _, _| false;
+    let registered = pair.run_until(10 * RETRY_MS, |p| {
+        p.drivers.iter().all(|d| {
+            d.node()
+                .state()
+                .brokers
+                .get(&(follower as i32))
+                .is_some_and(|b| b.incarnation == 1)
+        })
+    });
+    assert!(registered, "the registration was never applied");
+}
