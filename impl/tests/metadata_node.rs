@@ -27,7 +27,11 @@ fn drain(node: &mut MetadataNode) -> Result<Vec<(u64, ApplyOutcome)>, Box<dyn st
     while node.has_ready() {
         let out = node.process_ready()?;
         assert!(out.messages.is_empty(), "a one-voter group sends nothing");
-        applied.extend(out.applied);
+        applied.extend(
+            out.applied
+                .into_iter()
+                .map(|(id, _, outcome)| (id, outcome)),
+        );
     }
     Ok(applied)
 }

@@ -525,8 +525,7 @@ impl Driver {
         for m in out.messages {
             self.send(m.to, PeerMessage::Raft(m));
         }
-        let index = self.node.state().applied_index;
-        for (id, outcome) in out.applied {
+        for (id, index, outcome) in out.applied {
             if let Some(waiter) = self.local.remove(&id) {
                 self.answers_due.push((waiter, outcome));
             } else if let Some((origin, request_id)) = self.forwarded_in.remove(&id) {

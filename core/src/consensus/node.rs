@@ -137,8 +137,9 @@ pub struct ReadyOutput {
     /// Messages to send to peers; every message here may be sent now (the ones that
     /// needed persistence were released only after the fsync).
     pub messages: Vec<Message>,
-    /// Outcomes of applied commands, by the proposer's command id.
-    pub applied: Vec<(u64, ApplyOutcome)>,
+    /// Outcomes of applied commands: (the proposer's command id, the entry's Raft
+    /// index, the outcome).
+    pub applied: Vec<(u64, u64, ApplyOutcome)>,
     /// True when the metadata changed.
     pub state_changed: bool,
 }
@@ -701,7 +702,7 @@ impl MetadataNode {
                     reason,
                 })?;
             let outcome = self.state.apply(entry.index, &envelope);
-            out.applied.push((envelope.id, outcome));
+            out.applied.push((envelope.id, entry.index, outcome));
             out.state_changed = true;
         }
         Ok(())
