@@ -107,8 +107,9 @@ pub struct DriverConfig {
     pub session_timeout_ms: u64,
     /// How long a forwarded proposal may wait for the leader's answer.
     pub forward_timeout_ms: u64,
-    /// How often an unapplied registration is proposed, and how long a forwarded one
-    /// waits for the leader's answer before it is proposed again.
+    /// How often an unapplied registration is proposed at most; with stepwise pacing
+    /// also how long a forwarded one waits for the leader's answer before it is
+    /// proposed again (the broker gives it `forward_timeout_ms`).
     pub registration_retry_ms: u64,
     /// Where proposal ids start. They must differ from those of earlier runs of this
     /// node still in the log (the shell derives this from its incarnation); the node
