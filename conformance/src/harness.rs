@@ -24,6 +24,7 @@ use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand};
 use chronik_model::model::{Action, PARTITION_LEADER};
 use chronik_model::state::{Envelope, NodeId, Phase};
+use chronik_model::ChronikModel;
 use raft::eraftpb::MessageType;
 
 use crate::network::{Carried, Network};
@@ -140,6 +141,8 @@ pub struct Harness {
     /// Request numbers of the writes the drivers answered success (R-PROPOSE-1).
     pub(crate) answered: Vec<u8>,
     snapshot_interval: u64,
+    /// raft-rs's pre-vote round, as the model runs it.
+    pre_vote: bool,
     injected: Option<Injected>,
     /// Messages between the nodes, delivered as the model delivers its own.
     net: Network,
@@ -153,8 +156,10 @@ fn lock(acks: &Acks) -> MutexGuard<'_, Vec<(u64, u8)>> {
 }
 
 impl Harness {
-    /// `snapshot_interval` as the model's: 0 never snapshots.
-    pub fn new(nodes: usize, snapshot_interval: u8, injected: Option<Injected>) -> Self {
+    /// The model's cluster: its nodes, its snapshot interval (0 never snapshots) and
+    /// its pre-vote round.
+    pub fn new(model: &ChronikModel, injected: Option<Injected>) -> Self {
+        let nodes = model.nodes;
         let voters = (0..nodes).map(|n| real_id(n as NodeId)).collect();
         Harness {
             nodes: (0..nodes)
@@ -177,10 +182,11 @@ impl Harness {
             produced: 0,
             topics_proposed: 0,
             answered: Vec::new(),
-            snapshot_interval: match snapshot_interval {
+            snapshot_interval: match model.snapshot_interval {
                 0 => NodeConfig::single(0).snapshot_interval,
                 every => u64::from(every),
             },
+            pre_vote: model.pre_vote,
             injected,
             net: Network::default(),
             unmapped: None,
@@ -237,6 +243,12 @@ impl Harness {
             Action::Produce => self.produce()?,
             Action::Fetch => self.fetch()?,
             Action::Timeout(n) => self.step(*n, Input::ElectionTimeout)?,
+            // Two checks with nothing heard in between: whatever raft-rs heard before
+            // the first, the second finds no quorum.
+            Action::CheckQuorum(n) => {
+                self.step(*n, Input::QuorumCheck)?;
+                self.step(*n, Input::QuorumCheck)?;
+            }
             Action::Ready(n) => self.step(*n, Input::BeginReady)?,
             Action::Fsync(n) => self.fsync(*n)?,
             Action::Advance(n) => self.step(*n, Input::FinishReady)?,
@@ -323,14 +335,15 @@ impl Harness {
         let voters = self.voters.clone();
         let snapshot_interval = self.snapshot_interval;
         let injected = self.injected;
+        let pre_vote = self.pre_vote || voters.len() == 1;
         let node = self.node(n);
         node.boots += 1;
         node.incarnation = node.boots;
         let disk: Arc<dyn Disk> = Arc::new(node.disk.clone());
-        // The model campaigns without raft-rs's pre-vote round and keeps one
-        // append in flight per follower (spec/conformance.md, "Scope today").
+        // The model keeps one append in flight per follower (spec/conformance.md,
+        // "Scope today"); a single voter's pre-vote round changes nothing.
         let config = NodeConfig {
-            pre_vote: voters.len() == 1,
+            pre_vote,
             max_inflight_appends: if voters.len() == 1 { 256 } else { 1 },
             max_append_bytes: u64::MAX,
             voters,
@@ -453,7 +466,10 @@ impl Harness {
         };
         let message = match carried {
             Carried::Raft(m) => {
-                if m.get_msg_type() == MessageType::MsgRequestVote {
+                if matches!(
+                    m.get_msg_type(),
+                    MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+                ) {
                     driver.node_mut().let_leader_lease_lapse();
                 }
                 PeerMessage::Raft(m)

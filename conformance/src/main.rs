@@ -43,6 +43,14 @@ struct Bounds {
     /// entries, on both sides (0: never).
     #[arg(long, default_value_t = 0)]
     snapshot_interval: u8,
+    /// Elections without raft-rs's pre-vote round and check-quorum step-downs, on
+    /// both sides (the broker runs both; so do the model and the real nodes by
+    /// default).
+    #[arg(long)]
+    plain_elections: bool,
+    /// Leaders that step down for want of a quorum (check-quorum), at most.
+    #[arg(long, default_value_t = 1)]
+    max_step_downs: u8,
     /// Switch on a test-only fault in the real code: skip-raft-fsync,
     /// ack-produce-before-fsync, cut-raft-damage. The run must then report a
     /// divergence.
@@ -142,6 +150,12 @@ fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
     m.max_proposals = b.max_proposals;
     m.max_produce = if b.nodes == 1 { b.max_produce } else { 0 };
     m.raft_rs_flow_control = true;
+    m.pre_vote = !b.plain_elections;
+    m.max_step_downs = if b.plain_elections {
+        0
+    } else {
+        b.max_step_downs
+    };
     m.max_damage = b.max_damage;
     m.snapshot_interval = b.snapshot_interval;
     let injected = match &b.inject {
@@ -152,7 +166,7 @@ fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
         })?),
     };
     println!(
-        "model: {} node(s), max term {}, max crashes {}, max proposals {}, max produce {}, max damage {}, snapshot interval {}; injected fault: {}",
+        "model: {} node(s), max term {}, max crashes {}, max proposals {}, max produce {}, max damage {}, snapshot interval {}, pre-vote and check-quorum {}; injected fault: {}",
         m.nodes,
         m.max_term,
         m.max_crashes,
@@ -160,6 +174,7 @@ fn setup(b: &Bounds) -> Result<(ChronikModel, Option<Injected>), String> {
         m.max_produce,
         m.max_damage,
         m.snapshot_interval,
+        if m.pre_vote { "on" } else { "off" },
         injected.map_or("none", |i| i.name())
     );
     Ok((m, injected))

@@ -78,8 +78,10 @@ impl Network {
 
 pub fn kind(m: &Msg) -> &'static str {
     match m {
-        Msg::Vote { .. } => "vote request",
-        Msg::VoteResp { .. } => "vote answer",
+        Msg::Vote { pre: false, .. } => "vote request",
+        Msg::Vote { pre: true, .. } => "pre-vote request",
+        Msg::VoteResp { pre: false, .. } => "vote answer",
+        Msg::VoteResp { pre: true, .. } => "pre-vote answer",
         Msg::Append { .. } => "append",
         Msg::AppendResp { ok: true, .. } => "append accepted",
         Msg::AppendResp { ok: false, .. } => "append refused",
@@ -99,23 +101,36 @@ fn stands_for(msg: &Msg, real: &Carried) -> bool {
     let term = |t: u8| m.term == u64::from(t);
     match msg {
         Msg::Vote {
+            pre,
             term: t,
             last_idx,
             last_term,
             commit,
             commit_term,
         } => {
-            m.get_msg_type() == MessageType::MsgRequestVote
+            let kind = if *pre {
+                MessageType::MsgRequestPreVote
+            } else {
+                MessageType::MsgRequestVote
+            };
+            m.get_msg_type() == kind
                 && term(*t)
                 && m.index == u64::from(*last_idx)
                 && m.log_term == u64::from(*last_term)
                 && m.commit == u64::from(*commit)
                 && m.commit_term == u64::from(*commit_term)
         }
-        Msg::VoteResp { term: t, granted } => {
-            m.get_msg_type() == MessageType::MsgRequestVoteResponse
-                && term(*t)
-                && m.reject != *granted
+        Msg::VoteResp {
+            pre,
+            term: t,
+            granted,
+        } => {
+            let kind = if *pre {
+                MessageType::MsgRequestPreVoteResponse
+            } else {
+                MessageType::MsgRequestVoteResponse
+            };
+            m.get_msg_type() == kind && term(*t) && m.reject != *granted
         }
         Msg::Append {
             term: t,

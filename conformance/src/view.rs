@@ -240,14 +240,12 @@ fn command(entry: &RaftEntry) -> Result<(u8, Cmd), HarnessError> {
     Ok((term, cmd))
 }
 
-fn role(r: StateRole) -> Result<Role, HarnessError> {
+fn role(r: StateRole) -> Role {
     match r {
-        StateRole::Follower => Ok(Role::Follower),
-        StateRole::Candidate => Ok(Role::Candidate),
-        StateRole::Leader => Ok(Role::Leader),
-        StateRole::PreCandidate => Err(HarnessError(
-            "pre-candidate: the model has no pre-vote phase".into(),
-        )),
+        StateRole::Follower => Role::Follower,
+        StateRole::Candidate => Role::Candidate,
+        StateRole::Leader => Role::Leader,
+        StateRole::PreCandidate => Role::PreCandidate,
     }
 }
 
@@ -311,7 +309,7 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
             let o = meta.observe();
             v.term = small("term", o.term)?;
             v.vote = model_id(o.vote)?;
-            v.role = role(o.role)?;
+            v.role = role(o.role);
             v.leader = o.leader.map(model_id).transpose()?.flatten();
             v.snapshot = (
                 small("snapshot index", o.snapshot_index)?,

@@ -5,14 +5,15 @@
 
 use chronik_conformance::{random_walks, replay_path, Divergence, Injected, Stats};
 use chronik_model::check::shortest;
-use chronik_model::ci::metadata;
+use chronik_model::ci::{as_the_broker, metadata};
 use chronik_model::model::{Action, Bug};
 use chronik_model::property_names as names;
-use chronik_model::state::{Msg, NodeId, State};
+use chronik_model::state::{Msg, NodeId, Role, State};
 use chronik_model::ChronikModel;
 
 /// Start-up from power-on, crashes (torn writes among them), a metadata write at
-/// any node (forwarded from a follower), a bad sector in a Raft log.
+/// any node (forwarded from a follower), a bad sector in a Raft log; elections with
+/// pre-vote and check-quorum, as the broker runs them.
 fn cluster(nodes: usize) -> ChronikModel {
     let mut m = ChronikModel::new(nodes);
     m.max_term = 3;
@@ -20,8 +21,7 @@ fn cluster(nodes: usize) -> ChronikModel {
     m.max_proposals = 2;
     m.max_produce = 0;
     m.max_damage = 1;
-    m.raft_rs_flow_control = true;
-    m
+    as_the_broker(m)
 }
 
 fn must_conform(result: Result<Stats, Box<Divergence>>) -> Stats {
@@ -172,11 +172,14 @@ impl Script {
         self.then(&wanted.to_string(), move |a| *a == action)
     }
 
-    /// A whole Ready of node `n`: taken, made durable, advanced.
+    /// A whole Ready of node `n`: taken, made durable (if it wrote anything: a
+    /// pre-candidate's does not), advanced.
     fn ready(&mut self, n: NodeId) -> &mut Self {
-        self.act(Action::Ready(n))
-            .act(Action::Fsync(n))
-            .act(Action::Advance(n))
+        self.act(Action::Ready(n));
+        if !self.state.nodes[usize::from(n)].disk.synced() {
+            self.act(Action::Fsync(n));
+        }
+        self.act(Action::Advance(n))
     }
 
     fn deliver(&mut self, src: NodeId, dst: NodeId, kind: fn(&Msg) -> bool) -> &mut Self {
@@ -187,11 +190,19 @@ impl Script {
 }
 
 fn vote(m: &Msg) -> bool {
-    matches!(m, Msg::Vote { .. })
+    matches!(m, Msg::Vote { pre: false, .. })
 }
 
 fn vote_resp(m: &Msg) -> bool {
-    matches!(m, Msg::VoteResp { .. })
+    matches!(m, Msg::VoteResp { pre: false, .. })
+}
+
+fn pre_vote(m: &Msg) -> bool {
+    matches!(m, Msg::Vote { pre: true, .. })
+}
+
+fn pre_vote_resp(m: &Msg) -> bool {
+    matches!(m, Msg::VoteResp { pre: true, .. })
 }
 
 fn append(m: &Msg) -> bool {
@@ -223,12 +234,7 @@ fn node_0_leads_two() -> Script {
         .act(StartLoop(1))
         .act(ListenerUp(0))
         .act(ListenerUp(1))
-        .act(Timeout(0))
-        .ready(0)
-        .deliver(0, 1, vote)
-        .ready(1)
-        .deliver(1, 0, vote_resp)
-        .ready(0)
+        .elect(0, 1)
         .deliver(0, 1, append)
         .ready(1)
         .deliver(1, 0, append_accepted)
@@ -237,15 +243,27 @@ fn node_0_leads_two() -> Script {
 }
 
 impl Script {
+    /// Node `n` times out and wins the next term with `voter`'s vote (after its
+    /// pre-vote, where the model runs the round); its first append is queued.
+    fn elect(&mut self, n: NodeId, voter: NodeId) -> &mut Self {
+        self.act(Action::Timeout(n));
+        if self.model.pre_vote {
+            self.ready(n)
+                .deliver(n, voter, pre_vote)
+                .ready(voter)
+                .deliver(voter, n, pre_vote_resp);
+        }
+        self.ready(n)
+            .deliver(n, voter, vote)
+            .ready(voter)
+            .deliver(voter, n, vote_resp)
+            .ready(n)
+    }
+
     /// Node 1 campaigns in term 2, node 0 votes for it, and node 1 commits its term's
     /// first entry and with it everything before.
     fn node_1_takes_over(&mut self) -> &mut Self {
-        self.act(Action::Timeout(1))
-            .ready(1)
-            .deliver(1, 0, vote)
-            .ready(0)
-            .deliver(0, 1, vote_resp)
-            .ready(1)
+        self.elect(1, 0)
             .deliver(1, 0, append)
             .ready(0)
             .deliver(0, 1, append_accepted)
@@ -310,4 +328,53 @@ fn c11_a_forward_whose_leader_crashed_is_not_answered_success_when_it_commits_la
         .act(StartLoop(0))
         .node_1_takes_over();
     s.assert_applied_unanswered(1);
+}
+
+/// C-11 (R-PROPOSE-1; raft-rs's check-quorum): a leader that heard from no quorum
+/// for an election timeout steps down, and the write it proposed and had not
+/// applied is failed (NOT_CONTROLLER); when the next leader commits it, its client is
+/// still not told success. The real leader steps down through raft-rs's own
+/// check-quorum and the driver fails the write; the model says the same.
+#[test]
+fn c11_a_leader_that_hears_from_no_quorum_steps_down_and_fails_its_unapplied_write() {
+    use Action::*;
+    let mut s = node_0_leads_two();
+    s.act(ClientCreateTopic(0))
+        .ready(0)
+        .act(CheckQuorum(0))
+        .deliver(0, 1, append_with_entries)
+        .ready(1)
+        .node_1_takes_over()
+        .deliver(1, 0, append)
+        .ready(0);
+    assert_eq!(s.state.nodes[0].role, Role::Follower);
+    s.assert_applied_unanswered(0);
+}
+
+/// C-11 (raft-rs's pre-vote): a node whose log is shorter asks for a pre-vote and is
+/// refused, and no term moves anywhere: without the round, its campaign would have
+/// raised both nodes' terms. The node with the longer log then wins the next term.
+#[test]
+fn c11_a_refused_pre_vote_raises_no_term() {
+    use Action::*;
+    let mut s = node_0_leads_two();
+    // Node 0 holds a write node 1 lacks, and leads no more.
+    s.act(ClientCreateTopic(0)).ready(0).act(CheckQuorum(0));
+    // The refusal is not sent in the model (raft-rs's stays undelivered).
+    s.act(Timeout(1)).ready(1).deliver(1, 0, pre_vote);
+    assert_eq!(s.state.nodes[1].role, Role::PreCandidate);
+    assert!(
+        s.state.nodes.iter().all(|n| n.term == 1),
+        "{:?}",
+        s.state.nodes
+    );
+    if let Err(d) = replay_path(&s.model, &s.path, None) {
+        panic!("{d}");
+    }
+    s.elect(0, 1);
+    assert_eq!(s.state.nodes[0].role, Role::Leader);
+    assert_eq!(s.state.nodes[0].term, 2);
+    if let Err(d) = replay_path(&s.model, &s.path, None) {
+        panic!("{d}");
+    }
 }

@@ -449,6 +449,45 @@ fn r_recover_9_a_vote_whose_wal_record_is_damaged_is_not_forgotten() -> TestResu
     Ok(())
 }
 
+/// R-RECOVER-2: a follower's WAL that cuts entries a new leader replaced keeps its
+/// commit index durable. The cut truncates the file, and with it the latest
+/// HardState record when that came after the first replaced entry; a crash before the
+/// Ready's own fsync then recovered the commit index of an older record, and a
+/// restart replayed less than the node had applied. Found by C-11's three-node walks
+/// with pre-vote (seed 23000189).
+#[test]
+fn r_recover_2_a_cut_keeps_the_commit_index_durable() -> TestResult {
+    use chronik::consensus::RaftWal;
+    use raft::eraftpb::{Entry, HardState};
+    let mem = MemDisk::new();
+    let disk: Arc<dyn Disk> = Arc::new(mem.clone());
+    let entry = |index: u64, term: u64| Entry {
+        index,
+        term,
+        ..Entry::default()
+    };
+    let hard_state = |term: u64, commit: u64| HardState {
+        term,
+        vote: 2,
+        commit,
+        ..HardState::default()
+    };
+    let (mut wal, _) = RaftWal::open(Arc::clone(&disk), dir(), &[1, 2, 3])?;
+    wal.write_hard_state(&hard_state(1, 0))?;
+    wal.append_entries(&[entry(1, 1), entry(2, 1), entry(3, 1)])?;
+    wal.write_hard_state(&hard_state(1, 2))?;
+    wal.sync()?;
+    // A leader of term 2 replaces entry 3: the cut takes the record of commit 2.
+    wal.append_entries(&[entry(3, 2)])?;
+    drop(wal);
+    mem.crash(Tear::None);
+
+    let (_, store) = RaftWal::open(Arc::clone(&disk), dir(), &[1, 2, 3])?;
+    let hs = store.mem().rl().hard_state().clone();
+    assert_eq!((hs.term, hs.vote, hs.commit), (1, 2, 2));
+    Ok(())
+}
+
 /// R-RECOVER-6 stays for one node: with no peer to repair from, the damaged log is
 /// refused and left as it was (the test above it checks the message).
 #[test]

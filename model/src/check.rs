@@ -535,6 +535,7 @@ pub fn summary(s: &State) -> String {
         let role = match n.role {
             Role::Follower => "F",
             Role::Candidate => "C",
+            Role::PreCandidate => "P",
             Role::Leader => "L",
         };
         let phase = match n.phase {

@@ -74,6 +74,13 @@ struct ModelArgs {
     /// instead of the coarser one-message-per-link rule of the CI configurations.
     #[arg(long)]
     raft_rs_flow_control: bool,
+    /// raft-rs's pre-vote round before each campaign, as the broker runs it.
+    #[arg(long)]
+    pre_vote: bool,
+    /// raft-rs's check-quorum: a leader may step down for want of a quorum, as the
+    /// broker's does, this many times in a path.
+    #[arg(long, default_value_t = 0)]
+    max_step_downs: u8,
 }
 
 #[derive(Args)]
@@ -230,6 +237,8 @@ fn build(a: &ModelArgs) -> ChronikModel {
     m.max_damage = a.max_damage;
     m.snapshot_interval = a.snapshot_interval;
     m.raft_rs_flow_control = a.raft_rs_flow_control;
+    m.pre_vote = a.pre_vote;
+    m.max_step_downs = a.max_step_downs;
     for b in &a.bugs {
         m = m.with_bug(*b);
     }

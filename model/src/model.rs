@@ -142,6 +142,17 @@ pub struct ChronikModel {
     /// on a link at a time, a subset of raft-rs's interleavings that keeps the
     /// space a tenth the size (2 nodes with damage: 0.9 M states against 9 M).
     pub raft_rs_flow_control: bool,
+    /// raft-rs's pre-vote round, as the broker runs it: an election timeout first
+    /// asks the peers whether a campaign could win (`Role::PreCandidate`, a `Vote`
+    /// with `pre`), which changes no term, and raises its term only once a quorum
+    /// says yes. Off, a timeout campaigns at once, as CI's configurations check.
+    pub pre_vote: bool,
+    /// raft-rs's check-quorum, as the broker runs it: a leader that heard from no
+    /// quorum within an election timeout steps down (`Action::CheckQuorum`), at most
+    /// this many times in a path (0: never). The model has no clock and its
+    /// network may hold any message back, so the step is enabled for every leader
+    /// of a group of two or more; the bound keeps it from using up every term.
+    pub max_step_downs: u8,
     bugs: u16,
 }
 
@@ -158,6 +169,8 @@ impl ChronikModel {
             max_damage: 0,
             snapshot_interval: 0,
             raft_rs_flow_control: false,
+            pre_vote: false,
+            max_step_downs: 0,
             bugs: 0,
         }
     }
@@ -231,6 +244,9 @@ pub enum Action {
     Timeout(NodeId),
     /// The leader's heartbeat/replication timer.
     Heartbeat(NodeId),
+    /// The leader's check-quorum timer fires after an election timeout in which it
+    /// heard from no quorum: it steps down (`ChronikModel::max_step_downs`).
+    CheckQuorum(NodeId),
     /// The consensus loop steps one peer message.
     Deliver(Envelope),
     /// The loop takes a raft-rs Ready: sends `messages()`, applies committed entries,
@@ -314,6 +330,12 @@ impl ChronikModel {
                 {
                     out.push(Action::Timeout(n));
                 }
+                if s.ghost.step_downs < self.max_step_downs
+                    && node.role == Role::Leader
+                    && self.quorum() > 1
+                {
+                    out.push(Action::CheckQuorum(n));
+                }
                 if node.role == Role::Leader
                     && self
                         .peers(n)
@@ -360,7 +382,9 @@ impl ChronikModel {
             | Action::DamageRaftLog(..)
             | Action::ClientCreateTopic(_)
             | Action::Produce
-            | Action::Fetch => false,
+            | Action::Fetch
+            // A step-down for want of a quorum is a perturbation: the network's delay.
+            | Action::CheckQuorum(_) => false,
             // Enabled only for a node that follows no live leader (the guard in
             // `enabled`), so an election that can happen is progress.
             _ => true,
@@ -462,7 +486,19 @@ impl ChronikModel {
                     t.ghost.read = l.disk.plog[..hw].to_vec();
                 }
             }
+            Action::Timeout(n) if self.pre_vote && self.quorum() > 1 => {
+                self.pre_campaign(&mut t, n)
+            }
             Action::Timeout(n) => self.campaign(&mut t, n),
+            Action::CheckQuorum(l) => {
+                let node = &mut t.nodes[idx(l)];
+                if node.role != Role::Leader {
+                    return None;
+                }
+                let term = node.term;
+                Self::become_follower(node, term, None);
+                t.ghost.step_downs += 1;
+            }
             Action::Heartbeat(l) => {
                 // The heartbeat's answer resumes the follower's progress from its
                 // match (raft-rs `handle_heartbeat_response`, and a probe afresh).
@@ -810,7 +846,24 @@ impl ChronikModel {
             self.become_leader(t, n);
             return;
         }
-        let (term, last_idx, last_term) = (node.term, node.last_idx(), node.last_term());
+        self.request_votes(t, n, false);
+    }
+
+    /// raft-rs `become_pre_candidate`: no leader, and its own pre-vote; its term and
+    /// vote stay as they are.
+    fn pre_campaign(&self, t: &mut State, n: NodeId) {
+        let node = &mut t.nodes[idx(n)];
+        node.role = Role::PreCandidate;
+        node.leader = None;
+        node.votes = 1 << n;
+        self.request_votes(t, n, true);
+    }
+
+    /// A pre-vote asks for the term the campaign would be in.
+    fn request_votes(&self, t: &mut State, n: NodeId, pre: bool) {
+        let node = &t.nodes[idx(n)];
+        let term = node.term + u8::from(pre);
+        let (last_idx, last_term) = (node.last_idx(), node.last_term());
         let (commit, commit_term) = (node.commit, node.term_at(node.commit).unwrap_or(0));
         for p in self.peers(n).collect::<Vec<_>>() {
             Self::queue(
@@ -818,6 +871,7 @@ impl ChronikModel {
                 n,
                 p,
                 Msg::Vote {
+                    pre,
                     term,
                     last_idx,
                     last_term,
@@ -903,6 +957,7 @@ impl ChronikModel {
                 // Otherwise the origin gets a retriable error and retries on its own.
             }
             Msg::Vote {
+                pre,
                 term,
                 last_idx,
                 last_term,
@@ -910,7 +965,7 @@ impl ChronikModel {
                 commit_term,
             } => {
                 let node = &mut t.nodes[idx(d)];
-                if term > node.term {
+                if term > node.term && !pre {
                     Self::become_follower(node, term, None);
                 }
                 if term < node.term {
@@ -918,11 +973,21 @@ impl ChronikModel {
                 }
                 let up_to_date = last_term > node.last_term()
                     || (last_term == node.last_term() && last_idx >= node.last_idx());
-                let can_vote = node.vote.is_none() || node.vote == Some(src);
-                let granted = up_to_date && can_vote && node.leader.is_none();
-                if granted {
+                let can_vote = if pre {
+                    // raft-rs: a pre-vote for a later term is granted whatever this
+                    // node follows (check-quorum's lease, not modelled, is what keeps
+                    // a live leader's followers from granting it).
+                    term > node.term
+                        || node.vote == Some(src)
+                        || (node.vote.is_none() && node.leader.is_none())
+                } else {
+                    (node.vote.is_none() || node.vote == Some(src)) && node.leader.is_none()
+                };
+                let granted = up_to_date && can_vote;
+                if granted && !pre {
                     node.vote = Some(src);
-                } else if commit > node.commit
+                } else if !granted
+                    && commit > node.commit
                     && node.role != Role::Leader
                     && node.term_at(commit) == Some(commit_term)
                 {
@@ -933,12 +998,32 @@ impl ChronikModel {
                 // Rejections are not sent: losing one is indistinguishable from delay, and
                 // a higher term reaches the candidate through other messages. A repairing
                 // node records the vote (raft-rs does) but withholds the answer.
+                // A granted answer carries the request's term (a pre-vote's is
+                // ahead of the voter's own).
                 if granted && !self.abstains(node) {
-                    let term = node.term;
-                    Self::queue(t, d, src, Msg::VoteResp { term, granted });
+                    Self::queue(t, d, src, Msg::VoteResp { pre, term, granted });
                 }
             }
-            Msg::VoteResp { term, granted } => {
+            Msg::VoteResp {
+                pre: true,
+                term,
+                granted,
+            } => {
+                // raft-rs counts a granted pre-vote of its own term or later while it
+                // is a pre-candidate, whichever round it answered.
+                let node = &mut t.nodes[idx(d)];
+                if node.role == Role::PreCandidate && term >= node.term && granted {
+                    node.votes |= 1 << src;
+                    if node.votes.count_ones() as usize >= self.quorum() {
+                        self.campaign(t, d);
+                    }
+                }
+            }
+            Msg::VoteResp {
+                pre: false,
+                term,
+                granted,
+            } => {
                 let node = &mut t.nodes[idx(d)];
                 if term > node.term {
                     Self::become_follower(node, term, None);

@@ -144,7 +144,9 @@ fn ack_implies_durable(_: &ChronikModel, s: &State) -> bool {
         }
         let d = &s.nodes[usize::from(e.src)].disk;
         match e.msg {
+            // A pre-vote records nothing (raft-rs): only a real vote must be durable.
             Msg::VoteResp {
+                pre: false,
                 term,
                 granted: true,
             } => {

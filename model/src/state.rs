@@ -36,6 +36,9 @@ pub enum Role {
     Follower,
     Candidate,
     Leader,
+    /// raft-rs's pre-vote round: asking whether a campaign could win, at its
+    /// term, before it raises the term (`ChronikModel::pre_vote`).
+    PreCandidate,
 }
 
 /// A replicated metadata command.
@@ -70,7 +73,10 @@ pub struct HardState {
 /// forwarding over the peer transport.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Msg {
+    /// A vote request; with `pre`, raft-rs's pre-vote request, whose term is the one
+    /// the candidate would campaign in and which changes no receiver's term or vote.
     Vote {
+        pre: bool,
         term: u8,
         last_idx: u8,
         last_term: u8,
@@ -80,6 +86,7 @@ pub enum Msg {
         commit_term: u8,
     },
     VoteResp {
+        pre: bool,
         term: u8,
         granted: bool,
     },
@@ -355,6 +362,8 @@ pub struct Ghost {
     pub boots: [u8; MAX_NODES],
     /// Damage done to Raft logs at rest.
     pub damages: u8,
+    /// Leaders that stepped down for want of a quorum (check-quorum).
+    pub step_downs: u8,
     /// Nodes whose durable Raft log lost entries to damage (bit per node): what they
     /// acknowledged before is no longer on their disk, through no fault of theirs.
     pub damaged_nodes: u8,

@@ -137,6 +137,9 @@ pub enum Input {
     Tick,
     /// [`Pacing::Stepwise`]: the election timer fired.
     ElectionTimeout,
+    /// [`Pacing::Stepwise`]: a leader's check-quorum timer fired (it steps down if it
+    /// heard from no quorum since the last check).
+    QuorumCheck,
     /// [`Pacing::Stepwise`]: take a Ready (its writes are not yet durable).
     BeginReady,
     /// [`Pacing::Stepwise`]: fdatasync what the taken Ready wrote.
@@ -356,6 +359,7 @@ impl Driver {
             }
             Input::Tick => {}
             Input::ElectionTimeout => self.stepwise()?.campaign()?,
+            Input::QuorumCheck => self.stepwise()?.check_quorum()?,
             Input::BeginReady => {
                 if let Some(out) = self.stepwise()?.begin_ready()? {
                     self.take_output(out);

@@ -350,6 +350,21 @@ impl MetadataNode {
         ready
     }
 
+    /// What raft-rs's tick does once an election timeout has passed on a leader:
+    /// check-quorum, which steps it down if it heard from no quorum since the last
+    /// check. For a shell that fires the timers itself ([`super::Pacing::Stepwise`]).
+    pub fn check_quorum(&mut self) -> Result<(), NodeError> {
+        let mut check = Message::default();
+        check.set_msg_type(MessageType::MsgCheckQuorum);
+        check.from = self.id();
+        // A local message, which `RawNode::step` refuses: raft-rs steps it on its
+        // inner `Raft`, as its own tick does.
+        self.raw
+            .raft
+            .step(check)
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
     /// Starts an election now instead of waiting for the election timeout; a
     /// repairing node does not (R-RECOVER-9).
     pub fn campaign(&mut self) -> Result<(), NodeError> {

@@ -650,9 +650,14 @@ impl RaftWal {
             // (R-RECOVER-6).
             self.sync()?;
             self.positions.split_off(&first.index);
-            // The cut may have taken the latest HardState record with it.
+            // The cut may have taken the latest HardState record with it, and its
+            // commit index is what a restart replays up to (R-RECOVER-2): durable
+            // again before the Ready goes on. The vote file keeps term and vote
+            // meanwhile; a crash between the two syncs can leave an older commit
+            // index, which the leader's next append restores.
             let hs = self.hard_state.clone();
             self.write_hard_state(&hs)?;
+            self.sync()?;
         }
         for entry in entries {
             let body = entry
