@@ -182,6 +182,16 @@ impl Run {
         }
     }
 
+    /// Single-threaded DFS that stops once `property` has a discovery: one thread
+    /// takes the actions in order, so a run finds the same path every time.
+    pub fn dfs_until(property: &'static str) -> Self {
+        Run {
+            threads: 1,
+            stop_on: Some(property),
+            ..Run::dfs()
+        }
+    }
+
     /// Single-threaded BFS to `depth`: every state within `depth` steps of the start is
     /// checked. One thread takes states strictly in order of depth, so a state is first
     /// met at its least depth; with two, stateright's BFS may first meet it on a longer
@@ -229,9 +239,10 @@ impl Run {
 }
 
 /// The model and the search that find a replication bug switch's counterexample in
-/// CI: BFS at the smallest bounds that show it, or seeded random walks that stop at
-/// the first counterexample (at most 200,000 walks: a count, not a time, so that a
-/// slower or busier machine finds the same).
+/// CI: BFS at the smallest bounds that show it, single-threaded DFS at those bounds
+/// where that is much faster, or seeded random walks that stop at the first
+/// counterexample (at most 200,000 walks: a count, not a time, so that a slower or
+/// busier machine finds the same).
 pub fn counterexample_search(bug: ReplBug) -> (ReplicationModel, Run) {
     let expected = bug.expected_property();
     if bug.found_by_walks() {
@@ -240,6 +251,8 @@ pub fn counterexample_search(bug: ReplBug) -> (ReplicationModel, Run) {
             ..Run::walk_count(200_000, 2)
         };
         (ReplicationModel::bounded(3, 1, 2, 1).with_bug(bug), walks)
+    } else if bug.found_by_dfs() {
+        (bug.bounds(), Run::dfs_until(expected))
     } else {
         (bug.bounds(), Run::bfs_until(expected))
     }
@@ -440,6 +453,30 @@ where
         .collect()
 }
 
+/// One successor of `state` drawn uniformly from `successors(model, state)`, computing
+/// only the states it draws: actions are drawn without replacement until one changes
+/// the state within the bounds. Cloning every successor to keep one was most of a
+/// walk's time (a 3-node state is a few kilobytes, and a state has tens of actions).
+pub fn random_successor<M: Model>(
+    model: &M,
+    state: &M::State,
+    rng: &mut Rng,
+) -> Option<(M::Action, M::State)>
+where
+    M::Action: Clone,
+{
+    let mut actions = Vec::new();
+    model.actions(state, &mut actions);
+    while !actions.is_empty() {
+        let a = actions.swap_remove(rng.below(actions.len()));
+        match model.next_state(state, a.clone()) {
+            Some(t) if model.within_boundary(&t) => return Some((a, t)),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Random walks from the initial state, each step uniform over the actions that change the
 /// state and stay within bounds, until no action is left or `max_depth` steps. Unlike
 /// stateright's simulation checker, a walk does not stop at a state another walk visited,
@@ -485,11 +522,9 @@ fn walks<M: Checked>(
             if taken.len() >= max_depth {
                 break;
             }
-            let next = successors(model, &s);
-            if next.is_empty() {
+            let Some((a, t)) = random_successor(model, &s, &mut rng) else {
                 break;
-            }
-            let (a, t) = next[rng.below(next.len())].clone();
+            };
             taken.push(a);
             s = t;
         }

@@ -3,7 +3,7 @@
 //! own paths: every path of the correct model passes them (they are no stricter than
 //! the model), and the model's durability bugs fail them (they are not blind).
 
-use chronik_model::check::{successors, Rng};
+use chronik_model::check::{random_successor, Rng};
 use chronik_model::ci::metadata;
 use chronik_model::model::{Bug, ChronikModel};
 use chronik_model::raft_rules::{of_model, RaftHistory};
@@ -33,11 +33,9 @@ fn walk(model: &ChronikModel, walks: usize, seed: u64, max_depth: usize) -> Walk
         let mut taken = Vec::new();
         of_model::observe(&mut history, &state);
         while taken.len() < max_depth && history.violations.is_empty() {
-            let next = successors(model, &state);
-            if next.is_empty() {
+            let Some((action, after)) = random_successor(model, &state, &mut rng) else {
                 break;
-            }
-            let (action, after) = next[rng.below(next.len())].clone();
+            };
             taken.push(format!("{action:?}"));
             state = after;
             walked.states += 1;

@@ -124,6 +124,16 @@ impl Producers {
         out
     }
 
+    /// How many records of `partition` were acknowledged: it changes exactly when
+    /// `acked_records` does, and costs no copy.
+    pub fn acked_count(&self, partition: i32) -> usize {
+        self.by_partition
+            .iter()
+            .filter(|((p, _), _)| *p == partition)
+            .map(|(_, producer)| producer.acked.len())
+            .sum()
+    }
+
     /// (offset, value) of every acknowledged record of `partition`.
     pub fn acked_records(&self, partition: i32) -> Vec<(u64, Vec<u8>)> {
         self.by_partition

@@ -46,6 +46,10 @@ pub struct ReplTraces {
     /// before broker 1 did): the first observation follows them too.
     early: Vec<FetchHint>,
     last: Option<ReplObservation>,
+    /// The acknowledged records as model (offset, value) pairs, with how many
+    /// acknowledgements they were made of: a producer's acknowledgements only grow, so
+    /// the set is made again only when their count changes, not at every step.
+    acked: (usize, BTreeSet<(u8, u8)>),
     /// Per node: the log end last read and its records.
     logs: [Option<(u64, Vec<Rec>)>; REPLICAS],
     pub steps_validated: u64,
@@ -82,6 +86,7 @@ impl Default for ReplTraces {
             values: BTreeMap::new(),
             early: Vec::new(),
             last: None,
+            acked: (0, BTreeSet::new()),
             logs: Default::default(),
             steps_validated: 0,
             ended: None,
@@ -107,11 +112,11 @@ impl ReplTraces {
     }
 
     /// What the nodes show now, and the (offset, value) of every acknowledged
-    /// produce to the partition.
+    /// produce to the partition (`acked`: how many there are, and a way to list them).
     pub fn observe(
         &mut self,
         nodes: &[NodeShown],
-        acked: &[(u64, Vec<u8>)],
+        acked: (usize, impl FnOnce() -> Vec<(u64, Vec<u8>)>),
         fetches: &[(usize, FetchStep)],
     ) {
         if !self.active() {
@@ -221,7 +226,7 @@ impl ReplTraces {
     fn observation(
         &mut self,
         nodes: &[NodeShown],
-        acked: &[(u64, Vec<u8>)],
+        (acked_count, acked): (usize, impl FnOnce() -> Vec<(u64, Vec<u8>)>),
     ) -> Result<ReplObservation, String> {
         let mut replicas = Vec::new();
         for (n, node) in nodes.iter().enumerate() {
@@ -244,19 +249,26 @@ impl ReplTraces {
             };
             replicas.push(self.copy(n, incarnation, state, partitions)?);
         }
-        let mut seen = BTreeSet::new();
+        if self.acked.0 != acked_count {
+            self.acked = (acked_count, self.model_pairs(&acked())?);
+        }
+        Ok(ReplObservation {
+            replicas,
+            acked: self.acked.1.clone(),
+        })
+    }
+
+    fn model_pairs(&self, acked: &[(u64, Vec<u8>)]) -> Result<BTreeSet<(u8, u8)>, String> {
+        let mut pairs = BTreeSet::new();
         for (offset, value) in acked {
             let value = self
                 .values
                 .get(value)
                 .copied()
                 .ok_or("a value acknowledged that no log showed")?;
-            seen.insert((small(*offset)?, value));
+            pairs.insert((small(*offset)?, value));
         }
-        Ok(ReplObservation {
-            replicas,
-            acked: seen,
-        })
+        Ok(pairs)
     }
 
     fn meta(&self, state: &MetadataState) -> Result<Meta, String> {

@@ -856,7 +856,10 @@ impl Sim {
                 },
             })
             .collect();
-        traces.observe(&nodes, &self.producers.acked_records(0), &fetches);
+        let acked = (self.producers.acked_count(0), || {
+            self.producers.acked_records(0)
+        });
+        traces.observe(&nodes, acked, &fetches);
         if let Some(rejection) = traces.rejection.take() {
             traces.ended = Some("rejected".into());
             self.violation(format!(
