@@ -401,6 +401,13 @@ fn outcome<M: Checked>(
     elapsed: Duration,
     discoveries: BTreeMap<&'static str, Path<M::S, M::A>>,
 ) -> Outcome<M> {
+    let discoveries: BTreeMap<&'static str, Path<M::S, M::A>> = discoveries
+        .into_iter()
+        .map(|(name, path)| match props.iter().find(|p| p.name == name) {
+            Some(p) => (name, cut_at_first_hit(model, p, path)),
+            None => (name, path),
+        })
+        .collect();
     let with = |e: Expectation, found: bool| -> Vec<&'static str> {
         props
             .iter()
@@ -420,7 +427,32 @@ fn outcome<M: Checked>(
     }
 }
 
-/// xorshift64*: deterministic from the seed, no dependency.
+/// A discovery ends at the first state where it holds: stateright's DFS checks its
+/// finish condition once per block of states and keeps the last discovery it met, so
+/// its path may run on past the step that broke the rule.
+fn cut_at_first_hit<M: Checked>(
+    model: &M,
+    p: &Property<M>,
+    path: Path<M::S, M::A>,
+) -> Path<M::S, M::A> {
+    let steps = path.clone().into_vec();
+    let holds = |s: &M::S| (p.condition)(model, s);
+    let first = match p.expectation {
+        Expectation::Always => steps.iter().position(|(s, _)| !holds(s)),
+        Expectation::Sometimes => steps.iter().position(|(s, _)| holds(s)),
+        // Its counterexample is a whole path on which the condition never held.
+        Expectation::Eventually => None,
+    };
+    let Some(first) = first else {
+        return path;
+    };
+    let actions: Vec<M::A> = steps[..first]
+        .iter()
+        .filter_map(|(_, a)| a.clone())
+        .collect();
+    Path::from_actions(model, steps[0].0.clone(), actions.iter()).unwrap_or(path)
+}
+
 /// xorshift64*: seeded walks are the same on every machine.
 pub struct Rng(u64);
 

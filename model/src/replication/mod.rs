@@ -169,7 +169,7 @@ impl ReplBug {
 
     /// Found by a single-threaded depth-first search at `bounds()` in about a second,
     /// where a breadth-first one takes some 20 s to reach its 17-19 steps; the path is
-    /// longer than the shortest (33-38 steps; the CLI's `--shortest` prints that one).
+    /// longer than the shortest (30 and 36 steps; the CLI's `--shortest` prints that one).
     /// For the others depth-first is the slower (it wanders for minutes).
     pub fn found_by_dfs(self) -> bool {
         matches!(
