@@ -6,9 +6,15 @@
 //! registration timer). Forwarding, answering proposers, registration and repair
 //! are the driver's decisions, not copies of them.
 //!
-//! The partition side is applied the way the broker's shell applies the same event
-//! (`broker::start`, the Produce handler); where the broker does something on its
-//! own schedule (the flusher thread) the model's action says when.
+//! The partition side runs the broker's own partition code too: a node's start opens
+//! its logs with `Partitions::reconcile_in_start` as `broker::start` does, a produce
+//! is admitted by `LocalView::admit_produce` and waits in a `ProduceWait` (what the
+//! Produce handler's `produce_finish` runs), a consumer's fetch passes the same gate
+//! and reads up to the high watermark. The partition's metadata is fixed: the
+//! model's partition is led by node 0 alone (`PARTITION_LEADER`), so each node's
+//! partition code sees one topic with the single replica on node 0, registered by
+//! its current start. Where the broker does something on its own schedule (the
+//! flusher thread) the model's action says when.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +27,8 @@ use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, BatchHeader, Record};
 use chronik::log::frame::FRAME_HEADER_LEN;
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
-use chronik::metadata::{CommandEnvelope, MetadataCommand};
+use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_core::replication::{AppendResult, LocalView, NoEvents, Partitions, ProduceWait};
 use chronik_model::model::{Action, PARTITION_LEADER};
 use chronik_model::state::{Envelope, NodeId, Phase};
 use chronik_model::ChronikModel;
@@ -95,8 +102,48 @@ pub(crate) fn metadata_dir() -> PathBuf {
     PathBuf::from("/data/metadata")
 }
 
+/// Where `Partitions` keeps partition directories.
+fn partitions_root() -> PathBuf {
+    PathBuf::from("/data/partitions")
+}
+
+/// The model's one partition.
+const TOPIC: &str = "p";
+
+/// The directory `Partitions` opens the model's partition in.
 pub(crate) fn partition_dir() -> PathBuf {
-    PathBuf::from("/data/p-0")
+    partitions_root().join(format!("{TOPIC}-0"))
+}
+
+/// The partition's metadata as a node's partition code sees it in its start
+/// `incarnation`: the model's partition with its single replica on node 0, and node
+/// 0 registered by that start (the other nodes host nothing, so the start it names
+/// does not matter to them).
+fn partition_metadata(incarnation: u64) -> MetadataState {
+    let leader = real_id(PARTITION_LEADER) as i32;
+    let commands = [
+        MetadataCommand::RegisterBroker {
+            broker_id: leader,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            incarnation,
+            listeners: Vec::new(),
+            acks_before_fsync: false,
+        },
+        MetadataCommand::CreateTopic {
+            name: TOPIC.into(),
+            topic_id: "partition-id".into(),
+            partitions: vec![vec![leader]],
+            configs: Default::default(),
+        },
+    ];
+    let mut state = MetadataState::default();
+    for (index, command) in (1..).zip(commands) {
+        // Both apply to an empty state; a refusal would show as a refused produce.
+        let _ = state.apply(index, &CommandEnvelope::new(index, command));
+    }
+    state
 }
 
 pub use crate::ids::real_id;
@@ -113,7 +160,8 @@ pub struct SimNode {
     pub(crate) driver: Option<Driver>,
     /// The driver's clock (ms), kept across restarts.
     now_ms: u64,
-    pub(crate) partition: Option<PartitionLog>,
+    /// The node's partition code and the metadata it sees (`partition_metadata`).
+    pub(crate) partitions: Option<(Partitions, MetadataState)>,
     committer: ManualCommitter,
     /// This start of the process; the model's incarnation (1 for the first).
     pub(crate) incarnation: u64,
@@ -126,15 +174,36 @@ impl SimNode {
     pub(crate) fn meta(&self) -> Option<&MetadataNode> {
         self.driver.as_ref().map(Driver::node)
     }
+
+    /// The node's partition code over what it sees, while it runs.
+    fn local(&self) -> Option<LocalView<'_>> {
+        self.partitions
+            .as_ref()
+            .map(|(partitions, state)| LocalView {
+                state,
+                partitions,
+                me: real_id(self.id) as i32,
+                incarnation: self.incarnation,
+            })
+    }
+
+    /// The model's partition's log, if this node hosts it and runs.
+    pub(crate) fn partition_log(&self) -> Option<Arc<PartitionLog>> {
+        self.partitions.as_ref()?.0.get(TOPIC, 0)
+    }
 }
 
-/// Acknowledgements the real produce path released: (offset, record id).
-type Acks = Arc<Mutex<Vec<(u64, u8)>>>;
+/// The outcomes the group commit handed back: (record id, outcome).
+type Outcomes = Arc<Mutex<Vec<(u8, AppendResult)>>>;
 
 pub struct Harness {
     pub(crate) nodes: Vec<SimNode>,
     pub(crate) voters: Vec<u64>,
-    acked: Acks,
+    /// The produces the real Produce path answered success: (offset, record id).
+    acked: Vec<(u64, u8)>,
+    outcomes: Outcomes,
+    /// Produces appended and not answered yet: (record id, its wait).
+    waiting: Vec<(u8, ProduceWait)>,
     pub(crate) read: Vec<u8>,
     produced: u8,
     topics_proposed: u32,
@@ -151,8 +220,8 @@ pub struct Harness {
     unmapped: Option<String>,
 }
 
-fn lock(acks: &Acks) -> MutexGuard<'_, Vec<(u64, u8)>> {
-    acks.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(outcomes: &Outcomes) -> MutexGuard<'_, Vec<(u8, AppendResult)>> {
+    outcomes.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Harness {
@@ -169,7 +238,7 @@ impl Harness {
                     phase: Phase::Down,
                     driver: None,
                     now_ms: 0,
-                    partition: None,
+                    partitions: None,
                     committer: ManualCommitter::new(),
                     incarnation: 0,
                     boots: 0,
@@ -177,7 +246,9 @@ impl Harness {
                 })
                 .collect(),
             voters,
-            acked: Arc::default(),
+            acked: Vec::new(),
+            outcomes: Arc::default(),
+            waiting: Vec::new(),
             read: Vec::new(),
             produced: 0,
             topics_proposed: 0,
@@ -210,7 +281,7 @@ impl Harness {
     }
 
     pub(crate) fn acked(&self) -> Vec<(u64, u8)> {
-        lock(&self.acked).clone()
+        self.acked.clone()
     }
 
     /// Applies one model action to the real code.
@@ -264,6 +335,7 @@ impl Harness {
             }
         }
         self.note_registration();
+        self.answer_produces();
         Ok(())
     }
 
@@ -379,19 +451,22 @@ impl Harness {
             }
             Err(e) => return Err(e.into()),
         };
-        let partition = PartitionLog::open(
+        let partitions = Partitions::new(
             disk,
-            &partition_dir(),
+            partitions_root(),
             LogConfig::default(),
-            Some(node.committer.queue()),
-        )?;
-        // What `Partitions::reconcile` does for a single-replica partition.
-        partition.advance_single_replica_high_watermark();
-        if injected == Some(Injected::AckProduceBeforeFsync) {
-            partition.inject_ack_before_fsync();
+            Arc::new(NoEvents),
+            node.committer.queue(),
+        );
+        let state = partition_metadata(node.incarnation);
+        partitions.reconcile_in_start(&state, real_id(node.id) as i32, node.incarnation)?;
+        if let Some(log) = partitions.get(TOPIC, 0) {
+            if injected == Some(Injected::AckProduceBeforeFsync) {
+                log.inject_ack_before_fsync();
+            }
         }
         node.driver = Some(driver);
-        node.partition = Some(partition);
+        node.partitions = Some((partitions, state));
         node.phase = Phase::Recovered;
         Ok(())
     }
@@ -403,10 +478,14 @@ impl Harness {
         self.net.drop_to(n);
         let node = self.node(n);
         node.driver = None;
-        node.partition = None;
+        node.partitions = None;
         node.committer.abandon();
         node.disk.crash(tear);
         node.phase = Phase::Down;
+        if n == PARTITION_LEADER {
+            self.waiting.clear();
+            lock(&self.outcomes).clear();
+        }
     }
 
     /// A bad sector in the record of entry `at + 1` (the model's 0-based position) of
@@ -502,27 +581,25 @@ impl Harness {
     }
 
     /// One fdatasync round: the Raft WAL, and the partition's group-commit round,
-    /// whose completions acknowledge produces as the Produce handler does.
+    /// whose outcomes go to the produces waiting on them.
     fn fsync(&mut self, n: NodeId) -> Result<(), HarnessError> {
         self.step(n, Input::PersistReady)?;
-        let node = self.node(n);
-        node.committer.run_round();
-        if let Some(partition) = node.partition.as_ref() {
-            partition.advance_single_replica_high_watermark();
-        }
+        self.node(n).committer.run_round();
+        self.settle_appends();
         Ok(())
     }
 
-    /// acks=all produce of one record to the partition leader.
+    /// acks=all produce of one record to the partition leader, admitted and waited
+    /// for as the Produce handler does.
     fn produce(&mut self) -> Result<(), HarnessError> {
         let id = self.produced;
         self.produced += 1;
-        let acked = Arc::clone(&self.acked);
-        let Some(partition) = self.node(PARTITION_LEADER).partition.as_ref() else {
-            return Err(HarnessError(
-                "produce to a partition leader that is down".into(),
-            ));
-        };
+        let local = self.nodes[usize::from(PARTITION_LEADER)]
+            .local()
+            .ok_or_else(|| HarnessError("produce to a partition leader that is down".into()))?;
+        let (log, info) = local.admit_produce(TOPIC, 0, -1).map_err(|code| {
+            HarnessError(format!("the real broker refused the produce: error {code}"))
+        })?;
         let batch = build_batch(
             &[Record {
                 key: None,
@@ -531,24 +608,61 @@ impl Harness {
             }],
             TIMESTAMP_BASE + i64::from(id),
         );
-        partition.append_then(&batch, 0, 0, move |result| {
-            if let Ok(info) = result {
-                lock(&acked).push((info.base_offset, id));
-            }
+        let outcomes = Arc::clone(&self.outcomes);
+        let key = (TOPIC.to_string(), 0);
+        let wait = ProduceWait::append(key, log, info.leader_epoch, -1, &batch, 0, move |r| {
+            lock(&outcomes).push((id, r));
         });
-        // The Produce handler moves the high watermark after each acknowledgement.
-        partition.advance_single_replica_high_watermark();
+        self.waiting.push((id, wait));
+        self.settle_appends();
         Ok(())
     }
 
-    /// A consumer reads everything below the high watermark.
-    fn fetch(&mut self) -> Result<(), HarnessError> {
-        let Some(partition) = self.node(PARTITION_LEADER).partition.as_ref() else {
-            return Err(HarnessError(
-                "fetch from a partition leader that is down".into(),
-            ));
+    /// Each outcome the group commit handed back goes to its produce, which moves the
+    /// high watermark (`produce_finish`).
+    fn settle_appends(&mut self) {
+        let outcomes = std::mem::take(&mut *lock(&self.outcomes));
+        let Some(local) = self.nodes[usize::from(PARTITION_LEADER)].local() else {
+            return;
         };
-        let records = read_ids(partition, partition.high_watermark())?;
+        for (id, outcome) in &outcomes {
+            for (_, wait) in self.waiting.iter_mut().filter(|(w, _)| w == id) {
+                wait.on_outcome(&local, outcome, 0);
+            }
+        }
+    }
+
+    /// Every produce whose answer is due gets it; success is an acknowledgement.
+    fn answer_produces(&mut self) {
+        let Some(local) = self.nodes[usize::from(PARTITION_LEADER)].local() else {
+            return;
+        };
+        let mut answered = Vec::new();
+        self.waiting
+            .retain(|(id, wait)| match wait.answer(&local, false) {
+                Some(answer) => {
+                    answered.push((*id, answer));
+                    false
+                }
+                None => true,
+            });
+        for (id, answer) in answered {
+            if let Ok(base_offset) = answer {
+                self.acked.push((base_offset, id));
+            }
+        }
+    }
+
+    /// A consumer reads everything below the high watermark of the log the Fetch
+    /// handler's gate gives it.
+    fn fetch(&mut self) -> Result<(), HarnessError> {
+        let local = self.nodes[usize::from(PARTITION_LEADER)]
+            .local()
+            .ok_or_else(|| HarnessError("fetch from a partition leader that is down".into()))?;
+        let (log, _) = local.gate(TOPIC, 0, -1).map_err(|code| {
+            HarnessError(format!("the real broker refused the fetch: error {code}"))
+        })?;
+        let records = read_ids(&log, log.high_watermark())?;
         if records.len() > self.read.len() {
             self.read = records;
         }

@@ -22,8 +22,8 @@ use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionL
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::log::frame::FRAME_HEADER_LEN;
 use chronik_core::replication::{
-    appended, follower_fetch_offset, truncation_point, AckWait, Appended, Fetched, FollowerFetch,
-    LocalView, NoEvents, Partitions, ReplicationBugs, ReplicationError,
+    follower_fetch_offset, truncation_point, AppendResult, Fetched, FollowerFetch, LocalView,
+    NoEvents, Partitions, ProduceWait, ReplicationError,
 };
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -60,9 +60,8 @@ fn set_of(ids: &[i32]) -> Set {
         .fold(0, |s, n| s | (1 << n))
 }
 
-/// A produce whose append is durable, waiting for its acknowledgement:
-/// (base offset, end, leader epoch, value).
-type Durable = (u64, u64, i32, u8);
+/// The outcomes the group commit handed back: (the append's number, its outcome).
+type Outcomes = Arc<Mutex<Vec<(u64, AppendResult)>>>;
 
 struct SimBroker {
     disk: MemDisk,
@@ -73,13 +72,15 @@ struct SimBroker {
     /// `None` while the process is down.
     partitions: Option<Partitions>,
     /// Filled by the group commit's callbacks.
-    durable: Arc<Mutex<Vec<Durable>>>,
-    waiting: Vec<Durable>,
+    outcomes: Outcomes,
+    /// The produces appended here and not answered yet: (the append's number, its
+    /// wait, its value).
+    waiting: Vec<(u64, ProduceWait, u8)>,
     /// The model filled this broker's disk: no write may grow it.
     full: bool,
 }
 
-fn lock(v: &Mutex<Vec<Durable>>) -> MutexGuard<'_, Vec<Durable>> {
+fn lock(v: &Outcomes) -> MutexGuard<'_, Vec<(u64, AppendResult)>> {
     v.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -96,6 +97,21 @@ impl SimBroker {
     fn log(&self) -> Option<Arc<PartitionLog>> {
         self.partitions.as_ref()?.get(TOPIC, 0)
     }
+
+    /// Each outcome the group commit handed back goes to its produce, which moves
+    /// the high watermark as `produce_finish` does.
+    fn settle(&mut self, n: NodeId) {
+        let outcomes = std::mem::take(&mut *lock(&self.outcomes));
+        let mut waiting = std::mem::take(&mut self.waiting);
+        if let Some(local) = self.local(n) {
+            for (number, outcome) in &outcomes {
+                for (_, wait, _) in waiting.iter_mut().filter(|(w, ..)| w == number) {
+                    wait.on_outcome(&local, outcome, NOW_MS);
+                }
+            }
+        }
+        self.waiting = waiting;
+    }
 }
 
 /// The real replication code of three brokers and their controller.
@@ -110,6 +126,8 @@ pub struct ReplicationHarness {
     acked: BTreeSet<(u8, u8)>,
     read: BTreeSet<(u8, u8)>,
     produced: u8,
+    /// Appends issued, retries included: each one's number.
+    appends: u64,
     /// The model's interval fsync policy: leaders acknowledge before syncing, and
     /// their registrations say so (R-REPL-5).
     acks_before_fsync: bool,
@@ -173,6 +191,7 @@ impl ReplicationHarness {
             acked: BTreeSet::new(),
             read: BTreeSet::new(),
             produced: 0,
+            appends: 0,
             acks_before_fsync: model.acks_before_fsync,
         };
         for n in ReplicationModel::ids() {
@@ -193,7 +212,7 @@ impl ReplicationHarness {
                 view: MetadataState::default(),
                 committer: ManualCommitter::new(),
                 partitions: None,
-                durable: Arc::default(),
+                outcomes: Arc::default(),
                 waiting: Vec::new(),
                 full: false,
             });
@@ -360,31 +379,22 @@ impl ReplicationHarness {
             TIMESTAMP_BASE + i64::from(value),
         );
         set_producer(&mut batch, i64::from(value) + 1, 0, 0);
-        let durable = Arc::clone(&b.durable);
-        // A new batch is answered by the group commit's round; a duplicate of one
-        // already synced at once, else by the next round (R-LOG-9). Either way it then
-        // waits for the high watermark, as the Produce handler's answer does.
-        log.append_then(&batch, NOW_MS, epoch, move |result| {
-            if let Appended::WaitFor { base_offset, end } =
-                appended(&result, 1, ReplicationBugs::default())
-            {
-                lock(&durable).push((base_offset, end, epoch, value));
-            }
+        self.appends += 1;
+        let number = self.appends;
+        let outcomes = Arc::clone(&b.outcomes);
+        // A new batch is answered by the group commit's round (the interval policy:
+        // at once); a duplicate of one already synced at once, else by the next round
+        // (R-LOG-9). Either way it then waits for the high watermark.
+        let wait = ProduceWait::append(key(), log, epoch, -1, &batch, NOW_MS, move |r| {
+            lock(&outcomes).push((number, r));
         });
         let b = &mut self.brokers[usize::from(n)];
-        let answered_at_once = std::mem::take(&mut *lock(&b.durable));
-        if self.acks_before_fsync && !answered_at_once.is_empty() {
-            // The interval policy answers the append at once; the Produce handler
-            // then moves the high watermark, as after a group commit.
-            if let (Some(local), Some(log)) = (b.local(n), b.log()) {
-                local.advance_high_watermark(&key(), &log, NOW_MS);
-            }
-        }
-        b.waiting.extend(answered_at_once);
+        b.waiting.push((number, wait, value));
+        b.settle(n);
         Ok(())
     }
 
-    /// A group commit round; each produce made durable moves the high watermark and
+    /// A group commit round; each produce it answers moves the high watermark and
     /// then waits for its acknowledgement, as `produce_finish` does.
     fn fsync(&mut self, n: NodeId) -> Result<(), HarnessError> {
         let acks_before_fsync = self.acks_before_fsync;
@@ -397,11 +407,7 @@ impl ReplicationHarness {
             log.sync()?;
         }
         b.committer.run_round();
-        let done: Vec<Durable> = std::mem::take(&mut *lock(&b.durable));
-        if let (Some(local), Some(log), false) = (b.local(n), b.log(), done.is_empty()) {
-            local.advance_high_watermark(&key(), &log, NOW_MS);
-        }
-        b.waiting.extend(done);
+        b.settle(n);
         Ok(())
     }
 
@@ -417,9 +423,10 @@ impl ReplicationHarness {
             b.disk.fail_next_syncs(0);
             return Err(fail("the failed fsync found nothing to sync"));
         }
-        if !lock(&b.durable).is_empty() {
+        if lock(&b.outcomes).iter().any(|(_, outcome)| outcome.is_ok()) {
             return Err(fail("a produce was made durable by a failed fsync"));
         }
+        b.settle(n);
         let log = b
             .log()
             .ok_or_else(|| fail("fsync failure of a broker that is down"))?;
@@ -627,7 +634,7 @@ impl ReplicationHarness {
         b.disk.crash(Tear::None);
         b.committer.abandon();
         b.partitions = None;
-        lock(&b.durable).clear();
+        lock(&b.outcomes).clear();
         b.waiting.clear();
         self.net.retain(|(to, ..)| *to != n);
     }
@@ -636,20 +643,22 @@ impl ReplicationHarness {
     fn resolve_acks(&mut self) -> Result<(), HarnessError> {
         for n in ReplicationModel::ids() {
             let b = &mut self.brokers[usize::from(n)];
-            let (Some(local), Some(log)) = (b.local(n), b.log()) else {
-                continue;
-            };
-            let mut keep = Vec::new();
-            for w in &b.waiting {
-                match local.ack_outcome(&key(), w.2, -1, w.1, &log) {
-                    Some(AckWait::Acknowledgeable) => {
-                        self.acked.insert((offset_u8(w.0)?, w.3));
+            let mut waiting = std::mem::take(&mut b.waiting);
+            let mut answered = Vec::new();
+            if let Some(local) = b.local(n) {
+                waiting.retain(|(_, wait, value)| match wait.answer(&local, false) {
+                    Some(Ok(base_offset)) => {
+                        answered.push((base_offset, *value));
+                        false
                     }
-                    Some(_) => {}
-                    None => keep.push(*w),
-                }
+                    Some(Err(_)) => false,
+                    None => true,
+                });
             }
-            b.waiting = keep;
+            b.waiting = waiting;
+            for (base_offset, value) in answered {
+                self.acked.insert((offset_u8(base_offset)?, value));
+            }
         }
         Ok(())
     }

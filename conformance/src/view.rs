@@ -303,7 +303,7 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
             plog_durable,
         );
         if live(node.phase) {
-            let (Some(meta), Some(partition)) = (node.meta(), node.partition.as_ref()) else {
+            let (Some(meta), Some(_)) = (node.meta(), node.partitions.as_ref()) else {
                 return Err(HarnessError("a running node without its state".into()));
             };
             let o = meta.observe();
@@ -335,8 +335,11 @@ pub fn of_real(h: &Harness) -> Result<SystemView, HarnessError> {
             }
             v.topics = small("topics", state.topics.len() as u64)?;
             v.ready_pending = o.ready_pending;
-            v.plog = read_ids(partition, partition.log_end_offset())?;
-            v.hw = small("high watermark", partition.high_watermark())?;
+            // Only the partition's one replica hosts it; elsewhere it is empty.
+            if let Some(partition) = node.partition_log() {
+                v.plog = read_ids(&partition, partition.log_end_offset())?;
+                v.hw = small("high watermark", partition.high_watermark())?;
+            }
         }
         nodes.push(v);
     }

@@ -20,9 +20,9 @@ use chronik_core::log::{
 };
 use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 use chronik_core::replication::{
-    ack_error, appended, follower_fetch_offset, truncation_point_for_answer, Appended,
-    DeletionStarted, Fetched, FollowerFetch, LocalView, NoEvents, PartitionKey, Partitions,
-    RepairStep, Repairs, ReplicationBugs,
+    follower_fetch_offset, truncation_point_for_answer, DeletionStarted, Fetched, FollowerFetch,
+    LocalView, NoEvents, PartitionKey, Partitions, ProduceWait, RepairStep, Repairs,
+    ReplicationBugs,
 };
 use kafka_protocol::messages::ApiKey;
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,11 +65,7 @@ pub enum Out {
 
 struct PendingProduce {
     client: u64,
-    key: PartitionKey,
-    log: Arc<PartitionLog>,
-    epoch: i32,
-    offset_count: u64,
-    appended: Option<Appended>,
+    wait: ProduceWait,
     deadline: u64,
 }
 
@@ -575,20 +571,21 @@ impl Host {
             Ok(None) => return refuse(errors::INVALID_RECORD),
             Err(code) => return refuse(code),
         };
-        let offset_count = prepared.header.offset_count();
         let completions = Arc::clone(&self.completions);
-        log.append_then(&prepared.bytes, now, info.leader_epoch, move |result| {
-            lock(&completions).push((request, result));
-        });
+        let wait = ProduceWait::append(
+            key,
+            log,
+            info.leader_epoch,
+            -1,
+            &prepared.bytes,
+            now,
+            move |result| lock(&completions).push((request, result)),
+        );
         self.produces.insert(
             request,
             PendingProduce {
                 client,
-                key,
-                epoch: info.leader_epoch,
-                log,
-                offset_count,
-                appended: None,
+                wait,
                 deadline: now + PRODUCE_TIMEOUT_MS,
             },
         );
@@ -795,7 +792,6 @@ impl Host {
     fn commit_round(&mut self, now: u64, state: &MetadataState) {
         self.committer.run_round();
         let done = std::mem::take(&mut *lock(&self.completions));
-        let bugs = self.partitions.bugs();
         let local = LocalView {
             state,
             partitions: &self.partitions,
@@ -803,13 +799,9 @@ impl Host {
             incarnation: self.incarnation,
         };
         for (request, result) in done {
-            let Some(pending) = self.produces.get_mut(&request) else {
-                continue;
-            };
-            if result.is_ok() {
-                local.advance_high_watermark(&pending.key, &pending.log, now);
+            if let Some(pending) = self.produces.get_mut(&request) {
+                pending.wait.on_outcome(&local, &result, now);
             }
-            pending.appended = Some(appended(&result, pending.offset_count, bugs));
         }
     }
 
@@ -817,21 +809,14 @@ impl Host {
         let local = self.local(state);
         let mut answered = Vec::new();
         for (request, p) in &self.produces {
-            let result = match p.appended {
-                None => continue,
-                Some(Appended::Refused(code)) => Err(code),
-                Some(Appended::WaitFor { base_offset, end }) => {
-                    match local.ack_outcome(&p.key, p.epoch, -1, end, &p.log) {
-                        Some(waited) => ack_error(waited).map_or(Ok(base_offset), Err),
-                        None if now >= p.deadline => Err(errors::REQUEST_TIMED_OUT),
-                        None => continue,
-                    }
-                }
+            let Some(result) = p.wait.answer(&local, now >= p.deadline) else {
+                continue;
             };
             answered.push(*request);
+            let key = p.wait.key();
             out.push(Out::Note(format!(
                 "node {} answers produce {request} to {}-{}: {result:?}",
-                self.me, p.key.0, p.key.1
+                self.me, key.0, key.1
             )));
             let reply = Message::ProduceAnswer {
                 request: *request,

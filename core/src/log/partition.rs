@@ -66,7 +66,7 @@ struct LogShared {
     syncs: AtomicU64,
     /// Told how long each fdatasync took (the broker's latency histogram).
     sync_observer: RwLock<Option<SyncObserver>>,
-    /// Test-only fault for the conformance oracle: acknowledge appends before fsync.
+    /// Test-only fault for the conformance oracle: count appends durable before fsync.
     ack_before_fsync: std::sync::atomic::AtomicBool,
     /// The broker-wide bound on open sealed segment files (R-LOG-19).
     files: Arc<OpenFiles>,
@@ -418,15 +418,18 @@ impl PartitionLog {
     /// everything durable (or, under the weaker interval and never policies,
     /// everything written).
     pub fn committable_end(&self) -> u64 {
-        if self.config().fsync.acks_before_fsync() {
+        if self.config().fsync.acks_before_fsync()
+            || self.shared.ack_before_fsync.load(Ordering::Relaxed)
+        {
             self.log_end_offset()
         } else {
             self.durable_end_offset()
         }
     }
 
-    /// Test-only fault for the conformance oracle: `append_then` acknowledges as soon
-    /// as the bytes are written, before any fsync.
+    /// Test-only fault for the conformance oracle: the log takes what it wrote for
+    /// durable, before any fsync: `append_then` answers at once, and what a leader
+    /// counts towards the high watermark and acks=1 wait for is its whole log.
     #[cfg(feature = "inject-bugs")]
     pub fn inject_ack_before_fsync(&self) {
         self.shared.ack_before_fsync.store(true, Ordering::Relaxed);

@@ -3,13 +3,14 @@
 //! hosted logs and their per-partition replication state (`partitions`), the
 //! leader's view of its followers (`tracker`), and the steps the Kafka handlers, the
 //! replica fetcher, the ISR upkeep, the conformance runner and the simulator all call
-//! (`steps`). Waiting and I/O are the callers'.
+//! (`steps`; a produce from its append to its answer, `produce`). Waiting and I/O are the callers'.
 
 mod bugs;
 mod error;
 mod failure_states;
 mod list_offsets;
 mod partitions;
+mod produce;
 mod repair;
 mod steps;
 mod tracker;
@@ -19,10 +20,10 @@ pub use error::ReplicationError;
 pub use failure_states::{Change, FailureStates};
 pub use list_offsets::{list_offset, ListedOffset};
 pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPartition};
+pub use produce::{AckWait, AppendResult, Appended, ProduceWait};
 pub use repair::{RepairStep, Repairs};
 pub use steps::{
-    ack_error, appended, follower_fetch_offset, leader_epoch_error, min_insync_replicas,
-    truncate_for_leader, AckWait, Appended, DeletionStarted, Fetched, FollowerServed, LocalView,
-    PartitionKey,
+    follower_fetch_offset, leader_epoch_error, min_insync_replicas, truncate_for_leader,
+    DeletionStarted, Fetched, FollowerServed, LocalView, PartitionKey,
 };
 pub use tracker::{truncation_point, truncation_point_for_answer, FollowerFetch, FollowerTracker};

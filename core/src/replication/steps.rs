@@ -13,12 +13,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::bugs::ReplicationBugs;
 use super::error::ReplicationError;
 use super::partitions::Partitions;
 use super::tracker::FollowerFetch;
 use crate::errors::{self, ErrorCode};
-use crate::log::{AppendInfo, LogError, PartitionLog};
+use crate::log::PartitionLog;
 use crate::metadata::{BrokerId, MetadataCommand, MetadataState, PartitionInfo};
 
 pub type PartitionKey = (String, i32);
@@ -31,19 +30,6 @@ pub struct LocalView<'a> {
     pub me: i32,
     /// This start of the broker process (R-START-3).
     pub incarnation: u64,
-}
-
-/// How waiting for a produce's acknowledgement ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckWait {
-    Acknowledgeable,
-    TimedOut,
-    /// The high watermark passed the batch after the ISR shrank below
-    /// `min.insync.replicas`: fewer copies hold it than acks=all promised.
-    NotEnoughReplicas,
-    /// This broker no longer leads the partition in the epoch the batch was appended
-    /// under: the batch may have been truncated away, and its offsets reused.
-    Deposed,
 }
 
 impl<'a> LocalView<'a> {
@@ -332,51 +318,9 @@ impl<'a> LocalView<'a> {
         (low >= deletion.target).then_some(Ok(low))
     }
 
-    /// Whether records up to `end`, appended under leader `epoch`, can be answered yet:
-    /// acks=all waits for the high watermark (every ISR member has them durably,
-    /// R-REPL-1), acks=1 for this log's durable end (R-LOG-4). Either way this broker
-    /// must still lead the partition in that epoch: a leader deposed and re-elected
-    /// may have truncated the batch and reused its offsets, and a high watermark past
-    /// them says nothing about it (found by the fault run: two acknowledged values at
-    /// one offset). An acks=all batch the high watermark passed while the maximal ISR
-    /// is below `min.insync.replicas` fails NOT_ENOUGH_REPLICAS_AFTER_APPEND, as
-    /// Kafka's `checkEnoughReplicasReachOffset` answers: admission checked the ISR,
-    /// but it may have shrunk since. (The high watermark stands still below the
-    /// minimum, R-REPL-6, so this is the second line.) `None`: not decided yet.
-    pub fn ack_outcome(
-        &self,
-        key: &PartitionKey,
-        epoch: i32,
-        acks: i16,
-        end: u64,
-        log: &PartitionLog,
-    ) -> Option<AckWait> {
-        if acks == 0 {
-            return Some(AckWait::Acknowledgeable);
-        }
-        let still_leading = self.state.partition(&key.0, key.1).is_some_and(|p| {
-            self.state.leads(p, self.me, self.incarnation)
-                && (p.leader_epoch == epoch || self.partitions.bugs().ack_after_deposed)
-        });
-        let reached = if acks == -1 {
-            log.high_watermark() >= end
-        } else {
-            log.committable_end() >= end
-        };
-        if !still_leading {
-            Some(AckWait::Deposed)
-        } else if !reached {
-            None
-        } else if acks == -1 && self.below_min_isr(key) {
-            Some(AckWait::NotEnoughReplicas)
-        } else {
-            Some(AckWait::Acknowledgeable)
-        }
-    }
-
     /// Whether the maximal ISR of a partition this broker leads is smaller than
     /// its `min.insync.replicas` (R-REPL-1).
-    fn below_min_isr(&self, key: &PartitionKey) -> bool {
+    pub(super) fn below_min_isr(&self, key: &PartitionKey) -> bool {
         let Some(info) = self.state.partition(&key.0, key.1) else {
             return true;
         };
@@ -534,54 +478,6 @@ pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ErrorCode> {
         Some(errors::FENCED_LEADER_EPOCH)
     } else {
         Some(errors::UNKNOWN_LEADER_EPOCH)
-    }
-}
-
-/// What a produce's append came to, for its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    /// Answer with `base_offset` once the records up to `end` may be acknowledged
-    /// (`LocalView::ack_outcome`).
-    WaitFor { base_offset: u64, end: u64 },
-    /// Answer at once with this code.
-    Refused(ErrorCode),
-}
-
-/// Where a produce's acknowledgement must wait up to: the batch's own end, or, for
-/// an idempotent retry of a batch already written, the original's, answered as the
-/// original would be and no sooner. Acknowledging such a retry at once lost
-/// acknowledged writes when the leader then died (found by the fault run, I-6).
-pub fn appended(
-    outcome: &Result<AppendInfo, LogError>,
-    offset_count: u64,
-    bugs: ReplicationBugs,
-) -> Appended {
-    match outcome {
-        Ok(info) => Appended::WaitFor {
-            base_offset: info.base_offset,
-            end: info.last_offset + 1,
-        },
-        Err(LogError::DuplicateSequence { base_offset, .. }) if bugs.retry_acked_at_once => {
-            Appended::WaitFor {
-                base_offset: *base_offset,
-                end: 0,
-            }
-        }
-        Err(LogError::DuplicateSequence { base_offset, .. }) => Appended::WaitFor {
-            base_offset: *base_offset,
-            end: base_offset + offset_count,
-        },
-        Err(e) => Appended::Refused(errors::from_log_error(e)),
-    }
-}
-
-/// The code a produce is answered with once waiting for it ended.
-pub fn ack_error(waited: AckWait) -> Option<ErrorCode> {
-    match waited {
-        AckWait::Acknowledgeable => None,
-        AckWait::TimedOut => Some(errors::REQUEST_TIMED_OUT),
-        AckWait::NotEnoughReplicas => Some(errors::NOT_ENOUGH_REPLICAS_AFTER_APPEND),
-        AckWait::Deposed => Some(errors::NOT_LEADER_OR_FOLLOWER),
     }
 }
 

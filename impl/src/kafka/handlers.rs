@@ -17,9 +17,7 @@ use crate::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
 use chronik_core::errors::ErrorCode;
 use chronik_core::log::produced::prepare_produced;
-use chronik_core::replication::{
-    ack_error, appended, list_offset, AckWait, Appended, FollowerFetch,
-};
+use chronik_core::replication::{list_offset, AppendResult, FollowerFetch, ProduceWait};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -542,26 +540,18 @@ fn new_topic_assignments(
         .collect())
 }
 
-type AppendResult = Result<crate::log::AppendInfo, crate::log::LogError>;
-
 /// A Produce whose appends were issued, waiting for durability.
 pub struct SubmittedProduce {
     responses: Vec<TopicProduceResponse>,
     pending: Vec<PendingAppend>,
     version: i16,
-    acks: i16,
     timeout: Duration,
 }
 
 struct PendingAppend {
     topic_index: usize,
     partition_index: usize,
-    key: (String, i32),
-    log: Arc<PartitionLog>,
-    /// Offsets the batch spans (for a retry answered with the original's offsets).
-    offset_count: u64,
-    /// The partition's leader epoch the batch was appended under.
-    leader_epoch: i32,
+    wait: ProduceWait,
     /// The broker time stamped on a LogAppendTime topic's batch, else -1.
     log_append_time_ms: i64,
     durable: oneshot::Receiver<AppendResult>,
@@ -630,16 +620,21 @@ fn produce_submit(
                             Ok(None) => None,
                             Ok(Some(prepared)) => {
                                 let (tx, rx) = oneshot::channel();
-                                log.append_then(&prepared.bytes, now, p.leader_epoch, move |r| {
-                                    let _ = tx.send(r);
-                                });
+                                let wait = ProduceWait::append(
+                                    (name.clone(), data.index),
+                                    log,
+                                    p.leader_epoch,
+                                    acks,
+                                    &prepared.bytes,
+                                    now,
+                                    move |r| {
+                                        let _ = tx.send(r);
+                                    },
+                                );
                                 pending.push(PendingAppend {
                                     topic_index: ti,
                                     partition_index: pi,
-                                    key: (name.clone(), data.index),
-                                    log,
-                                    offset_count: prepared.header.offset_count(),
-                                    leader_epoch: p.leader_epoch,
+                                    wait,
                                     log_append_time_ms: prepared.log_append_time_ms,
                                     durable: rx,
                                 });
@@ -665,7 +660,6 @@ fn produce_submit(
         responses,
         pending,
         version,
-        acks,
         timeout: Duration::from_millis(request.timeout_ms.max(0) as u64),
     }
 }
@@ -697,40 +691,8 @@ fn name_keyless_records(
     )));
 }
 
-/// Moves a led partition's high watermark after its log or its followers moved,
-/// and wakes whoever waits on it.
-pub(super) fn advance_high_watermark(broker: &Broker, key: &(String, i32), log: &PartitionLog) {
-    let view = broker.consensus.view();
-    if broker
-        .local(&view.state)
-        .advance_high_watermark(key, log, now_ms())
-    {
-        broker.data_arrived.notify_waiters();
-    }
-}
-
-/// Waits until records up to `end`, appended under `epoch`, can be answered
-/// (`LocalView::ack_outcome`, R-REPL-1, R-LOG-4) or the deadline passes.
-async fn wait_acknowledgeable(
-    broker: &Broker,
-    log: &PartitionLog,
-    key: &(String, i32),
-    epoch: i32,
-    acks: i16,
-    end: u64,
-    deadline: tokio::time::Instant,
-) -> AckWait {
-    wait_until(broker, deadline, || {
-        let view = broker.consensus.view();
-        broker
-            .local(&view.state)
-            .ack_outcome(key, epoch, acks, end, log)
-    })
-    .await
-    .unwrap_or(AckWait::TimedOut)
-}
-
 /// Waits for a submitted Produce's appends to be durable and builds the response.
+/// Each partition's decisions are `ProduceWait`'s; this only waits between them.
 async fn produce_finish(
     broker: &Broker,
     submitted: SubmittedProduce,
@@ -740,52 +702,51 @@ async fn produce_finish(
         mut responses,
         pending,
         version,
-        acks,
         timeout,
     } = submitted;
     let deadline = tokio::time::Instant::now() + timeout;
-    for append in pending {
-        let outcome = append
-            .durable
+    for PendingAppend {
+        topic_index,
+        partition_index,
+        mut wait,
+        log_append_time_ms,
+        durable,
+    } in pending
+    {
+        let outcome = durable
             .await
             .unwrap_or(Err(crate::log::LogError::ShuttingDown));
-        let response =
-            &mut responses[append.topic_index].partition_responses[append.partition_index];
+        let response = &mut responses[topic_index].partition_responses[partition_index];
+        {
+            let view = broker.consensus.view();
+            wait.on_outcome(&broker.local(&view.state), &outcome, now_ms());
+        }
         if outcome.is_ok() {
-            response.log_append_time_ms = append.log_append_time_ms;
+            response.log_append_time_ms = log_append_time_ms;
             if version >= 5 {
-                response.log_start_offset = append.log.log_start_offset() as i64;
+                response.log_start_offset = wait.log().log_start_offset() as i64;
             }
             // Followers long-poll for new durable data, not only for the high
-            // watermark.
+            // watermark (which `on_outcome` may have moved).
             broker.data_arrived.notify_waiters();
-            advance_high_watermark(broker, &append.key, &append.log);
         }
-        match appended(&outcome, append.offset_count, broker.partitions.bugs()) {
-            Appended::WaitFor { base_offset, end } => {
-                response.base_offset = base_offset as i64;
-                let waited = wait_acknowledgeable(
-                    broker,
-                    &append.log,
-                    &append.key,
-                    append.leader_epoch,
-                    acks,
-                    end,
-                    deadline,
-                )
-                .await;
-                if let Some(code) = ack_error(waited) {
-                    response.error_code = code.code();
-                    broker.metrics.error("Produce");
-                }
-            }
-            Appended::Refused(code) => {
-                if let Err(e) = &outcome {
-                    tracing::warn!(error = %e, "append failed");
-                }
-                response.error_code = code.code();
-                broker.metrics.error("Produce");
-            }
+        if let (Some(_), Err(e)) = (wait.refused(), &outcome) {
+            tracing::warn!(error = %e, "append failed");
+        }
+        if let Some(base_offset) = wait.base_offset() {
+            response.base_offset = base_offset as i64;
+        }
+        let answer = |timed_out: bool| {
+            let view = broker.consensus.view();
+            wait.answer(&broker.local(&view.state), timed_out)
+        };
+        let answered = match wait_until(broker, deadline, || answer(false)).await {
+            Some(answered) => answered,
+            None => answer(true).unwrap_or(Err(errors::REQUEST_TIMED_OUT)),
+        };
+        if let Err(code) = answered {
+            response.error_code = code.code();
+            broker.metrics.error("Produce");
         }
     }
     let mut response = ProduceResponse::default().with_responses(responses);
