@@ -42,18 +42,22 @@ pub enum Injected {
     /// The Raft WAL's fsync does nothing, so a Ready is acknowledged before it is
     /// durable.
     SkipRaftFsync,
-    /// The partition log acknowledges a produce as soon as it is written.
+    /// The partition log takes what it wrote for durable before any fsync.
     AckProduceBeforeFsync,
     /// Recovery cuts a damaged Raft log at the damage as if it were a torn tail and
     /// starts (issue 12).
     CutRaftDamage,
+    /// A forwarded write's answer names the leader's applied index after its Ready,
+    /// not the write's own entry (`DriverBugs::forward_answer_names_applied_index`).
+    ForwardAnswerNamesAppliedIndex,
 }
 
 impl Injected {
-    pub const ALL: [Injected; 3] = [
+    pub const ALL: [Injected; 4] = [
         Injected::SkipRaftFsync,
         Injected::AckProduceBeforeFsync,
         Injected::CutRaftDamage,
+        Injected::ForwardAnswerNamesAppliedIndex,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Injected {
             Injected::SkipRaftFsync => "skip-raft-fsync",
             Injected::AckProduceBeforeFsync => "ack-produce-before-fsync",
             Injected::CutRaftDamage => "cut-raft-damage",
+            Injected::ForwardAnswerNamesAppliedIndex => "forward-answer-names-applied-index",
         }
     }
 
@@ -438,6 +443,8 @@ impl Harness {
         };
         let bugs = DriverBugs {
             skip_raft_fsync: injected == Some(Injected::SkipRaftFsync),
+            forward_answer_names_applied_index: injected
+                == Some(Injected::ForwardAnswerNamesAppliedIndex),
             ..DriverBugs::default()
         };
         let driver = opened.and_then(|meta| Driver::with_bugs(meta, driver_config, bugs));

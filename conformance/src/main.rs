@@ -52,8 +52,8 @@ struct Bounds {
     #[arg(long, default_value_t = 1)]
     max_step_downs: u8,
     /// Switch on a test-only fault in the real code: skip-raft-fsync,
-    /// ack-produce-before-fsync, cut-raft-damage. The run must then report a
-    /// divergence.
+    /// ack-produce-before-fsync, cut-raft-damage, forward-answer-names-applied-index.
+    /// The run must then report a divergence.
     #[arg(long)]
     inject: Option<String>,
     #[arg(long, default_value_t = 1)]

@@ -224,25 +224,44 @@ fn forward(m: &Msg) -> bool {
 /// Two nodes from power-on: node 0 is elected in term 1 and commits its first entry,
 /// and node 1 learns it leads.
 fn node_0_leads_two() -> Script {
-    use Action::*;
-    let mut m = cluster(2);
-    m.max_damage = 0;
-    let mut s = Script::new(m);
-    s.act(Restart(0))
-        .act(Restart(1))
-        .act(StartLoop(0))
-        .act(StartLoop(1))
-        .act(ListenerUp(0))
-        .act(ListenerUp(1))
-        .elect(0, 1)
-        .deliver(0, 1, append)
-        .ready(1)
-        .deliver(1, 0, append_accepted)
-        .ready(0);
+    let mut s = Script::undamaged(2);
+    s.power_on(&[0, 1]).elect(0, 1).replicate(0, 1);
     s
 }
 
 impl Script {
+    /// The C-11 cluster of `nodes`, without bad sectors.
+    fn undamaged(nodes: usize) -> Self {
+        let mut m = cluster(nodes);
+        m.max_damage = 0;
+        Script::new(m)
+    }
+
+    /// Every node starts and runs its loop; the `listening` ones open their listeners
+    /// (and so ask to register) while no leader is known.
+    fn power_on(&mut self, listening: &[NodeId]) -> &mut Self {
+        let nodes = 0..self.model.nodes as NodeId;
+        for n in nodes.clone() {
+            self.act(Action::Restart(n));
+        }
+        for n in nodes {
+            self.act(Action::StartLoop(n));
+        }
+        for &n in listening {
+            self.act(Action::ListenerUp(n));
+        }
+        self
+    }
+
+    /// The leader's append reaches `follower`, which makes it durable and answers;
+    /// the leader takes the answer in its next Ready.
+    fn replicate(&mut self, leader: NodeId, follower: NodeId) -> &mut Self {
+        self.deliver(leader, follower, append)
+            .ready(follower)
+            .deliver(follower, leader, append_accepted)
+            .ready(leader)
+    }
+
     /// Node `n` times out and wins the next term with `voter`'s vote (after its
     /// pre-vote, where the model runs the round); its first append is queued.
     fn elect(&mut self, n: NodeId, voter: NodeId) -> &mut Self {
@@ -263,11 +282,7 @@ impl Script {
     /// Node 1 campaigns in term 2, node 0 votes for it, and node 1 commits its term's
     /// first entry and with it everything before.
     fn node_1_takes_over(&mut self) -> &mut Self {
-        self.elect(1, 0)
-            .deliver(1, 0, append)
-            .ready(0)
-            .deliver(0, 1, append_accepted)
-            .ready(1)
+        self.elect(1, 0).replicate(1, 0)
     }
 
     /// The path replays on the real nodes, the write is applied at `node`, and
@@ -377,4 +392,67 @@ fn c11_a_refused_pre_vote_raises_no_term() {
     if let Err(d) = replay_path(&s.model, &s.path, None) {
         panic!("{d}");
     }
+}
+
+/// C-11 (R-PROPOSE-1): a write forwarded to the leader and committed there together
+/// with a later entry is answered by its origin once the origin has applied the
+/// write's own entry. The origin's durable log holds the write but not yet the next
+/// entry when it learns that both are committed, so it applies the one and not the
+/// other. Before 3053898 the leader's answer named its applied index after the whole
+/// Ready, and the origin waited for an entry that had nothing to do with its client's
+/// write (found by random walks at three nodes, seed 101, which no longer reach it
+/// since the walks run pre-vote). The injected `forward-answer-names-applied-index`
+/// brings that back, and the oracle reports it at the origin's Ready.
+#[test]
+fn c11_a_forwarded_write_is_answered_once_its_own_entry_is_applied() {
+    use Action::*;
+    let mut s = Script::undamaged(3);
+    s.power_on(&[0, 2])
+        .elect(0, 1)
+        // The term's first entry is committed with node 2; node 1's copy stays on its
+        // way, so the leader sends node 1 nothing more until it answers.
+        .replicate(0, 2)
+        // Node 2 forwards its client's write; it makes the entry durable, and its
+        // answer stays on its way.
+        .act(ClientCreateTopic(2))
+        .deliver(2, 0, forward)
+        .ready(0)
+        .deliver(0, 2, append_with_entries)
+        .ready(2)
+        // A second write at the leader; node 1 answers at last and is sent both
+        // entries, and its answer commits them together.
+        .act(ClientCreateTopic(0))
+        .ready(0)
+        .replicate(0, 1)
+        .replicate(0, 1)
+        // Node 2's answer arrives; the leader sends it the second entry and the
+        // commit index, and node 2 applies the first only.
+        .deliver(2, 0, append_accepted)
+        .ready(0)
+        .deliver(0, 2, append_with_entries)
+        .act(Ready(2));
+    let origin = &s.state.nodes[2];
+    assert!(
+        origin.applied < origin.commit,
+        "the origin applied everything committed: {origin:?}"
+    );
+    assert!(!s.state.ghost.answered.is_empty(), "{:?}", s.state.ghost);
+    if let Err(d) = replay_path(&s.model, &s.path, None) {
+        panic!("{d}");
+    }
+    let Err(d) = replay_path(
+        &s.model,
+        &s.path,
+        Some(Injected::ForwardAnswerNamesAppliedIndex),
+    ) else {
+        panic!(
+            "forward-answer-names-applied-index not reported: {:?}",
+            s.path
+        );
+    };
+    assert_eq!(d.step, Some(s.path.len() - 1), "{d}");
+    assert!(
+        d.why.iter().any(|w| w.contains("metadata writes answered")),
+        "{d}"
+    );
 }

@@ -234,6 +234,10 @@ pub struct DriverBugs {
     /// before R-REPL-5: a restarted leader keeps leading after its crash cut records
     /// it acknowledged, and its followers truncate them away.
     pub unclean_restart_keeps_leading: bool,
+    /// A forwarded write's answer names the leader's applied index after its whole
+    /// Ready, not the write's own entry (before 3053898): the origin then waits for
+    /// entries that have nothing to do with its client's write.
+    pub forward_answer_names_applied_index: bool,
 }
 
 impl Driver {
@@ -530,7 +534,13 @@ impl Driver {
         for m in out.messages {
             self.send(m.to, PeerMessage::Raft(m));
         }
+        let applied_after_ready = self.node.state().applied_index;
         for (id, index, outcome) in out.applied {
+            let index = if self.bugs.forward_answer_names_applied_index {
+                applied_after_ready
+            } else {
+                index
+            };
             if let Some(waiter) = self.local.remove(&id) {
                 self.answers_due.push((waiter, outcome));
             } else if let Some((origin, request_id)) = self.forwarded_in.remove(&id) {
