@@ -427,8 +427,9 @@ impl Host {
             Message::Produce {
                 request,
                 key,
+                acks,
                 records,
-            } => self.produce(now, state, from, request, key, &records),
+            } => self.produce(now, state, (from, request), key, acks, &records),
             Message::EpochQuery {
                 key,
                 current_epoch,
@@ -538,14 +539,15 @@ impl Host {
     }
 
     /// `produce_submit`: admission, the batch prepared as the handler prepares it
-    /// (Produce v9), then the append, whose commit round comes later.
+    /// (Produce v9), then the append, whose commit round comes later; the answer
+    /// waits as `acks` asks (`ProduceWait`).
     fn produce(
         &mut self,
         now: u64,
         state: &MetadataState,
-        client: u64,
-        request: u64,
+        (client, request): (u64, u64),
         key: PartitionKey,
+        acks: i16,
         records: &[u8],
     ) -> Vec<Out> {
         let refuse = |code: ErrorCode| {
@@ -555,7 +557,7 @@ impl Host {
                 Message::ProduceAnswer { request, result },
             )]
         };
-        let (log, info) = match self.local(state).admit_produce(&key.0, key.1, -1) {
+        let (log, info) = match self.local(state).admit_produce(&key.0, key.1, acks) {
             Ok(admitted) => admitted,
             Err(code) => return refuse(code),
         };
@@ -576,7 +578,7 @@ impl Host {
             key,
             log,
             info.leader_epoch,
-            -1,
+            acks,
             &prepared.bytes,
             now,
             move |result| lock(&completions).push((request, result)),

@@ -71,6 +71,10 @@ struct Args {
     /// (trace validation, R-REPL-*); a step it does not allow breaks the run.
     #[arg(long)]
     validate_replication: bool,
+    /// Add an acks=1 idempotent producer per partition (R-LOG-4: its records are
+    /// kept while the leader epoch that acknowledged them lasts).
+    #[arg(long)]
+    leader_acks: bool,
 }
 
 type Bugs = (DriverBugs, ReplicationBugs, Option<GroupBug>);
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
             faults: faults.clone(),
             full_trace: args.trace,
             validate_replication: args.validate_replication,
+            leader_acks: args.leader_acks,
             ..Options::new(seed)
         });
         steps += outcome.stats.steps;

@@ -12,6 +12,8 @@ pub enum Message {
     Produce {
         request: u64,
         key: PartitionKey,
+        /// -1 (all) or 1 (the leader).
+        acks: i16,
         /// The partition's records as a Produce request carries them.
         records: Vec<u8>,
     },

@@ -331,6 +331,8 @@ pub struct Options {
     /// Check what the nodes show of the workload's partition 0 against the
     /// replication model after every event (`repl_traces.rs`).
     pub validate_replication: bool,
+    /// An acks=1 idempotent producer per partition besides the acks=all ones.
+    pub leader_acks: bool,
 }
 
 impl Options {
@@ -348,6 +350,7 @@ impl Options {
             group_protocol: GroupProtocol::Classic,
             full_trace: false,
             validate_replication: false,
+            leader_acks: false,
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Simulated idempotent producers at acks=all, two per partition of the replicated
 //! topic (so that an offset given to one is another's record if it is ever reused),
-//! each with one request in flight, retrying a batch (same producer id, epoch
-//! and sequence) until it is answered with success; and the history their answers
-//! make, checked at the end against what the cluster holds, in the manner of
-//! Jepsen's Kafka workload: no acknowledged record lost, no record twice, one value
-//! per offset, replicas agreeing below the high watermark (R-REPL-1, I-6).
+//! and with `leader_acks` a third at acks=1, each with one request in flight,
+//! retrying a batch (same producer id, epoch and sequence) until it is answered with
+//! success; and the history their answers make, checked at the end against what the
+//! cluster holds, in the manner of Jepsen's Kafka workload: no acknowledged acks=all
+//! record lost, no record twice, one value per offset, replicas agreeing below the
+//! high watermark (R-REPL-1, I-6). An acks=1 record is the leader's alone when it is
+//! acknowledged, so a leader change may lose it, as in Kafka; while the leader epoch
+//! it was acknowledged in lasts, it may not be lost (R-LOG-4).
 
 use crate::host::Message;
 use crate::records::{read_values, PARTITIONS, TOPIC};
@@ -14,8 +17,10 @@ use chronik_core::log::PartitionLog;
 use chronik_core::replication::PartitionKey;
 use std::collections::BTreeMap;
 
-/// The producer ids writing to each partition.
+/// The acks=all producer ids writing to each partition.
 const PRODUCER_IDS: [i64; 2] = [1, 2];
+/// The acks=1 producer's id, with `leader_acks`.
+const LEADER_ACKS_PRODUCER_ID: i64 = 3;
 /// An answer not back by then is taken as lost, and the batch is sent again.
 const ANSWER_TIMEOUT_MS: u64 = 1_000;
 const RETRY_BACKOFF_MS: u64 = 50;
@@ -27,14 +32,25 @@ struct InFlight {
     sent_at: u64,
 }
 
-#[derive(Default)]
+/// A record acknowledged to a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ack {
+    value: u64,
+    offset: u64,
+    /// acks=1: the leader epoch of the record at `offset` in the answering node's log
+    /// when the answer arrived, if that record was this one.
+    epoch: Option<i32>,
+}
+
 struct Producer {
+    /// -1 (all) or 1 (the leader).
+    acks: i16,
     next_value: u64,
     sequence: i32,
     in_flight: Option<InFlight>,
     retry_at: u64,
     /// Acknowledged values and the offsets they were acknowledged at.
-    acked: Vec<(u64, u64)>,
+    acked: Vec<Ack>,
     /// Every request sent, by id, with its value: an earlier attempt's success
     /// may arrive after the producer moved on to a retry, and it counts too.
     attempts: BTreeMap<u64, u64>,
@@ -63,11 +79,32 @@ fn batch(writer: (i32, i64), value: u64, sequence: i32) -> Vec<u8> {
     batch
 }
 
+impl Producer {
+    fn new(acks: i16) -> Self {
+        Producer {
+            acks,
+            next_value: 0,
+            sequence: 0,
+            in_flight: None,
+            retry_at: 0,
+            acked: Vec::new(),
+            attempts: BTreeMap::new(),
+        }
+    }
+}
+
 impl Producers {
-    pub fn new() -> Self {
+    /// The acks=all producers, and with `leader_acks` an acks=1 one, per partition.
+    pub fn new(leader_acks: bool) -> Self {
+        let leader_acks = leader_acks.then_some((LEADER_ACKS_PRODUCER_ID, 1));
+        let ids = PRODUCER_IDS
+            .map(|id| (id, -1))
+            .into_iter()
+            .chain(leader_acks);
         Producers {
             by_partition: (0..PARTITIONS)
-                .flat_map(|p| PRODUCER_IDS.map(|id| ((p, id), Producer::default())))
+                .flat_map(|p| ids.clone().map(move |(id, acks)| ((p, id), acks)))
+                .map(|(writer, acks)| (writer, Producer::new(acks)))
                 .collect(),
             ..Producers::default()
         }
@@ -117,6 +154,7 @@ impl Producers {
             let message = Message::Produce {
                 request: self.next_request,
                 key,
+                acks: producer.acks,
                 records: batch(writer, value, sequence),
             };
             out.push((leader, message));
@@ -124,38 +162,42 @@ impl Producers {
         out
     }
 
-    /// How many records of `partition` were acknowledged: it changes exactly when
-    /// `acked_records` does, and costs no copy.
-    pub fn acked_count(&self, partition: i32) -> usize {
+    /// The acks=all producers of `partition`.
+    fn acks_all(&self, partition: i32) -> impl Iterator<Item = (&(i32, i64), &Producer)> {
         self.by_partition
             .iter()
-            .filter(|((p, _), _)| *p == partition)
+            .filter(move |((p, _), producer)| *p == partition && producer.acks == -1)
+    }
+
+    /// How many acks=all records of `partition` were acknowledged: it changes exactly
+    /// when `acked_records` does, and costs no copy.
+    pub fn acked_count(&self, partition: i32) -> usize {
+        self.acks_all(partition)
             .map(|(_, producer)| producer.acked.len())
             .sum()
     }
 
-    /// (offset, value) of every acknowledged record of `partition`.
+    /// (offset, value) of every acknowledged acks=all record of `partition`.
     pub fn acked_records(&self, partition: i32) -> Vec<(u64, Vec<u8>)> {
-        self.by_partition
-            .iter()
-            .filter(|((p, _), _)| *p == partition)
+        self.acks_all(partition)
             .flat_map(|(&writer, producer)| {
                 producer
                     .acked
                     .iter()
-                    .map(move |(value, offset)| (*offset, value_bytes(writer, *value)))
+                    .map(move |a| (a.offset, value_bytes(writer, a.value)))
             })
             .collect()
     }
 
     /// An answer: success moves the producer on; a refusal sends the batch again.
-    /// A success for an earlier attempt of a value is recorded as well. Returns a
-    /// line for the trace.
+    /// A success for an earlier attempt of a value is recorded as well. `held_at`
+    /// reads the answering node's log: (value, leader epoch) at an offset of a
+    /// partition. Returns a line for the trace.
     pub fn answered(
         &mut self,
         now: u64,
-        request: u64,
-        result: Result<u64, ErrorCode>,
+        (request, result): (u64, Result<u64, ErrorCode>),
+        held_at: impl FnOnce(i32, u64) -> Option<(Vec<u8>, i32)>,
     ) -> Option<String> {
         let (&(partition, producer_id), producer) = self
             .by_partition
@@ -168,8 +210,21 @@ impl Producers {
             .is_some_and(|f| f.request == request);
         match result {
             Ok(offset) => {
-                if !producer.acked.contains(&(value, offset)) {
-                    producer.acked.push((value, offset));
+                let epoch = (producer.acks == 1)
+                    .then(|| held_at(partition, offset))
+                    .flatten()
+                    .filter(|(v, _)| *v == value_bytes((partition, producer_id), value))
+                    .map(|(_, epoch)| epoch);
+                let known = producer
+                    .acked
+                    .iter()
+                    .any(|a| (a.value, a.offset) == (value, offset));
+                if !known {
+                    producer.acked.push(Ack {
+                        value,
+                        offset,
+                        epoch,
+                    });
                     self.acknowledged += 1;
                 }
                 if current {
@@ -195,9 +250,21 @@ impl Producers {
         }
     }
 
+    /// How many acks=1 records of `partition` were acknowledged in leader epoch
+    /// `epoch`: those `check` holds to R-LOG-4.
+    pub fn leader_acks_in_epoch(&self, partition: i32, epoch: i32) -> u64 {
+        let producers = self.by_partition.iter();
+        let leader_acks = producers.filter(|((p, _), pr)| *p == partition && pr.acks == 1);
+        leader_acks
+            .flat_map(|(_, producer)| &producer.acked)
+            .filter(|a| a.epoch == Some(epoch))
+            .count() as u64
+    }
+
     /// Checks the history against the partition after the run settled: `held` is
-    /// what the leader's log holds below its high watermark `hw`, `replicas` the
-    /// logs of the other ISR members. Records below `asked_below` (the largest
+    /// what the leader's log holds below its high watermark `hw`, in leader epoch
+    /// `epoch`, `replicas` the logs of the other ISR members. An acks=1 record is
+    /// checked only if it was acknowledged in `epoch`: the same leader has led since. Records below `asked_below` (the largest
     /// DeleteRecords offset asked for) may be gone, on some replicas sooner than on
     /// others; one acknowledged below the leader's log start `leader_start` must
     /// have been read at its offset (`read`, the partition consumer's reads:
@@ -205,7 +272,7 @@ impl Producers {
     pub fn check(
         &self,
         partition: i32,
-        (held, hw): (&BTreeMap<u64, Vec<u8>>, u64),
+        (held, hw, epoch): (&BTreeMap<u64, Vec<u8>>, u64, i32),
         replicas: &[(u64, &PartitionLog)],
         (asked_below, leader_start, read): (u64, u64, &BTreeMap<u64, Vec<u8>>),
     ) -> Vec<String> {
@@ -215,27 +282,36 @@ impl Producers {
             .by_partition
             .iter()
             .filter(|((p, _), _)| *p == partition)
-            .flat_map(|(writer, producer)| producer.acked.iter().map(move |a| (*writer, *a)));
-        for (writer, (value, offset)) in acked {
+            .flat_map(|(writer, producer)| {
+                let kept = move |a: &&Ack| producer.acks == -1 || a.epoch == Some(epoch);
+                let rule = if producer.acks == -1 {
+                    "I-6"
+                } else {
+                    "R-LOG-4"
+                };
+                let acked = producer.acked.iter().filter(kept);
+                acked.map(move |a| (*writer, rule, *a))
+            });
+        for (writer, rule, Ack { value, offset, .. }) in acked {
             let expected = value_bytes(writer, value);
             match held.get(&offset) {
                 Some(v) if *v == expected => {}
                 Some(v) => problems.push(format!(
-                    "I-6 p{partition}: w{} v{value} was acknowledged at offset {offset}, which \
-                     now holds {}",
+                    "{rule} p{partition}: w{} v{value} was acknowledged at offset {offset}, \
+                     which now holds {}",
                     writer.1,
                     String::from_utf8_lossy(v)
                 )),
                 None if offset < deleted_below && read.get(&offset) == Some(&expected) => {}
                 None if offset < deleted_below => problems.push(format!(
-                    "I-6 p{partition}: w{} v{value} acknowledged at offset {offset} was deleted \
-                     but read there as {:?}",
+                    "{rule} p{partition}: w{} v{value} acknowledged at offset {offset} was \
+                     deleted but read there as {:?}",
                     writer.1,
                     read.get(&offset)
                         .map(|v| String::from_utf8_lossy(v).into_owned())
                 )),
                 None => problems.push(format!(
-                    "I-6 p{partition}: w{} v{value} acknowledged at offset {offset} is lost \
+                    "{rule} p{partition}: w{} v{value} acknowledged at offset {offset} is lost \
                      (high watermark {hw})",
                     writer.1
                 )),
@@ -267,5 +343,44 @@ impl Producers {
             }
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The acks=1 producer's first request of partition 0, answered at `offset` by a
+    /// node that holds the record there in leader epoch `epoch`.
+    fn leader_ack_answered(offset: u64, epoch: i32) -> Producers {
+        let mut producers = Producers::new(true);
+        let sent = producers.tick(0, true, |_| Some(1));
+        let request = sent
+            .iter()
+            .find_map(|(_, m)| match m {
+                Message::Produce {
+                    request, key, acks, ..
+                } if key.1 == 0 && *acks == 1 => Some(*request),
+                _ => None,
+            })
+            .expect("an acks=1 produce to partition 0");
+        let value = value_bytes((0, LEADER_ACKS_PRODUCER_ID), 0);
+        producers.answered(0, (request, Ok(offset)), |_, _| Some((value, epoch)));
+        producers
+    }
+
+    /// R-LOG-4: an acks=1 record missing at the end is a violation while the epoch
+    /// that acknowledged it still leads, and not once a later leader may have cut it.
+    #[test]
+    fn r_log_4_an_acks_1_record_is_kept_while_its_epoch_leads() {
+        let producers = leader_ack_answered(5, 3);
+        assert_eq!(producers.leader_acks_in_epoch(0, 3), 1);
+        let (held, read) = (BTreeMap::new(), BTreeMap::new());
+        let lost = producers.check(0, (&held, 10, 3), &[], (0, 0, &read));
+        assert!(lost.iter().any(|p| p.starts_with("R-LOG-4")), "{lost:?}");
+        let later = producers.check(0, (&held, 10, 4), &[], (0, 0, &read));
+        assert!(later.is_empty(), "{later:?}");
+        // Not counted as acknowledged for the acks=all checks and the trace model.
+        assert_eq!(producers.acked_count(0), 0);
     }
 }

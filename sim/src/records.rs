@@ -37,6 +37,19 @@ pub fn visit_batches(records: &[u8], visit: &mut dyn FnMut(u64, Vec<u8>)) -> Res
     Ok(())
 }
 
+/// The value of the record at `offset`, if the log holds it.
+pub fn value_at(log: &PartitionLog, offset: u64) -> Option<Vec<u8>> {
+    let read = log.read(offset, 1 << 20, offset + 1).ok()?;
+    let mut found = None;
+    visit_batches(&read.records, &mut |at, value| {
+        if at == offset {
+            found = Some(value);
+        }
+    })
+    .ok()?;
+    found
+}
+
 /// Every record value below `upper`, by offset.
 pub fn read_values(log: &PartitionLog, upper: u64) -> Result<BTreeMap<u64, Vec<u8>>, String> {
     let mut values = BTreeMap::new();

@@ -82,12 +82,13 @@ pub fn encode_request(
         Message::Produce {
             request,
             key,
+            acks,
             records,
         } => (
             *request,
             ApiKey::Produce,
             PRODUCE_VERSION,
-            RequestKind::Produce(produce_request(key, records)),
+            RequestKind::Produce(produce_request(key, *acks, records)),
         ),
         Message::ConsumerFetch {
             request,
@@ -141,7 +142,7 @@ fn topic_name(key: &PartitionKey) -> TopicName {
     TopicName(StrBytes::from_string(key.0.clone()))
 }
 
-fn produce_request(key: &PartitionKey, records: &[u8]) -> ProduceRequest {
+fn produce_request(key: &PartitionKey, acks: i16, records: &[u8]) -> ProduceRequest {
     let partition = PartitionProduceData::default()
         .with_index(key.1)
         .with_records(Some(Bytes::copy_from_slice(records)));
@@ -149,7 +150,7 @@ fn produce_request(key: &PartitionKey, records: &[u8]) -> ProduceRequest {
         .with_name(topic_name(key))
         .with_partition_data(vec![partition]);
     ProduceRequest::default()
-        .with_acks(-1)
+        .with_acks(acks)
         .with_timeout_ms(CLIENT_TIMEOUT_MS)
         .with_topic_data(vec![topic])
 }
@@ -257,6 +258,7 @@ pub fn decode_request(request: u64, frame: Bytes) -> Result<(Message, Asked), St
             let message = Message::Produce {
                 request,
                 key: key.clone(),
+                acks: body.acks,
                 records,
             };
             (message, key)
@@ -585,6 +587,7 @@ mod tests {
             Message::Produce {
                 request,
                 key: key(),
+                acks: 1,
                 records: vec![1, 2, 3],
             },
             Message::ProduceAnswer {

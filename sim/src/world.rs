@@ -70,6 +70,9 @@ pub struct Stats {
     /// Records acknowledged to the producers.
     pub records_acknowledged: u64,
     pub produce_retries: u64,
+    /// acks=1 records acknowledged in the leader epoch that leads at the end, which
+    /// the end's check holds to R-LOG-4.
+    pub leader_acks_checked: u64,
     pub records_consumed: u64,
     /// Raft logs damaged while their node was down (R-RECOVER-9).
     pub metadata_damaged: u64,
@@ -313,6 +316,7 @@ pub fn run(opts: Options) -> Outcome {
         })
         .collect();
     let voters = nodes.len();
+    let leader_acks = opts.leader_acks;
     let mut sim = Sim {
         calm_from: opts.duration_ms,
         trace: Trace::new(opts.full_trace),
@@ -338,7 +342,7 @@ pub fn run(opts: Options) -> Outcome {
         next_token: 0,
         checker: Checker::default(),
         raft_history: RaftHistory::new(voters),
-        producers: Producers::new(),
+        producers: Producers::new(leader_acks),
         consumers: Consumers::new(),
         group_members: GroupMembers::new(group_protocol),
         trimmer: Trimmer::default(),
@@ -1494,7 +1498,15 @@ impl Sim {
             }
             match packet.payload {
                 Payload::Partition(host::Message::ProduceAnswer { request, result }) => {
-                    if let Some(line) = self.producers.answered(self.now, request, result) {
+                    let answering = self.nodes.iter().find(|n| n.id == packet.from);
+                    let held_at = |partition: i32, offset: u64| {
+                        let host = answering?.host.as_ref()?;
+                        let log = host.partitions.get(records::TOPIC, partition)?;
+                        let value = records::value_at(&log, offset)?;
+                        Some((value, log.leader_epoch_at(offset)))
+                    };
+                    let answer = (request, result);
+                    if let Some(line) = self.producers.answered(self.now, answer, held_at) {
                         self.trace.note(self.now, line);
                     }
                 }
@@ -1842,7 +1854,7 @@ impl Sim {
 
     /// The producers' history against the settled cluster, and liveness: every
     /// partition led by an ISR member, every produce a node took answered.
-    fn check_partitions(&self) -> Vec<String> {
+    fn check_partitions(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         for node in &self.nodes {
             if let Some(host) = node
@@ -1913,9 +1925,11 @@ impl Sim {
             let read = self.consumers.reads(p).unwrap_or(&empty);
             match read_values(&leader, hw) {
                 Ok(held) => {
-                    let history = (&held, hw);
+                    let history = (&held, hw, info.leader_epoch);
                     let deleted = (asked_below, leader_start, read);
                     problems.extend(self.producers.check(p, history, &replicas, deleted));
+                    self.stats.leader_acks_checked +=
+                        self.producers.leader_acks_in_epoch(p, info.leader_epoch);
                     problems.extend(self.consumers.check(p, &held, leader_start));
                     let committed = state
                         .offsets

@@ -1,6 +1,6 @@
 //! The simulator in CI (spec/conformance.md, "The simulator"): hundreds of seeds of
 //! three real node cores (metadata and partition replication, with idempotent acks=all
-//! producers) under swarm faults hold every checked rule; a seed
+//! producers, and acks=1 ones beside them) under swarm faults hold every checked rule; a seed
 //! always gives the same run; and each injected bug class is found within a small
 //! seed budget, by the rule it breaks.
 
@@ -58,6 +58,24 @@ fn assert_seeds_hold(first: u64, count: u64, nodes: usize) {
 #[test]
 fn three_nodes_hold_every_rule_over_300_seeds() {
     assert_seeds_hold(0, 300, 3);
+}
+
+/// R-LOG-4 beside I-6: with an acks=1 idempotent producer per partition besides the
+/// acks=all ones, every seed holds every rule (no acks=all record is lost, whatever
+/// becomes of the acks=1 records beside them), and every acks=1 record acknowledged
+/// in the leader epoch that still leads at the end is at its offset.
+#[test]
+fn r_log_4_acks_1_producers_beside_acks_all_hold_every_rule() {
+    let mut checked = 0;
+    for seed in 0..100 {
+        let outcome = run(Options {
+            leader_acks: true,
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        checked += outcome.stats.leader_acks_checked;
+    }
+    assert!(checked >= 100, "only {checked} acks=1 records checked");
 }
 
 #[test]
