@@ -3,6 +3,7 @@ directory and a free port, and always stop it."""
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -107,6 +108,33 @@ def broker_factory(tmp_path):
     finally:
         for b in started:
             b.stop()
+
+
+# Raw Kafka frames, for what a client library will not send (or not yet).
+def frame(api_key, version, correlation_id, body):
+    header = struct.pack(">hhih", api_key, version, correlation_id, 4) + b"test"
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def kafka_string(text):
+    data = text.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def read_frame(sock):
+    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
+    return recv_exactly(sock, size)
+
+
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
 
 
 class Cluster:

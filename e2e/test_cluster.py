@@ -2,13 +2,15 @@
 metadata writes through any node, restarts."""
 import itertools
 import random
+import socket
+import struct
 import time
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from conftest import Cluster
+from conftest import Cluster, frame, kafka_string, read_frame
 
 
 def brokers_seen(bootstrap):
@@ -364,6 +366,41 @@ def test_r_propose_2_proposals_on_followers_under_load_are_all_answered(cluster)
     for n in cluster.nodes:
         missing = set(created) - topics_on(n)
         assert not missing, f"node {n.port} lacks {sorted(missing)[:5]}"
+
+
+def create_topic_v0(name, timeout_ms):
+    """A CreateTopics v0 frame for one topic of one partition and one replica."""
+    body = (struct.pack(">i", 1) + kafka_string(name) + struct.pack(">ihii", 1, 1, 0, 0)
+            + struct.pack(">i", timeout_ms))
+    return frame(19, 0, 7, body)
+
+
+def create_topic_error(payload):
+    """The error code of the one topic of a CreateTopics v0 answer."""
+    body = payload[4:]
+    (name_length,) = struct.unpack(">h", body[4:6])
+    (error,) = struct.unpack(">h", body[6 + name_length:8 + name_length])
+    return error
+
+
+def test_r_propose_2_a_write_made_before_any_leader_waits_for_one(cluster):
+    """CI of 2026-12-04: a CreateTopics reached a node that knew no leader (its
+    pre-vote had cleared it) and was answered NOT_CONTROLLER at once, while a topic
+    of the same request was created; kafka-python's one retry then failed on it.
+    Here the request reaches node 1 the moment its port opens, alone of three voters:
+    no leader can exist until a second node starts. The broker holds the write, as
+    Kafka's forwarding to its controller does, and creates the topic once the others
+    are up and a leader is elected."""
+    first = cluster.node(1)
+    first.start()
+    with socket.create_connection(("127.0.0.1", first.port), timeout=15) as sock:
+        sock.sendall(create_topic_v0("early", 10000))
+        for n in cluster.nodes[1:]:
+            n.start()
+        error = create_topic_error(read_frame(sock))
+    assert error == 0, f"CreateTopics answered error {error} (41 is NOT_CONTROLLER)"
+    for n in cluster.nodes:
+        wait_for(f"the topic on node {n.port}", lambda: "early" in topics_on(n), 10.0)
 
 
 def test_r_group_8_a_member_keeps_its_generation_when_the_coordinator_dies(cluster):

@@ -19,7 +19,7 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, S
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from conftest import BINARY, Broker, free_port
+from conftest import BINARY, Broker, frame, free_port, kafka_string, read_frame
 
 ADMIN, ADMIN_PASSWORD = "admin", "admin-secret"
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -115,32 +115,6 @@ def wait_for_user(broker, user, password, timeout=15):
 
 
 # --- the wire, by hand: SaslHandshake v1 and SaslAuthenticate v1 -----------------
-
-def frame(api_key, version, correlation_id, body):
-    header = struct.pack(">hhih", api_key, version, correlation_id, 4) + b"test"
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def kafka_string(text):
-    data = text.encode()
-    return struct.pack(">h", len(data)) + data
-
-
-def read_frame(sock):
-    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
-    return recv_exactly(sock, size)
-
-
-def recv_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
 
 def authenticate_v1(sock, token):
     sock.sendall(frame(36, 1, 2, struct.pack(">i", len(token)) + token))

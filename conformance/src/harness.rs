@@ -440,6 +440,8 @@ impl Harness {
             registration_retry_ms: 1,
             id_base: node.incarnation << 32,
             pacing: Pacing::Stepwise,
+            // The model's client is answered NOT_CONTROLLER where no leader is known.
+            await_leader: false,
         };
         let bugs = DriverBugs {
             skip_raft_fsync: injected == Some(Injected::SkipRaftFsync),

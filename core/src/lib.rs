@@ -3,6 +3,7 @@
 //! spawns, sleeps, reads the clock or touches a socket, and the crate's dependency list
 //! keeps it that way. The tokio shell (`chronik`) and the tests drive the same code.
 
+pub mod admin;
 pub mod consensus;
 pub mod consumer_groups;
 pub mod disk;

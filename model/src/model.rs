@@ -685,7 +685,8 @@ impl ChronikModel {
             }
         } else {
             // No known leader: the client gets NOT_CONTROLLER (retriable); raft-rs
-            // would drop the proposal (ProposalDropped) and say so.
+            // would drop the proposal (ProposalDropped) and say so. The broker's driver
+            // waits for a leader first (`await_leader`); the oracle turns that off.
             return;
         }
         if req != 0 {

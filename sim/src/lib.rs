@@ -11,6 +11,7 @@
 //! node's coordinator in `group_host.rs`), and delete what was read (`trimmer.rs`). Checkers run after every step and at the end
 //! (spec/conformance.md, "The simulator"). The same seed gives the same run.
 
+pub mod admission;
 pub mod check;
 pub mod consumers;
 pub mod dir_traces;

@@ -75,6 +75,14 @@ struct Args {
     /// kept while the leader epoch that acknowledged them lasts).
     #[arg(long)]
     leader_acks: bool,
+    /// Hold a client's metadata write that finds no leader until one is known, as
+    /// the broker does (R-PROPOSE-2).
+    #[arg(long)]
+    await_leader: bool,
+    /// Check admin requests with the core's admin decisions before proposing them,
+    /// as the Kafka handlers do.
+    #[arg(long)]
+    admin_admission: bool,
 }
 
 type Bugs = (DriverBugs, ReplicationBugs, Option<GroupBug>);
@@ -165,6 +173,8 @@ fn main() -> ExitCode {
             full_trace: args.trace,
             validate_replication: args.validate_replication,
             leader_acks: args.leader_acks,
+            await_leader: args.await_leader,
+            admin_admission: args.admin_admission,
             ..Options::new(seed)
         });
         steps += outcome.stats.steps;

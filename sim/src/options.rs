@@ -333,6 +333,14 @@ pub struct Options {
     pub validate_replication: bool,
     /// An acks=1 idempotent producer per partition besides the acks=all ones.
     pub leader_acks: bool,
+    /// The drivers hold a client's write that finds no leader until one is known
+    /// (`DriverConfig::await_leader`, as the broker runs). Off by default, so that
+    /// every pinned seed runs as it was found.
+    pub await_leader: bool,
+    /// The admin client's requests are checked by the core's admin decisions on the
+    /// asked node's view before they are proposed, as the Kafka handlers do; off by
+    /// default for the same reason.
+    pub admin_admission: bool,
 }
 
 impl Options {
@@ -351,6 +359,8 @@ impl Options {
             full_trace: false,
             validate_replication: false,
             leader_acks: false,
+            await_leader: false,
+            admin_admission: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! run's seed, every collection is ordered, and time is a number: the same seed gives
 //! the same run (a test asserts the trace hash).
 
+use crate::admission;
 use crate::check::Checker;
 use crate::consumers::Consumers;
 use crate::dir_traces::{DirTraces, Shown};
@@ -64,6 +65,12 @@ pub struct Stats {
     pub partitions: u64,
     pub proposals: u64,
     pub acknowledged: u64,
+    /// Admin requests the core's admin decisions refused before proposing them
+    /// (only with `admin_admission`).
+    pub admin_refused: u64,
+    /// Admin writes asked of a node that knew no leader then, and answered done
+    /// (only with `await_leader`: without it they are refused at once).
+    pub leaderless_acknowledged: u64,
     pub leader_changes: u64,
     pub fsync_failures: u64,
     pub pauses: u64,
@@ -127,6 +134,8 @@ struct ClientOp {
     topic: String,
     admin: Admin,
     status: Status,
+    /// The node knew no leader when it was asked.
+    leaderless: bool,
 }
 
 /// What an admin client asked of the metadata (CreateTopics, DeleteTopics,
@@ -616,6 +625,7 @@ impl Sim {
             registration_retry_ms: 200,
             id_base: node.incarnation << 32,
             pacing: Pacing::Whole,
+            await_leader: self.opts.await_leader,
         };
         let registration = Registration {
             broker_id: id as i32,
@@ -1041,32 +1051,60 @@ impl Sim {
             .collect();
         if !up.is_empty() {
             let i = up[self.rng.gen_range(0..up.len())];
-            let (command, topic, admin) = self.admin_command(i);
-            let reused = admin == Admin::Create
-                && self
-                    .ops
-                    .iter()
-                    .any(|op| op.admin == Admin::Delete && op.topic == topic);
-            self.stats.names_reused += u64::from(reused);
-            self.next_token += 1;
-            let token = self.next_token;
-            self.nodes[i].pending.insert(token, self.ops.len());
-            self.ops.push(ClientOp {
-                node: i,
-                topic: topic.clone(),
-                admin,
-                status: Status::Pending,
-            });
-            self.stats.proposals += 1;
-            let id = self.nodes[i].id;
-            self.trace.note(
-                self.now,
-                format!("client asks node {id}: {admin:?} {topic}"),
-            );
-            self.step(i, Input::Propose { token, command });
+            self.ask(i);
         }
         let next = self.around(self.opts.client_every_ms);
         self.after(next, Timer::Client);
+    }
+
+    /// An admin request to node `i`: with `admin_admission` checked first by the
+    /// core's admin decisions on its view (refused there, it is never proposed), then
+    /// proposed as the handler does.
+    fn ask(&mut self, i: usize) {
+        let (command, topic, admin) = self.admin_command(i);
+        let reused = admin == Admin::Create
+            && self
+                .ops
+                .iter()
+                .any(|op| op.admin == Admin::Delete && op.topic == topic);
+        self.stats.names_reused += u64::from(reused);
+        let id = self.nodes[i].id;
+        let Some(driver) = self.nodes[i].driver.as_ref() else {
+            return;
+        };
+        let leaderless = driver.node().leader_id().is_none();
+        let admitted = match self.opts.admin_admission {
+            true => admission::admit(driver.node().state(), id as i32, &command),
+            false => Ok(()),
+        };
+        let status = match &admitted {
+            Ok(()) => Status::Pending,
+            Err((code, message)) => Status::Failed(format!("refused {code:?}: {message}")),
+        };
+        let refusal = match &status {
+            Status::Failed(why) => format!(", {why}"),
+            _ => String::new(),
+        };
+        self.trace.note(
+            self.now,
+            format!("client asks node {id}: {admin:?} {topic}{refusal}"),
+        );
+        self.ops.push(ClientOp {
+            node: i,
+            topic,
+            admin,
+            status,
+            leaderless,
+        });
+        if admitted.is_err() {
+            self.stats.admin_refused += 1;
+            return;
+        }
+        self.next_token += 1;
+        let token = self.next_token;
+        self.nodes[i].pending.insert(token, self.ops.len() - 1);
+        self.stats.proposals += 1;
+        self.step(i, Input::Propose { token, command });
     }
 
     /// One in ten proposals deletes a single-replica topic node `i` sees, one in ten
@@ -1809,6 +1847,7 @@ impl Sim {
         };
         if status == Status::Done {
             self.stats.acknowledged += 1;
+            self.stats.leaderless_acknowledged += u64::from(self.ops[op].leaderless);
             let visible = self.nodes[i]
                 .driver
                 .as_ref()

@@ -78,6 +78,32 @@ fn r_log_4_acks_1_producers_beside_acks_all_hold_every_rule() {
     assert!(checked >= 100, "only {checked} acks=1 records checked");
 }
 
+/// R-PROPOSE-2 and R-WIRE-11 with the admin front door as the broker runs it: the
+/// drivers hold a client's write until a leader is known, and each admin request is
+/// checked by the core's admin decisions before it is proposed. Every seed holds
+/// every rule; writes asked of a node that knew no leader are acknowledged (without
+/// the wait none is), and requests the broker would refuse are refused.
+#[test]
+fn r_propose_2_admin_requests_admitted_as_the_broker_does_hold_every_rule() {
+    let (mut waited, mut refused, mut unwaited) = (0, 0, 0);
+    for seed in 0..60 {
+        let outcome = run(Options {
+            await_leader: true,
+            admin_admission: true,
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        waited += outcome.stats.leaderless_acknowledged;
+        refused += outcome.stats.admin_refused;
+        if seed < 10 {
+            unwaited += run(Options::new(seed)).stats.leaderless_acknowledged;
+        }
+    }
+    assert!(waited >= 20, "only {waited} leaderless writes acknowledged");
+    assert!(refused >= 20, "only {refused} admin requests refused");
+    assert_eq!(unwaited, 0, "acknowledged without waiting");
+}
+
 #[test]
 fn five_nodes_hold_every_rule_over_60_seeds() {
     assert_seeds_hold(10_000, 60, 5);

@@ -105,8 +105,16 @@ pub struct DriverConfig {
     pub tick_ms: u64,
     /// The controller fences a broker it has not heard from for this long.
     pub session_timeout_ms: u64,
-    /// How long a forwarded proposal may wait for the leader's answer.
+    /// How long a forwarded proposal may wait for the leader's answer, and how long a
+    /// client's proposal may wait for a leader to take it.
     pub forward_timeout_ms: u64,
+    /// A client's proposal that finds no leader, or whose forward the node it was
+    /// sent to refused (it no longer led), waits for a leader and is placed again,
+    /// within `forward_timeout_ms`, as Kafka's forwarding to its controller does
+    /// (`NodeToControllerRequestThread` requeues on NOT_CONTROLLER). Either way it was
+    /// appended nowhere, so placing it again cannot apply it twice. Off: it is
+    /// answered `NotLeader` at once, as the conformance model's client is.
+    pub await_leader: bool,
     /// How often an unapplied registration is proposed at most; with stepwise pacing
     /// also how long a forwarded one waits for the leader's answer before it is
     /// proposed again (the broker gives it `forward_timeout_ms`).
@@ -170,6 +178,23 @@ enum Waiter {
     Registration,
 }
 
+/// A proposal sent on to the leader: kept whole, so that a refusal can place it again.
+#[derive(Debug, Clone)]
+struct Pending {
+    command: MetadataCommand,
+    waiter: Waiter,
+    deadline: u64,
+}
+
+/// A client's proposal appended nowhere yet, waiting for a leader to take it.
+#[derive(Debug, Clone)]
+struct Unplaced {
+    pending: Pending,
+    /// The node that refused its forward and the term this node was in then: it is
+    /// not sent there again until this node learns of another leader or term.
+    refused_by: Option<(u64, u64)>,
+}
+
 pub struct Driver {
     node: MetadataNode,
     config: DriverConfig,
@@ -180,7 +205,10 @@ pub struct Driver {
     /// Proposed here for another node: (origin, its request id).
     forwarded_in: BTreeMap<u64, (u64, u64)>,
     /// Forwarded to the leader, waiting for its answer until the deadline.
-    forwarded_out: BTreeMap<u64, (Waiter, u64)>,
+    forwarded_out: BTreeMap<u64, Pending>,
+    /// Clients' proposals that no leader has taken yet (see
+    /// [`DriverConfig::await_leader`]).
+    unplaced: Vec<Unplaced>,
     /// The leader applied them at this index; answered once this node has applied
     /// that far too, or dropped at the deadline.
     awaiting_apply: Vec<(u64, ApplyOutcome, Waiter, u64)>,
@@ -285,6 +313,7 @@ impl Driver {
             local: BTreeMap::new(),
             forwarded_in: BTreeMap::new(),
             forwarded_out: BTreeMap::new(),
+            unplaced: Vec::new(),
             awaiting_apply: Vec::new(),
             answers_due: Vec::new(),
             last_heard: BTreeMap::new(),
@@ -355,7 +384,17 @@ impl Driver {
 
     fn handle(&mut self, now: u64, input: Input) -> Result<(), NodeError> {
         match input {
-            Input::Propose { token, command } => self.propose(now, command, Waiter::Client(token)),
+            Input::Propose { token, command } => {
+                let deadline = now.saturating_add(self.config.forward_timeout_ms);
+                self.propose(
+                    now,
+                    Pending {
+                        command,
+                        waiter: Waiter::Client(token),
+                        deadline,
+                    },
+                )
+            }
             Input::Peer { from, message } => self.peer(now, from, message)?,
             Input::Register(registration) => {
                 self.registration = Some(registration);
@@ -391,7 +430,7 @@ impl Driver {
             self.expire(now);
         }
         self.drive(now)?;
-        if self.register(now) {
+        if self.register(now) | self.place_unplaced(now) {
             self.drive(now)?;
         }
         Ok(())
@@ -430,15 +469,17 @@ impl Driver {
         }
     }
 
-    fn propose(&mut self, now: u64, command: MetadataCommand, waiter: Waiter) {
+    /// Proposes as leader, forwards to the known leader, or (a client's, with
+    /// [`DriverConfig::await_leader`]) waits for one.
+    fn propose(&mut self, now: u64, pending: Pending) {
         let id = self.fresh_id();
-        match self
-            .node
-            .propose(&CommandEnvelope::new(id, command.clone()))
-        {
-            Ok(()) if self.bugs.ack_before_commit => self.answer(waiter, Ok(ApplyOutcome::Done)),
+        let envelope = CommandEnvelope::new(id, pending.command.clone());
+        match self.node.propose(&envelope) {
+            Ok(()) if self.bugs.ack_before_commit => {
+                self.answer(pending.waiter, Ok(ApplyOutcome::Done))
+            }
             Ok(()) => {
-                self.local.insert(id, waiter);
+                self.local.insert(id, pending.waiter);
             }
             Err(ProposeError::NotLeader {
                 leader: Some(leader),
@@ -447,22 +488,73 @@ impl Driver {
                     leader,
                     PeerMessage::Forward {
                         request_id: id,
-                        command,
+                        command: pending.command.clone(),
                     },
                 );
-                let patience = match (waiter, self.config.pacing) {
+                let patience = match (pending.waiter, self.config.pacing) {
                     (Waiter::Registration, Pacing::Stepwise) => self.config.registration_retry_ms,
                     _ => self.config.forward_timeout_ms,
                 };
-                self.forwarded_out.insert(id, (waiter, now + patience));
+                let deadline = pending.deadline.min(now.saturating_add(patience));
+                self.forwarded_out.insert(
+                    id,
+                    Pending {
+                        deadline,
+                        ..pending
+                    },
+                );
             }
             Err(ProposeError::NotLeader { leader }) => {
-                self.answer(waiter, Err(ProposalFailure::NotLeader { leader }))
+                self.await_leader(now, pending, None, leader)
             }
             Err(ProposeError::Dropped(why)) => {
-                self.answer(waiter, Err(ProposalFailure::Dropped(why)))
+                self.answer(pending.waiter, Err(ProposalFailure::Dropped(why)))
             }
         }
+    }
+
+    /// A proposal appended nowhere: a client's waits for a leader (if configured and
+    /// before its deadline); any other is answered `NotLeader`.
+    fn await_leader(
+        &mut self,
+        now: u64,
+        pending: Pending,
+        refused_by: Option<u64>,
+        leader: Option<u64>,
+    ) {
+        let waits = self.config.await_leader
+            && matches!(pending.waiter, Waiter::Client(_))
+            && now < pending.deadline;
+        if waits {
+            let refused_by = refused_by.map(|node| (node, self.node.term()));
+            self.unplaced.push(Unplaced {
+                pending,
+                refused_by,
+            });
+        } else {
+            self.answer(pending.waiter, Err(ProposalFailure::NotLeader { leader }));
+        }
+    }
+
+    /// Places again every waiting proposal for which a leader is now known (one that
+    /// did not refuse it, or did so in an earlier term). Returns true if it placed any.
+    fn place_unplaced(&mut self, now: u64) -> bool {
+        let Some(leader) = self.node.leader_id() else {
+            return false;
+        };
+        if self.node.ready_pending() {
+            return false;
+        }
+        let term = self.node.term();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unplaced)
+            .into_iter()
+            .partition(|u| u.refused_by.is_none_or(|refused| refused != (leader, term)));
+        self.unplaced = waiting;
+        let placed = !ready.is_empty();
+        for unplaced in ready {
+            self.propose(now, unplaced.pending);
+        }
+        placed
     }
 
     fn peer(&mut self, now: u64, from: u64, message: PeerMessage) -> Result<(), NodeError> {
@@ -477,22 +569,32 @@ impl Driver {
                 request_id,
                 outcome,
             } => {
-                if let Some((waiter, deadline)) = self.forwarded_out.remove(&request_id) {
-                    match outcome {
-                        ForwardOutcome::Applied { index, outcome } => {
-                            self.awaiting_apply.push((index, outcome, waiter, deadline))
-                        }
-                        ForwardOutcome::NotLeader { leader } => {
-                            self.answer(waiter, Err(ProposalFailure::NotLeader { leader }))
-                        }
-                        ForwardOutcome::Dropped(why) => {
-                            self.answer(waiter, Err(ProposalFailure::Dropped(why)))
-                        }
-                    }
+                if let Some(pending) = self.forwarded_out.remove(&request_id) {
+                    self.forward_answered(now, from, pending, outcome);
                 }
             }
         }
         Ok(())
+    }
+
+    fn forward_answered(&mut self, now: u64, from: u64, pending: Pending, outcome: ForwardOutcome) {
+        match outcome {
+            ForwardOutcome::Applied { index, outcome } => {
+                self.awaiting_apply
+                    .push((index, outcome, pending.waiter, pending.deadline))
+            }
+            ForwardOutcome::Refused { leader } => {
+                self.await_leader(now, pending, Some(from), leader)
+            }
+            // Appended by a leader that lost leadership: it may still commit, so
+            // placing it again could apply it twice; the client decides.
+            ForwardOutcome::NotLeader { leader } => {
+                self.answer(pending.waiter, Err(ProposalFailure::NotLeader { leader }))
+            }
+            ForwardOutcome::Dropped(why) => {
+                self.answer(pending.waiter, Err(ProposalFailure::Dropped(why)))
+            }
+        }
     }
 
     /// A proposal another node forwarded here: proposed if this node leads, answered
@@ -504,7 +606,7 @@ impl Driver {
                 self.forwarded_in.insert(id, (origin, request_id));
                 return;
             }
-            Err(ProposeError::NotLeader { leader }) => ForwardOutcome::NotLeader { leader },
+            Err(ProposeError::NotLeader { leader }) => ForwardOutcome::Refused { leader },
             Err(ProposeError::Dropped(why)) => ForwardOutcome::Dropped(why),
         };
         self.send(
@@ -609,13 +711,22 @@ impl Driver {
         let (expired, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
             std::mem::take(&mut self.forwarded_out)
                 .into_iter()
-                .partition(|(_, (_, deadline))| *deadline <= now);
+                .partition(|(_, pending)| pending.deadline <= now);
         self.forwarded_out = kept;
+        let (gave_up, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unplaced)
+            .into_iter()
+            .partition(|u| u.pending.deadline <= now);
+        self.unplaced = still;
+        let leader = self.node.leader_id();
+        for unplaced in gave_up {
+            let failure = ProposalFailure::NotLeader { leader };
+            self.answer(unplaced.pending.waiter, Err(failure));
+        }
         let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_apply)
             .into_iter()
             .partition(|(.., deadline)| *deadline <= now);
         self.awaiting_apply = waiting;
-        let expired = expired.into_values().map(|(waiter, _)| waiter);
+        let expired = expired.into_values().map(|pending| pending.waiter);
         for waiter in expired.chain(late.into_iter().map(|(_, _, waiter, _)| waiter)) {
             self.answer(waiter, Err(ProposalFailure::TimedOut));
         }
@@ -657,7 +768,15 @@ impl Driver {
             }
         }
         self.registration_in_flight = true;
-        self.propose(now, command, Waiter::Registration);
+        let deadline = now.saturating_add(self.config.forward_timeout_ms);
+        self.propose(
+            now,
+            Pending {
+                command,
+                waiter: Waiter::Registration,
+                deadline,
+            },
+        );
         true
     }
 

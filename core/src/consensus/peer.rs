@@ -21,7 +21,13 @@ pub enum ForwardOutcome {
         index: u64,
         outcome: ApplyOutcome,
     },
-    /// The receiver is not the leader (any more); this is who it thinks is.
+    /// The receiver did not lead when the forward arrived and appended nothing;
+    /// this is who it thinks leads.
+    Refused {
+        leader: Option<u64>,
+    },
+    /// The receiver appended it but lost leadership before it applied: it may still
+    /// commit under the next leader. This is who the receiver thinks leads.
     NotLeader {
         leader: Option<u64>,
     },

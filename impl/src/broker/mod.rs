@@ -155,6 +155,7 @@ impl RunningBroker {
             registration_retry_ms: 200,
             id_base: incarnation << 32,
             pacing: Pacing::Whole,
+            await_leader: true,
         };
         let registration = Registration {
             broker_id: config.node_id,

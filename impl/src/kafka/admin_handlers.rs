@@ -3,13 +3,13 @@
 //! `config_handlers`).
 
 use super::authorize::Caller;
-use super::common::{propose, str_bytes};
+use super::common::{admin_defaults, propose, str_bytes};
 use super::errors;
-use super::partition_limits;
 use super::waiting::wait_until;
 use crate::broker::shared::now_ms;
 use crate::broker::shared::Broker;
 use crate::metadata::MetadataCommand;
+use chronik_core::admin::topics::plan_new_partitions;
 use chronik_core::errors::ErrorCode;
 use chronik_core::replication::DeletionStarted;
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
@@ -103,63 +103,25 @@ async fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
-/// The replicas of the partitions CreatePartitions adds: the request's assignments,
-/// checked, or a round-robin over the live brokers; counted and bounded before
-/// anything is built (issue 12: count -1 panicked, 2^31-1 allocated gigabytes).
+/// The replicas of the partitions CreatePartitions adds (`plan_new_partitions`).
 fn new_partitions(
     broker: &Broker,
     state: &crate::metadata::MetadataState,
     name: &str,
     topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
 ) -> Result<Vec<Vec<i32>>, (ErrorCode, String)> {
-    let info = state.topics.get(name).ok_or_else(|| {
-        (
-            errors::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("no topic {name}"),
-        )
-    })?;
-    let current = info.partitions.len();
-    let added = partition_limits::partitions_to_add(topic.count, current)?;
-    let rf = info.partitions.first().map_or(1, |p| p.replicas.len());
-    let limits = partition_limits::Limits {
-        max_partitions: broker.config.max_partitions,
-        max_broker_partitions: broker.config.max_broker_partitions,
-    };
-    if let Some(a) = &topic.assignments {
-        let assignments: Vec<Vec<i32>> = a
-            .iter()
+    let assignments = topic.assignments.as_ref().map(|a| {
+        a.iter()
             .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
-            .collect();
-        if assignments.len() as u64 != added {
-            return Err((
-                errors::INVALID_REPLICA_ASSIGNMENT,
-                format!(
-                    "adding {added} partitions but {} assignments given",
-                    assignments.len()
-                ),
-            ));
-        }
-        partition_limits::check_assignments(state, &assignments, Some(rf))?;
-        partition_limits::check_limits(state, limits, added, rf as u64, Some(&assignments), 1)?;
-        return Ok(assignments);
-    }
-    let mut brokers: Vec<i32> = state.live_brokers();
-    if brokers.is_empty() {
-        brokers.push(broker.config.node_id);
-    }
-    if rf > brokers.len() {
-        return Err((
-            errors::INVALID_REPLICATION_FACTOR,
-            format!(
-                "replication factor {rf} with {} live broker(s)",
-                brokers.len()
-            ),
-        ));
-    }
-    partition_limits::check_limits(state, limits, added, rf as u64, None, brokers.len())?;
-    Ok((current..current + added as usize)
-        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
-        .collect())
+            .collect()
+    });
+    plan_new_partitions(
+        state,
+        admin_defaults(broker),
+        name,
+        topic.count,
+        assignments,
+    )
 }
 
 /// DeleteRecords (R-WIRE-5): every led partition deletes at once, then the answer

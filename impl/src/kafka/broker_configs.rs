@@ -6,6 +6,7 @@
 
 use super::configs::{self, DefaultValue, Effect, Kind};
 use crate::broker::config::BrokerConfig;
+use chronik_core::log::LogConfig;
 use chronik_core::metadata::broker_configs::TOPIC_CONFIG_SYNONYMS;
 use std::collections::BTreeMap;
 
@@ -24,7 +25,7 @@ pub enum Level {
 pub struct BrokerConfigDef {
     pub name: &'static str,
     pub kind: Kind,
-    pub default: DefaultValue,
+    pub default: BrokerDefault,
     pub level: Level,
     pub effect: Effect,
     pub doc: &'static str,
@@ -34,8 +35,19 @@ impl BrokerConfigDef {
     /// The value without a dynamic one, and whether the broker's static settings
     /// (rather than Kafka's default) chose it.
     pub fn static_value(&self, broker: &BrokerConfig) -> (String, bool) {
-        self.default.on(broker)
+        match self.default {
+            BrokerDefault::Own(default) => default.on(broker),
+            BrokerDefault::Topic(default) => default.on(&broker.log_defaults()),
+        }
     }
+}
+
+/// A broker config's default: its own, or that of the topic config it is the
+/// broker-wide default of (read from the broker's log defaults).
+#[derive(Debug, Clone, Copy)]
+pub enum BrokerDefault {
+    Own(DefaultValue<BrokerConfig>),
+    Topic(DefaultValue<LogConfig>),
 }
 
 const THREADS: &str = "requests, replication and housekeeping run as tokio tasks on a runtime \
@@ -47,7 +59,7 @@ const NOT_THROTTLED: &str = "replication is not throttled";
 const fn dynamic(
     name: &'static str,
     kind: Kind,
-    default: DefaultValue,
+    default: DefaultValue<BrokerConfig>,
     level: Level,
     effect: Effect,
     doc: &'static str,
@@ -55,7 +67,7 @@ const fn dynamic(
     BrokerConfigDef {
         name,
         kind,
-        default,
+        default: BrokerDefault::Own(default),
         level,
         effect,
         doc,
@@ -419,14 +431,17 @@ fn topic_default(broker_name: &'static str) -> Option<BrokerConfigDef> {
         // log.retention.minutes: unset unless given.
         _ => (INT_OR_UNLIMITED, Fixed("")),
     };
-    Some(dynamic(
-        broker_name,
-        kind,
-        default,
-        ClusterWide,
-        topic.effect,
-        topic.doc,
-    ))
+    Some(BrokerConfigDef {
+        default: BrokerDefault::Topic(default),
+        ..dynamic(
+            broker_name,
+            kind,
+            Fixed(""),
+            ClusterWide,
+            topic.effect,
+            topic.doc,
+        )
+    })
 }
 
 /// Every broker config of the catalogue, in name order.

@@ -7,6 +7,8 @@ use crate::broker::shared::Broker;
 use crate::consensus::ProposalFailure;
 use crate::log::PartitionLog;
 use crate::metadata::{ApplyOutcome, MetadataCommand};
+use chronik_core::admin::partition_limits::Limits;
+use chronik_core::admin::topics::AdminDefaults;
 use chronik_core::errors::ErrorCode;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
@@ -26,6 +28,20 @@ fn failure_code(failure: &ProposalFailure) -> ErrorCode {
         ProposalFailure::Dropped(_) | ProposalFailure::TimedOut | ProposalFailure::Stopped => {
             errors::REQUEST_TIMED_OUT
         }
+    }
+}
+
+/// What this broker's configuration brings to the admin decisions.
+pub fn admin_defaults(broker: &Broker) -> AdminDefaults {
+    let config = &broker.config;
+    AdminDefaults {
+        limits: Limits {
+            max_partitions: config.max_partitions,
+            max_broker_partitions: config.max_broker_partitions,
+        },
+        default_partitions: config.default_partitions,
+        default_replication_factor: config.default_replication_factor,
+        node_id: config.node_id,
     }
 }
 

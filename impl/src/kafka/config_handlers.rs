@@ -178,7 +178,7 @@ fn describe_topic_config<'a>(
             levels.push((broker_name, value, source));
         }
     }
-    let (default, from_broker) = config.default_value(&broker.config);
+    let (default, from_broker) = config.default_value(&broker.config.log_defaults());
     let default_source = if from_broker {
         SOURCE_STATIC_BROKER
     } else {
@@ -563,7 +563,7 @@ fn list_config(broker: &Broker, resource_type: i8, name: &str) -> Result<(Kind, 
     let found = if resource_type == RESOURCE_BROKER {
         broker_configs::find(name).map(|c| (c.kind, c.static_value(&broker.config).0))
     } else {
-        configs::find(name).map(|c| (c.kind, c.default_value(&broker.config).0))
+        configs::find(name).map(|c| (c.kind, c.default_value(&broker.config.log_defaults()).0))
     };
     found.ok_or_else(|| (errors::INVALID_CONFIG, format!("unknown config {name}")))
 }

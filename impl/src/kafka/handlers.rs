@@ -4,10 +4,9 @@
 
 use super::authorize::Caller;
 use super::codec::{self, Request};
-use super::common::{gate, propose, str_bytes, topic_name};
+use super::common::{admin_defaults, gate, propose, str_bytes, topic_name};
 use super::errors;
 use super::message_format;
-use super::partition_limits;
 use super::waiting::wait_until;
 use crate::broker::config::BrokerConfig;
 use crate::broker::response_memory::Grant;
@@ -15,6 +14,7 @@ use crate::broker::shared::{now_ms, Broker};
 use crate::log::{PartitionLog, ReadLimits};
 use crate::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
+use chronik_core::admin::topics::{plan_new_topic, NewTopic};
 use chronik_core::errors::ErrorCode;
 use chronik_core::log::produced::prepare_produced;
 use chronik_core::replication::{list_offset, AppendResult, FollowerFetch, ProduceWait};
@@ -203,16 +203,6 @@ pub async fn handle(broker: &Broker, request: Request) -> Result<Option<Bytes>, 
     .map(Some)
 }
 
-fn valid_topic_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-}
-
 /// Creates a topic through the metadata group and opens its logs here.
 async fn create_topic(
     broker: &Broker,
@@ -223,33 +213,16 @@ async fn create_topic(
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), (ErrorCode, String)> {
-    if !valid_topic_name(name) {
-        return Err((
-            errors::INVALID_TOPIC_EXCEPTION,
-            format!("invalid topic name {name:?}"),
-        ));
-    }
-    let view = broker.consensus.view();
-    let mut brokers: Vec<i32> = view.state.live_brokers();
-    if brokers.is_empty() {
-        brokers.push(broker.config.node_id);
-    }
-    let assignments = new_topic_assignments(
-        broker,
-        &view.state,
-        &brokers,
-        (partitions, replication_factor),
+    let topic = NewTopic {
+        name: name.to_string(),
+        partitions,
+        replication_factor,
         assignments,
-    )?;
-    if view.state.topics.contains_key(name) {
-        return Err((
-            errors::TOPIC_ALREADY_EXISTS,
-            format!("topic {name} already exists"),
-        ));
-    }
-    for (key, value) in &configs {
-        super::configs::validate(key, value).map_err(|m| (errors::INVALID_CONFIG, m))?;
-    }
+        configs,
+    };
+    let view = broker.consensus.view();
+    let assignments = plan_new_topic(&view.state, admin_defaults(broker), &topic)?;
+    let NewTopic { configs, .. } = topic;
     if validate_only {
         return Ok(());
     }
@@ -499,45 +472,6 @@ async fn metadata(
             caller.authorized_operations(ResourceType::Cluster, CLUSTER_NAME);
     }
     response
-}
-
-/// The replicas of each partition of a new topic: the request's own assignments,
-/// checked, or a round-robin over the live brokers, sized and bounded before it is
-/// built (issue 12: a count of 2^31-1 allocated gigabytes).
-fn new_topic_assignments(
-    broker: &Broker,
-    state: &crate::metadata::MetadataState,
-    brokers: &[i32],
-    (partitions, replication_factor): (i32, i16),
-    assignments: Vec<Vec<i32>>,
-) -> Result<Vec<Vec<i32>>, (ErrorCode, String)> {
-    let limits = partition_limits::Limits {
-        max_partitions: broker.config.max_partitions,
-        max_broker_partitions: broker.config.max_broker_partitions,
-    };
-    if !assignments.is_empty() {
-        if partitions != -1 || replication_factor != -1 {
-            return Err((
-                errors::INVALID_REQUEST,
-                "numPartitions and replicationFactor must be -1 with replica assignments".into(),
-            ));
-        }
-        partition_limits::check_assignments(state, &assignments, None)?;
-        let rf = assignments.first().map_or(0, Vec::len) as u64;
-        let added = assignments.len() as u64;
-        partition_limits::check_limits(state, limits, added, rf, Some(&assignments), 1)?;
-        return Ok(assignments);
-    }
-    let count = partition_limits::partition_count(partitions, broker.config.default_partitions)?;
-    let rf = partition_limits::replication_factor(
-        replication_factor,
-        broker.config.default_replication_factor,
-        brokers.len(),
-    )?;
-    partition_limits::check_limits(state, limits, count, rf as u64, None, brokers.len())?;
-    Ok((0..count as usize)
-        .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
-        .collect())
 }
 
 /// A Produce whose appends were issued, waiting for durability.

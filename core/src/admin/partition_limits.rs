@@ -3,11 +3,11 @@
 //! brokers and the configured limits before anything is allocated, so a 40-byte
 //! request asking for 2^31-1 partitions costs nothing and -1 cannot underflow.
 
-use super::errors::{
-    INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, POLICY_VIOLATION,
+use crate::errors::{
+    ErrorCode, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT,
+    POLICY_VIOLATION,
 };
 use crate::metadata::MetadataState as ClusterState;
-use chronik_core::errors::ErrorCode;
 use std::collections::BTreeMap;
 
 /// An error code and the message that goes with it.

@@ -5,8 +5,7 @@
 //! cannot honour (log compaction, tiered storage) is refused with INVALID_CONFIG
 //! rather than stored and silently ignored.
 
-use crate::broker::config::BrokerConfig;
-use crate::log::compression;
+use crate::log::{compression, LogConfig};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -109,20 +108,38 @@ pub enum Effect {
     NoEffect(&'static str),
 }
 
-/// Where a config's default comes from.
-#[derive(Debug, Clone, Copy)]
-pub enum DefaultValue {
+/// Where a config's default comes from. `C` is what the broker's own settings are
+/// read from: the log defaults for a topic config, the shell's whole configuration
+/// for a broker config.
+pub enum DefaultValue<C: 'static> {
     /// Kafka's default, which Chronik has too.
     Fixed(&'static str),
     /// A broker setting (its synonym); the second field is Kafka's default for it,
     /// so a broker configured otherwise reports STATIC_BROKER_CONFIG.
-    Broker(fn(&BrokerConfig) -> String, &'static str),
+    Broker(fn(&C) -> String, &'static str),
 }
 
-impl DefaultValue {
+impl<C> Clone for DefaultValue<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for DefaultValue<C> {}
+
+impl<C> std::fmt::Debug for DefaultValue<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DefaultValue::Fixed(value) => write!(f, "Fixed({value:?})"),
+            DefaultValue::Broker(_, kafka) => write!(f, "Broker(kafka default {kafka:?})"),
+        }
+    }
+}
+
+impl<C> DefaultValue<C> {
     /// The value on this broker, and whether the broker's own settings (rather than
     /// Kafka's default) chose it.
-    pub fn on(self, broker: &BrokerConfig) -> (String, bool) {
+    pub fn on(self, broker: &C) -> (String, bool) {
         match self {
             DefaultValue::Fixed(v) => (v.to_string(), false),
             DefaultValue::Broker(f, kafka) => {
@@ -137,7 +154,7 @@ impl DefaultValue {
 pub struct TopicConfig {
     pub name: &'static str,
     pub kind: Kind,
-    pub default: DefaultValue,
+    pub default: DefaultValue<LogConfig>,
     /// The broker config that sets its default in Kafka (`log.retention.ms`...).
     pub synonym: Option<&'static str>,
     pub effect: Effect,
@@ -149,8 +166,8 @@ pub struct TopicConfig {
 impl TopicConfig {
     /// The default value on this broker, and whether the broker's own settings
     /// (rather than Kafka's default) chose it.
-    pub fn default_value(&self, broker: &BrokerConfig) -> (String, bool) {
-        self.default.on(broker)
+    pub fn default_value(&self, log_defaults: &LogConfig) -> (String, bool) {
+        self.default.on(log_defaults)
     }
 }
 
@@ -161,7 +178,7 @@ pub const LONG_MAX: &str = "9223372036854775807";
 const fn cfg(
     name: &'static str,
     kind: Kind,
-    default: DefaultValue,
+    default: DefaultValue<LogConfig>,
     synonym: Option<&'static str>,
     effect: Effect,
     doc: &'static str,
@@ -437,7 +454,10 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     cfg(
         "retention.ms",
         Kind::Long { min: -1 },
-        DefaultValue::Broker(|c| c.retention_ms.to_string(), "604800000"),
+        DefaultValue::Broker(
+            |c| c.retention_ms.map_or(-1, |ms| ms as i64).to_string(),
+            "604800000",
+        ),
         Some("log.retention.ms"),
         Enforced,
         "Segments whose newest record is older are deleted (-1: no limit).",
@@ -524,9 +544,9 @@ mod tests {
 
     #[test]
     fn r_wire_11_every_default_is_a_valid_value() {
-        let broker = BrokerConfig::default();
+        let defaults = LogConfig::default();
         for c in TOPIC_CONFIGS {
-            let (value, _) = c.default_value(&broker);
+            let (value, _) = c.default_value(&defaults);
             assert_eq!(validate(c.name, &value), Ok(()), "{}", c.name);
         }
         let names: Vec<&str> = TOPIC_CONFIGS.iter().map(|c| c.name).collect();
