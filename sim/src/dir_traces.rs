@@ -44,6 +44,11 @@ pub struct DirTraces {
     /// index after each: a name created later replays them before its first event.
     history: BTreeMap<u64, Vec<(DirEvent, u64)>>,
     traces: BTreeMap<(u64, String), DirTrace>,
+    /// Per node, what each of its names showed at its last crash, followed only at
+    /// its next start: a leader may commit and sync entries that nobody reported
+    /// before it died, and the start's durable commit is the first sign of them, so
+    /// the model takes the crash with every commit known by then.
+    pending_crashes: BTreeMap<u64, Vec<(String, DirObservation)>>,
     pub steps_validated: u64,
     pub started: u64,
     /// Traces given up because the reference lacked entries the node had applied
@@ -194,7 +199,9 @@ impl DirTraces {
         let past = self.history.get(&node).cloned().unwrap_or_default();
         // What was committed then extends what the node had applied by then.
         let mut known = 0;
-        for (event, applied_index) in past {
+        let crash_pending = self.pending_crashes.contains_key(&node);
+        let followed = past.len() - usize::from(crash_pending);
+        for &(event, applied_index) in &past[..followed] {
             known = known.max(applied_index);
             let committed = self.committed_for(node, name, known);
             let running = event != DirEvent::Crash;
@@ -212,6 +219,17 @@ impl DirTraces {
                     .push(format!("node {node}, {name} (before it existed): {e}"));
                 return;
             }
+        }
+        if let Some(pending) = self.pending_crashes.get_mut(&node) {
+            let down = DirObservation {
+                running: false,
+                applied: 0,
+                live: None,
+                open: None,
+                dir: None,
+                durable: None,
+            };
+            pending.push((name.to_string(), down));
         }
         self.started += 1;
         self.traces.insert((node, name.to_string()), trace);
@@ -246,8 +264,18 @@ impl DirTraces {
             }
             return;
         }
+        if shown.event == DirEvent::Crash {
+            self.defer_crash(shown, names);
+            return;
+        }
+        let crashed = match shown.event {
+            DirEvent::Start => self.pending_crashes.remove(&shown.node),
+            _ => None,
+        };
+        for (name, down) in crashed.into_iter().flatten() {
+            self.follow(shown.node, &name, DirEvent::Crash, &down);
+        }
         for name in names {
-            let committed = self.committed_for(shown.node, &name, u64::MAX);
             let Some(observed) = self.observation(shown, &name) else {
                 // A topic id the reference has not numbered: its creation is among
                 // the entries it missed.
@@ -255,15 +283,35 @@ impl DirTraces {
                 self.traces.remove(&(shown.node, name));
                 continue;
             };
-            let Some(trace) = self.traces.get_mut(&(shown.node, name.clone())) else {
-                continue;
-            };
-            self.steps_validated += 1;
-            if let Err(e) = trace.observe(shown.event, &committed, &observed) {
-                self.rejections
-                    .push(format!("node {}, {name}: {e}", shown.node));
-                self.traces.remove(&(shown.node, name));
+            self.follow(shown.node, &name, shown.event, &observed);
+        }
+    }
+
+    /// Notes what each name shows at a crash, for the node's next start.
+    fn defer_crash(&mut self, shown: &Shown<'_>, names: Vec<String>) {
+        let mut down = Vec::new();
+        for name in names {
+            match self.observation(shown, &name) {
+                Some(observed) => down.push((name, observed)),
+                None => {
+                    self.abandoned += 1;
+                    self.traces.remove(&(shown.node, name));
+                }
             }
+        }
+        self.pending_crashes.insert(shown.node, down);
+    }
+
+    /// One step of a name's trace, with every commit known so far.
+    fn follow(&mut self, node: u64, name: &str, event: DirEvent, observed: &DirObservation) {
+        let committed = self.committed_for(node, name, u64::MAX);
+        let Some(trace) = self.traces.get_mut(&(node, name.to_string())) else {
+            return;
+        };
+        self.steps_validated += 1;
+        if let Err(e) = trace.observe(event, &committed, observed) {
+            self.rejections.push(format!("node {node}, {name}: {e}"));
+            self.traces.remove(&(node, name.to_string()));
         }
     }
 
