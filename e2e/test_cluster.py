@@ -389,16 +389,16 @@ def test_r_propose_2_a_write_made_before_any_leader_waits_for_one(cluster):
     of the same request was created; kafka-python's one retry then failed on it.
     Here the request reaches node 1 the moment its port opens, alone of three voters:
     no leader can exist until a second node starts. The broker holds the write, as
-    Kafka's forwarding to its controller does, and creates the topic once the others
-    are up and a leader is elected."""
+    Kafka's forwarding to its controller does, and creates the topic once node 2 is
+    up and a leader is elected (within the broker's metadata timeout of 5 s)."""
     first = cluster.node(1)
     first.start()
     with socket.create_connection(("127.0.0.1", first.port), timeout=15) as sock:
         sock.sendall(create_topic_v0("early", 10000))
-        for n in cluster.nodes[1:]:
-            n.start()
+        cluster.node(2).start()
         error = create_topic_error(read_frame(sock))
     assert error == 0, f"CreateTopics answered error {error} (41 is NOT_CONTROLLER)"
+    cluster.node(3).start()
     for n in cluster.nodes:
         wait_for(f"the topic on node {n.port}", lambda: "early" in topics_on(n), 10.0)
 
