@@ -75,14 +75,15 @@ struct Args {
     /// kept while the leader epoch that acknowledged them lasts).
     #[arg(long)]
     leader_acks: bool,
-    /// Hold a client's metadata write that finds no leader until one is known, as
-    /// the broker does (R-PROPOSE-2).
+    /// Answer a client's metadata write that finds no leader at once, rather than
+    /// hold it until one is known as the broker does (R-PROPOSE-2): the simulator
+    /// before 2026-12-04, which the seeds found then need.
     #[arg(long)]
-    await_leader: bool,
-    /// Check admin requests with the core's admin decisions before proposing them,
-    /// as the Kafka handlers do.
+    no_await_leader: bool,
+    /// Propose admin requests without the core's admin decisions that the Kafka
+    /// handlers make first: the simulator before 2026-12-04.
     #[arg(long)]
-    admin_admission: bool,
+    no_admin_admission: bool,
 }
 
 type Bugs = (DriverBugs, ReplicationBugs, Option<GroupBug>);
@@ -173,8 +174,8 @@ fn main() -> ExitCode {
             full_trace: args.trace,
             validate_replication: args.validate_replication,
             leader_acks: args.leader_acks,
-            await_leader: args.await_leader,
-            admin_admission: args.admin_admission,
+            await_leader: !args.no_await_leader,
+            admin_admission: !args.no_admin_admission,
             ..Options::new(seed)
         });
         steps += outcome.stats.steps;

@@ -334,12 +334,12 @@ pub struct Options {
     /// An acks=1 idempotent producer per partition besides the acks=all ones.
     pub leader_acks: bool,
     /// The drivers hold a client's write that finds no leader until one is known
-    /// (`DriverConfig::await_leader`, as the broker runs). Off by default, so that
-    /// every pinned seed runs as it was found.
+    /// (`DriverConfig::await_leader`), as the broker runs them. Off in the tests whose
+    /// seeds were found before 2026-12-04 (`as_found` in tests/sim.rs).
     pub await_leader: bool,
     /// The admin client's requests are checked by the core's admin decisions on the
-    /// asked node's view before they are proposed, as the Kafka handlers do; off by
-    /// default for the same reason.
+    /// asked node's view before they are proposed, as the Kafka handlers do. Off
+    /// with `await_leader` in those tests.
     pub admin_admission: bool,
 }
 
@@ -359,8 +359,8 @@ impl Options {
             full_trace: false,
             validate_replication: false,
             leader_acks: false,
-            await_leader: false,
-            admin_admission: false,
+            await_leader: true,
+            admin_admission: true,
         }
     }
 }
