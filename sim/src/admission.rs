@@ -3,22 +3,14 @@
 //! the asked node's view before they are proposed, as the Kafka handlers' do, so a
 //! request the broker would refuse is refused here too and never reaches the log.
 
-use chronik_core::admin::partition_limits::{Limits, Refusal};
+use chronik_core::admin::partition_limits::Refusal;
 use chronik_core::admin::topics::{plan_new_partitions, plan_new_topic, AdminDefaults, NewTopic};
 use chronik_core::metadata::{MetadataCommand, MetadataState};
 
-/// The broker's defaults (`BrokerConfig::default`): the limits are far above what a
-/// run creates, so they refuse only what the broker would.
+/// The broker's defaults: its limits are far above what a run creates, so they
+/// refuse only what the broker would.
 fn defaults(node_id: i32) -> AdminDefaults {
-    AdminDefaults {
-        limits: Limits {
-            max_partitions: 10_000,
-            max_broker_partitions: 2_000,
-        },
-        default_partitions: 1,
-        default_replication_factor: 1,
-        node_id,
-    }
+    AdminDefaults::broker_default(node_id)
 }
 
 /// Checks `command`, as the request that asks for it, against node `node_id`'s view.

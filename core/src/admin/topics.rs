@@ -28,6 +28,23 @@ pub struct AdminDefaults {
     pub node_id: i32,
 }
 
+impl AdminDefaults {
+    /// The broker's own defaults, where its configuration starts: one partition and
+    /// one replica for a topic that asks for -1, at most 10,000 partitions in the
+    /// cluster and 2,000 replicas on one broker.
+    pub const fn broker_default(node_id: i32) -> Self {
+        AdminDefaults {
+            limits: Limits {
+                max_partitions: 10_000,
+                max_broker_partitions: 2_000,
+            },
+            default_partitions: 1,
+            default_replication_factor: 1,
+            node_id,
+        }
+    }
+}
+
 /// A CreateTopics entry as the request gives it (-1 for "the broker's default").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTopic {

@@ -215,8 +215,9 @@ pub const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAware
 
 impl Default for BrokerConfig {
     fn default() -> Self {
+        let admin = chronik_core::admin::topics::AdminDefaults::broker_default(1);
         BrokerConfig {
-            node_id: 1,
+            node_id: admin.node_id,
             data_dir: PathBuf::from("data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_host: None,
@@ -224,7 +225,7 @@ impl Default for BrokerConfig {
             broker_rack: None,
             replica_selector_class: None,
             auto_create_topics: true,
-            default_partitions: 1,
+            default_partitions: admin.default_partitions,
             max_request_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
             replica_fetch_response_max_bytes: 10 * 1024 * 1024,
@@ -234,8 +235,8 @@ impl Default for BrokerConfig {
             request_receive_timeout_ms: 30_000,
             queued_max_request_bytes: None,
             fetch_response_memory_bytes: 256 * 1024 * 1024,
-            max_partitions: 10_000,
-            max_broker_partitions: 2_000,
+            max_partitions: admin.limits.max_partitions,
+            max_broker_partitions: admin.limits.max_broker_partitions,
             max_open_segment_files: 10_000,
             tick_ms: 50,
             metadata_timeout_ms: 5000,
@@ -253,7 +254,7 @@ impl Default for BrokerConfig {
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             log_scrub_interval_ms: 24 * 3600 * 1000,
-            default_replication_factor: 1,
+            default_replication_factor: admin.default_replication_factor,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
