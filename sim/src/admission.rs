@@ -7,14 +7,10 @@ use chronik_core::admin::partition_limits::Refusal;
 use chronik_core::admin::topics::{plan_new_partitions, plan_new_topic, AdminDefaults, NewTopic};
 use chronik_core::metadata::{MetadataCommand, MetadataState};
 
-/// The broker's defaults: its limits are far above what a run creates, so they
-/// refuse only what the broker would.
-fn defaults(node_id: i32) -> AdminDefaults {
-    AdminDefaults::broker_default(node_id)
-}
-
-/// Checks `command`, as the request that asks for it, against node `node_id`'s view.
-/// The client names its replicas itself, so an admitted command is proposed as it is.
+/// Checks `command`, as the request that asks for it, against node `node_id`'s view
+/// with the broker's default limits (far above what a run creates, so they refuse
+/// only what the broker would). The client names its replicas itself, so an admitted
+/// command is proposed as it is.
 pub fn admit(
     state: &MetadataState,
     node_id: i32,
@@ -34,7 +30,7 @@ pub fn admit(
                 assignments: partitions.clone(),
                 configs: configs.clone(),
             };
-            plan_new_topic(state, defaults(node_id), &request).map(drop)
+            plan_new_topic(state, AdminDefaults::broker_default(node_id), &request).map(drop)
         }
         MetadataCommand::CreatePartitions {
             topic,
@@ -43,7 +39,8 @@ pub fn admit(
             let current = state.topics.get(topic).map_or(0, |t| t.partitions.len());
             let count = i32::try_from(current + new_partitions.len()).unwrap_or(i32::MAX);
             let assignments = Some(new_partitions.clone());
-            plan_new_partitions(state, defaults(node_id), topic, count, assignments).map(drop)
+            let defaults = AdminDefaults::broker_default(node_id);
+            plan_new_partitions(state, defaults, topic, count, assignments).map(drop)
         }
         _ => Ok(()),
     }

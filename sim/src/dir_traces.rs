@@ -200,7 +200,8 @@ impl DirTraces {
         // What was committed then extends what the node had applied by then.
         let mut known = 0;
         let crash_pending = self.pending_crashes.contains_key(&node);
-        let followed = past.len() - usize::from(crash_pending);
+        // The pending crash is the last event: the node has shown nothing since.
+        let followed = past.len().saturating_sub(usize::from(crash_pending));
         for &(event, applied_index) in &past[..followed] {
             known = known.max(applied_index);
             let committed = self.committed_for(node, name, known);
