@@ -294,9 +294,11 @@ impl ReplicationHarness {
             | RAction::EpochAsk(_)
             | RAction::EpochAnswered(..)
             | RAction::EpochAnswerLost(..)
-            | RAction::FetchResponseNth(..) => {
+            | RAction::FetchResponseNth(..)
+            | RAction::RegistrationArrives(_) => {
                 return Err(fail(format!(
-                    "{action:?}: reordered fetches are not driven by the replication harness"
+                    "{action:?}: reordered fetches and lossy proposals are not driven by the \
+                     replication harness"
                 )));
             }
             RAction::DiskFull(n) => {

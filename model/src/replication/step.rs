@@ -30,6 +30,8 @@ impl ReplicationModel {
                 out.push(RAction::Fence(n));
             }
         }
+        let in_flight = u8::try_from(s.registering.len()).unwrap_or(u8::MAX);
+        out.extend((0..in_flight).map(RAction::RegistrationArrives));
         if !s.inbox.is_empty() {
             out.push(RAction::Commit);
             if s.ghost.failovers < self.max_failovers {
@@ -126,7 +128,9 @@ impl ReplicationModel {
         // A broker registers again when it sees itself fenced, and its start's
         // registration is retried until applied (lost in a controller failover).
         let unregistered = has(r.view.fenced, n) || s.meta.incarnation[at(n)] < r.incarnation;
-        if unregistered && !s.inbox.contains(&MetaCmd::Register(n, r.incarnation)) {
+        let proposed = s.inbox.contains(&MetaCmd::Register(n, r.incarnation))
+            || s.registering.contains(&(n, r.incarnation));
+        if unregistered && !proposed {
             out.push(RAction::Rejoin(n));
         }
         if self.leading(s, n) {
@@ -305,6 +309,7 @@ impl ReplicationModel {
                 | RAction::Learn(_)
                 | RAction::Commit
                 | RAction::Rejoin(_)
+                | RAction::RegistrationArrives(_)
                 | RAction::ExpandIsr(..)
                 | RAction::ProposeIsr(..)
                 | RAction::ProposeRepair(_)
@@ -391,6 +396,12 @@ impl ReplicationModel {
             RAction::Rejoin(b) => {
                 let incarnation = t.replicas[at(b)].incarnation;
                 t.inbox.push(MetaCmd::Register(b, incarnation));
+            }
+            RAction::RegistrationArrives(k) => {
+                if usize::from(k) < t.registering.len() {
+                    let (b, incarnation) = t.registering.remove(usize::from(k));
+                    t.inbox.push(MetaCmd::Register(b, incarnation));
+                }
             }
             RAction::ShrinkIsr(l, f) => {
                 t.ghost.shrinks += 1;
@@ -907,6 +918,9 @@ impl ReplicationModel {
                 }
                 m.incarnation[at(b)] = incarnation;
                 m.fenced &= !bit(b);
+                // Older registrations still in flight would be refused as stale.
+                t.registering
+                    .retain(|(n, earlier)| *n != b || *earlier >= incarnation);
                 let restarted = previous != 0 && previous != incarnation;
                 let unclean = restarted
                     && self.acks_before_fsync
@@ -1090,7 +1104,12 @@ impl ReplicationModel {
         r.tracker_epoch = meta.epoch;
         r.hw = r.hw_checkpoint.min(r.len());
         let incarnation = r.incarnation;
-        t.inbox.push(MetaCmd::Register(n, incarnation));
+        if self.lossy_proposals {
+            let at = t.registering.partition_point(|x| *x < (n, incarnation));
+            t.registering.insert(at, (n, incarnation));
+        } else {
+            t.inbox.push(MetaCmd::Register(n, incarnation));
+        }
     }
 }
 
