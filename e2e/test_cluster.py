@@ -383,6 +383,40 @@ def create_topic_error(payload):
     return error
 
 
+def metadata_v1_controller(sock):
+    """Asks Metadata v1 for no topics; the controller id and broker ids answered."""
+    sock.sendall(frame(3, 1, 9, struct.pack(">i", 0)))
+    body = read_frame(sock)[4:]
+    (count,) = struct.unpack(">i", body[:4])
+    at, brokers = 4, []
+    for _ in range(count):
+        (node_id,) = struct.unpack(">i", body[at:at + 4])
+        (host_length,) = struct.unpack(">h", body[at + 4:at + 6])
+        at += 6 + host_length + 4
+        (rack_length,) = struct.unpack(">h", body[at:at + 2])
+        at += 2 + max(rack_length, 0)
+        brokers.append(node_id)
+    (controller,) = struct.unpack(">i", body[at:at + 4])
+    return controller, brokers
+
+
+def test_r_start_2_a_node_alone_of_three_voters_serves_metadata_at_once(cluster):
+    """Seeds 000 and 001: start-up steps that waited on an election or an apply left a
+    node that never served. Node 1 of three voters starts alone: no leader can exist.
+    Connected the moment its port opens, it answers Metadata at once and keeps
+    answering, with no controller (-1), and it still answers once node 2 joins and
+    a leader is elected."""
+    first = cluster.node(1)
+    first.start()
+    with socket.create_connection(("127.0.0.1", first.port), timeout=5) as sock:
+        for _ in range(3):
+            controller, _ = metadata_v1_controller(sock)
+            assert controller == -1, f"a controller ({controller}) with one voter of three"
+            time.sleep(0.5)
+        cluster.node(2).start()
+        wait_for("a controller", lambda: metadata_v1_controller(sock)[0] in (1, 2), 10.0)
+
+
 def test_r_propose_2_a_write_made_before_any_leader_waits_for_one(cluster):
     """CI of 2026-12-04: a CreateTopics reached a node that knew no leader (its
     pre-vote had cleared it) and was answered NOT_CONTROLLER at once, while a topic
