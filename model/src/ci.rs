@@ -328,42 +328,7 @@ impl CiCheck {
 
     fn bounds(&self) -> String {
         match self {
-            CiCheck::Metadata(m, r) => {
-                let mut b = format!(
-                    "{} node{}{}: term {}, crashes {}, proposals {}, produce {}",
-                    m.nodes,
-                    if m.nodes == 1 { "" } else { "s" },
-                    if m.booted { ", booted" } else { "" },
-                    m.max_term,
-                    m.max_crashes,
-                    m.max_proposals,
-                    m.max_produce
-                );
-                if m.undecodable {
-                    b.push_str(", undecodable");
-                }
-                if m.max_damage > 0 {
-                    b.push_str(&format!(", damaged Raft logs {}", m.max_damage));
-                }
-                if m.snapshot_interval > 0 {
-                    b.push_str(&format!(
-                        ", a snapshot every {} applied",
-                        m.snapshot_interval
-                    ));
-                }
-                for (on, name) in [
-                    (m.raft_rs_flow_control, "raft-rs flow control"),
-                    (m.pre_vote, "pre-vote"),
-                ] {
-                    if on {
-                        b.push_str(&format!(", {name}"));
-                    }
-                }
-                if m.max_step_downs > 0 {
-                    b.push_str(&format!(", check-quorum step-downs {}", m.max_step_downs));
-                }
-                b + &search(r)
-            }
+            CiCheck::Metadata(m, r) => metadata_bounds(m, r),
             CiCheck::Replication(m, r) => {
                 let mut b = format!(
                     "produce {}, crashes {}, fences {}, shrinks {}",
@@ -442,6 +407,44 @@ impl CiCheck {
             CiCheck::Dirs(m, r) => of(run(m, &r), started),
         }
     }
+}
+
+/// The bounds of a metadata model's check, as the tables print them.
+pub fn metadata_bounds(m: &ChronikModel, r: &Run) -> String {
+    let mut b = format!(
+        "{} node{}{}: term {}, crashes {}, proposals {}, produce {}",
+        m.nodes,
+        if m.nodes == 1 { "" } else { "s" },
+        if m.booted { ", booted" } else { "" },
+        m.max_term,
+        m.max_crashes,
+        m.max_proposals,
+        m.max_produce
+    );
+    if m.undecodable {
+        b.push_str(", undecodable");
+    }
+    if m.max_damage > 0 {
+        b.push_str(&format!(", damaged Raft logs {}", m.max_damage));
+    }
+    if m.snapshot_interval > 0 {
+        b.push_str(&format!(
+            ", a snapshot every {} applied",
+            m.snapshot_interval
+        ));
+    }
+    for (on, name) in [
+        (m.raft_rs_flow_control, "raft-rs flow control"),
+        (m.pre_vote, "pre-vote"),
+    ] {
+        if on {
+            b.push_str(&format!(", {name}"));
+        }
+    }
+    if m.max_step_downs > 0 {
+        b.push_str(&format!(", check-quorum step-downs {}", m.max_step_downs));
+    }
+    b + &search(r)
 }
 
 fn search(r: &Run) -> String {

@@ -3,6 +3,7 @@
 //! each action maps onto one harness command. spec/README.md traces every property to its
 //! rule.
 
+pub mod bug_table;
 pub mod check;
 pub mod ci;
 pub mod dirs;

@@ -27,11 +27,15 @@ enum Cmd {
     /// Check the partition-directories model (R-RECOVER-7, R-RECOVER-8): one broker's
     /// directory of a topic deleted and re-created, crashes, lost metadata.
     Dirs(DirsArgs),
-    /// Measure every configuration CI checks exhaustively (model/src/ci.rs) and print
-    /// model/README.md's table of them; with --write, replace the table there.
+    /// Measure every configuration CI checks exhaustively (model/src/ci.rs) and every
+    /// bug switch's shortest counterexample (model/src/bug_table.rs), and print
+    /// model/README.md's tables of them; with --write, replace the tables there.
     Table {
         #[arg(long)]
         write: bool,
+        /// Only the bug switches' table (under a minute).
+        #[arg(long)]
+        bugs: bool,
     },
     /// Serve stateright's Explorer on 127.0.0.1.
     Explore {
@@ -256,7 +260,7 @@ fn main() -> ExitCode {
             let _checker = m.checker().serve(addr);
             ExitCode::SUCCESS
         }
-        Cmd::Table { write } => table(write),
+        Cmd::Table { write, bugs } => table(write, bugs),
         Cmd::Check(a) => {
             let m = build(&a.model);
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
@@ -321,25 +325,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn table(write: bool) -> ExitCode {
-    let table = chronik_model::ci::measure_all(|row| eprint!("{row}"));
-    if table.contains("(VIOLATED)") {
-        eprintln!("a CI configuration violates a property; the table is not written");
-        return ExitCode::FAILURE;
+fn table(write: bool, bugs_only: bool) -> ExitCode {
+    let mut tables: Vec<(String, Replace)> = Vec::new();
+    if !bugs_only {
+        let table = chronik_model::ci::measure_all(|row| eprint!("{row}"));
+        if table.contains("(VIOLATED)") {
+            eprintln!("a CI configuration violates a property; the table is not written");
+            return ExitCode::FAILURE;
+        }
+        tables.push((table, chronik_model::ci::replace_table));
+    }
+    match chronik_model::bug_table::measure_bugs(|row| eprint!("{row}")) {
+        Ok(table) => tables.push((table, chronik_model::bug_table::replace_bug_table)),
+        Err(why) => {
+            eprintln!("{why}; the tables are not written");
+            return ExitCode::FAILURE;
+        }
     }
     if !write {
-        println!("{table}");
+        for (table, _) in &tables {
+            println!("{table}\n");
+        }
         return ExitCode::SUCCESS;
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    let written = std::fs::read_to_string(path).and_then(|readme| {
-        let replaced = chronik_model::ci::replace_table(&readme, &table)
-            .ok_or_else(|| std::io::Error::other("model/README.md has no ci-table markers"))?;
-        std::fs::write(path, replaced)
+    let written = std::fs::read_to_string(path).and_then(|mut readme| {
+        for (table, replace) in &tables {
+            readme = replace(&readme, table)
+                .ok_or_else(|| std::io::Error::other("model/README.md lacks a table's markers"))?;
+        }
+        std::fs::write(path, readme)
     });
     match written {
         Ok(()) => {
-            eprintln!("wrote the table to {path}");
+            eprintln!("wrote the tables to {path}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -348,6 +367,9 @@ fn table(write: bool) -> ExitCode {
         }
     }
 }
+
+/// Replaces one generated table of model/README.md.
+type Replace = fn(&str, &str) -> Option<String>;
 
 fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
     let stop_on = match &a.stop_on {

@@ -3,7 +3,7 @@
 //! for the property of the rule it breaks. Bounds and timings: model/README.md.
 
 use chronik_model::check::{
-    assert_all_hold, counterexample_search, print_counterexamples, run, shortest, Outcome, Run,
+    assert_all_hold, counterexample_search, print_counterexamples, run, Outcome, Run,
 };
 use chronik_model::ci;
 use chronik_model::properties::names;
@@ -207,132 +207,90 @@ fn three_nodes_with_snapshots_random_walks_find_no_violation() {
     assert!(o.discoveries.contains_key(names::EX_SNAPSHOT_INSTALLED));
 }
 
-/// The counterexample for `bug` at `nodes` nodes: the expected property is violated.
-/// Bounds are the smallest that reach the bug, so BFS finds the shortest path fast.
-fn assert_bug_found(bug: Bug, m: ChronikModel) {
-    assert_violates(m.with_bug(bug), bug, bug.expected_property());
-}
-
-fn assert_violates(m: ChronikModel, bug: Bug, expected: &'static str) {
-    assert_violates_with(m, bug, expected, Run::bfs_until(expected));
-}
-
-fn assert_violates_with(m: ChronikModel, bug: Bug, expected: &'static str, how: Run) {
-    let nodes = m.nodes;
-    let o = run(m.clone(), &how);
-    assert!(
-        o.violated.contains(&expected),
-        "{}: no counterexample for {expected:?} (violated: {:?}, unique states {})",
-        bug.name(),
-        o.violated,
-        o.unique
-    );
-    let found = o
-        .discoveries
-        .get(expected)
-        .map_or(0, |p| p.clone().into_actions().len());
-    let short = shortest(&m, expected, found);
-    let steps = short.map_or(0, |p| p.into_actions().len());
+/// Bug switch `test` (model/src/bug_table.rs): its property breaks, and the shortest
+/// path to the break is the one model/README.md's bug table records.
+fn bug_found(test: &str) {
+    let c = chronik_model::bug_table::bug_config(test);
+    let measured = chronik_model::bug_table::measure_bug(c).unwrap_or_else(|why| panic!("{why}"));
     eprintln!(
-        "{} at {nodes} node(s): {expected:?} violated; shortest path {steps} steps ({} unique states, {:.1}s)",
-        bug.name(),
-        o.unique,
-        o.elapsed.as_secs_f64()
+        "{}: {:?} violated; shortest path {} steps ({} unique states, {:.1}s)",
+        c.bug.name(),
+        c.property,
+        measured.steps,
+        measured.unique,
+        measured.seconds
     );
-    assert!(steps > 0, "{}: empty counterexample", bug.name());
+    chronik_model::bug_table::assert_bug_documented(README, test, measured.steps);
 }
 
 #[test]
 fn bug_init_waits_election() {
-    // A one-voter group elects itself before the loop starts (R-START-4), so the seed
-    // bug deadlocks only a group that needs its peers' votes.
-    assert_bug_found(Bug::InitWaitsElection, model(3, 1, 0, 0, 0));
+    bug_found("bug_init_waits_election");
 }
 
 #[test]
 fn bug_deferred_registration() {
-    assert_bug_found(Bug::DeferredRegistration, model(2, 1, 0, 0, 0));
+    bug_found("bug_deferred_registration");
 }
 
 #[test]
 fn bug_propose_on_follower() {
-    // A client's CreateTopics at a follower: raft-rs forwards the raw proposal and the
-    // broker takes `propose` returning Ok for success, before anything is committed.
-    assert_bug_found(Bug::ProposeOnFollower, model(2, 1, 0, 1, 0));
+    bug_found("bug_propose_on_follower");
 }
 
 #[test]
 fn bug_send_before_fsync() {
-    // One node: a produce acknowledged before its fsync.
-    assert_bug_found(Bug::SendBeforeFsync, model(1, 1, 0, 0, 1));
-    // Two nodes: a vote or append response released before its fsync.
-    assert_bug_found(Bug::SendBeforeFsync, model(2, 1, 0, 0, 0));
+    bug_found("bug_send_before_fsync");
+}
+
+#[test]
+fn bug_send_before_fsync_releases_a_vote_or_an_append_answer() {
+    bug_found("bug_send_before_fsync_releases_a_vote_or_an_append_answer");
 }
 
 #[test]
 fn bug_send_before_fsync_loses_an_acknowledged_produce() {
-    let m = model(1, 2, 1, 0, 1).with_bug(Bug::SendBeforeFsync);
-    assert_violates(m, Bug::SendBeforeFsync, names::I_6);
+    bug_found("bug_send_before_fsync_loses_an_acknowledged_produce");
 }
 
 #[test]
 fn bug_send_before_fsync_elects_two_leaders_in_one_term() {
-    // A vote released before its fsync is forgotten by a crash; the voter votes again in
-    // the same term. Needs 3 nodes; BFS at 3 nodes is too wide, so bounded DFS.
-    let mut m = model(3, 1, 1, 0, 0);
-    m.booted = true;
-    let how = Run {
-        stop_on: Some(names::I_1),
-        ..Run::dfs().depth(20)
-    };
-    assert_violates_with(
-        m.with_bug(Bug::SendBeforeFsync),
-        Bug::SendBeforeFsync,
-        names::I_1,
-        how,
-    );
+    bug_found("bug_send_before_fsync_elects_two_leaders_in_one_term");
 }
 
 #[test]
 fn bug_advance_before_persist() {
-    assert_bug_found(Bug::AdvanceBeforePersist, model(2, 1, 0, 0, 0));
+    bug_found("bug_advance_before_persist");
 }
 
 #[test]
 fn bug_no_replay() {
-    assert_bug_found(Bug::NoReplay, model(1, 2, 1, 0, 0));
+    bug_found("bug_no_replay");
 }
 
 #[test]
 fn bug_no_hw_restore() {
-    // A record read, a crash, a restart with the high watermark at 0: nothing moves it
-    // again until the next produce, so what was read is not readable (seed 002).
-    assert_bug_found(Bug::NoHwRestore, model(1, 2, 1, 0, 1));
+    bug_found("bug_no_hw_restore");
 }
 
 #[test]
 fn bug_skip_undecodable() {
-    assert_bug_found(Bug::SkipUndecodable, model(1, 2, 1, 1, 0));
+    bug_found("bug_skip_undecodable");
 }
 
 #[test]
 fn bug_sole_voter_waits_timeout() {
-    // Issue 14: the listener comes up while the only voter still waits for an
-    // election timeout it can only win.
-    assert_bug_found(Bug::SoleVoterWaitsTimeout, model(1, 1, 0, 0, 0));
+    bug_found("bug_sole_voter_waits_timeout");
 }
 
 #[test]
 fn bug_snapshot_keeps_image() {
-    // The installed snapshot's entries count as applied, but the image is the old one.
-    assert_bug_found(Bug::SnapshotKeepsImage, model(2, 1, 1, 0, 0));
+    bug_found("bug_snapshot_keeps_image");
 }
 
 #[test]
 fn bug_cut_raft_damage() {
-    // Issue 12's recovery: a damaged entry cut as a torn tail, the commit index taken
-    // down with it; the node elects itself and writes over what it had committed.
-    assert_bug_found(Bug::CutRaftDamage, model(1, 2, 1, 0, 0));
+    bug_found("bug_cut_raft_damage");
 }
 
 /// R-RECOVER-9's switch at 3 nodes, whose counterexample lies ~40 steps deep (BFS at
