@@ -310,6 +310,46 @@ fn r_recover_6_a_raft_log_with_a_gap_is_refused() -> TestResult {
     Ok(())
 }
 
+/// R-PERSIST-2: a HardState that commits past the log's last entry (the entries lost,
+/// the commit index kept, as `advance-before-persist` would leave it) is refused at
+/// open with what is wrong, never handed to raft-rs, whose `load_state` panics on it.
+#[test]
+fn r_persist_2_a_hard_state_committing_past_the_log_is_refused() -> TestResult {
+    use chronik::log::frame;
+    use protobuf::Message as _;
+    let (mem, disk) = six_topics_then_stop()?;
+    let wal = dir().join("wal.log");
+    let file = mem.open_file(&wal, chronik::disk::OpenMode::Existing)?;
+    let mut bytes = vec![0u8; file.len()? as usize];
+    file.read_full_at(&mut bytes, 0)?;
+    let mut kept = Vec::new();
+    let mut pos = 0;
+    while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
+        let payload = &bytes[start..end];
+        let late_entry =
+            payload[0] == 1 && raft::eraftpb::Entry::parse_from_bytes(&payload[1..])?.index > 3;
+        if !late_entry {
+            kept.extend_from_slice(&bytes[pos..end]);
+        }
+        pos = end;
+    }
+    assert!(kept.len() < bytes.len(), "entries after 3 were in the log");
+    file.set_len(0)?;
+    file.write_at(&kept, 0)?;
+    file.sync_data()?;
+
+    let refused = match MetadataNode::open(Arc::clone(&disk), dir(), config()) {
+        Ok(_) => return Err("a node whose commit index is past its log started".into()),
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("wal.log"), "{refused}");
+    assert!(
+        refused.contains("hard state commits index") && refused.contains("the log ends at 3"),
+        "{refused}"
+    );
+    Ok(())
+}
+
 fn three_voters() -> NodeConfig {
     NodeConfig {
         voters: vec![1, 2, 3],

@@ -317,6 +317,20 @@ pub struct Measured {
 }
 
 impl CiCheck {
+    /// Whether the search covers every state within the bounds; a depth bound makes
+    /// it partial (breadth first: every state within that depth).
+    fn exhaustive(&self) -> String {
+        let (CiCheck::Metadata(_, r)
+        | CiCheck::Replication(_, r)
+        | CiCheck::Groups(_, r)
+        | CiCheck::Dirs(_, r)) = self;
+        match (&r.strategy, r.max_depth) {
+            (_, None) => "yes".to_string(),
+            (Strategy::Bfs, Some(d)) => format!("no: every state within {d} steps"),
+            (_, Some(d)) => format!("no: a DFS to depth {d}"),
+        }
+    }
+
     fn model_name(&self) -> &'static str {
         match self {
             CiCheck::Metadata(..) => "metadata",
@@ -472,15 +486,16 @@ fn thousands(n: usize) -> String {
 /// table for model/README.md, between its markers.
 pub fn measure_all(mut progress: impl FnMut(&str)) -> String {
     let mut table = format!(
-        "{TABLE_BEGIN}\n| test | model | bounds | unique states | depth | time |\n| --- | --- | --- | --- | --- | --- |\n"
+        "{TABLE_BEGIN}\n| test | model | bounds | unique states | depth | time | exhaustive |\n| --- | --- | --- | --- | --- | --- | --- |\n"
     );
     for c in CONFIGS {
         let check = (c.build)();
         let (model, bounds) = (check.model_name(), check.bounds());
+        let exhaustive = check.exhaustive();
         let m = check.measure();
         let verdict = if m.holds { "" } else { " (VIOLATED)" };
         let row = format!(
-            "| `{}` | {model} | {bounds} | {}{verdict} | {} | {:.1} s |\n",
+            "| `{}` | {model} | {bounds} | {}{verdict} | {} | {:.1} s | {exhaustive} |\n",
             c.test,
             thousands(m.unique),
             m.depth,
