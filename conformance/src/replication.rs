@@ -295,7 +295,7 @@ impl ReplicationHarness {
             | RAction::EpochAnswered(..)
             | RAction::EpochAnswerLost(..)
             | RAction::FetchResponseNth(..)
-            | RAction::RegistrationArrives(_) => {
+            | RAction::ProposalArrives(_) => {
                 return Err(fail(format!(
                     "{action:?}: reordered fetches and lossy proposals are not driven by the \
                      replication harness"

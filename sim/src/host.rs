@@ -120,6 +120,9 @@ pub enum FetchStep {
     EpochAnswered { key: PartitionKey, epoch: i32 },
     /// The network dropped an OffsetForLeaderEpoch answer (not an error) to this node.
     EpochAnswerDropped { key: PartitionKey, epoch: i32 },
+    /// This node, leading, proposed this ISR (an AlterPartition): not a fetch, but
+    /// like one it shows nothing at the moment and decides what is committed later.
+    IsrProposed { key: PartitionKey, isr: Vec<i32> },
 }
 
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
@@ -926,6 +929,12 @@ impl Host {
                 continue;
             }
             self.proposed_isr.insert(key.clone(), (isr.clone(), now));
+            if let Some(steps) = &mut self.fetch_steps {
+                steps.push(FetchStep::IsrProposed {
+                    key: key.clone(),
+                    isr: isr.clone(),
+                });
+            }
             out.push(Out::Note(format!(
                 "node {} proposes ISR {isr:?} for {}-{} (was {:?})",
                 self.me, key.0, key.1, info.isr

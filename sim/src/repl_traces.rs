@@ -485,6 +485,12 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                     epoch: small(u64::try_from(*epoch).map_err(|_| "a negative epoch")?)?,
                 })
             }
+            FetchStep::IsrProposed { key, isr } if ours(key) => {
+                hints.push(FetchHint::IsrProposed {
+                    leader: u8::try_from(*i).map_err(|_| "node index")?,
+                    isr: set_of(isr),
+                })
+            }
             FetchStep::EpochAnswerDropped { key, epoch } if ours(key) => {
                 hints.push(FetchHint::EpochAnswerLost {
                     follower: u8::try_from(*i).map_err(|_| "node index")?,

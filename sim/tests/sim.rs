@@ -807,9 +807,11 @@ fn validated(options: Options, faults: Faults) -> Outcome {
 /// storms and drifting clocks with crashes, every step checked. Drift seed 2 was
 /// rejected once: a broker that started while cut off registered after an ISR
 /// shrink proposed meanwhile, where the model had queued a registration at the
-/// start itself, ahead of every later proposal; now it is in flight until it
-/// arrives (`RegistrationArrives`), which may be after its broker crashed (drift
-/// seed 1) or started again (seed 9), as the first tries of that showed.
+/// start itself, ahead of every later proposal; now every proposal is in flight
+/// until it arrives (`ProposalArrives`), which may be after its sender crashed
+/// (drift seed 1) or started again (seed 9), and an ISR change is proposed where
+/// the leader reports it (drift seed 3: a forwarded change appended after a
+/// registration sent later).
 #[test]
 fn c_9_replication_traces_through_lost_packets_and_crashes_are_model_steps() {
     let (mut finished, mut steps, mut across_crashes) = (0, 0, 0);
@@ -859,8 +861,8 @@ fn c_9_a_late_second_epoch_answer_cuts_nothing() {
 /// before every broker registered, which ended the trace at once (partitions seed 4).
 /// A broker started again before the trace began is an early end with its reason
 /// (groups seeds 2 and 16), not a rejection. These seeds were found with the
-/// simulator as it ran then (`as_found`); the drift seeds of the test above, run as
-/// the broker is configured, hold the next gap.
+/// simulator as it ran then (`as_found`); group storm seeds 17 and 18 under the
+/// broker's configuration, and the drift seeds of the test above, hold the next gaps.
 #[test]
 fn c_9_traces_once_rejected_by_the_validator_are_model_steps() {
     let runs = [
@@ -872,6 +874,13 @@ fn c_9_traces_once_rejected_by_the_validator_are_model_steps() {
     ];
     for (seed, faults) in runs {
         let outcome = validated(as_found(seed), faults);
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+    }
+    // Under the broker's configuration: a proposal of a leader that crashed before
+    // anything showed it (18); a follower added again in a combined change while its
+    // single expansion waited (17).
+    for seed in [17, 18] {
+        let outcome = validated_run(seed, Faults::group_storm());
         assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
     }
     for seed in [2, 16] {

@@ -303,7 +303,7 @@ pub struct ReplicationModel {
     /// A controller failover may lose any one proposal, not only all past the first
     /// few (a forward dropped on its way to the leader, or held by one that lost it,
     /// while a later proposal reaches the next leader); and a restarted broker's
-    /// registration is in flight until `RegistrationArrives` proposes it.
+    /// proposal is in flight until `ProposalArrives` takes it to the controller.
     pub lossy_proposals: bool,
     bugs: u32,
 }
@@ -483,7 +483,7 @@ impl ReplicationModel {
             } else {
                 Vec::new()
             },
-            registering: Vec::new(),
+            in_flight: Vec::new(),
         }
     }
 }
@@ -555,9 +555,9 @@ pub enum RAction {
     Fence(NodeId),
     /// A running broker that sees itself fenced registers again.
     Rejoin(NodeId),
-    /// With lossy proposals: the `k`th registration in flight reaches the
-    /// controller and is proposed.
-    RegistrationArrives(u8),
+    /// With lossy proposals: the `k`th proposal in flight reaches the controller,
+    /// after every one that reached it before.
+    ProposalArrives(u8),
     /// The leader proposes the ISR without this lagging follower.
     ShrinkIsr(NodeId, NodeId),
     /// The leader proposes the ISR with this caught-up follower.

@@ -330,9 +330,9 @@ pub struct RState {
     /// one a broker is at, the last being `meta` (empty otherwise, so that the
     /// checked state spaces stay as they were).
     pub history: Vec<Meta>,
-    /// With lossy proposals: the registrations (broker, incarnation) sent at a start
-    /// and not yet at the controller, sorted. One reaches it at a moment of its own,
-    /// after proposals made meanwhile, and may do so after its broker crashed or
-    /// started again.
-    pub registering: Vec<(NodeId, u8)>,
+    /// With lossy proposals: the proposals sent and not yet at the controller (a
+    /// start's registration, an ISR change, a repair), sorted. One reaches it at a
+    /// moment of its own, after proposals sent later, and may do so after its sender
+    /// crashed or started again; one the controller would refuse as stale is dropped.
+    pub in_flight: Vec<MetaCmd>,
 }

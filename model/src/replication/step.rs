@@ -30,8 +30,8 @@ impl ReplicationModel {
                 out.push(RAction::Fence(n));
             }
         }
-        let in_flight = u8::try_from(s.registering.len()).unwrap_or(u8::MAX);
-        out.extend((0..in_flight).map(RAction::RegistrationArrives));
+        let in_flight = u8::try_from(s.in_flight.len()).unwrap_or(u8::MAX);
+        out.extend((0..in_flight).map(RAction::ProposalArrives));
         if !s.inbox.is_empty() {
             out.push(RAction::Commit);
             if s.ghost.failovers < self.max_failovers {
@@ -128,9 +128,7 @@ impl ReplicationModel {
         // A broker registers again when it sees itself fenced, and its start's
         // registration is retried until applied (lost in a controller failover).
         let unregistered = has(r.view.fenced, n) || s.meta.incarnation[at(n)] < r.incarnation;
-        let proposed = s.inbox.contains(&MetaCmd::Register(n, r.incarnation))
-            || s.registering.contains(&(n, r.incarnation));
-        if unregistered && !proposed {
+        if unregistered && !proposed(s, MetaCmd::Register(n, r.incarnation)) {
             out.push(RAction::Rejoin(n));
         }
         if self.leading(s, n) {
@@ -153,9 +151,13 @@ impl ReplicationModel {
                     version: r.view.version,
                     isr: r.view.isr | bit(f),
                 };
-                if caught_up && !has(r.view.not_live(), f) && !s.inbox.contains(&proposal) {
-                    out.push(RAction::ExpandIsr(n, f));
+                if caught_up && !has(r.view.not_live(), f) {
+                    // A follower whose expansion waits may be added again in a combined
+                    // change, as the real leader's next upkeep round does.
                     addable |= bit(f);
+                    if !proposed(s, proposal) {
+                        out.push(RAction::ExpandIsr(n, f));
+                    }
                 }
             }
             if self.combined_isr_changes {
@@ -195,7 +197,7 @@ impl ReplicationModel {
                     version: view.version,
                     isr,
                 };
-                if !s.inbox.contains(&proposal) {
+                if !proposed(s, proposal) {
                     out.push(RAction::ProposeIsr(n, isr));
                 }
             }
@@ -228,7 +230,7 @@ impl ReplicationModel {
                 epoch: r.view.epoch,
                 version: r.view.version,
             };
-            if !s.inbox.contains(&proposal) {
+            if !proposed(s, proposal) {
                 out.push(RAction::ProposeRepair(n));
             }
         }
@@ -238,6 +240,7 @@ impl ReplicationModel {
     fn repair_proposed(s: &RState, n: NodeId) -> bool {
         s.inbox
             .iter()
+            .chain(&s.in_flight)
             .any(|c| matches!(c, MetaCmd::Repair { node, .. } if *node == n))
     }
 
@@ -309,7 +312,7 @@ impl ReplicationModel {
                 | RAction::Learn(_)
                 | RAction::Commit
                 | RAction::Rejoin(_)
-                | RAction::RegistrationArrives(_)
+                | RAction::ProposalArrives(_)
                 | RAction::ExpandIsr(..)
                 | RAction::ProposeIsr(..)
                 | RAction::ProposeRepair(_)
@@ -395,12 +398,12 @@ impl ReplicationModel {
             }
             RAction::Rejoin(b) => {
                 let incarnation = t.replicas[at(b)].incarnation;
-                t.inbox.push(MetaCmd::Register(b, incarnation));
+                self.propose(&mut t, MetaCmd::Register(b, incarnation));
             }
-            RAction::RegistrationArrives(k) => {
-                if usize::from(k) < t.registering.len() {
-                    let (b, incarnation) = t.registering.remove(usize::from(k));
-                    t.inbox.push(MetaCmd::Register(b, incarnation));
+            RAction::ProposalArrives(k) => {
+                if usize::from(k) < t.in_flight.len() {
+                    let cmd = t.in_flight.remove(usize::from(k));
+                    t.inbox.push(cmd);
                 }
             }
             RAction::ShrinkIsr(l, f) => {
@@ -439,11 +442,14 @@ impl ReplicationModel {
                 let r = &mut t.replicas[at(n)];
                 r.repair = RepairProgress::Proposed;
                 let (epoch, version) = (r.view.epoch, r.view.version);
-                t.inbox.push(MetaCmd::Repair {
-                    node: n,
-                    epoch,
-                    version,
-                });
+                self.propose(
+                    &mut t,
+                    MetaCmd::Repair {
+                        node: n,
+                        epoch,
+                        version,
+                    },
+                );
             }
             RAction::CutDamage(n) => {
                 let r = &mut t.replicas[at(n)];
@@ -807,6 +813,16 @@ impl ReplicationModel {
         self.resolve(t, n);
     }
 
+    /// Sends `cmd` to the controller: with lossy proposals it is in flight until it
+    /// arrives (a copy already in flight is the same request sent again).
+    fn propose(&self, t: &mut RState, cmd: MetaCmd) {
+        if !self.lossy_proposals {
+            t.inbox.push(cmd);
+        } else if let Err(at) = t.in_flight.binary_search(&cmd) {
+            t.in_flight.insert(at, cmd);
+        }
+    }
+
     fn propose_isr(&self, t: &mut RState, l: NodeId, isr: Set) {
         let r = &mut t.replicas[at(l)];
         let (epoch, version) = (r.view.epoch, r.view.version);
@@ -816,11 +832,14 @@ impl ReplicationModel {
             }
             _ => Some((version, isr)),
         };
-        t.inbox.push(MetaCmd::AlterIsr {
-            epoch,
-            version,
-            isr,
-        });
+        self.propose(
+            t,
+            MetaCmd::AlterIsr {
+                epoch,
+                version,
+                isr,
+            },
+        );
     }
 
     /// High watermark = the least log end over the maximal ISR (applied plus proposed),
@@ -919,8 +938,9 @@ impl ReplicationModel {
                 m.incarnation[at(b)] = incarnation;
                 m.fenced &= !bit(b);
                 // Older registrations still in flight would be refused as stale.
-                t.registering
-                    .retain(|(n, earlier)| *n != b || *earlier >= incarnation);
+                t.in_flight.retain(
+                    |c| !matches!(c, MetaCmd::Register(n, earlier) if *n == b && *earlier < incarnation),
+                );
                 let restarted = previous != 0 && previous != incarnation;
                 let unclean = restarted
                     && self.acks_before_fsync
@@ -952,6 +972,16 @@ impl ReplicationModel {
         }
         if t.meta.partition() != before {
             t.meta.version += 1;
+        }
+        // A change computed from an older version would be refused.
+        if self.lossy_proposals && !self.bug(ReplBug::IsrLastProposalOnly) {
+            let current = t.meta.version;
+            t.in_flight.retain(|c| match c {
+                MetaCmd::AlterIsr { version, .. } | MetaCmd::Repair { version, .. } => {
+                    *version >= current
+                }
+                MetaCmd::Register(..) => true,
+            });
         }
         if let Some(l) = t.meta.leader {
             t.ghost.leaders.insert((t.meta.epoch, l));
@@ -1104,12 +1134,7 @@ impl ReplicationModel {
         r.tracker_epoch = meta.epoch;
         r.hw = r.hw_checkpoint.min(r.len());
         let incarnation = r.incarnation;
-        if self.lossy_proposals {
-            let at = t.registering.partition_point(|x| *x < (n, incarnation));
-            t.registering.insert(at, (n, incarnation));
-        } else {
-            t.inbox.push(MetaCmd::Register(n, incarnation));
-        }
+        self.propose(t, MetaCmd::Register(n, incarnation));
     }
 }
 
@@ -1149,4 +1174,9 @@ fn take_request(t: &mut RState, f: NodeId, k: u8) -> Option<FetchReq> {
         .filter(|(_, q)| q.from == f)
         .nth(usize::from(k))?;
     Some(t.requests.remove(position))
+}
+
+/// `cmd` waits to be committed or is on its way to the controller.
+fn proposed(s: &RState, cmd: MetaCmd) -> bool {
+    s.inbox.contains(&cmd) || s.in_flight.contains(&cmd)
 }

@@ -14,7 +14,7 @@
 //! - fetches are taken where the run reports them (`FetchHint`), since a served
 //!   fetch may show nothing at the moment and still bring news later;
 //! - metadata commands are proposed and committed lazily: a `Commit`, `Fence`,
-//!   `Rejoin` or `RegistrationArrives` is taken only when a broker's applied metadata shows a change the
+//!   `Rejoin` or `ProposalArrives` is taken only when a broker's applied metadata shows a change the
 //!   model's committed history does not hold yet;
 //! - the model moves a leader's high watermark, and acknowledges, at the first moment
 //!   the rules allow; the real broker does so on its next upkeep or produce wake-up.
@@ -118,9 +118,10 @@ fn history_line(s: &RState) -> String {
         })
         .collect();
     format!(
-        "[{}], learnt {learned:?}, queued {:?}",
+        "[{}], learnt {learned:?}, queued {:?}, in flight {:?}",
         metas.join("; "),
-        s.inbox
+        s.inbox,
+        s.in_flight
     )
 }
 
@@ -178,6 +179,10 @@ pub enum FetchHint {
     EpochAnswered { follower: NodeId, epoch: u8 },
     /// The network dropped an OffsetForLeaderEpoch answer to `follower`.
     EpochAnswerLost { follower: NodeId, epoch: u8 },
+    /// `leader` proposed this ISR. Reported where it happens, since nothing shows a
+    /// proposal until it is committed, and by then its order against the others
+    /// is decided; the proposal is then in flight to the controller.
+    IsrProposed { leader: NodeId, isr: Set },
 }
 
 /// What the run shows of a Fetch answer, enough to tell which of the answers in
@@ -483,6 +488,15 @@ impl ReplTrace {
                         && answer_in_flight(s, follower, *k).is_some_and(|r| answer.is(r))
                 }
                 (FetchHint::EpochServed { follower }, RAction::EpochAsk(f)) => *f == follower,
+                (FetchHint::IsrProposed { leader, isr }, RAction::ShrinkIsr(l, f)) => {
+                    *l == leader && s.replicas[usize::from(leader)].view.isr & !bit(*f) == isr
+                }
+                (FetchHint::IsrProposed { leader, isr }, RAction::ExpandIsr(l, f)) => {
+                    *l == leader && s.replicas[usize::from(leader)].view.isr | bit(*f) == isr
+                }
+                (FetchHint::IsrProposed { leader, isr }, RAction::ProposeIsr(l, proposed)) => {
+                    *l == leader && *proposed == isr
+                }
                 (FetchHint::EpochAnswered { follower, epoch }, RAction::EpochAnswered(f, k))
                 | (
                     FetchHint::EpochAnswerLost { follower, epoch },
@@ -505,7 +519,9 @@ impl ReplTrace {
             })
             .map(Some)
             .collect();
-        if steps.is_empty() && self.epoch_step_changes_nothing(s, hint) {
+        if steps.is_empty()
+            && (self.epoch_step_changes_nothing(s, hint) || self.proposed_again(s, hint))
+        {
             return vec![None];
         }
         steps
@@ -527,6 +543,21 @@ impl ReplTrace {
             | FetchHint::EpochAnswerLost { follower, epoch } => stale(follower, Some(epoch)),
             _ => false,
         }
+    }
+
+    /// An ISR proposal already on its way or waiting at the controller: the real
+    /// leader sends it again once a second while it waits, the model keeps one.
+    fn proposed_again(&self, s: &RState, hint: FetchHint) -> bool {
+        let FetchHint::IsrProposed { leader, isr } = hint else {
+            return false;
+        };
+        let view = s.replicas[usize::from(leader)].view;
+        let cmd = MetaCmd::AlterIsr {
+            epoch: view.epoch,
+            version: view.version,
+            isr,
+        };
+        s.inbox.contains(&cmd) || s.in_flight.contains(&cmd)
     }
 
     /// The actions besides fetches that can bring `s` closer to `observed`: those
@@ -555,13 +586,10 @@ impl ReplTrace {
                 | RAction::Truncate(n)
                 | RAction::Learn(n)
                 | RAction::CutDamage(n) => differ(n),
-                RAction::ShrinkIsr(l, _) | RAction::ExpandIsr(l, _) | RAction::ProposeIsr(l, _) => {
-                    differ(l) || uncommitted
-                }
                 RAction::Commit
                 | RAction::Fence(_)
                 | RAction::Rejoin(_)
-                | RAction::RegistrationArrives(_)
+                | RAction::ProposalArrives(_)
                 | RAction::ControllerFailover(_)
                 | RAction::ProposalLost(_)
                 | RAction::ProposeRepair(_) => uncommitted,
@@ -569,8 +597,12 @@ impl ReplTrace {
                     s.replicas[usize::from(n)].up != observed.replicas[usize::from(n)].up
                 }
 
-                // Fetches are taken where the run says one happened (`hinted`).
-                RAction::FetchRequest(_)
+                // Fetches and ISR proposals are taken where the run says one happened
+                // (`hinted`).
+                RAction::ShrinkIsr(..)
+                | RAction::ExpandIsr(..)
+                | RAction::ProposeIsr(..)
+                | RAction::FetchRequest(_)
                 | RAction::FetchSend(_)
                 | RAction::FetchServe(..)
                 | RAction::FetchLost(..)
@@ -760,7 +792,7 @@ fn is_metadata_step(a: &RAction) -> bool {
             | RAction::ProposeIsr(..)
             | RAction::ProposeRepair(_)
             | RAction::Rejoin(_)
-            | RAction::RegistrationArrives(_)
+            | RAction::ProposalArrives(_)
             | RAction::Fence(_)
             | RAction::Commit
             | RAction::ProposalLost(_)
