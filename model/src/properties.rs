@@ -18,6 +18,7 @@ pub fn properties(m: &ChronikModel) -> Vec<Property<ChronikModel>> {
         Property::always(START_3, live_brokers_registered),
         Property::always(START_4, sole_voter_leads_when_listening),
         Property::always(PROPOSE_1, answered_is_committed),
+        Property::always(PROPOSE_1_APPLIED, answered_is_applied),
         Property::always(PERSIST_1, ack_implies_durable),
         Property::always(PERSIST_2, applied_implies_durable),
         Property::always(PERSIST_2_HS, hardstate_loadable),
@@ -123,6 +124,25 @@ fn answered_is_committed(_: &ChronikModel, s: &State) -> bool {
         .answered
         .iter()
         .all(|req| s.ghost.committed.iter().any(|(e, _)| e.req == *req))
+}
+
+/// What a client was told succeeded is what it finds, wherever it asks, once the
+/// cluster has settled: not a proposal dropped on its way (seed 004: raft-rs drops a
+/// forwarded `MsgPropose` at a node that no longer leads, and the broker had taken
+/// `propose` returning Ok for success).
+fn answered_is_applied(m: &ChronikModel, s: &State) -> bool {
+    if !m.live_quorum(s) || !m.quiescent(s) {
+        return true;
+    }
+    s.ghost.answered.iter().all(|req| {
+        let at = s.ghost.committed.iter().position(|(e, _)| e.req == *req);
+        at.is_some_and(|i| {
+            s.nodes
+                .iter()
+                .filter(|n| n.live() && n.loop_running())
+                .all(|n| usize::from(n.applied) > i)
+        })
+    })
 }
 
 /// Once the cluster has settled with every node up, a consumer can read again every

@@ -7,6 +7,8 @@ pub const START_2: &str = "R-START-2 listener up without waiting for consensus";
 pub const START_3: &str = "R-START-3 live brokers registered when quiescent";
 pub const START_4: &str = "R-START-4 a one-voter group leads before its listener is up";
 pub const PROPOSE_1: &str = "R-PROPOSE-1 a metadata write answered success is committed";
+pub const PROPOSE_1_APPLIED: &str =
+    "R-PROPOSE-1 a metadata write answered success is applied by every running node when quiescent";
 pub const PERSIST_1: &str = "R-PERSIST-1 ack or vote implies durable";
 pub const PERSIST_2: &str = "R-PERSIST-2 applied implies durable";
 pub const PERSIST_2_HS: &str = "R-PERSIST-2 durable HardState loadable";
