@@ -278,28 +278,9 @@ fn r_recover_6_a_damaged_raft_record_is_refused_not_cut() -> TestResult {
 /// panicked indexing past its storage when it read the entries.
 #[test]
 fn r_recover_6_a_raft_log_with_a_gap_is_refused() -> TestResult {
-    use chronik::log::frame;
-    use protobuf::Message as _;
     let (mem, disk) = six_topics_then_stop()?;
-    let wal = dir().join("wal.log");
-    let file = mem.open_file(&wal, chronik::disk::OpenMode::Existing)?;
-    let mut bytes = vec![0u8; file.len()? as usize];
-    file.read_full_at(&mut bytes, 0)?;
-    let mut kept = Vec::new();
-    let mut pos = 0;
-    while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
-        let payload = &bytes[start..end];
-        let is_entry_3 =
-            payload[0] == 1 && raft::eraftpb::Entry::parse_from_bytes(&payload[1..])?.index == 3;
-        if !is_entry_3 {
-            kept.extend_from_slice(&bytes[pos..end]);
-        }
-        pos = end;
-    }
-    assert!(kept.len() < bytes.len(), "entry 3 was in the log");
-    file.set_len(0)?;
-    file.write_at(&kept, 0)?;
-    file.sync_data()?;
+    let dropped = drop_raft_entries(&mem, |index| index == 3)?;
+    assert!(dropped, "entry 3 was in the log");
 
     let refused = match MetadataNode::open(Arc::clone(&disk), dir(), config()) {
         Ok(_) => return Err("a node whose Raft log has a gap started".into()),
@@ -315,28 +296,9 @@ fn r_recover_6_a_raft_log_with_a_gap_is_refused() -> TestResult {
 /// open with what is wrong, never handed to raft-rs, whose `load_state` panics on it.
 #[test]
 fn r_persist_2_a_hard_state_committing_past_the_log_is_refused() -> TestResult {
-    use chronik::log::frame;
-    use protobuf::Message as _;
     let (mem, disk) = six_topics_then_stop()?;
-    let wal = dir().join("wal.log");
-    let file = mem.open_file(&wal, chronik::disk::OpenMode::Existing)?;
-    let mut bytes = vec![0u8; file.len()? as usize];
-    file.read_full_at(&mut bytes, 0)?;
-    let mut kept = Vec::new();
-    let mut pos = 0;
-    while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
-        let payload = &bytes[start..end];
-        let late_entry =
-            payload[0] == 1 && raft::eraftpb::Entry::parse_from_bytes(&payload[1..])?.index > 3;
-        if !late_entry {
-            kept.extend_from_slice(&bytes[pos..end]);
-        }
-        pos = end;
-    }
-    assert!(kept.len() < bytes.len(), "entries after 3 were in the log");
-    file.set_len(0)?;
-    file.write_at(&kept, 0)?;
-    file.sync_data()?;
+    let dropped = drop_raft_entries(&mem, |index| index > 3)?;
+    assert!(dropped, "entries after 3 were in the log");
 
     let refused = match MetadataNode::open(Arc::clone(&disk), dir(), config()) {
         Ok(_) => return Err("a node whose commit index is past its log started".into()),
@@ -348,6 +310,34 @@ fn r_persist_2_a_hard_state_committing_past_the_log_is_refused() -> TestResult {
         "{refused}"
     );
     Ok(())
+}
+
+/// Rewrites the node's Raft log without the entry records whose index `drop` picks,
+/// every other record (HardState, votes) kept; whether any was dropped.
+fn drop_raft_entries(
+    mem: &MemDisk,
+    drop: impl Fn(u64) -> bool,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    use chronik::log::frame;
+    use protobuf::Message as _;
+    let file = mem.open_file(&dir().join("wal.log"), chronik::disk::OpenMode::Existing)?;
+    let mut bytes = vec![0u8; file.len()? as usize];
+    file.read_full_at(&mut bytes, 0)?;
+    let mut kept = Vec::new();
+    let mut pos = 0;
+    while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
+        let payload = &bytes[start..end];
+        let dropped =
+            payload[0] == 1 && drop(raft::eraftpb::Entry::parse_from_bytes(&payload[1..])?.index);
+        if !dropped {
+            kept.extend_from_slice(&bytes[pos..end]);
+        }
+        pos = end;
+    }
+    file.set_len(0)?;
+    file.write_at(&kept, 0)?;
+    file.sync_data()?;
+    Ok(kept.len() < bytes.len())
 }
 
 fn three_voters() -> NodeConfig {

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use crate::check::{run, shortest, Run};
-use crate::ci::{metadata, metadata_bounds};
+use crate::ci::{metadata, metadata_bounds, replace_between, table_cell};
 use crate::property_names as names;
 use crate::{Bug, ChronikModel};
 
@@ -219,19 +219,13 @@ pub fn measure_bugs(mut progress: impl FnMut(&str)) -> Result<String, String> {
 
 /// `readme` with its generated bug table replaced by `table`; None without markers.
 pub fn replace_bug_table(readme: &str, table: &str) -> Option<String> {
-    let begin = readme.find(BUG_TABLE_BEGIN)?;
-    let end = readme[begin..].find(BUG_TABLE_END)? + begin + BUG_TABLE_END.len();
-    Some(format!("{}{table}{}", &readme[..begin], &readme[end..]))
+    replace_between(readme, BUG_TABLE_BEGIN, BUG_TABLE_END, table)
 }
 
 /// The shortest path model/README.md's bug table records for `test`.
 pub fn documented_steps(readme: &str, test: &str) -> Option<usize> {
-    let begin = readme.find(BUG_TABLE_BEGIN)?;
-    let end = readme[begin..].find(BUG_TABLE_END)? + begin;
-    let name = format!("| `{test}` |");
-    let row = readme[begin..end].lines().find(|l| l.contains(&name))?;
-    let cell = row.split('|').nth(5)?;
-    cell.trim().trim_end_matches(" steps").parse().ok()
+    let cell = table_cell(readme, (BUG_TABLE_BEGIN, BUG_TABLE_END), test, 5)?;
+    cell.trim_end_matches(" steps").parse().ok()
 }
 
 /// Fails unless `readme` records a shortest path of `steps` for bug test `test`.

@@ -510,19 +510,36 @@ pub fn measure_all(mut progress: impl FnMut(&str)) -> String {
 
 /// `readme` with its generated table replaced by `table`; None if it has no markers.
 pub fn replace_table(readme: &str, table: &str) -> Option<String> {
-    let begin = readme.find(TABLE_BEGIN)?;
-    let end = readme[begin..].find(TABLE_END)? + begin + TABLE_END.len();
-    Some(format!("{}{table}{}", &readme[..begin], &readme[end..]))
+    replace_between(readme, TABLE_BEGIN, TABLE_END, table)
+}
+
+/// `readme` with the text from `begin` through `end` replaced by `table` (which
+/// carries both markers); None if a marker is missing.
+pub fn replace_between(readme: &str, begin: &str, end: &str, table: &str) -> Option<String> {
+    let from = readme.find(begin)?;
+    let to = readme[from..].find(end)? + from + end.len();
+    Some(format!("{}{table}{}", &readme[..from], &readme[to..]))
+}
+
+/// Cell `column` (from 1) of the row naming `` `name` `` in the table between
+/// `begin` and `end`.
+pub fn table_cell<'a>(
+    readme: &'a str,
+    (begin, end): (&str, &str),
+    name: &str,
+    column: usize,
+) -> Option<&'a str> {
+    let from = readme.find(begin)?;
+    let to = readme[from..].find(end)? + from;
+    let name = format!("| `{name}` |");
+    let row = readme[from..to].lines().find(|l| l.contains(&name))?;
+    row.split('|').nth(column).map(str::trim)
 }
 
 /// The unique states model/README.md's generated table records for `test`.
 pub fn documented_unique(readme: &str, test: &str) -> Option<usize> {
-    let begin = readme.find(TABLE_BEGIN)?;
-    let end = readme[begin..].find(TABLE_END)? + begin;
-    let name = format!("| `{test}` |");
-    let row = readme[begin..end].lines().find(|l| l.starts_with(&name))?;
-    let cell = row.split('|').nth(4)?;
-    cell.trim().replace(',', "").parse().ok()
+    let cell = table_cell(readme, (TABLE_BEGIN, TABLE_END), test, 4)?;
+    cell.replace(',', "").parse().ok()
 }
 
 /// Fails unless `readme` records `unique` states for CI configuration `test`.
