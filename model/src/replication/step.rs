@@ -1177,6 +1177,6 @@ fn take_request(t: &mut RState, f: NodeId, k: u8) -> Option<FetchReq> {
 }
 
 /// `cmd` waits to be committed or is on its way to the controller.
-fn proposed(s: &RState, cmd: MetaCmd) -> bool {
+pub(super) fn proposed(s: &RState, cmd: MetaCmd) -> bool {
     s.inbox.contains(&cmd) || s.in_flight.contains(&cmd)
 }

@@ -557,7 +557,7 @@ impl ReplTrace {
             version: view.version,
             isr,
         };
-        s.inbox.contains(&cmd) || s.in_flight.contains(&cmd)
+        super::step::proposed(s, cmd)
     }
 
     /// The actions besides fetches that can bring `s` closer to `observed`: those
