@@ -21,14 +21,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chronik::consensus::{
     Driver, DriverBugs, DriverConfig, Effect, Input, MetadataNode, NodeConfig, NodeError, Pacing,
-    PeerMessage, RaftWal, Registration,
+    PeerMessage, RaftWal, Registration, KIND_ENTRY,
 };
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, BatchHeader, Record};
 use chronik::log::frame::FRAME_HEADER_LEN;
 use chronik::log::{LogConfig, LogError, ManualCommitter, PartitionLog};
-use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
-use chronik_core::replication::{AppendResult, LocalView, NoEvents, Partitions, ProduceWait};
+use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState, COMMAND_VERSION};
+use chronik_core::replication::{
+    AppendResult, LocalView, NoEvents, Partitions, ProduceWait, ReplicationBugs,
+};
 use chronik_model::model::{Action, PARTITION_LEADER};
 use chronik_model::state::{Envelope, NodeId, Phase};
 use chronik_model::ChronikModel;
@@ -50,14 +52,31 @@ pub enum Injected {
     /// A forwarded write's answer names the leader's applied index after its Ready,
     /// not the write's own entry (`DriverBugs::forward_answer_names_applied_index`).
     ForwardAnswerNamesAppliedIndex,
+    /// Recovery opens the partition log without its high watermark (seed 002,
+    /// `ReplicationBugs::no_hw_restore`).
+    NoHwRestore,
+    /// Replay skips a committed entry it cannot decode (seed 000,
+    /// `DriverBugs::skip_undecodable`).
+    SkipUndecodable,
+    /// A follower's client write goes to raft-rs, which forwards it as its own
+    /// `MsgPropose`, and is answered success at once (seed 003,
+    /// `DriverBugs::propose_on_follower`).
+    ProposeOnFollower,
+    /// The driver takes nothing from Raft before it knows a leader (seed 001,
+    /// `DriverBugs::init_waits_election`).
+    InitWaitsElection,
 }
 
 impl Injected {
-    pub const ALL: [Injected; 4] = [
+    pub const ALL: [Injected; 8] = [
         Injected::SkipRaftFsync,
         Injected::AckProduceBeforeFsync,
         Injected::CutRaftDamage,
         Injected::ForwardAnswerNamesAppliedIndex,
+        Injected::NoHwRestore,
+        Injected::SkipUndecodable,
+        Injected::ProposeOnFollower,
+        Injected::InitWaitsElection,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,12 +85,61 @@ impl Injected {
             Injected::AckProduceBeforeFsync => "ack-produce-before-fsync",
             Injected::CutRaftDamage => "cut-raft-damage",
             Injected::ForwardAnswerNamesAppliedIndex => "forward-answer-names-applied-index",
+            Injected::NoHwRestore => "no-hw-restore",
+            Injected::SkipUndecodable => "skip-undecodable",
+            Injected::ProposeOnFollower => "propose-on-follower",
+            Injected::InitWaitsElection => "init-waits-election",
         }
     }
 
     pub fn from_name(s: &str) -> Option<Injected> {
         Injected::ALL.into_iter().find(|b| b.name() == s)
     }
+}
+
+/// The WAL record at `at`, rewritten as a command of the next version, if it holds
+/// a topic creation: same length, its checksum computed again.
+fn newer_version_topic_record(bytes: &[u8], at: usize) -> Result<Option<Vec<u8>>, HarnessError> {
+    use protobuf::Message as _;
+    let chronik::log::frame::Decoded::Frame { start, end } = chronik::log::frame::decode(bytes, at)
+    else {
+        return Err(HarnessError(format!("no whole record at {at}")));
+    };
+    let payload = &bytes[start..end];
+    // An entry record is its tag then the protobuf entry.
+    let Some((&KIND_ENTRY, entry)) = payload.split_first() else {
+        return Ok(None);
+    };
+    let mut entry = raft::eraftpb::Entry::parse_from_bytes(entry)
+        .map_err(|e| HarnessError(format!("entry record at {at}: {e}")))?;
+    let Ok(envelope) = CommandEnvelope::decode(&entry.data) else {
+        return Ok(None);
+    };
+    if !matches!(envelope.command, MetadataCommand::CreateTopic { .. }) {
+        return Ok(None);
+    }
+    let json = String::from_utf8_lossy(&entry.data).into_owned();
+    let current = format!("\"version\":{COMMAND_VERSION}");
+    let newer = format!("\"version\":{}", COMMAND_VERSION + 1);
+    if current.len() != newer.len() || !json.contains(&current) {
+        return Err(HarnessError(format!(
+            "cannot make a newer version of {json}"
+        )));
+    }
+    entry.data = json.replacen(&current, &newer, 1).into_bytes().into();
+    let mut rewritten = vec![KIND_ENTRY];
+    rewritten.extend(
+        entry
+            .write_to_bytes()
+            .map_err(|e| HarnessError(format!("entry record at {at}: {e}")))?,
+    );
+    if rewritten.len() != payload.len() {
+        return Err(HarnessError(format!("entry record at {at} changed length")));
+    }
+    let mut frame = vec![0u8; FRAME_HEADER_LEN];
+    chronik::log::frame::write_header(&mut frame, &rewritten);
+    frame.extend(rewritten);
+    Ok(Some(frame))
 }
 
 /// The real code failed where the model has no failure: always a divergence.
@@ -217,6 +285,8 @@ pub struct Harness {
     snapshot_interval: u64,
     /// raft-rs's pre-vote round, as the model runs it.
     pre_vote: bool,
+    /// The model's format defect: committed topic creations do not decode on replay.
+    undecodable: bool,
     injected: Option<Injected>,
     /// Messages between the nodes, delivered as the model delivers its own.
     net: Network,
@@ -263,6 +333,7 @@ impl Harness {
                 every => u64::from(every),
             },
             pre_vote: model.pre_vote,
+            undecodable: model.undecodable,
             injected,
             net: Network::default(),
             unmapped: None,
@@ -413,6 +484,9 @@ impl Harness {
         let snapshot_interval = self.snapshot_interval;
         let injected = self.injected;
         let pre_vote = self.pre_vote || voters.len() == 1;
+        if self.undecodable {
+            self.make_committed_topics_undecodable(n)?;
+        }
         let node = self.node(n);
         node.boots += 1;
         node.incarnation = node.boots;
@@ -447,6 +521,9 @@ impl Harness {
             skip_raft_fsync: injected == Some(Injected::SkipRaftFsync),
             forward_answer_names_applied_index: injected
                 == Some(Injected::ForwardAnswerNamesAppliedIndex),
+            skip_undecodable: injected == Some(Injected::SkipUndecodable),
+            propose_on_follower: injected == Some(Injected::ProposeOnFollower),
+            init_waits_election: injected == Some(Injected::InitWaitsElection),
             ..DriverBugs::default()
         };
         let driver = opened.and_then(|meta| Driver::with_bugs(meta, driver_config, bugs));
@@ -466,7 +543,11 @@ impl Harness {
             LogConfig::default(),
             Arc::new(NoEvents),
             node.committer.queue(),
-        );
+        )
+        .with_bugs(ReplicationBugs {
+            no_hw_restore: injected == Some(Injected::NoHwRestore),
+            ..ReplicationBugs::default()
+        });
         let state = partition_metadata(node.incarnation);
         partitions.reconcile_in_start(&state, real_id(node.id) as i32, node.incarnation)?;
         if let Some(log) = partitions.get(TOPIC, 0) {
@@ -503,9 +584,10 @@ impl Harness {
     fn damage_raft_log(&mut self, n: NodeId, at: u8) -> Result<(), HarnessError> {
         self.node(n).damaged = true;
         let disk = self.node(n).disk.clone();
-        let (wal, records) = RaftWal::entry_records(&disk, &metadata_dir())?;
+        let records = RaftWal::entry_records(&disk, &metadata_dir())?;
+        let wal = records.path;
         let index = u64::from(at) + 1;
-        let record = records.get(&index).copied().ok_or_else(|| {
+        let record = records.positions.get(&index).copied().ok_or_else(|| {
             HarnessError(format!(
                 "no record of entry {index} in the Raft log to damage"
             ))
@@ -521,6 +603,34 @@ impl Harness {
             .ok_or_else(|| HarnessError("the record ends before its payload".into()))?;
         disk.corrupt(&wal, byte_at, &[byte ^ 0x40])
             .map_err(|e| HarnessError(format!("damage {}: {e}", wal.display())))
+    }
+
+    /// The model's `undecodable` format defect on a down node's disk: every committed
+    /// topic creation in its Raft log becomes a command of a newer version than this
+    /// broker decodes (what a downgrade leaves), in a record whose checksum holds. The
+    /// live apply read them; only a replay meets them, as in the model.
+    fn make_committed_topics_undecodable(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let disk = self.node(n).disk.clone();
+        let records = match RaftWal::entry_records(&disk, &metadata_dir()) {
+            Ok(records) => records,
+            // No Raft log yet: the node never started.
+            Err(LogError::Io { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let bytes = chronik::disk::read_all(&disk, &records.path)
+            .map_err(|e| HarnessError(format!("read {}: {e}", records.path.display())))?;
+        for (&index, &at) in records.positions.range(..=records.commit) {
+            let at = usize::try_from(at).map_err(|_| HarnessError("record position".into()))?;
+            if let Some(frame) = newer_version_topic_record(&bytes, at)? {
+                disk.corrupt(&records.path, at, &frame).map_err(|e| {
+                    HarnessError(format!(
+                        "rewrite entry {index} of {}: {e}",
+                        records.path.display()
+                    ))
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// What `broker::start` registers once its listeners are bound.

@@ -510,11 +510,12 @@ fn damage_commands(node: &SimNode) -> Vec<Action> {
     if node.damaged {
         return Vec::new();
     }
-    let Ok((_, records)) = RaftWal::entry_records(&node.disk, &metadata_dir()) else {
+    let Ok(records) = RaftWal::entry_records(&node.disk, &metadata_dir()) else {
         return Vec::new();
     };
-    let last = records.keys().next_back().copied().unwrap_or(0);
+    let last = records.positions.keys().next_back().copied().unwrap_or(0);
     records
+        .positions
         .keys()
         .filter(|index| **index < last)
         .filter_map(|index| u8::try_from(index - 1).ok())

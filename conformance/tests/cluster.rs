@@ -456,3 +456,47 @@ fn c11_a_forwarded_write_is_answered_once_its_own_entry_is_applied() {
         "{d}"
     );
 }
+
+/// C-11 (R-PROPOSE-1, seed 003): a follower's client write travels in the broker's
+/// own forward and is answered once applied. The injected `propose-on-follower`
+/// hands it to raft-rs, which sends it on as its own `MsgPropose` (dropped by a
+/// leader that no longer leads, or on the way), and answers the client success at
+/// once: the oracle reports that answer at the write's step.
+#[test]
+fn c11_a_follower_answers_a_forwarded_write_only_once_applied() {
+    let mut s = node_0_leads_two();
+    s.act(Action::ClientCreateTopic(1));
+    if let Err(d) = replay_path(&s.model, &s.path, None) {
+        panic!("{d}");
+    }
+    let Err(d) = replay_path(&s.model, &s.path, Some(Injected::ProposeOnFollower)) else {
+        panic!("propose-on-follower not reported: {:?}", s.path);
+    };
+    assert_eq!(d.step, Some(s.path.len() - 1), "{d}");
+    assert!(
+        d.why.iter().any(|w| w.contains("metadata writes answered")),
+        "{d}"
+    );
+}
+
+/// C-11 (R-START-1, seed 001): a node that knows no leader runs its consensus loop
+/// and campaigns when its election timer fires. The injected `init-waits-election`
+/// holds the loop back until a leader is known, which only the loop could learn:
+/// the oracle reports the campaign that never came, at the timeout.
+#[test]
+fn c11_a_node_that_knows_no_leader_campaigns() {
+    let mut s = Script::undamaged(3);
+    s.power_on(&[0, 1, 2]).elect(0, 1);
+    if let Err(d) = replay_path(&s.model, &s.path, None) {
+        panic!("{d}");
+    }
+    let timeout = s
+        .path
+        .iter()
+        .position(|a| *a == Action::Timeout(0))
+        .expect("node 0 timed out");
+    let Err(d) = replay_path(&s.model, &s.path, Some(Injected::InitWaitsElection)) else {
+        panic!("init-waits-election not reported: {:?}", s.path);
+    };
+    assert_eq!(d.step, Some(timeout), "{d}");
+}

@@ -112,11 +112,43 @@ fn c3_injected_faults_are_reported() {
             assert_reported_at(result, fault, at);
         }
     }
-    // Issue 12's recovery shows only once a log is damaged, at the restart after it.
-    let fault = Injected::CutRaftDamage;
+    // Issue 12's recovery shows only once a log is damaged, at the restart after it;
+    // seed 002's once a produce was read before a crash, at the restart after it.
+    for (fault, model) in [
+        (Injected::CutRaftDamage, one_node_with_damage()),
+        (Injected::NoHwRestore, one_node()),
+    ] {
+        for result in [
+            random_walks(&model, 2_000, 200, 7, Some(fault)),
+            real_runs(&model, 2_000, 200, 11, Some(fault)),
+        ] {
+            assert_reported_at(result, fault, "Restart");
+        }
+    }
+}
+
+/// The model's format defect (seed 000): every committed topic creation is a command
+/// of a newer version by the time the node replays it, as a downgrade leaves it.
+fn one_node_with_an_undecodable_record() -> ChronikModel {
+    let mut m = one_node();
+    m.undecodable = true;
+    m
+}
+
+/// C-1, C-3 (R-RECOVER-3, seed 000): a committed record the node cannot decode stops
+/// its restart where the model's node fails, and never earlier (the live apply read
+/// it). The injected `skip-undecodable` replays past it, as the seed's recovery
+/// skipped every event bincode could not read, and is reported at that restart.
+#[test]
+fn c1_r_recover_3_an_undecodable_committed_record_stops_the_restart() {
+    let m = one_node_with_an_undecodable_record();
+    let stats = must_conform(random_walks(&m, 2_000, 200, 29, None));
+    eprintln!("{stats:?}");
+    assert!(stats.refused_starts >= 10, "{stats:?}");
+    let fault = Injected::SkipUndecodable;
     for result in [
-        random_walks(&one_node_with_damage(), 2_000, 200, 7, Some(fault)),
-        real_runs(&one_node_with_damage(), 2_000, 200, 11, Some(fault)),
+        random_walks(&m, 2_000, 200, 7, Some(fault)),
+        real_runs(&m, 2_000, 200, 11, Some(fault)),
     ] {
         assert_reported_at(result, fault, "Restart");
     }

@@ -189,6 +189,35 @@ fn finds_a_view_served_before_replay() {
     finds(bugs, "R-RECOVER-2", 50);
 }
 
+/// Seed 001 (R-START-1): a start-up that awaits a leader before its consensus loop
+/// runs. Every node of a cluster started cold waits for an election that only the
+/// loops it holds back could hold: no leader after settling (I-5), and no broker
+/// registered (R-START-3).
+#[test]
+fn finds_a_start_up_that_awaits_a_leader_before_its_loop_runs() {
+    let bugs = DriverBugs {
+        init_waits_election: true,
+        ..DriverBugs::default()
+    };
+    finds(bugs, "I-5 after settling, leaders are []", 3);
+    finds(bugs, "R-START-3", 3);
+}
+
+/// Seed 003 (R-PROPOSE-1), as raft-rs 0.7 behaves: a follower hands its client's
+/// write to raft-rs, which forwards it as its own `MsgPropose`, and answers success
+/// once `propose` returns Ok. A leader that no longer leads, or a lost message, drops
+/// it unseen, so the settled cluster lacks writes its clients were told were done.
+/// The test looks for that loss, not for the early answer (which the simulator also
+/// reports, as R-PERSIST-1 "before its view shows it").
+#[test]
+fn finds_a_follower_proposing_through_raft_and_answering_at_once() {
+    let bugs = DriverBugs {
+        propose_on_follower: true,
+        ..DriverBugs::default()
+    };
+    finds(bugs, "is lost", 5);
+}
+
 /// Advance before persist: the Raft log's fsync does nothing, so a crash forgets
 /// votes and entries the node had already acted on: committed entries change (I-4;
 /// two leaders in one term, I-1, shows up too but more rarely since the partition

@@ -229,6 +229,8 @@ pub struct Driver {
     registered: bool,
     failed: Option<String>,
     effects: Vec<Effect>,
+    /// [`DriverBugs::init_waits_election`] holds the loop back: nothing reaches raft-rs.
+    loop_held_back: bool,
     bugs: DriverBugs,
 }
 
@@ -266,6 +268,17 @@ pub struct DriverBugs {
     /// Ready, not the write's own entry (before 3053898): the origin then waits for
     /// entries that have nothing to do with its client's write.
     pub forward_answer_names_applied_index: bool,
+    /// The consensus loop starts only once a leader is known (seed 001: a start-up
+    /// that awaited a leader before the loop that elects one ran): until its first
+    /// tick the driver takes no tick, timer or peer message while it knows no leader.
+    pub init_waits_election: bool,
+    /// A follower hands its proposals to raft-rs (seed 003, as raft-rs 0.7 behaves:
+    /// forwarded as its own `MsgPropose`, dropped by a leader that no longer leads or
+    /// by a lost message) and takes `propose` returning Ok for success at once.
+    pub propose_on_follower: bool,
+    /// Replay and apply skip a committed entry that does not decode (seed 000)
+    /// instead of stopping the node (R-RECOVER-3).
+    pub skip_undecodable: bool,
 }
 
 impl Driver {
@@ -296,6 +309,10 @@ impl Driver {
         if bugs.skip_raft_fsync {
             node.inject_skip_fsync();
         }
+        #[cfg(feature = "inject-bugs")]
+        if bugs.skip_undecodable {
+            node.inject_skip_undecodable();
+        }
         if !bugs.skip_replay {
             node.replay_committed()?;
         }
@@ -305,6 +322,7 @@ impl Driver {
         }
         elect_sole_voter(&mut node)?;
         let next_id = (node.id() << 56) | (config.id_base & ((1 << 56) - 1));
+        let loop_held_back = bugs.init_waits_election && node.leader_id().is_none();
         Ok(Driver {
             node,
             config,
@@ -328,6 +346,7 @@ impl Driver {
             registered: false,
             failed: None,
             effects: Vec::new(),
+            loop_held_back,
             bugs,
         })
     }
@@ -383,6 +402,10 @@ impl Driver {
     }
 
     fn handle(&mut self, now: u64, input: Input) -> Result<(), NodeError> {
+        if self.loop_awaits_a_leader() {
+            self.held_back(now, input);
+            return Ok(());
+        }
         match input {
             Input::Propose { token, command } => {
                 let deadline = now.saturating_add(self.config.forward_timeout_ms);
@@ -436,6 +459,33 @@ impl Driver {
         Ok(())
     }
 
+    /// With [`DriverBugs::init_waits_election`]: the loop has not started and no
+    /// leader is known, which only the loop could learn.
+    fn loop_awaits_a_leader(&mut self) -> bool {
+        if self.node.leader_id().is_some() {
+            self.loop_held_back = false;
+        }
+        self.loop_held_back
+    }
+
+    /// A start-up held back until a leader is known: it polls on the tick timer,
+    /// what reaches the broker is kept or waits, nothing reaches raft-rs.
+    fn held_back(&mut self, now: u64, input: Input) {
+        self.next_tick_ms = Some(now + self.config.tick_ms);
+        match input {
+            Input::Propose { token, command } => {
+                let pending = Pending {
+                    command,
+                    waiter: Waiter::Client(token),
+                    deadline: now.saturating_add(self.config.forward_timeout_ms),
+                };
+                self.await_leader(now, pending, None, None);
+            }
+            Input::Register(registration) => self.registration = Some(registration),
+            _ => {}
+        }
+    }
+
     /// The node, for an input only [`Pacing::Stepwise`] takes.
     fn stepwise(&mut self) -> Result<&mut MetadataNode, NodeError> {
         if self.config.pacing != Pacing::Stepwise {
@@ -480,6 +530,19 @@ impl Driver {
             }
             Ok(()) => {
                 self.local.insert(id, pending.waiter);
+            }
+            #[cfg(feature = "inject-bugs")]
+            Err(ProposeError::NotLeader {
+                leader: Some(leader),
+            }) if self.bugs.propose_on_follower && leader != self.node.id() => {
+                let result = match self.node.propose_through_raft(&envelope) {
+                    Ok(()) => Ok(ApplyOutcome::Done),
+                    Err(ProposeError::Dropped(why)) => Err(ProposalFailure::Dropped(why)),
+                    Err(ProposeError::NotLeader { leader }) => {
+                        Err(ProposalFailure::NotLeader { leader })
+                    }
+                };
+                self.answer(pending.waiter, result)
             }
             Err(ProposeError::NotLeader {
                 leader: Some(leader),

@@ -17,4 +17,7 @@ pub use node::{
 };
 pub use peer::{ForwardOutcome, PeerMessage};
 pub use raft_trace::{entry_digest, Mark, RaftSeen, RaftTraceEvent, RaftTraceLine};
-pub use wal::{refuse_partition_data_without_metadata, OrphanedData, RaftStore, RaftWal};
+pub use wal::{
+    refuse_partition_data_without_metadata, EntryRecords, OrphanedData, RaftStore, RaftWal,
+    KIND_ENTRY,
+};

@@ -157,6 +157,8 @@ pub struct MetadataNode {
     pending: Option<raft::Ready>,
     /// Test-only fault: see [`inject_vote_while_repairing`](Self::inject_vote_while_repairing).
     vote_while_repairing: bool,
+    /// Test-only fault: see [`inject_skip_undecodable`](Self::inject_skip_undecodable).
+    skip_undecodable: bool,
     /// The seeded election timeouts (`NodeConfig::election_seed`).
     election_draws: Option<ElectionDraws>,
 }
@@ -274,6 +276,7 @@ impl MetadataNode {
             last_snapshot_term: snapshot.get_metadata().term,
             pending: None,
             vote_while_repairing: false,
+            skip_undecodable: false,
             election_draws,
         };
         node.redraw_election_timeout();
@@ -673,6 +676,25 @@ impl MetadataNode {
         }
     }
 
+    /// Test-only fault (seed 000): a committed entry that does not decode is taken
+    /// as applied and skipped, as the seed's replay skipped every event bincode could
+    /// not read back, instead of stopping the node (R-RECOVER-3).
+    #[cfg(feature = "inject-bugs")]
+    pub fn inject_skip_undecodable(&mut self) {
+        self.skip_undecodable = true;
+    }
+
+    /// Test-only fault (seed 003, as raft-rs 0.7 behaves): a proposal handed to
+    /// raft-rs whatever this node's role. A follower that knows a leader sends it as
+    /// raft-rs's own `MsgPropose`, which the leader drops if it no longer leads and
+    /// a lost message drops on the way; nothing tells the proposer either way.
+    #[cfg(feature = "inject-bugs")]
+    pub fn propose_through_raft(&mut self, envelope: &CommandEnvelope) -> Result<(), ProposeError> {
+        self.raw
+            .propose(vec![], envelope.encode().map_err(ProposeError::Dropped)?)
+            .map_err(|e| ProposeError::Dropped(e.to_string()))
+    }
+
     /// Test-only fault for the conformance oracle: the Raft WAL's fsync does nothing.
     #[cfg(feature = "inject-bugs")]
     pub fn inject_skip_fsync(&mut self) {
@@ -711,11 +733,19 @@ impl MetadataNode {
                 self.state.mark_applied(entry.index);
                 continue;
             }
-            let envelope =
-                CommandEnvelope::decode(&entry.data).map_err(|reason| NodeError::Undecodable {
-                    index: entry.index,
-                    reason,
-                })?;
+            let envelope = match CommandEnvelope::decode(&entry.data) {
+                Ok(envelope) => envelope,
+                Err(_) if self.skip_undecodable => {
+                    self.state.mark_applied(entry.index);
+                    continue;
+                }
+                Err(reason) => {
+                    return Err(NodeError::Undecodable {
+                        index: entry.index,
+                        reason,
+                    })
+                }
+            };
             let outcome = self.state.apply(entry.index, &envelope);
             out.applied.push((envelope.id, entry.index, outcome));
             out.state_changed = true;

@@ -25,7 +25,8 @@ const WAL_FILE: &str = "wal.log";
 /// where the damage was.
 const REPAIR_FILE: &str = "repair";
 const SNAPSHOT_FILE: &str = "snapshot.bin";
-const KIND_ENTRY: u8 = 1;
+/// The kind byte of a WAL record that holds one Raft entry (its protobuf follows).
+pub const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 
 /// A bad record with a valid record after it is damage, not a crash's torn tail:
@@ -208,6 +209,17 @@ struct WalScan {
     valid_len: u64,
     /// Where the damage starts, and what it is.
     damage: Option<(u64, String)>,
+}
+
+/// Where the entries of a Raft log are, as [`RaftWal::entry_records`] finds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecords {
+    /// The WAL file.
+    pub path: PathBuf,
+    /// The file position of the record of each entry a recovery would keep.
+    pub positions: BTreeMap<u64, u64>,
+    /// The durable commit index (of the newest HardState before any damage).
+    pub commit: u64,
 }
 
 /// Reads every record up to the first bad one. A bad record with no valid one after it
@@ -580,17 +592,18 @@ impl RaftWal {
     /// The WAL file in `dir` and the file position of the record that holds each
     /// entry a recovery would keep, read without changing anything: for tools and
     /// tests that must name the bytes of an entry (a bad sector in it, R-RECOVER-6).
-    pub fn entry_records(
-        disk: &dyn Disk,
-        dir: &Path,
-    ) -> Result<(PathBuf, BTreeMap<u64, u64>), LogError> {
+    pub fn entry_records(disk: &dyn Disk, dir: &Path) -> Result<EntryRecords, LogError> {
         let path = dir.join(WAL_FILE);
         let file = disk
             .open_file(&path, OpenMode::Existing)
             .map_err(|e| LogError::io("open", &path, e))?;
         let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
         let scan = scan_wal(file.as_ref(), &path, len, true, HardState::default())?;
-        Ok((path, scan.positions))
+        Ok(EntryRecords {
+            path,
+            positions: scan.positions,
+            commit: scan.hard_state.commit,
+        })
     }
 
     /// The WAL was damaged and cut (R-RECOVER-9): until the node's own registration of

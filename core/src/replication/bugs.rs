@@ -43,4 +43,8 @@ pub struct ReplicationBugs {
     /// before its registration of this start is applied: after its damaged Raft log
     /// was cut, an older view than it had before its crash (R-REPL-3).
     pub follow_before_registered: bool,
+    /// A log is opened without its high watermark (seed 002: recovery found the
+    /// data but restored no high watermark, so none of it was consumable after a
+    /// restart): neither the checkpointed one nor a single replica's durable end.
+    pub no_hw_restore: bool,
 }

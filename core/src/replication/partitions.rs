@@ -618,7 +618,9 @@ impl Partitions {
                     // A single-replica partition's durable log is all committed; a
                     // replicated one keeps its checkpointed high watermark until its
                     // leader says more.
-                    if single_replica.contains(&key) {
+                    if self.bugs.no_hw_restore {
+                        log.set_high_watermark(0);
+                    } else if single_replica.contains(&key) {
                         log.advance_single_replica_high_watermark();
                     }
                     if let Some(observer) = self.events.sync_observer() {
