@@ -360,6 +360,11 @@ impl Host {
     }
 
     /// Lost questions are never answered: the oldest are forgotten past a bound.
+    /// This start sent `request` to `to` and waits for its answer.
+    pub fn awaits_answer(&self, request: u64, to: u64) -> bool {
+        self.unanswered.contains(&(request, to))
+    }
+
     fn note_unanswered(&mut self, to: u64) {
         self.unanswered.insert((self.next_request, to));
         if self.unanswered.len() > MAX_UNANSWERED {

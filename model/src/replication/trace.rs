@@ -415,7 +415,10 @@ impl ReplTrace {
                             return Ok(found);
                         }
                         if seen.len() >= max_visited {
-                            return Err(format!("no explanation within {max_visited} states"));
+                            return Err(format!(
+                                "no explanation within {max_visited} states (fetch steps \
+                                 {fetches:?})"
+                            ));
                         }
                         if seen.insert((t.clone(), used)) {
                             next.push((t, used));
