@@ -65,10 +65,19 @@ pub enum Injected {
     /// The driver takes nothing from Raft before it knows a leader (seed 001,
     /// `DriverBugs::init_waits_election`).
     InitWaitsElection,
+    /// A write is answered success once the leader appended it, before it commits
+    /// (`DriverBugs::ack_before_commit`).
+    AckBeforeCommit,
+    /// The recovered view is served without replaying the committed metadata
+    /// (seed 000, `DriverBugs::skip_replay`).
+    SkipReplay,
+    /// A broker registers only once it leads (seed 000,
+    /// `DriverBugs::register_only_as_leader`).
+    RegisterOnlyAsLeader,
 }
 
 impl Injected {
-    pub const ALL: [Injected; 8] = [
+    pub const ALL: [Injected; 11] = [
         Injected::SkipRaftFsync,
         Injected::AckProduceBeforeFsync,
         Injected::CutRaftDamage,
@@ -77,6 +86,9 @@ impl Injected {
         Injected::SkipUndecodable,
         Injected::ProposeOnFollower,
         Injected::InitWaitsElection,
+        Injected::AckBeforeCommit,
+        Injected::SkipReplay,
+        Injected::RegisterOnlyAsLeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +101,9 @@ impl Injected {
             Injected::SkipUndecodable => "skip-undecodable",
             Injected::ProposeOnFollower => "propose-on-follower",
             Injected::InitWaitsElection => "init-waits-election",
+            Injected::AckBeforeCommit => "ack-before-commit",
+            Injected::SkipReplay => "skip-replay",
+            Injected::RegisterOnlyAsLeader => "register-only-as-leader",
         }
     }
 
@@ -524,6 +539,9 @@ impl Harness {
             skip_undecodable: injected == Some(Injected::SkipUndecodable),
             propose_on_follower: injected == Some(Injected::ProposeOnFollower),
             init_waits_election: injected == Some(Injected::InitWaitsElection),
+            ack_before_commit: injected == Some(Injected::AckBeforeCommit),
+            skip_replay: injected == Some(Injected::SkipReplay),
+            register_only_as_leader: injected == Some(Injected::RegisterOnlyAsLeader),
             ..DriverBugs::default()
         };
         let driver = opened.and_then(|meta| Driver::with_bugs(meta, driver_config, bugs));

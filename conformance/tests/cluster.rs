@@ -500,3 +500,20 @@ fn c11_a_node_that_knows_no_leader_campaigns() {
     };
     assert_eq!(d.step, Some(timeout), "{d}");
 }
+
+/// C-11 (R-START-3, seed 000): a follower registers through the leader as soon as
+/// it knows one. The injected `register-only-as-leader` (a registration deferred
+/// until this node leads, which a follower never does) is reported where the
+/// model's forward of the registration is delivered and the real follower sent none.
+#[test]
+fn c11_a_follower_registers_through_the_leader() {
+    let mut s = node_0_leads_two();
+    s.act(Action::RegisterRetry(1)).deliver(1, 0, forward);
+    if let Err(d) = replay_path(&s.model, &s.path, None) {
+        panic!("{d}");
+    }
+    let Err(d) = replay_path(&s.model, &s.path, Some(Injected::RegisterOnlyAsLeader)) else {
+        panic!("register-only-as-leader not reported: {:?}", s.path);
+    };
+    assert_eq!(d.step, Some(s.path.len() - 1), "{d}");
+}

@@ -102,6 +102,10 @@ fn c3_injected_faults_are_reported() {
     let expectations = [
         (Injected::SkipRaftFsync, "Fsync"),
         (Injected::AckProduceBeforeFsync, "Produce"),
+        // The answer the model gives only once the write is applied.
+        (Injected::AckBeforeCommit, "ClientCreateTopic"),
+        // Seed 000: the restart that serves no replayed metadata.
+        (Injected::SkipReplay, "Restart"),
     ];
     for (fault, at) in expectations {
         for result in [
