@@ -269,8 +269,9 @@ pub struct DriverBugs {
     /// entries that have nothing to do with its client's write.
     pub forward_answer_names_applied_index: bool,
     /// The consensus loop starts only once a leader is known (seed 001: a start-up
-    /// that awaited a leader before the loop that elects one ran): until its first
-    /// tick the driver takes no tick, timer or peer message while it knows no leader.
+    /// that awaited a leader before the loop that elects one ran): a driver that
+    /// starts knowing no leader takes no tick, timer or peer message, the only
+    /// inputs that could tell it one.
     pub init_waits_election: bool,
     /// A follower hands its proposals to raft-rs (seed 003, as raft-rs 0.7 behaves:
     /// forwarded as its own `MsgPropose`, dropped by a leader that no longer leads or
