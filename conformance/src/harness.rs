@@ -16,6 +16,7 @@
 //! its current start. Where the broker does something on its own schedule (the
 //! flusher thread) the model's action says when.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -74,10 +75,13 @@ pub enum Injected {
     /// A broker registers only once it leads (seed 000,
     /// `DriverBugs::register_only_as_leader`).
     RegisterOnlyAsLeader,
+    /// A node whose damaged Raft log was cut votes while it repairs, as if the damage
+    /// were a torn tail (R-RECOVER-9, `DriverBugs::vote_while_repairing`).
+    VoteWhileRepairing,
 }
 
 impl Injected {
-    pub const ALL: [Injected; 11] = [
+    pub const ALL: [Injected; 12] = [
         Injected::SkipRaftFsync,
         Injected::AckProduceBeforeFsync,
         Injected::CutRaftDamage,
@@ -89,6 +93,7 @@ impl Injected {
         Injected::AckBeforeCommit,
         Injected::SkipReplay,
         Injected::RegisterOnlyAsLeader,
+        Injected::VoteWhileRepairing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +109,7 @@ impl Injected {
             Injected::AckBeforeCommit => "ack-before-commit",
             Injected::SkipReplay => "skip-replay",
             Injected::RegisterOnlyAsLeader => "register-only-as-leader",
+            Injected::VoteWhileRepairing => "vote-while-repairing",
         }
     }
 
@@ -355,6 +361,11 @@ impl Harness {
         }
     }
 
+    /// See [`Network::unmatched_vote_grants`].
+    pub fn unmatched_vote_grants(&self, model: &BTreeSet<Envelope>) -> Vec<String> {
+        self.net.unmatched_vote_grants(model)
+    }
+
     /// Why the last step could not be replayed, if it could not; cleared.
     pub fn take_unmapped(&mut self) -> Option<String> {
         self.unmapped.take()
@@ -542,6 +553,7 @@ impl Harness {
             ack_before_commit: injected == Some(Injected::AckBeforeCommit),
             skip_replay: injected == Some(Injected::SkipReplay),
             register_only_as_leader: injected == Some(Injected::RegisterOnlyAsLeader),
+            vote_while_repairing: injected == Some(Injected::VoteWhileRepairing),
             ..DriverBugs::default()
         };
         let driver = opened.and_then(|meta| Driver::with_bugs(meta, driver_config, bugs));

@@ -10,6 +10,8 @@
 //! matches, the step cannot be replayed; the walk ends there and is counted by the
 //! kind of message (never taken for agreement).
 
+use std::collections::BTreeSet;
+
 use chronik::metadata::{CommandEnvelope, MetadataCommand};
 use chronik_model::state::{Cmd, Envelope, Msg, NodeId};
 use raft::eraftpb::{Message, MessageType};
@@ -55,7 +57,17 @@ impl Network {
             .iter()
             .position(|m| candidates(&m) && stands_for(&e.msg, &m.carried));
         match found {
-            Some(at) => Ok(self.in_flight.remove(at).carried),
+            Some(at) => {
+                let carried = self.in_flight.remove(at).carried;
+                if matches!(e.msg, Msg::VoteResp { granted: true, .. }) {
+                    // The model's network is a set: its one grant stands for every
+                    // alike grant raft-rs sent on the link, which a voter's second
+                    // copy would only count again (raft-rs keeps one vote per voter).
+                    self.in_flight
+                        .retain(|m| !(candidates(&m) && stands_for(&e.msg, &m.carried)));
+                }
+                Ok(carried)
+            }
             None => {
                 if std::env::var_os("CHRONIK_ORACLE_DEBUG").is_some() {
                     let link: Vec<String> = self
@@ -73,6 +85,42 @@ impl Network {
 
     pub fn is_empty(&self) -> bool {
         self.in_flight.is_empty()
+    }
+
+    /// Votes and pre-votes raft-rs granted that no model answer in flight on the same
+    /// link stands for: a vote the model's node never gave (a repairing node grants
+    /// none, R-RECOVER-9). The model's network is a set, so two alike grants raft-rs
+    /// sent stand for one model answer (a pre-vote request delivered twice is
+    /// granted twice). Refusals are left out:
+    /// raft-rs answers some requests the model's node ignores (a pre-vote asked of a
+    /// pre-candidate or a leader), and a refusal elects nobody.
+    pub fn unmatched_vote_grants(&self, model: &BTreeSet<Envelope>) -> Vec<String> {
+        let mut unmatched = Vec::new();
+        for m in &self.in_flight {
+            let Carried::Raft(real) = &m.carried else {
+                continue;
+            };
+            let grant = !real.reject
+                && matches!(
+                    real.get_msg_type(),
+                    MessageType::MsgRequestVoteResponse | MessageType::MsgRequestPreVoteResponse
+                );
+            if !grant {
+                continue;
+            }
+            let given = model
+                .iter()
+                .any(|e| e.src == m.src && e.dst == m.dst && stands_for(&e.msg, &m.carried));
+            if !given {
+                unmatched.push(format!(
+                    "node {} sent node {} {} that the model's node did not",
+                    m.src,
+                    m.dst,
+                    describe(&m.carried)
+                ));
+            }
+        }
+        unmatched
     }
 }
 

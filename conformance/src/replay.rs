@@ -177,7 +177,14 @@ impl<'a> Lockstep<'a> {
     fn compare(&self, step: Option<usize>) -> Result<(), Box<Divergence>> {
         let model = of_model(&self.state);
         match of_real(&self.real) {
-            Ok(real) if real == model => Ok(()),
+            Ok(real) if real == model => {
+                let why = self.real.unmatched_vote_grants(&self.state.net);
+                if why.is_empty() {
+                    Ok(())
+                } else {
+                    Err(self.divergence(step, Some(real), why))
+                }
+            }
             Ok(real) => {
                 let why = model.diff(&real);
                 Err(self.divergence(step, Some(real), why))

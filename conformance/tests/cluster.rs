@@ -55,6 +55,64 @@ fn c11_three_real_nodes_follow_the_model_message_by_message() {
     assert_reached(&stats, 30_000, 800);
 }
 
+/// C-11 (R-RECOVER-9): a node whose damaged Raft log was cut grants no vote while it
+/// repairs. Every vote or pre-vote raft-rs grants must stand for a model answer in
+/// flight (checked after every step of every C-11 path); the injected
+/// `vote-while-repairing` (a repairing node votes as if the damage were a torn tail)
+/// is reported where its grant leaves the node, after the Ready that recorded the vote.
+/// Random walks reach a repairing node asked for its vote too rarely (none in 2,000
+/// walks at three nodes), so the path is scripted.
+#[test]
+fn c11_a_repairing_node_grants_no_vote() {
+    use Action::*;
+    let mut s = Script::new(cluster(3));
+    s.power_on(&[0, 1, 2])
+        .elect(0, 1)
+        .replicate(0, 1)
+        .replicate(0, 2)
+        // A write, so that node 2's log holds a record after its first.
+        .act(ClientCreateTopic(0))
+        .ready(0)
+        .deliver(0, 2, append_with_entries)
+        .ready(2)
+        .deliver(0, 1, append_with_entries)
+        .ready(1)
+        .act(Crash(2))
+        .then("a bad sector in node 2's Raft log", |a| {
+            matches!(a, DamageRaftLog(2, _))
+        })
+        .act(Restart(2))
+        .act(StartLoop(2))
+        // The leader restarts: node 1 wins its pre-vote round with node 0's grant and
+        // asks node 2 for its vote, which node 2 records and must not give.
+        .act(Crash(0))
+        .act(Restart(0))
+        .act(StartLoop(0))
+        .act(Timeout(1))
+        .ready(1)
+        .deliver(1, 0, pre_vote)
+        .ready(0)
+        .deliver(0, 1, pre_vote_resp)
+        .ready(1)
+        .deliver(1, 2, vote)
+        .ready(2);
+    assert!(s.state.nodes[2].repairing, "{:?}", s.state.nodes[2]);
+    if let Err(d) = replay_path(&s.model, &s.path, None) {
+        panic!("{d}");
+    }
+    let Err(d) = replay_path(&s.model, &s.path, Some(Injected::VoteWhileRepairing)) else {
+        panic!("vote-while-repairing not reported: {:?}", s.path);
+    };
+    // Where the grant leaves the node: the end of the Ready that recorded the vote.
+    assert_eq!(d.step, Some(s.path.len() - 1), "{d}");
+    assert!(
+        d.why
+            .iter()
+            .any(|w| w.contains("that the model's node did not")),
+        "{d}"
+    );
+}
+
 /// C-11 (R-RECOVER-2): the leader snapshots its metadata and compacts its Raft log
 /// every two entries while followers catch up from its entries.
 #[test]
@@ -162,7 +220,7 @@ impl Script {
         self.state = self
             .model
             .step(&self.state, action.clone())
-            .unwrap_or_else(|| panic!("{action} changes nothing"));
+            .unwrap_or_else(|| panic!("{action} changes nothing after {:?}", self.path));
         self.path.push(action);
         self
     }
