@@ -361,9 +361,9 @@ impl Harness {
         }
     }
 
-    /// See [`Network::unmatched_vote_grants`].
-    pub fn unmatched_vote_grants(&self, model: &BTreeSet<Envelope>) -> Vec<String> {
-        self.net.unmatched_vote_grants(model)
+    /// See [`Network::unmatched_sends`].
+    pub fn unmatched_sends(&self, model: &BTreeSet<Envelope>) -> Vec<String> {
+        self.net.unmatched_sends(model)
     }
 
     /// Why the last step could not be replayed, if it could not; cleared.

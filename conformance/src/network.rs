@@ -87,25 +87,28 @@ impl Network {
         self.in_flight.is_empty()
     }
 
-    /// Votes and pre-votes raft-rs granted that no model answer in flight on the same
-    /// link stands for: a vote the model's node never gave (a repairing node grants
-    /// none, R-RECOVER-9). The model's network is a set, so two alike grants raft-rs
-    /// sent stand for one model answer (a pre-vote request delivered twice is
-    /// granted twice). Refusals are left out:
-    /// raft-rs answers some requests the model's node ignores (a pre-vote asked of a
-    /// pre-candidate or a leader), and a refusal elects nobody.
-    pub fn unmatched_vote_grants(&self, model: &BTreeSet<Envelope>) -> Vec<String> {
+    /// What the real nodes sent that no model message in flight on the same link
+    /// stands for, among the kinds whose every copy the model sends too: votes and
+    /// pre-votes granted (a repairing node grants none, R-RECOVER-9), Chronik's
+    /// forwards (R-PROPOSE-2) and raft-rs's own proposal forwarding, which the model
+    /// never sends (a follower proposes through the broker's forward, R-PROPOSE-1).
+    /// The model's network is a set, so alike messages stand for one model message
+    /// (a pre-vote request delivered twice is granted twice). Vote refusals are left
+    /// out: raft-rs answers some requests the model's node ignores (a pre-vote asked
+    /// of a pre-candidate or a leader), and a refusal elects nobody.
+    pub fn unmatched_sends(&self, model: &BTreeSet<Envelope>) -> Vec<String> {
         let mut unmatched = Vec::new();
         for m in &self.in_flight {
-            let Carried::Raft(real) = &m.carried else {
-                continue;
+            let checked = match &m.carried {
+                Carried::Raft(real) => match real.get_msg_type() {
+                    MessageType::MsgRequestVoteResponse
+                    | MessageType::MsgRequestPreVoteResponse => !real.reject,
+                    MessageType::MsgPropose => true,
+                    _ => false,
+                },
+                Carried::Forward(_) => true,
             };
-            let grant = !real.reject
-                && matches!(
-                    real.get_msg_type(),
-                    MessageType::MsgRequestVoteResponse | MessageType::MsgRequestPreVoteResponse
-                );
-            if !grant {
+            if !checked {
                 continue;
             }
             let given = model

@@ -178,7 +178,7 @@ impl<'a> Lockstep<'a> {
         let model = of_model(&self.state);
         match of_real(&self.real) {
             Ok(real) if real == model => {
-                let why = self.real.unmatched_vote_grants(&self.state.net);
+                let why = self.real.unmatched_sends(&self.state.net);
                 if why.is_empty() {
                     Ok(())
                 } else {
