@@ -179,14 +179,13 @@ impl Producers {
         let Ok(offset) = result else {
             return;
         };
-        let Some(producer) = self
+        let Some((producer, value)) = self
             .by_partition
             .values_mut()
-            .find(|p| p.attempts.contains_key(&request))
+            .find_map(|p| p.attempts.get(&request).copied().map(|value| (p, value)))
         else {
             return;
         };
-        let value = producer.attempts[&request];
         if !producer.sent_acks.contains(&(*offset, value)) {
             producer.sent_acks.push((*offset, value));
         }
