@@ -837,10 +837,33 @@ pub(crate) fn read_records(
     log: &PartitionLog,
     upper_bound: u64,
 ) -> Result<Vec<(i32, u8)>, HarnessError> {
+    read_records_around_damage(log, upper_bound)?
+        .into_iter()
+        .enumerate()
+        .map(|(at, record)| record.ok_or_else(|| HarnessError(format!("offset {at} is damaged"))))
+        .collect()
+}
+
+/// Every record below `upper_bound` as (leader epoch, id), `None` for each offset of a
+/// damaged range (R-LOG-13: the read that starts inside it fails, the records around
+/// it stay readable).
+pub(crate) fn read_records_around_damage(
+    log: &PartitionLog,
+    upper_bound: u64,
+) -> Result<Vec<Option<(i32, u8)>>, HarnessError> {
     let mut records = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < upper_bound {
-        let result = log.read(offset, 1 << 20, upper_bound)?;
+        let result = match log.read(offset, 1 << 20, upper_bound) {
+            Ok(result) => result,
+            Err(LogError::Damaged { end_offset, .. }) => {
+                let end = end_offset.clamp(offset + 1, upper_bound);
+                records.extend((offset..end).map(|_| None));
+                offset = end;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if result.batch_count == 0 {
             break;
         }
@@ -862,7 +885,7 @@ pub(crate) fn read_records(
             let header = BatchHeader::parse(batch).map_err(HarnessError)?;
             let id = header.base_timestamp - TIMESTAMP_BASE;
             let id = u8::try_from(id).map_err(|_| HarnessError(format!("record id {id}")))?;
-            records.push((header.partition_leader_epoch, id));
+            records.push(Some((header.partition_leader_epoch, id)));
             at = end;
         }
         offset = result.next_offset;

@@ -12,25 +12,25 @@
 //! against what the real `wanted_isr` would propose.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, set_producer, Record};
 use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionLog};
-use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
-use chronik_core::log::frame::FRAME_HEADER_LEN;
+use chronik::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_core::log::frame::{self, FRAME_HEADER_LEN};
 use chronik_core::replication::{
     follower_fetch_offset, truncation_point, AppendResult, Fetched, FollowerFetch, LocalView,
-    NoEvents, Partitions, ProduceWait, ReplicationError,
+    NoEvents, Partitions, ProduceWait, RepairStep, Repairs, ReplicationError,
 };
 use chronik_model::replication::{
     has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
 };
 use chronik_model::state::NodeId;
 
-use crate::harness::{read_records, HarnessError, TIMESTAMP_BASE};
+use crate::harness::{read_records_around_damage, HarnessError, TIMESTAMP_BASE};
 use crate::replay::{successors, Rng};
 
 const TOPIC: &str = "replicated";
@@ -38,6 +38,10 @@ const TOPIC: &str = "replicated";
 const NOW_MS: u64 = 1_000;
 /// Large enough that the real ISR logic never drops a follower for lag on its own.
 const LAG_MAX_MS: u64 = 1 << 40;
+/// Longer than any rest the real repair takes before it proposes again (a refused
+/// sole copy's 10 s): the model proposes a repair again only once its last proposal
+/// is lost or refused, which is when the real one's retry timer has fired.
+const REPAIR_RETRY_MS: u64 = 10_001;
 
 fn key() -> (String, i32) {
     (TOPIC.to_string(), 0)
@@ -78,6 +82,8 @@ struct SimBroker {
     waiting: Vec<(u64, ProduceWait, u8)>,
     /// The model filled this broker's disk: no write may grow it.
     full: bool,
+    /// The repairs of damaged copies under way (memory only, as in the broker).
+    repairs: Repairs,
 }
 
 fn lock(v: &Outcomes) -> MutexGuard<'_, Vec<(u64, AppendResult)>> {
@@ -119,7 +125,7 @@ pub struct ReplicationHarness {
     controller: MetadataState,
     applied_index: u64,
     /// Proposed metadata commands, in the order the Raft log will hold them.
-    inbox: Vec<MetadataCommand>,
+    inbox: Vec<Proposal>,
     brokers: Vec<SimBroker>,
     /// Fetch responses in flight: (to, leader epoch fetched under, the partition's answer).
     net: Vec<(NodeId, i32, Fetched)>,
@@ -131,6 +137,25 @@ pub struct ReplicationHarness {
     /// The model's interval fsync policy: leaders acknowledge before syncing, and
     /// their registrations say so (R-REPL-5).
     acks_before_fsync: bool,
+    /// The repairs' clock: only the time between a repair's proposals matters.
+    repair_clock_ms: u64,
+}
+
+/// A metadata command on its way to the controller, and who waits for its outcome.
+struct Proposal {
+    command: MetadataCommand,
+    /// A `RepairReplica`'s proposer: (broker, the incarnation that proposed it). Only
+    /// that start of the broker hears the outcome.
+    repair_by: Option<(NodeId, u64)>,
+}
+
+impl Proposal {
+    fn of(command: MetadataCommand) -> Self {
+        Proposal {
+            command,
+            repair_by: None,
+        }
+    }
 }
 
 fn fail(what: impl Into<String>) -> HarnessError {
@@ -165,6 +190,43 @@ fn frames_len(records: &[u8], end: u64, k: usize) -> u64 {
     bytes
 }
 
+/// The real repair decision for broker `n`'s copy now: `Repairs::next_step` with its
+/// applied partition entry and the first offset its log lost to damage.
+fn repair_step(b: &SimBroker, n: NodeId, now_ms: u64) -> Result<RepairStep, HarnessError> {
+    let log = b.log().ok_or_else(|| fail("the broker is down"))?;
+    let info = b
+        .view
+        .partition(TOPIC, 0)
+        .ok_or_else(|| fail("the broker knows no partition"))?;
+    Ok(b.repairs
+        .next_step(&key(), info, broker_id(n), log.first_lost_offset(), now_ms))
+}
+
+/// Where the batch whose base offset is `offset` ends in a segment of `dir`: (the
+/// segment file, the position of its last byte, inside the record it holds).
+fn batch_position(disk: &MemDisk, dir: &Path, offset: u64) -> Result<(PathBuf, u64), HarnessError> {
+    let files = disk
+        .list_dir(dir)
+        .map_err(|e| fail(format!("listing {}: {e}", dir.display())))?;
+    for file in files.into_iter().filter(|f| f.ends_with(".log")) {
+        let path = dir.join(file);
+        let bytes = chronik_core::disk::read_all(disk, &path)
+            .map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
+        let mut pos = 0;
+        while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
+            let base = bytes
+                .get(start..start + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes);
+            if base == Some(offset) {
+                return Ok((path, end as u64 - 1));
+            }
+            pos = end;
+        }
+    }
+    Err(fail(format!("no batch at offset {offset} to damage")))
+}
+
 fn registration(n: NodeId, incarnation: u64, acks_before_fsync: bool) -> MetadataCommand {
     MetadataCommand::RegisterBroker {
         broker_id: broker_id(n),
@@ -193,6 +255,7 @@ impl ReplicationHarness {
             produced: 0,
             appends: 0,
             acks_before_fsync: model.acks_before_fsync,
+            repair_clock_ms: NOW_MS,
         };
         for n in ReplicationModel::ids() {
             h.commit(registration(n, 1, model.acks_before_fsync));
@@ -215,6 +278,7 @@ impl ReplicationHarness {
                 outcomes: Arc::default(),
                 waiting: Vec::new(),
                 full: false,
+                repairs: Repairs::default(),
             });
         }
         for n in ReplicationModel::ids() {
@@ -223,12 +287,35 @@ impl ReplicationHarness {
         Ok(h)
     }
 
-    fn commit(&mut self, command: MetadataCommand) {
+    /// A rejected command (a stale registration, a fenced ISR change) is a decision
+    /// of the real state machine, compared through the views.
+    fn commit(&mut self, command: MetadataCommand) -> ApplyOutcome {
         self.applied_index += 1;
         let envelope = CommandEnvelope::new(self.applied_index, command);
-        // A rejected command (a stale registration, a fenced ISR change) is a
-        // decision of the real state machine, compared through the views.
-        let _ = self.controller.apply(self.applied_index, &envelope);
+        self.controller.apply(self.applied_index, &envelope)
+    }
+
+    /// The next proposal reaches the controller; a repair's proposer hears what
+    /// became of it, as `propose_repair` reports it.
+    fn commit_next(&mut self) -> Result<(), HarnessError> {
+        if self.inbox.is_empty() {
+            return Err(fail("commit with nothing proposed"));
+        }
+        let proposal = self.inbox.remove(0);
+        let outcome = self.commit(proposal.command);
+        let Some((n, incarnation)) = proposal.repair_by else {
+            return Ok(());
+        };
+        let clock = self.repair_clock_ms;
+        let b = self.broker(n);
+        if b.partitions.is_some() && b.incarnation == incarnation {
+            let refused = match outcome {
+                ApplyOutcome::Rejected { code, .. } => Some(Some(code)),
+                _ => None,
+            };
+            b.repairs.outcome(&key(), refused, clock);
+        }
+        Ok(())
     }
 
     fn broker(&mut self, n: NodeId) -> &mut SimBroker {
@@ -251,6 +338,7 @@ impl ReplicationHarness {
         let b = self.broker(n);
         b.view = view;
         b.committer = ManualCommitter::new();
+        b.repairs = Repairs::default();
         let disk: Arc<dyn Disk> = Arc::new(b.disk.clone());
         let partitions = Partitions::new(
             disk,
@@ -263,6 +351,19 @@ impl ReplicationHarness {
             .reconcile(&b.view, broker_id(n))
             .map_err(|e| fail(format!("opening broker {}'s logs: {e}", broker_id(n))))?;
         b.partitions = Some(partitions);
+        self.scrub(n)
+    }
+
+    /// The broker's background scrub, which also runs at every start, reads the whole
+    /// log and so finds every damaged record: the model knows of damage at once.
+    fn scrub(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let Some(log) = self.broker(n).log() else {
+            return Ok(());
+        };
+        let mut from = Some(0);
+        while let Some(at) = from {
+            from = log.scrub(at, 1 << 20)?.0;
+        }
         Ok(())
     }
 
@@ -313,20 +414,19 @@ impl ReplicationHarness {
             }
             RAction::Truncate(f) => self.truncate(f)?,
             RAction::Learn(n) => self.learn(n)?,
-            RAction::Commit => {
-                if self.inbox.is_empty() {
-                    return Err(fail("commit with nothing proposed"));
-                }
-                let command = self.inbox.remove(0);
-                self.commit(command);
+            RAction::Commit => self.commit_next()?,
+            RAction::Fence(b) => {
+                self.commit(MetadataCommand::FenceBroker {
+                    broker_id: broker_id(b),
+                });
             }
-            RAction::Fence(b) => self.commit(MetadataCommand::FenceBroker {
-                broker_id: broker_id(b),
-            }),
             RAction::Rejoin(b) => {
                 let incarnation = self.broker(b).incarnation;
-                self.inbox
-                    .push(registration(b, incarnation, self.acks_before_fsync));
+                self.inbox.push(Proposal::of(registration(
+                    b,
+                    incarnation,
+                    self.acks_before_fsync,
+                )));
             }
             RAction::ShrinkIsr(l, f) => self.change_isr(l, f, false)?,
             RAction::ExpandIsr(l, f) => self.change_isr(l, f, true)?,
@@ -345,17 +445,15 @@ impl ReplicationHarness {
                     b.disk.set_capacity(Some(b.disk.used_bytes()));
                 }
                 let incarnation = self.broker(n).incarnation;
-                self.inbox
-                    .push(registration(n, incarnation, self.acks_before_fsync));
-            }
-            // The repair of damaged copies (R-REPL-4) is checked by the model and by
-            // the real code's own tests; this harness has no damage to drive yet, and
-            // the bounds it replays (max_damage 0) never ask for it.
-            RAction::Damage(..) | RAction::ProposeRepair(_) | RAction::CutDamage(_) => {
-                return Err(fail(format!(
-                    "{action:?}: damage is not driven by the replication harness"
+                self.inbox.push(Proposal::of(registration(
+                    n,
+                    incarnation,
+                    self.acks_before_fsync,
                 )));
             }
+            RAction::Damage(n, offset) => self.damage(n, offset)?,
+            RAction::ProposeRepair(n) => self.propose_repair(n)?,
+            RAction::CutDamage(n) => self.cut_damage(n)?,
         }
         self.resolve_acks()
     }
@@ -439,6 +537,12 @@ impl ReplicationHarness {
     /// The follower's fetch, served by the leader it knows (the Fetch handler's
     /// checks, then `serve_follower_fetch` and a read up to what it returns).
     fn fetch_request(&mut self, f: NodeId) -> Result<(), HarnessError> {
+        let step = repair_step(&self.brokers[usize::from(f)], f, self.repair_clock_ms)?;
+        if step != RepairStep::Healthy {
+            return Err(fail(format!(
+                "the real replica fetcher takes its repair step {step:?} instead of fetching"
+            )));
+        }
         let (leader, epoch, fetch_offset, log_start) = {
             let b = &self.brokers[usize::from(f)];
             let info = b
@@ -484,7 +588,9 @@ impl ReplicationHarness {
                 self.net.push((f, epoch, fetched));
                 Ok(())
             }
-            Err(LogError::OffsetOutOfRange { .. }) => Ok(()),
+            // A fetch from inside a damaged range is answered KAFKA_STORAGE_ERROR: the
+            // follower takes nothing from it.
+            Err(LogError::OffsetOutOfRange { .. } | LogError::Damaged { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -611,8 +717,69 @@ impl ReplicationHarness {
             }
             isr.push(broker_id(f));
         }
+        // In the order of the replica assignment, as the real `wanted_isr` proposes
+        // it: a leader's successor is the first live member in ISR order.
+        isr.sort_by_key(|r| info.replicas.iter().position(|a| a == r));
         let command = local.isr_change(&key(), info, isr);
-        self.inbox.push(command);
+        self.inbox.push(Proposal::of(command));
+        Ok(())
+    }
+
+    /// A bad sector in the record at `offset` of broker `n`'s copy: one byte of its
+    /// batch flips, durably. A running broker's scrub finds it; a stopped one's
+    /// start does.
+    fn damage(&mut self, n: NodeId, offset: u8) -> Result<(), HarnessError> {
+        let dir = root().join(format!("{TOPIC}-0"));
+        let b = self.broker(n);
+        let at = batch_position(&b.disk, &dir, u64::from(offset))?;
+        let mut byte = [0u8; 1];
+        b.disk
+            .open_file(&at.0, chronik::disk::OpenMode::Existing)
+            .and_then(|f| f.read_full_at(&mut byte, at.1))
+            .map_err(|e| fail(format!("reading the byte to damage: {e}")))?;
+        b.disk
+            .corrupt(&at.0, at.1 as usize, &[byte[0] ^ 0x10])
+            .map_err(|e| fail(format!("damaging the record: {e}")))?;
+        if b.partitions.is_some() {
+            self.scrub(n)?;
+        }
+        Ok(())
+    }
+
+    /// The repair step of broker `n`'s damaged copy, taken once its retry timer
+    /// allows, must propose what the model proposes.
+    fn propose_repair(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        self.repair_clock_ms += REPAIR_RETRY_MS;
+        let clock = self.repair_clock_ms;
+        let b = &self.brokers[usize::from(n)];
+        match repair_step(b, n, clock)? {
+            RepairStep::Propose(command) => {
+                let incarnation = b.incarnation;
+                self.inbox.push(Proposal {
+                    command,
+                    repair_by: Some((n, incarnation)),
+                });
+                Ok(())
+            }
+            other => Err(fail(format!(
+                "the real repair does not propose here: its step is {other:?}"
+            ))),
+        }
+    }
+
+    /// Out of the ISR with its repair applied, the copy cuts below its damage, as
+    /// the replica fetcher does before it fetches (`repair_before_fetch`).
+    fn cut_damage(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let clock = self.repair_clock_ms;
+        let b = &self.brokers[usize::from(n)];
+        let RepairStep::Cut(from) = repair_step(b, n, clock)? else {
+            return Err(fail("the real repair does not cut here"));
+        };
+        let (Some(partitions), Some(log)) = (b.partitions.as_ref(), b.log()) else {
+            return Err(fail("a cut on a broker that is down"));
+        };
+        partitions.cut_for_repair(|| log.truncate_to(from))?;
+        b.repairs.cut_done(&key());
         Ok(())
     }
 
@@ -623,9 +790,10 @@ impl ReplicationHarness {
         let (log, _) = local
             .led_log(TOPIC, 0)
             .map_err(|code| fail(format!("the leader refused a consumer: error {code}")))?;
-        let read = read_records(&log, log.high_watermark())?;
-        for (offset, (_, value)) in read.into_iter().enumerate() {
-            self.read.insert((offset_u8(offset as u64)?, value));
+        // A consumer's read stops at a damaged record (KAFKA_STORAGE_ERROR).
+        let read = read_records_around_damage(&log, log.high_watermark())?;
+        for (offset, record) in read.into_iter().map_while(|r| r).enumerate() {
+            self.read.insert((offset_u8(offset as u64)?, record.1));
         }
         Ok(())
     }
@@ -679,15 +847,22 @@ impl ReplicationHarness {
                 .partition(TOPIC, 0)
                 .ok_or_else(|| fail("no partition"))?;
             let leading = local.led_log(TOPIC, 0).is_ok();
-            let log_records = read_records(&log, log.log_end_offset())?
+            let log_records = read_records_around_damage(&log, log.log_end_offset())?
                 .into_iter()
-                .map(|(epoch, value)| Ok((u8::try_from(epoch).map_err(|_| fail("epoch"))?, value)))
+                .map(|record| {
+                    record
+                        .map(|(epoch, value)| {
+                            Ok((u8::try_from(epoch).map_err(|_| fail("epoch"))?, value))
+                        })
+                        .transpose()
+                })
                 .collect::<Result<Vec<_>, HarnessError>>()?;
             let mut r = ReplicaView {
                 up: true,
                 incarnation: b.incarnation,
                 meta: meta_of_real(&b.view)?,
                 log: log_records,
+                lost: log.first_lost_offset().map(offset_u8).transpose()?,
                 durable: offset_u8(log.durable_end_offset())?,
                 hw: offset_u8(log.high_watermark())?,
                 gate: local
@@ -806,8 +981,11 @@ pub struct ReplicaView {
     pub up: bool,
     pub incarnation: u64,
     pub meta: MetaView,
-    /// (leader epoch, value) of every record in the log, durable or not.
-    pub log: Vec<(u8, u8)>,
+    /// (leader epoch, value) of every record in the log, durable or not; `None` for
+    /// one whose stored bytes are damaged.
+    pub log: Vec<Option<(u8, u8)>>,
+    /// The first offset lost to damage.
+    pub lost: Option<u8>,
     pub durable: u8,
     pub hw: u8,
     pub gate: Option<u8>,
@@ -831,6 +1009,7 @@ impl ReplicaView {
                 incarnation: [0; REPLICAS],
             },
             log: Vec::new(),
+            lost: None,
             durable: 0,
             hw: 0,
             gate: None,
@@ -920,13 +1099,18 @@ pub fn of_model(model: &ReplicationModel, s: &RState) -> ReplView {
                 up: true,
                 incarnation: u64::from(r.incarnation),
                 meta: meta_of_model(&r.view),
-                log: r.log.iter().map(|rec| (rec.epoch, rec.value)).collect(),
+                log: r
+                    .log
+                    .iter()
+                    .enumerate()
+                    .map(|(o, rec)| (r.damaged != Some(o as u8)).then_some((rec.epoch, rec.value)))
+                    .collect(),
+                lost: r.damaged,
                 durable: r.durable,
                 hw: r.hw,
                 gate: r.gate,
                 leading,
-                admits_produce: leading
-                    && members(r.view.isr).count() >= usize::from(model.min_isr),
+                admits_produce: model.admits_produce(s, n),
                 leader,
             }
         })

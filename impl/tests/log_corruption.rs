@@ -369,16 +369,33 @@ fn r_log_13_a_torn_tail_after_a_follower_truncation_is_still_cut() -> TestResult
     Ok(())
 }
 
+/// A truncation for a new leader keeps the damaged ranges below its cut, fenced: the
+/// copy may still be in the ISR, counted on to hold those offsets, and only its repair
+/// may give them up once it has left (R-REPL-4). Before, the cut went below the damage
+/// and took the records after it too (found by the replication oracle, C-5). The
+/// repair's own cut, at the damage, drops it, and the records come back whole.
 #[test]
-fn r_log_13_a_follower_truncating_past_damage_cuts_below_it_and_refetches_it_whole() -> TestResult {
+fn r_log_13_r_repl_4_a_truncation_past_damage_keeps_it_and_the_repairs_cut_drops_it() -> TestResult
+{
     let (clean, expected) = clean_log(8, 1 << 20);
     let path = segment_path(0);
     let spans = frames(&file_bytes(&clean, &path));
     let (copy, log) = open_flipped(&clean, &path, spans[3].start + 30, 0x02);
     assert_only_lost(&log, &expected, &[spans[3].base], &path);
-    // The new leader's log ends at batch 6: cut there, the follower stops below the
-    // damage instead of failing, and refetches the damaged batch from the leader.
-    assert_eq!(log.truncate_to(spans[6].base)?, spans[3].base);
+    assert_eq!(log.truncate_to(spans[6].base)?, spans[6].base);
+    assert_eq!(log.first_lost_offset(), Some(spans[3].base));
+    assert_only_lost(&log, &expected[..6], &[spans[3].base], &path);
+    // The cut recorded its durable point: a restart finds the damage again rather
+    // than taking anything for a torn tail.
+    log.close()?;
+    drop(log);
+    let disk: Arc<dyn Disk> = Arc::new(copy.clone());
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(log.log_end_offset(), spans[6].base);
+    assert_eq!(log.first_lost_offset(), Some(spans[3].base));
+    assert_only_lost(&log, &expected[..6], &[spans[3].base], &path);
+    // The repair cuts at the damage and fetches the rest again.
+    assert_eq!(log.truncate_to(spans[3].base)?, spans[3].base);
     assert!(log.damaged_ranges().is_empty());
     for (_, bytes) in &expected[3..] {
         log.append_replica(bytes, 0)?;
@@ -386,7 +403,6 @@ fn r_log_13_a_follower_truncating_past_damage_cuts_below_it_and_refetches_it_who
     assert_eq!(read_all(&log), expected);
     log.close()?;
     drop(log);
-    let disk: Arc<dyn Disk> = Arc::new(copy);
     let log = open(&disk, Path::new(DIR), config(1 << 20));
     assert_eq!(read_all(&log), expected);
     assert!(log.damaged_ranges().is_empty());

@@ -595,12 +595,17 @@ impl PartitionLog {
             st.segments.remove(&base);
             Segment::delete_files(disk, dir, base)?;
         }
+        let known = st
+            .segments
+            .get(&keep_base)
+            .map(|seg| seg.damage.clone())
+            .unwrap_or_default();
         let reopened = Segment::open_active_until(
             disk,
             dir,
             keep_base,
             st.config.index_interval_bytes,
-            offset,
+            (offset, &known),
         )?;
         disk.sync_dir(dir)
             .map_err(|e| LogError::io("fsync directory", dir, e))?;

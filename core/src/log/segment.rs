@@ -257,6 +257,68 @@ impl Segment {
         Ok(seg)
     }
 
+    /// Scans up to the first batch that reaches past `end_offset` and returns where
+    /// to cut. A damaged range that ends at or below `end_offset` is stepped over and
+    /// kept: a truncation for a new leader must not drop records that this copy, maybe
+    /// still in the ISR, is counted on to hold; only its repair may, once it has left
+    /// the ISR (R-REPL-4; found by the replication oracle). A range that reaches
+    /// `end_offset` is cut with everything after it.
+    fn scan_until(
+        &mut self,
+        len: u64,
+        index_interval: u64,
+        end_offset: u64,
+        known: &[Damage],
+    ) -> Result<Option<u64>> {
+        let mut from = 0;
+        loop {
+            let (position, reason) = match self.scan_from(from, len, index_interval, end_offset)? {
+                None => return Ok(None),
+                Some(Stop::Torn { position }) => return Ok(Some(position)),
+                Some(Stop::Corrupt { position, reason }) => (position, reason),
+            };
+            let known_here = known.iter().find(|d| d.position == position);
+            let next = match known_here {
+                Some(d) => Some((d.end_position, d.end_offset)),
+                None => {
+                    let file = self.handle()?;
+                    let max_base = self.max_base(Tail::Active { durable: None });
+                    damage::find_next_frame(
+                        file.as_ref(),
+                        &self.path,
+                        position + 1,
+                        len,
+                        self.next_offset,
+                        max_base,
+                    )?
+                }
+            };
+            let Some((end_position, damage_end)) = next.filter(|(_, e)| *e <= end_offset) else {
+                tracing::warn!(
+                    segment = %self.path.display(),
+                    position,
+                    next_offset = self.next_offset,
+                    %reason,
+                    "cutting at damaged bytes; the leader's copy replaces them"
+                );
+                return Ok(Some(position));
+            };
+            let found = Damage {
+                position,
+                end_position,
+                first_offset: self.next_offset,
+                end_offset: damage_end,
+                reason,
+            };
+            if known_here.is_some() {
+                self.step_over(found);
+            } else {
+                self.fence(found);
+            }
+            from = end_position;
+        }
+    }
+
     /// Scans the whole segment, stepping over damaged ranges (recorded and reported),
     /// and returns the position to cut at if its tail is torn.
     fn recover(&mut self, len: u64, index_interval: u64, tail: Tail) -> Result<Option<u64>> {
@@ -336,6 +398,11 @@ impl Segment {
     /// Records and reports a damaged range found by a scan, and continues after it.
     fn fence(&mut self, found: Damage) {
         damage::report(&self.path, &found);
+        self.step_over(found);
+    }
+
+    /// Records a damaged range, already reported, and continues after it.
+    fn step_over(&mut self, found: Damage) {
         self.size = found.end_position;
         self.next_offset = found.end_offset;
         // The first batch after the damage gets an index entry, so reads of later
@@ -345,14 +412,17 @@ impl Segment {
     }
 
     /// Reopens a segment as the active one, cut before the first batch that reaches
-    /// `end_offset` or beyond (a follower truncating to its leader's log). Returns the
-    /// segment; its `next_offset` is the new log end (at most `end_offset`).
+    /// `end_offset` or beyond (a follower truncating to its leader's log, or a
+    /// repaired copy cutting at its damage). Returns the segment; its `next_offset` is
+    /// the new log end (at most `end_offset`). Damaged ranges wholly below
+    /// `end_offset` stay, fenced: `known` are those found before, which are not
+    /// reported again.
     pub fn open_active_until(
         disk: &dyn Disk,
         dir: &Path,
         base_offset: u64,
         index_interval: u64,
-        end_offset: u64,
+        (end_offset, known): (u64, &[Damage]),
     ) -> Result<Self> {
         let [path, index_path, time_path] = Self::paths(dir, base_offset);
         let file = disk
@@ -360,22 +430,7 @@ impl Segment {
             .map_err(|e| LogError::io("open", &path, e))?;
         let len = file.len().map_err(|e| LogError::io("stat", &path, e))?;
         let mut seg = Self::empty(path, file, base_offset);
-        let cut = match seg.scan_from(0, len, index_interval, end_offset)? {
-            None => None,
-            Some(Stop::Torn { position }) => Some(position),
-            // A follower cuts below damage too: its leader holds those records and
-            // the next fetch brings them back whole (R-LOG-13, repair by refetch).
-            Some(Stop::Corrupt { position, reason }) => {
-                tracing::warn!(
-                    segment = %seg.path.display(),
-                    position,
-                    next_offset = seg.next_offset,
-                    %reason,
-                    "truncating below damaged bytes; the leader's copy replaces them"
-                );
-                Some(position)
-            }
-        };
+        let cut = seg.scan_until(len, index_interval, end_offset, known)?;
         if let Some(position) = cut {
             seg.handle()?
                 .set_len(position)

@@ -190,8 +190,9 @@ impl ReplBug {
     /// The smallest bounds at which the switch shows (BFS finds it in seconds).
     pub fn bounds(self) -> ReplicationModel {
         if let ReplBug::CutDamageInIsr | ReplBug::ExpandOnStaleFetch = self {
+            // Two produces: damage hits a record that another durable one follows.
             let shrinks = u8::from(self == ReplBug::ExpandOnStaleFetch);
-            return ReplicationModel::bounded(1, 0, 0, shrinks)
+            return ReplicationModel::bounded(2, 0, 0, shrinks)
                 .with_damage(1)
                 .with_bug(self);
         }

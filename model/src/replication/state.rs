@@ -78,6 +78,8 @@ pub enum MetaCmd {
         node: NodeId,
         epoch: u8,
         version: u8,
+        /// The start of `node` that proposed it: only that one hears the outcome.
+        incarnation: u8,
     },
 }
 

@@ -54,11 +54,7 @@ impl ReplicationModel {
         }
         // A full leader's append fails: the produce is answered KAFKA_STORAGE_ERROR
         // and nothing waits.
-        let may_append = !r.full;
-        if may_append
-            && self.leading(s, n)
-            && members(r.view.isr).count() >= usize::from(self.min_isr)
-        {
+        if !r.full && self.admits_produce(s, n) {
             out.push(RAction::Produce(n));
             if s.ghost.retries < self.max_retries {
                 // Also while the original still waits here: the client's request
@@ -208,27 +204,42 @@ impl ReplicationModel {
     fn enabled_repair(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
         let r = &s.replicas[at(n)];
         let Some(d) = r.damaged else {
+            // A bad sector in a record that another durable record follows: a bad
+            // last frame past the checkpointed durable point looks like a torn write
+            // to recovery, which cuts it (R-LOG-13; not modelled).
             if s.ghost.damages < self.max_damage {
-                out.extend((0..r.durable).map(|o| RAction::Damage(n, o)));
+                out.extend((0..r.durable.saturating_sub(1)).map(|o| RAction::Damage(n, o)));
             }
             return;
         };
         let out_of_isr = !r.view.leads(n) && !has(r.view.isr, n);
+        // A leader that is the only ISR member has no one to repair from: it serves
+        // what is undamaged and proposes nothing (the real `Repairs::next_step`).
+        let sole_copy = r.view.leads(n) && r.view.isr & !bit(n) == 0;
         let cut_now = if self.bug(ReplBug::CutDamageInIsr) {
             true
         } else {
             r.repair == RepairProgress::Applied && out_of_isr
         };
+        // The replica fetcher takes its repair step between fetch rounds: never with
+        // a fetch of its own still unanswered. A cut rewrites the leader epoch and
+        // high watermark checkpoints first, which a full disk refuses: it waits for
+        // space, as a truncation for a new leader does.
+        let fetching = s.net.iter().any(|m| m.to == n) || s.requests.iter().any(|q| q.from == n);
         if cut_now && d < r.len() {
-            out.push(RAction::CutDamage(n));
-        } else if r.repair == RepairProgress::None
-            || (r.repair == RepairProgress::Applied && !out_of_isr)
-            || (r.repair == RepairProgress::Proposed && !Self::repair_proposed(s, n))
+            if !fetching && !r.full {
+                out.push(RAction::CutDamage(n));
+            }
+        } else if !sole_copy
+            && (r.repair == RepairProgress::None
+                || (r.repair == RepairProgress::Applied && !out_of_isr)
+                || (r.repair == RepairProgress::Proposed && !Self::repair_proposed(s, n)))
         {
             let proposal = MetaCmd::Repair {
                 node: n,
                 epoch: r.view.epoch,
                 version: r.view.version,
+                incarnation: r.incarnation,
             };
             if !proposed(s, proposal) {
                 out.push(RAction::ProposeRepair(n));
@@ -441,13 +452,14 @@ impl ReplicationModel {
             RAction::ProposeRepair(n) => {
                 let r = &mut t.replicas[at(n)];
                 r.repair = RepairProgress::Proposed;
-                let (epoch, version) = (r.view.epoch, r.view.version);
+                let (epoch, version, incarnation) = (r.view.epoch, r.view.version, r.incarnation);
                 self.propose(
                     &mut t,
                     MetaCmd::Repair {
                         node: n,
                         epoch,
                         version,
+                        incarnation,
                     },
                 );
             }
@@ -639,10 +651,21 @@ impl ReplicationModel {
         if !fr.up || fr.incarnation != q.incarnation {
             return;
         }
-        // Damaged records are never served: the answer stops before them.
+        // Damaged records are never served: an answer stops before them, and a fetch
+        // from a damaged record is answered KAFKA_STORAGE_ERROR, of which the
+        // follower takes nothing (not even the high watermark). The read steps over
+        // damage below where it starts (R-LOG-13).
+        if lr.damaged == Some(fetch_offset) {
+            return;
+        }
+        let end = if lr.damaged.is_some_and(|d| d < fetch_offset) {
+            self.served_end_above_damage(lr)
+        } else {
+            self.served_end(lr)
+        };
         let records = lr
             .log
-            .get(usize::from(fetch_offset)..usize::from(self.served_end(lr)))
+            .get(usize::from(fetch_offset)..usize::from(end))
             .unwrap_or(&[])
             .to_vec();
         let resp = FetchResp {
@@ -750,7 +773,9 @@ impl ReplicationModel {
         let fr = &mut t.replicas[at(f)];
         if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
             fr.log.truncate(usize::from(end));
-            fr.durable = fr.durable.min(end);
+            // The cut syncs what it keeps (the real `truncate_to`; found by the
+            // replication oracle under the interval policy).
+            fr.durable = end;
             fr.hw = fr.hw.min(end);
             fr.damaged = fr.damaged.filter(|d| *d < end);
             t.ghost.truncated = true;
@@ -923,9 +948,10 @@ impl ReplicationModel {
             node,
             epoch,
             version,
+            incarnation,
         } = cmd
         {
-            return self.apply_repair(t, node, epoch, version);
+            return self.apply_repair(t, node, (epoch, version), incarnation);
         }
         let before = t.meta.partition();
         let m = &mut t.meta;
@@ -992,8 +1018,16 @@ impl ReplicationModel {
     /// hands over to the first other live ISR member, else to a live eligible
     /// replica (refused if there is neither), an offline partition's last replica
     /// it could be led from is refused, and the partition version always moves on.
-    /// The proposer hears the outcome.
-    fn apply_repair(&self, t: &mut RState, node: NodeId, epoch: u8, version: u8) {
+    /// The start of the broker that proposed it hears the outcome (the task that
+    /// waits for it dies with the process), and the last outcome heard decides, as
+    /// `Repairs::outcome` does.
+    fn apply_repair(
+        &self,
+        t: &mut RState,
+        node: NodeId,
+        (epoch, version): (u8, u8),
+        incarnation: u8,
+    ) {
         let m = &mut t.meta;
         let mut applied = epoch == m.epoch && version == m.version;
         if applied && m.leader == Some(node) {
@@ -1021,7 +1055,7 @@ impl ReplicationModel {
             m.version += 1;
         }
         let r = &mut t.replicas[at(node)];
-        if r.up && r.repair == RepairProgress::Proposed {
+        if r.up && r.incarnation == incarnation && r.damaged.is_some() {
             r.repair = if applied {
                 RepairProgress::Applied
             } else {
@@ -1073,6 +1107,28 @@ impl ReplicationModel {
         } else {
             r.servable()
         }
+    }
+
+    /// What a leader serves to a read that starts past its damaged record.
+    fn served_end_above_damage(&self, r: &Replica) -> u8 {
+        if self.acks_before_fsync {
+            r.len()
+        } else {
+            r.durable
+        }
+    }
+
+    /// `n` takes an acks=all produce (the real `admit_produce`): it leads, the ISR it
+    /// knows has `min.insync.replicas` members, and its copy lost no record to damage
+    /// while another ISR member holds them (R-REPL-4: it hands over instead; a retry
+    /// of a damaged batch would be appended again beside the original the others
+    /// hold). A sole copy goes on taking writes.
+    pub fn admits_produce(&self, s: &RState, n: NodeId) -> bool {
+        let r = &s.replicas[at(n)];
+        let others_hold_it = r.view.isr & !bit(n) != 0;
+        self.leading(s, n)
+            && members(r.view.isr).count() >= usize::from(self.min_isr)
+            && !(others_hold_it && r.damaged.is_some())
     }
 
     /// `n` acts as the partition's leader (see `Replica::leading`).
