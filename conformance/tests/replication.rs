@@ -172,13 +172,34 @@ fn c6_model_bug_counterexamples_diverge_on_the_real_code() {
 /// ISR as the model's does, the copy cuts below the damage only then and fetches the
 /// records back; a damaged leader takes no produce while another ISR member holds its
 /// records, and nobody is served a damaged record.
+///
+/// Also with two crashes and two shrinks, with a retry and a controller failover, and
+/// under the interval policy with a disk filling up.
 #[test]
 fn c5_replication_walks_with_a_damaged_copy_conform() {
-    let model = ReplicationModel::bounded(2, 1, 1, 1).with_damage(1);
-    let stats = must_conform(replication_walks(&model, 3_000, 80, 23));
-    eprintln!("{stats:?}");
-    assert_eq!(stats.walks, 3_000);
-    for kind in ["Damage", "ProposeRepair", "CutDamage"] {
-        assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
+    for (model, seed) in [
+        (ReplicationModel::bounded(2, 1, 1, 1).with_damage(1), 23),
+        (ReplicationModel::bounded(2, 2, 1, 2).with_damage(1), 29),
+        (
+            ReplicationModel::bounded(2, 1, 1, 1)
+                .with_damage(1)
+                .with_retries(1)
+                .with_failovers(1),
+            31,
+        ),
+        (
+            ReplicationModel::bounded(2, 1, 1, 1)
+                .with_damage(1)
+                .with_acks_before_fsync()
+                .with_full_disks(1),
+            37,
+        ),
+    ] {
+        let stats = must_conform(replication_walks(&model, 3_000, 80, seed));
+        eprintln!("{stats:?}");
+        assert_eq!(stats.walks, 3_000);
+        for kind in ["Damage", "ProposeRepair", "CutDamage"] {
+            assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
+        }
     }
 }
