@@ -867,28 +867,35 @@ pub(crate) fn read_records_around_damage(
         if result.batch_count == 0 {
             break;
         }
-        let mut at = 0usize;
-        while at < result.records.len() {
-            let length = result
-                .records
-                .get(at + 8..at + 12)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(i32::from_be_bytes)
-                .ok_or_else(|| HarnessError("short batch".into()))?;
-            let end = at
-                + 12
-                + usize::try_from(length).map_err(|_| HarnessError("batch length".into()))?;
-            let batch = result
-                .records
-                .get(at..end)
-                .ok_or_else(|| HarnessError("short batch".into()))?;
-            let header = BatchHeader::parse(batch).map_err(HarnessError)?;
-            let id = header.base_timestamp - TIMESTAMP_BASE;
-            let id = u8::try_from(id).map_err(|_| HarnessError(format!("record id {id}")))?;
-            records.push(Some((header.partition_leader_epoch, id)));
-            at = end;
+        for (_, epoch, id) in parse_batches(&result.records)? {
+            records.push(Some((epoch, id)));
         }
         offset = result.next_offset;
     }
     Ok(records)
+}
+
+/// The harness's one-record batches in `records` as stored: (base offset, leader
+/// epoch, record id) each.
+pub(crate) fn parse_batches(records: &[u8]) -> Result<Vec<(i64, i32, u8)>, HarnessError> {
+    let mut batches = Vec::new();
+    let mut at = 0usize;
+    while at < records.len() {
+        let length = records
+            .get(at + 8..at + 12)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(i32::from_be_bytes)
+            .ok_or_else(|| HarnessError("short batch".into()))?;
+        let end =
+            at + 12 + usize::try_from(length).map_err(|_| HarnessError("batch length".into()))?;
+        let batch = records
+            .get(at..end)
+            .ok_or_else(|| HarnessError("short batch".into()))?;
+        let header = BatchHeader::parse(batch).map_err(HarnessError)?;
+        let id = header.base_timestamp - TIMESTAMP_BASE;
+        let id = u8::try_from(id).map_err(|_| HarnessError(format!("record id {id}")))?;
+        batches.push((header.base_offset, header.partition_leader_epoch, id));
+        at = end;
+    }
+    Ok(batches)
 }

@@ -26,11 +26,11 @@ use chronik_core::replication::{
     NoEvents, Partitions, ProduceWait, RepairStep, Repairs, ReplicationError,
 };
 use chronik_model::replication::{
-    has, members, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
+    has, members, FetchResp, MetaCmd, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
 };
 use chronik_model::state::NodeId;
 
-use crate::harness::{read_records_around_damage, HarnessError, TIMESTAMP_BASE};
+use crate::harness::{parse_batches, read_records_around_damage, HarnessError, TIMESTAMP_BASE};
 use crate::replay::{successors, Rng};
 
 const TOPIC: &str = "replicated";
@@ -903,13 +903,96 @@ impl ReplicationHarness {
             }
             replicas.push(r);
         }
+        let proposals = self
+            .inbox
+            .iter()
+            .map(proposal_view)
+            .collect::<Result<_, _>>()?;
+        let mut answers = self
+            .net
+            .iter()
+            .map(|(to, epoch, fetched)| answer_view(*to, *epoch, fetched))
+            .collect::<Result<Vec<_>, _>>()?;
+        answers.sort();
         Ok(ReplView {
             meta: meta_of_real(&self.controller)?,
             replicas,
             acked: self.acked.clone(),
             read: self.read.clone(),
+            proposals,
+            answers,
         })
     }
+}
+
+fn small(what: &str, n: impl TryInto<u8>) -> Result<u8, HarnessError> {
+    n.try_into()
+        .map_err(|_| fail(format!("{what} beyond the model's range")))
+}
+
+fn node(broker: i32) -> Result<NodeId, HarnessError> {
+    node_of(broker).ok_or_else(|| fail(format!("broker {broker} is not the model's")))
+}
+
+/// A proposed command as the model's `MetaCmd`.
+fn proposal_view(p: &Proposal) -> Result<MetaCmd, HarnessError> {
+    match &p.command {
+        MetadataCommand::RegisterBroker {
+            broker_id,
+            incarnation,
+            ..
+        } => Ok(MetaCmd::Register(
+            node(*broker_id)?,
+            small("incarnation", *incarnation)?,
+        )),
+        MetadataCommand::AlterIsr {
+            leader_epoch,
+            isr,
+            partition_epoch,
+            ..
+        } => Ok(MetaCmd::AlterIsr {
+            epoch: small("leader epoch", *leader_epoch)?,
+            version: small("partition epoch", partition_epoch.unwrap_or(u64::MAX))?,
+            isr: set_of(isr),
+        }),
+        MetadataCommand::RepairReplica {
+            broker_id,
+            leader_epoch,
+            partition_epoch,
+            ..
+        } => Ok(MetaCmd::Repair {
+            node: node(*broker_id)?,
+            epoch: small("leader epoch", *leader_epoch)?,
+            version: small("partition epoch", *partition_epoch)?,
+            incarnation: small(
+                "incarnation",
+                p.repair_by.map_or(u64::MAX, |(_, incarnation)| incarnation),
+            )?,
+        }),
+        other => Err(fail(format!(
+            "a proposal the model has no kind of: {other:?}"
+        ))),
+    }
+}
+
+/// A fetch answer in flight, as the model's.
+fn answer_view(to: NodeId, epoch: i32, fetched: &Fetched) -> Result<AnswerView, HarnessError> {
+    let batches = parse_batches(fetched.records.as_deref().unwrap_or_default())?;
+    let first = batches
+        .first()
+        .map(|(base, ..)| small("offset", *base))
+        .transpose()?;
+    let records = batches
+        .into_iter()
+        .map(|(_, epoch, id)| Ok((small("leader epoch", epoch)?, id)))
+        .collect::<Result<_, HarnessError>>()?;
+    Ok(AnswerView {
+        to,
+        epoch: small("leader epoch", epoch)?,
+        first,
+        records,
+        hw: small("high watermark", fetched.high_watermark)?,
+    })
 }
 
 fn offset_u8(offset: u64) -> Result<u8, HarnessError> {
@@ -1020,13 +1103,42 @@ impl ReplicaView {
     }
 }
 
-/// Both sides reduced to what they must agree on.
+/// A leader's fetch answer on its way to a follower: what it served.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AnswerView {
+    pub to: NodeId,
+    /// The leader epoch the follower fetched under.
+    pub epoch: u8,
+    /// The offset of the first record served, if any.
+    pub first: Option<u8>,
+    /// (leader epoch, value) of each record served.
+    pub records: Vec<(u8, u8)>,
+    pub hw: u8,
+}
+
+impl AnswerView {
+    fn of_model(resp: &FetchResp) -> Self {
+        AnswerView {
+            to: resp.to,
+            epoch: resp.epoch,
+            first: (!resp.records.is_empty()).then_some(resp.base),
+            records: resp.records.iter().map(|r| (r.epoch, r.value)).collect(),
+            hw: resp.hw,
+        }
+    }
+}
+
+/// Both sides reduced to what they must agree on: the state, and what is on its way
+/// (the proposals to the controller, the answers to followers), so that a message
+/// the real code sends and the model does not is seen when it is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplView {
     pub meta: MetaView,
     pub replicas: Vec<ReplicaView>,
     pub acked: BTreeSet<(u8, u8)>,
     pub read: BTreeSet<(u8, u8)>,
+    pub proposals: Vec<MetaCmd>,
+    pub answers: Vec<AnswerView>,
 }
 
 impl ReplView {
@@ -1055,6 +1167,18 @@ impl ReplView {
         }
         if self.read != real.read {
             out.push(format!("read: model {:?}, real {:?}", self.read, real.read));
+        }
+        if self.proposals != real.proposals {
+            out.push(format!(
+                "proposed: model {:?}, real {:?}",
+                self.proposals, real.proposals
+            ));
+        }
+        if self.answers != real.answers {
+            out.push(format!(
+                "fetch answers in flight: model {:?}, real {:?}",
+                self.answers, real.answers
+            ));
         }
         out
     }
@@ -1115,11 +1239,15 @@ pub fn of_model(model: &ReplicationModel, s: &RState) -> ReplView {
             }
         })
         .collect();
+    let mut answers: Vec<AnswerView> = s.net.iter().map(AnswerView::of_model).collect();
+    answers.sort();
     ReplView {
         meta: meta_of_model(&s.meta),
         replicas,
         acked: s.ghost.acked.clone(),
         read: s.ghost.read.clone(),
+        proposals: s.inbox.clone(),
+        answers,
     }
 }
 
