@@ -115,6 +115,11 @@ struct ReplicationArgs {
     /// Copies whose durable bytes get damaged and are repaired (R-REPL-4).
     #[arg(long, default_value_t = 0)]
     max_damage: u8,
+    /// Damage may hit a copy's last durable record, which a restart's recovery cuts
+    /// as a torn write unless the checkpoint's durable point covers it (the open gap
+    /// of spec/cluster.md R-REPL-4).
+    #[arg(long)]
+    torn_last_frame: bool,
     /// Idempotent retries of unacknowledged produces.
     #[arg(long, default_value_t = 0)]
     max_retries: u8,
@@ -298,6 +303,7 @@ fn main() -> ExitCode {
             m.max_fetches_in_flight = a.reordered_fetches;
             m.combined_isr_changes = a.combined_isr_changes;
             m.lossy_proposals = a.lossy_proposals;
+            m.torn_last_frame = a.torn_last_frame;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }

@@ -620,3 +620,25 @@ fn r_repl_replication_bug_switches_break_their_rules() {
         eprintln!("{}: {expected} violated in {steps} steps", bug.name());
     }
 }
+
+/// The open gap of R-REPL-4 (spec/cluster.md): a bad sector in a leader's last durable
+/// frame, past the durable point its checkpoint records, is what recovery takes for a
+/// torn write, so the restart cuts it, and the acknowledged record it held is gone from
+/// a copy the ISR counts on (then, as the leader returns in a new epoch, from its
+/// followers too). The model shows it in 13 steps. This test records the gap: once it is
+/// closed it fails, and must then assert that every property holds.
+#[test]
+fn r_repl_4_gap_a_bad_last_frame_cut_at_a_restart_loses_an_acknowledged_record() {
+    use chronik_model::replication::names as repl;
+    let model = replication(1, 1, 0, 0)
+        .with_damage(1)
+        .with_torn_last_frame();
+    let o = run(model, &Run::bfs_until(repl::ACKED_ON_ISR));
+    assert!(
+        o.violated.contains(&repl::ACKED_ON_ISR),
+        "the gap has no counterexample any more: {:?}",
+        o.violated
+    );
+    let path = o.discoveries[repl::ACKED_ON_ISR].clone().into_actions();
+    assert_eq!(path.len(), 13, "{path:?}");
+}

@@ -306,6 +306,10 @@ pub struct ReplicationModel {
     /// while a later proposal reaches the next leader); and a restarted broker's
     /// proposal is in flight until `ProposalArrives` takes it to the controller.
     pub lossy_proposals: bool,
+    /// Damage may hit a copy's last durable record too, and a restart's recovery then
+    /// cuts it as a torn write unless the checkpoint's durable point covers it, as the
+    /// real recovery does (R-LOG-13): the gap spec/cluster.md R-REPL-4 names.
+    pub torn_last_frame: bool,
     bugs: u32,
 }
 
@@ -329,6 +333,7 @@ impl Default for ReplicationModel {
             max_fetches_in_flight: 2,
             combined_isr_changes: false,
             lossy_proposals: false,
+            torn_last_frame: false,
             bugs: 0,
         }
     }
@@ -360,6 +365,12 @@ impl ReplicationModel {
 
     pub fn with_damage(mut self, damage: u8) -> Self {
         self.max_damage = damage;
+        self
+    }
+
+    /// See `torn_last_frame`.
+    pub fn with_torn_last_frame(mut self) -> Self {
+        self.torn_last_frame = true;
         self
     }
 
@@ -426,6 +437,7 @@ impl ReplicationModel {
             max_shrinks: u8::MAX,
             max_epoch: u8::MAX,
             max_damage: u8::MAX,
+            torn_last_frame: false,
             max_retries: u8::MAX,
             max_failovers: u8::MAX,
             max_sync_failures: u8::MAX,

@@ -156,6 +156,10 @@ pub struct Replica {
     pub hw: u8,
     /// The high watermark in the partition's checkpoint file.
     pub hw_checkpoint: u8,
+    /// With `torn_last_frame`: the durable point the checkpoint file records, below
+    /// which recovery takes a bad frame for damage, never for a torn write (0 with the
+    /// option off, so that it splits no state).
+    pub durable_mark: u8,
     /// Follower side: the leader epoch the log was last truncated for.
     pub gate: Option<u8>,
     /// Leader side: the epoch the follower ends below belong to, and each follower's
@@ -191,6 +195,7 @@ impl Replica {
             durable: 0,
             hw: 0,
             hw_checkpoint: 0,
+            durable_mark: 0,
             gate: None,
             tracker_epoch: meta.epoch,
             follower_end: [None; REPLICAS],

@@ -167,7 +167,8 @@ impl ReplicationModel {
                 out.push(RAction::Consume(n));
             }
         }
-        if r.hw_checkpoint != r.hw && !r.full {
+        let mark_behind = self.torn_last_frame && r.durable_mark != r.durable;
+        if (r.hw_checkpoint != r.hw || mark_behind) && !r.full {
             out.push(RAction::Checkpoint(n));
         }
         self.enabled_repair(s, n, out);
@@ -208,7 +209,12 @@ impl ReplicationModel {
             // last frame past the checkpointed durable point looks like a torn write
             // to recovery, which cuts it (R-LOG-13; not modelled).
             if s.ghost.damages < self.max_damage {
-                out.extend((0..r.durable.saturating_sub(1)).map(|o| RAction::Damage(n, o)));
+                let end = if self.torn_last_frame {
+                    r.durable
+                } else {
+                    r.durable.saturating_sub(1)
+                };
+                out.extend((0..end).map(|o| RAction::Damage(n, o)));
             }
             return;
         };
@@ -433,8 +439,12 @@ impl ReplicationModel {
                 self.propose_isr(&mut t, l, isr);
             }
             RAction::Checkpoint(n) => {
+                let torn_last_frame = self.torn_last_frame;
                 let r = &mut t.replicas[at(n)];
                 r.hw_checkpoint = r.hw;
+                if torn_last_frame {
+                    r.durable_mark = r.durable;
+                }
             }
             RAction::Consume(n) => {
                 let r = &t.replicas[at(n)];
@@ -471,6 +481,10 @@ impl ReplicationModel {
                 r.hw = r.hw.min(d);
                 r.damaged = None;
                 r.repair = RepairProgress::None;
+                if self.torn_last_frame {
+                    // The cut rewrites the checkpoint with its new durable point.
+                    r.durable_mark = d;
+                }
                 t.ghost.repaired = true;
                 // Out of the ISR, the copy gives up what it cannot vouch for.
                 t.ghost.hw_mark[at(n)] = None;
@@ -774,8 +788,12 @@ impl ReplicationModel {
         if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
             fr.log.truncate(usize::from(end));
             // The cut syncs what it keeps (the real `truncate_to`; found by the
-            // replication oracle under the interval policy).
+            // replication oracle under the interval policy) and records that in the
+            // checkpoint.
             fr.durable = end;
+            if self.torn_last_frame {
+                fr.durable_mark = end;
+            }
             fr.hw = fr.hw.min(end);
             fr.damaged = fr.damaged.filter(|d| *d < end);
             t.ghost.truncated = true;
@@ -1152,6 +1170,7 @@ impl ReplicationModel {
             r.hw_checkpoint,
             r.incarnation,
             r.damaged.filter(|d| usize::from(*d) < durable),
+            r.durable_mark,
         );
         let full = r.full;
         // Learning stepwise, the broker replays its own metadata log at its restart:
@@ -1169,7 +1188,14 @@ impl ReplicationModel {
         r.learned = learned;
         r.up = false;
         r.full = full;
-        (r.log, r.durable, r.hw_checkpoint, r.incarnation, r.damaged) = disk;
+        (
+            r.log,
+            r.durable,
+            r.hw_checkpoint,
+            r.incarnation,
+            r.damaged,
+            r.durable_mark,
+        ) = disk;
         t.net.retain(|m| m.to != n);
         t.epoch_answers.retain(|a| a.to != n);
         t.requests.retain(|q| q.to != n);
@@ -1188,6 +1214,16 @@ impl ReplicationModel {
         r.incarnation += 1;
         r.view = meta;
         r.tracker_epoch = meta.epoch;
+        // A bad last frame past the recorded durable point is, to recovery, a torn
+        // write: it is cut (R-LOG-13).
+        let torn = r
+            .damaged
+            .filter(|d| self.torn_last_frame && d + 1 == r.durable && *d >= r.durable_mark);
+        if let Some(d) = torn {
+            r.log.truncate(usize::from(d));
+            r.durable = d;
+            r.damaged = None;
+        }
         r.hw = r.hw_checkpoint.min(r.len());
         let incarnation = r.incarnation;
         self.propose(t, MetaCmd::Register(n, incarnation));
