@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use chronik::disk::{Disk, MemDisk, Tear};
-use chronik::log::batch::{build_batch, set_producer, Record};
+use chronik::log::batch::{build_batch, set_producer, BatchHeader, Record};
 use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::log::frame::{self, FRAME_HEADER_LEN};
@@ -202,9 +202,13 @@ fn repair_step(b: &SimBroker, n: NodeId, now_ms: u64) -> Result<RepairStep, Harn
         .next_step(&key(), info, broker_id(n), log.first_lost_offset(), now_ms))
 }
 
-/// Where the batch whose base offset is `offset` ends in a segment of `dir`: (the
-/// segment file, the position of its last byte, inside the record it holds).
-fn batch_position(disk: &MemDisk, dir: &Path, offset: u64) -> Result<(PathBuf, u64), HarnessError> {
+/// The last byte of the batch whose base offset is `offset` in a segment of `dir`,
+/// inside the record it holds: (the segment file, its position, its value).
+fn batch_last_byte(
+    disk: &MemDisk,
+    dir: &Path,
+    offset: u64,
+) -> Result<(PathBuf, u64, u8), HarnessError> {
     let files = disk
         .list_dir(dir)
         .map_err(|e| fail(format!("listing {}: {e}", dir.display())))?;
@@ -214,12 +218,9 @@ fn batch_position(disk: &MemDisk, dir: &Path, offset: u64) -> Result<(PathBuf, u
             .map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
         let mut pos = 0;
         while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
-            let base = bytes
-                .get(start..start + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes);
-            if base == Some(offset) {
-                return Ok((path, end as u64 - 1));
+            let header = BatchHeader::parse(&bytes[start..end]).map_err(fail)?;
+            if u64::try_from(header.base_offset) == Ok(offset) {
+                return Ok((path, end as u64 - 1, bytes[end - 1]));
             }
             pos = end;
         }
@@ -731,14 +732,9 @@ impl ReplicationHarness {
     fn damage(&mut self, n: NodeId, offset: u8) -> Result<(), HarnessError> {
         let dir = root().join(format!("{TOPIC}-0"));
         let b = self.broker(n);
-        let at = batch_position(&b.disk, &dir, u64::from(offset))?;
-        let mut byte = [0u8; 1];
+        let (path, at, byte) = batch_last_byte(&b.disk, &dir, u64::from(offset))?;
         b.disk
-            .open_file(&at.0, chronik::disk::OpenMode::Existing)
-            .and_then(|f| f.read_full_at(&mut byte, at.1))
-            .map_err(|e| fail(format!("reading the byte to damage: {e}")))?;
-        b.disk
-            .corrupt(&at.0, at.1 as usize, &[byte[0] ^ 0x10])
+            .corrupt(&path, at as usize, &[byte ^ 0x10])
             .map_err(|e| fail(format!("damaging the record: {e}")))?;
         if b.partitions.is_some() {
             self.scrub(n)?;

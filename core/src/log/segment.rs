@@ -280,18 +280,7 @@ impl Segment {
             let known_here = known.iter().find(|d| d.position == position);
             let next = match known_here {
                 Some(d) => Some((d.end_position, d.end_offset)),
-                None => {
-                    let file = self.handle()?;
-                    let max_base = self.max_base(Tail::Active { durable: None });
-                    damage::find_next_frame(
-                        file.as_ref(),
-                        &self.path,
-                        position + 1,
-                        len,
-                        self.next_offset,
-                        max_base,
-                    )?
-                }
+                None => self.next_frame_after(position, len, Tail::Active { durable: None })?,
             };
             let Some((end_position, damage_end)) = next.filter(|(_, e)| *e <= end_offset) else {
                 tracing::warn!(
@@ -319,6 +308,20 @@ impl Segment {
         }
     }
 
+    /// Where the damaged range starting at `position` ends: the first valid frame
+    /// after it that continues the offsets, as (its position, its base offset).
+    fn next_frame_after(&self, position: u64, len: u64, tail: Tail) -> Result<Option<(u64, u64)>> {
+        let file = self.handle()?;
+        damage::find_next_frame(
+            file.as_ref(),
+            &self.path,
+            position + 1,
+            len,
+            self.next_offset,
+            self.max_base(tail),
+        )
+    }
+
     /// Scans the whole segment, stepping over damaged ranges (recorded and reported),
     /// and returns the position to cut at if its tail is torn.
     fn recover(&mut self, len: u64, index_interval: u64, tail: Tail) -> Result<Option<u64>> {
@@ -333,16 +336,8 @@ impl Segment {
                 Some(Stop::Corrupt { position, reason }) => (position, reason),
             };
             let first_offset = self.next_offset;
-            let file = self.handle()?;
-            let found = damage::find_next_frame(
-                file.as_ref(),
-                &self.path,
-                position + 1,
-                len,
-                first_offset,
-                self.max_base(tail),
-            )?;
-            let Some((end_position, end_offset)) = found else {
+            let Some((end_position, end_offset)) = self.next_frame_after(position, len, tail)?
+            else {
                 return Ok(self.damaged_tail(position, len, reason, tail));
             };
             self.fence(Damage {

@@ -217,11 +217,6 @@ impl Replica {
         self.log.is_empty()
     }
 
-    /// The end of what this copy can serve: its durable records below any damage.
-    pub fn servable(&self) -> u8 {
-        self.damaged.map_or(self.durable, |d| d.min(self.durable))
-    }
-
     /// This broker leads the partition, as far as it knows: the metadata names it
     /// leader and holds this start's registration. A restarted leader waits for its
     /// registration, which starts a new leader epoch: proposals of its previous life

@@ -205,9 +205,9 @@ impl ReplicationModel {
     fn enabled_repair(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
         let r = &s.replicas[at(n)];
         let Some(d) = r.damaged else {
-            // A bad sector in a record that another durable record follows: a bad
-            // last frame past the checkpointed durable point looks like a torn write
-            // to recovery, which cuts it (R-LOG-13; not modelled).
+            // A bad sector in a record that another durable record follows; with
+            // `torn_last_frame` also in the last one, which recovery may take for a
+            // torn write and cut (R-LOG-13).
             if s.ghost.damages < self.max_damage {
                 let end = if self.torn_last_frame {
                     r.durable
@@ -1120,11 +1120,8 @@ impl ReplicationModel {
     /// under the interval policy everything written (the real `committable_end`);
     /// never a damaged record.
     pub fn served_end(&self, r: &Replica) -> u8 {
-        if self.acks_before_fsync {
-            r.damaged.map_or(r.len(), |d| d.min(r.len()))
-        } else {
-            r.servable()
-        }
+        let end = self.served_end_above_damage(r);
+        r.damaged.map_or(end, |d| d.min(end))
     }
 
     /// What a leader serves to a read that starts past its damaged record.
