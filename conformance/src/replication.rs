@@ -649,15 +649,13 @@ impl ReplicationHarness {
                     .ok_or_else(|| fail("truncation with no leader"))?;
                 let lb = &self.brokers[usize::from(l)];
                 let local = lb.local(l).ok_or_else(|| fail("the leader is down"))?;
-                let (leader_log, linfo) = local
-                    .led_log(TOPIC, 0)
+                // The handler's own answer, refusals included (a marked lost tail,
+                // R-REPL-4); (-1, log start) when it holds no such epoch, which the
+                // fetcher reads as "no answer".
+                let answer = local
+                    .epoch_end(TOPIC, 0, epoch, last)
                     .map_err(|code| fail(format!("the leader refused: error {code}")))?;
-                if linfo.leader_epoch != epoch {
-                    return Err(fail("the leader answers in another epoch"));
-                }
-                // The handler answers (-1, log start) when it holds no such epoch, which
-                // the fetcher reads as "no answer".
-                let answer = leader_log.end_offset_for_epoch(last);
+                let answer = Some(answer).filter(|(e, _)| *e >= 0);
                 Some(truncation_point(&log, answer))
             }
         };

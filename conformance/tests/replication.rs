@@ -212,24 +212,3 @@ fn c5_replication_walks_with_a_damaged_copy_conform() {
         }
     }
 }
-
-/// R-REPL-4's open gap (spec/cluster.md) is the real code's, not only the model's: the
-/// model's shortest path to a lost acknowledged record through a bad last frame cut at
-/// a restart replays on the real code step by step, the cut included. Once the gap is
-/// closed this path must diverge instead.
-#[test]
-fn c5_the_gap_of_a_bad_last_frame_cut_at_a_restart_replays_on_the_real_code() {
-    use chronik_model::replication::names::ACKED_ON_ISR;
-    let model = ReplicationModel::bounded(1, 1, 0, 0)
-        .with_damage(1)
-        .with_torn_last_frame();
-    let outcome = run(model.clone(), &Run::bfs_until(ACKED_ON_ISR));
-    let path = outcome
-        .discoveries
-        .get(ACKED_ON_ISR)
-        .unwrap_or_else(|| panic!("the model found no path to {ACKED_ON_ISR}"))
-        .clone()
-        .into_actions();
-    let stats = must_conform(replay_replication_path(&model, &path));
-    assert_eq!(stats.steps, path.len(), "the whole path replayed: {path:?}");
-}

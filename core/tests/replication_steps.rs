@@ -352,15 +352,12 @@ fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
     let open = |state: &MetadataState| broker_one_on(&disk, state);
     let partitions = open(&state);
     let local = broker_one(&state, &partitions);
-    let (log, _) = local
-        .admit_produce("t", 0, -1)
-        .expect("a healthy leader takes writes");
-    for value in 0..3 {
-        log.append(&record(value), 0, 0).expect("appended");
-    }
-    drop((log, partitions));
-    let segment = PathBuf::from("/data/t-0/00000000000000000000.log");
-    disk.corrupt(&segment, 30, &[0xff]).expect("damaged");
+    assert!(
+        local.admit_produce("t", 0, -1).is_ok(),
+        "a healthy leader takes writes"
+    );
+    drop(partitions);
+    three_records_then_a_bad_byte(&disk, &state, |_| 30);
     let partitions = open(&state);
     let local = broker_one(&state, &partitions);
     let log = partitions.get("t", 0).expect("t-0");
@@ -376,14 +373,70 @@ fn r_repl_4_a_damaged_leader_takes_no_writes_while_others_hold_its_records() {
         );
     }
     drop((log, partitions));
-    let sole = CommandEnvelope::new(index + 1, alter_isr(0, vec![1], 0));
-    assert_eq!(state.apply(index + 1, &sole), ApplyOutcome::Done);
+    leave_broker_one_alone_in_the_isr(&mut state, index);
     let partitions = open(&state);
     let local = broker_one(&state, &partitions);
     assert!(
         local.admit_produce("t", 0, 1).is_ok(),
         "the sole copy takes writes"
     );
+}
+
+/// R-REPL-4's gap, closed: a leader whose recovery cut a bad last frame (it cannot
+/// tell one from a torn write) may have lost an acknowledged record that its
+/// followers hold. While another ISR member does, it takes no write and answers
+/// OffsetForLeaderEpoch KAFKA_STORAGE_ERROR (its answer would make them cut the
+/// record), and asks for its repair. Alone in the ISR it answers and takes writes,
+/// and its first write drops the mark.
+#[test]
+fn r_repl_4_a_leader_whose_recovery_cut_its_tail_answers_no_epoch_query_while_others_hold_it() {
+    let (mut state, index) = three_brokers_one_topic();
+    let disk = MemDisk::new();
+    let open = |state: &MetadataState| broker_one_on(&disk, state);
+    three_records_then_a_bad_byte(&disk, &state, |len| len - 1);
+    let partitions = open(&state);
+    let local = broker_one(&state, &partitions);
+    let log = partitions.get("t", 0).expect("t-0");
+    assert_eq!((log.log_end_offset(), log.lost_tail()), (2, Some(2)));
+    assert_eq!(log.first_lost_offset(), Some(2));
+    assert_eq!(local.epoch_end("t", 0, 0, 0), Err(KAFKA_STORAGE_ERROR));
+    assert_eq!(
+        local.admit_produce("t", 0, 1).map(|_| ()),
+        Err(KAFKA_STORAGE_ERROR)
+    );
+    drop((log, partitions));
+    leave_broker_one_alone_in_the_isr(&mut state, index);
+    let partitions = open(&state);
+    let local = broker_one(&state, &partitions);
+    assert_eq!(local.epoch_end("t", 0, 0, 0), Ok((0, 2)));
+    let (log, _) = local
+        .admit_produce("t", 0, 1)
+        .expect("the sole copy takes writes");
+    log.append(&record(9), 0, 0).expect("appended");
+    assert_eq!(log.lost_tail(), None);
+}
+
+/// Broker one, leading t-0 on `disk`, writes three records and stops; while it is
+/// down, byte `at(length)` of the segment goes bad.
+fn three_records_then_a_bad_byte(disk: &MemDisk, state: &MetadataState, at: fn(usize) -> usize) {
+    let partitions = broker_one_on(disk, state);
+    let log = partitions.get("t", 0).expect("t-0");
+    for value in 0..3 {
+        log.append(&record(value), 0, 0).expect("appended");
+    }
+    drop((log, partitions));
+    let segment = PathBuf::from("/data/t-0/00000000000000000000.log");
+    let file = disk
+        .open_file(&segment, chronik_core::disk::OpenMode::Existing)
+        .expect("segment");
+    let byte = at(file.len().expect("length") as usize);
+    disk.corrupt(&segment, byte, &[0xff]).expect("damaged");
+}
+
+/// The controller shrinks t-0's ISR to its leader, broker one.
+fn leave_broker_one_alone_in_the_isr(state: &mut MetadataState, index: u64) {
+    let sole = CommandEnvelope::new(index + 1, alter_isr(0, vec![1], 0));
+    assert_eq!(state.apply(index + 1, &sole), ApplyOutcome::Done);
 }
 
 /// R-REPL-4 with R-LOG-8: damage in records below the log start lies in records a

@@ -409,6 +409,88 @@ fn r_log_13_r_repl_4_a_truncation_past_damage_keeps_it_and_the_repairs_cut_drops
     Ok(())
 }
 
+/// A disk and the batches written to it, as stored.
+type Written = (MemDisk, Arc<dyn Disk>, Vec<(u64, Vec<u8>)>);
+
+/// A log of four one-record batches, closed without a checkpoint, whose last frame
+/// then took a bad byte: recovery cannot tell it from a torn write.
+fn log_with_bad_last_frame() -> Result<Written, LogError> {
+    let (mem_disk, disk) = mem();
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    let mut expected = Vec::new();
+    for seq in 0..4 {
+        let b = batch_for(0, seq, 1, 12);
+        let info = log.append(&b, 0, 0)?;
+        expected.push((info.base_offset, stored(&b, info.base_offset, 0)));
+    }
+    drop(log);
+    let path = segment_path(0);
+    let len = file_bytes(&mem_disk, &path).len();
+    mem_disk
+        .corrupt(&path, len - 3, &[0xff])
+        .map_err(|e| LogError::io("corrupt", &path, e))?;
+    Ok((mem_disk, disk, expected))
+}
+
+/// R-REPL-4's gap, closed at the log: a bad last frame that recovery cuts as a torn
+/// write may have held an acknowledged record, so the cut is marked (`lost_tail`,
+/// counted in `first_lost_offset`) in the checkpoint before the file is cut, and the
+/// mark outlives restarts until a cut at or below it (the repair's, or a truncation
+/// for a new leader) or a leader's write. A checkpoint that cannot be written leaves
+/// the file uncut.
+#[test]
+fn r_log_13_r_repl_4_a_cut_tail_is_marked_first_and_kept_until_a_cut_or_a_leaders_write(
+) -> TestResult {
+    let (mem_disk, disk, expected) = log_with_bad_last_frame()?;
+    let path = segment_path(0);
+    let len = file_bytes(&mem_disk, &path).len();
+    mem_disk.set_capacity(Some(mem_disk.used_bytes()));
+    assert!(PartitionLog::open(Arc::clone(&disk), Path::new(DIR), config(1 << 20), None).is_err());
+    assert_eq!(
+        file_bytes(&mem_disk, &path).len(),
+        len,
+        "cut before the mark"
+    );
+    mem_disk.set_capacity(None);
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(read_all(&log), expected[..3].to_vec());
+    assert_eq!(log.lost_tail(), Some(3));
+    assert_eq!(log.first_lost_offset(), Some(3));
+    assert!(log.damaged_ranges().is_empty());
+    drop(log);
+    mem_disk.crash(Tear::KeepTail(0));
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(log.lost_tail(), Some(3), "the mark outlives a crash");
+    // The repair's cut at the mark drops it, for good.
+    assert_eq!(log.truncate_to(3)?, 3);
+    assert_eq!(log.lost_tail(), None);
+    drop(log);
+    mem_disk.crash(Tear::KeepTail(0));
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!((log.lost_tail(), log.first_lost_offset()), (None, None));
+
+    // A truncation below the mark drops it too: what it cut diverged from the leader.
+    let (_, disk, _) = log_with_bad_last_frame()?;
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(log.truncate_to(2)?, 2);
+    assert_eq!(log.lost_tail(), None);
+
+    // A leader's write (admitted only to a sole ISR member) goes over the mark.
+    let (mem_disk, disk, expected) = log_with_bad_last_frame()?;
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    let b = batch_for(0, 9, 1, 12);
+    let info = log.append(&b, 0, 1)?;
+    assert_eq!((info.base_offset, log.lost_tail()), (3, None));
+    drop(log);
+    mem_disk.crash(Tear::KeepTail(0));
+    let log = open(&disk, Path::new(DIR), config(1 << 20));
+    assert_eq!(log.lost_tail(), None);
+    let mut kept = expected[..3].to_vec();
+    kept.push((3, stored(&b, 3, 1)));
+    assert_eq!(read_all(&log), kept);
+    Ok(())
+}
+
 #[test]
 fn r_log_13_a_file_cut_below_its_durable_point_fences_the_missing_offsets() -> TestResult {
     let (clean, expected) = clean_log(7, 1 << 20);
@@ -439,18 +521,8 @@ fn r_log_13_a_file_cut_below_its_durable_point_fences_the_missing_offsets() -> T
 fn r_log_13_without_a_durable_point_a_bad_last_frame_is_torn_but_a_bad_middle_one_is_not(
 ) -> TestResult {
     // No checkpoint names what was synced, so the last frame may have been torn.
-    let (mem_disk, disk) = mem();
-    let log = open(&disk, Path::new(DIR), config(1 << 20));
-    let mut expected = Vec::new();
-    for seq in 0..4 {
-        let b = batch_for(0, seq, 1, 12);
-        let info = log.append(&b, 0, 0)?;
-        expected.push((info.base_offset, stored(&b, info.base_offset, 0)));
-    }
-    drop(log);
+    let (mem_disk, disk, expected) = log_with_bad_last_frame()?;
     let path = segment_path(0);
-    let len = file_bytes(&mem_disk, &path).len();
-    mem_disk.corrupt(&path, len - 3, &[0xff])?;
     let log = open(&disk, Path::new(DIR), config(1 << 20));
     assert_eq!(read_all(&log), expected[..3].to_vec());
     assert!(log.damaged_ranges().is_empty());

@@ -68,6 +68,12 @@ pub const THREE_NODE_POWER_ON_DEPTH: usize = 22;
 /// and fills this machine's memory); the loss R-REPL-6 prevents is 12 steps deep.
 pub const INTERVAL_FENCE_SHRINK_DEPTH: usize = 16;
 
+/// The replication model with a produce, a crash and damage that may hit the last
+/// durable frame (`torn_last_frame`): breadth first to this depth (unbounded it passed
+/// 24 M states in 5 minutes); the loss the lost-tail mark prevents is 13 steps deep,
+/// and the repair that follows completes at 27.
+pub const TORN_LAST_FRAME_DEPTH: usize = 28;
+
 pub const CONFIGS: &[CiConfig] = &[
     CiConfig {
         test: "one_node_all_properties_hold",
@@ -233,6 +239,15 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "r_repl_4_a_bad_last_frame_cut_at_a_restart_loses_no_acknowledged_record",
+        build: || {
+            let m = ReplicationModel::bounded(1, 1, 0, 0)
+                .with_damage(1)
+                .with_torn_last_frame();
+            CiCheck::Replication(m, Run::bfs_to_depth(TORN_LAST_FRAME_DEPTH))
+        },
+    },
+    CiConfig {
         test: "c_9_the_trace_model_with_a_fence_a_retry_and_a_failover",
         build: || {
             let m = ReplicationModel::bounded(1, 0, 1, 0)
@@ -362,6 +377,9 @@ impl CiCheck {
                 }
                 if m.acks_before_fsync {
                     b.push_str(", interval fsync");
+                }
+                if m.torn_last_frame {
+                    b.push_str(", damage may hit the last frame");
                 }
                 if m.stepwise_learning {
                     b.push_str(", stepwise learning");

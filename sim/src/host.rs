@@ -266,6 +266,15 @@ impl Host {
             .min()
     }
 
+    /// Whether a copy of this node carries a lost-tail mark: its recovery cut a tail
+    /// that may have held acknowledged records (R-REPL-4).
+    pub fn marks_a_lost_tail(&self) -> bool {
+        self.partitions
+            .all()
+            .iter()
+            .any(|(_, log)| log.lost_tail().is_some())
+    }
+
     /// The replica fetcher's repair step for a followed copy (`repair_before_fetch`):
     /// true if the partition is fetched in this round.
     fn repair_before_fetch(

@@ -45,7 +45,8 @@ struct Args {
     /// fill up for a while, with crashes and partitions), `drift` (clocks up to 5%
     /// fast or slow, with crashes and partitions) or `copies` (crashes that each
     /// damage a copy of a replicated partition, R-REPL-4, and partitions) or
-    /// `groups` (slow, lossy links, pauses, partitions and crashes: what moves a
+    /// `last-frames` (the same, in a segment's last batch, which a restart may cut as
+    /// a torn write and must mark, R-REPL-4) or `groups` (slow, lossy links, pauses, partitions and crashes: what moves a
     /// consumer group's commits out of decision order, R-GROUP-10) or `trims`
     /// (DeleteRecords of consumed records, often, with crashes and partitions,
     /// R-WIRE-5) or `deposals` (pauses and partitions that move partition leaders
@@ -114,6 +115,7 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "delete-acked-at-once" => replication.delete_acked_at_once = true,
             "hw-below-min-isr" => replication.hw_below_min_isr = true,
             "follow-before-registered" => replication.follow_before_registered = true,
+            "forget-torn-tail" => replication.forget_torn_tail = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
@@ -141,6 +143,7 @@ fn main() -> ExitCode {
         "full" => Some(Faults::full_disk_storm()),
         "drift" => Some(Faults::drifting_clocks()),
         "copies" => Some(Faults::damaged_copies()),
+        "last-frames" => Some(Faults::damaged_last_frames()),
         "groups" => Some(Faults::group_storm()),
         "trims" => Some(Faults::trim_storm()),
         "deposals" => Some(Faults::deposal_storm()),

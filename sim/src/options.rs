@@ -58,6 +58,11 @@ pub struct Faults {
     /// back (R-REPL-4), losing nothing acknowledged. Only while no other copy is
     /// damaged: with every copy damaged nothing can be repaired.
     pub damage_partition_per_mille: u32,
+    /// The damage hits a segment's last batch instead (one no frame follows): past
+    /// the durable point the checkpoint records, recovery cannot tell it from a torn
+    /// write and cuts it, and the cut must be marked so that the copy is not counted
+    /// on for what it held until its repair (R-REPL-4).
+    pub damage_last_frames: bool,
     /// Mean ms between DeleteRecords of what every consumer has read (0: none),
     /// sent while clients run (R-WIRE-5).
     pub trim_every_ms: u64,
@@ -91,6 +96,7 @@ impl Faults {
             disk_full_every_ms: 0,
             clock_drift_ppm: 0,
             damage_partition_per_mille: 0,
+            damage_last_frames: false,
             trim_every_ms: 0,
             fsync_interval_ms: 0,
             recreate_deleted_names: false,
@@ -165,6 +171,15 @@ impl Faults {
             max_torn_bytes: 64,
             damage_partition_per_mille: 1000,
             ..Faults::none()
+        }
+    }
+
+    /// [`Faults::damaged_copies`] with the damage in a segment's last batch, which a
+    /// restart may cut as a torn write (R-REPL-4).
+    pub fn damaged_last_frames() -> Self {
+        Faults {
+            damage_last_frames: true,
+            ..Faults::damaged_copies()
         }
     }
 
@@ -290,6 +305,7 @@ impl Faults {
             disk_full_every_ms: 0,
             clock_drift_ppm: 0,
             damage_partition_per_mille: 0,
+            damage_last_frames: false,
             trim_every_ms: 0,
             fsync_interval_ms: 0,
             recreate_deleted_names: false,

@@ -91,6 +91,9 @@ pub struct Stats {
     pub copies_damaged: u64,
     /// Of those, repairs seen to end.
     pub copies_repaired: u64,
+    /// Of the damaged copies, those whose restart cut the damage as a torn tail and
+    /// marked the cut (R-REPL-4).
+    pub tails_marked: u64,
     /// Generations the group members were assigned partitions in.
     pub group_generations: u64,
     pub group_commits: u64,
@@ -236,6 +239,8 @@ struct SimNode {
     /// A copy of a replicated partition was damaged and its repair is not known to
     /// be over.
     copy_damaged: bool,
+    /// That copy's damage was cut as a torn tail and marked (counted once).
+    copy_tail_marked: bool,
 }
 
 struct Sim {
@@ -322,6 +327,7 @@ pub fn run(opts: Options) -> Outcome {
             waiters_stalled_until: 0,
             metadata_damaged: false,
             copy_damaged: false,
+            copy_tail_marked: false,
         })
         .collect();
     let voters = nodes.len();
@@ -770,7 +776,7 @@ impl Sim {
     }
 
     /// One byte of a batch of node `i`'s copy of a replicated partition, inside a
-    /// batch that another follows, while no other copy is damaged and another
+    /// batch that another follows (or, with `damage_last_frames`, a last one), while no other copy is damaged and another
     /// replica holds that batch durably: one fault, which R-REPL-4 must repair. (With
     /// no intact copy anywhere the records are gone, and a sole damaged copy only
     /// serves around them, as R-REPL-4 says.)
@@ -783,6 +789,7 @@ impl Sim {
             return;
         }
         let disk = self.nodes[i].disk.clone();
+        let last_frames = self.faults.damage_last_frames;
         let elsewhere: Vec<MemDisk> = (0..self.nodes.len())
             .filter(|&j| j != i)
             .map(|j| self.nodes[j].disk.durable_copy())
@@ -797,7 +804,8 @@ impl Sim {
                 segment_batches(&disk, p)
                     .into_iter()
                     .filter(move |(_, batch)| {
-                        batch.followed && held.contains(&(batch.end_offset, batch.crc))
+                        batch.followed != last_frames
+                            && held.contains(&(batch.end_offset, batch.crc))
                     })
             })
             .collect();
@@ -831,10 +839,16 @@ impl Sim {
             Some(host) => host.damaged().is_none(),
             None => false,
         };
+        let marked = node.host.as_ref().is_some_and(|h| h.marks_a_lost_tail());
+        if node.copy_damaged && marked && !node.copy_tail_marked {
+            node.copy_tail_marked = true;
+            self.stats.tails_marked += 1;
+        }
         if !node.copy_damaged || !healthy {
             return;
         }
         node.copy_damaged = false;
+        node.copy_tail_marked = false;
         self.stats.copies_repaired += 1;
         let id = node.id;
         self.trace

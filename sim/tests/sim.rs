@@ -433,6 +433,38 @@ fn finds_a_damaged_follower_cutting_while_in_the_isr() {
     });
 }
 
+/// R-REPL-4, a bad last frame: the damage hits a segment's last batch, which a
+/// restart cuts as a torn write when it lies past the durable point the checkpoint
+/// records. The cut is marked, the copy leaves the ISR (a leader hands over) and
+/// fetches the records back: every damaged copy is repaired and nothing
+/// acknowledged is lost.
+#[test]
+fn r_repl_4_bad_last_frames_are_repaired_and_lose_nothing() {
+    let stats = storm_holds(Faults::damaged_last_frames(), 0..100);
+    let damaged = total(&stats, |s| s.copies_damaged);
+    let repaired = total(&stats, |s| s.copies_repaired);
+    let marked = total(&stats, |s| s.tails_marked);
+    assert!(damaged >= 100, "only {damaged} copies damaged");
+    assert!(marked >= 20, "only {marked} of {damaged} cut and marked");
+    assert_eq!(repaired, damaged, "every damaged copy is repaired");
+}
+
+/// The same storm with the cut forgotten at once, as before the lost-tail mark: the
+/// restarted copy stays counted in the ISR without the record it lost, leads again,
+/// and its followers truncate an acknowledged record (I-6).
+#[test]
+fn finds_a_cut_tail_forgotten_at_a_restart() {
+    let replication_bugs = ReplicationBugs {
+        forget_torn_tail: true,
+        ..ReplicationBugs::default()
+    };
+    first_seed_breaking("I-6", 100, |seed| Options {
+        replication_bugs,
+        faults: Some(Faults::damaged_last_frames()),
+        ..Options::new(seed)
+    });
+}
+
 /// R-REPL-5: under the interval fsync policy leaders acknowledge before syncing, and
 /// crashes (every 700 ms, often back within the session timeout) cut what they had
 /// not synced; each restarted broker leaves the ISR and hands its leaderships to a

@@ -20,6 +20,12 @@ pub struct Checkpoint {
     /// (they name no durable point, and recovery then assumes none: R-LOG-13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable: Option<DurablePoint>,
+    /// Recovery cut a bad tail from this offset on that it could not tell from a
+    /// torn write: records from here may have been acknowledged, and the copy must
+    /// not be counted on for them until its repair (R-REPL-4). Written before the
+    /// cut, so a crash in between cannot lose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_from: Option<u64>,
 }
 
 /// How far a segment was known to be fsynced: its first `bytes` bytes, holding the
@@ -39,6 +45,7 @@ impl Checkpoint {
             log_start_offset,
             high_watermark,
             durable: None,
+            lost_from: None,
         }
     }
 
@@ -47,6 +54,10 @@ impl Checkpoint {
             durable: Some(durable),
             ..self
         }
+    }
+
+    pub fn with_lost_from(self, lost_from: Option<u64>) -> Self {
+        Checkpoint { lost_from, ..self }
     }
 }
 

@@ -93,6 +93,9 @@ struct LogState {
     /// become durable, even if its offset is reused and synced later.
     failure_epoch: u64,
     last_checkpoint: Option<Checkpoint>,
+    /// Recovery cut a tail from here that may have held acknowledged records
+    /// (`Checkpoint::lost_from`, R-REPL-4).
+    lost_tail: Option<u64>,
     /// When the interval policy last synced this log (the caller's clock).
     last_interval_sync_ms: Option<u64>,
     producers: super::producers::ProducerStates,
@@ -254,7 +257,7 @@ impl PartitionLog {
             .filter_map(|n| segment::parse_base_offset(n))
             .collect();
         bases.sort_unstable();
-        let checkpoint = checkpoint::read(disk.as_ref(), dir)?;
+        let mut checkpoint = checkpoint::read(disk.as_ref(), dir)?;
 
         let mut segments = BTreeMap::new();
         match bases.split_last() {
@@ -282,12 +285,19 @@ impl PartitionLog {
                     .and_then(|c| c.durable)
                     .filter(|d| d.segment_base == last)
                     .map(|d| (d.bytes, d.end_offset));
+                let first_base = bases[0];
                 let active = Segment::open_active(
                     disk.as_ref(),
                     dir,
                     last,
                     config.index_interval_bytes,
                     durable,
+                    |cut_from| {
+                        let marked = mark_lost_tail(checkpoint, first_base, cut_from);
+                        checkpoint::write(disk.as_ref(), dir, &marked)?;
+                        checkpoint = Some(marked);
+                        Ok(())
+                    },
                 )?;
                 // What recovery kept is what the log now acknowledges: make it durable
                 // even if the previous process died before its own fsync.
@@ -309,6 +319,7 @@ impl PartitionLog {
             offline: false,
             failure_epoch: 0,
             last_checkpoint: checkpoint,
+            lost_tail: checkpoint.and_then(|c| c.lost_from),
             last_interval_sync_ms: None,
             producers: Default::default(),
             epochs: read_epochs(disk.as_ref(), dir)?,
@@ -565,7 +576,16 @@ impl PartitionLog {
     }
 
     fn truncate_locked(&self, st: &mut MutexGuard<'_, LogState>, offset: u64) -> Result<u64> {
+        // A cut at or below a lost tail's mark leaves nothing this copy claims past
+        // it: the records there come from a leader again (R-REPL-4).
+        let clears_mark = st.lost_tail.is_some_and(|from| offset <= from);
+        if clears_mark {
+            st.lost_tail = None;
+        }
         if offset >= st.log_end() {
+            if clears_mark {
+                self.write_checkpoint(st)?;
+            }
             return Ok(st.log_end());
         }
         // Nothing at or above the log start is kept: the log is empty from the cut
@@ -838,6 +858,12 @@ impl PartitionLog {
                 },
                 other => other,
             })?;
+            if st.lost_tail.is_some() {
+                // Admitted only while no other ISR member may hold what the cut
+                // lost: this log is the partition's now (R-REPL-4).
+                st.lost_tail = None;
+                self.write_checkpoint(&mut st)?;
+            }
         } else if header.base_offset != st.log_end() as i64 {
             return Err(LogError::InvalidBatch(format!(
                 "replicated batch starts at offset {} but the log ends at {}",
@@ -1178,12 +1204,22 @@ impl PartitionLog {
     pub fn first_lost_offset(&self) -> Option<u64> {
         let st = self.lock();
         // Damage below the log start is in records already deleted: nothing is lost.
-        st.segments
+        let damaged = st
+            .segments
             .values()
             .flat_map(|s| s.damage.iter())
             .filter(|d| d.first_offset < d.end_offset && d.end_offset > st.log_start)
-            .map(|d| d.first_offset.max(st.log_start))
-            .min()
+            .map(|d| d.first_offset.max(st.log_start));
+        damaged.chain(st.lost_tail).min()
+    }
+
+    /// Where recovery cut a tail it could not tell from a torn write, if the cut
+    /// still stands: records from there on may have been acknowledged, and this copy
+    /// does not hold them (R-REPL-4). Cleared by a cut at or below it (its repair, or
+    /// a truncation for a new leader) and by a leader's write (admitted only while
+    /// no other ISR member may hold them).
+    pub fn lost_tail(&self) -> Option<u64> {
+        self.lock().lost_tail
     }
 
     /// Reads the batches from `from` on, about `max_bytes` of them, so that their
@@ -1466,11 +1502,13 @@ impl PartitionLog {
         // fsynced, since `durable_position` moves only after a sync succeeded and
         // every cut below it rewrites the checkpoint first (R-LOG-13).
         let (segment_base, bytes) = st.durable_position;
-        let current = Checkpoint::new(st.log_start, st.high_watermark).with_durable(DurablePoint {
-            segment_base,
-            bytes,
-            end_offset: st.durable_end,
-        });
+        let current = Checkpoint::new(st.log_start, st.high_watermark)
+            .with_durable(DurablePoint {
+                segment_base,
+                bytes,
+                end_offset: st.durable_end,
+            })
+            .with_lost_from(st.lost_tail);
         if st.last_checkpoint == Some(current) {
             return Ok(());
         }
@@ -1529,6 +1567,15 @@ fn batch_at(payload: &[u8], expected: u64) -> std::result::Result<BatchHeader, S
         ));
     }
     Ok(header)
+}
+
+/// The checkpoint to write before recovery cuts a tail from `cut_from` (R-REPL-4):
+/// the one read, or what opening assumes without one, marked from the lower of
+/// its mark and the cut.
+fn mark_lost_tail(read: Option<Checkpoint>, first_base: u64, cut_from: u64) -> Checkpoint {
+    let checkpoint = read.unwrap_or_else(|| Checkpoint::new(first_base, 0));
+    let from = checkpoint.lost_from.map_or(cut_from, |m| m.min(cut_from));
+    checkpoint.with_lost_from(Some(from))
 }
 
 const EPOCHS_FILE: &str = "leader-epoch-checkpoint";
@@ -1597,6 +1644,8 @@ impl LogShared {
             base,
             st.config.index_interval_bytes,
             durable,
+            // All of it was just synced: a bad frame in it is fenced, never cut.
+            |_| Ok(()),
         )?;
         st.durable_end = rescanned.next_offset;
         st.durable_position = (base, rescanned.size);

@@ -227,13 +227,15 @@ impl Segment {
     /// Opens the active (last) segment: scans every frame, fences damaged ranges, and
     /// cuts the file only at a torn tail: a bad frame at or past the durable point
     /// (`durable`: bytes and end offset, if known) with no valid frame after it
-    /// (R-LOG-5, R-LOG-13).
+    /// (R-LOG-5, R-LOG-13). `before_cut` is told the offset a cut starts at before
+    /// the file is cut, so that the caller can record it durably first.
     pub fn open_active(
         disk: &dyn Disk,
         dir: &Path,
         base_offset: u64,
         index_interval: u64,
         durable: Option<(u64, u64)>,
+        before_cut: impl FnOnce(u64) -> Result<()>,
     ) -> Result<Self> {
         let [path, ..] = Self::paths(dir, base_offset);
         let file = disk
@@ -250,6 +252,7 @@ impl Segment {
                 durable_bytes = durable.map(|d| d.0),
                 "truncating a torn log tail (past the durable point, nothing valid after it)"
             );
+            before_cut(seg.next_offset)?;
             seg.handle()?
                 .set_len(position)
                 .map_err(|e| LogError::io("truncate", &seg.path, e))?;

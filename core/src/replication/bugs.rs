@@ -47,4 +47,8 @@ pub struct ReplicationBugs {
     /// data but restored no high watermark, so none of it was consumable after a
     /// restart): neither the checkpointed one nor a single replica's durable end.
     pub no_hw_restore: bool,
+    /// A tail that recovery cut as torn is forgotten at once, as before the lost-tail
+    /// mark: a bad last frame that held an acknowledged record leaves the copy counted
+    /// in the ISR, and it may lead again on its shorter log (R-REPL-4).
+    pub forget_torn_tail: bool,
 }

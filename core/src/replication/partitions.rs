@@ -623,6 +623,10 @@ impl Partitions {
                     } else if single_replica.contains(&key) {
                         log.advance_single_replica_high_watermark();
                     }
+                    if let Some(mark) = log.lost_tail().filter(|_| self.bugs.forget_torn_tail) {
+                        // A cut at the mark drops it.
+                        log.truncate_to(mark)?;
+                    }
                     if let Some(observer) = self.events.sync_observer() {
                         log.set_sync_observer(observer);
                     }

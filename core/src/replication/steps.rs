@@ -138,7 +138,11 @@ impl<'a> LocalView<'a> {
 
     /// The leader's answer to OffsetForLeaderEpoch for `asked_epoch`: its largest
     /// epoch at or below it and where that ends here, or `(-1, log start)` when it
-    /// holds nothing of that epoch or earlier (KIP-101, KIP-279).
+    /// holds nothing of that epoch or earlier (KIP-101, KIP-279). A leader whose
+    /// recovery cut a tail that may have held acknowledged records answers
+    /// KAFKA_STORAGE_ERROR (retriable) while another ISR member may hold them: its
+    /// answer would make that member cut them too. Its repair hands leadership over
+    /// meanwhile (R-REPL-4).
     pub fn epoch_end(
         &self,
         topic: &str,
@@ -146,7 +150,11 @@ impl<'a> LocalView<'a> {
         current_leader_epoch: i32,
         asked_epoch: i32,
     ) -> Result<(i32, u64), ErrorCode> {
-        let (log, _) = self.gate(topic, partition, current_leader_epoch)?;
+        let (log, info) = self.gate(topic, partition, current_leader_epoch)?;
+        let others_hold_it = info.isr.iter().any(|r| *r != self.me);
+        if others_hold_it && log.lost_tail().is_some() {
+            return Err(errors::KAFKA_STORAGE_ERROR);
+        }
         log.resync_if_offline()
             .map_err(|e| errors::from_log_error(&e))?;
         Ok(log

@@ -101,10 +101,15 @@ pub enum ReplBug {
     /// its crash cut (what Chronik did before R-REPL-6; the simulator's
     /// `--faults interval` seed 50210).
     NoEligibleLeaders,
+    /// Recovery cuts a bad last frame past the checkpoint's durable point as a torn
+    /// write and marks nothing: the copy stays counted in the ISR and may lead again,
+    /// and its followers truncate the acknowledged record it held (what Chronik did
+    /// before the mark; needs `torn_last_frame`).
+    ForgetTornTail,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 20] = [
+    pub const ALL: [ReplBug; 21] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -125,6 +130,7 @@ impl ReplBug {
         ReplBug::TruncateOnStaleAnswer,
         ReplBug::HwBelowMinIsr,
         ReplBug::NoEligibleLeaders,
+        ReplBug::ForgetTornTail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -149,6 +155,7 @@ impl ReplBug {
             ReplBug::TruncateOnStaleAnswer => "truncate-on-stale-answer",
             ReplBug::HwBelowMinIsr => "hw-below-min-isr",
             ReplBug::NoEligibleLeaders => "no-eligible-leaders",
+            ReplBug::ForgetTornTail => "forget-torn-tail",
         }
     }
 
@@ -222,6 +229,12 @@ impl ReplBug {
                 .with_acks_before_fsync()
                 .with_bug(self);
         }
+        if self == ReplBug::ForgetTornTail {
+            return ReplicationModel::bounded(1, 1, 0, 0)
+                .with_damage(1)
+                .with_torn_last_frame()
+                .with_bug(self);
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -242,7 +255,8 @@ impl ReplBug {
             | ReplBug::FetchFromUnsyncedEnd
             | ReplBug::TruncateOnStaleAnswer
             | ReplBug::HwBelowMinIsr
-            | ReplBug::NoEligibleLeaders => (1, 0, 0, 0),
+            | ReplBug::NoEligibleLeaders
+            | ReplBug::ForgetTornTail => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }

@@ -143,9 +143,16 @@ fn held(m: &ReplicationModel, r: &Replica) -> u8 {
 /// policy those running in the start the controller knows (a restarted broker's
 /// crash may have cut what it acknowledged, and its registration takes it out of
 /// the ISR, R-REPL-5; until then it serves nothing).
+///
+/// A copy whose recovery marked a cut tail (`Replica::lost_tail`, R-REPL-4) is not
+/// counted either: it knows it may lack records, takes no write and answers no
+/// OffsetForLeaderEpoch while another ISR member holds them, and leaves the ISR
+/// through its repair. Once it drops the mark it is counted again.
 fn counted(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
     let r = &s.replicas[usize::from(b)];
-    !m.acks_before_fsync || (r.up && s.meta.incarnation[usize::from(b)] == r.incarnation)
+    let restarted_unclean =
+        m.acks_before_fsync && !(r.up && s.meta.incarnation[usize::from(b)] == r.incarnation);
+    !restarted_unclean && !r.lost_tail()
 }
 
 fn counted_isr<'a>(m: &'a ReplicationModel, s: &'a RState) -> impl Iterator<Item = NodeId> + 'a {

@@ -209,6 +209,23 @@ impl Replica {
         }
     }
 
+    /// Its recovery cut a bad last frame it could not tell from a torn write, and
+    /// the cut is marked (R-REPL-4): records from its log end on may have been
+    /// acknowledged. Kept as damage at the log end: until its repair's cut, the copy
+    /// takes no write and answers no OffsetForLeaderEpoch while another ISR member
+    /// may hold them.
+    pub fn lost_tail(&self) -> bool {
+        self.damaged == Some(self.len())
+    }
+
+    /// A leader's write (admitted only as the sole ISR member while marked) makes its
+    /// log the partition's: the mark is dropped with it.
+    pub fn write_over_lost_tail(&mut self) {
+        if self.lost_tail() {
+            self.damaged = None;
+        }
+    }
+
     pub fn len(&self) -> u8 {
         u8::try_from(self.log.len()).unwrap_or(u8::MAX)
     }

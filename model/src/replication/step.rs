@@ -232,7 +232,7 @@ impl ReplicationModel {
         // high watermark checkpoints first, which a full disk refuses: it waits for
         // space, as a truncation for a new leader does.
         let fetching = s.net.iter().any(|m| m.to == n) || s.requests.iter().any(|q| q.from == n);
-        if cut_now && d < r.len() {
+        if cut_now && d <= r.len() {
             if !fetching && !r.full {
                 out.push(RAction::CutDamage(n));
             }
@@ -266,6 +266,12 @@ impl ReplicationModel {
     /// fetches may be; the real fetcher asks again when an answer is late).
     fn enabled_truncation(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
         let r = &s.replicas[at(n)];
+        if r.view
+            .leader
+            .is_some_and(|l| !self.answers_epoch_query(s, l))
+        {
+            return;
+        }
         if !self.reordered_fetches {
             if !self.truncation_blocked(s, n) {
                 out.push(RAction::Truncate(n));
@@ -296,6 +302,15 @@ impl ReplicationModel {
     /// UNKNOWN_LEADER_EPOCH, and the follower tries again later).
     fn leader_answers(&self, s: &RState, l: NodeId, epoch: u8) -> bool {
         self.leading(s, l) && s.replicas[at(l)].view.epoch == epoch
+    }
+
+    /// `l` answers OffsetForLeaderEpoch at all: not while its recovery cut a tail it
+    /// could not tell from a torn write and another ISR member may hold what was
+    /// there (R-REPL-4: KAFKA_STORAGE_ERROR; its answer would make that member cut
+    /// acknowledged records). Its repair hands leadership over meanwhile.
+    fn answers_epoch_query(&self, s: &RState, l: NodeId) -> bool {
+        let r = &s.replicas[at(l)];
+        !(r.lost_tail() && r.view.isr & !bit(l) != 0)
     }
 
     /// A fetch that changes nothing is not an action: the leader holds it (long poll).
@@ -551,6 +566,7 @@ impl ReplicationModel {
         let value = t.ghost.produced;
         t.ghost.produced += 1;
         let r = &mut t.replicas[at(n)];
+        r.write_over_lost_tail();
         let offset = r.len();
         let epoch = r.view.epoch;
         r.log.push(Rec { epoch, value });
@@ -588,6 +604,7 @@ impl ReplicationModel {
             }
             Some(original) => original,
             None => {
+                r.write_over_lost_tail();
                 r.log.push(Rec { epoch, value });
                 r.len() - 1
             }
@@ -669,7 +686,7 @@ impl ReplicationModel {
         // from a damaged record is answered KAFKA_STORAGE_ERROR, of which the
         // follower takes nothing (not even the high watermark). The read steps over
         // damage below where it starts (R-LOG-13).
-        if lr.damaged == Some(fetch_offset) {
+        if lr.damaged == Some(fetch_offset) && !lr.lost_tail() {
             return;
         }
         let end = if lr.damaged.is_some_and(|d| d < fetch_offset) {
@@ -1166,7 +1183,9 @@ impl ReplicationModel {
             r.durable,
             r.hw_checkpoint,
             r.incarnation,
-            r.damaged.filter(|d| usize::from(*d) < durable),
+            // Damage lies in durable records; a tail mark at the durable end is in
+            // the checkpoint file.
+            r.damaged.filter(|d| usize::from(*d) <= durable),
             r.durable_mark,
         );
         let full = r.full;
@@ -1219,7 +1238,11 @@ impl ReplicationModel {
         if let Some(d) = torn {
             r.log.truncate(usize::from(d));
             r.durable = d;
-            r.damaged = None;
+            // The cut is marked first, durably: from here on records may be lost
+            // (`Replica::lost_tail`), until the repair's cut or a sole leader's write.
+            if self.bug(ReplBug::ForgetTornTail) {
+                r.damaged = None;
+            }
         }
         r.hw = r.hw_checkpoint.min(r.len());
         let incarnation = r.incarnation;
