@@ -4,6 +4,7 @@ from a replica while it runs (R-REPL-4), found by the background scrub (R-LOG-16
 a sole copy keeps serving what is undamaged, and `chronik check-data --quarantine`
 on the stopped broker gives the damaged range up on the operator's word (R-LOG-17).
 Every test counts what a consumer reads."""
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -182,6 +183,52 @@ def test_r_repl_4_a_damaged_follower_copy_is_repaired_from_the_leader(tmp_path):
 
 def test_r_repl_4_a_damaged_leader_hands_over_and_is_repaired(tmp_path):
     damage_and_watch_repair(tmp_path, "leader")
+
+
+def test_r_repl_4_a_leader_whose_last_frame_went_bad_while_down_hands_over_and_is_repaired(
+        tmp_path):
+    """A bad sector in the leader's last frame, past the durable point its checkpoint
+    records (here: a checkpoint that records none, as one written before that frame),
+    is what recovery takes for a torn write: it cuts it, and the acknowledged records it
+    held are gone from that copy. The cut is marked, so the restarted leader answers no
+    OffsetForLeaderEpoch while its followers hold them, hands over, and fetches them back
+    (spec/cluster.md R-REPL-4, a bad last frame). Before the mark its followers truncated
+    them away."""
+    cluster = start_cluster(tmp_path)
+    try:
+        bootstrap = cluster.node(1).bootstrap
+        create_topic(bootstrap, "tail", 3, {"min.insync.replicas": "2"})
+        wait_for("full ISR", lambda: len(partition_state(cluster.node(1), "tail")[1]) == 3, 10.0)
+        acked = produce_all(bootstrap, "tail", 0, 500)
+        leader, _ = partition_state(cluster.node(1), "tail")
+        node = cluster.node(leader)
+        node.kill9()
+        checkpoint = Path(node.data_dir) / "logs" / "tail-0" / "checkpoint.json"
+        if checkpoint.exists():
+            stamp = json.loads(checkpoint.read_text())
+            stamp.pop("durable", None)
+            checkpoint.write_text(json.dumps(stamp))
+        last = segments(node.data_dir, "tail")[-1]
+        flip_byte(last, last.stat().st_size - 1)
+        node.start()
+
+        log = lambda: Path(node.log_path).read_text()
+        wait_for("the bad tail cut", lambda: "truncating a torn log tail" in log(), 10.0)
+        wait_for(f"node {leader} fetching back what it cut", lambda: repair_logged(node), 30.0)
+        other = next(n for i, n in enumerate(cluster.nodes, 1) if i != leader)
+        new_leader, _ = wait_for("node back in the ISR", lambda: (
+            (s := partition_state(other, "tail")) and leader in s[1] and s), 30.0)
+        assert new_leader != leader, "the marked leader handed leadership over"
+        acked.update(produce_all(other.bootstrap, "tail", 500, 100))
+        got, errors = read_all(other.bootstrap, "tail", 600)
+        assert not errors, errors[:3]
+        assert [n for _, n in got] == list(range(600)), "every acknowledged record, in order"
+        assert all(acked[n] == o for o, n in got)
+    finally:
+        cluster.stop()
+    for n in cluster.nodes:
+        report = check_data(n.data_dir)
+        assert report.returncode == 0 and "0 damaged ranges" in report.stdout, report.stdout
 
 
 def test_r_recover_8_directories_of_deleted_topics_are_removed_at_start(tmp_path):

@@ -22,8 +22,8 @@ use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionL
 use chronik::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
 use chronik_core::log::frame::{self, FRAME_HEADER_LEN};
 use chronik_core::replication::{
-    follower_fetch_offset, truncation_point, AppendResult, Fetched, FollowerFetch, LocalView,
-    NoEvents, Partitions, ProduceWait, RepairStep, Repairs, ReplicationError,
+    follower_fetch_offset, holds_isr, truncation_point, AppendResult, Fetched, FollowerFetch,
+    LocalView, NoEvents, Partitions, ProduceWait, RepairStep, Repairs, ReplicationError,
 };
 use chronik_model::replication::{
     has, members, FetchResp, MetaCmd, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -692,6 +692,12 @@ impl ReplicationHarness {
             .copied()
             .filter(|r| *r != broker_id(f))
             .collect();
+        if !expand && holds_isr(log.first_lost_offset(), info, broker_id(l)) {
+            return Err(fail(format!(
+                "the real leader, its copy short of records, would not drop broker {}",
+                broker_id(f)
+            )));
+        }
         if expand {
             let wanted = b
                 .partitions

@@ -416,6 +416,36 @@ fn r_repl_4_a_leader_whose_recovery_cut_its_tail_answers_no_epoch_query_while_ot
     assert_eq!(log.lost_tail(), None);
 }
 
+/// R-REPL-4: a leader whose copy lost records (here a tail its recovery cut) drops
+/// no follower from the ISR while another member holds them, however long they lag:
+/// they lag because it refuses them, and dropping them would leave it the sole copy,
+/// free to write over the records it lacks. A healthy leader drops them.
+#[test]
+fn r_repl_4_a_leader_short_of_records_drops_no_lagging_follower() {
+    let (state, _) = three_brokers_one_topic();
+    let key = ("t".to_string(), 0);
+    let info = state.partition("t", 0).expect("t-0");
+    let live = state.live_brokers();
+    let lagging_for_a_minute = |partitions: &Partitions| {
+        let log = partitions.get("t", 0).expect("t-0");
+        assert_eq!(
+            partitions.wanted_isr(&key, &log, info, &live, 1, 0, 30_000),
+            None
+        );
+        partitions.wanted_isr(&key, &log, info, &live, 1, 60_000, 30_000)
+    };
+    let healthy = MemDisk::new();
+    assert_eq!(
+        lagging_for_a_minute(&broker_one_on(&healthy, &state)),
+        Some(vec![1])
+    );
+    let short = MemDisk::new();
+    three_records_then_a_bad_byte(&short, &state, |len| len - 1);
+    let partitions = broker_one_on(&short, &state);
+    assert_eq!(partitions.get("t", 0).and_then(|l| l.lost_tail()), Some(2));
+    assert_eq!(lagging_for_a_minute(&partitions), None);
+}
+
 /// Broker one, leading t-0 on `disk`, writes three records and stops; while it is
 /// down, byte `at(length)` of the segment goes bad.
 fn three_records_then_a_bad_byte(disk: &MemDisk, state: &MetadataState, at: fn(usize) -> usize) {

@@ -628,7 +628,9 @@ fn r_repl_replication_bug_switches_break_their_rules() {
 /// ISR member may hold the record, and its repair hands leadership over. Before the
 /// mark (switch `forget-torn-tail`) the record was lost in 13 steps. Breadth first to
 /// `ci::TORN_LAST_FRAME_DEPTH` (the repair completes at step 27); with a fence and a
-/// shrink too, random walks.
+/// shrink too, random walks. Longer walks with two shrinks find the window left open
+/// (spec/cluster.md R-REPL-4, a bad last frame): a marked follower shrunk into the ELR
+/// before its repair is applied, R-REPL-6 in 30 steps.
 #[test]
 fn r_repl_4_a_bad_last_frame_cut_at_a_restart_loses_no_acknowledged_record() {
     let o =

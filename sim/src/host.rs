@@ -905,7 +905,8 @@ impl Host {
     }
 
     /// `maintain_isr`: on every led partition, move the high watermark and propose
-    /// the ISR the tracker wants, once per change and second.
+    /// the ISR the tracker wants, once per change and second; on every copy short of
+    /// records, propose its repair.
     fn maintain_isr(&mut self, now: u64, state: &MetadataState, out: &mut Vec<Out>) {
         let live = state.live_brokers();
         let local = LocalView {
@@ -918,11 +919,18 @@ impl Host {
             let Some(info) = state.partition(&key.0, key.1) else {
                 continue;
             };
+            let lost_from = log.first_lost_offset();
             if !state.leads(info, self.me, self.incarnation) {
+                // As the broker: a follower's repair does not wait for its fetcher,
+                // which cannot reach a leader out of reach (seed 282).
+                if let Some(RepairStep::Propose(command)) = lost_from
+                    .map(|from| self.repairs.next_step(&key, info, self.me, Some(from), now))
+                {
+                    out.push(Out::ProposeRepair(key.clone(), command));
+                }
                 continue;
             }
             local.advance_high_watermark(&key, &log, now);
-            let lost_from = log.first_lost_offset();
             if let RepairStep::Propose(command) =
                 self.repairs.next_step(&key, info, self.me, lost_from, now)
             {

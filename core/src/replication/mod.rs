@@ -21,7 +21,7 @@ pub use failure_states::{Change, FailureStates};
 pub use list_offsets::{list_offset, ListedOffset};
 pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPartition};
 pub use produce::{AckWait, AppendResult, Appended, ProduceWait};
-pub use repair::{RepairStep, Repairs};
+pub use repair::{holds_isr, others_may_hold, RepairStep, Repairs};
 pub use steps::{
     follower_fetch_offset, leader_epoch_error, min_insync_replicas, truncate_for_leader,
     DeletionStarted, Fetched, FollowerServed, LocalView, PartitionKey,

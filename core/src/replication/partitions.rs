@@ -511,7 +511,7 @@ impl Partitions {
         let needed = log
             .high_watermark()
             .max(log.epoch_start_offset(info.leader_epoch));
-        self.with_tracker(key, info.leader_epoch, now_ms, |t| {
+        let wanted = self.with_tracker(key, info.leader_epoch, now_ms, |t| {
             t.wanted_isr(
                 (&info.isr, info.partition_epoch),
                 &info.replicas,
@@ -521,7 +521,17 @@ impl Partitions {
                 now_ms,
                 lag_max_ms,
             )
-        })
+        })?;
+        if !super::repair::holds_isr(log.first_lost_offset(), info, me) {
+            return Some(wanted);
+        }
+        let kept: Vec<i32> = info
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| wanted.contains(r) || info.isr.contains(r))
+            .collect();
+        (kept.len() != info.isr.len()).then_some(kept)
     }
 
     pub fn all(&self) -> Vec<(TopicPartition, Arc<PartitionLog>)> {

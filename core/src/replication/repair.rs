@@ -93,7 +93,7 @@ impl Repairs {
         if self.bugs.cut_damage_in_isr && info.leader != Some(me) {
             return RepairStep::Cut(from);
         }
-        if info.leader == Some(me) && info.isr.iter().all(|r| *r == me) {
+        if info.leader == Some(me) && !others_may_hold(info, me) {
             if progress.insert(key.clone(), Progress::SoleCopy) != Some(Progress::SoleCopy) {
                 warn_sole_copy(key);
             }
@@ -139,6 +139,23 @@ impl Repairs {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         progress.remove(key);
     }
+}
+
+/// Another replica may hold what this copy lost: an ISR member, or an eligible one
+/// (R-REPL-6: it holds everything committed). Then a copy short of records takes no
+/// write and answers no OffsetForLeaderEpoch, and its repair can hand over; without
+/// one it is the sole copy.
+pub fn others_may_hold(info: &PartitionInfo, me: i32) -> bool {
+    info.isr.iter().chain(&info.elr).any(|r| *r != me)
+}
+
+/// A leader whose copy lost records (damage, or a tail its recovery cut) drops no
+/// member from the ISR while another holds them: its followers lag because it cannot
+/// serve them (a damaged range, a refused OffsetForLeaderEpoch), and dropping them
+/// would leave it the sole copy of records it lacks, free to write over them. Its
+/// repair hands leadership over instead.
+pub fn holds_isr(lost_from: Option<u64>, info: &PartitionInfo, me: i32) -> bool {
+    lost_from.is_some() && info.isr.iter().any(|r| *r != me)
 }
 
 fn warn_sole_copy(key: &PartitionKey) {
@@ -250,6 +267,29 @@ mod tests {
                 RepairStep::Wait
             );
         }
+    }
+
+    /// Alone in the ISR but with an eligible replica (R-REPL-6), which holds everything
+    /// committed: the copy hands over to it rather than wait (found by the replication
+    /// model's walks with a bad last frame: the marked sole leader answered its
+    /// followers' OffsetForLeaderEpoch, and the eligible replica cut an acknowledged
+    /// record).
+    #[test]
+    fn r_repl_4_a_sole_isr_member_with_an_eligible_replica_hands_over_to_it() {
+        let repairs = Repairs::default();
+        let alone = PartitionInfo {
+            elr: vec![2],
+            ..partition(1, &[1], 7)
+        };
+        assert!(matches!(
+            repairs.next_step(&key(), &alone, 1, Some(0), 0),
+            RepairStep::Propose(_)
+        ));
+        assert!(others_may_hold(&alone, 1));
+        assert!(
+            !holds_isr(Some(0), &alone, 1),
+            "no other ISR member to keep"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::error::ReplicationError;
 use super::partitions::Partitions;
+use super::repair::others_may_hold;
 use super::tracker::FollowerFetch;
 use crate::errors::{self, ErrorCode};
 use crate::log::PartitionLog;
@@ -151,8 +152,7 @@ impl<'a> LocalView<'a> {
         asked_epoch: i32,
     ) -> Result<(i32, u64), ErrorCode> {
         let (log, info) = self.gate(topic, partition, current_leader_epoch)?;
-        let others_hold_it = info.isr.iter().any(|r| *r != self.me);
-        if others_hold_it && log.lost_tail().is_some() {
+        if others_may_hold(info, self.me) && log.lost_tail().is_some() {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }
         log.resync_if_offline()
@@ -209,8 +209,7 @@ impl<'a> LocalView<'a> {
         if acks == -1 && info.isr.len() < min_insync_replicas(self.state, topic, self.me) {
             return Err(errors::NOT_ENOUGH_REPLICAS);
         }
-        let others_hold_it = info.isr.iter().any(|r| *r != self.me);
-        if others_hold_it && log.first_lost_offset().is_some() {
+        if others_may_hold(info, self.me) && log.first_lost_offset().is_some() {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }
         Ok((log, info))

@@ -318,7 +318,8 @@ async fn follow_metadata(broker: Arc<Broker>) {
 
 /// On every partition this broker leads: propose the ISR its followers warrant
 /// (lagging ones out, caught-up ones in), and move the high watermark, which an ISR
-/// change can free (R-REPL-2).
+/// change can free (R-REPL-2). On every copy short of records, led or not: propose
+/// its repair (R-REPL-4).
 async fn maintain_isr(broker: Arc<Broker>) {
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     let mut proposed: std::collections::HashMap<(String, i32), (Vec<i32>, u64)> =
@@ -334,13 +335,22 @@ async fn maintain_isr(broker: Arc<Broker>) {
             let Some(info) = view.state.partition(&key.0, key.1) else {
                 continue;
             };
+            let lost_from = log.first_lost_offset();
             if !view.state.leads(info, me, broker.incarnation) {
+                // A follower's repair is proposed here as well as by its fetcher, which
+                // never gets to it while the leader is out of reach: meanwhile the
+                // controller could elect the copy, short of records, if the leader
+                // were fenced (the simulator's last-frames storm, seed 282).
+                if let Some(RepairStep::Propose(command)) =
+                    lost_from.map(|from| broker.repairs.next_step(&key, info, me, Some(from), now))
+                {
+                    propose_repair(&broker, key.clone(), command);
+                }
                 continue;
             }
             if local.advance_high_watermark(&key, &log, now) {
                 broker.data_arrived.notify_waiters();
             }
-            let lost_from = log.first_lost_offset();
             if let RepairStep::Propose(command) =
                 broker.repairs.next_step(&key, info, me, lost_from, now)
             {

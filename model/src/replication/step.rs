@@ -128,7 +128,7 @@ impl ReplicationModel {
             out.push(RAction::Rejoin(n));
         }
         if self.leading(s, n) {
-            for f in members(r.view.isr).filter(|f| *f != n) {
+            for f in members(self.droppable(r, n)) {
                 out.push(RAction::ShrinkIsr(n, f));
             }
             let mut addable: Set = 0;
@@ -179,7 +179,7 @@ impl ReplicationModel {
     /// `wanted_isr` proposes when several changes fall in one upkeep round).
     fn enabled_combined_isr(&self, s: &RState, n: NodeId, addable: Set, out: &mut Vec<RAction>) {
         let view = s.replicas[at(n)].view;
-        let droppable = view.isr & !bit(n);
+        let droppable = self.droppable(&s.replicas[at(n)], n);
         for add in 0..=ALL {
             for drop in 0..=ALL {
                 let single = (add | drop).count_ones() < 2;
@@ -219,9 +219,10 @@ impl ReplicationModel {
             return;
         };
         let out_of_isr = !r.view.leads(n) && !has(r.view.isr, n);
-        // A leader that is the only ISR member has no one to repair from: it serves
-        // what is undamaged and proposes nothing (the real `Repairs::next_step`).
-        let sole_copy = r.view.leads(n) && r.view.isr & !bit(n) == 0;
+        // A leader that is the only ISR member, with no eligible replica, has no one
+        // to repair from: it serves what is undamaged and proposes nothing (the real
+        // `Repairs::next_step`). With an eligible replica it hands over to it.
+        let sole_copy = r.view.leads(n) && !Self::others_may_hold(r, n);
         let cut_now = if self.bug(ReplBug::CutDamageInIsr) {
             true
         } else {
@@ -250,6 +251,25 @@ impl ReplicationModel {
             if !proposed(s, proposal) {
                 out.push(RAction::ProposeRepair(n));
             }
+        }
+    }
+
+    /// Another replica may hold what `n`'s copy lost: an ISR member, or an eligible
+    /// one (the real `others_may_hold`, R-REPL-6).
+    fn others_may_hold(r: &Replica, n: NodeId) -> bool {
+        (r.view.isr | r.view.elr) & !bit(n) != 0
+    }
+
+    /// The ISR members leader `n` may drop: its followers, unless its copy lost
+    /// records while another member holds them (the real `holds_isr`, R-REPL-4: they
+    /// lag because it cannot serve them, and dropping them would leave it the sole
+    /// copy of records it lacks).
+    fn droppable(&self, r: &Replica, n: NodeId) -> Set {
+        let others = r.view.isr & !bit(n);
+        if r.damaged.is_some() {
+            0
+        } else {
+            others
         }
     }
 
@@ -310,7 +330,7 @@ impl ReplicationModel {
     /// acknowledged records). Its repair hands leadership over meanwhile.
     fn answers_epoch_query(&self, s: &RState, l: NodeId) -> bool {
         let r = &s.replicas[at(l)];
-        !(r.lost_tail() && r.view.isr & !bit(l) != 0)
+        !(r.lost_tail() && Self::others_may_hold(r, l))
     }
 
     /// A fetch that changes nothing is not an action: the leader holds it (long poll).
@@ -1157,7 +1177,7 @@ impl ReplicationModel {
     /// hold). A sole copy goes on taking writes.
     pub fn admits_produce(&self, s: &RState, n: NodeId) -> bool {
         let r = &s.replicas[at(n)];
-        let others_hold_it = r.view.isr & !bit(n) != 0;
+        let others_hold_it = Self::others_may_hold(r, n);
         self.leading(s, n)
             && members(r.view.isr).count() >= usize::from(self.min_isr)
             && !(others_hold_it && r.damaged.is_some())
