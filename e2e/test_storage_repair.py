@@ -159,19 +159,31 @@ def damage_and_watch_repair(tmp_path, damaged_role):
         flip_byte(first, first.stat().st_size // 2)
 
         wait_for(f"node {target} repaired its copy", lambda: repair_logged(node), 30.0)
-        other = next(n for i, n in enumerate(cluster.nodes, 1) if i != target)
-        new_leader, _ = wait_for("node back in the ISR", lambda: (
-            (s := partition_state(other, "kept")) and target in s[1] and s), 30.0)
+        new_leader = rejoined_and_nothing_lost(cluster, target, "kept", acked)
         if damaged_role == "leader":
             assert new_leader != target, "the damaged leader handed leadership over"
-        acked.update(produce_all(other.bootstrap, "kept", 3000, 100))
-        got, errors = read_all(other.bootstrap, "kept", 3100)
-        assert not errors, errors[:3]
-        assert [n for _, n in got] == list(range(3100)), "every acknowledged record, in order"
-        assert all(acked[n] == o for o, n in got)
     finally:
         cluster.stop()
-    # The repaired copy holds everything, undamaged.
+    assert_every_copy_clean(cluster)
+
+
+def rejoined_and_nothing_lost(cluster, repaired, topic, acked):
+    """Waits for node `repaired` back in the ISR, produces 100 more records, and reads
+    every acknowledged one back in order at its offset; returns the leader."""
+    other = next(n for i, n in enumerate(cluster.nodes, 1) if i != repaired)
+    leader, _ = wait_for("node back in the ISR", lambda: (
+        (s := partition_state(other, topic)) and repaired in s[1] and s), 30.0)
+    count = len(acked)
+    acked.update(produce_all(other.bootstrap, topic, count, 100))
+    got, errors = read_all(other.bootstrap, topic, count + 100)
+    assert not errors, errors[:3]
+    assert [n for _, n in got] == list(range(count + 100)), "every acknowledged record, in order"
+    assert all(acked[n] == o for o, n in got)
+    return leader
+
+
+def assert_every_copy_clean(cluster):
+    """The repaired copy holds everything, undamaged, as every other does."""
     for n in cluster.nodes:
         report = check_data(n.data_dir)
         assert report.returncode == 0 and "0 damaged ranges" in report.stdout, report.stdout
@@ -215,20 +227,11 @@ def test_r_repl_4_a_leader_whose_last_frame_went_bad_while_down_hands_over_and_i
         log = lambda: Path(node.log_path).read_text()
         wait_for("the bad tail cut", lambda: "truncating a torn log tail" in log(), 10.0)
         wait_for(f"node {leader} fetching back what it cut", lambda: repair_logged(node), 30.0)
-        other = next(n for i, n in enumerate(cluster.nodes, 1) if i != leader)
-        new_leader, _ = wait_for("node back in the ISR", lambda: (
-            (s := partition_state(other, "tail")) and leader in s[1] and s), 30.0)
+        new_leader = rejoined_and_nothing_lost(cluster, leader, "tail", acked)
         assert new_leader != leader, "the marked leader handed leadership over"
-        acked.update(produce_all(other.bootstrap, "tail", 500, 100))
-        got, errors = read_all(other.bootstrap, "tail", 600)
-        assert not errors, errors[:3]
-        assert [n for _, n in got] == list(range(600)), "every acknowledged record, in order"
-        assert all(acked[n] == o for o, n in got)
     finally:
         cluster.stop()
-    for n in cluster.nodes:
-        report = check_data(n.data_dir)
-        assert report.returncode == 0 and "0 damaged ranges" in report.stdout, report.stdout
+    assert_every_copy_clean(cluster)
 
 
 def test_r_recover_8_directories_of_deleted_topics_are_removed_at_start(tmp_path):
