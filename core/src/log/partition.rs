@@ -859,8 +859,8 @@ impl PartitionLog {
                 other => other,
             })?;
             if st.lost_tail.is_some() {
-                // Admitted only while no other ISR member may hold what the cut
-                // lost: this log is the partition's now (R-REPL-4).
+                // Admitted only while no other replica (ISR or eligible) may hold
+                // what the cut lost: this log is the partition's now (R-REPL-4).
                 st.lost_tail = None;
                 self.write_checkpoint(&mut st)?;
             }
@@ -1217,7 +1217,7 @@ impl PartitionLog {
     /// still stands: records from there on may have been acknowledged, and this copy
     /// does not hold them (R-REPL-4). Cleared by a cut at or below it (its repair, or
     /// a truncation for a new leader) and by a leader's write (admitted only while
-    /// no other ISR member may hold them).
+    /// no other replica, ISR or eligible, may hold them).
     pub fn lost_tail(&self) -> Option<u64> {
         self.lock().lost_tail
     }

@@ -162,8 +162,9 @@ fn warn_sole_copy(key: &PartitionKey) {
     tracing::warn!(
         topic = %key.0,
         partition = key.1,
-        "damaged copy is the only one in the ISR: its undamaged offsets stay served; \
-         `chronik check-data --quarantine` on a stopped broker gives up the damaged range"
+        "copy short of records (damaged, or a tail recovery cut) is the only one that \
+         holds the partition: it serves what it holds and takes writes; a damaged range \
+         stays until `chronik check-data --quarantine` on a stopped broker gives it up"
     );
 }
 

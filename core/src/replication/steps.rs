@@ -194,8 +194,8 @@ impl<'a> LocalView<'a> {
 
     /// Where a produce with `acks` may be appended: only the leader takes writes
     /// (R-WIRE-5), and acks=all only while the ISR has `min.insync.replicas` members.
-    /// A copy that lost records to damage takes none while another ISR member holds
-    /// them (R-REPL-4: it hands leadership over to one): its idempotent producer
+    /// A copy that lost records (damage, a cut tail) takes none while another ISR
+    /// member or eligible replica may hold them (R-REPL-4: it hands leadership over to one): its idempotent producer
     /// state lacks the damaged batches, so a retry of one would be appended again
     /// beside the original the others hold (found by the simulator). A sole copy goes
     /// on taking writes: the damaged batches exist nowhere else.

@@ -265,11 +265,10 @@ impl ReplicationModel {
     /// lag because it cannot serve them, and dropping them would leave it the sole
     /// copy of records it lacks).
     fn droppable(&self, r: &Replica, n: NodeId) -> Set {
-        let others = r.view.isr & !bit(n);
         if r.damaged.is_some() {
             0
         } else {
-            others
+            r.view.isr & !bit(n)
         }
     }
 
