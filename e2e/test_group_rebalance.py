@@ -79,10 +79,20 @@ class ConfluentMember(threading.Thread):
         self.stop = threading.Event()
 
     def on_revoke(self, consumer, partitions):
+        self.commit(closing=self.stop.is_set())
+
+    def commit(self, closing=False):
         try:
-            consumer.commit(asynchronous=False)
+            self.consumer.commit(asynchronous=False)
         except KafkaException as e:
-            if e.args[0].code() != KafkaError._NO_OFFSET:
+            code = e.args[0].code()
+            # librdkafka can fail the revoke commit of close() locally, while its
+            # group handle terminates (once in a CI run, not reproduced in 55
+            # runs here). By then the commit before close() holds every offset
+            # this member consumed, so nothing is re-read; a broker's answer is
+            # never excused.
+            excused = closing and code == KafkaError._DESTROY
+            if code != KafkaError._NO_OFFSET and not excused:
                 self.deliveries.commit_errors.append((self.name, str(e)))
 
     def run(self):
@@ -96,6 +106,7 @@ class ConfluentMember(threading.Thread):
                     continue
                 self.deliveries.record(self.name, msg.partition(), msg.offset())
                 time.sleep(PROCESSING_S)
+            self.commit()  # what its users do before close(); the revoke commits again
         finally:
             self.consumer.close()  # revokes (our callback commits), then LeaveGroup
 
