@@ -35,7 +35,7 @@ struct Args {
     /// cut-damage-in-isr, unfenced-commits, assign-before-revoked (with
     /// --group-protocol consumer), keep-uncoordinated-groups, strays-before-registered,
     /// delete-acked-at-once, hw-below-min-isr, follow-before-registered, unclean-restart-keeps-leading, adopt-foreign-dirs,
-    /// claim-from-stale-view (repeatable).
+    /// claim-from-stale-view, forget-torn-tail, no-hw-restore (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
@@ -53,7 +53,9 @@ struct Args {
     /// away and back, with produce waiters stalled for seconds, R-REPL-1) or
     /// `interval` (the interval fsync policy with fast-returning crashes, R-REPL-5) or
     /// `names` (topics deleted and created again under the same names, with crashes
-    /// and partitions; every view's directory removals are watched, R-RECOVER-8).
+    /// and partitions; every view's directory removals are watched, R-RECOVER-8) or
+    /// `power-cycle` (crashes and pauses, then the whole settled cluster killed and
+    /// started again, with no write after it; also at `--nodes 1`, R-RECOVER-4).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// The consumer group's protocol: `classic` (JoinGroup, SyncGroup) or `consumer`
@@ -116,6 +118,7 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "hw-below-min-isr" => replication.hw_below_min_isr = true,
             "follow-before-registered" => replication.follow_before_registered = true,
             "forget-torn-tail" => replication.forget_torn_tail = true,
+            "no-hw-restore" => replication.no_hw_restore = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         "deposals" => Some(Faults::deposal_storm()),
         "names" => Some(Faults::names_storm()),
         "interval" => Some(Faults::interval_fsync()),
+        "power-cycle" => Some(Faults::power_cycle()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

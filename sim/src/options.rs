@@ -75,6 +75,11 @@ pub struct Faults {
     /// ids), so that a directory's name can belong to two topic ids over a run
     /// (R-RECOVER-8).
     pub recreate_deleted_names: bool,
+    /// Once the settled cluster has served for a settle phase, kill -9 every node at
+    /// once, start them all again and settle once more before the checks: a whole
+    /// cluster restarted after its clients stopped, which no later write brings up
+    /// to date, must serve every record it served before (R-RECOVER-4).
+    pub power_cycle_when_calm: bool,
 }
 
 impl Faults {
@@ -100,6 +105,7 @@ impl Faults {
             trim_every_ms: 0,
             fsync_interval_ms: 0,
             recreate_deleted_names: false,
+            power_cycle_when_calm: false,
         }
     }
 
@@ -281,6 +287,20 @@ impl Faults {
 
     /// Swarm testing: every seed draws its own mix, so that some runs are calm
     /// enough for rare interleavings and others are storms.
+    /// Crashes (torn writes too) and pauses while the clients run, then a power
+    /// cycle of the whole cluster once it has settled (R-RECOVER-4). At one node
+    /// too: nothing here needs a peer to repair from.
+    pub fn power_cycle() -> Self {
+        Faults {
+            crash_every_ms: 1_200,
+            max_torn_bytes: 4096,
+            keep_majority: false,
+            pause_every_ms: 1_500,
+            power_cycle_when_calm: true,
+            ..Faults::none()
+        }
+    }
+
     pub fn swarm(rng: &mut impl Rng) -> Self {
         let pick = |rng: &mut dyn rand::RngCore, choices: &[u64]| {
             choices.choose(rng).copied().unwrap_or_default()
@@ -309,6 +329,7 @@ impl Faults {
             trim_every_ms: 0,
             fsync_interval_ms: 0,
             recreate_deleted_names: false,
+            power_cycle_when_calm: false,
         }
     }
 }

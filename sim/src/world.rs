@@ -419,9 +419,25 @@ impl Sim {
         self.schedule_first_timers();
         self.run_until(self.calm_from);
         self.calm_down();
-        let end = self.calm_from + self.opts.settle_ms;
+        let mut end = self.calm_from + self.opts.settle_ms;
         self.run_until(end);
+        if self.faults.power_cycle_when_calm {
+            self.power_cycle();
+            end += self.opts.settle_ms;
+            self.run_until(end);
+        }
         self.final_checks();
+    }
+
+    /// Every node killed at once and started again a moment later: what each
+    /// serves then comes from its disk alone, with no client write to move it on.
+    fn power_cycle(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].driver.is_some() {
+                self.stats.crashes += 1;
+                self.take_down(i, Tear::None, "loses power with the whole cluster", 300);
+            }
+        }
     }
 
     fn ids(&self) -> Vec<u64> {

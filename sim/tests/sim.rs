@@ -478,6 +478,34 @@ fn under_the_interval_policy_restarts_lose_no_acknowledged_record() {
     assert!(crashes >= 300, "only {crashes} crashes");
 }
 
+/// R-RECOVER-4: crashes (torn writes too) and pauses while the clients run; then the
+/// settled cluster loses power at once and starts again, with no write after it to
+/// move anything on. Every record a consumer read is still below the leader's high
+/// watermark and every acknowledged record is there (the final checks), at one node
+/// (a single-replica topic) and at three.
+#[test]
+fn r_recover_4_a_cluster_power_cycled_after_its_clients_stopped_serves_what_it_served() {
+    fn one_node(seed: u64) -> Options {
+        Options {
+            nodes: 1,
+            ..Options::new(seed)
+        }
+    }
+    for (options, nodes) in [(one_node as fn(u64) -> Options, 1), (Options::new, 3)] {
+        let stats = storm_holds_from(Faults::power_cycle(), 0..60, options);
+        let consumed = total(&stats, |s| s.records_consumed);
+        let crashes = total(&stats, |s| s.crashes);
+        assert!(
+            consumed >= 60 * 10,
+            "{nodes} nodes: only {consumed} records consumed"
+        );
+        assert!(
+            crashes >= 60 * nodes,
+            "{nodes} nodes: only {crashes} crashes"
+        );
+    }
+}
+
 /// R-REPL-6: the order a longer sweep found (seed 50210): a leader acknowledges
 /// records with ISR {1, 2} before syncing them and loses them in a crash; the
 /// follower that synced them crashes before the leader's unclean registration can hand
