@@ -79,6 +79,7 @@ fn command(cmd: DCmd) -> MetadataCommand {
             incarnation: u64::from(start),
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         },
     }
 }

@@ -224,6 +224,7 @@ fn partition_metadata(incarnation: u64) -> MetadataState {
             incarnation,
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         },
         MetadataCommand::CreateTopic {
             name: TOPIC.into(),
@@ -672,6 +673,7 @@ impl Harness {
             incarnation: self.node(n).incarnation,
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         }
     }
 

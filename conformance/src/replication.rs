@@ -237,6 +237,7 @@ fn registration(n: NodeId, incarnation: u64, acks_before_fsync: bool) -> Metadat
         incarnation,
         listeners: Vec::new(),
         acks_before_fsync,
+        short_copies: Vec::new(),
     }
 }
 

@@ -66,6 +66,7 @@ fn registration(id: u64) -> Registration {
         incarnation: 1,
         listeners: Vec::new(),
         acks_before_fsync: false,
+        short_copies: Vec::new(),
     }
 }
 

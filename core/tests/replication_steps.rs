@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chronik_core::disk::{Disk, MemDisk};
 use chronik_core::log::batch::{build_batch, Record};
 use chronik_core::log::{LogConfig, ManualCommitter, PartitionLog};
-use chronik_core::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+use chronik_core::metadata::{
+    ApplyOutcome, CommandEnvelope, CopyRef, MetadataCommand, MetadataState,
+};
 use chronik_core::replication::{
     truncate_for_leader, Fetched, FollowerFetch, LocalView, NoEvents, Partitions, ReplicationError,
 };
@@ -32,6 +34,7 @@ fn register_broker(broker_id: i32, incarnation: u64, acks_before_fsync: bool) ->
         incarnation,
         listeners: Vec::new(),
         acks_before_fsync,
+        short_copies: Vec::new(),
     }
 }
 
@@ -853,4 +856,69 @@ fn r_repl_4_an_offline_partitions_last_copy_is_not_cut_out_of_its_isr() {
     assert_eq!(partition(&state), (None, vec![1], vec![]));
     apply(&mut state, register_broker(1, 2, false));
     assert_eq!(partition(&state).0, Some(1));
+}
+
+/// Broker `broker_id`'s registration by start `incarnation`, naming its copy of t-0
+/// as short of records.
+fn register_short(broker_id: i32, incarnation: u64) -> MetadataCommand {
+    let mut command = register_broker(broker_id, incarnation, false);
+    if let MetadataCommand::RegisterBroker { short_copies, .. } = &mut command {
+        short_copies.push(CopyRef {
+            topic: "t".into(),
+            partition: 0,
+        });
+    }
+    command
+}
+
+/// R-REPL-4: a start whose recovery found a copy short of records names it in its
+/// registration (the logs are opened first), and the registration takes the copy
+/// out of the ISR and the eligible set, and hands its leadership over, before
+/// anything can count on what it lost. Before, only the copy's `RepairReplica` did,
+/// after the registration: the replication model's walks shrank a marked follower
+/// into the eligible set in between (R-REPL-6, 30 steps), and a leader fenced in
+/// between left the marked copy the sole ISR member.
+#[test]
+fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_counts_on_it() {
+    let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
+    let disk = MemDisk::new();
+    three_records_then_a_bad_byte(&disk, &state, |len| len / 2);
+    let short = broker_one_on(&disk, &state).short_copies();
+    assert_eq!(
+        short,
+        vec![CopyRef {
+            topic: "t".into(),
+            partition: 0
+        }],
+        "the damaged copy is named"
+    );
+    let mut apply = |state: &mut MetadataState, command: MetadataCommand| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    // A follower's new start: out of the ISR, and not eligible either.
+    assert_eq!(apply(&mut state, register_short(2, 2)), ApplyOutcome::Done);
+    let p = state.partition("t", 0).expect("t-0").clone();
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1, 3]));
+    assert!(!p.elr.contains(&2), "eligible without the records: {p:?}");
+    // Caught up and back in the ISR, a retry of that registration applied late
+    // changes nothing.
+    let back = alter_isr(p.leader_epoch, vec![1, 2, 3], p.partition_epoch);
+    assert_eq!(apply(&mut state, back), ApplyOutcome::Done);
+    assert_eq!(apply(&mut state, register_short(2, 2)), ApplyOutcome::Done);
+    assert_eq!(state.partition("t", 0).expect("t-0").isr, vec![1, 2, 3]);
+    // The leader's new start hands over to the next live ISR member.
+    assert_eq!(apply(&mut state, register_short(1, 2)), ApplyOutcome::Done);
+    let p = state.partition("t", 0).expect("t-0").clone();
+    assert_eq!((p.leader, p.isr.clone()), (Some(2), vec![2, 3]));
+    assert!(p.leader_epoch > 0, "a new leader, a new epoch");
+    // The last replica the partition could be led from stays: fenced all but
+    // broker 3, whose new start is short too, it keeps what it has.
+    for gone in [1, 2] {
+        let fence = MetadataCommand::FenceBroker { broker_id: gone };
+        assert_eq!(apply(&mut state, fence), ApplyOutcome::Done);
+    }
+    assert_eq!(apply(&mut state, register_short(3, 2)), ApplyOutcome::Done);
+    let p = state.partition("t", 0).expect("t-0");
+    assert_eq!(p.leader, Some(3), "{p:?}");
 }

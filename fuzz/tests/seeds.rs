@@ -302,6 +302,7 @@ fn metadata() {
             incarnation: 2,
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         },
         MetadataCommand::CreateTopic {
             name: "u".into(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chronik::broker::{ConsensusLoop, Inputs, ProposalFailure};
-use chronik::consensus::{DriverConfig, MetadataNode, NodeConfig, Pacing, Registration};
+use chronik::consensus::{Driver, DriverConfig, MetadataNode, NodeConfig, Pacing, Registration};
 use chronik::disk::{Disk, MemDisk};
 use chronik::metadata::{ApplyOutcome, MetadataCommand};
 
@@ -38,6 +38,7 @@ fn registration() -> Registration {
         incarnation: 1,
         listeners: Vec::new(),
         acks_before_fsync: false,
+        short_copies: Vec::new(),
     }
 }
 
@@ -54,8 +55,7 @@ fn start(mem: &MemDisk) -> Result<ConsensusLoop, Box<dyn std::error::Error>> {
     let disk: Arc<dyn Disk> = Arc::new(mem.clone());
     let node = MetadataNode::open(disk, dir(), NodeConfig::single(1))?;
     Ok(ConsensusLoop::start(
-        node,
-        driver_config(),
+        Driver::new(node, driver_config())?,
         registration(),
         Inputs::new(),
         None,

@@ -31,6 +31,7 @@ fn version_1_variants() -> Vec<CommandEnvelope> {
             incarnation: 0,
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         },
         MetadataCommand::CreateTopic {
             name: "orders".into(),
@@ -202,6 +203,7 @@ fn version_3_variants() -> Vec<CommandEnvelope> {
                 },
             ],
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         },
         MetadataCommand::UpsertScramCredential {
             user: "alice".into(),
@@ -349,6 +351,7 @@ fn every_variant() -> Vec<CommandEnvelope> {
         incarnation: 9,
         listeners: Vec::new(),
         acks_before_fsync: true,
+        short_copies: Vec::new(),
     };
     all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     all
@@ -641,6 +644,7 @@ fn r_group_10_a_commit_landing_after_a_newer_generation_or_another_coordinator_i
         incarnation: 1,
         listeners: Vec::new(),
         acks_before_fsync: false,
+        short_copies: Vec::new(),
     };
     assert_eq!(apply(&mut state, register), done);
     let fence_2 = MetadataCommand::FenceBroker { broker_id: 2 };
@@ -756,6 +760,7 @@ fn r_start_3_a_late_registration_of_an_earlier_incarnation_is_refused() {
         incarnation,
         listeners: Vec::new(),
         acks_before_fsync: false,
+        short_copies: Vec::new(),
     };
     let mut state = MetadataState::default();
     assert_eq!(

@@ -119,6 +119,7 @@ fn r_recover_2_committed_metadata_is_replayed_after_a_crash() -> TestResult {
             incarnation: 1,
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         },
     )?;
     for (i, name) in ["a", "b", "c"].iter().enumerate() {

@@ -678,6 +678,7 @@ async fn r_wire_6_a_node_whose_registration_is_not_its_own_names_no_leader() -> 
                 incarnation: broker.broker.incarnation + 1,
                 listeners: Vec::new(),
                 acks_before_fsync: false,
+                short_copies: Vec::new(),
             },
             timeout,
         )
@@ -1282,6 +1283,7 @@ async fn led_by_broker_two(
             incarnation: 1,
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         },
         MetadataCommand::CreateTopic {
             name: name.into(),

@@ -649,7 +649,7 @@ impl Sim {
             pacing: Pacing::Whole,
             await_leader: self.opts.await_leader,
         };
-        let registration = Registration {
+        let mut registration = Registration {
             broker_id: id as i32,
             host: format!("node-{id}"),
             port: 9092,
@@ -658,6 +658,7 @@ impl Sim {
             listeners: Vec::new(),
             acks_before_fsync: FsyncPolicy::every_ms(self.faults.fsync_interval_ms)
                 .acks_before_fsync(),
+            short_copies: Vec::new(),
         };
         let driver = match Driver::with_bugs(raft, driver_config, self.opts.bugs) {
             Ok(driver) => driver,
@@ -688,6 +689,9 @@ impl Sim {
         );
         match opened {
             Ok(host) => {
+                // As the broker: the logs are open before it registers, and the
+                // registration names the copies their recovery found short (R-REPL-4).
+                registration.short_copies = host.partitions.short_copies();
                 let after = stamped_dirs(&self.nodes[i].disk);
                 let removed = before
                     .into_iter()

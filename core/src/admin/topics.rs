@@ -234,6 +234,7 @@ mod tests {
                 incarnation: 1,
                 listeners: Vec::new(),
                 acks_before_fsync: false,
+                short_copies: Vec::new(),
             };
             let outcome = state.apply(i as u64 + 1, &CommandEnvelope::new(i as u64, command));
             assert!(matches!(outcome, ApplyOutcome::Done), "{outcome:?}");

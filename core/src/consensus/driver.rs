@@ -18,7 +18,9 @@
 
 use super::node::{MetadataNode, NodeError, ProposeError, ReadyOutput};
 use super::peer::{ForwardOutcome, PeerMessage};
-use crate::metadata::{ApplyOutcome, CommandEnvelope, Endpoint, MetadataCommand, MetadataState};
+use crate::metadata::{
+    ApplyOutcome, CommandEnvelope, CopyRef, Endpoint, MetadataCommand, MetadataState,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -62,6 +64,9 @@ pub struct Registration {
     /// This broker acknowledges produces before they are durable (the interval
     /// fsync policy): its restarts hand over what it leads (R-REPL-5).
     pub acks_before_fsync: bool,
+    /// The copies this start's recovery found short of records (R-REPL-4): known
+    /// before the registration is built, since the partition logs are opened first.
+    pub short_copies: Vec<CopyRef>,
 }
 
 impl Registration {
@@ -74,6 +79,7 @@ impl Registration {
             incarnation: self.incarnation,
             listeners: self.listeners.clone(),
             acks_before_fsync: self.acks_before_fsync,
+            short_copies: self.short_copies.clone(),
         }
     }
 

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 /// a newer one is refused loudly rather than half-understood. Version 3 added ACL
 /// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners;
 /// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`, version 6 the
-/// fence of `CommitOffsets`, version 7 `acks_before_fsync` of `RegisterBroker`.
-pub const COMMAND_VERSION: u32 = 7;
+/// fence of `CommitOffsets`, version 7 `acks_before_fsync` of `RegisterBroker`,
+/// version 8 its `short_copies`.
+pub const COMMAND_VERSION: u32 = 8;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -104,6 +105,13 @@ pub enum MetadataCommand {
         /// leaderships (R-REPL-5). Absent (false) before format version 7.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         acks_before_fsync: bool,
+        /// The copies this start's recovery found short of records (a damaged range,
+        /// or a last frame cut as torn and marked): a new incarnation leaves their
+        /// ISRs and eligible sets and hands their leaderships over, as its
+        /// `RepairReplica` would, before anything can count on what they lost
+        /// (R-REPL-4). Absent (none) before format version 8.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        short_copies: Vec<CopyRef>,
     },
     CreateTopic {
         name: String,
@@ -236,6 +244,13 @@ pub enum MetadataCommand {
         user: String,
         mechanism: Mechanism,
     },
+}
+
+/// One partition's copy on a broker, named by topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CopyRef {
+    pub topic: String,
+    pub partition: i32,
 }
 
 /// One named Kafka listener's advertised address.

@@ -10,8 +10,8 @@ mod state;
 
 pub use broker_id::{to_wire as broker_to_wire, BrokerId};
 pub use command::{
-    CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, MemberRecord, MetadataCommand,
-    OffsetCommit, COMMAND_VERSION,
+    CommandEnvelope, ConsumerGroupRecord, CopyRef, Endpoint, GroupRecord, MemberRecord,
+    MetadataCommand, OffsetCommit, COMMAND_VERSION,
 };
 pub use state::{
     ApplyOutcome, BrokerInfo, CommittedOffset, MetadataState, PartitionInfo, Snapshot, TopicInfo,

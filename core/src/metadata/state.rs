@@ -408,12 +408,7 @@ impl MetadataState {
         damaged: i32,
         (leader_epoch, partition_epoch): (i32, u64),
     ) -> ApplyOutcome {
-        let live = self.live_brokers();
-        let min_isr = self
-            .topics
-            .get(topic)
-            .map_or(1, |t| self.controller_min_isr(t));
-        let Some(p) = self.partition_mut(topic, partition) else {
+        let Some(p) = self.partition(topic, partition) else {
             return rejected(
                 UNKNOWN_TOPIC_OR_PARTITION,
                 format!("no {topic}-{partition}"),
@@ -425,6 +420,24 @@ impl MetadataState {
         if p.partition_epoch != partition_epoch {
             return rejected(INVALID_UPDATE_VERSION, "the partition changed since");
         }
+        self.step_aside_for_repair(topic, partition, damaged)
+    }
+
+    /// What `RepairReplica` and a registration naming a short copy do to the
+    /// partition, once their own checks passed: the copy leaves the ISR and the
+    /// eligible set, and a leader hands over, unless nothing else could lead.
+    fn step_aside_for_repair(&mut self, topic: &str, partition: i32, damaged: i32) -> ApplyOutcome {
+        let live = self.live_brokers();
+        let min_isr = self
+            .topics
+            .get(topic)
+            .map_or(1, |t| self.controller_min_isr(t));
+        let Some(p) = self.partition_mut(topic, partition) else {
+            return rejected(
+                UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no {topic}-{partition}"),
+            );
+        };
         if !p.replicas.contains(&damaged) {
             return rejected(INVALID_REQUEST, format!("{damaged} holds no replica"));
         }
@@ -496,6 +509,7 @@ impl MetadataState {
                 incarnation,
                 listeners,
                 acks_before_fsync,
+                short_copies,
             } => {
                 // A registration from an earlier start can be applied late (a forward
                 // still in flight when the broker died): it never replaces a later one.
@@ -525,6 +539,13 @@ impl MetadataState {
                 }
                 self.brokers.insert(*broker_id, registered);
                 let restarted = previous.is_some_and(|p| p != *incarnation);
+                if restarted {
+                    // Before anything else can count on the records they lost: a
+                    // retry of this registration, applied again, changes nothing.
+                    for copy in short_copies {
+                        let _ = self.step_aside_for_repair(&copy.topic, copy.partition, *broker_id);
+                    }
+                }
                 self.broker_is_back(*broker_id, restarted, restarted && *acks_before_fsync);
                 ApplyOutcome::Done
             }

@@ -7,7 +7,7 @@ use super::tracker::{FollowerFetch, FollowerTracker};
 use crate::disk::{create_dir_durably, read_all, write_atomically, Disk};
 use crate::log::open_files::OpenFiles;
 use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, SyncObserver};
-use crate::metadata::{MetadataState, PartitionInfo};
+use crate::metadata::{CopyRef, MetadataState, PartitionInfo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -275,6 +275,19 @@ impl Partitions {
             .unwrap_or_else(|p| p.into_inner())
             .get(&(topic.to_string(), partition))
             .map(|h| Arc::clone(&h.log))
+    }
+
+    /// The open copies short of records (a damaged range, or a tail recovery cut and
+    /// marked), for the registration of this start (R-REPL-4).
+    pub fn short_copies(&self) -> Vec<CopyRef> {
+        let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+        logs.iter()
+            .filter(|(_, hosted)| hosted.log.first_lost_offset().is_some())
+            .map(|((topic, partition), _)| CopyRef {
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .collect()
     }
 
     /// The topic id the partition's open log was opened for (trace validation reads

@@ -133,6 +133,7 @@ fn small_cluster() -> MetadataState {
             incarnation: 1,
             listeners: Vec::new(),
             acks_before_fsync: false,
+            short_copies: Vec::new(),
         })
         .collect();
     commands.push(MetadataCommand::CreateTopic {

@@ -7,9 +7,7 @@
 
 use super::raft_trace::RaftTrace;
 use crate::cluster::{Inbound, PeerMessage, Transport};
-use crate::consensus::{
-    Driver, DriverConfig, Effect, Input as DriverInput, MetadataNode, NodeError, Registration,
-};
+use crate::consensus::{Driver, Effect, Input as DriverInput, NodeError, Registration};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
 pub use chronik_core::consensus::{MetadataView, ProposalFailure};
 use std::collections::HashMap;
@@ -77,16 +75,17 @@ impl ConsensusLoop {
     /// local work, so no request ever sees a pre-replay view, R-RECOVER-2), takes its
     /// first step here (a one-voter group elects itself and registers with its own
     /// disk only, R-START-4), then starts the loop thread.
+    /// Runs `driver` (built on the recovered node, its metadata replayed) on the
+    /// consensus thread, its first step proposing `registration`.
     pub fn start(
-        node: MetadataNode,
-        config: DriverConfig,
+        driver: Driver,
         registration: Registration,
         inputs: Inputs,
         transport: Option<Transport>,
         raft_trace: Option<RaftTrace>,
     ) -> Result<Self, NodeError> {
         let mut shell = Shell {
-            driver: Driver::new(node, config)?,
+            driver,
             raft_trace,
             clock: Instant::now(),
             transport,

@@ -29,7 +29,7 @@ pub use metrics::Metrics;
 pub use shared::{now_ms, Broker};
 
 use crate::consensus::{
-    refuse_partition_data_without_metadata, DriverConfig, MetadataNode, NodeConfig, Pacing,
+    refuse_partition_data_without_metadata, Driver, DriverConfig, MetadataNode, NodeConfig, Pacing,
     Registration,
 };
 use crate::disk::{Disk, RealDisk};
@@ -157,6 +157,14 @@ impl RunningBroker {
             pacing: Pacing::Whole,
             await_leader: true,
         };
+        // The replayed metadata, before the loop's first step: the partition logs it
+        // assigns here are opened now, so that the registration names the copies
+        // their recovery found short of records (R-REPL-4), and so that no client
+        // can ask for one first. Directories of deleted topics go once the metadata
+        // holds this start's registration: just after the first step on a single
+        // node, later in a cluster (R-RECOVER-8).
+        let driver = Driver::new(node, driver_config)?;
+        partitions.reconcile_in_start(&driver.view().state, config.node_id, incarnation)?;
         let registration = Registration {
             broker_id: config.node_id,
             host: advertised_host.clone(),
@@ -165,6 +173,7 @@ impl RunningBroker {
             incarnation,
             listeners: endpoints,
             acks_before_fsync: config.log_defaults().fsync.acks_before_fsync(),
+            short_copies: partitions.short_copies(),
         };
         let raft_trace = match &config.raft_trace {
             Some(path) => Some(
@@ -173,20 +182,11 @@ impl RunningBroker {
             ),
             None => None,
         };
-        let consensus = ConsensusLoop::start(
-            node,
-            driver_config,
-            registration,
-            inputs,
-            transport,
-            raft_trace,
-        )?;
-        // The partition logs the recovered metadata assigns here, before any client
-        // can ask for them. Directories of deleted topics go once the metadata holds
-        // this start's registration: here on a single node, which registered in the
-        // driver's first step; later in a cluster (R-RECOVER-8).
-        let replayed = consensus.handle().view().state;
-        partitions.reconcile_in_start(&replayed, config.node_id, incarnation)?;
+        let consensus = ConsensusLoop::start(driver, registration, inputs, transport, raft_trace)?;
+        // A single node registered in the loop's first step: its deleted topics'
+        // directories go now, before anything is served.
+        let registered = consensus.handle().view().state;
+        partitions.reconcile_in_start(&registered, config.node_id, incarnation)?;
         let broker = Arc::new(Broker {
             config: config.clone(),
             consensus: consensus.handle(),
