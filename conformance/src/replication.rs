@@ -19,7 +19,7 @@ use bytes::Bytes;
 use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, set_producer, BatchHeader, Record};
 use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionLog};
-use chronik::metadata::{ApplyOutcome, CommandEnvelope, MetadataCommand, MetadataState};
+use chronik::metadata::{ApplyOutcome, CommandEnvelope, CopyRef, MetadataCommand, MetadataState};
 use chronik_core::log::frame::{self, FRAME_HEADER_LEN};
 use chronik_core::replication::{
     follower_fetch_offset, holds_isr, truncation_point, AppendResult, Fetched, FollowerFetch,
@@ -228,7 +228,12 @@ fn batch_last_byte(
     Err(fail(format!("no batch at offset {offset} to damage")))
 }
 
-fn registration(n: NodeId, incarnation: u64, acks_before_fsync: bool) -> MetadataCommand {
+fn registration(
+    n: NodeId,
+    incarnation: u64,
+    acks_before_fsync: bool,
+    short_copies: Vec<CopyRef>,
+) -> MetadataCommand {
     MetadataCommand::RegisterBroker {
         broker_id: broker_id(n),
         host: "127.0.0.1".into(),
@@ -237,7 +242,7 @@ fn registration(n: NodeId, incarnation: u64, acks_before_fsync: bool) -> Metadat
         incarnation,
         listeners: Vec::new(),
         acks_before_fsync,
-        short_copies: Vec::new(),
+        short_copies,
     }
 }
 
@@ -260,7 +265,7 @@ impl ReplicationHarness {
             repair_clock_ms: NOW_MS,
         };
         for n in ReplicationModel::ids() {
-            h.commit(registration(n, 1, model.acks_before_fsync));
+            h.commit(registration(n, 1, model.acks_before_fsync, Vec::new()));
         }
         h.commit(MetadataCommand::CreateTopic {
             name: TOPIC.into(),
@@ -356,6 +361,16 @@ impl ReplicationHarness {
         self.scrub(n)
     }
 
+    /// What broker `n`'s registration names as short of records, as the broker's
+    /// start computes it once its logs are open (R-REPL-4).
+    fn short_copies(&mut self, n: NodeId) -> Vec<CopyRef> {
+        self.broker(n)
+            .partitions
+            .as_ref()
+            .map(|p| p.short_copies())
+            .unwrap_or_default()
+    }
+
     /// The broker's background scrub, which also runs at every start, reads the whole
     /// log and so finds every damaged record: the model knows of damage at once.
     fn scrub(&mut self, n: NodeId) -> Result<(), HarnessError> {
@@ -424,10 +439,12 @@ impl ReplicationHarness {
             }
             RAction::Rejoin(b) => {
                 let incarnation = self.broker(b).incarnation;
+                let short = self.short_copies(b);
                 self.inbox.push(Proposal::of(registration(
                     b,
                     incarnation,
                     self.acks_before_fsync,
+                    short,
                 )));
             }
             RAction::ShrinkIsr(l, f) => self.change_isr(l, f, false)?,
@@ -447,10 +464,12 @@ impl ReplicationHarness {
                     b.disk.set_capacity(Some(b.disk.used_bytes()));
                 }
                 let incarnation = self.broker(n).incarnation;
+                let short = self.short_copies(n);
                 self.inbox.push(Proposal::of(registration(
                     n,
                     incarnation,
                     self.acks_before_fsync,
+                    short,
                 )));
             }
             RAction::Damage(n, offset) => self.damage(n, offset)?,
@@ -941,10 +960,12 @@ fn proposal_view(p: &Proposal) -> Result<MetaCmd, HarnessError> {
         MetadataCommand::RegisterBroker {
             broker_id,
             incarnation,
+            short_copies,
             ..
         } => Ok(MetaCmd::Register(
             node(*broker_id)?,
             small("incarnation", *incarnation)?,
+            !short_copies.is_empty(),
         )),
         MetadataCommand::AlterIsr {
             leader_epoch,

@@ -246,11 +246,13 @@ impl Run {
 pub fn counterexample_search(bug: ReplBug) -> (ReplicationModel, Run) {
     let expected = bug.expected_property();
     if bug.found_by_walks() {
+        let (model, seed, depth) = bug.walk_bounds();
         let walks = Run {
             stop_on: Some(expected),
-            ..Run::walk_count(200_000, 2)
+            max_depth: Some(depth),
+            ..Run::walk_count(200_000, seed)
         };
-        (ReplicationModel::bounded(3, 1, 2, 1).with_bug(bug), walks)
+        (model, walks)
     } else if bug.found_by_dfs() {
         (bug.bounds(), Run::dfs_until(expected))
     } else {

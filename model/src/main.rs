@@ -191,6 +191,10 @@ struct SearchArgs {
     /// walk at any state seen before, so its walks stay short on this model).
     #[arg(long)]
     stateright_sim: bool,
+    /// Exactly this many random walks on one thread instead of exhaustive search: the
+    /// same outcome on every machine, as CI's walks.
+    #[arg(long, conflicts_with = "sim")]
+    walks: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, value_enum, default_value_t = Search::Dfs)]
@@ -389,6 +393,10 @@ fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
         },
     };
     let strategy = match (a.sim, a.search) {
+        _ if a.walks.is_some() => Strategy::Walks {
+            budget: WalkBudget::Walks(a.walks.unwrap_or_default()),
+            seed: a.seed,
+        },
         (Some(seconds), _) if a.stateright_sim => Strategy::Simulation {
             seconds,
             seed: a.seed,
@@ -403,7 +411,7 @@ fn check<M: Checked>(m: M, a: &SearchArgs) -> ExitCode {
     // A depth-bounded BFS covers every state within the bound on one thread only
     // (`Run::bfs_to_depth`).
     let threads = match (strategy, a.depth) {
-        (Strategy::Bfs, Some(_)) => 1,
+        (Strategy::Bfs, Some(_)) | (Strategy::Walks { .. }, _) => 1,
         _ => a.threads,
     };
     println!(

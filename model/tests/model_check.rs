@@ -628,9 +628,10 @@ fn r_repl_replication_bug_switches_break_their_rules() {
 /// ISR member may hold the record, and its repair hands leadership over. Before the
 /// mark (switch `forget-torn-tail`) the record was lost in 13 steps. Breadth first to
 /// `ci::TORN_LAST_FRAME_DEPTH` (the repair completes at step 27); with a fence and a
-/// shrink too, random walks. Longer walks with two shrinks find the window left open
-/// (spec/cluster.md R-REPL-4, a bad last frame): a marked follower shrunk into the ELR
-/// before its repair is applied, R-REPL-6 in 30 steps.
+/// shrink too, random walks. The registration of the marked copy's start names it
+/// short, and takes it out of the ISR and the eligible set: before, walks with two
+/// shrinks shrank it into the ELR ahead of its repair, R-REPL-6 in 30 steps (switch
+/// `register-without-short-copies`).
 #[test]
 fn r_repl_4_a_bad_last_frame_cut_at_a_restart_loses_no_acknowledged_record() {
     let o =
@@ -643,4 +644,14 @@ fn r_repl_4_a_bad_last_frame_cut_at_a_restart_loses_no_acknowledged_record() {
         &Run::walk_count(20_000, 13),
     );
     assert_replication_holds("replication, a bad last frame, random walks", &o, false);
+    // Where `register-without-short-copies` is found by walk 37,000 or so.
+    let (with_the_switch, seed, depth) = ReplBug::RegisterWithoutShortCopies.walk_bounds();
+    let o = run(
+        with_the_switch.without_bugs(),
+        &Run {
+            max_depth: Some(depth),
+            ..Run::walk_count(200_000, seed)
+        },
+    );
+    assert_replication_holds("replication, a marked copy and two ISR changes", &o, false);
 }

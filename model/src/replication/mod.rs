@@ -106,10 +106,16 @@ pub enum ReplBug {
     /// and its followers truncate the acknowledged record it held (what Chronik did
     /// before the mark; needs `torn_last_frame`).
     ForgetTornTail,
+    /// A start's registration names no copy as short of records: only the copy's
+    /// `Repair`, proposed later, takes it out of the ISR and the eligible set, and an
+    /// ISR change applied in between makes a marked follower eligible without the
+    /// records (what Chronik did before registrations named short copies; needs
+    /// damage and `torn_last_frame`).
+    RegisterWithoutShortCopies,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 21] = [
+    pub const ALL: [ReplBug; 22] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -131,6 +137,7 @@ impl ReplBug {
         ReplBug::HwBelowMinIsr,
         ReplBug::NoEligibleLeaders,
         ReplBug::ForgetTornTail,
+        ReplBug::RegisterWithoutShortCopies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -156,6 +163,7 @@ impl ReplBug {
             ReplBug::HwBelowMinIsr => "hw-below-min-isr",
             ReplBug::NoEligibleLeaders => "no-eligible-leaders",
             ReplBug::ForgetTornTail => "forget-torn-tail",
+            ReplBug::RegisterWithoutShortCopies => "register-without-short-copies",
         }
     }
 
@@ -169,7 +177,9 @@ impl ReplBug {
             ReplBug::AckWhenDeposed => names::ONE_VALUE,
             ReplBug::TruncateToLeaderEndOnly => names::READ_ON_ISR,
             ReplBug::HwMayRegress => names::HW_MONOTONIC,
-            ReplBug::HwBelowMinIsr => names::ELIGIBLE_COMPLETE,
+            ReplBug::HwBelowMinIsr | ReplBug::RegisterWithoutShortCopies => {
+                names::ELIGIBLE_COMPLETE
+            }
             _ => names::ACKED_ON_ISR,
         }
     }
@@ -186,12 +196,29 @@ impl ReplBug {
     }
 
     /// Too deep for a breadth-first search in CI time: random walks over
-    /// `ReplicationModel::bounded(3, 1, 2, 1)` find it in seconds.
+    /// `walk_bounds` find it in seconds.
     pub fn found_by_walks(self) -> bool {
         matches!(
             self,
-            ReplBug::NoEpochGate | ReplBug::TruncateToLeaderEndOnly
+            ReplBug::NoEpochGate
+                | ReplBug::TruncateToLeaderEndOnly
+                | ReplBug::RegisterWithoutShortCopies
         )
+    }
+
+    /// Where the random walks of a switch `found_by_walks` run: the model, the seed
+    /// and how deep each walk goes.
+    pub fn walk_bounds(self) -> (ReplicationModel, u64, usize) {
+        if self == ReplBug::RegisterWithoutShortCopies {
+            // A marked follower, two ISR changes and a fence, some 30 steps: walks of
+            // 40 steps, about one in 40,000 gets there (seed 1: walk 37,000 or so).
+            let model = ReplicationModel::bounded(2, 1, 1, 2)
+                .with_damage(1)
+                .with_torn_last_frame()
+                .with_bug(self);
+            return (model, 1, 40);
+        }
+        (ReplicationModel::bounded(3, 1, 2, 1).with_bug(self), 2, 400)
     }
 
     /// The smallest bounds at which the switch shows (BFS finds it in seconds).
@@ -256,7 +283,8 @@ impl ReplBug {
             | ReplBug::TruncateOnStaleAnswer
             | ReplBug::HwBelowMinIsr
             | ReplBug::NoEligibleLeaders
-            | ReplBug::ForgetTornTail => (1, 0, 0, 0),
+            | ReplBug::ForgetTornTail
+            | ReplBug::RegisterWithoutShortCopies => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -468,6 +496,12 @@ impl ReplicationModel {
 
     pub fn with_bug(mut self, bug: ReplBug) -> Self {
         self.bugs |= bug.bit();
+        self
+    }
+
+    /// The same bounds with every switch off.
+    pub fn without_bugs(mut self) -> Self {
+        self.bugs = 0;
         self
     }
 

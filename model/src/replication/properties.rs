@@ -86,7 +86,9 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
                 .all(|(i, a)| c[i + 1..].iter().all(|b| a.value != b.value))
         }),
         Property::always(ELIGIBLE_COMPLETE, |m, s: &RState| {
-            members(s.meta.elr).all(|b| holds_committed(m, s, b))
+            members(s.meta.elr)
+                .filter(|b| !short_until_registered(s, *b))
+                .all(|b| holds_committed(m, s, b))
         }),
         Property::always(HW_MONOTONIC, |_, s: &RState| {
             s.replicas
@@ -153,6 +155,16 @@ fn counted(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
     let restarted_unclean =
         m.acks_before_fsync && !(r.up && s.meta.incarnation[usize::from(b)] == r.incarnation);
     !restarted_unclean && !r.lost_tail()
+}
+
+/// A start short of records whose registration is still to come: an ISR change
+/// applied first may have made it eligible, but it acts on nothing until that
+/// registration (R-REPL-3), which names the short copy and takes it out of the
+/// eligible set, or keeps it only as the last replica anything could be led from
+/// (R-REPL-4); from then on it is judged.
+fn short_until_registered(s: &RState, b: NodeId) -> bool {
+    let r = &s.replicas[usize::from(b)];
+    r.damaged.is_some() && s.meta.incarnation[usize::from(b)] < r.incarnation
 }
 
 fn counted_isr<'a>(m: &'a ReplicationModel, s: &'a RState) -> impl Iterator<Item = NodeId> + 'a {

@@ -68,8 +68,9 @@ impl Meta {
 /// applied where it is decided).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetaCmd {
-    /// A broker's registration by one incarnation (a start, or a return after a fence).
-    Register(NodeId, u8),
+    /// A broker's registration by one incarnation (a start, or a return after a fence),
+    /// and whether it names the broker's copy as short of records (R-REPL-4).
+    Register(NodeId, u8, bool),
     /// A leader's ISR change, fenced by its leader epoch and the partition version.
     AlterIsr { epoch: u8, version: u8, isr: Set },
     /// A broker with a damaged copy leaves the ISR (and hands leadership to another

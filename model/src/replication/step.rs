@@ -124,7 +124,9 @@ impl ReplicationModel {
         // A broker registers again when it sees itself fenced, and its start's
         // registration is retried until applied (lost in a controller failover).
         let unregistered = has(r.view.fenced, n) || s.meta.incarnation[at(n)] < r.incarnation;
-        if unregistered && !proposed(s, MetaCmd::Register(n, r.incarnation)) {
+        let registering =
+            |c: &MetaCmd| matches!(c, MetaCmd::Register(b, i, _) if *b == n && *i == r.incarnation);
+        if unregistered && !s.in_flight.iter().chain(&s.inbox).any(registering) {
             out.push(RAction::Rejoin(n));
         }
         if self.leading(s, n) {
@@ -448,8 +450,8 @@ impl ReplicationModel {
                 self.move_away_from(&mut t, b);
             }
             RAction::Rejoin(b) => {
-                let incarnation = t.replicas[at(b)].incarnation;
-                self.propose(&mut t, MetaCmd::Register(b, incarnation));
+                let register = self.registration(&t, b);
+                self.propose(&mut t, register);
             }
             RAction::ProposalArrives(k) => {
                 if usize::from(k) < t.in_flight.len() {
@@ -1007,10 +1009,18 @@ impl ReplicationModel {
         {
             return self.apply_repair(t, node, (epoch, version), incarnation);
         }
+        if let MetaCmd::Register(b, incarnation, true) = cmd {
+            let previous = t.meta.incarnation[at(b)];
+            if previous != 0 && previous < incarnation {
+                // A new start names its short copy: it steps aside as its `Repair`
+                // would, before anything can count on what it lost (R-REPL-4).
+                self.step_aside_for_repair(t, b);
+            }
+        }
         let before = t.meta.partition();
         let m = &mut t.meta;
         match cmd {
-            MetaCmd::Register(b, incarnation) => {
+            MetaCmd::Register(b, incarnation, _) => {
                 let previous = m.incarnation[at(b)];
                 if previous > incarnation {
                     return; // STALE_BROKER_EPOCH
@@ -1019,7 +1029,7 @@ impl ReplicationModel {
                 m.fenced &= !bit(b);
                 // Older registrations still in flight would be refused as stale.
                 t.in_flight.retain(
-                    |c| !matches!(c, MetaCmd::Register(n, earlier) if *n == b && *earlier < incarnation),
+                    |c| !matches!(c, MetaCmd::Register(n, earlier, _) if *n == b && *earlier < incarnation),
                 );
                 let restarted = previous != 0 && previous != incarnation;
                 let unclean = restarted
@@ -1082,9 +1092,26 @@ impl ReplicationModel {
         (epoch, version): (u8, u8),
         incarnation: u8,
     ) {
+        let current = epoch == t.meta.epoch && version == t.meta.version;
+        let applied = current && self.step_aside_for_repair(t, node);
+        let r = &mut t.replicas[at(node)];
+        if r.up && r.incarnation == incarnation && r.damaged.is_some() {
+            r.repair = if applied {
+                RepairProgress::Applied
+            } else {
+                RepairProgress::None
+            };
+        }
+    }
+
+    /// What `Repair` and a registration naming a short copy do once their own
+    /// checks passed: the copy leaves the ISR and the eligible set, a leader hands
+    /// over to the first other live ISR member, else to a live eligible replica
+    /// (refused if there is neither), an offline partition's last replica it could
+    /// be led from is refused, and the partition version moves on. True if applied.
+    fn step_aside_for_repair(&self, t: &mut RState, node: NodeId) -> bool {
         let m = &mut t.meta;
-        let mut applied = epoch == m.epoch && version == m.version;
-        if applied && m.leader == Some(node) {
+        if m.leader == Some(node) {
             match members(m.isr).find(|r| *r != node && !has(m.not_live(), *r)) {
                 Some(next) => {
                     m.leader = Some(next);
@@ -1097,25 +1124,16 @@ impl ReplicationModel {
                         t.ghost.leaders.insert((m.epoch, next));
                     }
                 }
-                None => applied = false,
+                None => return false,
             }
-        } else if applied && m.isr & !bit(node) == 0 && m.elr & !bit(node) == 0 {
+        } else if m.isr & !bit(node) == 0 && m.elr & !bit(node) == 0 {
             // An offline partition's last replica it could be led from stays.
-            applied = false;
+            return false;
         }
-        if applied {
-            m.set_isr(m.isr & !bit(node), self.eligible_min_isr(), false);
-            m.elr &= !bit(node);
-            m.version += 1;
-        }
-        let r = &mut t.replicas[at(node)];
-        if r.up && r.incarnation == incarnation && r.damaged.is_some() {
-            r.repair = if applied {
-                RepairProgress::Applied
-            } else {
-                RepairProgress::None
-            };
-        }
+        m.set_isr(m.isr & !bit(node), self.eligible_min_isr(), false);
+        m.elr &= !bit(node);
+        m.version += 1;
+        true
     }
 
     /// A fenced broker leads nothing and is in no ISR; with no live ISR member to take
@@ -1264,8 +1282,16 @@ impl ReplicationModel {
             }
         }
         r.hw = r.hw_checkpoint.min(r.len());
-        let incarnation = r.incarnation;
-        self.propose(t, MetaCmd::Register(n, incarnation));
+        let register = self.registration(t, n);
+        self.propose(t, register);
+    }
+
+    /// Broker `n`'s registration by its current start, naming its copy if that is
+    /// short of records (damaged, or a tail cut and marked): R-REPL-4.
+    fn registration(&self, t: &RState, n: NodeId) -> MetaCmd {
+        let r = &t.replicas[at(n)];
+        let short = r.damaged.is_some() && !self.bug(ReplBug::RegisterWithoutShortCopies);
+        MetaCmd::Register(n, r.incarnation, short)
     }
 }
 

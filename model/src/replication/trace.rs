@@ -248,7 +248,7 @@ impl ReplTrace {
                 }
                 start.history = vec![start.meta];
                 start.inbox = members(unregistered)
-                    .map(|n| MetaCmd::Register(n, 1))
+                    .map(|n| MetaCmd::Register(n, 1, false))
                     .collect();
                 start
             })
