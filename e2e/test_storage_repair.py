@@ -193,6 +193,36 @@ def test_r_repl_4_a_damaged_follower_copy_is_repaired_from_the_leader(tmp_path):
     damage_and_watch_repair(tmp_path, "follower")
 
 
+def test_r_repl_4_check_data_reports_a_tail_recovery_cut_as_torn(tmp_path):
+    """A bad last frame past the durable point the checkpoint records is, to recovery, a
+    torn write: `check-data` cuts and marks it as the broker's start would, and reports
+    where the cut starts, since the records cut may have been acknowledged
+    (spec/cluster.md R-REPL-4, a bad last frame). No damage is left on disk, and the mark
+    stays until a cut at it or a leader's write."""
+    data = tmp_path / "data"
+    broker = Broker(data).start()
+    try:
+        create_topic(broker.bootstrap, "edge", 1, {})
+        produce_all(broker.bootstrap, "edge", 0, 200)
+    finally:
+        assert broker.stop() == 0
+    checkpoint = data / "logs" / "edge-0" / "checkpoint.json"
+    stamp = json.loads(checkpoint.read_text())
+    stamp.pop("durable", None)
+    checkpoint.write_text(json.dumps(stamp))
+    last = segments(data, "edge")[-1]
+    flip_byte(last, last.stat().st_size - 1)
+
+    for run in range(2):
+        report = check_data(data)
+        assert report.returncode == 0, report
+        cut = [line for line in report.stdout.splitlines() if line.startswith("cut edge-0 ")]
+        assert len(cut) == 1, (run, report.stdout)
+        offset = int(cut[0].split("from offset ")[1].split(":")[0])
+        assert 0 < offset < 200, cut
+        assert "0 damaged ranges" in report.stdout and "1 tails cut and marked" in report.stdout
+
+
 def test_r_repl_4_a_damaged_leader_hands_over_and_is_repaired(tmp_path):
     damage_and_watch_repair(tmp_path, "leader")
 

@@ -2,7 +2,9 @@
 //! every checksum, and reports each damaged range (R-LOG-13); with `--quarantine`,
 //! on the operator's word, gives them up (R-LOG-17). Meant for a partition whose only
 //! copy is damaged: a replicated partition repairs itself from its replicas while the
-//! broker runs (R-REPL-4).
+//! broker runs (R-REPL-4). It also reports each tail that recovery cut as a torn write
+//! and marked (R-REPL-4, a bad last frame): no damage is left on disk, but the records
+//! cut may have been acknowledged.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 
 use crate::broker::{data_dir_lock, BrokerConfig};
 use crate::disk::{Disk, RealDisk};
+use crate::log::checkpoint;
 use crate::log::quarantine::{self, DamagedRange};
 
 /// What a check found, and what it gave up.
@@ -18,6 +21,8 @@ pub struct CheckReport {
     pub partitions: usize,
     pub damaged: Vec<(String, DamagedRange)>,
     pub quarantined: usize,
+    /// Partitions whose copy recovery cut at a bad last frame, and from which offset.
+    pub cut_tails: Vec<(String, u64)>,
 }
 
 impl CheckReport {
@@ -67,6 +72,16 @@ pub fn run(
         report
             .damaged
             .extend(found.into_iter().map(|r| (name.clone(), r)));
+        // Recovery (above, in opening the log) writes the mark before it cuts.
+        if let Some(from) = checkpoint::read(disk.as_ref(), &dir)?.and_then(|c| c.lost_from) {
+            writeln!(
+                out,
+                "cut {name} from offset {from}: recovery took a bad last frame for a torn \
+                 write; a replicated copy fetches those records back from its replicas once \
+                 the broker runs, a sole copy has lost them"
+            )?;
+            report.cut_tails.push((name, from));
+        }
     }
     let lost: u64 = report
         .damaged
@@ -75,11 +90,13 @@ pub fn run(
         .sum();
     writeln!(
         out,
-        "checked {} partition logs under {}: {} damaged ranges holding {lost} offsets{}",
+        "checked {} partition logs under {}: {} damaged ranges holding {lost} offsets{}, {} \
+         tails cut and marked",
         report.partitions,
         root.display(),
         report.damaged.len(),
         if quarantine { ", all quarantined" } else { "" },
+        report.cut_tails.len(),
     )?;
     Ok(report)
 }

@@ -5,8 +5,8 @@
 //! format that could not decode its own enum.
 
 use chronik::metadata::{
-    ApplyOutcome, CommandEnvelope, ConsumerGroupRecord, Endpoint, GroupRecord, MemberRecord,
-    MetadataCommand, MetadataState, OffsetCommit, Snapshot,
+    ApplyOutcome, CommandEnvelope, ConsumerGroupRecord, CopyRef, Endpoint, GroupRecord,
+    MemberRecord, MetadataCommand, MetadataState, OffsetCommit, Snapshot,
 };
 use chronik_core::consumer_groups::{ConsumerMemberRecord, MemberState, TopicPartitions};
 use chronik_core::groups::CommitFence;
@@ -339,9 +339,9 @@ fn version_6_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 6's and a registration of a broker
-/// that acknowledges before fsync (7, R-REPL-5).
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 7: version 6's and a registration of a broker that
+/// acknowledges before fsync (R-REPL-5).
+fn version_7_variants() -> Vec<CommandEnvelope> {
     let mut all = version_6_variants();
     let command = MetadataCommand::RegisterBroker {
         broker_id: 3,
@@ -352,6 +352,27 @@ fn every_variant() -> Vec<CommandEnvelope> {
         listeners: Vec::new(),
         acks_before_fsync: true,
         short_copies: Vec::new(),
+    };
+    all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    all
+}
+
+/// Every command of the current format: version 7's and a new start's registration
+/// naming a copy its recovery found short of records (8, R-REPL-4).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_7_variants();
+    let command = MetadataCommand::RegisterBroker {
+        broker_id: 2,
+        host: "10.0.0.2".into(),
+        port: 9092,
+        rack: None,
+        incarnation: 10,
+        listeners: Vec::new(),
+        acks_before_fsync: false,
+        short_copies: vec![CopyRef {
+            topic: "replicated".into(),
+            partition: 0,
+        }],
     };
     all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     all
@@ -553,7 +574,14 @@ fn r_recover_3_golden_files_of_version_6_still_decode() -> Result<(), Box<dyn st
 fn r_recover_3_golden_commands_of_version_7_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
     let golden = golden_commands("commands_v7.jsonl")?;
-    assert_eq!(golden, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_7_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 7,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(golden, as_written);
     let flagged = golden.iter().filter(|e| {
         matches!(
             e.command,
@@ -564,6 +592,33 @@ fn r_recover_3_golden_commands_of_version_7_still_decode() -> Result<(), Box<dyn
         )
     });
     assert_eq!(flagged.count(), 1);
+    Ok(())
+}
+
+/// Commands of version 8: a new start's registration names the copies its recovery
+/// found short of records (R-REPL-4), and takes them out of their ISRs; those written
+/// before it name none.
+#[test]
+fn r_recover_3_golden_commands_of_version_8_still_decode() -> Result<(), Box<dyn std::error::Error>>
+{
+    let golden = golden_commands("commands_v8.jsonl")?;
+    assert_eq!(golden, every_variant());
+    let naming = golden.iter().filter(|e| {
+        matches!(&e.command, MetadataCommand::RegisterBroker { short_copies, .. }
+            if !short_copies.is_empty())
+    });
+    assert_eq!(naming.count(), 1);
+    // Broker 2 is the last replica "replicated" could be led from (broker 1 left for
+    // its repair): it stays, and leads in a new epoch, as any restarted leader does.
+    let replicated = &state_after(&golden).topics["replicated"].partitions[0];
+    assert_eq!(
+        (
+            replicated.leader,
+            replicated.isr.clone(),
+            replicated.leader_epoch
+        ),
+        (Some(2), vec![2], 2)
+    );
     Ok(())
 }
 
@@ -826,10 +881,13 @@ fn write_golden() -> Result<(), Box<dyn std::error::Error>> {
     }
     let name = format!("commands_v{COMMAND_VERSION}.jsonl");
     std::fs::write(golden(&name), lines)?;
-    let snapshot = Snapshot::encode(&state_after(&every_variant()))?;
-    std::fs::write(
-        golden(&format!("snapshot_v{SNAPSHOT_VERSION}.json")),
-        snapshot,
-    )?;
+    // A command format may change without the snapshot's: its file stays as written.
+    let snapshot_file = golden(&format!("snapshot_v{SNAPSHOT_VERSION}.json"));
+    if !snapshot_file.exists() {
+        std::fs::write(
+            snapshot_file,
+            Snapshot::encode(&state_after(&every_variant()))?,
+        )?;
+    }
     Ok(())
 }
