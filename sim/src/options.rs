@@ -285,8 +285,6 @@ impl Faults {
         }
     }
 
-    /// Swarm testing: every seed draws its own mix, so that some runs are calm
-    /// enough for rare interleavings and others are storms.
     /// Crashes (torn writes too) and pauses while the clients run, then a power
     /// cycle of the whole cluster once it has settled (R-RECOVER-4). At one node
     /// too: nothing here needs a peer to repair from.
@@ -301,6 +299,8 @@ impl Faults {
         }
     }
 
+    /// Swarm testing: every seed draws its own mix, so that some runs are calm
+    /// enough for rare interleavings and others are storms.
     pub fn swarm(rng: &mut impl Rng) -> Self {
         let pick = |rng: &mut dyn rand::RngCore, choices: &[u64]| {
             choices.choose(rng).copied().unwrap_or_default()

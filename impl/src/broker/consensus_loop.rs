@@ -71,12 +71,10 @@ pub struct ConsensusLoop {
 }
 
 impl ConsensusLoop {
-    /// Builds the driver (which replays the committed metadata the node recovered:
-    /// local work, so no request ever sees a pre-replay view, R-RECOVER-2), takes its
-    /// first step here (a one-voter group elects itself and registers with its own
-    /// disk only, R-START-4), then starts the loop thread.
-    /// Runs `driver` (built on the recovered node, its metadata replayed) on the
-    /// consensus thread, its first step proposing `registration`.
+    /// Runs `driver` (built on the recovered node, its committed metadata replayed:
+    /// local work, so no request ever sees a pre-replay view, R-RECOVER-2): takes its
+    /// first step here, proposing `registration` (a one-voter group elects itself and
+    /// registers with its own disk only, R-START-4), then starts the loop thread.
     pub fn start(
         driver: Driver,
         registration: Registration,
