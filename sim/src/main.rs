@@ -35,7 +35,8 @@ struct Args {
     /// cut-damage-in-isr, unfenced-commits, assign-before-revoked (with
     /// --group-protocol consumer), keep-uncoordinated-groups, strays-before-registered,
     /// delete-acked-at-once, hw-below-min-isr, follow-before-registered, unclean-restart-keeps-leading, adopt-foreign-dirs,
-    /// claim-from-stale-view, forget-torn-tail, no-hw-restore (repeatable).
+    /// claim-from-stale-view, forget-torn-tail, no-hw-restore,
+    /// register-without-short-copies (repeatable).
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// The fault mix: `swarm` (each seed draws its own), `pauses` (process pauses
@@ -119,6 +120,7 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "follow-before-registered" => replication.follow_before_registered = true,
             "forget-torn-tail" => replication.forget_torn_tail = true,
             "no-hw-restore" => replication.no_hw_restore = true,
+            "register-without-short-copies" => replication.register_without_short_copies = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }

@@ -422,8 +422,14 @@ fn damaged_copies_are_repaired_from_their_replicas_and_lose_nothing() {
 /// high watermark counted on it for, and acknowledged records are lost (I-6).
 #[test]
 fn finds_a_damaged_follower_cutting_while_in_the_isr() {
+    // Since a start's registration names its short copies, a copy whose damage its
+    // recovery found leaves the ISR before it could cut: no seed of 400 breaks I-6
+    // with this switch alone. The switch shows where the copy is still in the ISR
+    // when it finds the damage, which the registration's naming switched off brings
+    // back (in the broker: damage the scrub finds after the start).
     let replication_bugs = ReplicationBugs {
         cut_damage_in_isr: true,
+        register_without_short_copies: true,
         ..ReplicationBugs::default()
     };
     first_seed_breaking("I-6", 60, |seed| Options {

@@ -51,4 +51,8 @@ pub struct ReplicationBugs {
     /// mark: a bad last frame that held an acknowledged record leaves the copy counted
     /// in the ISR, and it may lead again on its shorter log (R-REPL-4).
     pub forget_torn_tail: bool,
+    /// A start's registration names no copy as short of records, as before
+    /// `RegisterBroker::short_copies`: only the copy's repair proposal, after the
+    /// registration, takes it out of the ISR and the eligible set (R-REPL-4).
+    pub register_without_short_copies: bool,
 }

@@ -280,6 +280,9 @@ impl Partitions {
     /// The open copies short of records (a damaged range, or a tail recovery cut and
     /// marked), for the registration of this start (R-REPL-4).
     pub fn short_copies(&self) -> Vec<CopyRef> {
+        if self.bugs.register_without_short_copies {
+            return Vec::new();
+        }
         let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
         logs.iter()
             .filter(|(_, hosted)| hosted.log.first_lost_offset().is_some())
