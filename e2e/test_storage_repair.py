@@ -193,6 +193,29 @@ def test_r_repl_4_a_damaged_follower_copy_is_repaired_from_the_leader(tmp_path):
     damage_and_watch_repair(tmp_path, "follower")
 
 
+def one_broker_wrote(data, topic, count):
+    """A single broker on `data` that created `topic` (one partition, one replica),
+    wrote `count` records to it and stopped cleanly."""
+    broker = Broker(data).start()
+    try:
+        create_topic(broker.bootstrap, topic, 1, {})
+        produce_all(broker.bootstrap, topic, 0, count)
+    finally:
+        assert broker.stop() == 0
+
+
+def bad_last_frame(data_dir, topic):
+    """A bad sector in partition 0's last frame, past the durable point its checkpoint
+    records (here: a checkpoint that records none, as one written before that frame)."""
+    checkpoint = data_dir / "logs" / f"{topic}-0" / "checkpoint.json"
+    if checkpoint.exists():
+        stamp = json.loads(checkpoint.read_text())
+        stamp.pop("durable", None)
+        checkpoint.write_text(json.dumps(stamp))
+    last = segments(data_dir, topic)[-1]
+    flip_byte(last, last.stat().st_size - 1)
+
+
 def test_r_repl_4_check_data_reports_a_tail_recovery_cut_as_torn(tmp_path):
     """A bad last frame past the durable point the checkpoint records is, to recovery, a
     torn write: `check-data` cuts and marks it as the broker's start would, and reports
@@ -200,18 +223,8 @@ def test_r_repl_4_check_data_reports_a_tail_recovery_cut_as_torn(tmp_path):
     (spec/cluster.md R-REPL-4, a bad last frame). No damage is left on disk, and the mark
     stays until a cut at it or a leader's write."""
     data = tmp_path / "data"
-    broker = Broker(data).start()
-    try:
-        create_topic(broker.bootstrap, "edge", 1, {})
-        produce_all(broker.bootstrap, "edge", 0, 200)
-    finally:
-        assert broker.stop() == 0
-    checkpoint = data / "logs" / "edge-0" / "checkpoint.json"
-    stamp = json.loads(checkpoint.read_text())
-    stamp.pop("durable", None)
-    checkpoint.write_text(json.dumps(stamp))
-    last = segments(data, "edge")[-1]
-    flip_byte(last, last.stat().st_size - 1)
+    one_broker_wrote(data, "edge", 200)
+    bad_last_frame(data, "edge")
 
     for run in range(2):
         report = check_data(data)
@@ -245,13 +258,7 @@ def test_r_repl_4_a_leader_whose_last_frame_went_bad_while_down_hands_over_and_i
         leader, _ = partition_state(cluster.node(1), "tail")
         node = cluster.node(leader)
         node.kill9()
-        checkpoint = Path(node.data_dir) / "logs" / "tail-0" / "checkpoint.json"
-        if checkpoint.exists():
-            stamp = json.loads(checkpoint.read_text())
-            stamp.pop("durable", None)
-            checkpoint.write_text(json.dumps(stamp))
-        last = segments(node.data_dir, "tail")[-1]
-        flip_byte(last, last.stat().st_size - 1)
+        bad_last_frame(Path(node.data_dir), "tail")
         node.start()
 
         log = lambda: Path(node.log_path).read_text()
@@ -269,12 +276,7 @@ def test_r_recover_8_directories_of_deleted_topics_are_removed_at_start(tmp_path
     them on disk; the next start removes them, and a topic of the same name starts empty."""
     import shutil
     data = tmp_path / "data"
-    broker = Broker(data).start()
-    try:
-        create_topic(broker.bootstrap, "gone", 1, {})
-        produce_all(broker.bootstrap, "gone", 0, 50)
-    finally:
-        assert broker.stop() == 0
+    one_broker_wrote(data, "gone", 50)
     left_behind = tmp_path / "gone-0.copy"
     shutil.copytree(data / "logs" / "gone-0", left_behind)
     broker = Broker(data).start()
