@@ -1314,8 +1314,11 @@ pub fn replay_replication_path(
     model: &ReplicationModel,
     path: &[RAction],
 ) -> Result<ReplStats, Box<ReplDivergence>> {
-    let mut walk = Walk::start(model, 0)?;
-    for action in path {
+    // Real brokers start from the created partition, where a windowed model's path
+    // to its start begins.
+    let (model, to_start) = model.from_creation();
+    let mut walk = Walk::start(&model, 0)?;
+    for action in to_start.iter().chain(path) {
         let Some(next) = walk.model.step(&walk.state, action.clone()) else {
             break;
         };

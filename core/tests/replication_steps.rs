@@ -696,17 +696,25 @@ fn r_repl_6_an_eligible_follower_leads_after_the_lone_leader_restarts_uncleanly(
 }
 
 /// R-REPL-6: a fenced leader with no live ISR member hands over to a live eligible
-/// replica; without the minimum configured (1) nobody is ever eligible.
+/// replica, and stays eligible itself when it syncs what it acknowledges; under the
+/// interval policy (its registration says it acknowledges before fsync) it does not.
+/// Without the minimum configured (1) nobody is ever eligible.
 #[test]
 fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
-    let eligible_left = (Some(2), vec![2], vec![3]);
-    for (min_isr, expected) in [("2", eligible_left), ("1", (None, vec![1], vec![]))] {
+    let cases = [
+        ("2", false, (Some(2), vec![2], vec![1, 3])),
+        ("2", true, (Some(2), vec![2], vec![3])),
+        ("1", false, (None, vec![1], vec![])),
+    ];
+    for (min_isr, interval_policy, expected) in cases {
         let (mut state, mut index) =
             three_brokers_one_topic_with(&[("min.insync.replicas", min_isr)]);
         let mut apply = |state: &mut MetadataState, command| {
             index += 1;
             state.apply(index, &CommandEnvelope::new(index, command))
         };
+        let policy = register_broker(1, 1, interval_policy);
+        assert_eq!(apply(&mut state, policy), ApplyOutcome::Done);
         assert_eq!(
             apply(&mut state, alter_isr(0, vec![1], 0)),
             ApplyOutcome::Done
@@ -716,7 +724,7 @@ fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
         assert_eq!(
             (p.leader, p.isr, p.elr),
             expected,
-            "min.insync.replicas {min_isr}"
+            "min.insync.replicas {min_isr}, interval policy {interval_policy}"
         );
     }
 }
@@ -921,4 +929,48 @@ fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_coun
     assert_eq!(apply(&mut state, register_short(3, 2)), ApplyOutcome::Done);
     let p = state.partition("t", 0).expect("t-0");
     assert_eq!(p.leader, Some(3), "{p:?}");
+}
+
+/// R-REPL-6 with R-REPL-4: a leader fenced while alone in an ISR below the minimum
+/// stays eligible when it syncs what it acknowledges, since it holds every committed
+/// record. Before, it did not: an eligible follower whose recovery had just cut the
+/// committed tail was elected in its place, its registration's hand-over was refused
+/// (no other replica was eligible), and it answered OffsetForLeaderEpoch, so the
+/// fenced leader's return truncated the records (a reviewer's reading of stop 47's
+/// change). Now the marked leader refuses the epoch query while the fenced one may
+/// hold the records, and its repair hands over to it once it is back.
+#[test]
+fn r_repl_6_a_fenced_leader_that_syncs_what_it_acknowledges_stays_eligible() {
+    let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
+    let mut apply = |state: &mut MetadataState, command: MetadataCommand| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    let partition = |state: &MetadataState| state.partition("t", 0).expect("t-0").clone();
+    for isr in [vec![1, 2], vec![1]] {
+        let p = partition(&state);
+        let shrink = alter_isr(p.leader_epoch, isr, p.partition_epoch);
+        assert_eq!(apply(&mut state, shrink), ApplyOutcome::Done);
+    }
+    assert_eq!(partition(&state).elr, vec![2]);
+    let fence = MetadataCommand::FenceBroker { broker_id: 1 };
+    assert_eq!(apply(&mut state, fence), ApplyOutcome::Done);
+    let p = partition(&state);
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.elr.clone()),
+        (Some(2), vec![2], vec![1])
+    );
+    // Broker 2's new start found its copy short: nothing else is live to lead.
+    assert_eq!(apply(&mut state, register_short(2, 2)), ApplyOutcome::Done);
+    let p = partition(&state);
+    assert_eq!((p.leader, p.elr.clone()), (Some(2), vec![1]), "{p:?}");
+    // Broker 1 returns; broker 2's repair hands over to it.
+    assert_eq!(
+        apply(&mut state, register_broker(1, 2, false)),
+        ApplyOutcome::Done
+    );
+    let repair = repair(&state, 2);
+    assert_eq!(apply(&mut state, repair), ApplyOutcome::Done);
+    let p = partition(&state);
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]), "{p:?}");
 }

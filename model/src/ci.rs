@@ -74,6 +74,12 @@ pub const INTERVAL_FENCE_SHRINK_DEPTH: usize = 16;
 /// and the repair that follows completes at 27.
 pub const TORN_LAST_FRAME_DEPTH: usize = 28;
 
+/// R-REPL-6's fenced-leader window (`ReplicationModel::fenced_leader_window`), breadth
+/// first to this depth from where it opens: the loss a fenced leader's eligibility
+/// prevents is 8 steps deep (the reviewer's path 11). Unbounded it passed 35 M states
+/// at depth 13; depth 12 is 10.6 M states in 119 s.
+pub const FENCED_LEADER_WINDOW_DEPTH: usize = 11;
+
 pub const CONFIGS: &[CiConfig] = &[
     CiConfig {
         test: "one_node_all_properties_hold",
@@ -214,6 +220,13 @@ pub const CONFIGS: &[CiConfig] = &[
         build: || {
             let m = ReplicationModel::bounded(1, 1, 1, 1).with_acks_before_fsync();
             CiCheck::Replication(m, Run::bfs_to_depth(INTERVAL_FENCE_SHRINK_DEPTH))
+        },
+    },
+    CiConfig {
+        test: "r_repl_6_a_fenced_leader_stays_eligible_so_a_marked_copy_elected_in_its_place_hands_over",
+        build: || {
+            let m = ReplicationModel::fenced_leader_window(None);
+            CiCheck::Replication(m, Run::bfs_to_depth(FENCED_LEADER_WINDOW_DEPTH))
         },
     },
     CiConfig {

@@ -8,7 +8,7 @@ use stateright::Model;
 
 use chronik_model::check::{format_path, run, Checked, Run, Strategy, WalkBudget};
 use chronik_model::dirs::{DirBug, DirModel};
-use chronik_model::replication::{ReplBug, ReplicationModel};
+use chronik_model::replication::{ReplBug, ReplicationModel, ALONE_BELOW_MIN_ISR};
 use chronik_model::{Bug, ChronikModel};
 
 #[derive(Parser)]
@@ -120,6 +120,11 @@ struct ReplicationArgs {
     /// of spec/cluster.md R-REPL-4).
     #[arg(long)]
     torn_last_frame: bool,
+    /// Start where `ALONE_BELOW_MIN_ISR` leads (ISR {0} below the minimum, 1 eligible,
+    /// every copy holding a record) instead of the created partition: R-REPL-6's
+    /// fenced-leader window, searched from where it opens.
+    #[arg(long)]
+    after_alone_below_min_isr: bool,
     /// Idempotent retries of unacknowledged produces.
     #[arg(long, default_value_t = 0)]
     max_retries: u8,
@@ -310,6 +315,15 @@ fn main() -> ExitCode {
             m.torn_last_frame = a.torn_last_frame;
             for b in &a.bugs {
                 m = m.with_bug(*b);
+            }
+            if a.after_alone_below_min_isr {
+                m = match m.after(&ALONE_BELOW_MIN_ISR) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("ALONE_BELOW_MIN_ISR under these options: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
             }
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
             println!(

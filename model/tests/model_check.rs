@@ -559,6 +559,22 @@ fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
     assert_replication_holds("replication, damage, random walks", &o, false);
 }
 
+/// R-REPL-6 with R-REPL-4, a fenced leader's eligibility: ISR {0} below the minimum
+/// with 1 eligible and every copy holding an acknowledged record
+/// (`ALONE_BELOW_MIN_ISR`), then whatever a crash, a fence and a bad last frame can
+/// do, exhaustively. A fenced leader that syncs what it acknowledges stays eligible,
+/// so when 1's restart cut that record as a torn write and 1 is elected before its
+/// registration names the short copy, 1 answers no OffsetForLeaderEpoch and hands
+/// over once 0 is back. Before (switch `fenced-leader-never-eligible`), 0's return
+/// truncated the record: a reviewer's reading, reproduced here in 27 steps.
+#[test]
+fn r_repl_6_a_fenced_leader_stays_eligible_so_a_marked_copy_elected_in_its_place_hands_over() {
+    let o = ci_replication(
+        "r_repl_6_a_fenced_leader_stays_eligible_so_a_marked_copy_elected_in_its_place_hands_over",
+    );
+    assert_replication_holds("replication, a fenced leader's window", &o, false);
+}
+
 #[test]
 fn r_repl_replication_random_walks_find_no_violation() {
     // Bounds no exhaustive run covers in CI time: 3 produces, a crash, two fences and

@@ -164,6 +164,7 @@ mod tests {
                     incarnation: 0,
                     fenced: false,
                     listeners: Vec::new(),
+                    acks_before_fsync: false,
                 },
             );
         }

@@ -63,6 +63,16 @@ impl PartitionInfo {
         true
     }
 
+    /// `replica`, out of the ISR now, stays eligible while the ISR is below the
+    /// minimum (as `set_isr` keeps those it drops).
+    pub fn keep_eligible(&mut self, replica: BrokerId, min_isr: usize) {
+        let below = self.isr.len() < self.effective_min_isr(min_isr);
+        if below && !self.isr.contains(&replica) && !self.elr.contains(&replica) {
+            self.elr.push(replica);
+            self.elr.sort_unstable();
+        }
+    }
+
     /// A registration of `back` (live among `live` now): leads the offline
     /// partition if it is in its ISR, or if it is eligible and no ISR member is live
     /// (those who stayed in the ISR are then not waited for: the eligible replica

@@ -37,6 +37,10 @@ pub struct BrokerInfo {
     /// Its Kafka listeners by name (empty: only `host`/`port`, unnamed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<Endpoint>,
+    /// It acknowledges records before they are durable (`RegisterBroker`'s flag):
+    /// fenced as a leader, it may not hold what it counted (R-REPL-6).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acks_before_fsync: bool,
 }
 
 impl BrokerInfo {
@@ -343,10 +347,15 @@ impl MetadataState {
     /// (leader epoch + 1); with none, the partition is offline (no leader) and keeps
     /// its ISR, so that the broker's return, not an out-of-sync replica, brings it
     /// back (no unclean election). A fenced follower leaving an ISR below the minimum
-    /// stays eligible; a fenced leader does not, since under the interval policy it
-    /// counted records it had not synced (R-REPL-6).
+    /// stays eligible, and so does a fenced leader that syncs what it acknowledges: it
+    /// holds every committed record. One that acknowledges before fsync (the interval
+    /// policy) does not: it counted records it had not synced (R-REPL-6).
     fn move_away_from(&mut self, gone: i32) {
         let live = self.live_brokers();
+        let leader_stays_eligible = self
+            .brokers
+            .get(&gone)
+            .is_some_and(|b| !b.acks_before_fsync);
         let min_isrs = self.controller_min_isrs();
         for (name, t) in &mut self.topics {
             let min_isr = min_isrs.get(name).copied().unwrap_or(1);
@@ -359,9 +368,12 @@ impl MetadataState {
                     p.leader_epoch += 1;
                     p.leader = p.successor_of(gone, &live);
                     if p.leader.is_some() {
-                        p.set_isr(p.isr_without(gone), min_isr, false);
+                        p.set_isr(p.isr_without(gone), min_isr, leader_stays_eligible);
                     } else if p.elect_eligible(gone, &live) {
                         p.leader_epoch -= 1; // one move, one epoch
+                        if leader_stays_eligible {
+                            p.keep_eligible(gone, min_isr);
+                        }
                     }
                 } else if p.isr.contains(&gone) && p.leader.is_some() {
                     p.set_isr(p.isr_without(gone), min_isr, true);
@@ -533,6 +545,7 @@ impl MetadataState {
                     incarnation: *incarnation,
                     fenced: false,
                     listeners: listeners.clone(),
+                    acks_before_fsync: *acks_before_fsync,
                 };
                 if self.brokers.get(broker_id) != Some(&registered) {
                     self.brokers_changed_at = self.applied_index;

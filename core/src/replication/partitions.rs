@@ -968,6 +968,7 @@ mod tests {
                 incarnation: 2,
                 fenced: false,
                 listeners: Vec::new(),
+                acks_before_fsync: false,
             },
         );
         restarted.reconcile_in_start(&newer, 1, 2)?;

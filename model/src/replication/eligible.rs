@@ -33,6 +33,14 @@ impl Meta {
         true
     }
 
+    /// `replica`, out of the ISR now, stays eligible while the ISR is below `min_isr`
+    /// (as `set_isr` keeps those it drops).
+    pub fn keep_eligible(&mut self, replica: NodeId, min_isr: u8) {
+        if members(self.isr).count() < usize::from(min_isr.max(1)) && !has(self.isr, replica) {
+            self.elr |= bit(replica);
+        }
+    }
+
     /// `back` registered: it leads the offline partition if it is in the ISR, or if
     /// it is eligible and no ISR member is live.
     pub fn lead_on_return(&mut self, back: NodeId) -> bool {

@@ -22,6 +22,7 @@ pub use properties::names;
 pub use state::*;
 
 use std::fmt;
+use std::sync::Arc;
 
 use stateright::{Model, Property};
 
@@ -112,10 +113,16 @@ pub enum ReplBug {
     /// records (what Chronik did before registrations named short copies; needs
     /// damage and `torn_last_frame`).
     RegisterWithoutShortCopies,
+    /// A fenced leader is never eligible, whatever its fsync policy, as before stop
+    /// 48: with ISR {1} below the minimum, a follower whose restart cut the committed
+    /// tail elected in its place finds no other eligible replica to hand over to, and
+    /// the fenced leader's return truncates the records (R-REPL-6; needs damage and
+    /// `torn_last_frame`).
+    FencedLeaderNeverEligible,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 22] = [
+    pub const ALL: [ReplBug; 23] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -138,6 +145,7 @@ impl ReplBug {
         ReplBug::NoEligibleLeaders,
         ReplBug::ForgetTornTail,
         ReplBug::RegisterWithoutShortCopies,
+        ReplBug::FencedLeaderNeverEligible,
     ];
 
     pub fn name(self) -> &'static str {
@@ -164,6 +172,7 @@ impl ReplBug {
             ReplBug::NoEligibleLeaders => "no-eligible-leaders",
             ReplBug::ForgetTornTail => "forget-torn-tail",
             ReplBug::RegisterWithoutShortCopies => "register-without-short-copies",
+            ReplBug::FencedLeaderNeverEligible => "fenced-leader-never-eligible",
         }
     }
 
@@ -176,7 +185,7 @@ impl ReplBug {
         match self {
             ReplBug::AckWhenDeposed => names::ONE_VALUE,
             ReplBug::TruncateToLeaderEndOnly => names::READ_ON_ISR,
-            ReplBug::HwMayRegress => names::HW_MONOTONIC,
+            ReplBug::HwMayRegress | ReplBug::FencedLeaderNeverEligible => names::HW_MONOTONIC,
             ReplBug::HwBelowMinIsr | ReplBug::RegisterWithoutShortCopies => {
                 names::ELIGIBLE_COMPLETE
             }
@@ -262,6 +271,11 @@ impl ReplBug {
                 .with_torn_last_frame()
                 .with_bug(self);
         }
+        if self == ReplBug::FencedLeaderNeverEligible {
+            // Three faults in one window, some 27 steps from the start: searched from
+            // where the window opens.
+            return ReplicationModel::fenced_leader_window(Some(self));
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -284,7 +298,8 @@ impl ReplBug {
             | ReplBug::HwBelowMinIsr
             | ReplBug::NoEligibleLeaders
             | ReplBug::ForgetTornTail
-            | ReplBug::RegisterWithoutShortCopies => (1, 0, 0, 0),
+            | ReplBug::RegisterWithoutShortCopies
+            | ReplBug::FencedLeaderNeverEligible => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -352,6 +367,10 @@ pub struct ReplicationModel {
     /// cuts it as a torn write unless the checkpoint's durable point covers it, as the
     /// real recovery does (R-LOG-13): the gap spec/cluster.md R-REPL-4 names.
     pub torn_last_frame: bool,
+    /// Where checks start instead of the created partition (`after`), and the path
+    /// from the created partition that leads there.
+    start: Option<Arc<RState>>,
+    start_path: Vec<RAction>,
     bugs: u32,
 }
 
@@ -376,6 +395,8 @@ impl Default for ReplicationModel {
             combined_isr_changes: false,
             lossy_proposals: false,
             torn_last_frame: false,
+            start: None,
+            start_path: Vec::new(),
             bugs: 0,
         }
     }
@@ -490,6 +511,8 @@ impl ReplicationModel {
             max_fetches_in_flight: u8::MAX,
             combined_isr_changes: true,
             lossy_proposals: true,
+            start: None,
+            start_path: Vec::new(),
             bugs: 0,
         }
     }
@@ -527,7 +550,56 @@ impl ReplicationModel {
         0..REPLICAS as NodeId
     }
 
+    /// R-REPL-6's fenced-leader window, searched from where it opens
+    /// (`ALONE_BELOW_MIN_ISR`) with a crash, a fence and damage to a last frame left
+    /// to happen, and `bug` if any (the start runs under it too).
+    pub fn fenced_leader_window(bug: Option<ReplBug>) -> Self {
+        let model = ReplicationModel::bounded(1, 1, 1, 2)
+            .with_damage(1)
+            .with_torn_last_frame();
+        let model = bug.map_or(model.clone(), |b| model.with_bug(b));
+        // A constant path the tests walk: a step it lacks is a change to the model.
+        model
+            .after(&ALONE_BELOW_MIN_ISR)
+            .unwrap_or_else(|e| panic!("ALONE_BELOW_MIN_ISR no longer walks: {e}"))
+    }
+
+    /// Checks start where `path` leads from the created partition: a window found
+    /// by reading, searched exhaustively from where it opens when the whole space to
+    /// its depth is too large (R-REPL-6's fenced leader). Each step must be enabled
+    /// and change the state; call it after every other option, which it runs under.
+    pub fn after(mut self, path: &[RAction]) -> Result<Self, String> {
+        self.start = None;
+        self.start_path.clear();
+        let mut state = self.init_state();
+        for action in path {
+            let mut enabled = Vec::new();
+            self.enabled(&state, &mut enabled);
+            let next = enabled
+                .contains(action)
+                .then(|| self.step(&state, action.clone()))
+                .flatten();
+            state = next.ok_or_else(|| format!("{action} is not a step from {state:?}"))?;
+        }
+        self.start = Some(Arc::new(state));
+        self.start_path = path.to_vec();
+        Ok(self)
+    }
+
+    /// The same model started from the created partition, and the path `after` took
+    /// from there (empty if none): what a replay on real brokers, which start from
+    /// the created partition, walks first.
+    pub fn from_creation(&self) -> (Self, Vec<RAction>) {
+        let mut model = self.clone();
+        model.start = None;
+        let path = std::mem::take(&mut model.start_path);
+        (model, path)
+    }
+
     pub fn init_state(&self) -> RState {
+        if let Some(start) = &self.start {
+            return RState::clone(start);
+        }
         let meta = CREATED;
         let mut ghost = Ghost::default();
         ghost.leaders.insert((0, 0));
@@ -548,6 +620,31 @@ impl ReplicationModel {
         }
     }
 }
+
+/// A record produced, synced and fetched by both followers, then both shrunk out:
+/// the ISR is {0}, below the minimum of 2, and 1 is eligible (R-REPL-6). A window
+/// opens here: a bad last frame on 1 that its restart cuts, and 0 fenced before
+/// that start's registration, elect 1 without the record.
+pub const ALONE_BELOW_MIN_ISR: [RAction; 18] = [
+    RAction::Truncate(1),
+    RAction::Truncate(2),
+    RAction::Produce(0),
+    RAction::Fsync(0),
+    RAction::FetchRequest(1),
+    RAction::FetchResponse(1),
+    RAction::FetchRequest(2),
+    RAction::FetchResponse(2),
+    RAction::FetchRequest(1),
+    RAction::FetchResponse(1),
+    RAction::FetchRequest(2),
+    RAction::FetchResponse(2),
+    RAction::ShrinkIsr(0, 2),
+    RAction::Commit,
+    RAction::Learn(0),
+    RAction::ShrinkIsr(0, 1),
+    RAction::Commit,
+    RAction::Learn(0),
+];
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RAction {

@@ -162,8 +162,9 @@ fn counted(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
 /// registration (R-REPL-3), which names the short copy and takes it out of the
 /// eligible set, or keeps it only as the last replica anything could be led from
 /// (R-REPL-4); from then on it is judged. The controller may elect it meanwhile (its
-/// earlier start counts live): R-REPL-1's properties judge what follows, and a
-/// window is left open there (spec/cluster.md R-REPL-4).
+/// earlier start counts live): the records are then kept by the other eligible
+/// replicas, the leader it replaced among them, and R-REPL-1's properties judge the
+/// outcome.
 fn short_until_registered(s: &RState, b: NodeId) -> bool {
     let r = &s.replicas[usize::from(b)];
     r.damaged.is_some() && s.meta.incarnation[usize::from(b)] < r.incarnation

@@ -1140,6 +1140,10 @@ impl ReplicationModel {
     /// over, the partition is offline and keeps its ISR.
     fn move_away_from(&self, t: &mut RState, gone: NodeId) {
         let before = t.meta.partition();
+        // A leader that syncs what it acknowledges holds every committed record;
+        // under the interval policy it counted records it had not synced.
+        let stays_eligible =
+            !self.acks_before_fsync && !self.bug(ReplBug::FencedLeaderNeverEligible);
         let m = &mut t.meta;
         if m.leader == Some(gone) {
             m.epoch += 1;
@@ -1152,13 +1156,16 @@ impl ReplicationModel {
                 Some(next) => {
                     m.leader = Some(next);
                     let isr = (m.isr & !bit(gone)) | bit(next);
-                    m.set_isr(isr, self.eligible_min_isr(), false);
+                    m.set_isr(isr, self.eligible_min_isr(), stays_eligible);
                     t.ghost.leaders.insert((m.epoch, next));
                 }
                 None => {
                     m.leader = None;
                     if m.elect_eligible(gone) {
                         m.epoch -= 1; // one move, one epoch
+                        if stays_eligible {
+                            m.keep_eligible(gone, self.eligible_min_isr());
+                        }
                     }
                 }
             }
