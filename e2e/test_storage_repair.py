@@ -5,6 +5,7 @@ a sole copy keeps serving what is undamaged, and `chronik check-data --quarantin
 on the stopped broker gives the damaged range up on the operator's word (R-LOG-17).
 Every test counts what a consumer reads."""
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -269,6 +270,75 @@ def test_r_repl_4_a_leader_whose_last_frame_went_bad_while_down_hands_over_and_i
     finally:
         cluster.stop()
     assert_every_copy_clean(cluster)
+
+
+def test_r_repl_6_a_fenced_leader_stays_eligible_while_the_copy_elected_in_its_place_cut_its_tail(
+        tmp_path):
+    """Three faults in one window (spec/cluster.md R-REPL-6, a reviewer's reading of
+    stop 47). The ISR shrinks to the leader alone: one follower is killed, the other
+    paused past its session (below min.insync.replicas 2 it stays eligible). The
+    leader is paused past its session while the eligible follower comes back: the
+    follower is elected, and the leader, which syncs what it acknowledges, stays
+    eligible. The new leader is killed and its last frame goes bad, so its restart
+    cuts acknowledged records as a torn write. Its registration names the short copy:
+    with the fenced leader eligible, the partition waits offline for it, and on its
+    return it leads with every record. Before, no fenced leader was eligible, the
+    short copy kept leading, and the returning leader truncated the records it cut.
+    Five nodes, so that the metadata group keeps a quorum with two replicas down."""
+    cluster = Cluster(tmp_path, n=5, extra_args=["--session-timeout-ms", "3000"])
+    paused = []
+
+    def pause(node):
+        node.proc.send_signal(signal.SIGSTOP)
+        paused.append(node)
+
+    def resume(node):
+        node.proc.send_signal(signal.SIGCONT)
+        paused.remove(node)
+
+    try:
+        for n in cluster.nodes:
+            n.start()
+        wait_for("5 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3, 4, 5],
+                 20.0)
+        watcher = cluster.node(4)
+        state = lambda: partition_state(watcher, "window")
+        admin = AdminClient({"bootstrap.servers": watcher.bootstrap})
+        admin.create_topics([NewTopic("window", 1, replica_assignment=[[1, 2, 3]],
+                                      config={"min.insync.replicas": "2"})])["window"].result(10)
+        wait_for("full ISR", lambda: len(state()[1]) == 3, 10.0)
+        acked = produce_all(watcher.bootstrap, "window", 0, 300)
+
+        leader, _ = state()
+        first, eligible = [i for i in (1, 2, 3) if i != leader]
+        cluster.node(first).kill9()
+        wait_for("ISR at the minimum", lambda: state() == (leader, sorted([leader, eligible])),
+                 20.0)
+        pause(cluster.node(eligible))
+        wait_for("ISR below the minimum", lambda: state() == (leader, [leader]), 20.0)
+
+        pause(cluster.node(leader))
+        resume(cluster.node(eligible))
+        wait_for("the eligible follower elected", lambda: state()[0] == eligible, 20.0)
+
+        short = cluster.node(eligible)
+        short.kill9()
+        bad_last_frame(Path(short.data_dir), "window")
+        short.start()
+        wait_for("the partition offline, waiting for the fenced leader",
+                 lambda: state()[0] == -1, 20.0)
+        resume(cluster.node(leader))
+        wait_for("the fenced leader leads again", lambda: state()[0] == leader, 20.0)
+        got, errors = read_all(cluster.node(leader).bootstrap, "window", 300)
+        assert not errors, errors[:3]
+        assert [n for _, n in got] == list(range(300)), "every acknowledged record, in order"
+        assert all(acked[n] == o for o, n in got), "each at its acknowledged offset"
+        cluster.node(first).start()
+        wait_for("every replica back in the ISR", lambda: state()[1] == [1, 2, 3], 30.0)
+    finally:
+        for n in paused:
+            n.proc.send_signal(signal.SIGCONT)
+        cluster.stop()
 
 
 def test_r_recover_8_directories_of_deleted_topics_are_removed_at_start(tmp_path):

@@ -920,15 +920,20 @@ fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_coun
     let p = state.partition("t", 0).expect("t-0").clone();
     assert_eq!((p.leader, p.isr.clone()), (Some(2), vec![2, 3]));
     assert!(p.leader_epoch > 0, "a new leader, a new epoch");
-    // The last replica the partition could be led from stays: fenced all but
-    // broker 3, whose new start is short too, it keeps what it has.
+    // Fenced all but broker 3, whose new start is short too: broker 2, fenced as
+    // leader, syncs what it acknowledges and stays eligible, so the partition waits
+    // offline for it rather than lead on less (R-REPL-6). The last replica an
+    // offline partition could be led from keeps its place (the test above).
     for gone in [1, 2] {
         let fence = MetadataCommand::FenceBroker { broker_id: gone };
         assert_eq!(apply(&mut state, fence), ApplyOutcome::Done);
     }
     assert_eq!(apply(&mut state, register_short(3, 2)), ApplyOutcome::Done);
     let p = state.partition("t", 0).expect("t-0");
-    assert_eq!(p.leader, Some(3), "{p:?}");
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.elr.clone()),
+        (None, vec![], vec![2])
+    );
 }
 
 /// R-REPL-6 with R-REPL-4: a leader fenced while alone in an ISR below the minimum
@@ -937,8 +942,8 @@ fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_coun
 /// committed tail was elected in its place, its registration's hand-over was refused
 /// (no other replica was eligible), and it answered OffsetForLeaderEpoch, so the
 /// fenced leader's return truncated the records (a reviewer's reading of stop 47's
-/// change). Now the marked leader refuses the epoch query while the fenced one may
-/// hold the records, and its repair hands over to it once it is back.
+/// change). Now the short copy's registration leaves the partition offline for the
+/// fenced leader, which leads on its return.
 #[test]
 fn r_repl_6_a_fenced_leader_that_syncs_what_it_acknowledges_stays_eligible() {
     let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
@@ -960,15 +965,21 @@ fn r_repl_6_a_fenced_leader_that_syncs_what_it_acknowledges_stays_eligible() {
         (p.leader, p.isr.clone(), p.elr.clone()),
         (Some(2), vec![2], vec![1])
     );
-    // Broker 2's new start found its copy short: nothing else is live to lead.
+    // Broker 2's new start found its copy short: the fenced leader holds what it
+    // lost, so the partition waits offline for that one rather than lead on less.
     assert_eq!(apply(&mut state, register_short(2, 2)), ApplyOutcome::Done);
     let p = partition(&state);
-    assert_eq!((p.leader, p.elr.clone()), (Some(2), vec![1]), "{p:?}");
-    // Broker 1 returns; broker 2's repair hands over to it.
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.elr.clone()),
+        (None, vec![], vec![1])
+    );
+    // Broker 1 returns and leads; broker 2's repair changes nothing more.
     assert_eq!(
         apply(&mut state, register_broker(1, 2, false)),
         ApplyOutcome::Done
     );
+    let p = partition(&state);
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]), "{p:?}");
     let repair = repair(&state, 2);
     assert_eq!(apply(&mut state, repair), ApplyOutcome::Done);
     let p = partition(&state);

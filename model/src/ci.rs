@@ -77,7 +77,7 @@ pub const TORN_LAST_FRAME_DEPTH: usize = 28;
 /// R-REPL-6's fenced-leader window (`ReplicationModel::fenced_leader_window`), breadth
 /// first to this depth from where it opens: the loss a fenced leader's eligibility
 /// prevents is 8 steps deep (the reviewer's path 11). Unbounded it passed 35 M states
-/// at depth 13; depth 12 is 10.6 M states in 119 s.
+/// at depth 13.
 pub const FENCED_LEADER_WINDOW_DEPTH: usize = 11;
 
 pub const CONFIGS: &[CiConfig] = &[

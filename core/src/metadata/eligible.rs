@@ -77,8 +77,16 @@ impl PartitionInfo {
     /// partition if it is in its ISR, or if it is eligible and no ISR member is live
     /// (those who stayed in the ISR are then not waited for: the eligible replica
     /// holds everything committed, and the high watermark stood still since it
-    /// left). True if it now leads.
-    pub fn lead_on_return(&mut self, back: BrokerId, live: &[BrokerId]) -> bool {
+    /// left). Those it displaces from the ISR that sync what they acknowledge
+    /// (`syncing`) stay eligible: they hold everything committed too, and the new
+    /// leader may yet find its own copy short (R-REPL-4). True if it now leads.
+    pub fn lead_on_return(
+        &mut self,
+        back: BrokerId,
+        live: &[BrokerId],
+        min_isr: usize,
+        syncing: &[BrokerId],
+    ) -> bool {
         if self.leader.is_some() {
             return false;
         }
@@ -87,8 +95,15 @@ impl PartitionInfo {
             self.leader_epoch += 1;
             return true;
         }
-        let isr_live = self.isr.iter().any(|r| live.contains(r));
-        !isr_live && self.elect_eligible(-1, &[back])
+        let displaced = self.isr.clone();
+        let isr_live = displaced.iter().any(|r| live.contains(r));
+        if isr_live || !self.elect_eligible(-1, &[back]) {
+            return false;
+        }
+        for r in displaced.into_iter().filter(|r| syncing.contains(r)) {
+            self.keep_eligible(r, min_isr);
+        }
+        true
     }
 
     /// A new incarnation of `back`, whose crash may have cut records it acknowledged
@@ -180,8 +195,11 @@ mod tests {
         let mut p = partition(&[0], &[2]);
         assert!(p.hand_over_after_unclean_restart(0, &[0, 1], 2));
         assert_eq!((p.leader, p.isr.clone()), (None, vec![]));
-        assert!(!p.lead_on_return(1, &[0, 1]), "1 was never eligible");
-        assert!(p.lead_on_return(2, &[0, 1, 2]));
+        assert!(
+            !p.lead_on_return(1, &[0, 1], 2, &[]),
+            "1 was never eligible"
+        );
+        assert!(p.lead_on_return(2, &[0, 1, 2], 2, &[]));
         assert_eq!((p.leader, p.isr.clone()), (Some(2), vec![2]));
     }
 
@@ -191,17 +209,26 @@ mod tests {
         let mut p = partition(&[0], &[2]);
         p.leader = None;
         assert!(
-            p.lead_on_return(2, &[1, 2]),
+            p.lead_on_return(2, &[1, 2], 2, &[]),
             "0 is down: 2 holds what was committed"
         );
         assert_eq!(
             (p.leader, p.isr.clone(), p.elr.clone()),
             (Some(2), vec![2], vec![])
         );
+        // 0 syncs what it acknowledges: it holds what was committed, and stays
+        // eligible in case 2's copy turns out short.
+        let mut syncing = partition(&[0], &[2]);
+        syncing.leader = None;
+        assert!(syncing.lead_on_return(2, &[1, 2], 2, &[0, 1, 2]));
+        assert_eq!(
+            (syncing.leader, syncing.isr.clone(), syncing.elr.clone()),
+            (Some(2), vec![2], vec![0])
+        );
         let mut waiting = partition(&[0], &[2]);
         waiting.leader = None;
         assert!(
-            !waiting.lead_on_return(2, &[0, 2]),
+            !waiting.lead_on_return(2, &[0, 2], 2, &[]),
             "0 is live: it leads on its return"
         );
     }

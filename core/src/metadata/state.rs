@@ -352,10 +352,7 @@ impl MetadataState {
     /// policy) does not: it counted records it had not synced (R-REPL-6).
     fn move_away_from(&mut self, gone: i32) {
         let live = self.live_brokers();
-        let leader_stays_eligible = self
-            .brokers
-            .get(&gone)
-            .is_some_and(|b| !b.acks_before_fsync);
+        let leader_stays_eligible = self.brokers_syncing_what_they_acknowledge().contains(&gone);
         let min_isrs = self.controller_min_isrs();
         for (name, t) in &mut self.topics {
             let min_isr = min_isrs.get(name).copied().unwrap_or(1);
@@ -380,6 +377,13 @@ impl MetadataState {
                 }
             }
         }
+    }
+
+    /// Brokers whose registration says they sync a record before acknowledging it
+    /// (not the interval policy): out of the ISR, they hold everything committed.
+    fn brokers_syncing_what_they_acknowledge(&self) -> Vec<i32> {
+        let syncing = self.brokers.values().filter(|b| !b.acks_before_fsync);
+        syncing.map(|b| b.broker_id).collect()
     }
 
     /// A lowered `min.insync.replicas` can put an ISR back at the minimum, where its
@@ -437,7 +441,9 @@ impl MetadataState {
 
     /// What `RepairReplica` and a registration naming a short copy do to the
     /// partition, once their own checks passed: the copy leaves the ISR and the
-    /// eligible set, and a leader hands over, unless nothing else could lead.
+    /// eligible set, and a leader hands over, or leaves the partition offline for
+    /// an eligible replica that is not live (it holds what the copy lost), unless
+    /// nothing else could lead.
     fn step_aside_for_repair(&mut self, topic: &str, partition: i32, damaged: i32) -> ApplyOutcome {
         let live = self.live_brokers();
         let min_isr = self
@@ -458,10 +464,16 @@ impl MetadataState {
                 p.leader = Some(successor);
                 p.leader_epoch += 1;
             } else if !p.elect_eligible(damaged, &live) {
-                return rejected(
-                    NOT_ENOUGH_REPLICAS,
-                    "no other live ISR member or eligible replica to lead",
-                );
+                if p.elr.iter().all(|r| *r == damaged) {
+                    return rejected(
+                        NOT_ENOUGH_REPLICAS,
+                        "no other live ISR member or eligible replica to lead",
+                    );
+                }
+                // Eligible replicas hold what this copy lost, none of them live: the
+                // partition waits offline for one, as after an unclean restart.
+                p.leader = None;
+                p.leader_epoch += 1;
             }
         } else if p.isr_without(damaged).is_empty() && p.elr.iter().all(|r| *r == damaged) {
             // An offline partition's last copy it could be led from: cut, nothing
@@ -489,13 +501,14 @@ impl MetadataState {
     /// they report, so a follower keeps its ISR place and its eligibility.
     fn broker_is_back(&mut self, back: i32, restarted: bool, unclean: bool) {
         let live = self.live_brokers();
+        let syncing = self.brokers_syncing_what_they_acknowledge();
         let min_isrs = self.controller_min_isrs();
         for (name, t) in &mut self.topics {
             let min_isr = min_isrs.get(name).copied().unwrap_or(1);
             for p in &mut t.partitions {
                 let handed_over =
                     unclean && p.hand_over_after_unclean_restart(back, &live, min_isr);
-                if handed_over || p.lead_on_return(back, &live) {
+                if handed_over || p.lead_on_return(back, &live, min_isr, &syncing) {
                     p.partition_epoch += 1;
                 } else if p.leader == Some(back) && restarted {
                     p.leader_epoch += 1;

@@ -42,8 +42,9 @@ impl Meta {
     }
 
     /// `back` registered: it leads the offline partition if it is in the ISR, or if
-    /// it is eligible and no ISR member is live.
-    pub fn lead_on_return(&mut self, back: NodeId) -> bool {
+    /// it is eligible and no ISR member is live; those it displaces from the ISR
+    /// stay eligible if `displaced_eligible` (they sync what they acknowledge).
+    pub fn lead_on_return(&mut self, back: NodeId, min_isr: u8, displaced_eligible: bool) -> bool {
         if self.leader.is_some() {
             return false;
         }
@@ -53,10 +54,16 @@ impl Meta {
             return true;
         }
         if self.isr & !self.not_live() == 0 && has(self.elr, back) {
+            let displaced = self.isr;
             self.leader = Some(back);
             self.epoch += 1;
             self.isr = bit(back);
             self.elr &= !bit(back);
+            if displaced_eligible {
+                for r in members(displaced) {
+                    self.keep_eligible(r, min_isr);
+                }
+            }
             return true;
         }
         false

@@ -1038,7 +1038,9 @@ impl ReplicationModel {
                 // Handed over, it is out of the ISR until it has caught up again.
                 let handed_over =
                     unclean && m.hand_over_after_unclean_restart(b, self.eligible_min_isr());
-                if !handed_over && !m.lead_on_return(b) && m.leader == Some(b) && restarted {
+                let displaced_eligible = self.fenced_leader_stays_eligible();
+                let leads = m.lead_on_return(b, self.eligible_min_isr(), displaced_eligible);
+                if !handed_over && !leads && m.leader == Some(b) && restarted {
                     m.epoch += 1;
                 }
             }
@@ -1124,6 +1126,14 @@ impl ReplicationModel {
                         t.ghost.leaders.insert((m.epoch, next));
                     }
                 }
+                // Eligible replicas hold what this copy lost, none of them live: the
+                // partition waits offline for one.
+                None if m.elr & !bit(node) != 0
+                    && !self.bug(ReplBug::FencedLeaderNeverEligible) =>
+                {
+                    m.leader = None;
+                    m.epoch += 1;
+                }
                 None => return false,
             }
         } else if m.isr & !bit(node) == 0 && m.elr & !bit(node) == 0 {
@@ -1136,14 +1146,20 @@ impl ReplicationModel {
         true
     }
 
+    /// A leader out of the ISR (fenced, or displaced while it was down) holds every
+    /// committed record when it syncs what it acknowledges; under the interval
+    /// policy it counted records it had not synced (R-REPL-6).
+    fn fenced_leader_stays_eligible(&self) -> bool {
+        !self.acks_before_fsync && !self.bug(ReplBug::FencedLeaderNeverEligible)
+    }
+
     /// A fenced broker leads nothing and is in no ISR; with no live ISR member to take
     /// over, the partition is offline and keeps its ISR.
     fn move_away_from(&self, t: &mut RState, gone: NodeId) {
         let before = t.meta.partition();
         // A leader that syncs what it acknowledges holds every committed record;
         // under the interval policy it counted records it had not synced.
-        let stays_eligible =
-            !self.acks_before_fsync && !self.bug(ReplBug::FencedLeaderNeverEligible);
+        let stays_eligible = self.fenced_leader_stays_eligible();
         let m = &mut t.meta;
         if m.leader == Some(gone) {
             m.epoch += 1;
