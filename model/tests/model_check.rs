@@ -562,11 +562,12 @@ fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
 /// R-REPL-6 with R-REPL-4, a fenced leader's eligibility: ISR {0} below the minimum
 /// with 1 eligible and every copy holding an acknowledged record
 /// (`ALONE_BELOW_MIN_ISR`), then whatever a crash, a fence and a bad last frame can
-/// do, exhaustively. A fenced leader that syncs what it acknowledges stays eligible,
-/// so when 1's restart cut that record as a torn write and 1 is elected before its
-/// registration names the short copy, 1 answers no OffsetForLeaderEpoch and hands
-/// over once 0 is back. Before (switch `fenced-leader-never-eligible`), 0's return
-/// truncated the record: a reviewer's reading, reproduced here in 27 steps.
+/// do, breadth first to `ci::FENCED_LEADER_WINDOW_DEPTH`. A fenced leader that syncs
+/// what it acknowledges stays eligible, so when 1's restart cut that record as a torn
+/// write and 1 was elected before its registration names the short copy, that
+/// registration leaves the partition offline for 0, which leads on its return.
+/// Before (switch `fenced-leader-never-eligible`), 1 kept leading and 0's return
+/// truncated the record: a reviewer's reading, found 8 steps from that start.
 #[test]
 fn r_repl_6_a_fenced_leader_stays_eligible_so_a_marked_copy_elected_in_its_place_hands_over() {
     let o = ci_replication(

@@ -113,11 +113,12 @@ pub enum ReplBug {
     /// records (what Chronik did before registrations named short copies; needs
     /// damage and `torn_last_frame`).
     RegisterWithoutShortCopies,
-    /// A fenced leader is never eligible, whatever its fsync policy, as before stop
-    /// 48: with ISR {1} below the minimum, a follower whose restart cut the committed
-    /// tail elected in its place finds no other eligible replica to hand over to, and
-    /// the fenced leader's return truncates the records (R-REPL-6; needs damage and
-    /// `torn_last_frame`).
+    /// The rules before stop 48: a fenced leader is never eligible, whatever its fsync
+    /// policy (nor are the ISR members an eligible replica displaces), and a short
+    /// leader's step-aside is refused when no eligible replica is live. With ISR {1}
+    /// below the minimum, a follower whose restart cut the committed tail, elected in
+    /// its place, keeps leading, and the fenced leader's return truncates the records
+    /// (R-REPL-6; needs damage and `torn_last_frame`).
     FencedLeaderNeverEligible,
 }
 
@@ -272,8 +273,8 @@ impl ReplBug {
                 .with_bug(self);
         }
         if self == ReplBug::FencedLeaderNeverEligible {
-            // Three faults in one window, some 27 steps from the start: searched from
-            // where the window opens.
+            // Three faults in one window, 26 steps from the created partition:
+            // searched from where the window opens.
             return ReplicationModel::fenced_leader_window(Some(self));
         }
         if self == ReplBug::RetryAckedAtOnce {
@@ -557,7 +558,10 @@ impl ReplicationModel {
         let model = ReplicationModel::bounded(1, 1, 1, 2)
             .with_damage(1)
             .with_torn_last_frame();
-        let model = bug.map_or(model.clone(), |b| model.with_bug(b));
+        let model = match bug {
+            Some(b) => model.with_bug(b),
+            None => model,
+        };
         // A constant path the tests walk: a step it lacks is a change to the model.
         model
             .after(&ALONE_BELOW_MIN_ISR)
