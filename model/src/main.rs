@@ -8,7 +8,7 @@ use stateright::Model;
 
 use chronik_model::check::{format_path, run, Checked, Run, Strategy, WalkBudget};
 use chronik_model::dirs::{DirBug, DirModel};
-use chronik_model::replication::{ReplBug, ReplicationModel, ALONE_BELOW_MIN_ISR};
+use chronik_model::replication::{ReplBug, ReplicationModel};
 use chronik_model::{Bug, ChronikModel};
 
 #[derive(Parser)]
@@ -317,7 +317,7 @@ fn main() -> ExitCode {
                 m = m.with_bug(*b);
             }
             if a.after_alone_below_min_isr {
-                m = match m.after(&ALONE_BELOW_MIN_ISR) {
+                m = match m.after_alone_below_min_isr() {
                     Ok(m) => m,
                     Err(e) => {
                         eprintln!("ALONE_BELOW_MIN_ISR under these options: {e}");

@@ -524,6 +524,24 @@ fn r_repl_5_under_the_interval_policy_two_crashes_lose_no_acknowledged_record() 
     );
 }
 
+/// R-REPL-5 with R-REPL-6 under the interval policy: two crashes, a fence and a
+/// shrink, random walks. A leader fenced because it crashed may have lost what it
+/// acknowledged; a rule that kept it eligible (tried in stop 49, to close the
+/// interval half of the fenced-leader window) let an unclean restart of its successor
+/// wait offline for it, and elected it without the records: these walks found that in
+/// 10 s (seed 1), as the simulator's `--faults interval` seed 54 did.
+#[test]
+fn r_repl_6_under_the_interval_policy_two_crashes_a_fence_and_a_shrink_random_walks() {
+    let o = run(
+        replication(1, 2, 1, 1).with_acks_before_fsync(),
+        &Run {
+            max_depth: Some(40),
+            ..Run::walk_count(300_000, 1)
+        },
+    );
+    assert_replication_holds("replication, interval fsync, two crashes, walks", &o, false);
+}
+
 #[test]
 fn r_repl_6_under_the_interval_policy_a_shrink_a_fence_and_a_crash_lose_no_acknowledged_record() {
     // The order of the simulator's `--faults interval` seed 50210: the ISR shrinks to
