@@ -1029,6 +1029,7 @@ pub struct MetaView {
     pub version: u8,
     pub isr: Set,
     pub elr: Set,
+    pub unverified: Set,
     pub fenced: Set,
     pub incarnation: [u64; REPLICAS],
 }
@@ -1053,6 +1054,7 @@ fn meta_of_real(state: &MetadataState) -> Result<MetaView, HarnessError> {
         version: u8::try_from(p.partition_epoch).map_err(|_| fail("partition epoch"))?,
         isr: set_of(&p.isr),
         elr: set_of(&p.elr),
+        unverified: set_of(&p.unverified),
         fenced,
         incarnation,
     })
@@ -1065,6 +1067,7 @@ fn meta_of_model(m: &chronik_model::replication::Meta) -> MetaView {
         version: m.version,
         isr: m.isr,
         elr: m.elr,
+        unverified: m.unverified,
         fenced: m.fenced,
         incarnation: m.incarnation.map(u64::from),
     }
@@ -1110,6 +1113,7 @@ impl ReplicaView {
                 version: 0,
                 isr: 0,
                 elr: 0,
+                unverified: 0,
                 fenced: 0,
                 incarnation: [0; REPLICAS],
             },

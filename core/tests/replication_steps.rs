@@ -696,17 +696,24 @@ fn r_repl_6_an_eligible_follower_leads_after_the_lone_leader_restarts_uncleanly(
 }
 
 /// R-REPL-6: a fenced leader with no live ISR member hands over to a live eligible
-/// replica, and stays eligible itself when it syncs what it acknowledges; under the
-/// interval policy (its registration says it acknowledges before fsync) it does not.
-/// Without the minimum configured (1) nobody is ever eligible.
+/// replica and stays eligible itself, under either fsync policy: a fence cuts
+/// nothing. Under the interval policy (its registration says it acknowledges before
+/// fsync) it is unverified, since the lapse may have been a crash, and its next start
+/// takes it out of the eligible set; one that syncs first keeps its place. Without
+/// the minimum configured (1) nobody is ever eligible.
 #[test]
 fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
     let cases = [
-        ("2", false, (Some(2), vec![2], vec![1, 3])),
-        ("2", true, (Some(2), vec![2], vec![3])),
-        ("1", false, (None, vec![1], vec![])),
+        (
+            "2",
+            false,
+            (Some(2), vec![2], vec![1, 3], vec![]),
+            vec![1, 3],
+        ),
+        ("2", true, (Some(2), vec![2], vec![1, 3], vec![1]), vec![3]),
+        ("1", false, (None, vec![1], vec![], vec![]), vec![]),
     ];
-    for (min_isr, interval_policy, expected) in cases {
+    for (min_isr, interval_policy, fenced, restarted) in cases {
         let (mut state, mut index) =
             three_brokers_one_topic_with(&[("min.insync.replicas", min_isr)]);
         let mut apply = |state: &mut MetadataState, command| {
@@ -721,12 +728,55 @@ fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
         );
         apply(&mut state, MetadataCommand::FenceBroker { broker_id: 1 });
         let p = state.partition("t", 0).cloned().expect("t-0");
+        let case = format!("min.insync.replicas {min_isr}, interval policy {interval_policy}");
         assert_eq!(
-            (p.leader, p.isr, p.elr),
-            expected,
-            "min.insync.replicas {min_isr}, interval policy {interval_policy}"
+            (p.leader, p.isr, p.elr, p.unverified),
+            fenced,
+            "fenced: {case}"
+        );
+        let next_start = register_broker(1, 2, interval_policy);
+        assert_eq!(apply(&mut state, next_start), ApplyOutcome::Done);
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        assert_eq!(
+            (p.elr, p.unverified),
+            (restarted, vec![]),
+            "restarted: {case}"
         );
     }
+}
+
+/// R-REPL-6 under the interval policy, the simulator's `--faults interval` seed 54: a
+/// leader that acknowledged before syncing crashes and is fenced (eligible,
+/// unverified); its successor, alone in the ISR, restarts after a crash too. That
+/// restart keeps the lead: the fenced leader's copy is no better than its own, and
+/// waiting for it elected it without what its crash cut.
+#[test]
+fn r_repl_6_an_unclean_restart_keeps_the_lead_over_an_unverified_replica() {
+    let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
+    let mut apply = |state: &mut MetadataState, command| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    for broker_id in [1, 2] {
+        apply(&mut state, register_broker(broker_id, 1, true));
+    }
+    apply(&mut state, alter_isr(0, vec![1, 2], 0));
+    for broker_id in [3, 1] {
+        apply(&mut state, MetadataCommand::FenceBroker { broker_id });
+    }
+    let partition = |state: &MetadataState| {
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        (p.leader, p.isr, p.elr, p.unverified)
+    };
+    assert_eq!(partition(&state), (Some(2), vec![2], vec![1], vec![1]));
+    apply(&mut state, register_broker(2, 2, true));
+    assert_eq!(partition(&state).0, Some(2), "2 keeps the lead");
+    apply(&mut state, register_broker(1, 2, true));
+    assert_eq!(
+        partition(&state),
+        (Some(2), vec![2], vec![], vec![]),
+        "1's new start leaves the eligible set"
+    );
 }
 
 /// R-REPL-6: below the minimum the leader's high watermark stands still, so the

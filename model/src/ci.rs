@@ -80,6 +80,10 @@ pub const TORN_LAST_FRAME_DEPTH: usize = 28;
 /// at depth 13.
 pub const FENCED_LEADER_WINDOW_DEPTH: usize = 11;
 
+/// `ReplicationModel::interval_fenced_leader_window`, breadth first to this depth:
+/// the loss that waiting for an unverified replica causes is 10 steps deep.
+pub const INTERVAL_FENCED_LEADER_WINDOW_DEPTH: usize = 12;
+
 pub const CONFIGS: &[CiConfig] = &[
     CiConfig {
         test: "one_node_all_properties_hold",
@@ -227,6 +231,25 @@ pub const CONFIGS: &[CiConfig] = &[
         build: || {
             let m = ReplicationModel::fenced_leader_window(None);
             CiCheck::Replication(m, Run::bfs_to_depth(FENCED_LEADER_WINDOW_DEPTH))
+        },
+    },
+    CiConfig {
+        test: "r_repl_6_under_the_interval_policy_a_fenced_leader_stays_eligible_so_a_marked_copy_hands_over",
+        build: || {
+            let m = ReplicationModel::bounded(1, 1, 1, 2)
+                .with_damage(1)
+                .with_torn_last_frame()
+                .with_acks_before_fsync()
+                .after_alone_below_min_isr(true)
+                .unwrap_or_else(|e| panic!("ALONE_BELOW_MIN_ISR no longer walks: {e}"));
+            CiCheck::Replication(m, Run::bfs_to_depth(FENCED_LEADER_WINDOW_DEPTH))
+        },
+    },
+    CiConfig {
+        test: "r_repl_6_under_the_interval_policy_an_unclean_restart_does_not_wait_for_an_unverified_replica",
+        build: || {
+            let m = ReplicationModel::interval_fenced_leader_window(None);
+            CiCheck::Replication(m, Run::bfs_to_depth(INTERVAL_FENCED_LEADER_WINDOW_DEPTH))
         },
     },
     CiConfig {

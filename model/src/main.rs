@@ -125,6 +125,10 @@ struct ReplicationArgs {
     /// fenced-leader window, searched from where it opens.
     #[arg(long)]
     after_alone_below_min_isr: bool,
+    /// With `--after-alone-below-min-isr` under `--acks-before-fsync`: the leader did
+    /// not sync the record it acknowledged, so its crash can cut it.
+    #[arg(long)]
+    leader_unsynced: bool,
     /// Idempotent retries of unacknowledged produces.
     #[arg(long, default_value_t = 0)]
     max_retries: u8,
@@ -317,7 +321,7 @@ fn main() -> ExitCode {
                 m = m.with_bug(*b);
             }
             if a.after_alone_below_min_isr {
-                m = match m.after_alone_below_min_isr() {
+                m = match m.after_alone_below_min_isr(!a.leader_unsynced) {
                     Ok(m) => m,
                     Err(e) => {
                         eprintln!("ALONE_BELOW_MIN_ISR under these options: {e}");

@@ -526,10 +526,10 @@ fn r_repl_5_under_the_interval_policy_two_crashes_lose_no_acknowledged_record() 
 
 /// R-REPL-5 with R-REPL-6 under the interval policy: two crashes, a fence and a
 /// shrink, random walks. A leader fenced because it crashed may have lost what it
-/// acknowledged; a rule that kept it eligible (tried in stop 49, to close the
-/// interval half of the fenced-leader window) let an unclean restart of its successor
-/// wait offline for it, and elected it without the records: these walks found that in
-/// 10 s (seed 1), as the simulator's `--faults interval` seed 54 did.
+/// acknowledged; a first rule of stop 49 that kept it eligible like any other let an
+/// unclean restart of its successor wait offline for it, and elected it without the
+/// records: these walks found that in 10 s (seed 1), as the simulator's
+/// `--faults interval` seed 54 did.
 #[test]
 fn r_repl_6_under_the_interval_policy_two_crashes_a_fence_and_a_shrink_random_walks() {
     let o = run(
@@ -592,6 +592,34 @@ fn r_repl_6_a_fenced_leader_stays_eligible_so_a_marked_copy_elected_in_its_place
         "r_repl_6_a_fenced_leader_stays_eligible_so_a_marked_copy_elected_in_its_place_hands_over",
     );
     assert_replication_holds("replication, a fenced leader's window", &o, false);
+}
+
+/// The same window under the interval policy, where the leader's record may be
+/// unsynced when it is fenced. A fence cuts nothing, so the fenced leader stays
+/// eligible here too (unverified), and a bad last frame on the follower elected in
+/// its place leaves the partition offline for it. Before, the interval leader was
+/// never eligible and the short copy kept leading: R-REPL-1's high watermark went
+/// back in 9 steps from this start (switch `fenced-leader-never-eligible`).
+#[test]
+fn r_repl_6_under_the_interval_policy_a_fenced_leader_stays_eligible_so_a_marked_copy_hands_over() {
+    let o = ci_replication(
+        "r_repl_6_under_the_interval_policy_a_fenced_leader_stays_eligible_so_a_marked_copy_hands_over",
+    );
+    assert_replication_holds("replication, an interval leader's fenced window", &o, false);
+}
+
+/// An unverified eligible replica (a leader fenced under the interval policy, its
+/// record unsynced) may be down after a crash: an unclean restart of the last ISR
+/// member keeps the lead rather than wait for it, and its own next start takes it
+/// out of the eligible set. Two crashes and a fence from `ALONE_BELOW_MIN_ISR`,
+/// breadth first to `ci::INTERVAL_FENCED_LEADER_WINDOW_DEPTH`; waiting for it
+/// (switch `unclean-restart-awaits-unverified`) loses the record in 10 steps.
+#[test]
+fn r_repl_6_under_the_interval_policy_an_unclean_restart_does_not_wait_for_an_unverified_replica() {
+    let o = ci_replication(
+        "r_repl_6_under_the_interval_policy_an_unclean_restart_does_not_wait_for_an_unverified_replica",
+    );
+    assert_replication_holds("replication, an unverified eligible replica", &o, false);
 }
 
 #[test]

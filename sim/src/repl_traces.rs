@@ -299,6 +299,7 @@ impl ReplTraces {
             version: small(p.partition_epoch)?,
             isr: set_of(&p.isr),
             elr: set_of(&p.elr),
+            unverified: set_of(&p.unverified),
             fenced,
             incarnation,
         })

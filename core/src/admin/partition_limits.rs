@@ -176,6 +176,7 @@ mod tests {
                 leader_epoch: 0,
                 isr: r.clone(),
                 elr: Vec::new(),
+                unverified: Vec::new(),
                 partition_epoch: 0,
             })
             .collect();

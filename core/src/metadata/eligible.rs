@@ -38,6 +38,21 @@ impl PartitionInfo {
         }
         self.elr.retain(|r| !isr.contains(r));
         self.isr = isr;
+        self.drop_stale_unverified();
+    }
+
+    /// Keeps `unverified` within the eligible set.
+    fn drop_stale_unverified(&mut self) {
+        let elr = &self.elr;
+        self.unverified.retain(|r| elr.contains(r));
+    }
+
+    /// Marks eligible `replica` unverified (see `PartitionInfo::unverified`).
+    pub fn mark_unverified(&mut self, replica: BrokerId) {
+        if self.elr.contains(&replica) && !self.unverified.contains(&replica) {
+            self.unverified.push(replica);
+            self.unverified.sort_unstable();
+        }
     }
 
     /// The ISR without `broker`.
@@ -60,6 +75,7 @@ impl PartitionInfo {
         self.leader_epoch += 1;
         self.isr = vec![next];
         self.elr.retain(|r| *r != next);
+        self.drop_stale_unverified();
         true
     }
 
@@ -77,15 +93,16 @@ impl PartitionInfo {
     /// partition if it is in its ISR, or if it is eligible and no ISR member is live
     /// (those who stayed in the ISR are then not waited for: the eligible replica
     /// holds everything committed, and the high watermark stood still since it
-    /// left). Those it displaces from the ISR that sync what they acknowledge
-    /// (`syncing`) stay eligible: they hold everything committed too, and the new
-    /// leader may yet find its own copy short (R-REPL-4). True if it now leads.
+    /// left). Those it displaces from the ISR stay eligible: they hold everything
+    /// committed too, and the new leader may yet find its own copy short (R-REPL-4).
+    /// Those among `interval` (acknowledging before fsync) are unverified: a leader
+    /// among them may be down after a crash. True if it now leads.
     pub fn lead_on_return(
         &mut self,
         back: BrokerId,
         live: &[BrokerId],
         min_isr: usize,
-        syncing: &[BrokerId],
+        interval: &[BrokerId],
     ) -> bool {
         if self.leader.is_some() {
             return false;
@@ -100,18 +117,41 @@ impl PartitionInfo {
         if isr_live || !self.elect_eligible(-1, &[back]) {
             return false;
         }
-        for r in displaced.into_iter().filter(|r| syncing.contains(r)) {
+        for r in displaced {
             self.keep_eligible(r, min_isr);
+            if interval.contains(&r) {
+                self.mark_unverified(r);
+            }
         }
+        true
+    }
+
+    /// `back` registered in a new start after a crash that may have cut what it
+    /// acknowledged: as an unverified eligible replica it leaves the eligible set,
+    /// unless nothing else could lead (KIP-966 takes a broker out at its
+    /// registration after an unclean shutdown; Chronik keeps the last copy, as
+    /// `hand_over_after_unclean_restart` keeps a lone leader). Registered, it is no
+    /// longer unverified either way. True if the partition changed.
+    pub fn forget_unverified(&mut self, back: BrokerId) -> bool {
+        if !self.unverified.contains(&back) {
+            return false;
+        }
+        let others = self.isr.iter().chain(&self.elr).any(|r| *r != back);
+        if others {
+            self.elr.retain(|r| *r != back);
+        }
+        self.unverified.retain(|r| *r != back);
         true
     }
 
     /// A new incarnation of `back`, whose crash may have cut records it acknowledged
     /// before syncing them, was this partition's leader or would become it: another
-    /// live ISR member leads, else a live eligible replica; with eligible replicas
-    /// none of which is live the partition waits, offline, for one of them. With
-    /// neither, `back` keeps or takes the lead: its copy is the best there is
-    /// (R-REPL-5, R-REPL-6). False if nothing changed.
+    /// live ISR member leads, else a live eligible replica; with verified eligible
+    /// replicas none of which is live the partition waits, offline, for one of them.
+    /// With neither, `back` keeps or takes the lead: its copy is the best there is,
+    /// an unverified replica's no better (R-REPL-5, R-REPL-6; waiting for one lost
+    /// acknowledged records in the simulator's `--faults interval` seed 54). False
+    /// if nothing changed.
     pub fn hand_over_after_unclean_restart(
         &mut self,
         back: BrokerId,
@@ -129,7 +169,8 @@ impl PartitionInfo {
             self.set_isr(self.isr_without(back), min_isr, false);
             return true;
         }
-        if self.elr.iter().all(|r| *r == back) {
+        let verified = self.elr.iter().filter(|r| !self.unverified.contains(r));
+        if verified.clone().all(|r| *r == back) {
             return false;
         }
         if !self.elect_eligible(back, live) {
@@ -153,6 +194,7 @@ mod tests {
             leader_epoch: 0,
             isr: isr.to_vec(),
             elr: elr.to_vec(),
+            unverified: Vec::new(),
             partition_epoch: 0,
         }
     }
@@ -205,31 +247,60 @@ mod tests {
 
     #[test]
     fn r_repl_6_an_eligible_replica_leads_while_the_offline_isr_is_down() {
-        // ISR {0}, ELR {2}; 0 was fenced with 2 down: offline, ISR kept.
-        let mut p = partition(&[0], &[2]);
-        p.leader = None;
-        assert!(
-            p.lead_on_return(2, &[1, 2], 2, &[]),
-            "0 is down: 2 holds what was committed"
-        );
-        assert_eq!(
-            (p.leader, p.isr.clone(), p.elr.clone()),
-            (Some(2), vec![2], vec![])
-        );
-        // 0 syncs what it acknowledges: it holds what was committed, and stays
-        // eligible in case 2's copy turns out short.
-        let mut syncing = partition(&[0], &[2]);
-        syncing.leader = None;
-        assert!(syncing.lead_on_return(2, &[1, 2], 2, &[0, 1, 2]));
-        assert_eq!(
-            (syncing.leader, syncing.isr.clone(), syncing.elr.clone()),
-            (Some(2), vec![2], vec![0])
-        );
+        // ISR {0}, ELR {2}; 0 was fenced with 2 down: offline, ISR kept. 0 holds
+        // what was committed too, and stays eligible in case 2's copy turns out
+        // short; unverified if it acknowledges before fsync (it may be down after a
+        // crash).
+        for (interval, unverified) in [(vec![], vec![]), (vec![0, 1, 2], vec![0])] {
+            let mut p = partition(&[0], &[2]);
+            p.leader = None;
+            assert!(
+                p.lead_on_return(2, &[1, 2], 2, &interval),
+                "0 is down: 2 holds what was committed"
+            );
+            assert_eq!(
+                (p.leader, p.isr.clone(), p.elr.clone(), p.unverified.clone()),
+                (Some(2), vec![2], vec![0], unverified)
+            );
+        }
         let mut waiting = partition(&[0], &[2]);
         waiting.leader = None;
         assert!(
             !waiting.lead_on_return(2, &[0, 2], 2, &[]),
             "0 is live: it leads on its return"
+        );
+    }
+
+    #[test]
+    fn r_repl_6_an_unclean_restart_does_not_wait_for_an_unverified_replica() {
+        // ISR {0}, ELR {2}, 2 a fenced interval leader: 0's unclean restart keeps
+        // the lead, 2's copy is no better than its own. Verified, 2 is waited for.
+        let mut p = partition(&[0], &[2]);
+        p.unverified = vec![2];
+        assert!(!p.hand_over_after_unclean_restart(0, &[0, 1], 2));
+        assert_eq!(p.leader, Some(0));
+        p.unverified.clear();
+        assert!(p.hand_over_after_unclean_restart(0, &[0, 1], 2));
+        assert_eq!((p.leader, p.isr.clone()), (None, vec![]));
+    }
+
+    #[test]
+    fn r_repl_6_an_unverified_replica_leaves_at_its_next_start_unless_it_is_the_last_copy() {
+        let mut p = partition(&[0], &[2]);
+        p.unverified = vec![2];
+        assert!(p.forget_unverified(2));
+        assert_eq!((p.elr.clone(), p.unverified.clone()), (vec![], vec![]));
+        let mut last = partition(&[], &[2]);
+        last.leader = None;
+        last.unverified = vec![2];
+        assert!(last.forget_unverified(2));
+        assert_eq!(
+            (last.elr.clone(), last.unverified.clone()),
+            (vec![2], vec![])
+        );
+        assert!(
+            !last.forget_unverified(2),
+            "verified now: nothing to forget"
         );
     }
 

@@ -69,6 +69,14 @@ pub struct PartitionInfo {
     /// `min.insync.replicas` and still hold every committed record (R-REPL-6).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elr: Vec<i32>,
+    /// Eligible replicas whose copy is unverified: leaders that left while not live
+    /// under the interval policy (fenced, or displaced by an eligible replica). A
+    /// fence cuts nothing, but the lapse may have been a crash that cut what they
+    /// acknowledged before syncing it, and a return in the same start does not sync
+    /// it. Their next start takes them out unless nothing else could lead; only a copy
+    /// known short waits for them while they are not live (R-REPL-6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<i32>,
     /// Bumped by every change of leader, leader epoch or ISR (Kafka's partition
     /// epoch). An ISR change applies only to the version it was computed from, so a
     /// leader knows which of its proposals can still be applied (R-REPL-2).
@@ -346,13 +354,13 @@ impl MetadataState {
     /// to the first other ISR member that is live, else to a live eligible replica
     /// (leader epoch + 1); with none, the partition is offline (no leader) and keeps
     /// its ISR, so that the broker's return, not an out-of-sync replica, brings it
-    /// back (no unclean election). A fenced follower leaving an ISR below the minimum
-    /// stays eligible, and so does a fenced leader that syncs what it acknowledges: it
-    /// holds every committed record. One that acknowledges before fsync (the interval
-    /// policy) does not: it counted records it had not synced (R-REPL-6).
+    /// back (no unclean election). A fenced member leaving an ISR below the minimum,
+    /// leader or follower, stays eligible: a fence cuts nothing. A leader that
+    /// acknowledges before fsync (the interval policy) is unverified: its lapse may
+    /// have been a crash (R-REPL-6).
     fn move_away_from(&mut self, gone: i32) {
         let live = self.live_brokers();
-        let leader_stays_eligible = self.brokers_syncing_what_they_acknowledge().contains(&gone);
+        let unverified = self.brokers_acking_before_fsync().contains(&gone);
         let min_isrs = self.controller_min_isrs();
         for (name, t) in &mut self.topics {
             let min_isr = min_isrs.get(name).copied().unwrap_or(1);
@@ -365,12 +373,13 @@ impl MetadataState {
                     p.leader_epoch += 1;
                     p.leader = p.successor_of(gone, &live);
                     if p.leader.is_some() {
-                        p.set_isr(p.isr_without(gone), min_isr, leader_stays_eligible);
+                        p.set_isr(p.isr_without(gone), min_isr, true);
                     } else if p.elect_eligible(gone, &live) {
                         p.leader_epoch -= 1; // one move, one epoch
-                        if leader_stays_eligible {
-                            p.keep_eligible(gone, min_isr);
-                        }
+                        p.keep_eligible(gone, min_isr);
+                    }
+                    if unverified {
+                        p.mark_unverified(gone);
                     }
                 } else if p.isr.contains(&gone) && p.leader.is_some() {
                     p.set_isr(p.isr_without(gone), min_isr, true);
@@ -379,11 +388,11 @@ impl MetadataState {
         }
     }
 
-    /// Brokers whose registration says they sync a record before acknowledging it
-    /// (not the interval policy): out of the ISR, they hold everything committed.
-    fn brokers_syncing_what_they_acknowledge(&self) -> Vec<i32> {
-        let syncing = self.brokers.values().filter(|b| !b.acks_before_fsync);
-        syncing.map(|b| b.broker_id).collect()
+    /// Brokers whose registration says they acknowledge a record before syncing it
+    /// (the interval policy): a leader's crash may cut what it acknowledged.
+    fn brokers_acking_before_fsync(&self) -> Vec<i32> {
+        let interval = self.brokers.values().filter(|b| b.acks_before_fsync);
+        interval.map(|b| b.broker_id).collect()
     }
 
     /// A lowered `min.insync.replicas` can put an ISR back at the minimum, where its
@@ -399,6 +408,7 @@ impl MetadataState {
                 let at_minimum = p.isr.len() >= p.effective_min_isr(min_isr);
                 if p.leader.is_some() && at_minimum && !p.elr.is_empty() {
                     p.elr.clear();
+                    p.unverified.clear();
                     p.partition_epoch += 1;
                 }
             }
@@ -486,6 +496,7 @@ impl MetadataState {
         }
         p.set_isr(p.isr_without(damaged), min_isr, false);
         p.elr.retain(|r| *r != damaged);
+        p.unverified.retain(|r| *r != damaged);
         p.partition_epoch += 1;
         ApplyOutcome::Done
     }
@@ -497,18 +508,22 @@ impl MetadataState {
     /// incarnation of a leader that may have lost acknowledged records (`unclean`)
     /// hands over instead, as Kafka's controller does after an unclean shutdown
     /// (`handleBrokerUncleanShutdown`, KIP-966): to another live ISR member, else to
-    /// an eligible replica (R-REPL-5). Unlike Kafka's followers, Chronik's sync what
-    /// they report, so a follower keeps its ISR place and its eligibility.
+    /// an eligible replica (R-REPL-5); as an unverified eligible replica it leaves
+    /// the eligible set unless nothing else could lead (R-REPL-6). Unlike Kafka's
+    /// followers, Chronik's sync what they report, so a follower keeps its ISR place
+    /// and its eligibility.
     fn broker_is_back(&mut self, back: i32, restarted: bool, unclean: bool) {
         let live = self.live_brokers();
-        let syncing = self.brokers_syncing_what_they_acknowledge();
+        let interval = self.brokers_acking_before_fsync();
         let min_isrs = self.controller_min_isrs();
         for (name, t) in &mut self.topics {
             let min_isr = min_isrs.get(name).copied().unwrap_or(1);
             for p in &mut t.partitions {
+                let forgotten = unclean && p.forget_unverified(back);
                 let handed_over =
                     unclean && p.hand_over_after_unclean_restart(back, &live, min_isr);
-                if handed_over || p.lead_on_return(back, &live, min_isr, &syncing) {
+                let leads = p.lead_on_return(back, &live, min_isr, &interval);
+                if forgotten || handed_over || leads {
                     p.partition_epoch += 1;
                 } else if p.leader == Some(back) && restarted {
                     p.leader_epoch += 1;
@@ -728,6 +743,7 @@ impl MetadataState {
                 p.leader_epoch = *leader_epoch;
                 p.isr = isr.clone();
                 p.elr.clear();
+                p.unverified.clear();
                 p.partition_epoch += 1;
                 ApplyOutcome::Done
             }
@@ -950,6 +966,7 @@ fn new_partition(replicas: &[i32]) -> PartitionInfo {
         leader_epoch: 0,
         isr: replicas.to_vec(),
         elr: Vec::new(),
+        unverified: Vec::new(),
         partition_epoch: 0,
     }
 }

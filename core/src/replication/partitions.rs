@@ -839,6 +839,7 @@ mod tests {
             leader_epoch: 0,
             isr: vec![1],
             elr: Vec::new(),
+            unverified: Vec::new(),
             partition_epoch: 0,
         };
         let mut state = MetadataState::default();

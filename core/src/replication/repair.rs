@@ -205,6 +205,7 @@ mod tests {
             leader_epoch: 3,
             isr: isr.to_vec(),
             elr: Vec::new(),
+            unverified: Vec::new(),
             replicas: vec![1, 2, 3],
             partition_epoch,
         }
@@ -280,6 +281,7 @@ mod tests {
         let repairs = Repairs::default();
         let alone = PartitionInfo {
             elr: vec![2],
+            unverified: Vec::new(),
             ..partition(1, &[1], 7)
         };
         assert!(matches!(

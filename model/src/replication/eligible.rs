@@ -17,6 +17,7 @@ impl Meta {
             self.elr |= self.isr & !isr;
         }
         self.elr &= !isr;
+        self.unverified &= self.elr;
         self.isr = isr;
     }
 
@@ -30,6 +31,7 @@ impl Meta {
         self.epoch += 1;
         self.isr = bit(next);
         self.elr &= !bit(next);
+        self.unverified &= self.elr;
         true
     }
 
@@ -43,8 +45,14 @@ impl Meta {
 
     /// `back` registered: it leads the offline partition if it is in the ISR, or if
     /// it is eligible and no ISR member is live; those it displaces from the ISR
-    /// stay eligible if `displaced_eligible` (they sync what they acknowledge).
-    pub fn lead_on_return(&mut self, back: NodeId, min_isr: u8, displaced_eligible: bool) -> bool {
+    /// stay eligible if `displaced_eligible`, unverified if `displaced_unverified`
+    /// (under the interval policy they may be leaders whose lapse was a crash).
+    pub fn lead_on_return(
+        &mut self,
+        back: NodeId,
+        min_isr: u8,
+        (displaced_eligible, displaced_unverified): (bool, bool),
+    ) -> bool {
         if self.leader.is_some() {
             return false;
         }
@@ -59,9 +67,13 @@ impl Meta {
             self.epoch += 1;
             self.isr = bit(back);
             self.elr &= !bit(back);
+            self.unverified &= self.elr;
             if displaced_eligible {
                 for r in members(displaced) {
                     self.keep_eligible(r, min_isr);
+                }
+                if displaced_unverified {
+                    self.unverified |= displaced & self.elr;
                 }
             }
             return true;
@@ -69,11 +81,29 @@ impl Meta {
         false
     }
 
+    /// `back` registered in a new start after a crash that may have cut what it
+    /// acknowledged: an unverified eligible replica leaves the eligible set unless
+    /// nothing else could lead; it no longer is unverified either way (registered,
+    /// it is judged by what its copy holds).
+    pub fn forget_unverified(&mut self, back: NodeId) {
+        if has(self.unverified, back) && (self.isr | self.elr) & !bit(back) != 0 {
+            self.elr &= !bit(back);
+        }
+        self.unverified &= !bit(back);
+    }
+
     /// A new incarnation of `back`, which may have lost records it acknowledged
     /// before syncing them, led or would lead: another live ISR member leads, else a
-    /// live eligible replica; with eligible replicas none of which is live, the
-    /// partition waits offline. With neither, `back` leads (R-REPL-5).
-    pub fn hand_over_after_unclean_restart(&mut self, back: NodeId, min_isr: u8) -> bool {
+    /// live eligible replica; with verified eligible replicas none of which is live,
+    /// the partition waits offline (`awaits_unverified`: for unverified ones too).
+    /// With neither, `back` leads (R-REPL-5): an unverified replica's copy is no
+    /// better than its own.
+    pub fn hand_over_after_unclean_restart(
+        &mut self,
+        back: NodeId,
+        min_isr: u8,
+        awaits_unverified: bool,
+    ) -> bool {
         let leads_or_would =
             self.leader == Some(back) || (self.leader.is_none() && has(self.isr, back));
         if !leads_or_would {
@@ -86,7 +116,12 @@ impl Meta {
             self.set_isr(self.isr & !bit(back), min_isr, false);
             return true;
         }
-        if self.elr & !bit(back) == 0 {
+        let awaited = if awaits_unverified {
+            self.elr
+        } else {
+            self.elr & !self.unverified
+        };
+        if awaited & !bit(back) == 0 {
             return false;
         }
         if !self.elect_eligible(back) {

@@ -120,10 +120,16 @@ pub enum ReplBug {
     /// its place, keeps leading, and the fenced leader's return truncates the records
     /// (R-REPL-6; needs damage and `torn_last_frame`).
     FencedLeaderNeverEligible,
+    /// Under the interval policy, an unclean restart of a partition's last ISR member
+    /// waits offline for any eligible replica, also a leader fenced while it may have
+    /// been crashing: that one's own restart, the last copy, is then elected without
+    /// what its crash cut (what a first rule of stop 49 did; the simulator's
+    /// `--faults interval` seed 54).
+    UncleanRestartAwaitsUnverified,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 23] = [
+    pub const ALL: [ReplBug; 24] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -147,6 +153,7 @@ impl ReplBug {
         ReplBug::ForgetTornTail,
         ReplBug::RegisterWithoutShortCopies,
         ReplBug::FencedLeaderNeverEligible,
+        ReplBug::UncleanRestartAwaitsUnverified,
     ];
 
     pub fn name(self) -> &'static str {
@@ -174,6 +181,7 @@ impl ReplBug {
             ReplBug::ForgetTornTail => "forget-torn-tail",
             ReplBug::RegisterWithoutShortCopies => "register-without-short-copies",
             ReplBug::FencedLeaderNeverEligible => "fenced-leader-never-eligible",
+            ReplBug::UncleanRestartAwaitsUnverified => "unclean-restart-awaits-unverified",
         }
     }
 
@@ -228,6 +236,7 @@ impl ReplBug {
                 .with_bug(self);
             return (model, 1, 40);
         }
+
         (ReplicationModel::bounded(3, 1, 2, 1).with_bug(self), 2, 400)
     }
 
@@ -277,6 +286,9 @@ impl ReplBug {
             // searched from where the window opens.
             return ReplicationModel::fenced_leader_window(Some(self));
         }
+        if self == ReplBug::UncleanRestartAwaitsUnverified {
+            return ReplicationModel::interval_fenced_leader_window(Some(self));
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -300,7 +312,8 @@ impl ReplBug {
             | ReplBug::NoEligibleLeaders
             | ReplBug::ForgetTornTail
             | ReplBug::RegisterWithoutShortCopies
-            | ReplBug::FencedLeaderNeverEligible => (1, 0, 0, 0),
+            | ReplBug::FencedLeaderNeverEligible
+            | ReplBug::UncleanRestartAwaitsUnverified => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -411,6 +424,7 @@ pub const CREATED: Meta = Meta {
     version: 0,
     isr: ALL,
     elr: 0,
+    unverified: 0,
     fenced: 0,
     incarnation: [1; REPLICAS],
 };
@@ -564,15 +578,29 @@ impl ReplicationModel {
         };
         // A constant path the tests walk: a step it lacks is a change to the model.
         model
-            .after_alone_below_min_isr()
+            .after_alone_below_min_isr(true)
             .unwrap_or_else(|e| panic!("ALONE_BELOW_MIN_ISR no longer walks: {e}"))
     }
 
-    /// Starts where `ALONE_BELOW_MIN_ISR` leads. Under the interval policy the
-    /// leader skips its fsync: it acknowledges before syncing, so a crash of it can
-    /// cut the record (it may still sync later in the search).
-    pub fn after_alone_below_min_isr(self) -> Result<Self, String> {
-        let skip_sync = self.acks_before_fsync;
+    /// The same window under the interval policy, the leader's record unsynced, with
+    /// two crashes and a fence to come (`bug` if any): a fenced leader stays eligible
+    /// but unverified, and an unclean restart does not wait for it (R-REPL-6).
+    pub fn interval_fenced_leader_window(bug: Option<ReplBug>) -> Self {
+        let model = ReplicationModel::bounded(1, 2, 1, 2).with_acks_before_fsync();
+        let model = match bug {
+            Some(b) => model.with_bug(b),
+            None => model,
+        };
+        model
+            .after_alone_below_min_isr(false)
+            .unwrap_or_else(|e| panic!("ALONE_BELOW_MIN_ISR no longer walks: {e}"))
+    }
+
+    /// Starts where `ALONE_BELOW_MIN_ISR` leads. Without `leader_synced` (the interval
+    /// policy) the leader skips its fsync: it acknowledged before syncing, so a crash
+    /// of it can cut the record (it may still sync later in the search).
+    pub fn after_alone_below_min_isr(self, leader_synced: bool) -> Result<Self, String> {
+        let skip_sync = !leader_synced;
         let path: Vec<RAction> = ALONE_BELOW_MIN_ISR
             .into_iter()
             .filter(|a| !(skip_sync && *a == RAction::Fsync(0)))

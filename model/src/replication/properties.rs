@@ -87,7 +87,7 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
         }),
         Property::always(ELIGIBLE_COMPLETE, |m, s: &RState| {
             members(s.meta.elr)
-                .filter(|b| !short_until_registered(s, *b))
+                .filter(|b| !short_until_registered(s, *b) && !crashed_unverified(m, s, *b))
                 .all(|b| holds_committed(m, s, b))
         }),
         Property::always(HW_MONOTONIC, |_, s: &RState| {
@@ -151,10 +151,22 @@ fn held(m: &ReplicationModel, r: &Replica) -> u8 {
 /// OffsetForLeaderEpoch while another ISR member holds them, and leaves the ISR
 /// through its repair. Once it drops the mark it is counted again.
 fn counted(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
+    !unclean_until_registered(m, s, b) && !s.replicas[usize::from(b)].lost_tail()
+}
+
+/// Under the interval policy, a broker down or restarted and not yet registered in
+/// its new start: its crash may have cut what it acknowledged.
+fn unclean_until_registered(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
     let r = &s.replicas[usize::from(b)];
-    let restarted_unclean =
-        m.acks_before_fsync && !(r.up && s.meta.incarnation[usize::from(b)] == r.incarnation);
-    !restarted_unclean && !r.lost_tail()
+    m.acks_before_fsync && !(r.up && s.meta.incarnation[usize::from(b)] == r.incarnation)
+}
+
+/// An unverified eligible replica (a leader whose lapse may have been a crash) that
+/// did crash: its registration, to come, takes it out of the eligible set unless
+/// nothing else could lead, and only a copy known short waits for it meanwhile
+/// (R-REPL-6).
+fn crashed_unverified(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
+    has(s.meta.unverified, b) && unclean_until_registered(m, s, b)
 }
 
 /// A start short of records whose registration is still to come: an ISR change

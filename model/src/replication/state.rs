@@ -39,6 +39,13 @@ pub struct Meta {
     /// Eligible leader replicas (R-REPL-6): members that left the ISR while it was
     /// below `min.insync.replicas`.
     pub elr: Set,
+    /// Eligible replicas whose copy is unverified: leaders that left under the
+    /// interval policy, fenced or displaced while not live. A fence cuts nothing, but
+    /// the lapse may have been a crash that cut what they acknowledged before syncing
+    /// it, and a return in the same start does not sync it. A new start takes them
+    /// out unless nothing else could lead. Only a copy known to be short waits for
+    /// them while they are not live (R-REPL-6).
+    pub unverified: Set,
     pub fenced: Set,
     /// Each broker's registered incarnation (0: not registered yet, a trace that
     /// starts with a topic created before every broker registered).
@@ -59,8 +66,8 @@ impl Meta {
     }
 
     /// The partition entry proper, whose every change bumps `version`.
-    pub fn partition(&self) -> (Option<NodeId>, u8, Set, Set) {
-        (self.leader, self.epoch, self.isr, self.elr)
+    pub fn partition(&self) -> (Option<NodeId>, u8, Set, Set, Set) {
+        (self.leader, self.epoch, self.isr, self.elr, self.unverified)
     }
 }
 

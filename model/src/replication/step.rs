@@ -1035,11 +1035,21 @@ impl ReplicationModel {
                 let unclean = restarted
                     && self.acks_before_fsync
                     && !self.bug(ReplBug::UncleanRestartKeepsLeading);
+                // Back in the same start it lost nothing yet, but what it acknowledged
+                // before syncing stays unsynced: it stays unverified.
+                if unclean {
+                    m.forget_unverified(b);
+                }
                 // Handed over, it is out of the ISR until it has caught up again.
-                let handed_over =
-                    unclean && m.hand_over_after_unclean_restart(b, self.eligible_min_isr());
-                let displaced_eligible = self.fenced_leader_stays_eligible();
-                let leads = m.lead_on_return(b, self.eligible_min_isr(), displaced_eligible);
+                let awaits_unverified = self.bug(ReplBug::UncleanRestartAwaitsUnverified);
+                let handed_over = unclean
+                    && m.hand_over_after_unclean_restart(
+                        b,
+                        self.eligible_min_isr(),
+                        awaits_unverified,
+                    );
+                let displaced = (self.fenced_leader_stays_eligible(), self.acks_before_fsync);
+                let leads = m.lead_on_return(b, self.eligible_min_isr(), displaced);
                 if !handed_over && !leads && m.leader == Some(b) && restarted {
                     m.epoch += 1;
                 }
@@ -1142,24 +1152,25 @@ impl ReplicationModel {
         }
         m.set_isr(m.isr & !bit(node), self.eligible_min_isr(), false);
         m.elr &= !bit(node);
+        m.unverified &= m.elr;
         m.version += 1;
         true
     }
 
     /// A leader out of the ISR (fenced, or displaced while it was down) holds every
-    /// committed record when it syncs what it acknowledges; under the interval
-    /// policy it counted records it had not synced (R-REPL-6).
+    /// committed record: a fence cuts nothing. Under the interval policy its lapse
+    /// may have been a crash that cut what it acknowledged: it is eligible but
+    /// unverified until it registers (`Meta::unverified`, R-REPL-6).
     fn fenced_leader_stays_eligible(&self) -> bool {
-        !self.acks_before_fsync && !self.bug(ReplBug::FencedLeaderNeverEligible)
+        !self.bug(ReplBug::FencedLeaderNeverEligible)
     }
 
     /// A fenced broker leads nothing and is in no ISR; with no live ISR member to take
     /// over, the partition is offline and keeps its ISR.
     fn move_away_from(&self, t: &mut RState, gone: NodeId) {
         let before = t.meta.partition();
-        // A leader that syncs what it acknowledges holds every committed record;
-        // under the interval policy it counted records it had not synced.
         let stays_eligible = self.fenced_leader_stays_eligible();
+        let unverified = self.acks_before_fsync;
         let m = &mut t.meta;
         if m.leader == Some(gone) {
             m.epoch += 1;
@@ -1184,6 +1195,9 @@ impl ReplicationModel {
                         }
                     }
                 }
+            }
+            if unverified && has(m.elr, gone) {
+                m.unverified |= bit(gone);
             }
         } else if has(m.isr, gone) && m.leader.is_some() {
             m.set_isr(m.isr & !bit(gone), self.eligible_min_isr(), true);
