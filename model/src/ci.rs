@@ -240,8 +240,7 @@ pub const CONFIGS: &[CiConfig] = &[
                 .with_damage(1)
                 .with_torn_last_frame()
                 .with_acks_before_fsync()
-                .after_alone_below_min_isr(true)
-                .unwrap_or_else(|e| panic!("ALONE_BELOW_MIN_ISR no longer walks: {e}"));
+                .in_window(None, true);
             CiCheck::Replication(m, Run::bfs_to_depth(FENCED_LEADER_WINDOW_DEPTH))
         },
     },

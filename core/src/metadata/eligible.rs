@@ -169,8 +169,8 @@ impl PartitionInfo {
             self.set_isr(self.isr_without(back), min_isr, false);
             return true;
         }
-        let verified = self.elr.iter().filter(|r| !self.unverified.contains(r));
-        if verified.clone().all(|r| *r == back) {
+        let mut verified = self.elr.iter().filter(|r| !self.unverified.contains(r));
+        if verified.all(|r| *r == back) {
             return false;
         }
         if !self.elect_eligible(back, live) {

@@ -569,30 +569,31 @@ impl ReplicationModel {
     /// (`ALONE_BELOW_MIN_ISR`) with a crash, a fence and damage to a last frame left
     /// to happen, and `bug` if any (the start runs under it too).
     pub fn fenced_leader_window(bug: Option<ReplBug>) -> Self {
-        let model = ReplicationModel::bounded(1, 1, 1, 2)
+        ReplicationModel::bounded(1, 1, 1, 2)
             .with_damage(1)
-            .with_torn_last_frame();
-        let model = match bug {
-            Some(b) => model.with_bug(b),
-            None => model,
-        };
-        // A constant path the tests walk: a step it lacks is a change to the model.
-        model
-            .after_alone_below_min_isr(true)
-            .unwrap_or_else(|e| panic!("ALONE_BELOW_MIN_ISR no longer walks: {e}"))
+            .with_torn_last_frame()
+            .in_window(bug, true)
     }
 
     /// The same window under the interval policy, the leader's record unsynced, with
     /// two crashes and a fence to come (`bug` if any): a fenced leader stays eligible
     /// but unverified, and an unclean restart does not wait for it (R-REPL-6).
     pub fn interval_fenced_leader_window(bug: Option<ReplBug>) -> Self {
-        let model = ReplicationModel::bounded(1, 2, 1, 2).with_acks_before_fsync();
+        ReplicationModel::bounded(1, 2, 1, 2)
+            .with_acks_before_fsync()
+            .in_window(bug, false)
+    }
+
+    /// These options with `bug` if any, started where `ALONE_BELOW_MIN_ISR` leads
+    /// (the start runs under the bug too).
+    pub fn in_window(self, bug: Option<ReplBug>, leader_synced: bool) -> Self {
         let model = match bug {
-            Some(b) => model.with_bug(b),
-            None => model,
+            Some(b) => self.with_bug(b),
+            None => self,
         };
+        // A constant path the tests walk: a step it lacks is a change to the model.
         model
-            .after_alone_below_min_isr(false)
+            .after_alone_below_min_isr(leader_synced)
             .unwrap_or_else(|e| panic!("ALONE_BELOW_MIN_ISR no longer walks: {e}"))
     }
 
