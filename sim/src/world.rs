@@ -732,9 +732,19 @@ impl Sim {
         }
         self.nodes[i].driver = Some(driver);
         self.checker.restarted(id);
+        // The copies the registration names short: C-9 rejections that follow a start
+        // are read from here (the trace model cannot mark a tail without damage).
+        let short: Vec<String> = registration
+            .short_copies
+            .iter()
+            .map(|c| format!("{}-{}", c.topic, c.partition))
+            .collect();
         self.trace.note(
             self.now,
-            format!("node {id} starts (start {incarnation}, durable commit {durable_commit})"),
+            format!(
+                "node {id} starts (start {incarnation}, durable commit {durable_commit}, \
+                 short copies {short:?})"
+            ),
         );
         self.step(i, Input::Register(registration));
     }
