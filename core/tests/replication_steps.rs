@@ -62,6 +62,16 @@ fn three_brokers_one_topic_with(configs: &[(&str, &str)]) -> (MetadataState, u64
     (state, index)
 }
 
+/// Applies `command` at the next Raft index.
+fn apply_next(
+    state: &mut MetadataState,
+    index: &mut u64,
+    command: MetadataCommand,
+) -> ApplyOutcome {
+    *index += 1;
+    state.apply(*index, &CommandEnvelope::new(*index, command))
+}
+
 /// The partitions broker `me` hosts for `state` on a fresh simulated disk, and its
 /// log of t-0.
 fn hosted(state: &MetadataState, me: i32) -> (Partitions, Arc<PartitionLog>) {
@@ -129,10 +139,6 @@ fn alter_isr(leader_epoch: i32, isr: Vec<i32>, partition_epoch: u64) -> Metadata
 #[test]
 fn r_repl_2_alter_isr_is_compare_and_set_on_the_partition_epoch() {
     let (mut state, mut index) = three_brokers_one_topic();
-    let mut apply = |state: &mut MetadataState, command| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     let p = |s: &MetadataState| {
         let p = s.partition("t", 0).cloned().expect("topic t exists");
         (p.isr, p.partition_epoch)
@@ -140,11 +146,11 @@ fn r_repl_2_alter_isr_is_compare_and_set_on_the_partition_epoch() {
     assert_eq!(p(&state), (vec![1, 2, 3], 0));
 
     assert_eq!(
-        apply(&mut state, alter_isr(0, vec![1, 2], 0)),
+        apply_next(&mut state, &mut index, alter_isr(0, vec![1, 2], 0)),
         ApplyOutcome::Done
     );
     assert_eq!(p(&state), (vec![1, 2], 1));
-    let stale = apply(&mut state, alter_isr(0, vec![1, 3], 0));
+    let stale = apply_next(&mut state, &mut index, alter_isr(0, vec![1, 3], 0));
     assert!(
         matches!(
             stale,
@@ -157,7 +163,7 @@ fn r_repl_2_alter_isr_is_compare_and_set_on_the_partition_epoch() {
     );
     assert_eq!(p(&state), (vec![1, 2], 1), "the stale change left no trace");
 
-    let old_leader = apply(&mut state, alter_isr(-1, vec![1, 2, 3], 1));
+    let old_leader = apply_next(&mut state, &mut index, alter_isr(-1, vec![1, 2, 3], 1));
     assert!(
         matches!(
             old_leader,
@@ -171,13 +177,17 @@ fn r_repl_2_alter_isr_is_compare_and_set_on_the_partition_epoch() {
 
     // Recomputed from the current partition epoch, it applies.
     assert_eq!(
-        apply(&mut state, alter_isr(0, vec![1, 2, 3], 1)),
+        apply_next(&mut state, &mut index, alter_isr(0, vec![1, 2, 3], 1)),
         ApplyOutcome::Done
     );
     assert_eq!(p(&state), (vec![1, 2, 3], 2));
     // A leader change moves the partition epoch on too.
     assert_eq!(
-        apply(&mut state, MetadataCommand::FenceBroker { broker_id: 1 }),
+        apply_next(
+            &mut state,
+            &mut index,
+            MetadataCommand::FenceBroker { broker_id: 1 }
+        ),
         ApplyOutcome::Done
     );
     assert_eq!(p(&state), (vec![2, 3], 3));
@@ -619,43 +629,39 @@ fn r_repl_5_an_unclean_restart_hands_over_what_it_led_and_leaves_the_isr() {
     let register = |incarnation: u64, acks_before_fsync: bool| {
         register_broker(1, incarnation, acks_before_fsync)
     };
-    let apply = |state: &mut MetadataState, index: &mut u64, command: MetadataCommand| {
-        *index += 1;
-        state.apply(*index, &CommandEnvelope::new(*index, command))
-    };
     let partition = |state: &MetadataState| {
         let p = state.partition("t", 0).cloned();
         p.map(|p| (p.leader, p.leader_epoch, p.isr))
     };
 
     let (mut syncing, mut index) = three_brokers_one_topic();
-    apply(&mut syncing, &mut index, register(2, false));
+    apply_next(&mut syncing, &mut index, register(2, false));
     assert_eq!(partition(&syncing), Some((Some(1), 1, vec![1, 2, 3])));
 
     let (mut interval, mut index) = three_brokers_one_topic();
     assert_eq!(
-        apply(&mut interval, &mut index, register(2, true)),
+        apply_next(&mut interval, &mut index, register(2, true)),
         ApplyOutcome::Done
     );
     assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
     // The same incarnation again (a retried registration) changes nothing more.
-    apply(&mut interval, &mut index, register(2, true));
+    apply_next(&mut interval, &mut index, register(2, true));
     assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
     // A restarted follower keeps its place.
-    apply(&mut interval, &mut index, register_broker(3, 2, true));
+    apply_next(&mut interval, &mut index, register_broker(3, 2, true));
     assert_eq!(partition(&interval), Some((Some(2), 1, vec![2, 3])));
 
     // Alone in the ISR (the others fenced), its copy is the best there is: it stays.
     let (mut alone, mut index) = three_brokers_one_topic();
     for broker_id in [2, 3] {
-        apply(
+        apply_next(
             &mut alone,
             &mut index,
             MetadataCommand::FenceBroker { broker_id },
         );
     }
     assert_eq!(partition(&alone), Some((Some(1), 0, vec![1])));
-    apply(&mut alone, &mut index, register(2, true));
+    apply_next(&mut alone, &mut index, register(2, true));
     assert_eq!(partition(&alone), Some((Some(1), 1, vec![1])));
 }
 
@@ -665,33 +671,37 @@ fn r_repl_5_an_unclean_restart_hands_over_what_it_led_and_leaves_the_isr() {
 #[test]
 fn r_repl_6_an_eligible_follower_leads_after_the_lone_leader_restarts_uncleanly() {
     let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
-    let mut apply = |state: &mut MetadataState, command| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     let register = |broker_id: i32, incarnation: u64| register_broker(broker_id, incarnation, true);
     let partition = |state: &MetadataState| {
         let p = state.partition("t", 0).cloned().expect("t-0");
         (p.leader, p.isr, p.elr)
     };
-    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 2 });
+    apply_next(
+        &mut state,
+        &mut index,
+        MetadataCommand::FenceBroker { broker_id: 2 },
+    );
     assert_eq!(partition(&state), (Some(1), vec![1, 3], vec![]));
-    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 3 });
+    apply_next(
+        &mut state,
+        &mut index,
+        MetadataCommand::FenceBroker { broker_id: 3 },
+    );
     assert_eq!(partition(&state), (Some(1), vec![1], vec![3]));
 
-    apply(&mut state, register(1, 2));
+    apply_next(&mut state, &mut index, register(1, 2));
     assert_eq!(
         partition(&state),
         (None, vec![], vec![3]),
         "offline: the restarted leader may have lost what 3 holds"
     );
-    apply(&mut state, register(2, 2));
+    apply_next(&mut state, &mut index, register(2, 2));
     assert_eq!(
         partition(&state),
         (None, vec![], vec![3]),
         "2 is not eligible"
     );
-    apply(&mut state, register(3, 2));
+    apply_next(&mut state, &mut index, register(3, 2));
     assert_eq!(partition(&state), (Some(3), vec![3], vec![]));
 }
 
@@ -716,17 +726,20 @@ fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
     for (min_isr, interval_policy, fenced, restarted) in cases {
         let (mut state, mut index) =
             three_brokers_one_topic_with(&[("min.insync.replicas", min_isr)]);
-        let mut apply = |state: &mut MetadataState, command| {
-            index += 1;
-            state.apply(index, &CommandEnvelope::new(index, command))
-        };
         let policy = register_broker(1, 1, interval_policy);
-        assert_eq!(apply(&mut state, policy), ApplyOutcome::Done);
         assert_eq!(
-            apply(&mut state, alter_isr(0, vec![1], 0)),
+            apply_next(&mut state, &mut index, policy),
             ApplyOutcome::Done
         );
-        apply(&mut state, MetadataCommand::FenceBroker { broker_id: 1 });
+        assert_eq!(
+            apply_next(&mut state, &mut index, alter_isr(0, vec![1], 0)),
+            ApplyOutcome::Done
+        );
+        apply_next(
+            &mut state,
+            &mut index,
+            MetadataCommand::FenceBroker { broker_id: 1 },
+        );
         let p = state.partition("t", 0).cloned().expect("t-0");
         let case = format!("min.insync.replicas {min_isr}, interval policy {interval_policy}");
         assert_eq!(
@@ -735,7 +748,10 @@ fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
             "fenced: {case}"
         );
         let next_start = register_broker(1, 2, interval_policy);
-        assert_eq!(apply(&mut state, next_start), ApplyOutcome::Done);
+        assert_eq!(
+            apply_next(&mut state, &mut index, next_start),
+            ApplyOutcome::Done
+        );
         let p = state.partition("t", 0).cloned().expect("t-0");
         assert_eq!(
             (p.elr, p.unverified),
@@ -753,25 +769,25 @@ fn r_repl_6_a_fenced_leader_hands_over_to_a_live_eligible_replica() {
 #[test]
 fn r_repl_6_an_unclean_restart_keeps_the_lead_over_an_unverified_replica() {
     let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
-    let mut apply = |state: &mut MetadataState, command| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     for broker_id in [1, 2] {
-        apply(&mut state, register_broker(broker_id, 1, true));
+        apply_next(&mut state, &mut index, register_broker(broker_id, 1, true));
     }
-    apply(&mut state, alter_isr(0, vec![1, 2], 0));
+    apply_next(&mut state, &mut index, alter_isr(0, vec![1, 2], 0));
     for broker_id in [3, 1] {
-        apply(&mut state, MetadataCommand::FenceBroker { broker_id });
+        apply_next(
+            &mut state,
+            &mut index,
+            MetadataCommand::FenceBroker { broker_id },
+        );
     }
     let partition = |state: &MetadataState| {
         let p = state.partition("t", 0).cloned().expect("t-0");
         (p.leader, p.isr, p.elr, p.unverified)
     };
     assert_eq!(partition(&state), (Some(2), vec![2], vec![1], vec![1]));
-    apply(&mut state, register_broker(2, 2, true));
+    apply_next(&mut state, &mut index, register_broker(2, 2, true));
     assert_eq!(partition(&state).0, Some(2), "2 keeps the lead");
-    apply(&mut state, register_broker(1, 2, true));
+    apply_next(&mut state, &mut index, register_broker(1, 2, true));
     assert_eq!(
         partition(&state),
         (Some(2), vec![2], vec![], vec![]),
@@ -835,12 +851,12 @@ fn r_repl_3_a_restarted_broker_follows_once_its_registration_is_applied() {
 #[test]
 fn r_repl_6_a_lowered_minimum_forgets_the_eligible_replicas() {
     let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
-    let mut apply = |state: &mut MetadataState, command| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     for broker_id in [2, 3] {
-        apply(&mut state, MetadataCommand::FenceBroker { broker_id });
+        apply_next(
+            &mut state,
+            &mut index,
+            MetadataCommand::FenceBroker { broker_id },
+        );
     }
     let elr = |state: &MetadataState| state.partition("t", 0).map(|p| p.elr.clone());
     assert_eq!(elr(&state), Some(vec![3]));
@@ -850,7 +866,10 @@ fn r_repl_6_a_lowered_minimum_forgets_the_eligible_replicas() {
         remove: Vec::new(),
         replace: false,
     };
-    assert_eq!(apply(&mut state, lowered), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, lowered),
+        ApplyOutcome::Done
+    );
     assert_eq!(elr(&state), Some(vec![]));
 }
 
@@ -871,20 +890,27 @@ fn repair(state: &MetadataState, broker_id: i32) -> MetadataCommand {
 #[test]
 fn r_repl_4_a_damaged_sole_leader_hands_over_to_a_live_eligible_replica() {
     let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
-    let mut apply = |state: &mut MetadataState, command| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     let partition = |state: &MetadataState| {
         let p = state.partition("t", 0).cloned().expect("t-0");
         (p.leader, p.isr, p.elr)
     };
-    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 2 });
-    apply(&mut state, MetadataCommand::FenceBroker { broker_id: 3 });
-    apply(&mut state, register_broker(3, 2, false));
+    apply_next(
+        &mut state,
+        &mut index,
+        MetadataCommand::FenceBroker { broker_id: 2 },
+    );
+    apply_next(
+        &mut state,
+        &mut index,
+        MetadataCommand::FenceBroker { broker_id: 3 },
+    );
+    apply_next(&mut state, &mut index, register_broker(3, 2, false));
     assert_eq!(partition(&state), (Some(1), vec![1], vec![3]));
     let damaged = repair(&state, 1);
-    assert_eq!(apply(&mut state, damaged), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, damaged),
+        ApplyOutcome::Done
+    );
     assert_eq!(partition(&state), (Some(3), vec![3], vec![]));
 }
 
@@ -894,25 +920,25 @@ fn r_repl_4_a_damaged_sole_leader_hands_over_to_a_live_eligible_replica() {
 #[test]
 fn r_repl_4_an_offline_partitions_last_copy_is_not_cut_out_of_its_isr() {
     let (mut state, mut index) = three_brokers_one_topic();
-    let mut apply = |state: &mut MetadataState, command| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     let partition = |state: &MetadataState| {
         let p = state.partition("t", 0).cloned().expect("t-0");
         (p.leader, p.isr, p.elr)
     };
     for broker_id in [2, 3, 1] {
-        apply(&mut state, MetadataCommand::FenceBroker { broker_id });
+        apply_next(
+            &mut state,
+            &mut index,
+            MetadataCommand::FenceBroker { broker_id },
+        );
     }
     assert_eq!(partition(&state), (None, vec![1], vec![]));
     let damaged = repair(&state, 1);
     assert!(matches!(
-        apply(&mut state, damaged),
+        apply_next(&mut state, &mut index, damaged),
         ApplyOutcome::Rejected { code, .. } if code == NOT_ENOUGH_REPLICAS
     ));
     assert_eq!(partition(&state), (None, vec![1], vec![]));
-    apply(&mut state, register_broker(1, 2, false));
+    apply_next(&mut state, &mut index, register_broker(1, 2, false));
     assert_eq!(partition(&state).0, Some(1));
 }
 
@@ -950,23 +976,28 @@ fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_coun
         }],
         "the damaged copy is named"
     );
-    let mut apply = |state: &mut MetadataState, command: MetadataCommand| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     // A follower's new start: out of the ISR, and not eligible either.
-    assert_eq!(apply(&mut state, register_short(2, 2)), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, register_short(2, 2)),
+        ApplyOutcome::Done
+    );
     let p = state.partition("t", 0).expect("t-0").clone();
     assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1, 3]));
     assert!(!p.elr.contains(&2), "eligible without the records: {p:?}");
     // Caught up and back in the ISR, a retry of that registration applied late
     // changes nothing.
     let back = alter_isr(p.leader_epoch, vec![1, 2, 3], p.partition_epoch);
-    assert_eq!(apply(&mut state, back), ApplyOutcome::Done);
-    assert_eq!(apply(&mut state, register_short(2, 2)), ApplyOutcome::Done);
+    assert_eq!(apply_next(&mut state, &mut index, back), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, register_short(2, 2)),
+        ApplyOutcome::Done
+    );
     assert_eq!(state.partition("t", 0).expect("t-0").isr, vec![1, 2, 3]);
     // The leader's new start hands over to the next live ISR member.
-    assert_eq!(apply(&mut state, register_short(1, 2)), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, register_short(1, 2)),
+        ApplyOutcome::Done
+    );
     let p = state.partition("t", 0).expect("t-0").clone();
     assert_eq!((p.leader, p.isr.clone()), (Some(2), vec![2, 3]));
     assert!(p.leader_epoch > 0, "a new leader, a new epoch");
@@ -976,9 +1007,15 @@ fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_coun
     // offline partition could be led from keeps its place (the test above).
     for gone in [1, 2] {
         let fence = MetadataCommand::FenceBroker { broker_id: gone };
-        assert_eq!(apply(&mut state, fence), ApplyOutcome::Done);
+        assert_eq!(
+            apply_next(&mut state, &mut index, fence),
+            ApplyOutcome::Done
+        );
     }
-    assert_eq!(apply(&mut state, register_short(3, 2)), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, register_short(3, 2)),
+        ApplyOutcome::Done
+    );
     let p = state.partition("t", 0).expect("t-0");
     assert_eq!(
         (p.leader, p.isr.clone(), p.elr.clone()),
@@ -997,19 +1034,21 @@ fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_coun
 #[test]
 fn r_repl_6_a_fenced_leader_that_syncs_what_it_acknowledges_stays_eligible() {
     let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
-    let mut apply = |state: &mut MetadataState, command: MetadataCommand| {
-        index += 1;
-        state.apply(index, &CommandEnvelope::new(index, command))
-    };
     let partition = |state: &MetadataState| state.partition("t", 0).expect("t-0").clone();
     for isr in [vec![1, 2], vec![1]] {
         let p = partition(&state);
         let shrink = alter_isr(p.leader_epoch, isr, p.partition_epoch);
-        assert_eq!(apply(&mut state, shrink), ApplyOutcome::Done);
+        assert_eq!(
+            apply_next(&mut state, &mut index, shrink),
+            ApplyOutcome::Done
+        );
     }
     assert_eq!(partition(&state).elr, vec![2]);
     let fence = MetadataCommand::FenceBroker { broker_id: 1 };
-    assert_eq!(apply(&mut state, fence), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, fence),
+        ApplyOutcome::Done
+    );
     let p = partition(&state);
     assert_eq!(
         (p.leader, p.isr.clone(), p.elr.clone()),
@@ -1017,7 +1056,10 @@ fn r_repl_6_a_fenced_leader_that_syncs_what_it_acknowledges_stays_eligible() {
     );
     // Broker 2's new start found its copy short: the fenced leader holds what it
     // lost, so the partition waits offline for that one rather than lead on less.
-    assert_eq!(apply(&mut state, register_short(2, 2)), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, register_short(2, 2)),
+        ApplyOutcome::Done
+    );
     let p = partition(&state);
     assert_eq!(
         (p.leader, p.isr.clone(), p.elr.clone()),
@@ -1025,13 +1067,16 @@ fn r_repl_6_a_fenced_leader_that_syncs_what_it_acknowledges_stays_eligible() {
     );
     // Broker 1 returns and leads; broker 2's repair changes nothing more.
     assert_eq!(
-        apply(&mut state, register_broker(1, 2, false)),
+        apply_next(&mut state, &mut index, register_broker(1, 2, false)),
         ApplyOutcome::Done
     );
     let p = partition(&state);
     assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]), "{p:?}");
     let repair = repair(&state, 2);
-    assert_eq!(apply(&mut state, repair), ApplyOutcome::Done);
+    assert_eq!(
+        apply_next(&mut state, &mut index, repair),
+        ApplyOutcome::Done
+    );
     let p = partition(&state);
     assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]), "{p:?}");
 }

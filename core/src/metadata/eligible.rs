@@ -41,8 +41,8 @@ impl PartitionInfo {
         self.drop_stale_unverified();
     }
 
-    /// Keeps `unverified` within the eligible set.
-    fn drop_stale_unverified(&mut self) {
+    /// Keeps `unverified` within the eligible set: every change of the ELR ends here.
+    pub fn drop_stale_unverified(&mut self) {
         let elr = &self.elr;
         self.unverified.retain(|r| elr.contains(r));
     }

@@ -496,7 +496,7 @@ impl MetadataState {
         }
         p.set_isr(p.isr_without(damaged), min_isr, false);
         p.elr.retain(|r| *r != damaged);
-        p.unverified.retain(|r| *r != damaged);
+        p.drop_stale_unverified();
         p.partition_epoch += 1;
         ApplyOutcome::Done
     }
