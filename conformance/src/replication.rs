@@ -413,6 +413,7 @@ impl ReplicationHarness {
             | RAction::EpochAnswered(..)
             | RAction::EpochAnswerLost(..)
             | RAction::FetchResponseNth(..)
+            | RAction::RepairUnanswered(_)
             | RAction::ProposalArrives(_) => {
                 return Err(fail(format!(
                     "{action:?}: reordered fetches and lossy proposals are not driven by the \
@@ -454,7 +455,16 @@ impl ReplicationHarness {
                 log.checkpoint()?;
             }
             RAction::Consume(n) => self.consume(n)?,
-            RAction::Crash(n) => self.crash(n),
+            RAction::Crash(n) => self.crash(n, Tear::None),
+            // One byte of the unsynced append survives: less than a frame header, so
+            // the partition log ends in a torn frame whatever was written last.
+            RAction::CrashTorn(n) => self.crash(
+                n,
+                Tear::KeepTailOfEach {
+                    suffix: ".log",
+                    keep: 1,
+                },
+            ),
             RAction::Restart(n) => {
                 self.broker(n).incarnation += 1;
                 self.open(n)?;
@@ -819,9 +829,9 @@ impl ReplicationHarness {
     }
 
     /// kill -9: what was not fsynced is gone, and so is everything in memory.
-    fn crash(&mut self, n: NodeId) {
+    fn crash(&mut self, n: NodeId, tear: Tear) {
         let b = self.broker(n);
-        b.disk.crash(Tear::None);
+        b.disk.crash(tear);
         b.committer.abandon();
         b.partitions = None;
         lock(&b.outcomes).clear();

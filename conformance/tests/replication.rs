@@ -91,6 +91,34 @@ fn c5_replication_walks_with_full_disks_conform() {
     }
 }
 
+/// C-5 with torn crashes (R-REPL-4, R-LOG-13): a crash leaves one byte of the
+/// unsynced append in the partition log, the real recovery cuts the torn frame and
+/// marks the cut, the restart's registration names the copy short, and the real
+/// repair takes it out of the ISR, cuts nothing more and lets it fetch back in, where
+/// and as the model does; under both fsync policies.
+#[test]
+fn c5_replication_walks_with_torn_crashes_conform() {
+    for (model, seed) in [
+        (
+            ReplicationModel::bounded(2, 2, 1, 1).with_torn_crashes(),
+            29,
+        ),
+        (
+            ReplicationModel::bounded(2, 2, 1, 1)
+                .with_torn_crashes()
+                .with_acks_before_fsync(),
+            31,
+        ),
+    ] {
+        let stats = must_conform(replication_walks(&model, 2_000, 80, seed));
+        eprintln!("{stats:?}");
+        assert_eq!(stats.walks, 2_000);
+        for kind in ["CrashTorn", "ProposeRepair", "CutDamage"] {
+            assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
+        }
+    }
+}
+
 /// C-5: the model's examples (an acknowledged record read after a failover, a
 /// returning replica truncated to its new leader, a follower let back into the ISR)
 /// happen on the real code along the same paths.
@@ -103,6 +131,10 @@ fn c5_model_examples_replay_on_the_real_code() {
         (
             names::EX_CUT_SHORT,
             ReplicationModel::bounded(2, 0, 0, 0).with_full_disks(1),
+        ),
+        (
+            names::EX_TORN_REPAIRED,
+            ReplicationModel::bounded(1, 1, 0, 0).with_torn_crashes(),
         ),
     ] {
         let outcome = run(model.clone(), &Run::bfs_until(example));

@@ -283,6 +283,22 @@ pub const CONFIGS: &[CiConfig] = &[
         },
     },
     CiConfig {
+        test: "r_repl_4_a_torn_crash_marks_the_copy_short_and_loses_no_acknowledged_record",
+        build: || {
+            let m = ReplicationModel::bounded(1, 1, 1, 0).with_torn_crashes();
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "r_repl_4_under_the_interval_policy_a_torn_crash_a_fence_and_a_shrink_lose_no_acknowledged_record",
+        build: || {
+            let m = ReplicationModel::bounded(1, 1, 1, 1)
+                .with_acks_before_fsync()
+                .with_torn_crashes();
+            CiCheck::Replication(m, Run::bfs_to_depth(INTERVAL_FENCE_SHRINK_DEPTH))
+        },
+    },
+    CiConfig {
         test: "c_9_the_trace_model_with_a_fence_a_retry_and_a_failover",
         build: || {
             let m = ReplicationModel::bounded(1, 0, 1, 0)
@@ -415,6 +431,9 @@ impl CiCheck {
                 }
                 if m.torn_last_frame {
                     b.push_str(", damage may hit the last frame");
+                }
+                if m.torn_crashes && m.max_crashes > 0 {
+                    b.push_str(", crashes may tear the unsynced tail");
                 }
                 if m.stepwise_learning {
                     b.push_str(", stepwise learning");

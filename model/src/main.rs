@@ -120,6 +120,10 @@ struct ReplicationArgs {
     /// of spec/cluster.md R-REPL-4).
     #[arg(long)]
     torn_last_frame: bool,
+    /// A crash may leave the unsynced tail torn, which the restart's recovery cuts and
+    /// marks as a lost tail (R-REPL-4).
+    #[arg(long)]
+    torn_crashes: bool,
     /// Start where `ALONE_BELOW_MIN_ISR` leads (ISR {0} below the minimum, 1 eligible,
     /// every copy holding a record) instead of the created partition: R-REPL-6's
     /// fenced-leader window, searched from where it opens.
@@ -317,6 +321,7 @@ fn main() -> ExitCode {
             m.combined_isr_changes = a.combined_isr_changes;
             m.lossy_proposals = a.lossy_proposals;
             m.torn_last_frame = a.torn_last_frame;
+            m.torn_crashes = a.torn_crashes;
             for b in &a.bugs {
                 m = m.with_bug(*b);
             }

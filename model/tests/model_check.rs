@@ -577,6 +577,35 @@ fn r_repl_4_a_damaged_copy_is_repaired_without_losing_an_acknowledged_record() {
     assert_replication_holds("replication, damage, random walks", &o, false);
 }
 
+/// R-REPL-4 and R-LOG-13: a crash that leaves the unsynced tail torn. The restart's
+/// recovery cuts the torn frame and, unable to tell it from a bad sector in a record
+/// its checkpoint does not yet call durable, marks the cut: the copy registers
+/// short, steps aside, is repaired and rejoins (the example), and nothing
+/// acknowledged is lost, every interleaving with a fence. Before the model had this
+/// crash, trace validation rejected the simulator's `--faults drift` seeds 30 and 47,
+/// where a start named a copy short with no damage injected.
+#[test]
+fn r_repl_4_a_torn_crash_marks_the_copy_short_and_loses_no_acknowledged_record() {
+    let o = ci_replication(
+        "r_repl_4_a_torn_crash_marks_the_copy_short_and_loses_no_acknowledged_record",
+    );
+    assert_replication_holds("replication, a torn crash and a fence", &o, true);
+    assert!(o
+        .discoveries
+        .contains_key(chronik_model::replication::names::EX_TORN_REPAIRED));
+}
+
+/// The same under the interval policy, where the torn tail may hold acknowledged
+/// records, with a shrink and a fence: every state within the bound (breadth first).
+#[test]
+fn r_repl_4_under_the_interval_policy_a_torn_crash_a_fence_and_a_shrink_lose_no_acknowledged_record(
+) {
+    let o = ci_replication(
+        "r_repl_4_under_the_interval_policy_a_torn_crash_a_fence_and_a_shrink_lose_no_acknowledged_record",
+    );
+    assert_replication_holds("replication, interval fsync, a torn crash", &o, true);
+}
+
 /// R-REPL-6 with R-REPL-4, a fenced leader's eligibility: ISR {0} below the minimum
 /// with 1 eligible and every copy holding an acknowledged record
 /// (`ALONE_BELOW_MIN_ISR`), then whatever a crash, a fence and a bad last frame can

@@ -109,6 +109,9 @@ pub enum Tear {
     None,
     /// Up to this many bytes of the unsynced tail of the file written last survive.
     KeepTail(usize),
+    /// Up to `keep` bytes of the unsynced tail of every file whose name ends in
+    /// `suffix` survive: a test that tears a partition log whatever it wrote last.
+    KeepTailOfEach { suffix: &'static str, keep: usize },
 }
 
 /// The in-memory disk. Clones share the same disk.
@@ -159,17 +162,24 @@ impl MemDisk {
         st.durable_dirs = tree.dirs;
         st.durable_names = tree.names;
         st.names = st.durable_names.clone();
-        let torn = match tear {
-            Tear::KeepTail(n) => st.last_written.map(|i| (i, n)),
-            Tear::None => None,
+        let (torn, keep): (BTreeSet<InodeId>, usize) = match tear {
+            Tear::KeepTail(n) => (st.last_written.into_iter().collect(), n),
+            Tear::KeepTailOfEach { suffix, keep } => {
+                let named = st.names.iter().filter(|(path, _)| {
+                    path.file_name()
+                        .is_some_and(|name| name.to_string_lossy().ends_with(suffix))
+                });
+                (named.map(|(_, id)| *id).collect(), keep)
+            }
+            Tear::None => (BTreeSet::new(), 0),
         };
         let live: BTreeSet<InodeId> = st.names.values().copied().collect();
         st.inodes.retain(|id, _| live.contains(id));
         for (id, inode) in st.inodes.iter_mut() {
             let mut recovered = inode.durable.clone();
-            if let Some((torn_id, keep)) = torn {
+            if torn.contains(id) {
                 let appended_only = inode.dirty_from.is_none_or(|d| d >= inode.durable.len());
-                if *id == torn_id && appended_only && inode.data.len() > recovered.len() {
+                if appended_only && inode.data.len() > recovered.len() {
                     let end = (recovered.len() + keep).min(inode.data.len());
                     recovered.extend_from_slice(&inode.data[inode.durable.len()..end]);
                 }

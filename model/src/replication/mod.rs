@@ -381,6 +381,10 @@ pub struct ReplicationModel {
     /// cuts it as a torn write unless the checkpoint's durable point covers it, as the
     /// real recovery does (R-LOG-13): the gap spec/cluster.md R-REPL-4 names.
     pub torn_last_frame: bool,
+    /// A crash may leave the unsynced tail torn (`RAction::CrashTorn`): the copy
+    /// restarts marked short although nothing durable was lost, as the real recovery
+    /// marks every tail it cuts. Off unless asked for; on for trace validation.
+    pub torn_crashes: bool,
     /// Where checks start instead of the created partition (`after`), and the path
     /// from the created partition that leads there.
     start: Option<Arc<RState>>,
@@ -409,6 +413,7 @@ impl Default for ReplicationModel {
             combined_isr_changes: false,
             lossy_proposals: false,
             torn_last_frame: false,
+            torn_crashes: false,
             start: None,
             start_path: Vec::new(),
             bugs: 0,
@@ -449,6 +454,12 @@ impl ReplicationModel {
     /// See `torn_last_frame`.
     pub fn with_torn_last_frame(mut self) -> Self {
         self.torn_last_frame = true;
+        self
+    }
+
+    /// See `torn_crashes`.
+    pub fn with_torn_crashes(mut self) -> Self {
+        self.torn_crashes = true;
         self
     }
 
@@ -501,6 +512,7 @@ impl ReplicationModel {
         self.max_fetches_in_flight = fetches_in_flight;
         self.combined_isr_changes = true;
         self.lossy_proposals = true;
+        self.torn_crashes = true;
         self
     }
 
@@ -516,6 +528,7 @@ impl ReplicationModel {
             max_epoch: u8::MAX,
             max_damage: u8::MAX,
             torn_last_frame: false,
+            torn_crashes: true,
             max_retries: u8::MAX,
             max_failovers: u8::MAX,
             max_sync_failures: u8::MAX,
@@ -775,6 +788,11 @@ pub enum RAction {
     Consume(NodeId),
     /// kill -9.
     Crash(NodeId),
+    /// Power fails mid-write (with `torn_crashes`): part of the unsynced tail
+    /// survives as a torn frame, which the restart's recovery cuts and, unable to
+    /// tell it from a bad sector in a record the checkpoint does not yet call
+    /// durable, marks as a lost tail (R-REPL-4).
+    CrashTorn(NodeId),
     /// The broker starts again: recovery, a new incarnation, registration.
     Restart(NodeId),
     /// A byte of this copy's durable record at this offset flips on disk, and the
@@ -782,6 +800,11 @@ pub enum RAction {
     Damage(NodeId, u8),
     /// The damaged copy proposes to leave the ISR (and leadership) for repair.
     ProposeRepair(NodeId),
+    /// With lossy proposals: the answer to broker `n`'s applied `Repair` never
+    /// reaches it (its forward timed out), so it proposes the repair again instead
+    /// of cutting (the real `Repairs` retries after `RETRY_MS`); a controller-side
+    /// loss, counted with the failovers.
+    RepairUnanswered(NodeId),
     /// Out of the ISR by its own `Repair`, the copy cuts its log below the damage and
     /// fetches from there.
     CutDamage(NodeId),

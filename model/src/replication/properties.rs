@@ -32,6 +32,8 @@ pub mod names {
         "example: a full disk cuts a fetch answer short and every acknowledged record is read";
     pub const EX_REPAIRED: &str =
         "example: a damaged copy is repaired and every acknowledged record is read";
+    pub const EX_TORN_REPAIRED: &str =
+        "example: a copy marked short by a torn crash is repaired back into the ISR";
 }
 use names::*;
 
@@ -115,6 +117,12 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
                 && !s.ghost.acked.is_empty()
                 && s.ghost.acked.is_subset(&s.ghost.read)
                 && s.meta.isr == ALL
+        }));
+    }
+    if m.torn_crashes && m.max_crashes >= 1 && m.max_produce >= 1 {
+        // The conservative mark of R-REPL-4 costs a repair, never the copy.
+        v.push(Property::sometimes(EX_TORN_REPAIRED, |_, s: &RState| {
+            s.ghost.repaired && s.meta.isr == ALL && s.ghost.damages == 0
         }));
     }
     if m.max_full >= 1 && m.max_produce >= 1 {

@@ -175,6 +175,9 @@ impl ReplicationModel {
         }
         self.enabled_repair(s, n, out);
         out.push(RAction::Crash(n));
+        if self.torn_crashes && usize::from(r.durable) < r.log.len() {
+            out.push(RAction::CrashTorn(n));
+        }
     }
 
     /// ISR proposals that drop and add more than one follower at once (what the real
@@ -220,6 +223,12 @@ impl ReplicationModel {
             }
             return;
         };
+        if self.lossy_proposals
+            && r.repair == RepairProgress::Applied
+            && s.ghost.failovers < self.max_failovers
+        {
+            out.push(RAction::RepairUnanswered(n));
+        }
         let out_of_isr = !r.view.leads(n) && !has(r.view.isr, n);
         // A leader that is the only ISR member, with no eligible replica, has no one
         // to repair from: it serves what is undamaged and proposes nothing (the real
@@ -233,8 +242,12 @@ impl ReplicationModel {
         // The replica fetcher takes its repair step between fetch rounds: never with
         // a fetch of its own still unanswered. A cut rewrites the leader epoch and
         // high watermark checkpoints first, which a full disk refuses: it waits for
-        // space, as a truncation for a new leader does.
-        let fetching = s.net.iter().any(|m| m.to == n) || s.requests.iter().any(|q| q.from == n);
+        // space, as a truncation for a new leader does. A request an earlier start
+        // sent is nobody's: its answer has no connection to come back on.
+        let fetching = s.net.iter().any(|m| m.to == n)
+            || s.requests
+                .iter()
+                .any(|q| q.from == n && q.incarnation == r.incarnation);
         if cut_now && d <= r.len() {
             if !fetching && !r.full {
                 out.push(RAction::CutDamage(n));
@@ -391,6 +404,10 @@ impl ReplicationModel {
                 t.ghost.failovers += 1;
                 t.inbox.truncate(usize::from(kept));
             }
+            RAction::RepairUnanswered(n) => {
+                t.ghost.failovers += 1;
+                t.replicas[at(n)].repair = RepairProgress::Proposed;
+            }
             RAction::ProposalLost(k) => {
                 t.ghost.failovers += 1;
                 if usize::from(k) < t.inbox.len() {
@@ -489,7 +506,8 @@ impl ReplicationModel {
                     .collect();
                 t.ghost.read.extend(read);
             }
-            RAction::Crash(n) => self.crash(&mut t, n),
+            RAction::Crash(n) => self.crash(&mut t, n, false),
+            RAction::CrashTorn(n) => self.crash(&mut t, n, true),
             RAction::Restart(n) => self.restart(&mut t, n),
             RAction::Damage(n, offset) => {
                 t.ghost.damages += 1;
@@ -1247,7 +1265,8 @@ impl ReplicationModel {
         }
     }
 
-    fn crash(&self, t: &mut RState, n: NodeId) {
+    /// `torn`: part of the unsynced tail survives, torn (`RAction::CrashTorn`).
+    fn crash(&self, t: &mut RState, n: NodeId, torn: bool) {
         t.ghost.crashes += 1;
         let meta = t.meta;
         let r = &mut t.replicas[at(n)];
@@ -1286,6 +1305,14 @@ impl ReplicationModel {
             r.damaged,
             r.durable_mark,
         ) = disk;
+        if torn && !self.bug(ReplBug::ForgetTornTail) {
+            // The restart's recovery will cut the torn frame at the durable end and
+            // mark the cut first (`Replica::lost_tail`); the disk already decides it.
+            // Damage further down already makes the copy short, and its repair's cut
+            // takes the tail with it.
+            let r = &mut t.replicas[at(n)];
+            r.damaged = Some(r.damaged.unwrap_or(r.durable).min(r.durable));
+        }
         t.net.retain(|m| m.to != n);
         t.epoch_answers.retain(|a| a.to != n);
         t.requests.retain(|q| q.to != n);

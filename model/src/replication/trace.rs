@@ -125,6 +125,17 @@ fn history_line(s: &RState) -> String {
     )
 }
 
+/// Each copy's damage or marked tail and how far its repair is: what decides
+/// whether a short copy may cut, fetch or lead.
+fn short_copies_line(s: &RState) -> String {
+    let copies: Vec<String> = s
+        .replicas
+        .iter()
+        .map(|r| format!("damaged {:?} repair {:?}", r.damaged, r.repair))
+        .collect();
+    format!("copies [{}]", copies.join(", "))
+}
+
 /// A copy in one line: the log as epoch/value pairs.
 fn compact(r: &ReplicaObs) -> String {
     let log: Vec<String> = r
@@ -306,10 +317,11 @@ impl ReplTrace {
                     .take(4)
                     .map(|s| {
                         format!(
-                            "requests {:?} answers {:?}; committed metadata {}",
+                            "requests {:?} answers {:?}; committed metadata {}; {}",
                             s.requests,
                             s.net,
-                            history_line(s)
+                            history_line(s),
+                            short_copies_line(s)
                         )
                     })
                     .collect(),
@@ -440,26 +452,31 @@ impl ReplTrace {
         ))
     }
 
-    /// The states `a` leads to from `s` (`None`: a step that changes nothing). The
-    /// run does not show when a broker writes its high-watermark checkpoint, only a
-    /// restart reads it: a crash is also taken right after the newest checkpoint the
-    /// broker may have written (a restart from an older one shows a lower high
-    /// watermark, which `agrees` allows).
+    /// The states `a` leads to from `s` (`None`: a step that changes nothing). What a
+    /// broker did just before a crash may show only after it, so a crash is also
+    /// taken right after each of these (`before_crash`).
     fn successors(&self, s: &RState, a: Option<RAction>) -> Vec<RState> {
         let Some(a) = a else {
             return vec![s.clone()];
         };
-        let mut out: Vec<RState> = self.model.step(s, a.clone()).into_iter().collect();
-        if let RAction::Crash(n) = a {
-            let r = &s.replicas[usize::from(n)];
-            if r.full || r.hw_checkpoint == r.hw {
-                return out;
-            }
-            let checkpointed = self
-                .model
-                .step(s, RAction::Checkpoint(n))
-                .and_then(|c| self.model.step(&c, RAction::Crash(n)));
-            out.extend(checkpointed);
+        let (RAction::Crash(n) | RAction::CrashTorn(n)) = a else {
+            return self.model.step(s, a).into_iter().collect();
+        };
+        self.before_crash(s, n)
+            .iter()
+            .filter_map(|b| self.model.step(b, a.clone()))
+            .collect()
+    }
+
+    /// `s`, and the state a broker about to crash may have left behind unseen: the
+    /// run does not show when it writes its high-watermark checkpoint, only a
+    /// restart reads it, so also the newest one it may have written (a restart from
+    /// an older one shows a lower high watermark, which `agrees` allows).
+    fn before_crash(&self, s: &RState, n: NodeId) -> Vec<RState> {
+        let r = &s.replicas[usize::from(n)];
+        let mut out = vec![s.clone()];
+        if !r.full && r.hw_checkpoint != r.hw {
+            out.extend(self.model.step(s, RAction::Checkpoint(n)));
         }
         out
     }
@@ -533,7 +550,8 @@ impl ReplTrace {
     /// An OffsetForLeaderEpoch step the model has no action for, because the real
     /// follower acts on it as on nothing: a question asked again before the follower
     /// cut for the first answer and served after (the model asks only a follower
-    /// that has not cut), and its answer, stale on arrival.
+    /// that has not cut), one served after its asker crashed or was elected, and its
+    /// answer, stale on arrival.
     fn epoch_step_changes_nothing(&self, s: &RState, hint: FetchHint) -> bool {
         let stale = |f: NodeId, epoch: Option<u8>| {
             let r = &s.replicas[usize::from(f)];
@@ -541,6 +559,13 @@ impl ReplTrace {
             r.gate.is_some_and(|g| g >= epoch) || r.view.epoch != epoch
         };
         match hint {
+            // Asked before its crash, the answer has no connection to go back on;
+            // asked before it was elected, it is no follower's question any more.
+            FetchHint::EpochServed { follower }
+                if !s.replicas[usize::from(follower)].up || self.model.leading(s, follower) =>
+            {
+                true
+            }
             FetchHint::EpochServed { follower } => stale(follower, None),
             FetchHint::EpochAnswered { follower, epoch }
             | FetchHint::EpochAnswerLost { follower, epoch } => stale(follower, Some(epoch)),
@@ -587,16 +612,19 @@ impl ReplTrace {
                 | RAction::Fsync(n)
                 | RAction::FsyncFail(n)
                 | RAction::Truncate(n)
-                | RAction::Learn(n)
-                | RAction::CutDamage(n) => differ(n),
+                | RAction::Learn(n) => differ(n),
+                // A repair's cut at a marked tail's log end changes nothing a trace
+                // shows, but only after it does the copy fetch again.
+                RAction::CutDamage(_) => true,
                 RAction::Commit
                 | RAction::Fence(_)
                 | RAction::Rejoin(_)
                 | RAction::ProposalArrives(_)
                 | RAction::ControllerFailover(_)
                 | RAction::ProposalLost(_)
-                | RAction::ProposeRepair(_) => uncommitted,
-                RAction::Crash(n) | RAction::Restart(n) => {
+                | RAction::ProposeRepair(_)
+                | RAction::RepairUnanswered(_) => uncommitted,
+                RAction::Crash(n) | RAction::CrashTorn(n) | RAction::Restart(n) => {
                     s.replicas[usize::from(n)].up != observed.replicas[usize::from(n)].up
                 }
 
@@ -794,6 +822,7 @@ fn is_metadata_step(a: &RAction) -> bool {
             | RAction::ExpandIsr(..)
             | RAction::ProposeIsr(..)
             | RAction::ProposeRepair(_)
+            | RAction::RepairUnanswered(_)
             | RAction::Rejoin(_)
             | RAction::ProposalArrives(_)
             | RAction::Fence(_)
