@@ -56,6 +56,8 @@ pub struct ReplTraces {
     /// Why the trace ended before the run did (none: it ran to the end).
     pub ended: Option<String>,
     pub rejection: Option<String>,
+    /// Validate against the interval fsync policy's model (R-REPL-5).
+    acks_before_fsync: bool,
 }
 
 fn node_of(broker: i32) -> Option<u8> {
@@ -91,6 +93,7 @@ impl Default for ReplTraces {
             steps_validated: 0,
             ended: None,
             rejection: None,
+            acks_before_fsync: false,
         }
     }
 }
@@ -98,6 +101,12 @@ impl Default for ReplTraces {
 impl ReplTraces {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The brokers run the interval fsync policy (R-REPL-5).
+    pub fn acking_before_fsync(mut self) -> Self {
+        self.acks_before_fsync = true;
+        self
     }
 
     pub fn active(&self) -> bool {
@@ -212,7 +221,12 @@ impl ReplTraces {
             }
             self.base[n] = node.incarnation;
         }
-        self.trace = Some(ReplTrace::starting(min_isr, unregistered, maybe));
+        let trace = ReplTrace::starting(min_isr, unregistered, maybe);
+        self.trace = Some(if self.acks_before_fsync {
+            trace.acking_before_fsync()
+        } else {
+            trace
+        });
         true
     }
 

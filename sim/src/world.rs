@@ -365,12 +365,14 @@ pub fn run(opts: Options) -> Outcome {
     };
     sim.trace.note(0, format!("faults {:?}", sim.faults));
     if sim.opts.validate_replication {
-        let mut traces = ReplTraces::new();
         let f = &sim.faults;
+        let mut traces = ReplTraces::new();
+        if f.fsync_interval_ms > 0 {
+            traces = traces.acking_before_fsync();
+        }
         let disk_faults = f.fsync_failure_every_ms > 0
             || f.disk_full_every_ms > 0
-            || f.damage_partition_per_mille > 0
-            || f.fsync_interval_ms > 0;
+            || f.damage_partition_per_mille > 0;
         if disk_faults {
             traces.end("the fault mix has disk faults the mapping does not cover");
         } else if f.duplicate_per_mille > 0 {

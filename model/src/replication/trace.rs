@@ -271,6 +271,13 @@ impl ReplTrace {
         }
     }
 
+    /// The run's brokers acknowledge before they sync (`--fsync-interval-ms`,
+    /// R-REPL-5): so does the model it is validated against.
+    pub fn acking_before_fsync(mut self) -> Self {
+        self.model.acks_before_fsync = true;
+        self
+    }
+
     pub fn steps(&self) -> usize {
         self.steps
     }
