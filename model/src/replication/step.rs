@@ -1306,10 +1306,10 @@ impl ReplicationModel {
             r.durable_mark,
         ) = disk;
         if torn && !self.bug(ReplBug::ForgetTornTail) {
-            // The restart's recovery will cut the torn frame at the durable end and
-            // mark the cut first (`Replica::lost_tail`); the disk already decides it.
-            // Damage further down already makes the copy short, and its repair's cut
-            // takes the tail with it.
+            // What the restart's recovery will do is fixed by what the crash left:
+            // cut the torn frame at the durable end and mark the cut first
+            // (`Replica::lost_tail`), so the mark is taken here. Damage further down
+            // already makes the copy short, and its repair's cut takes the tail too.
             let r = &mut t.replicas[at(n)];
             r.damaged = Some(r.damaged.unwrap_or(r.durable).min(r.durable));
         }
