@@ -17,15 +17,30 @@ fn must_conform(result: Result<ReplStats, Box<ReplDivergence>>) -> ReplStats {
     }
 }
 
+/// `walks` random walks of up to 80 steps from `seed` conform, every one runs, and
+/// each action kind in `kinds` is taken along them.
+fn walks_conform_taking(
+    model: &ReplicationModel,
+    walks: usize,
+    seed: u64,
+    kinds: &[&str],
+) -> ReplStats {
+    let stats = must_conform(replication_walks(model, walks, 80, seed));
+    eprintln!("{stats:?}");
+    assert_eq!(stats.walks, walks);
+    for kind in kinds {
+        assert!(stats.kinds.contains(*kind), "no {kind} taken: {stats:?}");
+    }
+    stats
+}
+
 /// C-5: random walks with produces, crashes, fences and ISR shrinks: after every step
 /// the real controller, leader and followers hold what the model's do (logs, durable
 /// ends, high watermarks, epochs, ISR, acknowledgements, reads).
 #[test]
 fn c5_replication_walks_conform() {
     let model = ReplicationModel::bounded(3, 1, 2, 1);
-    let stats = must_conform(replication_walks(&model, 5_000, 80, 5));
-    eprintln!("{stats:?}");
-    assert_eq!(stats.walks, 5_000);
+    let stats = walks_conform_taking(&model, 5_000, 5, &[]);
     assert!(
         stats.kinds.len() >= 15,
         "every kind of action is taken: {stats:?}"
@@ -37,9 +52,7 @@ fn c5_replication_walks_conform() {
 #[test]
 fn c5_replication_walks_with_two_crashes_conform() {
     let model = ReplicationModel::bounded(2, 2, 2, 2);
-    let stats = must_conform(replication_walks(&model, 3_000, 80, 13));
-    eprintln!("{stats:?}");
-    assert_eq!(stats.walks, 3_000);
+    walks_conform_taking(&model, 3_000, 13, &[]);
 }
 
 /// C-5 under the interval fsync policy (R-REPL-5): leaders acknowledge what they
@@ -49,12 +62,7 @@ fn c5_replication_walks_with_two_crashes_conform() {
 #[test]
 fn c5_replication_walks_under_the_interval_policy_conform() {
     let model = ReplicationModel::bounded(2, 2, 1, 1).with_acks_before_fsync();
-    let stats = must_conform(replication_walks(&model, 3_000, 80, 19));
-    eprintln!("{stats:?}");
-    assert_eq!(stats.walks, 3_000);
-    for kind in ["Crash", "Restart", "Rejoin", "Fsync"] {
-        assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
-    }
+    walks_conform_taking(&model, 3_000, 19, &["Crash", "Restart", "Rejoin", "Fsync"]);
 }
 
 /// C-5: idempotent retries (the same producer and sequence again, also at a new
@@ -68,12 +76,12 @@ fn c5_replication_walks_with_retries_and_controller_failovers_conform() {
         .with_retries(2)
         .with_failovers(1)
         .with_sync_failures(1);
-    let stats = must_conform(replication_walks(&model, 3_000, 80, 17));
-    eprintln!("{stats:?}");
-    assert_eq!(stats.walks, 3_000);
-    for kind in ["Retry", "ControllerFailover", "Rejoin", "FsyncFail"] {
-        assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
-    }
+    walks_conform_taking(
+        &model,
+        3_000,
+        17,
+        &["Retry", "ControllerFailover", "Rejoin", "FsyncFail"],
+    );
 }
 
 /// C-5 with full disks (R-LOG-9, R-REPL-1): a full leader takes no produce, a full
@@ -83,12 +91,12 @@ fn c5_replication_walks_with_retries_and_controller_failovers_conform() {
 #[test]
 fn c5_replication_walks_with_full_disks_conform() {
     let model = ReplicationModel::bounded(3, 1, 1, 1).with_full_disks(2);
-    let stats = must_conform(replication_walks(&model, 3_000, 80, 23));
-    eprintln!("{stats:?}");
-    assert_eq!(stats.walks, 3_000);
-    for kind in ["DiskFull", "DiskFreed", "FetchResponseCut", "Crash"] {
-        assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
-    }
+    walks_conform_taking(
+        &model,
+        3_000,
+        23,
+        &["DiskFull", "DiskFreed", "FetchResponseCut", "Crash"],
+    );
 }
 
 /// C-5 with torn crashes (R-REPL-4, R-LOG-13): a crash leaves one byte of the
@@ -110,12 +118,12 @@ fn c5_replication_walks_with_torn_crashes_conform() {
             31,
         ),
     ] {
-        let stats = must_conform(replication_walks(&model, 2_000, 80, seed));
-        eprintln!("{stats:?}");
-        assert_eq!(stats.walks, 2_000);
-        for kind in ["CrashTorn", "ProposeRepair", "CutDamage"] {
-            assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
-        }
+        walks_conform_taking(
+            &model,
+            2_000,
+            seed,
+            &["CrashTorn", "ProposeRepair", "CutDamage"],
+        );
     }
 }
 
@@ -237,11 +245,11 @@ fn c5_replication_walks_with_a_damaged_copy_conform() {
             41,
         ),
     ] {
-        let stats = must_conform(replication_walks(&model, 3_000, 80, seed));
-        eprintln!("{stats:?}");
-        assert_eq!(stats.walks, 3_000);
-        for kind in ["Damage", "ProposeRepair", "CutDamage"] {
-            assert!(stats.kinds.contains(kind), "no {kind} taken: {stats:?}");
-        }
+        walks_conform_taking(
+            &model,
+            3_000,
+            seed,
+            &["Damage", "ProposeRepair", "CutDamage"],
+        );
     }
 }

@@ -1309,9 +1309,10 @@ impl ReplicationModel {
             // What the restart's recovery will do is fixed by what the crash left:
             // cut the torn frame at the durable end and mark the cut first
             // (`Replica::lost_tail`), so the mark is taken here. Damage further down
-            // already makes the copy short, and its repair's cut takes the tail too.
+            // already makes the copy short, and its repair's cut takes the tail too
+            // (the disk kept only damage at or below the durable end).
             let r = &mut t.replicas[at(n)];
-            r.damaged = Some(r.damaged.unwrap_or(r.durable).min(r.durable));
+            r.damaged = r.damaged.or(Some(r.durable));
         }
         t.net.retain(|m| m.to != n);
         t.epoch_answers.retain(|a| a.to != n);
