@@ -16,6 +16,7 @@
 
 use crate::host::FetchStep;
 use crate::records::{visit_batches, TOPIC};
+use chronik_core::consensus::ApplyTap;
 use chronik_core::log::batch::BatchHeader;
 use chronik_core::log::PartitionLog;
 use chronik_core::metadata::{MetadataState, PartitionInfo};
@@ -25,11 +26,75 @@ use chronik_model::replication::trace::{
 };
 use chronik_model::replication::{Meta, Rec, Set, ALL, CREATED, REPLICAS};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 const PARTITION: i32 = 0;
 
 /// Offsets and values stay below this: the model counts them in u8.
 const MODEL_RANGE: usize = 250;
+
+/// What a committed command left of the partition and of its brokers' registrations
+/// (incarnation, fenced): taken in the node as it applies, before the trace knows
+/// which start of each broker is its first.
+#[derive(Clone, Debug)]
+pub struct CommittedPartition {
+    partition: PartitionInfo,
+    brokers: [Option<(u64, bool)>; REPLICAS],
+}
+
+impl CommittedPartition {
+    /// `None` before the partition's creation is applied.
+    pub fn of(state: &MetadataState) -> Option<Self> {
+        let partition = state.partition(TOPIC, PARTITION)?.clone();
+        let mut brokers = [None; REPLICAS];
+        for (n, broker) in brokers.iter_mut().enumerate() {
+            *broker = state
+                .brokers
+                .get(&(n as i32 + 1))
+                .map(|b| (b.incarnation, b.fenced));
+        }
+        Some(CommittedPartition { partition, brokers })
+    }
+}
+
+/// A command's Raft index and what it left of the partition (nothing before its
+/// creation).
+type Applied = (u64, Option<CommittedPartition>);
+
+/// The commands in Raft order, each taken from the first node that applies it:
+/// every node's applies are tapped, and an index counts once.
+#[derive(Default)]
+struct CommitTap {
+    applied: Arc<Mutex<Vec<Applied>>>,
+    first_applied_up_to: u64,
+}
+
+impl CommitTap {
+    fn tap(&self) -> ApplyTap {
+        let applied = Arc::clone(&self.applied);
+        Box::new(move |index, state| {
+            // A poisoned lock only means a panicking node: the run reports that.
+            let mut applied = applied.lock().unwrap_or_else(|e| e.into_inner());
+            applied.push((index, CommittedPartition::of(state)));
+        })
+    }
+
+    /// What each command first applied since the last call left of the partition,
+    /// in Raft order (commands before its creation leave nothing).
+    fn take_first_applied(&mut self) -> Vec<CommittedPartition> {
+        let mut taken =
+            std::mem::take(&mut *self.applied.lock().unwrap_or_else(|e| e.into_inner()));
+        taken.sort_by_key(|(index, _)| *index);
+        let mut first = Vec::new();
+        for (index, committed) in taken {
+            if index > self.first_applied_up_to {
+                self.first_applied_up_to = index;
+                first.extend(committed);
+            }
+        }
+        first
+    }
+}
 
 /// What one node shows: nothing while it is down.
 pub struct NodeShown<'a> {
@@ -45,6 +110,12 @@ pub struct ReplTraces {
     /// Fetch steps before the trace started (followers that applied the creation
     /// before broker 1 did): the first observation follows them too.
     early: Vec<FetchHint>,
+    /// Commits from the partition's creation until the trace started.
+    early_commits: Vec<CommittedPartition>,
+    /// The metadata last committed, in the model's terms: a commit is reported to
+    /// the trace when it changes what the model holds.
+    committed: Option<Meta>,
+    commits: CommitTap,
     last: Option<ReplObservation>,
     /// The acknowledged records as model (offset, value) pairs, with how many
     /// acknowledgements they were made of: a producer's acknowledgements only grow, so
@@ -87,6 +158,9 @@ impl Default for ReplTraces {
             base: [0; REPLICAS],
             values: BTreeMap::new(),
             early: Vec::new(),
+            early_commits: Vec::new(),
+            committed: None,
+            commits: CommitTap::default(),
             last: None,
             acked: (0, BTreeSet::new()),
             logs: Default::default(),
@@ -109,6 +183,12 @@ impl ReplTraces {
         self
     }
 
+    /// A tap for a starting node's metadata (installed before its replay: a
+    /// command committed but applied nowhere before a crash is first applied there).
+    pub fn tap(&self) -> ApplyTap {
+        self.commits.tap()
+    }
+
     pub fn active(&self) -> bool {
         self.ended.is_none() && self.rejection.is_none()
     }
@@ -120,7 +200,8 @@ impl ReplTraces {
         }
     }
 
-    /// What the nodes show now, and the (offset, value) of every acknowledged
+    /// What the nodes show now (with what each command first applied since left of
+    /// the partition, from the taps), and the (offset, value) of every acknowledged
     /// produce to the partition (`acked`: how many there are, and a way to list them).
     pub fn observe(
         &mut self,
@@ -128,20 +209,30 @@ impl ReplTraces {
         acked: (usize, impl FnOnce() -> Vec<(u64, Vec<u8>)>),
         fetches: &[(usize, FetchStep)],
     ) {
+        let commits = self.commits.take_first_applied();
         if !self.active() {
             return;
         }
-        let mut hints = match fetch_hints(fetches) {
+        let mut fetch_hints = match fetch_hints(fetches) {
             Ok(hints) => hints,
             Err(why) => return self.end(why),
         };
+        let mut commits = commits;
         if self.trace.is_none() {
-            self.early.append(&mut hints);
+            self.early.append(&mut fetch_hints);
+            self.early_commits.append(&mut commits);
             if !self.start(nodes) {
                 return;
             }
-            hints = std::mem::take(&mut self.early);
+            fetch_hints = std::mem::take(&mut self.early);
+            commits = std::mem::take(&mut self.early_commits);
         }
+        // A command is applied before any host acts on it in the same event.
+        let mut hints = match self.commit_hints(&commits) {
+            Ok(hints) => hints,
+            Err(why) => return self.end(why),
+        };
+        hints.append(&mut fetch_hints);
         let observed = match self.observation(nodes, acked) {
             Ok(observed) => observed,
             Err(why) => return self.end(why),
@@ -221,13 +312,27 @@ impl ReplTraces {
             }
             self.base[n] = node.incarnation;
         }
-        let trace = ReplTrace::starting(min_isr, unregistered, maybe);
+        let trace = ReplTrace::starting(min_isr, unregistered, maybe).with_commit_hints();
         self.trace = Some(if self.acks_before_fsync {
             trace.acking_before_fsync()
         } else {
             trace
         });
         true
+    }
+
+    /// The commits that change the partition as the model sees it; the first one
+    /// the trace meets is its creation, where the model starts.
+    fn commit_hints(&mut self, commits: &[CommittedPartition]) -> Result<Vec<FetchHint>, String> {
+        let mut hints = Vec::new();
+        for commit in commits {
+            let meta = self.meta_of(commit)?;
+            if self.committed.is_some_and(|before| before != meta) {
+                hints.push(FetchHint::Committed { meta });
+            }
+            self.committed = Some(meta);
+        }
+        Ok(hints)
     }
 
     fn incarnation(&self, n: usize, real: u64) -> Result<u8, String> {
@@ -286,24 +391,27 @@ impl ReplTraces {
     }
 
     fn meta(&self, state: &MetadataState) -> Result<Meta, String> {
-        if state.partition(TOPIC, PARTITION).is_none() {
+        match CommittedPartition::of(state) {
+            Some(committed) => self.meta_of(&committed),
             // Not applied the creation yet: the view says nothing (`created`).
-            return Ok(CREATED);
+            None => Ok(CREATED),
         }
+    }
+
+    fn meta_of(&self, committed: &CommittedPartition) -> Result<Meta, String> {
         let mut incarnation = [0; REPLICAS];
         let mut fenced = 0;
-        for (n, inc) in incarnation.iter_mut().enumerate() {
-            let Some(b) = state.brokers.get(&(n as i32 + 1)) else {
-                continue; // not registered yet: incarnation 0
+        for (n, broker) in committed.brokers.iter().enumerate() {
+            // Not registered yet: incarnation 0.
+            let Some((real, is_fenced)) = broker else {
+                continue;
             };
-            *inc = self.incarnation(n, b.incarnation)?;
-            if b.fenced {
+            incarnation[n] = self.incarnation(n, *real)?;
+            if *is_fenced {
                 fenced |= 1 << n;
             }
         }
-        let Some(p) = state.partition(TOPIC, PARTITION) else {
-            return Err("the partition went away".into());
-        };
+        let p = &committed.partition;
         if p.replicas != [1, 2, 3] {
             return Err("the partition's replicas changed".into());
         }

@@ -628,7 +628,7 @@ impl Sim {
             return;
         }
         let opened = MetadataNode::open(disk, Path::new(METADATA_DIR), config);
-        let raft = match opened {
+        let mut raft = match opened {
             Ok(raft) => raft,
             Err(e) => {
                 let incarnation = node.incarnation;
@@ -642,6 +642,9 @@ impl Sim {
             }
         };
         let durable_commit = raft.commit_index();
+        if let Some(traces) = &self.repl_traces {
+            raft.tap_applies(traces.tap());
+        }
         let driver_config = DriverConfig {
             tick_ms: TICK_MS,
             session_timeout_ms: 1_000,

@@ -1041,6 +1041,40 @@ fn c_9_traces_rejected_at_stop_49_are_model_steps() {
     }
 }
 
+/// The validator's gaps stop 50 left, closed by the run reporting each commit where
+/// the first broker applies it (`FetchHint::Committed`) and the trace committing
+/// metadata only there: a shrink and a registration committed together, which the
+/// nearest past replaced with a fence one step shorter, so that a broker applying
+/// them one at a time later showed a shrink the kept past lacked (drift 243 and 359,
+/// swarm 1164, interval 23 and 45); a repair's cut at a marked tail, unseen until a
+/// later start registered its copy whole (interval 15); and nine registrations in
+/// flight, whose orders of arrival ran the search out of states (swarm 1165,
+/// interval 66).
+#[test]
+fn c_9_traces_rejected_at_stop_50_are_model_steps() {
+    let drift = || Some(Faults::drifting_clocks());
+    let interval = || Some(Faults::interval_fsync());
+    let runs = [
+        (243, drift()),
+        (359, drift()),
+        (1164, None),
+        (1165, None),
+        (15, interval()),
+        (23, interval()),
+        (45, interval()),
+        (66, interval()),
+    ];
+    for (seed, faults) in runs {
+        let outcome = run(Options {
+            faults,
+            validate_replication: true,
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+    }
+}
+
 /// With the real follower acting on a stale OffsetForLeaderEpoch answer
 /// (`truncate_on_stale_answer`), a seed that shows it (11, the first of 40 under the
 /// broker's configuration; 15 as the simulator ran before 2026-12-04) is rejected

@@ -13,7 +13,8 @@ pub use driver::{
     ProposalFailure, Registration,
 };
 pub use node::{
-    MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, RaftPosition, ReadyOutput,
+    ApplyTap, MetadataNode, NodeConfig, NodeError, ProposeError, RaftObservation, RaftPosition,
+    ReadyOutput,
 };
 pub use peer::{ForwardOutcome, PeerMessage};
 pub use raft_trace::{entry_digest, Mark, RaftSeen, RaftTraceEvent, RaftTraceLine};

@@ -161,7 +161,14 @@ pub struct MetadataNode {
     skip_undecodable: bool,
     /// The seeded election timeouts (`NodeConfig::election_seed`).
     election_draws: Option<ElectionDraws>,
+    /// See [`tap_applies`](Self::tap_applies).
+    apply_tap: Option<ApplyTap>,
 }
+
+/// Sees each command's Raft index and the metadata right after it is applied. A
+/// batch applied in one Ready is published once, at its end; a trace validator that
+/// must know the order of every commit reads them here.
+pub type ApplyTap = Box<dyn FnMut(u64, &MetadataState) + Send>;
 
 /// Election timeouts drawn from a seed: a new one whenever raft-rs reset its timer,
 /// which it does on every change of term or role.
@@ -278,6 +285,7 @@ impl MetadataNode {
             vote_while_repairing: false,
             skip_undecodable: false,
             election_draws,
+            apply_tap: None,
         };
         node.redraw_election_timeout();
         Ok(node)
@@ -601,6 +609,12 @@ impl MetadataNode {
         Ok(out)
     }
 
+    /// From now on `tap` sees every command this node applies, the replay of a
+    /// restart's committed entries included.
+    pub fn tap_applies(&mut self, tap: ApplyTap) {
+        self.apply_tap = Some(tap);
+    }
+
     /// Replays the committed entries recovered from storage (R-RECOVER-2): local
     /// work, no peer and no election involved.
     pub fn replay_committed(&mut self) -> Result<(), NodeError> {
@@ -747,6 +761,9 @@ impl MetadataNode {
                 }
             };
             let outcome = self.state.apply(entry.index, &envelope);
+            if let Some(tap) = &mut self.apply_tap {
+                tap(entry.index, &self.state);
+            }
             out.applied.push((envelope.id, entry.index, outcome));
             out.state_changed = true;
         }
