@@ -15,6 +15,7 @@
 //! never silent.
 
 use crate::host::FetchStep;
+use crate::message::Message;
 use crate::records::{visit_batches, TOPIC};
 use chronik_core::consensus::ApplyTap;
 use chronik_core::log::batch::BatchHeader;
@@ -191,6 +192,13 @@ impl ReplTraces {
 
     pub fn active(&self) -> bool {
         self.ended.is_none() && self.rejection.is_none()
+    }
+
+    /// A fault the mapping does not cover touched partition 0: the trace ends here,
+    /// having checked every step before it.
+    pub fn unmapped(&mut self, fault: impl Into<String>) {
+        let fault = fault.into();
+        self.end(format!("{fault}, which the mapping does not cover"));
     }
 
     /// The run left what the mapping covers: the trace ends here.
@@ -548,6 +556,24 @@ impl ReplTraces {
         }
         self.logs[n] = Some((end, records.clone()));
         Ok(records)
+    }
+}
+
+/// Broker `id` holds a replica of partition 0.
+pub fn replica(id: u64) -> bool {
+    i32::try_from(id).ok().and_then(node_of).is_some()
+}
+
+/// A produce, or a follower's Fetch or OffsetForLeaderEpoch or its answer, of
+/// partition 0: what the trace would see twice if the network duplicated it.
+pub fn of_partition_0(message: &Message) -> bool {
+    match message {
+        Message::Produce { key, .. }
+        | Message::EpochQuery { key, .. }
+        | Message::EpochAnswer { key, .. }
+        | Message::Fetch { key, .. }
+        | Message::FetchAnswer { key, .. } => key.0 == TOPIC && key.1 == PARTITION,
+        _ => false,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::net::{self, Fate, Network, Packet, Payload, CLIENTS};
 use crate::options::{Faults, Options};
 use crate::producers::Producers;
 use crate::records::{self, read_values};
-use crate::repl_traces::{NodeShown, ReplTraces};
+use crate::repl_traces::{self, NodeShown, ReplTraces};
 use crate::trace::Trace;
 use crate::trimmer::Trimmer;
 use crate::wire;
@@ -370,14 +370,9 @@ pub fn run(opts: Options) -> Outcome {
         if f.fsync_interval_ms > 0 {
             traces = traces.acking_before_fsync();
         }
-        let disk_faults = f.fsync_failure_every_ms > 0
-            || f.disk_full_every_ms > 0
-            || f.damage_partition_per_mille > 0;
-        if disk_faults {
-            traces.end("the fault mix has disk faults the mapping does not cover");
-        } else if f.duplicate_per_mille > 0 {
-            traces.end("the network duplicates packets, which the mapping does not cover");
-        }
+        // Disk faults and duplicated replication packets end the trace where they
+        // first touch partition 0 (`ReplTraces::unmapped`), not at once: what came
+        // before them is checked.
         sim.repl_traces = Some(traces);
     }
     // raft-rs asserts its own invariants by panicking (a commit index beyond the
@@ -829,7 +824,7 @@ impl Sim {
             .filter(|&j| j != i)
             .map(|j| self.nodes[j].disk.durable_copy())
             .collect();
-        let candidates: Vec<(PathBuf, Batch)> = (0..records::PARTITIONS)
+        let candidates: Vec<(i32, PathBuf, Batch)> = (0..records::PARTITIONS)
             .flat_map(|p| {
                 let held: Vec<(u64, u32)> = elsewhere
                     .iter()
@@ -842,16 +837,20 @@ impl Sim {
                         batch.followed != last_frames
                             && held.contains(&(batch.end_offset, batch.crc))
                     })
+                    .map(move |(path, batch)| (p, path, batch))
             })
             .collect();
         if candidates.is_empty() {
             return;
         }
-        let (path, batch) = &candidates[self.copy_rng.gen_range(0..candidates.len())];
+        let (partition, path, batch) = &candidates[self.copy_rng.gen_range(0..candidates.len())];
         let at = self.copy_rng.gen_range(batch.bytes.clone());
         let flip = 1u8 << self.copy_rng.gen_range(0..8);
         if !flip_bits(&disk, path, at, flip) {
             return;
+        }
+        if *partition == 0 {
+            self.disk_fault_on(i, "a damaged copy of partition 0");
         }
         let node = &mut self.nodes[i];
         node.copy_damaged = true;
@@ -945,11 +944,23 @@ impl Sim {
             self.nodes[i].sync_will_fail = true;
             self.stats.fsync_failures += 1;
             let id = self.nodes[i].id;
+            self.disk_fault_on(i, "a failed fsync");
             self.trace
                 .note(self.now, format!("node {id}: its next fsync will fail"));
         }
         let next = self.around(self.faults.fsync_failure_every_ms);
         self.after(next, Timer::FsyncFailure);
+    }
+
+    /// Trace validation of partition 0 ends at a disk fault of one of its replicas:
+    /// the mapping does not cover them yet.
+    fn disk_fault_on(&mut self, i: usize, fault: &str) {
+        let id = self.nodes[i].id;
+        if let Some(traces) = &mut self.repl_traces {
+            if repl_traces::replica(id) {
+                traces.unmapped(format!("{fault} on node {id}"));
+            }
+        }
     }
 
     /// A random live node's disk fills up: it takes a few more bytes at most, until
@@ -962,6 +973,7 @@ impl Sim {
             node.disk_full = true;
             self.stats.disks_filled += 1;
             let id = node.id;
+            self.disk_fault_on(i, "a full disk");
             self.trace.note(
                 self.now,
                 format!("node {id}: disk full ({room} bytes left)"),
@@ -1396,20 +1408,35 @@ impl Sim {
 
     fn send(&mut self, from: u64, to: u64, payload: Payload) {
         let packet = Packet { from, to, payload };
-        let dropped_step = self.fetch_step_if_dropped(&packet);
+        let traced = self.traced_message(&packet);
         let fate = self.net.send(&mut self.rng, &self.faults, self.now, packet);
-        if matches!(fate, Fate::Dropped | Fate::Blocked) {
-            self.stats.lost += 1;
-            self.dropped_fetches.extend(dropped_step);
+        let Some((message, from, to)) = traced else {
+            if matches!(fate, Fate::Dropped | Fate::Blocked) {
+                self.stats.lost += 1;
+            }
+            return;
+        };
+        match fate {
+            Fate::Dropped | Fate::Blocked => {
+                self.stats.lost += 1;
+                let step = self.fetch_step_if_dropped(message, from, to);
+                self.dropped_fetches.extend(step);
+            }
+            Fate::Duplicated if repl_traces::of_partition_0(&message) => {
+                if let Some(traces) = &mut self.repl_traces {
+                    traces.unmapped("the network duplicated a request or answer of partition 0");
+                }
+            }
+            _ => {}
         }
     }
 
-    /// What trace validation is told if the network drops `packet`: a follower's
-    /// Fetch, or an answer with records or an epoch's end to one.
-    fn fetch_step_if_dropped(&self, packet: &Packet) -> Option<(usize, FetchStep)> {
+    /// A partition message as trace validation reads it (only while traces are
+    /// validated), with its sender's and receiver's node indexes.
+    fn traced_message(&self, packet: &Packet) -> Option<(host::Message, usize, usize)> {
         self.repl_traces.as_ref()?;
         let index = |id: u64| self.nodes.iter().position(|n| n.id == id);
-        // Between nodes, a Fetch and its answer travel as Kafka frames.
+        // Between nodes and clients, requests and answers travel as Kafka frames.
         let message = match &packet.payload {
             Payload::Partition(host::Message::KafkaRequest { request, frame }) => {
                 wire::decode_request(*request, frame.clone()).ok()?.0
@@ -1431,9 +1458,27 @@ impl Sim {
             Payload::Partition(message) => message.clone(),
             _ => return None,
         };
+        let (from, to) = (index(packet.from), index(packet.to));
+        Some((
+            message,
+            from.unwrap_or(usize::MAX),
+            to.unwrap_or(usize::MAX),
+        ))
+    }
+
+    /// What trace validation is told if the network drops `message` from node index
+    /// `from` to `to`: a follower's Fetch, or an answer with records or an epoch's
+    /// end to one.
+    fn fetch_step_if_dropped(
+        &self,
+        message: host::Message,
+        from: usize,
+        to: usize,
+    ) -> Option<(usize, FetchStep)> {
+        let node = |i: usize| (i < self.nodes.len()).then_some(i);
         match message {
             host::Message::Fetch { key, offset, .. } => {
-                Some((index(packet.from)?, FetchStep::Dropped { key, offset }))
+                Some((node(from)?, FetchStep::Dropped { key, offset }))
             }
             host::Message::FetchAnswer {
                 key,
@@ -1441,7 +1486,7 @@ impl Sim {
                 answer: Ok(fetched),
                 ..
             } => Some((
-                index(packet.to)?,
+                node(to)?,
                 FetchStep::AnswerDropped {
                     key,
                     epoch,
@@ -1453,7 +1498,7 @@ impl Sim {
                 current_epoch,
                 answer: Ok(_),
             } => Some((
-                index(packet.to)?,
+                node(to)?,
                 FetchStep::EpochAnswerDropped {
                     key,
                     epoch: current_epoch,

@@ -1075,6 +1075,56 @@ fn c_9_traces_rejected_at_stop_50_are_model_steps() {
     }
 }
 
+/// R-RECOVER-9 under C-9: a broker whose Raft log was damaged replays only to
+/// before the damage and comes back with metadata older than it had applied, even
+/// from before the partition's creation; it leads and follows nothing until its
+/// metadata holds this start's registration, and the validator holds such a view
+/// only to be metadata the run committed (swarm seeds with damaged Raft logs, each
+/// rejected at stop 50 or ended at once for its disk faults).
+#[test]
+fn c_9_a_broker_replaying_a_damaged_raft_log_shows_older_committed_metadata() {
+    let mut damaged = 0;
+    for seed in [1003, 1082, 1096, 1192, 1197] {
+        let outcome = run(Options {
+            validate_replication: true,
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+        damaged += outcome.stats.metadata_damaged;
+    }
+    assert!(damaged >= 5, "only {damaged} Raft logs damaged");
+}
+
+/// C-9 under disk faults it does not map: the trace ends where a failed fsync, a
+/// full disk or a damaged copy first touches a replica of partition 0, or the
+/// network duplicates one of its requests or answers, with that reason; every step
+/// before it is checked (until stop 51 such a fault mix ended the trace at once).
+#[test]
+fn c_9_traces_end_where_an_unmapped_fault_first_touches_the_partition() {
+    let (mut ended_by_fault, mut steps) = (0, 0);
+    for seed in 1000..1020 {
+        let outcome = run(Options {
+            validate_replication: true,
+            ..Options::new(seed)
+        });
+        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        let ended = outcome.stats.repl_trace_ended.clone().unwrap_or_default();
+        if ended.contains("which the mapping does not cover") {
+            ended_by_fault += 1;
+            steps += outcome.stats.repl_steps_validated;
+        }
+    }
+    assert!(
+        ended_by_fault >= 10,
+        "only {ended_by_fault} traces ended by a fault"
+    );
+    assert!(
+        steps >= 500,
+        "only {steps} steps validated before the faults"
+    );
+}
+
 /// With the real follower acting on a stale OffsetForLeaderEpoch answer
 /// (`truncate_on_stale_answer`), a seed that shows it (11, the first of 40 under the
 /// broker's configuration; 15 as the simulator ran before 2026-12-04) is rejected

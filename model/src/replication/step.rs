@@ -57,11 +57,12 @@ impl ReplicationModel {
         if !r.full && self.admits_produce(s, n) {
             out.push(RAction::Produce(n));
             if s.ghost.retries < self.max_retries {
-                // Also while the original still waits here: the client's request
-                // timed out first.
-                let unanswered =
-                    (0..s.ghost.produced).filter(|v| !s.ghost.acked.iter().any(|(_, a)| a == v));
-                out.extend(unanswered.map(|v| RAction::Retry(n, v)));
+                // A request for a value the client produced reaches this leader: a
+                // retry, also while the original still waits here (the client's
+                // request timed out first), or an original that arrives after its
+                // retry was acknowledged elsewhere (this leader was paused or cut
+                // off meanwhile; C-9, swarm seed 1004).
+                out.extend((0..s.ghost.produced).map(|v| RAction::Retry(n, v)));
             }
         }
         if usize::from(r.durable) < r.log.len() {

@@ -240,6 +240,8 @@ pub struct ReplTrace {
     /// The run reports every commit (`FetchHint::Committed`): the metadata is
     /// committed only there, never lazily.
     commits_hinted: bool,
+    /// Every metadata the trace started from or the run reported committed.
+    committed: HashSet<Meta>,
 }
 
 impl ReplTrace {
@@ -255,7 +257,7 @@ impl ReplTrace {
     /// broker has shown which yet): a start for each.
     pub fn starting(min_isr: u8, unregistered: Set, maybe: Set) -> Self {
         let model = ReplicationModel::for_traces(min_isr);
-        let candidates = (0..=maybe)
+        let candidates: Vec<RState> = (0..=maybe)
             .filter(|later| later & !maybe == 0)
             .map(|later| {
                 let unregistered = unregistered | later;
@@ -271,11 +273,13 @@ impl ReplTrace {
                 start
             })
             .collect();
+        let committed = candidates.iter().map(|s| s.meta).collect();
         ReplTrace {
             model,
             candidates,
             steps: 0,
             commits_hinted: false,
+            committed,
         }
     }
 
@@ -309,6 +313,11 @@ impl ReplTrace {
         fetches: &[FetchHint],
     ) -> Result<(), Box<ReplTraceRejection>> {
         self.steps += 1;
+        for hint in fetches {
+            if let FetchHint::Committed { meta } = hint {
+                self.committed.insert(*meta);
+            }
+        }
         let mut next: HashSet<RState> = HashSet::new();
         let mut why = String::new();
         // A candidate with no explanation costs its whole search: first every
@@ -775,6 +784,9 @@ impl ReplTrace {
         if !shown.up || !o.up {
             return shown.up == o.up && shown.incarnation == o.incarnation;
         }
+        if o.view.incarnation[usize::from(n)] != o.incarnation && self.replayed_older(s, n, o) {
+            return self.behind_its_start_agrees(&shown, o);
+        }
         let view = if o.created { shown.view } else { o.view };
         ReplicaObs {
             hw: o.hw,
@@ -782,6 +794,35 @@ impl ReplTrace {
             view,
             ..shown
         } == *o
+    }
+
+    /// The broker shows metadata older than the model's copy has learnt: neither
+    /// that nor any it may learn next (which it must learn, since its proposals
+    /// are made from what it holds).
+    fn replayed_older(&self, s: &RState, n: NodeId, o: &ReplicaObs) -> bool {
+        let r = &s.replicas[usize::from(n)];
+        let learnable = s.history.get(usize::from(r.learned)..).unwrap_or(&[]);
+        o.view != r.view && !learnable.contains(&o.view)
+    }
+
+    /// A broker whose metadata does not hold this start's registration leads and
+    /// follows nothing (the real `followed_leader` and `leads`). Its view may be
+    /// older than what it applied before its crash: a damaged Raft log is cut and
+    /// replayed only to before the damage, the rest learnt again from its peers
+    /// (R-RECOVER-9; swarm 1003, 1018, 1082, 1192). The model's restart comes back
+    /// where it was, so the view is held only to be metadata the run committed; a
+    /// view from before the partition's creation has its log closed, unseen.
+    fn behind_its_start_agrees(&self, shown: &ReplicaObs, o: &ReplicaObs) -> bool {
+        if !o.created {
+            return shown.incarnation == o.incarnation;
+        }
+        let committed = !self.commits_hinted || self.committed.contains(&o.view);
+        committed
+            && ReplicaObs {
+                hw: o.hw,
+                view: o.view,
+                ..shown.clone()
+            } == *o
     }
 
     fn shown(&self, s: &RState) -> ReplObservation {
