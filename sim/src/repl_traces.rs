@@ -8,11 +8,12 @@
 //! Broker `n + 1` is model node `n`; records become the model's values in the order
 //! they first appear in a log, incarnations count from each broker's start when the
 //! topic was created. Fetches are reported by the hosts that send, serve and
-//! answer them, and by the network that drops them; a crashed broker shows only
-//! that it is down, and what it recovers when it starts again. A run leaves what the
-//! mapping covers (DeleteRecords, a disk fault, duplicated packets, more records
-//! than the model's u8 offsets) and the trace ends there: counted with its reason,
-//! never silent.
+//! answer them, and by the network that drops them; each metadata command by the
+//! first node that applies it (`CommitTap`); a crashed broker shows only that it is
+//! down, and what it recovers when it starts again. A run leaves what the mapping
+//! covers (DeleteRecords, a disk fault on a replica, a duplicated produce, fetch or
+//! answer of the partition, more records than the model's u8 offsets) and the trace
+//! ends there: counted with its reason, never silent.
 
 use crate::host::FetchStep;
 use crate::message::Message;
@@ -564,14 +565,16 @@ pub fn replica(id: u64) -> bool {
     i32::try_from(id).ok().and_then(node_of).is_some()
 }
 
-/// A produce, or a follower's Fetch or OffsetForLeaderEpoch or its answer, of
-/// partition 0: what the trace would see twice if the network duplicated it.
-pub fn of_partition_0(message: &Message) -> bool {
+/// A follower's Fetch or OffsetForLeaderEpoch or an answer to one, of partition 0:
+/// a copy the network made of it would be served or handled twice, which the
+/// mapping does not cover (no TCP connection duplicates a Kafka frame; the model's
+/// second answer to a Fetch asked twice would stay in flight where the real
+/// follower drops it). A produce sent twice is a retry, a model step.
+pub fn unmapped_copy(message: &Message) -> bool {
     match message {
-        Message::Produce { key, .. }
+        Message::Fetch { key, .. }
         | Message::EpochQuery { key, .. }
         | Message::EpochAnswer { key, .. }
-        | Message::Fetch { key, .. }
         | Message::FetchAnswer { key, .. } => key.0 == TOPIC && key.1 == PARTITION,
         _ => false,
     }

@@ -260,9 +260,10 @@ struct Sim {
     /// Trace validation of partition directories, under `recreate_deleted_names`.
     dir_traces: Option<DirTraces>,
     repl_traces: Option<ReplTraces>,
-    /// Fetch packets the network dropped since the last observation, by the
-    /// follower's node index (only while traces are validated).
-    dropped_fetches: Vec<(usize, FetchStep)>,
+    /// Fetch steps the network made since the last observation (a Fetch or an
+    /// answer dropped), by the follower's node index (only while traces are
+    /// validated).
+    network_fetch_steps: Vec<(usize, FetchStep)>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -347,7 +348,7 @@ pub fn run(opts: Options) -> Outcome {
         removed_dirs: Vec::new(),
         dir_traces: validate_dirs.then(DirTraces::new),
         repl_traces: None,
-        dropped_fetches: Vec::new(),
+        network_fetch_steps: Vec::new(),
         now: 0,
         nodes,
         net: Network::default(),
@@ -903,7 +904,7 @@ impl Sim {
             fetches.extend(host.take_fetch_steps().into_iter().map(|step| (i, step)));
         }
         // Dropped after the steps of the event that sent them.
-        fetches.append(&mut self.dropped_fetches);
+        fetches.append(&mut self.network_fetch_steps);
         if !traces.active() {
             return;
         }
@@ -1420,11 +1421,13 @@ impl Sim {
             Fate::Dropped | Fate::Blocked => {
                 self.stats.lost += 1;
                 let step = self.fetch_step_if_dropped(message, from, to);
-                self.dropped_fetches.extend(step);
+                self.network_fetch_steps.extend(step);
             }
-            Fate::Duplicated if repl_traces::of_partition_0(&message) => {
+            // A produce sent twice is a retry, which the trace takes where the
+            // leader shows it (`Retry`).
+            Fate::Duplicated if repl_traces::unmapped_copy(&message) => {
                 if let Some(traces) = &mut self.repl_traces {
-                    traces.unmapped("the network duplicated a request or answer of partition 0");
+                    traces.unmapped("the network duplicated a Fetch, an answer or an epoch query of partition 0");
                 }
             }
             _ => {}

@@ -13,9 +13,12 @@
 //!   shortest explanations are kept;
 //! - fetches are taken where the run reports them (`FetchHint`), since a served
 //!   fetch may show nothing at the moment and still bring news later;
-//! - metadata commands are proposed and committed lazily: a `Commit`, `Fence`,
-//!   `Rejoin` or `ProposalArrives` is taken only when a broker's applied metadata shows a change the
-//!   model's committed history does not hold yet;
+//! - a run that reports each commit where a broker first applies it
+//!   (`FetchHint::Committed`, the simulator's) has metadata committed only there;
+//!   proposals arrive and refused or lost ones go on the way to it. Without such
+//!   hints a `Commit`, `Fence`, `Rejoin` or `ProposalArrives` is taken lazily, only
+//!   when a broker's applied metadata shows a change the model's committed history
+//!   does not hold yet;
 //! - the model moves a leader's high watermark, and acknowledges, at the first moment
 //!   the rules allow; the real broker does so on its next upkeep or produce wake-up.
 //!   An observed high watermark may therefore lag the model's, never pass it, and
@@ -661,8 +664,9 @@ impl ReplTrace {
     }
 
     /// The actions besides fetches that can bring `s` closer to `observed`: those
-    /// of brokers whose copy differs, and the metadata steps when a broker applied
-    /// metadata the model has not committed.
+    /// of brokers whose copy differs, and the metadata steps on the way to the next
+    /// reported commit (without commit hints: when a broker applied metadata the
+    /// model has not committed).
     fn relevant(
         &self,
         s: &RState,
