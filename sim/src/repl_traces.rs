@@ -11,9 +11,9 @@
 //! answer them, and by the network that drops them; each metadata command by the
 //! first node that applies it (`CommitTap`); a crashed broker shows only that it is
 //! down, and what it recovers when it starts again. A run leaves what the mapping
-//! covers (DeleteRecords, a disk fault on a replica, a duplicated produce, fetch or
-//! answer of the partition, more records than the model's u8 offsets) and the trace
-//! ends there: counted with its reason, never silent.
+//! covers (DeleteRecords, a disk fault on a replica, a duplicated OffsetForLeaderEpoch
+//! question of the partition, more records than the model's u8 offsets) and the
+//! trace ends there: counted with its reason, never silent.
 
 use crate::host::FetchStep;
 use crate::message::Message;
@@ -565,19 +565,16 @@ pub fn replica(id: u64) -> bool {
     i32::try_from(id).ok().and_then(node_of).is_some()
 }
 
-/// A follower's Fetch or OffsetForLeaderEpoch or an answer to one, of partition 0:
-/// a copy the network made of it would be served or handled twice, which the
-/// mapping does not cover (no TCP connection duplicates a Kafka frame; the model's
-/// second answer to a Fetch asked twice would stay in flight where the real
-/// follower drops it). A produce sent twice is a retry, a model step.
+/// A follower's OffsetForLeaderEpoch question of partition 0: a copy the network
+/// made of it is served twice, which the mapping does not cover (no TCP connection
+/// duplicates a Kafka frame).
 pub fn unmapped_copy(message: &Message) -> bool {
-    match message {
-        Message::Fetch { key, .. }
-        | Message::EpochQuery { key, .. }
-        | Message::EpochAnswer { key, .. }
-        | Message::FetchAnswer { key, .. } => key.0 == TOPIC && key.1 == PARTITION,
-        _ => false,
-    }
+    matches!(message, Message::EpochQuery { key, .. } if traced_key(key))
+}
+
+/// The key is partition 0's.
+pub fn traced_key(key: &(String, i32)) -> bool {
+    key.0 == TOPIC && key.1 == PARTITION
 }
 
 /// The fetch steps of partition 0, node index `i` being broker `i + 1`.

@@ -31,7 +31,7 @@ use chronik_model::dirs::trace::DirEvent;
 use chronik_model::raft_rules::RaftHistory;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -264,6 +264,10 @@ struct Sim {
     /// answer dropped), by the follower's node index (only while traces are
     /// validated).
     network_fetch_steps: Vec<(usize, FetchStep)>,
+    /// Fetches of partition 0 the network sent twice, by follower id, request and
+    /// the follower's start: the answer to the second copy comes to a request
+    /// already answered, and the follower drops it.
+    fetches_sent_twice: BTreeSet<(u64, u64, u64)>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -349,6 +353,7 @@ pub fn run(opts: Options) -> Outcome {
         dir_traces: validate_dirs.then(DirTraces::new),
         repl_traces: None,
         network_fetch_steps: Vec::new(),
+        fetches_sent_twice: BTreeSet::new(),
         now: 0,
         nodes,
         net: Network::default(),
@@ -1410,8 +1415,12 @@ impl Sim {
     fn send(&mut self, from: u64, to: u64, payload: Payload) {
         let packet = Packet { from, to, payload };
         let traced = self.traced_message(&packet);
+        let request = match &packet.payload {
+            Payload::Partition(host::Message::KafkaRequest { request, .. }) => Some(*request),
+            _ => None,
+        };
         let fate = self.net.send(&mut self.rng, &self.faults, self.now, packet);
-        let Some((message, from, to)) = traced else {
+        let Some((message, sender, receiver)) = traced else {
             if matches!(fate, Fate::Dropped | Fate::Blocked) {
                 self.stats.lost += 1;
             }
@@ -1420,18 +1429,71 @@ impl Sim {
         match fate {
             Fate::Dropped | Fate::Blocked => {
                 self.stats.lost += 1;
-                let step = self.fetch_step_if_dropped(message, from, to);
+                let step = self.fetch_step_if_dropped(message, sender, receiver);
                 self.network_fetch_steps.extend(step);
             }
-            // A produce sent twice is a retry, which the trace takes where the
-            // leader shows it (`Retry`).
-            Fate::Duplicated if repl_traces::unmapped_copy(&message) => {
+            Fate::Duplicated => self.sent_twice(message, sender, request),
+            Fate::Queued => {}
+        }
+    }
+
+    /// What trace validation is told of a traced message the network sent twice.
+    /// A produce is a retry, which the trace takes where the leader shows it
+    /// (`Retry`); a copy of an answer comes to a request already answered, and its
+    /// receiver drops it. A Fetch is the follower asking twice (`FetchSend`): the
+    /// leader serves both, and the answer to the second copy is dropped by the
+    /// follower as answered (`partition_message` reports it lost).
+    fn sent_twice(&mut self, message: host::Message, sender: usize, request: Option<u64>) {
+        match message {
+            host::Message::Fetch { key, offset, .. } if repl_traces::traced_key(&key) => {
+                let (Some(node), Some(request)) = (self.nodes.get(sender), request) else {
+                    return;
+                };
+                self.fetches_sent_twice
+                    .insert((node.id, request, node.incarnation));
+                self.network_fetch_steps
+                    .push((sender, FetchStep::Asked { key, offset }));
+            }
+            message if repl_traces::unmapped_copy(&message) => {
                 if let Some(traces) = &mut self.repl_traces {
-                    traces.unmapped("the network duplicated a Fetch, an answer or an epoch query of partition 0");
+                    traces.unmapped(
+                        "the network duplicated an OffsetForLeaderEpoch question of partition 0",
+                    );
                 }
             }
             _ => {}
         }
+    }
+
+    /// The answer to a Fetch the network sent twice, come to a request already
+    /// answered: the follower drops it, which trace validation is told as a lost
+    /// answer (the model's leader answered both copies).
+    fn note_second_answer(&mut self, i: usize, from: u64, message: &host::Message) {
+        let host::Message::KafkaAnswer {
+            request,
+            asked,
+            frame,
+        } = message
+        else {
+            return;
+        };
+        let node = &self.nodes[i];
+        let awaited = node
+            .host
+            .as_ref()
+            .is_some_and(|h| h.awaits_answer(*request, from));
+        if awaited
+            || !self
+                .fetches_sent_twice
+                .remove(&(node.id, *request, node.incarnation))
+        {
+            return;
+        }
+        let Ok(answer) = wire::decode_answer(*request, asked, frame) else {
+            return;
+        };
+        let step = self.fetch_step_if_dropped(answer, usize::MAX, i);
+        self.network_fetch_steps.extend(step);
     }
 
     /// A partition message as trace validation reads it (only while traces are
@@ -1514,6 +1576,9 @@ impl Sim {
     fn partition_message(&mut self, i: usize, from: u64, message: host::Message) {
         if self.nodes[i].id == CLIENTS {
             return;
+        }
+        if self.repl_traces.is_some() {
+            self.note_second_answer(i, from, &message);
         }
         let node = &mut self.nodes[i];
         let (Some(driver), Some(host)) = (&node.driver, &mut node.host) else {
@@ -2122,7 +2187,7 @@ impl Sim {
     /// directory of a topic id the metadata still has, and no node keeps a directory
     /// of a deleted topic once it runs (R-RECOVER-8).
     fn check_admin(&self, state: &MetadataState) -> Vec<String> {
-        let deleted: std::collections::BTreeSet<&str> = self
+        let deleted: BTreeSet<&str> = self
             .ops
             .iter()
             .filter(|op| op.admin == Admin::Delete)

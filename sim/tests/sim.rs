@@ -1096,21 +1096,25 @@ fn c_9_a_broker_replaying_a_damaged_raft_log_shows_older_committed_metadata() {
     assert!(damaged >= 5, "only {damaged} Raft logs damaged");
 }
 
-/// C-9 under disk faults it does not map: the trace ends where a failed fsync, a
-/// full disk or a damaged copy first touches a replica of partition 0, or the
-/// network duplicates one of its requests or answers, with that reason; every step
-/// before it is checked (until stop 51 such a fault mix ended the trace at once).
+/// C-9 under faults it does not map: the trace ends where a failed fsync, a full
+/// disk or a damaged copy first touches a replica of partition 0, or the network
+/// duplicates one of its OffsetForLeaderEpoch questions, with that reason; every
+/// step before it is checked (until stop 51 such a fault mix ended the trace at
+/// once). A produce or a Fetch the network sends twice is mapped: a retry, and a
+/// follower asking twice whose second answer it drops as answered. Swarm seeds
+/// 1000 to 1029: 13 traces run to the end, 13 end at such a fault.
 #[test]
 fn c_9_traces_end_where_an_unmapped_fault_first_touches_the_partition() {
-    let (mut ended_by_fault, mut steps) = (0, 0);
-    for seed in 1000..1020 {
+    let (mut ended_by_fault, mut steps, mut complete) = (0, 0, 0);
+    for seed in 1000..1030 {
         let outcome = run(Options {
             validate_replication: true,
             ..Options::new(seed)
         });
         assert!(outcome.violations.is_empty(), "{}", report(&outcome));
-        let ended = outcome.stats.repl_trace_ended.clone().unwrap_or_default();
-        if ended.contains("which the mapping does not cover") {
+        let ended = outcome.stats.repl_trace_ended.clone();
+        complete += u64::from(ended.is_none());
+        if ended.is_some_and(|e| e.contains("which the mapping does not cover")) {
             ended_by_fault += 1;
             steps += outcome.stats.repl_steps_validated;
         }
@@ -1120,9 +1124,10 @@ fn c_9_traces_end_where_an_unmapped_fault_first_touches_the_partition() {
         "only {ended_by_fault} traces ended by a fault"
     );
     assert!(
-        steps >= 500,
+        steps >= 1_500,
         "only {steps} steps validated before the faults"
     );
+    assert!(complete >= 10, "only {complete} traces ran to the end");
 }
 
 /// With the real follower acting on a stale OffsetForLeaderEpoch answer

@@ -788,7 +788,10 @@ impl ReplTrace {
         if !shown.up || !o.up {
             return shown.up == o.up && shown.incarnation == o.incarnation;
         }
-        if o.view.incarnation[usize::from(n)] != o.incarnation && self.replayed_older(s, n, o) {
+        // A view from before the creation matches the model's first one, but its
+        // log is closed (swarm 1064).
+        let behind = !o.created || self.replayed_older(s, n, o);
+        if o.view.incarnation[usize::from(n)] != o.incarnation && behind {
             return self.behind_its_start_agrees(&shown, o);
         }
         let view = if o.created { shown.view } else { o.view };
