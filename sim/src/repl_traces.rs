@@ -191,6 +191,11 @@ impl ReplTraces {
         self.commits.tap()
     }
 
+    /// The trace has ended: what the taps saw since goes nowhere.
+    pub fn forget_commits(&mut self) {
+        self.commits.take_first_applied();
+    }
+
     pub fn active(&self) -> bool {
         self.ended.is_none() && self.rejection.is_none()
     }

@@ -911,6 +911,7 @@ impl Sim {
         // Dropped after the steps of the event that sent them.
         fetches.append(&mut self.network_fetch_steps);
         if !traces.active() {
+            traces.forget_commits();
             return;
         }
         let nodes: Vec<NodeShown> = self
