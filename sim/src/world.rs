@@ -1444,10 +1444,13 @@ impl Sim {
     /// receiver drops it. A Fetch is the follower asking twice (`FetchSend`): the
     /// leader serves both, and the answer to the second copy is dropped by the
     /// follower as answered (`partition_message` reports it lost).
-    fn sent_twice(&mut self, message: host::Message, sender: usize, request: Option<u64>) {
+    fn sent_twice(&mut self, message: host::Message, sender: Option<usize>, request: Option<u64>) {
         match message {
             host::Message::Fetch { key, offset, .. } if repl_traces::traced_key(&key) => {
-                let (Some(node), Some(request)) = (self.nodes.get(sender), request) else {
+                let (Some(sender), Some(request)) = (sender, request) else {
+                    return;
+                };
+                let Some(node) = self.nodes.get(sender) else {
                     return;
                 };
                 self.fetches_sent_twice
@@ -1493,13 +1496,16 @@ impl Sim {
         let Ok(answer) = wire::decode_answer(*request, asked, frame) else {
             return;
         };
-        let step = self.fetch_step_if_dropped(answer, usize::MAX, i);
+        let step = self.fetch_step_if_dropped(answer, None, Some(i));
         self.network_fetch_steps.extend(step);
     }
 
     /// A partition message as trace validation reads it (only while traces are
     /// validated), with its sender's and receiver's node indexes.
-    fn traced_message(&self, packet: &Packet) -> Option<(host::Message, usize, usize)> {
+    fn traced_message(
+        &self,
+        packet: &Packet,
+    ) -> Option<(host::Message, Option<usize>, Option<usize>)> {
         self.repl_traces.as_ref()?;
         let index = |id: u64| self.nodes.iter().position(|n| n.id == id);
         // Between nodes and clients, requests and answers travel as Kafka frames.
@@ -1524,27 +1530,21 @@ impl Sim {
             Payload::Partition(message) => message.clone(),
             _ => return None,
         };
-        let (from, to) = (index(packet.from), index(packet.to));
-        Some((
-            message,
-            from.unwrap_or(usize::MAX),
-            to.unwrap_or(usize::MAX),
-        ))
+        Some((message, index(packet.from), index(packet.to)))
     }
 
     /// What trace validation is told if the network drops `message` from node index
-    /// `from` to `to`: a follower's Fetch, or an answer with records or an epoch's
-    /// end to one.
+    /// `from` to `to` (`None`: a client): a follower's Fetch, or an answer with
+    /// records or an epoch's end to one.
     fn fetch_step_if_dropped(
         &self,
         message: host::Message,
-        from: usize,
-        to: usize,
+        from: Option<usize>,
+        to: Option<usize>,
     ) -> Option<(usize, FetchStep)> {
-        let node = |i: usize| (i < self.nodes.len()).then_some(i);
         match message {
             host::Message::Fetch { key, offset, .. } => {
-                Some((node(from)?, FetchStep::Dropped { key, offset }))
+                Some((from?, FetchStep::Dropped { key, offset }))
             }
             host::Message::FetchAnswer {
                 key,
@@ -1552,7 +1552,7 @@ impl Sim {
                 answer: Ok(fetched),
                 ..
             } => Some((
-                node(to)?,
+                to?,
                 FetchStep::AnswerDropped {
                     key,
                     epoch,
@@ -1564,7 +1564,7 @@ impl Sim {
                 current_epoch,
                 answer: Ok(_),
             } => Some((
-                node(to)?,
+                to?,
                 FetchStep::EpochAnswerDropped {
                     key,
                     epoch: current_epoch,

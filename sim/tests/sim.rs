@@ -910,8 +910,13 @@ fn validated_run(seed: u64, faults: Faults) -> Outcome {
 }
 
 fn validated(options: Options, faults: Faults) -> Outcome {
+    validated_under(options, Some(faults))
+}
+
+/// As `validated`; `None` runs the seed's own swarm mix.
+fn validated_under(options: Options, faults: Option<Faults>) -> Outcome {
     let outcome = run(Options {
-        faults: Some(faults),
+        faults,
         validate_replication: true,
         ..options
     });
@@ -1065,12 +1070,7 @@ fn c_9_traces_rejected_at_stop_50_are_model_steps() {
         (66, interval()),
     ];
     for (seed, faults) in runs {
-        let outcome = run(Options {
-            faults,
-            validate_replication: true,
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        let outcome = validated_under(Options::new(seed), faults);
         assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
     }
 }
@@ -1085,11 +1085,7 @@ fn c_9_traces_rejected_at_stop_50_are_model_steps() {
 fn c_9_a_broker_replaying_a_damaged_raft_log_shows_older_committed_metadata() {
     let mut damaged = 0;
     for seed in [1003, 1082, 1096, 1192, 1197] {
-        let outcome = run(Options {
-            validate_replication: true,
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        let outcome = validated_under(Options::new(seed), None);
         assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
         damaged += outcome.stats.metadata_damaged;
     }
@@ -1107,11 +1103,7 @@ fn c_9_a_broker_replaying_a_damaged_raft_log_shows_older_committed_metadata() {
 fn c_9_traces_end_where_an_unmapped_fault_first_touches_the_partition() {
     let (mut ended_by_fault, mut steps, mut complete) = (0, 0, 0);
     for seed in 1000..1030 {
-        let outcome = run(Options {
-            validate_replication: true,
-            ..Options::new(seed)
-        });
-        assert!(outcome.violations.is_empty(), "{}", report(&outcome));
+        let outcome = validated_under(Options::new(seed), None);
         let ended = outcome.stats.repl_trace_ended.clone();
         complete += u64::from(ended.is_none());
         if ended.is_some_and(|e| e.contains("which the mapping does not cover")) {
