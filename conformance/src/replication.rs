@@ -20,6 +20,7 @@ use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, set_producer, BatchHeader, Record};
 use chronik::log::{FsyncPolicy, LogConfig, LogError, ManualCommitter, PartitionLog};
 use chronik::metadata::{ApplyOutcome, CommandEnvelope, CopyRef, MetadataCommand, MetadataState};
+use chronik_core::consensus::Registration;
 use chronik_core::log::frame::{self, FRAME_HEADER_LEN};
 use chronik_core::replication::{
     follower_fetch_offset, holds_isr, truncation_point, AppendResult, Fetched, FollowerFetch,
@@ -124,6 +125,8 @@ impl SimBroker {
 pub struct ReplicationHarness {
     controller: MetadataState,
     applied_index: u64,
+    /// Every fence the controller applied: (broker, Raft index).
+    fences: Vec<(i32, u64)>,
     /// Proposed metadata commands, in the order the Raft log will hold them.
     inbox: Vec<Proposal>,
     brokers: Vec<SimBroker>,
@@ -202,16 +205,23 @@ fn repair_step(b: &SimBroker, n: NodeId, now_ms: u64) -> Result<RepairStep, Harn
         .next_step(&key(), info, broker_id(n), log.first_lost_offset(), now_ms))
 }
 
-/// The last byte of the batch whose base offset is `offset` in a segment of `dir`,
-/// inside the record it holds: (the segment file, its position, its value).
-fn batch_last_byte(
-    disk: &MemDisk,
-    dir: &Path,
-    offset: u64,
-) -> Result<(PathBuf, u64, u8), HarnessError> {
+/// One batch's frame in a segment file, as written (synced or not).
+struct StoredBatch {
+    path: PathBuf,
+    base_offset: u64,
+    /// Where its frame header starts in the file.
+    frame_start: usize,
+    /// Where the frame ends (its batch's last byte is just before).
+    frame_end: usize,
+    last_byte: u8,
+}
+
+/// Every batch frame the segments of `dir` hold, in file order.
+fn stored_batches(disk: &MemDisk, dir: &Path) -> Result<Vec<StoredBatch>, HarnessError> {
     let files = disk
         .list_dir(dir)
         .map_err(|e| fail(format!("listing {}: {e}", dir.display())))?;
+    let mut out = Vec::new();
     for file in files.into_iter().filter(|f| f.ends_with(".log")) {
         let path = dir.join(file);
         let bytes = chronik_core::disk::read_all(disk, &path)
@@ -219,22 +229,72 @@ fn batch_last_byte(
         let mut pos = 0;
         while let frame::Decoded::Frame { start, end } = frame::decode(&bytes, pos) {
             let header = BatchHeader::parse(&bytes[start..end]).map_err(fail)?;
-            if u64::try_from(header.base_offset) == Ok(offset) {
-                return Ok((path, end as u64 - 1, bytes[end - 1]));
-            }
+            out.push(StoredBatch {
+                path: path.clone(),
+                base_offset: u64::try_from(header.base_offset)
+                    .map_err(|_| fail("a batch with a negative base offset"))?,
+                frame_start: pos,
+                frame_end: end,
+                last_byte: bytes[end - 1],
+            });
             pos = end;
         }
     }
-    Err(fail(format!("no batch at offset {offset} to damage")))
+    Ok(out)
 }
 
+/// The last byte of the batch whose base offset is `offset` in a segment of `dir`,
+/// inside the record it holds: (the segment file, its position, its value).
+fn batch_last_byte(
+    disk: &MemDisk,
+    dir: &Path,
+    offset: u64,
+) -> Result<(PathBuf, u64, u8), HarnessError> {
+    stored_batches(disk, dir)?
+        .into_iter()
+        .find(|b| b.base_offset == offset)
+        .map(|b| (b.path, b.frame_end as u64 - 1, b.last_byte))
+        .ok_or_else(|| fail(format!("no batch at offset {offset} to damage")))
+}
+
+/// The bytes past the durable end of `dir`'s segment that hold the `kept` batches
+/// from offset `durable` on, and with `torn` one byte of the next one's frame: what
+/// a power loss that keeps that much of the unsynced tail leaves behind.
+fn unsynced_bytes_kept(
+    disk: &MemDisk,
+    dir: &Path,
+    durable: u64,
+    kept: u8,
+    torn: bool,
+) -> Result<usize, HarnessError> {
+    let batches = stored_batches(disk, dir)?;
+    let start_of = |offset: u64| batches.iter().find(|b| b.base_offset == offset);
+    let Some(first) = start_of(durable) else {
+        return Err(fail(format!("no unsynced batch at offset {durable}")));
+    };
+    let last_kept = durable + u64::from(kept);
+    let end = match start_of(last_kept) {
+        Some(next) if next.path == first.path => next.frame_start + usize::from(torn),
+        Some(_) => return Err(fail("the unsynced tail spans segments")),
+        None if !torn => batches
+            .iter()
+            .filter(|b| b.base_offset < last_kept && b.path == first.path)
+            .map(|b| b.frame_end)
+            .max()
+            .unwrap_or(first.frame_start),
+        None => return Err(fail(format!("no batch at offset {last_kept} to tear"))),
+    };
+    Ok(end - first.frame_start)
+}
+
+/// Broker `n`'s start `incarnation` as the real driver registers it.
 fn registration(
     n: NodeId,
     incarnation: u64,
     acks_before_fsync: bool,
     short_copies: Vec<CopyRef>,
-) -> MetadataCommand {
-    MetadataCommand::RegisterBroker {
+) -> Registration {
+    Registration {
         broker_id: broker_id(n),
         host: "127.0.0.1".into(),
         port: 9092 + i32::from(n),
@@ -253,6 +313,7 @@ impl ReplicationHarness {
     pub fn new(model: &ReplicationModel) -> Result<Self, HarnessError> {
         let mut h = ReplicationHarness {
             controller: MetadataState::default(),
+            fences: Vec::new(),
             applied_index: 0,
             inbox: Vec::new(),
             brokers: Vec::new(),
@@ -265,7 +326,8 @@ impl ReplicationHarness {
             repair_clock_ms: NOW_MS,
         };
         for n in ReplicationModel::ids() {
-            h.commit(registration(n, 1, model.acks_before_fsync, Vec::new()));
+            let first = registration(n, 1, model.acks_before_fsync, Vec::new());
+            h.commit(first.command_in(&MetadataState::default()));
         }
         h.commit(MetadataCommand::CreateTopic {
             name: TOPIC.into(),
@@ -299,7 +361,14 @@ impl ReplicationHarness {
     fn commit(&mut self, command: MetadataCommand) -> ApplyOutcome {
         self.applied_index += 1;
         let envelope = CommandEnvelope::new(self.applied_index, command);
-        self.controller.apply(self.applied_index, &envelope)
+        let outcome = self.controller.apply(self.applied_index, &envelope);
+        if let MetadataCommand::FenceBroker { broker_id } = envelope.command {
+            let fenced_now = self.controller.brokers.get(&broker_id);
+            if fenced_now.is_some_and(|b| b.fenced_at == self.applied_index) {
+                self.fences.push((broker_id, self.applied_index));
+            }
+        }
+        outcome
     }
 
     /// The next proposal reaches the controller; a repair's proposer hears what
@@ -438,16 +507,8 @@ impl ReplicationHarness {
                     broker_id: broker_id(b),
                 });
             }
-            RAction::Rejoin(b) => {
-                let incarnation = self.broker(b).incarnation;
-                let short = self.short_copies(b);
-                self.inbox.push(Proposal::of(registration(
-                    b,
-                    incarnation,
-                    self.acks_before_fsync,
-                    short,
-                )));
-            }
+            // What the real driver proposes for a start that sees itself fenced.
+            RAction::Rejoin(b) => self.propose_registration(b),
             RAction::ShrinkIsr(l, f) => self.change_isr(l, f, false)?,
             RAction::ExpandIsr(l, f) => self.change_isr(l, f, true)?,
             RAction::Checkpoint(n) => {
@@ -456,15 +517,10 @@ impl ReplicationHarness {
             }
             RAction::Consume(n) => self.consume(n)?,
             RAction::Crash(n) => self.crash(n, Tear::None),
-            // One byte of the unsynced append survives: less than a frame header, so
-            // the partition log ends in a torn frame whatever was written last.
-            RAction::CrashTorn(n) => self.crash(
-                n,
-                Tear::KeepTailOfEach {
-                    suffix: ".log",
-                    keep: 1,
-                },
-            ),
+            // The kept batches whole and, torn, one byte of the next: less than a
+            // frame header, so the partition log ends in a torn frame.
+            RAction::CrashTorn(n, kept) => self.crash_keeping(n, kept, true)?,
+            RAction::CrashKeeping(n, kept) => self.crash_keeping(n, kept, false)?,
             RAction::Restart(n) => {
                 self.broker(n).incarnation += 1;
                 self.open(n)?;
@@ -473,14 +529,7 @@ impl ReplicationHarness {
                 if b.full {
                     b.disk.set_capacity(Some(b.disk.used_bytes()));
                 }
-                let incarnation = self.broker(n).incarnation;
-                let short = self.short_copies(n);
-                self.inbox.push(Proposal::of(registration(
-                    n,
-                    incarnation,
-                    self.acks_before_fsync,
-                    short,
-                )));
+                self.propose_registration(n);
             }
             RAction::Damage(n, offset) => self.damage(n, offset)?,
             RAction::ProposeRepair(n) => self.propose_repair(n)?,
@@ -829,6 +878,36 @@ impl ReplicationHarness {
     }
 
     /// kill -9: what was not fsynced is gone, and so is everything in memory.
+    /// What broker `n`'s driver proposes for its start now: its registration, or
+    /// seeing itself fenced, the request to lift the fence.
+    fn propose_registration(&mut self, n: NodeId) {
+        let short = self.short_copies(n);
+        let acks_before_fsync = self.acks_before_fsync;
+        let b = self.broker(n);
+        let start = registration(n, b.incarnation, acks_before_fsync, short);
+        let command = start.command_in(&b.view);
+        self.inbox.push(Proposal::of(command));
+    }
+
+    /// A power loss that keeps `kept` whole batches of broker `n`'s unsynced
+    /// partition log, and with `torn` part of the next one.
+    fn crash_keeping(&mut self, n: NodeId, kept: u8, torn: bool) -> Result<(), HarnessError> {
+        let b = self.broker(n);
+        let log = b
+            .log()
+            .ok_or_else(|| fail("a crash of a broker that is down"))?;
+        let dir = root().join(format!("{TOPIC}-0"));
+        let keep = unsynced_bytes_kept(&b.disk, &dir, log.durable_end_offset(), kept, torn)?;
+        self.crash(
+            n,
+            Tear::KeepTailOfEach {
+                suffix: ".log",
+                keep,
+            },
+        );
+        Ok(())
+    }
+
     fn crash(&mut self, n: NodeId, tear: Tear) {
         let b = self.broker(n);
         b.disk.crash(tear);
@@ -936,7 +1015,7 @@ impl ReplicationHarness {
         let proposals = self
             .inbox
             .iter()
-            .map(proposal_view)
+            .map(|p| proposal_view(p, &self.fences))
             .collect::<Result<_, _>>()?;
         let mut answers = self
             .net
@@ -964,8 +1043,9 @@ fn node(broker: i32) -> Result<NodeId, HarnessError> {
     node_of(broker).ok_or_else(|| fail(format!("broker {broker} is not the model's")))
 }
 
-/// A proposed command as the model's `MetaCmd`.
-fn proposal_view(p: &Proposal) -> Result<MetaCmd, HarnessError> {
+/// A proposed command as the model's `MetaCmd`; `fences`: every fence applied, by
+/// broker and Raft index (the model counts each broker's fences).
+fn proposal_view(p: &Proposal, fences: &[(i32, u64)]) -> Result<MetaCmd, HarnessError> {
     match &p.command {
         MetadataCommand::RegisterBroker {
             broker_id,
@@ -976,6 +1056,21 @@ fn proposal_view(p: &Proposal) -> Result<MetaCmd, HarnessError> {
             node(*broker_id)?,
             small("incarnation", *incarnation)?,
             !short_copies.is_empty(),
+        )),
+        MetadataCommand::UnfenceBroker {
+            broker_id,
+            incarnation,
+            fenced_at,
+        } => Ok(MetaCmd::Unfence(
+            node(*broker_id)?,
+            small("incarnation", *incarnation)?,
+            small(
+                "fence",
+                fences
+                    .iter()
+                    .filter(|(b, at)| b == broker_id && at <= fenced_at)
+                    .count(),
+            )?,
         )),
         MetadataCommand::AlterIsr {
             leader_epoch,

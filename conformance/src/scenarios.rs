@@ -135,7 +135,9 @@ fn project_cluster(action: &RAction, before: &RState) -> Option<ClusterStep> {
     let broker = |n: NodeId| i32::from(n) + 1;
     match *action {
         RAction::Produce(_) => Some(ClusterStep::Produce),
-        RAction::Crash(n) | RAction::CrashTorn(n) => Some(ClusterStep::Kill(broker(n))),
+        RAction::Crash(n) | RAction::CrashTorn(n, _) | RAction::CrashKeeping(n, _) => {
+            Some(ClusterStep::Kill(broker(n)))
+        }
         RAction::Restart(n) => Some(ClusterStep::Start(broker(n))),
         // Fencing a crashed broker is the controller noticing the crash: the cluster
         // does that itself. Fencing a live one is a lapsed session.

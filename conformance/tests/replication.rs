@@ -122,7 +122,7 @@ fn c5_replication_walks_with_torn_crashes_conform() {
             &model,
             2_000,
             seed,
-            &["CrashTorn", "ProposeRepair", "CutDamage"],
+            &["CrashTorn", "CrashKeeping", "ProposeRepair", "CutDamage"],
         );
     }
 }

@@ -184,6 +184,62 @@ fn r_start_3_a_lost_registration_forward_is_proposed_again_once_it_times_out() {
     assert!(registered, "the registration was never applied");
 }
 
+/// R-CLUSTER-2: a live broker that sees its start fenced asks to be let back naming
+/// that fence (`UnfenceBroker`), not with its registration, which the state machine
+/// refuses for a fenced start; and it is live again.
+#[test]
+fn r_cluster_2_a_fenced_broker_asks_to_be_let_back_naming_its_fence() {
+    let mut pair = Pair::new(|_, _, _| false);
+    assert!(
+        pair.run_until(10_000, |p| p.leader().is_some()),
+        "no leader"
+    );
+    let leader = pair.leader().expect("a leader");
+    let follower = 3 - leader;
+    let broker = follower as i32;
+    pair.step(follower, Input::Register(registration(follower)));
+    let live = |p: &Pair| {
+        p.drivers.iter().all(|d| {
+            let b = d.node().state().brokers.get(&broker);
+            b.is_some_and(|b| b.incarnation == 1 && !b.fenced)
+        })
+    };
+    assert!(pair.run_until(10 * RETRY_MS, live), "never registered");
+    let fence = MetadataCommand::FenceBroker { broker_id: broker };
+    pair.step(
+        leader,
+        Input::Propose {
+            token: 1,
+            command: fence,
+        },
+    );
+    let fenced_at = |p: &Pair| {
+        let b = p.drivers[(follower - 1) as usize]
+            .node()
+            .state()
+            .brokers
+            .get(&broker);
+        b.filter(|b| b.fenced).map(|b| b.fenced_at)
+    };
+    assert!(pair.run_until(10 * RETRY_MS, |p| fenced_at(p).is_some()));
+    let fence_index = fenced_at(&pair).expect("fenced");
+    assert!(pair.run_until(20 * RETRY_MS, live), "never let back");
+    let asked: Vec<&MetadataCommand> = pair
+        .forwards
+        .iter()
+        .filter(|(from, _)| *from == follower)
+        .map(|(_, c)| c)
+        .collect();
+    assert!(
+        matches!(
+            asked.last(),
+            Some(MetadataCommand::UnfenceBroker { broker_id, incarnation: 1, fenced_at })
+                if *broker_id == broker && *fenced_at == fence_index
+        ),
+        "{asked:?}"
+    );
+}
+
 /// R-PROPOSE-2: a write made before any leader exists (a broker just started, or an
 /// election under way) waits for one and is applied, as Kafka's forwarding to its
 /// controller waits, rather than failing at once (a CI run's CreateTopics got

@@ -357,9 +357,9 @@ fn version_7_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 7's and a new start's registration
-/// naming a copy its recovery found short of records (8, R-REPL-4).
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 8: version 7's and a new start's registration
+/// naming a copy its recovery found short of records (R-REPL-4).
+fn version_8_variants() -> Vec<CommandEnvelope> {
     let mut all = version_7_variants();
     let command = MetadataCommand::RegisterBroker {
         broker_id: 2,
@@ -373,6 +373,24 @@ fn every_variant() -> Vec<CommandEnvelope> {
             topic: "replicated".into(),
             partition: 0,
         }],
+    };
+    all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    all
+}
+
+/// Every command of the current format: version 8's, then broker 3 fenced and let
+/// back by an `UnfenceBroker` naming that fence (9, R-CLUSTER-2).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_8_variants();
+    let fence_at = all.len() as u64 + 1;
+    all.push(CommandEnvelope::new(
+        fence_at,
+        MetadataCommand::FenceBroker { broker_id: 3 },
+    ));
+    let command = MetadataCommand::UnfenceBroker {
+        broker_id: 3,
+        incarnation: 9,
+        fenced_at: fence_at,
     };
     all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     all
@@ -602,7 +620,14 @@ fn r_recover_3_golden_commands_of_version_7_still_decode() -> Result<(), Box<dyn
 fn r_recover_3_golden_commands_of_version_8_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
     let golden = golden_commands("commands_v8.jsonl")?;
-    assert_eq!(golden, every_variant());
+    let as_written: Vec<CommandEnvelope> = version_8_variants()
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version: 8,
+            ..envelope
+        })
+        .collect();
+    assert_eq!(golden, as_written);
     let naming = golden.iter().filter(|e| {
         matches!(&e.command, MetadataCommand::RegisterBroker { short_copies, .. }
             if !short_copies.is_empty())
@@ -620,6 +645,116 @@ fn r_recover_3_golden_commands_of_version_8_still_decode() -> Result<(), Box<dyn
         (Some(2), vec![2], 2)
     );
     Ok(())
+}
+
+/// Commands of version 9: `UnfenceBroker` lifts the fence it names; broker 3 ends
+/// live, its latest fence still recorded.
+#[test]
+fn r_recover_3_golden_commands_of_version_9_still_decode() -> Result<(), Box<dyn std::error::Error>>
+{
+    let golden = golden_commands("commands_v9.jsonl")?;
+    assert_eq!(golden, every_variant());
+    let state = state_after(&golden);
+    let broker_3 = &state.brokers[&3];
+    assert!(!broker_3.fenced);
+    assert_eq!(broker_3.fenced_at, golden.len() as u64 - 1);
+    Ok(())
+}
+
+/// Broker 2's registration by its start `incarnation`.
+fn broker_2_start(incarnation: u64) -> MetadataCommand {
+    MetadataCommand::RegisterBroker {
+        broker_id: 2,
+        host: "h".into(),
+        port: 1,
+        rack: None,
+        incarnation,
+        listeners: Vec::new(),
+        acks_before_fsync: false,
+        short_copies: Vec::new(),
+    }
+}
+
+fn refused_as_stale(outcome: ApplyOutcome) -> bool {
+    matches!(
+        outcome,
+        ApplyOutcome::Rejected {
+            code: chronik_core::errors::STALE_BROKER_EPOCH,
+            ..
+        }
+    )
+}
+
+/// R-CLUSTER-2: a fence is lifted only by the start it fenced, asking with that
+/// fence. A retry of the start's registration proposed before the fence (its
+/// forward timed out while the entry waited in the Raft log), committed after it,
+/// is refused: the broker may have died since, and a dead start would be listed live
+/// and handed leaderships until its session lapsed again (simulator seed groups 37).
+#[test]
+fn r_cluster_2_a_registration_retried_from_before_a_fence_does_not_lift_it() {
+    let start = broker_2_start;
+    let register = start(1);
+    let unfence = |fenced_at| MetadataCommand::UnfenceBroker {
+        broker_id: 2,
+        incarnation: 1,
+        fenced_at,
+    };
+    let mut state = MetadataState::default();
+    let mut index = 0;
+    let mut apply = |state: &mut MetadataState, command: MetadataCommand| {
+        index += 1;
+        state.apply(index, &CommandEnvelope::new(index, command))
+    };
+    assert_eq!(apply(&mut state, start(1)), ApplyOutcome::Done);
+    let fence = MetadataCommand::FenceBroker { broker_id: 2 };
+    assert_eq!(apply(&mut state, fence.clone()), ApplyOutcome::Done);
+    let first_fence = state.brokers[&2].fenced_at;
+    assert_eq!(first_fence, 2);
+    assert!(refused_as_stale(apply(&mut state, register)));
+    assert!(
+        state.brokers[&2].fenced,
+        "a registration retry lifted the fence"
+    );
+    // A request naming no fence, or another start's, is refused too.
+    assert!(refused_as_stale(apply(&mut state, unfence(0))));
+    assert!(state.brokers[&2].fenced);
+    assert_eq!(apply(&mut state, unfence(first_fence)), ApplyOutcome::Done);
+    assert!(!state.brokers[&2].fenced);
+    assert_eq!(state.live_brokers(), vec![2]);
+    // Live again, a duplicate of it changes nothing; after the next fence it is stale.
+    assert_eq!(apply(&mut state, unfence(first_fence)), ApplyOutcome::Done);
+    assert_eq!(apply(&mut state, fence), ApplyOutcome::Done);
+    assert!(refused_as_stale(apply(&mut state, unfence(first_fence))));
+    assert!(state.brokers[&2].fenced);
+    // A new start registers whatever fenced its last one, and keeps the fence's index.
+    let fenced_at = state.brokers[&2].fenced_at;
+    assert_eq!(apply(&mut state, start(2)), ApplyOutcome::Done);
+    assert!(!state.brokers[&2].fenced);
+    assert_eq!(state.brokers[&2].fenced_at, fenced_at);
+}
+
+/// R-RECOVER-3: a record of version 8 or older keeps the meaning it had when it was
+/// written: a registration of the fenced start lifted the fence then, so a replay of
+/// an old log computes the state it computed.
+#[test]
+fn r_recover_3_a_version_8_registration_of_a_fenced_start_still_lifts_its_fence() {
+    let register = broker_2_start(1);
+    let written_at_8 = |index, command| CommandEnvelope {
+        version: 8,
+        ..CommandEnvelope::new(index, command)
+    };
+    let mut state = MetadataState::default();
+    state.apply(1, &written_at_8(1, register.clone()));
+    state.apply(
+        2,
+        &written_at_8(2, MetadataCommand::FenceBroker { broker_id: 2 }),
+    );
+    assert!(state.brokers[&2].fenced);
+    assert_eq!(
+        state.apply(3, &written_at_8(3, register)),
+        ApplyOutcome::Done
+    );
+    assert!(!state.brokers[&2].fenced);
 }
 
 /// R-GROUP-10: a commit is applied only while its coordinator still coordinates
@@ -691,16 +826,7 @@ fn r_group_10_a_commit_landing_after_a_newer_generation_or_another_coordinator_i
     assert_eq!(state.offsets["g"]["orders"][&1].offset, 45);
     // A broker registers and is fenced again: "g" may have moved away and back, so
     // a commit decided in a view before that is refused; one decided after is not.
-    let register = MetadataCommand::RegisterBroker {
-        broker_id: 2,
-        host: "h".into(),
-        port: 1,
-        rack: None,
-        incarnation: 1,
-        listeners: Vec::new(),
-        acks_before_fsync: false,
-        short_copies: Vec::new(),
-    };
+    let register = broker_2_start(1);
     assert_eq!(apply(&mut state, register), done);
     let fence_2 = MetadataCommand::FenceBroker { broker_id: 2 };
     assert_eq!(apply(&mut state, fence_2), done);

@@ -36,12 +36,12 @@ const PARTITION: i32 = 0;
 const MODEL_RANGE: usize = 250;
 
 /// What a committed command left of the partition and of its brokers' registrations
-/// (incarnation, fenced): taken in the node as it applies, before the trace knows
-/// which start of each broker is its first.
+/// (incarnation, fenced, the Raft index of the latest fence): taken in the node as it
+/// applies, before the trace knows which start of each broker is its first.
 #[derive(Clone, Debug)]
 pub struct CommittedPartition {
     partition: PartitionInfo,
-    brokers: [Option<(u64, bool)>; REPLICAS],
+    brokers: [Option<(u64, bool, u64)>; REPLICAS],
 }
 
 impl CommittedPartition {
@@ -53,7 +53,7 @@ impl CommittedPartition {
             *broker = state
                 .brokers
                 .get(&(n as i32 + 1))
-                .map(|b| (b.incarnation, b.fenced));
+                .map(|b| (b.incarnation, b.fenced, b.fenced_at));
         }
         Some(CommittedPartition { partition, brokers })
     }
@@ -108,6 +108,10 @@ pub struct ReplTraces {
     trace: Option<ReplTrace>,
     /// Each broker's incarnation when the topic was created.
     base: [u64; REPLICAS],
+    /// Each broker's latest fence (a Raft index) when the trace started, and the
+    /// fences since, in order: the model counts them.
+    fence_base: [u64; REPLICAS],
+    fences: [Vec<u64>; REPLICAS],
     values: BTreeMap<Vec<u8>, u8>,
     /// Fetch steps before the trace started (followers that applied the creation
     /// before broker 1 did): the first observation follows them too.
@@ -158,6 +162,8 @@ impl Default for ReplTraces {
         ReplTraces {
             trace: None,
             base: [0; REPLICAS],
+            fence_base: [0; REPLICAS],
+            fences: Default::default(),
             values: BTreeMap::new(),
             early: Vec::new(),
             early_commits: Vec::new(),
@@ -325,6 +331,7 @@ impl ReplTraces {
                 Some(_) => maybe |= 1 << n,
             }
             self.base[n] = node.incarnation;
+            self.fence_base[n] = state.brokers.get(&broker).map_or(0, |b| b.fenced_at);
         }
         let trace = ReplTrace::starting(min_isr, unregistered, maybe).with_commit_hints();
         self.trace = Some(if self.acks_before_fsync {
@@ -404,7 +411,7 @@ impl ReplTraces {
         Ok(pairs)
     }
 
-    fn meta(&self, state: &MetadataState) -> Result<Meta, String> {
+    fn meta(&mut self, state: &MetadataState) -> Result<Meta, String> {
         match CommittedPartition::of(state) {
             Some(committed) => self.meta_of(&committed),
             // Not applied the creation yet: the view says nothing (`created`).
@@ -412,18 +419,20 @@ impl ReplTraces {
         }
     }
 
-    fn meta_of(&self, committed: &CommittedPartition) -> Result<Meta, String> {
+    fn meta_of(&mut self, committed: &CommittedPartition) -> Result<Meta, String> {
         let mut incarnation = [0; REPLICAS];
         let mut fenced = 0;
+        let mut fences = [0; REPLICAS];
         for (n, broker) in committed.brokers.iter().enumerate() {
             // Not registered yet: incarnation 0.
-            let Some((real, is_fenced)) = broker else {
+            let Some((real, is_fenced, fenced_at)) = broker else {
                 continue;
             };
             incarnation[n] = self.incarnation(n, *real)?;
             if *is_fenced {
                 fenced |= 1 << n;
             }
+            fences[n] = self.fence_count(n, *fenced_at)?;
         }
         let p = &committed.partition;
         if p.replicas != [1, 2, 3] {
@@ -437,8 +446,25 @@ impl ReplTraces {
             elr: set_of(&p.elr),
             unverified: set_of(&p.unverified),
             fenced,
+            fences,
             incarnation,
         })
+    }
+
+    /// The model's count of broker `n`'s fences at the one applied at `fenced_at`.
+    fn fence_count(&mut self, n: usize, fenced_at: u64) -> Result<u8, String> {
+        if fenced_at <= self.fence_base[n] {
+            return Ok(0);
+        }
+        let fences = &mut self.fences[n];
+        let position = match fences.binary_search(&fenced_at) {
+            Ok(p) => p,
+            Err(p) => {
+                fences.insert(p, fenced_at);
+                p
+            }
+        };
+        small(position as u64 + 1)
     }
 
     fn copy(

@@ -1075,6 +1075,34 @@ fn c_9_traces_rejected_at_stop_50_are_model_steps() {
     }
 }
 
+/// The C-9 rejections stop 51 left outside CI's seed sets, each closed where it
+/// arose:
+/// - A power loss kept whole frames of a leader's unsynced tail, which recovery
+///   rightly keeps (power-cycle 4, 8, 12, 23, 31, 33, 47, 57): the model's crash now
+///   keeps any prefix of the unsynced records, with or without a torn frame after it
+///   (`CrashKeeping`, `CrashTorn(n, k)`; R-REPL-4).
+/// - A retry of a broker's registration, proposed before its fence and committed
+///   after it while the broker was dead, lifted the fence (groups 37): the state
+///   machine now refuses it, and only the start's `UnfenceBroker` naming that fence
+///   lets it back (R-CLUSTER-2). Groups 21 and 45 were rejected at stop 50.
+#[test]
+fn c_9_traces_rejected_at_stop_51_are_model_steps() {
+    let power = || Some(Faults::power_cycle());
+    let groups = || Some(Faults::group_storm());
+    let runs = [4, 8, 12, 23, 31, 33, 47, 57]
+        .map(|seed| (seed, power()))
+        .into_iter()
+        .chain([21, 37, 45].map(|seed| (seed, groups())));
+    for (seed, faults) in runs {
+        let outcome = validated_under(Options::new(seed), faults);
+        assert!(
+            outcome.stats.repl_steps_validated > 1_000,
+            "{}",
+            report(&outcome)
+        );
+    }
+}
+
 /// R-RECOVER-9 under C-9: a broker whose Raft log was damaged replays only to
 /// before the damage and comes back with metadata older than it had applied, even
 /// from before the partition's creation; it leads and follows nothing until its

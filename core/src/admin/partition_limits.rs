@@ -163,6 +163,7 @@ mod tests {
                     rack: None,
                     incarnation: 0,
                     fenced: false,
+                    fenced_at: 0,
                     listeners: Vec::new(),
                     acks_before_fsync: false,
                 },

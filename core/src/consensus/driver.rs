@@ -83,6 +83,22 @@ impl Registration {
         }
     }
 
+    /// What to propose for this start in `state`: its registration, or once that is
+    /// applied and then fenced, the request to lift that fence (a registration of
+    /// the same start would be refused, R-CLUSTER-2).
+    pub fn command_in(&self, state: &MetadataState) -> MetadataCommand {
+        match state.brokers.get(&self.broker_id) {
+            Some(b) if b.incarnation == self.incarnation && b.fenced => {
+                MetadataCommand::UnfenceBroker {
+                    broker_id: self.broker_id,
+                    incarnation: self.incarnation,
+                    fenced_at: b.fenced_at,
+                }
+            }
+            _ => self.command(),
+        }
+    }
+
     fn is_applied(&self, state: &MetadataState) -> bool {
         state
             .brokers
@@ -828,7 +844,7 @@ impl Driver {
             return false;
         }
         self.registration_due_ms = now + self.config.registration_retry_ms;
-        let mut command = registration.command();
+        let mut command = registration.command_in(self.node.state());
         if self.bugs.unclean_restart_keeps_leading {
             if let MetadataCommand::RegisterBroker {
                 acks_before_fsync, ..

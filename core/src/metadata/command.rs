@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 /// bindings (`CreateAcls`, `DeleteAcls`), SCRAM credentials and named listeners;
 /// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`, version 6 the
 /// fence of `CommitOffsets`, version 7 `acks_before_fsync` of `RegisterBroker`,
-/// version 8 its `short_copies`.
-pub const COMMAND_VERSION: u32 = 8;
+/// version 8 its `short_copies`, version 9 `UnfenceBroker` (from 9 on, a registration
+/// never lifts a fence on its own incarnation).
+pub const COMMAND_VERSION: u32 = 9;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -138,6 +139,15 @@ pub enum MetadataCommand {
     /// The controller lost the broker's session (see `BrokerInfo::fenced`).
     FenceBroker {
         broker_id: i32,
+    },
+    /// A live broker that sees itself fenced asks to be let back, as Kafka's
+    /// heartbeat with its broker epoch does: refused unless `incarnation` is still
+    /// the registered one and `fenced_at` the fence it saw (`BrokerInfo::fenced_at`),
+    /// so neither a dead start's request nor one from before a later fence lifts it.
+    UnfenceBroker {
+        broker_id: i32,
+        incarnation: u64,
+        fenced_at: u64,
     },
     /// A partition leader shrinks or expands its ISR; refused unless `leader_epoch`
     /// is still the partition's (a deposed leader cannot change it).

@@ -31,9 +31,15 @@ pub struct BrokerInfo {
     #[serde(default)]
     pub incarnation: u64,
     /// The controller lost its session: not listed to clients, leads nothing, in no
-    /// ISR. Its next registration lifts the fence.
+    /// ISR. Its start's `UnfenceBroker` naming the fence lifts it, or a new start's
+    /// registration (a registration of the fenced start does not, from format 9).
     #[serde(default)]
     pub fenced: bool,
+    /// The Raft index of the broker's latest fence (0: none, or restored from a
+    /// snapshot older than it). An `UnfenceBroker` must name it; it stays after the
+    /// fence is lifted and across registrations, so every fence is told apart.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fenced_at: u64,
     /// Its Kafka listeners by name (empty: only `host`/`port`, unnamed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<Endpoint>,
@@ -152,6 +158,10 @@ fn superseded(fence: Option<&CommitFence>, stored: &CommittedOffset) -> bool {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn rejected(code: ErrorCode, message: impl Into<String>) -> ApplyOutcome {
     ApplyOutcome::Rejected {
         code,
@@ -236,7 +246,7 @@ impl MetadataState {
             return ApplyOutcome::Done;
         }
         self.applied_index = index;
-        self.apply_command(&envelope.command)
+        self.apply_command(&envelope.command, envelope.version)
     }
 
     /// Registered brokers without a fence, in id order.
@@ -533,13 +543,39 @@ impl MetadataState {
         }
     }
 
+    /// `UnfenceBroker`: the fence is lifted only for the start it fenced, and only
+    /// by a request that saw this fence.
+    fn unfence(&mut self, broker_id: i32, incarnation: u64, fenced_at: u64) -> ApplyOutcome {
+        let Some(b) = self.brokers.get_mut(&broker_id) else {
+            return rejected(INVALID_REQUEST, format!("no broker {broker_id}"));
+        };
+        if b.incarnation != incarnation || (b.fenced && b.fenced_at != fenced_at) {
+            return rejected(
+                STALE_BROKER_EPOCH,
+                format!(
+                    "broker {broker_id} is incarnation {} fenced at index {}, not \
+                     incarnation {incarnation} fenced at {fenced_at}",
+                    b.incarnation, b.fenced_at
+                ),
+            );
+        }
+        if !b.fenced {
+            return ApplyOutcome::Done;
+        }
+        b.fenced = false;
+        self.brokers_changed_at = self.applied_index;
+        self.broker_is_back(broker_id, false, false);
+        ApplyOutcome::Done
+    }
+
     /// Records that an entry without a command (a leader's empty entry, a
     /// configuration change) was applied.
     pub fn mark_applied(&mut self, index: u64) {
         self.applied_index = self.applied_index.max(index);
     }
 
-    fn apply_command(&mut self, command: &MetadataCommand) -> ApplyOutcome {
+    /// `version`: the format the command was written in, where its meaning changed.
+    fn apply_command(&mut self, command: &MetadataCommand, version: u32) -> ApplyOutcome {
         match command {
             MetadataCommand::RegisterBroker {
                 broker_id,
@@ -564,6 +600,22 @@ impl MetadataState {
                             ),
                         );
                     }
+                    // A retry of this start's registration proposed before the fence
+                    // (its forward timed out while the entry waited in the log) must
+                    // not lift it: the broker may have died since. Only its
+                    // `UnfenceBroker` does. Records before version 9 keep their
+                    // meaning, so a replay computes what was computed then.
+                    let retry = current.incarnation == *incarnation;
+                    if retry && current.fenced && version >= 9 {
+                        return rejected(
+                            STALE_BROKER_EPOCH,
+                            format!(
+                                "broker {broker_id} incarnation {incarnation} was fenced at \
+                                 index {}; a registration does not lift its own fence",
+                                current.fenced_at
+                            ),
+                        );
+                    }
                 }
                 let registered = BrokerInfo {
                     broker_id: *broker_id,
@@ -572,6 +624,7 @@ impl MetadataState {
                     rack: rack.clone(),
                     incarnation: *incarnation,
                     fenced: false,
+                    fenced_at: self.brokers.get(broker_id).map_or(0, |b| b.fenced_at),
                     listeners: listeners.clone(),
                     acks_before_fsync: *acks_before_fsync,
                 };
@@ -596,11 +649,17 @@ impl MetadataState {
                 };
                 if !b.fenced {
                     b.fenced = true;
+                    b.fenced_at = self.applied_index;
                     self.brokers_changed_at = self.applied_index;
                 }
                 self.move_away_from(*broker_id);
                 ApplyOutcome::Done
             }
+            MetadataCommand::UnfenceBroker {
+                broker_id,
+                incarnation,
+                fenced_at,
+            } => self.unfence(*broker_id, *incarnation, *fenced_at),
             MetadataCommand::AlterIsr {
                 topic,
                 partition,

@@ -968,6 +968,7 @@ mod tests {
                 rack: None,
                 incarnation: 2,
                 fenced: false,
+                fenced_at: 0,
                 listeners: Vec::new(),
                 acks_before_fsync: false,
             },

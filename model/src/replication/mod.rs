@@ -381,9 +381,11 @@ pub struct ReplicationModel {
     /// cuts it as a torn write unless the checkpoint's durable point covers it, as the
     /// real recovery does (R-LOG-13): the gap spec/cluster.md R-REPL-4 names.
     pub torn_last_frame: bool,
-    /// A crash may leave the unsynced tail torn (`RAction::CrashTorn`): the copy
-    /// restarts marked short although nothing durable was lost, as the real recovery
-    /// marks every tail it cuts. Off unless asked for; on for trace validation.
+    /// A crash may keep part of the unsynced tail: whole records
+    /// (`RAction::CrashKeeping`), or whole records and a torn frame after them
+    /// (`RAction::CrashTorn`). A torn copy restarts marked short although nothing
+    /// durable was lost, as the real recovery marks every tail it cuts. Off unless
+    /// asked for; on for trace validation.
     pub torn_crashes: bool,
     /// Where checks start instead of the created partition (`after`), and the path
     /// from the created partition that leads there.
@@ -431,6 +433,7 @@ pub const CREATED: Meta = Meta {
     elr: 0,
     unverified: 0,
     fenced: 0,
+    fences: [0; REPLICAS],
     incarnation: [1; REPLICAS],
 };
 
@@ -788,11 +791,16 @@ pub enum RAction {
     Consume(NodeId),
     /// kill -9.
     Crash(NodeId),
-    /// Power fails mid-write (with `torn_crashes`): part of the unsynced tail
-    /// survives as a torn frame, which the restart's recovery cuts and, unable to
-    /// tell it from a bad sector in a record the checkpoint does not yet call
-    /// durable, marks as a lost tail (R-REPL-4).
-    CrashTorn(NodeId),
+    /// Power fails mid-write (with `torn_crashes`): the first `k` unsynced records
+    /// survive whole and the next one's frame only in part, torn. The restart's
+    /// recovery keeps the whole ones and cuts the torn frame and, unable to tell it
+    /// from a bad sector in a record the checkpoint does not yet call durable, marks
+    /// the cut as a lost tail (R-REPL-4).
+    CrashTorn(NodeId, u8),
+    /// Power fails between writes (with `torn_crashes`): the first `k` (at least
+    /// one) unsynced records survive whole, as the page cache happened to write them
+    /// back, and the restart's recovery keeps them: whole, checksummed frames.
+    CrashKeeping(NodeId, u8),
     /// The broker starts again: recovery, a new incarnation, registration.
     Restart(NodeId),
     /// A byte of this copy's durable record at this offset flips on disk, and the

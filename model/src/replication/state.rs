@@ -47,6 +47,9 @@ pub struct Meta {
     /// them while they are not live (R-REPL-6).
     pub unverified: Set,
     pub fenced: Set,
+    /// Each broker's latest fence, counted (the real `BrokerInfo::fenced_at`, a Raft
+    /// index): an `Unfence` lifts only the fence it names.
+    pub fences: [u8; REPLICAS],
     /// Each broker's registered incarnation (0: not registered yet, a trace that
     /// starts with a topic created before every broker registered).
     pub incarnation: [u8; REPLICAS],
@@ -75,9 +78,13 @@ impl Meta {
 /// applied where it is decided).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetaCmd {
-    /// A broker's registration by one incarnation (a start, or a return after a fence),
-    /// and whether it names the broker's copy as short of records (R-REPL-4).
+    /// A broker's registration by one incarnation (a start), and whether it names the
+    /// broker's copy as short of records (R-REPL-4).
     Register(NodeId, u8, bool),
+    /// A live broker that sees this incarnation fenced by this fence asks to be let
+    /// back (the metadata's `UnfenceBroker`; a registration of the same start would be
+    /// refused).
+    Unfence(NodeId, u8, u8),
     /// A leader's ISR change, fenced by its leader epoch and the partition version.
     AlterIsr { epoch: u8, version: u8, isr: Set },
     /// A broker with a damaged copy leaves the ISR (and hands leadership to another

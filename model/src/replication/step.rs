@@ -125,8 +125,12 @@ impl ReplicationModel {
         // A broker registers again when it sees itself fenced, and its start's
         // registration is retried until applied (lost in a controller failover).
         let unregistered = has(r.view.fenced, n) || s.meta.incarnation[at(n)] < r.incarnation;
-        let registering =
-            |c: &MetaCmd| matches!(c, MetaCmd::Register(b, i, _) if *b == n && *i == r.incarnation);
+        let registering = |c: &MetaCmd| match c {
+            MetaCmd::Register(b, i, _) | MetaCmd::Unfence(b, i, _) => {
+                *b == n && *i == r.incarnation
+            }
+            _ => false,
+        };
         if unregistered && !s.in_flight.iter().chain(&s.inbox).any(registering) {
             out.push(RAction::Rejoin(n));
         }
@@ -176,8 +180,10 @@ impl ReplicationModel {
         }
         self.enabled_repair(s, n, out);
         out.push(RAction::Crash(n));
-        if self.torn_crashes && usize::from(r.durable) < r.log.len() {
-            out.push(RAction::CrashTorn(n));
+        if self.torn_crashes {
+            let unsynced = r.len() - r.durable;
+            out.extend((0..unsynced).map(|kept| RAction::CrashTorn(n, kept)));
+            out.extend((1..=unsynced).map(|kept| RAction::CrashKeeping(n, kept)));
         }
     }
 
@@ -465,11 +471,19 @@ impl ReplicationModel {
             RAction::Fence(b) => {
                 t.ghost.fences += 1;
                 t.meta.fenced |= bit(b);
+                t.meta.fences[at(b)] = t.meta.fences[at(b)].saturating_add(1);
                 self.move_away_from(&mut t, b);
             }
             RAction::Rejoin(b) => {
-                let register = self.registration(&t, b);
-                self.propose(&mut t, register);
+                let r = &t.replicas[at(b)];
+                let fenced_start =
+                    r.view.incarnation[at(b)] == r.incarnation && has(r.view.fenced, b);
+                let rejoin = if fenced_start {
+                    MetaCmd::Unfence(b, r.incarnation, r.view.fences[at(b)])
+                } else {
+                    self.registration(&t, b)
+                };
+                self.propose(&mut t, rejoin);
             }
             RAction::ProposalArrives(k) => {
                 if usize::from(k) < t.in_flight.len() {
@@ -507,8 +521,9 @@ impl ReplicationModel {
                     .collect();
                 t.ghost.read.extend(read);
             }
-            RAction::Crash(n) => self.crash(&mut t, n, false),
-            RAction::CrashTorn(n) => self.crash(&mut t, n, true),
+            RAction::Crash(n) => self.crash(&mut t, n, 0, false),
+            RAction::CrashTorn(n, kept) => self.crash(&mut t, n, kept, true),
+            RAction::CrashKeeping(n, kept) => self.crash(&mut t, n, kept, false),
             RAction::Restart(n) => self.restart(&mut t, n),
             RAction::Damage(n, offset) => {
                 t.ghost.damages += 1;
@@ -1041,8 +1056,10 @@ impl ReplicationModel {
         match cmd {
             MetaCmd::Register(b, incarnation, _) => {
                 let previous = m.incarnation[at(b)];
-                if previous > incarnation {
-                    return; // STALE_BROKER_EPOCH
+                // STALE_BROKER_EPOCH: an earlier start's, or a retry of this start's
+                // from before its fence (only `Unfence` lifts that).
+                if previous > incarnation || (previous == incarnation && has(m.fenced, b)) {
+                    return;
                 }
                 m.incarnation[at(b)] = incarnation;
                 m.fenced &= !bit(b);
@@ -1073,6 +1090,15 @@ impl ReplicationModel {
                     m.epoch += 1;
                 }
             }
+            MetaCmd::Unfence(b, incarnation, fence) => {
+                // Refused for another start or fence; nothing to do for one not fenced.
+                let named = m.incarnation[at(b)] == incarnation && m.fences[at(b)] == fence;
+                if named && has(m.fenced, b) {
+                    m.fenced &= !bit(b);
+                    let displaced = (self.fenced_leader_stays_eligible(), self.acks_before_fsync);
+                    m.lead_on_return(b, self.eligible_min_isr(), displaced);
+                }
+            }
             MetaCmd::AlterIsr {
                 epoch,
                 version,
@@ -1101,7 +1127,7 @@ impl ReplicationModel {
                 MetaCmd::AlterIsr { version, .. } | MetaCmd::Repair { version, .. } => {
                     *version >= current
                 }
-                MetaCmd::Register(..) => true,
+                MetaCmd::Register(..) | MetaCmd::Unfence(..) => true,
             });
         }
         if let Some(l) = t.meta.leader {
@@ -1266,15 +1292,17 @@ impl ReplicationModel {
         }
     }
 
-    /// `torn`: part of the unsynced tail survives, torn (`RAction::CrashTorn`).
-    fn crash(&self, t: &mut RState, n: NodeId, torn: bool) {
+    /// `kept`: this many unsynced records survive whole (`RAction::CrashKeeping`);
+    /// `torn`: and part of the next one, torn (`RAction::CrashTorn`).
+    fn crash(&self, t: &mut RState, n: NodeId, kept: u8, torn: bool) {
         t.ghost.crashes += 1;
         let meta = t.meta;
         let r = &mut t.replicas[at(n)];
-        let durable = usize::from(r.durable);
+        let on_disk = r.durable + kept;
+        let durable = usize::from(on_disk);
         let disk = (
             r.log[..durable].to_vec(),
-            r.durable,
+            on_disk,
             r.hw_checkpoint,
             r.incarnation,
             // Damage lies in durable records; a tail mark at the durable end is in

@@ -530,7 +530,7 @@ impl ReplTrace {
         let Some(a) = a else {
             return vec![s.clone()];
         };
-        let (RAction::Crash(n) | RAction::CrashTorn(n)) = a else {
+        let (RAction::Crash(n) | RAction::CrashTorn(n, _) | RAction::CrashKeeping(n, _)) = a else {
             return self.model.step(s, a).into_iter().collect();
         };
         self.before_crash(s, n)
@@ -714,7 +714,10 @@ impl ReplTrace {
                 | RAction::ProposalLost(_)
                 | RAction::ProposeRepair(_)
                 | RAction::RepairUnanswered(_) => metadata_moves,
-                RAction::Crash(n) | RAction::CrashTorn(n) | RAction::Restart(n) => {
+                RAction::Crash(n)
+                | RAction::CrashTorn(n, _)
+                | RAction::CrashKeeping(n, _)
+                | RAction::Restart(n) => {
                     s.replicas[usize::from(n)].up != observed.replicas[usize::from(n)].up
                 }
 
