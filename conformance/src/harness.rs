@@ -118,6 +118,27 @@ impl Injected {
     }
 }
 
+/// `json` (an envelope of the current version) as one of the next version, the same
+/// length: where the version takes a digit more (9 to 10), the proposer's id gives
+/// one up, which no node reads from a record it refuses for its version.
+fn with_next_version(json: &str) -> Option<String> {
+    let current = format!("\"version\":{COMMAND_VERSION},\"id\":");
+    let newer = format!("\"version\":{},\"id\":", COMMAND_VERSION + 1);
+    let at = json.find(&current)?;
+    let id_start = at + current.len();
+    let id_digits = json[id_start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .count();
+    let longer = newer.len().checked_sub(current.len())?;
+    if id_digits <= longer {
+        return None;
+    }
+    let id_kept = &json[id_start..id_start + id_digits - longer];
+    let rest = &json[id_start + id_digits..];
+    Some(format!("{}{newer}{id_kept}{rest}", &json[..at]))
+}
+
 /// The WAL record at `at`, rewritten as a command of the next version, if it holds
 /// a topic creation: same length, its checksum computed again.
 fn newer_version_topic_record(bytes: &[u8], at: usize) -> Result<Option<Vec<u8>>, HarnessError> {
@@ -140,14 +161,12 @@ fn newer_version_topic_record(bytes: &[u8], at: usize) -> Result<Option<Vec<u8>>
         return Ok(None);
     }
     let json = String::from_utf8_lossy(&entry.data).into_owned();
-    let current = format!("\"version\":{COMMAND_VERSION}");
-    let newer = format!("\"version\":{}", COMMAND_VERSION + 1);
-    if current.len() != newer.len() || !json.contains(&current) {
+    let Some(newer) = with_next_version(&json) else {
         return Err(HarnessError(format!(
             "cannot make a newer version of {json}"
         )));
-    }
-    entry.data = json.replacen(&current, &newer, 1).into_bytes().into();
+    };
+    entry.data = newer.into_bytes().into();
     let mut rewritten = vec![KIND_ENTRY];
     rewritten.extend(
         entry
