@@ -692,8 +692,6 @@ fn refused_as_stale(outcome: ApplyOutcome) -> bool {
 /// and handed leaderships until its session lapsed again (simulator seed groups 37).
 #[test]
 fn r_cluster_2_a_registration_retried_from_before_a_fence_does_not_lift_it() {
-    let start = broker_2_start;
-    let register = start(1);
     let unfence = |fenced_at| MetadataCommand::UnfenceBroker {
         broker_id: 2,
         incarnation: 1,
@@ -705,12 +703,12 @@ fn r_cluster_2_a_registration_retried_from_before_a_fence_does_not_lift_it() {
         index += 1;
         state.apply(index, &CommandEnvelope::new(index, command))
     };
-    assert_eq!(apply(&mut state, start(1)), ApplyOutcome::Done);
+    assert_eq!(apply(&mut state, broker_2_start(1)), ApplyOutcome::Done);
     let fence = MetadataCommand::FenceBroker { broker_id: 2 };
     assert_eq!(apply(&mut state, fence.clone()), ApplyOutcome::Done);
     let first_fence = state.brokers[&2].fenced_at;
     assert_eq!(first_fence, 2);
-    assert!(refused_as_stale(apply(&mut state, register)));
+    assert!(refused_as_stale(apply(&mut state, broker_2_start(1))));
     assert!(
         state.brokers[&2].fenced,
         "a registration retry lifted the fence"
@@ -728,7 +726,7 @@ fn r_cluster_2_a_registration_retried_from_before_a_fence_does_not_lift_it() {
     assert!(state.brokers[&2].fenced);
     // A new start registers whatever fenced its last one, and keeps the fence's index.
     let fenced_at = state.brokers[&2].fenced_at;
-    assert_eq!(apply(&mut state, start(2)), ApplyOutcome::Done);
+    assert_eq!(apply(&mut state, broker_2_start(2)), ApplyOutcome::Done);
     assert!(!state.brokers[&2].fenced);
     assert_eq!(state.brokers[&2].fenced_at, fenced_at);
 }
