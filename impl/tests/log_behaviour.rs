@@ -797,6 +797,27 @@ fn r_log_9_a_retry_of_a_batch_cut_by_a_failed_fsync_is_never_acknowledged_as_its
     Ok(())
 }
 
+/// A truncation of a log left offline by a failed fsync keeps none of the records
+/// that fsync covered, even where it cuts above them: no later sync vouches for
+/// them (R-LOG-9). Before, the cut synced and kept them, and the log stayed offline
+/// with nothing to cut, failing its next sync.
+#[test]
+fn r_log_9_a_truncation_of_an_offline_log_keeps_none_of_its_unsynced_records() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let (_committer, log) = open_with_manual_commits(&disk)?;
+    log.append_replica(&stored(&batch_for(0, 0, 1, 10), 0, 3), 0)?;
+    log.sync()?;
+    log.append_replica(&stored(&batch_for(0, 1, 1, 10), 1, 3), 0)?;
+    log.append_replica(&stored(&batch_for(0, 2, 1, 10), 2, 3), 0)?;
+    mem_disk.fail_next_syncs(1);
+    assert!(log.sync().is_err());
+    assert_eq!(log.truncate_to(2)?, 1, "the unsynced records are cut first");
+    assert_eq!(log.log_end_offset(), 1);
+    assert_eq!(log.durable_end_offset(), 1);
+    log.sync()?;
+    Ok(())
+}
+
 /// A log left offline by a failed fsync answers OffsetForLeaderEpoch only after
 /// cutting the tail it cannot vouch for (R-LOG-9, R-REPL-3).
 #[test]

@@ -530,6 +530,13 @@ impl PartitionLog {
         Some((st.epochs[i].0, end))
     }
 
+    /// Moves on at every cut (a truncation, a fresh start, a failed append's or a
+    /// failed fsync's): offsets read before a move may hold other records since,
+    /// even where the log ends where it did.
+    pub fn cut_count(&self) -> u64 {
+        self.lock().failure_epoch
+    }
+
     /// If a failed fsync left the log offline, cuts the tail it cannot vouch for and
     /// resyncs now, rather than at the next append: the log end this log reports to
     /// others (OffsetForLeaderEpoch) must not include bytes it will cut later, or a
@@ -576,6 +583,13 @@ impl PartitionLog {
     }
 
     fn truncate_locked(&self, st: &mut MutexGuard<'_, LogState>, offset: u64) -> Result<u64> {
+        // After a failed fsync no later sync vouches for the bytes it covered (the
+        // kernel may have dropped them): a cut above the durable end must not keep
+        // them as synced, so they go first (R-LOG-9; found by the replication
+        // oracle once followers' syncs could fail).
+        if st.offline {
+            self.shared.resync_after_failure(st)?;
+        }
         // A cut at or below a lost tail's mark leaves nothing this copy claims past
         // it: the records there come from a leader again (R-REPL-4).
         let clears_mark = st.lost_tail.is_some_and(|from| offset <= from);
