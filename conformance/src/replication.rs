@@ -473,6 +473,14 @@ impl ReplicationHarness {
             RAction::FetchRequest(f) => self.fetch_request(f)?,
             RAction::FetchResponse(f) => self.fetch_response(f, None)?,
             RAction::FetchResponseCut(f, k) => self.fetch_response(f, Some(k))?,
+            RAction::FetchResponseSyncFails(f, 0) => self.fetch_response_sync_fails(f)?,
+            RAction::Resync(n) => {
+                let log = self
+                    .broker(n)
+                    .log()
+                    .ok_or_else(|| fail("resync of a down broker"))?;
+                log.resync_if_offline()?;
+            }
             RAction::FetchSend(_)
             | RAction::ProposeIsr(..)
             | RAction::FetchServe(..)
@@ -482,6 +490,7 @@ impl ReplicationHarness {
             | RAction::EpochAnswered(..)
             | RAction::EpochAnswerLost(..)
             | RAction::FetchResponseNth(..)
+            | RAction::FetchResponseSyncFails(..)
             | RAction::RepairUnanswered(_)
             | RAction::ProposalArrives(_) => {
                 return Err(fail(format!(
@@ -675,16 +684,22 @@ impl ReplicationHarness {
         }
     }
 
-    /// The replica fetcher's handling of the answer in flight. With `cut`, the
-    /// follower's full disk has room for exactly that many of the batches it would
-    /// append: the append of the next one fails with ENOSPC, as the model says.
-    fn fetch_response(&mut self, f: NodeId, cut: Option<u8>) -> Result<(), HarnessError> {
+    /// The first fetch answer in flight to `f`, under the epoch it was asked in.
+    fn take_answer(&mut self, f: NodeId) -> Result<(i32, Fetched), HarnessError> {
         let at = self
             .net
             .iter()
             .position(|(to, ..)| *to == f)
             .ok_or_else(|| fail("no fetch response in flight"))?;
         let (_, epoch, fetched) = self.net.remove(at);
+        Ok((epoch, fetched))
+    }
+
+    /// The replica fetcher's handling of the answer in flight. With `cut`, the
+    /// follower's full disk has room for exactly that many of the batches it would
+    /// append: the append of the next one fails with ENOSPC, as the model says.
+    fn fetch_response(&mut self, f: NodeId, cut: Option<u8>) -> Result<(), HarnessError> {
+        let (epoch, fetched) = self.take_answer(f)?;
         let b = &self.brokers[usize::from(f)];
         let (Some(local), Some(log)) = (b.local(f), b.log()) else {
             return Err(fail("a response to a broker that is down"));
@@ -706,6 +721,26 @@ impl ReplicationHarness {
             (Err(ReplicationError::Log(e)), Some(_)) if e.is_disk_full() => Ok(()),
             (other, Some(k)) => Err(fail(format!(
                 "a full disk with room for {k} batches: the append ended {other:?}"
+            ))),
+        }
+    }
+
+    /// The follower applies the answer in flight and the fsync after the append
+    /// fails: the answer is refused with a storage error and the log is offline.
+    fn fetch_response_sync_fails(&mut self, f: NodeId) -> Result<(), HarnessError> {
+        let (epoch, fetched) = self.take_answer(f)?;
+        let b = &self.brokers[usize::from(f)];
+        let (Some(local), Some(log)) = (b.local(f), b.log()) else {
+            return Err(fail("a response to a broker that is down"));
+        };
+        b.disk.fail_next_syncs(1);
+        let applied = local.apply_fetched(&key(), epoch, &log, &fetched, NOW_MS);
+        let unspent = b.disk.sync_failures_pending() > 0;
+        b.disk.fail_next_syncs(0);
+        match applied {
+            Err(ReplicationError::Log(e)) if e.is_storage_error() && !unspent => Ok(()),
+            other => Err(fail(format!(
+                "a follower's fsync was to fail after its append: the answer ended {other:?}"
             ))),
         }
     }

@@ -67,9 +67,12 @@ fn c5_replication_walks_under_the_interval_policy_conform() {
 
 /// C-5: idempotent retries (the same producer and sequence again, also at a new
 /// leader), controller failovers that lose uncommitted ISR changes and registrations,
-/// and a failed fsync that cuts a leader's unsynced records: the real producer state
-/// dedupes exactly where the model does, a retry's answer waits for its original, and
-/// a produce cut by the failed sync is never acknowledged (R-REPL-3, R-LOG-9, I-6).
+/// and a failed fsync that cuts a leader's unsynced records or leaves a follower's
+/// appended answer unsynced and its log offline: the real producer state dedupes
+/// exactly where the model does, a retry's answer waits for its original, a produce
+/// cut by the failed sync is never acknowledged, and the offline follower cuts what
+/// the sync covered before it reports, appends or truncates (R-REPL-3, R-LOG-9, I-6;
+/// the last found a real truncation that kept the unsynced records as synced).
 #[test]
 fn c5_replication_walks_with_retries_and_controller_failovers_conform() {
     let model = ReplicationModel::bounded(2, 1, 1, 1)
@@ -80,7 +83,14 @@ fn c5_replication_walks_with_retries_and_controller_failovers_conform() {
         &model,
         3_000,
         17,
-        &["Retry", "ControllerFailover", "Rejoin", "FsyncFail"],
+        &[
+            "Retry",
+            "ControllerFailover",
+            "Rejoin",
+            "FsyncFail",
+            "FetchResponseSyncFails",
+            "Resync",
+        ],
     );
 }
 

@@ -404,7 +404,7 @@ fn every_bug_is_named_and_parsed_back() {
 
 // ---- the replication model (spec/cluster.md, R-REPL-*) ---------------------------------
 
-use chronik_model::replication::{ReplBug, ReplicationModel};
+use chronik_model::replication::{RAction, ReplBug, ReplicationModel};
 
 fn replication(produce: u8, crashes: u8, fences: u8, shrinks: u8) -> ReplicationModel {
     ReplicationModel::bounded(produce, crashes, fences, shrinks)
@@ -471,6 +471,26 @@ fn r_log_9_a_failed_fsync_acknowledges_nothing_it_cut() {
     // every interleaving (2 produces with the fence too: 36 M states, 437 s).
     let o = ci_replication("r_log_9_a_failed_fsync_acknowledges_nothing_it_cut");
     assert_replication_holds("replication, 1 failed fsync, 1 retry, 1 fence", &o, true);
+}
+
+/// R-LOG-9 on a follower: its fsync after appending a fetch answer fails, so the
+/// records stay unsynced and its log offline; its next fetch cuts them and reports
+/// its durable end. Reporting the unsynced end instead (switch
+/// `fetch-from-unsynced-end`, which first showed with full disks) lets the leader
+/// acknowledge a record the follower's log then cuts.
+#[test]
+fn r_log_9_a_follower_reporting_its_end_after_a_failed_fsync_loses_an_acknowledged_record() {
+    let bug = ReplBug::FetchFromUnsyncedEnd;
+    let expected = bug.expected_property();
+    let m = replication(2, 0, 0, 0).with_sync_failures(1).with_bug(bug);
+    let o = run(m, &Run::bfs_until(expected));
+    assert!(o.violated.contains(&expected), "got {:?}", o.violated);
+    let path = o.discoveries[expected].clone().into_actions();
+    assert!(
+        path.iter()
+            .any(|a| matches!(a, RAction::FetchResponseSyncFails(..))),
+        "the counterexample needs no failed follower fsync: {path:?}"
+    );
 }
 
 #[test]

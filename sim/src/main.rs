@@ -43,7 +43,8 @@ struct Args {
     /// only), `partitions` (network partitions only), `starved` (both, and produce
     /// waiters that look at the view about once a second), `damage` (crashes that
     /// each damage the crashed node's Raft log, R-RECOVER-9), `full` (disks that
-    /// fill up for a while, with crashes and partitions), `drift` (clocks up to 5%
+    /// fill up for a while, with crashes and partitions), `fsyncs` (failed fsyncs
+    /// every ~300 ms, with crashes and partitions, R-LOG-9), `drift` (clocks up to 5%
     /// fast or slow, with crashes and partitions) or `copies` (crashes that each
     /// damage a copy of a replicated partition, R-REPL-4, and partitions) or
     /// `last-frames` (the same, in a segment's last batch, which a restart may cut as
@@ -146,6 +147,7 @@ fn main() -> ExitCode {
         "starved" => Some(Faults::starved_waiters()),
         "damage" => Some(Faults::damage_storm()),
         "full" => Some(Faults::full_disk_storm()),
+        "fsyncs" => Some(Faults::fsync_storm()),
         "drift" => Some(Faults::drifting_clocks()),
         "copies" => Some(Faults::damaged_copies()),
         "last-frames" => Some(Faults::damaged_last_frames()),

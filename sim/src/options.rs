@@ -152,6 +152,19 @@ impl Faults {
         }
     }
 
+    /// Failed fsyncs, often, with crashes and partitions: a partition log whose sync
+    /// failed goes offline and cuts its unsynced records before it takes or reports
+    /// anything (R-LOG-9), a leader's waiting produces fail and are retried, a node
+    /// whose Raft log took the failure stops and comes back: the full-disk storm's
+    /// crashes and partitions, with failed fsyncs in place of full disks.
+    pub fn fsync_storm() -> Self {
+        Faults {
+            disk_full_every_ms: 0,
+            fsync_failure_every_ms: 300,
+            ..Faults::full_disk_storm()
+        }
+    }
+
     /// Clocks 5% apart and started at different values, with crashes and partitions:
     /// sessions, fencing, timeouts and elections each judged on one node's own clock.
     pub fn drifting_clocks() -> Self {

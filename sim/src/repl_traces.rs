@@ -59,6 +59,10 @@ impl CommittedPartition {
     }
 }
 
+/// A log's end and its cut count (`PartitionLog::cut_count`): records read at the
+/// same pair are the records there now.
+type ReadAt = (u64, u64);
+
 /// A command's Raft index and what it left of the partition (nothing before its
 /// creation).
 type Applied = (u64, Option<CommittedPartition>);
@@ -102,6 +106,8 @@ impl CommitTap {
 pub struct NodeShown<'a> {
     pub incarnation: u64,
     pub running: Option<(&'a MetadataState, &'a Partitions)>,
+    /// Its disk has little room left (`World::fill_a_disk`), until freed.
+    pub disk_limited: bool,
 }
 
 pub struct ReplTraces {
@@ -127,8 +133,8 @@ pub struct ReplTraces {
     /// acknowledgements they were made of: a producer's acknowledgements only grow, so
     /// the set is made again only when their count changes, not at every step.
     acked: (usize, BTreeSet<(u8, u8)>),
-    /// Per node: the log end last read and its records.
-    logs: [Option<(u64, Vec<Rec>)>; REPLICAS],
+    /// Per node: the records last read, and where the log was when they were.
+    logs: [Option<(ReadAt, Vec<Rec>)>; REPLICAS],
     pub steps_validated: u64,
     /// Why the trace ended before the run did (none: it ran to the end).
     pub ended: Option<String>,
@@ -395,6 +401,7 @@ impl ReplTraces {
         Ok(ReplObservation {
             replicas,
             acked: self.acked.1.clone(),
+            disks_limited: std::array::from_fn(|n| nodes.get(n).is_some_and(|s| s.disk_limited)),
         })
     }
 
@@ -543,8 +550,11 @@ impl ReplTraces {
     /// The log's records as the model's, read again only when its end moved.
     fn records(&mut self, n: usize, log: &PartitionLog) -> Result<Vec<Rec>, String> {
         let end = log.log_end_offset();
+        // A cut and an append between two looks may leave the end where it was, with
+        // other records below it (a resync after a failed fsync, then a retry).
+        let read_at = (end, log.cut_count());
         if let Some((at, records)) = &self.logs[n] {
-            if *at == end {
+            if *at == read_at {
                 return Ok(records.clone());
             }
         }
@@ -586,7 +596,7 @@ impl ReplTraces {
         if records.len() >= MODEL_RANGE {
             return Err("more records than the model's range".into());
         }
-        self.logs[n] = Some((end, records.clone()));
+        self.logs[n] = Some((read_at, records.clone()));
         Ok(records)
     }
 }

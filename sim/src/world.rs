@@ -115,6 +115,10 @@ pub struct Stats {
     /// (`--validate-replication`, `repl_traces.rs`), and why its trace ended early.
     pub repl_steps_validated: u64,
     pub repl_trace_ended: Option<String>,
+    /// Failed fsyncs of a replica's partition 0 segment, and disks of replicas that
+    /// filled up, while the trace was checked.
+    pub repl_failed_syncs_validated: u64,
+    pub repl_full_disks_validated: u64,
     /// Steps that changed a node's Raft state, each checked against Raft's rules
     /// (`chronik_model::raft_rules`, C-10).
     pub raft_changes_validated: u64,
@@ -898,6 +902,7 @@ impl Sim {
     /// A node that `eligible` picks out, drawn at random; None if there is none.
     /// Trace validation of replication: what the nodes show now.
     fn observe_replication(&mut self) {
+        self.locate_failed_syncs();
         let Some(traces) = &mut self.repl_traces else {
             return;
         };
@@ -919,6 +924,7 @@ impl Sim {
             .iter()
             .map(|n| NodeShown {
                 incarnation: n.incarnation,
+                disk_limited: n.disk_full,
                 running: match (&n.driver, &n.host) {
                     (Some(driver), Some(host)) => Some((driver.node().state(), &*host.partitions)),
                     _ => None,
@@ -951,7 +957,6 @@ impl Sim {
             self.nodes[i].sync_will_fail = true;
             self.stats.fsync_failures += 1;
             let id = self.nodes[i].id;
-            self.disk_fault_on(i, "a failed fsync");
             self.trace
                 .note(self.now, format!("node {id}: its next fsync will fail"));
         }
@@ -959,8 +964,35 @@ impl Sim {
         self.after(next, Timer::FsyncFailure);
     }
 
-    /// Trace validation of partition 0 ends at a disk fault of one of its replicas:
-    /// the mapping does not cover them yet.
+    /// Where each injected fsync failure landed, named in the trace. Trace validation
+    /// maps one that hit a segment of partition 0 (the log goes offline and cuts its
+    /// unsynced tail before it takes the next record, the model's `FsyncFail`,
+    /// R-LOG-9) and one outside the partition (another log's, or the Raft log's, on
+    /// which the node stops: a crash). One that hit another file of partition 0 (a
+    /// checkpoint, an index) is not mapped yet and ends the trace.
+    fn locate_failed_syncs(&mut self) {
+        for i in 0..self.nodes.len() {
+            for path in self.nodes[i].disk.take_failed_syncs() {
+                let id = self.nodes[i].id;
+                let hit = path
+                    .as_ref()
+                    .map_or("a file since removed".into(), |p| p.display().to_string());
+                self.trace
+                    .note(self.now, format!("node {id}: the failed fsync hit {hit}"));
+                if failed_sync_unmapped(path.as_deref()) {
+                    self.disk_fault_on(i, &format!("a failed fsync of {hit}"));
+                } else if path.is_some_and(|p| p.starts_with(partition_dir(0)))
+                    && repl_traces::replica(id)
+                    && self.repl_traces.as_ref().is_some_and(|t| t.active())
+                {
+                    self.stats.repl_failed_syncs_validated += 1;
+                }
+            }
+        }
+    }
+
+    /// Trace validation of partition 0 ends at a disk fault of one of its replicas
+    /// that the mapping does not cover.
     fn disk_fault_on(&mut self, i: usize, fault: &str) {
         let id = self.nodes[i].id;
         if let Some(traces) = &mut self.repl_traces {
@@ -980,7 +1012,10 @@ impl Sim {
             node.disk_full = true;
             self.stats.disks_filled += 1;
             let id = node.id;
-            self.disk_fault_on(i, "a full disk");
+            let traced = self.repl_traces.as_ref().is_some_and(|t| t.active());
+            if traced && repl_traces::replica(id) {
+                self.stats.repl_full_disks_validated += 1;
+            }
             self.trace.note(
                 self.now,
                 format!("node {id}: disk full ({room} bytes left)"),
@@ -1690,10 +1725,6 @@ impl Sim {
         let node = &mut self.nodes[i];
         if node.sync_will_fail && node.disk.sync_failures_pending() == 0 {
             node.sync_will_fail = false;
-            self.trace.note(
-                self.now,
-                format!("node {from}: the failed fsync hit a partition log"),
-            );
         }
         for out in outs {
             match out {
@@ -2398,8 +2429,22 @@ struct Batch {
 }
 
 /// The batches of every segment of the replicated topic's partition `partition`.
+fn partition_dir(partition: i32) -> PathBuf {
+    Path::new(host::LOGS_DIR).join(format!("{}-{partition}", records::TOPIC))
+}
+
+/// A failed fsync of a file of partition 0 other than a segment, or of a file whose
+/// name is gone: trace validation does not map it.
+fn failed_sync_unmapped(path: Option<&Path>) -> bool {
+    let Some(path) = path else {
+        return true;
+    };
+    let segment = path.extension().is_some_and(|e| e == "log");
+    path.starts_with(partition_dir(0)) && !segment
+}
+
 fn segment_batches(disk: &MemDisk, partition: i32) -> Vec<(PathBuf, Batch)> {
-    let dir = Path::new(host::LOGS_DIR).join(format!("{}-{partition}", records::TOPIC));
+    let dir = partition_dir(partition);
     let files = disk.list_dir(&dir).unwrap_or_default();
     let mut found = Vec::new();
     for file in files.into_iter().filter(|f| f.ends_with(".log")) {

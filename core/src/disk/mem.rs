@@ -60,6 +60,9 @@ struct State {
     generation: u64,
     capacity: Option<u64>,
     failing_syncs: u32,
+    /// The file each injected sync failure hit (`None`: a file with no name left), so
+    /// that a test can tell which part of the node's storage took it.
+    failed_syncs: Vec<Option<PathBuf>>,
     syncs: u64,
     bytes_read: u64,
 }
@@ -243,6 +246,11 @@ impl MemDisk {
     /// How many of the failures `fail_next_syncs` asked for are still to come.
     pub fn sync_failures_pending(&self) -> u32 {
         self.lock().failing_syncs
+    }
+
+    /// The files the injected sync failures hit since the last call, in order.
+    pub fn take_failed_syncs(&self) -> Vec<Option<PathBuf>> {
+        std::mem::take(&mut self.lock().failed_syncs)
     }
 
     /// How many `sync_data` calls succeeded so far.
@@ -495,6 +503,9 @@ impl DiskFile for MemFile {
         self.with_inode(|st, id| {
             if st.failing_syncs > 0 {
                 st.failing_syncs -= 1;
+                let name = st.names.iter().find(|(_, inode)| **inode == id);
+                let name = name.map(|(path, _)| path.clone());
+                st.failed_syncs.push(name);
                 return Err(io::Error::other("simulated I/O error on fsync"));
             }
             st.syncs += 1;

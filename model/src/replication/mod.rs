@@ -82,9 +82,10 @@ pub enum ReplBug {
     /// before syncing them; its followers then truncate them away (what Chronik did
     /// before this switch existed; Kafka's KIP-966 unclean-shutdown handling).
     UncleanRestartKeepsLeading,
-    /// A follower whose full disk cut a fetch answer short leaves what it appended
-    /// unsynced, and fetches from its log end without syncing first: the leader
-    /// counts records a crash of the follower loses (what the simulator's full-disk
+    /// A follower whose full disk cut a fetch answer short, or whose fsync after an
+    /// append failed, leaves what it appended unsynced, and fetches from its log end
+    /// without syncing or cutting first: the leader counts records a crash of the
+    /// follower, or the cut of its offline log, loses (what the simulator's full-disk
     /// storm found, seed 1196, before `follower_fetch_offset`).
     FetchFromUnsyncedEnd,
     /// A follower acts on every OffsetForLeaderEpoch answer, even a late copy for
@@ -749,6 +750,14 @@ pub enum RAction {
     /// The follower's full disk takes only this many of the records the response in
     /// flight to it would append; it syncs those and leaves its high watermark.
     FetchResponseCut(NodeId, u8),
+    /// The follower appends what the `k`th (from 0) answer in flight to it brings,
+    /// and the fsync after it fails: the records stay unsynced, the log goes
+    /// offline and the high watermark stays (R-LOG-9).
+    FetchResponseSyncFails(NodeId, u8),
+    /// A log a failed fsync took offline cuts its unsynced records and comes back
+    /// (R-LOG-9; the real log does so at its next append, fetch offset or
+    /// OffsetForLeaderEpoch answer, which cut first if this has not happened yet).
+    Resync(NodeId),
     /// The broker's disk fills up.
     DiskFull(NodeId),
     /// Space is freed on the broker's full disk.

@@ -195,6 +195,10 @@ pub struct Replica {
     /// The broker's disk is full (ENOSPC): appends and checkpoint writes fail, syncs
     /// of what is written succeed (R-LOG-12).
     pub full: bool,
+    /// A failed fsync took the log offline (R-LOG-9): nothing syncs its unsynced
+    /// records any more; the next append, fetch offset or OffsetForLeaderEpoch
+    /// answer cuts them first.
+    pub offline: bool,
     /// With stepwise learning: the position in `RState::history` of `view` (the
     /// history starts at the oldest position any broker is at).
     pub learned: u8,
@@ -220,6 +224,7 @@ impl Replica {
             pending_isr: None,
             waiting: Vec::new(),
             full: false,
+            offline: false,
             learned: 0,
         }
     }

@@ -65,7 +65,9 @@ impl ReplicationModel {
                 out.extend((0..s.ghost.produced).map(|v| RAction::Retry(n, v)));
             }
         }
-        if usize::from(r.durable) < r.log.len() {
+        if r.offline {
+            out.push(RAction::Resync(n));
+        } else if usize::from(r.durable) < r.log.len() {
             out.push(RAction::Fsync(n));
             if s.ghost.sync_failures < self.max_sync_failures {
                 out.push(RAction::FsyncFail(n));
@@ -112,6 +114,20 @@ impl ReplicationModel {
                 out.extend((0..appendable).map(|k| RAction::FetchResponseCut(n, k)));
             } else {
                 out.push(RAction::FetchResponse(n));
+            }
+        }
+        if s.ghost.sync_failures < self.max_sync_failures && !r.full && !r.offline {
+            let answers = s.net.iter().filter(|m| m.to == n);
+            let answers = answers.take(if self.reordered_fetches {
+                usize::MAX
+            } else {
+                1
+            });
+            for (k, resp) in answers.enumerate() {
+                if self.appendable(r, resp) > 0 {
+                    let k = u8::try_from(k).unwrap_or(u8::MAX);
+                    out.push(RAction::FetchResponseSyncFails(n, k));
+                }
             }
         }
         let behind = if self.stepwise_learning {
@@ -358,6 +374,9 @@ impl ReplicationModel {
     fn fetch_useful(&self, s: &RState, f: NodeId, l: NodeId) -> bool {
         let fr = &s.replicas[at(f)];
         let lr = &s.replicas[at(l)];
+        if fr.offline {
+            return true;
+        }
         let reported = lr.tracker_epoch == lr.view.epoch
             && (has(lr.view.isr, f) || has(lr.fresh, f))
             && lr.follower_end[at(f)] == Some(fr.len());
@@ -377,6 +396,7 @@ impl ReplicationModel {
                 | RAction::FetchResponse(_)
                 | RAction::FetchResponseNth(..)
                 | RAction::FetchResponseCut(..)
+                | RAction::Resync(_)
                 | RAction::DiskFreed(_)
                 | RAction::Truncate(_)
                 | RAction::EpochAsk(_)
@@ -445,9 +465,21 @@ impl ReplicationModel {
                     t.net.remove(position);
                 }
             }
-            RAction::FetchResponse(f) => self.fetch_response(&mut t, f, None, 0),
-            RAction::FetchResponseNth(f, k) => self.fetch_response(&mut t, f, None, k),
-            RAction::FetchResponseCut(f, k) => self.fetch_response(&mut t, f, Some(k), 0),
+            RAction::FetchResponse(f) => self.fetch_response(&mut t, f, Taken::All, 0),
+            RAction::FetchResponseNth(f, k) => self.fetch_response(&mut t, f, Taken::All, k),
+            RAction::FetchResponseCut(f, k) => {
+                self.fetch_response(&mut t, f, Taken::FullAfter(k), 0)
+            }
+            RAction::FetchResponseSyncFails(f, k) => {
+                self.fetch_response(&mut t, f, Taken::SyncFails, k)
+            }
+            RAction::Resync(n) => {
+                let r = &mut t.replicas[at(n)];
+                if !r.offline {
+                    return None;
+                }
+                self.cut_unsynced(r);
+            }
             RAction::DiskFull(n) => {
                 t.ghost.fulls += 1;
                 t.replicas[at(n)].full = true;
@@ -620,6 +652,7 @@ impl ReplicationModel {
     fn produce(&self, t: &mut RState, n: NodeId) {
         let value = t.ghost.produced;
         t.ghost.produced += 1;
+        self.resync_if_offline(t, n);
         let r = &mut t.replicas[at(n)];
         r.write_over_lost_tail();
         let offset = r.len();
@@ -636,7 +669,13 @@ impl ReplicationModel {
     /// reused), and the produces waiting for them fail rather than wait on.
     fn fsync_failed(&self, t: &mut RState, n: NodeId) {
         t.ghost.sync_failures += 1;
-        let r = &mut t.replicas[at(n)];
+        self.cut_unsynced(&mut t.replicas[at(n)]);
+    }
+
+    /// R-LOG-9: a log that a failed fsync took offline cuts what it cannot vouch for
+    /// before it takes or reports anything, and is back online.
+    fn cut_unsynced(&self, r: &mut Replica) {
+        r.offline = false;
         let durable = r.durable;
         r.log.truncate(usize::from(durable));
         r.hw = r.hw.min(durable);
@@ -645,11 +684,19 @@ impl ReplicationModel {
         }
     }
 
+    fn resync_if_offline(&self, t: &mut RState, n: NodeId) {
+        let r = &mut t.replicas[at(n)];
+        if r.offline {
+            self.cut_unsynced(r);
+        }
+    }
+
     /// The leader finds the retried batch by its producer's sequence if its log holds
     /// it (the producer state is rebuilt from the log, also on a new leader) and
     /// answers as for the original; otherwise the batch is appended as new.
     fn retry(&self, t: &mut RState, n: NodeId, value: u8) {
         t.ghost.retries += 1;
+        self.resync_if_offline(t, n);
         let r = &mut t.replicas[at(n)];
         let epoch = r.view.epoch;
         let offset = match r.holds_value(value) {
@@ -681,13 +728,16 @@ impl ReplicationModel {
 
     /// The follower's side of a Fetch: what it asks for.
     fn fetch_asked(&self, t: &mut RState, f: NodeId) -> Option<FetchReq> {
-        let fr = &mut t.replicas[at(f)];
-        let l = fr.view.leader?;
-        let offset = fr.len();
+        let l = t.replicas[at(f)].view.leader?;
         // The leader counts what a fetch offset covers as held durably here, so a
         // tail written but not synced (records this broker appended while it led, or
-        // the part of an answer a full disk cut short) is synced first
-        // (`follower_fetch_offset`).
+        // the part of an answer a full disk cut short) is synced first, or cut if a
+        // failed fsync took the log offline (`follower_fetch_offset`).
+        if !self.bug(ReplBug::FetchFromUnsyncedEnd) {
+            self.resync_if_offline(t, f);
+        }
+        let fr = &mut t.replicas[at(f)];
+        let offset = fr.len();
         if !self.bug(ReplBug::FetchFromUnsyncedEnd) {
             fr.durable = offset;
         }
@@ -780,10 +830,11 @@ impl ReplicationModel {
     }
 
     /// Append what starts at the log end (only while the log still follows the epoch
-    /// it fetched under), fsync, take the leader's high watermark. With `cut`, a full
-    /// disk takes only that many records: they are synced (the append error comes
-    /// after the sync, R-REPL-1) and the high watermark stays.
-    fn fetch_response(&self, t: &mut RState, f: NodeId, cut: Option<u8>, nth: u8) {
+    /// it fetched under), fsync, take the leader's high watermark. A full disk takes
+    /// only some records: they are synced (the append error comes after the sync,
+    /// R-REPL-1) and the high watermark stays. A failed fsync leaves what was
+    /// appended unsynced, the log offline and the high watermark where it was.
+    fn fetch_response(&self, t: &mut RState, f: NodeId, taken: Taken, nth: u8) {
         let Some((position, _)) = t
             .net
             .iter()
@@ -802,6 +853,18 @@ impl ReplicationModel {
         if r.gate != Some(resp.epoch) && !self.bug(ReplBug::NoEpochGate) {
             return;
         }
+        if r.offline {
+            // The sync that takes the high watermark fails on an offline log; an
+            // append cuts the unsynced records first (R-LOG-9).
+            if resp.records.is_empty() {
+                return;
+            }
+            self.cut_unsynced(r);
+        }
+        let cut = match taken {
+            Taken::FullAfter(k) => Some(k),
+            Taken::All | Taken::SyncFails => None,
+        };
         let mut room = cut.map_or(usize::MAX, usize::from);
         for (i, rec) in resp.records.iter().enumerate() {
             let offset = usize::from(resp.base) + i;
@@ -809,6 +872,11 @@ impl ReplicationModel {
                 r.log.push(*rec);
                 room -= 1;
             }
+        }
+        if taken == Taken::SyncFails {
+            t.ghost.sync_failures += 1;
+            r.offline = true;
+            return;
         }
         if cut.is_some() {
             t.ghost.cut_short = true;
@@ -847,6 +915,12 @@ impl ReplicationModel {
     }
 
     fn truncate(&self, t: &mut RState, f: NodeId) {
+        if let Some(l) = t.replicas[at(f)].view.leader.filter(|l| *l != f) {
+            // An offline log cuts its unsynced tail before it reports its end.
+            if t.replicas[at(f)].log.last().is_some() {
+                self.resync_if_offline(t, l);
+            }
+        }
         let fr = &t.replicas[at(f)];
         let (Some(_), epoch) = (fr.view.leader, fr.view.epoch) else {
             return;
@@ -856,6 +930,9 @@ impl ReplicationModel {
     }
 
     fn cut_and_follow(&self, t: &mut RState, f: NodeId, end: u8, epoch: u8) {
+        // No sync vouches for what a failed fsync covered: a cut above the durable
+        // end keeps none of it (R-LOG-9).
+        self.resync_if_offline(t, f);
         let fr = &mut t.replicas[at(f)];
         if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
             fr.log.truncate(usize::from(end));
@@ -876,9 +953,12 @@ impl ReplicationModel {
     /// The leader's side of OffsetForLeaderEpoch: its answer, put in flight.
     fn epoch_ask(&self, t: &mut RState, f: NodeId) {
         let fr = &t.replicas[at(f)];
-        let (Some(l), Some(last)) = (fr.view.leader, fr.log.last()) else {
+        let (Some(l), Some(last)) = (fr.view.leader, fr.log.last().copied()) else {
             return;
         };
+        // An offline log cuts its unsynced tail before it reports its end.
+        self.resync_if_offline(t, l);
+        let fr = &t.replicas[at(f)];
         let answer = EpochAnswer {
             to: f,
             epoch: fr.view.epoch,
@@ -1430,4 +1510,14 @@ fn take_request(t: &mut RState, f: NodeId, k: u8) -> Option<FetchReq> {
 /// `cmd` waits to be committed or is on its way to the controller.
 pub(super) fn proposed(s: &RState, cmd: MetaCmd) -> bool {
     s.inbox.contains(&cmd) || s.in_flight.contains(&cmd)
+}
+
+/// How much of a fetch answer the follower keeps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    All,
+    /// A full disk takes this many records.
+    FullAfter(u8),
+    /// The fsync after the append fails.
+    SyncFails,
 }

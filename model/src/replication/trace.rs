@@ -58,6 +58,10 @@ pub struct ReplObservation {
     pub replicas: Vec<ReplicaObs>,
     /// (offset, value) of every produce a client saw acknowledged.
     pub acked: BTreeSet<(u8, u8)>,
+    /// Per broker: its disk has little room left (ENOSPC for a write that does not
+    /// fit). The model's copy may be full (`DiskFull`) only while it does: a small
+    /// write may still fit where a larger one failed, so it may be full or not.
+    pub disks_limited: [bool; REPLICAS],
 }
 
 #[derive(Clone, Debug)]
@@ -430,7 +434,26 @@ impl ReplTrace {
             .zip(&observed.replicas)
             .map(|(r, o)| o.log.len().saturating_sub(r.log.len()))
             .sum();
-        let max_steps = MAX_STEPS + appended + fetches.len();
+        // A reported commit is its proposal's arrival, the commit, and a step of each
+        // broker that learns it on the way to what it shows.
+        let commits = fetches
+            .iter()
+            .filter(|h| matches!(h, FetchHint::Committed { .. }))
+            .count();
+        // A broker that applied several commands at once shows only the last: it
+        // learns them one by one.
+        let learnt: usize = from
+            .replicas
+            .iter()
+            .zip(&observed.replicas)
+            .filter(|(r, o)| r.view != o.view)
+            .map(|(r, _)| {
+                from.history
+                    .len()
+                    .saturating_sub(usize::from(r.learned) + 1)
+            })
+            .sum();
+        let max_steps = MAX_STEPS + appended + learnt + fetches.len() + commits * (1 + REPLICAS);
         let mut frontier = vec![(from.clone(), 0usize)];
         let mut seen: HashSet<(RState, usize)> = HashSet::new();
         let mut found: Vec<RState> = Vec::new();
@@ -542,12 +565,20 @@ impl ReplTrace {
     /// `s`, and the state a broker about to crash may have left behind unseen: the
     /// run does not show when it writes its high-watermark checkpoint, only a
     /// restart reads it, so also the newest one it may have written (a restart from
-    /// an older one shows a lower high watermark, which `agrees` allows).
+    /// an older one shows a lower high watermark, which `agrees` allows). A copy the
+    /// model holds full may have written it too: a limited disk is full only for
+    /// writes that do not fit, and the model takes it full only where a fetch answer
+    /// shows it cut short.
     fn before_crash(&self, s: &RState, n: NodeId) -> Vec<RState> {
         let r = &s.replicas[usize::from(n)];
         let mut out = vec![s.clone()];
-        if !r.full && r.hw_checkpoint != r.hw {
-            out.extend(self.model.step(s, RAction::Checkpoint(n)));
+        if r.hw_checkpoint != r.hw {
+            let mut room = s.clone();
+            room.replicas[usize::from(n)].full = false;
+            out.extend(self.model.step(&room, RAction::Checkpoint(n)).map(|mut t| {
+                t.replicas[usize::from(n)].full = r.full;
+                t
+            }));
         }
         out
     }
@@ -574,7 +605,11 @@ impl ReplTrace {
                             .is_some_and(|q| q.offset == offset)
                 }
                 (FetchHint::AnswerLost { follower, answer }, RAction::FetchAnswerLost(f, k))
-                | (FetchHint::Answered { follower, answer }, RAction::FetchResponseNth(f, k)) => {
+                | (FetchHint::Answered { follower, answer }, RAction::FetchResponseNth(f, k))
+                | (
+                    FetchHint::Answered { follower, answer },
+                    RAction::FetchResponseSyncFails(f, k),
+                ) => {
                     *f == follower
                         && answer_in_flight(s, follower, *k).is_some_and(|r| answer.is(r))
                 }
@@ -697,6 +732,7 @@ impl ReplTrace {
             })
             .collect();
         let log_differs = |n: NodeId| log_differs[usize::from(n)];
+        let answered_next = |n: NodeId| matches!(next_hint, Some(FetchHint::Answered { follower, .. }) if follower == n);
         // Where the run reports commits, what one needs (its proposal's arrival, the
         // commands rejected or lost before it) is taken on the way to it.
         let metadata_moves = if self.commits_hinted {
@@ -715,6 +751,7 @@ impl ReplTrace {
                 RAction::Produce(n)
                 | RAction::Fsync(n)
                 | RAction::FsyncFail(n)
+                | RAction::Resync(n)
                 | RAction::Truncate(n) => log_differs(n),
                 RAction::Learn(n) => differ(n),
                 // A repair's cut at a marked tail's log end changes nothing a trace
@@ -731,11 +768,17 @@ impl ReplTrace {
                 | RAction::ProposalLost(_)
                 | RAction::ProposeRepair(_)
                 | RAction::RepairUnanswered(_) => metadata_moves,
+                // A start that fails before it shows anything (on a full disk) is a
+                // restart and a crash in one step: only its count shows.
                 RAction::Crash(n)
                 | RAction::CrashTorn(n, _)
                 | RAction::CrashKeeping(n, _)
                 | RAction::Restart(n) => {
-                    s.replicas[usize::from(n)].up != observed.replicas[usize::from(n)].up
+                    let (r, o) = (
+                        &s.replicas[usize::from(n)],
+                        &observed.replicas[usize::from(n)],
+                    );
+                    r.up != o.up || r.incarnation != o.incarnation
                 }
 
                 // Fetches and ISR proposals are taken where the run says one happened
@@ -751,14 +794,19 @@ impl ReplTrace {
                 | RAction::FetchResponse(_)
                 | RAction::FetchResponseNth(..)
                 | RAction::FetchResponseCut(..)
+                | RAction::FetchResponseSyncFails(..)
                 | RAction::EpochAsk(_)
                 | RAction::EpochAnswered(..)
                 | RAction::EpochAnswerLost(..)
                 | RAction::Consume(_)
                 | RAction::Checkpoint(_)
-                | RAction::Damage(..)
-                | RAction::DiskFull(_)
-                | RAction::DiskFreed(_) => false,
+                | RAction::Damage(..) => false,
+                // A limited disk is full where a follower's answer shows cut short;
+                // it is freed where space returns, or where a write fits again.
+                RAction::DiskFull(n) => observed.disks_limited[usize::from(n)] && answered_next(n),
+                RAction::DiskFreed(n) => {
+                    !observed.disks_limited[usize::from(n)] || log_differs(n) || answered_next(n)
+                }
             })
             .collect()
     }
@@ -798,7 +846,12 @@ impl ReplTrace {
     fn agrees(&self, s: &RState, observed: &ReplObservation) -> bool {
         ReplicationModel::ids().all(|n| {
             let o = &observed.replicas[usize::from(n)];
-            self.copy_agrees(s, n, o) && o.hw <= self.shown_copy(s, n).hw
+            // A down broker's disk may be freed; the model frees it once it runs.
+            let r = &s.replicas[usize::from(n)];
+            let full = r.full && r.up;
+            self.copy_agrees(s, n, o)
+                && o.hw <= self.shown_copy(s, n).hw
+                && (!full || observed.disks_limited[usize::from(n)])
         }) && observed.acked.is_subset(&s.ghost.acked)
     }
 
@@ -858,6 +911,7 @@ impl ReplTrace {
                 .map(|n| self.shown_copy(s, n))
                 .collect(),
             acked: s.ghost.acked.clone(),
+            disks_limited: std::array::from_fn(|n| s.replicas[n].full),
         }
     }
 
