@@ -1118,7 +1118,8 @@ fn c_9_traces_rejected_at_stop_51_are_model_steps() {
 /// end, which a cut and a retry between two looks leave where it was (seed 10), and
 /// its bound on a step's actions counted a reported commit once, not with its
 /// proposal's arrival (seeds 4, 8, 20: restarts after failed Raft log syncs put
-/// six registrations in one step).
+/// six registrations in one step). Seeds 0 to 39: 34 traces to the end, 10 failed
+/// syncs of a segment validated.
 #[test]
 fn c_9_replication_traces_through_failed_fsyncs_are_model_steps() {
     let (mut complete, mut failed_syncs) = (0, 0);
@@ -1128,11 +1129,11 @@ fn c_9_replication_traces_through_failed_fsyncs_are_model_steps() {
         failed_syncs += outcome.stats.repl_failed_syncs_validated;
     }
     assert!(
-        complete >= 25,
+        complete >= 30,
         "only {complete} of 40 traces ran to the end"
     );
     assert!(
-        failed_syncs >= 10,
+        failed_syncs >= 8,
         "only {failed_syncs} failed fsyncs of partition 0 validated"
     );
 }
