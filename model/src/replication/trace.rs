@@ -428,32 +428,7 @@ impl ReplTrace {
         fetches: &[FetchHint],
         max_visited: usize,
     ) -> Result<Vec<RState>, String> {
-        let appended: usize = from
-            .replicas
-            .iter()
-            .zip(&observed.replicas)
-            .map(|(r, o)| o.log.len().saturating_sub(r.log.len()))
-            .sum();
-        // A reported commit is its proposal's arrival, the commit, and a step of each
-        // broker that learns it on the way to what it shows.
-        let commits = fetches
-            .iter()
-            .filter(|h| matches!(h, FetchHint::Committed { .. }))
-            .count();
-        // A broker that applied several commands at once shows only the last: it
-        // learns them one by one.
-        let learnt: usize = from
-            .replicas
-            .iter()
-            .zip(&observed.replicas)
-            .filter(|(r, o)| r.view != o.view)
-            .map(|(r, _)| {
-                from.history
-                    .len()
-                    .saturating_sub(usize::from(r.learned) + 1)
-            })
-            .sum();
-        let max_steps = MAX_STEPS + appended + learnt + fetches.len() + commits * (1 + REPLICAS);
+        let max_steps = action_bound(from, observed, fetches);
         let mut frontier = vec![(from.clone(), 0usize)];
         let mut seen: HashSet<(RState, usize)> = HashSet::new();
         let mut found: Vec<RState> = Vec::new();
@@ -1029,6 +1004,30 @@ pub fn created_before(unregistered: Set) -> Meta {
         meta.incarnation[usize::from(n)] = 0;
     }
     meta
+}
+
+/// The most model actions one observed step may take: a few, and one for each
+/// record appended, each fetch step the run reports, each command a broker learns on
+/// the way to what it shows (it shows only the last of several applied at once),
+/// and for each reported commit its proposal's arrival and a step of each broker.
+fn action_bound(from: &RState, observed: &ReplObservation, fetches: &[FetchHint]) -> usize {
+    let copies = || from.replicas.iter().zip(&observed.replicas);
+    let appended: usize = copies()
+        .map(|(r, o)| o.log.len().saturating_sub(r.log.len()))
+        .sum();
+    let learnt: usize = copies()
+        .filter(|(r, o)| r.view != o.view)
+        .map(|(r, _)| {
+            from.history
+                .len()
+                .saturating_sub(usize::from(r.learned) + 1)
+        })
+        .sum();
+    let commits = fetches
+        .iter()
+        .filter(|h| matches!(h, FetchHint::Committed { .. }))
+        .count();
+    MAX_STEPS + appended + learnt + fetches.len() + commits * (1 + REPLICAS)
 }
 
 /// A step of the metadata: a proposal, its commit, or a broker learning it.
