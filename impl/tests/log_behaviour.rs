@@ -416,6 +416,44 @@ fn r_log_13_a_flipped_byte_in_a_sealed_segment_fences_only_its_batch() -> TestRe
     Ok(())
 }
 
+/// A follower behind its leader's log start whose disk is full cannot write the
+/// checkpoint of its new start: the start afresh fails and leaves the log as it was
+/// (before, it kept the new start, high watermark and durable end in memory, claiming
+/// records durable that it did not hold; found by the replication oracle, C-5). A
+/// DeleteRecords refused the same way deletes nothing either.
+#[test]
+fn r_log_9_a_start_afresh_refused_by_a_full_disk_leaves_the_log_as_it_was() -> TestResult {
+    let (mem_disk, disk) = mem();
+    let log = open(&disk, Path::new("/t-0"), LogConfig::default());
+    log.append(&batch_for(0, 0, 2, 100), 0, 0)?;
+    log.set_high_watermark(1);
+    let before = (
+        log.log_start_offset(),
+        log.log_end_offset(),
+        log.durable_end_offset(),
+        log.high_watermark(),
+    );
+    mem_disk.set_capacity(Some(mem_disk.used_bytes()));
+    let err = log
+        .start_afresh_at(10)
+        .err()
+        .ok_or("a start afresh on a full disk succeeded")?;
+    assert!(err.is_disk_full(), "{err}");
+    let deletion = log.delete_records_before(1);
+    assert!(deletion.is_err_and(|e| e.is_disk_full()));
+    let after = (
+        log.log_start_offset(),
+        log.log_end_offset(),
+        log.durable_end_offset(),
+        log.high_watermark(),
+    );
+    assert_eq!(after, before, "nothing moved");
+    mem_disk.set_capacity(None);
+    log.start_afresh_at(10)?;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
+    Ok(())
+}
+
 #[test]
 fn r_log_9_a_full_disk_fails_the_append_and_loses_nothing() -> TestResult {
     let (mem_disk, disk) = mem();

@@ -690,12 +690,31 @@ impl PartitionLog {
         let disk = self.shared.disk.as_ref();
         let dir = &self.shared.dir;
         let start = base.max(st.log_start);
+        let before = (
+            st.log_start,
+            st.high_watermark,
+            st.durable_end,
+            st.durable_position,
+            st.failure_epoch,
+        );
         st.log_start = start;
         st.high_watermark = start;
         st.durable_end = base;
         st.durable_position = (base, 0);
         st.failure_epoch += 1;
-        self.write_checkpoint(st)?;
+        if let Err(e) = self.write_checkpoint(st) {
+            // Nothing was deleted (a full disk refused the checkpoint): the log is
+            // as it was, and must not claim records durable that it does not hold
+            // (found by the replication oracle with DeleteRecords and a full disk).
+            (
+                st.log_start,
+                st.high_watermark,
+                st.durable_end,
+                st.durable_position,
+                st.failure_epoch,
+            ) = before;
+            return Err(e);
+        }
         let doomed: Vec<u64> = st.segments.keys().copied().collect();
         for old in doomed {
             Segment::delete_files(disk, dir, old)?;
@@ -1420,8 +1439,14 @@ impl PartitionLog {
             if offset <= st.log_start {
                 return Ok(st.log_start);
             }
+            let before = st.log_start;
             st.log_start = offset;
-            self.write_checkpoint(&mut st)?;
+            if let Err(e) = self.write_checkpoint(&mut st) {
+                // A deletion answered with an error deleted nothing, not even in
+                // memory until the next restart.
+                st.log_start = before;
+                return Err(e);
+            }
         }
         self.delete_segments_below_start()?;
         Ok(self.log_start_offset())
