@@ -23,8 +23,9 @@ use chronik::metadata::{ApplyOutcome, CommandEnvelope, CopyRef, MetadataCommand,
 use chronik_core::consensus::Registration;
 use chronik_core::log::frame::{self, FRAME_HEADER_LEN};
 use chronik_core::replication::{
-    follower_fetch_offset, holds_isr, truncation_point, AppendResult, Fetched, FollowerFetch,
-    LocalView, NoEvents, Partitions, ProduceWait, RepairStep, Repairs, ReplicationError,
+    follower_fetch_offset, holds_isr, truncation_point, AppendResult, DeletionStarted, Fetched,
+    FollowerFetch, LocalView, NoEvents, Partitions, ProduceWait, RepairStep, Repairs,
+    ReplicationBugs, ReplicationError,
 };
 use chronik_model::replication::{
     has, members, FetchResp, MetaCmd, RAction, RState, ReplicationModel, Set, ALL, REPLICAS,
@@ -85,6 +86,8 @@ struct SimBroker {
     full: bool,
     /// The repairs of damaged copies under way (memory only, as in the broker).
     repairs: Repairs,
+    /// DeleteRecords this broker took as leader and has not answered (memory only).
+    deletions: Vec<DeletionStarted>,
 }
 
 fn lock(v: &Outcomes) -> MutexGuard<'_, Vec<(u64, AppendResult)>> {
@@ -131,8 +134,10 @@ pub struct ReplicationHarness {
     inbox: Vec<Proposal>,
     brokers: Vec<SimBroker>,
     /// Fetch responses in flight: (to, leader epoch fetched under, the partition's answer).
-    net: Vec<(NodeId, i32, Fetched)>,
+    net: Vec<(NodeId, i32, Answer)>,
     acked: BTreeSet<(u8, u8)>,
+    /// The highest offset an acknowledged DeleteRecords deleted below.
+    deleted: u8,
     read: BTreeSet<(u8, u8)>,
     produced: u8,
     /// Appends issued, retries included: each one's number.
@@ -142,6 +147,19 @@ pub struct ReplicationHarness {
     acks_before_fsync: bool,
     /// The repairs' clock: only the time between a repair's proposals matters.
     repair_clock_ms: u64,
+    /// Test-only faults every broker's replication steps run with.
+    faults: ReplicationBugs,
+}
+
+/// A leader's answer to a follower's Fetch.
+#[derive(Debug, Clone)]
+enum Answer {
+    Served(Fetched),
+    /// OFFSET_OUT_OF_RANGE from below the leader's log start, which it names.
+    OutOfRange {
+        log_start: u64,
+        high_watermark: u64,
+    },
 }
 
 /// A metadata command on its way to the controller, and who waits for its outcome.
@@ -311,6 +329,14 @@ impl ReplicationHarness {
     /// topic with replicas [1, 2, 3] (broker 1 leads, epoch 0) and the model's
     /// `min.insync.replicas`.
     pub fn new(model: &ReplicationModel) -> Result<Self, HarnessError> {
+        Self::with_faults(model, ReplicationBugs::default())
+    }
+
+    /// Brokers whose replication steps run with `faults` injected.
+    pub fn with_faults(
+        model: &ReplicationModel,
+        faults: ReplicationBugs,
+    ) -> Result<Self, HarnessError> {
         let mut h = ReplicationHarness {
             controller: MetadataState::default(),
             fences: Vec::new(),
@@ -319,11 +345,13 @@ impl ReplicationHarness {
             brokers: Vec::new(),
             net: Vec::new(),
             acked: BTreeSet::new(),
+            deleted: 0,
             read: BTreeSet::new(),
             produced: 0,
             appends: 0,
             acks_before_fsync: model.acks_before_fsync,
             repair_clock_ms: NOW_MS,
+            faults,
         };
         for n in ReplicationModel::ids() {
             let first = registration(n, 1, model.acks_before_fsync, Vec::new());
@@ -348,6 +376,7 @@ impl ReplicationHarness {
                 waiting: Vec::new(),
                 full: false,
                 repairs: Repairs::default(),
+                deletions: Vec::new(),
             });
         }
         for n in ReplicationModel::ids() {
@@ -411,6 +440,7 @@ impl ReplicationHarness {
             },
             ..LogConfig::default()
         };
+        let faults = self.faults;
         let b = self.broker(n);
         b.view = view;
         b.committer = ManualCommitter::new();
@@ -422,7 +452,8 @@ impl ReplicationHarness {
             config,
             Arc::new(NoEvents),
             b.committer.queue(),
-        );
+        )
+        .with_bugs(faults);
         partitions
             .reconcile(&b.view, broker_id(n))
             .map_err(|e| fail(format!("opening broker {}'s logs: {e}", broker_id(n))))?;
@@ -543,8 +574,10 @@ impl ReplicationHarness {
             RAction::Damage(n, offset) => self.damage(n, offset)?,
             RAction::ProposeRepair(n) => self.propose_repair(n)?,
             RAction::CutDamage(n) => self.cut_damage(n)?,
+            RAction::DeleteRecords(n, offset) => self.delete_records(n, offset)?,
         }
-        self.resolve_acks()
+        self.resolve_acks()?;
+        self.resolve_deletions()
     }
 
     /// A produce of `value`, or its retry: each value is its own idempotent producer
@@ -665,6 +698,14 @@ impl ReplicationHarness {
         let upper = local
             .serve_follower_fetch(&key(), &log, info, fetch, NOW_MS)
             .upper;
+        if fetch_offset < log.log_start_offset() {
+            let refusal = Answer::OutOfRange {
+                log_start: log.log_start_offset(),
+                high_watermark: log.high_watermark(),
+            };
+            self.net.push((f, epoch, refusal));
+            return Ok(());
+        }
         // Past the leader's log end the read fails (OFFSET_OUT_OF_RANGE), and the
         // follower applies nothing of the answer.
         match log.read(fetch_offset, 1 << 20, upper) {
@@ -674,7 +715,7 @@ impl ReplicationHarness {
                     high_watermark: log.high_watermark() as i64,
                     log_start_offset: log.log_start_offset() as i64,
                 };
-                self.net.push((f, epoch, fetched));
+                self.net.push((f, epoch, Answer::Served(fetched)));
                 Ok(())
             }
             // A fetch from inside a damaged range is answered KAFKA_STORAGE_ERROR: the
@@ -685,21 +726,93 @@ impl ReplicationHarness {
     }
 
     /// The first fetch answer in flight to `f`, under the epoch it was asked in.
-    fn take_answer(&mut self, f: NodeId) -> Result<(i32, Fetched), HarnessError> {
+    fn take_answer(&mut self, f: NodeId) -> Result<(i32, Answer), HarnessError> {
         let at = self
             .net
             .iter()
             .position(|(to, ..)| *to == f)
             .ok_or_else(|| fail("no fetch response in flight"))?;
-        let (_, epoch, fetched) = self.net.remove(at);
-        Ok((epoch, fetched))
+        let (_, epoch, answer) = self.net.remove(at);
+        Ok((epoch, answer))
+    }
+
+    /// The first answer in flight to `f`, which must have served records.
+    fn take_served(&mut self, f: NodeId) -> Result<(i32, Fetched), HarnessError> {
+        match self.take_answer(f)? {
+            (epoch, Answer::Served(fetched)) => Ok((epoch, fetched)),
+            (_, refusal) => Err(fail(format!("the answer in flight is {refusal:?}"))),
+        }
+    }
+
+    /// The replica fetcher's handling of OFFSET_OUT_OF_RANGE: a log ending below its
+    /// leader's log start starts afresh there (`LocalView::fetch_refused`).
+    fn fetch_refused(&mut self, f: NodeId, epoch: i32, log_start: u64) -> Result<(), HarnessError> {
+        let b = &self.brokers[usize::from(f)];
+        let (Some(local), Some(log)) = (b.local(f), b.log()) else {
+            return Err(fail("a refusal to a broker that is down"));
+        };
+        let refusal = (chronik_core::errors::OFFSET_OUT_OF_RANGE, log_start);
+        match local.fetch_refused(&key(), epoch, &log, refusal) {
+            Ok(_) => Ok(()),
+            // The new start's checkpoint does not fit: the fetcher asks again.
+            Err(ReplicationError::Log(e)) if e.is_disk_full() && b.full => Ok(()),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// DeleteRecords below `offset`, as the handler runs it; the answer waits for
+    /// `deletion_outcome`.
+    fn delete_records(&mut self, n: NodeId, offset: u8) -> Result<(), HarnessError> {
+        let b = &self.brokers[usize::from(n)];
+        let local = b
+            .local(n)
+            .ok_or_else(|| fail("DeleteRecords to a broker that is down"))?;
+        let started = local
+            .delete_records(TOPIC, 0, i64::from(offset))
+            .map_err(|code| {
+                fail(format!(
+                    "the real broker refused DeleteRecords: error {code}"
+                ))
+            })?;
+        self.broker(n).deletions.push(started);
+        Ok(())
+    }
+
+    /// Every DeleteRecords whose fate is decided is answered.
+    fn resolve_deletions(&mut self) -> Result<(), HarnessError> {
+        for n in ReplicationModel::ids() {
+            let b = &mut self.brokers[usize::from(n)];
+            let mut deletions = std::mem::take(&mut b.deletions);
+            let mut answered = Vec::new();
+            if let Some(local) = b.local(n) {
+                deletions.retain(|d| match local.deletion_outcome(&key(), d, NOW_MS) {
+                    Some(Ok(_)) => {
+                        answered.push(d.target);
+                        false
+                    }
+                    Some(Err(_)) => false,
+                    None => true,
+                });
+            }
+            b.deletions = deletions;
+            for target in answered {
+                self.deleted = self.deleted.max(offset_u8(target)?);
+            }
+        }
+        Ok(())
     }
 
     /// The replica fetcher's handling of the answer in flight. With `cut`, the
     /// follower's full disk has room for exactly that many of the batches it would
     /// append: the append of the next one fails with ENOSPC, as the model says.
     fn fetch_response(&mut self, f: NodeId, cut: Option<u8>) -> Result<(), HarnessError> {
-        let (epoch, fetched) = self.take_answer(f)?;
+        let (epoch, fetched) = match self.take_answer(f)? {
+            (epoch, Answer::Served(fetched)) => (epoch, fetched),
+            (epoch, Answer::OutOfRange { log_start, .. }) if cut.is_none() => {
+                return self.fetch_refused(f, epoch, log_start);
+            }
+            (_, refusal) => return Err(fail(format!("a full disk takes part of {refusal:?}"))),
+        };
         let b = &self.brokers[usize::from(f)];
         let (Some(local), Some(log)) = (b.local(f), b.log()) else {
             return Err(fail("a response to a broker that is down"));
@@ -728,7 +841,7 @@ impl ReplicationHarness {
     /// The follower applies the answer in flight and the fsync after the append
     /// fails: the answer is refused with a storage error and the log is offline.
     fn fetch_response_sync_fails(&mut self, f: NodeId) -> Result<(), HarnessError> {
-        let (epoch, fetched) = self.take_answer(f)?;
+        let (epoch, fetched) = self.take_served(f)?;
         let b = &self.brokers[usize::from(f)];
         let (Some(local), Some(log)) = (b.local(f), b.log()) else {
             return Err(fail("a response to a broker that is down"));
@@ -906,8 +1019,9 @@ impl ReplicationHarness {
             .map_err(|code| fail(format!("the leader refused a consumer: error {code}")))?;
         // A consumer's read stops at a damaged record (KAFKA_STORAGE_ERROR).
         let read = read_records_around_damage(&log, log.high_watermark())?;
-        for (offset, record) in read.into_iter().map_while(|r| r).enumerate() {
-            self.read.insert((offset_u8(offset as u64)?, record.1));
+        let start = log.log_start_offset();
+        for (i, record) in read.into_iter().map_while(|r| r).enumerate() {
+            self.read.insert((offset_u8(start + i as u64)?, record.1));
         }
         Ok(())
     }
@@ -950,6 +1064,7 @@ impl ReplicationHarness {
         b.partitions = None;
         lock(&b.outcomes).clear();
         b.waiting.clear();
+        b.deletions.clear();
         self.net.retain(|(to, ..)| *to != n);
     }
 
@@ -1007,6 +1122,7 @@ impl ReplicationHarness {
                 meta: meta_of_real(&b.view)?,
                 log: log_records,
                 lost: log.first_lost_offset().map(offset_u8).transpose()?,
+                log_start: offset_u8(log.log_start_offset())?,
                 durable: offset_u8(log.durable_end_offset())?,
                 hw: offset_u8(log.high_watermark())?,
                 gate: local
@@ -1055,13 +1171,14 @@ impl ReplicationHarness {
         let mut answers = self
             .net
             .iter()
-            .map(|(to, epoch, fetched)| answer_view(*to, *epoch, fetched))
+            .map(|(to, epoch, answer)| answer_view(*to, *epoch, answer))
             .collect::<Result<Vec<_>, _>>()?;
         answers.sort();
         Ok(ReplView {
             meta: meta_of_real(&self.controller)?,
             replicas,
             acked: self.acked.clone(),
+            deleted: self.deleted,
             read: self.read.clone(),
             proposals,
             answers,
@@ -1138,7 +1255,25 @@ fn proposal_view(p: &Proposal, fences: &[(i32, u64)]) -> Result<MetaCmd, Harness
 }
 
 /// A fetch answer in flight, as the model's.
-fn answer_view(to: NodeId, epoch: i32, fetched: &Fetched) -> Result<AnswerView, HarnessError> {
+fn answer_view(to: NodeId, epoch: i32, answer: &Answer) -> Result<AnswerView, HarnessError> {
+    let epoch = small("leader epoch", epoch)?;
+    let fetched = match answer {
+        Answer::Served(fetched) => fetched,
+        Answer::OutOfRange {
+            log_start,
+            high_watermark,
+        } => {
+            return Ok(AnswerView {
+                to,
+                epoch,
+                first: None,
+                records: Vec::new(),
+                hw: offset_u8(*high_watermark)?,
+                log_start: offset_u8(*log_start)?,
+                refused: true,
+            })
+        }
+    };
     let batches = parse_batches(fetched.records.as_deref().unwrap_or_default())?;
     let first = batches
         .first()
@@ -1150,10 +1285,12 @@ fn answer_view(to: NodeId, epoch: i32, fetched: &Fetched) -> Result<AnswerView, 
         .collect::<Result<_, HarnessError>>()?;
     Ok(AnswerView {
         to,
-        epoch: small("leader epoch", epoch)?,
+        epoch,
         first,
         records,
         hw: small("high watermark", fetched.high_watermark)?,
+        log_start: small("log start", fetched.log_start_offset)?,
+        refused: false,
     })
 }
 
@@ -1234,6 +1371,7 @@ pub struct ReplicaView {
     pub log: Vec<Option<(u8, u8)>>,
     /// The first offset lost to damage.
     pub lost: Option<u8>,
+    pub log_start: u8,
     pub durable: u8,
     pub hw: u8,
     pub gate: Option<u8>,
@@ -1259,6 +1397,7 @@ impl ReplicaView {
             },
             log: Vec::new(),
             lost: None,
+            log_start: 0,
             durable: 0,
             hw: 0,
             gate: None,
@@ -1280,16 +1419,28 @@ pub struct AnswerView {
     /// (leader epoch, value) of each record served.
     pub records: Vec<(u8, u8)>,
     pub hw: u8,
+    pub log_start: u8,
+    /// OFFSET_OUT_OF_RANGE: the fetch was from below the leader's log start.
+    pub refused: bool,
 }
 
 impl AnswerView {
     fn of_model(resp: &FetchResp) -> Self {
+        // A refusal carries the leader's deleted records only for the model's
+        // bookkeeping (offsets are positions there).
+        let served = if resp.refused() {
+            &[][..]
+        } else {
+            &resp.records[..]
+        };
         AnswerView {
             to: resp.to,
             epoch: resp.epoch,
-            first: (!resp.records.is_empty()).then_some(resp.base),
-            records: resp.records.iter().map(|r| (r.epoch, r.value)).collect(),
+            first: (!served.is_empty()).then_some(resp.base),
+            records: served.iter().map(|r| (r.epoch, r.value)).collect(),
             hw: resp.hw,
+            log_start: resp.log_start,
+            refused: resp.refused(),
         }
     }
 }
@@ -1302,6 +1453,8 @@ pub struct ReplView {
     pub meta: MetaView,
     pub replicas: Vec<ReplicaView>,
     pub acked: BTreeSet<(u8, u8)>,
+    /// The highest offset an acknowledged DeleteRecords deleted below.
+    pub deleted: u8,
     pub read: BTreeSet<(u8, u8)>,
     pub proposals: Vec<MetaCmd>,
     pub answers: Vec<AnswerView>,
@@ -1329,6 +1482,12 @@ impl ReplView {
             out.push(format!(
                 "acknowledged: model {:?}, real {:?}",
                 self.acked, real.acked
+            ));
+        }
+        if self.deleted != real.deleted {
+            out.push(format!(
+                "acknowledged deletions below: model {}, real {}",
+                self.deleted, real.deleted
             ));
         }
         if self.read != real.read {
@@ -1393,9 +1552,11 @@ pub fn of_model(model: &ReplicationModel, s: &RState) -> ReplView {
                     .log
                     .iter()
                     .enumerate()
+                    .skip(usize::from(r.log_start))
                     .map(|(o, rec)| (r.damaged != Some(o as u8)).then_some((rec.epoch, rec.value)))
                     .collect(),
                 lost: r.damaged,
+                log_start: r.log_start,
                 durable: r.durable,
                 hw: r.hw,
                 gate: r.gate,
@@ -1411,6 +1572,7 @@ pub fn of_model(model: &ReplicationModel, s: &RState) -> ReplView {
         meta: meta_of_model(&s.meta),
         replicas,
         acked: s.ghost.acked.clone(),
+        deleted: s.ghost.deleted,
         read: s.ghost.read.clone(),
         proposals: s.inbox.clone(),
         answers,
@@ -1458,10 +1620,19 @@ pub fn replay_replication_path(
     model: &ReplicationModel,
     path: &[RAction],
 ) -> Result<ReplStats, Box<ReplDivergence>> {
+    replay_replication_path_with_faults(model, ReplicationBugs::default(), path)
+}
+
+/// The same on real brokers whose replication steps run with `faults` injected.
+pub fn replay_replication_path_with_faults(
+    model: &ReplicationModel,
+    faults: ReplicationBugs,
+    path: &[RAction],
+) -> Result<ReplStats, Box<ReplDivergence>> {
     // Real brokers start from the created partition, where a windowed model's path
     // to its start begins.
     let (model, to_start) = model.from_creation();
-    let mut walk = Walk::start(&model, 0)?;
+    let mut walk = Walk::start(&model, faults, 0)?;
     for action in to_start.iter().chain(path) {
         let Some(next) = walk.model.step(&walk.state, action.clone()) else {
             break;
@@ -1483,7 +1654,7 @@ pub fn replication_walks(
     let mut stats = ReplStats::default();
     for i in 0..walks {
         let walk_seed = rng.next_u64() ^ i as u64;
-        let mut walk = Walk::start(model, walk_seed)?;
+        let mut walk = Walk::start(model, ReplicationBugs::default(), walk_seed)?;
         let mut choose = Rng::new(walk_seed);
         for _ in 0..depth {
             let next = walk.successors();
@@ -1508,11 +1679,17 @@ struct Walk<'a> {
     real: ReplicationHarness,
     path: Vec<RAction>,
     seed: u64,
+    /// Outcomes along the walk that no action names (counted with the kinds).
+    outcomes: BTreeSet<String>,
 }
 
 impl<'a> Walk<'a> {
-    fn start(model: &'a ReplicationModel, seed: u64) -> Result<Self, Box<ReplDivergence>> {
-        let real = ReplicationHarness::new(model).map_err(|e| {
+    fn start(
+        model: &'a ReplicationModel,
+        faults: ReplicationBugs,
+        seed: u64,
+    ) -> Result<Self, Box<ReplDivergence>> {
+        let real = ReplicationHarness::with_faults(model, faults).map_err(|e| {
             Box::new(ReplDivergence {
                 path: Vec::new(),
                 seed,
@@ -1525,6 +1702,7 @@ impl<'a> Walk<'a> {
             real,
             path: Vec::new(),
             seed,
+            outcomes: BTreeSet::new(),
         };
         walk.compare()?;
         Ok(walk)
@@ -1536,6 +1714,12 @@ impl<'a> Walk<'a> {
 
     fn advance(&mut self, action: RAction, next: RState) -> Result<(), Box<ReplDivergence>> {
         self.path.push(action.clone());
+        if next.ghost.deleted > self.state.ghost.deleted {
+            self.outcomes.insert("DeletionAcknowledged".into());
+        }
+        if next.ghost.started_afresh && !self.state.ghost.started_afresh {
+            self.outcomes.insert("StartedAfresh".into());
+        }
         self.state = next;
         if let Err(e) = self.real.apply(&action) {
             return Err(self.divergence(vec![format!("the real code failed: {e}")]));
@@ -1575,6 +1759,7 @@ impl<'a> Walk<'a> {
                 .path
                 .iter()
                 .map(|a| format!("{a:?}").split('(').next().unwrap_or("").to_string())
+                .chain(self.outcomes.iter().cloned())
                 .collect(),
         }
     }

@@ -699,7 +699,7 @@ pub fn replication_summary(s: &RState) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "    r{i} {} inc={} view=(leader {:?} e{} isr {{{}}}) log[{}] durable={} hw={} ckpt={} gate={:?} ends={:?}@e{} pending={:?} waiting={:?} damaged={:?} repair={:?}",
+            "    r{i} {} inc={} view=(leader {:?} e{} isr {{{}}}) log[{}] durable={} hw={} ckpt={} gate={:?} ends={:?}@e{} pending={:?} waiting={:?} damaged={:?} repair={:?}{}",
             if r.up { "up  " } else { "DOWN" },
             r.incarnation,
             r.view.leader,
@@ -719,6 +719,7 @@ pub fn replication_summary(s: &RState) -> String {
                 .collect::<Vec<_>>(),
             r.damaged,
             r.repair,
+            deletion_shown(r),
         );
     }
     let _ = writeln!(
@@ -731,5 +732,21 @@ pub fn replication_summary(s: &RState) -> String {
         s.ghost.acked,
         s.ghost.read
     );
+    if s.ghost.deletes > 0 {
+        let _ = writeln!(out, "    deleted below {}", s.ghost.deleted);
+    }
     out
+}
+
+/// The log start and what the leader side knows of deletions, where any moved.
+fn deletion_shown(r: &crate::replication::Replica) -> String {
+    if r.log_start == 0 && r.deletions.is_empty() && r.follower_start.iter().all(Option::is_none) {
+        return String::new();
+    }
+    format!(
+        " start={} starts={:?} deleting={:?}",
+        r.log_start,
+        r.follower_start,
+        r.deletions.iter().map(|d| d.target).collect::<Vec<_>>()
+    )
 }

@@ -179,6 +179,20 @@ pub const CONFIGS: &[CiConfig] = &[
         build: || CiCheck::Replication(ReplicationModel::bounded(1, 1, 1, 0), Run::dfs()),
     },
     CiConfig {
+        test: "r_wire_5_a_deletion_and_a_failover_lose_no_acknowledged_deletion",
+        build: || {
+            let m = ReplicationModel::bounded(1, 0, 1, 0).with_deletes(1);
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "r_wire_5_a_follower_away_during_a_deletion_starts_afresh",
+        build: || {
+            let m = ReplicationModel::bounded(2, 0, 0, 1).with_deletes(1);
+            CiCheck::Replication(m, Run::dfs())
+        },
+    },
+    CiConfig {
         test: "r_repl_idempotent_retries_and_a_controller_failover_all_properties_hold",
         build: || {
             let m = ReplicationModel::bounded(1, 0, 1, 0)
@@ -421,6 +435,7 @@ impl CiCheck {
                     ("failovers", m.max_failovers),
                     ("sync failures", m.max_sync_failures),
                     ("full disks", m.max_full),
+                    ("deletions", m.max_deletes),
                 ] {
                     if n > 0 {
                         b.push_str(&format!(", {name} {n}"));

@@ -149,6 +149,9 @@ struct ReplicationArgs {
     /// Disks that fill up for a while (ENOSPC, R-LOG-12).
     #[arg(long, default_value_t = 0)]
     max_full: u8,
+    /// DeleteRecords requests to a leader, each up to its high watermark (R-WIRE-5).
+    #[arg(long, default_value_t = 0)]
+    max_deletes: u8,
     /// Brokers apply committed metadata one change at a time (as trace validation does).
     #[arg(long)]
     stepwise_learning: bool,
@@ -315,6 +318,7 @@ fn main() -> ExitCode {
             m.max_sync_failures = a.max_sync_failures;
             m.acks_before_fsync = a.acks_before_fsync;
             m.max_full = a.max_full;
+            m.max_deletes = a.max_deletes;
             m.stepwise_learning = a.stepwise_learning;
             m.reordered_fetches = a.reordered_fetches > 0;
             m.max_fetches_in_flight = a.reordered_fetches;

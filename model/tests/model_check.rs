@@ -453,6 +453,28 @@ fn r_repl_replication_crash_and_restart_all_properties_hold() {
     assert_replication_holds("replication, 1 produce, 1 crash, 1 fence", &o, true);
 }
 
+/// R-WIRE-5: a DeleteRecords up to the high watermark, answered once every live
+/// replica's log start reached it, and a fence that elects another ISR member (or a
+/// deposed leader that deletes before it learns it): no consumer of the current
+/// leader reads below an acknowledged deletion, and every other property holds with
+/// log starts moving. Switch `delete-acked-at-once` (answered once the leader itself
+/// deleted) breaks it.
+#[test]
+fn r_wire_5_a_deletion_and_a_failover_lose_no_acknowledged_deletion() {
+    let o = ci_replication("r_wire_5_a_deletion_and_a_failover_lose_no_acknowledged_deletion");
+    assert_replication_holds("replication, 1 produce, 1 deletion, 1 fence", &o, true);
+}
+
+/// R-WIRE-5: a follower shrunk out of the ISR while the leader takes a record and
+/// deletes it is refused OFFSET_OUT_OF_RANGE, starts afresh at the leader's log start
+/// and rejoins the ISR; nothing acknowledged is lost.
+#[test]
+fn r_wire_5_a_follower_away_during_a_deletion_starts_afresh() {
+    let o = ci_replication("r_wire_5_a_follower_away_during_a_deletion_starts_afresh");
+    // Its examples include the start afresh (`EX_STARTED_AFRESH`).
+    assert_replication_holds("replication, 2 produces, 1 deletion, 1 shrink", &o, true);
+}
+
 #[test]
 fn r_repl_idempotent_retries_and_a_controller_failover_all_properties_hold() {
     // A produce retried with the same sequence (before or after its original is
@@ -707,10 +729,12 @@ fn c_9_the_trace_model_with_a_crash_and_a_retried_fetch() {
 fn c_9_the_trace_model_random_walks_find_no_violation() {
     // Bounds no exhaustive run with the trace options covers in CI time (a fence and
     // a shrink together with two fetches in flight did not finish in 200 s): 3
-    // produces, a crash, two fences, a shrink, a retry, a failover, 3 fetches in flight.
+    // produces, a crash, two fences, a shrink, a retry, a failover, two deletions, 3
+    // fetches in flight.
     let m = replication(3, 1, 2, 1)
         .with_retries(1)
         .with_failovers(1)
+        .with_deletes(2)
         .with_trace_options(3);
     let o = run(m, &Run::walk_count(20_000, 11));
     assert_replication_holds("trace model, random walks", &o, false);

@@ -97,20 +97,24 @@ pub enum FetchStep {
         offset: u64,
     },
     /// This node handled a Fetch answer from its leader: the epoch it fetched under
-    /// and the records it carried.
+    /// and the records it carried, or the leader's log start where the answer was
+    /// OFFSET_OUT_OF_RANGE.
     Answered {
         key: PartitionKey,
         epoch: i32,
         records: Option<Bytes>,
+        refused_at: Option<u64>,
     },
     /// The network dropped this node's Fetch from `offset` (reported by the world,
     /// which carries packets, not by the host).
     Dropped { key: PartitionKey, offset: u64 },
-    /// The network dropped an answer with records to this node's Fetch.
+    /// The network dropped an answer with records (or OFFSET_OUT_OF_RANGE, naming
+    /// the leader's log start) to this node's Fetch.
     AnswerDropped {
         key: PartitionKey,
         epoch: i32,
         records: Option<Bytes>,
+        refused_at: Option<u64>,
     },
     /// This node, leading, answered a follower's OffsetForLeaderEpoch (not with an
     /// error).
@@ -123,6 +127,9 @@ pub enum FetchStep {
     /// This node, leading, proposed this ISR (an AlterPartition): not a fetch, but
     /// like one it shows nothing at the moment and decides what is committed later.
     IsrProposed { key: PartitionKey, isr: Vec<i32> },
+    /// This node, leading, took a DeleteRecords below `offset`; its answer waits
+    /// for the low watermark.
+    Deleted { key: PartitionKey, offset: u64 },
 }
 
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
@@ -522,12 +529,20 @@ impl Host {
                 leader_start,
             } => {
                 self.asking.remove(&(from, key.clone()));
-                if let Ok(fetched) = &answer {
-                    self.kept(FetchStep::Answered {
+                match &answer {
+                    Ok(fetched) => self.kept(FetchStep::Answered {
                         key: key.clone(),
                         epoch,
                         records: fetched.records.clone(),
-                    });
+                        refused_at: None,
+                    }),
+                    Err(errors::OFFSET_OUT_OF_RANGE) => self.kept(FetchStep::Answered {
+                        key: key.clone(),
+                        epoch,
+                        records: None,
+                        refused_at: Some(leader_start),
+                    }),
+                    Err(_) => {}
                 }
                 self.apply_fetched(now, state, (&key, epoch), answer, leader_start)
             }
@@ -682,6 +697,10 @@ impl Host {
                     "node {} deletes {}-{} below {}",
                     self.me, key.0, key.1, started.target
                 );
+                self.kept(FetchStep::Deleted {
+                    key: key.clone(),
+                    offset: started.target,
+                });
                 let deletion = PendingDeletion {
                     client,
                     key,

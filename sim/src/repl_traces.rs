@@ -11,12 +11,12 @@
 //! answer them, and by the network that drops them; each metadata command by the
 //! first node that applies it (`CommitTap`); a crashed broker shows only that it is
 //! down, and what it recovers when it starts again. A run leaves what the mapping
-//! covers (DeleteRecords, a disk fault on a replica, a duplicated OffsetForLeaderEpoch
-//! question of the partition, more records than the model's u8 offsets) and the
-//! trace ends there: counted with its reason, never silent.
+//! covers (a damaged copy or a failed checkpoint sync on a replica, more records than
+//! the model's u8 offsets) and the trace ends there: counted with its reason, never
+//! silent. DeleteRecords, failed segment syncs, full disks and duplicated packets are
+//! mapped.
 
 use crate::host::FetchStep;
-use crate::message::Message;
 use crate::records::{visit_batches, TOPIC};
 use chronik_core::consensus::ApplyTap;
 use chronik_core::log::batch::BatchHeader;
@@ -59,9 +59,9 @@ impl CommittedPartition {
     }
 }
 
-/// A log's end and its cut count (`PartitionLog::cut_count`): records read at the
-/// same pair are the records there now.
-type ReadAt = (u64, u64);
+/// A log's end, its cut count (`PartitionLog::cut_count`) and its start: records
+/// read at the same three are the records there now.
+type ReadAt = (u64, u64, u64);
 
 /// A command's Raft index and what it left of the partition (nothing before its
 /// creation).
@@ -136,6 +136,10 @@ pub struct ReplTraces {
     /// Per node: the records last read, and where the log was when they were.
     logs: [Option<(ReadAt, Vec<Rec>)>; REPLICAS],
     pub steps_validated: u64,
+    /// DeleteRecords taken by a leader, and fetches refused OFFSET_OUT_OF_RANGE
+    /// below a leader's log start, in steps the model allowed (R-WIRE-5).
+    pub deletions_validated: u64,
+    pub refusals_validated: u64,
     /// Why the trace ended before the run did (none: it ran to the end).
     pub ended: Option<String>,
     pub rejection: Option<String>,
@@ -179,6 +183,8 @@ impl Default for ReplTraces {
             acked: (0, BTreeSet::new()),
             logs: Default::default(),
             steps_validated: 0,
+            deletions_validated: 0,
+            refusals_validated: 0,
             ended: None,
             rejection: None,
             acks_before_fsync: false,
@@ -229,10 +235,13 @@ impl ReplTraces {
     /// What the nodes show now (with what each command first applied since left of
     /// the partition, from the taps), and the (offset, value) of every acknowledged
     /// produce to the partition (`acked`: how many there are, and a way to list them).
+    /// `deleted`: the highest offset an acknowledged DeleteRecords of partition 0
+    /// deleted below.
     pub fn observe(
         &mut self,
         nodes: &[NodeShown],
         acked: (usize, impl FnOnce() -> Vec<(u64, Vec<u8>)>),
+        deleted: u64,
         fetches: &[(usize, FetchStep)],
     ) {
         let commits = self.commits.take_first_applied();
@@ -259,7 +268,7 @@ impl ReplTraces {
             Err(why) => return self.end(why),
         };
         hints.append(&mut fetch_hints);
-        let observed = match self.observation(nodes, acked) {
+        let observed = match self.observation(nodes, acked, deleted) {
             Ok(observed) => observed,
             Err(why) => return self.end(why),
         };
@@ -270,7 +279,18 @@ impl ReplTraces {
             return;
         };
         match trace.observe(&observed, &hints) {
-            Ok(()) => self.steps_validated += 1,
+            Ok(()) => {
+                self.steps_validated += 1;
+                for hint in &hints {
+                    match hint {
+                        FetchHint::Deleted { .. } => self.deletions_validated += 1,
+                        FetchHint::Answered { answer, .. } if answer.refused_at.is_some() => {
+                            self.refusals_validated += 1
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Err(rejection) => self.rejection = Some(rejection.to_string()),
         }
         self.last = Some(observed);
@@ -373,6 +393,7 @@ impl ReplTraces {
         &mut self,
         nodes: &[NodeShown],
         (acked_count, acked): (usize, impl FnOnce() -> Vec<(u64, Vec<u8>)>),
+        deleted: u64,
     ) -> Result<ReplObservation, String> {
         let mut replicas = Vec::new();
         for (n, node) in nodes.iter().enumerate() {
@@ -385,6 +406,7 @@ impl ReplTraces {
                     incarnation,
                     created: false,
                     view: CREATED,
+                    log_start: 0,
                     log: Vec::new(),
                     durable: 0,
                     hw: 0,
@@ -402,6 +424,7 @@ impl ReplTraces {
             replicas,
             acked: self.acked.1.clone(),
             disks_limited: std::array::from_fn(|n| nodes.get(n).is_some_and(|s| s.disk_limited)),
+            deleted: small(deleted)?,
         })
     }
 
@@ -490,6 +513,7 @@ impl ReplTraces {
                 incarnation,
                 created,
                 view,
+                log_start: 0,
                 log: Vec::new(),
                 durable: 0,
                 hw: 0,
@@ -497,9 +521,6 @@ impl ReplTraces {
                 leader: None,
             });
         };
-        if log.log_start_offset() > 0 {
-            return Err("DeleteRecords moved the log start".into());
-        }
         let records = self.records(n, &log)?;
         let local = LocalView {
             state,
@@ -516,6 +537,7 @@ impl ReplTraces {
             incarnation,
             created,
             view,
+            log_start: small(log.log_start_offset())?,
             log: records,
             durable: small(log.durable_end_offset())?,
             hw: small(log.high_watermark())?,
@@ -547,19 +569,21 @@ impl ReplTraces {
         })
     }
 
-    /// The log's records as the model's, read again only when its end moved.
+    /// The log's records from its start as the model's, read again only when its
+    /// end, cuts or start moved.
     fn records(&mut self, n: usize, log: &PartitionLog) -> Result<Vec<Rec>, String> {
         let end = log.log_end_offset();
+        let start = log.log_start_offset();
         // A cut and an append between two looks may leave the end where it was, with
         // other records below it (a resync after a failed fsync, then a retry).
-        let read_at = (end, log.cut_count());
+        let read_at = (end, log.cut_count(), start);
         if let Some((at, records)) = &self.logs[n] {
             if *at == read_at {
                 return Ok(records.clone());
             }
         }
         let mut records = Vec::new();
-        let mut offset = 0;
+        let mut offset = start;
         while offset < end {
             let read = log.read(offset, 1 << 20, end).map_err(|e| e.to_string())?;
             if read.batch_count == 0 {
@@ -577,7 +601,12 @@ impl ReplTraces {
                 let batch = read.records.get(at..batch_end).ok_or("short batch")?;
                 let epoch = small(BatchHeader::parse(batch)?.partition_leader_epoch as u64)?;
                 let mut values = Vec::new();
-                visit_batches(batch, &mut |_, value| values.push(value))?;
+                // A batch the start lies inside keeps its deleted records.
+                visit_batches(batch, &mut |offset, value| {
+                    if offset >= start {
+                        values.push(value);
+                    }
+                })?;
                 for value in values {
                     let next = self.values.len();
                     let value = *self
@@ -593,7 +622,7 @@ impl ReplTraces {
             }
             offset = read.next_offset;
         }
-        if records.len() >= MODEL_RANGE {
+        if start as usize + records.len() >= MODEL_RANGE {
             return Err("more records than the model's range".into());
         }
         self.logs[n] = Some((read_at, records.clone()));
@@ -604,13 +633,6 @@ impl ReplTraces {
 /// Broker `id` holds a replica of partition 0.
 pub fn replica(id: u64) -> bool {
     i32::try_from(id).ok().and_then(node_of).is_some()
-}
-
-/// A follower's OffsetForLeaderEpoch question of partition 0: a copy the network
-/// made of it is served twice, which the mapping does not cover (no TCP connection
-/// duplicates a Kafka frame).
-pub fn unmapped_copy(message: &Message) -> bool {
-    matches!(message, Message::EpochQuery { key, .. } if traced_key(key))
 }
 
 /// The key is partition 0's.
@@ -648,9 +670,10 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                 key,
                 epoch,
                 records,
+                refused_at,
             } if ours(key) => hints.push(FetchHint::Answered {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
-                answer: answer_shape(*epoch, records.as_deref())?,
+                answer: answer_shape(*epoch, records.as_deref(), *refused_at)?,
             }),
             FetchStep::Dropped { key, offset } if ours(key) => hints.push(FetchHint::Lost {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
@@ -660,9 +683,14 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                 key,
                 epoch,
                 records,
+                refused_at,
             } if ours(key) => hints.push(FetchHint::AnswerLost {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
-                answer: answer_shape(*epoch, records.as_deref())?,
+                answer: answer_shape(*epoch, records.as_deref(), *refused_at)?,
+            }),
+            FetchStep::Deleted { key, offset } if ours(key) => hints.push(FetchHint::Deleted {
+                leader: u8::try_from(*i).map_err(|_| "node index")?,
+                offset: small(*offset)?,
             }),
             FetchStep::EpochServed { key, follower } if ours(key) => {
                 hints.push(FetchHint::EpochServed {
@@ -694,8 +722,13 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
 }
 
 /// What tells one answer in flight from another: the epoch it was fetched under,
-/// where its records start and how many there are.
-fn answer_shape(epoch: i32, records: Option<&[u8]>) -> Result<AnswerShape, String> {
+/// where its records start and how many there are, or the log start a refusal
+/// names.
+fn answer_shape(
+    epoch: i32,
+    records: Option<&[u8]>,
+    refused_at: Option<u64>,
+) -> Result<AnswerShape, String> {
     let mut offsets = Vec::new();
     visit_batches(records.unwrap_or_default(), &mut |offset, _| {
         offsets.push(offset)
@@ -705,6 +738,7 @@ fn answer_shape(epoch: i32, records: Option<&[u8]>) -> Result<AnswerShape, Strin
         epoch: small(u64::try_from(epoch).map_err(|_| "a negative fetch epoch")?)?,
         first: offsets.first().map(|o| small(*o)).transpose()?,
         count,
+        refused_at: refused_at.map(small).transpose()?,
     })
 }
 

@@ -97,6 +97,13 @@ impl Trimmer {
         ))
     }
 
+    /// The highest offset an acknowledged deletion of `partition` deleted below.
+    pub fn acknowledged_below(&self, partition: i32) -> u64 {
+        self.acknowledged
+            .get(&partition)
+            .map_or(0, |(offset, _)| *offset)
+    }
+
     /// Below this offset of `partition` records may have been deleted.
     pub fn deleted_below(&self, partition: i32) -> u64 {
         self.asked.get(&partition).copied().unwrap_or(0)

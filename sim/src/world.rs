@@ -24,6 +24,7 @@ use chronik_core::consensus::{
     NodeConfig, Pacing, ProposalFailure, Registration,
 };
 use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
+use chronik_core::errors;
 use chronik_core::log::{frame, FsyncPolicy};
 use chronik_core::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand, MetadataState};
 use chronik_core::replication::PartitionKey;
@@ -119,6 +120,13 @@ pub struct Stats {
     /// filled up, while the trace was checked.
     pub repl_failed_syncs_validated: u64,
     pub repl_full_disks_validated: u64,
+    /// DeleteRecords of partition 0, and fetches refused below a leader's log start,
+    /// in validated steps (R-WIRE-5).
+    pub repl_deletions_validated: u64,
+    pub repl_refusals_validated: u64,
+    /// OffsetForLeaderEpoch questions of partition 0 the network sent twice while the
+    /// trace was checked.
+    pub repl_epoch_copies: u64,
     /// Steps that changed a node's Raft state, each checked against Raft's rules
     /// (`chronik_model::raft_rules`, C-10).
     pub raft_changes_validated: u64,
@@ -934,7 +942,8 @@ impl Sim {
         let acked = (self.producers.sent_ack_count(0), || {
             self.producers.sent_acks(0)
         });
-        traces.observe(&nodes, acked, &fetches);
+        let deleted = self.trimmer.acknowledged_below(0);
+        traces.observe(&nodes, acked, deleted, &fetches);
         if let Some(rejection) = traces.rejection.take() {
             traces.ended = Some("rejected".into());
             self.violation(format!(
@@ -1478,30 +1487,36 @@ impl Sim {
     /// (`Retry`); a copy of an answer comes to a request already answered, and its
     /// receiver drops it. A Fetch is the follower asking twice (`FetchSend`): the
     /// leader serves both, and the answer to the second copy is dropped by the
-    /// follower as answered (`partition_message` reports it lost).
+    /// follower as answered (`partition_message` reports it lost). So is an
+    /// OffsetForLeaderEpoch question (since stop 54).
     fn sent_twice(&mut self, message: host::Message, sender: Option<usize>, request: Option<u64>) {
         match message {
             host::Message::Fetch { key, offset, .. } if repl_traces::traced_key(&key) => {
-                let (Some(sender), Some(request)) = (sender, request) else {
-                    return;
-                };
-                let Some(node) = self.nodes.get(sender) else {
-                    return;
-                };
-                self.fetches_sent_twice
-                    .insert((node.id, request, node.incarnation));
-                self.network_fetch_steps
-                    .push((sender, FetchStep::Asked { key, offset }));
-            }
-            message if repl_traces::unmapped_copy(&message) => {
-                if let Some(traces) = &mut self.repl_traces {
-                    traces.unmapped(
-                        "the network duplicated an OffsetForLeaderEpoch question of partition 0",
-                    );
+                if let Some(sender) = self.asked_twice(sender, request) {
+                    self.network_fetch_steps
+                        .push((sender, FetchStep::Asked { key, offset }));
                 }
+            }
+            // The follower asking twice: the leader answers both copies (each an
+            // `EpochAsk`, or nothing once the follower has cut), and the follower
+            // drops the answer to the second as answered, reported lost.
+            host::Message::EpochQuery { key, .. } if repl_traces::traced_key(&key) => {
+                let copied = self.asked_twice(sender, request).is_some();
+                let traced = self.repl_traces.as_ref().is_some_and(|t| t.active());
+                self.stats.repl_epoch_copies += u64::from(copied && traced);
             }
             _ => {}
         }
+    }
+
+    /// Notes that `sender`'s `request` went out twice, so that the answer to the
+    /// second copy is reported lost (`note_second_answer`); the sender, if known.
+    fn asked_twice(&mut self, sender: Option<usize>, request: Option<u64>) -> Option<usize> {
+        let (sender, request) = (sender?, request?);
+        let node = self.nodes.get(sender)?;
+        self.fetches_sent_twice
+            .insert((node.id, request, node.incarnation));
+        Some(sender)
     }
 
     /// The answer to a Fetch the network sent twice, come to a request already
@@ -1592,6 +1607,21 @@ impl Sim {
                     key,
                     epoch,
                     records: fetched.records,
+                    refused_at: None,
+                },
+            )),
+            host::Message::FetchAnswer {
+                key,
+                epoch,
+                answer: Err(errors::OFFSET_OUT_OF_RANGE),
+                leader_start,
+            } => Some((
+                to?,
+                FetchStep::AnswerDropped {
+                    key,
+                    epoch,
+                    records: None,
+                    refused_at: Some(leader_start),
                 },
             )),
             host::Message::EpochAnswer {
@@ -2373,6 +2403,8 @@ impl Sim {
         self.stats.raft_changes_validated = self.raft_history.changes;
         if let Some(traces) = &self.repl_traces {
             self.stats.repl_steps_validated = traces.steps_validated;
+            self.stats.repl_deletions_validated = traces.deletions_validated;
+            self.stats.repl_refusals_validated = traces.refusals_validated;
             self.stats.repl_trace_ended = traces.ended.clone();
         }
         for problem in problems {

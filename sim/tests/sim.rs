@@ -1167,6 +1167,70 @@ fn c_9_replication_traces_through_full_disks_are_model_steps() {
     );
 }
 
+/// C-9 through DeleteRecords (R-WIRE-5): a leader's deletion is the model's
+/// `DeleteRecords` where the run reports it, the observed copies show their log
+/// starts and records from there, an acknowledged deletion must be one the model
+/// acknowledged (once every live replica's start reached it), and a follower refused
+/// OFFSET_OUT_OF_RANGE below its leader's start starts afresh as the model's does.
+/// Until stop 54 a deletion ended the trace (23 of 200 swarm traces). Trim storm seeds
+/// 0 to 19: all 20 run to the end, with 45 deletions and 7 refusals validated.
+#[test]
+fn c_9_replication_traces_through_deletions_are_model_steps() {
+    let (mut complete, mut deletions, mut refusals) = (0, 0, 0);
+    for seed in 0..20 {
+        let outcome = validated_under(Options::new(seed), Some(Faults::trim_storm()));
+        complete += u64::from(outcome.stats.repl_trace_ended.is_none());
+        deletions += outcome.stats.repl_deletions_validated;
+        refusals += outcome.stats.repl_refusals_validated;
+    }
+    assert_eq!(complete, 20, "only {complete} of 20 traces ran to the end");
+    assert!(deletions >= 40, "only {deletions} deletions validated");
+    assert!(refusals >= 5, "only {refusals} refusals validated");
+}
+
+/// C-9 through duplicated OffsetForLeaderEpoch questions: the follower asking twice,
+/// the leader answering both copies (an `EpochAsk` each, or nothing once the follower
+/// has cut), and the follower dropping the answer to the second as answered, which
+/// the run reports lost. No model change was needed; until stop 54 such a copy ended
+/// the trace (14 of 400 swarm traces). Swarm seeds with copies of the partition's
+/// questions while traced.
+#[test]
+fn c_9_replication_traces_through_duplicated_epoch_questions_are_model_steps() {
+    let mut copies = 0;
+    for seed in [1021, 1051, 1125, 1150, 1196, 1206, 1279, 1301] {
+        let outcome = validated_under(Options::new(seed), None);
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+        copies += outcome.stats.repl_epoch_copies;
+    }
+    assert!(copies >= 10, "only {copies} questions sent twice");
+}
+
+/// With DeleteRecords answered once the leader deleted
+/// (`ReplicationBugs::delete_acked_at_once`), trace validation rejects the step where
+/// the answer comes before the model's low watermark allows it: on 9 of the first 10
+/// trim storm seeds, where the end-of-run check (a successor serving deleted records,
+/// R-WIRE-5) needs a failover at the wrong moment and finds it in 7 of 200.
+#[test]
+fn c_9_trace_validation_sees_a_deletion_acknowledged_before_the_followers_deleted() {
+    let mut by_trace = 0;
+    for seed in 0..10 {
+        let outcome = run(Options {
+            faults: Some(Faults::trim_storm()),
+            validate_replication: true,
+            replication_bugs: ReplicationBugs {
+                delete_acked_at_once: true,
+                ..ReplicationBugs::default()
+            },
+            ..Options::new(seed)
+        });
+        by_trace += u64::from(outcome.violations.iter().any(|v| v.contains("C-9")));
+    }
+    assert!(
+        by_trace >= 8,
+        "trace validation caught it on {by_trace} of 10 seeds"
+    );
+}
+
 /// R-RECOVER-9 under C-9: a broker whose Raft log was damaged replays only to
 /// before the damage and comes back with metadata older than it had applied, even
 /// from before the partition's creation; it leads and follows nothing until its
@@ -1185,14 +1249,14 @@ fn c_9_a_broker_replaying_a_damaged_raft_log_shows_older_committed_metadata() {
 }
 
 /// C-9 under faults it does not map: the trace ends where a damaged copy or a failed
-/// fsync of a checkpoint first touches a replica of partition 0, or the network
-/// duplicates one of its OffsetForLeaderEpoch questions, with that reason; every step
-/// before it is checked (until stop 51 such a fault mix ended the trace at once). A
-/// produce or a Fetch the network sends twice is mapped: a retry, and a follower
-/// asking twice whose second answer it drops as answered; so are failed fsyncs of a
-/// segment and full disks (stop 53). Swarm seeds 1000 to 1029: 19 traces run to the
-/// end (13 before stop 53); damaged-copy seeds 0 to 9: 7 end at the damage, after
-/// 3,175 steps.
+/// fsync of a checkpoint first touches a replica of partition 0, with that reason;
+/// every step before it is checked (until stop 51 such a fault mix ended the trace at
+/// once). A produce, a Fetch or an OffsetForLeaderEpoch question the network sends
+/// twice is mapped: a retry, and a follower asking twice whose second answer it drops
+/// as answered; so are failed fsyncs of a segment and full disks (stop 53) and
+/// DeleteRecords (stop 54). Swarm seeds 1000 to 1029: 26 traces run to the end (19 at
+/// stop 53, 13 before); damaged-copy seeds 0 to 9: 7 end at the damage, after 3,175
+/// steps.
 #[test]
 fn c_9_traces_end_where_an_unmapped_fault_first_touches_the_partition() {
     let complete = (1000..1030)
@@ -1201,7 +1265,7 @@ fn c_9_traces_end_where_an_unmapped_fault_first_touches_the_partition() {
             outcome.stats.repl_trace_ended.is_none()
         })
         .count();
-    assert!(complete >= 15, "only {complete} traces ran to the end");
+    assert!(complete >= 20, "only {complete} traces ran to the end");
     let (mut ended_by_fault, mut steps) = (0, 0);
     for seed in 0..10 {
         let outcome = validated_under(Options::new(seed), Some(Faults::damaged_copies()));

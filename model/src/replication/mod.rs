@@ -127,10 +127,15 @@ pub enum ReplBug {
     /// what its crash cut (what a first rule of stop 49 did; the simulator's
     /// `--faults interval` seed 54).
     UncleanRestartAwaitsUnverified,
+    /// DeleteRecords is answered once the leader has deleted, without waiting for its
+    /// followers' log starts: a follower elected next serves the deleted records
+    /// again (what the e2e test `test_r_wire_5_deleted_records_stay_deleted_when_the_leader_dies_at_once`
+    /// found; `delete_acked_at_once` in the real code).
+    DeleteAckedAtOnce,
 }
 
 impl ReplBug {
-    pub const ALL: [ReplBug; 24] = [
+    pub const ALL: [ReplBug; 25] = [
         ReplBug::AckWhenDeposed,
         ReplBug::NoEpochGate,
         ReplBug::HwOverAppliedIsr,
@@ -155,6 +160,7 @@ impl ReplBug {
         ReplBug::RegisterWithoutShortCopies,
         ReplBug::FencedLeaderNeverEligible,
         ReplBug::UncleanRestartAwaitsUnverified,
+        ReplBug::DeleteAckedAtOnce,
     ];
 
     pub fn name(self) -> &'static str {
@@ -183,6 +189,7 @@ impl ReplBug {
             ReplBug::RegisterWithoutShortCopies => "register-without-short-copies",
             ReplBug::FencedLeaderNeverEligible => "fenced-leader-never-eligible",
             ReplBug::UncleanRestartAwaitsUnverified => "unclean-restart-awaits-unverified",
+            ReplBug::DeleteAckedAtOnce => "delete-acked-at-once",
         }
     }
 
@@ -199,6 +206,7 @@ impl ReplBug {
             ReplBug::HwBelowMinIsr | ReplBug::RegisterWithoutShortCopies => {
                 names::ELIGIBLE_COMPLETE
             }
+            ReplBug::DeleteAckedAtOnce => names::DELETED_STAY_DELETED,
             _ => names::ACKED_ON_ISR,
         }
     }
@@ -290,6 +298,12 @@ impl ReplBug {
         if self == ReplBug::UncleanRestartAwaitsUnverified {
             return ReplicationModel::interval_fenced_leader_window(Some(self));
         }
+        if self == ReplBug::DeleteAckedAtOnce {
+            // A record, its deletion, the leader fenced: the follower elected serves it.
+            return ReplicationModel::bounded(1, 0, 1, 0)
+                .with_deletes(1)
+                .with_bug(self);
+        }
         if self == ReplBug::RetryAckedAtOnce {
             return ReplicationModel::bounded(1, 0, 0, 0)
                 .with_retries(1)
@@ -314,7 +328,8 @@ impl ReplBug {
             | ReplBug::ForgetTornTail
             | ReplBug::RegisterWithoutShortCopies
             | ReplBug::FencedLeaderNeverEligible
-            | ReplBug::UncleanRestartAwaitsUnverified => (1, 0, 0, 0),
+            | ReplBug::UncleanRestartAwaitsUnverified
+            | ReplBug::DeleteAckedAtOnce => (1, 0, 0, 0),
         };
         ReplicationModel::bounded(produce, crashes, fences, shrinks).with_bug(self)
     }
@@ -388,6 +403,10 @@ pub struct ReplicationModel {
     /// durable was lost, as the real recovery marks every tail it cuts. Off unless
     /// asked for; on for trace validation.
     pub torn_crashes: bool,
+    /// DeleteRecords requests an admin client sends to a leader: each deletes below
+    /// an offset up to the high watermark and is answered once every live replica's
+    /// log start is there (R-WIRE-5). 0 unless asked for.
+    pub max_deletes: u8,
     /// Where checks start instead of the created partition (`after`), and the path
     /// from the created partition that leads there.
     start: Option<Arc<RState>>,
@@ -417,6 +436,7 @@ impl Default for ReplicationModel {
             lossy_proposals: false,
             torn_last_frame: false,
             torn_crashes: false,
+            max_deletes: 0,
             start: None,
             start_path: Vec::new(),
             bugs: 0,
@@ -482,6 +502,11 @@ impl ReplicationModel {
         self
     }
 
+    pub fn with_deletes(mut self, deletes: u8) -> Self {
+        self.max_deletes = deletes;
+        self
+    }
+
     pub fn with_full_disks(mut self, full: u8) -> Self {
         self.max_full = full;
         self
@@ -543,6 +568,7 @@ impl ReplicationModel {
             max_fetches_in_flight: u8::MAX,
             combined_isr_changes: true,
             lossy_proposals: true,
+            max_deletes: u8::MAX,
             start: None,
             start_path: Vec::new(),
             bugs: 0,
@@ -812,6 +838,10 @@ pub enum RAction {
     CrashKeeping(NodeId, u8),
     /// The broker starts again: recovery, a new incarnation, registration.
     Restart(NodeId),
+    /// An admin client's DeleteRecords below this offset (at most the high
+    /// watermark) reaches a broker that leads: it moves its log start there and waits
+    /// for the low watermark.
+    DeleteRecords(NodeId, u8),
     /// A byte of this copy's durable record at this offset flips on disk, and the
     /// broker finds it (its scrub or a read, R-LOG-16).
     Damage(NodeId, u8),
@@ -868,6 +898,7 @@ impl Model for ReplicationModel {
             && g.failovers <= self.max_failovers
             && g.sync_failures <= self.max_sync_failures
             && g.fulls <= self.max_full
+            && g.deletes <= self.max_deletes
             && s.meta.epoch <= self.max_epoch
     }
 }

@@ -24,6 +24,8 @@ pub mod names {
     pub const HW_MONOTONIC: &str = "R-REPL-1 a running broker's high watermark never goes back";
     pub const ELIGIBLE_COMPLETE: &str =
         "R-REPL-6 every eligible replica holds every record below the true high watermark";
+    pub const DELETED_STAY_DELETED: &str =
+        "R-WIRE-5 no consumer reads a record below an acknowledged deletion";
 
     pub const EX_FAILOVER: &str = "example: acknowledged records read after a failover";
     pub const EX_TRUNCATED: &str = "example: a returning replica truncates to its leader";
@@ -32,6 +34,10 @@ pub mod names {
         "example: a full disk cuts a fetch answer short and every acknowledged record is read";
     pub const EX_REPAIRED: &str =
         "example: a damaged copy is repaired and every acknowledged record is read";
+    pub const EX_DELETED: &str =
+        "example: a deletion is acknowledged and the next leader serves what is left";
+    pub const EX_STARTED_AFRESH: &str =
+        "example: a follower away during a deletion starts afresh at its leader's log start";
     pub const EX_TORN_REPAIRED: &str =
         "example: a copy marked short by a torn crash is repaired back into the ISR";
 }
@@ -98,7 +104,22 @@ pub fn properties(m: &ReplicationModel) -> Vec<Property<ReplicationModel>> {
                 .zip(&s.ghost.hw_mark)
                 .all(|(r, mark)| mark.is_none_or(|(_, highest)| r.hw >= highest))
         }),
+        Property::always(DELETED_STAY_DELETED, |_, s: &RState| !s.ghost.read_deleted),
     ];
+    if m.max_deletes >= 1 && m.max_produce >= 1 && m.max_fences + m.max_crashes >= 1 {
+        v.push(Property::sometimes(EX_DELETED, |_, s: &RState| {
+            s.ghost.deleted > 0
+                && s.meta.leader.is_some_and(|l| {
+                    let r = &s.replicas[usize::from(l)];
+                    l != 0 && r.leading(l) && r.log_start >= s.ghost.deleted
+                })
+        }));
+    }
+    if m.max_deletes >= 1 && m.max_produce >= 2 && m.max_shrinks + m.max_fences >= 1 {
+        v.push(Property::sometimes(EX_STARTED_AFRESH, |_, s: &RState| {
+            s.ghost.started_afresh
+        }));
+    }
     if m.max_produce >= 1 && m.max_fences + m.max_crashes >= 1 {
         v.push(Property::sometimes(EX_FAILOVER, |_, s: &RState| {
             !s.ghost.acked.is_empty()
@@ -199,7 +220,8 @@ fn counted_isr<'a>(m: &'a ReplicationModel, s: &'a RState) -> impl Iterator<Item
 fn holds_committed(m: &ReplicationModel, s: &RState, b: NodeId) -> bool {
     let r = &s.replicas[usize::from(b)];
     let c = &s.ghost.committed;
-    usize::from(held(m, r)) >= c.len() && r.log[..c.len()] == c[..]
+    let from = usize::from(r.log_start).min(c.len());
+    usize::from(held(m, r)) >= c.len() && r.log[from..c.len()] == c[from..]
 }
 
 /// Kafka's LogMatchingProperty: below both replicas' high watermarks their logs hold
@@ -210,7 +232,8 @@ fn log_matching_below_hw(_: &ReplicationModel, s: &RState) -> bool {
             let below = usize::from(a.hw.min(b.hw))
                 .min(a.log.len())
                 .min(b.log.len());
-            a.log[..below] == b.log[..below]
+            let from = usize::from(a.log_start.max(b.log_start)).min(below);
+            a.log[from..below] == b.log[from..below]
         })
     })
 }
@@ -231,7 +254,8 @@ fn maximal_isr_covers_controller_isr(m: &ReplicationModel, s: &RState) -> bool {
 fn on_every_isr_member(m: &ReplicationModel, s: &RState, (offset, value): (u8, u8)) -> bool {
     counted_isr(m, s).all(|b| {
         let r = &s.replicas[usize::from(b)];
-        offset < held(m, r) && r.log[usize::from(offset)].value == value
+        // A record below the copy's log start was deleted on purpose (R-WIRE-5).
+        offset < r.log_start || (offset < held(m, r) && r.log[usize::from(offset)].value == value)
     })
 }
 
@@ -249,9 +273,12 @@ fn converges(m: &ReplicationModel, s: &RState) -> bool {
     let Some(l) = s.meta.leader else {
         return false;
     };
-    let log = &s.replicas[usize::from(l)].log;
+    let leader = &s.replicas[usize::from(l)];
     s.meta.isr == ALL
-        && s.replicas
-            .iter()
-            .all(|r| r.log == *log && r.waiting.is_empty())
+        && s.replicas.iter().all(|r| {
+            // Log starts may differ: a deposed leader's deletion, answered
+            // NOT_LEADER_OR_FOLLOWER, may have reached its followers and not the
+            // next leader, as in Kafka.
+            r.log == leader.log && r.waiting.is_empty() && r.deletions.is_empty()
+        })
 }

@@ -135,6 +135,9 @@ pub struct FetchReq {
     pub offset: u8,
     /// The sender's incarnation when it sent the request.
     pub incarnation: u8,
+    /// The sender's log start (Kafka's Fetch `log_start_offset`), which the leader's
+    /// low watermark waits for (R-WIRE-5).
+    pub log_start: u8,
 }
 
 /// A Fetch response on its way to a follower.
@@ -146,6 +149,26 @@ pub struct FetchResp {
     pub base: u8,
     pub records: Vec<Rec>,
     pub hw: u8,
+    /// The leader's log start: the follower deletes below it too (R-WIRE-5). A fetch
+    /// from below it is refused OFFSET_OUT_OF_RANGE; the refusal (`base` below
+    /// `log_start`) carries the leader's deleted records from offset 0 (the model
+    /// keeps deleted records so that offsets stay positions), which the follower
+    /// keeps as deleted when it starts afresh there.
+    pub log_start: u8,
+}
+
+impl FetchResp {
+    /// OFFSET_OUT_OF_RANGE: the fetch asked for records the leader deleted.
+    pub fn refused(&self) -> bool {
+        self.base < self.log_start
+    }
+}
+
+/// A DeleteRecords waiting on its leader for the low watermark (R-WIRE-5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Deletion {
+    pub epoch: u8,
+    pub target: u8,
 }
 
 /// With reordered fetches: a leader's OffsetForLeaderEpoch answer on its way to a
@@ -165,9 +188,17 @@ pub struct Replica {
     pub incarnation: u8,
     /// The metadata this broker has applied.
     pub view: Meta,
-    /// The partition log as written; `durable` of it survive a crash.
+    /// The partition log as written; `durable` of it survive a crash. Records below
+    /// `log_start` are deleted (kept here so that offsets stay positions).
     pub log: Vec<Rec>,
     pub durable: u8,
+    /// The log start offset: checkpointed before anything is deleted, so a crash
+    /// keeps it (R-LOG-6).
+    pub log_start: u8,
+    /// The log started afresh at its leader's log start and holds no record since:
+    /// its leader epoch file is empty, so it has no epoch to ask about (a log whose
+    /// records were all deleted keeps theirs). On disk: a crash keeps it.
+    pub epochless: bool,
     pub hw: u8,
     /// The high watermark in the partition's checkpoint file.
     pub hw_checkpoint: u8,
@@ -181,6 +212,11 @@ pub struct Replica {
     /// last reported log end.
     pub tracker_epoch: u8,
     pub follower_end: [Option<u8>; REPLICAS],
+    /// Leader side: each follower's last reported log start in `tracker_epoch` (only
+    /// with DeleteRecords, so that other checked spaces stay as they were).
+    pub follower_start: [Option<u8>; REPLICAS],
+    /// Leader side: DeleteRecords waiting for the low watermark (memory only).
+    pub deletions: Vec<Deletion>,
     /// Leader side: the followers whose last fetch it served at the partition version
     /// it knows now (the real tracker's partition-epoch tag, R-REPL-4).
     pub fresh: Set,
@@ -212,12 +248,16 @@ impl Replica {
             view: meta,
             log: Vec::new(),
             durable: 0,
+            log_start: 0,
+            epochless: false,
             hw: 0,
             hw_checkpoint: 0,
             durable_mark: 0,
             gate: None,
             tracker_epoch: meta.epoch,
             follower_end: [None; REPLICAS],
+            follower_start: [None; REPLICAS],
+            deletions: Vec::new(),
             fresh: 0,
             damaged: None,
             repair: RepairProgress::None,
@@ -250,8 +290,26 @@ impl Replica {
         u8::try_from(self.log.len()).unwrap_or(u8::MAX)
     }
 
+    /// Nothing to ask OffsetForLeaderEpoch about: no record, or a log started afresh
+    /// that has taken none since (a log whose every record was deleted still knows
+    /// their epochs).
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty()
+        self.log.is_empty() || (self.epochless && self.log.len() <= usize::from(self.log_start))
+    }
+
+    /// The last record whose epoch the log knows.
+    pub fn last_record(&self) -> Option<Rec> {
+        if self.is_empty() {
+            None
+        } else {
+            self.log.last().copied()
+        }
+    }
+
+    /// A record appended: its epoch is in the log's epoch file.
+    pub fn push(&mut self, rec: Rec) {
+        self.log.push(rec);
+        self.epochless = false;
     }
 
     /// This broker leads the partition, as far as it knows: the metadata names it
@@ -337,6 +395,14 @@ pub struct Ghost {
     pub cut_short: bool,
     /// A damaged copy was cut below its damage after leaving the ISR.
     pub repaired: bool,
+    /// DeleteRecords requests taken by a leader.
+    pub deletes: u8,
+    /// The highest offset an acknowledged DeleteRecords deleted below.
+    pub deleted: u8,
+    /// A consumer read a record below an acknowledged deletion (R-WIRE-5).
+    pub read_deleted: bool,
+    /// A follower started afresh at its leader's log start.
+    pub started_afresh: bool,
     /// The records below the highest high watermark any leader has had (the true
     /// high watermark of the TLA+ specifications of Kafka's replication): committed,
     /// whether or not their acknowledgement reached a client.

@@ -182,12 +182,21 @@ impl ReplicationModel {
             if self.combined_isr_changes {
                 self.enabled_combined_isr(s, n, addable, out);
             }
-            let unread = (0..r.hw.min(self.served_end(r))).any(|o| {
+            let readable = r.log_start..r.hw.min(self.served_end(r));
+            let unread = readable.clone().any(|o| {
                 let v = r.log[usize::from(o)].value;
                 !s.ghost.read.contains(&(o, v))
             });
-            if unread {
+            // A read of records below an acknowledged deletion, though read before.
+            let deleted_readable = !readable.is_empty() && r.log_start < s.ghost.deleted;
+            if unread || deleted_readable {
                 out.push(RAction::Consume(n));
+            }
+            // DeleteRecords below any offset up to the high watermark, also one its
+            // log start has passed (it moves nothing, and its answer waits all the
+            // same); a full disk refuses the checkpoint the deletion writes first.
+            if s.ghost.deletes < self.max_deletes && !r.full {
+                out.extend((1..=r.hw).map(|o| RAction::DeleteRecords(n, o)));
             }
         }
         let mark_behind = self.torn_last_frame && r.durable_mark != r.durable;
@@ -380,7 +389,12 @@ impl ReplicationModel {
         let reported = lr.tracker_epoch == lr.view.epoch
             && (has(lr.view.isr, f) || has(lr.fresh, f))
             && lr.follower_end[at(f)] == Some(fr.len());
-        !reported || self.served_end(lr) > fr.len() || lr.hw.min(fr.len()) > fr.hw
+        // The follower's log start too: it learns the leader's from an answer and
+        // reports its own in the next fetch, which a deletion waits for.
+        let start_news = self.max_deletes > 0
+            && (lr.follower_start[at(f)] != Some(fr.log_start)
+                || fr.log_start < lr.log_start.min(fr.hw));
+        !reported || self.served_end(lr) > fr.len() || lr.hw.min(fr.len()) > fr.hw || start_news
     }
 
     /// Only the variables that differ between states that should differ.
@@ -548,11 +562,19 @@ impl ReplicationModel {
             }
             RAction::Consume(n) => {
                 let r = &t.replicas[at(n)];
-                let read: Vec<(u8, u8)> = (0..r.hw.min(self.served_end(r)))
+                let read: Vec<(u8, u8)> = (r.log_start..r.hw.min(self.served_end(r)))
                     .map(|o| (o, r.log[usize::from(o)].value))
                     .collect();
+                // A consumer that knows the current leader epoch (KIP-320) reads only
+                // from the leader the controller made; a deposed leader that has not
+                // learnt it serves only those with older metadata.
+                let current = t.meta.leader == Some(n) && r.view.epoch == t.meta.epoch;
+                if current && read.first().is_some_and(|(o, _)| *o < t.ghost.deleted) {
+                    t.ghost.read_deleted = true;
+                }
                 t.ghost.read.extend(read);
             }
+            RAction::DeleteRecords(n, offset) => self.delete_records(&mut t, n, offset),
             RAction::Crash(n) => self.crash(&mut t, n, 0, false),
             RAction::CrashTorn(n, kept) => self.crash(&mut t, n, kept, true),
             RAction::CrashKeeping(n, kept) => self.crash(&mut t, n, kept, false),
@@ -657,7 +679,7 @@ impl ReplicationModel {
         r.write_over_lost_tail();
         let offset = r.len();
         let epoch = r.view.epoch;
-        r.log.push(Rec { epoch, value });
+        r.push(Rec { epoch, value });
         r.waiting.push(Waiting {
             offset,
             epoch,
@@ -707,7 +729,7 @@ impl ReplicationModel {
             Some(original) => original,
             None => {
                 r.write_over_lost_tail();
-                r.log.push(Rec { epoch, value });
+                r.push(Rec { epoch, value });
                 r.len() - 1
             }
         };
@@ -747,6 +769,7 @@ impl ReplicationModel {
             epoch: fr.view.epoch,
             offset,
             incarnation: fr.incarnation,
+            log_start: fr.log_start,
         })
     }
 
@@ -773,6 +796,9 @@ impl ReplicationModel {
         let (f, l, epoch, fetch_offset) = (q.from, q.to, q.epoch, q.offset);
         let lr = &mut t.replicas[at(l)];
         lr.follower_end[at(f)] = Some(fetch_offset);
+        if self.max_deletes > 0 {
+            lr.follower_start[at(f)] = Some(q.log_start);
+        }
         lr.fresh |= bit(f);
         self.advance_hw(t, l);
         self.resolve(t, l);
@@ -785,6 +811,19 @@ impl ReplicationModel {
         // The connection the request came on died with its sender.
         let fr = &t.replicas[at(f)];
         if !fr.up || fr.incarnation != q.incarnation {
+            return;
+        }
+        if fetch_offset < lr.log_start {
+            let refusal = FetchResp {
+                to: f,
+                epoch,
+                base: 0,
+                records: lr.log[..usize::from(lr.log_start)].to_vec(),
+                hw: lr.hw,
+                log_start: lr.log_start,
+            };
+            let position = t.net.partition_point(|m| *m <= refusal);
+            t.net.insert(position, refusal);
             return;
         }
         // Damaged records are never served: an answer stops before them, and a fetch
@@ -810,6 +849,7 @@ impl ReplicationModel {
             base: fetch_offset,
             records,
             hw: lr.hw,
+            log_start: lr.log_start,
         };
         let position = t.net.partition_point(|m| *m <= resp);
         t.net.insert(position, resp);
@@ -818,6 +858,9 @@ impl ReplicationModel {
     /// How many records of `resp` the follower would append: those from its log end
     /// on, if it takes the answer at all.
     fn appendable(&self, r: &Replica, resp: &FetchResp) -> u8 {
+        if resp.refused() {
+            return 0;
+        }
         let taken = !r.view.leads(resp.to)
             && (r.gate == Some(resp.epoch) || self.bug(ReplBug::NoEpochGate));
         let from = r.len().saturating_sub(resp.base);
@@ -853,6 +896,10 @@ impl ReplicationModel {
         if r.gate != Some(resp.epoch) && !self.bug(ReplBug::NoEpochGate) {
             return;
         }
+        if resp.refused() {
+            self.start_afresh(t, f, &resp);
+            return;
+        }
         if r.offline {
             // The sync that takes the high watermark fails on an offline log; an
             // append cuts the unsynced records first (R-LOG-9).
@@ -869,7 +916,7 @@ impl ReplicationModel {
         for (i, rec) in resp.records.iter().enumerate() {
             let offset = usize::from(resp.base) + i;
             if offset == r.log.len() && room > 0 {
-                r.log.push(*rec);
+                r.push(*rec);
                 room -= 1;
             }
         }
@@ -887,14 +934,67 @@ impl ReplicationModel {
         }
         r.durable = r.len();
         r.hw = r.hw.max(resp.hw.min(r.len()));
+        // Records the leader deleted go here too, up to this copy's high watermark,
+        // or a failover would bring them back (R-WIRE-5).
+        r.log_start = r.log_start.max(resp.log_start.min(r.hw));
         self.resolve(t, f);
+    }
+
+    /// OFFSET_OUT_OF_RANGE for a fetch from below the leader's log start: a log that
+    /// ends below it starts afresh there (the real `fetch_refused`), empty, its
+    /// high watermark at its start; any other refusal is retried. A full disk
+    /// refuses the checkpoint the new start writes first: the fetcher asks again.
+    fn start_afresh(&self, t: &mut RState, f: NodeId, refusal: &FetchResp) {
+        let r = &mut t.replicas[at(f)];
+        if r.len() >= refusal.log_start || r.view.epoch != refusal.epoch || r.full {
+            return;
+        }
+        r.offline = false;
+        r.log = refusal.records.clone();
+        r.epochless = true;
+        r.durable = r.len();
+        r.log_start = r.log_start.max(refusal.log_start);
+        r.hw = r.log_start;
+        r.damaged = None;
+        t.ghost.started_afresh = true;
+    }
+
+    /// DeleteRecords on the leader: the log start moves to `offset` (at most the
+    /// high watermark) and is checkpointed, with the high watermark, before anything
+    /// is deleted; the answer waits for the low watermark (R-WIRE-5).
+    fn delete_records(&self, t: &mut RState, n: NodeId, offset: u8) {
+        t.ghost.deletes += 1;
+        let r = &mut t.replicas[at(n)];
+        r.log_start = r.log_start.max(offset.min(r.hw));
+        r.hw_checkpoint = r.hw;
+        let deletion = Deletion {
+            epoch: r.view.epoch,
+            target: offset,
+        };
+        r.deletions.push(deletion);
+        self.resolve(t, n);
+    }
+
+    /// Kafka's low watermark: the least log start over this leader and every other
+    /// replica its metadata calls live; one that has not fetched in this leader epoch
+    /// counts as starting at 0 (the real `FollowerTracker::low_watermark`).
+    fn low_watermark(&self, r: &Replica, n: NodeId) -> u8 {
+        let live = ALL & !r.view.not_live() & !bit(n);
+        let started = |p: NodeId| {
+            if r.tracker_epoch == r.view.epoch {
+                r.follower_start[at(p)].unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        members(live).map(started).fold(r.log_start, u8::min)
     }
 
     /// Where follower `f` would cut its log for its leader, if its log has records.
     fn truncation_end(&self, s: &RState, f: NodeId) -> Option<u8> {
         let fr = &s.replicas[at(f)];
         let l = fr.view.leader?;
-        let last = fr.log.last()?.epoch;
+        let last = fr.last_record()?.epoch;
         let answer = s.replicas[at(l)].end_offset_for_epoch(last);
         Some(self.cut_point(fr, answer))
     }
@@ -917,7 +1017,7 @@ impl ReplicationModel {
     fn truncate(&self, t: &mut RState, f: NodeId) {
         if let Some(l) = t.replicas[at(f)].view.leader.filter(|l| *l != f) {
             // An offline log cuts its unsynced tail before it reports its end.
-            if t.replicas[at(f)].log.last().is_some() {
+            if t.replicas[at(f)].last_record().is_some() {
                 self.resync_if_offline(t, l);
             }
         }
@@ -953,7 +1053,7 @@ impl ReplicationModel {
     /// The leader's side of OffsetForLeaderEpoch: its answer, put in flight.
     fn epoch_ask(&self, t: &mut RState, f: NodeId) {
         let fr = &t.replicas[at(f)];
-        let (Some(l), Some(last)) = (fr.view.leader, fr.log.last().copied()) else {
+        let (Some(l), Some(last)) = (fr.view.leader, fr.last_record()) else {
             return;
         };
         // An offline log cuts its unsynced tail before it reports its end.
@@ -997,6 +1097,7 @@ impl ReplicationModel {
         if r.tracker_epoch != meta.epoch {
             r.tracker_epoch = meta.epoch;
             r.follower_end = [None; REPLICAS];
+            r.follower_start = [None; REPLICAS];
         }
         // Proposals computed from an older version can never be applied.
         if r.pending_isr
@@ -1111,6 +1212,29 @@ impl ReplicationModel {
         }
         r.waiting = keep;
         t.ghost.acked.extend(acked);
+        self.resolve_deletions(t, n, leading);
+    }
+
+    /// Answers the DeleteRecords whose fate is known: acknowledged once the low
+    /// watermark reaches their offset while this broker still leads in their epoch,
+    /// NOT_LEADER_OR_FOLLOWER once it does not (the real `deletion_outcome`).
+    fn resolve_deletions(&self, t: &mut RState, n: NodeId, leading: bool) {
+        let low = self.low_watermark(&t.replicas[at(n)], n);
+        let r = &mut t.replicas[at(n)];
+        let epoch = r.view.epoch;
+        let at_once = self.bug(ReplBug::DeleteAckedAtOnce);
+        let mut deleted = t.ghost.deleted;
+        r.deletions.retain(|d| {
+            if !leading || d.epoch != epoch {
+                return false;
+            }
+            let done = at_once || low >= d.target;
+            if done {
+                deleted = deleted.max(d.target);
+            }
+            !done
+        });
+        t.ghost.deleted = deleted;
     }
 
     fn apply(&self, t: &mut RState, cmd: MetaCmd) {
@@ -1389,6 +1513,7 @@ impl ReplicationModel {
             // the checkpoint file.
             r.damaged.filter(|d| usize::from(*d) <= durable),
             r.durable_mark,
+            (r.log_start, r.epochless),
         );
         let full = r.full;
         // Learning stepwise, the broker replays its own metadata log at its restart:
@@ -1413,6 +1538,7 @@ impl ReplicationModel {
             r.incarnation,
             r.damaged,
             r.durable_mark,
+            (r.log_start, r.epochless),
         ) = disk;
         if torn && !self.bug(ReplBug::ForgetTornTail) {
             // What the restart's recovery will do is fixed by what the crash left:
@@ -1455,7 +1581,9 @@ impl ReplicationModel {
                 r.damaged = None;
             }
         }
-        r.hw = r.hw_checkpoint.min(r.len());
+        // Recovery clamps the checkpoint's log start and high watermark to the log.
+        r.log_start = r.log_start.min(r.len());
+        r.hw = r.hw_checkpoint.clamp(r.log_start, r.len().max(r.log_start));
         let register = self.registration(t, n);
         self.propose(t, register);
     }

@@ -45,6 +45,9 @@ pub struct ReplicaObs {
     /// nothing (the trace may start from several pasts of the registrations).
     pub created: bool,
     pub view: Meta,
+    /// The log start, below which records are deleted (R-WIRE-5).
+    pub log_start: u8,
+    /// The records from the log start on.
     pub log: Vec<Rec>,
     pub durable: u8,
     pub hw: u8,
@@ -62,6 +65,8 @@ pub struct ReplObservation {
     /// fit). The model's copy may be full (`DiskFull`) only while it does: a small
     /// write may still fit where a larger one failed, so it may be full or not.
     pub disks_limited: [bool; REPLICAS],
+    /// The highest offset an acknowledged DeleteRecords deleted below (R-WIRE-5).
+    pub deleted: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +91,13 @@ impl fmt::Display for ReplTraceRejection {
             writeln!(f, "  observed broker {}: {}", n + 1, compact(r))?;
         }
         writeln!(f, "  observed acknowledged: {:?}", self.observed.acked)?;
+        if self.observed.deleted > 0 {
+            writeln!(
+                f,
+                "  observed a deletion below {} acknowledged",
+                self.observed.deleted
+            )?;
+        }
         // Each candidate only where it differs from what was observed.
         for (k, o) in self.before.iter().take(4).enumerate() {
             for (n, (r, seen)) in o.replicas.iter().zip(&self.observed.replicas).enumerate() {
@@ -96,6 +108,13 @@ impl fmt::Display for ReplTraceRejection {
             let missing: Vec<_> = self.observed.acked.difference(&o.acked).collect();
             if !missing.is_empty() {
                 writeln!(f, "  candidate {k} has not acknowledged {missing:?}")?;
+            }
+            if self.observed.deleted > o.deleted {
+                writeln!(
+                    f,
+                    "  candidate {k} has acknowledged deletions only below {}",
+                    o.deleted
+                )?;
             }
             if let Some(flight) = self.in_flight.get(k) {
                 writeln!(f, "  candidate {k} in flight: {flight}")?;
@@ -153,7 +172,7 @@ fn compact(r: &ReplicaObs) -> String {
     let m = &r.view;
     format!(
         "up {} inc {} view[leader {:?} epoch {} version {} isr {:03b} fenced {:03b} inc {:?}] \
-         log [{}] durable {} hw {} gate {:?} leader {:?}",
+         start {} log [{}] durable {} hw {} gate {:?} leader {:?}",
         r.up,
         r.incarnation,
         m.leader,
@@ -162,6 +181,7 @@ fn compact(r: &ReplicaObs) -> String {
         m.isr,
         m.fenced,
         m.incarnation,
+        r.log_start,
         log.join(" "),
         r.durable,
         r.hw,
@@ -205,6 +225,9 @@ pub enum FetchHint {
     /// by it. Reported where it happens, since a broker that applies several
     /// commands at once shows only the last.
     Committed { meta: Meta },
+    /// `leader` took a DeleteRecords below `offset` (R-WIRE-5): its log start moved
+    /// there, unless it was already past it, and the answer waits.
+    Deleted { leader: NodeId, offset: u8 },
 }
 
 /// What the run shows of a Fetch answer, enough to tell which of the answers in
@@ -216,11 +239,17 @@ pub struct AnswerShape {
     /// The offset of its first record, if it has any.
     pub first: Option<u8>,
     pub count: u8,
+    /// OFFSET_OUT_OF_RANGE from below the leader's log start, which it names.
+    pub refused_at: Option<u8>,
 }
 
 impl AnswerShape {
     fn is(&self, resp: &FetchResp) -> bool {
-        resp.epoch == self.epoch
+        if let Some(start) = self.refused_at {
+            return resp.refused() && resp.epoch == self.epoch && resp.log_start == start;
+        }
+        !resp.refused()
+            && resp.epoch == self.epoch
             && resp.records.len() == usize::from(self.count)
             && self.first.is_none_or(|first| first == resp.base)
     }
@@ -589,6 +618,9 @@ impl ReplTrace {
                         && answer_in_flight(s, follower, *k).is_some_and(|r| answer.is(r))
                 }
                 (FetchHint::EpochServed { follower }, RAction::EpochAsk(f)) => *f == follower,
+                (FetchHint::Deleted { leader, offset }, RAction::DeleteRecords(l, o)) => {
+                    *l == leader && *o == offset
+                }
                 (FetchHint::IsrProposed { leader, isr }, RAction::ShrinkIsr(l, f)) => {
                     *l == leader && s.replicas[usize::from(leader)].view.isr & !bit(*f) == isr
                 }
@@ -701,6 +733,7 @@ impl ReplTrace {
                     return differ(n);
                 }
                 shown.log != o.log
+                    || shown.log_start != o.log_start
                     || shown.durable != o.durable
                     || shown.gate != o.gate
                     || o.hw > shown.hw
@@ -775,7 +808,9 @@ impl ReplTrace {
                 | RAction::EpochAnswerLost(..)
                 | RAction::Consume(_)
                 | RAction::Checkpoint(_)
-                | RAction::Damage(..) => false,
+                | RAction::Damage(..)
+                // Runs end their traces at a deletion (not mapped yet).
+                | RAction::DeleteRecords(..) => false,
                 // A limited disk is full where a follower's answer shows cut short;
                 // it is freed where space returns, or where a write fits again.
                 RAction::DiskFull(n) => observed.disks_limited[usize::from(n)] && answered_next(n),
@@ -828,6 +863,7 @@ impl ReplTrace {
                 && o.hw <= self.shown_copy(s, n).hw
                 && (!full || observed.disks_limited[usize::from(n)])
         }) && observed.acked.is_subset(&s.ghost.acked)
+            && observed.deleted <= s.ghost.deleted
     }
 
     /// Everything of the copy but the high watermark agrees.
@@ -887,6 +923,7 @@ impl ReplTrace {
                 .collect(),
             acked: s.ghost.acked.clone(),
             disks_limited: std::array::from_fn(|n| s.replicas[n].full),
+            deleted: s.ghost.deleted,
         }
     }
 
@@ -909,7 +946,12 @@ impl ReplTrace {
             incarnation: r.incarnation,
             created: true,
             view: r.view,
-            log: r.log.clone(),
+            log_start: r.log_start,
+            log: r
+                .log
+                .get(usize::from(r.log_start)..)
+                .unwrap_or_default()
+                .to_vec(),
             durable: r.durable,
             hw: r.hw,
             gate: r.gate,
@@ -1013,7 +1055,7 @@ pub fn created_before(unregistered: Set) -> Meta {
 fn action_bound(from: &RState, observed: &ReplObservation, fetches: &[FetchHint]) -> usize {
     let copies = || from.replicas.iter().zip(&observed.replicas);
     let appended: usize = copies()
-        .map(|(r, o)| o.log.len().saturating_sub(r.log.len()))
+        .map(|(r, o)| (usize::from(o.log_start) + o.log.len()).saturating_sub(r.log.len()))
         .sum();
     let learnt: usize = copies()
         .filter(|(r, o)| r.view != o.view)
