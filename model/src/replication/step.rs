@@ -552,14 +552,7 @@ impl ReplicationModel {
                 }
                 self.propose_isr(&mut t, l, isr);
             }
-            RAction::Checkpoint(n) => {
-                let torn_last_frame = self.torn_last_frame;
-                let r = &mut t.replicas[at(n)];
-                r.hw_checkpoint = r.hw;
-                if torn_last_frame {
-                    r.durable_mark = r.durable;
-                }
-            }
+            RAction::Checkpoint(n) => self.checkpoint(&mut t.replicas[at(n)]),
             RAction::Consume(n) => {
                 let r = &t.replicas[at(n)];
                 let read: Vec<(u8, u8)> = (r.log_start..r.hw.min(self.served_end(r)))
@@ -956,7 +949,18 @@ impl ReplicationModel {
         r.log_start = r.log_start.max(refusal.log_start);
         r.hw = r.log_start;
         r.damaged = None;
+        // The new start's checkpoint, written before the old files go.
+        self.checkpoint(r);
         t.ghost.started_afresh = true;
+    }
+
+    /// Writes the checkpoint: the high watermark, and with `torn_last_frame` the
+    /// durable point it records (the real one records both in every write).
+    fn checkpoint(&self, r: &mut Replica) {
+        r.hw_checkpoint = r.hw;
+        if self.torn_last_frame {
+            r.durable_mark = r.durable;
+        }
     }
 
     /// DeleteRecords on the leader: the log start moves to `offset` (at most the
@@ -966,7 +970,7 @@ impl ReplicationModel {
         t.ghost.deletes += 1;
         let r = &mut t.replicas[at(n)];
         r.log_start = r.log_start.max(offset.min(r.hw));
-        r.hw_checkpoint = r.hw;
+        self.checkpoint(r);
         let deletion = Deletion {
             epoch: r.view.epoch,
             target: offset,
