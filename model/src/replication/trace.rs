@@ -809,7 +809,7 @@ impl ReplTrace {
                 | RAction::Consume(_)
                 | RAction::Checkpoint(_)
                 | RAction::Damage(..)
-                // Runs end their traces at a deletion (not mapped yet).
+                // A deletion is taken where the run reports it (`hinted`).
                 | RAction::DeleteRecords(..) => false,
                 // A limited disk is full where a follower's answer shows cut short;
                 // it is freed where space returns, or where a write fits again.
