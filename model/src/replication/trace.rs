@@ -657,7 +657,9 @@ impl ReplTrace {
             .map(Some)
             .collect();
         if steps.is_empty()
-            && (self.epoch_step_changes_nothing(s, hint) || self.proposed_again(s, hint))
+            && (self.epoch_step_changes_nothing(s, hint)
+                || self.proposed_again(s, hint)
+                || refusal_changes_nothing(s, hint))
         {
             return vec![None];
         }
@@ -1120,6 +1122,20 @@ fn same_but_history(a: &RState, b: &RState) -> bool {
 }
 
 /// The `k`th (from 0) answer in flight to `follower`.
+/// An OFFSET_OUT_OF_RANGE answer the model has none of (a fetch past the leader's
+/// log end, which the model answers with nothing): a follower whose log reaches the
+/// start it names does nothing on it (the real `fetch_refused`).
+fn refusal_changes_nothing(s: &RState, hint: FetchHint) -> bool {
+    match hint {
+        FetchHint::Answered { follower, answer } | FetchHint::AnswerLost { follower, answer } => {
+            answer
+                .refused_at
+                .is_some_and(|start| s.replicas[usize::from(follower)].len() >= start)
+        }
+        _ => false,
+    }
+}
+
 fn answer_in_flight(s: &RState, follower: NodeId, k: u8) -> Option<&FetchResp> {
     s.net
         .iter()
