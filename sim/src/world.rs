@@ -124,6 +124,9 @@ pub struct Stats {
     /// in validated steps (R-WIRE-5).
     pub repl_deletions_validated: u64,
     pub repl_refusals_validated: u64,
+    /// Starts of replicas since their registered one when the trace began (the
+    /// model's crashes and restarts before its first step).
+    pub repl_restarts_before_trace: u64,
     /// OffsetForLeaderEpoch questions of partition 0 the network sent twice while the
     /// trace was checked.
     pub repl_epoch_copies: u64,
@@ -717,8 +720,9 @@ impl Sim {
                 self.removed_dirs
                     .extend(removed.map(|(dir, stamp)| (id, dir, stamp)));
                 let mut host = host;
-                if self.repl_traces.is_some() {
+                if let Some(traces) = &mut self.repl_traces {
                     host.keep_fetch_steps();
+                    traces.started(id);
                 }
                 self.nodes[i].host = Some(host);
                 if let Some(traces) = &mut self.dir_traces {
@@ -2405,6 +2409,7 @@ impl Sim {
             self.stats.repl_steps_validated = traces.steps_validated;
             self.stats.repl_deletions_validated = traces.deletions_validated;
             self.stats.repl_refusals_validated = traces.refusals_validated;
+            self.stats.repl_restarts_before_trace = traces.restarts_before_trace;
             self.stats.repl_trace_ended = traces.ended.clone();
         }
         for problem in problems {

@@ -1205,6 +1205,28 @@ fn c_9_replication_traces_through_duplicated_epoch_questions_are_model_steps() {
     assert!(copies >= 10, "only {copies} questions sent twice");
 }
 
+/// C-9 from brokers that started again before the partition was created: the
+/// metadata that creates it registers an earlier start of theirs, and the run shows
+/// the later one, its registration on the way. The trace begins after the model has
+/// crashed and restarted each such broker as often (`ReplTrace::with_restarts`), a
+/// state the model reaches. Until stop 55 such a trace ended at its start (18 of 400
+/// swarm traces); one whose broker started again only after some node applied the
+/// creation still ends there, its start unordered among the first step's events.
+/// Swarm seeds whose traces began so, 14 restarts among them.
+#[test]
+fn c_9_replication_traces_from_brokers_started_again_before_the_creation_are_model_steps() {
+    let mut restarts = 0;
+    for seed in [1107, 1175, 1199, 1228, 1276, 1358] {
+        let outcome = validated_under(Options::new(seed), None);
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+        restarts += outcome.stats.repl_restarts_before_trace;
+    }
+    assert!(
+        restarts >= 12,
+        "only {restarts} restarts before the traces began"
+    );
+}
+
 /// With DeleteRecords answered once the leader deleted
 /// (`ReplicationBugs::delete_acked_at_once`), trace validation rejects the step where
 /// the answer comes before the model's low watermark allows it: on 9 of the first 10

@@ -326,6 +326,28 @@ impl ReplTrace {
         self
     }
 
+    /// Brokers that started again (`restarts[n]` times) after the start the
+    /// creation's metadata registers, while their copies were still empty: the model
+    /// crashes and restarts each that often before the trace's first step, so each
+    /// runs a later start whose registration is on its way. The trace starts in a
+    /// state the model reaches, never in one made up for it.
+    pub fn with_restarts(mut self, restarts: [u8; REPLICAS]) -> Self {
+        let model = &self.model;
+        self.candidates = std::mem::take(&mut self.candidates)
+            .into_iter()
+            .filter_map(|mut start| {
+                for (n, times) in restarts.iter().enumerate() {
+                    for _ in 0..*times {
+                        start = model.step(&start, RAction::Crash(n as NodeId))?;
+                        start = model.step(&start, RAction::Restart(n as NodeId))?;
+                    }
+                }
+                Some(start)
+            })
+            .collect();
+        self
+    }
+
     /// The run's brokers acknowledge before they sync (`--fsync-interval-ms`,
     /// R-REPL-5): so does the model it is validated against.
     pub fn acking_before_fsync(mut self) -> Self {
