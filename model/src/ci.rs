@@ -54,6 +54,11 @@ pub fn as_the_broker(mut m: ChronikModel) -> ChronikModel {
     m
 }
 
+/// Pre-vote rounds a path may start where CI bounds them: two lets one round fail
+/// (a stale or split answer) and the next succeed, or each node try once. Unbounded,
+/// a failed round raises no term and the space did not finish (model/README.md).
+pub const PRE_VOTE_ROUNDS: u8 = 2;
+
 /// 3 nodes are checked to this depth, breadth first: every state within it is visited
 /// (a depth-bounded DFS visits a state once, at the first depth it meets it, and so
 /// missed 27% of them).
@@ -146,6 +151,22 @@ pub const CONFIGS: &[CiConfig] = &[
             // passes 30 M states (model/README.md).
             let mut m = as_the_broker(metadata(2, 1, 0, 0, 0));
             m.max_step_downs = 0;
+            CiCheck::Metadata(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "two_nodes_with_pre_vote_and_check_quorum_through_two_terms_all_properties_hold",
+        build: || {
+            let mut m = as_the_broker(metadata(2, 2, 0, 0, 0));
+            m.max_pre_votes = Some(PRE_VOTE_ROUNDS);
+            CiCheck::Metadata(m, Run::dfs())
+        },
+    },
+    CiConfig {
+        test: "two_nodes_with_pre_vote_and_check_quorum_a_metadata_write_all_properties_hold",
+        build: || {
+            let mut m = as_the_broker(metadata(2, 1, 0, 1, 0));
+            m.max_pre_votes = Some(PRE_VOTE_ROUNDS);
             CiCheck::Metadata(m, Run::dfs())
         },
     },
@@ -545,6 +566,9 @@ pub fn metadata_bounds(m: &ChronikModel, r: &Run) -> String {
     }
     if m.max_step_downs > 0 {
         b.push_str(&format!(", check-quorum step-downs {}", m.max_step_downs));
+    }
+    if let Some(rounds) = m.max_pre_votes {
+        b.push_str(&format!(", pre-vote rounds {rounds}"));
     }
     b + &search(r)
 }

@@ -51,5 +51,8 @@ impl Model for ChronikModel {
             && s.ghost.produced <= self.max_produce
             && s.ghost.damages <= self.max_damage
             && s.nodes.iter().all(|n| n.term <= self.max_term)
+            && self
+                .max_pre_votes
+                .is_none_or(|max| s.ghost.pre_votes <= max)
     }
 }

@@ -85,6 +85,9 @@ struct ModelArgs {
     /// broker's does, this many times in a path.
     #[arg(long, default_value_t = 0)]
     max_step_downs: u8,
+    /// With --pre-vote: at most this many pre-vote rounds in a path (default: any).
+    #[arg(long)]
+    max_pre_votes: Option<u8>,
 }
 
 #[derive(Args)]
@@ -268,6 +271,7 @@ fn build(a: &ModelArgs) -> ChronikModel {
     m.raft_rs_flow_control = a.raft_rs_flow_control;
     m.pre_vote = a.pre_vote;
     m.max_step_downs = a.max_step_downs;
+    m.max_pre_votes = a.max_pre_votes;
     for b in &a.bugs {
         m = m.with_bug(*b);
     }

@@ -153,6 +153,10 @@ pub struct ChronikModel {
     /// network may hold any message back, so the step is enabled for every leader
     /// of a group of two or more; the bound keeps it from using up every term.
     pub max_step_downs: u8,
+    /// Pre-vote rounds a path may start, over all nodes (None: any number). A
+    /// failed round raises no term, so the term bound does not bound the rounds;
+    /// this does, as `max_term` bounds real campaigns.
+    pub max_pre_votes: Option<u8>,
     bugs: u16,
 }
 
@@ -171,6 +175,7 @@ impl ChronikModel {
             raft_rs_flow_control: false,
             pre_vote: false,
             max_step_downs: 0,
+            max_pre_votes: None,
             bugs: 0,
         }
     }
@@ -853,6 +858,10 @@ impl ChronikModel {
     /// raft-rs `become_pre_candidate`: no leader, and its own pre-vote; its term and
     /// vote stay as they are.
     fn pre_campaign(&self, t: &mut State, n: NodeId) {
+        // Counted only where bounded: unbounded runs keep the states they had.
+        if self.max_pre_votes.is_some() {
+            t.ghost.pre_votes = t.ghost.pre_votes.saturating_add(1);
+        }
         let node = &mut t.nodes[idx(n)];
         node.role = Role::PreCandidate;
         node.leader = None;

@@ -364,6 +364,8 @@ pub struct Ghost {
     pub damages: u8,
     /// Leaders that stepped down for want of a quorum (check-quorum).
     pub step_downs: u8,
+    /// Pre-vote rounds started, counted only where `max_pre_votes` bounds them.
+    pub pre_votes: u8,
     /// Nodes whose durable Raft log lost entries to damage (bit per node): what they
     /// acknowledged before is no longer on their disk, through no fault of theirs.
     pub damaged_nodes: u8,

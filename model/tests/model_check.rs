@@ -188,6 +188,27 @@ fn two_nodes_with_pre_vote_all_properties_hold() {
     assert!(o.states > 10_000, "random walks explored too little");
 }
 
+/// Pre-vote and check-quorum exhaustively beyond the first term and with a client's
+/// metadata write, as the broker runs them, with at most two pre-vote rounds in a
+/// path (`ci::PRE_VOTE_ROUNDS`): a leader steps down for want of a quorum, its
+/// follower's pre-vote succeeds or fails, a second term is elected, a forwarded
+/// write is committed and answered (I-1..I-4, R-START-*, R-PROPOSE-1).
+#[test]
+fn two_nodes_with_pre_vote_and_check_quorum_through_two_terms_all_properties_hold() {
+    let o = ci_metadata(
+        "two_nodes_with_pre_vote_and_check_quorum_through_two_terms_all_properties_hold",
+    );
+    assert_all_hold("2 nodes, pre-vote and check-quorum, two terms", &o);
+}
+
+#[test]
+fn two_nodes_with_pre_vote_and_check_quorum_a_metadata_write_all_properties_hold() {
+    let o = ci_metadata(
+        "two_nodes_with_pre_vote_and_check_quorum_a_metadata_write_all_properties_hold",
+    );
+    assert_all_hold("2 nodes, pre-vote and check-quorum, a metadata write", &o);
+}
+
 /// Snapshots at 3 nodes, as seeded random walks from power-on: a node that was
 /// down while the other two committed and compacted installs the leader's snapshot
 /// (no damage needed), and no property breaks.
