@@ -130,6 +130,18 @@ pub enum FetchStep {
     /// This node, leading, took a DeleteRecords below `offset`; its answer waits
     /// for the low watermark.
     Deleted { key: PartitionKey, offset: u64 },
+    /// The world damaged this node's copy in the batch from `offset`, among
+    /// records another durable record follows (reported by the world, which
+    /// injects it, not by the host).
+    Damaged { key: PartitionKey, offset: u64 },
+    /// This node proposed its damaged copy's repair (a `RepairReplica`, reported by
+    /// the world, which carries proposals) under this leader epoch and partition
+    /// epoch.
+    RepairProposed {
+        key: PartitionKey,
+        leader_epoch: i32,
+        partition_epoch: u64,
+    },
 }
 
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;

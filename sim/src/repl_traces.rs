@@ -20,7 +20,7 @@ use crate::host::FetchStep;
 use crate::records::{visit_batches, TOPIC};
 use chronik_core::consensus::ApplyTap;
 use chronik_core::log::batch::BatchHeader;
-use chronik_core::log::PartitionLog;
+use chronik_core::log::{LogError, PartitionLog};
 use chronik_core::metadata::{MetadataState, PartitionInfo};
 use chronik_core::replication::{LocalView, Partitions};
 use chronik_model::replication::trace::{
@@ -135,11 +135,18 @@ pub struct ReplTraces {
     acked: (usize, BTreeSet<(u8, u8)>),
     /// Per node: the records last read, and where the log was when they were.
     logs: [Option<(ReadAt, Vec<Rec>)>; REPLICAS],
+    /// Per node: its log start and records when last read, kept while it is down:
+    /// what a damaged range held (the run damages only records a copy held
+    /// durably, so its last look while up read them).
+    last_read: [(u64, Vec<Rec>); REPLICAS],
     pub steps_validated: u64,
     /// DeleteRecords taken by a leader, and fetches refused OFFSET_OUT_OF_RANGE
     /// below a leader's log start, in steps the model allowed (R-WIRE-5).
     pub deletions_validated: u64,
     pub refusals_validated: u64,
+    /// Damaged copies of partition 0 (R-LOG-13) whose damage, repair proposals and
+    /// cut were model steps (R-REPL-4), counted where the damage landed.
+    pub damages_validated: u64,
     /// Brokers whose trace began in a later start than their registration (the
     /// model crashed and restarted them first).
     pub restarts_before_trace: u64,
@@ -188,9 +195,11 @@ impl Default for ReplTraces {
             last: None,
             acked: (0, BTreeSet::new()),
             logs: Default::default(),
+            last_read: Default::default(),
             steps_validated: 0,
             deletions_validated: 0,
             refusals_validated: 0,
+            damages_validated: 0,
             restarts_before_trace: 0,
             ended: None,
             rejection: None,
@@ -302,6 +311,7 @@ impl ReplTraces {
                 for hint in &hints {
                     match hint {
                         FetchHint::Deleted { .. } => self.deletions_validated += 1,
+                        FetchHint::Damaged { .. } => self.damages_validated += 1,
                         FetchHint::Answered { answer, .. } if answer.refused_at.is_some() => {
                             self.refusals_validated += 1
                         }
@@ -645,7 +655,24 @@ impl ReplTraces {
         let mut records = Vec::new();
         let mut offset = start;
         while offset < end {
-            let read = log.read(offset, 1 << 20, end).map_err(|e| e.to_string())?;
+            let read = match log.read(offset, 1 << 20, end) {
+                Ok(read) => read,
+                // The broker serves around a damaged range (R-LOG-13) and the model
+                // keeps its records until the repair's cut: they are the ones this
+                // copy held before the damage.
+                Err(LogError::Damaged {
+                    first_offset,
+                    end_offset,
+                    ..
+                }) if first_offset <= offset && offset < end_offset => {
+                    for damaged in offset..end_offset.min(end) {
+                        records.push(self.read_before(n, damaged)?);
+                    }
+                    offset = end_offset;
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             if read.batch_count == 0 {
                 break;
             }
@@ -686,7 +713,18 @@ impl ReplTraces {
             return Err("more records than the model's range".into());
         }
         self.logs[n] = Some((read_at, records.clone()));
+        self.last_read[n] = (start, records.clone());
         Ok(records)
+    }
+
+    /// Node `n`'s record at `offset` when its log was last read.
+    fn read_before(&self, n: usize, offset: u64) -> Result<Rec, String> {
+        let (start, records) = &self.last_read[n];
+        offset
+            .checked_sub(*start)
+            .and_then(|i| records.get(usize::try_from(i).ok()?))
+            .copied()
+            .ok_or_else(|| format!("damaged offset {offset} of node {} never read", n + 1))
     }
 }
 
@@ -751,6 +789,19 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
             FetchStep::Deleted { key, offset } if ours(key) => hints.push(FetchHint::Deleted {
                 leader: u8::try_from(*i).map_err(|_| "node index")?,
                 offset: small(*offset)?,
+            }),
+            FetchStep::Damaged { key, offset } if ours(key) => hints.push(FetchHint::Damaged {
+                node: u8::try_from(*i).map_err(|_| "node index")?,
+                offset: small(*offset)?,
+            }),
+            FetchStep::RepairProposed {
+                key,
+                leader_epoch,
+                partition_epoch,
+            } if ours(key) => hints.push(FetchHint::RepairProposed {
+                node: u8::try_from(*i).map_err(|_| "node index")?,
+                epoch: small(u64::try_from(*leader_epoch).map_err(|_| "leader epoch")?)?,
+                version: small(*partition_epoch)?,
             }),
             FetchStep::EpochServed { key, follower } if ours(key) => {
                 hints.push(FetchHint::EpochServed {

@@ -124,6 +124,8 @@ pub struct Stats {
     /// in validated steps (R-WIRE-5).
     pub repl_deletions_validated: u64,
     pub repl_refusals_validated: u64,
+    /// Damage to a replica's copy of partition 0 taken as a model step (R-REPL-4).
+    pub repl_damages_validated: u64,
     /// Starts of replicas since their registered one when the trace began (the
     /// model's crashes and restarts before its first step).
     pub repl_restarts_before_trace: u64,
@@ -871,8 +873,19 @@ impl Sim {
         if !flip_bits(&disk, path, at, flip) {
             return;
         }
-        if *partition == 0 {
-            self.disk_fault_on(i, "a damaged copy of partition 0");
+        if *partition == 0 && last_frames {
+            // The trace model takes no last frame for damage (a restart may cut it
+            // as a torn write).
+            self.disk_fault_on(i, "a damaged last batch of partition 0");
+        } else if *partition == 0 {
+            let key = (records::TOPIC.to_string(), 0);
+            self.network_fetch_steps.push((
+                i,
+                FetchStep::Damaged {
+                    key,
+                    offset: batch.first_offset,
+                },
+            ));
         }
         let node = &mut self.nodes[i];
         node.copy_damaged = true;
@@ -1770,6 +1783,21 @@ impl Sim {
                     self.step(i, Input::Propose { token, command });
                 }
                 Out::ProposeRepair(key, command) => {
+                    if let MetadataCommand::RepairReplica {
+                        leader_epoch,
+                        partition_epoch,
+                        ..
+                    } = &command
+                    {
+                        self.network_fetch_steps.push((
+                            i,
+                            FetchStep::RepairProposed {
+                                key: key.clone(),
+                                leader_epoch: *leader_epoch,
+                                partition_epoch: *partition_epoch,
+                            },
+                        ));
+                    }
                     self.next_token += 1;
                     let token = self.next_token;
                     let incarnation = self.nodes[i].incarnation;
@@ -2409,6 +2437,7 @@ impl Sim {
             self.stats.repl_steps_validated = traces.steps_validated;
             self.stats.repl_deletions_validated = traces.deletions_validated;
             self.stats.repl_refusals_validated = traces.refusals_validated;
+            self.stats.repl_damages_validated = traces.damages_validated;
             self.stats.repl_restarts_before_trace = traces.restarts_before_trace;
             self.stats.repl_trace_ended = traces.ended.clone();
         }
@@ -2459,6 +2488,7 @@ fn flip_bits(disk: &MemDisk, path: &Path, at: u64, mask: u8) -> bool {
 /// its last record, and whether another frame follows it in the file.
 struct Batch {
     bytes: std::ops::Range<u64>,
+    first_offset: u64,
     end_offset: u64,
     /// The frame's checksum, which covers the whole batch as stored.
     crc: u32,
@@ -2495,9 +2525,10 @@ fn segment_batches(disk: &MemDisk, partition: i32) -> Vec<(PathBuf, Batch)> {
             if let Some(last) = batches.last_mut() {
                 last.followed = true;
             }
-            if let Some(end_offset) = batch_end_offset(&bytes[start..end]) {
+            if let Some((first_offset, end_offset)) = batch_offsets(&bytes[start..end]) {
                 batches.push(Batch {
                     bytes: pos as u64..end as u64,
+                    first_offset,
                     end_offset,
                     crc: frame::checksum(&bytes[start..end]),
                     followed: false,
@@ -2510,12 +2541,15 @@ fn segment_batches(disk: &MemDisk, partition: i32) -> Vec<(PathBuf, Batch)> {
     found
 }
 
-/// The offset after a stored RecordBatch's last record: base offset plus last
-/// offset delta, plus one.
-fn batch_end_offset(batch: &[u8]) -> Option<u64> {
+/// A stored RecordBatch's base offset, and the offset after its last record (base
+/// offset plus last offset delta, plus one).
+fn batch_offsets(batch: &[u8]) -> Option<(u64, u64)> {
     let base = i64::from_be_bytes(batch.get(0..8)?.try_into().ok()?);
     let delta = i32::from_be_bytes(batch.get(23..27)?.try_into().ok()?);
-    u64::try_from(base + i64::from(delta) + 1).ok()
+    Some((
+        u64::try_from(base).ok()?,
+        u64::try_from(base + i64::from(delta) + 1).ok()?,
+    ))
 }
 
 fn last_record_start(disk: &MemDisk, path: &Path) -> Option<u64> {

@@ -407,6 +407,11 @@ pub struct ReplicationModel {
     /// an offset up to the high watermark and is answered once every live replica's
     /// log start is there (R-WIRE-5). 0 unless asked for.
     pub max_deletes: u8,
+    /// Damage may also land on the copy of a broker that is down, as bit rot or the
+    /// simulator's injected damage does (trace validation only). A checked
+    /// configuration damages a live copy, which a crash right after leaves the same
+    /// disk as this does.
+    pub damage_while_down: bool,
     /// Where checks start instead of the created partition (`after`), and the path
     /// from the created partition that leads there.
     start: Option<Arc<RState>>,
@@ -437,6 +442,7 @@ impl Default for ReplicationModel {
             torn_last_frame: false,
             torn_crashes: false,
             max_deletes: 0,
+            damage_while_down: false,
             start: None,
             start_path: Vec::new(),
             bugs: 0,
@@ -569,6 +575,7 @@ impl ReplicationModel {
             combined_isr_changes: true,
             lossy_proposals: true,
             max_deletes: u8::MAX,
+            damage_while_down: true,
             start: None,
             start_path: Vec::new(),
             bugs: 0,

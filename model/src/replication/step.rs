@@ -16,6 +16,9 @@ impl ReplicationModel {
             let r = &s.replicas[at(n)];
             if !r.up {
                 out.push(RAction::Restart(n));
+                if self.damage_while_down {
+                    self.enabled_damage(s, n, out);
+                }
             } else {
                 self.enabled_on_live(s, n, out);
             }
@@ -238,21 +241,26 @@ impl ReplicationModel {
         }
     }
 
+    /// A bad sector in a record that another durable record follows; with
+    /// `torn_last_frame` also in the last one, which recovery may take for a torn
+    /// write and cut (R-LOG-13). One at a time per copy.
+    fn enabled_damage(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
+        let r = &s.replicas[at(n)];
+        if s.ghost.damages < self.max_damage && r.damaged.is_none() {
+            let end = if self.torn_last_frame {
+                r.durable
+            } else {
+                r.durable.saturating_sub(1)
+            };
+            out.extend((0..end).map(|o| RAction::Damage(n, o)));
+        }
+    }
+
     /// Damage to a durable record, and the repair of a damaged copy (R-REPL-4).
     fn enabled_repair(&self, s: &RState, n: NodeId, out: &mut Vec<RAction>) {
         let r = &s.replicas[at(n)];
         let Some(d) = r.damaged else {
-            // A bad sector in a record that another durable record follows; with
-            // `torn_last_frame` also in the last one, which recovery may take for a
-            // torn write and cut (R-LOG-13).
-            if s.ghost.damages < self.max_damage {
-                let end = if self.torn_last_frame {
-                    r.durable
-                } else {
-                    r.durable.saturating_sub(1)
-                };
-                out.extend((0..end).map(|o| RAction::Damage(n, o)));
-            }
+            self.enabled_damage(s, n, out);
             return;
         };
         if self.lossy_proposals
@@ -611,6 +619,13 @@ impl ReplicationModel {
         // forgetting it for members keeps states that act alike one state.
         for r in &mut t.replicas {
             r.fresh &= !r.view.isr;
+            // Damage below the log start is in records already deleted: the copy
+            // lost nothing it serves and needs no repair (the real
+            // `first_lost_offset`; C-9, swarm seed 1020).
+            if r.damaged.is_some_and(|d| d < r.log_start) {
+                r.damaged = None;
+                r.repair = RepairProgress::None;
+            }
         }
         self.note_high_watermarks(&mut t);
         if self.stepwise_learning {

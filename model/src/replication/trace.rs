@@ -228,6 +228,18 @@ pub enum FetchHint {
     /// `leader` took a DeleteRecords below `offset` (R-WIRE-5): its log start moved
     /// there, unless it was already past it, and the answer waits.
     Deleted { leader: NodeId, offset: u8 },
+    /// The run damaged `node`'s copy in the batch that begins at `offset`, among
+    /// records that another durable record follows (R-LOG-13): the model's
+    /// `Damage`, whose first damaged offset it is.
+    Damaged { node: NodeId, offset: u8 },
+    /// `node` proposed the repair of its damaged copy (`RepairReplica`) under this
+    /// leader epoch and partition version. Reported where it happens, as an ISR
+    /// proposal is: nothing shows it until it is committed.
+    RepairProposed {
+        node: NodeId,
+        epoch: u8,
+        version: u8,
+    },
 }
 
 /// What the run shows of a Fetch answer, enough to tell which of the answers in
@@ -606,6 +618,17 @@ impl ReplTrace {
                 t
             }));
         }
+        // Nor when it asks to be let back in: its `UnfenceBroker` (or registration
+        // retried) shows only once committed, perhaps after the crash (swarm 1267).
+        let mut rejoined = Vec::new();
+        for b in &out {
+            let mut enabled = Vec::new();
+            self.model.enabled(b, &mut enabled);
+            if enabled.contains(&RAction::Rejoin(n)) {
+                rejoined.extend(self.model.step(b, RAction::Rejoin(n)));
+            }
+        }
+        out.extend(rejoined);
         out
     }
 
@@ -640,8 +663,24 @@ impl ReplTrace {
                         && answer_in_flight(s, follower, *k).is_some_and(|r| answer.is(r))
                 }
                 (FetchHint::EpochServed { follower }, RAction::EpochAsk(f)) => *f == follower,
-                (FetchHint::Deleted { leader, offset }, RAction::DeleteRecords(l, o)) => {
-                    *l == leader && *o == offset
+                (FetchHint::Deleted { leader, offset }, RAction::DeleteRecords(l, o))
+                | (
+                    FetchHint::Damaged {
+                        node: leader,
+                        offset,
+                    },
+                    RAction::Damage(l, o),
+                ) => *l == leader && *o == offset,
+                (
+                    FetchHint::RepairProposed {
+                        node,
+                        epoch,
+                        version,
+                    },
+                    RAction::ProposeRepair(n),
+                ) => {
+                    let view = s.replicas[usize::from(node)].view;
+                    *n == node && view.epoch == epoch && view.version == version
                 }
                 (FetchHint::IsrProposed { leader, isr }, RAction::ShrinkIsr(l, f)) => {
                     *l == leader && s.replicas[usize::from(leader)].view.isr & !bit(*f) == isr
@@ -681,7 +720,8 @@ impl ReplTrace {
         if steps.is_empty()
             && (self.epoch_step_changes_nothing(s, hint)
                 || self.proposed_again(s, hint)
-                || refusal_changes_nothing(s, hint))
+                || refusal_changes_nothing(s, hint)
+                || stale_repair(s, hint))
         {
             return vec![None];
         }
@@ -717,14 +757,28 @@ impl ReplTrace {
     /// An ISR proposal already on its way or waiting at the controller: the real
     /// leader sends it again once a second while it waits, the model keeps one.
     fn proposed_again(&self, s: &RState, hint: FetchHint) -> bool {
-        let FetchHint::IsrProposed { leader, isr } = hint else {
-            return false;
-        };
-        let view = s.replicas[usize::from(leader)].view;
-        let cmd = MetaCmd::AlterIsr {
-            epoch: view.epoch,
-            version: view.version,
-            isr,
+        let cmd = match hint {
+            FetchHint::IsrProposed { leader, isr } => {
+                let view = s.replicas[usize::from(leader)].view;
+                MetaCmd::AlterIsr {
+                    epoch: view.epoch,
+                    version: view.version,
+                    isr,
+                }
+            }
+            // The real broker asks again after a second unanswered; the model's
+            // proposal is still on its way.
+            FetchHint::RepairProposed {
+                node,
+                epoch,
+                version,
+            } => MetaCmd::Repair {
+                node,
+                epoch,
+                version,
+                incarnation: s.replicas[usize::from(node)].incarnation,
+            },
+            _ => return false,
         };
         super::step::proposed(s, cmd)
     }
@@ -767,8 +821,13 @@ impl ReplTrace {
         let answered_next = |n: NodeId| matches!(next_hint, Some(FetchHint::Answered { follower, .. }) if follower == n);
         // Where the run reports commits, what one needs (its proposal's arrival, the
         // commands rejected or lost before it) is taken on the way to it.
+        // So is what a repair proposed again needs: the earlier one decided (refused
+        // as stale, which commits no change) or lost.
         let metadata_moves = if self.commits_hinted {
-            matches!(next_hint, Some(FetchHint::Committed { .. }))
+            matches!(
+                next_hint,
+                Some(FetchHint::Committed { .. } | FetchHint::RepairProposed { .. })
+            )
         } else {
             self.uncommitted(s, observed)
         };
@@ -798,7 +857,6 @@ impl ReplTrace {
                 | RAction::ProposalArrives(_)
                 | RAction::ControllerFailover(_)
                 | RAction::ProposalLost(_)
-                | RAction::ProposeRepair(_)
                 | RAction::RepairUnanswered(_) => metadata_moves,
                 // A start that fails before it shows anything (on a full disk) is a
                 // restart and a crash in one step: only its count shows.
@@ -813,11 +871,12 @@ impl ReplTrace {
                     r.up != o.up || r.incarnation != o.incarnation
                 }
 
-                // Fetches and ISR proposals are taken where the run says one happened
+                // Fetches, ISR and repair proposals are taken where the run says one happened
                 // (`hinted`).
                 RAction::ShrinkIsr(..)
                 | RAction::ExpandIsr(..)
                 | RAction::ProposeIsr(..)
+                | RAction::ProposeRepair(_)
                 | RAction::FetchRequest(_)
                 | RAction::FetchSend(_)
                 | RAction::FetchServe(..)
@@ -851,16 +910,22 @@ impl ReplTrace {
     /// other order of arrivals ends in a commit the run did not report (9 proposals
     /// in flight cost more than 200,000 states otherwise; swarm seed 1165).
     fn arrival_fits(&self, s: &RState, k: u8, next_hint: Option<FetchHint>) -> bool {
-        let Some(FetchHint::Committed { meta }) = next_hint else {
-            return false;
-        };
         if !s.inbox.is_empty() {
             return false;
         }
-        self.model
+        let committed = self
+            .model
             .step(s, RAction::ProposalArrives(k))
-            .and_then(|t| self.model.step(&t, RAction::Commit))
-            .is_some_and(|u| u.meta == meta || u.meta == s.meta)
+            .and_then(|t| self.model.step(&t, RAction::Commit));
+        match next_hint {
+            Some(FetchHint::Committed { meta }) => {
+                committed.is_some_and(|u| u.meta == meta || u.meta == s.meta)
+            }
+            // A repair proposed again: the earlier one was decided first, refused
+            // as stale, which changes nothing the run reports.
+            Some(FetchHint::RepairProposed { .. }) => committed.is_some_and(|u| u.meta == s.meta),
+            _ => false,
+        }
     }
 
     /// A broker shows metadata it has not learnt and the model has not committed
@@ -1070,6 +1135,13 @@ pub fn created_before(unregistered: Set) -> Meta {
         meta.incarnation[usize::from(n)] = 0;
     }
     meta
+}
+
+/// A repair proposed from metadata older than the committed (a broker that
+/// replayed its log only so far, swarm 1119): the controller refuses it as stale,
+/// and the broker proposes again once it has learnt more. It changes nothing.
+fn stale_repair(s: &RState, hint: FetchHint) -> bool {
+    matches!(hint, FetchHint::RepairProposed { version, .. } if version < s.meta.version)
 }
 
 /// The most model actions one observed step may take: a few, and one for each
