@@ -994,8 +994,11 @@ impl Sim {
     /// maps one that hit a segment of partition 0 (the log goes offline and cuts its
     /// unsynced tail before it takes the next record, the model's `FsyncFail`,
     /// R-LOG-9) and one outside the partition (another log's, or the Raft log's, on
-    /// which the node stops: a crash). One that hit another file of partition 0 (a
-    /// checkpoint, an index) is not mapped yet and ends the trace.
+    /// which the node stops: a crash). One that hit partition 0's checkpoint or
+    /// leader-epoch file is no step of its own (since stop 55): the write it belonged
+    /// to fails and the files keep what they held, which shows only at a restart as
+    /// an older high watermark (which the search allows) or log start. One that hit
+    /// another file of partition 0 (an index) is not mapped yet and ends the trace.
     fn locate_failed_syncs(&mut self) {
         for i in 0..self.nodes.len() {
             for path in self.nodes[i].disk.take_failed_syncs() {
@@ -2500,14 +2503,18 @@ fn partition_dir(partition: i32) -> PathBuf {
     Path::new(host::LOGS_DIR).join(format!("{}-{partition}", records::TOPIC))
 }
 
-/// A failed fsync of a file of partition 0 other than a segment, or of a file whose
-/// name is gone: trace validation does not map it.
+/// A failed fsync of a file of partition 0 other than a segment, its checkpoint or
+/// its leader-epoch file, or of a file whose name is gone: trace validation does not
+/// map it.
 fn failed_sync_unmapped(path: Option<&Path>) -> bool {
     let Some(path) = path else {
         return true;
     };
     let segment = path.extension().is_some_and(|e| e == "log");
-    path.starts_with(partition_dir(0)) && !segment
+    let checkpoint = path
+        .file_name()
+        .is_some_and(|f| f == "checkpoint.json.tmp" || f == "leader-epoch-checkpoint.tmp");
+    path.starts_with(partition_dir(0)) && !segment && !checkpoint
 }
 
 fn segment_batches(disk: &MemDisk, partition: i32) -> Vec<(PathBuf, Batch)> {

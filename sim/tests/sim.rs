@@ -1299,13 +1299,13 @@ fn c_9_a_broker_replaying_a_damaged_raft_log_shows_older_committed_metadata() {
 }
 
 /// C-9 under faults it does not map: the trace ends where a damaged last batch (which
-/// a restart may cut as a torn write) or a failed fsync of a checkpoint first touches
-/// a replica of partition 0, with that reason; every step before it is checked (until
+/// a restart may cut as a torn write) first touches a replica of partition 0, with
+/// that reason; every step before it is checked (until
 /// stop 51 such a fault mix ended the trace at once). A produce, a Fetch or an
 /// OffsetForLeaderEpoch question the network sends twice is mapped: a retry, and a
 /// follower asking twice whose second answer it drops as answered; so are failed
-/// fsyncs of a segment and full disks (stop 53), DeleteRecords (stop 54) and damaged
-/// copies (stop 55). Swarm seeds 1000 to 1029: 26 traces run to the end (19 at stop
+/// fsyncs of a segment and full disks (stop 53), DeleteRecords (stop 54), damaged
+/// copies and failed fsyncs of the checkpoints (stop 55). Swarm seeds 1000 to 1029: 26 traces run to the end (19 at stop
 /// 53, 13 before); damaged last batches, seeds 0 to 9: 8 end at the damage, after
 /// 1,811 steps.
 #[test]
