@@ -754,8 +754,9 @@ impl ReplTrace {
         }
     }
 
-    /// An ISR proposal already on its way or waiting at the controller: the real
-    /// leader sends it again once a second while it waits, the model keeps one.
+    /// An ISR or repair proposal already on its way or waiting at the controller:
+    /// the real broker sends it again once a second while it waits, the model keeps
+    /// one.
     fn proposed_again(&self, s: &RState, hint: FetchHint) -> bool {
         let cmd = match hint {
             FetchHint::IsrProposed { leader, isr } => {
