@@ -207,6 +207,20 @@ fn two_nodes_with_pre_vote_and_check_quorum_a_metadata_write_all_properties_hold
         "two_nodes_with_pre_vote_and_check_quorum_a_metadata_write_all_properties_hold",
     );
     assert_all_hold("2 nodes, pre-vote and check-quorum, a metadata write", &o);
+    // The bound keeps what the write needs in reach: a follower's raw propose,
+    // dropped by a node no longer leading, breaks R-PROPOSE-1 here too.
+    let (m, _) = ci::metadata_check(
+        "two_nodes_with_pre_vote_and_check_quorum_a_metadata_write_all_properties_hold",
+    );
+    let o = run(
+        m.with_bug(Bug::ProposeOnFollower),
+        &Run::dfs_until(names::PROPOSE_1),
+    );
+    assert!(
+        o.violated.contains(&names::PROPOSE_1),
+        "got {:?}",
+        o.violated
+    );
 }
 
 /// Snapshots at 3 nodes, as seeded random walks from power-on: a node that was
