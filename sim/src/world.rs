@@ -877,7 +877,7 @@ impl Sim {
             // The trace model takes no last frame for damage (a restart may cut it
             // as a torn write).
             self.disk_fault_on(i, "a damaged last batch of partition 0");
-        } else if *partition == 0 {
+        } else if *partition == 0 && self.repl_traces.is_some() {
             let key = (records::TOPIC.to_string(), 0);
             self.network_fetch_steps.push((
                 i,
@@ -1017,6 +1017,29 @@ impl Sim {
                     self.stats.repl_failed_syncs_validated += 1;
                 }
             }
+        }
+    }
+
+    /// Trace validation of replication sees partition 0's repair proposals where
+    /// they are made, with the metadata they were made from.
+    fn report_repair_proposal(&mut self, i: usize, key: &PartitionKey, command: &MetadataCommand) {
+        let MetadataCommand::RepairReplica {
+            leader_epoch,
+            partition_epoch,
+            ..
+        } = command
+        else {
+            return;
+        };
+        if self.repl_traces.is_some() && repl_traces::traced_key(key) {
+            self.network_fetch_steps.push((
+                i,
+                FetchStep::RepairProposed {
+                    key: key.clone(),
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                },
+            ));
         }
     }
 
@@ -1786,21 +1809,7 @@ impl Sim {
                     self.step(i, Input::Propose { token, command });
                 }
                 Out::ProposeRepair(key, command) => {
-                    if let MetadataCommand::RepairReplica {
-                        leader_epoch,
-                        partition_epoch,
-                        ..
-                    } = &command
-                    {
-                        self.network_fetch_steps.push((
-                            i,
-                            FetchStep::RepairProposed {
-                                key: key.clone(),
-                                leader_epoch: *leader_epoch,
-                                partition_epoch: *partition_epoch,
-                            },
-                        ));
-                    }
+                    self.report_repair_proposal(i, &key, &command);
                     self.next_token += 1;
                     let token = self.next_token;
                     let incarnation = self.nodes[i].incarnation;
