@@ -38,7 +38,11 @@ impl Checked for ChronikModel {
         summary(s)
     }
     fn representative(&self) -> Option<Representative<State>> {
-        Some(crate::symmetry::representative)
+        Some(if self.max_produce == 0 {
+            crate::symmetry::representative_without_partition_data
+        } else {
+            crate::symmetry::representative
+        })
     }
 }
 

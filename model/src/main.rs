@@ -233,7 +233,8 @@ struct SearchArgs {
     #[arg(long)]
     quiet: bool,
     /// DFS over one state per symmetry class (metadata model at 3 nodes: nodes 1 and
-    /// 2 are interchangeable; node 0 leads the partition).
+    /// 2 are interchangeable, node 0 leads the partition; with --max-produce 0 every
+    /// renaming of the nodes).
     #[arg(long)]
     symmetry: bool,
 }
