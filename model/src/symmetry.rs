@@ -10,9 +10,10 @@
 //!
 //! Where nothing is ever produced (`max_produce` 0), node 0 is no different either:
 //! its partition stays empty, so a replica fetch or a consumer's fetch changes nothing
-//! (`step` takes such a step for none), its high watermark and checkpoint stay 0 and
+//! (and `step` gives it no successor), its high watermark and checkpoint stay 0, and
 //! the properties that name node 0 read only those. Then every renaming of the three
 //! nodes is a symmetry, and the checker visits one state of each class of up to six.
+//! `tests/symmetry.rs` checks both claims along random walks.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
