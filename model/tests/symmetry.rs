@@ -2,7 +2,8 @@
 //! metadata model, checked on the states of random walks: renaming a state renames its
 //! successors, and every property says the same of both. Without this, a symmetric
 //! check could skip a state whose renamed twin behaves differently and call a space
-//! exhaustive that it is not (model/README.md, `three_nodes_from_power_on_all_properties_hold`).
+//! exhaustive that it is not (model/README.md,
+//! `three_nodes_from_power_on_all_properties_hold`).
 
 use std::collections::HashSet;
 
@@ -47,17 +48,19 @@ fn asymmetry(m: &ChronikModel, s: &State, to: [NodeId; 3]) -> Option<String> {
             return Some(format!("{to:?} changes what \"{}\" says", p.name));
         }
     }
-    let found: HashSet<State> = steps(m, &twin).into_iter().map(|(_, t)| t).collect();
-    let renamed_steps = steps(m, s).into_iter().map(|(a, t)| (a, renamed(&t, to)));
-    if let Some((a, _)) = renamed_steps.clone().find(|(_, t)| !found.contains(t)) {
+    let twin_steps = steps(m, &twin);
+    let found: HashSet<&State> = twin_steps.iter().map(|(_, t)| t).collect();
+    let renamed_steps: Vec<(Action, State)> = steps(m, s)
+        .into_iter()
+        .map(|(a, t)| (a, renamed(&t, to)))
+        .collect();
+    if let Some((a, _)) = renamed_steps.iter().find(|(_, t)| !found.contains(t)) {
         return Some(format!(
             "{to:?}: the renamed state has no twin of {a}'s step"
         ));
     }
-    let expected: HashSet<State> = renamed_steps.map(|(_, t)| t).collect();
-    let extra = steps(m, &twin)
-        .into_iter()
-        .find(|(_, t)| !expected.contains(t));
+    let expected: HashSet<&State> = renamed_steps.iter().map(|(_, t)| t).collect();
+    let extra = twin_steps.iter().find(|(_, t)| !expected.contains(t));
     extra.map(|(a, _)| format!("{to:?}: the renamed state's {a} has no twin"))
 }
 
@@ -99,9 +102,9 @@ fn walk(m: &ChronikModel, seed: u64, mut visit: impl FnMut(usize, usize, &State)
 fn first_asymmetry(m: &ChronikModel, renamings: &[[NodeId; 3]], seed: u64) -> Option<String> {
     let mut found = None;
     walk(m, seed, |walk, step, s| {
-        found = renamings.iter().find_map(|to| asymmetry(m, s, *to));
-        found = found
-            .take()
+        found = renamings
+            .iter()
+            .find_map(|to| asymmetry(m, s, *to))
             .map(|why| format!("walk {walk}, step {step}: {why}\n{s:?}"));
         found.is_none()
     });
