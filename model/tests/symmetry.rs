@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use chronik_model::check::{self, Rng};
 use chronik_model::ci::metadata;
 use chronik_model::state::{NodeId, State};
 use chronik_model::symmetry::{representative, representative_without_partition_data, rewrite};
@@ -19,21 +20,12 @@ const STEPS: usize = 120;
 /// Every renaming of three nodes but the identity.
 const RENAMINGS: [[NodeId; 3]; 5] = [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
 
-/// Deterministic walks, the same on every machine.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 /// The states the checker goes on from (a step out of the bounds is not taken).
 fn successors(m: &ChronikModel, s: &State) -> Vec<State> {
-    steps(m, s).into_iter().map(|(_, t)| t).collect()
+    check::successors(m, s)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect()
 }
 
 fn renamed(s: &State, to: [NodeId; 3]) -> State {
@@ -48,9 +40,9 @@ fn asymmetry(m: &ChronikModel, s: &State, to: [NodeId; 3]) -> Option<String> {
             return Some(format!("{to:?} changes what \"{}\" says", p.name));
         }
     }
-    let twin_steps = steps(m, &twin);
+    let twin_steps = check::successors(m, &twin);
     let found: HashSet<&State> = twin_steps.iter().map(|(_, t)| t).collect();
-    let renamed_steps: Vec<(Action, State)> = steps(m, s)
+    let renamed_steps: Vec<(Action, State)> = check::successors(m, s)
         .into_iter()
         .map(|(a, t)| (a, renamed(&t, to)))
         .collect();
@@ -64,22 +56,12 @@ fn asymmetry(m: &ChronikModel, s: &State, to: [NodeId; 3]) -> Option<String> {
     extra.map(|(a, _)| format!("{to:?}: the renamed state's {a} has no twin"))
 }
 
-fn steps(m: &ChronikModel, s: &State) -> Vec<(Action, State)> {
-    let mut actions = Vec::new();
-    m.enabled(s, &mut actions);
-    actions
-        .into_iter()
-        .filter_map(|a| m.step(s, a.clone()).map(|t| (a, t)))
-        .filter(|(_, t)| m.within_boundary(t))
-        .collect()
-}
-
 /// Calls `visit` on every state of seeded random walks until it answers `false`.
 /// Every other walk crashes no node in its first `CALM` steps: drawn uniformly, the
 /// crashes come early, before any log is long enough to be damaged.
 fn walk(m: &ChronikModel, seed: u64, mut visit: impl FnMut(usize, usize, &State) -> bool) {
     const CALM: usize = 40;
-    let mut rng = XorShift(seed);
+    let mut rng = Rng::seeded(seed);
     for walk in 0..WALKS {
         let mut s = m.init_state();
         for step in 0..STEPS {
