@@ -38,11 +38,7 @@ impl Checked for ChronikModel {
         summary(s)
     }
     fn representative(&self) -> Option<Representative<State>> {
-        Some(if self.max_produce == 0 {
-            crate::symmetry::representative_without_partition_data
-        } else {
-            crate::symmetry::representative
-        })
+        Some(crate::symmetry::representative_for(self))
     }
 }
 

@@ -18,7 +18,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use crate::model::PARTITION_LEADER;
+use crate::model::{ChronikModel, PARTITION_LEADER};
 use crate::state::*;
 
 /// The renamings that keep the partition's leader: the identity and the swap of nodes
@@ -34,6 +34,16 @@ const ALL_RENAMINGS: [[NodeId; 3]; 6] = [
     [2, 0, 1],
     [2, 1, 0],
 ];
+
+/// The representative the checker may use for model `m`: every renaming where nothing
+/// is ever produced, otherwise only the swap that keeps the partition's leader.
+pub fn representative_for(m: &ChronikModel) -> fn(&State) -> State {
+    if m.max_produce == 0 {
+        representative_without_partition_data
+    } else {
+        representative
+    }
+}
 
 /// The representative of `s`'s class under swapping the non-leader nodes (3 nodes).
 pub fn representative(s: &State) -> State {
