@@ -76,6 +76,10 @@ struct Args {
     /// (trace validation, R-REPL-*); a step it does not allow breaks the run.
     #[arg(long)]
     validate_replication: bool,
+    /// With `--validate-replication`: print every step checked (what the run
+    /// reported, and each copy where it changed), to read why a step was rejected.
+    #[arg(long, requires = "validate_replication")]
+    show_replication_steps: bool,
     /// Add an acks=1 idempotent producer per partition (R-LOG-4: its records are
     /// kept while the leader epoch that acknowledged them lasts).
     #[arg(long)]
@@ -182,8 +186,9 @@ fn main() -> ExitCode {
             group_bug,
             group_protocol,
             faults: faults.clone(),
-            full_trace: args.trace,
+            full_trace: args.trace || args.show_replication_steps,
             validate_replication: args.validate_replication,
+            show_replication_steps: args.show_replication_steps,
             leader_acks: args.leader_acks,
             await_leader: !args.no_await_leader,
             admin_admission: !args.no_admin_admission,
@@ -191,7 +196,7 @@ fn main() -> ExitCode {
         });
         steps += outcome.stats.steps;
         let broken = !outcome.violations.is_empty();
-        if broken || args.trace {
+        if broken || args.trace || args.show_replication_steps {
             for line in &outcome.trace {
                 println!("  {line}");
             }

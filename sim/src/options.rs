@@ -381,6 +381,8 @@ pub struct Options {
     /// Check what the nodes show of the workload's partition 0 against the
     /// replication model after every event (`repl_traces.rs`).
     pub validate_replication: bool,
+    /// With `validate_replication`: note every step checked in the run's trace.
+    pub show_replication_steps: bool,
     /// An acks=1 idempotent producer per partition besides the acks=all ones.
     pub leader_acks: bool,
     /// The drivers hold a client's write that finds no leader until one is known
@@ -408,6 +410,7 @@ impl Options {
             group_protocol: GroupProtocol::Classic,
             full_trace: false,
             validate_replication: false,
+            show_replication_steps: false,
             leader_acks: false,
             await_leader: true,
             admin_admission: true,

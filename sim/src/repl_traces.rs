@@ -158,6 +158,10 @@ pub struct ReplTraces {
     /// Each broker's starts after the partition's creation was first applied and
     /// before the trace began (broker 1 applies it late): the first step takes them.
     starts_while_waiting: [u64; REPLICAS],
+    /// Describe every step checked (`--show-replication-steps`), for `take_shown`:
+    /// a rejection names only its own step, and reading why takes the steps before.
+    showing_steps: bool,
+    shown: Vec<String>,
 }
 
 fn node_of(broker: i32) -> Option<u8> {
@@ -205,6 +209,8 @@ impl Default for ReplTraces {
             rejection: None,
             acks_before_fsync: false,
             starts_while_waiting: [0; REPLICAS],
+            showing_steps: false,
+            shown: Vec::new(),
         }
     }
 }
@@ -218,6 +224,17 @@ impl ReplTraces {
     pub fn acking_before_fsync(mut self) -> Self {
         self.acks_before_fsync = true;
         self
+    }
+
+    /// Describe every step checked, for `take_shown`.
+    pub fn showing_steps(mut self) -> Self {
+        self.showing_steps = true;
+        self
+    }
+
+    /// The steps described since the last call.
+    pub fn take_shown(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.shown)
     }
 
     /// A tap for a starting node's metadata (installed before its replay: a
@@ -305,6 +322,11 @@ impl ReplTraces {
         let Some(trace) = &mut self.trace else {
             return;
         };
+        if self.showing_steps {
+            let step = trace.steps() + 1;
+            self.shown
+                .push(describe_step(step, &hints, self.last.as_ref(), &observed));
+        }
         match trace.observe(&observed, &hints) {
             Ok(()) => {
                 self.steps_validated += 1;
@@ -734,6 +756,26 @@ impl ReplTraces {
             .copied()
             .ok_or_else(|| format!("damaged offset {offset} of node {} never read", n + 1))
     }
+}
+
+/// One checked step in a few lines: what the run reported, and each copy and the
+/// acknowledgements where they changed since the last step.
+fn describe_step(
+    step: usize,
+    hints: &[FetchHint],
+    last: Option<&ReplObservation>,
+    observed: &ReplObservation,
+) -> String {
+    let mut text = format!("C-9 step {step}: reported {hints:?}");
+    for (n, copy) in observed.replicas.iter().enumerate() {
+        if last.and_then(|l| l.replicas.get(n)) != Some(copy) {
+            text.push_str(&format!("\n      broker {}: {copy}", n + 1));
+        }
+    }
+    if last.map(|l| &l.acked) != Some(&observed.acked) {
+        text.push_str(&format!("\n      acknowledged {:?}", observed.acked));
+    }
+    text
 }
 
 /// Broker `id` holds a replica of partition 0.

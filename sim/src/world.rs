@@ -282,9 +282,11 @@ struct Sim {
     /// validated).
     network_fetch_steps: Vec<(usize, FetchStep)>,
     /// Fetches of partition 0 the network sent twice, by follower id, request and
-    /// the follower's start: the answer to the second copy comes to a request
-    /// already answered, and the follower drops it.
-    fetches_sent_twice: BTreeSet<(u64, u64, u64)>,
+    /// the follower's start, with how many of the leader's two answers have yet
+    /// to arrive or be dropped: the second to arrive comes to a request already
+    /// answered, and the follower drops it. A copy of an answer the network made
+    /// itself is none of these two.
+    fetches_sent_twice: BTreeMap<(u64, u64, u64), u8>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -370,7 +372,7 @@ pub fn run(opts: Options) -> Outcome {
         dir_traces: validate_dirs.then(DirTraces::new),
         repl_traces: None,
         network_fetch_steps: Vec::new(),
-        fetches_sent_twice: BTreeSet::new(),
+        fetches_sent_twice: BTreeMap::new(),
         now: 0,
         nodes,
         net: Network::default(),
@@ -392,6 +394,9 @@ pub fn run(opts: Options) -> Outcome {
         let mut traces = ReplTraces::new();
         if f.fsync_interval_ms > 0 {
             traces = traces.acking_before_fsync();
+        }
+        if sim.opts.show_replication_steps {
+            traces = traces.showing_steps();
         }
         // Disk faults and duplicated replication packets end the trace where they
         // first touch partition 0 (`ReplTraces::unmapped`), not at once: what came
@@ -961,6 +966,9 @@ impl Sim {
         });
         let deleted = self.trimmer.acknowledged_below(0);
         traces.observe(&nodes, acked, deleted, &fetches);
+        for step in traces.take_shown() {
+            self.trace.note(self.now, step);
+        }
         if let Some(rejection) = traces.rejection.take() {
             traces.ended = Some("rejected".into());
             self.violation(format!(
@@ -1507,6 +1515,10 @@ impl Sim {
             Payload::Partition(host::Message::KafkaRequest { request, .. }) => Some(*request),
             _ => None,
         };
+        let answered = match &packet.payload {
+            Payload::Partition(host::Message::KafkaAnswer { request, .. }) => Some(*request),
+            _ => None,
+        };
         let fate = self.net.send(&mut self.rng, &self.faults, self.now, packet);
         let Some((message, sender, receiver)) = traced else {
             if matches!(fate, Fate::Dropped | Fate::Blocked) {
@@ -1517,6 +1529,10 @@ impl Sim {
         match fate {
             Fate::Dropped | Fate::Blocked => {
                 self.stats.lost += 1;
+                if let (Some(request), Some(receiver)) = (answered, receiver) {
+                    let node = &self.nodes[receiver];
+                    self.answer_of_fetch_sent_twice((node.id, request, node.incarnation));
+                }
                 let step = self.fetch_step_if_dropped(message, sender, receiver);
                 self.network_fetch_steps.extend(step);
             }
@@ -1558,7 +1574,7 @@ impl Sim {
         let (sender, request) = (sender?, request?);
         let node = self.nodes.get(sender)?;
         self.fetches_sent_twice
-            .insert((node.id, request, node.incarnation));
+            .insert((node.id, request, node.incarnation), 2);
         Some(sender)
     }
 
@@ -1579,11 +1595,8 @@ impl Sim {
             .host
             .as_ref()
             .is_some_and(|h| h.awaits_answer(*request, from));
-        if awaited
-            || !self
-                .fetches_sent_twice
-                .remove(&(node.id, *request, node.incarnation))
-        {
+        let pending = self.answer_of_fetch_sent_twice((node.id, *request, node.incarnation));
+        if awaited || !pending {
             return;
         }
         let Ok(answer) = wire::decode_answer(*request, asked, frame) else {
@@ -1591,6 +1604,22 @@ impl Sim {
         };
         let step = self.fetch_step_if_dropped(answer, None, Some(i));
         self.network_fetch_steps.extend(step);
+    }
+
+    /// One of the two answers to a Fetch the network sent twice has arrived or was
+    /// dropped; false if it was not such a Fetch, or both of its answers are
+    /// already accounted for (this one is a copy the network made of an answer:
+    /// swarm seed 1417 reported it as a second answer lost, which no model step
+    /// had served).
+    fn answer_of_fetch_sent_twice(&mut self, request: (u64, u64, u64)) -> bool {
+        let Some(left) = self.fetches_sent_twice.get_mut(&request) else {
+            return false;
+        };
+        *left -= 1;
+        if *left == 0 {
+            self.fetches_sent_twice.remove(&request);
+        }
+        true
     }
 
     /// A partition message as trace validation reads it (only while traces are

@@ -1107,6 +1107,40 @@ fn c_9_traces_rejected_at_stop_51_are_model_steps() {
     }
 }
 
+/// Found by a sweep of swarm seeds 1400 to 1699 and read at stop 57: each trace was
+/// rejected where every end-of-run check held, and none was a fault of the broker.
+/// - 1598: a repair cut a copy damaged at its log start; the real log starts afresh
+///   there with no epoch left to ask about and follows its leader at once, while the
+///   replication model's kept the epochs below its start (`Replica::cut_at`).
+/// - 1473: a full disk took a whole answer and the high watermark, but not the
+///   checkpoint of the leader's newer log start (`FetchResponseCut` of every record).
+/// - 1417: a copy the network made of a Fetch answer was reported as the lost second
+///   answer of a Fetch sent twice, one of whose answers the network had dropped.
+#[test]
+fn c_9_traces_rejected_at_stop_56_are_model_steps() {
+    let [duplicated, full, damaged] =
+        [1417, 1473, 1598].map(|seed| validated_under(Options::new(seed), None));
+    for outcome in [&duplicated, &full, &damaged] {
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(outcome));
+        assert!(
+            outcome.stats.repl_steps_validated > 5_000,
+            "{}",
+            report(outcome)
+        );
+    }
+    assert!(
+        full.stats.repl_full_disks_validated > 0,
+        "{}",
+        report(&full)
+    );
+    assert_eq!(
+        damaged.stats.repl_damages_validated,
+        1,
+        "{}",
+        report(&damaged)
+    );
+}
+
 /// C-9 through failed fsyncs (R-LOG-9): a failed fsync of a replica's segment of
 /// partition 0 is a model step. The leader's group commit fails, its waiting produces
 /// fail and are retried, and its log cuts the unsynced records before it takes the

@@ -781,7 +781,10 @@ pub enum RAction {
     /// The follower handles the `k`th (from 0) of the answers in flight to it.
     FetchResponseNth(NodeId, u8),
     /// The follower's full disk takes only this many of the records the response in
-    /// flight to it would append; it syncs those and leaves its high watermark.
+    /// flight to it would append; it syncs those and leaves its high watermark. All
+    /// of them: they fit, the high watermark moves, and the checkpoint of the
+    /// leader's log start is refused, so the copy's log start stays (the real
+    /// `delete_records_before` after the append; C-9, swarm seed 1473).
     FetchResponseCut(NodeId, u8),
     /// The follower appends what the `k`th (from 0) answer in flight to it brings,
     /// and the fsync after it fails: the records stay unsynced, the log goes

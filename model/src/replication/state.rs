@@ -306,6 +306,20 @@ impl Replica {
         }
     }
 
+    /// The log cut to end at `end`. A cut at or below the log start keeps no
+    /// record: the real log starts afresh there, its epoch file empty (Kafka's
+    /// `truncateFullyAndStartAt`), so it has no epoch left to ask its leader about
+    /// (C-9, swarm seed 1598: a repair cut a copy damaged at its log start, which
+    /// then followed its leader's epoch without a query).
+    pub fn cut_at(&mut self, end: u8) {
+        // A log cut to nothing is empty anyway: the flag is left alone there, so
+        // that it splits no states the real log does not tell apart.
+        if usize::from(end) < self.log.len() && 0 < end && end <= self.log_start {
+            self.epochless = true;
+        }
+        self.log.truncate(usize::from(end));
+    }
+
     /// A record appended: its epoch is in the log's epoch file.
     pub fn push(&mut self, rec: Rec) {
         self.log.push(rec);

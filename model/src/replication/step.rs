@@ -114,7 +114,7 @@ impl ReplicationModel {
         if let Some(resp) = s.net.iter().find(|m| m.to == n) {
             let appendable = self.appendable(r, resp);
             if r.full && appendable > 0 {
-                out.extend((0..appendable).map(|k| RAction::FetchResponseCut(n, k)));
+                out.extend((0..=appendable).map(|k| RAction::FetchResponseCut(n, k)));
             } else {
                 out.push(RAction::FetchResponse(n));
             }
@@ -601,7 +601,7 @@ impl ReplicationModel {
             RAction::CutDamage(n) => {
                 let r = &mut t.replicas[at(n)];
                 let d = r.damaged.unwrap_or(r.len());
-                r.log.truncate(usize::from(d));
+                r.cut_at(d);
                 r.durable = r.durable.min(d);
                 r.hw = r.hw.min(d);
                 r.damaged = None;
@@ -921,9 +921,14 @@ impl ReplicationModel {
             Taken::All | Taken::SyncFails => None,
         };
         let mut room = cut.map_or(usize::MAX, usize::from);
+        let mut no_room = false;
         for (i, rec) in resp.records.iter().enumerate() {
             let offset = usize::from(resp.base) + i;
-            if offset == r.log.len() && room > 0 {
+            if offset == r.log.len() {
+                if room == 0 {
+                    no_room = true;
+                    break;
+                }
                 r.push(*rec);
                 room -= 1;
             }
@@ -933,7 +938,7 @@ impl ReplicationModel {
             r.offline = true;
             return;
         }
-        if cut.is_some() {
+        if no_room {
             t.ghost.cut_short = true;
             if !self.bug(ReplBug::FetchFromUnsyncedEnd) {
                 r.durable = r.len();
@@ -943,8 +948,11 @@ impl ReplicationModel {
         r.durable = r.len();
         r.hw = r.hw.max(resp.hw.min(r.len()));
         // Records the leader deleted go here too, up to this copy's high watermark,
-        // or a failover would bring them back (R-WIRE-5).
-        r.log_start = r.log_start.max(resp.log_start.min(r.hw));
+        // or a failover would bring them back (R-WIRE-5); a full disk refuses the
+        // checkpoint that moves the start.
+        if cut.is_none() {
+            r.log_start = r.log_start.max(resp.log_start.min(r.hw));
+        }
         self.resolve(t, f);
     }
 
@@ -1054,7 +1062,7 @@ impl ReplicationModel {
         self.resync_if_offline(t, f);
         let fr = &mut t.replicas[at(f)];
         if end < fr.len() && !self.bug(ReplBug::NoTruncation) {
-            fr.log.truncate(usize::from(end));
+            fr.cut_at(end);
             // The cut syncs what it keeps (the real `truncate_to`; found by the
             // replication oracle under the interval policy) and records that in the
             // checkpoint.

@@ -88,7 +88,7 @@ impl fmt::Display for ReplTraceRejection {
             self.step, self.why
         )?;
         for (n, r) in self.observed.replicas.iter().enumerate() {
-            writeln!(f, "  observed broker {}: {}", n + 1, compact(r))?;
+            writeln!(f, "  observed broker {}: {}", n + 1, r)?;
         }
         writeln!(f, "  observed acknowledged: {:?}", self.observed.acked)?;
         if self.observed.deleted > 0 {
@@ -102,7 +102,7 @@ impl fmt::Display for ReplTraceRejection {
         for (k, o) in self.before.iter().take(4).enumerate() {
             for (n, (r, seen)) in o.replicas.iter().zip(&self.observed.replicas).enumerate() {
                 if r != seen {
-                    writeln!(f, "  candidate {k} broker {}: {}", n + 1, compact(r))?;
+                    writeln!(f, "  candidate {k} broker {}: {}", n + 1, r)?;
                 }
             }
             let missing: Vec<_> = self.observed.acked.difference(&o.acked).collect();
@@ -163,31 +163,35 @@ fn short_copies_line(s: &RState) -> String {
 }
 
 /// A copy in one line: the log as epoch/value pairs.
-fn compact(r: &ReplicaObs) -> String {
-    let log: Vec<String> = r
-        .log
-        .iter()
-        .map(|x| format!("{}/{}", x.epoch, x.value))
-        .collect();
-    let m = &r.view;
-    format!(
-        "up {} inc {} view[leader {:?} epoch {} version {} isr {:03b} fenced {:03b} inc {:?}] \
-         start {} log [{}] durable {} hw {} gate {:?} leader {:?}",
-        r.up,
-        r.incarnation,
-        m.leader,
-        m.epoch,
-        m.version,
-        m.isr,
-        m.fenced,
-        m.incarnation,
-        r.log_start,
-        log.join(" "),
-        r.durable,
-        r.hw,
-        r.gate,
-        r.leader
-    )
+impl fmt::Display for ReplicaObs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self;
+        let log: Vec<String> = r
+            .log
+            .iter()
+            .map(|x| format!("{}/{}", x.epoch, x.value))
+            .collect();
+        let m = &r.view;
+        write!(
+            f,
+            "up {} inc {} view[leader {:?} epoch {} version {} isr {:03b} fenced {:03b} inc {:?}] \
+             start {} log [{}] durable {} hw {} gate {:?} leader {:?}",
+            r.up,
+            r.incarnation,
+            m.leader,
+            m.epoch,
+            m.version,
+            m.isr,
+            m.fenced,
+            m.incarnation,
+            r.log_start,
+            log.join(" "),
+            r.durable,
+            r.hw,
+            r.gate,
+            r.leader
+        )
+    }
 }
 
 /// A fetch step the run reports, since a fetch the leader serves may change nothing
