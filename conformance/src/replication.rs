@@ -463,12 +463,11 @@ impl ReplicationHarness {
 
     /// What broker `n`'s registration names as short of records, as the broker's
     /// start computes it once its logs are open (R-REPL-4).
-    fn short_copies(&mut self, n: NodeId) -> Vec<CopyRef> {
-        self.broker(n)
-            .partitions
-            .as_ref()
-            .map(|p| p.short_copies())
-            .unwrap_or_default()
+    fn short_copies(&mut self, n: NodeId) -> Result<Vec<CopyRef>, HarnessError> {
+        match &self.broker(n).partitions {
+            Some(partitions) => Ok(partitions.short_copies()?),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The broker's background scrub, which also runs at every start, reads the whole
@@ -548,7 +547,7 @@ impl ReplicationHarness {
                 });
             }
             // What the real driver proposes for a start that sees itself fenced.
-            RAction::Rejoin(b) => self.propose_registration(b),
+            RAction::Rejoin(b) => self.propose_registration(b)?,
             RAction::ShrinkIsr(l, f) => self.change_isr(l, f, false)?,
             RAction::ExpandIsr(l, f) => self.change_isr(l, f, true)?,
             RAction::Checkpoint(n) => {
@@ -569,7 +568,7 @@ impl ReplicationHarness {
                 if b.full {
                     b.disk.set_capacity(Some(b.disk.used_bytes()));
                 }
-                self.propose_registration(n);
+                self.propose_registration(n)?;
             }
             RAction::Damage(n, offset) => self.damage(n, offset)?,
             RAction::ProposeRepair(n) => self.propose_repair(n)?,
@@ -1030,13 +1029,14 @@ impl ReplicationHarness {
     /// kill -9: what was not fsynced is gone, and so is everything in memory.
     /// What broker `n`'s driver proposes for its start now: its registration, or
     /// seeing itself fenced, the request to lift the fence.
-    fn propose_registration(&mut self, n: NodeId) {
-        let short = self.short_copies(n);
+    fn propose_registration(&mut self, n: NodeId) -> Result<(), HarnessError> {
+        let short = self.short_copies(n)?;
         let acks_before_fsync = self.acks_before_fsync;
         let b = self.broker(n);
         let start = registration(n, b.incarnation, acks_before_fsync, short);
         let command = start.command_in(&b.view);
         self.inbox.push(Proposal::of(command));
+        Ok(())
     }
 
     /// A power loss that keeps `kept` whole batches of broker `n`'s unsynced

@@ -955,6 +955,43 @@ fn register_short(broker_id: i32, incarnation: u64) -> MetadataCommand {
     command
 }
 
+/// R-REPL-4: a start that replays its metadata only to a durable commit index
+/// before the partition's creation opens no log for it, yet its registration still
+/// names the copy short: the copy opens only once the metadata is learnt again,
+/// after the registration, which would otherwise have kept it leading or in the ISR
+/// (C-9, swarm seed 1921). The copy's directory is left for the metadata to claim.
+#[test]
+fn r_repl_4_a_registration_names_a_short_copy_its_replayed_metadata_does_not_assign_yet() {
+    let (state, _) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
+    let disk = MemDisk::new();
+    three_records_then_a_bad_byte(&disk, &state, |len| len / 2);
+    let before_creation = MetadataState::default();
+    let partitions = broker_one_on(&disk, &before_creation);
+    assert!(partitions.get("t", 0).is_none(), "no log opened");
+    let short = partitions.short_copies().expect("the data directory lists");
+    let t0 = CopyRef {
+        topic: "t".into(),
+        partition: 0,
+    };
+    assert_eq!(short, vec![t0.clone()]);
+    assert!(
+        partitions.get("t", 0).is_none(),
+        "the check opened nothing for good"
+    );
+    // Once the metadata assigns it, the copy opens as before, short of the same.
+    let reopened = broker_one_on(&disk, &state);
+    assert_eq!(reopened.short_copies().expect("lists"), vec![t0]);
+    // A whole copy the replayed metadata does not assign is not named.
+    let whole = MemDisk::new();
+    let log = broker_one_on(&whole, &state).get("t", 0).expect("t-0");
+    for value in 0..3 {
+        log.append(&record(value), 0, 0).expect("appended");
+    }
+    drop(log);
+    let short = broker_one_on(&whole, &before_creation).short_copies();
+    assert_eq!(short.expect("lists"), Vec::<CopyRef>::new());
+}
+
 /// R-REPL-4: a start whose recovery found a copy short of records names it in its
 /// registration (the logs are opened first), and the registration takes the copy
 /// out of the ISR and the eligible set, and hands its leadership over, before
@@ -967,7 +1004,9 @@ fn r_repl_4_a_registration_naming_a_short_copy_takes_it_out_before_anything_coun
     let (mut state, mut index) = three_brokers_one_topic_with(&[("min.insync.replicas", "2")]);
     let disk = MemDisk::new();
     three_records_then_a_bad_byte(&disk, &state, |len| len / 2);
-    let short = broker_one_on(&disk, &state).short_copies();
+    let short = broker_one_on(&disk, &state)
+        .short_copies()
+        .expect("the data directory lists");
     assert_eq!(
         short,
         vec![CopyRef {

@@ -715,11 +715,12 @@ impl Sim {
             bugs,
             fsync,
         );
+        // As the broker: the logs are open before it registers, and the registration
+        // names the copies their recovery found short (R-REPL-4).
+        let opened = opened.and_then(|host| Ok((host.partitions.short_copies()?, host)));
         match opened {
-            Ok(host) => {
-                // As the broker: the logs are open before it registers, and the
-                // registration names the copies their recovery found short (R-REPL-4).
-                registration.short_copies = host.partitions.short_copies();
+            Ok((short_copies, host)) => {
+                registration.short_copies = short_copies;
                 let after = stamped_dirs(&self.nodes[i].disk);
                 let removed = before
                     .into_iter()

@@ -1141,6 +1141,24 @@ fn c_9_traces_rejected_at_stop_56_are_model_steps() {
     );
 }
 
+/// Found by a sweep of swarm seeds 1700 to 1999 at stop 57, a gap of the broker:
+/// seed 1921's broker 1 crashed leading with a torn tail and started three times
+/// with a durable commit index before the partition's creation, so its start opened
+/// no log for it and its registration named the copy whole; the controller kept it
+/// leading in the ISR until its repair proposal, once it learnt the metadata again.
+/// The registration now names copies on disk its replayed metadata does not assign
+/// (R-REPL-4, `Partitions::short_copies`), as the model's does.
+#[test]
+fn c_9_a_start_replaying_to_before_the_creation_registers_its_short_copy() {
+    let outcome = validated_under(Options::new(1921), None);
+    assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+    assert!(
+        outcome.stats.repl_steps_validated > 5_000,
+        "{}",
+        report(&outcome)
+    );
+}
+
 /// C-9 through failed fsyncs (R-LOG-9): a failed fsync of a replica's segment of
 /// partition 0 is a model step. The leader's group commit fails, its waiting produces
 /// fail and are retried, and its log cuts the unsynced records before it takes the

@@ -8,7 +8,7 @@ use crate::disk::{create_dir_durably, read_all, write_atomically, Disk};
 use crate::log::open_files::OpenFiles;
 use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, SyncObserver};
 use crate::metadata::{CopyRef, MetadataState, PartitionInfo};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -141,13 +141,18 @@ fn claim_dir(
 fn is_stray(name: &str, stamp: Option<&str>, state: &MetadataState) -> bool {
     match stamp {
         Some(id) => !state.topics.values().any(|t| t.topic_id == id),
-        None => match name.rsplit_once('-') {
-            Some((topic, partition)) if partition.parse::<u32>().is_ok() => {
-                !state.topics.contains_key(topic)
-            }
-            _ => false,
-        },
+        None => copy_of_dir(name).is_some_and(|copy| !state.topics.contains_key(&copy.topic)),
     }
+}
+
+/// The partition a directory name (`dir_name`) stands for, if it is one.
+fn copy_of_dir(name: &str) -> Option<CopyRef> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    let partition = partition.parse::<u32>().ok()?;
+    Some(CopyRef {
+        topic: topic.to_string(),
+        partition: i32::try_from(partition).ok()?,
+    })
 }
 
 /// The file in a partition directory that names the topic id it belongs to.
@@ -277,20 +282,66 @@ impl Partitions {
             .map(|h| Arc::clone(&h.log))
     }
 
-    /// The open copies short of records (a damaged range, or a tail recovery cut and
-    /// marked), for the registration of this start (R-REPL-4).
-    pub fn short_copies(&self) -> Vec<CopyRef> {
+    /// The copies short of records (a damaged range, or a tail recovery cut and
+    /// marked), for the registration of this start (R-REPL-4): the open ones, and
+    /// those on disk that the replayed metadata does not assign yet. A start replays
+    /// only to its durable commit index, which may lie before a partition's creation;
+    /// its copy then opens only once the metadata is learnt again, after the
+    /// registration, which named it whole and kept it leading or in the ISR (C-9,
+    /// swarm seed 1921: a leader's torn tail, marked three starts later).
+    pub fn short_copies(&self) -> Result<Vec<CopyRef>, LogError> {
         if self.bugs.register_without_short_copies {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
-        logs.iter()
+        let mut short: Vec<CopyRef> = logs
+            .iter()
             .filter(|(_, hosted)| hosted.log.first_lost_offset().is_some())
             .map(|((topic, partition), _)| CopyRef {
                 topic: topic.clone(),
                 partition: *partition,
             })
-            .collect()
+            .collect();
+        let opened: BTreeSet<String> = logs.keys().map(|(t, p)| dir_name(t, *p)).collect();
+        drop(logs);
+        if !self.disk.is_dir(&self.root) {
+            return Ok(short);
+        }
+        let names = self
+            .disk
+            .list_dir(&self.root)
+            .map_err(|e| LogError::io("list", &self.root, e))?;
+        for name in names.iter().filter(|n| !opened.contains(*n)) {
+            let Some(copy) = copy_of_dir(name) else {
+                continue;
+            };
+            let dir = self.root.join(name);
+            if self.disk.is_dir(&dir) && self.unopened_copy_is_short(&dir) {
+                short.push(copy);
+            }
+        }
+        Ok(short)
+    }
+
+    /// Runs a copy's recovery, as its opening later will, to see whether it lost
+    /// records. One that cannot be opened is short too: it serves nothing.
+    fn unopened_copy_is_short(&self, dir: &Path) -> bool {
+        let opened = PartitionLog::open_sharing(
+            Arc::clone(&self.disk),
+            dir,
+            self.defaults.clone(),
+            None,
+            Arc::clone(&self.open_files),
+        );
+        match opened {
+            Ok(log) => log.first_lost_offset().is_some(),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "a partition copy the replayed metadata does not assign cannot be \
+                     opened: registered short of records");
+                true
+            }
+        }
     }
 
     /// The topic id the partition's open log was opened for (trace validation reads

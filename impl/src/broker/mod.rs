@@ -173,7 +173,7 @@ impl RunningBroker {
             incarnation,
             listeners: endpoints,
             acks_before_fsync: config.log_defaults().fsync.acks_before_fsync(),
-            short_copies: partitions.short_copies(),
+            short_copies: partitions.short_copies()?,
         };
         let raft_trace = match &config.raft_trace {
             Some(path) => Some(
