@@ -346,13 +346,20 @@ impl ReplTraces {
         self.last = Some(observed);
     }
 
-    /// The trace starts once broker 1, the partition's first leader, has applied
-    /// its creation, if the partition is where the model starts.
+    /// The trace starts once some broker has applied the partition's creation, if
+    /// the partition is where the model starts. Until stop 57 it waited for broker
+    /// 1, the first leader: where broker 1 crashed before applying it, everything
+    /// the others did meanwhile (a fence, a new leader, records) fell into one step
+    /// whose search ran out of states, so such traces ended at their start (swarm
+    /// 1100, 1286, 1296; 21 of swarm 1400 to 1999). A broker that has not applied
+    /// the creation leads nothing, whatever the model's first leader does
+    /// (`ReplTrace::copy_agrees`).
     fn start(&mut self, nodes: &[NodeShown]) -> bool {
-        let Some((state, _)) = nodes.first().and_then(|n| n.running) else {
-            return false;
-        };
-        let Some(info) = state.partition(TOPIC, PARTITION) else {
+        let first_created = nodes
+            .iter()
+            .filter_map(|n| n.running)
+            .find_map(|(state, _)| Some((state, state.partition(TOPIC, PARTITION)?)));
+        let Some((state, info)) = first_created else {
             return false;
         };
         let min_isr = state
@@ -397,18 +404,8 @@ impl ReplTraces {
                 // still empty), since the start the metadata registers: the model
                 // crashes and restarts it as often.
                 Some(b) if b.incarnation < node.incarnation && !has_set(unregistered, n) => {
-                    // A start after some node applied the creation falls among the
-                    // events the first step takes at once, in an order the run does
-                    // not show. Letting the model's search place one rejected swarm
-                    // seeds 1100, 1286 and 1296 at step 1. Read on 2026-12-06: in each
-                    // the partition had moved on while broker 1 was away (1100: broker
-                    // 1 fenced, broker 2 leading epoch 1 with two records; 1286: broker
-                    // 1 registered again and broker 2 leading; 1296: epoch 2, a fence,
-                    // a record), all of it one step of the trace, which begins where
-                    // broker 1 applies the creation. That step's search ran out of
-                    // states (at most 26 to 81 actions) without reaching what was
-                    // observed; which step the model lacks there is not yet read.
-                    // The run's own checks hold on all three.
+                    // A start after some node applied the creation, in the same event
+                    // as the first observation, is in an order the run does not show.
                     let late = self.starts_while_waiting[n];
                     // The creation itself must register that start: one registered
                     // after it (group storm seed 2, as found) is not where the model

@@ -1159,6 +1159,25 @@ fn c_9_a_start_replaying_to_before_the_creation_registers_its_short_copy() {
     );
 }
 
+/// C-9 from the first broker that applies the partition's creation (stop 57): until
+/// then the trace began where broker 1 applied it, and where broker 1 had crashed
+/// before that, everything the others did meanwhile (a fence, a new leader,
+/// records) was one step whose search ran out of states, so these traces ended at
+/// their start. A broker that has not applied the creation leads nothing, whatever
+/// the model's first leader does.
+#[test]
+fn c_9_traces_start_where_the_first_broker_applies_the_creation() {
+    for seed in [1100, 1296, 1409, 1493] {
+        let outcome = validated_under(Options::new(seed), None);
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+        assert!(
+            outcome.stats.repl_steps_validated > 4_000,
+            "{}",
+            report(&outcome)
+        );
+    }
+}
+
 /// C-9 through failed fsyncs (R-LOG-9): a failed fsync of a replica's segment of
 /// partition 0 is a model step. The leader's group commit fails, its waiting produces
 /// fail and are retried, and its log cuts the unsynced records before it takes the

@@ -972,11 +972,19 @@ impl ReplTrace {
         if o.view.incarnation[usize::from(n)] != o.incarnation && behind {
             return self.behind_its_start_agrees(&shown, o);
         }
-        let view = if o.created { shown.view } else { o.view };
+        // Before it applies the creation a broker leads nothing, while the model's
+        // first leader leads from the creation on: the rest of its copy (empty, as
+        // it never opened) must still agree.
+        let (view, leader) = if o.created {
+            (shown.view, shown.leader.clone())
+        } else {
+            (o.view, o.leader.clone())
+        };
         ReplicaObs {
             hw: o.hw,
             created: o.created,
             view,
+            leader,
             ..shown
         } == *o
     }
