@@ -362,6 +362,10 @@ impl ReplTraces {
         let Some((state, info)) = first_created else {
             return false;
         };
+        // The creation as committed: the node may show commands applied with it in
+        // one batch too (a new leader epoch, swarm 1035), which the first step takes
+        // as reported commits.
+        let info = self.early_commits.first().map_or(info, |c| &c.partition);
         let min_isr = state
             .topics
             .get(TOPIC)
