@@ -924,6 +924,19 @@ fn validated_under(options: Options, faults: Option<Faults>) -> Outcome {
     outcome
 }
 
+/// A swarm seed's replication trace, checked to the end of the run in more than
+/// `steps` steps.
+fn swarm_traced_to_the_end(seed: u64, steps: u64) -> Outcome {
+    let outcome = validated_under(Options::new(seed), None);
+    assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+    assert!(
+        outcome.stats.repl_steps_validated > steps,
+        "{}",
+        report(&outcome)
+    );
+    outcome
+}
+
 /// C-9 through lost packets and crashes: the network reports each Fetch and each
 /// answer with records it drops, a crashed broker shows that it is down and then
 /// what it recovers (its durable log, its high-watermark checkpoint, the metadata it
@@ -1118,16 +1131,9 @@ fn c_9_traces_rejected_at_stop_51_are_model_steps() {
 ///   answer of a Fetch sent twice, one of whose answers the network had dropped.
 #[test]
 fn c_9_traces_rejected_at_stop_56_are_model_steps() {
-    let [duplicated, full, damaged] =
-        [1417, 1473, 1598].map(|seed| validated_under(Options::new(seed), None));
-    for outcome in [&duplicated, &full, &damaged] {
-        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(outcome));
-        assert!(
-            outcome.stats.repl_steps_validated > 5_000,
-            "{}",
-            report(outcome)
-        );
-    }
+    swarm_traced_to_the_end(1417, 5_000);
+    let full = swarm_traced_to_the_end(1473, 5_000);
+    let damaged = swarm_traced_to_the_end(1598, 5_000);
     assert!(
         full.stats.repl_full_disks_validated > 0,
         "{}",
@@ -1150,13 +1156,7 @@ fn c_9_traces_rejected_at_stop_56_are_model_steps() {
 /// (R-REPL-4, `Partitions::short_copies`), as the model's does.
 #[test]
 fn c_9_a_start_replaying_to_before_the_creation_registers_its_short_copy() {
-    let outcome = validated_under(Options::new(1921), None);
-    assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
-    assert!(
-        outcome.stats.repl_steps_validated > 5_000,
-        "{}",
-        report(&outcome)
-    );
+    swarm_traced_to_the_end(1921, 5_000);
 }
 
 /// C-9 from the first broker that applies the partition's creation (stop 57): until
@@ -1168,13 +1168,7 @@ fn c_9_a_start_replaying_to_before_the_creation_registers_its_short_copy() {
 #[test]
 fn c_9_traces_start_where_the_first_broker_applies_the_creation() {
     for seed in [1100, 1296, 1409, 1493] {
-        let outcome = validated_under(Options::new(seed), None);
-        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
-        assert!(
-            outcome.stats.repl_steps_validated > 4_000,
-            "{}",
-            report(&outcome)
-        );
+        swarm_traced_to_the_end(seed, 4_000);
     }
 }
 
