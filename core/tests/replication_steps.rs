@@ -15,8 +15,8 @@ use chronik_core::replication::{
 };
 
 use chronik_core::errors::{
-    FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, KAFKA_STORAGE_ERROR, NOT_ENOUGH_REPLICAS,
-    OFFSET_OUT_OF_RANGE, POLICY_VIOLATION,
+    FENCED_LEADER_EPOCH, INVALID_REPLICA_ASSIGNMENT, INVALID_UPDATE_VERSION, KAFKA_STORAGE_ERROR,
+    NOT_ENOUGH_REPLICAS, OFFSET_OUT_OF_RANGE, POLICY_VIOLATION,
 };
 
 /// Three registered brokers and topic "t" with replicas [1, 2, 3] (broker 1 leads).
@@ -1118,4 +1118,69 @@ fn r_repl_6_a_fenced_leader_that_syncs_what_it_acknowledges_stays_eligible() {
     );
     let p = partition(&state);
     assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]), "{p:?}");
+}
+
+/// R-REPL-2: a fenced broker is in no ISR, also of a partition created after its
+/// fence. The creation was planned against an older image (the swarm seeds 1509,
+/// 1847 and 1964 created a partition with a fenced replica in its ISR): from
+/// command format 10 the apply leaves fenced replicas out, leads with the first
+/// other one, and refuses a partition whose replicas are all fenced, as Kafka's
+/// controller does. A record of format 9 keeps its meaning on replay.
+#[test]
+fn r_repl_2_a_partition_created_after_a_fence_leaves_the_fenced_broker_out_of_its_isr() {
+    let (mut state, mut index) = three_brokers_one_topic();
+    for broker_id in [1, 3] {
+        let fence = MetadataCommand::FenceBroker { broker_id };
+        assert_eq!(
+            apply_next(&mut state, &mut index, fence),
+            ApplyOutcome::Done
+        );
+    }
+    let create = |name: &str, partitions: Vec<Vec<i32>>| MetadataCommand::CreateTopic {
+        name: name.into(),
+        topic_id: format!("{name}-id"),
+        partitions,
+        configs: Default::default(),
+    };
+    let created = create("u", vec![vec![1, 2, 3], vec![3, 2, 1]]);
+    assert_eq!(
+        apply_next(&mut state, &mut index, created),
+        ApplyOutcome::Done
+    );
+    let added = MetadataCommand::CreatePartitions {
+        topic: "u".into(),
+        new_partitions: vec![vec![3, 1, 2]],
+    };
+    assert_eq!(
+        apply_next(&mut state, &mut index, added),
+        ApplyOutcome::Done
+    );
+    for partition in 0..3 {
+        let p = state
+            .partition("u", partition)
+            .cloned()
+            .expect("u partition");
+        assert_eq!((p.leader, p.isr), (Some(2), vec![2]), "u-{partition}");
+        assert_eq!(p.replicas.len(), 3);
+    }
+    let all_fenced = create("v", vec![vec![1, 2], vec![3, 1]]);
+    let refused = apply_next(&mut state, &mut index, all_fenced);
+    assert!(
+        matches!(
+            refused,
+            ApplyOutcome::Rejected {
+                code: INVALID_REPLICA_ASSIGNMENT,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert!(!state.topics.contains_key("v"));
+    let as_in_format_9 = CommandEnvelope {
+        version: 9,
+        ..CommandEnvelope::new(index + 1, create("w", vec![vec![1, 2, 3]]))
+    };
+    assert_eq!(state.apply(index + 1, &as_in_format_9), ApplyOutcome::Done);
+    let p = state.partition("w", 0).cloned().expect("w-0");
+    assert_eq!((p.leader, p.isr), (Some(1), vec![1, 2, 3]));
 }

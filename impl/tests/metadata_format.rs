@@ -378,9 +378,9 @@ fn version_8_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 8's, then broker 3 fenced and let
-/// back by an `UnfenceBroker` naming that fence (9, R-CLUSTER-2).
-fn every_variant() -> Vec<CommandEnvelope> {
+/// The commands of format version 9: version 8's, then broker 3 fenced and let
+/// back by an `UnfenceBroker` naming that fence (R-CLUSTER-2).
+fn version_9_variants() -> Vec<CommandEnvelope> {
     let mut all = version_8_variants();
     let fence_at = all.len() as u64 + 1;
     all.push(CommandEnvelope::new(
@@ -393,6 +393,26 @@ fn every_variant() -> Vec<CommandEnvelope> {
         fenced_at: fence_at,
     };
     all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    all
+}
+
+/// Every command of the current format: version 9's, then broker 3 fenced again and
+/// a topic created with it first among the replicas (10: the ISR leaves it out,
+/// R-REPL-2).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_9_variants();
+    let commands = [
+        MetadataCommand::FenceBroker { broker_id: 3 },
+        MetadataCommand::CreateTopic {
+            name: "placed".into(),
+            topic_id: "1b2c3d4e5f6a40718293a4b5c6d7e8f9".into(),
+            partitions: vec![vec![3, 1]],
+            configs: BTreeMap::new(),
+        },
+    ];
+    for command in commands {
+        all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    }
     all
 }
 
@@ -412,6 +432,17 @@ fn state_after(commands: &[CommandEnvelope]) -> MetadataState {
         state.apply(i as u64 + 1, c);
     }
     state
+}
+
+/// `commands` as a broker of format `version` wrote them.
+fn written_as(version: u32, commands: Vec<CommandEnvelope>) -> Vec<CommandEnvelope> {
+    commands
+        .into_iter()
+        .map(|envelope| CommandEnvelope {
+            version,
+            ..envelope
+        })
+        .collect()
 }
 
 /// The commands of a golden file, one JSON envelope a line.
@@ -460,13 +491,7 @@ fn r_recover_3_the_snapshot_round_trips() {
 #[test]
 fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn std::error::Error>> {
     let decoded = golden_commands("commands_v1.jsonl")?;
-    let as_written: Vec<CommandEnvelope> = version_1_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 1,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(1, version_1_variants());
     assert_eq!(decoded, as_written);
     let snapshot = std::fs::read(golden("snapshot_v1.json"))?;
     // Version 1 snapshots predate the partition epoch: it decodes as 0, where a replay
@@ -484,13 +509,7 @@ fn r_recover_3_golden_files_of_version_1_still_decode() -> Result<(), Box<dyn st
 #[test]
 fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn std::error::Error>> {
     let decoded = golden_commands("commands_v2.jsonl")?;
-    let as_written: Vec<CommandEnvelope> = version_2_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 2,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(2, version_2_variants());
     assert_eq!(decoded, as_written);
     // Version 2 snapshots have no ACLs: they decode as none.
     let snapshot = std::fs::read(golden("snapshot_v2.json"))?;
@@ -504,13 +523,7 @@ fn r_recover_3_golden_files_of_version_2_still_decode() -> Result<(), Box<dyn st
 #[test]
 fn r_recover_3_golden_files_of_version_3_still_decode() -> Result<(), Box<dyn std::error::Error>> {
     let decoded = golden_commands("commands_v3.jsonl")?;
-    let as_written: Vec<CommandEnvelope> = version_3_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 3,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(3, version_3_variants());
     assert_eq!(decoded, as_written);
     let snapshot = std::fs::read(golden("snapshot_v3.json"))?;
     let state = Snapshot::decode(&snapshot)?;
@@ -526,13 +539,7 @@ fn r_recover_3_golden_files_of_version_3_still_decode() -> Result<(), Box<dyn st
 #[test]
 fn r_recover_3_golden_commands_of_version_4_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
-    let as_written: Vec<CommandEnvelope> = version_4_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 4,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(4, version_4_variants());
     assert_eq!(golden_commands("commands_v4.jsonl")?, as_written);
     // Version 4 changed no snapshot field: its snapshots are version 3's format.
     let state = state_after(&version_4_variants());
@@ -544,13 +551,7 @@ fn r_recover_3_golden_commands_of_version_4_still_decode() -> Result<(), Box<dyn
 
 #[test]
 fn r_recover_3_golden_files_of_version_5_still_decode() -> Result<(), Box<dyn std::error::Error>> {
-    let as_written: Vec<CommandEnvelope> = version_5_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 5,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(5, version_5_variants());
     assert_eq!(golden_commands("commands_v5.jsonl")?, as_written);
     let snapshot = std::fs::read(golden("snapshot_v4.json"))?;
     let state = Snapshot::decode(&snapshot)?;
@@ -569,13 +570,7 @@ fn r_recover_3_golden_files_of_version_5_still_decode() -> Result<(), Box<dyn st
 /// stored each committed offset).
 #[test]
 fn r_recover_3_golden_files_of_version_6_still_decode() -> Result<(), Box<dyn std::error::Error>> {
-    let as_written: Vec<CommandEnvelope> = version_6_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 6,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(6, version_6_variants());
     assert_eq!(golden_commands("commands_v6.jsonl")?, as_written);
     let snapshot = std::fs::read(golden("snapshot_v5.json"))?;
     let state = Snapshot::decode(&snapshot)?;
@@ -592,13 +587,7 @@ fn r_recover_3_golden_files_of_version_6_still_decode() -> Result<(), Box<dyn st
 fn r_recover_3_golden_commands_of_version_7_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
     let golden = golden_commands("commands_v7.jsonl")?;
-    let as_written: Vec<CommandEnvelope> = version_7_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 7,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(7, version_7_variants());
     assert_eq!(golden, as_written);
     let flagged = golden.iter().filter(|e| {
         matches!(
@@ -620,13 +609,7 @@ fn r_recover_3_golden_commands_of_version_7_still_decode() -> Result<(), Box<dyn
 fn r_recover_3_golden_commands_of_version_8_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
     let golden = golden_commands("commands_v8.jsonl")?;
-    let as_written: Vec<CommandEnvelope> = version_8_variants()
-        .into_iter()
-        .map(|envelope| CommandEnvelope {
-            version: 8,
-            ..envelope
-        })
-        .collect();
+    let as_written = written_as(8, version_8_variants());
     assert_eq!(golden, as_written);
     let naming = golden.iter().filter(|e| {
         matches!(&e.command, MetadataCommand::RegisterBroker { short_copies, .. }
@@ -653,11 +636,28 @@ fn r_recover_3_golden_commands_of_version_8_still_decode() -> Result<(), Box<dyn
 fn r_recover_3_golden_commands_of_version_9_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
     let golden = golden_commands("commands_v9.jsonl")?;
-    assert_eq!(golden, every_variant());
+    let as_written = written_as(9, version_9_variants());
+    assert_eq!(golden, as_written);
     let state = state_after(&golden);
     let broker_3 = &state.brokers[&3];
     assert!(!broker_3.fenced);
     assert_eq!(broker_3.fenced_at, golden.len() as u64 - 1);
+    Ok(())
+}
+
+/// Commands of version 10: a partition created after its replica's fence leaves
+/// that replica out of its ISR (R-REPL-2); those written before it keep it in.
+#[test]
+fn r_recover_3_golden_commands_of_version_10_still_decode() -> Result<(), Box<dyn std::error::Error>>
+{
+    let golden = golden_commands("commands_v10.jsonl")?;
+    assert_eq!(golden, every_variant());
+    let state = state_after(&golden);
+    let placed = &state.topics["placed"].partitions[0];
+    assert_eq!((placed.leader, placed.isr.clone()), (Some(1), vec![1]));
+    let as_in_version_9 = written_as(9, golden);
+    let placed = &state_after(&as_in_version_9).topics["placed"].partitions[0];
+    assert_eq!((placed.leader, placed.isr.clone()), (Some(3), vec![3, 1]));
     Ok(())
 }
 

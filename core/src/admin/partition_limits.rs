@@ -81,6 +81,14 @@ pub fn check_assignments(
         if let Some(unknown) = replicas.iter().find(|b| !state.brokers.contains_key(b)) {
             return refuse(format!("partition {i} names unknown broker {unknown}"));
         }
+        // Kafka's controller refuses it too; the apply refuses it again against
+        // the image it lands on (R-REPL-2).
+        if state.unfenced(replicas).is_empty() {
+            return refuse(format!(
+                "All brokers specified in the manual partition assignment for partition {i} \
+                 are fenced."
+            ));
+        }
     }
     Ok(())
 }

@@ -296,6 +296,23 @@ mod tests {
         assert_eq!(both.map_err(|r| r.0), Err(INVALID_REQUEST));
     }
 
+    /// R-REPL-2: as Kafka's controller, a manual assignment that names only fenced
+    /// brokers is refused (also under validate_only); one that names a live broker
+    /// too is taken, the apply leaving the fenced ones out of the ISR.
+    #[test]
+    fn r_repl_2_explicit_assignments_of_fenced_brokers_alone_are_refused() {
+        let mut state = with_brokers(&[1, 2]);
+        let fence = MetadataCommand::FenceBroker { broker_id: 1 };
+        state.apply(9, &CommandEnvelope::new(9, fence));
+        let mut explicit = topic("t", -1, -1);
+        explicit.assignments = vec![vec![2, 1], vec![1]];
+        let refused = plan_new_topic(&state, defaults(), &explicit);
+        assert_eq!(refused.map_err(|r| r.0), Err(INVALID_REPLICA_ASSIGNMENT));
+        explicit.assignments = vec![vec![2, 1], vec![1, 2]];
+        let taken = plan_new_topic(&state, defaults(), &explicit);
+        assert_eq!(taken, Ok(vec![vec![2, 1], vec![1, 2]]));
+    }
+
     #[test]
     fn r_wire_11_a_taken_name_and_a_bad_config_are_refused() {
         let mut state = with_brokers(&[1]);

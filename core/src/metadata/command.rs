@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 /// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`, version 6 the
 /// fence of `CommitOffsets`, version 7 `acks_before_fsync` of `RegisterBroker`,
 /// version 8 its `short_copies`, version 9 `UnfenceBroker` (from 9 on, a registration
-/// never lifts a fence on its own incarnation).
-pub const COMMAND_VERSION: u32 = 9;
+/// never lifts a fence on its own incarnation), version 10 the creation of a
+/// partition (from 10 on, its ISR leaves out fenced replicas).
+pub const COMMAND_VERSION: u32 = 10;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
