@@ -21,7 +21,7 @@ use crate::records::{visit_batches, TOPIC};
 use chronik_core::consensus::ApplyTap;
 use chronik_core::log::batch::BatchHeader;
 use chronik_core::log::{LogError, PartitionLog};
-use chronik_core::metadata::{MetadataState, PartitionInfo};
+use chronik_core::metadata::{BrokerInfo, MetadataState, PartitionInfo};
 use chronik_core::replication::{LocalView, Partitions};
 use chronik_model::replication::trace::{
     AnswerShape, FetchHint, LeaderObs, ReplObservation, ReplTrace, ReplicaObs,
@@ -41,7 +41,7 @@ const MODEL_RANGE: usize = 250;
 #[derive(Clone, Debug)]
 pub struct CommittedPartition {
     partition: PartitionInfo,
-    brokers: [Option<(u64, bool, u64)>; REPLICAS],
+    brokers: [Option<Registration>; REPLICAS],
 }
 
 impl CommittedPartition {
@@ -50,12 +50,28 @@ impl CommittedPartition {
         let partition = state.partition(TOPIC, PARTITION)?.clone();
         let mut brokers = [None; REPLICAS];
         for (n, broker) in brokers.iter_mut().enumerate() {
-            *broker = state
-                .brokers
-                .get(&(n as i32 + 1))
-                .map(|b| (b.incarnation, b.fenced, b.fenced_at));
+            *broker = state.brokers.get(&(n as i32 + 1)).map(Registration::from);
         }
         Some(CommittedPartition { partition, brokers })
+    }
+}
+
+/// A broker's registration in the metadata: which start, and whether and when it
+/// was fenced.
+#[derive(Clone, Copy, Debug)]
+struct Registration {
+    incarnation: u64,
+    fenced: bool,
+    fenced_at: u64,
+}
+
+impl From<&BrokerInfo> for Registration {
+    fn from(b: &BrokerInfo) -> Self {
+        Registration {
+            incarnation: b.incarnation,
+            fenced: b.fenced,
+            fenced_at: b.fenced_at,
+        }
     }
 }
 
@@ -389,12 +405,26 @@ impl ReplTraces {
         // fenced is elsewhere.
         let (mut unregistered, mut maybe): (Set, Set) = (0, 0);
         let mut restarts = [0u8; REPLICAS];
+        let creation = self.early_commits.first();
         for (n, node) in nodes.iter().enumerate() {
             let broker = n as i32 + 1;
-            if registered_after_creation(nodes, broker) {
-                unregistered |= 1 << n;
-            }
-            match state.brokers.get(&broker) {
+            // Each broker's registration as the creation's own commit left it (the
+            // node may show registrations applied with it in one batch, which the
+            // first step takes as reported commits: swarm 1035, 1158); without
+            // that commit, as the nodes show it.
+            let registration = match creation {
+                Some(creation) => creation.brokers[n].or_else(|| {
+                    unregistered |= 1 << n;
+                    state.brokers.get(&broker).map(Registration::from)
+                }),
+                None => {
+                    if registered_after_creation(nodes, broker) {
+                        unregistered |= 1 << n;
+                    }
+                    state.brokers.get(&broker).map(Registration::from)
+                }
+            };
+            match registration {
                 Some(b) if has_set(unregistered, n) && b.incarnation == node.incarnation => {}
                 None => unregistered |= 1 << n,
                 Some(b) if b.fenced => {
@@ -414,11 +444,9 @@ impl ReplTraces {
                     // The creation itself must register that start: one registered
                     // after it (group storm seed 2, as found) is not where the model
                     // starts.
-                    let at_creation = self
-                        .early_commits
-                        .first()
+                    let at_creation = creation
                         .and_then(|creation| creation.brokers[n])
-                        .map(|(incarnation, _, _)| incarnation);
+                        .map(|r| r.incarnation);
                     let times = node.incarnation - b.incarnation;
                     let Some(times) = u8::try_from(times)
                         .ok()
@@ -443,20 +471,22 @@ impl ReplTraces {
                 }
                 Some(b) if b.incarnation != node.incarnation => {
                     self.end(format!(
-                        "broker {} runs start {} but start {} is registered before \
-                         the trace began",
+                        "broker {} started again before the trace began (runs start {}, \
+                         start {} registered after the creation)",
                         n + 1,
                         node.incarnation,
                         b.incarnation
                     ));
                     return false;
                 }
+                // Registered before the creation, as its commit shows.
+                Some(_) if creation.is_some() => {}
                 // Registered before the creation, or after it and applied at once
                 // with it by every broker that shows the creation.
                 Some(_) => maybe |= 1 << n,
             }
             self.base[n] = node.incarnation;
-            self.fence_base[n] = state.brokers.get(&broker).map_or(0, |b| b.fenced_at);
+            self.fence_base[n] = registration.map_or(0, |b| b.fenced_at);
         }
         let trace = ReplTrace::starting(min_isr, unregistered, maybe)
             .with_restarts(restarts)
@@ -556,14 +586,14 @@ impl ReplTraces {
         let mut fences = [0; REPLICAS];
         for (n, broker) in committed.brokers.iter().enumerate() {
             // Not registered yet: incarnation 0.
-            let Some((real, is_fenced, fenced_at)) = broker else {
+            let Some(broker) = broker else {
                 continue;
             };
-            incarnation[n] = self.incarnation(n, *real)?;
-            if *is_fenced {
+            incarnation[n] = self.incarnation(n, broker.incarnation)?;
+            if broker.fenced {
                 fenced |= 1 << n;
             }
-            fences[n] = self.fence_count(n, *fenced_at)?;
+            fences[n] = self.fence_count(n, broker.fenced_at)?;
         }
         let p = &committed.partition;
         if p.replicas != [1, 2, 3] {

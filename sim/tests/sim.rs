@@ -1174,6 +1174,20 @@ fn c_9_traces_start_where_the_first_broker_applies_the_creation() {
     }
 }
 
+/// C-9 where one event applies several reported commits while the leader crashes
+/// (stop 58, swarm 1286: four commits with nine proposals in flight, and the
+/// leader's produces, retries and syncs interleaved with them exhausted the
+/// search): a last search takes the reported commits first. And the first step's
+/// registrations read from the creation's own commit, not from a node that
+/// applied later registrations with it in one batch (swarm 1035: start 4
+/// registered with the creation's; 1158: an incarnation below the trace's base).
+#[test]
+fn c_9_a_search_takes_reported_commits_first_and_the_start_reads_the_creation() {
+    for seed in [1286, 1035, 1158] {
+        swarm_traced_to_the_end(seed, 4_000);
+    }
+}
+
 /// C-9 through failed fsyncs (R-LOG-9): a failed fsync of a replica's segment of
 /// partition 0 is a model step. The leader's group commit fails, its waiting produces
 /// fail and are retried, and its log cuts the unsynced records before it takes the
@@ -1260,11 +1274,11 @@ fn c_9_replication_traces_through_deletions_are_model_steps() {
 /// has cut), and the follower dropping the answer to the second as answered, which
 /// the run reports lost. No model change was needed; until stop 54 such a copy ended
 /// the trace (14 of 400 swarm traces). Swarm seeds with copies of the partition's
-/// questions while traced.
+/// questions while traced (as the runs go from command format 10).
 #[test]
 fn c_9_replication_traces_through_duplicated_epoch_questions_are_model_steps() {
     let mut copies = 0;
-    for seed in [1021, 1051, 1125, 1150, 1196, 1206, 1279, 1301] {
+    for seed in [1000, 1021, 1051, 1196, 1205, 1206, 1279, 1301] {
         let outcome = validated_under(Options::new(seed), None);
         assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
         copies += outcome.stats.repl_epoch_copies;

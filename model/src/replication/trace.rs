@@ -285,6 +285,37 @@ const FIRST_VISITS: usize = 20_000;
 /// States one observed change may visit in its search.
 const MAX_VISITED: usize = 200_000;
 
+/// How one observed change is searched for.
+#[derive(Clone, Copy)]
+struct Search {
+    visits: usize,
+    /// The brokers' log steps (produces, retries, syncs, cuts) only once every
+    /// reported commit of the change is taken. A commit changes the controller's
+    /// metadata and a log step one copy's log under the view it already holds, so
+    /// each order of the two reaches the same state, and the search need not try
+    /// them all: with nine proposals in flight and a leader about to crash it
+    /// runs out of states (swarm 1286). It misses a path where a log step must
+    /// come before a crash that a reported commit needs; so it is tried last, and
+    /// what it misses can only reject a trace, never let one through.
+    commits_first: bool,
+}
+
+impl Search {
+    fn every_order(visits: usize) -> Self {
+        Search {
+            visits,
+            commits_first: false,
+        }
+    }
+
+    fn commits_first() -> Self {
+        Search {
+            visits: MAX_VISITED,
+            commits_first: true,
+        }
+    }
+}
+
 pub struct ReplTrace {
     model: ReplicationModel,
     candidates: Vec<RState>,
@@ -395,10 +426,16 @@ impl ReplTrace {
         let mut next: HashSet<RState> = HashSet::new();
         let mut why = String::new();
         // A candidate with no explanation costs its whole search: first every
-        // candidate gets a short one, the full one only if none is explained.
-        for visits in [FIRST_VISITS, MAX_VISITED] {
+        // candidate gets a short one, the full one only if none is explained, and
+        // only then one that takes the reported commits first.
+        let searches = [
+            Search::every_order(FIRST_VISITS),
+            Search::every_order(MAX_VISITED),
+            Search::commits_first(),
+        ];
+        for search in searches {
             for s in &self.candidates {
-                match self.explain(s, observed, fetches, visits) {
+                match self.explain(s, observed, fetches, search) {
                     Ok(found) => next.extend(found),
                     Err(e) => why = e,
                 }
@@ -493,8 +530,9 @@ impl ReplTrace {
         from: &RState,
         observed: &ReplObservation,
         fetches: &[FetchHint],
-        max_visited: usize,
+        search: Search,
     ) -> Result<Vec<RState>, String> {
+        let max_visited = search.visits;
         let max_steps = action_bound(from, observed, fetches);
         let mut frontier = vec![(from.clone(), 0usize)];
         let mut seen: HashSet<(RState, usize)> = HashSet::new();
@@ -542,6 +580,10 @@ impl ReplTrace {
                 // Past the nearest explanation only other pasts of the metadata are
                 // looked for.
                 let slack = !found.is_empty();
+                let defer_log_steps = search.commits_first
+                    && fetches[*used..]
+                        .iter()
+                        .any(|h| matches!(h, FetchHint::Committed { .. }));
                 let actions = hinted
                     .into_iter()
                     .flatten()
@@ -550,6 +592,7 @@ impl ReplTrace {
                         self.relevant(s, observed, next_hint)
                             .into_iter()
                             .filter(|a| !slack || is_metadata_step(a))
+                            .filter(|a| !defer_log_steps || !is_log_step(a))
                             .map(|a| (Some(a), *used, false)),
                     );
                 for (a, used, is_hinted) in actions {
@@ -1182,6 +1225,19 @@ fn action_bound(from: &RState, observed: &ReplObservation, fetches: &[FetchHint]
 }
 
 /// A step of the metadata: a proposal, its commit, or a broker learning it.
+/// A step that changes one copy's log and nothing of the metadata.
+fn is_log_step(a: &RAction) -> bool {
+    matches!(
+        a,
+        RAction::Produce(_)
+            | RAction::Retry(..)
+            | RAction::Fsync(_)
+            | RAction::FsyncFail(_)
+            | RAction::Resync(_)
+            | RAction::Truncate(_)
+    )
+}
+
 fn is_metadata_step(a: &RAction) -> bool {
     matches!(
         a,
