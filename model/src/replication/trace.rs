@@ -289,14 +289,14 @@ const MAX_VISITED: usize = 200_000;
 #[derive(Clone, Copy)]
 struct Search {
     visits: usize,
-    /// The brokers' log steps (produces, retries, syncs, cuts) only once every
-    /// reported commit of the change is taken. A commit changes the controller's
-    /// metadata and a log step one copy's log under the view it already holds, so
-    /// each order of the two reaches the same state, and the search need not try
-    /// them all: with nine proposals in flight and a leader about to crash it
-    /// runs out of states (swarm 1286). It misses a path where a log step must
-    /// come before a crash that a reported commit needs; so it is tried last, and
-    /// what it misses can only reject a trace, never let one through.
+    /// No log step of a broker (`is_log_step`) while the step the run reports next
+    /// is a commit. A commit changes the controller's metadata and a log step one
+    /// copy's log under the view it already holds, so either order reaches the
+    /// same state, and the search need not try them all: with nine proposals in
+    /// flight and a leader about to crash it runs out of states (swarm 1286). It
+    /// misses a path where a log step must come before a crash that a reported
+    /// commit needs; so it is tried last, and what it misses can only reject a
+    /// trace, never let one through.
     commits_first: bool,
 }
 
@@ -581,9 +581,7 @@ impl ReplTrace {
                 // looked for.
                 let slack = !found.is_empty();
                 let defer_log_steps = search.commits_first
-                    && fetches[*used..]
-                        .iter()
-                        .any(|h| matches!(h, FetchHint::Committed { .. }));
+                    && matches!(next_hint, Some(FetchHint::Committed { .. }));
                 let actions = hinted
                     .into_iter()
                     .flatten()
@@ -1224,7 +1222,6 @@ fn action_bound(from: &RState, observed: &ReplObservation, fetches: &[FetchHint]
     MAX_STEPS + appended + learnt + fetches.len() + commits * (1 + REPLICAS)
 }
 
-/// A step of the metadata: a proposal, its commit, or a broker learning it.
 /// A step that changes one copy's log and nothing of the metadata.
 fn is_log_step(a: &RAction) -> bool {
     matches!(
@@ -1238,6 +1235,7 @@ fn is_log_step(a: &RAction) -> bool {
     )
 }
 
+/// A step of the metadata: a proposal, its commit, or a broker learning it.
 fn is_metadata_step(a: &RAction) -> bool {
     matches!(
         a,
