@@ -1184,3 +1184,37 @@ fn r_repl_2_a_partition_created_after_a_fence_leaves_the_fenced_broker_out_of_it
     let p = state.partition("w", 0).cloned().expect("w-0");
     assert_eq!((p.leader, p.isr), (Some(1), vec![1, 2, 3]));
 }
+
+/// R-REPL-2: an offline partition keeps its ISR until a member can lead, and the
+/// member that leads it again sheds the fenced ones (command format 10). Created
+/// before its replicas registered, t-0 is led by broker 3, fenced while broker 2
+/// has not registered: offline, ISR [3, 2]. Broker 2 registers and leads with an
+/// ISR of its own, not one with a fenced broker its high watermark would wait for
+/// (found by `metadata_invariants`).
+#[test]
+fn r_repl_2_a_member_leading_an_offline_partition_again_sheds_its_fenced_members() {
+    for (version, isr) in [(10, vec![2]), (9, vec![3, 2])] {
+        let mut state = MetadataState::default();
+        let commands = [
+            MetadataCommand::CreateTopic {
+                name: "t".into(),
+                topic_id: "t-id".into(),
+                partitions: vec![vec![3, 2]],
+                configs: Default::default(),
+            },
+            register_broker(3, 1, false),
+            MetadataCommand::FenceBroker { broker_id: 3 },
+            register_broker(2, 1, false),
+        ];
+        for (i, command) in commands.into_iter().enumerate() {
+            let index = i as u64 + 1;
+            let envelope = CommandEnvelope {
+                version,
+                ..CommandEnvelope::new(index, command)
+            };
+            assert_eq!(state.apply(index, &envelope), ApplyOutcome::Done);
+        }
+        let p = state.partition("t", 0).cloned().expect("t-0");
+        assert_eq!((p.leader, p.isr), (Some(2), isr), "format {version}");
+    }
+}

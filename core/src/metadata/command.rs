@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 /// version 4 added `RepairReplica`, version 5 `AlterBrokerConfigs`, version 6 the
 /// fence of `CommitOffsets`, version 7 `acks_before_fsync` of `RegisterBroker`,
 /// version 8 its `short_copies`, version 9 `UnfenceBroker` (from 9 on, a registration
-/// never lifts a fence on its own incarnation), version 10 the creation of a
-/// partition (from 10 on, its ISR leaves out fenced replicas).
+/// never lifts a fence on its own incarnation), version 10 fenced replicas in new
+/// ISRs (from 10 on, a created partition's ISR leaves them out, and a partition led
+/// again after it was offline sheds them).
 pub const COMMAND_VERSION: u32 = 10;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id

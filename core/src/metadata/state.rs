@@ -443,6 +443,11 @@ impl MetadataState {
         }
     }
 
+    fn fenced_brokers(&self) -> Vec<i32> {
+        let fenced = self.brokers.values().filter(|b| b.fenced);
+        fenced.map(|b| b.broker_id).collect()
+    }
+
     /// Brokers whose registration says they acknowledge a record before syncing it
     /// (the interval policy): a leader's crash may cut what it acknowledged.
     fn brokers_acking_before_fsync(&self) -> Vec<i32> {
@@ -567,8 +572,15 @@ impl MetadataState {
     /// the eligible set unless nothing else could lead (R-REPL-6). Unlike Kafka's
     /// followers, Chronik's sync what they report, so a follower keeps its ISR place
     /// and its eligibility.
-    fn broker_is_back(&mut self, back: i32, restarted: bool, unclean: bool) {
+    ///
+    /// From command format 10 a partition it leads again sheds the fenced members
+    /// its ISR kept while offline: a fence takes a broker out of every ISR, and the
+    /// offline partition kept it only until some member could lead (the fenced
+    /// leader of an ISR whose other member had not registered yet stayed in it when
+    /// that member registered and led; found by `metadata_invariants`).
+    fn broker_is_back(&mut self, back: i32, (restarted, unclean): (bool, bool), version: u32) {
         let live = self.live_brokers();
+        let fenced = self.fenced_brokers();
         let interval = self.brokers_acking_before_fsync();
         let min_isrs = self.controller_min_isrs();
         for (name, t) in &mut self.topics {
@@ -578,6 +590,17 @@ impl MetadataState {
                 let handed_over =
                     unclean && p.hand_over_after_unclean_restart(back, &live, min_isr);
                 let leads = p.lead_on_return(back, &live, min_isr, &interval);
+                if leads && version >= 10 {
+                    let kept: Vec<i32> = p
+                        .isr
+                        .iter()
+                        .copied()
+                        .filter(|r| !fenced.contains(r))
+                        .collect();
+                    if kept.len() < p.isr.len() {
+                        p.set_isr(kept, min_isr, true);
+                    }
+                }
                 if forgotten || handed_over || leads {
                     p.partition_epoch += 1;
                 } else if p.leader == Some(back) && restarted {
@@ -590,7 +613,12 @@ impl MetadataState {
 
     /// `UnfenceBroker`: the fence is lifted only for the start it fenced, and only
     /// by a request that saw this fence.
-    fn unfence(&mut self, broker_id: i32, incarnation: u64, fenced_at: u64) -> ApplyOutcome {
+    fn unfence(
+        &mut self,
+        broker_id: i32,
+        (incarnation, fenced_at): (u64, u64),
+        version: u32,
+    ) -> ApplyOutcome {
         let Some(b) = self.brokers.get_mut(&broker_id) else {
             return rejected(INVALID_REQUEST, format!("no broker {broker_id}"));
         };
@@ -609,7 +637,7 @@ impl MetadataState {
         }
         b.fenced = false;
         self.brokers_changed_at = self.applied_index;
-        self.broker_is_back(broker_id, false, false);
+        self.broker_is_back(broker_id, (false, false), version);
         ApplyOutcome::Done
     }
 
@@ -685,7 +713,8 @@ impl MetadataState {
                         let _ = self.step_aside_for_repair(&copy.topic, copy.partition, *broker_id);
                     }
                 }
-                self.broker_is_back(*broker_id, restarted, restarted && *acks_before_fsync);
+                let unclean = restarted && *acks_before_fsync;
+                self.broker_is_back(*broker_id, (restarted, unclean), version);
                 ApplyOutcome::Done
             }
             MetadataCommand::FenceBroker { broker_id } => {
@@ -704,7 +733,7 @@ impl MetadataState {
                 broker_id,
                 incarnation,
                 fenced_at,
-            } => self.unfence(*broker_id, *incarnation, *fenced_at),
+            } => self.unfence(*broker_id, (*incarnation, *fenced_at), version),
             MetadataCommand::AlterIsr {
                 topic,
                 partition,
