@@ -522,6 +522,7 @@ impl ReplicationHarness {
             | RAction::FetchResponseNth(..)
             | RAction::FetchResponseSyncFails(..)
             | RAction::RepairUnanswered(_)
+            | RAction::RepairAnswered(_)
             | RAction::ProposalArrives(_) => {
                 return Err(fail(format!(
                     "{action:?}: reordered fetches and lossy proposals are not driven by the \

@@ -1443,6 +1443,23 @@ fn c_9_replication_traces_through_damaged_copies_are_model_steps() {
     }
 }
 
+/// C-9 through a repair's answer that comes late (stop 58, copies 345): a restarted
+/// broker proposed its repair, which was applied a second later while the answer
+/// was still on its way; its retry timer proposed the repair again, and the late
+/// answer then came, so it cut while the second proposal was still in flight. The
+/// model took the answer as heard at the commit; now `RepairUnanswered` leaves it
+/// late, not lost, and `RepairAnswered` brings it.
+#[test]
+fn c_9_a_repair_answered_after_it_was_proposed_again_is_a_model_step() {
+    let outcome = validated_under(Options::new(345), Some(Faults::damaged_copies()));
+    assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+    assert!(
+        outcome.stats.repl_steps_validated > 5_000,
+        "{}",
+        report(&outcome)
+    );
+}
+
 /// With the real follower acting on a stale OffsetForLeaderEpoch answer
 /// (`truncate_on_stale_answer`), a seed that shows it (11, the first of 40 under the
 /// broker's configuration; 15 as the simulator ran before 2026-12-04) is rejected

@@ -862,6 +862,10 @@ pub enum RAction {
     /// of cutting (the real `Repairs` retries after `RETRY_MS`); a controller-side
     /// loss, counted with the failovers.
     RepairUnanswered(NodeId),
+    /// The late answer to broker `n`'s applied `Repair` comes (`RepairUnanswered`
+    /// took it for unanswered): the repair is applied, so the copy cuts, also with
+    /// the repair it proposed again still on its way.
+    RepairAnswered(NodeId),
     /// Out of the ISR by its own `Repair`, the copy cuts its log below the damage and
     /// fetches from there.
     CutDamage(NodeId),

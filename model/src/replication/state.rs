@@ -224,6 +224,10 @@ pub struct Replica {
     /// in the log, never served.
     pub damaged: Option<u8>,
     pub repair: RepairProgress,
+    /// The answer to its applied `Repair` is late, not lost (`RepairUnanswered`):
+    /// it may still come after the broker proposed again (`RepairAnswered`), and the
+    /// last outcome heard decides (copies seed 345).
+    pub repair_answer_late: bool,
     /// Leader side: the partition version its ISR proposals were computed from, and
     /// every member they name; any of them may still be applied.
     pub pending_isr: Option<(u8, Set)>,
@@ -261,6 +265,7 @@ impl Replica {
             fresh: 0,
             damaged: None,
             repair: RepairProgress::None,
+            repair_answer_late: false,
             pending_isr: None,
             waiting: Vec::new(),
             full: false,

@@ -269,6 +269,9 @@ impl ReplicationModel {
         {
             out.push(RAction::RepairUnanswered(n));
         }
+        if r.repair_answer_late {
+            out.push(RAction::RepairAnswered(n));
+        }
         let out_of_isr = !r.view.leads(n) && !has(r.view.isr, n);
         // A leader that is the only ISR member, with no eligible replica, has no one
         // to repair from: it serves what is undamaged and proposes nothing (the real
@@ -455,7 +458,14 @@ impl ReplicationModel {
             }
             RAction::RepairUnanswered(n) => {
                 t.ghost.failovers += 1;
-                t.replicas[at(n)].repair = RepairProgress::Proposed;
+                let r = &mut t.replicas[at(n)];
+                r.repair = RepairProgress::Proposed;
+                r.repair_answer_late = true;
+            }
+            RAction::RepairAnswered(n) => {
+                let r = &mut t.replicas[at(n)];
+                r.repair = RepairProgress::Applied;
+                r.repair_answer_late = false;
             }
             RAction::ProposalLost(k) => {
                 t.ghost.failovers += 1;
@@ -606,6 +616,7 @@ impl ReplicationModel {
                 r.hw = r.hw.min(d);
                 r.damaged = None;
                 r.repair = RepairProgress::None;
+                r.repair_answer_late = false;
                 if self.torn_last_frame {
                     // The cut rewrites the checkpoint with its new durable point.
                     r.durable_mark = d;
@@ -625,6 +636,7 @@ impl ReplicationModel {
             if r.damaged.is_some_and(|d| d < r.log_start) {
                 r.damaged = None;
                 r.repair = RepairProgress::None;
+                r.repair_answer_late = false;
             }
         }
         self.note_high_watermarks(&mut t);

@@ -580,8 +580,8 @@ impl ReplTrace {
                 // Past the nearest explanation only other pasts of the metadata are
                 // looked for.
                 let slack = !found.is_empty();
-                let defer_log_steps = search.commits_first
-                    && matches!(next_hint, Some(FetchHint::Committed { .. }));
+                let defer_log_steps =
+                    search.commits_first && matches!(next_hint, Some(FetchHint::Committed { .. }));
                 let actions = hinted
                     .into_iter()
                     .flatten()
@@ -904,6 +904,9 @@ impl ReplTrace {
                 | RAction::ControllerFailover(_)
                 | RAction::ProposalLost(_)
                 | RAction::RepairUnanswered(_) => metadata_moves,
+                // The late answer to an applied repair shows only as the cut it
+                // allows, which is taken where it shows.
+                RAction::RepairAnswered(_) => true,
                 // A start that fails before it shows anything (on a full disk) is a
                 // restart and a crash in one step: only its count shows.
                 RAction::Crash(n)
@@ -1244,6 +1247,7 @@ fn is_metadata_step(a: &RAction) -> bool {
             | RAction::ProposeIsr(..)
             | RAction::ProposeRepair(_)
             | RAction::RepairUnanswered(_)
+            | RAction::RepairAnswered(_)
             | RAction::Rejoin(_)
             | RAction::ProposalArrives(_)
             | RAction::Fence(_)
