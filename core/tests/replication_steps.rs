@@ -38,6 +38,16 @@ fn register_broker(broker_id: i32, incarnation: u64, acks_before_fsync: bool) ->
     }
 }
 
+/// Topic `name` created with these replicas, no configs of its own.
+fn create(name: &str, partitions: Vec<Vec<i32>>) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        topic_id: format!("{name}-id"),
+        partitions,
+        configs: Default::default(),
+    }
+}
+
 fn three_brokers_one_topic_with(configs: &[(&str, &str)]) -> (MetadataState, u64) {
     let mut state = MetadataState::default();
     let mut index = 0;
@@ -1136,12 +1146,6 @@ fn r_repl_2_a_partition_created_after_a_fence_leaves_the_fenced_broker_out_of_it
             ApplyOutcome::Done
         );
     }
-    let create = |name: &str, partitions: Vec<Vec<i32>>| MetadataCommand::CreateTopic {
-        name: name.into(),
-        topic_id: format!("{name}-id"),
-        partitions,
-        configs: Default::default(),
-    };
     let created = create("u", vec![vec![1, 2, 3], vec![3, 2, 1]]);
     assert_eq!(
         apply_next(&mut state, &mut index, created),
@@ -1196,12 +1200,7 @@ fn r_repl_2_a_member_leading_an_offline_partition_again_sheds_its_fenced_members
     for (version, isr) in [(10, vec![2]), (9, vec![3, 2])] {
         let mut state = MetadataState::default();
         let commands = [
-            MetadataCommand::CreateTopic {
-                name: "t".into(),
-                topic_id: "t-id".into(),
-                partitions: vec![vec![3, 2]],
-                configs: Default::default(),
-            },
+            create("t", vec![vec![3, 2]]),
             register_broker(3, 1, false),
             MetadataCommand::FenceBroker { broker_id: 3 },
             register_broker(2, 1, false),
