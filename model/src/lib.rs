@@ -13,6 +13,7 @@ pub mod properties;
 pub mod property_names;
 pub mod raft_rules;
 pub mod replication;
+pub mod shared;
 pub mod state;
 pub mod symmetry;
 

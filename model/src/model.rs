@@ -294,7 +294,7 @@ impl ChronikModel {
             ghost.boots = [1; MAX_NODES];
         }
         State {
-            nodes: (0..self.nodes).map(|_| node.clone()).collect(),
+            nodes: (0..self.nodes).map(|_| node.clone().into()).collect(),
             net: Default::default(),
             ghost,
         }
@@ -571,7 +571,7 @@ impl ChronikModel {
                 // leaves the log as it is.
                 fresh.phase = Phase::Failed;
                 fresh.incarnation = incarnation;
-                *node = fresh;
+                *node = fresh.into();
                 return;
             }
             // R-RECOVER-9: the repair file first, then the cut; the vote survives in
@@ -618,7 +618,7 @@ impl ChronikModel {
             // The replay's last Ready may reach the next snapshot.
             self.maybe_compact(&mut fresh);
         }
-        *node = fresh;
+        *node = fresh.into();
         if self.nodes == 1 && !failed && !self.bug(Bug::SoleVoterWaitsTimeout) {
             // `Driver::new`: a one-voter group elects itself as soon as it has replayed
             // (R-START-4).
@@ -639,7 +639,7 @@ impl ChronikModel {
         disk.plog.truncate(usize::from(disk.plog_durable));
         let mut down = Node::new();
         down.disk = disk;
-        *node = down;
+        *node = down.into();
         // Connections to the dead process reset; what it already sent stays in flight.
         t.net.retain(|e| e.dst != n);
     }
@@ -1310,7 +1310,7 @@ impl ChronikModel {
             (Vec::new(), outbox)
         };
         Self::apply_committed(node, &mut t.ghost.answered, apply_to);
-        let node = &mut t.nodes[idx(n)];
+        let node: &mut Node = &mut t.nodes[idx(n)];
         Self::cut_replaced_entries(&mut node.disk, &node.log);
         node.disk.log = node.log.clone();
         node.disk.hs = node.hs();

@@ -304,6 +304,7 @@ fn metadata_converges(m: &ChronikModel, s: &State) -> bool {
         .nodes
         .iter()
         .filter(|n| n.live() && n.loop_running())
+        .map(|n| &**n)
         .collect();
     let same = live
         .windows(2)

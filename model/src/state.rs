@@ -7,6 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::shared::Shared;
+
 /// Node ids are 0..nodes. Node 0 is also the leader of the one modelled partition.
 pub type NodeId = u8;
 
@@ -377,7 +379,7 @@ pub struct Ghost {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Shared<Node>>,
     /// Unordered, non-duplicating; an identical message already in flight coalesces.
     pub net: BTreeSet<Envelope>,
     pub ghost: Ghost,

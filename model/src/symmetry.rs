@@ -89,7 +89,7 @@ fn hash_of(s: &State) -> u64 {
 pub fn rewrite(s: &State, to: &dyn Fn(NodeId) -> NodeId) -> State {
     let mut nodes = s.nodes.clone();
     for (i, n) in s.nodes.iter().enumerate() {
-        nodes[usize::from(to(i as NodeId))] = rewrite_node(n, to);
+        nodes[usize::from(to(i as NodeId))] = rewrite_node(n, to).into();
     }
     let net = s.net.iter().map(|e| rewrite_envelope(e, to)).collect();
     let mut ghost = s.ghost.clone();

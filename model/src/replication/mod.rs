@@ -701,7 +701,7 @@ impl ReplicationModel {
         RState {
             meta,
             inbox: Vec::new(),
-            replicas: Self::ids().map(|_| Replica::new(meta)).collect(),
+            replicas: Self::ids().map(|_| Replica::new(meta).into()).collect(),
             net: Default::default(),
             requests: Default::default(),
             epoch_answers: Default::default(),

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::shared::Shared;
 use crate::state::NodeId;
 
 /// Replicas of the one modelled partition; broker `n` hosts replica `n`.
@@ -439,7 +440,7 @@ pub struct RState {
     pub meta: Meta,
     /// Proposed metadata commands, in the order the Raft log will hold them.
     pub inbox: Vec<MetaCmd>,
-    pub replicas: Vec<Replica>,
+    pub replicas: Vec<Shared<Replica>>,
     /// Sorted: with reordered fetches, a retry's answer may be a second copy.
     pub net: Vec<FetchResp>,
     /// Fetch requests in flight (only when the network reorders fetches; otherwise a

@@ -629,11 +629,17 @@ impl ReplicationModel {
         // Freshness matters only for followers outside the ISR (who may be let in);
         // forgetting it for members keeps states that act alike one state.
         for r in &mut t.replicas {
-            r.fresh &= !r.view.isr;
             // Damage below the log start is in records already deleted: the copy
             // lost nothing it serves and needs no repair (the real
             // `first_lost_offset`; C-9, swarm seed 1020).
-            if r.damaged.is_some_and(|d| d < r.log_start) {
+            let damage_deleted = r.damaged.is_some_and(|d| d < r.log_start);
+            // Only a replica this changes is written, so that the others stay
+            // shared with the state before the step.
+            if r.fresh & r.view.isr == 0 && !damage_deleted {
+                continue;
+            }
+            r.fresh &= !r.view.isr;
+            if damage_deleted {
                 r.damaged = None;
                 r.repair = RepairProgress::None;
                 r.repair_answer_late = false;
@@ -1566,7 +1572,7 @@ impl ReplicationModel {
         };
         let r = &mut t.replicas[at(n)];
         // Everything in memory is gone; only the disk (and the start count) remains.
-        *r = Replica::new(meta);
+        *r = Replica::new(meta).into();
         r.learned = learned;
         r.up = false;
         r.full = full;
