@@ -135,9 +135,13 @@ pub struct ReplTraces {
     fence_base: [u64; REPLICAS],
     fences: [Vec<u64>; REPLICAS],
     values: BTreeMap<Vec<u8>, u8>,
-    /// Fetch steps before the trace started (followers that applied the creation
-    /// before broker 1 did): the first observation follows them too.
-    early: Vec<FetchHint>,
+    /// Fetch steps before the trace started (in the event that first applied the
+    /// creation): the first observation follows them too. Kept as the run reported
+    /// them, since the start decides how their epochs map.
+    early: Vec<(usize, FetchStep)>,
+    /// What the run's epochs are to the model's: zero, unless brokers were fenced
+    /// before the creation (`ReplTrace::with_fenced_at_creation`).
+    shift: EpochShift,
     /// Commits from the partition's creation until the trace started.
     early_commits: Vec<CommittedPartition>,
     /// The metadata last committed, in the model's terms: a commit is reported to
@@ -193,6 +197,26 @@ fn set_of(brokers: &[i32]) -> Set {
         .fold(0, |s, n| s | (1 << n))
 }
 
+/// Added to the run's leader epochs and partition epochs to give the model's. A
+/// partition created without a fenced broker is, to the model, the one it creates
+/// with every replica and then fences: the same partition with epochs numbered on.
+#[derive(Clone, Copy, Debug, Default)]
+struct EpochShift {
+    leader: u64,
+    partition: u64,
+}
+
+impl EpochShift {
+    fn leader_epoch(self, epoch: i64) -> Result<u8, String> {
+        let epoch = u64::try_from(epoch).map_err(|_| "a negative leader epoch")?;
+        small(epoch + self.leader)
+    }
+
+    fn partition_epoch(self, epoch: u64) -> Result<u8, String> {
+        small(epoch + self.partition)
+    }
+}
+
 fn small(x: u64) -> Result<u8, String> {
     u8::try_from(x)
         .ok()
@@ -209,6 +233,7 @@ impl Default for ReplTraces {
             fences: Default::default(),
             values: BTreeMap::new(),
             early: Vec::new(),
+            shift: EpochShift::default(),
             early_commits: Vec::new(),
             committed: None,
             commits: CommitTap::default(),
@@ -308,20 +333,21 @@ impl ReplTraces {
         if !self.active() {
             return;
         }
-        let mut fetch_hints = match fetch_hints(fetches) {
-            Ok(hints) => hints,
-            Err(why) => return self.end(why),
-        };
         let mut commits = commits;
+        let mut fetches = fetches.to_vec();
         if self.trace.is_none() {
-            self.early.append(&mut fetch_hints);
+            self.early.append(&mut fetches);
             self.early_commits.append(&mut commits);
             if !self.start(nodes) {
                 return;
             }
-            fetch_hints = std::mem::take(&mut self.early);
+            fetches = std::mem::take(&mut self.early);
             commits = std::mem::take(&mut self.early_commits);
         }
+        let mut fetch_hints = match fetch_hints(&fetches, self.shift) {
+            Ok(hints) => hints,
+            Err(why) => return self.end(why),
+        };
         // A command is applied before any host acts on it in the same event.
         let mut hints = match self.commit_hints(&commits) {
             Ok(hints) => hints,
@@ -388,12 +414,13 @@ impl ReplTraces {
             .and_then(|t| t.configs.get("min.insync.replicas"))
             .and_then(|v| v.parse::<u8>().ok())
             .unwrap_or(1);
+        let creation = self.early_commits.first();
+        let fenced_at_creation = fenced_at_creation(creation, state);
         let as_created = nodes.len() == REPLICAS
             && info.replicas == [1, 2, 3]
-            && info.leader == Some(1)
             && info.leader_epoch == 0
             && info.partition_epoch == 0
-            && set_of(&info.isr) == ALL;
+            && (fenced_at_creation != 0 || (info.leader == Some(1) && set_of(&info.isr) == ALL));
         if !as_created {
             self.end(format!(
                 "the topic was created where the model does not start: {info:?}"
@@ -405,7 +432,6 @@ impl ReplTraces {
         // fenced is elsewhere.
         let (mut unregistered, mut maybe): (Set, Set) = (0, 0);
         let mut restarts = [0u8; REPLICAS];
-        let creation = self.early_commits.first();
         for (n, node) in nodes.iter().enumerate() {
             let broker = n as i32 + 1;
             // Each broker's registration as the creation's own commit left it (the
@@ -427,10 +453,37 @@ impl ReplTraces {
             match registration {
                 Some(b) if has_set(unregistered, n) && b.incarnation == node.incarnation => {}
                 None => unregistered |= 1 << n,
+                // Fenced before the creation: the model fences it right after the
+                // creation (its first fence), and crashes and restarts it as often as
+                // it started again since (its copy still empty), each start's
+                // registration on its way.
+                Some(b) if has_set(fenced_at_creation, n) && b.incarnation <= node.incarnation => {
+                    let late = self.starts_while_waiting[n];
+                    let Some(times) = u8::try_from(node.incarnation - b.incarnation)
+                        .ok()
+                        .filter(|t| late == 0 && usize::from(*t) < MODEL_RANGE)
+                    else {
+                        self.end(format!(
+                            "broker {} was fenced before the trace began and started \
+                             again {late} times after some node applied the creation",
+                            n + 1
+                        ));
+                        return false;
+                    };
+                    restarts[n] = times;
+                    self.restarts_before_trace += u64::from(times);
+                    self.base[n] = b.incarnation;
+                    self.fence_base[n] = b.fenced_at.saturating_sub(1);
+                    continue;
+                }
                 Some(b) if b.fenced => {
                     self.end(format!(
-                        "broker {} was fenced before the trace began",
-                        n + 1
+                        "broker {} was fenced before the trace began (runs start {}, \
+                         registered start {}, fenced at the creation: {})",
+                        n + 1,
+                        node.incarnation,
+                        b.incarnation,
+                        has_set(fenced_at_creation, n)
                     ));
                     return false;
                 }
@@ -488,14 +541,36 @@ impl ReplTraces {
             self.base[n] = node.incarnation;
             self.fence_base[n] = registration.map_or(0, |b| b.fenced_at);
         }
-        let trace = ReplTrace::starting(min_isr, unregistered, maybe)
+        let mut trace = ReplTrace::starting(min_isr, unregistered, maybe);
+        // The policy first: the steps to the start (a fence of the leader first
+        // named) take it into account as the run's brokers did.
+        if self.acks_before_fsync {
+            trace = trace.acking_before_fsync();
+        }
+        // In the run's order: a broker fenced before the creation started again
+        // after its fence.
+        let trace = trace
+            .with_fenced_at_creation(fenced_at_creation)
             .with_restarts(restarts)
             .with_commit_hints();
-        self.trace = Some(if self.acks_before_fsync {
-            trace.acking_before_fsync()
-        } else {
-            trace
-        });
+        match trace.start_meta() {
+            Some(start) if fenced_at_creation != 0 => {
+                let Some(shift) = shift_onto(start, info) else {
+                    self.end(format!(
+                        "the topic was created without fenced brokers where the model \
+                         does not start: {info:?}, the model's {start:?}"
+                    ));
+                    return false;
+                };
+                self.shift = shift;
+            }
+            Some(_) => {}
+            None => {
+                self.end("no start of the model is the run's creation");
+                return false;
+            }
+        }
+        self.trace = Some(trace);
         true
     }
 
@@ -601,8 +676,8 @@ impl ReplTraces {
         }
         Ok(Meta {
             leader: p.leader.and_then(node_of),
-            epoch: small(p.leader_epoch as u64)?,
-            version: small(p.partition_epoch)?,
+            epoch: self.shift.leader_epoch(i64::from(p.leader_epoch))?,
+            version: self.shift.partition_epoch(p.partition_epoch)?,
             isr: set_of(&p.isr),
             elr: set_of(&p.elr),
             unverified: set_of(&p.unverified),
@@ -674,7 +749,7 @@ impl ReplTraces {
             hw: small(log.high_watermark())?,
             gate: partitions
                 .follower_epoch(&key)
-                .map(|e| small(e as u64))
+                .map(|e| self.shift.leader_epoch(i64::from(e)))
                 .transpose()?,
             leader,
         })
@@ -747,7 +822,9 @@ impl ReplTraces {
                     .ok_or("short batch")?;
                 let batch_end = at + 12 + usize::try_from(length).map_err(|_| "batch length")?;
                 let batch = read.records.get(at..batch_end).ok_or("short batch")?;
-                let epoch = small(BatchHeader::parse(batch)?.partition_leader_epoch as u64)?;
+                let epoch = self
+                    .shift
+                    .leader_epoch(i64::from(BatchHeader::parse(batch)?.partition_leader_epoch))?;
                 let mut values = Vec::new();
                 // A batch the start lies inside keeps its deleted records.
                 visit_batches(batch, &mut |offset, value| {
@@ -820,7 +897,10 @@ pub fn traced_key(key: &(String, i32)) -> bool {
 }
 
 /// The fetch steps of partition 0, node index `i` being broker `i + 1`.
-fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String> {
+fn fetch_hints(
+    fetches: &[(usize, FetchStep)],
+    shift: EpochShift,
+) -> Result<Vec<FetchHint>, String> {
     let ours = |key: &(String, i32)| key.0 == TOPIC && key.1 == PARTITION;
     let mut hints = Vec::new();
     for (i, step) in fetches {
@@ -852,7 +932,7 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                 refused_at,
             } if ours(key) => hints.push(FetchHint::Answered {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
-                answer: answer_shape(*epoch, records.as_deref(), *refused_at)?,
+                answer: answer_shape(*epoch, records.as_deref(), *refused_at, shift)?,
             }),
             FetchStep::Dropped { key, offset } if ours(key) => hints.push(FetchHint::Lost {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
@@ -865,7 +945,7 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                 refused_at,
             } if ours(key) => hints.push(FetchHint::AnswerLost {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
-                answer: answer_shape(*epoch, records.as_deref(), *refused_at)?,
+                answer: answer_shape(*epoch, records.as_deref(), *refused_at, shift)?,
             }),
             FetchStep::Deleted { key, offset } if ours(key) => hints.push(FetchHint::Deleted {
                 leader: u8::try_from(*i).map_err(|_| "node index")?,
@@ -881,8 +961,8 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
                 partition_epoch,
             } if ours(key) => hints.push(FetchHint::RepairProposed {
                 node: u8::try_from(*i).map_err(|_| "node index")?,
-                epoch: small(u64::try_from(*leader_epoch).map_err(|_| "leader epoch")?)?,
-                version: small(*partition_epoch)?,
+                epoch: shift.leader_epoch(i64::from(*leader_epoch))?,
+                version: shift.partition_epoch(*partition_epoch)?,
             }),
             FetchStep::EpochServed { key, follower } if ours(key) => {
                 hints.push(FetchHint::EpochServed {
@@ -892,7 +972,7 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
             FetchStep::EpochAnswered { key, epoch } if ours(key) => {
                 hints.push(FetchHint::EpochAnswered {
                     follower: u8::try_from(*i).map_err(|_| "node index")?,
-                    epoch: small(u64::try_from(*epoch).map_err(|_| "a negative epoch")?)?,
+                    epoch: shift.leader_epoch(i64::from(*epoch))?,
                 })
             }
             FetchStep::IsrProposed { key, isr } if ours(key) => {
@@ -904,7 +984,7 @@ fn fetch_hints(fetches: &[(usize, FetchStep)]) -> Result<Vec<FetchHint>, String>
             FetchStep::EpochAnswerDropped { key, epoch } if ours(key) => {
                 hints.push(FetchHint::EpochAnswerLost {
                     follower: u8::try_from(*i).map_err(|_| "node index")?,
-                    epoch: small(u64::try_from(*epoch).map_err(|_| "a negative epoch")?)?,
+                    epoch: shift.leader_epoch(i64::from(*epoch))?,
                 })
             }
             _ => {}
@@ -920,6 +1000,7 @@ fn answer_shape(
     epoch: i32,
     records: Option<&[u8]>,
     refused_at: Option<u64>,
+    shift: EpochShift,
 ) -> Result<AnswerShape, String> {
     let mut offsets = Vec::new();
     visit_batches(records.unwrap_or_default(), &mut |offset, _| {
@@ -927,10 +1008,37 @@ fn answer_shape(
     })?;
     let count = u8::try_from(offsets.len()).map_err(|_| "an answer beyond the model's range")?;
     Ok(AnswerShape {
-        epoch: small(u64::try_from(epoch).map_err(|_| "a negative fetch epoch")?)?,
+        epoch: shift.leader_epoch(i64::from(epoch))?,
         first: offsets.first().map(|o| small(*o)).transpose()?,
         count,
         refused_at: refused_at.map(small).transpose()?,
+    })
+}
+
+/// The brokers the creation's commit shows fenced (as the first node to apply it
+/// shows them, without that commit).
+fn fenced_at_creation(creation: Option<&CommittedPartition>, state: &MetadataState) -> Set {
+    (0..REPLICAS)
+        .filter(|n| {
+            let registration = match creation {
+                Some(creation) => creation.brokers[*n],
+                None => state.brokers.get(&(*n as i32 + 1)).map(Registration::from),
+            };
+            registration.is_some_and(|b| b.fenced)
+        })
+        .fold(0, |set, n| set | (1 << n))
+}
+
+/// The shift that makes the run's creation (epochs 0) the model's start after its
+/// fences, if the two are the same partition otherwise.
+fn shift_onto(start: Meta, info: &PartitionInfo) -> Option<EpochShift> {
+    let same = start.leader == info.leader.and_then(node_of)
+        && start.isr == set_of(&info.isr)
+        && start.elr == set_of(&info.elr)
+        && start.unverified == set_of(&info.unverified);
+    same.then_some(EpochShift {
+        leader: u64::from(start.epoch),
+        partition: u64::from(start.version),
     })
 }
 

@@ -1188,6 +1188,26 @@ fn c_9_a_search_takes_reported_commits_first_and_the_start_reads_the_creation() 
     }
 }
 
+/// C-9 from a partition created without a fenced broker (R-REPL-2): the controller
+/// leaves a broker fenced before the creation out of the new partition's ISR and
+/// leadership, which the model reaches by fencing it right after its own creation,
+/// at epochs one on (the run's epochs are shifted onto the model's). Until stop 59
+/// such traces ended at their start, "created where the model does not start"
+/// (group storm 112, 151, 214, 260, 272 and 298 of 0 to 299). 112 fenced broker 1,
+/// the first leader, which had started again three times since; 214 a follower.
+#[test]
+fn c_9_a_partition_created_without_a_fenced_broker_is_traced_from_its_creation() {
+    for seed in [112, 214] {
+        let outcome = validated_under(Options::new(seed), Some(Faults::group_storm()));
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+        assert!(
+            outcome.stats.repl_steps_validated > 4_000,
+            "{}",
+            report(&outcome)
+        );
+    }
+}
+
 /// C-9 through failed fsyncs (R-LOG-9): a failed fsync of a replica's segment of
 /// partition 0 is a model step. The leader's group commit fails, its waiting produces
 /// fail and are retried, and its log cuts the unsynced records before it takes the

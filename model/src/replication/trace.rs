@@ -395,6 +395,36 @@ impl ReplTrace {
         self
     }
 
+    /// Brokers in `fenced` were fenced before the partition was created, so the
+    /// controller created it without them (R-REPL-2: an ISR of the replicas not
+    /// fenced, led by the first). The model fences each right after the creation,
+    /// before any record, which leaves the same partition up to the numbering of
+    /// epochs: its epochs only ever compare with one another, so the run's are
+    /// shifted onto the model's (`start_meta`). The trace starts in a state the
+    /// model reaches.
+    pub fn with_fenced_at_creation(mut self, fenced: Set) -> Self {
+        let model = &self.model;
+        self.candidates = std::mem::take(&mut self.candidates)
+            .into_iter()
+            .filter_map(|mut start| {
+                for n in members(fenced) {
+                    start = model.step(&start, RAction::Fence(n))?;
+                }
+                Some(start)
+            })
+            .collect();
+        let fenced_metas: Vec<Meta> = self.candidates.iter().map(|s| s.meta).collect();
+        self.committed.extend(fenced_metas);
+        self
+    }
+
+    /// The committed metadata the trace starts from (the same partition in every
+    /// candidate; they differ only in which brokers registered), `None` if no
+    /// candidate is left.
+    pub fn start_meta(&self) -> Option<Meta> {
+        self.candidates.first().map(|s| s.meta)
+    }
+
     /// The run's brokers acknowledge before they sync (`--fsync-interval-ms`,
     /// R-REPL-5): so does the model it is validated against.
     pub fn acking_before_fsync(mut self) -> Self {
