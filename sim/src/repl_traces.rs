@@ -334,17 +334,19 @@ impl ReplTraces {
             return;
         }
         let mut commits = commits;
-        let mut fetches = fetches.to_vec();
+        let early;
+        let mut fetches = fetches;
         if self.trace.is_none() {
-            self.early.append(&mut fetches);
+            self.early.extend_from_slice(fetches);
             self.early_commits.append(&mut commits);
             if !self.start(nodes) {
                 return;
             }
-            fetches = std::mem::take(&mut self.early);
+            early = std::mem::take(&mut self.early);
+            fetches = &early;
             commits = std::mem::take(&mut self.early_commits);
         }
-        let mut fetch_hints = match fetch_hints(&fetches, self.shift) {
+        let mut fetch_hints = match fetch_hints(fetches, self.shift) {
             Ok(hints) => hints,
             Err(why) => return self.end(why),
         };
@@ -542,8 +544,8 @@ impl ReplTraces {
             self.fence_base[n] = registration.map_or(0, |b| b.fenced_at);
         }
         let mut trace = ReplTrace::starting(min_isr, unregistered, maybe);
-        // The policy first: the steps to the start (a fence of the leader first
-        // named) take it into account as the run's brokers did.
+        // The policy first: the model's fence of a broker before the trace depends
+        // on it (a fenced leader's copy is unverified under the interval policy).
         if self.acks_before_fsync {
             trace = trace.acking_before_fsync();
         }
