@@ -413,8 +413,8 @@ impl ReplTrace {
                 Some(start)
             })
             .collect();
-        let fenced_metas: Vec<Meta> = self.candidates.iter().map(|s| s.meta).collect();
-        self.committed.extend(fenced_metas);
+        self.committed
+            .extend(self.candidates.iter().map(|s| s.meta));
         self
     }
 
