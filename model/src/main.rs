@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use stateright::Model;
 
 use chronik_model::check::{format_path, run, Checked, Run, Strategy, WalkBudget};
+use chronik_model::ci;
 use chronik_model::dirs::{DirBug, DirModel};
 use chronik_model::replication::{ReplBug, ReplicationModel};
 use chronik_model::{Bug, ChronikModel};
@@ -36,6 +37,10 @@ enum Cmd {
         /// Only the bug switches' table (under a minute).
         #[arg(long)]
         bugs: bool,
+        /// Measure only this CI configuration (repeatable; by its test's name): the
+        /// other rows stay as model/README.md has them, and the bug table is left.
+        #[arg(long, conflicts_with = "bugs")]
+        only: Vec<String>,
     },
     /// Serve stateright's Explorer on 127.0.0.1.
     Explore {
@@ -295,7 +300,7 @@ fn main() -> ExitCode {
             let _checker = m.checker().serve(addr);
             ExitCode::SUCCESS
         }
-        Cmd::Table { write, bugs } => table(write, bugs),
+        Cmd::Table { write, bugs, only } => table(write, bugs, &only),
         Cmd::Check(a) => {
             let m = build(&a.model);
             let bugs: Vec<&str> = m.bugs().iter().map(|b| b.name()).collect();
@@ -372,21 +377,42 @@ fn main() -> ExitCode {
     }
 }
 
-fn table(write: bool, bugs_only: bool) -> ExitCode {
+fn table(write: bool, bugs_only: bool, only: &[String]) -> ExitCode {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
     let mut tables: Vec<(String, Replace)> = Vec::new();
     if !bugs_only {
-        let table = chronik_model::ci::measure_all(|row| eprint!("{row}"));
+        let readme = if only.is_empty() {
+            String::new()
+        } else {
+            match std::fs::read_to_string(path) {
+                Ok(readme) => readme,
+                Err(e) => {
+                    eprintln!("{path}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        };
+        if let Some(unknown) = only
+            .iter()
+            .find(|t| !ci::CONFIGS.iter().any(|c| c.test == **t))
+        {
+            eprintln!("{unknown} is not a CI configuration (model/src/ci.rs)");
+            return ExitCode::FAILURE;
+        }
+        let table = ci::measure_some(&readme, only, |row| eprint!("{row}"));
         if table.contains("(VIOLATED)") {
             eprintln!("a CI configuration violates a property; the table is not written");
             return ExitCode::FAILURE;
         }
-        tables.push((table, chronik_model::ci::replace_table));
+        tables.push((table, ci::replace_table));
     }
-    match chronik_model::bug_table::measure_bugs(|row| eprint!("{row}")) {
-        Ok(table) => tables.push((table, chronik_model::bug_table::replace_bug_table)),
-        Err(why) => {
-            eprintln!("{why}; the tables are not written");
-            return ExitCode::FAILURE;
+    if only.is_empty() {
+        match chronik_model::bug_table::measure_bugs(|row| eprint!("{row}")) {
+            Ok(table) => tables.push((table, chronik_model::bug_table::replace_bug_table)),
+            Err(why) => {
+                eprintln!("{why}; the tables are not written");
+                return ExitCode::FAILURE;
+            }
         }
     }
     if !write {
@@ -395,7 +421,6 @@ fn table(write: bool, bugs_only: bool) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
     let written = std::fs::read_to_string(path).and_then(|mut readme| {
         for (table, replace) in &tables {
             readme = replace(&readme, table)

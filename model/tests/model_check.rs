@@ -623,6 +623,27 @@ fn r_repl_6_under_the_interval_policy_two_crashes_a_fence_and_a_shrink_random_wa
     assert_replication_holds("replication, interval fsync, two crashes, walks", &o, false);
 }
 
+/// R-REPL-1 and R-REPL-6 as the broker runs by default (a leader acknowledges only
+/// what it synced): a produce, a shrink, a fence and a crash together, every state
+/// within the bound (breadth first). Unbounded the space passes 120 M states in 10
+/// minutes; random walks cover larger bounds
+/// (`r_repl_replication_random_walks_find_no_violation`).
+#[test]
+fn r_repl_6_a_shrink_a_fence_and_a_crash_lose_no_acknowledged_record() {
+    let o = ci_replication("r_repl_6_a_shrink_a_fence_and_a_crash_lose_no_acknowledged_record");
+    assert_replication_holds(
+        "replication, 1 produce, 1 crash, 1 fence, 1 shrink",
+        &o,
+        false,
+    );
+    for example in [
+        "example: a follower rejoins the ISR",
+        "example: acknowledged records read after a failover",
+    ] {
+        assert!(o.discoveries.contains_key(example), "no {example:?}");
+    }
+}
+
 #[test]
 fn r_repl_6_under_the_interval_policy_a_shrink_a_fence_and_a_crash_lose_no_acknowledged_record() {
     // The order of the simulator's `--faults interval` seed 50210: the ISR shrinks to
