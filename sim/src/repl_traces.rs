@@ -399,151 +399,217 @@ impl ReplTraces {
     /// the creation leads nothing, whatever the model's first leader does
     /// (`ReplTrace::copy_agrees`).
     fn start(&mut self, nodes: &[NodeShown]) -> bool {
+        match self.try_start(nodes) {
+            Ok(started) => started,
+            Err(why) => {
+                self.end(why);
+                false
+            }
+        }
+    }
+
+    /// `Ok(false)` while no broker shows the creation; `Err` says why the model
+    /// cannot start where the run did.
+    fn try_start(&mut self, nodes: &[NodeShown]) -> Result<bool, String> {
         let first_created = nodes
             .iter()
             .filter_map(|n| n.running)
             .find_map(|(state, _)| Some((state, state.partition(TOPIC, PARTITION)?)));
         let Some((state, info)) = first_created else {
-            return false;
+            return Ok(false);
         };
         // The creation as committed: the node may show commands applied with it in
         // one batch too (a new leader epoch, swarm 1035), which the first step takes
         // as reported commits.
-        let info = self.early_commits.first().map_or(info, |c| &c.partition);
-        let min_isr = state
-            .topics
-            .get(TOPIC)
-            .and_then(|t| t.configs.get("min.insync.replicas"))
-            .and_then(|v| v.parse::<u8>().ok())
-            .unwrap_or(1);
-        let creation = self.early_commits.first();
-        let fenced_at_creation = fenced_at_creation(creation, state);
-        let as_created = nodes.len() == REPLICAS
-            && info.replicas == [1, 2, 3]
-            && info.leader_epoch == 0
-            && info.partition_epoch == 0
-            && (fenced_at_creation != 0 || (info.leader == Some(1) && set_of(&info.isr) == ALL));
-        if !as_created {
-            self.end(format!(
+        let creation = self.early_commits.first().cloned();
+        let info = creation.as_ref().map_or(info, |c| &c.partition);
+        let fenced = fenced_at_creation(creation.as_ref(), state);
+        if !as_created(nodes, info, fenced) {
+            return Err(format!(
                 "the topic was created where the model does not start: {info:?}"
             ));
-            return false;
         }
-        // The model starts every broker in the start it registered, or not registered
-        // yet (its registration on the way), or crashed and restarted since; one
-        // fenced is elsewhere.
-        let (mut unregistered, mut maybe): (Set, Set) = (0, 0);
-        let mut restarts = [0u8; REPLICAS];
+        let at_start = self.place_brokers(nodes, state, creation.as_ref(), fenced)?;
+        let trace = self.starting_trace(min_isr(state), fenced, &at_start);
+        match trace.start_meta() {
+            Some(start) if fenced != 0 => {
+                self.shift = shift_onto(start, info).ok_or_else(|| {
+                    format!(
+                        "the topic was created without fenced brokers where the model \
+                         does not start: {info:?}, the model's {start:?}"
+                    )
+                })?;
+            }
+            Some(_) => {}
+            None => return Err("no start of the model is the run's creation".to_string()),
+        }
+        self.trace = Some(trace);
+        Ok(true)
+    }
+
+    /// The model starts every broker in the start it registered, or not registered
+    /// yet (its registration on the way), or crashed and restarted since; one
+    /// fenced is elsewhere. Sets each broker's base incarnation and fence.
+    fn place_brokers(
+        &mut self,
+        nodes: &[NodeShown],
+        state: &MetadataState,
+        creation: Option<&CommittedPartition>,
+        fenced: Set,
+    ) -> Result<BrokersAtStart, String> {
+        let mut at_start = BrokersAtStart::default();
         for (n, node) in nodes.iter().enumerate() {
             let broker = n as i32 + 1;
+            let shown = state.brokers.get(&broker).map(Registration::from);
             // Each broker's registration as the creation's own commit left it (the
             // node may show registrations applied with it in one batch, which the
             // first step takes as reported commits: swarm 1035, 1158); without
             // that commit, as the nodes show it.
             let registration = match creation {
                 Some(creation) => creation.brokers[n].or_else(|| {
-                    unregistered |= 1 << n;
-                    state.brokers.get(&broker).map(Registration::from)
+                    at_start.unregistered |= 1 << n;
+                    shown
                 }),
                 None => {
                     if registered_after_creation(nodes, broker) {
-                        unregistered |= 1 << n;
+                        at_start.unregistered |= 1 << n;
                     }
-                    state.brokers.get(&broker).map(Registration::from)
+                    shown
                 }
             };
-            match registration {
-                Some(b) if has_set(unregistered, n) && b.incarnation == node.incarnation => {}
-                None => unregistered |= 1 << n,
-                // Fenced before the creation: the model fences it right after the
-                // creation (its first fence), and crashes and restarts it as often as
-                // it started again since (its copy still empty), each start's
-                // registration on its way.
-                Some(b) if has_set(fenced_at_creation, n) && b.incarnation <= node.incarnation => {
-                    let late = self.starts_while_waiting[n];
-                    let Some(times) = u8::try_from(node.incarnation - b.incarnation)
-                        .ok()
-                        .filter(|t| late == 0 && usize::from(*t) < MODEL_RANGE)
-                    else {
-                        self.end(format!(
-                            "broker {} was fenced before the trace began and started \
-                             again {late} times after some node applied the creation",
-                            n + 1
-                        ));
-                        return false;
-                    };
-                    restarts[n] = times;
-                    self.restarts_before_trace += u64::from(times);
-                    self.base[n] = b.incarnation;
-                    self.fence_base[n] = b.fenced_at.saturating_sub(1);
-                    continue;
+            let restarted = match registration {
+                None => {
+                    at_start.unregistered |= 1 << n;
+                    None
                 }
-                Some(b) if b.fenced => {
-                    self.end(format!(
-                        "broker {} was fenced before the trace began (runs start {}, \
-                         registered start {}, fenced at the creation: {})",
+                Some(b)
+                    if has_set(at_start.unregistered, n) && b.incarnation == node.incarnation =>
+                {
+                    None
+                }
+                Some(b) => {
+                    let restarted = self.restarted_before_trace(
+                        n,
+                        node,
+                        b,
+                        creation,
+                        fenced,
+                        at_start.unregistered,
+                    )?;
+                    // Registered before the creation, or after it and applied at
+                    // once with it by every broker that shows the creation.
+                    if restarted.is_none() && creation.is_none() {
+                        at_start.maybe |= 1 << n;
+                    }
+                    restarted
+                }
+            };
+            match restarted {
+                Some(r) => {
+                    at_start.restarts[n] = r.times;
+                    self.restarts_before_trace += u64::from(r.times);
+                    self.base[n] = r.base;
+                    self.fence_base[n] = r.fence_base;
+                }
+                None => {
+                    self.base[n] = node.incarnation;
+                    self.fence_base[n] = registration.map_or(0, |b| b.fenced_at);
+                }
+            }
+        }
+        Ok(at_start)
+    }
+
+    /// A broker registered as `b` that runs a later start than the model's first:
+    /// how often the model crashes and restarts it before the trace. `None`: it
+    /// runs the start it registered.
+    fn restarted_before_trace(
+        &self,
+        n: usize,
+        node: &NodeShown,
+        b: Registration,
+        creation: Option<&CommittedPartition>,
+        fenced: Set,
+        unregistered: Set,
+    ) -> Result<Option<Restarted>, String> {
+        // A start after some node applied the creation, in the same event as the
+        // first observation, is in an order the run does not show.
+        let late = self.starts_while_waiting[n];
+        let in_range = |times: u64| {
+            u8::try_from(times)
+                .ok()
+                .filter(|t| late == 0 && usize::from(*t) < MODEL_RANGE)
+        };
+        // Fenced before the creation: the model fences it right after the creation
+        // (its first fence), and crashes and restarts it as often as it started
+        // again since (its copy still empty), each start's registration on its way.
+        if has_set(fenced, n) && b.incarnation <= node.incarnation {
+            let times = in_range(node.incarnation - b.incarnation).ok_or_else(|| {
+                format!(
+                    "broker {} was fenced before the trace began and started again \
+                     {late} times after some node applied the creation",
+                    n + 1
+                )
+            })?;
+            let fence_base = b.fenced_at.saturating_sub(1);
+            return Ok(Some(Restarted {
+                times,
+                base: b.incarnation,
+                fence_base,
+            }));
+        }
+        if b.fenced {
+            return Err(format!(
+                "broker {} was fenced before the trace began (runs start {}, registered \
+                 start {}, fenced at the creation: {})",
+                n + 1,
+                node.incarnation,
+                b.incarnation,
+                has_set(fenced, n)
+            ));
+        }
+        // Started again, before any node applied the creation (its copy still
+        // empty), since the start the metadata registers: the model crashes and
+        // restarts it as often.
+        if b.incarnation < node.incarnation && !has_set(unregistered, n) {
+            // The creation itself must register that start: one registered after
+            // it (group storm seed 2, as found) is not where the model starts.
+            let at_creation = creation
+                .and_then(|creation| creation.brokers[n])
+                .map(|r| r.incarnation);
+            let times = in_range(node.incarnation - b.incarnation)
+                .filter(|_| at_creation == Some(b.incarnation))
+                .ok_or_else(|| {
+                    format!(
+                        "broker {} started again before the trace began (start {}, \
+                         registered {} after the creation's {at_creation:?}, {late} \
+                         starts after some node applied the creation)",
                         n + 1,
                         node.incarnation,
                         b.incarnation,
-                        has_set(fenced_at_creation, n)
-                    ));
-                    return false;
-                }
-                // Started again, before any node applied the creation (its copy
-                // still empty), since the start the metadata registers: the model
-                // crashes and restarts it as often.
-                Some(b) if b.incarnation < node.incarnation && !has_set(unregistered, n) => {
-                    // A start after some node applied the creation, in the same event
-                    // as the first observation, is in an order the run does not show.
-                    let late = self.starts_while_waiting[n];
-                    // The creation itself must register that start: one registered
-                    // after it (group storm seed 2, as found) is not where the model
-                    // starts.
-                    let at_creation = creation
-                        .and_then(|creation| creation.brokers[n])
-                        .map(|r| r.incarnation);
-                    let times = node.incarnation - b.incarnation;
-                    let Some(times) = u8::try_from(times)
-                        .ok()
-                        .filter(|t| late == 0 && usize::from(*t) < MODEL_RANGE)
-                        .filter(|_| at_creation == Some(b.incarnation))
-                    else {
-                        self.end(format!(
-                            "broker {} started again before the trace began (start {}, \
-                             registered {} after the creation's {at_creation:?}, {late} \
-                             starts after some node applied the creation)",
-                            n + 1,
-                            node.incarnation,
-                            b.incarnation,
-                        ));
-                        return false;
-                    };
-                    restarts[n] = times;
-                    self.restarts_before_trace += u64::from(times);
-                    self.base[n] = b.incarnation;
-                    self.fence_base[n] = b.fenced_at;
-                    continue;
-                }
-                Some(b) if b.incarnation != node.incarnation => {
-                    self.end(format!(
-                        "broker {} started again before the trace began (runs start {}, \
-                         start {} registered after the creation)",
-                        n + 1,
-                        node.incarnation,
-                        b.incarnation
-                    ));
-                    return false;
-                }
-                // Registered before the creation, as its commit shows.
-                Some(_) if creation.is_some() => {}
-                // Registered before the creation, or after it and applied at once
-                // with it by every broker that shows the creation.
-                Some(_) => maybe |= 1 << n,
-            }
-            self.base[n] = node.incarnation;
-            self.fence_base[n] = registration.map_or(0, |b| b.fenced_at);
+                    )
+                })?;
+            let fence_base = b.fenced_at;
+            return Ok(Some(Restarted {
+                times,
+                base: b.incarnation,
+                fence_base,
+            }));
         }
-        let mut trace = ReplTrace::starting(min_isr, unregistered, maybe);
+        if b.incarnation != node.incarnation {
+            return Err(format!(
+                "broker {} started again before the trace began (runs start {}, start {} \
+                 registered after the creation)",
+                n + 1,
+                node.incarnation,
+                b.incarnation
+            ));
+        }
+        Ok(None)
+    }
+
+    fn starting_trace(&self, min_isr: u8, fenced: Set, at_start: &BrokersAtStart) -> ReplTrace {
+        let mut trace = ReplTrace::starting(min_isr, at_start.unregistered, at_start.maybe);
         // The policy first: the model's fence of a broker before the trace depends
         // on it (a fenced leader's copy is unverified under the interval policy).
         if self.acks_before_fsync {
@@ -551,29 +617,10 @@ impl ReplTraces {
         }
         // In the run's order: a broker fenced before the creation started again
         // after its fence.
-        let trace = trace
-            .with_fenced_at_creation(fenced_at_creation)
-            .with_restarts(restarts)
-            .with_commit_hints();
-        match trace.start_meta() {
-            Some(start) if fenced_at_creation != 0 => {
-                let Some(shift) = shift_onto(start, info) else {
-                    self.end(format!(
-                        "the topic was created without fenced brokers where the model \
-                         does not start: {info:?}, the model's {start:?}"
-                    ));
-                    return false;
-                };
-                self.shift = shift;
-            }
-            Some(_) => {}
-            None => {
-                self.end("no start of the model is the run's creation");
-                return false;
-            }
-        }
-        self.trace = Some(trace);
-        true
+        trace
+            .with_fenced_at_creation(fenced)
+            .with_restarts(at_start.restarts)
+            .with_commit_hints()
     }
 
     /// The commits that change the partition as the model sees it; the first one
@@ -1053,6 +1100,43 @@ fn registered_after_creation(nodes: &[NodeShown], broker: i32) -> bool {
         .any(|(view, _)| {
             view.partition(TOPIC, PARTITION).is_some() && !view.brokers.contains_key(&broker)
         })
+}
+
+/// Where the model starts the brokers: those whose registration is on its way, those
+/// that may be (registered before the creation or applied at once with it), and how
+/// often each crashed and restarted before the trace.
+#[derive(Default)]
+struct BrokersAtStart {
+    unregistered: Set,
+    maybe: Set,
+    restarts: [u8; REPLICAS],
+}
+
+/// A broker the model crashes and restarts `times` before the trace: its registered
+/// start and the fence before the model's first.
+struct Restarted {
+    times: u8,
+    base: u64,
+    fence_base: u64,
+}
+
+/// The partition is created as the model creates it: replicas 1, 2, 3, epochs 0,
+/// and (unless brokers were fenced at the creation) broker 1 leading all three.
+fn as_created(nodes: &[NodeShown], info: &PartitionInfo, fenced: Set) -> bool {
+    nodes.len() == REPLICAS
+        && info.replicas == [1, 2, 3]
+        && info.leader_epoch == 0
+        && info.partition_epoch == 0
+        && (fenced != 0 || (info.leader == Some(1) && set_of(&info.isr) == ALL))
+}
+
+fn min_isr(state: &MetadataState) -> u8 {
+    state
+        .topics
+        .get(TOPIC)
+        .and_then(|t| t.configs.get("min.insync.replicas"))
+        .and_then(|v| v.parse::<u8>().ok())
+        .unwrap_or(1)
 }
 
 fn has_set(set: Set, n: usize) -> bool {
