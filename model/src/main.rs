@@ -381,30 +381,13 @@ fn table(write: bool, bugs_only: bool, only: &[String]) -> ExitCode {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
     let mut tables: Vec<(String, Replace)> = Vec::new();
     if !bugs_only {
-        let readme = if only.is_empty() {
-            String::new()
-        } else {
-            match std::fs::read_to_string(path) {
-                Ok(readme) => readme,
-                Err(e) => {
-                    eprintln!("{path}: {e}");
-                    return ExitCode::FAILURE;
-                }
+        match ci_table(path, only) {
+            Ok(table) => tables.push((table, ci::replace_table)),
+            Err(why) => {
+                eprintln!("{why}");
+                return ExitCode::FAILURE;
             }
-        };
-        if let Some(unknown) = only
-            .iter()
-            .find(|t| !ci::CONFIGS.iter().any(|c| c.test == **t))
-        {
-            eprintln!("{unknown} is not a CI configuration (model/src/ci.rs)");
-            return ExitCode::FAILURE;
         }
-        let table = ci::measure_some(&readme, only, |row| eprint!("{row}"));
-        if table.contains("(VIOLATED)") {
-            eprintln!("a CI configuration violates a property; the table is not written");
-            return ExitCode::FAILURE;
-        }
-        tables.push((table, ci::replace_table));
     }
     if only.is_empty() {
         match chronik_model::bug_table::measure_bugs(|row| eprint!("{row}")) {
@@ -438,6 +421,29 @@ fn table(write: bool, bugs_only: bool, only: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The CI configurations' table, with only those in `only` measured again (all if
+/// it is empty) and the other rows as the README at `path` has them.
+fn ci_table(path: &str, only: &[String]) -> Result<String, String> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|t| !ci::CONFIGS.iter().any(|c| c.test == **t))
+    {
+        return Err(format!(
+            "{unknown} is not a CI configuration (model/src/ci.rs)"
+        ));
+    }
+    let readme = if only.is_empty() {
+        String::new()
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?
+    };
+    let table = ci::measure_some(&readme, only, |row| eprint!("{row}"));
+    if table.contains("(VIOLATED)") {
+        return Err("a CI configuration violates a property; the table is not written".into());
+    }
+    Ok(table)
 }
 
 /// Replaces one generated table of model/README.md.
