@@ -158,6 +158,14 @@ struct ClientOp {
     leaderless: bool,
 }
 
+/// The leader's answers to a Fetch the network sent twice: how many it sent, and
+/// how many of those arrived or were dropped.
+#[derive(Debug, Clone, Copy, Default)]
+struct AnswersOfTwice {
+    sent: u8,
+    accounted: u8,
+}
+
 /// What an admin client asked of the metadata (CreateTopics, DeleteTopics,
 /// CreatePartitions, as their handlers propose them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,11 +290,11 @@ struct Sim {
     /// validated).
     network_fetch_steps: Vec<(usize, FetchStep)>,
     /// Fetches of partition 0 the network sent twice, by follower id, request and
-    /// the follower's start, with how many of the leader's two answers have yet
-    /// to arrive or be dropped: the second to arrive comes to a request already
+    /// the follower's start: the second answer to arrive comes to a request already
     /// answered, and the follower drops it. A copy of an answer the network made
-    /// itself is none of these two.
-    fetches_sent_twice: BTreeMap<(u64, u64, u64), u8>,
+    /// itself is neither of the leader's two answers, and may arrive before the
+    /// leader served the second copy of the request (swarm seed 2397).
+    fetches_sent_twice: BTreeMap<(u64, u64, u64), AnswersOfTwice>,
     now: u64,
     nodes: Vec<SimNode>,
     net: Network,
@@ -1520,6 +1528,11 @@ impl Sim {
             Payload::Partition(host::Message::KafkaAnswer { request, .. }) => Some(*request),
             _ => None,
         };
+        // Counted whether or not the receiver still awaits it: the second answer
+        // comes to a request already answered.
+        if let Some(request) = answered {
+            self.count_answer_sent(packet.to, request);
+        }
         let fate = self.net.send(&mut self.rng, &self.faults, self.now, packet);
         let Some((message, sender, receiver)) = traced else {
             if matches!(fate, Fate::Dropped | Fate::Blocked) {
@@ -1569,13 +1582,29 @@ impl Sim {
         }
     }
 
+    /// An answer to `request` leaves for node `to`: one of the leader's answers if
+    /// the network sent that Fetch twice.
+    fn count_answer_sent(&mut self, to: u64, request: u64) {
+        let Some(node) = self.nodes.iter().find(|n| n.id == to) else {
+            return;
+        };
+        if let Some(answers) =
+            self.fetches_sent_twice
+                .get_mut(&(node.id, request, node.incarnation))
+        {
+            answers.sent = answers.sent.saturating_add(1);
+        }
+    }
+
     /// Notes that `sender`'s `request` went out twice, so that the answer to the
     /// second copy is reported lost (`note_second_answer`); the sender, if known.
     fn asked_twice(&mut self, sender: Option<usize>, request: Option<u64>) -> Option<usize> {
         let (sender, request) = (sender?, request?);
         let node = self.nodes.get(sender)?;
-        self.fetches_sent_twice
-            .insert((node.id, request, node.incarnation), 2);
+        self.fetches_sent_twice.insert(
+            (node.id, request, node.incarnation),
+            AnswersOfTwice::default(),
+        );
         Some(sender)
     }
 
@@ -1608,16 +1637,20 @@ impl Sim {
     }
 
     /// One of the two answers to a Fetch the network sent twice has arrived or was
-    /// dropped; false if it was not such a Fetch, or both of its answers are
-    /// already accounted for (this one is a copy the network made of an answer:
-    /// swarm seed 1417 reported it as a second answer lost, which no model step
-    /// had served).
+    /// dropped; false if it was not such a Fetch, or every answer the leader has
+    /// sent to it is already accounted for (this one is a copy the network made of
+    /// an answer: swarm seeds 1417 and 2397 reported it as a second answer lost,
+    /// which no model step had served).
     fn answer_of_fetch_sent_twice(&mut self, request: (u64, u64, u64)) -> bool {
-        let Some(left) = self.fetches_sent_twice.get_mut(&request) else {
+        let Some(answers) = self.fetches_sent_twice.get_mut(&request) else {
             return false;
         };
-        *left -= 1;
-        if *left == 0 {
+        // More answers than the leader sent: a copy the network made.
+        if answers.accounted >= answers.sent {
+            return false;
+        }
+        answers.accounted += 1;
+        if answers.accounted == 2 {
             self.fetches_sent_twice.remove(&request);
         }
         true
