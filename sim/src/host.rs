@@ -11,7 +11,6 @@
 
 pub use crate::message::Message;
 use crate::wire::{self, Asked};
-use bytes::Bytes;
 use chronik_core::disk::Disk;
 use chronik_core::errors::{self, ErrorCode};
 use chronik_core::log::produced::prepare_produced;
@@ -20,9 +19,9 @@ use chronik_core::log::{
 };
 use chronik_core::metadata::{MetadataCommand, MetadataState, PartitionInfo};
 use chronik_core::replication::{
-    follower_fetch_offset, truncation_point_for_answer, DeletionStarted, Fetched, FollowerFetch,
-    LocalView, NoEvents, PartitionKey, Partitions, ProduceWait, RepairStep, Repairs,
-    ReplicationBugs,
+    follower_fetch_offset, truncation_point_for_answer, AnswerRecords, DeletionStarted, FetchStep,
+    Fetched, FollowerFetch, LocalView, NoEvents, PartitionKey, Partitions, ProduceWait, RepairStep,
+    Repairs, ReplicationBugs,
 };
 use kafka_protocol::messages::ApiKey;
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,73 +74,6 @@ struct PendingDeletion {
     key: PartitionKey,
     started: DeletionStarted,
     deadline: u64,
-}
-
-/// A step of the replica fetch protocol, kept for trace validation
-/// (`repl_traces.rs`) while `Host::fetch_steps` is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchStep {
-    /// This node, following, sent its leader a Fetch from `offset`.
-    Asked { key: PartitionKey, offset: u64 },
-    /// This node, leading, served or refused a follower's Fetch from `offset`.
-    Served {
-        key: PartitionKey,
-        follower: i32,
-        offset: u64,
-    },
-    /// A follower's Fetch from `offset` reached this node before it knew the
-    /// partition (UNKNOWN_TOPIC_OR_PARTITION): as if lost.
-    Unknown {
-        key: PartitionKey,
-        follower: i32,
-        offset: u64,
-    },
-    /// This node handled a Fetch answer from its leader: the epoch it fetched under
-    /// and the records it carried, or the leader's log start where the answer was
-    /// OFFSET_OUT_OF_RANGE.
-    Answered {
-        key: PartitionKey,
-        epoch: i32,
-        records: Option<Bytes>,
-        refused_at: Option<u64>,
-    },
-    /// The network dropped this node's Fetch from `offset` (reported by the world,
-    /// which carries packets, not by the host).
-    Dropped { key: PartitionKey, offset: u64 },
-    /// The network dropped an answer with records (or OFFSET_OUT_OF_RANGE, naming
-    /// the leader's log start) to this node's Fetch.
-    AnswerDropped {
-        key: PartitionKey,
-        epoch: i32,
-        records: Option<Bytes>,
-        refused_at: Option<u64>,
-    },
-    /// This node, leading, answered a follower's OffsetForLeaderEpoch (not with an
-    /// error).
-    EpochServed { key: PartitionKey, follower: i32 },
-    /// This node handled an OffsetForLeaderEpoch answer (not an error) it asked
-    /// under `epoch`.
-    EpochAnswered { key: PartitionKey, epoch: i32 },
-    /// The network dropped an OffsetForLeaderEpoch answer (not an error) to this node.
-    EpochAnswerDropped { key: PartitionKey, epoch: i32 },
-    /// This node, leading, proposed this ISR (an AlterPartition): not a fetch, but
-    /// like one it shows nothing at the moment and decides what is committed later.
-    IsrProposed { key: PartitionKey, isr: Vec<i32> },
-    /// This node, leading, took a DeleteRecords below `offset`; its answer waits
-    /// for the low watermark.
-    Deleted { key: PartitionKey, offset: u64 },
-    /// The world damaged this node's copy in the batch from `offset`, among
-    /// records another durable record follows (reported by the world, which
-    /// injects it, not by the host).
-    Damaged { key: PartitionKey, offset: u64 },
-    /// This node proposed its damaged copy's repair (a `RepairReplica`, reported by
-    /// the world, which carries proposals) under this leader epoch and partition
-    /// epoch.
-    RepairProposed {
-        key: PartitionKey,
-        leader_epoch: i32,
-        partition_epoch: u64,
-    },
 }
 
 type Completions = Arc<Mutex<Vec<(u64, Result<AppendInfo, LogError>)>>>;
@@ -545,13 +477,13 @@ impl Host {
                     Ok(fetched) => self.kept(FetchStep::Answered {
                         key: key.clone(),
                         epoch,
-                        records: fetched.records.clone(),
+                        records: AnswerRecords::of(fetched.records.as_deref()),
                         refused_at: None,
                     }),
                     Err(errors::OFFSET_OUT_OF_RANGE) => self.kept(FetchStep::Answered {
                         key: key.clone(),
                         epoch,
-                        records: None,
+                        records: AnswerRecords::of(None),
                         refused_at: Some(leader_start),
                     }),
                     Err(_) => {}

@@ -16,13 +16,13 @@
 //! silent. DeleteRecords, failed segment syncs, full disks and duplicated packets are
 //! mapped.
 
-use crate::host::FetchStep;
-use crate::records::{visit_batches, TOPIC};
+use crate::records::TOPIC;
 use chronik_core::consensus::ApplyTap;
-use chronik_core::log::batch::BatchHeader;
-use chronik_core::log::{LogError, PartitionLog};
-use chronik_core::metadata::{BrokerInfo, MetadataState, PartitionInfo};
-use chronik_core::replication::{LocalView, Partitions};
+use chronik_core::metadata::{MetadataState, PartitionInfo};
+use chronik_core::replication::{
+    AnswerRecords, FetchStep, LeaderShown, LocalView, LogReads, LogShown, PartitionKey,
+    PartitionMeta, PartitionShown, Partitions, ReadAt, Registration,
+};
 use chronik_model::replication::trace::{
     AnswerShape, FetchHint, LeaderObs, ReplObservation, ReplTrace, ReplicaObs,
 };
@@ -46,42 +46,19 @@ pub struct CommittedPartition {
 
 impl CommittedPartition {
     /// `None` before the partition's creation is applied.
-    pub fn of(state: &MetadataState) -> Option<Self> {
-        let partition = state.partition(TOPIC, PARTITION)?.clone();
+    pub fn of(meta: &PartitionMeta) -> Option<Self> {
+        let partition = meta.partition.clone()?;
         let mut brokers = [None; REPLICAS];
         for (n, broker) in brokers.iter_mut().enumerate() {
-            *broker = state.brokers.get(&(n as i32 + 1)).map(Registration::from);
+            *broker = meta.brokers.get(&(n as i32 + 1)).copied();
         }
         Some(CommittedPartition { partition, brokers })
     }
 }
 
-/// A broker's registration in the metadata: which start, and whether and when it
-/// was fenced.
-#[derive(Clone, Copy, Debug)]
-struct Registration {
-    incarnation: u64,
-    fenced: bool,
-    fenced_at: u64,
-}
-
-impl From<&BrokerInfo> for Registration {
-    fn from(b: &BrokerInfo) -> Self {
-        Registration {
-            incarnation: b.incarnation,
-            fenced: b.fenced,
-            fenced_at: b.fenced_at,
-        }
-    }
-}
-
-/// A log's end, its cut count (`PartitionLog::cut_count`) and its start: records
-/// read at the same three are the records there now.
-type ReadAt = (u64, u64, u64);
-
 /// A command's Raft index and what it left of the partition (nothing before its
 /// creation).
-type Applied = (u64, Option<CommittedPartition>);
+type Applied = (u64, PartitionMeta);
 
 /// The commands in Raft order, each taken from the first node that applies it:
 /// every node's applies are tapped, and an index counts once.
@@ -97,8 +74,13 @@ impl CommitTap {
         Box::new(move |index, state| {
             // A poisoned lock only means a panicking node: the run reports that.
             let mut applied = applied.lock().unwrap_or_else(|e| e.into_inner());
-            applied.push((index, CommittedPartition::of(state)));
+            applied.push((index, PartitionMeta::of(state, TOPIC, PARTITION)));
         })
+    }
+
+    fn push(&self, index: u64, meta: PartitionMeta) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.push((index, meta));
     }
 
     /// What each command first applied since the last call left of the partition,
@@ -111,7 +93,7 @@ impl CommitTap {
         for (index, committed) in taken {
             if index > self.first_applied_up_to {
                 self.first_applied_up_to = index;
-                first.extend(committed);
+                first.extend(CommittedPartition::of(&committed));
             }
         }
         first
@@ -121,7 +103,7 @@ impl CommitTap {
 /// What one node shows: nothing while it is down.
 pub struct NodeShown<'a> {
     pub incarnation: u64,
-    pub running: Option<(&'a MetadataState, &'a Partitions)>,
+    pub running: Option<&'a PartitionShown>,
     /// Its disk has little room left (`World::fill_a_disk`), until freed.
     pub disk_limited: bool,
 }
@@ -134,7 +116,8 @@ pub struct ReplTraces {
     /// fences since, in order: the model counts them.
     fence_base: [u64; REPLICAS],
     fences: [Vec<u64>; REPLICAS],
-    values: BTreeMap<Vec<u8>, u8>,
+    /// Each record value's digest as the model's value.
+    values: BTreeMap<u64, u8>,
     /// Fetch steps before the trace started (in the event that first applied the
     /// creation): the first observation follows them too. Kept as the run reported
     /// them, since the start decides how their epochs map.
@@ -182,6 +165,11 @@ pub struct ReplTraces {
     /// a rejection names only its own step, and reading why takes the steps before.
     showing_steps: bool,
     shown: Vec<String>,
+    /// Per node: the records of its log last read (`PartitionShown::of`).
+    reads: [LogReads; REPLICAS],
+    /// The partition whose fetch steps count: the workload's partition 0, or the one
+    /// real brokers traced.
+    traced: PartitionKey,
 }
 
 fn node_of(broker: i32) -> Option<u8> {
@@ -252,6 +240,8 @@ impl Default for ReplTraces {
             starts_while_waiting: [0; REPLICAS],
             showing_steps: false,
             shown: Vec::new(),
+            reads: Default::default(),
+            traced: (TOPIC.to_string(), PARTITION),
         }
     }
 }
@@ -264,6 +254,12 @@ impl ReplTraces {
     /// The brokers run the interval fsync policy (R-REPL-5).
     pub fn acking_before_fsync(mut self) -> Self {
         self.acks_before_fsync = true;
+        self
+    }
+
+    /// The fetch steps of `key` count, not the workload's partition 0's.
+    pub fn of_partition(mut self, key: PartitionKey) -> Self {
+        self.traced = key;
         self
     }
 
@@ -284,6 +280,12 @@ impl ReplTraces {
         self.commits.tap()
     }
 
+    /// A node applied the command at Raft `index`, which left `meta` of the partition
+    /// (a real broker's trace line; the simulator's nodes report through `tap`).
+    pub fn applied(&mut self, index: u64, meta: PartitionMeta) {
+        self.commits.push(index, meta);
+    }
+
     /// Broker `id` starts.
     pub fn started(&mut self, id: u64) {
         let waiting = self.trace.is_none() && !self.early_commits.is_empty();
@@ -292,6 +294,30 @@ impl ReplTraces {
                 self.starts_while_waiting[usize::from(n)] += 1;
             }
         }
+    }
+
+    /// What node `n` (broker `n + 1`), running start `incarnation`, shows of
+    /// partition 0; `None` while it is down (its log is read afresh once it has
+    /// recovered).
+    pub fn shown(
+        &mut self,
+        n: usize,
+        running: Option<(&MetadataState, &Partitions)>,
+        incarnation: u64,
+    ) -> Result<Option<PartitionShown>, String> {
+        let mut spare = LogReads::default();
+        let reads = self.reads.get_mut(n).unwrap_or(&mut spare);
+        let Some((state, partitions)) = running else {
+            *reads = LogReads::default();
+            return Ok(None);
+        };
+        let view = LocalView {
+            state,
+            partitions,
+            me: n as i32 + 1,
+            incarnation,
+        };
+        PartitionShown::of(&view, (TOPIC, PARTITION), reads).map(Some)
     }
 
     /// The trace has ended: what the taps saw since goes nowhere.
@@ -325,7 +351,7 @@ impl ReplTraces {
     pub fn observe(
         &mut self,
         nodes: &[NodeShown],
-        acked: (usize, impl FnOnce() -> Vec<(u64, Vec<u8>)>),
+        acked: (usize, impl FnOnce() -> Vec<(u64, u64)>),
         deleted: u64,
         fetches: &[(usize, FetchStep)],
     ) {
@@ -346,7 +372,7 @@ impl ReplTraces {
             fetches = &early;
             commits = std::mem::take(&mut self.early_commits);
         }
-        let mut fetch_hints = match fetch_hints(fetches, self.shift) {
+        let mut fetch_hints = match fetch_hints(fetches, &self.traced, self.shift) {
             Ok(hints) => hints,
             Err(why) => return self.end(why),
         };
@@ -414,8 +440,8 @@ impl ReplTraces {
         let first_created = nodes
             .iter()
             .filter_map(|n| n.running)
-            .find_map(|(state, _)| Some((state, state.partition(TOPIC, PARTITION)?)));
-        let Some((state, info)) = first_created else {
+            .find_map(|shown| Some((&shown.meta, shown.meta.partition.as_ref()?)));
+        let Some((meta, info)) = first_created else {
             return Ok(false);
         };
         // The creation as committed: the node may show commands applied with it in
@@ -423,14 +449,14 @@ impl ReplTraces {
         // as reported commits.
         let creation = self.early_commits.first().cloned();
         let info = creation.as_ref().map_or(info, |c| &c.partition);
-        let fenced = fenced_at_creation(creation.as_ref(), state);
+        let fenced = fenced_at_creation(creation.as_ref(), meta);
         if !as_created(nodes, info, fenced) {
             return Err(format!(
                 "the topic was created where the model does not start: {info:?}"
             ));
         }
-        let at_start = self.place_brokers(nodes, state, creation.as_ref(), fenced)?;
-        let trace = self.starting_trace(min_isr(state), fenced, &at_start);
+        let at_start = self.place_brokers(nodes, meta, creation.as_ref(), fenced)?;
+        let trace = self.starting_trace(meta.min_isr.unwrap_or(1), fenced, &at_start);
         match trace.start_meta() {
             Some(start) if fenced != 0 => {
                 self.shift = shift_onto(start, info).ok_or_else(|| {
@@ -453,14 +479,14 @@ impl ReplTraces {
     fn place_brokers(
         &mut self,
         nodes: &[NodeShown],
-        state: &MetadataState,
+        meta: &PartitionMeta,
         creation: Option<&CommittedPartition>,
         fenced: Set,
     ) -> Result<BrokersAtStart, String> {
         let mut at_start = BrokersAtStart::default();
         for (n, node) in nodes.iter().enumerate() {
             let broker = n as i32 + 1;
-            let shown = state.brokers.get(&broker).map(Registration::from);
+            let shown = meta.brokers.get(&broker).copied();
             // Each broker's registration as the creation's own commit left it (the
             // node may show registrations applied with it in one batch, which the
             // first step takes as reported commits: swarm 1035, 1158); without
@@ -647,13 +673,13 @@ impl ReplTraces {
     fn observation(
         &mut self,
         nodes: &[NodeShown],
-        (acked_count, acked): (usize, impl FnOnce() -> Vec<(u64, Vec<u8>)>),
+        (acked_count, acked): (usize, impl FnOnce() -> Vec<(u64, u64)>),
         deleted: u64,
     ) -> Result<ReplObservation, String> {
         let mut replicas = Vec::new();
         for (n, node) in nodes.iter().enumerate() {
             let incarnation = self.incarnation(n, node.incarnation)?;
-            let Some((state, partitions)) = node.running else {
+            let Some(shown) = node.running else {
                 // Its log is read afresh once it has recovered.
                 self.logs[n] = None;
                 replicas.push(ReplicaObs {
@@ -670,7 +696,7 @@ impl ReplTraces {
                 });
                 continue;
             };
-            replicas.push(self.copy(n, incarnation, state, partitions)?);
+            replicas.push(self.copy(n, incarnation, shown)?);
         }
         if self.acked.0 != acked_count {
             self.acked = (acked_count, self.model_pairs(&acked())?);
@@ -683,7 +709,7 @@ impl ReplTraces {
         })
     }
 
-    fn model_pairs(&self, acked: &[(u64, Vec<u8>)]) -> Result<BTreeSet<(u8, u8)>, String> {
+    fn model_pairs(&self, acked: &[(u64, u64)]) -> Result<BTreeSet<(u8, u8)>, String> {
         let mut pairs = BTreeSet::new();
         for (offset, value) in acked {
             let value = self
@@ -696,8 +722,8 @@ impl ReplTraces {
         Ok(pairs)
     }
 
-    fn meta(&mut self, state: &MetadataState) -> Result<Meta, String> {
-        match CommittedPartition::of(state) {
+    fn meta(&mut self, meta: &PartitionMeta) -> Result<Meta, String> {
+        match CommittedPartition::of(meta) {
             Some(committed) => self.meta_of(&committed),
             // Not applied the creation yet: the view says nothing (`created`).
             None => Ok(CREATED),
@@ -756,13 +782,11 @@ impl ReplTraces {
         &mut self,
         n: usize,
         incarnation: u8,
-        state: &MetadataState,
-        partitions: &Partitions,
+        shown: &PartitionShown,
     ) -> Result<ReplicaObs, String> {
-        let view = self.meta(state)?;
-        let created = state.partition(TOPIC, PARTITION).is_some();
-        let key = (TOPIC.to_string(), PARTITION);
-        let Some(log) = partitions.get(TOPIC, PARTITION) else {
+        let view = self.meta(&shown.meta)?;
+        let created = shown.meta.partition.is_some();
+        let Some(log) = &shown.log else {
             return Ok(ReplicaObs {
                 up: true,
                 incarnation,
@@ -776,131 +800,57 @@ impl ReplTraces {
                 leader: None,
             });
         };
-        let records = self.records(n, &log)?;
-        let local = LocalView {
-            state,
-            partitions,
-            me: n as i32 + 1,
-            incarnation: incarnation_real(self.base[n], incarnation),
-        };
-        let leader = match local.led_log(TOPIC, PARTITION) {
-            Ok((_, info)) => Some(self.leader_obs(n, &key, partitions, info)?),
-            Err(_) => None,
-        };
         Ok(ReplicaObs {
             up: true,
             incarnation,
             created,
             view,
-            log_start: small(log.log_start_offset())?,
-            log: records,
-            durable: small(log.durable_end_offset())?,
-            hw: small(log.high_watermark())?,
-            gate: partitions
-                .follower_epoch(&key)
+            log_start: small(log.start)?,
+            log: self.records(n, log)?,
+            durable: small(log.durable)?,
+            hw: small(log.hw)?,
+            gate: shown
+                .gate
                 .map(|e| self.shift.leader_epoch(i64::from(e)))
                 .transpose()?,
-            leader,
+            leader: shown.leader.as_ref().map(leader_obs).transpose()?,
         })
     }
 
-    fn leader_obs(
-        &self,
-        n: usize,
-        key: &(String, i32),
-        partitions: &Partitions,
-        info: &PartitionInfo,
-    ) -> Result<LeaderObs, String> {
-        let mut follower_end = [None; REPLICAS];
-        for (f, end) in follower_end.iter_mut().enumerate().filter(|(f, _)| *f != n) {
-            *end = partitions
-                .follower_end(key, info.leader_epoch, f as i32 + 1)
-                .map(small)
-                .transpose()?;
-        }
-        Ok(LeaderObs {
-            follower_end,
-            maximal_isr: set_of(&partitions.maximal_isr(key, info)),
-        })
-    }
-
-    /// The log's records from its start as the model's, read again only when its
+    /// The log's records from its start as the model's, mapped again only when its
     /// end, cuts or start moved.
-    fn records(&mut self, n: usize, log: &PartitionLog) -> Result<Vec<Rec>, String> {
-        let end = log.log_end_offset();
-        let start = log.log_start_offset();
-        // A cut and an append between two looks may leave the end where it was, with
-        // other records below it (a resync after a failed fsync, then a retry).
-        let read_at = (end, log.cut_count(), start);
+    fn records(&mut self, n: usize, log: &LogShown) -> Result<Vec<Rec>, String> {
+        let read_at = log.read_at();
         if let Some((at, records)) = &self.logs[n] {
             if *at == read_at {
                 return Ok(records.clone());
             }
         }
         let mut records = Vec::new();
-        let mut offset = start;
-        while offset < end {
-            let read = match log.read(offset, 1 << 20, end) {
-                Ok(read) => read,
-                // The broker serves around a damaged range (R-LOG-13) and the model
-                // keeps its records until the repair's cut: they are the ones this
-                // copy held before the damage.
-                Err(LogError::Damaged {
-                    first_offset,
-                    end_offset,
-                    ..
-                }) if first_offset <= offset && offset < end_offset => {
-                    for damaged in offset..end_offset.min(end) {
-                        records.push(self.read_before(n, damaged)?);
-                    }
-                    offset = end_offset;
-                    continue;
-                }
-                Err(e) => return Err(e.to_string()),
+        for (offset, record) in (log.start..).zip(log.records.iter()) {
+            // The broker serves around a damaged range (R-LOG-13) and the model keeps
+            // its records until the repair's cut: they are the ones this copy held
+            // before the damage.
+            let Some((epoch, digest)) = record else {
+                records.push(self.read_before(n, offset)?);
+                continue;
             };
-            if read.batch_count == 0 {
-                break;
+            let epoch = self.shift.leader_epoch(i64::from(*epoch))?;
+            let next = self.values.len();
+            let value = *self
+                .values
+                .entry(*digest)
+                .or_insert_with(|| u8::try_from(next).unwrap_or(u8::MAX));
+            if usize::from(value) >= MODEL_RANGE {
+                return Err("more records than the model's range".into());
             }
-            let mut at = 0;
-            while at < read.records.len() {
-                let length = read
-                    .records
-                    .get(at + 8..at + 12)
-                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                    .map(i32::from_be_bytes)
-                    .ok_or("short batch")?;
-                let batch_end = at + 12 + usize::try_from(length).map_err(|_| "batch length")?;
-                let batch = read.records.get(at..batch_end).ok_or("short batch")?;
-                let epoch = self
-                    .shift
-                    .leader_epoch(i64::from(BatchHeader::parse(batch)?.partition_leader_epoch))?;
-                let mut values = Vec::new();
-                // A batch the start lies inside keeps its deleted records.
-                visit_batches(batch, &mut |offset, value| {
-                    if offset >= start {
-                        values.push(value);
-                    }
-                })?;
-                for value in values {
-                    let next = self.values.len();
-                    let value = *self
-                        .values
-                        .entry(value)
-                        .or_insert_with(|| u8::try_from(next).unwrap_or(u8::MAX));
-                    if usize::from(value) >= MODEL_RANGE {
-                        return Err("more records than the model's range".into());
-                    }
-                    records.push(Rec { epoch, value });
-                }
-                at = batch_end;
-            }
-            offset = read.next_offset;
+            records.push(Rec { epoch, value });
         }
-        if start as usize + records.len() >= MODEL_RANGE {
+        if log.start as usize + records.len() >= MODEL_RANGE {
             return Err("more records than the model's range".into());
         }
         self.logs[n] = Some((read_at, records.clone()));
-        self.last_read[n] = (start, records.clone());
+        self.last_read[n] = (log.start, records.clone());
         Ok(records)
     }
 
@@ -913,6 +863,19 @@ impl ReplTraces {
             .copied()
             .ok_or_else(|| format!("damaged offset {offset} of node {} never read", n + 1))
     }
+}
+
+/// A leader's followers as the model's.
+fn leader_obs(leader: &LeaderShown) -> Result<LeaderObs, String> {
+    let mut follower_end = [None; REPLICAS];
+    for (broker, end) in &leader.follower_end {
+        let n = node_of(*broker).ok_or("a follower that is no replica")?;
+        follower_end[usize::from(n)] = Some(small(*end)?);
+    }
+    Ok(LeaderObs {
+        follower_end,
+        maximal_isr: set_of(&leader.maximal_isr),
+    })
 }
 
 /// One checked step in a few lines: what the run reported, and each copy and the
@@ -948,9 +911,10 @@ pub fn traced_key(key: &(String, i32)) -> bool {
 /// The fetch steps of partition 0, node index `i` being broker `i + 1`.
 fn fetch_hints(
     fetches: &[(usize, FetchStep)],
+    traced: &PartitionKey,
     shift: EpochShift,
 ) -> Result<Vec<FetchHint>, String> {
-    let ours = |key: &(String, i32)| key.0 == TOPIC && key.1 == PARTITION;
+    let ours = |key: &PartitionKey| key == traced;
     let mut hints = Vec::new();
     for (i, step) in fetches {
         match step {
@@ -981,7 +945,7 @@ fn fetch_hints(
                 refused_at,
             } if ours(key) => hints.push(FetchHint::Answered {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
-                answer: answer_shape(*epoch, records.as_deref(), *refused_at, shift)?,
+                answer: answer_shape(*epoch, records, *refused_at, shift)?,
             }),
             FetchStep::Dropped { key, offset } if ours(key) => hints.push(FetchHint::Lost {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
@@ -994,7 +958,7 @@ fn fetch_hints(
                 refused_at,
             } if ours(key) => hints.push(FetchHint::AnswerLost {
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
-                answer: answer_shape(*epoch, records.as_deref(), *refused_at, shift)?,
+                answer: answer_shape(*epoch, records, *refused_at, shift)?,
             }),
             FetchStep::Deleted { key, offset } if ours(key) => hints.push(FetchHint::Deleted {
                 leader: u8::try_from(*i).map_err(|_| "node index")?,
@@ -1047,18 +1011,15 @@ fn fetch_hints(
 /// names.
 fn answer_shape(
     epoch: i32,
-    records: Option<&[u8]>,
+    records: &Result<AnswerRecords, String>,
     refused_at: Option<u64>,
     shift: EpochShift,
 ) -> Result<AnswerShape, String> {
-    let mut offsets = Vec::new();
-    visit_batches(records.unwrap_or_default(), &mut |offset, _| {
-        offsets.push(offset)
-    })?;
-    let count = u8::try_from(offsets.len()).map_err(|_| "an answer beyond the model's range")?;
+    let records = records.as_ref().map_err(Clone::clone)?;
+    let count = u8::try_from(records.count).map_err(|_| "an answer beyond the model's range")?;
     Ok(AnswerShape {
         epoch: shift.leader_epoch(i64::from(epoch))?,
-        first: offsets.first().map(|o| small(*o)).transpose()?,
+        first: records.first.map(small).transpose()?,
         count,
         refused_at: refused_at.map(small).transpose()?,
     })
@@ -1066,12 +1027,12 @@ fn answer_shape(
 
 /// The brokers the creation's commit shows fenced (as the first node to apply it
 /// shows them, without that commit).
-fn fenced_at_creation(creation: Option<&CommittedPartition>, state: &MetadataState) -> Set {
+fn fenced_at_creation(creation: Option<&CommittedPartition>, meta: &PartitionMeta) -> Set {
     (0..REPLICAS)
         .filter(|n| {
             let registration = match creation {
                 Some(creation) => creation.brokers[*n],
-                None => state.brokers.get(&(*n as i32 + 1)).map(Registration::from),
+                None => meta.brokers.get(&(*n as i32 + 1)).copied(),
             };
             registration.is_some_and(|b| b.fenced)
         })
@@ -1097,9 +1058,7 @@ fn registered_after_creation(nodes: &[NodeShown], broker: i32) -> bool {
     nodes
         .iter()
         .filter_map(|node| node.running)
-        .any(|(view, _)| {
-            view.partition(TOPIC, PARTITION).is_some() && !view.brokers.contains_key(&broker)
-        })
+        .any(|shown| shown.meta.partition.is_some() && !shown.meta.brokers.contains_key(&broker))
 }
 
 /// Where the model starts the brokers: those whose registration is on its way, those
@@ -1130,19 +1089,6 @@ fn as_created(nodes: &[NodeShown], info: &PartitionInfo, fenced: Set) -> bool {
         && (fenced != 0 || (info.leader == Some(1) && set_of(&info.isr) == ALL))
 }
 
-fn min_isr(state: &MetadataState) -> u8 {
-    state
-        .topics
-        .get(TOPIC)
-        .and_then(|t| t.configs.get("min.insync.replicas"))
-        .and_then(|v| v.parse::<u8>().ok())
-        .unwrap_or(1)
-}
-
 fn has_set(set: Set, n: usize) -> bool {
     set & (1 << n) != 0
-}
-
-fn incarnation_real(base: u64, model: u8) -> u64 {
-    base + u64::from(model) - 1
 }

@@ -9,7 +9,7 @@ use crate::consumers::Consumers;
 use crate::dir_traces::{DirTraces, Shown};
 use crate::group_host::{self, GroupHost, GroupMessage, GroupOut};
 use crate::group_members::{GroupMembers, FETCH_REQUEST_BASE, MEMBERS};
-use crate::host::{self, FetchStep, Host, Out};
+use crate::host::{self, Host, Out};
 use crate::net::{self, Fate, Network, Packet, Payload, CLIENTS};
 use crate::options::{Faults, Options};
 use crate::producers::Producers;
@@ -18,7 +18,7 @@ use crate::repl_traces::{self, NodeShown, ReplTraces};
 use crate::trace::Trace;
 use crate::trimmer::Trimmer;
 use crate::wire;
-use chronik_core::consensus::RaftSeen;
+use chronik_core::consensus::{entry_digest, RaftSeen};
 use chronik_core::consensus::{
     refuse_partition_data_without_metadata, Driver, DriverConfig, Effect, Input, MetadataNode,
     NodeConfig, Pacing, ProposalFailure, Registration,
@@ -27,7 +27,7 @@ use chronik_core::disk::{Disk, MemDisk, OpenMode, Tear};
 use chronik_core::errors;
 use chronik_core::log::{frame, FsyncPolicy};
 use chronik_core::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand, MetadataState};
-use chronik_core::replication::PartitionKey;
+use chronik_core::replication::{AnswerRecords, FetchStep, PartitionKey};
 use chronik_model::dirs::trace::DirEvent;
 use chronik_model::raft_rules::RaftHistory;
 use rand::{Rng, SeedableRng};
@@ -958,20 +958,35 @@ impl Sim {
             traces.forget_commits();
             return;
         }
+        let mut shown = Vec::new();
+        for (n, node) in self.nodes.iter().enumerate() {
+            let running = match (&node.driver, &node.host) {
+                (Some(driver), Some(host)) => Some((driver.node().state(), &*host.partitions)),
+                _ => None,
+            };
+            match traces.shown(n, running, node.incarnation) {
+                Ok(copy) => shown.push(copy),
+                Err(why) => {
+                    traces.end(why);
+                    traces.forget_commits();
+                    return;
+                }
+            }
+        }
         let nodes: Vec<NodeShown> = self
             .nodes
             .iter()
-            .map(|n| NodeShown {
+            .zip(&shown)
+            .map(|(n, shown)| NodeShown {
                 incarnation: n.incarnation,
                 disk_limited: n.disk_full,
-                running: match (&n.driver, &n.host) {
-                    (Some(driver), Some(host)) => Some((driver.node().state(), &*host.partitions)),
-                    _ => None,
-                },
+                running: shown.as_ref(),
             })
             .collect();
         let acked = (self.producers.sent_ack_count(0), || {
-            self.producers.sent_acks(0)
+            let acks = self.producers.sent_acks(0).into_iter();
+            acks.map(|(offset, value)| (offset, entry_digest(&value)))
+                .collect()
         });
         let deleted = self.trimmer.acknowledged_below(0);
         traces.observe(&nodes, acked, deleted, &fetches);
@@ -1716,7 +1731,7 @@ impl Sim {
                 FetchStep::AnswerDropped {
                     key,
                     epoch,
-                    records: fetched.records,
+                    records: AnswerRecords::of(fetched.records.as_deref()),
                     refused_at: None,
                 },
             )),
@@ -1730,7 +1745,7 @@ impl Sim {
                 FetchStep::AnswerDropped {
                     key,
                     epoch,
-                    records: None,
+                    records: AnswerRecords::of(None),
                     refused_at: Some(leader_start),
                 },
             )),

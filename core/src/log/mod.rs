@@ -32,4 +32,6 @@ pub use commit::{
 };
 pub use config::{Compaction, FsyncPolicy, LogConfig, DEFAULT_SEGMENT_BYTES};
 pub use error::{LogError, Result};
-pub use partition::{AppendInfo, CleanOutcome, PartitionLog, ReadLimits, ReadResult, SyncObserver};
+pub use partition::{
+    AppendInfo, CleanOutcome, LogPositions, PartitionLog, ReadLimits, ReadResult, SyncObserver,
+};

@@ -41,6 +41,16 @@ pub struct ReadResult {
     pub next_offset: u64,
 }
 
+/// A log's offsets at one moment (`PartitionLog::positions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPositions {
+    pub start: u64,
+    pub end: u64,
+    pub durable: u64,
+    pub high_watermark: u64,
+    pub cut_count: u64,
+}
+
 /// How much one read may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadLimits {
@@ -397,6 +407,19 @@ impl PartitionLog {
 
     pub fn log_start_offset(&self) -> u64 {
         self.lock().log_start
+    }
+
+    /// The log's offsets read at one moment: a trace of a broker whose tasks append,
+    /// sync and truncate concurrently never shows a durable end past the log end.
+    pub fn positions(&self) -> LogPositions {
+        let st = self.lock();
+        LogPositions {
+            start: st.log_start,
+            end: st.log_end(),
+            durable: st.durable_end,
+            high_watermark: st.high_watermark,
+            cut_count: st.failure_epoch,
+        }
     }
 
     pub fn log_end_offset(&self) -> u64 {

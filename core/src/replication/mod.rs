@@ -12,7 +12,9 @@ mod list_offsets;
 mod partitions;
 mod produce;
 mod repair;
+mod shown;
 mod steps;
+mod trace;
 mod tracker;
 
 pub use bugs::ReplicationBugs;
@@ -22,8 +24,13 @@ pub use list_offsets::{list_offset, ListedOffset};
 pub use partitions::{log_config, NoEvents, PartitionEvents, Partitions, TopicPartition};
 pub use produce::{AckWait, AppendResult, Appended, ProduceWait};
 pub use repair::{holds_isr, others_may_hold, RepairStep, Repairs};
+pub use shown::{
+    value_digests, LeaderShown, LogReads, LogShown, PartitionMeta, PartitionShown, ReadAt,
+    RecordShown, Registration,
+};
 pub use steps::{
     follower_fetch_offset, leader_epoch_error, min_insync_replicas, truncate_for_leader,
     DeletionStarted, Fetched, FollowerServed, LocalView, PartitionKey,
 };
+pub use trace::{AnswerRecords, FetchStep, ReplicationEvent, ReplicationTraceLine};
 pub use tracker::{truncation_point, truncation_point_for_answer, FollowerFetch, FollowerTracker};
