@@ -62,6 +62,16 @@ mod app {
         /// moves, for `chronik-sim --check-raft-trace` (spec/conformance.md C-10).
         #[arg(long)]
         raft_trace: Option<std::path::PathBuf>,
+        /// A test aid: append a line to this file each time the partition named by
+        /// --replication-trace-partition changes here, for `chronik-sim
+        /// --check-replication-trace` (spec/conformance.md C-9). Follower fetches are
+        /// then answered at once, without the leader's long poll: the model serves a
+        /// fetch at one moment.
+        #[arg(long, requires = "replication_trace_partition")]
+        replication_trace: Option<std::path::PathBuf>,
+        /// The partition --replication-trace follows, as TOPIC:PARTITION.
+        #[arg(long, requires = "replication_trace")]
+        replication_trace_partition: Option<String>,
         /// The cluster's nodes as ID@HOST:PORT (peer addresses), comma-separated,
         /// this node included. Unset: a single node.
         #[arg(long, env = "CHRONIK_VOTERS")]
@@ -237,6 +247,11 @@ mod app {
         if let Some(v) = &args.raft_trace {
             config.raft_trace = Some(v.clone());
         }
+        if let (Some(path), Some(partition)) =
+            (&args.replication_trace, &args.replication_trace_partition)
+        {
+            config.replication_trace = Some((path.clone(), parse_topic_partition(partition)?));
+        }
         if let Some(v) = &args.voters {
             config.voters = BrokerConfig::parse_voters(v).map_err(anyhow::Error::msg)?;
         }
@@ -257,6 +272,18 @@ mod app {
         apply_authorizer_flags(args, &mut config);
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
+    }
+
+    /// `TOPIC:PARTITION`, the topic possibly holding colons of its own (it cannot,
+    /// but the last one is the separator either way).
+    fn parse_topic_partition(text: &str) -> anyhow::Result<(String, i32)> {
+        let (topic, partition) = text
+            .rsplit_once(':')
+            .with_context(|| format!("{text:?} is not TOPIC:PARTITION"))?;
+        let partition = partition
+            .parse()
+            .with_context(|| format!("{partition:?} in {text:?} is not a partition number"))?;
+        Ok((topic.to_string(), partition))
     }
 
     fn apply_security_flags(args: &SecurityArgs, config: &mut BrokerConfig) {

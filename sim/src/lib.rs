@@ -23,6 +23,7 @@ pub mod net;
 pub mod options;
 pub mod producers;
 pub mod records;
+pub mod repl_trace_files;
 pub mod repl_traces;
 pub mod trace;
 pub mod trimmer;

@@ -69,6 +69,12 @@ struct Args {
     /// is the number of voters.
     #[arg(long = "check-raft-trace", num_args = 1..)]
     raft_traces: Vec<std::path::PathBuf>,
+    /// Check the replication traces real brokers 1, 2 and 3 wrote (`chronik
+    /// --replication-trace FILE`, one file per broker) against the replication model
+    /// (C-9) instead of simulating; with `--show-replication-steps`, print every
+    /// step checked.
+    #[arg(long = "check-replication-trace", num_args = 1..)]
+    replication_traces: Vec<std::path::PathBuf>,
     /// Print every notable event of each run, not only of failing ones.
     #[arg(long)]
     trace: bool,
@@ -76,9 +82,9 @@ struct Args {
     /// (trace validation, R-REPL-*); a step it does not allow breaks the run.
     #[arg(long)]
     validate_replication: bool,
-    /// With `--validate-replication`: print every step checked (what the run
+    /// With `--validate-replication` or `--check-replication-trace`: print every step checked (what the run
     /// reported, and each copy where it changed), to read why a step was rejected.
-    #[arg(long, requires = "validate_replication")]
+    #[arg(long)]
     show_replication_steps: bool,
     /// Add an acks=1 idempotent producer per partition (R-LOG-4: its records are
     /// kept while the leader epoch that acknowledged them lasts).
@@ -136,6 +142,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if !args.raft_traces.is_empty() {
         return check_raft_traces(&args.raft_traces, args.nodes);
+    }
+    if !args.replication_traces.is_empty() {
+        return check_replication_traces(&args.replication_traces, args.show_replication_steps);
+    }
+    if args.show_replication_steps && !args.validate_replication {
+        eprintln!(
+            "--show-replication-steps needs --validate-replication or --check-replication-trace"
+        );
+        return ExitCode::from(2);
     }
     let (bugs, replication_bugs, group_bug) = match bugs(&args.bugs) {
         Ok(bugs) => bugs,
@@ -224,6 +239,36 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// C-9 over a real run: fails on a step the replication model does not allow, and
+/// on a trace that validated nothing (the partition never created as the model
+/// starts it, or ended at once).
+fn check_replication_traces(paths: &[std::path::PathBuf], showing_steps: bool) -> ExitCode {
+    let checked = match chronik_sim::repl_trace_files::check(paths, showing_steps) {
+        Ok(checked) => checked,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for step in &checked.shown {
+        println!("{step}");
+    }
+    println!(
+        "{} trace lines, {} steps validated, ended early: {}",
+        checked.lines,
+        checked.steps_validated,
+        checked.ended.as_deref().unwrap_or("no")
+    );
+    if let Some(rejection) = &checked.rejection {
+        println!("C-9 replication trace validation: {rejection}");
+        return ExitCode::FAILURE;
+    }
+    if checked.steps_validated == 0 {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// C-10 over a real run: every node's trace, merged by time, checked step by step.

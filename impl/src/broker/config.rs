@@ -83,6 +83,9 @@ pub struct BrokerConfig {
     /// A test aid: write a line to this file each time the metadata Raft state moves
     /// (C-10; `chronik-sim --check-raft-trace` checks it).
     pub raft_trace: Option<PathBuf>,
+    /// A test aid: write a line to this file each time this partition changes here
+    /// (C-9; `chronik-sim --check-replication-trace` checks it).
+    pub replication_trace: Option<(PathBuf, (String, i32))>,
     /// The metadata group's voters: every node of the cluster, this one included.
     /// Empty: a one-voter group of this node alone.
     pub voters: Vec<Voter>,
@@ -245,6 +248,7 @@ impl Default for BrokerConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             http_listen: None,
             raft_trace: None,
+            replication_trace: None,
             voters: Vec::new(),
             peer_listen: None,
             session_timeout_ms: 1000,

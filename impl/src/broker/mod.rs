@@ -15,6 +15,7 @@ mod log_cleaner;
 mod metrics;
 mod raft_trace;
 mod replica_fetcher;
+mod replication_trace;
 mod request_memory;
 pub mod response_memory;
 mod scrub;
@@ -36,7 +37,7 @@ use crate::disk::{Disk, RealDisk};
 use crate::log::GroupCommitter;
 use crate::metadata::{ApplyOutcome, Endpoint, MetadataCommand};
 use chronik_core::replication::PartitionEvents;
-use chronik_core::replication::RepairStep;
+use chronik_core::replication::{FetchStep, RepairStep};
 use listeners::ListenerSpec;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,7 +77,7 @@ impl RunningBroker {
             &config.data_dir.join("metadata"),
             &config.data_dir.join("logs"),
         )?;
-        let node = MetadataNode::open(
+        let mut node = MetadataNode::open(
             Arc::clone(&disk),
             &config.data_dir.join("metadata"),
             NodeConfig {
@@ -163,6 +164,11 @@ impl RunningBroker {
         // can ask for one first. Directories of deleted topics go once the metadata
         // holds this start's registration: just after the first step on a single
         // node, later in a cluster (R-RECOVER-8).
+        let replication_trace = open_replication_trace(&config, incarnation)?;
+        if let Some(trace) = &replication_trace {
+            let trace = Arc::clone(trace);
+            node.tap_applies(Box::new(move |index, state| trace.applied(index, state)));
+        }
         let driver = Driver::new(node, driver_config)?;
         partitions.reconcile_in_start(&driver.view().state, config.node_id, incarnation)?;
         let registration = Registration {
@@ -209,6 +215,7 @@ impl RunningBroker {
             authorizer: config
                 .authorizer_enabled
                 .then(|| Arc::new(config.authorizer())),
+            replication_trace,
         });
         let shared = server::Listeners::new(&broker, tls);
         let local_addrs = bound
@@ -309,7 +316,11 @@ async fn follow_metadata(broker: Arc<Broker>) {
     let mut view = broker.consensus.subscribe();
     loop {
         let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || b.reconcile_partitions()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            b.reconcile_partitions();
+            b.trace_shown(&b.consensus.view().state);
+        })
+        .await;
         if view.changed().await.is_err() {
             return;
         }
@@ -349,6 +360,7 @@ async fn maintain_isr(broker: Arc<Broker>) {
                 continue;
             }
             if local.advance_high_watermark(&key, &log, now) {
+                broker.trace_shown(&view.state);
                 broker.data_arrived.notify_waiters();
             }
             if let RepairStep::Propose(command) =
@@ -377,7 +389,16 @@ async fn maintain_isr(broker: Arc<Broker>) {
             }
             proposed.insert(key.clone(), (isr.clone(), now));
             tracing::info!(topic = %key.0, partition = key.1, old = ?info.isr, new = ?isr, "ISR change");
-            let command = local.isr_change(&key, info, isr);
+            let proposed_step = Some(FetchStep::IsrProposed {
+                key: key.clone(),
+                isr: isr.clone(),
+            });
+            let command = broker.traced_change(
+                &view.state,
+                &key,
+                || local.isr_change(&key, info, isr),
+                |_| proposed_step,
+            );
             let b = Arc::clone(&broker);
             tokio::spawn(async move {
                 if let Err(e) = b.consensus.propose(command, b.metadata_timeout()).await {
@@ -386,6 +407,19 @@ async fn maintain_isr(broker: Arc<Broker>) {
             });
         }
     }
+}
+
+fn open_replication_trace(
+    config: &BrokerConfig,
+    incarnation: u64,
+) -> anyhow::Result<Option<Arc<replication_trace::ReplicationTrace>>> {
+    let Some((path, key)) = &config.replication_trace else {
+        return Ok(None);
+    };
+    let trace =
+        replication_trace::ReplicationTrace::open(path, key.clone(), config.node_id, incarnation)
+            .map_err(|e| anyhow::anyhow!("replication trace {}: {e}", path.display()))?;
+    Ok(Some(Arc::new(trace)))
 }
 
 /// Proposes a `RepairReplica` (R-REPL-4) and records what became of it.
@@ -413,8 +447,12 @@ async fn housekeeping(broker: Arc<Broker>) {
     let mut interval = tokio::time::interval(HOUSEKEEPING_PERIOD);
     loop {
         interval.tick().await;
-        let partitions = Arc::clone(&broker.partitions);
-        let _ = tokio::task::spawn_blocking(move || partitions.housekeeping(now_ms())).await;
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || {
+            b.partitions.housekeeping(now_ms());
+            b.trace_shown(&b.consensus.view().state);
+        })
+        .await;
     }
 }
 

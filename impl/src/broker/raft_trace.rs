@@ -65,7 +65,7 @@ impl RaftTrace {
 
 /// CLOCK_MONOTONIC: one clock for every process on the machine, never stepped, so
 /// the traces of several brokers merge in the order their steps happened.
-fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -31,9 +31,12 @@ use uuid::Uuid;
 use super::shared::{now_ms, Broker};
 use crate::cluster::client::KafkaConnection;
 use crate::log::PartitionLog;
+use chronik_core::errors;
 use chronik_core::errors::ErrorCode;
-use chronik_core::replication::RepairStep;
-use chronik_core::replication::{follower_fetch_offset, truncation_point_for_answer, Fetched};
+use chronik_core::replication::{
+    follower_fetch_offset, truncation_point_for_answer, AnswerRecords, FetchStep, Fetched,
+    PartitionKey, RepairStep,
+};
 
 /// Kafka 3.9's replica fetcher version; v15+ carry the replica id in `replica_state`.
 const FETCH_VERSION: i16 = 17;
@@ -47,6 +50,8 @@ const PARTITION_MAX_BYTES: i32 = 1 << 20;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_millis(100);
 const IDLE_MIN: Duration = Duration::from_millis(10);
+/// Between traced fetches that brought nothing (`--replication-trace`).
+const TRACED_IDLE: Duration = Duration::from_millis(20);
 
 /// A followed partition: (topic, partition, leader epoch, topic id).
 type Followed = (String, i32, i32, String);
@@ -171,8 +176,17 @@ async fn fetch_round(
             // the partition by now, and then the answer must cut nothing.
             let view = broker.consensus.view();
             let local = broker.local(&view.state);
-            let cut = local
-                .truncate_for_leader(&key, *epoch, log, end)
+            let answered = end.map(|_| FetchStep::EpochAnswered {
+                key: key.clone(),
+                epoch: *epoch,
+            });
+            let cut = broker
+                .traced_change(
+                    &view.state,
+                    &key,
+                    || local.truncate_for_leader(&key, *epoch, log, end),
+                    |_| answered,
+                )
                 .map_err(|e| format!("{topic}-{partition}: {e}"))?;
             if let Some(cut) = cut {
                 tracing::info!(
@@ -189,7 +203,15 @@ async fn fetch_round(
         tokio::time::sleep(IDLE).await;
         return Ok(());
     }
-    let request = fetch_request(me, fetch_version, &logs);
+    // A follower's fetch offset is its durable log end: reading it may first sync
+    // or cut a tail a failed append left (`follower_fetch_offset`), so once a round.
+    let offsets: Vec<u64> = logs
+        .iter()
+        .map(|(_, log)| follower_fetch_offset(log))
+        .collect();
+    let tracing = broker.replication_trace.is_some();
+    let request = fetch_request(me, fetch_version, &logs, &offsets, tracing);
+    let traced = trace_asked(broker, &logs, &offsets);
     let response = conn
         .call(
             ApiKey::Fetch,
@@ -197,14 +219,50 @@ async fn fetch_round(
             &RequestKind::Fetch(request.0),
             CALL_TIMEOUT,
         )
-        .await?;
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(e) => {
+            if let Some((key, offset)) = traced {
+                let view = broker.consensus.view();
+                broker.trace_step(&view.state, || FetchStep::Dropped { key, offset });
+            }
+            return Err(e);
+        }
+    };
     let ResponseKind::Fetch(response) = response else {
         return Err("not a Fetch response".into());
     };
     if response.error_code != 0 {
         return Err(format!("fetch error {}", response.error_code));
     }
-    apply_response(broker, response, &logs)
+    let brought = apply_response(broker, response, &logs)?;
+    // Traced, the leader answers at once instead of holding the fetch (the model
+    // serves a fetch at one moment): an answer with nothing new waits here instead.
+    if tracing && !brought {
+        tokio::time::sleep(TRACED_IDLE).await;
+    }
+    Ok(())
+}
+
+/// The replication trace notes the Fetch about to go to the leader, if it asks for
+/// the traced partition: (its key, the fetch offset).
+fn trace_asked(
+    broker: &Broker,
+    logs: &[(Followed, Arc<PartitionLog>)],
+    offsets: &[u64],
+) -> Option<(PartitionKey, u64)> {
+    let (key, offset) = logs
+        .iter()
+        .zip(offsets)
+        .map(|(((topic, partition, _, _), _), offset)| ((topic.clone(), *partition), *offset))
+        .find(|(key, _)| broker.traces(key))?;
+    let view = broker.consensus.view();
+    broker.trace_step(&view.state, || FetchStep::Asked {
+        key: key.clone(),
+        offset,
+    });
+    Some((key, offset))
 }
 
 /// The version actually used: names when some followed topic has an id that is not a
@@ -218,6 +276,8 @@ fn fetch_request(
     me: i32,
     fetch_version: i16,
     logs: &[(Followed, Arc<PartitionLog>)],
+    offsets: &[u64],
+    traced: bool,
 ) -> (FetchRequest, i16) {
     let by_id = fetch_version >= FIRST_ID_VERSION
         && logs
@@ -229,13 +289,13 @@ fn fetch_request(
         LAST_NAME_VERSION
     };
     let mut topics: BTreeMap<(String, String), Vec<FetchPartition>> = BTreeMap::new();
-    for ((topic, partition, epoch, topic_id), log) in logs {
+    for (((topic, partition, epoch, topic_id), log), offset) in logs.iter().zip(offsets) {
         let key = (topic.clone(), topic_id.clone());
         topics.entry(key).or_default().push(
             FetchPartition::default()
                 .with_partition(*partition)
                 .with_current_leader_epoch(*epoch)
-                .with_fetch_offset(follower_fetch_offset(log) as i64)
+                .with_fetch_offset(*offset as i64)
                 .with_log_start_offset(log.log_start_offset() as i64)
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
         );
@@ -251,7 +311,7 @@ fn fetch_request(
         })
         .collect();
     let request = FetchRequest::default()
-        .with_max_wait_ms(MAX_WAIT_MS)
+        .with_max_wait_ms(if traced { 0 } else { MAX_WAIT_MS })
         .with_min_bytes(1)
         .with_max_bytes(16 << 20)
         .with_session_epoch(-1)
@@ -266,13 +326,13 @@ fn fetch_request(
 }
 
 /// Appends what a Fetch answer brought to the logs it was asked for, matched by topic
-/// id (v13+) or name.
+/// id (v13+) or name; true if it brought records.
 fn apply_response(
     broker: &Arc<Broker>,
     response: kafka_protocol::messages::FetchResponse,
     logs: &[(Followed, Arc<PartitionLog>)],
-) -> Result<(), String> {
-    let now = now_ms();
+) -> Result<bool, String> {
+    let mut brought = false;
     for topic in response.responses {
         let asked = |f: &Followed| {
             f.0 == topic.topic.0.as_str() || topic_uuid(&f.3) == Some(topic.topic_id)
@@ -285,33 +345,52 @@ fn apply_response(
                 continue;
             };
             let key = (name.clone(), p.partition_index);
-            if p.error_code != 0 {
-                tracing::debug!(topic = %name, partition = p.partition_index, code = p.error_code,
-                    "replica fetch refused");
-                let view = broker.consensus.view();
-                let refusal = (
-                    ErrorCode::from_wire(p.error_code),
-                    p.log_start_offset.max(0) as u64,
-                );
-                broker
-                    .local(&view.state)
-                    .fetch_refused(&key, *epoch, log, refusal)
-                    .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
-                continue;
-            }
-            let fetched = Fetched {
-                records: p.records,
-                high_watermark: p.high_watermark,
-                log_start_offset: p.log_start_offset,
-            };
-            let view = broker.consensus.view();
-            broker
-                .local(&view.state)
-                .apply_fetched(&key, *epoch, log, &fetched, now)
-                .map_err(|e| format!("{name}-{}: {e}", p.partition_index))?;
+            brought |= p.records.as_ref().is_some_and(|r| !r.is_empty());
+            apply_partition(broker, &key, *epoch, log, p)?;
         }
     }
-    Ok(())
+    Ok(brought)
+}
+
+/// One partition of a Fetch answer: its records appended, or its refusal acted on.
+fn apply_partition(
+    broker: &Arc<Broker>,
+    key: &PartitionKey,
+    epoch: i32,
+    log: &PartitionLog,
+    p: kafka_protocol::messages::fetch_response::PartitionData,
+) -> Result<(), String> {
+    let (name, partition) = key;
+    let view = broker.consensus.view();
+    let local = broker.local(&view.state);
+    let refused_at = p.log_start_offset.max(0) as u64;
+    // The step as the simulator's hosts report it: an answer with records or a
+    // refusal below the leader's log start; other refusals change nothing it tracks.
+    let out_of_range = p.error_code == errors::OFFSET_OUT_OF_RANGE.code();
+    let answered =
+        (broker.traces(key) && (p.error_code == 0 || out_of_range)).then(|| FetchStep::Answered {
+            key: key.clone(),
+            epoch,
+            records: AnswerRecords::of(p.records.as_deref()),
+            refused_at: out_of_range.then_some(refused_at),
+        });
+    let apply = || {
+        if p.error_code != 0 {
+            tracing::debug!(topic = %name, partition, code = p.error_code, "replica fetch refused");
+            let refusal = (ErrorCode::from_wire(p.error_code), refused_at);
+            return local.fetch_refused(key, epoch, log, refusal);
+        }
+        let fetched = Fetched {
+            records: p.records,
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+        };
+        local.apply_fetched(key, epoch, log, &fetched, now_ms())
+    };
+    let applied = broker.traced_change(&view.state, key, apply, |_| answered);
+    applied
+        .map(|_| ())
+        .map_err(|e| format!("{name}-{partition}: {e}"))
 }
 
 /// Takes this copy's repair step (R-REPL-4); true if the partition is fetched in

@@ -5,9 +5,10 @@
 use super::config::BrokerConfig;
 use super::consensus_loop::ConsensusHandle;
 use super::metrics::Metrics;
+use super::replication_trace::ReplicationTrace;
 use crate::metadata::MetadataCommand;
 use chronik_core::replication;
-use chronik_core::replication::Partitions;
+use chronik_core::replication::{FetchStep, PartitionKey, Partitions};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -41,6 +42,8 @@ pub struct Broker {
     pub authorizer: Option<Arc<chronik_core::security::acl::Authorizer>>,
     /// The listener replicas fetch from, and how to connect to it.
     pub inter_broker: InterBroker,
+    /// `--replication-trace`: one partition's changes and fetch steps, for C-9.
+    pub replication_trace: Option<Arc<ReplicationTrace>>,
 }
 
 /// The inter-broker listener's name and this broker's credentials for it.
@@ -71,6 +74,50 @@ impl Broker {
             me: self.config.node_id,
             incarnation: self.incarnation,
         }
+    }
+
+    /// After a change of a partition's state here: the replication trace, if on,
+    /// notes what this broker shows of its partition now.
+    pub fn trace_shown(&self, state: &crate::metadata::MetadataState) {
+        if let Some(trace) = &self.replication_trace {
+            trace.show(&self.local(state));
+        }
+    }
+
+    /// After a step of the replica fetch protocol: the replication trace, if on and
+    /// of this step's partition, notes it.
+    pub fn trace_step(
+        &self,
+        state: &crate::metadata::MetadataState,
+        step: impl FnOnce() -> FetchStep,
+    ) {
+        if let Some(trace) = &self.replication_trace {
+            trace.step(&self.local(state), step());
+        }
+    }
+
+    /// Runs a change of partition `key` that is a step of the replica fetch protocol
+    /// (`step` says which, from its outcome): with the replication trace on and
+    /// following `key`, the change and its line are made at once
+    /// (`ReplicationTrace::around`).
+    pub fn traced_change<R>(
+        &self,
+        state: &crate::metadata::MetadataState,
+        key: &PartitionKey,
+        change: impl FnOnce() -> R,
+        step: impl FnOnce(&R) -> Option<FetchStep>,
+    ) -> R {
+        match &self.replication_trace {
+            Some(trace) if trace.traces(key) => trace.around(&self.local(state), change, step),
+            _ => change(),
+        }
+    }
+
+    /// Whether the replication trace follows `key`.
+    pub fn traces(&self, key: &PartitionKey) -> bool {
+        self.replication_trace
+            .as_ref()
+            .is_some_and(|t| t.traces(key))
     }
 
     pub fn metadata_timeout(&self) -> Duration {

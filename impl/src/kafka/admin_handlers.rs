@@ -11,7 +11,7 @@ use crate::broker::shared::Broker;
 use crate::metadata::MetadataCommand;
 use chronik_core::admin::topics::plan_new_partitions;
 use chronik_core::errors::ErrorCode;
-use chronik_core::replication::DeletionStarted;
+use chronik_core::replication::{DeletionStarted, FetchStep};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::delete_records_response::{
@@ -189,9 +189,23 @@ fn started_deletion(
     offset: i64,
 ) -> Result<DeletionStarted, ErrorCode> {
     let view = broker.consensus.view();
-    broker
-        .local(&view.state)
-        .delete_records(topic, partition, offset)
+    let key = (topic.to_string(), partition);
+    broker.traced_change(
+        &view.state,
+        &key,
+        || {
+            broker
+                .local(&view.state)
+                .delete_records(topic, partition, offset)
+        },
+        |started| {
+            let started = started.as_ref().ok()?;
+            Some(FetchStep::Deleted {
+                key: key.clone(),
+                offset: started.target,
+            })
+        },
+    )
 }
 
 async fn wait_deleted(
@@ -200,14 +214,21 @@ async fn wait_deleted(
     deletion: &DeletionStarted,
     deadline: tokio::time::Instant,
 ) -> Result<u64, ErrorCode> {
-    wait_until(broker, deadline, || {
+    let outcome = wait_until(broker, deadline, || {
         let view = broker.consensus.view();
         broker
             .local(&view.state)
             .deletion_outcome(key, deletion, now_ms())
     })
     .await
-    .unwrap_or(Err(errors::REQUEST_TIMED_OUT))
+    .unwrap_or(Err(errors::REQUEST_TIMED_OUT));
+    if let (Some(trace), Ok(_)) = (&broker.replication_trace, &outcome) {
+        if trace.traces(key) {
+            broker.trace_shown(&broker.consensus.view().state);
+            trace.deletion_acknowledged(deletion.target);
+        }
+    }
+    outcome
 }
 
 fn describe_cluster(
@@ -259,6 +280,7 @@ fn offset_for_leader_epoch(
     // A follower (ClusterAction on the cluster) may ask of every topic, a client of
     // those it may describe (as Kafka).
     let replica = caller.may_cluster(Operation::ClusterAction);
+    let replica_id = request.replica_id.0;
     let topics = request
         .topics
         .into_iter()
@@ -289,6 +311,12 @@ fn offset_for_leader_epoch(
                         Ok((epoch, end)) => {
                             r.leader_epoch = epoch;
                             r.end_offset = end as i64;
+                            if replica_id >= 0 {
+                                broker.trace_step(&view.state, || FetchStep::EpochServed {
+                                    key: (name.clone(), p.partition),
+                                    follower: replica_id,
+                                });
+                            }
                         }
                     }
                     r

@@ -17,7 +17,9 @@ use bytes::Bytes;
 use chronik_core::admin::topics::{plan_new_topic, NewTopic};
 use chronik_core::errors::ErrorCode;
 use chronik_core::log::produced::prepare_produced;
-use chronik_core::replication::{list_offset, AppendResult, FollowerFetch, ProduceWait};
+use chronik_core::replication::{
+    list_offset, value_digests, AppendResult, FetchStep, FollowerFetch, ProduceWait,
+};
 use chronik_core::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -489,6 +491,9 @@ struct PendingAppend {
     /// The broker time stamped on a LogAppendTime topic's batch, else -1.
     log_append_time_ms: i64,
     durable: oneshot::Receiver<AppendResult>,
+    /// The digests of an acks=all batch's values, if the replication trace follows
+    /// its partition: noted with the offset it is acknowledged at.
+    traced_values: Option<Vec<u64>>,
 }
 
 /// Issues a Produce's appends. Runs on the connection's reader task, so a
@@ -565,12 +570,18 @@ fn produce_submit(
                                         let _ = tx.send(r);
                                     },
                                 );
+                                let key = (name.clone(), data.index);
+                                let traced_values = (acks == -1 && broker.traces(&key))
+                                    .then(|| value_digests(&prepared.bytes).ok())
+                                    .flatten();
+                                broker.trace_shown(&view.state);
                                 pending.push(PendingAppend {
                                     topic_index: ti,
                                     partition_index: pi,
                                     wait,
                                     log_append_time_ms: prepared.log_append_time_ms,
                                     durable: rx,
+                                    traced_values,
                                 });
                                 None
                             }
@@ -645,6 +656,7 @@ async fn produce_finish(
         mut wait,
         log_append_time_ms,
         durable,
+        traced_values,
     } in pending
     {
         let outcome = durable
@@ -654,6 +666,7 @@ async fn produce_finish(
         {
             let view = broker.consensus.view();
             wait.on_outcome(&broker.local(&view.state), &outcome, now_ms());
+            broker.trace_shown(&view.state);
         }
         if outcome.is_ok() {
             response.log_append_time_ms = log_append_time_ms;
@@ -678,9 +691,12 @@ async fn produce_finish(
             Some(answered) => answered,
             None => answer(true).unwrap_or(Err(errors::REQUEST_TIMED_OUT)),
         };
-        if let Err(code) = answered {
-            response.error_code = code.code();
-            broker.metrics.error("Produce");
+        match answered {
+            Err(code) => {
+                response.error_code = code.code();
+                broker.metrics.error("Produce");
+            }
+            Ok(base_offset) => trace_acknowledged(broker, base_offset, traced_values),
         }
     }
     let mut response = ProduceResponse::default().with_responses(responses);
@@ -697,6 +713,16 @@ async fn produce_finish(
         add_leader_hints(&broker.consensus.view().state, &mut response, listener);
     }
     response
+}
+
+/// The replication trace notes an acks=all produce answered as written, after what
+/// this broker shows now (the high watermark that allowed it).
+fn trace_acknowledged(broker: &Broker, offset: u64, values: Option<Vec<u64>>) {
+    let (Some(trace), Some(values)) = (&broker.replication_trace, values) else {
+        return;
+    };
+    broker.trace_shown(&broker.consensus.view().state);
+    trace.acknowledged(offset, values);
 }
 
 /// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names
@@ -938,7 +964,19 @@ fn read_partition(
     pass: &mut FetchPass,
 ) -> PartitionData {
     let mut data = PartitionData::default().with_partition_index(p.partition);
-    match read_led_partition(broker, state, name, p, pass, &mut data) {
+    let read = if pass.follower >= 0 && p.fetch_offset >= 0 {
+        let key = (name.to_string(), p.partition);
+        let step = |read: &_| served_step(key.clone(), pass.follower, p.fetch_offset as u64, read);
+        broker.traced_change(
+            state,
+            &key,
+            || read_led_partition(broker, state, name, p, pass, &mut data),
+            step,
+        )
+    } else {
+        read_led_partition(broker, state, name, p, pass, &mut data)
+    };
+    match read {
         Ok(Some(records)) => {
             pass.total += records.len();
             pass.first_batch_whole &= records.is_empty();
@@ -951,6 +989,29 @@ fn read_partition(
         }
     }
     data
+}
+
+/// A follower's Fetch answered, as the simulator's hosts report it to the
+/// replication trace: served (or refused), or come before this broker knew the
+/// partition.
+fn served_step(
+    key: (String, i32),
+    follower: i32,
+    offset: u64,
+    read: &Result<Option<Vec<u8>>, ErrorCode>,
+) -> Option<FetchStep> {
+    Some(match read {
+        Err(errors::UNKNOWN_TOPIC_OR_PARTITION) => FetchStep::Unknown {
+            key,
+            follower,
+            offset,
+        },
+        _ => FetchStep::Served {
+            key,
+            follower,
+            offset,
+        },
+    })
 }
 
 /// The log a Fetch reads: the leader's; for a consumer of Fetch v11+ also a
