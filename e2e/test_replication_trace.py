@@ -10,7 +10,6 @@ replica fetcher, ISR upkeep and start-up, over TCP."""
 import json
 import signal
 import subprocess
-import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -26,6 +25,18 @@ def traced_cluster(tmp_path):
         "--replication-trace", str(traces[node_id - 1]),
         "--replication-trace-partition", f"{TOPIC}:0"])
     return cluster, traces
+
+
+def start_with_traced_topic(cluster):
+    """Starts the brokers and creates the traced partition as the model starts it:
+    replicas 1, 2, 3, broker 1 leading, `min.insync.replicas` 2."""
+    for n in cluster.nodes:
+        n.start()
+    wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]],
+                                  config={"min.insync.replicas": "2"})])[TOPIC].result(10)
+    wait_for("full ISR", lambda: len(partition_state(cluster.node(1), TOPIC)[1]) == 3, 10.0)
 
 
 def produce_one_by_one(bootstrap, values):
@@ -76,14 +87,7 @@ def hw_ahead_of_followers(traces, tmp_path):
 def test_c_9_every_replication_step_of_real_brokers_is_a_model_step(tmp_path):
     cluster, traces = traced_cluster(tmp_path)
     try:
-        for n in cluster.nodes:
-            n.start()
-        wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
-        admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
-        # Replicas 1, 2, 3 with broker 1 leading: the partition the model starts with.
-        admin.create_topics([NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]],
-                                      config={"min.insync.replicas": "2"})])[TOPIC].result(10)
-        wait_for("full ISR", lambda: len(partition_state(cluster.node(1), TOPIC)[1]) == 3, 10.0)
+        start_with_traced_topic(cluster)
 
         acked, failed = produce_one_by_one(cluster.node(1).bootstrap, [f"a{i}" for i in range(40)])
         assert not failed and len(acked) == 40, failed
@@ -114,13 +118,7 @@ def test_c_9_a_paused_leader_and_a_killed_follower_take_only_model_steps(tmp_pat
     comes back, truncates if it must and catches up."""
     cluster, traces = traced_cluster(tmp_path)
     try:
-        for n in cluster.nodes:
-            n.start()
-        wait_for("3 brokers", lambda: brokers_seen(cluster.node(1).bootstrap) == [1, 2, 3], 10.0)
-        admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
-        admin.create_topics([NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]],
-                                      config={"min.insync.replicas": "2"})])[TOPIC].result(10)
-        wait_for("full ISR", lambda: len(partition_state(cluster.node(1), TOPIC)[1]) == 3, 10.0)
+        start_with_traced_topic(cluster)
         acked, failed = produce_one_by_one(cluster.node(1).bootstrap, [f"a{i}" for i in range(30)])
         assert not failed and len(acked) == 30, failed
 
