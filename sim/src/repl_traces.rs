@@ -951,6 +951,12 @@ fn fetch_hints(
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
                 offset: small(*offset)?,
             }),
+            FetchStep::Unanswered { key, offset } if ours(key) => {
+                hints.push(FetchHint::Unanswered {
+                    follower: u8::try_from(*i).map_err(|_| "node index")?,
+                    offset: small(*offset)?,
+                })
+            }
             FetchStep::AnswerDropped {
                 key,
                 epoch,

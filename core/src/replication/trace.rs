@@ -63,9 +63,12 @@ pub enum FetchStep {
         records: Result<AnswerRecords, String>,
         refused_at: Option<u64>,
     },
-    /// This broker's Fetch from `offset` was lost (the simulated network dropped
-    /// it; a real fetcher's request failed without an answer).
+    /// The network dropped this broker's Fetch from `offset` (the simulator's, which
+    /// knows).
     Dropped { key: PartitionKey, offset: u64 },
+    /// This broker's Fetch from `offset` got no answer: the request or its answer
+    /// was lost (a real fetcher's call failed, and it cannot tell which).
+    Unanswered { key: PartitionKey, offset: u64 },
     /// An answer with records (or OFFSET_OUT_OF_RANGE, naming the leader's log
     /// start) to this broker's Fetch was lost on its way.
     AnswerDropped {
@@ -107,6 +110,7 @@ impl FetchStep {
             | FetchStep::Unknown { key, .. }
             | FetchStep::Answered { key, .. }
             | FetchStep::Dropped { key, .. }
+            | FetchStep::Unanswered { key, .. }
             | FetchStep::AnswerDropped { key, .. }
             | FetchStep::EpochServed { key, .. }
             | FetchStep::EpochAnswered { key, .. }

@@ -225,7 +225,7 @@ async fn fetch_round(
         Err(e) => {
             if let Some((key, offset)) = traced {
                 let view = broker.consensus.view();
-                broker.trace_step(&view.state, || FetchStep::Dropped { key, offset });
+                broker.trace_step(&view.state, || FetchStep::Unanswered { key, offset });
             }
             return Err(e);
         }

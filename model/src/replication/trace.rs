@@ -205,6 +205,9 @@ pub enum FetchHint {
     Served { follower: NodeId, offset: u8 },
     /// A Fetch of `follower` from `offset` was lost.
     Lost { follower: NodeId, offset: u8 },
+    /// A Fetch of `follower` from `offset` got no answer: the Fetch was lost, or an
+    /// answer to it (a real fetcher whose call failed cannot tell which).
+    Unanswered { follower: NodeId, offset: u8 },
     /// The network dropped an answer (with records, not a refusal) to `follower`.
     AnswerLost {
         follower: NodeId,
@@ -720,7 +723,8 @@ impl ReplTrace {
                     *f == follower && s.replicas[usize::from(follower)].len() == offset
                 }
                 (FetchHint::Served { follower, offset }, RAction::FetchServe(f, k))
-                | (FetchHint::Lost { follower, offset }, RAction::FetchLost(f, k)) => {
+                | (FetchHint::Lost { follower, offset }, RAction::FetchLost(f, k))
+                | (FetchHint::Unanswered { follower, offset }, RAction::FetchLost(f, k)) => {
                     *f == follower
                         && s.requests
                             .iter()
@@ -736,6 +740,9 @@ impl ReplTrace {
                 ) => {
                     *f == follower
                         && answer_in_flight(s, follower, *k).is_some_and(|r| answer.is(r))
+                }
+                (FetchHint::Unanswered { follower, .. }, RAction::FetchAnswerLost(f, _)) => {
+                    *f == follower
                 }
                 (FetchHint::EpochServed { follower }, RAction::EpochAsk(f)) => *f == follower,
                 (FetchHint::Deleted { leader, offset }, RAction::DeleteRecords(l, o))
@@ -792,8 +799,12 @@ impl ReplTrace {
             })
             .map(Some)
             .collect();
+        // A call that failed with nothing of it in flight (its answer was one the
+        // model makes none of, a refusal) loses nothing.
+        let nothing_lost = matches!(hint, FetchHint::Unanswered { .. });
         if steps.is_empty()
-            && (self.epoch_step_changes_nothing(s, hint)
+            && (nothing_lost
+                || self.epoch_step_changes_nothing(s, hint)
                 || self.proposed_again(s, hint)
                 || refusal_changes_nothing(s, hint)
                 || stale_repair(s, hint))
