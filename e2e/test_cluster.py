@@ -97,9 +97,7 @@ def partition_state(node, topic, partition=0):
     return p.leader, sorted(p.isrs)
 
 
-def produce(bootstrap, topic, values, timeout=30, one_per_request=False):
-    """acks=all, idempotent; `one_per_request`: each record waits for the one before,
-    so each Produce carries one."""
+def produce(bootstrap, topic, values, timeout=30):
     from confluent_kafka import Producer
     acked, failed = {}, []
 
@@ -113,8 +111,6 @@ def produce(bootstrap, topic, values, timeout=30, one_per_request=False):
                   "message.timeout.ms": timeout * 1000, "linger.ms": 0})
     for v in values:
         p.produce(topic, v.encode(), partition=0, on_delivery=on_delivery)
-        if one_per_request:
-            p.flush(timeout + 5)
         p.poll(0)
     p.flush(timeout + 5)
     return acked, failed

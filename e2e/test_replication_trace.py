@@ -10,7 +10,10 @@ replica fetcher, ISR upkeep and start-up, over TCP."""
 import json
 import signal
 import subprocess
+import threading
+import time
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import SIM_BINARY, Cluster
@@ -37,13 +40,6 @@ def start_with_traced_topic(cluster):
     admin.create_topics([NewTopic(TOPIC, 1, replica_assignment=[[1, 2, 3]],
                                   config={"min.insync.replicas": "2"})])[TOPIC].result(10)
     wait_for("full ISR", lambda: len(partition_state(cluster.node(1), TOPIC)[1]) == 3, 10.0)
-
-
-def produce_one_by_one(bootstrap, values):
-    """One record per Produce: the model appends a record per produce, and a batch of
-    forty in one observed step is more than its search of the actions between two
-    observations reaches."""
-    return produce(bootstrap, TOPIC, values, one_per_request=True)
 
 
 def run_check(traces):
@@ -89,17 +85,17 @@ def test_c_9_every_replication_step_of_real_brokers_is_a_model_step(tmp_path):
     try:
         start_with_traced_topic(cluster)
 
-        acked, failed = produce_one_by_one(cluster.node(1).bootstrap, [f"a{i}" for i in range(40)])
+        acked, failed = produce(cluster.node(1).bootstrap, TOPIC, [f"a{i}" for i in range(40)])
         assert not failed and len(acked) == 40, failed
 
         cluster.node(1).kill9()
         survivor = cluster.node(2)
-        acked2, failed2 = produce_one_by_one(survivor.bootstrap, [f"b{i}" for i in range(40)])
+        acked2, failed2 = produce(survivor.bootstrap, TOPIC, [f"b{i}" for i in range(40)])
         assert not failed2 and len(acked2) == 40, failed2
 
         cluster.node(1).start()
         wait_for("broker 1 back in the ISR", lambda: 1 in partition_state(survivor, TOPIC)[1], 20.0)
-        acked3, failed3 = produce_one_by_one(survivor.bootstrap, [f"c{i}" for i in range(40)])
+        acked3, failed3 = produce(survivor.bootstrap, TOPIC, [f"c{i}" for i in range(40)])
         assert not failed3 and len(acked3) == 40, failed3
     finally:
         cluster.stop()
@@ -119,15 +115,15 @@ def test_c_9_a_paused_leader_and_a_killed_follower_take_only_model_steps(tmp_pat
     cluster, traces = traced_cluster(tmp_path)
     try:
         start_with_traced_topic(cluster)
-        acked, failed = produce_one_by_one(cluster.node(1).bootstrap, [f"a{i}" for i in range(30)])
+        acked, failed = produce(cluster.node(1).bootstrap, TOPIC, [f"a{i}" for i in range(30)])
         assert not failed and len(acked) == 30, failed
 
         cluster.node(1).proc.send_signal(signal.SIGSTOP)
         try:
             wait_for("a new leader", lambda: partition_state(cluster.node(2), TOPIC)[0] in (2, 3),
                      20.0)
-            acked, failed = produce_one_by_one(cluster.node(2).bootstrap,
-                                               [f"b{i}" for i in range(30)])
+            acked, failed = produce(cluster.node(2).bootstrap, TOPIC,
+                                    [f"b{i}" for i in range(30)])
             assert not failed and len(acked) == 30, failed
         finally:
             cluster.node(1).proc.send_signal(signal.SIGCONT)
@@ -137,15 +133,67 @@ def test_c_9_a_paused_leader_and_a_killed_follower_take_only_model_steps(tmp_pat
         leader = partition_state(cluster.node(2), TOPIC)[0]
         follower = next(i for i in (2, 3) if i != leader)
         cluster.node(follower).kill9()
-        acked, failed = produce_one_by_one(cluster.node(leader).bootstrap,
-                                           [f"c{i}" for i in range(30)])
+        acked, failed = produce(cluster.node(leader).bootstrap, TOPIC,
+                                [f"c{i}" for i in range(30)])
         assert not failed and len(acked) == 30, failed
         cluster.node(follower).start()
         wait_for("the follower back in the ISR",
                  lambda: follower in partition_state(cluster.node(leader), TOPIC)[1], 20.0)
-        acked, failed = produce_one_by_one(cluster.node(leader).bootstrap,
-                                           [f"d{i}" for i in range(30)])
+        acked, failed = produce(cluster.node(leader).bootstrap, TOPIC,
+                                [f"d{i}" for i in range(30)])
         assert not failed and len(acked) == 30, failed
+    finally:
+        cluster.stop()
+    report = check_replication_traces(traces)
+    assert "ended early: no" in report, report[-2000:]
+
+
+class BackgroundWriter(threading.Thread):
+    """acks=all idempotent writes of `count` values, one every few milliseconds,
+    batched as librdkafka batches them, whatever the brokers go through."""
+
+    def __init__(self, bootstrap, count):
+        super().__init__(daemon=True)
+        self.bootstrap, self.count = bootstrap, count
+        self.acked, self.failed = {}, []
+
+    def on_delivery(self, err, msg):
+        if err is None:
+            self.acked[msg.value().decode()] = msg.offset()
+        else:
+            self.failed.append((msg.value().decode(), err))
+
+    def run(self):
+        p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all",
+                      "enable.idempotence": True, "message.timeout.ms": 30000,
+                      "linger.ms": 5})
+        for i in range(self.count):
+            p.produce(TOPIC, f"w{i}".encode(), partition=0, on_delivery=self.on_delivery)
+            p.poll(0)
+            time.sleep(0.01)
+        p.flush(40)
+
+
+def test_c_9_writes_throughout_a_leader_kill_and_restart_are_model_steps(tmp_path):
+    """Records keep coming while the leader is killed (-9), a new one is elected, and
+    the old one starts again, truncates if it must and rejoins: appends of batches of
+    several records, retries of the batches the kill left unanswered."""
+    cluster, traces = traced_cluster(tmp_path)
+    try:
+        start_with_traced_topic(cluster)
+        writer = BackgroundWriter(cluster.bootstrap, 200)
+        writer.start()
+        wait_for("writes acknowledged", lambda: len(writer.acked) >= 30, 20.0)
+        cluster.node(1).kill9()
+        wait_for("a new leader", lambda: partition_state(cluster.node(2), TOPIC)[0] in (2, 3),
+                 20.0)
+        time.sleep(0.3)
+        cluster.node(1).start()
+        wait_for("broker 1 back in the ISR",
+                 lambda: 1 in partition_state(cluster.node(2), TOPIC)[1], 20.0)
+        writer.join(60)
+        assert not writer.is_alive()
+        assert not writer.failed and len(writer.acked) == 200, writer.failed
     finally:
         cluster.stop()
     report = check_replication_traces(traces)

@@ -42,7 +42,7 @@ pub fn check(paths: &[PathBuf], showing_steps: bool) -> Result<Checked, String> 
         ReplicationEvent::Shown { steps, .. } => steps.first().map(|s| s.key().clone()),
         _ => None,
     });
-    let mut traces = ReplTraces::new();
+    let mut traces = ReplTraces::new().with_produce_hints();
     if let Some(key) = traced {
         traces = traces.of_partition(key);
     }

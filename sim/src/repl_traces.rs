@@ -170,6 +170,8 @@ pub struct ReplTraces {
     /// The partition whose fetch steps count: the workload's partition 0, or the one
     /// real brokers traced.
     traced: PartitionKey,
+    /// The run reports each produce's append (`with_produce_hints`).
+    produces_hinted: bool,
 }
 
 fn node_of(broker: i32) -> Option<u8> {
@@ -242,6 +244,7 @@ impl Default for ReplTraces {
             shown: Vec::new(),
             reads: Default::default(),
             traced: (TOPIC.to_string(), PARTITION),
+            produces_hinted: false,
         }
     }
 }
@@ -254,6 +257,13 @@ impl ReplTraces {
     /// The brokers run the interval fsync policy (R-REPL-5).
     pub fn acking_before_fsync(mut self) -> Self {
         self.acks_before_fsync = true;
+        self
+    }
+
+    /// The run reports each produce's append (`FetchStep::Appended`, a real broker's
+    /// trace): the model produces only there.
+    pub fn with_produce_hints(mut self) -> Self {
+        self.produces_hinted = true;
         self
     }
 
@@ -641,6 +651,9 @@ impl ReplTraces {
         if self.acks_before_fsync {
             trace = trace.acking_before_fsync();
         }
+        if self.produces_hinted {
+            trace = trace.with_produce_hints();
+        }
         // In the run's order: a broker fenced before the creation started again
         // after its fence.
         trace
@@ -951,6 +964,11 @@ fn fetch_hints(
                 follower: u8::try_from(*i).map_err(|_| "node index")?,
                 offset: small(*offset)?,
             }),
+            FetchStep::Appended { key, count } if ours(key) => {
+                let leader = u8::try_from(*i).map_err(|_| "node index")?;
+                let count = usize::try_from(*count).map_err(|_| "a batch beyond the range")?;
+                hints.extend(std::iter::repeat_n(FetchHint::Produced { leader }, count));
+            }
             FetchStep::Unanswered { key, offset } if ours(key) => {
                 hints.push(FetchHint::Unanswered {
                     follower: u8::try_from(*i).map_err(|_| "node index")?,

@@ -85,6 +85,10 @@ pub enum FetchStep {
     EpochAnswered { key: PartitionKey, epoch: i32 },
     /// An OffsetForLeaderEpoch answer (not an error) to this broker was lost.
     EpochAnswerDropped { key: PartitionKey, epoch: i32 },
+    /// This broker, leading, appended `count` records of a produce (a real broker's
+    /// batch; the simulator's producers send one record at a time and leave it
+    /// unreported).
+    Appended { key: PartitionKey, count: u64 },
     /// This broker, leading, proposed this ISR (an AlterPartition).
     IsrProposed { key: PartitionKey, isr: Vec<i32> },
     /// This broker, leading, took a DeleteRecords below `offset`; its answer waits
@@ -116,6 +120,7 @@ impl FetchStep {
             | FetchStep::EpochAnswered { key, .. }
             | FetchStep::EpochAnswerDropped { key, .. }
             | FetchStep::IsrProposed { key, .. }
+            | FetchStep::Appended { key, .. }
             | FetchStep::Deleted { key, .. }
             | FetchStep::Damaged { key, .. }
             | FetchStep::RepairProposed { key, .. } => key,

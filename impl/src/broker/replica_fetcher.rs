@@ -171,6 +171,12 @@ async fn fetch_round(
     for ((topic, partition, epoch, _), log) in &logs {
         let key = (topic.clone(), *partition);
         if broker.partitions.follower_epoch(&key) != Some(*epoch) {
+            // The question goes out under the view that asks it: traced, that view
+            // is shown first (a leader's answer to a follower the trace still shows
+            // in the old epoch is no model step).
+            if broker.traces(&key) {
+                broker.trace_shown(&broker.consensus.view().state);
+            }
             let end = leader_end_offset(conn, me, topic, *partition, *epoch, log).await?;
             // The metadata as it is now, after the round trip: this broker may lead
             // the partition by now, and then the answer must cut nothing.

@@ -559,22 +559,24 @@ fn produce_submit(
                             Ok(None) => None,
                             Ok(Some(prepared)) => {
                                 let (tx, rx) = oneshot::channel();
-                                let wait = ProduceWait::append(
-                                    (name.clone(), data.index),
-                                    log,
-                                    p.leader_epoch,
-                                    acks,
-                                    &prepared.bytes,
-                                    now,
-                                    move |r| {
-                                        let _ = tx.send(r);
-                                    },
-                                );
                                 let key = (name.clone(), data.index);
+                                let append = || {
+                                    ProduceWait::append(
+                                        key.clone(),
+                                        log,
+                                        p.leader_epoch,
+                                        acks,
+                                        &prepared.bytes,
+                                        now,
+                                        move |r| {
+                                            let _ = tx.send(r);
+                                        },
+                                    )
+                                };
+                                let wait = traced_append(broker, &view.state, &key, append);
                                 let traced_values = (acks == -1 && broker.traces(&key))
                                     .then(|| value_digests(&prepared.bytes).ok())
                                     .flatten();
-                                broker.trace_shown(&view.state);
                                 pending.push(PendingAppend {
                                     topic_index: ti,
                                     partition_index: pi,
@@ -713,6 +715,33 @@ async fn produce_finish(
         add_leader_hints(&broker.consensus.view().state, &mut response, listener);
     }
     response
+}
+
+/// Runs a produce's append; with the replication trace following its partition, the
+/// append and the records it added are noted at once (the log end's move: nothing
+/// for a duplicate or a refusal).
+fn traced_append(
+    broker: &Broker,
+    state: &crate::metadata::MetadataState,
+    key: &(String, i32),
+    append: impl FnOnce() -> ProduceWait,
+) -> ProduceWait {
+    let (_, wait) = broker.traced_change(
+        state,
+        key,
+        || {
+            let log = broker.partitions.get(&key.0, key.1);
+            (log.map_or(0, |l| l.log_end_offset()), append())
+        },
+        |(before, wait)| {
+            let count = wait.log().log_end_offset().saturating_sub(*before);
+            (count > 0).then(|| FetchStep::Appended {
+                key: key.clone(),
+                count,
+            })
+        },
+    );
+    wait
 }
 
 /// The replication trace notes an acks=all produce answered as written, after what

@@ -447,6 +447,23 @@ impl ReplicationModel {
             .all(|a| self.step(s, a).is_none_or(|t| t == *s))
     }
 
+    /// Broker `n`'s log is durable up to `end`, which an `Fsync` taken before the
+    /// records past `end` were produced would have left: a trace of a real broker,
+    /// whose group commit round syncs what was written when it began and learns it
+    /// when it ends, shows it after them (`ReplTrace::with_produce_hints`). No state
+    /// this reaches is new to the model.
+    pub fn sync_prefix(&self, s: &RState, n: NodeId, end: u8) -> RState {
+        let mut t = s.clone();
+        self.synced_to(&mut t, n, end);
+        t
+    }
+
+    fn synced_to(&self, t: &mut RState, n: NodeId, end: u8) {
+        t.replicas[at(n)].durable = end;
+        self.advance_hw(t, n);
+        self.resolve(t, n);
+    }
+
     pub fn step(&self, s: &RState, a: RAction) -> Option<RState> {
         let mut t = s.clone();
         match a {
@@ -474,10 +491,8 @@ impl ReplicationModel {
                 }
             }
             RAction::Fsync(n) => {
-                let r = &mut t.replicas[at(n)];
-                r.durable = r.len();
-                self.advance_hw(&mut t, n);
-                self.resolve(&mut t, n);
+                let end = t.replicas[at(n)].len();
+                self.synced_to(&mut t, n, end);
             }
             RAction::FsyncFail(n) => self.fsync_failed(&mut t, n),
             RAction::FetchRequest(f) => self.fetch_request(&mut t, f),

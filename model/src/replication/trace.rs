@@ -205,6 +205,12 @@ pub enum FetchHint {
     Served { follower: NodeId, offset: u8 },
     /// A Fetch of `follower` from `offset` was lost.
     Lost { follower: NodeId, offset: u8 },
+    /// `leader` appended one produced record (a batch of several is one hint per
+    /// record, in order): the model's `Produce`, or a `Retry` that appends again.
+    /// Reported where the append happens, since a batch's records all appear in one
+    /// observation, and a search among every order of their produces and the
+    /// copies' other steps runs out of states at a few dozen records.
+    Produced { leader: NodeId },
     /// A Fetch of `follower` from `offset` got no answer: the Fetch was lost, or an
     /// answer to it (a real fetcher whose call failed cannot tell which).
     Unanswered { follower: NodeId, offset: u8 },
@@ -326,6 +332,8 @@ pub struct ReplTrace {
     /// The run reports every commit (`FetchHint::Committed`): the metadata is
     /// committed only there, never lazily.
     commits_hinted: bool,
+    /// The run reports every record appended by a produce (`FetchHint::Produced`).
+    produces_hinted: bool,
     /// Every metadata the trace started from or the run reported committed.
     committed: HashSet<Meta>,
 }
@@ -365,8 +373,16 @@ impl ReplTrace {
             candidates,
             steps: 0,
             commits_hinted: false,
+            produces_hinted: false,
             committed,
         }
+    }
+
+    /// The run reports each produced record where its leader appends it
+    /// (`FetchHint::Produced`): a `Produce` is taken only there.
+    pub fn with_produce_hints(mut self) -> Self {
+        self.produces_hinted = true;
+        self
     }
 
     /// The run reports each commit that changes the partition's metadata, in order
@@ -627,7 +643,7 @@ impl ReplTrace {
                             .map(|a| (Some(a), *used, false)),
                     );
                 for (a, used, is_hinted) in actions {
-                    for t in self.successors(s, a) {
+                    for t in self.successors(s, a, observed) {
                         // Where the run reports commits, one it did not report is
                         // no step of this trace.
                         if self.commits_hinted && !is_hinted && t.meta != s.meta {
@@ -665,10 +681,18 @@ impl ReplTrace {
     /// The states `a` leads to from `s` (`None`: a step that changes nothing). What a
     /// broker did just before a crash may show only after it, so a crash is also
     /// taken right after each of these (`before_crash`).
-    fn successors(&self, s: &RState, a: Option<RAction>) -> Vec<RState> {
+    fn successors(
+        &self,
+        s: &RState,
+        a: Option<RAction>,
+        observed: &ReplObservation,
+    ) -> Vec<RState> {
         let Some(a) = a else {
             return vec![s.clone()];
         };
+        if let (true, RAction::Fsync(n)) = (self.produces_hinted, &a) {
+            return self.syncs(s, *n, observed);
+        }
         let (RAction::Crash(n) | RAction::CrashTorn(n, _) | RAction::CrashKeeping(n, _)) = a else {
             return self.model.step(s, a).into_iter().collect();
         };
@@ -676,6 +700,18 @@ impl ReplTrace {
             .iter()
             .filter_map(|b| self.model.step(b, a.clone()))
             .collect()
+    }
+
+    /// A real broker's sync: of everything written, or (its group commit round having
+    /// begun before the last appends) of what the broker shows durable now.
+    fn syncs(&self, s: &RState, n: NodeId, observed: &ReplObservation) -> Vec<RState> {
+        let r = &s.replicas[usize::from(n)];
+        let shown = observed.replicas[usize::from(n)].durable;
+        let mut out: Vec<RState> = self.model.step(s, RAction::Fsync(n)).into_iter().collect();
+        if r.durable < shown && shown < r.len() {
+            out.push(self.model.sync_prefix(s, n, shown));
+        }
+        out
     }
 
     /// `s`, and the state a broker about to crash may have left behind unseen: the
@@ -743,6 +779,16 @@ impl ReplTrace {
                 }
                 (FetchHint::Unanswered { follower, .. }, RAction::FetchAnswerLost(f, _)) => {
                     *f == follower
+                }
+                (FetchHint::Produced { leader }, RAction::Produce(n)) => *n == leader,
+                // Only a retry whose original is gone appends again.
+                (FetchHint::Produced { leader }, RAction::Retry(n, _)) => {
+                    let len = |s: &RState| s.replicas[usize::from(leader)].len();
+                    *n == leader
+                        && self
+                            .model
+                            .step(s, a.clone())
+                            .is_some_and(|t| len(&t) > len(s))
                 }
                 (FetchHint::EpochServed { follower }, RAction::EpochAsk(f)) => *f == follower,
                 (FetchHint::Deleted { leader, offset }, RAction::DeleteRecords(l, o))
@@ -924,8 +970,12 @@ impl ReplTrace {
         enabled
             .into_iter()
             .filter(|a| match *a {
-                // A retry may show only as its acknowledgement (the leader held it).
+                // A retry may show only as its acknowledgement (the leader held it);
+                // where the run reports appends, one that appends is reported.
+                RAction::Retry(_, _) if self.produces_hinted => unacknowledged,
                 RAction::Retry(n, _) => log_differs(n) || unacknowledged,
+                // A real run that reports its appends injects no failed fsync.
+                RAction::Produce(_) | RAction::FsyncFail(_) if self.produces_hinted => false,
                 RAction::Produce(n)
                 | RAction::Fsync(n)
                 | RAction::FsyncFail(n)
