@@ -8,6 +8,8 @@ allow yet, a truncation below what was committed) fails the test and prints it.
 What this reaches that the simulator does not: the broker's own request handlers,
 replica fetcher, ISR upkeep and start-up, over TCP."""
 import json
+import os
+import random
 import signal
 import subprocess
 import threading
@@ -17,6 +19,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import SIM_BINARY, Cluster
+from test_jepsen import nemesis
 from test_cluster import brokers_seen, partition_state, produce, wait_for
 
 TOPIC = "traced"
@@ -152,9 +155,9 @@ class BackgroundWriter(threading.Thread):
     """acks=all idempotent writes of `count` values, one every few milliseconds,
     batched as librdkafka batches them, whatever the brokers go through."""
 
-    def __init__(self, bootstrap, count):
+    def __init__(self, bootstrap, count, interval=0.01):
         super().__init__(daemon=True)
-        self.bootstrap, self.count = bootstrap, count
+        self.bootstrap, self.count, self.interval = bootstrap, count, interval
         self.acked, self.failed = {}, []
 
     def on_delivery(self, err, msg):
@@ -170,7 +173,7 @@ class BackgroundWriter(threading.Thread):
         for i in range(self.count):
             p.produce(TOPIC, f"w{i}".encode(), partition=0, on_delivery=self.on_delivery)
             p.poll(0)
-            time.sleep(0.01)
+            time.sleep(self.interval)
         p.flush(40)
 
 
@@ -195,6 +198,37 @@ def test_c_9_writes_throughout_a_leader_kill_and_restart_are_model_steps(tmp_pat
         assert not writer.is_alive()
         assert not writer.failed and len(writer.acked) == 200, writer.failed
     finally:
+        cluster.stop()
+    report = check_replication_traces(traces)
+    assert "ended early: no" in report, report[-2000:]
+
+
+def test_c_9_a_nemesis_run_takes_only_model_steps(tmp_path):
+    """The fault run's nemesis (one broker at a time killed or paused for 1 to 3 s,
+    every 2 to 4 s) for as long as a writer sends 220 records, about 30 s: every
+    step of the traced partition must be one the model allows."""
+    seed = int(os.environ.get("CHRONIK_C9_SEED", "11"))
+    rng = random.Random(seed)
+    cluster, traces = traced_cluster(tmp_path)
+    stop, log = threading.Event(), []
+    try:
+        start_with_traced_topic(cluster)
+        writer = BackgroundWriter(cluster.bootstrap, 220, interval=0.13)
+        writer.start()
+        faults = threading.Thread(target=nemesis, args=(cluster, stop, rng, log), daemon=True)
+        faults.start()
+        writer.join(120)
+        stop.set()
+        faults.join(30)
+        for n in cluster.nodes:
+            if n.running:
+                n.proc.send_signal(signal.SIGCONT)
+        wait_for("a full ISR again",
+                 lambda: len(partition_state(cluster.node(1), TOPIC)[1]) == 3, 30.0)
+        print(f"seed {seed}: faults {log}; {len(writer.acked)} acknowledged, "
+              f"{len(writer.failed)} failed")
+    finally:
+        stop.set()
         cluster.stop()
     report = check_replication_traces(traces)
     assert "ended early: no" in report, report[-2000:]

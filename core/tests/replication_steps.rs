@@ -289,6 +289,30 @@ fn r_repl_3_a_stale_offset_for_leader_epoch_answer_cuts_nothing() {
     assert_eq!(log.log_end_offset(), 3);
 }
 
+/// A request handled under a view taken before the broker learnt that it was
+/// deposed, and truncated its log for its successor's epoch, neither serves nor
+/// appends as leader (R-REPL-3): the log now follows the successor.
+#[test]
+fn r_repl_3_a_view_older_than_the_truncation_leads_nothing() {
+    let (state, _) = three_brokers_one_topic();
+    let (partitions, log) = hosted(&state, 1);
+    let key = ("t".to_string(), 0);
+    log.append(&record(0), 0, 0).expect("append");
+    let stale = broker_one(&state, &partitions);
+    assert!(
+        stale.led_log("t", 0).is_ok(),
+        "the view names broker 1 leader of epoch 0"
+    );
+    // Broker 1 learnt of epoch 1 (broker 2 leading) and truncated for it.
+    let cut = partitions.truncate_for_epoch(&key, 1, || ());
+    assert_eq!(cut, Some(()));
+    assert_eq!(
+        stale.led_log("t", 0).err(),
+        Some(chronik_core::errors::NOT_LEADER_OR_FOLLOWER),
+        "a view from before the truncation leads nothing"
+    );
+}
+
 /// A second OffsetForLeaderEpoch answer for the epoch a follower already truncated
 /// for cuts nothing (R-REPL-3): the follower asked twice (its first question timed
 /// out), acted on one answer, fetched its leader's records of that epoch, and then

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chronik::broker::{ConsensusLoop, Inputs, ProposalFailure};
+use chronik::broker::{ConsensusLoop, Inputs, ProposalFailure, Traces};
 use chronik::consensus::{Driver, DriverConfig, MetadataNode, NodeConfig, Pacing, Registration};
 use chronik::disk::{Disk, MemDisk};
 use chronik::metadata::{ApplyOutcome, MetadataCommand};
@@ -59,7 +59,7 @@ fn start(mem: &MemDisk) -> Result<ConsensusLoop, Box<dyn std::error::Error>> {
         registration(),
         Inputs::new(),
         None,
-        None,
+        Traces::default(),
     )?)
 }
 

@@ -798,7 +798,9 @@ impl ReplTraces {
         shown: &PartitionShown,
     ) -> Result<ReplicaObs, String> {
         let view = self.meta(&shown.meta)?;
-        let created = shown.meta.partition.is_some();
+        // A real broker applies the creation and opens the log after it: until then
+        // it knows the partition no more than before the creation.
+        let created = shown.meta.partition.is_some() && shown.log.is_some();
         let Some(log) = &shown.log else {
             return Ok(ReplicaObs {
                 up: true,

@@ -41,9 +41,22 @@ impl<'a> LocalView<'a> {
         topic: &str,
         partition: i32,
     ) -> Result<(Arc<PartitionLog>, &'a PartitionInfo), ErrorCode> {
-        self.hosted_log(topic, partition, |info| {
+        let (log, info) = self.hosted_log(topic, partition, |info| {
             self.state.leads(info, self.me, self.incarnation)
-        })
+        })?;
+        // A log truncated for this leader epoch or a later one follows it: the view
+        // that names this broker leader is older than the broker (a request's,
+        // taken at its start, while the broker learnt the next epoch and truncated
+        // for it). Serving or appending under it would act for a deposed leader on
+        // a log that now holds its successor's records (R-REPL-3; found by trace
+        // validation of real brokers, C-9).
+        let followed = self
+            .partitions
+            .follower_epoch(&(topic.to_string(), partition));
+        if followed.is_some_and(|epoch| epoch >= info.leader_epoch) {
+            return Err(errors::NOT_LEADER_OR_FOLLOWER);
+        }
+        Ok((log, info))
     }
 
     /// The log of a partition opened here for the view's topic id, if `serves` holds

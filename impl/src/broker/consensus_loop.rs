@@ -6,6 +6,7 @@
 //! waits for it to elect a leader (R-START-1, R-START-2).
 
 use super::raft_trace::RaftTrace;
+use super::replication_trace::ReplicationTrace;
 use crate::cluster::{Inbound, PeerMessage, Transport};
 use crate::consensus::{Driver, Effect, Input as DriverInput, NodeError, Registration};
 use crate::metadata::{ApplyOutcome, MetadataCommand};
@@ -70,6 +71,13 @@ pub struct ConsensusLoop {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The test aids' traces the loop writes (`--raft-trace`, `--replication-trace`).
+#[derive(Default)]
+pub struct Traces {
+    pub raft: Option<RaftTrace>,
+    pub replication: Option<Arc<ReplicationTrace>>,
+}
+
 impl ConsensusLoop {
     /// Runs `driver` (built on the recovered node, its committed metadata replayed:
     /// local work, so no request ever sees a pre-replay view, R-RECOVER-2): takes its
@@ -80,11 +88,12 @@ impl ConsensusLoop {
         registration: Registration,
         inputs: Inputs,
         transport: Option<Transport>,
-        raft_trace: Option<RaftTrace>,
+        traces: Traces,
     ) -> Result<Self, NodeError> {
         let mut shell = Shell {
             driver,
-            raft_trace,
+            raft_trace: traces.raft,
+            replication_trace: traces.replication,
             clock: Instant::now(),
             transport,
             view: watch::channel(MetadataView::default()).0,
@@ -163,6 +172,7 @@ impl ConsensusHandle {
 struct Shell {
     driver: Driver,
     raft_trace: Option<RaftTrace>,
+    replication_trace: Option<Arc<ReplicationTrace>>,
     clock: Instant,
     transport: Option<Transport>,
     view: watch::Sender<MetadataView>,
@@ -171,6 +181,21 @@ struct Shell {
 }
 
 impl Shell {
+    /// With the replication trace on, a step that publishes a view publishes it
+    /// before any of its messages leave, and the trace shows it: a registration or
+    /// an unfencing the step sends was decided on that view, and a peer's answer to
+    /// it must come after the line that shows it (C-9).
+    fn show_replication(&mut self, effects: &[Effect]) {
+        let Some(trace) = &self.replication_trace else {
+            return;
+        };
+        if effects.iter().any(|e| matches!(e, Effect::PublishView)) {
+            self.view.send_replace(self.driver.view());
+            let view = &self.view;
+            trace.show(&|| view.borrow().clone());
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
     }
@@ -212,6 +237,7 @@ impl Shell {
         if let Some(trace) = &mut self.raft_trace {
             trace.after_step(self.driver.node(), !running);
         }
+        self.show_replication(&effects);
         for effect in effects {
             match effect {
                 Effect::Send { to, message } => {

@@ -25,7 +25,9 @@ mod tls;
 
 pub use chronik_core::replication::{self, log_config, Partitions};
 pub use config::BrokerConfig;
-pub use consensus_loop::{ConsensusHandle, ConsensusLoop, Inputs, MetadataView, ProposalFailure};
+pub use consensus_loop::{
+    ConsensusHandle, ConsensusLoop, Inputs, MetadataView, ProposalFailure, Traces,
+};
 pub use metrics::Metrics;
 pub use shared::{now_ms, Broker};
 
@@ -164,7 +166,7 @@ impl RunningBroker {
         // can ask for one first. Directories of deleted topics go once the metadata
         // holds this start's registration: just after the first step on a single
         // node, later in a cluster (R-RECOVER-8).
-        let replication_trace = open_replication_trace(&config, incarnation)?;
+        let replication_trace = open_replication_trace(&config, incarnation, &partitions)?;
         if let Some(trace) = &replication_trace {
             let trace = Arc::clone(trace);
             node.tap_applies(Box::new(move |index, state| trace.applied(index, state)));
@@ -188,7 +190,11 @@ impl RunningBroker {
             ),
             None => None,
         };
-        let consensus = ConsensusLoop::start(driver, registration, inputs, transport, raft_trace)?;
+        let traces = consensus_loop::Traces {
+            raft: raft_trace,
+            replication: replication_trace.clone(),
+        };
+        let consensus = ConsensusLoop::start(driver, registration, inputs, transport, traces)?;
         // A single node registered in the loop's first step: its deleted topics'
         // directories go now, before anything is served.
         let registered = consensus.handle().view().state;
@@ -318,7 +324,7 @@ async fn follow_metadata(broker: Arc<Broker>) {
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || {
             b.reconcile_partitions();
-            b.trace_shown(&b.consensus.view().state);
+            b.trace_shown();
         })
         .await;
         if view.changed().await.is_err() {
@@ -360,7 +366,7 @@ async fn maintain_isr(broker: Arc<Broker>) {
                 continue;
             }
             if local.advance_high_watermark(&key, &log, now) {
-                broker.trace_shown(&view.state);
+                broker.trace_shown();
                 broker.data_arrived.notify_waiters();
             }
             if let RepairStep::Propose(command) =
@@ -394,7 +400,6 @@ async fn maintain_isr(broker: Arc<Broker>) {
                 isr: isr.clone(),
             });
             let command = broker.traced_change(
-                &view.state,
                 &key,
                 || local.isr_change(&key, info, isr),
                 |_| proposed_step,
@@ -412,13 +417,18 @@ async fn maintain_isr(broker: Arc<Broker>) {
 fn open_replication_trace(
     config: &BrokerConfig,
     incarnation: u64,
+    partitions: &Arc<Partitions>,
 ) -> anyhow::Result<Option<Arc<replication_trace::ReplicationTrace>>> {
     let Some((path, key)) = &config.replication_trace else {
         return Ok(None);
     };
-    let trace =
-        replication_trace::ReplicationTrace::open(path, key.clone(), config.node_id, incarnation)
-            .map_err(|e| anyhow::anyhow!("replication trace {}: {e}", path.display()))?;
+    let trace = replication_trace::ReplicationTrace::open(
+        path,
+        key.clone(),
+        (config.node_id, incarnation),
+        Arc::clone(partitions),
+    )
+    .map_err(|e| anyhow::anyhow!("replication trace {}: {e}", path.display()))?;
     Ok(Some(Arc::new(trace)))
 }
 
@@ -450,7 +460,7 @@ async fn housekeeping(broker: Arc<Broker>) {
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || {
             b.partitions.housekeeping(now_ms());
-            b.trace_shown(&b.consensus.view().state);
+            b.trace_shown();
         })
         .await;
     }

@@ -175,7 +175,7 @@ async fn fetch_round(
             // is shown first (a leader's answer to a follower the trace still shows
             // in the old epoch is no model step).
             if broker.traces(&key) {
-                broker.trace_shown(&broker.consensus.view().state);
+                broker.trace_shown();
             }
             let end = leader_end_offset(conn, me, topic, *partition, *epoch, log).await?;
             // The metadata as it is now, after the round trip: this broker may lead
@@ -188,7 +188,6 @@ async fn fetch_round(
             });
             let cut = broker
                 .traced_change(
-                    &view.state,
                     &key,
                     || local.truncate_for_leader(&key, *epoch, log, end),
                     |_| answered,
@@ -215,40 +214,48 @@ async fn fetch_round(
         .iter()
         .map(|(_, log)| follower_fetch_offset(log))
         .collect();
-    let tracing = broker.replication_trace.is_some();
-    let request = fetch_request(me, fetch_version, &logs, &offsets, tracing);
-    let traced = trace_asked(broker, &logs, &offsets);
-    let response = conn
-        .call(
-            ApiKey::Fetch,
-            request.1,
-            &RequestKind::Fetch(request.0),
-            CALL_TIMEOUT,
-        )
-        .await;
-    let response = match response {
+    let traced_run = broker.replication_trace.is_some();
+    let request = fetch_request(me, fetch_version, &logs, &offsets, traced_run);
+    let asked = trace_asked(broker, &logs, &offsets);
+    let response = match call_fetch(conn, request).await {
         Ok(response) => response,
         Err(e) => {
-            if let Some((key, offset)) = traced {
-                let view = broker.consensus.view();
-                broker.trace_step(&view.state, || FetchStep::Unanswered { key, offset });
+            if let Some((key, offset)) = asked {
+                broker.trace_step(|| FetchStep::Unanswered { key, offset });
             }
             return Err(e);
         }
     };
+    let brought = apply_response(broker, response, &logs)?;
+    // Traced, the leader answers at once instead of holding the fetch (the model
+    // serves a fetch at one moment): an answer with nothing new waits here instead.
+    if traced_run && !brought {
+        tokio::time::sleep(TRACED_IDLE).await;
+    }
+    Ok(())
+}
+
+/// One Fetch round trip; an answer that is no Fetch answer, or refuses the whole
+/// request, is an error like a broken connection: nothing of it is applied.
+async fn call_fetch(
+    conn: &mut KafkaConnection,
+    (request, version): (FetchRequest, i16),
+) -> Result<kafka_protocol::messages::FetchResponse, String> {
+    let response = conn
+        .call(
+            ApiKey::Fetch,
+            version,
+            &RequestKind::Fetch(request),
+            CALL_TIMEOUT,
+        )
+        .await?;
     let ResponseKind::Fetch(response) = response else {
         return Err("not a Fetch response".into());
     };
     if response.error_code != 0 {
         return Err(format!("fetch error {}", response.error_code));
     }
-    let brought = apply_response(broker, response, &logs)?;
-    // Traced, the leader answers at once instead of holding the fetch (the model
-    // serves a fetch at one moment): an answer with nothing new waits here instead.
-    if tracing && !brought {
-        tokio::time::sleep(TRACED_IDLE).await;
-    }
-    Ok(())
+    Ok(response)
 }
 
 /// The replication trace notes the Fetch about to go to the leader, if it asks for
@@ -263,8 +270,7 @@ fn trace_asked(
         .zip(offsets)
         .map(|(((topic, partition, _, _), _), offset)| ((topic.clone(), *partition), *offset))
         .find(|(key, _)| broker.traces(key))?;
-    let view = broker.consensus.view();
-    broker.trace_step(&view.state, || FetchStep::Asked {
+    broker.trace_step(|| FetchStep::Asked {
         key: key.clone(),
         offset,
     });
@@ -393,7 +399,7 @@ fn apply_partition(
         };
         local.apply_fetched(key, epoch, log, &fetched, now_ms())
     };
-    let applied = broker.traced_change(&view.state, key, apply, |_| answered);
+    let applied = broker.traced_change(key, apply, |_| answered);
     applied
         .map(|_| ())
         .map_err(|e| format!("{name}-{partition}: {e}"))

@@ -12,20 +12,27 @@
 //! several brokers merge with cause before effect.
 
 use super::raft_trace::monotonic_ns;
+use crate::consensus::MetadataView;
 use chronik_core::metadata::MetadataState;
 use chronik_core::replication::{
-    FetchStep, LocalView, LogReads, PartitionKey, PartitionMeta, PartitionShown, ReplicationEvent,
-    ReplicationTraceLine,
+    FetchStep, LocalView, LogReads, PartitionKey, PartitionMeta, PartitionShown, Partitions,
+    ReplicationEvent, ReplicationTraceLine,
 };
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// The broker's current metadata view, read under the trace's lock: a view taken
+/// before it (a handler's, at its request's start) may be older than one an earlier
+/// line showed, and the trace would show the broker's view going back.
+pub type CurrentView<'a> = &'a dyn Fn() -> MetadataView;
 
 pub struct ReplicationTrace {
     key: PartitionKey,
     broker: i32,
     incarnation: u64,
+    partitions: Arc<Partitions>,
     state: Mutex<TraceState>,
 }
 
@@ -41,14 +48,15 @@ impl ReplicationTrace {
     pub fn open(
         path: &Path,
         key: PartitionKey,
-        broker: i32,
-        incarnation: u64,
+        (broker, incarnation): (i32, u64),
+        partitions: Arc<Partitions>,
     ) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let trace = ReplicationTrace {
             key,
             broker,
             incarnation,
+            partitions,
             state: Mutex::new(TraceState {
                 file: Some(file),
                 reads: LogReads::default(),
@@ -71,13 +79,13 @@ impl ReplicationTrace {
 
     /// After a step of the fetch protocol on some partition: noted, with what the
     /// broker shows now, if it is the traced partition's.
-    pub fn step(&self, local: &LocalView, step: FetchStep) {
+    pub fn step(&self, current: CurrentView, step: FetchStep) {
         if !self.traces(step.key()) {
             return;
         }
         let mut state = self.lock();
         state.steps.push(step);
-        self.show_locked(&mut state, local);
+        self.show_locked(&mut state, current);
     }
 
     /// Runs `change` and notes the step it took (if any) with what the broker shows
@@ -86,7 +94,7 @@ impl ReplicationTrace {
     /// it has not reported serving yet is not a model step).
     pub fn around<R>(
         &self,
-        local: &LocalView,
+        current: CurrentView,
         change: impl FnOnce() -> R,
         step: impl FnOnce(&R) -> Option<FetchStep>,
     ) -> R {
@@ -95,19 +103,27 @@ impl ReplicationTrace {
         if let Some(step) = step(&out) {
             state.steps.push(step);
         }
-        self.show_locked(&mut state, local);
+        self.show_locked(&mut state, current);
         out
     }
 
     /// After a change of the traced partition's state here: a line if what the
     /// broker shows moved.
-    pub fn show(&self, local: &LocalView) {
+    pub fn show(&self, current: CurrentView) {
         let mut state = self.lock();
-        self.show_locked(&mut state, local);
+        self.show_locked(&mut state, current);
     }
 
-    fn show_locked(&self, state: &mut TraceState, local: &LocalView) {
-        let shown = match PartitionShown::of(local, (&self.key.0, self.key.1), &mut state.reads) {
+    fn show_locked(&self, state: &mut TraceState, current: CurrentView) {
+        let view = current();
+        let local = LocalView {
+            state: &view.state,
+            partitions: &self.partitions,
+            me: self.broker,
+            incarnation: self.incarnation,
+        };
+        let key = (self.key.0.as_str(), self.key.1);
+        let shown = match PartitionShown::of(&local, key, &mut state.reads) {
             Ok(shown) => shown,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the traced partition; no longer tracing");

@@ -78,21 +78,17 @@ impl Broker {
 
     /// After a change of a partition's state here: the replication trace, if on,
     /// notes what this broker shows of its partition now.
-    pub fn trace_shown(&self, state: &crate::metadata::MetadataState) {
+    pub fn trace_shown(&self) {
         if let Some(trace) = &self.replication_trace {
-            trace.show(&self.local(state));
+            trace.show(&|| self.consensus.view());
         }
     }
 
     /// After a step of the replica fetch protocol: the replication trace, if on and
     /// of this step's partition, notes it.
-    pub fn trace_step(
-        &self,
-        state: &crate::metadata::MetadataState,
-        step: impl FnOnce() -> FetchStep,
-    ) {
+    pub fn trace_step(&self, step: impl FnOnce() -> FetchStep) {
         if let Some(trace) = &self.replication_trace {
-            trace.step(&self.local(state), step());
+            trace.step(&|| self.consensus.view(), step());
         }
     }
 
@@ -102,13 +98,14 @@ impl Broker {
     /// (`ReplicationTrace::around`).
     pub fn traced_change<R>(
         &self,
-        state: &crate::metadata::MetadataState,
         key: &PartitionKey,
         change: impl FnOnce() -> R,
         step: impl FnOnce(&R) -> Option<FetchStep>,
     ) -> R {
         match &self.replication_trace {
-            Some(trace) if trace.traces(key) => trace.around(&self.local(state), change, step),
+            Some(trace) if trace.traces(key) => {
+                trace.around(&|| self.consensus.view(), change, step)
+            }
             _ => change(),
         }
     }

@@ -191,7 +191,6 @@ fn started_deletion(
     let view = broker.consensus.view();
     let key = (topic.to_string(), partition);
     broker.traced_change(
-        &view.state,
         &key,
         || {
             broker
@@ -224,7 +223,7 @@ async fn wait_deleted(
     .unwrap_or(Err(errors::REQUEST_TIMED_OUT));
     if let (Some(trace), Ok(_)) = (&broker.replication_trace, &outcome) {
         if trace.traces(key) {
-            broker.trace_shown(&broker.consensus.view().state);
+            broker.trace_shown();
             trace.deletion_acknowledged(deletion.target);
         }
     }
@@ -312,7 +311,7 @@ fn offset_for_leader_epoch(
                             r.leader_epoch = epoch;
                             r.end_offset = end as i64;
                             if replica_id >= 0 {
-                                broker.trace_step(&view.state, || FetchStep::EpochServed {
+                                broker.trace_step(|| FetchStep::EpochServed {
                                     key: (name.clone(), p.partition),
                                     follower: replica_id,
                                 });

@@ -573,7 +573,7 @@ fn produce_submit(
                                         },
                                     )
                                 };
-                                let wait = traced_append(broker, &view.state, &key, append);
+                                let wait = traced_append(broker, &key, append);
                                 let traced_values = (acks == -1 && broker.traces(&key))
                                     .then(|| value_digests(&prepared.bytes).ok())
                                     .flatten();
@@ -668,7 +668,7 @@ async fn produce_finish(
         {
             let view = broker.consensus.view();
             wait.on_outcome(&broker.local(&view.state), &outcome, now_ms());
-            broker.trace_shown(&view.state);
+            broker.trace_shown();
         }
         if outcome.is_ok() {
             response.log_append_time_ms = log_append_time_ms;
@@ -722,12 +722,13 @@ async fn produce_finish(
 /// for a duplicate or a refusal).
 fn traced_append(
     broker: &Broker,
-    state: &crate::metadata::MetadataState,
     key: &(String, i32),
     append: impl FnOnce() -> ProduceWait,
 ) -> ProduceWait {
+    if !broker.traces(key) {
+        return append();
+    }
     let (_, wait) = broker.traced_change(
-        state,
         key,
         || {
             let log = broker.partitions.get(&key.0, key.1);
@@ -750,7 +751,7 @@ fn trace_acknowledged(broker: &Broker, offset: u64, values: Option<Vec<u64>>) {
     let (Some(trace), Some(values)) = (&broker.replication_trace, values) else {
         return;
     };
-    broker.trace_shown(&broker.consensus.view().state);
+    broker.trace_shown();
     trace.acknowledged(offset, values);
 }
 
@@ -995,9 +996,17 @@ fn read_partition(
     let mut data = PartitionData::default().with_partition_index(p.partition);
     let read = if pass.follower >= 0 && p.fetch_offset >= 0 {
         let key = (name.to_string(), p.partition);
-        let step = |read: &_| served_step(key.clone(), pass.follower, p.fetch_offset as u64, read);
+        let step = |read: &_| {
+            let opened = broker.partitions.get(name, p.partition).is_some();
+            served_step(
+                key.clone(),
+                pass.follower,
+                p.fetch_offset as u64,
+                read,
+                opened,
+            )
+        };
         broker.traced_change(
-            state,
             &key,
             || read_led_partition(broker, state, name, p, pass, &mut data),
             step,
@@ -1022,15 +1031,23 @@ fn read_partition(
 
 /// A follower's Fetch answered, as the simulator's hosts report it to the
 /// replication trace: served (or refused), or come before this broker knew the
-/// partition.
+/// partition: before its metadata held it, or before its log was open here (the
+/// metadata is applied first and the logs follow it, `follow_metadata`), when a
+/// leader refuses NOT_LEADER_OR_FOLLOWER.
 fn served_step(
     key: (String, i32),
     follower: i32,
     offset: u64,
     read: &Result<Option<Vec<u8>>, ErrorCode>,
+    opened: bool,
 ) -> Option<FetchStep> {
     Some(match read {
         Err(errors::UNKNOWN_TOPIC_OR_PARTITION) => FetchStep::Unknown {
+            key,
+            follower,
+            offset,
+        },
+        Err(_) if !opened => FetchStep::Unknown {
             key,
             follower,
             offset,
