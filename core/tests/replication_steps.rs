@@ -291,7 +291,9 @@ fn r_repl_3_a_stale_offset_for_leader_epoch_answer_cuts_nothing() {
 
 /// A request handled under a view taken before the broker learnt that it was
 /// deposed, and truncated its log for its successor's epoch, neither serves nor
-/// appends as leader (R-REPL-3): the log now follows the successor.
+/// appends as leader (R-REPL-3): the log now follows the successor. Found by trace
+/// validation of real brokers (C-9): a deposed leader's Fetch handler served as
+/// leader after the truncation.
 #[test]
 fn r_repl_3_a_view_older_than_the_truncation_leads_nothing() {
     let (state, _) = three_brokers_one_topic();
@@ -311,6 +313,11 @@ fn r_repl_3_a_view_older_than_the_truncation_leads_nothing() {
         Some(chronik_core::errors::NOT_LEADER_OR_FOLLOWER),
         "a view from before the truncation leads nothing"
     );
+    // A produce admitted under that view before the truncation appends nothing
+    // after it; a later epoch's leader appends.
+    assert_eq!(partitions.append_as_leader(&key, 0, || ()), None);
+    assert_eq!(partitions.append_as_leader(&key, 1, || ()), None);
+    assert_eq!(partitions.append_as_leader(&key, 2, || ()), Some(()));
 }
 
 /// A second OffsetForLeaderEpoch answer for the epoch a follower already truncated

@@ -513,6 +513,26 @@ impl Partitions {
         cut()
     }
 
+    /// Runs `append` (a produce's, as leader of `epoch`) only if the log follows no
+    /// epoch at or after it; `None` otherwise. Under the lock `truncate_for_epoch`
+    /// takes: a leader deposed while its request was admitted, that truncated for
+    /// its successor meanwhile, must not append under its old epoch a record the
+    /// successor never has, which would stay in the copy since it has truncated
+    /// already (R-REPL-3).
+    pub fn append_as_leader<T>(
+        &self,
+        key: &TopicPartition,
+        epoch: i32,
+        append: impl FnOnce() -> T,
+    ) -> Option<T> {
+        let gate = self
+            .follower_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let deposed = gate.get(key).is_some_and(|followed| *followed >= epoch);
+        (!deposed).then(append)
+    }
+
     /// Runs `append` only if the log still follows `epoch`; `None` otherwise.
     pub fn append_as_follower<T>(
         &self,

@@ -573,19 +573,24 @@ fn produce_submit(
                                         },
                                     )
                                 };
-                                let wait = traced_append(broker, &key, append);
-                                let traced_values = (acks == -1 && broker.traces(&key))
-                                    .then(|| value_digests(&prepared.bytes).ok())
-                                    .flatten();
-                                pending.push(PendingAppend {
-                                    topic_index: ti,
-                                    partition_index: pi,
-                                    wait,
-                                    log_append_time_ms: prepared.log_append_time_ms,
-                                    durable: rx,
-                                    traced_values,
-                                });
-                                None
+                                match led_append(broker, &key, p.leader_epoch, append) {
+                                    // Deposed since the request was admitted.
+                                    None => Some(errors::NOT_LEADER_OR_FOLLOWER),
+                                    Some(wait) => {
+                                        let traced_values = (acks == -1 && broker.traces(&key))
+                                            .then(|| value_digests(&prepared.bytes).ok())
+                                            .flatten();
+                                        pending.push(PendingAppend {
+                                            topic_index: ti,
+                                            partition_index: pi,
+                                            wait,
+                                            log_append_time_ms: prepared.log_append_time_ms,
+                                            durable: rx,
+                                            traced_values,
+                                        });
+                                        None
+                                    }
+                                }
                             }
                         }
                     }
@@ -717,25 +722,37 @@ async fn produce_finish(
     response
 }
 
-/// Runs a produce's append; with the replication trace following its partition, the
-/// append and the records it added are noted at once (the log end's move: nothing
-/// for a duplicate or a refusal).
-fn traced_append(
+/// Runs a produce's append as leader of `leader_epoch`, unless the log follows that
+/// epoch or a later one by now (`Partitions::append_as_leader`, R-REPL-3: the view
+/// that admitted it is older than a truncation for the successor). With the
+/// replication trace following its partition, the append and the records it added
+/// are noted at once (the log end's move: nothing for a duplicate or a refusal).
+fn led_append(
     broker: &Broker,
     key: &(String, i32),
+    leader_epoch: i32,
     append: impl FnOnce() -> ProduceWait,
-) -> ProduceWait {
+) -> Option<ProduceWait> {
+    let gated = || {
+        broker
+            .partitions
+            .append_as_leader(key, leader_epoch, append)
+    };
     if !broker.traces(key) {
-        return append();
+        return gated();
     }
     let (_, wait) = broker.traced_change(
         key,
         || {
             let log = broker.partitions.get(&key.0, key.1);
-            (log.map_or(0, |l| l.log_end_offset()), append())
+            (log.map_or(0, |l| l.log_end_offset()), gated())
         },
         |(before, wait)| {
-            let count = wait.log().log_end_offset().saturating_sub(*before);
+            let count = wait
+                .as_ref()?
+                .log()
+                .log_end_offset()
+                .saturating_sub(*before);
             (count > 0).then(|| FetchStep::Appended {
                 key: key.clone(),
                 count,
