@@ -33,66 +33,77 @@ struct Broker {
     shown: Option<PartitionShown>,
 }
 
-/// Reads, merges and checks the traces; `Err` if a file cannot be read or holds a
-/// line that does not parse (other than a torn last line).
-pub fn check(paths: &[PathBuf], showing_steps: bool) -> Result<Checked, String> {
-    let lines = read_merged(paths)?;
-    // Every step a broker writes is of the partition it traces.
-    let traced = lines.iter().find_map(|line| match &line.event {
-        ReplicationEvent::Shown { steps, .. } => steps.first().map(|s| s.key().clone()),
-        _ => None,
-    });
-    let mut traces = ReplTraces::new().with_produce_hints();
-    if let Some(key) = traced {
-        traces = traces.of_partition(key);
-    }
-    if showing_steps {
-        traces = traces.showing_steps();
-    }
-    let mut brokers: Vec<Broker> = vec![Broker::default(); REPLICAS];
-    let mut acked: Vec<(u64, u64)> = Vec::new();
-    let mut deleted = 0;
-    let mut shown = Vec::new();
-    for line in &lines {
-        let Some(n) = usize::try_from(line.broker - 1)
-            .ok()
-            .filter(|n| *n < REPLICAS)
-        else {
-            return Err(format!(
-                "broker {} holds no replica the model has",
-                line.broker
-            ));
-        };
-        let mut steps: Vec<(usize, FetchStep)> = Vec::new();
+/// What the lines so far say: each broker's last look, the acknowledged records
+/// (offset, value digest) and the highest offset a deletion was acknowledged below.
+struct Merged {
+    brokers: Vec<Broker>,
+    acked: Vec<(u64, u64)>,
+    deleted: u64,
+}
+
+impl Merged {
+    /// Takes broker index `n`'s line; the fetch steps it reports.
+    fn take(
+        &mut self,
+        n: usize,
+        line: &ReplicationTraceLine,
+        traces: &mut ReplTraces,
+    ) -> Vec<(usize, FetchStep)> {
         match &line.event {
             // Down, as the simulator shows a crashed node: in the start it had.
             ReplicationEvent::Start => {
                 traces.started(line.broker as u64);
-                brokers[n].shown = None;
+                self.brokers[n].shown = None;
             }
-            ReplicationEvent::Shown {
-                shown,
-                steps: taken,
-            } => {
-                brokers[n].incarnation = line.incarnation;
-                brokers[n].shown = Some(shown.clone());
-                steps.extend(taken.iter().map(|s| (n, s.clone())));
+            ReplicationEvent::Shown { shown, steps } => {
+                self.brokers[n] = Broker {
+                    incarnation: line.incarnation,
+                    shown: Some(shown.clone()),
+                };
+                return steps.iter().map(|s| (n, s.clone())).collect();
             }
             ReplicationEvent::Applied { index, meta } => traces.applied(*index, meta.clone()),
             ReplicationEvent::Acknowledged { offset, values } => {
-                acked.extend((*offset..).zip(values.iter().copied()));
+                self.acked.extend((*offset..).zip(values.iter().copied()));
             }
-            ReplicationEvent::DeletionAcknowledged { offset } => deleted = deleted.max(*offset),
+            ReplicationEvent::DeletionAcknowledged { offset } => {
+                self.deleted = self.deleted.max(*offset)
+            }
         }
-        let nodes: Vec<NodeShown> = brokers
+        Vec::new()
+    }
+
+    fn nodes(&self) -> Vec<NodeShown<'_>> {
+        self.brokers
             .iter()
             .map(|b| NodeShown {
                 incarnation: b.incarnation,
                 running: b.shown.as_ref(),
                 disk_limited: false,
             })
-            .collect();
-        traces.observe(&nodes, (acked.len(), || acked.clone()), deleted, &steps);
+            .collect()
+    }
+}
+
+/// Reads, merges and checks the traces; `Err` if a file cannot be read or holds a
+/// line that does not parse (other than a torn last line).
+pub fn check(paths: &[PathBuf], showing_steps: bool) -> Result<Checked, String> {
+    let lines = read_merged(paths)?;
+    let mut traces = validation(&lines, showing_steps);
+    let mut merged = Merged {
+        brokers: vec![Broker::default(); REPLICAS],
+        acked: Vec::new(),
+        deleted: 0,
+    };
+    let mut shown = Vec::new();
+    for line in &lines {
+        let n = usize::try_from(line.broker - 1)
+            .ok()
+            .filter(|n| *n < REPLICAS)
+            .ok_or_else(|| format!("broker {} holds no replica the model has", line.broker))?;
+        let steps = merged.take(n, line, &mut traces);
+        let acked = (merged.acked.len(), || merged.acked.clone());
+        traces.observe(&merged.nodes(), acked, merged.deleted, &steps);
         shown.append(&mut traces.take_shown());
         if !traces.active() {
             break;
@@ -105,6 +116,23 @@ pub fn check(paths: &[PathBuf], showing_steps: bool) -> Result<Checked, String> 
         rejection: traces.rejection.clone(),
         shown,
     })
+}
+
+/// The validation a real run's lines get: with its appends reported, of the
+/// partition its steps name (every step a broker writes is of the one it traces).
+fn validation(lines: &[ReplicationTraceLine], showing_steps: bool) -> ReplTraces {
+    let traced = lines.iter().find_map(|line| match &line.event {
+        ReplicationEvent::Shown { steps, .. } => steps.first().map(|s| s.key().clone()),
+        _ => None,
+    });
+    let mut traces = ReplTraces::new().with_produce_hints();
+    if let Some(key) = traced {
+        traces = traces.of_partition(key);
+    }
+    if showing_steps {
+        traces = traces.showing_steps();
+    }
+    traces
 }
 
 /// Every file's lines, merged by time (a file's own lines keep their order).

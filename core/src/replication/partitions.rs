@@ -468,13 +468,18 @@ impl Partitions {
         false
     }
 
-    /// The leader epoch this follower's log was truncated for, if any.
-    pub fn follower_epoch(&self, key: &TopicPartition) -> Option<i32> {
+    /// The leader epoch each followed log was truncated for, locked: every append,
+    /// truncation and repair cut that depends on it runs under this lock.
+    fn followed_epochs(&self) -> std::sync::MutexGuard<'_, BTreeMap<TopicPartition, i32>> {
+        // A poisoned lock only means a panicking caller; the map is whole.
         self.follower_epochs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .copied()
+    }
+
+    /// The leader epoch this follower's log was truncated for, if any.
+    pub fn follower_epoch(&self, key: &TopicPartition) -> Option<i32> {
+        self.followed_epochs().get(key).copied()
     }
 
     /// Runs `truncate` and records that the log now follows `epoch`, atomically with
@@ -490,10 +495,7 @@ impl Partitions {
         epoch: i32,
         truncate: impl FnOnce() -> T,
     ) -> Option<T> {
-        let mut gate = self
-            .follower_epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut gate = self.followed_epochs();
         let stale = gate.get(key).is_some_and(|followed| *followed >= epoch);
         if stale && !self.bugs.truncate_on_stale_answer {
             return None;
@@ -506,10 +508,7 @@ impl Partitions {
     /// Runs `cut` (a repair's truncation, R-REPL-4) atomically with respect to
     /// [`Partitions::append_as_follower`], leaving the followed epoch as it is.
     pub fn cut_for_repair<T>(&self, cut: impl FnOnce() -> T) -> T {
-        let _gate = self
-            .follower_epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _gate = self.followed_epochs();
         cut()
     }
 
@@ -525,10 +524,7 @@ impl Partitions {
         epoch: i32,
         append: impl FnOnce() -> T,
     ) -> Option<T> {
-        let gate = self
-            .follower_epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let gate = self.followed_epochs();
         let deposed = gate.get(key).is_some_and(|followed| *followed >= epoch);
         (!deposed).then(append)
     }
@@ -540,10 +536,7 @@ impl Partitions {
         epoch: i32,
         append: impl FnOnce() -> T,
     ) -> Option<T> {
-        let gate = self
-            .follower_epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let gate = self.followed_epochs();
         (gate.get(key) == Some(&epoch) || self.bugs.append_late_fetch).then(append)
     }
 
@@ -740,10 +733,7 @@ impl Partitions {
     /// topic deleted and created again under the same name (whose epochs start at 0
     /// again) look stale to every truncation, and its follower would never append.
     fn forget_replication_state(&self, key: &TopicPartition) {
-        self.follower_epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.followed_epochs().remove(key);
         self.trackers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
