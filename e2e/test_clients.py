@@ -64,6 +64,25 @@ def test_r_wire_2_kafka_python_admin_creates_and_deletes_topics(broker):
         admin.close()
 
 
+def test_r_wire_18_a_name_colliding_by_dot_and_underscore_is_refused(broker):
+    """Kafka refuses a topic whose name differs from an existing one's only by '.'
+    against '_' (both map to one metric name); Chronik made both (found by
+    exploratory testing)."""
+    from kafka.errors import InvalidTopicError
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic("orders.eu", num_partitions=1, replication_factor=1)])
+        try:
+            admin.create_topics([NewTopic("orders_eu", num_partitions=1, replication_factor=1)])
+            raise AssertionError("orders_eu was created beside orders.eu")
+        except InvalidTopicError as e:
+            assert "collides with existing topic: orders.eu" in str(e), e
+        assert "orders_eu" not in admin.list_topics()
+        admin.create_topics([NewTopic("orders-eu", num_partitions=1, replication_factor=1)])
+    finally:
+        admin.close()
+
+
 def test_r_log_4_confluent_producer_acks_all_and_every_message_read_once_at_its_offset(broker):
     topic = "bulk"
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)

@@ -267,3 +267,35 @@ def test_r_group_9_a_kip848_member_keeps_its_partitions_across_a_coordinator_res
         if consumer is not None:
             consumer.close()
         b.stop()
+
+
+def test_r_group_2_commit_metadata_is_bounded_and_an_offsets_only_group_is_empty(broker):
+    """Offset metadata is replicated metadata kept by every broker: beyond Kafka's
+    offset.metadata.max.bytes (4096) a commit is refused OFFSET_METADATA_TOO_LARGE for
+    that partition and nothing is stored (Chronik stored a megabyte). A group that
+    only committed offsets is described Empty, as it is listed (it was Dead)."""
+    from confluent_kafka.admin import AdminClient
+    from kafka import KafkaConsumer
+    from kafka.errors import OffsetMetadataTooLargeError
+    from kafka.structs import OffsetAndMetadata
+    from kafka import TopicPartition as KafkaTopicPartition
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("meta", num_partitions=1, replication_factor=1)])
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="meta-group",
+                             enable_auto_commit=False)
+    tp = KafkaTopicPartition("meta", 0)
+    try:
+        consumer.commit({tp: OffsetAndMetadata(5, "m" * 4096, -1)})
+        try:
+            consumer.commit({tp: OffsetAndMetadata(7, "m" * 4097, -1)})
+            raise AssertionError("4097 bytes of metadata were stored")
+        except OffsetMetadataTooLargeError:
+            pass
+        stored = admin.list_group_offsets("meta-group")["meta-group"][tp]
+        assert (stored.offset, len(stored.metadata)) == (5, 4096)
+    finally:
+        consumer.close(autocommit=False)
+        admin.close()
+    describer = AdminClient({"bootstrap.servers": broker.bootstrap})
+    described = describer.describe_consumer_groups(["meta-group"])["meta-group"].result(10)
+    assert str(described.state).endswith("EMPTY"), described.state

@@ -377,6 +377,58 @@ def test_r_recover_8_directories_of_deleted_topics_are_removed_at_start(tmp_path
         broker.stop()
 
 
+def forty_records_in_kept(data):
+    """A stopped single node whose topic "kept" holds 40 acknowledged records."""
+    broker = Broker(data).start()
+    try:
+        create_topic(broker.bootstrap, "kept", 1, {})
+        produce_all(broker.bootstrap, "kept", 0, 40)
+    finally:
+        assert broker.stop() == 0
+
+
+def test_r_recover_8_a_damaged_stamp_never_removes_a_live_topics_records(tmp_path):
+    """One flipped bit in the topic_id stamp of a live partition's directory: the
+    broker used to take the directory for a deleted topic's and remove it at the next
+    start, with every acknowledged record in it. Now the directory is kept whole, the
+    partition is not served, and an ERROR names the directory and the topic id; once
+    the operator writes that id back into the stamp, every record is served again."""
+    import re
+    data = tmp_path / "data"
+    forty_records_in_kept(data)
+    partition = data / "logs" / "kept-0"
+    kept_bytes = sorted((p.name, p.stat().st_size) for p in partition.glob("*.log"))
+    stamp = partition / "topic_id"
+    damaged = bytearray(stamp.read_bytes())
+    damaged[3] ^= 0x01
+    stamp.write_bytes(bytes(damaged))
+
+    broker = Broker(data).start()
+    try:
+        log = ""
+        deadline = time.time() + 10
+        while "stamp of this partition directory is damaged" not in log:
+            assert time.time() < deadline, log[-2000:]
+            time.sleep(0.1)
+            log = Path(broker.log_path).read_text()
+        assert "removing" not in log, log[-2000:]
+        got, _ = read_all(broker.bootstrap, "kept", 1, timeout=3)
+        assert got == [], "served a directory whose stamp nobody vouches for"
+    finally:
+        assert broker.stop() == 0
+    assert sorted((p.name, p.stat().st_size) for p in partition.glob("*.log")) == kept_bytes
+
+    line = next(l for l in log.splitlines() if "stamp of this partition directory" in l)
+    topic_id = re.search(r"topic_id=\"?([0-9a-f-]{36})", line).group(1)
+    stamp.write_text(topic_id)
+    broker = Broker(data).start()
+    try:
+        got, errors = read_all(broker.bootstrap, "kept", 40)
+        assert [n for _, n in got] == list(range(40)) and not errors, (got[-3:], errors)
+    finally:
+        assert broker.stop() == 0
+
+
 def test_r_recover_7_lost_metadata_refuses_to_start_until_the_logs_are_moved_aside(tmp_path):
     """An operator deletes the metadata directory of a stopped single node (or points
     --data-dir at a copy without it): the broker exits non-zero and says what it found
@@ -384,12 +436,7 @@ def test_r_recover_7_lost_metadata_refuses_to_start_until_the_logs_are_moved_asi
     it starts empty, and the moved data is still there to restore from."""
     import shutil
     data = tmp_path / "data"
-    broker = Broker(data).start()
-    try:
-        create_topic(broker.bootstrap, "kept", 1, {})
-        produce_all(broker.bootstrap, "kept", 0, 40)
-    finally:
-        assert broker.stop() == 0
+    forty_records_in_kept(data)
     segment_bytes = sum(p.stat().st_size for p in (data / "logs" / "kept-0").iterdir())
     shutil.rmtree(data / "metadata")
 

@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex};
 use chronik::consensus::{
     refuse_partition_data_without_metadata, MetadataNode, NodeConfig, OrphanedData, RaftWal,
 };
-use chronik::disk::{read_all, Disk, MemDisk, Tear};
+use chronik::disk::{Disk, MemDisk, Tear};
 use chronik::log::batch::{build_batch, Record};
 use chronik::log::{LogConfig, ManualCommitter, PartitionLog};
 use chronik::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
-use chronik_core::replication::{NoEvents, Partitions, ReplicationBugs};
+use chronik_core::replication::{read_stamp, NoEvents, Partitions, ReplicationBugs, Stamp};
 use chronik_model::dirs::{live_topic, DCmd, DPhase, DState, DirAction, DirModel, TopicId};
 use raft::eraftpb::{Entry, HardState};
 use raft::Storage;
@@ -422,9 +422,15 @@ fn durable_dir(copy: &MemDisk) -> Result<Option<(TopicId, Vec<TopicId>)>, Harnes
     if !copy.is_dir(&dir) {
         return Ok(None);
     }
-    let stamp = read_all(copy, &dir.join("topic_id"))
-        .map_err(|e| fail(format!("the stamp of {}: {e}", dir.display())))?;
-    let stamp = model_topic_id(String::from_utf8_lossy(&stamp).trim())?;
+    let stamp =
+        read_stamp(copy, &dir).map_err(|e| fail(format!("the stamp of {}: {e}", dir.display())))?;
+    let stamp = stamp.as_ref().and_then(Stamp::id).ok_or_else(|| {
+        fail(format!(
+            "the stamp of {} is missing or damaged",
+            dir.display()
+        ))
+    })?;
+    let stamp = model_topic_id(stamp)?;
     let log = PartitionLog::open(Arc::new(copy.clone()), &dir, LogConfig::default(), None)?;
     let records = read_records(&log, log.log_end_offset())?
         .into_iter()

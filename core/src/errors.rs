@@ -43,6 +43,7 @@ pub const LEADER_NOT_AVAILABLE: ErrorCode = ErrorCode(5);
 pub const NOT_LEADER_OR_FOLLOWER: ErrorCode = ErrorCode(6);
 pub const REQUEST_TIMED_OUT: ErrorCode = ErrorCode(7);
 pub const MESSAGE_TOO_LARGE: ErrorCode = ErrorCode(10);
+pub const OFFSET_METADATA_TOO_LARGE: ErrorCode = ErrorCode(12);
 pub const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode(15);
 pub const NOT_COORDINATOR: ErrorCode = ErrorCode(16);
 pub const INVALID_TOPIC_EXCEPTION: ErrorCode = ErrorCode(17);

@@ -405,6 +405,9 @@ mod app {
                     .unwrap_or_else(|_| "info".into()),
             )
             .with_writer(std::io::stderr)
+            // Colour codes only on a terminal: a log file or journal gets plain text
+            // that grep and log shippers read as written.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
         let config = load_config(&args)?;
         match &args.command {

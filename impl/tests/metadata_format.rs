@@ -396,10 +396,9 @@ fn version_9_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 9's, then broker 3 fenced again and
-/// a topic created with it first among the replicas (10: the ISR leaves it out,
-/// R-REPL-2).
-fn every_variant() -> Vec<CommandEnvelope> {
+/// Every command of version 10: version 9's, then broker 3 fenced again and a topic
+/// created with it first among the replicas (10: the ISR leaves it out, R-REPL-2).
+fn version_10_variants() -> Vec<CommandEnvelope> {
     let mut all = version_9_variants();
     let commands = [
         MetadataCommand::FenceBroker { broker_id: 3 },
@@ -411,6 +410,25 @@ fn every_variant() -> Vec<CommandEnvelope> {
         },
     ];
     for command in commands {
+        all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
+    }
+    all
+}
+
+/// Every command of the current format: version 10's, then a topic whose name
+/// collides with "placed.x" by '.' against '_' (11: refused).
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_10_variants();
+    let create = |name: &str, topic_id: &str| MetadataCommand::CreateTopic {
+        name: name.into(),
+        topic_id: topic_id.into(),
+        partitions: vec![vec![1]],
+        configs: BTreeMap::new(),
+    };
+    for command in [
+        create("placed.x", "5e0a6c1d2b3f4e5d8c7b6a5f4e3d2c1b"),
+        create("placed_x", "6f1b7d2e3c4a5f6e9d8c7b6a5f4e3d2c"),
+    ] {
         all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     }
     all
@@ -651,13 +669,27 @@ fn r_recover_3_golden_commands_of_version_9_still_decode() -> Result<(), Box<dyn
 fn r_recover_3_golden_commands_of_version_10_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
     let golden = golden_commands("commands_v10.jsonl")?;
-    assert_eq!(golden, every_variant());
+    assert_eq!(golden, written_as(10, version_10_variants()));
     let state = state_after(&golden);
     let placed = &state.topics["placed"].partitions[0];
     assert_eq!((placed.leader, placed.isr.clone()), (Some(1), vec![1]));
     let as_in_version_9 = written_as(9, golden);
     let placed = &state_after(&as_in_version_9).topics["placed"].partitions[0];
     assert_eq!((placed.leader, placed.isr.clone()), (Some(3), vec![3, 1]));
+    Ok(())
+}
+
+/// Commands of version 11: a topic whose name collides with another's by '.'
+/// against '_' is refused (R-WIRE-2); those written before it were created.
+#[test]
+fn r_recover_3_golden_commands_of_version_11_still_decode() -> Result<(), Box<dyn std::error::Error>>
+{
+    let golden = golden_commands("commands_v11.jsonl")?;
+    assert_eq!(golden, every_variant());
+    let state = state_after(&golden);
+    assert!(state.topics.contains_key("placed.x") && !state.topics.contains_key("placed_x"));
+    let as_in_version_10 = state_after(&written_as(10, golden));
+    assert!(as_in_version_10.topics.contains_key("placed_x"));
     Ok(())
 }
 

@@ -13,9 +13,9 @@
 
 use crate::records;
 use chronik_core::consensus::RaftObservation;
-use chronik_core::disk::{read_all, MemDisk};
+use chronik_core::disk::MemDisk;
 use chronik_core::metadata::{CommandEnvelope, MetadataCommand, MetadataState};
-use chronik_core::replication::Partitions;
+use chronik_core::replication::{read_stamp, Partitions, Stamp};
 use chronik_model::dirs::trace::{DirEvent, DirObservation, DirTrace};
 use chronik_model::dirs::{len8, DCmd, TopicId};
 use std::collections::BTreeMap;
@@ -330,12 +330,12 @@ impl DirTraces {
             Some(id) => Some(number(&id)?),
             None => None,
         };
-        let stamp_path = shown.logs_dir.join(format!("{name}-0")).join("topic_id");
-        let dir = match read_all(shown.disk, &stamp_path) {
-            Ok(bytes) => Some(number(String::from_utf8_lossy(&bytes).trim())?),
+        let stamp = read_stamp(shown.disk, &shown.logs_dir.join(format!("{name}-0")));
+        let dir = match stamp.ok().flatten().as_ref().and_then(Stamp::id) {
+            Some(id) => Some(number(id)?),
             // No directory, or one a crash left unstamped (removed as stray later;
             // the model has no such directory).
-            Err(_) => None,
+            None => None,
         };
         let durable = shown
             .durable_commit

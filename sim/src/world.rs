@@ -2548,9 +2548,8 @@ fn stamped_dirs(disk: &MemDisk) -> BTreeMap<String, String> {
     names
         .into_iter()
         .filter_map(|name| {
-            let stamp = chronik_core::disk::read_all(disk, &root.join(&name).join("topic_id"));
-            let stamp = String::from_utf8_lossy(&stamp.ok()?).trim().to_string();
-            Some((name, stamp))
+            let stamp = chronik_core::replication::read_stamp(disk, &root.join(&name)).ok()??;
+            Some((name, stamp.id()?.to_string()))
         })
         .collect()
 }

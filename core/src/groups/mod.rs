@@ -23,7 +23,9 @@ mod tests;
 pub use coordinators::{ChangedRecords, GroupCoordinators};
 pub use error::{code_of, GroupError};
 pub use group::GroupState;
-pub use offsets::{CommitDecider, CommitFence, Committer};
+pub use offsets::{
+    offset_metadata_fits, CommitDecider, CommitFence, Committer, OFFSET_METADATA_MAX_BYTES,
+};
 pub use record::{GroupRecord, MemberRecord};
 
 use bytes::Bytes;

@@ -7,6 +7,18 @@ use super::{Coordinator, GroupBug, GroupError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// Kafka's `offset.metadata.max.bytes` default: the most a committed offset's
+/// metadata string may hold. Every commit is replicated metadata and kept in every
+/// broker's image and snapshot, so an unbounded string would let one client grow
+/// them all.
+pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+
+/// Whether a commit's metadata fits (Kafka's `validateOffsetMetadataLength`; a
+/// commit that does not is refused OFFSET_METADATA_TOO_LARGE for that partition).
+pub fn offset_metadata_fits(metadata: Option<&str>) -> bool {
+    metadata.is_none_or(|m| m.len() <= OFFSET_METADATA_MAX_BYTES)
+}
+
 /// What the metadata checks again when it applies a commit its coordinator
 /// accepted (R-GROUP-10). A proposal can be applied long after its decision, and
 /// after proposals decided later: it waited for a leader, was forwarded late, or

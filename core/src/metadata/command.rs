@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 /// version 8 its `short_copies`, version 9 `UnfenceBroker` (from 9 on, a registration
 /// never lifts a fence on its own incarnation), version 10 fenced replicas in new
 /// ISRs (from 10 on, a created partition's ISR leaves them out, and a partition led
-/// again after it was offline sheds them).
-pub const COMMAND_VERSION: u32 = 10;
+/// again after it was offline sheds them), version 11 the refusal of a `CreateTopic`
+/// whose name collides with a topic's by '.' against '_'.
+pub const COMMAND_VERSION: u32 = 11;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.

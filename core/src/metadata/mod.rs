@@ -14,6 +14,6 @@ pub use command::{
     MetadataCommand, OffsetCommit, COMMAND_VERSION,
 };
 pub use state::{
-    ApplyOutcome, BrokerInfo, CommittedOffset, MetadataState, PartitionInfo, Snapshot, TopicInfo,
-    SNAPSHOT_VERSION,
+    collision, ApplyOutcome, BrokerInfo, CommittedOffset, MetadataState, PartitionInfo, Snapshot,
+    TopicInfo, SNAPSHOT_VERSION,
 };

@@ -17,9 +17,9 @@ pub const SNAPSHOT_VERSION: u32 = 5;
 // Kafka error codes the state machine answers with.
 use crate::errors::{
     ErrorCode, FENCED_LEADER_EPOCH, GROUP_ID_NOT_FOUND, ILLEGAL_GENERATION, INVALID_PARTITIONS,
-    INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_UPDATE_VERSION, NOT_COORDINATOR,
-    NOT_ENOUGH_REPLICAS, RESOURCE_NOT_FOUND, STALE_BROKER_EPOCH, TOPIC_ALREADY_EXISTS,
-    UNKNOWN_TOPIC_OR_PARTITION,
+    INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, INVALID_UPDATE_VERSION,
+    NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, RESOURCE_NOT_FOUND, STALE_BROKER_EPOCH,
+    TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,6 +344,21 @@ impl MetadataState {
             .get(&broker)
             .is_some_and(|b| b.incarnation == incarnation);
         registered && self.coordinates(group, broker)
+    }
+
+    /// A topic whose name differs from `name` only by '.' against '_'. Kafka
+    /// refuses such a name (`Topic.hasCollision`): both map to one metric name, and
+    /// tools that unify them cannot tell the two apart.
+    pub fn colliding_topic(&self, name: &str) -> Option<&str> {
+        if !name.contains(['.', '_']) {
+            return None;
+        }
+        let unified = |n: &str| n.replace('.', "_");
+        let wanted = unified(name);
+        self.topics
+            .keys()
+            .find(|t| t.as_str() != name && t.contains(['.', '_']) && unified(t) == wanted)
+            .map(String::as_str)
     }
 
     /// A partition's entry, if its topic and index exist.
@@ -795,6 +810,11 @@ impl MetadataState {
                 if self.topics.contains_key(name) {
                     return rejected(TOPIC_ALREADY_EXISTS, format!("topic {name} already exists"));
                 }
+                // From 11 on: two creates planned in different views must not both
+                // take colliding names.
+                if let Some(other) = self.colliding_topic(name).filter(|_| version >= 11) {
+                    return rejected(INVALID_TOPIC_EXCEPTION, collision(name, other));
+                }
                 if partitions.is_empty() || partitions.iter().any(Vec::is_empty) {
                     return rejected(INVALID_PARTITIONS, "every partition needs a replica");
                 }
@@ -1118,4 +1138,9 @@ impl crate::security::sasl::CredentialStore for MetadataState {
     fn scram(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential> {
         self.scram_credentials.get(user)?.get(&mechanism).cloned()
     }
+}
+
+/// Kafka's words for a refused colliding name.
+pub fn collision(name: &str, existing: &str) -> String {
+    format!("Topic '{name}' collides with existing topic: {existing}")
 }

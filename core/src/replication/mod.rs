@@ -13,6 +13,7 @@ mod partitions;
 mod produce;
 mod repair;
 mod shown;
+mod stamp;
 mod steps;
 mod trace;
 mod tracker;
@@ -28,6 +29,7 @@ pub use shown::{
     value_digests, LeaderShown, LogReads, LogShown, PartitionMeta, PartitionShown, ReadAt,
     RecordShown, Registration,
 };
+pub use stamp::{read_stamp, stamp_bytes, write_stamp, Stamp, TOPIC_ID_FILE};
 pub use steps::{
     follower_fetch_offset, leader_epoch_error, min_insync_replicas, truncate_for_leader,
     DeletionStarted, Fetched, FollowerServed, LocalView, PartitionKey,

@@ -3,8 +3,9 @@
 
 use super::bugs::ReplicationBugs;
 use super::failure_states::{Change, FailureStates};
+use super::stamp::{read_stamp, write_stamp, Stamp, TOPIC_ID_FILE};
 use super::tracker::{FollowerFetch, FollowerTracker};
-use crate::disk::{create_dir_durably, read_all, write_atomically, Disk};
+use crate::disk::{create_dir_durably, Disk};
 use crate::log::open_files::OpenFiles;
 use crate::log::{CommitQueue, Compaction, LogConfig, LogError, PartitionLog, SyncObserver};
 use crate::metadata::{CopyRef, MetadataState, PartitionInfo};
@@ -51,6 +52,9 @@ pub struct Partitions {
     bugs: ReplicationBugs,
     /// This start removed the directories of deleted topics (`reconcile_in_start`).
     strays_removed: AtomicBool,
+    /// Partitions assigned here whose directory's stamp is damaged: kept, not
+    /// opened, and refused with KAFKA_STORAGE_ERROR (R-RECOVER-8).
+    damaged_stamps: Mutex<BTreeSet<TopicPartition>>,
 }
 
 /// What the shell observes of the hosted logs (its metrics). The core counts nothing
@@ -91,6 +95,9 @@ enum Claim {
     /// Stamped with a topic id the metadata does not hold, which may be a newer
     /// topic's: leave it, and the partition closed, for a later view.
     Later,
+    /// The stamp is damaged: whose the directory is cannot be told, so it is
+    /// neither removed nor served.
+    Damaged,
 }
 
 /// Names a partition directory's topic by id: directories are named by topic name,
@@ -109,13 +116,20 @@ fn claim_dir(
     complete: bool,
     bugs: ReplicationBugs,
 ) -> Result<Claim, LogError> {
-    let stamp = dir.join(TOPIC_ID_FILE);
-    if disk.exists(&stamp) {
-        let stored = read_all(disk, &stamp).map_err(|e| LogError::io("read", &stamp, e))?;
-        let stored = String::from_utf8_lossy(&stored).trim().to_string();
-        if stored == topic_id || bugs.adopt_foreign_dirs {
+    let stamp =
+        read_stamp(disk, dir).map_err(|e| LogError::io("read", &dir.join(TOPIC_ID_FILE), e))?;
+    if let Some(stamp) = stamp {
+        if stamp.id() == Some(topic_id) || bugs.adopt_foreign_dirs {
+            if !matches!(stamp, Stamp::Verified(_)) {
+                // A stamp from before checksums: from now on its damage is found.
+                write_stamp(disk, dir, topic_id)
+                    .map_err(|e| LogError::io("write", &dir.join(TOPIC_ID_FILE), e))?;
+            }
             return Ok(Claim::Ours);
         }
+        let Some(stored) = stamp.id() else {
+            return Ok(Claim::Damaged);
+        };
         if !complete && !bugs.claim_from_stale_view {
             tracing::info!(dir = %dir.display(), %stored, topic_id,
                 "leaving a partition directory of a topic this metadata does not hold yet");
@@ -129,17 +143,18 @@ fn claim_dir(
     // `PartitionLog::open` would sync the parent only if it created the directory,
     // which after this it never does.
     create_dir_durably(disk, dir).map_err(|e| LogError::io("create directory", dir, e))?;
-    write_atomically(disk, &stamp, topic_id.as_bytes())
-        .map_err(|e| LogError::io("write", &stamp, e))?;
+    write_stamp(disk, dir, topic_id)
+        .map_err(|e| LogError::io("write", &dir.join(TOPIC_ID_FILE), e))?;
     Ok(Claim::Ours)
 }
 
 /// Whether the partition directory `name`, stamped with topic id `stamp`, belongs
 /// to no topic of `state`. Topic ids are never reused, so a stamp the metadata does
-/// not know is a deleted topic's; an unstamped directory (from before stamps) is
-/// judged by its topic name.
-fn is_stray(name: &str, stamp: Option<&str>, state: &MetadataState) -> bool {
-    match stamp {
+/// not know is a deleted topic's; an unstamped directory (from before stamps), and
+/// one whose stamp is damaged, is judged by its topic name: a damaged stamp never
+/// makes a live topic's directory look like a deleted one's.
+fn is_stray(name: &str, stamp: Option<&Stamp>, state: &MetadataState) -> bool {
+    match stamp.and_then(Stamp::id) {
         Some(id) => !state.topics.values().any(|t| t.topic_id == id),
         None => copy_of_dir(name).is_some_and(|copy| !state.topics.contains_key(&copy.topic)),
     }
@@ -154,9 +169,6 @@ fn copy_of_dir(name: &str) -> Option<CopyRef> {
         partition: i32::try_from(partition).ok()?,
     })
 }
-
-/// The file in a partition directory that names the topic id it belongs to.
-const TOPIC_ID_FILE: &str = "topic_id";
 
 /// Maps Kafka topic configs onto the log's configuration.
 pub fn log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
@@ -244,6 +256,7 @@ impl Partitions {
             events,
             bugs: ReplicationBugs::default(),
             strays_removed: AtomicBool::new(false),
+            damaged_stamps: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -655,6 +668,10 @@ impl Partitions {
                 }
             }
         }
+        self.damaged_stamps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key| wanted.contains_key(key));
         let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
         // A log opened for another topic id belongs to a deleted topic of the same
         // name, even when the new topic is already wanted here.
@@ -693,10 +710,13 @@ impl Partitions {
                     self.forget_replication_state(&key);
                     let dir = self.root.join(dir_name(&key.0, key.1));
                     let topic_id = topic_ids.get(&key).cloned().unwrap_or_default();
-                    if claim_dir(self.disk.as_ref(), &dir, &topic_id, complete, self.bugs)?
-                        == Claim::Later
-                    {
-                        continue;
+                    match claim_dir(self.disk.as_ref(), &dir, &topic_id, complete, self.bugs)? {
+                        Claim::Ours => {}
+                        Claim::Later => continue,
+                        Claim::Damaged => {
+                            self.report_damaged_stamp(&key, &dir, &topic_id);
+                            continue;
+                        }
                     }
                     let log = PartitionLog::open_sharing(
                         Arc::clone(&self.disk),
@@ -726,6 +746,30 @@ impl Partitions {
             }
         }
         Ok(())
+    }
+
+    /// Keeps `key` offline here, and says so once: its directory's stamp is damaged,
+    /// so whether its records are this topic's cannot be told (R-RECOVER-8).
+    fn report_damaged_stamp(&self, key: &TopicPartition, dir: &Path, topic_id: &str) {
+        let mut damaged = self
+            .damaged_stamps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if damaged.insert(key.clone()) {
+            tracing::error!(dir = %dir.display(), topic_id,
+                "the topic_id stamp of this partition directory is damaged: the partition \
+                 stays offline here and its records are kept; if the directory is this \
+                 topic's, write the topic id into the stamp file and restart, else move \
+                 the directory aside");
+        }
+    }
+
+    /// Whether `key` is assigned here but offline for a damaged stamp.
+    pub fn stamp_damaged(&self, key: &TopicPartition) -> bool {
+        self.damaged_stamps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
     }
 
     /// A partition's log is removed or opened afresh: what was known of its
@@ -801,15 +845,9 @@ impl Partitions {
             if !self.disk.is_dir(&dir) || open.contains(&name) {
                 continue;
             }
-            let stamp_path = dir.join(TOPIC_ID_FILE);
-            let stamp = if self.disk.exists(&stamp_path) {
-                let bytes = read_all(self.disk.as_ref(), &stamp_path)
-                    .map_err(|e| LogError::io("read", &stamp_path, e))?;
-                Some(String::from_utf8_lossy(&bytes).trim().to_string())
-            } else {
-                None
-            };
-            if is_stray(&name, stamp.as_deref(), state) {
+            let stamp = read_stamp(self.disk.as_ref(), &dir)
+                .map_err(|e| LogError::io("read", &dir.join(TOPIC_ID_FILE), e))?;
+            if is_stray(&name, stamp.as_ref(), state) {
                 tracing::warn!(dir = %dir.display(), topic_id = ?stamp,
                     "removing the partition directory of a deleted topic");
                 self.disk
@@ -871,8 +909,10 @@ impl Partitions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::read_all;
     use crate::disk::MemDisk;
     use crate::metadata::TopicInfo;
+    use crate::replication::stamp::stamp_bytes;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -990,10 +1030,14 @@ mod tests {
     #[test]
     fn r_recover_8_only_directories_of_topics_the_metadata_lacks_are_stray() {
         let state = one_topic(1);
-        assert!(!is_stray("t-0", Some("t-id"), &state));
+        let stamp = |id: &str| Some(Stamp::Verified(id.to_string()));
+        assert!(!is_stray("t-0", stamp("t-id").as_ref(), &state));
         // A deleted topic's directory, whatever its name says.
-        assert!(is_stray("t-0", Some("old-id"), &state));
-        assert!(is_stray("gone-0", Some("gone-id"), &state));
+        assert!(is_stray("t-0", stamp("old-id").as_ref(), &state));
+        assert!(is_stray("gone-0", stamp("gone-id").as_ref(), &state));
+        // A damaged stamp names nobody: judged by the name, as an unstamped one.
+        assert!(!is_stray("t-0", Some(&Stamp::Damaged), &state));
+        assert!(is_stray("gone-0", Some(&Stamp::Damaged), &state));
         // Unstamped (from before stamps): judged by the topic in its name.
         assert!(!is_stray("t-0", None, &state));
         assert!(is_stray("gone-12", None, &state));
@@ -1019,25 +1063,80 @@ mod tests {
         let restarted = partitions_on(&disk);
         restarted.reconcile_in_start(&one_topic(1), 1, 2)?;
         assert!(restarted.get("t", 0).is_none(), "opened from a stale view");
-        assert_eq!(read_all(&disk, stamp)?, b"t-id-2");
-        newer.brokers.insert(
-            1,
-            crate::metadata::BrokerInfo {
-                broker_id: 1,
-                host: "h".into(),
-                port: 9092,
-                rack: None,
-                incarnation: 2,
-                fenced: false,
-                fenced_at: 0,
-                listeners: Vec::new(),
-                acks_before_fsync: false,
-            },
-        );
+        assert_eq!(read_all(&disk, stamp)?, stamp_bytes("t-id-2"));
+        newer.brokers.insert(1, registration(2));
         restarted.reconcile_in_start(&newer, 1, 2)?;
         assert!(restarted.get_of("t", 0, "t-id-2").is_some());
-        assert_eq!(read_all(&disk, stamp)?, b"t-id-2");
+        assert_eq!(read_all(&disk, stamp)?, stamp_bytes("t-id-2"));
         Ok(())
+    }
+
+    /// R-RECOVER-8: one flipped bit in a live topic's stamp made the broker remove
+    /// its directory, every acknowledged record in it, as a deleted topic's at the
+    /// next start. A damaged stamp keeps the directory and the partition offline
+    /// until the stamp is written again; a stamp from before checksums is adopted
+    /// and rewritten with one.
+    #[test]
+    fn r_recover_8_a_damaged_stamp_keeps_the_directory_and_its_records(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let disk = MemDisk::new();
+        let dir = Path::new("/data/logs/t-0");
+        let registered = |mut state: MetadataState| {
+            state.brokers.insert(1, registration(2));
+            state
+        };
+        let first = partitions_on(&disk);
+        first.reconcile(&one_topic(1), 1)?;
+        let batch = crate::log::batch::build_simple_batch(3, 10, b'v', 0);
+        first
+            .get("t", 0)
+            .ok_or("not opened")?
+            .append(&batch, 0, 0)?;
+        first.close_all();
+        let stamp = dir.join(TOPIC_ID_FILE);
+        let mut bytes = read_all(&disk, &stamp)?;
+        bytes[1] ^= 0x02;
+        crate::disk::write_atomically(&disk, &stamp, &bytes)?;
+
+        let restarted = partitions_on(&disk);
+        restarted.reconcile_in_start(&registered(one_topic(1)), 1, 2)?;
+        assert!(disk.is_dir(dir), "the directory went with its records");
+        assert!(
+            restarted.get("t", 0).is_none(),
+            "served a directory nobody vouches for"
+        );
+        assert!(restarted.stamp_damaged(&("t".into(), 0)));
+
+        crate::disk::write_atomically(&disk, &stamp, b"t-id")?;
+        assert_eq!(read_stamp(&disk, dir)?, Some(Stamp::Damaged), "not a UUID");
+        let uuid = "0f8e3a52-6f5c-4b3e-9d51-2a7c1e9b4d60";
+        crate::disk::write_atomically(&disk, &stamp, uuid.as_bytes())?;
+        let mut state = one_topic(1);
+        if let Some(t) = state.topics.get_mut("t") {
+            t.topic_id = uuid.into();
+        }
+        let repaired = partitions_on(&disk);
+        repaired.reconcile_in_start(&registered(state), 1, 2)?;
+        let log = repaired
+            .get("t", 0)
+            .ok_or("the repaired stamp is not adopted")?;
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(read_all(&disk, &stamp)?, stamp_bytes(uuid));
+        Ok(())
+    }
+
+    fn registration(incarnation: u64) -> crate::metadata::BrokerInfo {
+        crate::metadata::BrokerInfo {
+            broker_id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            incarnation,
+            fenced: false,
+            fenced_at: 0,
+            listeners: Vec::new(),
+            acks_before_fsync: false,
+        }
     }
 
     /// The disk operations made through it, in order.
@@ -1150,7 +1249,7 @@ mod tests {
             .ok_or("no log for the new t-0")?;
         assert!(!Arc::ptr_eq(&old, &new), "the old topic's log was kept");
         let stamp = read_all(&disk, Path::new("/data/logs/t-0/topic_id"))?;
-        assert_eq!(stamp, b"t-id-2");
+        assert_eq!(stamp, stamp_bytes("t-id-2"));
         Ok(())
     }
 }

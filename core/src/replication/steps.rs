@@ -75,6 +75,12 @@ impl<'a> LocalView<'a> {
         let topic_id = self.state.topics.get(topic).map_or("", |t| &t.topic_id);
         match self.partitions.get_of(topic, partition, topic_id) {
             Some(log) if serves(info) => Ok((log, info)),
+            None if self
+                .partitions
+                .stamp_damaged(&(topic.to_string(), partition)) =>
+            {
+                Err(errors::KAFKA_STORAGE_ERROR)
+            }
             _ => Err(errors::NOT_LEADER_OR_FOLLOWER),
         }
     }

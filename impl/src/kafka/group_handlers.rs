@@ -11,6 +11,7 @@ use crate::groups::{
 };
 use crate::metadata::{MetadataCommand, MetadataState, OffsetCommit};
 use chronik_core::errors::ErrorCode;
+use chronik_core::groups::offset_metadata_fits;
 use chronik_core::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -634,6 +635,8 @@ async fn offset_commit(
                     check
                 } else if !valid {
                     errors::UNKNOWN_TOPIC_OR_PARTITION
+                } else if !offset_metadata_fits(p.committed_metadata.as_deref()) {
+                    errors::OFFSET_METADATA_TOO_LARGE
                 } else {
                     offsets.push(OffsetCommit {
                         topic: name.clone(),
@@ -1022,6 +1025,14 @@ fn describe_group(broker: &Broker, id: GroupId, version: i16) -> DescribedGroup 
                     })
                     .collect(),
             ),
+        // Only committed offsets: an Empty classic group, as ListGroups lists it and
+        // as Kafka's coordinator creates one for a commit from outside any group.
+        None if broker.consensus.view().state.offsets.contains_key(&*id.0) => {
+            DescribedGroup::default()
+                .with_group_id(id)
+                .with_group_state(str_bytes("Empty"))
+                .with_protocol_type(str_bytes("consumer"))
+        }
         None => DescribedGroup::default()
             .with_group_id(id)
             .with_group_state(str_bytes("Dead")),
