@@ -83,6 +83,34 @@ def test_r_wire_18_a_name_colliding_by_dot_and_underscore_is_refused(broker):
         admin.close()
 
 
+def test_r_wire_13_a_transactional_producer_fails_at_once_in_every_client(broker):
+    """Transactions are not built. The broker answered a transactional InitProducerId
+    INVALID_REQUEST, which librdkafka retries for ever: init_transactions() without a
+    timeout never returned. It now answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED, on
+    which every client gives up at once, and its log says why."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka import Producer as ConfluentProducer
+    from kafka.errors import TransactionalIdAuthorizationFailedError
+    started = time.time()
+    producer = ConfluentProducer({"bootstrap.servers": broker.bootstrap,
+                                  "transactional.id": "e2e-txn"})
+    try:
+        producer.init_transactions(60)
+        raise AssertionError("a transaction was begun")
+    except KafkaException as e:
+        error = e.args[0]
+        assert error.fatal() and error.code() == 53, error
+    assert time.time() - started < 10
+    try:
+        KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="e2e-txn-kp",
+                      max_block_ms=20000).init_transactions()
+        raise AssertionError("kafka-python began a transaction")
+    except TransactionalIdAuthorizationFailedError:
+        pass
+    log = open(broker.log_path).read()
+    assert "transactions are not supported" in log
+
+
 def test_r_log_4_confluent_producer_acks_all_and_every_message_read_once_at_its_offset(broker):
     topic = "bulk"
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)

@@ -74,6 +74,7 @@ pub const INVALID_REQUEST: ErrorCode = ErrorCode(42);
 pub const POLICY_VIOLATION: ErrorCode = ErrorCode(44);
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: ErrorCode = ErrorCode(45);
 pub const INVALID_PRODUCER_EPOCH: ErrorCode = ErrorCode(47);
+pub const INVALID_TXN_STATE: ErrorCode = ErrorCode(48);
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(53);
 pub const SECURITY_DISABLED: ErrorCode = ErrorCode(54);
 pub const KAFKA_STORAGE_ERROR: ErrorCode = ErrorCode(56);

@@ -16,7 +16,7 @@ use crate::metadata::{broker_to_wire, ApplyOutcome, MetadataCommand};
 use bytes::Bytes;
 use chronik_core::admin::topics::{plan_new_topic, NewTopic};
 use chronik_core::errors::ErrorCode;
-use chronik_core::log::produced::prepare_produced;
+use chronik_core::log::produced::{prepare_produced, transaction_refusal};
 use chronik_core::replication::{
     list_offset, value_digests, AppendResult, FetchStep, FollowerFetch, ProduceWait,
 };
@@ -514,6 +514,7 @@ fn produce_submit(
         .transactional_id
         .as_ref()
         .is_some_and(|id| !caller.may(Operation::Write, ResourceType::TransactionalId, id));
+    let transactional = request.transactional_id.is_some();
     let view = broker.consensus.view();
     let local = broker.local(&view.state);
     let mut pending = Vec::new();
@@ -533,6 +534,12 @@ fn produce_submit(
                 Some(refused)
             } else if !acks_valid {
                 Some(errors::INVALID_REQUIRED_ACKS)
+            } else if let Some(code) = data
+                .records
+                .as_deref()
+                .and_then(|records| transaction_refusal(records, transactional))
+            {
+                Some(code)
             } else {
                 match (local.admit_produce(&name, data.index, acks), data.records) {
                     (Err(code), _) => Some(code),
@@ -1654,6 +1661,32 @@ async fn delete_topic(broker: &Broker, caller: &Caller, name: String) -> Result<
         .map_err(|(code, _)| code)
 }
 
+/// Transactions are not built (README). librdkafka retries INVALID_REQUEST here for
+/// ever (`init_transactions()` without a timeout never returned), while every client
+/// gives up at once on TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the answer a Kafka
+/// broker gives a producer it will not let transact. Since that code names another
+/// cause, the broker log says the real one, at most once a minute.
+fn refuse_transactions(transactional_id: &str) -> ErrorCode {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_LOGGED_MS: AtomicU64 = AtomicU64::new(0);
+    let now = now_ms();
+    let last = LAST_LOGGED_MS.load(Ordering::Relaxed);
+    let due = last == 0 || now.saturating_sub(last) >= 60_000;
+    if due
+        && LAST_LOGGED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            transactional_id,
+            "refused a transactional producer: transactions are not supported, so \
+             InitProducerId answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED, on which \
+             every client gives up at once"
+        );
+    }
+    errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+}
+
 async fn init_producer_id(
     broker: &Broker,
     caller: &Caller,
@@ -1673,9 +1706,8 @@ async fn init_producer_id(
         response.error_code = code.code();
         return response;
     }
-    if request.transactional_id.is_some() {
-        // Transactions are not implemented; say so rather than pretend.
-        response.error_code = errors::INVALID_REQUEST.code();
+    if let Some(id) = &request.transactional_id {
+        response.error_code = refuse_transactions(id).code();
         return response;
     }
     match propose(broker, MetadataCommand::AllocateProducerId).await {
