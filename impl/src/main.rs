@@ -97,6 +97,10 @@ mod app {
         /// max.connections.per.ip; default 256).
         #[arg(long)]
         max_connections_per_ip: Option<usize>,
+        /// Room set aside on the data disk, given up by a start that finds the disk
+        /// full (bytes; 0: none; default 64 MiB).
+        #[arg(long)]
+        disk_reserve_bytes: Option<u64>,
         /// How fast the background scrub re-reads partition logs to find damage
         /// (bytes/s; 0: off; default 8 MiB/s).
         #[arg(long)]
@@ -367,6 +371,9 @@ mod app {
         }
         if let Some(v) = args.max_connections_per_ip {
             config.max_connections_per_ip = v;
+        }
+        if let Some(v) = args.disk_reserve_bytes {
+            config.disk_reserve_bytes = v;
         }
         if let Some(v) = args.log_scrub_bytes_per_sec {
             config.log_scrub_bytes_per_sec = v;

@@ -96,6 +96,9 @@ pub struct BrokerConfig {
     pub session_timeout_ms: u64,
     /// A follower that has not caught up with the leader for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// Room set aside on the data disk (`disk-reserve`), given up by a start that
+    /// finds the disk full so that it can start and free space (R-OPS-4); 0: none.
+    pub disk_reserve_bytes: u64,
     /// How fast the background scrub re-reads partition logs to find damage nobody
     /// has read yet (R-LOG-16); 0 turns it off.
     pub log_scrub_bytes_per_sec: u64,
@@ -253,6 +256,7 @@ impl Default for BrokerConfig {
             peer_listen: None,
             session_timeout_ms: 1000,
             replica_lag_time_max_ms: 2000,
+            disk_reserve_bytes: 64 * 1024 * 1024,
             log_scrub_bytes_per_sec: 8 * 1024 * 1024,
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,

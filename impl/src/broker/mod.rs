@@ -8,6 +8,7 @@ pub mod config;
 mod connection_limits;
 mod consensus_loop;
 pub mod data_dir_lock;
+mod disk_reserve;
 mod file_limit;
 mod http;
 pub mod listeners;
@@ -40,6 +41,7 @@ use crate::log::GroupCommitter;
 use crate::metadata::{ApplyOutcome, Endpoint, MetadataCommand};
 use chronik_core::replication::PartitionEvents;
 use chronik_core::replication::{FetchStep, RepairStep};
+use disk_reserve::DiskReserve;
 use listeners::ListenerSpec;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +75,10 @@ impl RunningBroker {
             file_limit::segment_files(config.max_open_segment_files, fd_limit, needed);
         let disk: Arc<dyn Disk> = Arc::new(RealDisk);
         let lock = data_dir_lock::acquire(&config.data_dir)?;
+        let reserve = DiskReserve::new(&config.data_dir, config.disk_reserve_bytes);
+        reserve.release_if_short().map_err(|e| {
+            anyhow::anyhow!("the disk reserve in {}: {e}", config.data_dir.display())
+        })?;
         // 1. Storage: the metadata node recovers its Raft log and snapshot.
         refuse_partition_data_without_metadata(
             disk.as_ref(),
@@ -249,6 +255,7 @@ impl RunningBroker {
         )));
         tasks.push(tokio::spawn(follow_metadata(Arc::clone(&broker))));
         tasks.push(tokio::spawn(housekeeping(Arc::clone(&broker))));
+        tasks.push(tokio::spawn(keep_disk_reserve(Arc::new(reserve))));
         tasks.push(tokio::spawn(group_timers(Arc::clone(&broker))));
         // 5. Replication: a fetcher per peer, and the leader's ISR upkeep.
         for voter in config.voters.iter().filter(|v| v.id != config.node_id) {
@@ -313,7 +320,8 @@ fn next_incarnation(disk: &dyn Disk, data_dir: &std::path::Path) -> anyhow::Resu
     };
     let next = previous + 1;
     disk.create_dir_all(data_dir)?;
-    crate::disk::write_atomically(disk, &path, format!("{next}\n").as_bytes())?;
+    crate::disk::write_atomically(disk, &path, format!("{next}\n").as_bytes())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     Ok(next)
 }
 
@@ -467,6 +475,26 @@ async fn housekeeping(broker: Arc<Broker>) {
 }
 
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+
+/// Sets the disk reserve aside, and again once there is room after a start gave it
+/// up (R-OPS-4). A failure is logged once until it succeeds.
+async fn keep_disk_reserve(reserve: Arc<DiskReserve>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(10));
+    let mut failing = false;
+    loop {
+        interval.tick().await;
+        let r = Arc::clone(&reserve);
+        let result = tokio::task::spawn_blocking(move || r.keep()).await;
+        match result {
+            Ok(Err(e)) if !failing => {
+                tracing::warn!(error = %e, "cannot set the disk reserve aside");
+                failing = true;
+            }
+            Ok(Ok(())) => failing = false,
+            _ => {}
+        }
+    }
+}
 
 /// The group coordinators' timers: a tick at the earliest deadline of a classic
 /// group (a session lapses when it is due, as in Kafka, not up to a poll period
