@@ -101,6 +101,10 @@ mod app {
         /// full (bytes; 0: none; default 64 MiB).
         #[arg(long)]
         disk_reserve_bytes: Option<u64>,
+        /// How often the metadata leader moves leaderships back to their preferred
+        /// replicas (Kafka's leader.imbalance.check.interval.seconds; default 300 s).
+        #[arg(long)]
+        leader_imbalance_check_interval_ms: Option<u64>,
         /// How fast the background scrub re-reads partition logs to find damage
         /// (bytes/s; 0: off; default 8 MiB/s).
         #[arg(long)]
@@ -374,6 +378,9 @@ mod app {
         }
         if let Some(v) = args.disk_reserve_bytes {
             config.disk_reserve_bytes = v;
+        }
+        if let Some(v) = args.leader_imbalance_check_interval_ms {
+            config.leader_imbalance_check_interval_ms = v;
         }
         if let Some(v) = args.log_scrub_bytes_per_sec {
             config.log_scrub_bytes_per_sec = v;

@@ -415,9 +415,9 @@ fn version_10_variants() -> Vec<CommandEnvelope> {
     all
 }
 
-/// Every command of the current format: version 10's, then a topic whose name
-/// collides with "placed.x" by '.' against '_' (11: refused).
-fn every_variant() -> Vec<CommandEnvelope> {
+/// Every command of version 11: version 10's, then a topic whose name collides with
+/// "placed.x" by '.' against '_' (11: refused).
+fn version_11_variants() -> Vec<CommandEnvelope> {
     let mut all = version_10_variants();
     let create = |name: &str, topic_id: &str| MetadataCommand::CreateTopic {
         name: name.into(),
@@ -431,6 +431,22 @@ fn every_variant() -> Vec<CommandEnvelope> {
     ] {
         all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     }
+    all
+}
+
+/// Every command of the current format: version 11's, then an election of the
+/// preferred replica of "placed" (12: `ElectPreferredLeader`), broker 3, which the
+/// ISR left out when it was created fenced: refused.
+fn every_variant() -> Vec<CommandEnvelope> {
+    let mut all = version_11_variants();
+    let state = state_after(&all);
+    let placed = &state.topics["placed"].partitions[0];
+    let command = MetadataCommand::ElectPreferredLeader {
+        topic: "placed".into(),
+        partition: 0,
+        partition_epoch: placed.partition_epoch,
+    };
+    all.push(CommandEnvelope::new(all.len() as u64 + 1, command));
     all
 }
 
@@ -685,11 +701,29 @@ fn r_recover_3_golden_commands_of_version_10_still_decode() -> Result<(), Box<dy
 fn r_recover_3_golden_commands_of_version_11_still_decode() -> Result<(), Box<dyn std::error::Error>>
 {
     let golden = golden_commands("commands_v11.jsonl")?;
-    assert_eq!(golden, every_variant());
+    assert_eq!(golden, written_as(11, version_11_variants()));
     let state = state_after(&golden);
     assert!(state.topics.contains_key("placed.x") && !state.topics.contains_key("placed_x"));
     let as_in_version_10 = state_after(&written_as(10, golden));
     assert!(as_in_version_10.topics.contains_key("placed_x"));
+    Ok(())
+}
+
+/// Commands of version 12: `ElectPreferredLeader`.
+#[test]
+fn r_recover_3_golden_commands_of_version_12_still_decode() -> Result<(), Box<dyn std::error::Error>>
+{
+    let golden = golden_commands("commands_v12.jsonl")?;
+    assert_eq!(golden, every_variant());
+    let mut state = state_after(&golden[..golden.len() - 1]);
+    let last = golden.len() as u64;
+    let outcome = state.apply(last, &golden[golden.len() - 1]);
+    assert!(
+        matches!(outcome, ApplyOutcome::Rejected { code, .. }
+            if code == chronik_core::errors::PREFERRED_LEADER_NOT_AVAILABLE),
+        "{outcome:?}"
+    );
+    assert_eq!(state.topics["placed"].partitions[0].leader, Some(1));
     Ok(())
 }
 

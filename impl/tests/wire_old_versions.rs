@@ -946,6 +946,7 @@ const KAFKA_3_9_HIGHEST: &[(ApiKey, i16)] = &[
     (ApiKey::DeleteTopics, 6),
     (ApiKey::DeleteRecords, 2),
     (ApiKey::InitProducerId, 5),
+    (ApiKey::ElectLeaders, 2),
     (ApiKey::OffsetForLeaderEpoch, 4),
     (ApiKey::DescribeAcls, 3),
     (ApiKey::CreateAcls, 3),

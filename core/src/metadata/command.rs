@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 /// never lifts a fence on its own incarnation), version 10 fenced replicas in new
 /// ISRs (from 10 on, a created partition's ISR leaves them out, and a partition led
 /// again after it was offline sheds them), version 11 the refusal of a `CreateTopic`
-/// whose name collides with a topic's by '.' against '_'.
-pub const COMMAND_VERSION: u32 = 11;
+/// whose name collides with a topic's by '.' against '_', version 12
+/// `ElectPreferredLeader`.
+pub const COMMAND_VERSION: u32 = 12;
 
 /// What a Raft entry carries: a command, its format version, and the proposer's id
 /// for it, by which the proposer recognises its outcome when the entry is applied.
@@ -179,6 +180,18 @@ pub enum MetadataCommand {
         partition: i32,
         broker_id: i32,
         leader_epoch: i32,
+        partition_epoch: u64,
+    },
+    /// The partition's preferred replica (its first) leads again (Kafka's preferred
+    /// leader election: ElectLeaders, and the automatic leader rebalance). Applied
+    /// only if the partition is as the election was decided on (its partition
+    /// epoch), and the preferred replica is live, in the ISR and not leading: any
+    /// live ISR member may lead (it holds every committed record, R-REPL-1), as a
+    /// failover elects one; the leader it replaces stays in the ISR and learns of the
+    /// new leader epoch like any deposed leader (R-REPL-3).
+    ElectPreferredLeader {
+        topic: String,
+        partition: i32,
         partition_epoch: u64,
     },
     /// Partition leadership and ISR, set outright (administrative).

@@ -6,6 +6,7 @@ pub mod broker_configs;
 mod broker_id;
 mod command;
 mod eligible;
+pub mod preferred;
 mod state;
 
 pub use broker_id::{to_wire as broker_to_wire, BrokerId};

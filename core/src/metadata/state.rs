@@ -16,10 +16,10 @@ pub const SNAPSHOT_VERSION: u32 = 5;
 
 // Kafka error codes the state machine answers with.
 use crate::errors::{
-    ErrorCode, FENCED_LEADER_EPOCH, GROUP_ID_NOT_FOUND, ILLEGAL_GENERATION, INVALID_PARTITIONS,
-    INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION, INVALID_UPDATE_VERSION,
-    NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, RESOURCE_NOT_FOUND, STALE_BROKER_EPOCH,
-    TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode, ELECTION_NOT_NEEDED, FENCED_LEADER_EPOCH, GROUP_ID_NOT_FOUND, ILLEGAL_GENERATION,
+    INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, INVALID_TOPIC_EXCEPTION,
+    INVALID_UPDATE_VERSION, NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, PREFERRED_LEADER_NOT_AVAILABLE,
+    RESOURCE_NOT_FOUND, STALE_BROKER_EPOCH, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +92,23 @@ pub struct PartitionInfo {
 }
 
 impl PartitionInfo {
+    /// The replica a preferred leader election would make leader, or why there is
+    /// none: it leads already (ELECTION_NOT_NEEDED), or it is not live and in the
+    /// ISR (PREFERRED_LEADER_NOT_AVAILABLE).
+    pub fn preferred_election(&self, live: &[BrokerId]) -> Result<BrokerId, ApplyOutcome> {
+        match self.replicas.first().copied() {
+            Some(p) if self.leader == Some(p) => Err(rejected(
+                ELECTION_NOT_NEEDED,
+                "the preferred replica leads already",
+            )),
+            Some(p) if self.isr.contains(&p) && live.contains(&p) => Ok(p),
+            _ => Err(rejected(
+                PREFERRED_LEADER_NOT_AVAILABLE,
+                "the preferred replica is not live and in the ISR",
+            )),
+        }
+    }
+
     /// Who takes over from `leaving`: the first other ISR member among `live`, in
     /// ISR order (never an out-of-sync replica: no unclean election).
     pub fn successor_of(&self, leaving: BrokerId, live: &[BrokerId]) -> Option<BrokerId> {
@@ -524,6 +541,35 @@ impl MetadataState {
         self.step_aside_for_repair(topic, partition, damaged)
     }
 
+    /// See [`MetadataCommand::ElectPreferredLeader`].
+    fn elect_preferred(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        partition_epoch: u64,
+    ) -> ApplyOutcome {
+        let live = self.live_brokers();
+        let p = match self.partition_mut(topic, partition) {
+            Some(p) if p.partition_epoch == partition_epoch => p,
+            Some(_) => return rejected(INVALID_UPDATE_VERSION, "the partition changed since"),
+            None => {
+                return rejected(
+                    UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("no {topic}-{partition}"),
+                )
+            }
+        };
+        match p.preferred_election(&live) {
+            Err(refusal) => refusal,
+            Ok(preferred) => {
+                p.leader = Some(preferred);
+                p.leader_epoch += 1;
+                p.partition_epoch += 1;
+                ApplyOutcome::Done
+            }
+        }
+    }
+
     /// What `RepairReplica` and a registration naming a short copy do to the
     /// partition, once their own checks passed: the copy leaves the ISR and the
     /// eligible set, and a leader hands over, or leaves the partition offline for
@@ -789,6 +835,11 @@ impl MetadataState {
                 }
                 ApplyOutcome::Done
             }
+            MetadataCommand::ElectPreferredLeader {
+                topic,
+                partition,
+                partition_epoch,
+            } => self.elect_preferred(topic, *partition, *partition_epoch),
             MetadataCommand::RepairReplica {
                 topic,
                 partition,

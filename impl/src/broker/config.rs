@@ -96,6 +96,12 @@ pub struct BrokerConfig {
     pub session_timeout_ms: u64,
     /// A follower that has not caught up with the leader for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// Kafka's `auto.leader.rebalance.enable`: the metadata leader moves leaderships
+    /// back to their preferred replicas every `leader_imbalance_check_interval_ms`
+    /// (R-CLUSTER-3).
+    pub auto_leader_rebalance_enable: bool,
+    /// Kafka's `leader.imbalance.check.interval.seconds`, in milliseconds.
+    pub leader_imbalance_check_interval_ms: u64,
     /// Room set aside on the data disk (`disk-reserve`), given up by a start that
     /// finds the disk full so that it can start and free space (R-OPS-4); 0: none.
     pub disk_reserve_bytes: u64,
@@ -256,6 +262,8 @@ impl Default for BrokerConfig {
             peer_listen: None,
             session_timeout_ms: 1000,
             replica_lag_time_max_ms: 2000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
             disk_reserve_bytes: 64 * 1024 * 1024,
             log_scrub_bytes_per_sec: 8 * 1024 * 1024,
             log_cleaner_enable: true,

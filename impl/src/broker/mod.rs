@@ -265,6 +265,12 @@ impl RunningBroker {
             )));
         }
         tasks.push(tokio::spawn(maintain_isr(Arc::clone(&broker))));
+        if config.auto_leader_rebalance_enable && !config.voters.is_empty() {
+            tasks.push(tokio::spawn(rebalance_leaders(
+                Arc::clone(&broker),
+                Duration::from_millis(config.leader_imbalance_check_interval_ms.max(1)),
+            )));
+        }
         tasks.push(tokio::spawn(scrub::run(Arc::clone(&broker))));
         tasks.push(tokio::spawn(log_cleaner::run(Arc::clone(&broker))));
         tracing::info!(node_id = config.node_id, %local_addr, data_dir = %config.data_dir.display(), "chronik started");
@@ -475,6 +481,26 @@ async fn housekeeping(broker: Arc<Broker>) {
 }
 
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+
+/// Kafka's automatic leader rebalance (R-CLUSTER-3): on the metadata leader, every
+/// `period`, leaderships go back to preferred replicas that are live and in sync.
+async fn rebalance_leaders(broker: Arc<Broker>, period: Duration) {
+    let mut interval = tokio::time::interval(period);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if !broker.consensus.view().is_leader {
+            continue;
+        }
+        let elected = crate::kafka::elect_leaders::elect_every_partition(&broker).await;
+        if elected > 0 {
+            tracing::info!(
+                partitions = elected,
+                "leaderships moved back to their preferred replicas"
+            );
+        }
+    }
+}
 
 /// Sets the disk reserve aside, and again once there is room after a start gave it
 /// up (R-OPS-4). A failure is logged once until it succeeds.

@@ -47,6 +47,9 @@ pub async fn handle(
         RequestKind::DeleteRecords(r) => {
             ResponseKind::DeleteRecords(delete_records(broker, caller, r).await)
         }
+        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(
+            super::elect_leaders::handle(broker, caller, r, version).await,
+        ),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster(broker, caller, r))
         }

@@ -11,6 +11,7 @@ pub mod common;
 pub mod config_handlers;
 pub mod consumer_group_handlers;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub use chronik_core::admin::topic_configs as configs;
 pub use chronik_core::errors;
 pub mod group_handlers;
