@@ -4,6 +4,8 @@
 //! DeleteRecords that would have freed space: the operator had to delete files by
 //! hand (exploratory testing, 2026-12-07). The reserve is a file of zeros, allocated
 //! while there is room; a start that finds the disk short of room releases it first.
+//! It is the configured size or 1% of the file system, whichever is less (as
+//! CockroachDB sizes its ballast), so that a small disk keeps one too.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -35,8 +37,8 @@ impl DiskReserve {
         let Some(held) = self.held()? else {
             return Ok(());
         };
-        let free = available_bytes(&self.dir)?;
-        if free >= self.bytes.max(1) {
+        let (free, total) = space(&self.dir)?;
+        if free >= target(self.bytes, total).max(1) {
             return Ok(());
         }
         fs::remove_file(&self.path)?;
@@ -53,14 +55,13 @@ impl DiskReserve {
     /// periodically.
     pub fn keep(&self) -> io::Result<()> {
         let held = self.held()?;
-        if self.bytes == 0 && held.is_some() {
+        let (free, total) = space(&self.dir)?;
+        let bytes = target(self.bytes, total);
+        if bytes == 0 && held.is_some() {
             // Turned off: what was set aside is given back.
             return fs::remove_file(&self.path);
         }
-        if self.bytes == 0 || held.is_some_and(|held| held >= self.bytes) {
-            return Ok(());
-        }
-        if available_bytes(&self.dir)? < self.bytes.saturating_mul(2) {
+        if bytes == 0 || held.is_some_and(|held| held >= bytes) || free < bytes.saturating_mul(2) {
             return Ok(());
         }
         let file = OpenOptions::new()
@@ -68,10 +69,10 @@ impl DiskReserve {
             .write(true)
             .truncate(false)
             .open(&self.path)?;
-        allocate(&file, self.bytes)?;
+        allocate(&file, bytes)?;
         file.sync_all()?;
         File::open(&self.dir)?.sync_all()?;
-        tracing::info!(path = %self.path.display(), bytes = self.bytes, "disk reserve set aside");
+        tracing::info!(path = %self.path.display(), bytes, "disk reserve set aside");
         Ok(())
     }
 
@@ -85,8 +86,14 @@ impl DiskReserve {
     }
 }
 
-/// Bytes an unprivileged writer may still use on the file system of `dir`.
-fn available_bytes(dir: &Path) -> io::Result<u64> {
+/// The reserve's size: `configured`, at most 1% of a file system of `total` bytes.
+fn target(configured: u64, total: u64) -> u64 {
+    configured.min(total / 100)
+}
+
+/// (bytes an unprivileged writer may still use, bytes in all) of the file system of
+/// `dir`.
+fn space(dir: &Path) -> io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -99,7 +106,11 @@ fn available_bytes(dir: &Path) -> io::Result<u64> {
         }
         stats.assume_init()
     };
-    Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+    let block = stats.f_frsize as u64;
+    Ok((
+        (stats.f_bavail as u64).saturating_mul(block),
+        (stats.f_blocks as u64).saturating_mul(block),
+    ))
 }
 
 /// Gives `file` `bytes` of real blocks (a sparse file would hold no room).
@@ -119,16 +130,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn r_ops_4_a_reserve_is_at_most_a_hundredth_of_the_disk() {
+        assert_eq!(target(64 << 20, 8 << 20), (8 << 20) / 100);
+        assert_eq!(target(64 << 20, 1 << 40), 64 << 20);
+        assert_eq!(target(0, 1 << 40), 0);
+    }
+
+    #[test]
     fn r_ops_4_the_reserve_is_set_aside_once_and_kept_on_a_roomy_disk() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
+        let (_, total) = space(dir.path())?;
         let reserve = DiskReserve::new(dir.path(), 1 << 20);
         reserve.keep()?;
-        assert_eq!(reserve.held()?, Some(1 << 20));
+        assert_eq!(reserve.held()?, Some(target(1 << 20, total)));
         reserve.keep()?;
         reserve.release_if_short()?;
         assert_eq!(
             reserve.held()?,
-            Some(1 << 20),
+            Some(target(1 << 20, total)),
             "released on a disk with room"
         );
         DiskReserve::new(dir.path(), 0).keep()?;
