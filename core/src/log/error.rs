@@ -47,7 +47,13 @@ pub enum LogError {
         end_offset: u64,
         reason: String,
     },
-    #[error("corrupt checkpoint {path}: {reason}")]
+    #[error(
+        "corrupt checkpoint {path}: {reason}. It holds the partition's log start offset, \
+         high watermark and recovery marks, which are not guessed: restore it from a copy. \
+         A single node may instead move it aside, and the log start and high watermark are \
+         rebuilt from the log (records below a DeleteRecords point come back); a cluster \
+         member should not, since the recovery marks keep a short copy from being counted on"
+    )]
     CorruptCheckpoint { path: PathBuf, reason: String },
     #[error("log {dir} is offline after a failed fsync; appends resume once it can be resynced")]
     Offline { dir: PathBuf },
