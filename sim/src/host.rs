@@ -182,6 +182,11 @@ impl Host {
             .unwrap_or_default()
     }
 
+    /// The fetch steps kept since the last `take_fetch_steps`.
+    pub fn unreported_fetch_steps(&self) -> &[FetchStep] {
+        self.fetch_steps.as_deref().unwrap_or_default()
+    }
+
     fn kept(&mut self, step: FetchStep) {
         if let Some(steps) = &mut self.fetch_steps {
             steps.push(step);

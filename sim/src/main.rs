@@ -57,7 +57,9 @@ struct Args {
     /// `names` (topics deleted and created again under the same names, with crashes
     /// and partitions; every view's directory removals are watched, R-RECOVER-8) or
     /// `power-cycle` (crashes and pauses, then the whole settled cluster killed and
-    /// started again, with no write after it; also at `--nodes 1`, R-RECOVER-4).
+    /// started again, with no write after it; also at `--nodes 1`, R-RECOVER-4) or
+    /// `unreported-crashes` (followers killed after they applied a Fetch answer,
+    /// before the run observes the step, with pauses: C-9 over kill -9).
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// The consumer group's protocol: `classic` (JoinGroup, SyncGroup) or `consumer`
@@ -176,6 +178,7 @@ fn main() -> ExitCode {
         "names" => Some(Faults::names_storm()),
         "interval" => Some(Faults::interval_fsync()),
         "power-cycle" => Some(Faults::power_cycle()),
+        "unreported-crashes" => Some(Faults::unreported_crashes()),
         other => {
             eprintln!("unknown fault mix {other:?}");
             return ExitCode::from(2);

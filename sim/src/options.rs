@@ -80,6 +80,12 @@ pub struct Faults {
     /// cluster restarted after its clients stopped, which no later write brings up
     /// to date, must serve every record it served before (R-RECOVER-4).
     pub power_cycle_when_calm: bool,
+    /// Per mille of traced Fetch answers after which the follower that applied one
+    /// (appended and synced it) is killed before the run observes that step: a
+    /// `kill -9` between a real broker's append and its replication trace line
+    /// (the e2e nemesis run's seed 11 in CI, 2026-12-07). The restart shows records
+    /// no line showed arriving; C-9 must take them as the answer that was in flight.
+    pub crash_before_report_per_mille: u32,
 }
 
 impl Faults {
@@ -106,6 +112,7 @@ impl Faults {
             fsync_interval_ms: 0,
             recreate_deleted_names: false,
             power_cycle_when_calm: false,
+            crash_before_report_per_mille: 0,
         }
     }
 
@@ -343,6 +350,20 @@ impl Faults {
             fsync_interval_ms: 0,
             recreate_deleted_names: false,
             power_cycle_when_calm: false,
+            crash_before_report_per_mille: 0,
+        }
+    }
+
+    /// Followers killed right after they applied a Fetch answer, before the run
+    /// observes it (`crash_before_report_per_mille`), besides pauses: what the e2e
+    /// nemesis does to a traced cluster.
+    pub fn unreported_crashes() -> Self {
+        Faults {
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            crash_before_report_per_mille: 20,
+            pause_every_ms: 2_000,
+            ..Faults::none()
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct Stats {
     pub delivered: u64,
     pub lost: u64,
     pub crashes: u64,
+    /// Of them, followers killed after they applied a Fetch answer, before the run
+    /// observed it (`crash_before_report_per_mille`).
+    pub crashes_before_report: u64,
     pub partitions: u64,
     pub proposals: u64,
     pub acknowledged: u64,
@@ -527,6 +530,7 @@ impl Sim {
             }
             self.now = self.now.max(at);
             self.next_event();
+            self.maybe_crash_before_report();
             self.observe_replication();
         }
         self.now = end;
@@ -809,6 +813,33 @@ impl Sim {
         }
         let next = self.around(self.faults.crash_every_ms);
         self.after(next, Timer::Crash);
+    }
+
+    /// With `crash_before_report_per_mille`: kills a node that applied a Fetch answer
+    /// in the event just handled, before the run observes the step, so its restart
+    /// shows records no observation showed arriving. The disk keeps what was synced.
+    fn maybe_crash_before_report(&mut self) {
+        let rate = self.faults.crash_before_report_per_mille;
+        if rate == 0 || self.now >= self.calm_from {
+            return;
+        }
+        let answered: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .host
+                    .as_ref()
+                    .is_some_and(|h| h.unreported_fetch_steps().iter().any(answered_traced))
+            })
+            .collect();
+        for i in answered {
+            let up = self.nodes.iter().filter(|n| n.driver.is_some()).count();
+            let majority_stays = self.nodes.len() - up < (self.nodes.len() - 1) / 2;
+            if majority_stays && self.rng.gen_range(0..1000) < rate {
+                self.stats.crashes += 1;
+                self.stats.crashes_before_report += 1;
+                self.take_down(i, Tear::None, "crashes before its step is observed", 1_500);
+            }
+        }
     }
 
     /// Flips one byte of down node `i`'s Raft log, inside a record another record
@@ -2700,4 +2731,9 @@ mod tests {
             }
         }
     }
+}
+
+/// A Fetch answer of the traced partition applied.
+fn answered_traced(step: &FetchStep) -> bool {
+    matches!(step, FetchStep::Answered { key, .. } if repl_traces::traced_key(key))
 }

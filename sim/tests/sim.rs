@@ -1036,6 +1036,26 @@ fn c_9_traces_once_rejected_by_the_validator_are_model_steps() {
     }
 }
 
+/// C-9 over a run whose followers are killed right after they applied a Fetch
+/// answer, before the run observed it: a real broker killed between its append (and
+/// sync) and its trace line, which failed the e2e nemesis run's seed 11 in CI on
+/// 2026-12-07. The restart shows records no observation showed arriving; the
+/// validator takes them as the answer that was in flight when the broker died
+/// (`ReplTrace::before_crash`). Before, every one of these seeds was rejected.
+#[test]
+fn c_9_a_follower_killed_before_its_answer_is_observed_takes_only_model_steps() {
+    let mut unreported = 0;
+    for seed in 0..12 {
+        let outcome = validated_run(seed, Faults::unreported_crashes());
+        assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
+        unreported += outcome.stats.crashes_before_report;
+    }
+    assert!(
+        unreported >= 12,
+        "only {unreported} unreported crashes in 12 seeds"
+    );
+}
+
 /// The validator's gaps stop 49 left outside CI's seed sets, each a step the broker
 /// takes that the trace model lacked: a crash that tears an unsynced frame, whose
 /// cut recovery marks (drift 30 and 47: a start named its copy short with no damage

@@ -722,16 +722,21 @@ impl ReplTrace {
     /// writes that do not fit, and the model takes it full only where a fetch answer
     /// shows it cut short.
     fn before_crash(&self, s: &RState, n: NodeId) -> Vec<RState> {
-        let r = &s.replicas[usize::from(n)];
         let mut out = vec![s.clone()];
-        if r.hw_checkpoint != r.hw {
-            let mut room = s.clone();
-            room.replicas[usize::from(n)].full = false;
-            out.extend(self.model.step(&room, RAction::Checkpoint(n)).map(|mut t| {
-                t.replicas[usize::from(n)].full = r.full;
-                t
-            }));
+        out.extend(self.answered_unseen(s, n));
+        let mut checkpointed = Vec::new();
+        for b in &out {
+            let r = &b.replicas[usize::from(n)];
+            if r.hw_checkpoint != r.hw {
+                let mut room = b.clone();
+                room.replicas[usize::from(n)].full = false;
+                checkpointed.extend(self.model.step(&room, RAction::Checkpoint(n)).map(|mut t| {
+                    t.replicas[usize::from(n)].full = r.full;
+                    t
+                }));
+            }
         }
+        out.extend(checkpointed);
         // Nor when it asks to be let back in: its `UnfenceBroker` (or registration
         // retried) shows only once committed, perhaps after the crash (swarm 1267).
         let mut rejoined = Vec::new();
@@ -744,6 +749,22 @@ impl ReplTrace {
         }
         out.extend(rejoined);
         out
+    }
+
+    /// Each answer in flight to `n` applied (appended and synced): a broker killed
+    /// between that and its trace line shows the records only when it starts again
+    /// (the e2e nemesis run's seed 11 in CI; the simulator's `unreported-crashes`).
+    fn answered_unseen(&self, s: &RState, n: NodeId) -> Vec<RState> {
+        let mut enabled = Vec::new();
+        self.model.enabled(s, &mut enabled);
+        enabled
+            .into_iter()
+            .filter(|a| {
+                matches!(a, RAction::FetchResponse(f) | RAction::FetchResponseNth(f, _) if *f == n)
+            })
+            .filter_map(|a| self.model.step(s, a))
+            .filter(|t| t.replicas[usize::from(n)].len() > s.replicas[usize::from(n)].len())
+            .collect()
     }
 
     /// The model actions a fetch step of the run may be; `None` for an answer that
