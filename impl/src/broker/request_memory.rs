@@ -13,9 +13,19 @@
 //! never queued behind large produce requests (an acks=all produce holding the budget
 //! waits for exactly those follower fetches). Memory held by requests stays below
 //! the budget plus the reserve.
+//!
+//! A claim made before the body arrives can be made by a client that never sends
+//! the body: a few connections that each send only a frame size held Kafka's pool,
+//! and this budget, for the whole receive timeout. So a small frame is read first
+//! and claims its bytes only once whole (what it holds meanwhile is bounded by the
+//! connections: at most [`SMALL_FRAME`] each), and a large frame's claim first takes
+//! its client address's share ([`RequestMemory::share_of`]): the large frames one
+//! address is receiving at once hold at most half the budget.
 
 use super::Metrics;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The most a control-sized request takes: every request but Produce and large
@@ -28,7 +38,21 @@ pub struct RequestMemory {
     capacity: usize,
     budget: Arc<Semaphore>,
     reserve: Arc<Semaphore>,
+    /// Each client address's share, alive while a connection from it holds it.
+    shares: Mutex<HashMap<IpAddr, Weak<Semaphore>>>,
     metrics: Arc<Metrics>,
+}
+
+/// The budget one client address's large frames may hold while they arrive.
+#[derive(Clone)]
+pub struct AddressShare {
+    room: Arc<Semaphore>,
+    bytes: usize,
+}
+
+/// A large frame's part of its address's share, held until its body has arrived.
+pub struct Receiving {
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Bytes taken from the budget; given back when dropped.
@@ -58,8 +82,40 @@ impl RequestMemory {
             capacity,
             budget: Arc::new(Semaphore::new(capacity)),
             reserve: Arc::new(Semaphore::new(SMALL_RESERVE)),
+            shares: Mutex::default(),
             metrics,
         }
+    }
+
+    /// The share of the budget that large frames from `address` may hold while they
+    /// arrive, the same for every connection from it: half the budget, so that no
+    /// one address sending frame sizes and no bodies can hold all of it.
+    pub fn share_of(&self, address: IpAddr) -> AddressShare {
+        let bytes = (self.capacity / 2).max(1);
+        // A poisoned map only means a panicking holder; the shares stay valid.
+        let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(room) = shares.get(&address).and_then(Weak::upgrade) {
+            return AddressShare { room, bytes };
+        }
+        shares.retain(|_, share| share.strong_count() > 0);
+        let room = Arc::new(Semaphore::new(bytes));
+        shares.insert(address, Arc::downgrade(&room));
+        AddressShare { room, bytes }
+    }
+
+    /// Waits until a large frame of `size` bytes fits its address's `share` (all of
+    /// it, for a frame larger than the share), then holds that part of it.
+    pub async fn start_receiving(&self, share: &AddressShare, size: usize) -> Receiving {
+        let part = u32::try_from(size.min(share.bytes)).unwrap_or(u32::MAX);
+        let permit = match Arc::clone(&share.room).try_acquire_many_owned(part) {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                self.metrics.request_memory_wait();
+                // Never closed (an error would only mean no share to wait for).
+                Arc::clone(&share.room).acquire_many_owned(part).await.ok()
+            }
+        };
+        Receiving { _permit: permit }
     }
 
     /// Waits until `size` bytes fit, then holds them.
@@ -157,5 +213,44 @@ mod tests {
         let small = tokio::time::timeout(Duration::from_secs(5), m.acquire(SMALL_FRAME)).await;
         assert!(matches!(small, Ok(Ok(_))), "a small frame uses the reserve");
         waiting.abort();
+    }
+
+    #[tokio::test]
+    async fn r_wire_12_an_address_receives_at_most_half_the_budget() {
+        let m = memory(400_000);
+        let (a, b) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let first = m.start_receiving(&m.share_of(a), 150_000).await;
+        let share = m.share_of(a);
+        assert!(
+            pending(m.start_receiving(&share, 100_000)).await,
+            "the address's second frame waits"
+        );
+        let other = tokio::time::timeout(
+            Duration::from_secs(5),
+            m.start_receiving(&m.share_of(b), 300_000),
+        )
+        .await;
+        assert!(
+            other.is_ok(),
+            "another address has its own share, all of it for a large frame"
+        );
+        drop(first);
+        assert!(!pending(m.start_receiving(&share, 100_000)).await);
+    }
+
+    #[test]
+    fn r_wire_12_an_address_share_lives_while_a_connection_holds_it() {
+        let m = memory(1000);
+        let a = "127.0.0.2".parse().unwrap();
+        let share = m.share_of(a);
+        drop(m.share_of("127.0.0.3".parse().unwrap()));
+        let _new = m.share_of("127.0.0.4".parse().unwrap());
+        let shares = m.shares.lock().unwrap();
+        assert!(shares.contains_key(&a));
+        assert!(
+            !shares.contains_key(&"127.0.0.3".parse().unwrap()),
+            "pruned"
+        );
+        drop(share);
     }
 }

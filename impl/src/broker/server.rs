@@ -11,7 +11,7 @@
 
 use super::connection_limits::{Caps, ConnectionLimits, Refusal, Slot};
 use super::listeners::ListenerSpec;
-use super::request_memory::{Held, RequestMemory};
+use super::request_memory::{AddressShare, Held, RequestMemory, SMALL_FRAME};
 use super::shared::Broker;
 use super::tls::{certificate_principal, Tls};
 use crate::kafka::codec::{self, Decoded, Request};
@@ -95,6 +95,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let connection = Connection {
                     broker: Arc::clone(&broker),
+                    share: memory.share_of(peer.ip()),
                     memory: Arc::clone(&memory),
                     peer,
                     listener: Arc::clone(&spec),
@@ -186,6 +187,8 @@ enum End {
 struct Connection {
     broker: Arc<Broker>,
     memory: Arc<RequestMemory>,
+    /// What this connection's address may hold of `memory` while frames arrive.
+    share: AddressShare,
     peer: SocketAddr,
     listener: Arc<ListenerSpec>,
     failures: Arc<std::sync::Mutex<FailureLog>>,
@@ -431,22 +434,41 @@ impl Connection {
     }
 
     /// Takes the frame's bytes from the budget, waiting unread until they fit
-    /// (backpressure, not an error), then reads the frame within the receive timeout.
+    /// (backpressure, not an error), and reads the frame within the receive timeout:
+    /// a small frame first, so that a client that sends a size and no body holds
+    /// nothing; a large one after its address's share has room for it
+    /// (`request_memory.rs`).
     async fn receive_frame(
         &self,
         reader: &mut Reader,
         size: usize,
     ) -> Result<(Vec<u8>, Held), End> {
+        if size <= SMALL_FRAME {
+            let frame = self.read_frame(reader, size).await?;
+            return Ok((frame, self.claim(size).await?));
+        }
+        let receiving = self.memory.start_receiving(&self.share, size).await;
+        let held = self.claim(size).await?;
+        let frame = self.read_frame(reader, size).await?;
+        drop(receiving);
+        Ok((frame, held))
+    }
+
+    async fn claim(&self, size: usize) -> Result<Held, End> {
         let peer = self.peer;
-        let held = self.memory.acquire(size).await.map_err(|full| {
+        self.memory.acquire(size).await.map_err(|full| {
             tracing::warn!(%peer, size, budget = full.capacity,
                 "closing connection: request frame larger than queued_max_request_bytes");
             End::BadInput
-        })?;
+        })
+    }
+
+    async fn read_frame(&self, reader: &mut Reader, size: usize) -> Result<Vec<u8>, End> {
+        let peer = self.peer;
         let receive = Duration::from_millis(self.broker.config.request_receive_timeout_ms);
         let mut frame = vec![0u8; size];
         match tokio::time::timeout(receive, reader.read_exact(&mut frame)).await {
-            Ok(Ok(_)) => Ok((frame, held)),
+            Ok(Ok(_)) => Ok(frame),
             Ok(Err(e)) => {
                 tracing::warn!(%peer, size, error = %e, "closing connection: truncated request frame");
                 Err(End::BadInput)
