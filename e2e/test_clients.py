@@ -268,6 +268,41 @@ def test_r_wire_2_kafka_python_admin_configs_partitions_and_delete_records(broke
     consumer.close()
 
 
+def test_r_wire_19_describe_log_dirs_reports_each_partition_log_size(broker):
+    """kafka-python's describe_log_dirs (DescribeLogDirs, as `kafka-log-dirs.sh`):
+    the broker's log directory with every partition log it holds and its size, the
+    sizes growing with what was written, and only what was asked for when asked."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic("sized", num_partitions=2, replication_factor=1),
+                             NewTopic("other", num_partitions=1, replication_factor=1)])
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        for i in range(200):
+            producer.send("sized", b"x" * 1000, partition=0).get(timeout=10)
+        producer.close()
+
+        def sizes(asked=None):
+            # kafka-python 3: one dict per broker asked.
+            (answer,) = admin.describe_log_dirs(asked)
+            (log_dir,) = answer["log_dirs"]
+            assert log_dir["error_code"] == 0, log_dir
+            assert log_dir["log_dir"].endswith("/logs"), log_dir["log_dir"]
+            return log_dir, {(t["name"], p["partition_index"]): p
+                             for t in log_dir["topics"] for p in t["partitions"]}
+
+        log_dir, every = sizes()
+        assert {("sized", 0), ("sized", 1), ("other", 0)} <= set(every), every
+        assert every[("sized", 0)]["partition_size"] >= 200 * 1000, every
+        assert every[("sized", 1)]["partition_size"] < 1000, every
+        assert all(p["offset_lag"] == 0 and not p["is_future_key"] for p in every.values())
+        if "total_bytes" in log_dir:
+            assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"], log_dir
+        _, asked = sizes({"sized": [1], "missing": [0]})
+        assert set(asked) == {("sized", 1)}, asked
+    finally:
+        admin.close()
+
+
 def test_r_ops_1_health_and_prometheus_metrics(broker):
     import urllib.request
 

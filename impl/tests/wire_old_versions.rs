@@ -115,6 +115,7 @@ fn api_key_of(body: &RequestKind) -> ApiKey {
         RequestKind::FindCoordinator(_) => ApiKey::FindCoordinator,
         RequestKind::JoinGroup(_) => ApiKey::JoinGroup,
         RequestKind::SyncGroup(_) => ApiKey::SyncGroup,
+        RequestKind::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
         _ => ApiKey::ApiVersions,
     }
 }
@@ -947,6 +948,7 @@ const KAFKA_3_9_HIGHEST: &[(ApiKey, i16)] = &[
     (ApiKey::DeleteRecords, 2),
     (ApiKey::InitProducerId, 5),
     (ApiKey::ElectLeaders, 2),
+    (ApiKey::DescribeLogDirs, 4),
     (ApiKey::OffsetForLeaderEpoch, 4),
     (ApiKey::DescribeAcls, 3),
     (ApiKey::CreateAcls, 3),
@@ -963,6 +965,62 @@ const KAFKA_3_9_HIGHEST: &[(ApiKey, i16)] = &[
     (ApiKey::DescribeCluster, 1),
     (ApiKey::DescribeTopicPartitions, 0),
 ];
+
+/// R-WIRE-19: DescribeLogDirs in its oldest and newest version, the partition logs
+/// held and asked for; the file system's bytes from v4 only.
+#[tokio::test]
+async fn r_wire_19_describe_log_dirs_from_v0_to_v4() -> TestResult {
+    use create_topics_request::CreatableTopic;
+    use describe_log_dirs_request::DescribableLogDirTopic;
+    let (broker, _dir, mut c) = start(|_| {}).await?;
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name("dirs"))
+            .with_num_partitions(2)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5000);
+    c.call(4, RequestKind::CreateTopics(create)).await?;
+    for version in [0, 4] {
+        let every = DescribeLogDirsRequest::default().with_topics(None);
+        let ResponseKind::DescribeLogDirs(r) =
+            c.call(version, RequestKind::DescribeLogDirs(every)).await?
+        else {
+            return Err("DescribeLogDirs".into());
+        };
+        assert_eq!(r.results.len(), 1, "one log directory");
+        let dir = &r.results[0];
+        assert_eq!(dir.error_code, 0);
+        assert!(dir.log_dir.ends_with("/logs"), "{:?}", dir.log_dir);
+        let partitions: Vec<i32> = dir.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition_index)
+            .collect();
+        assert_eq!(
+            (dir.topics[0].name.0.as_str(), partitions),
+            ("dirs", vec![0, 1])
+        );
+        assert_eq!(dir.total_bytes > 0, version >= 4, "v{version}: {dir:?}");
+        let one = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(name("dirs"))
+                .with_partitions(vec![1, 7]),
+        ]));
+        let ResponseKind::DescribeLogDirs(r) =
+            c.call(version, RequestKind::DescribeLogDirs(one)).await?
+        else {
+            return Err("DescribeLogDirs".into());
+        };
+        let partitions: Vec<i32> = r.results[0].topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition_index)
+            .collect();
+        assert_eq!(partitions, [1], "only what was asked and is held");
+    }
+    broker.shutdown().await;
+    Ok(())
+}
 
 #[tokio::test]
 async fn r_wire_13_every_api_serves_kafka_3_9s_highest_version() -> TestResult {

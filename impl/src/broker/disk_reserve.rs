@@ -93,7 +93,7 @@ fn target(configured: u64, total: u64) -> u64 {
 
 /// (bytes an unprivileged writer may still use, bytes in all) of the file system of
 /// `dir`.
-fn space(dir: &Path) -> io::Result<(u64, u64)> {
+pub(crate) fn space(dir: &Path) -> io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

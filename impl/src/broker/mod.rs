@@ -8,7 +8,7 @@ pub mod config;
 mod connection_limits;
 mod consensus_loop;
 pub mod data_dir_lock;
-mod disk_reserve;
+pub(crate) mod disk_reserve;
 mod file_limit;
 mod http;
 pub mod listeners;

@@ -50,6 +50,9 @@ pub async fn handle(
         RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(
             super::elect_leaders::handle(broker, caller, r, version).await,
         ),
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(super::describe_log_dirs::handle(broker, caller, r))
+        }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster(broker, caller, r))
         }

@@ -10,6 +10,7 @@ pub use chronik_protocol::{codec, old_versions, versions};
 pub mod common;
 pub mod config_handlers;
 pub mod consumer_group_handlers;
+pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub use chronik_core::admin::topic_configs as configs;
