@@ -80,11 +80,12 @@ pub struct Faults {
     /// cluster restarted after its clients stopped, which no later write brings up
     /// to date, must serve every record it served before (R-RECOVER-4).
     pub power_cycle_when_calm: bool,
-    /// Per mille of traced Fetch answers after which the follower that applied one
-    /// (appended and synced it) is killed before the run observes that step: a
-    /// `kill -9` between a real broker's append and its replication trace line
-    /// (the e2e nemesis run's seed 11 in CI, 2026-12-07). The restart shows records
-    /// no line showed arriving; C-9 must take them as the answer that was in flight.
+    /// Per mille of traced Fetch (and OffsetForLeaderEpoch) answers after which the
+    /// follower that applied one (appended and synced, or cut) is killed before the
+    /// run observes that step: a `kill -9` between a real broker's change and its
+    /// replication trace line (the e2e nemesis run's seed 11 in CI, 2026-12-07). The
+    /// restart shows a log no line showed; C-9 must take it as the answer that was
+    /// in flight.
     pub crash_before_report_per_mille: u32,
 }
 

@@ -815,8 +815,8 @@ impl Sim {
         self.after(next, Timer::Crash);
     }
 
-    /// With `crash_before_report_per_mille`: kills a node that applied a Fetch answer
-    /// in the event just handled, before the run observes the step, so its restart
+    /// With `crash_before_report_per_mille`: kills a node that applied a Fetch (or
+    /// OffsetForLeaderEpoch) answer in the event just handled, before the run observes the step, so its restart
     /// shows records no observation showed arriving. The disk keeps what was synced.
     fn maybe_crash_before_report(&mut self) {
         let rate = self.faults.crash_before_report_per_mille;
@@ -2733,7 +2733,9 @@ mod tests {
     }
 }
 
-/// A Fetch answer of the traced partition applied.
+/// A Fetch or OffsetForLeaderEpoch answer of the traced partition applied.
 fn answered_traced(step: &FetchStep) -> bool {
-    matches!(step, FetchStep::Answered { key, .. } if repl_traces::traced_key(key))
+    matches!(step,
+        FetchStep::Answered { key, .. } | FetchStep::EpochAnswered { key, .. }
+            if repl_traces::traced_key(key))
 }

@@ -543,6 +543,11 @@ impl Partitions {
     }
 
     /// Runs `append` only if the log still follows `epoch`; `None` otherwise.
+    /// The test-only fault that appends fetch answers of an epoch already left.
+    pub fn appends_late_fetches(&self) -> bool {
+        self.bugs.append_late_fetch
+    }
+
     pub fn append_as_follower<T>(
         &self,
         key: &TopicPartition,

@@ -412,11 +412,15 @@ impl<'a> LocalView<'a> {
         fetched: &Fetched,
         now_ms: u64,
     ) -> Result<bool, ReplicationError> {
-        let leads = self
-            .state
-            .partition(&key.0, key.1)
-            .is_some_and(|p| p.leader == Some(self.me));
-        if leads {
+        let partition = self.state.partition(&key.0, key.1);
+        let leads = partition.is_some_and(|p| p.leader == Some(self.me));
+        // Fetched under a leader epoch this broker's metadata has moved past: dropped,
+        // as Kafka's fetcher drops a partition's answers once it follows a new epoch.
+        // Appended, they changed the log between this follower's OffsetForLeaderEpoch
+        // question and its answer, which then cut what the question never named.
+        let moved_on = partition.is_some_and(|p| p.leader_epoch > epoch)
+            && !self.partitions.appends_late_fetches();
+        if leads || moved_on {
             return Ok(false);
         }
         let mut appended = Ok(());

@@ -903,7 +903,8 @@ impl ReplicationModel {
             return 0;
         }
         let taken = !r.view.leads(resp.to)
-            && (r.gate == Some(resp.epoch) || self.bug(ReplBug::NoEpochGate));
+            && (r.gate == Some(resp.epoch) && r.view.epoch <= resp.epoch
+                || self.bug(ReplBug::NoEpochGate));
         let from = r.len().saturating_sub(resp.base);
         let records = u8::try_from(resp.records.len()).unwrap_or(u8::MAX);
         if taken && r.len() >= resp.base {
@@ -939,6 +940,13 @@ impl ReplicationModel {
         }
         if resp.refused() {
             self.start_afresh(t, f, &resp);
+            return;
+        }
+        // An answer fetched under an epoch the follower's metadata has moved past is
+        // dropped, as Kafka's fetcher drops a partition's answers once it follows a
+        // new leader epoch: appended, records could change the log between the
+        // follower's OffsetForLeaderEpoch question and its answer.
+        if r.view.epoch > resp.epoch && !self.bug(ReplBug::NoEpochGate) {
             return;
         }
         if r.offline {

@@ -751,19 +751,23 @@ impl ReplTrace {
         out
     }
 
-    /// Each answer in flight to `n` applied (appended and synced): a broker killed
-    /// between that and its trace line shows the records only when it starts again
-    /// (the e2e nemesis run's seed 11 in CI; the simulator's `unreported-crashes`).
+    /// Each answer in flight to `n` applied: a Fetch answer's records appended and
+    /// synced, or an OffsetForLeaderEpoch answer's cut. A broker killed between
+    /// that and its trace line shows the change only when it starts again (the e2e
+    /// nemesis run's seed 11 in CI; the simulator's `unreported-crashes`).
     fn answered_unseen(&self, s: &RState, n: NodeId) -> Vec<RState> {
         let mut enabled = Vec::new();
         self.model.enabled(s, &mut enabled);
         enabled
             .into_iter()
             .filter(|a| {
-                matches!(a, RAction::FetchResponse(f) | RAction::FetchResponseNth(f, _) if *f == n)
+                matches!(a,
+                    RAction::FetchResponse(f)
+                    | RAction::FetchResponseNth(f, _)
+                    | RAction::EpochAnswered(f, _) if *f == n)
             })
             .filter_map(|a| self.model.step(s, a))
-            .filter(|t| t.replicas[usize::from(n)].len() > s.replicas[usize::from(n)].len())
+            .filter(|t| t.replicas[usize::from(n)].log != s.replicas[usize::from(n)].log)
             .collect()
     }
 
