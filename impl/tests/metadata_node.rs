@@ -372,6 +372,27 @@ fn vote_request(term: u64) -> raft::eraftpb::Message {
     m
 }
 
+/// A voter started again on an emptied data directory under its old id: its leader,
+/// which took it for holding entries up to 6, sends a heartbeat committing them.
+/// raft-rs panicked ("to_commit 6 is out of range [last_index 0]"; exploratory
+/// testing, 2026-12-07); the node commits nothing it lacks and answers, so the
+/// leader's appends can refill it.
+#[test]
+fn r_recover_9_a_heartbeat_committing_entries_an_emptied_node_lacks_does_not_panic() -> TestResult {
+    let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let mut node = open(&disk, three_voters())?;
+    let mut heartbeat = raft::eraftpb::Message::default();
+    heartbeat.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeat);
+    heartbeat.from = 2;
+    heartbeat.to = 1;
+    heartbeat.term = 3;
+    heartbeat.commit = 6;
+    node.step(heartbeat)?;
+    assert_eq!(vote_answers(&mut node)?, 0, "a heartbeat is no vote");
+    assert_eq!(node.term(), 3, "it follows the leader's term");
+    Ok(())
+}
+
 fn vote_answers(node: &mut MetadataNode) -> Result<usize, Box<dyn std::error::Error>> {
     let mut answers = 0;
     while node.has_ready() {

@@ -447,6 +447,20 @@ impl MetadataNode {
                 // entries, move its commit index while it repairs (R-RECOVER-9).
                 message.commit = message.commit.min(self.raw.raft.raft_log.committed);
             }
+            // A leader's heartbeat names a commit index past this log's end only when
+            // this node lost entries it had acknowledged without knowing it: started
+            // again on an emptied data directory under its old id. raft-rs panics on
+            // it ("to_commit is out of range"; exploratory testing, 2026-12-07); the
+            // appends that follow refill the log from the leader (its probe, R-RECOVER-9).
+            MessageType::MsgHeartbeat if message.commit > self.raw.raft.raft_log.last_index() => {
+                tracing::warn!(
+                    leader = message.from,
+                    commit = message.commit,
+                    last_index = self.raw.raft.raft_log.last_index(),
+                    "the leader took this node for holding Raft entries it lacks; it will send them again"
+                );
+                message.commit = self.raw.raft.raft_log.committed;
+            }
             MessageType::MsgAppendResponse if message.reject => {
                 probe_again = self.forget_lost_match(&message);
             }

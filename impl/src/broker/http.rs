@@ -35,7 +35,11 @@ pub async fn serve_http(broker: Arc<Broker>, listener: TcpListener) {
                 ),
                 "/health" => {
                     let view = broker.consensus.view();
-                    let registered = view.state.brokers.contains_key(&broker.config.node_id);
+                    // This start's own registration, not an earlier start's, which a
+                    // node that cannot reach a quorum still finds in what it replayed.
+                    let registration = view.state.brokers.get(&broker.config.node_id);
+                    let registered = registration
+                        .is_some_and(|b| b.incarnation == broker.incarnation && !b.fenced);
                     match (&view.failed, registered) {
                         (Some(why), _) => (
                             "503 Service Unavailable",
@@ -45,7 +49,7 @@ pub async fn serve_http(broker: Arc<Broker>, listener: TcpListener) {
                         (None, false) => (
                             "503 Service Unavailable",
                             "text/plain",
-                            "starting: not registered yet\n".to_string(),
+                            "starting: this start is not registered (or is fenced)\n".to_string(),
                         ),
                         (None, true) => ("200 OK", "text/plain", "ok\n".to_string()),
                     }

@@ -11,6 +11,7 @@ pub mod data_dir_lock;
 pub(crate) mod disk_reserve;
 mod file_limit;
 mod http;
+mod identity;
 pub mod listeners;
 mod log_cleaner;
 mod metrics;
@@ -75,6 +76,10 @@ impl RunningBroker {
             file_limit::segment_files(config.max_open_segment_files, fd_limit, needed);
         let disk: Arc<dyn Disk> = Arc::new(RealDisk);
         let lock = data_dir_lock::acquire(&config.data_dir)?;
+        // Before anything is written: a data directory serves the node and voter set
+        // it was first started with (R-START-5).
+        let started_as = identity::Identity::new(config.node_id, &config.voter_ids());
+        identity::check(disk.as_ref(), &config.data_dir, &started_as)?;
         let reserve = DiskReserve::new(&config.data_dir, config.disk_reserve_bytes);
         reserve.release_if_short().map_err(|e| {
             anyhow::anyhow!("the disk reserve in {}: {e}", config.data_dir.display())
