@@ -144,12 +144,16 @@ impl BatchHeader {
 pub enum BatchFault {
     Corrupt(String),
     Invalid(String),
+    /// Its records decompress past the broker's bound (`max_records_bytes`).
+    TooLarge(String),
 }
 
 impl std::fmt::Display for BatchFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BatchFault::Corrupt(m) | BatchFault::Invalid(m) => f.write_str(m),
+            BatchFault::Corrupt(m) | BatchFault::Invalid(m) | BatchFault::TooLarge(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -210,7 +214,19 @@ pub fn inspect_client_batch(
             "compressed batch without a payload".into(),
         ));
     }
-    let records = records_of(&header, bytes, max_records_bytes).map_err(BatchFault::Corrupt)?;
+    let records = match header.compression() {
+        compression::NONE => std::borrow::Cow::Borrowed(&bytes[HEADER_LEN..]),
+        codec => std::borrow::Cow::Owned(
+            compression::decompress(codec, &bytes[HEADER_LEN..], max_records_bytes).map_err(
+                |e| match e {
+                    compression::DecompressError::OverLimit(_) => {
+                        BatchFault::TooLarge(e.to_string())
+                    }
+                    compression::DecompressError::Damaged(why) => BatchFault::Corrupt(why),
+                },
+            )?,
+        ),
+    };
     let mut times = RecordTimes::new();
     walk_records(&records, header.record_count, &mut |_, delta| {
         times.add(header.base_timestamp.wrapping_add(delta));
@@ -230,7 +246,9 @@ pub(super) fn records_of<'a>(
     let body = &batch[HEADER_LEN..];
     match header.compression() {
         compression::NONE => Ok(std::borrow::Cow::Borrowed(body)),
-        codec => compression::decompress(codec, body, limit).map(std::borrow::Cow::Owned),
+        codec => compression::decompress(codec, body, limit)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -323,8 +341,9 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 }
 
 /// A RecordBatch v2 with no records over `count` offsets from `base`: no producer,
-/// no timestamps (-1), as the log cleaner writes when it removed every record.
-pub fn empty_batch(base: u64, count: i32, leader_epoch: i32) -> Vec<u8> {
+/// `timestamp` as both its first and max timestamp (-1: none), as the log cleaner
+/// writes when it removed every record.
+pub fn empty_batch(base: u64, count: i32, leader_epoch: i32, timestamp: i64) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER_LEN);
     b.extend_from_slice(&(base as i64).to_be_bytes());
     b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
@@ -333,8 +352,8 @@ pub fn empty_batch(base: u64, count: i32, leader_epoch: i32) -> Vec<u8> {
     b.extend_from_slice(&[0; 4]); // crc, set below
     b.extend_from_slice(&0i16.to_be_bytes()); // attributes
     b.extend_from_slice(&(count - 1).to_be_bytes()); // last offset delta
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // first timestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // max timestamp
+    b.extend_from_slice(&timestamp.to_be_bytes()); // first timestamp
+    b.extend_from_slice(&timestamp.to_be_bytes()); // max timestamp
     b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
     b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
     b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
@@ -870,7 +889,7 @@ mod tests {
     }
 
     #[test]
-    fn r_log_14_a_decompression_bomb_is_corrupt_not_allocated() {
+    fn r_log_14_a_decompression_bomb_is_too_large_not_allocated() {
         let big = [Record {
             key: None,
             value: Some(vec![0; 4 << 20]),
@@ -880,9 +899,11 @@ mod tests {
             let codec = *codec;
             let bomb = build_compressed_batch(&big, 0, codec).expect("build");
             assert!(bomb.len() < 512 << 10, "codec {codec}: {}", bomb.len());
+            // Too large, not damaged: refused with MESSAGE_TOO_LARGE, which no client
+            // retries (librdkafka retried CORRUPT_MESSAGE until its message timeout).
             assert!(matches!(
                 inspect_client_batch(&bomb, 1 << 20),
-                Err(BatchFault::Corrupt(e)) if e.contains("bound") || e.contains("more than")
+                Err(BatchFault::TooLarge(e)) if e.contains("more than")
             ));
             assert!(
                 inspect_client_batch(&bomb, 8 << 20).is_ok(),

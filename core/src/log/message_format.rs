@@ -197,7 +197,10 @@ fn decompress_wrapper(wrapper: &Message<'_>, limit: usize) -> Result<Vec<u8>, Er
     };
     compression::decompress(codec, payload, limit).map_err(|e| {
         tracing::debug!(error = %e, "produce refused: compressed message");
-        errors::CORRUPT_MESSAGE
+        match e {
+            compression::DecompressError::OverLimit(_) => errors::MESSAGE_TOO_LARGE,
+            compression::DecompressError::Damaged(_) => errors::CORRUPT_MESSAGE,
+        }
     })
 }
 
@@ -523,7 +526,7 @@ mod tests {
         write_message(&mut set, 0, 1, 1, 7, None, Some(&packed));
         assert_eq!(
             to_record_batch(&set, 64 << 10, ANY_TOPIC),
-            Err(errors::CORRUPT_MESSAGE)
+            Err(errors::MESSAGE_TOO_LARGE)
         );
         assert!(to_record_batch(&set, 2 << 20, ANY_TOPIC).is_ok());
     }

@@ -92,6 +92,12 @@ pub fn prepare<'a>(
             match fault {
                 BatchFault::Corrupt(_) => errors::CORRUPT_MESSAGE,
                 BatchFault::Invalid(_) => errors::INVALID_RECORD,
+                // Not CORRUPT_MESSAGE, which librdkafka retries until its message
+                // timeout and then reports only as timed out.
+                BatchFault::TooLarge(why) => {
+                    tracing::warn!(%why, "produce refused: a batch's records decompress past the bound (16 times max.message.bytes)");
+                    errors::MESSAGE_TOO_LARGE
+                }
             }
         })?;
     // Producers may not claim the broker's clock (Kafka's "Invalid timestamp type").

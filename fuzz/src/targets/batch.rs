@@ -126,8 +126,9 @@ fn fix_crc(batch: &mut [u8]) {
 fn raw_decompress(input: &[u8]) -> Option<Result<Vec<u8>, String>> {
     let header = BatchHeader::parse(input).ok()?;
     let codec = header.compression();
-    (codec != compression::NONE)
-        .then(|| compression::decompress(codec, &input[HEADER_LEN..], LIMIT))
+    (codec != compression::NONE).then(|| {
+        compression::decompress(codec, &input[HEADER_LEN..], LIMIT).map_err(|e| e.to_string())
+    })
 }
 
 fn records(batch: &[u8]) -> Vec<u8> {
