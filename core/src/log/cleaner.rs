@@ -276,25 +276,33 @@ pub struct EmptyRun {
     pub start: u64,
     pub end: u64,
     pub leader_epoch: i32,
+    /// The newest record timestamp of the batches it replaces (-1: none had one).
+    pub max_timestamp: i64,
 }
 
 impl EmptyRun {
     /// Extends the run by a batch over `[start, end)` of `leader_epoch`, if it
     /// follows on in the same epoch and the run still fits one batch.
-    pub fn extend(&mut self, start: u64, end: u64, leader_epoch: i32) -> bool {
+    pub fn extend(&mut self, start: u64, end: u64, leader_epoch: i32, max_timestamp: i64) -> bool {
         let fits = end - self.start <= i32::MAX as u64 + 1;
         if start != self.end || leader_epoch != self.leader_epoch || !fits {
             return false;
         }
         self.end = end;
+        self.max_timestamp = self.max_timestamp.max(max_timestamp);
         true
     }
 
+    /// The empty batch, stamped with the newest timestamp of what it replaces, as
+    /// Kafka's cleaner writes an empty header with its batch's max timestamp: a
+    /// batch with none (-1) held time retention back for good, since retention
+    /// deletes oldest first (exploratory testing, 2026-12-07).
     pub fn batch(&self) -> Vec<u8> {
         batch::empty_batch(
             self.start,
             (self.end - self.start) as i32,
             self.leader_epoch,
+            self.max_timestamp,
         )
     }
 }
@@ -572,13 +580,20 @@ mod tests {
             start: 10,
             end: 20,
             leader_epoch: 3,
+            max_timestamp: 700,
         };
-        assert!(run.extend(20, 25, 3));
-        assert!(!run.extend(26, 30, 3), "not adjacent");
-        assert!(!run.extend(25, 30, 4), "another epoch");
+        assert!(run.extend(20, 25, 3, 900));
+        assert!(!run.extend(26, 30, 3, 1000), "not adjacent");
+        assert!(!run.extend(25, 30, 4, 1000), "another epoch");
         assert!(
-            !run.extend(25, 10 + (1u64 << 31) + 1, 3),
+            !run.extend(25, 10 + (1u64 << 31) + 1, 3, 1000),
             "too many offsets for one batch"
+        );
+        let stamped = BatchHeader::parse(&run.batch()).expect("a valid batch");
+        assert_eq!(
+            (stamped.base_timestamp, stamped.max_timestamp),
+            (900, 900),
+            "the newest timestamp of what it replaces, for time retention"
         );
         let header = BatchHeader::parse(&run.batch()).expect("a valid batch");
         assert_eq!(

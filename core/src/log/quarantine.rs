@@ -287,7 +287,7 @@ fn empty_batches(first: u64, end: u64, leader_epoch: i32) -> Vec<Vec<u8>> {
     let mut base = first;
     while base < end {
         let count = (end - base).min(i32::MAX as u64);
-        let batch = empty_batch(base, count as i32, leader_epoch);
+        let batch = empty_batch(base, count as i32, leader_epoch, -1);
         let mut frame = vec![0u8; FRAME_HEADER_LEN];
         write_header(&mut frame, &batch);
         frame.extend_from_slice(&batch);

@@ -361,12 +361,17 @@ fn write_cleaned(
             let epoch = header.partition_leader_epoch;
             match kept {
                 Kept::Nothing => {
-                    if !run.as_mut().is_some_and(|r| r.extend(from, to, epoch)) {
+                    let newest = header.max_timestamp;
+                    if !run
+                        .as_mut()
+                        .is_some_and(|r| r.extend(from, to, epoch, newest))
+                    {
                         flush(&mut out, run.take(), start.index_interval)?;
                         run = Some(EmptyRun {
                             start: from,
                             end: to,
                             leader_epoch: epoch,
+                            max_timestamp: newest,
                         });
                     }
                     Ok(())
