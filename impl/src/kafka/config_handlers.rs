@@ -123,10 +123,12 @@ fn describe_resource<'a>(
     state: &'a MetadataState,
     resource: &DescribeConfigsResource,
 ) -> Result<Vec<Described<'a>>, Refusal> {
+    // Kafka's ConfigHelper takes an empty list of keys, as a null one, for all.
     let wanted = |name: &str| {
         resource
             .configuration_keys
             .as_ref()
+            .filter(|keys| !keys.is_empty())
             .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
     };
     let name = resource.resource_name.as_str();
@@ -424,11 +426,15 @@ pub async fn alter(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let change = Ok(Change {
-            set,
-            remove: vec![],
-            replace: true,
-        });
+        let names = resource.configs.iter().map(|c| c.name.as_str());
+        let change = match duplicate_keys(names) {
+            Some(refusal) => Err(refusal),
+            None => Ok(Change {
+                set,
+                remove: vec![],
+                replace: true,
+            }),
+        };
         let (code, message) = outcome_fields(
             authorized_change(
                 broker,
@@ -451,6 +457,21 @@ pub async fn alter(
     AlterConfigsResponse::default().with_responses(responses)
 }
 
+/// A resource's change naming one config twice is refused whole, as Kafka's
+/// ConfigAdminManager refuses it: which of the two would win is no answer to give.
+fn duplicate_keys<'a>(names: impl Iterator<Item = &'a str>) -> Option<Refusal> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Some((
+                errors::INVALID_REQUEST,
+                format!("Error due to duplicate config keys: {name}"),
+            ));
+        }
+    }
+    None
+}
+
 pub async fn incremental_alter(
     broker: &Broker,
     caller: &Caller,
@@ -459,7 +480,11 @@ pub async fn incremental_alter(
     let mut responses = Vec::new();
     for resource in request.resources {
         let name = &resource.resource_name;
-        let change = incremental_change(broker, resource.resource_type, name, &resource.configs);
+        let names = resource.configs.iter().map(|c| c.name.as_str());
+        let change = match duplicate_keys(names) {
+            Some(refusal) => Err(refusal),
+            None => incremental_change(broker, resource.resource_type, name, &resource.configs),
+        };
         let (code, message) = outcome_fields(
             authorized_change(
                 broker,
