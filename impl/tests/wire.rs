@@ -2549,22 +2549,30 @@ async fn r_wire_16_the_cluster_level_sets_topic_defaults() -> TestResult {
     for (name, config, code) in refused {
         assert_eq!(alter(&mut conn, name, &[config]).await?, code, "{config:?}");
     }
+    // One key twice: INVALID_REQUEST and nothing applied, as Kafka's
+    // ConfigAdminManager (the first SET won over a DELETE before).
+    let twice = [
+        set("log.retention.hours", "49"),
+        ("log.retention.hours", 1, None),
+    ];
+    assert_eq!(alter(&mut conn, "", &twice).await?, 42, "INVALID_REQUEST");
     let (code, _, _) = produce_one(&mut conn, "dyn", common::batch_for(0, 0, 1, 10)).await?;
     assert_eq!(
         code, 19,
         "min.insync.replicas=2 on one node: NOT_ENOUGH_REPLICAS"
     );
 
-    let describe = async |conn: &mut chronik::cluster::client::KafkaConnection,
-                          resource_type: i8,
-                          name: &str| {
+    let describe_keys = async |conn: &mut chronik::cluster::client::KafkaConnection,
+                               resource_type: i8,
+                               name: &str,
+                               keys: Option<Vec<StrBytes>>| {
         let request = DescribeConfigsRequest::default()
             .with_include_synonyms(true)
             .with_resources(vec![
                 describe_configs_request::DescribeConfigsResource::default()
                     .with_resource_type(resource_type)
                     .with_resource_name(s(name))
-                    .with_configuration_keys(None),
+                    .with_configuration_keys(keys),
             ]);
         match conn
             .call(
@@ -2579,6 +2587,16 @@ async fn r_wire_16_the_cluster_level_sets_topic_defaults() -> TestResult {
             other => Err(format!("{other:?}")),
         }
     };
+    let describe =
+        async |conn: &mut chronik::cluster::client::KafkaConnection,
+               resource_type: i8,
+               name: &str| { describe_keys(conn, resource_type, name, None).await };
+    // An empty key list asks for all, as a null one (Kafka's ConfigHelper).
+    let every = describe(&mut conn, 2, "dyn").await?.len();
+    let empty = describe_keys(&mut conn, 2, "dyn", Some(vec![]))
+        .await?
+        .len();
+    assert!(every > 10 && empty == every, "{empty} of {every}");
     let cluster = describe(&mut conn, 4, "").await?;
     let names: Vec<(&str, Option<&str>, i8)> = cluster
         .iter()
