@@ -354,6 +354,13 @@ impl BrokerConfig {
             if ids.len() != self.voters.len() || ids[0] < 1 {
                 return Err("voter ids must be distinct and at least 1".into());
             }
+            // Two voters at one peer address would be one process answering for both.
+            let mut peers: Vec<SocketAddr> = self.voters.iter().map(|v| v.peer).collect();
+            peers.sort_unstable();
+            peers.dedup();
+            if peers.len() != self.voters.len() {
+                return Err("voters must have distinct peer addresses".into());
+            }
         }
         self.validate_connection_limits()?;
         for user in &self.super_users {
@@ -620,6 +627,25 @@ mod tests {
             ..BrokerConfig::default()
         };
         assert!(not_a_principal.validate().is_err());
+        Ok(())
+    }
+
+    /// Two voters at one peer address (exploratory testing accepted it).
+    #[test]
+    fn r_start_5_voters_at_one_peer_address_are_refused() -> Result<(), String> {
+        let voters = |text: &str| -> Result<BrokerConfig, String> {
+            Ok(BrokerConfig {
+                node_id: 1,
+                voters: BrokerConfig::parse_voters(text)?,
+                ..BrokerConfig::default()
+            })
+        };
+        voters("1@127.0.0.1:9001,2@127.0.0.1:9002")?.validate()?;
+        let shared = voters("1@127.0.0.1:9001,2@127.0.0.1:9001")?.validate();
+        assert_eq!(
+            shared,
+            Err("voters must have distinct peer addresses".into())
+        );
         Ok(())
     }
 }
