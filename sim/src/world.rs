@@ -2709,6 +2709,13 @@ fn topic_uuid(name: &str) -> String {
     )
 }
 
+/// A Fetch or OffsetForLeaderEpoch answer of the traced partition applied.
+fn answered_traced(step: &FetchStep) -> bool {
+    matches!(step,
+        FetchStep::Answered { key, .. } | FetchStep::EpochAnswered { key, .. }
+            if repl_traces::traced_key(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Clock;
@@ -2731,11 +2738,4 @@ mod tests {
             }
         }
     }
-}
-
-/// A Fetch or OffsetForLeaderEpoch answer of the traced partition applied.
-fn answered_traced(step: &FetchStep) -> bool {
-    matches!(step,
-        FetchStep::Answered { key, .. } | FetchStep::EpochAnswered { key, .. }
-            if repl_traces::traced_key(key))
 }

@@ -33,7 +33,7 @@ pub type Asked = Option<BTreeMap<String, BTreeSet<i32>>>;
 pub fn describe_held(held: &[HeldLog], asked: &Asked) -> BTreeMap<String, Vec<DescribedLog>> {
     let mut topics: BTreeMap<String, Vec<DescribedLog>> = BTreeMap::new();
     for log in held {
-        let wanted = asked.as_ref().map_or(true, |asked| {
+        let wanted = asked.as_ref().is_none_or(|asked| {
             asked
                 .get(&log.topic)
                 .is_some_and(|partitions| partitions.contains(&log.partition))
