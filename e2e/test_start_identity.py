@@ -35,6 +35,12 @@ def health(node):
         return None, str(e)
 
 
+def start_healthy(cluster):
+    for n in cluster.nodes:
+        n.start()
+    wait_for("every node healthy", lambda: all(health(n)[0] == 200 for n in cluster.nodes), 30)
+
+
 def refused_start(node, args):
     """Starts `node` with `args` in place of its own; the exit code and the log."""
     saved = node.extra_args
@@ -74,9 +80,7 @@ def test_r_start_5_a_single_node_refuses_another_node_id(tmp_path):
 def test_r_start_5_a_voter_restarted_with_another_voter_set_is_refused(tmp_path):
     cluster = Cluster(tmp_path)
     try:
-        for n in cluster.nodes:
-            n.start()
-        wait_for("every node healthy", lambda: all(health(n)[0] == 200 for n in cluster.nodes), 30)
+        start_healthy(cluster)
         one = cluster.node(1)
         one.stop()
         own_peer = next(v for v in one.extra_args[one.extra_args.index("--voters") + 1].split(",")
@@ -95,9 +99,7 @@ def test_r_start_5_a_voter_restarted_with_another_voter_set_is_refused(tmp_path)
 def test_r_ops_1_health_says_starting_until_this_start_is_registered(tmp_path):
     cluster = Cluster(tmp_path)
     try:
-        for n in cluster.nodes:
-            n.start()
-        wait_for("every node healthy", lambda: all(health(n)[0] == 200 for n in cluster.nodes), 30)
+        start_healthy(cluster)
         for n in cluster.nodes:
             n.stop()
         one = cluster.node(1)

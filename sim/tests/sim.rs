@@ -1045,7 +1045,10 @@ fn c_9_traces_once_rejected_by_the_validator_are_model_steps() {
 #[test]
 fn c_9_a_follower_killed_before_its_answer_is_observed_takes_only_model_steps() {
     let mut unreported = 0;
-    for seed in 0..12 {
+    // Seed 47 also had a follower append an old leader's late answers between its
+    // OffsetForLeaderEpoch question and its answer, which cut them (R-REPL-3: such
+    // answers are now dropped).
+    for seed in (0..12).chain([47]) {
         let outcome = validated_run(seed, Faults::unreported_crashes());
         assert_eq!(outcome.stats.repl_trace_ended, None, "{}", report(&outcome));
         unreported += outcome.stats.crashes_before_report;
